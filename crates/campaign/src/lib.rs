@@ -1,0 +1,1 @@
+//! Campaign engine: eligibility, ranking, best time to call, pacing, retries, simulator. Sans-IO.

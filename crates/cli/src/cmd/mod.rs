@@ -1,0 +1,7 @@
+//! One module per top-level subcommand. Each parses its arguments, calls the
+//! library crates and prints; none holds business logic.
+pub mod bench;
+pub mod customers;
+pub mod dnc;
+pub mod events;
+pub mod segments;

@@ -1,0 +1,73 @@
+//! `waihu`: the thin binary. Parses arguments, sets up logging, opens what a
+//! command needs and hands over to the library crates. No business logic here.
+
+mod cmd;
+mod ctx;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// waihu (外呼) — AI outbound calling: decide whom to call and when, place real SIP
+/// calls, hold a scripted spoken conversation, follow up, and report.
+#[derive(Parser, Debug)]
+#[command(name = "waihu", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Directory holding the database, key file, models and recordings.
+    #[arg(long, global = true, env = "WAIHU_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<std::path::PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Import, list, show and export customers (phone numbers masked unless --reveal).
+    #[command(subcommand)]
+    Customers(cmd::customers::Cmd),
+    /// Preview segmentation rules against the stored customers.
+    #[command(subcommand)]
+    Segments(cmd::segments::Cmd),
+    /// Manage the do-not-call list.
+    #[command(subcommand)]
+    Dnc(cmd::dnc::Cmd),
+    /// Read the append-only event log.
+    #[command(subcommand)]
+    Events(cmd::events::Cmd),
+    /// Measure throughput of waihu's parts against baselines.
+    #[command(subcommand)]
+    Bench(cmd::bench::Cmd),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WAIHU_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let ctx = ctx::Ctx::new(cli.data_dir);
+    let result = match cli.command {
+        Command::Customers(c) => cmd::customers::run(&ctx, c),
+        Command::Segments(c) => cmd::segments::run(&ctx, c),
+        Command::Dnc(c) => cmd::dnc::run(&ctx, c),
+        Command::Events(c) => cmd::events::run(&ctx, c),
+        Command::Bench(c) => cmd::bench::run(&ctx, c),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the outermost context first, then its causes.
+            let mut line = e.to_string();
+            for cause in e.chain().skip(1) {
+                line.push_str(": ");
+                line.push_str(&cause.to_string());
+            }
+            eprintln!("waihu: {line}");
+            ExitCode::FAILURE
+        }
+    }
+}

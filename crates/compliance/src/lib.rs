@@ -1,0 +1,1 @@
+//! Independent compliance check over the event log. Shares no code with the scheduler.

@@ -1,0 +1,99 @@
+//! The append-only event vocabulary. Every state change of a contact or a call
+//! is one [`Event`]; KPIs, funnels, the audit trail, compliance checks and
+//! crash recovery are all derived from these. Variants are only ever added,
+//! never changed, because old rows must keep deserialising.
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{CallOutcome, CampaignId, CustomerId, PhoneIndex};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<CustomerId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<CampaignId>,
+    /// Correlates all events of one call attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<String>,
+    pub kind: EventKind,
+}
+
+/// What happened. Serialised as `{"type": "...", ...fields}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A customer row was created by an import or the API.
+    CustomerCreated { source: String },
+    /// An existing customer (same phone) was updated by a re-import.
+    CustomerUpdated { source: String },
+    /// Somebody saw a phone number or name in clear.
+    PiiRevealed { actor: String, field: String, reason: String },
+    /// A number was put on a do-not-call list (`scope`: `global` or a campaign name).
+    DncAdded { phone: PhoneIndex, scope: String, reason: String },
+    DncRemoved { phone: PhoneIndex, scope: String },
+    /// A dial was placed. `local_time` is the callee's wall-clock time at `at`
+    /// as the scheduler saw it, `tz` the zone it used (IANA name).
+    AttemptStarted {
+        phone: PhoneIndex,
+        tz: String,
+        local_time: String,
+        caller_id: Option<String>,
+        channel: String,
+    },
+    /// The telephony result of an attempt.
+    AttemptEnded { outcome: CallOutcome, sip_status: Option<u16>, duration_s: f64 },
+    /// The business result of a conversation (from the dialog engine).
+    ConversationEnded { outcome: String, level: Option<String>, path: Vec<String> },
+    /// An answered call found no free agent (predictive pacing) and was dropped.
+    CallAbandoned { phone: PhoneIndex },
+    /// The callee asked to be called back at a time.
+    CallbackRequested { when: DateTime<Utc> },
+    /// A campaign changed state (`created`, `started`, `paused`, `stopped`, `finished`).
+    CampaignState { state: String },
+    /// A message on another channel (`sms`, `push`) was sent.
+    MessageSent { channel: String, template: String },
+}
+
+impl EventKind {
+    /// The `type` tag, for indexing and filtering.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventKind::CustomerCreated { .. } => "customer_created",
+            EventKind::CustomerUpdated { .. } => "customer_updated",
+            EventKind::PiiRevealed { .. } => "pii_revealed",
+            EventKind::DncAdded { .. } => "dnc_added",
+            EventKind::DncRemoved { .. } => "dnc_removed",
+            EventKind::AttemptStarted { .. } => "attempt_started",
+            EventKind::AttemptEnded { .. } => "attempt_ended",
+            EventKind::ConversationEnded { .. } => "conversation_ended",
+            EventKind::CallAbandoned { .. } => "call_abandoned",
+            EventKind::CallbackRequested { .. } => "callback_requested",
+            EventKind::CampaignState { .. } => "campaign_state",
+            EventKind::MessageSent { .. } => "message_sent",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_json_has_type_tag_and_round_trips() {
+        let ev = Event {
+            at: DateTime::parse_from_rfc3339("2026-11-24T08:00:00Z").unwrap().with_timezone(&Utc),
+            customer: Some(CustomerId(7)),
+            campaign: None,
+            call: Some("c1".into()),
+            kind: EventKind::AttemptEnded { outcome: CallOutcome::Busy, sip_status: Some(486), duration_s: 0.0 },
+        };
+        let json = serde_json::to_string(&ev).unwrap();
+        assert!(json.contains(r#""type":"attempt_ended""#), "{json}");
+        assert!(json.contains(r#""outcome":"busy""#), "{json}");
+        let back: Event = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, ev);
+        assert_eq!(ev.kind.type_name(), "attempt_ended");
+    }
+}

@@ -1,0 +1,1 @@
+//! Dialog scripts as data: format, validator and a sans-IO interpreter.

@@ -1,0 +1,1 @@
+//! RTP, G.711, DTMF, jitter buffer, RTCP, WAV, recording. Sans-IO frame processing.

@@ -1,0 +1,1 @@
+//! Segmentation rules: parse, compile and evaluate CEL rules over customer attributes. Sans-IO.

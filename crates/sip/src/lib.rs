@@ -1,0 +1,1 @@
+//! SIP messages, transactions, dialogs, digest auth and SDP offer/answer. Sans-IO.

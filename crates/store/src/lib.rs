@@ -1,0 +1,1 @@
+//! Persistence: migrations, customers, DNC, campaigns, attempts and the append-only event log (SQLite; PostgreSQL-shaped).
