@@ -5,10 +5,12 @@
 //! Types here are the contracts between layers (SIP ↔ campaign, NLU ↔ dialog,
 //! everything ↔ the event log), so changing one is a cross-crate change.
 
+pub mod attr;
 pub mod event;
 pub mod nlu;
 pub mod outcome;
 
+pub use attr::{AttrKind, AttrSchema, AttrValue, Attrs};
 pub use event::{Event, EventKind};
 pub use nlu::{Emotion, EmotionLabel, Entity, NluResult, Sentiment, SentimentLabel, BUILTIN_INTENTS};
 pub use outcome::CallOutcome;
