@@ -1,1 +1,298 @@
-//! Field encryption (AES-256-GCM), blind indexes (HMAC-SHA256), key management.
+//! Personal data protection: field encryption, blind indexes, master keys.
+//!
+//! * Values (phone numbers, names) are sealed with AES-256-GCM. The associated
+//!   data binds each ciphertext to `table.column` and its row key, so a value
+//!   copied into another row or column fails to open instead of decrypting.
+//! * Lookups, dedup and do-not-call matching use a blind index: HMAC-SHA256 of
+//!   the normalised value under a separate key. Equal inputs give equal indexes;
+//!   the index is useless without the key.
+//! * Both keys are derived (HKDF-SHA256) from one 32-byte master key, read from
+//!   `WAIHU_MASTER_KEY` (64 hex characters) or from a key file created on first
+//!   use with mode 0600.
+//!
+//! Architecture invariant: no storage and no clock here; the only I/O is
+//! reading or creating the key file in [`MasterKey::load_or_create`].
+
+use std::path::Path;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+/// Ciphertext layout version, the first byte of every sealed value.
+const SEAL_V1: u8 = 1;
+const NONCE_LEN: usize = 12;
+/// Name of the environment variable that overrides the key file.
+pub const MASTER_KEY_ENV: &str = "WAIHU_MASTER_KEY";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PrivacyError {
+    #[error("{MASTER_KEY_ENV} must be 64 hexadecimal characters (32 bytes); got {0} characters")]
+    BadEnvKey(usize),
+    #[error("key file {path}: {reason}")]
+    KeyFile { path: String, reason: String },
+    #[error("cannot decrypt {context}: wrong master key, or the value was moved or tampered with")]
+    Open { context: String },
+    #[error("encrypted value for {context} is malformed ({reason})")]
+    Malformed { context: String, reason: &'static str },
+}
+
+/// The 32-byte master key. Never printed, zeroed on drop.
+pub struct MasterKey(Zeroizing<[u8; 32]>);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(..)")
+    }
+}
+
+/// Where a master key came from, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    Env,
+    File { path: String, created: bool },
+}
+
+impl MasterKey {
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        MasterKey(Zeroizing::new(bytes))
+    }
+
+    /// Parse 64 hex characters (surrounding whitespace ignored).
+    pub fn from_hex(s: &str) -> Result<Self, PrivacyError> {
+        let s = s.trim();
+        let mut out = [0u8; 32];
+        if s.len() != 64 || hex::decode_to_slice(s, &mut out).is_err() {
+            return Err(PrivacyError::BadEnvKey(s.chars().count()));
+        }
+        Ok(MasterKey::from_bytes(out))
+    }
+
+    pub fn generate() -> Self {
+        let mut k = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut k);
+        MasterKey::from_bytes(k)
+    }
+
+    /// `WAIHU_MASTER_KEY` if set; else the key file at `path`, created with
+    /// mode 0600 (and its directory) when it does not exist yet.
+    pub fn load_or_create(path: &Path) -> Result<(Self, KeySource), PrivacyError> {
+        if let Ok(v) = std::env::var(MASTER_KEY_ENV) {
+            if !v.trim().is_empty() {
+                return Ok((MasterKey::from_hex(&v)?, KeySource::Env));
+            }
+        }
+        let shown = path.display().to_string();
+        let file_err = |reason: String| PrivacyError::KeyFile { path: shown.clone(), reason };
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let key = MasterKey::from_hex(&text)
+                    .map_err(|_| file_err("does not hold 64 hexadecimal characters".into()))?;
+                Ok((key, KeySource::File { path: shown.clone(), created: false }))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = MasterKey::generate();
+                write_private(path, &hex::encode(*key.0)).map_err(|e| file_err(e.to_string()))?;
+                Ok((key, KeySource::File { path: shown.clone(), created: true }))
+            }
+            Err(e) => Err(file_err(e.to_string())),
+        }
+    }
+
+    /// Hex form, for `waihu` to print once when a user asks to back the key up.
+    pub fn to_hex(&self) -> Zeroizing<String> {
+        Zeroizing::new(hex::encode(*self.0))
+    }
+
+    fn derive(&self, label: &[u8]) -> Zeroizing<[u8; 32]> {
+        let hk = hkdf::Hkdf::<Sha256>::new(Some(b"waihu/v1"), &self.0[..]);
+        let mut out = Zeroizing::new([0u8; 32]);
+        // 32 bytes is far below HKDF-SHA256's 8160-byte limit, so expand cannot fail.
+        hk.expand(label, &mut out[..]).expect("HKDF output length is valid");
+        out
+    }
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(contents.as_bytes())?;
+    f.write_all(b"\n")?;
+    f.sync_all()
+}
+
+/// Field cipher and blind indexer derived from one master key. Cheap to clone
+/// into worker threads.
+#[derive(Clone)]
+pub struct Vault {
+    cipher: Aes256Gcm,
+    index_mac: Hmac<Sha256>,
+    check: String,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Vault(..)")
+    }
+}
+
+impl Vault {
+    pub fn new(key: &MasterKey) -> Self {
+        let enc = key.derive(b"field-encryption");
+        let idx = key.derive(b"blind-index");
+        let chk = key.derive(b"key-check");
+        let cipher = Aes256Gcm::new_from_slice(&enc[..]).expect("32-byte key");
+        let index_mac = <Hmac<Sha256> as Mac>::new_from_slice(&idx[..]).expect("any key length");
+        // A public fingerprint of the key: stored in the database so a wrong key
+        // is detected on open, before anything is decrypted or written.
+        let check = hex::encode(&chk[..8]);
+        Vault { cipher, index_mac, check }
+    }
+
+    /// Public fingerprint of the master key (not secret; 16 hex characters).
+    pub fn key_check(&self) -> &str {
+        &self.check
+    }
+
+    /// Blind index of an already-normalised value (e.g. an E.164 number).
+    pub fn blind_index(&self, normalised: &str) -> String {
+        let mut mac = self.index_mac.clone();
+        mac.update(normalised.as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..16])
+    }
+
+    /// Seal `plaintext` for `table.column` of the row identified by `row_key`.
+    pub fn seal(&self, table: &str, column: &str, row_key: &str, plaintext: &str) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::thread_rng().fill_bytes(&mut nonce);
+        let aad = aad(table, column, row_key);
+        let ct = self
+            .cipher
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext.as_bytes(), aad: &aad })
+            .expect("AES-GCM encryption of an in-memory buffer cannot fail");
+        let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
+        out.push(SEAL_V1);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ct);
+        out
+    }
+
+    /// Open a value sealed by [`Vault::seal`] with the same table, column and row key.
+    pub fn open(&self, table: &str, column: &str, row_key: &str, sealed: &[u8]) -> Result<String, PrivacyError> {
+        let context = || format!("{table}.{column}");
+        let (&version, rest) =
+            sealed.split_first().ok_or_else(|| PrivacyError::Malformed { context: context(), reason: "empty" })?;
+        if version != SEAL_V1 {
+            return Err(PrivacyError::Malformed { context: context(), reason: "unknown version byte" });
+        }
+        if rest.len() < NONCE_LEN + 16 {
+            return Err(PrivacyError::Malformed { context: context(), reason: "too short" });
+        }
+        let (nonce, ct) = rest.split_at(NONCE_LEN);
+        let aad = aad(table, column, row_key);
+        let pt = self
+            .cipher
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
+            .map_err(|_| PrivacyError::Open { context: context() })?;
+        String::from_utf8(pt).map_err(|_| PrivacyError::Malformed { context: context(), reason: "not UTF-8" })
+    }
+}
+
+fn aad(table: &str, column: &str, row_key: &str) -> Vec<u8> {
+    // Length-prefixed so ("a.b", "c") and ("a", "b.c") cannot collide.
+    let mut v = Vec::with_capacity(12 + table.len() + column.len() + row_key.len());
+    for part in [table, column, row_key] {
+        v.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        v.extend_from_slice(part.as_bytes());
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn vault(seed: u8) -> Vault {
+        Vault::new(&MasterKey::from_bytes([seed; 32]))
+    }
+
+    #[test]
+    fn seal_open_round_trip_and_binding() {
+        let v = vault(1);
+        let ct = v.seal("customers", "phone", "row1", "+8613812345678");
+        assert_eq!(v.open("customers", "phone", "row1", &ct).unwrap(), "+8613812345678");
+        assert!(!ct.windows(6).any(|w| w == b"138123"), "plaintext leaked into ciphertext");
+        // Moved to another row, column or table: refused.
+        assert!(matches!(v.open("customers", "phone", "row2", &ct), Err(PrivacyError::Open { .. })));
+        assert!(matches!(v.open("customers", "name", "row1", &ct), Err(PrivacyError::Open { .. })));
+        assert!(matches!(v.open("dnc", "phone", "row1", &ct), Err(PrivacyError::Open { .. })));
+        // Wrong key: refused, never garbage.
+        assert!(matches!(vault(2).open("customers", "phone", "row1", &ct), Err(PrivacyError::Open { .. })));
+    }
+
+    #[test]
+    fn same_plaintext_gives_different_ciphertexts_but_same_index() {
+        let v = vault(3);
+        assert_ne!(v.seal("t", "c", "r", "x"), v.seal("t", "c", "r", "x"));
+        assert_eq!(v.blind_index("+8613800000000"), v.blind_index("+8613800000000"));
+        assert_ne!(v.blind_index("+8613800000000"), v.blind_index("+8613800000001"));
+        assert_ne!(vault(4).blind_index("+8613800000000"), v.blind_index("+8613800000000"));
+        assert_ne!(vault(4).key_check(), v.key_check());
+    }
+
+    #[test]
+    fn key_file_is_created_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/master.key");
+        std::env::remove_var(MASTER_KEY_ENV);
+        let (k1, s1) = MasterKey::load_or_create(&path).unwrap();
+        assert!(matches!(s1, KeySource::File { created: true, .. }));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        let (k2, s2) = MasterKey::load_or_create(&path).unwrap();
+        assert!(matches!(s2, KeySource::File { created: false, .. }));
+        assert_eq!(*k1.to_hex(), *k2.to_hex());
+        std::fs::write(&path, "not a key").unwrap();
+        let err = MasterKey::load_or_create(&path).unwrap_err().to_string();
+        assert!(err.contains("64 hexadecimal"), "{err}");
+    }
+
+    #[test]
+    fn bad_hex_key_is_rejected() {
+        assert!(MasterKey::from_hex("abc").is_err());
+        assert!(MasterKey::from_hex(&"zz".repeat(32)).is_err());
+        assert!(MasterKey::from_hex(&"ab".repeat(32)).is_ok());
+    }
+
+    proptest! {
+        #[test]
+        fn open_never_panics_on_garbage(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
+            let _ = vault(5).open("t", "c", "r", &bytes);
+        }
+
+        #[test]
+        fn round_trips_any_text(s in ".*", row in "[a-f0-9]{0,32}") {
+            let v = vault(6);
+            let ct = v.seal("customers", "name", &row, &s);
+            prop_assert_eq!(v.open("customers", "name", &row, &ct).unwrap(), s);
+        }
+    }
+}
