@@ -1,1 +1,152 @@
-//! Persistence: migrations, customers, DNC, campaigns, attempts and the append-only event log (SQLite; PostgreSQL-shaped).
+//! waihu's persistence.
+//!
+//! One [`Store`] per data directory: an SQLite database in WAL mode
+//! (`waihu.db`), schema managed by migrations, personal data sealed by a
+//! [`Vault`] before it is written. All SQL lives in this crate; callers see
+//! only `Store` methods and plain types, so a PostgreSQL backend can be added
+//! behind the same methods without touching them.
+//!
+//! Architecture invariant: the only crate that talks to the database. It
+//! never stores a phone number or name in clear, and the `events` table is
+//! append-only (enforced by triggers, not just by convention).
+
+mod customers;
+mod dnc;
+mod events;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+use waihu_privacy::{KeySource, MasterKey, Vault};
+
+pub use customers::{Customer, ImportId, ImportStats, UpsertStats};
+pub use dnc::DncEntry;
+
+pub const DB_FILE: &str = "waihu.db";
+pub const KEY_FILE: &str = "master.key";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Open { path: String, source: sqlx::Error },
+    #[error("migrating database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Privacy(#[from] waihu_privacy::PrivacyError),
+    #[error("the master key does not match this database ({db}): it was created with key {stored}, this key is {given}. Set WAIHU_MASTER_KEY or restore {key_file}")]
+    WrongKey { db: String, stored: String, given: String, key_file: String },
+    #[error("corrupt row in {table} (id {id}): {reason}")]
+    Corrupt { table: &'static str, id: i64, reason: String },
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+}
+
+/// A handle to one data directory's database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+    vault: Vault,
+    data_dir: PathBuf,
+}
+
+/// Fixed-width RFC 3339 UTC, so text order is time order.
+pub(crate) fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+pub(crate) fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+}
+
+impl Store {
+    /// Open (creating on first use) the database and key of `data_dir`.
+    /// The master key comes from `WAIHU_MASTER_KEY` or `data_dir/master.key`.
+    pub async fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|source| StoreError::DataDir { path: data_dir.display().to_string(), source })?;
+        let key_path = data_dir.join(KEY_FILE);
+        let db_path = data_dir.join(DB_FILE);
+        let db_exists = db_path.exists();
+        if db_exists && !key_path.exists() && std::env::var_os(waihu_privacy::MASTER_KEY_ENV).is_none() {
+            // Never mint a fresh key for an existing database: everything in it
+            // would be unreadable. Say so instead.
+            return Err(StoreError::Privacy(waihu_privacy::PrivacyError::KeyFile {
+                path: key_path.display().to_string(),
+                reason: "missing, but the database already exists; restore the key file or set WAIHU_MASTER_KEY".into(),
+            }));
+        }
+        let (key, source) = MasterKey::load_or_create(&key_path)?;
+        if let KeySource::File { created: true, path } = &source {
+            tracing::info!(%path, "created a new master key (mode 0600); back it up");
+        }
+        Store::open_with_key(data_dir, &key).await
+    }
+
+    /// Open with an explicit master key (tests, key rotation tools).
+    pub async fn open_with_key(data_dir: &Path, key: &MasterKey) -> Result<Store, StoreError> {
+        let db_path = data_dir.join(DB_FILE);
+        let opts = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(|source| StoreError::Open { path: db_path.display().to_string(), source })?
+            .filename(&db_path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .map_err(|source| StoreError::Open { path: db_path.display().to_string(), source })?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        let vault = Vault::new(key);
+        let store = Store { pool, vault, data_dir: data_dir.to_path_buf() };
+        store.check_key(&db_path).await?;
+        Ok(store)
+    }
+
+    async fn check_key(&self, db_path: &Path) -> Result<(), StoreError> {
+        let given = self.vault.key_check().to_string();
+        let stored: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'key_check'")
+            .fetch_optional(&self.pool)
+            .await?;
+        match stored {
+            Some(s) if s == given => Ok(()),
+            Some(stored) => Err(StoreError::WrongKey {
+                db: db_path.display().to_string(),
+                stored,
+                given,
+                key_file: self.data_dir.join(KEY_FILE).display().to_string(),
+            }),
+            None => {
+                sqlx::query("INSERT INTO meta (key, value) VALUES ('key_check', ?)")
+                    .bind(&given)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    pub fn vault(&self) -> &Vault {
+        &self.vault
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Wait for writes to reach the database file and close connections.
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests;

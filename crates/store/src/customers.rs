@@ -1,0 +1,338 @@
+//! Customers: sealed personal data, typed attributes, imports.
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use rayon::prelude::*;
+use serde::Serialize;
+use sqlx::{QueryBuilder, Sqlite};
+use waihu_core::{AttrKind, AttrSchema, Attrs, CustomerId, Event, EventKind};
+use waihu_ingest::CustomerRecord;
+
+use crate::events::insert_events;
+use crate::{parse_ts, ts, Store, StoreError};
+
+/// Rows per multi-row upsert statement (10 bind parameters each).
+const UPSERT_CHUNK: usize = 500;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct ImportId(pub i64);
+
+/// A customer as read back, personal data opened.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Customer {
+    pub id: CustomerId,
+    /// E.164 in clear. Show [`waihu_core::mask_phone`] of it unless revealing.
+    pub phone: String,
+    pub name: Option<String>,
+    pub region: String,
+    pub tz: String,
+    pub tz_source: String,
+    pub attrs: Attrs,
+    pub segment: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct UpsertStats {
+    pub created: u64,
+    pub updated: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImportStats {
+    pub import: ImportId,
+    pub created: u64,
+    pub updated: u64,
+    pub rejected: u64,
+}
+
+/// One import in progress. Each [`Importer::write`] is one transaction:
+/// customers, their events and the import's counters commit together, so a
+/// crash or kill leaves whole rows only and the import marked `running`
+/// (`interrupted` once the next import starts).
+pub struct Importer<'a> {
+    store: &'a Store,
+    id: ImportId,
+    source: String,
+    max_id_before: i64,
+    seen: HashSet<[u8; 16]>,
+    stats: UpsertStats,
+}
+
+struct Sealed {
+    idx: String,
+    phone_ct: Vec<u8>,
+    name_ct: Option<Vec<u8>>,
+    region: String,
+    tz: String,
+    tz_source: &'static str,
+    attrs: String,
+}
+
+fn idx_key(idx: &str) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    for (i, b) in idx.as_bytes().iter().take(32).enumerate() {
+        let nib = (*b as char).to_digit(16).unwrap_or(0) as u8;
+        k[i / 2] |= if i % 2 == 0 { nib << 4 } else { nib };
+    }
+    k
+}
+
+impl Store {
+    /// Attribute names and kinds seen in earlier imports.
+    pub async fn attr_schema(&self) -> Result<AttrSchema, StoreError> {
+        let rows: Vec<(String, String)> = sqlx::query_as("SELECT name, kind FROM attribute_defs").fetch_all(&self.pool).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(n, k)| {
+                let kind = match k.as_str() {
+                    "number" => AttrKind::Number,
+                    "date" => AttrKind::Date,
+                    "bool" => AttrKind::Bool,
+                    "text" => AttrKind::Text,
+                    _ => return None,
+                };
+                Some((n, kind))
+            })
+            .collect())
+    }
+
+    /// Start an import of `file`; records the attribute kinds this file uses.
+    pub async fn begin_import(
+        &self,
+        file: &str,
+        encoding: &str,
+        kinds: &BTreeMap<String, AttrKind>,
+        now: DateTime<Utc>,
+    ) -> Result<Importer<'_>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE imports SET status = 'interrupted' WHERE status = 'running'").execute(&mut *tx).await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO imports (file, encoding, started_at, status) VALUES (?, ?, ?, 'running') RETURNING id",
+        )
+        .bind(file)
+        .bind(encoding)
+        .bind(ts(now))
+        .fetch_one(&mut *tx)
+        .await?;
+        for (name, kind) in kinds {
+            sqlx::query("INSERT INTO attribute_defs (name, kind, source, first_seen) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO NOTHING")
+                .bind(name)
+                .bind(kind.as_str())
+                .bind(file)
+                .bind(ts(now))
+                .execute(&mut *tx)
+                .await?;
+        }
+        let max_id_before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM customers").fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Importer { store: self, id: ImportId(id), source: file.to_string(), max_id_before, seen: HashSet::new(), stats: UpsertStats::default() })
+    }
+
+    pub async fn customer_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM customers").fetch_one(&self.pool).await?)
+    }
+
+    /// Customers with id greater than `after`, in id order, personal data opened.
+    pub async fn customers(&self, after: i64, limit: i64) -> Result<Vec<Customer>, StoreError> {
+        let rows: Vec<CustomerRow> = sqlx::query_as(&format!("{SELECT_CUSTOMER} WHERE id > ? ORDER BY id LIMIT ?"))
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(|r| self.open_row(r)).collect()
+    }
+
+    pub async fn customer(&self, id: CustomerId) -> Result<Option<Customer>, StoreError> {
+        let row: Option<CustomerRow> = sqlx::query_as(&format!("{SELECT_CUSTOMER} WHERE id = ?"))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| self.open_row(r)).transpose()
+    }
+
+    /// Find by E.164 number, through the blind index.
+    pub async fn customer_by_phone(&self, e164: &str) -> Result<Option<Customer>, StoreError> {
+        let row: Option<CustomerRow> = sqlx::query_as(&format!("{SELECT_CUSTOMER} WHERE phone_idx = ?"))
+            .bind(self.vault.blind_index(e164))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| self.open_row(r)).transpose()
+    }
+
+    /// Attributes only (nothing decrypted), for segmentation over many customers.
+    pub async fn customer_attrs(&self, after: i64, limit: i64) -> Result<Vec<(CustomerId, Attrs)>, StoreError> {
+        let rows: Vec<(i64, String)> = sqlx::query_as("SELECT id, attrs FROM customers WHERE id > ? ORDER BY id LIMIT ?")
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|(id, a)| {
+                let attrs = serde_json::from_str(&a)
+                    .map_err(|e| StoreError::Corrupt { table: "customers", id, reason: format!("attrs: {e}") })?;
+                Ok((CustomerId(id), attrs))
+            })
+            .collect()
+    }
+
+    /// Store each customer's segment (None clears it).
+    pub async fn set_segments(&self, assignments: &[(CustomerId, Option<String>)]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (id, seg) in assignments {
+            sqlx::query("UPDATE customers SET segment = ? WHERE id = ?").bind(seg).bind(id.0).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Audit that `actor` saw `field` of a customer in clear.
+    pub async fn record_reveal(
+        &self,
+        actor: &str,
+        field: &str,
+        customers: &[CustomerId],
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let events: Vec<Event> = customers
+            .iter()
+            .map(|c| Event {
+                at: now,
+                customer: Some(*c),
+                campaign: None,
+                call: None,
+                kind: EventKind::PiiRevealed { actor: actor.into(), field: field.into(), reason: reason.into() },
+            })
+            .collect();
+        self.append_events(&events).await
+    }
+
+    fn open_row(&self, r: CustomerRow) -> Result<Customer, StoreError> {
+        let (id, idx, phone_ct, name_ct, region, tz, tz_source, attrs, segment, created, updated) = r;
+        let phone = self.vault.open("customers", "phone", &idx, &phone_ct)?;
+        let name = name_ct.map(|ct| self.vault.open("customers", "name", &idx, &ct)).transpose()?;
+        let corrupt = |reason: String| StoreError::Corrupt { table: "customers", id, reason };
+        Ok(Customer {
+            id: CustomerId(id),
+            phone,
+            name,
+            region,
+            tz,
+            tz_source,
+            attrs: serde_json::from_str(&attrs).map_err(|e| corrupt(format!("attrs: {e}")))?,
+            segment,
+            created_at: parse_ts(&created).ok_or_else(|| corrupt("created_at".into()))?,
+            updated_at: parse_ts(&updated).ok_or_else(|| corrupt("updated_at".into()))?,
+        })
+    }
+}
+
+type CustomerRow = (i64, String, Vec<u8>, Option<Vec<u8>>, String, String, String, String, Option<String>, String, String);
+const SELECT_CUSTOMER: &str = "SELECT id, phone_idx, phone_ct, name_ct, region, tz, tz_source, attrs, segment, created_at, updated_at FROM customers";
+
+impl Importer<'_> {
+    pub fn id(&self) -> ImportId {
+        self.id
+    }
+
+    /// Seal and upsert a batch of valid rows (same phone → update) in one transaction.
+    pub async fn write(&mut self, rows: &[CustomerRecord], now: DateTime<Utc>) -> Result<UpsertStats, StoreError> {
+        let vault = &self.store.vault;
+        let sealed: Vec<Sealed> = rows
+            .par_iter()
+            .with_min_len(64)
+            .map(|r| {
+                let idx = vault.blind_index(&r.phone_e164);
+                Sealed {
+                    phone_ct: vault.seal("customers", "phone", &idx, &r.phone_e164),
+                    name_ct: r.name.as_ref().map(|n| vault.seal("customers", "name", &idx, n)),
+                    region: r.region.clone(),
+                    tz: r.tz.name().to_string(),
+                    tz_source: match r.tz_source {
+                        waihu_ingest::TzSource::Column => "column",
+                        waihu_ingest::TzSource::Number => "number",
+                        waihu_ingest::TzSource::RegionGuess => "region_guess",
+                    },
+                    attrs: serde_json::to_string(&r.attrs).expect("attributes serialise"),
+                    idx,
+                }
+            })
+            .collect();
+        // The same number twice in one batch: the later row wins.
+        let mut last: HashMap<&str, usize> = HashMap::with_capacity(sealed.len());
+        for (i, s) in sealed.iter().enumerate() {
+            last.insert(&s.idx, i);
+        }
+        let mut batch_stats = UpsertStats { created: 0, updated: (sealed.len() - last.len()) as u64 };
+        let unique: Vec<&Sealed> = sealed.iter().enumerate().filter(|(i, s)| last[s.idx.as_str()] == *i).map(|(_, s)| s).collect();
+
+        let now_s = ts(now);
+        let mut tx = self.store.pool.begin().await?;
+        let mut events = Vec::with_capacity(unique.len());
+        for chunk in unique.chunks(UPSERT_CHUNK) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO customers (phone_idx, phone_ct, name_ct, region, tz, tz_source, attrs, created_at, updated_at, import_id) ",
+            );
+            qb.push_values(chunk, |mut b, s| {
+                b.push_bind(&s.idx)
+                    .push_bind(&s.phone_ct)
+                    .push_bind(&s.name_ct)
+                    .push_bind(&s.region)
+                    .push_bind(&s.tz)
+                    .push_bind(s.tz_source)
+                    .push_bind(&s.attrs)
+                    .push_bind(&now_s)
+                    .push_bind(&now_s)
+                    .push_bind(self.id.0);
+            });
+            // Re-import: attributes merge (a partial export must not wipe the
+            // rest), a missing name keeps the stored one.
+            qb.push(
+                " ON CONFLICT(phone_idx) DO UPDATE SET \
+                 name_ct = COALESCE(excluded.name_ct, customers.name_ct), \
+                 region = excluded.region, tz = excluded.tz, tz_source = excluded.tz_source, \
+                 attrs = json_patch(customers.attrs, excluded.attrs), \
+                 updated_at = excluded.updated_at, import_id = excluded.import_id \
+                 RETURNING id, phone_idx",
+            );
+            let returned: Vec<(i64, String)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+            for (id, idx) in returned {
+                let first_time = self.seen.insert(idx_key(&idx));
+                let created = id > self.max_id_before && first_time;
+                let kind = if created {
+                    batch_stats.created += 1;
+                    EventKind::CustomerCreated { source: self.source.clone() }
+                } else {
+                    batch_stats.updated += 1;
+                    EventKind::CustomerUpdated { source: self.source.clone() }
+                };
+                events.push(Event { at: now, customer: Some(CustomerId(id)), campaign: None, call: None, kind });
+            }
+        }
+        insert_events(&mut *tx, &events).await?;
+        sqlx::query("UPDATE imports SET rows_created = rows_created + ?, rows_updated = rows_updated + ? WHERE id = ?")
+            .bind(batch_stats.created as i64)
+            .bind(batch_stats.updated as i64)
+            .bind(self.id.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.stats.created += batch_stats.created;
+        self.stats.updated += batch_stats.updated;
+        Ok(batch_stats)
+    }
+
+    /// Mark the import done with its rejected-row count.
+    pub async fn finish(self, rejected: u64, now: DateTime<Utc>) -> Result<ImportStats, StoreError> {
+        sqlx::query("UPDATE imports SET status = 'done', finished_at = ?, rows_rejected = ? WHERE id = ?")
+            .bind(ts(now))
+            .bind(rejected as i64)
+            .bind(self.id.0)
+            .execute(&self.store.pool)
+            .await?;
+        Ok(ImportStats { import: self.id, created: self.stats.created, updated: self.stats.updated, rejected })
+    }
+}
