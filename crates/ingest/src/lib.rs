@@ -428,3 +428,21 @@ pub fn write_rejects<W: std::io::Write>(out: W, headers: &[String], rejects: &[R
 
 #[cfg(test)]
 mod tests;
+
+/// Normalise one phone number to E.164 (for DNC entries, lookups, the API).
+/// Returns the number and its region, or a reason it is not valid.
+pub fn normalize_phone(raw: &str, default_region: &str) -> Result<(String, String), String> {
+    let region: phonenumber::country::Id = default_region
+        .trim()
+        .to_uppercase()
+        .parse()
+        .map_err(|_| format!("unknown region '{default_region}'"))?;
+    let raw = raw.trim();
+    let parsed = phonenumber::parse(Some(region), raw).map_err(|e| format!("'{raw}' is not a phone number ({e})"))?;
+    if !phonenumber::is_valid(&parsed) {
+        return Err(format!("'{raw}' is not a valid number for region {}", region.as_ref()));
+    }
+    let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
+    let reg = parsed.country().id().map_or_else(|| "ZZ".to_string(), |id| id.as_ref().to_string());
+    Ok((e164, reg))
+}

@@ -142,3 +142,11 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn single_numbers_normalise() {
+    assert_eq!(normalize_phone("138-1234-5678", "CN").unwrap().0, "+8613812345678");
+    assert_eq!(normalize_phone("+1 (415) 555-0123", "CN").unwrap(), ("+14155550123".into(), "US".into()));
+    assert!(normalize_phone("12", "CN").is_err());
+    assert!(normalize_phone("138", "XX").is_err());
+}

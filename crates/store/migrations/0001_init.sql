@@ -21,7 +21,9 @@ CREATE TABLE customers (
     segment     TEXT,
     created_at  TEXT NOT NULL,
     updated_at  TEXT NOT NULL,
-    import_id   INTEGER
+    import_id   INTEGER,
+    -- Keyed MAC of the last imported content: an unchanged re-import is a no-op.
+    content_mac TEXT NOT NULL DEFAULT ''
 );
 
 -- The typed attributes known so far (what segmentation rules may name).

@@ -38,6 +38,8 @@ pub struct Customer {
 pub struct UpsertStats {
     pub created: u64,
     pub updated: u64,
+    /// Rows identical to what the last import stored: nothing written.
+    pub unchanged: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -45,6 +47,7 @@ pub struct ImportStats {
     pub import: ImportId,
     pub created: u64,
     pub updated: u64,
+    pub unchanged: u64,
     pub rejected: u64,
 }
 
@@ -69,6 +72,7 @@ struct Sealed {
     tz: String,
     tz_source: &'static str,
     attrs: String,
+    content_mac: String,
 }
 
 fn idx_key(idx: &str) -> [u8; 16] {
@@ -257,6 +261,13 @@ impl Importer<'_> {
                         waihu_ingest::TzSource::RegionGuess => "region_guess",
                     },
                     attrs: serde_json::to_string(&r.attrs).expect("attributes serialise"),
+                    content_mac: vault.blind_index(&format!(
+                        "content\x1f{}\x1f{}\x1f{}\x1f{}",
+                        r.phone_e164,
+                        r.name.as_deref().unwrap_or(""),
+                        r.tz.name(),
+                        serde_json::to_string(&r.attrs).unwrap_or_default()
+                    )),
                     idx,
                 }
             })
@@ -266,7 +277,7 @@ impl Importer<'_> {
         for (i, s) in sealed.iter().enumerate() {
             last.insert(&s.idx, i);
         }
-        let mut batch_stats = UpsertStats { created: 0, updated: (sealed.len() - last.len()) as u64 };
+        let mut batch_stats = UpsertStats { created: 0, updated: (sealed.len() - last.len()) as u64, unchanged: 0 };
         let unique: Vec<&Sealed> = sealed.iter().enumerate().filter(|(i, s)| last[s.idx.as_str()] == *i).map(|(_, s)| s).collect();
 
         let now_s = ts(now);
@@ -274,7 +285,7 @@ impl Importer<'_> {
         let mut events = Vec::with_capacity(unique.len());
         for chunk in unique.chunks(UPSERT_CHUNK) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO customers (phone_idx, phone_ct, name_ct, region, tz, tz_source, attrs, created_at, updated_at, import_id) ",
+                "INSERT INTO customers (phone_idx, phone_ct, name_ct, region, tz, tz_source, attrs, created_at, updated_at, import_id, content_mac) ",
             );
             qb.push_values(chunk, |mut b, s| {
                 b.push_bind(&s.idx)
@@ -286,7 +297,8 @@ impl Importer<'_> {
                     .push_bind(&s.attrs)
                     .push_bind(&now_s)
                     .push_bind(&now_s)
-                    .push_bind(self.id.0);
+                    .push_bind(self.id.0)
+                    .push_bind(&s.content_mac);
             });
             // Re-import: attributes merge (a partial export must not wipe the
             // rest), a missing name keeps the stored one.
@@ -295,10 +307,13 @@ impl Importer<'_> {
                  name_ct = COALESCE(excluded.name_ct, customers.name_ct), \
                  region = excluded.region, tz = excluded.tz, tz_source = excluded.tz_source, \
                  attrs = json_patch(customers.attrs, excluded.attrs), \
-                 updated_at = excluded.updated_at, import_id = excluded.import_id \
+                 updated_at = excluded.updated_at, import_id = excluded.import_id, \
+                 content_mac = excluded.content_mac \
+                 WHERE customers.content_mac <> excluded.content_mac \
                  RETURNING id, phone_idx",
             );
             let returned: Vec<(i64, String)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+            batch_stats.unchanged += (chunk.len() - returned.len()) as u64;
             for (id, idx) in returned {
                 let first_time = self.seen.insert(idx_key(&idx));
                 let created = id > self.max_id_before && first_time;
@@ -322,6 +337,7 @@ impl Importer<'_> {
         tx.commit().await?;
         self.stats.created += batch_stats.created;
         self.stats.updated += batch_stats.updated;
+        self.stats.unchanged += batch_stats.unchanged;
         Ok(batch_stats)
     }
 
@@ -333,6 +349,12 @@ impl Importer<'_> {
             .bind(self.id.0)
             .execute(&self.store.pool)
             .await?;
-        Ok(ImportStats { import: self.id, created: self.stats.created, updated: self.stats.updated, rejected })
+        Ok(ImportStats {
+            import: self.id,
+            created: self.stats.created,
+            updated: self.stats.updated,
+            unchanged: self.stats.unchanged,
+            rejected,
+        })
     }
 }

@@ -38,6 +38,9 @@ async fn import_reimport_is_idempotent_and_sealed() {
     assert_eq!((s1.created, s1.updated, s1.rejected), (2, 0, 1));
     let s2 = import(&store, "手机号,姓名,购买频次\n+86 138-1234-5678,张伟,7\n").await;
     assert_eq!((s2.created, s2.updated), (0, 1));
+    // The same file again changes nothing and logs nothing.
+    let s3 = import(&store, "手机号,姓名,购买频次\n+86 138-1234-5678,张伟,7\n").await;
+    assert_eq!((s3.created, s3.updated, s3.unchanged), (0, 0, 1));
     assert_eq!(store.customer_count().await.unwrap(), 2);
     let c = store.customer_by_phone("+8613812345678").await.unwrap().unwrap();
     assert_eq!(c.name.as_deref(), Some("张伟"));
