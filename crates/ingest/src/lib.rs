@@ -14,6 +14,7 @@
 //! Architecture invariant: reads only from the `Read` it is given; no
 //! storage, no clock, no encryption (the store seals what this produces).
 
+mod cn_mobile;
 pub mod tz;
 pub mod value;
 
@@ -392,14 +393,22 @@ impl Plan<'_> {
         if raw_phone.is_empty() {
             return Err(reject(pi, "phone number is empty".into(), &row));
         }
-        let parsed = phonenumber::parse(Some(region), raw_phone)
-            .map_err(|e| reject(pi, format!("'{raw_phone}' is not a phone number ({e})"), &row))?;
-        if !phonenumber::is_valid(&parsed) {
-            return Err(reject(pi, format!("'{raw_phone}' is not a valid number for region {}", region.as_ref()), &row));
-        }
-        let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
-        let num_region = parsed.country().id().map_or_else(|| "ZZ".to_string(), |id| id.as_ref().to_string());
-        let national = parsed.national().value().to_string();
+        let (e164, num_region, national) = match cn_mobile::normalize(region, raw_phone) {
+            Some(Ok((e164, national))) => (e164, "CN".to_string(), national),
+            Some(Err(())) => {
+                return Err(reject(pi, format!("'{raw_phone}' is not a valid number for region CN"), &row));
+            }
+            None => {
+                let parsed = phonenumber::parse(Some(region), raw_phone)
+                    .map_err(|e| reject(pi, format!("'{raw_phone}' is not a phone number ({e})"), &row))?;
+                if !phonenumber::is_valid(&parsed) {
+                    return Err(reject(pi, format!("'{raw_phone}' is not a valid number for region {}", region.as_ref()), &row));
+                }
+                let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
+                let num_region = parsed.country().id().map_or_else(|| "ZZ".to_string(), |id| id.as_ref().to_string());
+                (e164, num_region, parsed.national().value().to_string())
+            }
+        };
         let (tz, tz_source) = match tz_cell {
             Some((i, t)) => {
                 let tz: Tz = t.parse().map_err(|_| reject(i, format!("unknown time zone '{t}' (use an IANA name such as Asia/Shanghai)"), &row))?;

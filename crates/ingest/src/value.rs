@@ -10,15 +10,22 @@ pub fn parse_number(s: &str) -> Option<f64> {
     if t.is_empty() {
         return None;
     }
+    if let Ok(v) = t.parse::<f64>() {
+        return v.is_finite().then_some(v);
+    }
     let cleaned: String = t.chars().filter(|c| *c != ',').collect();
     cleaned.parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
 pub fn parse_bool(s: &str) -> Option<bool> {
-    match s.trim().to_lowercase().as_str() {
-        "是" | "真" | "有" | "true" | "yes" | "y" | "t" => Some(true),
-        "否" | "假" | "无" | "false" | "no" | "n" | "f" => Some(false),
-        _ => None,
+    let t = s.trim();
+    let is = |words: &[&str]| words.iter().any(|w| t.eq_ignore_ascii_case(w));
+    if is(&["是", "真", "有", "true", "yes", "y", "t"]) {
+        Some(true)
+    } else if is(&["否", "假", "无", "false", "no", "n", "f"]) {
+        Some(false)
+    } else {
+        None
     }
 }
 

@@ -237,19 +237,27 @@ impl Store {
 type CustomerRow = (i64, String, Vec<u8>, Option<Vec<u8>>, String, String, String, String, Option<String>, String, String);
 const SELECT_CUSTOMER: &str = "SELECT id, phone_idx, phone_ct, name_ct, region, tz, tz_source, attrs, segment, created_at, updated_at FROM customers";
 
-impl Importer<'_> {
-    pub fn id(&self) -> ImportId {
-        self.id
+/// Rows sealed for the store: blind index, ciphertexts, attributes as JSON.
+pub struct SealedBatch(Vec<Sealed>);
+
+impl SealedBatch {
+    pub fn len(&self) -> usize {
+        self.0.len()
     }
 
-    /// Seal and upsert a batch of valid rows (same phone → update) in one transaction.
-    pub async fn write(&mut self, rows: &[CustomerRecord], now: DateTime<Utc>) -> Result<UpsertStats, StoreError> {
-        let vault = &self.store.vault;
-        let sealed: Vec<Sealed> = rows
-            .par_iter()
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Encrypt and index a batch of rows (CPU only, parallel; no database).
+pub fn seal_batch(vault: &waihu_privacy::Vault, rows: &[CustomerRecord]) -> SealedBatch {
+    SealedBatch(
+        rows.par_iter()
             .with_min_len(64)
             .map(|r| {
                 let idx = vault.blind_index(&r.phone_e164);
+                let attrs = serde_json::to_string(&r.attrs).expect("attributes serialise");
                 Sealed {
                     phone_ct: vault.seal("customers", "phone", &idx, &r.phone_e164),
                     name_ct: r.name.as_ref().map(|n| vault.seal("customers", "name", &idx, n)),
@@ -260,18 +268,37 @@ impl Importer<'_> {
                         waihu_ingest::TzSource::Number => "number",
                         waihu_ingest::TzSource::RegionGuess => "region_guess",
                     },
-                    attrs: serde_json::to_string(&r.attrs).expect("attributes serialise"),
                     content_mac: vault.blind_index(&format!(
                         "content\x1f{}\x1f{}\x1f{}\x1f{}",
                         r.phone_e164,
                         r.name.as_deref().unwrap_or(""),
                         r.tz.name(),
-                        serde_json::to_string(&r.attrs).unwrap_or_default()
+                        attrs
                     )),
+                    attrs,
                     idx,
                 }
             })
-            .collect();
+            .collect(),
+    )
+}
+
+impl Importer<'_> {
+    pub fn id(&self) -> ImportId {
+        self.id
+    }
+
+    /// Seal and upsert a batch of valid rows (same phone → update) in one transaction.
+    pub async fn write(&mut self, rows: &[CustomerRecord], now: DateTime<Utc>) -> Result<UpsertStats, StoreError> {
+        let sealed = seal_batch(&self.store.vault, rows);
+        self.write_sealed(sealed, now).await
+    }
+
+    /// Upsert rows sealed by [`seal_batch`] (which callers may run on another
+    /// thread, overlapping encryption with the database work).
+    pub async fn write_sealed(&mut self, batch: SealedBatch, now: DateTime<Utc>) -> Result<UpsertStats, StoreError> {
+        let t0 = std::time::Instant::now();
+        let sealed = batch.0;
         // The same number twice in one batch: the later row wins.
         let mut last: HashMap<&str, usize> = HashMap::with_capacity(sealed.len());
         for (i, s) in sealed.iter().enumerate() {
@@ -327,7 +354,9 @@ impl Importer<'_> {
                 events.push(Event { at: now, customer: Some(CustomerId(id)), campaign: None, call: None, kind });
             }
         }
+        let t_upsert = t0.elapsed();
         insert_events(&mut *tx, &events).await?;
+        let t_events = t0.elapsed();
         sqlx::query("UPDATE imports SET rows_created = rows_created + ?, rows_updated = rows_updated + ? WHERE id = ?")
             .bind(batch_stats.created as i64)
             .bind(batch_stats.updated as i64)
@@ -335,6 +364,7 @@ impl Importer<'_> {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        tracing::debug!(rows = sealed.len(), ?t_upsert, ?t_events, total = ?t0.elapsed(), "import batch written");
         self.stats.created += batch_stats.created;
         self.stats.updated += batch_stats.updated;
         self.stats.unchanged += batch_stats.unchanged;

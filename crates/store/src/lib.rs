@@ -23,7 +23,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 use waihu_privacy::{KeySource, MasterKey, Vault};
 
-pub use customers::{Customer, ImportId, ImportStats, UpsertStats};
+pub use customers::{seal_batch, Customer, ImportId, ImportStats, Importer, SealedBatch, UpsertStats};
 pub use dnc::DncEntry;
 
 pub const DB_FILE: &str = "waihu.db";
@@ -98,6 +98,10 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
+            // 64 MiB page cache per connection: the phone-index B-tree takes
+            // random inserts, which crawl with SQLite's 2 MiB default.
+            .pragma("cache_size", "-65536")
+            .pragma("temp_store", "memory")
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)

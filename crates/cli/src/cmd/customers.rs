@@ -275,14 +275,26 @@ pub async fn import_file(ctx: &Ctx, store: &Store, args: &ImportArgs) -> anyhow:
     let mut importer = store.begin_import(&file_name, &encoding, &src.kinds, Utc::now()).await?;
 
     let batch = args.batch.max(1);
+    // Reader thread: decode, normalise and seal (rayon inside), so the
+    // database work below overlaps with the CPU work for the next batch.
     let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+    let vault = store.vault().clone();
     let reader = std::thread::spawn(move || {
         let mut src = src;
         loop {
             match src.next_batch(batch) {
                 Ok(b) if b.is_empty() => break,
                 Ok(b) => {
-                    if tx.blocking_send(Ok(b)).is_err() {
+                    let mut good = Vec::with_capacity(b.len());
+                    let mut bad = Vec::new();
+                    for r in b {
+                        match r {
+                            Ok(c) => good.push(c),
+                            Err(rej) => bad.push(rej),
+                        }
+                    }
+                    let sealed = waihu_store::seal_batch(&vault, &good);
+                    if tx.blocking_send(Ok((sealed, bad))).is_err() {
                         break;
                     }
                 }
@@ -295,25 +307,19 @@ pub async fn import_file(ctx: &Ctx, store: &Store, args: &ImportArgs) -> anyhow:
     });
     let mut rejects = Vec::new();
     while let Some(msg) = rx.recv().await {
-        let rows = msg.with_context(|| format!("reading {file_name}"))?;
-        let mut good = Vec::with_capacity(rows.len());
-        for r in rows {
-            match r {
-                Ok(c) => good.push(c),
-                Err(rej) => {
-                    if rejects.len() < 10 {
-                        eprintln!(
-                            "{file_name}:{}: {}{}",
-                            rej.line,
-                            rej.column.as_deref().map(|c| format!("column {c}: ")).unwrap_or_default(),
-                            rej.reason
-                        );
-                    }
-                    rejects.push(rej);
-                }
+        let (sealed, bad) = msg.with_context(|| format!("reading {file_name}"))?;
+        for rej in bad {
+            if rejects.len() < 10 {
+                eprintln!(
+                    "{file_name}:{}: {}{}",
+                    rej.line,
+                    rej.column.as_deref().map(|c| format!("column {c}: ")).unwrap_or_default(),
+                    rej.reason
+                );
             }
+            rejects.push(rej);
         }
-        importer.write(&good, Utc::now()).await?;
+        importer.write_sealed(sealed, Utc::now()).await?;
     }
     let _ = reader.join();
     let import_id = importer.id().0;
