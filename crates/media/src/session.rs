@@ -1,0 +1,470 @@
+//! One call's media as a sans-IO state machine: datagrams and `now` in, RTP packets and
+//! aligned 20 ms frames (what we heard, what we sent) out. The runtime calls
+//! [`MediaSession::tick`] every 20 ms and [`MediaSession::handle_datagram`] per datagram.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::dtmf::{tone, DtmfReceiver, DtmfSender, ToneDetector};
+use crate::g711::Law;
+use crate::jitter::{JitterBuffer, JitterStats, SeqStats};
+use crate::rtcp::{Report, ReportBlock, SenderInfo};
+use crate::rtp::{looks_like_rtcp, RtpError, RtpHeader, RtpPacket};
+use crate::FRAME;
+
+/// How a session sends and receives.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub law: Law,
+    /// Payload type for `law` (static 0 or 8).
+    pub payload_type: u8,
+    /// Negotiated telephone-event payload type; None: DTMF is sent in-band as tones.
+    pub dtmf_payload_type: Option<u8>,
+    pub ssrc: u32,
+    pub initial_seq: u16,
+    pub initial_ts: u32,
+    /// Playout delay of the jitter buffer.
+    pub jitter_delay: Duration,
+    /// DTMF digit and pause lengths.
+    pub dtmf_tone: Duration,
+    pub dtmf_gap: Duration,
+}
+
+impl SessionConfig {
+    pub fn new(
+        law: Law,
+        dtmf_payload_type: Option<u8>,
+        ssrc: u32,
+        initial_seq: u16,
+        initial_ts: u32,
+    ) -> SessionConfig {
+        SessionConfig {
+            law,
+            payload_type: law.payload_type(),
+            dtmf_payload_type,
+            ssrc,
+            initial_seq,
+            initial_ts,
+            jitter_delay: Duration::from_millis(60),
+            dtmf_tone: Duration::from_millis(100),
+            dtmf_gap: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Something the remote side did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// A DTMF digit, from RFC 4733 events or detected in the audio.
+    Dtmf { digit: char, inband: bool },
+    /// An RTCP report from the peer about our stream.
+    PeerReport {
+        fraction_lost: u8,
+        cumulative_lost: i32,
+        jitter: u32,
+    },
+}
+
+/// Counters for logs, the JSON outcome and the benchmark.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MediaStats {
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    /// Lost by sequence numbers (RFC 3550 expected − received).
+    pub lost: u64,
+    /// Arrived too late for playout.
+    pub late: u64,
+    pub duplicates: u64,
+    /// Datagrams that were neither valid RTP nor RTCP, or RTP of an unknown payload type.
+    pub malformed: u64,
+    /// Interarrival jitter, milliseconds.
+    pub jitter_ms: f64,
+    /// 20 ms frames that held received audio.
+    pub frames_with_audio: u64,
+    pub buffer: JitterStats,
+}
+
+/// The media state of one call.
+#[derive(Debug)]
+pub struct MediaSession {
+    cfg: SessionConfig,
+    seq: u16,
+    ts: u32,
+    first_packet: bool,
+    sending: bool,
+    started: Instant,
+    jitter: JitterBuffer,
+    seq_stats: SeqStats,
+    dtmf_tx: DtmfSender,
+    dtmf_rx: DtmfReceiver,
+    tones: ToneDetector,
+    /// Phase of the in-band tone being sent (samples since it started).
+    inband_phase: usize,
+    events: VecDeque<MediaEvent>,
+    remote_ssrc: Option<u32>,
+    last_rx: Option<Instant>,
+    stats: MediaStats,
+    octets_sent: u64,
+    rx_frame: Vec<i16>,
+    tx_frame: Vec<i16>,
+    rx_has_audio: bool,
+    decode_buf: Vec<i16>,
+    encode_buf: Vec<u8>,
+}
+
+impl MediaSession {
+    pub fn new(cfg: SessionConfig, now: Instant) -> MediaSession {
+        let delay = (cfg.jitter_delay.as_millis() as usize * 8).max(FRAME);
+        let ptime = 20;
+        MediaSession {
+            seq: cfg.initial_seq,
+            ts: cfg.initial_ts,
+            first_packet: true,
+            sending: true,
+            started: now,
+            jitter: JitterBuffer::new(FRAME, delay, delay + 8 * 240),
+            seq_stats: SeqStats::default(),
+            dtmf_tx: DtmfSender::new(
+                cfg.dtmf_tone.as_millis() as u32,
+                cfg.dtmf_gap.as_millis() as u32,
+                ptime,
+            ),
+            dtmf_rx: DtmfReceiver::default(),
+            tones: ToneDetector::default(),
+            inband_phase: 0,
+            events: VecDeque::new(),
+            remote_ssrc: None,
+            last_rx: None,
+            stats: MediaStats::default(),
+            octets_sent: 0,
+            rx_frame: vec![0; FRAME],
+            tx_frame: vec![0; FRAME],
+            rx_has_audio: false,
+            decode_buf: Vec::with_capacity(FRAME),
+            encode_buf: Vec::with_capacity(FRAME),
+            cfg,
+        }
+    }
+
+    pub fn config(&self) -> &SessionConfig {
+        &self.cfg
+    }
+
+    /// Stops or resumes sending (hold, receive-only early media). Ticks still play out.
+    pub fn set_sending(&mut self, on: bool) {
+        self.sending = on;
+    }
+
+    /// Queues DTMF digits; returns the characters that are not digits (skipped).
+    pub fn send_dtmf(&mut self, digits: &str) -> Vec<char> {
+        self.dtmf_tx.push(digits)
+    }
+
+    /// True when all queued DTMF has gone out.
+    pub fn dtmf_idle(&self) -> bool {
+        self.dtmf_tx.is_idle()
+    }
+
+    /// When the last valid RTP packet arrived.
+    pub fn last_rx(&self) -> Option<Instant> {
+        self.last_rx
+    }
+
+    pub fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop_front()
+    }
+
+    /// One received datagram (RTP or RTCP, muxed or not). Never panics on outside input.
+    pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8]) -> Result<(), RtpError> {
+        if looks_like_rtcp(bytes) {
+            for r in Report::parse_compound(bytes) {
+                if let Some(b) = r.blocks.iter().find(|b| b.ssrc == self.cfg.ssrc) {
+                    self.events.push_back(MediaEvent::PeerReport {
+                        fraction_lost: b.fraction_lost,
+                        cumulative_lost: b.cumulative_lost,
+                        jitter: b.jitter,
+                    });
+                }
+            }
+            return Ok(());
+        }
+        let p = match RtpPacket::parse(bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                self.stats.malformed += 1;
+                return Err(e);
+            }
+        };
+        if self.remote_ssrc != Some(p.ssrc) {
+            self.remote_ssrc = Some(p.ssrc);
+            self.seq_stats = SeqStats::default();
+        }
+        self.last_rx = Some(now);
+        self.stats.packets_received += 1;
+        let arrival = now.saturating_duration_since(self.started).as_secs_f64() * 8000.0;
+        self.seq_stats.record(p.sequence, p.timestamp, arrival);
+        if Some(p.payload_type) == self.cfg.dtmf_payload_type {
+            if let Some(d) = self.dtmf_rx.handle(p.timestamp, p.payload) {
+                self.events.push_back(MediaEvent::Dtmf {
+                    digit: d,
+                    inband: false,
+                });
+            }
+            return Ok(());
+        }
+        let law = match Law::from_payload_type(p.payload_type) {
+            Some(l) => l,
+            // Comfort noise (13) and anything else: not audio we can play.
+            None => {
+                if p.payload_type != 13 {
+                    self.stats.malformed += 1;
+                }
+                return Ok(());
+            }
+        };
+        let mut pcm = std::mem::take(&mut self.decode_buf);
+        pcm.clear();
+        law.decode(p.payload, &mut pcm);
+        self.jitter.insert(p.ssrc, p.timestamp, pcm.clone());
+        self.decode_buf = pcm;
+        Ok(())
+    }
+
+    /// Advances one 20 ms tick: plays out a received frame and produces the packet to send.
+    /// `ours` is what we say this tick (160 samples; shorter is padded with silence). After
+    /// the call, [`received_frame`](Self::received_frame) and [`sent_frame`](Self::sent_frame)
+    /// hold the time-aligned audio of both sides (for recording and the voice pipeline).
+    pub fn tick(&mut self, _now: Instant, ours: &[i16]) -> Option<Vec<u8>> {
+        // Receive side.
+        self.rx_has_audio = self.jitter.pull(&mut self.rx_frame);
+        if self.rx_has_audio {
+            self.stats.frames_with_audio += 1;
+            if let Some(d) = self.tones.push(&self.rx_frame) {
+                // In-band tones are reported only when the peer does not send RFC 4733.
+                if self.cfg.dtmf_payload_type.is_none() {
+                    self.events.push_back(MediaEvent::Dtmf {
+                        digit: d,
+                        inband: true,
+                    });
+                }
+            }
+        }
+        // Send side.
+        self.tx_frame.clear();
+        self.tx_frame
+            .extend_from_slice(&ours[..ours.len().min(FRAME)]);
+        self.tx_frame.resize(FRAME, 0);
+        let ts = self.ts;
+        self.ts = self.ts.wrapping_add(FRAME as u32);
+        if !self.sending {
+            return None;
+        }
+        let event = self.dtmf_tx.tick(ts);
+        let mut out = Vec::with_capacity(12 + FRAME);
+        match (event, self.cfg.dtmf_payload_type) {
+            (Some((start, ev)), Some(pt)) => {
+                // Record the tone we signal so the recording shows the digit too.
+                let digit = crate::dtmf::digit_for(ev.payload.event).unwrap_or('0');
+                self.inband_phase = if ev.marker {
+                    0
+                } else {
+                    self.inband_phase + FRAME
+                };
+                if !ev.payload.end {
+                    self.tx_frame = tone(digit, FRAME, 6000.0, self.inband_phase);
+                } else {
+                    self.tx_frame.iter_mut().for_each(|s| *s = 0);
+                }
+                let h = RtpHeader {
+                    marker: ev.marker,
+                    payload_type: pt,
+                    sequence: self.seq,
+                    timestamp: start,
+                    ssrc: self.cfg.ssrc,
+                };
+                h.write(&ev.payload.to_bytes(), &mut out);
+            }
+            (ev, _) => {
+                if let Some((_, ev)) = ev {
+                    // No telephone-event negotiated: send the tone in-band instead.
+                    self.inband_phase = if ev.marker {
+                        0
+                    } else {
+                        self.inband_phase + FRAME
+                    };
+                    let digit = crate::dtmf::digit_for(ev.payload.event).unwrap_or('0');
+                    self.tx_frame = if ev.payload.end {
+                        vec![0; FRAME]
+                    } else {
+                        tone(digit, FRAME, 6000.0, self.inband_phase)
+                    };
+                }
+                self.encode_buf.clear();
+                self.cfg.law.encode(&self.tx_frame, &mut self.encode_buf);
+                let h = RtpHeader {
+                    marker: self.first_packet,
+                    payload_type: self.cfg.payload_type,
+                    sequence: self.seq,
+                    timestamp: ts,
+                    ssrc: self.cfg.ssrc,
+                };
+                h.write(&self.encode_buf, &mut out);
+            }
+        }
+        self.first_packet = false;
+        self.seq = self.seq.wrapping_add(1);
+        self.stats.packets_sent += 1;
+        self.octets_sent += (out.len() - 12) as u64;
+        Some(out)
+    }
+
+    /// The remote party's audio of the last tick (silence when nothing arrived in time).
+    pub fn received_frame(&self) -> &[i16] {
+        &self.rx_frame
+    }
+    /// Whether the last tick's received frame held real audio.
+    pub fn received_audio(&self) -> bool {
+        self.rx_has_audio
+    }
+    /// What we sent in the last tick (including DTMF tones we signalled).
+    pub fn sent_frame(&self) -> &[i16] {
+        &self.tx_frame
+    }
+
+    /// An RTCP compound packet (SR if we send, else RR) about both directions.
+    pub fn rtcp_report(&mut self, now: Instant, cname: &str) -> Vec<u8> {
+        let mut blocks = Vec::new();
+        if let Some(ssrc) = self.remote_ssrc {
+            blocks.push(ReportBlock {
+                ssrc,
+                fraction_lost: self.seq_stats.take_fraction_lost(),
+                cumulative_lost: self.seq_stats.lost().min(0x7F_FFFF) as i32,
+                highest_seq: self.seq_stats.highest_seq(),
+                jitter: self.seq_stats.jitter_samples() as u32,
+                last_sr: 0,
+                delay_since_last_sr: 0,
+            });
+        }
+        let elapsed = now.saturating_duration_since(self.started);
+        // NTP time relative to the session start: peers use it only to echo it back.
+        let ntp =
+            (elapsed.as_secs() << 32) | ((u64::from(elapsed.subsec_nanos()) << 32) / 1_000_000_000);
+        let sender = (self.stats.packets_sent > 0).then_some(SenderInfo {
+            ntp,
+            rtp_ts: self.ts,
+            packets: self.stats.packets_sent as u32,
+            octets: self.octets_sent as u32,
+        });
+        Report {
+            ssrc: self.cfg.ssrc,
+            sender,
+            blocks,
+        }
+        .to_bytes(cname)
+    }
+
+    pub fn stats(&self) -> MediaStats {
+        let mut s = self.stats;
+        s.lost = self.seq_stats.lost();
+        s.jitter_ms = self.seq_stats.jitter_samples() / 8.0;
+        s.buffer = self.jitter.stats();
+        s.late = s.buffer.late;
+        s.duplicates = s.buffer.duplicates;
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(a_dtmf: Option<u8>, b_dtmf: Option<u8>) -> (MediaSession, MediaSession, Instant) {
+        let now = Instant::now();
+        let a = MediaSession::new(SessionConfig::new(Law::Alaw, a_dtmf, 1, 100, 5000), now);
+        let b = MediaSession::new(
+            SessionConfig::new(Law::Alaw, b_dtmf, 2, 65530, u32::MAX - 300),
+            now,
+        );
+        (a, b, now)
+    }
+
+    /// Two sessions wired back to back in virtual time: audio and DTMF cross, stats add up.
+    #[test]
+    fn back_to_back_audio_and_dtmf() {
+        for dtmf in [Some(101), None] {
+            let (mut a, mut b, t0) = pair(dtmf, dtmf);
+            a.send_dtmf("4#");
+            let speech: Vec<i16> = (0..FRAME)
+                .map(|i| ((i as f32 * 0.3).sin() * 5000.0) as i16)
+                .collect();
+            let mut heard = 0;
+            for k in 0..100u32 {
+                let now = t0 + Duration::from_millis(20 * u64::from(k));
+                if let Some(p) = a.tick(now, if a.dtmf_idle() { &speech } else { &[] }) {
+                    // Drop every 25th packet.
+                    if k % 25 != 10 {
+                        b.handle_datagram(now, &p).unwrap();
+                    }
+                }
+                if let Some(p) = b.tick(now, &[]) {
+                    a.handle_datagram(now, &p).unwrap();
+                }
+                if b.received_audio()
+                    && b.received_frame()
+                        .iter()
+                        .map(|&s| i64::from(s).abs())
+                        .sum::<i64>()
+                        > 100_000
+                {
+                    heard += 1;
+                }
+            }
+            let mut digits = String::new();
+            while let Some(ev) = b.poll_event() {
+                if let MediaEvent::Dtmf { digit, inband } = ev {
+                    assert_eq!(inband, dtmf.is_none());
+                    digits.push(digit);
+                }
+            }
+            assert_eq!(digits, "4#", "dtmf {dtmf:?}");
+            assert!(heard > 60, "heard {heard}");
+            let s = b.stats();
+            assert_eq!(s.packets_received, 96);
+            assert_eq!(s.lost, 4);
+            assert_eq!(s.late, 0);
+            let rr = b.rtcp_report(t0 + Duration::from_secs(2), "b");
+            a.handle_datagram(t0 + Duration::from_secs(2), &rr).unwrap();
+            let rep = std::iter::from_fn(|| a.poll_event())
+                .find(|e| matches!(e, MediaEvent::PeerReport { .. }));
+            assert!(
+                matches!(
+                    rep,
+                    Some(MediaEvent::PeerReport {
+                        cumulative_lost: 4,
+                        ..
+                    })
+                ),
+                "{rep:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn garbage_is_counted_not_fatal() {
+        let (mut a, _, now) = pair(Some(101), None);
+        assert!(a.handle_datagram(now, &[1, 2, 3]).is_err());
+        a.handle_datagram(
+            now,
+            &RtpHeader {
+                marker: false,
+                payload_type: 96,
+                sequence: 1,
+                timestamp: 1,
+                ssrc: 3,
+            }
+            .to_vec(&[1]),
+        )
+        .unwrap();
+        assert_eq!(a.stats().malformed, 2);
+    }
+}
