@@ -23,6 +23,9 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the demo on embedded defaults: import the sample customers and
+    /// segment them (the README's main job).
+    Demo(cmd::demo::Args),
     /// Import, list, show and export customers (phone numbers masked unless --reveal).
     #[command(subcommand)]
     Customers(cmd::customers::Cmd),
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         .init();
     let ctx = ctx::Ctx::new(cli.data_dir);
     let result = match cli.command {
+        Command::Demo(a) => cmd::demo::run(&ctx, a),
         Command::Customers(c) => cmd::customers::run(&ctx, c),
         Command::Segments(c) => cmd::segments::run(&ctx, c),
         Command::Dnc(c) => cmd::dnc::run(&ctx, c),

@@ -34,6 +34,15 @@ pub struct Customer {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A segment as stored: its rule and where it ranks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SegmentDef {
+    pub name: String,
+    pub expr: String,
+    pub priority: i64,
+    pub description: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct UpsertStats {
     pub created: u64,
@@ -182,14 +191,66 @@ impl Store {
             .collect()
     }
 
-    /// Store each customer's segment (None clears it).
+    /// Store each customer's segment (None clears it). Grouped by segment,
+    /// 500 ids per statement, one transaction.
     pub async fn set_segments(&self, assignments: &[(CustomerId, Option<String>)]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut by_seg: BTreeMap<Option<&str>, Vec<i64>> = BTreeMap::new();
         for (id, seg) in assignments {
-            sqlx::query("UPDATE customers SET segment = ? WHERE id = ?").bind(seg).bind(id.0).execute(&mut *tx).await?;
+            by_seg.entry(seg.as_deref()).or_default().push(id.0);
+        }
+        let mut tx = self.pool.begin().await?;
+        for (seg, ids) in by_seg {
+            for chunk in ids.chunks(500) {
+                let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE customers SET segment = ");
+                q.push_bind(seg);
+                q.push(" WHERE id IN (");
+                let mut sep = q.separated(", ");
+                for id in chunk {
+                    sep.push_bind(*id);
+                }
+                q.push(")");
+                q.build().execute(&mut *tx).await?;
+            }
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Replace the stored segment definitions (what `segments apply` used).
+    pub async fn save_segment_defs(&self, defs: &[SegmentDef], now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM segments").execute(&mut *tx).await?;
+        for d in defs {
+            sqlx::query("INSERT INTO segments (name, expr, priority, description, updated_at) VALUES (?, ?, ?, ?, ?)")
+                .bind(&d.name)
+                .bind(&d.expr)
+                .bind(d.priority)
+                .bind(&d.description)
+                .bind(ts(now))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Stored segment definitions, highest priority first.
+    pub async fn segment_defs(&self) -> Result<Vec<SegmentDef>, StoreError> {
+        let rows: Vec<(String, String, i64, Option<String>)> =
+            sqlx::query_as("SELECT name, expr, priority, description FROM segments ORDER BY priority DESC, name")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, expr, priority, description)| SegmentDef { name, expr, priority, description })
+            .collect())
+    }
+
+    /// Customers per stored segment (None: no segment).
+    pub async fn segment_counts(&self) -> Result<Vec<(Option<String>, i64)>, StoreError> {
+        Ok(sqlx::query_as("SELECT segment, COUNT(*) FROM customers GROUP BY segment ORDER BY COUNT(*) DESC")
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     /// Audit that `actor` saw `field` of a customer in clear.

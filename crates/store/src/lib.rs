@@ -23,7 +23,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 use waihu_privacy::{KeySource, MasterKey, Vault};
 
-pub use customers::{seal_batch, Customer, ImportId, ImportStats, Importer, SealedBatch, UpsertStats};
+pub use customers::{seal_batch, Customer, ImportId, ImportStats, Importer, SealedBatch, SegmentDef, UpsertStats};
 pub use dnc::DncEntry;
 
 pub const DB_FILE: &str = "waihu.db";

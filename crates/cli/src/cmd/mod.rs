@@ -2,6 +2,7 @@
 //! library crates and prints; none holds business logic.
 pub mod bench;
 pub mod customers;
+pub mod demo;
 pub mod dnc;
 pub mod events;
 pub mod segments;
