@@ -50,15 +50,16 @@ pub trait FrameSource: Send {
 /// Plays a buffer of 8 kHz samples (e.g. a WAV prompt), optionally looping.
 #[derive(Debug, Clone)]
 pub struct PcmPlayer {
-    samples: Vec<i16>,
+    samples: std::sync::Arc<[i16]>,
     pos: usize,
     looping: bool,
 }
 
 impl PcmPlayer {
-    pub fn new(samples: Vec<i16>, looping: bool) -> PcmPlayer {
+    /// Shares `samples` (an `Arc<[i16]>` lets many calls play one prompt without copies).
+    pub fn new(samples: impl Into<std::sync::Arc<[i16]>>, looping: bool) -> PcmPlayer {
         PcmPlayer {
-            samples,
+            samples: samples.into(),
             pos: 0,
             looping,
         }

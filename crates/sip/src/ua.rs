@@ -1461,9 +1461,17 @@ impl UserAgent {
         let Some(c) = self.calls.get_mut(&call) else { return };
         match status {
             100 => {
+                // 100 is a provisional response too: a CANCEL may follow it (RFC 3261 §9.1).
+                if c.state == CallState::Calling {
+                    c.state = CallState::Early;
+                }
+                let pending = c.cancel == Cancel::Pending;
                 if !c.trying_seen {
                     c.trying_seen = true;
                     self.emit(UaEvent::Trying { call });
+                }
+                if pending {
+                    self.send_cancel(now, call);
                 }
             }
             101..=199 => {

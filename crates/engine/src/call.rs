@@ -1,0 +1,566 @@
+//! Calls with media: an outgoing call ([`place_call`]) and a UAS that answers
+//! ([`serve_incoming`], [`answer_loop`]). Each call is one task: it owns its RTP socket,
+//! paces a [`MediaSession`] every 20 ms, plays a prompt, records a stereo WAV (left: the
+//! remote party, right: us), sends DTMF and tears the call down on max duration, end of
+//! prompt or RTP silence.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use waihu_core::CallOutcome;
+use waihu_media::{
+    FrameSource, Law, MediaEvent, MediaSession, MediaStats, PcmPlayer, SessionConfig, Silence,
+    StereoRecorder, FRAME,
+};
+use waihu_sip::{CallId, Codec, Credentials, Negotiated, OutgoingCall, Sdp, UaEvent};
+
+use crate::sip::{IncomingCall, SipEndpoint};
+use crate::EngineError;
+
+/// What a call does with its media.
+#[derive(Debug, Clone)]
+pub struct MediaOptions {
+    /// 8 kHz mono prompt to play once answered.
+    pub play: Option<Arc<[i16]>>,
+    pub loop_play: bool,
+    /// Stereo WAV to write (left: remote party, right: us). For [`answer_loop`] a directory.
+    pub record: Option<PathBuf>,
+    /// DTMF digits to send (RFC 4733, or in-band if the peer did not offer telephone-event).
+    pub dtmf: Option<String>,
+    /// Wait this long after answer before sending DTMF.
+    pub dtmf_delay: Duration,
+    /// Hang up after this long in the answered state.
+    pub max_duration: Duration,
+    /// Hang up when no RTP arrived for this long (after answer).
+    pub no_rtp_timeout: Duration,
+    /// Hang up once the prompt and the DTMF have been sent (plus `tail`).
+    pub hangup_after_play: bool,
+    pub tail: Duration,
+    /// Codecs in preference order.
+    pub codecs: Vec<Codec>,
+}
+
+impl Default for MediaOptions {
+    fn default() -> Self {
+        MediaOptions {
+            play: None,
+            loop_play: false,
+            record: None,
+            dtmf: None,
+            dtmf_delay: Duration::from_millis(300),
+            max_duration: Duration::from_secs(60),
+            no_rtp_timeout: Duration::from_secs(10),
+            hangup_after_play: false,
+            tail: Duration::from_millis(500),
+            codecs: vec![Codec::Pcmu, Codec::Pcma],
+        }
+    }
+}
+
+/// An outgoing call.
+#[derive(Debug, Clone)]
+pub struct CallOptions {
+    pub target: String,
+    /// Trunk / outbound proxy.
+    pub proxy: Option<SocketAddr>,
+    pub credentials: Option<Credentials>,
+    pub from_user: Option<String>,
+    pub ring_timeout: Duration,
+    pub media: MediaOptions,
+}
+
+impl CallOptions {
+    pub fn new(target: impl Into<String>) -> CallOptions {
+        CallOptions {
+            target: target.into(),
+            proxy: None,
+            credentials: None,
+            from_user: None,
+            ring_timeout: Duration::from_secs(45),
+            media: MediaOptions::default(),
+        }
+    }
+}
+
+/// Call progress, for printing as it happens.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress {
+    Trying,
+    Ringing,
+    EarlyMedia,
+    Answered { setup_ms: f64 },
+    DtmfReceived(char),
+    HangingUp(String),
+    PeerHungUp,
+}
+
+/// RTP counters of a call.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct RtpReport {
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    pub lost: u64,
+    pub late: u64,
+    pub jitter_ms: f64,
+    pub audio_s: f64,
+}
+
+impl From<MediaStats> for RtpReport {
+    fn from(s: MediaStats) -> Self {
+        RtpReport {
+            packets_sent: s.packets_sent,
+            packets_received: s.packets_received,
+            lost: s.lost,
+            late: s.late,
+            jitter_ms: (s.jitter_ms * 100.0).round() / 100.0,
+            audio_s: s.frames_with_audio as f64 * 0.02,
+        }
+    }
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallReport {
+    pub outcome: CallOutcome,
+    pub sip_status: Option<u16>,
+    /// Seconds between answer and hang-up (0 when never answered).
+    pub duration_s: f64,
+    pub reason: String,
+    /// INVITE to answer, milliseconds.
+    pub setup_ms: Option<f64>,
+    pub early_media: bool,
+    /// Seconds of early audio received before the answer (or the failure).
+    pub early_audio_s: f64,
+    pub dtmf_sent: String,
+    pub dtmf_received: String,
+    pub codec: Option<String>,
+    pub rtp: RtpReport,
+    pub recording: Option<PathBuf>,
+    #[serde(skip)]
+    pub call: CallId,
+}
+
+fn law_of(c: Codec) -> Law {
+    match c {
+        Codec::Pcmu => Law::Ulaw,
+        Codec::Pcma => Law::Alaw,
+    }
+}
+
+/// The media half of a call: socket, session, prompt, recorder.
+struct Media {
+    sock: UdpSocket,
+    local: SocketAddr,
+    session: Option<MediaSession>,
+    remote: Option<SocketAddr>,
+    negotiated: Option<Negotiated>,
+    source: Box<dyn FrameSource>,
+    source_done: bool,
+    frame: Vec<i16>,
+    recorder: Option<StereoRecorder>,
+    record_path: Option<PathBuf>,
+    record_error: Option<String>,
+    dtmf_received: String,
+    early_frames: u64,
+    answered: bool,
+}
+
+impl Media {
+    async fn bind(ip: std::net::IpAddr) -> Result<Media, EngineError> {
+        let sock = UdpSocket::bind((ip, 0))
+            .await
+            .map_err(|e| EngineError::io(format!("binding RTP socket on {ip}"), e))?;
+        let local = sock
+            .local_addr()
+            .map_err(|e| EngineError::io("reading RTP socket address", e))?;
+        Ok(Media {
+            sock,
+            local,
+            session: None,
+            remote: None,
+            negotiated: None,
+            source: Box::new(Silence),
+            source_done: true,
+            frame: vec![0; FRAME],
+            recorder: None,
+            record_path: None,
+            record_error: None,
+            dtmf_received: String::new(),
+            early_frames: 0,
+            answered: false,
+        })
+    }
+
+    fn record_to(&mut self, path: Option<PathBuf>) -> Result<(), EngineError> {
+        if let Some(p) = path {
+            self.recorder = Some(StereoRecorder::create(&p)?);
+            self.record_path = Some(p);
+        }
+        Ok(())
+    }
+
+    /// Starts (or re-targets) media after an offer/answer. `sending`: false for early media.
+    fn start(&mut self, neg: Negotiated, sending: bool) {
+        let now = Instant::now();
+        let session = self.session.get_or_insert_with(|| {
+            let cfg = SessionConfig::new(
+                law_of(neg.codec),
+                neg.dtmf_payload_type,
+                rand::random(),
+                rand::random(),
+                rand::random(),
+            );
+            MediaSession::new(cfg, now)
+        });
+        session.set_sending(sending && neg.direction.sends());
+        self.remote = Some(neg.remote_rtp);
+        self.negotiated = Some(neg);
+    }
+
+    async fn recv(&mut self, buf: &mut [u8]) {
+        match self.sock.recv_from(buf).await {
+            Ok((n, from)) => {
+                if let Some(s) = &mut self.session {
+                    // Symmetric RTP would latch onto `from`; we keep the SDP address but accept
+                    // media from anywhere (peers behind NAT still reach us).
+                    let _ = from;
+                    let _ = s.handle_datagram(Instant::now(), &buf[..n]);
+                }
+            }
+            Err(e) => tracing::trace!(error = %e, "RTP receive error"),
+        }
+    }
+
+    /// One 20 ms tick. Returns digits received.
+    async fn tick(&mut self) {
+        let Some(s) = &mut self.session else { return };
+        if self.answered && s.dtmf_idle() {
+            self.source_done = !self.source.next_frame(&mut self.frame) || self.source_done;
+        } else {
+            self.frame.iter_mut().for_each(|x| *x = 0);
+        }
+        let pkt = s.tick(Instant::now(), &self.frame);
+        if !self.answered && s.received_audio() {
+            self.early_frames += 1;
+        }
+        if let Some(rec) = &mut self.recorder {
+            if let Err(e) = rec.write(s.received_frame(), s.sent_frame()) {
+                self.record_error = Some(e.to_string());
+                self.recorder = None;
+            }
+        }
+        while let Some(ev) = s.poll_event() {
+            if let MediaEvent::Dtmf { digit, .. } = ev {
+                self.dtmf_received.push(digit);
+            }
+        }
+        if let (Some(p), Some(to)) = (pkt, self.remote) {
+            if let Err(e) = self.sock.send_to(&p, to).await {
+                tracing::trace!(error = %e, "RTP send error");
+            }
+        }
+    }
+
+    fn finish(&mut self) -> Result<Option<PathBuf>, EngineError> {
+        if let Some(rec) = self.recorder.take() {
+            rec.finish()?;
+        }
+        if let Some(e) = &self.record_error {
+            return Err(EngineError::Recording(e.clone()));
+        }
+        Ok(self.record_path.clone())
+    }
+}
+
+enum Role {
+    Uac,
+    /// Answer after ringing this long; `offer` is the caller's SDP (None: offer-less INVITE).
+    Uas {
+        offer: Option<Sdp>,
+        answer_at: Instant,
+    },
+}
+
+/// Places a call and runs it to the end. `progress` sees each step as it happens.
+pub async fn place_call(
+    ep: &SipEndpoint,
+    opts: CallOptions,
+    progress: &mut (dyn FnMut(&Progress) + Send),
+) -> Result<CallReport, EngineError> {
+    let mut media = Media::bind(ep.local_addr().ip()).await?;
+    media.record_to(opts.media.record.clone())?;
+    let offer = Sdp::offer(
+        media.local,
+        &opts.media.codecs,
+        20,
+        rand::random::<u32>().into(),
+    );
+    let mut oc = OutgoingCall::new(opts.target.clone());
+    oc.proxy = opts.proxy;
+    oc.credentials = opts.credentials.clone();
+    oc.from_user = opts.from_user.clone();
+    oc.ring_timeout = Some(opts.ring_timeout);
+    oc.sdp = Some(offer.clone());
+    let (call, events) = ep.invite(oc).await?;
+    drive(
+        ep,
+        call,
+        events,
+        Role::Uac,
+        media,
+        offer,
+        &opts.media,
+        progress,
+    )
+    .await
+}
+
+/// Serves one incoming call: rings for `ring_for`, answers, plays, records, hangs up.
+pub async fn serve_incoming(
+    ep: &SipEndpoint,
+    inc: IncomingCall,
+    ring_for: Duration,
+    opts: &MediaOptions,
+    progress: &mut (dyn FnMut(&Progress) + Send),
+) -> Result<CallReport, EngineError> {
+    let mut media = match Media::bind(ep.local_addr().ip()).await {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = ep.reject(inc.call, 500);
+            return Err(e);
+        }
+    };
+    if let Err(e) = media.record_to(opts.record.clone()) {
+        let _ = ep.reject(inc.call, 500);
+        return Err(e);
+    }
+    let offer = Sdp::offer(media.local, &opts.codecs, 20, rand::random::<u32>().into());
+    if !ring_for.is_zero() {
+        ep.ring(inc.call)?;
+    }
+    let role = Role::Uas {
+        offer: inc.sdp,
+        answer_at: Instant::now() + ring_for,
+    };
+    drive(ep, inc.call, inc.events, role, media, offer, opts, progress).await
+}
+
+/// Answers every incoming call on `ep` until the endpoint closes; each call runs in its own
+/// task and its report goes to `reports`. With `opts.record` set, recordings are written
+/// into that directory as `<n>-<sip call id>.wav`.
+pub async fn answer_loop(
+    ep: Arc<SipEndpoint>,
+    ring_for: Duration,
+    opts: MediaOptions,
+    reports: mpsc::UnboundedSender<Result<CallReport, EngineError>>,
+) -> Result<(), EngineError> {
+    let mut incoming = ep.incoming().ok_or(EngineError::Closed)?;
+    let mut n = 0u64;
+    while let Some(inc) = incoming.recv().await {
+        n += 1;
+        let ep = ep.clone();
+        let mut o = opts.clone();
+        o.record = opts
+            .record
+            .as_ref()
+            .map(|dir| dir.join(format!("{n:05}-call{}.wav", inc.call.0)));
+        let reports = reports.clone();
+        tokio::spawn(async move {
+            let r = serve_incoming(&ep, inc, ring_for, &o, &mut |_| {}).await;
+            let _ = reports.send(r);
+        });
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    ep: &SipEndpoint,
+    call: CallId,
+    mut events: mpsc::UnboundedReceiver<UaEvent>,
+    mut role: Role,
+    mut media: Media,
+    our_offer: Sdp,
+    opts: &MediaOptions,
+    progress: &mut (dyn FnMut(&Progress) + Send),
+) -> Result<CallReport, EngineError> {
+    let started = Instant::now();
+    let mut answered_at: Option<Instant> = None;
+    let mut early_media = false;
+    let mut hanging_up = false;
+    let mut dtmf_sent = String::new();
+    let mut dtmf_at: Option<Instant> = None;
+    let mut done_at: Option<Instant> = None;
+    let mut ticker = tokio::time::interval(Duration::from_millis(20));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut buf = vec![0u8; 2048];
+    let prompt = opts.play.clone();
+    // Returns when to send DTMF.
+    let start_answered = |media: &mut Media, at: Instant| -> Option<Instant> {
+        media.answered = true;
+        if let Some(p) = &prompt {
+            media.source = Box::new(PcmPlayer::new(p.clone(), opts.loop_play));
+            media.source_done = false;
+        }
+        opts.dtmf
+            .as_deref()
+            .is_some_and(|d| !d.is_empty())
+            .then_some(at + opts.dtmf_delay)
+    };
+    loop {
+        tokio::select! {
+            ev = events.recv() => {
+                let Some(ev) = ev else { return Err(EngineError::Closed) };
+                match ev {
+                    UaEvent::Trying { .. } => progress(&Progress::Trying),
+                    UaEvent::Ringing { early_sdp, .. } => {
+                        progress(&Progress::Ringing);
+                        if let Some(neg) = early_sdp.and_then(|s| s.negotiated_from_answer().ok()) {
+                            early_media = true;
+                            media.start(neg, false);
+                        }
+                    }
+                    UaEvent::EarlyMedia { sdp, .. } => {
+                        progress(&Progress::EarlyMedia);
+                        early_media = true;
+                        if let Ok(neg) = sdp.negotiated_from_answer() {
+                            media.start(neg, false);
+                        }
+                    }
+                    UaEvent::Answered { sdp, .. } => {
+                        let now = Instant::now();
+                        match &role {
+                            Role::Uac => {
+                                let neg = sdp.as_ref().and_then(|s| s.negotiated_from_answer().ok()).or(media.negotiated.clone());
+                                match neg {
+                                    Some(n) => media.start(n, true),
+                                    None => tracing::warn!(?call, "answer without usable SDP: no media"),
+                                }
+                                answered_at = Some(now);
+                                progress(&Progress::Answered { setup_ms: now.duration_since(started).as_secs_f64() * 1000.0 });
+                                dtmf_at = start_answered(&mut media, now);
+                            }
+                            Role::Uas { offer: None, .. } => {
+                                // Offer-less INVITE: the ACK carried the answer to our offer.
+                                if let Some(n) = sdp.as_ref().and_then(|s| s.negotiated_from_answer().ok()) {
+                                    media.start(n, true);
+                                }
+                            }
+                            Role::Uas { .. } => {}
+                        }
+                    }
+                    UaEvent::DtmfInfo { digit, .. } => {
+                        media.dtmf_received.push(digit);
+                        progress(&Progress::DtmfReceived(digit));
+                    }
+                    UaEvent::ByeReceived { .. } | UaEvent::Cancelled { .. } => progress(&Progress::PeerHungUp),
+                    UaEvent::Terminated { outcome, sip_status, reason, .. } => {
+                        let now = Instant::now();
+                        let early_audio_s = media.early_frames as f64 * 0.02;
+                        // A failure after an announcement (early audio) is the network or the
+                        // callee refusing the call, whatever status the carrier picked.
+                        let outcome = if answered_at.is_none()
+                            && early_audio_s > 0.0
+                            && matches!(outcome, CallOutcome::NoAnswer | CallOutcome::Failed)
+                            && !reason.contains("by us")
+                            && !reason.contains("ring timeout")
+                        {
+                            CallOutcome::Rejected
+                        } else {
+                            outcome
+                        };
+                        let recording = media.finish()?;
+                        let stats = media.session.as_ref().map(|s| s.stats()).unwrap_or_default();
+                        return Ok(CallReport {
+                            outcome,
+                            sip_status,
+                            duration_s: answered_at.map_or(0.0, |a| (now.duration_since(a).as_secs_f64() * 100.0).round() / 100.0),
+                            reason,
+                            setup_ms: answered_at.map(|a| (a.duration_since(started).as_secs_f64() * 10_000.0).round() / 10.0),
+                            early_media,
+                            early_audio_s,
+                            dtmf_sent,
+                            dtmf_received: media.dtmf_received.clone(),
+                            codec: media.negotiated.as_ref().map(|n| n.codec.name().to_string()),
+                            rtp: stats.into(),
+                            recording,
+                            call,
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            _ = media.recv(&mut buf) => {}
+            _ = ticker.tick() => {
+                let now = Instant::now();
+                if let Role::Uas { offer, answer_at } = &role {
+                    if now >= *answer_at && answered_at.is_none() {
+                        let answer = match offer {
+                            Some(o) => match Sdp::answer(o, media.local, &opts.codecs, rand::random::<u32>().into()) {
+                                Ok((sdp, neg)) => {
+                                    media.start(neg, true);
+                                    Some(sdp)
+                                }
+                                Err(e) => {
+                                    tracing::info!(?call, error = %e, "incoming offer not acceptable: 488");
+                                    ep.reject(call, 488)?;
+                                    None
+                                }
+                            },
+                            None => Some(our_offer.clone()),
+                        };
+                        if let Some(a) = answer {
+                            ep.answer(call, a)?;
+                            answered_at = Some(now);
+                            progress(&Progress::Answered { setup_ms: now.duration_since(started).as_secs_f64() * 1000.0 });
+                            dtmf_at = start_answered(&mut media, now);
+                        } else {
+                            answered_at = Some(now);
+                            hanging_up = true;
+                        }
+                        role = Role::Uas { offer: None, answer_at: *answer_at };
+                    }
+                }
+                if let (Some(at), Some(s)) = (dtmf_at, media.session.as_mut()) {
+                    if now >= at {
+                        let digits = opts.dtmf.clone().unwrap_or_default();
+                        s.send_dtmf(&digits);
+                        dtmf_sent.push_str(&digits);
+                        dtmf_at = None;
+                    }
+                }
+                media.tick().await;
+                let Some(ans) = answered_at else { continue };
+                if hanging_up {
+                    continue;
+                }
+                let mut why = None;
+                if now.duration_since(ans) >= opts.max_duration {
+                    why = Some(format!("max duration {} s reached", opts.max_duration.as_secs_f64()));
+                }
+                let last_rx = media.session.as_ref().and_then(|s| s.last_rx()).map_or(ans, |t| t.max(ans));
+                if now.duration_since(last_rx) >= opts.no_rtp_timeout {
+                    why = Some(format!("no RTP for {} s", opts.no_rtp_timeout.as_secs_f64()));
+                }
+                if opts.hangup_after_play && dtmf_at.is_none() && media.source_done
+                    && media.session.as_ref().is_none_or(|s| s.dtmf_idle())
+                {
+                    let d = *done_at.get_or_insert(now);
+                    if now.duration_since(d) >= opts.tail {
+                        why = Some("prompt finished".into());
+                    }
+                }
+                if let Some(w) = why {
+                    progress(&Progress::HangingUp(w));
+                    hanging_up = true;
+                    ep.hangup(call)?;
+                }
+            }
+        }
+    }
+}

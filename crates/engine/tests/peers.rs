@@ -1,0 +1,520 @@
+//! Our UA against itself and against real SIP peers (SIPp, baresip) started on loopback.
+//! Each peer test skips with a loud message only when the peer binary is not installed.
+//! Ports: every test has its own block in 25000-29999; our own sockets use port 0.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use waihu_core::CallOutcome;
+use waihu_engine::call::{self, CallOptions, MediaOptions};
+use waihu_engine::sip::SipEndpoint;
+use waihu_media::wav;
+
+/// Kills the child (by its PID) when dropped, so a failing test leaves nothing behind.
+struct Peer(Child);
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn have(bin: &str) -> bool {
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {bin}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("\n!!!!!!!! SKIPPED: `{bin}` is not installed (apt-get install -y $(cat scripts/deps/sip.apt)) !!!!!!!!\n");
+    }
+    ok
+}
+
+/// A non-periodic test signal: 50 ms tones at pseudo-random frequencies (300-3000 Hz), so
+/// cross-correlation has one clear peak.
+fn melody(seconds: f64, seed: u32) -> Vec<i16> {
+    let n = (seconds * 8000.0) as usize;
+    let mut state = seed.wrapping_mul(2_654_435_761).max(1);
+    let mut freq = 440.0f64;
+    let mut phase = 0.0f64;
+    (0..n)
+        .map(|i| {
+            if i % 400 == 0 {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                freq = 300.0 + f64::from(state % 2700);
+            }
+            phase += 2.0 * std::f64::consts::PI * freq / 8000.0;
+            (phase.sin() * 9000.0) as i16
+        })
+        .collect()
+}
+
+/// Best normalised cross-correlation of one second of `reference` (from `at` s) anywhere
+/// in `rec`.
+fn best_correlation(rec: &[i16], reference: &[i16], at: f64) -> f64 {
+    let start = (at * 8000.0) as usize;
+    let w: Vec<f32> = reference[start..start + 8000]
+        .iter()
+        .map(|&s| f32::from(s))
+        .collect();
+    let wn: f32 = w.iter().map(|v| v * v).sum::<f32>().sqrt();
+    let r: Vec<f32> = rec.iter().map(|&s| f32::from(s)).collect();
+    let mut best = 0.0f64;
+    if r.len() < w.len() {
+        return 0.0;
+    }
+    for lag in 0..=(r.len() - w.len()) {
+        let seg = &r[lag..lag + w.len()];
+        let dot: f32 = seg.iter().zip(&w).map(|(a, b)| a * b).sum();
+        if dot <= 0.0 {
+            continue;
+        }
+        let sn: f32 = seg.iter().map(|v| v * v).sum::<f32>().sqrt();
+        best = best.max(f64::from(dot / (sn * wn).max(1.0)));
+    }
+    best
+}
+
+async fn endpoint(user: &str) -> SipEndpoint {
+    SipEndpoint::bind("127.0.0.1:0".parse().unwrap(), user, None)
+        .await
+        .unwrap()
+}
+
+async fn wait_port_udp(port: u16) {
+    // The peer is ready once its port is taken.
+    for _ in 0..100 {
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_uac_calls_our_uas_with_audio_dtmf_and_recordings() {
+    let dir = tempfile::tempdir().unwrap();
+    let callee_prompt: Arc<[i16]> = melody(3.0, 7).into();
+    let caller_prompt: Arc<[i16]> = melody(3.0, 99).into();
+    let uas = Arc::new(endpoint("callee").await);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let uas_opts = MediaOptions {
+        play: Some(callee_prompt.clone()),
+        record: Some(dir.path().to_path_buf()),
+        max_duration: Duration::from_secs(10),
+        ..Default::default()
+    };
+    tokio::spawn(call::answer_loop(
+        uas.clone(),
+        Duration::from_millis(200),
+        uas_opts,
+        tx,
+    ));
+    let uac = endpoint("caller").await;
+    let mut opts = CallOptions::new(format!("sip:callee@{}", uas.local_addr()));
+    opts.media.play = Some(caller_prompt.clone());
+    opts.media.dtmf = Some("123#".into());
+    opts.media.dtmf_delay = Duration::from_millis(100);
+    opts.media.hangup_after_play = true;
+    opts.media.record = Some(dir.path().join("uac.wav"));
+    let mut steps = Vec::new();
+    let report = call::place_call(&uac, opts, &mut |p| steps.push(format!("{p:?}")))
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, CallOutcome::Answered, "{report:?}");
+    assert_eq!(report.sip_status, Some(200));
+    assert!(steps.iter().any(|s| s == "Ringing"), "{steps:?}");
+    assert!(
+        report.duration_s > 3.0 && report.duration_s < 6.0,
+        "{report:?}"
+    );
+    assert_eq!(report.rtp.lost, 0, "{report:?}");
+    let uas_report = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(uas_report.dtmf_received, "123#");
+    // Our recording: left = callee's prompt, right = ours.
+    let (left, right) = wav::read_stereo(&dir.path().join("uac.wav")).unwrap();
+    let c_left = best_correlation(&left, &callee_prompt, 1.0);
+    let c_right = best_correlation(&right, &caller_prompt, 1.5);
+    assert!(
+        c_left > 0.9 && c_right > 0.9,
+        "left {c_left} right {c_right}"
+    );
+    // The callee's recording holds our prompt on its left.
+    let (l2, _) = wav::read_stereo(uas_report.recording.as_ref().unwrap()).unwrap();
+    assert!(best_correlation(&l2, &caller_prompt, 1.5) > 0.9);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ring_timeout_cancels_and_reports_no_answer() {
+    let uas = endpoint("slow").await;
+    let mut incoming = uas.incoming().unwrap();
+    tokio::spawn(async move {
+        let keep = incoming.recv().await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        drop(keep);
+    });
+    let uac = endpoint("caller").await;
+    let mut opts = CallOptions::new(format!("sip:slow@{}", uas.local_addr()));
+    opts.ring_timeout = Duration::from_millis(800);
+    let r = call::place_call(&uac, opts, &mut |_| {}).await.unwrap();
+    assert_eq!(r.outcome, CallOutcome::NoAnswer, "{r:?}");
+    assert_eq!(r.sip_status, Some(487), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_peer_is_hung_up_after_no_rtp_timeout() {
+    // SIPp UAS without -rtp_echo answers and then sends no media at all.
+    if !have("sipp") {
+        return;
+    }
+    let port = 25010;
+    let _peer = Peer(
+        Command::new("sipp")
+            .args([
+                "-sn",
+                "uas",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-mi",
+                "127.0.0.1",
+                "-mp",
+                "25012",
+                "-nostdin",
+                "-m",
+                "1",
+                "-bg",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_port_udp(port).await;
+    let uac = endpoint("caller").await;
+    let mut opts = CallOptions::new(format!("sip:service@127.0.0.1:{port}"));
+    opts.media.no_rtp_timeout = Duration::from_millis(1500);
+    let r = call::place_call(&uac, opts, &mut |_| {}).await.unwrap();
+    assert_eq!(r.outcome, CallOutcome::Answered);
+    assert!(r.reason.contains("hangup by us"), "{r:?}");
+    assert!(r.duration_s >= 1.4 && r.duration_s < 3.0, "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_uac_against_sipp_uas_with_rtp_echo() {
+    if !have("sipp") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = 25020;
+    let _peer = Peer(
+        Command::new("sipp")
+            .args([
+                "-sn",
+                "uas",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-mi",
+                "127.0.0.1",
+                "-mp",
+                "25022",
+                "-rtp_echo",
+                "-nostdin",
+                "-m",
+                "1",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_port_udp(port).await;
+    let prompt: Arc<[i16]> = melody(2.5, 3).into();
+    let uac = endpoint("caller").await;
+    let mut opts = CallOptions::new(format!("sip:service@127.0.0.1:{port}"));
+    opts.media.play = Some(prompt.clone());
+    opts.media.hangup_after_play = true;
+    opts.media.record = Some(dir.path().join("echo.wav"));
+    let r = call::place_call(&uac, opts, &mut |_| {}).await.unwrap();
+    assert_eq!(
+        (r.outcome, r.sip_status),
+        (CallOutcome::Answered, Some(200)),
+        "{r:?}"
+    );
+    assert!(r.rtp.packets_received > 100, "{r:?}");
+    let (left, _) = wav::read_stereo(&dir.path().join("echo.wav")).unwrap();
+    let c = best_correlation(&left, &prompt, 1.0);
+    assert!(c > 0.9, "echoed prompt correlation {c}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_uac_load_against_our_uas() {
+    if !have("sipp") {
+        return;
+    }
+    let uas = Arc::new(endpoint("service").await);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let opts = MediaOptions {
+        max_duration: Duration::from_secs(20),
+        ..Default::default()
+    };
+    tokio::spawn(call::answer_loop(
+        uas.clone(),
+        Duration::from_millis(0),
+        opts,
+        tx,
+    ));
+    let target = uas.local_addr().to_string();
+    let calls = 40;
+    let status = tokio::task::spawn_blocking(move || {
+        let mut child = Peer(
+            Command::new("sipp")
+                .args([
+                    target.as_str(),
+                    "-sn",
+                    "uac",
+                    "-i",
+                    "127.0.0.1",
+                    "-p",
+                    "25030",
+                    "-m",
+                    &calls.to_string(),
+                    "-r",
+                    "20",
+                    "-l",
+                    "20",
+                    "-d",
+                    "500",
+                    "-nostdin",
+                    "-timeout",
+                    "30",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        child.0.wait().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "sipp reported failed calls: {status:?}");
+    let mut answered = 0;
+    for _ in 0..calls {
+        let r = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.outcome, CallOutcome::Answered, "{r:?}");
+        assert!(r.reason.contains("hangup by peer"), "{r:?}");
+        answered += 1;
+    }
+    assert_eq!(answered, calls);
+}
+
+fn write_baresip_config(dir: &Path, port: u16, wav: &Path) {
+    std::fs::write(
+        dir.join("config"),
+        format!(
+            "poll_method epoll\nsip_listen 127.0.0.1:{port}\nnet_interface 127.0.0.1\naudio_player alsa,null\n\
+             audio_source aufile,{wav}\naudio_alert alsa,null\nrtp_ports {rtp}-{rtp2}\n\
+             module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\nmodule alsa.so\n\
+             module_app account.so\nmodule_app menu.so\n",
+            wav = wav.display(),
+            rtp = port + 2,
+            rtp2 = port + 9,
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("accounts"),
+        format!("<sip:bob@127.0.0.1:{port}>;regint=0;answermode=auto;audio_codecs=PCMA,PCMU\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("contacts"), "").unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_auto_answer_plays_wav_and_receives_our_dtmf() {
+    if !have("baresip") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = 25040;
+    let prompt = melody(12.0, 42);
+    let wav_path = dir.path().join("prompt.wav");
+    wav::write_8k_mono(&wav_path, &prompt).unwrap();
+    write_baresip_config(dir.path(), port, &wav_path);
+    let log = dir.path().join("baresip.log");
+    let _peer = Peer(
+        Command::new("baresip")
+            .args(["-f", dir.path().to_str().unwrap(), "-v"])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    for _ in 0..100 {
+        if std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("baresip is ready")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let uac = endpoint("waihu").await;
+    let mut opts = CallOptions::new(format!("sip:bob@127.0.0.1:{port}"));
+    opts.media.codecs = vec![waihu_sip::Codec::Pcma, waihu_sip::Codec::Pcmu];
+    opts.media.dtmf = Some("159#".into());
+    opts.media.dtmf_delay = Duration::from_millis(500);
+    opts.media.max_duration = Duration::from_secs(3);
+    opts.media.record = Some(dir.path().join("rec.wav"));
+    let r = call::place_call(&uac, opts, &mut |_| {}).await.unwrap();
+    assert_eq!(
+        (r.outcome, r.sip_status),
+        (CallOutcome::Answered, Some(200)),
+        "{r:?}"
+    );
+    assert_eq!(r.codec.as_deref(), Some("PCMA"));
+    assert!(r.rtp.audio_s > 2.0, "{r:?}");
+    let (left, _) = wav::read_stereo(&dir.path().join("rec.wav")).unwrap();
+    let c = best_correlation(&left, &prompt, 0.5);
+    assert!(c > 0.8, "baresip prompt correlation {c}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    for d in ["1", "5", "9", "#"] {
+        assert!(
+            text.contains(&format!("received event: '{d}'")),
+            "digit {d} missing from baresip log:\n{text}"
+        );
+    }
+}
+
+/// A SIPp UAS that plays an announcement as early media (183 + RTP) and then rejects 480.
+fn early_media_scenario(audio: &Path) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="announcement then 480">
+  <recv request="INVITE" crlf="true"/>
+  <send><![CDATA[
+SIP/2.0 100 Trying
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <send><![CDATA[
+SIP/2.0 183 Session Progress
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]ann[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=sipp 1 1 IN IP[local_ip_type] [local_ip]
+s=announcement
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+]]></send>
+  <nop><action><exec rtp_stream="{audio},1,0"/></action></nop>
+  <pause milliseconds="2500"/>
+  <send><![CDATA[
+SIP/2.0 480 Temporarily Unavailable
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]ann[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <recv request="ACK"/>
+</scenario>
+"#,
+        audio = audio.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_media_announcement_then_480_is_recorded_and_rejected() {
+    if !have("sipp") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let announcement = melody(2.0, 5);
+    // SIPp streams raw payload bytes: μ-law, no header (any name not ending in .wav).
+    let raw: PathBuf = dir.path().join("announce.ulaw");
+    let mut ulaw = Vec::new();
+    waihu_media::Law::Ulaw.encode(&announcement, &mut ulaw);
+    std::fs::write(&raw, &ulaw).unwrap();
+    let scen = dir.path().join("early.xml");
+    std::fs::write(&scen, early_media_scenario(&raw)).unwrap();
+    let port = 25050;
+    let _peer = Peer(
+        Command::new("sipp")
+            .args([
+                "-sf",
+                scen.to_str().unwrap(),
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-mi",
+                "127.0.0.1",
+                "-mp",
+                "25052",
+                "-nostdin",
+                "-m",
+                "1",
+            ])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_port_udp(port).await;
+    let uac = endpoint("caller").await;
+    let mut opts = CallOptions::new(format!("sip:13800000000@127.0.0.1:{port}"));
+    opts.media.record = Some(dir.path().join("early.wav"));
+    let mut steps = Vec::new();
+    let r = call::place_call(&uac, opts, &mut |p| steps.push(format!("{p:?}")))
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.outcome, r.sip_status),
+        (CallOutcome::Rejected, Some(480)),
+        "{r:?} {steps:?}"
+    );
+    assert!(r.early_media && r.early_audio_s > 1.5, "{r:?}");
+    let (left, _) = wav::read_stereo(&dir.path().join("early.wav")).unwrap();
+    let c = best_correlation(&left, &announcement, 0.5);
+    assert!(c > 0.9, "announcement correlation {c}");
+    let _: SocketAddr = uac.local_addr();
+}
