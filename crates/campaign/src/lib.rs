@@ -1,1 +1,35 @@
-//! Campaign engine: eligibility, ranking, best time to call, pacing, retries, simulator. Sans-IO.
+//! Campaign engine: whom to call, when, and how often — compliant by
+//! construction. Sans-IO: nothing here reads a clock, opens a socket or
+//! spawns; the runtime (or the simulator) passes `now` in.
+//!
+//! ```text
+//! let campaign = Campaign::from_yaml(&text)?;          // validated, errors name the field
+//! let mut planner = Planner::new(campaign);
+//! planner.add_contact(ContactInput { .. })?;           // for each customer
+//! loop {
+//!     for dial in planner.next_dials(now, free_channels) { place(dial) }   // gate passed
+//!     for (contact, report) in finished_calls() {
+//!         for action in planner.on_outcome(now, contact, report) { carry_out(action) }
+//!     }
+//!     sleep_until(planner.next_wakeup());
+//! }
+//! ```
+//!
+//! - [`config`]: the YAML campaign definition and its validation.
+//! - [`planner`]: eligibility (one gate), ranking, retries, callbacks, caller IDs, trunks.
+//! - [`model`]: answer probability per hour of week with Beta-Binomial shrinkage.
+//! - [`pacing`]: progressive and adaptive predictive pacing.
+//! - [`sim`]: virtual-time simulator with synthetic customers.
+pub mod config;
+pub mod model;
+pub mod pacing;
+pub mod planner;
+pub mod sim;
+
+pub use config::{Campaign, ConfigError, ConfigIssue, PacingMode, Policy};
+pub use pacing::PredictivePacer;
+pub use planner::{Action, ContactInput, ContactRef, Dial, Ineligible, Planner, Report};
+pub use sim::{simulate, SimConfig, SimReport};
+
+/// The example campaign shipped in `examples/campaign.yaml` (the simulator's default).
+pub const EXAMPLE_CAMPAIGN: &str = include_str!("../../../examples/campaign.yaml");

@@ -1,0 +1,1133 @@
+//! Campaign definition: the YAML a user writes, and the validated [`Campaign`]
+//! the planner runs. Parsing reports the field path, line and column of the
+//! first syntax or type error; [`Campaign::from_yaml`] then collects every
+//! semantic problem (overlapping windows, caps that contradict each other, a
+//! window outside the legal bound of a country) with its field path.
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+
+use chrono::{NaiveDate, NaiveTime, Timelike, Weekday};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use waihu_core::{CallOutcome, CampaignId};
+
+/// One problem in a campaign file: where (field path) and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// Dotted path such as `retry.busy.after` or `trunks[1].cps`.
+    pub path: String,
+    /// 1-based line and column when the parser knows them.
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => write!(f, "line {l} column {c}: {}: {}", self.path, self.message),
+            _ => write!(f, "{}: {}", self.path, self.message),
+        }
+    }
+}
+
+/// Every problem found in a campaign file (at least one).
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigError {
+    pub issues: Vec<ConfigIssue>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid campaign definition / 活动定义无效 ({} problem(s))",
+            self.issues.len()
+        )?;
+        for i in &self.issues {
+            write!(f, "\n  - {i}")?;
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The file format (what serde reads). Unknown fields are errors so that a
+// misspelt `per_number_per_dya` does not silently mean "no cap".
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignFile {
+    pub name: String,
+    /// Row id in the store; events carry it. Defaults to 1 for files used alone.
+    #[serde(default)]
+    pub id: Option<i64>,
+    #[serde(default)]
+    pub priority: Option<i32>,
+    /// IANA zone used for active dates and caller-ID daily counters.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// Country whose default calling windows apply (`CN`, `US`).
+    #[serde(default)]
+    pub country: Option<String>,
+    #[serde(default)]
+    pub active: Option<ActiveFile>,
+    #[serde(default)]
+    pub windows: Option<BTreeMap<String, Vec<String>>>,
+    /// Legal outer bounds by E.164 prefix; defaults to `+1: 08:00-21:00`.
+    #[serde(default)]
+    pub legal_bounds: Option<Vec<LegalBoundFile>>,
+    #[serde(default)]
+    pub holidays: Vec<NaiveDate>,
+    #[serde(default)]
+    pub caps: CapsFile,
+    #[serde(default)]
+    pub retry: BTreeMap<String, RetryFile>,
+    #[serde(default)]
+    pub callback: Option<CallbackFile>,
+    #[serde(default)]
+    pub dnc: DncFile,
+    #[serde(default)]
+    pub consent: ConsentFile,
+    #[serde(default)]
+    pub trunks: Vec<TrunkFile>,
+    #[serde(default)]
+    pub caller_ids: Option<CallerIdsFile>,
+    pub segments: Vec<SegmentFile>,
+    #[serde(default)]
+    pub fallback: Vec<FallbackFile>,
+    #[serde(default)]
+    pub pacing: Option<PacingFile>,
+    #[serde(default)]
+    pub ranking: Option<RankingFile>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActiveFile {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LegalBoundFile {
+    pub prefix: String,
+    pub window: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapsFile {
+    /// Attempts per number per callee-local calendar day, across all campaigns.
+    #[serde(default)]
+    pub per_number_per_day: Option<u32>,
+    /// Attempts per number per callee-local ISO week (Mon–Sun), across all campaigns.
+    #[serde(default)]
+    pub per_number_per_week: Option<u32>,
+    /// Attempts per contact in this campaign.
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum RetryFile {
+    /// `stop`: never retry after this outcome.
+    Word(String),
+    Rule {
+        after: String,
+        #[serde(default)]
+        max: Option<u32>,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackFile {
+    #[serde(default = "yes")]
+    pub honour: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DncFile {
+    /// Number prefixes never dialled (`+86170`: virtual operators, say).
+    #[serde(default)]
+    pub prefixes: Vec<String>,
+    /// Inclusive number ranges of equal length.
+    #[serde(default)]
+    pub ranges: Vec<DncRangeFile>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DncRangeFile {
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentFile {
+    #[serde(default)]
+    pub required: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkFile {
+    pub name: String,
+    pub channels: u32,
+    pub cps: f64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallerIdsFile {
+    #[serde(default = "yes")]
+    pub local_presence: bool,
+    pub pool: Vec<CallerIdFile>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallerIdFile {
+    pub number: String,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub daily_cap: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentFile {
+    pub name: String,
+    pub script: String,
+    #[serde(default)]
+    pub value: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FallbackFile {
+    pub after_unanswered: u32,
+    pub channel: String,
+    pub template: String,
+    /// `has_app`: only for customers with the app.
+    #[serde(default)]
+    pub when: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PacingFile {
+    pub mode: String,
+    #[serde(default)]
+    pub target_abandon_rate: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RankingFile {
+    #[serde(default)]
+    pub policy: Option<String>,
+    #[serde(default)]
+    pub prior_answer_rate: Option<f64>,
+    #[serde(default)]
+    pub prior_strength: Option<f64>,
+}
+
+// ---------------------------------------------------------------------------
+// The validated campaign.
+// ---------------------------------------------------------------------------
+
+/// Half-open window `[start, end)` in seconds after local midnight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Window {
+    pub start: u32,
+    pub end: u32,
+}
+
+impl Window {
+    pub fn contains(&self, sec_of_day: u32) -> bool {
+        self.start <= sec_of_day && sec_of_day < self.end
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum Retry {
+    Stop,
+    After { secs: i64, max: Option<u32> },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Trunk {
+    pub name: String,
+    pub channels: u32,
+    pub cps: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallerId {
+    pub number: String,
+    pub digits: u64,
+    pub region: Option<String>,
+    pub daily_cap: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Segment {
+    pub name: String,
+    pub script: String,
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum FallbackChannel {
+    Sms,
+    Push,
+}
+
+impl FallbackChannel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FallbackChannel::Sms => "sms",
+            FallbackChannel::Push => "push",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Fallback {
+    pub after_unanswered: u32,
+    pub channel: FallbackChannel,
+    pub template: String,
+    pub only_with_app: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum PacingMode {
+    /// Bot calls: fill free channels within CPS.
+    Progressive,
+    /// Human agents: dial ahead, keep abandoned calls at or under the target.
+    Predictive { target_abandon_rate: f64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Policy {
+    /// Rank by expected value: answer probability this hour × segment value × recency.
+    BestTime,
+    /// Oldest-eligible first, fixed retries: the baseline.
+    Fifo,
+}
+
+/// A number range (inclusive) of E.164 digits, both ends of equal length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DigitRange {
+    pub from: u64,
+    pub to: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LegalBound {
+    pub prefix: u64,
+    pub prefix_len: u32,
+    pub window: Window,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Campaign {
+    pub id: CampaignId,
+    pub name: String,
+    pub priority: i32,
+    #[serde(serialize_with = "ser_tz")]
+    pub timezone: Tz,
+    pub active: Option<(NaiveDate, NaiveDate)>,
+    /// Windows per weekday, Monday = 0.
+    pub windows: [Vec<Window>; 7],
+    pub legal_bounds: Vec<LegalBound>,
+    pub holidays: HashSet<NaiveDate>,
+    pub per_number_per_day: Option<u32>,
+    pub per_number_per_week: Option<u32>,
+    pub max_attempts: u32,
+    /// Indexed by [`outcome_index`].
+    pub retry: [Retry; 9],
+    pub honour_callbacks: bool,
+    pub dnc_prefixes: Vec<(u64, u32)>,
+    pub dnc_ranges: Vec<DigitRange>,
+    pub consent_required: bool,
+    pub trunks: Vec<Trunk>,
+    pub caller_ids: Vec<CallerId>,
+    pub local_presence: bool,
+    pub segments: Vec<Segment>,
+    pub fallback: Vec<Fallback>,
+    pub pacing: PacingMode,
+    pub policy: Policy,
+    pub prior_answer_rate: f64,
+    pub prior_strength: f64,
+}
+
+fn ser_tz<S: serde::Serializer>(tz: &Tz, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(tz.name())
+}
+
+pub fn outcome_index(o: CallOutcome) -> usize {
+    match o {
+        CallOutcome::Answered => 0,
+        CallOutcome::Busy => 1,
+        CallOutcome::NoAnswer => 2,
+        CallOutcome::Rejected => 3,
+        CallOutcome::InvalidNumber => 4,
+        CallOutcome::Congestion => 5,
+        CallOutcome::PoweredOff => 6,
+        CallOutcome::Voicemail => 7,
+        CallOutcome::Failed => 8,
+    }
+}
+
+/// Default retry policy when the file names none for an outcome.
+fn default_retry(o: CallOutcome) -> Retry {
+    let h = 3600;
+    match o {
+        CallOutcome::Answered | CallOutcome::InvalidNumber | CallOutcome::Rejected => Retry::Stop,
+        CallOutcome::Busy => Retry::After {
+            secs: h / 2,
+            max: None,
+        },
+        CallOutcome::NoAnswer => Retry::After {
+            secs: 3 * h,
+            max: None,
+        },
+        CallOutcome::PoweredOff => Retry::After {
+            secs: 4 * h,
+            max: None,
+        },
+        CallOutcome::Voicemail => Retry::After {
+            secs: 24 * h,
+            max: None,
+        },
+        CallOutcome::Congestion => Retry::After {
+            secs: 300,
+            max: None,
+        },
+        CallOutcome::Failed => Retry::After {
+            secs: 600,
+            max: None,
+        },
+    }
+}
+
+/// `"30m"`, `"2h"`, `"1d"`, `"1h30m"`, `"45s"` → seconds.
+pub fn parse_duration(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty duration".into());
+    }
+    let mut total: i64 = 0;
+    let mut num = String::new();
+    for ch in s.chars() {
+        if ch.is_ascii_digit() {
+            num.push(ch);
+            continue;
+        }
+        let mult = match ch {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            'w' => 7 * 86400,
+            _ => {
+                return Err(format!(
+                    "'{s}': unexpected '{ch}' (use e.g. 45s, 30m, 2h, 1d, 1h30m)"
+                ))
+            }
+        };
+        let n: i64 = num
+            .parse()
+            .map_err(|_| format!("'{s}': a number must come before '{ch}'"))?;
+        total = total
+            .checked_add(
+                n.checked_mul(mult)
+                    .ok_or_else(|| format!("'{s}': too large"))?,
+            )
+            .ok_or_else(|| format!("'{s}': too large"))?;
+        num.clear();
+    }
+    if !num.is_empty() {
+        return Err(format!("'{s}': missing unit after {num} (s, m, h, d, w)"));
+    }
+    Ok(total)
+}
+
+/// `"09:00-12:00"` → window; `24:00` is allowed as an end.
+pub fn parse_window(s: &str) -> Result<Window, String> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| format!("'{s}': expected HH:MM-HH:MM"))?;
+    let start =
+        parse_hhmm(a.trim()).ok_or_else(|| format!("'{s}': bad start time '{}'", a.trim()))?;
+    let end = parse_hhmm(b.trim()).ok_or_else(|| format!("'{s}': bad end time '{}'", b.trim()))?;
+    if end <= start {
+        return Err(format!("'{s}': end must be after start"));
+    }
+    Ok(Window { start, end })
+}
+
+fn parse_hhmm(s: &str) -> Option<u32> {
+    if s == "24:00" {
+        return Some(86400);
+    }
+    let t = NaiveTime::parse_from_str(s, "%H:%M").ok()?;
+    Some(t.num_seconds_from_midnight())
+}
+
+/// `"+8613800138000"` (or without `+`) → digits as a number.
+pub fn parse_digits(s: &str) -> Option<(u64, u32)> {
+    let d = s.trim().strip_prefix('+').unwrap_or(s.trim());
+    if d.is_empty() || d.len() > 18 || !d.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((d.parse().ok()?, d.len() as u32))
+}
+
+const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+pub fn weekday_index(w: Weekday) -> usize {
+    w.num_days_from_monday() as usize
+}
+
+impl Campaign {
+    /// Parse and validate. Syntax and type errors carry line, column and field
+    /// path; semantic errors carry the field path, all of them at once.
+    pub fn from_yaml(text: &str) -> Result<Campaign, ConfigError> {
+        let de = serde_norway::Deserializer::from_str(text);
+        let file: CampaignFile = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let loc = inner.location();
+            ConfigError {
+                issues: vec![ConfigIssue {
+                    path: if path.is_empty() || path == "." {
+                        "(document)".into()
+                    } else {
+                        path
+                    },
+                    line: loc.as_ref().map(|l| l.line()),
+                    column: loc.as_ref().map(|l| l.column()),
+                    message: inner.to_string(),
+                }],
+            }
+        })?;
+        Campaign::from_file(file)
+    }
+
+    pub fn from_file(f: CampaignFile) -> Result<Campaign, ConfigError> {
+        let mut issues = Vec::new();
+        let mut bad = |path: &str, message: String| {
+            issues.push(ConfigIssue {
+                path: path.into(),
+                line: None,
+                column: None,
+                message,
+            })
+        };
+        if f.name.trim().is_empty() {
+            bad("name", "must not be empty".into());
+        }
+        let timezone: Tz = match f.timezone.as_deref().unwrap_or("Asia/Shanghai").parse() {
+            Ok(tz) => tz,
+            Err(_) => {
+                bad(
+                    "timezone",
+                    format!(
+                        "unknown IANA time zone '{}'",
+                        f.timezone.as_deref().unwrap_or("")
+                    ),
+                );
+                chrono_tz::Asia::Shanghai
+            }
+        };
+        let country = f.country.as_deref().unwrap_or("CN").to_ascii_uppercase();
+        let default_windows: Vec<Window> = match country.as_str() {
+            "CN" => vec![
+                Window {
+                    start: 9 * 3600,
+                    end: 12 * 3600,
+                },
+                Window {
+                    start: 14 * 3600,
+                    end: 20 * 3600,
+                },
+            ],
+            "US" => vec![Window {
+                start: 9 * 3600,
+                end: 20 * 3600,
+            }],
+            other => {
+                if f.windows.is_none() {
+                    bad(
+                        "country",
+                        format!("no default windows for '{other}'; give `windows:` explicitly"),
+                    );
+                }
+                Vec::new()
+            }
+        };
+        let mut windows: [Vec<Window>; 7] = std::array::from_fn(|_| default_windows.clone());
+        if let Some(w) = &f.windows {
+            let mut base = default_windows.clone();
+            if let Some(def) = w.get("default") {
+                base = parse_window_list(def, "windows.default", &mut bad);
+            }
+            windows = std::array::from_fn(|_| base.clone());
+            for (k, v) in w {
+                if k == "default" {
+                    continue;
+                }
+                let days: Vec<usize> = match k.as_str() {
+                    "weekdays" => (0..5).collect(),
+                    "weekend" => vec![5, 6],
+                    d => match WEEKDAYS.iter().position(|x| *x == d) {
+                        Some(i) => vec![i],
+                        None => {
+                            bad(
+                                &format!("windows.{k}"),
+                                "unknown day; use default, weekdays, weekend, mon, tue, wed, thu, fri, sat, sun".into(),
+                            );
+                            continue;
+                        }
+                    },
+                };
+                let list = parse_window_list(v, &format!("windows.{k}"), &mut bad);
+                for d in days {
+                    windows[d] = list.clone();
+                }
+            }
+        }
+        let legal_src = f.legal_bounds.clone().unwrap_or_else(|| {
+            vec![LegalBoundFile {
+                prefix: "+1".into(),
+                window: "08:00-21:00".into(),
+            }]
+        });
+        let mut legal_bounds = Vec::new();
+        for (i, lb) in legal_src.iter().enumerate() {
+            let path = format!("legal_bounds[{i}]");
+            let Some((prefix, prefix_len)) = parse_digits(&lb.prefix) else {
+                bad(
+                    &format!("{path}.prefix"),
+                    format!("'{}' is not a number prefix", lb.prefix),
+                );
+                continue;
+            };
+            match parse_window(&lb.window) {
+                Ok(window) => legal_bounds.push(LegalBound {
+                    prefix,
+                    prefix_len,
+                    window,
+                }),
+                Err(e) => bad(&format!("{path}.window"), e),
+            }
+        }
+        if country == "US" {
+            // A US campaign's own windows must sit inside the TCPA bound.
+            for (d, ws) in windows.iter().enumerate() {
+                for w in ws {
+                    if w.start < 8 * 3600 || w.end > 21 * 3600 {
+                        bad(
+                            &format!("windows.{}", WEEKDAYS[d]),
+                            "US calls must fall within 08:00-21:00 callee local time / 美国外呼须在当地 08:00-21:00 内"
+                                .into(),
+                        );
+                        break;
+                    }
+                }
+            }
+        }
+        if windows.iter().all(|w| w.is_empty()) {
+            bad(
+                "windows",
+                "no calling window on any day / 没有任何可拨打时段".into(),
+            );
+        }
+        let active = match &f.active {
+            Some(a) if a.to < a.from => {
+                bad(
+                    "active.to",
+                    format!("{} is before active.from {}", a.to, a.from),
+                );
+                None
+            }
+            Some(a) => Some((a.from, a.to)),
+            None => None,
+        };
+        let caps = &f.caps;
+        if caps.per_number_per_day == Some(0) {
+            bad(
+                "caps.per_number_per_day",
+                "0 would forbid every call; omit it for no cap".into(),
+            );
+        }
+        if let (Some(d), Some(w)) = (caps.per_number_per_day, caps.per_number_per_week) {
+            if w < d {
+                bad(
+                    "caps.per_number_per_week",
+                    format!("{w} is below the daily cap {d}"),
+                );
+            }
+        }
+        let max_attempts = caps.max_attempts.unwrap_or(6);
+        if max_attempts == 0 || max_attempts > 50 {
+            bad(
+                "caps.max_attempts",
+                format!("{max_attempts}: must be between 1 and 50"),
+            );
+        }
+        let mut retry: [Retry; 9] = std::array::from_fn(|i| default_retry(CallOutcome::ALL[i]));
+        for (k, v) in &f.retry {
+            let path = format!("retry.{k}");
+            let Some(o) = CallOutcome::ALL.iter().copied().find(|o| o.as_str() == k) else {
+                bad(&path, "unknown outcome; use busy, no_answer, powered_off, rejected, voicemail, congestion, failed, invalid_number".into());
+                continue;
+            };
+            let r = match v {
+                RetryFile::Word(w) if w == "stop" || w == "never" => Retry::Stop,
+                RetryFile::Word(w) => {
+                    bad(&path, format!("'{w}': use `stop` or {{after: 2h, max: 3}}"));
+                    continue;
+                }
+                RetryFile::Rule { after, max } => match parse_duration(after) {
+                    Ok(secs) if secs > 0 => Retry::After { secs, max: *max },
+                    Ok(_) => {
+                        bad(&format!("{path}.after"), "must be longer than 0s".into());
+                        continue;
+                    }
+                    Err(e) => {
+                        bad(&format!("{path}.after"), e);
+                        continue;
+                    }
+                },
+            };
+            if o == CallOutcome::InvalidNumber && r != Retry::Stop {
+                bad(
+                    &path,
+                    "an invalid number is never retried / 空号不重拨".into(),
+                );
+                continue;
+            }
+            retry[outcome_index(o)] = r;
+        }
+        let mut dnc_prefixes = Vec::new();
+        for (i, p) in f.dnc.prefixes.iter().enumerate() {
+            match parse_digits(p) {
+                Some(d) => dnc_prefixes.push(d),
+                None => bad(
+                    &format!("dnc.prefixes[{i}]"),
+                    format!("'{p}' is not a number prefix"),
+                ),
+            }
+        }
+        let mut dnc_ranges = Vec::new();
+        for (i, r) in f.dnc.ranges.iter().enumerate() {
+            match (parse_digits(&r.from), parse_digits(&r.to)) {
+                (Some((a, la)), Some((b, lb))) if la == lb && a <= b => {
+                    dnc_ranges.push(DigitRange { from: a, to: b })
+                }
+                (Some(_), Some(_)) => bad(
+                    &format!("dnc.ranges[{i}]"),
+                    "from and to must have the same number of digits and from <= to".into(),
+                ),
+                _ => bad(
+                    &format!("dnc.ranges[{i}]"),
+                    "from/to must be phone numbers".into(),
+                ),
+            }
+        }
+        let mut names = HashSet::new();
+        for (i, t) in f.trunks.iter().enumerate() {
+            if !names.insert(t.name.clone()) {
+                bad(
+                    &format!("trunks[{i}].name"),
+                    format!("duplicate trunk '{}'", t.name),
+                );
+            }
+            if t.channels == 0 {
+                bad(
+                    &format!("trunks[{i}].channels"),
+                    "must be at least 1".into(),
+                );
+            }
+            if !(t.cps.is_finite() && t.cps > 0.0) {
+                bad(
+                    &format!("trunks[{i}].cps"),
+                    "must be a positive number".into(),
+                );
+            }
+        }
+        let trunks = if f.trunks.is_empty() {
+            vec![Trunk {
+                name: "default".into(),
+                channels: 100,
+                cps: 10.0,
+            }]
+        } else {
+            f.trunks
+                .iter()
+                .map(|t| Trunk {
+                    name: t.name.clone(),
+                    channels: t.channels,
+                    cps: t.cps,
+                })
+                .collect()
+        };
+        let mut caller_ids = Vec::new();
+        let mut local_presence = true;
+        if let Some(c) = &f.caller_ids {
+            local_presence = c.local_presence;
+            if c.pool.is_empty() {
+                bad(
+                    "caller_ids.pool",
+                    "empty pool; remove `caller_ids` to dial without a caller ID".into(),
+                );
+            }
+            for (i, p) in c.pool.iter().enumerate() {
+                match parse_digits(&p.number) {
+                    Some((digits, _)) => caller_ids.push(CallerId {
+                        number: p.number.clone(),
+                        digits,
+                        region: p.region.clone(),
+                        daily_cap: p.daily_cap,
+                    }),
+                    None => bad(
+                        &format!("caller_ids.pool[{i}].number"),
+                        format!("'{}' is not a phone number", p.number),
+                    ),
+                }
+                if p.daily_cap == Some(0) {
+                    bad(
+                        &format!("caller_ids.pool[{i}].daily_cap"),
+                        "0 makes the number unusable".into(),
+                    );
+                }
+            }
+        }
+        let mut segments = Vec::new();
+        let mut seg_names = HashSet::new();
+        if f.segments.is_empty() {
+            bad(
+                "segments",
+                "at least one segment with a script is required".into(),
+            );
+        }
+        if f.segments.len() > 200 {
+            bad("segments", "at most 200 segments".into());
+        }
+        for (i, s) in f.segments.iter().enumerate() {
+            if !seg_names.insert(s.name.clone()) {
+                bad(
+                    &format!("segments[{i}].name"),
+                    format!("duplicate segment '{}'", s.name),
+                );
+            }
+            if s.script.trim().is_empty() {
+                bad(
+                    &format!("segments[{i}].script"),
+                    "must name a script".into(),
+                );
+            }
+            let value = s.value.unwrap_or(1.0);
+            if !(value.is_finite() && value > 0.0) {
+                bad(
+                    &format!("segments[{i}].value"),
+                    "must be a positive number".into(),
+                );
+            }
+            segments.push(Segment {
+                name: s.name.clone(),
+                script: s.script.clone(),
+                value,
+            });
+        }
+        let mut fallback = Vec::new();
+        for (i, r) in f.fallback.iter().enumerate() {
+            let channel = match r.channel.as_str() {
+                "sms" => FallbackChannel::Sms,
+                "push" => FallbackChannel::Push,
+                other => {
+                    bad(
+                        &format!("fallback[{i}].channel"),
+                        format!("'{other}': use sms or push"),
+                    );
+                    continue;
+                }
+            };
+            let only_with_app = match r.when.as_deref() {
+                None => channel == FallbackChannel::Push,
+                Some("has_app") => true,
+                Some(other) => {
+                    bad(
+                        &format!("fallback[{i}].when"),
+                        format!("'{other}': only has_app is known"),
+                    );
+                    continue;
+                }
+            };
+            if r.after_unanswered == 0 {
+                bad(
+                    &format!("fallback[{i}].after_unanswered"),
+                    "must be at least 1".into(),
+                );
+            }
+            fallback.push(Fallback {
+                after_unanswered: r.after_unanswered,
+                channel,
+                template: r.template.clone(),
+                only_with_app,
+            });
+        }
+        let pacing = match &f.pacing {
+            None => PacingMode::Progressive,
+            Some(p) => match p.mode.as_str() {
+                "progressive" => PacingMode::Progressive,
+                "predictive" => {
+                    let t = p.target_abandon_rate.unwrap_or(0.03);
+                    if !(t > 0.0 && t <= 0.03) {
+                        bad(
+                            "pacing.target_abandon_rate",
+                            format!("{t}: must be in (0, 0.03] (US/UK rule: 3%)"),
+                        );
+                    }
+                    PacingMode::Predictive {
+                        target_abandon_rate: t,
+                    }
+                }
+                other => {
+                    bad(
+                        "pacing.mode",
+                        format!("'{other}': use progressive or predictive"),
+                    );
+                    PacingMode::Progressive
+                }
+            },
+        };
+        let (mut policy, mut prior_answer_rate, mut prior_strength) = (Policy::BestTime, 0.3, 20.0);
+        if let Some(r) = &f.ranking {
+            match r.policy.as_deref() {
+                None | Some("best_time") | Some("best-time") => {}
+                Some("fifo") => policy = Policy::Fifo,
+                Some(other) => bad(
+                    "ranking.policy",
+                    format!("'{other}': use best_time or fifo"),
+                ),
+            }
+            if let Some(p) = r.prior_answer_rate {
+                if !(p > 0.0 && p < 1.0) {
+                    bad("ranking.prior_answer_rate", "must be in (0, 1)".into());
+                }
+                prior_answer_rate = p;
+            }
+            if let Some(s) = r.prior_strength {
+                if !(s > 0.0 && s.is_finite()) {
+                    bad("ranking.prior_strength", "must be positive".into());
+                }
+                prior_strength = s;
+            }
+        }
+        let honour_callbacks = f.callback.as_ref().map(|c| c.honour).unwrap_or(true);
+        if !issues.is_empty() {
+            return Err(ConfigError { issues });
+        }
+        Ok(Campaign {
+            id: CampaignId(f.id.unwrap_or(1)),
+            name: f.name,
+            priority: f.priority.unwrap_or(0),
+            timezone,
+            active,
+            windows,
+            legal_bounds,
+            holidays: f.holidays.into_iter().collect(),
+            per_number_per_day: caps.per_number_per_day,
+            per_number_per_week: caps.per_number_per_week,
+            max_attempts,
+            retry,
+            honour_callbacks,
+            dnc_prefixes,
+            dnc_ranges,
+            consent_required: f.consent.required,
+            trunks,
+            caller_ids,
+            local_presence,
+            segments,
+            fallback,
+            pacing,
+            policy,
+            prior_answer_rate,
+            prior_strength,
+        })
+    }
+
+    pub fn segment_index(&self, name: &str) -> Option<usize> {
+        self.segments.iter().position(|s| s.name == name)
+    }
+}
+
+fn parse_window_list(
+    list: &[String],
+    path: &str,
+    bad: &mut impl FnMut(&str, String),
+) -> Vec<Window> {
+    let mut out: Vec<Window> = Vec::new();
+    for (i, s) in list.iter().enumerate() {
+        match parse_window(s) {
+            Ok(w) => out.push(w),
+            Err(e) => bad(&format!("{path}[{i}]"), e),
+        }
+    }
+    out.sort_by_key(|w| w.start);
+    for pair in out.windows(2) {
+        if pair[1].start < pair[0].end {
+            bad(path, "windows overlap / 时段重叠".into());
+            break;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = "name: t\nsegments:\n  - {name: a, script: s}\n";
+
+    #[test]
+    fn minimal_file_gets_cn_defaults() {
+        let c = Campaign::from_yaml(MIN).unwrap();
+        assert_eq!(
+            c.windows[0],
+            vec![
+                Window {
+                    start: 32400,
+                    end: 43200
+                },
+                Window {
+                    start: 50400,
+                    end: 72000
+                }
+            ]
+        );
+        assert_eq!(c.timezone, chrono_tz::Asia::Shanghai);
+        assert_eq!(
+            c.retry[outcome_index(CallOutcome::InvalidNumber)],
+            Retry::Stop
+        );
+        assert_eq!(c.legal_bounds.len(), 1);
+    }
+
+    #[test]
+    fn type_error_names_field_line_and_column() {
+        let text =
+            "name: t\ncaps:\n  per_number_per_day: lots\nsegments:\n  - {name: a, script: s}\n";
+        let e = Campaign::from_yaml(text).unwrap_err();
+        let i = &e.issues[0];
+        assert_eq!(i.path, "caps.per_number_per_day");
+        assert_eq!(i.line, Some(3));
+        let text = "name: t\ncaps:\n  per_number_per_dya: 2\nsegments:\n  - {name: a, script: s}\n";
+        let e = Campaign::from_yaml(text).unwrap_err();
+        assert!(e.issues[0].message.contains("per_number_per_dya"), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors_are_collected_with_paths() {
+        let text = r#"
+name: t
+country: US
+timezone: Mars/Olympus
+windows:
+  default: ["07:00-12:00"]
+  sat: ["10:00-11:00", "10:30-12:00"]
+  funday: []
+caps: {per_number_per_day: 3, per_number_per_week: 2, max_attempts: 0}
+retry:
+  busy: {after: 30x}
+  invalid_number: {after: 1h}
+  shouting: stop
+trunks:
+  - {name: a, channels: 0, cps: -1}
+segments:
+  - {name: a, script: s}
+  - {name: a, script: ""}
+fallback:
+  - {after_unanswered: 0, channel: fax, template: x}
+pacing: {mode: predictive, target_abandon_rate: 0.1}
+"#;
+        let e = Campaign::from_yaml(text).unwrap_err();
+        let paths: Vec<&str> = e.issues.iter().map(|i| i.path.as_str()).collect();
+        for p in [
+            "timezone",
+            "windows.funday",
+            "windows.sat",
+            "windows.mon",
+            "caps.per_number_per_week",
+            "caps.max_attempts",
+            "retry.busy.after",
+            "retry.invalid_number",
+            "retry.shouting",
+            "trunks[0].channels",
+            "trunks[0].cps",
+            "segments[1].name",
+            "segments[1].script",
+            "fallback[0].channel",
+            "pacing.target_abandon_rate",
+        ] {
+            assert!(paths.contains(&p), "missing {p} in {paths:?}");
+        }
+    }
+
+    #[test]
+    fn durations_and_windows_parse() {
+        assert_eq!(parse_duration("1h30m"), Ok(5400));
+        assert_eq!(parse_duration("2d"), Ok(172800));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+        assert_eq!(
+            parse_window("20:00-24:00"),
+            Ok(Window {
+                start: 72000,
+                end: 86400
+            })
+        );
+        assert!(parse_window("12:00-09:00").is_err());
+        assert!(parse_window("25:00-26:00").is_err());
+    }
+
+    #[test]
+    fn examples_validate() {
+        for f in ["campaign.yaml", "campaign-us.yaml"] {
+            let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../examples")
+                .join(f);
+            let text = std::fs::read_to_string(&p).unwrap();
+            Campaign::from_yaml(&text).unwrap_or_else(|e| panic!("{f}: {e}"));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(s in "\\PC{0,200}") {
+            let _ = Campaign::from_yaml(&s);
+        }
+
+        #[test]
+        fn arbitrary_durations_never_panic(s in "[0-9smhdwx]{0,24}") {
+            let _ = parse_duration(&s);
+        }
+    }
+}

@@ -1,0 +1,1173 @@
+//! The sans-IO planner: given `now` and free capacity it returns the next
+//! dials; given outcomes it learns and schedules retries. It never reads a
+//! clock, so the simulator drives it through a week in seconds.
+//!
+//! # Data layout (2M pending contacts)
+//! - Contacts live in one `Vec<Slot>` (~80 bytes each); everything else
+//!   refers to them by index.
+//! - Contacts waiting for a retry time, a cap reset or a window opening sit in
+//!   a calendar keyed by minute (`BTreeMap<minute, Vec<(idx, gen)>>`); each
+//!   `next_dials` drains only buckets that came due.
+//! - Ready contacts sit in max-heaps per (time zone, segment, day part),
+//!   keyed by the hour-independent part of their score (segment value ×
+//!   recency × attempt decay × the customer's own day-part multiplier). The
+//!   hour-dependent part, the segment's answer rate at this hour of week, is
+//!   the same for the whole heap, so the best contact overall is the best of
+//!   a handful of heap heads. Heaps whose zone is outside its window now are
+//!   not looked at. A decision costs O(heaps + log n), not a scan.
+//! - Entries are invalidated lazily with a generation counter.
+//!
+//! # One gate
+//! Every dial passes [`Planner::eligibility`] right before it is emitted —
+//! windows in the callee's zone, legal bounds, holidays, active dates, caps,
+//! DNC, consent, max attempts, retry backoff. The queues are only an
+//! optimisation of *which* contacts are looked at; the gate decides.
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+use waihu_core::{CallOutcome, CustomerId};
+
+use crate::config::{outcome_index, weekday_index, Campaign, FallbackChannel, Policy, Retry};
+use crate::model::{day_part, AnswerModel, DAY_PARTS};
+
+/// A customer to be called in this campaign.
+#[derive(Debug, Clone)]
+pub struct ContactInput {
+    pub customer: CustomerId,
+    /// E.164, with or without `+`.
+    pub phone: String,
+    pub tz: Tz,
+    /// Segment name from the campaign's `segments`.
+    pub segment: String,
+    /// City or province for local-presence caller IDs (`北京`, `NY`).
+    pub region: Option<String>,
+    pub has_app: bool,
+    pub consent: bool,
+    /// Days since the customer last interacted with the brand.
+    pub recency_days: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContactError {
+    #[error("customer {0}: phone number '{1}' is not E.164 digits / 号码格式无效")]
+    BadPhone(CustomerId, String),
+    #[error("customer {0}: segment '{1}' is not in the campaign / 分群不在活动中")]
+    UnknownSegment(CustomerId, String),
+    #[error("customer {0}: number already in the campaign / 号码重复")]
+    DuplicatePhone(CustomerId),
+}
+
+/// Why a contact may not be dialled now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ineligible {
+    InFlight,
+    Finished,
+    NoConsent,
+    Dnc,
+    MaxAttempts,
+    NotActive,
+    Holiday,
+    OutsideWindow,
+    DailyCap,
+    WeeklyCap,
+    Backoff,
+}
+
+/// Opaque handle of a contact inside one planner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct ContactRef(pub u32);
+
+/// One dial to place now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dial {
+    pub contact: ContactRef,
+    pub customer: CustomerId,
+    /// E.164 digits without `+`.
+    pub phone: u64,
+    pub tz: Tz,
+    /// The callee's wall clock when the decision was made.
+    pub local_time: DateTime<Tz>,
+    pub segment: usize,
+    pub trunk: usize,
+    pub caller_id: Option<usize>,
+    /// This dial honours a callback the callee asked for.
+    pub callback: bool,
+    /// Answer probability the model gave (best-time policy) or 0.
+    pub p_answer: f64,
+}
+
+/// What the runtime reports when an attempt ends.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Report {
+    pub outcome: CallOutcome,
+    /// The callee asked to be called back at this time.
+    pub callback_at: Option<DateTime<Utc>>,
+    /// The callee asked not to be called again.
+    pub do_not_call: bool,
+    /// Answered, but no agent was free (predictive pacing) and the call was dropped.
+    pub abandoned: bool,
+}
+
+impl Report {
+    pub fn outcome(outcome: CallOutcome) -> Self {
+        Report {
+            outcome,
+            callback_at: None,
+            do_not_call: false,
+            abandoned: false,
+        }
+    }
+}
+
+/// Decisions besides dials, for the runtime to carry out and log as events.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Send a message on another channel (→ `EventKind::MessageSent`).
+    SendMessage {
+        customer: CustomerId,
+        channel: &'static str,
+        template: String,
+    },
+    /// Put the number on the do-not-call list (→ `EventKind::DncAdded`).
+    AddDnc { customer: CustomerId },
+    /// Schedule a callback the callee asked for.
+    CallbackScheduled {
+        customer: CustomerId,
+        at: DateTime<Utc>,
+    },
+    /// No more dials for this contact in this campaign.
+    Finished {
+        customer: CustomerId,
+        reason: &'static str,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Waiting,
+    Ready,
+    Callback,
+    InFlight,
+    Done,
+}
+
+#[derive(Debug, Clone)]
+struct Slot {
+    customer: i64,
+    phone: u64,
+    /// Not eligible before this (unix seconds): retry backoff or asked callback.
+    next_at: i64,
+    ready_since: i64,
+    day: i32,
+    week: i32,
+    gen: u32,
+    recency: f32,
+    tz: u16,
+    region: u16,
+    segment: u16,
+    /// Index into `legal_bounds` or `NO_BOUND`.
+    bound: u8,
+    state: State,
+    attempts: u8,
+    day_count: u8,
+    week_count: u8,
+    unanswered: u8,
+    trunk: u8,
+    how: u8,
+    outcome_counts: [u8; 9],
+    dp_att: [u8; DAY_PARTS],
+    dp_ans: [u8; DAY_PARTS],
+    has_app: bool,
+    consent: bool,
+    sent: u8,
+}
+
+const NO_BOUND: u8 = u8::MAX;
+const NO_REGION: u16 = u16::MAX;
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    key: f64,
+    idx: u32,
+    gen: u32,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Entry {
+    fn cmp(&self, o: &Self) -> Ordering {
+        // Higher key first; among equals the lower index (earlier added).
+        self.key
+            .total_cmp(&o.key)
+            .then_with(|| o.idx.cmp(&self.idx))
+    }
+}
+
+struct TrunkState {
+    in_flight: u32,
+    tokens: f64,
+    last_refill: i64,
+}
+
+struct CallerIdState {
+    day: i32,
+    used: u32,
+}
+
+/// Counters of what the planner did, for reports and tests.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PlannerStats {
+    pub dials: u64,
+    pub callback_dials: u64,
+    pub gate_rejections: BTreeMap<String, u64>,
+    pub finished: u64,
+    pub pops: u64,
+}
+
+pub struct Planner {
+    campaign: Campaign,
+    slots: Vec<Slot>,
+    by_phone: HashMap<u64, u32>,
+    dnc: HashSet<u64>,
+    tzs: Vec<Tz>,
+    regions: Vec<String>,
+    /// heaps[tz][segment * parts + part]
+    heaps: Vec<Vec<BinaryHeap<Entry>>>,
+    parts: usize,
+    calendar: BTreeMap<i64, Vec<(u32, u32)>>,
+    callbacks: BinaryHeap<Reverse<(i64, u32, u32)>>,
+    model: AnswerModel,
+    trunks: Vec<TrunkState>,
+    caller_ids: Vec<CallerIdState>,
+    rotation: usize,
+    in_flight: u32,
+    stats: PlannerStats,
+}
+
+fn digits_len(mut n: u64) -> u32 {
+    let mut l = 1;
+    while n >= 10 {
+        n /= 10;
+        l += 1;
+    }
+    l
+}
+
+fn has_prefix(phone: u64, prefix: u64, prefix_len: u32) -> bool {
+    let len = digits_len(phone);
+    if len < prefix_len {
+        return false;
+    }
+    phone / 10u64.pow(len - prefix_len) == prefix
+}
+
+fn day_number(d: NaiveDate) -> i32 {
+    d.num_days_from_ce()
+}
+
+/// ISO week number as the day number of its Monday.
+fn week_number(d: NaiveDate) -> i32 {
+    d.num_days_from_ce() - d.weekday().num_days_from_monday() as i32
+}
+
+fn utc(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(secs, 0).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// First instant at or after local `naive` that exists in `tz` (skips DST gaps).
+fn local_to_utc(tz: Tz, naive: chrono::NaiveDateTime) -> Option<DateTime<Utc>> {
+    let mut n = naive;
+    for _ in 0..240 {
+        match tz.from_local_datetime(&n) {
+            chrono::LocalResult::Single(t) => return Some(t.with_timezone(&Utc)),
+            chrono::LocalResult::Ambiguous(a, _) => return Some(a.with_timezone(&Utc)),
+            chrono::LocalResult::None => n += Duration::minutes(1),
+        }
+    }
+    None
+}
+
+impl Planner {
+    pub fn new(campaign: Campaign) -> Self {
+        let segs = campaign.segments.len();
+        let parts = match campaign.policy {
+            Policy::BestTime => DAY_PARTS,
+            Policy::Fifo => 1,
+        };
+        let model = AnswerModel::new(segs, campaign.prior_answer_rate, campaign.prior_strength);
+        let trunks = campaign
+            .trunks
+            .iter()
+            .map(|t| TrunkState {
+                in_flight: 0,
+                tokens: t.cps.max(1.0),
+                last_refill: i64::MIN,
+            })
+            .collect();
+        let caller_ids = campaign
+            .caller_ids
+            .iter()
+            .map(|_| CallerIdState {
+                day: i32::MIN,
+                used: 0,
+            })
+            .collect();
+        Planner {
+            campaign,
+            slots: Vec::new(),
+            by_phone: HashMap::new(),
+            dnc: HashSet::new(),
+            tzs: Vec::new(),
+            regions: Vec::new(),
+            heaps: Vec::new(),
+            parts,
+            calendar: BTreeMap::new(),
+            callbacks: BinaryHeap::new(),
+            model,
+            trunks,
+            caller_ids,
+            rotation: 0,
+            in_flight: 0,
+            stats: PlannerStats::default(),
+        }
+    }
+
+    pub fn campaign(&self) -> &Campaign {
+        &self.campaign
+    }
+
+    pub fn model(&self) -> &AnswerModel {
+        &self.model
+    }
+
+    pub fn stats(&self) -> &PlannerStats {
+        &self.stats
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight
+    }
+
+    /// Contacts not finished (waiting, ready, in flight or with a callback).
+    pub fn pending(&self) -> usize {
+        self.slots.iter().filter(|s| s.state != State::Done).count()
+    }
+
+    pub fn reserve(&mut self, n: usize) {
+        self.slots.reserve(n);
+        self.by_phone.reserve(n);
+    }
+
+    pub fn contact_by_phone(&self, e164: &str) -> Option<ContactRef> {
+        let (d, _) = crate::config::parse_digits(e164)?;
+        self.by_phone.get(&d).map(|i| ContactRef(*i))
+    }
+
+    pub fn customer(&self, c: ContactRef) -> CustomerId {
+        CustomerId(self.slots[c.0 as usize].customer)
+    }
+
+    /// Add a contact; it becomes a candidate at once (the gate still decides).
+    pub fn add_contact(&mut self, c: ContactInput) -> Result<ContactRef, ContactError> {
+        let (phone, _) = crate::config::parse_digits(&c.phone)
+            .ok_or_else(|| ContactError::BadPhone(c.customer, c.phone.clone()))?;
+        let segment = self
+            .campaign
+            .segment_index(&c.segment)
+            .ok_or_else(|| ContactError::UnknownSegment(c.customer, c.segment.clone()))?;
+        if self.by_phone.contains_key(&phone) {
+            return Err(ContactError::DuplicatePhone(c.customer));
+        }
+        let tz = match self.tzs.iter().position(|t| *t == c.tz) {
+            Some(i) => i,
+            None => {
+                self.tzs.push(c.tz);
+                self.heaps.push(
+                    (0..self.campaign.segments.len() * self.parts)
+                        .map(|_| BinaryHeap::new())
+                        .collect(),
+                );
+                self.tzs.len() - 1
+            }
+        };
+        let region = match &c.region {
+            None => NO_REGION,
+            Some(r) => match self.regions.iter().position(|x| x == r) {
+                Some(i) => i as u16,
+                None if self.regions.len() < (NO_REGION as usize) => {
+                    self.regions.push(r.clone());
+                    (self.regions.len() - 1) as u16
+                }
+                None => NO_REGION,
+            },
+        };
+        let bound = self
+            .campaign
+            .legal_bounds
+            .iter()
+            .position(|b| has_prefix(phone, b.prefix, b.prefix_len))
+            .map(|i| i as u8)
+            .unwrap_or(NO_BOUND);
+        let recency = match c.recency_days {
+            Some(d) => 0.5 + 0.5 * (-(d as f32) / 90.0).exp(),
+            None => 0.75,
+        };
+        let idx = self.slots.len() as u32;
+        self.slots.push(Slot {
+            customer: c.customer.0,
+            phone,
+            next_at: i64::MIN,
+            ready_since: i64::MIN,
+            day: i32::MIN,
+            week: i32::MIN,
+            gen: 0,
+            recency,
+            tz: tz as u16,
+            region,
+            segment: segment as u16,
+            bound,
+            state: State::Waiting,
+            attempts: 0,
+            day_count: 0,
+            week_count: 0,
+            unanswered: 0,
+            trunk: 0,
+            how: 0,
+            outcome_counts: [0; 9],
+            dp_att: [0; DAY_PARTS],
+            dp_ans: [0; DAY_PARTS],
+            has_app: c.has_app,
+            consent: c.consent,
+            sent: 0,
+        });
+        self.by_phone.insert(phone, idx);
+        self.make_ready(idx, i64::MIN);
+        Ok(ContactRef(idx))
+    }
+
+    /// A number went on a do-not-call list that applies to this campaign.
+    pub fn add_dnc(&mut self, e164: &str) -> bool {
+        match crate::config::parse_digits(e164) {
+            Some((d, _)) => {
+                self.dnc.insert(d);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// An attempt on this number by another campaign (caps are across campaigns).
+    pub fn record_external_attempt(&mut self, e164: &str, at: DateTime<Utc>) {
+        let Some((d, _)) = crate::config::parse_digits(e164) else {
+            return;
+        };
+        if let Some(&i) = self.by_phone.get(&d) {
+            self.count_attempt(i, at);
+        }
+    }
+
+    fn count_attempt(&mut self, idx: u32, at: DateTime<Utc>) {
+        let s = &mut self.slots[idx as usize];
+        let local = at.with_timezone(&self.tzs[s.tz as usize]).date_naive();
+        let (day, week) = (day_number(local), week_number(local));
+        if s.day != day {
+            s.day = day;
+            s.day_count = 0;
+        }
+        if s.week != week {
+            s.week = week;
+            s.week_count = 0;
+        }
+        s.day_count = s.day_count.saturating_add(1);
+        s.week_count = s.week_count.saturating_add(1);
+    }
+
+    fn dnc_listed(&self, phone: u64) -> bool {
+        self.dnc.contains(&phone)
+            || self
+                .campaign
+                .dnc_prefixes
+                .iter()
+                .any(|&(p, l)| has_prefix(phone, p, l))
+            || self
+                .campaign
+                .dnc_ranges
+                .iter()
+                .any(|r| r.from <= phone && phone <= r.to)
+    }
+
+    /// The one eligibility gate. Every emitted dial passed it at `now`.
+    pub fn eligibility(&self, c: ContactRef, now: DateTime<Utc>) -> Result<(), Ineligible> {
+        let s = &self.slots[c.0 as usize];
+        self.check(s, now, &now.with_timezone(&self.tzs[s.tz as usize]))
+    }
+
+    fn check(&self, s: &Slot, now: DateTime<Utc>, local: &DateTime<Tz>) -> Result<(), Ineligible> {
+        match s.state {
+            State::InFlight => return Err(Ineligible::InFlight),
+            State::Done => return Err(Ineligible::Finished),
+            _ => {}
+        }
+        let c = &self.campaign;
+        if c.consent_required && !s.consent {
+            return Err(Ineligible::NoConsent);
+        }
+        if self.dnc_listed(s.phone) {
+            return Err(Ineligible::Dnc);
+        }
+        if s.attempts as u32 >= c.max_attempts {
+            return Err(Ineligible::MaxAttempts);
+        }
+        if let Some((from, to)) = c.active {
+            let d = now.with_timezone(&c.timezone).date_naive();
+            if d < from || d > to {
+                return Err(Ineligible::NotActive);
+            }
+        }
+        let date = local.date_naive();
+        if c.holidays.contains(&date) {
+            return Err(Ineligible::Holiday);
+        }
+        let sec = local.num_seconds_from_midnight();
+        if !c.windows[weekday_index(local.weekday())]
+            .iter()
+            .any(|w| w.contains(sec))
+        {
+            return Err(Ineligible::OutsideWindow);
+        }
+        if s.bound != NO_BOUND && !c.legal_bounds[s.bound as usize].window.contains(sec) {
+            return Err(Ineligible::OutsideWindow);
+        }
+        if let Some(cap) = c.per_number_per_day {
+            if s.day == day_number(date) && s.day_count as u32 >= cap {
+                return Err(Ineligible::DailyCap);
+            }
+        }
+        if let Some(cap) = c.per_number_per_week {
+            if s.week == week_number(date) && s.week_count as u32 >= cap {
+                return Err(Ineligible::WeeklyCap);
+            }
+        }
+        if s.next_at > now.timestamp() {
+            return Err(Ineligible::Backoff);
+        }
+        Ok(())
+    }
+
+    /// The first instant at or after `from` when the contact's window (and
+    /// legal bound) is open on a non-holiday, active day. `None`: never again.
+    fn next_open(&self, idx: u32, from: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let s = &self.slots[idx as usize];
+        let tz = self.tzs[s.tz as usize];
+        let c = &self.campaign;
+        let start_date = from.with_timezone(&tz).date_naive();
+        for off in 0..400 {
+            let date = start_date + Duration::days(off);
+            if c.holidays.contains(&date) {
+                continue;
+            }
+            if let Some((_, to)) = c.active {
+                // Active dates are in the campaign's zone; one day of slack
+                // for zone differences, the gate has the last word.
+                if date > to + Duration::days(1) {
+                    return None;
+                }
+            }
+            for w in &c.windows[weekday_index(date.weekday())] {
+                let (mut a, mut b) = (w.start, w.end);
+                if s.bound != NO_BOUND {
+                    let lb = c.legal_bounds[s.bound as usize].window;
+                    a = a.max(lb.start);
+                    b = b.min(lb.end);
+                    if a >= b {
+                        continue;
+                    }
+                }
+                let open =
+                    local_to_utc(tz, date.and_hms_opt(0, 0, 0)? + Duration::seconds(a as i64))?;
+                let close =
+                    local_to_utc(tz, date.and_hms_opt(0, 0, 0)? + Duration::seconds(b as i64))?;
+                if close > from {
+                    return Some(open.max(from));
+                }
+            }
+        }
+        None
+    }
+
+    fn key(&self, s: &Slot, part: usize) -> f64 {
+        match self.campaign.policy {
+            Policy::Fifo => -(s.ready_since as f64),
+            Policy::BestTime => {
+                let seg = s.segment as usize;
+                let mult =
+                    self.model
+                        .customer_multiplier(seg, part, s.dp_att[part], s.dp_ans[part]);
+                let decay = 0.9f64.powi(s.attempts as i32);
+                self.campaign.segments[seg].value * s.recency as f64 * decay * mult
+            }
+        }
+    }
+
+    fn make_ready(&mut self, idx: u32, now: i64) {
+        let (tz, seg, gen) = {
+            let s = &mut self.slots[idx as usize];
+            s.state = State::Ready;
+            s.ready_since = now;
+            (s.tz as usize, s.segment as usize, s.gen)
+        };
+        for part in 0..self.parts {
+            let key = self.key(&self.slots[idx as usize], part);
+            self.heaps[tz][seg * self.parts + part].push(Entry { key, idx, gen });
+        }
+    }
+
+    fn schedule(&mut self, idx: u32, at: i64) {
+        let s = &mut self.slots[idx as usize];
+        s.gen = s.gen.wrapping_add(1);
+        s.state = State::Waiting;
+        let gen = s.gen;
+        self.calendar
+            .entry(at.div_euclid(60))
+            .or_default()
+            .push((idx, gen));
+    }
+
+    fn finish(&mut self, idx: u32, reason: &'static str, actions: &mut Vec<Action>) {
+        let s = &mut self.slots[idx as usize];
+        s.state = State::Done;
+        s.gen = s.gen.wrapping_add(1);
+        self.stats.finished += 1;
+        actions.push(Action::Finished {
+            customer: CustomerId(s.customer),
+            reason,
+        });
+    }
+
+    /// Move a contact the gate refused to where it will next be looked at.
+    fn park(&mut self, idx: u32, why: Ineligible, now: DateTime<Utc>) {
+        *self
+            .stats
+            .gate_rejections
+            .entry(format!("{why:?}"))
+            .or_default() += 1;
+        let mut sink = Vec::new();
+        match why {
+            Ineligible::InFlight => {}
+            Ineligible::Finished => {}
+            Ineligible::NoConsent => self.finish(idx, "no_consent", &mut sink),
+            Ineligible::Dnc => self.finish(idx, "dnc", &mut sink),
+            Ineligible::MaxAttempts => self.finish(idx, "max_attempts", &mut sink),
+            Ineligible::Backoff => {
+                let at = self.slots[idx as usize].next_at;
+                self.schedule(idx, at);
+            }
+            Ineligible::DailyCap | Ineligible::WeeklyCap => {
+                let s = &self.slots[idx as usize];
+                let tz = self.tzs[s.tz as usize];
+                let local = now.with_timezone(&tz).date_naive();
+                let days = if why == Ineligible::DailyCap {
+                    1
+                } else {
+                    7 - local.weekday().num_days_from_monday() as i64
+                };
+                let next_day = local + Duration::days(days);
+                let at = next_day
+                    .and_hms_opt(0, 0, 0)
+                    .and_then(|n| local_to_utc(tz, n));
+                match at.and_then(|t| self.next_open(idx, t)) {
+                    Some(t) => self.schedule(idx, t.timestamp()),
+                    None => self.finish(idx, "campaign_over", &mut sink),
+                }
+            }
+            Ineligible::NotActive | Ineligible::Holiday | Ineligible::OutsideWindow => {
+                let from = if why == Ineligible::NotActive {
+                    match self.campaign.active {
+                        Some((from, _))
+                            if now.with_timezone(&self.campaign.timezone).date_naive() < from =>
+                        {
+                            from.and_hms_opt(0, 0, 0)
+                                .and_then(|n| local_to_utc(self.campaign.timezone, n))
+                                .unwrap_or(now)
+                        }
+                        _ => {
+                            self.finish(idx, "campaign_over", &mut sink);
+                            return;
+                        }
+                    }
+                } else {
+                    now + Duration::seconds(1)
+                };
+                match self.next_open(idx, from) {
+                    // Never earlier than a minute ahead: the gate refused now.
+                    Some(t) => self.schedule(idx, t.timestamp().max(now.timestamp() + 60)),
+                    None => self.finish(idx, "campaign_over", &mut sink),
+                }
+            }
+        }
+    }
+
+    fn refill(&mut self, now: DateTime<Utc>) {
+        let ms = now.timestamp_millis();
+        for (t, cfg) in self.trunks.iter_mut().zip(&self.campaign.trunks) {
+            if t.last_refill != i64::MIN && ms > t.last_refill {
+                t.tokens = (t.tokens + cfg.cps * (ms - t.last_refill) as f64 / 1000.0)
+                    .min(cfg.cps.max(1.0));
+            }
+            t.last_refill = ms.max(t.last_refill);
+        }
+    }
+
+    fn pick_trunk(&self) -> Option<usize> {
+        let mut best: Option<(usize, u32)> = None;
+        for (i, (t, cfg)) in self.trunks.iter().zip(&self.campaign.trunks).enumerate() {
+            if t.in_flight < cfg.channels && t.tokens >= 1.0 {
+                let free = cfg.channels - t.in_flight;
+                if best.is_none_or(|(_, f)| free > f) {
+                    best = Some((i, free));
+                }
+            }
+        }
+        best.map(|(i, _)| i)
+    }
+
+    /// Local presence first (same region, then the longest shared number
+    /// prefix of at least country code + 2 digits), rotating among equals,
+    /// skipping numbers at their daily cap. `Err` when every number is capped.
+    fn pick_caller_id(&mut self, idx: u32, now: DateTime<Utc>) -> Result<Option<usize>, ()> {
+        let n = self.campaign.caller_ids.len();
+        if n == 0 {
+            return Ok(None);
+        }
+        let today = day_number(now.with_timezone(&self.campaign.timezone).date_naive());
+        let s = &self.slots[idx as usize];
+        let region = (s.region != NO_REGION).then(|| self.regions[s.region as usize].as_str());
+        let mut best: Option<(u32, usize)> = None;
+        for k in 0..n {
+            let i = (self.rotation + k) % n;
+            let cid = &self.campaign.caller_ids[i];
+            let st = &self.caller_ids[i];
+            let used = if st.day == today { st.used } else { 0 };
+            if cid.daily_cap.is_some_and(|cap| used >= cap) {
+                continue;
+            }
+            let mut rank = 0;
+            if self.campaign.local_presence {
+                if region.is_some() && cid.region.as_deref() == region {
+                    rank = 1000;
+                } else {
+                    let shared = shared_prefix(cid.digits, s.phone);
+                    if shared >= 4 {
+                        rank = shared;
+                    }
+                }
+            }
+            if best.is_none_or(|(r, _)| rank > r) {
+                best = Some((rank, i));
+            }
+        }
+        let (_, i) = best.ok_or(())?;
+        self.rotation = (i + 1) % n;
+        let st = &mut self.caller_ids[i];
+        if st.day != today {
+            st.day = today;
+            st.used = 0;
+        }
+        st.used += 1;
+        Ok(Some(i))
+    }
+
+    fn drain_calendar(&mut self, now: i64) {
+        let due = now.div_euclid(60);
+        while let Some(entry) = self.calendar.first_entry() {
+            if *entry.key() > due {
+                break;
+            }
+            for (idx, gen) in entry.remove() {
+                let s = &self.slots[idx as usize];
+                if s.gen == gen && s.state == State::Waiting {
+                    self.make_ready(idx, now);
+                }
+            }
+        }
+    }
+
+    /// Up to `free_capacity` dials to place now, best first; callbacks the
+    /// callees asked for come before everything else.
+    pub fn next_dials(&mut self, now: DateTime<Utc>, free_capacity: usize) -> Vec<Dial> {
+        let mut out = Vec::new();
+        let ts = now.timestamp();
+        self.drain_calendar(ts);
+        self.refill(now);
+        if free_capacity == 0 {
+            return out;
+        }
+        // Asked-for callbacks first, at their time.
+        let mut deferred = Vec::new();
+        while out.len() < free_capacity {
+            let Some(&Reverse((at, idx, gen))) = self.callbacks.peek() else {
+                break;
+            };
+            if at > ts {
+                break;
+            }
+            self.callbacks.pop();
+            let s = &self.slots[idx as usize];
+            if s.gen != gen || s.state != State::Callback {
+                continue;
+            }
+            let tz = self.tzs[s.tz as usize];
+            match self.try_dial(idx, now, true, 0.0) {
+                Ok(Some(d)) => out.push(d),
+                Ok(None) => {
+                    // No trunk or caller ID now: keep it first in line.
+                    deferred.push(Reverse((at, idx, gen)));
+                    break;
+                }
+                Err(why) => match why {
+                    Ineligible::OutsideWindow
+                    | Ineligible::Holiday
+                    | Ineligible::DailyCap
+                    | Ineligible::WeeklyCap => {
+                        // Honour it at the first compliant moment after.
+                        let from = if matches!(why, Ineligible::DailyCap | Ineligible::WeeklyCap) {
+                            let next = now.with_timezone(&tz).date_naive() + Duration::days(1);
+                            next.and_hms_opt(0, 0, 0)
+                                .and_then(|n| local_to_utc(tz, n))
+                                .unwrap_or(now)
+                        } else {
+                            now + Duration::seconds(60)
+                        };
+                        match self.next_open(idx, from) {
+                            Some(t) => {
+                                deferred.push(Reverse((t.timestamp().max(ts + 60), idx, gen)))
+                            }
+                            None => self.park(idx, Ineligible::NotActive, now),
+                        }
+                    }
+                    other => self.park(idx, other, now),
+                },
+            }
+        }
+        self.callbacks.extend(deferred);
+        if out.len() >= free_capacity {
+            return out;
+        }
+        // Which zones are open now, and the hour of week / day part there.
+        let mut open: Vec<(usize, usize, usize)> = Vec::new();
+        for (z, tz) in self.tzs.iter().enumerate() {
+            let local = now.with_timezone(tz);
+            let sec = local.num_seconds_from_midnight();
+            let wd = weekday_index(local.weekday());
+            if self.campaign.holidays.contains(&local.date_naive())
+                || !self.campaign.windows[wd].iter().any(|w| w.contains(sec))
+            {
+                continue;
+            }
+            let hour = local.hour();
+            let part = if self.parts == 1 { 0 } else { day_part(hour) };
+            open.push((z, wd * 24 + hour as usize, part));
+        }
+        let segs = self.campaign.segments.len();
+        'fill: while out.len() < free_capacity {
+            // Best head among the open zones' heaps for the current day part.
+            let mut best: Option<(f64, usize, usize, f64)> = None; // (score, zone, heap, p)
+            for &(z, how, part) in &open {
+                for seg in 0..segs {
+                    let h = seg * self.parts + part;
+                    // Drop stale heads.
+                    while let Some(top) = self.heaps[z][h].peek() {
+                        let s = &self.slots[top.idx as usize];
+                        if s.gen == top.gen && s.state == State::Ready {
+                            break;
+                        }
+                        self.heaps[z][h].pop();
+                    }
+                    let Some(top) = self.heaps[z][h].peek() else {
+                        continue;
+                    };
+                    let (score, p) = match self.campaign.policy {
+                        Policy::Fifo => (top.key, 0.0),
+                        Policy::BestTime => {
+                            let p = self.model.segment(seg, how);
+                            (top.key * p, p)
+                        }
+                    };
+                    if best.is_none_or(|(b, ..)| score > b) {
+                        best = Some((score, z, h, p));
+                    }
+                }
+            }
+            let Some((_, z, h, p_seg)) = best else { break };
+            let Some(top) = self.heaps[z][h].pop() else {
+                break;
+            };
+            self.stats.pops += 1;
+            let p = match self.campaign.policy {
+                Policy::Fifo => 0.0,
+                Policy::BestTime => {
+                    let s = &self.slots[top.idx as usize];
+                    let part = h % self.parts;
+                    let mult = self.model.customer_multiplier(
+                        s.segment as usize,
+                        part,
+                        s.dp_att[part],
+                        s.dp_ans[part],
+                    );
+                    (p_seg * mult).min(1.0)
+                }
+            };
+            match self.try_dial(top.idx, now, false, p) {
+                Ok(Some(d)) => out.push(d),
+                Ok(None) => {
+                    // Out of trunk capacity or caller IDs: put it back, stop.
+                    self.heaps[z][h].push(top);
+                    break 'fill;
+                }
+                Err(why) => self.park(top.idx, why, now),
+            }
+        }
+        out
+    }
+
+    /// Gate, then resources; `Ok(None)` when the contact is fine but no trunk
+    /// or caller ID is available.
+    fn try_dial(
+        &mut self,
+        idx: u32,
+        now: DateTime<Utc>,
+        callback: bool,
+        p: f64,
+    ) -> Result<Option<Dial>, Ineligible> {
+        let s = &self.slots[idx as usize];
+        let tz = self.tzs[s.tz as usize];
+        let local = now.with_timezone(&tz);
+        self.check(s, now, &local)?;
+        let Some(trunk) = self.pick_trunk() else {
+            return Ok(None);
+        };
+        let Ok(caller_id) = self.pick_caller_id(idx, now) else {
+            return Ok(None);
+        };
+        self.count_attempt(idx, now);
+        let t = &mut self.trunks[trunk];
+        t.in_flight += 1;
+        t.tokens -= 1.0;
+        self.in_flight += 1;
+        self.stats.dials += 1;
+        if callback {
+            self.stats.callback_dials += 1;
+        }
+        let s = &mut self.slots[idx as usize];
+        s.state = State::InFlight;
+        s.gen = s.gen.wrapping_add(1);
+        s.attempts = s.attempts.saturating_add(1);
+        s.trunk = trunk as u8;
+        s.how = (weekday_index(local.weekday()) * 24 + local.hour() as usize) as u8;
+        Ok(Some(Dial {
+            contact: ContactRef(idx),
+            customer: CustomerId(s.customer),
+            phone: s.phone,
+            tz,
+            local_time: local,
+            segment: s.segment as usize,
+            trunk,
+            caller_id,
+            callback,
+            p_answer: p,
+        }))
+    }
+
+    /// An attempt ended. Learns, schedules the retry or callback, and returns
+    /// what else to do (fallback messages, DNC, finished).
+    pub fn on_outcome(&mut self, now: DateTime<Utc>, c: ContactRef, r: Report) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let idx = c.0;
+        let Some(s) = self.slots.get(idx as usize) else {
+            return actions;
+        };
+        if s.state != State::InFlight {
+            return actions;
+        }
+        let trunk = s.trunk as usize;
+        if let Some(t) = self.trunks.get_mut(trunk) {
+            t.in_flight = t.in_flight.saturating_sub(1);
+        }
+        self.in_flight = self.in_flight.saturating_sub(1);
+        let answered = r.outcome == CallOutcome::Answered;
+        let (seg, how) = (s.segment as usize, s.how as usize);
+        if !matches!(
+            r.outcome,
+            CallOutcome::InvalidNumber | CallOutcome::Congestion | CallOutcome::Failed
+        ) {
+            // Only outcomes that say something about the callee teach the model.
+            self.model.record(seg, how, answered);
+            let part = day_part((how % 24) as u32);
+            let s = &mut self.slots[idx as usize];
+            s.dp_att[part] = s.dp_att[part].saturating_add(1);
+            if answered {
+                s.dp_ans[part] = s.dp_ans[part].saturating_add(1);
+            }
+        }
+        let customer = CustomerId(self.slots[idx as usize].customer);
+        let s = &mut self.slots[idx as usize];
+        let oi = outcome_index(r.outcome);
+        s.outcome_counts[oi] = s.outcome_counts[oi].saturating_add(1);
+        s.unanswered = if answered && !r.abandoned {
+            0
+        } else {
+            s.unanswered.saturating_add(1)
+        };
+        // Fallback to other channels after N unanswered attempts, each rule once.
+        if !answered || r.abandoned {
+            let (unanswered, has_app) = (s.unanswered as u32, s.has_app);
+            for (i, f) in self.campaign.fallback.iter().enumerate() {
+                let bit = 1u8 << (i.min(7));
+                let s = &mut self.slots[idx as usize];
+                if unanswered >= f.after_unanswered
+                    && s.sent & bit == 0
+                    && (!f.only_with_app || has_app)
+                {
+                    s.sent |= bit;
+                    actions.push(Action::SendMessage {
+                        customer,
+                        channel: match f.channel {
+                            FallbackChannel::Sms => "sms",
+                            FallbackChannel::Push => "push",
+                        },
+                        template: f.template.clone(),
+                    });
+                }
+            }
+        }
+        if r.do_not_call {
+            if let Some(&phone) = self.slots.get(idx as usize).map(|s| &s.phone) {
+                self.dnc.insert(phone);
+            }
+            actions.push(Action::AddDnc { customer });
+            self.finish(idx, "do_not_call", &mut actions);
+            return actions;
+        }
+        let s = &self.slots[idx as usize];
+        let attempts_left = (s.attempts as u32) < self.campaign.max_attempts;
+        if let (Some(at), true) = (r.callback_at, self.campaign.honour_callbacks) {
+            if attempts_left {
+                let at = at.max(now);
+                let s = &mut self.slots[idx as usize];
+                s.gen = s.gen.wrapping_add(1);
+                s.state = State::Callback;
+                s.next_at = at.timestamp();
+                let gen = s.gen;
+                self.callbacks.push(Reverse((at.timestamp(), idx, gen)));
+                actions.push(Action::CallbackScheduled { customer, at });
+                return actions;
+            }
+        }
+        if answered && !r.abandoned {
+            self.finish(idx, "reached", &mut actions);
+            return actions;
+        }
+        let policy = if r.abandoned {
+            self.campaign.retry[outcome_index(CallOutcome::Busy)]
+        } else {
+            self.campaign.retry[oi]
+        };
+        match policy {
+            Retry::Stop => self.finish(idx, r.outcome.as_str(), &mut actions),
+            Retry::After { secs, max } => {
+                let s = &self.slots[idx as usize];
+                if !attempts_left {
+                    self.finish(idx, "max_attempts", &mut actions);
+                } else if max.is_some_and(|m| s.outcome_counts[oi] as u32 >= m + 1) {
+                    self.finish(idx, "max_retries", &mut actions);
+                } else {
+                    let at = now.timestamp() + secs;
+                    self.slots[idx as usize].next_at = at;
+                    self.schedule(idx, at);
+                }
+            }
+        }
+        actions
+    }
+
+    /// Model probability this contact answers at `at` (for tests and reports).
+    pub fn p_answer(&self, c: ContactRef, at: DateTime<Utc>) -> f64 {
+        let s = &self.slots[c.0 as usize];
+        let local = at.with_timezone(&self.tzs[s.tz as usize]);
+        let how = weekday_index(local.weekday()) * 24 + local.hour() as usize;
+        let part = day_part(local.hour());
+        let m = self.model.customer_multiplier(
+            s.segment as usize,
+            part,
+            s.dp_att[part],
+            s.dp_ans[part],
+        );
+        self.model.probability(s.segment as usize, how, m)
+    }
+
+    /// E.164 with `+` of a dial's number.
+    pub fn e164(phone: u64) -> String {
+        format!("+{phone}")
+    }
+
+    /// The caller ID number of a dial, if any.
+    pub fn caller_id_number(&self, d: &Dial) -> Option<&str> {
+        d.caller_id
+            .map(|i| self.campaign.caller_ids[i].number.as_str())
+    }
+
+    /// Seconds until the next calendar or callback entry, to sleep that long.
+    pub fn next_wakeup(&self) -> Option<DateTime<Utc>> {
+        let cal = self.calendar.keys().next().map(|m| m * 60);
+        let cb = self.callbacks.peek().map(|Reverse((t, ..))| *t);
+        match (cal, cb) {
+            (Some(a), Some(b)) => Some(utc(a.min(b))),
+            (a, b) => a.or(b).map(utc),
+        }
+    }
+}
+
+fn shared_prefix(a: u64, b: u64) -> u32 {
+    fn digits(mut n: u64, buf: &mut [u8; 20]) -> usize {
+        let mut len = 0;
+        loop {
+            buf[len] = (n % 10) as u8;
+            len += 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        buf[..len].reverse();
+        len
+    }
+    let (mut da, mut db) = ([0u8; 20], [0u8; 20]);
+    let (la, lb) = (digits(a, &mut da), digits(b, &mut db));
+    da[..la]
+        .iter()
+        .zip(&db[..lb])
+        .take_while(|(x, y)| x == y)
+        .count() as u32
+}

@@ -1,0 +1,265 @@
+use super::*;
+use chrono::TimeZone;
+use waihu_core::{CampaignId, CustomerId, PhoneIndex};
+
+const RULES: &str = r#"
+name: t
+id: 7
+timezone: Asia/Shanghai
+active: {from: 2026-11-01, to: 2026-11-30}
+windows:
+  default: ["09:00-12:00", "14:00-20:00"]
+  sun: []
+holidays: [2026-11-11]
+caps: {per_number_per_day: 2, per_number_per_week: 3, max_attempts: 4}
+caller_ids:
+  pool:
+    - {number: "+861058880001", daily_cap: 2}
+pacing: {mode: predictive, target_abandon_rate: 0.03}
+extra_field_the_checker_ignores: 1
+"#;
+
+fn rules() -> Vec<CampaignRules> {
+    vec![CampaignRules::from_yaml("t.yaml", RULES).unwrap()]
+}
+
+fn attempt_in(at: DateTime<Utc>, phone: &str, tz: &str, caller: Option<&str>) -> Event {
+    let z: Tz = tz.parse().unwrap();
+    Event {
+        at,
+        customer: Some(CustomerId(1)),
+        campaign: Some(CampaignId(7)),
+        call: Some(format!("c{}", at.timestamp())),
+        kind: EventKind::AttemptStarted {
+            phone: PhoneIndex(phone.into()),
+            tz: tz.into(),
+            local_time: at.with_timezone(&z).to_rfc3339(),
+            caller_id: caller.map(str::to_string),
+            channel: "voice".into(),
+        },
+    }
+}
+
+/// Shanghai local wall-clock time → UTC.
+fn sh(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+    chrono_tz::Asia::Shanghai
+        .with_ymd_and_hms(y, m, d, h, min, 0)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn attempt(at: DateTime<Utc>, phone: &str) -> Event {
+    attempt_in(at, phone, "Asia/Shanghai", None)
+}
+
+fn ended(at: DateTime<Utc>, outcome: CallOutcome) -> Event {
+    Event {
+        at,
+        customer: Some(CustomerId(1)),
+        campaign: Some(CampaignId(7)),
+        call: None,
+        kind: EventKind::AttemptEnded {
+            outcome,
+            sip_status: None,
+            duration_s: 1.0,
+        },
+    }
+}
+
+#[test]
+fn clean_log_passes() {
+    // Mon 2026-11-02: two calls in windows, different days for the cap.
+    let evs = vec![
+        attempt(sh(2026, 11, 2, 9, 0), "a"),
+        ended(sh(2026, 11, 2, 9, 1), CallOutcome::NoAnswer),
+        attempt(sh(2026, 11, 2, 19, 59), "a"),
+        attempt(sh(2026, 11, 3, 11, 59), "a"),
+        attempt(sh(2026, 11, 2, 14, 0), "b"),
+        ended(sh(2026, 11, 2, 14, 1), CallOutcome::Answered),
+    ];
+    let r = check(rules(), evs);
+    assert!(r.ok(), "{}", render_text(&r));
+    assert_eq!(r.attempts, 4);
+    assert_eq!(r.campaigns[0].answered, 1);
+}
+
+#[test]
+fn every_violation_kind_is_caught() {
+    let mut evs = vec![
+        // Window: 12:30 is in the lunch gap; 20:00 is the exclusive end.
+        attempt(sh(2026, 11, 2, 12, 30), "w1"),
+        attempt(sh(2026, 11, 2, 20, 0), "w2"),
+        // Sunday has no window.
+        attempt(sh(2026, 11, 8, 10, 0), "w3"),
+        // Holiday.
+        attempt(sh(2026, 11, 11, 10, 0), "h1"),
+        // Before the active dates.
+        attempt(sh(2026, 10, 30, 10, 0), "i1"),
+        // Daily cap 2: third attempt on the same local day.
+        attempt(sh(2026, 11, 3, 9, 0), "d"),
+        attempt(sh(2026, 11, 3, 10, 0), "d"),
+        attempt(sh(2026, 11, 3, 15, 0), "d"),
+        // Weekly cap 3 (ISO week Mon 11-02 .. Sun 11-08), one per day.
+        attempt(sh(2026, 11, 2, 9, 0), "k"),
+        attempt(sh(2026, 11, 3, 9, 0), "k"),
+        attempt(sh(2026, 11, 4, 9, 0), "k"),
+        attempt(sh(2026, 11, 5, 9, 0), "k"),
+        // Max attempts 4 over two weeks (caps respected).
+        attempt(sh(2026, 11, 2, 9, 0), "m"),
+        attempt(sh(2026, 11, 3, 9, 0), "m"),
+        attempt(sh(2026, 11, 9, 9, 0), "m"),
+        attempt(sh(2026, 11, 10, 9, 0), "m"),
+        attempt(sh(2026, 11, 12, 9, 0), "m"),
+        // DNC: listed at 09:00, dialled at 10:00; a removal later makes the next call fine.
+        Event {
+            at: sh(2026, 11, 2, 9, 0),
+            customer: None,
+            campaign: None,
+            call: None,
+            kind: EventKind::DncAdded {
+                phone: PhoneIndex("n".into()),
+                scope: "global".into(),
+                reason: "x".into(),
+            },
+        },
+        attempt(sh(2026, 11, 2, 10, 0), "n"),
+        Event {
+            at: sh(2026, 11, 3, 9, 0),
+            customer: None,
+            campaign: None,
+            call: None,
+            kind: EventKind::DncRemoved {
+                phone: PhoneIndex("n".into()),
+                scope: "global".into(),
+            },
+        },
+        attempt(sh(2026, 11, 3, 10, 0), "n"),
+        // Caller ID cap 2 per day.
+        attempt_in(
+            sh(2026, 11, 2, 9, 0),
+            "c1",
+            "Asia/Shanghai",
+            Some("+861058880001"),
+        ),
+        attempt_in(
+            sh(2026, 11, 2, 9, 1),
+            "c2",
+            "Asia/Shanghai",
+            Some("+861058880001"),
+        ),
+        attempt_in(
+            sh(2026, 11, 2, 9, 2),
+            "c3",
+            "Asia/Shanghai",
+            Some("+861058880001"),
+        ),
+        // US callee: 21:30 New York is past the legal bound (and the window).
+        attempt_in(
+            chrono_tz::America::New_York
+                .with_ymd_and_hms(2026, 11, 2, 21, 30, 0)
+                .unwrap()
+                .to_utc(),
+            "u",
+            "America/New_York",
+            None,
+        ),
+        // Unknown zone.
+        attempt_in(sh(2026, 11, 2, 10, 0), "z", "UTC", None),
+    ];
+    if let EventKind::AttemptStarted { tz, .. } = &mut evs.last_mut().unwrap().kind {
+        *tz = "Mars/Olympus".into();
+    }
+    // Logged local time that lies (claims 10:00 when it was 23:00).
+    let mut lying = attempt(sh(2026, 11, 2, 23, 0), "l");
+    if let EventKind::AttemptStarted { local_time, .. } = &mut lying.kind {
+        *local_time = "2026-11-02T10:00:00+08:00".into();
+    }
+    evs.push(lying);
+    // Abandon rate: 1 of 10 answered.
+    for i in 0..10 {
+        evs.push(ended(sh(2026, 11, 4, 10, i), CallOutcome::Answered));
+    }
+    evs.push(Event {
+        at: sh(2026, 11, 4, 10, 0),
+        customer: None,
+        campaign: Some(CampaignId(7)),
+        call: None,
+        kind: EventKind::CallAbandoned {
+            phone: PhoneIndex("q".into()),
+        },
+    });
+    let r = check(rules(), evs);
+    let n = |k| r.by_kind.get(&k).copied().unwrap_or(0);
+    // w1, w2, w3, u (21:30 NY), l (23:00).
+    assert_eq!(n(ViolationKind::OutsideWindow), 5, "{}", render_text(&r));
+    assert_eq!(n(ViolationKind::Holiday), 1);
+    assert_eq!(n(ViolationKind::Inactive), 1);
+    assert_eq!(n(ViolationKind::DailyCap), 1);
+    assert_eq!(n(ViolationKind::WeeklyCap), 1);
+    assert_eq!(n(ViolationKind::MaxAttempts), 1);
+    assert_eq!(n(ViolationKind::Dnc), 1);
+    assert_eq!(n(ViolationKind::CallerIdCap), 1);
+    assert_eq!(n(ViolationKind::LegalBound), 1);
+    assert_eq!(n(ViolationKind::BadTimeZone), 1);
+    assert_eq!(n(ViolationKind::LocalTimeMismatch), 1);
+    assert_eq!(n(ViolationKind::AbandonRate), 1);
+    assert!(!r.ok());
+    let text = render_text(&r);
+    assert!(text.contains("FAIL") && text.contains("弃呼率"), "{text}");
+    let json = serde_json::to_string(&r).unwrap();
+    assert!(json.contains("\"dnc\""), "{json}");
+}
+
+#[test]
+fn dst_edges_in_new_york() {
+    let us = r#"
+name: us
+id: 7
+timezone: America/New_York
+country: US
+windows: {default: ["08:00-21:00"]}
+"#;
+    let rules = vec![CampaignRules::from_yaml("us.yaml", us).unwrap()];
+    let ny = chrono_tz::America::New_York;
+    // 2026-03-08: clocks jump 02:00 → 03:00. 08:00 EDT is 12:00 UTC (EST would be 13:00).
+    let ok = ny.with_ymd_and_hms(2026, 3, 8, 8, 0, 0).unwrap().to_utc();
+    assert_eq!(ok, Utc.with_ymd_and_hms(2026, 3, 8, 12, 0, 0).unwrap());
+    let early = Utc.with_ymd_and_hms(2026, 3, 8, 11, 59, 0).unwrap(); // 07:59 EDT
+                                                                      // 2026-11-01: back to EST. 20:59 EST is 01:59 UTC next day; 21:00 is 02:00.
+    let late_ok = Utc.with_ymd_and_hms(2026, 11, 2, 1, 59, 0).unwrap();
+    let late_bad = Utc.with_ymd_and_hms(2026, 11, 2, 2, 0, 0).unwrap();
+    let evs = vec![
+        attempt_in(ok, "a", "America/New_York", None),
+        attempt_in(early, "b", "America/New_York", None),
+        attempt_in(late_ok, "c", "America/New_York", None),
+        attempt_in(late_bad, "d", "America/New_York", None),
+    ];
+    let r = check(rules, evs);
+    let bad: Vec<_> = r.violations.iter().map(|v| (v.at, v.kind)).collect();
+    assert_eq!(
+        bad,
+        vec![
+            (early, ViolationKind::OutsideWindow),
+            (early, ViolationKind::LegalBound),
+            (late_bad, ViolationKind::OutsideWindow),
+            (late_bad, ViolationKind::LegalBound),
+        ]
+    );
+}
+
+#[test]
+fn unknown_campaign_uses_legal_bound_and_warns() {
+    let mut e = attempt(sh(2026, 11, 2, 7, 0), "x");
+    e.campaign = Some(CampaignId(99));
+    let r = check(rules(), vec![e]);
+    assert_eq!(r.by_kind.get(&ViolationKind::OutsideWindow), Some(&1));
+    assert_eq!(r.warnings.len(), 1);
+}
+
+#[test]
+fn bad_rules_file_is_an_error_with_field() {
+    let e = CampaignRules::from_yaml("x.yaml", "name: x\nwindows: {funday: []}\n").unwrap_err();
+    assert!(e.to_string().contains("windows.funday"), "{e}");
+    let e = CampaignRules::from_yaml("x.yaml", "name: [").unwrap_err();
+    assert!(e.to_string().starts_with("x.yaml"), "{e}");
+}
