@@ -1,1 +1,381 @@
-//! Intent classification, entities, sentiment and acoustic emotion cues for Chinese and English. Sans-IO.
+//! Intent classification, entities, sentiment and acoustic emotion cues for
+//! Chinese and English. Sans-IO: every function takes its input (text, `now`,
+//! PCM samples) and returns a value; nothing here reads clocks, files or sockets.
+//!
+//! ```no_run
+//! use waihu_nlu::Nlu;
+//! let nlu = Nlu::builtin();
+//! let now = chrono::Utc::now();
+//! let r = nlu.classify("在开车 明天下午三点再打", now, chrono_tz::Asia::Shanghai);
+//! assert_eq!(r.intent, "busy_callback");
+//! ```
+//!
+//! The intent model is a multinomial logistic regression over jieba words,
+//! word bigrams and Chinese character 1-3 grams, trained at load time from the
+//! embedded data (`data/intents_*.tsv`) plus a script's own examples.
+pub mod entities;
+pub mod eval;
+mod model;
+mod numbers;
+pub mod sentiment;
+mod text;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, OnceLock};
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use waihu_core::nlu::{NluResult, BUILTIN_INTENTS};
+
+pub use model::{parse_tsv, TrainConfig};
+pub use text::normalize;
+
+/// Built-in training data, `label<TAB>text`. The held-out files are never used for training.
+pub const TRAIN_ZH: &str = include_str!("../data/intents_zh.tsv");
+pub const TRAIN_EN: &str = include_str!("../data/intents_en.tsv");
+pub const HELDOUT_ZH: &str = include_str!("../data/intents_zh.test.tsv");
+pub const HELDOUT_EN: &str = include_str!("../data/intents_en.test.tsv");
+
+/// Softmax temperature. Fitted by minimising the negative log-likelihood on the
+/// held-out files (`waihu bench nlu` prints the current optimum); it rescales
+/// confidence only and never changes which intent wins.
+pub const TEMPERATURE: f32 = 0.75;
+/// Below this calibrated confidence the answer is `unknown`.
+pub const UNKNOWN_THRESHOLD: f32 = 0.3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("line {line}: {message}")]
+    Tsv { line: usize, message: String },
+    #[error("script intents: {0}")]
+    Script(String),
+    #[error("intent {intent:?}: invalid regex {regex:?}: {message}")]
+    Regex {
+        intent: String,
+        regex: String,
+        message: String,
+    },
+    #[error("intent {intent:?}: {message}")]
+    Intent { intent: String, message: String },
+}
+
+/// A script-defined intent: examples train the model; keywords and regexes
+/// (matched on the normalised text) win outright.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CustomIntent {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub examples: Vec<String>,
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    #[serde(default, alias = "regex")]
+    pub regexes: Vec<String>,
+}
+
+/// Read the `intents:` map of a script (YAML or JSON; other keys are ignored):
+/// `intents: { name: { examples: [...], keywords: [...], regexes: [...] } }`.
+pub fn parse_script_intents(src: &str) -> Result<Vec<CustomIntent>, Error> {
+    #[derive(Deserialize)]
+    struct Script {
+        #[serde(default)]
+        intents: BTreeMap<String, CustomIntent>,
+    }
+    let s: Script = serde_norway::from_str(src).map_err(|e| {
+        let at = e
+            .location()
+            .map(|l| format!("line {} column {}: ", l.line(), l.column()))
+            .unwrap_or_default();
+        Error::Script(format!("{at}{e}"))
+    })?;
+    Ok(s.intents
+        .into_iter()
+        .map(|(name, mut i)| {
+            i.name = name;
+            i
+        })
+        .collect())
+}
+
+enum Matcher {
+    Keyword(String),
+    Regex(regex::Regex),
+}
+
+struct Rule {
+    intent: String,
+    matcher: Matcher,
+}
+
+impl Rule {
+    fn matches(&self, normalized: &str) -> bool {
+        match &self.matcher {
+            Matcher::Keyword(k) => contains_keyword(normalized, k),
+            Matcher::Regex(r) => r.is_match(normalized),
+        }
+    }
+}
+
+/// Substring match; ASCII keywords must also sit on word boundaries ("no" is not in "know").
+fn contains_keyword(text: &str, kw: &str) -> bool {
+    if kw.is_empty() {
+        return false;
+    }
+    let ascii_word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    for (i, _) in text.match_indices(kw) {
+        let before = text[..i].chars().next_back();
+        let after = text[i + kw.len()..].chars().next();
+        let first = kw.chars().next();
+        let last = kw.chars().next_back();
+        let bad_before = ascii_word(first) && ascii_word(before);
+        let bad_after = ascii_word(last) && ascii_word(after);
+        if !bad_before && !bad_after {
+            return true;
+        }
+    }
+    false
+}
+
+/// The winning intent of one utterance.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IntentScore {
+    pub intent: String,
+    /// Calibrated probability of `intent` (for a thresholded `unknown`: 1 - the best probability).
+    pub confidence: f32,
+    /// True when a keyword or regex rule decided.
+    pub by_rule: bool,
+}
+
+struct Inner {
+    model: model::Model,
+    temperature: f32,
+    threshold: f32,
+    rules: Vec<Rule>,
+}
+
+/// An intent classifier plus entity and sentiment extraction. Cheap to clone.
+#[derive(Clone)]
+pub struct Nlu {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Nlu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Nlu")
+            .field("labels", &self.inner.model.labels())
+            .field("rules", &self.inner.rules.len())
+            .finish()
+    }
+}
+
+/// The embedded built-in training examples (both languages).
+pub fn builtin_training_data() -> Vec<(String, String)> {
+    let mut v = parse_tsv(TRAIN_ZH).unwrap_or_default();
+    v.extend(parse_tsv(TRAIN_EN).unwrap_or_default());
+    v
+}
+
+/// The embedded held-out examples (both languages), never used for training.
+pub fn builtin_heldout_data() -> Vec<(String, String)> {
+    let mut v = parse_tsv(HELDOUT_ZH).unwrap_or_default();
+    v.extend(parse_tsv(HELDOUT_EN).unwrap_or_default());
+    v
+}
+
+impl Nlu {
+    /// The built-in model, trained once per process on first use and shared.
+    pub fn builtin() -> Nlu {
+        static BUILTIN: OnceLock<Nlu> = OnceLock::new();
+        BUILTIN
+            .get_or_init(|| {
+                Nlu::train(&builtin_training_data(), &[], TrainConfig::default())
+                    .expect("built-in data is valid")
+            })
+            .clone()
+    }
+
+    /// The built-in intents plus a script's own. A custom intent with a built-in
+    /// name adds examples (and rules) to it.
+    pub fn with_custom(custom: &[CustomIntent]) -> Result<Nlu, Error> {
+        Nlu::train(&builtin_training_data(), custom, TrainConfig::default())
+    }
+
+    /// Train on `label, text` pairs plus custom intents.
+    pub fn train(
+        data: &[(String, String)],
+        custom: &[CustomIntent],
+        cfg: TrainConfig,
+    ) -> Result<Nlu, Error> {
+        let mut labels: Vec<String> = BUILTIN_INTENTS.iter().map(|s| s.to_string()).collect();
+        let mut index: HashMap<String, usize> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.clone(), i))
+            .collect();
+        let mut label_of = |l: &str, labels: &mut Vec<String>| -> usize {
+            if let Some(&i) = index.get(l) {
+                return i;
+            }
+            labels.push(l.to_string());
+            index.insert(l.to_string(), labels.len() - 1);
+            labels.len() - 1
+        };
+        let mut examples = Vec::with_capacity(data.len());
+        for (l, t) in data {
+            let label = label_of(l, &mut labels);
+            examples.push(model::Example {
+                label,
+                features: model::featurize(t),
+                weight: 1.0,
+            });
+        }
+        let mean_per_label = (data.len() as f32 / BUILTIN_INTENTS.len() as f32).max(1.0);
+        let mut rules = Vec::new();
+        for ci in custom {
+            let name = ci.name.trim();
+            if name.is_empty() {
+                return Err(Error::Intent {
+                    intent: ci.name.clone(),
+                    message: "empty intent name".into(),
+                });
+            }
+            if ci.examples.is_empty() && ci.keywords.is_empty() && ci.regexes.is_empty() {
+                return Err(Error::Intent {
+                    intent: name.into(),
+                    message: "needs examples, keywords or regexes".into(),
+                });
+            }
+            let label = label_of(name, &mut labels);
+            // A handful of script examples must weigh about as much as a built-in label's data.
+            let weight = (mean_per_label / ci.examples.len().max(1) as f32).clamp(1.0, 20.0);
+            for e in &ci.examples {
+                examples.push(model::Example {
+                    label,
+                    features: model::featurize(e),
+                    weight,
+                });
+            }
+            for k in &ci.keywords {
+                let k = normalize(k);
+                if !k.is_empty() {
+                    rules.push(Rule {
+                        intent: name.into(),
+                        matcher: Matcher::Keyword(k),
+                    });
+                }
+            }
+            for r in &ci.regexes {
+                let re = regex::Regex::new(r).map_err(|e| Error::Regex {
+                    intent: name.into(),
+                    regex: r.clone(),
+                    message: e.to_string(),
+                })?;
+                rules.push(Rule {
+                    intent: name.into(),
+                    matcher: Matcher::Regex(re),
+                });
+            }
+        }
+        let model = model::Model::train(labels, &examples, cfg);
+        Ok(Nlu {
+            inner: Arc::new(Inner {
+                model,
+                temperature: TEMPERATURE,
+                threshold: UNKNOWN_THRESHOLD,
+                rules,
+            }),
+        })
+    }
+
+    /// A copy with a different softmax temperature and `unknown` threshold.
+    pub fn with_calibration(&self, temperature: f32, threshold: f32) -> Nlu {
+        let inner = &self.inner;
+        Nlu {
+            inner: Arc::new(Inner {
+                model: inner.model.clone(),
+                temperature,
+                threshold,
+                rules: inner
+                    .rules
+                    .iter()
+                    .map(|r| Rule {
+                        intent: r.intent.clone(),
+                        matcher: match &r.matcher {
+                            Matcher::Keyword(k) => Matcher::Keyword(k.clone()),
+                            Matcher::Regex(re) => Matcher::Regex(re.clone()),
+                        },
+                    })
+                    .collect(),
+            }),
+        }
+    }
+
+    pub fn labels(&self) -> &[String] {
+        self.inner.model.labels()
+    }
+
+    /// Calibrated probabilities over [`Nlu::labels`] (rules and threshold not applied).
+    pub fn probabilities(&self, text: &str) -> Vec<f32> {
+        self.inner
+            .model
+            .probabilities(&model::featurize(text), self.inner.temperature)
+    }
+
+    /// The intent of one utterance: a matching rule wins; otherwise the model's
+    /// best label, or `unknown` when its confidence is below the threshold.
+    pub fn intent(&self, text: &str) -> IntentScore {
+        let norm = normalize(text);
+        if let Some(r) = self.inner.rules.iter().find(|r| r.matches(&norm)) {
+            return IntentScore {
+                intent: r.intent.clone(),
+                confidence: 1.0,
+                by_rule: true,
+            };
+        }
+        let feats = text::features(&norm);
+        if feats.is_empty() {
+            return IntentScore {
+                intent: "unknown".into(),
+                confidence: 1.0,
+                by_rule: false,
+            };
+        }
+        let p = self
+            .inner
+            .model
+            .probabilities(&feats, self.inner.temperature);
+        let (best, conf) =
+            p.iter()
+                .enumerate()
+                .fold((0, f32::MIN), |a, (i, &v)| if v > a.1 { (i, v) } else { a });
+        let label = &self.inner.model.labels()[best];
+        if conf < self.inner.threshold {
+            return IntentScore {
+                intent: "unknown".into(),
+                confidence: 1.0 - conf,
+                by_rule: false,
+            };
+        }
+        IntentScore {
+            intent: label.clone(),
+            confidence: conf,
+            by_rule: false,
+        }
+    }
+
+    /// Intent, entities and sentiment of one utterance. `now` and `tz` anchor
+    /// relative times ("明天下午三点") in the callee's time zone.
+    pub fn classify(&self, text: &str, now: DateTime<Utc>, tz: Tz) -> NluResult {
+        let intent = self.intent(text);
+        NluResult {
+            text: text.to_string(),
+            intent: intent.intent,
+            confidence: intent.confidence,
+            entities: entities::extract(text, now, tz),
+            sentiment: sentiment::analyze(text),
+        }
+    }
+}

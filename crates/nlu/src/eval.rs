@@ -1,0 +1,159 @@
+//! Accuracy, macro-F1, per-label precision/recall and the confusion matrix.
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LabelStats {
+    pub label: String,
+    pub support: usize,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub n: usize,
+    pub accuracy: f64,
+    pub macro_f1: f64,
+    pub labels: Vec<LabelStats>,
+    /// `confusion[i][j]`: examples of `labels[i]` predicted as `labels[j]`.
+    pub confusion: Vec<Vec<usize>>,
+}
+
+/// Score `(gold, predicted)` pairs. Labels appear in first-seen order of gold
+/// labels, then any predicted-only labels.
+pub fn evaluate(pairs: &[(String, String)]) -> Report {
+    let mut names: Vec<String> = Vec::new();
+    let idx = |names: &mut Vec<String>, l: &str| -> usize {
+        match names.iter().position(|n| n == l) {
+            Some(i) => i,
+            None => {
+                names.push(l.to_string());
+                names.len() - 1
+            }
+        }
+    };
+    for (g, _) in pairs {
+        idx(&mut names, g);
+    }
+    for (_, p) in pairs {
+        idx(&mut names, p);
+    }
+    let k = names.len();
+    let mut m = vec![vec![0usize; k]; k];
+    let mut correct = 0;
+    for (g, p) in pairs {
+        let gi = idx(&mut names, g);
+        let pi = idx(&mut names, p);
+        m[gi][pi] += 1;
+        if gi == pi {
+            correct += 1;
+        }
+    }
+    let mut labels = Vec::with_capacity(k);
+    let mut f1_sum = 0.0;
+    let mut f1_n = 0;
+    for i in 0..k {
+        let tp = m[i][i] as f64;
+        let support: usize = m[i].iter().sum();
+        let predicted: usize = m.iter().map(|r| r[i]).sum();
+        let precision = if predicted > 0 {
+            tp / predicted as f64
+        } else {
+            0.0
+        };
+        let recall = if support > 0 {
+            tp / support as f64
+        } else {
+            0.0
+        };
+        let f1 = if precision + recall > 0.0 {
+            2.0 * precision * recall / (precision + recall)
+        } else {
+            0.0
+        };
+        if support > 0 {
+            f1_sum += f1;
+            f1_n += 1;
+        }
+        labels.push(LabelStats {
+            label: names[i].clone(),
+            support,
+            precision,
+            recall,
+            f1,
+        });
+    }
+    Report {
+        n: pairs.len(),
+        accuracy: if pairs.is_empty() {
+            0.0
+        } else {
+            correct as f64 / pairs.len() as f64
+        },
+        macro_f1: if f1_n > 0 { f1_sum / f1_n as f64 } else { 0.0 },
+        labels,
+        confusion: m,
+    }
+}
+
+impl Report {
+    /// Human-readable table (Chinese first, English too).
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(s, "样本 examples: {}", self.n);
+        let _ = writeln!(s, "准确率 accuracy: {:.4}", self.accuracy);
+        let _ = writeln!(s, "宏平均F1 macro-F1: {:.4}", self.macro_f1);
+        let _ = writeln!(
+            s,
+            "\n{:<16} {:>7} {:>9} {:>9} {:>9}",
+            "label", "support", "precision", "recall", "f1"
+        );
+        for l in &self.labels {
+            let _ = writeln!(
+                s,
+                "{:<16} {:>7} {:>9.3} {:>9.3} {:>9.3}",
+                l.label, l.support, l.precision, l.recall, l.f1
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\n混淆矩阵 confusion matrix (rows gold, columns predicted):"
+        );
+        let short: Vec<String> = self
+            .labels
+            .iter()
+            .map(|l| l.label.chars().take(6).collect())
+            .collect();
+        let _ = write!(s, "{:<16}", "");
+        for h in &short {
+            let _ = write!(s, " {h:>6}");
+        }
+        s.push('\n');
+        for (i, row) in self.confusion.iter().enumerate() {
+            let _ = write!(s, "{:<16}", self.labels[i].label);
+            for v in row {
+                let _ = write!(s, " {v:>6}");
+            }
+            s.push('\n');
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_on_a_small_case() {
+        let p = |g: &str, q: &str| (g.to_string(), q.to_string());
+        let r = evaluate(&[p("a", "a"), p("a", "b"), p("b", "b"), p("b", "b")]);
+        assert_eq!(r.accuracy, 0.75);
+        assert_eq!(r.confusion, vec![vec![1, 1], vec![0, 2]]);
+        assert!((r.labels[0].precision - 1.0).abs() < 1e-9);
+        assert!((r.labels[1].precision - 2.0 / 3.0).abs() < 1e-9);
+        assert!((r.macro_f1 - (2.0 / 3.0 + 0.8) / 2.0).abs() < 1e-9);
+    }
+}
