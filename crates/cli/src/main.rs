@@ -41,6 +41,8 @@ enum Command {
     /// Measure throughput of waihu's parts against baselines.
     #[command(subcommand)]
     Bench(cmd::bench::Cmd),
+    /// Synthesise speech with an emotion style (语音合成) and write a WAV file.
+    Tts(cmd::speech::TtsArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Command::Dnc(c) => cmd::dnc::run(&ctx, c),
         Command::Events(c) => cmd::events::run(&ctx, c),
         Command::Bench(c) => cmd::bench::run(&ctx, c),
+        Command::Tts(a) => cmd::speech::run_tts(&ctx, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,1 +1,32 @@
-//! Speech: TTS and ASR traits, espeak-ng TTS, embedded Whisper ASR, remote ASR adapters, VAD and endpointing.
+//! Speech for waihu: text to speech with emotion styles, voice activity
+//! detection and endpointing, and speech recognition behind one streaming
+//! trait with adapters for production servers.
+//!
+//! - [`tts`]: the [`tts::TtsEngine`] trait, the espeak-ng engine (run as a
+//!   program, never linked: see the licence note there) and the
+//!   [`tts::Synthesizer`], which splits prompts by script and sentence, maps
+//!   styles to engine parameters, resamples to 8/16 kHz and streams 20 ms frames.
+//! - [`cache`]: content-addressed cache of synthesised sentences.
+//! - [`vad`] and [`endpoint`]: speech/non-speech per frame, and a sans-IO
+//!   endpointer (start, end, barge-in) driven by media time, never the clock.
+//! - [`asr`]: the streaming ASR trait; utterance engines run behind the endpointer.
+//! - [`openai`], [`funasr`]: remote ASR adapters.
+//! - [`wav`], [`resample`], [`script`], [`style`]: the pieces underneath.
+//!
+//! Architecture invariant: decision logic (script splitting, style mapping,
+//! endpointing) takes time and audio as input and does no I/O; only the
+//! engines and adapters touch processes and sockets.
+
+pub mod cache;
+pub mod resample;
+pub mod script;
+pub mod style;
+pub mod tts;
+pub mod wav;
+
+pub use cache::TtsCache;
+pub use script::{Lang, LangChoice};
+pub use style::{Style, StyleBook};
+pub use tts::{
+    EspeakTts, FrameStream, PcmFrame, Synthesizer, TtsEngine, TtsError, Voice, FRAME_MS,
+};

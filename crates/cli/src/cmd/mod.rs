@@ -6,3 +6,4 @@ pub mod demo;
 pub mod dnc;
 pub mod events;
 pub mod segments;
+pub mod speech;
