@@ -1,0 +1,160 @@
+//! The command-line contract, end to end through the real binary: exit codes,
+//! one-line errors, JSON lines, masking and auditing, encodings, rejects,
+//! idempotent re-import, rule errors.
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn waihu(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_waihu"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("WAIHU_MASTER_KEY")
+        .env_remove("WAIHU_DATA_DIR")
+        .output()
+        .expect("run waihu")
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = waihu(dir, args);
+    assert!(
+        out.status.success(),
+        "waihu {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).expect("stdout is UTF-8")
+}
+
+fn json_lines(s: &str) -> Vec<serde_json::Value> {
+    s.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"))).collect()
+}
+
+const CSV: &str = "姓名,手机号,会员等级,购买频次,平均客单价,最近互动天数\n\
+张伟,13800138000,金卡,8,1500,10\n\
+李娜,139-0013-9000,普通,2,300,120\n\
+王芳,12345,普通,1,100,5\n\
+赵敏,+86 137 0013 7000,银卡,很多,800,30\n\
+陈静,15000150000,钻石,12,2600,200\n";
+
+#[test]
+fn gbk_import_rejects_reimport_and_masking() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let file = tmp.path().join("crm.csv");
+    let (gbk, _, _) = encoding_rs::GBK.encode(CSV);
+    std::fs::write(&file, &gbk).unwrap();
+    let f = file.to_str().unwrap();
+
+    let out = json_lines(&ok(&dir, &["customers", "import", f, "--json"]));
+    let r = &out[0];
+    assert!(r["encoding"].as_str().unwrap().eq_ignore_ascii_case("gb18030"), "{r}");
+    assert_eq!((r["created"].as_u64(), r["rejected"].as_u64()), (Some(3), Some(2)), "{r}");
+    let rejects = std::fs::read_to_string(r["rejects_file"].as_str().unwrap()).unwrap();
+    assert!(rejects.contains('4') && rejects.contains("手机号"), "reject file names line and column: {rejects}");
+    assert!(rejects.contains("购买频次"), "{rejects}");
+
+    // Same file again: nothing created or changed.
+    let again = json_lines(&ok(&dir, &["customers", "import", f, "--json"]));
+    assert_eq!((again[0]["created"].as_u64(), again[0]["unchanged"].as_u64()), (Some(0), Some(3)), "{}", again[0]);
+
+    // A changed attribute updates the same customer.
+    std::fs::write(&file, encoding_rs::GBK.encode("姓名,手机号,购买频次\n张伟,13800138000,9\n").0).unwrap();
+    let upd = json_lines(&ok(&dir, &["customers", "import", f, "--json"]));
+    assert_eq!((upd[0]["created"].as_u64(), upd[0]["updated"].as_u64()), (Some(0), Some(1)), "{}", upd[0]);
+
+    // Listing masks numbers and names; one JSON object per line.
+    let list = json_lines(&ok(&dir, &["customers", "list", "--json"]));
+    assert_eq!(list.len(), 3);
+    let zhang = list.iter().find(|c| c["attrs"]["member_level"]["text"] == "金卡").unwrap();
+    assert_eq!(zhang["phone"], "+86138****8000");
+    assert_eq!(zhang["name"], "张*");
+    assert_eq!(zhang["attrs"]["purchase_freq"]["number"], 9.0);
+    assert!(!ok(&dir, &["customers", "list"]).contains("13800138000"));
+
+    // Revealing is audited.
+    let shown = json_lines(&ok(&dir, &["customers", "show", "13800138000", "--reveal", "--json"]));
+    assert_eq!(shown[0]["phone"], "+8613800138000");
+    assert_eq!(shown[0]["name"], "张伟");
+    let audit = json_lines(&ok(&dir, &["events", "list", "--type", "pii_revealed", "--json"]));
+    assert_eq!(audit.len(), 1, "{audit:?}");
+
+    // The raw database file holds neither numbers nor names.
+    let db = std::fs::read(dir.join("waihu.db")).unwrap();
+    let hay = String::from_utf8_lossy(&db);
+    assert!(!hay.contains("13800138000") && !hay.contains("张伟"));
+}
+
+#[test]
+fn segment_rules_apply_and_errors_point_at_the_rule() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let file = tmp.path().join("c.csv");
+    std::fs::write(&file, CSV).unwrap();
+    ok(&dir, &["customers", "import", file.to_str().unwrap()]);
+
+    let rules = tmp.path().join("seg.yaml");
+    std::fs::write(
+        &rules,
+        "segments:\n  - name: high_value\n    rule: purchase_freq > 5 && avg_order > 1000\n  - name: churn_risk\n    rule: last_interaction > 90\ndefault: regular\n",
+    )
+    .unwrap();
+    let r = rules.to_str().unwrap();
+    let rows = json_lines(&ok(&dir, &["segments", "preview", r, "--json"]));
+    let count = |name: &str| rows.iter().find(|x| x["segment"] == name).and_then(|x| x["customers"].as_u64());
+    assert_eq!((count("high_value"), count("churn_risk"), count("regular")), (Some(2), Some(1), Some(0)));
+    let sample = &rows[0]["samples"][0]["phone"];
+    assert!(sample.as_str().unwrap().contains("****"), "samples are masked: {sample}");
+    // Preview stores nothing; apply does.
+    assert!(json_lines(&ok(&dir, &["customers", "list", "--json"])).iter().all(|c| c["segment"].is_null()));
+    ok(&dir, &["segments", "apply", r]);
+    let listed = json_lines(&ok(&dir, &["segments", "list", "--json"]));
+    assert!(listed.iter().any(|s| s["segment"] == "high_value" && s["customers"] == 2), "{listed:?}");
+
+    std::fs::write(&rules, "segments:\n  - name: vip\n    rule: purchase_freq > 5 && avg_ordr > 1000\n").unwrap();
+    let out = waihu(&dir, &["segments", "preview", r]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(":3:32: rule `vip`: unknown attribute `avg_ordr`"), "{err}");
+    let last = err.lines().last().unwrap();
+    assert!(last.starts_with("waihu: ") && last.contains("1 error"), "{last}");
+}
+
+#[test]
+fn dnc_matches_through_the_blind_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    ok(&dir, &["dnc", "add", "138 0013 8000", "--reason", "客户要求"]);
+    let check = json_lines(&ok(&dir, &["dnc", "check", "+8613800138000", "--json"]));
+    assert_eq!(check[0]["do_not_call"], true, "{check:?}");
+    let other = json_lines(&ok(&dir, &["dnc", "check", "13900139000", "--json"]));
+    assert_eq!(other[0]["do_not_call"], false, "{other:?}");
+    let list = ok(&dir, &["dnc", "list"]);
+    assert!(!list.contains("13800138000") && list.contains("****"), "{list}");
+    ok(&dir, &["dnc", "remove", "13800138000"]);
+    let after = json_lines(&ok(&dir, &["dnc", "check", "13800138000", "--json"]));
+    assert_eq!(after[0]["do_not_call"], false);
+}
+
+#[test]
+fn wrong_key_is_a_clear_one_line_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    ok(&dir, &["dnc", "add", "13800138000"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_waihu"))
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["dnc", "list"])
+        .env("WAIHU_MASTER_KEY", "11".repeat(32))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("master key does not match"), "{err}");
+    // Bad input to a command: non-zero, one line, no panic.
+    let out = waihu(&dir, &["customers", "import", "/nonexistent.csv"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("waihu: ") && !err.contains("panicked"), "{err}");
+}
