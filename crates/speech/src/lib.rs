@@ -17,11 +17,15 @@
 //! endpointing) takes time and audio as input and does no I/O; only the
 //! engines and adapters touch processes and sockets.
 
+pub mod asr;
 pub mod cache;
+pub mod endpoint;
+pub mod eval;
 pub mod resample;
 pub mod script;
 pub mod style;
 pub mod tts;
+pub mod vad;
 pub mod wav;
 
 pub use cache::TtsCache;
