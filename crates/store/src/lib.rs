@@ -98,9 +98,9 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            // 64 MiB page cache per connection: the phone-index B-tree takes
+            // 256 MiB page cache (an upper bound, allocated as used): the phone-index B-tree takes
             // random inserts, which crawl with SQLite's 2 MiB default.
-            .pragma("cache_size", "-65536")
+            .pragma("cache_size", "-262144")
             .pragma("temp_store", "memory")
             // Checkpoint every 64 MiB of WAL instead of every 4 MiB: a bulk
             // import otherwise checkpoints (and fsyncs) on every batch.
