@@ -36,3 +36,7 @@ impl EngineError {
         }
     }
 }
+
+// The cores this runtime drives, for callers that only depend on the engine.
+pub use waihu_media;
+pub use waihu_sip;

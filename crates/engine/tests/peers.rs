@@ -518,3 +518,170 @@ async fn early_media_announcement_then_480_is_recorded_and_rejected() {
     assert!(c > 0.9, "announcement correlation {c}");
     let _: SocketAddr = uac.local_addr();
 }
+
+const KAMAILIO_CFG: &str = r#"#!KAMAILIO
+debug=2
+log_stderror=yes
+children=2
+listen=udp:127.0.0.1:@PORT@
+alias="127.0.0.1:@PORT@"
+mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "xlog.so"
+loadmodule "auth.so"
+modparam("usrloc", "db_mode", 0)
+modparam("rr", "enable_full_lr", 1)
+
+request_route {
+    if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
+    if (has_totag()) {
+        if (loose_route()) { t_relay(); exit; }
+        if (is_method("ACK")) { if (t_check_trans()) { t_relay(); } exit; }
+        sl_send_reply("404", "Not here");
+        exit;
+    }
+    if (is_method("CANCEL")) { if (t_check_trans()) { t_relay(); } exit; }
+    if (is_method("REGISTER|INVITE")) {
+        if (!pv_auth_check("$fd", "secret", "0", "1")) { auth_challenge("$fd", "1"); exit; }
+        consume_credentials();
+    }
+    if (is_method("REGISTER")) { if (!save("location")) { sl_reply_error(); } exit; }
+    if (is_method("INVITE")) { record_route(); }
+    if (!lookup("location")) { sl_send_reply("404", "Not Found"); exit; }
+    t_relay();
+}
+"#;
+
+/// Kamailio as registrar and proxy with digest auth: our UAS registers (401 → 200), our UAC
+/// calls it through the proxy (407 → INVITE with credentials → Record-Route → media → BYE).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_and_call_through_kamailio_with_digest_auth() {
+    if !have("kamailio") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = 25060u16;
+    let cfg = dir.path().join("kamailio.cfg");
+    std::fs::write(&cfg, KAMAILIO_CFG.replace("@PORT@", &port.to_string())).unwrap();
+    let pid = dir.path().join("kamailio.pid");
+    let _peer = Peer(
+        Command::new("kamailio")
+            .args([
+                "-f",
+                cfg.to_str().unwrap(),
+                "-P",
+                pid.to_str().unwrap(),
+                "-m",
+                "64",
+                "-M",
+                "8",
+                "-E",
+                "-DD",
+                "-w",
+                dir.path().to_str().unwrap(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_port_udp(port).await;
+    let proxy: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+
+    // The callee registers with the wrong password first: refused.
+    let uas = Arc::new(endpoint("callee").await);
+    let reg = |password: &str| waihu_sip::Registration {
+        registrar: format!("sip:127.0.0.1:{port}"),
+        proxy: None,
+        transport: waihu_sip::Transport::Udp,
+        expires: 60,
+        credentials: Some(waihu_sip::Credentials {
+            username: "callee".into(),
+            password: password.into(),
+        }),
+    };
+    let (bad, mut bad_ev) = uas.register(reg("wrong")).await.unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(5), bad_ev.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(
+            ev,
+            waihu_sip::UaEvent::RegistrationFailed {
+                status: Some(401),
+                ..
+            }
+        ),
+        "{ev:?}"
+    );
+    uas.unregister(bad).unwrap();
+    let (_reg, mut reg_ev) = uas.register(reg("secret")).await.unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(5), reg_ev.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(ev, waihu_sip::UaEvent::Registered { expires: 60, .. }),
+        "{ev:?}"
+    );
+
+    let prompt: Arc<[i16]> = melody(2.5, 11).into();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let uas_opts = MediaOptions {
+        play: Some(prompt.clone()),
+        hangup_after_play: false,
+        ..Default::default()
+    };
+    tokio::spawn(call::answer_loop(
+        uas.clone(),
+        Duration::from_millis(100),
+        uas_opts,
+        tx,
+    ));
+
+    let uac = endpoint("caller").await;
+    // Without credentials the proxy's 407 stands.
+    let mut opts = CallOptions::new(format!("sip:callee@127.0.0.1:{port}"));
+    opts.proxy = Some(proxy);
+    let r = call::place_call(&uac, opts.clone(), &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.outcome, r.sip_status),
+        (CallOutcome::Failed, Some(407)),
+        "{r:?}"
+    );
+
+    opts.credentials = Some(waihu_sip::Credentials {
+        username: "caller".into(),
+        password: "secret".into(),
+    });
+    opts.media.max_duration = Duration::from_secs(3);
+    opts.media.record = Some(dir.path().join("via-proxy.wav"));
+    let r = call::place_call(&uac, opts, &mut |_| {}).await.unwrap();
+    assert_eq!(
+        (r.outcome, r.sip_status),
+        (CallOutcome::Answered, Some(200)),
+        "{r:?}"
+    );
+    assert!(r.reason.contains("hangup by us"), "{r:?}");
+    let (left, _) = wav::read_stereo(&dir.path().join("via-proxy.wav")).unwrap();
+    let c = best_correlation(&left, &prompt, 0.8);
+    assert!(c > 0.9, "prompt through the proxy: correlation {c}");
+    // The callee saw our BYE routed through Kamailio.
+    let u = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(u.reason.contains("hangup by peer"), "{u:?}");
+}
