@@ -43,6 +43,9 @@ enum Command {
     Bench(cmd::bench::Cmd),
     /// Synthesise speech with an emotion style (语音合成) and write a WAV file.
     Tts(cmd::speech::TtsArgs),
+    /// 话术脚本: validate, graph, chat with and test dialog scripts; bench the interpreter.
+    #[command(subcommand)]
+    Script(cmd::script::Cmd),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Command::Events(c) => cmd::events::run(&ctx, c),
         Command::Bench(c) => cmd::bench::run(&ctx, c),
         Command::Tts(a) => cmd::speech::run_tts(&ctx, a),
+        Command::Script(c) => cmd::script::run(&ctx, c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,5 +5,6 @@ pub mod customers;
 pub mod demo;
 pub mod dnc;
 pub mod events;
+pub mod script;
 pub mod segments;
 pub mod speech;
