@@ -512,6 +512,17 @@ impl Campaign {
             let path = e.path().to_string();
             let inner = e.into_inner();
             let loc = inner.location();
+            // The YAML error repeats the path and location; keep its message only.
+            let mut message = inner.to_string();
+            if let Some(l) = &loc {
+                let suffix = format!(" at line {} column {}", l.line(), l.column());
+                if let Some(m) = message.strip_suffix(&suffix) {
+                    message = m.to_string();
+                }
+            }
+            if let Some(m) = message.strip_prefix(&format!("{path}: ")) {
+                message = m.to_string();
+            }
             ConfigError {
                 issues: vec![ConfigIssue {
                     path: if path.is_empty() || path == "." {
@@ -521,7 +532,7 @@ impl Campaign {
                     },
                     line: loc.as_ref().map(|l| l.line()),
                     column: loc.as_ref().map(|l| l.column()),
-                    message: inner.to_string(),
+                    message,
                 }],
             }
         })?;

@@ -33,3 +33,4 @@ pub use sim::{simulate, SimConfig, SimReport};
 
 /// The example campaign shipped in `examples/campaign.yaml` (the simulator's default).
 pub const EXAMPLE_CAMPAIGN: &str = include_str!("../../../examples/campaign.yaml");
+pub use chrono_tz;

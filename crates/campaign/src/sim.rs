@@ -22,8 +22,6 @@ pub struct SimConfig {
     pub days: u32,
     pub seed: u64,
     pub policy: Policy,
-    /// Total bot channels (progressive); trunks are scaled to it. `None`: the campaign's trunks.
-    pub channels: Option<u32>,
     /// Human agents: switches to predictive pacing with the campaign's target.
     pub agents: Option<u32>,
     /// First day (campaign time zone). `None`: the campaign's first active day.
@@ -37,7 +35,6 @@ impl Default for SimConfig {
             days: 7,
             seed: 1,
             policy: Policy::BestTime,
-            channels: None,
             agents: None,
             start: None,
         }
@@ -169,26 +166,59 @@ fn at_ms(t: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(t).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
+/// Rewrite a campaign file for a simulated scale: trunks resized to
+/// `channels` in total (CPS in proportion) and caller-ID daily caps scaled by
+/// the same factor, so the scenario stays internally consistent. The result
+/// is YAML again, so the planner and the independent checker each parse the
+/// very same scenario text with their own parser.
+pub fn scale_scenario(text: &str, channels: u32) -> Result<String, crate::config::ConfigError> {
+    // Validate first for the good error messages.
+    Campaign::from_yaml(text)?;
+    let mut f: crate::config::CampaignFile =
+        serde_norway::from_str(text).map_err(|e| crate::config::ConfigError {
+            issues: vec![crate::config::ConfigIssue {
+                path: "(document)".into(),
+                line: None,
+                column: None,
+                message: e.to_string(),
+            }],
+        })?;
+    if f.trunks.is_empty() {
+        f.trunks.push(crate::config::TrunkFile {
+            name: "default".into(),
+            channels: 100,
+            cps: 10.0,
+        });
+    }
+    let base: u32 = f.trunks.iter().map(|t| t.channels).sum();
+    let scale = channels as f64 / base.max(1) as f64;
+    let n = f.trunks.len() as u32;
+    for (i, t) in f.trunks.iter_mut().enumerate() {
+        t.channels = (channels / n + u32::from((i as u32) < channels % n)).max(1);
+        t.cps = (t.cps * scale).max(1.0);
+    }
+    if let Some(c) = f.caller_ids.as_mut() {
+        for p in c.pool.iter_mut() {
+            p.daily_cap = p
+                .daily_cap
+                .map(|cap| ((cap as f64) * scale.max(1.0)).ceil() as u32);
+        }
+    }
+    serde_norway::to_string(&f).map_err(|e| crate::config::ConfigError {
+        issues: vec![crate::config::ConfigIssue {
+            path: "(document)".into(),
+            line: None,
+            column: None,
+            message: e.to_string(),
+        }],
+    })
+}
+
 /// Run a simulation. Every event goes to `sink` in time order.
 pub fn simulate(campaign: &Campaign, cfg: &SimConfig, sink: &mut dyn FnMut(&Event)) -> SimReport {
     let wall = std::time::Instant::now();
     let mut campaign = campaign.clone();
     campaign.policy = cfg.policy;
-    let base_channels: u32 = campaign.trunks.iter().map(|t| t.channels).sum();
-    if let Some(ch) = cfg.channels {
-        let scale = ch as f64 / base_channels.max(1) as f64;
-        let n = campaign.trunks.len() as u32;
-        for (i, t) in campaign.trunks.iter_mut().enumerate() {
-            t.channels = (ch / n + u32::from((i as u32) < ch % n)).max(1);
-            t.cps = (t.cps * scale).max(1.0);
-        }
-        // Caller-ID caps sized for the real trunks would throttle a scaled run.
-        for c in campaign.caller_ids.iter_mut() {
-            c.daily_cap = c
-                .daily_cap
-                .map(|cap| ((cap as f64) * scale.max(1.0)).ceil() as u32);
-        }
-    }
     let channels: u32 = campaign.trunks.iter().map(|t| t.channels).sum();
     let predictive = cfg.agents.is_some();
     let target = match campaign.pacing {

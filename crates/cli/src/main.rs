@@ -41,6 +41,12 @@ enum Command {
     /// Measure throughput of waihu's parts against baselines.
     #[command(subcommand)]
     Bench(cmd::bench::Cmd),
+    /// Campaigns: validate, simulate in virtual time, bench the planner. 外呼活动。
+    #[command(subcommand)]
+    Campaign(cmd::campaign::Cmd),
+    /// Independent compliance check of the event log. 合规检查。
+    #[command(subcommand)]
+    Compliance(cmd::compliance::Cmd),
     /// Synthesise speech with an emotion style (语音合成) and write a WAV file.
     Tts(cmd::speech::TtsArgs),
     /// 话术脚本: validate, graph, chat with and test dialog scripts; bench the interpreter.
@@ -65,6 +71,8 @@ fn main() -> ExitCode {
         Command::Dnc(c) => cmd::dnc::run(&ctx, c),
         Command::Events(c) => cmd::events::run(&ctx, c),
         Command::Bench(c) => cmd::bench::run(&ctx, c),
+        Command::Campaign(c) => cmd::campaign::run(&ctx, c),
+        Command::Compliance(c) => cmd::compliance::run(&ctx, c),
         Command::Tts(a) => cmd::speech::run_tts(&ctx, a),
         Command::Script(c) => cmd::script::run(&ctx, c),
     };
