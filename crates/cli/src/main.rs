@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 /// waihu (外呼) — AI outbound calling: decide whom to call and when, place real SIP
 /// calls, hold a scripted spoken conversation, follow up, and report.
 #[derive(Parser, Debug)]
-#[command(name = "waihu", version, about, long_about = None, propagate_version = true)]
+#[command(name = "waihu", version, propagate_version = true)]
 pub struct Cli {
     /// Directory holding the database, key file, models and recordings.
     #[arg(long, global = true, env = "WAIHU_DATA_DIR", value_name = "DIR")]
@@ -23,22 +23,22 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the demo on embedded defaults: import the sample customers and
-    /// segment them (the README's main job).
+    /// 演示: run the demo on embedded defaults (import the sample customers,
+    /// segment them, report); the README's main job.
     Demo(cmd::demo::Args),
-    /// Import, list, show and export customers (phone numbers masked unless --reveal).
+    /// 客户: import, list, show and export customers (numbers masked unless --reveal).
     #[command(subcommand)]
     Customers(cmd::customers::Cmd),
-    /// Preview segmentation rules against the stored customers.
+    /// 客户分群: preview, apply and list segmentation rules (CEL).
     #[command(subcommand)]
     Segments(cmd::segments::Cmd),
-    /// Manage the do-not-call list.
+    /// 免打扰: manage the do-not-call list.
     #[command(subcommand)]
     Dnc(cmd::dnc::Cmd),
-    /// Read the append-only event log.
+    /// 事件日志: read the append-only event log.
     #[command(subcommand)]
     Events(cmd::events::Cmd),
-    /// Measure throughput of waihu's parts against baselines.
+    /// 基准测试: measure waihu's parts beside a baseline run in the same process.
     #[command(subcommand)]
     Bench(cmd::bench::Cmd),
     /// Campaigns: validate, simulate in virtual time, bench the planner. 外呼活动。
