@@ -49,6 +49,9 @@ enum Command {
     Compliance(cmd::compliance::Cmd),
     /// Synthesise speech with an emotion style (语音合成) and write a WAV file.
     Tts(cmd::speech::TtsArgs),
+    /// 语义理解: classify utterances (intent, entities, sentiment), evaluate on labelled data.
+    #[command(subcommand)]
+    Nlu(cmd::nlu::Cmd),
     /// 话术脚本: validate, graph, chat with and test dialog scripts; bench the interpreter.
     #[command(subcommand)]
     Script(cmd::script::Cmd),
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::Campaign(c) => cmd::campaign::run(&ctx, c),
         Command::Compliance(c) => cmd::compliance::run(&ctx, c),
         Command::Tts(a) => cmd::speech::run_tts(&ctx, a),
+        Command::Nlu(c) => cmd::nlu::run(c),
         Command::Script(c) => cmd::script::run(&ctx, c),
     };
     match result {

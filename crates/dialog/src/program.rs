@@ -280,6 +280,9 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(
             .strip_prefix("unknown field `")
             .and_then(|m| m.split('`').next())
         {
+            if segs.last() == Some(&Seg::Key(field.to_string())) {
+                segs.pop();
+            }
             segs.push(Seg::KeyName(field.to_string()));
         }
         fail(vec![Diagnostic {
@@ -1151,7 +1154,7 @@ fn compile(script: &Script, root: &Node) -> Result<Program, Vec<Diagnostic>> {
                     );
                 }
             }
-            if c.is_catch_all() && catch_all_at.is_none() {
+            if !r.has_matcher() && catch_all_at.is_none() {
                 catch_all_at = Some(i);
             }
             rules.push(c);

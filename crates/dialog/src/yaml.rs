@@ -236,6 +236,9 @@ pub fn parse(src: &str) -> Result<Node, YamlError> {
                         ..
                     } => {
                         check_keys(&entries)?;
+                        // A block map's start mark can sit after its first key; users
+                        // read a map as starting at that key.
+                        let pos = entries.first().map(|(k, _)| k.pos.min(pos)).unwrap_or(pos);
                         (
                             Node {
                                 kind: NodeKind::Map(entries),
@@ -273,7 +276,7 @@ pub fn parse(src: &str) -> Result<Node, YamlError> {
                     if !matches!(node.kind, NodeKind::Scalar { .. }) {
                         return Err(YamlError {
                             pos: node.pos,
-                            message: "mapping keys must be plain text, not lists or maps".into(),
+                            message: "mapping keys must be plain text, not lists or maps (quote a value that starts with `{{` or `[`)".into(),
                         });
                     }
                     *key = Some(node);

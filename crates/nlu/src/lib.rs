@@ -24,10 +24,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use waihu_core::nlu::{NluResult, BUILTIN_INTENTS};
 
+pub use chrono_tz::Tz;
 pub use model::{parse_tsv, TrainConfig};
 pub use text::normalize;
 
@@ -56,8 +56,16 @@ pub enum Error {
         regex: String,
         message: String,
     },
+    #[error("unknown time zone {0:?} (expected an IANA name such as Asia/Shanghai)")]
+    TimeZone(String),
     #[error("intent {intent:?}: {message}")]
     Intent { intent: String, message: String },
+}
+
+/// An IANA time zone name ("Asia/Shanghai", "America/New_York").
+pub fn parse_tz(name: &str) -> Result<Tz, Error> {
+    name.parse::<Tz>()
+        .map_err(|_| Error::TimeZone(name.to_string()))
 }
 
 /// A script-defined intent: examples train the model; keywords and regexes

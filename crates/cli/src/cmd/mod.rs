@@ -7,6 +7,7 @@ pub mod customers;
 pub mod demo;
 pub mod dnc;
 pub mod events;
+pub mod nlu;
 pub mod script;
 pub mod segments;
 pub mod speech;

@@ -1,0 +1,391 @@
+//! `waihu nlu ...`: intents, entities and sentiment of callee utterances, and
+//! `waihu bench nlu` (wired from `bench.rs` via [`bench`]).
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use waihu_nlu::{eval, Nlu};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Cmd {
+    /// 意图识别 Classify utterances: UTF-8 lines on stdin, one JSON object per line on stdout
+    /// ({"text","intent","confidence","entities":[{"kind","value","text"}],"sentiment":{"label","score","angry"}}).
+    Classify {
+        /// A script (YAML/JSON) whose `intents:` map adds custom intents (examples, keywords, regexes).
+        #[arg(long, value_name = "FILE")]
+        script: Option<PathBuf>,
+        /// The callee's time zone, for relative callback times.
+        #[arg(long, default_value = "Asia/Shanghai")]
+        tz: String,
+        /// "Now" for relative times, RFC 3339 (default: the system clock).
+        #[arg(long)]
+        now: Option<String>,
+    },
+    /// 评估 Score a `label<TAB>text` file: accuracy, macro-F1, per-label precision/recall, confusion matrix.
+    Eval {
+        file: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        script: Option<PathBuf>,
+        /// One JSON object instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Same as `waihu bench nlu`.
+    #[command(hide = true)]
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Passes over the held-out set for the latency figures.
+    #[arg(long, default_value_t = 20)]
+    pub passes: usize,
+    /// Skip the scikit-learn baseline.
+    #[arg(long)]
+    pub no_baseline: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(cmd: Cmd) -> anyhow::Result<()> {
+    match cmd {
+        Cmd::Classify { script, tz, now } => classify(script.as_deref(), &tz, now.as_deref()),
+        Cmd::Eval { file, script, json } => run_eval(&file, script.as_deref(), json),
+        Cmd::Bench(a) => bench(a),
+    }
+}
+
+fn load(script: Option<&Path>) -> anyhow::Result<Nlu> {
+    let Some(path) = script else {
+        return Ok(Nlu::builtin());
+    };
+    let src =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let custom =
+        waihu_nlu::parse_script_intents(&src).with_context(|| format!("{}", path.display()))?;
+    Nlu::with_custom(&custom)
+        .with_context(|| format!("{}: building the intent model", path.display()))
+}
+
+fn classify(script: Option<&Path>, tz: &str, now: Option<&str>) -> anyhow::Result<()> {
+    let nlu = load(script)?;
+    let tz = waihu_nlu::parse_tz(tz)?;
+    let fixed_now = match now {
+        Some(s) => Some(
+            chrono::DateTime::parse_from_rfc3339(s)
+                .with_context(|| {
+                    format!("--now {s:?}: expected RFC 3339, e.g. 2026-11-25T10:00:00+08:00")
+                })?
+                .with_timezone(&chrono::Utc),
+        ),
+        None => None,
+    };
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for (i, line) in stdin.lock().lines().enumerate() {
+        let line = line.with_context(|| format!("stdin line {}: not UTF-8", i + 1))?;
+        let text = line.trim_end_matches('\r');
+        let r = nlu.classify(text, fixed_now.unwrap_or_else(chrono::Utc::now), tz);
+        serde_json::to_writer(&mut out, &r)?;
+        out.write_all(b"\n")?;
+        // Interactive use (a pipe from ASR) wants each answer at once.
+        out.flush()?;
+    }
+    Ok(())
+}
+
+fn read_labelled(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let src =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let rows = waihu_nlu::parse_tsv(&src).with_context(|| format!("{}", path.display()))?;
+    if rows.is_empty() {
+        bail!("{}: no `label<TAB>text` lines", path.display());
+    }
+    Ok(rows)
+}
+
+fn run_eval(file: &Path, script: Option<&Path>, json: bool) -> anyhow::Result<()> {
+    let rows = read_labelled(file)?;
+    let nlu = load(script)?;
+    let pairs: Vec<(String, String)> = rows
+        .iter()
+        .map(|(l, t)| (l.clone(), nlu.intent(t).intent))
+        .collect();
+    let report = eval::evaluate(&pairs);
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", report.render());
+    }
+    Ok(())
+}
+
+fn percentile(sorted: &[u64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
+}
+
+#[derive(serde::Serialize)]
+struct Side {
+    accuracy: f64,
+    macro_f1: f64,
+    zh_accuracy: f64,
+    en_accuracy: f64,
+    train_ms: f64,
+    latency_p50_us: f64,
+    latency_p99_us: f64,
+    throughput_per_s: f64,
+}
+
+/// `waihu bench nlu`: held-out accuracy and macro-F1, per-utterance latency
+/// (p50/p99, one core) and throughput of waihu's classifier, beside the
+/// scikit-learn TF-IDF + LogisticRegression baseline on the same split.
+pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    let BenchArgs {
+        passes,
+        no_baseline,
+        json,
+    } = args;
+    let t = Instant::now();
+    let _ = Nlu::builtin().intent("预热 warm up");
+    let builtin_ms = t.elapsed().as_secs_f64() * 1e3;
+    // Training alone (jieba already loaded), as a script's custom model pays it.
+    let t = Instant::now();
+    let nlu = Nlu::train(
+        &waihu_nlu::builtin_training_data(),
+        &[],
+        waihu_nlu::TrainConfig::default(),
+    )?;
+    let train_ms = t.elapsed().as_secs_f64() * 1e3;
+    let zh = waihu_nlu::parse_tsv(waihu_nlu::HELDOUT_ZH)?;
+    let en = waihu_nlu::parse_tsv(waihu_nlu::HELDOUT_EN)?;
+    let score = |rows: &[(String, String)]| {
+        let pairs: Vec<(String, String)> = rows
+            .iter()
+            .map(|(l, t)| (l.clone(), nlu.intent(t).intent))
+            .collect();
+        eval::evaluate(&pairs)
+    };
+    let all: Vec<(String, String)> = zh.iter().chain(en.iter()).cloned().collect();
+    let (r_all, r_zh, r_en) = (score(&all), score(&zh), score(&en));
+
+    let now = chrono::Utc::now();
+    let tz = chrono_tz_shanghai()?;
+    let mut lat_full = Vec::with_capacity(all.len() * passes);
+    let mut lat_intent = Vec::with_capacity(all.len() * passes);
+    let t = Instant::now();
+    for _ in 0..passes.max(1) {
+        for (_, text) in &all {
+            let s = Instant::now();
+            std::hint::black_box(nlu.classify(text, now, tz));
+            lat_full.push(s.elapsed().as_nanos() as u64);
+        }
+    }
+    let full_s = t.elapsed().as_secs_f64();
+    for _ in 0..passes.max(1) {
+        for (_, text) in &all {
+            let s = Instant::now();
+            std::hint::black_box(nlu.intent(text));
+            lat_intent.push(s.elapsed().as_nanos() as u64);
+        }
+    }
+    lat_full.sort_unstable();
+    lat_intent.sort_unstable();
+    let ours = Side {
+        accuracy: r_all.accuracy,
+        macro_f1: r_all.macro_f1,
+        zh_accuracy: r_zh.accuracy,
+        en_accuracy: r_en.accuracy,
+        train_ms,
+        latency_p50_us: percentile(&lat_full, 0.5),
+        latency_p99_us: percentile(&lat_full, 0.99),
+        throughput_per_s: lat_full.len() as f64 / full_s.max(1e-9),
+    };
+    let baseline = if no_baseline { None } else { run_baseline()? };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "bench": "nlu",
+                "heldout_n": all.len(),
+                "builtin_load_ms": builtin_ms,
+                "waihu": ours,
+                "intent_only_latency_p50_us": percentile(&lat_intent, 0.5),
+                "intent_only_latency_p99_us": percentile(&lat_intent, 0.99),
+                "sklearn": baseline,
+            })
+        );
+        return Ok(());
+    }
+    println!(
+        "NLU 基准 benchmark: held-out {} utterances (zh {}, en {}), never trained on",
+        all.len(),
+        zh.len(),
+        en.len()
+    );
+    println!("  首次加载 first load (jieba dictionary + training): {builtin_ms:.0} ms; training alone {train_ms:.0} ms");
+    println!("{:<34} {:>12} {:>14}", "", "waihu", "scikit-learn");
+    let b = |f: &dyn Fn(&serde_json::Value) -> Option<f64>, fmt: &dyn Fn(f64) -> String| {
+        match &baseline {
+            Some(v) => f(v).map(fmt).unwrap_or_else(|| "-".into()),
+            None => "skipped".into(),
+        }
+    };
+    let pct = |x: f64| format!("{:.2}%", x * 100.0);
+    let us = |x: f64| format!("{x:.1} us");
+    let get = |k: &'static str| move |v: &serde_json::Value| v.get(k).and_then(|x| x.as_f64());
+    println!(
+        "{:<34} {:>12} {:>14}",
+        "准确率 accuracy",
+        pct(ours.accuracy),
+        b(&get("accuracy"), &pct)
+    );
+    println!(
+        "{:<34} {:>12} {:>14}",
+        "宏平均F1 macro-F1",
+        pct(ours.macro_f1),
+        b(&get("macro_f1"), &pct)
+    );
+    println!(
+        "{:<34} {:>12} {:>14}",
+        "中文 zh accuracy",
+        pct(ours.zh_accuracy),
+        b(&get("zh_accuracy"), &pct)
+    );
+    println!(
+        "{:<34} {:>12} {:>14}",
+        "英文 en accuracy",
+        pct(ours.en_accuracy),
+        b(&get("en_accuracy"), &pct)
+    );
+    println!(
+        "{:<34} {:>12} {:>14}",
+        "训练 training",
+        format!("{train_ms:.0} ms"),
+        b(&get("train_ms"), &|x| format!("{x:.0} ms"))
+    );
+    println!(
+        "{:<34} {:>12} {:>14}",
+        "延迟 latency p50 (per utterance)",
+        us(ours.latency_p50_us),
+        b(&get("latency_p50_us"), &us)
+    );
+    println!(
+        "{:<34} {:>12} {:>14}",
+        "延迟 latency p99 (per utterance)",
+        us(ours.latency_p99_us),
+        b(&get("latency_p99_us"), &us)
+    );
+    println!(
+        "{:<34} {:>12} {:>14}",
+        "吞吐 throughput (utt/s, 1 core)",
+        format!("{:.0}", ours.throughput_per_s),
+        b(&get("throughput_per_s"), &|x| format!("{x:.0}"))
+    );
+    println!(
+        "  waihu latency is the full classify (intent + entities + sentiment); intent alone p50 {:.1} us, p99 {:.1} us.",
+        percentile(&lat_intent, 0.5),
+        percentile(&lat_intent, 0.99)
+    );
+    println!(
+        "  scikit-learn latency: one predict() per utterance; throughput: one batched predict()."
+    );
+    if let Some(v) = &baseline {
+        if let (Some(a), Some(l)) = (get("accuracy")(v), get("latency_p50_us")(v)) {
+            println!(
+                "  比较 ratio: accuracy {:+.2} points, p50 latency {:.0}x faster",
+                (ours.accuracy - a) * 100.0,
+                l / ours.latency_p50_us.max(1e-3)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn chrono_tz_shanghai() -> anyhow::Result<waihu_nlu::Tz> {
+    Ok(waihu_nlu::parse_tz("Asia/Shanghai")?)
+}
+
+const BASELINE_PY: &str = include_str!("../../../../bench/nlu_baseline.py");
+const DEPS_SH: &str = include_str!("../../../../scripts/deps/nlu.sh");
+
+/// Run bench/nlu_baseline.py on the same split, installing scikit-learn first if
+/// needed. `None` (with a loud notice) when Python or the install is unavailable.
+fn run_baseline() -> anyhow::Result<Option<serde_json::Value>> {
+    let dir = tempfile::tempdir().context("creating a temp dir for the baseline")?;
+    let files = [
+        ("train_zh.tsv", waihu_nlu::TRAIN_ZH),
+        ("train_en.tsv", waihu_nlu::TRAIN_EN),
+        ("test_zh.tsv", waihu_nlu::HELDOUT_ZH),
+        ("test_en.tsv", waihu_nlu::HELDOUT_EN),
+        ("nlu_baseline.py", BASELINE_PY),
+        ("deps.sh", DEPS_SH),
+    ];
+    for (name, body) in files {
+        std::fs::write(dir.path().join(name), body).with_context(|| format!("writing {name}"))?;
+    }
+    let skip = |why: &str| {
+        eprintln!("!!! SKIPPING the scikit-learn baseline: {why}");
+        eprintln!("!!! 跳过 scikit-learn 基线 (install with scripts/deps/nlu.sh)");
+    };
+    let install = std::process::Command::new("sh")
+        .arg(dir.path().join("deps.sh"))
+        .output();
+    match install {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => {
+            skip(&format!(
+                "installing scikit-learn failed: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            ));
+            return Ok(None);
+        }
+        Err(e) => {
+            skip(&format!("cannot run sh: {e}"));
+            return Ok(None);
+        }
+    }
+    let p = |n: &str| dir.path().join(n);
+    let out = std::process::Command::new("python3")
+        .arg(p("nlu_baseline.py"))
+        .arg("--train")
+        .args([p("train_zh.tsv"), p("train_en.tsv")])
+        .arg("--test")
+        .args([p("test_zh.tsv"), p("test_en.tsv")])
+        .output();
+    let out = match out {
+        Ok(o) if o.status.success() => o,
+        Ok(o) => {
+            skip(&format!(
+                "baseline failed: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            ));
+            return Ok(None);
+        }
+        Err(e) => {
+            skip(&format!("cannot run python3: {e}"));
+            return Ok(None);
+        }
+    };
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("reading the baseline's JSON output")?;
+    let per_file = v.get("per_file_accuracy").cloned().unwrap_or_default();
+    let key = |n: &str| p(n).display().to_string();
+    v["zh_accuracy"] = per_file
+        .get(key("test_zh.tsv"))
+        .cloned()
+        .unwrap_or_default();
+    v["en_accuracy"] = per_file
+        .get(key("test_en.tsv"))
+        .cloned()
+        .unwrap_or_default();
+    if let Some(s) = v.get("train_seconds").and_then(|x| x.as_f64()) {
+        v["train_ms"] = serde_json::json!(s * 1e3);
+    }
+    Ok(Some(v))
+}

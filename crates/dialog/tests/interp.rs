@@ -1,0 +1,498 @@
+//! The interpreter: paths, global handlers, retries, barge-in, determinism.
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use waihu_core::{Emotion, EmotionLabel, Entity, NluResult, Sentiment, SentimentLabel};
+use waihu_dialog::{Action, Input, Interpreter, Level, Output, StepKind};
+
+const SCRIPT: &str = r#"
+name: t
+language: zh
+style: neutral
+variables:
+  name: 张三
+  amount: 100
+transfer: { queue: care }
+max_turns: 8
+intents:
+  pay_now: { examples: ["我现在就付"] }
+globals:
+  request_human:
+    say: "好的，马上转人工。"
+    do: [ { transfer: { queue: vip } } ]
+states:
+  hello:
+    style: happy
+    say: "{{name}}您好，欠款{{amount}}元。"
+    expect: { dtmf: "19" }
+    no_input: { reprompt: 1, say: "还在吗？", then: { end: silent } }
+    no_match: { reprompt: 1, say: "没听清。", then: { goto: bye } }
+    on:
+      - intent: pay_now
+        do: [ { level: A }, { outcome: promised } ]
+        goto: when
+      - dtmf: "9"
+        goto: bye
+      - intent: affirm
+        when: "amount >= 100"
+        goto: big
+      - intent: affirm
+        goto: bye
+  big:
+    say: "金额较大，"
+    barge_in: false
+    handlers:
+      request_human: { say: "这一步不能转人工。" }
+    disable: [repeat]
+    on:
+      - intent: affirm
+        goto: bye
+  when:
+    say: "哪天付？"
+    on:
+      - entity: time
+        do: [ { set: { promise: "{{entity.time}}" } }, { callback: {} } ]
+        goto: bye
+  bye:
+    say: "再见{{name}}。"
+    end: done
+"#;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 2, 0, 0).unwrap()
+}
+
+fn prog() -> Arc<waihu_dialog::Program> {
+    Arc::new(waihu_dialog::load_str(SCRIPT, "t.yaml").unwrap_or_else(|e| panic!("{e}")))
+}
+
+fn nlu(intent: &str) -> NluResult {
+    NluResult {
+        text: intent.into(),
+        intent: intent.into(),
+        confidence: 0.9,
+        entities: vec![],
+        sentiment: Sentiment {
+            label: SentimentLabel::Neutral,
+            score: 0.0,
+            angry: false,
+        },
+    }
+}
+
+fn call() -> Interpreter {
+    Interpreter::new(prog(), [("name", "李四"), ("amount", "250")], 7).unwrap()
+}
+
+/// Drive one input and acknowledge playback; returns all outputs.
+fn step(c: &mut Interpreter, now: &mut DateTime<Utc>, input: Input<'_>) -> Vec<Output> {
+    *now += Duration::seconds(2);
+    let mut out = c.handle(*now, input).to_vec();
+    if out.iter().any(|o| matches!(o, Output::Play { .. })) && !c.is_ended() {
+        out.extend(c.handle(*now, Input::PlaybackFinished).iter().cloned());
+    }
+    out
+}
+
+fn said(out: &[Output]) -> String {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Play { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn say(c: &mut Interpreter, now: &mut DateTime<Utc>, intent: &str) -> Vec<Output> {
+    let n = nlu(intent);
+    step(
+        c,
+        now,
+        Input::Utterance {
+            nlu: &n,
+            emotion: None,
+        },
+    )
+}
+
+#[test]
+fn answered_plays_the_rendered_prompt_then_listens() {
+    let mut c = call();
+    let out = c.handle(t0(), Input::Answered).to_vec();
+    assert_eq!(
+        out,
+        vec![Output::Play {
+            text: "李四您好，欠款250元。".into(),
+            style: "happy".into(),
+            barge_in: true
+        }]
+    );
+    let out = c.handle(t0(), Input::PlaybackFinished).to_vec();
+    assert_eq!(
+        out,
+        vec![Output::Listen {
+            no_input_ms: 6000,
+            max_speech_ms: 15000,
+            dtmf: true
+        }]
+    );
+    // Inputs before the answer, or after the end, are ignored.
+    let mut fresh = call();
+    assert!(fresh.handle(t0(), Input::NoInput).is_empty());
+}
+
+#[test]
+fn conditions_pick_the_transition_and_the_path_is_recorded() {
+    let mut now = t0();
+    let mut c = call();
+    step(&mut c, &mut now, Input::Answered);
+    say(&mut c, &mut now, "affirm");
+    assert_eq!(c.state(), "big");
+    let out = say(&mut c, &mut now, "affirm");
+    assert!(
+        matches!(out.last(), Some(Output::End { outcome, level: None }) if outcome == "done"),
+        "{out:?}"
+    );
+    assert_eq!(c.path(), vec!["hello", "big", "bye"]);
+    let heard: Vec<&StepKind> = c
+        .trace()
+        .iter()
+        .map(|s| &s.kind)
+        .filter(|k| matches!(k, StepKind::Heard { .. }))
+        .collect();
+    assert_eq!(heard.len(), 2);
+    assert!(c.trace().windows(2).all(|w| w[0].at <= w[1].at));
+    // A smaller amount takes the other branch.
+    let mut c = Interpreter::new(prog(), [("name", "李四"), ("amount", "50")], 7).unwrap();
+    step(&mut c, &mut now, Input::Answered);
+    say(&mut c, &mut now, "affirm");
+    assert_eq!(c.path(), vec!["hello", "bye"]);
+}
+
+#[test]
+fn do_not_call_always_wins() {
+    for state_inputs in [vec![], vec!["affirm"]] {
+        let mut now = t0();
+        let mut c = call();
+        step(&mut c, &mut now, Input::Answered);
+        for i in state_inputs {
+            say(&mut c, &mut now, i);
+        }
+        let out = say(&mut c, &mut now, "do_not_call");
+        assert!(
+            out.contains(&Output::Action {
+                action: Action::AddDnc
+            }),
+            "{out:?}"
+        );
+        assert!(said(&out).contains("免打扰"));
+        // The goodbye is played first; the call ends when it has finished.
+        assert_eq!(
+            out.last(),
+            Some(&Output::End {
+                outcome: "do_not_call".into(),
+                level: None
+            })
+        );
+        assert!(c.is_ended());
+        assert!(c.handle(now, Input::NoInput).is_empty());
+    }
+}
+
+#[test]
+fn global_handlers_apply_unless_a_state_overrides_or_disables_them() {
+    let mut now = t0();
+    let mut c = call();
+    step(&mut c, &mut now, Input::Answered);
+    // Global repeat: same prompt again, same state.
+    let out = say(&mut c, &mut now, "repeat");
+    assert_eq!(said(&out), "李四您好，欠款250元。");
+    // ask_identity uses the built-in identity line, then repeats the prompt.
+    let out = say(&mut c, &mut now, "ask_identity");
+    assert!(said(&out).starts_with("我是智能客服助理。"), "{out:?}");
+    say(&mut c, &mut now, "affirm");
+    assert_eq!(c.state(), "big");
+    // Per-state override: no transfer here.
+    let out = say(&mut c, &mut now, "request_human");
+    assert!(said(&out).starts_with("这一步不能转人工。"));
+    assert!(!out.iter().any(|o| matches!(
+        o,
+        Output::Action {
+            action: Action::Transfer { .. }
+        }
+    )));
+    // `repeat` is disabled in `big`: it is a no-match (reprompt with the default text).
+    let out = say(&mut c, &mut now, "repeat");
+    assert!(said(&out).starts_with("不好意思"), "{out:?}");
+    // In another state the global request_human transfers to the given queue.
+    let mut c = call();
+    step(&mut c, &mut now, Input::Answered);
+    let out = say(&mut c, &mut now, "request_human");
+    assert!(out.contains(&Output::Action {
+        action: Action::Transfer {
+            queue: Some("vip".into()),
+            number: None
+        }
+    }));
+    assert!(matches!(out.last(), Some(Output::End { outcome, .. }) if outcome == "transferred"));
+}
+
+#[test]
+fn anger_switches_to_apologetic_style_then_escalates() {
+    let mut now = t0();
+    let mut c = call();
+    step(&mut c, &mut now, Input::Answered);
+    let angry = Emotion {
+        label: EmotionLabel::Angry,
+        confidence: 0.9,
+    };
+    let n = nlu("unknown");
+    let out = step(
+        &mut c,
+        &mut now,
+        Input::Utterance {
+            nlu: &n,
+            emotion: Some(angry),
+        },
+    );
+    assert!(
+        out.iter()
+            .all(|o| !matches!(o, Output::Play { style, .. } if style != "apologetic")),
+        "{out:?}"
+    );
+    assert!(said(&out).contains("非常抱歉"));
+    // Style stays apologetic for the rest of the call.
+    let out = say(&mut c, &mut now, "repeat");
+    assert!(matches!(&out[0], Output::Play { style, .. } if style == "apologetic"));
+    step(
+        &mut c,
+        &mut now,
+        Input::Utterance {
+            nlu: &n,
+            emotion: Some(angry),
+        },
+    );
+    let out = step(
+        &mut c,
+        &mut now,
+        Input::Utterance {
+            nlu: &n,
+            emotion: Some(angry),
+        },
+    );
+    // Third angry turn: the built-in escalation transfers to the script's default queue.
+    assert!(
+        out.contains(&Output::Action {
+            action: Action::Transfer {
+                queue: Some("care".into()),
+                number: None
+            }
+        }),
+        "{out:?}"
+    );
+    assert!(matches!(out.last(), Some(Output::End { outcome, .. }) if outcome == "transferred"));
+}
+
+#[test]
+fn no_input_and_no_match_reprompt_then_give_up() {
+    let mut now = t0();
+    let mut c = call();
+    step(&mut c, &mut now, Input::Answered);
+    let out = step(&mut c, &mut now, Input::NoInput);
+    assert_eq!(said(&out), "还在吗？李四您好，欠款250元。");
+    let out = step(&mut c, &mut now, Input::NoInput);
+    assert_eq!(
+        out,
+        vec![Output::End {
+            outcome: "silent".into(),
+            level: None
+        }]
+    );
+
+    let mut c = call();
+    step(&mut c, &mut now, Input::Answered);
+    let out = say(&mut c, &mut now, "ask_info");
+    assert!(said(&out).starts_with("没听清。"));
+    say(&mut c, &mut now, "ask_info");
+    assert_eq!(c.path(), vec!["hello", "bye"]);
+}
+
+#[test]
+fn dtmf_entities_actions_and_callback_time() {
+    let mut now = t0();
+    let mut c = call();
+    step(&mut c, &mut now, Input::Answered);
+    let out = say(&mut c, &mut now, "pay_now");
+    assert!(out.contains(&Output::Action {
+        action: Action::Level { level: Level::A }
+    }));
+    assert_eq!(c.state(), "when");
+    let mut n = nlu("ask_info");
+    n.entities.push(Entity {
+        kind: "time".into(),
+        value: serde_json::json!("2026-11-28T10:00:00+08:00"),
+        text: "周六上午十点".into(),
+    });
+    let out = step(
+        &mut c,
+        &mut now,
+        Input::Utterance {
+            nlu: &n,
+            emotion: None,
+        },
+    );
+    let at = Utc.with_ymd_and_hms(2026, 11, 28, 2, 0, 0).unwrap();
+    assert!(
+        out.contains(&Output::Action {
+            action: Action::Callback { at }
+        }),
+        "{out:?}"
+    );
+    assert_eq!(c.var("promise"), Some("2026-11-28T10:00:00+08:00"));
+    assert_eq!(
+        out.last(),
+        Some(&Output::End {
+            outcome: "done".into(),
+            level: Some(Level::A)
+        })
+    );
+
+    let mut c = call();
+    step(&mut c, &mut now, Input::Answered);
+    step(&mut c, &mut now, Input::Dtmf("9"));
+    assert_eq!(c.path(), vec!["hello", "bye"]);
+}
+
+#[test]
+fn barge_in_follows_the_prompt_setting() {
+    let mut now = t0();
+    let mut c = call();
+    c.handle(now, Input::Answered);
+    // The first prompt allows barge-in.
+    let out = c.handle(now, Input::BargeIn).to_vec();
+    assert_eq!(out[0], Output::StopPlayback);
+    assert!(matches!(out[1], Output::Listen { .. }));
+    say(&mut c, &mut now, "affirm");
+    assert_eq!(c.state(), "big");
+    // `big` has barge_in: false. Speech during its prompt is ignored.
+    let mut c = call();
+    c.handle(now, Input::Answered);
+    c.handle(now, Input::PlaybackFinished);
+    let n = nlu("affirm");
+    let out = c
+        .handle(
+            now,
+            Input::Utterance {
+                nlu: &n,
+                emotion: None,
+            },
+        )
+        .to_vec();
+    assert!(matches!(
+        &out[0],
+        Output::Play {
+            barge_in: false,
+            ..
+        }
+    ));
+    assert!(c.handle(now, Input::BargeIn).is_empty());
+    assert!(c
+        .handle(
+            now,
+            Input::Utterance {
+                nlu: &n,
+                emotion: None
+            }
+        )
+        .is_empty());
+    assert_eq!(c.state(), "big");
+}
+
+#[test]
+fn max_turns_and_hangup_end_the_call() {
+    let mut now = t0();
+    let mut c = call();
+    step(&mut c, &mut now, Input::Answered);
+    let mut last = Vec::new();
+    for _ in 0..9 {
+        if c.is_ended() {
+            break;
+        }
+        last = say(&mut c, &mut now, "repeat");
+    }
+    let out = c.handle(now, Input::PlaybackFinished).to_vec();
+    let end = last.iter().chain(out.iter()).find_map(|o| match o {
+        Output::End { outcome, .. } => Some(outcome.clone()),
+        _ => None,
+    });
+    assert_eq!(end.as_deref(), Some("max_turns"));
+
+    let mut c = call();
+    step(&mut c, &mut now, Input::Answered);
+    say(&mut c, &mut now, "pay_now");
+    let out = c.handle(now, Input::HungUp).to_vec();
+    assert_eq!(
+        out,
+        vec![Output::End {
+            outcome: "promised".into(),
+            level: Some(Level::A)
+        }]
+    );
+}
+
+#[test]
+fn missing_customer_variables_are_refused() {
+    let e = Interpreter::new(prog(), [("name", "李四")], 0)
+        .err()
+        .unwrap();
+    assert_eq!(e.0, vec!["amount".to_string()]);
+    assert!(e.to_string().contains("variables not provided: amount"));
+}
+
+#[test]
+fn same_inputs_give_same_outputs_and_variants_split_by_seed() {
+    let src = r#"
+name: ab
+language: en
+states:
+  a:
+    variants:
+      - { id: x, say: "X" }
+      - { id: y, say: "Y", weight: 3 }
+    end: done
+"#;
+    let p = Arc::new(waihu_dialog::load_str(src, "ab.yaml").unwrap());
+    let mut counts = [0usize; 2];
+    for seed in 0..4000u64 {
+        let mut a = Interpreter::new(p.clone(), Vec::<(&str, &str)>::new(), seed).unwrap();
+        let mut b = Interpreter::new(p.clone(), Vec::<(&str, &str)>::new(), seed).unwrap();
+        let oa = a.handle(t0(), Input::Answered).to_vec();
+        let ob = b.handle(t0(), Input::Answered).to_vec();
+        assert_eq!(oa, ob);
+        counts[usize::from(said(&oa) == "Y")] += 1;
+    }
+    // 1:3 weights.
+    assert!((850..1150).contains(&counts[0]), "{counts:?}");
+}
+
+#[test]
+fn low_confidence_counts_as_unknown() {
+    let mut now = t0();
+    let mut c = call();
+    step(&mut c, &mut now, Input::Answered);
+    let mut n = nlu("affirm");
+    n.confidence = 0.2;
+    let out = step(
+        &mut c,
+        &mut now,
+        Input::Utterance {
+            nlu: &n,
+            emotion: None,
+        },
+    );
+    assert!(said(&out).starts_with("没听清。"));
+    assert!(c.trace().iter().any(|s| s.kind
+        == StepKind::Heard {
+            intent: "unknown".into()
+        }));
+}
