@@ -49,6 +49,8 @@ enum Command {
     Compliance(cmd::compliance::Cmd),
     /// Synthesise speech with an emotion style (语音合成) and write a WAV file.
     Tts(cmd::speech::TtsArgs),
+    /// Recognise speech in a WAV file (语音识别): text, timings, RTF.
+    Asr(cmd::speech::AsrArgs),
     /// 语义理解: classify utterances (intent, entities, sentiment), evaluate on labelled data.
     #[command(subcommand)]
     Nlu(cmd::nlu::Cmd),
@@ -77,6 +79,7 @@ fn main() -> ExitCode {
         Command::Campaign(c) => cmd::campaign::run(&ctx, c),
         Command::Compliance(c) => cmd::compliance::run(&ctx, c),
         Command::Tts(a) => cmd::speech::run_tts(&ctx, a),
+        Command::Asr(a) => cmd::speech::run_asr(&ctx, a),
         Command::Nlu(c) => cmd::nlu::run(c),
         Command::Script(c) => cmd::script::run(&ctx, c),
     };

@@ -1,7 +1,7 @@
 //! Measuring the VAD and endpointer on synthesised speech with noise: the
 //! shared code of the tests and of `waihu tts/asr --bench`.
 use crate::endpoint::{EndpointConfig, EndpointEvent, SegmentEvent, Segmenter};
-use crate::vad::{default_vad, frame_dbfs, VadError};
+use crate::vad::{default_vad, frame_dbfs, Vad, VadError};
 
 /// Deterministic Gaussian noise (xorshift64* + Box-Muller), so measurements repeat.
 pub struct Noise {
@@ -123,7 +123,16 @@ pub struct ClipOutcome {
 /// Run the default VAD and endpointer over a clip. The prompt plays until the
 /// caller's speech is detected (a barge-in).
 pub fn run_clip(clip: &Clip, cfg: EndpointConfig) -> Result<ClipOutcome, VadError> {
-    let mut seg = Segmenter::new(default_vad(clip.rate)?, cfg);
+    run_clip_with(clip, cfg, default_vad(clip.rate)?)
+}
+
+/// [`run_clip`] with a given detector (to compare detectors on the same audio).
+pub fn run_clip_with(
+    clip: &Clip,
+    cfg: EndpointConfig,
+    vad: Box<dyn Vad>,
+) -> Result<ClipOutcome, VadError> {
+    let mut seg = Segmenter::new(vad, cfg);
     seg.set_playing(true);
     let n = (clip.rate / 50) as usize;
     let mut out = ClipOutcome::default();

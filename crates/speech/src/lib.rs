@@ -21,6 +21,8 @@ pub mod asr;
 pub mod cache;
 pub mod endpoint;
 pub mod eval;
+pub mod funasr;
+pub mod openai;
 pub mod resample;
 pub mod script;
 pub mod style;

@@ -166,3 +166,258 @@ pub fn bench_tts(runs: usize) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// OpenAI-compatible `POST /v1/audio/transcriptions` (faster-whisper servers, vLLM, FunASR's OpenAI server), behind the endpointer.
+    Openai,
+    /// FunASR runtime WebSocket server (Paraformer / SenseVoice), streaming.
+    Funasr,
+}
+
+/// Recognise speech in a WAV file and print the text, timings and RTF.
+#[derive(clap::Args, Debug)]
+pub struct AsrArgs {
+    /// WAV file (PCM 8-32 bit, float, A-law or µ-law; mixed down to mono).
+    #[arg(required_unless_present = "bench_vad")]
+    file: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "openai")]
+    engine: Engine,
+    /// Server URL: `http://host:8000/v1` (openai) or `ws://host:10095` (funasr).
+    #[arg(long, env = "WAIHU_ASR_URL")]
+    url: Option<String>,
+    /// Model name sent to OpenAI-compatible servers.
+    #[arg(long, default_value = "whisper-1")]
+    model: String,
+    #[arg(long, env = "WAIHU_ASR_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// zh, en or auto.
+    #[arg(long, default_value = "auto")]
+    lang: String,
+    /// Hot word to bias recognition towards (repeatable): product and customer names.
+    #[arg(long = "hotword")]
+    hotwords: Vec<String>,
+    /// Context prompt for Whisper-style servers.
+    #[arg(long)]
+    prompt: Option<String>,
+    /// FunASR mode: 2pass, online or offline.
+    #[arg(long, default_value = "2pass")]
+    mode: String,
+    /// End-of-speech silence for the endpointer, in ms.
+    #[arg(long, default_value_t = 500)]
+    end_silence_ms: u32,
+    /// Print results as JSON lines.
+    #[arg(long)]
+    json: bool,
+    /// Measure the VAD and endpointer instead: endpoint delay and false
+    /// barge-ins on espeak-ng speech, clean and with noise.
+    #[arg(long)]
+    bench_vad: bool,
+}
+
+pub fn run_asr(ctx: &Ctx, a: AsrArgs) -> anyhow::Result<()> {
+    use waihu_speech::asr::{recognize_all, Asr, AsrOptions, Endpointed};
+    use waihu_speech::endpoint::EndpointConfig;
+    if a.bench_vad {
+        return bench_vad();
+    }
+    let file = a.file.context("FILE is required")?;
+    let pcm = waihu_speech::wav::read_wav(&file)?;
+    // The VAD takes 8, 16, 32 or 48 kHz; anything else goes to 16 kHz.
+    let (rate, samples) = match pcm.rate {
+        8000 | 16000 | 32000 | 48000 => (pcm.rate, pcm.samples),
+        r => (
+            16000,
+            waihu_speech::resample::resample_i16(&pcm.samples, r, 16000),
+        ),
+    };
+    let audio_s = samples.len() as f64 / rate as f64;
+    let lang = match a.lang.as_str() {
+        "auto" | "" => None,
+        "zh" | "en" => Some(a.lang.clone()),
+        other => anyhow::bail!("未知语言 / unknown language `{other}` (zh, en, auto)"),
+    };
+    let opts = AsrOptions {
+        lang,
+        hotwords: a.hotwords.clone(),
+        prompt: a.prompt.clone(),
+        rate,
+    };
+    let url = a
+        .url
+        .clone()
+        .context("需要 --url / --url is required (or WAIHU_ASR_URL): the ASR server to use")?;
+    let asr: Box<dyn Asr> = match a.engine {
+        Engine::Openai => {
+            let engine = waihu_speech::openai::OpenAiAsr::new(&url, &a.model)?
+                .with_api_key(a.api_key.clone());
+            let cfg = EndpointConfig {
+                end_silence_ms: a.end_silence_ms,
+                ..Default::default()
+            };
+            Box::new(Endpointed::new(Arc::new(engine), cfg))
+        }
+        Engine::Funasr => {
+            let mode = a.mode.parse().map_err(anyhow::Error::msg)?;
+            Box::new(waihu_speech::funasr::FunAsr::new(&url, mode)?)
+        }
+    };
+    let t0 = Instant::now();
+    let results = ctx
+        .runtime()?
+        .block_on(recognize_all(asr.as_ref(), &samples, &opts))?;
+    let elapsed = t0.elapsed().as_secs_f64();
+    let mut text = String::new();
+    for r in &results {
+        if a.json {
+            crate::ctx::print_json(r)?;
+        } else {
+            println!(
+                "[{:>7.2}-{:>7.2} s] {} {}{}",
+                r.start_ms as f64 / 1000.0,
+                r.end_ms as f64 / 1000.0,
+                if r.is_final { "final  " } else { "partial" },
+                r.text,
+                r.confidence
+                    .map(|c| format!("  (confidence {c:.2})"))
+                    .unwrap_or_default()
+            );
+        }
+        if r.is_final {
+            if !text.is_empty() {
+                text.push(' ');
+            }
+            text.push_str(&r.text);
+        }
+    }
+    if !a.json {
+        println!("文本 / text: {text}");
+        println!(
+            "引擎 / engine {}: audio {audio_s:.2} s at {rate} Hz, processed in {elapsed:.2} s, RTF {:.3}",
+            asr.name(),
+            elapsed / audio_s.max(1e-9)
+        );
+    }
+    Ok(())
+}
+
+/// Endpoint delay, start error, barge-in delay and false barge-ins of the
+/// default detector (WebRTC VAD + noise-floor gate) beside plain WebRTC VAD,
+/// on espeak-ng sentences (Mandarin and English, four styles) embedded in
+/// silence, clean and with white noise at 20 and 10 dB SNR, plus one minute
+/// of noise alone with a prompt playing.
+pub fn bench_vad() -> anyhow::Result<()> {
+    use waihu_speech::endpoint::EndpointConfig;
+    use waihu_speech::eval::{
+        active_speech, add_noise, make_clip, run_clip_with, Clip, ClipOutcome, Noise,
+    };
+    use waihu_speech::vad::{default_vad, Aggressiveness, Vad, WebRtcVad};
+    let engine = EspeakTts::default();
+    if !engine.available() {
+        anyhow::bail!("找不到 espeak-ng / espeak-ng not found: apt-get install espeak-ng");
+    }
+    let synth = Synthesizer::new(Arc::new(engine));
+    let sentences = [
+        "Yes, that's fine, please deliver it tomorrow morning.",
+        "No thanks, I am not interested.",
+        "Could you call me back after five o'clock?",
+        "I already paid for that order last week.",
+        "好的，明天上午送货就可以。",
+        "我现在不方便，请晚点再打过来。",
+        "这个优惠我没有兴趣，谢谢。",
+        "请问你们是哪家公司？",
+    ];
+    let styles = ["neutral", "happy", "urgent", "apologetic"];
+    let book = StyleBook::default();
+    let rate = 8000u32;
+    let cfg = EndpointConfig::default();
+    let mut clips = Vec::new();
+    for s in sentences {
+        for st in styles {
+            let v = Voice {
+                style: book.get(st)?,
+                lang: LangChoice::Auto,
+                rate,
+            };
+            clips.push(synth.synthesize_all(s, v)?);
+        }
+    }
+    let (ref_rms, _, _) = active_speech(&clips[0], rate);
+    type Factory = fn(u32) -> Box<dyn Vad>;
+    let detectors: [(&str, Factory); 2] = [
+        ("webrtc+gate", |r| {
+            default_vad(r).expect("8 kHz is supported")
+        }),
+        ("webrtc only", |r| {
+            Box::new(WebRtcVad::new(r, Aggressiveness::Aggressive).expect("8 kHz is supported"))
+        }),
+    ];
+    println!(
+        "VAD/endpointer at {rate} Hz, {} clips (8 sentences × 4 styles), end silence {} ms, barge-in after {} ms of speech",
+        clips.len(),
+        cfg.end_silence_ms,
+        cfg.barge_in_ms
+    );
+    println!(
+        "{:<12} {:>6} | {:>5} {:>5} {:>5} | {:>9} {:>9} {:>9} {:>9} | {:>6} {:>12}",
+        "detector",
+        "SNR",
+        "found",
+        "split",
+        "miss",
+        "start ms",
+        "end p50",
+        "end p90",
+        "barge p50",
+        "false",
+        "false/min noise"
+    );
+    let pct = |v: &mut Vec<i64>, p: f64| -> String {
+        if v.is_empty() {
+            return "-".into();
+        }
+        v.sort();
+        v[((v.len() - 1) as f64 * p).round() as usize].to_string()
+    };
+    for (name, make) in detectors {
+        for snr in [None, Some(20.0), Some(10.0)] {
+            let (mut found, mut split, mut miss, mut fb) = (0, 0, 0, 0);
+            let (mut starts, mut ends, mut barges) = (Vec::new(), Vec::new(), Vec::new());
+            for (i, speech) in clips.iter().enumerate() {
+                let clip = make_clip(speech, rate, 1500, 1500, snr, i as u64 + 1);
+                let o: ClipOutcome = run_clip_with(&clip, cfg, make(rate))?;
+                match o.utterances {
+                    0 => miss += 1,
+                    1 => found += 1,
+                    _ => split += 1,
+                }
+                fb += o.false_barge_ins + o.false_starts;
+                starts.extend(o.start_error_ms);
+                ends.extend(o.end_delay_ms);
+                barges.extend(o.barge_in_delay_ms);
+            }
+            // One minute of noise alone, at the level the SNR implies for this speech.
+            let mut noise = vec![0i16; rate as usize * 60];
+            if let Some(s) = snr {
+                add_noise(&mut noise, ref_rms, s, &mut Noise::new(99));
+            }
+            let only = Clip {
+                samples: noise,
+                rate,
+                speech_start_ms: u64::MAX / 4,
+                speech_end_ms: u64::MAX / 4,
+            };
+            let o = run_clip_with(&only, cfg, make(rate))?;
+            println!(
+                "{name:<12} {:>6} | {found:>5} {split:>5} {miss:>5} | {:>9} {:>9} {:>9} {:>9} | {fb:>6} {:>12}",
+                snr.map(|s| format!("{s} dB")).unwrap_or("clean".into()),
+                pct(&mut starts, 0.5),
+                pct(&mut ends, 0.5),
+                pct(&mut ends, 0.9),
+                pct(&mut barges, 0.5),
+                o.false_barge_ins + o.false_starts
+            );
+        }
+    }
+    Ok(())
+}
