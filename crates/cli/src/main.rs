@@ -41,6 +41,10 @@ enum Command {
     /// 基准测试: measure waihu's parts beside a baseline run in the same process.
     #[command(subcommand)]
     Bench(cmd::bench::Cmd),
+    /// Place one SIP call with media (拨打电话); `answer` runs the callee side (应答来电).
+    Call(cmd::call::CallArgs),
+    /// Answer incoming SIP calls: play a WAV and record (应答来电，播放并录音).
+    Answer(cmd::call::AnswerArgs),
     /// Campaigns: validate, simulate in virtual time, bench the planner. 外呼活动。
     #[command(subcommand)]
     Campaign(cmd::campaign::Cmd),
@@ -76,6 +80,8 @@ fn main() -> ExitCode {
         Command::Dnc(c) => cmd::dnc::run(&ctx, c),
         Command::Events(c) => cmd::events::run(&ctx, c),
         Command::Bench(c) => cmd::bench::run(&ctx, c),
+        Command::Call(a) => cmd::call::run_call(&ctx, a),
+        Command::Answer(a) => cmd::call::run_answer(&ctx, a),
         Command::Campaign(c) => cmd::campaign::run(&ctx, c),
         Command::Compliance(c) => cmd::compliance::run(&ctx, c),
         Command::Tts(a) => cmd::speech::run_tts(&ctx, a),

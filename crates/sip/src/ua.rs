@@ -785,6 +785,12 @@ impl UserAgent {
         }
         if let Some(request) = request {
             match owner {
+                // A 2xx for a call we already gave up on: ACK and BYE it (stray dialog).
+                Owner::Call(call) if !self.calls.contains_key(&call) => {
+                    if method == "INVITE" && (200..300).contains(&status) {
+                        self.invite_2xx_without_tx(now, resp);
+                    }
+                }
                 Owner::Call(call) => self.call_response(now, call, &request, resp),
                 Owner::Reg(reg) => self.reg_response(now, reg, &request, resp),
                 Owner::None => {}
@@ -1316,9 +1322,13 @@ impl UserAgent {
         c.ring_deadline = None;
         match c.state {
             CallState::Calling => {
+                // Not even 100 Trying yet: CANCEL must wait for a provisional (RFC 3261 §9.1).
+                // Give it a short grace, then report the call as failed (no response) rather
+                // than holding the dialer for timer B.
                 c.cancel = Cancel::Pending;
-                c.cancel_deadline = Some(now + t1x64);
-                self.arm(now + t1x64, TimerKey::Call(call));
+                let grace = t1x64.min(Duration::from_secs(2));
+                c.cancel_deadline = Some(now + grace);
+                self.arm(now + grace, TimerKey::Call(call));
             }
             CallState::Early => self.send_cancel(now, call),
             _ => {}
@@ -1361,6 +1371,10 @@ impl UserAgent {
         }
         if c.cancel_deadline.is_some_and(|at| now >= at) {
             c.cancel_deadline = None;
+            if c.cancel == Cancel::Pending {
+                self.finish_call(call, CallOutcome::Failed, None, "no response to INVITE".into());
+                return;
+            }
             let (o, r) = c.cancel_outcome.clone().unwrap_or((CallOutcome::NoAnswer, "cancelled".into()));
             self.finish_call(call, o, None, format!("{r}; no final response after CANCEL"));
             return;

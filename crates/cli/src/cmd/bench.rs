@@ -11,6 +11,9 @@ use crate::ctx::{print_json, Ctx};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Cmd {
+    /// SIP calls: concurrent calls with two-way G.711 media and call setup rate, against our
+    /// UAS and a SIPp UAS (-rtp_echo) as the reference.
+    Sip(crate::cmd::call::BenchSipArgs),
     /// Customer import: generate ROWS rows, import them with encryption on,
     /// beside baselines (CSV parsing alone; parsing + normalisation).
     Import {
@@ -40,6 +43,7 @@ pub enum Cmd {
 
 pub fn run(_ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
     match cmd {
+        Cmd::Sip(a) => crate::cmd::call::bench_sip(_ctx, a),
         Cmd::Import { rows, dir, json } => bench_import(rows, dir, json),
         Cmd::Segments { customers, rules, baseline_customers, json } => {
             bench_segments(customers, rules, baseline_customers, json)
