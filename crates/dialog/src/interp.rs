@@ -393,8 +393,15 @@ impl Interpreter {
                     .ok()
                     .map(|t| t.with_timezone(&Utc));
             }
-            if let Some((_, slot)) = prog.entity_slots.iter().find(|(k, _)| *k == e.kind) {
-                self.vars[*slot] = Some(Val::new(text));
+            // `entity.time` holds the normalised value, `entity.time.text` the words said.
+            for (k, slot) in &prog.entity_slots {
+                if let Some(rest) = k.strip_prefix(e.kind.as_str()) {
+                    if rest.is_empty() {
+                        self.vars[*slot] = Some(Val::new(text.as_str()));
+                    } else if rest == ".text" {
+                        self.vars[*slot] = Some(Val::new(e.text.as_str()));
+                    }
+                }
             }
         }
     }
