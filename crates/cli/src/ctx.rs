@@ -21,7 +21,10 @@ impl Ctx {
     /// A tokio runtime for one command. Commands are short-lived; the
     /// long-running runtime for calls lives in `waihu-engine`.
     pub fn runtime(&self) -> anyhow::Result<tokio::runtime::Runtime> {
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")
     }
 
     /// Open the store of the data directory (creating it on first use).

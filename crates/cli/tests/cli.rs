@@ -27,7 +27,9 @@ fn ok(dir: &Path, args: &[&str]) -> String {
 }
 
 fn json_lines(s: &str) -> Vec<serde_json::Value> {
-    s.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"))).collect()
+    s.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
 }
 
 const CSV: &str = "姓名,手机号,会员等级,购买频次,平均客单价,最近互动天数\n\
@@ -48,35 +50,73 @@ fn gbk_import_rejects_reimport_and_masking() {
 
     let out = json_lines(&ok(&dir, &["customers", "import", f, "--json"]));
     let r = &out[0];
-    assert!(r["encoding"].as_str().unwrap().eq_ignore_ascii_case("gb18030"), "{r}");
-    assert_eq!((r["created"].as_u64(), r["rejected"].as_u64()), (Some(3), Some(2)), "{r}");
+    assert!(
+        r["encoding"]
+            .as_str()
+            .unwrap()
+            .eq_ignore_ascii_case("gb18030"),
+        "{r}"
+    );
+    assert_eq!(
+        (r["created"].as_u64(), r["rejected"].as_u64()),
+        (Some(3), Some(2)),
+        "{r}"
+    );
     let rejects = std::fs::read_to_string(r["rejects_file"].as_str().unwrap()).unwrap();
-    assert!(rejects.contains('4') && rejects.contains("手机号"), "reject file names line and column: {rejects}");
+    assert!(
+        rejects.contains('4') && rejects.contains("手机号"),
+        "reject file names line and column: {rejects}"
+    );
     assert!(rejects.contains("购买频次"), "{rejects}");
 
     // Same file again: nothing created or changed.
     let again = json_lines(&ok(&dir, &["customers", "import", f, "--json"]));
-    assert_eq!((again[0]["created"].as_u64(), again[0]["unchanged"].as_u64()), (Some(0), Some(3)), "{}", again[0]);
+    assert_eq!(
+        (again[0]["created"].as_u64(), again[0]["unchanged"].as_u64()),
+        (Some(0), Some(3)),
+        "{}",
+        again[0]
+    );
 
     // A changed attribute updates the same customer.
-    std::fs::write(&file, encoding_rs::GBK.encode("姓名,手机号,购买频次\n张伟,13800138000,9\n").0).unwrap();
+    std::fs::write(
+        &file,
+        encoding_rs::GBK
+            .encode("姓名,手机号,购买频次\n张伟,13800138000,9\n")
+            .0,
+    )
+    .unwrap();
     let upd = json_lines(&ok(&dir, &["customers", "import", f, "--json"]));
-    assert_eq!((upd[0]["created"].as_u64(), upd[0]["updated"].as_u64()), (Some(0), Some(1)), "{}", upd[0]);
+    assert_eq!(
+        (upd[0]["created"].as_u64(), upd[0]["updated"].as_u64()),
+        (Some(0), Some(1)),
+        "{}",
+        upd[0]
+    );
 
     // Listing masks numbers and names; one JSON object per line.
     let list = json_lines(&ok(&dir, &["customers", "list", "--json"]));
     assert_eq!(list.len(), 3);
-    let zhang = list.iter().find(|c| c["attrs"]["member_level"]["text"] == "金卡").unwrap();
+    let zhang = list
+        .iter()
+        .find(|c| c["attrs"]["member_level"]["text"] == "金卡")
+        .unwrap();
     assert_eq!(zhang["phone"], "+86138****8000");
     assert_eq!(zhang["name"], "张*");
     assert_eq!(zhang["attrs"]["purchase_freq"]["number"], 9.0);
     assert!(!ok(&dir, &["customers", "list"]).contains("13800138000"));
 
     // Revealing is audited.
-    let shown = json_lines(&ok(&dir, &["customers", "show", "13800138000", "--reveal", "--json"]));
+    let shown = json_lines(&ok(
+        &dir,
+        &["customers", "show", "13800138000", "--reveal", "--json"],
+    ));
     assert_eq!(shown[0]["phone"], "+8613800138000");
     assert_eq!(shown[0]["name"], "张伟");
-    let audit = json_lines(&ok(&dir, &["events", "list", "--type", "pii_revealed", "--json"]));
+    let audit = json_lines(&ok(
+        &dir,
+        &["events", "list", "--type", "pii_revealed", "--json"],
+    ));
     assert_eq!(audit.len(), 1, "{audit:?}");
 
     // The raw database file holds neither numbers nor names.
@@ -101,36 +141,69 @@ fn segment_rules_apply_and_errors_point_at_the_rule() {
     .unwrap();
     let r = rules.to_str().unwrap();
     let rows = json_lines(&ok(&dir, &["segments", "preview", r, "--json"]));
-    let count = |name: &str| rows.iter().find(|x| x["segment"] == name).and_then(|x| x["customers"].as_u64());
-    assert_eq!((count("high_value"), count("churn_risk"), count("regular")), (Some(2), Some(1), Some(0)));
+    let count = |name: &str| {
+        rows.iter()
+            .find(|x| x["segment"] == name)
+            .and_then(|x| x["customers"].as_u64())
+    };
+    assert_eq!(
+        (count("high_value"), count("churn_risk"), count("regular")),
+        (Some(2), Some(1), Some(0))
+    );
     let sample = &rows[0]["samples"][0]["phone"];
-    assert!(sample.as_str().unwrap().contains("****"), "samples are masked: {sample}");
+    assert!(
+        sample.as_str().unwrap().contains("****"),
+        "samples are masked: {sample}"
+    );
     // Preview stores nothing; apply does.
-    assert!(json_lines(&ok(&dir, &["customers", "list", "--json"])).iter().all(|c| c["segment"].is_null()));
+    assert!(json_lines(&ok(&dir, &["customers", "list", "--json"]))
+        .iter()
+        .all(|c| c["segment"].is_null()));
     ok(&dir, &["segments", "apply", r]);
     let listed = json_lines(&ok(&dir, &["segments", "list", "--json"]));
-    assert!(listed.iter().any(|s| s["segment"] == "high_value" && s["customers"] == 2), "{listed:?}");
+    assert!(
+        listed
+            .iter()
+            .any(|s| s["segment"] == "high_value" && s["customers"] == 2),
+        "{listed:?}"
+    );
 
-    std::fs::write(&rules, "segments:\n  - name: vip\n    rule: purchase_freq > 5 && avg_ordr > 1000\n").unwrap();
+    std::fs::write(
+        &rules,
+        "segments:\n  - name: vip\n    rule: purchase_freq > 5 && avg_ordr > 1000\n",
+    )
+    .unwrap();
     let out = waihu(&dir, &["segments", "preview", r]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(":3:32: rule `vip`: unknown attribute `avg_ordr`"), "{err}");
+    assert!(
+        err.contains(":3:32: rule `vip`: unknown attribute `avg_ordr`"),
+        "{err}"
+    );
     let last = err.lines().last().unwrap();
-    assert!(last.starts_with("waihu: ") && last.contains("1 error"), "{last}");
+    assert!(
+        last.starts_with("waihu: ") && last.contains("1 error"),
+        "{last}"
+    );
 }
 
 #[test]
 fn dnc_matches_through_the_blind_index() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    ok(&dir, &["dnc", "add", "138 0013 8000", "--reason", "客户要求"]);
+    ok(
+        &dir,
+        &["dnc", "add", "138 0013 8000", "--reason", "客户要求"],
+    );
     let check = json_lines(&ok(&dir, &["dnc", "check", "+8613800138000", "--json"]));
     assert_eq!(check[0]["do_not_call"], true, "{check:?}");
     let other = json_lines(&ok(&dir, &["dnc", "check", "13900139000", "--json"]));
     assert_eq!(other[0]["do_not_call"], false, "{other:?}");
     let list = ok(&dir, &["dnc", "list"]);
-    assert!(!list.contains("13800138000") && list.contains("****"), "{list}");
+    assert!(
+        !list.contains("13800138000") && list.contains("****"),
+        "{list}"
+    );
     ok(&dir, &["dnc", "remove", "13800138000"]);
     let after = json_lines(&ok(&dir, &["dnc", "check", "13800138000", "--json"]));
     assert_eq!(after[0]["do_not_call"], false);
@@ -156,7 +229,10 @@ fn wrong_key_is_a_clear_one_line_error() {
     let out = waihu(&dir, &["customers", "import", "/nonexistent.csv"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.starts_with("waihu: ") && !err.contains("panicked"), "{err}");
+    assert!(
+        err.starts_with("waihu: ") && !err.contains("panicked"),
+        "{err}"
+    );
 }
 
 /// A kill in the middle of an import leaves whole rows only: every stored
@@ -189,7 +265,10 @@ fn killed_import_leaves_whole_rows_and_resumes() {
     let db = dir.join("waihu.db-wal");
     let t = std::time::Instant::now();
     while t.elapsed() < std::time::Duration::from_secs(10) {
-        if std::fs::metadata(&db).map(|m| m.len() > 2_000_000).unwrap_or(false) {
+        if std::fs::metadata(&db)
+            .map(|m| m.len() > 2_000_000)
+            .unwrap_or(false)
+        {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -199,12 +278,19 @@ fn killed_import_leaves_whole_rows_and_resumes() {
 
     let count = |dir: &Path| -> (u64, u64) {
         let counts = json_lines(&ok(dir, &["events", "counts", "--json"]));
-        let created = counts.iter().find(|c| c["type"] == "customer_created").and_then(|c| c["count"].as_u64()).unwrap_or(0);
+        let created = counts
+            .iter()
+            .find(|c| c["type"] == "customer_created")
+            .and_then(|c| c["count"].as_u64())
+            .unwrap_or(0);
         let customers = ok(dir, &["customers", "export", "--json"]).lines().count() as u64;
         (customers, created)
     };
     let (customers, created) = count(&dir);
-    assert_eq!(customers, created, "every stored customer has its event (and opens: export decrypts all)");
+    assert_eq!(
+        customers, created,
+        "every stored customer has its event (and opens: export decrypts all)"
+    );
     if status.success() {
         eprintln!("note: the import finished before the kill; consistency still checked");
     } else {

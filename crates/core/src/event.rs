@@ -25,14 +25,29 @@ pub struct Event {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
     /// A customer row was created by an import or the API.
-    CustomerCreated { source: String },
+    CustomerCreated {
+        source: String,
+    },
     /// An existing customer (same phone) was updated by a re-import.
-    CustomerUpdated { source: String },
+    CustomerUpdated {
+        source: String,
+    },
     /// Somebody saw a phone number or name in clear.
-    PiiRevealed { actor: String, field: String, reason: String },
+    PiiRevealed {
+        actor: String,
+        field: String,
+        reason: String,
+    },
     /// A number was put on a do-not-call list (`scope`: `global` or a campaign name).
-    DncAdded { phone: PhoneIndex, scope: String, reason: String },
-    DncRemoved { phone: PhoneIndex, scope: String },
+    DncAdded {
+        phone: PhoneIndex,
+        scope: String,
+        reason: String,
+    },
+    DncRemoved {
+        phone: PhoneIndex,
+        scope: String,
+    },
     /// A dial was placed. `local_time` is the callee's wall-clock time at `at`
     /// as the scheduler saw it, `tz` the zone it used (IANA name).
     AttemptStarted {
@@ -43,17 +58,34 @@ pub enum EventKind {
         channel: String,
     },
     /// The telephony result of an attempt.
-    AttemptEnded { outcome: CallOutcome, sip_status: Option<u16>, duration_s: f64 },
+    AttemptEnded {
+        outcome: CallOutcome,
+        sip_status: Option<u16>,
+        duration_s: f64,
+    },
     /// The business result of a conversation (from the dialog engine).
-    ConversationEnded { outcome: String, level: Option<String>, path: Vec<String> },
+    ConversationEnded {
+        outcome: String,
+        level: Option<String>,
+        path: Vec<String>,
+    },
     /// An answered call found no free agent (predictive pacing) and was dropped.
-    CallAbandoned { phone: PhoneIndex },
+    CallAbandoned {
+        phone: PhoneIndex,
+    },
     /// The callee asked to be called back at a time.
-    CallbackRequested { when: DateTime<Utc> },
+    CallbackRequested {
+        when: DateTime<Utc>,
+    },
     /// A campaign changed state (`created`, `started`, `paused`, `stopped`, `finished`).
-    CampaignState { state: String },
+    CampaignState {
+        state: String,
+    },
     /// A message on another channel (`sms`, `push`) was sent.
-    MessageSent { channel: String, template: String },
+    MessageSent {
+        channel: String,
+        template: String,
+    },
 }
 
 impl EventKind {
@@ -83,11 +115,17 @@ mod tests {
     #[test]
     fn event_json_has_type_tag_and_round_trips() {
         let ev = Event {
-            at: DateTime::parse_from_rfc3339("2026-11-24T08:00:00Z").unwrap().with_timezone(&Utc),
+            at: DateTime::parse_from_rfc3339("2026-11-24T08:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
             customer: Some(CustomerId(7)),
             campaign: None,
             call: Some("c1".into()),
-            kind: EventKind::AttemptEnded { outcome: CallOutcome::Busy, sip_status: Some(486), duration_s: 0.0 },
+            kind: EventKind::AttemptEnded {
+                outcome: CallOutcome::Busy,
+                sip_status: Some(486),
+                duration_s: 0.0,
+            },
         };
         let json = serde_json::to_string(&ev).unwrap();
         assert!(json.contains(r#""type":"attempt_ended""#), "{json}");

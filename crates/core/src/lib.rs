@@ -12,7 +12,9 @@ pub mod outcome;
 
 pub use attr::{AttrKind, AttrSchema, AttrValue, Attrs};
 pub use event::{Event, EventKind};
-pub use nlu::{Emotion, EmotionLabel, Entity, NluResult, Sentiment, SentimentLabel, BUILTIN_INTENTS};
+pub use nlu::{
+    Emotion, EmotionLabel, Entity, NluResult, Sentiment, SentimentLabel, BUILTIN_INTENTS,
+};
 pub use outcome::CallOutcome;
 
 use serde::{Deserialize, Serialize};

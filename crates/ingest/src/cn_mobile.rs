@@ -18,7 +18,10 @@ thread_local! {
 
 /// `None`: not a CN mobile shape, use the general path. `Some(Ok((e164,
 /// national)))` or `Some(Err(()))` when `phonenumber` says the prefix is invalid.
-pub(crate) fn normalize(default_region: phonenumber::country::Id, raw: &str) -> Option<Result<(String, String), ()>> {
+pub(crate) fn normalize(
+    default_region: phonenumber::country::Id,
+    raw: &str,
+) -> Option<Result<(String, String), ()>> {
     let mut digits = [0u8; 16];
     let mut n = 0usize;
     let mut plus = false;
@@ -58,7 +61,11 @@ pub(crate) fn normalize(default_region: phonenumber::country::Id, raw: &str) -> 
         cache.borrow_mut().insert(prefix, v);
         v
     });
-    Some(if valid { Ok((format!("+86{national}"), national.to_string())) } else { Err(()) })
+    Some(if valid {
+        Ok((format!("+86{national}"), national.to_string()))
+    } else {
+        Err(())
+    })
 }
 
 #[cfg(test)]
@@ -74,10 +81,23 @@ mod tests {
     #[test]
     fn shapes() {
         let cn = phonenumber::country::Id::CN;
-        assert_eq!(normalize(cn, "138 1234 5678"), Some(Ok(("+8613812345678".into(), "13812345678".into()))));
-        assert_eq!(normalize(cn, "+86 138-1234-5678").map(|r| r.map(|x| x.0)), Some(Ok("+8613812345678".into())));
-        assert_eq!(normalize(cn, "008613812345678").map(|r| r.map(|x| x.0)), Some(Ok("+8613812345678".into())));
-        assert_eq!(normalize(cn, "010 1234 5678"), None, "fixed lines take the general path");
+        assert_eq!(
+            normalize(cn, "138 1234 5678"),
+            Some(Ok(("+8613812345678".into(), "13812345678".into())))
+        );
+        assert_eq!(
+            normalize(cn, "+86 138-1234-5678").map(|r| r.map(|x| x.0)),
+            Some(Ok("+8613812345678".into()))
+        );
+        assert_eq!(
+            normalize(cn, "008613812345678").map(|r| r.map(|x| x.0)),
+            Some(Ok("+8613812345678".into()))
+        );
+        assert_eq!(
+            normalize(cn, "010 1234 5678"),
+            None,
+            "fixed lines take the general path"
+        );
         assert_eq!(normalize(cn, "+1 415 555 0123"), None);
         assert_eq!(normalize(phonenumber::country::Id::US, "13812345678"), None);
     }

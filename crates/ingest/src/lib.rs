@@ -57,10 +57,38 @@ pub enum Role {
     Attr(String),
 }
 
-const PHONE: &[&str] = &["手机号", "手机号码", "手机", "电话", "电话号码", "联系电话", "phone", "mobile", "phone_number", "tel", "telephone", "cell"];
-const NAME: &[&str] = &["姓名", "客户姓名", "名字", "客户名称", "name", "customer_name", "full_name"];
+const PHONE: &[&str] = &[
+    "手机号",
+    "手机号码",
+    "手机",
+    "电话",
+    "电话号码",
+    "联系电话",
+    "phone",
+    "mobile",
+    "phone_number",
+    "tel",
+    "telephone",
+    "cell",
+];
+const NAME: &[&str] = &[
+    "姓名",
+    "客户姓名",
+    "名字",
+    "客户名称",
+    "name",
+    "customer_name",
+    "full_name",
+];
 const TIMEZONE: &[&str] = &["时区", "timezone", "time_zone", "tz"];
-const REGION: &[&str] = &["国家", "国家/地区", "地区代码", "country", "region", "country_code"];
+const REGION: &[&str] = &[
+    "国家",
+    "国家/地区",
+    "地区代码",
+    "country",
+    "region",
+    "country_code",
+];
 /// Built-in names for the attributes the seed's segmentation uses.
 const ATTR_SYNONYMS: &[(&str, &str)] = &[
     ("购买频次", "purchase_freq"),
@@ -98,7 +126,10 @@ pub struct ColumnMap {
 
 impl ColumnMap {
     pub fn from_yaml(src: &str, file: &str) -> Result<Self, IngestError> {
-        serde_norway::from_str(src).map_err(|e| IngestError::Mapping { file: file.to_string(), reason: e.to_string() })
+        serde_norway::from_str(src).map_err(|e| IngestError::Mapping {
+            file: file.to_string(),
+            reason: e.to_string(),
+        })
     }
 
     fn role_of(&self, header: &str) -> Role {
@@ -167,7 +198,11 @@ impl Options {
             .to_uppercase()
             .parse()
             .map_err(|_| IngestError::Region(default_region.to_string()))?;
-        Ok(Options { default_region: id, map: ColumnMap::default(), schema: AttrSchema::new() })
+        Ok(Options {
+            default_region: id,
+            map: ColumnMap::default(),
+            schema: AttrSchema::new(),
+        })
     }
 }
 
@@ -243,24 +278,32 @@ pub struct Source<R: Read> {
 impl<R: Read> Source<R> {
     pub fn open(mut input: R, opts: Options) -> Result<Self, IngestError> {
         let mut sniff = Vec::with_capacity(SNIFF_BYTES);
-        (&mut input).take(SNIFF_BYTES as u64).read_to_end(&mut sniff)?;
+        (&mut input)
+            .take(SNIFF_BYTES as u64)
+            .read_to_end(&mut sniff)?;
         let complete = sniff.len() < SNIFF_BYTES;
         let enc = detect_encoding(&sniff, complete);
         let decoded = encoding_rs_io::DecodeReaderBytesBuilder::new()
             .encoding(Some(enc))
             .bom_override(true)
             .build(Cursor::new(sniff).chain(input));
-        let mut reader = csv::ReaderBuilder::new().flexible(true).has_headers(true).from_reader(decoded);
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .has_headers(true)
+            .from_reader(decoded);
         let headers: Vec<String> = match reader.headers() {
-            Ok(h) if !h.is_empty() && !(h.len() == 1 && h[0].trim().is_empty()) => {
-                h.iter().map(|s| s.trim().trim_start_matches('\u{feff}').to_string()).collect()
-            }
+            Ok(h) if !h.is_empty() && !(h.len() == 1 && h[0].trim().is_empty()) => h
+                .iter()
+                .map(|s| s.trim().trim_start_matches('\u{feff}').to_string())
+                .collect(),
             Ok(_) => return Err(IngestError::NoHeader),
             Err(e) => return Err(csv_error(e)),
         };
         let roles: Vec<Role> = headers.iter().map(|h| opts.map.role_of(h)).collect();
         if !roles.contains(&Role::Phone) {
-            return Err(IngestError::NoPhoneColumn { found: headers.join(", ") });
+            return Err(IngestError::NoPhoneColumn {
+                found: headers.join(", "),
+            });
         }
         let mut src = Source {
             reader,
@@ -283,7 +326,11 @@ impl<R: Read> Source<R> {
         for (i, role) in self.roles.iter().enumerate() {
             if let Role::Attr(name) = role {
                 let kind = self.opts.schema.get(name).copied().unwrap_or_else(|| {
-                    value::infer_kind(sample.iter().filter_map(|r| r.cells.get(i).map(String::as_str)))
+                    value::infer_kind(
+                        sample
+                            .iter()
+                            .filter_map(|r| r.cells.get(i).map(String::as_str)),
+                    )
                 });
                 self.kinds.insert(name.clone(), kind);
             }
@@ -306,7 +353,11 @@ impl<R: Read> Source<R> {
                         self.framing_rejects.push(Reject {
                             line,
                             column: None,
-                            reason: format!("expected {} fields, found {}", self.headers.len(), cells.len()),
+                            reason: format!(
+                                "expected {} fields, found {}",
+                                self.headers.len(),
+                                cells.len()
+                            ),
                             cells,
                         });
                         continue;
@@ -331,15 +382,28 @@ impl<R: Read> Source<R> {
     }
 
     /// The next up to `max` rows, normalised in parallel. Empty when the file is done.
-    pub fn next_batch(&mut self, max: usize) -> Result<Vec<Result<CustomerRecord, Reject>>, IngestError> {
+    pub fn next_batch(
+        &mut self,
+        max: usize,
+    ) -> Result<Vec<Result<CustomerRecord, Reject>>, IngestError> {
         let mut raw = std::mem::take(&mut self.pending);
         if raw.len() < max {
             let more = self.read_raw(max - raw.len())?;
             raw.extend(more);
         }
-        let mut out: Vec<Result<CustomerRecord, Reject>> = self.framing_rejects.drain(..).map(Err).collect();
-        let plan = Plan { headers: &self.headers, roles: &self.roles, kinds: &self.kinds, opts: &self.opts };
-        let rows: Vec<_> = raw.into_par_iter().with_min_len(256).map(|r| plan.normalize(r)).collect();
+        let mut out: Vec<Result<CustomerRecord, Reject>> =
+            self.framing_rejects.drain(..).map(Err).collect();
+        let plan = Plan {
+            headers: &self.headers,
+            roles: &self.roles,
+            kinds: &self.kinds,
+            opts: &self.opts,
+        };
+        let rows: Vec<_> = raw
+            .into_par_iter()
+            .with_min_len(256)
+            .map(|r| plan.normalize(r))
+            .collect();
         out.extend(rows);
         Ok(out)
     }
@@ -349,7 +413,10 @@ fn csv_error(e: csv::Error) -> IngestError {
     let line = e.position().map_or(0, |p| p.line());
     match e.into_kind() {
         csv::ErrorKind::Io(io) => IngestError::Io(io),
-        other => IngestError::Csv { line, reason: format!("{other:?}") },
+        other => IngestError::Csv {
+            line,
+            reason: format!("{other:?}"),
+        },
     }
 }
 
@@ -379,14 +446,18 @@ impl Plan<'_> {
                 Role::Region if !cell.is_empty() => region_cell = Some((i, cell)),
                 Role::Attr(a) if !cell.is_empty() => {
                     let kind = self.kinds.get(a).copied().unwrap_or(AttrKind::Text);
-                    let v = value::parse_as(kind, cell).map_err(|why| reject(i, format!("{why}, got '{cell}'"), &row))?;
+                    let v = value::parse_as(kind, cell)
+                        .map_err(|why| reject(i, format!("{why}, got '{cell}'"), &row))?;
                     attrs.insert(a.clone(), v);
                 }
                 _ => {}
             }
         }
         let region = match region_cell {
-            Some((i, r)) => r.to_uppercase().parse().map_err(|_| reject(i, format!("unknown region code '{r}'"), &row))?,
+            Some((i, r)) => r
+                .to_uppercase()
+                .parse()
+                .map_err(|_| reject(i, format!("unknown region code '{r}'"), &row))?,
             None => self.opts.default_region,
         };
         let (pi, raw_phone) = phone.expect("a phone column exists (checked at open)");
@@ -396,16 +467,35 @@ impl Plan<'_> {
         let (e164, num_region, national) = match cn_mobile::normalize(region, raw_phone) {
             Some(Ok((e164, national))) => (e164, "CN".to_string(), national),
             Some(Err(())) => {
-                return Err(reject(pi, format!("'{raw_phone}' is not a valid number for region CN"), &row));
+                return Err(reject(
+                    pi,
+                    format!("'{raw_phone}' is not a valid number for region CN"),
+                    &row,
+                ));
             }
             None => {
-                let parsed = phonenumber::parse(Some(region), raw_phone)
-                    .map_err(|e| reject(pi, format!("'{raw_phone}' is not a phone number ({e})"), &row))?;
+                let parsed = phonenumber::parse(Some(region), raw_phone).map_err(|e| {
+                    reject(
+                        pi,
+                        format!("'{raw_phone}' is not a phone number ({e})"),
+                        &row,
+                    )
+                })?;
                 if !phonenumber::is_valid(&parsed) {
-                    return Err(reject(pi, format!("'{raw_phone}' is not a valid number for region {}", region.as_ref()), &row));
+                    return Err(reject(
+                        pi,
+                        format!(
+                            "'{raw_phone}' is not a valid number for region {}",
+                            region.as_ref()
+                        ),
+                        &row,
+                    ));
                 }
                 let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
-                let num_region = parsed.country().id().map_or_else(|| "ZZ".to_string(), |id| id.as_ref().to_string());
+                let num_region = parsed
+                    .country()
+                    .id()
+                    .map_or_else(|| "ZZ".to_string(), |id| id.as_ref().to_string());
                 (e164, num_region, parsed.national().value().to_string())
             }
         };
@@ -417,18 +507,34 @@ impl Plan<'_> {
             None => tz::zone_for(&num_region, &national)
                 .ok_or_else(|| reject(pi, format!("cannot derive a time zone for region {num_region}; add a 时区/timezone column"), &row))?,
         };
-        Ok(CustomerRecord { line: row.line, phone_e164: e164, name, region: num_region, tz, tz_source, attrs })
+        Ok(CustomerRecord {
+            line: row.line,
+            phone_e164: e164,
+            name,
+            region: num_region,
+            tz,
+            tz_source,
+            attrs,
+        })
     }
 }
 
 /// Write rejects as CSV (UTF-8 with BOM so spreadsheet programs read Chinese).
-pub fn write_rejects<W: std::io::Write>(out: W, headers: &[String], rejects: &[Reject]) -> std::io::Result<()> {
+pub fn write_rejects<W: std::io::Write>(
+    out: W,
+    headers: &[String],
+    rejects: &[Reject],
+) -> std::io::Result<()> {
     let mut w = csv::WriterBuilder::new().flexible(true).from_writer(out);
     let mut head = vec!["\u{feff}line".to_string(), "column".into(), "reason".into()];
     head.extend(headers.iter().cloned());
     w.write_record(&head)?;
     for r in rejects {
-        let mut rec = vec![r.line.to_string(), r.column.clone().unwrap_or_default(), r.reason.clone()];
+        let mut rec = vec![
+            r.line.to_string(),
+            r.column.clone().unwrap_or_default(),
+            r.reason.clone(),
+        ];
         rec.extend(r.cells.iter().cloned());
         w.write_record(&rec)?;
     }
@@ -447,11 +553,18 @@ pub fn normalize_phone(raw: &str, default_region: &str) -> Result<(String, Strin
         .parse()
         .map_err(|_| format!("unknown region '{default_region}'"))?;
     let raw = raw.trim();
-    let parsed = phonenumber::parse(Some(region), raw).map_err(|e| format!("'{raw}' is not a phone number ({e})"))?;
+    let parsed = phonenumber::parse(Some(region), raw)
+        .map_err(|e| format!("'{raw}' is not a phone number ({e})"))?;
     if !phonenumber::is_valid(&parsed) {
-        return Err(format!("'{raw}' is not a valid number for region {}", region.as_ref()));
+        return Err(format!(
+            "'{raw}' is not a valid number for region {}",
+            region.as_ref()
+        ));
     }
     let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
-    let reg = parsed.country().id().map_or_else(|| "ZZ".to_string(), |id| id.as_ref().to_string());
+    let reg = parsed
+        .country()
+        .id()
+        .map_or_else(|| "ZZ".to_string(), |id| id.as_ref().to_string());
     Ok((e164, reg))
 }

@@ -57,7 +57,10 @@ fn utf8_with_chinese_headers() {
 fn gbk_is_detected_and_decoded() {
     let (gbk, _, had_errors) = encoding_rs::GBK.encode(SAMPLE);
     assert!(!had_errors);
-    assert!(std::str::from_utf8(&gbk).is_err(), "the fixture must really be GBK");
+    assert!(
+        std::str::from_utf8(&gbk).is_err(),
+        "the fixture must really be GBK"
+    );
     let (src, ok, bad) = read_all(&gbk);
     assert_eq!(src.encoding, "gb18030");
     assert_eq!(ok.len(), 3);
@@ -70,7 +73,11 @@ fn gbk_is_detected_and_decoded() {
 fn english_headers_bom_and_column_map() {
     let csv = "\u{feff}Customer Name,Mobile,Time Zone,Lifetime Value,VIP\nBob,+12125550123,America/Chicago,1000,yes\nEve,+12125550124,Mars/Olympus,5,no\n";
     let mut opts = Options::new("US").unwrap();
-    opts.map = ColumnMap::from_yaml("columns:\n  Time Zone: timezone\n  Customer Name: name\n", "map.yaml").unwrap();
+    opts.map = ColumnMap::from_yaml(
+        "columns:\n  Time Zone: timezone\n  Customer Name: name\n",
+        "map.yaml",
+    )
+    .unwrap();
     let mut src = Source::open(csv.as_bytes(), opts).unwrap();
     let rows = src.next_batch(10).unwrap();
     let ok = rows[0].as_ref().unwrap();
@@ -100,7 +107,12 @@ fn schema_kind_wins_over_inference() {
 
 #[test]
 fn missing_phone_column_is_a_clear_error() {
-    let err = Source::open("姓名,城市\n张三,北京\n".as_bytes(), Options::new("CN").unwrap()).err().unwrap();
+    let err = Source::open(
+        "姓名,城市\n张三,北京\n".as_bytes(),
+        Options::new("CN").unwrap(),
+    )
+    .err()
+    .unwrap();
     assert!(err.to_string().contains("no phone column"), "{err}");
     assert!(err.to_string().contains("城市"), "{err}");
     assert!(Options::new("XX").is_err());
@@ -145,8 +157,14 @@ proptest! {
 
 #[test]
 fn single_numbers_normalise() {
-    assert_eq!(normalize_phone("138-1234-5678", "CN").unwrap().0, "+8613812345678");
-    assert_eq!(normalize_phone("+1 (415) 555-0123", "CN").unwrap(), ("+14155550123".into(), "US".into()));
+    assert_eq!(
+        normalize_phone("138-1234-5678", "CN").unwrap().0,
+        "+8613812345678"
+    );
+    assert_eq!(
+        normalize_phone("+1 (415) 555-0123", "CN").unwrap(),
+        ("+14155550123".into(), "US".into())
+    );
     assert!(normalize_phone("12", "CN").is_err());
     assert!(normalize_phone("138", "XX").is_err());
 }

@@ -6,7 +6,10 @@ const DATE_FORMATS: [&str; 4] = ["%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y年%m月
 
 pub fn parse_number(s: &str) -> Option<f64> {
     let t = s.trim();
-    let t = t.trim_start_matches(['¥', '￥', '$']).trim_end_matches('元').trim();
+    let t = t
+        .trim_start_matches(['¥', '￥', '$'])
+        .trim_end_matches('元')
+        .trim();
     if t.is_empty() {
         return None;
     }
@@ -31,15 +34,23 @@ pub fn parse_bool(s: &str) -> Option<bool> {
 
 pub fn parse_date(s: &str) -> Option<NaiveDate> {
     let t = s.trim();
-    DATE_FORMATS.iter().find_map(|f| NaiveDate::parse_from_str(t, f).ok())
+    DATE_FORMATS
+        .iter()
+        .find_map(|f| NaiveDate::parse_from_str(t, f).ok())
 }
 
 /// Parse one non-empty cell as `kind`; `Err` says what was expected.
 pub fn parse_as(kind: AttrKind, s: &str) -> Result<AttrValue, &'static str> {
     match kind {
-        AttrKind::Number => parse_number(s).map(AttrValue::Number).ok_or("expected a number"),
-        AttrKind::Bool => parse_bool(s).map(AttrValue::Bool).ok_or("expected yes/no (是/否, true/false)"),
-        AttrKind::Date => parse_date(s).map(AttrValue::Date).ok_or("expected a date like 2026-01-31"),
+        AttrKind::Number => parse_number(s)
+            .map(AttrValue::Number)
+            .ok_or("expected a number"),
+        AttrKind::Bool => parse_bool(s)
+            .map(AttrValue::Bool)
+            .ok_or("expected yes/no (是/否, true/false)"),
+        AttrKind::Date => parse_date(s)
+            .map(AttrValue::Date)
+            .ok_or("expected a date like 2026-01-31"),
         AttrKind::Text => Ok(AttrValue::Text(s.trim().to_string())),
     }
 }
@@ -84,13 +95,28 @@ mod tests {
         assert_eq!(parse_number("NaN"), None);
         assert_eq!(parse_bool("是"), Some(true));
         assert_eq!(parse_bool("No"), Some(false));
-        assert_eq!(parse_date("2025年3月7日"), NaiveDate::from_ymd_opt(2025, 3, 7));
-        assert_eq!(parse_date("2025/03/07"), NaiveDate::from_ymd_opt(2025, 3, 7));
+        assert_eq!(
+            parse_date("2025年3月7日"),
+            NaiveDate::from_ymd_opt(2025, 3, 7)
+        );
+        assert_eq!(
+            parse_date("2025/03/07"),
+            NaiveDate::from_ymd_opt(2025, 3, 7)
+        );
         assert_eq!(infer_kind(["1", "2.5", ""].into_iter()), AttrKind::Number);
         assert_eq!(infer_kind(["是", "否"].into_iter()), AttrKind::Bool);
-        assert_eq!(infer_kind(["2025-01-01", "2025/2/3"].into_iter()), AttrKind::Date);
+        assert_eq!(
+            infer_kind(["2025-01-01", "2025/2/3"].into_iter()),
+            AttrKind::Date
+        );
         assert_eq!(infer_kind(["金卡", "3"].into_iter()), AttrKind::Text);
-        assert_eq!(infer_kind(["1", "2", "3", "4", "很多"].into_iter()), AttrKind::Number);
-        assert_eq!(infer_kind(["1", "2", "金卡", "银卡", "3"].into_iter()), AttrKind::Text);
+        assert_eq!(
+            infer_kind(["1", "2", "3", "4", "很多"].into_iter()),
+            AttrKind::Number
+        );
+        assert_eq!(
+            infer_kind(["1", "2", "金卡", "银卡", "3"].into_iter()),
+            AttrKind::Text
+        );
     }
 }

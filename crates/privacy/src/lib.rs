@@ -37,7 +37,10 @@ pub enum PrivacyError {
     #[error("cannot decrypt {context}: wrong master key, or the value was moved or tampered with")]
     Open { context: String },
     #[error("encrypted value for {context} is malformed ({reason})")]
-    Malformed { context: String, reason: &'static str },
+    Malformed {
+        context: String,
+        reason: &'static str,
+    },
 }
 
 /// The 32-byte master key. Never printed, zeroed on drop.
@@ -86,17 +89,32 @@ impl MasterKey {
             }
         }
         let shown = path.display().to_string();
-        let file_err = |reason: String| PrivacyError::KeyFile { path: shown.clone(), reason };
+        let file_err = |reason: String| PrivacyError::KeyFile {
+            path: shown.clone(),
+            reason,
+        };
         match std::fs::read_to_string(path) {
             Ok(text) => {
                 let key = MasterKey::from_hex(&text)
                     .map_err(|_| file_err("does not hold 64 hexadecimal characters".into()))?;
-                Ok((key, KeySource::File { path: shown.clone(), created: false }))
+                Ok((
+                    key,
+                    KeySource::File {
+                        path: shown.clone(),
+                        created: false,
+                    },
+                ))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = MasterKey::generate();
                 write_private(path, &hex::encode(*key.0)).map_err(|e| file_err(e.to_string()))?;
-                Ok((key, KeySource::File { path: shown.clone(), created: true }))
+                Ok((
+                    key,
+                    KeySource::File {
+                        path: shown.clone(),
+                        created: true,
+                    },
+                ))
             }
             Err(e) => Err(file_err(e.to_string())),
         }
@@ -111,7 +129,8 @@ impl MasterKey {
         let hk = hkdf::Hkdf::<Sha256>::new(Some(b"waihu/v1"), &self.0[..]);
         let mut out = Zeroizing::new([0u8; 32]);
         // 32 bytes is far below HKDF-SHA256's 8160-byte limit, so expand cannot fail.
-        hk.expand(label, &mut out[..]).expect("HKDF output length is valid");
+        hk.expand(label, &mut out[..])
+            .expect("HKDF output length is valid");
         out
     }
 }
@@ -159,7 +178,11 @@ impl Vault {
         // A public fingerprint of the key: stored in the database so a wrong key
         // is detected on open, before anything is decrypted or written.
         let check = hex::encode(&chk[..8]);
-        Vault { cipher, index_mac, check }
+        Vault {
+            cipher,
+            index_mac,
+            check,
+        }
     }
 
     /// Public fingerprint of the master key (not secret; 16 hex characters).
@@ -181,7 +204,13 @@ impl Vault {
         let aad = aad(table, column, row_key);
         let ct = self
             .cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext.as_bytes(), aad: &aad })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext.as_bytes(),
+                    aad: &aad,
+                },
+            )
             .expect("AES-GCM encryption of an in-memory buffer cannot fail");
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
         out.push(SEAL_V1);
@@ -191,15 +220,31 @@ impl Vault {
     }
 
     /// Open a value sealed by [`Vault::seal`] with the same table, column and row key.
-    pub fn open(&self, table: &str, column: &str, row_key: &str, sealed: &[u8]) -> Result<String, PrivacyError> {
+    pub fn open(
+        &self,
+        table: &str,
+        column: &str,
+        row_key: &str,
+        sealed: &[u8],
+    ) -> Result<String, PrivacyError> {
         let context = || format!("{table}.{column}");
-        let (&version, rest) =
-            sealed.split_first().ok_or_else(|| PrivacyError::Malformed { context: context(), reason: "empty" })?;
+        let (&version, rest) = sealed
+            .split_first()
+            .ok_or_else(|| PrivacyError::Malformed {
+                context: context(),
+                reason: "empty",
+            })?;
         if version != SEAL_V1 {
-            return Err(PrivacyError::Malformed { context: context(), reason: "unknown version byte" });
+            return Err(PrivacyError::Malformed {
+                context: context(),
+                reason: "unknown version byte",
+            });
         }
         if rest.len() < NONCE_LEN + 16 {
-            return Err(PrivacyError::Malformed { context: context(), reason: "too short" });
+            return Err(PrivacyError::Malformed {
+                context: context(),
+                reason: "too short",
+            });
         }
         let (nonce, ct) = rest.split_at(NONCE_LEN);
         let aad = aad(table, column, row_key);
@@ -207,7 +252,10 @@ impl Vault {
             .cipher
             .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
             .map_err(|_| PrivacyError::Open { context: context() })?;
-        String::from_utf8(pt).map_err(|_| PrivacyError::Malformed { context: context(), reason: "not UTF-8" })
+        String::from_utf8(pt).map_err(|_| PrivacyError::Malformed {
+            context: context(),
+            reason: "not UTF-8",
+        })
     }
 }
 
@@ -234,23 +282,50 @@ mod tests {
     fn seal_open_round_trip_and_binding() {
         let v = vault(1);
         let ct = v.seal("customers", "phone", "row1", "+8613812345678");
-        assert_eq!(v.open("customers", "phone", "row1", &ct).unwrap(), "+8613812345678");
-        assert!(!ct.windows(6).any(|w| w == b"138123"), "plaintext leaked into ciphertext");
+        assert_eq!(
+            v.open("customers", "phone", "row1", &ct).unwrap(),
+            "+8613812345678"
+        );
+        assert!(
+            !ct.windows(6).any(|w| w == b"138123"),
+            "plaintext leaked into ciphertext"
+        );
         // Moved to another row, column or table: refused.
-        assert!(matches!(v.open("customers", "phone", "row2", &ct), Err(PrivacyError::Open { .. })));
-        assert!(matches!(v.open("customers", "name", "row1", &ct), Err(PrivacyError::Open { .. })));
-        assert!(matches!(v.open("dnc", "phone", "row1", &ct), Err(PrivacyError::Open { .. })));
+        assert!(matches!(
+            v.open("customers", "phone", "row2", &ct),
+            Err(PrivacyError::Open { .. })
+        ));
+        assert!(matches!(
+            v.open("customers", "name", "row1", &ct),
+            Err(PrivacyError::Open { .. })
+        ));
+        assert!(matches!(
+            v.open("dnc", "phone", "row1", &ct),
+            Err(PrivacyError::Open { .. })
+        ));
         // Wrong key: refused, never garbage.
-        assert!(matches!(vault(2).open("customers", "phone", "row1", &ct), Err(PrivacyError::Open { .. })));
+        assert!(matches!(
+            vault(2).open("customers", "phone", "row1", &ct),
+            Err(PrivacyError::Open { .. })
+        ));
     }
 
     #[test]
     fn same_plaintext_gives_different_ciphertexts_but_same_index() {
         let v = vault(3);
         assert_ne!(v.seal("t", "c", "r", "x"), v.seal("t", "c", "r", "x"));
-        assert_eq!(v.blind_index("+8613800000000"), v.blind_index("+8613800000000"));
-        assert_ne!(v.blind_index("+8613800000000"), v.blind_index("+8613800000001"));
-        assert_ne!(vault(4).blind_index("+8613800000000"), v.blind_index("+8613800000000"));
+        assert_eq!(
+            v.blind_index("+8613800000000"),
+            v.blind_index("+8613800000000")
+        );
+        assert_ne!(
+            v.blind_index("+8613800000000"),
+            v.blind_index("+8613800000001")
+        );
+        assert_ne!(
+            vault(4).blind_index("+8613800000000"),
+            v.blind_index("+8613800000000")
+        );
         assert_ne!(vault(4).key_check(), v.key_check());
     }
 

@@ -96,7 +96,9 @@ fn idx_key(idx: &str) -> [u8; 16] {
 impl Store {
     /// Attribute names and kinds seen in earlier imports.
     pub async fn attr_schema(&self) -> Result<AttrSchema, StoreError> {
-        let rows: Vec<(String, String)> = sqlx::query_as("SELECT name, kind FROM attribute_defs").fetch_all(&self.pool).await?;
+        let rows: Vec<(String, String)> = sqlx::query_as("SELECT name, kind FROM attribute_defs")
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows
             .into_iter()
             .filter_map(|(n, k)| {
@@ -121,7 +123,9 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Importer<'_>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE imports SET status = 'interrupted' WHERE status = 'running'").execute(&mut *tx).await?;
+        sqlx::query("UPDATE imports SET status = 'interrupted' WHERE status = 'running'")
+            .execute(&mut *tx)
+            .await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO imports (file, encoding, started_at, status) VALUES (?, ?, ?, 'running') RETURNING id",
         )
@@ -139,22 +143,35 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        let max_id_before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM customers").fetch_one(&mut *tx).await?;
+        let max_id_before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM customers")
+            .fetch_one(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok(Importer { store: self, id: ImportId(id), source: file.to_string(), max_id_before, seen: HashSet::new(), stats: UpsertStats::default() })
+        Ok(Importer {
+            store: self,
+            id: ImportId(id),
+            source: file.to_string(),
+            max_id_before,
+            seen: HashSet::new(),
+            stats: UpsertStats::default(),
+        })
     }
 
     pub async fn customer_count(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM customers").fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM customers")
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     /// Customers with id greater than `after`, in id order, personal data opened.
     pub async fn customers(&self, after: i64, limit: i64) -> Result<Vec<Customer>, StoreError> {
-        let rows: Vec<CustomerRow> = sqlx::query_as(&format!("{SELECT_CUSTOMER} WHERE id > ? ORDER BY id LIMIT ?"))
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<CustomerRow> = sqlx::query_as(&format!(
+            "{SELECT_CUSTOMER} WHERE id > ? ORDER BY id LIMIT ?"
+        ))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
         rows.into_iter().map(|r| self.open_row(r)).collect()
     }
 
@@ -168,24 +185,33 @@ impl Store {
 
     /// Find by E.164 number, through the blind index.
     pub async fn customer_by_phone(&self, e164: &str) -> Result<Option<Customer>, StoreError> {
-        let row: Option<CustomerRow> = sqlx::query_as(&format!("{SELECT_CUSTOMER} WHERE phone_idx = ?"))
-            .bind(self.vault.blind_index(e164))
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<CustomerRow> =
+            sqlx::query_as(&format!("{SELECT_CUSTOMER} WHERE phone_idx = ?"))
+                .bind(self.vault.blind_index(e164))
+                .fetch_optional(&self.pool)
+                .await?;
         row.map(|r| self.open_row(r)).transpose()
     }
 
     /// Attributes only (nothing decrypted), for segmentation over many customers.
-    pub async fn customer_attrs(&self, after: i64, limit: i64) -> Result<Vec<(CustomerId, Attrs)>, StoreError> {
-        let rows: Vec<(i64, String)> = sqlx::query_as("SELECT id, attrs FROM customers WHERE id > ? ORDER BY id LIMIT ?")
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+    pub async fn customer_attrs(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(CustomerId, Attrs)>, StoreError> {
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, attrs FROM customers WHERE id > ? ORDER BY id LIMIT ?")
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
         rows.into_iter()
             .map(|(id, a)| {
-                let attrs = serde_json::from_str(&a)
-                    .map_err(|e| StoreError::Corrupt { table: "customers", id, reason: format!("attrs: {e}") })?;
+                let attrs = serde_json::from_str(&a).map_err(|e| StoreError::Corrupt {
+                    table: "customers",
+                    id,
+                    reason: format!("attrs: {e}"),
+                })?;
                 Ok((CustomerId(id), attrs))
             })
             .collect()
@@ -193,7 +219,10 @@ impl Store {
 
     /// Store each customer's segment (None clears it). Grouped by segment,
     /// 500 ids per statement, one transaction.
-    pub async fn set_segments(&self, assignments: &[(CustomerId, Option<String>)]) -> Result<(), StoreError> {
+    pub async fn set_segments(
+        &self,
+        assignments: &[(CustomerId, Option<String>)],
+    ) -> Result<(), StoreError> {
         let mut by_seg: BTreeMap<Option<&str>, Vec<i64>> = BTreeMap::new();
         for (id, seg) in assignments {
             by_seg.entry(seg.as_deref()).or_default().push(id.0);
@@ -201,7 +230,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for (seg, ids) in by_seg {
             for chunk in ids.chunks(500) {
-                let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE customers SET segment = ");
+                let mut q: QueryBuilder<Sqlite> =
+                    QueryBuilder::new("UPDATE customers SET segment = ");
                 q.push_bind(seg);
                 q.push(" WHERE id IN (");
                 let mut sep = q.separated(", ");
@@ -217,9 +247,15 @@ impl Store {
     }
 
     /// Replace the stored segment definitions (what `segments apply` used).
-    pub async fn save_segment_defs(&self, defs: &[SegmentDef], now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn save_segment_defs(
+        &self,
+        defs: &[SegmentDef],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM segments").execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM segments")
+            .execute(&mut *tx)
+            .await?;
         for d in defs {
             sqlx::query("INSERT INTO segments (name, expr, priority, description, updated_at) VALUES (?, ?, ?, ?, ?)")
                 .bind(&d.name)
@@ -236,21 +272,29 @@ impl Store {
 
     /// Stored segment definitions, highest priority first.
     pub async fn segment_defs(&self) -> Result<Vec<SegmentDef>, StoreError> {
-        let rows: Vec<(String, String, i64, Option<String>)> =
-            sqlx::query_as("SELECT name, expr, priority, description FROM segments ORDER BY priority DESC, name")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<(String, String, i64, Option<String>)> = sqlx::query_as(
+            "SELECT name, expr, priority, description FROM segments ORDER BY priority DESC, name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows
             .into_iter()
-            .map(|(name, expr, priority, description)| SegmentDef { name, expr, priority, description })
+            .map(|(name, expr, priority, description)| SegmentDef {
+                name,
+                expr,
+                priority,
+                description,
+            })
             .collect())
     }
 
     /// Customers per stored segment (None: no segment).
     pub async fn segment_counts(&self) -> Result<Vec<(Option<String>, i64)>, StoreError> {
-        Ok(sqlx::query_as("SELECT segment, COUNT(*) FROM customers GROUP BY segment ORDER BY COUNT(*) DESC")
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(sqlx::query_as(
+            "SELECT segment, COUNT(*) FROM customers GROUP BY segment ORDER BY COUNT(*) DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Audit that `actor` saw `field` of a customer in clear.
@@ -269,17 +313,28 @@ impl Store {
                 customer: Some(*c),
                 campaign: None,
                 call: None,
-                kind: EventKind::PiiRevealed { actor: actor.into(), field: field.into(), reason: reason.into() },
+                kind: EventKind::PiiRevealed {
+                    actor: actor.into(),
+                    field: field.into(),
+                    reason: reason.into(),
+                },
             })
             .collect();
         self.append_events(&events).await
     }
 
     fn open_row(&self, r: CustomerRow) -> Result<Customer, StoreError> {
-        let (id, idx, phone_ct, name_ct, region, tz, tz_source, attrs, segment, created, updated) = r;
+        let (id, idx, phone_ct, name_ct, region, tz, tz_source, attrs, segment, created, updated) =
+            r;
         let phone = self.vault.open("customers", "phone", &idx, &phone_ct)?;
-        let name = name_ct.map(|ct| self.vault.open("customers", "name", &idx, &ct)).transpose()?;
-        let corrupt = |reason: String| StoreError::Corrupt { table: "customers", id, reason };
+        let name = name_ct
+            .map(|ct| self.vault.open("customers", "name", &idx, &ct))
+            .transpose()?;
+        let corrupt = |reason: String| StoreError::Corrupt {
+            table: "customers",
+            id,
+            reason,
+        };
         Ok(Customer {
             id: CustomerId(id),
             phone,
@@ -295,7 +350,19 @@ impl Store {
     }
 }
 
-type CustomerRow = (i64, String, Vec<u8>, Option<Vec<u8>>, String, String, String, String, Option<String>, String, String);
+type CustomerRow = (
+    i64,
+    String,
+    Vec<u8>,
+    Option<Vec<u8>>,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+);
 const SELECT_CUSTOMER: &str = "SELECT id, phone_idx, phone_ct, name_ct, region, tz, tz_source, attrs, segment, created_at, updated_at FROM customers";
 
 /// Rows sealed for the store: blind index, ciphertexts, attributes as JSON.
@@ -321,7 +388,10 @@ pub fn seal_batch(vault: &waihu_privacy::Vault, rows: &[CustomerRecord]) -> Seal
                 let attrs = serde_json::to_string(&r.attrs).expect("attributes serialise");
                 Sealed {
                     phone_ct: vault.seal("customers", "phone", &idx, &r.phone_e164),
-                    name_ct: r.name.as_ref().map(|n| vault.seal("customers", "name", &idx, n)),
+                    name_ct: r
+                        .name
+                        .as_ref()
+                        .map(|n| vault.seal("customers", "name", &idx, n)),
                     region: r.region.clone(),
                     tz: r.tz.name().to_string(),
                     tz_source: match r.tz_source {
@@ -350,14 +420,22 @@ impl Importer<'_> {
     }
 
     /// Seal and upsert a batch of valid rows (same phone → update) in one transaction.
-    pub async fn write(&mut self, rows: &[CustomerRecord], now: DateTime<Utc>) -> Result<UpsertStats, StoreError> {
+    pub async fn write(
+        &mut self,
+        rows: &[CustomerRecord],
+        now: DateTime<Utc>,
+    ) -> Result<UpsertStats, StoreError> {
         let sealed = seal_batch(&self.store.vault, rows);
         self.write_sealed(sealed, now).await
     }
 
     /// Upsert rows sealed by [`seal_batch`] (which callers may run on another
     /// thread, overlapping encryption with the database work).
-    pub async fn write_sealed(&mut self, batch: SealedBatch, now: DateTime<Utc>) -> Result<UpsertStats, StoreError> {
+    pub async fn write_sealed(
+        &mut self,
+        batch: SealedBatch,
+        now: DateTime<Utc>,
+    ) -> Result<UpsertStats, StoreError> {
         let t0 = std::time::Instant::now();
         let sealed = batch.0;
         // The same number twice in one batch: the later row wins.
@@ -365,8 +443,17 @@ impl Importer<'_> {
         for (i, s) in sealed.iter().enumerate() {
             last.insert(&s.idx, i);
         }
-        let mut batch_stats = UpsertStats { created: 0, updated: (sealed.len() - last.len()) as u64, unchanged: 0 };
-        let unique: Vec<&Sealed> = sealed.iter().enumerate().filter(|(i, s)| last[s.idx.as_str()] == *i).map(|(_, s)| s).collect();
+        let mut batch_stats = UpsertStats {
+            created: 0,
+            updated: (sealed.len() - last.len()) as u64,
+            unchanged: 0,
+        };
+        let unique: Vec<&Sealed> = sealed
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| last[s.idx.as_str()] == *i)
+            .map(|(_, s)| s)
+            .collect();
 
         let now_s = ts(now);
         let mut tx = self.store.pool.begin().await?;
@@ -407,12 +494,22 @@ impl Importer<'_> {
                 let created = id > self.max_id_before && first_time;
                 let kind = if created {
                     batch_stats.created += 1;
-                    EventKind::CustomerCreated { source: self.source.clone() }
+                    EventKind::CustomerCreated {
+                        source: self.source.clone(),
+                    }
                 } else {
                     batch_stats.updated += 1;
-                    EventKind::CustomerUpdated { source: self.source.clone() }
+                    EventKind::CustomerUpdated {
+                        source: self.source.clone(),
+                    }
                 };
-                events.push(Event { at: now, customer: Some(CustomerId(id)), campaign: None, call: None, kind });
+                events.push(Event {
+                    at: now,
+                    customer: Some(CustomerId(id)),
+                    campaign: None,
+                    call: None,
+                    kind,
+                });
             }
         }
         let t_upsert = t0.elapsed();
@@ -433,13 +530,19 @@ impl Importer<'_> {
     }
 
     /// Mark the import done with its rejected-row count.
-    pub async fn finish(self, rejected: u64, now: DateTime<Utc>) -> Result<ImportStats, StoreError> {
-        sqlx::query("UPDATE imports SET status = 'done', finished_at = ?, rows_rejected = ? WHERE id = ?")
-            .bind(ts(now))
-            .bind(rejected as i64)
-            .bind(self.id.0)
-            .execute(&self.store.pool)
-            .await?;
+    pub async fn finish(
+        self,
+        rejected: u64,
+        now: DateTime<Utc>,
+    ) -> Result<ImportStats, StoreError> {
+        sqlx::query(
+            "UPDATE imports SET status = 'done', finished_at = ?, rows_rejected = ? WHERE id = ?",
+        )
+        .bind(ts(now))
+        .bind(rejected as i64)
+        .bind(self.id.0)
+        .execute(&self.store.pool)
+        .await?;
         Ok(ImportStats {
             import: self.id,
             created: self.stats.created,

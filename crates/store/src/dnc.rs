@@ -18,9 +18,17 @@ pub struct DncEntry {
 impl Store {
     /// Add a normalised number to the list for `scope` (`global` or a campaign
     /// name). Returns false when it was already there. Logged as an event.
-    pub async fn dnc_add(&self, e164: &str, scope: &str, reason: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    pub async fn dnc_add(
+        &self,
+        e164: &str,
+        scope: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let idx = self.vault.blind_index(e164);
-        let ct = self.vault.seal("dnc", "phone", &format!("{idx}/{scope}"), e164);
+        let ct = self
+            .vault
+            .seal("dnc", "phone", &format!("{idx}/{scope}"), e164);
         let mut tx = self.pool.begin().await?;
         let added = sqlx::query(
             "INSERT INTO dnc (phone_idx, scope, phone_ct, reason, added_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -36,13 +44,20 @@ impl Store {
             == 1;
         if added {
             let customer: Option<i64> =
-                sqlx::query_scalar("SELECT id FROM customers WHERE phone_idx = ?").bind(&idx).fetch_optional(&mut *tx).await?;
+                sqlx::query_scalar("SELECT id FROM customers WHERE phone_idx = ?")
+                    .bind(&idx)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             let ev = Event {
                 at: now,
                 customer: customer.map(waihu_core::CustomerId),
                 campaign: None,
                 call: None,
-                kind: EventKind::DncAdded { phone: PhoneIndex(idx), scope: scope.into(), reason: reason.into() },
+                kind: EventKind::DncAdded {
+                    phone: PhoneIndex(idx),
+                    scope: scope.into(),
+                    reason: reason.into(),
+                },
             };
             insert_events(&mut *tx, &[ev]).await?;
         }
@@ -51,7 +66,12 @@ impl Store {
     }
 
     /// Remove a number from `scope`. Returns false when it was not there.
-    pub async fn dnc_remove(&self, e164: &str, scope: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    pub async fn dnc_remove(
+        &self,
+        e164: &str,
+        scope: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let idx = self.vault.blind_index(e164);
         let mut tx = self.pool.begin().await?;
         let removed = sqlx::query("DELETE FROM dnc WHERE phone_idx = ? AND scope = ?")
@@ -67,7 +87,10 @@ impl Store {
                 customer: None,
                 campaign: None,
                 call: None,
-                kind: EventKind::DncRemoved { phone: PhoneIndex(idx), scope: scope.into() },
+                kind: EventKind::DncRemoved {
+                    phone: PhoneIndex(idx),
+                    scope: scope.into(),
+                },
             };
             insert_events(&mut *tx, &[ev]).await?;
         }
@@ -78,11 +101,13 @@ impl Store {
     /// Whether a number may not be called in `scope` (global entries apply everywhere).
     pub async fn dnc_contains(&self, e164: &str, scope: &str) -> Result<bool, StoreError> {
         let idx = self.vault.blind_index(e164);
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dnc WHERE phone_idx = ? AND (scope = 'global' OR scope = ?)")
-            .bind(idx)
-            .bind(scope)
-            .fetch_one(&self.pool)
-            .await?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM dnc WHERE phone_idx = ? AND (scope = 'global' OR scope = ?)",
+        )
+        .bind(idx)
+        .bind(scope)
+        .fetch_one(&self.pool)
+        .await?;
         Ok(n > 0)
     }
 
@@ -97,19 +122,32 @@ impl Store {
         .await?;
         rows.into_iter()
             .map(|(idx, scope, ct, reason, at)| {
-                let phone = self.vault.open("dnc", "phone", &format!("{idx}/{scope}"), &ct)?;
-                let added_at = parse_ts(&at).ok_or(StoreError::Corrupt { table: "dnc", id: 0, reason: format!("added_at '{at}'") })?;
-                Ok(DncEntry { phone, scope, reason, added_at })
+                let phone = self
+                    .vault
+                    .open("dnc", "phone", &format!("{idx}/{scope}"), &ct)?;
+                let added_at = parse_ts(&at).ok_or(StoreError::Corrupt {
+                    table: "dnc",
+                    id: 0,
+                    reason: format!("added_at '{at}'"),
+                })?;
+                Ok(DncEntry {
+                    phone,
+                    scope,
+                    reason,
+                    added_at,
+                })
             })
             .collect()
     }
 
     /// Blind indexes on the list for `scope` (global included), for planners.
     pub async fn dnc_indexes(&self, scope: &str) -> Result<Vec<PhoneIndex>, StoreError> {
-        let rows: Vec<String> = sqlx::query_scalar("SELECT DISTINCT phone_idx FROM dnc WHERE scope = 'global' OR scope = ?")
-            .bind(scope)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT phone_idx FROM dnc WHERE scope = 'global' OR scope = ?",
+        )
+        .bind(scope)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.into_iter().map(PhoneIndex).collect())
     }
 }

@@ -7,10 +7,14 @@ use crate::{parse_ts, ts, Store, StoreError};
 /// Rows per multi-row INSERT (7 bind parameters each, far below SQLite's limit).
 const EVENT_BATCH: usize = 1000;
 
-pub(crate) async fn insert_events(conn: &mut sqlx::SqliteConnection, events: &[Event]) -> Result<(), StoreError> {
+pub(crate) async fn insert_events(
+    conn: &mut sqlx::SqliteConnection,
+    events: &[Event],
+) -> Result<(), StoreError> {
     for chunk in events.chunks(EVENT_BATCH) {
-        let mut qb: QueryBuilder<Sqlite> =
-            QueryBuilder::new("INSERT INTO events (at, type, customer_id, campaign_id, call_id, body) ");
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO events (at, type, customer_id, campaign_id, call_id, body) ",
+        );
         qb.push_values(chunk, |mut b, e| {
             b.push_bind(ts(e.at))
                 .push_bind(e.kind.type_name())
@@ -24,14 +28,34 @@ pub(crate) async fn insert_events(conn: &mut sqlx::SqliteConnection, events: &[E
     Ok(())
 }
 
-type EventRow = (i64, String, Option<i64>, Option<i64>, Option<String>, String);
+type EventRow = (
+    i64,
+    String,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    String,
+);
 
 fn decode(row: EventRow) -> Result<(i64, Event), StoreError> {
     let (id, at, customer, campaign, call, body) = row;
-    let corrupt = |reason: String| StoreError::Corrupt { table: "events", id, reason };
+    let corrupt = |reason: String| StoreError::Corrupt {
+        table: "events",
+        id,
+        reason,
+    };
     let at = parse_ts(&at).ok_or_else(|| corrupt(format!("bad timestamp '{at}'")))?;
     let kind: EventKind = serde_json::from_str(&body).map_err(|e| corrupt(e.to_string()))?;
-    Ok((id, Event { at, customer: customer.map(CustomerId), campaign: campaign.map(CampaignId), call, kind }))
+    Ok((
+        id,
+        Event {
+            at,
+            customer: customer.map(CustomerId),
+            campaign: campaign.map(CampaignId),
+            call,
+            kind,
+        },
+    ))
 }
 
 impl Store {
@@ -72,7 +96,12 @@ impl Store {
     }
 
     /// Events of one type (e.g. `pii_revealed`), oldest first, after `after_id`.
-    pub async fn events_of_type(&self, type_name: &str, after_id: i64, limit: i64) -> Result<Vec<(i64, Event)>, StoreError> {
+    pub async fn events_of_type(
+        &self,
+        type_name: &str,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, Event)>, StoreError> {
         let rows: Vec<EventRow> = sqlx::query_as(
             "SELECT id, at, customer_id, campaign_id, call_id, body FROM events WHERE type = ? AND id > ? ORDER BY id LIMIT ?",
         )
@@ -86,6 +115,10 @@ impl Store {
 
     /// Number of events per type.
     pub async fn event_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        Ok(sqlx::query_as("SELECT type, COUNT(*) FROM events GROUP BY type ORDER BY type").fetch_all(&self.pool).await?)
+        Ok(
+            sqlx::query_as("SELECT type, COUNT(*) FROM events GROUP BY type ORDER BY type")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 }

@@ -10,9 +10,11 @@
 //! never stores a phone number or name in clear, and the `events` table is
 //! append-only (enforced by triggers, not just by convention).
 
+mod api_keys;
 mod customers;
 mod dnc;
 mod events;
+mod reports;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -23,8 +25,12 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 use waihu_privacy::{KeySource, MasterKey, Vault};
 
-pub use customers::{seal_batch, Customer, ImportId, ImportStats, Importer, SealedBatch, SegmentDef, UpsertStats};
+pub use api_keys::ApiKey;
+pub use customers::{
+    seal_batch, Customer, ImportId, ImportStats, Importer, SealedBatch, SegmentDef, UpsertStats,
+};
 pub use dnc::DncEntry;
+pub use reports::{metric, Delivery, KpiRow, LocalHourRow, Webhook};
 
 pub const DB_FILE: &str = "waihu.db";
 pub const KEY_FILE: &str = "master.key";
@@ -40,11 +46,23 @@ pub enum StoreError {
     #[error(transparent)]
     Privacy(#[from] waihu_privacy::PrivacyError),
     #[error("the master key does not match this database ({db}): it was created with key {stored}, this key is {given}. Set WAIHU_MASTER_KEY or restore {key_file}")]
-    WrongKey { db: String, stored: String, given: String, key_file: String },
+    WrongKey {
+        db: String,
+        stored: String,
+        given: String,
+        key_file: String,
+    },
     #[error("corrupt row in {table} (id {id}): {reason}")]
-    Corrupt { table: &'static str, id: i64, reason: String },
+    Corrupt {
+        table: &'static str,
+        id: i64,
+        reason: String,
+    },
     #[error("cannot create data directory {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// A handle to one data directory's database. Cheap to clone.
@@ -61,19 +79,26 @@ pub(crate) fn ts(t: DateTime<Utc>) -> String {
 }
 
 pub(crate) fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 impl Store {
     /// Open (creating on first use) the database and key of `data_dir`.
     /// The master key comes from `WAIHU_MASTER_KEY` or `data_dir/master.key`.
     pub async fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|source| StoreError::DataDir { path: data_dir.display().to_string(), source })?;
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
         let key_path = data_dir.join(KEY_FILE);
         let db_path = data_dir.join(DB_FILE);
         let db_exists = db_path.exists();
-        if db_exists && !key_path.exists() && std::env::var_os(waihu_privacy::MASTER_KEY_ENV).is_none() {
+        if db_exists
+            && !key_path.exists()
+            && std::env::var_os(waihu_privacy::MASTER_KEY_ENV).is_none()
+        {
             // Never mint a fresh key for an existing database: everything in it
             // would be unreadable. Say so instead.
             return Err(StoreError::Privacy(waihu_privacy::PrivacyError::KeyFile {
@@ -82,7 +107,11 @@ impl Store {
             }));
         }
         let (key, source) = MasterKey::load_or_create(&key_path)?;
-        if let KeySource::File { created: true, path } = &source {
+        if let KeySource::File {
+            created: true,
+            path,
+        } = &source
+        {
             tracing::info!(%path, "created a new master key (mode 0600); back it up");
         }
         Store::open_with_key(data_dir, &key).await
@@ -92,7 +121,10 @@ impl Store {
     pub async fn open_with_key(data_dir: &Path, key: &MasterKey) -> Result<Store, StoreError> {
         let db_path = data_dir.join(DB_FILE);
         let opts = SqliteConnectOptions::from_str("sqlite://")
-            .map_err(|source| StoreError::Open { path: db_path.display().to_string(), source })?
+            .map_err(|source| StoreError::Open {
+                path: db_path.display().to_string(),
+                source,
+            })?
             .filename(&db_path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -110,19 +142,27 @@ impl Store {
             .max_connections(4)
             .connect_with(opts)
             .await
-            .map_err(|source| StoreError::Open { path: db_path.display().to_string(), source })?;
+            .map_err(|source| StoreError::Open {
+                path: db_path.display().to_string(),
+                source,
+            })?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         let vault = Vault::new(key);
-        let store = Store { pool, vault, data_dir: data_dir.to_path_buf() };
+        let store = Store {
+            pool,
+            vault,
+            data_dir: data_dir.to_path_buf(),
+        };
         store.check_key(&db_path).await?;
         Ok(store)
     }
 
     async fn check_key(&self, db_path: &Path) -> Result<(), StoreError> {
         let given = self.vault.key_check().to_string();
-        let stored: Option<String> = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'key_check'")
-            .fetch_optional(&self.pool)
-            .await?;
+        let stored: Option<String> =
+            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'key_check'")
+                .fetch_optional(&self.pool)
+                .await?;
         match stored {
             Some(s) if s == given => Ok(()),
             Some(stored) => Err(StoreError::WrongKey {

@@ -17,14 +17,20 @@ async fn import(store: &Store, csv: &str) -> ImportStats {
     let mut opts = Options::new("CN").unwrap();
     opts.schema = store.attr_schema().await.unwrap();
     let mut src = Source::open(csv.as_bytes(), opts).unwrap();
-    let mut imp = store.begin_import("t.csv", src.encoding, &src.kinds.clone(), now()).await.unwrap();
+    let mut imp = store
+        .begin_import("t.csv", src.encoding, &src.kinds.clone(), now())
+        .await
+        .unwrap();
     let mut rejected = 0;
     loop {
         let batch = src.next_batch(2).unwrap();
         if batch.is_empty() {
             break;
         }
-        let ok: Vec<_> = batch.into_iter().filter_map(|r| r.map_err(|_| rejected += 1).ok()).collect();
+        let ok: Vec<_> = batch
+            .into_iter()
+            .filter_map(|r| r.map_err(|_| rejected += 1).ok())
+            .collect();
         imp.write(&ok, now()).await.unwrap();
     }
     imp.finish(rejected, now()).await.unwrap()
@@ -42,14 +48,19 @@ async fn import_reimport_is_idempotent_and_sealed() {
     let s3 = import(&store, "手机号,姓名,购买频次\n+86 138-1234-5678,张伟,7\n").await;
     assert_eq!((s3.created, s3.updated, s3.unchanged), (0, 0, 1));
     assert_eq!(store.customer_count().await.unwrap(), 2);
-    let c = store.customer_by_phone("+8613812345678").await.unwrap().unwrap();
+    let c = store
+        .customer_by_phone("+8613812345678")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(c.name.as_deref(), Some("张伟"));
     assert_eq!(c.attrs["purchase_freq"], AttrValue::Number(7.0));
     // Attributes merge: member_level from the first import survives the second.
     assert_eq!(c.attrs["member_level"], AttrValue::Text("金卡".into()));
     assert_eq!(c.tz, "Asia/Shanghai");
     // Every change is an event.
-    let counts: std::collections::HashMap<_, _> = store.event_counts().await.unwrap().into_iter().collect();
+    let counts: std::collections::HashMap<_, _> =
+        store.event_counts().await.unwrap().into_iter().collect();
     assert_eq!(counts["customer_created"], 2);
     assert_eq!(counts["customer_updated"], 1);
     store.close().await;
@@ -60,7 +71,10 @@ async fn import_reimport_is_idempotent_and_sealed() {
         raw.extend(wal);
     }
     for needle in ["13812345678", "张伟", "13900001111", "李娜"] {
-        assert!(!raw.windows(needle.len()).any(|w| w == needle.as_bytes()), "{needle} found in clear");
+        assert!(
+            !raw.windows(needle.len()).any(|w| w == needle.as_bytes()),
+            "{needle} found in clear"
+        );
     }
 }
 
@@ -68,9 +82,17 @@ async fn import_reimport_is_idempotent_and_sealed() {
 async fn duplicates_in_one_file_update_not_duplicate() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_with_key(dir.path(), &key(1)).await.unwrap();
-    let s = import(&store, "手机号,购买频次\n13812345678,1\n13812345678,2\n13812345678,3\n").await;
+    let s = import(
+        &store,
+        "手机号,购买频次\n13812345678,1\n13812345678,2\n13812345678,3\n",
+    )
+    .await;
     assert_eq!((s.created, s.updated), (1, 2));
-    let c = store.customer_by_phone("+8613812345678").await.unwrap().unwrap();
+    let c = store
+        .customer_by_phone("+8613812345678")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(c.attrs["purchase_freq"], AttrValue::Number(3.0));
 }
 
@@ -92,8 +114,13 @@ async fn wrong_key_is_rejected_before_anything_is_read() {
 async fn events_are_append_only() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_with_key(dir.path(), &key(1)).await.unwrap();
-    store.record_reveal("cli", "phone", &[CustomerId(1)], "test", now()).await.unwrap();
-    let upd = sqlx::query("UPDATE events SET type = 'x'").execute(&store.pool).await;
+    store
+        .record_reveal("cli", "phone", &[CustomerId(1)], "test", now())
+        .await
+        .unwrap();
+    let upd = sqlx::query("UPDATE events SET type = 'x'")
+        .execute(&store.pool)
+        .await;
     assert!(upd.unwrap_err().to_string().contains("append-only"));
     let del = sqlx::query("DELETE FROM events").execute(&store.pool).await;
     assert!(del.is_err());
@@ -106,18 +133,44 @@ async fn events_are_append_only() {
 async fn dnc_matches_through_blind_index() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_with_key(dir.path(), &key(1)).await.unwrap();
-    assert!(store.dnc_add("+8613812345678", "global", "customer asked", now()).await.unwrap());
-    assert!(!store.dnc_add("+8613812345678", "global", "again", now()).await.unwrap());
-    assert!(store.dnc_add("+8613900001111", "spring_promo", "", now()).await.unwrap());
-    assert!(store.dnc_contains("+8613812345678", "anything").await.unwrap());
-    assert!(store.dnc_contains("+8613900001111", "spring_promo").await.unwrap());
+    assert!(store
+        .dnc_add("+8613812345678", "global", "customer asked", now())
+        .await
+        .unwrap());
+    assert!(!store
+        .dnc_add("+8613812345678", "global", "again", now())
+        .await
+        .unwrap());
+    assert!(store
+        .dnc_add("+8613900001111", "spring_promo", "", now())
+        .await
+        .unwrap());
+    assert!(store
+        .dnc_contains("+8613812345678", "anything")
+        .await
+        .unwrap());
+    assert!(store
+        .dnc_contains("+8613900001111", "spring_promo")
+        .await
+        .unwrap());
     assert!(!store.dnc_contains("+8613900001111", "other").await.unwrap());
     let list = store.dnc_list(None).await.unwrap();
     assert_eq!(list.len(), 2);
-    assert!(list.iter().any(|e| e.phone == "+8613812345678" && e.reason == "customer asked"));
-    assert!(store.dnc_remove("+8613812345678", "global", now()).await.unwrap());
+    assert!(list
+        .iter()
+        .any(|e| e.phone == "+8613812345678" && e.reason == "customer asked"));
+    assert!(store
+        .dnc_remove("+8613812345678", "global", now())
+        .await
+        .unwrap());
     assert!(!store.dnc_contains("+8613812345678", "x").await.unwrap());
-    let types: Vec<_> = store.events(0, 10).await.unwrap().into_iter().map(|(_, e)| e.kind.type_name()).collect();
+    let types: Vec<_> = store
+        .events(0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| e.kind.type_name())
+        .collect();
     assert_eq!(types, ["dnc_added", "dnc_added", "dnc_removed"]);
 }
 

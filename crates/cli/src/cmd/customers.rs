@@ -107,14 +107,24 @@ async fn run_async(ctx: &Ctx, store: &Store, cmd: Cmd) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::List { after, limit, segment, reveal, json } => {
+        Cmd::List {
+            after,
+            limit,
+            segment,
+            reveal,
+            json,
+        } => {
             let mut shown = Vec::new();
             let mut cursor = after;
             while (shown.len() as i64) < limit {
                 let page = store.customers(cursor, 1000).await?;
                 let Some(last) = page.last() else { break };
                 cursor = last.id.0;
-                shown.extend(page.into_iter().filter(|c| segment.as_ref().is_none_or(|s| c.segment.as_ref() == Some(s))));
+                shown.extend(page.into_iter().filter(|c| {
+                    segment
+                        .as_ref()
+                        .is_none_or(|s| c.segment.as_ref() == Some(s))
+                }));
             }
             shown.truncate(limit.max(0) as usize);
             audit_reveal(ctx, store, reveal, &shown).await?;
@@ -123,26 +133,45 @@ async fn run_async(ctx: &Ctx, store: &Store, cmd: Cmd) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Show { who, region, reveal, json } => {
+        Cmd::Show {
+            who,
+            region,
+            reveal,
+            json,
+        } => {
             let found = match who.parse::<i64>() {
                 Ok(id) if who.len() < 9 => store.customer(CustomerId(id)).await?,
                 _ => {
-                    let (e164, _) = waihu_ingest::normalize_phone(&who, &region).map_err(anyhow::Error::msg)?;
+                    let (e164, _) =
+                        waihu_ingest::normalize_phone(&who, &region).map_err(anyhow::Error::msg)?;
                     store.customer_by_phone(&e164).await?
                 }
             };
-            let Some(c) = found else { bail!("no customer {who}") };
+            let Some(c) = found else {
+                bail!("no customer {who}")
+            };
             audit_reveal(ctx, store, reveal, std::slice::from_ref(&c)).await?;
             print_customer(&c, reveal, json)
         }
-        Cmd::Export { output, reveal, json } => export(ctx, store, output.as_deref(), reveal, json).await,
+        Cmd::Export {
+            output,
+            reveal,
+            json,
+        } => export(ctx, store, output.as_deref(), reveal, json).await,
     }
 }
 
-async fn audit_reveal(ctx: &Ctx, store: &Store, reveal: bool, shown: &[Customer]) -> anyhow::Result<()> {
+async fn audit_reveal(
+    ctx: &Ctx,
+    store: &Store,
+    reveal: bool,
+    shown: &[Customer],
+) -> anyhow::Result<()> {
     if reveal && !shown.is_empty() {
         let ids: Vec<CustomerId> = shown.iter().map(|c| c.id).collect();
-        store.record_reveal(&ctx.actor(), "phone,name", &ids, "cli --reveal", Utc::now()).await?;
+        store
+            .record_reveal(&ctx.actor(), "phone,name", &ids, "cli --reveal", Utc::now())
+            .await?;
     }
     Ok(())
 }
@@ -165,7 +194,11 @@ fn print_customer(c: &Customer, reveal: bool, json: bool) -> anyhow::Result<()> 
     if json {
         return print_json(&v);
     }
-    let attrs: Vec<String> = c.attrs.iter().map(|(k, v)| format!("{k}={}", attr_text(v))).collect();
+    let attrs: Vec<String> = c
+        .attrs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", attr_text(v)))
+        .collect();
     println!(
         "{:>7}  {:<16} {:<8} {:<16} {:<12} {}",
         c.id,
@@ -178,7 +211,13 @@ fn print_customer(c: &Customer, reveal: bool, json: bool) -> anyhow::Result<()> 
     Ok(())
 }
 
-async fn export(ctx: &Ctx, store: &Store, output: Option<&Path>, reveal: bool, json: bool) -> anyhow::Result<()> {
+async fn export(
+    ctx: &Ctx,
+    store: &Store,
+    output: Option<&Path>,
+    reveal: bool,
+    json: bool,
+) -> anyhow::Result<()> {
     let sink: Box<dyn std::io::Write> = match output {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
@@ -188,9 +227,20 @@ async fn export(ctx: &Ctx, store: &Store, output: Option<&Path>, reveal: bool, j
     let schema = store.attr_schema().await?;
     let names: Vec<&String> = schema.keys().collect();
     // JSON lines go straight to the sink; CSV through a csv writer around it.
-    let (mut lines, mut csv) = if json { (Some(sink), None) } else { (None, Some(csv::Writer::from_writer(sink))) };
+    let (mut lines, mut csv) = if json {
+        (Some(sink), None)
+    } else {
+        (None, Some(csv::Writer::from_writer(sink)))
+    };
     if let Some(w) = csv.as_mut() {
-        let mut head = vec!["id".to_string(), "phone".into(), "name".into(), "region".into(), "tz".into(), "segment".into()];
+        let mut head = vec![
+            "id".to_string(),
+            "phone".into(),
+            "name".into(),
+            "region".into(),
+            "tz".into(),
+            "segment".into(),
+        ];
         head.extend(names.iter().map(|s| s.to_string()));
         w.write_record(&head)?;
     }
@@ -216,7 +266,11 @@ async fn export(ctx: &Ctx, store: &Store, output: Option<&Path>, reveal: bool, j
                     c.tz.clone(),
                     c.segment.clone().unwrap_or_default(),
                 ];
-                rec.extend(names.iter().map(|n| c.attrs.get(*n).map(attr_text).unwrap_or_default()));
+                rec.extend(
+                    names
+                        .iter()
+                        .map(|n| c.attrs.get(*n).map(attr_text).unwrap_or_default()),
+                );
                 w.write_record(&rec)?;
             }
         }
@@ -257,13 +311,18 @@ pub struct ImportReport {
 
 /// Read, normalise, seal and store a CSV file. Parsing and normalising run on
 /// a reader thread (rayon inside) while this task writes the previous batch.
-pub async fn import_file(ctx: &Ctx, store: &Store, args: &ImportArgs) -> anyhow::Result<ImportReport> {
+pub async fn import_file(
+    ctx: &Ctx,
+    store: &Store,
+    args: &ImportArgs,
+) -> anyhow::Result<ImportReport> {
     let started = std::time::Instant::now();
     let path = &args.file;
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut opts = waihu_ingest::Options::new(&args.region)?;
     if let Some(map) = &args.map {
-        let text = std::fs::read_to_string(map).with_context(|| format!("reading {}", map.display()))?;
+        let text =
+            std::fs::read_to_string(map).with_context(|| format!("reading {}", map.display()))?;
         opts.map = waihu_ingest::ColumnMap::from_yaml(&text, &map.display().to_string())?;
     }
     opts.schema = store.attr_schema().await?;
@@ -272,7 +331,9 @@ pub async fn import_file(ctx: &Ctx, store: &Store, args: &ImportArgs) -> anyhow:
     let headers = src.headers.clone();
     let encoding = src.encoding.to_string();
     let file_name = path.display().to_string();
-    let mut importer = store.begin_import(&file_name, &encoding, &src.kinds, Utc::now()).await?;
+    let mut importer = store
+        .begin_import(&file_name, &encoding, &src.kinds, Utc::now())
+        .await?;
 
     let batch = args.batch.max(1);
     // Reader thread: decode, normalise and seal (rayon inside), so the
@@ -313,7 +374,10 @@ pub async fn import_file(ctx: &Ctx, store: &Store, args: &ImportArgs) -> anyhow:
                 eprintln!(
                     "{file_name}:{}: {}{}",
                     rej.line,
-                    rej.column.as_deref().map(|c| format!("column {c}: ")).unwrap_or_default(),
+                    rej.column
+                        .as_deref()
+                        .map(|c| format!("column {c}: "))
+                        .unwrap_or_default(),
                     rej.reason
                 );
             }
@@ -330,15 +394,21 @@ pub async fn import_file(ctx: &Ctx, store: &Store, args: &ImportArgs) -> anyhow:
         let p = match &args.rejects {
             Some(p) => p.clone(),
             None => {
-                let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "import".into());
-                ctx.data_dir().join("rejects").join(format!("{stem}-{import_id}.csv"))
+                let stem = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "import".into());
+                ctx.data_dir()
+                    .join("rejects")
+                    .join(format!("{stem}-{import_id}.csv"))
             }
         };
         if let Some(dir) = p.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let f = std::fs::File::create(&p).with_context(|| format!("creating {}", p.display()))?;
-        waihu_ingest::write_rejects(f, &headers, &rejects).with_context(|| format!("writing {}", p.display()))?;
+        waihu_ingest::write_rejects(f, &headers, &rejects)
+            .with_context(|| format!("writing {}", p.display()))?;
         if rejects.len() > 10 {
             eprintln!("... and {} more rejected rows", rejects.len() - 10);
         }

@@ -27,7 +27,10 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     write_if_changed(&rules, SAMPLE_SEGMENTS)?;
     if !args.json {
         println!("waihu demo — data directory {}", ctx.data_dir().display());
-        println!("\n1. 导入客户 / importing the sample customers ({})", csv.display());
+        println!(
+            "\n1. 导入客户 / importing the sample customers ({})",
+            csv.display()
+        );
     }
     let rt = ctx.runtime()?;
     rt.block_on(async {

@@ -64,7 +64,9 @@ pub enum Cmd {
 }
 
 fn normalize(phone: &str, region: &str) -> anyhow::Result<String> {
-    Ok(waihu_ingest::normalize_phone(phone, region).map_err(anyhow::Error::msg)?.0)
+    Ok(waihu_ingest::normalize_phone(phone, region)
+        .map_err(anyhow::Error::msg)?
+        .0)
 }
 
 pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {

@@ -26,7 +26,12 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
     ctx.runtime()?.block_on(async {
         let store = ctx.store().await?;
         match cmd {
-            Cmd::List { kind, after, limit, json } => {
+            Cmd::List {
+                kind,
+                after,
+                limit,
+                json,
+            } => {
                 let evs = match kind {
                     Some(k) => store.events_of_type(&k, after, limit).await?,
                     None => store.events(after, limit).await?,
@@ -37,8 +42,16 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
                         v["id"] = id.into();
                         print_json(&v)?;
                     } else {
-                        let who = e.customer.map(|c| format!(" customer={c}")).unwrap_or_default();
-                        println!("{id:>8} {} {}{who} {}", e.at.format("%Y-%m-%d %H:%M:%S"), e.kind.type_name(), serde_json::to_string(&e.kind)?);
+                        let who = e
+                            .customer
+                            .map(|c| format!(" customer={c}"))
+                            .unwrap_or_default();
+                        println!(
+                            "{id:>8} {} {}{who} {}",
+                            e.at.format("%Y-%m-%d %H:%M:%S"),
+                            e.kind.type_name(),
+                            serde_json::to_string(&e.kind)?
+                        );
                     }
                 }
             }

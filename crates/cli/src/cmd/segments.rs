@@ -56,14 +56,19 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
 /// Load and check a rule file against the stored attribute schema. Every
 /// error goes to stderr on its own line; the returned error is the summary.
 pub async fn load_rules(store: &Store, path: &Path) -> anyhow::Result<RuleSet> {
-    let src = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let src =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let schema = store.attr_schema().await?;
     RuleSet::parse(&src, &path.display().to_string(), &schema).map_err(|errors| {
         for e in &errors {
             eprintln!("{e}");
         }
         let n = errors.len();
-        anyhow::anyhow!("{} has {n} error{}; no customer was classified", path.display(), if n == 1 { "" } else { "s" })
+        anyhow::anyhow!(
+            "{} has {n} error{}; no customer was classified",
+            path.display(),
+            if n == 1 { "" } else { "s" }
+        )
     })
 }
 
@@ -141,7 +146,11 @@ pub async fn preview(store: &Store, a: &RulesArgs, apply: bool) -> anyhow::Resul
         let mut shown = Vec::new();
         for id in samples.get(&seg).into_iter().flatten() {
             if let Some(c) = store.customer(*id).await? {
-                shown.push(Sample { id: c.id, phone: mask_phone(&c.phone), name: c.name.as_deref().map(mask_name) });
+                shown.push(Sample {
+                    id: c.id,
+                    phone: mask_phone(&c.phone),
+                    name: c.name.as_deref().map(mask_name),
+                });
             }
         }
         let n = counts.get(&seg).copied().unwrap_or(0);
@@ -150,7 +159,11 @@ pub async fn preview(store: &Store, a: &RulesArgs, apply: bool) -> anyhow::Resul
             description: def.and_then(|d| d.description.as_deref()),
             rule: def.map(|d| d.rule.as_str()),
             customers: n,
-            share: if total == 0 { 0.0 } else { n as f64 / total as f64 },
+            share: if total == 0 {
+                0.0
+            } else {
+                n as f64 / total as f64
+            },
             samples: shown,
         });
     }
@@ -165,18 +178,32 @@ pub async fn preview(store: &Store, a: &RulesArgs, apply: bool) -> anyhow::Resul
         total,
         a.rules.display(),
         eval_s,
-        if apply { "; segments stored" } else { " (preview: nothing stored)" }
+        if apply {
+            "; segments stored"
+        } else {
+            " (preview: nothing stored)"
+        }
     );
-    println!("{:<14} {:>9} {:>7}  {:<44} samples", "segment", "customers", "share", "rule");
+    println!(
+        "{:<14} {:>9} {:>7}  {:<44} samples",
+        "segment", "customers", "share", "rule"
+    );
     for r in &rows {
-        let samples: Vec<String> =
-            r.samples.iter().map(|s| format!("#{} {} {}", s.id, s.name.as_deref().unwrap_or("-"), s.phone)).collect();
+        let samples: Vec<String> = r
+            .samples
+            .iter()
+            .map(|s| format!("#{} {} {}", s.id, s.name.as_deref().unwrap_or("-"), s.phone))
+            .collect();
         println!(
             "{:<14} {:>9} {:>6.1}%  {:<44} {}",
             r.segment.unwrap_or("(none)"),
             r.customers,
             r.share * 100.0,
-            r.rule.unwrap_or(if r.segment.is_some() { "(default)" } else { "(no rule matched)" }),
+            r.rule.unwrap_or(if r.segment.is_some() {
+                "(default)"
+            } else {
+                "(no rule matched)"
+            }),
             samples.join(", ")
         );
     }
@@ -186,7 +213,10 @@ pub async fn preview(store: &Store, a: &RulesArgs, apply: bool) -> anyhow::Resul
 async fn list(store: &Store, json: bool) -> anyhow::Result<()> {
     let defs = store.segment_defs().await?;
     let counts: BTreeMap<Option<String>, i64> = store.segment_counts().await?.into_iter().collect();
-    let mut names: Vec<(Option<String>, Option<&SegmentDef>)> = defs.iter().map(|d| (Some(d.name.clone()), Some(d))).collect();
+    let mut names: Vec<(Option<String>, Option<&SegmentDef>)> = defs
+        .iter()
+        .map(|d| (Some(d.name.clone()), Some(d)))
+        .collect();
     for k in counts.keys() {
         if !defs.iter().any(|d| Some(&d.name) == k.as_ref()) {
             names.push((k.clone(), None));
