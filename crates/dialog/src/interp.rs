@@ -268,6 +268,16 @@ impl Interpreter {
             .collect()
     }
 
+    /// The business result as an event-log entry, once the call has ended.
+    pub fn conversation_ended(&self) -> Option<waihu_core::EventKind> {
+        let (outcome, level) = self.ended.as_ref()?;
+        Some(waihu_core::EventKind::ConversationEnded {
+            outcome: outcome.clone(),
+            level: level.map(|l| l.as_str().to_string()),
+            path: self.path().into_iter().map(String::from).collect(),
+        })
+    }
+
     /// Current value of a variable.
     pub fn var(&self, name: &str) -> Option<&str> {
         self.prog

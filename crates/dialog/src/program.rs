@@ -822,7 +822,7 @@ fn compile(script: &Script, root: &Node) -> Result<Program, Vec<Diagnostic>> {
         if template::parse(&format!("{{{{{name}}}}}")).is_err() {
             cx.err(vp.clone(), format!("`{name}` is not a variable name"));
         }
-        match scalar_text(example) {
+        match root.written(&[k("variables"), k(name)], example) {
             Some(t) => {
                 let s = cx.slot(name);
                 required.push((s, name.clone(), t));
@@ -842,7 +842,12 @@ fn compile(script: &Script, root: &Node) -> Result<Program, Vec<Diagnostic>> {
             );
         }
         let s = cx.slot(name);
-        optional.push((s, name.clone(), scalar_text(default).unwrap_or_default()));
+        optional.push((
+            s,
+            name.clone(),
+            root.written(&[k("optional"), k(name)], default)
+                .unwrap_or_default(),
+        ));
     }
     for (name, def) in &script.intents {
         let ip = vec![k("intents"), Seg::KeyName(name.clone())];

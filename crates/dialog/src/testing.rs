@@ -153,7 +153,23 @@ pub fn load_cases(path: &Path) -> Result<CaseFile, LoadError> {
 }
 
 pub fn load_cases_str(src: &str, file: &str) -> Result<CaseFile, LoadError> {
-    let (cases, root): (CaseFile, _) = parse_yaml(src, file)?;
+    let (mut cases, root): (CaseFile, _) = parse_yaml(src, file)?;
+    // Keep numbers as written (`3260.50`), as a CSV import would.
+    for (k, v) in cases.customer.iter_mut() {
+        if let Some(t) = root.written(&[Seg::key("customer"), Seg::key(k.as_str())], v) {
+            *v = serde_json::Value::String(t);
+        }
+    }
+    for (ci, case) in cases.cases.iter_mut().enumerate() {
+        let base = [Seg::key("cases"), Seg::Index(ci), Seg::key("customer")];
+        for (k, v) in case.customer.iter_mut() {
+            let mut p = base.to_vec();
+            p.push(Seg::key(k.as_str()));
+            if let Some(t) = root.written(&p, v) {
+                *v = serde_json::Value::String(t);
+            }
+        }
+    }
     let mut diagnostics = Vec::new();
     for (ci, case) in cases.cases.iter().enumerate() {
         for (ti, t) in case.turns.iter().enumerate() {

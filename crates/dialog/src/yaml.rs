@@ -332,6 +332,30 @@ impl Node {
         }
     }
 
+    /// The node at `path`, if it exists.
+    pub fn at(&self, path: &[Seg]) -> Option<&Node> {
+        let mut node = self;
+        for seg in path {
+            node = match (seg, &node.kind) {
+                (Seg::Key(k) | Seg::KeyName(k), NodeKind::Map(_)) => node.get(k)?,
+                (Seg::Index(i), NodeKind::Seq(items)) => items.get(*i)?,
+                _ => return None,
+            };
+        }
+        Some(node)
+    }
+
+    /// A scalar as written in the file: numbers keep their spelling
+    /// (`3260.50` stays `3260.50`, not `3260.5`).
+    pub fn written(&self, path: &[Seg], value: &serde_json::Value) -> Option<String> {
+        match value {
+            serde_json::Value::Number(_) => self.at(path).and_then(Node::as_str).map(String::from),
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+
     /// Position of the deepest node on `path` that exists.
     pub fn locate(&self, path: &[Seg]) -> Pos {
         let mut node = self;

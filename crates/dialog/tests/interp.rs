@@ -430,6 +430,7 @@ fn max_turns_and_hangup_end_the_call() {
     let mut c = call();
     step(&mut c, &mut now, Input::Answered);
     say(&mut c, &mut now, "pay_now");
+    assert!(c.conversation_ended().is_none());
     let out = c.handle(now, Input::HungUp).to_vec();
     assert_eq!(
         out,
@@ -437,6 +438,14 @@ fn max_turns_and_hangup_end_the_call() {
             outcome: "promised".into(),
             level: Some(Level::A)
         }]
+    );
+    assert_eq!(
+        c.conversation_ended(),
+        Some(waihu_core::EventKind::ConversationEnded {
+            outcome: "promised".into(),
+            level: Some("A".into()),
+            path: vec!["hello".into(), "when".into()],
+        })
     );
 }
 
