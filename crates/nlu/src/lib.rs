@@ -13,6 +13,7 @@
 //! The intent model is a multinomial logistic regression over jieba words,
 //! word bigrams and Chinese character 1-3 grams, trained at load time from the
 //! embedded data (`data/intents_*.tsv`) plus a script's own examples.
+pub mod emotion;
 pub mod entities;
 pub mod eval;
 mod model;

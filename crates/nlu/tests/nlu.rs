@@ -179,3 +179,17 @@ proptest! {
         let _ = waihu_nlu::entities::extract(&s, now, chrono_tz::Pacific::Kiritimati);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn acoustic_analysis_never_panics(samples in proptest::collection::vec(any::<i16>(), 0..4000), rate in prop_oneof![Just(8000u32), Just(16000), 0u32..200_000]) {
+        let r = waihu_nlu::emotion::analyze(&samples, rate, Some("好的"));
+        let f = &r.acoustic;
+        for v in [f.duration_s, f.rms_dbfs, f.energy_std_db, f.pitch_mean_hz, f.pitch_range_st, f.voiced_ratio, f.pause_ratio, f.speech_rate, f.arousal, r.emotion.confidence] {
+            prop_assert!(v.is_finite());
+        }
+        prop_assert!((0.0..=1.0).contains(&r.emotion.confidence));
+    }
+}
