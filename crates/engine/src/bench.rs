@@ -29,7 +29,7 @@ pub struct LoadResult {
     pub answered: usize,
     pub failed: usize,
     pub wall_s: f64,
-    /// Achieved setup rate while placing calls (calls answered per second of ramp).
+    /// Achieved setup rate (see `run_load`).
     pub setup_rate_cps: f64,
     pub setup_ms_p50: f64,
     pub setup_ms_p99: f64,
@@ -114,7 +114,12 @@ pub async fn run_load(
         answered,
         failed: failed + reports.len() - answered,
         wall_s: wall.as_secs_f64(),
-        setup_rate_cps: answered as f64 / ramp.as_secs_f64().max(1e-3),
+        // Held calls: answers per second of ramp. Zero-hold calls: whole calls (INVITE → 200 →
+        // ACK → BYE → 200) per second of wall time, i.e. the sustained rate.
+        setup_rate_cps: answered as f64
+            / if hold.is_zero() { wall } else { ramp }
+                .as_secs_f64()
+                .max(1e-3),
         setup_ms_p50: pct(&setup, 0.5),
         setup_ms_p99: pct(&setup, 0.99),
         packets_sent: reports.iter().map(|r| r.rtp.packets_sent).sum(),

@@ -70,6 +70,8 @@ pub struct CallOptions {
     pub proxy: Option<SocketAddr>,
     pub credentials: Option<Credentials>,
     pub from_user: Option<String>,
+    /// SIP transport towards the target or proxy (UDP or TCP).
+    pub transport: waihu_sip::Transport,
     pub ring_timeout: Duration,
     pub media: MediaOptions,
 }
@@ -81,6 +83,7 @@ impl CallOptions {
             proxy: None,
             credentials: None,
             from_user: None,
+            transport: waihu_sip::Transport::Udp,
             ring_timeout: Duration::from_secs(45),
             media: MediaOptions::default(),
         }
@@ -304,6 +307,7 @@ pub async fn place_call(
     oc.proxy = opts.proxy;
     oc.credentials = opts.credentials.clone();
     oc.from_user = opts.from_user.clone();
+    oc.transport = opts.transport;
     oc.ring_timeout = Some(opts.ring_timeout);
     oc.sdp = Some(offer.clone());
     let (call, events) = ep.invite(oc).await?;

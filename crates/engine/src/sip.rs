@@ -1,4 +1,4 @@
-//! A SIP endpoint over UDP: one tokio task owns the socket and the sans-IO
+//! A SIP endpoint over UDP and TCP: one tokio task owns the sockets and the sans-IO
 //! [`UserAgent`]; calls talk to it through a command channel and receive their events on
 //! their own channel.
 
@@ -7,10 +7,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use waihu_sip::{
-    CallId, Config, OutgoingCall, RegId, Registration, Sdp, SipError, Transport, UaEvent, UserAgent,
+    CallId, Config, OutgoingCall, RegId, Registration, Sdp, SipError, StreamFramer, Transport,
+    UaEvent, UserAgent,
 };
 
 use crate::EngineError;
@@ -86,8 +88,9 @@ pub fn advertised_ip(bind: IpAddr, toward: Option<SocketAddr>) -> IpAddr {
 }
 
 impl SipEndpoint {
-    /// Binds `bind` (port 0: any) and starts the endpoint task. `advertise` overrides the
-    /// address put in Via/Contact/SDP (needed when bound to 0.0.0.0).
+    /// Binds UDP and TCP on `bind` (port 0: any) and starts the endpoint task. `advertise`
+    /// overrides the address put in Via/Contact/SDP (needed when bound to 0.0.0.0). If the
+    /// TCP port is taken the endpoint runs UDP only (TCP connections we open still work).
     pub async fn bind(
         bind: SocketAddr,
         user: &str,
@@ -99,6 +102,13 @@ impl SipEndpoint {
         let bound = sock
             .local_addr()
             .map_err(|e| EngineError::io("reading SIP socket address", e))?;
+        let listener = match TcpListener::bind(bound).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!(%bound, error = %e, "SIP TCP listener not available; UDP only");
+                None
+            }
+        };
         let ip = advertise.unwrap_or_else(|| advertised_ip(bound.ip(), None));
         let local = SocketAddr::new(ip, bound.port());
         let cfg = Config::new(local, user);
@@ -106,7 +116,7 @@ impl SipEndpoint {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (inc_tx, inc_rx) = mpsc::unbounded_channel();
         let stats = std::sync::Arc::new(Mutex::new(EndpointStats::default()));
-        let task = tokio::spawn(run(ua, sock, cmd_rx, inc_tx, stats.clone()));
+        let task = tokio::spawn(run(ua, sock, listener, cmd_rx, inc_tx, stats.clone()));
         Ok(SipEndpoint {
             cmd: cmd_tx,
             local,
@@ -202,9 +212,78 @@ fn reg_of(ev: &UaEvent) -> Option<RegId> {
     }
 }
 
+/// A TCP connection's reader: frames messages and hands them to the endpoint loop; an
+/// empty message reports the connection closed.
+async fn tcp_reader(
+    mut rd: tokio::net::tcp::OwnedReadHalf,
+    peer: SocketAddr,
+    to_loop: mpsc::UnboundedSender<(SocketAddr, Vec<u8>)>,
+) {
+    let mut framer = StreamFramer::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match rd.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                framer.push(&buf[..n]);
+                loop {
+                    match framer.next_message() {
+                        Ok(Some(m)) => {
+                            if to_loop.send((peer, m)).is_err() {
+                                return;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            // A broken stream cannot be resynchronised: drop the connection.
+                            tracing::info!(%peer, error = %e, "closing SIP TCP connection");
+                            let _ = to_loop.send((peer, Vec::new()));
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let _ = to_loop.send((peer, Vec::new()));
+}
+
+async fn tcp_writer(
+    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+) {
+    while let Some(b) = rx.recv().await {
+        if wr.write_all(&b).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Starts reader and writer tasks for a stream; returns the writer's queue.
+fn tcp_attach(
+    stream: TcpStream,
+    peer: SocketAddr,
+    to_loop: &mpsc::UnboundedSender<(SocketAddr, Vec<u8>)>,
+) -> mpsc::UnboundedSender<Vec<u8>> {
+    let _ = stream.set_nodelay(true);
+    let (rd, wr) = stream.into_split();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(tcp_reader(rd, peer, to_loop.clone()));
+    tokio::spawn(tcp_writer(wr, rx));
+    tx
+}
+
+async fn accept_or_pending(l: &Option<TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match l {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn run(
     mut ua: UserAgent,
     sock: UdpSocket,
+    listener: Option<TcpListener>,
     mut cmds: mpsc::UnboundedReceiver<Cmd>,
     incoming: mpsc::UnboundedSender<IncomingCall>,
     stats: std::sync::Arc<Mutex<EndpointStats>>,
@@ -213,11 +292,39 @@ async fn run(
     let mut regs: HashMap<RegId, mpsc::UnboundedSender<UaEvent>> = HashMap::new();
     let mut buf = vec![0u8; 65_535];
     let mut local = EndpointStats::default();
+    // TCP: one writer queue per peer address; readers feed `tcp_in`.
+    let mut conns: HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>> = HashMap::new();
+    let (tcp_tx, mut tcp_in) = mpsc::unbounded_channel::<(SocketAddr, Vec<u8>)>();
     loop {
         // 1. Everything the agent wants to send and tell.
         while let Some(t) = ua.poll_transmit() {
-            if t.transport != Transport::Udp {
-                tracing::warn!(to = %t.to, "TCP transmit dropped: the runtime speaks UDP only");
+            if t.transport == Transport::Tcp {
+                local.datagrams_out += 1;
+                let q = conns.entry(t.to).or_insert_with(|| {
+                    // Connect in the background; messages queue until the stream is up.
+                    let (tx, rx) = mpsc::unbounded_channel::<Vec<u8>>();
+                    let to_loop = tcp_tx.clone();
+                    let peer = t.to;
+                    tokio::spawn(async move {
+                        match TcpStream::connect(peer).await {
+                            Ok(stream) => {
+                                let _ = stream.set_nodelay(true);
+                                let (rd, wr) = stream.into_split();
+                                tokio::spawn(tcp_reader(rd, peer, to_loop));
+                                tcp_writer(wr, rx).await;
+                            }
+                            Err(e) => {
+                                tracing::info!(%peer, error = %e, "SIP TCP connect failed");
+                                let _ = to_loop.send((peer, Vec::new()));
+                            }
+                        }
+                    });
+                    tx
+                });
+                if q.send(t.bytes).is_err() {
+                    conns.remove(&t.to);
+                    local.send_errors += 1;
+                }
                 continue;
             }
             local.datagrams_out += 1;
@@ -286,6 +393,23 @@ async fn run(
                 }
                 Err(e) => tracing::debug!(error = %e, "SIP receive error"),
             },
+            a = accept_or_pending(&listener) => match a {
+                Ok((stream, peer)) => {
+                    let q = tcp_attach(stream, peer, &tcp_tx);
+                    conns.insert(peer, q);
+                }
+                Err(e) => tracing::debug!(error = %e, "SIP TCP accept error"),
+            },
+            m = tcp_in.recv() => {
+                if let Some((peer, msg)) = m {
+                    if msg.is_empty() {
+                        conns.remove(&peer);
+                    } else {
+                        local.datagrams_in += 1;
+                        ua.handle_input(Instant::now(), peer, Transport::Tcp, &msg);
+                    }
+                }
+            }
             c = cmds.recv() => {
                 let Some(c) = c else { break };
                 let now = Instant::now();

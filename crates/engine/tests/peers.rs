@@ -349,13 +349,11 @@ fn write_baresip_config(dir: &Path, port: u16, wav: &Path) {
     std::fs::write(dir.join("contacts"), "").unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn baresip_auto_answer_plays_wav_and_receives_our_dtmf() {
+async fn baresip_call(port: u16, transport: waihu_sip::Transport) {
     if !have("baresip") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let port = 25040;
     let prompt = melody(12.0, 42);
     let wav_path = dir.path().join("prompt.wav");
     wav::write_8k_mono(&wav_path, &prompt).unwrap();
@@ -380,7 +378,15 @@ async fn baresip_auto_answer_plays_wav_and_receives_our_dtmf() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let uac = endpoint("waihu").await;
-    let mut opts = CallOptions::new(format!("sip:bob@127.0.0.1:{port}"));
+    let mut opts = CallOptions::new(format!(
+        "sip:bob@127.0.0.1:{port}{}",
+        if transport == waihu_sip::Transport::Tcp {
+            ";transport=tcp"
+        } else {
+            ""
+        }
+    ));
+    opts.transport = transport;
     opts.media.codecs = vec![waihu_sip::Codec::Pcma, waihu_sip::Codec::Pcmu];
     opts.media.dtmf = Some("159#".into());
     opts.media.dtmf_delay = Duration::from_millis(500);
@@ -405,6 +411,56 @@ async fn baresip_auto_answer_plays_wav_and_receives_our_dtmf() {
             "digit {d} missing from baresip log:\n{text}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_auto_answer_plays_wav_and_receives_our_dtmf() {
+    baresip_call(25040, waihu_sip::Transport::Udp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_over_tcp() {
+    baresip_call(25070, waihu_sip::Transport::Tcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_uac_calls_our_uas_over_tcp() {
+    let uas = Arc::new(endpoint("callee").await);
+    let prompt: Arc<[i16]> = melody(2.0, 8).into();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let o = MediaOptions {
+        play: Some(prompt.clone()),
+        hangup_after_play: true,
+        tail: Duration::from_millis(300),
+        ..Default::default()
+    };
+    tokio::spawn(call::answer_loop(
+        uas.clone(),
+        Duration::from_millis(100),
+        o,
+        tx,
+    ));
+    let uac = endpoint("caller").await;
+    let mut opts = CallOptions::new(format!("sip:callee@{};transport=tcp", uas.local_addr()));
+    opts.transport = waihu_sip::Transport::Tcp;
+    opts.media.max_duration = Duration::from_secs(8);
+    let r = call::place_call(&uac, opts, &mut |_| {}).await.unwrap();
+    assert_eq!(
+        (r.outcome, r.sip_status),
+        (CallOutcome::Answered, Some(200)),
+        "{r:?}"
+    );
+    assert!(
+        r.reason.contains("hangup by peer"),
+        "the UAS hung up over TCP: {r:?}"
+    );
+    assert!(r.rtp.audio_s > 1.5, "{r:?}");
+    let u = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(u.outcome, CallOutcome::Answered);
 }
 
 /// A SIPp UAS that plays an announcement as early media (183 + RTP) and then rejects 480.
