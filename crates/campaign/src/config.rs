@@ -242,6 +242,10 @@ pub struct RankingFile {
     pub prior_answer_rate: Option<f64>,
     #[serde(default)]
     pub prior_strength: Option<f64>,
+    /// Best-time only: leave a segment for later when its answer rate this
+    /// hour is below this fraction of its best open hour in the next 24 h.
+    #[serde(default)]
+    pub defer_below: Option<f64>,
 }
 
 // ---------------------------------------------------------------------------
@@ -372,6 +376,7 @@ pub struct Campaign {
     pub policy: Policy,
     pub prior_answer_rate: f64,
     pub prior_strength: f64,
+    pub defer_below: f64,
 }
 
 fn ser_tz<S: serde::Serializer>(tz: &Tz, s: S) -> Result<S::Ok, S::Error> {
@@ -928,7 +933,8 @@ impl Campaign {
                 }
             },
         };
-        let (mut policy, mut prior_answer_rate, mut prior_strength) = (Policy::BestTime, 0.3, 20.0);
+        let (mut policy, mut prior_answer_rate, mut prior_strength, mut defer_below) =
+            (Policy::BestTime, 0.3, 20.0, 0.0);
         if let Some(r) = &f.ranking {
             match r.policy.as_deref() {
                 None | Some("best_time") | Some("best-time") => {}
@@ -943,6 +949,12 @@ impl Campaign {
                     bad("ranking.prior_answer_rate", "must be in (0, 1)".into());
                 }
                 prior_answer_rate = p;
+            }
+            if let Some(d) = r.defer_below {
+                if !(0.0..1.0).contains(&d) {
+                    bad("ranking.defer_below", "must be in [0, 1)".into());
+                }
+                defer_below = d;
             }
             if let Some(s) = r.prior_strength {
                 if !(s > 0.0 && s.is_finite()) {
@@ -981,6 +993,7 @@ impl Campaign {
             policy,
             prior_answer_rate,
             prior_strength,
+            defer_below,
         })
     }
 

@@ -113,6 +113,11 @@ impl AnswerModel {
         }
     }
 
+    /// The segment's answer rate over a day part (cached, refreshed as outcomes arrive).
+    pub fn day_part_mean(&self, segment: usize, part: usize) -> f64 {
+        self.dp_mean[segment][part]
+    }
+
     /// The customer's multiplier for a day part given their own attempts and answers there.
     pub fn customer_multiplier(
         &self,

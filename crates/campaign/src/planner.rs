@@ -48,6 +48,15 @@ pub struct ContactInput {
     pub consent: bool,
     /// Days since the customer last interacted with the brand.
     pub recency_days: Option<u32>,
+    /// Earlier calls to this customer (other campaigns, the CRM): local hour
+    /// of day and whether they answered. Seeds the customer's own evidence.
+    pub history: Vec<PastCall>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PastCall {
+    pub hour: u8,
+    pub answered: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -236,6 +245,8 @@ pub struct PlannerStats {
     pub gate_rejections: BTreeMap<String, u64>,
     pub finished: u64,
     pub pops: u64,
+    /// Contacts moved to a better day part (best-time deferral).
+    pub deferred: u64,
 }
 
 pub struct Planner {
@@ -256,6 +267,9 @@ pub struct Planner {
     rotation: usize,
     in_flight: u32,
     stats: PlannerStats,
+    skip_minute: i64,
+    /// Per (zone, segment): deferred to a better hour now.
+    skip: Vec<bool>,
 }
 
 fn digits_len(mut n: u64) -> u32 {
@@ -343,6 +357,8 @@ impl Planner {
             rotation: 0,
             in_flight: 0,
             stats: PlannerStats::default(),
+            skip_minute: i64::MIN,
+            skip: Vec::new(),
         }
     }
 
@@ -434,6 +450,12 @@ impl Planner {
             Some(d) => 0.5 + 0.5 * (-(d as f32) / 90.0).exp(),
             None => 0.75,
         };
+        let (mut dp_att, mut dp_ans) = ([0u8; DAY_PARTS], [0u8; DAY_PARTS]);
+        for h in &c.history {
+            let d = day_part(h.hour as u32 % 24);
+            dp_att[d] = dp_att[d].saturating_add(1);
+            dp_ans[d] = dp_ans[d].saturating_add(u8::from(h.answered));
+        }
         let idx = self.slots.len() as u32;
         self.slots.push(Slot {
             customer: c.customer.0,
@@ -456,8 +478,8 @@ impl Planner {
             trunk: 0,
             how: 0,
             outcome_counts: [0; 9],
-            dp_att: [0; DAY_PARTS],
-            dp_ans: [0; DAY_PARTS],
+            dp_att,
+            dp_ans,
             has_app: c.has_app,
             consent: c.consent,
             sent: 0,
@@ -891,11 +913,22 @@ impl Planner {
             open.push((z, wd * 24 + hour as usize, part));
         }
         let segs = self.campaign.segments.len();
+        // Best-time deferral: a segment whose rate now is well below its best
+        // open hour within the next day waits for that hour. Recomputed once
+        // a (virtual) minute: the model moves slowly.
+        let minute = ts.div_euclid(60);
+        if self.skip_minute != minute || self.skip.len() != self.tzs.len() * segs {
+            self.skip_minute = minute;
+            self.skip = self.deferred_segments(&open);
+        }
         'fill: while out.len() < free_capacity {
             // Best head among the open zones' heaps for the current day part.
             let mut best: Option<(f64, usize, usize, f64)> = None; // (score, zone, heap, p)
             for &(z, how, part) in &open {
                 for seg in 0..segs {
+                    if self.skip[z * segs + seg] {
+                        continue;
+                    }
                     let h = seg * self.parts + part;
                     // Drop stale heads.
                     while let Some(top) = self.heaps[z][h].peek() {
@@ -939,6 +972,11 @@ impl Planner {
                     (p_seg * mult).min(1.0)
                 }
             };
+            if let Some(at) = self.better_day_part(top.idx, h % self.parts, now) {
+                self.stats.deferred += 1;
+                self.schedule(top.idx, at);
+                continue;
+            }
             match self.try_dial(top.idx, now, false, p) {
                 Ok(Some(d)) => out.push(d),
                 Ok(None) => {
@@ -950,6 +988,70 @@ impl Planner {
             }
         }
         out
+    }
+
+    /// Best-time deferral of one customer: when their expected answer rate in
+    /// the current day part is below `defer_below` × that of their best day
+    /// part (segment mean × their own multiplier), the start of that day part
+    /// (its next opening) — else `None`.
+    fn better_day_part(&self, idx: u32, part: usize, now: DateTime<Utc>) -> Option<i64> {
+        if self.campaign.policy != Policy::BestTime
+            || self.campaign.defer_below <= 0.0
+            || self.parts != DAY_PARTS
+        {
+            return None;
+        }
+        let s = &self.slots[idx as usize];
+        let seg = s.segment as usize;
+        let rate = |d: usize| {
+            self.model.day_part_mean(seg, d)
+                * self
+                    .model
+                    .customer_multiplier(seg, d, s.dp_att[d], s.dp_ans[d])
+        };
+        let now_p = rate(part);
+        let (best_d, best_p) = (0..DAY_PARTS)
+            .map(|d| (d, rate(d)))
+            .fold((part, now_p), |a, b| if b.1 > a.1 { b } else { a });
+        if best_d == part || now_p >= self.campaign.defer_below * best_p {
+            return None;
+        }
+        let tz = self.tzs[s.tz as usize];
+        let local = now.with_timezone(&tz);
+        const STARTS: [u32; DAY_PARTS] = [0, 12, 17];
+        let mut date = local.date_naive();
+        if local.hour() >= STARTS[best_d] {
+            date += Duration::days(1);
+        }
+        let start = local_to_utc(tz, date.and_hms_opt(STARTS[best_d], 0, 0)?)?;
+        let at = self.next_open(idx, start)?;
+        Some(at.timestamp().max(now.timestamp() + 60))
+    }
+
+    fn deferred_segments(&self, open: &[(usize, usize, usize)]) -> Vec<bool> {
+        let segs = self.campaign.segments.len();
+        let mut skip = vec![false; self.tzs.len() * segs];
+        if self.campaign.policy != Policy::BestTime || self.campaign.defer_below <= 0.0 {
+            return skip;
+        }
+        for &(z, how, _) in open {
+            for seg in 0..segs {
+                let now_p = self.model.segment(seg, how);
+                let mut best = now_p;
+                for k in 1..24 {
+                    let h = (how + k) % crate::model::HOURS;
+                    let (wd, hour) = (h / 24, (h % 24) as u32);
+                    if self.campaign.windows[wd]
+                        .iter()
+                        .any(|w| w.start < (hour + 1) * 3600 && w.end > hour * 3600)
+                    {
+                        best = best.max(self.model.segment(seg, h));
+                    }
+                }
+                skip[z * segs + seg] = now_p < self.campaign.defer_below * best;
+            }
+        }
+        skip
     }
 
     /// Gate, then resources; `Ok(None)` when the contact is fine but no trunk
@@ -1100,7 +1202,7 @@ impl Planner {
                 let s = &self.slots[idx as usize];
                 if !attempts_left {
                     self.finish(idx, "max_attempts", &mut actions);
-                } else if max.is_some_and(|m| s.outcome_counts[oi] as u32 >= m + 1) {
+                } else if max.is_some_and(|m| s.outcome_counts[oi] as u32 > m) {
                     self.finish(idx, "max_retries", &mut actions);
                 } else {
                     let at = now.timestamp() + secs;

@@ -284,22 +284,22 @@ pub fn simulate(campaign: &Campaign, cfg: &SimConfig, sink: &mut dyn FnMut(&Even
         let (tz, phone, region): (Tz, u64, Option<String>) = if zone < 3 {
             (
                 chrono_tz::America::New_York,
-                1_212_000_0000 + i as u64 % 10_000_000,
+                12_120_000_000 + i as u64 % 10_000_000,
                 Some("NY".into()),
             )
         } else if zone < 5 {
-            (chrono_tz::Europe::London, 44_20_0000_0000 + i as u64, None)
+            (chrono_tz::Europe::London, 442_000_000_000 + i as u64, None)
         } else if i % 97 == 5 {
             // A virtual-operator range some campaigns exclude wholesale.
             (
                 chrono_tz::Asia::Shanghai,
-                86_170_0000_0000 + i as u64,
+                8_617_000_000_000 + i as u64,
                 Some(CN_REGIONS[i % 5].into()),
             )
         } else {
             (
                 chrono_tz::Asia::Shanghai,
-                86_139_0000_0000 + i as u64,
+                8_613_900_000_000 + i as u64,
                 Some(CN_REGIONS[i % 5].into()),
             )
         };
@@ -312,6 +312,19 @@ pub fn simulate(campaign: &Campaign, cfg: &SimConfig, sink: &mut dyn FnMut(&Even
             unanswered: 0,
             reached: false,
         };
+        // Calls from earlier campaigns, drawn from the same behaviour.
+        let mut history = Vec::new();
+        if rng.gen_bool(0.6) && !persona.invalid {
+            for _ in 0..rng.gen_range(1..=4) {
+                let hour: u32 = [9, 10, 11, 14, 15, 16, 17, 18, 19][rng.gen_range(0..9)];
+                let weekend = rng.gen_bool(2.0 / 7.0);
+                let p = (persona.base as f64 * hour_factor(kind, weekend, hour)).min(0.95);
+                history.push(crate::planner::PastCall {
+                    hour: hour as u8,
+                    answered: rng.gen_bool(p),
+                });
+            }
+        }
         let input = ContactInput {
             customer: CustomerId(i as i64 + 1),
             phone: format!("+{phone}"),
@@ -321,6 +334,7 @@ pub fn simulate(campaign: &Campaign, cfg: &SimConfig, sink: &mut dyn FnMut(&Even
             has_app: rng.gen_bool(0.4),
             consent: !campaign.consent_required || rng.gen_bool(0.9),
             recency_days: Some(rng.gen_range(1..365)),
+            history,
         };
         if planner.add_contact(input).is_err() {
             // Duplicate synthetic number (US range wraps): skip the customer.

@@ -41,6 +41,7 @@ fn contact(id: i64, phone: &str, tz: Tz, segment: &str) -> ContactInput {
         has_app: false,
         consent: true,
         recency_days: Some(10),
+        history: Vec::new(),
     }
 }
 
@@ -610,7 +611,7 @@ ranking: {{policy: {}}}
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, .. ProptestConfig::default() })]
     #[test]
     fn planner_never_emits_a_dial_the_checker_rejects(s in scenario()) {
         let text = yaml(&s);
@@ -630,6 +631,7 @@ proptest! {
                 has_app: false,
                 consent: true,
                 recency_days: None,
+                history: Vec::new(),
             }).unwrap();
             if dnc {
                 p.add_dnc(&phone);

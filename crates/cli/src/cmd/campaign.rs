@@ -434,6 +434,7 @@ fn bench(pending: usize, decisions: usize, json: bool) -> anyhow::Result<()> {
                 has_app: false,
                 consent: true,
                 recency_days: Some((i % 365) as u32),
+                history: Vec::new(),
             })
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
