@@ -187,6 +187,46 @@ pub fn builtin_training_data() -> Vec<(String, String)> {
     v
 }
 
+/// A script example plus the disfluent forms ASR will deliver ("嗯 那个 …啊",
+/// "uh so …"), so a handful of clean examples still match noisy speech the
+/// way the built-in data (which has such noise) does.
+fn augment(example: &str) -> Vec<String> {
+    let e = example.trim();
+    if e.is_empty() {
+        return Vec::new();
+    }
+    if e.chars().any(text::is_cjk) {
+        vec![
+            e.to_string(),
+            format!("嗯 {e}"),
+            format!("那个 {e}啊"),
+            format!("就是{e}呢"),
+        ]
+    } else {
+        vec![
+            e.to_string(),
+            format!("uh {e}"),
+            format!("so {e} okay"),
+            format!("um well {e}"),
+        ]
+    }
+}
+
+/// Features of the built-in examples, computed once per process: a script's
+/// model then only segments its own examples.
+fn builtin_features() -> &'static [(String, Vec<u64>)] {
+    static FEATURES: OnceLock<Vec<(String, Vec<u64>)>> = OnceLock::new();
+    FEATURES.get_or_init(|| {
+        builtin_training_data()
+            .into_iter()
+            .map(|(l, t)| {
+                let f = model::featurize(&t);
+                (l, f)
+            })
+            .collect()
+    })
+}
+
 /// The embedded held-out examples (both languages), never used for training.
 pub fn builtin_heldout_data() -> Vec<(String, String)> {
     let mut v = parse_tsv(HELDOUT_ZH).unwrap_or_default();
@@ -200,7 +240,7 @@ impl Nlu {
         static BUILTIN: OnceLock<Nlu> = OnceLock::new();
         BUILTIN
             .get_or_init(|| {
-                Nlu::train(&builtin_training_data(), &[], TrainConfig::default())
+                Nlu::build(builtin_features(), &[], TrainConfig::default())
                     .expect("built-in data is valid")
             })
             .clone()
@@ -209,12 +249,24 @@ impl Nlu {
     /// The built-in intents plus a script's own. A custom intent with a built-in
     /// name adds examples (and rules) to it.
     pub fn with_custom(custom: &[CustomIntent]) -> Result<Nlu, Error> {
-        Nlu::train(&builtin_training_data(), custom, TrainConfig::default())
+        Nlu::build(builtin_features(), custom, TrainConfig::default())
     }
 
     /// Train on `label, text` pairs plus custom intents.
     pub fn train(
         data: &[(String, String)],
+        custom: &[CustomIntent],
+        cfg: TrainConfig,
+    ) -> Result<Nlu, Error> {
+        let featurized: Vec<(String, Vec<u64>)> = data
+            .iter()
+            .map(|(l, t)| (l.clone(), model::featurize(t)))
+            .collect();
+        Nlu::build(&featurized, custom, cfg)
+    }
+
+    fn build(
+        data: &[(String, Vec<u64>)],
         custom: &[CustomIntent],
         cfg: TrainConfig,
     ) -> Result<Nlu, Error> {
@@ -233,11 +285,11 @@ impl Nlu {
             labels.len() - 1
         };
         let mut examples = Vec::with_capacity(data.len());
-        for (l, t) in data {
+        for (l, f) in data {
             let label = label_of(l, &mut labels);
             examples.push(model::Example {
                 label,
-                features: model::featurize(t),
+                features: f.clone(),
                 weight: 1.0,
             });
         }
@@ -261,11 +313,13 @@ impl Nlu {
             // A handful of script examples must weigh about as much as a built-in label's data.
             let weight = (mean_per_label / ci.examples.len().max(1) as f32).clamp(1.0, 20.0);
             for e in &ci.examples {
-                examples.push(model::Example {
-                    label,
-                    features: model::featurize(e),
-                    weight,
-                });
+                for v in augment(e) {
+                    examples.push(model::Example {
+                        label,
+                        features: model::featurize(&v),
+                        weight,
+                    });
+                }
             }
             for k in &ci.keywords {
                 let k = normalize(k);
