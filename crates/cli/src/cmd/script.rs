@@ -58,14 +58,8 @@ pub enum Cmd {
     },
     /// Validation time and per-step cost on a generated large script, beside a
     /// naive baseline (name lookups and template parsing on every step).
-    Bench {
-        #[arg(long, default_value_t = 250)]
-        states: usize,
-        #[arg(long, default_value_t = 2000)]
-        calls: usize,
-        #[arg(long)]
-        json: bool,
-    },
+    /// Same as `waihu bench script`.
+    Bench(BenchArgs),
 }
 
 pub fn run(_ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
@@ -97,11 +91,7 @@ pub fn run(_ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
             json,
             verbose,
         } => test(&file, &cases, json, verbose),
-        Cmd::Bench {
-            states,
-            calls,
-            json,
-        } => bench(states, calls, json),
+        Cmd::Bench(a) => bench(a),
     }
 }
 
@@ -407,7 +397,27 @@ struct BenchReport {
     baseline_step_us: f64,
 }
 
-fn bench(states: usize, calls: usize, json: bool) -> anyhow::Result<()> {
+/// Arguments of `waihu bench script` / `waihu script bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// States in the generated script (about 6.7 transitions each).
+    #[arg(long, default_value_t = 250)]
+    pub states: usize,
+    /// Simulated calls of up to 12 callee turns.
+    #[arg(long, default_value_t = 2000)]
+    pub calls: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `waihu bench script`: validation time and per-step cost on a generated
+/// 250-state script, beside the naive baseline.
+pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    let BenchArgs {
+        states,
+        calls,
+        json,
+    } = args;
     use std::time::Instant;
     use waihu_dialog::bench::{generate, workload, Naive, TurnInput};
     let src = generate(states);
