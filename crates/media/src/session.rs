@@ -239,9 +239,10 @@ impl MediaSession {
         self.rx_has_audio = self.jitter.pull(&mut self.rx_frame);
         if self.rx_has_audio {
             self.stats.frames_with_audio += 1;
-            if let Some(d) = self.tones.push(&self.rx_frame) {
-                // In-band tones are reported only when the peer does not send RFC 4733.
-                if self.cfg.dtmf_payload_type.is_none() {
+            // In-band detection is the fallback for peers without RFC 4733 (and costs eight
+            // Goertzel filters per frame, so it runs only then).
+            if self.cfg.dtmf_payload_type.is_none() {
+                if let Some(d) = self.tones.push(&self.rx_frame) {
                     self.events.push_back(MediaEvent::Dtmf {
                         digit: d,
                         inband: true,
