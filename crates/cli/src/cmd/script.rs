@@ -185,8 +185,10 @@ fn validate(files: &[PathBuf], customer: &[String], json: bool) -> anyhow::Resul
 }
 
 /// The NLU used by `chat` and by text-only test turns. Kept in one place so the
-/// runtime's choice of model can be swapped in.
-fn classifier(prog: &Program) -> anyhow::Result<impl Fn(&str) -> NluResult> {
+/// runtime's choice of model can be swapped in. `live` anchors relative times
+/// ("明天下午") at the real clock; otherwise at the fixed simulation start, so
+/// test runs are reproducible.
+fn classifier(prog: &Program, live: bool) -> anyhow::Result<impl Fn(&str) -> NluResult> {
     let custom: Vec<waihu_nlu::CustomIntent> = prog
         .intents
         .iter()
@@ -205,9 +207,17 @@ fn classifier(prog: &Program) -> anyhow::Result<impl Fn(&str) -> NluResult> {
         waihu_dialog::Language::En => "America/New_York",
     };
     Ok(move |text: &str| match zone.parse() {
-        Ok(tz) => nlu.classify(text, testing::sim_start(), tz),
-        Err(_) => nlu.classify(text, testing::sim_start(), Default::default()),
+        Ok(tz) => nlu.classify(text, anchor(live), tz),
+        Err(_) => nlu.classify(text, anchor(live), Default::default()),
     })
+}
+
+fn anchor(live: bool) -> chrono::DateTime<chrono::Utc> {
+    if live {
+        chrono::Utc::now()
+    } else {
+        testing::sim_start()
+    }
 }
 
 fn print_turn(turn: &BotTurn, heard: Option<&NluResult>, json: bool) {
@@ -266,16 +276,16 @@ fn chat(file: &Path, customer: &[String], seed: u64, json: bool) -> anyhow::Resu
             vars.insert(name.clone(), example.clone());
         }
     }
-    let classify = classifier(&prog)?;
+    let classify = classifier(&prog, true)?;
     let mut call = Interpreter::new(prog.clone(), &vars, seed)?;
-    let mut now = testing::sim_start();
+    let mut now = chrono::Utc::now();
     let tty = std::io::stdin().is_terminal();
     let step =
         |call: &mut Interpreter, input: Input<'_>, now: &mut chrono::DateTime<chrono::Utc>| {
-            *now += chrono::Duration::seconds(3);
+            // A console has no audio: playback "finishes" at once.
+            *now = chrono::Utc::now();
             let mut outputs = call.handle(*now, input).to_vec();
             if outputs.iter().any(|o| matches!(o, Output::Play { .. })) && !call.is_ended() {
-                *now += chrono::Duration::seconds(4);
                 outputs.extend(call.handle(*now, Input::PlaybackFinished).iter().cloned());
             }
             BotTurn {
@@ -339,7 +349,7 @@ fn test(file: &Path, cases: &Path, json: bool, verbose: bool) -> anyhow::Result<
         .flat_map(|c| &c.turns)
         .any(|t| t.intent.is_none() && t.text.is_some());
     let classify = if needs_nlu {
-        Some(classifier(&prog)?)
+        Some(classifier(&prog, false)?)
     } else {
         None
     };
