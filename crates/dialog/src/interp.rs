@@ -125,7 +125,7 @@ pub enum StepKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("variables not provided: {}", .0.join(", "))]
+#[error("缺少客户变量 / variables not provided: {}", .0.join(", "))]
 pub struct MissingVariables(pub Vec<String>);
 
 #[derive(Debug, Clone, Copy, PartialEq)]

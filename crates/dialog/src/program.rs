@@ -268,7 +268,7 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(
         fail(vec![Diagnostic {
             pos: e.pos,
             path: String::new(),
-            message: e.message,
+            message: format!("YAML 语法错误 / YAML syntax: {}", e.message),
         }])
     })?;
     let json = root.to_json();
@@ -285,10 +285,19 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(
             }
             segs.push(Seg::KeyName(field.to_string()));
         }
+        let zh = if message.starts_with("unknown field") {
+            "未知字段（拼写错误？）"
+        } else if message.starts_with("missing field") {
+            "缺少必填字段"
+        } else if message.starts_with("unknown variant") {
+            "取值不在允许范围内"
+        } else {
+            "字段类型不对"
+        };
         fail(vec![Diagnostic {
             pos: root.locate(&segs),
             path: path_string(&segs),
-            message,
+            message: format!("{zh} / {message}"),
         }])
     })?;
     Ok((value, root))
@@ -365,8 +374,10 @@ fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> String 
 }
 
 impl Cx<'_> {
-    fn err(&mut self, path: Vec<Seg>, msg: impl Into<String>) {
-        self.diags.push((path, msg.into()));
+    /// Record a problem: Chinese first, then English.
+    fn err(&mut self, path: Vec<Seg>, zh: impl AsRef<str>, en: impl AsRef<str>) {
+        self.diags
+            .push((path, format!("{} / {}", zh.as_ref(), en.as_ref())));
     }
 
     fn slot(&mut self, name: &str) -> usize {
@@ -394,7 +405,7 @@ impl Cx<'_> {
                             let hint = suggest(v, self.defined.iter().map(String::as_str));
                             self.err(
                                 path.clone(),
-                                format!("template uses `{{{{{v}}}}}` but no variable `{v}` is provided: declare it under `variables` (or `optional`), or `set` it{hint}"),
+                                format!("模板引用的变量 `{v}` 没有提供"), format!("template uses `{{{{{v}}}}}` but no variable `{v}` is provided: declare it under `variables` (or `optional`), or `set` it{hint}"),
                             );
                         }
                     }
@@ -404,6 +415,7 @@ impl Cx<'_> {
             Err(e) => {
                 self.err(
                     path,
+                    format!("模板无法渲染：第 {} 个字符", e.offset + 1),
                     format!(
                         "template does not render: {} (at character {})",
                         e.message,
@@ -425,6 +437,7 @@ impl Cx<'_> {
                         let hint = suggest(v, self.defined.iter().map(String::as_str));
                         self.err(
                             path.clone(),
+                            format!("条件引用的变量 `{v}` 没有提供"),
                             format!("condition reads `{v}` but no such variable is provided{hint}"),
                         );
                     }
@@ -434,6 +447,7 @@ impl Cx<'_> {
             Err(e) => {
                 self.err(
                     path,
+                    format!("条件写法有误：第 {} 个字符", e.offset + 1),
                     format!(
                         "bad condition: {} (at character {})",
                         e.message,
@@ -450,6 +464,7 @@ impl Cx<'_> {
         if !STYLES.contains(&s.as_str()) {
             self.err(
                 path,
+                format!("未知的语音风格 `{s}`"),
                 format!("unknown style `{s}`; use one of {}", STYLES.join(", ")),
             );
         }
@@ -461,6 +476,7 @@ impl Cx<'_> {
             let hint = suggest(name, self.intents.iter().map(String::as_str));
             self.err(
                 path,
+                format!("未知意图 `{name}`"),
                 format!(
                     "unknown intent `{name}`: not built in and not defined under `intents`{hint}"
                 ),
@@ -473,7 +489,11 @@ impl Cx<'_> {
             Some(&i) => Some(i),
             None => {
                 let hint = suggest(name, self.state_names.iter().map(String::as_str));
-                self.err(path, format!("unknown state `{name}`{hint}"));
+                self.err(
+                    path,
+                    format!("目标状态 `{name}` 不存在"),
+                    format!("unknown state `{name}`{hint}"),
+                );
                 None
             }
         }
@@ -485,7 +505,11 @@ impl Cx<'_> {
                 .chars()
                 .all(|c| c.is_ascii_digit() || c == '*' || c == '#')
         {
-            self.err(path, format!("DTMF `{d}` must be digits 0-9, * or #"));
+            self.err(
+                path,
+                format!("按键 `{d}` 只能是 0-9、* 或 #"),
+                format!("DTMF `{d}` must be digits 0-9, * or #"),
+            );
         }
     }
 
@@ -496,11 +520,19 @@ impl Cx<'_> {
                 for (var, v) in map {
                     let vp = p(&path, &[k("set"), k(var)]);
                     let Some(text) = scalar_text(v) else {
-                        self.err(vp, "a value to set must be text or a number");
+                        self.err(
+                            vp,
+                            "变量的值必须是文字或数字",
+                            "a value to set must be text or a number",
+                        );
                         continue;
                     };
                     if template::parse(&format!("{{{{{var}}}}}")).is_err() {
-                        self.err(vp.clone(), format!("`{var}` is not a variable name"));
+                        self.err(
+                            vp.clone(),
+                            format!("`{var}` 不是合法的变量名"),
+                            format!("`{var}` is not a variable name"),
+                        );
                     }
                     let t = self.template(vp, &text);
                     out.push((self.slot(var), t));
@@ -517,6 +549,7 @@ impl Cx<'_> {
                 if !(0.0..=24.0 * 366.0).contains(&in_hours) {
                     self.err(
                         p(&path, &[k("callback"), k("in_hours")]),
+                        "in_hours 必须在 0 到 8784 之间",
                         "in_hours must be between 0 and 8784",
                     );
                 }
@@ -524,7 +557,11 @@ impl Cx<'_> {
             }
             model::Action::Sms(t) => {
                 if t.trim().is_empty() {
-                    self.err(p(&path, &[k("sms")]), "SMS template name is empty");
+                    self.err(
+                        p(&path, &[k("sms")]),
+                        "短信模板名为空",
+                        "SMS template name is empty",
+                    );
                 }
                 CAction::Sms(t.clone())
             }
@@ -535,7 +572,7 @@ impl Cx<'_> {
                         None => {
                             self.err(
                                 p(&path, &[k("transfer")]),
-                                "transfer has no `queue` or `number` and the script has no default `transfer`",
+                                "转接没有指定队列或号码，脚本也没有默认转接目标", "transfer has no `queue` or `number` and the script has no default `transfer`",
                             );
                             TransferTarget::default()
                         }
@@ -572,7 +609,11 @@ impl Cx<'_> {
         let actions = self.actions(&p(path, &[k(do_key)]), actions);
         let next = match (goto, end) {
             (Some(_), Some(_)) => {
-                self.err(p(path, &[k("end")]), "use either `goto` or `end`, not both");
+                self.err(
+                    p(path, &[k("end")]),
+                    "`goto` 和 `end` 只能二选一",
+                    "use either `goto` or `end`, not both",
+                );
                 Next::Stay
             }
             (Some(g), None) => self
@@ -581,7 +622,11 @@ impl Cx<'_> {
                 .unwrap_or(Next::Stay),
             (None, Some(e)) => {
                 if e.trim().is_empty() {
-                    self.err(p(path, &[k("end")]), "outcome is empty");
+                    self.err(
+                        p(path, &[k("end")]),
+                        "结果（outcome）为空",
+                        "outcome is empty",
+                    );
                 }
                 Next::End(e.clone())
             }
@@ -611,7 +656,7 @@ impl Cx<'_> {
     /// A rule used where matchers make no sense (`then`, `on_max_turns`, `escalate`).
     fn plain_effect(&mut self, path: &[Seg], r: &Rule) -> Effect {
         if r.has_matcher() {
-            self.err(path.to_vec(), "intent/entity/emotion/dtmf/when are not allowed here; this is an action, not a transition");
+            self.err(path.to_vec(), "这里是动作，不能写匹配条件", "intent/entity/emotion/dtmf/when are not allowed here; this is an action, not a transition");
         }
         self.rule_effect(path, r)
     }
@@ -626,7 +671,7 @@ impl Cx<'_> {
             };
             self.intent(ip.clone(), name);
             if name == "do_not_call" {
-                self.err(ip, "`do_not_call` is always handled globally (confirm, add to the do-not-call list, end); a state cannot override it");
+                self.err(ip, "免打扰（do_not_call）始终由全局处理，状态不能覆盖", "`do_not_call` is always handled globally (confirm, add to the do-not-call list, end); a state cannot override it");
             }
         }
         let emotion = r.emotion.as_ref().map(|e| match e.as_str() {
@@ -639,6 +684,7 @@ impl Cx<'_> {
                 if e != "negative" {
                     self.err(
                         p(path, &[k("emotion")]),
+                        format!("未知情绪 `{e}`"),
                         format!("unknown emotion `{e}`; use one of {}", EMOTIONS.join(", ")),
                     );
                 }
@@ -672,18 +718,21 @@ impl Cx<'_> {
         if name != ANGER && (h.escalate_after.is_some() || h.escalate.is_some()) {
             self.err(
                 p(path, &[k("escalate_after")]),
+                "`escalate_after`/`escalate` 只能用于 `anger` 处理器",
                 "`escalate_after`/`escalate` apply only to the `anger` handler",
             );
         }
         if name == ANGER && h.escalate_after.is_some() != h.escalate.is_some() {
             self.err(
                 path.to_vec(),
+                "`escalate_after` 和 `escalate` 要同时给出",
                 "give both `escalate_after` and `escalate`, or neither",
             );
         }
         if h.escalate_after == Some(0) {
             self.err(
                 p(path, &[k("escalate_after")]),
+                "escalate_after 至少为 1",
                 "escalate_after must be at least 1",
             );
         }
@@ -811,7 +860,7 @@ fn compile(script: &Script, root: &Node) -> Result<Program, Vec<Diagnostic>> {
 
     // Metadata.
     if script.name.trim().is_empty() {
-        cx.err(vec![k("name")], "script name is empty");
+        cx.err(vec![k("name")], "脚本名称为空", "script name is empty");
     }
     let style = cx
         .style(vec![k("style")], &script.style)
@@ -820,7 +869,11 @@ fn compile(script: &Script, root: &Node) -> Result<Program, Vec<Diagnostic>> {
     for (name, example) in &script.variables {
         let vp = vec![k("variables"), Seg::KeyName(name.clone())];
         if template::parse(&format!("{{{{{name}}}}}")).is_err() {
-            cx.err(vp.clone(), format!("`{name}` is not a variable name"));
+            cx.err(
+                vp.clone(),
+                format!("`{name}` 不是合法的变量名"),
+                format!("`{name}` is not a variable name"),
+            );
         }
         match root.written(&[k("variables"), k(name)], example) {
             Some(t) => {
@@ -829,7 +882,7 @@ fn compile(script: &Script, root: &Node) -> Result<Program, Vec<Diagnostic>> {
             }
             None => cx.err(
                 vec![k("variables"), k(name)],
-                format!("give `{name}` an example value (text or number): prompts are test-rendered with it"),
+                format!("请给变量 `{name}` 一个示例值"), format!("give `{name}` an example value (text or number): prompts are test-rendered with it"),
             ),
         }
     }
@@ -838,6 +891,7 @@ fn compile(script: &Script, root: &Node) -> Result<Program, Vec<Diagnostic>> {
         if script.variables.contains_key(name) {
             cx.err(
                 vec![k("optional"), Seg::KeyName(name.clone())],
+                format!("`{name}` 不能既是必需变量又是可选变量"),
                 format!("`{name}` is both required and optional"),
             );
         }
@@ -854,12 +908,14 @@ fn compile(script: &Script, root: &Node) -> Result<Program, Vec<Diagnostic>> {
         if BUILTIN_INTENTS.contains(&name.as_str()) {
             cx.err(
                 ip.clone(),
+                format!("`{name}` 是内置意图，自定义意图请换个名字"),
                 format!("`{name}` is a built-in intent; give a custom intent another name"),
             );
         }
         if def.examples.iter().all(|e| e.trim().is_empty()) {
             cx.err(
                 ip,
+                format!("意图 `{name}` 没有例句"),
                 format!("intent `{name}` has no examples: the NLU cannot learn it"),
             );
         }
@@ -868,6 +924,7 @@ fn compile(script: &Script, root: &Node) -> Result<Program, Vec<Diagnostic>> {
         if t.queue.is_none() && t.number.is_none() {
             cx.err(
                 vec![k("transfer")],
+                "转接需要队列（queue）或号码（number）",
                 "transfer needs a `queue` or a `number`",
             );
         }
@@ -876,15 +933,24 @@ fn compile(script: &Script, root: &Node) -> Result<Program, Vec<Diagnostic>> {
         if !(0.0..=1.0).contains(&c) {
             cx.err(
                 vec![k("min_confidence")],
+                "min_confidence 必须在 0 到 1 之间",
                 "min_confidence must be between 0 and 1",
             );
         }
     }
     if script.max_turns == Some(0) {
-        cx.err(vec![k("max_turns")], "max_turns must be at least 1");
+        cx.err(
+            vec![k("max_turns")],
+            "max_turns 至少为 1",
+            "max_turns must be at least 1",
+        );
     }
     if script.states.is_empty() {
-        cx.err(vec![k("states")], "a script needs at least one state");
+        cx.err(
+            vec![k("states")],
+            "脚本至少需要一个状态",
+            "a script needs at least one state",
+        );
     }
     let start = match &script.start {
         Some(s) => cx.target(vec![k("start")], s).unwrap_or(0),
@@ -914,7 +980,7 @@ fn compile(script: &Script, root: &Node) -> Result<Program, Vec<Diagnostic>> {
         if name == "do_not_call" {
             if h.goto.is_some() || h.end.is_some() || !h.actions.is_empty() || h.escalate.is_some()
             {
-                cx.err(hp.clone(), "`do_not_call` may only change what is said (`say`, `style`): it always adds the number to the do-not-call list and ends the call");
+                cx.err(hp.clone(), "免打扰（do_not_call）只能修改话术，不能改变行为", "`do_not_call` may only change what is said (`say`, `style`): it always adds the number to the do-not-call list and ends the call");
             }
             if let Some(s) = &h.say {
                 dnc.effect.say = Some(cx.template(p(&hp, &[k("say")]), s));
@@ -1087,6 +1153,7 @@ fn compile(script: &Script, root: &Node) -> Result<Program, Vec<Diagnostic>> {
         match (&st.say, st.variants.is_empty()) {
             (Some(_), false) => cx.err(
                 p(&sp, &[k("variants")]),
+                "`say` 和 `variants` 只能二选一",
                 "use either `say` or `variants`, not both",
             ),
             (Some(s), true) => variants.push(PromptVariant {
@@ -1101,11 +1168,16 @@ fn compile(script: &Script, root: &Node) -> Result<Program, Vec<Diagnostic>> {
                     if !ids.insert(v.id.clone()) {
                         cx.err(
                             p(&vp, &[k("id")]),
+                            format!("话术版本 id `{}` 重复", v.id),
                             format!("variant id `{}` is used twice", v.id),
                         );
                     }
                     if v.weight == 0 {
-                        cx.err(p(&vp, &[k("weight")]), "weight must be at least 1");
+                        cx.err(
+                            p(&vp, &[k("weight")]),
+                            "权重至少为 1",
+                            "weight must be at least 1",
+                        );
                     }
                     let text = cx.template(p(&vp, &[k("say")]), &v.say);
                     variants.push(PromptVariant {
@@ -1132,6 +1204,7 @@ fn compile(script: &Script, root: &Node) -> Result<Program, Vec<Diagnostic>> {
             if let Some(prev) = catch_all_at {
                 cx.err(
                     rp.clone(),
+                    format!("这条跳转永远不会触发：上面的 on[{prev}] 已匹配所有回答"),
                     format!("this transition can never fire: on[{prev}] above matches everything"),
                 );
             }
@@ -1140,6 +1213,7 @@ fn compile(script: &Script, root: &Node) -> Result<Program, Vec<Diagnostic>> {
                 if !d.chars().all(|ch| allowed.contains(ch)) {
                     cx.err(
                         p(&rp, &[k("dtmf")]),
+                        format!("按键 `{d}` 不在本状态允许的按键 `{allowed}` 中"),
                         format!("DTMF `{d}` is not in this state's expect.dtmf `{allowed}`"),
                     );
                 }
@@ -1150,11 +1224,12 @@ fn compile(script: &Script, root: &Node) -> Result<Program, Vec<Diagnostic>> {
                     || c.emotion.is_some()
                     || c.dtmf.is_some()
                 {
-                    cx.err(rp.clone(), "a state without a prompt routes on `when` conditions only: it hears nothing");
+                    cx.err(rp.clone(), "没有话术的路由状态只能按 `when` 条件跳转", "a state without a prompt routes on `when` conditions only: it hears nothing");
                 }
                 if c.effect.next == Next::Stay {
                     cx.err(
                         rp.clone(),
+                        "没有话术的路由状态必须跳转或结束",
                         "a state without a prompt must move on: add `goto` or `end`",
                     );
                 }
@@ -1167,22 +1242,30 @@ fn compile(script: &Script, root: &Node) -> Result<Program, Vec<Diagnostic>> {
         if router && st.end.is_none() && catch_all_at.is_none() {
             cx.err(
                 p(&sp, &[Seg::KeyName("on".into())]),
-                "a state without a prompt needs a last transition without conditions, or the call could get stuck",
+                "没有话术的路由状态需要一条无条件的兜底跳转", "a state without a prompt needs a last transition without conditions, or the call could get stuck",
             );
         }
         if st.end.is_some() && !st.on.is_empty() {
-            cx.err(p(&sp, &[k("end")]), "a state with `end` hangs up after its prompt; its `on` transitions would never run");
+            cx.err(p(&sp, &[k("end")]), "结束状态播完话术就挂机，`on` 里的跳转不会执行", "a state with `end` hangs up after its prompt; its `on` transitions would never run");
         }
         if let Some(e) = &st.end {
             if e.trim().is_empty() {
-                cx.err(p(&sp, &[k("end")]), "outcome is empty");
+                cx.err(
+                    p(&sp, &[k("end")]),
+                    "结果（outcome）为空",
+                    "outcome is empty",
+                );
             }
         }
         let mut handlers = Vec::new();
         for (hname, h) in &st.handlers {
             let hp = p(&sp, &[k("handlers"), k(hname)]);
             if hname == "do_not_call" {
-                cx.err(hp.clone(), "`do_not_call` cannot be overridden per state");
+                cx.err(
+                    hp.clone(),
+                    "免打扰（do_not_call）不能在状态里覆盖",
+                    "`do_not_call` cannot be overridden per state",
+                );
                 continue;
             }
             handlers.push((hname.clone(), cx.handler(&hp, hname, h)));
@@ -1190,7 +1273,11 @@ fn compile(script: &Script, root: &Node) -> Result<Program, Vec<Diagnostic>> {
         for (i, d) in st.disable.iter().enumerate() {
             let dp = p(&sp, &[k("disable"), Seg::Index(i)]);
             if d == "do_not_call" {
-                cx.err(dp, "`do_not_call` can never be disabled");
+                cx.err(
+                    dp,
+                    "免打扰（do_not_call）不能被关闭",
+                    "`do_not_call` can never be disabled",
+                );
             } else if d != ANGER {
                 cx.intent(dp, d);
             }
@@ -1204,7 +1291,11 @@ fn compile(script: &Script, root: &Node) -> Result<Program, Vec<Diagnostic>> {
             .as_ref()
             .map(|r| cx.retry(&p(&sp, &[k("no_match")]), r, default_no_match_then.clone()));
         if st.max_turns == Some(0) {
-            cx.err(p(&sp, &[k("max_turns")]), "max_turns must be at least 1");
+            cx.err(
+                p(&sp, &[k("max_turns")]),
+                "max_turns 至少为 1",
+                "max_turns must be at least 1",
+            );
         }
         let on_max_turns = st
             .on_max_turns
@@ -1322,7 +1413,11 @@ fn compile(script: &Script, root: &Node) -> Result<Program, Vec<Diagnostic>> {
                             Seg::Index(vi),
                         ]
                     };
-                    cx.err(key, "prompt renders to nothing with the example values");
+                    cx.err(
+                        key,
+                        "用示例值渲染后话术为空",
+                        "prompt renders to nothing with the example values",
+                    );
                 }
             }
         }
@@ -1411,6 +1506,7 @@ fn graph_checks(
         if !seen[i] {
             cx.err(
                 vec![k("states"), Seg::KeyName(st.name.clone())],
+                format!("状态 `{}` 不可达", st.name),
                 format!(
                     "state `{}` is unreachable: no transition from `{}` leads here",
                     st.name, states[start as usize].name
@@ -1439,7 +1535,7 @@ fn graph_checks(
         if seen[i] && !can_end[i] {
             cx.err(
                 vec![k("states"), Seg::KeyName(st.name.clone())],
-                format!("state `{}` has no way to end: none of its transitions leads to a state that hangs up (`end`)", st.name),
+                format!("状态 `{}` 无法结束通话", st.name), format!("state `{}` has no way to end: none of its transitions leads to a state that hangs up (`end`)", st.name),
             );
         }
     }
@@ -1464,6 +1560,7 @@ fn graph_checks(
                     1 => {
                         cx.err(
                             vec![k("states"), Seg::KeyName(states[t as usize].name.clone())],
+                            format!("路由状态在 `{}` 处形成循环", states[t as usize].name),
                             format!(
                                 "states without prompts route in a circle through `{}`",
                                 states[t as usize].name

@@ -187,7 +187,7 @@ pub fn load_cases_str(src: &str, file: &str) -> Result<CaseFile, LoadError> {
                 diagnostics.push(Diagnostic {
                     pos: root.locate(&segs),
                     path: crate::yaml::path_string(&segs),
-                    message: "a turn is exactly one of: intent/text, dtmf, no_input, hangup".into(),
+                    message: "每轮只能是 intent/text、dtmf、no_input、hangup 之一 / a turn is exactly one of: intent/text, dtmf, no_input, hangup".into(),
                 });
             }
         }

@@ -44,6 +44,7 @@ states:
 fn reports_every_name_and_template_error_with_position() {
     let e = errors(BAD);
     has(&e, 6, 3, "intent `custom_x` has no examples");
+    has(&e, 6, 3, "意图 `custom_x` 没有例句 / ");
     has(&e, 10, 10, "no variable `nmae` is provided");
     has(&e, 10, 10, "did you mean `name`");
     has(&e, 13, 15, "unknown state `bb`");
