@@ -1,0 +1,877 @@
+//! Route handlers. Each checks the caller's role, asks the store, and shapes
+//! JSON (or CSV with `format=csv`). Personal data is masked here unless a
+//! revealing caller asked for it, and then the reveal is logged first.
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::{header, request::Parts, StatusCode, Uri};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::Json;
+use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use waihu_core::{mask_name, mask_phone, CampaignId, CustomerId, Event};
+use waihu_store::Customer;
+
+use crate::auth::{self, Caller, Role};
+use crate::error::ApiError;
+use crate::{kpi, openapi, AppState, Routes};
+
+pub(crate) fn routes(r: Routes) -> Routes {
+    r.add("GET", "/", get(dashboard))
+        .add("GET", "/api/openapi.json", get(openapi_doc))
+        .add("GET", "/api/me", get(me))
+        .add("GET", "/api/overview", get(overview))
+        .add("GET", "/api/customers", get(list_customers))
+        .add("GET", "/api/customers/{id}", get(show_customer))
+        .add("GET", "/api/segments", get(segments))
+        .add("GET", "/api/dnc", get(list_dnc))
+        .add("POST", "/api/dnc", post(add_dnc))
+        .add("DELETE", "/api/dnc/{phone}", delete(remove_dnc))
+        .add("GET", "/api/events", get(list_events))
+        .add("GET", "/api/kpis", get(kpis))
+        .add("GET", "/api/heatmap", get(heatmap))
+        .add("GET", "/api/webhooks", get(list_webhooks))
+        .add("POST", "/api/webhooks", post(add_webhook))
+        .add("DELETE", "/api/webhooks/{id}", delete(delete_webhook))
+        .add(
+            "GET",
+            "/api/webhooks/{id}/deliveries",
+            get(webhook_deliveries),
+        )
+        .add("GET", "/api/keys", get(list_keys))
+        .add("POST", "/api/keys", post(create_key))
+        .add("DELETE", "/api/keys/{id}", delete(revoke_key))
+}
+
+/// Query string, with a JSON error that names the bad parameter.
+pub struct Q<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Q<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Q(q.0))
+            .map_err(|e| {
+                ApiError::bad_request(
+                    "bad_query",
+                    format!(
+                        "{}; see /api/openapi.json for the parameters",
+                        e.body_text()
+                    ),
+                )
+            })
+    }
+}
+
+/// JSON body, with a JSON error that says what is wrong with it.
+pub struct J<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for J<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        Json::<T>::from_request(req, state)
+            .await
+            .map(|j| J(j.0))
+            .map_err(|e| {
+                ApiError::bad_request(
+                    "bad_body",
+                    format!(
+                        "{}; send a JSON object as in /api/openapi.json",
+                        e.body_text()
+                    ),
+                )
+            })
+    }
+}
+
+pub(crate) async fn not_found(uri: Uri) -> ApiError {
+    ApiError::not_found(
+        "no_such_route",
+        format!(
+            "nothing at {}; the routes are listed in /api/openapi.json",
+            uri.path()
+        ),
+    )
+}
+
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+async fn dashboard() -> Html<&'static str> {
+    Html(DASHBOARD)
+}
+
+async fn openapi_doc(State(s): State<AppState>) -> Json<Value> {
+    let _ = s;
+    Json(openapi::document())
+}
+
+#[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Format {
+    #[default]
+    Json,
+    Csv,
+}
+
+/// `items` as CSV with the given columns (nested values as JSON), UTF-8 with a
+/// BOM so spreadsheet programs read Chinese correctly.
+fn csv_response(name: &str, columns: &[&str], items: &[Value]) -> Result<Response, ApiError> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let fail = |e: csv::Error| ApiError::internal(format!("writing CSV: {e}"));
+    w.write_record(columns).map_err(fail)?;
+    for it in items {
+        let rec: Vec<String> = columns
+            .iter()
+            .map(|c| match it.get(*c) {
+                None | Some(Value::Null) => String::new(),
+                Some(Value::String(s)) => s.clone(),
+                Some(v) => v.to_string(),
+            })
+            .collect();
+        w.write_record(&rec).map_err(fail)?;
+    }
+    let mut body = "\u{feff}".as_bytes().to_vec();
+    body.extend(
+        w.into_inner()
+            .map_err(|e| ApiError::internal(format!("writing CSV: {e}")))?,
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}.csv\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+async fn me(caller: Caller) -> Json<Value> {
+    Json(json!({"role": caller.role, "actor": caller.actor}))
+}
+
+async fn overview(State(s): State<AppState>, _c: Caller) -> Result<Json<Value>, ApiError> {
+    let counts = s.store.event_counts().await?;
+    let events: i64 = counts.iter().map(|(_, n)| n).sum();
+    Ok(Json(json!({
+        "customers": s.store.customer_count().await?,
+        "dnc": s.store.dnc_count().await?,
+        "segments": s.store.segment_defs().await?.len(),
+        "events": events,
+        "event_counts": counts.into_iter().map(|(t, n)| json!({"type": t, "count": n})).collect::<Vec<_>>(),
+        "webhooks": s.store.webhooks().await?.len(),
+        "span": s.store.kpi_span().await?.map(|(a, b)| json!({"first_hour": a, "last_hour": b})),
+    })))
+}
+
+fn customer_json(c: &Customer, reveal: bool) -> Value {
+    json!({
+        "id": c.id.0,
+        "phone": if reveal { c.phone.clone() } else { mask_phone(&c.phone) },
+        "name": c.name.as_ref().map(|n| if reveal { n.clone() } else { mask_name(n) }),
+        "region": c.region,
+        "tz": c.tz,
+        "segment": c.segment,
+        "attrs": c.attrs,
+        "created_at": c.created_at,
+        "updated_at": c.updated_at,
+        "revealed": reveal,
+    })
+}
+
+#[derive(Deserialize)]
+struct RevealQ {
+    #[serde(default)]
+    reveal: bool,
+    reason: Option<String>,
+}
+
+/// Check the caller may reveal and log the reveal before anything is shown.
+async fn reveal(
+    s: &AppState,
+    caller: &Caller,
+    q: &RevealQ,
+    ids: &[CustomerId],
+) -> Result<bool, ApiError> {
+    if !q.reveal {
+        return Ok(false);
+    }
+    if caller.role < Role::Operator {
+        return Err(ApiError::forbidden(
+            "reveal_forbidden",
+            "analysts see personal data masked only; drop reveal=true or use an operator or admin key (every reveal is audited)",
+        ));
+    }
+    if !ids.is_empty() {
+        let reason = q.reason.clone().unwrap_or_else(|| "api reveal".into());
+        s.store
+            .record_reveal(&caller.actor, "phone,name", ids, &reason, Utc::now())
+            .await?;
+    }
+    Ok(true)
+}
+
+#[derive(Deserialize)]
+struct ListCustomersQ {
+    #[serde(default)]
+    after: i64,
+    limit: Option<i64>,
+    #[serde(default)]
+    reveal: bool,
+    reason: Option<String>,
+    #[serde(default)]
+    format: Format,
+}
+
+fn limit(l: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
+    match l.unwrap_or(default) {
+        l if (1..=max).contains(&l) => Ok(l),
+        l => Err(ApiError::bad_request(
+            "bad_limit",
+            format!("limit must be between 1 and {max}, got {l}"),
+        )),
+    }
+}
+
+async fn list_customers(
+    State(s): State<AppState>,
+    caller: Caller,
+    Q(q): Q<ListCustomersQ>,
+) -> Result<Response, ApiError> {
+    let max = if q.format == Format::Csv {
+        100_000
+    } else {
+        1000
+    };
+    let lim = limit(q.limit, if q.format == Format::Csv { max } else { 50 }, max)?;
+    if q.reveal && caller.role < Role::Operator {
+        // Refuse before reading anything.
+        reveal(
+            &s,
+            &caller,
+            &RevealQ {
+                reveal: true,
+                reason: None,
+            },
+            &[],
+        )
+        .await?;
+    }
+    let list = s.store.customers(q.after, lim).await?;
+    let ids: Vec<CustomerId> = list.iter().map(|c| c.id).collect();
+    let shown = reveal(
+        &s,
+        &caller,
+        &RevealQ {
+            reveal: q.reveal,
+            reason: q.reason.clone(),
+        },
+        &ids,
+    )
+    .await?;
+    let items: Vec<Value> = list.iter().map(|c| customer_json(c, shown)).collect();
+    if q.format == Format::Csv {
+        return csv_response(
+            "customers",
+            &[
+                "id",
+                "phone",
+                "name",
+                "region",
+                "tz",
+                "segment",
+                "attrs",
+                "created_at",
+                "updated_at",
+            ],
+            &items,
+        );
+    }
+    let next = if list.len() as i64 == lim {
+        list.last().map(|c| c.id.0)
+    } else {
+        None
+    };
+    Ok(
+        Json(json!({"items": items, "next_after": next, "total": s.store.customer_count().await?}))
+            .into_response(),
+    )
+}
+
+async fn show_customer(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Q(q): Q<RevealQ>,
+) -> Result<Json<Value>, ApiError> {
+    let id: i64 = id.parse().map_err(|_| {
+        ApiError::bad_request(
+            "bad_id",
+            format!("customer id must be an integer, got '{id}'"),
+        )
+    })?;
+    if q.reveal && caller.role < Role::Operator {
+        reveal(&s, &caller, &q, &[]).await?;
+    }
+    let c = s.store.customer(CustomerId(id)).await?.ok_or_else(|| {
+        ApiError::not_found(
+            "no_such_customer",
+            format!("no customer with id {id}; list them at /api/customers"),
+        )
+    })?;
+    let shown = reveal(&s, &caller, &q, &[c.id]).await?;
+    let mut v = customer_json(&c, shown);
+    let events: Vec<Value> = s
+        .store
+        .customer_events(c.id, 100)
+        .await?
+        .iter()
+        .map(|(id, e)| event_json(*id, e))
+        .collect();
+    v["events"] = Value::Array(events);
+    Ok(Json(v))
+}
+
+#[derive(Deserialize)]
+struct FormatQ {
+    #[serde(default)]
+    format: Format,
+}
+
+async fn segments(
+    State(s): State<AppState>,
+    _c: Caller,
+    Q(q): Q<FormatQ>,
+) -> Result<Response, ApiError> {
+    let counts = s.store.segment_counts().await?;
+    let count_of = |name: Option<&str>| {
+        counts
+            .iter()
+            .find(|(n, _)| n.as_deref() == name)
+            .map(|(_, c)| *c)
+            .unwrap_or(0)
+    };
+    let defs = s.store.segment_defs().await?;
+    let mut items: Vec<Value> = defs
+        .iter()
+        .map(|d| {
+            json!({"name": d.name, "description": d.description, "rule": d.expr, "priority": d.priority, "customers": count_of(Some(&d.name))})
+        })
+        .collect();
+    // Segments customers carry that no stored definition names (older rule files), and none.
+    for (name, n) in &counts {
+        if name
+            .as_ref()
+            .is_some_and(|n| !defs.iter().any(|d| &d.name == n))
+        {
+            items.push(json!({"name": name, "description": null, "rule": null, "priority": null, "customers": n}));
+        }
+    }
+    if q.format == Format::Csv {
+        return csv_response(
+            "segments",
+            &["name", "description", "rule", "priority", "customers"],
+            &items,
+        );
+    }
+    Ok(Json(json!({"items": items, "unsegmented": count_of(None)})).into_response())
+}
+
+#[derive(Deserialize)]
+struct DncListQ {
+    scope: Option<String>,
+    #[serde(default)]
+    after: usize,
+    limit: Option<i64>,
+    #[serde(default)]
+    format: Format,
+}
+
+async fn list_dnc(
+    State(s): State<AppState>,
+    _c: Caller,
+    Q(q): Q<DncListQ>,
+) -> Result<Response, ApiError> {
+    let all = s.store.dnc_list(q.scope.as_deref()).await?;
+    let lim = limit(
+        q.limit,
+        if q.format == Format::Csv {
+            1_000_000
+        } else {
+            100
+        },
+        1_000_000,
+    )? as usize;
+    let page: Vec<Value> = all
+        .iter()
+        .skip(q.after)
+        .take(lim)
+        .map(|e| json!({"phone": mask_phone(&e.phone), "scope": e.scope, "reason": e.reason, "added_at": e.added_at}))
+        .collect();
+    if q.format == Format::Csv {
+        return csv_response("dnc", &["phone", "scope", "reason", "added_at"], &page);
+    }
+    let next = (q.after + page.len() < all.len()).then_some(q.after + page.len());
+    Ok(Json(json!({"items": page, "next_after": next, "total": all.len()})).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DncAdd {
+    phone: String,
+    #[serde(default = "global")]
+    scope: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default = "cn")]
+    region: String,
+}
+
+fn global() -> String {
+    "global".into()
+}
+
+fn cn() -> String {
+    "CN".into()
+}
+
+fn normalize(phone: &str, region: &str) -> Result<String, ApiError> {
+    waihu_ingest::normalize_phone(phone, region)
+        .map(|(e164, _)| e164)
+        .map_err(|why| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_phone",
+                format!("phone: {why}; give a number with country code (+86...) or set region"),
+            )
+        })
+}
+
+async fn add_dnc(
+    State(s): State<AppState>,
+    caller: Caller,
+    J(b): J<DncAdd>,
+) -> Result<Response, ApiError> {
+    caller.require(Role::Operator, "editing the do-not-call list")?;
+    let e164 = normalize(&b.phone, &b.region)?;
+    let added = s
+        .store
+        .dnc_add(&e164, &b.scope, &b.reason, Utc::now())
+        .await?;
+    let status = if added {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(json!({"phone": mask_phone(&e164), "scope": b.scope, "added": added})),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct DncRemoveQ {
+    #[serde(default = "global")]
+    scope: String,
+    #[serde(default = "cn")]
+    region: String,
+}
+
+async fn remove_dnc(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(phone): Path<String>,
+    Q(q): Q<DncRemoveQ>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Operator, "editing the do-not-call list")?;
+    let e164 = normalize(&phone, &q.region)?;
+    if !s.store.dnc_remove(&e164, &q.scope, Utc::now()).await? {
+        return Err(ApiError::not_found(
+            "not_listed",
+            format!(
+                "{} is not on the '{}' list; check the number and scope",
+                mask_phone(&e164),
+                q.scope
+            ),
+        ));
+    }
+    Ok(Json(
+        json!({"phone": mask_phone(&e164), "scope": q.scope, "removed": true}),
+    ))
+}
+
+pub(crate) fn event_json(id: i64, e: &Event) -> Value {
+    let mut detail = serde_json::to_value(&e.kind).unwrap_or(Value::Null);
+    if let Some(m) = detail.as_object_mut() {
+        m.remove("type");
+    }
+    json!({
+        "id": id,
+        "at": e.at,
+        "type": e.kind.type_name(),
+        "customer": e.customer.map(|c| c.0),
+        "campaign": e.campaign.map(|c| c.0),
+        "call": e.call,
+        "detail": detail,
+    })
+}
+
+#[derive(Deserialize)]
+struct EventsQ {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    after: Option<i64>,
+    before: Option<i64>,
+    limit: Option<i64>,
+    #[serde(default)]
+    format: Format,
+}
+
+async fn list_events(
+    State(s): State<AppState>,
+    _c: Caller,
+    Q(q): Q<EventsQ>,
+) -> Result<Response, ApiError> {
+    let max = if q.format == Format::Csv {
+        100_000
+    } else {
+        1000
+    };
+    let lim = limit(q.limit, if q.format == Format::Csv { max } else { 50 }, max)?;
+    if q.after.is_some() && q.before.is_some() {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            "give either after (oldest first) or before (newest first), not both",
+        ));
+    }
+    let (evs, asc) = match q.after {
+        Some(after) => {
+            let types: Vec<String> = q.kind.iter().cloned().collect();
+            (s.store.events_of_types(&types, after, lim).await?, true)
+        }
+        None => (
+            s.store
+                .events_desc(q.kind.as_deref(), q.before, lim)
+                .await?,
+            false,
+        ),
+    };
+    let items: Vec<Value> = evs.iter().map(|(id, e)| event_json(*id, e)).collect();
+    if q.format == Format::Csv {
+        return csv_response(
+            "events",
+            &["id", "at", "type", "customer", "campaign", "call", "detail"],
+            &items,
+        );
+    }
+    let full = evs.len() as i64 == lim;
+    let cursor = evs.last().map(|(id, _)| *id).filter(|_| full);
+    let next = if asc {
+        json!({"after": cursor})
+    } else {
+        json!({"before": cursor})
+    };
+    Ok(Json(json!({"items": items, "next": next})).into_response())
+}
+
+#[derive(Deserialize)]
+struct RangeQ {
+    from: Option<String>,
+    to: Option<String>,
+    campaign: Option<i64>,
+    #[serde(default)]
+    format: Format,
+}
+
+fn parse_day(field: &str, s: &str) -> Result<NaiveDate, ApiError> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .or_else(|_| DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc).date_naive()))
+        .map_err(|_| {
+            ApiError::bad_request(
+                "bad_date",
+                format!("{field}: '{s}' is not a date; use YYYY-MM-DD or RFC 3339"),
+            )
+        })
+}
+
+fn midnight(d: NaiveDate) -> DateTime<Utc> {
+    d.and_time(NaiveTime::MIN).and_utc()
+}
+
+/// Inclusive day range: the query's, else the 30 days ending at the newest data.
+async fn day_range(s: &AppState, q: &RangeQ) -> Result<(NaiveDate, NaiveDate), ApiError> {
+    let last = match s.store.kpi_span().await? {
+        Some((_, last)) => last.date_naive(),
+        None => Utc::now().date_naive(),
+    };
+    let to = match &q.to {
+        Some(t) => parse_day("to", t)?,
+        None => last,
+    };
+    let from = match &q.from {
+        Some(f) => parse_day("from", f)?,
+        None => to.checked_sub_days(Days::new(29)).unwrap_or(to),
+    };
+    if from > to {
+        return Err(ApiError::bad_request(
+            "bad_range",
+            format!("from ({from}) is after to ({to}); swap them"),
+        ));
+    }
+    if (to - from).num_days() > 3660 {
+        return Err(ApiError::bad_request(
+            "bad_range",
+            "the range is longer than ten years; narrow it",
+        ));
+    }
+    Ok((from, to))
+}
+
+async fn kpis(
+    State(s): State<AppState>,
+    _c: Caller,
+    Q(q): Q<RangeQ>,
+) -> Result<Response, ApiError> {
+    let (from, to) = day_range(&s, &q).await?;
+    let end = midnight(to.checked_add_days(Days::new(1)).unwrap_or(to));
+    let rows = s
+        .store
+        .kpi_rollup(midnight(from), end, q.campaign.map(CampaignId))
+        .await?;
+    let (total, days) = kpi::fold(&rows, from, to, &s.cfg.conversion_outcomes);
+    if q.format == Format::Csv {
+        let items: Vec<Value> = days
+            .iter()
+            .map(|d| {
+                let mut m = serde_json::to_value(d).unwrap_or(Value::Null);
+                if let Some(obj) = m.as_object_mut() {
+                    for (k, n) in &d.kpis.outcomes {
+                        obj.insert(format!("outcome_{k}"), json!(n));
+                    }
+                }
+                m
+            })
+            .collect();
+        let mut cols: Vec<String> = [
+            "day",
+            "attempts",
+            "connects",
+            "connect_rate",
+            "answered",
+            "abandoned",
+            "abandon_rate",
+            "aht_s",
+            "conversations",
+            "conversions",
+            "conversion_rate",
+        ]
+        .map(String::from)
+        .to_vec();
+        cols.extend(total.outcomes.keys().map(|k| format!("outcome_{k}")));
+        let cols: Vec<&str> = cols.iter().map(String::as_str).collect();
+        return csv_response("kpis", &cols, &items);
+    }
+    Ok(Json(json!({
+        "from": from,
+        "to": to,
+        "campaign": q.campaign,
+        "conversion_outcomes": s.cfg.conversion_outcomes,
+        "totals": total,
+        "days": days,
+    }))
+    .into_response())
+}
+
+async fn heatmap(
+    State(s): State<AppState>,
+    _c: Caller,
+    Q(q): Q<RangeQ>,
+) -> Result<Response, ApiError> {
+    let (from, to) = day_range(&s, &q).await?;
+    let rows = s
+        .store
+        .local_hour_rollup(from, to, q.campaign.map(CampaignId))
+        .await?;
+    let cells = kpi::heat(&rows);
+    let items: Vec<Value> = cells
+        .iter()
+        .map(|c| serde_json::to_value(c).unwrap_or(Value::Null))
+        .collect();
+    if q.format == Format::Csv {
+        return csv_response(
+            "heatmap",
+            &["weekday", "hour", "attempts", "connects", "answer_rate"],
+            &items,
+        );
+    }
+    Ok(
+        Json(json!({"from": from, "to": to, "campaign": q.campaign, "cells": items}))
+            .into_response(),
+    )
+}
+
+async fn list_webhooks(State(s): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin, "managing webhooks")?;
+    Ok(Json(json!({"items": s.store.webhooks().await?})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookAdd {
+    url: String,
+    #[serde(default)]
+    events: Vec<String>,
+    secret: Option<String>,
+}
+
+async fn add_webhook(
+    State(s): State<AppState>,
+    caller: Caller,
+    J(b): J<WebhookAdd>,
+) -> Result<Response, ApiError> {
+    caller.require(Role::Admin, "managing webhooks")?;
+    let url = reqwest::Url::parse(&b.url).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_url",
+            format!("url: {e}; give an absolute http(s) URL"),
+        )
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_url",
+            "url: only http and https are supported",
+        ));
+    }
+    for t in &b.events {
+        if t.is_empty() || !t.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_event_type",
+                format!("events: '{t}' is not an event type (snake_case, e.g. attempt_ended); omit events for all"),
+            ));
+        }
+    }
+    let secret = match b.secret {
+        Some(sec) if sec.len() < 16 => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "weak_secret",
+                "secret: use at least 16 characters, or omit it to get one",
+            ))
+        }
+        Some(sec) => sec,
+        None => auth::generate_secret(),
+    };
+    let hook = s
+        .store
+        .webhook_add(url.as_str(), &secret, &b.events, Utc::now())
+        .await?;
+    let mut v = serde_json::to_value(&hook).map_err(|e| ApiError::internal(e.to_string()))?;
+    // Shown once: the receiver needs it to verify X-Waihu-Signature.
+    v["secret"] = json!(secret);
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+fn int_id(what: &str, id: &str) -> Result<i64, ApiError> {
+    id.parse().map_err(|_| {
+        ApiError::bad_request(
+            "bad_id",
+            format!("{what} id must be an integer, got '{id}'"),
+        )
+    })
+}
+
+async fn delete_webhook(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin, "managing webhooks")?;
+    let id = int_id("webhook", &id)?;
+    if !s.store.webhook_delete(id).await? {
+        return Err(ApiError::not_found(
+            "no_such_webhook",
+            format!("no webhook {id}; list them at /api/webhooks"),
+        ));
+    }
+    Ok(Json(json!({"id": id, "deleted": true})))
+}
+
+async fn webhook_deliveries(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin, "managing webhooks")?;
+    let id = int_id("webhook", &id)?;
+    if !s.store.webhooks().await?.iter().any(|w| w.id == id) {
+        return Err(ApiError::not_found(
+            "no_such_webhook",
+            format!("no webhook {id}; list them at /api/webhooks"),
+        ));
+    }
+    Ok(Json(
+        json!({"items": s.store.webhook_deliveries(id, 100).await?}),
+    ))
+}
+
+async fn list_keys(State(s): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin, "managing API keys")?;
+    Ok(Json(json!({"items": s.store.api_keys().await?})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyAdd {
+    name: String,
+    role: String,
+}
+
+async fn create_key(
+    State(s): State<AppState>,
+    caller: Caller,
+    J(b): J<KeyAdd>,
+) -> Result<Response, ApiError> {
+    caller.require(Role::Admin, "managing API keys")?;
+    let role = Role::parse(&b.role).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_role",
+            format!("role: '{}' is not admin, operator or analyst", b.role),
+        )
+    })?;
+    if b.name.trim().is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_name",
+            "name: give the key a name (who or what uses it)",
+        ));
+    }
+    let (key, rec) = auth::create_key(&s.store, b.name.trim(), role, Utc::now()).await?;
+    let mut v = serde_json::to_value(&rec).map_err(|e| ApiError::internal(e.to_string()))?;
+    v["key"] = json!(key);
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+async fn revoke_key(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin, "managing API keys")?;
+    let id = int_id("key", &id)?;
+    if !s.store.api_key_revoke(id, Utc::now()).await? {
+        return Err(ApiError::not_found(
+            "no_such_key",
+            format!("no unrevoked key {id}; list them at /api/keys"),
+        ));
+    }
+    Ok(Json(json!({"id": id, "revoked": true})))
+}

@@ -1,0 +1,129 @@
+//! waihu's HTTP API, signed webhooks and the embedded dashboard.
+//!
+//! [`app`] builds the axum router over a [`Store`]; [`serve`] runs it (and the
+//! webhook dispatcher) on a listener until a shutdown signal. Everything the
+//! dashboard needs is compiled in (`dashboard.html`, no CDN).
+//!
+//! Architecture invariant: no SQL and no business rules about calls here —
+//! figures come from the store's aggregates through the pure functions in
+//! [`kpi`]; personal data leaves only masked, unless an operator or admin asks
+//! for `reveal=true`, which appends a `pii_revealed` event before answering.
+pub mod api;
+pub mod auth;
+pub mod bench;
+pub mod error;
+pub mod kpi;
+pub mod openapi;
+pub mod webhook;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::routing::MethodRouter;
+use axum::Router;
+use waihu_store::Store;
+
+/// How the server behaves.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Allow requests without a key as read-only analysts (loopback only;
+    /// `waihu serve --open` refuses other listen addresses).
+    pub open: bool,
+    /// Conversation outcomes that count as a conversion (转化).
+    pub conversion_outcomes: Vec<String>,
+    pub webhooks: webhook::Settings,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            open: false,
+            conversion_outcomes: [
+                "confirmed",
+                "converted",
+                "agreed",
+                "paid",
+                "promised",
+                "success",
+            ]
+            .map(String::from)
+            .to_vec(),
+            webhooks: webhook::Settings::default(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub cfg: Arc<Config>,
+}
+
+/// A route as served: method and axum path (`/api/customers/{id}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteInfo {
+    pub method: &'static str,
+    pub path: &'static str,
+}
+
+/// Router builder that records every (method, path) it registers, so the
+/// OpenAPI document can be checked against what is really served.
+pub(crate) struct Routes {
+    router: Router<AppState>,
+    list: Vec<RouteInfo>,
+}
+
+impl Routes {
+    pub(crate) fn new() -> Self {
+        Routes {
+            router: Router::new(),
+            list: Vec::new(),
+        }
+    }
+
+    pub(crate) fn add(
+        mut self,
+        method: &'static str,
+        path: &'static str,
+        h: MethodRouter<AppState>,
+    ) -> Self {
+        self.list.push(RouteInfo { method, path });
+        self.router = self.router.route(path, h);
+        self
+    }
+}
+
+/// The router and the list of routes it serves.
+pub fn app(store: Store, cfg: Config) -> (Router, Vec<RouteInfo>) {
+    let state = AppState {
+        store,
+        cfg: Arc::new(cfg),
+    };
+    let routes = api::routes(Routes::new());
+    let router = routes.router.fallback(api::not_found).with_state(state);
+    (router, routes.list)
+}
+
+/// Serve on `listener` and run the webhook dispatcher until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    store: Store,
+    cfg: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let dispatcher = tokio::spawn(webhook::run_dispatcher(
+        store.clone(),
+        cfg.webhooks.clone(),
+        stop_rx,
+    ));
+    let (router, _) = app(store, cfg);
+    let result = axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+        })
+        .await;
+    let _ = stop_tx.send(true);
+    let _ = dispatcher.await;
+    result
+}

@@ -1,0 +1,286 @@
+//! The OpenAPI 3.1 document, written by hand (serde_json) from one table of
+//! operations. A test checks that every route the router serves is in it and
+//! nothing else is.
+use serde_json::{json, Map, Value};
+
+struct Op {
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    /// Least role needed; None = no key needed.
+    role: Option<&'static str>,
+    params: &'static [P],
+    body: Option<fn() -> Value>,
+    csv: bool,
+}
+
+/// (name, location, JSON type, description)
+type P = (&'static str, &'static str, &'static str, &'static str);
+
+const RANGE: &[P] = &[
+    ("from", "query", "string", "First day, YYYY-MM-DD (UTC for KPIs, callee-local for the heat map). Default: 29 days before `to`."),
+    ("to", "query", "string", "Last day, inclusive. Default: the day of the newest finished attempt."),
+    ("campaign", "query", "integer", "Only this campaign id."),
+    ("format", "query", "string", "json (default) or csv."),
+];
+
+fn dnc_body() -> Value {
+    json!({"type": "object", "required": ["phone"], "additionalProperties": false, "properties": {
+        "phone": {"type": "string", "description": "Number, with country code or in the region's format."},
+        "scope": {"type": "string", "default": "global", "description": "global or a campaign name."},
+        "reason": {"type": "string"},
+        "region": {"type": "string", "default": "CN", "description": "Region for numbers without a country code."}}})
+}
+
+fn webhook_body() -> Value {
+    json!({"type": "object", "required": ["url"], "additionalProperties": false, "properties": {
+        "url": {"type": "string", "format": "uri"},
+        "events": {"type": "array", "items": {"type": "string"}, "description": "Event types to deliver (empty: all)."},
+        "secret": {"type": "string", "minLength": 16, "description": "HMAC key; generated and returned once when omitted."}}})
+}
+
+fn key_body() -> Value {
+    json!({"type": "object", "required": ["name", "role"], "additionalProperties": false, "properties": {
+        "name": {"type": "string"},
+        "role": {"type": "string", "enum": ["admin", "operator", "analyst"]}}})
+}
+
+const OPS: &[Op] = &[
+    Op { method: "GET", path: "/", summary: "The dashboard (HTML, embedded; 中文 with an English switch).", role: None, params: &[], body: None, csv: false },
+    Op { method: "GET", path: "/api/openapi.json", summary: "This document.", role: None, params: &[], body: None, csv: false },
+    Op { method: "GET", path: "/api/me", summary: "The caller's role.", role: Some("analyst"), params: &[], body: None, csv: false },
+    Op { method: "GET", path: "/api/overview", summary: "Counts: customers, DNC entries, segments, events per type, webhooks, data span.", role: Some("analyst"), params: &[], body: None, csv: false },
+    Op {
+        method: "GET",
+        path: "/api/customers",
+        summary: "Customers in id order, phone and name masked. reveal=true (operator, admin) shows them in clear and appends one pii_revealed event per customer first; analysts get 403.",
+        role: Some("analyst"),
+        params: &[
+            ("after", "query", "integer", "Cursor: customers with a larger id (the previous page's next_after)."),
+            ("limit", "query", "integer", "Rows per page (default 50, max 1000; CSV up to 100000)."),
+            ("reveal", "query", "boolean", "Show personal data in clear (audited; operator or admin)."),
+            ("reason", "query", "string", "Why, recorded with the reveal."),
+            ("format", "query", "string", "json (default) or csv."),
+        ],
+        body: None,
+        csv: true,
+    },
+    Op {
+        method: "GET",
+        path: "/api/customers/{id}",
+        summary: "One customer with their latest events; masking and reveal as for the list.",
+        role: Some("analyst"),
+        params: &[
+            ("id", "path", "integer", "Customer id."),
+            ("reveal", "query", "boolean", "Show personal data in clear (audited; operator or admin)."),
+            ("reason", "query", "string", "Why, recorded with the reveal."),
+        ],
+        body: None,
+        csv: false,
+    },
+    Op { method: "GET", path: "/api/segments", summary: "Stored segments with their rules and customer counts.", role: Some("analyst"), params: &[("format", "query", "string", "json (default) or csv.")], body: None, csv: true },
+    Op {
+        method: "GET",
+        path: "/api/dnc",
+        summary: "Do-not-call entries, numbers masked.",
+        role: Some("analyst"),
+        params: &[
+            ("scope", "query", "string", "Only this scope (global or a campaign name)."),
+            ("after", "query", "integer", "Cursor: skip this many entries (the previous page's next_after)."),
+            ("limit", "query", "integer", "Rows per page (default 100)."),
+            ("format", "query", "string", "json (default) or csv."),
+        ],
+        body: None,
+        csv: true,
+    },
+    Op { method: "POST", path: "/api/dnc", summary: "Put a number on the do-not-call list (201 added, 200 already listed).", role: Some("operator"), params: &[], body: Some(dnc_body), csv: false },
+    Op {
+        method: "DELETE",
+        path: "/api/dnc/{phone}",
+        summary: "Take a number off a do-not-call list (404 if it is not on it).",
+        role: Some("operator"),
+        params: &[
+            ("phone", "path", "string", "The number (URL-encode the +)."),
+            ("scope", "query", "string", "global (default) or a campaign name."),
+            ("region", "query", "string", "Region for numbers without a country code (default CN)."),
+        ],
+        body: None,
+        csv: false,
+    },
+    Op {
+        method: "GET",
+        path: "/api/events",
+        summary: "The event log: newest first (cursor `before`), or oldest first after a cursor (`after`).",
+        role: Some("analyst"),
+        params: &[
+            ("type", "query", "string", "Only this event type (e.g. attempt_ended, pii_revealed)."),
+            ("after", "query", "integer", "Oldest first, ids greater than this."),
+            ("before", "query", "integer", "Newest first, ids smaller than this."),
+            ("limit", "query", "integer", "Rows per page (default 50, max 1000; CSV up to 100000)."),
+            ("format", "query", "string", "json (default) or csv."),
+        ],
+        body: None,
+        csv: true,
+    },
+    Op {
+        method: "GET",
+        path: "/api/kpis",
+        summary: "Campaign KPIs over UTC days, totals and a per-day series: attempts (finished), connects (answered or voicemail), connect rate 接通率 = connects/attempts, outcome breakdown, abandon rate = call_abandoned/answered, average handle time = connected seconds/connects, conversion rate 转化率 = conversations with a conversion outcome/connects, intention levels.",
+        role: Some("analyst"),
+        params: RANGE,
+        body: None,
+        csv: true,
+    },
+    Op {
+        method: "GET",
+        path: "/api/heatmap",
+        summary: "Answer rate by the callee's local weekday (1 = Monday) × hour: 168 cells of attempts, connects and connects/attempts.",
+        role: Some("analyst"),
+        params: RANGE,
+        body: None,
+        csv: true,
+    },
+    Op { method: "GET", path: "/api/webhooks", summary: "Configured webhooks (secrets not shown).", role: Some("admin"), params: &[], body: None, csv: false },
+    Op {
+        method: "POST",
+        path: "/api/webhooks",
+        summary: "Add a webhook. New events of the chosen types are POSTed in batches with X-Waihu-Signature: sha256=<hex HMAC-SHA256(secret, body)> and X-Waihu-Timestamp; retried with exponential backoff. The secret is returned once.",
+        role: Some("admin"),
+        params: &[],
+        body: Some(webhook_body),
+        csv: false,
+    },
+    Op { method: "DELETE", path: "/api/webhooks/{id}", summary: "Delete a webhook and its delivery log.", role: Some("admin"), params: &[("id", "path", "integer", "Webhook id.")], body: None, csv: false },
+    Op { method: "GET", path: "/api/webhooks/{id}/deliveries", summary: "A webhook's latest deliveries (tries, status, error).", role: Some("admin"), params: &[("id", "path", "integer", "Webhook id.")], body: None, csv: false },
+    Op { method: "GET", path: "/api/keys", summary: "API keys (names, roles; never the keys).", role: Some("admin"), params: &[], body: None, csv: false },
+    Op { method: "POST", path: "/api/keys", summary: "Create an API key; the key is returned once (only its SHA-256 is stored).", role: Some("admin"), params: &[], body: Some(key_body), csv: false },
+    Op { method: "DELETE", path: "/api/keys/{id}", summary: "Revoke an API key.", role: Some("admin"), params: &[("id", "path", "integer", "Key id.")], body: None, csv: false },
+];
+
+fn error_response(desc: &str) -> Value {
+    json!({"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+/// The document served at `/api/openapi.json`.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for op in OPS {
+        let params: Vec<Value> = op
+            .params
+            .iter()
+            .map(|(name, loc, ty, desc)| json!({"name": name, "in": loc, "required": *loc == "path", "description": desc, "schema": {"type": ty}}))
+            .collect();
+        let mut ok = json!({"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}});
+        if op.csv {
+            ok["content"]["text/csv"] = json!({"schema": {"type": "string"}});
+        }
+        if op.path == "/" {
+            ok = json!({"description": "The dashboard", "content": {"text/html": {"schema": {"type": "string"}}}});
+        }
+        let mut responses = Map::new();
+        responses.insert(
+            if op.method == "POST" {
+                "201".into()
+            } else {
+                "200".into()
+            },
+            ok,
+        );
+        responses.insert(
+            "400".into(),
+            error_response("Bad parameter or body; the message says which and how to fix it"),
+        );
+        if let Some(role) = op.role {
+            responses.insert(
+                "401".into(),
+                error_response("No key, or an unknown or revoked key"),
+            );
+            responses.insert(
+                "403".into(),
+                error_response(&format!(
+                    "The key's role is below {role} (or an analyst asked for reveal)"
+                )),
+            );
+        }
+        if op.path.contains('{') {
+            responses.insert("404".into(), error_response("No such item"));
+        }
+        if op.body.is_some() {
+            responses.insert("422".into(), error_response("A field has a bad value"));
+        }
+        let mut o = json!({
+            "summary": op.summary,
+            "operationId": format!("{}{}", op.method.to_lowercase(), op.path.replace(['/', '{', '}', '.'], "_")),
+            "parameters": params,
+            "responses": responses,
+        });
+        match op.role {
+            Some(role) => {
+                o["security"] = json!([{"bearer": []}, {"apiKey": []}]);
+                o["x-waihu-role"] = json!(role);
+            }
+            None => o["security"] = json!([]),
+        }
+        if let Some(b) = op.body {
+            o["requestBody"] =
+                json!({"required": true, "content": {"application/json": {"schema": b()}}});
+        }
+        let entry = paths
+            .entry(op.path.to_string())
+            .or_insert_with(|| json!({}));
+        entry[op.method.to_lowercase()] = o;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "waihu API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "waihu (外呼) data API. Send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>` (create one with `waihu apikey create --role analyst --name NAME`). Roles: analyst (read, personal data masked), operator (+ audited reveal, DNC edits), admin (+ keys, webhooks). Errors are {\"error\": {\"code\", \"message\"}}.",
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+                    "code": {"type": "string", "description": "Stable machine-readable code, e.g. reveal_forbidden"},
+                    "message": {"type": "string", "description": "What went wrong and what to do"}}}}},
+            },
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    #[tokio::test]
+    async fn every_served_route_is_documented_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = waihu_privacy_free_key();
+        let store = waihu_store::Store::open_with_key(dir.path(), &key)
+            .await
+            .unwrap();
+        let (_router, routes) = crate::app(store, crate::Config::default());
+        let served: BTreeSet<(String, String)> = routes
+            .iter()
+            .map(|r| (r.method.to_lowercase(), r.path.to_string()))
+            .collect();
+        let doc = super::document();
+        let mut documented = BTreeSet::new();
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for method in ops.as_object().unwrap().keys() {
+                documented.insert((method.clone(), path.clone()));
+            }
+        }
+        assert_eq!(served, documented);
+        assert!(served.len() >= 20, "{served:?}");
+    }
+
+    fn waihu_privacy_free_key() -> waihu_privacy::MasterKey {
+        waihu_privacy::MasterKey::from_bytes([7; 32])
+    }
+}
