@@ -292,7 +292,7 @@ impl<R: Read> Source<R> {
             .has_headers(true)
             .from_reader(decoded);
         let headers: Vec<String> = match reader.headers() {
-            Ok(h) if !h.is_empty() && !(h.len() == 1 && h[0].trim().is_empty()) => h
+            Ok(h) if h.iter().any(|c| !c.trim().is_empty()) => h
                 .iter()
                 .map(|s| s.trim().trim_start_matches('\u{feff}').to_string())
                 .collect(),

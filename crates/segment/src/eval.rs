@@ -211,7 +211,7 @@ impl Pred {
             Pred::Bool(op, a, b) => Some(op.test(&a.eval(row, env)?, &b.eval(row, env)?)),
             Pred::NumIn(n, list) => {
                 let n = n.eval(row, env)?;
-                Some(list.iter().any(|x| *x == n))
+                Some(list.contains(&n))
             }
             Pred::TextIn(t, list) => {
                 let t = t.eval(row)?;

@@ -329,11 +329,11 @@ proptest! {
             None,
         ).unwrap();
         let row = rs.row(&a);
-        for i in 0..ORACLE_RULES.len() {
+        for (i, rule) in ORACLE_RULES.iter().enumerate() {
             let ours = rs.matches(i, &row, today());
             match cel.eval_rule(i, &a) {
-                Ok(b) => prop_assert_eq!(ours, Some(b), "rule {} on {:?}", ORACLE_RULES[i], a),
-                Err(_) => prop_assert_ne!(ours, Some(true), "rule {} on {:?}", ORACLE_RULES[i], a),
+                Ok(b) => prop_assert_eq!(ours, Some(b), "rule {} on {:?}", rule, a),
+                Err(_) => prop_assert_ne!(ours, Some(true), "rule {} on {:?}", rule, a),
             }
         }
     }
@@ -350,9 +350,9 @@ proptest! {
             None,
         ).unwrap();
         let row = rs.row(&a);
-        for i in 0..ORACLE_RULES.len() {
+        for (i, rule) in ORACLE_RULES.iter().enumerate() {
             if let Ok(b) = cel.eval_rule(i, &a) {
-                prop_assert_eq!(rs.matches(i, &row, today()), Some(b), "rule {} on {:?}", ORACLE_RULES[i], a);
+                prop_assert_eq!(rs.matches(i, &row, today()), Some(b), "rule {} on {:?}", rule, a);
             }
         }
     }

@@ -513,7 +513,7 @@ impl Importer<'_> {
             }
         }
         let t_upsert = t0.elapsed();
-        insert_events(&mut *tx, &events).await?;
+        insert_events(&mut tx, &events).await?;
         let t_events = t0.elapsed();
         sqlx::query("UPDATE imports SET rows_created = rows_created + ?, rows_updated = rows_updated + ? WHERE id = ?")
             .bind(batch_stats.created as i64)

@@ -59,7 +59,7 @@ impl Store {
                     reason: reason.into(),
                 },
             };
-            insert_events(&mut *tx, &[ev]).await?;
+            insert_events(&mut tx, &[ev]).await?;
         }
         tx.commit().await?;
         Ok(added)
@@ -92,7 +92,7 @@ impl Store {
                     scope: scope.into(),
                 },
             };
-            insert_events(&mut *tx, &[ev]).await?;
+            insert_events(&mut tx, &[ev]).await?;
         }
         tx.commit().await?;
         Ok(removed)

@@ -78,7 +78,7 @@ impl Store {
     /// Append several events atomically.
     pub async fn append_events(&self, events: &[Event]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        insert_events(&mut *tx, events).await?;
+        insert_events(&mut tx, events).await?;
         tx.commit().await?;
         Ok(())
     }
