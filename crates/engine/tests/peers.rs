@@ -195,7 +195,6 @@ async fn silent_peer_is_hung_up_after_no_rtp_timeout() {
                 "-nostdin",
                 "-m",
                 "1",
-                "-bg",
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -75,6 +75,16 @@ pub struct AnswerArgs {
     /// Stop after this many calls (default: run until interrupted) / 处理若干通后退出.
     #[arg(long)]
     calls: Option<u64>,
+    /// Register at this registrar (IP-literal SIP URI, e.g. sip:10.0.0.1:5060) and keep the
+    /// binding refreshed / 向注册服务器注册.
+    #[arg(long, value_name = "URI")]
+    register: Option<String>,
+    /// Our SIP user (Contact, registration) / 本端用户名.
+    #[arg(long, default_value = "waihu")]
+    user: String,
+    /// Digest password for --register (or env WAIHU_SIP_PASSWORD) / 注册密码.
+    #[arg(long, env = "WAIHU_SIP_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
     /// One JSON line per finished call.
     #[arg(long)]
     json: bool,
@@ -254,7 +264,36 @@ pub fn run_answer(ctx: &Ctx, a: AnswerArgs) -> anyhow::Result<()> {
     let ring = secs(a.ring, "--ring")?;
     let rt = ctx.runtime()?;
     rt.block_on(async {
-        let ep = Arc::new(SipEndpoint::bind(a.listen, "waihu", None).await?);
+        let ep = Arc::new(SipEndpoint::bind(a.listen, &a.user, None).await?);
+        if let Some(registrar) = &a.register {
+            let reg = waihu_engine::waihu_sip::Registration {
+                registrar: registrar.clone(),
+                proxy: None,
+                transport: waihu_engine::waihu_sip::Transport::Udp,
+                expires: 300,
+                credentials: a.password.clone().map(|password| Credentials {
+                    username: a.user.clone(),
+                    password,
+                }),
+            };
+            let (_id, mut events) = ep.register(reg).await?;
+            tokio::spawn(async move {
+                while let Some(ev) = events.recv().await {
+                    match ev {
+                        waihu_engine::waihu_sip::UaEvent::Registered { expires, .. } => {
+                            eprintln!("已注册 / registered ({expires} s)")
+                        }
+                        waihu_engine::waihu_sip::UaEvent::RegistrationFailed { status, .. } => {
+                            eprintln!(
+                                "注册失败 / registration failed: {}",
+                                status.map_or("timeout".into(), |s| s.to_string())
+                            )
+                        }
+                        _ => {}
+                    }
+                }
+            });
+        }
         if !a.json {
             println!("应答中 / answering on {} (Ctrl-C to stop)", ep.local_addr());
         }
@@ -350,7 +389,6 @@ fn start_callee(ours: bool, port: u16, tone: &std::path::Path) -> anyhow::Result
                 &mp.to_string(),
                 "-rtp_echo",
                 "-nostdin",
-                "-bg",
             ])
             .args(["-max_socket", "65000"])
             .stdout(Stdio::null())
@@ -478,25 +516,26 @@ pub fn bench_sip(ctx: &Ctx, a: BenchSipArgs) -> anyhow::Result<()> {
     }
     println!("waihu bench sip — caller: waihu UAC (this process); callee: see column / 主叫为 waihu，被叫见列");
     println!(
-        "{:<6} {:<22} {:>6} {:>8} {:>9} {:>9} {:>9} {:>8} {:>7} {:>9} {:>9} {:>10}",
+        "{:<6} {:<22} {:>6} {:>8} {:>9} {:>10} {:>10} {:>8} {:>6} {:>6} {:>8} {:>8} {:>10}",
         "run",
         "callee",
         "calls",
         "answered",
-        "setup/s",
+        "calls/s",
         "setup p50",
         "setup p99",
         "rtp rx",
         "lost",
         "late",
-        "cpu s",
+        "uac cpu",
+        "uas cpu",
         "%core/call"
     );
     for r in &rows {
         let lost = r.load.lost + r.callee_lost.unwrap_or(0);
         let late = r.load.late + r.callee_late.unwrap_or(0);
         println!(
-            "{:<6} {:<22} {:>6} {:>8} {:>9.1} {:>7.1}ms {:>7.1}ms {:>8} {:>7} {:>9} {:>9.2} {:>10.3}",
+            "{:<6} {:<22} {:>6} {:>8} {:>9.1} {:>8.1}ms {:>8.1}ms {:>8} {:>6} {:>6} {:>7.2}s {:>7.2}s {:>10.3}",
             r.run,
             r.callee,
             r.load.calls,
@@ -507,10 +546,12 @@ pub fn bench_sip(ctx: &Ctx, a: BenchSipArgs) -> anyhow::Result<()> {
             r.load.packets_received,
             lost,
             late,
-            r.load.cpu_s + r.callee_cpu_s,
+            r.load.cpu_s,
+            r.callee_cpu_s,
             r.cpu_pct_per_call
         );
     }
+    println!("media: calls held with two-way G.711; %core/call = (uac + uas CPU) / call-seconds. setup: calls/s = whole calls (INVITE..BYE) per second.");
     println!(
         "lost/late: both directions for the waihu callee; caller side only for SIPp (it echoes)."
     );
