@@ -109,7 +109,7 @@ impl Model {
                     let err = (z[c] - if c == ex.label { 1.0 } else { 0.0 }) * ex.weight;
                     // Classes the example no longer moves cost nothing (most of them after
                     // a few epochs); this makes training several times faster.
-                    if err.abs() < 1e-3 {
+                    if err.abs() < 1e-4 {
                         continue;
                     }
                     gb2[c] += err * err;
