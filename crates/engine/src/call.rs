@@ -458,6 +458,13 @@ async fn drive(
                             Role::Uas { .. } => {}
                         }
                     }
+                    UaEvent::ReInvite { sdp: Some(offer), .. } => {
+                        // Hold / resume / new address: follow the offer's direction and target
+                        // (the UA already answered with the mirrored direction).
+                        if let Ok((_, neg)) = Sdp::answer(&offer, media.local, &opts.codecs, 0) {
+                            media.start(neg, true);
+                        }
+                    }
                     UaEvent::DtmfInfo { digit, .. } => {
                         media.dtmf_received.push(digit);
                         progress(&Progress::DtmfReceived(digit));

@@ -740,3 +740,100 @@ async fn register_and_call_through_kamailio_with_digest_auth() {
         .unwrap();
     assert!(u.reason.contains("hangup by peer"), "{u:?}");
 }
+
+fn sipp_uac_request(method: &str, cseq: u32, sdp_dir: Option<&str>) -> String {
+    let (ct, body) = match sdp_dir {
+        Some(dir) => (
+            "Content-Type: application/sdp\nContent-Length: [len]\n",
+            format!(
+                "\nv=0\no=sipp 1 {cseq} IN IP4 [local_ip]\ns=-\nc=IN IP4 [media_ip]\nt=0 0\nm=audio [media_port] RTP/AVP 0\na=rtpmap:0 PCMU/8000\na={dir}\n"
+            ),
+        ),
+        None => ("Content-Length: 0\n", String::from("\n")),
+    };
+    let to_tag = if cseq == 1 && method == "INVITE" {
+        ""
+    } else {
+        "[peer_tag_param]"
+    };
+    format!(
+        "{method} sip:[service]@[remote_ip]:[remote_port] SIP/2.0\nVia: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n\
+         From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]\nTo: <sip:[service]@[remote_ip]:[remote_port]>{to_tag}\n\
+         Call-ID: [call_id]\nCSeq: {cseq} {method}\nContact: <sip:sipp@[local_ip]:[local_port]>\nMax-Forwards: 70\n{ct}{body}"
+    )
+}
+
+/// SIPp calls our UAS, puts it on hold with a re-INVITE (a=sendonly) after 1 s and hangs up 2 s
+/// later: our side stops sending RTP while held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_reinvite_hold_stops_our_media() {
+    if !have("sipp") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let scen = format!(
+        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"hold\">\n\
+         <send retrans=\"500\"><![CDATA[\n{}]]></send>\n\
+         <recv response=\"100\" optional=\"true\"/>\n<recv response=\"180\" optional=\"true\"/>\n<recv response=\"200\"/>\n\
+         <send><![CDATA[\n{}]]></send>\n<pause milliseconds=\"1000\"/>\n\
+         <send retrans=\"500\"><![CDATA[\n{}]]></send>\n<recv response=\"200\"/>\n\
+         <send><![CDATA[\n{}]]></send>\n<pause milliseconds=\"2000\"/>\n\
+         <send retrans=\"500\"><![CDATA[\n{}]]></send>\n<recv response=\"200\"/>\n</scenario>\n",
+        sipp_uac_request("INVITE", 1, Some("sendrecv")),
+        sipp_uac_request("ACK", 1, None),
+        sipp_uac_request("INVITE", 2, Some("sendonly")),
+        sipp_uac_request("ACK", 2, None),
+        sipp_uac_request("BYE", 3, None),
+    );
+    let path = dir.path().join("hold.xml");
+    std::fs::write(&path, scen).unwrap();
+    let uas = Arc::new(endpoint("service").await);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(call::answer_loop(
+        uas.clone(),
+        Duration::ZERO,
+        MediaOptions::default(),
+        tx,
+    ));
+    let target = uas.local_addr().to_string();
+    let status = tokio::task::spawn_blocking(move || {
+        let mut child = Peer(
+            Command::new("sipp")
+                .args([
+                    target.as_str(),
+                    "-sf",
+                    path.to_str().unwrap(),
+                    "-i",
+                    "127.0.0.1",
+                    "-p",
+                    "25080",
+                    "-mi",
+                    "127.0.0.1",
+                    "-mp",
+                    "25082",
+                    "-m",
+                    "1",
+                    "-nostdin",
+                    "-timeout",
+                    "20",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        child.0.wait().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "sipp hold scenario failed: {status:?}");
+    let r = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.outcome, CallOutcome::Answered, "{r:?}");
+    assert!(r.duration_s > 2.8, "{r:?}");
+    // ~1 s of sending before the hold (≈50 packets), none during the 2 s hold.
+    assert!((30..=90).contains(&r.rtp.packets_sent), "{r:?}");
+}
