@@ -13,10 +13,22 @@ use waihu_engine::call::{self, CallOptions, MediaOptions};
 use waihu_engine::sip::SipEndpoint;
 use waihu_media::wav;
 
-/// Kills the child (by its PID) when dropped, so a failing test leaves nothing behind.
+/// Stops the child (by its PID) when dropped, so a failing test leaves nothing behind:
+/// SIGTERM first (Kamailio then stops the workers it forked), SIGKILL if it lingers.
 struct Peer(Child);
 impl Drop for Peer {
     fn drop(&mut self) {
+        let pid = self.0.id().to_string();
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid])
+            .stderr(Stdio::null())
+            .status();
+        for _ in 0..40 {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
