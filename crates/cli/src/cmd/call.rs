@@ -242,8 +242,17 @@ pub fn run_call(ctx: &Ctx, a: CallArgs) -> anyhow::Result<()> {
         let adv = waihu_engine::sip::advertised_ip(a.bind.ip(), toward);
         let ep = SipEndpoint::bind(a.bind, &a.from, Some(adv)).await?;
         let json = a.json;
-        let report = call::place_call(&ep, opts, &mut |p| progress_line(p, json)).await?;
-        print_report(&report, json)
+        match call::place_call(&ep, opts, &mut |p| progress_line(p, json)).await {
+            Ok(report) => print_report(&report, json),
+            Err(e) => {
+                // Scripts read the last line: it is an outcome even when the call never started.
+                if json {
+                    let v = serde_json::json!({"outcome": "failed", "sip_status": null, "duration_s": 0.0, "reason": e.to_string()});
+                    println!("{v}");
+                }
+                Err(anyhow::Error::from(e).context("the call failed / 呼叫失败"))
+            }
+        }
     })
 }
 
