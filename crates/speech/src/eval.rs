@@ -179,9 +179,64 @@ pub fn run_clip_with(
     Ok(out)
 }
 
+/// Lowercase words with punctuation removed (hyphens and apostrophes kept
+/// inside words), for word error rate.
+pub fn normalize_words(s: &str) -> Vec<String> {
+    s.to_lowercase()
+        .split(|c: char| c.is_whitespace() || (c.is_ascii_punctuation() && c != '\'' && c != '-'))
+        .map(|w| w.trim_matches(|c: char| c == '\'' || c == '-').to_string())
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// Levenshtein distance between two sequences.
+pub fn edit_distance<T: PartialEq>(a: &[T], b: &[T]) -> usize {
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, x) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, y) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(x != y))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// Word error rate of `hyp` against `reference` (errors, reference words).
+pub fn word_errors(reference: &str, hyp: &str) -> (usize, usize) {
+    let r = normalize_words(reference);
+    let h = normalize_words(hyp);
+    (edit_distance(&r, &h), r.len())
+}
+
+/// Character errors for Chinese (punctuation and spaces removed), with the reference length.
+pub fn char_errors(reference: &str, hyp: &str) -> (usize, usize) {
+    let clean = |s: &str| -> Vec<char> {
+        s.chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let (r, h) = (clean(reference), clean(hyp));
+    (edit_distance(&r, &h), r.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wer_counts_substitutions_insertions_deletions() {
+        assert_eq!(word_errors("Yes, I'm here.", "yes i'm here"), (0, 3));
+        assert_eq!(
+            word_errors("call me back later", "call back later please"),
+            (2, 4)
+        );
+        assert_eq!(char_errors("好的，谢谢。", "好了谢谢"), (1, 4));
+    }
 
     #[test]
     fn noise_has_unit_variance_and_repeats() {

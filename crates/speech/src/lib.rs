@@ -19,6 +19,7 @@
 
 pub mod asr;
 pub mod cache;
+pub mod ct2;
 pub mod endpoint;
 pub mod eval;
 pub mod funasr;
@@ -29,6 +30,7 @@ pub mod style;
 pub mod tts;
 pub mod vad;
 pub mod wav;
+pub mod whisper;
 
 pub use cache::TtsCache;
 pub use script::{Lang, LangChoice};

@@ -169,6 +169,8 @@ pub fn bench_tts(runs: usize) -> anyhow::Result<()> {
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {
+    /// Embedded Whisper (faster-whisper / CTranslate2 model directory, run with candle), behind the endpointer.
+    Whisper,
     /// OpenAI-compatible `POST /v1/audio/transcriptions` (faster-whisper servers, vLLM, FunASR's OpenAI server), behind the endpointer.
     Openai,
     /// FunASR runtime WebSocket server (Paraformer / SenseVoice), streaming.
@@ -179,10 +181,13 @@ pub enum Engine {
 #[derive(clap::Args, Debug)]
 pub struct AsrArgs {
     /// WAV file (PCM 8-32 bit, float, A-law or µ-law; mixed down to mono).
-    #[arg(required_unless_present = "bench_vad")]
+    #[arg(required_unless_present_any = ["bench_vad", "bench"])]
     file: Option<PathBuf>,
-    #[arg(long, value_enum, default_value = "openai")]
+    #[arg(long, value_enum, default_value = "whisper")]
     engine: Engine,
+    /// Whisper model directory (default: <models dir>/whisper-tiny.en, installed by scripts/deps/speech.sh).
+    #[arg(long = "model-dir", value_name = "DIR")]
+    model_dir: Option<PathBuf>,
     /// Server URL: `http://host:8000/v1` (openai) or `ws://host:10095` (funasr).
     #[arg(long, env = "WAIHU_ASR_URL")]
     url: Option<String>,
@@ -213,6 +218,13 @@ pub struct AsrArgs {
     /// barge-ins on espeak-ng speech, clean and with noise.
     #[arg(long)]
     bench_vad: bool,
+    /// Measure the embedded engine instead: WER and time per utterance beside
+    /// faster-whisper (Python) on the same audio and model, clean and at 10 dB SNR.
+    #[arg(long)]
+    bench: bool,
+    /// With --bench: skip the faster-whisper baseline.
+    #[arg(long)]
+    no_baseline: bool,
 }
 
 pub fn run_asr(ctx: &Ctx, a: AsrArgs) -> anyhow::Result<()> {
@@ -220,6 +232,9 @@ pub fn run_asr(ctx: &Ctx, a: AsrArgs) -> anyhow::Result<()> {
     use waihu_speech::endpoint::EndpointConfig;
     if a.bench_vad {
         return bench_vad();
+    }
+    if a.bench {
+        return bench_asr(ctx, a.model_dir.clone(), !a.no_baseline);
     }
     let file = a.file.context("FILE is required")?;
     let pcm = waihu_speech::wav::read_wav(&file)?;
@@ -243,13 +258,30 @@ pub fn run_asr(ctx: &Ctx, a: AsrArgs) -> anyhow::Result<()> {
         prompt: a.prompt.clone(),
         rate,
     };
-    let url = a
-        .url
-        .clone()
-        .context("需要 --url / --url is required (or WAIHU_ASR_URL): the ASR server to use")?;
+    let url = || {
+        a.url
+            .clone()
+            .context("需要 --url / --url is required (or WAIHU_ASR_URL): the ASR server to use")
+    };
     let asr: Box<dyn Asr> = match a.engine {
+        Engine::Whisper => {
+            let dir = a.model_dir.clone().unwrap_or_else(|| {
+                waihu_speech::whisper::default_model_dir(ctx.data_dir(), "whisper-tiny.en")
+            });
+            let engine = waihu_speech::whisper::WhisperAsr::load(&dir).with_context(|| {
+                format!(
+                    "loading {} (install it with scripts/deps/speech.sh)",
+                    dir.display()
+                )
+            })?;
+            let cfg = EndpointConfig {
+                end_silence_ms: a.end_silence_ms,
+                ..Default::default()
+            };
+            Box::new(Endpointed::new(Arc::new(engine), cfg))
+        }
         Engine::Openai => {
-            let engine = waihu_speech::openai::OpenAiAsr::new(&url, &a.model)?
+            let engine = waihu_speech::openai::OpenAiAsr::new(&url()?, &a.model)?
                 .with_api_key(a.api_key.clone());
             let cfg = EndpointConfig {
                 end_silence_ms: a.end_silence_ms,
@@ -259,7 +291,7 @@ pub fn run_asr(ctx: &Ctx, a: AsrArgs) -> anyhow::Result<()> {
         }
         Engine::Funasr => {
             let mode = a.mode.parse().map_err(anyhow::Error::msg)?;
-            Box::new(waihu_speech::funasr::FunAsr::new(&url, mode)?)
+            Box::new(waihu_speech::funasr::FunAsr::new(&url()?, mode)?)
         }
     };
     let t0 = Instant::now();
@@ -418,6 +450,242 @@ pub fn bench_vad() -> anyhow::Result<()> {
                 o.false_barge_ins + o.false_starts
             );
         }
+    }
+    Ok(())
+}
+
+const FASTER_WHISPER_SCRIPT: &str = r#"
+import json, sys, time
+from faster_whisper import WhisperModel
+model_dir, compute, files = sys.argv[1], sys.argv[2], sys.argv[3:]
+m = WhisperModel(model_dir, device="cpu", compute_type=compute, cpu_threads=2)
+for f in files:
+    t0 = time.perf_counter()
+    segs, info = m.transcribe(f, language="en", beam_size=1, temperature=0.0, without_timestamps=True,
+                              condition_on_previous_text=False, vad_filter=False)
+    text = " ".join(s.text.strip() for s in segs)
+    print(json.dumps({"file": f, "text": text, "secs": time.perf_counter() - t0}), flush=True)
+"#;
+
+/// The Python baseline's interpreter: a venv under the cache dir with
+/// faster-whisper installed (created on first use).
+fn faster_whisper_python() -> anyhow::Result<PathBuf> {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let venv = home.join(".cache/waihu/fw-venv");
+    let py = venv.join("bin/python");
+    let ok = |p: &PathBuf| {
+        std::process::Command::new(p)
+            .args(["-c", "import faster_whisper"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    if py.exists() && ok(&py) {
+        return Ok(py);
+    }
+    eprintln!(
+        "安装对照组 / installing the baseline: faster-whisper into {}",
+        venv.display()
+    );
+    let st = std::process::Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()?;
+    anyhow::ensure!(st.success(), "python3 -m venv failed");
+    let st = std::process::Command::new(venv.join("bin/pip"))
+        .args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "faster-whisper",
+        ])
+        .status()?;
+    anyhow::ensure!(st.success() && ok(&py), "pip install faster-whisper failed");
+    Ok(py)
+}
+
+/// WER and time per utterance of the embedded Whisper engine beside
+/// faster-whisper (Python, CTranslate2) on the same audio and model: espeak-ng
+/// English sentences (two voices, two speeds) through the 8 kHz telephone
+/// band, clean and with white noise at 10 dB SNR.
+pub fn bench_asr(ctx: &Ctx, model_dir: Option<PathBuf>, baseline: bool) -> anyhow::Result<()> {
+    use waihu_speech::asr::{AsrOptions, UtteranceAsr};
+    use waihu_speech::eval::{make_clip, word_errors};
+    use waihu_speech::whisper::{default_model_dir, WhisperAsr};
+    let dir = model_dir.unwrap_or_else(|| default_model_dir(ctx.data_dir(), "whisper-tiny.en"));
+    let t_load = Instant::now();
+    let asr = WhisperAsr::load(&dir)
+        .with_context(|| format!("loading {} (run scripts/deps/speech.sh)", dir.display()))?;
+    let load_s = t_load.elapsed().as_secs_f64();
+    let sentences = [
+        "Yes, that's fine, please deliver it tomorrow morning.",
+        "No thanks, I am not interested in this offer.",
+        "Could you call me back after five o'clock?",
+        "I already paid for that order last week.",
+        "Please remove my number from your list.",
+        "Who is calling, and which company are you from?",
+    ];
+    let voices = [
+        ("en-us", 1.0f32),
+        ("en-gb", 1.0),
+        ("en-us", 1.2),
+        ("en-gb", 0.9),
+    ];
+    let tmp = tempfile::tempdir()?;
+    let mut cases = Vec::new();
+    for (vi, (voice, speed)) in voices.iter().enumerate() {
+        let synth = Synthesizer::new(Arc::new(EspeakTts::new(
+            "espeak-ng",
+            "cmn-latn-pinyin",
+            voice,
+        )));
+        for (si, s) in sentences.iter().enumerate() {
+            let style = waihu_speech::Style {
+                pitch: 1.0,
+                speed: *speed,
+                range: 1.0,
+            };
+            let audio = synth.synthesize_all(
+                s,
+                Voice {
+                    style,
+                    lang: LangChoice::En,
+                    rate: 8000,
+                },
+            )?;
+            for snr in [None, Some(10.0)] {
+                let clip = make_clip(&audio, 8000, 300, 300, snr, (vi * 100 + si) as u64);
+                let path = tmp.path().join(format!(
+                    "v{vi}s{si}{}.wav",
+                    if snr.is_some() { "n" } else { "c" }
+                ));
+                waihu_speech::wav::write_wav(&path, 8000, &clip.samples)?;
+                cases.push((s.to_string(), snr, clip, path));
+            }
+        }
+    }
+    let rt = ctx.runtime()?;
+    let opts = AsrOptions {
+        lang: Some("en".into()),
+        rate: 8000,
+        ..Default::default()
+    };
+    // Warm-up (first-call allocations), not counted.
+    rt.block_on(asr.transcribe(&cases[0].2.samples, 8000, &opts))?;
+    let mut ours = Vec::new();
+    for (_, _, clip, _) in &cases {
+        let t0 = Instant::now();
+        let t = rt.block_on(asr.transcribe(&clip.samples, 8000, &opts))?;
+        ours.push((t.text, t0.elapsed().as_secs_f64()));
+    }
+    let mut theirs: Vec<Option<(String, f64)>> = vec![None; cases.len()];
+    let mut baseline_note = String::from("not run (--no-baseline)");
+    if baseline {
+        match faster_whisper_python() {
+            Ok(py) => {
+                let script = tmp.path().join("fw.py");
+                std::fs::write(&script, FASTER_WHISPER_SCRIPT)?;
+                for compute in ["int8"] {
+                    let out = std::process::Command::new(&py)
+                        .arg(&script)
+                        .arg(&dir)
+                        .arg(compute)
+                        .args(cases.iter().map(|c| c.3.clone()))
+                        .output()?;
+                    if !out.status.success() {
+                        baseline_note = format!(
+                            "failed: {}",
+                            String::from_utf8_lossy(&out.stderr)
+                                .lines()
+                                .last()
+                                .unwrap_or("")
+                        );
+                        break;
+                    }
+                    for line in String::from_utf8_lossy(&out.stdout).lines() {
+                        let v: serde_json::Value = serde_json::from_str(line)?;
+                        let f = PathBuf::from(v["file"].as_str().unwrap_or_default());
+                        if let Some(i) = cases.iter().position(|c| c.3 == f) {
+                            theirs[i] = Some((
+                                v["text"].as_str().unwrap_or_default().to_string(),
+                                v["secs"].as_f64().unwrap_or(0.0),
+                            ));
+                        }
+                    }
+                    baseline_note =
+                        format!("faster-whisper {compute}, 2 threads, greedy, same model dir");
+                }
+            }
+            Err(e) => baseline_note = format!("unavailable: {e:#}"),
+        }
+    }
+    println!(
+        "ASR {} from {} (loaded in {load_s:.2} s); baseline: {baseline_note}",
+        asr.model().name(),
+        dir.display()
+    );
+    println!(
+        "{:<6} {:>3} {:>7} | {:>6} {:>9} {:>6} | {:>6} {:>9} {:>6} | {:>6}",
+        "audio", "n", "audio s", "WER", "s/utt", "RTF", "fw WER", "fw s/utt", "fw RTF", "speed"
+    );
+    for (label, noisy) in [("clean", false), ("10 dB", true)] {
+        let idx: Vec<usize> = (0..cases.len())
+            .filter(|&i| cases[i].1.is_some() == noisy)
+            .collect();
+        let audio: f64 = idx
+            .iter()
+            .map(|&i| cases[i].2.samples.len() as f64 / 8000.0)
+            .sum();
+        let (mut e, mut n, mut secs) = (0, 0, 0.0);
+        let (mut fe, mut fn_, mut fsecs, mut fcount) = (0, 0, 0.0, 0);
+        for &i in &idx {
+            let (a, b) = word_errors(&cases[i].0, &ours[i].0);
+            e += a;
+            n += b;
+            secs += ours[i].1;
+            if let Some((t, s)) = &theirs[i] {
+                let (a, b) = word_errors(&cases[i].0, t);
+                fe += a;
+                fn_ += b;
+                fsecs += s;
+                fcount += 1;
+            }
+        }
+        let k = idx.len() as f64;
+        let fw = if fcount > 0 {
+            format!(
+                "{:>6.3} {:>9.3} {:>6.3} | {:>5.2}×",
+                fe as f64 / fn_.max(1) as f64,
+                fsecs / fcount as f64,
+                fsecs / audio,
+                fsecs / secs.max(1e-9)
+            )
+        } else {
+            format!("{:>6} {:>9} {:>6} | {:>6}", "-", "-", "-", "-")
+        };
+        println!(
+            "{label:<6} {:>3} {:>7.2} | {:>6.3} {:>9.3} {:>6.3} | {fw}",
+            idx.len(),
+            audio / k,
+            e as f64 / n.max(1) as f64,
+            secs / k,
+            secs / audio
+        );
+    }
+    for (i, c) in cases
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.1.is_some())
+        .take(4)
+    {
+        println!(
+            "  ref {:?}\n  ours {:?}\n  fw   {:?}",
+            c.0,
+            ours[i].0,
+            theirs[i].as_ref().map(|t| t.0.as_str()).unwrap_or("-")
+        );
     }
     Ok(())
 }
