@@ -237,12 +237,13 @@ enum Queue {
     Fifo(VecDeque<Entry>),
     Buckets {
         buckets: Vec<VecDeque<Entry>>,
-        top: usize,
+        /// Bit per bucket: non-empty. The top is the highest set bit.
+        nonempty: [u64; BUCKETS / 64],
         len: usize,
     },
 }
 
-const BUCKETS: usize = 1200;
+const BUCKETS: usize = 1216;
 /// Buckets per unit of natural log: 50 → keys 2% apart share a bucket.
 const BUCKET_SCALE: f64 = 50.0;
 
@@ -260,63 +261,73 @@ impl Queue {
             Policy::Fifo => Queue::Fifo(VecDeque::new()),
             Policy::BestTime => Queue::Buckets {
                 buckets: (0..BUCKETS).map(|_| VecDeque::new()).collect(),
-                top: 0,
+                nonempty: [0; BUCKETS / 64],
                 len: 0,
             },
         }
     }
 
-    fn push(&mut self, e: Entry) {
+    fn top(nonempty: &[u64; BUCKETS / 64]) -> Option<usize> {
+        nonempty
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, w)| **w != 0)
+            .map(|(i, w)| i * 64 + 63 - w.leading_zeros() as usize)
+    }
+
+    fn insert(&mut self, e: Entry, front: bool) {
         match self {
+            Queue::Fifo(q) if front => q.push_front(e),
             Queue::Fifo(q) => q.push_back(e),
-            Queue::Buckets { buckets, top, len } => {
+            Queue::Buckets {
+                buckets,
+                nonempty,
+                len,
+            } => {
                 let b = bucket_of(e.key);
-                buckets[b].push_back(e);
-                *top = (*top).max(b);
+                if front {
+                    buckets[b].push_front(e);
+                } else {
+                    buckets[b].push_back(e);
+                }
+                nonempty[b / 64] |= 1 << (b % 64);
                 *len += 1;
             }
         }
+    }
+
+    fn push(&mut self, e: Entry) {
+        self.insert(e, false)
     }
 
     /// Put back an entry just popped, in front of its equals.
     fn push_front(&mut self, e: Entry) {
-        match self {
-            Queue::Fifo(q) => q.push_front(e),
-            Queue::Buckets { buckets, top, len } => {
-                let b = bucket_of(e.key);
-                buckets[b].push_front(e);
-                *top = (*top).max(b);
-                *len += 1;
-            }
-        }
+        self.insert(e, true)
     }
 
-    fn peek(&mut self) -> Option<&Entry> {
+    fn peek(&self) -> Option<&Entry> {
         match self {
             Queue::Fifo(q) => q.front(),
-            Queue::Buckets { buckets, top, len } => {
-                if *len == 0 {
-                    return None;
-                }
-                while buckets[*top].is_empty() && *top > 0 {
-                    *top -= 1;
-                }
-                buckets[*top].front()
-            }
+            Queue::Buckets {
+                buckets, nonempty, ..
+            } => Self::top(nonempty).and_then(|b| buckets[b].front()),
         }
     }
 
     fn pop(&mut self) -> Option<Entry> {
         match self {
             Queue::Fifo(q) => q.pop_front(),
-            Queue::Buckets { buckets, top, len } => {
-                if *len == 0 {
-                    return None;
+            Queue::Buckets {
+                buckets,
+                nonempty,
+                len,
+            } => {
+                let b = Self::top(nonempty)?;
+                let e = buckets[b].pop_front();
+                if buckets[b].is_empty() {
+                    nonempty[b / 64] &= !(1 << (b % 64));
                 }
-                while buckets[*top].is_empty() && *top > 0 {
-                    *top -= 1;
-                }
-                let e = buckets[*top].pop_front();
                 if e.is_some() {
                     *len -= 1;
                 }

@@ -337,6 +337,33 @@ impl ComplianceReport {
 /// Detail kept for at most this many violations; all are counted.
 const KEEP: usize = 1000;
 
+/// FNV-1a: the keys are blind indexes (already uniformly random hex) and
+/// caller IDs, so a fast non-keyed hash is enough and SipHash is the cost
+/// centre of a million-number audit.
+#[derive(Default, Clone, Copy)]
+struct FastHash;
+
+struct Fnv(u64);
+
+impl std::hash::BuildHasher for FastHash {
+    type Hasher = Fnv;
+    fn build_hasher(&self) -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= *b as u64;
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
 #[derive(Default)]
 struct NumberState {
     day: i32,
@@ -357,8 +384,8 @@ struct CampaignCounts {
 /// Streaming checker: feed events in time order, then [`Checker::finish`].
 pub struct Checker {
     rules: HashMap<i64, CampaignRules>,
-    numbers: HashMap<String, NumberState>,
-    caller_ids: HashMap<(String, i32), u32>,
+    numbers: HashMap<String, NumberState, FastHash>,
+    caller_ids: HashMap<(String, i32), u32, FastHash>,
     counts: BTreeMap<i64, CampaignCounts>,
     report: ComplianceReport,
     last_at: Option<DateTime<Utc>>,
@@ -377,8 +404,8 @@ impl Checker {
     pub fn new(rules: Vec<CampaignRules>) -> Self {
         Checker {
             rules: rules.into_iter().map(|r| (r.id, r)).collect(),
-            numbers: HashMap::new(),
-            caller_ids: HashMap::new(),
+            numbers: HashMap::default(),
+            caller_ids: HashMap::default(),
             counts: BTreeMap::new(),
             report: ComplianceReport::default(),
             last_at: None,
@@ -533,7 +560,13 @@ impl Checker {
                 format!("{} local in {tz_name}", local.format("%H:%M:%S")),
             );
         }
-        let st = self.numbers.entry(phone.to_string()).or_default();
+        if !self.numbers.contains_key(phone) {
+            self.numbers
+                .insert(phone.to_string(), NumberState::default());
+        }
+        let Some(st) = self.numbers.get_mut(phone) else {
+            return;
+        };
         let scoped = st
             .dnc_scopes
             .iter()
