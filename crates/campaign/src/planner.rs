@@ -1351,7 +1351,7 @@ impl Planner {
             .map(|i| self.campaign.caller_ids[i].number.as_str())
     }
 
-    /// Seconds until the next calendar or callback entry, to sleep that long.
+    /// When the next calendar or callback entry falls due (the runtime may sleep until then).
     pub fn next_wakeup(&self) -> Option<DateTime<Utc>> {
         let cal = self.calendar.keys().next().map(|m| m * 60);
         let cb = self.callbacks.peek().map(|Reverse((t, ..))| *t);
