@@ -263,3 +263,36 @@ fn bad_rules_file_is_an_error_with_field() {
     let e = CampaignRules::from_yaml("x.yaml", "name: [").unwrap_err();
     assert!(e.to_string().starts_with("x.yaml"), "{e}");
 }
+
+proptest::proptest! {
+    #[test]
+    fn rules_parser_never_panics(s in "\\PC{0,300}") {
+        let _ = CampaignRules::from_yaml("fuzz.yaml", &s);
+    }
+
+    #[test]
+    fn checker_never_panics_on_odd_events(
+        tz in "[A-Za-z/_+0-9-]{0,24}",
+        local in "\\PC{0,40}",
+        secs in -4_000_000_000i64..8_000_000_000i64,
+        campaign in proptest::option::of(-3i64..10),
+        phone in "[0-9a-f]{0,8}",
+    ) {
+        let at = DateTime::from_timestamp(secs, 0).unwrap_or_default();
+        let e = Event {
+            at,
+            customer: None,
+            campaign: campaign.map(CampaignId),
+            call: None,
+            kind: EventKind::AttemptStarted {
+                phone: PhoneIndex(phone),
+                tz,
+                local_time: local,
+                caller_id: Some("+861058880001".into()),
+                channel: "voice".into(),
+            },
+        };
+        let r = check(rules(), vec![e.clone(), e]);
+        proptest::prop_assert_eq!(r.attempts, 2);
+    }
+}
