@@ -38,6 +38,11 @@ enum Command {
     /// 事件日志: read the append-only event log.
     #[command(subcommand)]
     Events(cmd::events::Cmd),
+    /// 数据平台: serve the HTTP API and the dashboard (default 127.0.0.1:8080).
+    Serve(cmd::serve::ServeArgs),
+    /// API keys for `waihu serve` (roles admin, operator, analyst). API 密钥。
+    #[command(subcommand)]
+    Apikey(cmd::serve::ApikeyCmd),
     /// 基准测试: measure waihu's parts beside a baseline run in the same process.
     #[command(subcommand)]
     Bench(cmd::bench::Cmd),
@@ -79,6 +84,8 @@ fn main() -> ExitCode {
         Command::Segments(c) => cmd::segments::run(&ctx, c),
         Command::Dnc(c) => cmd::dnc::run(&ctx, c),
         Command::Events(c) => cmd::events::run(&ctx, c),
+        Command::Serve(a) => cmd::serve::run_serve(&ctx, a),
+        Command::Apikey(c) => cmd::serve::run_apikey(&ctx, c),
         Command::Bench(c) => cmd::bench::run(&ctx, c),
         Command::Call(a) => cmd::call::run_call(&ctx, a),
         Command::Answer(a) => cmd::call::run_answer(&ctx, a),

@@ -14,6 +14,9 @@ pub enum Cmd {
     /// SIP calls: concurrent calls with two-way G.711 media and call setup rate, against our
     /// UAS and a SIPp UAS (-rtp_echo) as the reference.
     Sip(crate::cmd::call::BenchSipArgs),
+    /// HTTP API: KPI and heat-map pages over 1,000,000 generated attempts (rollup vs SQL over
+    /// the event log vs a Rust scan of decoded events).
+    Api(crate::cmd::serve::BenchApiArgs),
     /// Dialog scripts: validation time and per-step cost of the interpreter on a generated
     /// 250-state / 1,000+-transition script, beside a naive interpreter of the parsed YAML.
     Script(crate::cmd::script::BenchArgs),
@@ -47,6 +50,7 @@ pub enum Cmd {
 pub fn run(_ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
     match cmd {
         Cmd::Sip(a) => crate::cmd::call::bench_sip(_ctx, a),
+        Cmd::Api(a) => crate::cmd::serve::run_bench_api(_ctx, a),
         Cmd::Script(a) => crate::cmd::script::bench(a),
         Cmd::Import { rows, dir, json } => bench_import(rows, dir, json),
         Cmd::Segments { customers, rules, baseline_customers, json } => {

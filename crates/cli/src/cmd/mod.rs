@@ -11,4 +11,5 @@ pub mod events;
 pub mod nlu;
 pub mod script;
 pub mod segments;
+pub mod serve;
 pub mod speech;
