@@ -1,15 +1,22 @@
-//! `waihu demo`: the README's main job on embedded defaults. Today it imports
-//! the sample customers, applies the sample segmentation and shows the
-//! result; later stages (campaign, calls, dashboard) join here as they land.
+//! `waihu demo`: the README's main job on embedded defaults. It imports the
+//! sample customers, segments them, runs the order-confirmation script's test
+//! conversations, simulates a week-long campaign in virtual time and has the
+//! independent checker prove from the event log that no calling rule was
+//! broken. Live SIP calls with virtual callees join here when the voice
+//! pipeline lands.
 use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::cmd::{customers, segments};
+use crate::cmd::{campaign, compliance, customers, script, segments};
 use crate::ctx::Ctx;
 
 const SAMPLE_CUSTOMERS: &str = include_str!("../../../../examples/customers.csv");
 const SAMPLE_SEGMENTS: &str = include_str!("../../../../examples/segments.yaml");
+const SAMPLE_CAMPAIGN: &str = include_str!("../../../../examples/campaign.yaml");
+const ORDER_SCRIPT: &str = include_str!("../../../../examples/scripts/order_confirmation.zh.yaml");
+const ORDER_CASES: &str =
+    include_str!("../../../../examples/scripts/order_confirmation.cases.yaml");
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -25,6 +32,12 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let rules = dir.join("segments.yaml");
     write_if_changed(&csv, SAMPLE_CUSTOMERS)?;
     write_if_changed(&rules, SAMPLE_SEGMENTS)?;
+    let campaign_file = dir.join("campaign.yaml");
+    let script_file = dir.join("order_confirmation.zh.yaml");
+    let cases_file = dir.join("order_confirmation.cases.yaml");
+    write_if_changed(&campaign_file, SAMPLE_CAMPAIGN)?;
+    write_if_changed(&script_file, ORDER_SCRIPT)?;
+    write_if_changed(&cases_file, ORDER_CASES)?;
     if !args.json {
         println!("waihu demo — data directory {}", ctx.data_dir().display());
         println!(
@@ -50,32 +63,101 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             } else {
                 println!(
                     "   {} created, {} updated, {} unchanged, {} rejected ({})",
-                    report.created, report.updated, report.unchanged, report.rejected, report.encoding
+                    report.created,
+                    report.updated,
+                    report.unchanged,
+                    report.rejected,
+                    report.encoding
                 );
                 if let Some(p) = &report.rejects_file {
                     println!("   rejected rows (the sample has three on purpose) → {p}");
                 }
                 println!("\n2. 客户分群 / segmenting with {}", rules.display());
             }
-            let seg = segments::RulesArgs { rules: rules.clone(), samples: 2, today: None, json: args.json };
+            let seg = segments::RulesArgs {
+                rules: rules.clone(),
+                samples: 2,
+                today: None,
+                json: args.json,
+            };
             segments::preview(&store, &seg, true).await?;
             if !args.json {
                 let (n, reveals) = (store.customer_count().await?, store.event_counts().await?);
-                println!("\n3. 事件日志 / event log: {n} customers stored encrypted; events by type:");
+                println!(
+                    "\n3. 事件日志 / event log: {n} customers stored encrypted; events by type:"
+                );
                 for (t, c) in reveals {
                     println!("   {t:<20} {c}");
                 }
-                println!(
-                    "\nNext: waihu customers list --segment high_value | waihu segments preview {} | waihu --help",
-                    rules.display()
-                );
             }
             Ok::<_, anyhow::Error>(())
         }
         .await;
         store.close().await;
         r
-    })
+    })?;
+    drop(rt);
+
+    if !args.json {
+        println!(
+            "\n4. 话术脚本 / order-confirmation script: validated, then its test conversations"
+        );
+    }
+    script::run(
+        ctx,
+        script::Cmd::Test {
+            file: script_file.clone(),
+            cases: cases_file,
+            json: args.json,
+            verbose: false,
+        },
+    )?;
+
+    let events = dir.join("simulated-events.jsonl");
+    if !args.json {
+        println!(
+            "\n5. 外呼模拟 / a 7-day campaign over 20,000 synthetic customers in virtual time ({})",
+            campaign_file.display()
+        );
+    }
+    campaign::run(
+        ctx,
+        campaign::Cmd::Simulate {
+            campaign: Some(campaign_file.clone()),
+            customers: 20_000,
+            days: 7,
+            policy: "best-time".into(),
+            compare: false,
+            channels: None,
+            agents: None,
+            seed: 1,
+            start: None,
+            events_out: Some(events.clone()),
+            store: false,
+            json: args.json,
+        },
+    )?;
+    if !args.json {
+        println!(
+            "\n6. 合规检查 / the independent checker re-reads that event log ({})",
+            events.display()
+        );
+    }
+    compliance::run(
+        ctx,
+        compliance::Cmd::Check {
+            campaigns: vec![campaign_file],
+            events: Some(events),
+            json: args.json,
+        },
+    )?;
+    if !args.json {
+        println!(
+            "\nNext: waihu customers list --segment high_value · waihu script chat {} · waihu --help",
+            script_file.display()
+        );
+    }
+    Ok(())
 }
 
 fn write_if_changed(path: &PathBuf, content: &str) -> anyhow::Result<()> {
