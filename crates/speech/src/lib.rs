@@ -10,7 +10,10 @@
 //! - [`vad`] and [`endpoint`]: speech/non-speech per frame, and a sans-IO
 //!   endpointer (start, end, barge-in) driven by media time, never the clock.
 //! - [`asr`]: the streaming ASR trait; utterance engines run behind the endpointer.
+//! - [`whisper`]: the embedded ASR engine: Whisper from a faster-whisper
+//!   (CTranslate2) model directory read by [`ct2`], run on candle.
 //! - [`openai`], [`funasr`]: remote ASR adapters.
+//! - [`eval`]: noise, clips, WER/CER for tests and `waihu ... --bench`.
 //! - [`wav`], [`resample`], [`script`], [`style`]: the pieces underneath.
 //!
 //! Architecture invariant: decision logic (script splitting, style mapping,

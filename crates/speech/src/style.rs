@@ -37,11 +37,8 @@ impl Default for Style {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StyleError {
-    #[error("读取风格配置失败 / cannot read style config {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("读取风格配置失败 / cannot read style config {path}: {err}")]
+    Io { path: String, err: std::io::Error },
     #[error("风格配置错误 / style config {origin}: {message}")]
     Parse { origin: String, message: String },
     #[error("风格配置错误 / style config {origin}: style `{style}` field `{field}` = {value} is outside {min}..={max}")]
@@ -139,9 +136,9 @@ impl StyleBook {
     }
 
     pub fn load(path: &Path) -> Result<Self, StyleError> {
-        let text = std::fs::read_to_string(path).map_err(|source| StyleError::Io {
+        let text = std::fs::read_to_string(path).map_err(|err| StyleError::Io {
             path: path.display().to_string(),
-            source,
+            err,
         })?;
         Self::from_str_over_defaults(&text, &path.display().to_string())
     }

@@ -34,10 +34,12 @@ pub fn frame_len(rate: u32) -> usize {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TtsError {
-    #[error("无法启动 {program} / cannot run {program}: {source} (install it: apt-get install espeak-ng)")]
+    #[error(
+        "无法启动 {program} / cannot run {program}: {err} (install it: apt-get install espeak-ng)"
+    )]
     Spawn {
         program: String,
-        source: std::io::Error,
+        err: std::io::Error,
     },
     #[error("{program} 失败 / {program} failed ({status}) on {text:?}: {stderr}")]
     Failed {
@@ -46,8 +48,8 @@ pub enum TtsError {
         text: String,
         stderr: String,
     },
-    #[error("{program} 输出无效 / {program} wrote invalid audio: {source}")]
-    Audio { program: String, source: WavError },
+    #[error("{program} 输出无效 / {program} wrote invalid audio: {err}")]
+    Audio { program: String, err: WavError },
     #[error(transparent)]
     Style(#[from] crate::style::StyleError),
     #[error("不支持的采样率 / unsupported output rate {0} Hz (8000 or 16000)")]
@@ -165,9 +167,9 @@ impl TtsEngine for EspeakTts {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|source| TtsError::Spawn {
+        let mut child = cmd.spawn().map_err(|err| TtsError::Spawn {
             program: program.clone(),
-            source,
+            err,
         })?;
         let mut stdin = child.stdin.take();
         let out = std::thread::scope(|s| {
@@ -179,9 +181,9 @@ impl TtsEngine for EspeakTts {
             });
             child.wait_with_output()
         })
-        .map_err(|source| TtsError::Spawn {
+        .map_err(|err| TtsError::Spawn {
             program: program.clone(),
-            source,
+            err,
         })?;
         if !out.status.success() {
             return Err(TtsError::Failed {
@@ -195,7 +197,7 @@ impl TtsEngine for EspeakTts {
                     .collect(),
             });
         }
-        parse_wav(&out.stdout).map_err(|source| TtsError::Audio { program, source })
+        parse_wav(&out.stdout).map_err(|err| TtsError::Audio { program, err })
     }
 }
 

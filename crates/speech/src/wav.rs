@@ -27,11 +27,8 @@ pub enum WavError {
     Malformed { offset: usize, what: String },
     #[error("不支持的 WAV 格式 / unsupported WAV format: {0}")]
     Unsupported(String),
-    #[error("读写 WAV 失败 / WAV I/O error on {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("读写 WAV 失败 / WAV I/O error on {path}: {err}")]
+    Io { path: String, err: std::io::Error },
     #[error("写 WAV 失败 / WAV encoding error: {0}")]
     Encode(#[from] hound::Error),
 }
@@ -233,9 +230,9 @@ pub fn ulaw_to_linear(u: u8) -> i16 {
 
 /// Read a WAV file from disk.
 pub fn read_wav(path: &Path) -> Result<Pcm, WavError> {
-    let bytes = std::fs::read(path).map_err(|source| WavError::Io {
+    let bytes = std::fs::read(path).map_err(|err| WavError::Io {
         path: path.display().to_string(),
-        source,
+        err,
     })?;
     parse_wav(&bytes)
 }
@@ -267,9 +264,9 @@ pub fn wav_bytes(rate: u32, samples: &[i16]) -> Result<Vec<u8>, WavError> {
 /// Write mono 16-bit PCM to a WAV file.
 pub fn write_wav(path: &Path, rate: u32, samples: &[i16]) -> Result<(), WavError> {
     let bytes = wav_bytes(rate, samples)?;
-    std::fs::write(path, bytes).map_err(|source| WavError::Io {
+    std::fs::write(path, bytes).map_err(|err| WavError::Io {
         path: path.display().to_string(),
-        source,
+        err,
     })
 }
 

@@ -30,11 +30,8 @@ const HOP: usize = 160;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WhisperError {
-    #[error("读取模型失败 / cannot read {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("读取模型失败 / cannot read {path}: {err}")]
+    Io { path: String, err: std::io::Error },
     #[error("模型目录无效 / invalid Whisper model directory {dir}: {what}")]
     Invalid { dir: String, what: String },
     #[error(transparent)]
@@ -72,9 +69,9 @@ pub struct WhisperModel {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, WhisperError> {
-    std::fs::read(path).map_err(|source| WhisperError::Io {
+    std::fs::read(path).map_err(|err| WhisperError::Io {
         path: path.display().to_string(),
-        source,
+        err,
     })
 }
 
@@ -631,7 +628,8 @@ impl WhisperModel {
                 break;
             }
             tokens.push(best);
-            if repeats(&tokens[prefix..]) {
+            if let Some(extra) = repetition(&tokens[prefix..]) {
+                tokens.truncate(tokens.len() - extra);
                 break;
             }
         }
@@ -670,13 +668,17 @@ impl WhisperModel {
     }
 }
 
-/// The last 1..=8 tokens repeated three times in a row: a decoding loop.
-fn repeats(t: &[u32]) -> bool {
-    (1..=8).any(|n| {
-        t.len() >= 3 * n
-            && t[t.len() - n..] == t[t.len() - 2 * n..t.len() - n]
-            && t[t.len() - n..] == t[t.len() - 3 * n..t.len() - 2 * n]
-    })
+/// A decoding loop at the end of `t`: a phrase of 3..=12 tokens said twice
+/// in a row, or of 1..=2 tokens four times. Returns how many trailing tokens
+/// are repetition (to drop, keeping the first occurrence).
+fn repetition(t: &[u32]) -> Option<usize> {
+    let copies = |n: usize, k: usize| {
+        t.len() >= k * n
+            && (1..k).all(|c| t[t.len() - n..] == t[t.len() - (c + 1) * n..t.len() - c * n])
+    };
+    (3..=12)
+        .find(|&n| copies(n, 2))
+        .or_else(|| (1..=2).find(|&n| copies(n, 4)).map(|n| 3 * n))
 }
 
 /// The embedded engine as an [`UtteranceAsr`]; run it behind [`crate::asr::Endpointed`].
@@ -773,9 +775,12 @@ mod tests {
 
     #[test]
     fn repetition_guard() {
-        assert!(repeats(&[1, 2, 3, 2, 3, 2, 3]));
-        assert!(repeats(&[5, 5, 5]));
-        assert!(!repeats(&[1, 2, 3, 4, 5, 6]));
+        assert_eq!(repetition(&[9, 1, 2, 3, 1, 2, 3]), Some(3));
+        assert_eq!(repetition(&[5, 5, 5, 5]), Some(3));
+        assert_eq!(repetition(&[5, 5, 5]), None);
+        // "thank you thank you" (2 tokens twice) is speech, not a loop.
+        assert_eq!(repetition(&[7, 8, 7, 8]), None);
+        assert_eq!(repetition(&[1, 2, 3, 4, 5, 6]), None);
     }
 
     #[test]

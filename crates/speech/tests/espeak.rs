@@ -78,7 +78,40 @@ fn style_pitch_raises_f0() {
     );
 }
 
+#[test]
+fn style_range_widens_intonation() {
+    // `range` goes to espeak-ng as SSML prosody: the F0 spread must grow with it.
+    let e = engine();
+    let spread = |range: f32| {
+        let style = Style {
+            pitch: 1.0,
+            speed: 1.0,
+            range,
+        };
+        let pcm = e
+            .synthesize(
+                "really? you want it delivered tomorrow morning at nine?",
+                waihu_speech::Lang::En,
+                &style,
+            )
+            .unwrap();
+        let mut f = f0_track(&pcm.samples, pcm.rate);
+        f.sort_by(|a, b| a.total_cmp(b));
+        f[f.len() * 9 / 10] - f[f.len() / 10]
+    };
+    let (narrow, wide) = (spread(0.3), spread(1.8));
+    assert!(
+        wide > narrow * 1.3,
+        "F0 10-90 % spread: range 0.3 → {narrow:.0} Hz, 1.8 → {wide:.0} Hz"
+    );
+}
+
 fn median_f0(s: &[i16], rate: u32) -> f32 {
+    let f0s = f0_track(s, rate);
+    f0s.get(f0s.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn f0_track(s: &[i16], rate: u32) -> Vec<f32> {
     let win = (rate as usize) / 25; // 40 ms
     let mut f0s = Vec::new();
     for w in s.chunks_exact(win) {
@@ -105,7 +138,7 @@ fn median_f0(s: &[i16], rate: u32) -> f32 {
         }
     }
     f0s.sort_by(|a, b| a.total_cmp(b));
-    f0s.get(f0s.len() / 2).copied().unwrap_or(0.0)
+    f0s
 }
 
 #[test]
