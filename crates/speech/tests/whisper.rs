@@ -11,6 +11,10 @@ use waihu_speech::whisper::WhisperAsr;
 use waihu_speech::{EspeakTts, LangChoice, Style, Synthesizer, Voice};
 
 fn model_dir() -> PathBuf {
+    models_dir("whisper-tiny.en")
+}
+
+fn models_dir(name: &str) -> PathBuf {
     let base = std::env::var_os("WAIHU_MODELS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -21,7 +25,7 @@ fn model_dir() -> PathBuf {
                 });
             data.join("waihu/models")
         });
-    let dir = base.join("whisper-tiny.en");
+    let dir = base.join(name);
     assert!(
         dir.join("model.bin").exists(),
         "{} missing: run scripts/deps/speech.sh",
@@ -83,4 +87,38 @@ async fn tiny_en_transcribes_telephone_speech() {
     // front end or weight mapping gives ~1.0.
     let wer = errs as f64 / words as f64;
     assert!(wer <= 0.5, "WER {wer:.2}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multilingual_base_takes_the_language_token() {
+    // Whisper base (multilingual): the prompt carries <|en|><|transcribe|>; English must come out.
+    let asr = WhisperAsr::load(&models_dir("whisper-base")).unwrap();
+    assert!(asr.model().is_multilingual());
+    let synth = Synthesizer::new(Arc::new(EspeakTts::default()));
+    let s = "Hello, this is the customer service centre. Please remove my number from your list.";
+    let v = Voice {
+        style: Style::NEUTRAL,
+        lang: LangChoice::En,
+        rate: 16000,
+    };
+    let clip = make_clip(
+        &synth.synthesize_all(s, v).unwrap(),
+        16000,
+        300,
+        300,
+        None,
+        1,
+    );
+    let opts = AsrOptions {
+        lang: Some("en".into()),
+        rate: 16000,
+        ..Default::default()
+    };
+    let t = waihu_speech::asr::UtteranceAsr::transcribe(&asr, &clip.samples, 16000, &opts)
+        .await
+        .unwrap();
+    let (e, n) = word_errors(s, &t.text);
+    eprintln!("{s:?} → {:?} ({e}/{n})", t.text);
+    assert_eq!(t.language.as_deref(), Some("en"));
+    assert!(e as f64 / n as f64 <= 0.3, "{:?}", t.text);
 }
