@@ -20,6 +20,25 @@ pub enum Cmd {
     /// Dialog scripts: validation time and per-step cost of the interpreter on a generated
     /// 250-state / 1,000+-transition script, beside a naive interpreter of the parsed YAML.
     Script(crate::cmd::script::BenchArgs),
+    /// Speech synthesis: time to first audio and real-time factor per language,
+    /// uncached beside cached.
+    Tts {
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
+    /// Voice activity detection: endpoint delay and false barge-ins on espeak
+    /// clips, clean and at 10 dB SNR, beside WebRTC VAD without the noise gate.
+    Vad,
+    /// Embedded Whisper: WER and time per utterance beside faster-whisper
+    /// (Python) on the same audio and model.
+    Asr {
+        /// Model directory (default: DATA_DIR/models/whisper-tiny.en).
+        #[arg(long)]
+        model_dir: Option<PathBuf>,
+        /// Skip the faster-whisper baseline.
+        #[arg(long)]
+        no_baseline: bool,
+    },
     /// Customer import: generate ROWS rows, import them with encryption on,
     /// beside baselines (CSV parsing alone; parsing + normalisation).
     Import {
@@ -52,6 +71,9 @@ pub fn run(_ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Sip(a) => crate::cmd::call::bench_sip(_ctx, a),
         Cmd::Api(a) => crate::cmd::serve::run_bench_api(_ctx, a),
         Cmd::Script(a) => crate::cmd::script::bench(a),
+        Cmd::Tts { runs } => crate::cmd::speech::bench_tts(runs),
+        Cmd::Vad => crate::cmd::speech::bench_vad(),
+        Cmd::Asr { model_dir, no_baseline } => crate::cmd::speech::bench_asr(_ctx, model_dir, !no_baseline),
         Cmd::Import { rows, dir, json } => bench_import(rows, dir, json),
         Cmd::Segments { customers, rules, baseline_customers, json } => {
             bench_segments(customers, rules, baseline_customers, json)
