@@ -1,0 +1,147 @@
+//! The dashboard in a real headless Chromium: the numbers it renders are the
+//! API's, the English switch works, and a screenshot has the charts drawn.
+//! Skipped (loudly) when /usr/bin/chromium is missing (`apt-get install chromium`).
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+async fn chromium(profile: &Path, extra: &[String], url: &str) -> String {
+    let mut cmd = tokio::process::Command::new(CHROMIUM);
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--hide-scrollbars",
+        "--virtual-time-budget=5000",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .args(extra)
+    .arg(url)
+    .kill_on_drop(true)
+    .stdin(std::process::Stdio::null());
+    let out = tokio::time::timeout(Duration::from_secs(45), cmd.output())
+        .await
+        .expect("chromium did not finish within 45 s")
+        .expect("running chromium");
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Text of the element with this id in a serialized DOM.
+fn text_of(dom: &str, id: &str) -> String {
+    let start = dom
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id} in the DOM"));
+    let rest = &dom[start..];
+    let open = rest.find('>').unwrap() + 1;
+    let close = rest[open..].find('<').unwrap();
+    rest[open..open + close].to_string()
+}
+
+fn pct(v: &Value) -> String {
+    format!("{:.1}%", v.as_f64().unwrap() * 100.0)
+}
+
+#[tokio::test]
+async fn dashboard_shows_the_api_numbers() {
+    if !Path::new(CHROMIUM).exists() {
+        eprintln!("SKIPPED browser test: {CHROMIUM} not found (apt-get install chromium; scripts/deps/server.apt)");
+        return;
+    }
+    let s = Server::start(waihu_server::Config::default()).await;
+    s.store.append_events(&known_events()).await.unwrap();
+    s.store
+        .dnc_add("+8613800138000", "global", "test", chrono::Utc::now())
+        .await
+        .unwrap();
+    let (_, k) = s.get(&s.analyst, "/api/kpis").await;
+    let tot = &k["totals"];
+    let profile = tempfile::tempdir().unwrap();
+
+    let dom = chromium(
+        profile.path(),
+        &["--dump-dom".into()],
+        &s.url(&format!("/?key={}", s.analyst)),
+    )
+    .await;
+    assert!(
+        dom.contains("data-loaded=\"1\""),
+        "the page did not finish loading:\n{}",
+        &dom[..dom.len().min(3000)]
+    );
+    assert_eq!(text_of(&dom, "kpi-attempts"), tot["attempts"].to_string());
+    assert_eq!(text_of(&dom, "kpi-connects"), tot["connects"].to_string());
+    assert_eq!(text_of(&dom, "kpi-connect_rate"), pct(&tot["connect_rate"]));
+    assert_eq!(text_of(&dom, "kpi-abandon_rate"), pct(&tot["abandon_rate"]));
+    assert_eq!(
+        text_of(&dom, "kpi-conversion_rate"),
+        pct(&tot["conversion_rate"])
+    );
+    assert_eq!(
+        text_of(&dom, "kpi-aht"),
+        format!("{:.1}", tot["aht_s"].as_f64().unwrap())
+    );
+    assert_eq!(text_of(&dom, "ov-customers"), "3");
+    assert_eq!(text_of(&dom, "ov-dnc"), "1");
+    // The values themselves, as constructed in known_events().
+    assert_eq!(text_of(&dom, "kpi-attempts"), "15");
+    assert_eq!(text_of(&dom, "kpi-connect_rate"), "40.0%");
+    assert_eq!(text_of(&dom, "kpi-aht"), "60.8");
+    // Charts were drawn: one bar per day of the range, 168 heat cells, outcome bars.
+    assert_eq!(dom.matches("data-cell=").count(), 168);
+    assert_eq!(dom.matches("data-outcome=").count(), 9);
+    assert!(dom.contains("接通率"));
+    // The key is not left in the address bar.
+    assert!(
+        !dom.contains(&s.analyst),
+        "the key must not stay in the page"
+    );
+
+    // English switch (the stored key is reused from localStorage in the same profile).
+    let dom_en = chromium(profile.path(), &["--dump-dom".into()], &s.url("/?lang=en")).await;
+    assert!(
+        dom_en.contains("data-loaded=\"1\""),
+        "the page did not load with the stored key"
+    );
+    assert!(dom_en.contains(">Connect rate<") && dom_en.contains(">Abandon rate<"));
+    assert_eq!(text_of(&dom_en, "kpi-attempts"), "15");
+
+    // Screenshot: a real PNG of the page with charts (a blank page compresses to a few KiB).
+    let shot = profile.path().join("shot.png");
+    chromium(
+        profile.path(),
+        &[
+            format!("--screenshot={}", shot.display()),
+            "--window-size=1280,1400".into(),
+        ],
+        &s.url(&format!("/?key={}", s.analyst)),
+    )
+    .await;
+    let png = std::fs::read(&shot).expect("no screenshot written");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!(&png[12..16], b"IHDR");
+    let w = u32::from_be_bytes(png[16..20].try_into().unwrap());
+    let h = u32::from_be_bytes(png[20..24].try_into().unwrap());
+    assert_eq!((w, h), (1280, 1400));
+    assert!(
+        png.len() > 40_000,
+        "screenshot is only {} bytes: nothing drawn?",
+        png.len()
+    );
+    s.stop().await;
+}
