@@ -299,6 +299,9 @@ fn run_sim(
     Ok((report, checker.finish(), peak_rss_mb()))
 }
 
+/// One row of the simulation table: its label and how to read a cell.
+type SimRow<'a> = (&'a str, Box<dyn Fn(&SimReport, &ComplianceReport) -> String>);
+
 fn print_sims(results: &[(SimReport, ComplianceReport, f64)]) {
     let col = |f: &dyn Fn(&SimReport, &ComplianceReport) -> String| -> String {
         results
@@ -308,7 +311,7 @@ fn print_sims(results: &[(SimReport, ComplianceReport, f64)]) {
             .join("")
     };
     println!("{:<38}{}", "模拟 simulation", col(&|r, _| r.policy.clone()));
-    let rows: Vec<(&str, Box<dyn Fn(&SimReport, &ComplianceReport) -> String>)> = vec![
+    let rows: Vec<SimRow> = vec![
         ("客户 customers", Box::new(|r, _| r.customers.to_string())),
         ("天数 days", Box::new(|r, _| r.days.to_string())),
         (
