@@ -9,7 +9,9 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
 use crate::auth::Challenge;
-use crate::msg::{parse_cseq, reason_phrase, Headers, Message, NameAddr, Request, Response, SipUri, Via};
+use crate::msg::{
+    parse_cseq, reason_phrase, Headers, Message, NameAddr, Request, Response, SipUri, Via,
+};
 use crate::sdp::Sdp;
 
 /// RFC 3261 timer base values.
@@ -428,7 +430,11 @@ fn strip_tag(v: &str) -> String {
                 Some(d) => format!("\"{d}\" <{}>", n.uri),
                 None => format!("<{}>", n.uri),
             };
-            for (k, val) in n.params.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("tag")) {
+            for (k, val) in n
+                .params
+                .iter()
+                .filter(|(k, _)| !k.eq_ignore_ascii_case("tag"))
+            {
                 s.push(';');
                 s.push_str(k);
                 if let Some(val) = val {
@@ -443,7 +449,11 @@ fn strip_tag(v: &str) -> String {
 }
 
 fn contact_uri(headers: &Headers) -> Option<String> {
-    headers.get_all("Contact").first().and_then(|c| NameAddr::parse(c)).map(|n| n.uri)
+    headers
+        .get_all("Contact")
+        .first()
+        .and_then(|c| NameAddr::parse(c))
+        .map(|n| n.uri)
 }
 
 fn sdp_body(headers: &Headers, body: &[u8]) -> Option<Sdp> {
@@ -521,7 +531,11 @@ impl UserAgent {
         self.timers.push(Reverse((at, key)));
     }
     fn send(&mut self, to: SocketAddr, transport: Transport, bytes: Vec<u8>) {
-        self.transmits.push_back(Transmit { to, transport, bytes });
+        self.transmits.push_back(Transmit {
+            to,
+            transport,
+            bytes,
+        });
     }
     fn emit(&mut self, ev: UaEvent) {
         self.events.push_back(ev);
@@ -531,10 +545,22 @@ impl UserAgent {
     }
     fn via(&mut self, transport: Transport) -> (String, String) {
         let branch = format!("z9hG4bK{}", self.token());
-        (format!("SIP/2.0/{} {};rport;branch={}", transport.as_str(), self.cfg.local_addr, branch), branch)
+        (
+            format!(
+                "SIP/2.0/{} {};rport;branch={}",
+                transport.as_str(),
+                self.cfg.local_addr,
+                branch
+            ),
+            branch,
+        )
     }
     fn contact(&self, transport: Transport) -> String {
-        let t = if transport.reliable() { ";transport=tcp" } else { "" };
+        let t = if transport.reliable() {
+            ";transport=tcp"
+        } else {
+            ""
+        };
         format!("<sip:{}@{}{}>", self.cfg.user, self.cfg.local_addr, t)
     }
 
@@ -573,7 +599,14 @@ impl UserAgent {
 
     // ---- client transactions -------------------------------------------------------------
 
-    fn start_client_tx(&mut self, now: Instant, request: Request, dest: SocketAddr, transport: Transport, owner: Owner) -> u64 {
+    fn start_client_tx(
+        &mut self,
+        now: Instant,
+        request: Request,
+        dest: SocketAddr,
+        transport: Transport,
+        owner: Owner,
+    ) -> u64 {
         let id = self.id();
         let branch = request
             .headers
@@ -625,12 +658,16 @@ impl UserAgent {
 
     fn client_tx_timer(&mut self, now: Instant, id: u64) {
         let t2 = self.cfg.timers.t2;
-        let Some(tx) = self.ctx.get_mut(&id) else { return };
+        let Some(tx) = self.ctx.get_mut(&id) else {
+            return;
+        };
         if tx.kill_at.is_some_and(|at| now >= at) {
             self.remove_ctx(id);
             return;
         }
-        if tx.timeout_at.is_some_and(|at| now >= at) && matches!(tx.state, TxState::Initial | TxState::Proceeding) {
+        if tx.timeout_at.is_some_and(|at| now >= at)
+            && matches!(tx.state, TxState::Initial | TxState::Proceeding)
+        {
             // Timer B / F: no final response at all.
             let owner = tx.owner;
             let method = tx.request.method.clone();
@@ -688,16 +725,30 @@ impl UserAgent {
         if let Some(v) = resp.headers.get("To") {
             h.push("To", v);
         }
-        let n = invite.headers.get("CSeq").and_then(parse_cseq).map_or(1, |c| c.0);
+        let n = invite
+            .headers
+            .get("CSeq")
+            .and_then(parse_cseq)
+            .map_or(1, |c| c.0);
         h.push("CSeq", format!("{n} ACK"));
         for r in invite.headers.get_all("Route") {
             h.push("Route", r);
         }
-        Request { method: "ACK".into(), uri: invite.uri.clone(), headers: h, body: Vec::new() }
+        Request {
+            method: "ACK".into(),
+            uri: invite.uri.clone(),
+            headers: h,
+            body: Vec::new(),
+        }
     }
 
     fn handle_response(&mut self, now: Instant, resp: Response) {
-        let Some(via) = resp.headers.get_all("Via").first().and_then(|v| Via::parse(v)) else {
+        let Some(via) = resp
+            .headers
+            .get_all("Via")
+            .first()
+            .and_then(|v| Via::parse(v))
+        else {
             self.malformed += 1;
             return;
         };
@@ -716,7 +767,9 @@ impl UserAgent {
             return;
         };
         let t4 = self.cfg.timers.t4;
-        let Some(tx) = self.ctx.get_mut(&id) else { return };
+        let Some(tx) = self.ctx.get_mut(&id) else {
+            return;
+        };
         let status = resp.status;
         let mut pass = true;
         let mut send_ack = None;
@@ -801,17 +854,23 @@ impl UserAgent {
     fn tx_timed_out(&mut self, now: Instant, owner: Owner, method: &str) {
         match owner {
             Owner::Call(call) => {
-                let Some(c) = self.calls.get(&call) else { return };
+                let Some(c) = self.calls.get(&call) else {
+                    return;
+                };
                 match method {
                     "INVITE" => {
-                        let (outcome, reason) = c
-                            .cancel_outcome
-                            .clone()
-                            .unwrap_or((CallOutcome::Failed, "no response to INVITE (timer B)".into()));
+                        let (outcome, reason) = c.cancel_outcome.clone().unwrap_or((
+                            CallOutcome::Failed,
+                            "no response to INVITE (timer B)".into(),
+                        ));
                         self.finish_call(call, outcome, None, reason);
                     }
                     "BYE" => {
-                        let (o, s, r) = c.end.clone().unwrap_or((CallOutcome::Answered, Some(200), "hangup".into()));
+                        let (o, s, r) = c.end.clone().unwrap_or((
+                            CallOutcome::Answered,
+                            Some(200),
+                            "hangup".into(),
+                        ));
                         self.finish_call(call, o, s, format!("{r}; BYE timed out"));
                     }
                     _ => {}
@@ -828,7 +887,11 @@ impl UserAgent {
     // ---- server transactions ---------------------------------------------------------------
 
     fn server_key(req: &Request, via: &Via, cseq: u32) -> (String, String, String) {
-        let method = if req.method == "ACK" { "INVITE".to_string() } else { req.method.clone() };
+        let method = if req.method == "ACK" {
+            "INVITE".to_string()
+        } else {
+            req.method.clone()
+        };
         match via.branch() {
             Some(b) if b.starts_with("z9hG4bK") => (b.to_string(), via.sent_by.clone(), method),
             // RFC 2543 peers: no magic cookie, match on the request's identity instead.
@@ -845,7 +908,13 @@ impl UserAgent {
         }
     }
 
-    fn new_server_tx(&mut self, key: (String, String, String), source: SocketAddr, transport: Transport, invite: bool) -> u64 {
+    fn new_server_tx(
+        &mut self,
+        key: (String, String, String),
+        source: SocketAddr,
+        transport: Transport,
+        invite: bool,
+    ) -> u64 {
         let id = self.id();
         self.stx_by_key.insert(key.clone(), id);
         self.stx.insert(
@@ -876,7 +945,9 @@ impl UserAgent {
     fn stx_respond(&mut self, now: Instant, id: u64, resp: &Response) {
         let t1 = self.cfg.timers.t1;
         let t1x64 = self.t1x64();
-        let Some(tx) = self.stx.get_mut(&id) else { return };
+        let Some(tx) = self.stx.get_mut(&id) else {
+            return;
+        };
         let bytes = resp.to_bytes();
         let (source, transport) = (tx.source, tx.transport);
         tx.last_response = Some(bytes.clone());
@@ -916,7 +987,9 @@ impl UserAgent {
 
     fn server_tx_timer(&mut self, now: Instant, id: u64) {
         let t2 = self.cfg.timers.t2;
-        let Some(tx) = self.stx.get_mut(&id) else { return };
+        let Some(tx) = self.stx.get_mut(&id) else {
+            return;
+        };
         if tx.kill_at.is_some_and(|at| now >= at) {
             self.remove_stx(id);
             return;
@@ -940,14 +1013,24 @@ impl UserAgent {
     }
 
     /// A response to `req` with the mandatory headers copied (RFC 3261 §8.2.6.2).
-    fn response_for(&self, req: &Request, source: SocketAddr, status: u16, to_tag: Option<&str>) -> Response {
+    fn response_for(
+        &self,
+        req: &Request,
+        source: SocketAddr,
+        status: u16,
+        to_tag: Option<&str>,
+    ) -> Response {
         let mut h = Headers::default();
         for (i, v) in req.headers.get_all("Via").into_iter().enumerate() {
             if i == 0 {
                 // RFC 3581 rport / RFC 3261 received, so proxies and NATed peers route back.
                 let mut v = v.to_string();
                 if let Some(via) = Via::parse(&v) {
-                    if via.params.iter().any(|(k, val)| k.eq_ignore_ascii_case("rport") && val.is_none()) {
+                    if via
+                        .params
+                        .iter()
+                        .any(|(k, val)| k.eq_ignore_ascii_case("rport") && val.is_none())
+                    {
                         v = v.replacen(";rport", &format!(";rport={}", source.port()), 1);
                         v.push_str(&format!(";received={}", source.ip()));
                     }
@@ -972,11 +1055,23 @@ impl UserAgent {
             }
         }
         h.push("Server", self.cfg.user_agent.clone());
-        Response { status, reason: reason_phrase(status).to_string(), headers: h, body: Vec::new() }
+        Response {
+            status,
+            reason: reason_phrase(status).to_string(),
+            headers: h,
+            body: Vec::new(),
+        }
     }
 
     /// Stateless response (no transaction), e.g. 400 for a request we cannot process.
-    fn respond_stateless(&mut self, req: &Request, source: SocketAddr, transport: Transport, status: u16, reason: Option<&str>) {
+    fn respond_stateless(
+        &mut self,
+        req: &Request,
+        source: SocketAddr,
+        transport: Transport,
+        status: u16,
+        reason: Option<&str>,
+    ) {
         let mut r = self.response_for(req, source, status, Some("waihu400"));
         if let Some(reason) = reason {
             r.reason = reason.to_string();
@@ -988,7 +1083,13 @@ impl UserAgent {
 
     /// Feeds one received message. Malformed requests are answered 400 where a response
     /// is possible; nothing here panics on outside input.
-    pub fn handle_input(&mut self, now: Instant, from: SocketAddr, transport: Transport, bytes: &[u8]) {
+    pub fn handle_input(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        transport: Transport,
+        bytes: &[u8],
+    ) {
         match Message::parse(bytes) {
             Ok(Message::Response(r)) => self.handle_response(now, r),
             Ok(Message::Request(r)) => self.handle_request(now, from, transport, r),
@@ -996,8 +1097,19 @@ impl UserAgent {
         }
     }
 
-    fn handle_request(&mut self, now: Instant, from: SocketAddr, transport: Transport, req: Request) {
-        let Some(via) = req.headers.get_all("Via").first().and_then(|v| Via::parse(v)) else {
+    fn handle_request(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        transport: Transport,
+        req: Request,
+    ) {
+        let Some(via) = req
+            .headers
+            .get_all("Via")
+            .first()
+            .and_then(|v| Via::parse(v))
+        else {
             // Without a Via there is nowhere to address a response.
             self.malformed += 1;
             return;
@@ -1017,7 +1129,13 @@ impl UserAgent {
             Err(name) => {
                 self.malformed += 1;
                 if req.method != "ACK" {
-                    self.respond_stateless(&req, from, transport, 400, Some(&format!("Bad Request ({name})")));
+                    self.respond_stateless(
+                        &req,
+                        from,
+                        transport,
+                        400,
+                        Some(&format!("Bad Request ({name})")),
+                    );
                 }
                 return;
             }
@@ -1114,19 +1232,33 @@ impl UserAgent {
 // ---- calls -------------------------------------------------------------------------------------
 
 impl UserAgent {
-    fn finish_call(&mut self, call: CallId, outcome: CallOutcome, sip_status: Option<u16>, reason: String) {
+    fn finish_call(
+        &mut self,
+        call: CallId,
+        outcome: CallOutcome,
+        sip_status: Option<u16>,
+        reason: String,
+    ) {
         if let Some(c) = self.calls.remove(&call) {
             if self.calls_by_sip.get(&c.dialog.call_id) == Some(&call) {
                 self.calls_by_sip.remove(&c.dialog.call_id);
             }
-            self.emit(UaEvent::Terminated { call, outcome, sip_status, reason });
+            self.emit(UaEvent::Terminated {
+                call,
+                outcome,
+                sip_status,
+                reason,
+            });
         }
     }
 
     /// Next hop for an in-dialog request: first route, else remote target, else fallback.
     fn dialog_dest(c: &Call) -> SocketAddr {
         if let Some(r) = c.dialog.route_set.first() {
-            if let Some(a) = NameAddr::parse(r).and_then(|n| SipUri::parse(&n.uri)).and_then(|u| u.socket_addr()) {
+            if let Some(a) = NameAddr::parse(r)
+                .and_then(|n| SipUri::parse(&n.uri))
+                .and_then(|u| u.socket_addr())
+            {
                 return a;
             }
             return c.fallback_dest;
@@ -1135,11 +1267,18 @@ impl UserAgent {
             // Reuse the caller's connection rather than dialling its Contact.
             return c.fallback_dest;
         }
-        SipUri::parse(&c.dialog.remote_target).and_then(|u| u.socket_addr()).unwrap_or(c.fallback_dest)
+        SipUri::parse(&c.dialog.remote_target)
+            .and_then(|u| u.socket_addr())
+            .unwrap_or(c.fallback_dest)
     }
 
     /// Builds an in-dialog request (RFC 3261 §12.2.1.1). `cseq` None takes the next number.
-    fn dialog_request(&mut self, call: CallId, method: &str, cseq: Option<u32>) -> Option<(Request, SocketAddr, Transport)> {
+    fn dialog_request(
+        &mut self,
+        call: CallId,
+        method: &str,
+        cseq: Option<u32>,
+    ) -> Option<(Request, SocketAddr, Transport)> {
         let (via, _) = {
             let transport = self.calls.get(&call)?.transport;
             self.via(transport)
@@ -1175,13 +1314,27 @@ impl UserAgent {
             h.push("Contact", contact);
         }
         h.push("User-Agent", ua);
-        let req = Request { method: method.to_string(), uri: d.remote_target.clone(), headers: h, body: Vec::new() };
+        let req = Request {
+            method: method.to_string(),
+            uri: d.remote_target.clone(),
+            headers: h,
+            body: Vec::new(),
+        };
         let dest = Self::dialog_dest(c);
         Some((req, dest, c.transport))
     }
 
-    fn send_bye(&mut self, now: Instant, call: CallId, outcome: CallOutcome, status: Option<u16>, reason: String) {
-        let Some((mut req, dest, transport)) = self.dialog_request(call, "BYE", None) else { return };
+    fn send_bye(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        outcome: CallOutcome,
+        status: Option<u16>,
+        reason: String,
+    ) {
+        let Some((mut req, dest, transport)) = self.dialog_request(call, "BYE", None) else {
+            return;
+        };
         if let Some(c) = self.calls.get_mut(&call) {
             c.state = CallState::Terminating;
             c.ok_retrans = None;
@@ -1200,15 +1353,21 @@ impl UserAgent {
 
     /// Starts an outgoing call.
     pub fn invite(&mut self, now: Instant, req: OutgoingCall) -> Result<CallId, SipError> {
-        let target = SipUri::parse(&req.target).ok_or_else(|| SipError::BadTarget(req.target.clone()))?;
+        let target =
+            SipUri::parse(&req.target).ok_or_else(|| SipError::BadTarget(req.target.clone()))?;
         let dest = match req.proxy {
             Some(p) => p,
-            None => target.socket_addr().ok_or_else(|| SipError::NoRoute(req.target.clone()))?,
+            None => target
+                .socket_addr()
+                .ok_or_else(|| SipError::NoRoute(req.target.clone()))?,
         };
         let id = CallId(self.id());
         let call_id = format!("{}@waihu", self.token());
         let tag = self.token();
-        let user = req.from_user.clone().unwrap_or_else(|| self.cfg.user.clone());
+        let user = req
+            .from_user
+            .clone()
+            .unwrap_or_else(|| self.cfg.user.clone());
         let local_uri = match &self.cfg.display_name {
             Some(d) => format!("\"{}\" <sip:{user}@{}>", d.replace('"', ""), target.host),
             None => format!("<sip:{user}@{}>", target.host),
@@ -1235,7 +1394,12 @@ impl UserAgent {
             }
             None => Vec::new(),
         };
-        let invite = Request { method: "INVITE".into(), uri: req.target.trim().to_string(), headers: h, body };
+        let invite = Request {
+            method: "INVITE".into(),
+            uri: req.target.trim().to_string(),
+            headers: h,
+            body,
+        };
         let ring = now + req.ring_timeout.unwrap_or(self.cfg.ring_timeout);
         self.calls.insert(
             id,
@@ -1284,7 +1448,9 @@ impl UserAgent {
 
     fn send_cancel(&mut self, now: Instant, call: CallId) {
         let t1x64 = self.t1x64();
-        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         let Some(invite) = &c.invite else { return };
         // CANCEL copies the INVITE's Request-URI, top Via (same branch), From, To, Call-ID,
         // Route and CSeq number (RFC 3261 §9.1).
@@ -1298,12 +1464,21 @@ impl UserAgent {
                 h.push(name, v);
             }
         }
-        let n = invite.headers.get("CSeq").and_then(parse_cseq).map_or(1, |x| x.0);
+        let n = invite
+            .headers
+            .get("CSeq")
+            .and_then(parse_cseq)
+            .map_or(1, |x| x.0);
         h.push("CSeq", format!("{n} CANCEL"));
         for r in invite.headers.get_all("Route") {
             h.push("Route", r);
         }
-        let req = Request { method: "CANCEL".into(), uri: invite.uri.clone(), headers: h, body: Vec::new() };
+        let req = Request {
+            method: "CANCEL".into(),
+            uri: invite.uri.clone(),
+            headers: h,
+            body: Vec::new(),
+        };
         c.cancel = Cancel::Sent;
         // If the callee never answers the CANCEL with 487, give up after 64*T1.
         c.cancel_deadline = Some(now + t1x64);
@@ -1314,7 +1489,9 @@ impl UserAgent {
 
     fn request_cancel(&mut self, now: Instant, call: CallId, outcome: CallOutcome, reason: String) {
         let t1x64 = self.t1x64();
-        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         if c.cancel != Cancel::No {
             return;
         }
@@ -1338,7 +1515,9 @@ impl UserAgent {
     /// Cancels an outgoing call that is not answered yet (or BYEs it if it just was).
     /// Ends with `Terminated { outcome: NoAnswer, .. }`.
     pub fn cancel(&mut self, now: Instant, call: CallId) {
-        let Some(c) = self.calls.get(&call) else { return };
+        let Some(c) = self.calls.get(&call) else {
+            return;
+        };
         match (c.uac, c.state) {
             (true, CallState::Calling | CallState::Early) => {
                 self.request_cancel(now, call, CallOutcome::NoAnswer, "cancelled by us".into())
@@ -1350,20 +1529,28 @@ impl UserAgent {
     /// Hangs up: BYE for an established call, CANCEL for an outgoing call still ringing,
     /// 480 for an incoming call not answered yet.
     pub fn bye(&mut self, now: Instant, call: CallId) {
-        let Some(c) = self.calls.get(&call) else { return };
+        let Some(c) = self.calls.get(&call) else {
+            return;
+        };
         match (c.uac, c.state) {
             (true, CallState::Calling | CallState::Early) => self.cancel(now, call),
             (false, CallState::Incoming) => self.reject(now, call, 480),
-            (_, CallState::Confirmed | CallState::WaitAck) => {
-                self.send_bye(now, call, CallOutcome::Answered, Some(200), "hangup by us".into())
-            }
+            (_, CallState::Confirmed | CallState::WaitAck) => self.send_bye(
+                now,
+                call,
+                CallOutcome::Answered,
+                Some(200),
+                "hangup by us".into(),
+            ),
             _ => {}
         }
     }
 
     fn call_timer(&mut self, now: Instant, call: CallId) {
         let t2 = self.cfg.timers.t2;
-        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         if c.ring_deadline.is_some_and(|at| now >= at) {
             c.ring_deadline = None;
             self.request_cancel(now, call, CallOutcome::NoAnswer, "ring timeout".into());
@@ -1372,11 +1559,24 @@ impl UserAgent {
         if c.cancel_deadline.is_some_and(|at| now >= at) {
             c.cancel_deadline = None;
             if c.cancel == Cancel::Pending {
-                self.finish_call(call, CallOutcome::Failed, None, "no response to INVITE".into());
+                self.finish_call(
+                    call,
+                    CallOutcome::Failed,
+                    None,
+                    "no response to INVITE".into(),
+                );
                 return;
             }
-            let (o, r) = c.cancel_outcome.clone().unwrap_or((CallOutcome::NoAnswer, "cancelled".into()));
-            self.finish_call(call, o, None, format!("{r}; no final response after CANCEL"));
+            let (o, r) = c
+                .cancel_outcome
+                .clone()
+                .unwrap_or((CallOutcome::NoAnswer, "cancelled".into()));
+            self.finish_call(
+                call,
+                o,
+                None,
+                format!("{r}; no final response after CANCEL"),
+            );
             return;
         }
         if c.incoming_deadline.is_some_and(|at| now >= at) {
@@ -1400,10 +1600,20 @@ impl UserAgent {
         if give_up {
             let reinvite = c.state == CallState::Confirmed;
             c.ok_retrans = None;
-            self.send_bye(now, call, CallOutcome::Failed, Some(200), "no ACK for our 200 OK".into());
+            self.send_bye(
+                now,
+                call,
+                CallOutcome::Failed,
+                Some(200),
+                "no ACK for our 200 OK".into(),
+            );
             if reinvite {
                 if let Some(c) = self.calls.get_mut(&call) {
-                    c.end = Some((CallOutcome::Answered, Some(200), "no ACK for re-INVITE 200 OK".into()));
+                    c.end = Some((
+                        CallOutcome::Answered,
+                        Some(200),
+                        "no ACK for re-INVITE 200 OK".into(),
+                    ));
                 }
             }
         } else if let Some((b, next)) = resend {
@@ -1420,11 +1630,18 @@ impl UserAgent {
                 if resp.status < 200 {
                     return;
                 }
-                if matches!(resp.status, 401 | 407) && self.retry_with_auth(now, call, request, &resp) {
+                if matches!(resp.status, 401 | 407)
+                    && self.retry_with_auth(now, call, request, &resp)
+                {
                     return;
                 }
-                let Some(c) = self.calls.get(&call) else { return };
-                let (o, s, r) = c.end.clone().unwrap_or((CallOutcome::Answered, Some(200), "hangup".into()));
+                let Some(c) = self.calls.get(&call) else {
+                    return;
+                };
+                let (o, s, r) =
+                    c.end
+                        .clone()
+                        .unwrap_or((CallOutcome::Answered, Some(200), "hangup".into()));
                 self.finish_call(call, o, s, r);
             }
             _ => {}
@@ -1433,18 +1650,35 @@ impl UserAgent {
 
     /// Re-sends `request` with digest credentials for a 401/407. Returns false when we have
     /// no credentials or already tried twice (then the failure stands).
-    fn retry_with_auth(&mut self, now: Instant, call: CallId, request: &Request, resp: &Response) -> bool {
-        let (ch_name, auth_name) =
-            if resp.status == 407 { ("Proxy-Authenticate", "Proxy-Authorization") } else { ("WWW-Authenticate", "Authorization") };
-        let Some(challenge) = Challenge::best(resp.headers.get_lines(ch_name)) else { return false };
+    fn retry_with_auth(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        request: &Request,
+        resp: &Response,
+    ) -> bool {
+        let (ch_name, auth_name) = if resp.status == 407 {
+            ("Proxy-Authenticate", "Proxy-Authorization")
+        } else {
+            ("WWW-Authenticate", "Authorization")
+        };
+        let Some(challenge) = Challenge::best(resp.headers.get_lines(ch_name)) else {
+            return false;
+        };
         let cnonce = self.token();
         let (via, _) = {
-            let Some(c) = self.calls.get(&call) else { return false };
+            let Some(c) = self.calls.get(&call) else {
+                return false;
+            };
             let t = c.transport;
             self.via(t)
         };
-        let Some(c) = self.calls.get_mut(&call) else { return false };
-        let Some(creds) = c.creds.clone() else { return false };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return false;
+        };
+        let Some(creds) = c.creds.clone() else {
+            return false;
+        };
         if c.auth_tries >= 2 {
             return false;
         }
@@ -1457,9 +1691,20 @@ impl UserAgent {
         req.headers.remove(auth_name);
         req.headers.push(
             auth_name,
-            challenge.respond(&req.method, &req.uri, &creds.username, &creds.password, &cnonce, 1),
+            challenge.respond(
+                &req.method,
+                &req.uri,
+                &creds.username,
+                &creds.password,
+                &cnonce,
+                1,
+            ),
         );
-        let dest = if req.method == "INVITE" { c.invite_dest } else { Self::dialog_dest(c) };
+        let dest = if req.method == "INVITE" {
+            c.invite_dest
+        } else {
+            Self::dialog_dest(c)
+        };
         let transport = c.transport;
         if req.method == "INVITE" {
             c.invite = Some(req.clone());
@@ -1472,7 +1717,9 @@ impl UserAgent {
     fn invite_response(&mut self, now: Instant, call: CallId, request: &Request, resp: Response) {
         let status = resp.status;
         let sdp = sdp_body(&resp.headers, &resp.body);
-        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         match status {
             100 => {
                 // 100 is a provisional response too: a CANCEL may follow it (RFC 3261 §9.1).
@@ -1499,7 +1746,13 @@ impl UserAgent {
                         if let Some(ct) = contact_uri(&resp.headers) {
                             c.dialog.remote_target = ct;
                         }
-                        c.dialog.route_set = resp.headers.get_all("Record-Route").into_iter().rev().map(str::to_string).collect();
+                        c.dialog.route_set = resp
+                            .headers
+                            .get_all("Record-Route")
+                            .into_iter()
+                            .rev()
+                            .map(str::to_string)
+                            .collect();
                     }
                 }
                 let pending = c.cancel == Cancel::Pending;
@@ -1512,12 +1765,18 @@ impl UserAgent {
                             Some(UaEvent::EarlyMedia { call, sdp: s })
                         } else {
                             c.ringing_seen = true;
-                            Some(UaEvent::Ringing { call, early_sdp: Some(s) })
+                            Some(UaEvent::Ringing {
+                                call,
+                                early_sdp: Some(s),
+                            })
                         }
                     }
                     _ if !c.ringing_seen && !c.early_seen => {
                         c.ringing_seen = true;
-                        Some(UaEvent::Ringing { call, early_sdp: None })
+                        Some(UaEvent::Ringing {
+                            call,
+                            early_sdp: None,
+                        })
                     }
                     _ => None,
                 };
@@ -1538,12 +1797,25 @@ impl UserAgent {
                 if let Some(ct) = contact_uri(&resp.headers) {
                     c.dialog.remote_target = ct;
                 }
-                c.dialog.route_set = resp.headers.get_all("Record-Route").into_iter().rev().map(str::to_string).collect();
+                c.dialog.route_set = resp
+                    .headers
+                    .get_all("Record-Route")
+                    .into_iter()
+                    .rev()
+                    .map(str::to_string)
+                    .collect();
                 c.state = CallState::Confirmed;
                 c.ring_deadline = None;
                 c.cancel_deadline = None;
-                let n = request.headers.get("CSeq").and_then(parse_cseq).map_or(1, |x| x.0);
-                let Some((mut ack, dest, transport)) = self.dialog_request(call, "ACK", Some(n)) else { return };
+                let n = request
+                    .headers
+                    .get("CSeq")
+                    .and_then(parse_cseq)
+                    .map_or(1, |x| x.0);
+                let Some((mut ack, dest, transport)) = self.dialog_request(call, "ACK", Some(n))
+                else {
+                    return;
+                };
                 for name in ["Proxy-Authorization", "Authorization"] {
                     if let Some(v) = request.headers.get(name) {
                         ack.headers.push(name, v);
@@ -1551,25 +1823,44 @@ impl UserAgent {
                 }
                 let bytes = ack.to_bytes();
                 self.send(dest, transport, bytes.clone());
-                let Some(c) = self.calls.get_mut(&call) else { return };
+                let Some(c) = self.calls.get_mut(&call) else {
+                    return;
+                };
                 c.ack = Some(bytes);
                 c.remote_sdp = sdp.clone();
                 if c.cancel != Cancel::No {
                     // The callee answered while our CANCEL was under way: hang up at once.
-                    let (o, r) = c.cancel_outcome.clone().unwrap_or((CallOutcome::NoAnswer, "cancelled".into()));
-                    self.send_bye(now, call, o, Some(200), format!("{r}; answered after CANCEL"));
+                    let (o, r) = c
+                        .cancel_outcome
+                        .clone()
+                        .unwrap_or((CallOutcome::NoAnswer, "cancelled".into()));
+                    self.send_bye(
+                        now,
+                        call,
+                        o,
+                        Some(200),
+                        format!("{r}; answered after CANCEL"),
+                    );
                 } else {
                     self.emit(UaEvent::Answered { call, sdp });
                 }
             }
             _ => {
-                if matches!(status, 401 | 407) && c.cancel == Cancel::No && self.retry_with_auth(now, call, request, &resp) {
+                if matches!(status, 401 | 407)
+                    && c.cancel == Cancel::No
+                    && self.retry_with_auth(now, call, request, &resp)
+                {
                     return;
                 }
-                let Some(c) = self.calls.get(&call) else { return };
+                let Some(c) = self.calls.get(&call) else {
+                    return;
+                };
                 let (outcome, reason) = match (&c.cancel_outcome, status) {
                     (Some((o, r)), 487) => (*o, r.clone()),
-                    _ => (outcome_for_status(status), format!("{} {}", status, resp.reason)),
+                    _ => (
+                        outcome_for_status(status),
+                        format!("{} {}", status, resp.reason),
+                    ),
                 };
                 self.finish_call(call, outcome, Some(status), reason);
             }
@@ -1579,7 +1870,9 @@ impl UserAgent {
     /// A 2xx to an INVITE with no client transaction: a retransmission (re-send the ACK)
     /// or a 2xx from a second fork / for a call we gave up on (ACK, then BYE it).
     fn invite_2xx_without_tx(&mut self, now: Instant, resp: Response) {
-        let Some(call_id) = resp.headers.get("Call-ID") else { return };
+        let Some(call_id) = resp.headers.get("Call-ID") else {
+            return;
+        };
         let to_tag = resp.headers.get("To").and_then(tag_of);
         if let Some(&call) = self.calls_by_sip.get(call_id) {
             if let Some(c) = self.calls.get(&call) {
@@ -1595,13 +1888,23 @@ impl UserAgent {
         }
         // Stray dialog: build it from the response, ACK and BYE it so the far end does not
         // stay connected to nobody.
-        let (Some(from), Some(to), Some((n, _))) =
-            (resp.headers.get("From"), resp.headers.get("To"), resp.headers.get("CSeq").and_then(parse_cseq))
-        else {
+        let (Some(from), Some(to), Some((n, _))) = (
+            resp.headers.get("From"),
+            resp.headers.get("To"),
+            resp.headers.get("CSeq").and_then(parse_cseq),
+        ) else {
             return;
         };
-        let Some(target) = contact_uri(&resp.headers) else { return };
-        let route_set: Vec<String> = resp.headers.get_all("Record-Route").into_iter().rev().map(str::to_string).collect();
+        let Some(target) = contact_uri(&resp.headers) else {
+            return;
+        };
+        let route_set: Vec<String> = resp
+            .headers
+            .get_all("Record-Route")
+            .into_iter()
+            .rev()
+            .map(str::to_string)
+            .collect();
         let hop = route_set
             .first()
             .and_then(|r| NameAddr::parse(r))
@@ -1614,7 +1917,13 @@ impl UserAgent {
             .get_all("Via")
             .first()
             .and_then(|v| Via::parse(v))
-            .map_or(Transport::Udp, |v| if v.transport == "TCP" { Transport::Tcp } else { Transport::Udp });
+            .map_or(Transport::Udp, |v| {
+                if v.transport == "TCP" {
+                    Transport::Tcp
+                } else {
+                    Transport::Udp
+                }
+            });
         for (method, cseq) in [("ACK", n), ("BYE", n + 1)] {
             let (via, _) = self.via(transport);
             let mut h = Headers::default();
@@ -1627,7 +1936,12 @@ impl UserAgent {
             for r in &route_set {
                 h.push("Route", r.clone());
             }
-            let req = Request { method: method.into(), uri: target.clone(), headers: h, body: Vec::new() };
+            let req = Request {
+                method: method.into(),
+                uri: target.clone(),
+                headers: h,
+                body: Vec::new(),
+            };
             if method == "ACK" {
                 self.send(dest, transport, req.to_bytes());
             } else {
@@ -1638,7 +1952,15 @@ impl UserAgent {
 
     // ---- UAS ------------------------------------------------------------------------------
 
-    fn incoming_invite(&mut self, now: Instant, stx: u64, req: Request, from: SocketAddr, transport: Transport, cseq: u32) {
+    fn incoming_invite(
+        &mut self,
+        now: Instant,
+        stx: u64,
+        req: Request,
+        from: SocketAddr,
+        transport: Transport,
+        cseq: u32,
+    ) {
         let call_id = req.headers.get("Call-ID").unwrap_or("").to_string();
         if self.calls_by_sip.contains_key(&call_id) {
             // Same Call-ID without To tag on a new branch: a merged request (RFC 3261 §8.2.2.2).
@@ -1649,8 +1971,16 @@ impl UserAgent {
         let has_body = !req.body.is_empty();
         let sdp = sdp_body(&req.headers, &req.body);
         if has_body && sdp.is_none() {
-            let ct = req.headers.get("Content-Type").unwrap_or("application/sdp").to_ascii_lowercase();
-            let (status, reason) = if ct.contains("application/sdp") { (400, "Bad Request (SDP)") } else { (415, "Unsupported Media Type") };
+            let ct = req
+                .headers
+                .get("Content-Type")
+                .unwrap_or("application/sdp")
+                .to_ascii_lowercase();
+            let (status, reason) = if ct.contains("application/sdp") {
+                (400, "Bad Request (SDP)")
+            } else {
+                (415, "Unsupported Media Type")
+            };
             let mut r = self.response_for(&req, from, status, Some("waihu400"));
             r.reason = reason.into();
             if status == 415 {
@@ -1663,7 +1993,8 @@ impl UserAgent {
         let tag = self.token();
         let from_h = req.headers.get("From").unwrap_or("").to_string();
         let to_h = req.headers.get("To").unwrap_or("").to_string();
-        let remote_target = contact_uri(&req.headers).unwrap_or_else(|| NameAddr::parse(&from_h).map(|n| n.uri).unwrap_or_default());
+        let remote_target = contact_uri(&req.headers)
+            .unwrap_or_else(|| NameAddr::parse(&from_h).map(|n| n.uri).unwrap_or_default());
         let trying = self.response_for(&req, from, 100, None);
         self.stx_respond(now, stx, &trying);
         let deadline = now + self.cfg.incoming_timeout;
@@ -1681,7 +2012,12 @@ impl UserAgent {
                     local_cseq: 0,
                     remote_cseq: Some(cseq),
                     remote_target,
-                    route_set: req.headers.get_all("Record-Route").into_iter().map(str::to_string).collect(),
+                    route_set: req
+                        .headers
+                        .get_all("Record-Route")
+                        .into_iter()
+                        .map(str::to_string)
+                        .collect(),
                 },
                 transport,
                 fallback_dest: from,
@@ -1708,7 +2044,13 @@ impl UserAgent {
         );
         self.calls_by_sip.insert(call_id, id);
         self.arm(deadline, TimerKey::Call(id));
-        self.emit(UaEvent::Incoming { call: id, from: from_h, to: to_h, sdp, source: from });
+        self.emit(UaEvent::Incoming {
+            call: id,
+            from: from_h,
+            to: to_h,
+            sdp,
+            source: from,
+        });
     }
 
     /// A response to the pending INVITE of an incoming call, with our tag and Contact.
@@ -1750,13 +2092,17 @@ impl UserAgent {
 
     /// Answers an incoming call with 200 OK and our SDP answer; retransmitted until ACKed.
     pub fn answer(&mut self, now: Instant, call: CallId, sdp: Sdp) {
-        let Some((stx, mut r)) = self.uas_response(call, 200) else { return };
+        let Some((stx, mut r)) = self.uas_response(call, 200) else {
+            return;
+        };
         r.headers.push("Content-Type", "application/sdp");
         r.body = sdp.to_bytes();
         self.stx_respond(now, stx, &r);
         let t1 = self.cfg.timers.t1;
         let give_up = now + self.t1x64();
-        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         let cseq = c.dialog.remote_cseq.unwrap_or(0);
         c.state = CallState::WaitAck;
         c.stx = None;
@@ -1764,10 +2110,22 @@ impl UserAgent {
         c.local_sdp = Some(sdp);
         if c.transport.reliable() {
             // No retransmission over TCP, but still give up if no ACK arrives (timer H's value).
-            c.ok_retrans = Some(OkRetrans { bytes: Vec::new(), cseq, next_at: give_up, interval: t1, give_up_at: give_up });
+            c.ok_retrans = Some(OkRetrans {
+                bytes: Vec::new(),
+                cseq,
+                next_at: give_up,
+                interval: t1,
+                give_up_at: give_up,
+            });
             self.arm(give_up, TimerKey::Call(call));
         } else {
-            c.ok_retrans = Some(OkRetrans { bytes: r.to_bytes(), cseq, next_at: now + t1, interval: t1, give_up_at: give_up });
+            c.ok_retrans = Some(OkRetrans {
+                bytes: r.to_bytes(),
+                cseq,
+                next_at: now + t1,
+                interval: t1,
+                give_up_at: give_up,
+            });
             self.arm(now + t1, TimerKey::Call(call));
             self.arm(give_up, TimerKey::Call(call));
         }
@@ -1775,49 +2133,95 @@ impl UserAgent {
 
     /// Rejects an incoming call with a final status (e.g. 486, 603, 480).
     pub fn reject(&mut self, now: Instant, call: CallId, status: u16) {
-        let status = if (300..700).contains(&status) { status } else { 603 };
-        let Some((stx, r)) = self.uas_response(call, status) else { return };
+        let status = if (300..700).contains(&status) {
+            status
+        } else {
+            603
+        };
+        let Some((stx, r)) = self.uas_response(call, status) else {
+            return;
+        };
         self.stx_respond(now, stx, &r);
-        self.finish_call(call, outcome_for_status(status), Some(status), format!("rejected by us with {status}"));
+        self.finish_call(
+            call,
+            outcome_for_status(status),
+            Some(status),
+            format!("rejected by us with {status}"),
+        );
     }
 
     /// Sends a DTMF digit as SIP INFO (`application/dtmf-relay`), for peers without RFC 4733.
     pub fn send_info_dtmf(&mut self, now: Instant, call: CallId, digit: char, duration_ms: u32) {
-        if self.calls.get(&call).is_none_or(|c| c.state != CallState::Confirmed) {
+        if self
+            .calls
+            .get(&call)
+            .is_none_or(|c| c.state != CallState::Confirmed)
+        {
             return;
         }
-        let Some((mut req, dest, transport)) = self.dialog_request(call, "INFO", None) else { return };
+        let Some((mut req, dest, transport)) = self.dialog_request(call, "INFO", None) else {
+            return;
+        };
         req.headers.push("Content-Type", "application/dtmf-relay");
         req.body = format!("Signal={digit}\r\nDuration={duration_ms}\r\n").into_bytes();
         self.start_client_tx(now, req, dest, transport, Owner::Call(call));
     }
 
-    fn incoming_cancel(&mut self, now: Instant, stx: u64, req: &Request, from: SocketAddr, key: &(String, String, String)) {
+    fn incoming_cancel(
+        &mut self,
+        now: Instant,
+        stx: u64,
+        req: &Request,
+        from: SocketAddr,
+        key: &(String, String, String),
+    ) {
         let invite_key = (key.0.clone(), key.1.clone(), "INVITE".to_string());
-        let call = self.stx_by_key.get(&invite_key).copied().and_then(|invite_tx| {
-            self.calls
-                .iter()
-                .find(|(_, c)| c.stx == Some(invite_tx) && c.state == CallState::Incoming)
-                .map(|(id, _)| *id)
-        });
+        let call = self
+            .stx_by_key
+            .get(&invite_key)
+            .copied()
+            .and_then(|invite_tx| {
+                self.calls
+                    .iter()
+                    .find(|(_, c)| c.stx == Some(invite_tx) && c.state == CallState::Incoming)
+                    .map(|(id, _)| *id)
+            });
         let Some(call) = call else {
             let r = self.response_for(req, from, 481, Some("waihu481"));
             self.stx_respond(now, stx, &r);
             return;
         };
-        let ok = self.response_for(req, from, 200, self.calls.get(&call).map(|c| c.dialog.local_tag.as_str()));
+        let ok = self.response_for(
+            req,
+            from,
+            200,
+            self.calls.get(&call).map(|c| c.dialog.local_tag.as_str()),
+        );
         self.stx_respond(now, stx, &ok);
         if let Some((itx, r)) = self.uas_response(call, 487) {
             self.stx_respond(now, itx, &r);
         }
         self.emit(UaEvent::Cancelled { call });
-        self.finish_call(call, CallOutcome::NoAnswer, Some(487), "cancelled by caller".into());
+        self.finish_call(
+            call,
+            CallOutcome::NoAnswer,
+            Some(487),
+            "cancelled by caller".into(),
+        );
     }
 
     /// ACK for a 2xx (ours): matched to the dialog by Call-ID and CSeq.
     fn dialog_ack(&mut self, _now: Instant, req: Request, cseq: u32) {
-        let Some(&call) = req.headers.get("Call-ID").and_then(|id| self.calls_by_sip.get(id)) else { return };
-        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(&call) = req
+            .headers
+            .get("Call-ID")
+            .and_then(|id| self.calls_by_sip.get(id))
+        else {
+            return;
+        };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         if c.uac || c.ok_retrans.as_ref().is_none_or(|o| o.cseq != cseq) {
             return;
         }
@@ -1830,20 +2234,33 @@ impl UserAgent {
         }
     }
 
-    fn in_dialog_request(&mut self, now: Instant, stx: u64, req: Request, from: SocketAddr, cseq: u32) {
+    fn in_dialog_request(
+        &mut self,
+        now: Instant,
+        stx: u64,
+        req: Request,
+        from: SocketAddr,
+        cseq: u32,
+    ) {
         let to_tag = req.headers.get("To").and_then(tag_of);
         let call = req
             .headers
             .get("Call-ID")
             .and_then(|id| self.calls_by_sip.get(id).copied())
-            .filter(|id| self.calls.get(id).is_some_and(|c| Some(&c.dialog.local_tag) == to_tag.as_ref()));
+            .filter(|id| {
+                self.calls
+                    .get(id)
+                    .is_some_and(|c| Some(&c.dialog.local_tag) == to_tag.as_ref())
+            });
         let Some(call) = call else {
             let status = if req.method == "OPTIONS" { 200 } else { 481 };
             let r = self.response_for(&req, from, status, None);
             self.stx_respond(now, stx, &r);
             return;
         };
-        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         if c.dialog.remote_cseq.is_some_and(|r| cseq < r) {
             let r = self.response_for(&req, from, 500, None);
             self.stx_respond(now, stx, &r);
@@ -1854,7 +2271,9 @@ impl UserAgent {
             "BYE" => {
                 let r = self.response_for(&req, from, 200, None);
                 self.stx_respond(now, stx, &r);
-                let Some(c) = self.calls.get(&call) else { return };
+                let Some(c) = self.calls.get(&call) else {
+                    return;
+                };
                 if c.uac && matches!(c.state, CallState::Calling | CallState::Early) {
                     // BYE in an early dialog (RFC 3261 §15): the call is over before answer.
                     self.emit(UaEvent::ByeReceived { call });
@@ -1867,7 +2286,12 @@ impl UserAgent {
                     }
                 }
                 self.emit(UaEvent::ByeReceived { call });
-                self.finish_call(call, CallOutcome::Answered, Some(200), "hangup by peer".into());
+                self.finish_call(
+                    call,
+                    CallOutcome::Answered,
+                    Some(200),
+                    "hangup by peer".into(),
+                );
             }
             "INFO" => {
                 let r = self.response_for(&req, from, 200, None);
@@ -1891,9 +2315,19 @@ impl UserAgent {
     }
 
     /// Re-INVITE (hold / resume / session refresh): answer with our SDP, mirrored direction.
-    fn reinvite(&mut self, now: Instant, stx: u64, call: CallId, req: Request, from: SocketAddr, cseq: u32) {
+    fn reinvite(
+        &mut self,
+        now: Instant,
+        stx: u64,
+        call: CallId,
+        req: Request,
+        from: SocketAddr,
+        cseq: u32,
+    ) {
         let contact = {
-            let Some(c) = self.calls.get(&call) else { return };
+            let Some(c) = self.calls.get(&call) else {
+                return;
+            };
             if c.state != CallState::Confirmed || c.ok_retrans.is_some() {
                 let r = self.response_for(&req, from, 491, None);
                 self.stx_respond(now, stx, &r);
@@ -1902,19 +2336,32 @@ impl UserAgent {
             self.contact(c.transport)
         };
         let offer = sdp_body(&req.headers, &req.body);
-        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         if let Some(ct) = contact_uri(&req.headers) {
             c.dialog.remote_target = ct;
         }
         let mut r = {
             let mut h = Headers::default();
             let _ = &mut h;
-            Response { status: 200, reason: "OK".into(), headers: h, body: Vec::new() }
+            Response {
+                status: 200,
+                reason: "OK".into(),
+                headers: h,
+                body: Vec::new(),
+            }
         };
         let answer = c.local_sdp.as_ref().map(|ours| {
             let dir = offer
                 .as_ref()
-                .and_then(|o| o.media.iter().find(|m| m.kind == "audio").and_then(|m| m.direction).or(o.direction))
+                .and_then(|o| {
+                    o.media
+                        .iter()
+                        .find(|m| m.kind == "audio")
+                        .and_then(|m| m.direction)
+                        .or(o.direction)
+                })
                 .unwrap_or(crate::sdp::Direction::SendRecv)
                 .answer_for();
             ours.with_direction(dir)
@@ -1933,9 +2380,17 @@ impl UserAgent {
         self.stx_respond(now, stx, &r);
         let t1 = self.cfg.timers.t1;
         let give_up = now + self.t1x64();
-        let Some(c) = self.calls.get_mut(&call) else { return };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         if !c.transport.reliable() {
-            c.ok_retrans = Some(OkRetrans { bytes: r.to_bytes(), cseq, next_at: now + t1, interval: t1, give_up_at: give_up });
+            c.ok_retrans = Some(OkRetrans {
+                bytes: r.to_bytes(),
+                cseq,
+                next_at: now + t1,
+                interval: t1,
+                give_up_at: give_up,
+            });
             self.arm(now + t1, TimerKey::Call(call));
             self.arm(give_up, TimerKey::Call(call));
         }
@@ -1950,10 +2405,17 @@ impl UserAgent {
     pub fn register(&mut self, now: Instant, reg: Registration) -> RegId {
         let id = RegId(self.id());
         let uri = SipUri::parse(&reg.registrar);
-        let dest = reg.proxy.or_else(|| uri.as_ref().and_then(|u| u.socket_addr()));
-        let host = uri.as_ref().map_or_else(|| self.cfg.local_addr.ip().to_string(), |u| u.host.clone());
+        let dest = reg
+            .proxy
+            .or_else(|| uri.as_ref().and_then(|u| u.socket_addr()));
+        let host = uri
+            .as_ref()
+            .map_or_else(|| self.cfg.local_addr.ip().to_string(), |u| u.host.clone());
         let Some(dest) = dest else {
-            self.emit(UaEvent::RegistrationFailed { reg: id, status: None });
+            self.emit(UaEvent::RegistrationFailed {
+                reg: id,
+                status: None,
+            });
             return id;
         };
         let r = Reg {
@@ -1983,11 +2445,15 @@ impl UserAgent {
     }
 
     fn send_register(&mut self, now: Instant, id: RegId, auth: Option<(&'static str, String)>) {
-        let Some(transport) = self.regs.get(&id).map(|r| r.cfg.transport) else { return };
+        let Some(transport) = self.regs.get(&id).map(|r| r.cfg.transport) else {
+            return;
+        };
         let (via, _) = self.via(transport);
         let contact = self.contact(transport);
         let ua = self.cfg.user_agent.clone();
-        let Some(r) = self.regs.get_mut(&id) else { return };
+        let Some(r) = self.regs.get_mut(&id) else {
+            return;
+        };
         r.cseq += 1;
         let expires = if r.removing { 0 } else { r.cfg.expires };
         let mut h = Headers::default();
@@ -2003,7 +2469,12 @@ impl UserAgent {
         if let Some((n, v)) = auth {
             h.push(n, v);
         }
-        let req = Request { method: "REGISTER".into(), uri: r.cfg.registrar.clone(), headers: h, body: Vec::new() };
+        let req = Request {
+            method: "REGISTER".into(),
+            uri: r.cfg.registrar.clone(),
+            headers: h,
+            body: Vec::new(),
+        };
         let dest = r.dest;
         self.start_client_tx(now, req, dest, transport, Owner::Reg(id));
     }
@@ -2015,12 +2486,17 @@ impl UserAgent {
         }
         let local = self.cfg.local_addr.to_string();
         let cnonce = self.token();
-        let Some(r) = self.regs.get_mut(&id) else { return };
+        let Some(r) = self.regs.get_mut(&id) else {
+            return;
+        };
         if (200..300).contains(&status) {
             r.auth_tries = 0;
             if r.removing {
                 self.regs.remove(&id);
-                self.emit(UaEvent::Registered { reg: id, expires: 0 });
+                self.emit(UaEvent::Registered {
+                    reg: id,
+                    expires: 0,
+                });
                 return;
             }
             // The registrar may shorten the lifetime: our Contact's expires param, else Expires.
@@ -2031,32 +2507,54 @@ impl UserAgent {
                 .filter_map(NameAddr::parse)
                 .find(|n| n.uri.contains(&local))
                 .and_then(|n| crate::msg::param(&n.params, "expires").and_then(|e| e.parse().ok()))
-                .or_else(|| resp.headers.get("Expires").and_then(|e| e.trim().parse().ok()))
+                .or_else(|| {
+                    resp.headers
+                        .get("Expires")
+                        .and_then(|e| e.trim().parse().ok())
+                })
                 .unwrap_or(r.cfg.expires);
             let at = now + Duration::from_secs(u64::from(granted.max(2) / 2));
             r.refresh_at = Some(at);
             self.arm(at, TimerKey::Reg(id));
-            self.emit(UaEvent::Registered { reg: id, expires: granted });
+            self.emit(UaEvent::Registered {
+                reg: id,
+                expires: granted,
+            });
             return;
         }
         if matches!(status, 401 | 407) && r.auth_tries < 2 {
             if let (Some(creds), true) = (r.cfg.credentials.clone(), true) {
-                let (ch, an) =
-                    if status == 407 { ("Proxy-Authenticate", "Proxy-Authorization") } else { ("WWW-Authenticate", "Authorization") };
+                let (ch, an) = if status == 407 {
+                    ("Proxy-Authenticate", "Proxy-Authorization")
+                } else {
+                    ("WWW-Authenticate", "Authorization")
+                };
                 if let Some(c) = Challenge::best(resp.headers.get_lines(ch)) {
                     r.auth_tries += 1;
-                    let v = c.respond("REGISTER", &request.uri, &creds.username, &creds.password, &cnonce, 1);
+                    let v = c.respond(
+                        "REGISTER",
+                        &request.uri,
+                        &creds.username,
+                        &creds.password,
+                        &cnonce,
+                        1,
+                    );
                     self.send_register(now, id, Some((an, v)));
                     return;
                 }
             }
         }
-        self.emit(UaEvent::RegistrationFailed { reg: id, status: Some(status) });
+        self.emit(UaEvent::RegistrationFailed {
+            reg: id,
+            status: Some(status),
+        });
         self.reg_failed(now, id);
     }
 
     fn reg_failed(&mut self, now: Instant, id: RegId) {
-        let Some(r) = self.regs.get_mut(&id) else { return };
+        let Some(r) = self.regs.get_mut(&id) else {
+            return;
+        };
         if r.removing {
             self.regs.remove(&id);
             return;
@@ -2069,7 +2567,9 @@ impl UserAgent {
     }
 
     fn reg_timer(&mut self, now: Instant, id: RegId) {
-        let Some(r) = self.regs.get_mut(&id) else { return };
+        let Some(r) = self.regs.get_mut(&id) else {
+            return;
+        };
         if r.refresh_at.is_some_and(|at| now >= at) {
             r.refresh_at = None;
             self.send_register(now, id, None);

@@ -73,11 +73,17 @@ pub fn run(_ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Script(a) => crate::cmd::script::bench(a),
         Cmd::Tts { runs } => crate::cmd::speech::bench_tts(runs),
         Cmd::Vad => crate::cmd::speech::bench_vad(),
-        Cmd::Asr { model_dir, no_baseline } => crate::cmd::speech::bench_asr(_ctx, model_dir, !no_baseline),
+        Cmd::Asr {
+            model_dir,
+            no_baseline,
+        } => crate::cmd::speech::bench_asr(_ctx, model_dir, !no_baseline),
         Cmd::Import { rows, dir, json } => bench_import(rows, dir, json),
-        Cmd::Segments { customers, rules, baseline_customers, json } => {
-            bench_segments(customers, rules, baseline_customers, json)
-        }
+        Cmd::Segments {
+            customers,
+            rules,
+            baseline_customers,
+            json,
+        } => bench_segments(customers, rules, baseline_customers, json),
     }
 }
 
@@ -85,10 +91,18 @@ const HEADER: &str = "客户编号,姓名,手机号,城市,会员等级,购买�
 
 /// Deterministic fictional customers in the shape of `examples/customers.csv`.
 pub fn generate_customers(path: &Path, rows: usize, seed: u64) -> anyhow::Result<()> {
-    const SURNAMES: &[&str] = &["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙"];
-    const GIVEN: &[&str] = &["伟", "芳", "娜", "敏", "静", "强", "磊", "军", "洋", "勇", "艳", "杰", "涛", "明"];
-    const CITIES: &[&str] = &["北京", "上海", "广州", "深圳", "杭州", "成都", "武汉", "南京", "西安"];
-    const PREFIX: &[&str] = &["135", "136", "137", "138", "139", "150", "151", "158", "186", "188"];
+    const SURNAMES: &[&str] = &[
+        "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙",
+    ];
+    const GIVEN: &[&str] = &[
+        "伟", "芳", "娜", "敏", "静", "强", "磊", "军", "洋", "勇", "艳", "杰", "涛", "明",
+    ];
+    const CITIES: &[&str] = &[
+        "北京", "上海", "广州", "深圳", "杭州", "成都", "武汉", "南京", "西安",
+    ];
+    const PREFIX: &[&str] = &[
+        "135", "136", "137", "138", "139", "150", "151", "158", "186", "188",
+    ];
     const LEVELS: &[&str] = &["普通", "银卡", "金卡", "钻石"];
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
@@ -161,7 +175,10 @@ fn bench_import(rows: usize, dir: Option<PathBuf>, json: bool) -> anyhow::Result
     // Baseline 2: waihu-ingest (decode, normalise to E.164, type attributes), no store.
     let t = Instant::now();
     let file = std::fs::File::open(&csv_path)?;
-    let mut src = waihu_ingest::Source::open(std::io::BufReader::with_capacity(1 << 20, file), waihu_ingest::Options::new("CN")?)?;
+    let mut src = waihu_ingest::Source::open(
+        std::io::BufReader::with_capacity(1 << 20, file),
+        waihu_ingest::Options::new("CN")?,
+    )?;
     let mut ok = 0usize;
     loop {
         let b = src.next_batch(5000)?;
@@ -186,11 +203,21 @@ fn bench_import(rows: usize, dir: Option<PathBuf>, json: bool) -> anyhow::Result
         .output()
         .context("running the import child")?;
     let import_s = t.elapsed().as_secs_f64();
-    anyhow::ensure!(out.status.success(), "import failed: {}", String::from_utf8_lossy(&out.stderr));
+    anyhow::ensure!(
+        out.status.success(),
+        "import failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).context("import report")?;
-    anyhow::ensure!(report["created"] == rows, "import created {} of {rows}", report["created"]);
+    anyhow::ensure!(
+        report["created"] == rows,
+        "import created {} of {rows}",
+        report["created"]
+    );
     let peak_kib = children_peak_rss_kib();
-    let db_bytes = std::fs::metadata(data_dir.join("waihu.db")).map(|m| m.len()).unwrap_or(0);
+    let db_bytes = std::fs::metadata(data_dir.join("waihu.db"))
+        .map(|m| m.len())
+        .unwrap_or(0);
 
     let result = serde_json::json!({
         "bench": "import",
@@ -209,8 +236,14 @@ fn bench_import(rows: usize, dir: Option<PathBuf>, json: bool) -> anyhow::Result
         print_json(&result)?;
     } else {
         println!("import benchmark, {rows} rows (2 cores; encryption on)");
-        println!("  csv parse only (baseline)        {:>12.0} rows/s", rate(rows, parse_s));
-        println!("  + decode, E.164, typed attrs     {:>12.0} rows/s", rate(rows, normalise_s));
+        println!(
+            "  csv parse only (baseline)        {:>12.0} rows/s",
+            rate(rows, parse_s)
+        );
+        println!(
+            "  + decode, E.164, typed attrs     {:>12.0} rows/s",
+            rate(rows, normalise_s)
+        );
         println!(
             "  full import (+ seal, upsert, events) {:>8.0} rows/s  ({:.2}s; {:.3}x of csv parse, {:.2}x of normalise)",
             rate(rows, import_s),
@@ -218,9 +251,22 @@ fn bench_import(rows: usize, dir: Option<PathBuf>, json: bool) -> anyhow::Result
             parse_s / import_s,
             normalise_s / import_s
         );
-        println!("  peak RSS of the import process   {:>12.1} MiB", peak_kib as f64 / 1024.0);
-        println!("  database size                    {:>12.1} MiB", db_bytes as f64 / (1024.0 * 1024.0));
-        println!("  target: >= 100000 rows/s -> {}", if rate(rows, import_s) >= 100_000.0 { "met" } else { "NOT met" });
+        println!(
+            "  peak RSS of the import process   {:>12.1} MiB",
+            peak_kib as f64 / 1024.0
+        );
+        println!(
+            "  database size                    {:>12.1} MiB",
+            db_bytes as f64 / (1024.0 * 1024.0)
+        );
+        println!(
+            "  target: >= 100000 rows/s -> {}",
+            if rate(rows, import_s) >= 100_000.0 {
+                "met"
+            } else {
+                "NOT met"
+            }
+        );
     }
     Ok(())
 }
@@ -247,24 +293,56 @@ fn generate_attrs(n: usize, seed: u64) -> Vec<waihu_core::Attrs> {
     (0..n)
         .map(|_| {
             let mut a = waihu_core::Attrs::new();
-            a.insert("purchase_freq".into(), V::Number(f64::from(rng.gen_range(0..30))));
-            a.insert("avg_order".into(), V::Number(f64::from(rng.gen_range(30..8000))));
-            a.insert("interaction_count".into(), V::Number(f64::from(rng.gen_range(0..15))));
-            a.insert("last_purchase".into(), V::Number(f64::from(rng.gen_range(1..400))));
-            a.insert("last_interaction".into(), V::Number(f64::from(rng.gen_range(1..365))));
-            a.insert("member_level".into(), V::Text(LEVELS[rng.gen_range(0..LEVELS.len())].into()));
-            a.insert("city".into(), V::Text(CITIES[rng.gen_range(0..CITIES.len())].into()));
+            a.insert(
+                "purchase_freq".into(),
+                V::Number(f64::from(rng.gen_range(0..30))),
+            );
+            a.insert(
+                "avg_order".into(),
+                V::Number(f64::from(rng.gen_range(30..8000))),
+            );
+            a.insert(
+                "interaction_count".into(),
+                V::Number(f64::from(rng.gen_range(0..15))),
+            );
+            a.insert(
+                "last_purchase".into(),
+                V::Number(f64::from(rng.gen_range(1..400))),
+            );
+            a.insert(
+                "last_interaction".into(),
+                V::Number(f64::from(rng.gen_range(1..365))),
+            );
+            a.insert(
+                "member_level".into(),
+                V::Text(LEVELS[rng.gen_range(0..LEVELS.len())].into()),
+            );
+            a.insert(
+                "city".into(),
+                V::Text(CITIES[rng.gen_range(0..CITIES.len())].into()),
+            );
             a.insert("has_app".into(), V::Bool(rng.gen_bool(0.5)));
             a
         })
         .collect()
 }
 
-fn bench_segments(n: usize, rules: Option<PathBuf>, baseline_n: usize, json: bool) -> anyhow::Result<()> {
+fn bench_segments(
+    n: usize,
+    rules: Option<PathBuf>,
+    baseline_n: usize,
+    json: bool,
+) -> anyhow::Result<()> {
     use rayon::prelude::*;
     let (src, file) = match &rules {
-        Some(p) => (std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?, p.display().to_string()),
-        None => (include_str!("../../../../examples/segments.yaml").to_string(), "examples/segments.yaml".into()),
+        Some(p) => (
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+            p.display().to_string(),
+        ),
+        None => (
+            include_str!("../../../../examples/segments.yaml").to_string(),
+            "examples/segments.yaml".into(),
+        ),
     };
     let attrs = generate_attrs(n, 7);
     let mut schema = waihu_core::AttrSchema::new();
@@ -273,8 +351,13 @@ fn bench_segments(n: usize, rules: Option<PathBuf>, baseline_n: usize, json: boo
             schema.insert(k.clone(), v.kind());
         }
     }
-    let rs = waihu_segment::RuleSet::parse(&src, &file, &schema)
-        .map_err(|e| anyhow::anyhow!(e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")))?;
+    let rs = waihu_segment::RuleSet::parse(&src, &file, &schema).map_err(|e| {
+        anyhow::anyhow!(e
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("; "))
+    })?;
     let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 25).context("date")?;
 
     // 1. From attribute maps (what `segments apply` does per customer), one core.
@@ -282,7 +365,9 @@ fn bench_segments(n: usize, rules: Option<PathBuf>, baseline_n: usize, json: boo
     let mut hist = vec![0u64; rs.names().len() + 1];
     for a in &attrs {
         let seg = rs.classify(a, today);
-        let i = seg.and_then(|s| rs.names().iter().position(|n| *n == s)).unwrap_or(hist.len() - 1);
+        let i = seg
+            .and_then(|s| rs.names().iter().position(|n| *n == s))
+            .unwrap_or(hist.len() - 1);
         hist[i] += 1;
     }
     let from_attrs_s = t.elapsed().as_secs_f64();
@@ -290,17 +375,31 @@ fn bench_segments(n: usize, rules: Option<PathBuf>, baseline_n: usize, json: boo
     // 2. Rows laid out once (a columnar cache), one core and all cores.
     let rows: Vec<_> = attrs.iter().map(|a| rs.row(a)).collect();
     let t = Instant::now();
-    let matched_1 = rows.iter().filter(|r| rs.classify_row(r, today).is_some()).count();
+    let matched_1 = rows
+        .iter()
+        .filter(|r| rs.classify_row(r, today).is_some())
+        .count();
     let rows_1_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let matched_n = rows.par_iter().filter(|r| rs.classify_row(r, today).is_some()).count();
+    let matched_n = rows
+        .par_iter()
+        .filter(|r| rs.classify_row(r, today).is_some())
+        .count();
     let rows_n_s = t.elapsed().as_secs_f64();
-    anyhow::ensure!(matched_1 == matched_n, "parallel and serial classification disagree");
+    anyhow::ensure!(
+        matched_1 == matched_n,
+        "parallel and serial classification disagree"
+    );
 
     // 3. Baseline: cel-interpreter on the same rules, one core.
-    let defs: Vec<(String, String)> = rs.segments().iter().map(|s| (s.name.clone(), s.rule.clone())).collect();
-    let cel = waihu_segment::baseline::CelBaseline::new(&defs, rs.default_segment().map(str::to_string))
-        .map_err(anyhow::Error::msg)?;
+    let defs: Vec<(String, String)> = rs
+        .segments()
+        .iter()
+        .map(|s| (s.name.clone(), s.rule.clone()))
+        .collect();
+    let cel =
+        waihu_segment::baseline::CelBaseline::new(&defs, rs.default_segment().map(str::to_string))
+            .map_err(anyhow::Error::msg)?;
     let bn = baseline_n.min(n);
     let t = Instant::now();
     let mut disagree = 0u64;
@@ -339,13 +438,19 @@ fn bench_segments(n: usize, rules: Option<PathBuf>, baseline_n: usize, json: boo
             "baseline_customers": bn, "disagreements": disagree, "segments": counts,
         }));
     }
-    println!("segment evaluation: {n} customers, {} rules from {file}", rs.segments().len());
+    println!(
+        "segment evaluation: {n} customers, {} rules from {file}",
+        rs.segments().len()
+    );
     println!("  {:<44} {:>14} {:>8}", "path", "customers/s", "vs CEL");
     for (name, r) in [
         ("cel-interpreter (baseline, 1 core)", r_cel),
         ("compiled, from attribute maps (1 core)", r_attrs),
         ("compiled, laid-out rows (1 core)", r_rows1),
-        (&*format!("compiled, laid-out rows ({threads} threads)"), r_rowsn),
+        (
+            &*format!("compiled, laid-out rows ({threads} threads)"),
+            r_rowsn,
+        ),
     ] {
         println!("  {:<44} {:>14.0} {:>7.1}x", name, r, r / r_cel);
     }

@@ -300,7 +300,10 @@ fn run_sim(
 }
 
 /// One row of the simulation table: its label and how to read a cell.
-type SimRow<'a> = (&'a str, Box<dyn Fn(&SimReport, &ComplianceReport) -> String>);
+type SimRow<'a> = (
+    &'a str,
+    Box<dyn Fn(&SimReport, &ComplianceReport) -> String>,
+);
 
 fn print_sims(results: &[(SimReport, ComplianceReport, f64)]) {
     let col = |f: &dyn Fn(&SimReport, &ComplianceReport) -> String| -> String {
