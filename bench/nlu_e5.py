@@ -83,7 +83,7 @@ def main():
                 p, c = line.rstrip("\n").split("\t")
                 wp.append((p, float(c)))
         fallback = {}
-        for th in (0.5, 0.7, 0.9):
+        for th in (0.5, 0.7, 0.8, 0.9):
             mixed = [e if c < th else w for (w, c), e in zip(wp, pred)]
             used = sum(1 for _, c in wp if c < th)
             fallback[str(th)] = {"accuracy": accuracy_score(gold, mixed), "share_sent_to_e5": used / len(wp)}
