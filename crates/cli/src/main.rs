@@ -63,6 +63,9 @@ enum Command {
     /// 语义理解: classify utterances (intent, entities, sentiment), evaluate on labelled data.
     #[command(subcommand)]
     Nlu(cmd::nlu::Cmd),
+    /// 情绪分析: acoustic emotion cues of one utterance (WAV), fused with its text's sentiment.
+    #[command(subcommand)]
+    Emotion(cmd::nlu::EmotionCmd),
     /// 话术脚本: validate, graph, chat with and test dialog scripts; bench the interpreter.
     #[command(subcommand)]
     Script(cmd::script::Cmd),
@@ -94,6 +97,7 @@ fn main() -> ExitCode {
         Command::Tts(a) => cmd::speech::run_tts(&ctx, a),
         Command::Asr(a) => cmd::speech::run_asr(&ctx, a),
         Command::Nlu(c) => cmd::nlu::run(c),
+        Command::Emotion(c) => cmd::nlu::run_emotion(c),
         Command::Script(c) => cmd::script::run(&ctx, c),
     };
     match result {

@@ -26,6 +26,9 @@ pub enum Cmd {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// Intent classification: held-out accuracy, macro-F1 and latency beside
+    /// a scikit-learn TF-IDF + LogisticRegression baseline on the same split.
+    Nlu(crate::cmd::nlu::BenchArgs),
     /// Voice activity detection: endpoint delay and false barge-ins on espeak
     /// clips, clean and at 10 dB SNR, beside WebRTC VAD without the noise gate.
     Vad,
@@ -73,6 +76,7 @@ pub fn run(_ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Script(a) => crate::cmd::script::bench(a),
         Cmd::Tts { runs } => crate::cmd::speech::bench_tts(runs),
         Cmd::Vad => crate::cmd::speech::bench_vad(),
+        Cmd::Nlu(a) => crate::cmd::nlu::bench(a),
         Cmd::Asr {
             model_dir,
             no_baseline,
