@@ -19,16 +19,26 @@ struct Peer(Child);
 impl Drop for Peer {
     fn drop(&mut self) {
         let pid = self.0.id().to_string();
+        // Children first (Kamailio's workers would otherwise outlive a killed main process).
+        let signal = |sig: &str| {
+            let _ = Command::new("pkill")
+                .args([sig, "-P", &pid])
+                .stderr(Stdio::null())
+                .status();
+        };
+        signal("-TERM");
         let _ = Command::new("kill")
             .args(["-TERM", &pid])
             .stderr(Stdio::null())
             .status();
         for _ in 0..40 {
             if matches!(self.0.try_wait(), Ok(Some(_))) {
+                signal("-KILL");
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        signal("-KILL");
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
