@@ -312,6 +312,25 @@ const ORACLE_RULES: [&str; 7] = [
     "avg_order / purchase_freq > 200.0",
 ];
 
+/// The oracle rules compiled by waihu and by cel-interpreter.
+fn oracle() -> (RuleSet, CelBaseline) {
+    let yaml: String = std::iter::once("segments:\n".to_string())
+        .chain(
+            ORACLE_RULES
+                .iter()
+                .enumerate()
+                .map(|(i, r)| format!("  - name: r{i}\n    rule: '{r}'\n")),
+        )
+        .collect();
+    let rs = RuleSet::parse(&yaml, "o.yaml", &schema()).unwrap();
+    let named: Vec<(String, String)> = ORACLE_RULES
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (format!("r{i}"), r.to_string()))
+        .collect();
+    (rs, CelBaseline::new(&named, None).unwrap())
+}
+
 proptest! {
     /// With every attribute present, the compiled evaluator agrees with
     /// cel-interpreter wherever CEL gives a bool; where CEL errors (division
@@ -320,14 +339,7 @@ proptest! {
     /// CEL spec, and waihu, let the other side decide.)
     #[test]
     fn compiled_rules_agree_with_cel_interpreter(a in arb_full_attrs()) {
-        let yaml: String = std::iter::once("segments:\n".to_string())
-            .chain(ORACLE_RULES.iter().enumerate().map(|(i, r)| format!("  - name: r{i}\n    rule: '{r}'\n")))
-            .collect();
-        let rs = RuleSet::parse(&yaml, "o.yaml", &schema()).unwrap();
-        let cel = CelBaseline::new(
-            &ORACLE_RULES.iter().enumerate().map(|(i, r)| (format!("r{i}"), r.to_string())).collect::<Vec<_>>(),
-            None,
-        ).unwrap();
+        let (rs, cel) = oracle();
         let row = rs.row(&a);
         for (i, rule) in ORACLE_RULES.iter().enumerate() {
             let ours = rs.matches(i, &row, today());
@@ -341,14 +353,7 @@ proptest! {
     /// With attributes missing: wherever cel-interpreter still decides, so do we.
     #[test]
     fn partial_attributes_agree_where_cel_decides(a in arb_attrs()) {
-        let yaml: String = std::iter::once("segments:\n".to_string())
-            .chain(ORACLE_RULES.iter().enumerate().map(|(i, r)| format!("  - name: r{i}\n    rule: '{r}'\n")))
-            .collect();
-        let rs = RuleSet::parse(&yaml, "o.yaml", &schema()).unwrap();
-        let cel = CelBaseline::new(
-            &ORACLE_RULES.iter().enumerate().map(|(i, r)| (format!("r{i}"), r.to_string())).collect::<Vec<_>>(),
-            None,
-        ).unwrap();
+        let (rs, cel) = oracle();
         let row = rs.row(&a);
         for (i, rule) in ORACLE_RULES.iter().enumerate() {
             if let Ok(b) = cel.eval_rule(i, &a) {
