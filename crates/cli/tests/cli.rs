@@ -160,6 +160,16 @@ fn segment_rules_apply_and_errors_point_at_the_rule() {
         .iter()
         .all(|c| c["segment"].is_null()));
     ok(&dir, &["segments", "apply", r]);
+    let applied = json_lines(&ok(
+        &dir,
+        &["events", "list", "--type", "segments_applied", "--json"],
+    ));
+    assert_eq!(applied.len(), 1, "{applied:?}");
+    let kind = &applied[0]["kind"];
+    assert_eq!(kind["counts"]["high_value"], 2, "{kind}");
+    assert_eq!(kind["counts"]["churn_risk"], 1, "{kind}");
+    assert!(kind["counts"].get("regular").is_none(), "{kind}");
+    assert_eq!(kind["unsegmented"], 0, "{kind}");
     let listed = json_lines(&ok(&dir, &["segments", "list", "--json"]));
     assert!(
         listed

@@ -86,6 +86,13 @@ pub enum EventKind {
         channel: String,
         template: String,
     },
+    /// Segmentation rules were applied to every customer: how many each
+    /// segment now holds (`unsegmented`: no rule matched and no default).
+    SegmentsApplied {
+        rules: String,
+        counts: std::collections::BTreeMap<String, u64>,
+        unsegmented: u64,
+    },
 }
 
 impl EventKind {
@@ -104,6 +111,7 @@ impl EventKind {
             EventKind::CallbackRequested { .. } => "callback_requested",
             EventKind::CampaignState { .. } => "campaign_state",
             EventKind::MessageSent { .. } => "message_sent",
+            EventKind::SegmentsApplied { .. } => "segments_applied",
         }
     }
 }

@@ -223,25 +223,8 @@ impl Store {
         &self,
         assignments: &[(CustomerId, Option<String>)],
     ) -> Result<(), StoreError> {
-        let mut by_seg: BTreeMap<Option<&str>, Vec<i64>> = BTreeMap::new();
-        for (id, seg) in assignments {
-            by_seg.entry(seg.as_deref()).or_default().push(id.0);
-        }
         let mut tx = self.pool.begin().await?;
-        for (seg, ids) in by_seg {
-            for chunk in ids.chunks(500) {
-                let mut q: QueryBuilder<Sqlite> =
-                    QueryBuilder::new("UPDATE customers SET segment = ");
-                q.push_bind(seg);
-                q.push(" WHERE id IN (");
-                let mut sep = q.separated(", ");
-                for id in chunk {
-                    sep.push_bind(*id);
-                }
-                q.push(")");
-                q.build().execute(&mut *tx).await?;
-            }
-        }
+        write_assignments(&mut tx, assignments).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -253,19 +236,44 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM segments")
-            .execute(&mut *tx)
-            .await?;
-        for d in defs {
-            sqlx::query("INSERT INTO segments (name, expr, priority, description, updated_at) VALUES (?, ?, ?, ?, ?)")
-                .bind(&d.name)
-                .bind(&d.expr)
-                .bind(d.priority)
-                .bind(&d.description)
-                .bind(ts(now))
-                .execute(&mut *tx)
-                .await?;
+        write_segment_defs(&mut tx, defs, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Apply a classification in one transaction: every customer's segment,
+    /// the rule set that produced it, and a `segments_applied` event with the
+    /// counts (`rules` names the rule file).
+    pub async fn apply_segments(
+        &self,
+        assignments: &[(CustomerId, Option<String>)],
+        defs: &[SegmentDef],
+        rules: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        let mut unsegmented = 0;
+        for (_, seg) in assignments {
+            match seg {
+                Some(s) => *counts.entry(s.clone()).or_default() += 1,
+                None => unsegmented += 1,
+            }
         }
+        let event = Event {
+            at: now,
+            customer: None,
+            campaign: None,
+            call: None,
+            kind: EventKind::SegmentsApplied {
+                rules: rules.to_string(),
+                counts,
+                unsegmented,
+            },
+        };
+        let mut tx = self.pool.begin().await?;
+        write_assignments(&mut tx, assignments).await?;
+        write_segment_defs(&mut tx, defs, now).await?;
+        insert_events(&mut tx, &[event]).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -348,6 +356,53 @@ impl Store {
             updated_at: parse_ts(&updated).ok_or_else(|| corrupt("updated_at".into()))?,
         })
     }
+}
+
+async fn write_assignments(
+    conn: &mut sqlx::SqliteConnection,
+    assignments: &[(CustomerId, Option<String>)],
+) -> Result<(), StoreError> {
+    let mut by_seg: BTreeMap<Option<&str>, Vec<i64>> = BTreeMap::new();
+    for (id, seg) in assignments {
+        by_seg.entry(seg.as_deref()).or_default().push(id.0);
+    }
+    for (seg, ids) in by_seg {
+        for chunk in ids.chunks(500) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE customers SET segment = ");
+            q.push_bind(seg);
+            q.push(" WHERE id IN (");
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(*id);
+            }
+            q.push(")");
+            q.build().execute(&mut *conn).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn write_segment_defs(
+    conn: &mut sqlx::SqliteConnection,
+    defs: &[SegmentDef],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM segments")
+        .execute(&mut *conn)
+        .await?;
+    for d in defs {
+        sqlx::query(
+            "INSERT INTO segments (name, expr, priority, description, updated_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&d.name)
+        .bind(&d.expr)
+        .bind(d.priority)
+        .bind(&d.description)
+        .bind(ts(now))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
 type CustomerRow = (

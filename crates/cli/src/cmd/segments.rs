@@ -122,7 +122,6 @@ pub async fn preview(store: &Store, a: &RulesArgs, apply: bool) -> anyhow::Resul
         bail!("there are no customers yet; import some first: waihu customers import examples/customers.csv");
     }
     if apply {
-        store.set_segments(&assignments).await?;
         let defs: Vec<SegmentDef> = rules
             .segments()
             .iter()
@@ -133,7 +132,14 @@ pub async fn preview(store: &Store, a: &RulesArgs, apply: bool) -> anyhow::Resul
                 description: s.description.clone(),
             })
             .collect();
-        store.save_segment_defs(&defs, Utc::now()).await?;
+        store
+            .apply_segments(
+                &assignments,
+                &defs,
+                &a.rules.display().to_string(),
+                Utc::now(),
+            )
+            .await?;
     }
     // Rows in priority order, then the default, then unmatched.
     let mut order: Vec<Option<&str>> = rules.names().into_iter().map(Some).collect();
