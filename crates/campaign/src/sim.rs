@@ -237,7 +237,8 @@ pub fn simulate(campaign: &Campaign, cfg: &SimConfig, sink: &mut dyn FnMut(&Even
         .and_hms_opt(0, 0, 0)
         .and_then(|n| n.and_local_timezone(tz_camp).earliest())
         .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_else(Utc::now);
+        // Midnight skipped by a DST change: start at midnight UTC (still no clock read).
+        .unwrap_or_else(|| start_date.and_time(chrono::NaiveTime::MIN).and_utc());
     let end = start + Duration::days(cfg.days as i64);
 
     let mut rng = SmallRng::seed_from_u64(cfg.seed);
