@@ -448,6 +448,28 @@ fn strip_tag(v: &str) -> String {
     }
 }
 
+/// The route set a UAC learns from a dialog-creating response: the
+/// Record-Route values in reverse order (RFC 3261 §12.1.2).
+fn uac_route_set(headers: &Headers) -> Vec<String> {
+    headers
+        .get_all("Record-Route")
+        .into_iter()
+        .rev()
+        .map(str::to_string)
+        .collect()
+}
+
+impl Dialog {
+    /// UAC side: take the remote target (Contact) and the route set from a
+    /// response that creates or confirms the dialog.
+    fn learn_remote(&mut self, headers: &Headers) {
+        if let Some(ct) = contact_uri(headers) {
+            self.remote_target = ct;
+        }
+        self.route_set = uac_route_set(headers);
+    }
+}
+
 fn contact_uri(headers: &Headers) -> Option<String> {
     headers
         .get_all("Contact")
@@ -1743,16 +1765,7 @@ impl UserAgent {
                     // Early dialog: remember where the callee is for a possible BYE.
                     if c.dialog.remote_tag.is_none() {
                         c.dialog.remote_tag = Some(t);
-                        if let Some(ct) = contact_uri(&resp.headers) {
-                            c.dialog.remote_target = ct;
-                        }
-                        c.dialog.route_set = resp
-                            .headers
-                            .get_all("Record-Route")
-                            .into_iter()
-                            .rev()
-                            .map(str::to_string)
-                            .collect();
+                        c.dialog.learn_remote(&resp.headers);
                     }
                 }
                 let pending = c.cancel == Cancel::Pending;
@@ -1794,16 +1807,7 @@ impl UserAgent {
                     return self.invite_2xx_without_tx(now, resp);
                 }
                 c.dialog.remote_tag = to_tag;
-                if let Some(ct) = contact_uri(&resp.headers) {
-                    c.dialog.remote_target = ct;
-                }
-                c.dialog.route_set = resp
-                    .headers
-                    .get_all("Record-Route")
-                    .into_iter()
-                    .rev()
-                    .map(str::to_string)
-                    .collect();
+                c.dialog.learn_remote(&resp.headers);
                 c.state = CallState::Confirmed;
                 c.ring_deadline = None;
                 c.cancel_deadline = None;
@@ -1898,13 +1902,7 @@ impl UserAgent {
         let Some(target) = contact_uri(&resp.headers) else {
             return;
         };
-        let route_set: Vec<String> = resp
-            .headers
-            .get_all("Record-Route")
-            .into_iter()
-            .rev()
-            .map(str::to_string)
-            .collect();
+        let route_set = uac_route_set(&resp.headers);
         let hop = route_set
             .first()
             .and_then(|r| NameAddr::parse(r))
