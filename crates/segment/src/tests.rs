@@ -230,21 +230,10 @@ fn unknown_function_is_reported() {
 #[test]
 fn shipped_example_compiles_against_the_sample_schema() {
     let src = include_str!("../../../examples/segments.yaml");
-    let schema: AttrSchema = [
-        ("purchase_freq", AttrKind::Number),
-        ("avg_order", AttrKind::Number),
-        ("interaction_count", AttrKind::Number),
-        ("last_purchase", AttrKind::Number),
-        ("last_interaction", AttrKind::Number),
-        ("member_level", AttrKind::Text),
-        ("has_app", AttrKind::Bool),
-        ("city", AttrKind::Text),
-        ("registered_on", AttrKind::Date),
-        ("order_amount", AttrKind::Number),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    // The schema an import of the shipped customers file infers.
+    let csv = include_bytes!("../../../examples/customers.csv");
+    let opts = waihu_ingest::Options::new("CN").unwrap();
+    let schema: AttrSchema = waihu_ingest::Source::open(&csv[..], opts).unwrap().kinds;
     let rs =
         RuleSet::parse(src, "examples/segments.yaml", &schema).unwrap_or_else(|e| panic!("{e:?}"));
     assert!(rs
