@@ -86,6 +86,23 @@ pub enum EventKind {
         channel: String,
         template: String,
     },
+    /// One callee turn of a live call as the bot understood it. The words
+    /// themselves are personal data and live sealed in the store's call
+    /// transcript, not here; this is what funnels and heat maps need.
+    CallTurn {
+        seq: u32,
+        /// Script state the turn was heard in.
+        state: String,
+        intent: String,
+        confidence: f32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        emotion: Option<String>,
+        #[serde(default)]
+        barge_in: bool,
+        /// End of the callee's speech → first audio of the bot's reply.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        latency_ms: Option<f64>,
+    },
     /// Segmentation rules were applied to every customer: how many each
     /// segment now holds (`unsegmented`: no rule matched and no default).
     SegmentsApplied {
@@ -112,6 +129,7 @@ impl EventKind {
             EventKind::CampaignState { .. } => "campaign_state",
             EventKind::MessageSent { .. } => "message_sent",
             EventKind::SegmentsApplied { .. } => "segments_applied",
+            EventKind::CallTurn { .. } => "call_turn",
         }
     }
 }

@@ -19,6 +19,7 @@ use waihu_media::{
 };
 use waihu_sip::{CallId, Codec, Credentials, Negotiated, OutgoingCall, Sdp, UaEvent};
 
+use crate::agent::{CallAgent, Control, IncomingPlan};
 use crate::sip::{IncomingCall, SipEndpoint};
 use crate::EngineError;
 
@@ -171,6 +172,12 @@ struct Media {
     dtmf_received: String,
     early_frames: u64,
     answered: bool,
+    /// Plays `source` before the answer (a UAS's early-media announcement).
+    early_sending: bool,
+    agent: Option<Box<dyn CallAgent>>,
+    /// The remote party's audio of the last tick, handed to the agent.
+    heard: Vec<i16>,
+    agent_hangup: Option<String>,
 }
 
 impl Media {
@@ -196,6 +203,10 @@ impl Media {
             dtmf_received: String::new(),
             early_frames: 0,
             answered: false,
+            early_sending: false,
+            agent: None,
+            heard: vec![0; FRAME],
+            agent_hangup: None,
         })
     }
 
@@ -239,15 +250,31 @@ impl Media {
         }
     }
 
-    /// One 20 ms tick. Returns digits received.
+    /// One 20 ms tick.
     async fn tick(&mut self) {
         let Some(s) = &mut self.session else { return };
+        let now = Instant::now();
         if self.answered && s.dtmf_idle() {
-            self.source_done = !self.source.next_frame(&mut self.frame) || self.source_done;
+            if let Some(agent) = &mut self.agent {
+                self.frame.iter_mut().for_each(|x| *x = 0);
+                if let Control::Hangup(why) = agent.on_frame(now, &self.heard, &mut self.frame) {
+                    self.agent_hangup.get_or_insert(why);
+                }
+            } else {
+                self.source_done = !self.source.next_frame(&mut self.frame) || self.source_done;
+            }
+        } else if !self.answered && self.early_sending {
+            if !self.source.next_frame(&mut self.frame) {
+                self.frame.iter_mut().for_each(|x| *x = 0);
+            }
         } else {
             self.frame.iter_mut().for_each(|x| *x = 0);
         }
-        let pkt = s.tick(Instant::now(), &self.frame);
+        let pkt = s.tick(now, &self.frame);
+        let rx = s.received_frame();
+        if rx.len() == self.heard.len() {
+            self.heard.copy_from_slice(rx);
+        }
         if !self.answered && s.received_audio() {
             self.early_frames += 1;
         }
@@ -260,6 +287,9 @@ impl Media {
         while let Some(ev) = s.poll_event() {
             if let MediaEvent::Dtmf { digit, .. } = ev {
                 self.dtmf_received.push(digit);
+                if let Some(agent) = &mut self.agent {
+                    agent.on_dtmf(now, digit);
+                }
             }
         }
         if let (Some(p), Some(to)) = (pkt, self.remote) {
@@ -283,9 +313,11 @@ impl Media {
 enum Role {
     Uac,
     /// Answer after ringing this long; `offer` is the caller's SDP (None: offer-less INVITE).
+    /// `reject`: instead of answering at `answer_at`, reject with this status.
     Uas {
         offer: Option<Sdp>,
         answer_at: Instant,
+        reject: Option<u16>,
     },
 }
 
@@ -295,7 +327,28 @@ pub async fn place_call(
     opts: CallOptions,
     progress: &mut (dyn FnMut(&Progress) + Send),
 ) -> Result<CallReport, EngineError> {
+    place(ep, opts, None, progress).await
+}
+
+/// Places a call whose answered media is driven by `agent` (the voice bot).
+/// `opts.media.play` is ignored; the recording, timeouts and codecs apply.
+pub async fn place_call_with(
+    ep: &SipEndpoint,
+    opts: CallOptions,
+    agent: Box<dyn CallAgent>,
+    progress: &mut (dyn FnMut(&Progress) + Send),
+) -> Result<CallReport, EngineError> {
+    place(ep, opts, Some(agent), progress).await
+}
+
+async fn place(
+    ep: &SipEndpoint,
+    opts: CallOptions,
+    agent: Option<Box<dyn CallAgent>>,
+    progress: &mut (dyn FnMut(&Progress) + Send),
+) -> Result<CallReport, EngineError> {
     let mut media = Media::bind(ep.local_addr().ip()).await?;
+    media.agent = agent;
     media.record_to(opts.media.record.clone())?;
     let offer = Sdp::offer(
         media.local,
@@ -350,6 +403,74 @@ pub async fn serve_incoming(
     let role = Role::Uas {
         offer: inc.sdp,
         answer_at: Instant::now() + ring_for,
+        reject: None,
+    };
+    drive(ep, inc.call, inc.events, role, media, offer, opts, progress).await
+}
+
+/// Serves one incoming call by `plan`: answer and hand the media to `agent`,
+/// or ring (optionally with an early-media announcement) and reject.
+pub async fn serve_incoming_with(
+    ep: &SipEndpoint,
+    inc: IncomingCall,
+    plan: IncomingPlan,
+    opts: &MediaOptions,
+    agent: Box<dyn CallAgent>,
+    progress: &mut (dyn FnMut(&Progress) + Send),
+) -> Result<CallReport, EngineError> {
+    let mut media = match Media::bind(ep.local_addr().ip()).await {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = ep.reject(inc.call, 500);
+            return Err(e);
+        }
+    };
+    if let Err(e) = media.record_to(opts.record.clone()) {
+        let _ = ep.reject(inc.call, 500);
+        return Err(e);
+    }
+    media.agent = Some(agent);
+    let offer = Sdp::offer(media.local, &opts.codecs, 20, rand::random::<u32>().into());
+    let now = Instant::now();
+    let role = match plan {
+        IncomingPlan::Answer { ring_for } => {
+            if !ring_for.is_zero() {
+                ep.ring(inc.call)?;
+            }
+            Role::Uas {
+                offer: inc.sdp,
+                answer_at: now + ring_for,
+                reject: None,
+            }
+        }
+        IncomingPlan::Reject {
+            after,
+            status,
+            announcement,
+        } => {
+            let early = match (&announcement, &inc.sdp) {
+                (Some(a), Some(o)) => {
+                    Sdp::answer(o, media.local, &opts.codecs, rand::random::<u32>().into())
+                        .ok()
+                        .map(|(sdp, neg)| (a.clone(), sdp, neg))
+                }
+                _ => None,
+            };
+            match early {
+                Some((audio, sdp, neg)) => {
+                    ep.early_media(inc.call, sdp)?;
+                    media.start(neg, true);
+                    media.source = Box::new(PcmPlayer::new(audio, true));
+                    media.early_sending = true;
+                }
+                None => ep.ring(inc.call)?,
+            }
+            Role::Uas {
+                offer: None,
+                answer_at: now + after,
+                reject: Some(status),
+            }
+        }
     };
     drive(ep, inc.call, inc.events, role, media, offer, opts, progress).await
 }
@@ -407,6 +528,10 @@ async fn drive(
     // Returns when to send DTMF.
     let start_answered = |media: &mut Media, at: Instant| -> Option<Instant> {
         media.answered = true;
+        media.early_sending = false;
+        if let Some(agent) = &mut media.agent {
+            agent.on_answered(at);
+        }
         if let Some(p) = &prompt {
             media.source = Box::new(PcmPlayer::new(p.clone(), opts.loop_play));
             media.source_done = false;
@@ -449,7 +574,7 @@ async fn drive(
                                 progress(&Progress::Answered { setup_ms: now.duration_since(started).as_secs_f64() * 1000.0 });
                                 dtmf_at = start_answered(&mut media, now);
                             }
-                            Role::Uas { offer: None, .. } => {
+                            Role::Uas { offer: None, reject: None, .. } => {
                                 // Offer-less INVITE: the ACK carried the answer to our offer.
                                 if let Some(n) = sdp.as_ref().and_then(|s| s.negotiated_from_answer().ok()) {
                                     media.start(n, true);
@@ -467,6 +592,9 @@ async fn drive(
                     }
                     UaEvent::DtmfInfo { digit, .. } => {
                         media.dtmf_received.push(digit);
+                        if let Some(agent) = &mut media.agent {
+                            agent.on_dtmf(Instant::now(), digit);
+                        }
                         progress(&Progress::DtmfReceived(digit));
                     }
                     UaEvent::ByeReceived { .. } | UaEvent::Cancelled { .. } => progress(&Progress::PeerHungUp),
@@ -485,6 +613,9 @@ async fn drive(
                         } else {
                             outcome
                         };
+                        if let Some(agent) = &mut media.agent {
+                            agent.on_ended(now);
+                        }
                         let recording = media.finish()?;
                         let stats = media.session.as_ref().map(|s| s.stats()).unwrap_or_default();
                         return Ok(CallReport {
@@ -509,7 +640,13 @@ async fn drive(
             _ = media.recv(&mut buf) => {}
             _ = ticker.tick() => {
                 let now = Instant::now();
-                if let Role::Uas { offer, answer_at } = &role {
+                if let Role::Uas { reject: Some(status), answer_at, .. } = &role {
+                    if now >= *answer_at && !hanging_up {
+                        ep.reject(call, *status)?;
+                        hanging_up = true;
+                    }
+                }
+                if let Role::Uas { offer, answer_at, reject: None } = &role {
                     if now >= *answer_at && answered_at.is_none() {
                         let answer = match offer {
                             Some(o) => match Sdp::answer(o, media.local, &opts.codecs, rand::random::<u32>().into()) {
@@ -534,7 +671,7 @@ async fn drive(
                             answered_at = Some(now);
                             hanging_up = true;
                         }
-                        role = Role::Uas { offer: None, answer_at: *answer_at };
+                        role = Role::Uas { offer: None, answer_at: *answer_at, reject: None };
                     }
                 }
                 if let (Some(at), Some(s)) = (dtmf_at, media.session.as_mut()) {
@@ -550,7 +687,7 @@ async fn drive(
                 if hanging_up {
                     continue;
                 }
-                let mut why = None;
+                let mut why = media.agent_hangup.take();
                 if now.duration_since(ans) >= opts.max_duration {
                     why = Some(format!("max duration {} s reached", opts.max_duration.as_secs_f64()));
                 }

@@ -5,6 +5,7 @@
 //!   `waihu_media::MediaSession`, playing and recording WAV, sending and receiving DTMF.
 //! - [`bench`]: `waihu bench sip` load generator.
 
+pub mod agent;
 pub mod bench;
 pub mod call;
 pub mod sip;

@@ -1,0 +1,46 @@
+//! The hook through which a conversation drives a call's audio. The call task
+//! (see [`crate::call`]) owns the socket and the 20 ms clock; once the call is
+//! answered it hands every frame heard to the call's [`CallAgent`] and sends
+//! what the agent wrote. An agent must not block: anything slow (recognition,
+//! synthesis) runs elsewhere and reaches the agent through a channel.
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What the call task should do after a frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Control {
+    Continue,
+    /// Hang up now (BYE); the reason is logged and reported.
+    Hangup(String),
+}
+
+/// A participant in the media of one call: the voice bot on our side, a
+/// virtual callee in the simulator.
+pub trait CallAgent: Send {
+    /// Media starts flowing (the call was answered).
+    fn on_answered(&mut self, _now: Instant) {}
+    /// One 20 ms frame (160 samples at 8 kHz): `heard` is the other side's
+    /// audio (silence when nothing arrived), `say` is zeroed on entry and is
+    /// sent as our audio.
+    fn on_frame(&mut self, now: Instant, heard: &[i16], say: &mut [i16]) -> Control;
+    /// A DTMF digit from the other side (RFC 4733 or SIP INFO).
+    fn on_dtmf(&mut self, _now: Instant, _digit: char) {}
+    /// The call is over (either side hung up, or it failed); the last call.
+    fn on_ended(&mut self, _now: Instant) {}
+}
+
+/// How a UAS answers one incoming call.
+#[derive(Debug, Clone)]
+pub enum IncomingPlan {
+    /// Ring (180) for `ring_for`, then answer and hand the media to the agent.
+    Answer { ring_for: Duration },
+    /// Ring for `after` — with 183 and `announcement` played as early media
+    /// when given (a carrier's "the number you dialled is switched off") —
+    /// then reject with `status` (486 busy, 480 unavailable, 404 ...). A long
+    /// `after` rings until the caller gives up and cancels.
+    Reject {
+        after: Duration,
+        status: u16,
+        announcement: Option<Arc<[i16]>>,
+    },
+}
