@@ -199,6 +199,17 @@ impl Vault {
 
     /// Seal `plaintext` for `table.column` of the row identified by `row_key`.
     pub fn seal(&self, table: &str, column: &str, row_key: &str, plaintext: &str) -> Vec<u8> {
+        self.seal_bytes(table, column, row_key, plaintext.as_bytes())
+    }
+
+    /// [`Vault::seal`] for binary values (call recordings).
+    pub fn seal_bytes(
+        &self,
+        table: &str,
+        column: &str,
+        row_key: &str,
+        plaintext: &[u8],
+    ) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::thread_rng().fill_bytes(&mut nonce);
         let aad = aad(table, column, row_key);
@@ -207,7 +218,7 @@ impl Vault {
             .encrypt(
                 Nonce::from_slice(&nonce),
                 Payload {
-                    msg: plaintext.as_bytes(),
+                    msg: plaintext,
                     aad: &aad,
                 },
             )
@@ -227,6 +238,21 @@ impl Vault {
         row_key: &str,
         sealed: &[u8],
     ) -> Result<String, PrivacyError> {
+        let pt = self.open_bytes(table, column, row_key, sealed)?;
+        String::from_utf8(pt).map_err(|_| PrivacyError::Malformed {
+            context: format!("{table}.{column}"),
+            reason: "not UTF-8",
+        })
+    }
+
+    /// Open a value sealed by [`Vault::seal_bytes`] (or [`Vault::seal`]).
+    pub fn open_bytes(
+        &self,
+        table: &str,
+        column: &str,
+        row_key: &str,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, PrivacyError> {
         let context = || format!("{table}.{column}");
         let (&version, rest) = sealed
             .split_first()
@@ -248,14 +274,9 @@ impl Vault {
         }
         let (nonce, ct) = rest.split_at(NONCE_LEN);
         let aad = aad(table, column, row_key);
-        let pt = self
-            .cipher
+        self.cipher
             .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
-            .map_err(|_| PrivacyError::Open { context: context() })?;
-        String::from_utf8(pt).map_err(|_| PrivacyError::Malformed {
-            context: context(),
-            reason: "not UTF-8",
-        })
+            .map_err(|_| PrivacyError::Open { context: context() })
     }
 }
 
@@ -308,6 +329,15 @@ mod tests {
             vault(2).open("customers", "phone", "row1", &ct),
             Err(PrivacyError::Open { .. })
         ));
+    }
+
+    #[test]
+    fn bytes_round_trip_and_bind() {
+        let v = vault(7);
+        let wav: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        let ct = v.seal_bytes("calls", "recording", "c1", &wav);
+        assert_eq!(v.open_bytes("calls", "recording", "c1", &ct).unwrap(), wav);
+        assert!(v.open_bytes("calls", "recording", "c2", &ct).is_err());
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! append-only (enforced by triggers, not just by convention).
 
 mod api_keys;
+mod calls;
+mod campaigns;
 mod customers;
 mod dnc;
 mod events;
@@ -26,6 +28,11 @@ use sqlx::SqlitePool;
 use waihu_privacy::{KeySource, MasterKey, Vault};
 
 pub use api_keys::ApiKey;
+pub use calls::{
+    CallDetail, CallFinish, CallStart, CallSummary, FunnelRow, Speaker, TurnRecord, VoiceFeatures,
+    VoiceRow, DROP_OUTCOMES, RECORDINGS_DIR,
+};
+pub use campaigns::{campaign_next_states, CampaignRow, CAMPAIGN_STATES};
 pub use customers::{
     seal_batch, Customer, ImportId, ImportStats, Importer, SealedBatch, SegmentDef, UpsertStats,
 };
@@ -57,6 +64,21 @@ pub enum StoreError {
         table: &'static str,
         id: i64,
         reason: String,
+    },
+    /// A request the store refuses as given (unknown call, bad status).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("campaign {campaign} is {from} and cannot become {to}; from {from} it can become: {allowed}")]
+    Transition {
+        campaign: i64,
+        from: String,
+        to: String,
+        allowed: String,
+    },
+    #[error("{path}: {source}")]
+    File {
+        path: String,
+        source: std::io::Error,
     },
     #[error("cannot create data directory {path}: {source}")]
     DataDir {
@@ -195,5 +217,7 @@ impl Store {
     }
 }
 
+#[cfg(test)]
+mod calls_tests;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,212 @@
+//! The campaign control plane. A campaign's row is its command channel: the
+//! API (or CLI) moves its `state`, the runtime polls it and obeys. Every
+//! change of state appends a `campaign_state` event in the same transaction.
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use waihu_core::{CampaignId, Event, EventKind};
+
+use crate::events::insert_events;
+use crate::{parse_ts, ts, Store, StoreError};
+
+/// Campaign states, in their usual order.
+pub const CAMPAIGN_STATES: [&str; 5] = ["created", "running", "paused", "stopped", "finished"];
+
+/// Which states a campaign may move to from `from`. `stopped` and `finished`
+/// are final.
+pub fn campaign_next_states(from: &str) -> &'static [&'static str] {
+    match from {
+        "created" => &["running", "stopped"],
+        "running" => &["paused", "stopped", "finished"],
+        "paused" => &["running", "stopped", "finished"],
+        _ => &[],
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CampaignRow {
+    pub id: CampaignId,
+    pub name: String,
+    /// The campaign file (YAML) as given.
+    pub spec: String,
+    pub state: String,
+    pub created_at: DateTime<Utc>,
+    /// Last change of state or spec, and who made it.
+    pub updated_at: Option<DateTime<Utc>>,
+    pub updated_by: Option<String>,
+}
+
+type Row = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
+const SELECT: &str =
+    "SELECT id, name, spec, state, created_at, updated_at, updated_by FROM campaigns";
+
+fn decode(r: Row) -> Result<CampaignRow, StoreError> {
+    let (id, name, spec, state, created, updated, updated_by) = r;
+    let corrupt = |s: &str| StoreError::Corrupt {
+        table: "campaigns",
+        id,
+        reason: format!("timestamp '{s}'"),
+    };
+    Ok(CampaignRow {
+        id: CampaignId(id),
+        name,
+        spec,
+        state,
+        created_at: parse_ts(&created).ok_or_else(|| corrupt(&created))?,
+        updated_at: updated
+            .as_deref()
+            .map(|u| parse_ts(u).ok_or_else(|| corrupt(u)))
+            .transpose()?,
+        updated_by,
+    })
+}
+
+fn state_event(id: CampaignId, state: &str, at: DateTime<Utc>) -> Event {
+    Event {
+        at,
+        customer: None,
+        campaign: Some(id),
+        call: None,
+        kind: EventKind::CampaignState {
+            state: state.into(),
+        },
+    }
+}
+
+impl Store {
+    /// Create a campaign in state `created` (logged). When one with this name
+    /// exists already its id is returned; a different spec replaces the
+    /// stored one (its state is kept), so re-running a setup is harmless.
+    pub async fn campaign_create(
+        &self,
+        name: &str,
+        spec_yaml: &str,
+        actor: &str,
+    ) -> Result<CampaignId, StoreError> {
+        let now = Utc::now();
+        let mut tx = self.pool.begin().await?;
+        let existing: Option<(i64, String)> =
+            sqlx::query_as("SELECT id, spec FROM campaigns WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let id = match existing {
+            Some((id, spec)) => {
+                if spec != spec_yaml {
+                    sqlx::query(
+                        "UPDATE campaigns SET spec = ?, updated_at = ?, updated_by = ? WHERE id = ?",
+                    )
+                    .bind(spec_yaml)
+                    .bind(ts(now))
+                    .bind(actor)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                CampaignId(id)
+            }
+            None => {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO campaigns (name, spec, state, created_at, updated_at, updated_by) \
+                     VALUES (?, ?, 'created', ?, ?, ?) RETURNING id",
+                )
+                .bind(name)
+                .bind(spec_yaml)
+                .bind(ts(now))
+                .bind(ts(now))
+                .bind(actor)
+                .fetch_one(&mut *tx)
+                .await?;
+                let id = CampaignId(id);
+                insert_events(&mut tx, &[state_event(id, "created", now)]).await?;
+                id
+            }
+        };
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Move a campaign to `state` (logged). Setting the state it is already
+    /// in changes nothing; a move [`campaign_next_states`] does not allow is
+    /// refused with [`StoreError::Transition`].
+    pub async fn campaign_set_state(
+        &self,
+        id: CampaignId,
+        state: &str,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        if !CAMPAIGN_STATES.contains(&state) {
+            return Err(StoreError::Invalid(format!(
+                "'{state}' is not a campaign state; use one of {}",
+                CAMPAIGN_STATES.join(", ")
+            )));
+        }
+        let now = Utc::now();
+        let mut tx = self.pool.begin().await?;
+        let from: Option<String> = sqlx::query_scalar("SELECT state FROM campaigns WHERE id = ?")
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let from = from.ok_or_else(|| {
+            StoreError::Invalid(format!("no campaign with id {id}; create it first"))
+        })?;
+        if from == state {
+            return Ok(());
+        }
+        let allowed = campaign_next_states(&from);
+        if !allowed.contains(&state) {
+            return Err(StoreError::Transition {
+                campaign: id.0,
+                from,
+                to: state.into(),
+                allowed: if allowed.is_empty() {
+                    "nothing (it is final)".into()
+                } else {
+                    allowed.join(", ")
+                },
+            });
+        }
+        sqlx::query("UPDATE campaigns SET state = ?, updated_at = ?, updated_by = ? WHERE id = ?")
+            .bind(state)
+            .bind(ts(now))
+            .bind(actor)
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        insert_events(&mut tx, &[state_event(id, state, now)]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn campaign_get(&self, id: CampaignId) -> Result<Option<CampaignRow>, StoreError> {
+        let row: Option<Row> = sqlx::query_as(&format!("{SELECT} WHERE id = ?"))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(decode).transpose()
+    }
+
+    pub async fn campaign_by_name(&self, name: &str) -> Result<Option<CampaignRow>, StoreError> {
+        let row: Option<Row> = sqlx::query_as(&format!("{SELECT} WHERE name = ?"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(decode).transpose()
+    }
+
+    /// All campaigns, oldest first.
+    pub async fn campaigns(&self) -> Result<Vec<CampaignRow>, StoreError> {
+        let rows: Vec<Row> = sqlx::query_as(&format!("{SELECT} ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(decode).collect()
+    }
+}
