@@ -109,7 +109,7 @@ async fn openapi_doc(State(s): State<AppState>) -> Json<Value> {
 
 #[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-enum Format {
+pub(crate) enum Format {
     #[default]
     Json,
     Csv,
@@ -117,7 +117,11 @@ enum Format {
 
 /// `items` as CSV with the given columns (nested values as JSON), UTF-8 with a
 /// BOM so spreadsheet programs read Chinese correctly.
-fn csv_response(name: &str, columns: &[&str], items: &[Value]) -> Result<Response, ApiError> {
+pub(crate) fn csv_response(
+    name: &str,
+    columns: &[&str],
+    items: &[Value],
+) -> Result<Response, ApiError> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let fail = |e: csv::Error| ApiError::internal(format!("writing CSV: {e}"));
     w.write_record(columns).map_err(fail)?;
@@ -227,7 +231,7 @@ struct ListCustomersQ {
     format: Format,
 }
 
-fn limit(l: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
+pub(crate) fn limit(l: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
     match l.unwrap_or(default) {
         l if (1..=max).contains(&l) => Ok(l),
         l => Err(ApiError::bad_request(
@@ -779,7 +783,7 @@ async fn add_webhook(
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
-fn int_id(what: &str, id: &str) -> Result<i64, ApiError> {
+pub(crate) fn int_id(what: &str, id: &str) -> Result<i64, ApiError> {
     id.parse().map_err(|_| {
         ApiError::bad_request(
             "bad_id",

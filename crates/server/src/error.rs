@@ -43,6 +43,15 @@ impl ApiError {
 
 impl From<waihu_store::StoreError> for ApiError {
     fn from(e: waihu_store::StoreError) -> Self {
+        match &e {
+            waihu_store::StoreError::Invalid(m) => {
+                return ApiError::bad_request("invalid_request", m.clone())
+            }
+            waihu_store::StoreError::Transition { .. } => {
+                return ApiError::new(StatusCode::CONFLICT, "invalid_transition", e.to_string())
+            }
+            _ => {}
+        }
         tracing::error!(error = %e, "store error");
         ApiError::internal(format!(
             "the store failed: {e}; check the server log and the data directory"

@@ -11,9 +11,12 @@
 pub mod api;
 pub mod auth;
 pub mod bench;
+pub mod calls;
+pub mod campaigns;
 pub mod error;
 pub mod kpi;
 pub mod openapi;
+pub mod reports;
 pub mod webhook;
 
 use std::future::Future;
@@ -57,6 +60,8 @@ impl Default for Config {
 pub struct AppState {
     pub store: Store,
     pub cfg: Arc<Config>,
+    /// Open live-call streams (bounded: each polls the store every second).
+    pub streams: Arc<tokio::sync::Semaphore>,
 }
 
 /// A route as served: method and axum path (`/api/customers/{id}`).
@@ -98,8 +103,9 @@ pub fn app(store: Store, cfg: Config) -> (Router, Vec<RouteInfo>) {
     let state = AppState {
         store,
         cfg: Arc::new(cfg),
+        streams: Arc::new(tokio::sync::Semaphore::new(calls::STREAM_LIMIT)),
     };
-    let routes = api::routes(Routes::new());
+    let routes = calls::routes(campaigns::routes(api::routes(Routes::new())));
     let router = routes.router.fallback(api::not_found).with_state(state);
     (router, routes.list)
 }

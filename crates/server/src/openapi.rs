@@ -45,6 +45,17 @@ fn key_body() -> Value {
         "role": {"type": "string", "enum": ["admin", "operator", "analyst"]}}})
 }
 
+fn campaign_body() -> Value {
+    json!({"type": "object", "required": ["spec"], "additionalProperties": false, "description": "Or send the campaign YAML itself with Content-Type: application/yaml.", "properties": {
+        "spec": {"type": "string", "description": "The campaign file (YAML, as in examples/campaign.yaml and docs/campaign.md)."}}})
+}
+
+const CAMPAIGN_ID: &[P] = &[("id", "path", "integer", "Campaign id.")];
+const CAMPAIGN_FILTER: &[P] = &[
+    ("campaign", "query", "integer", "Only this campaign id."),
+    ("format", "query", "string", "json (default) or csv."),
+];
+
 const OPS: &[Op] = &[
     Op { method: "GET", path: "/", summary: "The dashboard (HTML, embedded; 中文 with an English switch).", role: None, params: &[], body: None, csv: false },
     Op { method: "GET", path: "/api/openapi.json", summary: "This document.", role: None, params: &[], body: None, csv: false },
@@ -140,6 +151,67 @@ const OPS: &[Op] = &[
         body: None,
         csv: true,
     },
+    Op { method: "GET", path: "/api/campaigns", summary: "Campaigns with their state, the states they may move to, stored and live call counts.", role: Some("analyst"), params: &[("format", "query", "string", "json (default) or csv.")], body: None, csv: true },
+    Op { method: "POST", path: "/api/campaigns", summary: "Create a campaign from its YAML file (validated; problems come back as 422 invalid_campaign with line and column). State: created, logged as a campaign_state event. The same name again returns the existing campaign (200); a changed file replaces its spec.", role: Some("operator"), params: &[], body: Some(campaign_body), csv: false },
+    Op { method: "GET", path: "/api/campaigns/{id}", summary: "One campaign with its spec and the scripts its calls used.", role: Some("analyst"), params: CAMPAIGN_ID, body: None, csv: false },
+    Op { method: "POST", path: "/api/campaigns/{id}/start", summary: "created or paused → running (a campaign_state event; the runtime picks it up). 409 invalid_transition from other states.", role: Some("operator"), params: CAMPAIGN_ID, body: None, csv: false },
+    Op { method: "POST", path: "/api/campaigns/{id}/pause", summary: "running → paused: no new dials; calls in progress finish. 409 invalid_transition from other states.", role: Some("operator"), params: CAMPAIGN_ID, body: None, csv: false },
+    Op { method: "POST", path: "/api/campaigns/{id}/stop", summary: "created, running or paused → stopped (final). 409 invalid_transition otherwise.", role: Some("operator"), params: CAMPAIGN_ID, body: None, csv: false },
+    Op { method: "GET", path: "/api/scripts", summary: "Script files in <data_dir>/scripts/ (name = file stem): title, language, states, transitions, calls; files that do not load carry their error.", role: Some("analyst"), params: &[], body: None, csv: false },
+    Op { method: "GET", path: "/api/scripts/{name}", summary: "A script's state graph (nodes with layer from the start state and traffic entered/continued/dropped/completed; edges with their trigger or end outcome).", role: Some("analyst"), params: &[("name", "path", "string", "Script file stem, e.g. order_confirmation.en."), ("campaign", "query", "integer", "Traffic of this campaign only.")], body: None, csv: false },
+    Op {
+        method: "GET",
+        path: "/api/calls",
+        summary: "Calls newest first, the customer's number masked.",
+        role: Some("analyst"),
+        params: &[
+            ("campaign", "query", "integer", "Only this campaign id."),
+            ("before", "query", "string", "Cursor: calls older than this call id (the previous page's next_before)."),
+            ("limit", "query", "integer", "Rows per page (default 50, max 1000; CSV up to 100000)."),
+            ("format", "query", "string", "json (default) or csv."),
+        ],
+        body: None,
+        csv: true,
+    },
+    Op { method: "GET", path: "/api/calls/live", summary: "Calls in progress (dialing, ringing, talking) with their current script state and last emotion; numbers masked.", role: Some("analyst"), params: &[], body: None, csv: false },
+    Op { method: "GET", path: "/api/calls/live/stream", summary: "Server-sent events: a `live` event with the same body as /api/calls/live every second. The server ends the stream after max_s seconds (reconnect); at most 32 streams at once (503 too_many_streams).", role: Some("analyst"), params: &[("max_s", "query", "integer", "Seconds before the stream ends (default 600, max 3600).")], body: None, csv: false },
+    Op {
+        method: "GET",
+        path: "/api/calls/{id}",
+        summary: "One call: status, outcome, path through the script, and the transcript turns with state, intent, confidence, emotion, voice features and latency. The words (text) are personal data: null unless reveal=true (operator, admin), which appends a pii_revealed event (field transcript) first; analysts get 403.",
+        role: Some("analyst"),
+        params: &[
+            ("id", "path", "string", "Call id."),
+            ("reveal", "query", "boolean", "Include the words (audited; operator or admin)."),
+            ("reason", "query", "string", "Why, recorded with the reveal."),
+        ],
+        body: None,
+        csv: false,
+    },
+    Op {
+        method: "GET",
+        path: "/api/calls/{id}/recording",
+        summary: "The call's stereo recording (audio/wav; left callee, right bot), decrypted. Operator or admin; each playback appends a pii_revealed event (field recording) first; analysts get 403.",
+        role: Some("operator"),
+        params: &[("id", "path", "string", "Call id."), ("reason", "query", "string", "Why, recorded with the access.")],
+        body: None,
+        csv: false,
+    },
+    Op {
+        method: "GET",
+        path: "/api/reports/funnel",
+        summary: "Funnel by script state in path order: per state the calls that entered it, continued to another state, dropped there (the call ended there without a business outcome or with hangup) or completed there; drop rate, reach, and the largest drop (highest drop rate among states with at least 5% of the first state's calls).",
+        role: Some("analyst"),
+        params: &[
+            ("script", "query", "string", "Script name as the calls recorded it (default: the script with most calls)."),
+            ("campaign", "query", "integer", "Only this campaign id."),
+            ("format", "query", "string", "json (default) or csv."),
+        ],
+        body: None,
+        csv: true,
+    },
+    Op { method: "GET", path: "/api/reports/intents", summary: "Topic heat map: callee intents × script states (turn counts), states in path order, intents by frequency.", role: Some("analyst"), params: CAMPAIGN_FILTER, body: None, csv: true },
+    Op { method: "GET", path: "/api/reports/voice", summary: "Callee voice features by customer segment and by UTC hour: turns, average speech rate (syllables/s), volume (dBFS), pitch (Hz), pause ratio, and turns per emotion.", role: Some("analyst"), params: CAMPAIGN_FILTER, body: None, csv: true },
     Op { method: "GET", path: "/api/webhooks", summary: "Configured webhooks (secrets not shown).", role: Some("admin"), params: &[], body: None, csv: false },
     Op {
         method: "POST",
@@ -177,9 +249,16 @@ pub fn document() -> Value {
         if op.path == "/" {
             ok = json!({"description": "The dashboard", "content": {"text/html": {"schema": {"type": "string"}}}});
         }
+        if op.path.ends_with("/recording") {
+            ok = json!({"description": "WAV audio", "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}}});
+        }
+        if op.path.ends_with("/stream") {
+            ok = json!({"description": "An event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}});
+        }
+        let state_change = op.path.starts_with("/api/campaigns/{id}/");
         let mut responses = Map::new();
         responses.insert(
-            if op.method == "POST" {
+            if op.method == "POST" && !state_change {
                 "201".into()
             } else {
                 "200".into()
@@ -207,6 +286,12 @@ pub fn document() -> Value {
         }
         if op.body.is_some() {
             responses.insert("422".into(), error_response("A field has a bad value"));
+        }
+        if state_change {
+            responses.insert(
+                "409".into(),
+                error_response("The campaign cannot make this move from its current state"),
+            );
         }
         let mut o = json!({
             "summary": op.summary,

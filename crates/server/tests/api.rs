@@ -505,7 +505,9 @@ async fn every_listed_route_is_served() {
         let path = r
             .path
             .replace("{id}", "999")
-            .replace("{phone}", "13800138000");
+            .replace("{phone}", "13800138000")
+            .replace("{name}", "nope")
+            .replace("/stream", "/stream?max_s=1");
         let method = Method::from_bytes(r.method.as_bytes()).unwrap();
         let mut rq = s.client.request(method, s.url(&path)).bearer_auth(&s.admin);
         if r.method == "POST" {

@@ -257,3 +257,262 @@ pub fn known_events() -> Vec<Event> {
     }
     v
 }
+
+/// A stereo 16-bit 8 kHz WAV of `ms` milliseconds: a tone on the left
+/// (callee), another on the right (bot), as the runtime records calls.
+pub fn stereo_wav(ms: u32, left_hz: f32, right_hz: f32) -> Vec<u8> {
+    let frames = 8 * ms;
+    let data_len = frames * 4;
+    let mut v = Vec::with_capacity(44 + data_len as usize);
+    v.extend_from_slice(b"RIFF");
+    v.extend_from_slice(&(36 + data_len).to_le_bytes());
+    v.extend_from_slice(b"WAVEfmt ");
+    v.extend_from_slice(&16u32.to_le_bytes());
+    v.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    v.extend_from_slice(&2u16.to_le_bytes()); // stereo
+    v.extend_from_slice(&8000u32.to_le_bytes());
+    v.extend_from_slice(&32000u32.to_le_bytes());
+    v.extend_from_slice(&4u16.to_le_bytes());
+    v.extend_from_slice(&16u16.to_le_bytes());
+    v.extend_from_slice(b"data");
+    v.extend_from_slice(&data_len.to_le_bytes());
+    for i in 0..frames {
+        let t = i as f32 / 8000.0;
+        for hz in [left_hz, right_hz] {
+            let s = ((t * hz * std::f32::consts::TAU).sin() * 6000.0) as i16;
+            v.extend_from_slice(&s.to_le_bytes());
+        }
+    }
+    v
+}
+
+/// What [`fill_calls`] stored.
+pub struct CallsFixture {
+    pub campaign: CampaignId,
+    pub script: &'static str,
+    /// Finished calls, oldest first.
+    pub finished: Vec<String>,
+    /// Calls with a recording, and the WAV stored for each.
+    pub recordings: Vec<(String, Vec<u8>)>,
+    pub live: Vec<String>,
+}
+
+pub const SCRIPT: &str = "order_confirmation.zh";
+
+/// The paths of the fixture's finished calls, with their business outcome:
+/// 10 calls; `offer` is entered by 8 and 3 hang up there (the largest drop,
+/// 37.5%); 1 of 9 stops at `verify_address` without an outcome.
+pub fn fixture_paths() -> Vec<(Vec<&'static str>, Option<&'static str>)> {
+    let full = vec![
+        "opening",
+        "verify_address",
+        "verify_time",
+        "offer_check",
+        "offer",
+        "confirm_coupon",
+    ];
+    let mut v = Vec::new();
+    for _ in 0..4 {
+        v.push((full.clone(), Some("confirmed")));
+    }
+    for _ in 0..3 {
+        v.push((full[..5].to_vec(), Some("hangup")));
+    }
+    v.push((vec!["opening", "verify_address"], None));
+    v.push((
+        vec![
+            "opening",
+            "verify_address",
+            "verify_time",
+            "offer_check",
+            "offer",
+            "objection",
+            "confirm_plain",
+        ],
+        Some("confirmed"),
+    ));
+    v.push((vec!["opening", "retain", "cancelled"], Some("cancelled")));
+    v
+}
+
+/// Fill the store like a demo run would, through the store's call API:
+/// a campaign from examples/campaign.yaml, the zh order-confirmation script
+/// under data_dir/scripts, 10 finished calls with transcripts (bot and callee
+/// turns, intents, emotions, voice features), 3 recordings, 2 live calls.
+pub async fn fill_calls(store: &Store) -> CallsFixture {
+    use waihu_store::{CallFinish, CallStart, Speaker, TurnRecord, VoiceFeatures};
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+    let spec = std::fs::read_to_string(format!("{root}/campaign.yaml")).unwrap();
+    let campaign = store
+        .campaign_create("double11-care", &spec, "test")
+        .await
+        .unwrap();
+    let scripts = store.data_dir().join("scripts");
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::copy(
+        format!("{root}/scripts/{SCRIPT}.yaml"),
+        scripts.join(format!("{SCRIPT}.yaml")),
+    )
+    .unwrap();
+    let t0 = t("2026-11-02T02:00:00Z");
+    let mut fx = CallsFixture {
+        campaign,
+        script: SCRIPT,
+        finished: Vec::new(),
+        recordings: Vec::new(),
+        live: Vec::new(),
+    };
+    for (i, (path, outcome)) in fixture_paths().into_iter().enumerate() {
+        let call_id = format!("call-{i:02}@waihu");
+        let at = t0 + chrono::Duration::minutes(i as i64 * 7);
+        store
+            .call_started(&CallStart {
+                call_id: call_id.clone(),
+                campaign: Some(campaign),
+                customer: Some(CustomerId(1 + (i % 3) as i64)),
+                script: SCRIPT.into(),
+                lang: "zh".into(),
+                at,
+            })
+            .await
+            .unwrap();
+        store
+            .call_progress(&call_id, "ringing", None, None, at)
+            .await
+            .unwrap();
+        store
+            .call_progress(
+                &call_id,
+                "talking",
+                Some(path[0]),
+                None,
+                at + chrono::Duration::seconds(4),
+            )
+            .await
+            .unwrap();
+        let mut seq = 0;
+        for (k, state) in path.iter().enumerate() {
+            let ts = at + chrono::Duration::seconds(5 + 8 * k as i64);
+            let ms = 8000 * k as u64;
+            store
+                .call_turn(
+                    &call_id,
+                    &TurnRecord {
+                        seq,
+                        speaker: Speaker::Bot,
+                        state: state.to_string(),
+                        at: ts,
+                        start_ms: ms,
+                        end_ms: ms + 3000,
+                        text: format!("您好，这里是{state}环节"),
+                        intent: None,
+                        confidence: None,
+                        emotion: None,
+                        sentiment: None,
+                        features: None,
+                        barge_in: false,
+                        latency_ms: Some(500.0 + 10.0 * k as f64),
+                    },
+                )
+                .await
+                .unwrap();
+            let angry = *state == "offer" && outcome == Some("hangup");
+            let intent = if angry {
+                "ask_price"
+            } else if *state == "retain" {
+                "deny"
+            } else {
+                "affirm"
+            };
+            store
+                .call_turn(
+                    &call_id,
+                    &TurnRecord {
+                        seq: seq + 1,
+                        speaker: Speaker::Callee,
+                        state: state.to_string(),
+                        at: ts + chrono::Duration::seconds(4),
+                        start_ms: ms + 3500,
+                        end_ms: ms + 5500,
+                        text: if angry {
+                            "手续费怎么这么贵".into()
+                        } else {
+                            "好的，张伟收到".into()
+                        },
+                        intent: Some(intent.into()),
+                        confidence: Some(0.9),
+                        emotion: Some(if angry { "angry" } else { "calm" }.into()),
+                        sentiment: Some(if angry { -0.7 } else { 0.4 }),
+                        features: Some(VoiceFeatures {
+                            rate_sps: if angry { 6.0 } else { 4.0 },
+                            volume_dbfs: if angry { -12.0 } else { -24.0 },
+                            pitch_hz: 190.0,
+                            pause_ratio: if angry { 0.1 } else { 0.3 },
+                        }),
+                        barge_in: angry,
+                        latency_ms: None,
+                    },
+                )
+                .await
+                .unwrap();
+            seq += 2;
+        }
+        let recording = (i < 3).then(|| stereo_wav(400 + 100 * i as u32, 220.0, 440.0));
+        if let Some(r) = &recording {
+            fx.recordings.push((call_id.clone(), r.clone()));
+        }
+        store
+            .call_finished(
+                &call_id,
+                &CallFinish {
+                    at: at + chrono::Duration::seconds(60),
+                    outcome: CallOutcome::Answered,
+                    sip_status: Some(200),
+                    duration_s: 55.0,
+                    business_outcome: outcome.map(String::from),
+                    level: Some(
+                        if outcome == Some("confirmed") {
+                            "A"
+                        } else {
+                            "C"
+                        }
+                        .into(),
+                    ),
+                    path: path.iter().map(|s| s.to_string()).collect(),
+                    recording,
+                },
+            )
+            .await
+            .unwrap();
+        fx.finished.push(call_id);
+    }
+    for (i, (status, node)) in [("talking", Some("verify_time")), ("ringing", None)]
+        .into_iter()
+        .enumerate()
+    {
+        let call_id = format!("live-{i}@waihu");
+        store
+            .call_started(&CallStart {
+                call_id: call_id.clone(),
+                campaign: Some(campaign),
+                customer: Some(CustomerId(1 + i as i64)),
+                script: SCRIPT.into(),
+                lang: "zh".into(),
+                at: t0 + chrono::Duration::hours(2),
+            })
+            .await
+            .unwrap();
+        store
+            .call_progress(
+                &call_id,
+                status,
+                node,
+                node.map(|_| "calm"),
+                t0 + chrono::Duration::hours(2),
+            )
+            .await
+            .unwrap();
+        fx.live.push(call_id);
+    }
+    fx
+}
