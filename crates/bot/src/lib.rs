@@ -1,0 +1,713 @@
+//! The voice bot of one call. [`start`] returns a [`BotAgent`] for the call
+//! task (see `waihu_engine::agent`) and the brain, a future to spawn: it
+//! transcribes each utterance the agent cuts out (ASR slots shared by all
+//! calls), understands it (NLU + emotion), steps the script's interpreter,
+//! and streams the reply's speech back to the agent sentence by sentence.
+//! The brain's report is the call's transcript, path, business outcome,
+//! actions and per-turn latency breakdown; live notes (current node, each
+//! turn) go to a channel as they happen, for the store and the dashboard.
+mod agent;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::{mpsc, Semaphore};
+use waihu_core::NluResult;
+use waihu_dialog::{Action, Input, Interpreter, Language, MissingVariables, Output, Program};
+use waihu_nlu::{Nlu, Tz};
+use waihu_speech::asr::{AsrOptions, UtteranceAsr};
+use waihu_speech::endpoint::{EndpointConfig, Segmenter, Utterance};
+use waihu_speech::{LangChoice, StyleBook, Synthesizer, Voice};
+
+use agent::{AgentCmd, BrainIn};
+pub use agent::{BotAgent, FRAME_MS};
+
+/// Call audio rate (G.711).
+pub const RATE: u32 = 8000;
+
+/// What every call of a process shares: the recogniser (with a bound on how
+/// many utterances it decodes at once), the synthesiser and its cache, the
+/// voice styles and the endpointing settings.
+pub struct Kit {
+    pub asr: Arc<dyn UtteranceAsr>,
+    /// Utterances decoded at once; the rest queue (their wait counts as ASR time).
+    pub asr_slots: Arc<Semaphore>,
+    pub synth: Synthesizer,
+    pub styles: StyleBook,
+    pub endpoint: EndpointConfig,
+}
+
+/// A script ready to run: the program and its NLU (built-in intents plus the
+/// script's own, trained once and shared by every call of the script).
+pub struct ScriptKit {
+    pub prog: Arc<Program>,
+    pub nlu: Arc<Nlu>,
+}
+
+impl ScriptKit {
+    pub fn new(prog: Program) -> Result<ScriptKit, waihu_nlu::Error> {
+        let custom: Vec<waihu_nlu::CustomIntent> = prog
+            .intents
+            .iter()
+            .map(|i| waihu_nlu::CustomIntent {
+                name: i.name.clone(),
+                description: None,
+                examples: i.examples.clone(),
+                keywords: i.keywords.clone(),
+                regexes: Vec::new(),
+            })
+            .collect();
+        let nlu = Nlu::with_custom(&custom)?;
+        Ok(ScriptKit {
+            prog: Arc::new(prog),
+            nlu: Arc::new(nlu),
+        })
+    }
+
+    pub fn lang(&self) -> &'static str {
+        match self.prog.language {
+            Language::Zh => "zh",
+            Language::En => "en",
+        }
+    }
+}
+
+/// The wall clock of the conversation (the campaign's clock: the demo runs
+/// a business day's clock so it can run at any hour).
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// One call's inputs.
+pub struct CallSetup {
+    /// Script variables from the customer record and the campaign.
+    pub vars: Vec<(String, String)>,
+    /// Picks A/B prompt variants (hash of the call id).
+    pub seed: u64,
+    /// The callee's zone (relative times like "tomorrow at 3").
+    pub tz: Tz,
+    pub clock: Clock,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Speaker {
+    Bot,
+    Callee,
+}
+
+/// Acoustic features of a callee turn.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Features {
+    pub rate_sps: f32,
+    pub volume_dbfs: f32,
+    pub pitch_hz: f32,
+    pub pause_ratio: f32,
+}
+
+/// Where a turn's latency went: end of the callee's speech → first audio of
+/// the reply, in ms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Latency {
+    pub total_ms: f64,
+    /// Silence the endpointer waited for before calling the turn over.
+    pub endpoint_ms: f64,
+    /// Including the wait for a free ASR slot.
+    pub asr_ms: f64,
+    pub asr_wait_ms: f64,
+    pub nlu_ms: f64,
+    pub dialog_ms: f64,
+    pub tts_first_ms: f64,
+}
+
+/// One turn of the transcript. Times are media ms since the answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Turn {
+    pub seq: u32,
+    pub speaker: Speaker,
+    pub state: String,
+    pub at: DateTime<Utc>,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub text: String,
+    pub intent: Option<String>,
+    pub confidence: Option<f32>,
+    pub emotion: Option<String>,
+    pub sentiment: Option<f32>,
+    pub features: Option<Features>,
+    pub barge_in: bool,
+    pub latency: Option<Latency>,
+}
+
+/// Live notes while the call runs.
+#[derive(Debug, Clone)]
+pub enum Note {
+    Node {
+        state: String,
+        emotion: Option<String>,
+    },
+    Turn(Box<Turn>),
+}
+
+/// What the brain reports when the call is over.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BotReport {
+    pub turns: Vec<Turn>,
+    pub path: Vec<String>,
+    /// The script's business outcome and intention level (None: hung up before one was set).
+    pub outcome: Option<String>,
+    pub level: Option<String>,
+    pub actions: Vec<Action>,
+    /// The first thing heard was a voicemail greeting.
+    pub voicemail: bool,
+    pub barge_ins: u32,
+    /// Why the bot hung up (None: the callee did).
+    pub bot_hangup: Option<String>,
+    pub errors: Vec<String>,
+}
+
+impl BotReport {
+    /// The `conversation_ended` event of this call, once a script outcome exists.
+    pub fn conversation_ended(&self) -> waihu_core::EventKind {
+        waihu_core::EventKind::ConversationEnded {
+            outcome: self.outcome.clone().unwrap_or_else(|| "hangup".into()),
+            level: self.level.clone(),
+            path: self.path.clone(),
+        }
+    }
+
+    pub fn latencies(&self) -> impl Iterator<Item = &Latency> {
+        self.turns.iter().filter_map(|t| t.latency.as_ref())
+    }
+}
+
+/// Words of a voicemail greeting, in both languages. A call whose first
+/// callee turn says one of these is a machine: the bot hangs up without
+/// running the script (the campaign retries it as voicemail).
+const VOICEMAIL_CUES: &[&str] = &[
+    "leave a message",
+    "leave your message",
+    "after the tone",
+    "after the beep",
+    "voicemail",
+    "voice mail",
+    "not available to take your call",
+    "留言",
+    "语音信箱",
+    "提示音后",
+    "嘀声后",
+];
+
+pub fn is_voicemail_greeting(text: &str) -> bool {
+    let t = text.to_lowercase();
+    VOICEMAIL_CUES.iter().any(|c| t.contains(c))
+}
+
+/// Sets up one call's bot: the agent for the call task, and the brain to spawn.
+pub fn start(
+    kit: Arc<Kit>,
+    script: Arc<ScriptKit>,
+    setup: CallSetup,
+    notes: Option<mpsc::UnboundedSender<Note>>,
+) -> Result<
+    (
+        BotAgent,
+        impl std::future::Future<Output = BotReport> + Send + 'static,
+    ),
+    MissingVariables,
+> {
+    let interp = Interpreter::new(script.prog.clone(), setup.vars.clone(), setup.seed)?;
+    let vad = waihu_speech::vad::default_vad(RATE)
+        .map_err(|e| MissingVariables(vec![format!("VAD: {e}")]))?;
+    let seg = Segmenter::new(vad, kit.endpoint);
+    let (to_brain, brain_rx) = mpsc::unbounded_channel();
+    let (to_agent, agent_rx) = std_mpsc::channel();
+    let current = Arc::new(AtomicU64::new(0));
+    let agent = BotAgent::new(seg, to_brain, agent_rx, current.clone());
+    let brain = Brain {
+        kit,
+        script,
+        setup,
+        interp,
+        to_agent,
+        current,
+        notes,
+        report: BotReport::default(),
+        next_id: 0,
+        playing: None,
+        listen: None,
+        no_input_at: None,
+        ending: false,
+        pending_latency: None,
+        seq: 0,
+        last_emotion: None,
+        tts_first: None,
+    };
+    Ok((agent, brain.run(brain_rx)))
+}
+
+/// A prompt being played and what to do when it is done.
+struct Prompt {
+    id: u64,
+    barge_in: bool,
+    /// Index of the bot turn in the report (its end time is filled in when done).
+    turn: usize,
+}
+
+struct Brain {
+    kit: Arc<Kit>,
+    script: Arc<ScriptKit>,
+    setup: CallSetup,
+    interp: Interpreter,
+    to_agent: std_mpsc::Sender<AgentCmd>,
+    current: Arc<AtomicU64>,
+    notes: Option<mpsc::UnboundedSender<Note>>,
+    report: BotReport,
+    next_id: u64,
+    playing: Option<Prompt>,
+    /// Listen settings the interpreter gave, armed when playback ends.
+    listen: Option<u32>,
+    no_input_at: Option<tokio::time::Instant>,
+    ending: bool,
+    /// The callee turn whose reply is being synthesised: (turn index, breakdown, end of speech ms, TTS start).
+    pending_latency: Option<(usize, Latency, u64, Instant)>,
+    seq: u32,
+    last_emotion: Option<String>,
+    tts_first: Option<std_mpsc::Receiver<f64>>,
+}
+
+impl Brain {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<BrainIn>) -> BotReport {
+        loop {
+            let deadline = self.no_input_at;
+            let msg = tokio::select! {
+                m = rx.recv() => m,
+                _ = async {
+                    match deadline {
+                        Some(d) => tokio::time::sleep_until(d).await,
+                        None => std::future::pending::<()>().await,
+                    }
+                } => {
+                    self.no_input_at = None;
+                    self.step(Input::NoInput, None);
+                    continue;
+                }
+            };
+            let Some(msg) = msg else { break };
+            match msg {
+                BrainIn::Answered => self.step(Input::Answered, None),
+                BrainIn::PlayStarted { id, ms } => self.play_started(id, ms),
+                BrainIn::PlayDone { id, ms } => {
+                    if self.playing.as_ref().is_some_and(|p| p.id == id) {
+                        let p = self.playing.take().expect("checked");
+                        if let Some(t) = self.report.turns.get_mut(p.turn) {
+                            t.end_ms = ms;
+                        }
+                        if self.ending {
+                            self.hangup("conversation ended");
+                        } else {
+                            self.step(Input::PlaybackFinished, None);
+                            self.arm_listen();
+                        }
+                    }
+                }
+                BrainIn::BargeIn { ms } => {
+                    self.report.barge_ins += 1;
+                    if let Some(p) = self.playing.take() {
+                        if let Some(t) = self.report.turns.get_mut(p.turn) {
+                            t.end_ms = ms;
+                        }
+                    }
+                    self.step(Input::BargeIn, None);
+                    self.arm_listen();
+                }
+                BrainIn::Utterance { utt, detected_ms } => {
+                    self.utterance(utt, detected_ms).await;
+                }
+                BrainIn::Dtmf { digit } => {
+                    let over_prompt = self.playing.as_ref().map(|p| p.barge_in);
+                    if over_prompt != Some(false) {
+                        if over_prompt == Some(true) {
+                            let _ = self.to_agent.send(AgentCmd::Stop);
+                            self.current.store(0, Ordering::Relaxed);
+                            self.playing = None;
+                        }
+                        let d = digit.to_string();
+                        self.no_input_at = None;
+                        self.step(Input::Dtmf(&d), None);
+                        self.arm_listen();
+                    }
+                }
+                BrainIn::Ended => {
+                    let now = (self.setup.clock)();
+                    let _ = self.interp.handle(now, Input::HungUp);
+                    self.finish_outcome();
+                    break;
+                }
+            }
+            if self.interp.is_ended() && self.playing.is_none() && !self.ending {
+                self.ending = true;
+                self.hangup("conversation ended");
+            }
+        }
+        self.finish_outcome();
+        self.report
+    }
+
+    fn finish_outcome(&mut self) {
+        self.report.path = self.interp.path().into_iter().map(String::from).collect();
+        if let Some((outcome, level)) = self.interp.ended() {
+            if !(outcome == "hangup" && self.report.outcome.is_some()) {
+                self.report.outcome = Some(outcome.clone());
+            }
+            self.report.level = level
+                .map(|l| l.as_str().to_string())
+                .or(self.report.level.take());
+        }
+    }
+
+    fn hangup(&mut self, why: &str) {
+        self.report
+            .bot_hangup
+            .get_or_insert_with(|| why.to_string());
+        let _ = self.to_agent.send(AgentCmd::Hangup(why.to_string()));
+    }
+
+    fn arm_listen(&mut self) {
+        if self.playing.is_none() {
+            if let Some(ms) = self.listen.take() {
+                self.no_input_at =
+                    Some(tokio::time::Instant::now() + Duration::from_millis(ms as u64));
+            }
+        }
+    }
+
+    fn note(&self, n: Note) {
+        if let Some(tx) = &self.notes {
+            let _ = tx.send(n);
+        }
+    }
+
+    fn play_started(&mut self, id: u64, ms: u64) {
+        let Some(p) = self.playing.as_ref().filter(|p| p.id == id) else {
+            return;
+        };
+        let turn = p.turn;
+        if let Some(t) = self.report.turns.get_mut(turn) {
+            t.start_ms = ms;
+        }
+        let tts_first = self.tts_first.take().and_then(|rx| rx.try_recv().ok());
+        if let Some((callee_turn, mut lat, end_ms, _)) = self.pending_latency.take() {
+            lat.tts_first_ms = tts_first.unwrap_or_default();
+            lat.total_ms = ms.saturating_sub(end_ms) as f64;
+            if let Some(t) = self.report.turns.get_mut(callee_turn) {
+                t.latency = Some(lat);
+                let t = t.clone();
+                self.note(Note::Turn(Box::new(t)));
+            }
+        }
+        if let Some(t) = self.report.turns.get(turn) {
+            self.note(Note::Turn(Box::new(t.clone())));
+        }
+    }
+
+    async fn utterance(&mut self, utt: Utterance, detected_ms: u64) {
+        // Speech that ended while a prompt without barge-in was playing is talk-over: ignored,
+        // as the interpreter's contract says.
+        if self.playing.is_some() {
+            return;
+        }
+        if self.interp.is_ended() || self.ending {
+            return;
+        }
+        let mut lat = Latency {
+            endpoint_ms: detected_ms.saturating_sub(utt.end_ms) as f64,
+            ..Latency::default()
+        };
+        let t0 = Instant::now();
+        let opts = AsrOptions {
+            lang: Some(self.script.lang().to_string()),
+            hotwords: Vec::new(),
+            prompt: None,
+            rate: RATE,
+        };
+        let text = {
+            let permit = self.kit.asr_slots.clone().acquire_owned().await;
+            lat.asr_wait_ms = t0.elapsed().as_secs_f64() * 1000.0;
+            let r = self.kit.asr.transcribe(&utt.samples, utt.rate, &opts).await;
+            drop(permit);
+            match r {
+                Ok(t) => t.text.trim().to_string(),
+                Err(e) => {
+                    self.report.errors.push(format!("ASR: {e}"));
+                    String::new()
+                }
+            }
+        };
+        lat.asr_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        if text.is_empty() || is_noise(&text) {
+            // Nothing intelligible: keep listening (the no-input timer still runs).
+            return;
+        }
+        if self.seq_callee() == 0 && is_voicemail_greeting(&text) {
+            self.report.voicemail = true;
+            self.push_callee_turn(&utt, text, None, None, None, lat);
+            self.ending = true;
+            self.report.outcome = Some("voicemail".into());
+            self.hangup("voicemail greeting");
+            return;
+        }
+        let now = (self.setup.clock)();
+        let t1 = Instant::now();
+        let nlu = self.script.nlu.classify(&text, now, self.setup.tz);
+        let reading = waihu_nlu::emotion::analyze(&utt.samples, utt.rate, Some(&text));
+        lat.nlu_ms = t1.elapsed().as_secs_f64() * 1000.0;
+        let emotion = reading.emotion;
+        let features = Features {
+            rate_sps: reading.acoustic.speech_rate,
+            volume_dbfs: reading.acoustic.rms_dbfs,
+            pitch_hz: reading.acoustic.pitch_mean_hz,
+            pause_ratio: reading.acoustic.pause_ratio,
+        };
+        let idx = self.push_callee_turn(
+            &utt,
+            text,
+            Some(&nlu),
+            Some(emotion.label.as_str().to_string()),
+            Some(features),
+            lat,
+        );
+        self.no_input_at = None;
+        let t2 = Instant::now();
+        self.step(
+            Input::Utterance {
+                nlu: &nlu,
+                emotion: Some(emotion),
+            },
+            Some((idx, lat, utt.end_ms, t2)),
+        );
+        self.arm_listen();
+    }
+
+    fn seq_callee(&self) -> usize {
+        self.report
+            .turns
+            .iter()
+            .filter(|t| t.speaker == Speaker::Callee)
+            .count()
+    }
+
+    fn push_callee_turn(
+        &mut self,
+        utt: &Utterance,
+        text: String,
+        nlu: Option<&NluResult>,
+        emotion: Option<String>,
+        features: Option<Features>,
+        lat: Latency,
+    ) -> usize {
+        self.seq += 1;
+        let turn = Turn {
+            seq: self.seq,
+            speaker: Speaker::Callee,
+            state: self.interp.state().to_string(),
+            at: (self.setup.clock)(),
+            start_ms: utt.start_ms,
+            end_ms: utt.end_ms,
+            text,
+            intent: nlu.map(|n| n.intent.clone()),
+            confidence: nlu.map(|n| n.confidence),
+            emotion: emotion.clone(),
+            sentiment: nlu.map(|n| n.sentiment.score),
+            features,
+            barge_in: false,
+            latency: None,
+        };
+        // The turn is noted once its reply starts (with the latency), or now if no reply comes.
+        self.pending_latency = None;
+        self.report.turns.push(turn);
+        let idx = self.report.turns.len() - 1;
+        self.last_emotion = emotion;
+        let _ = lat;
+        idx
+    }
+
+    /// Feeds the interpreter and carries out what it asks.
+    fn step(&mut self, input: Input<'_>, heard: Option<(usize, Latency, u64, Instant)>) {
+        let now = (self.setup.clock)();
+        let before = self.interp.state().to_string();
+        let t = Instant::now();
+        let outputs: Vec<Output> = self.interp.handle(now, input).to_vec();
+        let dialog_ms = t.elapsed().as_secs_f64() * 1000.0;
+        let after = self.interp.state().to_string();
+        if after != before || matches!(input, Input::Answered) {
+            self.note(Note::Node {
+                state: after.clone(),
+                emotion: self.last_emotion.clone(),
+            });
+        }
+        let mut texts: Vec<(String, String, bool)> = Vec::new();
+        for o in outputs {
+            match o {
+                Output::Play {
+                    text,
+                    style,
+                    barge_in,
+                } => texts.push((text, style, barge_in)),
+                Output::StopPlayback => {
+                    let _ = self.to_agent.send(AgentCmd::Stop);
+                    self.current.store(0, Ordering::Relaxed);
+                    self.playing = None;
+                }
+                Output::Listen { no_input_ms, .. } => self.listen = Some(no_input_ms),
+                Output::Action { action } => {
+                    match &action {
+                        Action::Outcome { outcome } => self.report.outcome = Some(outcome.clone()),
+                        Action::Level { level } => {
+                            self.report.level = Some(level.as_str().to_string())
+                        }
+                        _ => {}
+                    }
+                    self.report.actions.push(action);
+                }
+                Output::End { outcome, level } => {
+                    self.report.outcome = Some(outcome);
+                    if let Some(l) = level {
+                        self.report.level = Some(l.as_str().to_string());
+                    }
+                    self.ending = true;
+                }
+            }
+        }
+        if let Some((idx, mut lat, end_ms, _)) = heard {
+            lat.dialog_ms = dialog_ms;
+            if texts.is_empty() {
+                if let Some(t) = self.report.turns.get(idx) {
+                    self.note(Note::Turn(Box::new(t.clone())));
+                }
+            } else {
+                self.pending_latency = Some((idx, lat, end_ms, Instant::now()));
+            }
+        }
+        if !texts.is_empty() {
+            self.speak(texts);
+        } else if self.ending && self.playing.is_none() {
+            self.hangup("conversation ended");
+        }
+    }
+
+    /// Streams the prompts of one step as one playback.
+    fn speak(&mut self, texts: Vec<(String, String, bool)>) {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.current.store(id, Ordering::Relaxed);
+        let barge_in = texts.iter().all(|t| t.2);
+        let _ = self.to_agent.send(AgentCmd::Start { id, barge_in });
+        self.seq += 1;
+        let text = texts
+            .iter()
+            .map(|t| t.0.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        self.report.turns.push(Turn {
+            seq: self.seq,
+            speaker: Speaker::Bot,
+            state: self.interp.state().to_string(),
+            at: (self.setup.clock)(),
+            start_ms: 0,
+            end_ms: 0,
+            text,
+            intent: None,
+            confidence: None,
+            emotion: None,
+            sentiment: None,
+            features: None,
+            barge_in,
+            latency: None,
+        });
+        self.playing = Some(Prompt {
+            id,
+            barge_in,
+            turn: self.report.turns.len() - 1,
+        });
+        let lang = match self.script.prog.language {
+            Language::Zh => LangChoice::Zh,
+            Language::En => LangChoice::En,
+        };
+        let voices: Vec<(String, Voice)> = texts
+            .into_iter()
+            .map(|(text, style, _)| {
+                let style = self.kit.styles.get(&style).unwrap_or_default();
+                (
+                    text,
+                    Voice {
+                        style,
+                        lang,
+                        rate: RATE,
+                    },
+                )
+            })
+            .collect();
+        let synth = self.kit.synth.clone();
+        let tx = self.to_agent.clone();
+        let current = self.current.clone();
+        let tts_started = Instant::now();
+        let (first_tx, first_rx) = std_mpsc::channel::<f64>();
+        tokio::task::spawn_blocking(move || {
+            let mut sent_first = false;
+            'prompts: for (text, voice) in voices {
+                let stream = match synth.stream(&text, voice) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "TTS failed");
+                        continue;
+                    }
+                };
+                for frame in stream {
+                    if current.load(Ordering::Relaxed) != id {
+                        break 'prompts;
+                    }
+                    match frame {
+                        Ok(f) => {
+                            if !sent_first {
+                                sent_first = true;
+                                let _ = first_tx.send(tts_started.elapsed().as_secs_f64() * 1000.0);
+                            }
+                            if tx
+                                .send(AgentCmd::Audio {
+                                    id,
+                                    samples: f.samples,
+                                })
+                                .is_err()
+                            {
+                                break 'prompts;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "TTS failed");
+                            break;
+                        }
+                    }
+                }
+            }
+            let _ = tx.send(AgentCmd::End { id });
+        });
+        // The producer reports its first frame before the agent can play it; the
+        // breakdown picks it up when the agent reports the start.
+        self.tts_first = Some(first_rx);
+    }
+}
+
+/// Whisper's stock hallucinations on noise and silence.
+fn is_noise(text: &str) -> bool {
+    let t = text
+        .trim_matches(|c: char| !c.is_alphanumeric())
+        .to_lowercase();
+    t.is_empty()
+        || matches!(
+            t.as_str(),
+            "you" | "thanks for watching" | "music" | "applause"
+        )
+}

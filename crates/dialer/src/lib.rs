@@ -1,0 +1,744 @@
+//! The live campaign runtime. [`run`] loads the campaign's contacts into the
+//! sans-IO planner, and then, while the campaign's stored state is `running`,
+//! asks the planner whom to call with the free capacity, places each call over
+//! SIP with a voice bot (one task per call), writes the call, its transcript
+//! and its events to the store as they happen, and reports every outcome back
+//! to the planner (retries, callbacks, do-not-call, the answer model).
+//!
+//! The stored campaign state is the control plane: the API's start / pause /
+//! stop change it and this loop follows within a poll interval. A pause stops
+//! new dials; a stop, or the process being asked to shut down, stops new dials
+//! and lets every live conversation finish (up to a drain limit) — no call is
+//! cut mid-sentence. Calls a killed process left open are closed on the next
+//! start from the store (`failed`, "interrupted"), so no attempt is lost and
+//! the caps count it.
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+use waihu_bot::{BotReport, Kit, Note, ScriptKit};
+use waihu_campaign::config::Campaign;
+use waihu_campaign::planner::{
+    Action as PlanAction, ContactInput, ContactRef, Dial, Planner, Report,
+};
+use waihu_core::{AttrValue, CallOutcome, CampaignId, Event, EventKind, PhoneIndex};
+use waihu_dialog::Action as DialogAction;
+use waihu_engine::call::{place_call_with, CallOptions, MediaOptions, Progress};
+use waihu_engine::sip::SipEndpoint;
+use waihu_store::{CallFinish, CallStart, Customer, Store, TurnRecord, VoiceFeatures};
+
+/// The campaign's clock. Production runs on the system clock. The demo
+/// starts it at a business hour in the callees' zone (so it can run at any
+/// hour of the real day) and lets it skip idle gaps — a retry due in an hour
+/// is dialled as soon as nothing else is left — while calls themselves run in
+/// real time. Every decision and event uses this clock, and the compliance
+/// checker verifies the log against it like any other.
+#[derive(Debug, Default)]
+pub struct CampaignClock {
+    offset_ms: AtomicI64,
+    skip_idle: bool,
+}
+
+impl CampaignClock {
+    pub fn system() -> Arc<CampaignClock> {
+        Arc::new(CampaignClock::default())
+    }
+
+    /// A clock that reads `start` now and may skip idle time.
+    pub fn starting_at(start: DateTime<Utc>, skip_idle: bool) -> Arc<CampaignClock> {
+        let offset = (start - Utc::now()).num_milliseconds();
+        Arc::new(CampaignClock {
+            offset_ms: AtomicI64::new(offset),
+            skip_idle,
+        })
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now() + chrono::Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// Jump forward to `t` (never back). Only a skipping clock moves.
+    fn skip_to(&self, t: DateTime<Utc>) -> bool {
+        let ahead = (t - self.now()).num_milliseconds();
+        if self.skip_idle && ahead > 0 {
+            self.offset_ms.fetch_add(ahead, Ordering::Relaxed);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Everything a run needs besides the store and the SIP endpoint.
+pub struct Options {
+    pub campaign_id: CampaignId,
+    pub campaign: Campaign,
+    /// Script (file stem) stored with each call.
+    pub script_name: String,
+    pub script: Arc<ScriptKit>,
+    pub kit: Arc<Kit>,
+    /// Where INVITEs go: the trunk / SBC (or the virtual callees).
+    pub trunk: SocketAddr,
+    pub max_concurrent: usize,
+    pub ring_timeout: Duration,
+    pub max_duration: Duration,
+    /// Script variables every call gets (the shop's name...), before the customer's own.
+    pub constants: Vec<(String, String)>,
+    pub clock: Arc<CampaignClock>,
+    /// Stop dialling when the campaign clock passes this (the demo's day).
+    pub until: Option<DateTime<Utc>>,
+    /// Longest wait for live calls to finish once stopping.
+    pub drain: Duration,
+    /// Directory for the temporary WAV of each call (sealed into the store at the end).
+    pub spool: PathBuf,
+    /// How often the stored campaign state is read.
+    pub poll: Duration,
+}
+
+/// One finished call, for the summary and for scoring against the virtual callees.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallResult {
+    pub call_id: String,
+    pub phone: String,
+    pub outcome: CallOutcome,
+    pub business: Option<String>,
+    pub level: Option<String>,
+    pub duration_s: f64,
+    pub turns: usize,
+    pub barge_ins: u32,
+    #[serde(skip)]
+    pub latencies: Vec<waihu_bot::Latency>,
+    pub errors: Vec<String>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub contacts: usize,
+    pub skipped_contacts: Vec<String>,
+    pub reconciled: usize,
+    pub attempts: usize,
+    pub outcomes: BTreeMap<String, usize>,
+    pub business: BTreeMap<String, usize>,
+    pub levels: BTreeMap<String, usize>,
+    pub callbacks: usize,
+    pub dnc_added: usize,
+    pub fallback_messages: usize,
+    pub max_live: usize,
+    pub stopped_by: String,
+    pub calls: Vec<CallResult>,
+}
+
+impl Summary {
+    pub fn connect_rate(&self) -> f64 {
+        let c = self
+            .calls
+            .iter()
+            .filter(|c| c.outcome == CallOutcome::Answered)
+            .count();
+        c as f64 / self.attempts.max(1) as f64
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DialerError {
+    #[error(transparent)]
+    Store(#[from] waihu_store::StoreError),
+    #[error("活动不存在 / campaign {0} not found in the store")]
+    NoCampaign(i64),
+}
+
+struct Finished {
+    contact: ContactRef,
+    result: CallResult,
+    report: Report,
+    dnc: bool,
+}
+
+/// Closes calls a previous process left open (killed mid-call): each gets
+/// `failed` with the reason, an `attempt_ended` event, and counts as an attempt.
+pub async fn reconcile(store: &Store, now: DateTime<Utc>) -> Result<usize, DialerError> {
+    let open = store.calls_live().await?;
+    for c in &open {
+        let fin = CallFinish {
+            at: now,
+            outcome: CallOutcome::Failed,
+            sip_status: None,
+            duration_s: 0.0,
+            business_outcome: None,
+            level: None,
+            path: Vec::new(),
+            recording: None,
+        };
+        store.call_finished(&c.call_id, &fin).await?;
+        store
+            .append_event(&Event {
+                at: now,
+                customer: c.customer,
+                campaign: c.campaign,
+                call: Some(c.call_id.clone()),
+                kind: EventKind::AttemptEnded {
+                    outcome: CallOutcome::Failed,
+                    sip_status: None,
+                    duration_s: 0.0,
+                },
+            })
+            .await?;
+    }
+    Ok(open.len())
+}
+
+fn contact_input(c: &Customer, campaign: &Campaign) -> Result<ContactInput, String> {
+    let tz: chrono_tz::Tz =
+        c.tz.parse()
+            .map_err(|_| format!("customer {}: unknown time zone '{}'", c.id.0, c.tz))?;
+    let segment = match &c.segment {
+        Some(s) if campaign.segments.iter().any(|x| &x.name == s) => s.clone(),
+        _ if campaign.segments.iter().any(|x| x.name == "default") => "default".into(),
+        other => {
+            return Err(format!(
+                "customer {}: segment {:?} is not in the campaign and it has no `default` segment",
+                c.id.0, other
+            ))
+        }
+    };
+    let has_app = matches!(
+        c.attrs
+            .get("has_app")
+            .or_else(|| c.attrs.get("是否APP用户")),
+        Some(AttrValue::Bool(true))
+    );
+    Ok(ContactInput {
+        customer: c.id,
+        phone: c.phone.clone(),
+        tz,
+        segment,
+        region: Some(c.region.clone()),
+        has_app,
+        consent: true,
+        recency_days: None,
+        history: Vec::new(),
+    })
+}
+
+/// Script variables of one customer: the constants, then the name, then every
+/// attribute (an attribute `order_item` also fills `order.item`).
+pub fn call_vars(c: &Customer, constants: &[(String, String)]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = constants.to_vec();
+    if let Some(n) = &c.name {
+        v.push(("name".into(), n.clone()));
+    }
+    for (k, val) in c.attrs.iter() {
+        let s = attr_text(val);
+        v.push((k.clone(), s.clone()));
+        if k.contains('_') {
+            v.push((k.replacen('_', ".", 1), s));
+        }
+    }
+    v
+}
+
+/// An attribute as a script reads it: whole numbers without a decimal point.
+fn attr_text(v: &AttrValue) -> String {
+    match v {
+        AttrValue::Number(n) if n.fract() == 0.0 && n.abs() < 1e15 => format!("{}", *n as i64),
+        AttrValue::Number(n) => format!("{n}"),
+        AttrValue::Date(d) => d.to_string(),
+        AttrValue::Text(t) => t.clone(),
+        AttrValue::Bool(b) => b.to_string(),
+    }
+}
+
+fn seed_of(call_id: &str) -> u64 {
+    call_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// Runs the campaign until it is finished, stopped, past `until`, or `shutdown` fires.
+pub async fn run(
+    store: Store,
+    ep: Arc<SipEndpoint>,
+    opts: Options,
+    customers: Vec<Customer>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<Summary, DialerError> {
+    let opts = Arc::new(opts);
+    let mut summary = Summary {
+        reconciled: reconcile(&store, opts.clock.now()).await?,
+        ..Summary::default()
+    };
+    let mut campaign = opts.campaign.clone();
+    campaign.id = opts.campaign_id;
+    let mut planner = Planner::new(campaign);
+    let mut by_ref: HashMap<ContactRef, Customer> = HashMap::new();
+    for c in customers {
+        if store.dnc_contains(&c.phone, "global").await? {
+            planner.add_dnc(&c.phone);
+        }
+        match contact_input(&c, planner.campaign())
+            .and_then(|ci| planner.add_contact(ci).map_err(|e| e.to_string()))
+        {
+            Ok(r) => {
+                by_ref.insert(r, c);
+            }
+            Err(e) => summary.skipped_contacts.push(e),
+        }
+    }
+    summary.contacts = by_ref.len();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Finished>();
+    let mut live = 0usize;
+    let mut seq = 0u64;
+    let mut stopping: Option<String> = None;
+    let mut drain_until: Option<tokio::time::Instant> = None;
+    let mut tick = tokio::time::interval(opts.poll);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            Some(f) = done_rx.recv() => {
+                live -= 1;
+                finish(&store, &mut planner, &opts, &mut summary, f).await?;
+                continue;
+            }
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() {
+                    stopping.get_or_insert_with(|| "shutdown".into());
+                }
+            }
+            _ = tick.tick() => {}
+        }
+        let now = opts.clock.now();
+        if stopping.is_none() {
+            let state = store
+                .campaign_get(opts.campaign_id)
+                .await?
+                .ok_or(DialerError::NoCampaign(opts.campaign_id.0))?
+                .state;
+            match state.as_str() {
+                "running" => {}
+                "paused" | "created" => continue,
+                other => stopping = Some(format!("campaign {other}")),
+            }
+            if opts.until.is_some_and(|u| now >= u) {
+                stopping = Some("end of the campaign day".into());
+            }
+        }
+        if let Some(why) = &stopping {
+            if live == 0 {
+                summary.stopped_by = why.clone();
+                break;
+            }
+            let until =
+                *drain_until.get_or_insert_with(|| tokio::time::Instant::now() + opts.drain);
+            if tokio::time::Instant::now() >= until {
+                summary.stopped_by = format!("{why}; {live} calls still live at the drain limit");
+                break;
+            }
+            continue;
+        }
+        let free = opts.max_concurrent.saturating_sub(live);
+        let dials = if free > 0 {
+            planner.next_dials(now, free)
+        } else {
+            Vec::new()
+        };
+        if dials.is_empty() && live == 0 {
+            match planner.next_wakeup() {
+                None => {
+                    summary.stopped_by = "every contact finished".into();
+                    break;
+                }
+                Some(t) => {
+                    if !opts.clock.skip_to(t) && planner.pending() == 0 {
+                        summary.stopped_by = "every contact finished".into();
+                        break;
+                    }
+                }
+            }
+        }
+        for d in dials {
+            let Some(c) = by_ref.get(&d.contact).cloned() else {
+                continue;
+            };
+            seq += 1;
+            live += 1;
+            summary.max_live = summary.max_live.max(live);
+            summary.attempts += 1;
+            let call_id = format!(
+                "{}-{}-{}",
+                opts.campaign_id.0,
+                now.format("%Y%m%d%H%M%S"),
+                seq
+            );
+            start_call(
+                &ep,
+                &store,
+                &planner,
+                &opts,
+                &d,
+                c,
+                call_id,
+                now,
+                done_tx.clone(),
+            )
+            .await?;
+        }
+    }
+    // Calls still live after the drain limit end when the process does; the next start reconciles them.
+    Ok(summary)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn start_call(
+    ep: &Arc<SipEndpoint>,
+    store: &Store,
+    planner: &Planner,
+    opts: &Arc<Options>,
+    d: &Dial,
+    c: Customer,
+    call_id: String,
+    now: DateTime<Utc>,
+    done: mpsc::UnboundedSender<Finished>,
+) -> Result<(), DialerError> {
+    let phone_idx = PhoneIndex(store.vault().blind_index(&c.phone));
+    store
+        .call_started(&CallStart {
+            call_id: call_id.clone(),
+            campaign: Some(opts.campaign_id),
+            customer: Some(c.id),
+            script: opts.script_name.clone(),
+            lang: opts.script.lang().into(),
+            at: now,
+        })
+        .await?;
+    store
+        .append_event(&Event {
+            at: now,
+            customer: Some(c.id),
+            campaign: Some(opts.campaign_id),
+            call: Some(call_id.clone()),
+            kind: EventKind::AttemptStarted {
+                phone: phone_idx,
+                tz: d.tz.name().into(),
+                local_time: d.local_time.to_rfc3339(),
+                caller_id: planner.caller_id_number(d).map(str::to_string),
+                channel: "voice".into(),
+            },
+        })
+        .await?;
+    let contact = d.contact;
+    let ep = ep.clone();
+    let opts = opts.clone();
+    let store = store.clone();
+    let tz = d.tz;
+    tokio::spawn(async move {
+        let f = call(ep, &store, &opts, &c, &call_id, tz, contact).await;
+        let _ = done.send(f);
+    });
+    Ok(())
+}
+
+/// One call from dial to the last event.
+async fn call(
+    ep: Arc<SipEndpoint>,
+    store: &Store,
+    opts: &Options,
+    c: &Customer,
+    call_id: &str,
+    tz: chrono_tz::Tz,
+    contact: ContactRef,
+) -> Finished {
+    let clock = opts.clock.clone();
+    let setup = waihu_bot::CallSetup {
+        vars: call_vars(c, &opts.constants),
+        seed: seed_of(call_id),
+        tz,
+        clock: Arc::new(move || clock.now()),
+    };
+    let (notes_tx, mut notes_rx) = mpsc::unbounded_channel::<Note>();
+    let mut result = CallResult {
+        call_id: call_id.to_string(),
+        phone: c.phone.clone(),
+        outcome: CallOutcome::Failed,
+        business: None,
+        level: None,
+        duration_s: 0.0,
+        turns: 0,
+        barge_ins: 0,
+        latencies: Vec::new(),
+        errors: Vec::new(),
+    };
+    let (agent, brain) = match waihu_bot::start(
+        opts.kit.clone(),
+        opts.script.clone(),
+        setup,
+        Some(notes_tx.clone()),
+    ) {
+        Ok(x) => x,
+        Err(e) => {
+            // The customer record lacks what the script needs: no call is placed.
+            result.errors.push(e.to_string());
+            let _ = store
+                .call_finished(
+                    call_id,
+                    &CallFinish {
+                        at: opts.clock.now(),
+                        outcome: CallOutcome::Failed,
+                        sip_status: None,
+                        duration_s: 0.0,
+                        business_outcome: None,
+                        level: None,
+                        path: Vec::new(),
+                        recording: None,
+                    },
+                )
+                .await;
+            let _ = append(
+                store,
+                opts,
+                c,
+                call_id,
+                EventKind::AttemptEnded {
+                    outcome: CallOutcome::Failed,
+                    sip_status: None,
+                    duration_s: 0.0,
+                },
+            )
+            .await;
+            return Finished {
+                contact,
+                result,
+                report: Report::outcome(CallOutcome::Failed),
+                dnc: false,
+            };
+        }
+    };
+    let brain = tokio::spawn(brain);
+    // Live notes → the store (the dashboard's live view and transcript).
+    let writer = {
+        let store = store.clone();
+        let call_id = call_id.to_string();
+        let clock = opts.clock.clone();
+        tokio::spawn(async move {
+            while let Some(n) = notes_rx.recv().await {
+                let r = match n {
+                    Note::Node { state, emotion } => {
+                        store
+                            .call_progress(
+                                &call_id,
+                                "talking",
+                                Some(&state),
+                                emotion.as_deref(),
+                                clock.now(),
+                            )
+                            .await
+                    }
+                    Note::Turn(t) => store.call_turn(&call_id, &turn_record(&t)).await,
+                };
+                if let Err(e) = r {
+                    tracing::warn!(call = %call_id, error = %e, "storing a live note failed");
+                }
+            }
+        })
+    };
+    let wav = opts.spool.join(format!("{call_id}.wav"));
+    let mut co = CallOptions::new(format!("sip:{}@{}", c.phone, opts.trunk));
+    co.ring_timeout = opts.ring_timeout;
+    co.media = MediaOptions {
+        record: Some(wav.clone()),
+        max_duration: opts.max_duration,
+        no_rtp_timeout: Duration::from_secs(10),
+        ..MediaOptions::default()
+    };
+    let (prog_tx, mut prog_rx) = mpsc::unbounded_channel::<&'static str>();
+    let prog_writer = {
+        let store = store.clone();
+        let call_id = call_id.to_string();
+        let clock = opts.clock.clone();
+        tokio::spawn(async move {
+            while let Some(s) = prog_rx.recv().await {
+                let _ = store
+                    .call_progress(&call_id, s, None, None, clock.now())
+                    .await;
+            }
+        })
+    };
+    let report = place_call_with(&ep, co, Box::new(agent), &mut |p| {
+        if matches!(p, Progress::Ringing | Progress::EarlyMedia) {
+            let _ = prog_tx.send("ringing");
+        }
+    })
+    .await;
+    drop(prog_tx);
+    drop(notes_tx);
+    let bot: BotReport = brain.await.unwrap_or_default();
+    let _ = writer.await;
+    let _ = prog_writer.await;
+    let now = opts.clock.now();
+    let (outcome, sip_status, duration_s) = match &report {
+        Ok(r) => (r.outcome, r.sip_status, r.duration_s),
+        Err(e) => {
+            result.errors.push(e.to_string());
+            (CallOutcome::Failed, None, 0.0)
+        }
+    };
+    let outcome = if bot.voicemail {
+        CallOutcome::Voicemail
+    } else {
+        outcome
+    };
+    let recording = match std::fs::read(&wav) {
+        Ok(b) if outcome.connected() => Some(b),
+        _ => None,
+    };
+    let _ = std::fs::remove_file(&wav);
+    let answered = outcome == CallOutcome::Answered;
+    let business = answered.then(|| bot.outcome.clone().unwrap_or_else(|| "hangup".into()));
+    let fin = CallFinish {
+        at: now,
+        outcome,
+        sip_status,
+        duration_s,
+        business_outcome: business.clone(),
+        level: if answered { bot.level.clone() } else { None },
+        path: bot.path.clone(),
+        recording,
+    };
+    if let Err(e) = store.call_finished(call_id, &fin).await {
+        result.errors.push(format!("store: {e}"));
+    }
+    let mut events = vec![EventKind::AttemptEnded {
+        outcome,
+        sip_status,
+        duration_s,
+    }];
+    let mut callback_at = None;
+    let mut dnc = false;
+    if answered {
+        events.push(bot.conversation_ended());
+        for a in &bot.actions {
+            match a {
+                DialogAction::Callback { at } => {
+                    callback_at = Some(*at);
+                    events.push(EventKind::CallbackRequested { when: *at });
+                }
+                DialogAction::AddDnc => dnc = true,
+                _ => {}
+            }
+        }
+    }
+    for kind in events {
+        if let Err(e) = append(store, opts, c, call_id, kind).await {
+            result.errors.push(format!("store: {e}"));
+        }
+    }
+    result.outcome = outcome;
+    result.business = business;
+    result.level = fin.level.clone();
+    result.duration_s = duration_s;
+    result.turns = bot.turns.len();
+    result.barge_ins = bot.barge_ins;
+    result.latencies = bot.latencies().copied().collect();
+    result.errors.extend(bot.errors.iter().cloned());
+    Finished {
+        contact,
+        result,
+        report: Report {
+            outcome,
+            callback_at,
+            do_not_call: dnc,
+            abandoned: false,
+        },
+        dnc,
+    }
+}
+
+async fn append(
+    store: &Store,
+    opts: &Options,
+    c: &Customer,
+    call_id: &str,
+    kind: EventKind,
+) -> Result<i64, waihu_store::StoreError> {
+    store
+        .append_event(&Event {
+            at: opts.clock.now(),
+            customer: Some(c.id),
+            campaign: Some(opts.campaign_id),
+            call: Some(call_id.to_string()),
+            kind,
+        })
+        .await
+}
+
+fn turn_record(t: &waihu_bot::Turn) -> TurnRecord {
+    TurnRecord {
+        seq: t.seq,
+        speaker: match t.speaker {
+            waihu_bot::Speaker::Bot => waihu_store::Speaker::Bot,
+            waihu_bot::Speaker::Callee => waihu_store::Speaker::Callee,
+        },
+        state: t.state.clone(),
+        at: t.at,
+        start_ms: t.start_ms,
+        end_ms: t.end_ms,
+        text: t.text.clone(),
+        intent: t.intent.clone(),
+        confidence: t.confidence,
+        emotion: t.emotion.clone(),
+        sentiment: t.sentiment,
+        features: t.features.map(|f| VoiceFeatures {
+            rate_sps: f.rate_sps,
+            volume_dbfs: f.volume_dbfs,
+            pitch_hz: f.pitch_hz,
+            pause_ratio: f.pause_ratio,
+        }),
+        barge_in: t.barge_in,
+        latency_ms: t.latency.map(|l| l.total_ms),
+    }
+}
+
+/// An attempt is over: tell the planner, carry out what it decides, count.
+async fn finish(
+    store: &Store,
+    planner: &mut Planner,
+    opts: &Options,
+    summary: &mut Summary,
+    f: Finished,
+) -> Result<(), DialerError> {
+    let now = opts.clock.now();
+    *summary
+        .outcomes
+        .entry(f.result.outcome.as_str().to_string())
+        .or_default() += 1;
+    if let Some(b) = &f.result.business {
+        *summary.business.entry(b.clone()).or_default() += 1;
+    }
+    if let Some(l) = &f.result.level {
+        *summary.levels.entry(l.clone()).or_default() += 1;
+    }
+    if f.dnc {
+        if store
+            .dnc_add(&f.result.phone, "global", "callee asked on a call", now)
+            .await?
+        {
+            summary.dnc_added += 1;
+        }
+        planner.add_dnc(&f.result.phone);
+    }
+    for a in planner.on_outcome(now, f.contact, f.report) {
+        match a {
+            PlanAction::CallbackScheduled { .. } => summary.callbacks += 1,
+            PlanAction::SendMessage { .. } => summary.fallback_messages += 1,
+            PlanAction::AddDnc { .. } | PlanAction::Finished { .. } => {}
+        }
+    }
+    summary.calls.push(f.result);
+    Ok(())
+}
