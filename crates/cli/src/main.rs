@@ -69,6 +69,8 @@ enum Command {
     /// 话术脚本: validate, graph, chat with and test dialog scripts; bench the interpreter.
     #[command(subcommand)]
     Script(cmd::script::Cmd),
+    /// 虚拟被叫: answer SIP calls as virtual callees (personas) for tests and the demo.
+    Sim(cmd::sim::Args),
 }
 
 fn main() -> ExitCode {
@@ -99,6 +101,7 @@ fn main() -> ExitCode {
         Command::Nlu(c) => cmd::nlu::run(c),
         Command::Emotion(c) => cmd::nlu::run_emotion(c),
         Command::Script(c) => cmd::script::run(&ctx, c),
+        Command::Sim(a) => cmd::sim::run(&ctx, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

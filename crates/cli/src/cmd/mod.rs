@@ -12,4 +12,5 @@ pub mod nlu;
 pub mod script;
 pub mod segments;
 pub mod serve;
+pub mod sim;
 pub mod speech;
