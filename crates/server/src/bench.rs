@@ -16,6 +16,8 @@ use waihu_store::{metric, KpiRow, LocalHourRow, Store};
 #[derive(Debug, Clone)]
 pub struct GenSpec {
     pub attempts: usize,
+    /// Calls, for [`generate_calls`].
+    pub calls: usize,
     pub days: u32,
     /// UTC midnight of the first day.
     pub start: DateTime<Utc>,
@@ -312,6 +314,7 @@ pub async fn run(
         .ok_or("start date")?;
     let spec = GenSpec {
         attempts,
+        calls: 0,
         days: 30,
         start,
         seed: 42,
@@ -456,5 +459,288 @@ pub async fn run(
         timings,
         agree,
         connect_rate: totals.connect_rate,
+    })
+}
+
+/// The script states of the call benchmark, in order, with the chance a call
+/// goes on from each (the fee explanation loses 37%, as in the bank story).
+const BENCH_STATES: [(&str, f64); 6] = [
+    ("opening", 0.92),
+    ("verify", 0.88),
+    ("offer", 0.85),
+    ("fee_explain", 0.63),
+    ("confirm", 0.0),
+    ("objection", 0.75),
+];
+const BENCH_INTENTS: [(&str, u32); 6] = [
+    ("affirm", 50),
+    ("deny", 15),
+    ("ask_price", 12),
+    ("busy", 8),
+    ("request_human", 5),
+    ("unknown", 10),
+];
+const BENCH_SCRIPTS: [&str; 2] = ["order_confirmation.zh", "payment_reminder.zh"];
+
+/// Calls `range` of a synthetic history: a path through [`BENCH_STATES`]
+/// (with a detour through `objection` now and then), up to three callee
+/// turns with intents, emotions and voice features, and the outcome.
+/// Deterministic for a seed.
+pub fn generate_calls(
+    spec: &GenSpec,
+    range: std::ops::Range<usize>,
+) -> Vec<(
+    waihu_store::CallStart,
+    Vec<waihu_store::TurnRecord>,
+    waihu_store::CallFinish,
+)> {
+    use waihu_store::{CallFinish, CallStart, Speaker, TurnRecord, VoiceFeatures};
+    let mut rng =
+        StdRng::seed_from_u64(spec.seed ^ (range.start as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
+    let total_s = spec.days as i64 * 86400;
+    let mut out = Vec::with_capacity(range.len());
+    for i in range {
+        let at = spec.start
+            + chrono::Duration::seconds(
+                (i as i128 * total_s as i128 / spec.calls.max(1) as i128) as i64,
+            );
+        let mut path: Vec<String> = Vec::new();
+        for (k, (state, go_on)) in BENCH_STATES[..5].iter().enumerate() {
+            path.push(state.to_string());
+            if k == 2 && rng.gen_bool(0.1) {
+                path.push(BENCH_STATES[5].0.into());
+                if !rng.gen_bool(BENCH_STATES[5].1) {
+                    break;
+                }
+            }
+            if !rng.gen_bool(*go_on) {
+                break;
+            }
+        }
+        let reached_end = path.last().map(String::as_str) == Some("confirm");
+        let business = if reached_end {
+            Some("confirmed")
+        } else {
+            [Some("hangup"), Some("hangup"), None, Some("refused")][rng.gen_range(0..4)]
+        };
+        let call_id = format!("bench-{i}");
+        let turns: Vec<TurnRecord> = path
+            .iter()
+            .take(3)
+            .enumerate()
+            .map(|(k, state)| {
+                let angry = rng.gen_bool(0.08);
+                TurnRecord {
+                    seq: k as u32,
+                    speaker: Speaker::Callee,
+                    state: state.clone(),
+                    at: at + chrono::Duration::seconds(6 + 9 * k as i64),
+                    start_ms: 6000 + 9000 * k as u64,
+                    end_ms: 8000 + 9000 * k as u64,
+                    text: "好的".into(),
+                    intent: Some(pick(&mut rng, &BENCH_INTENTS).into()),
+                    confidence: Some(rng.gen_range(0.5..1.0)),
+                    emotion: Some(if angry { "angry" } else { "calm" }.into()),
+                    sentiment: None,
+                    features: Some(VoiceFeatures {
+                        rate_sps: rng.gen_range(2.5..7.0),
+                        volume_dbfs: rng.gen_range(-35.0..-10.0),
+                        pitch_hz: rng.gen_range(90.0..260.0),
+                        pause_ratio: rng.gen_range(0.0..0.6),
+                    }),
+                    barge_in: false,
+                    latency_ms: None,
+                }
+            })
+            .collect();
+        out.push((
+            CallStart {
+                call_id,
+                campaign: Some(CampaignId(1 + (i % 3) as i64)),
+                customer: None,
+                script: BENCH_SCRIPTS[i % 7 / 6].into(),
+                lang: "zh".into(),
+                at,
+            },
+            turns,
+            CallFinish {
+                at: at + chrono::Duration::seconds(60),
+                outcome: CallOutcome::Answered,
+                sip_status: Some(200),
+                duration_s: 55.0,
+                business_outcome: business.map(String::from),
+                level: None,
+                path,
+                recording: None,
+            },
+        ));
+    }
+    out
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CallsBenchReport {
+    pub calls: usize,
+    pub turns: u64,
+    pub load_s: f64,
+    pub db_bytes: u64,
+    pub timings: Vec<Timing>,
+    /// The rollups gave the same rows as SQL over the raw tables.
+    pub agree: bool,
+    /// The largest drop the funnel found (state, drop rate).
+    pub largest_drop: Option<(String, f64)>,
+}
+
+async fn time_runs<T, F, Fut>(
+    runs: usize,
+    mut f: F,
+) -> Result<(Vec<Duration>, T), waihu_store::StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, waihu_store::StoreError>>,
+{
+    let mut v = Vec::with_capacity(runs);
+    let mut last = None;
+    for _ in 0..runs.max(1) {
+        let t = Instant::now();
+        last = Some(f().await?);
+        v.push(t.elapsed());
+    }
+    Ok((v, last.expect("at least one run")))
+}
+
+/// Fill `dir` (a fresh data directory) with `calls` finished calls through
+/// the store's call API (bulk form) and time the funnel and intents × states
+/// pages: rollups (as the API serves them, also over HTTP) against SQL over
+/// the raw `calls` and `call_turns` tables, checked to agree.
+pub async fn run_calls(
+    dir: &std::path::Path,
+    calls: usize,
+    runs: usize,
+    mut progress: impl FnMut(&str),
+) -> Result<CallsBenchReport, Box<dyn std::error::Error + Send + Sync>> {
+    let store = Store::open(dir).await?;
+    for name in ["bench-a", "bench-b", "bench-c"] {
+        store
+            .campaign_create(name, "name: bench\n", "bench")
+            .await?;
+    }
+    let spec = GenSpec {
+        attempts: 0,
+        calls,
+        days: 30,
+        start: Utc
+            .with_ymd_and_hms(2026, 10, 1, 0, 0, 0)
+            .single()
+            .ok_or("start date")?,
+        seed: 7,
+    };
+    let t0 = Instant::now();
+    let chunk = 10_000;
+    let mut i = 0;
+    let mut turns = 0u64;
+    while i < calls {
+        let batch = generate_calls(&spec, i..(i + chunk).min(calls));
+        turns += batch.iter().map(|(_, t, _)| t.len() as u64).sum::<u64>();
+        store.calls_bulk(&batch, batch.len()).await?;
+        i += chunk;
+        if i % 100_000 == 0 {
+            progress(&format!(
+                "  loaded {i} calls ({:.0} s)",
+                t0.elapsed().as_secs_f64()
+            ));
+        }
+    }
+    let load_s = t0.elapsed().as_secs_f64();
+    let runs = runs.max(1);
+    let base_runs = runs.min(3);
+    let script = BENCH_SCRIPTS[0];
+    let mut timings = Vec::new();
+
+    let (key, _) =
+        crate::auth::create_key(&store, "bench", crate::auth::Role::Analyst, Utc::now()).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(crate::serve(
+        listener,
+        store.clone(),
+        crate::Config::default(),
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let client = reqwest::Client::new();
+    for (name, path) in [
+        (
+            "funnel page, HTTP (rollup)",
+            format!("reports/funnel?script={script}"),
+        ),
+        (
+            "intents x states page, HTTP (rollup)",
+            "reports/intents".to_string(),
+        ),
+        (
+            "voice features page, HTTP (rollup)",
+            "reports/voice".to_string(),
+        ),
+    ] {
+        let url = format!("http://{addr}/api/{path}");
+        let mut v = Vec::new();
+        for _ in 0..runs {
+            let t = Instant::now();
+            let r = client.get(&url).bearer_auth(&key).send().await?;
+            if !r.status().is_success() {
+                return Err(format!("{url}: HTTP {}", r.status()).into());
+            }
+            let _body = r.bytes().await?;
+            v.push(t.elapsed());
+        }
+        timings.push(timing(name, v));
+    }
+    let _ = stop_tx.send(());
+    let _ = server.await;
+
+    let (v, funnel) = time_runs(runs, || store.funnel(None, script)).await?;
+    timings.push(timing("funnel: rollup query", v));
+    let (v, heat) = time_runs(runs, || store.intent_heatmap(None)).await?;
+    timings.push(timing("intents x states: rollup query", v));
+    let (v, heat_c) = time_runs(runs, || store.intent_heatmap(Some(CampaignId(2)))).await?;
+    timings.push(timing("intents x states, one campaign: rollup query", v));
+    progress("  baseline: SQL over the raw calls and turns");
+    let (v, funnel_raw) = time_runs(base_runs, || store.funnel_from_raw(None, script)).await?;
+    timings.push(timing("funnel: SQL json_each over calls (baseline)", v));
+    let (v, heat_raw) = time_runs(base_runs, || store.intent_heatmap_from_raw(None)).await?;
+    timings.push(timing(
+        "intents x states: SQL over call_turns (baseline)",
+        v,
+    ));
+    let (v, heat_c_raw) = time_runs(base_runs, || {
+        store.intent_heatmap_from_raw(Some(CampaignId(2)))
+    })
+    .await?;
+    timings.push(timing(
+        "intents x states, one campaign: SQL over call_turns (baseline)",
+        v,
+    ));
+    let agree = funnel == funnel_raw && heat == heat_raw && heat_c == heat_c_raw;
+    let largest_drop = crate::reports::funnel_steps(&funnel)
+        .into_iter()
+        .find(|s| s.largest_drop)
+        .map(|s| (s.row.state, s.drop_rate.unwrap_or(0.0)));
+    let db_bytes = ["waihu.db", "waihu.db-wal"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+        .map(|m| m.len())
+        .sum();
+    store.close().await;
+    Ok(CallsBenchReport {
+        calls,
+        turns,
+        load_s,
+        db_bytes,
+        timings,
+        agree,
+        largest_drop,
     })
 }

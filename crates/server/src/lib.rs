@@ -124,6 +124,13 @@ pub async fn serve(
         stop_rx,
     ));
     let (router, _) = app(store, cfg);
+    // Without TCP_NODELAY a response written in more than one piece waits for
+    // the client's delayed ACK (~40 ms) before its last piece goes out.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY");
+        }
+    });
     let result = axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             shutdown.await;

@@ -50,6 +50,11 @@ pub struct BenchApiArgs {
     /// abandoned/conversation events), spread over 30 days.
     #[arg(long, default_value_t = 1_000_000)]
     attempts: usize,
+    /// Finished calls to generate for the funnel and intents × states pages
+    /// (each with a path through the script and up to three callee turns);
+    /// 0 skips that part.
+    #[arg(long, default_value_t = 1_000_000)]
+    calls: usize,
     /// Timed runs per query (the p50 is reported).
     #[arg(long, default_value_t = 7)]
     runs: usize,
@@ -61,31 +66,48 @@ pub struct BenchApiArgs {
 }
 
 pub fn run_serve(ctx: &Ctx, a: ServeArgs) -> anyhow::Result<()> {
-    if a.open && !a.listen.ip().is_loopback() {
-        anyhow::bail!(
-            "--open allows key-less access and is only allowed on a loopback address, not {}",
-            a.listen
-        );
-    }
     ctx.runtime()?.block_on(async {
         let store = ctx.store().await?;
-        let mut cfg = waihu_server::Config { open: a.open, ..Default::default() };
+        let mut cfg = waihu_server::Config {
+            open: a.open,
+            ..Default::default()
+        };
         if let Some(c) = a.conversion {
             cfg.conversion_outcomes = c;
         }
-        let listener = tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("listening on {}", a.listen))?;
-        let addr = listener.local_addr()?;
-        eprintln!("waihu: 数据平台 / dashboard: http://{addr}/   API: http://{addr}/api/openapi.json");
-        if store.api_keys().await?.is_empty() && !a.open {
-            eprintln!("waihu: 还没有 API 密钥 / no API keys yet: waihu apikey create --role analyst --name dashboard");
-        }
-        waihu_server::serve(listener, store, cfg, async {
+        serve_store(store, a.listen, cfg, async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await
-        .context("serving HTTP")?;
-        Ok(())
     })
+}
+
+/// Serve the API and dashboard over `store` on `listen` until `shutdown`
+/// completes (what `waihu serve` does; `waihu demo` calls it after its run).
+/// Refuses `cfg.open` on a non-loopback address; prints where to look.
+pub async fn serve_store(
+    store: waihu_store::Store,
+    listen: SocketAddr,
+    cfg: waihu_server::Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    if cfg.open && !listen.ip().is_loopback() {
+        anyhow::bail!(
+            "--open allows key-less access and is only allowed on a loopback address, not {listen}"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let addr = listener.local_addr()?;
+    eprintln!("waihu: 数据平台 / dashboard: http://{addr}/   API: http://{addr}/api/openapi.json");
+    if store.api_keys().await?.is_empty() && !cfg.open {
+        eprintln!("waihu: 还没有 API 密钥 / no API keys yet: waihu apikey create --role analyst --name dashboard");
+    }
+    waihu_server::serve(listener, store, cfg, shutdown)
+        .await
+        .context("serving HTTP")?;
+    Ok(())
 }
 
 pub fn run_apikey(ctx: &Ctx, cmd: ApikeyCmd) -> anyhow::Result<()> {
@@ -143,17 +165,31 @@ pub fn run_bench_api(ctx: &Ctx, a: BenchApiArgs) -> anyhow::Result<()> {
         );
     }
     let json = a.json;
-    let report = ctx.runtime()?.block_on(async {
-        waihu_server::bench::run(&dir, a.attempts, a.runs, |line| {
+    let (report, calls) = ctx.runtime()?.block_on(async {
+        let kpi = waihu_server::bench::run(&dir, a.attempts, a.runs, |line| {
             if !json {
                 eprintln!("{line}");
             }
         })
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let calls = if a.calls > 0 {
+            Some(
+                waihu_server::bench::run_calls(&dir.join("calls"), a.calls, a.runs, |line| {
+                    if !json {
+                        eprintln!("{line}");
+                    }
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+            )
+        } else {
+            None
+        };
+        anyhow::Ok((kpi, calls))
     })?;
     if json {
-        return print_json(&report);
+        return print_json(&serde_json::json!({"kpis": report, "calls": calls}));
     }
     println!(
         "loaded {} attempts = {} events in {:.1} s ({:.0} events/s, rollups kept by triggers); database {:.0} MiB",
@@ -199,6 +235,66 @@ pub fn run_bench_api(ctx: &Ctx, a: BenchApiArgs) -> anyhow::Result<()> {
     );
     if !report.agree {
         anyhow::bail!("the rollup disagrees with the event log");
+    }
+    if let Some(c) = calls {
+        print_calls_bench(&c)?;
+    }
+    Ok(())
+}
+
+fn print_calls_bench(c: &waihu_server::bench::CallsBenchReport) -> anyhow::Result<()> {
+    println!();
+    println!(
+        "loaded {} calls with {} callee turns in {:.1} s ({:.0} calls/s; transcripts sealed, rollups kept in the same transactions); database {:.0} MiB",
+        c.calls,
+        c.turns,
+        c.load_s,
+        c.calls as f64 / c.load_s.max(1e-9),
+        c.db_bytes as f64 / (1 << 20) as f64
+    );
+    println!(
+        "{:<64} {:>10} {:>10} {:>5}",
+        "query (all calls)", "p50 ms", "min ms", "runs"
+    );
+    for t in &c.timings {
+        println!(
+            "{:<64} {:>10.2} {:>10.2} {:>5}",
+            t.what, t.p50_ms, t.min_ms, t.runs
+        );
+    }
+    let find = |w: &str| {
+        c.timings
+            .iter()
+            .find(|t| t.what.starts_with(w))
+            .map(|t| t.p50_ms)
+    };
+    for (name, fast, slow) in [
+        ("funnel", "funnel: rollup", "funnel: SQL"),
+        (
+            "intents x states",
+            "intents x states: rollup",
+            "intents x states: SQL",
+        ),
+    ] {
+        if let (Some(r), Some(b)) = (find(fast), find(slow)) {
+            println!(
+                "{name}: rollup is {:.0}x faster than SQL over the raw tables",
+                b / r.max(1e-9)
+            );
+        }
+    }
+    if let Some((state, rate)) = &c.largest_drop {
+        println!(
+            "largest drop: {state} ({:.1}% of the calls that reached it)",
+            rate * 100.0
+        );
+    }
+    println!(
+        "rollups agree with the raw tables: {}; target < 300 ms per page",
+        if c.agree { "yes" } else { "NO" }
+    );
+    if !c.agree {
+        anyhow::bail!("the call rollups disagree with the raw tables");
     }
     Ok(())
 }
