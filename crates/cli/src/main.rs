@@ -46,6 +46,9 @@ enum Command {
     /// 基准测试: measure waihu's parts beside a baseline run in the same process.
     #[command(subcommand)]
     Bench(cmd::bench::Cmd),
+    /// 运行外呼活动: place a campaign's calls over SIP with the voice bot
+    /// (planner → SIP → VAD → ASR → NLU → dialog → TTS), storing every call.
+    Run(cmd::live::RunArgs),
     /// Place one SIP call with media (拨打电话); `answer` runs the callee side (应答来电).
     Call(cmd::call::CallArgs),
     /// Answer incoming SIP calls: play a WAV and record (应答来电，播放并录音).
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => cmd::serve::run_serve(&ctx, a),
         Command::Apikey(c) => cmd::serve::run_apikey(&ctx, c),
         Command::Bench(c) => cmd::bench::run(&ctx, c),
+        Command::Run(a) => cmd::live::run(&ctx, a),
         Command::Call(a) => cmd::call::run_call(&ctx, a),
         Command::Answer(a) => cmd::call::run_answer(&ctx, a),
         Command::Campaign(c) => cmd::campaign::run(&ctx, c),

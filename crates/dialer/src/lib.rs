@@ -349,18 +349,17 @@ pub async fn run(
             Vec::new()
         };
         if dials.is_empty() && live == 0 {
-            match planner.next_wakeup() {
-                None => {
-                    summary.stopped_by = "every contact finished".into();
-                    break;
-                }
-                Some(t) => {
-                    if !opts.clock.skip_to(t) && planner.pending() == 0 {
-                        summary.stopped_by = "every contact finished".into();
-                        break;
-                    }
-                }
+            if planner.pending() == 0 {
+                summary.stopped_by = "every contact finished".into();
+                break;
             }
+            // Nothing to do before the next calendar entry: a demo clock jumps
+            // there; the system clock waits (polling the campaign state meanwhile).
+            let next = planner
+                .next_wakeup()
+                .unwrap_or(now + chrono::Duration::minutes(1));
+            opts.clock
+                .skip_to(next.max(now + chrono::Duration::seconds(1)));
         }
         for d in dials {
             let Some(c) = by_ref.get(&d.contact).cloned() else {

@@ -1,9 +1,11 @@
 //! `waihu demo`: the README's main job on embedded defaults. It imports the
 //! sample customers, segments them, runs the order-confirmation script's test
-//! conversations, simulates a week-long campaign in virtual time and has the
+//! conversations, simulates a week-long campaign in virtual time, has the
 //! independent checker prove from the event log that no calling rule was
-//! broken. Live SIP calls with virtual callees join here when the voice
-//! pipeline lands.
+//! broken, then runs the order-confirmation campaign live: real SIP calls on
+//! loopback to virtual callees, with the voice bot (VAD → Whisper → NLU →
+//! dialog → espeak-ng) on every call, scored against the callees' truth and
+//! checked again by the compliance checker; then it serves the dashboard.
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -15,6 +17,11 @@ const SAMPLE_CUSTOMERS: &str = include_str!("../../../../examples/customers.csv"
 const SAMPLE_SEGMENTS: &str = include_str!("../../../../examples/segments.yaml");
 const SAMPLE_CAMPAIGN: &str = include_str!("../../../../examples/campaign.yaml");
 const ORDER_SCRIPT: &str = include_str!("../../../../examples/scripts/order_confirmation.zh.yaml");
+const SAMPLE_CUSTOMERS_US: &str = include_str!("../../../../examples/customers-us.csv");
+const LIVE_CAMPAIGN_EN: &str = include_str!("../../../../examples/campaign-demo.en.yaml");
+const LIVE_CAMPAIGN_ZH: &str = include_str!("../../../../examples/campaign-demo.zh.yaml");
+const ORDER_SCRIPT_EN: &str =
+    include_str!("../../../../examples/scripts/order_confirmation.en.yaml");
 const ORDER_CASES: &str =
     include_str!("../../../../examples/scripts/order_confirmation.cases.yaml");
 
@@ -23,6 +30,19 @@ pub struct Args {
     /// Print machine-readable JSON lines instead of tables.
     #[arg(long)]
     json: bool,
+    /// Exit after the summary instead of serving the dashboard (tests and CI).
+    #[arg(long)]
+    no_serve: bool,
+    /// Language of the live campaign: `en` (US customers, English script and
+    /// callees) or `zh` (the Chinese sample, script and Mandarin callees).
+    #[arg(long, default_value = "en", value_parser = ["en", "zh"])]
+    lang: String,
+    /// Live calls at once.
+    #[arg(long, default_value_t = 20)]
+    concurrency: usize,
+    /// Where the dashboard is served after the run.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
@@ -31,6 +51,8 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let csv = dir.join("customers.csv");
     let rules = dir.join("segments.yaml");
     write_if_changed(&csv, SAMPLE_CUSTOMERS)?;
+    let csv_us = dir.join("customers-us.csv");
+    write_if_changed(&csv_us, SAMPLE_CUSTOMERS_US)?;
     write_if_changed(&rules, SAMPLE_SEGMENTS)?;
     let campaign_file = dir.join("campaign.yaml");
     let script_file = dir.join("order_confirmation.zh.yaml");
@@ -57,6 +79,31 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
                 batch: 5000,
                 json: args.json,
             };
+            let report_us = customers::import_file(
+                ctx,
+                &store,
+                &customers::ImportArgs {
+                    file: csv_us.clone(),
+                    region: "US".into(),
+                    map: None,
+                    rejects: None,
+                    batch: 5000,
+                    json: args.json,
+                },
+            )
+            .await?;
+            if args.json {
+                crate::ctx::print_json(&report_us)?;
+            } else {
+                println!(
+                    "   {}: {} created, {} updated, {} unchanged, {} rejected",
+                    csv_us.display(),
+                    report_us.created,
+                    report_us.updated,
+                    report_us.unchanged,
+                    report_us.rejected
+                );
+            }
             let report = customers::import_file(ctx, &store, &import).await?;
             if args.json {
                 crate::ctx::print_json(&report)?;
@@ -151,6 +198,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             json: args.json,
         },
     )?;
+    crate::cmd::live::demo(ctx, &live_args(&args, &dir)?)?;
     if !args.json {
         println!(
             "\nNext: waihu customers list --segment high_value · waihu script chat {} · waihu --help",
@@ -158,6 +206,38 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+fn live_args(args: &Args, dir: &std::path::Path) -> anyhow::Result<crate::cmd::live::DemoArgs> {
+    let (campaign, script, script_text) = match args.lang.as_str() {
+        "zh" => (
+            "campaign-demo.zh.yaml",
+            "order_confirmation.zh.yaml",
+            ORDER_SCRIPT,
+        ),
+        _ => (
+            "campaign-demo.en.yaml",
+            "order_confirmation.en.yaml",
+            ORDER_SCRIPT_EN,
+        ),
+    };
+    let campaign_text = if args.lang == "zh" {
+        LIVE_CAMPAIGN_ZH
+    } else {
+        LIVE_CAMPAIGN_EN
+    };
+    let script_file = dir.join(script);
+    write_if_changed(&script_file, script_text)?;
+    Ok(crate::cmd::live::DemoArgs {
+        lang: args.lang.clone(),
+        campaign_yaml: campaign_text.to_string(),
+        campaign_file: dir.join(campaign),
+        script: script_file,
+        concurrency: args.concurrency,
+        json: args.json,
+        serve: !args.no_serve,
+        listen: args.listen,
+    })
 }
 
 fn write_if_changed(path: &PathBuf, content: &str) -> anyhow::Result<()> {

@@ -8,6 +8,7 @@ pub mod customers;
 pub mod demo;
 pub mod dnc;
 pub mod events;
+pub mod live;
 pub mod nlu;
 pub mod script;
 pub mod segments;
