@@ -145,3 +145,152 @@ async fn dashboard_shows_the_api_numbers() {
     );
     s.stop().await;
 }
+
+/// Whether `dom` has an element whose attribute `attr` is `value`.
+fn has_attr(dom: &str, attr: &str, value: &str) -> bool {
+    dom.contains(&format!("{attr}=\"{value}\""))
+}
+
+#[tokio::test]
+async fn dashboard_shows_campaigns_calls_funnel_topics_voice_and_graph() {
+    if !Path::new(CHROMIUM).exists() {
+        eprintln!("SKIPPED browser test: {CHROMIUM} not found (apt-get install chromium; scripts/deps/server.apt)");
+        return;
+    }
+    let s = Server::start(waihu_server::Config::default()).await;
+    let fx = fill_calls(&s.store).await;
+    let (_, funnel) = s.get(&s.analyst, "/api/reports/funnel").await;
+    let (_, intents) = s.get(&s.analyst, "/api/reports/intents").await;
+    let (_, graph) = s
+        .get(&s.analyst, &format!("/api/scripts/{}", fx.script))
+        .await;
+    let (_, camps) = s.get(&s.analyst, "/api/campaigns").await;
+    let newest_ended = fx.finished.last().unwrap();
+    let (_, detail) = s
+        .get(
+            &s.analyst,
+            &format!("/api/calls/{}", newest_ended.replace('@', "%40")),
+        )
+        .await;
+    let profile = tempfile::tempdir().unwrap();
+    let dom = chromium(
+        profile.path(),
+        &["--dump-dom".into()],
+        &s.url(&format!("/?key={}", s.analyst)),
+    )
+    .await;
+    assert!(
+        dom.contains("data-loaded=\"1\""),
+        "the page did not finish loading:\n{}",
+        &dom[..dom.len().min(3000)]
+    );
+    // Campaigns: the row and its call count; analysts get disabled buttons.
+    let camp = &camps["items"][0];
+    assert_eq!(
+        text_of(&dom, &format!("camp-{}-calls", camp["id"])),
+        camp["calls"].to_string()
+    );
+    assert!(
+        dom.contains("data-action=\"start\" disabled=\"\""),
+        "analysts cannot start campaigns"
+    );
+    // Funnel: the largest drop and the figures per step are the API's.
+    assert_eq!(
+        text_of(&dom, "funnel-largest"),
+        funnel["largest_drop"].as_str().unwrap()
+    );
+    assert_eq!(text_of(&dom, "funnel-largest"), "offer");
+    let steps = funnel["steps"].as_array().unwrap();
+    assert_eq!(dom.matches("data-funnel=").count(), steps.len());
+    for st in steps {
+        let name = st["state"].as_str().unwrap();
+        for k in ["entered", "dropped", "completed"] {
+            assert_eq!(
+                text_of(&dom, &format!("f-{name}-{k}")),
+                st[k].to_string(),
+                "{name} {k}"
+            );
+        }
+        assert_eq!(
+            text_of(&dom, &format!("f-{name}-drop_rate")),
+            pct(&st["drop_rate"])
+        );
+    }
+    assert!(has_attr(&dom, "data-largest", "offer"));
+    assert!(dom.contains("class=\"largest\""));
+    // Intents × nodes: every cell drawn, counts as in the API.
+    let m = &intents["matrix"];
+    let cells = m["states"].as_array().unwrap().len() * m["intents"].as_array().unwrap().len();
+    assert_eq!(dom.matches("data-icell=").count(), cells);
+    assert!(dom.contains("data-icell=\"offer|ask_price\" data-n=\"3\""));
+    // Voice features, live calls.
+    assert!(has_attr(&dom, "data-voice-turns", "51"));
+    assert_eq!(text_of(&dom, "live-count"), "2");
+    assert!(has_attr(&dom, "data-live", &fx.live[0]));
+    // Script graph: a node per state with the funnel's traffic.
+    let nodes = graph["graph"]["nodes"].as_array().unwrap();
+    assert_eq!(dom.matches("data-node=").count(), nodes.len());
+    assert!(dom.contains("data-node=\"offer\" data-entered=\"8\""));
+    assert!(dom.matches("data-edge=").count() >= nodes.len() - 1);
+    // Call detail: the newest finished call, its path and turns; words hidden for analysts.
+    assert_eq!(text_of(&dom, "d-call"), newest_ended.as_str());
+    assert_eq!(
+        dom.matches("data-path-step=").count(),
+        detail["path"].as_array().unwrap().len()
+    );
+    assert_eq!(
+        dom.matches("data-turn=").count(),
+        detail["turns"].as_array().unwrap().len()
+    );
+    assert!(dom.contains("已隐藏"));
+    assert!(
+        !dom.contains("张伟收到"),
+        "words must not reach an analyst's page"
+    );
+
+    // English, as an operator: words shown only after the audited reveal (not automatic).
+    let profile2 = tempfile::tempdir().unwrap();
+    let dom_en = chromium(
+        profile2.path(),
+        &["--dump-dom".into()],
+        &s.url(&format!("/?key={}&lang=en", s.operator)),
+    )
+    .await;
+    assert!(dom_en.contains("data-loaded=\"1\""));
+    assert!(dom_en.contains(">Funnel by script node<") && dom_en.contains(">Largest drop<"));
+    assert_eq!(text_of(&dom_en, "funnel-largest"), "offer");
+    assert!(
+        !dom_en.contains("data-action=\"stop\" disabled"),
+        "operators may stop a created campaign"
+    );
+    assert!(s
+        .store
+        .events_of_type("pii_revealed", 0, 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Screenshot of the whole page with the new panels drawn (kept when
+    // WAIHU_SCREENSHOT names a file, for people reviewing the layout).
+    let shot = profile2.path().join("ops.png");
+    chromium(
+        profile2.path(),
+        &[
+            format!("--screenshot={}", shot.display()),
+            "--window-size=1280,4200".into(),
+        ],
+        &s.url("/?lang=zh"),
+    )
+    .await;
+    let png = std::fs::read(&shot).expect("no screenshot written");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(
+        png.len() > 100_000,
+        "screenshot is only {} bytes",
+        png.len()
+    );
+    if let Some(keep) = std::env::var_os("WAIHU_SCREENSHOT") {
+        std::fs::copy(&shot, keep).unwrap();
+    }
+    s.stop().await;
+}
