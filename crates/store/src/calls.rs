@@ -382,7 +382,7 @@ impl Store {
     /// feeds the intents × states heat map; its voice features feed the
     /// voice report. Storing the same (call, seq) again changes nothing.
     pub async fn call_turn(&self, call_id: &str, t: &TurnRecord) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         insert_turn(self, &mut tx, call_id, t).await?;
         tx.commit().await?;
         Ok(())
@@ -396,7 +396,7 @@ impl Store {
             Some(wav) => Some(self.write_recording(call_id, wav)?),
             None => None,
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         finish_call(&mut tx, call_id, f, recording.as_deref()).await?;
         tx.commit().await?;
         Ok(())
@@ -737,7 +737,7 @@ impl Store {
         per_tx: usize,
     ) -> Result<(), StoreError> {
         for chunk in calls.chunks(per_tx.max(1)) {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
             for (start, turns, finish) in chunk {
                 insert_call(&mut tx, start).await?;
                 for t in turns {

@@ -92,7 +92,7 @@ impl Store {
         actor: &str,
     ) -> Result<CampaignId, StoreError> {
         let now = Utc::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let existing: Option<(i64, String)> =
             sqlx::query_as("SELECT id, spec FROM campaigns WHERE name = ?")
                 .bind(name)
@@ -150,7 +150,7 @@ impl Store {
             )));
         }
         let now = Utc::now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let from: Option<String> = sqlx::query_scalar("SELECT state FROM campaigns WHERE id = ?")
             .bind(id.0)
             .fetch_optional(&mut *tx)

@@ -122,7 +122,7 @@ impl Store {
         kinds: &BTreeMap<String, AttrKind>,
         now: DateTime<Utc>,
     ) -> Result<Importer<'_>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("UPDATE imports SET status = 'interrupted' WHERE status = 'running'")
             .execute(&mut *tx)
             .await?;
@@ -223,7 +223,7 @@ impl Store {
         &self,
         assignments: &[(CustomerId, Option<String>)],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         write_assignments(&mut tx, assignments).await?;
         tx.commit().await?;
         Ok(())
@@ -235,7 +235,7 @@ impl Store {
         defs: &[SegmentDef],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         write_segment_defs(&mut tx, defs, now).await?;
         tx.commit().await?;
         Ok(())
@@ -270,7 +270,7 @@ impl Store {
                 unsegmented,
             },
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         write_assignments(&mut tx, assignments).await?;
         write_segment_defs(&mut tx, defs, now).await?;
         insert_events(&mut tx, &[event]).await?;
@@ -511,7 +511,7 @@ impl Importer<'_> {
             .collect();
 
         let now_s = ts(now);
-        let mut tx = self.store.pool.begin().await?;
+        let mut tx = self.store.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut events = Vec::with_capacity(unique.len());
         for chunk in unique.chunks(UPSERT_CHUNK) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(

@@ -29,7 +29,7 @@ impl Store {
         let ct = self
             .vault
             .seal("dnc", "phone", &format!("{idx}/{scope}"), e164);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let added = sqlx::query(
             "INSERT INTO dnc (phone_idx, scope, phone_ct, reason, added_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         )
@@ -73,7 +73,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let idx = self.vault.blind_index(e164);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let removed = sqlx::query("DELETE FROM dnc WHERE phone_idx = ? AND scope = ?")
             .bind(&idx)
             .bind(scope)

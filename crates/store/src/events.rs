@@ -77,7 +77,7 @@ impl Store {
 
     /// Append several events atomically.
     pub async fn append_events(&self, events: &[Event]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         insert_events(&mut tx, events).await?;
         tx.commit().await?;
         Ok(())

@@ -160,6 +160,10 @@ impl Store {
             // import otherwise checkpoints (and fsyncs) on every batch.
             .pragma("wal_autocheckpoint", "16384")
             .foreign_keys(true);
+        // Every write transaction in this crate is `BEGIN IMMEDIATE`: a deferred one
+        // that reads before it writes fails at once with SQLITE_BUSY_SNAPSHOT when
+        // another connection committed meanwhile (busy_timeout cannot retry that),
+        // which concurrent live calls hit.
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts)

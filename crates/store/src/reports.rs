@@ -281,7 +281,7 @@ impl Store {
         per_tx: usize,
     ) -> Result<(), StoreError> {
         for chunk in events.chunks(per_tx.max(1)) {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
             insert_events(&mut tx, chunk).await?;
             tx.commit().await?;
         }
@@ -297,7 +297,7 @@ impl Store {
         event_types: &[String],
         now: DateTime<Utc>,
     ) -> Result<Webhook, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let cursor: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM events")
             .fetch_one(&mut *tx)
             .await?;
@@ -376,7 +376,7 @@ impl Store {
 
     /// Delete a webhook and its delivery log. False when there was none.
     pub async fn webhook_delete(&self, id: i64) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("DELETE FROM webhook_deliveries WHERE webhook_id = ?")
             .bind(id)
             .execute(&mut *tx)
@@ -392,7 +392,7 @@ impl Store {
 
     /// Record a delivery and move the webhook's cursor to `cursor`, together.
     pub async fn webhook_record(&self, d: &Delivery, cursor: i64) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO webhook_deliveries (webhook_id, first_event, last_event, events, tries, http_status, error, delivered, at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
