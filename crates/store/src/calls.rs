@@ -328,8 +328,22 @@ impl Store {
     /// Record a call about to be dialed (status `dialing`). Calling it again
     /// with the same call id changes nothing.
     pub async fn call_started(&self, c: &CallStart) -> Result<(), StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        insert_call(&mut conn, c).await
+        self.call_started_with(c, &[]).await
+    }
+
+    /// [`Store::call_started`] and `events` (e.g. `attempt_started`) in one
+    /// transaction. A repeated call id appends nothing.
+    pub async fn call_started_with(
+        &self,
+        c: &CallStart,
+        events: &[Event],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if insert_call(&mut tx, c).await? && !events.is_empty() {
+            insert_events(&mut tx, events).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Move a live call to `status` (`dialing`, `ringing` or `talking`),
@@ -392,12 +406,26 @@ impl Store {
     /// funnel rollup is updated in the same transaction. Finishing an ended
     /// call again changes nothing.
     pub async fn call_finished(&self, call_id: &str, f: &CallFinish) -> Result<(), StoreError> {
+        self.call_finished_with(call_id, f, &[]).await
+    }
+
+    /// [`Store::call_finished`] and `events` (e.g. `attempt_ended`,
+    /// `conversation_ended`) in one transaction. Finishing an ended call
+    /// again appends nothing.
+    pub async fn call_finished_with(
+        &self,
+        call_id: &str,
+        f: &CallFinish,
+        events: &[Event],
+    ) -> Result<(), StoreError> {
         let recording = match &f.recording {
             Some(wav) => Some(self.write_recording(call_id, wav)?),
             None => None,
         };
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        finish_call(&mut tx, call_id, f, recording.as_deref()).await?;
+        if finish_call(&mut tx, call_id, f, recording.as_deref()).await? && !events.is_empty() {
+            insert_events(&mut tx, events).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -855,8 +883,9 @@ fn voice_rows(by: &str, rows: Vec<VoiceRaw>) -> Vec<VoiceRow> {
     out
 }
 
-async fn insert_call(conn: &mut SqliteConnection, c: &CallStart) -> Result<(), StoreError> {
-    sqlx::query(
+/// True when the call is new.
+async fn insert_call(conn: &mut SqliteConnection, c: &CallStart) -> Result<bool, StoreError> {
+    let n = sqlx::query(
         "INSERT INTO calls (call_id, campaign_id, customer_id, script, lang, status, started_at, updated_at) \
          VALUES (?, ?, ?, ?, ?, 'dialing', ?, ?) ON CONFLICT (call_id) DO NOTHING",
     )
@@ -868,8 +897,9 @@ async fn insert_call(conn: &mut SqliteConnection, c: &CallStart) -> Result<(), S
     .bind(ts(c.at))
     .bind(ts(c.at))
     .execute(conn)
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected();
+    Ok(n == 1)
 }
 
 async fn insert_turn(
@@ -966,12 +996,13 @@ async fn insert_turn(
     Ok(())
 }
 
+/// True when the call was live and is ended now.
 async fn finish_call(
     conn: &mut SqliteConnection,
     call_id: &str,
     f: &CallFinish,
     recording: Option<&str>,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let row: Option<(i64, String, String)> =
         sqlx::query_as("SELECT campaign_id, script, status FROM calls WHERE call_id = ?")
             .bind(call_id)
@@ -979,7 +1010,7 @@ async fn finish_call(
             .await?;
     let (campaign, script, status) = row.ok_or_else(|| unknown_call(call_id))?;
     if status == "ended" {
-        return Ok(());
+        return Ok(false);
     }
     let path = serde_json::to_string(&f.path).expect("a list of strings serialises");
     sqlx::query(
@@ -1020,5 +1051,5 @@ async fn finish_call(
         .execute(&mut *conn)
         .await?;
     }
-    Ok(())
+    Ok(true)
 }

@@ -1,7 +1,7 @@
 use super::*;
 use crate::calls::funnel_steps;
 use chrono::{Duration, TimeZone};
-use waihu_core::{CallOutcome, CampaignId, CustomerId, EventKind};
+use waihu_core::{CallOutcome, CampaignId, CustomerId, Event, EventKind};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap()
@@ -206,6 +206,46 @@ async fn a_call_moves_live_to_ended_with_sealed_transcript_and_recording() {
     let sealed = std::fs::read(&files[0]).unwrap();
     assert!(!sealed.windows(4).any(|w| w == b"RIFF"));
     assert!(!sealed.windows(64).any(|w| w == &rec[100..164]));
+}
+
+#[tokio::test]
+async fn events_given_with_start_and_finish_are_appended_once_in_the_same_transaction() {
+    let (_dir, store) = store().await;
+    let ev = |kind: EventKind| Event {
+        at: t0(),
+        customer: None,
+        campaign: None,
+        call: Some("e1".into()),
+        kind,
+    };
+    let started = [ev(EventKind::CampaignState {
+        state: "marker-start".into(),
+    })];
+    let s = start("e1", None, "s");
+    store.call_started_with(&s, &started).await.unwrap();
+    store.call_started_with(&s, &started).await.unwrap();
+    let ended = [ev(EventKind::AttemptEnded {
+        outcome: CallOutcome::Answered,
+        sip_status: Some(200),
+        duration_s: 30.0,
+    })];
+    let f = finish(&["a"], Some("confirmed"), None);
+    store.call_finished_with("e1", &f, &ended).await.unwrap();
+    store.call_finished_with("e1", &f, &ended).await.unwrap();
+    let counts: std::collections::HashMap<_, _> =
+        store.event_counts().await.unwrap().into_iter().collect();
+    assert_eq!(counts["campaign_state"], 1);
+    assert_eq!(counts["attempt_ended"], 1);
+    // An unknown call appends nothing either.
+    assert!(store.call_finished_with("nope", &f, &ended).await.is_err());
+    assert_eq!(
+        store
+            .events_of_type("attempt_ended", 0, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
