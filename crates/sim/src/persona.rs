@@ -110,31 +110,31 @@ impl Persona {
             Persona::Cooperative | Persona::Interrupter => &[
                 &[
                     "Yes, speaking. Sure, go ahead.",
-                    "Yes, that's me. Okay, go ahead.",
+                    "Yes, it's me. Okay, go ahead.",
                 ],
-                &["Yes, that's correct.", "Yes, that address is right."],
+                &["Yes, it is correct.", "Yes, the address is right."],
                 &[
                     "Yes, someone will be home.",
-                    "Yes, I'll be home then, that's fine.",
+                    "Yes, I will be home then, it is fine.",
                 ],
-                &["Yes please, send it.", "Sure, yes, text it to me."],
+                &["Yes, please send it to me.", "Sure, yes, text it to me."],
             ],
             Persona::ChangesAddress => &[
                 &["Yes, speaking. Go ahead.", "Yes, it's me. Sure."],
                 &[
                     "No, the address is wrong, I need to change the address.",
-                    "No, that's my old address, I need to change it.",
+                    "No, that is my old address, I need to change the address.",
                 ],
                 &[
                     "88 Oak Avenue, Riverside.",
                     "Please deliver to 42 Elm Street, Lakewood.",
                 ],
-                &["Yes, someone will be home.", "Yes, that time is fine."],
-                &["Yes please, send it.", "Sure, yes."],
+                &["Yes, someone will be home.", "Yes, the time is fine."],
+                &["Yes, please send it to me.", "Sure, yes."],
             ],
             Persona::Reschedules => &[
-                &["Yes, speaking. Go ahead.", "Yes, that's me. Sure."],
-                &["Yes, that's correct.", "Yes, the address is right."],
+                &["Yes, speaking. Go ahead.", "Yes, it's me. Sure."],
+                &["Yes, it is correct.", "Yes, the address is right."],
                 &[
                     "No, I won't be home then. Can you deliver another time?",
                     "No, I'm not home tomorrow morning, I need another time.",
@@ -143,7 +143,7 @@ impl Persona {
                     "The day after tomorrow in the afternoon, please.",
                     "Friday afternoon at 3 pm would be better.",
                 ],
-                &["Yes please, send it.", "Sure, yes."],
+                &["Yes, please send it to me.", "Sure, yes."],
             ],
             Persona::BusyCallback => &[&[
                 "I'm busy right now, call me back tomorrow at 3 pm.",
@@ -174,7 +174,7 @@ impl Persona {
                 ],
             ],
             Persona::AsksHuman => &[
-                &["Yes, speaking.", "Yes, that's me."],
+                &["Yes, speaking.", "Yes, it's me."],
                 &[
                     "Can I talk to a real person, please? Transfer me to a human agent.",
                     "I want to speak to a human agent, not a machine.",
