@@ -688,10 +688,11 @@ impl Store {
         &self,
         campaign: Option<CampaignId>,
     ) -> Result<Vec<(String, u64)>, StoreError> {
-        // The start state is entered by every call with a path, at position 0.
+        // Every call with a path enters its start state, so the busiest state
+        // counts the calls (exactly, unless the start state changed over time).
         let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT script, SUM(entered) FROM funnel_rollup WHERE pos_sum = 0 AND (? IS NULL OR campaign_id = ?) \
-             GROUP BY script ORDER BY script",
+            "SELECT script, MAX(e) FROM (SELECT script, state, SUM(entered) AS e FROM funnel_rollup \
+             WHERE (? IS NULL OR campaign_id = ?) GROUP BY script, state) GROUP BY script ORDER BY script",
         )
         .bind(campaign.map(|c| c.0))
         .bind(campaign.map(|c| c.0))
