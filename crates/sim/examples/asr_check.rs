@@ -5,8 +5,8 @@
 //! replayed through the dialog interpreter with the recognised text, and the
 //! end outcome is compared with the persona's truth.
 //!
-//! cargo run --release -p waihu-sim --example asr_check -- en en-us+f3,en-us [MODEL_DIR]
-//! cargo run --release -p waihu-sim --example asr_check -- zh cmn-latn-pinyin+f3 [MODEL_DIR]
+//! cargo run --release -p waihu-sim --example asr_check -- en en-us+f3,en-us [PACE] [MODEL_DIR]
+//! cargo run --release -p waihu-sim --example asr_check -- zh cmn-latn-pinyin+f3 0.85
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -93,6 +93,7 @@ async fn main() {
         .split(',')
         .map(str::to_string)
         .collect();
+    let pace: f32 = args.next().and_then(|s| s.parse().ok()).unwrap_or(1.0);
     let model = args.next().map(PathBuf::from).unwrap_or_else(|| {
         let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
         PathBuf::from(home)
@@ -133,7 +134,7 @@ async fn main() {
             Lang::Zh => (voice.clone(), waihu_sim::CALLEE_EN_VOICE.to_string()),
         };
         let synth = Synthesizer::new(Arc::new(EspeakTts::new("espeak-ng", &zh, &en)));
-        let v = Voices::prepare(&synth, lang).expect("espeak-ng");
+        let v = Voices::prepare_paced(&synth, lang, pace).expect("espeak-ng");
         let mut heard: HashMap<String, String> = HashMap::new();
         let (mut same_intent, mut total) = (0, 0);
         let mut bad = Vec::new();
@@ -191,7 +192,7 @@ async fn main() {
             }
         }
         println!(
-            "{voice}: intent kept through ASR {same_intent}/{total}; conversations ending in the truth {ok}/{convs}"
+            "{voice} (pace {pace}): intent kept through ASR {same_intent}/{total}; conversations ending in the truth {ok}/{convs}"
         );
         for b in bad {
             println!("{b}");

@@ -43,8 +43,12 @@ pub struct Timing {
     pub gap: (Duration, Duration),
     /// An interrupter starts talking this far into a bot prompt (drawn per prompt).
     pub barge_after: (Duration, Duration),
-    /// With nothing left to say, hang up after the bot has been silent this long.
+    /// With nothing left to say, hang up once the bot has answered our last
+    /// line (its goodbye) and then been silent this long.
     pub done_silence: Duration,
+    /// With nothing left to say and no word from the bot since our last line
+    /// (it may still be thinking), hang up after this long.
+    pub last_reply_wait: Duration,
     /// Hang up when the bot has said nothing at all for this long.
     pub bot_silent_max: Duration,
     /// A voicemail box hangs up when no message started this long after the beep.
@@ -62,6 +66,7 @@ impl Default for Timing {
             gap: (Duration::from_millis(200), Duration::from_millis(500)),
             barge_after: (Duration::from_millis(900), Duration::from_millis(1300)),
             done_silence: Duration::from_secs(3),
+            last_reply_wait: Duration::from_secs(10),
             bot_silent_max: Duration::from_secs(15),
             voicemail_no_message: Duration::from_secs(8),
             max_call: Duration::from_secs(180),
@@ -133,6 +138,7 @@ enum Phase {
     Gap {
         until: u64,
         line: usize,
+        kind: Reply,
     },
     Speaking {
         line: usize,
@@ -144,6 +150,15 @@ enum Phase {
         pos: usize,
     },
     Hungup,
+}
+
+/// Why a line is said: the next one, a repeat (the bot did not hear it), or
+/// the last one again after the lines ran out.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Reply {
+    Next,
+    Repeat,
+    Extra,
 }
 
 fn frames(d: Duration) -> u64 {
@@ -170,6 +185,9 @@ pub struct Callee {
     repeat: Option<usize>,
     /// End of our last utterance (frame), for the silence timers.
     spoke_until: u64,
+    /// End of our last new line (not a repeat or extra): has the bot answered it?
+    fresh_until: u64,
+    fresh_speaking: bool,
     greeted: bool,
     record: AgentRecord,
     sink: Option<Arc<Mutex<AgentRecord>>>,
@@ -193,6 +211,8 @@ impl Callee {
             extra_used: 0,
             repeat: None,
             spoke_until: 0,
+            fresh_until: 0,
+            fresh_speaking: false,
             greeted: false,
             record: AgentRecord::default(),
             sink: None,
@@ -234,25 +254,26 @@ impl Callee {
     }
 
     /// The line that answers the prompt that just ended, if any.
-    fn choose_reply(&mut self) -> Option<usize> {
+    fn choose_reply(&mut self) -> Option<(usize, Reply)> {
         let n = self.lines().len();
         if let Some(i) = self.repeat.take() {
-            return Some(i);
+            return Some((i, Reply::Repeat));
         }
         if self.next_line < n {
-            return Some(self.next_line);
+            return Some((self.next_line, Reply::Next));
         }
         if n > 0 && self.extra_used < EXTRA_REPLIES {
             self.extra_used += 1;
-            return Some(n - 1);
+            return Some((n - 1, Reply::Extra));
         }
         None
     }
 
-    fn start_speaking(&mut self, line: usize, barged: bool) {
-        if line == self.next_line {
+    fn start_speaking(&mut self, line: usize, kind: Reply, barged: bool) {
+        if kind == Reply::Next {
             self.next_line += 1;
         }
+        self.fresh_speaking = kind == Reply::Next;
         if let Some(l) = self.lines().get(line) {
             let text = l.text.clone();
             self.record.lines_said.push(text);
@@ -330,40 +351,36 @@ impl Callee {
                         // We already talked over this prompt; its end is not a new question.
                     } else {
                         self.record.bot_prompts_heard += 1;
-                        if let Some(line) = self.choose_reply() {
+                        if let Some((line, kind)) = self.choose_reply() {
                             let gap = self.draw(t.gap);
                             self.phase = Phase::Gap {
                                 until: f + gap,
                                 line,
+                                kind,
                             };
                         }
                     }
                     self.publish();
                 } else if self.in_prompt && barge && self.barge_at.is_some_and(|at| f >= at) {
                     self.barge_at = Some(u64::MAX);
-                    if let Some(line) = self.choose_reply() {
+                    if let Some((line, kind)) = self.choose_reply() {
                         self.record.bot_prompts_heard += 1;
-                        self.start_speaking(line, true);
+                        self.start_speaking(line, kind, true);
                     }
                 }
             }
-            Phase::Gap { until, line } => {
+            Phase::Gap { until, line, kind } => {
                 if voiced {
                     // The bot was only pausing: not our turn yet; the line stays ours to say.
-                    if self.record.bot_prompts_heard > 0 {
-                        self.record.bot_prompts_heard -= 1;
-                    }
-                    if line < self.next_line {
-                        // A repeat or an extra reply: give it back.
-                        if line + 1 == self.lines().len() && self.next_line == self.lines().len() {
-                            self.extra_used = self.extra_used.saturating_sub(1);
-                        } else {
-                            self.repeat = Some(line);
-                        }
+                    self.record.bot_prompts_heard = self.record.bot_prompts_heard.saturating_sub(1);
+                    match kind {
+                        Reply::Next => {}
+                        Reply::Repeat => self.repeat = Some(line),
+                        Reply::Extra => self.extra_used = self.extra_used.saturating_sub(1),
                     }
                     self.phase = Phase::Listening;
                 } else if f >= until {
-                    self.start_speaking(line, false);
+                    self.start_speaking(line, kind, false);
                 }
             }
             Phase::Speaking { .. } | Phase::Greeting { .. } | Phase::Hungup => {}
@@ -380,6 +397,9 @@ impl Callee {
                 if end >= audio.len() {
                     self.phase = Phase::Listening;
                     self.spoke_until = f;
+                    if self.fresh_speaking {
+                        self.fresh_until = f;
+                    }
                     // Talked over the bot and it kept going: it did not hear us, so
                     // answer its question (again) once it finishes.
                     if barged && self.last_voice.is_some_and(|v| f.saturating_sub(v) <= 15) {
@@ -439,8 +459,14 @@ impl Callee {
                 }
             }
             Role::Talker { lines, .. } => {
-                if self.next_line >= lines.len() && quiet >= frames(t.done_silence) {
-                    return self.hang_up("nothing left to say and the bot is silent");
+                let bot_answered = self.last_voice.is_some_and(|v| v > self.fresh_until);
+                if self.next_line >= lines.len() {
+                    if bot_answered && quiet >= frames(t.done_silence) {
+                        return self.hang_up("nothing left to say and the bot is silent");
+                    }
+                    if !bot_answered && quiet >= frames(t.last_reply_wait) {
+                        return self.hang_up("the bot did not answer my last line");
+                    }
                 }
                 if quiet >= frames(t.bot_silent_max) {
                     return self.hang_up("the bot said nothing");
@@ -514,8 +540,10 @@ mod tests {
             1,
         );
         c.answered();
-        // Bot prompt 1: frames 0..100 (2 s), prompt 2: 200..300.
-        let (spoke, hung) = run(&mut c, 2000, |i| i < 100 || (200..300).contains(&i));
+        // Bot prompt 1: frames 0..100 (2 s), prompt 2: 200..300, a goodbye at 420..450.
+        let (spoke, hung) = run(&mut c, 2000, |i| {
+            i < 100 || (200..300).contains(&i) || (420..450).contains(&i)
+        });
         // Ends at frame 100, silence 35 frames, then a 10..25 frame gap.
         let r1 = first_after(&spoke, 0).unwrap();
         assert!(
@@ -528,13 +556,15 @@ mod tests {
             (300 + 35 + 10..=300 + 36 + 25).contains(&r2),
             "second reply at {r2}"
         );
-        assert_eq!(c.record().lines_said, vec!["yes", "right"]);
-        assert_eq!(c.record().bot_prompts_heard, 2);
+        // The goodbye gets the one extra reply (the last line again).
+        assert_eq!(c.record().lines_said, vec!["yes", "right", "right"]);
+        assert_eq!(c.record().bot_prompts_heard, 3);
         let why = hung.expect("hangs up");
         assert!(why.contains("nothing left"), "{why}");
-        // 3 s after the end of the last line.
+        // 3 s after the end of the extra line.
+        let extra = first_after(&spoke, 450).unwrap();
         assert!(
-            spoke.len() < r2 + 20 + 150 + 5,
+            spoke.len() <= extra + 20 + 150 + 2,
             "hung up at {}",
             spoke.len()
         );

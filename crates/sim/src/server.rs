@@ -138,7 +138,17 @@ impl Voices {
     /// announcement in `lang`, on two threads (espeak-ng runs as a process).
     /// Blocking: call from a blocking thread.
     pub fn prepare(synth: &Synthesizer, lang: Lang) -> Result<Voices, SimError> {
+        Voices::prepare_paced(synth, lang, 1.0)
+    }
+
+    /// As [`Voices::prepare`], speaking `pace` times the persona's speed.
+    pub fn prepare_paced(synth: &Synthesizer, lang: Lang, pace: f32) -> Result<Voices, SimError> {
         let t0 = Instant::now();
+        let pace = if pace.is_finite() && pace > 0.2 {
+            pace
+        } else {
+            1.0
+        };
         let choice = match lang {
             Lang::En => LangChoice::En,
             Lang::Zh => LangChoice::Zh,
@@ -152,7 +162,9 @@ impl Voices {
         for p in Persona::ALL {
             for turn in p.lines(lang) {
                 for alt in *turn {
-                    jobs.push((alt.to_string(), p.style()));
+                    let mut st = p.style();
+                    st.speed *= pace;
+                    jobs.push((alt.to_string(), st));
                 }
             }
         }

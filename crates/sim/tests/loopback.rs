@@ -229,6 +229,7 @@ async fn virtual_callees_over_loopback_sip() {
         "Your address is 100 Main Street. Is that correct?",
         "Will someone be home tomorrow morning?",
         "Shall I text you a coupon?",
+        "Thank you, goodbye.",
     ];
     let prompts: Vec<Arc<[i16]>> = short.iter().map(|t| say(&synth, t)).collect();
     let long = say(
@@ -275,14 +276,14 @@ async fn virtual_callees_over_loopback_sip() {
             Duration::from_secs(10),
             TestBot::new(vec![], 400, h_vm.clone())
         ),
-        // Cooperative: four prompts; after the fourth reply the bot stays silent
-        // until the callee hangs up (the bot would give up after 8 s).
+        // Cooperative: four questions and a goodbye; then the bot stays silent
+        // until the callee hangs up (the bot would give up after 12 s).
         call(
             ep,
             sim_ref,
             numbers[4].0,
             Duration::from_secs(10),
-            TestBot::new(prompts.clone(), 400, h_coop.clone())
+            TestBot::new(prompts.clone(), 600, h_coop.clone())
         ),
         // Interrupter: one long prompt that does not stop when talked over.
         call(
@@ -353,8 +354,8 @@ async fn virtual_callees_over_loopback_sip() {
     let (r, progress) = coop;
     assert_eq!(r.outcome, CallOutcome::Answered, "{r:?}");
     let h = h_coop.lock().unwrap().clone();
-    assert_eq!(h.prompts.len(), 4, "{:?}", h.prompts);
-    for (k, &(start, end)) in h.prompts.iter().enumerate() {
+    assert_eq!(h.prompts.len(), 5, "{:?}", h.prompts);
+    for (k, &(start, end)) in h.prompts.iter().enumerate().take(4) {
         // Nothing from the callee while we talk.
         let over = h.voiced[start..end].iter().filter(|&&v| v).count();
         assert!(
@@ -382,12 +383,15 @@ async fn virtual_callees_over_loopback_sip() {
         progress.contains(&Progress::PeerHungUp),
         "the callee hangs up after its lines: {progress:?} {r:?}"
     );
-    let last_end = h.prompts[3].1;
+    // After the goodbye: the last line once more (a person answering a prompt
+    // they did not expect), then 3 s of silence and it hangs up.
+    let last_end = h.prompts[4].1;
     let hung_s = h.voiced.len().saturating_sub(last_end) as f64 * 0.02;
-    assert!(hung_s < 7.0, "hung up {hung_s} s after the last prompt");
+    assert!(hung_s < 9.0, "hung up {hung_s} s after the goodbye");
     let l = log_for(&logs, numbers[4].0);
-    assert_eq!(l.lines_said.len(), 4, "{l:#?}");
-    assert_eq!(l.bot_prompts_heard, 4, "{l:#?}");
+    assert_eq!(l.lines_said.len(), 5, "{l:#?}");
+    assert_eq!(l.lines_said[3], l.lines_said[4], "{l:#?}");
+    assert_eq!(l.bot_prompts_heard, 5, "{l:#?}");
     assert!(l.callee_hangup.is_some(), "{l:#?}");
     assert_eq!(l.expected_business.as_deref(), Some("confirmed"));
 
