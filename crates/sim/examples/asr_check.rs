@@ -128,6 +128,55 @@ async fn main() {
         prompt: None,
         rate: 8000,
     };
+    // Candidate phrasings from a file (one per line): recognised text and intent only.
+    if let Some(file) = std::env::var_os("ASR_LINES") {
+        let text = std::fs::read_to_string(&file).expect("ASR_LINES file");
+        let (zh, en) = match lang {
+            Lang::En => (waihu_sim::CALLEE_ZH_VOICE.to_string(), voices[0].clone()),
+            Lang::Zh => (voices[0].clone(), waihu_sim::CALLEE_EN_VOICE.to_string()),
+        };
+        let synth = Synthesizer::new(Arc::new(EspeakTts::new("espeak-ng", &zh, &en)));
+        let choice = match lang {
+            Lang::En => waihu_speech::LangChoice::En,
+            Lang::Zh => waihu_speech::LangChoice::Zh,
+        };
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let style = waihu_speech::Style {
+                speed: pace,
+                ..waihu_speech::Style::NEUTRAL
+            };
+            let audio = synth
+                .synthesize_all(
+                    line,
+                    waihu_speech::Voice {
+                        style,
+                        lang: choice,
+                        rate: 8000,
+                    },
+                )
+                .expect("espeak-ng");
+            let mut codes = Vec::new();
+            Law::Ulaw.encode(&audio, &mut codes);
+            let mut pcm = vec![0i16; 2400];
+            Law::Ulaw.decode(&codes, &mut pcm);
+            pcm.extend(std::iter::repeat_n(0i16, 2400));
+            let t = asr
+                .transcribe(&pcm, 8000, &opts)
+                .await
+                .map(|t| t.text)
+                .unwrap_or_default();
+            let a = nlu.classify(line, now, zone);
+            let b = nlu.classify(&t, now, zone);
+            println!(
+                "{} {line} [{}] → {t} [{} {:.2}]",
+                if a.intent == b.intent { "✓" } else { "✗" },
+                a.intent,
+                b.intent,
+                b.confidence
+            );
+        }
+        return;
+    }
     for voice in voices {
         let (zh, en) = match lang {
             Lang::En => (waihu_sim::CALLEE_ZH_VOICE.to_string(), voice.clone()),

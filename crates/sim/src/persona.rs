@@ -230,7 +230,7 @@ impl Persona {
             Persona::NotInterested => &[&["不需要，我不感兴趣，谢谢。", "不用了，没兴趣。"]],
             Persona::Cancels => &[
                 &["我不想要了，帮我取消订单吧。", "这个订单我不要了，取消吧。"],
-                &["不用了，还是取消吧。", "不要了，帮我退掉吧。"],
+                &["不用了，还是取消吧。", "不要了，取消吧。"],
             ],
             Persona::Angry => &[
                 &[
@@ -241,14 +241,11 @@ impl Persona {
             ],
             Persona::AsksHuman => &[
                 &["是我。", "对，是我。"],
-                &[
-                    "我要找人工客服，给我转人工。",
-                    "别跟我说机器人，转人工客服。",
-                ],
+                &["我要找人工客服，给我转人工。", "我要人工服务。"],
             ],
             Persona::DoNotCall => &[&[
                 "以后别再给我打电话了，把我的号码删掉。",
-                "不要再打这个电话了，把我拉黑吧。",
+                "以后别给我打电话了。",
             ]],
             Persona::WrongNumber => &[&["你打错了。", "打错电话了，这里没有这个人。"]],
             Persona::NoAnswer | Persona::Busy | Persona::PoweredOff | Persona::Voicemail => &[],
