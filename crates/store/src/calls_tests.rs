@@ -467,7 +467,9 @@ async fn campaigns_are_idempotent_and_move_only_along_allowed_transitions() {
         "{e}"
     );
     assert!(e.to_string().contains("running"), "{e}");
-    for s in ["running", "running", "paused", "running", "stopped"] {
+    for s in [
+        "running", "running", "paused", "running", "finished", "running", "stopped",
+    ] {
         store.campaign_set_state(id, s, "op").await.unwrap();
     }
     let e = store
@@ -492,7 +494,7 @@ async fn campaigns_are_idempotent_and_move_only_along_allowed_transitions() {
         .collect();
     assert_eq!(
         states,
-        ["created", "running", "paused", "running", "stopped"]
+        ["created", "running", "paused", "running", "finished", "running", "stopped"]
     );
     assert_eq!(store.campaigns().await.unwrap().len(), 1);
 }

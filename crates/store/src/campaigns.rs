@@ -11,13 +11,15 @@ use crate::{parse_ts, ts, Store, StoreError};
 /// Campaign states, in their usual order.
 pub const CAMPAIGN_STATES: [&str; 5] = ["created", "running", "paused", "stopped", "finished"];
 
-/// Which states a campaign may move to from `from`. `stopped` and `finished`
-/// are final.
+/// Which states a campaign may move to from `from`. `stopped` (an operator's
+/// decision) is final; `finished` (the runtime ran out of contacts to call)
+/// may run again, e.g. after new contacts were imported or a demo re-run.
 pub fn campaign_next_states(from: &str) -> &'static [&'static str] {
     match from {
         "created" => &["running", "stopped"],
         "running" => &["paused", "stopped", "finished"],
         "paused" => &["running", "stopped", "finished"],
+        "finished" => &["running", "stopped"],
         _ => &[],
     }
 }
