@@ -421,3 +421,49 @@ async fn virtual_callees_over_loopback_sip() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_beyond_the_concurrency_limit_are_refused_with_503() {
+    let pop = Population::new(5).with_fixed(Persona::Busy);
+    let mut opts = SimOptions::new(Lang::En);
+    opts.max_concurrent = 1;
+    opts.busy_after = (Duration::from_millis(1500), Duration::from_millis(1500));
+    let sim = SimServer::start_with(
+        "127.0.0.1:0".parse().unwrap(),
+        pop,
+        callee_synthesizer(Some(Arc::new(TtsCache::in_memory(64 << 20)))),
+        opts,
+    )
+    .await
+    .expect("simulator starts");
+    let ep = SipEndpoint::bind("127.0.0.1:0".parse().unwrap(), "bot", None)
+        .await
+        .expect("UAC endpoint");
+    let first = call(
+        &ep,
+        &sim,
+        "+15550000101",
+        Duration::from_secs(5),
+        TestBot::new(vec![], 50, Default::default()),
+    );
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        call(
+            &ep,
+            &sim,
+            "+15550000102",
+            Duration::from_secs(5),
+            TestBot::new(vec![], 50, Default::default()),
+        )
+        .await
+    };
+    let ((a, _), (b, _)) = tokio::join!(first, second);
+    assert_eq!(a.outcome, CallOutcome::Busy, "{a:?}");
+    assert_eq!(b.sip_status, Some(503), "{b:?}");
+    assert_eq!(b.outcome, CallOutcome::Congestion);
+    let logs = sim.wait_for_logs(2, Duration::from_secs(3)).await;
+    let l = log_for(&logs, "+15550000102");
+    assert_eq!(l.decision, Decision::Overloaded);
+    assert_eq!(l.expected_outcome, CallOutcome::Congestion);
+    assert_eq!(log_for(&logs, "+15550000101").decision, Decision::Busy);
+}
