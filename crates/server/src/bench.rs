@@ -684,6 +684,15 @@ pub async fn run_calls(
             "voice features page, HTTP (rollup)",
             "reports/voice".to_string(),
         ),
+        (
+            "calls page (50, with total), HTTP",
+            "calls?limit=50".to_string(),
+        ),
+        ("live calls, HTTP (partial index)", "calls/live".to_string()),
+        (
+            "campaigns page with call counts, HTTP",
+            "campaigns".to_string(),
+        ),
     ] {
         let url = format!("http://{addr}/api/{path}");
         let mut v = Vec::new();
