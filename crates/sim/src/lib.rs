@@ -37,6 +37,6 @@ pub use persona::{Persona, Truth};
 pub use population::{normalize_number, Decision, Population};
 pub use score::{score, Mismatch, PersonaScore, Score};
 pub use server::{
-    callee_synthesizer, PrepareStats, SimCallLog, SimError, SimHandle, SimOptions, SimServer,
-    Voices, CALLEE_EN_VOICE, CALLEE_ZH_VOICE,
+    callee_synthesizer, PrepareStats, SimCallLog, SimClock, SimError, SimHandle, SimOptions,
+    SimServer, Voices, CALLEE_EN_VOICE, CALLEE_ZH_VOICE,
 };

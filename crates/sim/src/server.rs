@@ -50,8 +50,13 @@ pub enum SimError {
     Start(String),
 }
 
+/// The simulator's idea of now: decides the answer draw by local hour and
+/// stamps the logs. Pass the campaign's (virtual) clock so a demo run at night
+/// still meets callees at the campaign's business hours.
+pub type SimClock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
 /// How the simulator behaves, besides who is who.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SimOptions {
     pub lang: Lang,
     /// The dialog script the bot runs (its `name`), for the business truth.
@@ -69,6 +74,25 @@ pub struct SimOptions {
     pub voicemail_ring: (Duration, Duration),
     /// SIP user of the endpoint.
     pub user: String,
+    /// Default: the system clock.
+    pub clock: SimClock,
+}
+
+impl std::fmt::Debug for SimOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimOptions")
+            .field("lang", &self.lang)
+            .field("script", &self.script)
+            .field("max_concurrent", &self.max_concurrent)
+            .field("timing", &self.timing)
+            .field("ring", &self.ring)
+            .field("busy_after", &self.busy_after)
+            .field("no_answer_ring", &self.no_answer_ring)
+            .field("voicemail_ring", &self.voicemail_ring)
+            .field("user", &self.user)
+            .field("now", &(self.clock)())
+            .finish()
+    }
 }
 
 impl SimOptions {
@@ -83,6 +107,7 @@ impl SimOptions {
             no_answer_ring: Duration::from_secs(90),
             voicemail_ring: (Duration::from_secs(2), Duration::from_secs(5)),
             user: "sim".into(),
+            clock: Arc::new(Utc::now),
         }
     }
 }
@@ -440,7 +465,7 @@ fn draw(rng: &mut StdRng, r: (Duration, Duration)) -> Duration {
 }
 
 async fn serve_one(ep: &SipEndpoint, inc: IncomingCall, shared: &Shared) {
-    let started = Utc::now();
+    let started = (shared.opts.clock)();
     let to = normalize_number(&inc.to);
     let pop = &shared.population;
     let opts = &shared.opts;
@@ -539,7 +564,7 @@ async fn serve_one(ep: &SipEndpoint, inc: IncomingCall, shared: &Shared) {
         barge_ins: rec.barge_ins,
         bot_speech_s: (rec.bot_speech_s * 100.0).round() / 100.0,
         started,
-        ended: Utc::now(),
+        ended: (opts.clock)(),
         talk_s,
         callee_hangup: rec.callee_hangup,
         reason,

@@ -428,6 +428,12 @@ async fn calls_beyond_the_concurrency_limit_are_refused_with_503() {
     let mut opts = SimOptions::new(Lang::En);
     opts.max_concurrent = 1;
     opts.busy_after = (Duration::from_millis(1500), Duration::from_millis(1500));
+    // A campaign's virtual clock stamps the logs (and would drive the answer draw).
+    use chrono::TimeZone;
+    let virtual_now = chrono::Utc
+        .with_ymd_and_hms(2026, 11, 25, 15, 0, 0)
+        .unwrap();
+    opts.clock = Arc::new(move || virtual_now);
     let sim = SimServer::start_with(
         "127.0.0.1:0".parse().unwrap(),
         pop,
@@ -466,4 +472,7 @@ async fn calls_beyond_the_concurrency_limit_are_refused_with_503() {
     assert_eq!(l.decision, Decision::Overloaded);
     assert_eq!(l.expected_outcome, CallOutcome::Congestion);
     assert_eq!(log_for(&logs, "+15550000101").decision, Decision::Busy);
+    assert!(logs
+        .iter()
+        .all(|l| l.started == virtual_now && l.ended == virtual_now));
 }
