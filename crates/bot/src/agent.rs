@@ -62,7 +62,10 @@ pub(crate) enum BrainIn {
     Dtmf {
         digit: char,
     },
-    Ended,
+    /// The call is over; `early`: early-media audio heard before any answer.
+    Ended {
+        early: Vec<i16>,
+    },
 }
 
 struct Playing {
@@ -84,6 +87,8 @@ pub struct BotAgent {
     ms: u64,
     hangup: Option<String>,
     vad_failed: bool,
+    /// Early media (a carrier announcement), kept for the brain to classify.
+    early: Vec<i16>,
 }
 
 impl BotAgent {
@@ -103,6 +108,7 @@ impl BotAgent {
             ms: 0,
             hangup: None,
             vad_failed: false,
+            early: Vec::new(),
         }
     }
 
@@ -217,12 +223,20 @@ impl CallAgent for BotAgent {
         }
     }
 
+    fn on_early_frame(&mut self, _now: Instant, heard: &[i16]) {
+        // Up to 12 s: enough for any announcement, bounded for a long ringback.
+        if self.early.len() < 12 * 8000 {
+            self.early.extend_from_slice(heard);
+        }
+    }
+
     fn on_dtmf(&mut self, _now: Instant, digit: char) {
         let _ = self.to_brain.send(BrainIn::Dtmf { digit });
     }
 
     fn on_ended(&mut self, _now: Instant) {
         self.current.store(0, Ordering::Relaxed);
-        let _ = self.to_brain.send(BrainIn::Ended);
+        let early = std::mem::take(&mut self.early);
+        let _ = self.to_brain.send(BrainIn::Ended { early });
     }
 }

@@ -165,6 +165,10 @@ pub struct BotReport {
     pub barge_ins: u32,
     /// Why the bot hung up (None: the callee did).
     pub bot_hangup: Option<String>,
+    /// What a carrier announcement in the early media said (unanswered calls).
+    pub announcement: Option<String>,
+    /// The network outcome that announcement means, when it names one.
+    pub network_outcome: Option<waihu_core::CallOutcome>,
     pub errors: Vec<String>,
 }
 
@@ -199,6 +203,40 @@ const VOICEMAIL_CUES: &[&str] = &[
     "提示音后",
     "嘀声后",
 ];
+
+/// What a carrier's early-media announcement says about the number, in both
+/// languages: switched off / unreachable, does not exist, busy.
+pub fn classify_announcement(text: &str) -> Option<waihu_core::CallOutcome> {
+    use waihu_core::CallOutcome as O;
+    let t = text.to_lowercase();
+    let has = |cues: &[&str]| cues.iter().any(|c| t.contains(c));
+    if has(&[
+        "switched off",
+        "powered off",
+        "turned off",
+        "unreachable",
+        "not reachable",
+        "out of service area",
+        "关机",
+        "无法接通",
+        "不在服务区",
+    ]) {
+        Some(O::PoweredOff)
+    } else if has(&[
+        "does not exist",
+        "not in service",
+        "is not a working",
+        "disconnected",
+        "空号",
+        "不存在",
+    ]) {
+        Some(O::InvalidNumber)
+    } else if has(&["is busy", "on another call", "正在通话", "忙"]) {
+        Some(O::Busy)
+    } else {
+        None
+    }
+}
 
 pub fn is_voicemail_greeting(text: &str) -> bool {
     let t = text.to_lowercase();
@@ -244,6 +282,7 @@ pub fn start(
         seq: 0,
         last_emotion: None,
         tts_first: None,
+        answered: false,
     };
     Ok((agent, brain.run(brain_rx)))
 }
@@ -276,9 +315,31 @@ struct Brain {
     seq: u32,
     last_emotion: Option<String>,
     tts_first: Option<std_mpsc::Receiver<f64>>,
+    answered: bool,
 }
 
 impl Brain {
+    /// Transcribes an unanswered call's early media and classifies it.
+    async fn announcement(&mut self, early: &[i16]) {
+        let opts = AsrOptions {
+            lang: Some(self.script.lang().to_string()),
+            hotwords: Vec::new(),
+            prompt: None,
+            rate: RATE,
+        };
+        let permit = self.kit.asr_slots.clone().acquire_owned().await;
+        let r = self.kit.asr.transcribe(early, RATE, &opts).await;
+        drop(permit);
+        match r {
+            Ok(t) => {
+                let text = t.text.trim().to_string();
+                self.report.network_outcome = classify_announcement(&text);
+                self.report.announcement = Some(text);
+            }
+            Err(e) => self.report.errors.push(format!("ASR of early media: {e}")),
+        }
+    }
+
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<BrainIn>) -> BotReport {
         loop {
             let deadline = self.no_input_at;
@@ -297,7 +358,10 @@ impl Brain {
             };
             let Some(msg) = msg else { break };
             match msg {
-                BrainIn::Answered => self.step(Input::Answered, None),
+                BrainIn::Answered => {
+                    self.answered = true;
+                    self.step(Input::Answered, None)
+                }
                 BrainIn::PlayStarted { id, ms } => self.play_started(id, ms),
                 BrainIn::PlayDone { id, ms } => {
                     if self.playing.as_ref().is_some_and(|p| p.id == id) {
@@ -340,7 +404,10 @@ impl Brain {
                         self.arm_listen();
                     }
                 }
-                BrainIn::Ended => {
+                BrainIn::Ended { early } => {
+                    if !self.answered && early.len() >= RATE as usize {
+                        self.announcement(&early).await;
+                    }
                     let now = (self.setup.clock)();
                     let _ = self.interp.handle(now, Input::HungUp);
                     self.finish_outcome();
@@ -415,8 +482,10 @@ impl Brain {
 
     async fn utterance(&mut self, utt: Utterance, detected_ms: u64) {
         // Speech that ended while a prompt without barge-in was playing is talk-over: ignored,
-        // as the interpreter's contract says.
-        if self.playing.is_some() {
+        // as the interpreter's contract says — except the first thing heard, which is
+        // transcribed anyway: an answering machine talks over the opening prompt.
+        let first_turn = self.seq_callee() == 0;
+        if self.playing.is_some() && !first_turn {
             return;
         }
         if self.interp.is_ended() || self.ending {
@@ -451,12 +520,19 @@ impl Brain {
             // Nothing intelligible: keep listening (the no-input timer still runs).
             return;
         }
-        if self.seq_callee() == 0 && is_voicemail_greeting(&text) {
+        if first_turn && is_voicemail_greeting(&text) {
             self.report.voicemail = true;
+            if self.playing.take().is_some() {
+                let _ = self.to_agent.send(AgentCmd::Stop);
+                self.current.store(0, Ordering::Relaxed);
+            }
             self.push_callee_turn(&utt, text, None, None, None, lat);
             self.ending = true;
             self.report.outcome = Some("voicemail".into());
             self.hangup("voicemail greeting");
+            return;
+        }
+        if self.playing.is_some() {
             return;
         }
         let now = (self.setup.clock)();

@@ -59,8 +59,12 @@ impl CampaignClock {
         })
     }
 
+    /// Millisecond precision: the store keeps microseconds, so an event's time
+    /// and the local time logged from it must not differ below that.
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now() + chrono::Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed))
+        use chrono::SubsecRound;
+        (Utc::now() + chrono::Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed)))
+            .trunc_subsecs(3)
     }
 
     /// Jump forward to `t` (never back). Only a skipping clock moves.
@@ -587,10 +591,12 @@ async fn call(
             (CallOutcome::Failed, None, 0.0)
         }
     };
-    let outcome = if bot.voicemail {
-        CallOutcome::Voicemail
-    } else {
-        outcome
+    let outcome = match (bot.voicemail, bot.network_outcome) {
+        (true, _) => CallOutcome::Voicemail,
+        // An announcement before a failure names the real reason (the SIP
+        // status carriers send with it is often a generic 480 or 487).
+        (false, Some(n)) if !outcome.connected() => n,
+        _ => outcome,
     };
     let recording = match std::fs::read(&wav) {
         Ok(b) if outcome.connected() => Some(b),

@@ -23,6 +23,9 @@ pub trait CallAgent: Send {
     /// audio (silence when nothing arrived), `say` is zeroed on entry and is
     /// sent as our audio.
     fn on_frame(&mut self, now: Instant, heard: &[i16], say: &mut [i16]) -> Control;
+    /// Early media before the answer (ringback, or a carrier announcement such
+    /// as "the number you dialled is switched off"): frames with audio only.
+    fn on_early_frame(&mut self, _now: Instant, _heard: &[i16]) {}
     /// A DTMF digit from the other side (RFC 4733 or SIP INFO).
     fn on_dtmf(&mut self, _now: Instant, _digit: char) {}
     /// The call is over (either side hung up, or it failed); the last call.

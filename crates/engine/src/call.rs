@@ -277,6 +277,9 @@ impl Media {
         }
         if !self.answered && s.received_audio() {
             self.early_frames += 1;
+            if let Some(agent) = &mut self.agent {
+                agent.on_early_frame(now, &self.heard);
+            }
         }
         if let Some(rec) = &mut self.recorder {
             if let Err(e) = rec.write(s.received_frame(), s.sent_frame()) {

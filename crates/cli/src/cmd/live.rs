@@ -47,6 +47,13 @@ pub struct RunArgs {
     /// Utterances decoded at once (default: the number of cores).
     #[arg(long)]
     asr_slots: Option<usize>,
+    /// Rehearsal: run the campaign's clock from this instant (RFC 3339) and let it
+    /// skip idle gaps, instead of the system clock. Calls still run in real time.
+    #[arg(long)]
+    clock_start: Option<chrono::DateTime<chrono::Utc>>,
+    /// Stop dialling this many hours of campaign clock after the start.
+    #[arg(long)]
+    hours: Option<f64>,
     #[arg(long)]
     json: bool,
 }
@@ -327,8 +334,14 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
             prefix: a.prefix.clone(),
             asr_model: a.asr_model.clone(),
             asr_slots: a.asr_slots,
-            clock: CampaignClock::system(),
-            until: None,
+            clock: match a.clock_start {
+                Some(t) => CampaignClock::starting_at(t, true),
+                None => CampaignClock::system(),
+            },
+            until: a.hours.map(|h| {
+                a.clock_start.unwrap_or_else(chrono::Utc::now)
+                    + chrono::Duration::seconds((h * 3600.0) as i64)
+            }),
         };
         let (id, summary) = run_live(ctx, &store, setup, shutdown_on_ctrl_c()).await?;
         let lat = latency_stats(summary.calls.iter().flat_map(|c| c.latencies.iter()));

@@ -1,0 +1,210 @@
+//! A live campaign end to end through the real binary: `waihu run` places SIP
+//! calls on loopback to virtual callees with known personas, the voice bot
+//! holds each conversation (VAD → Whisper → NLU → dialog → espeak-ng), and the
+//! stored outcomes, transcripts, do-not-call entries and event log must match
+//! what each persona did. Needs espeak-ng and the Whisper tiny.en model
+//! (scripts/setup.sh installs both).
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use waihu_sim::{callee_synthesizer, Persona, Population, SimOptions, SimServer};
+
+fn waihu(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_waihu"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("WAIHU_MASTER_KEY")
+        .env_remove("WAIHU_DATA_DIR")
+        .env("WAIHU_MODELS_DIR", models_dir())
+        .output()
+        .expect("run waihu")
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = waihu(dir, args);
+    assert!(
+        out.status.success(),
+        "waihu {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).expect("stdout is UTF-8")
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn models_dir() -> PathBuf {
+    std::env::var_os("WAIHU_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let data = std::env::var_os("XDG_DATA_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".local/share")
+                });
+            data.join("waihu/models")
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_campaign_outcomes_match_the_personas() {
+    let model = models_dir().join("whisper-tiny.en");
+    assert!(
+        model.join("model.bin").exists(),
+        "Whisper tiny.en missing at {} — run scripts/setup.sh",
+        model.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let people = [
+        ("+12125550101", Persona::Cooperative, "Mr. Stone"),
+        ("+12125550102", Persona::DoNotCall, "Ms. Hill"),
+        ("+12125550103", Persona::BusyCallback, "Mr. Reed"),
+        ("+12125550104", Persona::Busy, "Ms. Ford"),
+        ("+12125550105", Persona::Voicemail, "Mr. Lane"),
+        ("+12125550106", Persona::Cancels, "Ms. Cole"),
+    ];
+    let mut csv = String::from(
+        "name,phone,timezone,order_id,order_item,order_amount,order_address,order_delivery\n",
+    );
+    for (i, (phone, _, name)) in people.iter().enumerate() {
+        csv.push_str(&format!(
+            "{name},{phone},America/New_York,US{i:04},desk lamp,59,\"{} Oak Avenue, Boston\",tomorrow afternoon\n",
+            10 + i
+        ));
+    }
+    let csv_path = d.join("c.csv");
+    std::fs::write(&csv_path, csv).unwrap();
+    ok(
+        d,
+        &[
+            "customers",
+            "import",
+            csv_path.to_str().unwrap(),
+            "--region",
+            "US",
+        ],
+    );
+
+    let map: Vec<(&str, Persona)> = people
+        .iter()
+        .map(|(p, persona, _)| (*p, *persona))
+        .collect();
+    let pop = Population::new(3).with_map(map).always_answer();
+    let sim = SimServer::start_with(
+        "127.0.0.1:0".parse().unwrap(),
+        pop,
+        callee_synthesizer(None),
+        SimOptions::new(waihu_speech::Lang::En),
+    )
+    .await
+    .expect("virtual callees start");
+
+    // A Wednesday morning in New York, so the calling window is open whatever the real time.
+    let campaign = repo().join("examples/campaign-demo.en.yaml");
+    let script = repo().join("examples/scripts/order_confirmation.en.yaml");
+    let trunk = sim.addr.to_string();
+    let dd = d.to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        ok(
+            &dd,
+            &[
+                "run",
+                "--campaign",
+                campaign.to_str().unwrap(),
+                "--script",
+                script.to_str().unwrap(),
+                "--trunk",
+                &trunk,
+                "--var",
+                "shop=BestBuy Online",
+                "--concurrency",
+                "6",
+                "--clock-start",
+                "2026-11-25T14:30:00Z",
+                "--hours",
+                "8",
+                "--json",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(out.trim().lines().last().unwrap()).unwrap();
+    let calls = v["summary"]["calls"].as_array().unwrap().clone();
+    let by_phone = |p: &str| -> Vec<serde_json::Value> {
+        calls.iter().filter(|c| c["phone"] == p).cloned().collect()
+    };
+    let first = |p: &str| {
+        by_phone(p)
+            .first()
+            .cloned()
+            .unwrap_or_else(|| panic!("no call to {p}: {out}"))
+    };
+    let c = first("+12125550101");
+    assert_eq!(c["outcome"], "answered", "{c}");
+    assert_eq!(c["business"], "confirmed", "{c}");
+    let c = first("+12125550102");
+    assert_eq!(c["business"], "do_not_call", "{c}");
+    assert_eq!(
+        by_phone("+12125550102").len(),
+        1,
+        "a do-not-call number is never dialled again"
+    );
+    let c = first("+12125550103");
+    assert_eq!(c["business"], "callback", "{c}");
+    let busy = by_phone("+12125550104");
+    assert_eq!(busy[0]["outcome"], "busy", "{busy:?}");
+    assert!(
+        busy.len() >= 2,
+        "busy is retried after 10 min of campaign clock: {busy:?}"
+    );
+    assert_eq!(first("+12125550105")["outcome"], "voicemail");
+    assert_eq!(first("+12125550106")["business"], "cancelled");
+
+    // The number the callee asked not to be called again is on the list.
+    let dnc = ok(d, &["dnc", "check", "+12125550102"]);
+    assert!(dnc.contains("DO NOT CALL"), "{dnc}");
+    // Latency was measured on answered calls' turns.
+    assert!(
+        v["latency"]["turns"].as_u64().unwrap() >= 4,
+        "{}",
+        v["latency"]
+    );
+    // The independent checker passes on the stored event log.
+    let camp_file = d.join("campaign.yaml");
+    std::fs::write(
+        &camp_file,
+        std::fs::read_to_string(repo().join("examples/campaign-demo.en.yaml"))
+            .unwrap()
+            .replacen("id: 1 ", &format!("id: {} ", v["campaign"]), 1),
+    )
+    .unwrap();
+    let check = ok(
+        d,
+        &[
+            "compliance",
+            "check",
+            "--campaign",
+            camp_file.to_str().unwrap(),
+        ],
+    );
+    assert!(check.contains("PASS"), "{check}");
+    // The scored share against the callees' own log.
+    let attempts: Vec<(String, waihu_core::CallOutcome, Option<String>)> = calls
+        .iter()
+        .map(|c| {
+            (
+                c["phone"].as_str().unwrap().to_string(),
+                serde_json::from_value(c["outcome"].clone()).unwrap(),
+                c["business"].as_str().map(String::from),
+            )
+        })
+        .collect();
+    let score = waihu_sim::score(&attempts, &sim.logs());
+    assert!(score.share() >= 0.8, "{score}");
+    sim.shutdown().await;
+}
