@@ -403,10 +403,17 @@ async fn voice(
                 "avg_volume_dbfs",
                 "avg_pitch_hz",
                 "avg_pause_ratio",
+                "avg_sentiment",
+                "satisfaction",
                 "emotions",
             ],
             &items,
         );
     }
-    Ok(Json(json!({"campaign": q.campaign, "rows": items})).into_response())
+    Ok(Json(json!({
+        "campaign": q.campaign,
+        "totals": crate::reports::voice_totals(&rows),
+        "rows": items,
+    }))
+    .into_response())
 }

@@ -211,7 +211,7 @@ const OPS: &[Op] = &[
         csv: true,
     },
     Op { method: "GET", path: "/api/reports/intents", summary: "Topic heat map: callee intents × script states (turn counts), states in path order, intents by frequency.", role: Some("analyst"), params: CAMPAIGN_FILTER, body: None, csv: true },
-    Op { method: "GET", path: "/api/reports/voice", summary: "Callee voice features by customer segment and by UTC hour: turns, average speech rate (syllables/s), volume (dBFS), pitch (Hz), pause ratio, and turns per emotion.", role: Some("analyst"), params: CAMPAIGN_FILTER, body: None, csv: true },
+    Op { method: "GET", path: "/api/reports/voice", summary: "Callee voice features by customer segment and by UTC hour: turns, average speech rate (syllables/s), volume (dBFS), pitch (Hz), pause ratio, turns per emotion, mean text sentiment and 满意度 (satisfaction = callee turns with sentiment above +0.1 / those above +0.1 or below -0.1); totals over all segments.", role: Some("analyst"), params: CAMPAIGN_FILTER, body: None, csv: true },
     Op { method: "GET", path: "/api/webhooks", summary: "Configured webhooks (secrets not shown).", role: Some("admin"), params: &[], body: None, csv: false },
     Op {
         method: "POST",

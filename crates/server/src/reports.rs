@@ -103,6 +103,46 @@ pub fn intent_matrix(cells: &[(String, String, u64)], state_order: &[String]) ->
     }
 }
 
+/// The voice report's totals over all segments: 满意度 and mean sentiment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VoiceTotals {
+    pub turns: u64,
+    pub with_sentiment: u64,
+    pub positive: u64,
+    pub negative: u64,
+    /// positive / (positive + negative).
+    pub satisfaction: Option<f64>,
+    pub avg_sentiment: Option<f64>,
+}
+
+/// Sum the per-segment rows (each turn is in exactly one segment row).
+pub fn voice_totals(rows: &[waihu_store::VoiceRow]) -> VoiceTotals {
+    let seg = rows.iter().filter(|r| r.by == "segment");
+    let mut t = VoiceTotals {
+        turns: 0,
+        with_sentiment: 0,
+        positive: 0,
+        negative: 0,
+        satisfaction: None,
+        avg_sentiment: None,
+    };
+    let mut sum = 0.0;
+    for r in seg {
+        t.turns += r.turns;
+        t.with_sentiment += r.with_sentiment;
+        t.positive += r.positive;
+        t.negative += r.negative;
+        sum += r.avg_sentiment.unwrap_or(0.0) * r.with_sentiment as f64;
+    }
+    if t.positive + t.negative > 0 {
+        t.satisfaction = Some(t.positive as f64 / (t.positive + t.negative) as f64);
+    }
+    if t.with_sentiment > 0 {
+        t.avg_sentiment = Some(sum / t.with_sentiment as f64);
+    }
+    t
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GraphNode {
     pub name: String,

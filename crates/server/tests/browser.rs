@@ -223,6 +223,12 @@ async fn dashboard_shows_campaigns_calls_funnel_topics_voice_and_graph() {
     let cells = m["states"].as_array().unwrap().len() * m["intents"].as_array().unwrap().len();
     assert_eq!(dom.matches("data-icell=").count(), cells);
     assert!(dom.contains("data-icell=\"offer|ask_price\" data-n=\"3\""));
+    let (_, voice) = s.get(&s.analyst, "/api/reports/voice").await;
+    assert_eq!(
+        text_of(&dom, "kpi-satisfaction"),
+        pct(&voice["totals"]["satisfaction"])
+    );
+    assert_eq!(text_of(&dom, "kpi-satisfaction"), "94.1%");
     // Voice features, live calls.
     assert!(has_attr(&dom, "data-voice-turns", "51"));
     assert_eq!(text_of(&dom, "live-count"), "2");

@@ -431,6 +431,15 @@ async fn funnel_intents_voice_and_scripts() {
         (rate - (48.0 * 4.0 + 3.0 * 6.0) / 51.0).abs() < 1e-6,
         "{rate}"
     );
+    // 满意度: 48 calm turns at +0.4, 3 angry at -0.7.
+    assert!((v["totals"]["satisfaction"].as_f64().unwrap() - 48.0 / 51.0).abs() < 1e-12);
+    assert_eq!(
+        (
+            v["totals"]["positive"].as_u64(),
+            v["totals"]["negative"].as_u64()
+        ),
+        (Some(48), Some(3))
+    );
     let hours: u64 = rows
         .iter()
         .filter(|r| r["by"] == "hour")

@@ -25,6 +25,11 @@ use crate::{parse_ts, ts, Store, StoreError};
 /// missing outcome counts too): the callee left before the script decided.
 pub const DROP_OUTCOMES: [&str; 2] = ["", "hangup"];
 
+/// Callee turns whose text sentiment (-1..1) is above this are positive,
+/// below its negative negative; the rest neutral. 满意度 (satisfaction) =
+/// positive / (positive + negative).
+pub const SENTIMENT_BAND: f32 = 0.1;
+
 /// Directory under the data directory that holds sealed recordings.
 pub const RECORDINGS_DIR: &str = "recordings";
 
@@ -175,6 +180,14 @@ pub struct VoiceRow {
     pub avg_pause_ratio: Option<f64>,
     /// Turns per emotion (`""` = none detected).
     pub emotions: BTreeMap<String, u64>,
+    /// Turns with a text sentiment score, and their mean (-1..1).
+    pub with_sentiment: u64,
+    pub avg_sentiment: Option<f64>,
+    /// Turns scoring above / below ±[`SENTIMENT_BAND`].
+    pub positive: u64,
+    pub negative: u64,
+    /// 满意度: positive / (positive + negative).
+    pub satisfaction: Option<f64>,
 }
 
 const LIVE_STATUSES: [&str; 3] = ["dialing", "ringing", "talking"];
@@ -747,7 +760,8 @@ impl Store {
         let mut out = Vec::new();
         for (by, col) in [("segment", "segment"), ("hour", "hour")] {
             let rows: Vec<VoiceRaw> = sqlx::query_as(&format!(
-                "SELECT {col}, emotion, SUM(n), SUM(n_feat), TOTAL(sum_rate), TOTAL(sum_volume), TOTAL(sum_pitch), TOTAL(sum_pause) \
+                "SELECT {col}, emotion, SUM(n), SUM(n_feat), TOTAL(sum_rate), TOTAL(sum_volume), TOTAL(sum_pitch), TOTAL(sum_pause), \
+                 SUM(n_sent), TOTAL(sum_sent), SUM(n_pos), SUM(n_neg) \
                  FROM voice_rollup WHERE (? IS NULL OR campaign_id = ?) GROUP BY 1, 2 ORDER BY 1, 2"
             ))
             .bind(campaign.map(|c| c.0))
@@ -783,7 +797,20 @@ impl Store {
 }
 
 type FunnelRaw = (String, i64, i64, i64, i64, i64);
-type VoiceRaw = (String, String, i64, i64, f64, f64, f64, f64);
+type VoiceRaw = (
+    String,
+    String,
+    i64,
+    i64,
+    f64,
+    f64,
+    f64,
+    f64,
+    i64,
+    f64,
+    i64,
+    i64,
+);
 
 fn unknown_call(call_id: &str) -> StoreError {
     StoreError::Invalid(format!(
@@ -847,9 +874,9 @@ fn funnel_rows(rows: Vec<FunnelRaw>) -> Vec<FunnelRow> {
 
 fn voice_rows(by: &str, rows: Vec<VoiceRaw>) -> Vec<VoiceRow> {
     let mut out: Vec<VoiceRow> = Vec::new();
-    // Per key: (rate, volume, pitch, pause) sums.
-    let mut sums: Vec<[f64; 4]> = Vec::new();
-    for (key, emotion, n, n_feat, rate, volume, pitch, pause) in rows {
+    // Per key: (rate, volume, pitch, pause, sentiment) sums.
+    let mut sums: Vec<[f64; 5]> = Vec::new();
+    for (key, emotion, n, n_feat, rate, volume, pitch, pause, n_sent, sent, pos, neg) in rows {
         if out.last().is_none_or(|r| r.key != key) {
             out.push(VoiceRow {
                 by: by.into(),
@@ -861,8 +888,13 @@ fn voice_rows(by: &str, rows: Vec<VoiceRaw>) -> Vec<VoiceRow> {
                 avg_pitch_hz: None,
                 avg_pause_ratio: None,
                 emotions: BTreeMap::new(),
+                with_sentiment: 0,
+                avg_sentiment: None,
+                positive: 0,
+                negative: 0,
+                satisfaction: None,
             });
-            sums.push([0.0; 4]);
+            sums.push([0.0; 5]);
         }
         let (Some(r), Some(s)) = (out.last_mut(), sums.last_mut()) else {
             continue;
@@ -870,7 +902,10 @@ fn voice_rows(by: &str, rows: Vec<VoiceRaw>) -> Vec<VoiceRow> {
         r.turns += u(n);
         r.with_features += u(n_feat);
         *r.emotions.entry(emotion).or_default() += u(n);
-        for (acc, v) in s.iter_mut().zip([rate, volume, pitch, pause]) {
+        r.with_sentiment += u(n_sent);
+        r.positive += u(pos);
+        r.negative += u(neg);
+        for (acc, v) in s.iter_mut().zip([rate, volume, pitch, pause, sent]) {
             *acc += v;
         }
     }
@@ -881,6 +916,12 @@ fn voice_rows(by: &str, rows: Vec<VoiceRaw>) -> Vec<VoiceRow> {
             r.avg_volume_dbfs = Some(s[1] / n);
             r.avg_pitch_hz = Some(s[2] / n);
             r.avg_pause_ratio = Some(s[3] / n);
+        }
+        if r.with_sentiment > 0 {
+            r.avg_sentiment = Some(s[4] / r.with_sentiment as f64);
+        }
+        if r.positive + r.negative > 0 {
+            r.satisfaction = Some(r.positive as f64 / (r.positive + r.negative) as f64);
         }
     }
     out
@@ -979,11 +1020,14 @@ async fn insert_turn(
     };
     insert_events(conn, &[ev]).await?;
     sqlx::query(
-        "INSERT INTO voice_rollup (campaign_id, segment, hour, emotion, n, n_feat, sum_rate, sum_volume, sum_pitch, sum_pause) \
-         VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?) \
+        "INSERT INTO voice_rollup (campaign_id, segment, hour, emotion, n, n_feat, sum_rate, sum_volume, sum_pitch, sum_pause, \
+         n_sent, sum_sent, n_pos, n_neg) \
+         VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (campaign_id, segment, hour, emotion) DO UPDATE SET n = n + 1, n_feat = n_feat + excluded.n_feat, \
          sum_rate = sum_rate + excluded.sum_rate, sum_volume = sum_volume + excluded.sum_volume, \
-         sum_pitch = sum_pitch + excluded.sum_pitch, sum_pause = sum_pause + excluded.sum_pause",
+         sum_pitch = sum_pitch + excluded.sum_pitch, sum_pause = sum_pause + excluded.sum_pause, \
+         n_sent = n_sent + excluded.n_sent, sum_sent = sum_sent + excluded.sum_sent, \
+         n_pos = n_pos + excluded.n_pos, n_neg = n_neg + excluded.n_neg",
     )
     .bind(campaign)
     .bind(segment.unwrap_or_default())
@@ -994,6 +1038,10 @@ async fn insert_turn(
     .bind(f.map_or(0.0, |f| f64::from(f.volume_dbfs)))
     .bind(f.map_or(0.0, |f| f64::from(f.pitch_hz)))
     .bind(f.map_or(0.0, |f| f64::from(f.pause_ratio)))
+    .bind(i64::from(t.sentiment.is_some()))
+    .bind(t.sentiment.map_or(0.0, f64::from))
+    .bind(i64::from(t.sentiment.is_some_and(|x| x > SENTIMENT_BAND)))
+    .bind(i64::from(t.sentiment.is_some_and(|x| x < -SENTIMENT_BAND)))
     .execute(&mut *conn)
     .await?;
     Ok(())

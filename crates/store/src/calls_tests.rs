@@ -410,6 +410,7 @@ async fn voice_features_average_by_segment_and_hour() {
     let mut no_feat = turn(5, Speaker::Callee, "a", "z", None);
     no_feat.features = None;
     no_feat.emotion = Some("angry".into());
+    no_feat.sentiment = Some(-0.6);
     store.call_turn("v1", &no_feat).await.unwrap();
     store
         .call_turn("v1", &turn(6, Speaker::Bot, "a", "bot", None))
@@ -424,6 +425,10 @@ async fn voice_features_average_by_segment_and_hour() {
     assert_eq!(seg.avg_pause_ratio, Some(0.25));
     assert_eq!(seg.emotions["calm"], 2);
     assert_eq!(seg.emotions["angry"], 1);
+    // One turn had a (negative) sentiment: satisfaction 0 of 1.
+    assert_eq!((seg.with_sentiment, seg.positive, seg.negative), (1, 0, 1));
+    assert_eq!(seg.avg_sentiment, Some(-0.6000000238418579));
+    assert_eq!(seg.satisfaction, Some(0.0));
     assert_eq!(rows[1].by, "hour");
     assert_eq!(rows[1].key, "2026-11-24T08");
 }

@@ -30,7 +30,7 @@ use waihu_privacy::{KeySource, MasterKey, Vault};
 pub use api_keys::ApiKey;
 pub use calls::{
     CallDetail, CallFinish, CallStart, CallSummary, FunnelRow, Speaker, TurnRecord, VoiceFeatures,
-    VoiceRow, DROP_OUTCOMES, RECORDINGS_DIR,
+    VoiceRow, DROP_OUTCOMES, RECORDINGS_DIR, SENTIMENT_BAND,
 };
 pub use campaigns::{campaign_next_states, CampaignRow, CAMPAIGN_STATES};
 pub use customers::{
