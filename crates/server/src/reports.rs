@@ -328,6 +328,41 @@ mod tests {
     }
 
     #[test]
+    fn largest_drop_is_unique_and_beats_every_eligible_step_on_random_funnels() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        for _ in 0..2000 {
+            let n = rng.gen_range(0..8);
+            let rows: Vec<FunnelRow> = (0..n)
+                .map(|i| {
+                    let entered = rng.gen_range(0..200u64);
+                    let dropped = rng.gen_range(0..=entered);
+                    let continued = rng.gen_range(0..=entered - dropped);
+                    row(&format!("s{i}"), entered, continued, dropped, i as f64)
+                })
+                .collect();
+            let steps = funnel_steps(&rows);
+            let first = rows.iter().map(|r| r.entered).max().unwrap_or(0) as f64;
+            let eligible = |s: &FunnelStep| {
+                s.row.dropped > 0 && s.row.entered as f64 >= MIN_SHARE_FOR_LARGEST * first
+            };
+            let marked: Vec<&FunnelStep> = steps.iter().filter(|s| s.largest_drop).collect();
+            assert!(marked.len() <= 1);
+            assert_eq!(marked.is_empty(), !steps.iter().any(eligible), "{rows:?}");
+            if let Some(m) = marked.first() {
+                assert!(eligible(m));
+                for s in steps.iter().filter(|s| eligible(s)) {
+                    assert!(s.drop_rate <= m.drop_rate, "{rows:?}");
+                }
+            }
+            for s in &steps {
+                assert!(s.drop_rate.is_none_or(|r| (0.0..=1.0).contains(&r)));
+                assert!(s.reach.is_none_or(|r| (0.0..=1.0).contains(&r)));
+            }
+        }
+    }
+
+    #[test]
     fn intent_matrix_orders_states_by_path_and_intents_by_count() {
         let cells = vec![
             ("b".to_string(), "deny".to_string(), 2),
