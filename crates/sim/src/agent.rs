@@ -28,7 +28,7 @@ const FRAME_MS: u64 = 20;
 
 /// Times the callee repeats its last line when the bot asks again after the
 /// lines ran out (the bot re-prompted after a misrecognition, say).
-pub const EXTRA_REPLIES: usize = 1;
+pub const EXTRA_REPLIES: usize = 2;
 
 /// Thresholds and human-like delays of a callee.
 #[derive(Debug, Clone, PartialEq)]
