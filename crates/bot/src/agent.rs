@@ -65,6 +65,7 @@ pub(crate) enum BrainIn {
     /// The call is over; `early`: early-media audio heard before any answer.
     Ended {
         early: Vec<i16>,
+        ms: u64,
     },
 }
 
@@ -237,6 +238,6 @@ impl CallAgent for BotAgent {
     fn on_ended(&mut self, _now: Instant) {
         self.current.store(0, Ordering::Relaxed);
         let early = std::mem::take(&mut self.early);
-        let _ = self.to_brain.send(BrainIn::Ended { early });
+        let _ = self.to_brain.send(BrainIn::Ended { early, ms: self.ms });
     }
 }

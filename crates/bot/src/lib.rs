@@ -366,9 +366,7 @@ impl Brain {
                 BrainIn::PlayDone { id, ms } => {
                     if self.playing.as_ref().is_some_and(|p| p.id == id) {
                         let p = self.playing.take().expect("checked");
-                        if let Some(t) = self.report.turns.get_mut(p.turn) {
-                            t.end_ms = ms;
-                        }
+                        self.note_bot_turn(p.turn, ms);
                         if self.ending {
                             self.hangup("conversation ended");
                         } else {
@@ -380,9 +378,7 @@ impl Brain {
                 BrainIn::BargeIn { ms } => {
                     self.report.barge_ins += 1;
                     if let Some(p) = self.playing.take() {
-                        if let Some(t) = self.report.turns.get_mut(p.turn) {
-                            t.end_ms = ms;
-                        }
+                        self.note_bot_turn(p.turn, ms);
                     }
                     self.step(Input::BargeIn, None);
                     self.arm_listen();
@@ -404,7 +400,10 @@ impl Brain {
                         self.arm_listen();
                     }
                 }
-                BrainIn::Ended { early } => {
+                BrainIn::Ended { early, ms } => {
+                    if let Some(p) = self.playing.take() {
+                        self.note_bot_turn(p.turn, ms);
+                    }
                     if !self.answered && early.len() >= RATE as usize {
                         self.announcement(&early).await;
                     }
@@ -475,8 +474,15 @@ impl Brain {
                 self.note(Note::Turn(Box::new(t)));
             }
         }
-        if let Some(t) = self.report.turns.get(turn) {
-            self.note(Note::Turn(Box::new(t.clone())));
+        let _ = turn;
+    }
+
+    /// A bot turn is stored once its prompt ended (played out, interrupted or cut by the hang-up).
+    fn note_bot_turn(&mut self, turn: usize, end_ms: u64) {
+        if let Some(t) = self.report.turns.get_mut(turn) {
+            t.end_ms = end_ms.max(t.start_ms);
+            let t = t.clone();
+            self.note(Note::Turn(Box::new(t)));
         }
     }
 
@@ -676,6 +682,10 @@ impl Brain {
 
     /// Streams the prompts of one step as one playback.
     fn speak(&mut self, texts: Vec<(String, String, bool)>) {
+        if let Some(p) = self.playing.take() {
+            let end = self.report.turns.get(p.turn).map_or(0, |t| t.start_ms);
+            self.note_bot_turn(p.turn, end);
+        }
         self.next_id += 1;
         let id = self.next_id;
         self.current.store(id, Ordering::Relaxed);

@@ -180,20 +180,18 @@ pub async fn reconcile(store: &Store, now: DateTime<Utc>) -> Result<usize, Diale
             path: Vec::new(),
             recording: None,
         };
-        store.call_finished(&c.call_id, &fin).await?;
-        store
-            .append_event(&Event {
-                at: now,
-                customer: c.customer,
-                campaign: c.campaign,
-                call: Some(c.call_id.clone()),
-                kind: EventKind::AttemptEnded {
-                    outcome: CallOutcome::Failed,
-                    sip_status: None,
-                    duration_s: 0.0,
-                },
-            })
-            .await?;
+        let ended = Event {
+            at: now,
+            customer: c.customer,
+            campaign: c.campaign,
+            call: Some(c.call_id.clone()),
+            kind: EventKind::AttemptEnded {
+                outcome: CallOutcome::Failed,
+                sip_status: None,
+                duration_s: 0.0,
+            },
+        };
+        store.call_finished_with(&c.call_id, &fin, &[ended]).await?;
     }
     Ok(open.len())
 }
@@ -410,30 +408,31 @@ async fn start_call(
     done: mpsc::UnboundedSender<Finished>,
 ) -> Result<(), DialerError> {
     let phone_idx = PhoneIndex(store.vault().blind_index(&c.phone));
+    // The call row and its attempt_started event commit together (and only once).
     store
-        .call_started(&CallStart {
-            call_id: call_id.clone(),
-            campaign: Some(opts.campaign_id),
-            customer: Some(c.id),
-            script: opts.script_name.clone(),
-            lang: opts.script.lang().into(),
-            at: now,
-        })
-        .await?;
-    store
-        .append_event(&Event {
-            at: now,
-            customer: Some(c.id),
-            campaign: Some(opts.campaign_id),
-            call: Some(call_id.clone()),
-            kind: EventKind::AttemptStarted {
-                phone: phone_idx,
-                tz: d.tz.name().into(),
-                local_time: d.local_time.to_rfc3339(),
-                caller_id: planner.caller_id_number(d).map(str::to_string),
-                channel: "voice".into(),
+        .call_started_with(
+            &CallStart {
+                call_id: call_id.clone(),
+                campaign: Some(opts.campaign_id),
+                customer: Some(c.id),
+                script: opts.script_name.clone(),
+                lang: opts.script.lang().into(),
+                at: now,
             },
-        })
+            &[Event {
+                at: now,
+                customer: Some(c.id),
+                campaign: Some(opts.campaign_id),
+                call: Some(call_id.clone()),
+                kind: EventKind::AttemptStarted {
+                    phone: phone_idx,
+                    tz: d.tz.name().into(),
+                    local_time: d.local_time.to_rfc3339(),
+                    caller_id: planner.caller_id_number(d).map(str::to_string),
+                    channel: "voice".into(),
+                },
+            }],
+        )
         .await?;
     let contact = d.contact;
     let ep = ep.clone();
@@ -487,23 +486,17 @@ async fn call(
         Err(e) => {
             // The customer record lacks what the script needs: no call is placed.
             result.errors.push(e.to_string());
-            let _ = store
-                .call_finished(
-                    call_id,
-                    &CallFinish {
-                        at: opts.clock.now(),
-                        outcome: CallOutcome::Failed,
-                        sip_status: None,
-                        duration_s: 0.0,
-                        business_outcome: None,
-                        level: None,
-                        path: Vec::new(),
-                        recording: None,
-                    },
-                )
-                .await;
-            let _ = append(
-                store,
+            let fin = CallFinish {
+                at: opts.clock.now(),
+                outcome: CallOutcome::Failed,
+                sip_status: None,
+                duration_s: 0.0,
+                business_outcome: None,
+                level: None,
+                path: Vec::new(),
+                recording: None,
+            };
+            let ended = event(
                 opts,
                 c,
                 call_id,
@@ -512,8 +505,8 @@ async fn call(
                     sip_status: None,
                     duration_s: 0.0,
                 },
-            )
-            .await;
+            );
+            let _ = store.call_finished_with(call_id, &fin, &[ended]).await;
             return Finished {
                 contact,
                 result,
@@ -615,9 +608,6 @@ async fn call(
         path: bot.path.clone(),
         recording,
     };
-    if let Err(e) = store.call_finished(call_id, &fin).await {
-        result.errors.push(format!("store: {e}"));
-    }
     let mut events = vec![EventKind::AttemptEnded {
         outcome,
         sip_status,
@@ -638,10 +628,13 @@ async fn call(
             }
         }
     }
-    for kind in events {
-        if let Err(e) = append(store, opts, c, call_id, kind).await {
-            result.errors.push(format!("store: {e}"));
-        }
+    // The call's end, its business result and a callback request commit together.
+    let events: Vec<Event> = events
+        .into_iter()
+        .map(|k| event(opts, c, call_id, k))
+        .collect();
+    if let Err(e) = store.call_finished_with(call_id, &fin, &events).await {
+        result.errors.push(format!("store: {e}"));
     }
     result.outcome = outcome;
     result.business = business;
@@ -664,22 +657,14 @@ async fn call(
     }
 }
 
-async fn append(
-    store: &Store,
-    opts: &Options,
-    c: &Customer,
-    call_id: &str,
-    kind: EventKind,
-) -> Result<i64, waihu_store::StoreError> {
-    store
-        .append_event(&Event {
-            at: opts.clock.now(),
-            customer: Some(c.id),
-            campaign: Some(opts.campaign_id),
-            call: Some(call_id.to_string()),
-            kind,
-        })
-        .await
+fn event(opts: &Options, c: &Customer, call_id: &str, kind: EventKind) -> Event {
+    Event {
+        at: opts.clock.now(),
+        customer: Some(c.id),
+        campaign: Some(opts.campaign_id),
+        call: Some(call_id.to_string()),
+        kind,
+    }
 }
 
 fn turn_record(t: &waihu_bot::Turn) -> TurnRecord {

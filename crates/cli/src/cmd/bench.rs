@@ -29,6 +29,9 @@ pub enum Cmd {
     /// Intent classification: held-out accuracy, macro-F1 and latency beside
     /// a scikit-learn TF-IDF + LogisticRegression baseline on the same split.
     Nlu(crate::cmd::nlu::BenchArgs),
+    /// The voice bot end to end over SIP against virtual callees at several
+    /// concurrency levels: turn latency and its breakdown, correctness, CPU.
+    Voice(crate::cmd::live::BenchVoiceArgs),
     /// Voice activity detection: endpoint delay and false barge-ins on espeak
     /// clips, clean and at 10 dB SNR, beside WebRTC VAD without the noise gate.
     Vad,
@@ -76,6 +79,7 @@ pub fn run(_ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Script(a) => crate::cmd::script::bench(a),
         Cmd::Tts { runs } => crate::cmd::speech::bench_tts(runs),
         Cmd::Vad => crate::cmd::speech::bench_vad(),
+        Cmd::Voice(a) => crate::cmd::live::bench_voice(a),
         Cmd::Nlu(a) => crate::cmd::nlu::bench(a),
         Cmd::Asr {
             model_dir,

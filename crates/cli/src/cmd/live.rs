@@ -147,6 +147,15 @@ pub async fn run_live(
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| prog.name.clone());
+    // The dashboard's script view reads `<data_dir>/scripts/<name>.yaml`.
+    let scripts_dir = ctx.data_dir().join("scripts");
+    std::fs::create_dir_all(&scripts_dir)
+        .with_context(|| format!("creating {}", scripts_dir.display()))?;
+    let copy = scripts_dir.join(format!("{script_name}.yaml"));
+    if copy != setup.script {
+        std::fs::copy(&setup.script, &copy)
+            .with_context(|| format!("copying the script to {}", copy.display()))?;
+    }
     let script = ScriptKit::new(prog).map_err(|e| anyhow::anyhow!("training the NLU: {e}"))?;
     let mut campaign = waihu_campaign::config::Campaign::from_yaml(&setup.campaign_yaml)
         .map_err(|e| anyhow::anyhow!("{}: {e}", setup.campaign_origin))?;
@@ -459,6 +468,11 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
             let mut sim_opts = waihu_sim::SimOptions::new(lang);
             sim_opts.script = prog.name.clone();
             sim_opts.max_concurrent = a.concurrency * 2;
+            // One clock for both sides: the callees answer by their local hour on it.
+            let start = business_morning(campaign.timezone);
+            let clock = CampaignClock::starting_at(start, true);
+            let sim_clock = clock.clone();
+            sim_opts.clock = Arc::new(move || sim_clock.now());
             let sim = waihu_sim::SimServer::start_with(
                 "127.0.0.1:0".parse()?,
                 waihu_sim::Population::new(7),
@@ -467,7 +481,6 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
             )
             .await
             .map_err(|e| anyhow::anyhow!("starting the virtual callees: {e}"))?;
-            let start = business_morning(campaign.timezone);
             let setup = LiveSetup {
                 campaign_yaml: a.campaign_yaml.clone(),
                 campaign_origin: a.campaign_file.display().to_string(),
@@ -479,7 +492,7 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
                 prefix: Some(prefix.into()),
                 asr_model: None,
                 asr_slots: None,
-                clock: CampaignClock::starting_at(start, true),
+                clock,
                 until: Some(start + chrono::Duration::hours(12)),
             };
             let (id, summary) = run_live(ctx, &store, setup, shutdown_on_ctrl_c()).await?;
@@ -578,3 +591,163 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[derive(clap::Args, Debug)]
+pub struct BenchVoiceArgs {
+    /// Concurrency levels to measure, e.g. `1,10,20`.
+    #[arg(long, default_value = "1,10,20", value_delimiter = ',')]
+    levels: Vec<usize>,
+    /// Calls per level (default: 2 × the level, at least 4).
+    #[arg(long)]
+    calls: Option<usize>,
+    /// Persona of every virtual callee.
+    #[arg(long, default_value = "cooperative")]
+    persona: String,
+    /// Utterances decoded at once (default: the number of cores).
+    #[arg(long)]
+    asr_slots: Option<usize>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct VoiceLevel {
+    concurrency: usize,
+    calls: usize,
+    correct_share: f64,
+    latency: LatencyStats,
+    wall_s: f64,
+    /// CPU of the whole process (bot and virtual callees) in cores, while the level ran.
+    cpu_cores: f64,
+    /// CPU seconds per answered call (both sides).
+    cpu_s_per_call: f64,
+}
+
+/// `waihu bench voice`: the whole pipeline (planner → SIP → VAD → Whisper → NLU → dialog →
+/// TTS, and the virtual callees' side) at several concurrency levels in one process; turn
+/// latency with its breakdown, correctness against the callees' truth, and CPU.
+pub fn bench_voice(a: BenchVoiceArgs) -> anyhow::Result<()> {
+    let persona: waihu_sim::Persona = serde_json::from_value(serde_json::json!(a.persona))
+        .map_err(|_| anyhow::anyhow!("unknown persona '{}'", a.persona))?;
+    let repo_script = ORDER_EN;
+    let mut rows = Vec::new();
+    for &level in &a.levels {
+        let tmp = tempfile::tempdir()?;
+        let models = std::env::var_os("WAIHU_MODELS_DIR").map(PathBuf::from);
+        let ctx = Ctx::new(Some(tmp.path().to_path_buf()));
+        let n = a.calls.unwrap_or((2 * level).max(4));
+        let mut csv = String::from(
+            "name,phone,timezone,order_id,order_item,order_amount,order_address,order_delivery\n",
+        );
+        for i in 0..n {
+            csv.push_str(&format!(
+                "Mr. Test,+1212555{:04},America/New_York,US{i:05},desk lamp,59,\"{} Oak Avenue, Boston\",tomorrow afternoon\n",
+                1000 + i,
+                10 + i
+            ));
+        }
+        let csv_path = tmp.path().join("bench.csv");
+        std::fs::write(&csv_path, csv)?;
+        let script = tmp.path().join("order_confirmation.en.yaml");
+        std::fs::write(&script, repo_script)?;
+        let rt = ctx.runtime()?;
+        let row = rt.block_on(async {
+            let store = ctx.store().await?;
+            crate::cmd::customers::import_file(
+                &ctx,
+                &store,
+                &crate::cmd::customers::ImportArgs {
+                    file: csv_path.clone(),
+                    region: "US".into(),
+                    map: None,
+                    rejects: None,
+                    batch: 5000,
+                    json: true,
+                },
+            )
+            .await?;
+            let mut sim_opts = waihu_sim::SimOptions::new(waihu_speech::Lang::En);
+            sim_opts.max_concurrent = level * 2 + 4;
+            let start = business_morning(waihu_nlu::Tz::America__New_York);
+            let clock = CampaignClock::starting_at(start, true);
+            let c2 = clock.clone();
+            sim_opts.clock = Arc::new(move || c2.now());
+            let sim = waihu_sim::SimServer::start_with(
+                "127.0.0.1:0".parse()?,
+                waihu_sim::Population::new(1)
+                    .with_fixed(persona)
+                    .always_answer(),
+                waihu_sim::callee_synthesizer(None),
+                sim_opts,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("starting the virtual callees: {e}"))?;
+            let yaml = LIVE_BENCH_CAMPAIGN.replace("channels: 20", &format!("channels: {level}"));
+            let setup = LiveSetup {
+                campaign_yaml: yaml,
+                campaign_origin: "bench campaign".into(),
+                script: script.clone(),
+                trunk: sim.addr,
+                bind: "127.0.0.1:0".parse()?,
+                concurrency: level,
+                constants: vec![("shop".into(), "BestBuy Online".into())],
+                prefix: None,
+                asr_model: models.map(|m| m.join("whisper-tiny.en")),
+                asr_slots: a.asr_slots,
+                clock,
+                until: Some(start + chrono::Duration::hours(10)),
+            };
+            let pid = std::process::id().to_string();
+            let cpu0 = waihu_engine::bench::process_cpu_seconds(&pid).unwrap_or(0.0);
+            let t0 = std::time::Instant::now();
+            let (_, summary) = run_live(&ctx, &store, setup, watch::channel(false).1).await?;
+            let wall = t0.elapsed().as_secs_f64();
+            let cpu = waihu_engine::bench::process_cpu_seconds(&pid).unwrap_or(0.0) - cpu0;
+            let attempts: Vec<(String, waihu_core::CallOutcome, Option<String>)> = summary
+                .calls
+                .iter()
+                .map(|c| (c.phone.clone(), c.outcome, c.business.clone()))
+                .collect();
+            let logs = sim
+                .wait_for_logs(attempts.len(), Duration::from_secs(5))
+                .await;
+            let score = waihu_sim::score(&attempts, &logs);
+            sim.shutdown().await;
+            store.close().await;
+            let answered = summary
+                .calls
+                .iter()
+                .filter(|c| c.outcome == waihu_core::CallOutcome::Answered)
+                .count();
+            Ok::<_, anyhow::Error>(VoiceLevel {
+                concurrency: level,
+                calls: summary.attempts,
+                correct_share: score.share(),
+                latency: latency_stats(summary.calls.iter().flat_map(|c| c.latencies.iter())),
+                wall_s: (wall * 10.0).round() / 10.0,
+                cpu_cores: (cpu / wall * 100.0).round() / 100.0,
+                cpu_s_per_call: (cpu / answered.max(1) as f64 * 100.0).round() / 100.0,
+            })
+        })?;
+        if a.json {
+            crate::ctx::print_json(&row)?;
+        } else {
+            let m = &row.latency.mean;
+            println!(
+                "{:>3} at once: {:>3} calls, correct {:>5.1}%, turn latency p50 {:>5.0} ms p95 {:>5.0} ms over {} turns (endpointing {:.0}, ASR {:.0} incl. queue {:.0}, NLU {:.1}, dialog {:.2}, TTS first {:.0}); CPU {:.2} cores, {:.1} s per call; wall {:.0} s",
+                row.concurrency, row.calls, row.correct_share * 100.0, row.latency.p50_ms, row.latency.p95_ms,
+                row.latency.turns, m.endpoint_ms, m.asr_ms, m.asr_wait_ms, m.nlu_ms, m.dialog_ms, m.tts_first_ms,
+                row.cpu_cores, row.cpu_s_per_call, row.wall_s
+            );
+        }
+        rows.push(row);
+    }
+    if !a.json {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        println!("(one process holds both the bot and the virtual callees; {cores} cores; the target is p50 ≤ 700 ms, p95 ≤ 1200 ms)");
+    }
+    Ok(())
+}
+
+const ORDER_EN: &str = include_str!("../../../../examples/scripts/order_confirmation.en.yaml");
+const LIVE_BENCH_CAMPAIGN: &str = include_str!("../../../../examples/campaign-demo.en.yaml");
