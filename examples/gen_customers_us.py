@@ -23,7 +23,7 @@ w = csv.writer(sys.stdout, lineterminator="\n")
 w.writerow(["customer_id", "name", "phone", "city", "timezone", "purchase_freq", "avg_order",
             "interaction_count", "last_purchase", "last_interaction", "has_app",
             "order_id", "order_item", "order_amount", "order_address", "order_delivery"])
-for i in range(240):
+for i in range(150):
     city, area, tz = cities[i % len(cities)]
     item, price = random.choice(items)
     gender_title = "Ms." if i % 2 else "Mr."

@@ -206,7 +206,11 @@ pub async fn run_live(
     };
     let summary = waihu_dialer::run(store.clone(), ep, opts, customers, shutdown).await?;
     let state = store.campaign_get(id).await?.map(|r| r.state);
-    if state.as_deref() == Some("running") && summary.stopped_by == "every contact finished" {
+    // Done when every contact finished or the planned hours are over; a Ctrl-C leaves it
+    // running, so the next `waihu run` continues it.
+    let done = summary.stopped_by == "every contact finished"
+        || summary.stopped_by.starts_with("end of the campaign day");
+    if state.as_deref() == Some("running") && done {
         store.campaign_set_state(id, "finished", &actor).await?;
     }
     Ok((id, summary))
