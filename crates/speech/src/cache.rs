@@ -132,7 +132,11 @@ impl TtsCache {
         if let Some(p) = self.file(key) {
             let bytes: Vec<u8> = audio.iter().flat_map(|s| s.to_le_bytes()).collect();
             // Write then rename, so a crash never leaves a truncated entry under the final name.
-            let tmp = p.with_extension("tmp");
+            // The temporary name is unique: two threads synthesising the same sentence
+            // at once must not rename each other's file away.
+            static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let tmp = p.with_extension(format!("{}-{n}.tmp", std::process::id()));
             std::fs::write(&tmp, bytes)
                 .and_then(|_| std::fs::rename(&tmp, &p))
                 .map_err(|e| format!("writing {}: {e}", p.display()))?;
