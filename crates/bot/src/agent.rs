@@ -241,3 +241,102 @@ impl CallAgent for BotAgent {
         let _ = self.to_brain.send(BrainIn::Ended { early, ms: self.ms });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use waihu_speech::endpoint::EndpointConfig;
+    use waihu_speech::{EspeakTts, LangChoice, Style, Synthesizer, Voice};
+
+    fn speech(text: &str) -> Vec<i16> {
+        let synth = Synthesizer::new(Arc::new(EspeakTts::default()));
+        synth
+            .synthesize_all(
+                text,
+                Voice {
+                    style: Style::default(),
+                    lang: LangChoice::En,
+                    rate: 8000,
+                },
+            )
+            .expect("espeak-ng is installed by scripts/setup.sh")
+    }
+
+    fn agent() -> (
+        BotAgent,
+        mpsc::UnboundedReceiver<BrainIn>,
+        std_mpsc::Sender<AgentCmd>,
+    ) {
+        let vad = waihu_speech::vad::default_vad(8000).unwrap();
+        let seg = Segmenter::new(vad, EndpointConfig::default());
+        let (tb, rb) = mpsc::unbounded_channel();
+        let (ta, ra) = std_mpsc::channel();
+        let a = BotAgent::new(seg, tb, ra, Arc::new(AtomicU64::new(1)));
+        (a, rb, ta)
+    }
+
+    /// Plays a 10 s prompt while the callee starts talking 1 s in; returns the
+    /// frame index where the barge-in was reported and the first silent frame sent.
+    fn run(barge_in: bool) -> (Option<usize>, Option<usize>, usize) {
+        let (mut a, mut rx, tx) = agent();
+        let prompt: Vec<i16> = (0..80_000)
+            .map(|i| ((i as f32 * 0.05).sin() * 8000.0) as i16)
+            .collect();
+        tx.send(AgentCmd::Start { id: 1, barge_in }).unwrap();
+        tx.send(AgentCmd::Audio {
+            id: 1,
+            samples: prompt,
+        })
+        .unwrap();
+        tx.send(AgentCmd::End { id: 1 }).unwrap();
+        let callee = speech("Sorry, I am busy right now, please call me back tomorrow afternoon.");
+        let now = Instant::now();
+        let (mut barge_at, mut silent_at) = (None, None);
+        let onset = 50; // 1 s of silence, then the callee talks
+        let mut say = vec![0i16; 160];
+        for f in 0..300 {
+            let heard: Vec<i16> = if f >= onset {
+                let i = (f - onset) * 160;
+                callee.get(i..i + 160).map_or(vec![0; 160], |s| s.to_vec())
+            } else {
+                vec![0; 160]
+            };
+            say.iter_mut().for_each(|x| *x = 0);
+            a.on_frame(now, &heard, &mut say);
+            while let Ok(m) = rx.try_recv() {
+                if matches!(m, BrainIn::BargeIn { .. }) && barge_at.is_none() {
+                    barge_at = Some(f);
+                }
+            }
+            if f > 0 && silent_at.is_none() && say.iter().all(|&x| x == 0) {
+                silent_at = Some(f);
+            }
+        }
+        (barge_at, silent_at, onset)
+    }
+
+    #[test]
+    fn barge_in_silences_the_prompt_in_the_frame_it_is_detected() {
+        let (barge, silent, onset) = run(true);
+        let barge = barge.expect("the callee's speech over the prompt is a barge-in");
+        assert_eq!(
+            silent,
+            Some(barge),
+            "the frame that detected it already went out silent"
+        );
+        // Not before `barge_in_ms` (300 ms = frames onset..=onset+14) of voice: fillers and
+        // clicks do not interrupt.
+        assert!(
+            barge > onset + 300 / 20 - 2,
+            "barge-in at frame {barge}, onset {onset}"
+        );
+        assert!(barge <= onset + 40, "barge-in too late: frame {barge}");
+    }
+
+    #[test]
+    fn a_prompt_without_barge_in_keeps_playing_over_the_callee() {
+        let (barge, silent, _) = run(false);
+        assert_eq!(barge, None);
+        assert_eq!(silent, None, "the 10 s prompt played on");
+    }
+}

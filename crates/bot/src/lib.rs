@@ -797,3 +797,55 @@ fn is_noise(text: &str) -> bool {
             "you" | "thanks for watching" | "music" | "applause"
         )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use waihu_core::CallOutcome;
+
+    #[test]
+    fn carrier_announcements_name_the_network_outcome() {
+        for (text, want) in [
+            (
+                "The number you have dialed is switched off. Please try again later.",
+                Some(CallOutcome::PoweredOff),
+            ),
+            (
+                "您拨打的电话已关机，请稍后再拨。",
+                Some(CallOutcome::PoweredOff),
+            ),
+            (
+                "The subscriber you dialed is not reachable.",
+                Some(CallOutcome::PoweredOff),
+            ),
+            (
+                "您拨打的号码是空号，请查证后再拨。",
+                Some(CallOutcome::InvalidNumber),
+            ),
+            (
+                "The number you have dialed is not in service.",
+                Some(CallOutcome::InvalidNumber),
+            ),
+            (
+                "The subscriber is busy, please try again later.",
+                Some(CallOutcome::Busy),
+            ),
+            ("您拨打的用户正在通话中", Some(CallOutcome::Busy)),
+            ("Please hold while we connect your call.", None),
+        ] {
+            assert_eq!(classify_announcement(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn voicemail_greetings_and_whisper_noise() {
+        assert!(is_voicemail_greeting(
+            "Hi, you've reached Anna. Please leave a message after the tone."
+        ));
+        assert!(is_voicemail_greeting("您好，请在提示音后留言。"));
+        assert!(!is_voicemail_greeting("Yes, speaking. Go ahead."));
+        assert!(is_noise(" you "));
+        assert!(is_noise("..."));
+        assert!(!is_noise("Yes."));
+    }
+}
