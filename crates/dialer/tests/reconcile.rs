@@ -67,5 +67,12 @@ async fn calls_left_open_by_a_killed_process_are_closed_as_failed() {
     assert_eq!(c.summary.outcome.as_deref(), Some("failed"));
     // A second start finds nothing left to close.
     assert_eq!(waihu_dialer::reconcile(&store, later).await.unwrap(), 0);
-    assert_eq!(store.events_of_type("attempt_ended", 0, 100).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .events_of_type("attempt_ended", 0, 100)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 }
