@@ -116,6 +116,9 @@ pub struct CallResult {
     pub duration_s: f64,
     pub turns: usize,
     pub barge_ins: u32,
+    /// What the early-media announcement said (unanswered calls with one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub announcement: Option<String>,
     #[serde(skip)]
     pub latencies: Vec<waihu_bot::Latency>,
     pub errors: Vec<String>,
@@ -281,6 +284,24 @@ pub async fn run(
     let mut planner = Planner::new(campaign);
     let mut by_ref: HashMap<ContactRef, Customer> = HashMap::new();
     for c in customers {
+        // A customer without what the script needs is reported, never dialled.
+        let vars = call_vars(&c, &opts.constants);
+        let missing: Vec<&str> = opts
+            .script
+            .prog
+            .required
+            .iter()
+            .map(|(_, name, _)| name.as_str())
+            .filter(|name| !vars.iter().any(|(k, _)| k == name))
+            .collect();
+        if !missing.is_empty() {
+            summary.skipped_contacts.push(format!(
+                "customer {}: the script needs {} / 缺少话术变量",
+                c.id.0,
+                missing.join(", ")
+            ));
+            continue;
+        }
         if store.dnc_contains(&c.phone, "global").await? {
             planner.add_dnc(&c.phone);
         }
@@ -473,6 +494,7 @@ async fn call(
         duration_s: 0.0,
         turns: 0,
         barge_ins: 0,
+        announcement: None,
         latencies: Vec::new(),
         errors: Vec::new(),
     };
@@ -642,6 +664,7 @@ async fn call(
     result.duration_s = duration_s;
     result.turns = bot.turns.len();
     result.barge_ins = bot.barge_ins;
+    result.announcement = bot.announcement.clone();
     result.latencies = bot.latencies().copied().collect();
     result.errors.extend(bot.errors.iter().cloned());
     Finished {

@@ -37,8 +37,9 @@ pub trait CallAgent: Send {
 pub enum IncomingPlan {
     /// Ring (180) for `ring_for`, then answer and hand the media to the agent.
     Answer { ring_for: Duration },
-    /// Ring for `after` — with 183 and `announcement` played as early media
-    /// when given (a carrier's "the number you dialled is switched off") —
+    /// Ring for `after` — with 183 and `announcement` played once as early
+    /// media when given (a carrier's "the number you dialled is switched off"),
+    /// silence after it —
     /// then reject with `status` (486 busy, 480 unavailable, 404 ...). A long
     /// `after` rings until the caller gives up and cancels.
     Reject {

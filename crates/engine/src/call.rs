@@ -463,7 +463,7 @@ pub async fn serve_incoming_with(
                 Some((audio, sdp, neg)) => {
                     ep.early_media(inc.call, sdp)?;
                     media.start(neg, true);
-                    media.source = Box::new(PcmPlayer::new(audio, true));
+                    media.source = Box::new(PcmPlayer::new(audio, false));
                     media.early_sending = true;
                 }
                 None => ep.ring(inc.call)?,

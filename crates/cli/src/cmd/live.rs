@@ -306,7 +306,11 @@ pub fn print_summary(s: &Summary, lat: &LatencyStats) {
         );
     }
     if !s.skipped_contacts.is_empty() {
-        println!("   skipped contacts: {}", s.skipped_contacts.len());
+        println!(
+            "   跳过 skipped {} contacts, e.g. {}",
+            s.skipped_contacts.len(),
+            s.skipped_contacts[0]
+        );
     }
     let errors: usize = s.calls.iter().map(|c| c.errors.len()).sum();
     if errors > 0 {
@@ -416,9 +420,20 @@ fn business_morning(zone: waihu_nlu::Tz) -> chrono::DateTime<chrono::Utc> {
 pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
     let campaign = waihu_campaign::config::Campaign::from_yaml(&a.campaign_yaml)
         .map_err(|e| anyhow::anyhow!("demo campaign: {e}"))?;
-    let (lang, prefix, shop) = match a.lang.as_str() {
-        "zh" => (waihu_speech::Lang::Zh, "+86", "优选商城"),
-        _ => (waihu_speech::Lang::En, "+1", "BestBuy Online"),
+    // Script variables every call gets; a customer's own attributes override them (the
+    // Chinese sample has order ids and amounts but no item, address or delivery slot).
+    let (lang, prefix, constants): (_, _, &[(&str, &str)]) = match a.lang.as_str() {
+        "zh" => (
+            waihu_speech::Lang::Zh,
+            "+86",
+            &[
+                ("shop", "优选商城"),
+                ("order.item", "空气净化器"),
+                ("order.address", "上海市浦东新区世纪大道100号"),
+                ("order.delivery", "明天上午9点到12点"),
+            ],
+        ),
+        _ => (waihu_speech::Lang::En, "+1", &[("shop", "BestBuy Online")]),
     };
     if !a.json {
         println!(
@@ -492,12 +507,16 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
                 trunk: sim.addr,
                 bind: "127.0.0.1:0".parse()?,
                 concurrency: a.concurrency,
-                constants: vec![("shop".into(), shop.into())],
+                constants: constants
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
                 prefix: Some(prefix.into()),
                 asr_model: None,
                 asr_slots: None,
                 clock,
-                until: Some(start + chrono::Duration::hours(12)),
+                // Six hours of campaign clock: every retry the campaign allows fits.
+                until: Some(start + chrono::Duration::hours(6)),
             };
             let (id, summary) = run_live(ctx, &store, setup, shutdown_on_ctrl_c()).await?;
             std::fs::write(&a.campaign_file, with_id(&a.campaign_yaml, id.0))?;
