@@ -570,6 +570,12 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
             score.share() * 100.0,
             report.wall_s
         );
+        let per: Vec<String> = score
+            .per_persona
+            .iter()
+            .map(|(p, s)| format!("{} {}/{}", p.name(), s.correct, s.calls))
+            .collect();
+        println!("     by persona: {}", per.join(", "));
         for m in score.mismatches.iter().take(5) {
             println!(
                 "     ✗ {} {:?}: expected {} / {:?}, stored {} / {:?}",
