@@ -200,7 +200,9 @@ const VOICEMAIL_CUES: &[&str] = &[
     "not available to take your call",
     "留言",
     "语音信箱",
+    "語音信箱",
     "提示音后",
+    "提示音後",
     "嘀声后",
 ];
 
@@ -218,8 +220,11 @@ pub fn classify_announcement(text: &str) -> Option<waihu_core::CallOutcome> {
         "not reachable",
         "out of service area",
         "关机",
+        "關機",
         "无法接通",
+        "無法接通",
         "不在服务区",
+        "不在服務區",
     ]) {
         Some(O::PoweredOff)
     } else if has(&[
@@ -228,10 +233,11 @@ pub fn classify_announcement(text: &str) -> Option<waihu_core::CallOutcome> {
         "is not a working",
         "disconnected",
         "空号",
+        "空號",
         "不存在",
     ]) {
         Some(O::InvalidNumber)
-    } else if has(&["is busy", "on another call", "正在通话", "忙"]) {
+    } else if has(&["is busy", "on another call", "正在通话", "正在通話", "忙"]) {
         Some(O::Busy)
     } else {
         None
