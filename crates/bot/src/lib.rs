@@ -466,8 +466,7 @@ impl Brain {
         let Some(p) = self.playing.as_ref().filter(|p| p.id == id) else {
             return;
         };
-        let turn = p.turn;
-        if let Some(t) = self.report.turns.get_mut(turn) {
+        if let Some(t) = self.report.turns.get_mut(p.turn) {
             t.start_ms = ms;
         }
         let tts_first = self.tts_first.take().and_then(|rx| rx.try_recv().ok());
@@ -480,7 +479,6 @@ impl Brain {
                 self.note(Note::Turn(Box::new(t)));
             }
         }
-        let _ = turn;
     }
 
     /// A bot turn is stored once its prompt ended (played out, interrupted or cut by the hang-up).
@@ -534,11 +532,15 @@ impl Brain {
         }
         if first_turn && is_voicemail_greeting(&text) {
             self.report.voicemail = true;
-            if self.playing.take().is_some() {
+            if let Some(p) = self.playing.take() {
                 let _ = self.to_agent.send(AgentCmd::Stop);
                 self.current.store(0, Ordering::Relaxed);
+                self.note_bot_turn(p.turn, utt.end_ms);
             }
-            self.push_callee_turn(&utt, text, None, None, None, lat);
+            let idx = self.push_callee_turn(&utt, text, None, None, None);
+            if let Some(t) = self.report.turns.get(idx) {
+                self.note(Note::Turn(Box::new(t.clone())));
+            }
             self.ending = true;
             self.report.outcome = Some("voicemail".into());
             self.hangup("voicemail greeting");
@@ -565,7 +567,6 @@ impl Brain {
             Some(&nlu),
             Some(emotion.label.as_str().to_string()),
             Some(features),
-            lat,
         );
         self.no_input_at = None;
         let t2 = Instant::now();
@@ -594,7 +595,6 @@ impl Brain {
         nlu: Option<&NluResult>,
         emotion: Option<String>,
         features: Option<Features>,
-        lat: Latency,
     ) -> usize {
         self.seq += 1;
         let turn = Turn {
@@ -618,7 +618,6 @@ impl Brain {
         self.report.turns.push(turn);
         let idx = self.report.turns.len() - 1;
         self.last_emotion = emotion;
-        let _ = lat;
         idx
     }
 
