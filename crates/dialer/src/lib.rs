@@ -130,6 +130,8 @@ pub struct Summary {
     pub contacts: usize,
     pub skipped_contacts: Vec<String>,
     pub reconciled: usize,
+    /// Attempts on these numbers already in the log (last 8 days), counted against the caps.
+    pub prior_attempts: usize,
     pub attempts: usize,
     pub outcomes: BTreeMap<String, usize>,
     pub business: BTreeMap<String, usize>,
@@ -315,6 +317,28 @@ pub async fn run(
         }
     }
     summary.contacts = by_ref.len();
+    // Caps hold across campaigns and across restarts: count what the log already holds.
+    let phones: HashMap<i64, &str> = by_ref
+        .values()
+        .map(|c| (c.id.0, c.phone.as_str()))
+        .collect();
+    let since = opts.clock.now() - chrono::Duration::days(8);
+    let mut after = 0;
+    loop {
+        let page = store
+            .events_of_type("attempt_started", after, 10_000)
+            .await?;
+        let Some((last, _)) = page.last() else { break };
+        after = *last;
+        for (_, e) in &page {
+            if let Some(phone) = e.customer.and_then(|c| phones.get(&c.0)) {
+                if e.at >= since {
+                    planner.record_external_attempt(phone, e.at);
+                    summary.prior_attempts += 1;
+                }
+            }
+        }
+    }
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Finished>();
     let mut live = 0usize;
     let mut seq = 0u64;
