@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Generates examples/customers-us.csv: the English demo's customers (fictional
-names, +1 numbers in the 555-01xx-style fictional range, each with an order to
+names, +1 numbers in 555-2xxx (fictional; customers.csv uses 555-01xx), each with an order to
 confirm). Deterministic: python3 examples/gen_customers_us.py > examples/customers-us.csv"""
 import csv, random, sys
 
@@ -30,7 +30,7 @@ for i in range(150):
     w.writerow([
         f"U{200000 + i}",
         f"{gender_title} {random.choice(last)}",
-        f"+1{area}555{i:04d}",
+        f"+1{area}555{2000 + i:04d}",  # 555-2xxx: never one of customers.csv's +1 555-01xx numbers
         city, tz,
         random.randint(1, 20), random.randint(30, 2000), random.randint(0, 12),
         random.randint(1, 365), random.randint(1, 365), random.choice(["yes", "no"]),
