@@ -48,20 +48,26 @@ pub struct ScriptKit {
     pub nlu: Arc<Nlu>,
 }
 
+/// The NLU of a script: the built-in intents plus the script's own. One
+/// place, so `waihu script chat|test` hear exactly what live calls hear.
+pub fn script_nlu(prog: &Program) -> Result<Nlu, waihu_nlu::Error> {
+    let custom: Vec<waihu_nlu::CustomIntent> = prog
+        .intents
+        .iter()
+        .map(|i| waihu_nlu::CustomIntent {
+            name: i.name.clone(),
+            description: None,
+            examples: i.examples.clone(),
+            keywords: i.keywords.clone(),
+            regexes: Vec::new(),
+        })
+        .collect();
+    Nlu::with_custom(&custom)
+}
+
 impl ScriptKit {
     pub fn new(prog: Program) -> Result<ScriptKit, waihu_nlu::Error> {
-        let custom: Vec<waihu_nlu::CustomIntent> = prog
-            .intents
-            .iter()
-            .map(|i| waihu_nlu::CustomIntent {
-                name: i.name.clone(),
-                description: None,
-                examples: i.examples.clone(),
-                keywords: i.keywords.clone(),
-                regexes: Vec::new(),
-            })
-            .collect();
-        let nlu = Nlu::with_custom(&custom)?;
+        let nlu = script_nlu(&prog)?;
         Ok(ScriptKit {
             prog: Arc::new(prog),
             nlu: Arc::new(nlu),
@@ -316,8 +322,8 @@ struct Brain {
     listen: Option<u32>,
     no_input_at: Option<tokio::time::Instant>,
     ending: bool,
-    /// The callee turn whose reply is being synthesised: (turn index, breakdown, end of speech ms, TTS start).
-    pending_latency: Option<(usize, Latency, u64, Instant)>,
+    /// The callee turn whose reply is being synthesised: (turn index, breakdown, end of speech ms).
+    pending_latency: Option<(usize, Latency, u64)>,
     seq: u32,
     last_emotion: Option<String>,
     tts_first: Option<std_mpsc::Receiver<f64>>,
@@ -470,7 +476,7 @@ impl Brain {
             t.start_ms = ms;
         }
         let tts_first = self.tts_first.take().and_then(|rx| rx.try_recv().ok());
-        if let Some((callee_turn, mut lat, end_ms, _)) = self.pending_latency.take() {
+        if let Some((callee_turn, mut lat, end_ms)) = self.pending_latency.take() {
             lat.tts_first_ms = tts_first.unwrap_or_default();
             lat.total_ms = ms.saturating_sub(end_ms) as f64;
             if let Some(t) = self.report.turns.get_mut(callee_turn) {
@@ -569,13 +575,12 @@ impl Brain {
             Some(features),
         );
         self.no_input_at = None;
-        let t2 = Instant::now();
         self.step(
             Input::Utterance {
                 nlu: &nlu,
                 emotion: Some(emotion),
             },
-            Some((idx, lat, utt.end_ms, t2)),
+            Some((idx, lat, utt.end_ms)),
         );
         self.arm_listen();
     }
@@ -622,7 +627,7 @@ impl Brain {
     }
 
     /// Feeds the interpreter and carries out what it asks.
-    fn step(&mut self, input: Input<'_>, heard: Option<(usize, Latency, u64, Instant)>) {
+    fn step(&mut self, input: Input<'_>, heard: Option<(usize, Latency, u64)>) {
         let now = (self.setup.clock)();
         let before = self.interp.state().to_string();
         let t = Instant::now();
@@ -668,14 +673,14 @@ impl Brain {
                 }
             }
         }
-        if let Some((idx, mut lat, end_ms, _)) = heard {
+        if let Some((idx, mut lat, end_ms)) = heard {
             lat.dialog_ms = dialog_ms;
             if texts.is_empty() {
                 if let Some(t) = self.report.turns.get(idx) {
                     self.note(Note::Turn(Box::new(t.clone())));
                 }
             } else {
-                self.pending_latency = Some((idx, lat, end_ms, Instant::now()));
+                self.pending_latency = Some((idx, lat, end_ms));
             }
         }
         if !texts.is_empty() {

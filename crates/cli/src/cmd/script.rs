@@ -189,19 +189,7 @@ fn validate(files: &[PathBuf], customer: &[String], json: bool) -> anyhow::Resul
 /// ("明天下午") at the real clock; otherwise at the fixed simulation start, so
 /// test runs are reproducible.
 fn classifier(prog: &Program, live: bool) -> anyhow::Result<impl Fn(&str) -> NluResult> {
-    let custom: Vec<waihu_nlu::CustomIntent> = prog
-        .intents
-        .iter()
-        .map(|i| waihu_nlu::CustomIntent {
-            name: i.name.clone(),
-            description: None,
-            examples: i.examples.clone(),
-            keywords: i.keywords.clone(),
-            regexes: Vec::new(),
-        })
-        .collect();
-    let nlu = waihu_nlu::Nlu::with_custom(&custom)
-        .map_err(|e| anyhow::anyhow!("training the NLU: {e}"))?;
+    let nlu = waihu_bot::script_nlu(prog).map_err(|e| anyhow::anyhow!("training the NLU: {e}"))?;
     let zone = match prog.language {
         waihu_dialog::Language::Zh => "Asia/Shanghai",
         waihu_dialog::Language::En => "America/New_York",
