@@ -557,412 +557,28 @@ impl Campaign {
         if f.name.trim().is_empty() {
             bad("name", "must not be empty".into());
         }
-        let timezone: Tz = match f.timezone.as_deref().unwrap_or("Asia/Shanghai").parse() {
-            Ok(tz) => tz,
-            Err(_) => {
-                bad(
-                    "timezone",
-                    format!(
-                        "unknown IANA time zone '{}'",
-                        f.timezone.as_deref().unwrap_or("")
-                    ),
-                );
-                chrono_tz::Asia::Shanghai
-            }
-        };
+        // Each section reports through `bad` and carries on, so the user sees every problem
+        // at once; issues are listed in the order of the calls below.
+        let timezone = timezone_from(&f, &mut bad);
         let country = f.country.as_deref().unwrap_or("CN").to_ascii_uppercase();
-        let default_windows: Vec<Window> = match country.as_str() {
-            "CN" => vec![
-                Window {
-                    start: 9 * 3600,
-                    end: 12 * 3600,
-                },
-                Window {
-                    start: 14 * 3600,
-                    end: 20 * 3600,
-                },
-            ],
-            "US" => vec![Window {
-                start: 9 * 3600,
-                end: 20 * 3600,
-            }],
-            other => {
-                if f.windows.is_none() {
-                    bad(
-                        "country",
-                        format!("no default windows for '{other}'; give `windows:` explicitly"),
-                    );
-                }
-                Vec::new()
-            }
-        };
-        let mut windows: [Vec<Window>; 7] = std::array::from_fn(|_| default_windows.clone());
-        if let Some(w) = &f.windows {
-            let mut base = default_windows.clone();
-            if let Some(def) = w.get("default") {
-                base = parse_window_list(def, "windows.default", &mut bad);
-            }
-            windows = std::array::from_fn(|_| base.clone());
-            for (k, v) in w {
-                if k == "default" {
-                    continue;
-                }
-                let days: Vec<usize> = match k.as_str() {
-                    "weekdays" => (0..5).collect(),
-                    "weekend" => vec![5, 6],
-                    d => match WEEKDAYS.iter().position(|x| *x == d) {
-                        Some(i) => vec![i],
-                        None => {
-                            bad(
-                                &format!("windows.{k}"),
-                                "unknown day; use default, weekdays, weekend, mon, tue, wed, thu, fri, sat, sun".into(),
-                            );
-                            continue;
-                        }
-                    },
-                };
-                let list = parse_window_list(v, &format!("windows.{k}"), &mut bad);
-                for d in days {
-                    windows[d] = list.clone();
-                }
-            }
-        }
-        let legal_src = f.legal_bounds.clone().unwrap_or_else(|| {
-            vec![LegalBoundFile {
-                prefix: "+1".into(),
-                window: "08:00-21:00".into(),
-            }]
-        });
-        let mut legal_bounds = Vec::new();
-        for (i, lb) in legal_src.iter().enumerate() {
-            let path = format!("legal_bounds[{i}]");
-            let Some((prefix, prefix_len)) = parse_digits(&lb.prefix) else {
-                bad(
-                    &format!("{path}.prefix"),
-                    format!("'{}' is not a number prefix", lb.prefix),
-                );
-                continue;
-            };
-            match parse_window(&lb.window) {
-                Ok(window) => legal_bounds.push(LegalBound {
-                    prefix,
-                    prefix_len,
-                    window,
-                }),
-                Err(e) => bad(&format!("{path}.window"), e),
-            }
-        }
-        if country == "US" {
-            // A US campaign's own windows must sit inside the TCPA bound.
-            for (d, ws) in windows.iter().enumerate() {
-                for w in ws {
-                    if w.start < 8 * 3600 || w.end > 21 * 3600 {
-                        bad(
-                            &format!("windows.{}", WEEKDAYS[d]),
-                            "US calls must fall within 08:00-21:00 callee local time / 美国外呼须在当地 08:00-21:00 内"
-                                .into(),
-                        );
-                        break;
-                    }
-                }
-            }
-        }
-        if windows.iter().all(|w| w.is_empty()) {
-            bad(
-                "windows",
-                "no calling window on any day / 没有任何可拨打时段".into(),
-            );
-        }
-        let active = match &f.active {
-            Some(a) if a.to < a.from => {
-                bad(
-                    "active.to",
-                    format!("{} is before active.from {}", a.to, a.from),
-                );
-                None
-            }
-            Some(a) => Some((a.from, a.to)),
-            None => None,
-        };
-        let caps = &f.caps;
-        if caps.per_number_per_day == Some(0) {
-            bad(
-                "caps.per_number_per_day",
-                "0 would forbid every call; omit it for no cap".into(),
-            );
-        }
-        if let (Some(d), Some(w)) = (caps.per_number_per_day, caps.per_number_per_week) {
-            if w < d {
-                bad(
-                    "caps.per_number_per_week",
-                    format!("{w} is below the daily cap {d}"),
-                );
-            }
-        }
-        let max_attempts = caps.max_attempts.unwrap_or(6);
-        if max_attempts == 0 || max_attempts > 50 {
-            bad(
-                "caps.max_attempts",
-                format!("{max_attempts}: must be between 1 and 50"),
-            );
-        }
-        let mut retry: [Retry; 9] = std::array::from_fn(|i| default_retry(CallOutcome::ALL[i]));
-        for (k, v) in &f.retry {
-            let path = format!("retry.{k}");
-            let Some(o) = CallOutcome::ALL.iter().copied().find(|o| o.as_str() == k) else {
-                bad(&path, "unknown outcome; use busy, no_answer, powered_off, rejected, voicemail, congestion, failed, invalid_number".into());
-                continue;
-            };
-            let r = match v {
-                RetryFile::Word(w) if w == "stop" || w == "never" => Retry::Stop,
-                RetryFile::Word(w) => {
-                    bad(&path, format!("'{w}': use `stop` or {{after: 2h, max: 3}}"));
-                    continue;
-                }
-                RetryFile::Rule { after, max } => match parse_duration(after) {
-                    Ok(secs) if secs > 0 => Retry::After { secs, max: *max },
-                    Ok(_) => {
-                        bad(&format!("{path}.after"), "must be longer than 0s".into());
-                        continue;
-                    }
-                    Err(e) => {
-                        bad(&format!("{path}.after"), e);
-                        continue;
-                    }
-                },
-            };
-            if o == CallOutcome::InvalidNumber && r != Retry::Stop {
-                bad(
-                    &path,
-                    "an invalid number is never retried / 空号不重拨".into(),
-                );
-                continue;
-            }
-            retry[outcome_index(o)] = r;
-        }
-        let mut dnc_prefixes = Vec::new();
-        for (i, p) in f.dnc.prefixes.iter().enumerate() {
-            match parse_digits(p) {
-                Some(d) => dnc_prefixes.push(d),
-                None => bad(
-                    &format!("dnc.prefixes[{i}]"),
-                    format!("'{p}' is not a number prefix"),
-                ),
-            }
-        }
-        let mut dnc_ranges = Vec::new();
-        for (i, r) in f.dnc.ranges.iter().enumerate() {
-            match (parse_digits(&r.from), parse_digits(&r.to)) {
-                (Some((a, la)), Some((b, lb))) if la == lb && a <= b => {
-                    dnc_ranges.push(DigitRange { from: a, to: b })
-                }
-                (Some(_), Some(_)) => bad(
-                    &format!("dnc.ranges[{i}]"),
-                    "from and to must have the same number of digits and from <= to".into(),
-                ),
-                _ => bad(
-                    &format!("dnc.ranges[{i}]"),
-                    "from/to must be phone numbers".into(),
-                ),
-            }
-        }
-        let mut names = HashSet::new();
-        for (i, t) in f.trunks.iter().enumerate() {
-            if !names.insert(t.name.clone()) {
-                bad(
-                    &format!("trunks[{i}].name"),
-                    format!("duplicate trunk '{}'", t.name),
-                );
-            }
-            if t.channels == 0 {
-                bad(
-                    &format!("trunks[{i}].channels"),
-                    "must be at least 1".into(),
-                );
-            }
-            if !(t.cps.is_finite() && t.cps > 0.0) {
-                bad(
-                    &format!("trunks[{i}].cps"),
-                    "must be a positive number".into(),
-                );
-            }
-        }
-        let trunks = if f.trunks.is_empty() {
-            vec![Trunk {
-                name: "default".into(),
-                channels: 100,
-                cps: 10.0,
-            }]
-        } else {
-            f.trunks
-                .iter()
-                .map(|t| Trunk {
-                    name: t.name.clone(),
-                    channels: t.channels,
-                    cps: t.cps,
-                })
-                .collect()
-        };
-        let mut caller_ids = Vec::new();
-        let mut local_presence = true;
-        if let Some(c) = &f.caller_ids {
-            local_presence = c.local_presence;
-            if c.pool.is_empty() {
-                bad(
-                    "caller_ids.pool",
-                    "empty pool; remove `caller_ids` to dial without a caller ID".into(),
-                );
-            }
-            for (i, p) in c.pool.iter().enumerate() {
-                match parse_digits(&p.number) {
-                    Some((digits, _)) => caller_ids.push(CallerId {
-                        number: p.number.clone(),
-                        digits,
-                        region: p.region.clone(),
-                        daily_cap: p.daily_cap,
-                    }),
-                    None => bad(
-                        &format!("caller_ids.pool[{i}].number"),
-                        format!("'{}' is not a phone number", p.number),
-                    ),
-                }
-                if p.daily_cap == Some(0) {
-                    bad(
-                        &format!("caller_ids.pool[{i}].daily_cap"),
-                        "0 makes the number unusable".into(),
-                    );
-                }
-            }
-        }
-        let mut segments = Vec::new();
-        let mut seg_names = HashSet::new();
-        if f.segments.is_empty() {
-            bad(
-                "segments",
-                "at least one segment with a script is required".into(),
-            );
-        }
-        if f.segments.len() > 200 {
-            bad("segments", "at most 200 segments".into());
-        }
-        for (i, s) in f.segments.iter().enumerate() {
-            if !seg_names.insert(s.name.clone()) {
-                bad(
-                    &format!("segments[{i}].name"),
-                    format!("duplicate segment '{}'", s.name),
-                );
-            }
-            if s.script.trim().is_empty() {
-                bad(
-                    &format!("segments[{i}].script"),
-                    "must name a script".into(),
-                );
-            }
-            let value = s.value.unwrap_or(1.0);
-            if !(value.is_finite() && value > 0.0) {
-                bad(
-                    &format!("segments[{i}].value"),
-                    "must be a positive number".into(),
-                );
-            }
-            segments.push(Segment {
-                name: s.name.clone(),
-                script: s.script.clone(),
-                value,
-            });
-        }
-        let mut fallback = Vec::new();
-        for (i, r) in f.fallback.iter().enumerate() {
-            let channel = match r.channel.as_str() {
-                "sms" => FallbackChannel::Sms,
-                "push" => FallbackChannel::Push,
-                other => {
-                    bad(
-                        &format!("fallback[{i}].channel"),
-                        format!("'{other}': use sms or push"),
-                    );
-                    continue;
-                }
-            };
-            let only_with_app = match r.when.as_deref() {
-                None => channel == FallbackChannel::Push,
-                Some("has_app") => true,
-                Some(other) => {
-                    bad(
-                        &format!("fallback[{i}].when"),
-                        format!("'{other}': only has_app is known"),
-                    );
-                    continue;
-                }
-            };
-            if r.after_unanswered == 0 {
-                bad(
-                    &format!("fallback[{i}].after_unanswered"),
-                    "must be at least 1".into(),
-                );
-            }
-            fallback.push(Fallback {
-                after_unanswered: r.after_unanswered,
-                channel,
-                template: r.template.clone(),
-                only_with_app,
-            });
-        }
-        let pacing = match &f.pacing {
-            None => PacingMode::Progressive,
-            Some(p) => match p.mode.as_str() {
-                "progressive" => PacingMode::Progressive,
-                "predictive" => {
-                    let t = p.target_abandon_rate.unwrap_or(0.03);
-                    if !(t > 0.0 && t <= 0.03) {
-                        bad(
-                            "pacing.target_abandon_rate",
-                            format!("{t}: must be in (0, 0.03] (US/UK rule: 3%)"),
-                        );
-                    }
-                    PacingMode::Predictive {
-                        target_abandon_rate: t,
-                    }
-                }
-                other => {
-                    bad(
-                        "pacing.mode",
-                        format!("'{other}': use progressive or predictive"),
-                    );
-                    PacingMode::Progressive
-                }
-            },
-        };
-        let (mut policy, mut prior_answer_rate, mut prior_strength, mut defer_below) =
-            (Policy::BestTime, 0.3, 20.0, 0.0);
-        if let Some(r) = &f.ranking {
-            match r.policy.as_deref() {
-                None | Some("best_time") | Some("best-time") => {}
-                Some("fifo") => policy = Policy::Fifo,
-                Some(other) => bad(
-                    "ranking.policy",
-                    format!("'{other}': use best_time or fifo"),
-                ),
-            }
-            if let Some(p) = r.prior_answer_rate {
-                if !(p > 0.0 && p < 1.0) {
-                    bad("ranking.prior_answer_rate", "must be in (0, 1)".into());
-                }
-                prior_answer_rate = p;
-            }
-            if let Some(d) = r.defer_below {
-                if !(0.0..1.0).contains(&d) {
-                    bad("ranking.defer_below", "must be in [0, 1)".into());
-                }
-                defer_below = d;
-            }
-            if let Some(s) = r.prior_strength {
-                if !(s > 0.0 && s.is_finite()) {
-                    bad("ranking.prior_strength", "must be positive".into());
-                }
-                prior_strength = s;
-            }
-        }
+        let windows = windows_from(&f, &country, &mut bad);
+        let legal_bounds = legal_bounds_from(&f, &mut bad);
+        check_windows(&country, &windows, &mut bad);
+        let active = active_from(&f, &mut bad);
+        let max_attempts = caps_from(&f, &mut bad);
+        let retry = retry_from(&f, &mut bad);
+        let (dnc_prefixes, dnc_ranges) = dnc_from(&f, &mut bad);
+        let trunks = trunks_from(&f, &mut bad);
+        let (caller_ids, local_presence) = caller_ids_from(&f, &mut bad);
+        let segments = segments_from(&f, &mut bad);
+        let fallback = fallback_from(&f, &mut bad);
+        let pacing = pacing_from(&f, &mut bad);
+        let Ranking {
+            policy,
+            prior_answer_rate,
+            prior_strength,
+            defer_below,
+        } = ranking_from(&f, &mut bad);
         let honour_callbacks = f.callback.as_ref().map(|c| c.honour).unwrap_or(true);
         if !issues.is_empty() {
             return Err(ConfigError { issues });
@@ -976,8 +592,8 @@ impl Campaign {
             windows,
             legal_bounds,
             holidays: f.holidays.into_iter().collect(),
-            per_number_per_day: caps.per_number_per_day,
-            per_number_per_week: caps.per_number_per_week,
+            per_number_per_day: f.caps.per_number_per_day,
+            per_number_per_week: f.caps.per_number_per_week,
             max_attempts,
             retry,
             honour_callbacks,
@@ -999,6 +615,490 @@ impl Campaign {
 
     pub fn segment_index(&self, name: &str) -> Option<usize> {
         self.segments.iter().position(|s| s.name == name)
+    }
+}
+
+/// Where the `ranking` section leaves the planner's policy and its priors.
+struct Ranking {
+    policy: Policy,
+    prior_answer_rate: f64,
+    prior_strength: f64,
+    defer_below: f64,
+}
+
+fn timezone_from(f: &CampaignFile, bad: &mut impl FnMut(&str, String)) -> Tz {
+    match f.timezone.as_deref().unwrap_or("Asia/Shanghai").parse() {
+        Ok(tz) => tz,
+        Err(_) => {
+            bad(
+                "timezone",
+                format!(
+                    "unknown IANA time zone '{}'",
+                    f.timezone.as_deref().unwrap_or("")
+                ),
+            );
+            chrono_tz::Asia::Shanghai
+        }
+    }
+}
+
+/// Calling windows per weekday: the country's defaults, overridden by `windows:`.
+fn windows_from(
+    f: &CampaignFile,
+    country: &str,
+    bad: &mut impl FnMut(&str, String),
+) -> [Vec<Window>; 7] {
+    let default_windows: Vec<Window> = match country {
+        "CN" => vec![
+            Window {
+                start: 9 * 3600,
+                end: 12 * 3600,
+            },
+            Window {
+                start: 14 * 3600,
+                end: 20 * 3600,
+            },
+        ],
+        "US" => vec![Window {
+            start: 9 * 3600,
+            end: 20 * 3600,
+        }],
+        other => {
+            if f.windows.is_none() {
+                bad(
+                    "country",
+                    format!("no default windows for '{other}'; give `windows:` explicitly"),
+                );
+            }
+            Vec::new()
+        }
+    };
+    let mut windows: [Vec<Window>; 7] = std::array::from_fn(|_| default_windows.clone());
+    if let Some(w) = &f.windows {
+        let mut base = default_windows.clone();
+        if let Some(def) = w.get("default") {
+            base = parse_window_list(def, "windows.default", &mut *bad);
+        }
+        windows = std::array::from_fn(|_| base.clone());
+        for (k, v) in w {
+            if k == "default" {
+                continue;
+            }
+            let days: Vec<usize> = match k.as_str() {
+                "weekdays" => (0..5).collect(),
+                "weekend" => vec![5, 6],
+                d => match WEEKDAYS.iter().position(|x| *x == d) {
+                    Some(i) => vec![i],
+                    None => {
+                        bad(
+                            &format!("windows.{k}"),
+                            "unknown day; use default, weekdays, weekend, mon, tue, wed, thu, fri, sat, sun".into(),
+                        );
+                        continue;
+                    }
+                },
+            };
+            let list = parse_window_list(v, &format!("windows.{k}"), &mut *bad);
+            for d in days {
+                windows[d] = list.clone();
+            }
+        }
+    }
+    windows
+}
+
+fn legal_bounds_from(f: &CampaignFile, bad: &mut impl FnMut(&str, String)) -> Vec<LegalBound> {
+    let legal_src = f.legal_bounds.clone().unwrap_or_else(|| {
+        vec![LegalBoundFile {
+            prefix: "+1".into(),
+            window: "08:00-21:00".into(),
+        }]
+    });
+    let mut legal_bounds = Vec::new();
+    for (i, lb) in legal_src.iter().enumerate() {
+        let path = format!("legal_bounds[{i}]");
+        let Some((prefix, prefix_len)) = parse_digits(&lb.prefix) else {
+            bad(
+                &format!("{path}.prefix"),
+                format!("'{}' is not a number prefix", lb.prefix),
+            );
+            continue;
+        };
+        match parse_window(&lb.window) {
+            Ok(window) => legal_bounds.push(LegalBound {
+                prefix,
+                prefix_len,
+                window,
+            }),
+            Err(e) => bad(&format!("{path}.window"), e),
+        }
+    }
+    legal_bounds
+}
+
+/// Checks the windows against the country's legal bound, once legal bounds are read.
+fn check_windows(country: &str, windows: &[Vec<Window>; 7], bad: &mut impl FnMut(&str, String)) {
+    if country == "US" {
+        // A US campaign's own windows must sit inside the TCPA bound.
+        for (d, ws) in windows.iter().enumerate() {
+            for w in ws {
+                if w.start < 8 * 3600 || w.end > 21 * 3600 {
+                    bad(
+                        &format!("windows.{}", WEEKDAYS[d]),
+                        "US calls must fall within 08:00-21:00 callee local time / 美国外呼须在当地 08:00-21:00 内"
+                            .into(),
+                    );
+                    break;
+                }
+            }
+        }
+    }
+    if windows.iter().all(|w| w.is_empty()) {
+        bad(
+            "windows",
+            "no calling window on any day / 没有任何可拨打时段".into(),
+        );
+    }
+}
+
+fn active_from(
+    f: &CampaignFile,
+    bad: &mut impl FnMut(&str, String),
+) -> Option<(NaiveDate, NaiveDate)> {
+    match &f.active {
+        Some(a) if a.to < a.from => {
+            bad(
+                "active.to",
+                format!("{} is before active.from {}", a.to, a.from),
+            );
+            None
+        }
+        Some(a) => Some((a.from, a.to)),
+        None => None,
+    }
+}
+
+/// Checks the caps; returns `max_attempts` (the other caps are taken as written).
+fn caps_from(f: &CampaignFile, bad: &mut impl FnMut(&str, String)) -> u32 {
+    let caps = &f.caps;
+    if caps.per_number_per_day == Some(0) {
+        bad(
+            "caps.per_number_per_day",
+            "0 would forbid every call; omit it for no cap".into(),
+        );
+    }
+    if let (Some(d), Some(w)) = (caps.per_number_per_day, caps.per_number_per_week) {
+        if w < d {
+            bad(
+                "caps.per_number_per_week",
+                format!("{w} is below the daily cap {d}"),
+            );
+        }
+    }
+    let max_attempts = caps.max_attempts.unwrap_or(6);
+    if max_attempts == 0 || max_attempts > 50 {
+        bad(
+            "caps.max_attempts",
+            format!("{max_attempts}: must be between 1 and 50"),
+        );
+    }
+    max_attempts
+}
+
+fn retry_from(f: &CampaignFile, bad: &mut impl FnMut(&str, String)) -> [Retry; 9] {
+    let mut retry: [Retry; 9] = std::array::from_fn(|i| default_retry(CallOutcome::ALL[i]));
+    for (k, v) in &f.retry {
+        let path = format!("retry.{k}");
+        let Some(o) = CallOutcome::ALL.iter().copied().find(|o| o.as_str() == k) else {
+            bad(&path, "unknown outcome; use busy, no_answer, powered_off, rejected, voicemail, congestion, failed, invalid_number".into());
+            continue;
+        };
+        let r = match v {
+            RetryFile::Word(w) if w == "stop" || w == "never" => Retry::Stop,
+            RetryFile::Word(w) => {
+                bad(&path, format!("'{w}': use `stop` or {{after: 2h, max: 3}}"));
+                continue;
+            }
+            RetryFile::Rule { after, max } => match parse_duration(after) {
+                Ok(secs) if secs > 0 => Retry::After { secs, max: *max },
+                Ok(_) => {
+                    bad(&format!("{path}.after"), "must be longer than 0s".into());
+                    continue;
+                }
+                Err(e) => {
+                    bad(&format!("{path}.after"), e);
+                    continue;
+                }
+            },
+        };
+        if o == CallOutcome::InvalidNumber && r != Retry::Stop {
+            bad(
+                &path,
+                "an invalid number is never retried / 空号不重拨".into(),
+            );
+            continue;
+        }
+        retry[outcome_index(o)] = r;
+    }
+    retry
+}
+
+fn dnc_from(
+    f: &CampaignFile,
+    bad: &mut impl FnMut(&str, String),
+) -> (Vec<(u64, u32)>, Vec<DigitRange>) {
+    let mut dnc_prefixes = Vec::new();
+    for (i, p) in f.dnc.prefixes.iter().enumerate() {
+        match parse_digits(p) {
+            Some(d) => dnc_prefixes.push(d),
+            None => bad(
+                &format!("dnc.prefixes[{i}]"),
+                format!("'{p}' is not a number prefix"),
+            ),
+        }
+    }
+    let mut dnc_ranges = Vec::new();
+    for (i, r) in f.dnc.ranges.iter().enumerate() {
+        match (parse_digits(&r.from), parse_digits(&r.to)) {
+            (Some((a, la)), Some((b, lb))) if la == lb && a <= b => {
+                dnc_ranges.push(DigitRange { from: a, to: b })
+            }
+            (Some(_), Some(_)) => bad(
+                &format!("dnc.ranges[{i}]"),
+                "from and to must have the same number of digits and from <= to".into(),
+            ),
+            _ => bad(
+                &format!("dnc.ranges[{i}]"),
+                "from/to must be phone numbers".into(),
+            ),
+        }
+    }
+    (dnc_prefixes, dnc_ranges)
+}
+
+fn trunks_from(f: &CampaignFile, bad: &mut impl FnMut(&str, String)) -> Vec<Trunk> {
+    let mut names = HashSet::new();
+    for (i, t) in f.trunks.iter().enumerate() {
+        if !names.insert(t.name.clone()) {
+            bad(
+                &format!("trunks[{i}].name"),
+                format!("duplicate trunk '{}'", t.name),
+            );
+        }
+        if t.channels == 0 {
+            bad(
+                &format!("trunks[{i}].channels"),
+                "must be at least 1".into(),
+            );
+        }
+        if !(t.cps.is_finite() && t.cps > 0.0) {
+            bad(
+                &format!("trunks[{i}].cps"),
+                "must be a positive number".into(),
+            );
+        }
+    }
+    let trunks = if f.trunks.is_empty() {
+        vec![Trunk {
+            name: "default".into(),
+            channels: 100,
+            cps: 10.0,
+        }]
+    } else {
+        f.trunks
+            .iter()
+            .map(|t| Trunk {
+                name: t.name.clone(),
+                channels: t.channels,
+                cps: t.cps,
+            })
+            .collect()
+    };
+    trunks
+}
+
+/// The caller-ID pool and whether to prefer a local number.
+fn caller_ids_from(f: &CampaignFile, bad: &mut impl FnMut(&str, String)) -> (Vec<CallerId>, bool) {
+    let mut caller_ids = Vec::new();
+    let mut local_presence = true;
+    if let Some(c) = &f.caller_ids {
+        local_presence = c.local_presence;
+        if c.pool.is_empty() {
+            bad(
+                "caller_ids.pool",
+                "empty pool; remove `caller_ids` to dial without a caller ID".into(),
+            );
+        }
+        for (i, p) in c.pool.iter().enumerate() {
+            match parse_digits(&p.number) {
+                Some((digits, _)) => caller_ids.push(CallerId {
+                    number: p.number.clone(),
+                    digits,
+                    region: p.region.clone(),
+                    daily_cap: p.daily_cap,
+                }),
+                None => bad(
+                    &format!("caller_ids.pool[{i}].number"),
+                    format!("'{}' is not a phone number", p.number),
+                ),
+            }
+            if p.daily_cap == Some(0) {
+                bad(
+                    &format!("caller_ids.pool[{i}].daily_cap"),
+                    "0 makes the number unusable".into(),
+                );
+            }
+        }
+    }
+    (caller_ids, local_presence)
+}
+
+fn segments_from(f: &CampaignFile, bad: &mut impl FnMut(&str, String)) -> Vec<Segment> {
+    let mut segments = Vec::new();
+    let mut seg_names = HashSet::new();
+    if f.segments.is_empty() {
+        bad(
+            "segments",
+            "at least one segment with a script is required".into(),
+        );
+    }
+    if f.segments.len() > 200 {
+        bad("segments", "at most 200 segments".into());
+    }
+    for (i, s) in f.segments.iter().enumerate() {
+        if !seg_names.insert(s.name.clone()) {
+            bad(
+                &format!("segments[{i}].name"),
+                format!("duplicate segment '{}'", s.name),
+            );
+        }
+        if s.script.trim().is_empty() {
+            bad(
+                &format!("segments[{i}].script"),
+                "must name a script".into(),
+            );
+        }
+        let value = s.value.unwrap_or(1.0);
+        if !(value.is_finite() && value > 0.0) {
+            bad(
+                &format!("segments[{i}].value"),
+                "must be a positive number".into(),
+            );
+        }
+        segments.push(Segment {
+            name: s.name.clone(),
+            script: s.script.clone(),
+            value,
+        });
+    }
+    segments
+}
+
+fn fallback_from(f: &CampaignFile, bad: &mut impl FnMut(&str, String)) -> Vec<Fallback> {
+    let mut fallback = Vec::new();
+    for (i, r) in f.fallback.iter().enumerate() {
+        let channel = match r.channel.as_str() {
+            "sms" => FallbackChannel::Sms,
+            "push" => FallbackChannel::Push,
+            other => {
+                bad(
+                    &format!("fallback[{i}].channel"),
+                    format!("'{other}': use sms or push"),
+                );
+                continue;
+            }
+        };
+        let only_with_app = match r.when.as_deref() {
+            None => channel == FallbackChannel::Push,
+            Some("has_app") => true,
+            Some(other) => {
+                bad(
+                    &format!("fallback[{i}].when"),
+                    format!("'{other}': only has_app is known"),
+                );
+                continue;
+            }
+        };
+        if r.after_unanswered == 0 {
+            bad(
+                &format!("fallback[{i}].after_unanswered"),
+                "must be at least 1".into(),
+            );
+        }
+        fallback.push(Fallback {
+            after_unanswered: r.after_unanswered,
+            channel,
+            template: r.template.clone(),
+            only_with_app,
+        });
+    }
+    fallback
+}
+
+fn pacing_from(f: &CampaignFile, bad: &mut impl FnMut(&str, String)) -> PacingMode {
+    match &f.pacing {
+        None => PacingMode::Progressive,
+        Some(p) => match p.mode.as_str() {
+            "progressive" => PacingMode::Progressive,
+            "predictive" => {
+                let t = p.target_abandon_rate.unwrap_or(0.03);
+                if !(t > 0.0 && t <= 0.03) {
+                    bad(
+                        "pacing.target_abandon_rate",
+                        format!("{t}: must be in (0, 0.03] (US/UK rule: 3%)"),
+                    );
+                }
+                PacingMode::Predictive {
+                    target_abandon_rate: t,
+                }
+            }
+            other => {
+                bad(
+                    "pacing.mode",
+                    format!("'{other}': use progressive or predictive"),
+                );
+                PacingMode::Progressive
+            }
+        },
+    }
+}
+
+fn ranking_from(f: &CampaignFile, bad: &mut impl FnMut(&str, String)) -> Ranking {
+    let (mut policy, mut prior_answer_rate, mut prior_strength, mut defer_below) =
+        (Policy::BestTime, 0.3, 20.0, 0.0);
+    if let Some(r) = &f.ranking {
+        match r.policy.as_deref() {
+            None | Some("best_time") | Some("best-time") => {}
+            Some("fifo") => policy = Policy::Fifo,
+            Some(other) => bad(
+                "ranking.policy",
+                format!("'{other}': use best_time or fifo"),
+            ),
+        }
+        if let Some(p) = r.prior_answer_rate {
+            if !(p > 0.0 && p < 1.0) {
+                bad("ranking.prior_answer_rate", "must be in (0, 1)".into());
+            }
+            prior_answer_rate = p;
+        }
+        if let Some(d) = r.defer_below {
+            if !(0.0..1.0).contains(&d) {
+                bad("ranking.defer_below", "must be in [0, 1)".into());
+            }
+            defer_below = d;
+        }
+        if let Some(s) = r.prior_strength {
+            if !(s > 0.0 && s.is_finite()) {
+                bad("ranking.prior_strength", "must be positive".into());
+            }
+            prior_strength = s;
+        }
+    }
+    Ranking {
+        policy,
+        prior_answer_rate,
+        prior_strength,
+        defer_below,
     }
 }
 

@@ -802,8 +802,78 @@ fn edge(e: &Effect) -> Option<u32> {
     }
 }
 
+/// What the metadata section settles for the rest of the compilation.
+struct Metadata {
+    style: String,
+    required: Vec<(usize, String, String)>,
+    optional: Vec<(usize, String, String)>,
+    start: u32,
+    identity: Template,
+}
+
+/// Script-wide handlers, with the built-in defaults filled in.
+struct Globals {
+    globals: Vec<(String, CHandler)>,
+    anger: CHandler,
+    dnc: CHandler,
+}
+
+/// Script-wide answers to silence, to words that match nothing and to a call that runs too long.
+struct Retries {
+    no_input: CRetry,
+    no_match: CRetry,
+    on_max_turns: Effect,
+}
+
+/// What a state falls back to when it does not say otherwise.
+struct StateDefaults {
+    no_input_then: Effect,
+    no_match_then: Effect,
+    no_input_ms: u32,
+    max_speech_ms: u32,
+}
+
+/// A fixed prompt without variables (the built-in texts).
+fn lit(s: &str) -> Option<Template> {
+    Some(Template::from_raw(&[RawPart::Lit(s.to_string())], |_| 0))
+}
+
 fn compile(script: &Script, root: &Node) -> Result<Program, Vec<Diagnostic>> {
     let texts = lang::texts(script.language);
+    let mut cx = compile_names(script, root);
+    let meta = compile_metadata(&mut cx, root, texts);
+    let globals = compile_globals(&mut cx, texts, &meta.identity);
+    let (retries, defaults) = compile_retries(&mut cx, texts);
+    let states = compile_states(&mut cx, &defaults);
+
+    // Graph checks (only when names resolved, or they only repeat errors).
+    if cx.diags.is_empty() && !states.is_empty() {
+        graph_checks(
+            &mut cx,
+            &states,
+            meta.start,
+            &globals.globals,
+            &globals.anger,
+            &retries.no_input,
+            &retries.no_match,
+            &retries.on_max_turns,
+        );
+    }
+
+    let program = assemble_program(&cx, script, meta, globals, retries, states);
+    if cx.diags.is_empty() {
+        test_render(&mut cx, &program);
+    }
+    if !cx.diags.is_empty() {
+        return Err(diagnostics(&cx, root));
+    }
+    Ok(program)
+}
+
+/// Names every later section resolves against: states in file order, the variables the
+/// script defines anywhere (so a template may use a variable a later state sets) and
+/// the intents.
+fn compile_names<'a>(script: &'a Script, root: &Node) -> Cx<'a> {
     // File order of states (serde's map is sorted).
     let mut state_names: Vec<String> = root
         .get("states")
@@ -847,18 +917,21 @@ fn compile(script: &Script, root: &Node) -> Result<Program, Vec<Diagnostic>> {
     let mut intents: BTreeSet<String> = BUILTIN_INTENTS.iter().map(|s| s.to_string()).collect();
     intents.extend(script.intents.keys().cloned());
 
-    let mut cx = Cx {
+    Cx {
         script,
         diags: Vec::new(),
         vars: Vec::new(),
         var_index: HashMap::new(),
         defined,
         state_index,
-        state_names: state_names.clone(),
+        state_names,
         intents,
-    };
+    }
+}
 
-    // Metadata.
+/// Metadata: name, style, variables, custom intents, transfer, limits, start, identity.
+fn compile_metadata(cx: &mut Cx, root: &Node, texts: &lang::Texts) -> Metadata {
+    let script = cx.script;
     if script.name.trim().is_empty() {
         cx.err(vec![k("name")], "脚本名称为空", "script name is empty");
     }
@@ -961,8 +1034,18 @@ fn compile(script: &Script, root: &Node) -> Result<Program, Vec<Diagnostic>> {
         .clone()
         .unwrap_or_else(|| texts.identity.to_string());
     let identity = cx.template(vec![k("identity")], &identity_src);
+    Metadata {
+        style,
+        required,
+        optional,
+        start,
+        identity,
+    }
+}
 
-    // Global handlers, with built-in defaults for the well-known ones.
+/// Global handlers, with built-in defaults for the well-known ones.
+fn compile_globals(cx: &mut Cx, texts: &lang::Texts, identity: &Template) -> Globals {
+    let script = cx.script;
     let mut globals: Vec<(String, CHandler)> = Vec::new();
     let mut anger = None;
     let mut dnc = CHandler {
@@ -995,7 +1078,6 @@ fn compile(script: &Script, root: &Node) -> Result<Program, Vec<Diagnostic>> {
             globals.push((name.clone(), c));
         }
     }
-    let lit = |s: &str| Some(Template::from_raw(&[RawPart::Lit(s.to_string())], |_| 0));
     let default_transfer = script.transfer.clone().unwrap_or(TransferTarget {
         queue: Some("default".into()),
         number: None,
@@ -1098,7 +1180,16 @@ fn compile(script: &Script, root: &Node) -> Result<Program, Vec<Diagnostic>> {
             next: Next::End("transferred".into()),
         }),
     });
+    Globals {
+        globals,
+        anger,
+        dnc,
+    }
+}
 
+/// No-input and no-match retries and the turn limit, script-wide and as defaults for states.
+fn compile_retries(cx: &mut Cx, texts: &lang::Texts) -> (Retries, StateDefaults) {
+    let script = cx.script;
     let default_no_input_then = Effect {
         say: lit(texts.goodbye_silent),
         style: None,
@@ -1141,204 +1232,264 @@ fn compile(script: &Script, root: &Node) -> Result<Program, Vec<Diagnostic>> {
         .timeouts
         .max_speech_ms
         .unwrap_or(DEFAULT_MAX_SPEECH_MS);
+    (
+        Retries {
+            no_input,
+            no_match,
+            on_max_turns,
+        },
+        StateDefaults {
+            no_input_then: default_no_input_then,
+            no_match_then: default_no_match_then,
+            no_input_ms: def_no_input_ms,
+            max_speech_ms: def_max_speech_ms,
+        },
+    )
+}
 
-    // States.
+/// States, in file order.
+fn compile_states(cx: &mut Cx, defaults: &StateDefaults) -> Vec<CState> {
+    let script = cx.script;
+    let state_names = cx.state_names.clone();
     let mut states = Vec::with_capacity(state_names.len());
     for name in &state_names {
         let Some(st) = script.states.get(name) else {
             continue;
         };
-        let sp = vec![k("states"), k(name)];
-        let mut variants = Vec::new();
-        match (&st.say, st.variants.is_empty()) {
-            (Some(_), false) => cx.err(
-                p(&sp, &[k("variants")]),
-                "`say` 和 `variants` 只能二选一",
-                "use either `say` or `variants`, not both",
-            ),
-            (Some(s), true) => variants.push(PromptVariant {
-                id: "main".into(),
-                text: cx.template(p(&sp, &[k("say")]), s),
-                weight: 1,
-            }),
-            (None, _) => {
-                let mut ids = BTreeSet::new();
-                for (i, v) in st.variants.iter().enumerate() {
-                    let vp = p(&sp, &[k("variants"), Seg::Index(i)]);
-                    if !ids.insert(v.id.clone()) {
-                        cx.err(
-                            p(&vp, &[k("id")]),
-                            format!("话术版本 id `{}` 重复", v.id),
-                            format!("variant id `{}` is used twice", v.id),
-                        );
-                    }
-                    if v.weight == 0 {
-                        cx.err(
-                            p(&vp, &[k("weight")]),
-                            "权重至少为 1",
-                            "weight must be at least 1",
-                        );
-                    }
-                    let text = cx.template(p(&vp, &[k("say")]), &v.say);
-                    variants.push(PromptVariant {
-                        id: v.id.clone(),
-                        text,
-                        weight: v.weight.max(1),
-                    });
-                }
-            }
-        }
-        let router = variants.is_empty();
-        let style = cx.style(p(&sp, &[k("style")]), &st.style);
-        for (i, intent) in st.expect.intents.iter().enumerate() {
-            cx.intent(p(&sp, &[k("expect"), k("intents"), Seg::Index(i)]), intent);
-        }
-        if let Some(d) = &st.expect.dtmf {
-            cx.dtmf(p(&sp, &[k("expect"), k("dtmf")]), d);
-        }
-        let enter = cx.actions(&p(&sp, &[k("enter")]), &st.enter);
-        let mut rules = Vec::with_capacity(st.on.len());
-        let mut catch_all_at: Option<usize> = None;
-        for (i, r) in st.on.iter().enumerate() {
-            let rp = p(&sp, &[k("on"), Seg::Index(i)]);
-            if let Some(prev) = catch_all_at {
-                cx.err(
-                    rp.clone(),
-                    format!("这条跳转永远不会触发：上面的 on[{prev}] 已匹配所有回答"),
-                    format!("this transition can never fire: on[{prev}] above matches everything"),
-                );
-            }
-            let c = cx.rule(&rp, r);
-            if let (Some(d), Some(allowed)) = (&c.dtmf, &st.expect.dtmf) {
-                if !d.chars().all(|ch| allowed.contains(ch)) {
-                    cx.err(
-                        p(&rp, &[k("dtmf")]),
-                        format!("按键 `{d}` 不在本状态允许的按键 `{allowed}` 中"),
-                        format!("DTMF `{d}` is not in this state's expect.dtmf `{allowed}`"),
-                    );
-                }
-            }
-            if router {
-                if !c.intents.is_empty()
-                    || c.entity.is_some()
-                    || c.emotion.is_some()
-                    || c.dtmf.is_some()
-                {
-                    cx.err(rp.clone(), "没有话术的路由状态只能按 `when` 条件跳转", "a state without a prompt routes on `when` conditions only: it hears nothing");
-                }
-                if c.effect.next == Next::Stay {
-                    cx.err(
-                        rp.clone(),
-                        "没有话术的路由状态必须跳转或结束",
-                        "a state without a prompt must move on: add `goto` or `end`",
-                    );
-                }
-            }
-            if !r.has_matcher() && catch_all_at.is_none() {
-                catch_all_at = Some(i);
-            }
-            rules.push(c);
-        }
-        if router && st.end.is_none() && catch_all_at.is_none() {
-            cx.err(
-                p(&sp, &[Seg::KeyName("on".into())]),
-                "没有话术的路由状态需要一条无条件的兜底跳转", "a state without a prompt needs a last transition without conditions, or the call could get stuck",
-            );
-        }
-        if st.end.is_some() && !st.on.is_empty() {
-            cx.err(p(&sp, &[k("end")]), "结束状态播完话术就挂机，`on` 里的跳转不会执行", "a state with `end` hangs up after its prompt; its `on` transitions would never run");
-        }
-        if let Some(e) = &st.end {
-            if e.trim().is_empty() {
-                cx.err(
-                    p(&sp, &[k("end")]),
-                    "结果（outcome）为空",
-                    "outcome is empty",
-                );
-            }
-        }
-        let mut handlers = Vec::new();
-        for (hname, h) in &st.handlers {
-            let hp = p(&sp, &[k("handlers"), k(hname)]);
-            if hname == "do_not_call" {
-                cx.err(
-                    hp.clone(),
-                    "免打扰（do_not_call）不能在状态里覆盖",
-                    "`do_not_call` cannot be overridden per state",
-                );
-                continue;
-            }
-            handlers.push((hname.clone(), cx.handler(&hp, hname, h)));
-        }
-        for (i, d) in st.disable.iter().enumerate() {
-            let dp = p(&sp, &[k("disable"), Seg::Index(i)]);
-            if d == "do_not_call" {
-                cx.err(
-                    dp,
-                    "免打扰（do_not_call）不能被关闭",
-                    "`do_not_call` can never be disabled",
-                );
-            } else if d != ANGER {
-                cx.intent(dp, d);
-            }
-        }
-        let no_input = st
-            .no_input
-            .as_ref()
-            .map(|r| cx.retry(&p(&sp, &[k("no_input")]), r, default_no_input_then.clone()));
-        let no_match = st
-            .no_match
-            .as_ref()
-            .map(|r| cx.retry(&p(&sp, &[k("no_match")]), r, default_no_match_then.clone()));
-        if st.max_turns == Some(0) {
-            cx.err(
-                p(&sp, &[k("max_turns")]),
-                "max_turns 至少为 1",
-                "max_turns must be at least 1",
-            );
-        }
-        let on_max_turns = st
-            .on_max_turns
-            .as_ref()
-            .map(|r| cx.plain_effect(&p(&sp, &[k("on_max_turns")]), r));
-        let t = st.timeouts.clone().unwrap_or_default();
-        states.push(CState {
-            name: name.clone(),
-            title: st.title.clone(),
-            variants,
-            style,
-            barge_in: st.barge_in,
-            expect_intents: st.expect.intents.clone(),
-            expect_entities: st.expect.entities.clone(),
-            expect_dtmf: st.expect.dtmf.clone(),
-            enter,
-            rules,
-            handlers,
-            disabled: st.disable.clone(),
-            no_input,
-            no_match,
-            max_turns: st.max_turns,
-            on_max_turns,
-            end: st.end.clone(),
-            no_input_ms: t.no_input_ms.unwrap_or(def_no_input_ms),
-            max_speech_ms: t.max_speech_ms.unwrap_or(def_max_speech_ms),
-        });
+        states.push(compile_state(cx, name, st, defaults));
     }
+    states
+}
 
-    // Graph checks (only when names resolved, or they only repeat errors).
-    if cx.diags.is_empty() && !states.is_empty() {
-        graph_checks(
-            &mut cx,
-            &states,
-            start,
-            &globals,
-            &anger,
-            &no_input,
-            &no_match,
-            &on_max_turns,
+fn compile_state(cx: &mut Cx, name: &str, st: &model::State, defaults: &StateDefaults) -> CState {
+    let sp = vec![k("states"), k(name)];
+    let variants = state_prompt(cx, &sp, st);
+    let router = variants.is_empty();
+    let style = cx.style(p(&sp, &[k("style")]), &st.style);
+    for (i, intent) in st.expect.intents.iter().enumerate() {
+        cx.intent(p(&sp, &[k("expect"), k("intents"), Seg::Index(i)]), intent);
+    }
+    if let Some(d) = &st.expect.dtmf {
+        cx.dtmf(p(&sp, &[k("expect"), k("dtmf")]), d);
+    }
+    let enter = cx.actions(&p(&sp, &[k("enter")]), &st.enter);
+    let (rules, catch_all_at) = state_rules(cx, &sp, st, router);
+    if router && st.end.is_none() && catch_all_at.is_none() {
+        cx.err(
+            p(&sp, &[Seg::KeyName("on".into())]),
+            "没有话术的路由状态需要一条无条件的兜底跳转", "a state without a prompt needs a last transition without conditions, or the call could get stuck",
         );
     }
+    if st.end.is_some() && !st.on.is_empty() {
+        cx.err(
+            p(&sp, &[k("end")]),
+            "结束状态播完话术就挂机，`on` 里的跳转不会执行",
+            "a state with `end` hangs up after its prompt; its `on` transitions would never run",
+        );
+    }
+    if let Some(e) = &st.end {
+        if e.trim().is_empty() {
+            cx.err(
+                p(&sp, &[k("end")]),
+                "结果（outcome）为空",
+                "outcome is empty",
+            );
+        }
+    }
+    let mut handlers = Vec::new();
+    for (hname, h) in &st.handlers {
+        let hp = p(&sp, &[k("handlers"), k(hname)]);
+        if hname == "do_not_call" {
+            cx.err(
+                hp.clone(),
+                "免打扰（do_not_call）不能在状态里覆盖",
+                "`do_not_call` cannot be overridden per state",
+            );
+            continue;
+        }
+        handlers.push((hname.clone(), cx.handler(&hp, hname, h)));
+    }
+    for (i, d) in st.disable.iter().enumerate() {
+        let dp = p(&sp, &[k("disable"), Seg::Index(i)]);
+        if d == "do_not_call" {
+            cx.err(
+                dp,
+                "免打扰（do_not_call）不能被关闭",
+                "`do_not_call` can never be disabled",
+            );
+        } else if d != ANGER {
+            cx.intent(dp, d);
+        }
+    }
+    let no_input = st
+        .no_input
+        .as_ref()
+        .map(|r| cx.retry(&p(&sp, &[k("no_input")]), r, defaults.no_input_then.clone()));
+    let no_match = st
+        .no_match
+        .as_ref()
+        .map(|r| cx.retry(&p(&sp, &[k("no_match")]), r, defaults.no_match_then.clone()));
+    if st.max_turns == Some(0) {
+        cx.err(
+            p(&sp, &[k("max_turns")]),
+            "max_turns 至少为 1",
+            "max_turns must be at least 1",
+        );
+    }
+    let on_max_turns = st
+        .on_max_turns
+        .as_ref()
+        .map(|r| cx.plain_effect(&p(&sp, &[k("on_max_turns")]), r));
+    let t = st.timeouts.clone().unwrap_or_default();
+    CState {
+        name: name.to_string(),
+        title: st.title.clone(),
+        variants,
+        style,
+        barge_in: st.barge_in,
+        expect_intents: st.expect.intents.clone(),
+        expect_entities: st.expect.entities.clone(),
+        expect_dtmf: st.expect.dtmf.clone(),
+        enter,
+        rules,
+        handlers,
+        disabled: st.disable.clone(),
+        no_input,
+        no_match,
+        max_turns: st.max_turns,
+        on_max_turns,
+        end: st.end.clone(),
+        no_input_ms: t.no_input_ms.unwrap_or(defaults.no_input_ms),
+        max_speech_ms: t.max_speech_ms.unwrap_or(defaults.max_speech_ms),
+    }
+}
 
+/// The prompt of a state: `say`, or weighted `variants` (none: the state is a router).
+fn state_prompt(cx: &mut Cx, sp: &[Seg], st: &model::State) -> Vec<PromptVariant> {
+    let mut variants = Vec::new();
+    match (&st.say, st.variants.is_empty()) {
+        (Some(_), false) => cx.err(
+            p(sp, &[k("variants")]),
+            "`say` 和 `variants` 只能二选一",
+            "use either `say` or `variants`, not both",
+        ),
+        (Some(s), true) => variants.push(PromptVariant {
+            id: "main".into(),
+            text: cx.template(p(sp, &[k("say")]), s),
+            weight: 1,
+        }),
+        (None, _) => {
+            let mut ids = BTreeSet::new();
+            for (i, v) in st.variants.iter().enumerate() {
+                let vp = p(sp, &[k("variants"), Seg::Index(i)]);
+                if !ids.insert(v.id.clone()) {
+                    cx.err(
+                        p(&vp, &[k("id")]),
+                        format!("话术版本 id `{}` 重复", v.id),
+                        format!("variant id `{}` is used twice", v.id),
+                    );
+                }
+                if v.weight == 0 {
+                    cx.err(
+                        p(&vp, &[k("weight")]),
+                        "权重至少为 1",
+                        "weight must be at least 1",
+                    );
+                }
+                let text = cx.template(p(&vp, &[k("say")]), &v.say);
+                variants.push(PromptVariant {
+                    id: v.id.clone(),
+                    text,
+                    weight: v.weight.max(1),
+                });
+            }
+        }
+    }
+    variants
+}
+
+/// A state's `on` transitions, and the index of the first that matches everything.
+fn state_rules(
+    cx: &mut Cx,
+    sp: &[Seg],
+    st: &model::State,
+    router: bool,
+) -> (Vec<CRule>, Option<usize>) {
+    let mut rules = Vec::with_capacity(st.on.len());
+    let mut catch_all_at: Option<usize> = None;
+    for (i, r) in st.on.iter().enumerate() {
+        let rp = p(sp, &[k("on"), Seg::Index(i)]);
+        if let Some(prev) = catch_all_at {
+            cx.err(
+                rp.clone(),
+                format!("这条跳转永远不会触发：上面的 on[{prev}] 已匹配所有回答"),
+                format!("this transition can never fire: on[{prev}] above matches everything"),
+            );
+        }
+        let c = cx.rule(&rp, r);
+        if let (Some(d), Some(allowed)) = (&c.dtmf, &st.expect.dtmf) {
+            if !d.chars().all(|ch| allowed.contains(ch)) {
+                cx.err(
+                    p(&rp, &[k("dtmf")]),
+                    format!("按键 `{d}` 不在本状态允许的按键 `{allowed}` 中"),
+                    format!("DTMF `{d}` is not in this state's expect.dtmf `{allowed}`"),
+                );
+            }
+        }
+        if router {
+            if !c.intents.is_empty()
+                || c.entity.is_some()
+                || c.emotion.is_some()
+                || c.dtmf.is_some()
+            {
+                cx.err(
+                    rp.clone(),
+                    "没有话术的路由状态只能按 `when` 条件跳转",
+                    "a state without a prompt routes on `when` conditions only: it hears nothing",
+                );
+            }
+            if c.effect.next == Next::Stay {
+                cx.err(
+                    rp.clone(),
+                    "没有话术的路由状态必须跳转或结束",
+                    "a state without a prompt must move on: add `goto` or `end`",
+                );
+            }
+        }
+        if !r.has_matcher() && catch_all_at.is_none() {
+            catch_all_at = Some(i);
+        }
+        rules.push(c);
+    }
+    (rules, catch_all_at)
+}
+
+/// The compiled program, with variable slots resolved.
+fn assemble_program(
+    cx: &Cx,
+    script: &Script,
+    meta: Metadata,
+    globals: Globals,
+    retries: Retries,
+    states: Vec<CState>,
+) -> Program {
+    let Metadata {
+        style,
+        required,
+        optional,
+        start,
+        identity,
+    } = meta;
+    let Globals {
+        globals,
+        anger,
+        dnc,
+    } = globals;
+    let Retries {
+        no_input,
+        no_match,
+        on_max_turns,
+    } = retries;
     let mut program = Program {
         name: script.name.clone(),
         title: script.title.clone(),
@@ -1387,57 +1538,59 @@ fn compile(script: &Script, root: &Node) -> Result<Program, Vec<Diagnostic>> {
     program.last_text = program.slot("last.text");
     program.last_intent = program.slot("last.intent");
     program.last_dtmf = program.slot("last.dtmf");
+    program
+}
 
-    // Test-render every prompt with the example values.
-    if cx.diags.is_empty() {
-        let mut vals: Vec<Option<String>> = vec![None; program.vars.len()];
-        for (slot, _, v) in program.required.iter().chain(program.optional.iter()) {
-            vals[*slot] = Some(v.clone());
+/// Test-render every prompt with the example values.
+fn test_render(cx: &mut Cx, program: &Program) {
+    let script = cx.script;
+    let mut vals: Vec<Option<String>> = vec![None; program.vars.len()];
+    for (slot, _, v) in program.required.iter().chain(program.optional.iter()) {
+        vals[*slot] = Some(v.clone());
+    }
+    for (i, v) in program.vars.iter().enumerate() {
+        if vals[i].is_none() {
+            vals[i] = Some(format!("<{v}>"));
         }
-        for (i, v) in program.vars.iter().enumerate() {
-            if vals[i].is_none() {
-                vals[i] = Some(format!("<{v}>"));
-            }
-        }
-        for (si, st) in program.states.iter().enumerate() {
-            for (vi, v) in st.variants.iter().enumerate() {
-                let text = v.text.render(|s| vals.get(s).and_then(|x| x.as_deref()));
-                if text.trim().is_empty() {
-                    let key = if script.states.get(&st.name).is_some_and(|s| s.say.is_some()) {
-                        vec![k("states"), k(&state_names[si]), k("say")]
-                    } else {
-                        vec![
-                            k("states"),
-                            k(&state_names[si]),
-                            k("variants"),
-                            Seg::Index(vi),
-                        ]
-                    };
-                    cx.err(
-                        key,
-                        "用示例值渲染后话术为空",
-                        "prompt renders to nothing with the example values",
-                    );
-                }
+    }
+    for (si, st) in program.states.iter().enumerate() {
+        for (vi, v) in st.variants.iter().enumerate() {
+            let text = v.text.render(|s| vals.get(s).and_then(|x| x.as_deref()));
+            if text.trim().is_empty() {
+                let key = if script.states.get(&st.name).is_some_and(|s| s.say.is_some()) {
+                    vec![k("states"), k(&cx.state_names[si]), k("say")]
+                } else {
+                    vec![
+                        k("states"),
+                        k(&cx.state_names[si]),
+                        k("variants"),
+                        Seg::Index(vi),
+                    ]
+                };
+                cx.err(
+                    key,
+                    "用示例值渲染后话术为空",
+                    "prompt renders to nothing with the example values",
+                );
             }
         }
     }
+}
 
-    if !cx.diags.is_empty() {
-        let mut out: Vec<Diagnostic> = cx
-            .diags
-            .iter()
-            .map(|(path, message)| Diagnostic {
-                pos: root.locate(path),
-                path: path_string(path),
-                message: message.clone(),
-            })
-            .collect();
-        out.sort_by(|a, b| a.pos.cmp(&b.pos).then_with(|| a.message.cmp(&b.message)));
-        out.dedup();
-        return Err(out);
-    }
-    Ok(program)
+/// Diagnostics in file order, each with its line and column.
+fn diagnostics(cx: &Cx, root: &Node) -> Vec<Diagnostic> {
+    let mut out: Vec<Diagnostic> = cx
+        .diags
+        .iter()
+        .map(|(path, message)| Diagnostic {
+            pos: root.locate(path),
+            path: path_string(path),
+            message: message.clone(),
+        })
+        .collect();
+    out.sort_by(|a, b| a.pos.cmp(&b.pos).then_with(|| a.message.cmp(&b.message)));
+    out.dedup();
+    out
 }
 
 #[allow(clippy::too_many_arguments)]
