@@ -1,5 +1,6 @@
 //! Our UA against itself and against real SIP peers (SIPp, baresip) started on loopback.
-//! Each peer test skips with a loud message only when the peer binary is not installed.
+//! A peer test whose binary is not installed skips with a loud `SKIPPED` line, and fails
+//! when `CI` is set (`waihu_testkit::have_peer`).
 //! Ports: every test has its own block in 25000-29999; our own sockets use port 0.
 
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use waihu_core::CallOutcome;
 use waihu_engine::call::{self, CallOptions, MediaOptions};
 use waihu_engine::sip::SipEndpoint;
 use waihu_media::wav;
+use waihu_testkit::have_peer;
 
 /// Stops the child (by its PID) when dropped, so a failing test leaves nothing behind:
 /// SIGTERM first (Kamailio then stops the workers it forked), SIGKILL if it lingers.
@@ -42,19 +44,6 @@ impl Drop for Peer {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn have(bin: &str) -> bool {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {bin}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("\n!!!!!!!! SKIPPED: `{bin}` is not installed (apt-get install -y $(cat scripts/deps/sip.apt)) !!!!!!!!\n");
-    }
-    ok
 }
 
 /// A non-periodic test signal: 50 ms tones at pseudo-random frequencies (300-3000 Hz), so
@@ -197,7 +186,7 @@ async fn ring_timeout_cancels_and_reports_no_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_peer_is_hung_up_after_no_rtp_timeout() {
     // SIPp UAS without -rtp_echo answers and then sends no media at all.
-    if !have("sipp") {
+    if !have_peer("sipp") {
         return;
     }
     let port = 25010;
@@ -235,7 +224,7 @@ async fn silent_peer_is_hung_up_after_no_rtp_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_uac_against_sipp_uas_with_rtp_echo() {
-    if !have("sipp") {
+    if !have_peer("sipp") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -284,7 +273,7 @@ async fn our_uac_against_sipp_uas_with_rtp_echo() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sipp_uac_load_against_our_uas() {
-    if !have("sipp") {
+    if !have_peer("sipp") {
         return;
     }
     let uas = Arc::new(endpoint("service").await);
@@ -371,7 +360,7 @@ fn write_baresip_config(dir: &Path, port: u16, wav: &Path) {
 }
 
 async fn baresip_call(port: u16, transport: waihu_sip::Transport) {
-    if !have("baresip") {
+    if !have_peer("baresip") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -540,7 +529,7 @@ Content-Length: 0
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn early_media_announcement_then_480_is_recorded_and_rejected() {
-    if !have("sipp") {
+    if !have_peer("sipp") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -641,7 +630,7 @@ request_route {
 /// calls it through the proxy (407 → INVITE with credentials → Record-Route → media → BYE).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_and_call_through_kamailio_with_digest_auth() {
-    if !have("kamailio") {
+    if !have_peer("kamailio") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -789,7 +778,7 @@ fn sipp_uac_request(method: &str, cseq: u32, sdp_dir: Option<&str>) -> String {
 /// later: our side stops sending RTP while held.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sipp_reinvite_hold_stops_our_media() {
-    if !have("sipp") {
+    if !have_peer("sipp") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,7 @@
 //! The dashboard in a real headless Chromium: the numbers it renders are the
 //! API's, the English switch works, and a screenshot has the charts drawn.
-//! Skipped (loudly) when /usr/bin/chromium is missing (`apt-get install chromium`).
+//! Skipped (loudly) when /usr/bin/chromium is missing (`apt-get install chromium`), and
+//! failed instead when `CI` is set (`waihu_testkit::have_peer_at`).
 mod common;
 
 use std::path::Path;
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
+use waihu_testkit::have_peer_at;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -59,8 +61,7 @@ fn pct(v: &Value) -> String {
 
 #[tokio::test]
 async fn dashboard_shows_the_api_numbers() {
-    if !Path::new(CHROMIUM).exists() {
-        eprintln!("SKIPPED browser test: {CHROMIUM} not found (apt-get install chromium; scripts/deps/server.apt)");
+    if !have_peer_at("chromium", Path::new(CHROMIUM)) {
         return;
     }
     let s = Server::start(waihu_server::Config::default()).await;
@@ -153,8 +154,7 @@ fn has_attr(dom: &str, attr: &str, value: &str) -> bool {
 
 #[tokio::test]
 async fn dashboard_shows_campaigns_calls_funnel_topics_voice_and_graph() {
-    if !Path::new(CHROMIUM).exists() {
-        eprintln!("SKIPPED browser test: {CHROMIUM} not found (apt-get install chromium; scripts/deps/server.apt)");
+    if !have_peer_at("chromium", Path::new(CHROMIUM)) {
         return;
     }
     let s = Server::start(waihu_server::Config::default()).await;
