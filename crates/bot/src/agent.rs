@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
+use waihu_audio::endpoint::{EndpointEvent, SegmentEvent, Segmenter, Utterance};
 use waihu_engine::agent::{CallAgent, Control};
-use waihu_speech::endpoint::{EndpointEvent, SegmentEvent, Segmenter, Utterance};
 
 /// Media time of one frame.
 pub const FRAME_MS: u64 = 20;
@@ -245,7 +245,7 @@ impl CallAgent for BotAgent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use waihu_speech::endpoint::EndpointConfig;
+    use waihu_audio::endpoint::EndpointConfig;
     use waihu_speech::{EspeakTts, LangChoice, Style, Synthesizer, Voice};
 
     fn speech(text: &str) -> Vec<i16> {

@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::{mpsc, Semaphore};
+use waihu_audio::endpoint::{EndpointConfig, Segmenter, Utterance};
 use waihu_core::NluResult;
 use waihu_dialog::{Action, Input, Interpreter, Language, MissingVariables, Output, Program};
 use waihu_nlu::{Nlu, Tz};
 use waihu_speech::asr::{AsrOptions, UtteranceAsr};
-use waihu_speech::endpoint::{EndpointConfig, Segmenter, Utterance};
 use waihu_speech::{LangChoice, StyleBook, Synthesizer, Voice};
 
 use agent::{AgentCmd, BrainIn};

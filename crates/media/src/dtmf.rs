@@ -3,6 +3,8 @@
 
 use std::f32::consts::PI;
 
+use waihu_audio::goertzel::goertzel;
+
 /// Event code (RFC 4733 §3.2) for a DTMF digit.
 pub fn event_code(digit: char) -> Option<u8> {
     Some(match digit.to_ascii_uppercase() {
@@ -248,17 +250,9 @@ const KEYS: [[char; 4]; 4] = [
 
 /// Goertzel power of `freq` in `x` (8 kHz), normalised so that a pure sine of that frequency
 /// gives its share of the frame's energy (≈1 alone, ≈0.5 per tone in a DTMF pair).
-fn goertzel(x: &[f32], freq: f32, energy: f32) -> f32 {
-    let coeff = 2.0 * (2.0 * PI * freq / 8000.0).cos();
-    let (mut s1, mut s2) = (0.0f32, 0.0f32);
-    for &v in x {
-        let s = v + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s;
-    }
-    let p = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+fn share(x: &[f32], freq: f32, energy: f32) -> f32 {
     let n = x.len() as f32;
-    p / (n * energy / 2.0).max(f32::MIN_POSITIVE)
+    goertzel(x, 8000, freq) / (n * energy / 2.0).max(f32::MIN_POSITIVE)
 }
 
 /// The DTMF digit in one frame, if the frame holds a valid tone pair.
@@ -272,8 +266,8 @@ pub fn detect_frame(frame: &[i16]) -> Option<char> {
     if energy / (x.len() as f32) < 300.0 * 300.0 {
         return None;
     }
-    let rows: Vec<f32> = ROWS.iter().map(|&f| goertzel(&x, f, energy)).collect();
-    let cols: Vec<f32> = COLS.iter().map(|&f| goertzel(&x, f, energy)).collect();
+    let rows: Vec<f32> = ROWS.iter().map(|&f| share(&x, f, energy)).collect();
+    let cols: Vec<f32> = COLS.iter().map(|&f| share(&x, f, energy)).collect();
     let (ri, &r) = rows.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1))?;
     let (ci, &c) = cols.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1))?;
     // Both tones carry most of the energy, neither dominates by more than ~8 dB (twist),
@@ -410,9 +404,9 @@ mod tests {
     fn detection_survives_g711() {
         let t = tone('5', 320, 6000.0, 0);
         let mut enc = Vec::new();
-        crate::g711::Law::Alaw.encode(&t, &mut enc);
+        waihu_audio::g711::Law::Alaw.encode(&t, &mut enc);
         let mut dec = Vec::new();
-        crate::g711::Law::Alaw.decode(&enc, &mut dec);
+        waihu_audio::g711::Law::Alaw.decode(&enc, &mut dec);
         let mut det = ToneDetector::default();
         assert_eq!(det.push(&dec[..160]), None);
         assert_eq!(det.push(&dec[160..]), Some('5'));

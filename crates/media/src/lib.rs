@@ -1,5 +1,6 @@
-//! Telephone media for waihu: RTP, G.711, DTMF (RFC 4733 + in-band Goertzel), a jitter
-//! buffer, RTCP reports, WAV play/record, and a 20 ms frame API.
+//! Telephone media for waihu: RTP, DTMF (RFC 4733 + in-band Goertzel), a jitter buffer,
+//! RTCP reports, WAV play/record, and a 20 ms frame API. G.711, WAV files and the Goertzel
+//! filter come from `waihu-audio` (re-exported as [`g711`] and [`wav`]).
 //!
 //! **Sans-IO**: nothing here opens sockets or reads clocks. [`MediaSession`] is one call's
 //! media: the runtime (`waihu-engine`) feeds it received datagrams and calls
@@ -25,17 +26,19 @@
 //! ```
 
 pub mod dtmf;
-pub mod g711;
 pub mod jitter;
 pub mod rtcp;
 pub mod rtp;
 pub mod session;
-pub mod wav;
 
-pub use g711::Law;
+// One G.711 and one WAV implementation for the whole workspace; re-exported because a
+// session's codec and its recording are part of this crate's API.
+pub use waihu_audio::{g711, wav};
+
 pub use rtp::{RtpError, RtpHeader, RtpPacket};
 pub use session::{MediaEvent, MediaSession, MediaStats, SessionConfig};
-pub use wav::{StereoRecorder, WavError};
+pub use waihu_audio::g711::Law;
+pub use waihu_audio::wav::{StereoRecorder, WavError};
 
 /// Samples in one 20 ms frame at 8 kHz.
 pub const FRAME: usize = 160;

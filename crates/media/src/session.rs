@@ -6,11 +6,11 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::dtmf::{tone, DtmfReceiver, DtmfSender, ToneDetector};
-use crate::g711::Law;
 use crate::jitter::{JitterBuffer, JitterStats, SeqStats};
 use crate::rtcp::{Report, ReportBlock, SenderInfo};
 use crate::rtp::{looks_like_rtcp, RtpError, RtpHeader, RtpPacket};
 use crate::FRAME;
+use waihu_audio::g711::Law;
 
 /// How a session sends and receives.
 #[derive(Debug, Clone)]

@@ -3,8 +3,8 @@
 //! against — the telephony outcome and the business outcome the dialog
 //! should end with.
 use serde::{Deserialize, Serialize};
+use waihu_audio::{Lang, Style};
 use waihu_core::CallOutcome;
-use waihu_speech::{Lang, Style};
 
 /// The kinds of callee the simulator plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

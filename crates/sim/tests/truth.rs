@@ -7,9 +7,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
+use waihu_audio::Lang;
 use waihu_dialog::{Input, Interpreter, Output, Program};
 use waihu_sim::{Persona, Truth};
-use waihu_speech::Lang;
 
 fn script(lang: Lang) -> Arc<Program> {
     let file = match lang {

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::endpoint::{EndpointConfig, SegmentEvent, Segmenter};
-use crate::vad::{default_vad, VadError};
+use waihu_audio::endpoint::{EndpointConfig, SegmentEvent, Segmenter};
+use waihu_audio::vad::{default_vad, VadError};
 
 /// What a recognition session is told up front.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

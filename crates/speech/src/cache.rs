@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
-use crate::script::Chunk;
-use crate::style::Style;
+use waihu_audio::script::Chunk;
+use waihu_audio::style::Style;
 
 /// SHA-256 over everything that changes the audio.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -178,7 +178,7 @@ impl TtsCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::script::Lang;
+    use waihu_audio::script::Lang;
 
     fn key(text: &str) -> CacheKey {
         CacheKey::new(

@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::asr::{Asr, AsrError, AsrOptions, AsrResult, AsrSession};
-use crate::resample::Resampler;
+use waihu_audio::resample::Resampler;
 
 /// The rate FunASR's models take.
 pub const FUNASR_RATE: u32 = 16000;

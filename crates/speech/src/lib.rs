@@ -1,43 +1,37 @@
-//! Speech for waihu: text to speech with emotion styles, voice activity
-//! detection and endpointing, and speech recognition behind one streaming
-//! trait with adapters for production servers.
+//! Speech engines for waihu: text to speech with emotion styles, and speech
+//! recognition behind one streaming trait with adapters for production
+//! servers. The sans-IO parts they build on (VAD, endpointing, text
+//! splitting, styles, resampling, WAV) live in `waihu-audio`.
 //!
 //! - [`tts`]: the [`tts::TtsEngine`] trait, the espeak-ng engine (run as a
 //!   program, never linked: see the licence note there) and the
 //!   [`tts::Synthesizer`], which splits prompts by script and sentence, maps
 //!   styles to engine parameters, resamples to 8/16 kHz and streams 20 ms frames.
 //! - [`cache`]: content-addressed cache of synthesised sentences.
-//! - [`vad`] and [`endpoint`]: speech/non-speech per frame, and a sans-IO
-//!   endpointer (start, end, barge-in) driven by media time, never the clock.
 //! - [`asr`]: the streaming ASR trait; utterance engines run behind the endpointer.
 //! - [`whisper`]: the embedded ASR engine: Whisper from a faster-whisper
 //!   (CTranslate2) model directory read by [`ct2`], run on candle.
 //! - [`openai`], [`funasr`]: remote ASR adapters.
-//! - [`eval`]: noise, clips, WER/CER for tests and `waihu ... --bench`.
-//! - [`wav`], [`resample`], [`script`], [`style`]: the pieces underneath.
 //!
-//! Architecture invariant: decision logic (script splitting, style mapping,
-//! endpointing) takes time and audio as input and does no I/O; only the
-//! engines and adapters touch processes and sockets.
+//! Architecture invariant: only the engines and adapters here touch
+//! processes, sockets, threads and model files; every decision (script
+//! splitting, style mapping, endpointing) is `waihu-audio`'s and takes audio
+//! and media time as input.
 
 pub mod asr;
 pub mod cache;
 pub mod ct2;
-pub mod endpoint;
-pub mod eval;
 pub mod funasr;
 pub mod openai;
-pub mod resample;
-pub mod script;
-pub mod style;
 pub mod tts;
-pub mod vad;
-pub mod wav;
 pub mod whisper;
 
+// The sans-IO modules moved to `waihu-audio`; re-exported so the binary's
+// commands keep their `waihu_speech::vad`, `::wav`, ... paths.
+pub use waihu_audio::{endpoint, eval, resample, script, style, vad, wav};
+
 pub use cache::TtsCache;
-pub use script::{Lang, LangChoice};
-pub use style::{Style, StyleBook};
 pub use tts::{
     EspeakTts, FrameStream, PcmFrame, Synthesizer, TtsEngine, TtsError, Voice, FRAME_MS,
 };
+pub use waihu_audio::{Lang, LangChoice, Style, StyleBook};

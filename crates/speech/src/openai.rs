@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use crate::asr::{AsrError, AsrOptions, Transcript, UtteranceAsr, WordTiming};
-use crate::wav::wav_bytes;
+use waihu_audio::wav::wav_bytes;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ResponseFormat {

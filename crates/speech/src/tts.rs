@@ -13,10 +13,10 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use crate::cache::{CacheKey, TtsCache};
-use crate::resample::resample_i16;
-use crate::script::{chunks, Chunk, Lang, LangChoice};
-use crate::style::{espeak_params, Style};
-use crate::wav::{parse_wav, Pcm, WavError};
+use waihu_audio::resample::resample_i16;
+use waihu_audio::script::{chunks, Chunk, Lang, LangChoice};
+use waihu_audio::style::{espeak_params, Style};
+use waihu_audio::wav::{parse_wav, Pcm, WavError};
 
 /// Frame length of all audio handed to the media path.
 pub const FRAME_MS: u32 = 20;
@@ -51,7 +51,7 @@ pub enum TtsError {
     #[error("{program} 输出无效 / {program} wrote invalid audio: {err}")]
     Audio { program: String, err: WavError },
     #[error(transparent)]
-    Style(#[from] crate::style::StyleError),
+    Style(#[from] waihu_audio::style::StyleError),
     #[error("不支持的采样率 / unsupported output rate {0} Hz (8000 or 16000)")]
     Rate(u32),
     #[error("语音缓存错误 / TTS cache error: {0}")]
@@ -350,9 +350,9 @@ impl Iterator for FrameStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resample::goertzel_power;
-    use crate::style::StyleBook;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use waihu_audio::goertzel::goertzel_power;
+    use waihu_audio::style::StyleBook;
 
     /// A stand-in engine: a tone per character, so tests of framing and
     /// caching do not depend on espeak-ng and can count engine calls.

@@ -22,7 +22,7 @@ use candle_transformers::models::whisper::{model::Whisper, Config};
 
 use crate::asr::{AsrError, AsrOptions, Transcript, UtteranceAsr};
 use crate::ct2;
-use crate::resample::resample_i16;
+use waihu_audio::resample::resample_i16;
 
 const SAMPLE_RATE: usize = 16000;
 const N_FFT: usize = 400;

@@ -1,8 +1,8 @@
 //! VAD + endpointer on espeak-ng speech, clean and with white noise at 10 dB SNR.
 use std::sync::Arc;
 
-use waihu_speech::endpoint::EndpointConfig;
-use waihu_speech::eval::{make_clip, run_clip};
+use waihu_audio::endpoint::EndpointConfig;
+use waihu_audio::eval::{make_clip, run_clip};
 use waihu_speech::{EspeakTts, LangChoice, StyleBook, Synthesizer, Voice};
 
 fn speech(text: &str, style: &str, rate: u32) -> Vec<i16> {
@@ -92,15 +92,15 @@ fn end_silence_is_configurable_on_real_speech() {
 fn noise_alone_never_barges_in() {
     // 20 s of 10 dB-SNR-level noise (relative to typical espeak speech) with a prompt playing.
     let reference = speech("reference level", "neutral", 8000);
-    let (rms, _, _) = waihu_speech::eval::active_speech(&reference, 8000);
+    let (rms, _, _) = waihu_audio::eval::active_speech(&reference, 8000);
     let mut noise = vec![0i16; 8000 * 20];
-    waihu_speech::eval::add_noise(
+    waihu_audio::eval::add_noise(
         &mut noise,
         rms,
         10.0,
-        &mut waihu_speech::eval::Noise::new(42),
+        &mut waihu_audio::eval::Noise::new(42),
     );
-    let clip = waihu_speech::eval::Clip {
+    let clip = waihu_audio::eval::Clip {
         samples: noise,
         rate: 8000,
         speech_start_ms: u64::MAX / 4,

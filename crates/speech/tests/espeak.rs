@@ -1,7 +1,7 @@
 //! The espeak-ng engine against the real program (Debian package `espeak-ng`).
 use std::sync::Arc;
 
-use waihu_speech::resample::goertzel_power;
+use waihu_audio::goertzel::goertzel_power;
 use waihu_speech::{
     EspeakTts, LangChoice, Style, StyleBook, Synthesizer, TtsCache, TtsEngine, Voice,
 };

@@ -11,11 +11,11 @@ use axum::Json;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
+use waihu_audio::endpoint::EndpointConfig;
+use waihu_audio::wav::parse_wav;
 use waihu_speech::asr::{recognize_all, Asr, AsrError, AsrOptions, Endpointed, UtteranceAsr};
-use waihu_speech::endpoint::EndpointConfig;
 use waihu_speech::funasr::{FunAsr, FunAsrMode};
 use waihu_speech::openai::OpenAiAsr;
-use waihu_speech::wav::parse_wav;
 
 fn tone(freq: f64, rate: u32, ms: u32, amp: f64) -> Vec<i16> {
     (0..(rate * ms / 1000) as usize)
@@ -33,7 +33,7 @@ fn zc_freq(s: &[i16], rate: u32) -> f64 {
 fn first_loud_ms(s: &[i16], rate: u32) -> u64 {
     let n = (rate / 50) as usize;
     s.chunks(n)
-        .position(|f| waihu_speech::vad::frame_dbfs(f) > -40.0)
+        .position(|f| waihu_audio::vad::frame_dbfs(f) > -40.0)
         .unwrap_or(0) as u64
         * 20
 }

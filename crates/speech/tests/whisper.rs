@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use waihu_audio::endpoint::EndpointConfig;
+use waihu_audio::eval::{make_clip, word_errors};
 use waihu_speech::asr::{recognize_all, AsrOptions, Endpointed};
-use waihu_speech::endpoint::EndpointConfig;
-use waihu_speech::eval::{make_clip, word_errors};
 use waihu_speech::whisper::WhisperAsr;
 use waihu_speech::{EspeakTts, LangChoice, Style, Synthesizer, Voice};
 

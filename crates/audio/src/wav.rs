@@ -3,7 +3,18 @@
 //! that strict readers reject, and because every byte comes from outside the
 //! process: any input gives `Ok` or a `WavError` naming the byte offset, never
 //! a panic (see the proptest below). Writing goes through `hound`.
-use std::path::Path;
+//!
+//! In memory: [`parse_wav`] and [`wav_bytes`]. Files, at the edges of the
+//! pipeline: [`read_wav`] and [`write_wav`] (mono, any rate), [`read_8k_mono`]
+//! and [`write_8k_mono`] for prompts played into a call, and
+//! [`StereoRecorder`] / [`read_stereo`] for call recordings (8 kHz 16-bit
+//! stereo, left: remote party, right: our side). Errors about a file name it.
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use crate::g711::{ALAW_DECODE, ULAW_DECODE};
+use crate::resample::resample_i16;
 
 /// Mono 16-bit PCM at `rate` Hz.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +42,31 @@ pub enum WavError {
     Io { path: String, err: std::io::Error },
     #[error("写 WAV 失败 / WAV encoding error: {0}")]
     Encode(#[from] hound::Error),
+    /// What went wrong with the file at `path` (its content or its encoding).
+    #[error("WAV 文件 / WAV file {}: {err}", path.display())]
+    File { path: PathBuf, err: Box<WavError> },
+}
+
+/// Names the file in an error about its content.
+fn in_file(path: &Path) -> impl Fn(WavError) -> WavError + '_ {
+    move |err| match err {
+        WavError::Io { .. } | WavError::File { .. } => err,
+        other => WavError::File {
+            path: path.to_path_buf(),
+            err: Box::new(other),
+        },
+    }
+}
+
+/// A `hound` error while writing the file at `path`.
+fn hound_at(path: &Path) -> impl Fn(hound::Error) -> WavError + '_ {
+    move |e| match e {
+        hound::Error::IoError(err) => WavError::Io {
+            path: path.display().to_string(),
+            err,
+        },
+        other => in_file(path)(WavError::Encode(other)),
+    }
 }
 
 fn malformed(offset: usize, what: impl Into<String>) -> WavError {
@@ -72,6 +108,12 @@ struct Format {
 /// Accepts PCM 8/16/24/32-bit, IEEE float 32/64, A-law and µ-law, plain or
 /// WAVE_FORMAT_EXTENSIBLE; chunk sizes that overrun the file are clamped.
 pub fn parse_wav(bytes: &[u8]) -> Result<Pcm, WavError> {
+    let (fmt, data, base) = locate(bytes)?;
+    decode(data, fmt, base)
+}
+
+/// The format, the data chunk and the data chunk's byte offset.
+fn locate(bytes: &[u8]) -> Result<(Format, &[u8], usize), WavError> {
     if bytes.get(0..4) != Some(b"RIFF".as_slice()) {
         return Err(malformed(0, "missing RIFF signature (not a WAV file)"));
     }
@@ -89,7 +131,7 @@ pub fn parse_wav(bytes: &[u8]) -> Result<Pcm, WavError> {
             b"fmt " => format = Some(parse_fmt(&bytes[body..body + size], body)?),
             b"data" => {
                 let fmt = format.ok_or_else(|| malformed(off, "data chunk before fmt chunk"))?;
-                return decode(&bytes[body..body + size], fmt, body);
+                return Ok((fmt, &bytes[body..body + size], body));
             }
             _ => {}
         }
@@ -193,48 +235,50 @@ fn sample_to_f64(s: &[u8], fmt: Format) -> f64 {
                 0.0
             }
         }
-        (Encoding::ALaw, 1) => alaw_to_linear(s[0]) as f64 / 32768.0,
-        (Encoding::MuLaw, 1) => ulaw_to_linear(s[0]) as f64 / 32768.0,
+        (Encoding::ALaw, 1) => ALAW_DECODE[s[0] as usize] as f64 / 32768.0,
+        (Encoding::MuLaw, 1) => ULAW_DECODE[s[0] as usize] as f64 / 32768.0,
         _ => 0.0,
     }
 }
 
-/// ITU-T G.711 A-law expansion.
-pub fn alaw_to_linear(a: u8) -> i16 {
-    let a = a ^ 0x55;
-    let seg = (a & 0x70) >> 4;
-    let mut t = ((a & 0x0f) as i16) << 4;
-    t = match seg {
-        0 => t + 8,
-        1 => t + 0x108,
-        _ => (t + 0x108) << (seg - 1),
-    };
-    if a & 0x80 != 0 {
-        t
-    } else {
-        -t
-    }
-}
-
-/// ITU-T G.711 µ-law expansion.
-pub fn ulaw_to_linear(u: u8) -> i16 {
-    let u = !u;
-    let mut t = (((u & 0x0f) as i16) << 3) + 0x84;
-    t <<= (u & 0x70) >> 4;
-    if u & 0x80 != 0 {
-        0x84 - t
-    } else {
-        t - 0x84
-    }
-}
-
-/// Read a WAV file from disk.
+/// Read a WAV file from disk (mono 16-bit at the file's rate).
 pub fn read_wav(path: &Path) -> Result<Pcm, WavError> {
     let bytes = std::fs::read(path).map_err(|err| WavError::Io {
         path: path.display().to_string(),
         err,
     })?;
-    parse_wav(&bytes)
+    parse_wav(&bytes).map_err(in_file(path))
+}
+
+/// Reads any WAV file [`parse_wav`] accepts as 8 kHz mono 16-bit samples (channels
+/// averaged, resampled), e.g. a prompt to play into a call.
+pub fn read_8k_mono(path: &Path) -> Result<Vec<i16>, WavError> {
+    let pcm = read_wav(path)?;
+    Ok(resample_i16(&pcm.samples, pcm.rate, 8000))
+}
+
+/// Reads a 16-bit stereo recording back as (left, right) channels.
+pub fn read_stereo(path: &Path) -> Result<(Vec<i16>, Vec<i16>), WavError> {
+    let bytes = std::fs::read(path).map_err(|err| WavError::Io {
+        path: path.display().to_string(),
+        err,
+    })?;
+    let (fmt, data, _) = locate(&bytes).map_err(in_file(path))?;
+    if fmt.channels != 2 || fmt.encoding != Encoding::Pcm || fmt.bits != 16 {
+        return Err(in_file(path)(WavError::Unsupported(
+            "expected 16-bit stereo".into(),
+        )));
+    }
+    // A trailing partial frame (a cut-off recording) is dropped.
+    let frames = data.chunks_exact(4);
+    Ok(frames
+        .map(|f| {
+            (
+                i16::from_le_bytes([f[0], f[1]]),
+                i16::from_le_bytes([f[2], f[3]]),
+            )
+        })
+        .unzip())
 }
 
 fn spec(rate: u32) -> hound::WavSpec {
@@ -268,6 +312,59 @@ pub fn write_wav(path: &Path, rate: u32, samples: &[i16]) -> Result<(), WavError
         path: path.display().to_string(),
         err,
     })
+}
+
+/// Writes 8 kHz mono 16-bit samples (test fixtures, prompts).
+pub fn write_8k_mono(path: &Path, samples: &[i16]) -> Result<(), WavError> {
+    write_wav(path, 8000, samples)
+}
+
+/// A call recording: 8 kHz 16-bit stereo, left = remote party, right = our side.
+/// Written as the call runs, so a long call never sits in memory.
+pub struct StereoRecorder {
+    path: PathBuf,
+    w: hound::WavWriter<BufWriter<File>>,
+    frames: u64,
+}
+
+impl StereoRecorder {
+    pub fn create(path: &Path) -> Result<StereoRecorder, WavError> {
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let w = hound::WavWriter::create(path, spec).map_err(hound_at(path))?;
+        Ok(StereoRecorder {
+            path: path.to_path_buf(),
+            w,
+            frames: 0,
+        })
+    }
+    /// Appends time-aligned samples of both sides (the shorter side is padded with silence).
+    pub fn write(&mut self, remote: &[i16], ours: &[i16]) -> Result<(), WavError> {
+        let n = remote.len().max(ours.len());
+        for i in 0..n {
+            self.w
+                .write_sample(remote.get(i).copied().unwrap_or(0))
+                .map_err(hound_at(&self.path))?;
+            self.w
+                .write_sample(ours.get(i).copied().unwrap_or(0))
+                .map_err(hound_at(&self.path))?;
+        }
+        self.frames += n as u64;
+        Ok(())
+    }
+    /// Seconds recorded so far.
+    pub fn seconds(&self) -> f64 {
+        self.frames as f64 / 8000.0
+    }
+    pub fn finish(self) -> Result<PathBuf, WavError> {
+        let path = self.path.clone();
+        self.w.finalize().map_err(hound_at(&path))?;
+        Ok(path)
+    }
 }
 
 #[cfg(test)]
@@ -313,9 +410,17 @@ mod tests {
         }
         assert_eq!(parse_wav(&b).unwrap().samples, vec![2000, -300]);
         // G.711 silence codes decode to (near) zero.
-        assert!(ulaw_to_linear(0xff).abs() <= 8);
-        assert!(alaw_to_linear(0xd5).abs() <= 8);
-        assert!(ulaw_to_linear(0x80) > 30000);
+        assert!(ULAW_DECODE[0xff].abs() <= 8);
+        assert!(ALAW_DECODE[0xd5].abs() <= 8);
+        assert!(ULAW_DECODE[0x80] > 30000);
+        // A G.711 WAV decodes through the same tables.
+        let mut g = wav_bytes(8000, &[0, 0]).unwrap();
+        g[20..22].copy_from_slice(&7u16.to_le_bytes()); // µ-law
+        g[32..34].copy_from_slice(&1u16.to_le_bytes()); // block align
+        g[34..36].copy_from_slice(&8u16.to_le_bytes()); // bits
+        g[44..48].copy_from_slice(&[0xff, 0x80, 0x00, 0x7f]);
+        let s = parse_wav(&g).unwrap().samples;
+        assert_eq!(s, vec![ULAW_DECODE[0xff], 32124, -32124, 0]);
     }
 
     #[test]
@@ -331,6 +436,69 @@ mod tests {
             parse_wav(b"OggS"),
             Err(WavError::Malformed { offset: 0, .. })
         ));
+    }
+
+    #[test]
+    fn reads_16k_stereo_as_8k_mono_and_records_stereo() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("in.wav");
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 16000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(&p, spec).unwrap();
+        for i in 0..16000 {
+            w.write_sample(if i % 2 == 0 { 1000i16 } else { 3000 })
+                .unwrap();
+            w.write_sample(1000i16).unwrap();
+        }
+        w.finalize().unwrap();
+        // Mono is 1500 plus a 8 kHz tone of 500, which the 8 kHz output cannot hold.
+        let s = read_8k_mono(&p).unwrap();
+        assert_eq!(s.len(), 8000);
+        // The resampler's filter treats the file as starting and ending in silence,
+        // so the first and last few milliseconds fade in and out.
+        // The resampler's filter treats the file as starting in silence, so the first
+        // output sample, half of whose window lies before the file, fades in.
+        assert!((500..1400).contains(&s[0]), "{}", s[0]);
+        assert!(
+            s[1..].iter().all(|&v| (1400..=2100).contains(&v)),
+            "{:?}",
+            &s[..4]
+        );
+
+        let out = dir.path().join("rec.wav");
+        let mut rec = StereoRecorder::create(&out).unwrap();
+        rec.write(&[1, 2, 3], &[4, 5]).unwrap();
+        assert!((rec.seconds() - 3.0 / 8000.0).abs() < 1e-9);
+        rec.finish().unwrap();
+        assert_eq!(read_stereo(&out).unwrap(), (vec![1, 2, 3], vec![4, 5, 0]));
+        // A mono file is not a recording.
+        let mono = dir.path().join("mono.wav");
+        write_8k_mono(&mono, &[1, 2, 3]).unwrap();
+        assert_eq!(read_8k_mono(&mono).unwrap(), vec![1, 2, 3]);
+        let e = read_stereo(&mono).unwrap_err().to_string();
+        assert!(e.contains("mono.wav") && e.contains("stereo"), "{e}");
+    }
+
+    #[test]
+    fn errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.wav");
+        std::fs::write(&p, b"RIFF\0\0\0\0WAVEjunk").unwrap();
+        let e = read_8k_mono(&p).unwrap_err().to_string();
+        assert!(e.contains("bad.wav"), "{e}");
+        let e = read_wav(&dir.path().join("missing.wav"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing.wav"), "{e}");
+        let e = StereoRecorder::create(&dir.path().join("no/such/dir.wav"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("dir.wav"), "{e}");
     }
 
     proptest! {

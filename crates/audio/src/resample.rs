@@ -172,23 +172,10 @@ pub fn resample_i16(samples: &[i16], from: u32, to: u32) -> Vec<i16> {
         .collect()
 }
 
-/// Power of `samples` at frequency `freq` (Goertzel), normalised by length.
-pub fn goertzel_power(samples: &[f32], rate: u32, freq: f32) -> f32 {
-    let w = 2.0 * std::f32::consts::PI * freq / rate as f32;
-    let coeff = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0f32, 0f32);
-    for &x in samples {
-        let s0 = x + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    let p = s1 * s1 + s2 * s2 - coeff * s1 * s2;
-    p / (samples.len().max(1) as f32).powi(2)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::goertzel::goertzel_power;
 
     fn tone(freq: f32, rate: u32, secs: f32, amp: f32) -> Vec<i16> {
         let n = (rate as f32 * secs) as usize;
