@@ -539,7 +539,10 @@ async fn live_stream_pushes_the_live_list_and_ends_by_itself() {
             path: vec!["opening".into()],
             recording: None,
         };
-        store.call_finished(&ending, &f).await.unwrap();
+        store
+            .call_finished(&waihu_core::CallId(ending), &f)
+            .await
+            .unwrap();
     });
     // The server closes the stream after max_s: reading to the end terminates.
     let body = tokio::time::timeout(Duration::from_secs(10), r.text())
