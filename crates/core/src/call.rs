@@ -99,7 +99,10 @@ mod tests {
             serde_json::to_string(&CallId::from("1-20261102093000-7")).unwrap(),
             r#""1-20261102093000-7""#
         );
-        assert_eq!(serde_json::to_string(&Speaker::Callee).unwrap(), r#""callee""#);
+        assert_eq!(
+            serde_json::to_string(&Speaker::Callee).unwrap(),
+            r#""callee""#
+        );
         assert_eq!(Speaker::Bot.as_str(), "bot");
     }
 }

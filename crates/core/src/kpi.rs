@@ -56,8 +56,14 @@ pub struct LocalHourRow {
 
 /// Conversation outcomes that count as a conversion (转化) unless configured
 /// otherwise (`waihu serve --conversion ...`).
-pub const DEFAULT_CONVERSION_OUTCOMES: [&str; 6] =
-    ["confirmed", "converted", "agreed", "paid", "promised", "success"];
+pub const DEFAULT_CONVERSION_OUTCOMES: [&str; 6] = [
+    "confirmed",
+    "converted",
+    "agreed",
+    "paid",
+    "promised",
+    "success",
+];
 
 /// Callee turns whose text sentiment (-1..1) is above this are positive,
 /// below its negative negative; the rest neutral.
@@ -116,7 +122,7 @@ pub struct Kpis {
 
 impl Kpis {
     /// No attempts yet; every telephony outcome listed with 0.
-    pub fn new() -> Kpis {
+    pub fn empty() -> Kpis {
         Kpis {
             outcomes: CallOutcome::ALL
                 .iter()
@@ -190,7 +196,7 @@ pub struct DayKpis {
 
 /// The totals of rollup rows.
 pub fn totals(rows: &[KpiRow], conversion: &[String]) -> Kpis {
-    let mut total = Kpis::new();
+    let mut total = Kpis::empty();
     for r in rows {
         total.add_row(r, conversion);
     }
@@ -208,7 +214,7 @@ pub fn fold(
     let mut days: BTreeMap<NaiveDate, Kpis> = BTreeMap::new();
     let mut d = from;
     while d <= to {
-        days.insert(d, Kpis::new());
+        days.insert(d, Kpis::empty());
         match d.succ_opt() {
             Some(n) => d = n,
             None => break,
@@ -216,7 +222,7 @@ pub fn fold(
     }
     for r in rows {
         days.entry(r.day)
-            .or_insert_with(Kpis::new)
+            .or_insert_with(Kpis::empty)
             .add_row(r, conversion);
     }
     let days = days
@@ -322,7 +328,7 @@ mod tests {
             row("2026-11-02", "level", "A", 1, 0.0),
         ];
         let conv = ["confirmed".to_string()];
-        let mut k = Kpis::new();
+        let mut k = Kpis::empty();
         for (o, d) in [
             ("answered", 40.0),
             ("answered", 50.0),

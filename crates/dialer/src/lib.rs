@@ -231,7 +231,7 @@ impl Summary {
     /// show for the same calls (voicemail counts as connected).
     pub fn kpis(&self) -> Kpis {
         let conversion: Vec<String> = DEFAULT_CONVERSION_OUTCOMES.map(String::from).to_vec();
-        let mut k = Kpis::new();
+        let mut k = Kpis::empty();
         for c in &self.calls {
             k.add_attempt(c.outcome.as_str(), 1, c.duration_s);
             if let Some(b) = &c.business {

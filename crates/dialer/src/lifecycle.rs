@@ -111,12 +111,13 @@ pub async fn run_campaign(
         std::fs::copy(&setup.script, &copy).map_err(io("copying the script to", &copy))?;
     }
     let script = ScriptKit::new(prog).map_err(LifecycleError::Nlu)?;
-    let mut campaign = waihu_campaign::Campaign::from_yaml(&setup.campaign_yaml).map_err(
-        |source| LifecycleError::Campaign {
-            origin: setup.campaign_origin.clone(),
-            source,
-        },
-    )?;
+    let mut campaign =
+        waihu_campaign::Campaign::from_yaml(&setup.campaign_yaml).map_err(|source| {
+            LifecycleError::Campaign {
+                origin: setup.campaign_origin.clone(),
+                source,
+            }
+        })?;
     let clock = setup.clock.clone();
     let actor = setup.actor.as_str();
     let id = store
@@ -311,7 +312,10 @@ mod tests {
 
     #[test]
     fn with_id_rewrites_or_adds_the_id_line() {
-        assert_eq!(with_id("id: 0  # set\nname: x\n", 7).lines().next(), Some("id: 7                            # set"));
+        assert_eq!(
+            with_id("id: 0  # set\nname: x\n", 7).lines().next(),
+            Some("id: 7                            # set")
+        );
         assert_eq!(with_id("name: x\nid: 3\n", 9), "name: x\nid: 9\n");
         assert_eq!(with_id("name: x\n", 2), "id: 2\nname: x\n");
     }

@@ -173,15 +173,13 @@ async fn demo_run_and_api_report_the_same_figures_for_one_campaign() {
             let _ = stop_rx.await;
         },
     ));
-    let api: serde_json::Value = reqwest::get(format!(
-        "http://{addr}/api/kpis?campaign={}",
-        campaign.0
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let api: serde_json::Value =
+        reqwest::get(format!("http://{addr}/api/kpis?campaign={}", campaign.0))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
     let _ = stop_tx.send(());
     server.await.unwrap().unwrap();
     let totals = &api["totals"];

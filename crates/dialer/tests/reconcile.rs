@@ -63,7 +63,11 @@ async fn calls_left_open_by_a_killed_process_are_closed_as_failed() {
             }
         ));
     }
-    let c = store.call_detail(&CallId::from("c1")).await.unwrap().unwrap();
+    let c = store
+        .call_detail(&CallId::from("c1"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(c.summary.outcome.as_deref(), Some("failed"));
     // A second start finds nothing left to close.
     assert_eq!(waihu_dialer::reconcile(&store, later).await.unwrap(), 0);

@@ -17,8 +17,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::SqliteConnection;
 use waihu_core::{
-    kpi,
-    CallId, CallOutcome, CampaignId, CustomerId, Event, EventKind, Speaker, Turn, VoiceFeatures,
+    kpi, CallId, CallOutcome, CampaignId, CustomerId, Event, EventKind, Speaker, Turn,
+    VoiceFeatures,
 };
 
 use crate::events::insert_events;

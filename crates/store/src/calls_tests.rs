@@ -136,7 +136,10 @@ async fn a_call_moves_live_to_ended_with_sealed_transcript_and_recording() {
     for t in &turns {
         store.call_turn(&cid("call-1@host"), t).await.unwrap();
     }
-    store.call_turn(&cid("call-1@host"), &turns[1]).await.unwrap(); // replay: no-op
+    store
+        .call_turn(&cid("call-1@host"), &turns[1])
+        .await
+        .unwrap(); // replay: no-op
     let live = store.calls_live().await.unwrap();
     assert_eq!(live.len(), 1);
     assert_eq!(live[0].node.as_deref(), Some("greet"));
@@ -153,7 +156,11 @@ async fn a_call_moves_live_to_ended_with_sealed_transcript_and_recording() {
     store.call_finished(&cid("call-1@host"), &f).await.unwrap(); // idempotent
     assert!(store.calls_live().await.unwrap().is_empty());
 
-    let d = store.call_detail(&cid("call-1@host")).await.unwrap().unwrap();
+    let d = store
+        .call_detail(&cid("call-1@host"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(d.summary.status, "ended");
     assert_eq!(d.summary.campaign, Some(camp));
     assert_eq!(d.summary.business_outcome.as_deref(), Some("confirmed"));
@@ -238,14 +245,23 @@ async fn events_given_with_start_and_finish_are_appended_once_in_the_same_transa
         duration_s: 30.0,
     })];
     let f = finish(&["a"], Some("confirmed"), None);
-    store.call_finished_with(&cid("e1"), &f, &ended).await.unwrap();
-    store.call_finished_with(&cid("e1"), &f, &ended).await.unwrap();
+    store
+        .call_finished_with(&cid("e1"), &f, &ended)
+        .await
+        .unwrap();
+    store
+        .call_finished_with(&cid("e1"), &f, &ended)
+        .await
+        .unwrap();
     let counts: std::collections::HashMap<_, _> =
         store.event_counts().await.unwrap().into_iter().collect();
     assert_eq!(counts["campaign_state"], 1);
     assert_eq!(counts["attempt_ended"], 1);
     // An unknown call appends nothing either.
-    assert!(store.call_finished_with(&cid("nope"), &f, &ended).await.is_err());
+    assert!(store
+        .call_finished_with(&cid("nope"), &f, &ended)
+        .await
+        .is_err());
     assert_eq!(
         store
             .events_of_type("attempt_ended", 0, 10)
@@ -379,7 +395,7 @@ async fn rollups_equal_the_raw_tables_over_random_calls() {
 
     // Paging newest first covers every call once.
     let mut seen = Vec::new();
-    let mut before: Option<String> = None;
+    let mut before: Option<CallId> = None;
     loop {
         let page = store
             .calls_list(Some(c1), 50, before.as_ref())
@@ -408,11 +424,17 @@ async fn voice_features_average_by_segment_and_hour() {
     s.customer = Some(CustomerId(99)); // not a stored customer: no segment
     store.call_started(&s).await.unwrap();
     store
-        .call_turn(&cid("v1"), &turn(1, Speaker::Callee, "a", "x", Some("affirm")))
+        .call_turn(
+            &cid("v1"),
+            &turn(1, Speaker::Callee, "a", "x", Some("affirm")),
+        )
         .await
         .unwrap();
     store
-        .call_turn(&cid("v1"), &turn(3, Speaker::Callee, "a", "y", Some("deny")))
+        .call_turn(
+            &cid("v1"),
+            &turn(3, Speaker::Callee, "a", "y", Some("deny")),
+        )
         .await
         .unwrap();
     let mut no_feat = turn(5, Speaker::Callee, "a", "z", None);
@@ -483,7 +505,10 @@ async fn campaigns_are_idempotent_and_move_only_along_allowed_transitions() {
     for s in [
         "running", "running", "paused", "running", "finished", "running", "stopped",
     ] {
-        store.campaign_set_state(id, st(s), "op", t0()).await.unwrap();
+        store
+            .campaign_set_state(id, st(s), "op", t0())
+            .await
+            .unwrap();
     }
     let e = store
         .campaign_set_state(id, st("running"), "op", t0())

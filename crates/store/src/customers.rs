@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 use serde::Serialize;
 use sqlx::{QueryBuilder, Sqlite};
-use waihu_core::{AttrKind, AttrSchema, Attrs, CustomerId, Event, EventKind};
 use waihu_core::CustomerRecord;
+use waihu_core::{AttrKind, AttrSchema, Attrs, CustomerId, Event, EventKind};
 
 use crate::events::insert_events;
 use crate::{parse_ts, ts, Store, StoreError};

@@ -513,7 +513,7 @@ fn decode(row: EventRow) -> Result<(i64, Event), StoreError> {
             at,
             customer: customer.map(CustomerId),
             campaign: campaign.map(CampaignId),
-            call,
+            call: call.map(waihu_core::CallId),
             kind,
         },
     ))
