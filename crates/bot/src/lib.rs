@@ -97,21 +97,9 @@ pub struct CallSetup {
     pub clock: Clock,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Speaker {
-    Bot,
-    Callee,
-}
-
-/// Acoustic features of a callee turn.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct Features {
-    pub rate_sps: f32,
-    pub volume_dbfs: f32,
-    pub pitch_hz: f32,
-    pub pause_ratio: f32,
-}
+// The transcript vocabulary is core's (the store keeps these very turns);
+// re-exported so the bot's callers needn't name two crates.
+pub use waihu_core::{Speaker, Turn, VoiceFeatures};
 
 /// Where a turn's latency went: end of the callee's speech → first audio of
 /// the reply, in ms.
@@ -128,25 +116,6 @@ pub struct Latency {
     pub tts_first_ms: f64,
 }
 
-/// One turn of the transcript. Times are media ms since the answer.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Turn {
-    pub seq: u32,
-    pub speaker: Speaker,
-    pub state: String,
-    pub at: DateTime<Utc>,
-    pub start_ms: u64,
-    pub end_ms: u64,
-    pub text: String,
-    pub intent: Option<String>,
-    pub confidence: Option<f32>,
-    pub emotion: Option<String>,
-    pub sentiment: Option<f32>,
-    pub features: Option<Features>,
-    pub barge_in: bool,
-    pub latency: Option<Latency>,
-}
-
 /// Live notes while the call runs.
 #[derive(Debug, Clone)]
 pub enum Note {
@@ -161,6 +130,9 @@ pub enum Note {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct BotReport {
     pub turns: Vec<Turn>,
+    /// Where the time went for each callee turn the bot replied to, in order
+    /// (that turn's `latency_ms` is the `total_ms` here).
+    pub latencies: Vec<Latency>,
     pub path: Vec<String>,
     /// The script's business outcome and intention level (None: hung up before one was set).
     pub outcome: Option<String>,
@@ -186,10 +158,6 @@ impl BotReport {
             level: self.level.clone(),
             path: self.path.clone(),
         }
-    }
-
-    pub fn latencies(&self) -> impl Iterator<Item = &Latency> {
-        self.turns.iter().filter_map(|t| t.latency.as_ref())
     }
 }
 
@@ -480,7 +448,8 @@ impl Brain {
             lat.tts_first_ms = tts_first.unwrap_or_default();
             lat.total_ms = ms.saturating_sub(end_ms) as f64;
             if let Some(t) = self.report.turns.get_mut(callee_turn) {
-                t.latency = Some(lat);
+                t.latency_ms = Some(lat.total_ms);
+                self.report.latencies.push(lat);
                 let t = t.clone();
                 self.note(Note::Turn(Box::new(t)));
             }
@@ -561,7 +530,7 @@ impl Brain {
         let reading = waihu_nlu::emotion::analyze(&utt.samples, utt.rate, Some(&text));
         lat.nlu_ms = t1.elapsed().as_secs_f64() * 1000.0;
         let emotion = reading.emotion;
-        let features = Features {
+        let features = VoiceFeatures {
             rate_sps: reading.acoustic.speech_rate,
             volume_dbfs: reading.acoustic.rms_dbfs,
             pitch_hz: reading.acoustic.pitch_mean_hz,
@@ -599,7 +568,7 @@ impl Brain {
         text: String,
         nlu: Option<&NluResult>,
         emotion: Option<String>,
-        features: Option<Features>,
+        features: Option<VoiceFeatures>,
     ) -> usize {
         self.seq += 1;
         let turn = Turn {
@@ -616,7 +585,7 @@ impl Brain {
             sentiment: nlu.map(|n| n.sentiment.score),
             features,
             barge_in: false,
-            latency: None,
+            latency_ms: None,
         };
         // The turn is noted once its reply starts (with the latency), or now if no reply comes.
         self.pending_latency = None;
@@ -721,7 +690,7 @@ impl Brain {
             sentiment: None,
             features: None,
             barge_in,
-            latency: None,
+            latency_ms: None,
         });
         self.playing = Some(Prompt {
             id,

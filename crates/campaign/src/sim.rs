@@ -409,7 +409,7 @@ pub fn simulate(campaign: &Campaign, cfg: &SimConfig, sink: &mut dyn FnMut(&Even
                                         at: at_ms(when),
                                         customer: Some(CustomerId(c.cust as i64 + 1)),
                                         campaign: Some(camp_id),
-                                        call: Some(format!("s{}", c.id)),
+                                        call: Some(waihu_core::CallId(format!("s{}", c.id))),
                                         kind: EventKind::CallAbandoned {
                                             phone: phone_index(cfg.seed, phones[c.cust as usize]),
                                         },
@@ -436,7 +436,7 @@ pub fn simulate(campaign: &Campaign, cfg: &SimConfig, sink: &mut dyn FnMut(&Even
                         agents_busy = agents_busy.saturating_sub(1);
                     }
                     let cust = Some(CustomerId(c.cust as i64 + 1));
-                    let call = Some(format!("s{}", c.id));
+                    let call = Some(waihu_core::CallId(format!("s{}", c.id)));
                     let sip = match c.outcome {
                         CallOutcome::Answered | CallOutcome::Voicemail => 200,
                         CallOutcome::Busy => 486,
@@ -631,7 +631,7 @@ pub fn simulate(campaign: &Campaign, cfg: &SimConfig, sink: &mut dyn FnMut(&Even
                     at: now,
                     customer: Some(d.customer),
                     campaign: Some(camp_id),
-                    call: Some(format!("s{call_seq}")),
+                    call: Some(waihu_core::CallId(format!("s{call_seq}"))),
                     kind: EventKind::AttemptStarted {
                         phone: phone_index(cfg.seed, d.phone),
                         tz: d.tz.name().into(),

@@ -422,7 +422,7 @@ impl Checker {
                 at: e.at,
                 customer: e.customer.map(|c| c.0),
                 campaign: e.campaign.map(|c| c.0),
-                call: e.call.clone(),
+                call: e.call.as_ref().map(|c| c.0.clone()),
                 detail,
             });
         }

@@ -29,7 +29,7 @@ fn attempt_in(at: DateTime<Utc>, phone: &str, tz: &str, caller: Option<&str>) ->
         at,
         customer: Some(CustomerId(1)),
         campaign: Some(CampaignId(7)),
-        call: Some(format!("c{}", at.timestamp())),
+        call: Some(format!("c{}", at.timestamp()).into()),
         kind: EventKind::AttemptStarted {
             phone: PhoneIndex(phone.into()),
             tz: tz.into(),

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{CallOutcome, CampaignId, CustomerId, PhoneIndex};
+use crate::{CallId, CallOutcome, CampaignId, CustomerId, PhoneIndex};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -16,7 +16,7 @@ pub struct Event {
     pub campaign: Option<CampaignId>,
     /// Correlates all events of one call attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub call: Option<String>,
+    pub call: Option<CallId>,
     pub kind: EventKind,
 }
 

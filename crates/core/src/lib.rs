@@ -6,11 +6,18 @@
 //! everything ↔ the event log), so changing one is a cross-crate change.
 
 pub mod attr;
+pub mod call;
+pub mod campaign;
+pub mod customer;
 pub mod event;
+pub mod kpi;
 pub mod nlu;
 pub mod outcome;
 
 pub use attr::{AttrKind, AttrSchema, AttrValue, Attrs};
+pub use call::{CallId, Speaker, Turn, VoiceFeatures};
+pub use campaign::{CampaignState, UnknownCampaignState};
+pub use customer::{CustomerRecord, TzSource};
 pub use event::{Event, EventKind};
 pub use nlu::{
     Emotion, EmotionLabel, Entity, NluResult, Sentiment, SentimentLabel, BUILTIN_INTENTS,

@@ -12,6 +12,12 @@
 //! cut mid-sentence. Calls a killed process left open are closed on the next
 //! start from the store (`failed`, "interrupted"), so no attempt is lost and
 //! the caps count it.
+//!
+//! [`lifecycle::run_campaign`] is the whole job around this loop — store the
+//! campaign file under the store's id, mark it running, run it, mark it
+//! finished — for any front end (`waihu run`, `waihu demo`, a server).
+pub mod lifecycle;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,18 +26,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use tokio::sync::{mpsc, watch};
 use waihu_bot::{BotReport, Kit, Note, ScriptKit};
 use waihu_campaign::config::Campaign;
 use waihu_campaign::planner::{
     Action as PlanAction, ContactInput, ContactRef, Dial, Planner, Report,
 };
-use waihu_core::{AttrValue, CallOutcome, CampaignId, Event, EventKind, PhoneIndex};
+use waihu_core::kpi::{Kpis, DEFAULT_CONVERSION_OUTCOMES};
+use waihu_core::{
+    AttrValue, CallId, CallOutcome, CampaignId, CampaignState, Event, EventKind, PhoneIndex,
+};
 use waihu_dialog::Action as DialogAction;
 use waihu_engine::call::{place_call_with, CallOptions, MediaOptions, Progress};
 use waihu_engine::sip::SipEndpoint;
-use waihu_store::{CallFinish, CallStart, Customer, Store, TurnRecord, VoiceFeatures};
+use waihu_store::{CallFinish, CallStart, Customer, Store};
 
 /// The campaign's clock. Production runs on the system clock. The demo
 /// starts it at a business hour in the callees' zone (so it can run at any
@@ -108,7 +117,7 @@ pub struct Options {
 /// One finished call, for the summary and for scoring against the virtual callees.
 #[derive(Debug, Clone, Serialize)]
 pub struct CallResult {
-    pub call_id: String,
+    pub call_id: CallId,
     pub phone: String,
     pub outcome: CallOutcome,
     pub business: Option<String>,
@@ -124,8 +133,61 @@ pub struct CallResult {
     pub errors: Vec<String>,
 }
 
+/// Why a run stopped dialling. Printed (and serialised) as the sentence it
+/// always was, e.g. `every contact finished`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// The planner has nobody left to call.
+    EveryContactFinished,
+    /// The campaign clock passed [`Options::until`].
+    EndOfDay,
+    /// The stored campaign state left `running` (an operator stopped it, or
+    /// something else marked it finished).
+    Campaign(CampaignState),
+    /// The process was asked to shut down (Ctrl-C).
+    Shutdown,
+    /// Stopping for `reason`, but `live` calls had not ended by the drain limit.
+    DrainLimit {
+        reason: Box<StopReason>,
+        live: usize,
+    },
+}
+
+impl StopReason {
+    /// The campaign's work is done — every contact finished, or its planned
+    /// hours are over — so it is marked `finished`. An operator's stop or a
+    /// shutdown leaves it as it is, for the next run to continue.
+    pub fn completes_campaign(&self) -> bool {
+        match self {
+            StopReason::EveryContactFinished | StopReason::EndOfDay => true,
+            StopReason::DrainLimit { reason, .. } => **reason == StopReason::EndOfDay,
+            StopReason::Campaign(_) | StopReason::Shutdown => false,
+        }
+    }
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::EveryContactFinished => f.write_str("every contact finished"),
+            StopReason::EndOfDay => f.write_str("end of the campaign day"),
+            StopReason::Campaign(state) => write!(f, "campaign {state}"),
+            StopReason::Shutdown => f.write_str("shutdown"),
+            StopReason::DrainLimit { reason, live } => {
+                write!(f, "{reason}; {live} calls still live at the drain limit")
+            }
+        }
+    }
+}
+
+impl Serialize for StopReason {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// What a run did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub contacts: usize,
     pub skipped_contacts: Vec<String>,
@@ -140,18 +202,47 @@ pub struct Summary {
     pub dnc_added: usize,
     pub fallback_messages: usize,
     pub max_live: usize,
-    pub stopped_by: String,
+    pub stopped_by: StopReason,
     pub calls: Vec<CallResult>,
 }
 
 impl Summary {
-    pub fn connect_rate(&self) -> f64 {
-        let c = self
-            .calls
-            .iter()
-            .filter(|c| c.outcome == CallOutcome::Answered)
-            .count();
-        c as f64 / self.attempts.max(1) as f64
+    fn new(reconciled: usize) -> Summary {
+        Summary {
+            contacts: 0,
+            skipped_contacts: Vec::new(),
+            reconciled,
+            prior_attempts: 0,
+            attempts: 0,
+            outcomes: BTreeMap::new(),
+            business: BTreeMap::new(),
+            levels: BTreeMap::new(),
+            callbacks: 0,
+            dnc_added: 0,
+            fallback_messages: 0,
+            max_live: 0,
+            stopped_by: StopReason::Shutdown,
+            calls: Vec::new(),
+        }
+    }
+
+    /// The KPIs of this run's finished calls, by the one definition
+    /// ([`waihu_core::kpi`]) the API and dashboard use: the same figures they
+    /// show for the same calls (voicemail counts as connected).
+    pub fn kpis(&self) -> Kpis {
+        let conversion: Vec<String> = DEFAULT_CONVERSION_OUTCOMES.map(String::from).to_vec();
+        let mut k = Kpis::empty();
+        for c in &self.calls {
+            k.add_attempt(c.outcome.as_str(), 1, c.duration_s);
+            if let Some(b) = &c.business {
+                k.add_conversation(b, 1, &conversion);
+            }
+            if let Some(l) = &c.level {
+                k.add_level(l, 1);
+            }
+        }
+        k.finish();
+        k
     }
 }
 
@@ -277,10 +368,7 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<Summary, DialerError> {
     let opts = Arc::new(opts);
-    let mut summary = Summary {
-        reconciled: reconcile(&store, opts.clock.now()).await?,
-        ..Summary::default()
-    };
+    let mut summary = Summary::new(reconcile(&store, opts.clock.now()).await?);
     let mut campaign = opts.campaign.clone();
     campaign.id = opts.campaign_id;
     let mut planner = Planner::new(campaign);
@@ -342,7 +430,7 @@ pub async fn run(
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Finished>();
     let mut live = 0usize;
     let mut seq = 0u64;
-    let mut stopping: Option<String> = None;
+    let mut stopping: Option<StopReason> = None;
     let mut drain_until: Option<tokio::time::Instant> = None;
     let mut tick = tokio::time::interval(opts.poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -355,7 +443,7 @@ pub async fn run(
             }
             _ = shutdown.changed() => {
                 if *shutdown.borrow() {
-                    stopping.get_or_insert_with(|| "shutdown".into());
+                    stopping.get_or_insert(StopReason::Shutdown);
                 }
             }
             _ = tick.tick() => {}
@@ -367,13 +455,13 @@ pub async fn run(
                 .await?
                 .ok_or(DialerError::NoCampaign(opts.campaign_id.0))?
                 .state;
-            match state.as_str() {
-                "running" => {}
-                "paused" | "created" => continue,
-                other => stopping = Some(format!("campaign {other}")),
+            match state {
+                CampaignState::Running => {}
+                CampaignState::Paused | CampaignState::Created => continue,
+                other => stopping = Some(StopReason::Campaign(other)),
             }
             if opts.until.is_some_and(|u| now >= u) {
-                stopping = Some("end of the campaign day".into());
+                stopping = Some(StopReason::EndOfDay);
             }
         }
         if let Some(why) = &stopping {
@@ -384,7 +472,10 @@ pub async fn run(
             let until =
                 *drain_until.get_or_insert_with(|| tokio::time::Instant::now() + opts.drain);
             if tokio::time::Instant::now() >= until {
-                summary.stopped_by = format!("{why}; {live} calls still live at the drain limit");
+                summary.stopped_by = StopReason::DrainLimit {
+                    reason: Box::new(why.clone()),
+                    live,
+                };
                 break;
             }
             continue;
@@ -397,7 +488,7 @@ pub async fn run(
         };
         if dials.is_empty() && live == 0 {
             if planner.pending() == 0 {
-                summary.stopped_by = "every contact finished".into();
+                summary.stopped_by = StopReason::EveryContactFinished;
                 break;
             }
             // Nothing to do before the next calendar entry: a demo clock jumps
@@ -416,12 +507,12 @@ pub async fn run(
             live += 1;
             summary.max_live = summary.max_live.max(live);
             summary.attempts += 1;
-            let call_id = format!(
+            let call_id = CallId(format!(
                 "{}-{}-{}",
                 opts.campaign_id.0,
                 now.format("%Y%m%d%H%M%S"),
                 seq
-            );
+            ));
             start_call(
                 &ep,
                 &store,
@@ -448,7 +539,7 @@ async fn start_call(
     opts: &Arc<Options>,
     d: &Dial,
     c: Customer,
-    call_id: String,
+    call_id: CallId,
     now: DateTime<Utc>,
     done: mpsc::UnboundedSender<Finished>,
 ) -> Result<(), DialerError> {
@@ -497,20 +588,20 @@ async fn call(
     store: &Store,
     opts: &Options,
     c: &Customer,
-    call_id: &str,
+    call_id: &CallId,
     tz: chrono_tz::Tz,
     contact: ContactRef,
 ) -> Finished {
     let clock = opts.clock.clone();
     let setup = waihu_bot::CallSetup {
         vars: call_vars(c, &opts.constants),
-        seed: seed_of(call_id),
+        seed: seed_of(call_id.as_str()),
         tz,
         clock: Arc::new(move || clock.now()),
     };
     let (notes_tx, mut notes_rx) = mpsc::unbounded_channel::<Note>();
     let mut result = CallResult {
-        call_id: call_id.to_string(),
+        call_id: call_id.clone(),
         phone: c.phone.clone(),
         outcome: CallOutcome::Failed,
         business: None,
@@ -565,7 +656,7 @@ async fn call(
     // Live notes → the store (the dashboard's live view and transcript).
     let writer = {
         let store = store.clone();
-        let call_id = call_id.to_string();
+        let call_id = call_id.clone();
         let clock = opts.clock.clone();
         tokio::spawn(async move {
             while let Some(n) = notes_rx.recv().await {
@@ -581,7 +672,7 @@ async fn call(
                             )
                             .await
                     }
-                    Note::Turn(t) => store.call_turn(&call_id, &turn_record(&t)).await,
+                    Note::Turn(t) => store.call_turn(&call_id, &t).await,
                 };
                 if let Err(e) = r {
                     tracing::warn!(call = %call_id, error = %e, "storing a live note failed");
@@ -601,7 +692,7 @@ async fn call(
     let (prog_tx, mut prog_rx) = mpsc::unbounded_channel::<&'static str>();
     let prog_writer = {
         let store = store.clone();
-        let call_id = call_id.to_string();
+        let call_id = call_id.clone();
         let clock = opts.clock.clone();
         tokio::spawn(async move {
             while let Some(s) = prog_rx.recv().await {
@@ -689,7 +780,7 @@ async fn call(
     result.turns = bot.turns.len();
     result.barge_ins = bot.barge_ins;
     result.announcement = bot.announcement.clone();
-    result.latencies = bot.latencies().copied().collect();
+    result.latencies = bot.latencies.clone();
     result.errors.extend(bot.errors.iter().cloned());
     Finished {
         contact,
@@ -704,40 +795,13 @@ async fn call(
     }
 }
 
-fn event(opts: &Options, c: &Customer, call_id: &str, kind: EventKind) -> Event {
+fn event(opts: &Options, c: &Customer, call_id: &CallId, kind: EventKind) -> Event {
     Event {
         at: opts.clock.now(),
         customer: Some(c.id),
         campaign: Some(opts.campaign_id),
-        call: Some(call_id.to_string()),
+        call: Some(call_id.clone()),
         kind,
-    }
-}
-
-fn turn_record(t: &waihu_bot::Turn) -> TurnRecord {
-    TurnRecord {
-        seq: t.seq,
-        speaker: match t.speaker {
-            waihu_bot::Speaker::Bot => waihu_store::Speaker::Bot,
-            waihu_bot::Speaker::Callee => waihu_store::Speaker::Callee,
-        },
-        state: t.state.clone(),
-        at: t.at,
-        start_ms: t.start_ms,
-        end_ms: t.end_ms,
-        text: t.text.clone(),
-        intent: t.intent.clone(),
-        confidence: t.confidence,
-        emotion: t.emotion.clone(),
-        sentiment: t.sentiment,
-        features: t.features.map(|f| VoiceFeatures {
-            rate_sps: f.rate_sps,
-            volume_dbfs: f.volume_dbfs,
-            pitch_hz: f.pitch_hz,
-            pause_ratio: f.pause_ratio,
-        }),
-        barge_in: t.barge_in,
-        latency_ms: t.latency.map(|l| l.total_ms),
     }
 }
 

@@ -2,7 +2,7 @@
 //! closes it as `failed` with an `attempt_ended` event, so the attempt is not
 //! lost and the caps and the compliance checker still count it.
 use chrono::{TimeZone, Utc};
-use waihu_core::{CallOutcome, CampaignId, CustomerId, Event, EventKind, PhoneIndex};
+use waihu_core::{CallId, CallOutcome, CampaignId, CustomerId, Event, EventKind, PhoneIndex};
 use waihu_privacy::MasterKey;
 use waihu_store::{CallStart, Store};
 
@@ -14,7 +14,7 @@ async fn calls_left_open_by_a_killed_process_are_closed_as_failed() {
         .unwrap();
     let t0 = Utc.with_ymd_and_hms(2026, 11, 25, 14, 30, 0).unwrap();
     for (i, status) in ["ringing", "talking"].iter().enumerate() {
-        let id = format!("c{i}");
+        let id = CallId(format!("c{i}"));
         store
             .call_started_with(
                 &CallStart {
@@ -63,7 +63,11 @@ async fn calls_left_open_by_a_killed_process_are_closed_as_failed() {
             }
         ));
     }
-    let c = store.call_detail("c1").await.unwrap().unwrap();
+    let c = store
+        .call_detail(&CallId::from("c1"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(c.summary.outcome.as_deref(), Some("failed"));
     // A second start finds nothing left to close.
     assert_eq!(waihu_dialer::reconcile(&store, later).await.unwrap(), 0);

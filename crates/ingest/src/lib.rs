@@ -25,7 +25,11 @@ use chrono_tz::Tz;
 use rayon::prelude::*;
 use waihu_core::{AttrKind, AttrSchema, Attrs};
 
-pub use tz::TzSource;
+// The record and zone source live in core so the store can take them
+// without depending on this crate; re-exported so callers needn't change.
+pub use waihu_core::{CustomerRecord, TzSource};
+/// Single numbers (DNC entries, lookups) go through `waihu-phone`, shared with the API server.
+pub use waihu_phone::normalize_phone;
 
 /// Rows sampled to infer attribute kinds.
 const SAMPLE_ROWS: usize = 1000;
@@ -211,19 +215,6 @@ impl Options {
 pub struct RawRow {
     pub line: u64,
     pub cells: Vec<String>,
-}
-
-/// A valid customer row, normalised.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CustomerRecord {
-    pub line: u64,
-    pub phone_e164: String,
-    pub name: Option<String>,
-    /// ISO 3166 region of the number.
-    pub region: String,
-    pub tz: Tz,
-    pub tz_source: TzSource,
-    pub attrs: Attrs,
 }
 
 /// A row that was not imported, with why.
@@ -543,28 +534,3 @@ pub fn write_rejects<W: std::io::Write>(
 
 #[cfg(test)]
 mod tests;
-
-/// Normalise one phone number to E.164 (for DNC entries, lookups, the API).
-/// Returns the number and its region, or a reason it is not valid.
-pub fn normalize_phone(raw: &str, default_region: &str) -> Result<(String, String), String> {
-    let region: phonenumber::country::Id = default_region
-        .trim()
-        .to_uppercase()
-        .parse()
-        .map_err(|_| format!("unknown region '{default_region}'"))?;
-    let raw = raw.trim();
-    let parsed = phonenumber::parse(Some(region), raw)
-        .map_err(|e| format!("'{raw}' is not a phone number ({e})"))?;
-    if !phonenumber::is_valid(&parsed) {
-        return Err(format!(
-            "'{raw}' is not a valid number for region {}",
-            region.as_ref()
-        ));
-    }
-    let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
-    let reg = parsed
-        .country()
-        .id()
-        .map_or_else(|| "ZZ".to_string(), |id| id.as_ref().to_string());
-    Ok((e164, reg))
-}

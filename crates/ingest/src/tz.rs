@@ -7,17 +7,7 @@
 //! the scheduler can be told to use the narrowest window of the region.
 use chrono_tz::Tz;
 
-/// How a customer's zone was decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TzSource {
-    /// From a time-zone column in the file.
-    Column,
-    /// From the number: its region has one zone, or its area code is known.
-    Number,
-    /// From the number's region, which spans several zones: most populous zone.
-    RegionGuess,
-}
+pub use waihu_core::TzSource;
 
 /// The zone for a region code (and, for NANP, the national number).
 pub fn zone_for(region: &str, national: &str) -> Option<(Tz, TzSource)> {

@@ -444,7 +444,7 @@ fn cn() -> String {
 }
 
 fn normalize(phone: &str, region: &str) -> Result<String, ApiError> {
-    waihu_ingest::normalize_phone(phone, region)
+    waihu_phone::normalize_phone(phone, region)
         .map(|(e164, _)| e164)
         .map_err(|why| {
             ApiError::new(

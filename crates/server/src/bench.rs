@@ -9,7 +9,7 @@ use chrono::{DateTime, Datelike, Days, NaiveDate, TimeZone, Timelike, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
-use waihu_core::{CallOutcome, CampaignId, CustomerId, Event, EventKind, PhoneIndex};
+use waihu_core::{CallId, CallOutcome, CampaignId, CustomerId, Event, EventKind, PhoneIndex};
 use waihu_store::{metric, KpiRow, LocalHourRow, Store};
 
 /// What to generate.
@@ -91,7 +91,7 @@ pub fn generate(spec: &GenSpec, range: std::ops::Range<usize>) -> Vec<Event> {
         let (hour, weekday) = (local.hour(), local.weekday().num_days_from_monday());
         let customer = CustomerId(rng.gen_range(1..=200_000));
         let campaign = CampaignId(1 + (i % 3) as i64);
-        let call = format!("b{i}");
+        let call = CallId(format!("b{i}"));
         let phone = PhoneIndex(format!("{:032x}", rng.gen::<u128>()));
         out.push(Event {
             at,
@@ -190,7 +190,7 @@ pub fn aggregate(
         match &e.kind {
             EventKind::AttemptStarted { local_time, .. } => {
                 if let Some(c) = &e.call {
-                    started.insert(c, local_time);
+                    started.insert(c.as_str(), local_time);
                 }
             }
             EventKind::AttemptEnded {
@@ -205,7 +205,7 @@ pub fn aggregate(
                     c.0 += 1;
                     c.1 += duration_s;
                 }
-                let lt = e.call.as_deref().and_then(|c| started.get(c));
+                let lt = e.call.as_ref().and_then(|c| started.get(c.as_str()));
                 if let Some(lt) = lt.filter(|lt| lt.len() >= 13) {
                     let d = lt
                         .get(..10)
@@ -523,7 +523,7 @@ pub fn generate_calls(
         } else {
             [Some("hangup"), Some("hangup"), None, Some("refused")][rng.gen_range(0..4)]
         };
-        let call_id = format!("bench-{i}");
+        let call_id = CallId(format!("bench-{i}"));
         let turns: Vec<TurnRecord> = path
             .iter()
             .take(3)
@@ -622,7 +622,7 @@ pub async fn run_calls(
     let store = Store::open(dir).await?;
     for name in ["bench-a", "bench-b", "bench-c"] {
         store
-            .campaign_create(name, "name: bench\n", "bench")
+            .campaign_create(name, "name: bench\n", "bench", Utc::now())
             .await?;
     }
     let spec = GenSpec {

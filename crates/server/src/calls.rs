@@ -15,8 +15,8 @@ use axum::Json;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use waihu_core::{mask_phone, CampaignId, Event, EventKind};
-use waihu_store::{CallSummary, TurnRecord};
+use waihu_core::{mask_phone, CallId, CampaignId, Event, EventKind, Turn};
+use waihu_store::CallSummary;
 
 use crate::api::{csv_response, limit, Format, Q};
 use crate::auth::{Caller, Role};
@@ -68,7 +68,7 @@ const CALL_COLUMNS: [&str; 19] = [
 struct CallsQ {
     campaign: Option<i64>,
     limit: Option<i64>,
-    before: Option<String>,
+    before: Option<CallId>,
     #[serde(default)]
     format: Format,
 }
@@ -84,7 +84,7 @@ async fn list_calls(
     let campaign = q.campaign.map(CampaignId);
     let list = s
         .store
-        .calls_list(campaign, lim as u32, q.before.as_deref())
+        .calls_list(campaign, lim as u32, q.before.as_ref())
         .await?;
     let items: Vec<Value> = list.iter().map(summary_json).collect();
     if csv {
@@ -170,7 +170,7 @@ struct DetailQ {
     reason: Option<String>,
 }
 
-fn no_call(id: &str) -> ApiError {
+fn no_call(id: &CallId) -> ApiError {
     ApiError::not_found(
         "no_such_call",
         format!("no call '{id}'; list them at /api/calls"),
@@ -207,7 +207,7 @@ async fn audit_call_reveal(
     Ok(())
 }
 
-fn turn_json(t: &TurnRecord, reveal: bool) -> Value {
+fn turn_json(t: &Turn, reveal: bool) -> Value {
     let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
     if !reveal {
         v["text"] = Value::Null;
@@ -218,7 +218,7 @@ fn turn_json(t: &TurnRecord, reveal: bool) -> Value {
 async fn call_detail(
     State(s): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<CallId>,
     Q(q): Q<DetailQ>,
 ) -> Result<Json<Value>, ApiError> {
     if q.reveal && caller.role < Role::Operator {
@@ -246,7 +246,7 @@ async fn call_detail(
 async fn call_recording(
     State(s): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<CallId>,
     Q(q): Q<DetailQ>,
 ) -> Result<Response, ApiError> {
     if caller.role < Role::Operator {

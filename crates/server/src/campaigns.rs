@@ -12,8 +12,8 @@ use axum::routing::{get, post};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use waihu_core::CampaignId;
-use waihu_store::{campaign_next_states, CampaignRow};
+use waihu_core::{CampaignId, CampaignState};
+use waihu_store::CampaignRow;
 
 use crate::api::{csv_response, int_id, Format, Q};
 use crate::auth::{Caller, Role};
@@ -43,7 +43,7 @@ async fn campaign_json(s: &AppState, c: &CampaignRow, live: usize) -> Result<Val
         "created_at": c.created_at,
         "updated_at": c.updated_at,
         "updated_by": c.updated_by,
-        "next_states": campaign_next_states(&c.state),
+        "next_states": c.state.next_states(),
         "calls": s.store.calls_count(Some(c.id)).await?,
         "live": live,
     }))
@@ -175,7 +175,10 @@ async fn create_campaign(
     })?;
     let name = campaign.name.clone();
     let existed = s.store.campaign_by_name(&name).await?;
-    let id = s.store.campaign_create(&name, &spec, &caller.actor).await?;
+    let id = s
+        .store
+        .campaign_create(&name, &spec, &caller.actor, chrono::Utc::now())
+        .await?;
     let row = get_campaign(&s, id).await?;
     let mut v = campaign_json(&s, &row, 0).await?;
     v["spec"] = json!(row.spec);
@@ -197,7 +200,7 @@ async fn transition(
     s: AppState,
     caller: Caller,
     id: String,
-    to: &str,
+    to: CampaignState,
     verb: &str,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Operator, &format!("{verb} campaigns"))?;
@@ -210,7 +213,9 @@ async fn transition(
             format!("campaign {id} is {to} already; nothing to do"),
         ));
     }
-    s.store.campaign_set_state(id, to, &caller.actor).await?;
+    s.store
+        .campaign_set_state(id, to, &caller.actor, chrono::Utc::now())
+        .await?;
     let row = get_campaign(&s, id).await?;
     let mut v = campaign_json(&s, &row, 0).await?;
     v["previous_state"] = json!(c.state);
@@ -222,7 +227,7 @@ async fn start(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    transition(s, caller, id, "running", "starting").await
+    transition(s, caller, id, CampaignState::Running, "starting").await
 }
 
 async fn pause(
@@ -230,7 +235,7 @@ async fn pause(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    transition(s, caller, id, "paused", "pausing").await
+    transition(s, caller, id, CampaignState::Paused, "pausing").await
 }
 
 async fn stop(
@@ -238,7 +243,7 @@ async fn stop(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    transition(s, caller, id, "stopped", "stopping").await
+    transition(s, caller, id, CampaignState::Stopped, "stopping").await
 }
 
 fn scripts_dir(s: &AppState) -> PathBuf {

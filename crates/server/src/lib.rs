@@ -41,16 +41,9 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             open: false,
-            conversion_outcomes: [
-                "confirmed",
-                "converted",
-                "agreed",
-                "paid",
-                "promised",
-                "success",
-            ]
-            .map(String::from)
-            .to_vec(),
+            conversion_outcomes: waihu_core::kpi::DEFAULT_CONVERSION_OUTCOMES
+                .map(String::from)
+                .to_vec(),
             webhooks: webhook::Settings::default(),
         }
     }

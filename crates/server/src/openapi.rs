@@ -136,7 +136,7 @@ const OPS: &[Op] = &[
     Op {
         method: "GET",
         path: "/api/kpis",
-        summary: "Campaign KPIs over UTC days, totals and a per-day series: attempts (finished), connects (answered or voicemail), connect rate 接通率 = connects/attempts, outcome breakdown, abandon rate = call_abandoned/answered, average handle time = connected seconds/connects, conversion rate 转化率 = conversations with a conversion outcome/connects, intention levels.",
+        summary: "Campaign KPIs over UTC days, totals and a per-day series: attempts (finished), connects (answered or voicemail), connect rate 接通率 = connects/attempts, outcome breakdown, abandon rate = call_abandoned/answered, average handle time = connected seconds/connects, conversion rate 转化率 = conversations with a conversion outcome/connects, intention levels. Definitions: docs/kpis.md (the same code computes what `waihu demo` and `waihu run` print).",
         role: Some("analyst"),
         params: RANGE,
         body: None,
@@ -211,7 +211,7 @@ const OPS: &[Op] = &[
         csv: true,
     },
     Op { method: "GET", path: "/api/reports/intents", summary: "Topic heat map: callee intents × script states (turn counts), states in path order, intents by frequency.", role: Some("analyst"), params: CAMPAIGN_FILTER, body: None, csv: true },
-    Op { method: "GET", path: "/api/reports/voice", summary: "Callee voice features by customer segment and by UTC hour: turns, average speech rate (syllables/s), volume (dBFS), pitch (Hz), pause ratio, turns per emotion, mean text sentiment and 满意度 (satisfaction = callee turns with sentiment above +0.1 / those above +0.1 or below -0.1); totals over all segments.", role: Some("analyst"), params: CAMPAIGN_FILTER, body: None, csv: true },
+    Op { method: "GET", path: "/api/reports/voice", summary: "Callee voice features by customer segment and by UTC hour: turns, average speech rate (syllables/s), volume (dBFS), pitch (Hz), pause ratio, turns per emotion, mean text sentiment and 满意度 (satisfaction = callee turns with sentiment above +0.1 / those above +0.1 or below -0.1; docs/kpis.md); totals over all segments.", role: Some("analyst"), params: CAMPAIGN_FILTER, body: None, csv: true },
     Op { method: "GET", path: "/api/webhooks", summary: "Configured webhooks (secrets not shown).", role: Some("admin"), params: &[], body: None, csv: false },
     Op {
         method: "POST",

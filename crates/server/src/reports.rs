@@ -134,9 +134,7 @@ pub fn voice_totals(rows: &[waihu_store::VoiceRow]) -> VoiceTotals {
         t.negative += r.negative;
         sum += r.avg_sentiment.unwrap_or(0.0) * r.with_sentiment as f64;
     }
-    if t.positive + t.negative > 0 {
-        t.satisfaction = Some(t.positive as f64 / (t.positive + t.negative) as f64);
-    }
+    t.satisfaction = waihu_core::kpi::satisfaction(t.positive, t.negative);
     if t.with_sentiment > 0 {
         t.avg_sentiment = Some(sum / t.with_sentiment as f64);
     }

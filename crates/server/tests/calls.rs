@@ -286,7 +286,10 @@ async fn calls_are_masked_and_words_and_recordings_are_audited() {
     assert_eq!(v["turns"][9]["text"], "手续费怎么这么贵");
     let evs = reveals().await;
     assert_eq!(evs.len(), 1);
-    assert_eq!(evs[0].1.call.as_deref(), Some(hung.as_str()));
+    assert_eq!(
+        evs[0].1.call.as_ref().map(|c| c.as_str()),
+        Some(hung.as_str())
+    );
     match &evs[0].1.kind {
         EventKind::PiiRevealed {
             actor,
@@ -539,7 +542,10 @@ async fn live_stream_pushes_the_live_list_and_ends_by_itself() {
             path: vec!["opening".into()],
             recording: None,
         };
-        store.call_finished(&ending, &f).await.unwrap();
+        store
+            .call_finished(&waihu_core::CallId(ending), &f)
+            .await
+            .unwrap();
     });
     // The server closes the stream after max_s: reading to the end terminates.
     let body = tokio::time::timeout(Duration::from_secs(10), r.text())

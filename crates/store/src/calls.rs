@@ -14,9 +14,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sqlx::SqliteConnection;
-use waihu_core::{CallOutcome, CampaignId, CustomerId, Event, EventKind};
+use waihu_core::{
+    kpi, CallId, CallOutcome, CampaignId, CustomerId, Event, EventKind, Speaker, Turn,
+    VoiceFeatures,
+};
 
 use crate::events::insert_events;
 use crate::{parse_ts, ts, Store, StoreError};
@@ -26,44 +29,16 @@ use crate::{parse_ts, ts, Store, StoreError};
 pub const DROP_OUTCOMES: [&str; 2] = ["", "hangup"];
 
 /// Callee turns whose text sentiment (-1..1) is above this are positive,
-/// below its negative negative; the rest neutral. 满意度 (satisfaction) =
-/// positive / (positive + negative).
-pub const SENTIMENT_BAND: f32 = 0.1;
+/// below its negative negative; the rest neutral. Defined with the other KPIs.
+pub use waihu_core::kpi::SENTIMENT_BAND;
 
 /// Directory under the data directory that holds sealed recordings.
 pub const RECORDINGS_DIR: &str = "recordings";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Speaker {
-    Bot,
-    Callee,
-}
-
-impl Speaker {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Speaker::Bot => "bot",
-            Speaker::Callee => "callee",
-        }
-    }
-}
-
-/// Acoustic cues of one callee turn.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct VoiceFeatures {
-    /// Syllables per second.
-    pub rate_sps: f32,
-    pub volume_dbfs: f32,
-    pub pitch_hz: f32,
-    /// Share of the turn that was silence, 0..1.
-    pub pause_ratio: f32,
-}
-
 /// A call the runtime is about to dial.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallStart {
-    pub call_id: String,
+    pub call_id: CallId,
     pub campaign: Option<CampaignId>,
     pub customer: Option<CustomerId>,
     /// Script name (file stem, e.g. `order_confirmation.en`).
@@ -72,28 +47,8 @@ pub struct CallStart {
     pub at: DateTime<Utc>,
 }
 
-/// One turn of the conversation, bot or callee.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TurnRecord {
-    pub seq: u32,
-    pub speaker: Speaker,
-    /// Script state the turn was spoken in.
-    pub state: String,
-    pub at: DateTime<Utc>,
-    /// Media time from answer.
-    pub start_ms: u64,
-    pub end_ms: u64,
-    /// The words (sealed at rest: personal data).
-    pub text: String,
-    pub intent: Option<String>,
-    pub confidence: Option<f32>,
-    pub emotion: Option<String>,
-    pub sentiment: Option<f32>,
-    pub features: Option<VoiceFeatures>,
-    pub barge_in: bool,
-    /// End of the callee's speech → first audio of the bot's reply.
-    pub latency_ms: Option<f64>,
-}
+/// The transcript turn under its old name: the one core [`Turn`].
+pub type TurnRecord = Turn;
 
 /// How a call ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,7 +68,7 @@ pub struct CallFinish {
 /// A call as lists show it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CallSummary {
-    pub call_id: String,
+    pub call_id: CallId,
     pub campaign: Option<CampaignId>,
     pub customer: Option<CustomerId>,
     /// The customer's E.164 number in clear: mask it before showing.
@@ -145,7 +100,7 @@ pub struct CallSummary {
 pub struct CallDetail {
     pub summary: CallSummary,
     pub path: Vec<String>,
-    pub turns: Vec<TurnRecord>,
+    pub turns: Vec<Turn>,
 }
 
 /// One script state in the funnel. `entered = continued + dropped + completed`.
@@ -333,7 +288,7 @@ impl Store {
             level,
             turns: u32::try_from(turns).unwrap_or(u32::MAX),
             has_recording: recording.is_some(),
-            call_id,
+            call_id: CallId(call_id),
         };
         Ok((summary, path))
     }
@@ -364,12 +319,13 @@ impl Store {
     /// heard. An ended call is left as it is.
     pub async fn call_progress(
         &self,
-        call_id: &str,
+        call_id: &CallId,
         status: &str,
         node: Option<&str>,
         emotion: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let call_id = call_id.as_str();
         if !LIVE_STATUSES.contains(&status) {
             return Err(StoreError::Invalid(format!(
                 "call {call_id}: status '{status}' is not one of dialing, ringing, talking (call_finished ends a call)"
@@ -408,7 +364,8 @@ impl Store {
     /// `call_turn` event (without the words) in the same transaction, which
     /// feeds the intents × states heat map; its voice features feed the
     /// voice report. Storing the same (call, seq) again changes nothing.
-    pub async fn call_turn(&self, call_id: &str, t: &TurnRecord) -> Result<(), StoreError> {
+    pub async fn call_turn(&self, call_id: &CallId, t: &Turn) -> Result<(), StoreError> {
+        let call_id = call_id.as_str();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         insert_turn(self, &mut tx, call_id, t).await?;
         tx.commit().await?;
@@ -418,7 +375,7 @@ impl Store {
     /// The call ended: outcome, business result, path and recording. The
     /// funnel rollup is updated in the same transaction. Finishing an ended
     /// call again changes nothing.
-    pub async fn call_finished(&self, call_id: &str, f: &CallFinish) -> Result<(), StoreError> {
+    pub async fn call_finished(&self, call_id: &CallId, f: &CallFinish) -> Result<(), StoreError> {
         self.call_finished_with(call_id, f, &[]).await
     }
 
@@ -427,10 +384,11 @@ impl Store {
     /// again appends nothing.
     pub async fn call_finished_with(
         &self,
-        call_id: &str,
+        call_id: &CallId,
         f: &CallFinish,
         events: &[Event],
     ) -> Result<(), StoreError> {
+        let call_id = call_id.as_str();
         let recording = match &f.recording {
             Some(wav) => Some(self.write_recording(call_id, wav)?),
             None => None,
@@ -480,14 +438,14 @@ impl Store {
         &self,
         campaign: Option<CampaignId>,
         limit: u32,
-        before: Option<&str>,
+        before: Option<&CallId>,
     ) -> Result<Vec<CallSummary>, StoreError> {
         let before_id: i64 = match before {
             Some(b) => sqlx::query_scalar("SELECT id FROM calls WHERE call_id = ?")
-                .bind(b)
+                .bind(b.as_str())
                 .fetch_optional(&self.pool)
                 .await?
-                .ok_or_else(|| unknown_call(b))?,
+                .ok_or_else(|| unknown_call(b.as_str()))?,
             None => i64::MAX,
         };
         let rows: Vec<SummaryRow> = match campaign {
@@ -535,7 +493,8 @@ impl Store {
     }
 
     /// One call with its path and transcript (words opened).
-    pub async fn call_detail(&self, call_id: &str) -> Result<Option<CallDetail>, StoreError> {
+    pub async fn call_detail(&self, call_id: &CallId) -> Result<Option<CallDetail>, StoreError> {
+        let call_id = call_id.as_str();
         let row: Option<SummaryRow> =
             sqlx::query_as(&format!("{SELECT_SUMMARY} WHERE c.call_id = ?"))
                 .bind(call_id)
@@ -569,7 +528,7 @@ impl Store {
         }))
     }
 
-    fn open_turn(&self, call_id: &str, r: TurnRow) -> Result<TurnRecord, StoreError> {
+    fn open_turn(&self, call_id: &str, r: TurnRow) -> Result<Turn, StoreError> {
         let TurnRow {
             seq,
             speaker,
@@ -612,7 +571,7 @@ impl Store {
             }),
             _ => None,
         };
-        Ok(TurnRecord {
+        Ok(Turn {
             seq,
             speaker,
             state,
@@ -631,7 +590,8 @@ impl Store {
     }
 
     /// The call's recording as WAV bytes (opened). The caller audits access.
-    pub async fn call_recording(&self, call_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    pub async fn call_recording(&self, call_id: &CallId) -> Result<Option<Vec<u8>>, StoreError> {
+        let call_id = call_id.as_str();
         let name: Option<Option<String>> =
             sqlx::query_scalar("SELECT recording FROM calls WHERE call_id = ?")
                 .bind(call_id)
@@ -778,7 +738,7 @@ impl Store {
     /// transactions of `per_tx` calls. Recordings are not written.
     pub async fn calls_bulk(
         &self,
-        calls: &[(CallStart, Vec<TurnRecord>, CallFinish)],
+        calls: &[(CallStart, Vec<Turn>, CallFinish)],
         per_tx: usize,
     ) -> Result<(), StoreError> {
         for chunk in calls.chunks(per_tx.max(1)) {
@@ -786,9 +746,9 @@ impl Store {
             for (start, turns, finish) in chunk {
                 insert_call(&mut tx, start).await?;
                 for t in turns {
-                    insert_turn(self, &mut tx, &start.call_id, t).await?;
+                    insert_turn(self, &mut tx, start.call_id.as_str(), t).await?;
                 }
-                finish_call(&mut tx, &start.call_id, finish, None).await?;
+                finish_call(&mut tx, start.call_id.as_str(), finish, None).await?;
             }
             tx.commit().await?;
         }
@@ -920,9 +880,7 @@ fn voice_rows(by: &str, rows: Vec<VoiceRaw>) -> Vec<VoiceRow> {
         if r.with_sentiment > 0 {
             r.avg_sentiment = Some(s[4] / r.with_sentiment as f64);
         }
-        if r.positive + r.negative > 0 {
-            r.satisfaction = Some(r.positive as f64 / (r.positive + r.negative) as f64);
-        }
+        r.satisfaction = kpi::satisfaction(r.positive, r.negative);
     }
     out
 }
@@ -933,7 +891,7 @@ async fn insert_call(conn: &mut SqliteConnection, c: &CallStart) -> Result<bool,
         "INSERT INTO calls (call_id, campaign_id, customer_id, script, lang, status, started_at, updated_at) \
          VALUES (?, ?, ?, ?, ?, 'dialing', ?, ?) ON CONFLICT (call_id) DO NOTHING",
     )
-    .bind(&c.call_id)
+    .bind(c.call_id.as_str())
     .bind(campaign_key(c.campaign))
     .bind(c.customer.map(|c| c.0))
     .bind(&c.script)
@@ -950,7 +908,7 @@ async fn insert_turn(
     store: &Store,
     conn: &mut SqliteConnection,
     call_id: &str,
-    t: &TurnRecord,
+    t: &Turn,
 ) -> Result<(), StoreError> {
     let call: Option<(i64, Option<i64>, Option<String>)> = sqlx::query_as(
         "SELECT c.campaign_id, c.customer_id, cu.segment FROM calls c \
@@ -1007,7 +965,7 @@ async fn insert_turn(
         at: t.at,
         customer: customer.map(CustomerId),
         campaign: (campaign != 0).then_some(CampaignId(campaign)),
-        call: Some(call_id.to_string()),
+        call: Some(CallId::from(call_id)),
         kind: EventKind::CallTurn {
             seq: t.seq,
             state: t.state.clone(),
@@ -1040,8 +998,8 @@ async fn insert_turn(
     .bind(f.map_or(0.0, |f| f64::from(f.pause_ratio)))
     .bind(i64::from(t.sentiment.is_some()))
     .bind(t.sentiment.map_or(0.0, f64::from))
-    .bind(i64::from(t.sentiment.is_some_and(|x| x > SENTIMENT_BAND)))
-    .bind(i64::from(t.sentiment.is_some_and(|x| x < -SENTIMENT_BAND)))
+    .bind(i64::from(t.sentiment.is_some_and(kpi::is_positive)))
+    .bind(i64::from(t.sentiment.is_some_and(kpi::is_negative)))
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -1,7 +1,15 @@
 use super::*;
 use crate::calls::funnel_steps;
 use chrono::{Duration, TimeZone};
-use waihu_core::{CallOutcome, CampaignId, CustomerId, Event, EventKind};
+use waihu_core::{CallId, CallOutcome, CampaignId, CampaignState, CustomerId, Event, EventKind};
+
+fn cid(s: &str) -> CallId {
+    CallId::from(s)
+}
+
+fn st(s: &str) -> CampaignState {
+    s.parse().unwrap()
+}
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap()
@@ -92,7 +100,7 @@ fn wav() -> Vec<u8> {
 async fn a_call_moves_live_to_ended_with_sealed_transcript_and_recording() {
     let (dir, store) = store().await;
     let camp = store
-        .campaign_create("订单确认", "name: x\n", "test")
+        .campaign_create("订单确认", "name: x\n", "test", t0())
         .await
         .unwrap();
     let s = start("call-1@host", Some(camp), "order_confirmation.zh");
@@ -100,16 +108,16 @@ async fn a_call_moves_live_to_ended_with_sealed_transcript_and_recording() {
     store.call_started(&s).await.unwrap(); // idempotent
     assert_eq!(store.calls_live().await.unwrap()[0].status, "dialing");
     store
-        .call_progress("call-1@host", "talking", Some("greet"), None, t0())
+        .call_progress(&cid("call-1@host"), "talking", Some("greet"), None, t0())
         .await
         .unwrap();
     let bad = store
-        .call_progress("call-1@host", "ended", None, None, t0())
+        .call_progress(&cid("call-1@host"), "ended", None, None, t0())
         .await
         .unwrap_err();
     assert!(bad.to_string().contains("call_finished"), "{bad}");
     assert!(store
-        .call_progress("nope", "talking", None, None, t0())
+        .call_progress(&cid("nope"), "talking", None, None, t0())
         .await
         .is_err());
 
@@ -126,9 +134,12 @@ async fn a_call_moves_live_to_ended_with_sealed_transcript_and_recording() {
         turn(3, Speaker::Callee, "confirm", "确认", Some("affirm")),
     ];
     for t in &turns {
-        store.call_turn("call-1@host", t).await.unwrap();
+        store.call_turn(&cid("call-1@host"), t).await.unwrap();
     }
-    store.call_turn("call-1@host", &turns[1]).await.unwrap(); // replay: no-op
+    store
+        .call_turn(&cid("call-1@host"), &turns[1])
+        .await
+        .unwrap(); // replay: no-op
     let live = store.calls_live().await.unwrap();
     assert_eq!(live.len(), 1);
     assert_eq!(live[0].node.as_deref(), Some("greet"));
@@ -141,11 +152,15 @@ async fn a_call_moves_live_to_ended_with_sealed_transcript_and_recording() {
         Some("confirmed"),
         Some(rec.clone()),
     );
-    store.call_finished("call-1@host", &f).await.unwrap();
-    store.call_finished("call-1@host", &f).await.unwrap(); // idempotent
+    store.call_finished(&cid("call-1@host"), &f).await.unwrap();
+    store.call_finished(&cid("call-1@host"), &f).await.unwrap(); // idempotent
     assert!(store.calls_live().await.unwrap().is_empty());
 
-    let d = store.call_detail("call-1@host").await.unwrap().unwrap();
+    let d = store
+        .call_detail(&cid("call-1@host"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(d.summary.status, "ended");
     assert_eq!(d.summary.campaign, Some(camp));
     assert_eq!(d.summary.business_outcome.as_deref(), Some("confirmed"));
@@ -154,11 +169,11 @@ async fn a_call_moves_live_to_ended_with_sealed_transcript_and_recording() {
     assert_eq!(d.path, ["greet", "confirm", "done"]);
     assert_eq!(d.turns, turns);
     assert_eq!(
-        store.call_recording("call-1@host").await.unwrap(),
+        store.call_recording(&cid("call-1@host")).await.unwrap(),
         Some(rec.clone())
     );
-    assert!(store.call_detail("nope").await.unwrap().is_none());
-    assert_eq!(store.call_recording("nope").await.unwrap(), None);
+    assert!(store.call_detail(&cid("nope")).await.unwrap().is_none());
+    assert_eq!(store.call_recording(&cid("nope")).await.unwrap(), None);
 
     // Only callee turns are events, and they carry no words.
     let evs = store.events_of_type("call_turn", 0, 100).await.unwrap();
@@ -230,14 +245,23 @@ async fn events_given_with_start_and_finish_are_appended_once_in_the_same_transa
         duration_s: 30.0,
     })];
     let f = finish(&["a"], Some("confirmed"), None);
-    store.call_finished_with("e1", &f, &ended).await.unwrap();
-    store.call_finished_with("e1", &f, &ended).await.unwrap();
+    store
+        .call_finished_with(&cid("e1"), &f, &ended)
+        .await
+        .unwrap();
+    store
+        .call_finished_with(&cid("e1"), &f, &ended)
+        .await
+        .unwrap();
     let counts: std::collections::HashMap<_, _> =
         store.event_counts().await.unwrap().into_iter().collect();
     assert_eq!(counts["campaign_state"], 1);
     assert_eq!(counts["attempt_ended"], 1);
     // An unknown call appends nothing either.
-    assert!(store.call_finished_with("nope", &f, &ended).await.is_err());
+    assert!(store
+        .call_finished_with(&cid("nope"), &f, &ended)
+        .await
+        .is_err());
     assert_eq!(
         store
             .events_of_type("attempt_ended", 0, 10)
@@ -252,12 +276,12 @@ async fn events_given_with_start_and_finish_are_appended_once_in_the_same_transa
 async fn turns_and_finish_of_an_unknown_call_are_refused() {
     let (_dir, store) = store().await;
     let e = store
-        .call_turn("ghost", &turn(0, Speaker::Callee, "a", "x", None))
+        .call_turn(&cid("ghost"), &turn(0, Speaker::Callee, "a", "x", None))
         .await
         .unwrap_err();
     assert!(e.to_string().contains("call_started"), "{e}");
     assert!(store
-        .call_finished("ghost", &finish(&["a"], None, None))
+        .call_finished(&cid("ghost"), &finish(&["a"], None, None))
         .await
         .is_err());
 }
@@ -298,8 +322,8 @@ impl Lcg {
 #[tokio::test]
 async fn rollups_equal_the_raw_tables_over_random_calls() {
     let (_dir, store) = store().await;
-    let c1 = store.campaign_create("one", "a", "t").await.unwrap();
-    let c2 = store.campaign_create("two", "b", "t").await.unwrap();
+    let c1 = store.campaign_create("one", "a", "t", t0()).await.unwrap();
+    let c2 = store.campaign_create("two", "b", "t", t0()).await.unwrap();
     let states = ["greet", "verify", "offer", "fee", "confirm", "bye"];
     let intents = ["affirm", "deny", "ask_fee", "busy"];
     let outcomes = [None, Some("hangup"), Some("confirmed"), Some("refused")];
@@ -371,10 +395,10 @@ async fn rollups_equal_the_raw_tables_over_random_calls() {
 
     // Paging newest first covers every call once.
     let mut seen = Vec::new();
-    let mut before: Option<String> = None;
+    let mut before: Option<CallId> = None;
     loop {
         let page = store
-            .calls_list(Some(c1), 50, before.as_deref())
+            .calls_list(Some(c1), 50, before.as_ref())
             .await
             .unwrap();
         if page.is_empty() {
@@ -400,20 +424,26 @@ async fn voice_features_average_by_segment_and_hour() {
     s.customer = Some(CustomerId(99)); // not a stored customer: no segment
     store.call_started(&s).await.unwrap();
     store
-        .call_turn("v1", &turn(1, Speaker::Callee, "a", "x", Some("affirm")))
+        .call_turn(
+            &cid("v1"),
+            &turn(1, Speaker::Callee, "a", "x", Some("affirm")),
+        )
         .await
         .unwrap();
     store
-        .call_turn("v1", &turn(3, Speaker::Callee, "a", "y", Some("deny")))
+        .call_turn(
+            &cid("v1"),
+            &turn(3, Speaker::Callee, "a", "y", Some("deny")),
+        )
         .await
         .unwrap();
     let mut no_feat = turn(5, Speaker::Callee, "a", "z", None);
     no_feat.features = None;
     no_feat.emotion = Some("angry".into());
     no_feat.sentiment = Some(-0.6);
-    store.call_turn("v1", &no_feat).await.unwrap();
+    store.call_turn(&cid("v1"), &no_feat).await.unwrap();
     store
-        .call_turn("v1", &turn(6, Speaker::Bot, "a", "bot", None))
+        .call_turn(&cid("v1"), &turn(6, Speaker::Bot, "a", "bot", None))
         .await
         .unwrap();
     let rows = store.voice_features(None).await.unwrap();
@@ -437,19 +467,19 @@ async fn voice_features_average_by_segment_and_hour() {
 async fn campaigns_are_idempotent_and_move_only_along_allowed_transitions() {
     let (_dir, store) = store().await;
     let id = store
-        .campaign_create("c", "spec: 1\n", "alice")
+        .campaign_create("c", "spec: 1\n", "alice", t0())
         .await
         .unwrap();
     assert_eq!(
         store
-            .campaign_create("c", "spec: 1\n", "alice")
+            .campaign_create("c", "spec: 1\n", "alice", t0())
             .await
             .unwrap(),
         id
     );
     assert_eq!(
         store
-            .campaign_create("c", "spec: 2\n", "bob")
+            .campaign_create("c", "spec: 2\n", "bob", t0())
             .await
             .unwrap(),
         id
@@ -464,7 +494,7 @@ async fn campaigns_are_idempotent_and_move_only_along_allowed_transitions() {
     assert!(store.campaign_by_name("x").await.unwrap().is_none());
 
     let e = store
-        .campaign_set_state(id, "paused", "op")
+        .campaign_set_state(id, st("paused"), "op", t0())
         .await
         .unwrap_err();
     assert!(
@@ -475,22 +505,28 @@ async fn campaigns_are_idempotent_and_move_only_along_allowed_transitions() {
     for s in [
         "running", "running", "paused", "running", "finished", "running", "stopped",
     ] {
-        store.campaign_set_state(id, s, "op").await.unwrap();
+        store
+            .campaign_set_state(id, st(s), "op", t0())
+            .await
+            .unwrap();
     }
     let e = store
-        .campaign_set_state(id, "running", "op")
+        .campaign_set_state(id, st("running"), "op", t0())
         .await
         .unwrap_err();
     assert!(e.to_string().contains("final"), "{e}");
-    assert!(store.campaign_set_state(id, "bogus", "op").await.is_err());
+    assert!("bogus".parse::<CampaignState>().is_err());
     assert!(store
-        .campaign_set_state(CampaignId(77), "running", "op")
+        .campaign_set_state(CampaignId(77), st("running"), "op", t0())
         .await
         .is_err());
-    let states: Vec<String> = store
+    let logged = store
         .events_of_type("campaign_state", 0, 100)
         .await
-        .unwrap()
+        .unwrap();
+    // Stamped with the time the caller gave (the campaign's clock), not the store's.
+    assert!(logged.iter().all(|(_, e)| e.at == t0()));
+    let states: Vec<String> = logged
         .into_iter()
         .map(|(_, e)| match e.kind {
             EventKind::CampaignState { state } => state,

@@ -1,28 +1,13 @@
 //! The campaign control plane. A campaign's row is its command channel: the
 //! API (or CLI) moves its `state`, the runtime polls it and obeys. Every
 //! change of state appends a `campaign_state` event in the same transaction.
+//! The states and the moves allowed between them are [`CampaignState`]'s.
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use waihu_core::{CampaignId, Event, EventKind};
+use waihu_core::{CampaignId, CampaignState, Event, EventKind};
 
 use crate::events::insert_events;
 use crate::{parse_ts, ts, Store, StoreError};
-
-/// Campaign states, in their usual order.
-pub const CAMPAIGN_STATES: [&str; 5] = ["created", "running", "paused", "stopped", "finished"];
-
-/// Which states a campaign may move to from `from`. `stopped` (an operator's
-/// decision) is final; `finished` (the runtime ran out of contacts to call)
-/// may run again, e.g. after new contacts were imported or a demo re-run.
-pub fn campaign_next_states(from: &str) -> &'static [&'static str] {
-    match from {
-        "created" => &["running", "stopped"],
-        "running" => &["paused", "stopped", "finished"],
-        "paused" => &["running", "stopped", "finished"],
-        "finished" => &["running", "stopped"],
-        _ => &[],
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CampaignRow {
@@ -30,7 +15,7 @@ pub struct CampaignRow {
     pub name: String,
     /// The campaign file (YAML) as given.
     pub spec: String,
-    pub state: String,
+    pub state: CampaignState,
     pub created_at: DateTime<Utc>,
     /// Last change of state or spec, and who made it.
     pub updated_at: Option<DateTime<Utc>>,
@@ -57,6 +42,11 @@ fn decode(r: Row) -> Result<CampaignRow, StoreError> {
         id,
         reason: format!("timestamp '{s}'"),
     };
+    let state = state.parse().map_err(|e| StoreError::Corrupt {
+        table: "campaigns",
+        id,
+        reason: format!("state: {e}"),
+    })?;
     Ok(CampaignRow {
         id: CampaignId(id),
         name,
@@ -71,29 +61,29 @@ fn decode(r: Row) -> Result<CampaignRow, StoreError> {
     })
 }
 
-fn state_event(id: CampaignId, state: &str, at: DateTime<Utc>) -> Event {
+fn state_event(id: CampaignId, state: CampaignState, at: DateTime<Utc>) -> Event {
     Event {
         at,
         customer: None,
         campaign: Some(id),
         call: None,
         kind: EventKind::CampaignState {
-            state: state.into(),
+            state: state.as_str().into(),
         },
     }
 }
 
 impl Store {
-    /// Create a campaign in state `created` (logged). When one with this name
-    /// exists already its id is returned; a different spec replaces the
-    /// stored one (its state is kept), so re-running a setup is harmless.
+    /// Create a campaign in state `created` (logged at `now`). When one with
+    /// this name exists already its id is returned; a different spec replaces
+    /// the stored one (its state is kept), so re-running a setup is harmless.
     pub async fn campaign_create(
         &self,
         name: &str,
         spec_yaml: &str,
         actor: &str,
+        now: DateTime<Utc>,
     ) -> Result<CampaignId, StoreError> {
-        let now = Utc::now();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let existing: Option<(i64, String)> =
             sqlx::query_as("SELECT id, spec FROM campaigns WHERE name = ?")
@@ -128,7 +118,7 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
                 let id = CampaignId(id);
-                insert_events(&mut tx, &[state_event(id, "created", now)]).await?;
+                insert_events(&mut tx, &[state_event(id, CampaignState::Created, now)]).await?;
                 id
             }
         };
@@ -136,22 +126,16 @@ impl Store {
         Ok(id)
     }
 
-    /// Move a campaign to `state` (logged). Setting the state it is already
-    /// in changes nothing; a move [`campaign_next_states`] does not allow is
-    /// refused with [`StoreError::Transition`].
+    /// Move a campaign to `state` (logged at `now`). Setting the state it is
+    /// already in changes nothing; a move [`CampaignState::next_states`] does
+    /// not allow is refused with [`StoreError::Transition`].
     pub async fn campaign_set_state(
         &self,
         id: CampaignId,
-        state: &str,
+        state: CampaignState,
         actor: &str,
+        now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        if !CAMPAIGN_STATES.contains(&state) {
-            return Err(StoreError::Invalid(format!(
-                "'{state}' is not a campaign state; use one of {}",
-                CAMPAIGN_STATES.join(", ")
-            )));
-        }
-        let now = Utc::now();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let from: Option<String> = sqlx::query_scalar("SELECT state FROM campaigns WHERE id = ?")
             .bind(id.0)
@@ -160,24 +144,33 @@ impl Store {
         let from = from.ok_or_else(|| {
             StoreError::Invalid(format!("no campaign with id {id}; create it first"))
         })?;
+        let from: CampaignState = from.parse().map_err(|e| StoreError::Corrupt {
+            table: "campaigns",
+            id: id.0,
+            reason: format!("state: {e}"),
+        })?;
         if from == state {
             return Ok(());
         }
-        let allowed = campaign_next_states(&from);
-        if !allowed.contains(&state) {
+        if !from.can_become(state) {
+            let allowed = from.next_states();
             return Err(StoreError::Transition {
                 campaign: id.0,
-                from,
-                to: state.into(),
+                from: from.to_string(),
+                to: state.to_string(),
                 allowed: if allowed.is_empty() {
                     "nothing (it is final)".into()
                 } else {
-                    allowed.join(", ")
+                    allowed
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 },
             });
         }
         sqlx::query("UPDATE campaigns SET state = ?, updated_at = ?, updated_by = ? WHERE id = ?")
-            .bind(state)
+            .bind(state.as_str())
             .bind(ts(now))
             .bind(actor)
             .bind(id.0)

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 use serde::Serialize;
 use sqlx::{QueryBuilder, Sqlite};
+use waihu_core::CustomerRecord;
 use waihu_core::{AttrKind, AttrSchema, Attrs, CustomerId, Event, EventKind};
-use waihu_ingest::CustomerRecord;
 
 use crate::events::insert_events;
 use crate::{parse_ts, ts, Store, StoreError};
@@ -450,9 +450,9 @@ pub fn seal_batch(vault: &waihu_privacy::Vault, rows: &[CustomerRecord]) -> Seal
                     region: r.region.clone(),
                     tz: r.tz.name().to_string(),
                     tz_source: match r.tz_source {
-                        waihu_ingest::TzSource::Column => "column",
-                        waihu_ingest::TzSource::Number => "number",
-                        waihu_ingest::TzSource::RegionGuess => "region_guess",
+                        waihu_core::TzSource::Column => "column",
+                        waihu_core::TzSource::Number => "number",
+                        waihu_core::TzSource::RegionGuess => "region_guess",
                     },
                     content_mac: vault.blind_index(&format!(
                         "content\x1f{}\x1f{}\x1f{}\x1f{}",

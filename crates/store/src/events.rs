@@ -1,6 +1,6 @@
 //! The append-only event log.
 use sqlx::{QueryBuilder, Sqlite};
-use waihu_core::{CampaignId, CustomerId, Event, EventKind};
+use waihu_core::{CallId, CampaignId, CustomerId, Event, EventKind};
 
 use crate::{parse_ts, ts, Store, StoreError};
 
@@ -20,7 +20,7 @@ pub(crate) async fn insert_events(
                 .push_bind(e.kind.type_name())
                 .push_bind(e.customer.map(|c| c.0))
                 .push_bind(e.campaign.map(|c| c.0))
-                .push_bind(e.call.clone())
+                .push_bind(e.call.as_ref().map(|c| c.0.clone()))
                 .push_bind(serde_json::to_string(&e.kind).expect("event kinds serialise"));
         });
         qb.build().execute(&mut *conn).await?;
@@ -52,7 +52,7 @@ fn decode(row: EventRow) -> Result<(i64, Event), StoreError> {
             at,
             customer: customer.map(CustomerId),
             campaign: campaign.map(CampaignId),
-            call,
+            call: call.map(CallId),
             kind,
         },
     ))
@@ -68,7 +68,7 @@ impl Store {
         .bind(event.kind.type_name())
         .bind(event.customer.map(|c| c.0))
         .bind(event.campaign.map(|c| c.0))
-        .bind(&event.call)
+        .bind(event.call.as_ref().map(|c| c.as_str()))
         .bind(serde_json::to_string(&event.kind).expect("event kinds serialise"))
         .fetch_one(&self.pool)
         .await?;

@@ -29,15 +29,17 @@ use waihu_privacy::{KeySource, MasterKey, Vault};
 
 pub use api_keys::ApiKey;
 pub use calls::{
-    CallDetail, CallFinish, CallStart, CallSummary, FunnelRow, Speaker, TurnRecord, VoiceFeatures,
-    VoiceRow, DROP_OUTCOMES, RECORDINGS_DIR, SENTIMENT_BAND,
+    CallDetail, CallFinish, CallStart, CallSummary, FunnelRow, TurnRecord, VoiceRow, DROP_OUTCOMES,
+    RECORDINGS_DIR, SENTIMENT_BAND,
 };
-pub use campaigns::{campaign_next_states, CampaignRow, CAMPAIGN_STATES};
+pub use campaigns::CampaignRow;
 pub use customers::{
     seal_batch, Customer, ImportId, ImportStats, Importer, SealedBatch, SegmentDef, UpsertStats,
 };
 pub use dnc::DncEntry;
 pub use reports::{metric, Delivery, KpiRow, LocalHourRow, Webhook};
+// The call vocabulary is core's; re-exported under the names callers used.
+pub use waihu_core::{CallId, CampaignState, Speaker, Turn, VoiceFeatures};
 
 pub const DB_FILE: &str = "waihu.db";
 pub const KEY_FILE: &str = "master.key";

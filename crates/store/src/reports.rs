@@ -9,36 +9,8 @@ use waihu_core::{CampaignId, CustomerId, Event};
 use crate::events::insert_events;
 use crate::{parse_ts, ts, Store, StoreError};
 
-/// Rollup metric names (the `metric` column of `kpi_hourly`).
-pub mod metric {
-    /// A finished attempt; key = telephony outcome, sum = duration in seconds.
-    pub const ATTEMPT: &str = "attempt";
-    /// An answered call dropped for want of an agent; key = "".
-    pub const ABANDONED: &str = "abandoned";
-    /// A finished conversation; key = business outcome.
-    pub const CONVERSATION: &str = "conversation";
-    /// A finished conversation's intention level; key = level.
-    pub const LEVEL: &str = "level";
-}
-
-/// One aggregate cell: (UTC day, metric, key) → count and sum.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct KpiRow {
-    pub day: NaiveDate,
-    pub metric: String,
-    pub key: String,
-    pub n: i64,
-    pub sum: f64,
-}
-
-/// Finished attempts by the callee's local date and hour, per outcome.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LocalHourRow {
-    pub local_date: NaiveDate,
-    pub hour: u32,
-    pub outcome: String,
-    pub n: i64,
-}
+// The rollup's row types and metric names belong to the KPI definitions.
+pub use waihu_core::kpi::{metric, KpiRow, LocalHourRow};
 
 /// A configured webhook (secret opened).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -541,7 +513,7 @@ fn decode(row: EventRow) -> Result<(i64, Event), StoreError> {
             at,
             customer: customer.map(CustomerId),
             campaign: campaign.map(CampaignId),
-            call,
+            call: call.map(waihu_core::CallId),
             kind,
         },
     ))

@@ -1,6 +1,7 @@
 //! Live campaigns: `waihu run` places a stored campaign's calls over SIP with
 //! the voice bot; `waihu demo` uses the same path against the virtual callees.
-//! Wiring only: the loop is `waihu_dialer::run`, the call is `waihu_bot`.
+//! Wiring only: the campaign's lifecycle is `waihu_dialer::lifecycle`, the
+//! call is `waihu_bot`; here are the arguments, the speech kit and printing.
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,12 +10,15 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Serialize;
 use tokio::sync::watch;
-use waihu_bot::{Kit, Latency, ScriptKit};
-use waihu_dialer::{CampaignClock, Options, Summary};
+use waihu_bot::Kit;
+use waihu_core::CampaignState;
+use waihu_dialer::lifecycle::{campaign_kpis, BoxError, CampaignSetup, Figures};
+pub use waihu_dialer::lifecycle::{latency_stats, with_id, LatencyStats};
+use waihu_dialer::{CampaignClock, Summary};
 use waihu_speech::endpoint::EndpointConfig;
 use waihu_speech::whisper::{default_model_dir, WhisperAsr};
 use waihu_speech::{EspeakTts, StyleBook, Synthesizer, TtsCache};
-use waihu_store::{Customer, Store};
+use waihu_store::Store;
 
 use crate::ctx::Ctx;
 
@@ -118,171 +122,62 @@ pub fn speech_kit(
     })
 }
 
-pub async fn customers_for(store: &Store, prefix: Option<&str>) -> anyhow::Result<Vec<Customer>> {
-    let mut out = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = store.customers(after, 5000).await?;
-        let Some(last) = page.last() else { break };
-        after = last.id.0;
-        out.extend(
-            page.into_iter()
-                .filter(|c| prefix.is_none_or(|p| c.phone.starts_with(p))),
-        );
-    }
-    Ok(out)
-}
-
 /// Stores the campaign (its `id:` made the store's id), marks it running and
-/// runs it to the end. Returns the campaign id and the summary.
+/// runs it to the end (`waihu_dialer::lifecycle::run_campaign`), with the
+/// speech kit this process loads. Returns the campaign id and the summary.
 pub async fn run_live(
     ctx: &Ctx,
     store: &Store,
     setup: LiveSetup,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(waihu_core::CampaignId, Summary)> {
-    let prog = waihu_dialog::load_file(&setup.script).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let script_name = setup
-        .script
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| prog.name.clone());
-    // The dashboard's script view reads `<data_dir>/scripts/<name>.yaml`.
-    let scripts_dir = ctx.data_dir().join("scripts");
-    std::fs::create_dir_all(&scripts_dir)
-        .with_context(|| format!("creating {}", scripts_dir.display()))?;
-    let copy = scripts_dir.join(format!("{script_name}.yaml"));
-    if copy != setup.script {
-        std::fs::copy(&setup.script, &copy)
-            .with_context(|| format!("copying the script to {}", copy.display()))?;
-    }
-    let script = ScriptKit::new(prog).map_err(|e| anyhow::anyhow!("training the NLU: {e}"))?;
-    let mut campaign = waihu_campaign::config::Campaign::from_yaml(&setup.campaign_yaml)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", setup.campaign_origin))?;
-    let actor = ctx.actor();
-    let id = store
-        .campaign_create(&campaign.name, &setup.campaign_yaml, &actor)
-        .await?;
-    // The compliance checker matches events to campaign files by `id`: make the file say the store's.
-    let spec = with_id(&setup.campaign_yaml, id.0);
-    if spec != setup.campaign_yaml {
-        store.campaign_create(&campaign.name, &spec, &actor).await?;
-    }
-    campaign.id = id;
-    let row = store.campaign_get(id).await?.context("campaign vanished")?;
-    if row.state != "running" {
-        store.campaign_set_state(id, "running", &actor).await?;
-    }
-    let kit = speech_kit(
-        ctx,
-        script.lang(),
-        setup.asr_model.as_deref(),
-        setup.asr_slots,
-    )?;
-    let customers = customers_for(store, setup.prefix.as_deref()).await?;
-    let ep = Arc::new(
-        waihu_engine::sip::SipEndpoint::bind(setup.bind, "waihu", None)
-            .await
-            .context("binding the SIP endpoint")?,
-    );
-    let spool = ctx.data_dir().join("spool");
-    std::fs::create_dir_all(&spool).with_context(|| format!("creating {}", spool.display()))?;
-    let opts = Options {
-        campaign_id: id,
-        campaign,
-        script_name,
-        script: Arc::new(script),
-        kit: Arc::new(kit),
-        trunk: setup.trunk,
-        max_concurrent: setup.concurrency.max(1),
-        ring_timeout: Duration::from_secs(25),
-        max_duration: Duration::from_secs(240),
-        constants: setup.constants,
-        clock: setup.clock,
-        until: setup.until,
-        drain: Duration::from_secs(120),
-        spool,
-        poll: Duration::from_millis(100),
+    let LiveSetup {
+        campaign_yaml,
+        campaign_origin,
+        script,
+        trunk,
+        bind,
+        concurrency,
+        constants,
+        prefix,
+        asr_model,
+        asr_slots,
+        clock,
+        until,
+    } = setup;
+    let run = CampaignSetup {
+        campaign_yaml,
+        campaign_origin,
+        script,
+        trunk,
+        bind,
+        concurrency,
+        constants,
+        prefix,
+        clock,
+        until,
+        actor: ctx.actor(),
     };
-    let summary = waihu_dialer::run(store.clone(), ep, opts, customers, shutdown).await?;
-    let state = store.campaign_get(id).await?.map(|r| r.state);
-    // Done when every contact finished or the planned hours are over; a Ctrl-C leaves it
-    // running, so the next `waihu run` continues it.
-    let done = summary.stopped_by == "every contact finished"
-        || summary.stopped_by.starts_with("end of the campaign day");
-    if state.as_deref() == Some("running") && done {
-        store.campaign_set_state(id, "finished", &actor).await?;
-    }
-    Ok((id, summary))
-}
-
-/// The campaign file with its top-level `id:` set to `id`.
-pub fn with_id(yaml: &str, id: i64) -> String {
-    let mut out = String::with_capacity(yaml.len() + 8);
-    let mut done = false;
-    for line in yaml.split_inclusive('\n') {
-        if !done && line.starts_with("id:") {
-            let comment = line.find('#').map(|i| &line[i..]).unwrap_or("\n");
-            out.push_str(&format!("id: {id}"));
-            if comment.starts_with('#') {
-                out.push_str(&format!("                            {comment}"));
-            } else {
-                out.push('\n');
-            }
-            done = true;
-        } else {
-            out.push_str(line);
-        }
-    }
-    if !done {
-        out = format!("id: {id}\n{out}");
-    }
-    out
-}
-
-/// Percentiles and the mean breakdown of turn latencies.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct LatencyStats {
-    pub turns: usize,
-    pub p50_ms: f64,
-    pub p95_ms: f64,
-    pub mean: Latency,
-}
-
-pub fn latency_stats<'a>(lat: impl Iterator<Item = &'a Latency>) -> LatencyStats {
-    let all: Vec<&Latency> = lat.collect();
-    if all.is_empty() {
-        return LatencyStats::default();
-    }
-    let mut totals: Vec<f64> = all.iter().map(|l| l.total_ms).collect();
-    totals.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| totals[((totals.len() - 1) as f64 * p).round() as usize];
-    let n = all.len() as f64;
-    let mean = |f: &dyn Fn(&Latency) -> f64| {
-        (all.iter().map(|l| f(l)).sum::<f64>() / n * 10.0).round() / 10.0
+    let kit = |script: &waihu_bot::ScriptKit| -> Result<Kit, BoxError> {
+        Ok(speech_kit(
+            ctx,
+            script.lang(),
+            asr_model.as_deref(),
+            asr_slots,
+        )?)
     };
-    LatencyStats {
-        turns: all.len(),
-        p50_ms: pct(0.5),
-        p95_ms: pct(0.95),
-        mean: Latency {
-            total_ms: mean(&|l| l.total_ms),
-            endpoint_ms: mean(&|l| l.endpoint_ms),
-            asr_ms: mean(&|l| l.asr_ms),
-            asr_wait_ms: mean(&|l| l.asr_wait_ms),
-            nlu_ms: mean(&|l| l.nlu_ms),
-            dialog_ms: mean(&|l| l.dialog_ms),
-            tts_first_ms: mean(&|l| l.tts_first_ms),
-        },
-    }
+    Ok(waihu_dialer::lifecycle::run_campaign(store, run, kit, shutdown).await?)
 }
 
-pub fn print_summary(s: &Summary, lat: &LatencyStats) {
+/// One line per figure: the campaign's (or run's) counts and connect rate
+/// come from `figures` (the KPI definitions the dashboard uses), the rest
+/// from the run's summary.
+pub fn print_summary(s: &Summary, figures: &Figures, lat: &LatencyStats) {
     println!(
         "   {} contacts, {} attempts, 接通率 connect rate {:.1}%, most calls at once {}",
         s.contacts,
-        s.attempts,
-        s.connect_rate() * 100.0,
+        figures.attempts,
+        figures.connect_rate * 100.0,
         s.max_live
     );
     let join = |m: &std::collections::BTreeMap<String, usize>| {
@@ -291,9 +186,9 @@ pub fn print_summary(s: &Summary, lat: &LatencyStats) {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    println!("   通话结果 call outcomes: {}", join(&s.outcomes));
-    println!("   业务结果 business outcomes: {}", join(&s.business));
-    println!("   意向等级 intention levels: {}", join(&s.levels));
+    println!("   通话结果 call outcomes: {}", join(&figures.outcomes));
+    println!("   业务结果 business outcomes: {}", join(&figures.business));
+    println!("   意向等级 intention levels: {}", join(&figures.levels));
     println!(
         "   回拨 callbacks {}, 免打扰 do-not-call added {}, 补发短信/推送 fallback messages {}",
         s.callbacks, s.dnc_added, s.fallback_messages
@@ -368,7 +263,8 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
             )?;
         } else {
             println!("campaign {} — stopped: {}", id.0, summary.stopped_by);
-            print_summary(&summary, &lat);
+            // This run's calls, by the dashboard's definitions.
+            print_summary(&summary, &Figures::from(&summary.kpis()), &lat);
         }
         store.close().await;
         Ok(())
@@ -404,6 +300,38 @@ struct DemoReport {
     correct_share: Option<f64>,
     score: Option<waihu_sim::Score>,
     wall_s: f64,
+}
+
+impl DemoReport {
+    fn new(
+        campaign: i64,
+        lang: &str,
+        from_earlier_run: bool,
+        figures: Figures,
+        latency: LatencyStats,
+    ) -> DemoReport {
+        let Figures {
+            attempts,
+            connect_rate,
+            outcomes,
+            business,
+            levels,
+        } = figures;
+        DemoReport {
+            campaign,
+            lang: lang.to_string(),
+            from_earlier_run,
+            attempts,
+            connect_rate,
+            outcomes,
+            business,
+            levels,
+            latency,
+            correct_share: None,
+            score: None,
+            wall_s: 0.0,
+        }
+    }
 }
 
 /// 9:30 today in `zone` (the demo's campaign clock starts there), as UTC.
@@ -447,38 +375,17 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
         let r = async {
             let prior = store.campaign_by_name(&campaign.name).await?;
             let t0 = std::time::Instant::now();
-            if let Some(row) = prior.filter(|r| r.state == "finished") {
+            if let Some(row) = prior.filter(|r| r.state == CampaignState::Finished) {
                 // Already done in this data directory: report what is stored.
-                let calls = store.calls_list(Some(row.id), 100_000, None).await?;
-                let mut rep = DemoReport {
-                    campaign: row.id.0,
-                    lang: a.lang.clone(),
-                    from_earlier_run: true,
-                    attempts: calls.len(),
-                    connect_rate: 0.0,
-                    outcomes: Default::default(),
-                    business: Default::default(),
-                    levels: Default::default(),
-                    latency: LatencyStats::default(),
-                    correct_share: None,
-                    score: None,
-                    wall_s: 0.0,
-                };
-                for c in &calls {
-                    *rep.outcomes
-                        .entry(c.outcome.clone().unwrap_or_default())
-                        .or_default() += 1;
-                    if let Some(b) = &c.business_outcome {
-                        *rep.business.entry(b.clone()).or_default() += 1;
-                    }
-                    if let Some(l) = &c.level {
-                        *rep.levels.entry(l.clone()).or_default() += 1;
-                    }
-                }
-                rep.connect_rate = rep.outcomes.get("answered").copied().unwrap_or(0) as f64
-                    / calls.len().max(1) as f64;
+                let figures = Figures::from(&campaign_kpis(&store, row.id).await?);
                 std::fs::write(&a.campaign_file, with_id(&a.campaign_yaml, row.id.0))?;
-                return Ok::<_, anyhow::Error>(rep);
+                return Ok::<_, anyhow::Error>(DemoReport::new(
+                    row.id.0,
+                    &a.lang,
+                    true,
+                    figures,
+                    LatencyStats::default(),
+                ));
             }
             let cache_dir = ctx.data_dir().join("cache").join("sim-tts");
             std::fs::create_dir_all(&cache_dir)?;
@@ -531,23 +438,17 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
             let score = waihu_sim::score(&attempts, &logs);
             sim.shutdown().await;
             let latency = latency_stats(summary.calls.iter().flat_map(|c| c.latencies.iter()));
+            // The campaign's figures as stored, by the dashboard's definitions.
+            let figures = Figures::from(&campaign_kpis(&store, id).await?);
             if !a.json {
                 println!("   stopped: {}", summary.stopped_by);
-                print_summary(&summary, &latency);
+                print_summary(&summary, &figures, &latency);
             }
             Ok(DemoReport {
-                campaign: id.0,
-                lang: a.lang.clone(),
-                from_earlier_run: false,
-                attempts: summary.attempts,
-                connect_rate: summary.connect_rate(),
-                outcomes: summary.outcomes.clone(),
-                business: summary.business.clone(),
-                levels: summary.levels.clone(),
-                latency,
                 correct_share: Some(score.share()),
                 score: Some(score),
                 wall_s: t0.elapsed().as_secs_f64(),
+                ..DemoReport::new(id.0, &a.lang, false, figures, latency)
             })
         }
         .await;

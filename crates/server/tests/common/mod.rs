@@ -344,7 +344,7 @@ pub async fn fill_calls(store: &Store) -> CallsFixture {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
     let spec = std::fs::read_to_string(format!("{root}/campaign.yaml")).unwrap();
     let campaign = store
-        .campaign_create("double11-care", &spec, "test")
+        .campaign_create("double11-care", &spec, "test", t("2026-11-01T00:00:00Z"))
         .await
         .unwrap();
     let scripts = store.data_dir().join("scripts");
@@ -364,10 +364,11 @@ pub async fn fill_calls(store: &Store) -> CallsFixture {
     };
     for (i, (path, outcome)) in fixture_paths().into_iter().enumerate() {
         let call_id = format!("call-{i:02}@waihu");
+        let cid = waihu_core::CallId(call_id.clone());
         let at = t0 + chrono::Duration::minutes(i as i64 * 7);
         store
             .call_started(&CallStart {
-                call_id: call_id.clone(),
+                call_id: cid.clone(),
                 campaign: Some(campaign),
                 customer: Some(CustomerId(1 + (i % 3) as i64)),
                 script: SCRIPT.into(),
@@ -377,12 +378,12 @@ pub async fn fill_calls(store: &Store) -> CallsFixture {
             .await
             .unwrap();
         store
-            .call_progress(&call_id, "ringing", None, None, at)
+            .call_progress(&cid, "ringing", None, None, at)
             .await
             .unwrap();
         store
             .call_progress(
-                &call_id,
+                &cid,
                 "talking",
                 Some(path[0]),
                 None,
@@ -396,7 +397,7 @@ pub async fn fill_calls(store: &Store) -> CallsFixture {
             let ms = 8000 * k as u64;
             store
                 .call_turn(
-                    &call_id,
+                    &cid,
                     &TurnRecord {
                         seq,
                         speaker: Speaker::Bot,
@@ -426,7 +427,7 @@ pub async fn fill_calls(store: &Store) -> CallsFixture {
             };
             store
                 .call_turn(
-                    &call_id,
+                    &cid,
                     &TurnRecord {
                         seq: seq + 1,
                         speaker: Speaker::Callee,
@@ -463,7 +464,7 @@ pub async fn fill_calls(store: &Store) -> CallsFixture {
         }
         store
             .call_finished(
-                &call_id,
+                &cid,
                 &CallFinish {
                     at: at + chrono::Duration::seconds(60),
                     outcome: CallOutcome::Answered,
@@ -491,9 +492,10 @@ pub async fn fill_calls(store: &Store) -> CallsFixture {
         .enumerate()
     {
         let call_id = format!("live-{i}@waihu");
+        let cid = waihu_core::CallId(call_id.clone());
         store
             .call_started(&CallStart {
-                call_id: call_id.clone(),
+                call_id: cid.clone(),
                 campaign: Some(campaign),
                 customer: Some(CustomerId(1 + i as i64)),
                 script: SCRIPT.into(),
@@ -504,7 +506,7 @@ pub async fn fill_calls(store: &Store) -> CallsFixture {
             .unwrap();
         store
             .call_progress(
-                &call_id,
+                &cid,
                 status,
                 node,
                 node.map(|_| "calm"),

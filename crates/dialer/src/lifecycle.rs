@@ -1,0 +1,322 @@
+//! A campaign's whole run, for any front end (`waihu run`, `waihu demo`, the
+//! bench, a server): load and check the script and the campaign file, store
+//! the campaign with its `id:` made the store's, mark it running, dial it with
+//! [`crate::run`] until it stops, and mark it finished when its work is done.
+//! The front end supplies the speech kit (which models, how many ASR slots)
+//! and prints; the report's figures come from the one KPI definition
+//! ([`waihu_core::kpi`]), so they are the dashboard's.
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::Serialize;
+use tokio::sync::watch;
+use waihu_bot::{Kit, Latency, ScriptKit};
+use waihu_core::kpi::{self, Kpis, DEFAULT_CONVERSION_OUTCOMES};
+use waihu_core::{CampaignId, CampaignState};
+use waihu_store::{Customer, Store, StoreError};
+
+use crate::{CampaignClock, DialerError, Options, Summary};
+
+/// Whatever went wrong building a speech kit (the front end's business).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error(transparent)]
+    Script(#[from] waihu_dialog::LoadError),
+    #[error("training the NLU")]
+    Nlu(#[source] waihu_nlu::Error),
+    #[error("{origin}")]
+    Campaign {
+        origin: String,
+        #[source]
+        source: waihu_campaign::ConfigError,
+    },
+    #[error("{what} {}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("campaign {0} vanished from the store")]
+    Vanished(CampaignId),
+    #[error(transparent)]
+    Kit(BoxError),
+    #[error("binding the SIP endpoint")]
+    Sip(#[source] waihu_engine::EngineError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Dialer(#[from] DialerError),
+}
+
+/// One live run of a campaign file.
+pub struct CampaignSetup {
+    /// The campaign file (YAML) as given; stored (or updated) under its `name`.
+    pub campaign_yaml: String,
+    /// Where the file came from, for messages.
+    pub campaign_origin: String,
+    /// The dialog script the bot runs.
+    pub script: PathBuf,
+    /// Where INVITEs go: the trunk / SBC (or the virtual callees).
+    pub trunk: SocketAddr,
+    /// Local SIP address to bind.
+    pub bind: SocketAddr,
+    /// Calls at once (also bounded by the campaign's trunk channels).
+    pub concurrency: usize,
+    /// Script variables every call gets, before the customer's own.
+    pub constants: Vec<(String, String)>,
+    /// Only customers whose E.164 number starts with this.
+    pub prefix: Option<String>,
+    pub clock: Arc<CampaignClock>,
+    /// Stop dialling when the campaign clock passes this.
+    pub until: Option<DateTime<Utc>>,
+    /// Who runs it, for the audit trail (`updated_by` of the campaign row).
+    pub actor: String,
+}
+
+/// Stores the campaign (its `id:` made the store's id), marks it running,
+/// runs it to the end and marks it finished when the run completed it (see
+/// [`crate::StopReason::completes_campaign`]); a shutdown or an operator's
+/// stop leave the state alone. `make_kit` builds the speech kit once the
+/// script (and so its language) is known. The script is copied to
+/// `<data_dir>/scripts/` (the dashboard's script view reads it there) and
+/// each call's WAV is spooled under `<data_dir>/spool/`. Every state change
+/// is stamped with the campaign clock.
+pub async fn run_campaign(
+    store: &Store,
+    setup: CampaignSetup,
+    make_kit: impl FnOnce(&ScriptKit) -> Result<Kit, BoxError>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(CampaignId, Summary), LifecycleError> {
+    let prog = waihu_dialog::load_file(&setup.script)?;
+    let script_name = setup
+        .script
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| prog.name.clone());
+    let io = |what: &'static str, path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| LifecycleError::Io { what, path, source }
+    };
+    let scripts_dir = store.data_dir().join("scripts");
+    std::fs::create_dir_all(&scripts_dir).map_err(io("creating", &scripts_dir))?;
+    let copy = scripts_dir.join(format!("{script_name}.yaml"));
+    if copy != setup.script {
+        std::fs::copy(&setup.script, &copy).map_err(io("copying the script to", &copy))?;
+    }
+    let script = ScriptKit::new(prog).map_err(LifecycleError::Nlu)?;
+    let mut campaign =
+        waihu_campaign::Campaign::from_yaml(&setup.campaign_yaml).map_err(|source| {
+            LifecycleError::Campaign {
+                origin: setup.campaign_origin.clone(),
+                source,
+            }
+        })?;
+    let clock = setup.clock.clone();
+    let actor = setup.actor.as_str();
+    let id = store
+        .campaign_create(&campaign.name, &setup.campaign_yaml, actor, clock.now())
+        .await?;
+    // The compliance checker matches events to campaign files by `id`: make the file say the store's.
+    let spec = with_id(&setup.campaign_yaml, id.0);
+    if spec != setup.campaign_yaml {
+        store
+            .campaign_create(&campaign.name, &spec, actor, clock.now())
+            .await?;
+    }
+    campaign.id = id;
+    let row = store
+        .campaign_get(id)
+        .await?
+        .ok_or(LifecycleError::Vanished(id))?;
+    if row.state != CampaignState::Running {
+        store
+            .campaign_set_state(id, CampaignState::Running, actor, clock.now())
+            .await?;
+    }
+    let kit = make_kit(&script).map_err(LifecycleError::Kit)?;
+    let customers = customers_for(store, setup.prefix.as_deref()).await?;
+    let ep = Arc::new(
+        waihu_engine::sip::SipEndpoint::bind(setup.bind, "waihu", None)
+            .await
+            .map_err(LifecycleError::Sip)?,
+    );
+    let spool = store.data_dir().join("spool");
+    std::fs::create_dir_all(&spool).map_err(io("creating", &spool))?;
+    let opts = Options {
+        campaign_id: id,
+        campaign,
+        script_name,
+        script: Arc::new(script),
+        kit: Arc::new(kit),
+        trunk: setup.trunk,
+        max_concurrent: setup.concurrency.max(1),
+        ring_timeout: Duration::from_secs(25),
+        max_duration: Duration::from_secs(240),
+        constants: setup.constants,
+        clock: setup.clock,
+        until: setup.until,
+        drain: Duration::from_secs(120),
+        spool,
+        poll: Duration::from_millis(100),
+    };
+    let summary = crate::run(store.clone(), ep, opts, customers, shutdown).await?;
+    let state = store.campaign_get(id).await?.map(|r| r.state);
+    // A Ctrl-C or an operator's stop leaves the state alone, so the next run continues it.
+    if state == Some(CampaignState::Running) && summary.stopped_by.completes_campaign() {
+        store
+            .campaign_set_state(id, CampaignState::Finished, actor, clock.now())
+            .await?;
+    }
+    Ok((id, summary))
+}
+
+/// The stored customers, optionally only those whose E.164 number starts with `prefix`.
+pub async fn customers_for(
+    store: &Store,
+    prefix: Option<&str>,
+) -> Result<Vec<Customer>, StoreError> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.customers(after, 5000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.id.0;
+        out.extend(
+            page.into_iter()
+                .filter(|c| prefix.is_none_or(|p| c.phone.starts_with(p))),
+        );
+    }
+    Ok(out)
+}
+
+/// The campaign file with its top-level `id:` set to `id`.
+pub fn with_id(yaml: &str, id: i64) -> String {
+    let mut out = String::with_capacity(yaml.len() + 8);
+    let mut done = false;
+    for line in yaml.split_inclusive('\n') {
+        if !done && line.starts_with("id:") {
+            let comment = line.find('#').map(|i| &line[i..]).unwrap_or("\n");
+            out.push_str(&format!("id: {id}"));
+            if comment.starts_with('#') {
+                out.push_str(&format!("                            {comment}"));
+            } else {
+                out.push('\n');
+            }
+            done = true;
+        } else {
+            out.push_str(line);
+        }
+    }
+    if !done {
+        out = format!("id: {id}\n{out}");
+    }
+    out
+}
+
+/// A stored campaign's KPIs over all its attempts, from the same rollup and
+/// the same arithmetic as the API's `/api/kpis?campaign=N` (with the default
+/// conversion outcomes): what the dashboard shows for it.
+pub async fn campaign_kpis(store: &Store, id: CampaignId) -> Result<Kpis, StoreError> {
+    // Every hour the rollup can hold: a campaign clock may run anywhere in time.
+    let from = DateTime::<Utc>::UNIX_EPOCH;
+    let to = Utc
+        .with_ymd_and_hms(9999, 12, 31, 0, 0, 0)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let rows = store.kpi_rollup(from, to, Some(id)).await?;
+    let conversion: Vec<String> = DEFAULT_CONVERSION_OUTCOMES.map(String::from).to_vec();
+    Ok(kpi::totals(&rows, &conversion))
+}
+
+/// What a run's report prints about its calls: counts (only those that
+/// occurred) and the connect rate, all from one [`Kpis`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Figures {
+    /// Finished attempts.
+    pub attempts: usize,
+    /// 接通率: connected (answered or voicemail) / attempts.
+    pub connect_rate: f64,
+    /// Attempts per telephony outcome.
+    pub outcomes: BTreeMap<String, usize>,
+    /// Conversations per business outcome.
+    pub business: BTreeMap<String, usize>,
+    /// Conversations per intention level.
+    pub levels: BTreeMap<String, usize>,
+}
+
+impl From<&Kpis> for Figures {
+    fn from(k: &Kpis) -> Figures {
+        let counts = |m: &BTreeMap<String, i64>| {
+            m.iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(k, n)| (k.clone(), usize::try_from(*n).unwrap_or(0)))
+                .collect()
+        };
+        Figures {
+            attempts: usize::try_from(k.attempts).unwrap_or(0),
+            connect_rate: k.connect_rate.unwrap_or(0.0),
+            outcomes: counts(&k.outcomes),
+            business: counts(&k.conversation_outcomes),
+            levels: counts(&k.levels),
+        }
+    }
+}
+
+/// Percentiles and the mean breakdown of turn latencies.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LatencyStats {
+    pub turns: usize,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub mean: Latency,
+}
+
+pub fn latency_stats<'a>(lat: impl Iterator<Item = &'a Latency>) -> LatencyStats {
+    let all: Vec<&Latency> = lat.collect();
+    if all.is_empty() {
+        return LatencyStats::default();
+    }
+    let mut totals: Vec<f64> = all.iter().map(|l| l.total_ms).collect();
+    totals.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| totals[((totals.len() - 1) as f64 * p).round() as usize];
+    let n = all.len() as f64;
+    let mean = |f: &dyn Fn(&Latency) -> f64| {
+        (all.iter().map(|l| f(l)).sum::<f64>() / n * 10.0).round() / 10.0
+    };
+    LatencyStats {
+        turns: all.len(),
+        p50_ms: pct(0.5),
+        p95_ms: pct(0.95),
+        mean: Latency {
+            total_ms: mean(&|l| l.total_ms),
+            endpoint_ms: mean(&|l| l.endpoint_ms),
+            asr_ms: mean(&|l| l.asr_ms),
+            asr_wait_ms: mean(&|l| l.asr_wait_ms),
+            nlu_ms: mean(&|l| l.nlu_ms),
+            dialog_ms: mean(&|l| l.dialog_ms),
+            tts_first_ms: mean(&|l| l.tts_first_ms),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_id_rewrites_or_adds_the_id_line() {
+        assert_eq!(
+            with_id("id: 0  # set\nname: x\n", 7).lines().next(),
+            Some("id: 7                            # set")
+        );
+        assert_eq!(with_id("name: x\nid: 3\n", 9), "name: x\nid: 9\n");
+        assert_eq!(with_id("name: x\n", 2), "id: 2\nname: x\n");
+    }
+}
