@@ -96,11 +96,18 @@ async fn good_and_bad_rows_rejects_file_and_progress() {
     );
     let text = std::fs::read_to_string(&rejects).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[0], "\u{feff}line,column,reason,姓名,手机号,时区,购买频次");
+    assert_eq!(
+        lines[0],
+        "\u{feff}line,column,reason,姓名,手机号,时区,购买频次"
+    );
     assert!(lines[1].starts_with("3,手机号,"), "{}", lines[1]);
     assert!(lines[1].ends_with(",坏号,12345,,1"), "{}", lines[1]);
     assert!(lines[2].starts_with("5,时区,"), "{}", lines[2]);
-    assert!(lines[2].ends_with(",王芳,13700002222,Mars/Olympus,3"), "{}", lines[2]);
+    assert!(
+        lines[2].ends_with(",王芳,13700002222,Mars/Olympus,3"),
+        "{}",
+        lines[2]
+    );
     assert_eq!(lines.len(), 3);
 }
 
@@ -129,7 +136,12 @@ async fn reimport_counts_created_updated_unchanged() {
         .await
         .unwrap();
     assert_eq!(
-        (again.created, again.updated, again.unchanged, again.rejected),
+        (
+            again.created,
+            again.updated,
+            again.unchanged,
+            again.rejected
+        ),
         (0, 0, 3, 2)
     );
 
@@ -149,7 +161,12 @@ async fn reimport_counts_created_updated_unchanged() {
     .await
     .unwrap();
     assert_eq!(
-        (third.created, third.updated, third.unchanged, third.rejected),
+        (
+            third.created,
+            third.updated,
+            third.unchanged,
+            third.rejected
+        ),
         (1, 1, 1, 0)
     );
     assert_eq!(third.rejects_file, None);

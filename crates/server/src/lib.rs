@@ -106,9 +106,7 @@ pub fn app(store: Store, cfg: Config) -> (Router, Vec<RouteInfo>) {
         cfg: Arc::new(cfg),
         streams: Arc::new(tokio::sync::Semaphore::new(calls::STREAM_LIMIT)),
     };
-    let routes = import::routes(calls::routes(campaigns::routes(api::routes(
-        Routes::new(),
-    ))));
+    let routes = import::routes(calls::routes(campaigns::routes(api::routes(Routes::new()))));
     let router = routes.router.fallback(api::not_found).with_state(state);
     (router, routes.list)
 }

@@ -320,7 +320,8 @@ pub fn document() -> Value {
             None => o["security"] = json!([]),
         }
         if op.path == "/api/customers/import" {
-            o["requestBody"] = json!({"required": true, "content": {"text/csv": {"schema": {"type": "string"}}}});
+            o["requestBody"] =
+                json!({"required": true, "content": {"text/csv": {"schema": {"type": "string"}}}});
             o["responses"]["422"] = error_response("The CSV cannot be read (no header, no phone column); the message names the problem");
         }
         if let Some(b) = op.body {

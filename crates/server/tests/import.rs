@@ -52,22 +52,37 @@ async fn admin_imports_a_csv_body_with_the_cli_report() {
     assert_eq!(got, want);
     assert_eq!(r["file"], "crm.csv");
     assert_eq!(r["encoding"], "UTF-8");
-    assert_eq!((&r["created"], &r["updated"], &r["rejected"]), (&2.into(), &0.into(), &1.into()));
+    assert_eq!(
+        (&r["created"], &r["updated"], &r["rejected"]),
+        (&2.into(), &0.into(), &1.into())
+    );
     let rejects = r["rejects_file"].as_str().unwrap();
-    assert!(rejects.starts_with(&s.store.data_dir().join("rejects").display().to_string()), "{rejects}");
+    assert!(
+        rejects.starts_with(&s.store.data_dir().join("rejects").display().to_string()),
+        "{rejects}"
+    );
     assert!(std::fs::read_to_string(rejects).unwrap().contains("坏号"));
     assert_eq!(s.store.customer_count().await.unwrap(), before + 2);
 
     // The same body again changes nothing.
     let (st, r) = post_csv(&s, &s.admin, "?name=crm.csv", CSV).await;
     assert_eq!(st, 201, "{r}");
-    assert_eq!((&r["created"], &r["updated"], &r["unchanged"]), (&0.into(), &0.into(), &2.into()));
+    assert_eq!(
+        (&r["created"], &r["updated"], &r["unchanged"]),
+        (&0.into(), &0.into(), &2.into())
+    );
 
     // A body that is not a customer list names the problem.
     let (st, r) = post_csv(&s, &s.admin, "", "a,b\n1,2\n").await;
     assert_eq!(st, 422, "{r}");
     assert_eq!(r["error"]["code"], "invalid_csv");
-    assert!(r["error"]["message"].as_str().unwrap().contains("no phone column"), "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no phone column"),
+        "{r}"
+    );
     let (st, r) = post_csv(&s, &s.admin, "?region=XX", CSV).await;
     assert_eq!(st, 400, "{r}");
     s.stop().await;
