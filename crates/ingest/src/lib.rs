@@ -532,5 +532,21 @@ pub fn write_rejects<W: std::io::Write>(
     w.flush()
 }
 
+/// Split a batch from [`Source::next_batch`] into valid rows and rejects,
+/// each in file order.
+pub fn split_batch(
+    rows: Vec<Result<CustomerRecord, Reject>>,
+) -> (Vec<CustomerRecord>, Vec<Reject>) {
+    let mut good = Vec::with_capacity(rows.len());
+    let mut bad = Vec::new();
+    for r in rows {
+        match r {
+            Ok(c) => good.push(c),
+            Err(rej) => bad.push(rej),
+        }
+    }
+    (good, bad)
+}
+
 #[cfg(test)]
 mod tests;

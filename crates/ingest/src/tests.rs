@@ -128,6 +128,17 @@ fn rejects_file_keeps_original_cells() {
     assert!(text.lines().count() == 4);
 }
 
+#[test]
+fn split_batch_keeps_file_order() {
+    let csv = "phone,name\n13800000001,A\n12,B\n13800000002,C\nx,D\n";
+    let mut src = Source::open(csv.as_bytes(), Options::new("CN").unwrap()).unwrap();
+    let (good, bad) = split_batch(src.next_batch(10).unwrap());
+    let names: Vec<_> = good.iter().map(|c| c.name.as_deref().unwrap()).collect();
+    assert_eq!(names, ["A", "C"]);
+    let lines: Vec<_> = bad.iter().map(|r| r.line).collect();
+    assert_eq!(lines, [3, 5]);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
     #[test]

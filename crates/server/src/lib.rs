@@ -14,6 +14,7 @@ pub mod bench;
 pub mod calls;
 pub mod campaigns;
 pub mod error;
+pub mod import;
 pub mod kpi;
 pub mod openapi;
 pub mod reports;
@@ -98,7 +99,7 @@ pub fn app(store: Store, cfg: Config) -> (Router, Vec<RouteInfo>) {
         cfg: Arc::new(cfg),
         streams: Arc::new(tokio::sync::Semaphore::new(calls::STREAM_LIMIT)),
     };
-    let routes = calls::routes(campaigns::routes(api::routes(Routes::new())));
+    let routes = import::routes(calls::routes(campaigns::routes(api::routes(Routes::new()))));
     let router = routes.router.fallback(api::not_found).with_state(state);
     (router, routes.list)
 }

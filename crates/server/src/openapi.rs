@@ -89,6 +89,19 @@ const OPS: &[Op] = &[
         body: None,
         csv: false,
     },
+    Op {
+        method: "POST",
+        path: "/api/customers/import",
+        summary: "Import customers from the CSV body (UTF-8 or GBK, Chinese or English headers), as `waihu customers import` does; answers with the same report as its --json line. Re-importing a number updates the customer; unchanged rows are skipped. Rejected rows are written to rejects_file under the data directory. Bodies up to 64 MiB.",
+        role: Some("admin"),
+        params: &[
+            ("name", "query", "string", "File name for the report and the rejects file (default upload.csv)."),
+            ("region", "query", "string", "Region for numbers without a country code (default CN)."),
+            ("batch", "query", "integer", "Rows per transaction (default 5000)."),
+        ],
+        body: None,
+        csv: false,
+    },
     Op { method: "GET", path: "/api/segments", summary: "Stored segments with their rules and customer counts.", role: Some("analyst"), params: &[("format", "query", "string", "json (default) or csv.")], body: None, csv: true },
     Op {
         method: "GET",
@@ -305,6 +318,11 @@ pub fn document() -> Value {
                 o["x-waihu-role"] = json!(role);
             }
             None => o["security"] = json!([]),
+        }
+        if op.path == "/api/customers/import" {
+            o["requestBody"] =
+                json!({"required": true, "content": {"text/csv": {"schema": {"type": "string"}}}});
+            o["responses"]["422"] = error_response("The CSV cannot be read (no header, no phone column); the message names the problem");
         }
         if let Some(b) = op.body {
             o["requestBody"] =

@@ -296,135 +296,58 @@ fn attr_text(v: &waihu_core::AttrValue) -> String {
     }
 }
 
-#[derive(serde::Serialize)]
-pub struct ImportReport {
-    pub file: String,
-    pub encoding: String,
-    pub created: u64,
-    pub updated: u64,
-    pub unchanged: u64,
-    pub rejected: u64,
-    pub rejects_file: Option<String>,
-    pub seconds: f64,
-    pub rows_per_s: f64,
-}
+pub use waihu_import::ImportReport;
 
-/// Read, normalise, seal and store a CSV file. Parsing and normalising run on
-/// a reader thread (rayon inside) while this task writes the previous batch.
+/// Import a CSV file through `waihu-import`, printing the first rejected rows
+/// to stderr as they come. `demo` and `run` import through this too.
 pub async fn import_file(
-    ctx: &Ctx,
+    _ctx: &Ctx,
     store: &Store,
     args: &ImportArgs,
 ) -> anyhow::Result<ImportReport> {
-    let started = std::time::Instant::now();
-    let path = &args.file;
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut opts = waihu_ingest::Options::new(&args.region)?;
-    if let Some(map) = &args.map {
-        let text =
-            std::fs::read_to_string(map).with_context(|| format!("reading {}", map.display()))?;
-        opts.map = waihu_ingest::ColumnMap::from_yaml(&text, &map.display().to_string())?;
-    }
-    opts.schema = store.attr_schema().await?;
-    let src = waihu_ingest::Source::open(std::io::BufReader::with_capacity(1 << 20, file), opts)
-        .with_context(|| format!("reading {}", path.display()))?;
-    let headers = src.headers.clone();
-    let encoding = src.encoding.to_string();
-    let file_name = path.display().to_string();
-    let mut importer = store
-        .begin_import(&file_name, &encoding, &src.kinds, Utc::now())
-        .await?;
-
-    let batch = args.batch.max(1);
-    // Reader thread: decode, normalise and seal (rayon inside), so the
-    // database work below overlaps with the CPU work for the next batch.
-    let (tx, mut rx) = tokio::sync::mpsc::channel(2);
-    let vault = store.vault().clone();
-    let reader = std::thread::spawn(move || {
-        let mut src = src;
-        loop {
-            match src.next_batch(batch) {
-                Ok(b) if b.is_empty() => break,
-                Ok(b) => {
-                    let mut good = Vec::with_capacity(b.len());
-                    let mut bad = Vec::new();
-                    for r in b {
-                        match r {
-                            Ok(c) => good.push(c),
-                            Err(rej) => bad.push(rej),
-                        }
-                    }
-                    let sealed = waihu_store::seal_batch(&vault, &good);
-                    if tx.blocking_send(Ok((sealed, bad))).is_err() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    break;
-                }
-            }
-        }
-    });
-    let mut rejects = Vec::new();
-    while let Some(msg) = rx.recv().await {
-        let (sealed, bad) = msg.with_context(|| format!("reading {file_name}"))?;
-        for rej in bad {
-            if rejects.len() < 10 {
-                eprintln!(
-                    "{file_name}:{}: {}{}",
-                    rej.line,
-                    rej.column
-                        .as_deref()
-                        .map(|c| format!("column {c}: "))
-                        .unwrap_or_default(),
-                    rej.reason
-                );
-            }
-            rejects.push(rej);
-        }
-        importer.write_sealed(sealed, Utc::now()).await?;
-    }
-    let _ = reader.join();
-    let import_id = importer.id().0;
-    let stats = importer.finish(rejects.len() as u64, Utc::now()).await?;
-    let rejects_file = if rejects.is_empty() {
-        None
-    } else {
-        let p = match &args.rejects {
-            Some(p) => p.clone(),
-            None => {
-                let stem = path
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "import".into());
-                ctx.data_dir()
-                    .join("rejects")
-                    .join(format!("{stem}-{import_id}.csv"))
-            }
-        };
-        if let Some(dir) = p.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let f = std::fs::File::create(&p).with_context(|| format!("creating {}", p.display()))?;
-        waihu_ingest::write_rejects(f, &headers, &rejects)
-            .with_context(|| format!("writing {}", p.display()))?;
-        if rejects.len() > 10 {
-            eprintln!("... and {} more rejected rows", rejects.len() - 10);
-        }
-        Some(p.display().to_string())
+    let opts = waihu_import::ImportOptions {
+        region: args.region.clone(),
+        map: args.map.clone(),
+        rejects: args.rejects.clone(),
+        batch: args.batch,
     };
-    let seconds = started.elapsed().as_secs_f64();
-    let total = stats.created + stats.updated + stats.unchanged + stats.rejected;
-    Ok(ImportReport {
-        file: file_name,
-        encoding,
-        created: stats.created,
-        updated: stats.updated,
-        unchanged: stats.unchanged,
-        rejected: stats.rejected,
-        rejects_file,
-        seconds,
-        rows_per_s: total as f64 / seconds.max(1e-9),
-    })
+    let mut shown = RejectLines {
+        file: args.file.display().to_string(),
+        seen: 0,
+    };
+    let report = waihu_import::import_file(store, &args.file, &opts, &mut shown).await?;
+    if report.rejects_file.is_some() && report.rejected > SHOWN_REJECTS {
+        eprintln!(
+            "... and {} more rejected rows",
+            report.rejected - SHOWN_REJECTS
+        );
+    }
+    Ok(report)
+}
+
+/// Rejected rows printed before the summary; the rest are in the rejects file.
+const SHOWN_REJECTS: u64 = 10;
+
+/// Prints `file:line: column C: reason` for the first rejected rows.
+struct RejectLines {
+    file: String,
+    seen: u64,
+}
+
+impl waihu_import::Progress for RejectLines {
+    fn reject(&mut self, rej: &waihu_ingest::Reject) {
+        if self.seen < SHOWN_REJECTS {
+            eprintln!(
+                "{}:{}: {}{}",
+                self.file,
+                rej.line,
+                rej.column
+                    .as_deref()
+                    .map(|c| format!("column {c}: "))
+                    .unwrap_or_default(),
+                rej.reason
+            );
+        }
+        self.seen += 1;
+    }
 }

@@ -1,0 +1,211 @@
+//! The import pipeline against a real store in a temp dir: counts, rejects
+//! with line and column, the rejects file, idempotent re-import, progress.
+use std::path::Path;
+
+use waihu_import::{
+    import_file, import_reader, ImportError, ImportOptions, ImportProgress, Progress,
+};
+use waihu_ingest::Reject;
+use waihu_store::Store;
+
+/// Line 3 has a bad number, line 5 an unknown time zone; lines 2, 4 and 6 are good.
+const CSV: &str = "姓名,手机号,时区,购买频次\n\
+    张伟,13812345678,,6\n\
+    坏号,12345,,1\n\
+    李娜,13900001111,Asia/Shanghai,2\n\
+    王芳,13700002222,Mars/Olympus,3\n\
+    Tom Li,+12025550123,,1\n";
+
+#[derive(Default)]
+struct Heard {
+    rejects: Vec<Reject>,
+    batches: Vec<ImportProgress>,
+}
+
+impl Progress for Heard {
+    fn reject(&mut self, reject: &Reject) {
+        self.rejects.push(reject.clone());
+    }
+
+    fn batch(&mut self, progress: &ImportProgress) {
+        self.batches.push(*progress);
+    }
+}
+
+async fn store(dir: &Path) -> Store {
+    Store::open_with_key(dir, &waihu_privacy::MasterKey::from_bytes([9; 32]))
+        .await
+        .unwrap()
+}
+
+fn opts(batch: usize) -> ImportOptions {
+    ImportOptions {
+        batch,
+        ..ImportOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn good_and_bad_rows_rejects_file_and_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    let csv = dir.path().join("list.csv");
+    std::fs::write(&csv, CSV).unwrap();
+    let mut heard = Heard::default();
+    let report = import_file(&store, &csv, &opts(2), &mut heard)
+        .await
+        .unwrap();
+
+    assert_eq!(report.file, csv.display().to_string());
+    assert_eq!(report.encoding, "UTF-8");
+    assert_eq!(
+        (
+            report.created,
+            report.updated,
+            report.unchanged,
+            report.rejected
+        ),
+        (3, 0, 0, 2)
+    );
+    assert_eq!(store.customer_count().await.unwrap(), 3);
+    assert!(report.rows_per_s > 0.0);
+
+    let where_: Vec<(u64, Option<&str>)> = heard
+        .rejects
+        .iter()
+        .map(|r| (r.line, r.column.as_deref()))
+        .collect();
+    assert_eq!(where_, [(3, Some("手机号")), (5, Some("时区"))]);
+    assert!(heard.rejects[1].reason.contains("Mars/Olympus"));
+
+    // Counts only grow, up to the totals.
+    assert!(!heard.batches.is_empty());
+    assert!(heard.batches.windows(2).all(|w| w[0].rows() <= w[1].rows()));
+    let last = heard.batches.last().unwrap();
+    assert_eq!((last.rows(), last.created, last.rejected), (5, 3, 2));
+    assert_eq!(last.bytes_total, Some(CSV.len() as u64));
+    assert_eq!(last.bytes_read, CSV.len() as u64);
+    assert_eq!(last.fraction(), Some(1.0));
+
+    // The default rejects file: <data_dir>/rejects/<stem>-<import id>.csv,
+    // BOM, line/column/reason, then the original cells.
+    let rejects = report.rejects_file.clone().unwrap();
+    assert_eq!(
+        Path::new(&rejects),
+        dir.path().join("rejects").join("list-1.csv")
+    );
+    let text = std::fs::read_to_string(&rejects).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "\u{feff}line,column,reason,姓名,手机号,时区,购买频次"
+    );
+    assert!(lines[1].starts_with("3,手机号,"), "{}", lines[1]);
+    assert!(lines[1].ends_with(",坏号,12345,,1"), "{}", lines[1]);
+    assert!(lines[2].starts_with("5,时区,"), "{}", lines[2]);
+    assert!(
+        lines[2].ends_with(",王芳,13700002222,Mars/Olympus,3"),
+        "{}",
+        lines[2]
+    );
+    assert_eq!(lines.len(), 3);
+}
+
+#[tokio::test]
+async fn reimport_counts_created_updated_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    let rejects = dir.path().join("out").join("bad.csv");
+    let o = ImportOptions {
+        rejects: Some(rejects.clone()),
+        ..ImportOptions::default()
+    };
+    let first = import_reader(&store, "crm.csv", CSV.as_bytes(), None, &o, &mut ())
+        .await
+        .unwrap();
+    assert_eq!((first.created, first.updated, first.unchanged), (3, 0, 0));
+    assert_eq!(first.file, "crm.csv");
+    assert_eq!(
+        first.rejects_file.as_deref(),
+        Some(rejects.display().to_string().as_str())
+    );
+    assert!(rejects.exists());
+
+    // The same file again writes nothing.
+    let again = import_reader(&store, "crm.csv", CSV.as_bytes(), None, &o, &mut ())
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            again.created,
+            again.updated,
+            again.unchanged,
+            again.rejected
+        ),
+        (0, 0, 3, 2)
+    );
+
+    // One changed row, one new: updated 1, created 1, unchanged 1.
+    let next = "姓名,手机号,时区,购买频次\n\
+        张伟,13812345678,,7\n\
+        李娜,13900001111,Asia/Shanghai,2\n\
+        新人,13500003333,,1\n";
+    let third = import_reader(
+        &store,
+        "next.csv",
+        next.as_bytes(),
+        None,
+        &ImportOptions::default(),
+        &mut (),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            third.created,
+            third.updated,
+            third.unchanged,
+            third.rejected
+        ),
+        (1, 1, 1, 0)
+    );
+    assert_eq!(third.rejects_file, None);
+    assert_eq!(store.customer_count().await.unwrap(), 4);
+}
+
+#[tokio::test]
+async fn unreadable_input_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    let missing = dir.path().join("nope.csv");
+    let e = import_file(&store, &missing, &ImportOptions::default(), &mut ())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ImportError::Open { .. }), "{e:?}");
+    assert_eq!(e.to_string(), format!("opening {}", missing.display()));
+
+    let e = import_reader(
+        &store,
+        "x.csv",
+        "姓名,城市\n张三,北京\n".as_bytes(),
+        None,
+        &ImportOptions::default(),
+        &mut (),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.to_string(), "reading x.csv");
+    let cause = std::error::Error::source(&e).unwrap().to_string();
+    assert!(cause.contains("no phone column"), "{cause}");
+
+    let bad_region = ImportOptions {
+        region: "XX".into(),
+        ..ImportOptions::default()
+    };
+    let e = import_reader(&store, "x.csv", CSV.as_bytes(), None, &bad_region, &mut ())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("unknown default region 'XX'"), "{e}");
+    // Nothing was imported by the failed attempts.
+    assert_eq!(store.customer_count().await.unwrap(), 0);
+}
