@@ -182,8 +182,18 @@ mod tests {
         assert!(timed.planner_secs > 0.0, "{timed:?}");
         assert!(timed.wall_secs >= timed.planner_secs, "{timed:?}");
         assert_eq!(
-            (timed.attempts, timed.connects, timed.events, timed.decisions),
-            (plain.attempts, plain.connects, plain.events, plain.decisions)
+            (
+                timed.attempts,
+                timed.connects,
+                timed.events,
+                timed.decisions
+            ),
+            (
+                plain.attempts,
+                plain.connects,
+                plain.events,
+                plain.decisions
+            )
         );
     }
 }

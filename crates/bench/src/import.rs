@@ -202,7 +202,6 @@ fn children_peak_rss_kib() -> i64 {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     /// Every generated row is a valid customer with a unique number, so the import

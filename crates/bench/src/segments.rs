@@ -54,12 +54,7 @@ fn generate_attrs(n: usize, seed: u64) -> Vec<waihu_core::Attrs> {
 
 /// Classifies `n` generated customers under the rules of `rules` (default
 /// `examples/segments.yaml`), compiled and by `cel-interpreter` (`baseline_n` of them).
-pub fn run(
-    n: usize,
-    rules: Option<PathBuf>,
-    baseline_n: usize,
-    json: bool,
-) -> anyhow::Result<()> {
+pub fn run(n: usize, rules: Option<PathBuf>, baseline_n: usize, json: bool) -> anyhow::Result<()> {
     use rayon::prelude::*;
     let (src, file) = match &rules {
         Some(p) => (

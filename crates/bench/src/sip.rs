@@ -153,7 +153,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     waihu_engine::waihu_media::wav::write_8k_mono(&tone_path, &tone)?;
     let tone: Arc<[i16]> = tone.into();
     let hold = Duration::try_from_secs_f64(a.hold).map_err(|_| {
-        anyhow::anyhow!("--hold: {} is not a valid number of seconds / 秒数无效", a.hold)
+        anyhow::anyhow!(
+            "--hold: {} is not a valid number of seconds / 秒数无效",
+            a.hold
+        )
     })?;
     let with_sipp = !a.no_sipp && sipp_available();
     if !a.no_sipp && !with_sipp {

@@ -120,9 +120,9 @@ pub fn run(a: Args, live: &impl LiveCampaign) -> anyhow::Result<()> {
         std::fs::write(&script, repo_script)?;
         let rt = crate::runtime()?;
         let row = rt.block_on(async {
-            let store = Store::open(data_dir).await.with_context(|| {
-                format!("opening the data directory {}", data_dir.display())
-            })?;
+            let store = Store::open(data_dir)
+                .await
+                .with_context(|| format!("opening the data directory {}", data_dir.display()))?;
             live.import(data_dir, &store, &csv_path, "US").await?;
             let mut sim_opts = waihu_sim::SimOptions::new(waihu_speech::Lang::En);
             sim_opts.max_concurrent = level * 2 + 4;

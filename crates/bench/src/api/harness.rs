@@ -347,9 +347,13 @@ pub async fn run(
 
     // The API's way: rollup tables, through the HTTP server.
     let key_store = store.clone();
-    let (key, _) =
-        waihu_server::auth::create_key(&key_store, "bench", waihu_server::auth::Role::Analyst, Utc::now())
-            .await?;
+    let (key, _) = waihu_server::auth::create_key(
+        &key_store,
+        "bench",
+        waihu_server::auth::Role::Analyst,
+        Utc::now(),
+    )
+    .await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -657,8 +661,13 @@ pub async fn run_calls(
     let script = BENCH_SCRIPTS[0];
     let mut timings = Vec::new();
 
-    let (key, _) =
-        waihu_server::auth::create_key(&store, "bench", waihu_server::auth::Role::Analyst, Utc::now()).await?;
+    let (key, _) = waihu_server::auth::create_key(
+        &store,
+        "bench",
+        waihu_server::auth::Role::Analyst,
+        Utc::now(),
+    )
+    .await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
