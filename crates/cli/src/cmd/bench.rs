@@ -139,7 +139,9 @@ impl waihu_bench::voice::LiveCampaign for BinaryLive {
             clock: r.clock,
             until: r.until,
         };
-        let never = tokio::sync::watch::channel(false).1;
+        // No stop request ever comes; the sender stays alive for the run (a closed
+        // channel would read as one at every poll).
+        let (_keep, never) = tokio::sync::watch::channel(false);
         let (_, summary) = crate::cmd::live::run_live(&ctx, store, setup, never).await?;
         Ok(summary)
     }
