@@ -7,6 +7,8 @@
 //! actions and per-turn latency breakdown; live notes (current node, each
 //! turn) go to a channel as they happen, for the store and the dashboard.
 mod agent;
+mod kit;
+pub use kit::KitError;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;

@@ -29,7 +29,7 @@ pub mod sim;
 pub use config::{Campaign, ConfigError, ConfigIssue, PacingMode, Policy};
 pub use pacing::PredictivePacer;
 pub use planner::{Action, ContactInput, ContactRef, Dial, Ineligible, PastCall, Planner, Report};
-pub use sim::{simulate, SimConfig, SimReport};
+pub use sim::{simulate, simulate_with, PlannerTimer, SimConfig, SimReport};
 
 /// The example campaign shipped in `examples/campaign.yaml` (the simulator's default).
 pub const EXAMPLE_CAMPAIGN: &str = include_str!("../../../examples/campaign.yaml");

@@ -434,6 +434,9 @@ pub async fn run(
     let mut drain_until: Option<tokio::time::Instant> = None;
     let mut tick = tokio::time::interval(opts.poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A dropped sender can never ask to stop: stop listening (a closed channel is
+    // ready at every poll and would spin the loop).
+    let mut can_shut_down = true;
     loop {
         tokio::select! {
             Some(f) = done_rx.recv() => {
@@ -441,8 +444,10 @@ pub async fn run(
                 finish(&store, &mut planner, &opts, &mut summary, f).await?;
                 continue;
             }
-            _ = shutdown.changed() => {
-                if *shutdown.borrow() {
+            changed = shutdown.changed(), if can_shut_down => {
+                if changed.is_err() {
+                    can_shut_down = false;
+                } else if *shutdown.borrow() {
                     stopping.get_or_insert(StopReason::Shutdown);
                 }
             }

@@ -269,6 +269,17 @@ impl From<&Kpis> for Figures {
     }
 }
 
+/// 9:30 on `now`'s date in `zone`, as UTC: where a rehearsal's campaign clock
+/// starts (the demo, `bench voice`), so every callee is inside its calling window.
+pub fn business_morning<Z: TimeZone>(zone: &Z, now: DateTime<Utc>) -> DateTime<Utc> {
+    let today = now.with_timezone(zone).date_naive();
+    let t = today.and_hms_opt(9, 30, 0).unwrap_or_default();
+    zone.from_local_datetime(&t)
+        .earliest()
+        .map(|d| d.with_timezone(&Utc))
+        .unwrap_or(now)
+}
+
 /// Percentiles and the mean breakdown of turn latencies.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct LatencyStats {
@@ -318,5 +329,20 @@ mod tests {
         );
         assert_eq!(with_id("name: x\nid: 3\n", 9), "name: x\nid: 9\n");
         assert_eq!(with_id("name: x\n", 2), "id: 2\nname: x\n");
+    }
+
+    #[test]
+    fn business_morning_is_half_past_nine_local_on_the_same_date() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 3, 22, 0, 0).unwrap();
+        // 22:00 UTC is already Dec 4 in Shanghai (UTC+8): 9:30 there is 01:30 UTC.
+        assert_eq!(
+            business_morning(&chrono_tz::Asia::Shanghai, now),
+            Utc.with_ymd_and_hms(2026, 12, 4, 1, 30, 0).unwrap()
+        );
+        // And Dec 3 in New York (UTC-5): 14:30 UTC.
+        assert_eq!(
+            business_morning(&chrono_tz::America::New_York, now),
+            Utc.with_ymd_and_hms(2026, 12, 3, 14, 30, 0).unwrap()
+        );
     }
 }

@@ -33,7 +33,6 @@
 //! Architecture invariant: no I/O and no clock reads outside [`load_file`]
 //! (which reads the script); the same inputs always give the same outputs.
 
-pub mod bench;
 pub mod cond;
 pub mod graph;
 pub mod interp;

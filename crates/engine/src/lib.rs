@@ -3,10 +3,8 @@
 //! - [`sip`]: a UDP SIP endpoint — one task around a `waihu_sip::UserAgent`.
 //! - [`call`]: outgoing (UAC) and incoming (UAS) calls with paced RTP media around a
 //!   `waihu_media::MediaSession`, playing and recording WAV, sending and receiving DTMF.
-//! - [`bench`]: `waihu bench sip` load generator.
 
 pub mod agent;
-pub mod bench;
 pub mod call;
 pub mod sip;
 

@@ -2,7 +2,7 @@ use chrono::NaiveDate;
 use proptest::prelude::*;
 use waihu_core::{AttrKind, AttrSchema, AttrValue, Attrs};
 
-use crate::baseline::CelBaseline;
+use crate::cel_oracle::CelOracle;
 use crate::RuleSet;
 
 fn schema() -> AttrSchema {
@@ -302,7 +302,7 @@ const ORACLE_RULES: [&str; 7] = [
 ];
 
 /// The oracle rules compiled by waihu and by cel-interpreter.
-fn oracle() -> (RuleSet, CelBaseline) {
+fn oracle() -> (RuleSet, CelOracle) {
     let yaml: String = std::iter::once("segments:\n".to_string())
         .chain(
             ORACLE_RULES
@@ -317,7 +317,7 @@ fn oracle() -> (RuleSet, CelBaseline) {
         .enumerate()
         .map(|(i, r)| (format!("r{i}"), r.to_string()))
         .collect();
-    (rs, CelBaseline::new(&named, None).unwrap())
+    (rs, CelOracle::new(&named).unwrap())
 }
 
 proptest! {

@@ -10,7 +10,6 @@
 //! for `reveal=true`, which appends a `pii_revealed` event before answering.
 pub mod api;
 pub mod auth;
-pub mod bench;
 pub mod calls;
 pub mod campaigns;
 pub mod error;

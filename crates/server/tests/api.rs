@@ -451,20 +451,17 @@ async fn kpis_and_heat_map_from_known_events() {
     let total: i64 = cells.iter().map(|c| c["attempts"].as_i64().unwrap()).sum();
     assert_eq!(total, 15);
 
-    // The trigger-kept rollups equal the SQL over the log and the Rust scan of decoded events.
+    // The trigger-kept rollups equal the SQL over the log (and the Rust scan of decoded
+    // events: waihu-bench's `api::harness` tests).
     let (from, to) = (t("2026-11-02T00:00:00Z"), t("2026-11-04T00:00:00Z"));
     let (d0, d1) = ("2026-11-02".parse().unwrap(), "2026-11-03".parse().unwrap());
     let rollup = s.store.kpi_rollup(from, to, None).await.unwrap();
     assert_eq!(rollup, s.store.kpi_from_log(from, to, None).await.unwrap());
-    let all = s.store.events(0, 10_000).await.unwrap();
-    let (scan, scan_local) = waihu_server::bench::aggregate(&all, from, to, d0, d1);
-    assert_eq!(rollup, scan);
     let local = s.store.local_hour_rollup(d0, d1, None).await.unwrap();
     assert_eq!(
         local,
         s.store.local_hour_from_log(d0, d1, None).await.unwrap()
     );
-    assert_eq!(local, scan_local);
     assert_eq!(
         s.store
             .local_hour_rollup(d0, d1, Some(CampaignId(2)))

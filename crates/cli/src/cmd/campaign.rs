@@ -1,16 +1,14 @@
 //! `waihu campaign ...`: validate campaign files, simulate campaigns in
 //! virtual time (audited by the independent compliance checker), and measure
-//! the planner's cost per decision.
+//! the planner's cost per decision (`bench`, in crate `waihu-bench`).
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::{bail, Context};
-use chrono::TimeZone;
 use waihu_campaign::config::Policy;
-use waihu_campaign::{simulate, Campaign, ContactInput, Planner, Report, SimConfig, SimReport};
+use waihu_campaign::{Campaign, SimConfig, SimReport};
 use waihu_compliance::{CampaignRules, Checker, ComplianceReport};
-use waihu_core::{CallOutcome, CustomerId};
+use waihu_core::CallOutcome;
 
 use crate::ctx::{print_json, Ctx};
 
@@ -147,7 +145,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
             pending,
             decisions,
             json,
-        } => bench(pending, decisions, json),
+        } => waihu_bench::campaign::planner(pending, decisions, json),
     }
 }
 
@@ -234,19 +232,6 @@ fn validate(file: PathBuf, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
-
 fn run_sim(
     ctx: &Ctx,
     name: &str,
@@ -266,7 +251,7 @@ fn run_sim(
     };
     let mut kept = Vec::new();
     let mut write_err = None;
-    let report = simulate(&campaign, cfg, &mut |e| {
+    let report = waihu_bench::campaign::simulate_timed(&campaign, cfg, &mut |e| {
         checker.feed(e);
         if let Some(w) = out.as_mut() {
             if let Err(err) = serde_json::to_writer(&mut *w, e)
@@ -296,7 +281,7 @@ fn run_sim(
             anyhow::Ok(())
         })?;
     }
-    Ok((report, checker.finish(), peak_rss_mb()))
+    Ok((report, checker.finish(), waihu_bench::peak_rss_mb()))
 }
 
 /// One row of the simulation table: its label and how to read a cell.
@@ -410,113 +395,5 @@ fn print_sims(results: &[(SimReport, ComplianceReport, f64)]) {
         for v in c.violations.iter().take(5) {
             println!("  [{}] {v}", r.policy);
         }
-    }
-}
-
-fn bench(pending: usize, decisions: usize, json: bool) -> anyhow::Result<()> {
-    let campaign = Campaign::from_yaml(waihu_campaign::EXAMPLE_CAMPAIGN)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut c = campaign.clone();
-    c.active = None;
-    c.per_number_per_day = None;
-    c.per_number_per_week = None;
-    c.caller_ids.clear();
-    for t in c.trunks.iter_mut() {
-        t.channels = 1_000_000;
-        t.cps = 1e9;
-    }
-    let segs: Vec<String> = c.segments.iter().map(|s| s.name.clone()).collect();
-    let mut planner = Planner::new(c);
-    planner.reserve(pending);
-    let t0 = Instant::now();
-    for i in 0..pending {
-        planner
-            .add_contact(ContactInput {
-                customer: CustomerId(i as i64 + 1),
-                phone: format!("+86139{:08}", i),
-                tz: waihu_campaign::chrono_tz::Asia::Shanghai,
-                segment: segs[i % segs.len()].clone(),
-                region: None,
-                has_app: false,
-                consent: true,
-                recency_days: Some((i % 365) as u32),
-                history: Vec::new(),
-            })
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-    let load_s = t0.elapsed().as_secs_f64();
-    // Tuesday 10:00 Shanghai: the window is open.
-    let now = waihu_campaign::chrono_tz::Asia::Shanghai
-        .with_ymd_and_hms(2026, 11, 3, 10, 0, 0)
-        .single()
-        .context("bench time")?
-        .with_timezone(&chrono::Utc);
-    let batch = 50;
-    let mut made = 0usize;
-    let t1 = Instant::now();
-    let mut tick = 0i64;
-    while made < decisions {
-        let at = now + chrono::Duration::milliseconds(tick * 100);
-        tick += 1;
-        let dials = planner.next_dials(at, batch);
-        if dials.is_empty() {
-            break;
-        }
-        for d in &dials {
-            // Every third answers; the rest are retried later, so the pending set stays ~2M.
-            let o = if d.customer.0 % 3 == 0 {
-                CallOutcome::Answered
-            } else {
-                CallOutcome::NoAnswer
-            };
-            planner.on_outcome(at, d.contact, Report::outcome(o));
-        }
-        made += dials.len();
-    }
-    let plan_s = t1.elapsed().as_secs_f64();
-    let per_decision_us = plan_s / made.max(1) as f64 * 1e6;
-    // Baseline: what a planner without queues pays — score every pending
-    // contact and take the best, per decision.
-    let scores: Vec<(f32, f32)> = (0..pending)
-        .map(|i| ((i % 365) as f32, (i % 7) as f32 * 0.1))
-        .collect();
-    let rounds = 20;
-    let t2 = Instant::now();
-    let mut sink = 0usize;
-    for r in 0..rounds {
-        let hour = (r % 24) as f32;
-        let mut best = (f32::MIN, 0usize);
-        for (i, (rec, p)) in scores.iter().enumerate() {
-            let s = (0.5 + 0.5 * (-rec / 90.0).exp()) * (p + hour * 0.01);
-            if s > best.0 {
-                best = (s, i);
-            }
-        }
-        sink ^= best.1;
-    }
-    let scan_us = t2.elapsed().as_secs_f64() / rounds as f64 * 1e6;
-    std::hint::black_box(sink);
-    let pending_left = planner.pending();
-    if json {
-        print_json(&serde_json::json!({
-            "pending": pending, "pending_after": pending_left, "load_s": load_s, "decisions": made,
-            "planner_us_per_decision": per_decision_us, "full_scan_us_per_decision": scan_us,
-            "speedup": scan_us / per_decision_us, "peak_rss_mb": peak_rss_mb(),
-        }))
-    } else {
-        println!("调度性能 planner cost per decision, {pending} pending contacts");
-        println!("  load {pending} contacts           {load_s:>10.2} s");
-        println!("  planner (queues), {made} decisions  {per_decision_us:>10.2} µs/decision (incl. outcome)");
-        println!("  baseline: full scan per decision  {scan_us:>10.0} µs/decision");
-        println!(
-            "  speedup                           {:>10.0}×",
-            scan_us / per_decision_us
-        );
-        println!("  pending after                     {pending_left:>10}");
-        println!(
-            "  peak RSS                          {:>10.0} MB",
-            peak_rss_mb()
-        );
-        Ok(())
     }
 }

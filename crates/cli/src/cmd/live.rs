@@ -3,22 +3,21 @@
 //! Wiring only: the campaign's lifecycle is `waihu_dialer::lifecycle`, the
 //! call is `waihu_bot`; here are the arguments, the speech kit and printing.
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use serde::Serialize;
 use tokio::sync::watch;
-use waihu_bot::Kit;
+use waihu_bot::{Kit, ScriptKit};
 use waihu_core::CampaignState;
-use waihu_dialer::lifecycle::{campaign_kpis, BoxError, CampaignSetup, Figures};
-pub use waihu_dialer::lifecycle::{latency_stats, with_id, LatencyStats};
+use waihu_dialer::lifecycle::{
+    business_morning, campaign_kpis, latency_stats, run_campaign, with_id, BoxError, CampaignSetup,
+    Figures, LatencyStats,
+};
 use waihu_dialer::{CampaignClock, Summary};
-use waihu_speech::endpoint::EndpointConfig;
-use waihu_speech::whisper::{default_model_dir, WhisperAsr};
-use waihu_speech::{EspeakTts, StyleBook, Synthesizer, TtsCache};
-use waihu_store::Store;
+use waihu_speech::TtsCache;
 
 use crate::ctx::Ctx;
 
@@ -69,104 +68,20 @@ fn parse_var(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected name=value, got '{s}'"))
 }
 
-/// Everything a live run needs, from files on disk.
-pub struct LiveSetup {
-    pub campaign_yaml: String,
-    pub campaign_origin: String,
-    pub script: PathBuf,
-    pub trunk: SocketAddr,
-    pub bind: SocketAddr,
-    pub concurrency: usize,
-    pub constants: Vec<(String, String)>,
-    pub prefix: Option<String>,
-    pub asr_model: Option<PathBuf>,
-    pub asr_slots: Option<usize>,
-    pub clock: Arc<CampaignClock>,
-    pub until: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-/// The process-wide speech kit: Whisper for the script's language, espeak-ng with a cache.
-pub fn speech_kit(
+/// Loads this process's speech kit once the script (and so its language) is known.
+fn kit_loader(
     ctx: &Ctx,
-    lang: &str,
-    model: Option<&Path>,
+    model: Option<PathBuf>,
     slots: Option<usize>,
-) -> anyhow::Result<Kit> {
-    let dir = model.map(Path::to_path_buf).unwrap_or_else(|| {
-        let name = if lang == "en" {
-            "whisper-tiny.en"
-        } else {
-            "whisper-base"
-        };
-        default_model_dir(ctx.data_dir(), name)
-    });
-    let asr = WhisperAsr::load(&dir).with_context(|| {
-        format!(
-            "loading the Whisper model from {} (install it with scripts/setup.sh)",
-            dir.display()
-        )
-    })?;
-    let engine = EspeakTts::default();
-    if !engine.available() {
-        anyhow::bail!("找不到 espeak-ng / espeak-ng not found: apt-get install espeak-ng");
-    }
-    let synth =
-        Synthesizer::new(Arc::new(engine)).with_cache(Arc::new(TtsCache::in_memory(128 << 20)));
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    Ok(Kit {
-        asr: Arc::new(asr),
-        asr_slots: Arc::new(tokio::sync::Semaphore::new(slots.unwrap_or(cores).max(1))),
-        synth,
-        styles: StyleBook::default(),
-        endpoint: EndpointConfig::default(),
-    })
-}
-
-/// Stores the campaign (its `id:` made the store's id), marks it running and
-/// runs it to the end (`waihu_dialer::lifecycle::run_campaign`), with the
-/// speech kit this process loads. Returns the campaign id and the summary.
-pub async fn run_live(
-    ctx: &Ctx,
-    store: &Store,
-    setup: LiveSetup,
-    shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<(waihu_core::CampaignId, Summary)> {
-    let LiveSetup {
-        campaign_yaml,
-        campaign_origin,
-        script,
-        trunk,
-        bind,
-        concurrency,
-        constants,
-        prefix,
-        asr_model,
-        asr_slots,
-        clock,
-        until,
-    } = setup;
-    let run = CampaignSetup {
-        campaign_yaml,
-        campaign_origin,
-        script,
-        trunk,
-        bind,
-        concurrency,
-        constants,
-        prefix,
-        clock,
-        until,
-        actor: ctx.actor(),
-    };
-    let kit = |script: &waihu_bot::ScriptKit| -> Result<Kit, BoxError> {
-        Ok(speech_kit(
-            ctx,
+) -> impl FnOnce(&ScriptKit) -> Result<Kit, BoxError> + '_ {
+    move |script| {
+        Ok(Kit::load(
+            ctx.data_dir(),
             script.lang(),
-            asr_model.as_deref(),
-            asr_slots,
+            model.as_deref(),
+            slots,
         )?)
-    };
-    Ok(waihu_dialer::lifecycle::run_campaign(store, run, kit, shutdown).await?)
+    }
 }
 
 /// One line per figure: the campaign's (or run's) counts and connect rate
@@ -235,7 +150,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
     let rt = ctx.runtime()?;
     rt.block_on(async {
         let store = ctx.store().await?;
-        let setup = LiveSetup {
+        let setup = CampaignSetup {
             campaign_yaml: yaml,
             campaign_origin: a.campaign.display().to_string(),
             script: a.script.clone(),
@@ -244,8 +159,6 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
             concurrency: a.concurrency,
             constants: a.vars.clone(),
             prefix: a.prefix.clone(),
-            asr_model: a.asr_model.clone(),
-            asr_slots: a.asr_slots,
             clock: match a.clock_start {
                 Some(t) => CampaignClock::starting_at(t, true),
                 None => CampaignClock::system(),
@@ -254,8 +167,10 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
                 a.clock_start.unwrap_or_else(chrono::Utc::now)
                     + chrono::Duration::seconds((h * 3600.0) as i64)
             }),
+            actor: ctx.actor(),
         };
-        let (id, summary) = run_live(ctx, &store, setup, shutdown_on_ctrl_c()).await?;
+        let kit = kit_loader(ctx, a.asr_model.clone(), a.asr_slots);
+        let (id, summary) = run_campaign(&store, setup, kit, shutdown_on_ctrl_c()).await?;
         let lat = latency_stats(summary.calls.iter().flat_map(|c| c.latencies.iter()));
         if a.json {
             crate::ctx::print_json(
@@ -334,17 +249,6 @@ impl DemoReport {
     }
 }
 
-/// 9:30 today in `zone` (the demo's campaign clock starts there), as UTC.
-fn business_morning(zone: waihu_nlu::Tz) -> chrono::DateTime<chrono::Utc> {
-    use chrono::TimeZone;
-    let today = chrono::Utc::now().with_timezone(&zone).date_naive();
-    let t = today.and_hms_opt(9, 30, 0).unwrap_or_default();
-    zone.from_local_datetime(&t)
-        .earliest()
-        .map(|d| d.with_timezone(&chrono::Utc))
-        .unwrap_or_else(chrono::Utc::now)
-}
-
 pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
     let campaign = waihu_campaign::config::Campaign::from_yaml(&a.campaign_yaml)
         .map_err(|e| anyhow::anyhow!("demo campaign: {e}"))?;
@@ -395,7 +299,7 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
             sim_opts.script = prog.name.clone();
             sim_opts.max_concurrent = a.concurrency * 2;
             // One clock for both sides: the callees answer by their local hour on it.
-            let start = business_morning(campaign.timezone);
+            let start = business_morning(&campaign.timezone, chrono::Utc::now());
             let clock = CampaignClock::starting_at(start, true);
             let sim_clock = clock.clone();
             sim_opts.clock = Arc::new(move || sim_clock.now());
@@ -407,7 +311,7 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
             )
             .await
             .map_err(|e| anyhow::anyhow!("starting the virtual callees: {e}"))?;
-            let setup = LiveSetup {
+            let setup = CampaignSetup {
                 campaign_yaml: a.campaign_yaml.clone(),
                 campaign_origin: a.campaign_file.display().to_string(),
                 script: a.script.clone(),
@@ -419,13 +323,13 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
                 prefix: Some(prefix.into()),
-                asr_model: None,
-                asr_slots: None,
                 clock,
                 // Six hours of campaign clock: every retry the campaign allows fits.
                 until: Some(start + chrono::Duration::hours(6)),
+                actor: ctx.actor(),
             };
-            let (id, summary) = run_live(ctx, &store, setup, shutdown_on_ctrl_c()).await?;
+            let kit = kit_loader(ctx, None, None);
+            let (id, summary) = run_campaign(&store, setup, kit, shutdown_on_ctrl_c()).await?;
             std::fs::write(&a.campaign_file, with_id(&a.campaign_yaml, id.0))?;
             let attempts: Vec<(String, waihu_core::CallOutcome, Option<String>)> = summary
                 .calls
@@ -521,163 +425,3 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
-
-#[derive(clap::Args, Debug)]
-pub struct BenchVoiceArgs {
-    /// Concurrency levels to measure, e.g. `1,10,20`.
-    #[arg(long, default_value = "1,10,20", value_delimiter = ',')]
-    levels: Vec<usize>,
-    /// Calls per level (default: 2 × the level, at least 4).
-    #[arg(long)]
-    calls: Option<usize>,
-    /// Persona of every virtual callee.
-    #[arg(long, default_value = "cooperative")]
-    persona: String,
-    /// Utterances decoded at once (default: the number of cores).
-    #[arg(long)]
-    asr_slots: Option<usize>,
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Debug, Serialize)]
-struct VoiceLevel {
-    concurrency: usize,
-    calls: usize,
-    correct_share: f64,
-    latency: LatencyStats,
-    wall_s: f64,
-    /// CPU of the whole process (bot and virtual callees) in cores, while the level ran.
-    cpu_cores: f64,
-    /// CPU seconds per answered call (both sides).
-    cpu_s_per_call: f64,
-}
-
-/// `waihu bench voice`: the whole pipeline (planner → SIP → VAD → Whisper → NLU → dialog →
-/// TTS, and the virtual callees' side) at several concurrency levels in one process; turn
-/// latency with its breakdown, correctness against the callees' truth, and CPU.
-pub fn bench_voice(a: BenchVoiceArgs) -> anyhow::Result<()> {
-    let persona: waihu_sim::Persona = serde_json::from_value(serde_json::json!(a.persona))
-        .map_err(|_| anyhow::anyhow!("unknown persona '{}'", a.persona))?;
-    let repo_script = ORDER_EN;
-    let mut rows = Vec::new();
-    for &level in &a.levels {
-        let tmp = tempfile::tempdir()?;
-        let models = std::env::var_os("WAIHU_MODELS_DIR").map(PathBuf::from);
-        let ctx = Ctx::new(Some(tmp.path().to_path_buf()));
-        let n = a.calls.unwrap_or((2 * level).max(4));
-        let mut csv = String::from(
-            "name,phone,timezone,order_id,order_item,order_amount,order_address,order_delivery\n",
-        );
-        for i in 0..n {
-            csv.push_str(&format!(
-                "Mr. Test,+1212555{:04},America/New_York,US{i:05},desk lamp,59,\"{} Oak Avenue, Boston\",tomorrow afternoon\n",
-                1000 + i,
-                10 + i
-            ));
-        }
-        let csv_path = tmp.path().join("bench.csv");
-        std::fs::write(&csv_path, csv)?;
-        let script = tmp.path().join("order_confirmation.en.yaml");
-        std::fs::write(&script, repo_script)?;
-        let rt = ctx.runtime()?;
-        let row = rt.block_on(async {
-            let store = ctx.store().await?;
-            crate::cmd::customers::import_file(
-                &ctx,
-                &store,
-                &crate::cmd::customers::ImportArgs {
-                    file: csv_path.clone(),
-                    region: "US".into(),
-                    map: None,
-                    rejects: None,
-                    batch: 5000,
-                    json: true,
-                },
-            )
-            .await?;
-            let mut sim_opts = waihu_sim::SimOptions::new(waihu_speech::Lang::En);
-            sim_opts.max_concurrent = level * 2 + 4;
-            let start = business_morning(waihu_nlu::Tz::America__New_York);
-            let clock = CampaignClock::starting_at(start, true);
-            let c2 = clock.clone();
-            sim_opts.clock = Arc::new(move || c2.now());
-            let sim = waihu_sim::SimServer::start_with(
-                "127.0.0.1:0".parse()?,
-                waihu_sim::Population::new(1)
-                    .with_fixed(persona)
-                    .always_answer(),
-                waihu_sim::callee_synthesizer(None),
-                sim_opts,
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("starting the virtual callees: {e}"))?;
-            let yaml = LIVE_BENCH_CAMPAIGN.replace("channels: 20", &format!("channels: {level}"));
-            let setup = LiveSetup {
-                campaign_yaml: yaml,
-                campaign_origin: "bench campaign".into(),
-                script: script.clone(),
-                trunk: sim.addr,
-                bind: "127.0.0.1:0".parse()?,
-                concurrency: level,
-                constants: vec![("shop".into(), "BestBuy Online".into())],
-                prefix: None,
-                asr_model: models.map(|m| m.join("whisper-tiny.en")),
-                asr_slots: a.asr_slots,
-                clock,
-                until: Some(start + chrono::Duration::hours(10)),
-            };
-            let pid = std::process::id().to_string();
-            let cpu0 = waihu_engine::bench::process_cpu_seconds(&pid).unwrap_or(0.0);
-            let t0 = std::time::Instant::now();
-            let (_, summary) = run_live(&ctx, &store, setup, watch::channel(false).1).await?;
-            let wall = t0.elapsed().as_secs_f64();
-            let cpu = waihu_engine::bench::process_cpu_seconds(&pid).unwrap_or(0.0) - cpu0;
-            let attempts: Vec<(String, waihu_core::CallOutcome, Option<String>)> = summary
-                .calls
-                .iter()
-                .map(|c| (c.phone.clone(), c.outcome, c.business.clone()))
-                .collect();
-            let logs = sim
-                .wait_for_logs(attempts.len(), Duration::from_secs(5))
-                .await;
-            let score = waihu_sim::score(&attempts, &logs);
-            sim.shutdown().await;
-            store.close().await;
-            let answered = summary
-                .calls
-                .iter()
-                .filter(|c| c.outcome == waihu_core::CallOutcome::Answered)
-                .count();
-            Ok::<_, anyhow::Error>(VoiceLevel {
-                concurrency: level,
-                calls: summary.attempts,
-                correct_share: score.share(),
-                latency: latency_stats(summary.calls.iter().flat_map(|c| c.latencies.iter())),
-                wall_s: (wall * 10.0).round() / 10.0,
-                cpu_cores: (cpu / wall * 100.0).round() / 100.0,
-                cpu_s_per_call: (cpu / answered.max(1) as f64 * 100.0).round() / 100.0,
-            })
-        })?;
-        if a.json {
-            crate::ctx::print_json(&row)?;
-        } else {
-            let m = &row.latency.mean;
-            println!(
-                "{:>3} at once: {:>3} calls, correct {:>5.1}%, turn latency p50 {:>5.0} ms p95 {:>5.0} ms over {} turns (endpointing {:.0}, ASR {:.0} incl. queue {:.0}, NLU {:.1}, dialog {:.2}, TTS first {:.0}); CPU {:.2} cores, {:.1} s per call; wall {:.0} s",
-                row.concurrency, row.calls, row.correct_share * 100.0, row.latency.p50_ms, row.latency.p95_ms,
-                row.latency.turns, m.endpoint_ms, m.asr_ms, m.asr_wait_ms, m.nlu_ms, m.dialog_ms, m.tts_first_ms,
-                row.cpu_cores, row.cpu_s_per_call, row.wall_s
-            );
-        }
-        rows.push(row);
-    }
-    if !a.json {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        println!("(one process holds both the bot and the virtual callees; {cores} cores; the target is p50 ≤ 700 ms, p95 ≤ 1200 ms)");
-    }
-    Ok(())
-}
-
-const ORDER_EN: &str = include_str!("../../../../examples/scripts/order_confirmation.en.yaml");
-const LIVE_BENCH_CAMPAIGN: &str = include_str!("../../../../examples/campaign-demo.en.yaml");

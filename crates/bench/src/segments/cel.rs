@@ -1,7 +1,8 @@
 //! The same rules evaluated by `cel-interpreter`, the reference CEL
-//! implementation in Rust: the baseline of `waihu bench segments` and the
-//! oracle of the property tests. Numbers are passed as doubles, dates as the
-//! number of days since 0001-01-01 (CEL has no date type).
+//! implementation in Rust: the baseline of `waihu bench segments` (the
+//! property tests of `waihu-segment` use the same mapping as their oracle).
+//! Numbers are passed as doubles, dates as the number of days since 0001-01-01
+//! (CEL has no date type).
 use cel_interpreter::{Context, Program, Value as CelValue};
 use chrono::Datelike;
 use waihu_core::{AttrValue, Attrs};
@@ -25,17 +26,7 @@ impl CelBaseline {
         Ok(CelBaseline { rules, default })
     }
 
-    /// `Some(Ok(b))` when the rule evaluated to a bool, `Some(Err)` on a CEL
-    /// runtime error (such as a missing attribute), per rule.
-    pub fn eval_rule(&self, i: usize, attrs: &Attrs) -> Result<bool, String> {
-        let ctx = context(attrs);
-        match self.rules[i].1.execute(&ctx) {
-            Ok(CelValue::Bool(b)) => Ok(b),
-            Ok(other) => Err(format!("not a bool: {other:?}")),
-            Err(e) => Err(e.to_string()),
-        }
-    }
-
+    /// The first rule (in priority order) that evaluates to `true`, else the default.
     pub fn classify(&self, attrs: &Attrs) -> Option<&str> {
         let ctx = context(attrs);
         for (name, p) in &self.rules {

@@ -1,6 +1,6 @@
 //! Load generation for `waihu bench sip`: many concurrent outgoing calls with two-way
-//! G.711 media, and a call-setup-rate run. The CLI starts the callee side (our UAS in a
-//! child process, or SIPp) and prints the figures side by side.
+//! G.711 media, and a call-setup-rate run. [`super::run`] starts the callee side (our UAS
+//! in a child process, or SIPp) and prints the figures side by side.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,19 +8,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use waihu_core::CallOutcome;
 
-use crate::call::{place_call, CallOptions, CallReport};
-use crate::sip::SipEndpoint;
-use crate::EngineError;
+use waihu_engine::call::{place_call, CallOptions, CallReport};
+use waihu_engine::sip::SipEndpoint;
+use waihu_engine::EngineError;
 
-/// CPU seconds (user + system) used so far by process `pid` ("self" for us), from procfs.
-pub fn process_cpu_seconds(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
-}
+use crate::process_cpu_seconds;
 
 /// What a load run measured on our (calling) side.
 #[derive(Debug, Clone, Default, Serialize)]

@@ -1,5 +1,5 @@
-//! `waihu bench api`: a month of synthetic attempts in a fresh store, then the
-//! dashboard's KPI and heat-map pages timed three ways — the rollup the API
+//! `waihu bench api`'s workload and timing: a month of synthetic attempts in a
+//! fresh store, then the dashboard's KPI and heat-map pages timed three ways — the rollup the API
 //! uses, the same aggregate in SQL straight over the event log, and a full
 //! scan of decoded events in Rust — checked to agree, p50 over several runs.
 use std::collections::{BTreeMap, HashMap};
@@ -341,22 +341,26 @@ pub async fn run(
         .ok_or("range")?;
     let from = start;
     let to = start + chrono::Duration::days(spec.days as i64);
-    let conv = crate::Config::default().conversion_outcomes;
+    let conv = waihu_server::Config::default().conversion_outcomes;
     let runs = runs.max(1);
     let mut timings = Vec::new();
 
     // The API's way: rollup tables, through the HTTP server.
     let key_store = store.clone();
-    let (key, _) =
-        crate::auth::create_key(&key_store, "bench", crate::auth::Role::Analyst, Utc::now())
-            .await?;
+    let (key, _) = waihu_server::auth::create_key(
+        &key_store,
+        "bench",
+        waihu_server::auth::Role::Analyst,
+        Utc::now(),
+    )
+    .await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::serve(
+    let server = tokio::spawn(waihu_server::serve(
         listener,
         store.clone(),
-        crate::Config::default(),
+        waihu_server::Config::default(),
         async move {
             let _ = stop_rx.await;
         },
@@ -387,7 +391,7 @@ pub async fn run(
     for _ in 0..runs {
         let t = Instant::now();
         rollup = store.kpi_rollup(from, to, None).await?;
-        let _ = crate::kpi::fold(&rollup, from_day, to_day, &conv);
+        let _ = waihu_server::kpi::fold(&rollup, from_day, to_day, &conv);
         v.push(t.elapsed());
     }
     timings.push(timing("kpis: rollup query + fold", v));
@@ -396,7 +400,7 @@ pub async fn run(
     for _ in 0..runs {
         let t = Instant::now();
         lrollup = store.local_hour_rollup(from_day, to_day, None).await?;
-        let _ = crate::kpi::heat(&lrollup);
+        let _ = waihu_server::kpi::heat(&lrollup);
         v.push(t.elapsed());
     }
     timings.push(timing("heat map: rollup query", v));
@@ -431,8 +435,8 @@ pub async fn run(
         all.extend(page);
     }
     let (scan_kpi, scan_local) = aggregate(&all, from, to, from_day, to_day);
-    let _ = crate::kpi::fold(&scan_kpi, from_day, to_day, &conv);
-    let _ = crate::kpi::heat(&scan_local);
+    let _ = waihu_server::kpi::fold(&scan_kpi, from_day, to_day, &conv);
+    let _ = waihu_server::kpi::heat(&scan_local);
     timings.push(timing(
         "kpis + heat map: decode all events in Rust (baseline)",
         vec![t.elapsed()],
@@ -443,7 +447,7 @@ pub async fn run(
         && same_kpis(&rollup, &scan_kpi)
         && lrollup == lfrom_log
         && lrollup == scan_local;
-    let (totals, _) = crate::kpi::fold(&rollup, from_day, to_day, &conv);
+    let (totals, _) = waihu_server::kpi::fold(&rollup, from_day, to_day, &conv);
     let db_bytes = ["waihu.db", "waihu.db-wal"]
         .iter()
         .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
@@ -657,15 +661,20 @@ pub async fn run_calls(
     let script = BENCH_SCRIPTS[0];
     let mut timings = Vec::new();
 
-    let (key, _) =
-        crate::auth::create_key(&store, "bench", crate::auth::Role::Analyst, Utc::now()).await?;
+    let (key, _) = waihu_server::auth::create_key(
+        &store,
+        "bench",
+        waihu_server::auth::Role::Analyst,
+        Utc::now(),
+    )
+    .await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::serve(
+    let server = tokio::spawn(waihu_server::serve(
         listener,
         store.clone(),
-        crate::Config::default(),
+        waihu_server::Config::default(),
         async move {
             let _ = stop_rx.await;
         },
@@ -733,7 +742,7 @@ pub async fn run_calls(
         v,
     ));
     let agree = funnel == funnel_raw && heat == heat_raw && heat_c == heat_c_raw;
-    let largest_drop = crate::reports::funnel_steps(&funnel)
+    let largest_drop = waihu_server::reports::funnel_steps(&funnel)
         .into_iter()
         .find(|s| s.largest_drop)
         .map(|s| (s.row.state, s.drop_rate.unwrap_or(0.0)));
@@ -752,4 +761,26 @@ pub async fn run_calls(
         agree,
         largest_drop,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// The Rust scan of decoded events (`aggregate`) is the oracle of the rollups the
+    /// store's triggers keep: on a generated month, all three methods give the same rows.
+    #[tokio::test]
+    async fn rollups_sql_and_rust_scan_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = super::run(dir.path(), 3000, 1, |_| {}).await.unwrap();
+        assert!(r.agree, "{r:?}");
+        assert_eq!(r.attempts, 3000);
+        assert!(r.connect_rate.is_some_and(|c| c > 0.1 && c < 0.6), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn call_rollups_agree_with_raw_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = super::run_calls(dir.path(), 500, 1, |_| {}).await.unwrap();
+        assert!(r.agree, "{r:?}");
+        assert!(r.largest_drop.is_some(), "{r:?}");
+    }
 }

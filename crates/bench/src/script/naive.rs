@@ -1,15 +1,15 @@
-//! Material for `waihu script bench`: a generated large script, a random but
+//! Material for `waihu bench script`: a generated large script, a random but
 //! deterministic workload, and a naive baseline interpreter that walks the
 //! serde model directly (state lookup by name, templates and conditions parsed
-//! on every step). The timing loop lives in the CLI: this crate reads no clock.
+//! on every step). The timing loop is [`super::run`].
 use std::collections::HashMap;
 use std::fmt::Write;
 
 use waihu_core::{Entity, NluResult, Sentiment, SentimentLabel};
 
-use crate::cond::{self, Val};
-use crate::model::{Rule, Script, State};
-use crate::template::{self, RawPart};
+use waihu_dialog::cond::{self, Val};
+use waihu_dialog::model::{Rule, Script, State};
+use waihu_dialog::template::{self, RawPart};
 
 const CUSTOM: usize = 10;
 
@@ -263,7 +263,7 @@ impl<'s> Naive<'s> {
         };
         let mut out = Vec::new();
         for a in &rule.actions {
-            if let crate::model::Action::Set(m) = a {
+            if let waihu_dialog::model::Action::Set(m) = a {
                 for (k, v) in m {
                     let text = render_naive(&v.to_string(), &self.vars);
                     self.vars.insert(k.clone(), text);
@@ -295,10 +295,10 @@ mod tests {
     #[test]
     fn generated_script_is_large_and_valid() {
         let src = generate(250);
-        let p = crate::load_str(&src, "generated.yaml").unwrap_or_else(|e| panic!("{e}"));
+        let p = waihu_dialog::load_str(&src, "generated.yaml").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(p.states.len(), 250);
         assert!(p.transition_count() >= 1000, "{}", p.transition_count());
-        let script = crate::program::parse_script(&src, "g").unwrap();
+        let script = waihu_dialog::program::parse_script(&src, "g").unwrap();
         let mut naive = Naive::new(
             &script,
             &[

@@ -1,0 +1,82 @@
+//! waihu's benchmarks: `waihu bench import|segments|script|sip|api|tts|vad|asr|nlu|voice`,
+//! `waihu campaign bench`, and the timing of `waihu campaign simulate`.
+//!
+//! Every bench runs a workload and a baseline side by side in the same run and prints
+//! both with their ratio, so the figures mean something on any machine. The `waihu`
+//! binary parses the arguments (the larger benches' argument types derive clap here) and
+//! calls one function per bench; this crate is the harness around the crates it measures:
+//! it reads the clock, generates the workloads, starts the baselines and prints, so the
+//! measured crates hold no timing code (the campaign simulator, for one, reports its
+//! planner calls to a [`campaign::Stopwatch`] instead of reading the clock).
+//!
+//! | bench | module | workload | baseline |
+//! | --- | --- | --- | --- |
+//! | `import` | [`import`] | generated customers through `waihu customers import` | CSV parsing alone; parsing + normalising |
+//! | `segments` | [`segments`] | compiled rules over generated attributes | `cel-interpreter` ([`segments::cel`]) |
+//! | `script` | [`script`] | the interpreter on a generated 250-state script | a naive interpreter of the parsed YAML ([`script::naive`]) |
+//! | `sip` | [`sip`] | concurrent calls with media, setup rate ([`sip::load`]) | a SIPp UAS |
+//! | `api` | [`api`] | dashboard pages over rollups ([`api::harness`]) | SQL over the raw log; a Rust scan of decoded events |
+//! | `tts`, `vad`, `asr` | [`speech`] | espeak-ng, the VAD + gate, embedded Whisper | cached; plain WebRTC VAD; faster-whisper |
+//! | `nlu` | [`nlu`] | the intent classifier on the held-out split | scikit-learn (and e5) on the same split |
+//! | `voice` | [`voice`] | the bot over SIP against virtual callees | — (latency breakdown, correctness, CPU) |
+//! | `campaign bench` | [`campaign`] | the planner's queues | a full scan per decision |
+//!
+//! The benches are the `waihu` binary's commands moved out of it, so they behave like
+//! it: they print to stdout (`--json`: one object per line), return `anyhow` errors the
+//! binary reports as one line, and some run the binary itself as a child (`import` runs
+//! `waihu customers import`, `sip` runs `waihu answer`): call them from `waihu`.
+
+pub mod api;
+pub mod campaign;
+pub mod import;
+pub mod nlu;
+pub mod script;
+pub mod segments;
+pub mod sip;
+pub mod speech;
+pub mod voice;
+
+use anyhow::Context;
+
+/// Print one JSON object per line (the binary's `--json` convention).
+pub(crate) fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string(v)?);
+    Ok(())
+}
+
+/// A tokio runtime for one bench (the binary's commands each make their own).
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Items per second.
+pub(crate) fn rate(items: usize, secs: f64) -> f64 {
+    items as f64 / secs.max(1e-9)
+}
+
+/// CPU seconds (user + system) used so far by process `pid` ("self" for us), from procfs.
+pub fn process_cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// Peak resident set of this process so far, in MB (0 where procfs is missing).
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}

@@ -1,0 +1,64 @@
+//! The process-wide speech kit a live campaign loads once: Whisper for the
+//! script's language, espeak-ng behind an in-memory synthesis cache.
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use waihu_audio::endpoint::EndpointConfig;
+use waihu_speech::whisper::{default_model_dir, WhisperAsr, WhisperError};
+use waihu_speech::{EspeakTts, StyleBook, Synthesizer, TtsCache};
+
+use crate::Kit;
+
+/// Why the speech kit could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum KitError {
+    #[error("loading the Whisper model from {dir} (install it with scripts/setup.sh)")]
+    Asr {
+        dir: String,
+        #[source]
+        source: WhisperError,
+    },
+    #[error("找不到 espeak-ng / espeak-ng not found: apt-get install espeak-ng")]
+    NoEspeak,
+}
+
+impl Kit {
+    /// Loads the kit for a script in `lang`: the Whisper model in `model`
+    /// (default: `whisper-tiny.en` for English, `whisper-base` otherwise,
+    /// under `data_dir`'s model directory) and espeak-ng. `slots` utterances
+    /// are decoded at once (default: the number of cores).
+    pub fn load(
+        data_dir: &Path,
+        lang: &str,
+        model: Option<&Path>,
+        slots: Option<usize>,
+    ) -> Result<Kit, KitError> {
+        let dir = model.map(Path::to_path_buf).unwrap_or_else(|| {
+            let name = if lang == "en" {
+                "whisper-tiny.en"
+            } else {
+                "whisper-base"
+            };
+            default_model_dir(data_dir, name)
+        });
+        let asr = WhisperAsr::load(&dir).map_err(|e| KitError::Asr {
+            dir: dir.display().to_string(),
+            source: e,
+        })?;
+        let engine = EspeakTts::default();
+        if !engine.available() {
+            return Err(KitError::NoEspeak);
+        }
+        let synth =
+            Synthesizer::new(Arc::new(engine)).with_cache(Arc::new(TtsCache::in_memory(128 << 20)));
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Ok(Kit {
+            asr: Arc::new(asr),
+            asr_slots: Arc::new(Semaphore::new(slots.unwrap_or(cores).max(1))),
+            synth,
+            styles: StyleBook::default(),
+            endpoint: EndpointConfig::default(),
+        })
+    }
+}
