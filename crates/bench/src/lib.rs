@@ -32,6 +32,7 @@ pub mod import;
 pub mod nlu;
 pub mod script;
 pub mod segments;
+pub mod simulate;
 pub mod sip;
 pub mod speech;
 pub mod voice;

@@ -2,17 +2,16 @@
 //! same process, at several concurrency levels: turn latency and its breakdown,
 //! correctness against the callees' truth, and CPU.
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use serde::Serialize;
 use waihu_bot::Kit;
 use waihu_dialer::lifecycle::{
-    business_morning, latency_stats, run_campaign, BoxError, CampaignSetup, LatencyStats,
+    business_morning, latency_stats, BoxError, CampaignSetup, LatencyStats,
 };
 use waihu_dialer::CampaignClock;
 use waihu_import::ImportOptions;
+use waihu_sim::rehearsal::{rehearse, start_callees, Callees, Rehearsed};
 use waihu_store::Store;
 
 #[derive(clap::Args, Debug)]
@@ -87,22 +86,18 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 ..ImportOptions::default()
             };
             waihu_import::import_file(&store, &csv_path, &opts, &mut ()).await?;
-            let mut sim_opts = waihu_sim::SimOptions::new(waihu_speech::Lang::En);
-            sim_opts.max_concurrent = level * 2 + 4;
-            let start = business_morning(&waihu_nlu::Tz::America__New_York, chrono::Utc::now());
-            let clock = CampaignClock::starting_at(start, true);
-            let c2 = clock.clone();
-            sim_opts.clock = Arc::new(move || c2.now());
-            let sim = waihu_sim::SimServer::start_with(
-                "127.0.0.1:0".parse()?,
-                waihu_sim::Population::new(1)
+            let mut opts = waihu_sim::SimOptions::new(waihu_speech::Lang::En);
+            opts.max_concurrent = level * 2 + 4;
+            let callees = Callees {
+                population: waihu_sim::Population::new(1)
                     .with_fixed(persona)
                     .always_answer(),
-                waihu_sim::callee_synthesizer(None),
-                sim_opts,
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("starting the virtual callees: {e}"))?;
+                synth: waihu_sim::callee_synthesizer(None),
+                opts,
+            };
+            let start = business_morning(&waihu_nlu::Tz::America__New_York, chrono::Utc::now());
+            let clock = CampaignClock::starting_at(start, true);
+            let sim = start_callees(callees, &clock).await?;
             let yaml = LIVE_BENCH_CAMPAIGN.replace("channels: 20", &format!("channels: {level}"));
             let setup = CampaignSetup {
                 campaign_yaml: yaml,
@@ -122,24 +117,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             let kit = |script: &waihu_bot::ScriptKit| -> Result<Kit, BoxError> {
                 Ok(Kit::load(data_dir, script.lang(), model.as_deref(), slots)?)
             };
-            // No stop request ever comes; the sender stays alive for the run.
             let (_keep, never) = tokio::sync::watch::channel(false);
             let pid = std::process::id().to_string();
             let cpu0 = crate::process_cpu_seconds(&pid).unwrap_or(0.0);
             let t0 = std::time::Instant::now();
-            let (_, summary) = run_campaign(&store, setup, kit, never).await?;
+            let Rehearsed { summary, score, .. } = rehearse(&store, setup, sim, kit, never).await?;
             let wall = t0.elapsed().as_secs_f64();
             let cpu = crate::process_cpu_seconds(&pid).unwrap_or(0.0) - cpu0;
-            let attempts: Vec<(String, waihu_core::CallOutcome, Option<String>)> = summary
-                .calls
-                .iter()
-                .map(|c| (c.phone.clone(), c.outcome, c.business.clone()))
-                .collect();
-            let logs = sim
-                .wait_for_logs(attempts.len(), Duration::from_secs(5))
-                .await;
-            let score = waihu_sim::score(&attempts, &logs);
-            sim.shutdown().await;
             store.close().await;
             let answered = summary
                 .calls

@@ -8,6 +8,7 @@
 //! turn) go to a channel as they happen, for the store and the dashboard.
 mod agent;
 mod kit;
+pub mod text;
 pub use kit::KitError;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,4 +1,8 @@
-//! The customer import pipeline: a CSV in, customers in the store, a report out.
+//! Customer data in bulk, between files and the store: the import pipeline (a
+//! CSV in, customers in the store, a report out; this file), the export
+//! ([`export`]: CSV or JSON lines, masked unless revealed) and segment
+//! classification over every customer ([`segments`]), and do-not-call list
+//! files ([`dnc`]).
 //!
 //! [`import_file`] (a path) and [`import_reader`] (any `Read`, e.g. an HTTP
 //! body) run the same loop:
@@ -22,6 +26,10 @@
 //! database); this crate only moves batches from one to the other, writes the
 //! rejects file and reports progress. It prints nothing: front ends (the CLI,
 //! the HTTP API) decide what the user sees.
+
+pub mod dnc;
+pub mod export;
+pub mod segments;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

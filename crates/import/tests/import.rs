@@ -209,3 +209,122 @@ async fn unreadable_input_names_the_file() {
     // Nothing was imported by the failed attempts.
     assert_eq!(store.customer_count().await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn dnc_file_adds_counts_and_names_bad_lines() {
+    use waihu_import::dnc::{import_dnc, DncImport, DncReport};
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    let file = "手机号,备注\n13812345678,投诉\n\n12345,坏号\n+86 139 0000 1111\n13812345678\n";
+    let to = DncImport {
+        scope: "global",
+        reason: "complaint",
+        region: "CN",
+    };
+    let mut bad = Vec::new();
+    let now = chrono::Utc::now();
+    let r = import_dnc(&store, file.as_bytes(), &to, now, &mut |l, _| bad.push(l))
+        .await
+        .unwrap();
+    assert_eq!(
+        r,
+        DncReport {
+            added: 2,
+            already_listed: 1,
+            rejected: 1
+        }
+    );
+    assert_eq!(bad, vec![4]);
+    assert!(store
+        .dnc_contains("+8613900001111", "global")
+        .await
+        .unwrap());
+    // GBK input decodes the same.
+    let (gbk, _, _) = encoding_rs::GBK.encode("号码\n13700002222\n");
+    let r = import_dnc(&store, &gbk, &to, now, &mut |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(r.added, 1);
+}
+
+#[tokio::test]
+async fn export_masks_unless_revealed_and_records_the_reveal() {
+    use waihu_import::export::{export, Format, Reveal};
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    let csv = dir.path().join("list.csv");
+    std::fs::write(&csv, CSV).unwrap();
+    import_file(&store, &csv, &opts(100), &mut ())
+        .await
+        .unwrap();
+    let now = chrono::Utc::now();
+
+    let mut out = Vec::new();
+    let n = export(&store, &mut out, Format::Csv, None, now)
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    let text = String::from_utf8(out).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("id,phone,name,region,tz,segment,purchase_freq")
+    );
+    assert!(!text.contains("13812345678"), "{text}");
+    assert_eq!(text.lines().count(), 4);
+    assert_eq!(reveals(&store).await, 0);
+
+    let who = Reveal {
+        actor: "alice".into(),
+        context: "test".into(),
+    };
+    let mut out = Vec::new();
+    export(&store, &mut out, Format::JsonLines, Some(&who), now)
+        .await
+        .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("+8613812345678"), "{text}");
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert!(first["attrs"].is_object());
+    assert_eq!(reveals(&store).await, 3, "one pii_revealed event per customer shown");
+}
+
+async fn reveals(store: &Store) -> usize {
+    let events = store.events(0, 10_000).await.unwrap();
+    events
+        .iter()
+        .filter(|(_, e)| matches!(e.kind, waihu_core::EventKind::PiiRevealed { .. }))
+        .count()
+}
+
+#[tokio::test]
+async fn segments_classify_count_and_apply() {
+    use waihu_import::segments::classify_all;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    let csv = dir.path().join("list.csv");
+    std::fs::write(&csv, CSV).unwrap();
+    import_file(&store, &csv, &opts(100), &mut ())
+        .await
+        .unwrap();
+    let schema = store.attr_schema().await.unwrap();
+    let rules = waihu_segment::RuleSet::parse(
+        "segments:\n  - name: loyal\n    rule: purchase_freq > 4\ndefault: other\n",
+        "rules.yaml",
+        &schema,
+    )
+    .unwrap();
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 3).unwrap();
+    let c = classify_all(&store, &rules, today, 5, true).await.unwrap();
+    assert_eq!(c.total, 3);
+    let rows = c.rows(&store).await.unwrap();
+    let counts: Vec<(Option<&str>, u64)> = rows.iter().map(|r| (r.segment, r.customers)).collect();
+    assert_eq!(counts, vec![(Some("loyal"), 1), (Some("other"), 2)]);
+    assert!(rows[0].samples[0].phone.contains('*'));
+    c.apply(&store, "rules.yaml", chrono::Utc::now())
+        .await
+        .unwrap();
+    let stored: std::collections::BTreeMap<Option<String>, i64> =
+        store.segment_counts().await.unwrap().into_iter().collect();
+    assert_eq!(stored.get(&Some("loyal".to_string())), Some(&1));
+}

@@ -12,6 +12,8 @@
 //!   through the engine's real call task (RTP, G.711), lines synthesised with
 //!   espeak-ng once at start.
 //! - [`score`]: the bot's stored outcomes against the truth.
+//! - [`rehearsal`]: a whole campaign run through the product's lifecycle
+//!   against the callees, and scored.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), waihu_sim::SimError> {
@@ -29,6 +31,7 @@
 pub mod agent;
 pub mod persona;
 pub mod population;
+pub mod rehearsal;
 pub mod score;
 pub mod server;
 

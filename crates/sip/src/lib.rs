@@ -52,10 +52,12 @@
 pub mod auth;
 pub mod msg;
 pub mod sdp;
+pub mod trunk;
 pub mod ua;
 
 pub use msg::{FrameError, Headers, Message, ParseError, Request, Response, StreamFramer};
 pub use sdp::{Codec, Direction, MediaDesc, Negotiated, Sdp, SdpError};
+pub use trunk::{TrunkAddr, TrunkAddrError};
 pub use ua::{
     outcome_for_status, CallId, Config, Credentials, OutgoingCall, RegId, Registration, SipError,
     Timers, Transmit, Transport, UaEvent, UserAgent,

@@ -21,6 +21,7 @@
 pub mod asr;
 pub mod cache;
 pub mod ct2;
+pub mod engines;
 pub mod funasr;
 pub mod openai;
 pub mod tts;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use waihu_engine::call::{self, CallOptions, CallReport, MediaOptions, Progress};
 use waihu_engine::sip::SipEndpoint;
-use waihu_engine::waihu_sip::Credentials;
+use waihu_engine::waihu_sip::{Credentials, TrunkAddr};
 
 use crate::ctx::Ctx;
 
@@ -93,33 +93,6 @@ fn secs(s: f64, what: &str) -> anyhow::Result<Duration> {
         .map_err(|_| anyhow::anyhow!("{what}: {s} is not a valid number of seconds / 秒数无效"))
 }
 
-/// `[sip:][user[:password]@]ip:port`.
-fn parse_trunk(s: &str) -> anyhow::Result<(SocketAddr, Option<Credentials>)> {
-    let rest = s.strip_prefix("sip:").unwrap_or(s);
-    let (creds, host) = match rest.rsplit_once('@') {
-        Some((c, h)) => {
-            let (u, p) = c.split_once(':').unwrap_or((c, ""));
-            let p = if p.is_empty() {
-                std::env::var("WAIHU_SIP_PASSWORD").unwrap_or_default()
-            } else {
-                p.to_string()
-            };
-            (
-                Some(Credentials {
-                    username: u.to_string(),
-                    password: p,
-                }),
-                h,
-            )
-        }
-        None => (None, rest),
-    };
-    let addr = host.parse().with_context(|| {
-        format!("--trunk {s:?}: expected [sip:][USER[:PASSWORD]@]IP:PORT / 中继地址格式错误")
-    })?;
-    Ok((addr, creds))
-}
-
 fn load_prompt(path: &Option<PathBuf>) -> anyhow::Result<Option<Arc<[i16]>>> {
     path.as_ref()
         .map(|p| {
@@ -187,8 +160,9 @@ fn print_report(r: &CallReport, json: bool) -> anyhow::Result<()> {
 pub fn run_call(ctx: &Ctx, a: CallArgs) -> anyhow::Result<()> {
     let (proxy, credentials) = match &a.trunk {
         Some(t) => {
-            let (addr, c) = parse_trunk(t)?;
-            (Some(addr), c)
+            let t = TrunkAddr::parse(t).context("--trunk")?;
+            let password = || std::env::var("WAIHU_SIP_PASSWORD").unwrap_or_default();
+            (Some(t.addr), t.credentials(password))
         }
         None => (None, None),
     };

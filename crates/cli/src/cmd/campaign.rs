@@ -1,13 +1,10 @@
 //! `waihu campaign ...`: validate campaign files, simulate campaigns in
 //! virtual time (audited by the independent compliance checker), and measure
 //! the planner's cost per decision (`bench`, in crate `waihu-bench`).
-use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
-use waihu_campaign::config::Policy;
-use waihu_campaign::{Campaign, SimConfig, SimReport};
-use waihu_compliance::{CampaignRules, Checker, ComplianceReport};
+use anyhow::Context;
+use waihu_campaign::Campaign;
 use waihu_core::CallOutcome;
 
 use crate::ctx::{print_json, Ctx};
@@ -22,41 +19,7 @@ pub enum Cmd {
     },
     /// Simulate a campaign in virtual time with synthetic customers; every
     /// attempt is audited by the independent compliance checker. 模拟外呼活动。
-    Simulate {
-        /// Campaign file (default: the shipped examples/campaign.yaml).
-        #[arg(long)]
-        campaign: Option<PathBuf>,
-        #[arg(long, default_value_t = 100_000)]
-        customers: usize,
-        #[arg(long, default_value_t = 7)]
-        days: u32,
-        /// best-time (model ranking) or fifo (oldest first, fixed retries).
-        #[arg(long, default_value = "best-time")]
-        policy: String,
-        /// Run best-time and fifo side by side on the same customers.
-        #[arg(long)]
-        compare: bool,
-        /// Bot channels in total (trunks and caller-ID caps are scaled to it).
-        /// Default: one channel per 2,000 customers, at least 20.
-        #[arg(long)]
-        channels: Option<u32>,
-        /// Human agents: predictive pacing against the abandon-rate target.
-        #[arg(long)]
-        agents: Option<u32>,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// First day, YYYY-MM-DD (default: the campaign's first active day).
-        #[arg(long)]
-        start: Option<chrono::NaiveDate>,
-        /// Also write every event as JSON lines to this file.
-        #[arg(long)]
-        events_out: Option<PathBuf>,
-        /// Also append the events to the data directory's event log (small runs).
-        #[arg(long)]
-        store: bool,
-        #[arg(long)]
-        json: bool,
-    },
+    Simulate(waihu_bench::simulate::Args),
     /// Planner cost per decision with PENDING contacts, beside a full scan. 调度性能测试。
     Bench {
         #[arg(long, default_value_t = 2_000_000)]
@@ -71,89 +34,12 @@ pub enum Cmd {
 pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
     match cmd {
         Cmd::Validate { file, json } => validate(file, json),
-        Cmd::Simulate {
-            campaign,
-            customers,
-            days,
-            policy,
-            compare,
-            channels,
-            agents,
-            seed,
-            start,
-            events_out,
-            store,
-            json,
-        } => {
-            let text = match &campaign {
-                Some(p) => std::fs::read_to_string(p)
-                    .with_context(|| format!("reading {}", p.display()))?,
-                None => waihu_campaign::EXAMPLE_CAMPAIGN.to_string(),
-            };
-            let name = campaign
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "examples/campaign.yaml".into());
-            let channels = channels.unwrap_or_else(|| (customers as u32 / 2000).max(20));
-            let scenario = waihu_campaign::sim::scale_scenario(&text, channels)
-                .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-            let policies = if compare {
-                vec![Policy::BestTime, Policy::Fifo]
-            } else {
-                vec![parse_policy(&policy)?]
-            };
-            let mut results = Vec::new();
-            for p in policies {
-                let cfg = SimConfig {
-                    customers,
-                    days,
-                    seed,
-                    policy: p,
-                    agents,
-                    start,
-                };
-                results.push(run_sim(
-                    ctx,
-                    &name,
-                    &scenario,
-                    &cfg,
-                    events_out.as_ref(),
-                    store,
-                )?);
-            }
-            let violations: u64 = results.iter().map(|(_, c, _)| c.violation_count).sum();
-            if json {
-                for (r, c, mem) in &results {
-                    print_json(&serde_json::json!({
-                        "simulation": r,
-                        "compliance": {"ok": c.ok(), "violations": c.violation_count, "by_kind": c.by_kind,
-                                       "campaigns": c.campaigns, "first": c.violations.iter().take(10).collect::<Vec<_>>()},
-                        "peak_rss_mb": mem,
-                    }))?;
-                }
-            } else {
-                print_sims(&results);
-            }
-            if violations > 0 {
-                bail!(
-                    "{violations} compliance violation(s) in the simulation / 模拟中发现合规违规"
-                );
-            }
-            Ok(())
-        }
+        Cmd::Simulate(a) => waihu_bench::simulate::run(ctx.data_dir(), a),
         Cmd::Bench {
             pending,
             decisions,
             json,
         } => waihu_bench::campaign::planner(pending, decisions, json),
-    }
-}
-
-fn parse_policy(s: &str) -> anyhow::Result<Policy> {
-    match s {
-        "best-time" | "best_time" => Ok(Policy::BestTime),
-        "fifo" => Ok(Policy::Fifo),
-        other => bail!("--policy {other}: use best-time or fifo"),
     }
 }
 
@@ -230,170 +116,4 @@ fn validate(file: PathBuf, json: bool) -> anyhow::Result<()> {
         c.pacing, c.policy, c.consent_required
     );
     Ok(())
-}
-
-fn run_sim(
-    ctx: &Ctx,
-    name: &str,
-    scenario: &str,
-    cfg: &SimConfig,
-    events_out: Option<&PathBuf>,
-    store: bool,
-) -> anyhow::Result<(SimReport, ComplianceReport, f64)> {
-    let campaign = Campaign::from_yaml(scenario).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-    let rules = CampaignRules::from_yaml(name, scenario)?;
-    let mut checker = Checker::new(vec![rules]);
-    let mut out = match events_out {
-        Some(p) => Some(std::io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
-        )),
-        None => None,
-    };
-    let mut kept = Vec::new();
-    let mut write_err = None;
-    let report = waihu_bench::campaign::simulate_timed(&campaign, cfg, &mut |e| {
-        checker.feed(e);
-        if let Some(w) = out.as_mut() {
-            if let Err(err) = serde_json::to_writer(&mut *w, e)
-                .map_err(std::io::Error::from)
-                .and_then(|_| w.write_all(b"\n"))
-            {
-                write_err.get_or_insert(err);
-            }
-        }
-        if store {
-            kept.push(e.clone());
-        }
-    });
-    if let Some(e) = write_err {
-        return Err(e).context("writing events");
-    }
-    if let Some(mut w) = out {
-        w.flush()?;
-    }
-    if store {
-        ctx.runtime()?.block_on(async {
-            let s = ctx.store().await?;
-            for chunk in kept.chunks(10_000) {
-                s.append_events(chunk).await?;
-            }
-            s.close().await;
-            anyhow::Ok(())
-        })?;
-    }
-    Ok((report, checker.finish(), waihu_bench::peak_rss_mb()))
-}
-
-/// One row of the simulation table: its label and how to read a cell.
-type SimRow<'a> = (
-    &'a str,
-    Box<dyn Fn(&SimReport, &ComplianceReport) -> String>,
-);
-
-fn print_sims(results: &[(SimReport, ComplianceReport, f64)]) {
-    let col = |f: &dyn Fn(&SimReport, &ComplianceReport) -> String| -> String {
-        results
-            .iter()
-            .map(|(r, c, _)| format!("{:>16}", f(r, c)))
-            .collect::<Vec<_>>()
-            .join("")
-    };
-    println!("{:<38}{}", "模拟 simulation", col(&|r, _| r.policy.clone()));
-    let rows: Vec<SimRow> = vec![
-        ("客户 customers", Box::new(|r, _| r.customers.to_string())),
-        ("天数 days", Box::new(|r, _| r.days.to_string())),
-        (
-            "线路/坐席 channels or agents",
-            Box::new(|r, _| r.channels.to_string()),
-        ),
-        ("拨打 attempts", Box::new(|r, _| r.attempts.to_string())),
-        ("接通 connects", Box::new(|r, _| r.connects.to_string())),
-        (
-            "触达客户 customers reached",
-            Box::new(|r, _| r.reached.to_string()),
-        ),
-        (
-            "触达率 contact rate",
-            Box::new(|r, _| format!("{:.2}%", r.contact_rate * 100.0)),
-        ),
-        (
-            "接通/拨打 connects per attempt",
-            Box::new(|r, _| format!("{:.4}", r.connects_per_attempt)),
-        ),
-        (
-            "拨打/接通 attempts per connect",
-            Box::new(|r, _| format!("{:.2}", r.attempts_per_connect)),
-        ),
-        (
-            "空号拨打 invalid-number attempts",
-            Box::new(|r, _| r.invalid_attempts.to_string()),
-        ),
-        (
-            "无效拨打 attempts reaching nobody",
-            Box::new(|r, _| r.wasted_attempts.to_string()),
-        ),
-        (
-            "回拨请求 callbacks asked",
-            Box::new(|r, _| r.callbacks_requested.to_string()),
-        ),
-        (
-            "回拨拨打 callback dials",
-            Box::new(|r, _| r.callback_dials.to_string()),
-        ),
-        (
-            "短信/推送 messages sent",
-            Box::new(|r, _| r.messages_sent.to_string()),
-        ),
-        (
-            "新增免打扰 DNC added",
-            Box::new(|r, _| r.dnc_added.to_string()),
-        ),
-        (
-            "弃呼率 abandon rate",
-            Box::new(|r, _| format!("{:.2}%", r.abandon_rate * 100.0)),
-        ),
-        (
-            "合规违规 compliance violations",
-            Box::new(|_, c| c.violation_count.to_string()),
-        ),
-        ("事件 events", Box::new(|r, _| r.events.to_string())),
-        (
-            "未完成 pending at end",
-            Box::new(|r, _| r.pending_at_end.to_string()),
-        ),
-        (
-            "调度耗时 planner s",
-            Box::new(|r, _| format!("{:.2}", r.planner_secs)),
-        ),
-        (
-            "墙钟 wall s",
-            Box::new(|r, _| format!("{:.2}", r.wall_secs)),
-        ),
-    ];
-    for (label, f) in rows {
-        println!("{:<38}{}", label, col(&|r, c| f(r, c)));
-    }
-    println!(
-        "{:<38}{}",
-        "峰值内存 peak RSS MB (process)",
-        results
-            .iter()
-            .map(|(_, _, m)| format!("{m:>16.0}"))
-            .collect::<String>()
-    );
-    if let [(a, ..), (b, ..)] = results {
-        let up = |x: f64, y: f64| if y > 0.0 { (x / y - 1.0) * 100.0 } else { 0.0 };
-        println!(
-            "best-time vs fifo: connects/attempt {:+.1}%, customers reached {:+.1}%, attempts reaching nobody {:+.1}%, invalid attempts {:+.1}%",
-            up(a.connects_per_attempt, b.connects_per_attempt),
-            up(a.reached as f64, b.reached as f64),
-            up(a.wasted_attempts as f64, b.wasted_attempts as f64),
-            up(a.invalid_attempts as f64, b.invalid_attempts as f64),
-        );
-    }
-    for (r, c, _) in results {
-        for v in c.violations.iter().take(5) {
-            println!("  [{}] {v}", r.policy);
-        }
-    }
 }

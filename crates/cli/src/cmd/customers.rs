@@ -3,8 +3,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use chrono::Utc;
-use serde_json::json;
-use waihu_core::{mask_name, mask_phone, CustomerId};
+use waihu_core::CustomerId;
+use waihu_import::export::{attr_text, customer_view, record_reveal, Format, Reveal};
 use waihu_store::{Customer, Store};
 
 use crate::ctx::{print_json, Ctx};
@@ -143,7 +143,7 @@ async fn run_async(ctx: &Ctx, store: &Store, cmd: Cmd) -> anyhow::Result<()> {
                 Ok(id) if who.len() < 9 => store.customer(CustomerId(id)).await?,
                 _ => {
                     let (e164, _) =
-                        waihu_ingest::normalize_phone(&who, &region).map_err(anyhow::Error::msg)?;
+                        waihu_phone::normalize_phone(&who, &region).map_err(anyhow::Error::msg)?;
                     store.customer_by_phone(&e164).await?
                 }
             };
@@ -161,36 +161,28 @@ async fn run_async(ctx: &Ctx, store: &Store, cmd: Cmd) -> anyhow::Result<()> {
     }
 }
 
+/// With `--reveal`, records that this user saw `shown` before it is printed.
 async fn audit_reveal(
     ctx: &Ctx,
     store: &Store,
     reveal: bool,
     shown: &[Customer],
 ) -> anyhow::Result<()> {
-    if reveal && !shown.is_empty() {
-        let ids: Vec<CustomerId> = shown.iter().map(|c| c.id).collect();
-        store
-            .record_reveal(&ctx.actor(), "phone,name", &ids, "cli --reveal", Utc::now())
-            .await?;
+    if reveal {
+        record_reveal(store, &cli_reveal(ctx), shown, Utc::now()).await?;
     }
     Ok(())
 }
 
-fn view(c: &Customer, reveal: bool) -> serde_json::Value {
-    let (phone, name) = if reveal {
-        (c.phone.clone(), c.name.clone())
-    } else {
-        (mask_phone(&c.phone), c.name.as_deref().map(mask_name))
-    };
-    json!({
-        "id": c.id, "phone": phone, "name": name, "region": c.region, "tz": c.tz,
-        "tz_source": c.tz_source, "segment": c.segment, "attrs": c.attrs,
-        "created_at": c.created_at, "updated_at": c.updated_at,
-    })
+fn cli_reveal(ctx: &Ctx) -> Reveal {
+    Reveal {
+        actor: ctx.actor(),
+        context: "cli --reveal".into(),
+    }
 }
 
 fn print_customer(c: &Customer, reveal: bool, json: bool) -> anyhow::Result<()> {
-    let v = view(c, reveal);
+    let v = customer_view(c, reveal);
     if json {
         return print_json(&v);
     }
@@ -224,76 +216,13 @@ async fn export(
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    let schema = store.attr_schema().await?;
-    let names: Vec<&String> = schema.keys().collect();
-    // JSON lines go straight to the sink; CSV through a csv writer around it.
-    let (mut lines, mut csv) = if json {
-        (Some(sink), None)
-    } else {
-        (None, Some(csv::Writer::from_writer(sink)))
-    };
-    if let Some(w) = csv.as_mut() {
-        let mut head = vec![
-            "id".to_string(),
-            "phone".into(),
-            "name".into(),
-            "region".into(),
-            "tz".into(),
-            "segment".into(),
-        ];
-        head.extend(names.iter().map(|s| s.to_string()));
-        w.write_record(&head)?;
-    }
-    let mut cursor = 0;
-    let mut count = 0u64;
-    loop {
-        let page = store.customers(cursor, 2000).await?;
-        let Some(last) = page.last() else { break };
-        cursor = last.id.0;
-        audit_reveal(ctx, store, reveal, &page).await?;
-        for c in &page {
-            count += 1;
-            let v = view(c, reveal);
-            if let Some(out) = lines.as_mut() {
-                writeln!(out, "{}", serde_json::to_string(&v)?)?;
-            }
-            if let Some(w) = csv.as_mut() {
-                let mut rec = vec![
-                    c.id.to_string(),
-                    v["phone"].as_str().unwrap_or("").to_string(),
-                    v["name"].as_str().unwrap_or("").to_string(),
-                    c.region.clone(),
-                    c.tz.clone(),
-                    c.segment.clone().unwrap_or_default(),
-                ];
-                rec.extend(
-                    names
-                        .iter()
-                        .map(|n| c.attrs.get(*n).map(attr_text).unwrap_or_default()),
-                );
-                w.write_record(&rec)?;
-            }
-        }
-    }
-    if let Some(mut out) = lines {
-        out.flush()?;
-    }
-    if let Some(mut w) = csv {
-        w.flush()?;
-    }
+    let format = if json { Format::JsonLines } else { Format::Csv };
+    let who = reveal.then(|| cli_reveal(ctx));
+    let count = waihu_import::export::export(store, sink, format, who.as_ref(), Utc::now()).await?;
     if output.is_some() {
         eprintln!("exported {count} customers");
     }
     Ok(())
-}
-
-fn attr_text(v: &waihu_core::AttrValue) -> String {
-    match v {
-        waihu_core::AttrValue::Number(n) => n.to_string(),
-        waihu_core::AttrValue::Date(d) => d.to_string(),
-        waihu_core::AttrValue::Text(t) => t.clone(),
-        waihu_core::AttrValue::Bool(b) => b.to_string(),
-    }
 }
 
 pub use waihu_import::ImportReport;

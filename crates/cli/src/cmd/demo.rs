@@ -169,7 +169,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     }
     campaign::run(
         ctx,
-        campaign::Cmd::Simulate {
+        campaign::Cmd::Simulate(waihu_bench::simulate::Args {
             campaign: Some(campaign_file.clone()),
             customers: 20_000,
             days: 7,
@@ -182,7 +182,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             events_out: Some(events.clone()),
             store: false,
             json: args.json,
-        },
+        }),
     )?;
     if !args.json {
         println!(

@@ -5,6 +5,7 @@ use anyhow::Context;
 use chrono::Utc;
 use serde_json::json;
 use waihu_core::mask_phone;
+use waihu_import::dnc::{import_dnc, DncImport};
 
 use crate::ctx::{print_json, Ctx};
 
@@ -64,7 +65,7 @@ pub enum Cmd {
 }
 
 fn normalize(phone: &str, region: &str) -> anyhow::Result<String> {
-    Ok(waihu_ingest::normalize_phone(phone, region)
+    Ok(waihu_phone::normalize_phone(phone, region)
         .map_err(anyhow::Error::msg)?
         .0)
 }
@@ -120,33 +121,14 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
                 }
             }
             Cmd::Import { file, scope, reason, region, json } => {
-                let text = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-                let enc = waihu_ingest::detect_encoding(&text, true);
-                let (text, _, _) = enc.decode(&text);
-                let (mut added, mut already, mut bad) = (0u64, 0u64, 0u64);
-                for (i, line) in text.lines().enumerate() {
-                    let cell = line.split(',').next().unwrap_or("").trim().trim_matches('"');
-                    if cell.is_empty() || (i == 0 && !cell.chars().any(|c| c.is_ascii_digit())) {
-                        continue; // blank line or header
-                    }
-                    match waihu_ingest::normalize_phone(cell, &region) {
-                        Ok((e164, _)) => {
-                            if store.dnc_add(&e164, &scope, &reason, Utc::now()).await? {
-                                added += 1;
-                            } else {
-                                already += 1;
-                            }
-                        }
-                        Err(why) => {
-                            bad += 1;
-                            eprintln!("{}:{}: {why}", file.display(), i + 1);
-                        }
-                    }
-                }
+                let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+                let to = DncImport { scope: &scope, reason: &reason, region: &region };
+                let mut reject = |line: usize, why: &str| eprintln!("{}:{line}: {why}", file.display());
+                let r = import_dnc(&store, &bytes, &to, Utc::now(), &mut reject).await?;
                 if json {
-                    print_json(&json!({"added": added, "already_listed": already, "rejected": bad}))?;
+                    print_json(&r)?;
                 } else {
-                    println!("{added} added, {already} already listed, {bad} rejected");
+                    println!("{} added, {} already listed, {} rejected", r.added, r.already_listed, r.rejected);
                 }
             }
         }

@@ -5,7 +5,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use serde::Serialize;
@@ -17,6 +16,7 @@ use waihu_dialer::lifecycle::{
     Figures, LatencyStats,
 };
 use waihu_dialer::{CampaignClock, Summary};
+use waihu_sim::rehearsal::{rehearse, start_callees, Callees, Rehearsed};
 use waihu_speech::TtsCache;
 
 use crate::ctx::Ctx;
@@ -295,22 +295,18 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
             std::fs::create_dir_all(&cache_dir)?;
             let cache = TtsCache::with_dir(64 << 20, &cache_dir).map_err(anyhow::Error::msg)?;
             let prog = waihu_dialog::load_file(&a.script).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let mut sim_opts = waihu_sim::SimOptions::new(lang);
-            sim_opts.script = prog.name.clone();
-            sim_opts.max_concurrent = a.concurrency * 2;
+            let mut opts = waihu_sim::SimOptions::new(lang);
+            opts.script = prog.name.clone();
+            opts.max_concurrent = a.concurrency * 2;
+            let callees = Callees {
+                population: waihu_sim::Population::new(7),
+                synth: waihu_sim::callee_synthesizer(Some(Arc::new(cache))),
+                opts,
+            };
             // One clock for both sides: the callees answer by their local hour on it.
             let start = business_morning(&campaign.timezone, chrono::Utc::now());
             let clock = CampaignClock::starting_at(start, true);
-            let sim_clock = clock.clone();
-            sim_opts.clock = Arc::new(move || sim_clock.now());
-            let sim = waihu_sim::SimServer::start_with(
-                "127.0.0.1:0".parse()?,
-                waihu_sim::Population::new(7),
-                waihu_sim::callee_synthesizer(Some(Arc::new(cache))),
-                sim_opts,
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("starting the virtual callees: {e}"))?;
+            let sim = start_callees(callees, &clock).await?;
             let setup = CampaignSetup {
                 campaign_yaml: a.campaign_yaml.clone(),
                 campaign_origin: a.campaign_file.display().to_string(),
@@ -329,18 +325,12 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
                 actor: ctx.actor(),
             };
             let kit = kit_loader(ctx, None, None);
-            let (id, summary) = run_campaign(&store, setup, kit, shutdown_on_ctrl_c()).await?;
+            let Rehearsed {
+                campaign: id,
+                summary,
+                score,
+            } = rehearse(&store, setup, sim, kit, shutdown_on_ctrl_c()).await?;
             std::fs::write(&a.campaign_file, with_id(&a.campaign_yaml, id.0))?;
-            let attempts: Vec<(String, waihu_core::CallOutcome, Option<String>)> = summary
-                .calls
-                .iter()
-                .map(|c| (c.phone.clone(), c.outcome, c.business.clone()))
-                .collect();
-            let logs = sim
-                .wait_for_logs(attempts.len(), Duration::from_secs(5))
-                .await;
-            let score = waihu_sim::score(&attempts, &logs);
-            sim.shutdown().await;
             let latency = latency_stats(summary.calls.iter().flat_map(|c| c.latencies.iter()));
             // The campaign's figures as stored, by the dashboard's definitions.
             let figures = Figures::from(&campaign_kpis(&store, id).await?);

@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use waihu_bot::text::{Line, TextCall};
 use waihu_core::NluResult;
 use waihu_dialog::testing::{self, BotTurn};
-use waihu_dialog::{Input, Interpreter, Output, Program};
+use waihu_dialog::{Output, Program};
 
 use crate::ctx::Ctx;
 
@@ -184,28 +185,18 @@ fn validate(files: &[PathBuf], customer: &[String], json: bool) -> anyhow::Resul
     Ok(())
 }
 
-/// The NLU used by `chat` and by text-only test turns. Kept in one place so the
-/// runtime's choice of model can be swapped in. `live` anchors relative times
-/// ("明天下午") at the real clock; otherwise at the fixed simulation start, so
-/// test runs are reproducible.
+/// The NLU of `chat` and of text-only test turns. `chat` anchors relative times
+/// ("明天下午") at the real clock; tests at the fixed simulation start, so they
+/// are reproducible.
 fn classifier(prog: &Program, live: bool) -> anyhow::Result<impl Fn(&str) -> NluResult> {
-    let nlu = waihu_bot::script_nlu(prog).map_err(|e| anyhow::anyhow!("training the NLU: {e}"))?;
-    let zone = match prog.language {
-        waihu_dialog::Language::Zh => "Asia/Shanghai",
-        waihu_dialog::Language::En => "America/New_York",
+    let anchor = move || {
+        if live {
+            chrono::Utc::now()
+        } else {
+            testing::sim_start()
+        }
     };
-    Ok(move |text: &str| match zone.parse() {
-        Ok(tz) => nlu.classify(text, anchor(live), tz),
-        Err(_) => nlu.classify(text, anchor(live), Default::default()),
-    })
-}
-
-fn anchor(live: bool) -> chrono::DateTime<chrono::Utc> {
-    if live {
-        chrono::Utc::now()
-    } else {
-        testing::sim_start()
-    }
+    waihu_bot::text::classifier(prog, anchor).map_err(|e| anyhow::anyhow!("training the NLU: {e}"))
 }
 
 fn print_turn(turn: &BotTurn, heard: Option<&NluResult>, json: bool) {
@@ -265,58 +256,24 @@ fn chat(file: &Path, customer: &[String], seed: u64, json: bool) -> anyhow::Resu
         }
     }
     let classify = classifier(&prog, true)?;
-    let mut call = Interpreter::new(prog.clone(), &vars, seed)?;
-    let mut now = chrono::Utc::now();
+    let mut call = TextCall::new(prog, &vars, seed, classify)?;
     let tty = std::io::stdin().is_terminal();
-    let step =
-        |call: &mut Interpreter, input: Input<'_>, now: &mut chrono::DateTime<chrono::Utc>| {
-            // A console has no audio: playback "finishes" at once.
-            *now = chrono::Utc::now();
-            let mut outputs = call.handle(*now, input).to_vec();
-            if outputs.iter().any(|o| matches!(o, Output::Play { .. })) && !call.is_ended() {
-                outputs.extend(call.handle(*now, Input::PlaybackFinished).iter().cloned());
-            }
-            BotTurn {
-                state: call.state().to_string(),
-                outputs,
-            }
-        };
-    let t = step(&mut call, Input::Answered, &mut now);
-    print_turn(&t, None, json);
-    let stdin = std::io::stdin();
-    let mut lines = stdin.lock().lines();
+    print_turn(&call.answer(chrono::Utc::now()), None, json);
+    let mut lines = std::io::stdin().lock().lines();
     while !call.is_ended() {
         if tty && !json {
             print!("> ");
             std::io::stdout().flush().ok();
         }
         let Some(line) = lines.next() else {
-            let t = step(&mut call, Input::HungUp, &mut now);
-            print_turn(&t, None, json);
+            print_turn(&call.line(Line::HangUp, chrono::Utc::now()).0, None, json);
             break;
         };
         let line = line.context("reading stdin")?;
-        let line = line.trim();
-        let (turn, heard) = if line.is_empty() || line == "/silence" {
-            (step(&mut call, Input::NoInput, &mut now), None)
-        } else if line == "/hangup" {
-            (step(&mut call, Input::HungUp, &mut now), None)
-        } else if let Some(d) = line.strip_prefix("/dtmf") {
-            (step(&mut call, Input::Dtmf(d.trim()), &mut now), None)
-        } else {
-            let nlu = classify(line);
-            let emotion = nlu.sentiment.angry.then_some(waihu_core::Emotion {
-                label: waihu_core::EmotionLabel::Angry,
-                confidence: 0.8,
-            });
-            (
-                step(&mut call, Input::Utterance { nlu: &nlu, emotion }, &mut now),
-                Some(nlu),
-            )
-        };
+        let (turn, heard) = call.line(Line::parse(&line), chrono::Utc::now());
         print_turn(&turn, heard.as_ref(), json);
     }
-    let (outcome, level) = call.ended().cloned().unwrap_or(("hangup".into(), None));
+    let (outcome, level) = call.outcome();
     if json {
         println!(
             "{}",

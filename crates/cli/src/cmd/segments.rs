@@ -4,8 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use chrono::{NaiveDate, Utc};
-use serde::Serialize;
-use waihu_core::{mask_name, mask_phone, CustomerId};
+use waihu_import::segments::classify_all;
 use waihu_segment::RuleSet;
 use waihu_store::{SegmentDef, Store};
 
@@ -72,107 +71,23 @@ pub async fn load_rules(store: &Store, path: &Path) -> anyhow::Result<RuleSet> {
     })
 }
 
-#[derive(Serialize)]
-struct Sample {
-    id: CustomerId,
-    phone: String,
-    name: Option<String>,
-}
-
-#[derive(Serialize)]
-struct SegmentRow<'a> {
-    segment: Option<&'a str>,
-    description: Option<&'a str>,
-    rule: Option<&'a str>,
-    customers: u64,
-    share: f64,
-    samples: Vec<Sample>,
-}
-
 /// Classify all customers; print counts and samples; with `apply`, store the
 /// result.
 pub async fn preview(store: &Store, a: &RulesArgs, apply: bool) -> anyhow::Result<()> {
     let rules = load_rules(store, &a.rules).await?;
     let today = a.today.unwrap_or_else(|| Utc::now().date_naive());
     let started = std::time::Instant::now();
-    let mut counts: BTreeMap<Option<&str>, u64> = BTreeMap::new();
-    let mut samples: BTreeMap<Option<&str>, Vec<CustomerId>> = BTreeMap::new();
-    let mut assignments = Vec::new();
-    let mut cursor = 0;
-    let mut total = 0u64;
-    loop {
-        let page = store.customer_attrs(cursor, 20_000).await?;
-        let Some((last, _)) = page.last() else { break };
-        cursor = last.0;
-        for (id, attrs) in &page {
-            let seg = rules.classify(attrs, today);
-            *counts.entry(seg).or_default() += 1;
-            let s = samples.entry(seg).or_default();
-            if s.len() < a.samples {
-                s.push(*id);
-            }
-            if apply {
-                assignments.push((*id, seg.map(str::to_string)));
-            }
-            total += 1;
-        }
-    }
+    let classified = classify_all(store, &rules, today, a.samples, apply).await?;
     let eval_s = started.elapsed().as_secs_f64();
+    let total = classified.total;
     if total == 0 {
         bail!("there are no customers yet; import some first: waihu customers import examples/customers.csv");
     }
     if apply {
-        let defs: Vec<SegmentDef> = rules
-            .segments()
-            .iter()
-            .map(|s| SegmentDef {
-                name: s.name.clone(),
-                expr: s.rule.clone(),
-                priority: s.priority,
-                description: s.description.clone(),
-            })
-            .collect();
-        store
-            .apply_segments(
-                &assignments,
-                &defs,
-                &a.rules.display().to_string(),
-                Utc::now(),
-            )
-            .await?;
+        let source = a.rules.display().to_string();
+        classified.apply(store, &source, Utc::now()).await?;
     }
-    // Rows in priority order, then the default, then unmatched.
-    let mut order: Vec<Option<&str>> = rules.names().into_iter().map(Some).collect();
-    if rules.default_segment().is_none() {
-        order.push(None);
-    }
-    let mut rows = Vec::new();
-    for seg in order {
-        let def = seg.and_then(|n| rules.segments().iter().find(|s| s.name == n));
-        let mut shown = Vec::new();
-        for id in samples.get(&seg).into_iter().flatten() {
-            if let Some(c) = store.customer(*id).await? {
-                shown.push(Sample {
-                    id: c.id,
-                    phone: mask_phone(&c.phone),
-                    name: c.name.as_deref().map(mask_name),
-                });
-            }
-        }
-        let n = counts.get(&seg).copied().unwrap_or(0);
-        rows.push(SegmentRow {
-            segment: seg,
-            description: def.and_then(|d| d.description.as_deref()),
-            rule: def.map(|d| d.rule.as_str()),
-            customers: n,
-            share: if total == 0 {
-                0.0
-            } else {
-                n as f64 / total as f64
-            },
-            samples: shown,
-        });
-    }
+    let rows = classified.rows(store).await?;
     if a.json {
         for r in &rows {
             print_json(r)?;

@@ -158,8 +158,8 @@ pub struct AsrArgs {
 }
 
 pub fn run_asr(ctx: &Ctx, a: AsrArgs) -> anyhow::Result<()> {
-    use waihu_speech::asr::{recognize_all, Asr, AsrOptions, Endpointed};
-    use waihu_speech::endpoint::EndpointConfig;
+    use waihu_speech::asr::{recognize_all, AsrOptions};
+    use waihu_speech::engines::AsrEngine;
     if a.bench_vad {
         return waihu_bench::speech::vad();
     }
@@ -193,37 +193,23 @@ pub fn run_asr(ctx: &Ctx, a: AsrArgs) -> anyhow::Result<()> {
             .clone()
             .context("需要 --url / --url is required (or WAIHU_ASR_URL): the ASR server to use")
     };
-    let asr: Box<dyn Asr> = match a.engine {
-        Engine::Whisper => {
-            let dir = a.model_dir.clone().unwrap_or_else(|| {
+    let engine = match a.engine {
+        Engine::Whisper => AsrEngine::Whisper {
+            model_dir: a.model_dir.clone().unwrap_or_else(|| {
                 waihu_speech::whisper::default_model_dir(ctx.data_dir(), "whisper-tiny.en")
-            });
-            let engine = waihu_speech::whisper::WhisperAsr::load(&dir).with_context(|| {
-                format!(
-                    "loading {} (install it with scripts/deps/speech.sh)",
-                    dir.display()
-                )
-            })?;
-            let cfg = EndpointConfig {
-                end_silence_ms: a.end_silence_ms,
-                ..Default::default()
-            };
-            Box::new(Endpointed::new(Arc::new(engine), cfg))
-        }
-        Engine::Openai => {
-            let engine = waihu_speech::openai::OpenAiAsr::new(&url()?, &a.model)?
-                .with_api_key(a.api_key.clone());
-            let cfg = EndpointConfig {
-                end_silence_ms: a.end_silence_ms,
-                ..Default::default()
-            };
-            Box::new(Endpointed::new(Arc::new(engine), cfg))
-        }
-        Engine::Funasr => {
-            let mode = a.mode.parse().map_err(anyhow::Error::msg)?;
-            Box::new(waihu_speech::funasr::FunAsr::new(&url()?, mode)?)
-        }
+            }),
+        },
+        Engine::Openai => AsrEngine::OpenAi {
+            url: url()?,
+            model: a.model.clone(),
+            api_key: a.api_key.clone(),
+        },
+        Engine::Funasr => AsrEngine::FunAsr {
+            url: url()?,
+            mode: a.mode.parse().map_err(anyhow::Error::msg)?,
+        },
     };
+    let asr = engine.build(a.end_silence_ms)?;
     let t0 = Instant::now();
     let results = ctx
         .runtime()?
