@@ -286,7 +286,11 @@ async fn export_masks_unless_revealed_and_records_the_reveal() {
     assert!(text.contains("+8613812345678"), "{text}");
     let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     assert!(first["attrs"].is_object());
-    assert_eq!(reveals(&store).await, 3, "one pii_revealed event per customer shown");
+    assert_eq!(
+        reveals(&store).await,
+        3,
+        "one pii_revealed event per customer shown"
+    );
 }
 
 async fn reveals(store: &Store) -> usize {

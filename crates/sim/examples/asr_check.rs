@@ -20,18 +20,7 @@ use waihu_speech::whisper::WhisperAsr;
 use waihu_speech::{EspeakTts, Lang, Synthesizer};
 
 fn nlu_for(prog: &Program) -> waihu_nlu::Nlu {
-    let custom: Vec<waihu_nlu::CustomIntent> = prog
-        .intents
-        .iter()
-        .map(|i| waihu_nlu::CustomIntent {
-            name: i.name.clone(),
-            description: None,
-            examples: i.examples.clone(),
-            keywords: i.keywords.clone(),
-            regexes: Vec::new(),
-        })
-        .collect();
-    waihu_nlu::Nlu::with_custom(&custom).expect("NLU")
+    waihu_bot::script_nlu(prog).expect("NLU")
 }
 
 fn converse(

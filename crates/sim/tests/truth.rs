@@ -23,18 +23,7 @@ fn script(lang: Lang) -> Arc<Program> {
 }
 
 fn nlu(prog: &Program) -> waihu_nlu::Nlu {
-    let custom: Vec<waihu_nlu::CustomIntent> = prog
-        .intents
-        .iter()
-        .map(|i| waihu_nlu::CustomIntent {
-            name: i.name.clone(),
-            description: None,
-            examples: i.examples.clone(),
-            keywords: i.keywords.clone(),
-            regexes: Vec::new(),
-        })
-        .collect();
-    waihu_nlu::Nlu::with_custom(&custom).expect("training the NLU")
+    waihu_bot::script_nlu(prog).expect("training the NLU")
 }
 
 /// Runs one conversation the way the call agent does: answer each prompt with
