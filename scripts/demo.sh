@@ -7,6 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 echo "demo: building waihu (the first build takes several minutes)" >&2
-cargo build --release -p waihu --quiet
+cargo build --release -p waihu
 target_dir="${CARGO_TARGET_DIR:-target}"
 exec "$target_dir/release/waihu" demo "$@"

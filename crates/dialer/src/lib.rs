@@ -112,6 +112,72 @@ pub struct Options {
     pub spool: PathBuf,
     /// How often the stored campaign state is read.
     pub poll: Duration,
+    /// Told how the run is going every `progress_every` (wall time), and once at the end.
+    pub progress: Option<ProgressFn>,
+    pub progress_every: Duration,
+}
+
+/// Where a run's progress goes (a front end prints it).
+pub type ProgressFn = Arc<dyn Fn(&RunProgress) + Send + Sync>;
+
+/// How far a run has come.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunProgress {
+    /// Contacts loaded into the planner.
+    pub contacts: usize,
+    /// Contacts the planner still has work for (retries and callbacks included).
+    pub pending: usize,
+    /// Calls finished.
+    pub done: usize,
+    /// Calls in progress.
+    pub live: usize,
+    pub answered: usize,
+    /// Wall time since the run started.
+    pub elapsed_s: f64,
+    /// Wall time still needed at the rate contacts have been finishing so far;
+    /// `None` until one has.
+    pub eta_s: Option<f64>,
+}
+
+impl RunProgress {
+    fn new(
+        contacts: usize,
+        pending: usize,
+        summary: &Summary,
+        live: usize,
+        elapsed_s: f64,
+    ) -> Self {
+        let finished = contacts.saturating_sub(pending);
+        let eta_s = (finished > 0).then(|| (elapsed_s * pending as f64 / finished as f64).round());
+        RunProgress {
+            contacts,
+            pending,
+            done: summary.calls.len(),
+            live,
+            answered: summary.outcomes.get("answered").copied().unwrap_or(0),
+            elapsed_s: elapsed_s.round(),
+            eta_s,
+        }
+    }
+}
+
+impl std::fmt::Display for RunProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "进度 progress: {} calls done, {} in progress, {} answered; {}/{} contacts finished; elapsed {:.0} s, ",
+            self.done,
+            self.live,
+            self.answered,
+            self.contacts - self.pending.min(self.contacts),
+            self.contacts,
+            self.elapsed_s
+        )?;
+        match self.eta_s {
+            Some(eta) => write!(f, "about {eta:.0} s to go / 预计剩余 {eta:.0} 秒"),
+            None => f.write_str("estimating / 预计中"),
+        }
+    }
 }
 
 /// One finished call, for the summary and for scoring against the virtual callees.
@@ -437,7 +503,25 @@ pub async fn run(
     // A dropped sender can never ask to stop: stop listening (a closed channel is
     // ready at every poll and would spin the loop).
     let mut can_shut_down = true;
+    let started = tokio::time::Instant::now();
+    let mut last_progress = started;
+    let report = |summary: &Summary, planner: &Planner, live: usize| {
+        if let Some(p) = &opts.progress {
+            let elapsed = started.elapsed().as_secs_f64();
+            p(&RunProgress::new(
+                summary.contacts,
+                planner.pending(),
+                summary,
+                live,
+                elapsed,
+            ));
+        }
+    };
     loop {
+        if last_progress.elapsed() >= opts.progress_every {
+            last_progress = tokio::time::Instant::now();
+            report(&summary, &planner, live);
+        }
         tokio::select! {
             Some(f) = done_rx.recv() => {
                 live -= 1;
@@ -532,6 +616,7 @@ pub async fn run(
             .await?;
         }
     }
+    report(&summary, &planner, live);
     // Calls still live after the drain limit end when the process does; the next start reconciles them.
     Ok(summary)
 }

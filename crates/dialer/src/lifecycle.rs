@@ -78,6 +78,8 @@ pub struct CampaignSetup {
     pub until: Option<DateTime<Utc>>,
     /// Who runs it, for the audit trail (`updated_by` of the campaign row).
     pub actor: String,
+    /// Told how the run is going every 10 s of wall time, and at the end.
+    pub progress: Option<crate::ProgressFn>,
 }
 
 /// Stores the campaign (its `id:` made the store's id), marks it running,
@@ -165,6 +167,8 @@ pub async fn run_campaign(
         drain: Duration::from_secs(120),
         spool,
         poll: Duration::from_millis(100),
+        progress: setup.progress,
+        progress_every: Duration::from_secs(10),
     };
     let summary = crate::run(store.clone(), ep, opts, customers, shutdown).await?;
     let state = store.campaign_get(id).await?.map(|r| r.state);

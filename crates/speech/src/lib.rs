@@ -26,6 +26,7 @@ pub mod funasr;
 pub mod openai;
 pub mod tts;
 pub mod whisper;
+pub mod zh;
 
 // The sans-IO modules moved to `waihu-audio`; re-exported so the binary's
 // commands keep their `waihu_speech::vad`, `::wav`, ... paths.

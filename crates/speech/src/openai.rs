@@ -208,10 +208,16 @@ impl UtteranceAsr for OpenAiAsr {
                 body: body.chars().take(300).collect(),
             });
         }
-        parse_reply(&body).map_err(|message| AsrError::Protocol {
+        let mut t = parse_reply(&body).map_err(|message| AsrError::Protocol {
             url: self.url.clone(),
             message,
-        })
+        })?;
+        // Whisper servers name the language ("chinese") or echo the code asked for.
+        let chinese = |l: &str| crate::zh::is_chinese(l) || l.eq_ignore_ascii_case("chinese");
+        if t.language.as_deref().is_some_and(chinese) || opts.lang.as_deref().is_some_and(chinese) {
+            t.text = crate::zh::to_simplified(&t.text);
+        }
+        Ok(t)
     }
 }
 

@@ -635,8 +635,12 @@ impl WhisperModel {
         }
         let text_tokens = &tokens[prefix..];
         let n = (text_tokens.len() + 1) as f64;
+        let mut text = self.decode_text(text_tokens);
+        if language.as_deref().is_some_and(crate::zh::is_chinese) {
+            text = crate::zh::to_simplified(&text);
+        }
         Ok(Transcript {
-            text: self.decode_text(text_tokens),
+            text,
             language,
             confidence: Some((logprob_sum / n).exp().clamp(0.0, 1.0) as f32),
             words: Vec::new(),

@@ -15,7 +15,7 @@ use waihu_dialer::lifecycle::{
     business_morning, campaign_kpis, latency_stats, run_campaign, with_id, BoxError, CampaignSetup,
     Figures, LatencyStats,
 };
-use waihu_dialer::{CampaignClock, Summary};
+use waihu_dialer::{CampaignClock, ProgressFn, RunProgress, Summary};
 use waihu_sim::rehearsal::{rehearse, start_callees, Callees, Rehearsed};
 use waihu_speech::TtsCache;
 
@@ -82,6 +82,18 @@ fn kit_loader(
             slots,
         )?)
     }
+}
+
+/// Prints a live run's progress line: on stdout with the other lines, on
+/// stderr when stdout carries JSON.
+fn progress_printer(json: bool) -> ProgressFn {
+    Arc::new(move |p: &RunProgress| {
+        if json {
+            eprintln!("waihu: {p}");
+        } else {
+            println!("   {p}");
+        }
+    })
 }
 
 /// One line per figure: the campaign's (or run's) counts and connect rate
@@ -168,6 +180,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
                     + chrono::Duration::seconds((h * 3600.0) as i64)
             }),
             actor: ctx.actor(),
+            progress: Some(progress_printer(a.json)),
         };
         let kit = kit_loader(ctx, a.asr_model.clone(), a.asr_slots);
         let (id, summary) = run_campaign(&store, setup, kit, shutdown_on_ctrl_c()).await?;
@@ -323,6 +336,7 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
                 // Six hours of campaign clock: every retry the campaign allows fits.
                 until: Some(start + chrono::Duration::hours(6)),
                 actor: ctx.actor(),
+                progress: Some(progress_printer(a.json)),
             };
             let kit = kit_loader(ctx, None, None);
             let Rehearsed {

@@ -115,7 +115,7 @@ pub struct AsrArgs {
     file: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "whisper")]
     engine: Engine,
-    /// Whisper model directory (default: <models dir>/whisper-tiny.en, installed by scripts/deps/speech.sh).
+    /// Whisper model directory (default: <models dir>/whisper-tiny.en for --lang en, whisper-base otherwise; installed by scripts/deps/speech.sh).
     #[arg(long = "model-dir", value_name = "DIR")]
     model_dir: Option<PathBuf>,
     /// Server URL: `http://host:8000/v1` (openai) or `ws://host:10095` (funasr).
@@ -195,8 +195,14 @@ pub fn run_asr(ctx: &Ctx, a: AsrArgs) -> anyhow::Result<()> {
     };
     let engine = match a.engine {
         Engine::Whisper => AsrEngine::Whisper {
+            // tiny.en knows no Mandarin: anything but English gets the multilingual model.
             model_dir: a.model_dir.clone().unwrap_or_else(|| {
-                waihu_speech::whisper::default_model_dir(ctx.data_dir(), "whisper-tiny.en")
+                let name = if a.lang == "en" {
+                    "whisper-tiny.en"
+                } else {
+                    "whisper-base"
+                };
+                waihu_speech::whisper::default_model_dir(ctx.data_dir(), name)
             }),
         },
         Engine::Openai => AsrEngine::OpenAi {
