@@ -529,7 +529,10 @@ impl Brain {
         }
         let now = (self.setup.clock)();
         let t1 = Instant::now();
-        let nlu = self.script.nlu.classify(&text, now, self.setup.tz);
+        let nlu =
+            self.script
+                .nlu
+                .classify_in(&text, now, self.setup.tz, &self.interp.nlu_context());
         let reading = waihu_nlu::emotion::analyze(&utt.samples, utt.rate, Some(&text));
         lat.nlu_ms = t1.elapsed().as_secs_f64() * 1000.0;
         let emotion = reading.emotion;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use waihu_core::{Emotion, EmotionLabel, NluResult};
+use waihu_core::{Emotion, EmotionLabel, NluContext, NluResult};
 use waihu_dialog::testing::BotTurn;
 use waihu_dialog::{Input, Interpreter, Language, Level, MissingVariables, Output, Program};
 use waihu_nlu::Tz;
@@ -21,14 +21,15 @@ fn zone(lang: Language) -> Tz {
 }
 
 /// The script's NLU (built-in intents plus the script's own) as a function of
-/// the callee's words; relative times are anchored at `anchor()`.
+/// the callee's words and what the current state expects of them; relative
+/// times are anchored at `anchor()`.
 pub fn classifier(
     prog: &Program,
     anchor: impl Fn() -> DateTime<Utc>,
-) -> Result<impl Fn(&str) -> NluResult, waihu_nlu::Error> {
+) -> Result<impl Fn(&str, &NluContext) -> NluResult, waihu_nlu::Error> {
     let nlu = crate::script_nlu(prog)?;
     let tz = zone(prog.language);
-    Ok(move |text: &str| nlu.classify(text, anchor(), tz))
+    Ok(move |text: &str, cx: &NluContext| nlu.classify_in(text, anchor(), tz, cx))
 }
 
 /// One line of the console: what the callee did.
@@ -65,7 +66,7 @@ pub struct TextCall<C> {
     classify: C,
 }
 
-impl<C: Fn(&str) -> NluResult> TextCall<C> {
+impl<C: Fn(&str, &NluContext) -> NluResult> TextCall<C> {
     /// Starts a call of `prog` for a customer with `vars`; `seed` picks the A/B
     /// prompt variants.
     pub fn new(
@@ -106,7 +107,7 @@ impl<C: Fn(&str) -> NluResult> TextCall<C> {
             Line::HangUp => (self.step(Input::HungUp, now), None),
             Line::Dtmf(d) => (self.step(Input::Dtmf(d), now), None),
             Line::Say(text) => {
-                let nlu = (self.classify)(text);
+                let nlu = (self.classify)(text, &self.call.nlu_context());
                 let emotion = nlu.sentiment.angry.then_some(Emotion {
                     label: EmotionLabel::Angry,
                     confidence: 0.8,

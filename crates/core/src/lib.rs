@@ -20,7 +20,8 @@ pub use campaign::{CampaignState, UnknownCampaignState};
 pub use customer::{CustomerRecord, TzSource};
 pub use event::{Event, EventKind};
 pub use nlu::{
-    Emotion, EmotionLabel, Entity, NluResult, Sentiment, SentimentLabel, BUILTIN_INTENTS,
+    Emotion, EmotionLabel, Entity, NluContext, NluResult, QuestionKind, Sentiment, SentimentLabel,
+    BUILTIN_INTENTS,
 };
 pub use outcome::CallOutcome;
 

@@ -83,3 +83,35 @@ pub struct Emotion {
     pub label: EmotionLabel,
     pub confidence: f32,
 }
+
+/// The kind of question the bot's prompt asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuestionKind {
+    /// "家里有人收货吗？", "Is that correct?": a back-channel or an echo of the
+    /// question's words is an answer.
+    YesNo,
+    /// One of several listed options.
+    Choice,
+    /// Anything else (an address, a time, a reason).
+    Open,
+}
+
+/// What the conversation expects of the next utterance, built by the dialog
+/// from its current state and handed to the NLU as data. The default is "no
+/// context": the NLU then behaves exactly as without one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NluContext {
+    /// The question the prompt asked, declared by the script or inferred.
+    #[serde(default)]
+    pub question: Option<QuestionKind>,
+    /// The prompt as the callee heard it (echo answers repeat its words).
+    #[serde(default)]
+    pub prompt: String,
+    /// Intents the state expects (priors).
+    #[serde(default)]
+    pub intents: Vec<String>,
+    /// Entity kinds the state expects.
+    #[serde(default)]
+    pub entities: Vec<String>,
+}

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
-use waihu_core::{Emotion, EmotionLabel, NluResult, SentimentLabel};
+use waihu_core::{Emotion, EmotionLabel, NluContext, NluResult, SentimentLabel};
 
 use crate::cond::Val;
 use crate::model::Level;
@@ -276,6 +276,22 @@ impl Interpreter {
             level: level.map(|l| l.as_str().to_string()),
             path: self.path().into_iter().map(String::from).collect(),
         })
+    }
+
+    /// What the current state expects of the next utterance, as data for the
+    /// NLU: the question kind, the prompt as played, the expected intents and
+    /// entity kinds. Empty once the call has ended.
+    pub fn nlu_context(&self) -> NluContext {
+        if self.is_ended() {
+            return NluContext::default();
+        }
+        let st = &self.prog.states[self.state as usize];
+        NluContext {
+            question: st.question,
+            prompt: self.prompt.clone(),
+            intents: st.expect_intents.clone(),
+            entities: st.expect_entities.clone(),
+        }
     }
 
     /// Current value of a variable.

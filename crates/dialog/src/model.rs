@@ -146,6 +146,11 @@ pub struct Expect {
     /// DTMF digits accepted here (`"12"`).
     #[serde(default)]
     pub dtmf: Option<String>,
+    /// The kind of question the prompt asks (`yes_no`, `choice`, `open`), so
+    /// the NLU reads a bare "嗯" or an echo of the question as the answer it is.
+    /// Inferred from `intents` when absent.
+    #[serde(default)]
+    pub question: Option<waihu_core::QuestionKind>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -152,6 +152,8 @@ pub struct CState {
     pub expect_intents: Vec<String>,
     pub expect_entities: Vec<String>,
     pub expect_dtmf: Option<String>,
+    /// Declared or inferred; `None` for routers and end states.
+    pub question: Option<waihu_core::QuestionKind>,
     pub enter: Vec<CAction>,
     pub rules: Vec<CRule>,
     pub handlers: Vec<(String, CHandler)>,
@@ -1261,6 +1263,19 @@ fn compile_states(cx: &mut Cx, defaults: &StateDefaults) -> Vec<CState> {
     states
 }
 
+/// A state that expects a yes or a no asks a yes/no question; one that lists
+/// several other intents offers a choice; anything else is open.
+fn infer_question(e: &model::Expect) -> waihu_core::QuestionKind {
+    use waihu_core::QuestionKind;
+    if e.intents.iter().any(|i| i == "affirm" || i == "deny") {
+        QuestionKind::YesNo
+    } else if e.intents.len() >= 2 {
+        QuestionKind::Choice
+    } else {
+        QuestionKind::Open
+    }
+}
+
 fn compile_state(cx: &mut Cx, name: &str, st: &model::State, defaults: &StateDefaults) -> CState {
     let sp = vec![k("states"), k(name)];
     let variants = state_prompt(cx, &sp, st);
@@ -1350,6 +1365,15 @@ fn compile_state(cx: &mut Cx, name: &str, st: &model::State, defaults: &StateDef
         expect_intents: st.expect.intents.clone(),
         expect_entities: st.expect.entities.clone(),
         expect_dtmf: st.expect.dtmf.clone(),
+        question: if router || st.end.is_some() {
+            None
+        } else {
+            Some(
+                st.expect
+                    .question
+                    .unwrap_or_else(|| infer_question(&st.expect)),
+            )
+        },
         enter,
         rules,
         handlers,

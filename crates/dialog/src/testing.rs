@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
-use waihu_core::{Emotion, EmotionLabel, Entity, NluResult, Sentiment, SentimentLabel};
+use waihu_core::{Emotion, EmotionLabel, Entity, NluContext, NluResult, Sentiment, SentimentLabel};
 
 use crate::interp::{Input, Interpreter, Output};
 use crate::model::Level;
@@ -136,8 +136,9 @@ pub struct CaseResult {
     pub transcript: Vec<BotTurn>,
 }
 
-/// A classifier for text-only turns.
-pub type Classify<'a> = &'a dyn Fn(&str) -> NluResult;
+/// A classifier for text-only turns: the words and what the current state
+/// expects of them ([`Interpreter::nlu_context`]).
+pub type Classify<'a> = &'a dyn Fn(&str, &NluContext) -> NluResult;
 
 pub fn load_cases(path: &Path) -> Result<CaseFile, LoadError> {
     let file = path.display().to_string();
@@ -230,8 +231,12 @@ pub fn emotion_of(name: &str) -> Option<Emotion> {
     })
 }
 
-/// Build the NLU result of a scripted turn.
-pub fn nlu_of(t: &Turn, classify: Option<Classify<'_>>) -> Result<NluResult, String> {
+/// Build the NLU result of a scripted turn heard in `context`.
+pub fn nlu_of(
+    t: &Turn,
+    context: &NluContext,
+    classify: Option<Classify<'_>>,
+) -> Result<NluResult, String> {
     let mut nlu = match (&t.intent, &t.text, classify) {
         (Some(intent), text, _) => NluResult {
             text: text.clone().unwrap_or_default(),
@@ -244,7 +249,7 @@ pub fn nlu_of(t: &Turn, classify: Option<Classify<'_>>) -> Result<NluResult, Str
                 angry: false,
             },
         },
-        (None, Some(text), Some(c)) => c(text),
+        (None, Some(text), Some(c)) => c(text, context),
         (None, Some(_), None) => return Err("a text-only turn needs an NLU; give `intent`".into()),
         (None, None, _) => return Err("not a speech turn".into()),
     };
@@ -342,7 +347,7 @@ pub fn run_case(
         } else if let Some(d) = &turn.dtmf {
             Input::Dtmf(d)
         } else {
-            nlu = match nlu_of(turn, classify) {
+            nlu = match nlu_of(turn, &call.nlu_context(), classify) {
                 Ok(n) => n,
                 Err(e) => {
                     result.failures.push(format!("turn {}: {e}", i + 1));

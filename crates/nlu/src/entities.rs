@@ -22,6 +22,30 @@ const MEASURE: &str = "个块次岁年月天期元号位件张台条家人分钟
 /// "慢一点", "早一点", "有一点": 一点 there is "a little", not one o'clock.
 const NOT_CLOCK_BEFORE: &str = "慢快大小多少好有声便宜早晚近远高低清楚轻重差点再稍";
 
+/// Place words that end a part of a Chinese address (省, 市, 区, 路...).
+const ZH_PLACE: &str =
+    "(?:自治区|省|市|区|县|镇|乡|街道|大街|大道|路|街|巷|胡同|村|小区|花园|公寓|大厦|广场|新村)";
+const CN_NUM_CHARS: &str = "零〇一二两三四五六七八九十百";
+/// Words before an address that are not part of it ("改到", "送到", "地址是").
+const ZH_ADDRESS_LEAD: [&str; 16] = [
+    "新地址是",
+    "地址是",
+    "地址改成",
+    "改成",
+    "换成",
+    "改到",
+    "送到",
+    "寄到",
+    "发到",
+    "搬到",
+    "住在",
+    "现在",
+    "地址",
+    "是",
+    "在",
+    "到",
+];
+
 struct Patterns {
     zh_rel: Regex,
     zh_day: Regex,
@@ -42,6 +66,9 @@ struct Patterns {
     number: Regex,
     cn_number: Regex,
     en_number: Regex,
+    zh_address: Regex,
+    zh_place: Regex,
+    en_address: Regex,
 }
 
 fn patterns() -> &'static Patterns {
@@ -85,6 +112,11 @@ fn patterns() -> &'static Patterns {
             number: re(r"[0-9]+(?:\.[0-9]+)?"),
             cn_number: re(r"[零〇一二两三四五六七八九十百千万亿]+"),
             en_number: re(&format!(r"\b(?:{EN_NUM_WORDS})(?:\s+(?:and\s+)?(?:{EN_NUM_WORDS}))*\b")),
+            zh_address: re(&format!(
+                r"(?:\p{{Han}}{{1,8}}?{ZH_PLACE})+(?:[0-9a-z{CN_NUM_CHARS}]+(?:号楼|号院|号|弄|栋|幢|座|单元|楼|层|室))*"
+            )),
+            zh_place: re(ZH_PLACE),
+            en_address: re(r"\b\d{1,6}\s+(?:[a-z]+\s+){1,3}?(?:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|way|court|ct|place|pl|terrace|parkway)\b(?:,?\s*(?:apt|apartment|suite|unit)\.?\s*[0-9a-z]+)?"),
         }
     })
 }
@@ -144,6 +176,8 @@ pub fn extract(text: &str, now: DateTime<Utc>, tz: Tz) -> Vec<Entity> {
     let s = fold(text);
     let mut spans = Spans(Vec::new());
     let local = now.with_timezone(&tz);
+    // First, so "…路18号" is a house number and never the 18th.
+    address(text, &s, &mut spans);
     times(&s, &local, &mut spans);
     money(&s, &mut spans);
     digits_and_numbers(&s, &mut spans);
@@ -164,6 +198,47 @@ pub fn extract(text: &str, now: DateTime<Utc>, tz: Tz) -> Vec<Entity> {
         });
     }
     out
+}
+
+/// A Chinese address (at least two place words, or one and a house number) or
+/// an English street address; the value is the address as the callee said it.
+fn address(original: &str, s: &str, spans: &mut Spans) {
+    let p = patterns();
+    // Folding keeps characters 1:1, so char offsets in `s` index `original`.
+    let same = original.chars().count() == s.chars().count();
+    let original_of = |start: usize, end: usize| -> String {
+        if !same {
+            return s[start..end].to_string();
+        }
+        let cs = s[..start].chars().count();
+        let ce = cs + s[start..end].chars().count();
+        original.chars().skip(cs).take(ce - cs).collect()
+    };
+    for m in p.zh_address.find_iter(s) {
+        let mut start = m.start();
+        'lead: loop {
+            for l in ZH_ADDRESS_LEAD {
+                if s[start..m.end()].starts_with(l)
+                    && s[start + l.len()..m.end()].chars().count() > 2
+                {
+                    start += l.len();
+                    continue 'lead;
+                }
+            }
+            break;
+        }
+        let text = &s[start..m.end()];
+        let places = p.zh_place.find_iter(text).count();
+        let numbered = text.ends_with(['号', '弄', '栋', '幢', '座', '元', '楼', '层', '室']);
+        if places >= 2 || (places >= 1 && numbered) {
+            let v = original_of(start, m.end());
+            spans.push(start, m.end(), "address", Value::String(v));
+        }
+    }
+    for m in p.en_address.find_iter(s) {
+        let v = original_of(m.start(), m.end());
+        spans.push(m.start(), m.end(), "address", Value::String(v));
+    }
 }
 
 fn rfc3339(t: DateTime<Tz>) -> Value {
@@ -978,6 +1053,30 @@ mod tests {
         assert_eq!(find("借了二十五期", "number"), vec![Value::from(25)]);
         assert_eq!(find("about 42 times", "number"), vec![Value::from(42)]);
         assert!(find("等一下 万一呢", "number").is_empty());
+    }
+
+    #[test]
+    fn addresses_win_over_dates() {
+        assert_eq!(
+            find("上海市徐汇区漕溪北路18号", "address"),
+            vec![Value::from("上海市徐汇区漕溪北路18号")]
+        );
+        assert!(find("上海市徐汇区漕溪北路18号", "time").is_empty());
+        assert_eq!(
+            find("嗯 送到闵行区七莘路3号", "address"),
+            vec![Value::from("闵行区七莘路3号")]
+        );
+        assert_eq!(
+            find("改到杭州市西湖区文三路25号", "address"),
+            vec![Value::from("杭州市西湖区文三路25号")]
+        );
+        assert_eq!(
+            find("it's 250 Oak Avenue", "address"),
+            vec![Value::from("250 Oak Avenue")]
+        );
+        // No place word: still a date.
+        assert!(find("18号再打吧", "address").is_empty());
+        assert!(!find("18号再打吧", "time").is_empty());
     }
 
     #[test]

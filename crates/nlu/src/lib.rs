@@ -13,6 +13,7 @@
 //! The intent model is a multinomial logistic regression over jieba words,
 //! word bigrams and Chinese character 1-3 grams, trained at load time from the
 //! embedded data (`data/intents_*.tsv`) plus a script's own examples.
+pub mod context;
 pub mod emotion;
 pub mod entities;
 pub mod eval;
@@ -26,7 +27,7 @@ use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use waihu_core::nlu::{NluResult, BUILTIN_INTENTS};
+use waihu_core::nlu::{NluContext, NluResult, QuestionKind, BUILTIN_INTENTS};
 
 pub use chrono_tz::Tz;
 pub use model::{parse_tsv, TrainConfig};
@@ -44,6 +45,16 @@ pub const HELDOUT_EN: &str = include_str!("../data/intents_en.test.tsv");
 pub const TEMPERATURE: f32 = 0.75;
 /// Below this calibrated confidence the answer is `unknown`.
 pub const UNKNOWN_THRESHOLD: f32 = 0.3;
+/// Prior weight of an intent the current state expects (`expect.intents`).
+pub const EXPECTED_PRIOR: f32 = 3.0;
+/// Prior weight of a script's own intent over the built-ins (the script's
+/// author knows this call's vocabulary: "比网上贵" is price_concern here).
+pub const CUSTOM_PRIOR: f32 = 2.0;
+/// Prior weight of affirm/deny when the answer to a yes/no question reads as
+/// a yes/no (the `yes_no` entity).
+pub const YES_NO_PRIOR: f32 = 3.0;
+/// Intents no context may override: the callee's wish not to be called.
+const PROTECTED: [&str; 1] = ["do_not_call"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -126,6 +137,46 @@ impl Rule {
             Matcher::Regex(r) => r.is_match(normalized),
         }
     }
+}
+
+/// A keyword without the degree words and particles at its ends, when that
+/// shortens it ("便宜点" → "便宜"); `None` when nothing would change.
+fn keyword_stem(k: &str) -> Option<String> {
+    const ZH: [&str; 10] = ["一下", "太", "更", "了", "点", "吧", "啊", "呢", "很", "再"];
+    const EN: [&str; 9] = ["too", "the", "a", "it", "its", "is", "very", "so", "that"];
+    let mut t = k.to_string();
+    if t.chars().any(text::is_cjk) {
+        loop {
+            let before = t.clone();
+            for w in ZH {
+                if let Some(r) = t.strip_prefix(w) {
+                    t = r.to_string();
+                }
+                if let Some(r) = t.strip_suffix(w) {
+                    t = r.to_string();
+                }
+            }
+            if t == before {
+                break;
+            }
+        }
+    } else {
+        let words: Vec<&str> = t.split_whitespace().collect();
+        let a = words
+            .iter()
+            .position(|w| !EN.contains(w))
+            .unwrap_or(words.len());
+        let b = words
+            .iter()
+            .rposition(|w| !EN.contains(w))
+            .map_or(a, |i| i + 1);
+        t = words[a..b.max(a)].join(" ");
+    }
+    // A bare negation ("不要" from "不要了") says too little to lean on.
+    let negation = ["不", "没", "别", "dont", "not ", "no "]
+        .iter()
+        .any(|n| t.starts_with(n));
+    (!t.is_empty() && t != k && !negation).then_some(t)
 }
 
 /// Substring match; ASCII keywords must also sit on word boundaries ("no" is not in "know").
@@ -432,13 +483,148 @@ impl Nlu {
     /// Intent, entities and sentiment of one utterance. `now` and `tz` anchor
     /// relative times ("明天下午三点") in the callee's time zone.
     pub fn classify(&self, text: &str, now: DateTime<Utc>, tz: Tz) -> NluResult {
-        let intent = self.intent(text);
+        self.classify_in(text, now, tz, &NluContext::default())
+    }
+
+    /// [`Nlu::classify`] for an utterance heard in `cx`, the state of the
+    /// conversation: after a yes/no question a back-channel ("嗯", "mm-hm") or
+    /// an echo of the question ("有的，有人") is affirm (or deny); the state's
+    /// expected intents, the script's own intents and the yes/no reading are
+    /// priors on the model's probabilities. Keyword and regex rules still win
+    /// first, and `do_not_call` is never overridden. An empty context gives
+    /// exactly [`Nlu::classify`].
+    pub fn classify_in(
+        &self,
+        text: &str,
+        now: DateTime<Utc>,
+        tz: Tz,
+        cx: &NluContext,
+    ) -> NluResult {
+        let entities = entities::extract(text, now, tz);
+        let intent = self.intent_in(text, cx, &entities);
         NluResult {
             text: text.to_string(),
             intent: intent.intent,
             confidence: intent.confidence,
-            entities: entities::extract(text, now, tz),
+            entities,
             sentiment: sentiment::analyze(text),
+        }
+    }
+
+    /// The intent of one utterance heard in `cx` (see [`Nlu::classify_in`]).
+    pub fn intent_in(
+        &self,
+        text: &str,
+        cx: &NluContext,
+        entities: &[waihu_core::Entity],
+    ) -> IntentScore {
+        if *cx == NluContext::default() {
+            return self.intent(text);
+        }
+        let norm = normalize(text);
+        if let Some(r) = self.inner.rules.iter().find(|r| r.matches(&norm)) {
+            return IntentScore {
+                intent: r.intent.clone(),
+                confidence: 1.0,
+                by_rule: true,
+            };
+        }
+        let feats = text::features(&norm);
+        if feats.is_empty() {
+            return IntentScore {
+                intent: "unknown".into(),
+                confidence: 1.0,
+                by_rule: false,
+            };
+        }
+        let labels = self.inner.model.labels();
+        let mut p = self
+            .inner
+            .model
+            .probabilities(&feats, self.inner.temperature);
+        let best = |p: &[f32]| {
+            p.iter()
+                .enumerate()
+                .fold((0, f32::MIN), |a, (i, &v)| if v > a.1 { (i, v) } else { a })
+        };
+        let (b, conf) = best(&p);
+        if PROTECTED.contains(&labels[b].as_str()) && conf >= self.inner.threshold {
+            return IntentScore {
+                intent: labels[b].clone(),
+                confidence: conf,
+                by_rule: false,
+            };
+        }
+        let yes_no_question = cx.question == Some(QuestionKind::YesNo);
+        if yes_no_question {
+            let answer = if context::backchannel(&norm) {
+                Some(true)
+            } else {
+                context::echo(&norm, &cx.prompt)
+            };
+            if let Some(yes) = answer {
+                return IntentScore {
+                    intent: if yes { "affirm" } else { "deny" }.into(),
+                    confidence: 0.9,
+                    by_rule: true,
+                };
+            }
+        }
+        let yes_no = entities
+            .iter()
+            .find(|e| e.kind == "yes_no")
+            .and_then(|e| e.value.as_bool());
+        let has_custom = labels.len() > BUILTIN_INTENTS.len();
+        // A script intent whose keyword stem is in the words ("贵" of "太贵")
+        // wins over the built-ins: the script's author named this call's
+        // vocabulary ("你们比网上卖得贵" is price_concern, not complaint).
+        let mut stem_hits = labels.iter().filter(|l| {
+            !BUILTIN_INTENTS.contains(&l.as_str())
+                && self.inner.rules.iter().any(|r| {
+                    r.intent == **l
+                        && matches!(&r.matcher, Matcher::Keyword(k)
+                            if keyword_stem(k).is_some_and(|st| contains_keyword(&norm, &st)))
+                })
+        });
+        if let (Some(l), None) = (stem_hits.next(), stem_hits.next()) {
+            return IntentScore {
+                intent: l.clone(),
+                confidence: 0.8,
+                by_rule: true,
+            };
+        }
+        for (i, l) in labels.iter().enumerate() {
+            let mut w = 1.0;
+            if cx.intents.iter().any(|x| x == l) {
+                w *= EXPECTED_PRIOR;
+            }
+            if has_custom && !BUILTIN_INTENTS.contains(&l.as_str()) {
+                w *= CUSTOM_PRIOR;
+            }
+            if yes_no_question {
+                match (yes_no, l.as_str()) {
+                    (Some(true), "affirm") | (Some(false), "deny") => w *= YES_NO_PRIOR,
+                    _ => {}
+                }
+            }
+            p[i] *= w;
+        }
+        let sum: f32 = p.iter().sum();
+        if sum > 0.0 {
+            p.iter_mut().for_each(|v| *v /= sum);
+        }
+        let (b, conf) = best(&p);
+        if conf < self.inner.threshold {
+            return IntentScore {
+                intent: "unknown".into(),
+                confidence: 1.0 - conf,
+                by_rule: false,
+            };
+        }
+        IntentScore {
+            intent: labels[b].clone(),
+            confidence: conf,
+            by_rule: false,
         }
     }
 }

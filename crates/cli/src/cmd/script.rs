@@ -188,7 +188,10 @@ fn validate(files: &[PathBuf], customer: &[String], json: bool) -> anyhow::Resul
 /// The NLU of `chat` and of text-only test turns. `chat` anchors relative times
 /// ("明天下午") at the real clock; tests at the fixed simulation start, so they
 /// are reproducible.
-fn classifier(prog: &Program, live: bool) -> anyhow::Result<impl Fn(&str) -> NluResult> {
+fn classifier(
+    prog: &Program,
+    live: bool,
+) -> anyhow::Result<impl Fn(&str, &waihu_core::NluContext) -> NluResult> {
     let anchor = move || {
         if live {
             chrono::Utc::now()
@@ -298,8 +301,9 @@ fn test(file: &Path, cases: &Path, json: bool, verbose: bool) -> anyhow::Result<
     } else {
         None
     };
-    let classify_ref: Option<&dyn Fn(&str) -> NluResult> =
-        classify.as_ref().map(|c| c as &dyn Fn(&str) -> NluResult);
+    let classify_ref: Option<testing::Classify<'_>> = classify
+        .as_ref()
+        .map(|c| c as &dyn Fn(&str, &waihu_core::NluContext) -> NluResult);
     let results = testing::run_cases(&prog, &cases, classify_ref);
     let failed = results.iter().filter(|r| !r.passed).count();
     for r in &results {
