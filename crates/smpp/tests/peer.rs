@@ -86,6 +86,9 @@ async fn chinese_long_sms_is_submitted_receipted_and_answered() {
 
     // What the SMSC saw: two UCS-2 segments with one concatenation reference that decode
     // back to the text.
+    smsc.wait_for(Duration::from_secs(5), |l| {
+        l.iter().filter(|l| l.starts_with("SUBMIT ")).count() >= 2
+    });
     let submits: Vec<Vec<String>> = smsc
         .lines()
         .iter()
@@ -145,6 +148,10 @@ async fn payload_mode_sends_the_whole_text_in_one_pdu() {
             other => panic!("unexpected {other:?}"),
         }
     }
+    // The log reaches us through a reader thread; give it a moment.
+    smsc.wait_for(Duration::from_secs(5), |l| {
+        l.iter().any(|l| l.starts_with("SUBMIT "))
+    });
     let line = smsc
         .lines()
         .into_iter()
