@@ -35,3 +35,13 @@ CREATE TABLE message_parts (
     status      TEXT NOT NULL             -- 'sent' | 'delivered' | 'failed'
 );
 CREATE INDEX message_parts_message ON message_parts(message_id);
+
+-- A receipt can beat the submit_sm_resp of its own segment (the SMSC answers the
+-- later segment's submit after receipting the earlier one). Receipts for ids not yet
+-- known wait here and are applied when `message_sent` records the ids.
+CREATE TABLE message_receipts_early (
+    gateway_id  TEXT PRIMARY KEY,
+    status      TEXT NOT NULL,            -- 'delivered' | 'failed'
+    stat        TEXT NOT NULL,
+    at          TEXT NOT NULL
+);

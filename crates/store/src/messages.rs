@@ -233,13 +233,19 @@ impl Store {
         };
         for g in gateway_ids {
             sqlx::query(
-                "INSERT OR REPLACE INTO message_parts (gateway_id, message_id, status) VALUES (?, ?, 'sent')",
+                "INSERT OR REPLACE INTO message_parts (gateway_id, message_id, status)
+                 VALUES (?1, ?2, COALESCE((SELECT status FROM message_receipts_early WHERE gateway_id = ?1), 'sent'))",
             )
             .bind(g)
             .bind(id)
             .execute(&mut *tx)
             .await?;
+            sqlx::query("DELETE FROM message_receipts_early WHERE gateway_id = ?")
+                .bind(g)
+                .execute(&mut *tx)
+                .await?;
         }
+        settle(&mut tx, id, "receipt arrived before submit_sm_resp", now).await?;
         let ev = Event {
             at: now,
             customer: customer.map(CustomerId),
@@ -318,7 +324,8 @@ impl Store {
 
     /// A delivery receipt for one segment. When every segment is delivered the message is
     /// `delivered`; any failed segment makes it `failed`. Returns the message id, or None
-    /// for a gateway id this store never sent.
+    /// for a gateway id not known (yet): the receipt is kept and applied if
+    /// [`Store::message_sent`] later records that id.
     pub async fn message_receipt(
         &self,
         gateway_id: &str,
@@ -335,34 +342,19 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(id) = id else {
-            return Ok(None);
-        };
-        let (total, ok, bad): (i64, i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*), SUM(status = 'delivered'), SUM(status = 'failed')
-             FROM message_parts WHERE message_id = ?",
-        )
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let status = if bad > 0 {
-            Some("failed")
-        } else if ok == total {
-            Some("delivered")
-        } else {
-            None
-        };
-        if let Some(status) = status {
             sqlx::query(
-                "UPDATE messages SET status = ?, done_at = ?, error = ?
-                 WHERE id = ? AND status IN ('sent', 'unknown', 'sending')",
+                "INSERT OR REPLACE INTO message_receipts_early (gateway_id, status, stat, at) VALUES (?, ?, ?, ?)",
             )
-            .bind(status)
+            .bind(gateway_id)
+            .bind(if delivered { "delivered" } else { "failed" })
+            .bind(stat)
             .bind(ts(now))
-            .bind((status == "failed").then_some(stat))
-            .bind(id)
             .execute(&mut *tx)
             .await?;
-        }
+            tx.commit().await?;
+            return Ok(None);
+        };
+        settle(&mut tx, id, stat, now).await?;
         tx.commit().await?;
         Ok(Some(id))
     }
@@ -494,6 +486,42 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Derives a sent message's status from its segments: every one delivered → `delivered`,
+/// any failed → `failed`, otherwise unchanged.
+async fn settle(
+    tx: &mut sqlx::SqliteConnection,
+    id: i64,
+    stat: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let (total, ok, bad): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT COUNT(*), SUM(status = 'delivered'), SUM(status = 'failed')
+         FROM message_parts WHERE message_id = ?",
+    )
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let (ok, bad) = (ok.unwrap_or(0), bad.unwrap_or(0));
+    let status = if bad > 0 {
+        "failed"
+    } else if total > 0 && ok == total {
+        "delivered"
+    } else {
+        return Ok(());
+    };
+    sqlx::query(
+        "UPDATE messages SET status = ?, done_at = ?, error = ?
+         WHERE id = ? AND status IN ('sent', 'unknown', 'sending')",
+    )
+    .bind(status)
+    .bind(ts(now))
+    .bind((status == "failed").then_some(stat))
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]

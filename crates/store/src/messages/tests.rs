@@ -146,6 +146,34 @@ async fn an_opt_out_reply_puts_the_number_on_dnc_and_suppresses_queued_messages(
     assert_eq!(rows[0].campaign_id, Some(3));
 }
 
+#[tokio::test]
+async fn a_receipt_that_beats_the_submit_answer_is_kept_and_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path()).await;
+    let (id, _) = s
+        .message_enqueue(&msg("fallback:c5", "+8613800000005"), t(0))
+        .await
+        .unwrap();
+    assert!(s.message_claim(id, t(0)).await.unwrap());
+    assert_eq!(
+        s.message_receipt("x1", true, "DELIVRD", t(1))
+            .await
+            .unwrap(),
+        None
+    );
+    s.message_sent(id, &["x1".into(), "x2".into()], t(2))
+        .await
+        .unwrap();
+    assert_eq!(s.messages_list(None, 1).await.unwrap()[0].status, "sent");
+    s.message_receipt("x2", true, "DELIVRD", t(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.messages_list(None, 1).await.unwrap()[0].status,
+        "delivered"
+    );
+}
+
 #[test]
 fn opt_out_words() {
     for w in ["退订", "TD", "td", "STOP", "stop!", "N", " n ", "退订。"] {
