@@ -111,6 +111,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 clock,
                 until: Some(start + chrono::Duration::hours(10)),
                 actor: "bench".into(),
+                messages: None,
             };
             let model = models.map(|m| m.join("whisper-tiny.en"));
             let slots = a.asr_slots;

@@ -78,6 +78,8 @@ pub struct CampaignSetup {
     pub until: Option<DateTime<Utc>>,
     /// Who runs it, for the audit trail (`updated_by` of the campaign row).
     pub actor: String,
+    /// Templates for the campaign's fallback messages (see [`Options::messages`]).
+    pub messages: Option<Arc<waihu_messaging::TemplateSet>>,
 }
 
 /// Stores the campaign (its `id:` made the store's id), marks it running,
@@ -165,6 +167,7 @@ pub async fn run_campaign(
         drain: Duration::from_secs(120),
         spool,
         poll: Duration::from_millis(100),
+        messages: setup.messages,
     };
     let summary = crate::run(store.clone(), ep, opts, customers, shutdown).await?;
     let state = store.campaign_get(id).await?.map(|r| r.state);

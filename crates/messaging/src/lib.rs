@@ -9,4 +9,4 @@ pub mod sender;
 pub mod templates;
 
 pub use sender::{run_sender, SenderConfig, SenderStats};
-pub use templates::{Rendered, TemplateError, TemplateSet};
+pub use templates::{load_for_campaign, Rendered, TemplateError, TemplateSet};

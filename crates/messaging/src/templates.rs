@@ -240,6 +240,30 @@ impl TemplateSet {
     }
 }
 
+/// Loads a template file for a campaign: the known variables are the run's constants,
+/// `name`, and every stored customer attribute (`order_item` also as `order.item`), as the
+/// dialer fills them.
+pub async fn load_for_campaign(
+    store: &waihu_store::Store,
+    yaml: &str,
+    constants: &[(String, String)],
+) -> Result<TemplateSet, TemplateError> {
+    let schema = store
+        .attr_schema()
+        .await
+        .map_err(|e| TemplateError::Yaml(format!("reading the attribute schema: {e}")))?;
+    let mut known: Vec<String> = constants.iter().map(|(k, _)| k.clone()).collect();
+    known.push("name".into());
+    for k in schema.keys() {
+        known.push(k.clone());
+        if k.contains('_') {
+            known.push(k.replacen('_', ".", 1));
+        }
+    }
+    let known: Vec<&str> = known.iter().map(String::as_str).collect();
+    TemplateSet::load(yaml, &known)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ use strict;
 use warnings;
 use Net::SMPP;
 use POSIX qw(strftime);
+use Socket qw(IPPROTO_TCP TCP_NODELAY);
 
 $| = 1;
 my $port = $ARGV[0] // 0;
@@ -35,6 +36,8 @@ while (1) {
     close $c;
 }
 undef $listen;
+# Answers go out at once, as a real SMSC's do (no Nagle delay behind a window of requests).
+setsockopt($c, IPPROTO_TCP, TCP_NODELAY, 1);
 
 my $n = 0;
 my %mo_sent;
