@@ -309,6 +309,15 @@ templates:
     }
 
     #[test]
+    fn the_example_file_loads_and_names_the_campaigns_fallback() {
+        let yaml = include_str!("../../../examples/messages.yaml");
+        let set = TemplateSet::load(yaml, &["name"]).unwrap();
+        let campaign = include_str!("../../../examples/campaign.yaml");
+        assert!(campaign.contains("template: missed_call_sms"));
+        assert!(set.names().any(|n| n == "missed_call_sms"));
+    }
+
+    #[test]
     fn bad_templates_are_refused_at_load() {
         let e = TemplateSet::load(YAML, &["name"]).unwrap_err();
         assert!(
