@@ -34,6 +34,7 @@ pub mod script;
 pub mod segments;
 pub mod simulate;
 pub mod sip;
+pub mod sms;
 pub mod speech;
 pub mod voice;
 

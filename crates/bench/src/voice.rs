@@ -112,6 +112,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 until: Some(start + chrono::Duration::hours(10)),
                 actor: "bench".into(),
                 progress: None,
+                messages: None,
             };
             let model = models.map(|m| m.join("whisper-tiny.en"));
             let slots = a.asr_slots;

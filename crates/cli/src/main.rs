@@ -38,6 +38,9 @@ enum Command {
     /// 事件日志: read the append-only event log.
     #[command(subcommand)]
     Events(cmd::events::Cmd),
+    /// 短信: the follow-up message outbox (channel, template, status, delivery time).
+    #[command(subcommand)]
+    Messages(cmd::messages::Cmd),
     /// 数据平台: serve the HTTP API and the dashboard (default 127.0.0.1:8080).
     Serve(cmd::serve::ServeArgs),
     /// API keys for `waihu serve` (roles admin, operator, analyst). API 密钥。
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
         Command::Segments(c) => cmd::segments::run(&ctx, c),
         Command::Dnc(c) => cmd::dnc::run(&ctx, c),
         Command::Events(c) => cmd::events::run(&ctx, c),
+        Command::Messages(c) => cmd::messages::run(&ctx, c),
         Command::Serve(a) => cmd::serve::run_serve(&ctx, a),
         Command::Apikey(c) => cmd::serve::run_apikey(&ctx, c),
         Command::Bench(c) => cmd::bench::run(&ctx, c),

@@ -115,6 +115,10 @@ pub struct Options {
     /// Told how the run is going every `progress_every` (wall time), and once at the end.
     pub progress: Option<ProgressFn>,
     pub progress_every: Duration,
+    /// Message templates for the planner's fallbacks: with them each fallback is rendered
+    /// for its customer and queued in the store's outbox (the sender in `waihu-messaging`
+    /// sends it); without, fallbacks are only counted.
+    pub messages: Option<Arc<waihu_messaging::TemplateSet>>,
 }
 
 /// Where a run's progress goes (a front end prints it).
@@ -389,6 +393,52 @@ fn contact_input(c: &Customer, campaign: &Campaign) -> Result<ContactInput, Stri
         recency_days: None,
         history: Vec::new(),
     })
+}
+
+/// Renders a planner fallback for its customer and queues it in the outbox, once per
+/// campaign, customer and template (the key makes a replayed decision a no-op). A template
+/// that cannot be rendered for this customer is logged and skipped: the call loop goes on.
+async fn queue_fallback(
+    store: &Store,
+    opts: &Options,
+    set: &waihu_messaging::TemplateSet,
+    customer: waihu_core::CustomerId,
+    channel: &str,
+    template: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DialerError> {
+    if channel != "sms" {
+        tracing::info!(channel, template, "only sms fallbacks are sent; skipped");
+        return Ok(());
+    }
+    let Some(c) = store.customer(customer).await? else {
+        return Ok(());
+    };
+    let vars = call_vars(&c, &opts.constants);
+    let rendered = match set.render(template, &c.phone, &vars) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(customer = customer.0, %e, "fallback message not queued");
+            return Ok(());
+        }
+    };
+    let key = format!("fallback:{}:{}:{template}", opts.campaign_id.0, customer.0);
+    store
+        .message_enqueue(
+            &waihu_store::NewMessage {
+                key: &key,
+                customer: Some(customer),
+                campaign: Some(opts.campaign_id),
+                channel,
+                template,
+                to: &c.phone,
+                text: &rendered.text,
+                segments: rendered.segments as u32,
+            },
+            now,
+        )
+        .await?;
+    Ok(())
 }
 
 /// Script variables of one customer: the constants, then the name, then every
@@ -926,7 +976,16 @@ async fn finish(
     for a in planner.on_outcome(now, f.contact, f.report) {
         match a {
             PlanAction::CallbackScheduled { .. } => summary.callbacks += 1,
-            PlanAction::SendMessage { .. } => summary.fallback_messages += 1,
+            PlanAction::SendMessage {
+                customer,
+                channel,
+                template,
+            } => {
+                summary.fallback_messages += 1;
+                if let Some(set) = &opts.messages {
+                    queue_fallback(store, opts, set, customer, channel, &template, now).await?;
+                }
+            }
             PlanAction::AddDnc { .. } | PlanAction::Finished { .. } => {}
         }
     }

@@ -80,6 +80,8 @@ pub struct CampaignSetup {
     pub actor: String,
     /// Told how the run is going every 10 s of wall time, and at the end.
     pub progress: Option<crate::ProgressFn>,
+    /// Templates for the campaign's fallback messages (see [`Options::messages`]).
+    pub messages: Option<Arc<waihu_messaging::TemplateSet>>,
 }
 
 /// Stores the campaign (its `id:` made the store's id), marks it running,
@@ -169,6 +171,7 @@ pub async fn run_campaign(
         poll: Duration::from_millis(100),
         progress: setup.progress,
         progress_every: Duration::from_secs(10),
+        messages: setup.messages,
     };
     let summary = crate::run(store.clone(), ep, opts, customers, shutdown).await?;
     let state = store.campaign_get(id).await?.map(|r| r.state);

@@ -28,6 +28,9 @@ pub enum Cmd {
     /// The voice bot end to end over SIP against virtual callees at several
     /// concurrency levels: turn latency and its breakdown, correctness, CPU.
     Voice(waihu_bench::voice::Args),
+    /// SMS: SMPP submit throughput (messages/s) with a window against a real SMSC
+    /// (Net::SMPP) on 127.0.0.1, beside stop-and-wait (window 1). 短信吞吐。
+    Sms(waihu_bench::sms::Args),
     /// Voice activity detection: endpoint delay and false barge-ins on espeak
     /// clips, clean and at 10 dB SNR, beside WebRTC VAD without the noise gate.
     Vad,
@@ -76,6 +79,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Tts { runs } => waihu_bench::speech::tts(runs),
         Cmd::Vad => waihu_bench::speech::vad(),
         Cmd::Voice(a) => waihu_bench::voice::run(a),
+        Cmd::Sms(a) => waihu_bench::sms::run(a),
         Cmd::Nlu(a) => waihu_bench::nlu::run(a),
         Cmd::Asr {
             model_dir,

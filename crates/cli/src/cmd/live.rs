@@ -57,6 +57,10 @@ pub struct RunArgs {
     /// Stop dialling this many hours of campaign clock after the start.
     #[arg(long)]
     hours: Option<f64>,
+    /// Message templates (YAML) for the campaign's SMS fallbacks: each fallback is
+    /// rendered and queued in the outbox (`waihu messages send` delivers it). 短信模板。
+    #[arg(long)]
+    messages: Option<PathBuf>,
     #[arg(long)]
     json: bool,
 }
@@ -162,7 +166,19 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
     let rt = ctx.runtime()?;
     rt.block_on(async {
         let store = ctx.store().await?;
+        let messages = match &a.messages {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let set = waihu_messaging::load_for_campaign(&store, &text, &a.vars)
+                    .await
+                    .with_context(|| path.display().to_string())?;
+                Some(Arc::new(set))
+            }
+            None => None,
+        };
         let setup = CampaignSetup {
+            messages,
             campaign_yaml: yaml,
             campaign_origin: a.campaign.display().to_string(),
             script: a.script.clone(),
@@ -337,6 +353,7 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
                 until: Some(start + chrono::Duration::hours(6)),
                 actor: ctx.actor(),
                 progress: Some(progress_printer(a.json)),
+                messages: None,
             };
             let kit = kit_loader(ctx, None, None);
             let Rehearsed {

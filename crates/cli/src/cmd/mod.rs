@@ -9,6 +9,7 @@ pub mod demo;
 pub mod dnc;
 pub mod events;
 pub mod live;
+pub mod messages;
 pub mod nlu;
 pub mod script;
 pub mod segments;

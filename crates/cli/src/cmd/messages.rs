@@ -1,0 +1,103 @@
+//! `waihu messages ...`: the follow-up message outbox and replies (numbers and texts stay
+//! sealed; only channel, template, status and times are shown).
+use waihu_core::CampaignId;
+
+use crate::ctx::{print_json, Ctx};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Cmd {
+    /// List messages, newest first: channel, template, status, delivery time.
+    List {
+        /// Only this campaign's messages (its id).
+        #[arg(long)]
+        campaign: Option<i64>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the outbox sender: submit queued SMS over SMPP 3.4, store delivery receipts and
+    /// replies (an opt-out reply such as 退订/TD/STOP puts the number on DNC at once).
+    /// Runs until Ctrl-C or --seconds. 发送短信。
+    Send {
+        /// The SMSC (`host:port`).
+        #[arg(long)]
+        smsc: String,
+        #[arg(long, default_value = "waihu")]
+        system_id: String,
+        #[arg(
+            long,
+            env = "WAIHU_SMPP_PASSWORD",
+            default_value = "",
+            hide_env_values = true
+        )]
+        password: String,
+        /// Sender address (short code, long number or alphanumeric id).
+        #[arg(long, default_value = "10690000")]
+        from: String,
+        /// submit_sm requests in flight at once.
+        #[arg(long, default_value_t = 10)]
+        window: usize,
+        /// Stop after this many seconds (default: run until Ctrl-C).
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
+}
+
+pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
+    ctx.runtime()?.block_on(async {
+        let store = ctx.store().await?;
+        match cmd {
+            Cmd::List { campaign, limit, json } => {
+                let rows = store.messages_list(campaign.map(CampaignId), limit).await?;
+                for m in rows {
+                    if json {
+                        print_json(&m)?;
+                    } else {
+                        let t = |d: Option<chrono::DateTime<chrono::Utc>>| {
+                            d.map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "-".into())
+                        };
+                        println!(
+                            "{:>6} {:<3} campaign {:<5} {:<5} {:<16} {:<10} sent {:<19} delivered {}",
+                            m.id,
+                            m.direction,
+                            m.campaign_id.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                            m.channel,
+                            m.template,
+                            m.status,
+                            t(m.sent_at),
+                            t(m.delivered_at),
+                        );
+                    }
+                }
+            }
+            Cmd::Send { smsc, system_id, password, from, window, seconds } => {
+                let cfg = waihu_messaging::SenderConfig {
+                    smpp: waihu_smpp::ClientConfig::new(
+                        smsc,
+                        waihu_smpp::Config { system_id, password, window, ..Default::default() },
+                    ),
+                    from,
+                    poll: std::time::Duration::from_millis(200),
+                };
+                let (stop, stopped) = tokio::sync::watch::channel(false);
+                tokio::spawn(async move {
+                    match seconds {
+                        Some(s) => tokio::time::sleep(std::time::Duration::from_secs(s)).await,
+                        None => {
+                            let _ = tokio::signal::ctrl_c().await;
+                        }
+                    }
+                    let _ = stop.send(true);
+                });
+                let st = waihu_messaging::run_sender(store.clone(), cfg, stopped).await?;
+                println!(
+                    "sent {}, failed {}, unknown {} ({} left unknown by an earlier run), receipts {}, replies {} ({} opt-outs)",
+                    st.sent, st.failed, st.unknown, st.reconciled_unknown, st.receipts, st.replies, st.opt_outs
+                );
+            }
+        }
+        store.close().await;
+        Ok(())
+    })
+}

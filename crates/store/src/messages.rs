@@ -1,0 +1,528 @@
+//! The message outbox (follow-up SMS) and inbound replies.
+//!
+//! ## Exactly once, or say so
+//!
+//! SMPP has no idempotency key: if the gateway accepted a submit_sm and the answer was lost,
+//! sending again delivers twice. So the outbox never resends a message whose fate it does
+//! not know:
+//!
+//! 1. [`Store::message_enqueue`] writes the message as `queued` under the caller's key
+//!    (`fallback:<call id>`); enqueueing the same key again is a no-op, so a replayed
+//!    planner decision does not queue a second message.
+//! 2. [`Store::message_claim`] moves it `queued → sending` and commits **before** the
+//!    sender writes a byte to the gateway. Only one claimer wins (the update is
+//!    conditional on `queued`).
+//! 3. After submit_sm_resp, [`Store::message_sent`] stores the gateway's ids and moves it
+//!    `sending → sent`. A clear refusal → [`Store::message_failed`]; nothing went out (the
+//!    bind was lost before sending) → [`Store::message_requeue`]; a request went out and
+//!    no answer came → [`Store::message_unknown`].
+//! 4. After a crash (a kill between submit and step 3), the message is still `sending`.
+//!    [`Store::messages_reconcile`] at start-up turns every `sending` row into `unknown`:
+//!    it is listed for an operator and never picked again by [`Store::messages_due`].
+//!
+//! The result is at most once per key, with every "maybe" visible; never twice.
+//! Receipts ([`Store::message_receipt`]) then move `sent → delivered | failed`.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use waihu_core::{CampaignId, CustomerId, Event, EventKind};
+
+use crate::events::insert_events;
+use crate::{parse_ts, ts, Store, StoreError};
+
+/// Words that, as a whole reply, mean "stop messaging me" (Chinese carriers require 退订
+/// and TD to work; STOP and N are the international conventions).
+pub const OPT_OUT_WORDS: [&str; 6] = ["退订", "TD", "STOP", "N", "UNSUBSCRIBE", "取消"];
+
+/// Whether a reply is an opt-out: one of [`OPT_OUT_WORDS`], ignoring case, spaces and
+/// trailing punctuation (`退订。`, ` stop!`).
+pub fn is_opt_out(text: &str) -> bool {
+    let t: String = text
+        .trim()
+        .trim_end_matches(|c: char| c.is_ascii_punctuation() || "。！!，".contains(c))
+        .trim()
+        .to_uppercase();
+    OPT_OUT_WORDS.contains(&t.as_str())
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMessage<'a> {
+    /// Idempotency key: one message per key, ever.
+    pub key: &'a str,
+    pub customer: Option<CustomerId>,
+    pub campaign: Option<CampaignId>,
+    pub channel: &'a str,
+    pub template: &'a str,
+    /// E.164.
+    pub to: &'a str,
+    pub text: &'a str,
+    pub segments: u32,
+}
+
+/// A queued message, opened for sending.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutMessage {
+    pub id: i64,
+    pub key: String,
+    pub customer: Option<CustomerId>,
+    pub campaign: Option<CampaignId>,
+    pub channel: String,
+    pub template: String,
+    pub to: String,
+    pub text: String,
+}
+
+/// One message as listed (no number or text in clear).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MessageRow {
+    pub id: i64,
+    pub direction: String,
+    pub customer_id: Option<i64>,
+    pub campaign_id: Option<i64>,
+    pub channel: String,
+    pub template: String,
+    pub status: String,
+    pub segments: i64,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    /// When the final receipt (delivered or failed) or the reply arrived.
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// What a reply did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplyOutcome {
+    pub message_id: i64,
+    pub customer: Option<CustomerId>,
+    /// The reply was an opt-out and the number is now on the global DNC list.
+    pub opted_out: bool,
+}
+
+impl Store {
+    /// Queues a message. Returns its id and whether it is new (false: the key was already
+    /// used and nothing changed).
+    pub async fn message_enqueue(
+        &self,
+        m: &NewMessage<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(i64, bool), StoreError> {
+        if m.key.is_empty() {
+            return Err(StoreError::Invalid("message key is empty".into()));
+        }
+        let idx = self.vault.blind_index(m.to);
+        let phone_ct = self.vault.seal("messages", "phone", m.key, m.to);
+        let text_ct = self.vault.seal("messages", "text", m.key, m.text);
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO messages (key, direction, customer_id, campaign_id, channel, template,
+                 phone_idx, phone_ct, text_ct, status, segments, created_at)
+             VALUES (?, 'out', ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)
+             ON CONFLICT(key) DO NOTHING RETURNING id",
+        )
+        .bind(m.key)
+        .bind(m.customer.map(|c| c.0))
+        .bind(m.campaign.map(|c| c.0))
+        .bind(m.channel)
+        .bind(m.template)
+        .bind(idx)
+        .bind(phone_ct)
+        .bind(text_ct)
+        .bind(i64::from(m.segments))
+        .bind(ts(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        match inserted {
+            Some(id) => Ok((id, true)),
+            None => {
+                let id: i64 = sqlx::query_scalar("SELECT id FROM messages WHERE key = ?")
+                    .bind(m.key)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok((id, false))
+            }
+        }
+    }
+
+    /// Queued outgoing messages, oldest first, opened for sending. A message whose number
+    /// is on the global DNC list (or the campaign's) is marked `suppressed` instead.
+    pub async fn messages_due(
+        &self,
+        limit: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<OutMessage>, StoreError> {
+        // Suppress first, in one statement, so an opt-out that arrived after queueing wins.
+        sqlx::query(
+            "UPDATE messages SET status = 'suppressed', done_at = ?
+             WHERE status = 'queued' AND direction = 'out' AND EXISTS (
+                SELECT 1 FROM dnc d WHERE d.phone_idx = messages.phone_idx AND (d.scope = 'global'
+                   OR d.scope = (SELECT name FROM campaigns c WHERE c.id = messages.campaign_id)))",
+        )
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await?;
+        type Row = (
+            i64,
+            String,
+            Option<i64>,
+            Option<i64>,
+            String,
+            String,
+            Vec<u8>,
+            Vec<u8>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, key, customer_id, campaign_id, channel, template, phone_ct, text_ct
+             FROM messages WHERE status = 'queued' AND direction = 'out' ORDER BY id LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(
+                |(id, key, customer, campaign, channel, template, phone_ct, text_ct)| {
+                    Ok(OutMessage {
+                        to: self.vault.open("messages", "phone", &key, &phone_ct)?,
+                        text: self.vault.open("messages", "text", &key, &text_ct)?,
+                        id,
+                        key,
+                        customer: customer.map(CustomerId),
+                        campaign: campaign.map(CampaignId),
+                        channel,
+                        template,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    /// `queued → sending`, committed before the gateway sees the message. False: someone
+    /// else claimed it, or it is no longer queued.
+    pub async fn message_claim(&self, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE messages SET status = 'sending', sent_at = ? WHERE id = ? AND status = 'queued'",
+        )
+        .bind(ts(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// `sending → sent` with the gateway's message ids (one per segment); logs
+    /// `message_sent`.
+    pub async fn message_sent(
+        &self,
+        id: i64,
+        gateway_ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let row: Option<(Option<i64>, Option<i64>, String, String)> = sqlx::query_as(
+            "UPDATE messages SET status = 'sent', sent_at = ? WHERE id = ? AND status IN ('sending', 'unknown')
+             RETURNING customer_id, campaign_id, channel, template",
+        )
+        .bind(ts(now))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((customer, campaign, channel, template)) = row else {
+            return Err(StoreError::Invalid(format!(
+                "message {id} is not being sent"
+            )));
+        };
+        for g in gateway_ids {
+            sqlx::query(
+                "INSERT OR REPLACE INTO message_parts (gateway_id, message_id, status)
+                 VALUES (?1, ?2, COALESCE((SELECT status FROM message_receipts_early WHERE gateway_id = ?1), 'sent'))",
+            )
+            .bind(g)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM message_receipts_early WHERE gateway_id = ?")
+                .bind(g)
+                .execute(&mut *tx)
+                .await?;
+        }
+        settle(&mut tx, id, "receipt arrived before submit_sm_resp", now).await?;
+        let ev = Event {
+            at: now,
+            customer: customer.map(CustomerId),
+            campaign: campaign.map(CampaignId),
+            call: None,
+            kind: EventKind::MessageSent { channel, template },
+        };
+        insert_events(&mut tx, &[ev]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The gateway refused the message: `sending → failed`.
+    pub async fn message_failed(
+        &self,
+        id: i64,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.message_end(id, "failed", error, now).await
+    }
+
+    /// A request went out and no answer came: `sending → unknown`, never retried by itself.
+    pub async fn message_unknown(
+        &self,
+        id: i64,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.message_end(id, "unknown", reason, now).await
+    }
+
+    async fn message_end(
+        &self,
+        id: i64,
+        status: &str,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE messages SET status = ?, error = ?, done_at = ? WHERE id = ? AND status = 'sending'",
+        )
+        .bind(status)
+        .bind(error)
+        .bind(ts(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Nothing reached the gateway (the message never left this process): `sending → queued`.
+    pub async fn message_requeue(&self, id: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE messages SET status = 'queued', sent_at = NULL WHERE id = ? AND status = 'sending'",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// At start-up: every message left `sending` by a previous process becomes `unknown`.
+    /// Returns how many.
+    pub async fn messages_reconcile(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE messages SET status = 'unknown', done_at = ?,
+                 error = 'interrupted between submit and acknowledgement; not resent'
+             WHERE status = 'sending'",
+        )
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    /// A delivery receipt for one segment. When every segment is delivered the message is
+    /// `delivered`; any failed segment makes it `failed`. Returns the message id, or None
+    /// for a gateway id not known (yet): the receipt is kept and applied if
+    /// [`Store::message_sent`] later records that id.
+    pub async fn message_receipt(
+        &self,
+        gateway_id: &str,
+        delivered: bool,
+        stat: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "UPDATE message_parts SET status = ? WHERE gateway_id = ? RETURNING message_id",
+        )
+        .bind(if delivered { "delivered" } else { "failed" })
+        .bind(gateway_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(id) = id else {
+            sqlx::query(
+                "INSERT OR REPLACE INTO message_receipts_early (gateway_id, status, stat, at) VALUES (?, ?, ?, ?)",
+            )
+            .bind(gateway_id)
+            .bind(if delivered { "delivered" } else { "failed" })
+            .bind(stat)
+            .bind(ts(now))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            return Ok(None);
+        };
+        settle(&mut tx, id, stat, now).await?;
+        tx.commit().await?;
+        Ok(Some(id))
+    }
+
+    /// An inbound message (a reply). Stored sealed on the sender's timeline; an opt-out
+    /// word puts the number on the global DNC list at once (logged as `dnc_added`).
+    pub async fn message_reply(
+        &self,
+        from: &str,
+        text: &str,
+        channel: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ReplyOutcome, StoreError> {
+        let idx = self.vault.blind_index(from);
+        let customer: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM customers WHERE phone_idx = ?")
+                .bind(&idx)
+                .fetch_optional(&self.pool)
+                .await?;
+        // The last campaign that messaged this number, for the timeline.
+        let campaign: Option<Option<i64>> = sqlx::query_scalar(
+            "SELECT campaign_id FROM messages WHERE phone_idx = ? AND direction = 'out'
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(&idx)
+        .fetch_optional(&self.pool)
+        .await?;
+        let opted_out = is_opt_out(text);
+        let key = format!(
+            "in:{}:{}",
+            ts(now),
+            self.vault.blind_index(&format!("{from}|{text}"))
+        );
+        let phone_ct = self.vault.seal("messages", "phone", &key, from);
+        let text_ct = self.vault.seal("messages", "text", &key, text);
+        let message_id: i64 = sqlx::query_scalar(
+            "INSERT INTO messages (key, direction, customer_id, campaign_id, channel, template,
+                 phone_idx, phone_ct, text_ct, status, segments, created_at, done_at)
+             VALUES (?, 'in', ?, ?, ?, ?, ?, ?, ?, 'received', 1, ?, ?)
+             ON CONFLICT(key) DO UPDATE SET status = status RETURNING id",
+        )
+        .bind(&key)
+        .bind(customer)
+        .bind(campaign.flatten())
+        .bind(channel)
+        .bind(if opted_out { "opt-out" } else { "reply" })
+        .bind(&idx)
+        .bind(phone_ct)
+        .bind(text_ct)
+        .bind(ts(now))
+        .bind(ts(now))
+        .fetch_one(&self.pool)
+        .await?;
+        if opted_out {
+            self.dnc_add(
+                from,
+                "global",
+                &format!("{channel} reply: {}", text.trim()),
+                now,
+            )
+            .await?;
+        }
+        Ok(ReplyOutcome {
+            message_id,
+            customer: customer.map(CustomerId),
+            opted_out,
+        })
+    }
+
+    /// Messages, newest first, optionally of one campaign.
+    pub async fn messages_list(
+        &self,
+        campaign: Option<CampaignId>,
+        limit: i64,
+    ) -> Result<Vec<MessageRow>, StoreError> {
+        type Row = (
+            i64,
+            String,
+            Option<i64>,
+            Option<i64>,
+            String,
+            String,
+            String,
+            i64,
+            Option<String>,
+            String,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, direction, customer_id, campaign_id, channel, template, status, segments,
+                    error, created_at, sent_at, done_at
+             FROM messages WHERE (?1 IS NULL OR campaign_id = ?1) ORDER BY id DESC LIMIT ?2",
+        )
+        .bind(campaign.map(|c| c.0))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                let corrupt = |what: &str| StoreError::Corrupt {
+                    table: "messages",
+                    id: r.0,
+                    reason: format!("bad {what} timestamp"),
+                };
+                let opt = |s: &Option<String>, what: &str| match s {
+                    Some(s) => parse_ts(s).map(Some).ok_or_else(|| corrupt(what)),
+                    None => Ok(None),
+                };
+                let delivered_at = if matches!(r.6.as_str(), "delivered" | "received") {
+                    opt(&r.11, "done")?
+                } else {
+                    None
+                };
+                Ok(MessageRow {
+                    created_at: parse_ts(&r.9).ok_or_else(|| corrupt("created"))?,
+                    sent_at: opt(&r.10, "sent")?,
+                    delivered_at,
+                    id: r.0,
+                    direction: r.1,
+                    customer_id: r.2,
+                    campaign_id: r.3,
+                    channel: r.4,
+                    template: r.5,
+                    status: r.6,
+                    segments: r.7,
+                    error: r.8,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Derives a sent message's status from its segments: every one delivered → `delivered`,
+/// any failed → `failed`, otherwise unchanged.
+async fn settle(
+    tx: &mut sqlx::SqliteConnection,
+    id: i64,
+    stat: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let (total, ok, bad): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT COUNT(*), SUM(status = 'delivered'), SUM(status = 'failed')
+         FROM message_parts WHERE message_id = ?",
+    )
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let (ok, bad) = (ok.unwrap_or(0), bad.unwrap_or(0));
+    let status = if bad > 0 {
+        "failed"
+    } else if total > 0 && ok == total {
+        "delivered"
+    } else {
+        return Ok(());
+    };
+    sqlx::query(
+        "UPDATE messages SET status = ?, done_at = ?, error = ?
+         WHERE id = ? AND status IN ('sent', 'unknown', 'sending')",
+    )
+    .bind(status)
+    .bind(ts(now))
+    .bind((status == "failed").then_some(stat))
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,185 @@
+use super::*;
+use chrono::TimeZone;
+use waihu_privacy::MasterKey;
+
+fn t(min: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 3, 8, min, 0).unwrap()
+}
+
+async fn store(dir: &std::path::Path) -> Store {
+    Store::open_with_key(dir, &MasterKey::from_bytes([7; 32]))
+        .await
+        .unwrap()
+}
+
+fn msg<'a>(key: &'a str, to: &'a str) -> NewMessage<'a> {
+    NewMessage {
+        key,
+        customer: None,
+        campaign: Some(CampaignId(3)),
+        channel: "sms",
+        template: "coupon",
+        to,
+        text: "【外呼】您的优惠券已到账",
+        segments: 1,
+    }
+}
+
+#[tokio::test]
+async fn a_message_goes_queued_sending_sent_delivered_and_is_sealed() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path()).await;
+    let (id, new) = s
+        .message_enqueue(&msg("fallback:c1", "+8613800000001"), t(0))
+        .await
+        .unwrap();
+    assert!(new);
+    let (again, new) = s
+        .message_enqueue(&msg("fallback:c1", "+8613800000001"), t(1))
+        .await
+        .unwrap();
+    assert_eq!((again, new), (id, false), "one message per key");
+
+    let due = s.messages_due(10, t(1)).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].to, "+8613800000001");
+    assert_eq!(due[0].text, "【外呼】您的优惠券已到账");
+    assert!(s.message_claim(id, t(1)).await.unwrap());
+    assert!(!s.message_claim(id, t(1)).await.unwrap(), "claimed once");
+    assert!(s.messages_due(10, t(1)).await.unwrap().is_empty());
+    s.message_sent(id, &["g1".into(), "g2".into()], t(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.message_receipt("g1", true, "DELIVRD", t(3))
+            .await
+            .unwrap(),
+        Some(id)
+    );
+    assert_eq!(s.messages_list(None, 10).await.unwrap()[0].status, "sent");
+    s.message_receipt("g2", true, "DELIVRD", t(4))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.message_receipt("nope", true, "DELIVRD", t(4))
+            .await
+            .unwrap(),
+        None
+    );
+    let rows = s.messages_list(Some(CampaignId(3)), 10).await.unwrap();
+    assert_eq!(rows[0].status, "delivered");
+    assert_eq!(rows[0].delivered_at, Some(t(4)));
+    assert!(s
+        .messages_list(Some(CampaignId(4)), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let sent = s.events_of_type("message_sent", 0, 10).await.unwrap();
+    assert_eq!(sent.len(), 1);
+
+    // Neither the number nor the text is stored in clear.
+    drop(s);
+    let db = std::fs::read(dir.path().join(crate::DB_FILE)).unwrap_or_default();
+    let wal = std::fs::read(dir.path().join("waihu.db-wal")).unwrap_or_default();
+    for bytes in [db, wal] {
+        let hay = String::from_utf8_lossy(&bytes);
+        assert!(!hay.contains("8613800000001"));
+        assert!(!hay.contains("优惠券"));
+    }
+}
+
+#[tokio::test]
+async fn a_kill_between_submit_and_commit_is_reconciled_to_unknown_never_resent() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path()).await;
+    let (id, _) = s
+        .message_enqueue(&msg("fallback:c2", "+8613800000002"), t(0))
+        .await
+        .unwrap();
+    assert!(s.message_claim(id, t(1)).await.unwrap());
+    // The process dies here: the gateway may have the message.
+    drop(s);
+    let s = store(dir.path()).await;
+    assert_eq!(s.messages_reconcile(t(5)).await.unwrap(), 1);
+    assert!(s.messages_due(10, t(5)).await.unwrap().is_empty());
+    let row = &s.messages_list(None, 10).await.unwrap()[0];
+    assert_eq!(row.status, "unknown");
+    // A late receipt still settles it.
+    let (id2, _) = s
+        .message_enqueue(&msg("fallback:c3", "+8613800000003"), t(6))
+        .await
+        .unwrap();
+    assert!(s.message_claim(id2, t(6)).await.unwrap());
+    s.message_requeue(id2).await.unwrap();
+    assert_eq!(
+        s.messages_due(10, t(6)).await.unwrap().len(),
+        1,
+        "never-sent goes back"
+    );
+}
+
+#[tokio::test]
+async fn an_opt_out_reply_puts_the_number_on_dnc_and_suppresses_queued_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path()).await;
+    s.message_enqueue(&msg("fallback:c4", "+8613800000004"), t(0))
+        .await
+        .unwrap();
+    let plain = s
+        .message_reply("+8613800000004", "好的，谢谢", "sms", t(1))
+        .await
+        .unwrap();
+    assert!(!plain.opted_out);
+    assert!(!s.dnc_contains("+8613800000004", "global").await.unwrap());
+    let out = s
+        .message_reply("+8613800000004", " 退订。", "sms", t(2))
+        .await
+        .unwrap();
+    assert!(out.opted_out);
+    assert!(s.dnc_contains("+8613800000004", "global").await.unwrap());
+    assert_eq!(s.events_of_type("dnc_added", 0, 10).await.unwrap().len(), 1);
+    assert!(s.messages_due(10, t(3)).await.unwrap().is_empty());
+    let rows = s.messages_list(None, 10).await.unwrap();
+    let statuses: Vec<_> = rows.iter().map(|r| r.status.as_str()).collect();
+    assert_eq!(statuses, ["received", "received", "suppressed"]);
+    assert_eq!(rows[0].template, "opt-out");
+    assert_eq!(rows[0].campaign_id, Some(3));
+}
+
+#[tokio::test]
+async fn a_receipt_that_beats_the_submit_answer_is_kept_and_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path()).await;
+    let (id, _) = s
+        .message_enqueue(&msg("fallback:c5", "+8613800000005"), t(0))
+        .await
+        .unwrap();
+    assert!(s.message_claim(id, t(0)).await.unwrap());
+    assert_eq!(
+        s.message_receipt("x1", true, "DELIVRD", t(1))
+            .await
+            .unwrap(),
+        None
+    );
+    s.message_sent(id, &["x1".into(), "x2".into()], t(2))
+        .await
+        .unwrap();
+    assert_eq!(s.messages_list(None, 1).await.unwrap()[0].status, "sent");
+    s.message_receipt("x2", true, "DELIVRD", t(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.messages_list(None, 1).await.unwrap()[0].status,
+        "delivered"
+    );
+}
+
+#[test]
+fn opt_out_words() {
+    for w in ["退订", "TD", "td", "STOP", "stop!", "N", " n ", "退订。"] {
+        assert!(is_opt_out(w), "{w}");
+    }
+    for w in ["No thanks", "不要退订我", "nice", ""] {
+        assert!(!is_opt_out(w), "{w}");
+    }
+}
