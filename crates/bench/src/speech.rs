@@ -527,7 +527,7 @@ pub fn tts_neural(data_dir: &Path, runs: usize) -> anyhow::Result<()> {
         let synth = Synthesizer::new(engine);
         // Warm-up: the first run of a fresh session allocates.
         synth.synthesize_all(short, voice)?;
-        let mut measure = |text: &str| -> anyhow::Result<(f64, f64, Vec<i16>)> {
+        let measure = |text: &str| -> anyhow::Result<(f64, f64, Vec<i16>)> {
             let t0 = Instant::now();
             let mut first = None;
             let mut audio = Vec::new();
