@@ -435,3 +435,152 @@ pub fn asr(data_dir: &Path, model_dir: Option<PathBuf>, baseline: bool) -> anyho
     }
     Ok(())
 }
+
+/// Call sentences for the neural-vs-espeak comparison: names, numbers, dates,
+/// refusals, the things a call turns on.
+const CALL_SENTENCES: [&str; 20] = [
+    "Hello, this is Anna from Star River shop.",
+    "Am I speaking with Mister Wang?",
+    "Your order of two blue jackets shipped on Monday.",
+    "It should arrive tomorrow between nine and twelve.",
+    "Can you confirm the delivery address, please?",
+    "Is forty two Park Road still correct?",
+    "The total is one hundred and twenty nine dollars.",
+    "Would you like to pay in cash on delivery?",
+    "I am sorry for the delay with your parcel.",
+    "We can give you a ten percent discount next time.",
+    "Please remove my number from your list.",
+    "Please do not call me again.",
+    "Yes, that's fine, please deliver it tomorrow morning.",
+    "No thanks, I am not interested in this offer.",
+    "Could you call me back after five o'clock?",
+    "I already paid for that order last week.",
+    "Who is calling, and which company are you from?",
+    "Thank you for your time, have a nice day.",
+    "Your appointment is on the third of March at ten.",
+    "Press one to speak with an agent.",
+];
+
+/// Piper (neural) beside espeak-ng on the same English call sentences, in the
+/// same run: time to first audio and RTF through the [`Synthesizer`]
+/// (uncached, 8 kHz), and an ASR round trip as an intelligibility proxy:
+/// each sentence → 8 kHz → G.711 µ-law → Whisper tiny.en → WER.
+pub fn tts_neural(data_dir: &Path, runs: usize) -> anyhow::Result<()> {
+    use waihu_speech::asr::{AsrOptions, UtteranceAsr};
+    use waihu_speech::eval::{make_clip, word_errors};
+    use waihu_speech::g711::Law;
+    use waihu_speech::whisper::{default_model_dir, WhisperAsr};
+    use waihu_speech::{ByLang, PiperTts};
+    let runs = runs.max(1);
+    if !PiperTts::installed(data_dir) {
+        println!("neural TTS: not installed (scripts/deps/tts.sh); Piper vs espeak-ng skipped");
+        return Ok(());
+    }
+    let t_load = Instant::now();
+    let piper = Arc::new(PiperTts::load_default(data_dir)?);
+    let load_ms = t_load.elapsed().as_secs_f64() * 1000.0;
+    let espeak: Arc<dyn TtsEngine> = Arc::new(EspeakTts::default());
+    let engines: [(&str, Arc<dyn TtsEngine>); 2] = [
+        ("espeak-ng", espeak.clone()),
+        ("piper", Arc::new(ByLang::new(espeak, piper.clone()))),
+    ];
+    let voice = Voice {
+        style: waihu_speech::Style::NEUTRAL,
+        lang: LangChoice::En,
+        rate: 8000,
+    };
+    let whisper_dir = default_model_dir(data_dir, "whisper-tiny.en");
+    let asr = WhisperAsr::load(&whisper_dir).with_context(|| {
+        format!(
+            "loading {} (run scripts/deps/speech.sh)",
+            whisper_dir.display()
+        )
+    })?;
+    let rt = crate::runtime()?;
+    let opts = AsrOptions {
+        lang: Some("en".into()),
+        rate: 8000,
+        ..Default::default()
+    };
+    let short = "Hello, this is Anna.";
+    println!(
+        "TTS Piper ({}, loaded in {load_ms:.0} ms) beside espeak-ng, {} English call sentences, 8 kHz, uncached, {runs} runs, medians",
+        piper.id(),
+        CALL_SENTENCES.len()
+    );
+    println!(
+        "{:<10} | {:>13} | {:>10} {:>10} | {:>8} {:>8} | {:>9} {:>6}",
+        "engine",
+        "short 1st ms",
+        "1st ms p50",
+        "1st ms max",
+        "RTF p50",
+        "RTF max",
+        "audio s",
+        "WER"
+    );
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    for (name, engine) in engines {
+        let synth = Synthesizer::new(engine);
+        // Warm-up: the first run of a fresh session allocates.
+        synth.synthesize_all(short, voice)?;
+        let measure = |text: &str| -> anyhow::Result<(f64, f64, Vec<i16>)> {
+            let t0 = Instant::now();
+            let mut first = None;
+            let mut audio = Vec::new();
+            for f in synth.stream(text, voice)? {
+                audio.extend_from_slice(&f?.samples);
+                first.get_or_insert_with(|| t0.elapsed().as_secs_f64());
+            }
+            let total = t0.elapsed().as_secs_f64();
+            let secs = audio.len() as f64 / 8000.0;
+            Ok((
+                first.unwrap_or(total) * 1000.0,
+                total / secs.max(1e-6),
+                audio,
+            ))
+        };
+        let short_first = median(
+            (0..runs)
+                .map(|_| measure(short).map(|m| m.0))
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        );
+        let (mut firsts, mut rtfs, mut audio_s) = (Vec::new(), Vec::new(), 0.0);
+        let (mut errs, mut words) = (0usize, 0usize);
+        for (i, s) in CALL_SENTENCES.iter().enumerate() {
+            let mut audio = Vec::new();
+            for _ in 0..runs {
+                let (f, r, a) = measure(s)?;
+                firsts.push(f);
+                rtfs.push(r);
+                audio = a;
+            }
+            audio_s += audio.len() as f64 / 8000.0;
+            let (mut codes, mut line) = (Vec::new(), Vec::new());
+            Law::Ulaw.encode(&audio, &mut codes);
+            Law::Ulaw.decode(&codes, &mut line);
+            let clip = make_clip(&line, 8000, 300, 300, None, i as u64);
+            let heard = rt.block_on(asr.transcribe(&clip.samples, 8000, &opts))?;
+            let (e, n) = word_errors(s, &heard.text);
+            errs += e;
+            words += n;
+        }
+        let max = |v: &[f64]| v.iter().copied().fold(0.0f64, f64::max);
+        println!(
+            "{name:<10} | {short_first:>13.1} | {:>10.1} {:>10.1} | {:>8.3} {:>8.3} | {audio_s:>9.1} {:>6.3}",
+            median(firsts.clone()),
+            max(&firsts),
+            median(rtfs.clone()),
+            max(&rtfs),
+            errs as f64 / words.max(1) as f64
+        );
+    }
+    println!(
+        "(WER: each sentence synthesised at 8 kHz, through G.711 µ-law, recognised by {}; lower is more intelligible)",
+        asr.model().name()
+    );
+    Ok(())
+}

@@ -1,12 +1,15 @@
 //! The process-wide speech kit a live campaign loads once: Whisper for the
-//! script's language, espeak-ng behind an in-memory synthesis cache.
+//! script's language, the neural English voice (Piper, where
+//! scripts/deps/tts.sh installed it; espeak-ng for Mandarin and as the
+//! fallback) behind an in-memory synthesis cache.
 use std::path::Path;
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 use waihu_audio::endpoint::EndpointConfig;
+use waihu_speech::engines::TtsChoice;
 use waihu_speech::whisper::{default_model_dir, WhisperAsr, WhisperError};
-use waihu_speech::{EspeakTts, StyleBook, Synthesizer, TtsCache};
+use waihu_speech::{StyleBook, Synthesizer, TtsCache};
 
 use crate::Kit;
 
@@ -26,7 +29,8 @@ pub enum KitError {
 impl Kit {
     /// Loads the kit for a script in `lang`: the Whisper model in `model`
     /// (default: `whisper-tiny.en` for English, `whisper-base` otherwise,
-    /// under `data_dir`'s model directory) and espeak-ng. `slots` utterances
+    /// under `data_dir`'s model directory) and the voice (Piper for English where
+    /// installed, else espeak-ng). `slots` utterances
     /// are decoded at once (default: the number of cores).
     pub fn load(
         data_dir: &Path,
@@ -46,12 +50,14 @@ impl Kit {
             dir: dir.display().to_string(),
             source: e,
         })?;
-        let engine = EspeakTts::default();
-        if !engine.available() {
-            return Err(KitError::NoEspeak);
+        let built = TtsChoice::Neural
+            .build(data_dir)
+            .map_err(|_| KitError::NoEspeak)?;
+        if let Some(note) = &built.fallback {
+            tracing::info!("{note}");
         }
         let synth =
-            Synthesizer::new(Arc::new(engine)).with_cache(Arc::new(TtsCache::in_memory(128 << 20)));
+            Synthesizer::new(built.engine).with_cache(Arc::new(TtsCache::in_memory(128 << 20)));
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Kit {
             asr: Arc::new(asr),

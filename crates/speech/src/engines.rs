@@ -1,14 +1,17 @@
-//! Choosing a recogniser by configuration: the embedded Whisper, an
+//! Choosing engines by configuration. A recogniser: the embedded Whisper, an
 //! OpenAI-compatible server or a FunASR runtime, each ready to take a whole
 //! audio stream (the first two behind the endpointer, which cuts utterances
-//! for them; FunASR streams itself).
-use std::path::PathBuf;
+//! for them; FunASR streams itself). A synthesiser: the neural voices where
+//! installed, else espeak-ng ([`TtsChoice`]).
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::asr::{Asr, AsrError, Endpointed};
 use crate::endpoint::EndpointConfig;
 use crate::funasr::{FunAsr, FunAsrMode};
 use crate::openai::OpenAiAsr;
+use crate::piper::{PiperError, PiperTts};
+use crate::tts::{ByLang, EspeakTts, TtsEngine, TtsError};
 use crate::whisper::{WhisperAsr, WhisperError};
 
 /// Which recogniser, and where it is.
@@ -65,5 +68,78 @@ impl AsrEngine {
             }
             AsrEngine::FunAsr { url, mode } => Box::new(FunAsr::new(&url, mode)?),
         })
+    }
+}
+
+/// Which synthesiser speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TtsChoice {
+    /// The neural voices where installed (Piper for English), espeak-ng for
+    /// the rest; espeak-ng alone when no neural voice is installed.
+    #[default]
+    Neural,
+    /// espeak-ng for every language.
+    Espeak,
+}
+
+/// A synthesiser engine ready for [`crate::Synthesizer`], and why the neural
+/// voice is not in it when it was asked for but could not be used.
+pub struct BuiltTts {
+    pub engine: Arc<dyn TtsEngine>,
+    pub fallback: Option<String>,
+}
+
+static DEFAULT_PIPER: std::sync::Mutex<Option<Arc<PiperTts>>> = std::sync::Mutex::new(None);
+
+/// The default Piper voice under `data_dir`, loaded once per process and shared.
+pub fn shared_piper(data_dir: &Path) -> Result<Arc<PiperTts>, PiperError> {
+    let mut slot = DEFAULT_PIPER.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(p) = slot.as_ref() {
+        return Ok(p.clone());
+    }
+    let p = Arc::new(PiperTts::load_default(data_dir)?);
+    *slot = Some(p.clone());
+    Ok(p)
+}
+
+impl TtsChoice {
+    /// The engine for this choice with the models under `data_dir`. espeak-ng
+    /// must be installed either way (it phonemises for Piper and speaks Mandarin).
+    pub fn build(self, data_dir: &Path) -> Result<BuiltTts, TtsError> {
+        let espeak = EspeakTts::default();
+        if !espeak.available() {
+            return Err(TtsError::Spawn {
+                program: "espeak-ng".to_string(),
+                err: std::io::Error::new(std::io::ErrorKind::NotFound, "not found"),
+            });
+        }
+        let espeak: Arc<dyn TtsEngine> = Arc::new(espeak);
+        if self == TtsChoice::Espeak {
+            return Ok(BuiltTts {
+                engine: espeak,
+                fallback: None,
+            });
+        }
+        if !PiperTts::installed(data_dir) {
+            return Ok(BuiltTts {
+                engine: espeak,
+                fallback: Some(
+                    "neural voice not installed (scripts/deps/tts.sh): speaking with espeak-ng"
+                        .to_string(),
+                ),
+            });
+        }
+        match shared_piper(data_dir) {
+            Ok(p) => Ok(BuiltTts {
+                engine: Arc::new(ByLang::new(espeak, p)),
+                fallback: None,
+            }),
+            Err(e) => Ok(BuiltTts {
+                engine: espeak,
+                fallback: Some(format!(
+                    "neural voice unusable ({e}): speaking with espeak-ng"
+                )),
+            }),
+        }
     }
 }

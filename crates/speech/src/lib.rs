@@ -7,6 +7,9 @@
 //!   program, never linked: see the licence note there) and the
 //!   [`tts::Synthesizer`], which splits prompts by script and sentence, maps
 //!   styles to engine parameters, resamples to 8/16 kHz and streams 20 ms frames.
+//! - [`piper`]: the neural English voice: a Piper (VITS) model run with
+//!   ONNX Runtime (loaded at run time, never linked at build time), phonemised
+//!   by the espeak-ng program; [`tts::ByLang`] pairs it with espeak-ng for Mandarin.
 //! - [`cache`]: content-addressed cache of synthesised sentences.
 //! - [`asr`]: the streaming ASR trait; utterance engines run behind the endpointer.
 //! - [`whisper`]: the embedded ASR engine: Whisper from a faster-whisper
@@ -24,16 +27,18 @@ pub mod ct2;
 pub mod engines;
 pub mod funasr;
 pub mod openai;
+pub mod piper;
 pub mod tts;
 pub mod whisper;
 pub mod zh;
 
 // The sans-IO modules moved to `waihu-audio`; re-exported so the binary's
 // commands keep their `waihu_speech::vad`, `::wav`, ... paths.
-pub use waihu_audio::{endpoint, eval, resample, script, style, vad, wav};
+pub use waihu_audio::{endpoint, eval, g711, resample, script, style, vad, wav};
 
 pub use cache::TtsCache;
+pub use piper::PiperTts;
 pub use tts::{
-    EspeakTts, FrameStream, PcmFrame, Synthesizer, TtsEngine, TtsError, Voice, FRAME_MS,
+    ByLang, EspeakTts, FrameStream, PcmFrame, Synthesizer, TtsEngine, TtsError, Voice, FRAME_MS,
 };
 pub use waihu_audio::{Lang, LangChoice, Style, StyleBook};

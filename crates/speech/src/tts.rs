@@ -56,6 +56,8 @@ pub enum TtsError {
     Rate(u32),
     #[error("语音缓存错误 / TTS cache error: {0}")]
     Cache(String),
+    #[error(transparent)]
+    Piper(#[from] crate::piper::PiperError),
 }
 
 /// A TTS engine: one piece of text in one language and style to audio at
@@ -198,6 +200,35 @@ impl TtsEngine for EspeakTts {
             });
         }
         parse_wav(&out.stdout).map_err(|err| TtsError::Audio { program, err })
+    }
+}
+
+/// One engine per language: e.g. the neural Piper voice for English and
+/// espeak-ng for Mandarin. Its id names both, so changing either
+/// invalidates cached audio.
+pub struct ByLang {
+    zh: Arc<dyn TtsEngine>,
+    en: Arc<dyn TtsEngine>,
+    id: String,
+}
+
+impl ByLang {
+    pub fn new(zh: Arc<dyn TtsEngine>, en: Arc<dyn TtsEngine>) -> Self {
+        let id = format!("zh: {} / en: {}", zh.id(), en.id());
+        ByLang { zh, en, id }
+    }
+}
+
+impl TtsEngine for ByLang {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn synthesize(&self, text: &str, lang: Lang, style: &Style) -> Result<Pcm, TtsError> {
+        match lang {
+            Lang::Zh => self.zh.synthesize(text, lang, style),
+            Lang::En => self.en.synthesize(text, lang, style),
+        }
     }
 }
 

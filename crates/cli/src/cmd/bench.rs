@@ -17,7 +17,9 @@ pub enum Cmd {
     /// 250-state / 1,000+-transition script, beside a naive interpreter of the parsed YAML.
     Script(waihu_bench::script::Args),
     /// Speech synthesis: time to first audio and real-time factor per language,
-    /// uncached beside cached.
+    /// uncached beside cached; then the neural voice (Piper) beside espeak-ng on
+    /// English call sentences: first audio, RTF and the ASR round-trip WER
+    /// (TTS → G.711 → Whisper tiny.en).
     Tts {
         #[arg(long, default_value_t = 3)]
         runs: usize,
@@ -76,7 +78,11 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Sip(a) => waihu_bench::sip::run(a),
         Cmd::Api(a) => waihu_bench::api::run(a),
         Cmd::Script(a) => waihu_bench::script::run(a),
-        Cmd::Tts { runs } => waihu_bench::speech::tts(runs),
+        Cmd::Tts { runs } => {
+            waihu_bench::speech::tts(runs)?;
+            println!();
+            waihu_bench::speech::tts_neural(ctx.data_dir(), runs)
+        }
         Cmd::Vad => waihu_bench::speech::vad(),
         Cmd::Voice(a) => waihu_bench::voice::run(a),
         Cmd::Sms(a) => waihu_bench::sms::run(a),

@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::builder::TypedValueParser;
-use waihu_speech::{EspeakTts, LangChoice, StyleBook, Synthesizer, TtsCache, Voice};
+use waihu_speech::engines::TtsChoice;
+use waihu_speech::{LangChoice, StyleBook, Synthesizer, TtsCache, Voice};
 
 use crate::ctx::Ctx;
 
@@ -40,9 +41,21 @@ pub struct TtsArgs {
     /// Repetitions per measurement with --bench.
     #[arg(long, default_value_t = 5)]
     runs: usize,
+    /// Synthesiser: the neural voice where installed (Piper for English;
+    /// espeak-ng for Mandarin), or espeak-ng for everything.
+    #[arg(long, value_enum, default_value_t = TtsEngineArg::Neural)]
+    engine: TtsEngineArg,
 }
 
-pub fn run_tts(_ctx: &Ctx, a: TtsArgs) -> anyhow::Result<()> {
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TtsEngineArg {
+    /// Piper (ONNX) for English where installed by scripts/deps/tts.sh, else espeak-ng.
+    Neural,
+    /// espeak-ng formant synthesis.
+    Espeak,
+}
+
+pub fn run_tts(ctx: &Ctx, a: TtsArgs) -> anyhow::Result<()> {
     if a.bench {
         return waihu_bench::speech::tts(a.runs);
     }
@@ -51,11 +64,16 @@ pub fn run_tts(_ctx: &Ctx, a: TtsArgs) -> anyhow::Result<()> {
         None => StyleBook::default(),
     };
     let style = book.get(&a.style)?;
-    let engine = EspeakTts::default();
-    if !engine.available() {
-        anyhow::bail!("找不到 espeak-ng / espeak-ng not found: apt-get install espeak-ng");
+    let choice = match a.engine {
+        TtsEngineArg::Neural => TtsChoice::Neural,
+        TtsEngineArg::Espeak => TtsChoice::Espeak,
+    };
+    let built = choice.build(ctx.data_dir())?;
+    if let Some(note) = &built.fallback {
+        eprintln!("note: {note}");
     }
-    let mut synth = Synthesizer::new(Arc::new(engine));
+    let engine_id = built.engine.id().to_string();
+    let mut synth = Synthesizer::new(built.engine);
     if let Some(dir) = &a.cache_dir {
         synth = synth.with_cache(Arc::new(
             TtsCache::with_dir(64 << 20, dir).map_err(anyhow::Error::msg)?,
@@ -83,7 +101,7 @@ pub fn run_tts(_ctx: &Ctx, a: TtsArgs) -> anyhow::Result<()> {
     waihu_speech::wav::write_wav(&output, a.rate, &samples)?;
     let audio_s = samples.len() as f64 / a.rate as f64;
     println!(
-        "已写入 / wrote {}: {:.2} s audio at {} Hz, style {} (pitch ×{}, speed ×{}); first audio {:.0} ms, total {:.0} ms, RTF {:.3}",
+        "已写入 / wrote {}: {:.2} s audio at {} Hz, style {} (pitch ×{}, speed ×{}); first audio {:.0} ms, total {:.0} ms, RTF {:.3}; engine {engine_id}",
         output.display(),
         audio_s,
         a.rate,
