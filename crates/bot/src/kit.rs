@@ -1,7 +1,7 @@
 //! The process-wide speech kit a live campaign loads once: Whisper for the
-//! script's language, the neural English voice (Piper, where
-//! scripts/deps/tts.sh installed it; espeak-ng for Mandarin and as the
-//! fallback) behind an in-memory synthesis cache.
+//! script's language, espeak-ng (or, with `WAIHU_BOT_VOICE=neural`, the
+//! neural English voice, Piper, where scripts/deps/tts.sh installed it) behind
+//! an in-memory synthesis cache.
 use std::path::Path;
 use std::sync::Arc;
 
@@ -29,8 +29,8 @@ pub enum KitError {
 impl Kit {
     /// Loads the kit for a script in `lang`: the Whisper model in `model`
     /// (default: `whisper-tiny.en` for English, `whisper-base` otherwise,
-    /// under `data_dir`'s model directory) and the voice (Piper for English where
-    /// installed, else espeak-ng). `slots` utterances
+    /// under `data_dir`'s model directory) and the voice (espeak-ng; with
+    /// `WAIHU_BOT_VOICE=neural`, Piper for English where installed). `slots` utterances
     /// are decoded at once (default: the number of cores).
     pub fn load(
         data_dir: &Path,
@@ -50,9 +50,15 @@ impl Kit {
             dir: dir.display().to_string(),
             source: e,
         })?;
-        let built = TtsChoice::Neural
-            .build(data_dir)
-            .map_err(|_| KitError::NoEspeak)?;
+        // The bot speaks espeak-ng unless WAIHU_BOT_VOICE=neural: one Piper session
+        // serves every call, and its first-audio time under 20 calls sharing two
+        // cores with Whisper is not measured yet (issue 14), so live campaigns keep
+        // the voice whose turn latency is known.
+        let choice = match std::env::var("WAIHU_BOT_VOICE").as_deref() {
+            Ok("neural") => TtsChoice::Neural,
+            _ => TtsChoice::Espeak,
+        };
+        let built = choice.build(data_dir).map_err(|_| KitError::NoEspeak)?;
         if let Some(note) = &built.fallback {
             tracing::info!("{note}");
         }
