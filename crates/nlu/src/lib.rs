@@ -438,33 +438,41 @@ impl Nlu {
             .probabilities(&model::featurize(text), self.inner.temperature)
     }
 
+    /// What every intent decision starts with: a matching keyword/regex rule
+    /// decides (`Err`), an utterance without features is `unknown` (`Err`);
+    /// otherwise the features for the model (`Ok`).
+    fn rule_or_features(&self, norm: &str) -> Result<Vec<u64>, IntentScore> {
+        if let Some(r) = self.inner.rules.iter().find(|r| r.matches(norm)) {
+            return Err(IntentScore {
+                intent: r.intent.clone(),
+                confidence: 1.0,
+                by_rule: true,
+            });
+        }
+        let feats = text::features(norm);
+        if feats.is_empty() {
+            return Err(IntentScore {
+                intent: "unknown".into(),
+                confidence: 1.0,
+                by_rule: false,
+            });
+        }
+        Ok(feats)
+    }
+
     /// The intent of one utterance: a matching rule wins; otherwise the model's
     /// best label, or `unknown` when its confidence is below the threshold.
     pub fn intent(&self, text: &str) -> IntentScore {
         let norm = normalize(text);
-        if let Some(r) = self.inner.rules.iter().find(|r| r.matches(&norm)) {
-            return IntentScore {
-                intent: r.intent.clone(),
-                confidence: 1.0,
-                by_rule: true,
-            };
-        }
-        let feats = text::features(&norm);
-        if feats.is_empty() {
-            return IntentScore {
-                intent: "unknown".into(),
-                confidence: 1.0,
-                by_rule: false,
-            };
-        }
+        let feats = match self.rule_or_features(&norm) {
+            Ok(feats) => feats,
+            Err(decided) => return decided,
+        };
         let p = self
             .inner
             .model
             .probabilities(&feats, self.inner.temperature);
-        let (best, conf) =
-            p.iter()
-                .enumerate()
-                .fold((0, f32::MIN), |a, (i, &v)| if v > a.1 { (i, v) } else { a });
+        let (best, conf) = argmax(&p);
         let label = &self.inner.model.labels()[best];
         if conf < self.inner.threshold {
             return IntentScore {
@@ -522,31 +530,16 @@ impl Nlu {
             return self.intent(text);
         }
         let norm = normalize(text);
-        if let Some(r) = self.inner.rules.iter().find(|r| r.matches(&norm)) {
-            return IntentScore {
-                intent: r.intent.clone(),
-                confidence: 1.0,
-                by_rule: true,
-            };
-        }
-        let feats = text::features(&norm);
-        if feats.is_empty() {
-            return IntentScore {
-                intent: "unknown".into(),
-                confidence: 1.0,
-                by_rule: false,
-            };
-        }
+        let feats = match self.rule_or_features(&norm) {
+            Ok(feats) => feats,
+            Err(decided) => return decided,
+        };
         let labels = self.inner.model.labels();
         let mut p = self
             .inner
             .model
             .probabilities(&feats, self.inner.temperature);
-        let best = |p: &[f32]| {
-            p.iter()
-                .enumerate()
-                .fold((0, f32::MIN), |a, (i, &v)| if v > a.1 { (i, v) } else { a })
-        };
+        let best = argmax;
         let (b, conf) = best(&p);
         if PROTECTED.contains(&labels[b].as_str()) && conf >= self.inner.threshold {
             return IntentScore {
@@ -627,4 +620,11 @@ impl Nlu {
             by_rule: false,
         }
     }
+}
+
+/// The index and value of the largest probability (the first on ties).
+fn argmax(p: &[f32]) -> (usize, f32) {
+    p.iter()
+        .enumerate()
+        .fold((0, f32::MIN), |a, (i, &v)| if v > a.1 { (i, v) } else { a })
 }

@@ -22,7 +22,6 @@
 //! `noise_w` (rhythm variation). A VITS voice has no pitch input, so a
 //! style's pitch multiplier does *not* shift F0 here.
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -322,7 +321,7 @@ fn strip_lang_flags(line: &str) -> String {
 /// punctuation restored (see [`join_clauses`]).
 pub fn phonemize(program: &Path, voice: &str, text: &str) -> Result<String, PiperError> {
     let name = program.display().to_string();
-    let mut child = Command::new(program)
+    let child = Command::new(program)
         .args(["-q", "-b", "1", "--ipa", "-v", voice, "--stdin"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -332,19 +331,11 @@ pub fn phonemize(program: &Path, voice: &str, text: &str) -> Result<String, Pipe
             program: name.clone(),
             err,
         })?;
-    let mut stdin = child.stdin.take();
-    let input = text.to_string();
-    let out = std::thread::scope(|s| {
-        s.spawn(move || {
-            if let Some(mut w) = stdin.take() {
-                let _ = w.write_all(input.as_bytes());
-            }
-        });
-        child.wait_with_output()
-    })
-    .map_err(|err| PiperError::Phonemizer {
-        program: name.clone(),
-        err,
+    let out = crate::tts::feed_and_wait(child, text.as_bytes()).map_err(|err| {
+        PiperError::Phonemizer {
+            program: name.clone(),
+            err,
+        }
     })?;
     if !out.status.success() {
         return Err(PiperError::PhonemizerFailed {

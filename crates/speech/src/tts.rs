@@ -169,21 +169,11 @@ impl TtsEngine for EspeakTts {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|err| TtsError::Spawn {
+        let child = cmd.spawn().map_err(|err| TtsError::Spawn {
             program: program.clone(),
             err,
         })?;
-        let mut stdin = child.stdin.take();
-        let out = std::thread::scope(|s| {
-            // Written from a second thread so a long text cannot deadlock against a full stdout pipe.
-            s.spawn(move || {
-                if let Some(mut w) = stdin.take() {
-                    let _ = w.write_all(input.as_bytes());
-                }
-            });
-            child.wait_with_output()
-        })
-        .map_err(|err| TtsError::Spawn {
+        let out = feed_and_wait(child, input.as_bytes()).map_err(|err| TtsError::Spawn {
             program: program.clone(),
             err,
         })?;
@@ -376,6 +366,24 @@ impl Iterator for FrameStream {
             }
         }
     }
+}
+
+/// Writes `input` to a spawned program's stdin and waits for its output. The
+/// input is written from a second thread so a long text cannot deadlock against
+/// a full stdout pipe.
+pub(crate) fn feed_and_wait(
+    mut child: std::process::Child,
+    input: &[u8],
+) -> std::io::Result<std::process::Output> {
+    let mut stdin = child.stdin.take();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            if let Some(mut w) = stdin.take() {
+                let _ = w.write_all(input);
+            }
+        });
+        child.wait_with_output()
+    })
 }
 
 #[cfg(test)]
