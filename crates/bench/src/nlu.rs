@@ -108,7 +108,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         latency_p99_us: percentile(&lat_full, 0.99),
         throughput_per_s: lat_full.len() as f64 / full_s.max(1e-9),
     };
-    let baseline = if no_baseline { None } else { run_baseline()? };
+    let baseline = if no_baseline {
+        None
+    } else {
+        run_baseline(
+            waihu_nlu::TRAIN_ZH,
+            waihu_nlu::TRAIN_EN,
+            waihu_nlu::HELDOUT_ZH,
+            waihu_nlu::HELDOUT_EN,
+        )?
+    };
+    let fewshot = fewshot(no_baseline)?;
     let e5 = if transformer {
         run_transformer(&nlu, &all)?
     } else {
@@ -126,6 +136,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 "intent_only_latency_p99_us": percentile(&lat_intent, 0.99),
                 "sklearn": baseline,
                 "e5": e5,
+                "fewshot": fewshot,
             })
         );
         return Ok(());
@@ -212,6 +223,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             );
         }
     }
+    print_fewshot(&fewshot);
     if let Some(v) = &e5 {
         let f = |k: &str| v.get(k).and_then(|x| x.as_f64()).unwrap_or(f64::NAN);
         println!(
@@ -233,6 +245,75 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Few-shot custom intents (≤ 12 examples each, held-out phrasings): waihu's
+/// script model beside scikit-learn trained on the built-in data plus the same
+/// custom examples.
+fn fewshot(no_baseline: bool) -> anyhow::Result<serde_json::Value> {
+    let mut out = serde_json::Map::new();
+    let mut train = Vec::new();
+    let mut test = Vec::new();
+    for (lang, src, builtin) in [
+        ("zh", waihu_nlu::FEWSHOT_ZH, waihu_nlu::TRAIN_ZH),
+        ("en", waihu_nlu::FEWSHOT_EN, waihu_nlu::TRAIN_EN),
+    ] {
+        let set = eval::parse_fewshot(src)?;
+        let r = eval::fewshot(&set)?;
+        out.insert(lang.into(), serde_json::to_value(&r)?);
+        let mut tr = builtin.to_string();
+        for i in &set.intents {
+            for e in &i.examples {
+                tr.push_str(&format!("{}\t{}\n", i.name, e));
+            }
+        }
+        let te: String = set
+            .heldout
+            .iter()
+            .map(|(l, t)| format!("{l}\t{t}\n"))
+            .collect();
+        train.push(tr);
+        test.push(te);
+    }
+    if !no_baseline {
+        if let Some(v) = run_baseline(&train[0], &train[1], &test[0], &test[1])? {
+            // per_file_accuracy is keyed by the test file's path.
+            let per = |name: &str| {
+                v.get("per_file_accuracy")
+                    .and_then(|x| x.as_object())
+                    .and_then(|m| m.iter().find(|(k, _)| k.ends_with(name)))
+                    .and_then(|(_, x)| x.as_f64())
+            };
+            out.insert(
+                "sklearn".into(),
+                serde_json::json!({
+                    "zh": per("test_zh.tsv"),
+                    "en": per("test_en.tsv"),
+                    "accuracy": v.get("accuracy"),
+                }),
+            );
+        }
+    }
+    Ok(serde_json::Value::Object(out))
+}
+
+fn print_fewshot(v: &serde_json::Value) {
+    println!("少样本自定义意图 few-shot custom intents (≤ 12 examples each, held-out phrasings):");
+    for lang in ["zh", "en"] {
+        let f = |k: &str| v[lang][k].as_f64().unwrap_or(f64::NAN) * 100.0;
+        let sk = v["sklearn"][lang]
+            .as_f64()
+            .map(|x| format!("{:.1}%", x * 100.0))
+            .unwrap_or_else(|| "skipped".into());
+        println!(
+            "  {lang}: waihu {:.1}% of {} (built-in swallowed {:.1}%, other custom {:.1}%, unknown {:.1}%); scikit-learn {sk}",
+            f("accuracy"),
+            v[lang]["n"],
+            f("swallowed_by_builtin"),
+            f("other_custom"),
+            f("unknown"),
+        );
+    }
 }
 
 const E5_PY: &str = include_str!("../../../bench/nlu_e5.py");
@@ -342,13 +423,18 @@ const DEPS_SH: &str = include_str!("../../../scripts/deps/nlu.sh");
 
 /// Run bench/nlu_baseline.py on the same split, installing scikit-learn first if
 /// needed. `None` (with a loud notice) when Python or the install is unavailable.
-fn run_baseline() -> anyhow::Result<Option<serde_json::Value>> {
+fn run_baseline(
+    train_zh: &str,
+    train_en: &str,
+    test_zh: &str,
+    test_en: &str,
+) -> anyhow::Result<Option<serde_json::Value>> {
     let dir = tempfile::tempdir().context("creating a temp dir for the baseline")?;
     let files = [
-        ("train_zh.tsv", waihu_nlu::TRAIN_ZH),
-        ("train_en.tsv", waihu_nlu::TRAIN_EN),
-        ("test_zh.tsv", waihu_nlu::HELDOUT_ZH),
-        ("test_en.tsv", waihu_nlu::HELDOUT_EN),
+        ("train_zh.tsv", train_zh),
+        ("train_en.tsv", train_en),
+        ("test_zh.tsv", test_zh),
+        ("test_en.tsv", test_en),
         ("nlu_baseline.py", BASELINE_PY),
         ("deps.sh", DEPS_SH),
     ];

@@ -21,12 +21,18 @@ pub const BUILTIN_INTENTS: [&str; 13] = [
 /// One recognised entity in an utterance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entity {
-    /// `time`, `money`, `number`, `digits`, `yes_no`, or a script-defined kind.
+    /// `time`, `date`, `money`, `number`, `digits`, `address`, `name`,
+    /// `order_number`, `yes_no`, or a script-defined kind.
     pub kind: String,
     /// Normalised value: RFC 3339 time, amount as a number, digit string...
     pub value: serde_json::Value,
     /// The text it was recognised from.
     pub text: String,
+    /// Named parts of a structured value (an address's `province`, `city`,
+    /// `district`...; a name's `surname`, `title`), empty for plain values.
+    /// Scripts read them as `entity.<kind>.<part>`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub parts: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

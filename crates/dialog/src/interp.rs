@@ -426,6 +426,9 @@ impl Interpreter {
                         self.vars[*slot] = Some(Val::new(text.as_str()));
                     } else if rest == ".text" {
                         self.vars[*slot] = Some(Val::new(e.text.as_str()));
+                    } else if let Some(part) = rest.strip_prefix('.').and_then(|p| e.parts.get(p)) {
+                        // `entity.address.city`: a named part of a structured value.
+                        self.vars[*slot] = Some(Val::new(part.as_str()));
                     }
                 }
             }

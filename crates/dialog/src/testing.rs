@@ -258,6 +258,7 @@ pub fn nlu_of(
             kind: e.kind.clone(),
             value: e.value.clone(),
             text: e.text.clone().unwrap_or_default(),
+            parts: Default::default(),
         });
     }
     if t.emotion.as_deref() == Some("angry") {

@@ -332,6 +332,7 @@ fn dtmf_entities_actions_and_callback_time() {
         kind: "time".into(),
         value: serde_json::json!("2026-11-28T10:00:00+08:00"),
         text: "周六上午十点".into(),
+        parts: Default::default(),
     });
     let out = step(
         &mut c,
@@ -504,4 +505,45 @@ fn low_confidence_counts_as_unknown() {
         == StepKind::Heard {
             intent: "unknown".into()
         }));
+}
+
+#[test]
+fn entity_parts_fill_dotted_slots() {
+    const ADDR: &str = r#"
+name: a
+language: zh
+style: neutral
+states:
+  ask:
+    say: "请说新地址。"
+    expect: { entities: [address] }
+    on:
+      - entity: address
+        do: [ { set: { city: "{{entity.address.city}}", full: "{{entity.address}}" } } ]
+        goto: bye
+  bye:
+    say: "好的，{{city}}。"
+    end: done
+"#;
+    let prog = Arc::new(waihu_dialog::load_str(ADDR, "a.yaml").unwrap_or_else(|e| panic!("{e}")));
+    let mut c = Interpreter::new(prog, std::iter::empty::<(&str, &str)>(), 1).unwrap();
+    let mut now = t0();
+    step(&mut c, &mut now, Input::Answered);
+    let mut n = nlu("ask_info");
+    n.entities.push(Entity {
+        kind: "address".into(),
+        value: serde_json::json!("杭州市西湖区文三路25号"),
+        text: "杭州市西湖区文三路25号".into(),
+        parts: [("city".to_string(), "杭州市".to_string())].into(),
+    });
+    let out = step(
+        &mut c,
+        &mut now,
+        Input::Utterance {
+            nlu: &n,
+            emotion: None,
+        },
+    );
+    assert_eq!(said(&out), "好的，杭州市。");
+    assert_eq!(c.var("full"), Some("杭州市西湖区文三路25号"));
 }

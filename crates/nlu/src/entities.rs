@@ -1,6 +1,8 @@
 //! Entities in one utterance: callback times relative to `now` in the callee's
-//! time zone, money amounts, numbers, digit strings and a yes/no reading.
+//! time zone, money amounts, numbers, digit strings and a yes/no reading; and,
+//! from [`crate::structured`], address parts, names, order numbers and dates.
 //! Sans-IO: the clock is a parameter.
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use chrono::{
@@ -11,7 +13,8 @@ use regex::{Captures, Regex};
 use serde_json::Value;
 use waihu_core::nlu::Entity;
 
-use crate::numbers::{cn_digit_string, en_word_value, parse_cn, parse_en};
+use crate::numbers::{cn_digit_string, en_word_value, parse_cn};
+use crate::structured::{self, en_day_of_month, en_month, parse_en_spoken};
 
 const CN_NUM: &str = "[0-9零〇一二两三四五六七八九十幺]";
 const EN_SMALL_WORDS: &str = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve";
@@ -27,8 +30,12 @@ const ZH_PLACE: &str =
     "(?:自治区|省|市|区|县|镇|乡|街道|大街|大道|路|街|巷|胡同|村|小区|花园|公寓|大厦|广场|新村)";
 const CN_NUM_CHARS: &str = "零〇一二两三四五六七八九十百";
 /// Words before an address that are not part of it ("改到", "送到", "地址是").
-const ZH_ADDRESS_LEAD: [&str; 16] = [
+const ZH_ADDRESS_LEAD: [&str; 20] = [
     "新地址是",
+    "我家在",
+    "家住",
+    "我住",
+    "搬去",
     "地址是",
     "地址改成",
     "改成",
@@ -69,6 +76,7 @@ struct Patterns {
     zh_address: Regex,
     zh_place: Regex,
     en_address: Regex,
+    en_date: Regex,
 }
 
 fn patterns() -> &'static Patterns {
@@ -104,19 +112,26 @@ fn patterns() -> &'static Patterns {
             money_jiao: re(r"(?P<num>[一二两三四五六七八九1-9])(?:毛|角)钱?"),
             money_bare: re(r"(?P<num>[0-9]+(?:\.[0-9]+)?|[零一二两三四五六七八九十百千]+)(?P<mult>万|千|k\b|w\b)"),
             money_en_words: re(&format!(
-                r"\b(?P<num>(?:(?:a|and|{EN_NUM_WORDS})\s+)*(?:{EN_NUM_WORDS}))\s+(?:dollars?|bucks|yuan)\b"
+                r"\b(?P<num>(?:(?:a|and|{EN_NUM_WORDS})[\s-]+)*(?:{EN_NUM_WORDS}))\s+(?:dollars?|bucks|yuan)\b"
             )),
             digits: re(r"[0-9]{4,}"),
             cn_digits: re(r"[零〇一二三四五六七八九幺]{4,}"),
             en_digits: re(r"\b(?:(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)\s+){3,}(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)\b"),
             number: re(r"[0-9]+(?:\.[0-9]+)?"),
             cn_number: re(r"[零〇一二两三四五六七八九十百千万亿]+"),
-            en_number: re(&format!(r"\b(?:{EN_NUM_WORDS})(?:\s+(?:and\s+)?(?:{EN_NUM_WORDS}))*\b")),
+            en_number: re(&format!(r"\b(?:{EN_NUM_WORDS})(?:[\s-]+(?:and\s+)?(?:{EN_NUM_WORDS}))*\b")),
             zh_address: re(&format!(
-                r"(?:\p{{Han}}{{1,8}}?{ZH_PLACE})+(?:[0-9a-z{CN_NUM_CHARS}]+(?:号楼|号院|号|弄|栋|幢|座|单元|楼|层|室))*"
+                r"(?:\p{{Han}}{{1,8}}?{ZH_PLACE})+(?:[0-9a-z{CN_NUM_CHARS}]+(?:号楼|号院|号|弄|段|期|栋|幢|座|单元|楼|层|室))*"
             )),
             zh_place: re(ZH_PLACE),
-            en_address: re(r"\b\d{1,6}\s+(?:[a-z]+\s+){1,3}?(?:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|way|court|ct|place|pl|terrace|parkway)\b(?:,?\s*(?:apt|apartment|suite|unit)\.?\s*[0-9a-z]+)?"),
+            en_address: re(&format!(
+                r"\b(?P<num>\d{{1,6}}|(?:(?:{EN_NUM_WORDS})[\s-]+){{0,3}}(?:{EN_NUM_WORDS}))\s+(?P<street>(?:[a-z]+\s+){{1,3}}?(?:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|way|court|ct|place|pl|terrace|parkway))\b(?:,?\s*(?:apt|apartment|suite|unit)\.?\s*(?P<unit>[0-9a-z]+))?(?:,?\s+(?P<city>[a-z]+(?:\s[a-z]+)?),?\s+(?P<state>[a-z]{{2}})\s+(?P<zip>\d{{5}}))?"
+            )),
+            en_date: re(&format!(
+                r"\b(?:(?P<mon>{mon})\s+(?:the\s+)?(?P<d>{ord})|(?:the\s+)?(?P<d2>{ord})\s+of\s+(?P<mon2>{mon}))\b",
+                mon = structured::en_month_pattern(),
+                ord = structured::en_ordinal_pattern(),
+            )),
         }
     })
 }
@@ -148,6 +163,7 @@ struct Found {
     end: usize,
     kind: &'static str,
     value: Value,
+    parts: BTreeMap<String, String>,
 }
 
 struct Spans(Vec<Found>);
@@ -157,16 +173,32 @@ impl Spans {
         self.0.iter().all(|f| end <= f.start || start >= f.end)
     }
     fn push(&mut self, start: usize, end: usize, kind: &'static str, value: Value) -> bool {
+        self.push_parts(start, end, kind, value, BTreeMap::new())
+    }
+    fn push_parts(
+        &mut self,
+        start: usize,
+        end: usize,
+        kind: &'static str,
+        value: Value,
+        parts: BTreeMap<String, String>,
+    ) -> bool {
         if start < end && self.free(start, end) {
             self.0.push(Found {
                 start,
                 end,
                 kind,
                 value,
+                parts,
             });
             true
         } else {
             false
+        }
+    }
+    fn hits(&mut self, hits: Vec<structured::Hit>) {
+        for h in hits {
+            self.push_parts(h.start, h.end, h.kind, Value::String(h.value), h.parts);
         }
     }
 }
@@ -178,6 +210,11 @@ pub fn extract(text: &str, now: DateTime<Utc>, tz: Tz) -> Vec<Entity> {
     let local = now.with_timezone(&tz);
     // First, so "…路18号" is a house number and never the 18th.
     address(text, &s, &mut spans);
+    // Before digits, so "订单号幺二三四五六" is an order number, not a phone.
+    spans.hits(structured::order_numbers(&s));
+    spans.hits(structured::names(&s));
+    // Before times, so a birth date is a date and not a callback time.
+    spans.hits(structured::dates_with_year(&s));
     times(&s, &local, &mut spans);
     money(&s, &mut spans);
     digits_and_numbers(&s, &mut spans);
@@ -188,6 +225,7 @@ pub fn extract(text: &str, now: DateTime<Utc>, tz: Tz) -> Vec<Entity> {
             kind: "yes_no".into(),
             value: Value::Bool(yes),
             text: yes_no_text(&s),
+            parts: BTreeMap::new(),
         });
     }
     for f in spans.0 {
@@ -195,6 +233,7 @@ pub fn extract(text: &str, now: DateTime<Utc>, tz: Tz) -> Vec<Entity> {
             kind: f.kind.into(),
             value: f.value,
             text: s[f.start..f.end].trim().to_string(),
+            parts: f.parts,
         });
     }
     out
@@ -227,17 +266,40 @@ fn address(original: &str, s: &str, spans: &mut Spans) {
             }
             break;
         }
+        // A lead inside the first part ("我们搬到广东…", "我家在上海市…"): the
+        // address starts after it, or at a province name.
+        let first_place = p
+            .zh_place
+            .find(&s[start..m.end()])
+            .map(|x| start + x.start());
+        if let Some(fp) = first_place {
+            let head = &s[start..fp];
+            let cut = ZH_ADDRESS_LEAD
+                .iter()
+                .filter(|l| l.chars().count() >= 2)
+                .filter_map(|l| head.rfind(l).map(|i| i + l.len()))
+                .max()
+                .or_else(|| structured::province_start(head).filter(|i| *i > 0));
+            if let Some(c) = cut {
+                if s[start + c..m.end()].chars().count() > 2 {
+                    start += c;
+                }
+            }
+        }
         let text = &s[start..m.end()];
         let places = p.zh_place.find_iter(text).count();
         let numbered = text.ends_with(['号', '弄', '栋', '幢', '座', '元', '楼', '层', '室']);
         if places >= 2 || (places >= 1 && numbered) {
             let v = original_of(start, m.end());
-            spans.push(start, m.end(), "address", Value::String(v));
+            let parts = structured::zh_address_parts(text);
+            spans.push_parts(start, m.end(), "address", Value::String(v), parts);
         }
     }
-    for m in p.en_address.find_iter(s) {
+    for c in p.en_address.captures_iter(s) {
+        let Some(m) = c.get(0) else { continue };
         let v = original_of(m.start(), m.end());
-        spans.push(m.start(), m.end(), "address", Value::String(v));
+        let parts = structured::en_address_parts(&c);
+        spans.push_parts(m.start(), m.end(), "address", Value::String(v), parts);
     }
 }
 
@@ -615,6 +677,35 @@ fn times(s: &str, local: &DateTime<Tz>, spans: &mut Spans) {
             note(m.start(), m.end(), &mut lo, &mut hi);
         }
     }
+    // "december twenty fifth", "the 3rd of january": the next such date.
+    for c in p.en_date.captures_iter(s) {
+        let Some(m) = c.get(0) else { continue };
+        if day.is_some() || !spans.free(m.start(), m.end()) {
+            continue;
+        }
+        let mon = c
+            .name("mon")
+            .or(c.name("mon2"))
+            .and_then(|x| en_month(x.as_str()));
+        let dom = c
+            .name("d")
+            .or(c.name("d2"))
+            .and_then(|x| en_day_of_month(x.as_str()));
+        let fix = mon.zip(dom).and_then(|(mon, dom)| {
+            let d = NaiveDate::from_ymd_opt(today.year(), mon, dom)?;
+            let date = if d < today {
+                NaiveDate::from_ymd_opt(today.year() + 1, mon, dom)?
+            } else {
+                d
+            };
+            Some(DayFix { date, part: None })
+        });
+        if let Some(f) = fix {
+            part = part.or(f.part);
+            day = Some(f);
+            note(m.start(), m.end(), &mut lo, &mut hi);
+        }
+    }
     for m in p.zh_part.find_iter(s).chain(p.en_part.find_iter(s)) {
         if !spans.free(m.start(), m.end()) {
             continue;
@@ -640,6 +731,15 @@ fn times(s: &str, local: &DateTime<Tz>, spans: &mut Spans) {
         for c in p.en_clock.captures_iter(s) {
             let Some(m) = c.get(0) else { continue };
             if !spans.free(m.start(), m.end()) {
+                continue;
+            }
+            // "about two thousand", "at one hundred dollars": an amount, not a clock.
+            let next = s[m.end()..].split_whitespace().next().unwrap_or("");
+            if [
+                "hundred", "thousand", "million", "dollars", "bucks", "yuan", "percent",
+            ]
+            .contains(&next)
+            {
                 continue;
             }
             if let Some(k) = en_clock(&c) {
@@ -741,12 +841,12 @@ fn money(s: &str, spans: &mut Spans) {
         let (Some(m), Some(n)) = (c.get(0), c.name("num")) else {
             continue;
         };
-        // "三万人", "两千个": counted things, not money.
-        if s[m.end()..]
-            .chars()
-            .next()
-            .is_some_and(|ch| "个人次条张家年月天件台位岁块元".contains(ch))
-        {
+        // "三万人", "两千个": counted things, not money; "一千二百九十九": a
+        // longer number that goes on after 千.
+        if s[m.end()..].chars().next().is_some_and(|ch| {
+            "个人次条张家年月天件台位岁块元".contains(ch)
+                || "零一二两三四五六七八九十百".contains(ch)
+        }) {
             continue;
         }
         if let Some(v) = parse_cn(n.as_str()) {
@@ -763,7 +863,7 @@ fn money(s: &str, spans: &mut Spans) {
             continue;
         };
         let words: Vec<&str> = n.as_str().split_whitespace().collect();
-        if let Some(v) = parse_en(&words) {
+        if let Some(v) = parse_en_spoken(&words) {
             spans.push(m.start(), m.end(), "money", num_value(v));
         }
     }
@@ -821,7 +921,7 @@ fn digits_and_numbers(s: &str, spans: &mut Spans) {
         if words.len() == 1 && words[0] == "one" {
             continue; // "no one", "one more time"
         }
-        if let Some(v) = parse_en(&words) {
+        if let Some(v) = parse_en_spoken(&words) {
             spans.push(m.start(), m.end(), "number", num_value(v));
         }
     }
@@ -1041,8 +1141,13 @@ mod tests {
     #[test]
     fn numbers_and_digits() {
         assert_eq!(find("尾号是幺三五七", "digits"), vec![Value::from("1357")]);
+        // After an order cue the digits are an order number.
         assert_eq!(
-            find("订单号20231125001", "digits"),
+            find("订单号20231125001", "order_number"),
+            vec![Value::from("20231125001")]
+        );
+        assert_eq!(
+            find("卡号20231125001", "digits"),
             vec![Value::from("20231125001")]
         );
         assert_eq!(

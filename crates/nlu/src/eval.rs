@@ -157,3 +157,95 @@ mod tests {
         assert!((r.macro_f1 - (2.0 / 3.0 + 0.8) / 2.0).abs() < 1e-9);
     }
 }
+
+/// A few-shot benchmark file: custom intents (script `intents:` format, ≤ 12
+/// examples each) and held-out phrasings per intent.
+#[derive(Debug, Clone)]
+pub struct FewShotSet {
+    pub intents: Vec<crate::CustomIntent>,
+    /// `(intent, text)` held-out lines.
+    pub heldout: Vec<(String, String)>,
+}
+
+/// Parse a few-shot file (`intents:` + `heldout: { intent: [lines] }`).
+pub fn parse_fewshot(src: &str) -> Result<FewShotSet, crate::Error> {
+    #[derive(serde::Deserialize)]
+    struct File {
+        #[serde(default)]
+        heldout: std::collections::BTreeMap<String, Vec<String>>,
+    }
+    let intents = crate::parse_script_intents(src)?;
+    let f: File = serde_norway::from_str(src).map_err(|e| crate::Error::Script(e.to_string()))?;
+    let mut heldout = Vec::new();
+    for (name, lines) in f.heldout {
+        if !intents.iter().any(|i| i.name == name) {
+            return Err(crate::Error::Script(format!(
+                "heldout names `{name}`, which is not an intent of the file"
+            )));
+        }
+        heldout.extend(lines.into_iter().map(|l| (name.clone(), l)));
+    }
+    Ok(FewShotSet { intents, heldout })
+}
+
+/// How a classifier did on a few-shot set.
+#[derive(Debug, Clone, Serialize)]
+pub struct FewShotReport {
+    pub n: usize,
+    /// Held-out lines classified as their custom intent.
+    pub accuracy: f64,
+    /// Held-out lines classified as a built-in intent (custom swallowed).
+    pub swallowed_by_builtin: f64,
+    /// Held-out lines classified as another custom intent.
+    pub other_custom: f64,
+    /// Held-out lines left `unknown`.
+    pub unknown: f64,
+    /// The lines it got wrong: (gold, predicted, text).
+    pub errors: Vec<(String, String, String)>,
+}
+
+/// Score predictions `(gold, predicted, text)` of a few-shot set whose custom
+/// intent names are `custom`.
+pub fn fewshot_report(custom: &[String], preds: &[(String, String, String)]) -> FewShotReport {
+    let n = preds.len().max(1) as f64;
+    let mut ok = 0;
+    let mut builtin = 0;
+    let mut other = 0;
+    let mut unknown = 0;
+    let mut errors = Vec::new();
+    for (g, p, t) in preds {
+        if g == p {
+            ok += 1;
+            continue;
+        }
+        if p == "unknown" {
+            unknown += 1;
+        } else if custom.contains(p) {
+            other += 1;
+        } else {
+            builtin += 1;
+        }
+        errors.push((g.clone(), p.clone(), t.clone()));
+    }
+    FewShotReport {
+        n: preds.len(),
+        accuracy: ok as f64 / n,
+        swallowed_by_builtin: builtin as f64 / n,
+        other_custom: other as f64 / n,
+        unknown: unknown as f64 / n,
+        errors,
+    }
+}
+
+/// Train a script model (built-ins + the set's custom intents, as a script
+/// load does) and score the held-out lines.
+pub fn fewshot(set: &FewShotSet) -> Result<FewShotReport, crate::Error> {
+    let nlu = crate::Nlu::with_custom(&set.intents)?;
+    let names: Vec<String> = set.intents.iter().map(|i| i.name.clone()).collect();
+    let preds: Vec<(String, String, String)> = set
+        .heldout
+        .iter()
+        .map(|(g, t)| (g.clone(), nlu.intent(t).intent, t.clone()))
+        .collect();
+    Ok(fewshot_report(&names, &preds))
+}

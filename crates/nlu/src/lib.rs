@@ -20,6 +20,7 @@ pub mod eval;
 mod model;
 mod numbers;
 pub mod sentiment;
+pub mod structured;
 mod text;
 
 use std::collections::{BTreeMap, HashMap};
@@ -38,6 +39,9 @@ pub const TRAIN_ZH: &str = include_str!("../data/intents_zh.tsv");
 pub const TRAIN_EN: &str = include_str!("../data/intents_en.tsv");
 pub const HELDOUT_ZH: &str = include_str!("../data/intents_zh.test.tsv");
 pub const HELDOUT_EN: &str = include_str!("../data/intents_en.test.tsv");
+/// Few-shot custom-intent benchmark sets (≤ 12 examples per intent, held-out phrasings).
+pub const FEWSHOT_ZH: &str = include_str!("../data/fewshot.zh.yaml");
+pub const FEWSHOT_EN: &str = include_str!("../data/fewshot.en.yaml");
 
 /// Softmax temperature. Fitted by minimising the negative log-likelihood on the
 /// held-out files (`waihu bench nlu` prints the current optimum); it rescales

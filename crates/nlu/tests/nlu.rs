@@ -194,3 +194,34 @@ proptest! {
         prop_assert!((0.0..=1.0).contains(&r.emotion.confidence));
     }
 }
+
+/// Few-shot custom intents: a script's intents with ≤ 12 examples each, scored
+/// on phrasings they never saw. Prints the figures; fails below the floor.
+#[test]
+fn few_shot_custom_intents() {
+    for (lang, src) in [("zh", waihu_nlu::FEWSHOT_ZH), ("en", waihu_nlu::FEWSHOT_EN)] {
+        let set = eval::parse_fewshot(src).unwrap();
+        assert!(set.intents.iter().all(|i| i.examples.len() <= 12));
+        let r = eval::fewshot(&set).unwrap();
+        eprintln!(
+            "few-shot {lang}: {:.1}% of {} (built-in swallowed {:.1}%, other custom {:.1}%, unknown {:.1}%)",
+            r.accuracy * 100.0,
+            r.n,
+            r.swallowed_by_builtin * 100.0,
+            r.other_custom * 100.0,
+            r.unknown * 100.0
+        );
+        for (g, p, t) in &r.errors {
+            eprintln!("  {g} -> {p}: {t}");
+        }
+        assert!(r.n >= 48, "{lang}: {} held-out lines", r.n);
+        // The linear model alone measured 21% (zh) and 19% (en) here: this set
+        // is what a sentence encoder must lift (issue 15). The floor catches a
+        // script model that stops learning its custom intents at all.
+        assert!(
+            r.accuracy >= 0.15,
+            "{lang}: few-shot accuracy {:.3}",
+            r.accuracy
+        );
+    }
+}

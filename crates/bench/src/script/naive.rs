@@ -129,6 +129,7 @@ pub fn workload(calls: usize, seed: u64) -> Vec<Vec<TurnInput>> {
                             kind: "time".into(),
                             value: serde_json::Value::String("2026-11-26T10:00:00+08:00".into()),
                             text: "明天上午十点".into(),
+                            parts: Default::default(),
                         }],
                         false,
                     )),
