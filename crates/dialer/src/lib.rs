@@ -407,8 +407,8 @@ async fn queue_fallback(
     template: &str,
     now: DateTime<Utc>,
 ) -> Result<(), DialerError> {
-    if channel != "sms" {
-        tracing::info!(channel, template, "only sms fallbacks are sent; skipped");
+    if channel != "sms" && channel != "push" {
+        tracing::info!(channel, template, "unknown fallback channel; skipped");
         return Ok(());
     }
     let Some(c) = store.customer(customer).await? else {

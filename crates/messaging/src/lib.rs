@@ -1,12 +1,15 @@
-//! Follow-up messages: what to say ([`templates`]) and getting it sent ([`sender`]).
+//! Follow-up messages: what to say ([`templates`]) and getting it sent: SMS over SMPP
+//! ([`sender`]) and app push through APNs, FCM or a webhook ([`push`]).
 //!
 //! *Invariant:* the store owns every row (the outbox's states and the exactly-once
 //! reasoning are in `waihu_store`'s messages module); the SMPP protocol lives in
-//! `waihu-smpp`. This crate owns the sender task and reads the clock for the times it
-//! stores.
+//! `waihu-smpp`, the push protocols in `waihu-push`. This crate owns the sender tasks and
+//! reads the clock for the times it stores.
 
+pub mod push;
 pub mod sender;
 pub mod templates;
 
+pub use push::{run_push_sender, PushSenderConfig, PushStats};
 pub use sender::{run_sender, SenderConfig, SenderStats};
 pub use templates::{load_for_campaign, Rendered, TemplateError, TemplateSet};

@@ -40,7 +40,7 @@ pub async fn run_sender(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<SenderStats, StoreError> {
     let mut stats = SenderStats {
-        reconciled_unknown: store.messages_reconcile(Utc::now()).await?,
+        reconciled_unknown: store.messages_reconcile_on(Some("sms"), Utc::now()).await?,
         ..SenderStats::default()
     };
     if stats.reconciled_unknown > 0 {
@@ -66,8 +66,8 @@ pub async fn run_sender(
                 if room == 0 {
                     continue;
                 }
-                for m in store.messages_due(room as i64, Utc::now()).await? {
-                    if m.channel != "sms" || !store.message_claim(m.id, Utc::now()).await? {
+                for m in store.messages_due_on(Some("sms"), room as i64, Utc::now()).await? {
+                    if !store.message_claim(m.id, Utc::now()).await? {
                         continue;
                     }
                     let sms = OutgoingSms { from: cfg.from.clone(), to: m.to, text: m.text };

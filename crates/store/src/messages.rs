@@ -150,6 +150,17 @@ impl Store {
         limit: i64,
         now: DateTime<Utc>,
     ) -> Result<Vec<OutMessage>, StoreError> {
+        self.messages_due_on(None, limit, now).await
+    }
+
+    /// [`Store::messages_due`] for one channel (`sms`, `push`): each sender takes only its
+    /// own, so a backlog on one channel never starves the other.
+    pub async fn messages_due_on(
+        &self,
+        channel: Option<&str>,
+        limit: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<OutMessage>, StoreError> {
         // Suppress first, in one statement, so an opt-out that arrived after queueing wins.
         sqlx::query(
             "UPDATE messages SET status = 'suppressed', done_at = ?
@@ -172,8 +183,10 @@ impl Store {
         );
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT id, key, customer_id, campaign_id, channel, template, phone_ct, text_ct
-             FROM messages WHERE status = 'queued' AND direction = 'out' ORDER BY id LIMIT ?",
+             FROM messages WHERE status = 'queued' AND direction = 'out'
+               AND (?1 IS NULL OR channel = ?1) ORDER BY id LIMIT ?2",
         )
+        .bind(channel)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
@@ -311,12 +324,23 @@ impl Store {
     /// At start-up: every message left `sending` by a previous process becomes `unknown`.
     /// Returns how many.
     pub async fn messages_reconcile(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.messages_reconcile_on(None, now).await
+    }
+
+    /// [`Store::messages_reconcile`] for one channel: a sender starting beside another
+    /// (SMS and push in one process) only touches its own rows.
+    pub async fn messages_reconcile_on(
+        &self,
+        channel: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
         Ok(sqlx::query(
-            "UPDATE messages SET status = 'unknown', done_at = ?,
+            "UPDATE messages SET status = 'unknown', done_at = ?1,
                  error = 'interrupted between submit and acknowledgement; not resent'
-             WHERE status = 'sending'",
+             WHERE status = 'sending' AND (?2 IS NULL OR channel = ?2)",
         )
         .bind(ts(now))
+        .bind(channel)
         .execute(&self.pool)
         .await?
         .rows_affected())

@@ -16,13 +16,17 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Run the outbox sender: submit queued SMS over SMPP 3.4, store delivery receipts and
-    /// replies (an opt-out reply such as 退订/TD/STOP puts the number on DNC at once).
-    /// Runs until Ctrl-C or --seconds. 发送短信。
+    /// Run the outbox senders: queued SMS over SMPP 3.4 (--smsc; delivery receipts and
+    /// replies are stored, an opt-out reply such as 退订/TD/STOP puts the number on DNC at
+    /// once) and queued app pushes through APNs, FCM or a webhook (--push FILE, see
+    /// docs/messages.md). Runs until Ctrl-C or --seconds. 发送短信和推送。
     Send {
         /// The SMSC (`host:port`).
+        #[arg(long, required_unless_present = "push")]
+        smsc: Option<String>,
+        /// The push gateways file (apns/fcm/webhook).
         #[arg(long)]
-        smsc: String,
+        push: Option<std::path::PathBuf>,
         #[arg(long, default_value = "waihu")]
         system_id: String,
         #[arg(
@@ -71,14 +75,14 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
                     }
                 }
             }
-            Cmd::Send { smsc, system_id, password, from, window, seconds } => {
-                let cfg = waihu_messaging::SenderConfig {
-                    smpp: waihu_smpp::ClientConfig::new(
-                        smsc,
-                        waihu_smpp::Config { system_id, password, window, ..Default::default() },
-                    ),
-                    from,
-                    poll: std::time::Duration::from_millis(200),
+            Cmd::Send { smsc, push, system_id, password, from, window, seconds } => {
+                // Gateways are checked before anything runs: a bad file sends nothing.
+                let push = match push {
+                    Some(p) => {
+                        let cfg = waihu_push::PushConfig::load(&p)?;
+                        Some(std::sync::Arc::new(waihu_push::PushClient::new(&cfg)?))
+                    }
+                    None => None,
                 };
                 let (stop, stopped) = tokio::sync::watch::channel(false);
                 tokio::spawn(async move {
@@ -90,11 +94,39 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
                     }
                     let _ = stop.send(true);
                 });
-                let st = waihu_messaging::run_sender(store.clone(), cfg, stopped).await?;
-                println!(
-                    "sent {}, failed {}, unknown {} ({} left unknown by an earlier run), receipts {}, replies {} ({} opt-outs)",
-                    st.sent, st.failed, st.unknown, st.reconciled_unknown, st.receipts, st.replies, st.opt_outs
-                );
+                let sms = smsc.map(|smsc| {
+                    let cfg = waihu_messaging::SenderConfig {
+                        smpp: waihu_smpp::ClientConfig::new(
+                            smsc,
+                            waihu_smpp::Config { system_id, password, window, ..Default::default() },
+                        ),
+                        from,
+                        poll: std::time::Duration::from_millis(200),
+                    };
+                    tokio::spawn(waihu_messaging::run_sender(store.clone(), cfg, stopped.clone()))
+                });
+                let pushes = push.map(|client| {
+                    tokio::spawn(waihu_messaging::run_push_sender(
+                        store.clone(),
+                        client,
+                        waihu_messaging::PushSenderConfig::default(),
+                        stopped.clone(),
+                    ))
+                });
+                if let Some(t) = sms {
+                    let st = t.await??;
+                    println!(
+                        "短信 sms: sent {}, failed {}, unknown {} ({} left unknown by an earlier run), receipts {}, replies {} ({} opt-outs)",
+                        st.sent, st.failed, st.unknown, st.reconciled_unknown, st.receipts, st.replies, st.opt_outs
+                    );
+                }
+                if let Some(t) = pushes {
+                    let st = t.await??;
+                    println!(
+                        "推送 push: sent {}, failed {} ({} invalid device tokens), retried {}, unknown {} ({} left unknown by an earlier run)",
+                        st.sent, st.failed, st.token_invalid, st.retried, st.unknown, st.reconciled_unknown
+                    );
+                }
             }
         }
         store.close().await;
