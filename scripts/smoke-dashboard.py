@@ -28,5 +28,7 @@ assert steps and steps[0]["entered"] > 0, funnel
 intents = get("/api/reports/intents")
 assert json.dumps(intents).count("affirm") > 0, intents
 kpis = get("/api/kpis")
+messages = get("/api/messages/report")
+assert "outgoing" in messages and "replies" in messages, messages
 print(f"dashboard smoke: {len(items)} calls, funnel {[(s['state'], s['entered']) for s in steps[:4]]}...,"
       f" largest drop {funnel.get('largest_drop')}")

@@ -15,6 +15,7 @@ pub mod campaigns;
 pub mod error;
 pub mod import;
 pub mod kpi;
+pub mod messages;
 pub mod openapi;
 pub mod reports;
 pub mod webhook;
@@ -98,7 +99,9 @@ pub fn app(store: Store, cfg: Config) -> (Router, Vec<RouteInfo>) {
         cfg: Arc::new(cfg),
         streams: Arc::new(tokio::sync::Semaphore::new(calls::STREAM_LIMIT)),
     };
-    let routes = import::routes(calls::routes(campaigns::routes(api::routes(Routes::new()))));
+    let routes = messages::routes(import::routes(calls::routes(campaigns::routes(
+        api::routes(Routes::new()),
+    ))));
     let router = routes.router.fallback(api::not_found).with_state(state);
     (router, routes.list)
 }

@@ -237,6 +237,8 @@ const OPS: &[Op] = &[
     },
     Op { method: "DELETE", path: "/api/webhooks/{id}", summary: "Delete a webhook and its delivery log.", role: Some("admin"), params: &[("id", "path", "integer", "Webhook id.")], body: None, csv: false },
     Op { method: "GET", path: "/api/webhooks/{id}/deliveries", summary: "A webhook's latest deliveries (tries, status, error).", role: Some("admin"), params: &[("id", "path", "integer", "Webhook id.")], body: None, csv: false },
+    Op { method: "GET", path: "/api/messages", summary: "Follow-up messages (SMS, push, replies), newest first: channel, template, status, sent and delivery times; never numbers or texts.", role: Some("analyst"), params: &[("campaign", "query", "integer", "Only this campaign id."), ("limit", "query", "integer", "At most this many (default 100; CSV 1,000,000)."), ("format", "query", "string", "json (default) or csv.")], body: None, csv: true },
+    Op { method: "GET", path: "/api/messages/report", summary: "Messages per campaign, channel and template: queued, sent, delivered, failed, suppressed, unknown, delivery latency p50/p90; replies and opt-outs per campaign.", role: Some("analyst"), params: CAMPAIGN_FILTER, body: None, csv: true },
     Op { method: "GET", path: "/api/keys", summary: "API keys (names, roles; never the keys).", role: Some("admin"), params: &[], body: None, csv: false },
     Op { method: "POST", path: "/api/keys", summary: "Create an API key; the key is returned once (only its SHA-256 is stored).", role: Some("admin"), params: &[], body: Some(key_body), csv: false },
     Op { method: "DELETE", path: "/api/keys/{id}", summary: "Revoke an API key.", role: Some("admin"), params: &[("id", "path", "integer", "Key id.")], body: None, csv: false },

@@ -574,3 +574,83 @@ async fn dashboard_is_served_without_a_key() {
     tokio::time::sleep(Duration::from_millis(1)).await;
     s.stop().await;
 }
+
+#[tokio::test]
+async fn messages_list_and_report_as_json_and_csv_without_numbers() {
+    let s = Server::start(waihu_server::Config::default()).await;
+    let now = chrono::Utc::now();
+    for (i, channel) in ["sms", "sms", "push"].iter().enumerate() {
+        let key = format!("fallback:1:{i}:coupon");
+        let (id, _) = s
+            .store
+            .message_enqueue(
+                &waihu_store::NewMessage {
+                    key: &key,
+                    customer: None,
+                    campaign: Some(CampaignId(1)),
+                    channel,
+                    template: "coupon",
+                    to: "+8613812345678",
+                    text: "【外呼】优惠券已到账",
+                    segments: 1,
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        if i == 0 {
+            assert!(s.store.message_claim(id, now).await.unwrap());
+            s.store
+                .message_sent(id, &["gw-1".into()], now)
+                .await
+                .unwrap();
+            s.store
+                .message_receipt("gw-1", true, "DELIVRD", now + chrono::Duration::seconds(4))
+                .await
+                .unwrap();
+        }
+    }
+    s.store
+        .message_reply("+8613812345678", "退订", "sms", now)
+        .await
+        .unwrap();
+
+    let (st, v) = s.get(&s.analyst, "/api/messages?campaign=1").await;
+    assert_eq!(st, 200);
+    assert_eq!(v["items"].as_array().unwrap().len(), 4, "{v}");
+    assert!(!v.to_string().contains("13812345678"), "no numbers: {v}");
+    let (st, v) = s.get(&s.analyst, "/api/messages/report?campaign=1").await;
+    assert_eq!(st, 200);
+    let sms = v["outgoing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["channel"] == "sms")
+        .unwrap();
+    assert_eq!(
+        (sms["total"].as_u64(), sms["delivered"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(sms["delivery_p50_s"], 4.0);
+    assert_eq!(v["replies"][0]["opt_outs"], 1);
+    let csv = s
+        .client
+        .get(s.url("/api/messages/report?format=csv"))
+        .bearer_auth(&s.analyst)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv.starts_with("\u{feff}campaign_id,channel,template,total"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    let (st, v) = s.get(&s.analyst, "/api/messages?limit=0").await;
+    assert_eq!((st, err_code(&v)), (400, "bad_limit"));
+    let (st, v) = s.get(&s.analyst, "/api/messages/report?campaing=1").await;
+    assert_eq!((st, err_code(&v)), (400, "bad_query"));
+    s.stop().await;
+}

@@ -38,7 +38,10 @@ pub use customers::{
     seal_batch, Customer, ImportId, ImportStats, Importer, SealedBatch, SegmentDef, UpsertStats,
 };
 pub use dnc::DncEntry;
-pub use messages::{is_opt_out, MessageRow, NewMessage, OutMessage, ReplyOutcome, OPT_OUT_WORDS};
+pub use messages::{
+    is_opt_out, MessageReport, MessageReportRow, MessageRow, NewMessage, OutMessage, ReplyOutcome,
+    ReplyReportRow, OPT_OUT_WORDS,
+};
 pub use reports::{metric, Delivery, KpiRow, LocalHourRow, Webhook};
 // The call vocabulary is core's; re-exported under the names callers used.
 pub use waihu_core::{CallId, CampaignState, Speaker, Turn, VoiceFeatures};

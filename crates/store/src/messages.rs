@@ -512,6 +512,138 @@ impl Store {
     }
 }
 
+/// Outgoing messages of one campaign, channel and template, by status, with the delivery
+/// latency (sent → delivery receipt) of those delivered.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MessageReportRow {
+    pub campaign_id: Option<i64>,
+    pub channel: String,
+    pub template: String,
+    pub total: u64,
+    pub queued: u64,
+    pub sent: u64,
+    pub delivered: u64,
+    pub failed: u64,
+    pub suppressed: u64,
+    pub unknown: u64,
+    /// Median and 90th percentile seconds from `sent` to the delivery receipt.
+    pub delivery_p50_s: Option<f64>,
+    pub delivery_p90_s: Option<f64>,
+}
+
+/// Replies per campaign and channel (attributed to the last campaign that messaged the
+/// number).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ReplyReportRow {
+    pub campaign_id: Option<i64>,
+    pub channel: String,
+    pub replies: u64,
+    pub opt_outs: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MessageReport {
+    pub outgoing: Vec<MessageReportRow>,
+    pub replies: Vec<ReplyReportRow>,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    Some(sorted[i.min(sorted.len() - 1)])
+}
+
+impl Store {
+    /// Counts per campaign, channel and template, optionally of one campaign.
+    pub async fn messages_report(
+        &self,
+        campaign: Option<CampaignId>,
+    ) -> Result<MessageReport, StoreError> {
+        type Row = (
+            String,
+            Option<i64>,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT direction, campaign_id, channel, template, status, sent_at, done_at
+             FROM messages WHERE (?1 IS NULL OR campaign_id = ?1) ORDER BY id",
+        )
+        .bind(campaign.map(|c| c.0))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: std::collections::BTreeMap<
+            (Option<i64>, String, String),
+            (MessageReportRow, Vec<f64>),
+        > = Default::default();
+        let mut replies: std::collections::BTreeMap<(Option<i64>, String), ReplyReportRow> =
+            Default::default();
+        for (direction, campaign_id, channel, template, status, sent_at, done_at) in rows {
+            if direction == "in" {
+                let r = replies
+                    .entry((campaign_id, channel.clone()))
+                    .or_insert_with(|| ReplyReportRow {
+                        campaign_id,
+                        channel,
+                        ..Default::default()
+                    });
+                r.replies += 1;
+                if template == "opt-out" {
+                    r.opt_outs += 1;
+                }
+                continue;
+            }
+            let (r, lat) = out
+                .entry((campaign_id, channel.clone(), template.clone()))
+                .or_insert_with(|| {
+                    (
+                        MessageReportRow {
+                            campaign_id,
+                            channel,
+                            template,
+                            ..Default::default()
+                        },
+                        Vec::new(),
+                    )
+                });
+            r.total += 1;
+            match status.as_str() {
+                "queued" | "sending" => r.queued += 1,
+                "sent" => r.sent += 1,
+                "delivered" => {
+                    r.delivered += 1;
+                    if let (Some(a), Some(b)) = (
+                        sent_at.as_deref().and_then(parse_ts),
+                        done_at.as_deref().and_then(parse_ts),
+                    ) {
+                        lat.push((b - a).num_milliseconds().max(0) as f64 / 1000.0);
+                    }
+                }
+                "failed" => r.failed += 1,
+                "suppressed" => r.suppressed += 1,
+                _ => r.unknown += 1,
+            }
+        }
+        Ok(MessageReport {
+            outgoing: out
+                .into_values()
+                .map(|(mut r, mut lat)| {
+                    lat.sort_by(f64::total_cmp);
+                    r.delivery_p50_s = percentile(&lat, 0.5);
+                    r.delivery_p90_s = percentile(&lat, 0.9);
+                    r
+                })
+                .collect(),
+            replies: replies.into_values().collect(),
+        })
+    }
+}
+
 /// Derives a sent message's status from its segments: every one delivered → `delivered`,
 /// any failed → `failed`, otherwise unchanged.
 async fn settle(

@@ -16,6 +16,14 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Counts per campaign, channel and template (queued, sent, delivered, failed,
+    /// suppressed, unknown, delivery latency) and replies per campaign. 消息统计。
+    Report {
+        #[arg(long)]
+        campaign: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the outbox senders: queued SMS over SMPP 3.4 (--smsc; delivery receipts and
     /// replies are stored, an opt-out reply such as 退订/TD/STOP puts the number on DNC at
     /// once) and queued app pushes through APNs, FCM or a webhook (--push FILE, see
@@ -71,6 +79,32 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
                             m.status,
                             t(m.sent_at),
                             t(m.delivered_at),
+                        );
+                    }
+                }
+            }
+            Cmd::Report { campaign, json } => {
+                let r = store.messages_report(campaign.map(CampaignId)).await?;
+                if json {
+                    print_json(&r)?;
+                } else {
+                    let opt = |c: Option<i64>| c.map(|c| c.to_string()).unwrap_or_else(|| "-".into());
+                    let secs = |x: Option<f64>| x.map(|x| format!("{x:.1}s")).unwrap_or_else(|| "-".into());
+                    println!(
+                        "{:<8} {:<7} {:<18} {:>6} {:>6} {:>6} {:>9} {:>6} {:>10} {:>7} {:>7} {:>7}",
+                        "campaign", "channel", "template", "total", "queued", "sent", "delivered", "failed", "suppressed", "unknown", "p50", "p90"
+                    );
+                    for x in &r.outgoing {
+                        println!(
+                            "{:<8} {:<7} {:<18} {:>6} {:>6} {:>6} {:>9} {:>6} {:>10} {:>7} {:>7} {:>7}",
+                            opt(x.campaign_id), x.channel, x.template, x.total, x.queued, x.sent, x.delivered,
+                            x.failed, x.suppressed, x.unknown, secs(x.delivery_p50_s), secs(x.delivery_p90_s)
+                        );
+                    }
+                    for x in &r.replies {
+                        println!(
+                            "回复 replies: campaign {} {}: {} ({} 退订 opt-outs)",
+                            opt(x.campaign_id), x.channel, x.replies, x.opt_outs
                         );
                     }
                 }

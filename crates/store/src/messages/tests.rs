@@ -183,3 +183,55 @@ fn opt_out_words() {
         assert!(!is_opt_out(w), "{w}");
     }
 }
+
+#[tokio::test]
+async fn the_report_counts_statuses_latency_replies_and_keeps_channels_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path()).await;
+    // Three SMS: delivered after 1 and 3 minutes, one failed; one push queued; one SMS
+    // of another campaign.
+    for (i, m) in [1u32, 3].iter().enumerate() {
+        let key = format!("fallback:d{i}");
+        let to = format!("+861380000001{i}");
+        let (id, _) = s.message_enqueue(&msg(&key, &to), t(0)).await.unwrap();
+        assert!(s.message_claim(id, t(0)).await.unwrap());
+        s.message_sent(id, &[format!("g{i}")], t(1)).await.unwrap();
+        s.message_receipt(&format!("g{i}"), true, "DELIVRD", t(1 + m))
+            .await
+            .unwrap();
+    }
+    let (id, _) = s
+        .message_enqueue(&msg("fallback:f", "+8613800000020"), t(0))
+        .await
+        .unwrap();
+    assert!(s.message_claim(id, t(0)).await.unwrap());
+    s.message_failed(id, "refused", t(1)).await.unwrap();
+    let mut push = msg("fallback:p", "+8613800000021");
+    push.channel = "push";
+    s.message_enqueue(&push, t(0)).await.unwrap();
+    let mut other = msg("fallback:o", "+8613800000022");
+    other.campaign = Some(CampaignId(4));
+    s.message_enqueue(&other, t(0)).await.unwrap();
+    s.message_reply("+8613800000010", "好的", "sms", t(9))
+        .await
+        .unwrap();
+    s.message_reply("+8613800000011", "退订", "sms", t(9))
+        .await
+        .unwrap();
+
+    let r = s.messages_report(Some(CampaignId(3))).await.unwrap();
+    assert_eq!(r.outgoing.len(), 2, "{r:?}");
+    let sms = r.outgoing.iter().find(|x| x.channel == "sms").unwrap();
+    assert_eq!(
+        (sms.total, sms.delivered, sms.failed, sms.queued),
+        (3, 2, 1, 0)
+    );
+    assert_eq!(sms.delivery_p50_s, Some(60.0));
+    assert_eq!(sms.delivery_p90_s, Some(180.0));
+    let p = r.outgoing.iter().find(|x| x.channel == "push").unwrap();
+    assert_eq!((p.total, p.queued, p.delivery_p50_s), (1, 1, None));
+    assert_eq!(r.replies.len(), 1);
+    assert_eq!((r.replies[0].replies, r.replies[0].opt_outs), (2, 1));
+    let all = s.messages_report(None).await.unwrap();
+    assert_eq!(all.outgoing.iter().map(|x| x.total).sum::<u64>(), 5);
+}

@@ -1,0 +1,105 @@
+//! Follow-up messages in the API: the outbox (channel, template, status, times; never a
+//! number or a text) and the report per campaign, channel and template, both as JSON or
+//! CSV.
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use waihu_core::CampaignId;
+
+use crate::api::{csv_response, limit, Format, Q};
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::{AppState, Routes};
+
+pub(crate) fn routes(r: Routes) -> Routes {
+    r.add("GET", "/api/messages", get(list))
+        .add("GET", "/api/messages/report", get(report))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQ {
+    campaign: Option<i64>,
+    limit: Option<i64>,
+    #[serde(default)]
+    format: Format,
+}
+
+const LIST_COLUMNS: &[&str] = &[
+    "id",
+    "direction",
+    "campaign_id",
+    "customer_id",
+    "channel",
+    "template",
+    "status",
+    "segments",
+    "error",
+    "created_at",
+    "sent_at",
+    "delivered_at",
+];
+
+async fn list(State(s): State<AppState>, _c: Caller, Q(q): Q<ListQ>) -> Result<Response, ApiError> {
+    let default = if q.format == Format::Csv {
+        1_000_000
+    } else {
+        100
+    };
+    let lim = limit(q.limit, default, 1_000_000)?;
+    let rows = s
+        .store
+        .messages_list(q.campaign.map(CampaignId), lim)
+        .await?;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|m| serde_json::to_value(m).unwrap_or(Value::Null))
+        .collect();
+    if q.format == Format::Csv {
+        return csv_response("messages", LIST_COLUMNS, &items);
+    }
+    Ok(Json(json!({"items": items})).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportQ {
+    campaign: Option<i64>,
+    #[serde(default)]
+    format: Format,
+}
+
+const REPORT_COLUMNS: &[&str] = &[
+    "campaign_id",
+    "channel",
+    "template",
+    "total",
+    "queued",
+    "sent",
+    "delivered",
+    "failed",
+    "suppressed",
+    "unknown",
+    "delivery_p50_s",
+    "delivery_p90_s",
+];
+
+async fn report(
+    State(s): State<AppState>,
+    _c: Caller,
+    Q(q): Q<ReportQ>,
+) -> Result<Response, ApiError> {
+    let r = s.store.messages_report(q.campaign.map(CampaignId)).await?;
+    if q.format == Format::Csv {
+        let items: Vec<Value> = r
+            .outgoing
+            .iter()
+            .map(|m| serde_json::to_value(m).unwrap_or(Value::Null))
+            .collect();
+        return csv_response("messages-report", REPORT_COLUMNS, &items);
+    }
+    Ok(Json(json!({"outgoing": r.outgoing, "replies": r.replies})).into_response())
+}
