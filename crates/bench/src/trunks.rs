@@ -121,7 +121,9 @@ fn start_kamailio(dir: &Path, port: u16, callee: u16) -> anyhow::Result<Kamailio
 }
 
 fn free_udp_port() -> anyhow::Result<u16> {
-    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// Hangs up on the first frame after the answer.
@@ -240,9 +242,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let _kam = start_kamailio(dir.path(), kam_port, callee_port)?;
         let ep = Arc::new(SipEndpoint::bind("127.0.0.1:0".parse()?, "waihu", None).await?);
         let via = Arc::new(
-            TrunkPool::new(vec![trunk("kamailio", kam_port, Some(&secret), a.concurrency)])
-                .await
-                .map_err(anyhow::Error::msg)?,
+            TrunkPool::new(vec![trunk(
+                "kamailio",
+                kam_port,
+                Some(&secret),
+                a.concurrency,
+            )])
+            .await
+            .map_err(anyhow::Error::msg)?,
         );
         tokio::spawn(via.clone().run(ep.clone(), None));
         anyhow::ensure!(
@@ -268,7 +275,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         anyhow::Ok(vec![d, k])
     })?;
     if a.json {
-        println!("{}", serde_json::to_string(&serde_json::json!({"paths": results}))?);
+        println!(
+            "{}",
+            serde_json::to_string(&serde_json::json!({"paths": results}))?
+        );
         return Ok(());
     }
     println!(

@@ -118,7 +118,8 @@ pub fn parse_proxy(s: &str) -> Result<(HostPort, Option<TrunkTransport>), String
         }
     }
     let host_port = s.rsplit_once('@').map_or(s, |(_, h)| h);
-    let bad = || format!("{orig:?}: expected host, host:port or a sip: URI / 应为 主机:端口 或 sip: URI");
+    let bad =
+        || format!("{orig:?}: expected host, host:port or a sip: URI / 应为 主机:端口 或 sip: URI");
     let (host, port) = if let Some(rest) = host_port.strip_prefix('[') {
         let (h, after) = rest.split_once(']').ok_or_else(bad)?;
         let port = match after.strip_prefix(':') {
@@ -304,7 +305,8 @@ fn de_error(
     let loc = inner.location();
     let mut message = inner.to_string();
     if let Some(l) = &loc {
-        if let Some(m) = message.strip_suffix(&format!(" at line {} column {}", l.line(), l.column()))
+        if let Some(m) =
+            message.strip_suffix(&format!(" at line {} column {}", l.line(), l.column()))
         {
             message = m.to_string();
         }
@@ -409,7 +411,10 @@ fn check_entries(
         if t.name.trim().is_empty() {
             bad("name", "must not be empty / 名称不能为空".into());
         } else if !names.insert(t.name.clone()) {
-            bad("name", format!("duplicate trunk {:?} / 中继名称重复", t.name));
+            bad(
+                "name",
+                format!("duplicate trunk {:?} / 中继名称重复", t.name),
+            );
         }
         if t.channels == 0 {
             bad("channels", "must be at least 1 / 至少为 1".into());
@@ -422,7 +427,10 @@ fn check_entries(
         }
         let Some(proxy) = &t.proxy else {
             if need_proxy {
-                bad("proxy", "missing: where does this trunk send calls? / 缺少 proxy".into());
+                bad(
+                    "proxy",
+                    "missing: where does this trunk send calls? / 缺少 proxy".into(),
+                );
             }
             continue;
         };
@@ -504,9 +512,14 @@ fn check_entries(
 
 /// Parses and validates a trunks file (`trunks:` at the top). `file` names it in errors;
 /// `password_file` paths are relative to `base`.
-pub fn parse_trunks_file(file: &str, base: &Path, text: &str) -> Result<Vec<TrunkConfig>, TrunksError> {
+pub fn parse_trunks_file(
+    file: &str,
+    base: &Path,
+    text: &str,
+) -> Result<Vec<TrunkConfig>, TrunksError> {
     let de = serde_norway::Deserializer::from_str(text);
-    let doc: TrunksDoc = serde_path_to_error::deserialize(de).map_err(|e| de_error(file, text, e))?;
+    let doc: TrunksDoc =
+        serde_path_to_error::deserialize(de).map_err(|e| de_error(file, text, e))?;
     if doc.trunks.is_empty() {
         return Err(TrunksError {
             issues: vec![TrunkIssue {
@@ -546,7 +559,8 @@ pub fn campaign_trunks(
     let file = campaign_path.display().to_string();
     let base = campaign_path.parent().unwrap_or(Path::new("."));
     let de = serde_norway::Deserializer::from_str(campaign_text);
-    let c: CampaignTrunks = serde_path_to_error::deserialize(de).map_err(|e| de_error(&file, campaign_text, e))?;
+    let c: CampaignTrunks =
+        serde_path_to_error::deserialize(de).map_err(|e| de_error(&file, campaign_text, e))?;
     if let Some(tf) = &c.trunks_file {
         return load_trunks_file(&base.join(tf));
     }
@@ -684,7 +698,8 @@ impl TrunkSet {
         for (l, t) in self.live.iter_mut().zip(&self.trunks) {
             if let Some(last) = l.last_refill_ms {
                 if now_ms > last {
-                    l.tokens = (l.tokens + t.cps * (now_ms - last) as f64 / 1000.0).min(t.cps.max(1.0));
+                    l.tokens =
+                        (l.tokens + t.cps * (now_ms - last) as f64 / 1000.0).min(t.cps.max(1.0));
                 }
             }
             l.last_refill_ms = Some(l.last_refill_ms.map_or(now_ms, |x| x.max(now_ms)));
@@ -704,7 +719,12 @@ impl TrunkSet {
     /// Takes a channel and a CPS token on a trunk: `preferred` (the planner's choice) when
     /// it can take the call, else a weighted random choice among the others that can,
     /// never one in `exclude` (tried already for this attempt). `None`: none can now.
-    pub fn acquire(&mut self, now_ms: i64, preferred: Option<usize>, exclude: &[usize]) -> Option<usize> {
+    pub fn acquire(
+        &mut self,
+        now_ms: i64,
+        preferred: Option<usize>,
+        exclude: &[usize],
+    ) -> Option<usize> {
         self.refill(now_ms);
         let ok = |s: &TrunkSet, i: usize| {
             !exclude.contains(&i)
@@ -749,7 +769,9 @@ impl TrunkSet {
 
     /// Gives the channel back and records how the trunk did.
     pub fn release(&mut self, i: usize, now_ms: i64, result: TrunkResult) {
-        let Some(l) = self.live.get_mut(i) else { return };
+        let Some(l) = self.live.get_mut(i) else {
+            return;
+        };
         l.in_flight = l.in_flight.saturating_sub(1);
         match result {
             TrunkResult::Carried => {
@@ -850,7 +872,10 @@ trunks:
         assert_eq!(t[0].transport, TrunkTransport::Tcp);
         assert!(t[0].register);
         assert_eq!(t[0].expires, 600);
-        assert_eq!(t[0].password, Some(PasswordSource::Env("WAIHU_TRUNK_A".into())));
+        assert_eq!(
+            t[0].password,
+            Some(PasswordSource::Env("WAIHU_TRUNK_A".into()))
+        );
         assert_eq!(t[0].number_format, NumberFormat::National);
         assert_eq!(t[1].proxy.port, 5060);
         assert_eq!(t[1].next_hop().to_string(), "10.0.0.9:5070");
@@ -871,7 +896,11 @@ trunks:
         let e = first("trunks:\n  - name: a\n    proxy: 127.0.0.1:5060\n    channels: 1\n    cps: 1\n    password: hunter2\n");
         assert_eq!((e.line, e.column), (Some(6), Some(5)), "{e}");
         assert!(e.message.contains("password_env"), "{e}");
-        assert!(e.to_string().starts_with("trunks.yaml:6:5: trunks[0].password: an inline"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("trunks.yaml:6:5: trunks[0].password: an inline"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -879,7 +908,9 @@ trunks:
         let e = first("trunks:\n  - name: a\n    proxy: 127.0.0.1:5060\n    transport: tls\n    channels: 1\n    cps: 1\n");
         assert_eq!((e.line, e.column), (Some(4), Some(5)), "{e}");
         assert!(e.message.contains("not supported yet"), "{e}");
-        let e = first("trunks:\n  - name: a\n    proxy: sips:x.example.com\n    channels: 1\n    cps: 1\n");
+        let e = first(
+            "trunks:\n  - name: a\n    proxy: sips:x.example.com\n    channels: 1\n    cps: 1\n",
+        );
         assert!(e.message.contains("TLS"), "{e}");
     }
 
@@ -889,7 +920,9 @@ trunks:
         let e = parse(text).unwrap_err();
         let got: Vec<String> = e.issues.iter().map(|i| i.to_string()).collect();
         assert_eq!(
-            got.iter().map(|s| s.split(": ").next().unwrap()).collect::<Vec<_>>(),
+            got.iter()
+                .map(|s| s.split(": ").next().unwrap())
+                .collect::<Vec<_>>(),
             [
                 "trunks.yaml:6:5",
                 "trunks.yaml:8:5",
@@ -902,9 +935,12 @@ trunks:
 
     #[test]
     fn unknown_fields_and_types_are_located() {
-        let e = first("trunks:\n  - name: a\n    proxy: 127.0.0.1:5060\n    chanels: 1\n    cps: 1\n");
+        let e =
+            first("trunks:\n  - name: a\n    proxy: 127.0.0.1:5060\n    chanels: 1\n    cps: 1\n");
         assert_eq!(e.line, Some(4), "{e}");
-        let e = first("trunks:\n  - name: a\n    proxy: 127.0.0.1:99999\n    channels: 1\n    cps: 1\n");
+        let e = first(
+            "trunks:\n  - name: a\n    proxy: 127.0.0.1:99999\n    channels: 1\n    cps: 1\n",
+        );
         assert_eq!((e.line, e.column), (Some(3), Some(5)), "{e}");
         let e = first("trunks:\n  - name: a\n    proxy: 1.2.3.4\n    channels: 1\n    cps: 1\n    number_format: local\n");
         assert_eq!(e.line, Some(6), "{e}");
@@ -916,7 +952,11 @@ trunks:
     fn campaign_inline_and_file() {
         let dir = std::env::temp_dir().join(format!("waihu-trunks-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("t.yaml"), "trunks:\n  - {name: x, proxy: 127.0.0.1:5070, channels: 2, cps: 1}\n").unwrap();
+        std::fs::write(
+            dir.join("t.yaml"),
+            "trunks:\n  - {name: x, proxy: 127.0.0.1:5070, channels: 2, cps: 1}\n",
+        )
+        .unwrap();
         let c = "name: c\ntrunks_file: t.yaml\nsegments: []\n";
         let t = campaign_trunks(&dir.join("c.yaml"), c).unwrap();
         assert_eq!(t[0].name, "x");

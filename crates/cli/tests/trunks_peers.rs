@@ -117,7 +117,11 @@ fn sipp_uas(
     hold_ms: u32,
     proxied: bool,
 ) -> Peer {
-    let rr = if proxied { "[last_Record-Route:]\n" } else { "" };
+    let rr = if proxied {
+        "[last_Record-Route:]\n"
+    } else {
+        ""
+    };
     let routes = if proxied { "[routes]\n" } else { "" };
     let reply = |status: &str, sdp: bool| {
         let body = if sdp {
@@ -139,14 +143,21 @@ fn sipp_uas(
             reply("200 OK", true)
         )
     } else {
-        format!("{}<recv request=\"ACK\" crlf=\"true\"/>\n", reply("503 Service Unavailable", false))
+        format!(
+            "{}<recv request=\"ACK\" crlf=\"true\"/>\n",
+            reply("503 Service Unavailable", false)
+        )
+    };
+    // SIPp refuses variables it assigns but never uses: only the answering callee keeps them.
+    let keep = if answer {
+        "<action>\n<ereg regexp=\".*\" search_in=\"hdr\" header=\"From:\" assign_to=\"from\"/>\n\
+         <ereg regexp=\"[^;]*\" search_in=\"hdr\" header=\"To:\" assign_to=\"to\"/>\n</action>\n"
+    } else {
+        ""
     };
     let xml = format!(
         "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"callee\">\n\
-         <recv request=\"INVITE\" rrs=\"true\" crlf=\"true\">\n<action>\n\
-         <ereg regexp=\".*\" search_in=\"hdr\" header=\"From:\" assign_to=\"from\"/>\n\
-         <ereg regexp=\"[^;]*\" search_in=\"hdr\" header=\"To:\" assign_to=\"to\"/>\n\
-         </action>\n</recv>\n{flow}</scenario>\n"
+         <recv request=\"INVITE\" rrs=\"true\" crlf=\"true\">\n{keep}</recv>\n{flow}</scenario>\n"
     );
     let file = dir.join(format!("uas-{port}.xml"));
     std::fs::write(&file, xml).unwrap();
@@ -166,7 +177,9 @@ fn sipp_uas(
                 "-nostdin",
                 "-trace_err",
                 "-error_file",
-                dir.join(format!("sipp-{port}-errors.log")).to_str().unwrap(),
+                dir.join(format!("sipp-{port}-errors.log"))
+                    .to_str()
+                    .unwrap(),
             ])
             .current_dir(dir)
             .stdin(Stdio::null())
@@ -324,7 +337,13 @@ fn import(dir: &Path, n: usize, base: u64) -> Vec<String> {
     std::fs::write(&path, csv).unwrap();
     ok(
         dir,
-        &["customers", "import", path.to_str().unwrap(), "--region", "US"],
+        &[
+            "customers",
+            "import",
+            path.to_str().unwrap(),
+            "--region",
+            "US",
+        ],
     );
     phones
 }
@@ -333,7 +352,10 @@ fn campaign(dir: &Path, name: &str, trunks: &str) -> PathBuf {
     let text = std::fs::read_to_string(repo().join("examples/campaign-demo.en.yaml"))
         .unwrap()
         .replace("name: order-confirmation-en", &format!("name: {name}"))
-        .replace("trunks:\n  - {name: loopback, channels: 20, cps: 10}\n", trunks);
+        .replace(
+            "trunks:\n  - {name: loopback, channels: 20, cps: 10}\n",
+            trunks,
+        );
     let path = dir.join(format!("{name}.yaml"));
     std::fs::write(&path, text).unwrap();
     path
@@ -359,7 +381,9 @@ fn run_args<'a>(campaign: &'a str, script: &'a str, extra: &[&'a str]) -> Vec<&'
 }
 
 fn status(dir: &Path) -> Option<serde_json::Value> {
-    let out = waihu_cmd(dir, &["trunks", "status", "--json"]).output().ok()?;
+    let out = waihu_cmd(dir, &["trunks", "status", "--json"])
+        .output()
+        .ok()?;
     if !out.status.success() {
         return None;
     }
@@ -374,7 +398,15 @@ fn summary(stdout: &str) -> serde_json::Value {
 fn attempts_started(dir: &Path) -> usize {
     let out = ok(
         dir,
-        &["events", "list", "--type", "attempt_started", "--limit", "1000", "--json"],
+        &[
+            "events",
+            "list",
+            "--type",
+            "attempt_started",
+            "--limit",
+            "1000",
+            "--json",
+        ],
     );
     out.lines().filter(|l| !l.trim().is_empty()).count()
 }
@@ -407,7 +439,10 @@ fn registers_with_kamailio_reregisters_after_restart_and_calls_through_it() {
         ),
     )
     .unwrap();
-    let checked = ok(d, &["trunks", "check", d.join("trunks.yaml").to_str().unwrap()]);
+    let checked = ok(
+        d,
+        &["trunks", "check", d.join("trunks.yaml").to_str().unwrap()],
+    );
     assert!(checked.contains("1 trunk(s) OK"), "{checked}");
     let phones = import(d, 10, 100);
     let camp = campaign(d, "via-kamailio", "trunks_file: trunks.yaml\n");
@@ -424,10 +459,15 @@ fn registers_with_kamailio_reregisters_after_restart_and_calls_through_it() {
     wait_until(Duration::from_secs(60), "the trunk to register", || {
         status(d).is_some_and(|s| s["trunks"][0]["registration"] == "registered")
     });
-    assert!(binding_answers(d, kam_port, "waihu"), "no binding at Kamailio");
-    wait_until(Duration::from_secs(60), "two calls through Kamailio", || {
-        status(d).is_some_and(|s| s["trunks"][0]["calls"].as_u64() >= Some(3))
-    });
+    assert!(
+        binding_answers(d, kam_port, "waihu"),
+        "no binding at Kamailio"
+    );
+    wait_until(
+        Duration::from_secs(60),
+        "two calls through Kamailio",
+        || status(d).is_some_and(|s| s["trunks"][0]["calls"].as_u64() >= Some(3)),
+    );
 
     // Restart Kamailio: its location table is gone.
     let regs_of = || {
@@ -447,7 +487,10 @@ fn registers_with_kamailio_reregisters_after_restart_and_calls_through_it() {
     wait_until(Duration::from_secs(15), "waihu to register again", || {
         status(d).is_some_and(|s| s["trunks"][0]["registrations"].as_u64() > Some(regs))
     });
-    assert!(binding_answers(d, kam_port, "waihu"), "not registered after the restart");
+    assert!(
+        binding_answers(d, kam_port, "waihu"),
+        "not registered after the restart"
+    );
 
     let out = run.wait();
     let v = summary(&out);
@@ -513,7 +556,11 @@ fn a_trunk_answering_503_fails_over_to_the_next_for_the_same_attempt() {
     )
     .unwrap();
     let phones = import(d, 6, 200);
-    let camp = campaign(d, "failover", "trunks:\n  - {name: loopback, channels: 20, cps: 10}\n");
+    let camp = campaign(
+        d,
+        "failover",
+        "trunks:\n  - {name: loopback, channels: 20, cps: 10}\n",
+    );
     let script = repo().join("examples/scripts/order_confirmation.en.yaml");
     let trunks = d.join("trunks.yaml");
     let out = ok(
@@ -558,7 +605,10 @@ fn trunks_check_reports_positions_and_refuses_inline_passwords() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains(&format!("{}:6:5: trunks[0].password: an inline password is refused", f.display())),
+        err.contains(&format!(
+            "{}:6:5: trunks[0].password: an inline password is refused",
+            f.display()
+        )),
         "{err}"
     );
     std::fs::write(

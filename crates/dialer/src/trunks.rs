@@ -102,7 +102,12 @@ impl TrunkPool {
                 .await
                 .map_err(|e| format!("trunk {}: resolving {hop}: {e} / 无法解析中继地址", t.name))?
                 .next()
-                .ok_or_else(|| format!("trunk {}: {hop} has no address / 中继地址无解析结果", t.name))?;
+                .ok_or_else(|| {
+                    format!(
+                        "trunk {}: {hop} has no address / 中继地址无解析结果",
+                        t.name
+                    )
+                })?;
             let password = t.read_password()?;
             let credentials = match (&t.username, password) {
                 (Some(u), p) => Some(Credentials {
@@ -391,8 +396,14 @@ mod tests {
 
     #[test]
     fn number_formats() {
-        assert_eq!(dial_string("+8613800138000", &NumberFormat::E164).unwrap(), "+8613800138000");
-        assert_eq!(dial_string("+8613800138000", &NumberFormat::National).unwrap(), "13800138000");
+        assert_eq!(
+            dial_string("+8613800138000", &NumberFormat::E164).unwrap(),
+            "+8613800138000"
+        );
+        assert_eq!(
+            dial_string("+8613800138000", &NumberFormat::National).unwrap(),
+            "13800138000"
+        );
         assert_eq!(
             dial_string("+861012345678", &NumberFormat::Prefix("17951".into())).unwrap(),
             "1795101012345678"

@@ -440,7 +440,10 @@ pub async fn serve_incoming(
         answer_at: Instant::now() + ring_for,
         reject: None,
     };
-    drive(ep, inc.call, inc.events, role, media, offer, opts, progress, None).await
+    drive(
+        ep, inc.call, inc.events, role, media, offer, opts, progress, None,
+    )
+    .await
 }
 
 /// Serves one incoming call by `plan`: answer and hand the media to `agent`,
@@ -507,7 +510,10 @@ pub async fn serve_incoming_with(
             }
         }
     };
-    drive(ep, inc.call, inc.events, role, media, offer, opts, progress, None).await
+    drive(
+        ep, inc.call, inc.events, role, media, offer, opts, progress, None,
+    )
+    .await
 }
 
 /// Answers every incoming call on `ep` until the endpoint closes; each call runs in its own

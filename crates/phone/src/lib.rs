@@ -40,9 +40,12 @@ pub fn normalize_phone(raw: &str, default_region: &str) -> Result<(String, Strin
 /// `01012345678` (trunk prefix 0 for landlines), `+12015550123` → `2015550123`.
 pub fn national_digits(e164: &str) -> Result<String, String> {
     let raw = e164.trim();
-    let parsed =
-        phonenumber::parse(None, raw).map_err(|e| format!("'{raw}' is not an E.164 number ({e})"))?;
-    let national = parsed.format().mode(phonenumber::Mode::National).to_string();
+    let parsed = phonenumber::parse(None, raw)
+        .map_err(|e| format!("'{raw}' is not an E.164 number ({e})"))?;
+    let national = parsed
+        .format()
+        .mode(phonenumber::Mode::National)
+        .to_string();
     let digits: String = national.chars().filter(char::is_ascii_digit).collect();
     if digits.is_empty() {
         return Err(format!("'{raw}' has no national form"));

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use md5::{Digest as _, Md5};
 use proptest::prelude::*;
 use waihu_sip::{
-    register_retry_delay, Config, Credentials, Message, Registration, Request, Transport,
-    UaEvent, UserAgent,
+    register_retry_delay, Config, Credentials, Message, Registration, Request, Transport, UaEvent,
+    UserAgent,
 };
 
 const UA: &str = "127.0.0.1:5060";
@@ -127,7 +127,10 @@ impl Bench {
                     self.nonce
                 ))
             }
-            Mode::Refuse => Some(format!("{}Content-Length: 0\r\n\r\n", head("403 Forbidden"))),
+            Mode::Refuse => Some(format!(
+                "{}Content-Length: 0\r\n\r\n",
+                head("403 Forbidden")
+            )),
             Mode::Grant(secs) => Some(format!(
                 "{}Contact: {};expires={secs}\r\nContent-Length: 0\r\n\r\n",
                 head("200 OK"),
@@ -188,7 +191,10 @@ fn challenge_then_refresh_before_expiry() {
     let mut b = Bench::new();
     let start = b.now;
     // 401 → authenticated REGISTER → 200 with the granted 120 s.
-    assert_eq!(b.seen.iter().map(|s| s.1).collect::<Vec<_>>(), [false, true]);
+    assert_eq!(
+        b.seen.iter().map(|s| s.1).collect::<Vec<_>>(),
+        [false, true]
+    );
     assert!(matches!(
         b.events[0].1,
         UaEvent::Registered { expires: 120, .. }
@@ -198,10 +204,17 @@ fn challenge_then_refresh_before_expiry() {
     b.run_until(start + Duration::from_secs(300));
     let at = b.registered_at();
     assert!(at.len() >= 8, "{} registrations", at.len());
-    assert_eq!(at[1] - at[0], Duration::from_secs(60), "refresh at half of 120 s");
+    assert_eq!(
+        at[1] - at[0],
+        Duration::from_secs(60),
+        "refresh at half of 120 s"
+    );
     for w in at[1..].windows(2) {
         let gap = w[1] - w[0];
-        assert!(gap < Duration::from_secs(30), "refresh after {gap:?} of a 30 s binding");
+        assert!(
+            gap < Duration::from_secs(30),
+            "refresh after {gap:?} of a 30 s binding"
+        );
     }
 }
 
@@ -226,7 +239,11 @@ fn registrar_down_backs_off_then_recovers() {
     let at = b.registered_at();
     assert!(at.len() > before);
     // Within one back-off (≤ 60 s) plus one transaction timeout of the registrar coming back.
-    assert!(at[before] - back <= Duration::from_secs(92), "{:?}", at[before] - back);
+    assert!(
+        at[before] - back <= Duration::from_secs(92),
+        "{:?}",
+        at[before] - back
+    );
 }
 
 #[test]

@@ -35,7 +35,9 @@ fn check(file: PathBuf, json: bool) -> anyhow::Result<()> {
         std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
     // A campaign file names its trunks inline or through trunks_file; a trunks file starts
     // with `trunks:` and has nothing else.
-    let is_campaign = text.lines().any(|l| l.starts_with("name:") || l.starts_with("trunks_file:"));
+    let is_campaign = text
+        .lines()
+        .any(|l| l.starts_with("name:") || l.starts_with("trunks_file:"));
     let r = if is_campaign {
         waihu_campaign::trunks::campaign_trunks(&file, &text)
     } else {
@@ -46,7 +48,11 @@ fn check(file: PathBuf, json: bool) -> anyhow::Result<()> {
             if json {
                 crate::ctx::print_json(&serde_json::json!({"ok": true, "trunks": trunks}))?;
             } else {
-                println!("{}: {} trunk(s) OK / 中继配置有效", file.display(), trunks.len());
+                println!(
+                    "{}: {} trunk(s) OK / 中继配置有效",
+                    file.display(),
+                    trunks.len()
+                );
                 for t in &trunks {
                     println!(
                         "  {:<16} {} {}  channels {}  cps {}  weight {}  register {}{}",
@@ -110,14 +116,7 @@ fn status(ctx: &Ctx, json: bool) -> anyhow::Result<()> {
         };
         println!(
             "{:<16} {:<13} {:<12} {:>6} {:>4}/{:<4} {:>7} {:>8}  {down}",
-            t.name,
-            t.state,
-            reg,
-            t.registrations,
-            t.in_flight,
-            t.channels,
-            t.calls,
-            t.failures
+            t.name, t.state, reg, t.registrations, t.in_flight, t.channels, t.calls, t.failures
         );
     }
     Ok(())
