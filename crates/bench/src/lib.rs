@@ -36,6 +36,7 @@ pub mod simulate;
 pub mod sip;
 pub mod sms;
 pub mod speech;
+pub mod trunks;
 pub mod voice;
 
 use anyhow::Context;

@@ -104,6 +104,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 campaign_origin: "bench campaign".into(),
                 script: script.clone(),
                 trunk: sim.addr,
+                trunks: Vec::new(),
                 bind: "127.0.0.1:0".parse()?,
                 concurrency: level,
                 constants: vec![("shop".into(), "BestBuy Online".into())],

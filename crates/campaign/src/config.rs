@@ -92,6 +92,9 @@ pub struct CampaignFile {
     pub consent: ConsentFile,
     #[serde(default)]
     pub trunks: Vec<TrunkFile>,
+    /// A trunks file (relative to the campaign file) for live calls; see [`crate::trunks`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trunks_file: Option<String>,
     #[serde(default)]
     pub caller_ids: Option<CallerIdsFile>,
     pub segments: Vec<SegmentFile>,
@@ -179,12 +182,61 @@ pub struct ConsentFile {
     pub required: bool,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// One trunk as written: capacity (all the planner and simulator need) and, for live
+/// calls, where and how to reach it — validated by [`crate::trunks`].
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrunkFile {
     pub name: String,
+    #[serde(alias = "max_channels")]
     pub channels: u32,
+    #[serde(alias = "max_cps")]
     pub cps: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    #[serde(
+        default,
+        deserialize_with = "crate::trunks::de_proxy",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub proxy: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "crate::trunks::de_transport",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub transport: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realm: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<String>,
+    /// Only here to refuse it with a clear error: passwords never live in the YAML.
+    #[serde(
+        default,
+        deserialize_with = "crate::trunks::de_refuse_password",
+        skip_serializing
+    )]
+    pub password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub register: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<u32>,
+    #[serde(
+        default,
+        deserialize_with = "crate::trunks::de_proxy",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub outbound_proxy: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "crate::trunks::de_number_format",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub number_format: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -20,11 +20,14 @@
 //! - [`model`]: answer probability per hour of week with Beta-Binomial shrinkage.
 //! - [`pacing`]: progressive and adaptive predictive pacing.
 //! - [`sim`]: virtual-time simulator with synthetic customers.
+//! - [`trunks`]: SIP trunks as configuration (file:line:column errors) and the runtime's
+//!   trunk selector (weights, channels, CPS, failure back-off).
 pub mod config;
 pub mod model;
 pub mod pacing;
 pub mod planner;
 pub mod sim;
+pub mod trunks;
 
 pub use config::{Campaign, ConfigError, ConfigIssue, PacingMode, Policy};
 pub use pacing::PredictivePacer;

@@ -192,6 +192,7 @@ pub fn scale_scenario(text: &str, channels: u32) -> Result<String, crate::config
             name: "default".into(),
             channels: 100,
             cps: 10.0,
+            ..Default::default()
         });
     }
     let base: u32 = f.trunks.iter().map(|t| t.channels).sum();

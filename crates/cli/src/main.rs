@@ -52,6 +52,9 @@ enum Command {
     /// 运行外呼活动: place a campaign's calls over SIP with the voice bot
     /// (planner → SIP → VAD → ASR → NLU → dialog → TTS), storing every call.
     Run(cmd::live::RunArgs),
+    /// 中继: validate a trunks file (`check`), show a running node's trunks (`status`).
+    #[command(subcommand)]
+    Trunks(cmd::trunks::Cmd),
     /// Place one SIP call with media (拨打电话); `answer` runs the callee side (应答来电).
     Call(cmd::call::CallArgs),
     /// Answer incoming SIP calls: play a WAV and record (应答来电，播放并录音).
@@ -100,6 +103,7 @@ fn main() -> ExitCode {
         Command::Apikey(c) => cmd::serve::run_apikey(&ctx, c),
         Command::Bench(c) => cmd::bench::run(&ctx, c),
         Command::Run(a) => cmd::live::run(&ctx, a),
+        Command::Trunks(c) => cmd::trunks::run(&ctx, c),
         Command::Call(a) => cmd::call::run_call(&ctx, a),
         Command::Answer(a) => cmd::call::run_answer(&ctx, a),
         Command::Campaign(c) => cmd::campaign::run(&ctx, c),

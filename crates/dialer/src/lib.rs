@@ -17,6 +17,7 @@
 //! campaign file under the store's id, mark it running, run it, mark it
 //! finished — for any front end (`waihu run`, `waihu demo`, a server).
 pub mod lifecycle;
+pub mod trunks;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -98,6 +99,9 @@ pub struct Options {
     pub kit: Arc<Kit>,
     /// Where INVITEs go: the trunk / SBC (or the virtual callees).
     pub trunk: SocketAddr,
+    /// Configured trunks (registration, auth, selection, failover); when set, calls go
+    /// through them and `trunk` is unused. The campaign's planner trunks are theirs.
+    pub trunks: Option<Arc<trunks::TrunkPool>>,
     pub max_concurrent: usize,
     pub ring_timeout: Duration,
     pub max_duration: Duration,
@@ -487,6 +491,9 @@ pub async fn run(
     let mut summary = Summary::new(reconcile(&store, opts.clock.now()).await?);
     let mut campaign = opts.campaign.clone();
     campaign.id = opts.campaign_id;
+    if let Some(pool) = &opts.trunks {
+        campaign.trunks = pool.planner_trunks();
+    }
     let mut planner = Planner::new(campaign);
     let mut by_ref: HashMap<ContactRef, Customer> = HashMap::new();
     for c in customers {
@@ -715,14 +722,16 @@ async fn start_call(
     let opts = opts.clone();
     let store = store.clone();
     let tz = d.tz;
+    let trunk = d.trunk;
     tokio::spawn(async move {
-        let f = call(ep, &store, &opts, &c, &call_id, tz, contact).await;
+        let f = call(ep, &store, &opts, &c, &call_id, tz, contact, trunk).await;
         let _ = done.send(f);
     });
     Ok(())
 }
 
-/// One call from dial to the last event.
+/// One call from dial to the last event. `trunk`: the planner's choice.
+#[allow(clippy::too_many_arguments)]
 async fn call(
     ep: Arc<SipEndpoint>,
     store: &Store,
@@ -731,6 +740,7 @@ async fn call(
     call_id: &CallId,
     tz: chrono_tz::Tz,
     contact: ContactRef,
+    trunk: usize,
 ) -> Finished {
     let clock = opts.clock.clone();
     let setup = waihu_bot::CallSetup {
@@ -842,12 +852,19 @@ async fn call(
             }
         })
     };
-    let report = place_call_with(&ep, co, Box::new(agent), &mut |p| {
+    let mut on_progress = |p: &Progress| {
         if matches!(p, Progress::Ringing | Progress::EarlyMedia) {
             let _ = prog_tx.send("ringing");
         }
-    })
-    .await;
+    };
+    let report = match &opts.trunks {
+        // Trunk selection and failover: still this one call, stored and counted once.
+        Some(pool) => {
+            pool.place(&ep, co, &c.phone, trunk, Box::new(agent), &mut on_progress)
+                .await
+        }
+        None => place_call_with(&ep, co, Box::new(agent), &mut on_progress).await,
+    };
     drop(prog_tx);
     drop(notes_tx);
     let bot: BotReport = brain.await.unwrap_or_default();

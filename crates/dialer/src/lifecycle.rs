@@ -53,6 +53,8 @@ pub enum LifecycleError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Dialer(#[from] DialerError),
+    #[error("{0}")]
+    Trunks(String),
 }
 
 /// One live run of a campaign file.
@@ -65,6 +67,9 @@ pub struct CampaignSetup {
     pub script: PathBuf,
     /// Where INVITEs go: the trunk / SBC (or the virtual callees).
     pub trunk: SocketAddr,
+    /// Configured trunks (`--trunks FILE` or the campaign's); when not empty they carry the
+    /// calls instead of `trunk`, and their live status goes to `<data_dir>/trunks.json`.
+    pub trunks: Vec<waihu_campaign::trunks::TrunkConfig>,
     /// Local SIP address to bind.
     pub bind: SocketAddr,
     /// Calls at once (also bounded by the campaign's trunk channels).
@@ -153,6 +158,22 @@ pub async fn run_campaign(
     );
     let spool = store.data_dir().join("spool");
     std::fs::create_dir_all(&spool).map_err(io("creating", &spool))?;
+    let trunks = if setup.trunks.is_empty() {
+        None
+    } else {
+        let pool = Arc::new(
+            crate::trunks::TrunkPool::new(setup.trunks)
+                .await
+                .map_err(LifecycleError::Trunks)?,
+        );
+        let status = store.data_dir().join("trunks.json");
+        tokio::spawn(pool.clone().run(ep.clone(), Some(status)));
+        if !pool.wait_registered(Duration::from_secs(10)).await {
+            tracing::warn!("not every trunk registered within 10 s; dialling on those that are up");
+        }
+        Some(pool)
+    };
+    let pool = trunks.clone();
     let opts = Options {
         campaign_id: id,
         campaign,
@@ -160,6 +181,7 @@ pub async fn run_campaign(
         script: Arc::new(script),
         kit: Arc::new(kit),
         trunk: setup.trunk,
+        trunks,
         max_concurrent: setup.concurrency.max(1),
         ring_timeout: Duration::from_secs(25),
         max_duration: Duration::from_secs(240),
@@ -174,6 +196,10 @@ pub async fn run_campaign(
         messages: setup.messages,
     };
     let summary = crate::run(store.clone(), ep, opts, customers, shutdown).await?;
+    if let Some(pool) = pool {
+        // The last calls' counts, for `waihu trunks status` after the run.
+        let _ = pool.write_status(&store.data_dir().join("trunks.json"));
+    }
     let state = store.campaign_get(id).await?.map(|r| r.state);
     // A Ctrl-C or an operator's stop leaves the state alone, so the next run continues it.
     if state == Some(CampaignState::Running) && summary.stopped_by.completes_campaign() {

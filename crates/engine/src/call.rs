@@ -145,9 +145,26 @@ pub struct CallReport {
     pub codec: Option<String>,
     pub rtp: RtpReport,
     pub recording: Option<PathBuf>,
+    /// Final statuses (`None`: timeout or transport failure) of earlier routes this call
+    /// failed on before the one that carried it ([`place_call_routed`]).
+    pub rerouted_after: Vec<Option<u16>>,
     #[serde(skip)]
     pub call: CallId,
 }
+
+/// Where an INVITE goes: one trunk.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub target: String,
+    pub proxy: Option<SocketAddr>,
+    pub transport: waihu_sip::Transport,
+    pub credentials: Option<Credentials>,
+}
+
+/// Asked when an outgoing call failed before it was answered, with the final status
+/// (`None`: timeout or transport failure): the next route for the same call (the same
+/// media, agent and recording), or `None` to let the failure stand.
+pub type NextRoute<'a> = &'a mut (dyn FnMut(Option<u16>) -> Option<Route> + Send);
 
 fn law_of(c: Codec) -> Law {
     match c {
@@ -330,7 +347,7 @@ pub async fn place_call(
     opts: CallOptions,
     progress: &mut (dyn FnMut(&Progress) + Send),
 ) -> Result<CallReport, EngineError> {
-    place(ep, opts, None, progress).await
+    place(ep, opts, None, progress, None).await
 }
 
 /// Places a call whose answered media is driven by `agent` (the voice bot).
@@ -341,7 +358,20 @@ pub async fn place_call_with(
     agent: Box<dyn CallAgent>,
     progress: &mut (dyn FnMut(&Progress) + Send),
 ) -> Result<CallReport, EngineError> {
-    place(ep, opts, Some(agent), progress).await
+    place(ep, opts, Some(agent), progress, None).await
+}
+
+/// Like [`place_call_with`] (or [`place_call`] without an agent), with failover: when the
+/// call fails before an answer, `next` may give another route and the same call is
+/// INVITEd again there — one call, one report, one recording.
+pub async fn place_call_routed(
+    ep: &SipEndpoint,
+    opts: CallOptions,
+    agent: Option<Box<dyn CallAgent>>,
+    progress: &mut (dyn FnMut(&Progress) + Send),
+    next: NextRoute<'_>,
+) -> Result<CallReport, EngineError> {
+    place(ep, opts, agent, progress, Some(next)).await
 }
 
 async fn place(
@@ -349,6 +379,7 @@ async fn place(
     opts: CallOptions,
     agent: Option<Box<dyn CallAgent>>,
     progress: &mut (dyn FnMut(&Progress) + Send),
+    failover: Option<NextRoute<'_>>,
 ) -> Result<CallReport, EngineError> {
     let mut media = Media::bind(ep.local_addr().ip()).await?;
     media.agent = agent;
@@ -366,7 +397,7 @@ async fn place(
     oc.transport = opts.transport;
     oc.ring_timeout = Some(opts.ring_timeout);
     oc.sdp = Some(offer.clone());
-    let (call, events) = ep.invite(oc).await?;
+    let (call, events) = ep.invite(oc.clone()).await?;
     drive(
         ep,
         call,
@@ -376,6 +407,7 @@ async fn place(
         offer,
         &opts.media,
         progress,
+        failover.map(|f| (f, oc)),
     )
     .await
 }
@@ -408,7 +440,10 @@ pub async fn serve_incoming(
         answer_at: Instant::now() + ring_for,
         reject: None,
     };
-    drive(ep, inc.call, inc.events, role, media, offer, opts, progress).await
+    drive(
+        ep, inc.call, inc.events, role, media, offer, opts, progress, None,
+    )
+    .await
 }
 
 /// Serves one incoming call by `plan`: answer and hand the media to `agent`,
@@ -475,7 +510,10 @@ pub async fn serve_incoming_with(
             }
         }
     };
-    drive(ep, inc.call, inc.events, role, media, offer, opts, progress).await
+    drive(
+        ep, inc.call, inc.events, role, media, offer, opts, progress, None,
+    )
+    .await
 }
 
 /// Answers every incoming call on `ep` until the endpoint closes; each call runs in its own
@@ -509,15 +547,17 @@ pub async fn answer_loop(
 #[allow(clippy::too_many_arguments)]
 async fn drive(
     ep: &SipEndpoint,
-    call: CallId,
+    mut call: CallId,
     mut events: mpsc::UnboundedReceiver<UaEvent>,
     mut role: Role,
     mut media: Media,
     our_offer: Sdp,
     opts: &MediaOptions,
     progress: &mut (dyn FnMut(&Progress) + Send),
+    mut failover: Option<(NextRoute<'_>, OutgoingCall)>,
 ) -> Result<CallReport, EngineError> {
     let started = Instant::now();
+    let mut rerouted_after = Vec::new();
     let mut answered_at: Option<Instant> = None;
     let mut early_media = false;
     let mut hanging_up = false;
@@ -602,6 +642,22 @@ async fn drive(
                     }
                     UaEvent::ByeReceived { .. } | UaEvent::Cancelled { .. } => progress(&Progress::PeerHungUp),
                     UaEvent::Terminated { outcome, sip_status, reason, .. } => {
+                        if answered_at.is_none() {
+                            if let Some((next, oc)) = &mut failover {
+                                if let Some(route) = next(sip_status) {
+                                    tracing::info!(?call, ?sip_status, target = %route.target, "failing over to the next route");
+                                    oc.target = route.target;
+                                    oc.proxy = route.proxy;
+                                    oc.transport = route.transport;
+                                    oc.credentials = route.credentials;
+                                    let (c, ev) = ep.invite(oc.clone()).await?;
+                                    call = c;
+                                    events = ev;
+                                    rerouted_after.push(sip_status);
+                                    continue;
+                                }
+                            }
+                        }
                         let now = Instant::now();
                         let early_audio_s = media.early_frames as f64 * 0.02;
                         // A failure after an announcement (early audio) is the network or the
@@ -634,6 +690,7 @@ async fn drive(
                             codec: media.negotiated.as_ref().map(|n| n.codec.name().to_string()),
                             rtp: stats.into(),
                             recording,
+                            rerouted_after,
                             call,
                         });
                     }

@@ -35,9 +35,35 @@ pub fn normalize_phone(raw: &str, default_region: &str) -> Result<(String, Strin
     Ok((e164, reg))
 }
 
+/// The national form of an E.164 number, digits only, as a carrier dialled from inside
+/// the country expects it: `+8613800138000` → `13800138000`, `+861012345678` →
+/// `01012345678` (trunk prefix 0 for landlines), `+12015550123` → `2015550123`.
+pub fn national_digits(e164: &str) -> Result<String, String> {
+    let raw = e164.trim();
+    let parsed = phonenumber::parse(None, raw)
+        .map_err(|e| format!("'{raw}' is not an E.164 number ({e})"))?;
+    let national = parsed
+        .format()
+        .mode(phonenumber::Mode::National)
+        .to_string();
+    let digits: String = national.chars().filter(char::is_ascii_digit).collect();
+    if digits.is_empty() {
+        return Err(format!("'{raw}' has no national form"));
+    }
+    Ok(digits)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn national_forms() {
+        assert_eq!(national_digits("+8613800138000").unwrap(), "13800138000");
+        assert_eq!(national_digits("+861012345678").unwrap(), "01012345678");
+        assert_eq!(national_digits("+12015550123").unwrap(), "2015550123");
+        assert!(national_digits("hello").is_err());
+    }
 
     #[test]
     fn normalises_or_says_why() {

@@ -59,6 +59,6 @@ pub use msg::{FrameError, Headers, Message, ParseError, Request, Response, Strea
 pub use sdp::{Codec, Direction, MediaDesc, Negotiated, Sdp, SdpError};
 pub use trunk::{TrunkAddr, TrunkAddrError};
 pub use ua::{
-    outcome_for_status, CallId, Config, Credentials, OutgoingCall, RegId, Registration, SipError,
-    Timers, Transmit, Transport, UaEvent, UserAgent,
+    outcome_for_status, register_retry_delay, CallId, Config, Credentials, OutgoingCall, RegId,
+    Registration, SipError, Timers, Transmit, Transport, UaEvent, UserAgent,
 };

@@ -10,6 +10,9 @@ pub enum Cmd {
     /// SIP calls: concurrent calls with two-way G.711 media and call setup rate, against our
     /// UAS and a SIPp UAS (-rtp_echo) as the reference.
     Sip(waihu_bench::sip::Args),
+    /// Trunks: calls/s and call setup time through Kamailio (registrar, digest auth on
+    /// REGISTER and INVITE) beside direct calls, same run, same trunk code. 中继。
+    Trunks(waihu_bench::trunks::Args),
     /// HTTP API: KPI and heat-map pages over 1,000,000 generated attempts (rollup vs SQL over
     /// the event log vs a Rust scan of decoded events).
     Api(waihu_bench::api::Args),
@@ -76,6 +79,7 @@ pub enum Cmd {
 pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
     match cmd {
         Cmd::Sip(a) => waihu_bench::sip::run(a),
+        Cmd::Trunks(a) => waihu_bench::trunks::run(a),
         Cmd::Api(a) => waihu_bench::api::run(a),
         Cmd::Script(a) => waihu_bench::script::run(a),
         Cmd::Tts { runs } => {

@@ -29,9 +29,15 @@ pub struct RunArgs {
     /// Dialog script (YAML) the bot runs.
     #[arg(long)]
     script: PathBuf,
-    /// Where INVITEs go: the SIP trunk / SBC (`host:port`).
+    /// Where INVITEs go: one SIP trunk / SBC (`host:port`), no registration or auth — the
+    /// shorthand for a single trunk. Not needed with `--trunks` or a campaign with trunks.
     #[arg(long)]
-    trunk: SocketAddr,
+    trunk: Option<SocketAddr>,
+    /// Trunks file (YAML, `trunks:`): registration, digest auth, weights, channels, CPS,
+    /// failover (see docs/trunks.md). Default: the campaign's `trunks_file:` or inline
+    /// trunks that name a `proxy`. 中继配置文件。
+    #[arg(long, conflicts_with = "trunk")]
+    trunks: Option<PathBuf>,
     /// Local SIP address to bind.
     #[arg(long, default_value = "127.0.0.1:0")]
     bind: SocketAddr,
@@ -163,6 +169,18 @@ pub fn shutdown_on_ctrl_c() -> watch::Receiver<bool> {
 pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
     let yaml = std::fs::read_to_string(&a.campaign)
         .with_context(|| format!("reading {}", a.campaign.display()))?;
+    let trunks = match &a.trunks {
+        Some(f) => waihu_campaign::trunks::load_trunks_file(f)?,
+        None if a.trunk.is_some() => Vec::new(),
+        None => waihu_campaign::trunks::campaign_trunks(&a.campaign, &yaml)?,
+    };
+    let trunk = match (a.trunk, trunks.is_empty()) {
+        (Some(t), _) => t,
+        (None, false) => SocketAddr::from(([127, 0, 0, 1], 5060)), // unused: the trunks carry the calls
+        (None, true) => anyhow::bail!(
+            "no trunk: give --trunk HOST:PORT, --trunks FILE, or trunks with a proxy in the campaign / 未指定中继"
+        ),
+    };
     let rt = ctx.runtime()?;
     rt.block_on(async {
         let store = ctx.store().await?;
@@ -182,7 +200,8 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
             campaign_yaml: yaml,
             campaign_origin: a.campaign.display().to_string(),
             script: a.script.clone(),
-            trunk: a.trunk,
+            trunk,
+            trunks,
             bind: a.bind,
             concurrency: a.concurrency,
             constants: a.vars.clone(),
@@ -341,6 +360,7 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
                 campaign_origin: a.campaign_file.display().to_string(),
                 script: a.script.clone(),
                 trunk: sim.addr,
+                trunks: Vec::new(),
                 bind: "127.0.0.1:0".parse()?,
                 concurrency: a.concurrency,
                 constants: constants

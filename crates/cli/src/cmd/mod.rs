@@ -16,3 +16,4 @@ pub mod segments;
 pub mod serve;
 pub mod sim;
 pub mod speech;
+pub mod trunks;

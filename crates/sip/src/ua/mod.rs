@@ -17,6 +17,7 @@ mod register;
 mod transactions;
 mod types;
 
+pub use register::register_retry_delay;
 pub use types::{
     outcome_for_status, CallId, Config, Credentials, OutgoingCall, RegId, Registration, SipError,
     Timers, Transmit, Transport, UaEvent,
@@ -188,6 +189,8 @@ struct Reg {
     auth_tries: u8,
     refresh_at: Option<Instant>,
     removing: bool,
+    /// Consecutive failed attempts (drives the retry back-off); 0 once registered.
+    failures: u32,
 }
 
 /// One local SIP endpoint: a sans-IO state machine for all its calls and registrations.

@@ -1,11 +1,19 @@
 //! REGISTER (RFC 3261 §10): bindings kept alive at half the granted lifetime, digest
-//! challenges, retry once a minute after a failure.
+//! challenges, and after a failure (refusal or timeout) a retry with exponential back-off:
+//! 2 s, 4 s, 8 s ... capped at 60 s ([`register_retry_delay`]).
 
 use std::time::{Duration, Instant};
 
 use super::{Owner, Reg, RegId, Registration, TimerKey, UaEvent, UserAgent};
 use crate::auth::Challenge;
 use crate::msg::{Headers, NameAddr, Request, Response, SipUri};
+
+/// Wait before the next REGISTER after `failures` consecutive failures (1-based):
+/// 2 s doubling per failure, at most 60 s.
+pub fn register_retry_delay(failures: u32) -> Duration {
+    let exp = failures.saturating_sub(1).min(5);
+    Duration::from_secs((2u64 << exp).min(60))
+}
 
 impl UserAgent {
     /// Registers (and keeps refreshing at half the granted lifetime) a binding.
@@ -35,6 +43,7 @@ impl UserAgent {
             auth_tries: 0,
             refresh_at: None,
             removing: false,
+            failures: 0,
         };
         self.regs.insert(id, r);
         self.send_register(now, id, None);
@@ -104,6 +113,7 @@ impl UserAgent {
         };
         if (200..300).contains(&status) {
             r.auth_tries = 0;
+            r.failures = 0;
             if r.removing {
                 self.regs.remove(&id);
                 self.emit(UaEvent::Registered {
@@ -172,9 +182,11 @@ impl UserAgent {
             self.regs.remove(&id);
             return;
         }
-        // Keep trying once a minute: an unattended dialer must recover by itself.
+        // Keep trying, backing off: an unattended dialer must recover by itself, without
+        // hammering a registrar that is down or refusing us.
         r.auth_tries = 0;
-        let at = now + Duration::from_secs(60);
+        r.failures = r.failures.saturating_add(1);
+        let at = now + register_retry_delay(r.failures);
         r.refresh_at = Some(at);
         self.arm(at, TimerKey::Reg(id));
     }

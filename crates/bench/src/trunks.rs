@@ -1,0 +1,305 @@
+//! `waihu bench trunks`: call setup through a carrier-like proxy (Kamailio as registrar
+//! with digest auth on REGISTER and INVITE, Record-Route) against the same calls placed
+//! directly on the callee, in the same run, through the product's trunk path
+//! ([`waihu_dialer::trunks::TrunkPool`]: registration, selection, auth). The callee is our
+//! UAS in-process; each call is answered at once and hung up on its first media frame.
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use waihu_campaign::trunks::{HostPort, NumberFormat, PasswordSource, TrunkConfig, TrunkTransport};
+use waihu_dialer::trunks::TrunkPool;
+use waihu_engine::agent::{CallAgent, Control};
+use waihu_engine::call::{answer_loop, CallOptions, MediaOptions};
+use waihu_engine::sip::SipEndpoint;
+
+/// `waihu bench trunks` arguments.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Calls per path (direct, via Kamailio).
+    #[arg(long, default_value_t = 200)]
+    pub calls: usize,
+    /// Calls at once.
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+const KAMAILIO_CFG: &str = r#"#!KAMAILIO
+debug=1
+log_stderror=yes
+children=2
+listen=udp:127.0.0.1:@PORT@
+alias="127.0.0.1:@PORT@"
+mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "auth.so"
+modparam("usrloc", "db_mode", 0)
+modparam("rr", "enable_full_lr", 1)
+request_route {
+    if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
+    if (has_totag()) {
+        if (loose_route()) { t_relay(); exit; }
+        if (is_method("ACK")) { if (t_check_trans()) { t_relay(); } exit; }
+        sl_send_reply("404", "Not here");
+        exit;
+    }
+    if (is_method("CANCEL")) { if (t_check_trans()) { t_relay(); } exit; }
+    if (is_method("REGISTER")) {
+        if (!pv_auth_check("$td", "bench-secret", "0", "1")) { auth_challenge("$td", "1"); exit; }
+        consume_credentials();
+        if (!save("location")) { sl_reply_error(); }
+        exit;
+    }
+    if (is_method("INVITE")) {
+        if (!pv_auth_check("$fd", "bench-secret", "0", "0")) { auth_challenge("$fd", "1"); exit; }
+        consume_credentials();
+        record_route();
+        rewritehostport("127.0.0.1:@CALLEE@");
+        t_relay();
+        exit;
+    }
+    sl_send_reply("404", "Not Found");
+}
+"#;
+
+struct Kamailio(Child);
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        let pid = self.0.id().to_string();
+        let _ = Command::new("pkill")
+            .args(["-TERM", "-P", &pid])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-P", &pid])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn start_kamailio(dir: &Path, port: u16, callee: u16) -> anyhow::Result<Kamailio> {
+    let cfg = dir.join("kamailio.cfg");
+    std::fs::write(
+        &cfg,
+        KAMAILIO_CFG
+            .replace("@PORT@", &port.to_string())
+            .replace("@CALLEE@", &callee.to_string()),
+    )?;
+    let child = Command::new("kamailio")
+        .arg("-f")
+        .arg(&cfg)
+        .arg("-P")
+        .arg(dir.join("kamailio.pid"))
+        .args(["-m", "64", "-M", "8", "-E", "-DD", "-w"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting kamailio (apt-get install kamailio; scripts/deps/sip.apt)")?;
+    let k = Kamailio(child);
+    for _ in 0..100 {
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
+            return Ok(k);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    anyhow::bail!("kamailio did not start on UDP {port}")
+}
+
+fn free_udp_port() -> anyhow::Result<u16> {
+    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Hangs up on the first frame after the answer.
+struct HangUp;
+impl CallAgent for HangUp {
+    fn on_frame(&mut self, _now: Instant, _heard: &[i16], _say: &mut [i16]) -> Control {
+        Control::Hangup("bench".into())
+    }
+}
+
+fn trunk(name: &str, port: u16, secret: Option<&Path>, concurrency: usize) -> TrunkConfig {
+    let register = secret.is_some();
+    TrunkConfig {
+        name: name.into(),
+        proxy: HostPort {
+            host: "127.0.0.1".into(),
+            port,
+        },
+        transport: TrunkTransport::Udp,
+        username: register.then(|| "waihu".into()),
+        realm: None,
+        password: secret.map(|p| PasswordSource::File(p.to_path_buf())),
+        register,
+        expires: 600,
+        outbound_proxy: None,
+        channels: concurrency as u32,
+        cps: 10_000.0,
+        weight: 1,
+        number_format: NumberFormat::E164,
+    }
+}
+
+/// One path's figures.
+#[derive(Debug, serde::Serialize)]
+pub struct PathResult {
+    pub path: &'static str,
+    pub calls: usize,
+    pub answered: usize,
+    pub calls_per_s: f64,
+    pub mean_setup_ms: f64,
+    pub p95_setup_ms: f64,
+}
+
+async fn run_path(
+    path: &'static str,
+    ep: Arc<SipEndpoint>,
+    pool: Arc<TrunkPool>,
+    calls: usize,
+    concurrency: usize,
+) -> anyhow::Result<PathResult> {
+    let sem = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let t0 = Instant::now();
+    let mut tasks = Vec::with_capacity(calls);
+    for i in 0..calls {
+        let permit = sem.clone().acquire_owned().await?;
+        let (ep, pool) = (ep.clone(), pool.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut opts = CallOptions::new("");
+            opts.ring_timeout = Duration::from_secs(10);
+            opts.media.max_duration = Duration::from_secs(5);
+            let phone = format!("+1212555{:04}", i % 10_000);
+            let r = pool
+                .place(&ep, opts, &phone, 0, Box::new(HangUp), &mut |_| {})
+                .await;
+            drop(permit);
+            r
+        }));
+    }
+    let mut setups = Vec::new();
+    for t in tasks {
+        if let Ok(Ok(r)) = t.await {
+            if r.outcome == waihu_core::CallOutcome::Answered {
+                setups.extend(r.setup_ms);
+            }
+        }
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    setups.sort_by(f64::total_cmp);
+    let mean = setups.iter().sum::<f64>() / setups.len().max(1) as f64;
+    let p95 = setups
+        .get((setups.len() as f64 * 0.95) as usize)
+        .or(setups.last())
+        .copied()
+        .unwrap_or(0.0);
+    Ok(PathResult {
+        path,
+        calls,
+        answered: setups.len(),
+        calls_per_s: (calls as f64 / wall * 10.0).round() / 10.0,
+        mean_setup_ms: (mean * 10.0).round() / 10.0,
+        p95_setup_ms: (p95 * 10.0).round() / 10.0,
+    })
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    // The bench's own secret for its own Kamailio, handed over the way a trunk's is.
+    let secret = dir.path().join("trunk-password");
+    std::fs::write(&secret, "bench-secret\n")?;
+    let rt = crate::runtime()?;
+    let results = rt.block_on(async {
+        let callee = Arc::new(SipEndpoint::bind("127.0.0.1:0".parse()?, "callee", None).await?);
+        let callee_port = callee.local_addr().port();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(answer_loop(
+            callee.clone(),
+            Duration::ZERO,
+            MediaOptions {
+                max_duration: Duration::from_secs(10),
+                ..MediaOptions::default()
+            },
+            tx,
+        ));
+        tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        let kam_port = free_udp_port()?;
+        let _kam = start_kamailio(dir.path(), kam_port, callee_port)?;
+        let ep = Arc::new(SipEndpoint::bind("127.0.0.1:0".parse()?, "waihu", None).await?);
+        let via = Arc::new(
+            TrunkPool::new(vec![trunk(
+                "kamailio",
+                kam_port,
+                Some(&secret),
+                a.concurrency,
+            )])
+            .await
+            .map_err(anyhow::Error::msg)?,
+        );
+        tokio::spawn(via.clone().run(ep.clone(), None));
+        anyhow::ensure!(
+            via.wait_registered(Duration::from_secs(10)).await,
+            "could not register with Kamailio"
+        );
+        let direct = Arc::new(
+            TrunkPool::new(vec![trunk("direct", callee_port, None, a.concurrency)])
+                .await
+                .map_err(anyhow::Error::msg)?,
+        );
+        // Warm-up, then both paths back to back in this run.
+        let _ = run_path("warm-up", ep.clone(), direct.clone(), 5, 1).await?;
+        let d = run_path("direct", ep.clone(), direct, a.calls, a.concurrency).await?;
+        let k = run_path(
+            "via Kamailio + digest auth",
+            ep.clone(),
+            via,
+            a.calls,
+            a.concurrency,
+        )
+        .await?;
+        anyhow::Ok(vec![d, k])
+    })?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string(&serde_json::json!({"paths": results}))?
+        );
+        return Ok(());
+    }
+    println!(
+        "中继呼叫建立 trunk call setup: {} calls per path, {} at once (UDP, loopback)",
+        a.calls, a.concurrency
+    );
+    println!(
+        "{:<28} {:>9} {:>9} {:>15} {:>14}",
+        "path", "answered", "calls/s", "mean setup ms", "p95 setup ms"
+    );
+    for r in &results {
+        println!(
+            "{:<28} {:>9} {:>9.1} {:>15.1} {:>14.1}",
+            r.path, r.answered, r.calls_per_s, r.mean_setup_ms, r.p95_setup_ms
+        );
+    }
+    let (d, k) = (&results[0], &results[1]);
+    println!(
+        "via Kamailio / direct: {:.2}x calls/s, {:.1}x mean setup (baseline: direct)",
+        k.calls_per_s / d.calls_per_s.max(1e-9),
+        k.mean_setup_ms / d.mean_setup_ms.max(1e-9)
+    );
+    Ok(())
+}
