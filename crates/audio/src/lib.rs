@@ -10,6 +10,8 @@
 //!   conversion; [`goertzel`]: the energy of one frequency.
 //! - [`wav`]: WAV parsing (hand-written, tolerant, proptested) and writing.
 //! - [`eval`]: noise, clips, WER/CER for tests and benchmarks.
+//! - [`channel`]: a telephone line model (band, G.711, noise at an SNR,
+//!   packet loss) for virtual callees and tests, seeded.
 //!
 //! Architecture invariant: no sockets, processes, tasks, threads or clock
 //! reads. Audio, text and media time go in; audio, decisions and events come
@@ -17,6 +19,7 @@
 //! WAV files ([`wav::read_wav`] / [`wav::parse_wav`], recordings) and a style
 //! file ([`style::StyleBook::load`] / [`style::StyleBook::from_str_over_defaults`]).
 
+pub mod channel;
 pub mod endpoint;
 pub mod eval;
 pub mod g711;

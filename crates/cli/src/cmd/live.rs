@@ -346,9 +346,27 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
             let mut opts = waihu_sim::SimOptions::new(lang);
             opts.script = prog.name.clone();
             opts.max_concurrent = a.concurrency * 2;
+            // Mandarin callees speak with the neural voice where installed, each
+            // persona at its own pitch and speed, through a telephone line model
+            // (band + G.711); English callees keep espeak-ng, which the English
+            // demo's correctness is measured with.
+            let synth = if lang == waihu_speech::Lang::Zh {
+                let v = waihu_sim::callee_voice(ctx.data_dir(), Some(Arc::new(cache)));
+                if let Some(note) = &v.note {
+                    eprintln!("note: {note}");
+                }
+                if v.zh_neural {
+                    eprintln!("{}", waihu_speech::zhvoice::LICENCE_NOTE);
+                    opts.vary_voices = true;
+                    opts.line = Some(waihu_speech::channel::LineConfig::default());
+                }
+                v.synth
+            } else {
+                waihu_sim::callee_synthesizer(Some(Arc::new(cache)))
+            };
             let callees = Callees {
                 population: waihu_sim::Population::new(7),
-                synth: waihu_sim::callee_synthesizer(Some(Arc::new(cache))),
+                synth,
                 opts,
             };
             // One clock for both sides: the callees answer by their local hour on it.

