@@ -544,7 +544,7 @@ mod tests {
         // `order` has an English and a Chinese file: the campaign must say which.
         let e = resolve(&yaml("order")).unwrap_err().to_string();
         assert!(
-            e.starts_with("camp.yaml:6: segments[2].script 'order'"),
+            e.starts_with("camp.yaml:5: segments[2].script 'order'"),
             "{e}"
         );
         assert!(
