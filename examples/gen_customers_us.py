@@ -22,7 +22,7 @@ slots = ["tomorrow between 9 and 12 a.m.", "tomorrow afternoon", "on Friday morn
 w = csv.writer(sys.stdout, lineterminator="\n")
 w.writerow(["customer_id", "name", "phone", "city", "timezone", "purchase_freq", "avg_order",
             "interaction_count", "last_purchase", "last_interaction", "has_app",
-            "order_id", "order_item", "order_amount", "order_address", "order_delivery"])
+            "order_id", "order_item", "order_amount", "order_address", "order_delivery", "consent"])
 for i in range(150):
     city, area, tz = cities[i % len(cities)]
     item, price = random.choice(items)
@@ -37,4 +37,6 @@ for i in range(150):
         f"US2026{112500 + i}", item, price,
         f"{random.randint(1, 999)} {random.choice(streets)}, {city}",
         random.choice(slots),
+        # Prior express consent on file (campaign-us.yaml requires it): every tenth customer has none.
+        "no" if i % 10 == 9 else "yes",
     ])

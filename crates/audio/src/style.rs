@@ -54,7 +54,7 @@ pub enum StyleError {
     Unknown(String, String),
 }
 
-/// Named styles: the seed's presets plus `neutral`, overridable and
+/// Named styles: the seed's presets plus `neutral` and `calm`, overridable and
 /// extendable from a YAML or JSON file of the same shape as the seed's
 /// example: `{"happy": {"pitch": 1.2, "speed": 1.1}}`.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +88,15 @@ impl Default for StyleBook {
                 pitch: 0.8,
                 speed: 0.9,
                 range: 1.0,
+            },
+        );
+        // Scripts may name `calm` (de-escalation): slower, lower, narrower.
+        styles.insert(
+            "calm".to_string(),
+            Style {
+                pitch: 0.9,
+                speed: 0.85,
+                range: 0.8,
             },
         );
         StyleBook { styles }

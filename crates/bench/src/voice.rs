@@ -102,7 +102,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             let setup = CampaignSetup {
                 campaign_yaml: yaml,
                 campaign_origin: "bench campaign".into(),
-                script: script.clone(),
+                script: Some(script.clone()),
+                campaign_dir: None,
                 trunk: sim.addr,
                 trunks: Vec::new(),
                 bind: "127.0.0.1:0".parse()?,

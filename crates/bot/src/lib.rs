@@ -77,6 +77,13 @@ impl ScriptKit {
         })
     }
 
+    /// Every style the script names is in `styles` (the book its calls speak
+    /// with): checked once at load, so no prompt falls back to a default voice.
+    pub fn check_styles(&self, styles: &StyleBook) -> Result<(), waihu_dialog::LoadError> {
+        let names: Vec<&str> = styles.names().collect();
+        self.prog.check_styles(&names)
+    }
+
     pub fn lang(&self) -> &'static str {
         match self.prog.language {
             Language::Zh => "zh",
@@ -137,6 +144,8 @@ pub struct BotReport {
     /// (that turn's `latency_ms` is the `total_ms` here).
     pub latencies: Vec<Latency>,
     pub path: Vec<String>,
+    /// Parallel to `path`: the A/B prompt variant played in each state (None: one prompt).
+    pub path_variants: Vec<Option<String>>,
     /// The script's business outcome and intention level (None: hung up before one was set).
     pub outcome: Option<String>,
     pub level: Option<String>,
@@ -407,6 +416,12 @@ impl Brain {
 
     fn finish_outcome(&mut self) {
         self.report.path = self.interp.path().into_iter().map(String::from).collect();
+        self.report.path_variants = self
+            .interp
+            .path_variants()
+            .into_iter()
+            .map(|v| v.map(String::from))
+            .collect();
         if let Some((outcome, level)) = self.interp.ended() {
             if !(outcome == "hangup" && self.report.outcome.is_some()) {
                 self.report.outcome = Some(outcome.clone());
@@ -710,7 +725,12 @@ impl Brain {
         let voices: Vec<(String, Voice)> = texts
             .into_iter()
             .map(|(text, style, _)| {
-                let style = self.kit.styles.get(&style).unwrap_or_default();
+                // Scripts are checked against the book at load (`ScriptKit::check_styles`);
+                // an unknown style here is a bug, said out loud.
+                let style = self.kit.styles.get(&style).unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "unknown style at play time; speaking neutral");
+                    waihu_speech::Style::NEUTRAL
+                });
                 (
                     text,
                     Voice {

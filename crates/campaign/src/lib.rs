@@ -31,7 +31,9 @@ pub mod trunks;
 
 pub use config::{Campaign, ConfigError, ConfigIssue, PacingMode, Policy};
 pub use pacing::PredictivePacer;
-pub use planner::{Action, ContactInput, ContactRef, Dial, Ineligible, PastCall, Planner, Report};
+pub use planner::{
+    Action, ContactInput, ContactRef, Dial, Ineligible, PastAttempt, PastCall, Planner, Report,
+};
 pub use sim::{simulate, simulate_with, PlannerTimer, SimConfig, SimReport};
 
 /// The example campaign shipped in `examples/campaign.yaml` (the simulator's default).

@@ -60,7 +60,7 @@ impl AnswerModel {
         }
     }
 
-    fn refresh(&mut self) {
+    pub(crate) fn refresh(&mut self) {
         for s in 0..self.seg_att.len() {
             for d in 0..DAY_PARTS {
                 self.dp_mean[s][d] = self.segment_day_part_mean(s, d);

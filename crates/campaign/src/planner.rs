@@ -59,6 +59,26 @@ pub struct PastCall {
     pub answered: bool,
 }
 
+/// An attempt made before this planner started (the store's call history),
+/// for [`Planner::seed_model`]: the callee's segment in this campaign, the
+/// callee's local wall time when it was placed, and how it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PastAttempt {
+    /// Index into the campaign's `segments` ([`Campaign::segment_index`]).
+    pub segment: usize,
+    pub local: chrono::NaiveDateTime,
+    pub outcome: CallOutcome,
+}
+
+/// Outcomes that say something about whether the callee picks up at that
+/// hour; network failures teach the answer model nothing.
+fn teaches(outcome: CallOutcome) -> bool {
+    !matches!(
+        outcome,
+        CallOutcome::InvalidNumber | CallOutcome::Congestion | CallOutcome::Failed
+    )
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ContactError {
     #[error("customer {0}: phone number '{1}' is not E.164 digits / 号码格式无效")]
@@ -598,6 +618,41 @@ impl Planner {
         self.by_phone.insert(phone, idx);
         self.make_ready(idx, i64::MIN);
         Ok(ContactRef(idx))
+    }
+
+    /// Start the answer model from earlier attempts (the stored history of
+    /// this and other campaigns) instead of the prior alone: each attempt
+    /// counts at its hour of week for its segment, as if this planner had
+    /// placed it. Contacts already queued are re-ranked. Returns how many
+    /// attempts taught the model (network failures and unknown segments do not).
+    pub fn seed_model(&mut self, history: impl IntoIterator<Item = PastAttempt>) -> usize {
+        let mut taught = 0;
+        for a in history {
+            if a.segment >= self.campaign.segments.len() || !teaches(a.outcome) {
+                continue;
+            }
+            let how = weekday_index(a.local.weekday()) * 24 + a.local.hour() as usize;
+            self.model
+                .record(a.segment, how, a.outcome == CallOutcome::Answered);
+            taught += 1;
+        }
+        self.model.refresh();
+        // Best-time queue keys read the model's day-part means: re-key the ready contacts.
+        let rekey = if self.campaign.policy == Policy::BestTime {
+            self.slots.len() as u32
+        } else {
+            0
+        };
+        for idx in 0..rekey {
+            let s = &mut self.slots[idx as usize];
+            if s.state == State::Ready {
+                s.gen = s.gen.wrapping_add(1);
+                let since = s.ready_since;
+                self.make_ready(idx, since);
+            }
+        }
+        self.skip_minute = i64::MIN;
+        taught
     }
 
     /// A number went on a do-not-call list that applies to this campaign.
@@ -1231,10 +1286,7 @@ impl Planner {
         self.in_flight = self.in_flight.saturating_sub(1);
         let answered = r.outcome == CallOutcome::Answered;
         let (seg, how) = (s.segment as usize, s.how as usize);
-        if !matches!(
-            r.outcome,
-            CallOutcome::InvalidNumber | CallOutcome::Congestion | CallOutcome::Failed
-        ) {
+        if teaches(r.outcome) {
             // Only outcomes that say something about the callee teach the model.
             self.model.record(seg, how, answered);
             let part = day_part((how % 24) as u32);

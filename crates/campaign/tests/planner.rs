@@ -682,3 +682,119 @@ proptest! {
         prop_assert!(report.ok(), "{}\n{}", waihu_compliance::render_text(&report), text);
     }
 }
+
+/// Last week's history (the store's earlier attempts): the `evening` segment's
+/// callees answered at 19:00 every day and missed every morning; `other` has
+/// no history. Two Shanghai weekdays' worth of each, every day of the week.
+fn evening_history(p: &Planner) -> Vec<waihu_campaign::PastAttempt> {
+    let seg = p.campaign().segment_index("evening").unwrap();
+    let mut h = Vec::new();
+    for day in 23..30 {
+        for k in 0..20 {
+            let at = |hour| {
+                chrono::NaiveDate::from_ymd_opt(2026, 11, day)
+                    .unwrap()
+                    .and_hms_opt(hour, k, 0)
+                    .unwrap()
+            };
+            h.push(waihu_campaign::PastAttempt {
+                segment: seg,
+                local: at(19),
+                outcome: CallOutcome::Answered,
+            });
+            h.push(waihu_campaign::PastAttempt {
+                segment: seg,
+                local: at(10),
+                outcome: CallOutcome::NoAnswer,
+            });
+            // Network failures say nothing about the callee.
+            h.push(waihu_campaign::PastAttempt {
+                segment: seg,
+                local: at(19),
+                outcome: CallOutcome::Congestion,
+            });
+        }
+    }
+    h
+}
+
+const TWO_SEGMENTS: &str = r#"
+name: seeded
+timezone: Asia/Shanghai
+trunks: [{name: t, channels: 100, cps: 100}]
+segments:
+  - {name: other, script: s, value: 1}
+  - {name: evening, script: s, value: 1}
+"#;
+
+#[test]
+fn stored_history_moves_the_first_choice_at_19() {
+    let sh_tz = chrono_tz::Asia::Shanghai;
+    let build = |seed: bool| {
+        let mut p = planner(TWO_SEGMENTS);
+        if seed {
+            let h = evening_history(&p);
+            assert_eq!(p.seed_model(h), 7 * 20 * 2);
+        }
+        let other = p
+            .add_contact(contact(1, "+8613900000001", sh_tz, "other"))
+            .unwrap();
+        let evening = p
+            .add_contact(contact(2, "+8613900000002", sh_tz, "evening"))
+            .unwrap();
+        (p, other, evening)
+    };
+    // Wed 2 Dec 2026, 19:00 in Shanghai.
+    let t = chrono_tz::Asia::Shanghai
+        .with_ymd_and_hms(2026, 12, 2, 19, 0, 0)
+        .unwrap()
+        .with_timezone(&Utc);
+    // From the prior alone the two are equal: the first added goes first.
+    let (mut p, other, evening) = build(false);
+    assert_eq!(p.next_dials(t, 1)[0].contact, other);
+    assert!((p.p_answer(evening, t) - p.p_answer(other, t)).abs() < 1e-9);
+    // From the history, the evening segment's callee goes first at 19:00.
+    let (mut p, other, evening) = build(true);
+    let d = p.next_dials(t, 1);
+    assert_eq!(d[0].contact, evening);
+    assert!(d[0].p_answer > 0.75, "{}", d[0].p_answer);
+    assert!(
+        p.p_answer(other, t) < d[0].p_answer,
+        "{}",
+        p.p_answer(other, t)
+    );
+}
+
+#[test]
+fn stored_history_moves_the_first_dial_to_the_evening_with_deferral() {
+    let yaml = format!("{CN_EVENING}ranking: {{defer_below: 0.5}}\n");
+    let sh_tz = chrono_tz::Asia::Shanghai;
+    let first_dial_hour = |seed: bool| {
+        let mut p = planner(&yaml);
+        if seed {
+            let h = evening_history(&p);
+            p.seed_model(h);
+        }
+        p.add_contact(contact(2, "+8613900000002", sh_tz, "evening"))
+            .unwrap();
+        // Wed 2 Dec 2026 from 09:00, every 30 minutes of Shanghai time.
+        let start = chrono_tz::Asia::Shanghai
+            .with_ymd_and_hms(2026, 12, 2, 9, 0, 0)
+            .unwrap()
+            .with_timezone(&Utc);
+        (0..30)
+            .map(|k| start + Duration::minutes(30 * k))
+            .find(|t| !p.next_dials(*t, 1).is_empty())
+            .map(|t| t.with_timezone(&sh_tz).format("%H:%M").to_string())
+    };
+    assert_eq!(first_dial_hour(false).as_deref(), Some("09:00"));
+    assert_eq!(first_dial_hour(true).as_deref(), Some("19:00"));
+}
+
+const CN_EVENING: &str = r#"
+name: seeded-deferral
+timezone: Asia/Shanghai
+trunks: [{name: t, channels: 100, cps: 100}]
+segments:
+  - {name: evening, script: s, value: 1}
+"#;

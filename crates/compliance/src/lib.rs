@@ -16,7 +16,10 @@
 //!   campaigns) within the campaign's caps; attempts per campaign within
 //!   `max_attempts`; caller-ID daily caps;
 //! - the number was not on a do-not-call list (global or the campaign's) at
-//!   that instant.
+//!   that instant;
+//! - when the campaign says `consent.required`, the customer's imports had
+//!   recorded consent (`customer_created` / `customer_updated` with
+//!   `consent: true`, replayed in time order) before the attempt.
 //!
 //! And it reports the abandoned-call rate (`call_abandoned` over answered
 //! attempts) per campaign against the limit (3%).
@@ -64,6 +67,14 @@ struct RulesFile {
     caller_ids: Option<CallerIdsFile>,
     #[serde(default)]
     pacing: Option<PacingFile>,
+    #[serde(default)]
+    consent: Option<ConsentFile>,
+}
+
+#[derive(Deserialize)]
+struct ConsentFile {
+    #[serde(default)]
+    required: bool,
 }
 
 #[derive(Deserialize)]
@@ -116,6 +127,8 @@ pub struct CampaignRules {
     pub max_attempts: u32,
     pub caller_id_caps: HashMap<String, u32>,
     pub abandon_limit: f64,
+    /// Only customers with consent on record may be dialled.
+    pub consent_required: bool,
 }
 
 fn hhmm(s: &str) -> Option<u32> {
@@ -211,6 +224,7 @@ impl CampaignRules {
             max_attempts: caps.max_attempts.unwrap_or(6),
             caller_id_caps,
             abandon_limit: f.pacing.and_then(|p| p.target_abandon_rate).unwrap_or(0.03),
+            consent_required: f.consent.is_some_and(|c| c.required),
         })
     }
 
@@ -229,6 +243,7 @@ impl CampaignRules {
             max_attempts: u32::MAX,
             caller_id_caps: HashMap::new(),
             abandon_limit: 0.03,
+            consent_required: false,
         }
     }
 }
@@ -248,6 +263,7 @@ pub enum ViolationKind {
     AbandonRate,
     LocalTimeMismatch,
     BadTimeZone,
+    NoConsent,
 }
 
 impl ViolationKind {
@@ -267,6 +283,7 @@ impl ViolationKind {
                 "logged local time disagrees with zone / 记录的当地时间有误"
             }
             ViolationKind::BadTimeZone => "unknown time zone in event / 事件时区无效",
+            ViolationKind::NoConsent => "dialled without consent on record / 未获外呼同意即拨打",
         }
     }
 }
@@ -387,6 +404,8 @@ pub struct Checker {
     numbers: HashMap<String, NumberState, FastHash>,
     caller_ids: HashMap<(String, i32), u32, FastHash>,
     counts: BTreeMap<i64, CampaignCounts>,
+    /// Customer id → the consent their imports last recorded.
+    consent: HashMap<i64, bool, FastHash>,
     report: ComplianceReport,
     last_at: Option<DateTime<Utc>>,
     unknown_warned: HashSet<i64>,
@@ -407,6 +426,7 @@ impl Checker {
             numbers: HashMap::default(),
             caller_ids: HashMap::default(),
             counts: BTreeMap::new(),
+            consent: HashMap::default(),
             report: ComplianceReport::default(),
             last_at: None,
             unknown_warned: HashSet::new(),
@@ -456,6 +476,16 @@ impl Checker {
         }
         self.last_at = Some(self.last_at.map_or(e.at, |l| l.max(e.at)));
         match &e.kind {
+            EventKind::CustomerCreated {
+                consent: Some(c), ..
+            }
+            | EventKind::CustomerUpdated {
+                consent: Some(c), ..
+            } => {
+                if let Some(id) = e.customer {
+                    self.consent.insert(id.0, *c);
+                }
+            }
             EventKind::DncAdded { phone, scope, .. } => {
                 let st = self.numbers.entry(phone.0.clone()).or_default();
                 if !st.dnc_scopes.iter().any(|s| s == scope) {
@@ -506,6 +536,17 @@ impl Checker {
         self.report.attempts += 1;
         let rules = self.rules_for(e.campaign.map(|c| c.0));
         self.counts.entry(rules.id).or_default().attempts += 1;
+        if rules.consent_required {
+            let on_record = e.customer.and_then(|c| self.consent.get(&c.0).copied());
+            let detail = match on_record {
+                Some(true) => None,
+                Some(false) => Some("the customer said no / 客户不同意"),
+                None => Some("no consent on record / 无同意记录"),
+            };
+            if let Some(detail) = detail {
+                self.violate(ViolationKind::NoConsent, e, detail.into());
+            }
+        }
         let tz: Tz = match tz_name.parse() {
             Ok(tz) => tz,
             Err(_) => {

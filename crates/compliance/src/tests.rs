@@ -296,3 +296,69 @@ proptest::proptest! {
         proptest::prop_assert_eq!(r.attempts, 2);
     }
 }
+
+fn imported(at: DateTime<Utc>, customer: i64, consent: Option<bool>, created: bool) -> Event {
+    Event {
+        at,
+        customer: Some(CustomerId(customer)),
+        campaign: None,
+        call: None,
+        kind: if created {
+            EventKind::CustomerCreated {
+                source: "c.csv".into(),
+                consent,
+            }
+        } else {
+            EventKind::CustomerUpdated {
+                source: "c.csv".into(),
+                consent,
+            }
+        },
+    }
+}
+
+#[test]
+fn no_consent_is_a_violation_when_the_campaign_requires_it() {
+    let required = format!("{RULES}consent: {{required: true}}\n");
+    let rules = || vec![CampaignRules::from_yaml("t.yaml", &required).unwrap()];
+    let with = |customer: i64, mut e: Event| {
+        e.customer = Some(CustomerId(customer));
+        e
+    };
+    let t = sh(2026, 11, 2, 9, 0);
+    let evs = vec![
+        imported(t, 1, Some(true), true),
+        imported(t, 2, Some(false), true),
+        imported(t, 3, None, true),
+        // Customer 4 said no, then yes on a re-import; a re-import without the
+        // column keeps the yes.
+        imported(t, 4, Some(false), true),
+        imported(t + chrono::Duration::minutes(1), 4, Some(true), false),
+        imported(t + chrono::Duration::minutes(2), 4, None, false),
+        with(1, attempt(t + chrono::Duration::minutes(10), "p1")),
+        with(2, attempt(t + chrono::Duration::minutes(11), "p2")),
+        with(3, attempt(t + chrono::Duration::minutes(12), "p3")),
+        with(4, attempt(t + chrono::Duration::minutes(13), "p4")),
+    ];
+    let r = check(rules(), evs.clone());
+    assert_eq!(
+        r.by_kind.get(&ViolationKind::NoConsent),
+        Some(&2),
+        "{}",
+        render_text(&r)
+    );
+    let who: Vec<Option<i64>> = r
+        .violations
+        .iter()
+        .filter(|v| v.kind == ViolationKind::NoConsent)
+        .map(|v| v.customer)
+        .collect();
+    assert_eq!(who, [Some(2), Some(3)]);
+    assert_eq!(
+        serde_json::to_value(ViolationKind::NoConsent).unwrap(),
+        "no_consent"
+    );
+    // The same log under rules without the requirement is clean.
+    let r = check(self::rules(), evs);
+    assert!(r.ok(), "{}", render_text(&r));
+}

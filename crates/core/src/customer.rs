@@ -41,4 +41,7 @@ pub struct CustomerRecord {
     pub tz: Tz,
     pub tz_source: TzSource,
     pub attrs: Attrs,
+    /// From a consent column (`consent`, `opt_in`, `同意`…): `None` when the file has
+    /// none or the cell is empty (a re-import then keeps what is stored).
+    pub consent: Option<bool>,
 }

@@ -27,10 +27,15 @@ pub enum EventKind {
     /// A customer row was created by an import or the API.
     CustomerCreated {
         source: String,
+        /// The consent the row gave (absent: the row said nothing).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        consent: Option<bool>,
     },
     /// An existing customer (same phone) was updated by a re-import.
     CustomerUpdated {
         source: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        consent: Option<bool>,
     },
     /// Somebody saw a phone number or name in clear.
     PiiRevealed {

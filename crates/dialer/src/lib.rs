@@ -32,11 +32,12 @@ use tokio::sync::{mpsc, watch};
 use waihu_bot::{BotReport, Kit, Note, ScriptKit};
 use waihu_campaign::config::Campaign;
 use waihu_campaign::planner::{
-    Action as PlanAction, ContactInput, ContactRef, Dial, Planner, Report,
+    Action as PlanAction, ContactInput, ContactRef, Dial, PastAttempt, PastCall, Planner, Report,
 };
 use waihu_core::kpi::{Kpis, DEFAULT_CONVERSION_OUTCOMES};
 use waihu_core::{
-    AttrValue, CallId, CallOutcome, CampaignId, CampaignState, Event, EventKind, PhoneIndex,
+    AttrValue, CallId, CallOutcome, CampaignId, CampaignState, CustomerId, Event, EventKind,
+    PhoneIndex,
 };
 use waihu_dialog::Action as DialogAction;
 use waihu_engine::call::{place_call_with, CallOptions, MediaOptions, Progress};
@@ -93,9 +94,13 @@ impl CampaignClock {
 pub struct Options {
     pub campaign_id: CampaignId,
     pub campaign: Campaign,
-    /// Script (file stem) stored with each call.
+    /// Script (file stem) stored with each call, for customers whose segment
+    /// has none in [`Options::segment_scripts`].
     pub script_name: String,
     pub script: Arc<ScriptKit>,
+    /// Per campaign segment (by index), the script its customers get (file
+    /// stem, kit); empty: everyone gets [`Options::script`] (`--script`).
+    pub segment_scripts: Vec<(String, Arc<ScriptKit>)>,
     pub kit: Arc<Kit>,
     /// Where INVITEs go: the trunk / SBC (or the virtual callees).
     pub trunk: SocketAddr,
@@ -123,6 +128,20 @@ pub struct Options {
     /// for its customer and queued in the store's outbox (the sender in `waihu-messaging`
     /// sends it); without, fallbacks are only counted.
     pub messages: Option<Arc<waihu_messaging::TemplateSet>>,
+    /// How often the store's do-not-call list is read for entries added while
+    /// the campaign runs (CLI, API, opt-out replies): a new entry stops the next
+    /// dial to its number within this (plus a dial already being placed).
+    pub dnc_poll: Duration,
+}
+
+impl Options {
+    /// The script a customer of campaign segment `segment` gets: (file stem, kit).
+    pub fn script_for(&self, segment: usize) -> (&str, &Arc<ScriptKit>) {
+        match self.segment_scripts.get(segment) {
+            Some((name, kit)) => (name, kit),
+            None => (&self.script_name, &self.script),
+        }
+    }
 }
 
 /// Where a run's progress goes (a front end prints it).
@@ -268,6 +287,8 @@ pub struct Summary {
     pub reconciled: usize,
     /// Attempts on these numbers already in the log (last 8 days), counted against the caps.
     pub prior_attempts: usize,
+    /// Earlier attempts on these customers (any age) the answer model started from.
+    pub history_attempts: usize,
     pub attempts: usize,
     pub outcomes: BTreeMap<String, usize>,
     pub business: BTreeMap<String, usize>,
@@ -287,6 +308,7 @@ impl Summary {
             skipped_contacts: Vec::new(),
             reconciled,
             prior_attempts: 0,
+            history_attempts: 0,
             attempts: 0,
             outcomes: BTreeMap::new(),
             business: BTreeMap::new(),
@@ -348,6 +370,7 @@ pub async fn reconcile(store: &Store, now: DateTime<Utc>) -> Result<usize, Diale
             business_outcome: None,
             level: None,
             path: Vec::new(),
+            path_variants: Vec::new(),
             recording: None,
         };
         let ended = Event {
@@ -393,10 +416,62 @@ fn contact_input(c: &Customer, campaign: &Campaign) -> Result<ContactInput, Stri
         segment,
         region: Some(c.region.clone()),
         has_app,
-        consent: true,
+        // Only a stored yes counts: a customer whose imports never said is not
+        // dialled by a `consent.required` campaign.
+        consent: c.consent == Some(true),
         recency_days: None,
         history: Vec::new(),
     })
+}
+
+/// The stored call history of these customers: (placed at, outcome) per customer.
+async fn attempt_history(
+    store: &Store,
+    customers: &[Customer],
+) -> Result<HashMap<CustomerId, Vec<(DateTime<Utc>, CallOutcome)>>, DialerError> {
+    let ids: std::collections::HashSet<CustomerId> = customers.iter().map(|c| c.id).collect();
+    let mut out: HashMap<CustomerId, Vec<(DateTime<Utc>, CallOutcome)>> = HashMap::new();
+    let mut after = 0;
+    loop {
+        let page = store.attempt_history(after, 10_000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        for a in page {
+            if ids.contains(&a.customer) {
+                out.entry(a.customer).or_default().push((a.at, a.outcome));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Numbers of this run's contacts put on the do-not-call list (global or
+/// `scope`) since `cursor` (an event id, moved past what was read).
+async fn new_dnc_entries(
+    store: &Store,
+    cursor: &mut i64,
+    scope: &str,
+    by_index: &HashMap<String, String>,
+) -> Result<Vec<String>, DialerError> {
+    let mut out = Vec::new();
+    loop {
+        let page = store.dnc_added_since(*cursor, 1000).await?;
+        let Some((last, ..)) = page.last() else {
+            break;
+        };
+        *cursor = *last;
+        for (_, idx, s) in &page {
+            if s == "global" || s == scope {
+                if let Some(phone) = by_index.get(&idx.0) {
+                    out.push(phone.clone());
+                }
+            }
+        }
+        if page.len() < 1000 {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 /// Renders a planner fallback for its customer and queues it in the outbox, once per
@@ -495,12 +570,27 @@ pub async fn run(
         campaign.trunks = pool.planner_trunks();
     }
     let mut planner = Planner::new(campaign);
-    let mut by_ref: HashMap<ContactRef, Customer> = HashMap::new();
+    // Entries added to the do-not-call list from here on are picked up while running.
+    let mut dnc_cursor = store.last_event_id().await?;
+    let mut history = attempt_history(&store, &customers).await?;
+    let mut inputs: Vec<(Customer, ContactInput, usize)> = Vec::with_capacity(customers.len());
+    let mut seed: Vec<PastAttempt> = Vec::new();
     for c in customers {
-        // A customer without what the script needs is reported, never dialled.
+        let mut ci = match contact_input(&c, planner.campaign()) {
+            Ok(ci) => ci,
+            Err(e) => {
+                summary.skipped_contacts.push(e);
+                continue;
+            }
+        };
+        let segment = planner
+            .campaign()
+            .segment_index(&ci.segment)
+            .unwrap_or_default();
+        // A customer without what their script needs is reported, never dialled.
+        let (script_name, script) = opts.script_for(segment);
         let vars = call_vars(&c, &opts.constants);
-        let missing: Vec<&str> = opts
-            .script
+        let missing: Vec<&str> = script
             .prog
             .required
             .iter()
@@ -509,22 +599,49 @@ pub async fn run(
             .collect();
         if !missing.is_empty() {
             summary.skipped_contacts.push(format!(
-                "customer {}: the script needs {} / 缺少话术变量",
+                "customer {}: the script {script_name} needs {} / 缺少话术变量",
                 c.id.0,
                 missing.join(", ")
             ));
             continue;
         }
-        if store.dnc_contains(&c.phone, "global").await? {
+        if store
+            .dnc_contains(&c.phone, &planner.campaign().name)
+            .await?
+        {
             planner.add_dnc(&c.phone);
         }
-        match contact_input(&c, planner.campaign())
-            .and_then(|ci| planner.add_contact(ci).map_err(|e| e.to_string()))
-        {
+        // The customer's own earlier attempts, at their local hour.
+        for (at, outcome) in history.remove(&c.id).unwrap_or_default() {
+            let local = at.with_timezone(&ci.tz).naive_local();
+            seed.push(PastAttempt {
+                segment,
+                local,
+                outcome,
+            });
+            if !matches!(
+                outcome,
+                CallOutcome::InvalidNumber | CallOutcome::Congestion | CallOutcome::Failed
+            ) {
+                ci.history.push(PastCall {
+                    hour: chrono::Timelike::hour(&local) as u8,
+                    answered: outcome == CallOutcome::Answered,
+                });
+            }
+        }
+        inputs.push((c, ci, segment));
+    }
+    // The answer model starts from the stored history, not from the prior.
+    summary.history_attempts = planner.seed_model(seed);
+    let mut by_ref: HashMap<ContactRef, Customer> = HashMap::new();
+    let mut by_index: HashMap<String, String> = HashMap::with_capacity(inputs.len());
+    for (c, ci, _) in inputs {
+        match planner.add_contact(ci) {
             Ok(r) => {
+                by_index.insert(store.vault().blind_index(&c.phone), c.phone.clone());
                 by_ref.insert(r, c);
             }
-            Err(e) => summary.skipped_contacts.push(e),
+            Err(e) => summary.skipped_contacts.push(e.to_string()),
         }
     }
     summary.contacts = by_ref.len();
@@ -557,6 +674,8 @@ pub async fn run(
     let mut drain_until: Option<tokio::time::Instant> = None;
     let mut tick = tokio::time::interval(opts.poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut dnc_tick = tokio::time::interval(opts.dnc_poll);
+    dnc_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // A dropped sender can never ask to stop: stop listening (a closed channel is
     // ready at every poll and would spin the loop).
     let mut can_shut_down = true;
@@ -591,6 +710,13 @@ pub async fn run(
                 } else if *shutdown.borrow() {
                     stopping.get_or_insert(StopReason::Shutdown);
                 }
+            }
+            _ = dnc_tick.tick() => {
+                let scope = planner.campaign().name.clone();
+                for phone in new_dnc_entries(&store, &mut dnc_cursor, &scope, &by_index).await? {
+                    planner.add_dnc(&phone);
+                }
+                continue;
             }
             _ = tick.tick() => {}
         }
@@ -691,6 +817,11 @@ async fn start_call(
     done: mpsc::UnboundedSender<Finished>,
 ) -> Result<(), DialerError> {
     let phone_idx = PhoneIndex(store.vault().blind_index(&c.phone));
+    // The customer's segment's script (or the one `--script` forced).
+    let (script_name, script) = opts.script_for(d.segment);
+    let script = script.clone();
+    // The planner's caller ID goes out as the From user of the INVITE.
+    let caller_id = planner.caller_id_number(d).map(str::to_string);
     // The call row and its attempt_started event commit together (and only once).
     store
         .call_started_with(
@@ -698,8 +829,8 @@ async fn start_call(
                 call_id: call_id.clone(),
                 campaign: Some(opts.campaign_id),
                 customer: Some(c.id),
-                script: opts.script_name.clone(),
-                lang: opts.script.lang().into(),
+                script: script_name.to_string(),
+                lang: script.lang().into(),
                 at: now,
             },
             &[Event {
@@ -711,7 +842,7 @@ async fn start_call(
                     phone: phone_idx,
                     tz: d.tz.name().into(),
                     local_time: d.local_time.to_rfc3339(),
-                    caller_id: planner.caller_id_number(d).map(str::to_string),
+                    caller_id: caller_id.clone(),
                     channel: "voice".into(),
                 },
             }],
@@ -724,24 +855,46 @@ async fn start_call(
     let tz = d.tz;
     let trunk = d.trunk;
     tokio::spawn(async move {
-        let f = call(ep, &store, &opts, &c, &call_id, tz, contact, trunk).await;
+        let dial = CallDial {
+            tz,
+            contact,
+            script,
+            caller_id,
+            trunk,
+        };
+        let f = call(ep, &store, &opts, &c, &call_id, dial).await;
         let _ = done.send(f);
     });
     Ok(())
 }
 
-/// One call from dial to the last event. `trunk`: the planner's choice.
-#[allow(clippy::too_many_arguments)]
+/// What one call was dialled with.
+struct CallDial {
+    tz: chrono_tz::Tz,
+    contact: ContactRef,
+    script: Arc<ScriptKit>,
+    /// The From user (the planner's caller ID); `None`: the endpoint's default.
+    caller_id: Option<String>,
+    /// The planner's trunk choice (an index into the configured trunks).
+    trunk: usize,
+}
+
+/// One call from dial to the last event.
 async fn call(
     ep: Arc<SipEndpoint>,
     store: &Store,
     opts: &Options,
     c: &Customer,
     call_id: &CallId,
-    tz: chrono_tz::Tz,
-    contact: ContactRef,
-    trunk: usize,
+    dial: CallDial,
 ) -> Finished {
+    let CallDial {
+        tz,
+        contact,
+        script,
+        caller_id,
+        trunk,
+    } = dial;
     let clock = opts.clock.clone();
     let setup = waihu_bot::CallSetup {
         vars: call_vars(c, &opts.constants),
@@ -763,45 +916,42 @@ async fn call(
         latencies: Vec::new(),
         errors: Vec::new(),
     };
-    let (agent, brain) = match waihu_bot::start(
-        opts.kit.clone(),
-        opts.script.clone(),
-        setup,
-        Some(notes_tx.clone()),
-    ) {
-        Ok(x) => x,
-        Err(e) => {
-            // The customer record lacks what the script needs: no call is placed.
-            result.errors.push(e.to_string());
-            let fin = CallFinish {
-                at: opts.clock.now(),
-                outcome: CallOutcome::Failed,
-                sip_status: None,
-                duration_s: 0.0,
-                business_outcome: None,
-                level: None,
-                path: Vec::new(),
-                recording: None,
-            };
-            let ended = event(
-                opts,
-                c,
-                call_id,
-                EventKind::AttemptEnded {
+    let (agent, brain) =
+        match waihu_bot::start(opts.kit.clone(), script, setup, Some(notes_tx.clone())) {
+            Ok(x) => x,
+            Err(e) => {
+                // The customer record lacks what the script needs: no call is placed.
+                result.errors.push(e.to_string());
+                let fin = CallFinish {
+                    at: opts.clock.now(),
                     outcome: CallOutcome::Failed,
                     sip_status: None,
                     duration_s: 0.0,
-                },
-            );
-            let _ = store.call_finished_with(call_id, &fin, &[ended]).await;
-            return Finished {
-                contact,
-                result,
-                report: Report::outcome(CallOutcome::Failed),
-                dnc: false,
-            };
-        }
-    };
+                    business_outcome: None,
+                    level: None,
+                    path: Vec::new(),
+                    path_variants: Vec::new(),
+                    recording: None,
+                };
+                let ended = event(
+                    opts,
+                    c,
+                    call_id,
+                    EventKind::AttemptEnded {
+                        outcome: CallOutcome::Failed,
+                        sip_status: None,
+                        duration_s: 0.0,
+                    },
+                );
+                let _ = store.call_finished_with(call_id, &fin, &[ended]).await;
+                return Finished {
+                    contact,
+                    result,
+                    report: Report::outcome(CallOutcome::Failed),
+                    dnc: false,
+                };
+            }
+        };
     let brain = tokio::spawn(brain);
     // Live notes → the store (the dashboard's live view and transcript).
     let writer = {
@@ -833,6 +983,7 @@ async fn call(
     let wav = opts.spool.join(format!("{call_id}.wav"));
     let mut co = CallOptions::new(format!("sip:{}@{}", c.phone, opts.trunk));
     co.ring_timeout = opts.ring_timeout;
+    co.from_user = caller_id;
     co.media = MediaOptions {
         record: Some(wav.clone()),
         max_duration: opts.max_duration,
@@ -900,6 +1051,7 @@ async fn call(
         business_outcome: business.clone(),
         level: if answered { bot.level.clone() } else { None },
         path: bot.path.clone(),
+        path_variants: bot.path_variants.clone(),
         recording,
     };
     let mut events = vec![EventKind::AttemptEnded {

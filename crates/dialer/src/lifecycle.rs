@@ -43,6 +43,15 @@ pub enum LifecycleError {
         #[source]
         source: std::io::Error,
     },
+    /// A segment's `script:` names no script file, or several (the file is ambiguous).
+    #[error("{origin}:{line}: segments[{index}].script '{script}': {problem}")]
+    SegmentScript {
+        origin: String,
+        line: usize,
+        index: usize,
+        script: String,
+        problem: String,
+    },
     #[error("campaign {0} vanished from the store")]
     Vanished(CampaignId),
     #[error(transparent)]
@@ -63,8 +72,11 @@ pub struct CampaignSetup {
     pub campaign_yaml: String,
     /// Where the file came from, for messages.
     pub campaign_origin: String,
-    /// The dialog script the bot runs.
-    pub script: PathBuf,
+    /// The dialog script every call runs (`--script`); `None`: each customer gets
+    /// the script their segment names (`segments[].script`, see [`segment_scripts`]).
+    pub script: Option<PathBuf>,
+    /// Where segment scripts are looked for (the campaign file's directory).
+    pub campaign_dir: Option<PathBuf>,
     /// Where INVITEs go: the trunk / SBC (or the virtual callees).
     pub trunk: SocketAddr,
     /// Configured trunks (`--trunks FILE` or the campaign's); when not empty they carry the
@@ -103,23 +115,10 @@ pub async fn run_campaign(
     make_kit: impl FnOnce(&ScriptKit) -> Result<Kit, BoxError>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(CampaignId, Summary), LifecycleError> {
-    let prog = waihu_dialog::load_file(&setup.script)?;
-    let script_name = setup
-        .script
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| prog.name.clone());
     let io = |what: &'static str, path: &std::path::Path| {
         let path = path.to_path_buf();
         move |source| LifecycleError::Io { what, path, source }
     };
-    let scripts_dir = store.data_dir().join("scripts");
-    std::fs::create_dir_all(&scripts_dir).map_err(io("creating", &scripts_dir))?;
-    let copy = scripts_dir.join(format!("{script_name}.yaml"));
-    if copy != setup.script {
-        std::fs::copy(&setup.script, &copy).map_err(io("copying the script to", &copy))?;
-    }
-    let script = ScriptKit::new(prog).map_err(LifecycleError::Nlu)?;
     let mut campaign =
         waihu_campaign::Campaign::from_yaml(&setup.campaign_yaml).map_err(|source| {
             LifecycleError::Campaign {
@@ -127,6 +126,62 @@ pub async fn run_campaign(
                 source,
             }
         })?;
+    // The scripts: the forced one, or one per segment (each file loaded once).
+    let paths: Vec<PathBuf> = match &setup.script {
+        Some(p) => vec![p.clone()],
+        None => segment_scripts(
+            &campaign,
+            &setup.campaign_yaml,
+            &setup.campaign_origin,
+            setup.campaign_dir.as_deref(),
+            store.data_dir(),
+        )?,
+    };
+    let scripts_dir = store.data_dir().join("scripts");
+    std::fs::create_dir_all(&scripts_dir).map_err(io("creating", &scripts_dir))?;
+    let mut loaded: Vec<(PathBuf, String, Arc<ScriptKit>)> = Vec::new();
+    for path in &paths {
+        if loaded.iter().any(|(p, ..)| p == path) {
+            continue;
+        }
+        let prog = waihu_dialog::load_file(path)?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| prog.name.clone());
+        let copy = scripts_dir.join(format!("{name}.yaml"));
+        if &copy != path {
+            std::fs::copy(path, &copy).map_err(io("copying the script to", &copy))?;
+        }
+        let kit = ScriptKit::new(prog).map_err(LifecycleError::Nlu)?;
+        if let Some((first, ..)) = loaded.iter().find(|(.., k)| k.lang() != kit.lang()) {
+            // One speech kit per run: one language.
+            return Err(LifecycleError::SegmentScript {
+                origin: setup.campaign_origin.clone(),
+                line: 1,
+                index: 0,
+                script: name,
+                problem: format!(
+                    "its language ({}) differs from {}'s; one run speaks one language / 各分群话术语言不一致",
+                    kit.lang(),
+                    first.display()
+                ),
+            });
+        }
+        loaded.push((path.clone(), name, Arc::new(kit)));
+    }
+    let by_path = |p: &PathBuf| {
+        loaded
+            .iter()
+            .find(|(q, ..)| q == p)
+            .map(|(_, n, k)| (n.clone(), k.clone()))
+            .expect("every path was loaded")
+    };
+    let (script_name, script) = by_path(&paths[0]);
+    let segment_scripts: Vec<(String, Arc<ScriptKit>)> = match &setup.script {
+        Some(_) => Vec::new(),
+        None => paths.iter().map(by_path).collect(),
+    };
     let clock = setup.clock.clone();
     let actor = setup.actor.as_str();
     let id = store
@@ -150,6 +205,9 @@ pub async fn run_campaign(
             .await?;
     }
     let kit = make_kit(&script).map_err(LifecycleError::Kit)?;
+    for (_, _, s) in &loaded {
+        s.check_styles(&kit.styles)?;
+    }
     let customers = customers_for(store, setup.prefix.as_deref()).await?;
     let ep = Arc::new(
         waihu_engine::sip::SipEndpoint::bind(setup.bind, "waihu", None)
@@ -178,7 +236,8 @@ pub async fn run_campaign(
         campaign_id: id,
         campaign,
         script_name,
-        script: Arc::new(script),
+        script,
+        segment_scripts,
         kit: Arc::new(kit),
         trunk: setup.trunk,
         trunks,
@@ -194,6 +253,7 @@ pub async fn run_campaign(
         progress: setup.progress,
         progress_every: Duration::from_secs(10),
         messages: setup.messages,
+        dnc_poll: Duration::from_millis(250),
     };
     let summary = crate::run(store.clone(), ep, opts, customers, shutdown).await?;
     if let Some(pool) = pool {
@@ -208,6 +268,125 @@ pub async fn run_campaign(
             .await?;
     }
     Ok((id, summary))
+}
+
+/// The script file of each campaign segment, in segment order. A segment's
+/// `script:` is a file (`scripts/x.en.yaml`, relative to `campaign_dir`) or a
+/// name looked up as `<name>.yaml` or `<name>.<lang>.yaml` in `campaign_dir`,
+/// `campaign_dir/scripts/` and then `<data_dir>/scripts/` (where earlier runs
+/// copied theirs). No file, or several languages of one name with no plain
+/// `<name>.yaml` (`order_confirmation` with `.en` and `.zh`), is an error naming
+/// the campaign file's line: the file must say which (`order_confirmation.zh`),
+/// or `--script` must force one.
+pub fn segment_scripts(
+    campaign: &waihu_campaign::Campaign,
+    yaml: &str,
+    origin: &str,
+    campaign_dir: Option<&std::path::Path>,
+    data_dir: &std::path::Path,
+) -> Result<Vec<PathBuf>, LifecycleError> {
+    let base = campaign_dir
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let dirs = [base.clone(), base.join("scripts"), data_dir.join("scripts")];
+    let mut out = Vec::with_capacity(campaign.segments.len());
+    for (index, seg) in campaign.segments.iter().enumerate() {
+        let name = seg.script.trim();
+        let err = |problem: String| LifecycleError::SegmentScript {
+            origin: origin.to_string(),
+            line: segment_script_line(yaml, index, name),
+            index,
+            script: name.to_string(),
+            problem,
+        };
+        if name.ends_with(".yaml") || name.ends_with(".yml") || name.contains('/') {
+            let p = base.join(name);
+            if !p.is_file() {
+                return Err(err(format!(
+                    "no such file {} / 话术文件不存在",
+                    p.display()
+                )));
+            }
+            out.push(p);
+            continue;
+        }
+        let mut found: Option<PathBuf> = None;
+        for dir in &dirs {
+            let exact = dir.join(format!("{name}.yaml"));
+            if exact.is_file() {
+                found = Some(exact);
+                break;
+            }
+            let mut variants: Vec<PathBuf> = std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    let file = p.file_name().map(|f| f.to_string_lossy().into_owned());
+                    file.as_deref()
+                        .and_then(|f| f.strip_prefix(name))
+                        .and_then(|rest| rest.strip_prefix('.'))
+                        .and_then(|rest| rest.strip_suffix(".yaml"))
+                        .is_some_and(|lang| matches!(lang, "zh" | "en"))
+                })
+                .collect();
+            variants.sort();
+            match variants.len() {
+                0 => continue,
+                1 => {
+                    found = variants.pop();
+                    break;
+                }
+                _ => {
+                    let list: Vec<String> =
+                        variants.iter().map(|p| p.display().to_string()).collect();
+                    return Err(err(format!(
+                        "ambiguous: {} — name one (e.g. `script: {name}.zh`) or pass --script / 话术不明确，请写明语言或用 --script 指定",
+                        list.join(", ")
+                    )));
+                }
+            }
+        }
+        match found {
+            Some(p) => out.push(p),
+            None => {
+                return Err(err(format!(
+                    "no {name}.yaml or {name}.<zh|en>.yaml in {} / 找不到话术文件",
+                    dirs.iter()
+                        .map(|d| d.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The line (1-based) of segment `index`'s `script:` in the campaign file: the
+/// first line after `segments:` naming `script` and `name`, counting segments.
+fn segment_script_line(yaml: &str, index: usize, name: &str) -> usize {
+    let mut in_segments = false;
+    let mut seen = 0;
+    for (i, line) in yaml.lines().enumerate() {
+        if line.starts_with("segments:") {
+            in_segments = true;
+            continue;
+        }
+        if in_segments {
+            if !line.starts_with(' ') && !line.starts_with('-') && !line.trim().is_empty() {
+                break;
+            }
+            if line.contains("script") {
+                if seen == index && line.contains(name) {
+                    return i + 1;
+                }
+                seen += 1;
+            }
+        }
+    }
+    1
 }
 
 /// The stored customers, optionally only those whose E.164 number starts with `prefix`.
@@ -362,6 +541,57 @@ mod tests {
         );
         assert_eq!(with_id("name: x\nid: 3\n", 9), "name: x\nid: 9\n");
         assert_eq!(with_id("name: x\n", 2), "id: 2\nname: x\n");
+    }
+
+    #[test]
+    fn segment_scripts_resolve_by_name_and_ambiguity_is_an_error_with_the_line() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let data = dir.join("data");
+        std::fs::create_dir_all(dir.join("scripts")).unwrap();
+        for f in [
+            "order.en.yaml",
+            "order.zh.yaml",
+            "care.yaml",
+            "survey.en.yaml",
+        ] {
+            std::fs::write(dir.join("scripts").join(f), "name: x\n").unwrap();
+        }
+        std::fs::write(dir.join("own.yaml"), "name: x\n").unwrap();
+        let yaml = |order: &str| {
+            format!(
+                "name: c\nsegments:\n  - {{name: a, script: care}}\n  - {{name: b, script: survey}}\n  - {{name: c, script: {order}}}\n  - {{name: d, script: own.yaml}}\n"
+            )
+        };
+        let resolve = |y: &str| {
+            let campaign = waihu_campaign::Campaign::from_yaml(y).unwrap();
+            segment_scripts(&campaign, y, "camp.yaml", Some(dir), &data)
+        };
+        // `order` has an English and a Chinese file: the campaign must say which.
+        let e = resolve(&yaml("order")).unwrap_err().to_string();
+        assert!(
+            e.starts_with("camp.yaml:5: segments[2].script 'order'"),
+            "{e}"
+        );
+        assert!(
+            e.contains("ambiguous") && e.contains("order.en.yaml") && e.contains("order.zh.yaml"),
+            "{e}"
+        );
+        let got = resolve(&yaml("order.zh")).unwrap();
+        assert_eq!(
+            got,
+            [
+                dir.join("scripts/care.yaml"),
+                dir.join("scripts/survey.en.yaml"),
+                dir.join("scripts/order.zh.yaml"),
+                dir.join("own.yaml"),
+            ]
+        );
+        let e = resolve(&yaml("nothing")).unwrap_err().to_string();
+        assert!(
+            e.contains("segments[2].script 'nothing'") && e.contains("找不到"),
+            "{e}"
+        );
     }
 
     #[test]

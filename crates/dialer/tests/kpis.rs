@@ -93,6 +93,7 @@ async fn store_calls(store: &Store, campaign: CampaignId, t0: DateTime<Utc>) -> 
             business_outcome: business.map(String::from),
             level: level.map(String::from),
             path: vec!["opening".into()],
+            path_variants: Vec::new(),
             recording: None,
         };
         store
@@ -144,6 +145,7 @@ async fn demo_run_and_api_report_the_same_figures_for_one_campaign() {
         skipped_contacts: Vec::new(),
         reconciled: 0,
         prior_attempts: 0,
+        history_attempts: 0,
         attempts: CALLS.len(),
         outcomes: BTreeMap::new(),
         business: BTreeMap::new(),

@@ -268,6 +268,28 @@ impl Interpreter {
             .collect()
     }
 
+    /// Parallel to [`Interpreter::path`]: the id of the A/B prompt variant
+    /// played on entering each state, `None` where the state has one prompt
+    /// (or none: a router).
+    pub fn path_variants(&self) -> Vec<Option<&str>> {
+        self.trace
+            .iter()
+            .filter_map(|s| match s.kind {
+                StepKind::Enter { variant } => Some((s.state, variant)),
+                _ => None,
+            })
+            .map(|(state, variant)| {
+                let st = &self.prog.states[state as usize];
+                match variant {
+                    Some(v) if st.variants.len() > 1 => {
+                        st.variants.get(v as usize).map(|x| x.id.as_str())
+                    }
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
     /// The business result as an event-log entry, once the call has ended.
     pub fn conversation_ended(&self) -> Option<waihu_core::EventKind> {
         let (outcome, level) = self.ended.as_ref()?;

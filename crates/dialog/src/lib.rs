@@ -45,4 +45,4 @@ pub mod yaml;
 
 pub use interp::{Action, Input, Interpreter, MissingVariables, Output, Step, StepKind};
 pub use model::{Language, Level, Script};
-pub use program::{load_file, load_str, Diagnostic, LoadError, Program};
+pub use program::{load_file, load_str, Diagnostic, LoadError, Program, StyleUse};

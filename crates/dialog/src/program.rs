@@ -215,6 +215,20 @@ pub struct Program {
     pub intents: Vec<IntentDef>,
     pub transfer: Option<TransferTarget>,
     pub(crate) state_index: HashMap<String, u32>,
+    /// The file the script was loaded from (as named to [`load_str`]).
+    pub file: String,
+    /// Every style the script names, where it names it (file order). The speech
+    /// layer checks them against its style book at load ([`Program::check_styles`]).
+    pub styles: Vec<StyleUse>,
+}
+
+/// A style named in a script, with its place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StyleUse {
+    pub name: String,
+    pub pos: Pos,
+    /// Where in the document, as `states.opening.style`.
+    pub path: String,
 }
 
 impl Program {
@@ -224,6 +238,35 @@ impl Program {
 
     pub fn slot(&self, var: &str) -> Option<usize> {
         self.var_index.get(var).copied()
+    }
+
+    /// Every style the script names must be one of `known` (the style book the
+    /// calls will speak with): an unknown one is a load-time error with
+    /// file:line:column, never a silent fallback to the neutral voice.
+    pub fn check_styles(&self, known: &[&str]) -> Result<(), LoadError> {
+        let diagnostics: Vec<Diagnostic> = self
+            .styles
+            .iter()
+            .filter(|u| !known.contains(&u.name.as_str()))
+            .map(|u| Diagnostic {
+                pos: u.pos,
+                path: u.path.clone(),
+                message: format!(
+                    "语音风格 `{}` 不在风格表中 / style `{}` is not in the style book (known: {})",
+                    u.name,
+                    u.name,
+                    known.join(", ")
+                ),
+            })
+            .collect();
+        if diagnostics.is_empty() {
+            Ok(())
+        } else {
+            Err(LoadError {
+                file: self.file.clone(),
+                diagnostics,
+            })
+        }
     }
 
     /// Number of transitions (rules, handlers, retries) for reporting.
@@ -308,10 +351,12 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(
 /// Load and validate a script from text; `file` names it in errors.
 pub fn load_str(src: &str, file: &str) -> Result<Program, LoadError> {
     let (script, root): (Script, Node) = parse_yaml(src, file)?;
-    compile(&script, &root).map_err(|diagnostics| LoadError {
+    let mut prog = compile(&script, &root).map_err(|diagnostics| LoadError {
         file: file.to_string(),
         diagnostics,
-    })
+    })?;
+    prog.file = file.to_string();
+    Ok(prog)
 }
 
 /// Parse a script without validating it (for tools such as the baseline bench).
@@ -322,6 +367,8 @@ pub fn parse_script(src: &str, file: &str) -> Result<Script, LoadError> {
 struct Cx<'a> {
     script: &'a Script,
     diags: Vec<(Vec<Seg>, String)>,
+    /// Styles named, with their paths.
+    styles: Vec<(Vec<Seg>, String)>,
     vars: Vec<String>,
     var_index: HashMap<String, usize>,
     defined: BTreeSet<String>,
@@ -463,6 +510,7 @@ impl Cx<'_> {
 
     fn style(&mut self, path: Vec<Seg>, s: &Option<String>) -> Option<String> {
         let s = s.as_ref()?;
+        self.styles.push((path.clone(), s.clone()));
         if !STYLES.contains(&s.as_str()) {
             self.err(
                 path,
@@ -862,7 +910,17 @@ fn compile(script: &Script, root: &Node) -> Result<Program, Vec<Diagnostic>> {
         );
     }
 
-    let program = assemble_program(&cx, script, meta, globals, retries, states);
+    let mut program = assemble_program(&cx, script, meta, globals, retries, states);
+    program.styles = cx
+        .styles
+        .iter()
+        .map(|(path, name)| StyleUse {
+            name: name.clone(),
+            pos: root.locate(path),
+            path: path_string(path),
+        })
+        .collect();
+    program.styles.sort_by_key(|u| u.pos);
     if cx.diags.is_empty() {
         test_render(&mut cx, &program);
     }
@@ -922,6 +980,7 @@ fn compile_names<'a>(script: &'a Script, root: &Node) -> Cx<'a> {
     Cx {
         script,
         diags: Vec::new(),
+        styles: Vec::new(),
         vars: Vec::new(),
         var_index: HashMap::new(),
         defined,
@@ -1550,6 +1609,8 @@ fn assemble_program(
             .collect(),
         transfer: script.transfer.clone(),
         state_index: cx.state_index.clone(),
+        file: String::new(),
+        styles: Vec::new(),
     };
     program.vars = cx.vars.clone();
     program.var_index = cx.var_index.clone();

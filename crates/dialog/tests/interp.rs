@@ -154,6 +154,8 @@ fn conditions_pick_the_transition_and_the_path_is_recorded() {
         "{out:?}"
     );
     assert_eq!(c.path(), vec!["hello", "big", "bye"]);
+    // One prompt per state: no variant to record.
+    assert_eq!(c.path_variants(), vec![None, None, None]);
     let heard: Vec<&StepKind> = c
         .trace()
         .iter()
@@ -480,6 +482,10 @@ states:
         let ob = b.handle(t0(), Input::Answered).to_vec();
         assert_eq!(oa, ob);
         counts[usize::from(said(&oa) == "Y")] += 1;
+        // The variant played is kept with the path (the call's stored path_variants).
+        assert_eq!(a.path(), ["a"]);
+        let want = if said(&oa) == "Y" { "y" } else { "x" };
+        assert_eq!(a.path_variants(), [Some(want)]);
     }
     // 1:3 weights.
     assert!((850..1150).contains(&counts[0]), "{counts:?}");

@@ -332,3 +332,127 @@ async fn segments_classify_count_and_apply() {
         store.segment_counts().await.unwrap().into_iter().collect();
     assert_eq!(stored.get(&Some("loyal".to_string())), Some(&1));
 }
+
+/// Consent comes from a column under any of its names (here `是否同意`), with
+/// yes/no words in either language; a bad cell rejects its row at
+/// file:line:column with the other cells kept in the rejects file; a re-import
+/// without the column keeps what is stored; the stored value reaches the
+/// customer record and the import's events.
+#[tokio::test]
+async fn consent_column_with_synonyms_values_and_row_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    let csv = dir.path().join("consent.csv");
+    std::fs::write(
+        &csv,
+        "姓名,手机号,是否同意,购买频次\n\
+         张伟,13812345678,是,6\n\
+         李娜,13900001111,不同意,2\n\
+         王芳,13700002222,maybe,3\n\
+         Tom,13600003333,yes,1\n\
+         Ann,13500004444,0,1\n\
+         Bob,13400005555,,1\n",
+    )
+    .unwrap();
+    let mut heard = Heard::default();
+    let report = import_file(&store, &csv, &opts(100), &mut heard)
+        .await
+        .unwrap();
+    assert_eq!((report.created, report.rejected), (5, 1));
+    let rej = &heard.rejects[0];
+    assert_eq!((rej.line, rej.column.as_deref()), (4, Some("是否同意")));
+    assert!(rej.reason.contains("'maybe'"), "{}", rej.reason);
+    assert_eq!(rej.cells, ["王芳", "13700002222", "maybe", "3"]);
+    let text = std::fs::read_to_string(report.rejects_file.unwrap()).unwrap();
+    assert!(
+        text.lines()
+            .nth(1)
+            .unwrap()
+            .ends_with(",王芳,13700002222,maybe,3"),
+        "{text}"
+    );
+
+    let consent = |phone: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .customer_by_phone(phone)
+                .await
+                .unwrap()
+                .unwrap()
+                .consent
+        }
+    };
+    assert_eq!(consent("+8613812345678").await, Some(true));
+    assert_eq!(consent("+8613900001111").await, Some(false));
+    assert_eq!(consent("+8613600003333").await, Some(true));
+    assert_eq!(consent("+8613500004444").await, Some(false));
+    assert_eq!(consent("+8613400005555").await, None);
+    // Not an attribute: the column is a role.
+    let c = store
+        .customer_by_phone("+8613812345678")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!c.attrs.contains_key("是否同意"), "{:?}", c.attrs);
+
+    // The import's events carry it (the compliance checker replays them).
+    let created = store
+        .events_of_type("customer_created", 0, 100)
+        .await
+        .unwrap();
+    let with_consent = created
+        .iter()
+        .filter(|(_, e)| {
+            matches!(
+                e.kind,
+                waihu_core::EventKind::CustomerCreated {
+                    consent: Some(_),
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(with_consent, 4);
+
+    // English synonyms and values; a file without the column keeps consent.
+    let again = dir.path().join("again.csv");
+    std::fs::write(&again, "phone,opt_in\n13900001111,TRUE\n").unwrap();
+    import_file(&store, &again, &opts(100), &mut ())
+        .await
+        .unwrap();
+    assert_eq!(consent("+8613900001111").await, Some(true));
+    let plain = dir.path().join("plain.csv");
+    std::fs::write(&plain, "phone,购买频次\n13900001111,9\n").unwrap();
+    import_file(&store, &plain, &opts(100), &mut ())
+        .await
+        .unwrap();
+    assert_eq!(consent("+8613900001111").await, Some(true));
+    for (cell, want) in [
+        ("同意", Some(true)),
+        ("授权", Some(true)),
+        ("1", Some(true)),
+        ("false", Some(false)),
+        ("否", Some(false)),
+        ("No", Some(false)),
+        ("perhaps", None),
+    ] {
+        assert_eq!(waihu_ingest::parse_consent(cell), want, "{cell}");
+    }
+}
+
+/// `examples/campaign-us.yaml` requires consent: its customers file says it for every row.
+#[tokio::test]
+async fn the_us_example_customers_carry_consent() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    let csv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/customers-us.csv");
+    let report = import_file(&store, &csv, &opts(1000), &mut ())
+        .await
+        .unwrap();
+    assert_eq!((report.created, report.rejected), (150, 0));
+    let all = store.customers(0, 1000).await.unwrap();
+    let yes = all.iter().filter(|c| c.consent == Some(true)).count();
+    let no = all.iter().filter(|c| c.consent == Some(false)).count();
+    assert_eq!((yes, no), (135, 15));
+}

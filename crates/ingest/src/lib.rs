@@ -58,6 +58,9 @@ pub enum Role {
     Name,
     Timezone,
     Region,
+    /// Whether the customer agreed to be called (`consent.required` campaigns
+    /// dial only those who did).
+    Consent,
     Attr(String),
 }
 
@@ -93,6 +96,63 @@ const REGION: &[&str] = &[
     "region",
     "country_code",
 ];
+const CONSENT: &[&str] = &[
+    "consent",
+    "opt_in",
+    "optin",
+    "opt-in",
+    "consented",
+    "has_consent",
+    "call_consent",
+    "同意",
+    "授权",
+    "是否同意",
+    "是否授权",
+    "同意外呼",
+    "外呼授权",
+    "同意联系",
+];
+
+/// A consent cell: yes/no, true/false, 1/0, 是/否, 同意/不同意 (and a few close
+/// spellings). `None` when it is none of them.
+pub fn parse_consent(cell: &str) -> Option<bool> {
+    let t = cell.trim();
+    let is = |words: &[&str]| words.iter().any(|w| t.eq_ignore_ascii_case(w));
+    if is(&[
+        "yes",
+        "y",
+        "true",
+        "t",
+        "1",
+        "是",
+        "同意",
+        "已同意",
+        "授权",
+        "已授权",
+        "opt_in",
+        "opt-in",
+    ]) {
+        Some(true)
+    } else if is(&[
+        "no",
+        "n",
+        "false",
+        "f",
+        "0",
+        "否",
+        "不同意",
+        "未同意",
+        "拒绝",
+        "未授权",
+        "opt_out",
+        "opt-out",
+    ]) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 /// Built-in names for the attributes the seed's segmentation uses.
 const ATTR_SYNONYMS: &[(&str, &str)] = &[
     ("购买频次", "purchase_freq"),
@@ -122,7 +182,7 @@ const ATTR_SYNONYMS: &[(&str, &str)] = &[
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ColumnMap {
-    /// Header (as written in the file) → `phone`, `name`, `timezone`, `region`,
+    /// Header (as written in the file) → `phone`, `name`, `timezone`, `region`, `consent`,
     /// or an attribute name.
     #[serde(default)]
     pub columns: BTreeMap<String, String>,
@@ -144,6 +204,7 @@ impl ColumnMap {
                 "name" => Role::Name,
                 "timezone" => Role::Timezone,
                 "region" => Role::Region,
+                "consent" => Role::Consent,
                 other => Role::Attr(other.to_string()),
             };
         }
@@ -157,6 +218,8 @@ impl ColumnMap {
             Role::Timezone
         } else if is(REGION) {
             Role::Region
+        } else if is(CONSENT) {
+            Role::Consent
         } else if let Some((_, n)) = ATTR_SYNONYMS.iter().find(|(k, _)| *k == lower) {
             Role::Attr((*n).to_string())
         } else {
@@ -427,6 +490,7 @@ impl Plan<'_> {
             cells: row.cells.clone(),
         };
         let (mut phone, mut name, mut tz_cell, mut region_cell) = (None, None, None, None);
+        let mut consent = None;
         let mut attrs = Attrs::new();
         for (i, (role, cell)) in self.roles.iter().zip(&row.cells).enumerate() {
             let cell = cell.trim();
@@ -435,6 +499,15 @@ impl Plan<'_> {
                 Role::Name if !cell.is_empty() => name = Some(cell.to_string()),
                 Role::Timezone if !cell.is_empty() => tz_cell = Some((i, cell)),
                 Role::Region if !cell.is_empty() => region_cell = Some((i, cell)),
+                Role::Consent if !cell.is_empty() => {
+                    consent = Some(parse_consent(cell).ok_or_else(|| {
+                        reject(
+                            i,
+                            format!("consent must be yes/no (是/否, 同意/不同意, true/false, 1/0), got '{cell}' / 同意字段无效"),
+                            &row,
+                        )
+                    })?);
+                }
                 Role::Attr(a) if !cell.is_empty() => {
                     let kind = self.kinds.get(a).copied().unwrap_or(AttrKind::Text);
                     let v = value::parse_as(kind, cell)
@@ -506,6 +579,7 @@ impl Plan<'_> {
             tz,
             tz_source,
             attrs,
+            consent,
         })
     }
 }

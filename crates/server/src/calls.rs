@@ -238,6 +238,8 @@ async fn call_detail(
     let turns: Vec<Value> = d.turns.iter().map(|t| turn_json(t, q.reveal)).collect();
     let mut v = summary_json(&d.summary);
     v["path"] = json!(d.path);
+    // Parallel to `path`: the A/B prompt variant played in each state (null: one prompt).
+    v["path_variants"] = json!(d.path_variants);
     v["turns"] = Value::Array(turns);
     v["revealed"] = json!(q.reveal);
     Ok(Json(v))

@@ -253,6 +253,14 @@ async fn calls_are_masked_and_words_and_recordings_are_audited() {
             "offer"
         ])
     );
+    // The A/B variant played in each state, parallel to the path.
+    let variants = v["path_variants"].as_array().unwrap();
+    assert_eq!(variants.len(), 5, "{v}");
+    assert!(
+        matches!(variants[0].as_str(), Some("formal" | "short")),
+        "{v}"
+    );
+    assert!(variants[1..].iter().all(Value::is_null), "{v}");
     assert_eq!(v["business_outcome"], "hangup");
     let turns = v["turns"].as_array().unwrap();
     assert_eq!(turns.len(), 10);
@@ -540,6 +548,7 @@ async fn live_stream_pushes_the_live_list_and_ends_by_itself() {
             business_outcome: Some("confirmed".into()),
             level: None,
             path: vec!["opening".into()],
+            path_variants: Vec::new(),
             recording: None,
         };
         store

@@ -61,6 +61,9 @@ pub struct CallFinish {
     pub level: Option<String>,
     /// Script states in visiting order.
     pub path: Vec<String>,
+    /// Parallel to `path`: the A/B prompt variant id played on entering each
+    /// state (None where the state has one prompt).
+    pub path_variants: Vec<Option<String>>,
     /// A WAV file's bytes; stored sealed under `data_dir/recordings/`.
     pub recording: Option<Vec<u8>>,
 }
@@ -95,11 +98,24 @@ pub struct CallSummary {
     pub has_recording: bool,
 }
 
+/// One ended attempt of the call history ([`Store::attempt_history`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PastAttemptRow {
+    /// The call's row id (page with it).
+    pub id: i64,
+    pub customer: CustomerId,
+    /// When it was placed.
+    pub at: DateTime<Utc>,
+    pub outcome: CallOutcome,
+}
+
 /// A call with its transcript (opened) and path.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CallDetail {
     pub summary: CallSummary,
     pub path: Vec<String>,
+    /// Parallel to `path`: the A/B prompt variant played in each state.
+    pub path_variants: Vec<Option<String>>,
     pub turns: Vec<Turn>,
 }
 
@@ -474,6 +490,39 @@ impl Store {
             .collect()
     }
 
+    /// Ended attempts on known customers with id greater than `after`, oldest
+    /// first, at most `limit`: the history a planner's answer model starts from.
+    pub async fn attempt_history(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<PastAttemptRow>, StoreError> {
+        let rows: Vec<(i64, i64, String, String)> = sqlx::query_as(
+            "SELECT id, customer_id, started_at, outcome FROM calls \
+             WHERE id > ? AND customer_id IS NOT NULL AND outcome IS NOT NULL ORDER BY id LIMIT ?",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id, customer, at, outcome)| {
+                let corrupt = |reason: String| StoreError::Corrupt {
+                    table: "calls",
+                    id,
+                    reason,
+                };
+                Ok(PastAttemptRow {
+                    id,
+                    customer: CustomerId(customer),
+                    at: parse_ts(&at).ok_or_else(|| corrupt(format!("started_at '{at}'")))?,
+                    outcome: serde_json::from_value(serde_json::Value::String(outcome.clone()))
+                        .map_err(|_| corrupt(format!("outcome '{outcome}'")))?,
+                })
+            })
+            .collect()
+    }
+
     /// Number of stored calls (optionally of one campaign).
     pub async fn calls_count(&self, campaign: Option<CampaignId>) -> Result<u64, StoreError> {
         let n: i64 = match campaign {
@@ -509,6 +558,17 @@ impl Store {
             id: 0,
             reason: format!("call {call_id}: path: {e}"),
         })?;
+        let variants: String =
+            sqlx::query_scalar("SELECT path_variants FROM calls WHERE call_id = ?")
+                .bind(call_id)
+                .fetch_one(&self.pool)
+                .await?;
+        let path_variants: Vec<Option<String>> =
+            serde_json::from_str(&variants).map_err(|e| StoreError::Corrupt {
+                table: "calls",
+                id: 0,
+                reason: format!("call {call_id}: path_variants: {e}"),
+            })?;
         let rows: Vec<TurnRow> = sqlx::query_as(
             "SELECT seq, speaker, state, at, start_ms, end_ms, text_ct, intent, confidence, emotion, sentiment, \
              rate_sps, volume_dbfs, pitch_hz, pause_ratio, barge_in, latency_ms \
@@ -524,6 +584,7 @@ impl Store {
         Ok(Some(CallDetail {
             summary,
             path,
+            path_variants,
             turns,
         }))
     }
@@ -1022,9 +1083,11 @@ async fn finish_call(
         return Ok(false);
     }
     let path = serde_json::to_string(&f.path).expect("a list of strings serialises");
+    let variants =
+        serde_json::to_string(&f.path_variants).expect("a list of optional strings serialises");
     sqlx::query(
         "UPDATE calls SET status = 'ended', updated_at = ?, ended_at = ?, outcome = ?, sip_status = ?, duration_s = ?, \
-         business_outcome = ?, level = ?, path = ?, recording = COALESCE(?, recording), \
+         business_outcome = ?, level = ?, path = ?, path_variants = ?, recording = COALESCE(?, recording), \
          node = COALESCE(?, node) WHERE call_id = ?",
     )
     .bind(ts(f.at))
@@ -1035,6 +1098,7 @@ async fn finish_call(
     .bind(&f.business_outcome)
     .bind(&f.level)
     .bind(path)
+    .bind(variants)
     .bind(recording)
     .bind(f.path.last())
     .bind(call_id)

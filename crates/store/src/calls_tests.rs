@@ -67,6 +67,7 @@ fn finish(path: &[&str], outcome: Option<&str>, recording: Option<Vec<u8>>) -> C
         business_outcome: outcome.map(String::from),
         level: Some("A".into()),
         path: path.iter().map(|s| s.to_string()).collect(),
+        path_variants: Vec::new(),
         recording,
     }
 }

@@ -11,7 +11,7 @@ use waihu_core::{AttrKind, AttrSchema, Attrs, CustomerId, Event, EventKind};
 use crate::events::insert_events;
 use crate::{parse_ts, ts, Store, StoreError};
 
-/// Rows per multi-row upsert statement (10 bind parameters each).
+/// Rows per multi-row upsert statement (12 bind parameters each).
 const UPSERT_CHUNK: usize = 500;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -30,6 +30,8 @@ pub struct Customer {
     pub tz_source: String,
     pub attrs: Attrs,
     pub segment: Option<String>,
+    /// Whether the customer agreed to be called (`None`: the imports never said).
+    pub consent: Option<bool>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -81,6 +83,7 @@ struct Sealed {
     tz: String,
     tz_source: &'static str,
     attrs: String,
+    consent: Option<bool>,
     content_mac: String,
 }
 
@@ -332,8 +335,20 @@ impl Store {
     }
 
     fn open_row(&self, r: CustomerRow) -> Result<Customer, StoreError> {
-        let (id, idx, phone_ct, name_ct, region, tz, tz_source, attrs, segment, created, updated) =
-            r;
+        let (
+            id,
+            idx,
+            phone_ct,
+            name_ct,
+            region,
+            tz,
+            tz_source,
+            attrs,
+            segment,
+            consent,
+            created,
+            updated,
+        ) = r;
         let phone = self.vault.open("customers", "phone", &idx, &phone_ct)?;
         let name = name_ct
             .map(|ct| self.vault.open("customers", "name", &idx, &ct))
@@ -352,6 +367,7 @@ impl Store {
             tz_source,
             attrs: serde_json::from_str(&attrs).map_err(|e| corrupt(format!("attrs: {e}")))?,
             segment,
+            consent: consent.map(|c| c != 0),
             created_at: parse_ts(&created).ok_or_else(|| corrupt("created_at".into()))?,
             updated_at: parse_ts(&updated).ok_or_else(|| corrupt("updated_at".into()))?,
         })
@@ -415,10 +431,11 @@ type CustomerRow = (
     String,
     String,
     Option<String>,
+    Option<i64>,
     String,
     String,
 );
-const SELECT_CUSTOMER: &str = "SELECT id, phone_idx, phone_ct, name_ct, region, tz, tz_source, attrs, segment, created_at, updated_at FROM customers";
+const SELECT_CUSTOMER: &str = "SELECT id, phone_idx, phone_ct, name_ct, region, tz, tz_source, attrs, segment, consent, created_at, updated_at FROM customers";
 
 /// Rows sealed for the store: blind index, ciphertexts, attributes as JSON.
 pub struct SealedBatch(Vec<Sealed>);
@@ -454,13 +471,21 @@ pub fn seal_batch(vault: &waihu_privacy::Vault, rows: &[CustomerRecord]) -> Seal
                         waihu_core::TzSource::Number => "number",
                         waihu_core::TzSource::RegionGuess => "region_guess",
                     },
+                    // Consent joins the content only when the row says it, so files
+                    // without the column keep the macs (and `unchanged` counts) they had.
                     content_mac: vault.blind_index(&format!(
-                        "content\x1f{}\x1f{}\x1f{}\x1f{}",
+                        "content\x1f{}\x1f{}\x1f{}\x1f{}{}",
                         r.phone_e164,
                         r.name.as_deref().unwrap_or(""),
                         r.tz.name(),
-                        attrs
+                        attrs,
+                        match r.consent {
+                            None => "",
+                            Some(true) => "\x1fconsent=1",
+                            Some(false) => "\x1fconsent=0",
+                        }
                     )),
+                    consent: r.consent,
                     attrs,
                     idx,
                 }
@@ -515,7 +540,7 @@ impl Importer<'_> {
         let mut events = Vec::with_capacity(unique.len());
         for chunk in unique.chunks(UPSERT_CHUNK) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO customers (phone_idx, phone_ct, name_ct, region, tz, tz_source, attrs, created_at, updated_at, import_id, content_mac) ",
+                "INSERT INTO customers (phone_idx, phone_ct, name_ct, region, tz, tz_source, attrs, consent, created_at, updated_at, import_id, content_mac) ",
             );
             qb.push_values(chunk, |mut b, s| {
                 b.push_bind(&s.idx)
@@ -525,6 +550,7 @@ impl Importer<'_> {
                     .push_bind(&s.tz)
                     .push_bind(s.tz_source)
                     .push_bind(&s.attrs)
+                    .push_bind(s.consent.map(i64::from))
                     .push_bind(&now_s)
                     .push_bind(&now_s)
                     .push_bind(self.id.0)
@@ -537,6 +563,7 @@ impl Importer<'_> {
                  name_ct = COALESCE(excluded.name_ct, customers.name_ct), \
                  region = excluded.region, tz = excluded.tz, tz_source = excluded.tz_source, \
                  attrs = json_patch(customers.attrs, excluded.attrs), \
+                 consent = COALESCE(excluded.consent, customers.consent), \
                  updated_at = excluded.updated_at, import_id = excluded.import_id, \
                  content_mac = excluded.content_mac \
                  WHERE customers.content_mac <> excluded.content_mac \
@@ -544,18 +571,23 @@ impl Importer<'_> {
             );
             let returned: Vec<(i64, String)> = qb.build_query_as().fetch_all(&mut *tx).await?;
             batch_stats.unchanged += (chunk.len() - returned.len()) as u64;
+            let consent_of: HashMap<&str, Option<bool>> =
+                chunk.iter().map(|s| (s.idx.as_str(), s.consent)).collect();
             for (id, idx) in returned {
+                let consent = consent_of.get(idx.as_str()).copied().flatten();
                 let first_time = self.seen.insert(idx_key(&idx));
                 let created = id > self.max_id_before && first_time;
                 let kind = if created {
                     batch_stats.created += 1;
                     EventKind::CustomerCreated {
                         source: self.source.clone(),
+                        consent,
                     }
                 } else {
                     batch_stats.updated += 1;
                     EventKind::CustomerUpdated {
                         source: self.source.clone(),
+                        consent,
                     }
                 };
                 events.push(Event {

@@ -140,6 +140,35 @@ impl Store {
             .collect()
     }
 
+    /// Do-not-call additions logged after event `after_id`, oldest first, at most
+    /// `limit`: (event id, blind index, scope). A running campaign polls this to
+    /// stop dialling a number listed while it runs. Reads the event log by id
+    /// (new rows only), not the whole list.
+    pub async fn dnc_added_since(
+        &self,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, PhoneIndex, String)>, StoreError> {
+        // `+type`: walk the id range, not the index of every `dnc_added` ever logged.
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT id, body FROM events WHERE id > ? AND +type = 'dnc_added' ORDER BY id LIMIT ?",
+        )
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id, body)| match serde_json::from_str(&body) {
+                Ok(EventKind::DncAdded { phone, scope, .. }) => Ok((id, phone, scope)),
+                Ok(_) | Err(_) => Err(StoreError::Corrupt {
+                    table: "events",
+                    id,
+                    reason: "dnc_added body".into(),
+                }),
+            })
+            .collect()
+    }
+
     /// Blind indexes on the list for `scope` (global included), for planners.
     pub async fn dnc_indexes(&self, scope: &str) -> Result<Vec<PhoneIndex>, StoreError> {
         let rows: Vec<String> = sqlx::query_scalar(

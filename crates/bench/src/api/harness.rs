@@ -575,6 +575,7 @@ pub fn generate_calls(
                 business_outcome: business.map(String::from),
                 level: None,
                 path,
+                path_variants: Vec::new(),
                 recording: None,
             },
         ));

@@ -26,9 +26,11 @@ pub struct RunArgs {
     /// Campaign file (YAML); stored (or updated) under its `name`.
     #[arg(long)]
     campaign: PathBuf,
-    /// Dialog script (YAML) the bot runs.
+    /// Dialog script (YAML) every call runs. Without it each customer gets the
+    /// script their segment names (`segments[].script`, looked up next to the
+    /// campaign file and in its `scripts/`). 不指定则按分群使用各自话术。
     #[arg(long)]
-    script: PathBuf,
+    script: Option<PathBuf>,
     /// Where INVITEs go: one SIP trunk / SBC (`host:port`), no registration or auth — the
     /// shorthand for a single trunk. Not needed with `--trunks` or a campaign with trunks.
     #[arg(long)]
@@ -200,6 +202,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
             campaign_yaml: yaml,
             campaign_origin: a.campaign.display().to_string(),
             script: a.script.clone(),
+            campaign_dir: a.campaign.parent().map(std::path::Path::to_path_buf),
             trunk,
             trunks,
             bind: a.bind,
@@ -376,7 +379,8 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
             let setup = CampaignSetup {
                 campaign_yaml: a.campaign_yaml.clone(),
                 campaign_origin: a.campaign_file.display().to_string(),
-                script: a.script.clone(),
+                script: Some(a.script.clone()),
+                campaign_dir: None,
                 trunk: sim.addr,
                 trunks: Vec::new(),
                 bind: "127.0.0.1:0".parse()?,

@@ -480,6 +480,15 @@ pub async fn fill_calls(store: &Store) -> CallsFixture {
                         .into(),
                     ),
                     path: path.iter().map(|s| s.to_string()).collect(),
+                    // The opening's A/B variant alternates; the other states have one prompt.
+                    path_variants: path
+                        .iter()
+                        .enumerate()
+                        .map(|(k, _)| {
+                            (k == 0)
+                                .then(|| if i % 2 == 0 { "formal" } else { "short" }.to_string())
+                        })
+                        .collect(),
                     recording,
                 },
             )
