@@ -577,10 +577,9 @@ impl Store {
         .bind(campaign.map(|c| c.0))
         .fetch_all(&self.pool)
         .await?;
-        let mut out: std::collections::BTreeMap<
-            (Option<i64>, String, String),
-            (MessageReportRow, Vec<f64>),
-        > = Default::default();
+        type Key = (Option<i64>, String, String);
+        let mut out: std::collections::BTreeMap<Key, (MessageReportRow, Vec<f64>)> =
+            Default::default();
         let mut replies: std::collections::BTreeMap<(Option<i64>, String), ReplyReportRow> =
             Default::default();
         for (direction, campaign_id, channel, template, status, sent_at, done_at) in rows {
