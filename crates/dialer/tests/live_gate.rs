@@ -129,6 +129,7 @@ fn setup(yaml: String, dir: &Path, trunk: SocketAddr, script: Option<PathBuf>) -
         script,
         campaign_dir: Some(dir.to_path_buf()),
         trunk,
+        trunks: Vec::new(),
         bind: "127.0.0.1:0".parse().unwrap(),
         concurrency: 1,
         constants: Vec::new(),
