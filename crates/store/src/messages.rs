@@ -551,8 +551,9 @@ fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;
     }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    Some(sorted[i.min(sorted.len() - 1)])
+    // Nearest rank: the smallest value with at least p of the values at or below it.
+    let rank = (p * sorted.len() as f64).ceil().max(1.0) as usize;
+    Some(sorted[rank.min(sorted.len()) - 1])
 }
 
 impl Store {
