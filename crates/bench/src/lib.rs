@@ -1,4 +1,4 @@
-//! waihu's benchmarks: `waihu bench import|segments|script|sip|api|tts|vad|asr|nlu|voice`,
+//! waihu's benchmarks: `waihu bench import|segments|script|sip|api|tts|vad|asr|nlu|voice|bandit`,
 //! `waihu campaign bench`, and the timing of `waihu campaign simulate`.
 //!
 //! Every bench runs a workload and a baseline side by side in the same run and prints
@@ -19,6 +19,7 @@
 //! | `tts`, `vad`, `asr` | [`speech`] | espeak-ng, the VAD + gate, embedded Whisper | cached; plain WebRTC VAD; faster-whisper |
 //! | `nlu` | [`nlu`] | the intent classifier on the held-out split | scikit-learn (and e5) on the same split |
 //! | `voice` | [`voice`] | the bot over SIP against virtual callees | — (latency breakdown, correctness, CPU) |
+//! | `bandit` | [`bandit`] | Thompson sampling over variants with known rates | the fixed split of a classic A/B test |
 //! | `campaign bench` | [`campaign`] | the planner's queues | a full scan per decision |
 //!
 //! The benches are the `waihu` binary's commands moved out of it, so they behave like
@@ -27,6 +28,7 @@
 //! `waihu customers import`, `sip` runs `waihu answer`): call them from `waihu`.
 
 pub mod api;
+pub mod bandit;
 pub mod campaign;
 pub mod import;
 pub mod nlu;

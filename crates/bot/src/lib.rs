@@ -102,6 +102,8 @@ pub struct CallSetup {
     pub vars: Vec<(String, String)>,
     /// Picks A/B prompt variants (hash of the call id).
     pub seed: u64,
+    /// Variants chosen for this call by the campaign's bandits: (state, variant id).
+    pub variants: Vec<(String, String)>,
     /// The callee's zone (relative times like "tomorrow at 3").
     pub tz: Tz,
     pub clock: Clock,
@@ -248,7 +250,12 @@ pub fn start(
     ),
     MissingVariables,
 > {
-    let interp = Interpreter::new(script.prog.clone(), setup.vars.clone(), setup.seed)?;
+    let mut interp = Interpreter::new(script.prog.clone(), setup.vars.clone(), setup.seed)?;
+    for (state, variant) in &setup.variants {
+        interp
+            .choose_variant(state, variant)
+            .map_err(|e| MissingVariables(vec![format!("bandit: {e}")]))?;
+    }
     let vad = waihu_speech::vad::default_vad(RATE)
         .map_err(|e| MissingVariables(vec![format!("VAD: {e}")]))?;
     let seg = Segmenter::new(vad, kit.endpoint);

@@ -16,6 +16,7 @@
 //! [`lifecycle::run_campaign`] is the whole job around this loop — store the
 //! campaign file under the store's id, mark it running, run it, mark it
 //! finished — for any front end (`waihu run`, `waihu demo`, a server).
+pub mod experiments;
 pub mod lifecycle;
 pub mod trunks;
 
@@ -570,6 +571,17 @@ pub async fn run(
         campaign.trunks = pool.planner_trunks();
     }
     let mut planner = Planner::new(campaign);
+    let experiments = {
+        let mut scripts: Vec<(&str, &Arc<ScriptKit>)> =
+            vec![(opts.script_name.as_str(), &opts.script)];
+        for (name, kit) in &opts.segment_scripts {
+            if !scripts.iter().any(|(n, _)| n == name) {
+                scripts.push((name.as_str(), kit));
+            }
+        }
+        let seed = (opts.campaign_id.0 as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        Arc::new(experiments::Experiments::load(&store, opts.campaign_id, &scripts, seed).await?)
+    };
     // Entries added to the do-not-call list from here on are picked up while running.
     let mut dnc_cursor = store.last_event_id().await?;
     let mut history = attempt_history(&store, &customers).await?;
@@ -790,6 +802,7 @@ pub async fn run(
                 &store,
                 &planner,
                 &opts,
+                &experiments,
                 &d,
                 c,
                 call_id,
@@ -810,6 +823,7 @@ async fn start_call(
     store: &Store,
     planner: &Planner,
     opts: &Arc<Options>,
+    experiments: &Arc<experiments::Experiments>,
     d: &Dial,
     c: Customer,
     call_id: CallId,
@@ -848,6 +862,23 @@ async fn start_call(
             }],
         )
         .await?;
+    // The campaign's bandits choose the prompt variants this call will play.
+    let segment = planner
+        .campaign()
+        .segments
+        .get(d.segment)
+        .map(|s| s.name.clone())
+        .unwrap_or_default();
+    let arms = experiments.choose(script_name, &script, &segment);
+    store
+        .experiment_chosen(call_id.as_str(), opts.campaign_id, script_name, &arms, now)
+        .await?;
+    let learn = Learning {
+        experiments: experiments.clone(),
+        script: script_name.to_string(),
+        segment,
+        variants: arms.into_iter().map(|a| (a.state, a.variant)).collect(),
+    };
     let contact = d.contact;
     let ep = ep.clone();
     let opts = opts.clone();
@@ -861,6 +892,7 @@ async fn start_call(
             script,
             caller_id,
             trunk,
+            learn,
         };
         let f = call(ep, &store, &opts, &c, &call_id, dial).await;
         let _ = done.send(f);
@@ -877,6 +909,16 @@ struct CallDial {
     caller_id: Option<String>,
     /// The planner's trunk choice (an index into the configured trunks).
     trunk: usize,
+    learn: Learning,
+}
+
+/// The call's part in the campaign's learning experiments.
+struct Learning {
+    experiments: Arc<experiments::Experiments>,
+    script: String,
+    segment: String,
+    /// The bandits' choices: (state, variant id).
+    variants: Vec<(String, String)>,
 }
 
 /// One call from dial to the last event.
@@ -894,11 +936,13 @@ async fn call(
         script,
         caller_id,
         trunk,
+        learn,
     } = dial;
     let clock = opts.clock.clone();
     let setup = waihu_bot::CallSetup {
         vars: call_vars(c, &opts.constants),
         seed: seed_of(call_id.as_str()),
+        variants: learn.variants.clone(),
         tz,
         clock: Arc::new(move || clock.now()),
     };
@@ -916,42 +960,48 @@ async fn call(
         latencies: Vec::new(),
         errors: Vec::new(),
     };
-    let (agent, brain) =
-        match waihu_bot::start(opts.kit.clone(), script, setup, Some(notes_tx.clone())) {
-            Ok(x) => x,
-            Err(e) => {
-                // The customer record lacks what the script needs: no call is placed.
-                result.errors.push(e.to_string());
-                let fin = CallFinish {
-                    at: opts.clock.now(),
+    let (agent, brain) = match waihu_bot::start(
+        opts.kit.clone(),
+        script.clone(),
+        setup,
+        Some(notes_tx.clone()),
+    ) {
+        Ok(x) => x,
+        Err(e) => {
+            // The customer record lacks what the script needs: no call is placed.
+            result.errors.push(e.to_string());
+            let fin = CallFinish {
+                at: opts.clock.now(),
+                outcome: CallOutcome::Failed,
+                sip_status: None,
+                duration_s: 0.0,
+                business_outcome: None,
+                level: None,
+                path: Vec::new(),
+                path_variants: Vec::new(),
+                recording: None,
+            };
+            let ended = event(
+                opts,
+                c,
+                call_id,
+                EventKind::AttemptEnded {
                     outcome: CallOutcome::Failed,
                     sip_status: None,
                     duration_s: 0.0,
-                    business_outcome: None,
-                    level: None,
-                    path: Vec::new(),
-                    path_variants: Vec::new(),
-                    recording: None,
-                };
-                let ended = event(
-                    opts,
-                    c,
-                    call_id,
-                    EventKind::AttemptEnded {
-                        outcome: CallOutcome::Failed,
-                        sip_status: None,
-                        duration_s: 0.0,
-                    },
-                );
-                let _ = store.call_finished_with(call_id, &fin, &[ended]).await;
-                return Finished {
-                    contact,
-                    result,
-                    report: Report::outcome(CallOutcome::Failed),
-                    dnc: false,
-                };
-            }
-        };
+                },
+            );
+            let _ = store.call_finished_with(call_id, &fin, &[ended]).await;
+            // Nobody heard a variant: no observation.
+            let _ = store.experiment_rewarded(call_id.as_str(), &[]).await;
+            return Finished {
+                contact,
+                result,
+                report: Report::outcome(CallOutcome::Failed),
+                dnc: false,
+            };
+        }
+    };
     let brain = tokio::spawn(brain);
     // Live notes → the store (the dashboard's live view and transcript).
     let writer = {
@@ -1081,6 +1131,24 @@ async fn call(
         .collect();
     if let Err(e) = store.call_finished_with(call_id, &fin, &events).await {
         result.errors.push(format!("store: {e}"));
+    }
+    if !learn.variants.is_empty() {
+        let rewards = script.prog.bandit_rewards(
+            &fin.path,
+            &fin.path_variants,
+            fin.business_outcome.as_deref(),
+            fin.level.as_deref(),
+        );
+        let stored: Vec<(String, bool)> = rewards
+            .iter()
+            .map(|r| (r.state.clone(), r.success))
+            .collect();
+        match store.experiment_rewarded(call_id.as_str(), &stored).await {
+            Ok(()) => learn
+                .experiments
+                .observe(&learn.script, &learn.segment, &rewards),
+            Err(e) => result.errors.push(format!("store: {e}")),
+        }
     }
     result.outcome = outcome;
     result.business = business;

@@ -157,6 +157,8 @@ fn have_everything() -> bool {
 
 const SCRIPT: &str =
     "language: en\nstates:\n  hello:\n    say: \"Hello, this is a test call.\"\n    end: done\n";
+/// Segment beta's script: a bandit chooses between two greetings.
+const BANDIT_SCRIPT: &str = "language: en\nstates:\n  hello:\n    variants:\n      - {id: short, say: \"Hello.\"}\n      - {id: long, say: \"Hello, this is a test call.\"}\n    bandit: {reward: continued}\n    end: done\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consent_caller_id_and_segment_scripts_on_the_wire() {
@@ -174,7 +176,7 @@ async fn consent_caller_id_and_segment_scripts_on_the_wire() {
     .unwrap();
     std::fs::write(
         dir.join("scripts/greet_b.yaml"),
-        format!("name: greet_b\n{SCRIPT}"),
+        format!("name: greet_b\n{BANDIT_SCRIPT}"),
     )
     .unwrap();
     // (phone, consent cell, segment); +1212 and +1312 numbers for local presence.
@@ -268,6 +270,17 @@ async fn consent_caller_id_and_segment_scripts_on_the_wire() {
         let want = if seg == "alpha" { "greet_a" } else { "greet_b" };
         assert_eq!(call.script, want, "{}", c.phone);
     }
+
+    // Segment beta's bandit chose a greeting for each of its two calls; the
+    // callee was busy, so neither is an observation.
+    let arms = store.experiment_counts(Some(id)).await.unwrap();
+    assert!(
+        arms.iter()
+            .all(|a| a.script == "greet_b" && a.segment == "beta"),
+        "{arms:?}"
+    );
+    assert_eq!(arms.iter().map(|a| a.chosen).sum::<u64>(), 2, "{arms:?}");
+    assert_eq!(arms.iter().map(|a| a.trials).sum::<u64>(), 0, "{arms:?}");
 
     // The independent checker agrees: no call without consent.
     let mut events = Vec::new();

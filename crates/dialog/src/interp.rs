@@ -168,6 +168,8 @@ pub struct Interpreter {
     turn_time: Option<DateTime<Utc>>,
     trace: Vec<Step>,
     ended: Option<(String, Option<Level>)>,
+    /// Per state, a variant chosen from outside (a bandit) over the weights.
+    chosen: Vec<Option<u16>>,
 }
 
 fn splitmix(mut x: u64) -> u64 {
@@ -234,7 +236,28 @@ impl Interpreter {
             turn_time: None,
             trace: Vec::with_capacity(32),
             ended: None,
+            chosen: Vec::new(),
         })
+    }
+
+    /// Plays variant `variant` of `state` whenever the state is entered,
+    /// instead of the weighted pick (a campaign's bandit chose it). Unknown
+    /// names are an error and change nothing.
+    pub fn choose_variant(&mut self, state: &str, variant: &str) -> Result<(), String> {
+        let t = self
+            .prog
+            .state_id(state)
+            .ok_or_else(|| format!("no state `{state}`"))? as usize;
+        let v = self.prog.states[t]
+            .variants
+            .iter()
+            .position(|v| v.id == variant)
+            .ok_or_else(|| format!("state `{state}` has no variant `{variant}`"))?;
+        if self.chosen.len() <= t {
+            self.chosen.resize(t + 1, None);
+        }
+        self.chosen[t] = Some(v as u16);
+        Ok(())
     }
 
     pub fn program(&self) -> &Program {
@@ -880,6 +903,8 @@ impl Interpreter {
             }
             let v = if st.variants.len() == 1 {
                 0
+            } else if let Some(v) = self.chosen.get(t as usize).copied().flatten() {
+                v as usize
             } else {
                 let total: u64 = st.variants.iter().map(|v| u64::from(v.weight)).sum();
                 let mut r = splitmix(self.seed ^ u64::from(t).wrapping_mul(0x9E37_79B9_7F4A_7C15))

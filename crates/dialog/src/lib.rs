@@ -45,4 +45,6 @@ pub mod yaml;
 
 pub use interp::{Action, Input, Interpreter, MissingVariables, Output, Step, StepKind};
 pub use model::{Language, Level, Script};
-pub use program::{load_file, load_str, Diagnostic, LoadError, Program, StyleUse};
+pub use program::{
+    load_file, load_str, BanditReward, CBandit, Diagnostic, LoadError, Program, StyleUse,
+};

@@ -132,6 +132,55 @@ fn one() -> u32 {
     1
 }
 
+/// A learning experiment over a state's prompt variants.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BanditSpec {
+    /// What counts as a success for the variant the callee heard.
+    pub reward: Reward,
+    /// Each variant's minimum share of calls while the experiment runs.
+    #[serde(default = "min_share")]
+    pub min_share: f64,
+    /// When the experiment concludes and serves its winner to everyone.
+    #[serde(default)]
+    pub stop: Option<BanditStop>,
+}
+
+fn min_share() -> f64 {
+    0.05
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BanditStop {
+    /// Posterior probability of being best (default 0.95).
+    #[serde(default = "stop_prob")]
+    pub prob_best: f64,
+    /// Rewards observed in all before the rule may fire (default 200).
+    #[serde(default = "min_calls")]
+    pub min_calls: u64,
+}
+
+fn stop_prob() -> f64 {
+    0.95
+}
+
+fn min_calls() -> u64 {
+    200
+}
+
+/// The reward of a bandit: `continued` (the conversation went on past the
+/// state and the call did not end in a hang-up), `{outcome: [..]}` (the
+/// call's final outcome is one of these) or `{level: [..]}` (its intention
+/// level is one of these).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Reward {
+    Continued,
+    Outcome(Vec<String>),
+    Level(Vec<Level>),
+}
+
 fn yes() -> bool {
     true
 }
@@ -166,6 +215,10 @@ pub struct State {
     /// A/B variants of the prompt; one is picked per call.
     #[serde(default)]
     pub variants: Vec<Variant>,
+    /// Optimise the choice between `variants` while the campaign runs
+    /// (Thompson sampling per segment) instead of the fixed weights.
+    #[serde(default)]
+    pub bandit: Option<BanditSpec>,
     #[serde(default)]
     pub style: Option<String>,
     #[serde(default = "yes")]

@@ -147,6 +147,8 @@ pub struct CState {
     pub title: Option<String>,
     /// Empty for routers.
     pub variants: Vec<PromptVariant>,
+    /// The variants are chosen by a learning experiment, not their weights.
+    pub bandit: Option<CBandit>,
     pub style: Option<String>,
     pub barge_in: bool,
     pub expect_intents: Vec<String>,
@@ -171,6 +173,25 @@ impl CState {
     pub fn is_router(&self) -> bool {
         self.variants.is_empty()
     }
+}
+
+/// A validated learning experiment over a state's prompt variants.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CBandit {
+    pub reward: model::Reward,
+    pub min_share: f64,
+    pub stop_prob: f64,
+    pub min_calls: u64,
+}
+
+/// The reward one bandit state earned on one call.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BanditReward {
+    pub state: String,
+    /// The variant the callee heard (its id and index in the state).
+    pub variant: String,
+    pub variant_index: usize,
+    pub success: bool,
 }
 
 /// A custom intent, as the NLU needs it.
@@ -267,6 +288,113 @@ impl Program {
                 diagnostics,
             })
         }
+    }
+
+    /// The states whose variants a bandit chooses, in file order.
+    pub fn bandit_states(&self) -> impl Iterator<Item = (usize, &CState, &CBandit)> {
+        self.states
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.bandit.as_ref().map(|b| (i, s, b)))
+    }
+
+    /// The rewards of a finished call for each bandit state it entered
+    /// (the first entry counts; the variant is the one heard there).
+    /// `path`/`path_variants` are the call's (parallel) state path and the
+    /// variants played; `outcome`/`level` its final business result.
+    pub fn bandit_rewards(
+        &self,
+        path: &[String],
+        path_variants: &[Option<String>],
+        outcome: Option<&str>,
+        level: Option<&str>,
+    ) -> Vec<BanditReward> {
+        let mut out = Vec::new();
+        for (_, st, b) in self.bandit_states() {
+            let Some(at) = path.iter().position(|p| p == &st.name) else {
+                continue;
+            };
+            let Some(Some(variant)) = path_variants.get(at) else {
+                continue;
+            };
+            let Some(variant_index) = st.variants.iter().position(|v| &v.id == variant) else {
+                continue;
+            };
+            let success = match &b.reward {
+                model::Reward::Continued => {
+                    at + 1 < path.len() && outcome.is_some_and(|o| o != "hangup")
+                }
+                model::Reward::Outcome(os) => outcome.is_some_and(|o| os.iter().any(|x| x == o)),
+                model::Reward::Level(ls) => {
+                    level.is_some_and(|l| ls.iter().any(|x| x.as_str() == l))
+                }
+            };
+            out.push(BanditReward {
+                state: st.name.clone(),
+                variant: variant.clone(),
+                variant_index,
+                success,
+            });
+        }
+        out
+    }
+
+    /// Every business outcome the script can end a call with.
+    pub fn outcomes(&self) -> BTreeSet<String> {
+        fn effect(e: &Effect, out: &mut BTreeSet<String>) {
+            if let Next::End(o) = &e.next {
+                out.insert(o.clone());
+            }
+            actions(&e.actions, out);
+        }
+        fn actions(a: &[CAction], out: &mut BTreeSet<String>) {
+            for a in a {
+                match a {
+                    CAction::Outcome(o) => {
+                        out.insert(o.clone());
+                    }
+                    CAction::Transfer(_) => {
+                        out.insert("transferred".into());
+                    }
+                    CAction::Dnc => {
+                        out.insert("do_not_call".into());
+                    }
+                    _ => {}
+                }
+            }
+        }
+        fn handler(h: &CHandler, out: &mut BTreeSet<String>) {
+            effect(&h.effect, out);
+            if let Some(e) = &h.escalate {
+                effect(e, out);
+            }
+        }
+        let mut out = BTreeSet::new();
+        // Hung up before the script set one.
+        out.insert("hangup".to_string());
+        for st in &self.states {
+            if let Some(e) = &st.end {
+                out.insert(e.clone());
+            }
+            actions(&st.enter, &mut out);
+            st.rules.iter().for_each(|r| effect(&r.effect, &mut out));
+            st.handlers.iter().for_each(|(_, h)| handler(h, &mut out));
+            for r in [&st.no_input, &st.no_match].into_iter().flatten() {
+                effect(&r.then, &mut out);
+            }
+            if let Some(e) = &st.on_max_turns {
+                effect(e, &mut out);
+            }
+        }
+        self.globals.iter().for_each(|(_, h)| handler(h, &mut out));
+        if let Some(h) = &self.anger {
+            handler(h, &mut out);
+        }
+        handler(&self.dnc, &mut out);
+        effect(&self.no_input.then, &mut out);
+        effect(&self.no_match.then, &mut out);
+        effect(&self.on_max_turns, &mut out);
+        out
     }
 
     /// Number of transitions (rules, handlers, retries) for reporting.
@@ -911,6 +1039,9 @@ fn compile(script: &Script, root: &Node) -> Result<Program, Vec<Diagnostic>> {
     }
 
     let mut program = assemble_program(&cx, script, meta, globals, retries, states);
+    if cx.diags.is_empty() {
+        bandit_outcome_checks(&mut cx, &program);
+    }
     program.styles = cx
         .styles
         .iter()
@@ -928,6 +1059,33 @@ fn compile(script: &Script, root: &Node) -> Result<Program, Vec<Diagnostic>> {
         return Err(diagnostics(&cx, root));
     }
     Ok(program)
+}
+
+/// A bandit rewarding outcomes the script never ends with would never learn.
+fn bandit_outcome_checks(cx: &mut Cx, program: &Program) {
+    let known = program.outcomes();
+    for (_, st, b) in program.bandit_states() {
+        let model::Reward::Outcome(os) = &b.reward else {
+            continue;
+        };
+        for (i, o) in os.iter().enumerate() {
+            if !known.contains(o) {
+                let all = known.iter().cloned().collect::<Vec<_>>().join(", ");
+                cx.err(
+                    vec![
+                        k("states"),
+                        k(&st.name),
+                        k("bandit"),
+                        k("reward"),
+                        k("outcome"),
+                        Seg::Index(i),
+                    ],
+                    format!("脚本没有结果 `{o}`（已有：{all}）"),
+                    format!("the script never ends with outcome `{o}` (it has: {all})"),
+                );
+            }
+        }
+    }
 }
 
 /// Names every later section resolves against: states in file order, the variables the
@@ -1339,6 +1497,10 @@ fn compile_state(cx: &mut Cx, name: &str, st: &model::State, defaults: &StateDef
     let sp = vec![k("states"), k(name)];
     let variants = state_prompt(cx, &sp, st);
     let router = variants.is_empty();
+    let bandit = st
+        .bandit
+        .as_ref()
+        .and_then(|b| state_bandit(cx, &sp, b, variants.len()));
     let style = cx.style(p(&sp, &[k("style")]), &st.style);
     for (i, intent) in st.expect.intents.iter().enumerate() {
         cx.intent(p(&sp, &[k("expect"), k("intents"), Seg::Index(i)]), intent);
@@ -1419,6 +1581,7 @@ fn compile_state(cx: &mut Cx, name: &str, st: &model::State, defaults: &StateDef
         name: name.to_string(),
         title: st.title.clone(),
         variants,
+        bandit,
         style,
         barge_in: st.barge_in,
         expect_intents: st.expect.intents.clone(),
@@ -1489,6 +1652,67 @@ fn state_prompt(cx: &mut Cx, sp: &[Seg], st: &model::State) -> Vec<PromptVariant
         }
     }
     variants
+}
+
+/// A state's `bandit`: it needs two variants or more and a sane policy.
+fn state_bandit(
+    cx: &mut Cx,
+    sp: &[Seg],
+    b: &model::BanditSpec,
+    variants: usize,
+) -> Option<CBandit> {
+    let bp = p(sp, &[k("bandit")]);
+    let before = cx.diags.len();
+    if variants < 2 {
+        cx.err(
+            bp.clone(),
+            format!("bandit 需要至少 2 个话术版本 (variants)，这里有 {variants} 个"),
+            format!("a bandit needs at least 2 variants, this state has {variants}"),
+        );
+    }
+    if !(0.0..=1.0).contains(&b.min_share) || b.min_share * variants.max(1) as f64 > 1.0 + 1e-9 {
+        cx.err(
+            p(&bp, &[k("min_share")]),
+            format!(
+                "min_share {} × {variants} 个版本必须在 0 到 1 之间",
+                b.min_share
+            ),
+            format!(
+                "min_share {} × {variants} variants must be between 0 and 1",
+                b.min_share
+            ),
+        );
+    }
+    let (stop_prob, min_calls) = b
+        .stop
+        .as_ref()
+        .map(|s| (s.prob_best, s.min_calls))
+        .unwrap_or((0.95, 200));
+    if !(stop_prob > 0.5 && stop_prob < 1.0) {
+        cx.err(
+            p(&bp, &[k("stop"), k("prob_best")]),
+            "prob_best 必须大于 0.5 且小于 1",
+            "prob_best must be above 0.5 and below 1",
+        );
+    }
+    let empty = match &b.reward {
+        model::Reward::Continued => false,
+        model::Reward::Outcome(v) => v.is_empty(),
+        model::Reward::Level(v) => v.is_empty(),
+    };
+    if empty {
+        cx.err(
+            p(&bp, &[k("reward")]),
+            "奖励列表不能为空",
+            "the reward's list is empty",
+        );
+    }
+    (cx.diags.len() == before).then(|| CBandit {
+        reward: b.reward.clone(),
+        min_share: b.min_share,
+        stop_prob,
+        min_calls,
+    })
 }
 
 /// A state's `on` transitions, and the index of the first that matches everything.

@@ -553,3 +553,64 @@ states:
     assert_eq!(said(&out), "好的，杭州市。");
     assert_eq!(c.var("full"), Some("杭州市西湖区文三路25号"));
 }
+
+const BANDIT: &str = r#"
+name: offer
+language: en
+states:
+  pitch:
+    variants:
+      - { id: plain, say: "Would you like the offer?" }
+      - { id: urgent, say: "The offer ends today. Would you like it?" }
+    bandit:
+      reward: { outcome: [accepted] }
+      min_share: 0.1
+    on:
+      - intent: affirm
+        goto: thanks
+      - intent: deny
+        end: declined
+  thanks:
+    say: "Thank you."
+    end: accepted
+"#;
+
+#[test]
+fn a_chosen_variant_overrides_the_weights_and_earns_its_reward() {
+    let p = Arc::new(waihu_dialog::load_str(BANDIT, "offer.yaml").unwrap());
+    let b = p.bandit_states().next().expect("one bandit state").2;
+    assert_eq!(b.min_share, 0.1);
+    assert_eq!((b.stop_prob, b.min_calls), (0.95, 200));
+    for seed in 0..50u64 {
+        let mut now = t0();
+        let mut c = Interpreter::new(p.clone(), Vec::<(&str, &str)>::new(), seed).unwrap();
+        c.choose_variant("pitch", "urgent").unwrap();
+        let out = c.handle(now, Input::Answered).to_vec();
+        assert_eq!(said(&out), "The offer ends today. Would you like it?");
+        let yes = seed % 2 == 0;
+        say(&mut c, &mut now, if yes { "affirm" } else { "deny" });
+        let path: Vec<String> = c.path().into_iter().map(String::from).collect();
+        let variants: Vec<Option<String>> = c
+            .path_variants()
+            .into_iter()
+            .map(|v| v.map(String::from))
+            .collect();
+        let (outcome, _) = c.ended().expect("ended").clone();
+        let r = p.bandit_rewards(&path, &variants, Some(&outcome), None);
+        assert_eq!(r.len(), 1);
+        assert_eq!((r[0].variant.as_str(), r[0].variant_index), ("urgent", 1));
+        assert_eq!(r[0].success, yes, "outcome {outcome}");
+    }
+    // Names the script does not have are refused.
+    let mut c = Interpreter::new(p.clone(), Vec::<(&str, &str)>::new(), 1).unwrap();
+    assert!(c
+        .choose_variant("pitch", "nope")
+        .unwrap_err()
+        .contains("no variant `nope`"));
+    assert!(c
+        .choose_variant("nowhere", "plain")
+        .unwrap_err()
+        .contains("no state"));
+    // A call that never reached the state earns nothing.
+    assert!(p.bandit_rewards(&[], &[], Some("hangup"), None).is_empty());
+}

@@ -223,3 +223,55 @@ states:
     assert_eq!(p.states.len(), 2);
     assert_eq!(p.intents[0].name, "upgrade");
 }
+
+#[test]
+fn bandits_are_checked() {
+    let e = errors(
+        r#"name: b
+language: en
+states:
+  a:
+    say: "one prompt"
+    bandit: { reward: continued }
+    on:
+      - intent: affirm
+        goto: b
+  b:
+    variants:
+      - { id: x, say: "X" }
+      - { id: y, say: "Y" }
+    bandit:
+      reward: { outcome: [sold, nonexistent] }
+      min_share: 0.6
+      stop: { prob_best: 1.5 }
+    on:
+      - intent: affirm
+        end: sold
+      - intent: deny
+        end: declined
+"#,
+    );
+    has(&e, 6, 13, "at least 2 variants, this state has 1");
+    has(&e, 16, 18, "min_share 0.6 × 2 variants");
+    has(&e, 17, 26, "prob_best must be above 0.5");
+    // Unknown outcomes are only reported once the rest is valid.
+    let e = errors(
+        r#"name: b
+language: en
+states:
+  b:
+    variants:
+      - { id: x, say: "X" }
+      - { id: y, say: "Y" }
+    bandit:
+      reward: { outcome: [sold, nonexistent] }
+    on:
+      - intent: affirm
+        end: sold
+      - intent: deny
+        end: declined
+"#,
+    );
+    has(&e, 9, 33, "never ends with outcome `nonexistent`");
+    assert_eq!(e.len(), 1, "{e:?}");
+}

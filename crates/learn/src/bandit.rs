@@ -202,11 +202,7 @@ impl Bandit {
             return;
         }
         let p = prob_best(&self.arms, DRAWS, rng);
-        if let Some((i, &best)) = p
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(b.1))
-        {
+        if let Some((i, &best)) = p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)) {
             if best >= self.policy.stop_prob {
                 self.winner = Some(i);
             }
@@ -341,7 +337,11 @@ mod tests {
     #[test]
     fn close_arms_do_not_conclude() {
         let mut rng = StdRng::seed_from_u64(3);
-        let b = Bandit::restore(vec![arm(300, 60), arm(300, 62)], Policy::default(), &mut rng);
+        let b = Bandit::restore(
+            vec![arm(300, 60), arm(300, 62)],
+            Policy::default(),
+            &mut rng,
+        );
         assert_eq!(b.winner(), None);
     }
 
@@ -354,7 +354,11 @@ mod tests {
         };
         let mut rng = StdRng::seed_from_u64(4);
         // Arm 2 looks hopeless, yet keeps being tried through exploration.
-        let b = Bandit::restore(vec![arm(1000, 300), arm(1000, 310), arm(1000, 10)], policy, &mut rng);
+        let b = Bandit::restore(
+            vec![arm(1000, 300), arm(1000, 310), arm(1000, 10)],
+            policy,
+            &mut rng,
+        );
         let n = 20_000;
         let chosen = (0..n).filter(|_| b.pick(&mut rng).0 == 2).count();
         let share = chosen as f64 / n as f64;
@@ -368,7 +372,10 @@ mod tests {
             ..Policy::default()
         };
         assert!(p.check(3).unwrap_err().contains("min_share"));
-        assert!(Policy::default().check(1).unwrap_err().contains("at least 2"));
+        assert!(Policy::default()
+            .check(1)
+            .unwrap_err()
+            .contains("at least 2"));
         let p = Policy {
             stop_prob: 1.0,
             ..Policy::default()

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod calls;
 pub mod campaigns;
 pub mod error;
+pub mod experiments;
 pub mod import;
 pub mod kpi;
 pub mod messages;
@@ -99,8 +100,8 @@ pub fn app(store: Store, cfg: Config) -> (Router, Vec<RouteInfo>) {
         cfg: Arc::new(cfg),
         streams: Arc::new(tokio::sync::Semaphore::new(calls::STREAM_LIMIT)),
     };
-    let routes = messages::routes(import::routes(calls::routes(campaigns::routes(
-        api::routes(Routes::new()),
+    let routes = experiments::routes(messages::routes(import::routes(calls::routes(
+        campaigns::routes(api::routes(Routes::new())),
     ))));
     let router = routes.router.fallback(api::not_found).with_state(state);
     (router, routes.list)

@@ -654,3 +654,78 @@ async fn messages_list_and_report_as_json_and_csv_without_numbers() {
     assert_eq!((st, err_code(&v)), (400, "bad_query"));
     s.stop().await;
 }
+
+#[tokio::test]
+async fn experiments_report_posteriors_per_variant() {
+    let s = Server::start(waihu_server::Config::default()).await;
+    let now = chrono::Utc::now();
+    // Variant b converts 40 of 100, a 20 of 100: b leads with P(best) near 1.
+    for i in 0..200 {
+        let (variant, ok) = if i < 100 {
+            ("a", i < 20)
+        } else {
+            ("b", i < 140)
+        };
+        let call = format!("call-{i}");
+        s.store
+            .experiment_chosen(
+                &call,
+                CampaignId(1),
+                "offer",
+                &[waihu_store::ArmChoice {
+                    state: "pitch".into(),
+                    segment: "default".into(),
+                    variant: variant.into(),
+                    pick: "sample".into(),
+                }],
+                now,
+            )
+            .await
+            .unwrap();
+        s.store
+            .experiment_rewarded(&call, &[("pitch".into(), ok)])
+            .await
+            .unwrap();
+    }
+    let (st, v) = s.get(&s.analyst, "/api/experiments?campaign=1").await;
+    assert_eq!(st, 200, "{v}");
+    let e = &v["items"][0];
+    assert_eq!(
+        (e["state"].as_str(), e["leader"].as_str()),
+        (Some("pitch"), Some("b"))
+    );
+    assert_eq!(e["trials"], 200);
+    let b = &e["variants"][1];
+    assert_eq!(
+        (b["trials"].as_u64(), b["successes"].as_u64()),
+        (Some(100), Some(40))
+    );
+    assert!(b["prob_best"].as_f64().unwrap() > 0.99, "{b}");
+    let up = b["uplift"]["diff"].as_f64().unwrap();
+    assert!(
+        (up - 0.196).abs() < 0.01 && b["uplift"]["lo"].as_f64().unwrap() > 0.0,
+        "{b}"
+    );
+    assert!(e["variants"][0]["uplift"].is_null());
+    // The same data reads the same twice (seeded Monte Carlo).
+    let (_, again) = s.get(&s.analyst, "/api/experiments?campaign=1").await;
+    assert_eq!(v, again);
+    let csv = s
+        .client
+        .get(s.url("/api/experiments?format=csv"))
+        .bearer_auth(&s.analyst)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv.starts_with("\u{feff}campaign_id,script,state,segment,variant"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    let (st, v) = s.get(&s.analyst, "/api/experiments?campaign=2").await;
+    assert_eq!((st, v["items"].as_array().map(Vec::len)), (200, Some(0)));
+    s.stop().await;
+}

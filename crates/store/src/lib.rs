@@ -16,6 +16,7 @@ mod campaigns;
 mod customers;
 mod dnc;
 mod events;
+mod experiments;
 mod messages;
 mod reports;
 
@@ -38,6 +39,7 @@ pub use customers::{
     seal_batch, Customer, ImportId, ImportStats, Importer, SealedBatch, SegmentDef, UpsertStats,
 };
 pub use dnc::DncEntry;
+pub use experiments::{ArmChoice, ArmCounts};
 pub use messages::{
     is_opt_out, MessageReport, MessageReportRow, MessageRow, NewMessage, OutMessage, ReplyOutcome,
     ReplyReportRow, OPT_OUT_WORDS,

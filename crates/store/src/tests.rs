@@ -184,3 +184,54 @@ async fn missing_key_file_for_existing_database_is_an_error() {
     let err = Store::open(dir.path()).await.unwrap_err().to_string();
     assert!(err.contains("restore the key file"), "{err}");
 }
+
+#[tokio::test]
+async fn experiment_choices_and_rewards_count_per_variant() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with_key(dir.path(), &key(1)).await.unwrap();
+    let c = waihu_core::CampaignId(7);
+    let choice = |variant: &str| ArmChoice {
+        state: "pitch".into(),
+        segment: "vip".into(),
+        variant: variant.into(),
+        pick: "sample".into(),
+    };
+    for (call, variant, reward) in [
+        ("c1", "a", Some(true)),
+        ("c2", "a", Some(false)),
+        ("c3", "b", Some(true)),
+        // Never reached the state (no answer): chosen, not an observation.
+        ("c4", "b", None),
+        // Still ringing: no reward yet.
+        ("c5", "b", Some(true)),
+    ] {
+        store
+            .experiment_chosen(call, c, "offer", &[choice(variant)], now())
+            .await
+            .unwrap();
+        // Idempotent.
+        store
+            .experiment_chosen(call, c, "offer", &[choice(variant)], now())
+            .await
+            .unwrap();
+        if call == "c5" {
+            continue;
+        }
+        let rewards: Vec<(String, bool)> = reward
+            .map(|r| ("pitch".to_string(), r))
+            .into_iter()
+            .collect();
+        store.experiment_rewarded(call, &rewards).await.unwrap();
+    }
+    let counts = store.experiment_counts(Some(c)).await.unwrap();
+    let got: Vec<(&str, u64, u64, u64)> = counts
+        .iter()
+        .map(|r| (r.variant.as_str(), r.chosen, r.trials, r.successes))
+        .collect();
+    assert_eq!(got, vec![("a", 2, 2, 1), ("b", 3, 1, 1)]);
+    assert!(store
+        .experiment_counts(Some(waihu_core::CampaignId(8)))
+        .await
+        .unwrap()
+        .is_empty());
+}

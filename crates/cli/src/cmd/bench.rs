@@ -13,6 +13,9 @@ pub enum Cmd {
     /// Trunks: calls/s and call setup time through Kamailio (registrar, digest auth on
     /// REGISTER and INVITE) beside direct calls, same run, same trunk code. 中继。
     Trunks(waihu_bench::trunks::Args),
+    /// Script experiments: Thompson sampling over prompt variants beside the fixed
+    /// split of a classic A/B test (calls to a confident winner, regret). 话术实验。
+    Bandit(waihu_bench::bandit::Args),
     /// HTTP API: KPI and heat-map pages over 1,000,000 generated attempts (rollup vs SQL over
     /// the event log vs a Rust scan of decoded events).
     Api(waihu_bench::api::Args),
@@ -80,6 +83,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
     match cmd {
         Cmd::Sip(a) => waihu_bench::sip::run(a),
         Cmd::Trunks(a) => waihu_bench::trunks::run(a),
+        Cmd::Bandit(a) => waihu_bench::bandit::run(a),
         Cmd::Api(a) => waihu_bench::api::run(a),
         Cmd::Script(a) => waihu_bench::script::run(a),
         Cmd::Tts { runs } => {

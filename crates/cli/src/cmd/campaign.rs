@@ -20,6 +20,15 @@ pub enum Cmd {
     /// Simulate a campaign in virtual time with synthetic customers; every
     /// attempt is audited by the independent compliance checker. 模拟外呼活动。
     Simulate(waihu_bench::simulate::Args),
+    /// Learning experiments (bandits over script variants): per variant calls,
+    /// success rate, probability of being best, uplift. 话术实验报告。
+    Experiments {
+        /// Only this campaign id.
+        #[arg(long)]
+        campaign: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Planner cost per decision with PENDING contacts, beside a full scan. 调度性能测试。
     Bench {
         #[arg(long, default_value_t = 2_000_000)]
@@ -35,12 +44,55 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
     match cmd {
         Cmd::Validate { file, json } => validate(file, json),
         Cmd::Simulate(a) => waihu_bench::simulate::run(ctx.data_dir(), a),
+        Cmd::Experiments { campaign, json } => experiments(ctx, campaign, json),
         Cmd::Bench {
             pending,
             decisions,
             json,
         } => waihu_bench::campaign::planner(pending, decisions, json),
     }
+}
+
+fn experiments(ctx: &Ctx, campaign: Option<i64>, json: bool) -> anyhow::Result<()> {
+    let report = ctx.runtime()?.block_on(async {
+        let store = ctx.store().await?;
+        anyhow::Ok(
+            waihu_server::experiments::report(&store, campaign.map(waihu_core::CampaignId)).await?,
+        )
+    })?;
+    if json {
+        return print_json(&serde_json::json!({ "items": report }));
+    }
+    if report.is_empty() {
+        println!("没有话术实验 no experiments (a script state needs `bandit:`)");
+    }
+    for e in &report {
+        println!(
+            "活动 campaign #{} · {} / {} · 客群 segment {} — {} 通分配 assigned, {} 通到达 reached, 领先 leader {}",
+            e.campaign_id, e.script, e.state, e.segment, e.chosen, e.trials, e.leader
+        );
+        for v in &e.variants {
+            let uplift = match v.stats.uplift {
+                Some(u) => format!(
+                    "{:+.1} pp [{:+.1}, {:+.1}]",
+                    100.0 * u.diff,
+                    100.0 * u.lo,
+                    100.0 * u.hi
+                ),
+                None => "对照 control".into(),
+            };
+            println!(
+                "  {:<12} 分配 {:>6}  到达 {:>6}  成功 {:>6}  率 rate {:>5.1}%  P(best) {:>5.1}%  {uplift}",
+                v.variant,
+                v.chosen,
+                v.stats.trials,
+                v.stats.successes,
+                100.0 * v.stats.rate,
+                100.0 * v.stats.prob_best
+            );
+        }
+    }
+    Ok(())
 }
 
 fn validate(file: PathBuf, json: bool) -> anyhow::Result<()> {
