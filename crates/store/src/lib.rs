@@ -18,6 +18,7 @@ mod dnc;
 mod events;
 mod messages;
 mod reports;
+mod voiceprints;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -43,6 +44,7 @@ pub use messages::{
     ReplyReportRow, OPT_OUT_WORDS,
 };
 pub use reports::{metric, Delivery, KpiRow, LocalHourRow, Webhook};
+pub use voiceprints::WatchEntry;
 // The call vocabulary is core's; re-exported under the names callers used.
 pub use waihu_core::{CallId, CampaignState, Speaker, Turn, VoiceFeatures};
 

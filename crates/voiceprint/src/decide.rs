@@ -27,6 +27,16 @@ pub enum Verdict {
     NotEnrolled,
 }
 
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Match => "match",
+            Verdict::NoMatch => "no_match",
+            Verdict::NotEnrolled => "not_enrolled",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Verification {
     pub verdict: Verdict,

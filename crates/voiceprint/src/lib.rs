@@ -8,6 +8,8 @@
 //!   `scripts/deps/voiceprint.sh` converts from the wheel's `pretrained.pt`.
 //! - [`decide`]: verification against an enrolment and the fraud watchlist,
 //!   pure functions over embeddings and thresholds.
+//! - [`registry`]: enrol, verify, erase and watch through `waihu-store`,
+//!   which keeps the embeddings sealed (this crate writes no SQL).
 //!
 //! ```no_run
 //! # fn main() -> Result<(), waihu_voiceprint::VoiceprintError> {
@@ -29,6 +31,7 @@ use std::path::PathBuf;
 pub mod decide;
 pub mod encoder;
 pub mod mel;
+pub mod registry;
 
 pub const EMBEDDING_DIM: usize = 256;
 
@@ -46,6 +49,8 @@ pub enum VoiceprintError {
     Rate(u32),
     #[error("声纹数据无效 / voiceprint bytes invalid: {0} bytes, expected 1024")]
     Bytes(usize),
+    #[error(transparent)]
+    Store(#[from] waihu_store::StoreError),
     #[error(transparent)]
     Vad(#[from] waihu_audio::vad::VadError),
 }

@@ -17,3 +17,4 @@ pub mod serve;
 pub mod sim;
 pub mod speech;
 pub mod trunks;
+pub mod voiceprint;
