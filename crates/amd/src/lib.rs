@@ -638,3 +638,45 @@ mod tests {
         }
     }
 }
+
+/// What [`analyze`] found in a recording.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Analysis {
+    /// The first decision: what a live call would act on.
+    pub first: Decision,
+    /// The decision once all the audio and words were in.
+    pub last: Decision,
+}
+
+/// Run a whole recording (8 kHz) through the core, words joining at the media
+/// time they become available (`texts`: (ms, words), in any order).
+pub fn analyze(samples: &[i16], texts: &[(u64, String)]) -> Result<Analysis, VadError> {
+    let mut amd = Amd::new()?;
+    let mut texts: Vec<&(u64, String)> = texts.iter().collect();
+    texts.sort_by_key(|t| t.0);
+    let mut next = 0;
+    let mut first = None;
+    let mut at = 0u64;
+    for frame in samples.chunks_exact(FRAME) {
+        while next < texts.len() && texts[next].0 <= at {
+            if let Some(d) = amd.push_text(texts[next].0, &texts[next].1) {
+                first.get_or_insert(d);
+            }
+            next += 1;
+        }
+        if let Some(d) = amd.push_audio(at, frame) {
+            first.get_or_insert(d);
+        }
+        at += FRAME_MS;
+    }
+    for (t, words) in &texts[next..] {
+        if let Some(d) = amd.push_text(*t, words) {
+            first.get_or_insert(d);
+        }
+    }
+    let last = amd.finish(at);
+    Ok(Analysis {
+        first: first.unwrap_or_else(|| last.clone()),
+        last,
+    })
+}

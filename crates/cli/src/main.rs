@@ -83,6 +83,8 @@ enum Command {
     /// 声纹: enrol and verify customers by voice; the fraud voice watchlist.
     #[command(subcommand)]
     Voiceprint(cmd::voiceprint::Cmd),
+    /// 答录机检测: person, answering machine, carrier announcement (空号, 停机, 关机…) or silence.
+    Amd(cmd::amd::Args),
 }
 
 fn main() -> ExitCode {
@@ -125,6 +127,7 @@ fn run(ctx: &ctx::Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Script(c) => ok(cmd::script::run(ctx, c)),
         Command::Sim(a) => ok(cmd::sim::run(ctx, a)),
         Command::Voiceprint(c) => cmd::voiceprint::run(ctx, c),
+        Command::Amd(a) => ok(cmd::amd::run(ctx, a)),
     }
 }
 
