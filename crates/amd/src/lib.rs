@@ -7,8 +7,10 @@
 //! tones added):
 //! - **greeting length and cadence**: a person answers with a short "喂？" /
 //!   "Hello?" and waits; a machine talks on. A first utterance (words joined
-//!   across pauses under 700 ms) that ends and is followed by 800 ms of
-//!   silence within 2 s is a person; one still going at 2 s is a machine.
+//!   across pauses under 700 ms) shorter than 2 s and followed by 600 ms of
+//!   silence is a person; one still going at 2 s is a machine. (Asterisk's
+//!   `app_amd` uses 1.5 s and 800 ms; on `waihu bench amd`'s synthetic
+//!   greetings 1.5 s called two thirds of the people machines.)
 //! - **beep**: a narrowband tone (one Goertzel bin holding most of a frame's
 //!   energy, steady for ≥ 120 ms, 400–2500 Hz) followed by quiet is a
 //!   voicemail beep; its time is kept so the bot can speak after it.
@@ -70,7 +72,7 @@ impl Default for Config {
         Config {
             initial_silence: 3000,
             max_greeting: 2000,
-            after_greeting_silence: 800,
+            after_greeting_silence: 600,
             max_pause: 700,
             min_word: 100,
             max_analysis: 5000,

@@ -26,6 +26,7 @@
 //! binary reports as one line, and some run the binary itself as a child (`import` runs
 //! `waihu customers import`, `sip` runs `waihu answer`): call them from `waihu`.
 
+pub mod amd;
 pub mod api;
 pub mod campaign;
 pub mod import;
@@ -38,6 +39,7 @@ pub mod sms;
 pub mod speech;
 pub mod trunks;
 pub mod voice;
+pub mod voiceprint;
 
 use anyhow::Context;
 

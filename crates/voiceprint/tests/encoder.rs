@@ -156,3 +156,90 @@ fn a_voice_is_closer_to_itself_than_to_another() {
     assert!(enc.embed_pcm(&[], 8000).is_err());
     assert!(enc.embed_pcm(&[100; 800], 0).is_err());
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_watchlisted_voice_on_a_new_number_is_flagged_and_enrolments_verify() {
+    use waihu_core::CustomerId;
+    use waihu_voiceprint::decide::{Verdict, VERIFY_THRESHOLD, WATCH_THRESHOLD};
+    use waihu_voiceprint::registry::{self, Audio};
+    let Some(enc) = model() else { return };
+    if !waihu_testkit::have_peer("espeak-ng") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = waihu_store::Store::open_with_key(
+        dir.path(),
+        &waihu_privacy::MasterKey::from_bytes([3u8; 32]),
+    )
+    .await
+    .unwrap();
+    let now = chrono::Utc::now();
+    let (fraud, r) = speak(
+        "en+m7",
+        "Hello, this is your bank calling, please read me the code we just sent you.",
+        dir.path(),
+    );
+    let (fraud2, _) = speak(
+        "en+m7",
+        "I need the verification code from the text message to unlock your account.",
+        dir.path(),
+    );
+    let (honest, _) = speak(
+        "en+f2",
+        "Hello, yes, I received the parcel yesterday afternoon, thank you very much.",
+        dir.path(),
+    );
+    fn audio(samples: &[i16], rate: u32) -> Audio<'_> {
+        Audio { samples, rate }
+    }
+    registry::watch_add(
+        &store,
+        &enc,
+        "case-1",
+        audio(&fraud, r),
+        Some("+8613900000001"),
+        now,
+    )
+    .await
+    .unwrap();
+    let hit = registry::watch_check(
+        &store,
+        &enc,
+        audio(&fraud2, r),
+        Some("+8613900000002"),
+        WATCH_THRESHOLD,
+        now,
+    )
+    .await
+    .unwrap();
+    assert!(hit.alert, "{hit:?}");
+    assert!(hit.hit.as_ref().unwrap().new_number);
+    let miss = registry::watch_check(
+        &store,
+        &enc,
+        audio(&honest, r),
+        Some("+8613900000003"),
+        WATCH_THRESHOLD,
+        now,
+    )
+    .await
+    .unwrap();
+    assert!(!miss.alert, "{miss:?}");
+    // Nobody enrolled yet: no customer → a clear error, not a panic.
+    assert!(
+        registry::enroll(&store, &enc, CustomerId(1), audio(&honest, r), "t", now)
+            .await
+            .is_err()
+    );
+    let v = registry::verify(
+        &store,
+        &enc,
+        CustomerId(1),
+        audio(&honest, r),
+        VERIFY_THRESHOLD,
+        now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(v.result.verdict, Verdict::NotEnrolled);
+}
