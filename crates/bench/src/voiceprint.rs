@@ -47,6 +47,7 @@ const ZH: [&str; 3] = [
 
 fn voices(models: &Path, want: usize) -> Vec<VoiceSpec> {
     let mut out = Vec::new();
+    let mut neural = Vec::new();
     let style = |pitch: f32, speed: f32| Style {
         pitch,
         speed,
@@ -61,7 +62,7 @@ fn voices(models: &Path, want: usize) -> Vec<VoiceSpec> {
     ) {
         let v: Arc<dyn TtsEngine> = Arc::new(v);
         for (p, s) in [(0.75, 1.0), (0.9, 1.1), (1.1, 0.9), (1.3, 1.05)] {
-            out.push(VoiceSpec {
+            neural.push(VoiceSpec {
                 name: format!("zhvoice p{p} s{s}"),
                 lang: Lang::Zh,
                 engine: v.clone(),
@@ -96,6 +97,11 @@ fn voices(models: &Path, want: usize) -> Vec<VoiceSpec> {
             style: style(s, p),
         });
     }
+    // The neural voice's pitch variants come fifth to eighth: the encoder
+    // hears them as one speaker (they are one), so a short run starts with
+    // voices that differ.
+    let at = out.len().min(4);
+    out.splice(at..at, neural);
     out.truncate(want);
     out
 }
