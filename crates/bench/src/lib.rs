@@ -27,6 +27,7 @@
 //! binary reports as one line, and some run the binary itself as a child (`import` runs
 //! `waihu customers import`, `sip` runs `waihu answer`): call them from `waihu`.
 
+pub mod amd;
 pub mod api;
 pub mod bandit;
 pub mod campaign;
@@ -40,6 +41,7 @@ pub mod sms;
 pub mod speech;
 pub mod trunks;
 pub mod voice;
+pub mod voiceprint;
 
 use anyhow::Context;
 

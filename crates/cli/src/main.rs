@@ -80,6 +80,11 @@ enum Command {
     Script(cmd::script::Cmd),
     /// 虚拟被叫: answer SIP calls as virtual callees (personas) for tests and the demo.
     Sim(cmd::sim::Args),
+    /// 声纹: enrol and verify customers by voice; the fraud voice watchlist.
+    #[command(subcommand)]
+    Voiceprint(cmd::voiceprint::Cmd),
+    /// 答录机检测: person, answering machine, carrier announcement (空号, 停机, 关机…) or silence.
+    Amd(cmd::amd::Args),
 }
 
 fn main() -> ExitCode {
@@ -92,31 +97,43 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let ctx = ctx::Ctx::new(cli.data_dir);
-    let result = match cli.command {
-        Command::Demo(a) => cmd::demo::run(&ctx, a),
-        Command::Customers(c) => cmd::customers::run(&ctx, c),
-        Command::Segments(c) => cmd::segments::run(&ctx, c),
-        Command::Dnc(c) => cmd::dnc::run(&ctx, c),
-        Command::Events(c) => cmd::events::run(&ctx, c),
-        Command::Messages(c) => cmd::messages::run(&ctx, c),
-        Command::Serve(a) => cmd::serve::run_serve(&ctx, a),
-        Command::Apikey(c) => cmd::serve::run_apikey(&ctx, c),
-        Command::Bench(c) => cmd::bench::run(&ctx, c),
-        Command::Run(a) => cmd::live::run(&ctx, a),
-        Command::Trunks(c) => cmd::trunks::run(&ctx, c),
-        Command::Call(a) => cmd::call::run_call(&ctx, a),
-        Command::Answer(a) => cmd::call::run_answer(&ctx, a),
-        Command::Campaign(c) => cmd::campaign::run(&ctx, c),
-        Command::Compliance(c) => cmd::compliance::run(&ctx, c),
-        Command::Tts(a) => cmd::speech::run_tts(&ctx, a),
-        Command::Asr(a) => cmd::speech::run_asr(&ctx, a),
-        Command::Nlu(c) => cmd::nlu::run(c),
-        Command::Emotion(c) => cmd::nlu::run_emotion(c),
-        Command::Script(c) => cmd::script::run(&ctx, c),
-        Command::Sim(a) => cmd::sim::run(&ctx, a),
-    };
+    finish(run(&ctx, cli.command))
+}
+
+/// Most commands succeed with status 0; those whose status carries a decision
+/// (`voiceprint verify`, `voiceprint watch check`) return their own.
+fn run(ctx: &ctx::Ctx, command: Command) -> anyhow::Result<ExitCode> {
+    let ok = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
+    match command {
+        Command::Demo(a) => ok(cmd::demo::run(ctx, a)),
+        Command::Customers(c) => ok(cmd::customers::run(ctx, c)),
+        Command::Segments(c) => ok(cmd::segments::run(ctx, c)),
+        Command::Dnc(c) => ok(cmd::dnc::run(ctx, c)),
+        Command::Events(c) => ok(cmd::events::run(ctx, c)),
+        Command::Messages(c) => ok(cmd::messages::run(ctx, c)),
+        Command::Serve(a) => ok(cmd::serve::run_serve(ctx, a)),
+        Command::Apikey(c) => ok(cmd::serve::run_apikey(ctx, c)),
+        Command::Bench(c) => ok(cmd::bench::run(ctx, c)),
+        Command::Run(a) => ok(cmd::live::run(ctx, a)),
+        Command::Trunks(c) => ok(cmd::trunks::run(ctx, c)),
+        Command::Call(a) => ok(cmd::call::run_call(ctx, a)),
+        Command::Answer(a) => ok(cmd::call::run_answer(ctx, a)),
+        Command::Campaign(c) => ok(cmd::campaign::run(ctx, c)),
+        Command::Compliance(c) => ok(cmd::compliance::run(ctx, c)),
+        Command::Tts(a) => ok(cmd::speech::run_tts(ctx, a)),
+        Command::Asr(a) => ok(cmd::speech::run_asr(ctx, a)),
+        Command::Nlu(c) => ok(cmd::nlu::run(c)),
+        Command::Emotion(c) => ok(cmd::nlu::run_emotion(c)),
+        Command::Script(c) => ok(cmd::script::run(ctx, c)),
+        Command::Sim(a) => ok(cmd::sim::run(ctx, a)),
+        Command::Voiceprint(c) => cmd::voiceprint::run(ctx, c),
+        Command::Amd(a) => ok(cmd::amd::run(ctx, a)),
+    }
+}
+
+fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             // One line: the outermost context first, then its causes.
             let mut line = e.to_string();

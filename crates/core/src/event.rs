@@ -115,6 +115,17 @@ pub enum EventKind {
         counts: std::collections::BTreeMap<String, u64>,
         unsegmented: u64,
     },
+    /// A voiceprint change or decision (`action`: `enrolled`, `erased`,
+    /// `verified`, `watch_added`, `watch_alert`). Never the embedding, which
+    /// is personal data and lives sealed in the store. `score`: the cosine a
+    /// decision was made on; `detail`: the verdict or the watchlist label.
+    Voiceprint {
+        action: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        score: Option<f32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
 }
 
 impl EventKind {
@@ -135,6 +146,7 @@ impl EventKind {
             EventKind::MessageSent { .. } => "message_sent",
             EventKind::SegmentsApplied { .. } => "segments_applied",
             EventKind::CallTurn { .. } => "call_turn",
+            EventKind::Voiceprint { .. } => "voiceprint",
         }
     }
 }

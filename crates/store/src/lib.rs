@@ -19,6 +19,7 @@ mod events;
 mod experiments;
 mod messages;
 mod reports;
+mod voiceprints;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -45,6 +46,7 @@ pub use messages::{
     ReplyReportRow, OPT_OUT_WORDS,
 };
 pub use reports::{metric, Delivery, KpiRow, LocalHourRow, Webhook};
+pub use voiceprints::WatchEntry;
 // The call vocabulary is core's; re-exported under the names callers used.
 pub use waihu_core::{CallId, CampaignState, Speaker, Turn, VoiceFeatures};
 

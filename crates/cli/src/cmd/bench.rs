@@ -36,6 +36,12 @@ pub enum Cmd {
     /// The voice bot end to end over SIP against virtual callees at several
     /// concurrency levels: turn latency and its breakdown, correctness, CPU.
     Voice(waihu_bench::voice::Args),
+    /// 声纹: verification EER over ≥ 20 synthetic voices (espeak-ng variants,
+    /// the neural Mandarin voice) through an 8 kHz line, and time per call.
+    Voiceprint(waihu_bench::voiceprint::Args),
+    /// 答录机检测: AMD decision time p50/p95, voicemail precision/recall and
+    /// announcement accuracy, beside today's text-only detector.
+    Amd(waihu_bench::amd::Args),
     /// SMS: SMPP submit throughput (messages/s) with a window against a real SMSC
     /// (Net::SMPP) on 127.0.0.1, beside stop-and-wait (window 1). 短信吞吐。
     Sms(waihu_bench::sms::Args),
@@ -93,6 +99,8 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
         }
         Cmd::Vad => waihu_bench::speech::vad(),
         Cmd::Voice(a) => waihu_bench::voice::run(a),
+        Cmd::Voiceprint(a) => waihu_bench::voiceprint::run(ctx.data_dir(), a),
+        Cmd::Amd(a) => waihu_bench::amd::run(ctx.data_dir(), a),
         Cmd::Sms(a) => waihu_bench::sms::run(a),
         Cmd::Nlu(a) => waihu_bench::nlu::run(a),
         Cmd::Asr {

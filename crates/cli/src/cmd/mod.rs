@@ -1,5 +1,6 @@
 //! One module per top-level subcommand. Each parses its arguments, calls the
 //! library crates and prints; none holds business logic.
+pub mod amd;
 pub mod bench;
 pub mod call;
 pub mod campaign;
@@ -17,3 +18,4 @@ pub mod serve;
 pub mod sim;
 pub mod speech;
 pub mod trunks;
+pub mod voiceprint;

@@ -1,0 +1,215 @@
+//! Carrier announcements: what the words say about the number (空号, 关机,
+//! 停机, 忙, 无法接通 and their English equivalents), the call outcome each
+//! maps to, and how soon to try again.
+use serde::Serialize;
+use waihu_core::CallOutcome;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Announcement {
+    /// 空号: the number does not exist.
+    Vacant,
+    /// 停机: the line is suspended (unpaid, cancelled).
+    Suspended,
+    /// 关机: the phone is switched off.
+    PoweredOff,
+    /// 无法接通 / 不在服务区: out of coverage, cannot be reached now.
+    Unreachable,
+    /// 忙 / 正在通话中.
+    Busy,
+    /// A special information tone with no words we know (an operator-side failure).
+    Sit,
+}
+
+/// How soon the campaign may call the number again after an announcement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "retry")]
+pub enum RetryAdvice {
+    /// Never: the number is dead.
+    Stop,
+    /// After this many seconds.
+    After { secs: u64 },
+}
+
+impl Announcement {
+    pub fn name(self) -> &'static str {
+        match self {
+            Announcement::Vacant => "vacant",
+            Announcement::Suspended => "suspended",
+            Announcement::PoweredOff => "powered_off",
+            Announcement::Unreachable => "unreachable",
+            Announcement::Busy => "busy",
+            Announcement::Sit => "sit",
+        }
+    }
+
+    /// 中文 name for reports.
+    pub fn zh(self) -> &'static str {
+        match self {
+            Announcement::Vacant => "空号",
+            Announcement::Suspended => "停机",
+            Announcement::PoweredOff => "关机",
+            Announcement::Unreachable => "无法接通",
+            Announcement::Busy => "忙",
+            Announcement::Sit => "特殊信息音",
+        }
+    }
+
+    /// The stored call outcome. `CallOutcome` has no "suspended": a suspended
+    /// line is stored as `invalid_number` (it cannot take calls), and its
+    /// retry advice below differs from a vacant number's.
+    pub fn outcome(self) -> CallOutcome {
+        match self {
+            Announcement::Vacant | Announcement::Suspended => CallOutcome::InvalidNumber,
+            Announcement::PoweredOff | Announcement::Unreachable => CallOutcome::PoweredOff,
+            Announcement::Busy => CallOutcome::Busy,
+            Announcement::Sit => CallOutcome::Congestion,
+        }
+    }
+
+    /// Default retry advice: a vacant number is never called again; a
+    /// suspended line may be paid up, so try again in a week; a phone switched
+    /// off or out of coverage in 4 hours; busy in 30 minutes; a network
+    /// failure tone in 5 minutes.
+    pub fn retry(self) -> RetryAdvice {
+        match self {
+            Announcement::Vacant => RetryAdvice::Stop,
+            Announcement::Suspended => RetryAdvice::After { secs: 7 * 86_400 },
+            Announcement::PoweredOff | Announcement::Unreachable => {
+                RetryAdvice::After { secs: 4 * 3600 }
+            }
+            Announcement::Busy => RetryAdvice::After { secs: 1800 },
+            Announcement::Sit => RetryAdvice::After { secs: 300 },
+        }
+    }
+}
+
+/// Cues per kind, checked in this order: the more specific first (停机 and
+/// 空号 announcements often add "请核对后再拨", and 关机 ones "请稍后再拨").
+const CUES: &[(Announcement, &[&str])] = &[
+    (
+        Announcement::Suspended,
+        &[
+            "停机",
+            "已暂停服务",
+            "暂停服务",
+            "欠费",
+            "suspended",
+            "temporarily disconnected",
+            "has been barred",
+            "service has been restricted",
+        ],
+    ),
+    (
+        Announcement::Vacant,
+        &[
+            "空号",
+            "空號",
+            "不存在",
+            "号码有误",
+            "does not exist",
+            "not in service",
+            "is not a working",
+            "no longer in service",
+            "has been disconnected",
+            "not a valid number",
+            "check the number",
+        ],
+    ),
+    (
+        Announcement::PoweredOff,
+        &["关机", "關機", "switched off", "powered off", "turned off"],
+    ),
+    (
+        Announcement::Unreachable,
+        &[
+            "无法接通",
+            "無法接通",
+            "不在服务区",
+            "不在服務區",
+            "暂时无法接通",
+            "unreachable",
+            "not reachable",
+            "cannot be reached",
+            "out of service area",
+            "out of coverage",
+            "not be connected",
+        ],
+    ),
+    (
+        Announcement::Busy,
+        &[
+            "正在通话",
+            "正在通話",
+            "用户忙",
+            "忙线",
+            "is busy",
+            "line is busy",
+            "on another call",
+            "engaged",
+        ],
+    ),
+];
+
+/// The announcement the words are, if any.
+pub fn classify(text: &str) -> Option<Announcement> {
+    let t = text.to_lowercase();
+    CUES.iter()
+        .find(|(_, cues)| cues.iter().any(|c| t.contains(c)))
+        .map(|(k, _)| *k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn carrier_phrasings_in_both_languages() {
+        let cases = [
+            ("您拨打的号码是空号，请查证后再拨。", Announcement::Vacant),
+            ("您拨打的电话已停机。", Announcement::Suspended),
+            ("您拨打的用户已暂停服务", Announcement::Suspended),
+            ("您拨打的电话已关机，请稍后再拨。", Announcement::PoweredOff),
+            (
+                "您拨打的电话暂时无法接通，请稍后再拨。",
+                Announcement::Unreachable,
+            ),
+            ("您拨打的用户正在通话中，请稍后再拨。", Announcement::Busy),
+            (
+                "The number you have dialed is not in service.",
+                Announcement::Vacant,
+            ),
+            (
+                "The number you have dialed has been suspended.",
+                Announcement::Suspended,
+            ),
+            (
+                "The subscriber you dialed is switched off.",
+                Announcement::PoweredOff,
+            ),
+            (
+                "The number you have dialed cannot be reached.",
+                Announcement::Unreachable,
+            ),
+            (
+                "The line is busy, please try again later.",
+                Announcement::Busy,
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(classify(text), Some(want), "{text}");
+        }
+        assert_eq!(classify("喂，你好，哪位？"), None);
+        assert_eq!(classify("Hello, who is this?"), None);
+    }
+
+    #[test]
+    fn outcomes_and_retry() {
+        assert_eq!(Announcement::Vacant.retry(), RetryAdvice::Stop);
+        assert_eq!(Announcement::Vacant.outcome(), CallOutcome::InvalidNumber);
+        assert!(
+            matches!(Announcement::Suspended.retry(), RetryAdvice::After { secs } if secs >= 86_400)
+        );
+        assert_eq!(Announcement::Busy.outcome(), CallOutcome::Busy);
+    }
+}

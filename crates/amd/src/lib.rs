@@ -1,0 +1,684 @@
+//! Who answered: a person, an answering machine, a carrier announcement, or
+//! nobody. A sans-IO core fed 20 ms frames of 8 kHz call audio and, when an
+//! ASR runs beside it, the words it hears — each stamped with media time
+//! since answer (or since early media began). It never reads a clock.
+//!
+//! Acoustic evidence (after the classic AMD of Asterisk's `app_amd`, with
+//! tones added):
+//! - **greeting length and cadence**: a person answers with a short "喂？" /
+//!   "Hello?" and waits; a machine talks on. A first utterance (words joined
+//!   across pauses under 700 ms) shorter than 2 s and followed by 600 ms of
+//!   silence is a person; one still going at 2 s is a machine. (Asterisk's
+//!   `app_amd` uses 1.5 s and 800 ms; on `waihu bench amd`'s synthetic
+//!   greetings 1.5 s called two thirds of the people machines.)
+//! - **beep**: a narrowband tone (one Goertzel bin holding most of a frame's
+//!   energy, steady for ≥ 120 ms, 400–2500 Hz) followed by quiet is a
+//!   voicemail beep; its time is kept so the bot can speak after it.
+//! - **SIT**: the three rising special-information tones (≈914/985,
+//!   1371/1429, 1777 Hz) back to back are a network announcement.
+//! - nothing voiced for 3 s is silence.
+//!
+//! Textual evidence overrides: announcement words ([`announce::classify`])
+//! make it an announcement of that kind; voicemail words ("请在提示音后留言",
+//! "leave a message") a machine. A decision can be revised by later evidence
+//! (a beep, words); [`Amd::push_audio`] and [`Amd::push_text`] return the
+//! decision whenever it is new or changed.
+//!
+//! ```
+//! use waihu_amd::{Amd, Verdict};
+//! let mut amd = Amd::new().unwrap();
+//! let silence = [0i16; 160];
+//! let mut t = 0;
+//! let d = loop {
+//!     if let Some(d) = amd.push_audio(t, &silence) { break d; }
+//!     t += 20;
+//! };
+//! assert_eq!(d.verdict, Verdict::Silence);
+//! ```
+
+pub mod announce;
+
+use serde::Serialize;
+use waihu_audio::goertzel::goertzel_power;
+use waihu_audio::vad::{frame_dbfs, Aggressiveness, Vad, VadError, WebRtcVad};
+
+pub use announce::{Announcement, RetryAdvice};
+
+pub const RATE: u32 = 8000;
+pub const FRAME: usize = 160;
+const FRAME_MS: u64 = 20;
+
+/// Thresholds, in ms unless named otherwise.
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    /// No voice for this long after answer: silence.
+    pub initial_silence: u64,
+    /// A first utterance still going after this long: a machine.
+    pub max_greeting: u64,
+    /// Quiet after a short first utterance that makes it a person.
+    pub after_greeting_silence: u64,
+    /// Pauses shorter than this stay inside one utterance.
+    pub max_pause: u64,
+    /// Shortest voiced run that counts as a word.
+    pub min_word: u64,
+    /// Give up and take the best guess here.
+    pub max_analysis: u64,
+    /// Frames quieter than this (dBFS) are silence whatever the VAD says.
+    pub floor_dbfs: f32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            initial_silence: 3000,
+            max_greeting: 2000,
+            after_greeting_silence: 600,
+            max_pause: 700,
+            min_word: 100,
+            max_analysis: 5000,
+            floor_dbfs: -45.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Human,
+    Machine,
+    Announcement,
+    Silence,
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Human => "human",
+            Verdict::Machine => "machine",
+            Verdict::Announcement => "announcement",
+            Verdict::Silence => "silence",
+        }
+    }
+}
+
+/// What decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    ShortGreeting,
+    LongGreeting,
+    Beep,
+    SitTone,
+    AnnouncementWords,
+    VoicemailWords,
+    InitialSilence,
+    Timeout,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    pub verdict: Verdict,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub announcement: Option<Announcement>,
+    pub confidence: f32,
+    /// Media time of the decision (ms since answer).
+    pub at_ms: u64,
+    pub reason: Reason,
+    /// End of the voicemail beep, when one was heard: speak after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub beep_end_ms: Option<u64>,
+    /// Later evidence changed an earlier decision.
+    pub revised: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ToneRun {
+    freq: f32,
+    start: u64,
+    end: u64,
+    /// Ended by a jump to another frequency, not by quiet.
+    jumped: bool,
+}
+
+/// The AMD core for one call.
+pub struct Amd {
+    cfg: Config,
+    vad: WebRtcVad,
+    // Tone tracking.
+    tone: Option<ToneRun>,
+    runs: Vec<ToneRun>,
+    beep_end: Option<u64>,
+    sit: bool,
+    // Speech tracking.
+    voiced_run: u64,
+    utterance_start: Option<u64>,
+    last_voiced: Option<u64>,
+    words: u32,
+    utterances: u32,
+    decision: Option<Decision>,
+    now: u64,
+}
+
+const VOICEMAIL_CUES: &[&str] = &[
+    "leave a message",
+    "leave your message",
+    "after the tone",
+    "after the beep",
+    "voicemail",
+    "voice mail",
+    "not available",
+    "can't take your call",
+    "cannot take your call",
+    "留言",
+    "语音信箱",
+    "語音信箱",
+    "提示音后",
+    "提示音後",
+    "嘀声后",
+    "无法接听",
+    "不方便接听",
+];
+
+/// Whether the words are a voicemail greeting.
+pub fn is_voicemail_text(text: &str) -> bool {
+    let t = text.to_lowercase();
+    VOICEMAIL_CUES.iter().any(|c| t.contains(c))
+}
+
+// SIT bands: segment 1 (913.8 or 985.2 Hz), 2 (1370.6 or 1428.5), 3 (1776.7).
+const SIT_BANDS: [&[f32]; 3] = [&[913.8, 985.2], &[1370.6, 1428.5], &[1776.7]];
+
+fn sit_band(f: f32) -> Option<usize> {
+    SIT_BANDS
+        .iter()
+        .position(|b| b.iter().any(|&c| (f - c).abs() <= 40.0))
+}
+
+/// The dominant narrowband frequency of a frame and the share of the
+/// frame's energy it holds (1.0 for a pure tone).
+fn dominant_tone(frame: &[f32]) -> (f32, f32) {
+    let mean_sq = frame.iter().map(|x| x * x).sum::<f32>() / frame.len().max(1) as f32;
+    if mean_sq <= 0.0 {
+        return (0.0, 0.0);
+    }
+    let mut best = (0f32, 0f32);
+    let mut f = 400f32;
+    while f <= 2500.0 {
+        let share = 2.0 * goertzel_power(frame, RATE, f) / mean_sq;
+        if share > best.1 {
+            best = (f, share);
+        }
+        f += 25.0;
+    }
+    best
+}
+
+impl Amd {
+    pub fn new() -> Result<Amd, VadError> {
+        Amd::with_config(Config::default())
+    }
+
+    pub fn with_config(cfg: Config) -> Result<Amd, VadError> {
+        Ok(Amd {
+            cfg,
+            vad: WebRtcVad::new(RATE, Aggressiveness::Aggressive)?,
+            tone: None,
+            runs: Vec::new(),
+            beep_end: None,
+            sit: false,
+            voiced_run: 0,
+            utterance_start: None,
+            last_voiced: None,
+            words: 0,
+            utterances: 0,
+            decision: None,
+            now: 0,
+        })
+    }
+
+    /// The current decision, if any.
+    pub fn decision(&self) -> Option<&Decision> {
+        self.decision.as_ref()
+    }
+
+    /// Words heard so far (voiced runs of at least `min_word`).
+    pub fn words(&self) -> u32 {
+        self.words
+    }
+
+    /// One 20 ms frame (160 samples at 8 kHz) starting at `at_ms`. Returns the
+    /// decision when it is new or changed. Frames of another length are
+    /// ignored (a caller bug, not outside input: the media layer frames audio).
+    pub fn push_audio(&mut self, at_ms: u64, frame: &[i16]) -> Option<Decision> {
+        if frame.len() != FRAME {
+            return None;
+        }
+        let end = at_ms + FRAME_MS;
+        self.now = self.now.max(end);
+        let x: Vec<f32> = frame.iter().map(|&s| s as f32 / 32768.0).collect();
+        let loud = frame_dbfs(frame) > self.cfg.floor_dbfs;
+        let (freq, share) = if loud { dominant_tone(&x) } else { (0.0, 0.0) };
+        let is_tone = loud && share >= 0.7;
+        let before = self.decision.clone();
+        self.track_tone(at_ms, end, is_tone.then_some(freq));
+        let voiced = loud && !is_tone && self.vad.is_speech(frame).unwrap_or(false);
+        self.track_speech(end, voiced);
+        self.decide_acoustic(end);
+        changed(before, &self.decision)
+    }
+
+    /// Words an ASR heard, available at `at_ms`.
+    pub fn push_text(&mut self, at_ms: u64, text: &str) -> Option<Decision> {
+        let before = self.decision.clone();
+        let at = at_ms.max(self.now);
+        if let Some(kind) = announce::classify(text) {
+            let keep = matches!(&self.decision, Some(d) if d.verdict == Verdict::Announcement && d.announcement == Some(kind));
+            if !keep {
+                self.set(
+                    Verdict::Announcement,
+                    Some(kind),
+                    0.95,
+                    at,
+                    Reason::AnnouncementWords,
+                );
+            }
+        } else if is_voicemail_text(text)
+            && !matches!(&self.decision, Some(d) if matches!(d.verdict, Verdict::Machine | Verdict::Announcement))
+        {
+            self.set(Verdict::Machine, None, 0.9, at, Reason::VoicemailWords);
+        }
+        changed(before, &self.decision)
+    }
+
+    /// The audio ended (or the caller stops analysing) at `at_ms`: the
+    /// decision, taking the best guess if none was made yet.
+    pub fn finish(&mut self, at_ms: u64) -> Decision {
+        if self.decision.is_none() {
+            let at = at_ms.max(self.now);
+            match self.utterance_start {
+                None => self.set(Verdict::Silence, None, 0.6, at, Reason::InitialSilence),
+                Some(s) => {
+                    let long =
+                        self.last_voiced.unwrap_or(s).saturating_sub(s) >= self.cfg.max_greeting;
+                    let v = if long {
+                        Verdict::Machine
+                    } else {
+                        Verdict::Human
+                    };
+                    self.set(v, None, 0.5, at, Reason::Timeout);
+                }
+            }
+        }
+        self.decision.clone().expect("set above")
+    }
+
+    fn set(
+        &mut self,
+        verdict: Verdict,
+        announcement: Option<Announcement>,
+        confidence: f32,
+        at: u64,
+        reason: Reason,
+    ) {
+        let revised = self.decision.is_some();
+        self.decision = Some(Decision {
+            verdict,
+            announcement,
+            confidence,
+            at_ms: at,
+            reason,
+            beep_end_ms: self.beep_end,
+            revised,
+        });
+    }
+
+    fn track_tone(&mut self, start: u64, end: u64, freq: Option<f32>) {
+        match (self.tone.as_mut(), freq) {
+            (Some(run), Some(f)) if (f - run.freq).abs() <= 60.0 => run.end = end,
+            (Some(_), Some(f)) => {
+                let mut done = self.tone.take().expect("matched Some");
+                done.jumped = true;
+                self.close_run(done);
+                self.tone = Some(ToneRun {
+                    freq: f,
+                    start,
+                    end,
+                    jumped: false,
+                });
+            }
+            (Some(_), None) => {
+                let done = self.tone.take().expect("matched Some");
+                self.close_run(done);
+            }
+            (None, Some(f)) => {
+                self.tone = Some(ToneRun {
+                    freq: f,
+                    start,
+                    end,
+                    jumped: false,
+                })
+            }
+            (None, None) => {}
+        }
+        // A beep is a steady tone that stopped into quiet (not into another tone,
+        // which is how SIT segments follow each other) at least 100 ms ago.
+        if let Some(last) = self.runs.last().copied() {
+            let len = last.end - last.start;
+            if !last.jumped
+                && self.tone.is_none()
+                && (120..=3000).contains(&len)
+                && end >= last.end + 100
+                && self.beep_end != Some(last.end)
+                && !self.sit
+            {
+                self.beep_end = Some(last.end);
+                if let Some(d) = self.decision.as_mut() {
+                    d.beep_end_ms = Some(last.end);
+                }
+            }
+        }
+    }
+
+    fn close_run(&mut self, run: ToneRun) {
+        self.runs.push(run);
+        let n = self.runs.len();
+        if n >= 3 {
+            let last3 = &self.runs[n - 3..];
+            let bands: Vec<Option<usize>> = last3.iter().map(|r| sit_band(r.freq)).collect();
+            let long_enough = last3.iter().all(|r| r.end - r.start >= 160);
+            let contiguous = last3.windows(2).all(|w| w[1].start <= w[0].end + 60);
+            if bands == [Some(0), Some(1), Some(2)] && long_enough && contiguous {
+                self.sit = true;
+            }
+        }
+    }
+
+    fn track_speech(&mut self, end: u64, voiced: bool) {
+        if voiced {
+            self.voiced_run += FRAME_MS;
+            if self.voiced_run == self.cfg.min_word {
+                let start = end - self.voiced_run;
+                self.words += 1;
+                let pause = self.last_voiced.map(|l| start.saturating_sub(l));
+                if self.utterance_start.is_none() || pause.is_some_and(|p| p >= self.cfg.max_pause)
+                {
+                    if self.utterance_start.is_none() {
+                        self.utterance_start = Some(start);
+                    }
+                    self.utterances += 1;
+                }
+            }
+            if self.voiced_run >= self.cfg.min_word {
+                self.last_voiced = Some(end);
+            }
+        } else {
+            self.voiced_run = 0;
+        }
+    }
+
+    fn decide_acoustic(&mut self, now: u64) {
+        if self.sit {
+            if !matches!(&self.decision, Some(d) if d.verdict == Verdict::Announcement) {
+                self.set(
+                    Verdict::Announcement,
+                    Some(Announcement::Sit),
+                    0.9,
+                    now,
+                    Reason::SitTone,
+                );
+            }
+            return;
+        }
+        if self.beep_end.is_some() {
+            // A beep outranks a guess from the greeting's length, but not words.
+            let weaker = match &self.decision {
+                None => true,
+                Some(d) => matches!(
+                    d.reason,
+                    Reason::LongGreeting
+                        | Reason::ShortGreeting
+                        | Reason::Timeout
+                        | Reason::InitialSilence
+                ),
+            };
+            if weaker && !matches!(&self.decision, Some(d) if d.reason == Reason::Beep) {
+                self.set(Verdict::Machine, None, 0.95, now, Reason::Beep);
+            }
+            return;
+        }
+        if self.decision.is_some() {
+            return;
+        }
+        match (self.utterance_start, self.last_voiced) {
+            (None, _) if now >= self.cfg.initial_silence => {
+                self.set(Verdict::Silence, None, 0.7, now, Reason::InitialSilence)
+            }
+            (Some(start), Some(last)) => {
+                let quiet = now.saturating_sub(last);
+                let first_utterance = self.utterances <= 1;
+                if first_utterance
+                    && quiet >= self.cfg.after_greeting_silence
+                    && last - start < self.cfg.max_greeting
+                {
+                    self.set(Verdict::Human, None, 0.8, now, Reason::ShortGreeting);
+                } else if quiet < self.cfg.max_pause && now - start >= self.cfg.max_greeting {
+                    // Still talking at 2 s; more words make it likelier a recording.
+                    let conf = (0.65 + 0.05 * self.words as f32).min(0.85);
+                    self.set(Verdict::Machine, None, conf, now, Reason::LongGreeting);
+                } else if now >= self.cfg.max_analysis {
+                    self.set(Verdict::Human, None, 0.5, now, Reason::Timeout);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn changed(before: Option<Decision>, after: &Option<Decision>) -> Option<Decision> {
+    if before.as_ref() != after.as_ref() {
+        after.clone()
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tone(freq: f32, ms: u64, amp: f32) -> Vec<i16> {
+        let n = (ms * 8) as usize;
+        (0..n)
+            .map(|i| (amp * (2.0 * std::f32::consts::PI * freq * i as f32 / 8000.0).sin()) as i16)
+            .collect()
+    }
+
+    /// A crude voiced sound: a 140 Hz pulse train through two resonances,
+    /// with the pitch wandering, which WebRTC's VAD takes for speech.
+    fn voice(ms: u64, seed: u32) -> Vec<i16> {
+        let n = (ms * 8) as usize;
+        let mut out = Vec::with_capacity(n);
+        let (mut y1, mut y2, mut z1, mut z2) = (0f32, 0f32, 0f32, 0f32);
+        let mut phase = 0f32;
+        for i in 0..n {
+            let t = i as f32 / 8000.0;
+            let f0 = 140.0 + 25.0 * (t * 3.0 + seed as f32).sin();
+            phase += f0 / 8000.0;
+            let pulse = if phase >= 1.0 {
+                phase -= 1.0;
+                1.0
+            } else {
+                0.0
+            };
+            // Two-pole resonators at ~700 Hz and ~1200 Hz.
+            let r = 0.97f32;
+            let (w1, w2) = (
+                2.0 * std::f32::consts::PI * 700.0 / 8000.0,
+                2.0 * std::f32::consts::PI * 1200.0 / 8000.0,
+            );
+            let y = pulse + 2.0 * r * w1.cos() * y1 - r * r * y2;
+            y2 = y1;
+            y1 = y;
+            let z = y + 2.0 * r * w2.cos() * z1 - r * r * z2;
+            z2 = z1;
+            z1 = z;
+            // Syllable envelope at ~4 Hz.
+            let env = 0.55 + 0.45 * (2.0 * std::f32::consts::PI * 4.0 * t).sin();
+            out.push((z * env * 600.0).clamp(-20000.0, 20000.0) as i16);
+        }
+        out
+    }
+
+    fn run(audio: &[i16]) -> Decision {
+        let mut amd = Amd::new().unwrap();
+        for (i, f) in audio.chunks_exact(FRAME).enumerate() {
+            amd.push_audio(i as u64 * 20, f);
+        }
+        amd.finish(audio.len() as u64 / 8)
+    }
+
+    fn concat(parts: &[Vec<i16>]) -> Vec<i16> {
+        parts.concat()
+    }
+
+    #[test]
+    fn silence_is_silence() {
+        let d = run(&vec![0; 8 * 4000]);
+        assert_eq!(d.verdict, Verdict::Silence);
+        assert_eq!(d.at_ms, 3000);
+    }
+
+    #[test]
+    fn a_short_hello_then_waiting_is_a_person() {
+        let audio = concat(&[vec![0; 8 * 300], voice(700, 1), vec![0; 8 * 3000]]);
+        let d = run(&audio);
+        assert_eq!(d.verdict, Verdict::Human, "{d:?}");
+        assert_eq!(d.reason, Reason::ShortGreeting);
+        assert!(d.at_ms < 2000, "{d:?}");
+    }
+
+    #[test]
+    fn a_long_greeting_is_a_machine_and_its_beep_is_found() {
+        let audio = concat(&[
+            vec![0; 8 * 200],
+            voice(1500, 2),
+            vec![0; 8 * 300],
+            voice(1500, 3),
+            vec![0; 8 * 200],
+            tone(1000.0, 400, 11_600.0),
+            vec![0; 8 * 1000],
+        ]);
+        let mut amd = Amd::new().unwrap();
+        let mut first = None;
+        for (i, f) in audio.chunks_exact(FRAME).enumerate() {
+            if let Some(d) = amd.push_audio(i as u64 * 20, f) {
+                first.get_or_insert(d);
+            }
+        }
+        let first = first.expect("decided");
+        assert_eq!(first.verdict, Verdict::Machine);
+        assert_eq!(first.reason, Reason::LongGreeting);
+        assert!(first.at_ms <= 2300, "{first:?}");
+        let last = amd.finish(audio.len() as u64 / 8);
+        assert_eq!(last.reason, Reason::Beep);
+        // The beep ran from 3700 to 4100 ms.
+        let end = last.beep_end_ms.expect("beep");
+        assert!((4060..=4140).contains(&end), "{end}");
+    }
+
+    #[test]
+    fn sit_tones_are_an_announcement_not_a_beep() {
+        let audio = concat(&[
+            vec![0; 8 * 100],
+            tone(985.2, 380, 8000.0),
+            tone(1428.5, 274, 8000.0),
+            tone(1776.7, 380, 8000.0),
+            vec![0; 8 * 1000],
+        ]);
+        let d = run(&audio);
+        assert_eq!(d.verdict, Verdict::Announcement, "{d:?}");
+        assert_eq!(d.announcement, Some(Announcement::Sit));
+        assert_eq!(d.beep_end_ms, None);
+    }
+
+    #[test]
+    fn words_override_the_acoustic_guess() {
+        let mut amd = Amd::new().unwrap();
+        let audio = concat(&[vec![0; 8 * 200], voice(2500, 4)]);
+        for (i, f) in audio.chunks_exact(FRAME).enumerate() {
+            amd.push_audio(i as u64 * 20, f);
+        }
+        assert_eq!(amd.decision().map(|d| d.verdict), Some(Verdict::Machine));
+        let d = amd.push_text(2700, "您拨打的电话已停机").expect("revised");
+        assert_eq!(d.verdict, Verdict::Announcement);
+        assert_eq!(d.announcement, Some(Announcement::Suspended));
+        assert!(d.revised);
+        // Voicemail words do not undo an announcement.
+        assert_eq!(amd.push_text(2800, "请在提示音后留言"), None);
+        let mut amd = Amd::new().unwrap();
+        let d = amd
+            .push_text(900, "Please leave a message after the tone")
+            .unwrap();
+        assert_eq!(
+            (d.verdict, d.reason),
+            (Verdict::Machine, Reason::VoicemailWords)
+        );
+    }
+
+    #[test]
+    fn odd_frames_are_ignored() {
+        let mut amd = Amd::new().unwrap();
+        assert_eq!(amd.push_audio(0, &[1, 2, 3]), None);
+        assert_eq!(amd.push_audio(0, &[]), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_audio_gives_a_decision(samples in proptest::collection::vec(proptest::num::i16::ANY, 0..8000)) {
+            let d = run(&samples);
+            proptest::prop_assert!(d.confidence > 0.0 && d.confidence <= 1.0);
+        }
+    }
+}
+
+/// What [`analyze`] found in a recording.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Analysis {
+    /// The first decision: what a live call would act on.
+    pub first: Decision,
+    /// The decision once all the audio and words were in.
+    pub last: Decision,
+}
+
+/// Run a whole recording (8 kHz) through the core, words joining at the media
+/// time they become available (`texts`: (ms, words), in any order).
+pub fn analyze(samples: &[i16], texts: &[(u64, String)]) -> Result<Analysis, VadError> {
+    let mut amd = Amd::new()?;
+    let mut texts: Vec<&(u64, String)> = texts.iter().collect();
+    texts.sort_by_key(|t| t.0);
+    let mut next = 0;
+    let mut first = None;
+    let mut at = 0u64;
+    for frame in samples.chunks_exact(FRAME) {
+        while next < texts.len() && texts[next].0 <= at {
+            if let Some(d) = amd.push_text(texts[next].0, &texts[next].1) {
+                first.get_or_insert(d);
+            }
+            next += 1;
+        }
+        if let Some(d) = amd.push_audio(at, frame) {
+            first.get_or_insert(d);
+        }
+        at += FRAME_MS;
+    }
+    for (t, words) in &texts[next..] {
+        if let Some(d) = amd.push_text(*t, words) {
+            first.get_or_insert(d);
+        }
+    }
+    let last = amd.finish(at);
+    Ok(Analysis {
+        first: first.unwrap_or_else(|| last.clone()),
+        last,
+    })
+}

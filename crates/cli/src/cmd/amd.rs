@@ -1,0 +1,121 @@
+//! `waihu amd FILE.wav`: who answered — a person, a machine, a carrier
+//! announcement or silence — from the first seconds of a call recording.
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use serde_json::json;
+use waihu_amd::{analyze, Verdict};
+
+use crate::ctx::{print_json, Ctx};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A WAV recording of the callee's side from answer (any rate, mono).
+    pub file: PathBuf,
+    /// Acoustic evidence only: do not run the ASR for greeting and announcement words.
+    #[arg(long)]
+    pub no_asr: bool,
+    /// Seconds of audio analysed (and recognised).
+    #[arg(long, default_value_t = 6.0)]
+    pub seconds: f64,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
+    let pcm = waihu_audio::wav::read_wav(&a.file)
+        .with_context(|| format!("reading {}", a.file.display()))?;
+    let mut samples = waihu_audio::resample::resample_i16(&pcm.samples, pcm.rate, waihu_amd::RATE);
+    samples.truncate((a.seconds.max(0.0) * waihu_amd::RATE as f64) as usize);
+    let model = waihu_speech::whisper::default_model_dir(ctx.data_dir(), "whisper-base");
+    let use_asr = !a.no_asr && model.join("model.bin").exists();
+    let t0 = Instant::now();
+    let texts = if use_asr {
+        let asr = waihu_speech::engines::AsrEngine::Whisper { model_dir: model }.build(400)?;
+        let opts = waihu_speech::asr::AsrOptions {
+            rate: waihu_amd::RATE,
+            ..Default::default()
+        };
+        let results = ctx.runtime()?.block_on(waihu_speech::asr::recognize_all(
+            asr.as_ref(),
+            &samples,
+            &opts,
+        ))?;
+        results
+            .into_iter()
+            .filter(|r| r.is_final)
+            .map(|r| (r.end_ms, r.text))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let asr_ms = t0.elapsed().as_secs_f64() * 1000.0;
+    let an = analyze(&samples, &texts)?;
+    let d = &an.last;
+    let outcome = d.announcement.map(|k| (k.outcome(), k.retry()));
+    if a.json {
+        print_json(&json!({
+            "file": a.file.display().to_string(),
+            "decision": d.verdict.name(),
+            "confidence": d.confidence,
+            "decision_ms": an.first.at_ms,
+            "final_ms": d.at_ms,
+            "first_decision": an.first.verdict.name(),
+            "reason": d.reason,
+            "announcement": d.announcement.map(|k| k.name()),
+            "outcome": outcome.map(|o| o.0),
+            "retry": outcome.map(|o| o.1),
+            "beep_end_ms": d.beep_end_ms,
+            "asr": use_asr,
+            "asr_compute_ms": use_asr.then_some(asr_ms),
+            "words": texts.iter().map(|t| &t.1).collect::<Vec<_>>(),
+        }))?;
+    } else {
+        let zh = match d.verdict {
+            Verdict::Human => "真人",
+            Verdict::Machine => "答录机",
+            Verdict::Announcement => "运营商提示音",
+            Verdict::Silence => "静音",
+        };
+        println!(
+            "{zh} / {}{}: confidence {:.2}, decided at {} ms ({:?}){}",
+            d.verdict.name(),
+            d.announcement
+                .map(|k| format!(" ({} / {})", k.zh(), k.name()))
+                .unwrap_or_default(),
+            d.confidence,
+            an.first.at_ms,
+            d.reason,
+            d.beep_end_ms
+                .map(|b| format!(", beep ends at {b} ms"))
+                .unwrap_or_default()
+        );
+        if an.first.verdict != d.verdict || an.first.announcement != d.announcement {
+            println!(
+                "  first decision {} at {} ms, revised at {} ms",
+                an.first.verdict.name(),
+                an.first.at_ms,
+                d.at_ms
+            );
+        }
+        if let Some((o, r)) = outcome {
+            println!("  outcome {o:?}, retry {r:?}");
+        }
+        if use_asr {
+            for (t, w) in &texts {
+                println!("  [{t} ms] {w}");
+            }
+        } else {
+            println!(
+                "  (acoustic only{})",
+                if a.no_asr {
+                    ""
+                } else {
+                    ": Whisper base not installed, see scripts/deps/speech.sh"
+                }
+            );
+        }
+    }
+    Ok(())
+}

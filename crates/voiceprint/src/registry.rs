@@ -1,0 +1,169 @@
+//! Voiceprint operations over the store: audio in, a decision (and its
+//! event) out. The embeddings go to the store as bytes and come back opened
+//! only in memory; nothing here prints or exports them.
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use waihu_core::CustomerId;
+use waihu_store::Store;
+
+use crate::decide::{self, Verification};
+use crate::encoder::Encoder;
+use crate::{Embedding, VoiceprintError};
+
+/// Audio to embed: 16-bit mono PCM at `rate`.
+#[derive(Debug, Clone, Copy)]
+pub struct Audio<'a> {
+    pub samples: &'a [i16],
+    pub rate: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Enrolled {
+    pub customer: i64,
+    /// Embeddings the customer's enrolment now holds.
+    pub enrolments: i64,
+    pub embed_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Verified {
+    pub customer: i64,
+    #[serde(flatten)]
+    pub result: Verification,
+    pub embed_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WatchHit {
+    pub id: i64,
+    pub label: String,
+    pub score: f32,
+    /// The voice had not been heard on this number before.
+    pub new_number: bool,
+    /// Different numbers the voice has now been heard on.
+    pub numbers: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WatchCheck {
+    /// A watchlisted voice: end the call or hand it to a human.
+    pub alert: bool,
+    pub hit: Option<WatchHit>,
+    pub threshold: f32,
+    pub embed_ms: f64,
+}
+
+fn embed(enc: &Encoder, audio: Audio) -> Result<(Embedding, f64), VoiceprintError> {
+    let t0 = Instant::now();
+    let e = enc.embed_pcm(audio.samples, audio.rate)?;
+    Ok((e, t0.elapsed().as_secs_f64() * 1000.0))
+}
+
+/// Add a recording of the customer (with their consent) to their enrolment.
+pub async fn enroll(
+    store: &Store,
+    enc: &Encoder,
+    customer: CustomerId,
+    audio: Audio<'_>,
+    source: &str,
+    now: DateTime<Utc>,
+) -> Result<Enrolled, VoiceprintError> {
+    let (e, embed_ms) = embed(enc, audio)?;
+    let enrolments = store
+        .voiceprint_enroll(customer, &e.to_bytes(), source, now)
+        .await?;
+    Ok(Enrolled {
+        customer: customer.0,
+        enrolments,
+        embed_ms,
+    })
+}
+
+/// Is this the enrolled customer? Logged as a `voiceprint` event.
+pub async fn verify(
+    store: &Store,
+    enc: &Encoder,
+    customer: CustomerId,
+    audio: Audio<'_>,
+    threshold: f32,
+    now: DateTime<Utc>,
+) -> Result<Verified, VoiceprintError> {
+    let enrolled: Vec<Embedding> = store
+        .voiceprints(customer)
+        .await?
+        .iter()
+        .map(|b| Embedding::from_bytes(b))
+        .collect::<Result<_, _>>()?;
+    let (probe, embed_ms) = embed(enc, audio)?;
+    let result = decide::verify(&enrolled, &probe, threshold);
+    store
+        .voiceprint_verified(customer, result.score, result.verdict.as_str(), now)
+        .await?;
+    Ok(Verified {
+        customer: customer.0,
+        result,
+        embed_ms,
+    })
+}
+
+/// Flag a voice (a recording of a fraud call), optionally with its number.
+pub async fn watch_add(
+    store: &Store,
+    enc: &Encoder,
+    label: &str,
+    audio: Audio<'_>,
+    e164: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<i64, VoiceprintError> {
+    let (e, _) = embed(enc, audio)?;
+    Ok(store.watch_add(label, &e.to_bytes(), e164, now).await?)
+}
+
+/// Check a caller's voice against the watchlist; a hit is an alert, logged
+/// with whether the number is new for that voice.
+pub async fn watch_check(
+    store: &Store,
+    enc: &Encoder,
+    audio: Audio<'_>,
+    e164: Option<&str>,
+    threshold: f32,
+    now: DateTime<Utc>,
+) -> Result<WatchCheck, VoiceprintError> {
+    let (probe, embed_ms) = embed(enc, audio)?;
+    let list = store.watchlist().await?;
+    let embeddings: Vec<Embedding> = list
+        .iter()
+        .map(|w| Embedding::from_bytes(&w.embedding))
+        .collect::<Result<_, _>>()?;
+    let hit = match decide::watch_match(&embeddings, &probe, threshold) {
+        None => None,
+        Some((i, score)) => {
+            let w = &list[i];
+            let new_number = store.watch_alert(w.id, &w.label, e164, score, now).await?;
+            Some(WatchHit {
+                id: w.id,
+                label: w.label.clone(),
+                score,
+                new_number,
+                numbers: w.numbers + i64::from(new_number),
+            })
+        }
+    };
+    Ok(WatchCheck {
+        alert: hit.is_some(),
+        hit,
+        threshold,
+        embed_ms,
+    })
+}
+
+/// Erase a customer's voiceprints (the customer asked, or consent ended).
+pub async fn erase(
+    store: &Store,
+    customer: CustomerId,
+    now: DateTime<Utc>,
+) -> Result<u64, VoiceprintError> {
+    Ok(store.voiceprint_erase(customer, now).await?)
+}
