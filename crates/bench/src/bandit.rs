@@ -125,7 +125,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         let mut results = Vec::with_capacity(a.reps as usize);
         for seed in 0..a.reps {
             results.push(race(&r, strategy, &mut StdRng::seed_from_u64(seed)));
-            if !a.json && (seed + 1) % (a.reps / 4).max(1) == 0 && seed + 1 < a.reps {
+            if !a.json && (seed + 1).is_multiple_of((a.reps / 4).max(1)) && seed + 1 < a.reps {
                 let el = t.elapsed().as_secs_f64();
                 eprintln!(
                     "  {name}: {}/{} reps, {:.1} reps/s, ETA {:.0} s",

@@ -87,7 +87,7 @@ pub fn race<R: Rng + ?Sized>(r: &Race, strategy: Strategy, rng: &mut R) -> RaceR
             counts[a].trials += 1;
             counts[a].successes += u64::from(ok);
             observed += 1;
-            if observed >= r.min_trials && observed % r.check_every.max(1) == 0 {
+            if observed >= r.min_trials && observed.is_multiple_of(r.check_every.max(1)) {
                 let p = prob_best(&counts, 2000, rng);
                 if let Some((i, &pb)) = p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)) {
                     if pb >= r.stop_prob {

@@ -33,6 +33,9 @@ pub struct ArmCounts {
     pub successes: u64,
 }
 
+/// campaign, script, state, segment, variant, chosen, trials, successes
+type CountRow = (i64, String, String, String, String, i64, i64, i64);
+
 impl Store {
     /// Store the choices made for a call as it is dialled (idempotent).
     pub async fn experiment_chosen(
@@ -98,7 +101,7 @@ impl Store {
         &self,
         campaign: Option<CampaignId>,
     ) -> Result<Vec<ArmCounts>, StoreError> {
-        let rows: Vec<(i64, String, String, String, String, i64, i64, i64)> = sqlx::query_as(
+        let rows: Vec<CountRow> = sqlx::query_as(
             "SELECT campaign, script, state, segment, variant, COUNT(*), \
                     COALESCE(SUM(reached = 1), 0), COALESCE(SUM(reached = 1 AND reward = 1), 0) \
              FROM experiment_arms WHERE (?1 IS NULL OR campaign = ?1) \
