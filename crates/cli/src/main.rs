@@ -38,6 +38,9 @@ enum Command {
     /// 事件日志: read the append-only event log.
     #[command(subcommand)]
     Events(cmd::events::Cmd),
+    /// 审计链: verify the tamper-evident event log (hash chain + signed checkpoints).
+    #[command(subcommand)]
+    Audit(cmd::audit::Cmd),
     /// 短信: the follow-up message outbox (channel, template, status, delivery time).
     #[command(subcommand)]
     Messages(cmd::messages::Cmd),
@@ -98,6 +101,7 @@ fn main() -> ExitCode {
         Command::Segments(c) => cmd::segments::run(&ctx, c),
         Command::Dnc(c) => cmd::dnc::run(&ctx, c),
         Command::Events(c) => cmd::events::run(&ctx, c),
+        Command::Audit(c) => cmd::audit::run(&ctx, c),
         Command::Messages(c) => cmd::messages::run(&ctx, c),
         Command::Serve(a) => cmd::serve::run_serve(&ctx, a),
         Command::Apikey(c) => cmd::serve::run_apikey(&ctx, c),

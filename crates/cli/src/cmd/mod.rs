@@ -1,5 +1,6 @@
 //! One module per top-level subcommand. Each parses its arguments, calls the
 //! library crates and prints; none holds business logic.
+pub mod audit;
 pub mod bench;
 pub mod call;
 pub mod campaign;
