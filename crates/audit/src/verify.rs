@@ -748,6 +748,57 @@ mod tests {
         (f.problem, f.id)
     }
 
+    proptest::proptest! {
+        /// One tampering of any kind anywhere in a chain of any length is found, named by
+        /// the right row id and kind.
+        #[test]
+        fn any_single_tampering_is_named(n in 2i64..60, at in 0usize..60, what in 0u8..4) {
+            let (mut rows, _) = chain(n);
+            let i = at % rows.len();
+            let expected = match what {
+                0 => {
+                    rows[i].body = Some("{\"n\":-1}".into());
+                    (Problem::Edited, Some(i as i64 + 1))
+                }
+                1 => {
+                    rows.remove(i);
+                    (Problem::Deleted, Some(i as i64 + 1))
+                }
+                2 => {
+                    // Exchange ids with the next row (or the previous one at the end).
+                    let j = if i + 1 < rows.len() { i + 1 } else { i - 1 };
+                    let (a, b) = (i.min(j), i.max(j));
+                    rows.swap(a, b);
+                    rows[a].id = a as i64 + 1;
+                    rows[b].id = b as i64 + 1;
+                    (Problem::Reordered, Some(a as i64 + 1))
+                }
+                _ => {
+                    // A row without chain fields, ids after it moved up by 1000.
+                    for r in rows.iter_mut().skip(i) {
+                        r.id += 1000;
+                    }
+                    rows.insert(i, RowIn {
+                        id: i as i64 + 1,
+                        at: Some(AT.into()),
+                        kind: Some("dnc_added".into()),
+                        body: Some("{}".into()),
+                        ..RowIn::default()
+                    });
+                    (Problem::Inserted, Some(i as i64 + 1))
+                }
+            };
+            let f = run(rows, &[], Some((n, n))).finding;
+            let got = f.as_ref().map(|f| (f.problem, f.id));
+            // Deleting the last row leaves a cut tail, which the stored head reports.
+            if what == 1 && i as i64 == n - 1 {
+                proptest::prop_assert_eq!(got, Some((Problem::Truncated, Some(n))));
+            } else {
+                proptest::prop_assert_eq!(got, Some(expected), "{:?}", f);
+            }
+        }
+    }
+
     #[test]
     fn forged_and_conflicting_checkpoints_are_reported() {
         let s = Signer::from_seed(&[3; 32]);

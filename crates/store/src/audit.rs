@@ -58,6 +58,17 @@ impl Audit {
     }
 }
 
+/// Whether `e` says the chain head row is missing or unreadable (tampering, not an
+/// I/O failure): the store still opens so the chain can be verified.
+pub(crate) fn head_unusable(e: &StoreError) -> bool {
+    match e {
+        StoreError::Corrupt { table, .. } => *table == "audit_head",
+        StoreError::Db(sqlx::Error::RowNotFound) => true,
+        StoreError::Db(sqlx::Error::Database(d)) => d.message().contains("audit_head"),
+        _ => false,
+    }
+}
+
 /// The chain head row.
 struct HeadRow {
     head: Head,

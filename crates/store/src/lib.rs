@@ -196,7 +196,15 @@ impl Store {
         store.check_key(&db_path).await?;
         // Databases from before the audit chain: chain their rows once (and mirror any
         // checkpoint an earlier process committed but did not write to the file).
-        store.chain_legacy_events().await?;
+        match store.chain_legacy_events().await {
+            Ok(_) => {}
+            // A head row someone removed or mangled must not stop `audit verify` from
+            // opening the store; appends fail on it until it is repaired.
+            Err(e) if audit::head_unusable(&e) => {
+                tracing::error!(error = %e, "the audit chain head is unreadable; run `waihu audit verify`");
+            }
+            Err(e) => return Err(e),
+        }
         store.sync_checkpoint_file().await;
         Ok(store)
     }

@@ -350,3 +350,28 @@ async fn a_quiet_log_is_signed_on_demand() {
     let v = s.audit_verify(None, &[]).await.unwrap();
     assert_eq!((v.report.ok, v.report.unsigned_rows), (true, 0));
 }
+
+#[tokio::test]
+async fn a_removed_head_does_not_stop_verification() {
+    let dir = tempfile::tempdir().unwrap();
+    twenty(dir.path()).await;
+    let mut c = intrude(dir.path()).await;
+    sql(
+        &mut c,
+        "DELETE FROM audit_head; DELETE FROM events WHERE id >= 18;",
+    )
+    .await;
+    c.close().await.unwrap();
+    let s = Store::open_with_key(dir.path(), &key()).await.unwrap();
+    let f = s
+        .audit_verify(None, &[])
+        .await
+        .unwrap()
+        .report
+        .finding
+        .unwrap();
+    // The checkpoint at 20 still covers the cut rows.
+    assert_eq!((f.problem, f.id), (Problem::Truncated, Some(18)));
+    // Appending on a chain without a head is refused, not silently restarted.
+    assert!(s.append_event(&ev(21)).await.is_err());
+}
