@@ -1,4 +1,4 @@
-//! waihu's benchmarks: `waihu bench import|segments|script|sip|api|tts|vad|asr|nlu|voice|bandit`,
+//! waihu's benchmarks: `waihu bench import|segments|script|sip|api|audit|tts|vad|asr|nlu|voice|bandit`,
 //! `waihu campaign bench`, and the timing of `waihu campaign simulate`.
 //!
 //! Every bench runs a workload and a baseline side by side in the same run and prints
@@ -15,6 +15,7 @@
 //! | `segments` | [`segments`] | compiled rules over generated attributes | `cel-interpreter` ([`segments::cel`]) |
 //! | `script` | [`script`] | the interpreter on a generated 250-state script | a naive interpreter of the parsed YAML ([`script::naive`]) |
 //! | `sip` | [`sip`] | concurrent calls with media, setup rate ([`sip::load`]) | a SIPp UAS |
+//! | `audit` | [`audit`] | appending through the audit chain; `audit_verify` | the same INSERT without the chain |
 //! | `api` | [`api`] | dashboard pages over rollups ([`api::harness`]) | SQL over the raw log; a Rust scan of decoded events |
 //! | `tts`, `vad`, `asr` | [`speech`] | espeak-ng, the VAD + gate, embedded Whisper | cached; plain WebRTC VAD; faster-whisper |
 //! | `nlu` | [`nlu`] | the intent classifier on the held-out split | scikit-learn (and e5) on the same split |
@@ -29,6 +30,7 @@
 
 pub mod amd;
 pub mod api;
+pub mod audit;
 pub mod bandit;
 pub mod campaign;
 pub mod import;

@@ -38,6 +38,9 @@ enum Command {
     /// 事件日志: read the append-only event log.
     #[command(subcommand)]
     Events(cmd::events::Cmd),
+    /// 审计链: verify the tamper-evident event log (hash chain + signed checkpoints).
+    #[command(subcommand)]
+    Audit(cmd::audit::Cmd),
     /// 短信: the follow-up message outbox (channel, template, status, delivery time).
     #[command(subcommand)]
     Messages(cmd::messages::Cmd),
@@ -110,6 +113,7 @@ fn run(ctx: &ctx::Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Segments(c) => ok(cmd::segments::run(ctx, c)),
         Command::Dnc(c) => ok(cmd::dnc::run(ctx, c)),
         Command::Events(c) => ok(cmd::events::run(ctx, c)),
+        Command::Audit(c) => ok(cmd::audit::run(ctx, c)),
         Command::Messages(c) => ok(cmd::messages::run(ctx, c)),
         Command::Serve(a) => ok(cmd::serve::run_serve(ctx, a)),
         Command::Apikey(c) => ok(cmd::serve::run_apikey(ctx, c)),

@@ -220,6 +220,43 @@ fn dnc_matches_through_the_blind_index() {
 }
 
 #[test]
+fn audit_verify_exits_zero_when_intact_and_names_a_deleted_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    for n in ["13800138000", "13900139000", "13700137000"] {
+        ok(&dir, &["dnc", "add", n]);
+    }
+    let v = json_lines(&ok(&dir, &["audit", "verify", "--json"]));
+    assert_eq!(
+        (v[0]["ok"].as_bool(), v[0]["rows"].as_u64()),
+        (Some(true), Some(3)),
+        "{v:?}"
+    );
+    assert!(ok(&dir, &["audit", "verify"]).contains("audit chain intact"));
+
+    // An intruder drops the trigger and deletes the middle row.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let url = format!("sqlite://{}", dir.join("waihu.db").display());
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql("DROP TRIGGER events_append_only_delete; DELETE FROM events WHERE id = 2;")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        c.close().await.unwrap();
+    });
+    let out = waihu(&dir, &["audit", "verify", "--json"]);
+    assert!(!out.status.success());
+    let v = json_lines(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(v[0]["finding"]["problem"], "deleted", "{v:?}");
+    assert_eq!(v[0]["finding"]["id"], 2);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("row 2") && err.contains("deleted"), "{err}");
+}
+
+#[test]
 fn wrong_key_is_a_clear_one_line_error() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");

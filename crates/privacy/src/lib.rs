@@ -125,6 +125,12 @@ impl MasterKey {
         Zeroizing::new(hex::encode(*self.0))
     }
 
+    /// The seed of the Ed25519 key that signs audit-chain checkpoints. Derived, so it
+    /// is exactly as secret as the master key and never stored on its own.
+    pub fn audit_signing_seed(&self) -> Zeroizing<[u8; 32]> {
+        self.derive(b"audit-checkpoint-signing")
+    }
+
     fn derive(&self, label: &[u8]) -> Zeroizing<[u8; 32]> {
         let hk = hkdf::Hkdf::<Sha256>::new(Some(b"waihu/v1"), &self.0[..]);
         let mut out = Zeroizing::new([0u8; 32]);

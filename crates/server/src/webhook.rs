@@ -90,13 +90,28 @@ pub fn verify(secret: &str, body: &[u8], header: &str) -> bool {
     mac.verify_slice(&sig).is_ok()
 }
 
+/// The delivery client: `http` and `https` URLs, TLS by rustls trusting the Mozilla roots
+/// (and `extra_roots`, for a private CA), certificates and host names always verified.
+pub fn delivery_client(
+    settings: &Settings,
+    extra_roots: &[reqwest::Certificate],
+) -> reqwest::Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder()
+        .use_rustls_tls()
+        .timeout(settings.timeout);
+    for r in extra_roots {
+        b = b.add_root_certificate(r.clone());
+    }
+    b.build()
+}
+
 /// Run until `stop` turns true: poll, deliver, record.
 pub async fn run_dispatcher(
     store: Store,
     settings: Settings,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let client = match reqwest::Client::builder().timeout(settings.timeout).build() {
+    let client = match delivery_client(&settings, &[]) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "webhooks disabled: cannot build the HTTP client");
@@ -226,6 +241,43 @@ async fn deliver(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Webhooks go over HTTPS with the certificate verified: a loopback server whose
+    /// certificate no trusted root signed is refused; trusting its CA, the same client
+    /// completes the TLS handshake and gets an HTTP answer.
+    #[tokio::test]
+    async fn https_deliveries_verify_the_certificate() {
+        let ca = waihu_push::peer::TestCa::new().unwrap();
+        let peer = waihu_push::peer::webhook(&ca, b"s", Default::default())
+            .await
+            .unwrap();
+        assert!(peer.url.starts_with("https://127.0.0.1:"), "{}", peer.url);
+        let settings = Settings::default();
+        let e = delivery_client(&settings, &[])
+            .unwrap()
+            .post(&peer.url)
+            .body("{}")
+            .send()
+            .await
+            .unwrap_err();
+        let mut chain = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            chain.push_str(&format!(": {s}"));
+            src = s.source();
+        }
+        assert!(chain.contains("certificate"), "{chain}");
+        let root = reqwest::Certificate::from_pem(ca.ca_pem.as_bytes()).unwrap();
+        let r = delivery_client(&settings, &[root])
+            .unwrap()
+            .post(&peer.url)
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        // The peer checks the push-webhook signature headers, which this body lacks.
+        assert_eq!(r.status(), 401);
+    }
 
     #[test]
     fn signature_matches_rfc4231_style_vector_and_verifies() {

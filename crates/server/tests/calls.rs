@@ -333,6 +333,10 @@ async fn calls_are_masked_and_words_and_recordings_are_audited() {
     let evs = reveals().await;
     assert_eq!(evs.len(), 2);
     assert!(matches!(&evs[1].1.kind, EventKind::PiiRevealed { field, .. } if field == "recording"));
+    // Both accesses are on the tamper-evident chain: the playback's row is its verified head.
+    let chain = s.store.audit_verify(None, &[]).await.unwrap();
+    assert!(chain.report.ok, "{chain:?}");
+    assert_eq!(chain.report.head_id, Some(evs[1].0));
     let (st, v) = s
         .get(
             &s.operator,

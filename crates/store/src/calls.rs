@@ -324,9 +324,9 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         if insert_call(&mut tx, c).await? && !events.is_empty() {
-            insert_events(&mut tx, events).await?;
+            insert_events(&mut tx, &self.audit, events).await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -384,7 +384,7 @@ impl Store {
         let call_id = call_id.as_str();
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         insert_turn(self, &mut tx, call_id, t).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -411,9 +411,9 @@ impl Store {
         };
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         if finish_call(&mut tx, call_id, f, recording.as_deref()).await? && !events.is_empty() {
-            insert_events(&mut tx, events).await?;
+            insert_events(&mut tx, &self.audit, events).await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -811,7 +811,7 @@ impl Store {
                 }
                 finish_call(&mut tx, start.call_id.as_str(), finish, None).await?;
             }
-            tx.commit().await?;
+            self.commit(tx).await?;
         }
         Ok(())
     }
@@ -1037,7 +1037,7 @@ async fn insert_turn(
             latency_ms: t.latency_ms,
         },
     };
-    insert_events(conn, &[ev]).await?;
+    insert_events(conn, &store.audit, &[ev]).await?;
     sqlx::query(
         "INSERT INTO voice_rollup (campaign_id, segment, hour, emotion, n, n_feat, sum_rate, sum_volume, sum_pitch, sum_pause, \
          n_sent, sum_sent, n_pos, n_neg) \

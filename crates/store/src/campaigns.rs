@@ -118,11 +118,16 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
                 let id = CampaignId(id);
-                insert_events(&mut tx, &[state_event(id, CampaignState::Created, now)]).await?;
+                insert_events(
+                    &mut tx,
+                    &self.audit,
+                    &[state_event(id, CampaignState::Created, now)],
+                )
+                .await?;
                 id
             }
         };
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(id)
     }
 
@@ -176,8 +181,8 @@ impl Store {
             .bind(id.0)
             .execute(&mut *tx)
             .await?;
-        insert_events(&mut tx, &[state_event(id, state, now)]).await?;
-        tx.commit().await?;
+        insert_events(&mut tx, &self.audit, &[state_event(id, state, now)]).await?;
+        self.commit(tx).await?;
         Ok(())
     }
 

@@ -149,7 +149,7 @@ impl Store {
         let max_id_before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM customers")
             .fetch_one(&mut *tx)
             .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(Importer {
             store: self,
             id: ImportId(id),
@@ -228,7 +228,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         write_assignments(&mut tx, assignments).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -240,7 +240,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         write_segment_defs(&mut tx, defs, now).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -276,8 +276,8 @@ impl Store {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         write_assignments(&mut tx, assignments).await?;
         write_segment_defs(&mut tx, defs, now).await?;
-        insert_events(&mut tx, &[event]).await?;
-        tx.commit().await?;
+        insert_events(&mut tx, &self.audit, &[event]).await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -600,7 +600,7 @@ impl Importer<'_> {
             }
         }
         let t_upsert = t0.elapsed();
-        insert_events(&mut tx, &events).await?;
+        insert_events(&mut tx, &self.store.audit, &events).await?;
         let t_events = t0.elapsed();
         sqlx::query("UPDATE imports SET rows_created = rows_created + ?, rows_updated = rows_updated + ? WHERE id = ?")
             .bind(batch_stats.created as i64)
@@ -608,7 +608,7 @@ impl Importer<'_> {
             .bind(self.id.0)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
+        self.store.commit(tx).await?;
         tracing::debug!(rows = sealed.len(), ?t_upsert, ?t_events, total = ?t0.elapsed(), "import batch written");
         self.stats.created += batch_stats.created;
         self.stats.updated += batch_stats.updated;

@@ -59,9 +59,9 @@ impl Store {
                     reason: reason.into(),
                 },
             };
-            insert_events(&mut tx, &[ev]).await?;
+            insert_events(&mut tx, &self.audit, &[ev]).await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(added)
     }
 
@@ -92,9 +92,9 @@ impl Store {
                     scope: scope.into(),
                 },
             };
-            insert_events(&mut tx, &[ev]).await?;
+            insert_events(&mut tx, &self.audit, &[ev]).await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(removed)
     }
 

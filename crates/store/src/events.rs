@@ -2,30 +2,47 @@
 use sqlx::{QueryBuilder, Sqlite};
 use waihu_core::{CallId, CampaignId, CustomerId, Event, EventKind};
 
+use crate::audit::{chain_events, finish_chain, Audit};
 use crate::{parse_ts, ts, Store, StoreError};
 
-/// Rows per multi-row INSERT (7 bind parameters each, far below SQLite's limit).
+/// Rows per multi-row INSERT (10 bind parameters each, far below SQLite's limit).
 const EVENT_BATCH: usize = 1000;
 
+/// Append `events` inside the caller's transaction, chained after the audit head
+/// (`waihu-audit`): each row gets its position, its predecessor's hash and its own,
+/// the head moves, and a checkpoint is signed when due. The caller commits with
+/// [`Store::commit`], which mirrors new checkpoints to the checkpoint file.
 pub(crate) async fn insert_events(
     conn: &mut sqlx::SqliteConnection,
+    audit: &Audit,
     events: &[Event],
 ) -> Result<(), StoreError> {
-    for chunk in events.chunks(EVENT_BATCH) {
+    let Some(last) = events.last() else {
+        return Ok(());
+    };
+    let chained = chain_events(conn, events).await?;
+    let mut last_id = 0;
+    for (chunk, links) in events
+        .chunks(EVENT_BATCH)
+        .zip(chained.rows.chunks(EVENT_BATCH))
+    {
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT INTO events (at, type, customer_id, campaign_id, call_id, body) ",
+            "INSERT INTO events (seq, prev_hash, hash, at, type, customer_id, campaign_id, call_id, body) ",
         );
-        qb.push_values(chunk, |mut b, e| {
-            b.push_bind(ts(e.at))
+        qb.push_values(chunk.iter().zip(links), |mut b, (e, (link, body))| {
+            b.push_bind(link.seq)
+                .push_bind(link.prev_hash.to_vec())
+                .push_bind(link.hash.to_vec())
+                .push_bind(ts(e.at))
                 .push_bind(e.kind.type_name())
                 .push_bind(e.customer.map(|c| c.0))
                 .push_bind(e.campaign.map(|c| c.0))
                 .push_bind(e.call.as_ref().map(|c| c.0.clone()))
-                .push_bind(serde_json::to_string(&e.kind).expect("event kinds serialise"));
+                .push_bind(body.clone());
         });
-        qb.build().execute(&mut *conn).await?;
+        last_id = qb.build().execute(&mut *conn).await?.last_insert_rowid();
     }
-    Ok(())
+    finish_chain(conn, audit, chained, last_id, last.at).await
 }
 
 type EventRow = (
@@ -61,24 +78,49 @@ fn decode(row: EventRow) -> Result<(i64, Event), StoreError> {
 impl Store {
     /// Append one event; returns its id (ids increase with insertion order).
     pub async fn append_event(&self, event: &Event) -> Result<i64, StoreError> {
-        let id = sqlx::query_scalar(
-            "INSERT INTO events (at, type, customer_id, campaign_id, call_id, body) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(ts(event.at))
-        .bind(event.kind.type_name())
-        .bind(event.customer.map(|c| c.0))
-        .bind(event.campaign.map(|c| c.0))
-        .bind(event.call.as_ref().map(|c| c.as_str()))
-        .bind(serde_json::to_string(&event.kind).expect("event kinds serialise"))
-        .fetch_one(&self.pool)
-        .await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        insert_events(&mut tx, &self.audit, std::slice::from_ref(event)).await?;
+        let id = sqlx::query_scalar("SELECT event_id FROM audit_head WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?;
+        self.commit(tx).await?;
         Ok(id)
     }
 
     /// Append several events atomically.
     pub async fn append_events(&self, events: &[Event]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        insert_events(&mut tx, events).await?;
+        insert_events(&mut tx, &self.audit, events).await?;
+        self.commit(tx).await?;
+        Ok(())
+    }
+
+    /// Benchmark baseline only (`waihu bench audit`): the same INSERT into the same
+    /// table, indexes and triggers, with constant chain fields instead of the chain.
+    /// The rows it writes fail `audit_verify`, as they should.
+    #[doc(hidden)]
+    pub async fn append_events_unchained_for_bench(
+        &self,
+        events: &[Event],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for chunk in events.chunks(EVENT_BATCH) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO events (seq, prev_hash, hash, at, type, customer_id, campaign_id, call_id, body) ",
+            );
+            qb.push_values(chunk, |mut b, e| {
+                b.push_bind(0i64)
+                    .push_bind(vec![0u8; 32])
+                    .push_bind(vec![0u8; 32])
+                    .push_bind(ts(e.at))
+                    .push_bind(e.kind.type_name())
+                    .push_bind(e.customer.map(|c| c.0))
+                    .push_bind(e.campaign.map(|c| c.0))
+                    .push_bind(e.call.as_ref().map(|c| c.0.clone()))
+                    .push_bind(serde_json::to_string(&e.kind).expect("event kinds serialise"));
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -8,9 +8,12 @@
 //!
 //! Architecture invariant: the only crate that talks to the database. It
 //! never stores a phone number or name in clear, and the `events` table is
-//! append-only (enforced by triggers, not just by convention).
+//! append-only (enforced by triggers, not just by convention) and hash-chained
+//! (`waihu-audit`): every row is appended through the chain, in the transaction
+//! that makes the change it records.
 
 mod api_keys;
+mod audit;
 mod calls;
 mod campaigns;
 mod customers;
@@ -31,6 +34,7 @@ use sqlx::SqlitePool;
 use waihu_privacy::{KeySource, MasterKey, Vault};
 
 pub use api_keys::ApiKey;
+pub use audit::{AuditVerification, AUDIT_DIR, CHECKPOINT_FILE};
 pub use calls::{
     CallDetail, CallFinish, CallStart, CallSummary, FunnelRow, PastAttemptRow, TurnRecord,
     VoiceRow, DROP_OUTCOMES, RECORDINGS_DIR, SENTIMENT_BAND,
@@ -103,6 +107,7 @@ pub enum StoreError {
 pub struct Store {
     pool: SqlitePool,
     vault: Vault,
+    audit: std::sync::Arc<audit::Audit>,
     data_dir: PathBuf,
 }
 
@@ -185,12 +190,26 @@ impl Store {
             })?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         let vault = Vault::new(key);
+        let audit = audit::Audit::new(&key.audit_signing_seed(), data_dir);
         let store = Store {
             pool,
             vault,
+            audit: std::sync::Arc::new(audit),
             data_dir: data_dir.to_path_buf(),
         };
         store.check_key(&db_path).await?;
+        // Databases from before the audit chain: chain their rows once (and mirror any
+        // checkpoint an earlier process committed but did not write to the file).
+        match store.chain_legacy_events().await {
+            Ok(_) => {}
+            // A head row someone removed or mangled must not stop `audit verify` from
+            // opening the store; appends fail on it until it is repaired.
+            Err(e) if audit::head_unusable(&e) => {
+                tracing::error!(error = %e, "the audit chain head is unreadable; run `waihu audit verify`");
+            }
+            Err(e) => return Err(e),
+        }
+        store.sync_checkpoint_file().await;
         Ok(store)
     }
 

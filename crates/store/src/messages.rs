@@ -266,8 +266,8 @@ impl Store {
             call: None,
             kind: EventKind::MessageSent { channel, template },
         };
-        insert_events(&mut tx, &[ev]).await?;
-        tx.commit().await?;
+        insert_events(&mut tx, &self.audit, &[ev]).await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -375,11 +375,11 @@ impl Store {
             .bind(ts(now))
             .execute(&mut *tx)
             .await?;
-            tx.commit().await?;
+            self.commit(tx).await?;
             return Ok(None);
         };
         settle(&mut tx, id, stat, now).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(Some(id))
     }
 

@@ -254,8 +254,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         for chunk in events.chunks(per_tx.max(1)) {
             let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-            insert_events(&mut tx, chunk).await?;
-            tx.commit().await?;
+            insert_events(&mut tx, &self.audit, chunk).await?;
+            self.commit(tx).await?;
         }
         Ok(())
     }
@@ -296,7 +296,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(Webhook {
             id,
             url: url.into(),
@@ -358,7 +358,7 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(n == 1)
     }
 
@@ -381,7 +381,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         Self::advance(&mut tx, d.webhook_id, cursor).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 

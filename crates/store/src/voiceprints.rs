@@ -87,6 +87,7 @@ impl Store {
             .await?;
         insert_events(
             &mut tx,
+            &self.audit,
             &[event(
                 Some(customer),
                 now,
@@ -96,7 +97,7 @@ impl Store {
             )],
         )
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(n)
     }
 
@@ -134,9 +135,9 @@ impl Store {
             .await?
             .rows_affected();
         if n > 0 {
-            insert_events(&mut tx, &[event(Some(customer), now, "erased", None, None)]).await?;
+            insert_events(&mut tx, &self.audit, &[event(Some(customer), now, "erased", None, None)]).await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(n)
     }
 
@@ -148,9 +149,10 @@ impl Store {
         verdict: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut conn = self.pool.acquire().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         insert_events(
-            &mut conn,
+            &mut tx,
+            &self.audit,
             &[event(
                 Some(customer),
                 now,
@@ -159,7 +161,8 @@ impl Store {
                 Some(verdict.into()),
             )],
         )
-        .await
+        .await?;
+        self.commit(tx).await
     }
 
     /// Put a voice on the watchlist, optionally with the number it was heard
@@ -197,10 +200,11 @@ impl Store {
         }
         insert_events(
             &mut tx,
+            &self.audit,
             &[event(None, now, "watch_added", None, Some(label.into()))],
         )
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(id)
     }
 
@@ -259,6 +263,7 @@ impl Store {
         }
         insert_events(
             &mut tx,
+            &self.audit,
             &[event(
                 customer,
                 now,
@@ -268,7 +273,7 @@ impl Store {
             )],
         )
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(new_number)
     }
 }

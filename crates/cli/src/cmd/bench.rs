@@ -22,6 +22,10 @@ pub enum Cmd {
     /// Dialog scripts: validation time and per-step cost of the interpreter on a generated
     /// 250-state / 1,000+-transition script, beside a naive interpreter of the parsed YAML.
     Script(waihu_bench::script::Args),
+    /// Audit chain: append cost per event with the hash chain beside the same insert
+    /// without it (one per transaction and in batches), and verify time over 1M events,
+    /// extrapolated to 10M. 审计链。
+    Audit(waihu_bench::audit::Args),
     /// Speech synthesis: time to first audio and real-time factor per language,
     /// uncached beside cached; then the neural voice (Piper) beside espeak-ng on
     /// English call sentences: first audio, RTF and the ASR round-trip WER
@@ -102,6 +106,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Voiceprint(a) => waihu_bench::voiceprint::run(ctx.data_dir(), a),
         Cmd::Amd(a) => waihu_bench::amd::run(ctx.data_dir(), a),
         Cmd::Sms(a) => waihu_bench::sms::run(a),
+        Cmd::Audit(a) => waihu_bench::audit::run(a),
         Cmd::Nlu(a) => waihu_bench::nlu::run(a),
         Cmd::Asr {
             model_dir,
