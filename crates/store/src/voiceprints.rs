@@ -135,7 +135,12 @@ impl Store {
             .await?
             .rows_affected();
         if n > 0 {
-            insert_events(&mut tx, &self.audit, &[event(Some(customer), now, "erased", None, None)]).await?;
+            insert_events(
+                &mut tx,
+                &self.audit,
+                &[event(Some(customer), now, "erased", None, None)],
+            )
+            .await?;
         }
         self.commit(tx).await?;
         Ok(n)
