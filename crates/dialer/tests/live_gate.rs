@@ -122,7 +122,13 @@ fn kit_loader(data_dir: PathBuf) -> impl FnOnce(&ScriptKit) -> Result<Kit, BoxEr
 }
 
 fn setup(yaml: String, dir: &Path, trunk: SocketAddr, script: Option<PathBuf>) -> CampaignSetup {
-    let start = business_morning(&chrono_tz::America::New_York, chrono::Utc::now());
+    // Tomorrow's business morning: after the import on the campaign clock too,
+    // whatever the hour the test runs (the compliance checker replays the log
+    // in time order, so consent recorded by the import must precede the dials).
+    let start = business_morning(
+        &chrono_tz::America::New_York,
+        chrono::Utc::now() + chrono::Duration::days(1),
+    );
     CampaignSetup {
         campaign_yaml: yaml,
         campaign_origin: dir.join("campaign.yaml").display().to_string(),
