@@ -21,6 +21,7 @@
 //! | `nlu` | [`nlu`] | the intent classifier on the held-out split | scikit-learn (and e5) on the same split |
 //! | `voice` | [`voice`] | the bot over SIP against virtual callees | — (latency breakdown, correctness, CPU) |
 //! | `bandit` | [`bandit`] | Thompson sampling over variants with known rates | the fixed split of a classic A/B test |
+//! | `https` | [`https`] | API requests/s over TLS (rustls, keep-alive or a handshake per request) | the same server over plain HTTP |
 //! | `campaign bench` | [`campaign`] | the planner's queues | a full scan per decision |
 //!
 //! The benches are the `waihu` binary's commands moved out of it, so they behave like
@@ -33,6 +34,7 @@ pub mod api;
 pub mod audit;
 pub mod bandit;
 pub mod campaign;
+pub mod https;
 pub mod import;
 pub mod nlu;
 pub mod script;

@@ -19,6 +19,7 @@ pub mod kpi;
 pub mod messages;
 pub mod openapi;
 pub mod reports;
+pub mod tls;
 pub mod webhook;
 
 use std::future::Future;
@@ -114,6 +115,31 @@ pub async fn serve(
     cfg: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, None, store, cfg, shutdown).await
+}
+
+/// [`serve`] over HTTPS: TLS from `tls` (its files are watched for renewal),
+/// and every response says `Strict-Transport-Security`.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    tls: &tls::Tls,
+    store: Store,
+    cfg: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with(listener, Some(tls), store, cfg, shutdown).await
+}
+
+/// One year, subdomains included: what browsers' HSTS preload lists ask for.
+pub const HSTS: &str = "max-age=31536000; includeSubDomains";
+
+async fn serve_with(
+    listener: tokio::net::TcpListener,
+    tls: Option<&tls::Tls>,
+    store: Store,
+    cfg: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let dispatcher = tokio::spawn(webhook::run_dispatcher(
         store.clone(),
@@ -122,18 +148,40 @@ pub async fn serve(
     ));
     let signer = tokio::spawn(sign_audit_head(store.clone(), stop_rx));
     let (router, _) = app(store, cfg);
-    // Without TCP_NODELAY a response written in more than one piece waits for
-    // the client's delayed ACK (~40 ms) before its last piece goes out.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY");
+    let shutdown = async move {
+        shutdown.await;
+    };
+    let result = match tls {
+        Some(tls) => {
+            let watcher = tls.watch(std::time::Duration::from_secs(2));
+            let router = router.layer(axum::middleware::map_response(
+                |mut r: axum::response::Response| async move {
+                    r.headers_mut().insert(
+                        axum::http::header::STRICT_TRANSPORT_SECURITY,
+                        axum::http::HeaderValue::from_static(HSTS),
+                    );
+                    r
+                },
+            ));
+            let r = axum::serve(tls.listen(listener)?, router)
+                .with_graceful_shutdown(shutdown)
+                .await;
+            watcher.abort();
+            r
         }
-    });
-    let result = axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-        })
-        .await;
+        None => {
+            // Without TCP_NODELAY a response written in more than one piece waits for
+            // the client's delayed ACK (~40 ms) before its last piece goes out.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "TCP_NODELAY");
+                }
+            });
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
     let _ = stop_tx.send(true);
     let _ = dispatcher.await;
     let _ = signer.await;

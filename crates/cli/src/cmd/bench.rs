@@ -16,6 +16,8 @@ pub enum Cmd {
     /// Script experiments: Thompson sampling over prompt variants beside the fixed
     /// split of a classic A/B test (calls to a confident winner, regret). 话术实验。
     Bandit(waihu_bench::bandit::Args),
+    /// HTTPS: API requests/s over TLS beside plain HTTP, same server, same run.
+    Https(waihu_bench::https::Args),
     /// HTTP API: KPI and heat-map pages over 1,000,000 generated attempts (rollup vs SQL over
     /// the event log vs a Rust scan of decoded events).
     Api(waihu_bench::api::Args),
@@ -94,6 +96,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Sip(a) => waihu_bench::sip::run(a),
         Cmd::Trunks(a) => waihu_bench::trunks::run(a),
         Cmd::Bandit(a) => waihu_bench::bandit::run(a),
+        Cmd::Https(a) => waihu_bench::https::run(a),
         Cmd::Api(a) => waihu_bench::api::run(a),
         Cmd::Script(a) => waihu_bench::script::run(a),
         Cmd::Tts { runs } => {

@@ -1,6 +1,7 @@
 //! `waihu serve` and `waihu apikey ...`: the HTTP API and dashboard (crate
 //! `waihu-server`) and its keys (`waihu bench api` is in crate `waihu-bench`).
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use anyhow::Context;
 use chrono::Utc;
@@ -20,6 +21,18 @@ pub struct ServeArgs {
     /// Conversation outcomes counted as conversions (转化), comma-separated.
     #[arg(long, value_delimiter = ',')]
     conversion: Option<Vec<String>>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key); renewed
+    /// files are picked up without a restart. HTTPS 证书。
+    #[arg(long, requires = "tls_key", conflicts_with = "tls_self_signed")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a self-signed certificate for localhost made on first
+    /// use in DATA_DIR/tls/ and reused; its SHA-256 fingerprint is printed.
+    /// 自签名证书（本地使用）。
+    #[arg(long)]
+    tls_self_signed: bool,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -53,11 +66,57 @@ pub fn run_serve(ctx: &Ctx, a: ServeArgs) -> anyhow::Result<()> {
         if let Some(c) = a.conversion {
             cfg.conversion_outcomes = c;
         }
-        serve_store(store, a.listen, cfg, async {
+        let tls = match (&a.tls_cert, &a.tls_key, a.tls_self_signed) {
+            (Some(cert), Some(key), _) => Some(waihu_server::tls::Tls::from_files(cert, key)?),
+            (_, _, true) => Some(waihu_server::tls::Tls::self_signed(ctx.data_dir())?),
+            _ => None,
+        };
+        let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
+        };
+        match tls {
+            Some(tls) => serve_store_tls(store, a.listen, cfg, &tls, shutdown).await,
+            None => serve_store(store, a.listen, cfg, shutdown).await,
+        }
     })
+}
+
+/// The listening socket; refuses `cfg.open` on a non-loopback address.
+async fn bind(
+    listen: SocketAddr,
+    cfg: &waihu_server::Config,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    if cfg.open && !listen.ip().is_loopback() {
+        anyhow::bail!(
+            "--open allows key-less access and is only allowed on a loopback address, not {listen}"
+        );
+    }
+    tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))
+}
+
+/// [`serve_store`] over HTTPS.
+pub async fn serve_store_tls(
+    store: waihu_store::Store,
+    listen: SocketAddr,
+    cfg: waihu_server::Config,
+    tls: &waihu_server::tls::Tls,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = bind(listen, &cfg).await?;
+    let addr = listener.local_addr()?;
+    eprintln!(
+        "waihu: 数据平台 / dashboard: https://{addr}/   API: https://{addr}/api/openapi.json"
+    );
+    eprintln!(
+        "waihu: 证书指纹 / certificate SHA-256 fingerprint: {}",
+        tls.current_fingerprint()
+    );
+    waihu_server::serve_tls(listener, tls, store, cfg, shutdown)
+        .await
+        .context("serving HTTPS")?;
+    Ok(())
 }
 
 /// Serve the API and dashboard over `store` on `listen` until `shutdown`
@@ -69,14 +128,7 @@ pub async fn serve_store(
     cfg: waihu_server::Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    if cfg.open && !listen.ip().is_loopback() {
-        anyhow::bail!(
-            "--open allows key-less access and is only allowed on a loopback address, not {listen}"
-        );
-    }
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("listening on {listen}"))?;
+    let listener = bind(listen, &cfg).await?;
     let addr = listener.local_addr()?;
     eprintln!("waihu: 数据平台 / dashboard: http://{addr}/   API: http://{addr}/api/openapi.json");
     if store.api_keys().await?.is_empty() && !cfg.open {
