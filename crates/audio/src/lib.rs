@@ -24,6 +24,7 @@ pub mod endpoint;
 pub mod eval;
 pub mod g711;
 pub mod goertzel;
+pub mod mel;
 pub mod resample;
 pub mod script;
 pub mod style;
