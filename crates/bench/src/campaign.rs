@@ -81,6 +81,7 @@ pub fn planner(pending: usize, decisions: usize, json: bool) -> anyhow::Result<(
                 consent: true,
                 recency_days: Some((i % 365) as u32),
                 history: Vec::new(),
+                features: Vec::new(),
             })
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }

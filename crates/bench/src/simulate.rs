@@ -1,7 +1,7 @@
 //! `waihu campaign simulate`: a campaign in virtual time with synthetic
 //! customers, every event audited by the independent compliance checker, the
 //! planner's and the whole run's time measured ([`crate::campaign::simulate_timed`]);
-//! `--compare` runs best-time and fifo side by side on the same customers.
+//! `--compare` runs fifo, best-time and learned side by side on the same customers.
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -20,10 +20,11 @@ pub struct Args {
     pub customers: usize,
     #[arg(long, default_value_t = 7)]
     pub days: u32,
-    /// best-time (model ranking) or fifo (oldest first, fixed retries).
+    /// best-time (hour-of-week model ranking), learned (propensity models,
+    /// channel choice, variant bandit) or fifo (oldest first, fixed retries).
     #[arg(long, default_value = "best-time")]
     pub policy: String,
-    /// Run best-time and fifo side by side on the same customers.
+    /// Run fifo, best-time and learned side by side on the same customers.
     #[arg(long)]
     pub compare: bool,
     /// Bot channels in total (trunks and caller-ID caps are scaled to it).
@@ -38,6 +39,10 @@ pub struct Args {
     /// First day, YYYY-MM-DD (default: the campaign's first active day).
     #[arg(long)]
     pub start: Option<chrono::NaiveDate>,
+    /// Learned policy: print why the first N customers were ranked and handled
+    /// as they were (probabilities, expected values, top features).
+    #[arg(long, default_value_t = 0)]
+    pub explain: usize,
     /// Also write every event as JSON lines to this file.
     #[arg(long)]
     pub events_out: Option<PathBuf>,
@@ -62,6 +67,7 @@ pub fn run(data_dir: &Path, a: Args) -> anyhow::Result<()> {
         agents,
         seed,
         start,
+        explain,
         events_out,
         store,
         json,
@@ -80,7 +86,7 @@ pub fn run(data_dir: &Path, a: Args) -> anyhow::Result<()> {
     let scenario = waihu_campaign::sim::scale_scenario(&text, channels)
         .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
     let policies = if compare {
-        vec![Policy::BestTime, Policy::Fifo]
+        vec![Policy::Fifo, Policy::BestTime, Policy::Learned]
     } else {
         vec![parse_policy(&policy)?]
     };
@@ -93,6 +99,7 @@ pub fn run(data_dir: &Path, a: Args) -> anyhow::Result<()> {
             policy: p,
             agents,
             start,
+            explain,
         };
         results.push(run_sim(
             data_dir,
@@ -115,6 +122,11 @@ pub fn run(data_dir: &Path, a: Args) -> anyhow::Result<()> {
         }
     } else {
         print_sims(&results);
+        for (r, ..) in &results {
+            for e in &r.explanations {
+                print_explanation(e);
+            }
+        }
     }
     if violations > 0 {
         bail!("{violations} compliance violation(s) in the simulation / 模拟中发现合规违规");
@@ -122,11 +134,40 @@ pub fn run(data_dir: &Path, a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn print_explanation(e: &waihu_campaign::sim::CustomerExplanation) {
+    let x = &e.explanation;
+    println!(
+        "\n客户 customer {} [{}]: {:?}; P(answer) {:.3} at day part {} · P(convert) {:.3}{} · EV call {:.3}{}",
+        e.customer,
+        e.features.join(", "),
+        x.choice,
+        x.p_answer_best,
+        x.best_day_part,
+        x.p_convert,
+        x.p_message
+            .map(|p| format!(" · P(message works) {p:.3}"))
+            .unwrap_or_default(),
+        x.ev_call,
+        x.ev_message_first
+            .map(|v| format!(" · EV message first {v:.3}"))
+            .unwrap_or_default(),
+    );
+    let list = |c: &[waihu_learn::Contribution]| {
+        c.iter()
+            .map(|c| format!("{} {:+.2}", c.feature, c.weight))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!("  接听因素 answer: {}", list(&x.answer_features));
+    println!("  转化因素 convert: {}", list(&x.convert_features));
+}
+
 fn parse_policy(s: &str) -> anyhow::Result<Policy> {
     match s {
         "best-time" | "best_time" => Ok(Policy::BestTime),
         "fifo" => Ok(Policy::Fifo),
-        other => bail!("--policy {other}: use best-time or fifo"),
+        "learned" => Ok(Policy::Learned),
+        other => bail!("--policy {other}: use best-time, learned or fifo"),
     }
 }
 
@@ -233,6 +274,51 @@ fn print_sims(results: &[(SimReport, ComplianceReport, f64)]) {
             Box::new(|r, _| r.wasted_attempts.to_string()),
         ),
         (
+            "完成任务 tasks completed",
+            Box::new(|r, _| r.tasks_completed.to_string()),
+        ),
+        (
+            "  通话完成 by a call",
+            Box::new(|r, _| r.tasks_by_call.to_string()),
+        ),
+        (
+            "  短信完成 by a message",
+            Box::new(|r, _| r.tasks_by_message.to_string()),
+        ),
+        (
+            "任务/线路小时 tasks per line-hour",
+            Box::new(|r, _| format!("{:.3}", r.tasks_per_line_hour)),
+        ),
+        (
+            "任务/百次拨打 tasks per 100 attempts",
+            Box::new(|r, _| {
+                format!(
+                    "{:.2}",
+                    100.0 * r.tasks_completed as f64 / r.attempts.max(1) as f64
+                )
+            }),
+        ),
+        (
+            "转化/接通 conversion per connect",
+            Box::new(|r, _| format!("{:.4}", r.conversion_per_connect)),
+        ),
+        (
+            "话术分配 variant split",
+            Box::new(|r, _| format!("{} {:?}", r.variant_split, r.variant_calls)),
+        ),
+        (
+            "话术遗憾 variant regret (conv.)",
+            Box::new(|r, _| format!("{:.0}", r.variant_regret)),
+        ),
+        (
+            "先发短信 message first",
+            Box::new(|r, _| r.message_first.to_string()),
+        ),
+        (
+            "不联系 not worth contacting",
+            Box::new(|r, _| r.skipped.to_string()),
+        ),
+        (
             "回拨请求 callbacks asked",
             Box::new(|r, _| r.callbacks_requested.to_string()),
         ),
@@ -281,15 +367,19 @@ fn print_sims(results: &[(SimReport, ComplianceReport, f64)]) {
             .map(|(_, _, m)| format!("{m:>16.0}"))
             .collect::<String>()
     );
-    if let [(a, ..), (b, ..)] = results {
-        let up = |x: f64, y: f64| if y > 0.0 { (x / y - 1.0) * 100.0 } else { 0.0 };
-        println!(
-            "best-time vs fifo: connects/attempt {:+.1}%, customers reached {:+.1}%, attempts reaching nobody {:+.1}%, invalid attempts {:+.1}%",
-            up(a.connects_per_attempt, b.connects_per_attempt),
-            up(a.reached as f64, b.reached as f64),
-            up(a.wasted_attempts as f64, b.wasted_attempts as f64),
-            up(a.invalid_attempts as f64, b.invalid_attempts as f64),
-        );
+    let up = |x: f64, y: f64| if y > 0.0 { (x / y - 1.0) * 100.0 } else { 0.0 };
+    if let Some((fifo, ..)) = results.iter().find(|(r, ..)| r.policy == "fifo") {
+        for (a, ..) in results.iter().filter(|(r, ..)| r.policy != "fifo") {
+            println!(
+                "{} vs fifo: tasks per line-hour {:+.1}% (seed: +300%), attempts reaching nobody {:+.1}% (seed: −65%), connects/attempt {:+.1}%, customers reached {:+.1}%, invalid attempts {:+.1}%",
+                a.policy,
+                up(a.tasks_per_line_hour, fifo.tasks_per_line_hour),
+                up(a.wasted_attempts as f64, fifo.wasted_attempts as f64),
+                up(a.connects_per_attempt, fifo.connects_per_attempt),
+                up(a.reached as f64, fifo.reached as f64),
+                up(a.invalid_attempts as f64, fifo.invalid_attempts as f64),
+            );
+        }
     }
     for (r, c, _) in results {
         for v in c.violations.iter().take(5) {

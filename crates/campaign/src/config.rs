@@ -298,6 +298,41 @@ pub struct RankingFile {
     /// hour is below this fraction of its best open hour in the next 24 h.
     #[serde(default)]
     pub defer_below: Option<f64>,
+    /// Read by `policy: learned` only: costs and the message-first channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learning: Option<LearningFile>,
+}
+
+/// `ranking.learning`: what the learned policy weighs when it chooses between
+/// calling, a message first, or no contact (in the units of segment `value`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LearningFile {
+    /// Cost of one call attempt.
+    #[serde(default)]
+    pub call_cost: Option<f64>,
+    /// Message first: `{channel: sms|push, template, cost, wait}`.
+    #[serde(default)]
+    pub message_first: Option<MessageFirstFile>,
+    /// Share of contacts that follow the other choice, so the models keep learning.
+    #[serde(default)]
+    pub explore: Option<f64>,
+    /// Contacts whose every choice is worth less than its cost are not contacted.
+    #[serde(default)]
+    pub skip_unprofitable: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageFirstFile {
+    #[serde(default)]
+    pub channel: Option<String>,
+    pub template: String,
+    #[serde(default)]
+    pub cost: Option<f64>,
+    /// How long to wait for the message to work before calling (`1d`, `6h`).
+    #[serde(default)]
+    pub wait: Option<String>,
 }
 
 // ---------------------------------------------------------------------------
@@ -382,6 +417,39 @@ pub enum Policy {
     BestTime,
     /// Oldest-eligible first, fixed retries: the baseline.
     Fifo,
+    /// Best-time's hour-of-week model × a learned per-customer answer factor ×
+    /// learned conversion probability, and a choice of channel per contact
+    /// (call, message first, or none); see [`Learning`].
+    Learned,
+}
+
+/// Settings of the learned policy (`ranking.learning`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Learning {
+    pub call_cost: f64,
+    /// `(channel, template, cost, wait seconds)`.
+    pub message_first: Option<MessageFirst>,
+    pub explore: f64,
+    pub skip_unprofitable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MessageFirst {
+    pub channel: FallbackChannel,
+    pub template: String,
+    pub cost: f64,
+    pub wait_secs: i64,
+}
+
+impl Default for Learning {
+    fn default() -> Self {
+        Learning {
+            call_cost: 0.02,
+            message_first: None,
+            explore: 0.05,
+            skip_unprofitable: false,
+        }
+    }
 }
 
 /// A number range (inclusive) of E.164 digits, both ends of equal length.
@@ -429,6 +497,7 @@ pub struct Campaign {
     pub prior_answer_rate: f64,
     pub prior_strength: f64,
     pub defer_below: f64,
+    pub learning: Learning,
 }
 
 fn ser_tz<S: serde::Serializer>(tz: &Tz, s: S) -> Result<S::Ok, S::Error> {
@@ -630,6 +699,7 @@ impl Campaign {
             prior_answer_rate,
             prior_strength,
             defer_below,
+            learning,
         } = ranking_from(&f, &mut bad);
         let honour_callbacks = f.callback.as_ref().map(|c| c.honour).unwrap_or(true);
         if !issues.is_empty() {
@@ -662,6 +732,7 @@ impl Campaign {
             prior_answer_rate,
             prior_strength,
             defer_below,
+            learning,
         })
     }
 
@@ -676,6 +747,7 @@ struct Ranking {
     prior_answer_rate: f64,
     prior_strength: f64,
     defer_below: f64,
+    learning: Learning,
 }
 
 fn timezone_from(f: &CampaignFile, bad: &mut impl FnMut(&str, String)) -> Tz {
@@ -1122,9 +1194,10 @@ fn ranking_from(f: &CampaignFile, bad: &mut impl FnMut(&str, String)) -> Ranking
         match r.policy.as_deref() {
             None | Some("best_time") | Some("best-time") => {}
             Some("fifo") => policy = Policy::Fifo,
+            Some("learned") => policy = Policy::Learned,
             Some(other) => bad(
                 "ranking.policy",
-                format!("'{other}': use best_time or fifo"),
+                format!("'{other}': use best_time, learned or fifo"),
             ),
         }
         if let Some(p) = r.prior_answer_rate {
@@ -1146,12 +1219,89 @@ fn ranking_from(f: &CampaignFile, bad: &mut impl FnMut(&str, String)) -> Ranking
             prior_strength = s;
         }
     }
+    let learning = learning_from(f, policy, bad);
     Ranking {
         policy,
         prior_answer_rate,
         prior_strength,
         defer_below,
+        learning,
     }
+}
+
+fn learning_from(f: &CampaignFile, policy: Policy, bad: &mut impl FnMut(&str, String)) -> Learning {
+    let mut l = Learning::default();
+    let Some(lf) = f.ranking.as_ref().and_then(|r| r.learning.as_ref()) else {
+        return l;
+    };
+    // Kept for any policy (a file can be simulated with `--policy learned`);
+    // only the learned policy reads it.
+    let _ = policy;
+    let nonneg = |v: Option<f64>, path: &str, bad: &mut dyn FnMut(&str, String)| match v {
+        Some(x) if !(x >= 0.0 && x.is_finite()) => {
+            bad(path, format!("{x}: must be a number ≥ 0"));
+            None
+        }
+        other => other,
+    };
+    let mut bad_dyn = |p: &str, m: String| bad(p, m);
+    if let Some(c) = nonneg(lf.call_cost, "ranking.learning.call_cost", &mut bad_dyn) {
+        l.call_cost = c;
+    }
+    if let Some(e) = lf.explore {
+        if !(0.0..=0.5).contains(&e) {
+            bad_dyn(
+                "ranking.learning.explore",
+                format!("{e}: must be in [0, 0.5]"),
+            );
+        } else {
+            l.explore = e;
+        }
+    }
+    l.skip_unprofitable = lf.skip_unprofitable.unwrap_or(false);
+    if let Some(m) = &lf.message_first {
+        let channel = match m.channel.as_deref().unwrap_or("sms") {
+            "sms" => FallbackChannel::Sms,
+            "push" => FallbackChannel::Push,
+            other => {
+                bad_dyn(
+                    "ranking.learning.message_first.channel",
+                    format!("'{other}': use sms or push"),
+                );
+                FallbackChannel::Sms
+            }
+        };
+        if m.template.trim().is_empty() {
+            bad_dyn(
+                "ranking.learning.message_first.template",
+                "must not be empty".into(),
+            );
+        }
+        let cost =
+            nonneg(m.cost, "ranking.learning.message_first.cost", &mut bad_dyn).unwrap_or(0.005);
+        let wait_secs = match m.wait.as_deref().map(parse_duration) {
+            None => 86_400,
+            Some(Ok(s)) if s > 0 => s,
+            Some(Ok(_)) => {
+                bad_dyn(
+                    "ranking.learning.message_first.wait",
+                    "must be positive".into(),
+                );
+                86_400
+            }
+            Some(Err(e)) => {
+                bad_dyn("ranking.learning.message_first.wait", e);
+                86_400
+            }
+        };
+        l.message_first = Some(MessageFirst {
+            channel,
+            template: m.template.clone(),
+            cost,
+            wait_secs,
+        });
+    }
+    l
 }
 
 fn parse_window_list(

@@ -17,12 +17,14 @@
 //!
 //! - [`config`]: the YAML campaign definition and its validation.
 //! - [`planner`]: eligibility (one gate), ranking, retries, callbacks, caller IDs, trunks.
+//! - [`learned`]: the learned policy's propensity models, channel choice and explanations.
 //! - [`model`]: answer probability per hour of week with Beta-Binomial shrinkage.
 //! - [`pacing`]: progressive and adaptive predictive pacing.
 //! - [`sim`]: virtual-time simulator with synthetic customers.
 //! - [`trunks`]: SIP trunks as configuration (file:line:column errors) and the runtime's
 //!   trunk selector (weights, channels, CPS, failure back-off).
 pub mod config;
+pub mod learned;
 pub mod model;
 pub mod pacing;
 pub mod planner;

@@ -31,6 +31,7 @@ use serde::Serialize;
 use waihu_core::{CallOutcome, CustomerId};
 
 use crate::config::{outcome_index, weekday_index, Campaign, FallbackChannel, Policy, Retry};
+use crate::learned::{explores, Choice, ContactFacts, Explanation, Learner};
 use crate::model::{day_part, AnswerModel, DAY_PARTS};
 
 /// A customer to be called in this campaign.
@@ -51,6 +52,10 @@ pub struct ContactInput {
     /// Earlier calls to this customer (other campaigns, the CRM): local hour
     /// of day and whether they answered. Seeds the customer's own evidence.
     pub history: Vec<PastCall>,
+    /// Named features for the learned policy (`occupation=office`,
+    /// `tier=gold`; see [`crate::learned::attribute_features`]). Ignored by
+    /// the other policies.
+    pub features: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +144,9 @@ pub struct Report {
     pub do_not_call: bool,
     /// Answered, but no agent was free (predictive pacing) and the call was dropped.
     pub abandoned: bool,
+    /// The call completed the task (the script's success outcome). Teaches
+    /// the learned policy's conversion model.
+    pub converted: bool,
 }
 
 impl Report {
@@ -148,6 +156,7 @@ impl Report {
             callback_at: None,
             do_not_call: false,
             abandoned: false,
+            converted: false,
         }
     }
 }
@@ -214,6 +223,8 @@ struct Slot {
     has_app: bool,
     consent: bool,
     sent: u8,
+    /// The learned policy chose this contact's channel already.
+    chosen: bool,
 }
 
 const NO_BOUND: u8 = u8::MAX;
@@ -279,7 +290,7 @@ impl Queue {
     fn new(policy: Policy) -> Self {
         match policy {
             Policy::Fifo => Queue::Fifo(VecDeque::new()),
-            Policy::BestTime => Queue::Buckets {
+            Policy::BestTime | Policy::Learned => Queue::Buckets {
                 buckets: (0..BUCKETS).map(|_| VecDeque::new()).collect(),
                 nonempty: [0; BUCKETS / 64],
                 len: 0,
@@ -378,6 +389,12 @@ pub struct PlannerStats {
     pub pops: u64,
     /// Contacts moved to a better day part (best-time deferral).
     pub deferred: u64,
+    /// Learned policy: contacts sent a message first instead of a call.
+    pub message_first: u64,
+    /// Learned policy: contacts not contacted (every choice worth less than its cost).
+    pub skipped: u64,
+    /// Learned policy: times the ready queues were re-keyed as the models moved.
+    pub rekeys: u64,
 }
 
 pub struct Planner {
@@ -401,6 +418,10 @@ pub struct Planner {
     skip_minute: i64,
     /// Per (zone, segment): deferred to a better hour now.
     skip: Vec<bool>,
+    /// The learned policy's models (`Policy::Learned` only).
+    learner: Option<Box<Learner>>,
+    /// Decisions taken inside `next_dials` (message first, skipped), for [`Planner::take_actions`].
+    actions: Vec<Action>,
 }
 
 fn digits_len(mut n: u64) -> u32 {
@@ -450,9 +471,15 @@ impl Planner {
     pub fn new(campaign: Campaign) -> Self {
         let segs = campaign.segments.len();
         let parts = match campaign.policy {
-            Policy::BestTime => DAY_PARTS,
+            Policy::BestTime | Policy::Learned => DAY_PARTS,
             Policy::Fifo => 1,
         };
+        let learner = (campaign.policy == Policy::Learned).then(|| {
+            Box::new(Learner::new(
+                campaign.prior_answer_rate,
+                campaign.learning.clone(),
+            ))
+        });
         let model = AnswerModel::new(segs, campaign.prior_answer_rate, campaign.prior_strength);
         let trunks = campaign
             .trunks
@@ -490,6 +517,8 @@ impl Planner {
             stats: PlannerStats::default(),
             skip_minute: i64::MIN,
             skip: Vec::new(),
+            learner,
+            actions: Vec::new(),
         }
     }
 
@@ -614,7 +643,34 @@ impl Planner {
             has_app: c.has_app,
             consent: c.consent,
             sent: 0,
+            chosen: false,
         });
+        if let Some(l) = self.learner.as_mut() {
+            let seg_name = &self.campaign.segments[segment].name;
+            l.add(&ContactFacts {
+                segment: seg_name,
+                has_app: c.has_app,
+                recency_days: c.recency_days,
+                attributes: &c.features,
+            });
+            // The stored log of earlier calls trains the answer head before the
+            // first dial, against the hour model's rate for that day part, with
+            // the customer's history as it stood at each call.
+            let (mut att, mut ans, mut unans) = ([0u8; DAY_PARTS], [0u8; DAY_PARTS], 0u8);
+            for h in &c.history {
+                let d = day_part(h.hour as u32 % 24);
+                let x = l.answer_x(idx, d, att[d], ans[d], unans);
+                l.answer
+                    .update(self.model.day_part_mean(segment, d), &x, h.answered);
+                att[d] = att[d].saturating_add(1);
+                ans[d] = ans[d].saturating_add(u8::from(h.answered));
+                unans = if h.answered {
+                    0
+                } else {
+                    unans.saturating_add(1)
+                };
+            }
+        }
         self.by_phone.insert(phone, idx);
         self.make_ready(idx, i64::MIN);
         Ok(ContactRef(idx))
@@ -638,21 +694,31 @@ impl Planner {
         }
         self.model.refresh();
         // Best-time queue keys read the model's day-part means: re-key the ready contacts.
-        let rekey = if self.campaign.policy == Policy::BestTime {
-            self.slots.len() as u32
-        } else {
-            0
-        };
-        for idx in 0..rekey {
-            let s = &mut self.slots[idx as usize];
+        self.rekey();
+        taught
+    }
+
+    /// Re-rank every ready contact with the current models (ranked
+    /// policies): the queues are rebuilt, which also drops stale entries.
+    fn rekey(&mut self) {
+        if self.campaign.policy == Policy::Fifo {
+            return;
+        }
+        let policy = self.campaign.policy;
+        for zone in &mut self.heaps {
+            for q in zone.iter_mut() {
+                *q = Queue::new(policy);
+            }
+        }
+        for idx in 0..self.slots.len() as u32 {
+            let s = &self.slots[idx as usize];
             if s.state == State::Ready {
-                s.gen = s.gen.wrapping_add(1);
                 let since = s.ready_since;
                 self.make_ready(idx, since);
             }
         }
+        self.stats.rekeys += 1;
         self.skip_minute = i64::MIN;
-        taught
     }
 
     /// A number went on a do-not-call list that applies to this campaign.
@@ -805,17 +871,48 @@ impl Planner {
         None
     }
 
-    fn key(&self, s: &Slot, part: usize) -> f64 {
+    fn key(&self, idx: u32, part: usize) -> f64 {
+        let s = &self.slots[idx as usize];
         match self.campaign.policy {
             Policy::Fifo => -(s.ready_since as f64),
             Policy::BestTime => {
                 let seg = s.segment as usize;
-                let mult =
-                    self.model
-                        .customer_multiplier(seg, part, s.dp_att[part], s.dp_ans[part]);
+                let mult = self.customer_factor(idx, part);
                 let decay = 0.9f64.powi(s.attempts as i32);
                 self.campaign.segments[seg].value * s.recency as f64 * decay * mult
             }
+            Policy::Learned => {
+                let seg = s.segment as usize;
+                let decay = 0.9f64.powi(s.attempts as i32);
+                let p_conv = self
+                    .learner
+                    .as_ref()
+                    .map(|l| l.convert.predict(l.static_x(idx)))
+                    .unwrap_or(1.0);
+                self.campaign.segments[seg].value * decay * self.customer_factor(idx, part) * p_conv
+            }
+        }
+    }
+
+    /// The customer's factor on the segment's answer rate in a day part:
+    /// best-time's Beta posterior from their own attempts, or the learned
+    /// answer model.
+    fn customer_factor(&self, idx: u32, part: usize) -> f64 {
+        let s = &self.slots[idx as usize];
+        match (&self.learner, self.campaign.policy) {
+            (Some(l), Policy::Learned) => l.answer.factor(&l.answer_x(
+                idx,
+                part,
+                s.dp_att[part],
+                s.dp_ans[part],
+                s.unanswered,
+            )),
+            _ => self.model.customer_multiplier(
+                s.segment as usize,
+                part,
+                s.dp_att[part],
+                s.dp_ans[part],
+            ),
         }
     }
 
@@ -827,7 +924,7 @@ impl Planner {
             (s.tz as usize, s.segment as usize, s.gen)
         };
         for part in 0..self.parts {
-            let key = self.key(&self.slots[idx as usize], part);
+            let key = self.key(idx, part);
             self.heaps[tz][seg * self.parts + part].push(Entry { key, idx, gen });
         }
     }
@@ -1109,7 +1206,7 @@ impl Planner {
                     };
                     let (score, p) = match self.campaign.policy {
                         Policy::Fifo => (top.key, 0.0),
-                        Policy::BestTime => {
+                        Policy::BestTime | Policy::Learned => {
                             let p = self.model.segment(seg, how);
                             (top.key * p, p)
                         }
@@ -1126,22 +1223,38 @@ impl Planner {
             self.stats.pops += 1;
             let p = match self.campaign.policy {
                 Policy::Fifo => 0.0,
-                Policy::BestTime => {
-                    let s = &self.slots[top.idx as usize];
-                    let part = h % self.parts;
-                    let mult = self.model.customer_multiplier(
-                        s.segment as usize,
-                        part,
-                        s.dp_att[part],
-                        s.dp_ans[part],
-                    );
-                    (p_seg * mult).min(1.0)
+                Policy::BestTime | Policy::Learned => {
+                    (p_seg * self.customer_factor(top.idx, h % self.parts)).min(1.0)
                 }
             };
             if let Some(at) = self.better_day_part(top.idx, h % self.parts, now) {
                 self.stats.deferred += 1;
                 self.schedule(top.idx, at);
                 continue;
+            }
+            if self.learner.is_some() && !self.slots[top.idx as usize].chosen {
+                // Learned policy, first time up: call, message first, or no contact.
+                // The gate still has the last word on the message: it is only
+                // decided for a contact the gate would let us call now.
+                if let Err(why) = self.eligibility(ContactRef(top.idx), now) {
+                    self.park(top.idx, why, now);
+                    continue;
+                }
+                self.slots[top.idx as usize].chosen = true;
+                match self.choice(top.idx) {
+                    Choice::Call => {}
+                    Choice::MessageFirst => {
+                        self.message_first(top.idx, now);
+                        continue;
+                    }
+                    Choice::Skip => {
+                        self.stats.skipped += 1;
+                        let mut acts = Vec::new();
+                        self.finish(top.idx, "not_worthwhile", &mut acts);
+                        self.actions.extend(acts);
+                        continue;
+                    }
+                }
             }
             match self.try_dial(top.idx, now, false, p) {
                 Ok(Some(d)) => out.push(d),
@@ -1161,7 +1274,7 @@ impl Planner {
     /// part (segment mean × their own multiplier), the start of that day part
     /// (its next opening) — else `None`.
     fn better_day_part(&self, idx: u32, part: usize, now: DateTime<Utc>) -> Option<i64> {
-        if self.campaign.policy != Policy::BestTime
+        if self.campaign.policy == Policy::Fifo
             || self.campaign.defer_below <= 0.0
             || self.parts != DAY_PARTS
         {
@@ -1169,12 +1282,7 @@ impl Planner {
         }
         let s = &self.slots[idx as usize];
         let seg = s.segment as usize;
-        let rate = |d: usize| {
-            self.model.day_part_mean(seg, d)
-                * self
-                    .model
-                    .customer_multiplier(seg, d, s.dp_att[d], s.dp_ans[d])
-        };
+        let rate = |d: usize| self.model.day_part_mean(seg, d) * self.customer_factor(idx, d);
         let now_p = rate(part);
         let (best_d, best_p) = (0..DAY_PARTS)
             .map(|d| (d, rate(d)))
@@ -1197,7 +1305,7 @@ impl Planner {
     fn deferred_segments(&self, open: &[(usize, usize, usize)]) -> Vec<bool> {
         let segs = self.campaign.segments.len();
         let mut skip = vec![false; self.tzs.len() * segs];
-        if self.campaign.policy != Policy::BestTime || self.campaign.defer_below <= 0.0 {
+        if self.campaign.policy == Policy::Fifo || self.campaign.defer_below <= 0.0 {
             return skip;
         }
         for &(z, how, _) in open {
@@ -1286,6 +1394,24 @@ impl Planner {
         self.in_flight = self.in_flight.saturating_sub(1);
         let answered = r.outcome == CallOutcome::Answered;
         let (seg, how) = (s.segment as usize, s.how as usize);
+        if let Some(l) = self.learner.as_mut() {
+            // The learned heads see the features as they were when the call was placed.
+            let s = &self.slots[idx as usize];
+            let part = day_part((how % 24) as u32);
+            if teaches(r.outcome) {
+                let x = l.answer_x(idx, part, s.dp_att[part], s.dp_ans[part], s.unanswered);
+                l.answer.update(self.model.segment(seg, how), &x, answered);
+            }
+            if answered && !r.abandoned {
+                let x = l.static_x(idx).to_vec();
+                l.convert.update(&x, r.converted);
+            }
+            l.since_rekey += 1;
+            if l.since_rekey >= (self.slots.len() as u64 / 5).max(5_000) {
+                l.since_rekey = 0;
+                self.rekey();
+            }
+        }
         if teaches(r.outcome) {
             // Only outcomes that say something about the callee teach the model.
             self.model.record(seg, how, answered);
@@ -1383,13 +1509,107 @@ impl Planner {
         let local = at.with_timezone(&self.tzs[s.tz as usize]);
         let how = weekday_index(local.weekday()) * 24 + local.hour() as usize;
         let part = day_part(local.hour());
-        let m = self.model.customer_multiplier(
-            s.segment as usize,
-            part,
-            s.dp_att[part],
-            s.dp_ans[part],
-        );
+        let m = self.customer_factor(c.0, part);
         self.model.probability(s.segment as usize, how, m)
+    }
+
+    /// The learned policy's choice for a contact now (the models move).
+    fn choice(&self, idx: u32) -> Choice {
+        self.evaluate(idx).map(|e| e.choice).unwrap_or(Choice::Call)
+    }
+
+    fn evaluate(&self, idx: u32) -> Option<Explanation> {
+        let l = self.learner.as_ref()?;
+        let s = &self.slots[idx as usize];
+        let seg = s.segment as usize;
+        let rates: [f64; DAY_PARTS] = std::array::from_fn(|d| {
+            (self.model.day_part_mean(seg, d) * self.customer_factor(idx, d)).min(0.95)
+        });
+        let best_day_part = (0..DAY_PARTS)
+            .max_by(|&a, &b| rates[a].total_cmp(&rates[b]))
+            .unwrap_or(0);
+        let explore = explores(s.customer, l.settings.explore);
+        let (choice, p_convert, p_message, ev_call, ev_message_first) = l.choose(
+            idx,
+            rates,
+            self.campaign.segments[seg].value,
+            self.campaign.max_attempts,
+            explore,
+        );
+        let ax = l.answer_x(
+            idx,
+            best_day_part,
+            s.dp_att[best_day_part],
+            s.dp_ans[best_day_part],
+            s.unanswered,
+        );
+        Some(Explanation {
+            p_answer_best: rates[best_day_part],
+            best_day_part,
+            p_convert,
+            p_message,
+            ev_call,
+            ev_message_first,
+            choice,
+            answer_features: l.answer.explain(&ax, l.names(), 5),
+            convert_features: l.convert.explain(l.static_x(idx), l.names(), 5),
+        })
+    }
+
+    /// Why the learned policy ranks and handles this contact as it does:
+    /// probabilities, expected values, the choice and the top features.
+    /// `None` under the other policies.
+    pub fn explain(&self, c: ContactRef) -> Option<Explanation> {
+        if c.0 as usize >= self.slots.len() {
+            return None;
+        }
+        self.evaluate(c.0)
+    }
+
+    fn message_first(&mut self, idx: u32, now: DateTime<Utc>) {
+        let Some(m) = self
+            .learner
+            .as_ref()
+            .and_then(|l| l.settings.message_first.clone())
+        else {
+            return;
+        };
+        self.stats.message_first += 1;
+        let customer = CustomerId(self.slots[idx as usize].customer);
+        self.actions.push(Action::SendMessage {
+            customer,
+            channel: m.channel.as_str(),
+            template: m.template,
+        });
+        let at = now.timestamp() + m.wait_secs;
+        self.slots[idx as usize].next_at = at;
+        self.schedule(idx, at);
+    }
+
+    /// Decisions `next_dials` took besides dials (messages sent first,
+    /// contacts not worth contacting), for the runtime to carry out and log.
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+
+    /// What became of a message the learned policy sent first: converted
+    /// (the task is done: no call) or not (the call follows after the wait).
+    /// Teaches the message model. Other policies: only finishes a converted contact.
+    pub fn on_message_result(&mut self, c: ContactRef, converted: bool) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let idx = c.0;
+        let Some(s) = self.slots.get(idx as usize) else {
+            return actions;
+        };
+        let state = s.state;
+        if let Some(l) = self.learner.as_mut() {
+            let x = l.static_x(idx).to_vec();
+            l.message.update(&x, converted);
+        }
+        if converted && matches!(state, State::Waiting | State::Ready) {
+            self.finish(idx, "converted", &mut actions);
+        }
+        actions
     }
 
     /// E.164 with `+` of a dial's number.

@@ -12,9 +12,23 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use waihu_core::{CallOutcome, CampaignId, CustomerId, Event, EventKind, PhoneIndex};
 
+use rand09::SeedableRng as _;
+use waihu_learn::{Arm, Bandit};
+
 use crate::config::{Campaign, PacingMode, Policy};
 use crate::pacing::PredictivePacer;
 use crate::planner::{Action, ContactInput, ContactRef, Planner, Report};
+
+/// Conversion multiplier of the three opening variants, by segment position:
+/// the truth the variant bandit has to find (documented in docs/campaign.md).
+pub const VARIANT_EFFECT: [[f64; 3]; 4] = [
+    [1.0, 1.25, 0.85],
+    [1.0, 0.9, 1.2],
+    [1.0, 1.1, 1.0],
+    [1.0, 0.8, 1.15],
+];
+/// A message converts (or not) this long after it is sent.
+const MESSAGE_EFFECT_MS: i64 = 2 * 3600 * 1000;
 
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -26,6 +40,8 @@ pub struct SimConfig {
     pub agents: Option<u32>,
     /// First day (campaign time zone). `None`: the campaign's first active day.
     pub start: Option<NaiveDate>,
+    /// Learned policy: explain this many customers at the end (ids 1..=N).
+    pub explain: usize,
 }
 
 impl Default for SimConfig {
@@ -37,6 +53,7 @@ impl Default for SimConfig {
             policy: Policy::BestTime,
             agents: None,
             start: None,
+            explain: 0,
         }
     }
 }
@@ -68,6 +85,30 @@ pub struct SimReport {
     pub abandon_rate: f64,
     pub events: u64,
     pub pending_at_end: usize,
+    /// Tasks completed: customers converted, by a call or by a message.
+    pub tasks_completed: u64,
+    pub tasks_by_call: u64,
+    pub tasks_by_message: u64,
+    /// Attempts that reached nobody (= `wasted_attempts`, the name the comparison uses).
+    pub attempts_reaching_nobody: u64,
+    /// Conversions per connect.
+    pub conversion_per_connect: f64,
+    /// Channel-hours of open calling window (campaign zone) over the run.
+    pub line_hours: f64,
+    pub tasks_per_line_hour: f64,
+    /// Learned policy: messages sent first instead of a call, contacts skipped.
+    pub message_first: u64,
+    pub skipped: u64,
+    /// Opening variants: how they were split (`thompson` or `fixed`), calls per
+    /// variant, and expected conversions lost against the best variant of each
+    /// segment in hindsight (regret).
+    pub variant_split: String,
+    pub variant_calls: Vec<u64>,
+    pub variant_regret: f64,
+    /// Learned policy: why the first `explain` customers were ranked and
+    /// handled as they were (probabilities, expected values, top features).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub explanations: Vec<CustomerExplanation>,
     /// Wall time of the run, filled in by the harness that timed it (0 otherwise: the
     /// simulator reads no clock).
     pub wall_secs: f64,
@@ -75,6 +116,15 @@ pub struct SimReport {
     /// [`PlannerTimer`].
     pub planner_secs: f64,
     pub decisions: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CustomerExplanation {
+    pub customer: i64,
+    /// The features the simulator gave the planner.
+    pub features: Vec<String>,
+    #[serde(flatten)]
+    pub explanation: crate::learned::Explanation,
 }
 
 /// Hidden behaviour of a synthetic customer.
@@ -87,6 +137,11 @@ struct Persona {
     invalid: bool,
     unanswered: u8,
     reached: bool,
+    /// P(task completed | connected, variant effect 1).
+    conv: f32,
+    /// P(task completed | a message).
+    sms: f32,
+    converted: bool,
 }
 
 /// Answer multiplier by persona kind, weekend, local hour.
@@ -152,6 +207,7 @@ struct Call {
     dnc: bool,
     abandoned: bool,
     started: i64,
+    segment: u16,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -160,6 +216,8 @@ enum SimEv {
     RingEnd(u32),
     /// Call over.
     End(u32),
+    /// A message to this customer worked, or not.
+    MessageResult(u32),
 }
 
 fn ms(t: DateTime<Utc>) -> i64 {
@@ -273,6 +331,13 @@ pub fn simulate_with(
     let end = start + Duration::days(cfg.days as i64);
 
     let mut rng = SmallRng::seed_from_u64(cfg.seed);
+    // A second stream for what the first wave of the simulator did not model
+    // (attributes, conversions, variants), so the answer behaviour drawn from
+    // `rng` stays what it was for a given seed.
+    let mut rng2 = SmallRng::seed_from_u64(cfg.seed ^ 0x6a09_e667_f3bc_c908);
+    let mut rng09 = rand09::rngs::StdRng::seed_from_u64(cfg.seed);
+    let mut refs: Vec<Option<ContactRef>> = Vec::with_capacity(cfg.customers);
+    let mut shown: Vec<Vec<String>> = Vec::new();
     let mut planner = Planner::new(campaign.clone());
     planner.reserve(cfg.customers);
     let segs = campaign.segments.len();
@@ -286,7 +351,14 @@ pub fn simulate_with(
         policy: match cfg.policy {
             Policy::BestTime => "best-time".into(),
             Policy::Fifo => "fifo".into(),
+            Policy::Learned => "learned".into(),
         },
+        variant_split: if cfg.policy == Policy::Learned {
+            "thompson".into()
+        } else {
+            "fixed".into()
+        },
+        variant_calls: vec![0; 3],
         customers: cfg.customers,
         days: cfg.days,
         channels: cfg.agents.unwrap_or(channels),
@@ -335,7 +407,7 @@ pub fn simulate_with(
                 Some(CN_REGIONS[i % 5].into()),
             )
         };
-        let persona = Persona {
+        let mut persona = Persona {
             kind,
             base: rng.gen_range(0.12..0.7f32) * if seg % 4 == 0 { 1.1 } else { 1.0 },
             p_off: if rng.gen_bool(0.08) { 0.6 } else { 0.03 },
@@ -343,7 +415,45 @@ pub fn simulate_with(
             invalid: rng.gen_bool(0.04),
             unanswered: 0,
             reached: false,
+            conv: 0.0,
+            sms: 0.0,
+            converted: false,
         };
+        // What the CRM shows about the customer, and the behaviour behind it.
+        const OCCUPATIONS: [&str; 3] = ["office", "at_home", "shift"];
+        let occupation = if rng2.gen_bool(0.8) {
+            OCCUPATIONS[kind as usize]
+        } else {
+            OCCUPATIONS[rng2.gen_range(0..3)]
+        };
+        let (tier, conv) = match rng2.gen_range(0..10) {
+            0..=1 => ("gold", 0.55),
+            2..=4 => ("silver", 0.30),
+            _ => ("basic", 0.10),
+        };
+        persona.conv = (conv * rng2.gen_range(0.7..1.3f32)).min(0.95);
+        let (age, sms) = match rng2.gen_range(0..20) {
+            0..=6 => ("young", 0.25),
+            7..=14 => ("middle", 0.10),
+            _ => ("senior", 0.03),
+        };
+        let has_app = rng2.gen_bool(0.4);
+        persona.sms =
+            (sms * if has_app { 1.5 } else { 1.0 } * rng2.gen_range(0.6..1.4f32)).min(0.6);
+        let prepaid = rng2.gen_bool(0.2);
+        // Prepaid lines are the ones often switched off (35% vs 2%).
+        if rng2.gen_bool(if prepaid { 0.35 } else { 0.02 }) {
+            persona.p_off = 0.6;
+        }
+        let features = vec![
+            format!("occupation={occupation}"),
+            format!("tier={tier}"),
+            format!("age={age}"),
+            format!("line={}", if prepaid { "prepaid" } else { "postpaid" }),
+        ];
+        if i < cfg.explain {
+            shown.push(features.clone());
+        }
         // Calls from earlier campaigns, drawn from the same behaviour.
         let mut history = Vec::new();
         if rng.gen_bool(0.6) && !persona.invalid {
@@ -363,12 +473,19 @@ pub fn simulate_with(
             tz,
             segment: campaign.segments[seg].name.clone(),
             region,
-            has_app: rng.gen_bool(0.4),
+            has_app: {
+                // Drawn from the first stream as before; the second stream's `has_app` wins.
+                let _ = rng.gen_bool(0.4);
+                has_app
+            },
             consent: !campaign.consent_required || rng.gen_bool(0.9),
             recency_days: Some(rng.gen_range(1..365)),
             history,
+            features,
         };
-        if planner.add_contact(input).is_err() {
+        let added = planner.add_contact(input);
+        refs.push(added.as_ref().ok().copied());
+        if added.is_err() {
             // Duplicate synthetic number (US range wraps): skip the customer.
             personas.push(Persona {
                 invalid: true,
@@ -409,6 +526,12 @@ pub fn simulate_with(
     let mut free_slots: Vec<u32> = Vec::new();
     let mut queue: BinaryHeap<Reverse<(i64, SimEv)>> = BinaryHeap::new();
     let mut call_seq = 0u64;
+    let segs_n = campaign.segments.len();
+    let mut variant_arms: Vec<Vec<Arm>> = vec![vec![Arm::default(); 3]; segs_n];
+    let mut bandits: Vec<Bandit> = (0..segs_n)
+        .map(|_| Bandit::new(3, waihu_learn::Policy::default()))
+        .collect();
+    let mut since_restore = vec![0u32; segs_n];
     let mut now = start;
     let step = Duration::seconds(1);
     while now < end {
@@ -458,6 +581,22 @@ pub fn simulate_with(
                         queue.push(Reverse((when, SimEv::End(ci))));
                     }
                 }
+                SimEv::MessageResult(cust) => {
+                    let p = &mut personas[cust as usize];
+                    if p.converted {
+                        continue;
+                    }
+                    let converted = rng2.gen::<f32>() < p.sms;
+                    if converted {
+                        p.converted = true;
+                        report.tasks_by_message += 1;
+                    }
+                    if let Some(c) = refs[cust as usize] {
+                        timer.start();
+                        planner.on_message_result(c, converted);
+                        timer.stop();
+                    }
+                }
                 SimEv::End(ci) => {
                     let c = calls[ci as usize];
                     free_slots.push(ci);
@@ -490,6 +629,41 @@ pub fn simulate_with(
                         },
                         &mut report,
                     );
+                    let mut converted = false;
+                    if connected {
+                        // The opening variant: Thompson sampling per segment
+                        // (learned policy) or a fixed equal split.
+                        let seg = c.segment as usize;
+                        let effect = VARIANT_EFFECT[seg % 4];
+                        let v = if cfg.policy == Policy::Learned {
+                            bandits[seg].pick(&mut rng09).0
+                        } else {
+                            rng2.gen_range(0..3)
+                        };
+                        report.variant_calls[v] += 1;
+                        let best = effect.iter().cloned().fold(0.0, f64::max);
+                        let p = &personas[c.cust as usize];
+                        report.variant_regret += p.conv as f64 * (best - effect[v]);
+                        converted = !p.converted
+                            && rng2.gen::<f64>() < (p.conv as f64 * effect[v]).min(0.95);
+                        variant_arms[seg][v].trials += 1;
+                        variant_arms[seg][v].successes += u64::from(converted);
+                        since_restore[seg] += 1;
+                        if cfg.policy == Policy::Learned && since_restore[seg] >= 500 {
+                            // Rewards reach the bandit in batches, as they would
+                            // from calls still in flight.
+                            since_restore[seg] = 0;
+                            bandits[seg] = Bandit::restore(
+                                variant_arms[seg].clone(),
+                                waihu_learn::Policy::default(),
+                                &mut rng09,
+                            );
+                        }
+                        if converted {
+                            report.tasks_by_call += 1;
+                            personas[c.cust as usize].converted = true;
+                        }
+                    }
                     let p = &mut personas[c.cust as usize];
                     if connected {
                         report.connects += 1;
@@ -510,6 +684,7 @@ pub fn simulate_with(
                         },
                         do_not_call: connected && c.dnc,
                         abandoned: c.abandoned,
+                        converted,
                     };
                     if let Some(cb) = rep.callback_at {
                         report.callbacks_requested += 1;
@@ -552,6 +727,10 @@ pub fn simulate_with(
                                 template,
                             } => {
                                 report.messages_sent += 1;
+                                queue.push(Reverse((
+                                    when + MESSAGE_EFFECT_MS,
+                                    SimEv::MessageResult((customer.0 - 1) as u32),
+                                )));
                                 emit(
                                     Event {
                                         at: at_ms(when),
@@ -581,6 +760,33 @@ pub fn simulate_with(
         let dials = planner.next_dials(now, free);
         timer.stop();
         report.decisions += dials.len() as u64;
+        for a in planner.take_actions() {
+            if let Action::SendMessage {
+                customer,
+                channel,
+                template,
+            } = a
+            {
+                report.messages_sent += 1;
+                queue.push(Reverse((
+                    t + MESSAGE_EFFECT_MS,
+                    SimEv::MessageResult((customer.0 - 1) as u32),
+                )));
+                emit(
+                    Event {
+                        at: now,
+                        customer: Some(customer),
+                        campaign: Some(camp_id),
+                        call: None,
+                        kind: EventKind::MessageSent {
+                            channel: channel.into(),
+                            template,
+                        },
+                    },
+                    &mut report,
+                );
+            }
+        }
         for d in dials {
             let ci = d.contact.0;
             let cust = (d.customer.0 - 1) as u32;
@@ -641,6 +847,7 @@ pub fn simulate_with(
                 dnc,
                 abandoned: false,
                 started: t,
+                segment: d.segment as u16,
             };
             let _ = ci;
             let slot = match free_slots.pop() {
@@ -673,10 +880,15 @@ pub fn simulate_with(
                 &mut report,
             );
         }
-        // Idle (nothing in flight, nothing due): jump to the next minute.
-        now = if queue.is_empty() && free > 0 && planner.in_flight() == 0 {
+        // Idle (nothing in flight): jump to the next minute, or to the next
+        // message result if sooner (only those can be queued with nothing in flight).
+        now = if free > 0 && planner.in_flight() == 0 {
             let next_min = (now.timestamp() / 60 + 1) * 60;
-            DateTime::from_timestamp(next_min, 0).unwrap_or(now + step)
+            let next = match queue.peek() {
+                Some(&Reverse((w, _))) => next_min.min(w.div_euclid(1000) + 1),
+                None => next_min,
+            };
+            DateTime::from_timestamp(next.max(now.timestamp() + 1), 0).unwrap_or(now + step)
         } else {
             now + step
         };
@@ -690,5 +902,33 @@ pub fn simulate_with(
     report.abandon_rate =
         report.abandoned as f64 / (report.abandoned + report.connects).max(1) as f64;
     report.callback_dials = planner.stats().callback_dials;
+    report.message_first = planner.stats().message_first;
+    report.skipped = planner.stats().skipped;
+    report.tasks_completed = report.tasks_by_call + report.tasks_by_message;
+    for (i, features) in shown.into_iter().enumerate() {
+        if let Some(explanation) = refs[i].and_then(|c| planner.explain(c)) {
+            report.explanations.push(CustomerExplanation {
+                customer: i as i64 + 1,
+                features,
+                explanation,
+            });
+        }
+    }
+    report.attempts_reaching_nobody = report.wasted_attempts;
+    report.conversion_per_connect = report.tasks_by_call as f64 / report.connects.max(1) as f64;
+    let mut open_secs = 0u64;
+    for d in 0..cfg.days {
+        let date = start_date + Duration::days(d as i64);
+        if campaign.holidays.contains(&date) {
+            continue;
+        }
+        let wd = date.weekday().num_days_from_monday() as usize;
+        open_secs += campaign.windows[wd]
+            .iter()
+            .map(|w| w.end.saturating_sub(w.start) as u64)
+            .sum::<u64>();
+    }
+    report.line_hours = report.channels as f64 * open_secs as f64 / 3600.0;
+    report.tasks_per_line_hour = report.tasks_completed as f64 / report.line_hours.max(1e-9);
     report
 }

@@ -22,6 +22,7 @@ fn run(
         policy,
         agents,
         start: None,
+        explain: 0,
     };
     let r = simulate(&campaign, &cfg, &mut |e| checker.feed(e));
     (r, checker.finish())

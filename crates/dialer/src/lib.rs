@@ -390,7 +390,11 @@ pub async fn reconcile(store: &Store, now: DateTime<Utc>) -> Result<usize, Diale
     Ok(open.len())
 }
 
-fn contact_input(c: &Customer, campaign: &Campaign) -> Result<ContactInput, String> {
+fn contact_input(
+    c: &Customer,
+    campaign: &Campaign,
+    today: chrono::NaiveDate,
+) -> Result<ContactInput, String> {
     let tz: chrono_tz::Tz =
         c.tz.parse()
             .map_err(|_| format!("customer {}: unknown time zone '{}'", c.id.0, c.tz))?;
@@ -422,6 +426,7 @@ fn contact_input(c: &Customer, campaign: &Campaign) -> Result<ContactInput, Stri
         consent: c.consent == Some(true),
         recency_days: None,
         history: Vec::new(),
+        features: waihu_campaign::learned::attribute_features(&c.attrs, today),
     })
 }
 
@@ -587,8 +592,13 @@ pub async fn run(
     let mut history = attempt_history(&store, &customers).await?;
     let mut inputs: Vec<(Customer, ContactInput, usize)> = Vec::with_capacity(customers.len());
     let mut seed: Vec<PastAttempt> = Vec::new();
+    let today = opts
+        .clock
+        .now()
+        .with_timezone(&planner.campaign().timezone)
+        .date_naive();
     for c in customers {
-        let mut ci = match contact_input(&c, planner.campaign()) {
+        let mut ci = match contact_input(&c, planner.campaign(), today) {
             Ok(ci) => ci,
             Err(e) => {
                 summary.skipped_contacts.push(e);
@@ -770,6 +780,20 @@ pub async fn run(
         } else {
             Vec::new()
         };
+        // The learned policy's other choices: a message first, or no contact.
+        for a in planner.take_actions() {
+            if let PlanAction::SendMessage {
+                customer,
+                channel,
+                template,
+            } = a
+            {
+                summary.fallback_messages += 1;
+                if let Some(set) = &opts.messages {
+                    queue_fallback(&store, &opts, set, customer, channel, &template, now).await?;
+                }
+            }
+        }
         if dials.is_empty() && live == 0 {
             if planner.pending() == 0 {
                 summary.stopped_by = StopReason::EveryContactFinished;
@@ -1167,6 +1191,11 @@ async fn call(
             callback_at,
             do_not_call: dnc,
             abandoned: false,
+            // The learned policy's conversion model learns from the business outcome.
+            converted: fin
+                .business_outcome
+                .as_deref()
+                .is_some_and(|o| waihu_core::kpi::DEFAULT_CONVERSION_OUTCOMES.contains(&o)),
         },
         dnc,
     }

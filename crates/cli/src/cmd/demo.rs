@@ -179,6 +179,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             agents: None,
             seed: 1,
             start: None,
+            explain: 0,
             events_out: Some(events.clone()),
             store: false,
             json: args.json,
