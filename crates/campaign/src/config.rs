@@ -320,6 +320,10 @@ pub struct LearningFile {
     /// Contacts whose every choice is worth less than its cost are not contacted.
     #[serde(default)]
     pub skip_unprofitable: Option<bool>,
+    /// Answer outcomes before the models choose channels (default 2000; the
+    /// conversion and message heads need a seventh and a tenth of it).
+    #[serde(default)]
+    pub min_outcomes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -431,6 +435,7 @@ pub struct Learning {
     pub message_first: Option<MessageFirst>,
     pub explore: f64,
     pub skip_unprofitable: bool,
+    pub min_outcomes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -448,6 +453,7 @@ impl Default for Learning {
             message_first: None,
             explore: 0.05,
             skip_unprofitable: false,
+            min_outcomes: 2_000,
         }
     }
 }
@@ -1259,6 +1265,9 @@ fn learning_from(f: &CampaignFile, policy: Policy, bad: &mut impl FnMut(&str, St
         }
     }
     l.skip_unprofitable = lf.skip_unprofitable.unwrap_or(false);
+    if let Some(n) = lf.min_outcomes {
+        l.min_outcomes = n;
+    }
     if let Some(m) = &lf.message_first {
         let channel = match m.channel.as_deref().unwrap_or("sms") {
             "sms" => FallbackChannel::Sms,

@@ -25,10 +25,6 @@ use waihu_learn::{Contribution, Features, Logistic, Multiplier, Tuning};
 use crate::config::Learning;
 use crate::model::DAY_PARTS;
 
-/// Models decide only after this many outcomes; before that every contact is called.
-pub const WARM_ANSWERS: u64 = 2_000;
-pub const WARM_CONVERSIONS: u64 = 300;
-pub const WARM_MESSAGES: u64 = 200;
 /// A call placed after a message-first wait is worth this much of a call now.
 const WAIT_DISCOUNT: f64 = 0.9;
 
@@ -191,8 +187,15 @@ impl Learner {
         &self.statics[idx as usize]
     }
 
+    /// Enough outcomes for the models to choose (`learning.min_outcomes`;
+    /// before that every contact is called, and the explored share gets messages).
     pub fn warm(&self) -> bool {
-        self.answer.seen() >= WARM_ANSWERS && self.convert.seen() >= WARM_CONVERSIONS
+        let n = self.settings.min_outcomes;
+        self.answer.seen() >= n && self.convert.seen() >= n / 7
+    }
+
+    fn message_warm(&self) -> bool {
+        self.message.seen() >= self.settings.min_outcomes / 10
     }
 
     /// Expected values net of costs, and the choice. `rates[d]`: answer
@@ -224,14 +227,14 @@ impl Learner {
         };
         if !self.warm() {
             // Too little evidence to choose: call, and let the explored share try messages.
-            let c = if explore && ev_msg.is_some() && self.message.seen() < WARM_MESSAGES * 10 {
+            let c = if explore && ev_msg.is_some() {
                 Choice::MessageFirst
             } else {
                 Choice::Call
             };
             return (c, p_conv, p_msg, ev_call, ev_msg);
         }
-        let msg_ready = self.message.seen() >= WARM_MESSAGES;
+        let msg_ready = self.message_warm();
         let mut choice = match ev_msg {
             Some(m) if msg_ready && m > ev_call => Choice::MessageFirst,
             _ => Choice::Call,
