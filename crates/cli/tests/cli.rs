@@ -347,3 +347,39 @@ fn killed_import_leaves_whole_rows_and_resumes() {
     ok(&dir, &["customers", "import", f]);
     assert_eq!(count(&dir), (rows, rows));
 }
+
+/// `waihu campaign simulate --compare --json`: one line per policy compared
+/// (FIFO, best-time, learned) with attempts, connects, tasks completed and
+/// attempts reaching nobody, each audited by the independent checker.
+#[test]
+fn simulate_compare_json_reports_the_three_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(
+        dir.path(),
+        &[
+            "campaign",
+            "simulate",
+            "--customers",
+            "3000",
+            "--days",
+            "3",
+            "--compare",
+            "--json",
+        ],
+    );
+    let lines = json_lines(&out);
+    let policies: Vec<&str> = lines
+        .iter()
+        .map(|l| l["simulation"]["policy"].as_str().unwrap())
+        .collect();
+    assert_eq!(policies, ["fifo", "best-time", "learned"]);
+    for l in &lines {
+        let s = &l["simulation"];
+        let n = |k: &str| s[k].as_u64().unwrap_or_else(|| panic!("{k} in {s}"));
+        assert!(n("attempts") > 3000, "{s}");
+        assert!(n("connects") > 0 && n("tasks_completed") > 0, "{s}");
+        assert_eq!(n("attempts_reaching_nobody"), n("attempts") - n("connects"));
+        assert_eq!(l["compliance"]["violations"], 0, "{l}");
+    }
+    assert!(lines[2]["simulation"]["message_first"].as_u64().unwrap() > 0);
+}
