@@ -4,7 +4,6 @@
 //! ([`waihu_dialer::trunks::TrunkPool`]: registration, selection, auth). The callee is our
 //! UAS in-process; each call is answered at once and hung up on its first media frame.
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,96 +27,21 @@ pub struct Args {
     pub json: bool,
 }
 
-const KAMAILIO_CFG: &str = r#"#!KAMAILIO
-debug=1
-log_stderror=yes
-children=2
-listen=udp:127.0.0.1:@PORT@
-alias="127.0.0.1:@PORT@"
-mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
-loadmodule "tm.so"
-loadmodule "sl.so"
-loadmodule "rr.so"
-loadmodule "pv.so"
-loadmodule "maxfwd.so"
-loadmodule "usrloc.so"
-loadmodule "registrar.so"
-loadmodule "textops.so"
-loadmodule "siputils.so"
-loadmodule "auth.so"
-modparam("usrloc", "db_mode", 0)
-modparam("rr", "enable_full_lr", 1)
-request_route {
-    if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
-    if (has_totag()) {
-        if (loose_route()) { t_relay(); exit; }
-        if (is_method("ACK")) { if (t_check_trans()) { t_relay(); } exit; }
-        sl_send_reply("404", "Not here");
-        exit;
-    }
-    if (is_method("CANCEL")) { if (t_check_trans()) { t_relay(); } exit; }
-    if (is_method("REGISTER")) {
-        if (!pv_auth_check("$td", "bench-secret", "0", "1")) { auth_challenge("$td", "1"); exit; }
-        consume_credentials();
-        if (!save("location")) { sl_reply_error(); }
-        exit;
-    }
-    if (is_method("INVITE")) {
-        if (!pv_auth_check("$fd", "bench-secret", "0", "0")) { auth_challenge("$fd", "1"); exit; }
-        consume_credentials();
-        record_route();
-        rewritehostport("127.0.0.1:@CALLEE@");
-        t_relay();
-        exit;
-    }
-    sl_send_reply("404", "Not Found");
-}
-"#;
-
-struct Kamailio(Child);
-impl Drop for Kamailio {
-    fn drop(&mut self) {
-        let pid = self.0.id().to_string();
-        let _ = Command::new("pkill")
-            .args(["-TERM", "-P", &pid])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        let _ = Command::new("pkill")
-            .args(["-KILL", "-P", &pid])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-fn start_kamailio(dir: &Path, port: u16, callee: u16) -> anyhow::Result<Kamailio> {
-    let cfg = dir.join("kamailio.cfg");
-    std::fs::write(
-        &cfg,
-        KAMAILIO_CFG
-            .replace("@PORT@", &port.to_string())
-            .replace("@CALLEE@", &callee.to_string()),
-    )?;
-    let child = Command::new("kamailio")
-        .arg("-f")
-        .arg(&cfg)
-        .arg("-P")
-        .arg(dir.join("kamailio.pid"))
-        .args(["-m", "64", "-M", "8", "-E", "-DD", "-w"])
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting kamailio (apt-get install kamailio; scripts/deps/sip.apt)")?;
-    let k = Kamailio(child);
-    for _ in 0..100 {
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
-            return Ok(k);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    anyhow::bail!("kamailio did not start on UDP {port}")
+fn start_kamailio(
+    dir: &Path,
+    port: u16,
+    callee: u16,
+) -> anyhow::Result<waihu_testkit::kamailio::Kamailio> {
+    waihu_testkit::kamailio::Kamailio::start(
+        dir,
+        &waihu_testkit::kamailio::Config {
+            port,
+            secret: "bench-secret".into(),
+            invite_to: Some(callee),
+            min_expires: None,
+        },
+    )
+    .context("starting kamailio (apt-get install kamailio; scripts/deps/sip.apt)")
 }
 
 fn free_udp_port() -> anyhow::Result<u16> {

@@ -192,92 +192,20 @@ fn sipp_uas(
     peer
 }
 
-/// Registrar + authenticating proxy. REGISTER and INVITE must carry digest credentials
-/// (password `s3cret` for any user whose name matches From/To); an INVITE goes to the
-/// callees at `callee_port`; other requests are routed to registered bindings.
-const KAMAILIO_CFG: &str = r#"#!KAMAILIO
-debug=2
-log_stderror=yes
-children=2
-listen=udp:127.0.0.1:@PORT@
-alias="127.0.0.1:@PORT@"
-mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
-loadmodule "tm.so"
-loadmodule "sl.so"
-loadmodule "rr.so"
-loadmodule "pv.so"
-loadmodule "maxfwd.so"
-loadmodule "usrloc.so"
-loadmodule "registrar.so"
-loadmodule "textops.so"
-loadmodule "siputils.so"
-loadmodule "xlog.so"
-loadmodule "auth.so"
-modparam("usrloc", "db_mode", 0)
-modparam("registrar", "min_expires", 5)
-modparam("rr", "enable_full_lr", 1)
-
-request_route {
-    if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
-    if (has_totag()) {
-        if (loose_route()) { t_relay(); exit; }
-        if (is_method("ACK")) { if (t_check_trans()) { t_relay(); } exit; }
-        sl_send_reply("404", "Not here");
-        exit;
-    }
-    if (is_method("CANCEL")) { if (t_check_trans()) { t_relay(); } exit; }
-    if (is_method("REGISTER")) {
-        if (!pv_auth_check("$td", "s3cret", "0", "1")) { auth_challenge("$td", "1"); exit; }
-        consume_credentials();
-        if (!save("location")) { sl_reply_error(); }
-        exit;
-    }
-    if (is_method("INVITE")) {
-        if (!pv_auth_check("$fd", "s3cret", "0", "0")) { auth_challenge("$fd", "1"); exit; }
-        consume_credentials();
-        record_route();
-        rewritehostport("127.0.0.1:@CALLEE@");
-        t_relay();
-        exit;
-    }
-    if (!lookup("location")) { sl_send_reply("404", "Not Found"); exit; }
-    t_relay();
-}
-"#;
-
-fn kamailio(dir: &Path, port: u16, callee: u16) -> Peer {
-    let cfg = dir.join("kamailio.cfg");
-    std::fs::write(
-        &cfg,
-        KAMAILIO_CFG
-            .replace("@PORT@", &port.to_string())
-            .replace("@CALLEE@", &callee.to_string()),
+/// Registrar + authenticating proxy (`waihu_testkit::kamailio`): REGISTER and INVITE
+/// must carry digest credentials (password `s3cret`); an INVITE goes to the callees at
+/// `callee`; other requests are routed to registered bindings.
+fn kamailio(dir: &Path, port: u16, callee: u16) -> waihu_testkit::kamailio::Kamailio {
+    waihu_testkit::kamailio::Kamailio::start(
+        dir,
+        &waihu_testkit::kamailio::Config {
+            port,
+            secret: "s3cret".into(),
+            invite_to: Some(callee),
+            min_expires: Some(5),
+        },
     )
-    .unwrap();
-    let pid = dir.join("kamailio.pid");
-    let peer = Peer(
-        Command::new("kamailio")
-            .args([
-                "-f",
-                cfg.to_str().unwrap(),
-                "-P",
-                pid.to_str().unwrap(),
-                "-m",
-                "64",
-                "-M",
-                "8",
-                "-E",
-                "-DD",
-                "-w",
-                dir.to_str().unwrap(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start kamailio"),
-    );
-    wait_port_udp(port);
-    peer
+    .expect("start kamailio")
 }
 
 /// Whether the registrar holds a binding for `user`: an OPTIONS to `user` through it is

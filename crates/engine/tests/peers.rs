@@ -585,47 +585,6 @@ async fn early_media_announcement_then_480_is_recorded_and_rejected() {
     let _: SocketAddr = uac.local_addr();
 }
 
-const KAMAILIO_CFG: &str = r#"#!KAMAILIO
-debug=2
-log_stderror=yes
-children=2
-listen=udp:127.0.0.1:@PORT@
-alias="127.0.0.1:@PORT@"
-mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
-loadmodule "tm.so"
-loadmodule "sl.so"
-loadmodule "rr.so"
-loadmodule "pv.so"
-loadmodule "maxfwd.so"
-loadmodule "usrloc.so"
-loadmodule "registrar.so"
-loadmodule "textops.so"
-loadmodule "siputils.so"
-loadmodule "xlog.so"
-loadmodule "auth.so"
-modparam("usrloc", "db_mode", 0)
-modparam("rr", "enable_full_lr", 1)
-
-request_route {
-    if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
-    if (has_totag()) {
-        if (loose_route()) { t_relay(); exit; }
-        if (is_method("ACK")) { if (t_check_trans()) { t_relay(); } exit; }
-        sl_send_reply("404", "Not here");
-        exit;
-    }
-    if (is_method("CANCEL")) { if (t_check_trans()) { t_relay(); } exit; }
-    if (is_method("REGISTER|INVITE")) {
-        if (!pv_auth_check("$fd", "secret", "0", "1")) { auth_challenge("$fd", "1"); exit; }
-        consume_credentials();
-    }
-    if (is_method("REGISTER")) { if (!save("location")) { sl_reply_error(); } exit; }
-    if (is_method("INVITE")) { record_route(); }
-    if (!lookup("location")) { sl_send_reply("404", "Not Found"); exit; }
-    t_relay();
-}
-"#;
-
 /// Kamailio as registrar and proxy with digest auth: our UAS registers (401 → 200), our UAC
 /// calls it through the proxy (407 → INVITE with credentials → Record-Route → media → BYE).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -635,31 +594,16 @@ async fn register_and_call_through_kamailio_with_digest_auth() {
     }
     let dir = tempfile::tempdir().unwrap();
     let port = 25060u16;
-    let cfg = dir.path().join("kamailio.cfg");
-    std::fs::write(&cfg, KAMAILIO_CFG.replace("@PORT@", &port.to_string())).unwrap();
-    let pid = dir.path().join("kamailio.pid");
-    let _peer = Peer(
-        Command::new("kamailio")
-            .args([
-                "-f",
-                cfg.to_str().unwrap(),
-                "-P",
-                pid.to_str().unwrap(),
-                "-m",
-                "64",
-                "-M",
-                "8",
-                "-E",
-                "-DD",
-                "-w",
-                dir.path().to_str().unwrap(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_port_udp(port).await;
+    let _peer = waihu_testkit::kamailio::Kamailio::start(
+        dir.path(),
+        &waihu_testkit::kamailio::Config {
+            port,
+            secret: "secret".into(),
+            invite_to: None,
+            min_expires: None,
+        },
+    )
+    .unwrap();
     let proxy: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
 
     // The callee registers with the wrong password first: refused.

@@ -21,7 +21,13 @@
 //! }
 //! ```
 //!
-//! *Invariant:* no dependencies, dev-dependency only.
+//! [`kamailio`] starts Kamailio as a registrar and authenticating proxy (one
+//! configuration for the engine's and the CLI's peer tests and `waihu bench trunks`).
+//!
+//! *Invariant:* no dependencies; a dev-dependency of test crates, and a dependency of
+//! `waihu-bench` only, whose benchmarks start the same peers.
+
+pub mod kamailio;
 
 use std::ffi::OsStr;
 use std::io::Write;
