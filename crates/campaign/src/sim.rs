@@ -220,6 +220,31 @@ enum SimEv {
     MessageResult(u32),
 }
 
+/// A message sent at `at` (ms): its event, and when its result is due.
+fn message_sent(
+    at: i64,
+    customer: CustomerId,
+    channel: &str,
+    template: String,
+    campaign: CampaignId,
+) -> (Event, (i64, SimEv)) {
+    let ev = Event {
+        at: at_ms(at),
+        customer: Some(customer),
+        campaign: Some(campaign),
+        call: None,
+        kind: EventKind::MessageSent {
+            channel: channel.into(),
+            template,
+        },
+    };
+    let due = (
+        at + MESSAGE_EFFECT_MS,
+        SimEv::MessageResult((customer.0 - 1) as u32),
+    );
+    (ev, due)
+}
+
 fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
@@ -726,24 +751,11 @@ pub fn simulate_with(
                                 channel,
                                 template,
                             } => {
+                                let (ev, result) =
+                                    message_sent(when, customer, channel, template, camp_id);
                                 report.messages_sent += 1;
-                                queue.push(Reverse((
-                                    when + MESSAGE_EFFECT_MS,
-                                    SimEv::MessageResult((customer.0 - 1) as u32),
-                                )));
-                                emit(
-                                    Event {
-                                        at: at_ms(when),
-                                        customer: Some(customer),
-                                        campaign: Some(camp_id),
-                                        call: None,
-                                        kind: EventKind::MessageSent {
-                                            channel: channel.into(),
-                                            template,
-                                        },
-                                    },
-                                    &mut report,
-                                );
+                                queue.push(Reverse(result));
+                                emit(ev, &mut report);
                             }
                             Action::CallbackScheduled { .. } | Action::Finished { .. } => {}
                         }
@@ -767,24 +779,10 @@ pub fn simulate_with(
                 template,
             } = a
             {
+                let (ev, result) = message_sent(t, customer, channel, template, camp_id);
                 report.messages_sent += 1;
-                queue.push(Reverse((
-                    t + MESSAGE_EFFECT_MS,
-                    SimEv::MessageResult((customer.0 - 1) as u32),
-                )));
-                emit(
-                    Event {
-                        at: now,
-                        customer: Some(customer),
-                        campaign: Some(camp_id),
-                        call: None,
-                        kind: EventKind::MessageSent {
-                            channel: channel.into(),
-                            template,
-                        },
-                    },
-                    &mut report,
-                );
+                queue.push(Reverse(result));
+                emit(ev, &mut report);
             }
         }
         for d in dials {

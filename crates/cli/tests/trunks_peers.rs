@@ -16,37 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use waihu_testkit::have_peer;
-
-/// Stops the child (by its PID) when dropped: SIGTERM to its children and itself, then
-/// SIGKILL if it lingers.
-struct Peer(Child);
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let pid = self.0.id().to_string();
-        let signal = |sig: &str| {
-            let _ = Command::new("pkill")
-                .args([sig, "-P", &pid])
-                .stderr(Stdio::null())
-                .status();
-        };
-        signal("-TERM");
-        let _ = Command::new("kill")
-            .args(["-TERM", &pid])
-            .stderr(Stdio::null())
-            .status();
-        for _ in 0..40 {
-            if matches!(self.0.try_wait(), Ok(Some(_))) {
-                signal("-KILL");
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        signal("-KILL");
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use waihu_testkit::{have_peer, Peer};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

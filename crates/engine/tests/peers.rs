@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,38 +13,7 @@ use waihu_core::CallOutcome;
 use waihu_engine::call::{self, CallOptions, MediaOptions};
 use waihu_engine::sip::SipEndpoint;
 use waihu_media::wav;
-use waihu_testkit::have_peer;
-
-/// Stops the child (by its PID) when dropped, so a failing test leaves nothing behind:
-/// SIGTERM first (Kamailio then stops the workers it forked), SIGKILL if it lingers.
-struct Peer(Child);
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let pid = self.0.id().to_string();
-        // Children first (Kamailio's workers would otherwise outlive a killed main process).
-        let signal = |sig: &str| {
-            let _ = Command::new("pkill")
-                .args([sig, "-P", &pid])
-                .stderr(Stdio::null())
-                .status();
-        };
-        signal("-TERM");
-        let _ = Command::new("kill")
-            .args(["-TERM", &pid])
-            .stderr(Stdio::null())
-            .status();
-        for _ in 0..40 {
-            if matches!(self.0.try_wait(), Ok(Some(_))) {
-                signal("-KILL");
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        signal("-KILL");
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use waihu_testkit::{have_peer, Peer};
 
 /// A non-periodic test signal: 50 ms tones at pseudo-random frequencies (300-3000 Hz), so
 /// cross-correlation has one clear peak.

@@ -8,7 +8,9 @@
 //!   a callee farm) or, without it, to the registered binding of the Request-URI.
 //! - Other out-of-dialog requests (OPTIONS) go to the registered binding (404 without one).
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use crate::Peer;
 use std::time::Duration;
 
 /// What the peer does.
@@ -88,7 +90,7 @@ request_route {{
 
 /// A running Kamailio; stopped (with the workers it forked) when dropped.
 pub struct Kamailio {
-    child: Child,
+    _peer: Peer,
     pub port: u16,
 }
 
@@ -109,7 +111,7 @@ impl Kamailio {
             .stderr(Stdio::null())
             .spawn()?;
         let k = Kamailio {
-            child,
+            _peer: Peer(child),
             port: c.port,
         };
         for _ in 0..200 {
@@ -122,35 +124,6 @@ impl Kamailio {
             std::io::ErrorKind::TimedOut,
             format!("kamailio did not start on UDP {}", c.port),
         ))
-    }
-}
-
-impl Drop for Kamailio {
-    /// SIGTERM to the workers and the main process, SIGKILL to what lingers
-    /// after 2 s (workers would otherwise outlive a killed main process).
-    fn drop(&mut self) {
-        let pid = self.child.id().to_string();
-        let signal = |sig: &str| {
-            let _ = Command::new("pkill")
-                .args([sig, "-P", &pid])
-                .stderr(Stdio::null())
-                .status();
-        };
-        signal("-TERM");
-        let _ = Command::new("kill")
-            .args(["-TERM", &pid])
-            .stderr(Stdio::null())
-            .status();
-        for _ in 0..40 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                signal("-KILL");
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        signal("-KILL");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -32,6 +32,41 @@ pub mod kamailio;
 use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A peer process the test started, stopped when dropped so a failing test
+/// leaves nothing behind: SIGTERM to its children and to it, SIGKILL to what
+/// lingers after 2 s (Kamailio's workers would otherwise outlive a killed main
+/// process).
+pub struct Peer(pub Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let pid = self.0.id().to_string();
+        let signal = |sig: &str| {
+            let _ = Command::new("pkill")
+                .args([sig, "-P", &pid])
+                .stderr(Stdio::null())
+                .status();
+        };
+        signal("-TERM");
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid])
+            .stderr(Stdio::null())
+            .status();
+        for _ in 0..40 {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                signal("-KILL");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        signal("-KILL");
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 
 /// Whether an external program the test needs is on `PATH`. See the crate docs for what
 /// happens when it is not; a CI failure points at the caller's line.
