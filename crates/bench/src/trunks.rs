@@ -77,6 +77,8 @@ fn trunk(name: &str, port: u16, secret: Option<&Path>, concurrency: usize) -> Tr
         cps: 10_000.0,
         weight: 1,
         number_format: NumberFormat::E164,
+        asserted_identity: false,
+        privacy: None,
     }
 }
 

@@ -237,6 +237,17 @@ pub struct TrunkFile {
         skip_serializing_if = "Option::is_none"
     )]
     pub number_format: Option<String>,
+    /// Send the caller ID in `P-Asserted-Identity` (RFC 3325), for trunks that ask for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asserted_identity: Option<bool>,
+    /// `Privacy` header value (RFC 3323/3325): `none`, `id`, `header`, `user`, `session`,
+    /// `critical`, joined by `;`.
+    #[serde(
+        default,
+        deserialize_with = "crate::trunks::de_privacy",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub privacy: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -181,6 +181,30 @@ pub(crate) fn de_number_format<'de, D: Deserializer<'de>>(
     Ok(Some(s))
 }
 
+pub(crate) fn de_privacy<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_privacy(&s).map_err(serde::de::Error::custom)?;
+    Ok(Some(s.trim().to_string()))
+}
+
+/// A `Privacy` header value: priv-values of RFC 3323 (and `id`, RFC 3325) joined by `;`.
+pub fn parse_privacy(s: &str) -> Result<Vec<&str>, String> {
+    const VALUES: [&str; 6] = ["none", "id", "header", "user", "session", "critical"];
+    let parts: Vec<&str> = s.split(';').map(str::trim).collect();
+    if parts.iter().any(|p| !VALUES.contains(p)) {
+        return Err(format!(
+            "privacy {s:?}: expected {} joined by ';' / 隐私取值无效",
+            VALUES.join(", ")
+        ));
+    }
+    if parts.len() > 1 && parts.contains(&"none") {
+        return Err(format!(
+            "privacy {s:?}: 'none' stands alone / none 不能与其他值组合"
+        ));
+    }
+    Ok(parts)
+}
+
 pub(crate) fn de_refuse_password<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<String>, D::Error> {
@@ -208,6 +232,10 @@ pub struct TrunkConfig {
     pub cps: f64,
     pub weight: u32,
     pub number_format: NumberFormat,
+    /// Send the caller ID in `P-Asserted-Identity`.
+    pub asserted_identity: bool,
+    /// `Privacy` header value, validated.
+    pub privacy: Option<String>,
 }
 
 impl TrunkConfig {
@@ -501,6 +529,8 @@ fn check_entries(
                 .as_deref()
                 .map(|n| NumberFormat::parse(n).unwrap_or_default())
                 .unwrap_or_default(),
+            asserted_identity: t.asserted_identity.unwrap_or(false),
+            privacy: t.privacy.clone(),
         });
     }
     if issues.is_empty() {
@@ -915,6 +945,18 @@ trunks:
     }
 
     #[test]
+    fn identity_headers_are_validated_where_written() {
+        let ok = parse("trunks:\n  - name: a\n    proxy: 127.0.0.1:5060\n    channels: 1\n    cps: 1\n    asserted_identity: true\n    privacy: id;critical\n").unwrap();
+        assert!(ok[0].asserted_identity);
+        assert_eq!(ok[0].privacy.as_deref(), Some("id;critical"));
+        let e = first("trunks:\n  - name: a\n    proxy: 127.0.0.1:5060\n    channels: 1\n    cps: 1\n    privacy: hidden\n");
+        assert_eq!(e.line, Some(6), "{e}");
+        assert!(e.message.contains("privacy \"hidden\""), "{e}");
+        assert!(parse_privacy("none;id").is_err());
+        assert_eq!(parse_privacy("header; id").unwrap(), ["header", "id"]);
+    }
+
+    #[test]
     fn semantic_problems_carry_positions() {
         let text = "trunks:\n  - name: a\n    proxy: 127.0.0.1:5060\n    channels: 1\n    cps: 1\n  - name: a\n    proxy: 127.0.0.1:5061\n    channels: 0\n    cps: 1\n    register: true\n    password_env: X\n    password_file: y\n";
         let e = parse(text).unwrap_err();
@@ -986,6 +1028,8 @@ trunks:
             cps,
             weight,
             number_format: NumberFormat::E164,
+            asserted_identity: false,
+            privacy: None,
         }
     }
 

@@ -86,6 +86,7 @@ fn sipp_uas(
     answer: bool,
     hold_ms: u32,
     proxied: bool,
+    identity: bool,
 ) -> Peer {
     let rr = if proxied {
         "[last_Record-Route:]\n"
@@ -119,11 +120,23 @@ fn sipp_uas(
         )
     };
     // SIPp refuses variables it assigns but never uses: only the answering callee keeps them.
-    let keep = if answer {
-        "<action>\n<ereg regexp=\".*\" search_in=\"hdr\" header=\"From:\" assign_to=\"from\"/>\n\
-         <ereg regexp=\"[^;]*\" search_in=\"hdr\" header=\"To:\" assign_to=\"to\"/>\n</action>\n"
+    // With `identity`, an INVITE without a P-Asserted-Identity is a failed call
+    // (`check_it`), and every INVITE's From user and asserted identity are logged.
+    let identity_check = if identity {
+        "<ereg regexp=\"sip:([^@]*)@\" search_in=\"hdr\" header=\"P-Asserted-Identity:\" check_it=\"true\" assign_to=\"pai,paiuser\"/>\n\
+         <ereg regexp=\"sip:([^@]*)@\" search_in=\"hdr\" header=\"From:\" check_it=\"true\" assign_to=\"fromuri,fromuser\"/>\n\
+         <ereg regexp=\"[a-z][a-z;]*\" search_in=\"hdr\" header=\"Privacy:\" check_it=\"true\" assign_to=\"privacy\"/>\n\
+         <log message=\"identity from=[$fromuser] pai=[$paiuser] privacy=[$privacy] uri=[$fromuri][$pai]\"/>\n"
     } else {
         ""
+    };
+    let keep = if answer {
+        format!(
+            "<action>\n<ereg regexp=\".*\" search_in=\"hdr\" header=\"From:\" assign_to=\"from\"/>\n\
+             <ereg regexp=\"[^;]*\" search_in=\"hdr\" header=\"To:\" assign_to=\"to\"/>\n{identity_check}</action>\n"
+        )
+    } else {
+        String::new()
     };
     let xml = format!(
         "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"callee\">\n\
@@ -146,6 +159,11 @@ fn sipp_uas(
                 &media_port.to_string(),
                 "-nostdin",
                 "-trace_err",
+                "-trace_logs",
+                "-log_file",
+                dir.join(format!("sipp-{port}-identity.log"))
+                    .to_str()
+                    .unwrap(),
                 "-error_file",
                 dir.join(format!("sipp-{port}-errors.log"))
                     .to_str()
@@ -327,7 +345,7 @@ fn registers_with_kamailio_reregisters_after_restart_and_calls_through_it() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let (kam_port, callee_port) = (26400u16, 26410u16);
-    let _callees = sipp_uas(d, callee_port, 26412, true, 1200, true);
+    let _callees = sipp_uas(d, callee_port, 26412, true, 1200, true, false);
     let kam = kamailio(d, kam_port, callee_port);
 
     std::fs::write(
@@ -443,13 +461,14 @@ fn a_trunk_answering_503_fails_over_to_the_next_for_the_same_attempt() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let (bad, good) = (26430u16, 26440u16);
-    let _bad = sipp_uas(d, bad, 26432, false, 0, false);
-    let _good = sipp_uas(d, good, 26442, true, 500, false);
-    // The planner prefers the trunk with the most free channels: the broken one.
+    let _bad = sipp_uas(d, bad, 26432, false, 0, false, false);
+    let _good = sipp_uas(d, good, 26442, true, 500, false, true);
+    // The planner prefers the trunk with the most free channels: the broken one. The
+    // backup wants the caller ID asserted (RFC 3325) and withheld from the callee.
     std::fs::write(
         d.join("trunks.yaml"),
         format!(
-            "trunks:\n  - {{name: broken, proxy: 127.0.0.1:{bad}, channels: 20, cps: 20, weight: 5}}\n  - {{name: backup, proxy: 127.0.0.1:{good}, channels: 4, cps: 20, weight: 1}}\n"
+            "trunks:\n  - {{name: broken, proxy: 127.0.0.1:{bad}, channels: 20, cps: 20, weight: 5}}\n  - {{name: backup, proxy: 127.0.0.1:{good}, channels: 4, cps: 20, weight: 1, asserted_identity: true, privacy: id}}\n"
         ),
     )
     .unwrap();
@@ -487,6 +506,38 @@ fn a_trunk_answering_503_fails_over_to_the_next_for_the_same_attempt() {
     assert_eq!(t[0]["state"], "down", "{s}");
     assert_eq!(t[1]["calls"], phones.len(), "{s}");
     assert_eq!(t[1]["failures"], 0, "{s}");
+    // Caller ID on the wire: every INVITE the backup trunk saw carried the planner's
+    // caller ID in From and in P-Asserted-Identity, with `Privacy: id`.
+    let log = std::fs::read_to_string(d.join(format!("sipp-{good}-identity.log")))
+        .expect("sipp identity log");
+    let seen: Vec<&str> = log.lines().filter(|l| l.starts_with("identity ")).collect();
+    assert_eq!(seen.len(), phones.len(), "{log}");
+    let started = ok(
+        d,
+        &[
+            "events",
+            "list",
+            "--type",
+            "attempt_started",
+            "--limit",
+            "1000",
+            "--json",
+        ],
+    );
+    for l in started.lines().filter(|l| !l.trim().is_empty()) {
+        let e: serde_json::Value = serde_json::from_str(l).unwrap();
+        let cid = e["kind"]["caller_id"]
+            .as_str()
+            .or_else(|| e["caller_id"].as_str())
+            .unwrap_or_else(|| panic!("attempt without a caller ID: {e}"));
+        assert_eq!(cid, "+12125550100", "{e}");
+    }
+    for l in &seen {
+        assert!(
+            l.starts_with("identity from=+12125550100 pai=+12125550100 privacy=id "),
+            "{l}"
+        );
+    }
 }
 
 #[test]

@@ -235,15 +235,35 @@ impl TrunkPool {
         }
     }
 
-    fn route(&self, i: usize, phone: &str) -> Result<Route, String> {
-        let fmt = self.with(|s| s.trunks()[i].number_format.clone());
+    fn route(&self, i: usize, phone: &str, caller_id: Option<&str>) -> Result<Route, String> {
+        let (fmt, pai, privacy) = self.with(|s| {
+            let t = &s.trunks()[i];
+            (
+                t.number_format.clone(),
+                t.asserted_identity,
+                t.privacy.clone(),
+            )
+        });
         let user = dial_string(phone, &fmt)?;
         let w = &self.wire[i];
+        let mut headers = Vec::new();
+        // RFC 3325: the identity the trunk asserts towards the network (its own
+        // caller-ID pool number), and RFC 3323 privacy for it.
+        if let (true, Some(cid)) = (pai, caller_id) {
+            headers.push((
+                "P-Asserted-Identity".to_string(),
+                format!("<sip:{cid}@{}>", w.domain),
+            ));
+        }
+        if let Some(p) = privacy {
+            headers.push(("Privacy".to_string(), p));
+        }
         Ok(Route {
             target: format!("sip:{user}@{}", w.domain),
             proxy: Some(w.next_hop),
             transport: w.transport,
             credentials: w.credentials.clone(),
+            headers,
         })
     }
 
@@ -277,7 +297,8 @@ impl TrunkPool {
         let Some(first) = self.acquire(preferred).await else {
             return Ok(no_trunk(phone));
         };
-        let route = match self.route(first, phone) {
+        let caller_id = opts.from_user.clone();
+        let route = match self.route(first, phone, caller_id.as_deref()) {
             Ok(r) => r,
             Err(e) => {
                 self.with(|s| s.release(first, now_ms(), TrunkResult::Carried));
@@ -291,6 +312,7 @@ impl TrunkPool {
         opts.proxy = route.proxy;
         opts.transport = route.transport;
         opts.credentials = route.credentials;
+        opts.headers = route.headers;
         let mut tried = vec![first];
         let mut current = Some(first);
         let mut next = |status: Option<u16>| -> Option<Route> {
@@ -309,7 +331,7 @@ impl TrunkPool {
             loop {
                 let j = self.with(|s| s.acquire(now, None, &tried))?;
                 tried.push(j);
-                match self.route(j, phone) {
+                match self.route(j, phone, caller_id.as_deref()) {
                     Ok(r) => {
                         current = Some(j);
                         return Some(r);

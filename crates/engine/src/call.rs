@@ -71,6 +71,8 @@ pub struct CallOptions {
     pub proxy: Option<SocketAddr>,
     pub credentials: Option<Credentials>,
     pub from_user: Option<String>,
+    /// Extra INVITE headers (`P-Asserted-Identity`, `Privacy`).
+    pub headers: Vec<(String, String)>,
     /// SIP transport towards the target or proxy (UDP or TCP).
     pub transport: waihu_sip::Transport,
     pub ring_timeout: Duration,
@@ -84,6 +86,7 @@ impl CallOptions {
             proxy: None,
             credentials: None,
             from_user: None,
+            headers: Vec::new(),
             transport: waihu_sip::Transport::Udp,
             ring_timeout: Duration::from_secs(45),
             media: MediaOptions::default(),
@@ -159,6 +162,8 @@ pub struct Route {
     pub proxy: Option<SocketAddr>,
     pub transport: waihu_sip::Transport,
     pub credentials: Option<Credentials>,
+    /// Extra INVITE headers this route wants (a trunk's `P-Asserted-Identity`, `Privacy`).
+    pub headers: Vec<(String, String)>,
 }
 
 /// Asked when an outgoing call failed before it was answered, with the final status
@@ -394,6 +399,7 @@ async fn place(
     oc.proxy = opts.proxy;
     oc.credentials = opts.credentials.clone();
     oc.from_user = opts.from_user.clone();
+    oc.headers = opts.headers.clone();
     oc.transport = opts.transport;
     oc.ring_timeout = Some(opts.ring_timeout);
     oc.sdp = Some(offer.clone());
@@ -650,6 +656,7 @@ async fn drive(
                                     oc.proxy = route.proxy;
                                     oc.transport = route.transport;
                                     oc.credentials = route.credentials;
+                                    oc.headers = route.headers;
                                     let (c, ev) = ep.invite(oc.clone()).await?;
                                     call = c;
                                     events = ev;
