@@ -214,6 +214,55 @@ pub(crate) fn de_refuse_password<'de, D: Deserializer<'de>>(
     ))
 }
 
+// What a node writes to `<data_dir>/trunks.json` (the dialer, every 500 ms) and
+// `waihu trunks status` and `GET /api/trunks` read.
+/// What `<data_dir>/trunks.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusFile {
+    /// Epoch milliseconds of the last write (the node rewrites it every 500 ms).
+    pub updated_ms: i64,
+    pub pid: u32,
+    pub trunks: Vec<StatusEntry>,
+}
+
+/// One trunk in the status file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusEntry {
+    pub name: String,
+    pub state: String,
+    pub registration: String,
+    pub registration_status: Option<u16>,
+    pub registrations: u64,
+    pub in_flight: u32,
+    pub channels: u32,
+    pub calls: u64,
+    pub failures: u64,
+    pub consecutive_failures: u32,
+    pub down_until_ms: Option<i64>,
+}
+
+impl From<TrunkStatus> for StatusEntry {
+    fn from(s: TrunkStatus) -> Self {
+        let registration = serde_norway::to_value(s.registration)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        StatusEntry {
+            name: s.name,
+            state: s.state.into(),
+            registration,
+            registration_status: s.registration_status,
+            registrations: s.registrations,
+            in_flight: s.in_flight,
+            channels: s.channels,
+            calls: s.calls,
+            failures: s.failures,
+            consecutive_failures: s.consecutive_failures,
+            down_until_ms: s.down_until_ms,
+        }
+    }
+}
+
 /// One validated trunk.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TrunkConfig {
