@@ -70,6 +70,11 @@ pub struct OutMessage {
     pub template: String,
     pub to: String,
     pub text: String,
+    /// Blind index of `to` (what DNC, caps and the event log know the number by).
+    pub phone_idx: String,
+    /// The customer's IANA zone, when the message has a customer.
+    pub tz: Option<String>,
+    pub created_at: DateTime<Utc>,
 }
 
 /// One message as listed (no number or text in clear).
@@ -180,28 +185,44 @@ impl Store {
             String,
             Vec<u8>,
             Vec<u8>,
+            String,
+            Option<String>,
+            String,
         );
+        // A deferred message (`not_before`, see `message_defer`) is not due before its time.
         let rows: Vec<Row> = sqlx::query_as(
-            "SELECT id, key, customer_id, campaign_id, channel, template, phone_ct, text_ct
-             FROM messages WHERE status = 'queued' AND direction = 'out'
-               AND (?1 IS NULL OR channel = ?1) ORDER BY id LIMIT ?2",
+            "SELECT m.id, m.key, m.customer_id, m.campaign_id, m.channel, m.template, m.phone_ct,
+                    m.text_ct, m.phone_idx, c.tz, m.created_at
+             FROM messages m LEFT JOIN customers c ON c.id = m.customer_id
+             WHERE m.status = 'queued' AND m.direction = 'out'
+               AND (?1 IS NULL OR m.channel = ?1)
+               AND (m.not_before IS NULL OR m.not_before <= ?3)
+             ORDER BY m.id LIMIT ?2",
         )
         .bind(channel)
         .bind(limit)
+        .bind(ts(now))
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
             .map(
-                |(id, key, customer, campaign, channel, template, phone_ct, text_ct)| {
+                |(id, key, customer, campaign, channel, template, phone_ct, text_ct, phone_idx, tz, created)| {
                     Ok(OutMessage {
                         to: self.vault.open("messages", "phone", &key, &phone_ct)?,
                         text: self.vault.open("messages", "text", &key, &text_ct)?,
+                        created_at: parse_ts(&created).ok_or_else(|| StoreError::Corrupt {
+                            table: "messages",
+                            id,
+                            reason: format!("created_at '{created}'"),
+                        })?,
                         id,
                         key,
                         customer: customer.map(CustomerId),
                         campaign: campaign.map(CampaignId),
                         channel,
                         template,
+                        phone_idx,
+                        tz,
                     })
                 },
             )
@@ -220,6 +241,112 @@ impl Store {
         .await?
         .rows_affected();
         Ok(n == 1)
+    }
+
+    /// [`Store::message_claim`] for a message the compliance gate allowed: `queued →
+    /// sending`, and on the message's first claim records `claimed_at` and logs
+    /// `message_submitted` (number index, the recipient's zone and local time as the gate
+    /// saw them) in the same transaction, so the compliance checker sees every message
+    /// exactly when it was handed to the gateway. False: not claimed (someone else has it).
+    pub async fn message_claim_gated(
+        &self,
+        m: &OutMessage,
+        tz: &str,
+        local_time: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let first: Option<bool> = sqlx::query_scalar(
+            "UPDATE messages SET status = 'sending', sent_at = ?1, error = NULL, not_before = NULL,
+                 claimed_at = COALESCE(claimed_at, ?1)
+             WHERE id = ?2 AND status = 'queued' RETURNING claimed_at = ?1",
+        )
+        .bind(ts(now))
+        .bind(m.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(first) = first else {
+            return Ok(false);
+        };
+        if first {
+            let ev = Event {
+                at: now,
+                customer: m.customer,
+                campaign: m.campaign,
+                call: None,
+                kind: EventKind::MessageSubmitted {
+                    message: m.id,
+                    phone: waihu_core::PhoneIndex(m.phone_idx.clone()),
+                    tz: tz.into(),
+                    local_time: local_time.into(),
+                    channel: m.channel.clone(),
+                    template: m.template.clone(),
+                },
+            };
+            insert_events(&mut tx, &self.audit, &[ev]).await?;
+        }
+        self.commit(tx).await?;
+        Ok(true)
+    }
+
+    /// When earlier outgoing messages to a number were first handed to a gateway
+    /// (`claimed_at`), at or after `since`, excluding message `except`: what the gate counts
+    /// against the number's daily and weekly message caps (all campaigns and channels).
+    pub async fn message_claims_to(
+        &self,
+        phone_idx: &str,
+        since: DateTime<Utc>,
+        except: i64,
+    ) -> Result<Vec<DateTime<Utc>>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT claimed_at FROM messages WHERE phone_idx = ? AND direction = 'out'
+               AND claimed_at IS NOT NULL AND claimed_at >= ? AND id <> ? ORDER BY claimed_at",
+        )
+        .bind(phone_idx)
+        .bind(ts(since))
+        .bind(except)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().filter_map(|s| parse_ts(s)).collect())
+    }
+
+    /// The gate deferred a queued message: it stays `queued`, is not due before `until`,
+    /// and lists `reason` until it is sent.
+    pub async fn message_defer(
+        &self,
+        id: i64,
+        until: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE messages SET not_before = ?, error = ? WHERE id = ? AND status = 'queued'",
+        )
+        .bind(ts(until))
+        .bind(reason)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The gate will never allow a queued message (say the cap leaves no room before it
+    /// would be stale): `queued → suppressed` with the reason.
+    pub async fn message_suppress(
+        &self,
+        id: i64,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE messages SET status = 'suppressed', error = ?, done_at = ?
+             WHERE id = ? AND status = 'queued'",
+        )
+        .bind(reason)
+        .bind(ts(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// `sending → sent` with the gateway's message ids (one per segment); logs

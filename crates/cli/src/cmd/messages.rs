@@ -136,6 +136,8 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
                         ),
                         from,
                         poll: std::time::Duration::from_millis(200),
+                        // Messages of no campaign get the default quiet hours and caps.
+                        rules: waihu_messaging::MessageRules::default(),
                     };
                     tokio::spawn(waihu_messaging::run_sender(store.clone(), cfg, stopped.clone()))
                 });
