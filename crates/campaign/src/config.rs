@@ -1245,7 +1245,9 @@ mod tests {
             .to_string();
         assert!(e.contains("messages.quiet_hours[0]"), "{e}");
         assert!(e.contains("messages.per_number_per_week"), "{e}");
-        let e = Campaign::from_yaml(&format!("{MIN}messages:\n  quiet: []\n")).unwrap_err().to_string();
+        let e = Campaign::from_yaml(&format!("{MIN}messages:\n  quiet: []\n"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("quiet"), "{e}");
     }
 

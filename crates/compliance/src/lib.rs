@@ -374,7 +374,9 @@ impl ViolationKind {
             ViolationKind::MessageWeeklyCap => {
                 "weekly message cap per number exceeded / 超出每周消息上限"
             }
-            ViolationKind::MessageDnc => "message sent to a do-not-call number / 向免打扰号码发送了消息",
+            ViolationKind::MessageDnc => {
+                "message sent to a do-not-call number / 向免打扰号码发送了消息"
+            }
         }
     }
 }

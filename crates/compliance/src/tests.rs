@@ -460,7 +460,12 @@ fn messages_in_quiet_hours_over_the_caps_or_to_dnc_numbers_are_caught() {
     ];
     let r = check(rules, evs);
     let n = |k| r.by_kind.get(&k).copied().unwrap_or(0);
-    assert_eq!(n(ViolationKind::MessageQuietHours), 4, "{}", render_text(&r));
+    assert_eq!(
+        n(ViolationKind::MessageQuietHours),
+        4,
+        "{}",
+        render_text(&r)
+    );
     assert_eq!(n(ViolationKind::MessageDailyCap), 1, "{}", render_text(&r));
     assert_eq!(n(ViolationKind::MessageWeeklyCap), 1, "{}", render_text(&r));
     assert_eq!(n(ViolationKind::MessageDnc), 1, "{}", render_text(&r));

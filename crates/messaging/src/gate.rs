@@ -111,7 +111,8 @@ impl MessageRules {
             field: field.into(),
             message,
         };
-        let f: SpecFile = serde_norway::from_str(text).map_err(|e| err("messages", e.to_string()))?;
+        let f: SpecFile =
+            serde_norway::from_str(text).map_err(|e| err("messages", e.to_string()))?;
         let mut r = MessageRules::default();
         if let Some(tz) = f.timezone {
             r.timezone = tz
@@ -174,8 +175,13 @@ fn clock(s: u32) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
     Send,
-    Defer { until: DateTime<Utc>, reason: String },
-    Suppress { reason: String },
+    Defer {
+        until: DateTime<Utc>,
+        reason: String,
+    },
+    Suppress {
+        reason: String,
+    },
 }
 
 /// The instant of a local wall-clock time (the earlier one when it is ambiguous, the first
@@ -341,11 +347,10 @@ impl Gate {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let rules = self.rules(store, m).await?;
-        let tz: Tz = m
-            .tz
-            .as_deref()
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(rules.timezone);
+        let tz: Tz =
+            m.tz.as_deref()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(rules.timezone);
         let earlier = store
             .message_claims_to(&m.phone_idx, now - Duration::days(8), m.id)
             .await?;
@@ -394,11 +399,19 @@ mod tests {
         );
         // 07:59 → 08:00 the same day; 08:00 itself is allowed.
         let now = at("2026-12-04T23:59:00Z");
-        assert!(matches!(decide(&r, SH, now, now, &[]), Decision::Defer { until, .. } if until == at("2026-12-05T00:00:00Z")));
-        assert_eq!(decide(&r, SH, at("2026-12-05T00:00:00Z"), now, &[]), Decision::Send);
+        assert!(
+            matches!(decide(&r, SH, now, now, &[]), Decision::Defer { until, .. } if until == at("2026-12-05T00:00:00Z"))
+        );
+        assert_eq!(
+            decide(&r, SH, at("2026-12-05T00:00:00Z"), now, &[]),
+            Decision::Send
+        );
         // The same instant is 09:30 in New York: allowed there.
         let ny: Tz = "America/New_York".parse().unwrap();
-        assert_eq!(decide(&r, ny, at("2026-12-04T14:30:00Z"), now, &[]), Decision::Send);
+        assert_eq!(
+            decide(&r, ny, at("2026-12-04T14:30:00Z"), now, &[]),
+            Decision::Send
+        );
     }
 
     #[test]
@@ -448,13 +461,18 @@ mod tests {
         assert_eq!((r.per_day, r.per_week), (Some(1), Some(DEFAULT_PER_WEEK)));
         assert_eq!(r.timezone.name(), "America/Chicago");
         assert_eq!(r.max_delay, Duration::hours(24));
-        let e = MessageRules::from_campaign_yaml("c.yaml", "name: x\nmessages:\n  quiet_hours: [\"9pm-8am\"]\n")
-            .unwrap_err();
+        let e = MessageRules::from_campaign_yaml(
+            "c.yaml",
+            "name: x\nmessages:\n  quiet_hours: [\"9pm-8am\"]\n",
+        )
+        .unwrap_err();
         assert_eq!(e.field, "messages.quiet_hours[0]");
         let e = MessageRules::from_campaign_yaml("c.yaml", "name: x\nmessages:\n  per_day: 1\n")
             .unwrap_err();
         assert!(e.to_string().contains("per_day"), "{e}");
-        let none = MessageRules::from_campaign_yaml("c.yaml", "name: x\nmessages:\n  quiet_hours: []\n").unwrap();
+        let none =
+            MessageRules::from_campaign_yaml("c.yaml", "name: x\nmessages:\n  quiet_hours: []\n")
+                .unwrap();
         assert!(none.quiet.is_empty());
     }
 

@@ -206,7 +206,19 @@ impl Store {
         .await?;
         rows.into_iter()
             .map(
-                |(id, key, customer, campaign, channel, template, phone_ct, text_ct, phone_idx, tz, created)| {
+                |(
+                    id,
+                    key,
+                    customer,
+                    campaign,
+                    channel,
+                    template,
+                    phone_ct,
+                    text_ct,
+                    phone_idx,
+                    tz,
+                    created,
+                )| {
                     Ok(OutMessage {
                         to: self.vault.open("messages", "phone", &key, &phone_ct)?,
                         text: self.vault.open("messages", "text", &key, &text_ct)?,
