@@ -383,7 +383,14 @@ impl Store {
                 "message {id} is not being sent"
             )));
         };
+        let mut early_stat: Option<String> = None;
         for g in gateway_ids {
+            let stat: Option<String> =
+                sqlx::query_scalar("SELECT stat FROM message_receipts_early WHERE gateway_id = ?")
+                    .bind(g)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            early_stat = stat.or(early_stat);
             sqlx::query(
                 "INSERT OR REPLACE INTO message_parts (gateway_id, message_id, status)
                  VALUES (?1, ?2, COALESCE((SELECT status FROM message_receipts_early WHERE gateway_id = ?1), 'sent'))",
@@ -397,7 +404,9 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        settle(&mut tx, id, "receipt arrived before submit_sm_resp", now).await?;
+        // A receipt that beat the gateway's answer keeps its own status text.
+        let stat = early_stat.unwrap_or_else(|| "receipt arrived before submit_sm_resp".into());
+        settle(&mut tx, id, &stat, now).await?;
         let ev = Event {
             at: now,
             customer: customer.map(CustomerId),
