@@ -677,6 +677,32 @@ pub struct MessageReportRow {
     /// Median and 90th percentile seconds from `sent` to the delivery receipt.
     pub delivery_p50_s: Option<f64>,
     pub delivery_p90_s: Option<f64>,
+    /// Conversions attributed to these messages (last touch, see [`Attribution`]).
+    pub conversions: u64,
+    /// `conversions / delivered` (push: `/ sent`, the services give no receipts).
+    pub conversion_rate: Option<f64>,
+}
+
+/// How conversions are attributed to messages: a conversation ending in one of `outcomes`
+/// (the KPI conversion outcomes) is credited to the customer's **last** message delivered
+/// (a push: sent) at or before it and at most `window` before it. One conversion, one
+/// message; conversions with no such message are not credited to any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attribution {
+    pub outcomes: Vec<String>,
+    pub window: chrono::Duration,
+}
+
+impl Default for Attribution {
+    fn default() -> Self {
+        Attribution {
+            outcomes: waihu_core::kpi::DEFAULT_CONVERSION_OUTCOMES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            window: chrono::Duration::days(7),
+        }
+    }
 }
 
 /// Replies per campaign and channel (attributed to the last campaign that messaged the
@@ -705,12 +731,79 @@ fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
 }
 
 impl Store {
-    /// Counts per campaign, channel and template, optionally of one campaign.
+    /// Counts per campaign, channel and template, optionally of one campaign, with
+    /// conversions attributed by the default [`Attribution`] (KPI conversion outcomes,
+    /// 7 days).
     pub async fn messages_report(
         &self,
         campaign: Option<CampaignId>,
     ) -> Result<MessageReport, StoreError> {
+        self.messages_report_with(campaign, &Attribution::default())
+            .await
+    }
+
+    /// Message ids credited with a conversion (last touch within the window), one entry
+    /// per conversion.
+    pub async fn message_conversions(&self, a: &Attribution) -> Result<Vec<i64>, StoreError> {
+        // Touches: delivered messages (push: sent) to known customers, in time order.
+        let touches: Vec<(i64, i64, Option<String>, Option<String>, String)> = sqlx::query_as(
+            "SELECT id, customer_id, done_at, sent_at, status FROM messages
+             WHERE direction = 'out' AND customer_id IS NOT NULL
+               AND (status = 'delivered' OR (channel = 'push' AND status = 'sent'))",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut by_customer: std::collections::HashMap<i64, Vec<(DateTime<Utc>, i64)>> =
+            Default::default();
+        for (id, customer, done, sent, status) in touches {
+            let at = if status == "delivered" { done } else { sent };
+            if let Some(at) = at.as_deref().and_then(parse_ts) {
+                by_customer.entry(customer).or_default().push((at, id));
+            }
+        }
+        for v in by_customer.values_mut() {
+            v.sort();
+        }
+        let conversions: Vec<(i64, String, Option<String>)> = sqlx::query_as(
+            "SELECT customer_id, at, json_extract(body, '$.outcome') FROM events
+             WHERE type = 'conversation_ended' AND customer_id IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut credited = Vec::new();
+        for (customer, at, outcome) in conversions {
+            let Some(outcome) = outcome else { continue };
+            if !a.outcomes.iter().any(|o| *o == outcome) {
+                continue;
+            }
+            let (Some(at), Some(touches)) = (parse_ts(&at), by_customer.get(&customer)) else {
+                continue;
+            };
+            // The last touch at or before the conversion.
+            let i = touches.partition_point(|(t, _)| *t <= at);
+            if i == 0 {
+                continue;
+            }
+            let (t, id) = touches[i - 1];
+            if at - t <= a.window {
+                credited.push(id);
+            }
+        }
+        Ok(credited)
+    }
+
+    /// [`Store::messages_report`] with a given attribution.
+    pub async fn messages_report_with(
+        &self,
+        campaign: Option<CampaignId>,
+        attribution: &Attribution,
+    ) -> Result<MessageReport, StoreError> {
+        let mut credited: std::collections::HashMap<i64, u64> = Default::default();
+        for id in self.message_conversions(attribution).await? {
+            *credited.entry(id).or_default() += 1;
+        }
         type Row = (
+            i64,
             String,
             Option<i64>,
             String,
@@ -720,7 +813,7 @@ impl Store {
             Option<String>,
         );
         let rows: Vec<Row> = sqlx::query_as(
-            "SELECT direction, campaign_id, channel, template, status, sent_at, done_at
+            "SELECT id, direction, campaign_id, channel, template, status, sent_at, done_at
              FROM messages WHERE (?1 IS NULL OR campaign_id = ?1) ORDER BY id",
         )
         .bind(campaign.map(|c| c.0))
@@ -731,7 +824,7 @@ impl Store {
             Default::default();
         let mut replies: std::collections::BTreeMap<(Option<i64>, String), ReplyReportRow> =
             Default::default();
-        for (direction, campaign_id, channel, template, status, sent_at, done_at) in rows {
+        for (id, direction, campaign_id, channel, template, status, sent_at, done_at) in rows {
             if direction == "in" {
                 let r = replies
                     .entry((campaign_id, channel.clone()))
@@ -760,6 +853,7 @@ impl Store {
                     )
                 });
             r.total += 1;
+            r.conversions += credited.get(&id).copied().unwrap_or(0);
             match status.as_str() {
                 "queued" | "sending" => r.queued += 1,
                 "sent" => r.sent += 1,
@@ -784,6 +878,13 @@ impl Store {
                     lat.sort_by(f64::total_cmp);
                     r.delivery_p50_s = percentile(&lat, 0.5);
                     r.delivery_p90_s = percentile(&lat, 0.9);
+                    // Push has no receipts: its touches are the messages sent.
+                    let base = if r.channel == "push" {
+                        r.sent + r.delivered
+                    } else {
+                        r.delivered
+                    };
+                    r.conversion_rate = (base > 0).then(|| r.conversions as f64 / base as f64);
                     r
                 })
                 .collect(),

@@ -27,11 +27,16 @@ pub enum Cmd {
     /// Run the outbox senders: queued SMS over SMPP 3.4 (--smsc; delivery receipts and
     /// replies are stored, an opt-out reply such as 退订/TD/STOP puts the number on DNC at
     /// once) and queued app pushes through APNs, FCM or a webhook (--push FILE, see
-    /// docs/messages.md). Runs until Ctrl-C or --seconds. 发送短信和推送。
+    /// docs/messages.md), or SMS through HTTP aggregators (--sms-http FILE: Alibaba Cloud
+    /// SMS or Twilio, chosen per campaign). Every message passes the gate (quiet hours,
+    /// per-number caps) first. Runs until Ctrl-C or --seconds. 发送短信和推送。
     Send {
         /// The SMSC (`host:port`).
-        #[arg(long, required_unless_present = "push")]
+        #[arg(long, required_unless_present_any = ["push", "sms_http"], conflicts_with = "sms_http")]
         smsc: Option<String>,
+        /// The HTTP SMS gateways file (aliyun/twilio, per campaign; see docs/messages.md).
+        #[arg(long)]
+        sms_http: Option<std::path::PathBuf>,
         /// The push gateways file (apns/fcm/webhook).
         #[arg(long)]
         push: Option<std::path::PathBuf>,
@@ -109,12 +114,19 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
                     }
                 }
             }
-            Cmd::Send { smsc, push, system_id, password, from, window, seconds } => {
+            Cmd::Send { smsc, sms_http, push, system_id, password, from, window, seconds } => {
                 // Gateways are checked before anything runs: a bad file sends nothing.
                 let push = match push {
                     Some(p) => {
                         let cfg = waihu_push::PushConfig::load(&p)?;
                         Some(std::sync::Arc::new(waihu_push::PushClient::new(&cfg)?))
+                    }
+                    None => None,
+                };
+                let sms_http = match sms_http {
+                    Some(p) => {
+                        let cfg = waihu_smshttp::SmsHttpConfig::load(&p)?;
+                        Some(std::sync::Arc::new(waihu_smshttp::HttpSmsClient::new(cfg)?))
                     }
                     None => None,
                 };
@@ -141,6 +153,14 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
                     };
                     tokio::spawn(waihu_messaging::run_sender(store.clone(), cfg, stopped.clone()))
                 });
+                let https = sms_http.map(|client| {
+                    tokio::spawn(waihu_messaging::run_http_sender(
+                        store.clone(),
+                        client,
+                        waihu_messaging::HttpSenderConfig::default(),
+                        stopped.clone(),
+                    ))
+                });
                 let pushes = push.map(|client| {
                     tokio::spawn(waihu_messaging::run_push_sender(
                         store.clone(),
@@ -154,6 +174,13 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
                     println!(
                         "短信 sms: sent {}, failed {}, unknown {} ({} left unknown by an earlier run), receipts {}, replies {} ({} opt-outs)",
                         st.sent, st.failed, st.unknown, st.reconciled_unknown, st.receipts, st.replies, st.opt_outs
+                    );
+                }
+                if let Some(t) = https {
+                    let st = t.await??;
+                    println!(
+                        "短信 sms (HTTP): sent {}, failed {}, retried {}, unknown {} ({} left unknown by an earlier run), receipts {}, forged callbacks refused {}",
+                        st.sent, st.failed, st.retried, st.unknown, st.reconciled_unknown, st.receipts, st.forged_callbacks
                     );
                 }
                 if let Some(t) = pushes {
