@@ -99,7 +99,10 @@ async fn report(
     // Conversions: the server's conversion outcomes, last touch within the window.
     let window_days = q.window_days.unwrap_or(7);
     if window_days == 0 || window_days > 365 {
-        return Err(ApiError::bad_request("bad_query", "window_days must be 1..365"));
+        return Err(ApiError::bad_request(
+            "bad_query",
+            "window_days must be 1..365",
+        ));
     }
     let attribution = waihu_store::Attribution {
         outcomes: s.cfg.conversion_outcomes.clone(),

@@ -58,7 +58,12 @@ const CAMPAIGN_FILTER: &[P] = &[
 
 const MESSAGES_REPORT: &[P] = &[
     ("campaign", "query", "integer", "Only this campaign id."),
-    ("window_days", "query", "integer", "Conversion attribution window in days after a delivered message (1..365, default 7)."),
+    (
+        "window_days",
+        "query",
+        "integer",
+        "Conversion attribution window in days after a delivered message (1..365, default 7).",
+    ),
     ("format", "query", "string", "json (default) or csv."),
 ];
 

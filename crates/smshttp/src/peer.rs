@@ -48,6 +48,9 @@ struct Shared {
     secret: String,
     undeliverable: HashSet<String>,
     seen: Arc<Mutex<Seen>>,
+    /// How long to hold the answer after recording a message (a provider that took the
+    /// message and answers late: what a kill between submit and commit meets).
+    hold: std::time::Duration,
 }
 
 pub struct PeerHandle {
@@ -259,6 +262,7 @@ pub async fn aliyun(
         secret: secret.into(),
         undeliverable: undeliverable.iter().map(|u| u.to_string()).collect(),
         seen: seen.clone(),
+        hold: std::time::Duration::ZERO,
     };
     serve(
         axum::Router::new()
@@ -321,6 +325,9 @@ async fn twilio_handler(
         });
         msid
     };
+    if !s.hold.is_zero() {
+        tokio::time::sleep(s.hold).await;
+    }
     if let Some(cb) = get("StatusCallback") {
         let (s2, msid2, account) = (s.clone(), msid.clone(), s.key_id.clone());
         tokio::spawn(async move {
@@ -383,12 +390,29 @@ pub async fn twilio(
     auth_token: &str,
     undeliverable: &[&str],
 ) -> std::io::Result<PeerHandle> {
+    twilio_holding(
+        account_sid,
+        auth_token,
+        undeliverable,
+        std::time::Duration::ZERO,
+    )
+    .await
+}
+
+/// [`twilio`] that records each message and then waits `hold` before answering.
+pub async fn twilio_holding(
+    account_sid: &str,
+    auth_token: &str,
+    undeliverable: &[&str],
+    hold: std::time::Duration,
+) -> std::io::Result<PeerHandle> {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let s = Shared {
         key_id: account_sid.into(),
         secret: auth_token.into(),
         undeliverable: undeliverable.iter().map(|u| u.to_string()).collect(),
         seen: seen.clone(),
+        hold,
     };
     let app = axum::Router::new()
         .route(

@@ -17,10 +17,17 @@ pub enum Cmd {
         json: bool,
     },
     /// Counts per campaign, channel and template (queued, sent, delivered, failed,
-    /// suppressed, unknown, delivery latency) and replies per campaign. 消息统计。
+    /// suppressed, unknown, delivery latency, conversions attributed to the last delivered
+    /// message within --window-days) and replies per campaign. 消息统计。
     Report {
         #[arg(long)]
         campaign: Option<i64>,
+        /// Conversion attribution window after a delivered message, in days.
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=365))]
+        window_days: u32,
+        /// Conversation outcomes that count as a conversion (default: the KPI list).
+        #[arg(long, value_delimiter = ',')]
+        conversion: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -88,22 +95,33 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
                     }
                 }
             }
-            Cmd::Report { campaign, json } => {
-                let r = store.messages_report(campaign.map(CampaignId)).await?;
+            Cmd::Report { campaign, window_days, conversion, json } => {
+                let mut attribution = waihu_store::Attribution {
+                    window: chrono::Duration::days(window_days as i64),
+                    ..Default::default()
+                };
+                if !conversion.is_empty() {
+                    attribution.outcomes = conversion;
+                }
+                let r = store.messages_report_with(campaign.map(CampaignId), &attribution).await?;
                 if json {
                     print_json(&r)?;
                 } else {
                     let opt = |c: Option<i64>| c.map(|c| c.to_string()).unwrap_or_else(|| "-".into());
                     let secs = |x: Option<f64>| x.map(|x| format!("{x:.1}s")).unwrap_or_else(|| "-".into());
                     println!(
-                        "{:<8} {:<7} {:<18} {:>6} {:>6} {:>6} {:>9} {:>6} {:>10} {:>7} {:>7} {:>7}",
-                        "campaign", "channel", "template", "total", "queued", "sent", "delivered", "failed", "suppressed", "unknown", "p50", "p90"
+                        "{:<8} {:<7} {:<18} {:>6} {:>6} {:>6} {:>9} {:>6} {:>10} {:>7} {:>7} {:>7} {:>11}",
+                        "campaign", "channel", "template", "total", "queued", "sent", "delivered", "failed", "suppressed", "unknown", "p50", "p90", "conversions"
                     );
                     for x in &r.outgoing {
                         println!(
-                            "{:<8} {:<7} {:<18} {:>6} {:>6} {:>6} {:>9} {:>6} {:>10} {:>7} {:>7} {:>7}",
+                            "{:<8} {:<7} {:<18} {:>6} {:>6} {:>6} {:>9} {:>6} {:>10} {:>7} {:>7} {:>7} {:>11}",
                             opt(x.campaign_id), x.channel, x.template, x.total, x.queued, x.sent, x.delivered,
-                            x.failed, x.suppressed, x.unknown, secs(x.delivery_p50_s), secs(x.delivery_p90_s)
+                            x.failed, x.suppressed, x.unknown, secs(x.delivery_p50_s), secs(x.delivery_p90_s),
+                            match x.conversion_rate {
+                                Some(r) => format!("{} ({:.1}%)", x.conversions, r * 100.0),
+                                None => x.conversions.to_string(),
+                            }
                         );
                     }
                     for x in &r.replies {
