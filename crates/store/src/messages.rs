@@ -746,7 +746,8 @@ impl Store {
     /// per conversion.
     pub async fn message_conversions(&self, a: &Attribution) -> Result<Vec<i64>, StoreError> {
         // Touches: delivered messages (push: sent) to known customers, in time order.
-        let touches: Vec<(i64, i64, Option<String>, Option<String>, String)> = sqlx::query_as(
+        type Touch = (i64, i64, Option<String>, Option<String>, String);
+        let touches: Vec<Touch> = sqlx::query_as(
             "SELECT id, customer_id, done_at, sent_at, status FROM messages
              WHERE direction = 'out' AND customer_id IS NOT NULL
                AND (status = 'delivered' OR (channel = 'push' AND status = 'sent'))",
@@ -773,7 +774,7 @@ impl Store {
         let mut credited = Vec::new();
         for (customer, at, outcome) in conversions {
             let Some(outcome) = outcome else { continue };
-            if !a.outcomes.iter().any(|o| *o == outcome) {
+            if !a.outcomes.contains(&outcome) {
                 continue;
             }
             let (Some(at), Some(touches)) = (parse_ts(&at), by_customer.get(&customer)) else {
