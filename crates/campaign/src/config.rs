@@ -104,6 +104,29 @@ pub struct CampaignFile {
     pub pacing: Option<PacingFile>,
     #[serde(default)]
     pub ranking: Option<RankingFile>,
+    /// Quiet hours and per-number caps for follow-up messages. The message sender
+    /// (`waihu_messaging::gate`) and the compliance checker read them from the stored
+    /// file; this parser only validates them at load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<MessagesFile>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessagesFile {
+    /// Recipient-local spans with no messages (`21:00-08:00` may wrap midnight); default
+    /// `["21:00-08:00"]`, `[]` for none.
+    #[serde(default)]
+    pub quiet_hours: Option<Vec<String>>,
+    /// Messages per number per recipient-local day, all campaigns and channels (default 2).
+    #[serde(default)]
+    pub per_number_per_day: Option<u32>,
+    /// ... per recipient-local ISO week (default 5).
+    #[serde(default)]
+    pub per_number_per_week: Option<u32>,
+    /// A message deferred past this many hours after it was queued is suppressed (default 72).
+    #[serde(default)]
+    pub max_delay_hours: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -718,6 +741,7 @@ impl Campaign {
             defer_below,
             learning,
         } = ranking_from(&f, &mut bad);
+        messages_check(&f, &mut bad);
         let honour_callbacks = f.callback.as_ref().map(|c| c.honour).unwrap_or(true);
         if !issues.is_empty() {
             return Err(ConfigError { issues });
@@ -920,6 +944,36 @@ fn active_from(
 }
 
 /// Checks the caps; returns `max_attempts` (the other caps are taken as written).
+fn messages_check(f: &CampaignFile, bad: &mut impl FnMut(&str, String)) {
+    let Some(m) = &f.messages else { return };
+    for (i, q) in m.quiet_hours.iter().flatten().enumerate() {
+        let ok = q.split_once('-').and_then(|(a, b)| {
+            let (a, b) = (parse_hhmm(a.trim())?, parse_hhmm(b.trim())?);
+            (a != b && a < 86400).then_some(())
+        });
+        if ok.is_none() {
+            bad(
+                &format!("messages.quiet_hours[{i}]"),
+                format!("'{q}': expected HH:MM-HH:MM (may wrap midnight, e.g. 21:00-08:00)"),
+            );
+        }
+    }
+    if m.per_number_per_day == Some(0) || m.per_number_per_week == Some(0) {
+        bad(
+            "messages",
+            "a cap of 0 would forbid every message; leave fallbacks out instead".into(),
+        );
+    }
+    if let (Some(d), Some(w)) = (m.per_number_per_day, m.per_number_per_week) {
+        if w < d {
+            bad(
+                "messages.per_number_per_week",
+                format!("{w} is below the daily cap {d}"),
+            );
+        }
+    }
+}
+
 fn caps_from(f: &CampaignFile, bad: &mut impl FnMut(&str, String)) -> u32 {
     let caps = &f.caps;
     if caps.per_number_per_day == Some(0) {
@@ -1351,6 +1405,21 @@ mod tests {
     use super::*;
 
     const MIN: &str = "name: t\nsegments:\n  - {name: a, script: s}\n";
+
+    #[test]
+    fn the_messages_section_is_validated_at_load() {
+        let ok = format!("{MIN}messages:\n  quiet_hours: [\"21:00-08:00\"]\n  per_number_per_day: 1\n  per_number_per_week: 3\n  max_delay_hours: 48\n");
+        Campaign::from_yaml(&ok).unwrap();
+        let e = Campaign::from_yaml(&format!("{MIN}messages:\n  quiet_hours: [\"21:00\"]\n  per_number_per_day: 4\n  per_number_per_week: 2\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("messages.quiet_hours[0]"), "{e}");
+        assert!(e.contains("messages.per_number_per_week"), "{e}");
+        let e = Campaign::from_yaml(&format!("{MIN}messages:\n  quiet: []\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("quiet"), "{e}");
+    }
 
     #[test]
     fn minimal_file_gets_cn_defaults() {

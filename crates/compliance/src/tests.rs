@@ -362,3 +362,129 @@ fn no_consent_is_a_violation_when_the_campaign_requires_it() {
     let r = check(self::rules(), evs);
     assert!(r.ok(), "{}", render_text(&r));
 }
+
+fn message_in(at: DateTime<Utc>, id: i64, phone: &str, tz: &str, campaign: i64) -> Event {
+    let z: Tz = tz.parse().unwrap();
+    Event {
+        at,
+        customer: Some(CustomerId(1)),
+        campaign: Some(CampaignId(campaign)),
+        call: None,
+        kind: EventKind::MessageSubmitted {
+            message: id,
+            phone: PhoneIndex(phone.into()),
+            tz: tz.into(),
+            local_time: at.with_timezone(&z).to_rfc3339(),
+            channel: "sms".into(),
+            template: "coupon".into(),
+        },
+    }
+}
+
+fn message(at: DateTime<Utc>, id: i64, phone: &str) -> Event {
+    message_in(at, id, phone, "Asia/Shanghai", 7)
+}
+
+const MESSAGE_RULES: &str = r#"
+name: m
+id: 8
+timezone: Asia/Shanghai
+messages:
+  quiet_hours: ["20:00-09:00", "12:00-13:00"]
+  per_number_per_day: 1
+  per_number_per_week: 2
+"#;
+
+#[test]
+fn a_clean_message_log_has_no_violations() {
+    let rules = vec![
+        CampaignRules::from_yaml("t.yaml", RULES).unwrap(),
+        CampaignRules::from_yaml("m.yaml", MESSAGE_RULES).unwrap(),
+    ];
+    let evs = vec![
+        // Campaign 7 has the defaults: quiet 21:00-08:00, 2 a day, 5 a week.
+        message(sh(2026, 11, 2, 8, 0), 1, "a"),
+        message(sh(2026, 11, 2, 20, 59), 2, "a"),
+        message(sh(2026, 11, 3, 10, 0), 3, "a"),
+        message(sh(2026, 11, 4, 10, 0), 4, "a"),
+        message(sh(2026, 11, 5, 10, 0), 5, "a"),
+        // A new ISO week.
+        message(sh(2026, 11, 9, 10, 0), 6, "a"),
+        // The same message logged twice counts once.
+        message(sh(2026, 11, 9, 10, 0), 6, "a"),
+        // 10:00 in New York is 23:00 in Shanghai: the recipient's zone decides.
+        message_in(sh(2026, 11, 2, 23, 0), 7, "b", "America/New_York", 7),
+        // Campaign 8's own rules: 09:00 and 13:00 are allowed, one a day.
+        message_in(sh(2026, 11, 2, 9, 0), 8, "c", "Asia/Shanghai", 8),
+        message_in(sh(2026, 11, 3, 13, 0), 9, "c", "Asia/Shanghai", 8),
+    ];
+    let r = check(rules, evs);
+    assert!(r.ok(), "{}", render_text(&r));
+    assert_eq!(r.messages, 9);
+}
+
+#[test]
+fn messages_in_quiet_hours_over_the_caps_or_to_dnc_numbers_are_caught() {
+    let rules = vec![
+        CampaignRules::from_yaml("t.yaml", RULES).unwrap(),
+        CampaignRules::from_yaml("m.yaml", MESSAGE_RULES).unwrap(),
+    ];
+    let evs = vec![
+        // Quiet hours (default 21:00-08:00 in campaign 7): 21:00 and 07:59 local.
+        message(sh(2026, 11, 2, 21, 0), 1, "q"),
+        message(sh(2026, 11, 3, 7, 59), 2, "q2"),
+        // 09:00 in Shanghai is 20:00 in New York the evening before: allowed for campaign
+        // 7 (quiet from 21:00) ...
+        message_in(sh(2026, 11, 4, 9, 0), 3, "ny", "America/New_York", 7),
+        // ... but 10:00 Shanghai is 21:00 New York: quiet.
+        message_in(sh(2026, 11, 5, 10, 0), 4, "ny2", "America/New_York", 7),
+        // Campaign 8: lunch quiet span, and its one-a-day cap.
+        message_in(sh(2026, 11, 2, 12, 30), 5, "l", "Asia/Shanghai", 8),
+        message_in(sh(2026, 11, 3, 10, 0), 6, "d", "Asia/Shanghai", 8),
+        message_in(sh(2026, 11, 3, 15, 0), 7, "d", "Asia/Shanghai", 8),
+        // Weekly cap 2 (days apart, so only the weekly one fires).
+        message_in(sh(2026, 11, 4, 10, 0), 8, "d", "Asia/Shanghai", 8),
+        // DNC.
+        Event {
+            at: sh(2026, 11, 2, 9, 0),
+            customer: None,
+            campaign: None,
+            call: None,
+            kind: EventKind::DncAdded {
+                phone: PhoneIndex("x".into()),
+                scope: "global".into(),
+                reason: "sms reply: 退订".into(),
+            },
+        },
+        message(sh(2026, 11, 2, 10, 0), 9, "x"),
+    ];
+    let r = check(rules, evs);
+    let n = |k| r.by_kind.get(&k).copied().unwrap_or(0);
+    assert_eq!(
+        n(ViolationKind::MessageQuietHours),
+        4,
+        "{}",
+        render_text(&r)
+    );
+    assert_eq!(n(ViolationKind::MessageDailyCap), 1, "{}", render_text(&r));
+    assert_eq!(n(ViolationKind::MessageWeeklyCap), 1, "{}", render_text(&r));
+    assert_eq!(n(ViolationKind::MessageDnc), 1, "{}", render_text(&r));
+    assert_eq!(r.violation_count, 7, "{}", render_text(&r));
+    let text = render_text(&r);
+    assert!(text.contains("免打扰时段发送了消息"), "{text}");
+    // A forged local time is caught like a call's.
+    let mut e = message(sh(2026, 11, 2, 10, 0), 10, "f");
+    if let EventKind::MessageSubmitted { local_time, .. } = &mut e.kind {
+        *local_time = "2026-11-02T10:00:00+00:00".into();
+    }
+    let r = check(rules_m(), vec![e]);
+    assert_eq!(r.by_kind.get(&ViolationKind::LocalTimeMismatch), Some(&1));
+    // A bad quiet span in the file is a field error.
+    let e = CampaignRules::from_yaml("m.yaml", "name: m\nmessages:\n  quiet_hours: [\"21:00\"]\n")
+        .unwrap_err();
+    assert!(e.to_string().contains("messages.quiet_hours[0]"), "{e}");
+}
+
+fn rules_m() -> Vec<CampaignRules> {
+    vec![CampaignRules::from_yaml("t.yaml", RULES).unwrap()]
+}

@@ -91,6 +91,19 @@ pub enum EventKind {
         channel: String,
         template: String,
     },
+    /// An outgoing message (`sms`, `push`) was handed to its sender, committed before the
+    /// gateway sees it; logged once per message. Like `attempt_started` for calls, it is
+    /// what the compliance checker verifies message quiet hours and caps against:
+    /// `local_time` is the recipient's wall-clock time at `at` as the gate saw it, `tz` the
+    /// zone it used.
+    MessageSubmitted {
+        message: i64,
+        phone: PhoneIndex,
+        tz: String,
+        local_time: String,
+        channel: String,
+        template: String,
+    },
     /// One callee turn of a live call as the bot understood it. The words
     /// themselves are personal data and live sealed in the store's call
     /// transcript, not here; this is what funnels and heat maps need.
@@ -144,6 +157,7 @@ impl EventKind {
             EventKind::CallbackRequested { .. } => "callback_requested",
             EventKind::CampaignState { .. } => "campaign_state",
             EventKind::MessageSent { .. } => "message_sent",
+            EventKind::MessageSubmitted { .. } => "message_submitted",
             EventKind::SegmentsApplied { .. } => "segments_applied",
             EventKind::CallTurn { .. } => "call_turn",
             EventKind::Voiceprint { .. } => "voiceprint",

@@ -33,6 +33,8 @@ pub struct PushSenderConfig {
     pub poll: Duration,
     /// Requests in flight at once (HTTP/2 multiplexes them on one connection).
     pub concurrency: usize,
+    /// Gate rules for messages of no campaign (a campaign's come from its file).
+    pub rules: crate::gate::MessageRules,
 }
 
 impl Default for PushSenderConfig {
@@ -40,6 +42,7 @@ impl Default for PushSenderConfig {
         PushSenderConfig {
             poll: Duration::from_millis(200),
             concurrency: 16,
+            rules: crate::gate::MessageRules::default(),
         }
     }
 }
@@ -131,6 +134,7 @@ pub async fn run_push_sender(
     let mut tick = tokio::time::interval(cfg.poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let limit = cfg.concurrency.max(1);
+    let mut gate = crate::gate::Gate::new(cfg.rules.clone());
     loop {
         tokio::select! {
             changed = shutdown.changed() => {
@@ -153,7 +157,7 @@ pub async fn run_push_sender(
                 let due = store.messages_due_on(Some("push"), (room + retry.len()) as i64, now).await?;
                 for m in due.into_iter().filter(|m| retry.get(&m.id).is_none_or(|(_, at)| *at <= now)).take(room) {
                     let target = device(&store, &client, &m).await?;
-                    if !store.message_claim(m.id, Utc::now()).await? {
+                    if !gate.admit(&store, &m, Utc::now()).await? {
                         continue;
                     }
                     match target {

@@ -13,6 +13,8 @@ use waihu_smpp::driver::DriverEvent;
 use waihu_smpp::{ClientConfig, Event, Failure, OutgoingSms, ReceiptState};
 use waihu_store::{Store, StoreError};
 
+use crate::gate::{Gate, MessageRules};
+
 #[derive(Debug, Clone)]
 pub struct SenderConfig {
     pub smpp: ClientConfig,
@@ -20,6 +22,8 @@ pub struct SenderConfig {
     pub from: String,
     /// How often to look for queued messages.
     pub poll: Duration,
+    /// Gate rules for messages of no campaign (a campaign's come from its file).
+    pub rules: MessageRules,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -52,6 +56,7 @@ pub async fn run_sender(
     let window = cfg.smpp.session.window.max(1);
     let (client, mut events) = waihu_smpp::spawn(cfg.smpp.clone());
     let mut in_flight: HashMap<u64, i64> = HashMap::new();
+    let mut gate = Gate::new(cfg.rules.clone());
     let mut tick = tokio::time::interval(cfg.poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -67,7 +72,7 @@ pub async fn run_sender(
                     continue;
                 }
                 for m in store.messages_due_on(Some("sms"), room as i64, Utc::now()).await? {
-                    if !store.message_claim(m.id, Utc::now()).await? {
+                    if !gate.admit(&store, &m, Utc::now()).await? {
                         continue;
                     }
                     let sms = OutgoingSms { from: cfg.from.clone(), to: m.to, text: m.text };

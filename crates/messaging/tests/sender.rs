@@ -69,6 +69,8 @@ async fn a_fallback_sms_is_sent_once_delivered_and_the_opt_out_reply_lands_on_dn
         ),
         from: "10690000".into(),
         poll: Duration::from_millis(50),
+        // No campaign, any hour: the gate is tested in tests/gate.rs with a fixed clock.
+        rules: waihu_messaging::MessageRules::unrestricted(),
     };
     let task = tokio::spawn(run_sender(store.clone(), cfg, stopped));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);

@@ -68,6 +68,8 @@ async fn list(State(s): State<AppState>, _c: Caller, Q(q): Q<ListQ>) -> Result<R
 #[serde(deny_unknown_fields)]
 struct ReportQ {
     campaign: Option<i64>,
+    /// Conversion attribution window in days (default 7).
+    window_days: Option<u32>,
     #[serde(default)]
     format: Format,
 }
@@ -85,6 +87,8 @@ const REPORT_COLUMNS: &[&str] = &[
     "unknown",
     "delivery_p50_s",
     "delivery_p90_s",
+    "conversions",
+    "conversion_rate",
 ];
 
 async fn report(
@@ -92,7 +96,22 @@ async fn report(
     _c: Caller,
     Q(q): Q<ReportQ>,
 ) -> Result<Response, ApiError> {
-    let r = s.store.messages_report(q.campaign.map(CampaignId)).await?;
+    // Conversions: the server's conversion outcomes, last touch within the window.
+    let window_days = q.window_days.unwrap_or(7);
+    if window_days == 0 || window_days > 365 {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            "window_days must be 1..365",
+        ));
+    }
+    let attribution = waihu_store::Attribution {
+        outcomes: s.cfg.conversion_outcomes.clone(),
+        window: chrono::Duration::days(window_days as i64),
+    };
+    let r = s
+        .store
+        .messages_report_with(q.campaign.map(CampaignId), &attribution)
+        .await?;
     if q.format == Format::Csv {
         let items: Vec<Value> = r
             .outgoing
@@ -101,5 +120,10 @@ async fn report(
             .collect();
         return csv_response("messages-report", REPORT_COLUMNS, &items);
     }
-    Ok(Json(json!({"outgoing": r.outgoing, "replies": r.replies})).into_response())
+    Ok(Json(json!({
+        "outgoing": r.outgoing,
+        "replies": r.replies,
+        "attribution": {"window_days": window_days, "conversion_outcomes": s.cfg.conversion_outcomes, "model": "last_touch"},
+    }))
+    .into_response())
 }

@@ -56,6 +56,17 @@ const CAMPAIGN_FILTER: &[P] = &[
     ("format", "query", "string", "json (default) or csv."),
 ];
 
+const MESSAGES_REPORT: &[P] = &[
+    ("campaign", "query", "integer", "Only this campaign id."),
+    (
+        "window_days",
+        "query",
+        "integer",
+        "Conversion attribution window in days after a delivered message (1..365, default 7).",
+    ),
+    ("format", "query", "string", "json (default) or csv."),
+];
+
 const OPS: &[Op] = &[
     Op { method: "GET", path: "/", summary: "The dashboard (HTML, embedded; 中文 with an English switch).", role: None, params: &[], body: None, csv: false },
     Op { method: "GET", path: "/api/openapi.json", summary: "This document.", role: None, params: &[], body: None, csv: false },
@@ -238,7 +249,7 @@ const OPS: &[Op] = &[
     Op { method: "DELETE", path: "/api/webhooks/{id}", summary: "Delete a webhook and its delivery log.", role: Some("admin"), params: &[("id", "path", "integer", "Webhook id.")], body: None, csv: false },
     Op { method: "GET", path: "/api/webhooks/{id}/deliveries", summary: "A webhook's latest deliveries (tries, status, error).", role: Some("admin"), params: &[("id", "path", "integer", "Webhook id.")], body: None, csv: false },
     Op { method: "GET", path: "/api/messages", summary: "Follow-up messages (SMS, push, replies), newest first: channel, template, status, sent and delivery times; never numbers or texts.", role: Some("analyst"), params: &[("campaign", "query", "integer", "Only this campaign id."), ("limit", "query", "integer", "At most this many (default 100; CSV 1,000,000)."), ("format", "query", "string", "json (default) or csv.")], body: None, csv: true },
-    Op { method: "GET", path: "/api/messages/report", summary: "Messages per campaign, channel and template: queued, sent, delivered, failed, suppressed, unknown, delivery latency p50/p90; replies and opt-outs per campaign.", role: Some("analyst"), params: CAMPAIGN_FILTER, body: None, csv: true },
+    Op { method: "GET", path: "/api/messages/report", summary: "Messages per campaign, channel and template: queued, sent, delivered, failed, suppressed, unknown, delivery latency p50/p90, conversions attributed last-touch within window_days (default 7); replies and opt-outs per campaign.", role: Some("analyst"), params: MESSAGES_REPORT, body: None, csv: true },
     Op { method: "GET", path: "/api/experiments", summary: "Learning experiments (bandits over script variants) per campaign, state and segment: per variant calls, successes, posterior rate, probability of being best, uplift vs the first variant with a 95% interval.", role: Some("analyst"), params: &[("campaign", "query", "integer", "Only this campaign id."), ("format", "query", "string", "json (default) or csv.")], body: None, csv: true },
     Op { method: "GET", path: "/api/keys", summary: "API keys (names, roles; never the keys).", role: Some("admin"), params: &[], body: None, csv: false },
     Op { method: "POST", path: "/api/keys", summary: "Create an API key; the key is returned once (only its SHA-256 is stored).", role: Some("admin"), params: &[], body: Some(key_body), csv: false },

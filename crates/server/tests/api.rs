@@ -632,7 +632,25 @@ async fn messages_list_and_report_as_json_and_csv_without_numbers() {
         (Some(2), Some(1))
     );
     assert_eq!(sms["delivery_p50_s"], 4.0);
+    // No conversation ended: nothing to attribute (crediting is tested in the store).
+    assert_eq!(
+        (sms["conversions"].as_u64(), sms["conversion_rate"].as_f64()),
+        (Some(0), Some(0.0))
+    );
+    assert_eq!(v["attribution"]["window_days"], 7);
+    assert_eq!(v["attribution"]["model"], "last_touch");
     assert_eq!(v["replies"][0]["opt_outs"], 1);
+    let (st, v) = s
+        .get(&s.analyst, "/api/messages/report?window_days=30")
+        .await;
+    assert_eq!(
+        (st, v["attribution"]["window_days"].as_u64()),
+        (200, Some(30))
+    );
+    let (st, v) = s
+        .get(&s.analyst, "/api/messages/report?window_days=0")
+        .await;
+    assert_eq!((st, err_code(&v)), (400, "bad_query"));
     let csv = s
         .client
         .get(s.url("/api/messages/report?format=csv"))
@@ -648,6 +666,13 @@ async fn messages_list_and_report_as_json_and_csv_without_numbers() {
         "{csv}"
     );
     assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap()
+            .ends_with("delivery_p90_s,conversions,conversion_rate"),
+        "{csv}"
+    );
     let (st, v) = s.get(&s.analyst, "/api/messages?limit=0").await;
     assert_eq!((st, err_code(&v)), (400, "bad_limit"));
     let (st, v) = s.get(&s.analyst, "/api/messages/report?campaing=1").await;

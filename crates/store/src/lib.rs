@@ -46,8 +46,8 @@ pub use customers::{
 pub use dnc::DncEntry;
 pub use experiments::{ArmChoice, ArmCounts};
 pub use messages::{
-    is_opt_out, MessageReport, MessageReportRow, MessageRow, NewMessage, OutMessage, ReplyOutcome,
-    ReplyReportRow, OPT_OUT_WORDS,
+    is_opt_out, Attribution, MessageReport, MessageReportRow, MessageRow, NewMessage, OutMessage,
+    ReplyOutcome, ReplyReportRow, OPT_OUT_WORDS,
 };
 pub use reports::{metric, Delivery, KpiRow, LocalHourRow, Webhook};
 pub use voiceprints::WatchEntry;

@@ -70,6 +70,11 @@ pub struct OutMessage {
     pub template: String,
     pub to: String,
     pub text: String,
+    /// Blind index of `to` (what DNC, caps and the event log know the number by).
+    pub phone_idx: String,
+    /// The customer's IANA zone, when the message has a customer.
+    pub tz: Option<String>,
+    pub created_at: DateTime<Utc>,
 }
 
 /// One message as listed (no number or text in clear).
@@ -180,28 +185,56 @@ impl Store {
             String,
             Vec<u8>,
             Vec<u8>,
+            String,
+            Option<String>,
+            String,
         );
+        // A deferred message (`not_before`, see `message_defer`) is not due before its time.
         let rows: Vec<Row> = sqlx::query_as(
-            "SELECT id, key, customer_id, campaign_id, channel, template, phone_ct, text_ct
-             FROM messages WHERE status = 'queued' AND direction = 'out'
-               AND (?1 IS NULL OR channel = ?1) ORDER BY id LIMIT ?2",
+            "SELECT m.id, m.key, m.customer_id, m.campaign_id, m.channel, m.template, m.phone_ct,
+                    m.text_ct, m.phone_idx, c.tz, m.created_at
+             FROM messages m LEFT JOIN customers c ON c.id = m.customer_id
+             WHERE m.status = 'queued' AND m.direction = 'out'
+               AND (?1 IS NULL OR m.channel = ?1)
+               AND (m.not_before IS NULL OR m.not_before <= ?3)
+             ORDER BY m.id LIMIT ?2",
         )
         .bind(channel)
         .bind(limit)
+        .bind(ts(now))
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
             .map(
-                |(id, key, customer, campaign, channel, template, phone_ct, text_ct)| {
+                |(
+                    id,
+                    key,
+                    customer,
+                    campaign,
+                    channel,
+                    template,
+                    phone_ct,
+                    text_ct,
+                    phone_idx,
+                    tz,
+                    created,
+                )| {
                     Ok(OutMessage {
                         to: self.vault.open("messages", "phone", &key, &phone_ct)?,
                         text: self.vault.open("messages", "text", &key, &text_ct)?,
+                        created_at: parse_ts(&created).ok_or_else(|| StoreError::Corrupt {
+                            table: "messages",
+                            id,
+                            reason: format!("created_at '{created}'"),
+                        })?,
                         id,
                         key,
                         customer: customer.map(CustomerId),
                         campaign: campaign.map(CampaignId),
                         channel,
                         template,
+                        phone_idx,
+                        tz,
                     })
                 },
             )
@@ -220,6 +253,112 @@ impl Store {
         .await?
         .rows_affected();
         Ok(n == 1)
+    }
+
+    /// [`Store::message_claim`] for a message the compliance gate allowed: `queued →
+    /// sending`, and on the message's first claim records `claimed_at` and logs
+    /// `message_submitted` (number index, the recipient's zone and local time as the gate
+    /// saw them) in the same transaction, so the compliance checker sees every message
+    /// exactly when it was handed to the gateway. False: not claimed (someone else has it).
+    pub async fn message_claim_gated(
+        &self,
+        m: &OutMessage,
+        tz: &str,
+        local_time: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let first: Option<bool> = sqlx::query_scalar(
+            "UPDATE messages SET status = 'sending', sent_at = ?1, error = NULL, not_before = NULL,
+                 claimed_at = COALESCE(claimed_at, ?1)
+             WHERE id = ?2 AND status = 'queued' RETURNING claimed_at = ?1",
+        )
+        .bind(ts(now))
+        .bind(m.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(first) = first else {
+            return Ok(false);
+        };
+        if first {
+            let ev = Event {
+                at: now,
+                customer: m.customer,
+                campaign: m.campaign,
+                call: None,
+                kind: EventKind::MessageSubmitted {
+                    message: m.id,
+                    phone: waihu_core::PhoneIndex(m.phone_idx.clone()),
+                    tz: tz.into(),
+                    local_time: local_time.into(),
+                    channel: m.channel.clone(),
+                    template: m.template.clone(),
+                },
+            };
+            insert_events(&mut tx, &self.audit, &[ev]).await?;
+        }
+        self.commit(tx).await?;
+        Ok(true)
+    }
+
+    /// When earlier outgoing messages to a number were first handed to a gateway
+    /// (`claimed_at`), at or after `since`, excluding message `except`: what the gate counts
+    /// against the number's daily and weekly message caps (all campaigns and channels).
+    pub async fn message_claims_to(
+        &self,
+        phone_idx: &str,
+        since: DateTime<Utc>,
+        except: i64,
+    ) -> Result<Vec<DateTime<Utc>>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT claimed_at FROM messages WHERE phone_idx = ? AND direction = 'out'
+               AND claimed_at IS NOT NULL AND claimed_at >= ? AND id <> ? ORDER BY claimed_at",
+        )
+        .bind(phone_idx)
+        .bind(ts(since))
+        .bind(except)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().filter_map(|s| parse_ts(s)).collect())
+    }
+
+    /// The gate deferred a queued message: it stays `queued`, is not due before `until`,
+    /// and lists `reason` until it is sent.
+    pub async fn message_defer(
+        &self,
+        id: i64,
+        until: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE messages SET not_before = ?, error = ? WHERE id = ? AND status = 'queued'",
+        )
+        .bind(ts(until))
+        .bind(reason)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The gate will never allow a queued message (say the cap leaves no room before it
+    /// would be stale): `queued → suppressed` with the reason.
+    pub async fn message_suppress(
+        &self,
+        id: i64,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE messages SET status = 'suppressed', error = ?, done_at = ?
+             WHERE id = ? AND status = 'queued'",
+        )
+        .bind(reason)
+        .bind(ts(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// `sending → sent` with the gateway's message ids (one per segment); logs
@@ -244,7 +383,14 @@ impl Store {
                 "message {id} is not being sent"
             )));
         };
+        let mut early_stat: Option<String> = None;
         for g in gateway_ids {
+            let stat: Option<String> =
+                sqlx::query_scalar("SELECT stat FROM message_receipts_early WHERE gateway_id = ?")
+                    .bind(g)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            early_stat = stat.or(early_stat);
             sqlx::query(
                 "INSERT OR REPLACE INTO message_parts (gateway_id, message_id, status)
                  VALUES (?1, ?2, COALESCE((SELECT status FROM message_receipts_early WHERE gateway_id = ?1), 'sent'))",
@@ -258,7 +404,9 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        settle(&mut tx, id, "receipt arrived before submit_sm_resp", now).await?;
+        // A receipt that beat the gateway's answer keeps its own status text.
+        let stat = early_stat.unwrap_or_else(|| "receipt arrived before submit_sm_resp".into());
+        settle(&mut tx, id, &stat, now).await?;
         let ev = Event {
             at: now,
             customer: customer.map(CustomerId),
@@ -529,6 +677,32 @@ pub struct MessageReportRow {
     /// Median and 90th percentile seconds from `sent` to the delivery receipt.
     pub delivery_p50_s: Option<f64>,
     pub delivery_p90_s: Option<f64>,
+    /// Conversions attributed to these messages (last touch, see [`Attribution`]).
+    pub conversions: u64,
+    /// `conversions / delivered` (push: `/ sent`, the services give no receipts).
+    pub conversion_rate: Option<f64>,
+}
+
+/// How conversions are attributed to messages: a conversation ending in one of `outcomes`
+/// (the KPI conversion outcomes) is credited to the customer's **last** message delivered
+/// (a push: sent) at or before it and at most `window` before it. One conversion, one
+/// message; conversions with no such message are not credited to any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attribution {
+    pub outcomes: Vec<String>,
+    pub window: chrono::Duration,
+}
+
+impl Default for Attribution {
+    fn default() -> Self {
+        Attribution {
+            outcomes: waihu_core::kpi::DEFAULT_CONVERSION_OUTCOMES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            window: chrono::Duration::days(7),
+        }
+    }
 }
 
 /// Replies per campaign and channel (attributed to the last campaign that messaged the
@@ -557,12 +731,80 @@ fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
 }
 
 impl Store {
-    /// Counts per campaign, channel and template, optionally of one campaign.
+    /// Counts per campaign, channel and template, optionally of one campaign, with
+    /// conversions attributed by the default [`Attribution`] (KPI conversion outcomes,
+    /// 7 days).
     pub async fn messages_report(
         &self,
         campaign: Option<CampaignId>,
     ) -> Result<MessageReport, StoreError> {
+        self.messages_report_with(campaign, &Attribution::default())
+            .await
+    }
+
+    /// Message ids credited with a conversion (last touch within the window), one entry
+    /// per conversion.
+    pub async fn message_conversions(&self, a: &Attribution) -> Result<Vec<i64>, StoreError> {
+        // Touches: delivered messages (push: sent) to known customers, in time order.
+        type Touch = (i64, i64, Option<String>, Option<String>, String);
+        let touches: Vec<Touch> = sqlx::query_as(
+            "SELECT id, customer_id, done_at, sent_at, status FROM messages
+             WHERE direction = 'out' AND customer_id IS NOT NULL
+               AND (status = 'delivered' OR (channel = 'push' AND status = 'sent'))",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut by_customer: std::collections::HashMap<i64, Vec<(DateTime<Utc>, i64)>> =
+            Default::default();
+        for (id, customer, done, sent, status) in touches {
+            let at = if status == "delivered" { done } else { sent };
+            if let Some(at) = at.as_deref().and_then(parse_ts) {
+                by_customer.entry(customer).or_default().push((at, id));
+            }
+        }
+        for v in by_customer.values_mut() {
+            v.sort();
+        }
+        let conversions: Vec<(i64, String, Option<String>)> = sqlx::query_as(
+            "SELECT customer_id, at, json_extract(body, '$.outcome') FROM events
+             WHERE type = 'conversation_ended' AND customer_id IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut credited = Vec::new();
+        for (customer, at, outcome) in conversions {
+            let Some(outcome) = outcome else { continue };
+            if !a.outcomes.contains(&outcome) {
+                continue;
+            }
+            let (Some(at), Some(touches)) = (parse_ts(&at), by_customer.get(&customer)) else {
+                continue;
+            };
+            // The last touch at or before the conversion.
+            let i = touches.partition_point(|(t, _)| *t <= at);
+            if i == 0 {
+                continue;
+            }
+            let (t, id) = touches[i - 1];
+            if at - t <= a.window {
+                credited.push(id);
+            }
+        }
+        Ok(credited)
+    }
+
+    /// [`Store::messages_report`] with a given attribution.
+    pub async fn messages_report_with(
+        &self,
+        campaign: Option<CampaignId>,
+        attribution: &Attribution,
+    ) -> Result<MessageReport, StoreError> {
+        let mut credited: std::collections::HashMap<i64, u64> = Default::default();
+        for id in self.message_conversions(attribution).await? {
+            *credited.entry(id).or_default() += 1;
+        }
         type Row = (
+            i64,
             String,
             Option<i64>,
             String,
@@ -572,7 +814,7 @@ impl Store {
             Option<String>,
         );
         let rows: Vec<Row> = sqlx::query_as(
-            "SELECT direction, campaign_id, channel, template, status, sent_at, done_at
+            "SELECT id, direction, campaign_id, channel, template, status, sent_at, done_at
              FROM messages WHERE (?1 IS NULL OR campaign_id = ?1) ORDER BY id",
         )
         .bind(campaign.map(|c| c.0))
@@ -583,7 +825,7 @@ impl Store {
             Default::default();
         let mut replies: std::collections::BTreeMap<(Option<i64>, String), ReplyReportRow> =
             Default::default();
-        for (direction, campaign_id, channel, template, status, sent_at, done_at) in rows {
+        for (id, direction, campaign_id, channel, template, status, sent_at, done_at) in rows {
             if direction == "in" {
                 let r = replies
                     .entry((campaign_id, channel.clone()))
@@ -612,6 +854,7 @@ impl Store {
                     )
                 });
             r.total += 1;
+            r.conversions += credited.get(&id).copied().unwrap_or(0);
             match status.as_str() {
                 "queued" | "sending" => r.queued += 1,
                 "sent" => r.sent += 1,
@@ -636,6 +879,13 @@ impl Store {
                     lat.sort_by(f64::total_cmp);
                     r.delivery_p50_s = percentile(&lat, 0.5);
                     r.delivery_p90_s = percentile(&lat, 0.9);
+                    // Push has no receipts: its touches are the messages sent.
+                    let base = if r.channel == "push" {
+                        r.sent + r.delivered
+                    } else {
+                        r.delivered
+                    };
+                    r.conversion_rate = (base > 0).then(|| r.conversions as f64 / base as f64);
                     r
                 })
                 .collect(),

@@ -235,3 +235,129 @@ async fn the_report_counts_statuses_latency_replies_and_keeps_channels_apart() {
     let all = s.messages_report(None).await.unwrap();
     assert_eq!(all.outgoing.iter().map(|x| x.total).sum::<u64>(), 5);
 }
+
+async fn import(s: &Store, csv: &str) {
+    let now = t(0);
+    let mut opts = waihu_ingest::Options::new("CN").unwrap();
+    opts.schema = s.attr_schema().await.unwrap();
+    let mut src = waihu_ingest::Source::open(csv.as_bytes(), opts).unwrap();
+    let mut imp = s
+        .begin_import("c.csv", src.encoding, &src.kinds.clone(), now)
+        .await
+        .unwrap();
+    loop {
+        let batch = src.next_batch(100).unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        let ok: Vec<_> = batch.into_iter().map(|r| r.unwrap()).collect();
+        imp.write(&ok, now).await.unwrap();
+    }
+    imp.finish(0, now).await.unwrap();
+}
+
+fn conversation(at: DateTime<Utc>, customer: CustomerId, outcome: &str) -> Event {
+    Event {
+        at,
+        customer: Some(customer),
+        campaign: Some(CampaignId(3)),
+        call: None,
+        kind: EventKind::ConversationEnded {
+            outcome: outcome.into(),
+            level: None,
+            path: vec![],
+        },
+    }
+}
+
+#[tokio::test]
+async fn conversions_are_credited_to_the_last_delivered_message_within_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path()).await;
+    import(
+        &s,
+        "phone,name\n13800000001,张伟\n13800000002,李娜\n13800000003,王芳\n",
+    )
+    .await;
+    let c = |p: &'static str| {
+        let s = s.clone();
+        async move { s.customer_by_phone(p).await.unwrap().unwrap().id }
+    };
+    let (a, b, d) = (
+        c("+8613800000001").await,
+        c("+8613800000002").await,
+        c("+8613800000003").await,
+    );
+    let day = chrono::Duration::days(1);
+    let send = |key: &'static str,
+                customer: CustomerId,
+                to: &'static str,
+                template: &'static str,
+                at: DateTime<Utc>,
+                delivered: bool| {
+        let s = s.clone();
+        async move {
+            let (id, _) = s
+                .message_enqueue(
+                    &NewMessage {
+                        customer: Some(customer),
+                        template,
+                        ..msg(key, to)
+                    },
+                    at,
+                )
+                .await
+                .unwrap();
+            assert!(s.message_claim(id, at).await.unwrap());
+            s.message_sent(id, &[format!("g-{key}")], at).await.unwrap();
+            s.message_receipt(&format!("g-{key}"), delivered, "x", at)
+                .await
+                .unwrap();
+            id
+        }
+    };
+    // Customer a: coupon, then reminder; converts after both → the reminder (last touch).
+    send("a1", a, "+8613800000001", "coupon", t(0), true).await;
+    send("a2", a, "+8613800000001", "reminder", t(0) + day, true).await;
+    // Customer b: coupon delivered, converts 8 days later → outside the 7-day window.
+    send("b1", b, "+8613800000002", "coupon", t(0), true).await;
+    // Customer d: the message failed → no touch; converts anyway.
+    send("d1", d, "+8613800000003", "coupon", t(0), false).await;
+    s.append_events(&[
+        conversation(t(0) + day * 2, a, "converted"),
+        // Not a conversion outcome.
+        conversation(t(0) + day * 2, a, "refused"),
+        // Before any message: not credited.
+        conversation(t(0) - day, a, "paid"),
+        conversation(t(0) + day * 8, b, "paid"),
+        conversation(t(0) + day, d, "converted"),
+    ])
+    .await
+    .unwrap();
+    let r = s.messages_report(None).await.unwrap();
+    let row = |tpl: &str| {
+        r.outgoing
+            .iter()
+            .find(|x| x.template == tpl)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(row("reminder").conversions, 1);
+    assert_eq!(row("reminder").conversion_rate, Some(1.0));
+    assert_eq!(row("coupon").conversions, 0, "{r:?}");
+    assert_eq!(row("coupon").conversion_rate, Some(0.0));
+    // A wider window credits b's coupon too.
+    let wide = Attribution {
+        window: day * 10,
+        ..Attribution::default()
+    };
+    let r = s.messages_report_with(None, &wide).await.unwrap();
+    assert_eq!(
+        r.outgoing
+            .iter()
+            .find(|x| x.template == "coupon")
+            .unwrap()
+            .conversions,
+        1
+    );
+}

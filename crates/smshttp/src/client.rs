@@ -1,0 +1,244 @@
+//! The runtime: sends the sans-IO cores' requests with reqwest (rustls) and runs the
+//! Twilio status-callback listener.
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+
+use crate::config::{GatewayKind, SmsHttpConfig};
+use crate::{aliyun, twilio, HttpRequest, Outcome, Receipt};
+
+pub struct HttpSmsClient {
+    pub config: SmsHttpConfig,
+    http: reqwest::Client,
+}
+
+/// One message to send.
+#[derive(Debug, Clone)]
+pub struct OutgoingText<'a> {
+    pub to: &'a str,
+    pub text: &'a str,
+    pub template: &'a str,
+    /// The outbox key (Alibaba `OutId`).
+    pub key: &'a str,
+}
+
+fn nonce() -> String {
+    use rand::Rng;
+    let b: [u8; 16] = rand::thread_rng().gen();
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl HttpSmsClient {
+    pub fn new(config: SmsHttpConfig) -> Result<HttpSmsClient, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .timeout(Duration::from_secs(15))
+            .connect_timeout(Duration::from_secs(5))
+            .build()?;
+        Ok(HttpSmsClient { config, http })
+    }
+
+    async fn execute(&self, r: HttpRequest) -> Result<(u16, String), Outcome> {
+        let mut b = self.http.request(
+            reqwest::Method::from_bytes(r.method.as_bytes()).unwrap_or(reqwest::Method::POST),
+            &r.url,
+        );
+        for (k, v) in &r.headers {
+            b = b.header(k, v);
+        }
+        match b.body(r.body).send().await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                match resp.text().await {
+                    Ok(body) => Ok((status, body)),
+                    Err(e) => Err(Outcome::Unknown {
+                        reason: format!("HTTP {status}, body lost: {e}"),
+                    }),
+                }
+            }
+            // Refused before a byte went out: nothing was sent.
+            Err(e) if e.is_connect() => Err(Outcome::RetryLater {
+                reason: format!("connection failed: {e}"),
+            }),
+            Err(e) => Err(Outcome::Unknown {
+                reason: format!("no answer: {e}"),
+            }),
+        }
+    }
+
+    /// Sends through `gateway`.
+    pub async fn send(&self, gateway: GatewayKind, m: &OutgoingText<'_>) -> Outcome {
+        match gateway {
+            GatewayKind::Twilio => {
+                let Some(t) = &self.config.twilio else {
+                    return Outcome::Rejected {
+                        reason: "no twilio gateway is configured".into(),
+                    };
+                };
+                match self
+                    .execute(twilio::send_request(&t.account, m.to, m.text))
+                    .await
+                {
+                    Ok((s, b)) => twilio::map_send(s, &b),
+                    Err(o) => o,
+                }
+            }
+            GatewayKind::Aliyun => {
+                let Some(a) = &self.config.aliyun else {
+                    return Outcome::Rejected {
+                        reason: "no aliyun gateway is configured".into(),
+                    };
+                };
+                let Some(t) = a.templates.get(m.template) else {
+                    return Outcome::Rejected {
+                        reason: format!(
+                            "template '{}' has no Alibaba TemplateCode in the gateways file",
+                            m.template
+                        ),
+                    };
+                };
+                // The text without its 【签名】: Alibaba adds the approved SignName itself.
+                let body = strip_signature(m.text);
+                let param = serde_json::json!({ t.param.clone(): body }).to_string();
+                let phone = aliyun::phone_param(m.to);
+                let req = aliyun::send_request(
+                    &a.account,
+                    &aliyun::Send {
+                        phone: &phone,
+                        sign_name: &a.sign_name,
+                        template_code: &t.code,
+                        template_param: &param,
+                        out_id: m.key,
+                    },
+                    &nonce(),
+                    Utc::now(),
+                );
+                match self.execute(req).await {
+                    Ok((s, b)) => aliyun::map_send(s, &b),
+                    Err(o) => o,
+                }
+            }
+        }
+    }
+
+    /// Pulls Alibaba's delivery report for a message sent at `sent_at` (None: not final yet).
+    pub async fn aliyun_receipt(
+        &self,
+        to: &str,
+        biz_id: &str,
+        sent_at: DateTime<Utc>,
+    ) -> Result<Option<Receipt>, String> {
+        let Some(a) = &self.config.aliyun else {
+            return Err("no aliyun gateway is configured".into());
+        };
+        // SendDate is the day in Beijing time.
+        let day = sent_at
+            .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("valid offset"))
+            .format("%Y%m%d")
+            .to_string();
+        let req = aliyun::query_request(
+            &a.account,
+            &aliyun::phone_param(to),
+            biz_id,
+            &day,
+            &nonce(),
+            Utc::now(),
+        );
+        match self.execute(req).await {
+            Ok((_, body)) => aliyun::map_query(biz_id, &body),
+            Err(o) => Err(format!("{o:?}")),
+        }
+    }
+}
+
+/// `【外呼】您好…` → `您好…` (a leading or trailing signature).
+pub fn strip_signature(text: &str) -> &str {
+    let t = text.trim();
+    if let Some(rest) = t.strip_prefix('【') {
+        if let Some(i) = rest.find('】') {
+            return rest[i + '】'.len_utf8()..].trim_start();
+        }
+    }
+    if t.ends_with('】') {
+        if let Some(i) = t.rfind('【') {
+            return t[..i].trim_end();
+        }
+    }
+    t
+}
+
+/// What the status listener saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Callback {
+    Receipt(Receipt),
+    /// A callback whose `X-Twilio-Signature` did not verify: refused with 403.
+    Forged,
+}
+
+/// Serves Twilio status callbacks on `bind` until `shutdown`. `public_url` is the URL
+/// Twilio was given (`StatusCallback`), which the signature covers.
+pub async fn twilio_listener(
+    bind: SocketAddr,
+    public_url: String,
+    auth_token: String,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<(SocketAddr, mpsc::UnboundedReceiver<Callback>)> {
+    use axum::extract::State;
+    use axum::http::{HeaderMap, StatusCode};
+    let (tx, rx) = mpsc::unbounded_channel();
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    let addr = listener.local_addr()?;
+    let path = public_url
+        .split_once("://")
+        .and_then(|(_, r)| {
+            r.find('/')
+                .map(|i| r[i..].split('?').next().unwrap_or("/").to_string())
+        })
+        .unwrap_or_else(|| "/".into());
+    type St = (String, String, mpsc::UnboundedSender<Callback>);
+    let handler = |State((url, token, tx)): State<St>, headers: HeaderMap, body: String| async move {
+        let params: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect();
+        let sig = headers
+            .get("x-twilio-signature")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !twilio::verify(&token, &url, &params, sig) {
+            let _ = tx.send(Callback::Forged);
+            return StatusCode::FORBIDDEN;
+        }
+        if let Some(r) = twilio::callback_receipt(&params) {
+            let _ = tx.send(Callback::Receipt(r));
+        }
+        StatusCode::NO_CONTENT
+    };
+    let app = axum::Router::new()
+        .route(&path, axum::routing::post(handler))
+        .with_state((public_url, auth_token, tx));
+    let mut stop = shutdown;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                while !*stop.borrow() {
+                    if stop.changed().await.is_err() {
+                        break;
+                    }
+                }
+            })
+            .await;
+    });
+    Ok((addr, rx))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn signatures_are_stripped() {
+        assert_eq!(super::strip_signature("【外呼】您好"), "您好");
+        assert_eq!(super::strip_signature("您好【外呼】"), "您好");
+        assert_eq!(super::strip_signature("hello"), "hello");
+    }
+}

@@ -1,0 +1,340 @@
+//! The HTTP SMS gateways file (`waihu messages send --sms-http sms-http.yaml`): which
+//! aggregator each campaign's SMS go through, and the accounts. Secrets come from the
+//! environment (`*_env`) or a file (`*_file`, relative to this file), never inline.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    #[error("{file}: {field}: {message}")]
+    Field {
+        file: String,
+        field: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GatewayKind {
+    Aliyun,
+    Twilio,
+}
+
+impl GatewayKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GatewayKind::Aliyun => "aliyun",
+            GatewayKind::Twilio => "twilio",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    default: GatewayKind,
+    #[serde(default)]
+    campaigns: BTreeMap<String, GatewayKind>,
+    #[serde(default)]
+    aliyun: Option<AliyunFile>,
+    #[serde(default)]
+    twilio: Option<TwilioFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AliyunFile {
+    #[serde(default = "aliyun_endpoint")]
+    endpoint: String,
+    access_key_id: String,
+    #[serde(default)]
+    access_key_secret: Option<serde_norway::Value>,
+    #[serde(default)]
+    access_key_secret_env: Option<String>,
+    #[serde(default)]
+    access_key_secret_file: Option<String>,
+    #[serde(default = "hangzhou")]
+    region: String,
+    sign_name: String,
+    templates: BTreeMap<String, AliyunTemplate>,
+}
+
+/// Our template → the approved Alibaba template and the variable that carries our text.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AliyunTemplate {
+    pub code: String,
+    #[serde(default = "content")]
+    pub param: String,
+}
+
+fn aliyun_endpoint() -> String {
+    "https://dysmsapi.aliyuncs.com".into()
+}
+fn hangzhou() -> String {
+    "cn-hangzhou".into()
+}
+fn content() -> String {
+    "content".into()
+}
+fn twilio_base() -> String {
+    "https://api.twilio.com".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TwilioFile {
+    #[serde(default = "twilio_base")]
+    base_url: String,
+    account_sid: String,
+    #[serde(default)]
+    auth_token: Option<serde_norway::Value>,
+    #[serde(default)]
+    auth_token_env: Option<String>,
+    #[serde(default)]
+    auth_token_file: Option<String>,
+    from: String,
+    /// The public URL Twilio posts statuses to (what the signature covers).
+    #[serde(default)]
+    status_callback: Option<String>,
+    /// Where the status listener binds (`127.0.0.1:8089`).
+    #[serde(default)]
+    listen: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AliyunConfig {
+    pub account: crate::aliyun::Account,
+    pub sign_name: String,
+    pub templates: BTreeMap<String, AliyunTemplate>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TwilioConfig {
+    pub account: crate::twilio::Account,
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmsHttpConfig {
+    pub default: GatewayKind,
+    pub campaigns: BTreeMap<String, GatewayKind>,
+    pub aliyun: Option<AliyunConfig>,
+    pub twilio: Option<TwilioConfig>,
+}
+
+fn secret(
+    file: &str,
+    dir: &Path,
+    field: &str,
+    inline: &Option<serde_norway::Value>,
+    env: &Option<String>,
+    path: &Option<String>,
+) -> Result<String, ConfigError> {
+    let err = |message: String| ConfigError::Field {
+        file: file.into(),
+        field: field.into(),
+        message,
+    };
+    if inline.is_some() {
+        return Err(err(format!(
+            "a secret is never written in this file: use {field}_env or {field}_file / 密钥不能写在配置文件里"
+        )));
+    }
+    match (env, path) {
+        (Some(v), None) => std::env::var(v)
+            .ok()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| err(format!("environment variable {v} is not set"))),
+        (None, Some(p)) => {
+            let p: PathBuf = dir.join(p);
+            std::fs::read_to_string(&p)
+                .map(|s| s.trim().to_string())
+                .map_err(|e| err(format!("{}: {e}", p.display())))
+        }
+        _ => Err(err(format!(
+            "give exactly one of {field}_env or {field}_file"
+        ))),
+    }
+}
+
+fn plain_http_ok(url: &str) -> bool {
+    url.starts_with("https://") || url.starts_with("http://127.")
+}
+
+impl SmsHttpConfig {
+    pub fn load(path: &Path) -> Result<SmsHttpConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Parse {
+            file: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Self::parse(
+            &path.display().to_string(),
+            path.parent().unwrap_or(Path::new(".")),
+            &text,
+        )
+    }
+
+    pub fn parse(file: &str, dir: &Path, text: &str) -> Result<SmsHttpConfig, ConfigError> {
+        let f: File = serde_norway::from_str(text).map_err(|e| ConfigError::Parse {
+            file: file.into(),
+            message: e.to_string(),
+        })?;
+        let field = |field: &str, message: String| ConfigError::Field {
+            file: file.into(),
+            field: field.into(),
+            message,
+        };
+        let aliyun = match f.aliyun {
+            Some(a) => {
+                if !plain_http_ok(&a.endpoint) {
+                    return Err(field(
+                        "aliyun.endpoint",
+                        "must be https:// (plain http only to 127.0.0.0/8)".into(),
+                    ));
+                }
+                let s = secret(
+                    file,
+                    dir,
+                    "aliyun.access_key_secret",
+                    &a.access_key_secret,
+                    &a.access_key_secret_env,
+                    &a.access_key_secret_file,
+                )?;
+                Some(AliyunConfig {
+                    account: crate::aliyun::Account {
+                        endpoint: a.endpoint,
+                        access_key_id: a.access_key_id,
+                        access_key_secret: s,
+                        region: a.region,
+                    },
+                    sign_name: a.sign_name,
+                    templates: a.templates,
+                })
+            }
+            None => None,
+        };
+        let twilio = match f.twilio {
+            Some(t) => {
+                if !plain_http_ok(&t.base_url) {
+                    return Err(field(
+                        "twilio.base_url",
+                        "must be https:// (plain http only to 127.0.0.0/8)".into(),
+                    ));
+                }
+                let tok = secret(
+                    file,
+                    dir,
+                    "twilio.auth_token",
+                    &t.auth_token,
+                    &t.auth_token_env,
+                    &t.auth_token_file,
+                )?;
+                let listen = t
+                    .listen
+                    .as_deref()
+                    .map(|l| {
+                        l.parse()
+                            .map_err(|_| field("twilio.listen", format!("'{l}' is not host:port")))
+                    })
+                    .transpose()?;
+                if listen.is_some() != t.status_callback.is_some() {
+                    return Err(field(
+                        "twilio",
+                        "status_callback and listen go together".into(),
+                    ));
+                }
+                Some(TwilioConfig {
+                    account: crate::twilio::Account {
+                        base_url: t.base_url,
+                        account_sid: t.account_sid,
+                        auth_token: tok,
+                        from: t.from,
+                        status_callback: t.status_callback,
+                    },
+                    listen,
+                })
+            }
+            None => None,
+        };
+        let cfg = SmsHttpConfig {
+            default: f.default,
+            campaigns: f.campaigns,
+            aliyun,
+            twilio,
+        };
+        for (name, g) in std::iter::once(("default".to_string(), cfg.default)).chain(
+            cfg.campaigns
+                .iter()
+                .map(|(n, g)| (format!("campaigns.{n}"), *g)),
+        ) {
+            let present = match g {
+                GatewayKind::Aliyun => cfg.aliyun.is_some(),
+                GatewayKind::Twilio => cfg.twilio.is_some(),
+            };
+            if !present {
+                return Err(field(
+                    &name,
+                    format!("{} is not configured in this file", g.as_str()),
+                ));
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// The gateway for a campaign (by name; None: a message of no campaign).
+    pub fn gateway_for(&self, campaign: Option<&str>) -> GatewayKind {
+        campaign
+            .and_then(|c| self.campaigns.get(c).copied())
+            .unwrap_or(self.default)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_come_from_env_or_file_never_inline() {
+        let dir = std::env::temp_dir();
+        std::env::set_var("WAIHU_TEST_TWILIO_TOKEN_CFG", "tok");
+        let ok = "default: twilio\ntwilio:\n  account_sid: AC1\n  auth_token_env: WAIHU_TEST_TWILIO_TOKEN_CFG\n  from: \"+15005550006\"\n";
+        let c = SmsHttpConfig::parse("s.yaml", &dir, ok).unwrap();
+        assert_eq!(c.twilio.unwrap().account.auth_token, "tok");
+        let inline = "default: twilio\ntwilio:\n  account_sid: AC1\n  auth_token: tok\n  from: x\n";
+        let e = SmsHttpConfig::parse("s.yaml", &dir, inline)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("twilio.auth_token") && e.contains("never"),
+            "{e}"
+        );
+        let missing = "default: aliyun\ntwilio:\n  account_sid: AC1\n  auth_token_env: WAIHU_TEST_TWILIO_TOKEN_CFG\n  from: x\n";
+        let e = SmsHttpConfig::parse("s.yaml", &dir, missing)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("default: aliyun is not configured"), "{e}");
+        let typo = "default: twilio\ntwilo: {}\n";
+        let e = SmsHttpConfig::parse("s.yaml", &dir, typo)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2"), "{e}");
+        let http = "default: twilio\ntwilio:\n  base_url: http://api.twilio.com\n  account_sid: AC1\n  auth_token_env: WAIHU_TEST_TWILIO_TOKEN_CFG\n  from: x\n";
+        let e = SmsHttpConfig::parse("s.yaml", &dir, http)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("twilio.base_url"), "{e}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics(s in "\\PC{0,300}") {
+            let _ = SmsHttpConfig::parse("s.yaml", Path::new("."), &s);
+        }
+    }
+}
