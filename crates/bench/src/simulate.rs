@@ -100,6 +100,10 @@ pub fn run(data_dir: &Path, a: Args) -> anyhow::Result<()> {
             agents,
             start,
             explain,
+            messages: Some(
+                waihu_campaign::sim::MessageRules::from_campaign_yaml(&name, &scenario)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+            ),
         };
         results.push(run_sim(
             data_dir,
@@ -329,6 +333,10 @@ fn print_sims(results: &[(SimReport, ComplianceReport, f64)]) {
         (
             "短信/推送 messages sent",
             Box::new(|r, _| r.messages_sent.to_string()),
+        ),
+        (
+            "短信延后/放弃 messages deferred / dropped",
+            Box::new(|r, _| format!("{} / {}", r.messages_deferred, r.messages_suppressed)),
         ),
         (
             "新增免打扰 DNC added",

@@ -18,6 +18,7 @@
 //! - [`config`]: the YAML campaign definition and its validation.
 //! - [`planner`]: eligibility (one gate), ranking, retries, callbacks, caller IDs, trunks.
 //! - [`learned`]: the learned policy's propensity models, channel choice and explanations.
+//! - [`message_gate`]: quiet hours and per-number caps for SMS and push (the message side of the one gate).
 //! - [`model`]: answer probability per hour of week with Beta-Binomial shrinkage.
 //! - [`pacing`]: progressive and adaptive predictive pacing.
 //! - [`sim`]: virtual-time simulator with synthetic customers.
@@ -25,6 +26,7 @@
 //!   trunk selector (weights, channels, CPS, failure back-off).
 pub mod config;
 pub mod learned;
+pub mod message_gate;
 pub mod model;
 pub mod pacing;
 pub mod planner;

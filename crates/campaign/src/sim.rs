@@ -16,6 +16,8 @@ use rand09::SeedableRng as _;
 use waihu_learn::{Arm, Bandit};
 
 use crate::config::{Campaign, PacingMode, Policy};
+pub use crate::message_gate::MessageRules;
+use crate::message_gate::{decide, Decision};
 use crate::pacing::PredictivePacer;
 use crate::planner::{Action, ContactInput, ContactRef, Planner, Report};
 
@@ -42,6 +44,9 @@ pub struct SimConfig {
     pub start: Option<NaiveDate>,
     /// Learned policy: explain this many customers at the end (ids 1..=N).
     pub explain: usize,
+    /// The campaign file's `messages:` rules ([`MessageRules::from_campaign_yaml`]);
+    /// `None`: the defaults. Every simulated message passes this gate, as live ones do.
+    pub messages: Option<MessageRules>,
 }
 
 impl Default for SimConfig {
@@ -54,6 +59,7 @@ impl Default for SimConfig {
             agents: None,
             start: None,
             explain: 0,
+            messages: None,
         }
     }
 }
@@ -81,6 +87,9 @@ pub struct SimReport {
     pub callback_dials: u64,
     pub dnc_added: u64,
     pub messages_sent: u64,
+    /// Messages the gate held for later (quiet hours, caps) and dropped (held too long).
+    pub messages_deferred: u64,
+    pub messages_suppressed: u64,
     pub abandoned: u64,
     pub abandon_rate: f64,
     pub events: u64,
@@ -218,31 +227,83 @@ enum SimEv {
     End(u32),
     /// A message to this customer worked, or not.
     MessageResult(u32),
+    /// A message the gate deferred (index into the deferred list) comes up again.
+    MessageDue(u32),
 }
 
-/// A message sent at `at` (ms): its event, and when its result is due.
-fn message_sent(
-    at: i64,
-    customer: CustomerId,
-    channel: &str,
-    template: String,
+/// A message the planner asked for, through the message gate.
+struct Outbox {
+    rules: MessageRules,
     campaign: CampaignId,
-) -> (Event, (i64, SimEv)) {
-    let ev = Event {
-        at: at_ms(at),
-        customer: Some(customer),
-        campaign: Some(campaign),
-        call: None,
-        kind: EventKind::MessageSent {
-            channel: channel.into(),
-            template,
-        },
-    };
-    let due = (
-        at + MESSAGE_EFFECT_MS,
-        SimEv::MessageResult((customer.0 - 1) as u32),
-    );
-    (ev, due)
+    seed: u64,
+    /// Per customer: when messages went.
+    sent: std::collections::HashMap<u32, Vec<DateTime<Utc>>>,
+    /// Deferred: (customer, channel, template, queued at).
+    deferred: Vec<(u32, &'static str, String, i64)>,
+    next_id: i64,
+}
+
+impl Outbox {
+    /// Decides a message queued at `created` (ms) now at `at` (ms): events to log and
+    /// queue entries (its result, or its next try).
+    #[allow(clippy::too_many_arguments)]
+    fn offer(
+        &mut self,
+        at: i64,
+        created: i64,
+        cust: u32,
+        phone: u64,
+        tz: Tz,
+        channel: &'static str,
+        template: String,
+        report: &mut SimReport,
+    ) -> (Vec<Event>, Option<(i64, SimEv)>) {
+        let now = at_ms(at);
+        let earlier = self.sent.get(&cust).map(Vec::as_slice).unwrap_or(&[]);
+        match decide(&self.rules, tz, now, at_ms(created), earlier) {
+            Decision::Send => {
+                self.sent.entry(cust).or_default().push(now);
+                self.next_id += 1;
+                report.messages_sent += 1;
+                let customer = Some(CustomerId(cust as i64 + 1));
+                let base = |kind| Event {
+                    at: now,
+                    customer,
+                    campaign: Some(self.campaign),
+                    call: None,
+                    kind,
+                };
+                let events = vec![
+                    base(EventKind::MessageSubmitted {
+                        message: self.next_id,
+                        phone: phone_index(self.seed, phone),
+                        tz: tz.name().into(),
+                        local_time: now.with_timezone(&tz).to_rfc3339(),
+                        channel: channel.into(),
+                        template: template.clone(),
+                    }),
+                    base(EventKind::MessageSent {
+                        channel: channel.into(),
+                        template,
+                    }),
+                ];
+                (
+                    events,
+                    Some((at + MESSAGE_EFFECT_MS, SimEv::MessageResult(cust))),
+                )
+            }
+            Decision::Defer { until, .. } => {
+                report.messages_deferred += 1;
+                self.deferred.push((cust, channel, template, created));
+                let i = (self.deferred.len() - 1) as u32;
+                (Vec::new(), Some((ms(until), SimEv::MessageDue(i))))
+            }
+            Decision::Suppress { .. } => {
+                report.messages_suppressed += 1;
+                (Vec::new(), None)
+            }
+        }
+    }
 }
 
 fn ms(t: DateTime<Utc>) -> i64 {
@@ -557,6 +618,14 @@ pub fn simulate_with(
         .map(|_| Bandit::new(3, waihu_learn::Policy::default()))
         .collect();
     let mut since_restore = vec![0u32; segs_n];
+    let mut outbox = Outbox {
+        rules: cfg.messages.clone().unwrap_or_default(),
+        campaign: camp_id,
+        seed: cfg.seed,
+        sent: std::collections::HashMap::new(),
+        deferred: Vec::new(),
+        next_id: 0,
+    };
     let mut now = start;
     let step = Duration::seconds(1);
     while now < end {
@@ -604,6 +673,27 @@ pub fn simulate_with(
                             pacer.on_attempt(false);
                         }
                         queue.push(Reverse((when, SimEv::End(ci))));
+                    }
+                }
+                SimEv::MessageDue(i) => {
+                    let (cust, channel, template, created) =
+                        std::mem::take(&mut outbox.deferred[i as usize]);
+                    if personas[cust as usize].converted {
+                        continue;
+                    }
+                    let (evs, next) = outbox.offer(
+                        when,
+                        created,
+                        cust,
+                        phones[cust as usize],
+                        tzs[cust as usize],
+                        channel,
+                        template,
+                        &mut report,
+                    );
+                    queue.extend(next.map(Reverse));
+                    for ev in evs {
+                        emit(ev, &mut report);
                     }
                 }
                 SimEv::MessageResult(cust) => {
@@ -751,11 +841,21 @@ pub fn simulate_with(
                                 channel,
                                 template,
                             } => {
-                                let (ev, result) =
-                                    message_sent(when, customer, channel, template, camp_id);
-                                report.messages_sent += 1;
-                                queue.push(Reverse(result));
-                                emit(ev, &mut report);
+                                let cust = (customer.0 - 1) as u32;
+                                let (evs, next) = outbox.offer(
+                                    when,
+                                    when,
+                                    cust,
+                                    phones[cust as usize],
+                                    tzs[cust as usize],
+                                    channel,
+                                    template,
+                                    &mut report,
+                                );
+                                queue.extend(next.map(Reverse));
+                                for ev in evs {
+                                    emit(ev, &mut report);
+                                }
                             }
                             Action::CallbackScheduled { .. } | Action::Finished { .. } => {}
                         }
@@ -779,10 +879,21 @@ pub fn simulate_with(
                 template,
             } = a
             {
-                let (ev, result) = message_sent(t, customer, channel, template, camp_id);
-                report.messages_sent += 1;
-                queue.push(Reverse(result));
-                emit(ev, &mut report);
+                let cust = (customer.0 - 1) as u32;
+                let (evs, next) = outbox.offer(
+                    t,
+                    t,
+                    cust,
+                    phones[cust as usize],
+                    tzs[cust as usize],
+                    channel,
+                    template,
+                    &mut report,
+                );
+                queue.extend(next.map(Reverse));
+                for ev in evs {
+                    emit(ev, &mut report);
+                }
             }
         }
         for d in dials {
@@ -891,7 +1002,6 @@ pub fn simulate_with(
             now + step
         };
     }
-    let _ = tzs;
     report.pending_at_end = planner.pending();
     report.wasted_attempts = report.attempts - report.connects;
     report.contact_rate = report.reached as f64 / cfg.customers.max(1) as f64;

@@ -23,6 +23,9 @@ fn run(
         agents,
         start: None,
         explain: 0,
+        messages: Some(
+            waihu_campaign::sim::MessageRules::from_campaign_yaml("scenario", &text).unwrap(),
+        ),
     };
     let r = simulate(&campaign, &cfg, &mut |e| checker.feed(e));
     (r, checker.finish())
@@ -42,6 +45,8 @@ fn small_runs_have_zero_violations_and_plausible_numbers() {
         );
         assert!(r.callback_dials > 0, "{r:?}");
         assert!(r.messages_sent > 0, "{r:?}");
+        // Every message went through the message gate and was checked from the log.
+        assert_eq!(c.messages, r.messages_sent, "{policy:?}");
         assert!(r.dnc_added > 0, "{r:?}");
     }
 }
