@@ -20,6 +20,7 @@ pub mod messages;
 pub mod openapi;
 pub mod reports;
 pub mod tls;
+pub mod trunks;
 pub mod webhook;
 
 use std::future::Future;
@@ -101,8 +102,8 @@ pub fn app(store: Store, cfg: Config) -> (Router, Vec<RouteInfo>) {
         cfg: Arc::new(cfg),
         streams: Arc::new(tokio::sync::Semaphore::new(calls::STREAM_LIMIT)),
     };
-    let routes = experiments::routes(messages::routes(import::routes(calls::routes(
-        campaigns::routes(api::routes(Routes::new())),
+    let routes = trunks::routes(experiments::routes(messages::routes(import::routes(
+        calls::routes(campaigns::routes(api::routes(Routes::new()))),
     ))));
     let router = routes.router.fallback(api::not_found).with_state(state);
     (router, routes.list)

@@ -754,3 +754,100 @@ async fn experiments_report_posteriors_per_variant() {
     assert_eq!((st, v["items"].as_array().map(Vec::len)), (200, Some(0)));
     s.stop().await;
 }
+
+/// Trunk state: nothing before a node wrote its status file; the node's trunks
+/// while it keeps writing it; `stale` once it stopped; CSV with one row per trunk.
+#[tokio::test]
+async fn trunk_state_from_the_node_status_file() {
+    let s = Server::start(waihu_server::Config::default()).await;
+    let (st, v) = s.get(&s.analyst, "/api/trunks").await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        (v["stale"].as_bool(), v["node"].is_null()),
+        (Some(true), true)
+    );
+    let write = |age_ms: i64| {
+        let file = waihu_campaign::trunks::StatusFile {
+            updated_ms: chrono::Utc::now().timestamp_millis() - age_ms,
+            pid: 4242,
+            trunks: vec![
+                waihu_campaign::trunks::StatusEntry {
+                    name: "carrier-a".into(),
+                    state: "down".into(),
+                    registration: "failed".into(),
+                    registration_status: Some(403),
+                    registrations: 3,
+                    in_flight: 0,
+                    channels: 30,
+                    calls: 12,
+                    failures: 4,
+                    consecutive_failures: 3,
+                    down_until_ms: Some(1),
+                },
+                waihu_campaign::trunks::StatusEntry {
+                    name: "carrier-b".into(),
+                    state: "up".into(),
+                    registration: "registered".into(),
+                    registration_status: None,
+                    registrations: 1,
+                    in_flight: 7,
+                    channels: 10,
+                    calls: 80,
+                    failures: 0,
+                    consecutive_failures: 0,
+                    down_until_ms: None,
+                },
+            ],
+        };
+        std::fs::write(
+            s.store.data_dir().join("trunks.json"),
+            serde_json::to_vec(&file).unwrap(),
+        )
+        .unwrap();
+    };
+    write(200);
+    let (st, v) = s.get(&s.analyst, "/api/trunks").await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["stale"], false, "{v}");
+    assert_eq!(
+        (v["node"]["pid"].as_u64(), v["node"]["running"].as_bool()),
+        (Some(4242), Some(true))
+    );
+    assert_eq!(v["items"][0]["state"], "down");
+    assert_eq!(v["items"][1]["in_flight"], 7);
+    write(60_000);
+    let (_, v) = s.get(&s.analyst, "/api/trunks").await;
+    assert_eq!(
+        (v["stale"].as_bool(), v["node"]["running"].as_bool()),
+        (Some(true), Some(false))
+    );
+    let csv = s
+        .client
+        .get(s.url("/api/trunks?format=csv"))
+        .bearer_auth(&s.analyst)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.starts_with("\u{feff}name,state,registration"), "{csv}");
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(
+        csv.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("carrier-a,down,failed,403,"),
+        "{csv}"
+    );
+    // A file the node half-wrote is an error naming it, not an empty list.
+    std::fs::write(
+        s.store.data_dir().join("trunks.json"),
+        "{\"updated_ms\": 1,",
+    )
+    .unwrap();
+    let (st, v) = s.get(&s.analyst, "/api/trunks").await;
+    assert_eq!(st, 500, "{v}");
+    assert!(v.to_string().contains("trunks.json"), "{v}");
+    s.stop().await;
+}
