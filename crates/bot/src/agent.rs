@@ -35,6 +35,8 @@ pub(crate) enum AgentCmd {
     /// Stop playing now.
     Stop,
     Hangup(String),
+    /// Call analysis is settled: stop feeding the detector.
+    AmdStop,
 }
 
 /// From the agent to the brain. Times are media ms since the answer.
@@ -61,6 +63,12 @@ pub(crate) enum BrainIn {
     },
     Dtmf {
         digit: char,
+    },
+    /// The answering-machine detector decided (or changed its mind).
+    /// `greeting_start`: media time the callee's first utterance began.
+    Amd {
+        decision: waihu_amd::Decision,
+        greeting_start: Option<u64>,
     },
     /// The call is over; `early`: early-media audio heard before any answer.
     Ended {
@@ -90,7 +98,13 @@ pub struct BotAgent {
     vad_failed: bool,
     /// Early media (a carrier announcement), kept for the brain to classify.
     early: Vec<i16>,
+    /// Answering-machine detection on the first [`AMD_WINDOW_MS`] after answer.
+    amd: Option<waihu_amd::Amd>,
 }
+
+/// How long after answer the detector listens at most (a beep can follow a
+/// long greeting).
+pub const AMD_WINDOW_MS: u64 = 20_000;
 
 impl BotAgent {
     pub(crate) fn new(
@@ -110,6 +124,13 @@ impl BotAgent {
             hangup: None,
             vad_failed: false,
             early: Vec::new(),
+            amd: match waihu_amd::Amd::new() {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    tracing::warn!(error = %e, "answering-machine detection unavailable");
+                    None
+                }
+            },
         }
     }
 
@@ -139,6 +160,7 @@ impl BotAgent {
                 AgentCmd::Hangup(why) => {
                     self.hangup.get_or_insert(why);
                 }
+                AgentCmd::AmdStop => self.amd = None,
             }
         }
     }
@@ -172,6 +194,21 @@ impl BotAgent {
                 ms: self.ms + FRAME_MS,
             });
             self.playing = None;
+        }
+    }
+
+    /// Feeds the detector; it never blocks (a few Goertzel bins per frame).
+    fn analyse(&mut self, heard: &[i16]) {
+        if self.ms >= AMD_WINDOW_MS {
+            self.amd = None;
+        }
+        let Some(amd) = self.amd.as_mut() else { return };
+        if let Some(decision) = amd.push_audio(self.ms, heard) {
+            let greeting_start = amd.greeting_start();
+            let _ = self.to_brain.send(BrainIn::Amd {
+                decision,
+                greeting_start,
+            });
         }
     }
 
@@ -216,6 +253,7 @@ impl CallAgent for BotAgent {
         self.commands();
         // Listen first: a barge-in detected on this frame silences this frame.
         self.listen(heard);
+        self.analyse(heard);
         self.play(say);
         self.ms += FRAME_MS;
         match &self.hangup {

@@ -281,7 +281,9 @@ fn voicemail_rule_is_checked_with_position() {
     let base = "name: t\nlanguage: zh\nvariables:\n  name: 张三\n";
     let states = "states:\n  a:\n    say: 你好\n    end: done\n";
     // leave_message without words to leave.
-    let e = errors(&format!("{base}voicemail:\n  action: leave_message\n{states}"));
+    let e = errors(&format!(
+        "{base}voicemail:\n  action: leave_message\n{states}"
+    ));
     has(&e, 6, 11, "`leave_message` needs `say`");
     // hang_up with words it would never say.
     let e = errors(&format!(
@@ -302,12 +304,9 @@ fn voicemail_rule_is_checked_with_position() {
         "t.yaml",
     )
     .unwrap();
-    let interp = waihu_dialog::Interpreter::new(
-        std::sync::Arc::new(prog),
-        vec![("name", "李四")],
-        1,
-    )
-    .unwrap();
+    let interp =
+        waihu_dialog::Interpreter::new(std::sync::Arc::new(prog), vec![("name", "李四")], 1)
+            .unwrap();
     let (text, style) = interp.voicemail_message().expect("a message");
     assert_eq!(text, "李四您好，我们稍后再联系您。");
     assert_eq!(style, "calm");
