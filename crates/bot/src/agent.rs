@@ -372,6 +372,55 @@ mod tests {
     }
 
     #[test]
+    fn a_voicemail_greeting_and_its_beep_reach_the_brain_as_decisions() {
+        let (mut a, mut rx, tx) = agent();
+        let mut heard = vec![0i16; 8 * 300];
+        heard.extend(speech(
+            "Hi, you have reached my voicemail. I can't take your call right now. Please leave a message after the tone.",
+        ));
+        heard.extend(vec![0i16; 8 * 300]);
+        let beep_at = heard.len() as u64 / 8;
+        heard.extend((0..8 * 500).map(|i| {
+            (10_000.0 * (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 8000.0).sin()) as i16
+        }));
+        heard.extend(vec![0i16; 8 * 1000]);
+        let now = Instant::now();
+        let mut say = vec![0i16; 160];
+        let mut decisions = Vec::new();
+        for f in heard.chunks_exact(160) {
+            a.on_frame(now, f, &mut say);
+            while let Ok(m) = rx.try_recv() {
+                if let BrainIn::Amd {
+                    decision,
+                    greeting_start,
+                } = m
+                {
+                    decisions.push((decision, greeting_start));
+                }
+            }
+        }
+        let (first, start) = decisions.first().expect("a decision").clone();
+        assert_eq!(first.verdict, waihu_amd::Verdict::Machine, "{decisions:?}");
+        assert_eq!(first.reason, waihu_amd::Reason::LongGreeting);
+        assert!(first.at_ms <= 2600, "{first:?}");
+        assert!(start.is_some_and(|s| s <= 1000), "{start:?}");
+        let beep = decisions
+            .iter()
+            .find(|(d, _)| d.reason == waihu_amd::Reason::Beep)
+            .expect("the beep is a decision");
+        let end = beep.0.beep_end_ms.expect("beep end");
+        assert!(
+            end.abs_diff(beep_at + 500) <= 60,
+            "{end} vs {}",
+            beep_at + 500
+        );
+        // Once the brain says the analysis is over, no more decisions.
+        tx.send(AgentCmd::AmdStop).unwrap();
+        a.on_frame(now, &[0; 160], &mut say);
+        assert!(a.amd.is_none());
+    }
+
+    #[test]
     fn a_prompt_without_barge_in_keeps_playing_over_the_callee() {
         let (barge, silent, _) = run(false);
         assert_eq!(barge, None);

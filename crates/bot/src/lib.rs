@@ -206,6 +206,12 @@ const MACHINE_GREETING_START_MS: u64 = 1000;
 /// the beep before it is said anyway.
 const BEEP_WAIT: Duration = Duration::from_secs(4);
 
+/// After SIT tones, words naming the announcement are awaited this long (or
+/// until the carrier hangs up); then the tones alone decide (a network
+/// failure: `congestion`). Long: a whole announcement is one utterance, and
+/// its ASR may queue behind other calls'.
+const SIT_WAIT: Duration = Duration::from_secs(20);
+
 /// The brain's side of answering-machine detection.
 #[derive(Default)]
 struct CallAnalysis {
@@ -226,7 +232,15 @@ struct CallAnalysis {
     /// The voicemail message waiting for the beep, and how long it waits.
     pending_message: Option<(String, String)>,
     beep_deadline: Option<tokio::time::Instant>,
+    /// SIT tones hold the call until words name the announcement, or this.
+    sit_deadline: Option<tokio::time::Instant>,
+    sit: bool,
+    /// Media ms the SIT tones were recognised (their end).
+    sit_end: Option<u64>,
     message_left: bool,
+    answered_at: Option<tokio::time::Instant>,
+    /// Words heard while held that named nothing (kept for the report).
+    heard: Vec<String>,
 }
 
 impl BotReport {
@@ -397,10 +411,14 @@ impl Brain {
 
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<BrainIn>) -> BotReport {
         loop {
-            let deadline = match (self.no_input_at, self.analysis.beep_deadline) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let deadline = [
+                self.no_input_at,
+                self.analysis.beep_deadline,
+                self.analysis.sit_deadline,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let msg = tokio::select! {
                 m = rx.recv() => m,
                 _ = async {
@@ -414,6 +432,15 @@ impl Brain {
                         // No beep came: say the message anyway.
                         self.analysis.beep_deadline = None;
                         self.leave_message();
+                    } else if self.analysis.sit_deadline.is_some_and(|d| d <= now) {
+                        self.analysis.sit_deadline = None;
+                        let at = self.media_ms();
+                        self.announcement_heard(
+                            waihu_amd::Announcement::Sit,
+                            at,
+                            "",
+                            waihu_amd::Reason::SitTone,
+                        );
                     } else {
                         self.no_input_at = None;
                         if !self.analysis.paused() {
@@ -427,6 +454,7 @@ impl Brain {
             match msg {
                 BrainIn::Answered => {
                     self.answered = true;
+                    self.analysis.answered_at = Some(tokio::time::Instant::now());
                     self.step(Input::Answered, None)
                 }
                 BrainIn::PlayStarted { id, ms } => self.play_started(id, ms),
@@ -481,6 +509,16 @@ impl Brain {
                     }
                     if !self.answered && early.len() >= RATE as usize {
                         self.announcement(&early).await;
+                    }
+                    if self.analysis.sit && !self.analysis.settled {
+                        // The carrier hung up after its tones; no words named it.
+                        let at = self.media_ms();
+                        self.announcement_heard(
+                            waihu_amd::Announcement::Sit,
+                            at,
+                            "",
+                            waihu_amd::Reason::SitTone,
+                        );
                     }
                     let now = (self.setup.clock)();
                     let _ = self.interp.handle(now, Input::HungUp);
@@ -545,6 +583,9 @@ impl Brain {
             }
             (Verdict::Announcement, Reason::SitTone) => {
                 self.hold(&d);
+                self.analysis.sit = true;
+                self.analysis.sit_end = Some(d.at_ms);
+                self.analysis.sit_deadline = Some(tokio::time::Instant::now() + SIT_WAIT);
             }
             (Verdict::Machine, Reason::LongGreeting)
                 if greeting_start.is_some_and(|s| s <= MACHINE_GREETING_START_MS) =>
@@ -579,6 +620,13 @@ impl Brain {
         ));
         self.no_input_at = None;
         self.stop_prompt(d.at_ms);
+    }
+
+    /// Media ms since answer, by the brain's clock (timers only).
+    fn media_ms(&self) -> u64 {
+        self.analysis
+            .answered_at
+            .map_or(0, |t| t.elapsed().as_millis() as u64)
     }
 
     fn stop_prompt(&mut self, at_ms: u64) {
@@ -631,7 +679,13 @@ impl Brain {
     }
 
     /// A carrier announcement after answer: its outcome, and hang up.
-    fn announcement_heard(&mut self, kind: waihu_amd::Announcement, at_ms: u64, text: &str) {
+    fn announcement_heard(
+        &mut self,
+        kind: waihu_amd::Announcement,
+        at_ms: u64,
+        text: &str,
+        reason: waihu_amd::Reason,
+    ) {
         if self.analysis.settled {
             return;
         }
@@ -639,14 +693,19 @@ impl Brain {
         self.analysis.held = false;
         self.analysis.pending_message = None;
         self.analysis.beep_deadline = None;
+        self.analysis.sit_deadline = None;
         self.analysis.last = Some((
             waihu_amd::Verdict::Announcement,
-            waihu_amd::Reason::AnnouncementWords.name().to_string(),
+            reason.name().to_string(),
             at_ms,
             Some(kind),
         ));
         self.report.network_outcome = Some(kind.outcome());
-        self.report.announcement = Some(text.to_string());
+        if !text.is_empty() {
+            self.report.announcement = Some(text.to_string());
+        } else if !self.analysis.heard.is_empty() {
+            self.report.announcement = Some(self.analysis.heard.join(" "));
+        }
         self.report.voicemail = false;
         self.report.outcome = Some("announcement".into());
         self.no_input_at = None;
@@ -750,7 +809,16 @@ impl Brain {
         let text = {
             let permit = self.kit.asr_slots.clone().acquire_owned().await;
             lat.asr_wait_ms = t0.elapsed().as_secs_f64() * 1000.0;
-            let r = self.kit.asr.transcribe(&utt.samples, utt.rate, &opts).await;
+            // Whisper loses the words behind SIT tones: transcribe from their end.
+            let skip = self
+                .analysis
+                .sit_end
+                .filter(|&e| e > utt.start_ms && e < utt.end_ms)
+                .map_or(0, |e| {
+                    ((e - utt.start_ms) * utt.rate as u64 / 1000) as usize
+                });
+            let samples = utt.samples.get(skip..).unwrap_or(&utt.samples);
+            let r = self.kit.asr.transcribe(samples, utt.rate, &opts).await;
             drop(permit);
             match r {
                 Ok(t) => t.text.trim().to_string(),
@@ -761,9 +829,10 @@ impl Brain {
             }
         };
         lat.asr_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        tracing::debug!(%text, start_ms = utt.start_ms, end_ms = utt.end_ms, asr_ms = lat.asr_ms, "heard");
         if text.is_empty() || is_noise(&text) {
             // Nothing intelligible: keep listening (the no-input timer still runs).
-            if first_turn && self.analysis.held && !self.analysis.settled {
+            if first_turn && self.analysis.held && !self.analysis.settled && !self.analysis.sit {
                 // The long sound was no words at all: not a machine we can
                 // tell; the script goes on (a beep still settles it).
                 self.analysis.held = false;
@@ -774,7 +843,9 @@ impl Brain {
         }
         // Media time the words became known: when the utterance was cut plus ASR.
         let words_ms = detected_ms + lat.asr_ms as u64;
-        if first_turn && !self.analysis.settled {
+        // Words are checked on the first utterance, and on every one while
+        // the audio holds the call (SIT tones come before the words).
+        if (first_turn || self.analysis.held) && !self.analysis.settled {
             let kind = waihu_amd::announce::classify(&text);
             let voicemail = waihu_amd::is_voicemail_text(&text)
                 || (self.analysis.held && self.analysis.beep_end.is_some());
@@ -784,7 +855,12 @@ impl Brain {
                     self.note(Note::Turn(Box::new(t.clone())));
                 }
                 match kind {
-                    Some(k) => self.announcement_heard(k, words_ms, &text),
+                    Some(k) => self.announcement_heard(
+                        k,
+                        words_ms,
+                        &text,
+                        waihu_amd::Reason::AnnouncementWords,
+                    ),
                     None => self.machine(
                         words_ms,
                         if waihu_amd::is_voicemail_text(&text) {
@@ -796,7 +872,7 @@ impl Brain {
                 }
                 return;
             }
-            if self.analysis.held {
+            if self.analysis.held && !self.analysis.sit {
                 // Neither a machine's nor a carrier's words, and no beep: a
                 // person who talked first. The opening was cut; resume.
                 self.analysis.held = false;
@@ -806,6 +882,10 @@ impl Brain {
             }
         }
         if self.analysis.paused() {
+            if self.analysis.held {
+                tracing::info!(%text, "call analysis: words while held name nothing");
+                self.analysis.heard.push(text);
+            }
             return;
         }
         if self.playing.is_some() {
