@@ -23,12 +23,8 @@ fn waihu(dir: &Path, args: &[&str]) -> String {
         .env_remove("WAIHU_MASTER_KEY")
         .env_remove("WAIHU_DATA_DIR")
         .env("WAIHU_MODELS_DIR", models_dir())
-        .env("WAIHU_LOG", "waihu_bot=debug,warn")
         .output()
         .expect("run waihu");
-    if args[0] == "run" {
-        let _ = std::fs::write("/tmp/live_amd_run.stderr", &out.stderr);
-    }
     assert!(
         out.status.success(),
         "waihu {args:?} failed: {}\n{}",
@@ -287,9 +283,10 @@ async fn machines_and_carrier_announcements_are_stored_and_retried_per_policy() 
         .iter()
         .filter(|l| l.persona == Persona::Voicemail)
         .collect();
+    // The bot hung up after its message (the box did not give up waiting for one).
     assert!(
         vm.iter()
-            .all(|l| l.callee_hangup.as_deref() == Some("message recorded")),
+            .all(|l| l.callee_hangup.is_none() && l.bot_speech_s >= 2.0),
         "{vm:?}"
     );
     // The person was not taken for a machine.
