@@ -829,7 +829,6 @@ impl Brain {
             }
         };
         lat.asr_ms = t0.elapsed().as_secs_f64() * 1000.0;
-        tracing::debug!(%text, start_ms = utt.start_ms, end_ms = utt.end_ms, asr_ms = lat.asr_ms, "heard");
         if text.is_empty() || is_noise(&text) {
             // Nothing intelligible: keep listening (the no-input timer still runs).
             if first_turn && self.analysis.held && !self.analysis.settled && !self.analysis.sit {
@@ -883,7 +882,7 @@ impl Brain {
         }
         if self.analysis.paused() {
             if self.analysis.held {
-                tracing::info!(%text, "call analysis: words while held name nothing");
+                // Carrier words, not the customer's: kept for the report, never logged.
                 self.analysis.heard.push(text);
             }
             return;
