@@ -67,14 +67,14 @@ impl Announcement {
         }
     }
 
-    /// Default retry advice: a vacant number is never called again; a
-    /// suspended line may be paid up, so try again in a week; a phone switched
-    /// off or out of coverage in 4 hours; busy in 30 minutes; a network
-    /// failure tone in 5 minutes.
+    /// Default retry advice, the campaign defaults of the outcome each is
+    /// stored as: a vacant number or a suspended line (stored alike as
+    /// `invalid_number`, which a campaign's `retry:` table knows by that name
+    /// only) is never called again; a phone switched off or out of coverage
+    /// in 4 hours; busy in 30 minutes; a network failure tone in 5 minutes.
     pub fn retry(self) -> RetryAdvice {
         match self {
-            Announcement::Vacant => RetryAdvice::Stop,
-            Announcement::Suspended => RetryAdvice::After { secs: 7 * 86_400 },
+            Announcement::Vacant | Announcement::Suspended => RetryAdvice::Stop,
             Announcement::PoweredOff | Announcement::Unreachable => {
                 RetryAdvice::After { secs: 4 * 3600 }
             }
@@ -207,8 +207,10 @@ mod tests {
     fn outcomes_and_retry() {
         assert_eq!(Announcement::Vacant.retry(), RetryAdvice::Stop);
         assert_eq!(Announcement::Vacant.outcome(), CallOutcome::InvalidNumber);
-        assert!(
-            matches!(Announcement::Suspended.retry(), RetryAdvice::After { secs } if secs >= 86_400)
+        assert_eq!(Announcement::Suspended.retry(), RetryAdvice::Stop);
+        assert_eq!(
+            Announcement::Suspended.outcome(),
+            CallOutcome::InvalidNumber
         );
         assert_eq!(Announcement::Busy.outcome(), CallOutcome::Busy);
     }

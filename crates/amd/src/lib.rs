@@ -115,6 +115,21 @@ pub enum Reason {
     Timeout,
 }
 
+impl Reason {
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::ShortGreeting => "short_greeting",
+            Reason::LongGreeting => "long_greeting",
+            Reason::Beep => "beep",
+            Reason::SitTone => "sit_tone",
+            Reason::AnnouncementWords => "announcement_words",
+            Reason::VoicemailWords => "voicemail_words",
+            Reason::InitialSilence => "initial_silence",
+            Reason::Timeout => "timeout",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {
     pub verdict: Verdict,
@@ -239,6 +254,12 @@ impl Amd {
     /// The current decision, if any.
     pub fn decision(&self) -> Option<&Decision> {
         self.decision.as_ref()
+    }
+
+    /// Media time the first utterance began (a machine starts at once; a
+    /// person who talks over the bot's opening starts later).
+    pub fn greeting_start(&self) -> Option<u64> {
+        self.utterance_start
     }
 
     /// Words heard so far (voiced runs of at least `min_word`).

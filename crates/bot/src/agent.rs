@@ -35,6 +35,8 @@ pub(crate) enum AgentCmd {
     /// Stop playing now.
     Stop,
     Hangup(String),
+    /// Call analysis is settled: stop feeding the detector.
+    AmdStop,
 }
 
 /// From the agent to the brain. Times are media ms since the answer.
@@ -61,6 +63,12 @@ pub(crate) enum BrainIn {
     },
     Dtmf {
         digit: char,
+    },
+    /// The answering-machine detector decided (or changed its mind).
+    /// `greeting_start`: media time the callee's first utterance began.
+    Amd {
+        decision: waihu_amd::Decision,
+        greeting_start: Option<u64>,
     },
     /// The call is over; `early`: early-media audio heard before any answer.
     Ended {
@@ -90,7 +98,13 @@ pub struct BotAgent {
     vad_failed: bool,
     /// Early media (a carrier announcement), kept for the brain to classify.
     early: Vec<i16>,
+    /// Answering-machine detection on the first [`AMD_WINDOW_MS`] after answer.
+    amd: Option<waihu_amd::Amd>,
 }
+
+/// How long after answer the detector listens at most (a beep can follow a
+/// long greeting).
+pub const AMD_WINDOW_MS: u64 = 20_000;
 
 impl BotAgent {
     pub(crate) fn new(
@@ -110,6 +124,13 @@ impl BotAgent {
             hangup: None,
             vad_failed: false,
             early: Vec::new(),
+            amd: match waihu_amd::Amd::new() {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    tracing::warn!(error = %e, "answering-machine detection unavailable");
+                    None
+                }
+            },
         }
     }
 
@@ -139,6 +160,7 @@ impl BotAgent {
                 AgentCmd::Hangup(why) => {
                     self.hangup.get_or_insert(why);
                 }
+                AgentCmd::AmdStop => self.amd = None,
             }
         }
     }
@@ -172,6 +194,21 @@ impl BotAgent {
                 ms: self.ms + FRAME_MS,
             });
             self.playing = None;
+        }
+    }
+
+    /// Feeds the detector; it never blocks (a few Goertzel bins per frame).
+    fn analyse(&mut self, heard: &[i16]) {
+        if self.ms >= AMD_WINDOW_MS {
+            self.amd = None;
+        }
+        let Some(amd) = self.amd.as_mut() else { return };
+        if let Some(decision) = amd.push_audio(self.ms, heard) {
+            let greeting_start = amd.greeting_start();
+            let _ = self.to_brain.send(BrainIn::Amd {
+                decision,
+                greeting_start,
+            });
         }
     }
 
@@ -216,6 +253,7 @@ impl CallAgent for BotAgent {
         self.commands();
         // Listen first: a barge-in detected on this frame silences this frame.
         self.listen(heard);
+        self.analyse(heard);
         self.play(say);
         self.ms += FRAME_MS;
         match &self.hangup {
@@ -331,6 +369,55 @@ mod tests {
             "barge-in at frame {barge}, onset {onset}"
         );
         assert!(barge <= onset + 40, "barge-in too late: frame {barge}");
+    }
+
+    #[test]
+    fn a_voicemail_greeting_and_its_beep_reach_the_brain_as_decisions() {
+        let (mut a, mut rx, tx) = agent();
+        let mut heard = vec![0i16; 8 * 300];
+        heard.extend(speech(
+            "Hi, you have reached my voicemail. I can't take your call right now. Please leave a message after the tone.",
+        ));
+        heard.extend(vec![0i16; 8 * 300]);
+        let beep_at = heard.len() as u64 / 8;
+        heard.extend((0..8 * 500).map(|i| {
+            (10_000.0 * (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 8000.0).sin()) as i16
+        }));
+        heard.extend(vec![0i16; 8 * 1000]);
+        let now = Instant::now();
+        let mut say = vec![0i16; 160];
+        let mut decisions = Vec::new();
+        for f in heard.chunks_exact(160) {
+            a.on_frame(now, f, &mut say);
+            while let Ok(m) = rx.try_recv() {
+                if let BrainIn::Amd {
+                    decision,
+                    greeting_start,
+                } = m
+                {
+                    decisions.push((decision, greeting_start));
+                }
+            }
+        }
+        let (first, start) = decisions.first().expect("a decision").clone();
+        assert_eq!(first.verdict, waihu_amd::Verdict::Machine, "{decisions:?}");
+        assert_eq!(first.reason, waihu_amd::Reason::LongGreeting);
+        assert!(first.at_ms <= 2600, "{first:?}");
+        assert!(start.is_some_and(|s| s <= 1000), "{start:?}");
+        let beep = decisions
+            .iter()
+            .find(|(d, _)| d.reason == waihu_amd::Reason::Beep)
+            .expect("the beep is a decision");
+        let end = beep.0.beep_end_ms.expect("beep end");
+        assert!(
+            end.abs_diff(beep_at + 500) <= 60,
+            "{end} vs {}",
+            beep_at + 500
+        );
+        // Once the brain says the analysis is over, no more decisions.
+        tx.send(AgentCmd::AmdStop).unwrap();
+        a.on_frame(now, &[0; 160], &mut say);
+        assert!(a.amd.is_none());
     }
 
     #[test]

@@ -161,7 +161,86 @@ pub struct BotReport {
     pub announcement: Option<String>,
     /// The network outcome that announcement means, when it names one.
     pub network_outcome: Option<waihu_core::CallOutcome>,
+    /// What answered, as the call's answering-machine detection saw it
+    /// (answered calls, and unanswered ones whose early media named a cause).
+    pub analysis: Option<Analysis>,
     pub errors: Vec<String>,
+}
+
+/// The call's answering-machine detection, for the store and the reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Analysis {
+    /// What the call acted on last: `human`, `machine`, `announcement`, `silence`.
+    pub verdict: String,
+    pub reason: String,
+    /// Media ms from answer to the detector's first decision.
+    pub decided_ms: u64,
+    /// Media ms from answer to the decision acted on last.
+    pub final_ms: u64,
+    pub announcement: Option<waihu_amd::Announcement>,
+    pub beep_end_ms: Option<u64>,
+    /// The script's voicemail message was left.
+    pub message_left: bool,
+}
+
+impl Analysis {
+    pub fn event(&self) -> waihu_core::EventKind {
+        waihu_core::EventKind::CallAnalysed {
+            verdict: self.verdict.clone(),
+            reason: self.reason.clone(),
+            decided_ms: self.decided_ms,
+            final_ms: self.final_ms,
+            announcement: self.announcement.map(|a| a.name().to_string()),
+            beep_end_ms: self.beep_end_ms,
+            message_left: self.message_left,
+        }
+    }
+}
+
+/// A machine starts talking at once; a person who talks over the bot's
+/// opening starts after hearing some of it. A long first utterance that began
+/// later than this is not taken for a machine on its length alone.
+const MACHINE_GREETING_START_MS: u64 = 1000;
+
+/// With the machine known from its words, the message waits this long for
+/// the beep before it is said anyway.
+const BEEP_WAIT: Duration = Duration::from_secs(4);
+
+/// After SIT tones, words naming the announcement are awaited this long (or
+/// until the carrier hangs up); then the tones alone decide (a network
+/// failure: `congestion`). Long: a whole announcement is one utterance, and
+/// its ASR may queue behind other calls'.
+const SIT_WAIT: Duration = Duration::from_secs(20);
+
+/// The brain's side of answering-machine detection.
+#[derive(Default)]
+struct CallAnalysis {
+    first: Option<waihu_amd::Decision>,
+    /// (verdict, reason, media ms, announcement) of the decision acted on.
+    last: Option<(
+        waihu_amd::Verdict,
+        String,
+        u64,
+        Option<waihu_amd::Announcement>,
+    )>,
+    /// A machine or an announcement is suspected from the audio: the script
+    /// is paused until the words (or a beep) settle it.
+    held: bool,
+    /// Settled as a machine or an announcement: the script never resumes.
+    settled: bool,
+    beep_end: Option<u64>,
+    /// The voicemail message waiting for the beep, and how long it waits.
+    pending_message: Option<(String, String)>,
+    beep_deadline: Option<tokio::time::Instant>,
+    /// SIT tones hold the call until words name the announcement, or this.
+    sit_deadline: Option<tokio::time::Instant>,
+    sit: bool,
+    /// Media ms the SIT tones were recognised (their end).
+    sit_end: Option<u64>,
+    message_left: bool,
+    answered_at: Option<tokio::time::Instant>,
+    /// Words heard while held that named nothing (kept for the report).
+    heard: Vec<String>,
 }
 
 impl BotReport {
@@ -194,42 +273,11 @@ const VOICEMAIL_CUES: &[&str] = &[
     "嘀声后",
 ];
 
-/// What a carrier's early-media announcement says about the number, in both
-/// languages: switched off / unreachable, does not exist, busy.
+/// What a carrier's announcement says about the number, in both languages:
+/// the stored outcome of [`waihu_amd::announce::classify`]'s kind (空号 and
+/// 停机 `invalid_number`, 关机 and 无法接通 `powered_off`, 忙 `busy`).
 pub fn classify_announcement(text: &str) -> Option<waihu_core::CallOutcome> {
-    use waihu_core::CallOutcome as O;
-    let t = text.to_lowercase();
-    let has = |cues: &[&str]| cues.iter().any(|c| t.contains(c));
-    if has(&[
-        "switched off",
-        "powered off",
-        "turned off",
-        "unreachable",
-        "not reachable",
-        "out of service area",
-        "关机",
-        "關機",
-        "无法接通",
-        "無法接通",
-        "不在服务区",
-        "不在服務區",
-    ]) {
-        Some(O::PoweredOff)
-    } else if has(&[
-        "does not exist",
-        "not in service",
-        "is not a working",
-        "disconnected",
-        "空号",
-        "空號",
-        "不存在",
-    ]) {
-        Some(O::InvalidNumber)
-    } else if has(&["is busy", "on another call", "正在通话", "正在通話", "忙"]) {
-        Some(O::Busy)
-    } else {
-        None
-    }
+    waihu_amd::announce::classify(text).map(|k| k.outcome())
 }
 
 pub fn is_voicemail_greeting(text: &str) -> bool {
@@ -282,8 +330,16 @@ pub fn start(
         last_emotion: None,
         tts_first: None,
         answered: false,
+        analysis: CallAnalysis::default(),
     };
     Ok((agent, brain.run(brain_rx)))
+}
+
+impl CallAnalysis {
+    /// The script waits: the call is being analysed, or it is a machine.
+    fn paused(&self) -> bool {
+        self.held || self.settled
+    }
 }
 
 /// A prompt being played and what to do when it is done.
@@ -315,6 +371,7 @@ struct Brain {
     last_emotion: Option<String>,
     tts_first: Option<std_mpsc::Receiver<f64>>,
     answered: bool,
+    analysis: CallAnalysis,
 }
 
 impl Brain {
@@ -332,7 +389,20 @@ impl Brain {
         match r {
             Ok(t) => {
                 let text = t.text.trim().to_string();
-                self.report.network_outcome = classify_announcement(&text);
+                let kind = waihu_amd::announce::classify(&text);
+                self.report.network_outcome = kind.map(|k| k.outcome());
+                if let Some(k) = kind {
+                    // Early media: before any answer, so no media time to report.
+                    self.report.analysis = Some(Analysis {
+                        verdict: "announcement".into(),
+                        reason: "announcement_words".into(),
+                        decided_ms: 0,
+                        final_ms: 0,
+                        announcement: Some(k),
+                        beep_end_ms: None,
+                        message_left: false,
+                    });
+                }
                 self.report.announcement = Some(text);
             }
             Err(e) => self.report.errors.push(format!("ASR of early media: {e}")),
@@ -341,7 +411,14 @@ impl Brain {
 
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<BrainIn>) -> BotReport {
         loop {
-            let deadline = self.no_input_at;
+            let deadline = [
+                self.no_input_at,
+                self.analysis.beep_deadline,
+                self.analysis.sit_deadline,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let msg = tokio::select! {
                 m = rx.recv() => m,
                 _ = async {
@@ -350,8 +427,26 @@ impl Brain {
                         None => std::future::pending::<()>().await,
                     }
                 } => {
-                    self.no_input_at = None;
-                    self.step(Input::NoInput, None);
+                    let now = tokio::time::Instant::now();
+                    if self.analysis.beep_deadline.is_some_and(|d| d <= now) {
+                        // No beep came: say the message anyway.
+                        self.analysis.beep_deadline = None;
+                        self.leave_message();
+                    } else if self.analysis.sit_deadline.is_some_and(|d| d <= now) {
+                        self.analysis.sit_deadline = None;
+                        let at = self.media_ms();
+                        self.announcement_heard(
+                            waihu_amd::Announcement::Sit,
+                            at,
+                            "",
+                            waihu_amd::Reason::SitTone,
+                        );
+                    } else {
+                        self.no_input_at = None;
+                        if !self.analysis.paused() {
+                            self.step(Input::NoInput, None);
+                        }
+                    }
                     continue;
                 }
             };
@@ -359,21 +454,29 @@ impl Brain {
             match msg {
                 BrainIn::Answered => {
                     self.answered = true;
+                    self.analysis.answered_at = Some(tokio::time::Instant::now());
                     self.step(Input::Answered, None)
                 }
                 BrainIn::PlayStarted { id, ms } => self.play_started(id, ms),
+                BrainIn::Amd {
+                    decision,
+                    greeting_start,
+                } => self.on_amd(decision, greeting_start),
                 BrainIn::PlayDone { id, ms } => {
                     if self.playing.as_ref().is_some_and(|p| p.id == id) {
                         let p = self.playing.take().expect("checked");
                         self.note_bot_turn(p.turn, ms);
                         if self.ending {
                             self.hangup("conversation ended");
+                        } else if self.analysis.paused() {
+                            // The script waits while the call is analysed.
                         } else {
                             self.step(Input::PlaybackFinished, None);
                             self.arm_listen();
                         }
                     }
                 }
+                BrainIn::BargeIn { .. } if self.analysis.paused() => {}
                 BrainIn::BargeIn { ms } => {
                     self.report.barge_ins += 1;
                     if let Some(p) = self.playing.take() {
@@ -385,6 +488,7 @@ impl Brain {
                 BrainIn::Utterance { utt, detected_ms } => {
                     self.utterance(utt, detected_ms).await;
                 }
+                BrainIn::Dtmf { .. } if self.analysis.paused() => {}
                 BrainIn::Dtmf { digit } => {
                     let over_prompt = self.playing.as_ref().map(|p| p.barge_in);
                     if over_prompt != Some(false) {
@@ -406,6 +510,16 @@ impl Brain {
                     if !self.answered && early.len() >= RATE as usize {
                         self.announcement(&early).await;
                     }
+                    if self.analysis.sit && !self.analysis.settled {
+                        // The carrier hung up after its tones; no words named it.
+                        let at = self.media_ms();
+                        self.announcement_heard(
+                            waihu_amd::Announcement::Sit,
+                            at,
+                            "",
+                            waihu_amd::Reason::SitTone,
+                        );
+                    }
                     let now = (self.setup.clock)();
                     let _ = self.interp.handle(now, Input::HungUp);
                     self.finish_outcome();
@@ -418,7 +532,187 @@ impl Brain {
             }
         }
         self.finish_outcome();
+        self.finish_analysis();
         self.report
+    }
+
+    fn finish_analysis(&mut self) {
+        let Some(first) = &self.analysis.first else {
+            return;
+        };
+        let (verdict, reason, at, kind) = self.analysis.last.clone().unwrap_or((
+            first.verdict,
+            first.reason.name().to_string(),
+            first.at_ms,
+            first.announcement,
+        ));
+        self.report.analysis = Some(Analysis {
+            verdict: verdict.name().to_string(),
+            reason,
+            decided_ms: first.at_ms,
+            final_ms: at,
+            announcement: kind,
+            beep_end_ms: self.analysis.beep_end,
+            message_left: self.analysis.message_left,
+        });
+    }
+
+    /// A decision of the detector in the call task.
+    fn on_amd(&mut self, d: waihu_amd::Decision, greeting_start: Option<u64>) {
+        use waihu_amd::{Reason, Verdict};
+        tracing::debug!(
+            verdict = d.verdict.name(),
+            reason = d.reason.name(),
+            at_ms = d.at_ms,
+            "amd"
+        );
+        self.analysis.first.get_or_insert(d.clone());
+        if let Some(b) = d.beep_end_ms {
+            self.analysis.beep_end = Some(b);
+            if self.analysis.pending_message.is_some() {
+                self.leave_message();
+                return;
+            }
+        }
+        if self.analysis.settled || self.ending {
+            return;
+        }
+        match (d.verdict, d.reason) {
+            (Verdict::Machine, Reason::Beep) => {
+                self.machine(d.at_ms, Reason::Beep.name());
+            }
+            (Verdict::Announcement, Reason::SitTone) => {
+                self.hold(&d);
+                self.analysis.sit = true;
+                self.analysis.sit_end = Some(d.at_ms);
+                self.analysis.sit_deadline = Some(tokio::time::Instant::now() + SIT_WAIT);
+            }
+            (Verdict::Machine, Reason::LongGreeting)
+                if greeting_start.is_some_and(|s| s <= MACHINE_GREETING_START_MS) =>
+            {
+                self.hold(&d);
+            }
+            _ => {
+                if self.analysis.last.is_none() {
+                    self.analysis.last = Some((
+                        d.verdict,
+                        d.reason.name().to_string(),
+                        d.at_ms,
+                        d.announcement,
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The audio says machine (or SIT): quiet the line so its words are
+    /// heard, and pause the script until they (or a beep) settle it.
+    fn hold(&mut self, d: &waihu_amd::Decision) {
+        if self.analysis.held {
+            return;
+        }
+        self.analysis.held = true;
+        self.analysis.last = Some((
+            d.verdict,
+            d.reason.name().to_string(),
+            d.at_ms,
+            d.announcement,
+        ));
+        self.no_input_at = None;
+        self.stop_prompt(d.at_ms);
+    }
+
+    /// Media ms since answer, by the brain's clock (timers only).
+    fn media_ms(&self) -> u64 {
+        self.analysis
+            .answered_at
+            .map_or(0, |t| t.elapsed().as_millis() as u64)
+    }
+
+    fn stop_prompt(&mut self, at_ms: u64) {
+        if let Some(p) = self.playing.take() {
+            let _ = self.to_agent.send(AgentCmd::Stop);
+            self.current.store(0, Ordering::Relaxed);
+            self.note_bot_turn(p.turn, at_ms);
+        }
+    }
+
+    /// An answering machine: the script's voicemail action.
+    fn machine(&mut self, at_ms: u64, reason: &str) {
+        if self.analysis.settled {
+            return;
+        }
+        self.analysis.settled = true;
+        self.analysis.held = false;
+        self.analysis.last = Some((waihu_amd::Verdict::Machine, reason.to_string(), at_ms, None));
+        self.report.voicemail = true;
+        self.report.outcome = Some("voicemail".into());
+        self.no_input_at = None;
+        self.stop_prompt(at_ms);
+        match self.interp.voicemail_message() {
+            Some(msg) => {
+                self.analysis.pending_message = Some(msg);
+                if self.analysis.beep_end.is_some() {
+                    self.leave_message();
+                } else {
+                    self.analysis.beep_deadline = Some(tokio::time::Instant::now() + BEEP_WAIT);
+                }
+            }
+            None => {
+                self.ending = true;
+                let _ = self.to_agent.send(AgentCmd::AmdStop);
+                self.hangup("answering machine");
+            }
+        }
+    }
+
+    /// Says the waiting voicemail message once, then hangs up.
+    fn leave_message(&mut self) {
+        let Some((text, style)) = self.analysis.pending_message.take() else {
+            return;
+        };
+        self.analysis.beep_deadline = None;
+        self.analysis.message_left = true;
+        self.ending = true;
+        let _ = self.to_agent.send(AgentCmd::AmdStop);
+        self.speak(vec![(text, style, false)]);
+    }
+
+    /// A carrier announcement after answer: its outcome, and hang up.
+    fn announcement_heard(
+        &mut self,
+        kind: waihu_amd::Announcement,
+        at_ms: u64,
+        text: &str,
+        reason: waihu_amd::Reason,
+    ) {
+        if self.analysis.settled {
+            return;
+        }
+        self.analysis.settled = true;
+        self.analysis.held = false;
+        self.analysis.pending_message = None;
+        self.analysis.beep_deadline = None;
+        self.analysis.sit_deadline = None;
+        self.analysis.last = Some((
+            waihu_amd::Verdict::Announcement,
+            reason.name().to_string(),
+            at_ms,
+            Some(kind),
+        ));
+        self.report.network_outcome = Some(kind.outcome());
+        if !text.is_empty() {
+            self.report.announcement = Some(text.to_string());
+        } else if !self.analysis.heard.is_empty() {
+            self.report.announcement = Some(self.analysis.heard.join(" "));
+        }
+        self.report.voicemail = false;
+        self.report.outcome = Some("announcement".into());
+        self.no_input_at = None;
+        self.stop_prompt(at_ms);
+        self.ending = true;
+        let _ = self.to_agent.send(AgentCmd::AmdStop);
+        self.hangup("carrier announcement");
     }
 
     fn finish_outcome(&mut self) {
@@ -515,7 +809,16 @@ impl Brain {
         let text = {
             let permit = self.kit.asr_slots.clone().acquire_owned().await;
             lat.asr_wait_ms = t0.elapsed().as_secs_f64() * 1000.0;
-            let r = self.kit.asr.transcribe(&utt.samples, utt.rate, &opts).await;
+            // Whisper loses the words behind SIT tones: transcribe from their end.
+            let skip = self
+                .analysis
+                .sit_end
+                .filter(|&e| e > utt.start_ms && e < utt.end_ms)
+                .map_or(0, |e| {
+                    ((e - utt.start_ms) * utt.rate as u64 / 1000) as usize
+                });
+            let samples = utt.samples.get(skip..).unwrap_or(&utt.samples);
+            let r = self.kit.asr.transcribe(samples, utt.rate, &opts).await;
             drop(permit);
             match r {
                 Ok(t) => t.text.trim().to_string(),
@@ -528,22 +831,60 @@ impl Brain {
         lat.asr_ms = t0.elapsed().as_secs_f64() * 1000.0;
         if text.is_empty() || is_noise(&text) {
             // Nothing intelligible: keep listening (the no-input timer still runs).
+            if first_turn && self.analysis.held && !self.analysis.settled && !self.analysis.sit {
+                // The long sound was no words at all: not a machine we can
+                // tell; the script goes on (a beep still settles it).
+                self.analysis.held = false;
+                self.step(Input::PlaybackFinished, None);
+                self.arm_listen();
+            }
             return;
         }
-        if first_turn && is_voicemail_greeting(&text) {
-            self.report.voicemail = true;
-            if let Some(p) = self.playing.take() {
-                let _ = self.to_agent.send(AgentCmd::Stop);
-                self.current.store(0, Ordering::Relaxed);
-                self.note_bot_turn(p.turn, utt.end_ms);
+        // Media time the words became known: when the utterance was cut plus ASR.
+        let words_ms = detected_ms + lat.asr_ms as u64;
+        // Words are checked on the first utterance, and on every one while
+        // the audio holds the call (SIT tones come before the words).
+        if (first_turn || self.analysis.held) && !self.analysis.settled {
+            let kind = waihu_amd::announce::classify(&text);
+            let voicemail = waihu_amd::is_voicemail_text(&text)
+                || (self.analysis.held && self.analysis.beep_end.is_some());
+            if kind.is_some() || voicemail {
+                let idx = self.push_callee_turn(&utt, text.clone(), None, None, None);
+                if let Some(t) = self.report.turns.get(idx) {
+                    self.note(Note::Turn(Box::new(t.clone())));
+                }
+                match kind {
+                    Some(k) => self.announcement_heard(
+                        k,
+                        words_ms,
+                        &text,
+                        waihu_amd::Reason::AnnouncementWords,
+                    ),
+                    None => self.machine(
+                        words_ms,
+                        if waihu_amd::is_voicemail_text(&text) {
+                            waihu_amd::Reason::VoicemailWords.name()
+                        } else {
+                            waihu_amd::Reason::Beep.name()
+                        },
+                    ),
+                }
+                return;
             }
-            let idx = self.push_callee_turn(&utt, text, None, None, None);
-            if let Some(t) = self.report.turns.get(idx) {
-                self.note(Note::Turn(Box::new(t.clone())));
+            if self.analysis.held && !self.analysis.sit {
+                // Neither a machine's nor a carrier's words, and no beep: a
+                // person who talked first. The opening was cut; resume.
+                self.analysis.held = false;
+                self.analysis.last =
+                    Some((waihu_amd::Verdict::Human, "words".into(), words_ms, None));
+                self.step(Input::PlaybackFinished, None);
             }
-            self.ending = true;
-            self.report.outcome = Some("voicemail".into());
-            self.hangup("voicemail greeting");
+        }
+        if self.analysis.paused() {
+            if self.analysis.held {
+                // Carrier words, not the customer's: kept for the report, never logged.
+                self.analysis.heard.push(text);
+            }
             return;
         }
         if self.playing.is_some() {

@@ -139,6 +139,25 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
     },
+    /// Who or what answered, as the call's answering-machine detection
+    /// decided (`verdict`: `human`, `machine`, `announcement`, `silence`;
+    /// `reason`: the evidence). `decided_ms`: media time from answer to the
+    /// first decision; `final_ms`: to the one the call acted on last.
+    /// `announcement`: the carrier announcement's kind (`vacant`, `suspended`,
+    /// `powered_off`, `unreachable`, `busy`, `sit`); `message_left`: the
+    /// script's voicemail message was said after the beep.
+    CallAnalysed {
+        verdict: String,
+        reason: String,
+        decided_ms: u64,
+        final_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        announcement: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        beep_end_ms: Option<u64>,
+        #[serde(default)]
+        message_left: bool,
+    },
 }
 
 impl EventKind {
@@ -161,6 +180,7 @@ impl EventKind {
             EventKind::SegmentsApplied { .. } => "segments_applied",
             EventKind::CallTurn { .. } => "call_turn",
             EventKind::Voiceprint { .. } => "voiceprint",
+            EventKind::CallAnalysed { .. } => "call_analysed",
         }
     }
 }

@@ -219,9 +219,12 @@ pub struct CallResult {
     pub duration_s: f64,
     pub turns: usize,
     pub barge_ins: u32,
-    /// What the early-media announcement said (unanswered calls with one).
+    /// What a carrier announcement said (early media, or after answer).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub announcement: Option<String>,
+    /// The call's answering-machine detection (answered calls).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<waihu_bot::Analysis>,
     #[serde(skip)]
     pub latencies: Vec<waihu_bot::Latency>,
     pub errors: Vec<String>,
@@ -981,6 +984,7 @@ async fn call(
         turns: 0,
         barge_ins: 0,
         announcement: None,
+        analysis: None,
         latencies: Vec::new(),
         errors: Vec::new(),
     };
@@ -1105,9 +1109,10 @@ async fn call(
     };
     let outcome = match (bot.voicemail, bot.network_outcome) {
         (true, _) => CallOutcome::Voicemail,
-        // An announcement before a failure names the real reason (the SIP
-        // status carriers send with it is often a generic 480 or 487).
-        (false, Some(n)) if !outcome.connected() => n,
+        // An announcement names the real reason: before a failure (the SIP
+        // status carriers send with it is often a generic 480 or 487), or
+        // after a 200 OK (carriers that answer to play it).
+        (false, Some(n)) => n,
         _ => outcome,
     };
     let recording = match std::fs::read(&wav) {
@@ -1133,6 +1138,9 @@ async fn call(
         sip_status,
         duration_s,
     }];
+    if let Some(a) = &bot.analysis {
+        events.push(a.event());
+    }
     let mut callback_at = None;
     let mut dnc = false;
     if answered {
@@ -1181,6 +1189,7 @@ async fn call(
     result.turns = bot.turns.len();
     result.barge_ins = bot.barge_ins;
     result.announcement = bot.announcement.clone();
+    result.analysis = bot.analysis.clone();
     result.latencies = bot.latencies.clone();
     result.errors.extend(bot.errors.iter().cloned());
     Finished {

@@ -110,6 +110,7 @@ async fn store_calls(store: &Store, campaign: CampaignId, t0: DateTime<Utc>) -> 
             turns: 0,
             barge_ins: 0,
             announcement: None,
+            analysis: None,
             latencies: Vec::new(),
             errors: Vec::new(),
         });

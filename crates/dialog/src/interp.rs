@@ -273,6 +273,15 @@ impl Interpreter {
         self.phase == Phase::Ended
     }
 
+    /// The script's message for an answering machine, rendered with this
+    /// call's variables, and its style: `None` when the script hangs up on
+    /// machines (`voicemail: {action: hang_up}` or no `voicemail:`).
+    pub fn voicemail_message(&self) -> Option<(String, String)> {
+        let vm = self.prog.voicemail.as_ref()?;
+        let style = vm.style.clone().unwrap_or_else(|| self.prog.style.clone());
+        Some((self.render(&vm.say), style))
+    }
+
     /// Outcome and level, once the call has ended.
     pub fn ended(&self) -> Option<&(String, Option<Level>)> {
         self.ended.as_ref()

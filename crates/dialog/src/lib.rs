@@ -44,7 +44,8 @@ pub mod testing;
 pub mod yaml;
 
 pub use interp::{Action, Input, Interpreter, MissingVariables, Output, Step, StepKind};
-pub use model::{Language, Level, Script};
+pub use model::{Language, Level, Script, VoicemailAction, VoicemailRule};
 pub use program::{
     load_file, load_str, BanditReward, CBandit, Diagnostic, LoadError, Program, StyleUse,
+    VoicemailMessage,
 };

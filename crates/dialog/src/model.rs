@@ -85,6 +85,9 @@ pub struct Script {
     /// Where `request_human` and bare `transfer` actions go.
     #[serde(default)]
     pub transfer: Option<TransferTarget>,
+    /// What to do when an answering machine picks up (default: hang up).
+    #[serde(default)]
+    pub voicemail: Option<VoicemailRule>,
     /// Script-defined intents, given to the NLU.
     #[serde(default)]
     pub intents: BTreeMap<String, CustomIntent>,
@@ -117,6 +120,27 @@ pub struct TransferTarget {
     pub queue: Option<String>,
     #[serde(default)]
     pub number: Option<String>,
+}
+
+/// `voicemail:` — the script's answer to an answering machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoicemailRule {
+    pub action: VoicemailAction,
+    /// The message left after the beep (a template; `leave_message` only).
+    #[serde(default)]
+    pub say: Option<String>,
+    #[serde(default)]
+    pub style: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VoicemailAction {
+    /// Wait for the beep, say `say`, hang up.
+    LeaveMessage,
+    /// Hang up at once.
+    HangUp,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

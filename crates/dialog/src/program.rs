@@ -13,7 +13,7 @@ use waihu_core::BUILTIN_INTENTS;
 
 use crate::cond::{self, Expr};
 use crate::lang;
-use crate::model::{self, Language, Level, Rule, Script, TransferTarget};
+use crate::model::{self, Language, Level, Rule, Script, TransferTarget, VoicemailAction};
 use crate::template::{self, RawPart, Template};
 use crate::yaml::{self, path_string, Node, Pos, Seg};
 
@@ -235,12 +235,21 @@ pub struct Program {
     pub min_confidence: f32,
     pub intents: Vec<IntentDef>,
     pub transfer: Option<TransferTarget>,
+    /// The message to leave on an answering machine (None: hang up).
+    pub voicemail: Option<VoicemailMessage>,
     pub(crate) state_index: HashMap<String, u32>,
     /// The file the script was loaded from (as named to [`load_str`]).
     pub file: String,
     /// Every style the script names, where it names it (file order). The speech
     /// layer checks them against its style book at load ([`Program::check_styles`]).
     pub styles: Vec<StyleUse>,
+}
+
+/// A compiled `voicemail: {action: leave_message}`.
+#[derive(Debug, Clone)]
+pub struct VoicemailMessage {
+    pub say: Template,
+    pub style: Option<String>,
 }
 
 /// A style named in a script, with its place.
@@ -982,6 +991,7 @@ fn edge(e: &Effect) -> Option<u32> {
 
 /// What the metadata section settles for the rest of the compilation.
 struct Metadata {
+    voicemail: Option<VoicemailMessage>,
     style: String,
     required: Vec<(usize, String, String)>,
     optional: Vec<(usize, String, String)>,
@@ -1253,12 +1263,43 @@ fn compile_metadata(cx: &mut Cx, root: &Node, texts: &lang::Texts) -> Metadata {
         .clone()
         .unwrap_or_else(|| texts.identity.to_string());
     let identity = cx.template(vec![k("identity")], &identity_src);
+    let voicemail = compile_voicemail(cx);
     Metadata {
+        voicemail,
         style,
         required,
         optional,
         start,
         identity,
+    }
+}
+
+/// `voicemail:`: `leave_message` needs the words to say, `hang_up` takes none.
+fn compile_voicemail(cx: &mut Cx) -> Option<VoicemailMessage> {
+    let rule = cx.script.voicemail.clone()?;
+    let style = cx.style(vec![k("voicemail"), k("style")], &rule.style);
+    match (rule.action, &rule.say) {
+        (VoicemailAction::LeaveMessage, Some(say)) if !say.trim().is_empty() => {
+            let say = cx.template(vec![k("voicemail"), k("say")], say);
+            Some(VoicemailMessage { say, style })
+        }
+        (VoicemailAction::LeaveMessage, _) => {
+            cx.err(
+                vec![k("voicemail"), k("action")],
+                "留言（leave_message）需要 `say`：提示音后要说的话",
+                "`leave_message` needs `say`: the message to leave after the beep",
+            );
+            None
+        }
+        (VoicemailAction::HangUp, Some(_)) => {
+            cx.err(
+                vec![k("voicemail"), k("say")],
+                "挂断（hang_up）时不会留言：去掉 `say`，或改用 leave_message",
+                "`hang_up` leaves no message: remove `say`, or use `action: leave_message`",
+            );
+            None
+        }
+        (VoicemailAction::HangUp, None) => None,
     }
 }
 
@@ -1786,6 +1827,7 @@ fn assemble_program(
         optional,
         start,
         identity,
+        voicemail,
     } = meta;
     let Globals {
         globals,
@@ -1832,6 +1874,7 @@ fn assemble_program(
             })
             .collect(),
         transfer: script.transfer.clone(),
+        voicemail,
         state_index: cx.state_index.clone(),
         file: String::new(),
         styles: Vec::new(),

@@ -275,3 +275,39 @@ states:
     has(&e, 9, 33, "never ends with outcome `nonexistent`");
     assert_eq!(e.len(), 1, "{e:?}");
 }
+
+#[test]
+fn voicemail_rule_is_checked_with_position() {
+    let base = "name: t\nlanguage: zh\nvariables:\n  name: 张三\n";
+    let states = "states:\n  a:\n    say: 你好\n    end: done\n";
+    // leave_message without words to leave.
+    let e = errors(&format!(
+        "{base}voicemail:\n  action: leave_message\n{states}"
+    ));
+    has(&e, 6, 11, "`leave_message` needs `say`");
+    // hang_up with words it would never say.
+    let e = errors(&format!(
+        "{base}voicemail:\n  action: hang_up\n  say: 你好\n{states}"
+    ));
+    has(&e, 7, 8, "`hang_up` leaves no message");
+    // An unknown variable in the message, an unknown action.
+    let e = errors(&format!(
+        "{base}voicemail:\n  action: leave_message\n  say: \"{{{{nmae}}}}您好\"\n{states}"
+    ));
+    has(&e, 7, 8, "no variable `nmae`");
+    let src = format!("{base}voicemail:\n  action: shout\n{states}");
+    let err = load_str(&src, "t.yaml").unwrap_err().to_string();
+    assert!(err.starts_with("t.yaml:6:"), "{err}");
+    // A good one renders with the call's variables.
+    let prog = load_str(
+        &format!("{base}voicemail:\n  action: leave_message\n  say: \"{{{{name}}}}您好，我们稍后再联系您。\"\n  style: calm\n{states}"),
+        "t.yaml",
+    )
+    .unwrap();
+    let interp =
+        waihu_dialog::Interpreter::new(std::sync::Arc::new(prog), vec![("name", "李四")], 1)
+            .unwrap();
+    let (text, style) = interp.voicemail_message().expect("a message");
+    assert_eq!(text, "李四您好，我们稍后再联系您。");
+    assert_eq!(style, "calm");
+}

@@ -112,6 +112,9 @@ pub enum Role {
     /// A voicemail box: plays the greeting (with its beep) at once, then
     /// listens in silence.
     Voicemail { greeting: Line },
+    /// A carrier that answered to play an announcement (空号, 停机): plays
+    /// it at once and hangs up when it is over.
+    Announcement { audio: Line },
 }
 
 /// What happened in the call, as far as the callee could tell.
@@ -240,7 +243,7 @@ impl Callee {
     fn lines(&self) -> &[Line] {
         match &self.role {
             Role::Talker { lines, .. } => lines,
-            Role::Voicemail { .. } => &[],
+            Role::Voicemail { .. } | Role::Announcement { .. } => &[],
         }
     }
 
@@ -299,7 +302,10 @@ impl Callee {
     /// Call answered: a voicemail box starts its greeting.
     pub fn answered(&mut self) {
         self.record.answered = true;
-        if matches!(self.role, Role::Voicemail { .. }) {
+        if matches!(
+            self.role,
+            Role::Voicemail { .. } | Role::Announcement { .. }
+        ) {
             self.phase = Phase::Greeting { pos: 0 };
         }
         self.publish();
@@ -419,6 +425,7 @@ impl Callee {
             Phase::Greeting { pos } => {
                 let audio = match &self.role {
                     Role::Voicemail { greeting } => greeting.audio.clone(),
+                    Role::Announcement { audio } => audio.audio.clone(),
                     Role::Talker { .. } => Arc::from(Vec::new()),
                 };
                 let end = (pos + say.len()).min(audio.len());
@@ -449,6 +456,11 @@ impl Callee {
         let quiet_since = self.last_voice.unwrap_or(0).max(self.spoke_until);
         let quiet = f.saturating_sub(quiet_since);
         match &self.role {
+            Role::Announcement { .. } => {
+                if self.greeted {
+                    return self.hang_up("announcement over");
+                }
+            }
             Role::Voicemail { .. } => {
                 let spoke_after_greeting = self.last_voice.is_some_and(|v| v > self.spoke_until);
                 if spoke_after_greeting && quiet >= frames(t.done_silence) {

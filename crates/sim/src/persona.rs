@@ -25,13 +25,17 @@ pub enum Persona {
     PoweredOff,
     Voicemail,
     Interrupter,
+    /// 空号: the carrier answers and says the number does not exist.
+    Vacant,
+    /// 停机: the carrier answers and says the line is suspended.
+    Suspended,
 }
 
 /// One turn: alternative phrasings of the same answer (one is drawn per call).
 pub type Turn = &'static [&'static str];
 
 impl Persona {
-    pub const ALL: [Persona; 15] = [
+    pub const ALL: [Persona; 17] = [
         Persona::Cooperative,
         Persona::ChangesAddress,
         Persona::Reschedules,
@@ -47,6 +51,8 @@ impl Persona {
         Persona::PoweredOff,
         Persona::Voicemail,
         Persona::Interrupter,
+        Persona::Vacant,
+        Persona::Suspended,
     ];
 
     /// The snake_case name (as in serde and on the command line).
@@ -67,6 +73,8 @@ impl Persona {
             Persona::PoweredOff => "powered_off",
             Persona::Voicemail => "voicemail",
             Persona::Interrupter => "interrupter",
+            Persona::Vacant => "vacant",
+            Persona::Suspended => "suspended",
         }
     }
 
@@ -74,7 +82,12 @@ impl Persona {
     pub fn converses(self) -> bool {
         !matches!(
             self,
-            Persona::NoAnswer | Persona::Busy | Persona::PoweredOff | Persona::Voicemail
+            Persona::NoAnswer
+                | Persona::Busy
+                | Persona::PoweredOff
+                | Persona::Voicemail
+                | Persona::Vacant
+                | Persona::Suspended
         )
     }
 
@@ -198,7 +211,12 @@ impl Persona {
                 "Sorry, you have the wrong number.",
                 "I think you've got the wrong number, there's nobody by that name here.",
             ]],
-            Persona::NoAnswer | Persona::Busy | Persona::PoweredOff | Persona::Voicemail => &[],
+            Persona::NoAnswer
+            | Persona::Busy
+            | Persona::PoweredOff
+            | Persona::Voicemail
+            | Persona::Vacant
+            | Persona::Suspended => &[],
         }
     }
 
@@ -255,7 +273,12 @@ impl Persona {
                 "以后别给我打电话了。",
             ]],
             Persona::WrongNumber => &[&["你打错了，我不认识这个人。", "你打错了，没有这个人。"]],
-            Persona::NoAnswer | Persona::Busy | Persona::PoweredOff | Persona::Voicemail => &[],
+            Persona::NoAnswer
+            | Persona::Busy
+            | Persona::PoweredOff
+            | Persona::Voicemail
+            | Persona::Vacant
+            | Persona::Suspended => &[],
         }
     }
 
@@ -273,6 +296,8 @@ impl Persona {
             Persona::Busy => CallOutcome::Busy,
             Persona::PoweredOff => CallOutcome::PoweredOff,
             Persona::Voicemail => CallOutcome::Voicemail,
+            // 空号 and 停机 alike: the number cannot take calls.
+            Persona::Vacant | Persona::Suspended => CallOutcome::InvalidNumber,
             _ => CallOutcome::Answered,
         };
         let business = if !self.converses() {
@@ -293,7 +318,12 @@ impl Persona {
                 Persona::AsksHuman => "transferred",
                 Persona::DoNotCall => "do_not_call",
                 Persona::WrongNumber => "wrong_number",
-                Persona::NoAnswer | Persona::Busy | Persona::PoweredOff | Persona::Voicemail => {
+                Persona::NoAnswer
+                | Persona::Busy
+                | Persona::PoweredOff
+                | Persona::Voicemail
+                | Persona::Vacant
+                | Persona::Suspended => {
                     unreachable!("handled above")
                 }
             })
@@ -348,6 +378,22 @@ pub fn powered_off_announcement(lang: Lang) -> &'static str {
         Lang::En => "The number you have dialed is switched off. Please try again later.",
         Lang::Zh => "您拨打的电话已关机，请稍后再拨。",
     }
+}
+
+/// What the carrier says, after answering, for a number that does not exist
+/// (`Vacant`) or a suspended line (`Suspended`), in the carriers' wording.
+pub fn carrier_announcement(persona: Persona, lang: Lang) -> Option<&'static str> {
+    Some(match (persona, lang) {
+        (Persona::Vacant, Lang::En) => {
+            "The number you have dialed is not in service. Please check the number and dial again."
+        }
+        (Persona::Vacant, Lang::Zh) => "对不起，您拨打的号码是空号，请查证后再拨。",
+        (Persona::Suspended, Lang::En) => {
+            "Sorry, the number you have dialed has been suspended. Please try again later."
+        }
+        (Persona::Suspended, Lang::Zh) => "对不起，您拨打的电话已停机。",
+        _ => return None,
+    })
 }
 
 /// A voicemail greeting (followed by a 1 kHz beep).

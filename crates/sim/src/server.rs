@@ -22,7 +22,9 @@ use waihu_speech::{
 };
 
 use crate::agent::{beep, AgentRecord, Callee, Line, Role, Timing};
-use crate::persona::{powered_off_announcement, voicemail_greeting, Persona, Truth};
+use crate::persona::{
+    carrier_announcement, powered_off_announcement, voicemail_greeting, Persona, Truth,
+};
 use crate::population::{normalize_number, Decision, Population};
 
 /// espeak-ng voices of the callees: female variants, so they never sound like
@@ -216,6 +218,8 @@ pub struct Voices {
     lines: HashMap<Persona, Vec<Vec<Line>>>,
     greeting: Line,
     announcement: Arc<[i16]>,
+    /// The carriers' answered announcements (空号, 停机), played twice.
+    carrier: HashMap<Persona, Line>,
     pub stats: PrepareStats,
 }
 
@@ -272,6 +276,11 @@ impl Voices {
         }
         jobs.push((voicemail_greeting(lang).to_string(), Style::NEUTRAL));
         jobs.push((powered_off_announcement(lang).to_string(), Style::NEUTRAL));
+        for p in Persona::ALL {
+            if let Some(t) = carrier_announcement(p, lang) {
+                jobs.push((t.to_string(), Style::NEUTRAL));
+            }
+        }
         jobs.sort_by(|a, b| a.0.cmp(&b.0));
         jobs.dedup_by(|a, b| a.0 == b.0);
         let results: Mutex<HashMap<String, Arc<[i16]>>> = Mutex::new(HashMap::new());
@@ -334,12 +343,19 @@ impl Voices {
             audio: g.into(),
         };
         let announcement = get(powered_off_announcement(lang));
+        let mut carrier = HashMap::new();
+        for p in Persona::ALL {
+            if let Some(t) = carrier_announcement(p, lang) {
+                carrier.insert(p, carrier_line(p, lang, t, &get(t)));
+            }
+        }
         let audio_s = audio.values().map(|a| a.len()).sum::<usize>() as f64 / 8000.0;
         Ok(Voices {
             lang,
             lines,
             greeting,
             announcement,
+            carrier,
             stats: PrepareStats {
                 lines: jobs.len(),
                 seconds: t0.elapsed().as_secs_f64(),
@@ -373,6 +389,36 @@ impl Voices {
 
     pub fn announcement(&self) -> Arc<[i16]> {
         self.announcement.clone()
+    }
+
+    /// The announcement a carrier answers with for `persona` (空号, 停机).
+    pub fn carrier(&self, persona: Persona) -> Option<&Line> {
+        self.carrier.get(&persona)
+    }
+}
+
+/// A carrier's answered announcement as heard on the line: 200 ms of quiet,
+/// for an English vacant number the three rising special-information tones
+/// (North American carriers play them before "does not exist"), the words,
+/// a second of quiet, the words again.
+fn carrier_line(persona: Persona, lang: Lang, text: &str, words: &[i16]) -> Line {
+    let mut a: Vec<i16> = vec![0; 8 * 200];
+    if persona == Persona::Vacant && lang == Lang::En {
+        for (f, ms) in [(985.2f32, 380u32), (1428.5, 274), (1776.7, 380)] {
+            let n = (8 * ms) as usize;
+            a.extend((0..n).map(|i| {
+                let ramp = (i.min(n - 1 - i) as f32 / 40.0).min(1.0);
+                (ramp * 6000.0 * (2.0 * std::f32::consts::PI * f * i as f32 / 8000.0).sin()) as i16
+            }));
+        }
+        a.extend(std::iter::repeat_n(0i16, 8 * 150));
+    }
+    a.extend_from_slice(words);
+    a.extend(std::iter::repeat_n(0i16, 8 * 1000));
+    a.extend_from_slice(words);
+    Line {
+        text: text.to_string(),
+        audio: a.into(),
     }
 }
 
@@ -596,6 +642,15 @@ async fn serve_one(ep: &SipEndpoint, inc: IncomingCall, shared: &Shared) {
             greeting: through_line(opts.line, seed, vec![shared.voices.greeting().clone()])
                 .remove(0),
         },
+        Decision::Vacant | Decision::Suspended => match shared.voices.carrier(persona) {
+            Some(l) => Role::Announcement {
+                audio: through_line(opts.line, seed, vec![l.clone()]).remove(0),
+            },
+            None => Role::Talker {
+                lines: Vec::new(),
+                barge_in: false,
+            },
+        },
         Decision::Answered => Role::Talker {
             lines: through_line(opts.line, seed, shared.voices.lines_for(persona, seed)),
             barge_in: persona == Persona::Interrupter,
@@ -618,6 +673,13 @@ async fn serve_one(ep: &SipEndpoint, inc: IncomingCall, shared: &Shared) {
         },
         Decision::Voicemail => IncomingPlan::Answer {
             ring_for: draw(&mut rng, opts.voicemail_ring),
+        },
+        // The carrier answers after a short ring to play its announcement.
+        Decision::Vacant | Decision::Suspended => IncomingPlan::Answer {
+            ring_for: draw(
+                &mut rng,
+                (Duration::from_millis(200), Duration::from_millis(800)),
+            ),
         },
         Decision::Busy => IncomingPlan::Reject {
             after: draw(&mut rng, opts.busy_after),

@@ -1,0 +1,301 @@
+//! Call analysis on live calls: `waihu run` dials virtual callees on loopback
+//! (real SIP and RTP through the engine, the dialer and the bot) where some
+//! numbers are answered by a voicemail box with a beep, by a carrier saying the
+//! number does not exist (空号, with SIT tones first) or is suspended (停机),
+//! or ring out to a 关机 announcement in early media; one is a person. Each
+//! call must be stored with the right outcome (the `attempt_ended` events),
+//! analysed (`call_analysed`), and retried or not per the campaign's `retry:`
+//! table: voicemail and powered_off once more, invalid_number never. The bot
+//! leaves the script's voicemail message after the beep.
+//!
+//! Needs espeak-ng and the Whisper tiny.en model (scripts/setup.sh installs both).
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use waihu_sim::{callee_synthesizer, Persona, Population, SimOptions, SimServer};
+
+fn waihu(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_waihu"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("WAIHU_MASTER_KEY")
+        .env_remove("WAIHU_DATA_DIR")
+        .env("WAIHU_MODELS_DIR", models_dir())
+        .output()
+        .expect("run waihu");
+    assert!(
+        out.status.success(),
+        "waihu {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).expect("stdout is UTF-8")
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn models_dir() -> PathBuf {
+    std::env::var_os("WAIHU_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let data = std::env::var_os("XDG_DATA_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".local/share")
+                });
+            data.join("waihu/models")
+        })
+}
+
+fn json_lines(s: &str) -> Vec<serde_json::Value> {
+    s.lines()
+        .filter(|l| l.trim_start().starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn machines_and_carrier_announcements_are_stored_and_retried_per_policy() {
+    let model = models_dir().join("whisper-tiny.en");
+    assert!(
+        model.join("model.bin").exists(),
+        "Whisper tiny.en missing at {} — run scripts/setup.sh",
+        model.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // (phone, persona, stored outcome, attempts the campaign's retry table allows)
+    let people = [
+        ("+12125550201", Persona::Voicemail, "voicemail", 2),
+        ("+12125550202", Persona::Vacant, "invalid_number", 1),
+        ("+12125550203", Persona::Suspended, "invalid_number", 1),
+        ("+12125550204", Persona::PoweredOff, "powered_off", 2),
+        ("+12125550205", Persona::NotInterested, "answered", 1),
+    ];
+    let mut csv = String::from(
+        "name,phone,timezone,order_id,order_item,order_amount,order_address,order_delivery\n",
+    );
+    for (i, (phone, ..)) in people.iter().enumerate() {
+        csv.push_str(&format!(
+            "Customer {i},{phone},America/New_York,US{i:04},desk lamp,59,\"{} Oak Avenue, Boston\",tomorrow afternoon\n",
+            10 + i
+        ));
+    }
+    let csv_path = d.join("c.csv");
+    std::fs::write(&csv_path, csv).unwrap();
+    waihu(
+        d,
+        &[
+            "customers",
+            "import",
+            csv_path.to_str().unwrap(),
+            "--region",
+            "US",
+        ],
+    );
+    let pop = Population::new(5)
+        .with_map(
+            people
+                .iter()
+                .map(|(p, persona, ..)| (*p, *persona))
+                .collect::<Vec<(&str, Persona)>>(),
+        )
+        .always_answer();
+    let mut opts = SimOptions::new(waihu_speech::Lang::En);
+    opts.voicemail_ring = (
+        std::time::Duration::from_millis(300),
+        std::time::Duration::from_millis(600),
+    );
+    let sim = SimServer::start_with(
+        "127.0.0.1:0".parse().unwrap(),
+        pop,
+        callee_synthesizer(None),
+        opts,
+    )
+    .await
+    .expect("virtual callees start");
+
+    // The demo campaign's retry table: voicemail after 3 h (max 1), powered_off
+    // after 2 h (max 1), invalid_number stop. The campaign clock skips idle time.
+    let campaign = repo().join("examples/campaign-demo.en.yaml");
+    let script = repo().join("examples/scripts/order_confirmation.en.yaml");
+    let trunk = sim.addr.to_string();
+    let dd = d.to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        waihu(
+            &dd,
+            &[
+                "run",
+                "--campaign",
+                campaign.to_str().unwrap(),
+                "--script",
+                script.to_str().unwrap(),
+                "--trunk",
+                &trunk,
+                "--var",
+                "shop=BestBuy Online",
+                "--concurrency",
+                "5",
+                "--clock-start",
+                "2026-11-25T14:30:00Z",
+                "--hours",
+                "8",
+                "--json",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(out.trim().lines().last().unwrap()).unwrap();
+    let calls = v["summary"]["calls"].as_array().unwrap().clone();
+    let phone_of: BTreeMap<String, String> = calls
+        .iter()
+        .map(|c| {
+            (
+                c["call_id"].as_str().unwrap().to_string(),
+                c["phone"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+
+    // What the store holds: every attempt's outcome and analysis.
+    let ended = json_lines(&waihu(
+        d,
+        &[
+            "events",
+            "list",
+            "--type",
+            "attempt_ended",
+            "--limit",
+            "100",
+            "--json",
+        ],
+    ));
+    let analysed = json_lines(&waihu(
+        d,
+        &[
+            "events",
+            "list",
+            "--type",
+            "call_analysed",
+            "--limit",
+            "100",
+            "--json",
+        ],
+    ));
+    let stored = |phone: &str| -> Vec<String> {
+        ended
+            .iter()
+            .filter(|e| {
+                phone_of
+                    .get(e["call"].as_str().unwrap_or(""))
+                    .map(String::as_str)
+                    == Some(phone)
+            })
+            .map(|e| e["kind"]["outcome"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let analysis = |phone: &str| -> Vec<serde_json::Value> {
+        analysed
+            .iter()
+            .filter(|e| {
+                phone_of
+                    .get(e["call"].as_str().unwrap_or(""))
+                    .map(String::as_str)
+                    == Some(phone)
+            })
+            .map(|e| e["kind"].clone())
+            .collect()
+    };
+
+    let mut right = 0;
+    let mut total = 0;
+    let mut decided: Vec<u64> = Vec::new();
+    let mut report = Vec::new();
+    for (phone, persona, want, attempts) in people {
+        let got = stored(phone);
+        total += got.len();
+        right += got.iter().filter(|o| *o == want).count();
+        let an = analysis(phone);
+        decided.extend(
+            an.iter()
+                .filter_map(|a| a["decided_ms"].as_u64())
+                .filter(|&ms| ms > 0),
+        );
+        let heard: Vec<&serde_json::Value> = calls
+            .iter()
+            .filter(|c| c["phone"] == phone)
+            .map(|c| &c["announcement"])
+            .collect();
+        report.push(format!(
+            "{persona}: stored {got:?}, analysis {an:?}, announcement heard {heard:?}"
+        ));
+        assert_eq!(
+            got.len(),
+            attempts,
+            "{persona}: attempts per the retry table\n{}",
+            report.join("\n")
+        );
+    }
+    let report = report.join("\n");
+    decided.sort_unstable();
+    eprintln!(
+        "live AMD: {right}/{total} outcomes right; first decision p50 {} ms, p95 {} ms over {} answered calls\n{report}",
+        percentile(&decided, 0.5),
+        percentile(&decided, 0.95),
+        decided.len()
+    );
+    for (phone, persona, want, _) in people {
+        assert!(
+            stored(phone).iter().all(|o| o == want),
+            "{persona}: every attempt stored as {want}\n{report}"
+        );
+    }
+    // The announcements were told apart, not just called dead.
+    let kind = |phone: &str| {
+        analysis(phone)[0]["announcement"]
+            .as_str()
+            .map(String::from)
+    };
+    assert_eq!(kind("+12125550202").as_deref(), Some("vacant"), "{report}");
+    assert_eq!(
+        kind("+12125550203").as_deref(),
+        Some("suspended"),
+        "{report}"
+    );
+    // The voicemail box heard the script's message after its beep, each time.
+    for a in analysis("+12125550201") {
+        assert_eq!(a["verdict"], "machine", "{report}");
+        assert_eq!(a["message_left"], true, "{report}");
+        assert!(a["beep_end_ms"].as_u64().is_some(), "{report}");
+    }
+    let logs = sim.logs();
+    let vm: Vec<_> = logs
+        .iter()
+        .filter(|l| l.persona == Persona::Voicemail)
+        .collect();
+    // The bot hung up after its message (the box did not give up waiting for one).
+    assert!(
+        vm.iter()
+            .all(|l| l.callee_hangup.is_none() && l.bot_speech_s >= 2.0),
+        "{vm:?}"
+    );
+    // The person was not taken for a machine.
+    let human = analysis("+12125550205");
+    assert!(
+        human
+            .iter()
+            .all(|a| a["verdict"] != "machine" && a["verdict"] != "announcement"),
+        "{report}"
+    );
+    sim.shutdown().await;
+}
