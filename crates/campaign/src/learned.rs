@@ -90,8 +90,7 @@ fn recency_bucket(d: Option<u32>) -> &'static str {
 }
 
 impl Learner {
-    pub fn new(prior_answer: f64, settings: Learning) -> Self {
-        let _ = prior_answer;
+    pub fn new(settings: Learning) -> Self {
         let mut names = Features::new();
         let mut hist = [[[0u32; 4]; 4]; DAY_PARTS];
         for (d, by_a) in hist.iter_mut().enumerate() {
@@ -306,7 +305,7 @@ mod tests {
 
     #[test]
     fn features_cross_with_the_day_part() {
-        let mut l = Learner::new(0.3, Learning::default());
+        let mut l = Learner::new(Learning::default());
         let attrs = vec!["occupation=office".to_string()];
         l.add(&ContactFacts {
             segment: "vip",

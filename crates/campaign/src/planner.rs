@@ -474,12 +474,8 @@ impl Planner {
             Policy::BestTime | Policy::Learned => DAY_PARTS,
             Policy::Fifo => 1,
         };
-        let learner = (campaign.policy == Policy::Learned).then(|| {
-            Box::new(Learner::new(
-                campaign.prior_answer_rate,
-                campaign.learning.clone(),
-            ))
-        });
+        let learner = (campaign.policy == Policy::Learned)
+            .then(|| Box::new(Learner::new(campaign.learning.clone())));
         let model = AnswerModel::new(segs, campaign.prior_answer_rate, campaign.prior_strength);
         let trunks = campaign
             .trunks
