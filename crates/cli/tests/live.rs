@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use waihu_sim::{callee_synthesizer, Persona, Population, SimOptions, SimServer};
+use waihu_testkit::models_dir;
 
 fn waihu(dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_waihu"))
@@ -34,19 +35,6 @@ fn ok(dir: &Path, args: &[&str]) -> String {
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn models_dir() -> PathBuf {
-    std::env::var_os("WAIHU_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let data = std::env::var_os("XDG_DATA_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".local/share")
-                });
-            data.join("waihu/models")
-        })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,23 +16,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use waihu_testkit::{have_peer, Peer};
+use waihu_testkit::{have_peer, models_dir, Peer};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn models_dir() -> PathBuf {
-    std::env::var_os("WAIHU_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let data = std::env::var_os("XDG_DATA_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".local/share")
-                });
-            data.join("waihu/models")
-        })
 }
 
 fn waihu_cmd(dir: &Path, args: &[&str]) -> Command {

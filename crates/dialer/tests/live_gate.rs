@@ -22,6 +22,7 @@ use waihu_core::EventKind;
 use waihu_dialer::lifecycle::{business_morning, run_campaign, BoxError, CampaignSetup};
 use waihu_dialer::CampaignClock;
 use waihu_store::Store;
+use waihu_testkit::models_dir;
 
 /// Stops the SIPp it wraps (by its PID) when dropped; SIGTERM lets SIPp flush its log.
 struct Sipp(Child);
@@ -39,19 +40,6 @@ impl Drop for Sipp {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn models_dir() -> PathBuf {
-    std::env::var_os("WAIHU_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let data = std::env::var_os("XDG_DATA_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".local/share")
-                });
-            data.join("waihu/models")
-        })
 }
 
 /// A busy callee on `port`, logging to `log`.

@@ -84,6 +84,22 @@ pub fn have_peer_at(peer: &str, path: &Path) -> bool {
     decide(peer, path.exists())
 }
 
+/// Where the speech models are installed (`scripts/deps/speech.sh`): `WAIHU_MODELS_DIR`,
+/// else `$XDG_DATA_HOME/waihu/models`, else `~/.local/share/waihu/models` — the same
+/// default the binary uses, for tests that run it or load the models themselves.
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("WAIHU_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let data = std::env::var_os("XDG_DATA_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".local/share")
+                });
+            data.join("waihu/models")
+        })
+}
+
 /// Whether this run is in CI: `CI` set, non-empty and not `false` or `0` (the convention
 /// of GitHub Actions, GitLab CI and most others, which set `CI=true`).
 pub fn in_ci() -> bool {
