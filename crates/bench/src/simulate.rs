@@ -194,7 +194,32 @@ fn run_sim(
     };
     let mut kept = Vec::new();
     let mut write_err = None;
+    // Progress on stderr (stdout stays the table or JSON): virtual day reached, events,
+    // rate and an estimate of the wall time left, at most once a second.
+    let wall = std::time::Instant::now();
+    let mut shown = wall;
+    let mut first: Option<chrono::DateTime<chrono::Utc>> = None;
+    let mut seen = 0u64;
+    let label = format!("{:?}", cfg.policy).to_lowercase();
     let report = crate::campaign::simulate_timed(&campaign, cfg, &mut |e| {
+        seen += 1;
+        if seen.is_multiple_of(65_536) && shown.elapsed().as_secs_f64() >= 1.0 {
+            shown = std::time::Instant::now();
+            let start = first.unwrap_or(e.at);
+            let day = (e.at - start).num_seconds() as f64 / 86_400.0;
+            let secs = wall.elapsed().as_secs_f64();
+            let left = if day > 0.0 {
+                secs * (cfg.days as f64 - day).max(0.0) / day
+            } else {
+                0.0
+            };
+            eprintln!(
+                "   进度 progress [{label}]: day {day:.1}/{}, {seen} events, {:.0} events/s, about {left:.0} s to go / 预计剩余 {left:.0} 秒",
+                cfg.days,
+                seen as f64 / secs.max(1e-9),
+            );
+        }
+        first.get_or_insert(e.at);
         checker.feed(e);
         if let Some(w) = out.as_mut() {
             if let Err(err) = serde_json::to_writer(&mut *w, e)
