@@ -117,18 +117,7 @@ pub async fn run_http_sender(
                 }
             }
             Some(cb) = async { match callbacks.as_mut() { Some(rx) => rx.recv().await, None => None } }, if callbacks.is_some() => {
-                match cb {
-                    Callback::Receipt(r) => {
-                        // Applied now, or kept until `message_sent` records the id (a
-                        // callback can beat the API's answer).
-                        store.message_receipt(&r.id, r.delivered, &r.stat, Utc::now()).await?;
-                        stats.receipts += 1;
-                    }
-                    Callback::Forged => {
-                        stats.forged_callbacks += 1;
-                        tracing::warn!("a status callback with a bad X-Twilio-Signature was refused");
-                    }
-                }
+                on_callback(&store, cb, &mut stats).await?;
             }
             Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
                 if let Ok((id, to, kind, out)) = done {
@@ -201,7 +190,32 @@ pub async fn run_http_sender(
     if let Ok(r) = tokio::time::timeout(Duration::from_secs(5), drain).await {
         r?;
     }
+    // Callbacks already answered but not yet taken when shutdown won the select: the
+    // peer saw its answer, so what it implies is recorded too.
+    if let Some(rx) = callbacks.as_mut() {
+        while let Ok(cb) = rx.try_recv() {
+            on_callback(&store, cb, &mut stats).await?;
+        }
+    }
     Ok(stats)
+}
+
+async fn on_callback(store: &Store, cb: Callback, stats: &mut HttpStats) -> Result<(), StoreError> {
+    match cb {
+        Callback::Receipt(r) => {
+            // Applied now, or kept until `message_sent` records the id (a callback can
+            // beat the API's answer).
+            store
+                .message_receipt(&r.id, r.delivered, &r.stat, Utc::now())
+                .await?;
+            stats.receipts += 1;
+        }
+        Callback::Forged => {
+            stats.forged_callbacks += 1;
+            tracing::warn!("a status callback with a bad X-Twilio-Signature was refused");
+        }
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
