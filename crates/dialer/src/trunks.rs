@@ -344,6 +344,7 @@ fn no_trunk(phone: &str) -> CallReport {
         rtp: Default::default(),
         recording: None,
         rerouted_after: Vec::new(),
+        transfer: None,
         call: waihu_engine::waihu_sip::CallId(0),
     }
 }

@@ -12,6 +12,10 @@ pub enum Control {
     Continue,
     /// Hang up now (BYE); the reason is logged and reported.
     Hangup(String),
+    /// Blind transfer: ask the other side to call this sip:/sips:/tel: URI instead
+    /// (REFER). Progress reaches [`CallAgent::on_transfer`]; after the target answers the
+    /// call task hangs up (RFC 5589 §6), after a failure the agent decides.
+    Transfer(String),
 }
 
 /// A participant in the media of one call: the voice bot on our side, a
@@ -28,6 +32,8 @@ pub trait CallAgent: Send {
     fn on_early_frame(&mut self, _now: Instant, _heard: &[i16]) {}
     /// A DTMF digit from the other side (RFC 4733 or SIP INFO).
     fn on_dtmf(&mut self, _now: Instant, _digit: char) {}
+    /// Progress of a transfer the agent asked for with [`Control::Transfer`].
+    fn on_transfer(&mut self, _now: Instant, _progress: &waihu_sip::TransferProgress) {}
     /// The call is over (either side hung up, or it failed); the last call.
     fn on_ended(&mut self, _now: Instant) {}
 }

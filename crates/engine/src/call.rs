@@ -17,7 +17,9 @@ use waihu_media::{
     FrameSource, Law, MediaEvent, MediaSession, MediaStats, PcmPlayer, SessionConfig, Silence,
     StereoRecorder, FRAME,
 };
-use waihu_sip::{CallId, Codec, Credentials, Negotiated, OutgoingCall, Sdp, UaEvent};
+use waihu_sip::{
+    CallId, Codec, Credentials, Negotiated, OutgoingCall, Sdp, TransferProgress, UaEvent,
+};
 
 use crate::agent::{CallAgent, Control, IncomingPlan};
 use crate::sip::{IncomingCall, SipEndpoint};
@@ -100,10 +102,14 @@ pub enum Progress {
     Trying,
     Ringing,
     EarlyMedia,
-    Answered { setup_ms: f64 },
+    Answered {
+        setup_ms: f64,
+    },
     DtmfReceived(char),
     HangingUp(String),
     PeerHungUp,
+    /// A step of a blind transfer (REFER sent, its answer, each NOTIFY).
+    Transfer(String),
 }
 
 /// RTP counters of a call.
@@ -151,8 +157,56 @@ pub struct CallReport {
     /// Final statuses (`None`: timeout or transport failure) of earlier routes this call
     /// failed on before the one that carried it ([`place_call_routed`]).
     pub rerouted_after: Vec<Option<u16>>,
+    /// The blind transfer (REFER) the agent asked for, if any.
+    pub transfer: Option<TransferReport>,
     #[serde(skip)]
     pub call: CallId,
+}
+
+/// A blind transfer as it went.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TransferReport {
+    pub target: String,
+    /// Each report in order: `REFER 202`, `NOTIFY 100 Trying`, `NOTIFY 200 OK (terminated)`.
+    pub progress: Vec<String>,
+    /// `Some(true)`: the target answered the transferee; `Some(false)`: refused or failed;
+    /// `None`: still under way when the call ended.
+    pub succeeded: Option<bool>,
+    /// REFER sent → final report, milliseconds.
+    pub settled_ms: Option<f64>,
+}
+
+impl TransferReport {
+    fn new(target: String) -> TransferReport {
+        TransferReport {
+            target,
+            progress: Vec::new(),
+            succeeded: None,
+            settled_ms: None,
+        }
+    }
+
+    fn record(&mut self, p: &TransferProgress, since_refer_ms: f64) {
+        self.progress.push(match p {
+            TransferProgress::Accepted { status } => format!("REFER {status}"),
+            TransferProgress::Refused { status: Some(s) } => format!("REFER {s}"),
+            TransferProgress::Refused { status: None } => "REFER unanswered or not sent".into(),
+            TransferProgress::Notified {
+                status,
+                reason,
+                terminated,
+            } => format!(
+                "NOTIFY {status} {reason}{}",
+                if *terminated { " (terminated)" } else { "" }
+            ),
+        });
+        if self.succeeded.is_none() {
+            if let Some(ok) = p.settled() {
+                self.succeeded = Some(ok);
+                self.settled_ms = Some((since_refer_ms * 10.0).round() / 10.0);
+            }
+        }
+    }
 }
 
 /// Where an INVITE goes: one trunk.
@@ -200,6 +254,7 @@ struct Media {
     /// The remote party's audio of the last tick, handed to the agent.
     heard: Vec<i16>,
     agent_hangup: Option<String>,
+    agent_transfer: Option<String>,
 }
 
 impl Media {
@@ -229,6 +284,7 @@ impl Media {
             agent: None,
             heard: vec![0; FRAME],
             agent_hangup: None,
+            agent_transfer: None,
         })
     }
 
@@ -279,8 +335,14 @@ impl Media {
         if self.answered && s.dtmf_idle() {
             if let Some(agent) = &mut self.agent {
                 self.frame.iter_mut().for_each(|x| *x = 0);
-                if let Control::Hangup(why) = agent.on_frame(now, &self.heard, &mut self.frame) {
-                    self.agent_hangup.get_or_insert(why);
+                match agent.on_frame(now, &self.heard, &mut self.frame) {
+                    Control::Continue => {}
+                    Control::Hangup(why) => {
+                        self.agent_hangup.get_or_insert(why);
+                    }
+                    Control::Transfer(target) => {
+                        self.agent_transfer.get_or_insert(target);
+                    }
                 }
             } else {
                 self.source_done = !self.source.next_frame(&mut self.frame) || self.source_done;
@@ -570,6 +632,7 @@ async fn drive(
     let mut dtmf_sent = String::new();
     let mut dtmf_at: Option<Instant> = None;
     let mut done_at: Option<Instant> = None;
+    let mut transfer: Option<(TransferReport, Instant)> = None;
     let mut ticker = tokio::time::interval(Duration::from_millis(20));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut buf = vec![0u8; 2048];
@@ -647,6 +710,24 @@ async fn drive(
                         progress(&Progress::DtmfReceived(digit));
                     }
                     UaEvent::ByeReceived { .. } | UaEvent::Cancelled { .. } => progress(&Progress::PeerHungUp),
+                    UaEvent::Transfer { progress: p, .. } => {
+                        let now = Instant::now();
+                        if let Some(agent) = &mut media.agent {
+                            agent.on_transfer(now, &p);
+                        }
+                        if let Some((report, at)) = &mut transfer {
+                            let first = report.succeeded.is_none();
+                            report.record(&p, now.duration_since(*at).as_secs_f64() * 1000.0);
+                            progress(&Progress::Transfer(report.progress.last().cloned().unwrap_or_default()));
+                            // RFC 5589 §6: once the target has answered, the transferor leaves.
+                            if first && report.succeeded == Some(true) && !hanging_up {
+                                let why = format!("transferred to {}", report.target);
+                                progress(&Progress::HangingUp(why));
+                                hanging_up = true;
+                                ep.hangup(call)?;
+                            }
+                        }
+                    }
                     UaEvent::Terminated { outcome, sip_status, reason, .. } => {
                         if answered_at.is_none() {
                             if let Some((next, oc)) = &mut failover {
@@ -698,6 +779,7 @@ async fn drive(
                             rtp: stats.into(),
                             recording,
                             rerouted_after,
+                            transfer: transfer.take().map(|(r, _)| r),
                             call,
                         });
                     }
@@ -753,6 +835,13 @@ async fn drive(
                 let Some(ans) = answered_at else { continue };
                 if hanging_up {
                     continue;
+                }
+                if let Some(target) = media.agent_transfer.take() {
+                    if transfer.is_none() {
+                        progress(&Progress::Transfer(format!("REFER to {target}")));
+                        ep.refer(call, target.clone())?;
+                        transfer = Some((TransferReport::new(target), now));
+                    }
                 }
                 let mut why = media.agent_hangup.take();
                 if now.duration_since(ans) >= opts.max_duration {

@@ -11,8 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use waihu_sip::{
-    CallId, Config, OutgoingCall, RegId, Registration, Sdp, SipError, StreamFramer, Transport,
-    UaEvent, UserAgent,
+    CallId, Config, OutgoingCall, RegId, Registration, Sdp, SipError, StreamFramer,
+    TransferProgress, Transport, UaEvent, UserAgent,
 };
 
 use crate::EngineError;
@@ -41,6 +41,7 @@ enum Cmd {
     Reject(CallId, u16),
     Hangup(CallId),
     InfoDtmf(CallId, char),
+    Refer(CallId, String),
     Register(
         Box<Registration>,
         mpsc::UnboundedSender<UaEvent>,
@@ -188,6 +189,12 @@ impl SipEndpoint {
     pub fn info_dtmf(&self, call: CallId, digit: char) -> Result<(), EngineError> {
         self.send(Cmd::InfoDtmf(call, digit))
     }
+    /// Blind transfer (REFER) of an answered call to `target` (a sip:/sips:/tel: URI).
+    /// Progress, or a refusal when the target or the call's state does not allow it,
+    /// arrives on the call's events as [`UaEvent::Transfer`].
+    pub fn refer(&self, call: CallId, target: impl Into<String>) -> Result<(), EngineError> {
+        self.send(Cmd::Refer(call, target.into()))
+    }
 }
 
 fn call_of(ev: &UaEvent) -> Option<CallId> {
@@ -200,7 +207,8 @@ fn call_of(ev: &UaEvent) -> Option<CallId> {
         | UaEvent::ByeReceived { call }
         | UaEvent::Terminated { call, .. }
         | UaEvent::DtmfInfo { call, .. }
-        | UaEvent::ReInvite { call, .. } => *call,
+        | UaEvent::ReInvite { call, .. }
+        | UaEvent::Transfer { call, .. } => *call,
         _ => return None,
     })
 }
@@ -433,6 +441,17 @@ async fn run(
                     Cmd::Reject(c, s) => ua.reject(now, c, s),
                     Cmd::Hangup(c) => ua.bye(now, c),
                     Cmd::InfoDtmf(c, d) => ua.send_info_dtmf(now, c, d, 160),
+                    Cmd::Refer(c, target) => {
+                        if let Err(e) = ua.refer(now, c, &target) {
+                            tracing::warn!(call = ?c, %target, error = %e, "REFER not sent");
+                            if let Some(tx) = calls.get(&c) {
+                                let _ = tx.send(UaEvent::Transfer {
+                                    call: c,
+                                    progress: TransferProgress::Refused { status: None },
+                                });
+                            }
+                        }
+                    }
                 }
             }
             _ = tokio::time::sleep_until(wake) => ua.handle_timeout(Instant::now()),

@@ -761,3 +761,218 @@ async fn sipp_reinvite_hold_stops_our_media() {
     // ~1 s of sending before the hold (≈50 packets), none during the 2 s hold.
     assert!((30..=90).contains(&r.rtp.packets_sent), "{r:?}");
 }
+
+/// A SIPp transferee (RFC 3515 / RFC 5589): answers, accepts our REFER only if Refer-To and
+/// Referred-By are what we asked for (otherwise the scenario fails), reports its call to
+/// the target with two NOTIFYs (100 Trying, 200 OK terminating the subscription), and
+/// expects our BYE after the 200.
+const TRANSFEREE: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="transferee">
+  <recv request="INVITE" crlf="true"/>
+  <send><![CDATA[
+SIP/2.0 180 Ringing
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]xfer[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]xfer[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:transferee@[local_ip]:[local_port];transport=[transport]>
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=sipp 1 1 IN IP[local_ip_type] [local_ip]
+s=transferee
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+]]></send>
+  <recv request="ACK"/>
+  <recv request="REFER">
+    <action>
+      <ereg regexp="^ *&lt;sip:4001@127\.0\.0\.1:25094&gt;" search_in="hdr" header="Refer-To:" check_it="true" assign_to="refer_to"/>
+      <ereg regexp="sip:transferor@" search_in="hdr" header="Referred-By:" check_it="true" assign_to="referred_by"/>
+      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="remote_from"/>
+      <ereg regexp=".*" search_in="hdr" header="To:" assign_to="local_to"/>
+      <ereg regexp="sip:[^&gt;]*" search_in="hdr" header="Contact:" assign_to="contact"/>
+    </action>
+  </recv>
+  <Reference variables="refer_to,referred_by"/>
+  <send><![CDATA[
+SIP/2.0 202 Accepted
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+  <send><![CDATA[
+NOTIFY [$contact] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From:[$local_to]
+To:[$remote_from]
+Call-ID: [call_id]
+CSeq: 1 NOTIFY
+Max-Forwards: 70
+Event: refer
+Subscription-State: active;expires=60
+Content-Type: message/sipfrag
+Content-Length: [len]
+
+SIP/2.0 100 Trying
+]]></send>
+  <recv response="200"/>
+  <pause milliseconds="300"/>
+  <send><![CDATA[
+NOTIFY [$contact] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From:[$local_to]
+To:[$remote_from]
+Call-ID: [call_id]
+CSeq: 2 NOTIFY
+Max-Forwards: 70
+Event: refer
+Subscription-State: terminated;reason=noresource
+Content-Type: message/sipfrag
+Content-Length: [len]
+
+SIP/2.0 200 OK
+]]></send>
+  <recv response="200"/>
+  <recv request="BYE"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+</scenario>
+"#;
+
+/// Asks for a blind transfer one second after the answer; keeps what it was told.
+struct Transferor {
+    target: &'static str,
+    at: Option<std::time::Instant>,
+    asked: bool,
+    seen: Arc<std::sync::Mutex<Vec<waihu_sip::TransferProgress>>>,
+}
+
+impl waihu_engine::agent::CallAgent for Transferor {
+    fn on_answered(&mut self, now: std::time::Instant) {
+        self.at = Some(now + Duration::from_secs(1));
+    }
+    fn on_frame(
+        &mut self,
+        now: std::time::Instant,
+        _heard: &[i16],
+        _say: &mut [i16],
+    ) -> waihu_engine::agent::Control {
+        if !self.asked && self.at.is_some_and(|at| now >= at) {
+            self.asked = true;
+            return waihu_engine::agent::Control::Transfer(self.target.into());
+        }
+        waihu_engine::agent::Control::Continue
+    }
+    fn on_transfer(&mut self, _now: std::time::Instant, p: &waihu_sip::TransferProgress) {
+        self.seen.lock().unwrap().push(p.clone());
+    }
+}
+
+/// Blind transfer by REFER against a SIPp transferee: the REFER is accepted, both
+/// NOTIFYs are answered and reported, and we hang up once the target has answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blind_transfer_by_refer_to_a_sipp_transferee() {
+    if !have_peer("sipp") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let scen = dir.path().join("transferee.xml");
+    std::fs::write(&scen, TRANSFEREE).unwrap();
+    let port = 25090;
+    let mut sipp = Command::new("sipp")
+        .args([
+            "-sf",
+            scen.to_str().unwrap(),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            "25092",
+            "-nostdin",
+            "-m",
+            "1",
+            "-timeout",
+            "30",
+            "-timeout_error",
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_port_udp(port).await;
+    let uac = endpoint("transferor").await;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let agent = Transferor {
+        target: "sip:4001@127.0.0.1:25094",
+        at: None,
+        asked: false,
+        seen: seen.clone(),
+    };
+    let mut opts = CallOptions::new(format!("sip:13800000000@127.0.0.1:{port}"));
+    opts.media.no_rtp_timeout = Duration::from_secs(20);
+    let mut steps = Vec::new();
+    let r = tokio::time::timeout(
+        Duration::from_secs(30),
+        call::place_call_with(&uac, opts, Box::new(agent), &mut |p| {
+            steps.push(format!("{p:?}"))
+        }),
+    )
+    .await
+    .expect("call finished in time")
+    .unwrap();
+    let t = r.transfer.clone().expect("a transfer report");
+    assert_eq!(t.target, "sip:4001@127.0.0.1:25094");
+    assert_eq!(
+        t.progress,
+        vec![
+            "REFER 202".to_string(),
+            "NOTIFY 100 Trying".into(),
+            "NOTIFY 200 OK (terminated)".into()
+        ],
+        "{steps:?}"
+    );
+    assert_eq!(t.succeeded, Some(true));
+    assert!(t.settled_ms.is_some_and(|ms| ms >= 300.0), "{t:?}");
+    assert_eq!(r.outcome, CallOutcome::Answered);
+    assert!(
+        steps.iter().any(|s| s.contains("transferred to sip:4001")),
+        "{steps:?}"
+    );
+    assert_eq!(seen.lock().unwrap().len(), 3);
+    // SIPp exits 0 only if every message matched, Refer-To and Referred-By included.
+    let status = tokio::task::spawn_blocking(move || sipp.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "SIPp transferee failed: {status:?}");
+}

@@ -60,5 +60,5 @@ pub use sdp::{Codec, Direction, MediaDesc, Negotiated, Sdp, SdpError};
 pub use trunk::{TrunkAddr, TrunkAddrError};
 pub use ua::{
     outcome_for_status, register_retry_delay, CallId, Config, Credentials, OutgoingCall, RegId,
-    Registration, SipError, Timers, Transmit, Transport, UaEvent, UserAgent,
+    Registration, SipError, Timers, TransferProgress, Transmit, Transport, UaEvent, UserAgent,
 };

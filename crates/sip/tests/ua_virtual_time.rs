@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use waihu_core::CallOutcome;
 use waihu_sip::{
-    Codec, Config, Message, OutgoingCall, Sdp, Transmit, Transport, UaEvent, UserAgent,
+    Codec, Config, Message, OutgoingCall, Sdp, SipError, TransferProgress, Transmit, Transport,
+    UaEvent, UserAgent,
 };
 
 const A: &str = "127.0.0.1:5060";
@@ -354,6 +355,214 @@ fn digest_challenge_is_answered_once_then_fails_with_bad_password() {
         _ => None,
     });
     assert_eq!(term, Some((CallOutcome::Failed, Some(407))));
+}
+
+/// The transferee's side of a REFER, written by hand (our UA is only ever the
+/// transferor): the REFER as it reached the wire, and replies built from it.
+struct ReferSeen {
+    via: String,
+    from: String,
+    to: String,
+    call_id: String,
+    cseq: String,
+    refer_to: String,
+    referred_by: String,
+}
+
+impl ReferSeen {
+    fn from_wire(net: &Net) -> ReferSeen {
+        let (_, bytes) = net
+            .wire
+            .iter()
+            .rev()
+            .find(|(_, b)| b.starts_with(b"REFER "))
+            .expect("a REFER on the wire");
+        let Ok(Message::Request(r)) = Message::parse(bytes) else {
+            panic!("REFER does not parse")
+        };
+        let h = |n| {
+            r.headers
+                .get(n)
+                .unwrap_or_else(|| panic!("{n}"))
+                .to_string()
+        };
+        ReferSeen {
+            via: h("Via"),
+            from: h("From"),
+            to: h("To"),
+            call_id: h("Call-ID"),
+            cseq: h("CSeq"),
+            refer_to: h("Refer-To"),
+            referred_by: h("Referred-By"),
+        }
+    }
+
+    fn response(&self, status: &str) -> String {
+        format!(
+            "SIP/2.0 {status}\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+            self.via, self.from, self.to, self.call_id, self.cseq
+        )
+    }
+
+    fn notify(&self, cseq: u32, event: &str, state: &str, frag: &str) -> String {
+        format!(
+            "NOTIFY sip:alice@{A} SIP/2.0\r\nVia: SIP/2.0/UDP {B};branch=z9hG4bKnotify{cseq}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} NOTIFY\r\nEvent: {event}\r\nSubscription-State: {state}\r\nContent-Type: message/sipfrag\r\nContent-Length: {}\r\n\r\n{frag}",
+            self.to,
+            self.from,
+            self.call_id,
+            frag.len()
+        )
+    }
+}
+
+fn transfers(ev: &[UaEvent]) -> Vec<TransferProgress> {
+    ev.iter()
+        .filter_map(|e| match e {
+            UaEvent::Transfer { progress, .. } => Some(progress.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Feeds `text` to alice as if bob sent it; returns alice's answer's status line.
+fn to_alice(net: &mut Net, text: &str) -> String {
+    net.now += Duration::from_millis(1);
+    let now = net.now;
+    net.a
+        .handle_input(now, addr(B), Transport::Udp, text.as_bytes());
+    net.ev_a.extend(std::iter::from_fn(|| net.a.poll_event()));
+    let mut first = String::new();
+    while let Some(t) = net.a.poll_transmit() {
+        if first.is_empty() {
+            first = String::from_utf8_lossy(&t.bytes)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string();
+        }
+    }
+    first
+}
+
+#[test]
+fn blind_transfer_by_refer_follows_the_notifies_to_the_end() {
+    let mut net = Net::new();
+    // Bob's UA would refuse the REFER (501): let the test be the transferee instead.
+    net.drop = Box::new(|_, b| b.starts_with(b"REFER "));
+    let call = net.call();
+    answer_incoming(&mut net);
+    let now = net.now;
+    assert!(matches!(
+        net.a.refer(now, call, "sip:4001@127.0.0.1:5090"),
+        Ok(())
+    ));
+    net.pump();
+    let seen = ReferSeen::from_wire(&net);
+    assert_eq!(seen.refer_to, "<sip:4001@127.0.0.1:5090>");
+    assert!(
+        seen.referred_by.contains("sip:alice@"),
+        "{}",
+        seen.referred_by
+    );
+    assert!(seen.cseq.ends_with(" REFER"));
+    assert_eq!(to_alice(&mut net, &seen.response("202 Accepted")), "");
+    let frag = |s: &str| format!("SIP/2.0 {s}\r\n");
+    for (n, (state, line)) in [
+        ("active;expires=60", "100 Trying"),
+        ("active;expires=60", "180 Ringing"),
+        ("terminated;reason=noresource", "200 OK"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let answer = to_alice(
+            &mut net,
+            &seen.notify(n as u32 + 1, "refer", state, &frag(line)),
+        );
+        assert_eq!(answer, "SIP/2.0 200 OK");
+    }
+    let got = transfers(&net.ev_a);
+    assert_eq!(
+        got,
+        vec![
+            TransferProgress::Accepted { status: 202 },
+            TransferProgress::Notified {
+                status: 100,
+                reason: "Trying".into(),
+                terminated: false
+            },
+            TransferProgress::Notified {
+                status: 180,
+                reason: "Ringing".into(),
+                terminated: false
+            },
+            TransferProgress::Notified {
+                status: 200,
+                reason: "OK".into(),
+                terminated: true
+            },
+        ]
+    );
+    assert_eq!(got.last().unwrap().settled(), Some(true));
+    // A NOTIFY of another package, or one whose body is not a sipfrag, changes nothing.
+    assert_eq!(
+        to_alice(
+            &mut net,
+            &seen.notify(10, "dialog", "active", &frag("200 OK"))
+        ),
+        "SIP/2.0 489 Bad Event"
+    );
+    assert!(
+        to_alice(&mut net, &seen.notify(11, "refer", "active", "hello")).starts_with("SIP/2.0 400")
+    );
+    assert_eq!(transfers(&net.ev_a).len(), 4);
+    // The call is still up: the runtime hangs up when it decides to.
+    assert!(Net::terminated(&net.ev_a).is_none());
+    let now = net.now;
+    net.a.bye(now, call);
+    net.drop = Box::new(|_, _| false);
+    net.pump();
+    assert!(Net::terminated(&net.ev_a).is_some());
+}
+
+#[test]
+fn refer_refused_unanswered_or_out_of_state_is_reported() {
+    let mut net = Net::new();
+    net.drop = Box::new(|_, b| b.starts_with(b"REFER "));
+    let call = net.call();
+    // Not answered yet: no REFER.
+    let now = net.now;
+    assert!(matches!(
+        net.a.refer(now, call, "sip:4001@127.0.0.1:5090"),
+        Err(SipError::BadState(..))
+    ));
+    answer_incoming(&mut net);
+    let now = net.now;
+    for bad in ["4001", "sip:x@y>\r\nEvil: 1", "mailto:a@b"] {
+        assert!(matches!(
+            net.a.refer(now, call, bad),
+            Err(SipError::BadTarget(_))
+        ));
+    }
+    net.a.refer(now, call, "tel:+861012345678").unwrap();
+    net.pump();
+    let seen = ReferSeen::from_wire(&net);
+    assert_eq!(seen.refer_to, "<tel:+861012345678>");
+    to_alice(&mut net, &seen.response("603 Declined"));
+    assert_eq!(
+        transfers(&net.ev_a),
+        vec![TransferProgress::Refused { status: Some(603) }]
+    );
+    // A REFER nobody answers: timer F (64 T1) reports it refused with no status.
+    net.ev_a.clear();
+    let now = net.now;
+    net.a.refer(now, call, "sip:4002@127.0.0.1:5090").unwrap();
+    net.run_for(Duration::from_secs(40));
+    assert_eq!(
+        transfers(&net.ev_a),
+        vec![TransferProgress::Refused { status: None }]
+    );
+    assert!(Net::terminated(&net.ev_a).is_none());
 }
 
 #[test]

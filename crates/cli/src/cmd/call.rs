@@ -44,9 +44,50 @@ pub struct CallArgs {
     /// Hang up when no RTP arrives for this long / 无媒体超时（秒）.
     #[arg(long, default_value_t = 10.0)]
     no_rtp_timeout: f64,
+    /// Blind transfer (REFER) once answered: sip:/sips:/tel: URI the callee is asked to call
+    /// instead; we hang up when it answers / 接通后盲转至该地址.
+    #[arg(long, value_name = "URI")]
+    transfer_to: Option<String>,
+    /// Seconds after the answer to send the REFER (after the prompt, if any, has had this
+    /// long) / 接通后多少秒发起转接.
+    #[arg(long, default_value_t = 2.0)]
+    transfer_after: f64,
     /// Print progress and the outcome as JSON lines (the last line is the outcome).
     #[arg(long)]
     json: bool,
+}
+
+/// Plays the prompt (if any) and asks for the blind transfer once `after` has passed.
+struct TransferAfter {
+    target: Option<String>,
+    after: Duration,
+    at: Option<std::time::Instant>,
+    prompt: Option<Arc<[i16]>>,
+    pos: usize,
+}
+
+impl waihu_engine::agent::CallAgent for TransferAfter {
+    fn on_answered(&mut self, now: std::time::Instant) {
+        self.at = Some(now + self.after);
+    }
+    fn on_frame(
+        &mut self,
+        now: std::time::Instant,
+        _heard: &[i16],
+        say: &mut [i16],
+    ) -> waihu_engine::agent::Control {
+        if let Some(p) = &self.prompt {
+            let n = say.len().min(p.len().saturating_sub(self.pos));
+            say[..n].copy_from_slice(&p[self.pos..self.pos + n]);
+            self.pos += n;
+        }
+        if self.at.is_some_and(|at| now >= at) {
+            if let Some(t) = self.target.take() {
+                return waihu_engine::agent::Control::Transfer(t);
+            }
+        }
+        waihu_engine::agent::Control::Continue
+    }
 }
 
 /// Answer incoming calls: 作为被叫应答来电，播放并录音.
@@ -117,6 +158,7 @@ fn progress_line(p: &Progress, json: bool) {
             }
             Progress::HangingUp(why) => serde_json::json!({"event": "hanging_up", "reason": why}),
             Progress::PeerHungUp => serde_json::json!({"event": "peer_hung_up"}),
+            Progress::Transfer(step) => serde_json::json!({"event": "transfer", "step": step}),
         };
         println!("{v}");
         return;
@@ -129,6 +171,7 @@ fn progress_line(p: &Progress, json: bool) {
         Progress::DtmfReceived(d) => println!("收到按键 / DTMF received: {d}"),
         Progress::HangingUp(why) => println!("挂断 / hanging up: {why}"),
         Progress::PeerHungUp => println!("对方挂断 / peer hung up"),
+        Progress::Transfer(step) => println!("转接 / transfer: {step}"),
     }
 }
 
@@ -154,6 +197,18 @@ fn print_report(r: &CallReport, json: bool) -> anyhow::Result<()> {
     if let Some(p) = &r.recording {
         println!("录音 / recording: {}", p.display());
     }
+    if let Some(t) = &r.transfer {
+        let result = match t.succeeded {
+            Some(true) => "成功 / succeeded",
+            Some(false) => "失败 / failed",
+            None => "未完成 / unfinished",
+        };
+        println!(
+            "转接 / transfer to {}: {result} — {}",
+            t.target,
+            t.progress.join(", ")
+        );
+    }
     Ok(())
 }
 
@@ -167,12 +222,15 @@ pub fn run_call(ctx: &Ctx, a: CallArgs) -> anyhow::Result<()> {
         None => (None, None),
     };
     let play = load_prompt(&a.play)?;
+    let transfer_after = secs(a.transfer_after, "--transfer-after")?;
     let mut opts = CallOptions::new(a.target.clone());
     opts.proxy = proxy;
     opts.credentials = credentials;
     opts.ring_timeout = secs(a.ring_timeout, "--ring-timeout")?;
     opts.media = MediaOptions {
-        hangup_after_play: play.is_some() || a.dtmf.is_some(),
+        // A transfer ends the call itself (when the target answers) or leaves it to the
+        // other side and the timeouts.
+        hangup_after_play: a.transfer_to.is_none() && (play.is_some() || a.dtmf.is_some()),
         play,
         record: a.record.clone(),
         dtmf: a.dtmf.clone(),
@@ -189,7 +247,23 @@ pub fn run_call(ctx: &Ctx, a: CallArgs) -> anyhow::Result<()> {
         let adv = waihu_engine::sip::advertised_ip(a.bind.ip(), toward);
         let ep = SipEndpoint::bind(a.bind, &a.from, Some(adv)).await?;
         let json = a.json;
-        match call::place_call(&ep, opts, &mut |p| progress_line(p, json)).await {
+        let placed = match &a.transfer_to {
+            Some(t) => {
+                let agent = TransferAfter {
+                    target: Some(t.clone()),
+                    after: transfer_after,
+                    at: None,
+                    prompt: opts.media.play.clone(),
+                    pos: 0,
+                };
+                call::place_call_with(&ep, opts, Box::new(agent), &mut |p| {
+                    progress_line(p, json)
+                })
+                .await
+            }
+            None => call::place_call(&ep, opts, &mut |p| progress_line(p, json)).await,
+        };
+        match placed {
             Ok(report) => print_report(&report, json),
             Err(e) => {
                 // Scripts read the last line: it is an outcome even when the call never started.

@@ -324,6 +324,7 @@ impl UserAgent {
     ) {
         match request.method.as_str() {
             "INVITE" => self.invite_response(now, call, request, resp),
+            "REFER" => self.refer_response(now, call, request, resp),
             "BYE" => {
                 if resp.status < 200 {
                     return;
@@ -525,6 +526,7 @@ impl UserAgent {
                 self.stx_respond(now, stx, &r);
             }
             "INVITE" => self.reinvite(now, stx, call, req, from, cseq),
+            "NOTIFY" => self.incoming_notify(now, stx, call, &req, from),
             _ => {
                 let mut r = self.response_for(&req, from, 501, None);
                 r.headers.push("Allow", ALLOW);

@@ -8,15 +8,18 @@
 //!   re-INVITE, the call timer, digest retries);
 //! - `invite.rs`: outgoing INVITE (UAC) with CANCEL;
 //! - `incoming.rs`: incoming INVITE (UAS): ring, early media, answer, reject, CANCEL;
-//! - `register.rs`: REGISTER with refresh.
+//! - `register.rs`: REGISTER with refresh;
+//! - `refer.rs`: blind transfer by REFER and the NOTIFYs that report it.
 
 mod dialogs;
 mod incoming;
 mod invite;
+mod refer;
 mod register;
 mod transactions;
 mod types;
 
+pub use refer::{sipfrag_status, TransferProgress};
 pub use register::register_retry_delay;
 pub use types::{
     outcome_for_status, CallId, Config, Credentials, OutgoingCall, RegId, Registration, SipError,
@@ -214,7 +217,7 @@ pub struct UserAgent {
     malformed: u64,
 }
 
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY";
 
 fn hdr<'a>(req: &'a Request, name: &'static str) -> Result<&'a str, &'static str> {
     req.headers.get(name).ok_or(name)
@@ -451,7 +454,7 @@ impl UserAgent {
                 r.headers.push("Accept", "application/sdp");
                 self.stx_respond(now, id, &r);
             }
-            "BYE" | "INFO" => {
+            "BYE" | "INFO" | "NOTIFY" => {
                 let r = self.response_for(&req, from, 481, Some("waihu481"));
                 self.stx_respond(now, id, &r);
             }

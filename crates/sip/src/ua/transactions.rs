@@ -287,6 +287,7 @@ impl UserAgent {
                         ));
                         self.finish_call(call, o, s, format!("{r}; BYE timed out"));
                     }
+                    "REFER" => self.refer_timed_out(call),
                     _ => {}
                 }
             }

@@ -217,6 +217,14 @@ pub enum UaEvent {
     /// The peer sent a new offer in the dialog (re-INVITE: hold or resume). The UA has
     /// already answered 200 with our last SDP and the mirrored direction.
     ReInvite { call: CallId, sdp: Option<Sdp> },
+    /// Progress of a transfer asked for with [`UserAgent::refer`]: the REFER's answer,
+    /// then the NOTIFYs reporting the transferee's call to the target.
+    ///
+    /// [`UserAgent::refer`]: super::UserAgent::refer
+    Transfer {
+        call: CallId,
+        progress: super::TransferProgress,
+    },
 }
 
 /// Maps a final failure status of an outgoing INVITE to a call outcome.
