@@ -194,5 +194,24 @@ async fn live_campaign_outcomes_match_the_personas() {
         .collect();
     let score = waihu_sim::score(&attempts, &sim.logs());
     assert!(score.share() >= 0.8, "{score}");
+    // Every answered call stored its media quality; the callees' RTCP reached us on the
+    // longer calls (the first report goes out 2.5 s after the answer).
+    let store = waihu_store::Store::open(d).await.unwrap();
+    let stored = store.calls_list(None, 200, None).await.unwrap();
+    let mut with_rtcp = 0;
+    for c in stored
+        .iter()
+        .filter(|c| c.outcome.as_deref() == Some("answered"))
+    {
+        let detail = store.call_detail(&c.call_id).await.unwrap().unwrap();
+        let q = detail
+            .quality
+            .unwrap_or_else(|| panic!("no quality for {}", c.call_id.as_str()));
+        assert!(q.packets_sent > 0 && q.packets_received > 0, "{q:?}");
+        if q.rtcp_received > 0 && q.peer_lost.is_some() && q.rtt_ms.is_some() {
+            with_rtcp += 1;
+        }
+    }
+    assert!(with_rtcp >= 1, "no answered call carried the callee's RTCP");
     sim.shutdown().await;
 }

@@ -361,6 +361,25 @@ struct Finished {
     dnc: bool,
 }
 
+/// The media quality to store for a call that carried media.
+fn quality_of(r: &waihu_engine::call::CallReport) -> Option<waihu_store::CallQuality> {
+    let q = r.rtp;
+    (q.packets_sent > 0 || q.packets_received > 0).then(|| waihu_store::CallQuality {
+        codec: r.codec.clone(),
+        packets_sent: q.packets_sent,
+        packets_received: q.packets_received,
+        lost: q.lost,
+        late: q.late,
+        jitter_ms: q.jitter_ms,
+        rtcp_sent: q.rtcp_sent,
+        rtcp_received: q.rtcp_received,
+        peer_loss_pct: q.peer_loss_pct,
+        peer_lost: q.peer_lost,
+        peer_jitter_ms: q.peer_jitter_ms,
+        rtt_ms: q.rtt_ms,
+    })
+}
+
 /// Closes calls a previous process left open (killed mid-call): each gets
 /// `failed` with the reason, an `attempt_ended` event, and counts as an attempt.
 pub async fn reconcile(store: &Store, now: DateTime<Utc>) -> Result<usize, DialerError> {
@@ -376,6 +395,7 @@ pub async fn reconcile(store: &Store, now: DateTime<Utc>) -> Result<usize, Diale
             path: Vec::new(),
             path_variants: Vec::new(),
             recording: None,
+            quality: None,
         };
         let ended = Event {
             at: now,
@@ -1008,6 +1028,7 @@ async fn call(
                 path: Vec::new(),
                 path_variants: Vec::new(),
                 recording: None,
+                quality: None,
             };
             let ended = event(
                 opts,
@@ -1132,6 +1153,7 @@ async fn call(
         path: bot.path.clone(),
         path_variants: bot.path_variants.clone(),
         recording,
+        quality: report.as_ref().ok().and_then(quality_of),
     };
     let mut events = vec![EventKind::AttemptEnded {
         outcome,

@@ -95,6 +95,7 @@ async fn store_calls(store: &Store, campaign: CampaignId, t0: DateTime<Utc>) -> 
             path: vec!["opening".into()],
             path_variants: Vec::new(),
             recording: None,
+            quality: None,
         };
         store
             .call_finished_with(&call_id, &fin, &events)

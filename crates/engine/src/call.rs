@@ -121,6 +121,20 @@ pub struct RtpReport {
     pub late: u64,
     pub jitter_ms: f64,
     pub audio_s: f64,
+    /// RTCP reports sent and received.
+    pub rtcp_sent: u64,
+    pub rtcp_received: u64,
+    /// The peer's view of our audio (its last RTCP report block about us): loss in its
+    /// last interval (%), cumulative loss, jitter (ms). `None` without RTCP from the peer.
+    pub peer_loss_pct: Option<f64>,
+    pub peer_lost: Option<i64>,
+    pub peer_jitter_ms: Option<f64>,
+    /// Round-trip time measured through RTCP (LSR/DLSR), milliseconds.
+    pub rtt_ms: Option<f64>,
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
 }
 
 impl From<MediaStats> for RtpReport {
@@ -130,8 +144,14 @@ impl From<MediaStats> for RtpReport {
             packets_received: s.packets_received,
             lost: s.lost,
             late: s.late,
-            jitter_ms: (s.jitter_ms * 100.0).round() / 100.0,
+            jitter_ms: round2(s.jitter_ms),
             audio_s: s.frames_with_audio as f64 * 0.02,
+            rtcp_sent: s.rtcp_sent,
+            rtcp_received: s.rtcp_received,
+            peer_loss_pct: s.peer_fraction_lost.map(|f| round2(f * 100.0)),
+            peer_lost: s.peer_lost,
+            peer_jitter_ms: s.peer_jitter_ms.map(round2),
+            rtt_ms: s.rtt_ms.map(round2),
         }
     }
 }
@@ -235,6 +255,10 @@ fn law_of(c: Codec) -> Law {
 /// The media half of a call: socket, session, prompt, recorder.
 struct Media {
     sock: UdpSocket,
+    /// RTCP on the RTP port + 1 (RFC 3550 §11), so peers need no `a=rtcp`.
+    rtcp: Option<Arc<UdpSocket>>,
+    rtcp_remote: Option<SocketAddr>,
+    rtcp_next: Option<Instant>,
     local: SocketAddr,
     session: Option<MediaSession>,
     remote: Option<SocketAddr>,
@@ -258,15 +282,44 @@ struct Media {
 }
 
 impl Media {
+    /// Binds an even RTP port with its RTCP port + 1 (a few tries); if no pair is free,
+    /// RTP alone (the call works, without RTCP).
     async fn bind(ip: std::net::IpAddr) -> Result<Media, EngineError> {
-        let sock = UdpSocket::bind((ip, 0))
-            .await
-            .map_err(|e| EngineError::io(format!("binding RTP socket on {ip}"), e))?;
+        let mut pair = None;
+        for _ in 0..16 {
+            let sock = UdpSocket::bind((ip, 0))
+                .await
+                .map_err(|e| EngineError::io(format!("binding RTP socket on {ip}"), e))?;
+            let port = sock
+                .local_addr()
+                .map_err(|e| EngineError::io("reading RTP socket address", e))?
+                .port();
+            if port % 2 == 1 || port == u16::MAX {
+                continue;
+            }
+            if let Ok(rtcp) = UdpSocket::bind((ip, port + 1)).await {
+                pair = Some((sock, Some(Arc::new(rtcp))));
+                break;
+            }
+        }
+        let (sock, rtcp) = match pair {
+            Some(p) => p,
+            None => {
+                tracing::debug!(%ip, "no free RTP/RTCP port pair: RTCP off for this call");
+                let sock = UdpSocket::bind((ip, 0))
+                    .await
+                    .map_err(|e| EngineError::io(format!("binding RTP socket on {ip}"), e))?;
+                (sock, None)
+            }
+        };
         let local = sock
             .local_addr()
             .map_err(|e| EngineError::io("reading RTP socket address", e))?;
         Ok(Media {
             sock,
+            rtcp,
+            rtcp_remote: None,
+            rtcp_next: None,
             local,
             session: None,
             remote: None,
@@ -311,7 +364,34 @@ impl Media {
         });
         session.set_sending(sending && neg.direction.sends());
         self.remote = Some(neg.remote_rtp);
+        self.rtcp_remote = Some(neg.remote_rtcp);
+        // First report after 2.5 s, then every 5 s ± 50% (RFC 3550 §6.2, §6.3.5).
+        self.rtcp_next
+            .get_or_insert(now + Duration::from_millis(2_500));
         self.negotiated = Some(neg);
+    }
+
+    /// A datagram from the peer's RTCP.
+    fn on_rtcp(&mut self, bytes: &[u8]) {
+        if let Some(s) = &mut self.session {
+            let _ = s.handle_datagram(Instant::now(), bytes);
+        }
+    }
+
+    /// Sends our SR/RR when it is due (answered calls only).
+    async fn send_rtcp(&mut self, now: Instant, cname: &str) {
+        let (Some(sock), Some(to), Some(s)) = (&self.rtcp, self.rtcp_remote, &mut self.session)
+        else {
+            return;
+        };
+        if !self.answered || self.rtcp_next.is_none_or(|at| now < at) {
+            return;
+        }
+        let pkt = s.rtcp_report(now, cname);
+        self.rtcp_next = Some(now + Duration::from_millis(2_500 + rand::random::<u64>() % 5_000));
+        if let Err(e) = sock.send_to(&pkt, to).await {
+            tracing::trace!(error = %e, "RTCP send error");
+        }
     }
 
     async fn recv(&mut self, buf: &mut [u8]) {
@@ -394,6 +474,14 @@ impl Media {
             return Err(EngineError::Recording(e.clone()));
         }
         Ok(self.record_path.clone())
+    }
+}
+
+/// Receives on `sock` (the length read; errors read as empty), or waits forever without one.
+async fn recv_opt(sock: Option<&UdpSocket>, buf: &mut [u8]) -> usize {
+    match sock {
+        Some(s) => s.recv_from(buf).await.map_or(0, |(n, _)| n),
+        None => std::future::pending().await,
     }
 }
 
@@ -636,6 +724,9 @@ async fn drive(
     let mut ticker = tokio::time::interval(Duration::from_millis(20));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut buf = vec![0u8; 2048];
+    let mut rtcp_buf = vec![0u8; 1500];
+    let cname = format!("waihu@{}", media.local.ip());
+    let rtcp_sock = media.rtcp.clone();
     let prompt = opts.play.clone();
     // Returns when to send DTMF.
     let start_answered = |media: &mut Media, at: Instant| -> Option<Instant> {
@@ -787,8 +878,10 @@ async fn drive(
                 }
             }
             _ = media.recv(&mut buf) => {}
+            n = recv_opt(rtcp_sock.as_deref(), &mut rtcp_buf) => if n > 0 { media.on_rtcp(&rtcp_buf[..n]) },
             _ = ticker.tick() => {
                 let now = Instant::now();
+                media.send_rtcp(now, &cname).await;
                 if let Role::Uas { reject: Some(status), answer_at, .. } = &role {
                     if now >= *answer_at && !hanging_up {
                         ep.reject(call, *status)?;

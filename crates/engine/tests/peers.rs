@@ -82,13 +82,15 @@ async fn wait_port_udp(port: u16) {
 async fn our_uac_calls_our_uas_with_audio_dtmf_and_recordings() {
     let dir = tempfile::tempdir().unwrap();
     let callee_prompt: Arc<[i16]> = melody(3.0, 7).into();
-    let caller_prompt: Arc<[i16]> = melody(3.0, 99).into();
+    // 11 s: long enough for a second RTCP interval on each side (2.5 s, then ≤ 7.5 s), so
+    // each side's SR has been echoed back and the round trip is known.
+    let caller_prompt: Arc<[i16]> = melody(11.0, 99).into();
     let uas = Arc::new(endpoint("callee").await);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let uas_opts = MediaOptions {
         play: Some(callee_prompt.clone()),
         record: Some(dir.path().to_path_buf()),
-        max_duration: Duration::from_secs(10),
+        max_duration: Duration::from_secs(20),
         ..Default::default()
     };
     tokio::spawn(call::answer_loop(
@@ -112,16 +114,24 @@ async fn our_uac_calls_our_uas_with_audio_dtmf_and_recordings() {
     assert_eq!(report.sip_status, Some(200));
     assert!(steps.iter().any(|s| s == "Ringing"), "{steps:?}");
     assert!(
-        report.duration_s > 3.0 && report.duration_s < 6.0,
+        report.duration_s > 11.0 && report.duration_s < 14.0,
         "{report:?}"
     );
     assert_eq!(report.rtp.lost, 0, "{report:?}");
+    // RTCP both ways on RTP port + 1: the peer's view of our audio and the round trip.
+    let rtp = report.rtp;
+    assert!(rtp.rtcp_sent >= 2 && rtp.rtcp_received >= 2, "{rtp:?}");
+    assert_eq!(rtp.peer_lost, Some(0), "{rtp:?}");
+    assert!(rtp.peer_jitter_ms.is_some_and(|j| j < 20.0), "{rtp:?}");
+    assert!(rtp.rtt_ms.is_some_and(|r| r < 100.0), "{rtp:?}");
     let uas_report = tokio::time::timeout(Duration::from_secs(5), rx.recv())
         .await
         .unwrap()
         .unwrap()
         .unwrap();
     assert_eq!(uas_report.dtmf_received, "123#");
+    assert!(uas_report.rtp.rtcp_received >= 2, "{:?}", uas_report.rtp);
+    assert!(uas_report.rtp.rtt_ms.is_some(), "{:?}", uas_report.rtp);
     // Our recording: left = callee's prompt, right = ours.
     let (left, right) = wav::read_stereo(&dir.path().join("uac.wav")).unwrap();
     let c_left = best_correlation(&left, &callee_prompt, 1.0);
@@ -369,9 +379,20 @@ async fn baresip_call(port: u16, transport: waihu_sip::Transport) {
     opts.media.codecs = vec![waihu_sip::Codec::Pcma, waihu_sip::Codec::Pcmu];
     opts.media.dtmf = Some("159#".into());
     opts.media.dtmf_delay = Duration::from_millis(500);
-    opts.media.max_duration = Duration::from_secs(3);
+    // Over UDP the call lasts long enough for baresip's RTCP reports to reach us.
+    let udp = transport == waihu_sip::Transport::Udp;
+    opts.media.max_duration = Duration::from_secs(if udp { 8 } else { 3 });
     opts.media.record = Some(dir.path().join("rec.wav"));
     let r = call::place_call(&uac, opts, &mut |_| {}).await.unwrap();
+    if udp {
+        let rtp = r.rtp;
+        assert!(rtp.rtcp_sent >= 1 && rtp.rtcp_received >= 1, "{rtp:?}");
+        assert!(
+            rtp.peer_lost.is_some() && rtp.peer_jitter_ms.is_some(),
+            "{rtp:?}"
+        );
+        eprintln!("baresip RTCP: {rtp:?}");
+    }
     assert_eq!(
         (r.outcome, r.sip_status),
         (CallOutcome::Answered, Some(200)),

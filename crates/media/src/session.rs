@@ -82,6 +82,16 @@ pub struct MediaStats {
     /// 20 ms frames that held received audio.
     pub frames_with_audio: u64,
     pub buffer: JitterStats,
+    /// RTCP compound packets sent and received.
+    pub rtcp_sent: u64,
+    pub rtcp_received: u64,
+    /// The peer's view of our stream, from its last report block about us: loss
+    /// fraction of the last interval (0–1), cumulative loss, jitter (ms).
+    pub peer_fraction_lost: Option<f64>,
+    pub peer_lost: Option<i64>,
+    pub peer_jitter_ms: Option<f64>,
+    /// Round-trip time from the peer's LSR/DLSR echo of our last SR (RFC 3550 §6.4.1).
+    pub rtt_ms: Option<f64>,
 }
 
 /// The media state of one call.
@@ -110,6 +120,13 @@ pub struct MediaSession {
     rx_has_audio: bool,
     decode_buf: Vec<i16>,
     encode_buf: Vec<u8>,
+    /// The middle 32 bits of the peer's last SR timestamp and when it arrived (for LSR/DLSR).
+    last_peer_sr: Option<(u32, Instant)>,
+}
+
+/// The middle 32 bits of a 64-bit NTP timestamp (RFC 3550's "compact" form, 1/65536 s).
+fn ntp_mid(ntp: u64) -> u32 {
+    (ntp >> 16) as u32
 }
 
 impl MediaSession {
@@ -142,6 +159,7 @@ impl MediaSession {
             rx_has_audio: false,
             decode_buf: Vec::with_capacity(FRAME),
             encode_buf: Vec::with_capacity(FRAME),
+            last_peer_sr: None,
             cfg,
         }
     }
@@ -177,8 +195,29 @@ impl MediaSession {
     /// One received datagram (RTP or RTCP, muxed or not). Never panics on outside input.
     pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8]) -> Result<(), RtpError> {
         if looks_like_rtcp(bytes) {
-            for r in Report::parse_compound(bytes) {
+            let reports = Report::parse_compound(bytes);
+            if !reports.is_empty() {
+                self.stats.rtcp_received += 1;
+            }
+            let now_mid = ntp_mid(self.ntp(now));
+            for r in reports {
+                if let Some(sr) = r.sender {
+                    self.last_peer_sr = Some((ntp_mid(sr.ntp), now));
+                }
                 if let Some(b) = r.blocks.iter().find(|b| b.ssrc == self.cfg.ssrc) {
+                    self.stats.peer_fraction_lost = Some(f64::from(b.fraction_lost) / 256.0);
+                    self.stats.peer_lost = Some(i64::from(b.cumulative_lost));
+                    // Jitter is in timestamp units: 8 per ms at 8 kHz.
+                    self.stats.peer_jitter_ms = Some(f64::from(b.jitter) / 8.0);
+                    if b.last_sr != 0 {
+                        let units = now_mid
+                            .wrapping_sub(b.last_sr)
+                            .wrapping_sub(b.delay_since_last_sr);
+                        // Anything over a minute is a wrapped or bogus echo, not a round trip.
+                        if units < 60 * 65_536 {
+                            self.stats.rtt_ms = Some(f64::from(units) * 1000.0 / 65_536.0);
+                        }
+                    }
                     self.events.push_back(MediaEvent::PeerReport {
                         fraction_lost: b.fraction_lost,
                         cumulative_lost: b.cumulative_lost,
@@ -332,24 +371,36 @@ impl MediaSession {
         &self.tx_frame
     }
 
+    /// Our NTP-format clock: time since the session started (peers only echo it back, so
+    /// it need not be wall-clock time). Starts one second in so no SR has a zero LSR.
+    fn ntp(&self, now: Instant) -> u64 {
+        let elapsed = now.saturating_duration_since(self.started) + Duration::from_secs(1);
+        (elapsed.as_secs() << 32) | ((u64::from(elapsed.subsec_nanos()) << 32) / 1_000_000_000)
+    }
+
     /// An RTCP compound packet (SR if we send, else RR) about both directions.
     pub fn rtcp_report(&mut self, now: Instant, cname: &str) -> Vec<u8> {
         let mut blocks = Vec::new();
         if let Some(ssrc) = self.remote_ssrc {
+            let (last_sr, delay_since_last_sr) = match self.last_peer_sr {
+                Some((mid, at)) => {
+                    let d = now.saturating_duration_since(at);
+                    (mid, (d.as_secs_f64() * 65_536.0) as u32)
+                }
+                None => (0, 0),
+            };
             blocks.push(ReportBlock {
                 ssrc,
                 fraction_lost: self.seq_stats.take_fraction_lost(),
                 cumulative_lost: self.seq_stats.lost().min(0x7F_FFFF) as i32,
                 highest_seq: self.seq_stats.highest_seq(),
                 jitter: self.seq_stats.jitter_samples() as u32,
-                last_sr: 0,
-                delay_since_last_sr: 0,
+                last_sr,
+                delay_since_last_sr,
             });
         }
-        let elapsed = now.saturating_duration_since(self.started);
-        // NTP time relative to the session start: peers use it only to echo it back.
-        let ntp =
-            (elapsed.as_secs() << 32) | ((u64::from(elapsed.subsec_nanos()) << 32) / 1_000_000_000);
+        self.stats.rtcp_sent += 1;
+        let ntp = self.ntp(now);
         let sender = (self.stats.packets_sent > 0).then_some(SenderInfo {
             ntp,
             rtp_ts: self.ts,
@@ -448,6 +499,55 @@ mod tests {
                 "{rep:?}"
             );
         }
+    }
+
+    /// SR → RR with LSR/DLSR: the round trip is what the wire took, not the peer's hold
+    /// time; the peer's view of our stream (loss, jitter) is kept in our stats.
+    #[test]
+    fn rtcp_round_trip_and_peer_view() {
+        let (mut a, mut b, t0) = pair(None, None);
+        let speech = vec![1000i16; FRAME];
+        for k in 0..50u32 {
+            let now = t0 + Duration::from_millis(20 * u64::from(k));
+            if let Some(p) = a.tick(now, &speech) {
+                // b misses 5 of a's packets.
+                if k % 10 != 3 {
+                    b.handle_datagram(now + Duration::from_millis(15), &p)
+                        .unwrap();
+                }
+            }
+            if let Some(p) = b.tick(now, &speech) {
+                a.handle_datagram(now + Duration::from_millis(15), &p)
+                    .unwrap();
+            }
+        }
+        let t1 = t0 + Duration::from_secs(1);
+        let sr = a.rtcp_report(t1, "a");
+        // 15 ms on the wire, 200 ms held by b, 15 ms back: RTT 30 ms.
+        b.handle_datagram(t1 + Duration::from_millis(15), &sr)
+            .unwrap();
+        let rr = b.rtcp_report(t1 + Duration::from_millis(215), "b");
+        a.handle_datagram(t1 + Duration::from_millis(230), &rr)
+            .unwrap();
+        let s = a.stats();
+        let rtt = s.rtt_ms.expect("an RTT");
+        assert!((rtt - 30.0).abs() < 0.5, "rtt {rtt}");
+        assert_eq!(s.peer_lost, Some(5));
+        assert!(
+            s.peer_fraction_lost.is_some_and(|f| f > 0.05 && f < 0.15),
+            "{s:?}"
+        );
+        assert!(s.peer_jitter_ms.is_some());
+        assert_eq!((s.rtcp_sent, s.rtcp_received), (1, 1));
+        // Before any SR from the peer, an RR carries no LSR and gives no RTT.
+        let (mut c, mut d, t0) = pair(None, None);
+        if let Some(p) = c.tick(t0, &speech) {
+            d.handle_datagram(t0, &p).unwrap();
+        }
+        let rr = d.rtcp_report(t0 + Duration::from_secs(1), "d");
+        c.handle_datagram(t0 + Duration::from_secs(1), &rr).unwrap();
+        assert_eq!(c.stats().rtt_ms, None);
+        assert_eq!(c.stats().peer_lost, Some(0));
     }
 
     #[test]

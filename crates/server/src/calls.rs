@@ -241,6 +241,8 @@ async fn call_detail(
     // Parallel to `path`: the A/B prompt variant played in each state (null: one prompt).
     v["path_variants"] = json!(d.path_variants);
     v["turns"] = Value::Array(turns);
+    // RTP counters and the peer's RTCP view of our audio (null: no media).
+    v["quality"] = json!(d.quality);
     v["revealed"] = json!(q.reveal);
     Ok(Json(v))
 }

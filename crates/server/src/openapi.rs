@@ -202,7 +202,7 @@ const OPS: &[Op] = &[
     Op {
         method: "GET",
         path: "/api/calls/{id}",
-        summary: "One call: status, outcome, path through the script, and the transcript turns with state, intent, confidence, emotion, voice features and latency. The words (text) are personal data: null unless reveal=true (operator, admin), which appends a pii_revealed event (field transcript) first; analysts get 403.",
+        summary: "One call: status, outcome, path through the script, the transcript turns with state, intent, confidence, emotion, voice features and latency, and the media `quality` (RTP received/lost/late/jitter, the peer's RTCP view of our audio: loss %, jitter, round-trip time; null without media). The words (text) are personal data: null unless reveal=true (operator, admin), which appends a pii_revealed event (field transcript) first; analysts get 403.",
         role: Some("analyst"),
         params: &[
             ("id", "path", "string", "Call id."),

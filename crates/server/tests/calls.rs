@@ -262,6 +262,19 @@ async fn calls_are_masked_and_words_and_recordings_are_audited() {
     );
     assert!(variants[1..].iter().all(Value::is_null), "{v}");
     assert_eq!(v["business_outcome"], "hangup");
+    // The media quality as stored at the end of the call (call 4: RTCP from the peer).
+    assert_eq!(v["quality"]["lost"], 6, "{v}");
+    assert_eq!(v["quality"]["peer_lost"], 3, "{v}");
+    assert_eq!(v["quality"]["rtt_ms"], 38.5, "{v}");
+    assert_eq!(v["quality"]["codec"], "PCMA", "{v}");
+    let (_, odd) = s
+        .get(
+            &s.analyst,
+            &format!("/api/calls/{}", urlenc(&fx.finished[5])),
+        )
+        .await;
+    assert_eq!(odd["quality"]["rtcp_received"], 0, "{odd}");
+    assert!(odd["quality"]["rtt_ms"].is_null(), "{odd}");
     let turns = v["turns"].as_array().unwrap();
     assert_eq!(turns.len(), 10);
     assert_eq!(
@@ -554,6 +567,7 @@ async fn live_stream_pushes_the_live_list_and_ends_by_itself() {
             path: vec!["opening".into()],
             path_variants: Vec::new(),
             recording: None,
+            quality: None,
         };
         store
             .call_finished(&waihu_core::CallId(ending), &f)

@@ -133,6 +133,9 @@ pub struct Sdp {
 pub struct Negotiated {
     /// Where the peer wants RTP (its connection address + media port).
     pub remote_rtp: SocketAddr,
+    /// Where the peer wants RTCP: its `a=rtcp:` (RFC 3605), the RTP address itself with
+    /// `a=rtcp-mux` (RFC 5761), else the RTP port + 1 (RFC 3550).
+    pub remote_rtcp: SocketAddr,
     pub codec: Codec,
     /// RTP payload type of `codec` (static 0/8).
     pub payload_type: u8,
@@ -142,6 +145,28 @@ pub struct Negotiated {
     pub ptime: u32,
     /// Our direction: whether we should send and/or expect media (hold = not sendrecv).
     pub direction: Direction,
+}
+
+/// The peer's RTCP address for media section `m` whose RTP goes to `conn`:`m.port`.
+fn rtcp_addr(m: &MediaDesc, conn: IpAddr) -> SocketAddr {
+    let attr = |name: &str| m.attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name));
+    if attr("rtcp-mux").is_some() {
+        return SocketAddr::new(conn, m.port);
+    }
+    if let Some((_, Some(v))) = attr("rtcp") {
+        // `a=rtcp:<port> [IN IP4 <addr>]`
+        let mut it = v.split_whitespace();
+        if let Some(port) = it.next().and_then(|p| p.parse::<u16>().ok()) {
+            let addr = match (it.next(), it.next(), it.next()) {
+                (Some(net), Some(_), Some(a)) if net.eq_ignore_ascii_case("IN") => {
+                    a.parse().unwrap_or(conn)
+                }
+                _ => conn,
+            };
+            return SocketAddr::new(addr, port);
+        }
+    }
+    SocketAddr::new(conn, m.port.wrapping_add(1))
 }
 
 impl Sdp {
@@ -261,6 +286,7 @@ impl Sdp {
         };
         let neg = Negotiated {
             remote_rtp: SocketAddr::new(conn, m.port),
+            remote_rtcp: rtcp_addr(m, conn),
             codec,
             payload_type: pt,
             dtmf_payload_type: dtmf,
@@ -289,6 +315,7 @@ impl Sdp {
             .unwrap_or(Direction::SendRecv);
         Ok(Negotiated {
             remote_rtp: SocketAddr::new(conn, m.port),
+            remote_rtcp: rtcp_addr(m, conn),
             codec,
             payload_type: pt,
             dtmf_payload_type: telephone_event_pt(m),
@@ -519,6 +546,27 @@ mod tests {
         "v=0\r\no=- 123 456 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
 m=audio 10000 RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\r\n\
 a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\n";
+
+    #[test]
+    fn rtcp_address_from_attributes() {
+        let sdp = |extra: &str| {
+            Sdp::parse(
+                format!("v=0\r\nc=IN IP4 10.0.0.5\r\nm=audio 4000 RTP/AVP 0\r\n{extra}").as_bytes(),
+            )
+            .unwrap()
+            .negotiated_from_answer()
+            .unwrap()
+            .remote_rtcp
+        };
+        assert_eq!(sdp(""), "10.0.0.5:4001".parse().unwrap());
+        assert_eq!(sdp("a=rtcp:5555\r\n"), "10.0.0.5:5555".parse().unwrap());
+        assert_eq!(
+            sdp("a=rtcp:5555 IN IP4 10.0.0.9\r\n"),
+            "10.0.0.9:5555".parse().unwrap()
+        );
+        assert_eq!(sdp("a=rtcp-mux\r\n"), "10.0.0.5:4000".parse().unwrap());
+        assert_eq!(sdp("a=rtcp:junk\r\n"), "10.0.0.5:4001".parse().unwrap());
+    }
 
     #[test]
     fn answer_prefers_offerer_order() {

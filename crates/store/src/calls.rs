@@ -66,6 +66,32 @@ pub struct CallFinish {
     pub path_variants: Vec<Option<String>>,
     /// A WAV file's bytes; stored sealed under `data_dir/recordings/`.
     pub recording: Option<Vec<u8>>,
+    /// How the media went (None: no media, or not measured).
+    pub quality: Option<CallQuality>,
+}
+
+/// The media quality of one call: what we received (RTP sequence numbers and arrival times)
+/// and what the peer reported about our audio over RTCP.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct CallQuality {
+    pub codec: Option<String>,
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    /// Lost by sequence numbers (received direction).
+    pub lost: u64,
+    /// Arrived too late for playout.
+    pub late: u64,
+    /// Interarrival jitter of what we received, ms.
+    pub jitter_ms: f64,
+    pub rtcp_sent: u64,
+    pub rtcp_received: u64,
+    /// The peer's last RTCP report about our audio: loss in its last interval (%),
+    /// cumulative loss, jitter (ms). None without RTCP from the peer.
+    pub peer_loss_pct: Option<f64>,
+    pub peer_lost: Option<i64>,
+    pub peer_jitter_ms: Option<f64>,
+    /// Round trip measured through RTCP, ms.
+    pub rtt_ms: Option<f64>,
 }
 
 /// A call as lists show it.
@@ -117,6 +143,7 @@ pub struct CallDetail {
     /// Parallel to `path`: the A/B prompt variant played in each state.
     pub path_variants: Vec<Option<String>>,
     pub turns: Vec<Turn>,
+    pub quality: Option<CallQuality>,
 }
 
 /// One script state in the funnel. `entered = continued + dropped + completed`.
@@ -558,11 +585,19 @@ impl Store {
             id: 0,
             reason: format!("call {call_id}: path: {e}"),
         })?;
-        let variants: String =
-            sqlx::query_scalar("SELECT path_variants FROM calls WHERE call_id = ?")
+        let (variants, quality): (String, Option<String>) =
+            sqlx::query_as("SELECT path_variants, quality FROM calls WHERE call_id = ?")
                 .bind(call_id)
                 .fetch_one(&self.pool)
                 .await?;
+        let quality: Option<CallQuality> = quality
+            .map(|q| serde_json::from_str(&q))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt {
+                table: "calls",
+                id: 0,
+                reason: format!("call {call_id}: quality: {e}"),
+            })?;
         let path_variants: Vec<Option<String>> =
             serde_json::from_str(&variants).map_err(|e| StoreError::Corrupt {
                 table: "calls",
@@ -586,6 +621,7 @@ impl Store {
             path,
             path_variants,
             turns,
+            quality,
         }))
     }
 
@@ -1088,7 +1124,7 @@ async fn finish_call(
     sqlx::query(
         "UPDATE calls SET status = 'ended', updated_at = ?, ended_at = ?, outcome = ?, sip_status = ?, duration_s = ?, \
          business_outcome = ?, level = ?, path = ?, path_variants = ?, recording = COALESCE(?, recording), \
-         node = COALESCE(?, node) WHERE call_id = ?",
+         node = COALESCE(?, node), quality = ? WHERE call_id = ?",
     )
     .bind(ts(f.at))
     .bind(ts(f.at))
@@ -1101,6 +1137,11 @@ async fn finish_call(
     .bind(variants)
     .bind(recording)
     .bind(f.path.last())
+    .bind(
+        f.quality
+            .as_ref()
+            .map(|q| serde_json::to_string(q).expect("numbers and strings serialise")),
+    )
     .bind(call_id)
     .execute(&mut *conn)
     .await?;

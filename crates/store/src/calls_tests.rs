@@ -69,6 +69,7 @@ fn finish(path: &[&str], outcome: Option<&str>, recording: Option<Vec<u8>>) -> C
         path: path.iter().map(|s| s.to_string()).collect(),
         path_variants: Vec::new(),
         recording,
+        quality: None,
     }
 }
 

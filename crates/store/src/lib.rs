@@ -36,8 +36,8 @@ use waihu_privacy::{KeySource, MasterKey, Vault};
 pub use api_keys::ApiKey;
 pub use audit::{AuditVerification, AUDIT_DIR, CHECKPOINT_FILE};
 pub use calls::{
-    CallDetail, CallFinish, CallStart, CallSummary, FunnelRow, PastAttemptRow, TurnRecord,
-    VoiceRow, DROP_OUTCOMES, RECORDINGS_DIR, SENTIMENT_BAND,
+    CallDetail, CallFinish, CallQuality, CallStart, CallSummary, FunnelRow, PastAttemptRow,
+    TurnRecord, VoiceRow, DROP_OUTCOMES, RECORDINGS_DIR, SENTIMENT_BAND,
 };
 pub use campaigns::CampaignRow;
 pub use customers::{

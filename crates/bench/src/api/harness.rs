@@ -577,6 +577,7 @@ pub fn generate_calls(
                 path,
                 path_variants: Vec::new(),
                 recording: None,
+                quality: None,
             },
         ));
     }

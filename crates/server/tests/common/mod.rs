@@ -490,6 +490,21 @@ pub async fn fill_calls(store: &Store) -> CallsFixture {
                         })
                         .collect(),
                     recording,
+                    // Even calls carried RTCP from the peer; odd ones only our own counters.
+                    quality: Some(waihu_store::CallQuality {
+                        codec: Some("PCMA".into()),
+                        packets_sent: 2750,
+                        packets_received: 2748,
+                        lost: 2 + i as u64,
+                        late: 0,
+                        jitter_ms: 1.5,
+                        rtcp_sent: 11,
+                        rtcp_received: if i % 2 == 0 { 10 } else { 0 },
+                        peer_loss_pct: (i % 2 == 0).then_some(0.4),
+                        peer_lost: (i % 2 == 0).then_some(3),
+                        peer_jitter_ms: (i % 2 == 0).then_some(2.25),
+                        rtt_ms: (i % 2 == 0).then_some(38.5),
+                    }),
                 },
             )
             .await
