@@ -37,6 +37,7 @@ pub mod campaign;
 pub mod https;
 pub mod import;
 pub mod nlu;
+pub mod paillier;
 pub mod script;
 pub mod segments;
 pub mod simulate;

@@ -88,6 +88,10 @@ enum Command {
     Voiceprint(cmd::voiceprint::Cmd),
     /// 答录机检测: person, answering machine, carrier announcement (空号, 停机, 关机…) or silence.
     Amd(cmd::amd::Args),
+    /// 同态加密分析: Paillier-encrypted numbers summed with the public key only; k-anonymous
+    /// reports decrypted by the private key's holder.
+    #[command(subcommand)]
+    Analytics(cmd::analytics::Cmd),
 }
 
 fn main() -> ExitCode {
@@ -132,6 +136,7 @@ fn run(ctx: &ctx::Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Sim(a) => ok(cmd::sim::run(ctx, a)),
         Command::Voiceprint(c) => cmd::voiceprint::run(ctx, c),
         Command::Amd(a) => ok(cmd::amd::run(ctx, a)),
+        Command::Analytics(c) => ok(cmd::analytics::run(c)),
     }
 }
 

@@ -45,6 +45,9 @@ pub enum Cmd {
     /// 声纹: verification EER over ≥ 20 synthetic voices (espeak-ng variants,
     /// the neural Mandarin voice) through an 8 kHz line, and time per call.
     Voiceprint(waihu_bench::voiceprint::Args),
+    /// Homomorphic analytics: Paillier keygen/encrypt/add/decrypt, and a campaign report over
+    /// encrypted amounts vs the same report in plaintext.
+    Paillier(waihu_bench::paillier::Args),
     /// 答录机检测: AMD decision time p50/p95, voicemail precision/recall and
     /// announcement accuracy, beside today's text-only detector.
     Amd(waihu_bench::amd::Args),
@@ -107,6 +110,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Vad => waihu_bench::speech::vad(),
         Cmd::Voice(a) => waihu_bench::voice::run(a),
         Cmd::Voiceprint(a) => waihu_bench::voiceprint::run(ctx.data_dir(), a),
+        Cmd::Paillier(a) => waihu_bench::paillier::run(a),
         Cmd::Amd(a) => waihu_bench::amd::run(ctx.data_dir(), a),
         Cmd::Sms(a) => waihu_bench::sms::run(a),
         Cmd::Audit(a) => waihu_bench::audit::run(a),

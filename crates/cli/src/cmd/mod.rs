@@ -1,6 +1,7 @@
 //! One module per top-level subcommand. Each parses its arguments, calls the
 //! library crates and prints; none holds business logic.
 pub mod amd;
+pub mod analytics;
 pub mod audit;
 pub mod bench;
 pub mod call;
