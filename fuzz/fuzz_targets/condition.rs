@@ -5,7 +5,9 @@ use libfuzzer_sys::fuzz_target;
 use waihu_dialog::cond::{parse, Val};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(src) = std::str::from_utf8(data) else { return };
+    let Ok(src) = std::str::from_utf8(data) else {
+        return;
+    };
     let Ok(expr) = parse(src) else { return };
     let mut names: Vec<String> = Vec::new();
     let expr = expr.map(&mut |n: String| match names.iter().position(|x| *x == n) {
@@ -15,6 +17,11 @@ fuzz_target!(|data: &[u8]| {
             names.len() - 1
         }
     });
-    let vals = [Val::new("3"), Val::new("是"), Val::new("-1e309"), Val::new("")];
+    let vals = [
+        Val::new("3"),
+        Val::new("是"),
+        Val::new("-1e309"),
+        Val::new(""),
+    ];
     let _ = expr.eval(&|slot| vals.get(slot));
 });

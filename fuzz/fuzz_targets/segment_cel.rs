@@ -7,16 +7,26 @@ use waihu_core::{AttrKind, AttrSchema, AttrValue, Attrs};
 use waihu_segment::RuleSet;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(src) = std::str::from_utf8(data) else { return };
+    let Ok(src) = std::str::from_utf8(data) else {
+        return;
+    };
     let mut schema = AttrSchema::new();
-    for n in ["purchase_freq", "avg_order", "interaction_count", "last_purchase", "last_interaction"] {
+    for n in [
+        "purchase_freq",
+        "avg_order",
+        "interaction_count",
+        "last_purchase",
+        "last_interaction",
+    ] {
         schema.insert(n.into(), AttrKind::Number);
     }
     schema.insert("member_level".into(), AttrKind::Text);
     schema.insert("city".into(), AttrKind::Text);
     schema.insert("has_app".into(), AttrKind::Bool);
     schema.insert("registered".into(), AttrKind::Date);
-    let Ok(rules) = RuleSet::parse(src, "fuzz.yaml", &schema) else { return };
+    let Ok(rules) = RuleSet::parse(src, "fuzz.yaml", &schema) else {
+        return;
+    };
     let today = NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
     let mut full = Attrs::new();
     full.insert("purchase_freq".into(), AttrValue::Number(7.0));

@@ -5,7 +5,9 @@ use libfuzzer_sys::fuzz_target;
 use waihu_dialog::template::{parse, Template};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(src) = std::str::from_utf8(data) else { return };
+    let Ok(src) = std::str::from_utf8(data) else {
+        return;
+    };
     let Ok(raw) = parse(src) else { return };
     let mut names: Vec<String> = Vec::new();
     let t = Template::from_raw(&raw, |n| match names.iter().position(|x| x == n) {
