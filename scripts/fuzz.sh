@@ -79,16 +79,20 @@ for t in "${targets[@]}"; do
     -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$art/" "$work" "$seeds" >"$log" 2>&1 || rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  # A crashed run prints no final stats: its last status line has the count.
+  [ -n "$execs" ] || execs=$(grep -o '^#[0-9]*' "$log" | tail -1 | tr -d '#')
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   corp=$(grep -o 'corp: [0-9]*/[0-9]*[a-zA-Z]*' "$log" | tail -1 | sed 's/corp: //')
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | sed 's/cov: //')
   if [ "$rc" -eq 0 ]; then
     finding="none"
   else
-    finding=$(grep -m1 -E "^(==[0-9]+== ERROR|thread '.*' panicked|panicked at)|ALARM: working on the last Unit|out-of-memory|deadly signal" "$log" || echo "exit $rc")
+    # A panic names its place and message (the line after); else libFuzzer's verdict
+    # (timeout, out-of-memory, deadly signal).
+    finding=$(grep -m1 -A1 "panicked at" "$log" | tr '\n' ' ' | sed -e "s/^thread .* panicked at/panic at/" -e 's/ *$//')
+    [ -n "$finding" ] || finding=$(grep -m1 -o "ERROR: libFuzzer: .*" "$log" || echo "exit $rc")
     failed+=("$t")
-    echo "-- $t: FINDING: $finding"
-    grep -A6 -m1 "panicked at" "$log" || true
+    echo "-- $t: FINDING: $finding (log: $log)"
     ls -1 "$art" | sed "s|^|   input saved: $art/|" || true
   fi
   rows+=("$(printf '%-14s %12s %10s %14s %8s  %s' "$t" "${execs:-?}" "${rate:-?}" "${corp:-?}" "${cov:-?}" "$finding")")
