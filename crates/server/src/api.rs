@@ -1,6 +1,7 @@
 //! Route handlers. Each checks the caller's role, asks the store, and shapes
 //! JSON (or CSV with `format=csv`). Personal data is masked here unless a
 //! revealing caller asked for it, and then the reveal is logged first.
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::{header, request::Parts, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
@@ -74,15 +75,43 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for J<T> {
         Json::<T>::from_request(req, state)
             .await
             .map(|j| J(j.0))
-            .map_err(|e| {
-                ApiError::bad_request(
-                    "bad_body",
-                    format!(
-                        "{}; send a JSON object as in /api/openapi.json",
-                        e.body_text()
-                    ),
-                )
-            })
+            .map_err(bad_body)
+    }
+}
+
+fn bad_body(e: JsonRejection) -> ApiError {
+    ApiError::bad_request(
+        "bad_body",
+        format!(
+            "{}; send a JSON object as in /api/openapi.json",
+            e.body_text()
+        ),
+    )
+}
+
+/// Decodes and validates a JSON request body exactly as the handler of `route`
+/// (`"POST /api/dnc"`, `"POST /api/webhooks"`, `"POST /api/keys"`,
+/// `"POST /api/campaigns"`) does before it touches the store. The entry point of
+/// the `http_json` fuzz target (fuzz/); not part of the API.
+#[doc(hidden)]
+pub fn check_json_body(route: &str, body: &[u8]) -> Result<(), ApiError> {
+    fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+        // What the `J` extractor runs once the Content-Type is JSON.
+        Json::<T>::from_bytes(body).map(|j| j.0).map_err(bad_body)
+    }
+    match route {
+        "POST /api/dnc" => decode::<DncAdd>(body)?.validate().map(drop),
+        "POST /api/webhooks" => decode::<WebhookAdd>(body)?.validate().map(drop),
+        "POST /api/keys" => decode::<KeyAdd>(body)?.validate().map(drop),
+        "POST /api/campaigns" => {
+            let mut headers = axum::http::HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+            crate::campaigns::campaign_from_body(&headers, body).map(drop)
+        }
+        other => Err(ApiError::not_found(
+            "no_such_route",
+            format!("no JSON body is read at {other}"),
+        )),
     }
 }
 
@@ -455,13 +484,20 @@ fn normalize(phone: &str, region: &str) -> Result<String, ApiError> {
         })
 }
 
+impl DncAdd {
+    /// The number in E.164.
+    fn validate(&self) -> Result<String, ApiError> {
+        normalize(&self.phone, &self.region)
+    }
+}
+
 async fn add_dnc(
     State(s): State<AppState>,
     caller: Caller,
     J(b): J<DncAdd>,
 ) -> Result<Response, ApiError> {
     caller.require(Role::Operator, "editing the do-not-call list")?;
-    let e164 = normalize(&b.phone, &b.region)?;
+    let e164 = b.validate()?;
     let added = s
         .store
         .dnc_add(&e164, &b.scope, &b.reason, Utc::now())
@@ -733,46 +769,55 @@ struct WebhookAdd {
     secret: Option<String>,
 }
 
+impl WebhookAdd {
+    /// The URL and the secret (given, or a fresh one).
+    fn validate(&self) -> Result<(reqwest::Url, String), ApiError> {
+        let b = self;
+        let url = reqwest::Url::parse(&b.url).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_url",
+                format!("url: {e}; give an absolute http(s) URL"),
+            )
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_url",
+                "url: only http and https are supported",
+            ));
+        }
+        for t in &b.events {
+            if t.is_empty() || !t.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_event_type",
+                format!("events: '{t}' is not an event type (snake_case, e.g. attempt_ended); omit events for all"),
+            ));
+            }
+        }
+        let secret = match b.secret.clone() {
+            Some(sec) if sec.len() < 16 => {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "weak_secret",
+                    "secret: use at least 16 characters, or omit it to get one",
+                ))
+            }
+            Some(sec) => sec,
+            None => auth::generate_secret(),
+        };
+        Ok((url, secret))
+    }
+}
+
 async fn add_webhook(
     State(s): State<AppState>,
     caller: Caller,
     J(b): J<WebhookAdd>,
 ) -> Result<Response, ApiError> {
     caller.require(Role::Admin, "managing webhooks")?;
-    let url = reqwest::Url::parse(&b.url).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_url",
-            format!("url: {e}; give an absolute http(s) URL"),
-        )
-    })?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_url",
-            "url: only http and https are supported",
-        ));
-    }
-    for t in &b.events {
-        if t.is_empty() || !t.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_event_type",
-                format!("events: '{t}' is not an event type (snake_case, e.g. attempt_ended); omit events for all"),
-            ));
-        }
-    }
-    let secret = match b.secret {
-        Some(sec) if sec.len() < 16 => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "weak_secret",
-                "secret: use at least 16 characters, or omit it to get one",
-            ))
-        }
-        Some(sec) => sec,
-        None => auth::generate_secret(),
-    };
+    let (url, secret) = b.validate()?;
     let hook = s
         .store
         .webhook_add(url.as_str(), &secret, &b.events, Utc::now())
@@ -838,26 +883,34 @@ struct KeyAdd {
     role: String,
 }
 
+impl KeyAdd {
+    fn validate(&self) -> Result<Role, ApiError> {
+        let b = self;
+        let role = Role::parse(&b.role).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_role",
+                format!("role: '{}' is not admin, operator or analyst", b.role),
+            )
+        })?;
+        if b.name.trim().is_empty() {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_name",
+                "name: give the key a name (who or what uses it)",
+            ));
+        }
+        Ok(role)
+    }
+}
+
 async fn create_key(
     State(s): State<AppState>,
     caller: Caller,
     J(b): J<KeyAdd>,
 ) -> Result<Response, ApiError> {
     caller.require(Role::Admin, "managing API keys")?;
-    let role = Role::parse(&b.role).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_role",
-            format!("role: '{}' is not admin, operator or analyst", b.role),
-        )
-    })?;
-    if b.name.trim().is_empty() {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_name",
-            "name: give the key a name (who or what uses it)",
-        ));
-    }
+    let role = b.validate()?;
     let (key, rec) = auth::create_key(&s.store, b.name.trim(), role, Utc::now()).await?;
     let mut v = serde_json::to_value(&rec).map_err(|e| ApiError::internal(e.to_string()))?;
     v["key"] = json!(key);
@@ -878,4 +931,48 @@ async fn revoke_key(
         ));
     }
     Ok(Json(json!({"id": id, "revoked": true})))
+}
+
+#[cfg(test)]
+mod body_tests {
+    use super::check_json_body;
+
+    fn code(route: &str, body: &[u8]) -> &'static str {
+        check_json_body(route, body).unwrap_err().code
+    }
+
+    #[test]
+    fn json_bodies_are_checked_as_the_handlers_check_them() {
+        assert!(check_json_body("POST /api/dnc", br#"{"phone":"13590639690"}"#).is_ok());
+        assert_eq!(code("POST /api/dnc", br#"{"phone":"12"}"#), "invalid_phone");
+        assert_eq!(code("POST /api/dnc", br#"{"phone":"1","x":1}"#), "bad_body");
+        assert_eq!(
+            code("POST /api/keys", br#"{"name":"a","role":"root"}"#),
+            "invalid_role"
+        );
+        assert_eq!(
+            code("POST /api/keys", br#"{"name":" ","role":"admin"}"#),
+            "invalid_name"
+        );
+        assert_eq!(code("POST /api/keys", b"{"), "bad_body");
+        assert_eq!(
+            code("POST /api/webhooks", br#"{"url":"ftp://h/"}"#),
+            "invalid_url"
+        );
+        assert_eq!(
+            code(
+                "POST /api/webhooks",
+                br#"{"url":"http://h/","secret":"short"}"#
+            ),
+            "weak_secret"
+        );
+        let spec = include_str!("../../../examples/campaign-us.yaml");
+        let body = serde_json::json!({ "spec": spec }).to_string();
+        assert!(check_json_body("POST /api/campaigns", body.as_bytes()).is_ok());
+        assert_eq!(
+            code("POST /api/campaigns", br#"{"spec":"name: ["}"#),
+            "invalid_campaign"
+        );
+        assert_eq!(code("GET /api/dnc", b"{}"), "no_such_route");
+    }
 }

@@ -131,7 +131,7 @@ struct CreateBody {
 }
 
 /// The campaign file from the body: YAML as is, or JSON `{"spec": "<yaml>"}`.
-fn spec_from_body(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
+fn spec_from_body(headers: &HeaderMap, body: &[u8]) -> Result<String, ApiError> {
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -153,14 +153,12 @@ fn spec_from_body(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError>
     })
 }
 
-async fn create_campaign(
-    State(s): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    caller.require(Role::Operator, "creating campaigns")?;
-    let spec = spec_from_body(&headers, &body)?;
+/// The campaign file from the body, parsed and validated: the file as sent and the campaign.
+pub(crate) fn campaign_from_body(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(String, waihu_campaign::Campaign), ApiError> {
+    let spec = spec_from_body(headers, body)?;
     let campaign = waihu_campaign::Campaign::from_yaml(&spec).map_err(|e| {
         let issues: Vec<String> = e.issues.iter().map(|i| i.to_string()).collect();
         ApiError::new(
@@ -173,6 +171,17 @@ async fn create_campaign(
             ),
         )
     })?;
+    Ok((spec, campaign))
+}
+
+async fn create_campaign(
+    State(s): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    caller.require(Role::Operator, "creating campaigns")?;
+    let (spec, campaign) = campaign_from_body(&headers, &body)?;
     let name = campaign.name.clone();
     let existed = s.store.campaign_by_name(&name).await?;
     let id = s
