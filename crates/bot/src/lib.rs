@@ -751,7 +751,10 @@ impl Brain {
     }
 
     fn hangup(&mut self, why: &str) {
-        if let Some(req) = self.handoff_request().filter(|_| why == "conversation ended") {
+        if let Some(req) = self
+            .handoff_request()
+            .filter(|_| why == "conversation ended")
+        {
             if let Some(tx) = self.setup.handoff.take() {
                 if tx.send(req).is_ok() {
                     // The handoff agent owns the call from here; the brain waits for its end.

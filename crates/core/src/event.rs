@@ -159,7 +159,9 @@ pub enum EventKind {
         message_left: bool,
     },
     /// The script asked for a human (转人工) in `queue`; the caller starts waiting.
-    TransferRequested { queue: String },
+    TransferRequested {
+        queue: String,
+    },
     /// An agent's phone was rung for the waiting caller, `wait_ms` into the wait.
     TransferOffered {
         queue: String,

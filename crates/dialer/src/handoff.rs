@@ -41,8 +41,12 @@ use crate::CampaignClock;
 /// Samples per 20 ms frame at 8 kHz.
 const FRAME: usize = 160;
 /// Frames a bridged leg buffers from the other before dropping the oldest
-/// (the two call tasks tick on their own clocks; this bounds the drift).
+/// (the two call tasks tick on their own timers; this bounds the delay).
 pub const MAX_BUFFER_FRAMES: usize = 6;
+/// Frames buffered before playing starts, and again after running dry: the
+/// two tasks' ticks jitter against each other, and playing each frame the
+/// moment it arrives would cut a gap into the audio at every late tick.
+pub const PRIME_FRAMES: usize = 2;
 
 /// The agents and queues of a live run, shared by its calls.
 pub struct Handoff {
@@ -132,6 +136,7 @@ struct Bridge {
     tx: std_mpsc::Sender<Vec<i16>>,
     rx: std_mpsc::Receiver<Vec<i16>>,
     buf: VecDeque<i16>,
+    primed: bool,
 }
 
 impl Bridge {
@@ -140,6 +145,7 @@ impl Bridge {
             tx,
             rx,
             buf: VecDeque::with_capacity(FRAME * MAX_BUFFER_FRAMES * 2),
+            primed: false,
         }
     }
 
@@ -156,10 +162,19 @@ impl Bridge {
                 Err(std_mpsc::TryRecvError::Disconnected) => return false,
             }
         }
-        let cap = FRAME * MAX_BUFFER_FRAMES;
-        if self.buf.len() > cap {
-            let drop = self.buf.len() - cap;
+        if self.buf.len() > FRAME * MAX_BUFFER_FRAMES {
+            // Too far behind: keep the newest, back at the priming depth.
+            let drop = self.buf.len() - FRAME * (PRIME_FRAMES + 1);
             self.buf.drain(..drop);
+        }
+        if !self.primed {
+            if self.buf.len() < FRAME * PRIME_FRAMES {
+                return true;
+            }
+            self.primed = true;
+        }
+        if self.buf.len() < say.len() {
+            self.primed = false;
         }
         for s in say.iter_mut() {
             match self.buf.pop_front() {
@@ -376,13 +391,14 @@ async fn speak(synth: &Synthesizer, zh: bool, text: String) -> Vec<i16> {
         .unwrap_or_default()
 }
 
-/// The spoken summary for the agent: who, why, how they feel.
+/// The spoken summary for the agent: who, why, how they feel. Short: the
+/// callee waits on hold while the agent listens to it.
 pub fn whisper_text(zh: bool, customer: Option<&str>, req: &HandoffRequest) -> String {
     let intents: Vec<String> = req
         .intents
         .iter()
         .rev()
-        .take(3)
+        .take(2)
         .rev()
         .map(|i| i.replace('_', " "))
         .collect();
@@ -392,22 +408,16 @@ pub fn whisper_text(zh: bool, customer: Option<&str>, req: &HandoffRequest) -> S
         intents.join(if zh { "，" } else { ", " })
     };
     let emotion = req.emotion.as_deref().unwrap_or("neutral");
+    let queue = req.queue.replace('_', " ");
+    // A masked name is read as its first character only (张* → 张某), never
+    // as "asterisk".
+    let initial = customer.and_then(|c| c.chars().next());
     if zh {
-        format!(
-            "转人工来电，队列{}。客户{}。原因：{}。情绪：{}。现在接通。",
-            req.queue,
-            customer.unwrap_or("未留名"),
-            why,
-            emotion
-        )
+        let who = initial.map_or("客户".to_string(), |c| format!("{c}某"));
+        format!("{queue}转人工，{who}，诉求：{why}，情绪：{emotion}。")
     } else {
-        format!(
-            "Transfer from queue {}. Customer {}. Reason: {}. Emotion: {}. Connecting now.",
-            req.queue,
-            customer.unwrap_or("unnamed"),
-            why,
-            emotion
-        )
+        let who = initial.map_or("a customer".to_string(), |c| format!("customer {c}"));
+        format!("{queue}: {who}. Wants: {why}. Mood: {emotion}.")
     }
 }
 

@@ -1170,7 +1170,9 @@ async fn call(
     });
     if let Some(wav) = &transfer.agent_recording {
         if let Err(e) = store.put_leg_recording(call_id, "agent", wav) {
-            result.errors.push(format!("store: agent leg recording: {e}"));
+            result
+                .errors
+                .push(format!("store: agent leg recording: {e}"));
         }
     }
     result.handoff = transfer.result.clone();

@@ -688,7 +688,11 @@ impl Store {
 
     /// A leg's recording stored by [`Store::put_leg_recording`] (opened); None
     /// when there is none. The caller audits access.
-    pub fn leg_recording(&self, call_id: &CallId, leg: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    pub fn leg_recording(
+        &self,
+        call_id: &CallId,
+        leg: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         let key = format!("{}#{leg}", call_id.as_str());
         let path = self.recordings_dir().join(recording_file_name(&key));
         let sealed = match std::fs::read(&path) {
@@ -701,7 +705,12 @@ impl Store {
                 })
             }
         };
-        Ok(Some(self.vault.open_bytes("calls", "recording", &key, &sealed)?))
+        Ok(Some(self.vault.open_bytes(
+            "calls",
+            "recording",
+            &key,
+            &sealed,
+        )?))
     }
 
     /// The funnel of `script` (optionally one campaign) from the rollup, in

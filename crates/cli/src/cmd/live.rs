@@ -204,8 +204,8 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
         };
         let agents = match &a.agents {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| path.display().to_string())?;
+                let text =
+                    std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
                 Some(waihu_dialer::waihu_acd::Config::from_yaml(
                     &text,
                     &path.display().to_string(),
