@@ -103,7 +103,10 @@ pub enum HandoffResult {
     /// An agent took the call.
     Bridged {
         agent: String,
-        /// Transfer decision → the agent hears the callee (the bridge opens).
+        /// Transfer decision → the agent answered (what a cold transfer would take).
+        decision_to_answer: Duration,
+        /// Transfer decision → the agent hears the callee (the bridge opens,
+        /// after the whisper).
         decision_to_bridge: Duration,
     },
     /// No agent came: a callback at this time was offered and is scheduled.
@@ -552,15 +555,15 @@ async fn transfer(
                     place_call_with(&ep, co, Box::new(leg), &mut |_| {}).await
                 });
                 let answered = tokio::select! {
-                    a = ans_rx.recv() => a.is_some(),
-                    _ = &mut call => false,
+                    a = ans_rx.recv() => a,
+                    _ = &mut call => None,
                 };
                 let now = h.now_ms();
-                if !answered {
+                let Some(answered_at) = answered else {
                     h.acd().no_answer(w, now);
                     let _ = std::fs::remove_file(&wav);
                     continue;
-                }
+                };
                 h.acd().answered(w, now);
                 log(EventKind::TransferAnswered {
                     queue: req.queue.clone(),
@@ -580,6 +583,7 @@ async fn transfer(
                 o.result = match bridged {
                     Some(at) => HandoffResult::Bridged {
                         agent,
+                        decision_to_answer: answered_at.saturating_duration_since(decided),
                         decision_to_bridge: at.saturating_duration_since(decided),
                     },
                     // Answered, but the customer left during the whisper.

@@ -251,6 +251,7 @@ async fn a_callee_asking_for_a_human_is_bridged_to_an_agent_after_the_whisper() 
     assert_eq!(call.business.as_deref(), Some("transferred"), "{call:?}");
     let HandoffResult::Bridged {
         agent,
+        decision_to_answer,
         decision_to_bridge,
     } = &call.handoff
     else {
