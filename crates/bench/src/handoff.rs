@@ -31,8 +31,8 @@ pub struct Args {
     /// Calls at once.
     #[arg(long, default_value_t = 2)]
     pub concurrency: usize,
-    /// Seconds an agent talks before hanging up.
-    #[arg(long, default_value_t = 3)]
+    /// Seconds an agent stays on the call (the whisper, about 5 s, included).
+    #[arg(long, default_value_t = 9)]
     pub talk_s: u64,
     #[arg(long)]
     pub json: bool,

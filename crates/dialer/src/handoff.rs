@@ -577,17 +577,19 @@ async fn transfer(
                     tracing::warn!(call = %ctx.call_id, error = %e, "agent leg failed");
                 }
                 let bridged = *bridged_at.lock().unwrap_or_else(|e| e.into_inner());
-                let mut o = ctx.outcome.lock().unwrap_or_else(|e| e.into_inner());
-                o.agent_recording = std::fs::read(&wav).ok();
+                let recording = std::fs::read(&wav).ok();
                 let _ = std::fs::remove_file(&wav);
-                o.result = match bridged {
-                    Some(at) => HandoffResult::Bridged {
-                        agent,
-                        decision_to_answer: answered_at.saturating_duration_since(decided),
-                        decision_to_bridge: at.saturating_duration_since(decided),
-                    },
-                    // Answered, but the customer left during the whisper.
-                    None => HandoffResult::Abandoned,
+                let Some(at) = bridged else {
+                    // The agent hung up during the whisper: the caller is still
+                    // on hold; offer the call again (or give up in time).
+                    continue;
+                };
+                let mut o = ctx.outcome.lock().unwrap_or_else(|e| e.into_inner());
+                o.agent_recording = recording;
+                o.result = HandoffResult::Bridged {
+                    agent,
+                    decision_to_answer: answered_at.saturating_duration_since(decided),
+                    decision_to_bridge: at.saturating_duration_since(decided),
                 };
                 return;
             }
