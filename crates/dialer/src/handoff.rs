@@ -601,3 +601,77 @@ async fn transfer(
     let sorry = speak(&ctx.synth, ctx.zh, callback_text(ctx.zh, callback_min)).await;
     let _ = cmds.send(LegCmd::PlayThenHangup(sorry));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(v: i16) -> Vec<i16> {
+        vec![v; FRAME]
+    }
+
+    #[test]
+    fn the_bridge_primes_relays_in_order_and_bounds_its_delay() {
+        let (a_tx, a_rx) = std_mpsc::channel();
+        let (b_tx, b_rx) = std_mpsc::channel();
+        let mut a = Bridge::new(a_tx, b_rx);
+        let mut b = Bridge::new(b_tx, a_rx);
+        let mut say = vec![0i16; FRAME];
+        // b sends frames 1, 2, 3; a hears nothing until two are buffered.
+        b.relay(&frame(1), &mut say);
+        assert!(a.relay(&frame(0), &mut say));
+        assert!(say.iter().all(|&x| x == 0), "not primed on one frame");
+        b.relay(&frame(2), &mut say);
+        say.fill(0);
+        a.relay(&frame(0), &mut say);
+        assert_eq!(say, frame(1), "in order, from the first");
+        b.relay(&frame(3), &mut say);
+        say.fill(0);
+        a.relay(&frame(0), &mut say);
+        assert_eq!(say, frame(2));
+        // A burst far beyond the cap: only the newest few frames are kept.
+        for v in 10..30 {
+            b.relay(&frame(v), &mut say);
+        }
+        say.fill(0);
+        a.relay(&frame(0), &mut say);
+        assert_eq!(say, frame(30 - 1 - PRIME_FRAMES as i16));
+        // The other side gone: relay says so.
+        drop(b);
+        assert!(!a.relay(&frame(0), &mut say));
+    }
+
+    #[test]
+    fn the_whisper_names_the_queue_reason_and_mood_never_a_mask() {
+        let req = HandoffRequest {
+            queue: "after_sales".into(),
+            intents: vec!["affirm".into(), "complaint".into(), "request_human".into()],
+            emotion: Some("angry".into()),
+            path: vec![],
+        };
+        let zh = whisper_text(true, Some("张*"), &req);
+        assert_eq!(
+            zh,
+            "after sales转人工，张某，诉求：complaint，request human，情绪：angry。"
+        );
+        let en = whisper_text(false, Some("M********"), &req);
+        assert!(!en.contains('*'), "{en}");
+        assert!(
+            en.contains("customer M") && en.contains("request human"),
+            "{en}"
+        );
+        let anon = whisper_text(
+            false,
+            None,
+            &HandoffRequest {
+                intents: vec![],
+                emotion: None,
+                ..req
+            },
+        );
+        assert!(
+            anon.contains("a customer") && anon.contains("unknown") && anon.contains("neutral"),
+            "{anon}"
+        );
+    }
+}
