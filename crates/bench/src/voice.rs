@@ -115,6 +115,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 actor: "bench".into(),
                 progress: None,
                 messages: None,
+                agents: None,
             };
             let model = models.map(|m| m.join("whisper-tiny.en"));
             let slots = a.asr_slots;

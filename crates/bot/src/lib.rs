@@ -107,6 +107,23 @@ pub struct CallSetup {
     /// The callee's zone (relative times like "tomorrow at 3").
     pub tz: Tz,
     pub clock: Clock,
+    /// Warm transfer: when set and the conversation ends with a transfer to a
+    /// queue, the brain hands the call over here instead of hanging up (the
+    /// runtime's handoff agent takes the call's media from the next frame).
+    pub handoff: Option<std_mpsc::Sender<HandoffRequest>>,
+}
+
+/// The bot hands a live call to a human queue (转人工): what the agent's
+/// whisper is made of.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HandoffRequest {
+    pub queue: String,
+    /// The callee's intents so far, oldest first (no words: those are personal data).
+    pub intents: Vec<String>,
+    /// The callee's last emotion.
+    pub emotion: Option<String>,
+    /// The script states visited.
+    pub path: Vec<String>,
 }
 
 // The transcript vocabulary is core's (the store keeps these very turns);
@@ -734,10 +751,41 @@ impl Brain {
     }
 
     fn hangup(&mut self, why: &str) {
+        if let Some(req) = self
+            .handoff_request()
+            .filter(|_| why == "conversation ended")
+        {
+            if let Some(tx) = self.setup.handoff.take() {
+                if tx.send(req).is_ok() {
+                    // The handoff agent owns the call from here; the brain waits for its end.
+                    return;
+                }
+            }
+        }
         self.report
             .bot_hangup
             .get_or_insert_with(|| why.to_string());
         let _ = self.to_agent.send(AgentCmd::Hangup(why.to_string()));
+    }
+
+    /// The queue the conversation ended transferring to, when warm transfer is on.
+    fn handoff_request(&self) -> Option<HandoffRequest> {
+        self.setup.handoff.as_ref()?;
+        let queue = self.report.actions.iter().rev().find_map(|a| match a {
+            Action::Transfer { queue: Some(q), .. } => Some(q.clone()),
+            _ => None,
+        })?;
+        let callee = self
+            .report
+            .turns
+            .iter()
+            .filter(|t| t.speaker == Speaker::Callee);
+        Some(HandoffRequest {
+            queue,
+            intents: callee.clone().filter_map(|t| t.intent.clone()).collect(),
+            emotion: callee.filter_map(|t| t.emotion.clone()).next_back(),
+            path: self.interp.path().into_iter().map(String::from).collect(),
+        })
     }
 
     fn arm_listen(&mut self) {

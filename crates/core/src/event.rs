@@ -158,6 +158,31 @@ pub enum EventKind {
         #[serde(default)]
         message_left: bool,
     },
+    /// The script asked for a human (转人工) in `queue`; the caller starts waiting.
+    TransferRequested {
+        queue: String,
+    },
+    /// An agent's phone was rung for the waiting caller, `wait_ms` into the wait.
+    TransferOffered {
+        queue: String,
+        agent: String,
+        wait_ms: u64,
+    },
+    /// The agent answered; the caller is bridged after the whisper. `wait_ms`:
+    /// the caller's queue wait until the answer.
+    TransferAnswered {
+        queue: String,
+        agent: String,
+        wait_ms: u64,
+    },
+    /// The caller left the queue without an agent (`reason`: `timeout`,
+    /// `all_paused`, `no_agent`, `unknown_queue`, `caller_hung_up`); a callback
+    /// is offered unless the caller hung up.
+    TransferAbandoned {
+        queue: String,
+        reason: String,
+        wait_ms: u64,
+    },
 }
 
 impl EventKind {
@@ -181,6 +206,10 @@ impl EventKind {
             EventKind::CallTurn { .. } => "call_turn",
             EventKind::Voiceprint { .. } => "voiceprint",
             EventKind::CallAnalysed { .. } => "call_analysed",
+            EventKind::TransferRequested { .. } => "transfer_requested",
+            EventKind::TransferOffered { .. } => "transfer_offered",
+            EventKind::TransferAnswered { .. } => "transfer_answered",
+            EventKind::TransferAbandoned { .. } => "transfer_abandoned",
         }
     }
 }

@@ -17,6 +17,9 @@
 //! campaign file under the store's id, mark it running, run it, mark it
 //! finished — for any front end (`waihu run`, `waihu demo`, a server).
 pub mod experiments;
+pub mod handoff;
+// The agents file's types, for callers that only depend on the dialer.
+pub use waihu_acd;
 pub mod lifecycle;
 pub mod trunks;
 
@@ -133,6 +136,10 @@ pub struct Options {
     /// the campaign runs (CLI, API, opt-out replies): a new entry stops the next
     /// dial to its number within this (plus a dial already being placed).
     pub dnc_poll: Duration,
+    /// Agents and queues for warm transfer (转人工): a script's transfer to a
+    /// queue bridges the callee to an agent ([`handoff`]); without, the bot
+    /// says its transfer line and hangs up.
+    pub handoff: Option<Arc<handoff::Handoff>>,
 }
 
 impl Options {
@@ -227,6 +234,9 @@ pub struct CallResult {
     pub analysis: Option<waihu_bot::Analysis>,
     #[serde(skip)]
     pub latencies: Vec<waihu_bot::Latency>,
+    /// How a warm transfer (转人工) ended, when the script transferred to a queue.
+    #[serde(skip)]
+    pub handoff: handoff::HandoffResult,
     pub errors: Vec<String>,
 }
 
@@ -992,7 +1002,15 @@ async fn call(
         variants: learn.variants.clone(),
         tz,
         clock: Arc::new(move || clock.now()),
+        handoff: None,
     };
+    let mut setup = setup;
+    let handoff_rx = opts.handoff.as_ref().map(|_| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        setup.handoff = Some(tx);
+        rx
+    });
+    let handoff_out = Arc::new(std::sync::Mutex::new(handoff::Outcome::default()));
     let (notes_tx, mut notes_rx) = mpsc::unbounded_channel::<Note>();
     let mut result = CallResult {
         call_id: call_id.clone(),
@@ -1006,6 +1024,7 @@ async fn call(
         announcement: None,
         analysis: None,
         latencies: Vec::new(),
+        handoff: handoff::HandoffResult::None,
         errors: Vec::new(),
     };
     let (agent, brain) = match waihu_bot::start(
@@ -1050,6 +1069,24 @@ async fn call(
                 dnc: false,
             };
         }
+    };
+    let agent: Box<dyn waihu_engine::agent::CallAgent> = match (&opts.handoff, handoff_rx) {
+        (Some(h), Some(rx)) => Box::new(handoff::CalleeLeg::new(
+            Box::new(agent),
+            rx,
+            handoff::CallContext {
+                handoff: h.clone(),
+                ep: ep.clone(),
+                synth: opts.kit.synth.clone(),
+                zh: script.lang() == "zh",
+                customer: c.name.as_deref().map(waihu_core::mask_name),
+                call_id: call_id.to_string(),
+                clock: opts.clock.clone(),
+                max_duration: opts.max_duration,
+                outcome: handoff_out.clone(),
+            },
+        )),
+        _ => Box::new(agent),
     };
     let brain = tokio::spawn(brain);
     // Live notes → the store (the dashboard's live view and transcript).
@@ -1110,10 +1147,10 @@ async fn call(
     let report = match &opts.trunks {
         // Trunk selection and failover: still this one call, stored and counted once.
         Some(pool) => {
-            pool.place(&ep, co, &c.phone, trunk, Box::new(agent), &mut on_progress)
+            pool.place(&ep, co, &c.phone, trunk, agent, &mut on_progress)
                 .await
         }
-        None => place_call_with(&ep, co, Box::new(agent), &mut on_progress).await,
+        None => place_call_with(&ep, co, agent, &mut on_progress).await,
     };
     drop(prog_tx);
     drop(notes_tx);
@@ -1142,7 +1179,24 @@ async fn call(
     };
     let _ = std::fs::remove_file(&wav);
     let answered = outcome == CallOutcome::Answered;
-    let business = answered.then(|| bot.outcome.clone().unwrap_or_else(|| "hangup".into()));
+    let transfer = std::mem::take(&mut *handoff_out.lock().unwrap_or_else(|e| e.into_inner()));
+    // No agent came: the call ends `callback`, not `transferred`.
+    let transfer_callback = match &transfer.result {
+        handoff::HandoffResult::Callback { at } => Some(*at),
+        _ => None,
+    };
+    let business = answered.then(|| match transfer_callback {
+        Some(_) => "callback".to_string(),
+        None => bot.outcome.clone().unwrap_or_else(|| "hangup".into()),
+    });
+    if let Some(wav) = &transfer.agent_recording {
+        if let Err(e) = store.put_leg_recording(call_id, "agent", wav) {
+            result
+                .errors
+                .push(format!("store: agent leg recording: {e}"));
+        }
+    }
+    result.handoff = transfer.result.clone();
     let fin = CallFinish {
         at: now,
         outcome,
@@ -1166,7 +1220,18 @@ async fn call(
     let mut callback_at = None;
     let mut dnc = false;
     if answered {
-        events.push(bot.conversation_ended());
+        let mut ended = bot.conversation_ended();
+        if let (Some(b), EventKind::ConversationEnded { outcome, .. }) = (&business, &mut ended) {
+            outcome.clone_from(b);
+        }
+        events.push(ended);
+        for (_, k) in &transfer.events {
+            events.push(k.clone());
+        }
+        if let Some(at) = transfer_callback {
+            callback_at = Some(at);
+            events.push(EventKind::CallbackRequested { when: at });
+        }
         for a in &bot.actions {
             match a {
                 DialogAction::Callback { at } => {

@@ -99,6 +99,9 @@ pub struct CampaignSetup {
     pub progress: Option<crate::ProgressFn>,
     /// Templates for the campaign's fallback messages (see [`Options::messages`]).
     pub messages: Option<Arc<waihu_messaging::TemplateSet>>,
+    /// Agents and queues (`--agents FILE`): a script's transfer to a queue
+    /// becomes a warm transfer to an agent (see [`crate::handoff`]).
+    pub agents: Option<waihu_acd::Config>,
 }
 
 /// Stores the campaign (its `id:` made the store's id), marks it running,
@@ -248,12 +251,15 @@ pub async fn run_campaign(
         clock: setup.clock,
         until: setup.until,
         drain: Duration::from_secs(120),
-        spool,
+        spool: spool.clone(),
         poll: Duration::from_millis(100),
         progress: setup.progress,
         progress_every: Duration::from_secs(10),
         messages: setup.messages,
         dnc_poll: Duration::from_millis(250),
+        handoff: setup
+            .agents
+            .map(|cfg| Arc::new(crate::handoff::Handoff::new(cfg, spool.clone()))),
     };
     let summary = crate::run(store.clone(), ep, opts, customers, shutdown).await?;
     if let Some(pool) = pool {

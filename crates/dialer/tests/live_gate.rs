@@ -133,6 +133,7 @@ fn setup(yaml: String, dir: &Path, trunk: SocketAddr, script: Option<PathBuf>) -
         actor: "test".into(),
         progress: None,
         messages: None,
+        agents: None,
     }
 }
 

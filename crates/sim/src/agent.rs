@@ -55,6 +55,10 @@ pub struct Timing {
     pub voicemail_no_message: Duration,
     /// Hang up at this call length whatever happens.
     pub max_call: Duration,
+    /// Replies (the last line again) once the lines ran out; default
+    /// [`EXTRA_REPLIES`]. A talkative callee (more) keeps answering a human
+    /// agent after a warm transfer.
+    pub extra_replies: usize,
 }
 
 impl Default for Timing {
@@ -70,6 +74,7 @@ impl Default for Timing {
             bot_silent_max: Duration::from_secs(15),
             voicemail_no_message: Duration::from_secs(8),
             max_call: Duration::from_secs(180),
+            extra_replies: EXTRA_REPLIES,
         }
     }
 }
@@ -265,7 +270,7 @@ impl Callee {
         if self.next_line < n {
             return Some((self.next_line, Reply::Next));
         }
-        if n > 0 && self.extra_used < EXTRA_REPLIES {
+        if n > 0 && self.extra_used < self.timing.extra_replies {
             self.extra_used += 1;
             return Some((n - 1, Reply::Extra));
         }

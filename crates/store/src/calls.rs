@@ -710,6 +710,45 @@ impl Store {
         )?))
     }
 
+    /// Seals another leg's recording of a call beside the call's own (the
+    /// agent leg of a warm transfer: `leg` = `agent`). Bound to `call_id#leg`.
+    pub fn put_leg_recording(
+        &self,
+        call_id: &CallId,
+        leg: &str,
+        wav: &[u8],
+    ) -> Result<(), StoreError> {
+        self.write_recording(&format!("{}#{leg}", call_id.as_str()), wav)
+            .map(|_| ())
+    }
+
+    /// A leg's recording stored by [`Store::put_leg_recording`] (opened); None
+    /// when there is none. The caller audits access.
+    pub fn leg_recording(
+        &self,
+        call_id: &CallId,
+        leg: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = format!("{}#{leg}", call_id.as_str());
+        let path = self.recordings_dir().join(recording_file_name(&key));
+        let sealed = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(StoreError::File {
+                    path: path.display().to_string(),
+                    source,
+                })
+            }
+        };
+        Ok(Some(self.vault.open_bytes(
+            "calls",
+            "recording",
+            &key,
+            &sealed,
+        )?))
+    }
+
     /// The funnel of `script` (optionally one campaign) from the rollup, in
     /// path order.
     pub async fn funnel(

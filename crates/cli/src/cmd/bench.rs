@@ -42,6 +42,10 @@ pub enum Cmd {
     /// The voice bot end to end over SIP against virtual callees at several
     /// concurrency levels: turn latency and its breakdown, correctness, CPU.
     Voice(waihu_bench::voice::Args),
+    /// 转人工: warm transfer end to end on loopback (virtual callees asking for a
+    /// human, in-process agents): decision → agent answered (cold-transfer
+    /// baseline) and decision → agent hears the callee, p50/p95; CPU per call.
+    Handoff(waihu_bench::handoff::Args),
     /// 声纹: verification EER over ≥ 20 synthetic voices (espeak-ng variants,
     /// the neural Mandarin voice) through an 8 kHz line, and time per call.
     Voiceprint(waihu_bench::voiceprint::Args),
@@ -109,6 +113,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
         }
         Cmd::Vad => waihu_bench::speech::vad(),
         Cmd::Voice(a) => waihu_bench::voice::run(a),
+        Cmd::Handoff(a) => waihu_bench::handoff::run(a),
         Cmd::Voiceprint(a) => waihu_bench::voiceprint::run(ctx.data_dir(), a),
         Cmd::Paillier(a) => waihu_bench::paillier::run(a),
         Cmd::Amd(a) => waihu_bench::amd::run(ctx.data_dir(), a),

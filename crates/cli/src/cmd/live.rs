@@ -69,6 +69,11 @@ pub struct RunArgs {
     /// rendered and queued in the outbox (`waihu messages send` delivers it). 短信模板。
     #[arg(long)]
     messages: Option<PathBuf>,
+    /// Agents and queues (YAML, `agents:` and `queues:`, see docs/handoff.md): a script's
+    /// `transfer: {queue: ...}` becomes a warm transfer to an agent, or a callback when
+    /// none is free. 坐席与队列配置（转人工）。
+    #[arg(long)]
+    agents: Option<PathBuf>,
     #[arg(long)]
     json: bool,
 }
@@ -197,8 +202,20 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
             }
             None => None,
         };
+        let agents = match &a.agents {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+                Some(waihu_dialer::waihu_acd::Config::from_yaml(
+                    &text,
+                    &path.display().to_string(),
+                )?)
+            }
+            None => None,
+        };
         let setup = CampaignSetup {
             messages,
+            agents,
             campaign_yaml: yaml,
             campaign_origin: a.campaign.display().to_string(),
             script: a.script.clone(),
@@ -396,6 +413,7 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
                 actor: ctx.actor(),
                 progress: Some(progress_printer(a.json)),
                 messages: None,
+                agents: None,
             };
             let kit = kit_loader(ctx, None, None);
             let Rehearsed {

@@ -1,0 +1,303 @@
+use super::*;
+use proptest::prelude::*;
+
+const FILE: &str = "\
+agents:
+  - id: li
+    uri: sip:li@127.0.0.1:5062
+    skills: [zh, after_sales, order_service]
+  - id: wang
+    uri: sip:wang@127.0.0.1:5064
+    skills: [zh, order_service]
+  - id: amy
+    uri: sip:amy@127.0.0.1:5066
+    skills: [en, order_service]
+queues:
+  - name: order_service
+    skills: [zh, order_service]
+    ring_timeout_s: 10
+    wait_timeout_s: 30
+    wrap_up_s: 20
+  - name: after_sales
+";
+
+fn acd() -> Acd {
+    Acd::new(Config::from_yaml(FILE, "agents.yaml").unwrap(), 0)
+}
+
+fn offered(s: Step) -> String {
+    match s {
+        Step::Offer { agent, .. } => agent,
+        other => panic!("expected an offer, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_longest_idle_agent_with_the_skills_gets_the_call() {
+    let mut a = acd();
+    // wang idle since 0, li since 5 s (after a call and wrap-up).
+    a.resume("li", 0).unwrap();
+    let mut w = a.request("order_service", 1_000).unwrap();
+    assert_eq!(
+        offered(a.next(&mut w, 1_000)),
+        "li",
+        "file order breaks ties"
+    );
+    a.answered(&w, 2_000);
+    a.ended_call(&w, 3_000);
+    // li wraps up until 23 s: wang is the only free one now and the longest idle after.
+    let mut w2 = a.request("order_service", 4_000).unwrap();
+    assert_eq!(offered(a.next(&mut w2, 4_000)), "wang");
+    a.answered(&w2, 4_500);
+    a.ended_call(&w2, 5_000); // wang wraps up until 25 s
+    let mut w3 = a.request("order_service", 24_000).unwrap();
+    assert_eq!(
+        offered(a.next(&mut w3, 24_000)),
+        "li",
+        "li is free from 23 s, wang still wraps up"
+    );
+    // amy (en) never serves the zh queue.
+    assert_ne!(a.state("amy", 24_000), None);
+    assert_eq!(a.state("amy", 24_000), Some(AgentState::Available));
+}
+
+#[test]
+fn skills_default_to_the_queue_name() {
+    let mut a = acd();
+    let mut w = a.request("after_sales", 0).unwrap();
+    assert_eq!(offered(a.next(&mut w, 0)), "li");
+    a.no_answer(&mut w, 15_000);
+    // Only li has after_sales: rung again, not given up.
+    assert_eq!(offered(a.next(&mut w, 15_000)), "li");
+    assert!(matches!(
+        a.request("nope", 0),
+        Err(AcdError::UnknownQueue(_))
+    ));
+}
+
+#[test]
+fn ring_timeout_moves_to_the_next_agent_and_never_past_the_wait() {
+    let mut a = acd();
+    let mut w = a.request("order_service", 0).unwrap();
+    let first = a.next(&mut w, 0);
+    assert_eq!(
+        first,
+        Step::Offer {
+            agent: "li".into(),
+            uri: "sip:li@127.0.0.1:5062".into(),
+            ring_ms: 10_000
+        }
+    );
+    assert_eq!(a.state("li", 0).unwrap().name(), "ringing");
+    a.no_answer(&mut w, 10_000);
+    assert_eq!(a.state("li", 10_000), Some(AgentState::Available));
+    assert_eq!(offered(a.next(&mut w, 10_000)), "wang", "li was tried");
+    a.no_answer(&mut w, 20_000);
+    // Both tried: li again, but only for what is left of the 30 s wait.
+    match a.next(&mut w, 25_000) {
+        Step::Offer { agent, ring_ms, .. } => {
+            assert_eq!(agent, "li");
+            assert_eq!(ring_ms, 5_000);
+        }
+        other => panic!("{other:?}"),
+    }
+    a.no_answer(&mut w, 29_500);
+    assert_eq!(
+        a.next(&mut w, 29_500),
+        Step::GiveUp {
+            reason: GiveUp::Timeout,
+            waited_ms: 29_500
+        }
+    );
+}
+
+#[test]
+fn busy_agents_make_the_caller_wait_then_time_out() {
+    let mut a = acd();
+    let mut w1 = a.request("order_service", 0).unwrap();
+    let mut w2 = a.request("order_service", 0).unwrap();
+    a.next(&mut w1, 0);
+    a.answered(&w1, 100);
+    a.next(&mut w2, 0);
+    a.answered(&w2, 100);
+    let mut w3 = a.request("order_service", 1_000).unwrap();
+    assert_eq!(
+        a.next(&mut w3, 1_000),
+        Step::Wait {
+            until: 1_000 + POLL_MS
+        }
+    );
+    // One ends: wrap-up 20 s; the caller waits for its end, not a poll past it.
+    a.ended_call(&w1, 5_000);
+    assert_eq!(
+        a.next(&mut w3, 24_900),
+        Step::Wait { until: 25_000 },
+        "wakes when the wrap-up ends"
+    );
+    assert_eq!(offered(a.next(&mut w3, 25_000)), "li");
+    let mut w4 = a.request("order_service", 26_000).unwrap();
+    assert!(matches!(a.next(&mut w4, 26_000), Step::Wait { .. }));
+    assert!(matches!(
+        a.next(&mut w4, 55_500),
+        Step::GiveUp {
+            reason: GiveUp::Timeout,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn paused_agents_get_no_calls_and_all_paused_gives_up_at_once() {
+    let mut a = acd();
+    a.pause("li", 0).unwrap();
+    let mut w = a.request("order_service", 0).unwrap();
+    assert_eq!(offered(a.next(&mut w, 0)), "wang");
+    a.no_answer(&mut w, 1_000);
+    assert_eq!(offered(a.next(&mut w, 1_000)), "wang", "li stays paused");
+    a.no_answer(&mut w, 2_000);
+    a.pause("wang", 2_000).unwrap();
+    assert_eq!(
+        a.next(&mut w, 2_000),
+        Step::GiveUp {
+            reason: GiveUp::AllPaused,
+            waited_ms: 2_000
+        }
+    );
+    a.resume("wang", 3_000).unwrap();
+    assert_eq!(offered(a.next(&mut w, 3_000)), "wang");
+    assert_eq!(a.pause("wang", 3_000), Err(AcdError::Busy("wang".into())));
+    assert!(matches!(
+        a.pause("nobody", 0),
+        Err(AcdError::UnknownAgent(_))
+    ));
+}
+
+#[test]
+fn a_caller_hanging_up_frees_the_ringing_agent() {
+    let mut a = acd();
+    let mut w = a.request("order_service", 0).unwrap();
+    a.next(&mut w, 0);
+    a.abandon(&mut w, 500);
+    assert_eq!(a.state("li", 500), Some(AgentState::Available));
+}
+
+#[test]
+fn wrap_up_ends_on_time_and_counts_as_idle_from_its_end() {
+    let mut a = acd();
+    let mut w = a.request("order_service", 0).unwrap();
+    a.next(&mut w, 0);
+    a.answered(&w, 0);
+    a.ended_call(&w, 1_000);
+    assert_eq!(
+        a.state("li", 20_999),
+        Some(AgentState::WrapUp { until: 21_000 })
+    );
+    assert_eq!(a.state("li", 21_000), Some(AgentState::Available));
+    // wang idle since 0, li since 21 s: wang first.
+    let mut w2 = a.request("order_service", 30_000).unwrap();
+    assert_eq!(offered(a.next(&mut w2, 30_000)), "wang");
+}
+
+#[test]
+fn config_errors_name_file_line_and_field() {
+    let e = Config::from_yaml(
+        "agents:\n  - id: li\n    uri: sip:li@h\n    skils: [zh]\nqueues: []\n",
+        "a.yaml",
+    )
+    .unwrap_err();
+    assert_eq!(e.file, "a.yaml");
+    assert_eq!(e.line, Some(4), "{e}");
+    assert!(e.field.starts_with("agents[0]"), "{e}");
+    assert!(e.to_string().starts_with("a.yaml:4:"), "{e}");
+
+    let e = Config::from_yaml(
+        "agents:\n  - id: li\n    uri: sip:li@h\n    skills: [x]\n  - id: li\n    uri: tel:123\nqueues: []\n",
+        "a.yaml",
+    )
+    .unwrap_err();
+    assert_eq!(e.field, "agents[1].id");
+    assert_eq!(e.line, Some(2), "the first line naming li: {e}");
+
+    let e = Config::from_yaml("agents:\n  - id: li\n    uri: li@h\nqueues: []\n", "a.yaml")
+        .unwrap_err();
+    assert_eq!(e.field, "agents[0].uri");
+    assert_eq!(e.line, Some(3));
+
+    let e = Config::from_yaml(
+        "agents:\n  - id: li\n    uri: sip:li@h\n    skills: [zh]\nqueues:\n  - name: vip\n",
+        "a.yaml",
+    )
+    .unwrap_err();
+    assert_eq!(e.field, "queues[0].skills");
+    assert_eq!(e.line, Some(6));
+    assert!(e.message.contains("vip"), "{e}");
+
+    let e = Config::from_yaml(
+        "agents:\n  - id: li\n    uri: sip:li@h\n    skills: [vip]\nqueues:\n  - name: vip\n    ring_timeout_s: 0\n",
+        "a.yaml",
+    )
+    .unwrap_err();
+    assert_eq!(e.field, "queues[0].ring_timeout_s");
+    assert_eq!(e.line, Some(7));
+}
+
+proptest! {
+    /// Any text: an agents file or an error with a field; never a panic.
+    #[test]
+    fn the_parser_never_panics(text in "\\PC{0,300}") {
+        let _ = Config::from_yaml(&text, "p.yaml");
+    }
+
+    /// Mutating a valid file anywhere yields a valid file or a located error.
+    #[test]
+    fn mutated_files_parse_or_say_where(pos in 0usize..FILE.len(), ch in "[ :\\-\\[\\]a-z0-9\\n]") {
+        let mut s = FILE.to_string();
+        let p = (0..=pos).rev().find(|p| s.is_char_boundary(*p)).unwrap_or(0);
+        s.insert_str(p, &ch);
+        match Config::from_yaml(&s, "p.yaml") {
+            Ok(cfg) => {
+                let mut a = Acd::new(cfg, 0);
+                // Routing on whatever parsed never panics either.
+                let names: Vec<String> = a.queues().iter().map(|q| q.name.clone()).collect();
+                for q in names {
+                    let mut w = a.request(&q, 0).unwrap();
+                    let _ = a.next(&mut w, 0);
+                }
+            }
+            Err(e) => {
+                prop_assert!(!e.field.is_empty());
+                prop_assert!(e.line.is_some() || e.field.contains('['), "{}", e);
+            }
+        }
+    }
+
+    /// Routing invariants under random operations: an offered agent had the
+    /// skills and was available; a paused agent is never offered a call.
+    #[test]
+    fn routing_respects_states(ops in proptest::collection::vec((0u8..6, 0usize..3, 0u64..5_000), 1..80)) {
+        let mut a = acd();
+        let mut now = 0;
+        let ids = ["li", "wang", "amy"];
+        let mut waits: Vec<Waiting> = Vec::new();
+        for (op, who, dt) in ops {
+            now += dt;
+            match op {
+                0 => { let _ = a.pause(ids[who], now); }
+                1 => { let _ = a.resume(ids[who], now); }
+                2 => {
+                    let before = a.snapshot(now);
+                    let mut w = a.request("order_service", now).unwrap();
+                    if let Step::Offer { agent, .. } = a.next(&mut w, now) {
+                        prop_assert!(agent != "amy");
+                        let st = before.iter().find(|(i, _)| *i == agent).unwrap().1;
+                        prop_assert_eq!(st, AgentState::Available);
+                        waits.push(w);
+                    }
+                }
+                3 => if let Some(w) = waits.first() { a.answered(w, now); },
+                4 => if !waits.is_empty() { let w = waits.remove(0); a.ended_call(&w, now); },
+                _ => if !waits.is_empty() { let mut w = waits.remove(0); a.no_answer(&mut w, now); },
+            }
+        }
+    }
+}

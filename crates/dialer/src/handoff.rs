@@ -1,0 +1,677 @@
+//! Warm transfer to a human queue (转人工), waihu staying in the call as a
+//! B2BUA. The bot's brain hands the call over when its script ends with a
+//! transfer to a queue ([`waihu_bot::HandoffRequest`]); from the next frame
+//! the callee's media belongs to [`CalleeLeg`], and a transfer task (one per
+//! handed-over call):
+//!
+//! 1. loops the queue's hold prompt to the callee;
+//! 2. asks the ACD ([`waihu_acd`], shared by every call of the run) for an
+//!    agent and places the agent leg with the engine ([`place_call_with`]);
+//! 3. plays the agent a spoken whisper (who, why, emotion) that the callee
+//!    does not hear;
+//! 4. bridges the two legs frame by frame: each call task hands the frame it
+//!    heard to the other through a channel and sends what the other heard,
+//!    never waiting (a leg's jitter buffer holds at most [`MAX_BUFFER_FRAMES`]);
+//! 5. or, when no agent comes (the queue's wait timeout, all agents paused),
+//!    apologises, offers a callback and hangs up: the call ends `callback`
+//!    and the dialer schedules it like any callback the callee asked for.
+//!
+//! Both legs are recorded: the callee leg in the call's own stereo recording
+//! (left: callee, right: what waihu sent — the bot, then the agent), the agent
+//! leg in a second stereo file sealed as the call's `agent` leg.
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+use waihu_acd::{Acd, Config, GiveUp, Step};
+use waihu_bot::HandoffRequest;
+use waihu_core::EventKind;
+use waihu_engine::agent::{CallAgent, Control};
+use waihu_engine::call::{place_call_with, CallOptions, MediaOptions};
+use waihu_engine::sip::SipEndpoint;
+use waihu_speech::{LangChoice, Style, Synthesizer, Voice};
+
+use crate::CampaignClock;
+
+/// Samples per 20 ms frame at 8 kHz.
+const FRAME: usize = 160;
+/// Frames a bridged leg buffers from the other before dropping the oldest
+/// (the two call tasks tick on their own timers; this bounds the delay).
+pub const MAX_BUFFER_FRAMES: usize = 6;
+/// Frames buffered before playing starts, and again after running dry: the
+/// two tasks' ticks jitter against each other, and playing each frame the
+/// moment it arrives would cut a gap into the audio at every late tick.
+pub const PRIME_FRAMES: usize = 2;
+
+/// The agents and queues of a live run, shared by its calls.
+pub struct Handoff {
+    acd: Mutex<Acd>,
+    origin: Instant,
+    /// Agent-leg recordings are written here before they are sealed.
+    pub spool: PathBuf,
+}
+
+impl Handoff {
+    pub fn new(cfg: Config, spool: PathBuf) -> Handoff {
+        Handoff {
+            acd: Mutex::new(Acd::new(cfg, 0)),
+            origin: Instant::now(),
+            spool,
+        }
+    }
+
+    /// Milliseconds since the run started: the ACD's clock.
+    pub fn now_ms(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64
+    }
+
+    fn acd(&self) -> std::sync::MutexGuard<'_, Acd> {
+        self.acd.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An agent stops / starts taking calls.
+    pub fn pause(&self, agent: &str) -> Result<(), waihu_acd::AcdError> {
+        let now = self.now_ms();
+        self.acd().pause(agent, now)
+    }
+    pub fn resume(&self, agent: &str) -> Result<(), waihu_acd::AcdError> {
+        let now = self.now_ms();
+        self.acd().resume(agent, now)
+    }
+    /// (agent id, state name) of every agent now.
+    pub fn agents(&self) -> Vec<(String, &'static str)> {
+        let now = self.now_ms();
+        self.acd()
+            .snapshot(now)
+            .into_iter()
+            .map(|(id, s)| (id, s.name()))
+            .collect()
+    }
+}
+
+/// How a handed-over call ended.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum HandoffResult {
+    /// Never handed over (the script did not transfer to a queue).
+    #[default]
+    None,
+    /// An agent took the call.
+    Bridged {
+        agent: String,
+        /// Transfer decision → the agent answered (what a cold transfer would take).
+        decision_to_answer: Duration,
+        /// Transfer decision → the agent hears the callee (the bridge opens,
+        /// after the whisper).
+        decision_to_bridge: Duration,
+    },
+    /// No agent came: a callback at this time was offered and is scheduled.
+    Callback { at: DateTime<Utc> },
+    /// The callee hung up while waiting.
+    Abandoned,
+}
+
+/// What one call's transfer produced, read by the dialer at the call's end.
+#[derive(Default)]
+pub struct Outcome {
+    pub events: Vec<(DateTime<Utc>, EventKind)>,
+    pub result: HandoffResult,
+    /// The agent leg's recording (stereo WAV: left the agent, right what waihu sent it).
+    pub agent_recording: Option<Vec<u8>>,
+}
+
+/// What a transfer task tells the callee's leg.
+enum LegCmd {
+    /// Loop this audio (the hold prompt) until told otherwise.
+    Loop(Arc<[i16]>),
+    /// Play this once, then hang up.
+    PlayThenHangup(Vec<i16>),
+    /// Relay audio with the agent from now on.
+    Bridge(Bridge),
+}
+
+/// One side's ends of the two audio channels of a bridge.
+struct Bridge {
+    tx: std_mpsc::Sender<Vec<i16>>,
+    rx: std_mpsc::Receiver<Vec<i16>>,
+    buf: VecDeque<i16>,
+    primed: bool,
+}
+
+impl Bridge {
+    fn new(tx: std_mpsc::Sender<Vec<i16>>, rx: std_mpsc::Receiver<Vec<i16>>) -> Bridge {
+        Bridge {
+            tx,
+            rx,
+            buf: VecDeque::with_capacity(FRAME * MAX_BUFFER_FRAMES * 2),
+            primed: false,
+        }
+    }
+
+    /// Sends what this leg heard and fills `say` with what the other leg
+    /// heard. False: the other leg is gone.
+    fn relay(&mut self, heard: &[i16], say: &mut [i16]) -> bool {
+        if self.tx.send(heard.to_vec()).is_err() {
+            return false;
+        }
+        loop {
+            match self.rx.try_recv() {
+                Ok(f) => self.buf.extend(f),
+                Err(std_mpsc::TryRecvError::Empty) => break,
+                Err(std_mpsc::TryRecvError::Disconnected) => return false,
+            }
+        }
+        if self.buf.len() > FRAME * MAX_BUFFER_FRAMES {
+            // Too far behind: keep the newest, back at the priming depth.
+            let drop = self.buf.len() - FRAME * (PRIME_FRAMES + 1);
+            self.buf.drain(..drop);
+        }
+        if !self.primed {
+            if self.buf.len() < FRAME * PRIME_FRAMES {
+                return true;
+            }
+            self.primed = true;
+        }
+        if self.buf.len() < say.len() {
+            self.primed = false;
+        }
+        for s in say.iter_mut() {
+            match self.buf.pop_front() {
+                Some(x) => *s = x,
+                None => break,
+            }
+        }
+        true
+    }
+}
+
+/// Everything a call's transfer task needs.
+pub struct CallContext {
+    pub handoff: Arc<Handoff>,
+    pub ep: Arc<SipEndpoint>,
+    pub synth: Synthesizer,
+    pub zh: bool,
+    /// The customer's name, masked (张*), for the whisper.
+    pub customer: Option<String>,
+    pub call_id: String,
+    pub clock: Arc<CampaignClock>,
+    pub max_duration: Duration,
+    pub outcome: Arc<Mutex<Outcome>>,
+}
+
+/// The callee's leg: the bot until it hands over, then the transfer's.
+pub struct CalleeLeg {
+    bot: Box<dyn CallAgent>,
+    requests: std_mpsc::Receiver<HandoffRequest>,
+    ctx: Option<CallContext>,
+    cmds: Option<std_mpsc::Receiver<LegCmd>>,
+    gone: Arc<AtomicBool>,
+    play: VecDeque<i16>,
+    hold: Option<(Arc<[i16]>, usize)>,
+    hangup_after_play: bool,
+    bridge: Option<Bridge>,
+    rt: tokio::runtime::Handle,
+}
+
+impl CalleeLeg {
+    /// Wraps the call's bot; `requests` is the receiving end of
+    /// [`waihu_bot::CallSetup::handoff`]. Call from inside the runtime.
+    pub fn new(
+        bot: Box<dyn CallAgent>,
+        requests: std_mpsc::Receiver<HandoffRequest>,
+        ctx: CallContext,
+    ) -> CalleeLeg {
+        CalleeLeg {
+            bot,
+            requests,
+            ctx: Some(ctx),
+            cmds: None,
+            gone: Arc::new(AtomicBool::new(false)),
+            play: VecDeque::new(),
+            hold: None,
+            hangup_after_play: false,
+            bridge: None,
+            rt: tokio::runtime::Handle::current(),
+        }
+    }
+
+    fn commands(&mut self) {
+        let Some(rx) = &self.cmds else { return };
+        while let Ok(c) = rx.try_recv() {
+            match c {
+                LegCmd::Loop(a) => self.hold = Some((a, 0)),
+                LegCmd::PlayThenHangup(a) => {
+                    self.hold = None;
+                    self.play.extend(a);
+                    self.hangup_after_play = true;
+                }
+                LegCmd::Bridge(b) => {
+                    self.hold = None;
+                    self.play.clear();
+                    self.bridge = Some(b);
+                }
+            }
+        }
+    }
+}
+
+impl CallAgent for CalleeLeg {
+    fn on_answered(&mut self, now: Instant) {
+        self.bot.on_answered(now)
+    }
+
+    fn on_frame(&mut self, now: Instant, heard: &[i16], say: &mut [i16]) -> Control {
+        if self.cmds.is_none() {
+            match self.requests.try_recv() {
+                Ok(req) => {
+                    let (tx, rx) = std_mpsc::channel();
+                    self.cmds = Some(rx);
+                    if let Some(ctx) = self.ctx.take() {
+                        let gone = self.gone.clone();
+                        self.rt.spawn(transfer(ctx, req, tx, gone, Instant::now()));
+                    }
+                }
+                Err(_) => return self.bot.on_frame(now, heard, say),
+            }
+        }
+        self.commands();
+        if let Some(b) = &mut self.bridge {
+            if !b.relay(heard, say) {
+                return Control::Hangup("the agent hung up / 坐席已挂断".into());
+            }
+            return Control::Continue;
+        }
+        if !self.play.is_empty() {
+            for s in say.iter_mut() {
+                match self.play.pop_front() {
+                    Some(x) => *s = x,
+                    None => break,
+                }
+            }
+        } else if self.hangup_after_play {
+            return Control::Hangup("transfer: no agent, callback offered".into());
+        } else if let Some((audio, pos)) = &mut self.hold {
+            for s in say.iter_mut() {
+                if audio.is_empty() {
+                    break;
+                }
+                *s = audio[*pos % audio.len()];
+                *pos += 1;
+            }
+        }
+        Control::Continue
+    }
+
+    fn on_early_frame(&mut self, now: Instant, heard: &[i16]) {
+        self.bot.on_early_frame(now, heard)
+    }
+
+    fn on_dtmf(&mut self, now: Instant, digit: char) {
+        if self.cmds.is_none() {
+            self.bot.on_dtmf(now, digit)
+        }
+    }
+
+    fn on_ended(&mut self, now: Instant) {
+        self.gone.store(true, Ordering::Relaxed);
+        self.bridge = None;
+        self.bot.on_ended(now)
+    }
+}
+
+/// The agent's leg: the whisper, then the bridge.
+struct AgentLeg {
+    whisper: VecDeque<i16>,
+    /// The callee leg's ends, handed over when the whisper is done.
+    callee_ends: Option<Bridge>,
+    callee_cmds: std_mpsc::Sender<LegCmd>,
+    own: Bridge,
+    bridged: bool,
+    gone: Arc<AtomicBool>,
+    answered: mpsc::UnboundedSender<Instant>,
+    bridged_at: Arc<Mutex<Option<Instant>>>,
+}
+
+impl CallAgent for AgentLeg {
+    fn on_answered(&mut self, now: Instant) {
+        let _ = self.answered.send(now);
+    }
+
+    fn on_frame(&mut self, now: Instant, heard: &[i16], say: &mut [i16]) -> Control {
+        if self.gone.load(Ordering::Relaxed) {
+            return Control::Hangup("the customer hung up / 客户已挂断".into());
+        }
+        if !self.bridged {
+            if !self.whisper.is_empty() {
+                for s in say.iter_mut() {
+                    match self.whisper.pop_front() {
+                        Some(x) => *s = x,
+                        None => break,
+                    }
+                }
+                return Control::Continue;
+            }
+            // Whisper done: the callee leg relays from its next frame.
+            if let Some(b) = self.callee_ends.take() {
+                if self.callee_cmds.send(LegCmd::Bridge(b)).is_err() {
+                    return Control::Hangup("the customer hung up / 客户已挂断".into());
+                }
+            }
+            self.bridged = true;
+            *self.bridged_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
+        }
+        if self.own.relay(heard, say) {
+            Control::Continue
+        } else {
+            Control::Hangup("the customer hung up / 客户已挂断".into())
+        }
+    }
+}
+
+fn say(synth: &Synthesizer, zh: bool, text: &str) -> Vec<i16> {
+    let voice = Voice {
+        style: Style::default(),
+        lang: if zh { LangChoice::Zh } else { LangChoice::En },
+        rate: 8000,
+    };
+    match synth.synthesize_all(text, voice) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(error = %e, "handoff prompt synthesis failed");
+            Vec::new()
+        }
+    }
+}
+
+async fn speak(synth: &Synthesizer, zh: bool, text: String) -> Vec<i16> {
+    let synth = synth.clone();
+    tokio::task::spawn_blocking(move || say(&synth, zh, &text))
+        .await
+        .unwrap_or_default()
+}
+
+/// The spoken summary for the agent: who, why, how they feel. Short: the
+/// callee waits on hold while the agent listens to it.
+pub fn whisper_text(zh: bool, customer: Option<&str>, req: &HandoffRequest) -> String {
+    let intents: Vec<String> = req
+        .intents
+        .iter()
+        .rev()
+        .take(2)
+        .rev()
+        .map(|i| i.replace('_', " "))
+        .collect();
+    let why = if intents.is_empty() {
+        if zh { "未知" } else { "unknown" }.to_string()
+    } else {
+        intents.join(if zh { "，" } else { ", " })
+    };
+    let emotion = req.emotion.as_deref().unwrap_or("neutral");
+    let queue = req.queue.replace('_', " ");
+    // A masked name is read as its first character only (张* → 张某), never
+    // as "asterisk".
+    let initial = customer.and_then(|c| c.chars().next());
+    if zh {
+        let who = initial.map_or("客户".to_string(), |c| format!("{c}某"));
+        format!("{queue}转人工，{who}，诉求：{why}，情绪：{emotion}。")
+    } else {
+        let who = initial.map_or("a customer".to_string(), |c| format!("customer {c}"));
+        format!("{queue}: {who}. Wants: {why}. Mood: {emotion}.")
+    }
+}
+
+fn hold_text(zh: bool) -> &'static str {
+    if zh {
+        "正在为您转接人工客服，请稍候。"
+    } else {
+        "Please hold while I connect you to an agent."
+    }
+}
+
+fn callback_text(zh: bool, minutes: u64) -> String {
+    if zh {
+        format!("非常抱歉，人工客服现在都在忙。我们会在{minutes}分钟后给您回电，再见。")
+    } else {
+        format!(
+            "I'm sorry, all our agents are busy. We will call you back in {minutes} minutes. Goodbye."
+        )
+    }
+}
+
+/// One handed-over call, from the request to the bridge's end or the callback.
+async fn transfer(
+    ctx: CallContext,
+    req: HandoffRequest,
+    cmds: std_mpsc::Sender<LegCmd>,
+    gone: Arc<AtomicBool>,
+    decided: Instant,
+) {
+    let h = ctx.handoff.clone();
+    let log = |kind: EventKind| {
+        let mut o = ctx.outcome.lock().unwrap_or_else(|e| e.into_inner());
+        o.events.push((ctx.clock.now(), kind));
+    };
+    let set = |r: HandoffResult| {
+        ctx.outcome.lock().unwrap_or_else(|e| e.into_inner()).result = r;
+    };
+    log(EventKind::TransferRequested {
+        queue: req.queue.clone(),
+    });
+    let queue = h.acd().queue(&req.queue).cloned();
+    let start = h.now_ms();
+    let mut waiting = match h.acd().request(&req.queue, start) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(call = %ctx.call_id, error = %e, "transfer to an unknown queue");
+            None
+        }
+    };
+    let callback_min = queue.as_ref().map_or(30, |q| q.callback_after_min);
+    let hold = queue
+        .as_ref()
+        .and_then(|q| q.hold_prompt.clone())
+        .unwrap_or_else(|| hold_text(ctx.zh).to_string());
+    let mut hold_audio = speak(&ctx.synth, ctx.zh, hold).await;
+    hold_audio.extend(std::iter::repeat_n(0, 8000 * 2));
+    let _ = cmds.send(LegCmd::Loop(hold_audio.into()));
+    let whisper = speak(
+        &ctx.synth,
+        ctx.zh,
+        whisper_text(ctx.zh, ctx.customer.as_deref(), &req),
+    )
+    .await;
+    let give_up = |reason: &str, waited_ms: u64| {
+        log(EventKind::TransferAbandoned {
+            queue: req.queue.clone(),
+            reason: reason.into(),
+            wait_ms: waited_ms,
+        });
+    };
+    loop {
+        let Some(w) = waiting.as_mut() else {
+            give_up("unknown_queue", 0);
+            break;
+        };
+        let now = h.now_ms();
+        if gone.load(Ordering::Relaxed) {
+            h.acd().abandon(w, now);
+            give_up("caller_hung_up", w.waited(now));
+            set(HandoffResult::Abandoned);
+            return;
+        }
+        let step = h.acd().next(w, now);
+        match step {
+            Step::Wait { until } => {
+                tokio::time::sleep(Duration::from_millis(until.saturating_sub(now))).await;
+            }
+            Step::GiveUp { reason, waited_ms } => {
+                give_up(reason.name(), waited_ms);
+                debug_assert!(matches!(
+                    reason,
+                    GiveUp::Timeout | GiveUp::AllPaused | GiveUp::NoAgent
+                ));
+                break;
+            }
+            Step::Offer {
+                agent,
+                uri,
+                ring_ms,
+            } => {
+                log(EventKind::TransferOffered {
+                    queue: req.queue.clone(),
+                    agent: agent.clone(),
+                    wait_ms: w.waited(now),
+                });
+                let (a_tx, a_rx) = std_mpsc::channel(); // callee → agent
+                let (c_tx, c_rx) = std_mpsc::channel(); // agent → callee
+                let (ans_tx, mut ans_rx) = mpsc::unbounded_channel();
+                let bridged_at = Arc::new(Mutex::new(None));
+                let leg = AgentLeg {
+                    whisper: whisper.iter().copied().collect(),
+                    callee_ends: Some(Bridge::new(a_tx, c_rx)),
+                    callee_cmds: cmds.clone(),
+                    own: Bridge::new(c_tx, a_rx),
+                    bridged: false,
+                    gone: gone.clone(),
+                    answered: ans_tx,
+                    bridged_at: bridged_at.clone(),
+                };
+                let wav = h.spool.join(format!("{}-agent-{agent}.wav", ctx.call_id));
+                let mut co = CallOptions::new(uri);
+                co.ring_timeout = Duration::from_millis(ring_ms);
+                co.from_user = Some("waihu".into());
+                co.media = MediaOptions {
+                    record: Some(wav.clone()),
+                    max_duration: ctx.max_duration,
+                    no_rtp_timeout: Duration::from_secs(10),
+                    ..MediaOptions::default()
+                };
+                let ep = ctx.ep.clone();
+                let mut call = tokio::spawn(async move {
+                    place_call_with(&ep, co, Box::new(leg), &mut |_| {}).await
+                });
+                let answered = tokio::select! {
+                    a = ans_rx.recv() => a,
+                    _ = &mut call => None,
+                };
+                let now = h.now_ms();
+                let Some(answered_at) = answered else {
+                    h.acd().no_answer(w, now);
+                    let _ = std::fs::remove_file(&wav);
+                    continue;
+                };
+                h.acd().answered(w, now);
+                log(EventKind::TransferAnswered {
+                    queue: req.queue.clone(),
+                    agent: agent.clone(),
+                    wait_ms: w.waited(now),
+                });
+                let report = call.await;
+                let now = h.now_ms();
+                h.acd().ended_call(w, now);
+                if let Ok(Err(e)) = &report {
+                    tracing::warn!(call = %ctx.call_id, error = %e, "agent leg failed");
+                }
+                let bridged = *bridged_at.lock().unwrap_or_else(|e| e.into_inner());
+                let recording = std::fs::read(&wav).ok();
+                let _ = std::fs::remove_file(&wav);
+                let Some(at) = bridged else {
+                    // The agent hung up during the whisper: the caller is still
+                    // on hold; offer the call again (or give up in time).
+                    continue;
+                };
+                let mut o = ctx.outcome.lock().unwrap_or_else(|e| e.into_inner());
+                o.agent_recording = recording;
+                o.result = HandoffResult::Bridged {
+                    agent,
+                    decision_to_answer: answered_at.saturating_duration_since(decided),
+                    decision_to_bridge: at.saturating_duration_since(decided),
+                };
+                return;
+            }
+        }
+    }
+    // No agent: apologise, offer the callback, hang up after saying so.
+    let at = ctx.clock.now() + chrono::Duration::minutes(callback_min as i64);
+    set(HandoffResult::Callback { at });
+    let sorry = speak(&ctx.synth, ctx.zh, callback_text(ctx.zh, callback_min)).await;
+    let _ = cmds.send(LegCmd::PlayThenHangup(sorry));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(v: i16) -> Vec<i16> {
+        vec![v; FRAME]
+    }
+
+    #[test]
+    fn the_bridge_primes_relays_in_order_and_bounds_its_delay() {
+        let (a_tx, a_rx) = std_mpsc::channel();
+        let (b_tx, b_rx) = std_mpsc::channel();
+        let mut a = Bridge::new(a_tx, b_rx);
+        let mut b = Bridge::new(b_tx, a_rx);
+        let mut say = vec![0i16; FRAME];
+        // b sends frames 1, 2, 3; a hears nothing until two are buffered.
+        b.relay(&frame(1), &mut say);
+        assert!(a.relay(&frame(0), &mut say));
+        assert!(say.iter().all(|&x| x == 0), "not primed on one frame");
+        b.relay(&frame(2), &mut say);
+        say.fill(0);
+        a.relay(&frame(0), &mut say);
+        assert_eq!(say, frame(1), "in order, from the first");
+        b.relay(&frame(3), &mut say);
+        say.fill(0);
+        a.relay(&frame(0), &mut say);
+        assert_eq!(say, frame(2));
+        // A burst far beyond the cap: only the newest few frames are kept.
+        for v in 10..30 {
+            b.relay(&frame(v), &mut say);
+        }
+        say.fill(0);
+        a.relay(&frame(0), &mut say);
+        assert_eq!(say, frame(30 - 1 - PRIME_FRAMES as i16));
+        // The other side gone: relay says so.
+        drop(b);
+        assert!(!a.relay(&frame(0), &mut say));
+    }
+
+    #[test]
+    fn the_whisper_names_the_queue_reason_and_mood_never_a_mask() {
+        let req = HandoffRequest {
+            queue: "after_sales".into(),
+            intents: vec!["affirm".into(), "complaint".into(), "request_human".into()],
+            emotion: Some("angry".into()),
+            path: vec![],
+        };
+        let zh = whisper_text(true, Some("张*"), &req);
+        assert_eq!(
+            zh,
+            "after sales转人工，张某，诉求：complaint，request human，情绪：angry。"
+        );
+        let en = whisper_text(false, Some("M********"), &req);
+        assert!(!en.contains('*'), "{en}");
+        assert!(
+            en.contains("customer M") && en.contains("request human"),
+            "{en}"
+        );
+        let anon = whisper_text(
+            false,
+            None,
+            &HandoffRequest {
+                intents: vec![],
+                emotion: None,
+                ..req
+            },
+        );
+        assert!(
+            anon.contains("a customer") && anon.contains("unknown") && anon.contains("neutral"),
+            "{anon}"
+        );
+    }
+}
