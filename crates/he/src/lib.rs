@@ -71,7 +71,7 @@ fn to_hex(b: &[u8]) -> String {
 
 fn from_hex(s: &str, what: &'static str) -> Result<Vec<u8>, HeError> {
     let s = s.trim();
-    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(malformed(what, "expected an even number of hex digits"));
     }
     (0..s.len())
@@ -345,7 +345,7 @@ mod tests {
     fn sums_of_ciphertexts_decrypt_to_sums_of_values() {
         let (pk, sk) = keys();
         assert!(pk.bits() >= 2046, "{}", pk.bits());
-        let values = [120_00u64, 35_50, 0, 99_99, 1];
+        let values = [12_000_u64, 3_550, 0, 9_999, 1];
         let mut agg = Aggregator::new(pk.clone());
         for (i, v) in values.iter().enumerate() {
             let c = pk.encrypt(*v).unwrap();
