@@ -44,7 +44,8 @@ fn encrypted_sums_per_segment_decrypt_to_the_plaintext_sums() {
         std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    // A second keygen never overwrites the private key.
+    // A second keygen never overwrites the private key, nor the public key that matches it.
+    let public_before = std::fs::read(holder.path().join("paillier.pub.json")).unwrap();
     assert!(!waihu(
         holder.path(),
         &[
@@ -56,6 +57,10 @@ fn encrypted_sums_per_segment_decrypt_to_the_plaintext_sums() {
     )
     .status
     .success());
+    assert_eq!(
+        std::fs::read(holder.path().join("paillier.pub.json")).unwrap(),
+        public_before
+    );
     // The analytics server gets the public key only.
     std::fs::copy(
         holder.path().join("paillier.pub.json"),

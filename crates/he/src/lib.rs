@@ -435,3 +435,23 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod file_keys {
+    use super::*;
+
+    #[test]
+    fn sums_with_keys_read_from_files() {
+        let (pk, sk) = generate().unwrap();
+        let pk = PublicKey::from_json(&pk.to_json()).unwrap();
+        let sk = PrivateKey::from_json(&sk.to_json()).unwrap();
+        let mut agg = Aggregator::new(pk.clone());
+        for v in [1000u64, 1137, 1274] {
+            let c = Encrypted::from_hex(&pk.encrypt(v).unwrap().to_hex()).unwrap();
+            agg.push("g", &c).unwrap();
+        }
+        let sums = agg.finish();
+        let c = Encrypted::from_hex(&sums[0].sum).unwrap();
+        assert_eq!(sk.decrypt(&c).unwrap(), 3411);
+    }
+}

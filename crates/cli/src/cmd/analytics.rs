@@ -127,11 +127,10 @@ struct Row {
 
 fn keygen(out: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let (pk, sk) = waihu_he::generate()?;
     let pub_path = out.join("paillier.pub.json");
     let key_path = out.join("paillier.key.json");
-    std::fs::write(&pub_path, pk.to_json())
-        .with_context(|| format!("writing {}", pub_path.display()))?;
+    // The private key file first: if one exists, nothing (not even the public key, which
+    // would then no longer match it) is written.
     let mut f = {
         use std::os::unix::fs::OpenOptionsExt;
         std::fs::OpenOptions::new()
@@ -141,7 +140,10 @@ fn keygen(out: &Path) -> anyhow::Result<()> {
             .open(&key_path)
             .with_context(|| format!("creating {} (it must not exist yet)", key_path.display()))?
     };
+    let (pk, sk) = waihu_he::generate()?;
     f.write_all(sk.to_json().as_bytes())?;
+    std::fs::write(&pub_path, pk.to_json())
+        .with_context(|| format!("writing {}", pub_path.display()))?;
     println!(
         "公钥 / public key: {} ({} bits)\n私钥 / private key: {} — keep it off the analytics server",
         pub_path.display(),
