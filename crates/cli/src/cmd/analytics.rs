@@ -11,7 +11,7 @@ use crate::ctx::print_json;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Cmd {
-    /// 生成密钥: a Paillier key pair (≈2048-bit modulus). The public key goes to the server;
+    /// 生成密钥: a Paillier key pair (2048-bit modulus). The public key goes to the server;
     /// keep the private key elsewhere (file mode 0600).
     Keygen {
         /// Directory for `paillier.pub.json` and `paillier.key.json`.
