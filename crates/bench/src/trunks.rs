@@ -3,6 +3,8 @@
 //! directly on the callee, in the same run, through the product's trunk path
 //! ([`waihu_dialer::trunks::TrunkPool`]: registration, selection, auth). The callee is our
 //! UAS in-process; each call is answered at once and hung up on its first media frame.
+//! A third path goes through the same Kamailio over TLS (its `tls` module, a test CA
+//! made for the run, the certificate verified by name), so TLS's cost shows against UDP.
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,8 +32,11 @@ pub struct Args {
 fn start_kamailio(
     dir: &Path,
     port: u16,
+    tls_port: u16,
     callee: u16,
 ) -> anyhow::Result<waihu_testkit::kamailio::Kamailio> {
+    let ca = waihu_testkit::kamailio::make_test_ca(dir, &["carrier.test"])
+        .context("making a test CA (openssl)")?;
     waihu_testkit::kamailio::Kamailio::start(
         dir,
         &waihu_testkit::kamailio::Config {
@@ -39,6 +44,11 @@ fn start_kamailio(
             secret: "bench-secret".into(),
             invite_to: Some(callee),
             min_expires: None,
+            tls: Some(waihu_testkit::kamailio::TlsListen {
+                port: tls_port,
+                cert: ca.cert,
+                key: ca.key,
+            }),
         },
     )
     .context("starting kamailio (apt-get install kamailio; scripts/deps/sip.apt)")
@@ -59,6 +69,17 @@ impl CallAgent for HangUp {
 }
 
 fn trunk(name: &str, port: u16, secret: Option<&Path>, concurrency: usize) -> TrunkConfig {
+    trunk_over(name, port, secret, concurrency, None)
+}
+
+/// A trunk; with `tls_ca` over TLS, the proxy's certificate checked for `carrier.test`.
+fn trunk_over(
+    name: &str,
+    port: u16,
+    secret: Option<&Path>,
+    concurrency: usize,
+    tls_ca: Option<&Path>,
+) -> TrunkConfig {
     let register = secret.is_some();
     TrunkConfig {
         name: name.into(),
@@ -66,7 +87,11 @@ fn trunk(name: &str, port: u16, secret: Option<&Path>, concurrency: usize) -> Tr
             host: "127.0.0.1".into(),
             port,
         },
-        transport: TrunkTransport::Udp,
+        transport: if tls_ca.is_some() {
+            TrunkTransport::Tls
+        } else {
+            TrunkTransport::Udp
+        },
         username: register.then(|| "waihu".into()),
         realm: None,
         password: secret.map(|p| PasswordSource::File(p.to_path_buf())),
@@ -79,6 +104,8 @@ fn trunk(name: &str, port: u16, secret: Option<&Path>, concurrency: usize) -> Tr
         number_format: NumberFormat::E164,
         asserted_identity: false,
         privacy: None,
+        tls_ca: tls_ca.map(Path::to_path_buf),
+        tls_server_name: tls_ca.map(|_| "carrier.test".into()),
     }
 }
 
@@ -91,6 +118,32 @@ pub struct PathResult {
     pub calls_per_s: f64,
     pub mean_setup_ms: f64,
     pub p95_setup_ms: f64,
+    /// Time from starting the trunk to its first registration (REGISTER, 401, REGISTER
+    /// with credentials, 200; over TLS the connection and handshake too).
+    pub register_ms: Option<f64>,
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+fn free_tcp_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Waits (up to 10 s) until something accepts TCP connections on `port`.
+async fn wait_tcp(port: u16) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn run_path(
@@ -141,10 +194,17 @@ async fn run_path(
         calls_per_s: (calls as f64 / wall * 10.0).round() / 10.0,
         mean_setup_ms: (mean * 10.0).round() / 10.0,
         p95_setup_ms: (p95 * 10.0).round() / 10.0,
+        register_ms: None,
     })
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
+    let results = measure(&a)?;
+    print(&a, &results)
+}
+
+/// Runs the three paths back to back in one process.
+fn measure(a: &Args) -> anyhow::Result<Vec<PathResult>> {
     let dir = tempfile::tempdir()?;
     // The bench's own secret for its own Kamailio, handed over the way a trunk's is.
     let secret = dir.path().join("trunk-password");
@@ -165,23 +225,37 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ));
         tokio::spawn(async move { while rx.recv().await.is_some() {} });
         let kam_port = free_udp_port()?;
-        let _kam = start_kamailio(dir.path(), kam_port, callee_port)?;
+        let tls_port = free_tcp_port()?;
+        let _kam = start_kamailio(dir.path(), kam_port, tls_port, callee_port)?;
+        wait_tcp(tls_port).await;
         let ep = Arc::new(SipEndpoint::bind("127.0.0.1:0".parse()?, "waihu", None).await?);
-        let via = Arc::new(
-            TrunkPool::new(vec![trunk(
-                "kamailio",
-                kam_port,
-                Some(&secret),
-                a.concurrency,
-            )])
-            .await
-            .map_err(anyhow::Error::msg)?,
-        );
-        tokio::spawn(via.clone().run(ep.clone(), None));
-        anyhow::ensure!(
-            via.wait_registered(Duration::from_secs(10)).await,
-            "could not register with Kamailio"
-        );
+        let register = |cfg: TrunkConfig| {
+            let ep = ep.clone();
+            async move {
+                let pool = Arc::new(
+                    TrunkPool::new(vec![cfg])
+                        .await
+                        .map_err(anyhow::Error::msg)?,
+                );
+                let t0 = Instant::now();
+                tokio::spawn(pool.clone().run(ep, None));
+                anyhow::ensure!(
+                    pool.wait_registered(Duration::from_secs(10)).await,
+                    "could not register with Kamailio"
+                );
+                anyhow::Ok((pool, t0.elapsed().as_secs_f64() * 1e3))
+            }
+        };
+        let (via, reg_udp_ms) =
+            register(trunk("kamailio", kam_port, Some(&secret), a.concurrency)).await?;
+        let (via_tls, reg_tls_ms) = register(trunk_over(
+            "kamailio-tls",
+            tls_port,
+            Some(&secret),
+            a.concurrency,
+            Some(&dir.path().join("ca.pem")),
+        ))
+        .await?;
         let direct = Arc::new(
             TrunkPool::new(vec![trunk("direct", callee_port, None, a.concurrency)])
                 .await
@@ -190,7 +264,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         // Warm-up, then both paths back to back in this run.
         let _ = run_path("warm-up", ep.clone(), direct.clone(), 5, 1).await?;
         let d = run_path("direct", ep.clone(), direct, a.calls, a.concurrency).await?;
-        let k = run_path(
+        let mut k = run_path(
             "via Kamailio + digest auth",
             ep.clone(),
             via,
@@ -198,8 +272,22 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             a.concurrency,
         )
         .await?;
-        anyhow::Ok(vec![d, k])
+        k.register_ms = Some(round1(reg_udp_ms));
+        let mut t = run_path(
+            "via Kamailio over TLS",
+            ep.clone(),
+            via_tls,
+            a.calls,
+            a.concurrency,
+        )
+        .await?;
+        t.register_ms = Some(round1(reg_tls_ms));
+        anyhow::Ok(vec![d, k, t])
     })?;
+    Ok(results)
+}
+
+fn print(a: &Args, results: &[PathResult]) -> anyhow::Result<()> {
     if a.json {
         println!(
             "{}",
@@ -212,20 +300,55 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         a.calls, a.concurrency
     );
     println!(
-        "{:<28} {:>9} {:>9} {:>15} {:>14}",
-        "path", "answered", "calls/s", "mean setup ms", "p95 setup ms"
+        "{:<28} {:>9} {:>9} {:>15} {:>14} {:>12}",
+        "path", "answered", "calls/s", "mean setup ms", "p95 setup ms", "register ms"
     );
-    for r in &results {
+    for r in results {
         println!(
-            "{:<28} {:>9} {:>9.1} {:>15.1} {:>14.1}",
-            r.path, r.answered, r.calls_per_s, r.mean_setup_ms, r.p95_setup_ms
+            "{:<28} {:>9} {:>9.1} {:>15.1} {:>14.1} {:>12}",
+            r.path,
+            r.answered,
+            r.calls_per_s,
+            r.mean_setup_ms,
+            r.p95_setup_ms,
+            r.register_ms.map_or("-".into(), |m| format!("{m:.1}"))
         );
     }
-    let (d, k) = (&results[0], &results[1]);
+    let (d, k, t) = (&results[0], &results[1], &results[2]);
     println!(
         "via Kamailio / direct: {:.2}x calls/s, {:.1}x mean setup (baseline: direct)",
         k.calls_per_s / d.calls_per_s.max(1e-9),
         k.mean_setup_ms / d.mean_setup_ms.max(1e-9)
     );
+    println!(
+        "TLS / UDP through Kamailio: {:.2}x calls/s, {:.2}x mean setup (baseline: UDP)",
+        t.calls_per_s / k.calls_per_s.max(1e-9),
+        t.mean_setup_ms / k.mean_setup_ms.max(1e-9)
+    );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A short run of all three paths (the figures come from the command itself).
+    #[test]
+    fn smoke() {
+        if !waihu_testkit::have_peer("kamailio") || !waihu_testkit::have_peer("openssl") {
+            return;
+        }
+        let a = Args {
+            calls: 3,
+            concurrency: 1,
+            json: true,
+        };
+        let r = measure(&a).unwrap();
+        assert_eq!(r.len(), 3);
+        for p in &r {
+            assert_eq!(p.answered, 3, "{p:?}");
+        }
+        assert!(r[2].register_ms.is_some_and(|m| m > 0.0), "{:?}", r[2]);
+        print(&a, &r).unwrap();
+    }
 }

@@ -271,6 +271,12 @@ pub struct TrunkFile {
         skip_serializing_if = "Option::is_none"
     )]
     pub privacy: Option<String>,
+    /// `transport: tls` only: CA certificates (PEM file, relative to the trunk file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<String>,
+    /// `transport: tls` only: the name the proxy's certificate must carry (SNI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_server_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

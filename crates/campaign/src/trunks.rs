@@ -3,7 +3,8 @@
 //! A trunk is written inline in the campaign file (`trunks:`) or in a file the campaign
 //! names (`trunks_file: trunks.yaml`, relative to the campaign file, holding `trunks:`).
 //! Per trunk: `name`, `channels` (max channels), `cps` (max calls per second), `weight`,
-//! `proxy` (`host:port`, `host` or a `sip:` URI), `transport` (`udp`, `tcp`), `username`,
+//! `proxy` (`host:port`, `host` or a `sip:`/`sips:` URI), `transport` (`udp`, `tcp`,
+//! `tls` with `tls_ca` and `tls_server_name`), `username`,
 //! `realm`, the password from `password_env` or `password_file` (an inline `password` is
 //! refused), `register` + `expires`, `outbound_proxy` and `number_format` (`e164`,
 //! `national`, `prefix:<digits>`). Every problem carries `file:line:column`.
@@ -28,6 +29,8 @@ pub enum TrunkTransport {
     #[default]
     Udp,
     Tcp,
+    /// SIP over TLS (`sips:` URIs default to it and to port 5061).
+    Tls,
 }
 
 impl TrunkTransport {
@@ -35,6 +38,7 @@ impl TrunkTransport {
         match self {
             TrunkTransport::Udp => "udp",
             TrunkTransport::Tcp => "tcp",
+            TrunkTransport::Tls => "tls",
         }
     }
 }
@@ -99,22 +103,29 @@ impl fmt::Display for HostPort {
     }
 }
 
-/// `host`, `host:port`, `[v6]:port`, `sip:[user@]host[:port][;transport=udp|tcp]`.
-/// Returns the address and the URI's transport parameter, if any.
+/// `host`, `host:port`, `[v6]:port`, `sip:[user@]host[:port][;transport=udp|tcp|tls]`,
+/// `sips:[user@]host[:port]` (TLS, port 5061 by default).
+/// Returns the address and the URI's transport, if any.
 pub fn parse_proxy(s: &str) -> Result<(HostPort, Option<TrunkTransport>), String> {
     let orig = s;
     let s = s.trim();
-    if s.starts_with("sips:") {
-        return Err(format!(
-            "{orig:?}: sips: (SIP over TLS) is not supported yet / 暂不支持 TLS (sips:)"
-        ));
-    }
-    let s = s.strip_prefix("sip:").unwrap_or(s);
+    let sips = s.starts_with("sips:");
+    let default_port = if sips { 5061 } else { 5060 };
+    let s = s
+        .strip_prefix("sips:")
+        .or_else(|| s.strip_prefix("sip:"))
+        .unwrap_or(s);
     let (s, params) = s.split_once(';').unwrap_or((s, ""));
-    let mut transport = None;
+    let mut transport = sips.then_some(TrunkTransport::Tls);
     for p in params.split(';').filter(|p| !p.is_empty()) {
         if let Some(t) = p.strip_prefix("transport=") {
-            transport = Some(parse_transport(t)?);
+            let t = parse_transport(t)?;
+            if sips && t != TrunkTransport::Tls {
+                return Err(format!(
+                    "{orig:?}: a sips: URI is reached over TLS only / sips: 只能使用 TLS"
+                ));
+            }
+            transport = Some(t);
         }
     }
     let host_port = s.rsplit_once('@').map_or(s, |(_, h)| h);
@@ -124,14 +135,14 @@ pub fn parse_proxy(s: &str) -> Result<(HostPort, Option<TrunkTransport>), String
         let (h, after) = rest.split_once(']').ok_or_else(bad)?;
         let port = match after.strip_prefix(':') {
             Some(p) => p.parse::<u16>().map_err(|_| bad())?,
-            None if after.is_empty() => 5060,
+            None if after.is_empty() => default_port,
             None => return Err(bad()),
         };
         (h.to_string(), port)
     } else {
         match host_port.rsplit_once(':') {
             Some((h, p)) => (h.to_string(), p.parse::<u16>().map_err(|_| bad())?),
-            None => (host_port.to_string(), 5060),
+            None => (host_port.to_string(), default_port),
         }
     };
     let host_ok = !host.is_empty()
@@ -148,12 +159,9 @@ fn parse_transport(s: &str) -> Result<TrunkTransport, String> {
     match s.trim().to_ascii_lowercase().as_str() {
         "udp" => Ok(TrunkTransport::Udp),
         "tcp" => Ok(TrunkTransport::Tcp),
-        "tls" => Err(
-            "transport tls is not supported yet (use udp or tcp) / 暂不支持 TLS 传输，请用 udp 或 tcp"
-                .into(),
-        ),
+        "tls" => Ok(TrunkTransport::Tls),
         other => Err(format!(
-            "transport {other:?}: expected udp or tcp / 传输方式应为 udp 或 tcp"
+            "transport {other:?}: expected udp, tcp or tls / 传输方式应为 udp、tcp 或 tls"
         )),
     }
 }
@@ -285,6 +293,12 @@ pub struct TrunkConfig {
     pub asserted_identity: bool,
     /// `Privacy` header value, validated.
     pub privacy: Option<String>,
+    /// TLS only: the CA certificates (PEM) the proxy's certificate must chain to; the
+    /// Mozilla roots without it. Relative paths are resolved against the trunk file.
+    pub tls_ca: Option<PathBuf>,
+    /// TLS only: the name the proxy's certificate must carry, also sent as SNI; the
+    /// proxy's host without it.
+    pub tls_server_name: Option<String>,
 }
 
 impl TrunkConfig {
@@ -560,6 +574,32 @@ fn check_entries(
             .as_deref()
             .and_then(|o| parse_proxy(o).ok())
             .map(|o| o.0);
+        if transport != TrunkTransport::Tls {
+            if t.tls_ca.is_some() {
+                bad("tls_ca", "only for transport tls / 仅用于 TLS 传输".into());
+            }
+            if t.tls_server_name.is_some() {
+                bad(
+                    "tls_server_name",
+                    "only for transport tls / 仅用于 TLS 传输".into(),
+                );
+            }
+        }
+        if let Some(n) = &t.tls_server_name {
+            let ok = !n.is_empty()
+                && n.len() <= 253
+                && n.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            if !ok {
+                bad(
+                    "tls_server_name",
+                    format!("{n:?} is not a DNS name / 不是有效的域名"),
+                );
+            }
+        }
         out.push(TrunkConfig {
             name: t.name.clone(),
             proxy,
@@ -580,6 +620,8 @@ fn check_entries(
                 .unwrap_or_default(),
             asserted_identity: t.asserted_identity.unwrap_or(false),
             privacy: t.privacy.clone(),
+            tls_ca: t.tls_ca.as_ref().map(|p| base.join(p)),
+            tls_server_name: t.tls_server_name.clone(),
         });
     }
     if issues.is_empty() {
@@ -983,14 +1025,25 @@ trunks:
     }
 
     #[test]
-    fn tls_is_refused_clearly() {
-        let e = first("trunks:\n  - name: a\n    proxy: 127.0.0.1:5060\n    transport: tls\n    channels: 1\n    cps: 1\n");
-        assert_eq!((e.line, e.column), (Some(4), Some(5)), "{e}");
-        assert!(e.message.contains("not supported yet"), "{e}");
-        let e = first(
-            "trunks:\n  - name: a\n    proxy: sips:x.example.com\n    channels: 1\n    cps: 1\n",
+    fn tls_trunks_take_sips_uris_a_ca_file_and_a_server_name() {
+        let t = parse("trunks:\n  - name: a\n    proxy: sips:sbc.example.com\n    tls_ca: ca/carrier.pem\n    tls_server_name: sbc.example.com\n    channels: 1\n    cps: 1\n  - name: b\n    proxy: 10.0.0.1:5062\n    transport: tls\n    channels: 1\n    cps: 1\n").unwrap();
+        assert_eq!(t[0].transport, TrunkTransport::Tls);
+        assert_eq!(t[0].proxy.port, 5061, "sips: defaults to 5061");
+        assert!(t[0].tls_ca.as_ref().unwrap().ends_with("ca/carrier.pem"));
+        assert_eq!(t[0].tls_server_name.as_deref(), Some("sbc.example.com"));
+        assert_eq!(
+            (t[1].transport, t[1].proxy.port),
+            (TrunkTransport::Tls, 5062)
         );
-        assert!(e.message.contains("TLS"), "{e}");
+        let e = first("trunks:\n  - name: a\n    proxy: sips:x.example.com;transport=udp\n    channels: 1\n    cps: 1\n");
+        assert_eq!((e.line, e.column), (Some(3), Some(12)), "{e}");
+        assert!(e.message.contains("TLS only"), "{e}");
+        let e = first("trunks:\n  - name: a\n    proxy: 127.0.0.1:5060\n    tls_ca: ca.pem\n    channels: 1\n    cps: 1\n");
+        assert_eq!(e.path, "trunks[0].tls_ca", "{e}");
+        let e = first("trunks:\n  - name: a\n    proxy: sips:127.0.0.1\n    tls_server_name: bad name!\n    channels: 1\n    cps: 1\n");
+        assert_eq!(e.path, "trunks[0].tls_server_name", "{e}");
+        let e = first("trunks:\n  - name: a\n    proxy: 127.0.0.1\n    transport: quic\n    channels: 1\n    cps: 1\n");
+        assert!(e.message.contains("udp, tcp or tls"), "{e}");
     }
 
     #[test]
@@ -1079,6 +1132,8 @@ trunks:
             number_format: NumberFormat::E164,
             asserted_identity: false,
             privacy: None,
+            tls_ca: None,
+            tls_server_name: None,
         }
     }
 

@@ -1,7 +1,8 @@
 //! Trunks against real peers on loopback, through the real binary:
 //!
-//! - Kamailio as the carrier: registrar with digest auth (401 on REGISTER, 407 on
-//!   INVITE, plaintext password), proxy to SIPp callees behind it. `waihu run` registers,
+//! - Kamailio as the carrier over SIP/TLS (its `tls` module with a certificate from a test
+//!   CA the test makes; waihu verifies it by name): registrar with digest auth (401 on
+//!   REGISTER, 407 on INVITE), proxy to SIPp callees behind it. `waihu run` registers,
 //!   places a campaign's calls through it, Kamailio is restarted mid-campaign (its
 //!   location table is lost), waihu registers again (the new Kamailio routes a request to
 //!   waihu's binding) and the remaining calls go through.
@@ -169,7 +170,8 @@ fn sipp_uas(
 
 /// Registrar + authenticating proxy (`waihu_testkit::kamailio`): REGISTER and INVITE
 /// must carry digest credentials (password `s3cret`); an INVITE goes to the callees at
-/// `callee`; other requests are routed to registered bindings.
+/// `callee`; other requests are routed to registered bindings. SIP over TLS on `port + 1`
+/// with the certificate [`waihu_testkit::kamailio::make_test_ca`] left in `dir`.
 fn kamailio(dir: &Path, port: u16, callee: u16) -> waihu_testkit::kamailio::Kamailio {
     waihu_testkit::kamailio::Kamailio::start(
         dir,
@@ -178,6 +180,11 @@ fn kamailio(dir: &Path, port: u16, callee: u16) -> waihu_testkit::kamailio::Kama
             secret: "s3cret".into(),
             invite_to: Some(callee),
             min_expires: Some(5),
+            tls: Some(waihu_testkit::kamailio::TlsListen {
+                port: port + 1,
+                cert: dir.join("server.pem"),
+                key: dir.join("server.key"),
+            }),
         },
     )
     .expect("start kamailio")
@@ -326,19 +333,21 @@ fn have_models() -> bool {
 
 #[test]
 fn registers_with_kamailio_reregisters_after_restart_and_calls_through_it() {
-    if !have_peer("kamailio") || !have_peer("sipp") || !have_models() {
+    if !have_peer("kamailio") || !have_peer("sipp") || !have_peer("openssl") || !have_models() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let (kam_port, callee_port) = (26400u16, 26410u16);
     let _callees = sipp_uas(d, callee_port, 26412, true, 1200, true, false);
+    waihu_testkit::kamailio::make_test_ca(d, &["carrier.test"]).expect("test CA");
     let kam = kamailio(d, kam_port, callee_port);
 
     std::fs::write(
         d.join("trunks.yaml"),
         format!(
-            "trunks:\n  - name: carrier\n    proxy: sip:127.0.0.1:{kam_port}\n    transport: udp\n    username: waihu\n    password_env: WAIHU_TRUNK_PASSWORD\n    register: true\n    expires: 10\n    channels: 1\n    cps: 5\n"
+            "trunks:\n  - name: carrier\n    proxy: sips:127.0.0.1:{}\n    tls_ca: ca.pem\n    tls_server_name: carrier.test\n    username: waihu\n    password_env: WAIHU_TRUNK_PASSWORD\n    register: true\n    expires: 10\n    channels: 1\n    cps: 5\n",
+            kam_port + 1
         ),
     )
     .unwrap();

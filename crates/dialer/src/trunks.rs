@@ -16,7 +16,7 @@ use waihu_campaign::trunks::{
 };
 use waihu_engine::agent::CallAgent;
 use waihu_engine::call::{place_call_routed, CallOptions, CallReport, Progress, Route};
-use waihu_engine::sip::SipEndpoint;
+use waihu_engine::sip::{tls_client_config, SipEndpoint, TlsPeer};
 use waihu_engine::waihu_sip::{Credentials, Registration, Transport, UaEvent};
 use waihu_engine::EngineError;
 
@@ -32,6 +32,8 @@ struct Wire {
     next_hop: SocketAddr,
     transport: Transport,
     credentials: Option<Credentials>,
+    /// TLS trunks: how the next hop's certificate is verified.
+    tls: Option<TlsPeer>,
 }
 
 /// The trunks of a run.
@@ -70,14 +72,29 @@ impl TrunkPool {
                 }),
                 (None, _) => None,
             };
+            let tls = match t.transport {
+                TrunkTransport::Tls => Some(TlsPeer {
+                    // Without a name of its own the proxy's host is checked, an IP literal
+                    // against the certificate's IP addresses.
+                    server_name: t
+                        .tls_server_name
+                        .clone()
+                        .unwrap_or_else(|| t.proxy.host.clone()),
+                    config: tls_client_config(t.tls_ca.as_deref())
+                        .map_err(|e| format!("trunk {}: {e}", t.name))?,
+                }),
+                _ => None,
+            };
             wire.push(Wire {
                 domain: t.proxy.to_string(),
                 next_hop,
                 transport: match t.transport {
                     TrunkTransport::Udp => Transport::Udp,
                     TrunkTransport::Tcp => Transport::Tcp,
+                    TrunkTransport::Tls => Transport::Tls,
                 },
                 credentials,
+                tls,
             });
         }
         Ok(TrunkPool {
@@ -115,6 +132,9 @@ impl TrunkPool {
     /// file (when given) every 500 ms. Returns when `ep` is gone.
     pub async fn run(self: Arc<Self>, ep: Arc<SipEndpoint>, status_file: Option<PathBuf>) {
         let trunks: Vec<TrunkConfig> = self.with(|s| s.trunks().to_vec());
+        for i in 0..self.wire.len() {
+            self.arm_tls(&ep, i);
+        }
         for (i, t) in trunks.iter().enumerate() {
             if !t.register {
                 continue;
@@ -186,6 +206,17 @@ impl TrunkPool {
                 return ok;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Tells the endpoint how to verify trunk `i`'s TLS next hop (idempotent; before any
+    /// message goes there, as commands reach the endpoint in order).
+    fn arm_tls(&self, ep: &SipEndpoint, i: usize) {
+        let w = &self.wire[i];
+        if let Some(peer) = &w.tls {
+            if let Err(e) = ep.set_tls_peer(w.next_hop, peer.clone()) {
+                tracing::warn!(error = %e, "endpoint gone");
+            }
         }
     }
 
@@ -262,6 +293,7 @@ impl TrunkPool {
                 });
             }
         };
+        self.arm_tls(ep, first);
         opts.target = route.target;
         opts.proxy = route.proxy;
         opts.transport = route.transport;
@@ -287,6 +319,7 @@ impl TrunkPool {
                 tried.push(j);
                 match self.route(j, phone, caller_id.as_deref()) {
                     Ok(r) => {
+                        self.arm_tls(ep, j);
                         current = Some(j);
                         return Some(r);
                     }

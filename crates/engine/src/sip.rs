@@ -1,13 +1,26 @@
-//! A SIP endpoint over UDP and TCP: one tokio task owns the sockets and the sans-IO
+//! A SIP endpoint over UDP, TCP and TLS: one tokio task owns the sockets and the sans-IO
 //! [`UserAgent`]; calls talk to it through a command channel and receive their events on
 //! their own channel.
+//!
+//! Streams (TCP, TLS) are opened on the first message to a peer and reused for every later
+//! one, in both directions; a connect, handshake or write failure is reported to the agent
+//! ([`UserAgent::transport_failed`]) so its transactions fail at once. Over TLS the
+//! endpoint is a client only (the trunk's proxy is the server): it verifies the server's
+//! certificate against the trunk's CA file or the Mozilla roots, sends SNI, and the
+//! agent's `alias` Via parameter (RFC 5923) lets the peer send its requests back over the
+//! same connection.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use waihu_sip::{
@@ -48,6 +61,57 @@ enum Cmd {
         oneshot::Sender<RegId>,
     ),
     Unregister(RegId),
+    TlsPeer(SocketAddr, Box<TlsPeer>),
+}
+
+/// How to reach one TLS peer: the name its certificate must carry (also sent as SNI) and
+/// the client configuration (trusted roots) to verify it with.
+#[derive(Debug, Clone)]
+pub struct TlsPeer {
+    pub server_name: String,
+    pub config: Arc<rustls::ClientConfig>,
+}
+
+/// A TLS client configuration trusting the CA certificates of a PEM file, or the Mozilla
+/// roots without one. TLS 1.2 and 1.3 (ring provider).
+pub fn tls_client_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, EngineError> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let bad = |what: String| {
+                EngineError::io(
+                    format!(
+                        "reading TLS CA file {} / 无法读取 CA 证书文件",
+                        path.display()
+                    ),
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, what),
+                )
+            };
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .map_err(|e| bad(e.to_string()))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| bad(e.to_string()))?;
+            if certs.is_empty() {
+                return Err(bad("no certificate in the file".into()));
+            }
+            for c in certs {
+                roots.add(c).map_err(|e| bad(e.to_string()))?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| {
+            EngineError::io(
+                "building the TLS client configuration",
+                std::io::Error::other(e.to_string()),
+            )
+        })?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(cfg))
 }
 
 /// Counters of the endpoint task, for the benchmark.
@@ -56,6 +120,8 @@ pub struct EndpointStats {
     pub datagrams_in: u64,
     pub datagrams_out: u64,
     pub send_errors: u64,
+    /// TCP/TLS connections that could not be opened (connect or handshake) or broke.
+    pub stream_failures: u64,
 }
 
 /// Handle to a running SIP endpoint. Dropping it stops the task.
@@ -195,6 +261,11 @@ impl SipEndpoint {
     pub fn refer(&self, call: CallId, target: impl Into<String>) -> Result<(), EngineError> {
         self.send(Cmd::Refer(call, target.into()))
     }
+    /// How to verify the TLS peer at `addr` (a trunk's next hop). Without it a TLS
+    /// connection to `addr` verifies the peer's IP address against the Mozilla roots.
+    pub fn set_tls_peer(&self, addr: SocketAddr, peer: TlsPeer) -> Result<(), EngineError> {
+        self.send(Cmd::TlsPeer(addr, Box::new(peer)))
+    }
 }
 
 fn call_of(ev: &UaEvent) -> Option<CallId> {
@@ -220,12 +291,17 @@ fn reg_of(ev: &UaEvent) -> Option<RegId> {
     }
 }
 
-/// A TCP connection's reader: frames messages and hands them to the endpoint loop; an
-/// empty message reports the connection closed.
-async fn tcp_reader(
-    mut rd: tokio::net::tcp::OwnedReadHalf,
+/// What stream readers and connectors tell the endpoint loop: a framed message from a
+/// peer, or (empty) that the connection to it is gone or could not be opened.
+type StreamMsg = (Transport, SocketAddr, Vec<u8>);
+
+/// A stream's reader: frames messages and hands them to the endpoint loop; an empty
+/// message reports the connection closed.
+async fn stream_reader(
+    mut rd: impl AsyncRead + Unpin,
+    transport: Transport,
     peer: SocketAddr,
-    to_loop: mpsc::UnboundedSender<(SocketAddr, Vec<u8>)>,
+    to_loop: mpsc::UnboundedSender<StreamMsg>,
 ) {
     let mut framer = StreamFramer::new();
     let mut buf = vec![0u8; 16 * 1024];
@@ -237,15 +313,15 @@ async fn tcp_reader(
                 loop {
                     match framer.next_message() {
                         Ok(Some(m)) => {
-                            if to_loop.send((peer, m)).is_err() {
+                            if to_loop.send((transport, peer, m)).is_err() {
                                 return;
                             }
                         }
                         Ok(None) => break,
                         Err(e) => {
                             // A broken stream cannot be resynchronised: drop the connection.
-                            tracing::info!(%peer, error = %e, "closing SIP TCP connection");
-                            let _ = to_loop.send((peer, Vec::new()));
+                            tracing::info!(%peer, error = %e, "closing SIP stream connection");
+                            let _ = to_loop.send((transport, peer, Vec::new()));
                             return;
                         }
                     }
@@ -253,32 +329,101 @@ async fn tcp_reader(
             }
         }
     }
-    let _ = to_loop.send((peer, Vec::new()));
+    let _ = to_loop.send((transport, peer, Vec::new()));
 }
 
-async fn tcp_writer(
-    mut wr: tokio::net::tcp::OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
-) {
+async fn stream_writer(mut wr: impl AsyncWrite + Unpin, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
     while let Some(b) = rx.recv().await {
-        if wr.write_all(&b).await.is_err() {
+        if wr.write_all(&b).await.is_err() || wr.flush().await.is_err() {
             return;
         }
     }
 }
 
 /// Starts reader and writer tasks for a stream; returns the writer's queue.
-fn tcp_attach(
-    stream: TcpStream,
+fn stream_attach<S>(
+    stream: S,
+    transport: Transport,
     peer: SocketAddr,
-    to_loop: &mpsc::UnboundedSender<(SocketAddr, Vec<u8>)>,
-) -> mpsc::UnboundedSender<Vec<u8>> {
-    let _ = stream.set_nodelay(true);
-    let (rd, wr) = stream.into_split();
+    to_loop: &mpsc::UnboundedSender<StreamMsg>,
+) -> mpsc::UnboundedSender<Vec<u8>>
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (rd, wr) = tokio::io::split(stream);
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(tcp_reader(rd, peer, to_loop.clone()));
-    tokio::spawn(tcp_writer(wr, rx));
+    tokio::spawn(stream_reader(rd, transport, peer, to_loop.clone()));
+    tokio::spawn(stream_writer(wr, rx));
     tx
+}
+
+/// How long opening a stream (TCP connect, then the TLS handshake) may take.
+const STREAM_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens a TCP or TLS connection to `peer` and runs it: messages queued on `rx` before
+/// the connection is up are sent once it is. A failure is reported to the loop.
+async fn open_stream(
+    transport: Transport,
+    peer: SocketAddr,
+    tls: Option<TlsPeer>,
+    rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    to_loop: mpsc::UnboundedSender<StreamMsg>,
+) {
+    let opened = tokio::time::timeout(STREAM_OPEN_TIMEOUT, async {
+        let tcp = TcpStream::connect(peer)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        match tls {
+            None => Ok::<_, String>(Box::new(tcp) as Box<dyn Stream>),
+            Some(t) => {
+                let name = ServerName::try_from(t.server_name.clone())
+                    .map_err(|e| format!("TLS server name {:?}: {e}", t.server_name))?;
+                let s = tokio_rustls::TlsConnector::from(t.config)
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| format!("TLS handshake with {:?}: {e}", t.server_name))?;
+                Ok(Box::new(s) as Box<dyn Stream>)
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| Err("timed out".into()));
+    match opened {
+        Ok(stream) => {
+            let (rd, wr) = tokio::io::split(stream);
+            tokio::spawn(stream_reader(rd, transport, peer, to_loop));
+            stream_writer(wr, rx).await;
+        }
+        Err(e) => {
+            tracing::warn!(%peer, transport = transport.as_str(), error = %e, "SIP connection failed");
+            let _ = to_loop.send((transport, peer, Vec::new()));
+        }
+    }
+}
+
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// A peer nobody configured: its certificate must name its IP address, verified against
+/// the Mozilla roots (built once).
+fn default_tls_peer(
+    cfg: &mut Option<Arc<rustls::ClientConfig>>,
+    to: SocketAddr,
+) -> Option<TlsPeer> {
+    if cfg.is_none() {
+        match tls_client_config(None) {
+            Ok(c) => *cfg = Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "no TLS client configuration");
+                return None;
+            }
+        }
+    }
+    Some(TlsPeer {
+        server_name: to.ip().to_string(),
+        config: cfg.clone()?,
+    })
 }
 
 async fn accept_or_pending(l: &Option<TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
@@ -300,37 +445,39 @@ async fn run(
     let mut regs: HashMap<RegId, mpsc::UnboundedSender<UaEvent>> = HashMap::new();
     let mut buf = vec![0u8; 65_535];
     let mut local = EndpointStats::default();
-    // TCP: one writer queue per peer address; readers feed `tcp_in`.
-    let mut conns: HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>> = HashMap::new();
-    let (tcp_tx, mut tcp_in) = mpsc::unbounded_channel::<(SocketAddr, Vec<u8>)>();
+    // Streams: one writer queue per (transport, peer address); readers feed `stream_in`.
+    let mut conns: HashMap<(Transport, SocketAddr), mpsc::UnboundedSender<Vec<u8>>> =
+        HashMap::new();
+    let mut tls_peers: HashMap<SocketAddr, TlsPeer> = HashMap::new();
+    let mut default_tls: Option<Arc<rustls::ClientConfig>> = None;
+    let (stream_tx, mut stream_in) = mpsc::unbounded_channel::<StreamMsg>();
     loop {
         // 1. Everything the agent wants to send and tell.
         while let Some(t) = ua.poll_transmit() {
-            if t.transport == Transport::Tcp {
+            if t.transport.reliable() {
                 local.datagrams_out += 1;
-                let q = conns.entry(t.to).or_insert_with(|| {
+                let key = (t.transport, t.to);
+                if !conns.contains_key(&key) {
                     // Connect in the background; messages queue until the stream is up.
-                    let (tx, rx) = mpsc::unbounded_channel::<Vec<u8>>();
-                    let to_loop = tcp_tx.clone();
-                    let peer = t.to;
-                    tokio::spawn(async move {
-                        match TcpStream::connect(peer).await {
-                            Ok(stream) => {
-                                let _ = stream.set_nodelay(true);
-                                let (rd, wr) = stream.into_split();
-                                tokio::spawn(tcp_reader(rd, peer, to_loop));
-                                tcp_writer(wr, rx).await;
-                            }
-                            Err(e) => {
-                                tracing::info!(%peer, error = %e, "SIP TCP connect failed");
-                                let _ = to_loop.send((peer, Vec::new()));
-                            }
+                    let tls = if t.transport == Transport::Tls {
+                        match tls_peers.get(&t.to) {
+                            Some(p) => Some(p.clone()),
+                            None => default_tls_peer(&mut default_tls, t.to),
                         }
-                    });
-                    tx
-                });
-                if q.send(t.bytes).is_err() {
-                    conns.remove(&t.to);
+                    } else {
+                        None
+                    };
+                    let (tx, rx) = mpsc::unbounded_channel::<Vec<u8>>();
+                    if t.transport == Transport::Tls && tls.is_none() {
+                        // Without a client configuration nothing can be verified.
+                        let _ = stream_tx.send((t.transport, t.to, Vec::new()));
+                    } else {
+                        tokio::spawn(open_stream(t.transport, t.to, tls, rx, stream_tx.clone()));
+                    }
+                    conns.insert(key, tx);
+                }
+                if conns.get(&key).is_some_and(|q| q.send(t.bytes).is_err()) {
+                    conns.remove(&key);
                     local.send_errors += 1;
                 }
                 continue;
@@ -340,6 +487,10 @@ async fn run(
                 local.send_errors += 1;
                 tracing::debug!(to = %t.to, error = %e, "SIP send failed");
             }
+        }
+        // The counters are current before anyone hears of what they count.
+        if let Ok(mut s) = stats.lock() {
+            *s = local;
         }
         while let Some(ev) = ua.poll_event() {
             if let UaEvent::Incoming {
@@ -385,9 +536,6 @@ async fn run(
                 }
             }
         }
-        if let Ok(mut s) = stats.lock() {
-            *s = local;
-        }
         // 2. Wait for a datagram, a command or the next timer.
         let wake = ua.poll_timeout().map_or_else(
             || tokio::time::Instant::now() + Duration::from_secs(3600),
@@ -403,18 +551,22 @@ async fn run(
             },
             a = accept_or_pending(&listener) => match a {
                 Ok((stream, peer)) => {
-                    let q = tcp_attach(stream, peer, &tcp_tx);
-                    conns.insert(peer, q);
+                    let _ = stream.set_nodelay(true);
+                    let q = stream_attach(stream, Transport::Tcp, peer, &stream_tx);
+                    conns.insert((Transport::Tcp, peer), q);
                 }
                 Err(e) => tracing::debug!(error = %e, "SIP TCP accept error"),
             },
-            m = tcp_in.recv() => {
-                if let Some((peer, msg)) = m {
+            m = stream_in.recv() => {
+                if let Some((transport, peer, msg)) = m {
                     if msg.is_empty() {
-                        conns.remove(&peer);
+                        if conns.remove(&(transport, peer)).is_some() {
+                            local.stream_failures += 1;
+                        }
+                        ua.transport_failed(Instant::now(), peer, transport);
                     } else {
                         local.datagrams_in += 1;
-                        ua.handle_input(Instant::now(), peer, Transport::Tcp, &msg);
+                        ua.handle_input(Instant::now(), peer, transport, &msg);
                     }
                 }
             }
@@ -435,6 +587,9 @@ async fn run(
                         let _ = reply.send(id);
                     }
                     Cmd::Unregister(reg) => ua.unregister(now, reg),
+                    Cmd::TlsPeer(addr, peer) => {
+                        tls_peers.insert(addr, *peer);
+                    }
                     Cmd::Ring(c) => ua.ring(now, c),
                     Cmd::EarlyMedia(c, sdp) => ua.early_media(now, c, *sdp),
                     Cmd::Answer(c, sdp) => ua.answer(now, c, *sdp),

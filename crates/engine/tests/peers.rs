@@ -591,6 +591,7 @@ async fn register_and_call_through_kamailio_with_digest_auth() {
             secret: "secret".into(),
             invite_to: None,
             min_expires: None,
+            tls: None,
         },
     )
     .unwrap();
@@ -996,4 +997,174 @@ async fn blind_transfer_by_refer_to_a_sipp_transferee() {
         .await
         .unwrap();
     assert!(status.success(), "SIPp transferee failed: {status:?}");
+}
+
+/// SIP over TLS through Kamailio (its `tls` module, certificate from a test CA): our UAC
+/// registers and calls over TLS with digest auth, the callee (registered over UDP) hangs
+/// up, and its BYE comes back to us over our own TLS connection (RFC 5923 alias). A client
+/// that trusts another CA is refused at the handshake and its REGISTER fails at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_and_call_over_tls_through_kamailio() {
+    if !have_peer("kamailio") || !have_peer("openssl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (port, tls_port) = (25100u16, 25101u16);
+    let ca =
+        waihu_testkit::kamailio::make_test_ca(dir.path(), &["carrier.test", "127.0.0.1"]).unwrap();
+    let _peer = waihu_testkit::kamailio::Kamailio::start(
+        dir.path(),
+        &waihu_testkit::kamailio::Config {
+            port,
+            secret: "secret".into(),
+            tls: Some(waihu_testkit::kamailio::TlsListen {
+                port: tls_port,
+                cert: ca.cert.clone(),
+                key: ca.key.clone(),
+            }),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let tls_addr: SocketAddr = format!("127.0.0.1:{tls_port}").parse().unwrap();
+    let reg = |user: &str, transport| waihu_sip::Registration {
+        registrar: format!("sip:127.0.0.1:{port}"),
+        proxy: (transport == waihu_sip::Transport::Tls).then_some(tls_addr),
+        transport,
+        expires: 60,
+        credentials: Some(waihu_sip::Credentials {
+            username: user.into(),
+            password: "secret".into(),
+        }),
+    };
+    async fn first_event(
+        rx: &mut tokio::sync::mpsc::UnboundedReceiver<waihu_sip::UaEvent>,
+    ) -> waihu_sip::UaEvent {
+        tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("an answer within 5 s")
+            .unwrap()
+    }
+
+    // A client trusting another CA: the handshake fails and so does the REGISTER, now.
+    let other = waihu_testkit::kamailio::make_test_ca(
+        &{
+            let d = dir.path().join("other");
+            std::fs::create_dir_all(&d).unwrap();
+            d
+        },
+        &["carrier.test"],
+    )
+    .unwrap();
+    let stranger = endpoint("stranger").await;
+    stranger
+        .set_tls_peer(
+            tls_addr,
+            waihu_engine::sip::TlsPeer {
+                server_name: "carrier.test".into(),
+                config: waihu_engine::sip::tls_client_config(Some(&other.ca)).unwrap(),
+            },
+        )
+        .unwrap();
+    let (_r, mut ev) = stranger
+        .register(reg("stranger", waihu_sip::Transport::Tls))
+        .await
+        .unwrap();
+    let e = first_event(&mut ev).await;
+    assert!(
+        matches!(
+            e,
+            waihu_sip::UaEvent::RegistrationFailed { status: None, .. }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(stranger.stats().stream_failures, 1);
+    // The right CA but a name the certificate does not carry: refused too.
+    let misnamed = endpoint("misnamed").await;
+    misnamed
+        .set_tls_peer(
+            tls_addr,
+            waihu_engine::sip::TlsPeer {
+                server_name: "other.test".into(),
+                config: waihu_engine::sip::tls_client_config(Some(&ca.ca)).unwrap(),
+            },
+        )
+        .unwrap();
+    let (_r, mut ev) = misnamed
+        .register(reg("misnamed", waihu_sip::Transport::Tls))
+        .await
+        .unwrap();
+    let e = first_event(&mut ev).await;
+    assert!(
+        matches!(
+            e,
+            waihu_sip::UaEvent::RegistrationFailed { status: None, .. }
+        ),
+        "{e:?}"
+    );
+
+    // The callee registers over UDP and plays a prompt, then hangs up.
+    let uas = Arc::new(endpoint("callee").await);
+    let (_reg, mut reg_ev) = uas
+        .register(reg("callee", waihu_sip::Transport::Udp))
+        .await
+        .unwrap();
+    let e = first_event(&mut reg_ev).await;
+    assert!(matches!(e, waihu_sip::UaEvent::Registered { .. }), "{e:?}");
+    let prompt: Arc<[i16]> = melody(2.5, 13).into();
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(call::answer_loop(
+        uas.clone(),
+        Duration::from_millis(100),
+        MediaOptions {
+            play: Some(prompt.clone()),
+            hangup_after_play: true,
+            ..Default::default()
+        },
+        tx,
+    ));
+
+    // The caller trusts the test CA and checks the name carrier.test (SNI).
+    let uac = endpoint("caller").await;
+    uac.set_tls_peer(
+        tls_addr,
+        waihu_engine::sip::TlsPeer {
+            server_name: "carrier.test".into(),
+            config: waihu_engine::sip::tls_client_config(Some(&ca.ca)).unwrap(),
+        },
+    )
+    .unwrap();
+    let (_r, mut ev) = uac
+        .register(reg("caller", waihu_sip::Transport::Tls))
+        .await
+        .unwrap();
+    let e = first_event(&mut ev).await;
+    assert!(
+        matches!(e, waihu_sip::UaEvent::Registered { expires: 60, .. }),
+        "{e:?}"
+    );
+    let mut opts = CallOptions::new(format!("sip:callee@127.0.0.1:{port}"));
+    opts.proxy = Some(tls_addr);
+    opts.transport = waihu_sip::Transport::Tls;
+    opts.credentials = Some(waihu_sip::Credentials {
+        username: "caller".into(),
+        password: "secret".into(),
+    });
+    opts.media.max_duration = Duration::from_secs(10);
+    opts.media.record = Some(dir.path().join("tls.wav"));
+    let r = call::place_call(&uac, opts, &mut |_| {}).await.unwrap();
+    assert_eq!(
+        (r.outcome, r.sip_status),
+        (CallOutcome::Answered, Some(200)),
+        "{r:?}"
+    );
+    assert!(
+        r.reason.contains("hangup by peer"),
+        "BYE over our TLS connection: {r:?}"
+    );
+    let (left, _) = wav::read_stereo(&dir.path().join("tls.wav")).unwrap();
+    let c = best_correlation(&left, &prompt, 0.8);
+    assert!(c > 0.9, "prompt over a TLS-signalled call: correlation {c}");
+    let s = uac.stats();
+    assert_eq!(s.stream_failures, 0, "{s:?}");
 }

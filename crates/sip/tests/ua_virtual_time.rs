@@ -591,3 +591,66 @@ proptest! {
         while ua.poll_transmit().is_some() {}
     }
 }
+
+#[test]
+fn tls_calls_carry_tls_via_alias_and_contact_and_a_dead_stream_fails_them_at_once() {
+    // A whole call over TLS: Via says TLS with `alias` (RFC 5923), the Contact asks for
+    // `transport=tls`, the callee's requests and responses come back over TLS, and no
+    // retransmission is ever sent on a reliable transport.
+    let mut net = Net::new();
+    let mut oc = OutgoingCall::new(format!("sip:bob@{B};transport=tls"));
+    oc.sdp = Some(net.offer());
+    oc.transport = Transport::Tls;
+    let now = net.now;
+    let call = net.a.invite(now, oc).unwrap();
+    net.pump();
+    answer_incoming(&mut net);
+    net.run_for(Duration::from_secs(2));
+    let invite = String::from_utf8_lossy(&net.wire[0].1).to_string();
+    assert!(
+        invite.contains("Via: SIP/2.0/TLS 127.0.0.1:5060;rport;alias;branch="),
+        "{invite}"
+    );
+    assert!(invite.contains(";transport=tls>"), "{invite}");
+    let now = net.now;
+    net.a.bye(now, call);
+    net.run_for(Duration::from_secs(40));
+    assert_eq!(
+        Net::terminated(&net.ev_a).map(|t| t.0),
+        Some(CallOutcome::Answered)
+    );
+    let invites = net
+        .methods_sent()
+        .iter()
+        .filter(|m| m.starts_with("INVITE"))
+        .count();
+    assert_eq!(invites, 1, "no retransmission over TLS");
+
+    // The connection cannot be opened: the runtime says so and the call fails now, not
+    // after timer B (32 s); a transaction to another address is untouched.
+    let mut a = UserAgent::new(Config::new(addr(A), "alice"), 7);
+    let t0 = Instant::now();
+    let mut oc = OutgoingCall::new(format!("sip:bob@{B}"));
+    oc.transport = Transport::Tls;
+    let dead = a.invite(t0, oc).unwrap();
+    let mut other = OutgoingCall::new("sip:carol@127.0.0.1:5080".to_string());
+    other.transport = Transport::Tls;
+    let alive = a.invite(t0, other).unwrap();
+    assert_eq!(
+        a.transport_failed(t0, addr(B), Transport::Udp),
+        0,
+        "other transport"
+    );
+    assert_eq!(a.transport_failed(t0, addr(B), Transport::Tls), 1);
+    let ended: Vec<waihu_sip::CallId> = std::iter::from_fn(|| a.poll_event())
+        .filter_map(|e| match e {
+            UaEvent::Terminated { call, outcome, .. } => {
+                assert_eq!(outcome, CallOutcome::Failed);
+                Some(call)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ended, vec![dead]);
+    assert_ne!(dead, alive);
+}

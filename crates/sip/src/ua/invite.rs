@@ -378,13 +378,8 @@ impl UserAgent {
             .get_all("Via")
             .first()
             .and_then(|v| Via::parse(v))
-            .map_or(Transport::Udp, |v| {
-                if v.transport == "TCP" {
-                    Transport::Tcp
-                } else {
-                    Transport::Udp
-                }
-            });
+            .and_then(|v| Transport::from_via(&v.transport))
+            .unwrap_or(Transport::Udp);
         for (method, cseq) in [("ACK", n), ("BYE", n + 1)] {
             let (via, _) = self.via(transport);
             let mut h = Headers::default();

@@ -289,9 +289,16 @@ impl UserAgent {
     }
     fn via(&mut self, transport: Transport) -> (String, String) {
         let branch = format!("z9hG4bK{}", self.token());
+        // Over TLS we are a client only: `alias` (RFC 5923) asks the peer to send its
+        // requests to our sent-by address back over the connection we opened.
+        let alias = if transport == Transport::Tls {
+            ";alias"
+        } else {
+            ""
+        };
         (
             format!(
-                "SIP/2.0/{} {};rport;branch={}",
+                "SIP/2.0/{} {};rport{alias};branch={}",
                 transport.as_str(),
                 self.cfg.local_addr,
                 branch
@@ -300,10 +307,10 @@ impl UserAgent {
         )
     }
     fn contact(&self, transport: Transport) -> String {
-        let t = if transport.reliable() {
-            ";transport=tcp"
-        } else {
-            ""
+        let t = match transport {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+            Transport::Tls => ";transport=tls",
         };
         format!("<sip:{}@{}{}>", self.cfg.user, self.cfg.local_addr, t)
     }

@@ -64,6 +64,35 @@ impl UserAgent {
         id
     }
 
+    /// The runtime could not reach `to` over a stream transport (connect, TLS handshake or
+    /// write failed, or the connection closed): every client transaction still waiting for
+    /// a final response there ends now as if its timer B/F had fired (RFC 3261 §8.1.3.1),
+    /// instead of 32 s later. Returns how many ended.
+    pub fn transport_failed(
+        &mut self,
+        now: Instant,
+        to: SocketAddr,
+        transport: Transport,
+    ) -> usize {
+        let mut dead: Vec<u64> = self
+            .ctx
+            .iter()
+            .filter(|(_, tx)| {
+                tx.dest == to
+                    && tx.transport == transport
+                    && matches!(tx.state, TxState::Initial | TxState::Proceeding)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        dead.sort_unstable();
+        for id in &dead {
+            if let Some(tx) = self.remove_ctx(*id) {
+                self.tx_timed_out(now, tx.owner, &tx.request.method);
+            }
+        }
+        dead.len()
+    }
+
     fn remove_ctx(&mut self, id: u64) -> Option<ClientTx> {
         let tx = self.ctx.remove(&id)?;
         self.ctx_by_key.remove(&tx.key);

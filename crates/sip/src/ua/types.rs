@@ -66,6 +66,8 @@ impl Config {
 pub enum Transport {
     Udp,
     Tcp,
+    /// SIP over TLS (RFC 3261 §26.2): a reliable stream; the runtime does the handshake.
+    Tls,
 }
 
 impl Transport {
@@ -73,15 +75,34 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+        }
+    }
+    /// The `transport=` URI parameter value.
+    pub fn uri_param(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+        }
+    }
+    /// From a Via sent-protocol transport (`UDP`, `TCP`, `TLS`; case-insensitive).
+    pub fn from_via(s: &str) -> Option<Transport> {
+        match s.to_ascii_uppercase().as_str() {
+            "UDP" => Some(Transport::Udp),
+            "TCP" => Some(Transport::Tcp),
+            "TLS" => Some(Transport::Tls),
+            _ => None,
         }
     }
     /// Reliable transports get no retransmissions and zero-length wait timers (D, I, J, K).
     pub fn reliable(self) -> bool {
-        matches!(self, Transport::Tcp)
+        matches!(self, Transport::Tcp | Transport::Tls)
     }
 }
 
-/// Bytes the runtime must send. Over TCP the runtime reuses (or opens) a connection to `to`.
+/// Bytes the runtime must send. Over TCP or TLS the runtime reuses (or opens) a connection
+/// to `to`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
     pub to: SocketAddr,
