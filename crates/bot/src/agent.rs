@@ -35,6 +35,8 @@ pub(crate) enum AgentCmd {
     /// Stop playing now.
     Stop,
     Hangup(String),
+    /// Blind transfer (REFER) to this number or URI once the current prompt has played.
+    Transfer(String),
     /// Call analysis is settled: stop feeding the detector.
     AmdStop,
 }
@@ -95,6 +97,9 @@ pub struct BotAgent {
     playing: Option<Playing>,
     ms: u64,
     hangup: Option<String>,
+    /// A blind transfer the brain asked for: `Some(Some(target))` until it is asked of
+    /// the call task, `Some(None)` after.
+    transfer: Option<Option<String>>,
     vad_failed: bool,
     /// Early media (a carrier announcement), kept for the brain to classify.
     early: Vec<i16>,
@@ -122,6 +127,7 @@ impl BotAgent {
             playing: None,
             ms: 0,
             hangup: None,
+            transfer: None,
             vad_failed: false,
             early: Vec::new(),
             amd: match waihu_amd::Amd::new() {
@@ -159,6 +165,9 @@ impl BotAgent {
                 AgentCmd::Stop => self.stop(),
                 AgentCmd::Hangup(why) => {
                     self.hangup.get_or_insert(why);
+                }
+                AgentCmd::Transfer(target) => {
+                    self.transfer.get_or_insert(Some(target));
                 }
                 AgentCmd::AmdStop => self.amd = None,
             }
@@ -256,9 +265,24 @@ impl CallAgent for BotAgent {
         self.analyse(heard);
         self.play(say);
         self.ms += FRAME_MS;
+        if self.playing.is_none() {
+            // Asked once; `Some(None)` marks a transfer under way.
+            if let Some(target) = self.transfer.as_mut().and_then(Option::take) {
+                return Control::Transfer(target);
+            }
+        }
         match &self.hangup {
             Some(why) if self.playing.is_none() => Control::Hangup(why.clone()),
             _ => Control::Continue,
+        }
+    }
+
+    fn on_transfer(&mut self, _now: Instant, progress: &waihu_engine::waihu_sip::TransferProgress) {
+        // Success: the call task hangs up itself. Failure: the callee is still with us and
+        // the conversation is over, so the bot leaves.
+        if progress.settled() == Some(false) {
+            self.hangup
+                .get_or_insert_with(|| "transfer failed / 转接失败".to_string());
         }
     }
 
@@ -425,5 +449,57 @@ mod tests {
         let (barge, silent, _) = run(false);
         assert_eq!(barge, None);
         assert_eq!(silent, None, "the 10 s prompt played on");
+    }
+
+    #[test]
+    fn a_blind_transfer_is_asked_once_after_the_prompt_and_a_failure_hangs_up() {
+        use waihu_engine::waihu_sip::TransferProgress;
+        let (mut a, _rx, tx) = agent();
+        let now = Instant::now();
+        let mut say = [0i16; 160];
+        // The transfer line (0.1 s) plays first.
+        tx.send(AgentCmd::Start {
+            id: 1,
+            barge_in: false,
+        })
+        .unwrap();
+        tx.send(AgentCmd::Audio {
+            id: 1,
+            samples: vec![1000; 800],
+        })
+        .unwrap();
+        tx.send(AgentCmd::End { id: 1 }).unwrap();
+        tx.send(AgentCmd::Transfer("4001".into())).unwrap();
+        let mut controls = Vec::new();
+        for _ in 0..10 {
+            controls.push(a.on_frame(now, &[0; 160], &mut say));
+        }
+        let asked: Vec<usize> = controls
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c == Control::Transfer("4001".into()))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(
+            asked,
+            vec![4],
+            "with the last of the 5 prompt frames, once: {controls:?}"
+        );
+        assert!(controls[5..].iter().all(|c| *c == Control::Continue));
+        // Progress does not end the call; a refusal does.
+        a.on_transfer(now, &TransferProgress::Accepted { status: 202 });
+        assert_eq!(a.on_frame(now, &[0; 160], &mut say), Control::Continue);
+        a.on_transfer(
+            now,
+            &TransferProgress::Notified {
+                status: 486,
+                reason: "Busy Here".into(),
+                terminated: true,
+            },
+        );
+        assert!(matches!(
+            a.on_frame(now, &[0; 160], &mut say),
+            Control::Hangup(why) if why.contains("transfer failed")
+        ));
     }
 }

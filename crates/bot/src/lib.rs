@@ -174,6 +174,9 @@ pub struct BotReport {
     pub barge_ins: u32,
     /// Why the bot hung up (None: the callee did).
     pub bot_hangup: Option<String>,
+    /// The number or URI the conversation ended transferring the callee to by REFER (the
+    /// script's `transfer: {number}` without an agent desk).
+    pub blind_transfer: Option<String>,
     /// What a carrier announcement in the early media said (unanswered calls).
     pub announcement: Option<String>,
     /// The network outcome that announcement means, when it names one.
@@ -762,10 +765,36 @@ impl Brain {
                 }
             }
         }
+        if why == "conversation ended" {
+            // A script's `transfer: {number: ...}` with no agent desk to take it: a blind
+            // transfer (REFER) once the transfer line has played; the call task hangs up
+            // when the target answers, the agent when the transfer fails.
+            if let Some(number) = self.blind_transfer_target() {
+                self.report.blind_transfer = Some(number.clone());
+                let _ = self.to_agent.send(AgentCmd::Transfer(number));
+                return;
+            }
+        }
         self.report
             .bot_hangup
             .get_or_insert_with(|| why.to_string());
         let _ = self.to_agent.send(AgentCmd::Hangup(why.to_string()));
+    }
+
+    /// The number of the conversation's last transfer, when it names one.
+    fn blind_transfer_target(&self) -> Option<String> {
+        match self
+            .report
+            .actions
+            .iter()
+            .rev()
+            .find(|a| matches!(a, Action::Transfer { .. }))?
+        {
+            Action::Transfer {
+                number: Some(n), ..
+            } if !n.trim().is_empty() => Some(n.trim().to_string()),
+            _ => None,
+        }
     }
 
     /// The queue the conversation ended transferring to, when warm transfer is on.

@@ -1036,7 +1036,7 @@ trunks:
             (TrunkTransport::Tls, 5062)
         );
         let e = first("trunks:\n  - name: a\n    proxy: sips:x.example.com;transport=udp\n    channels: 1\n    cps: 1\n");
-        assert_eq!((e.line, e.column), (Some(3), Some(12)), "{e}");
+        assert_eq!((e.line, e.column), (Some(3), Some(5)), "{e}");
         assert!(e.message.contains("TLS only"), "{e}");
         let e = first("trunks:\n  - name: a\n    proxy: 127.0.0.1:5060\n    tls_ca: ca.pem\n    channels: 1\n    cps: 1\n");
         assert_eq!(e.path, "trunks[0].tls_ca", "{e}");

@@ -183,6 +183,17 @@ pub enum EventKind {
         reason: String,
         wait_ms: u64,
     },
+    /// A blind transfer (REFER) of the callee to `target` (the script's `transfer:
+    /// {number}`): `succeeded` once the transferee's NOTIFY settled it (`None`: the call
+    /// ended first), `settled_ms` from the REFER, `progress` each report in order.
+    TransferReferred {
+        target: String,
+        succeeded: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        settled_ms: Option<u64>,
+        #[serde(default)]
+        progress: Vec<String>,
+    },
 }
 
 impl EventKind {
@@ -210,6 +221,7 @@ impl EventKind {
             EventKind::TransferOffered { .. } => "transfer_offered",
             EventKind::TransferAnswered { .. } => "transfer_answered",
             EventKind::TransferAbandoned { .. } => "transfer_abandoned",
+            EventKind::TransferReferred { .. } => "transfer_referred",
         }
     }
 }

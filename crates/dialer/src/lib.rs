@@ -1228,6 +1228,14 @@ async fn call(
         for (_, k) in &transfer.events {
             events.push(k.clone());
         }
+        if let Some(t) = report.as_ref().ok().and_then(|r| r.transfer.as_ref()) {
+            events.push(EventKind::TransferReferred {
+                target: t.target.clone(),
+                succeeded: t.succeeded,
+                settled_ms: t.settled_ms.map(|m| m.round() as u64),
+                progress: t.progress.clone(),
+            });
+        }
         if let Some(at) = transfer_callback {
             callback_at = Some(at);
             events.push(EventKind::CallbackRequested { when: at });

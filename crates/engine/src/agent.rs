@@ -12,8 +12,8 @@ pub enum Control {
     Continue,
     /// Hang up now (BYE); the reason is logged and reported.
     Hangup(String),
-    /// Blind transfer: ask the other side to call this sip:/sips:/tel: URI instead
-    /// (REFER). Progress reaches [`CallAgent::on_transfer`]; after the target answers the
+    /// Blind transfer: ask the other side to call this sip:/sips:/tel: URI (or a bare
+    /// number, in the domain the call was placed to) instead (REFER). Progress reaches [`CallAgent::on_transfer`]; after the target answers the
     /// call task hangs up (RFC 5589 §6), after a failure the agent decides.
     Transfer(String),
 }

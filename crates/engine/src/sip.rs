@@ -255,7 +255,8 @@ impl SipEndpoint {
     pub fn info_dtmf(&self, call: CallId, digit: char) -> Result<(), EngineError> {
         self.send(Cmd::InfoDtmf(call, digit))
     }
-    /// Blind transfer (REFER) of an answered call to `target` (a sip:/sips:/tel: URI).
+    /// Blind transfer (REFER) of an answered call to `target` (a sip:/sips:/tel: URI, or a
+    /// bare number reached through the domain the call was placed to).
     /// Progress, or a refusal when the target or the call's state does not allow it,
     /// arrives on the call's events as [`UaEvent::Transfer`].
     pub fn refer(&self, call: CallId, target: impl Into<String>) -> Result<(), EngineError> {

@@ -1165,6 +1165,24 @@ async fn register_and_call_over_tls_through_kamailio() {
     let (left, _) = wav::read_stereo(&dir.path().join("tls.wav")).unwrap();
     let c = best_correlation(&left, &prompt, 0.8);
     assert!(c > 0.9, "prompt over a TLS-signalled call: correlation {c}");
+    // Now we hang up first: our BYE goes over TLS through Kamailio and its 200 comes back
+    // at once (no 32 s transaction timeout).
+    let mut opts = CallOptions::new(format!("sip:callee@127.0.0.1:{port}"));
+    opts.proxy = Some(tls_addr);
+    opts.transport = waihu_sip::Transport::Tls;
+    opts.credentials = Some(waihu_sip::Credentials {
+        username: "caller".into(),
+        password: "secret".into(),
+    });
+    opts.media.max_duration = Duration::from_secs(1);
+    let t0 = std::time::Instant::now();
+    let r = call::place_call(&uac, opts, &mut |_| {}).await.unwrap();
+    let took = t0.elapsed();
+    assert!(r.reason.contains("hangup by us"), "{r:?}");
+    assert!(
+        !r.reason.contains("timed out") && took < Duration::from_secs(5),
+        "BYE over TLS answered in {took:?}: {r:?}"
+    );
     let s = uac.stats();
     assert_eq!(s.stream_failures, 0, "{s:?}");
 }

@@ -654,3 +654,51 @@ fn tls_calls_carry_tls_via_alias_and_contact_and_a_dead_stream_fails_them_at_onc
     assert_eq!(ended, vec![dead]);
     assert_ne!(dead, alive);
 }
+
+#[test]
+fn record_route_is_copied_into_dialog_responses_and_followed_by_the_caller() {
+    // A proxy at :5999 record-routes the INVITE (played by hand: the header is added on
+    // the way). The callee's 180 and 200 carry it (RFC 3261 §12.1.1), so the caller's
+    // BYE goes through the proxy, not straight to the callee's Contact.
+    let proxy = addr("127.0.0.1:5999");
+    let mut a = UserAgent::new(Config::new(addr(A), "alice"), 11);
+    let mut b = UserAgent::new(Config::new(addr(B), "bob"), 12);
+    let now = Instant::now();
+    let mut oc = OutgoingCall::new(format!("sip:bob@{B}"));
+    oc.sdp = Some(Sdp::offer(addr("127.0.0.1:40000"), &[Codec::Pcmu], 20, 1));
+    let call = a.invite(now, oc).unwrap();
+    let invite = a.poll_transmit().unwrap().bytes;
+    let text = String::from_utf8(invite).unwrap();
+    let (line, rest) = text.split_once("\r\n").unwrap();
+    let routed = format!("{line}\r\nRecord-Route: <sip:127.0.0.1:5999;lr>\r\n{rest}");
+    b.handle_input(now, proxy, Transport::Udp, routed.as_bytes());
+    let (incoming, offer) = std::iter::from_fn(|| b.poll_event())
+        .find_map(|e| match e {
+            UaEvent::Incoming { call, sdp, .. } => Some((call, sdp.unwrap())),
+            _ => None,
+        })
+        .unwrap();
+    let (ans, _) = Sdp::answer(&offer, addr("127.0.0.1:41000"), &[Codec::Pcmu], 2).unwrap();
+    b.ring(now, incoming);
+    b.answer(now, incoming, ans);
+    let sent: Vec<String> = std::iter::from_fn(|| b.poll_transmit())
+        .map(|t| String::from_utf8(t.bytes).unwrap())
+        .collect();
+    for status in ["SIP/2.0 180", "SIP/2.0 200"] {
+        let r = sent.iter().find(|m| m.starts_with(status)).unwrap();
+        assert!(r.contains("Record-Route: <sip:127.0.0.1:5999;lr>"), "{r}");
+    }
+    let trying = sent.iter().find(|m| m.starts_with("SIP/2.0 100")).unwrap();
+    assert!(!trying.contains("Record-Route"), "{trying}");
+    let ok = sent.iter().find(|m| m.starts_with("SIP/2.0 200")).unwrap();
+    a.handle_input(now, proxy, Transport::Udp, ok.as_bytes());
+    let _ack = a.poll_transmit().unwrap();
+    a.bye(now, call);
+    let bye = a.poll_transmit().unwrap();
+    assert_eq!(bye.to, proxy);
+    let text = String::from_utf8(bye.bytes).unwrap();
+    assert!(
+        text.starts_with("BYE ") && text.contains("Route: <sip:127.0.0.1:5999;lr>"),
+        "{text}"
+    );
+}

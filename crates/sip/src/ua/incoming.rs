@@ -125,6 +125,13 @@ impl UserAgent {
         let req = c.invite_req.as_ref()?;
         let mut r = self.response_for(req, c.fallback_dest, status, Some(&c.dialog.local_tag));
         if status < 300 {
+            // RFC 3261 §12.1.1: a dialog-creating response carries the request's
+            // Record-Route, so the caller's in-dialog requests follow the proxies too.
+            if status > 100 {
+                for rr in req.headers.get_all("Record-Route") {
+                    r.headers.push("Record-Route", rr);
+                }
+            }
             r.headers.push("Contact", self.contact(c.transport));
             if status >= 200 {
                 r.headers.push("Allow", ALLOW);

@@ -59,11 +59,28 @@ pub fn sipfrag_status(body: &[u8]) -> Option<(u16, String)> {
         .then(|| (status, reason.trim().to_string()))
 }
 
-/// A Refer-To value for `target`: a sip:, sips: or tel: URI (a bare number is not
-/// accepted here: the runtime knows which domain it belongs to).
-fn refer_to_value(target: &str) -> Result<String, SipError> {
+/// A Refer-To value for `target`: a sip:, sips: or tel: URI, or a bare number (digits,
+/// an optional leading `+`, `-` separators), which goes to the domain of `remote` (the
+/// URI the call was placed to: the same trunk or proxy reaches the number).
+fn refer_to_value(target: &str, remote: &str) -> Result<String, SipError> {
     let t = target.trim();
     let bad = || SipError::BadTarget(target.to_string());
+    let digits = t.strip_prefix('+').unwrap_or(t);
+    if !digits.is_empty()
+        && digits.len() <= 32
+        && digits.bytes().all(|b| b.is_ascii_digit() || b == b'-')
+        && digits.bytes().any(|b| b.is_ascii_digit())
+    {
+        let r = SipUri::parse(remote)
+            .filter(|r| !r.host.is_empty())
+            .ok_or_else(bad)?;
+        let scheme = if r.scheme == "sips" { "sips" } else { "sip" };
+        let number: String = t.chars().filter(|c| *c != '-').collect();
+        return Ok(match r.port {
+            Some(p) => format!("<{scheme}:{number}@{}:{p}>", r.host),
+            None => format!("<{scheme}:{number}@{}>", r.host),
+        });
+    }
     if t.bytes()
         .any(|b| b.is_ascii_control() || b == b'<' || b == b'>' || b == b'"')
     {
@@ -91,8 +108,8 @@ impl UserAgent {
     /// Progress arrives as [`UaEvent::Transfer`]; the call itself stays up until the
     /// runtime hangs it up.
     pub fn refer(&mut self, now: Instant, call: CallId, target: &str) -> Result<(), SipError> {
-        let refer_to = refer_to_value(target)?;
         let c = self.calls.get(&call).ok_or(SipError::UnknownCall(call))?;
+        let refer_to = refer_to_value(target, &c.dialog.remote_uri)?;
         if c.state != CallState::Confirmed {
             return Err(SipError::BadState(call, "REFER"));
         }
@@ -213,23 +230,34 @@ mod tests {
 
     #[test]
     fn refer_to_targets() {
+        let remote = "sip:+8613800138000@sbc.example.com:5080";
+        let v = |t: &str| refer_to_value(t, remote);
         assert_eq!(
-            refer_to_value("sip:400@127.0.0.1:5070").unwrap(),
+            v("sip:400@127.0.0.1:5070").unwrap(),
             "<sip:400@127.0.0.1:5070>"
         );
+        assert_eq!(v("tel:+86-10-12345678").unwrap(), "<tel:+86-10-12345678>");
+        // A bare number goes where the call went.
         assert_eq!(
-            refer_to_value("tel:+86-10-12345678").unwrap(),
-            "<tel:+86-10-12345678>"
+            v("400-123-4567").unwrap(),
+            "<sip:4001234567@sbc.example.com:5080>"
         );
+        assert_eq!(
+            refer_to_value("+861012345678", "sips:a@carrier.example").unwrap(),
+            "<sips:+861012345678@carrier.example>"
+        );
+        assert!(refer_to_value("4001", "not a uri").is_err());
         for bad in [
-            "4001234567",
+            "40a1",
+            "+",
+            "--",
             "http://x",
             "sip:a@b>\r\nX: y",
             "tel:",
             "tel:abc",
             "",
         ] {
-            assert!(refer_to_value(bad).is_err(), "{bad:?}");
+            assert!(v(bad).is_err(), "{bad:?}");
         }
     }
 
