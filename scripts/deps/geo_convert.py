@@ -31,8 +31,12 @@ for k in range(n):
         fields = buf[off:end].decode("utf-8").split("|")
         if len(fields) != 4:
             sys.exit(f"geo_convert: record at byte {off} has {len(fields)} fields, want 4")
+        fields = [f.strip() for f in fields]
+        # One record of 0.4.5 writes its area code with two zeros (00479, 锡林郭勒).
+        if fields[3].startswith("00"):
+            fields[3] = "0" + fields[3].lstrip("0")
         records[off] = len(rec_lines)
-        rec_lines.append("\t".join(f.strip() for f in fields))
+        rec_lines.append("\t".join(fields))
     rec = records[off]
     if runs and runs[-1][0] + runs[-1][1] == seg and runs[-1][2] == rec and runs[-1][3] == carrier:
         runs[-1][1] += 1

@@ -15,10 +15,10 @@
 //! M <tab> first segment <tab> count <tab> place <tab> carrier   runs of 7-digit segments
 //! ```
 //!
-//! Architecture invariant: no I/O and no clock. [`Table::parse`] takes the
-//! text, lookups take a number; reading the file is the caller's job
-//! ([`default_path`] only says where the installer puts it). Bad input is an
-//! error naming the line, never a panic.
+//! Architecture invariant: no sockets and no clock. [`Table::parse`] takes the
+//! text, lookups take a number; the one function that touches the file system
+//! is [`read_installed`] (read the installed file, if any). Bad input is an
+//! error naming the file and line, never a panic.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -39,6 +39,42 @@ pub fn default_path(data_dir: &Path) -> PathBuf {
         .unwrap_or_else(|| data_dir.join("models"))
         .join("geo")
         .join(FILE_NAME)
+}
+
+/// The installed table could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}:{source} (reinstall it: bash scripts/deps/geo.sh)")]
+    Parse { path: String, source: ParseError },
+}
+
+/// The table at [`default_path`], `Ok(None)` when nothing is installed there
+/// (run `scripts/deps/geo.sh`).
+pub fn read_installed(data_dir: &Path) -> Result<Option<Table>, FileError> {
+    read_file(&default_path(data_dir))
+}
+
+/// The table in `path`, `Ok(None)` when the file does not exist.
+pub fn read_file(path: &Path) -> Result<Option<Table>, FileError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(FileError::Io {
+                path: path.display().to_string(),
+                source,
+            })
+        }
+    };
+    Table::parse(&text).map(Some).map_err(|source| FileError::Parse {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// A line of the table that cannot be read.
@@ -330,6 +366,12 @@ impl Table {
     /// Number of area codes that name a city or a province.
     pub fn area_codes(&self) -> usize {
         self.areas.len()
+    }
+
+    /// The runs of consecutive segments with one place and carrier: first
+    /// segment and count, sorted.
+    pub fn runs(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.starts.iter().zip(&self.ends).map(|(&s, &e)| (s, e - s))
     }
 
     /// A 7-digit mobile segment (`1380013`).
