@@ -71,10 +71,12 @@ pub fn read_file(path: &Path) -> Result<Option<Table>, FileError> {
             })
         }
     };
-    Table::parse(&text).map(Some).map_err(|source| FileError::Parse {
-        path: path.display().to_string(),
-        source,
-    })
+    Table::parse(&text)
+        .map(Some)
+        .map_err(|source| FileError::Parse {
+            path: path.display().to_string(),
+            source,
+        })
 }
 
 /// A line of the table that cannot be read.
@@ -227,7 +229,10 @@ impl Table {
             Some((_, other)) => {
                 return Err(ParseError {
                     line: 1,
-                    reason: format!("want the format line 'waihu-geo 1', found '{}'", clip(other)),
+                    reason: format!(
+                        "want the format line 'waihu-geo 1', found '{}'",
+                        clip(other)
+                    ),
                 })
             }
             None => {
@@ -318,12 +323,7 @@ impl Table {
                     t.runs.push((place as u16, carrier as u8));
                     t.segments += count as u64;
                 }
-                Some(k) => {
-                    return Err(bad(format!(
-                        "unknown line kind '{}' (V, R or M)",
-                        clip(k)
-                    )))
-                }
+                Some(k) => return Err(bad(format!("unknown line kind '{}' (V, R or M)", clip(k)))),
                 None => {}
             }
         }
@@ -371,7 +371,10 @@ impl Table {
     /// The runs of consecutive segments with one place and carrier: first
     /// segment and count, sorted.
     pub fn runs(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
-        self.starts.iter().zip(&self.ends).map(|(&s, &e)| (s, e - s))
+        self.starts
+            .iter()
+            .zip(&self.ends)
+            .map(|(&s, &e)| (s, e - s))
     }
 
     /// A 7-digit mobile segment (`1380013`).

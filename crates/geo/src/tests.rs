@@ -23,14 +23,26 @@ fn mobile_segments_find_their_city_and_carrier() {
     assert_eq!(t.source(), "test rows from PyPI phone 0.4.5");
     assert_eq!((t.places(), t.segments()), (6, 16));
     let l = t.lookup("+86 138 0222 5678").unwrap();
-    assert_eq!((l.province, l.city, l.area_code), ("广东", Some("深圳"), "0755"));
+    assert_eq!(
+        (l.province, l.city, l.area_code),
+        ("广东", Some("深圳"), "0755")
+    );
     assert_eq!(l.carrier, Some(Carrier::ChinaMobile));
     assert_eq!(l.region(), "广东/深圳");
-    for n in ["13802295678", "+8613802295678", "008613802295678", "8613802295678", "138-0229-5678"] {
+    for n in [
+        "13802295678",
+        "+8613802295678",
+        "008613802295678",
+        "8613802295678",
+        "138-0229-5678",
+    ] {
         assert_eq!(t.region(n).as_deref(), Some("广东/深圳"), "{n}");
     }
     assert_eq!(t.region("13800061234").as_deref(), Some("辽宁/沈阳"));
-    assert_eq!(t.lookup("13800061234").unwrap().carrier, Some(Carrier::MobileMvno));
+    assert_eq!(
+        t.lookup("13800061234").unwrap().carrier,
+        Some(Carrier::MobileMvno)
+    );
     // Between runs, past the last one, before the first: unknown.
     assert_eq!(t.region("13800071234"), None);
     assert_eq!(t.region("13802301234"), None);
@@ -44,7 +56,10 @@ fn mobile_segments_find_their_city_and_carrier() {
 fn fixed_lines_by_area_code() {
     let t = Table::parse(SMALL).unwrap();
     let l = t.lookup("010-6552 9988").unwrap();
-    assert_eq!((l.region(), l.area_code, l.carrier), ("北京/北京".into(), "010", None));
+    assert_eq!(
+        (l.region(), l.area_code, l.carrier),
+        ("北京/北京".into(), "010", None)
+    );
     assert_eq!(t.region("+86 755 8888 1234").as_deref(), Some("广东/深圳"));
     assert_eq!(t.region("02087654321").as_deref(), Some("广东/广州"));
     // 024 is shared by 沈阳 and 本溪: the province only.
@@ -63,11 +78,31 @@ fn bad_lines_are_named() {
         ("waihu-geo 2\n", 1, "format line"),
         ("waihu-geo 1\nR\t北京\t北京\t100000\n", 2, "4 fields"),
         ("waihu-geo 1\nR\t北京\t北京\t100000\t10\n", 2, "area code"),
-        ("waihu-geo 1\nM\t1380000\t1\t0\t1\n", 2, "place 0 is not defined"),
-        ("waihu-geo 1\nR\ta\tb\t1\t010\nM\t138000\t1\t0\t1\n", 3, "7 digits"),
-        ("waihu-geo 1\nR\ta\tb\t1\t010\nM\t1380000\tx\t0\t1\n", 3, "count 'x'"),
-        ("waihu-geo 1\nR\ta\tb\t1\t010\nM\t1380000\t1\t0\t9\n", 3, "carrier"),
-        ("waihu-geo 1\nR\ta\tb\t1\t010\nM\t1380000\t5\t0\t1\nM\t1380002\t1\t0\t1\n", 4, "overlaps"),
+        (
+            "waihu-geo 1\nM\t1380000\t1\t0\t1\n",
+            2,
+            "place 0 is not defined",
+        ),
+        (
+            "waihu-geo 1\nR\ta\tb\t1\t010\nM\t138000\t1\t0\t1\n",
+            3,
+            "7 digits",
+        ),
+        (
+            "waihu-geo 1\nR\ta\tb\t1\t010\nM\t1380000\tx\t0\t1\n",
+            3,
+            "count 'x'",
+        ),
+        (
+            "waihu-geo 1\nR\ta\tb\t1\t010\nM\t1380000\t1\t0\t9\n",
+            3,
+            "carrier",
+        ),
+        (
+            "waihu-geo 1\nR\ta\tb\t1\t010\nM\t1380000\t5\t0\t1\nM\t1380002\t1\t0\t1\n",
+            4,
+            "overlaps",
+        ),
         ("waihu-geo 1\n\n# note\nX\t1\n", 4, "unknown line kind"),
     ];
     for (text, line, words) in cases {
@@ -79,7 +114,9 @@ fn bad_lines_are_named() {
 
 #[test]
 fn default_path_is_under_the_models_dir() {
-    if std::env::var_os("WAIHU_GEO_TABLE").is_none() && std::env::var_os("WAIHU_MODELS_DIR").is_none() {
+    if std::env::var_os("WAIHU_GEO_TABLE").is_none()
+        && std::env::var_os("WAIHU_MODELS_DIR").is_none()
+    {
         assert_eq!(
             default_path(Path::new("/d")),
             Path::new("/d/models/geo/cn-phone.tsv")

@@ -369,29 +369,60 @@ async fn dashboard_shows_trunks_up_down_and_stale() {
     write_trunks(s.store.data_dir(), 100);
     let dom = chromium(profile.path(), &["--dump-dom".into()], &url).await;
     assert!(dom.contains("data-loaded=\"1\""));
-    assert!(dom.contains("data-trunk=\"carrier-a\" data-state=\"down\" class=\"down\""), "{}", &dom[dom.find("trunktab").unwrap()..][..1500]);
+    assert!(
+        dom.contains("data-trunk=\"carrier-a\" data-state=\"down\" class=\"down\""),
+        "{}",
+        &dom[dom.find("trunktab").unwrap()..][..1500]
+    );
     assert!(dom.contains("data-trunk=\"carrier-b\" data-state=\"up\">"));
     assert_eq!(text_of(&dom, "trunk-carrier-b-channels"), "7 / 10");
     assert_eq!(text_of(&dom, "trunk-carrier-a-channels"), "0 / 30");
     assert_eq!(text_of(&dom, "trunk-carrier-a-calls"), "12");
     assert_eq!(text_of(&dom, "trunk-carrier-a-failures"), "4 (3)");
     assert_eq!(text_of(&dom, "trunk-carrier-b-failures"), "0");
-    assert!(dom.contains(">故障退避<") && dom.contains(">注册失败 (403)<") && dom.contains(">已注册<"));
+    assert!(
+        dom.contains(">故障退避<") && dom.contains(">注册失败 (403)<") && dom.contains(">已注册<")
+    );
     let until = text_of(&dom, "trunk-carrier-a-until");
     assert!(until.contains("秒后"), "back-off end: {until}");
     assert_eq!(text_of(&dom, "trunk-carrier-b-until"), "");
-    assert!(dom.contains("id=\"trunk-stale\" hidden"), "a fresh file is not stale");
+    assert!(
+        dom.contains("id=\"trunk-stale\" hidden"),
+        "a fresh file is not stale"
+    );
 
     // English.
-    let dom_en = chromium(profile.path(), &["--dump-dom".into()], &s.url("/?lang=en&live=0")).await;
-    assert!(dom_en.contains(">Trunks<") && dom_en.contains(">down (back-off)<") && dom_en.contains(">Back-off ends<"));
+    let dom_en = chromium(
+        profile.path(),
+        &["--dump-dom".into()],
+        &s.url("/?lang=en&live=0"),
+    )
+    .await;
+    assert!(
+        dom_en.contains(">Trunks<")
+            && dom_en.contains(">down (back-off)<")
+            && dom_en.contains(">Back-off ends<")
+    );
 
     // The node stopped writing a minute ago: every row stale, the badge says since when.
     write_trunks(s.store.data_dir(), 60_000);
-    let dom = chromium(profile.path(), &["--dump-dom".into()], &s.url("/?lang=zh&live=0")).await;
+    let dom = chromium(
+        profile.path(),
+        &["--dump-dom".into()],
+        &s.url("/?lang=zh&live=0"),
+    )
+    .await;
     assert!(dom.contains("data-trunk=\"carrier-b\" data-state=\"stale\" class=\"stale\""));
     let badge = text_of(&dom, "trunk-stale");
-    let secs: u64 = badge.chars().filter(char::is_ascii_digit).collect::<String>().parse().unwrap();
-    assert!(badge.contains("停止写入") && (60..120).contains(&secs), "{badge}");
+    let secs: u64 = badge
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap();
+    assert!(
+        badge.contains("停止写入") && (60..120).contains(&secs),
+        "{badge}"
+    );
     s.stop().await;
 }

@@ -121,7 +121,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Paillier(a) => waihu_bench::paillier::run(a),
         Cmd::Amd(a) => waihu_bench::amd::run(ctx.data_dir(), a),
         Cmd::Sms(a) => waihu_bench::sms::run(a),
-        Cmd::Geo(a) => waihu_bench::geo::run(ctx.data_dir(), a),
+        Cmd::Geo(a) => waihu_bench::geo::run(ctx.data_dir(), &a),
         Cmd::Audit(a) => waihu_bench::audit::run(a),
         Cmd::Nlu(a) => waihu_bench::nlu::run(a),
         Cmd::Asr {
