@@ -292,6 +292,8 @@ pub struct CallerIdsFile {
 pub struct CallerIdFile {
     pub number: String,
     #[serde(default)]
+    /// `province/city` or one name (`北京`); when absent, the number's own from the
+    /// 号段归属地 table ([`Campaign::locate_caller_ids`]).
     pub region: Option<String>,
     #[serde(default)]
     pub daily_cap: Option<u32>,
@@ -676,6 +678,20 @@ pub fn weekday_index(w: Weekday) -> usize {
 }
 
 impl Campaign {
+    /// Give every caller ID without a `region` in the campaign file the
+    /// province/city of its number (`+8675588881234` → `广东/深圳`, mobile
+    /// segments too), for local presence. Returns how many were located.
+    pub fn locate_caller_ids(&mut self, geo: &waihu_geo::Table) -> usize {
+        let mut n = 0;
+        for c in &mut self.caller_ids {
+            if c.region.is_none() {
+                c.region = geo.region(&c.number);
+                n += usize::from(c.region.is_some());
+            }
+        }
+        n
+    }
+
     /// Parse and validate. Syntax and type errors carry line, column and field
     /// path; semantic errors carry the field path, all of them at once.
     pub fn from_yaml(text: &str) -> Result<Campaign, ConfigError> {

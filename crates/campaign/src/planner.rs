@@ -43,7 +43,10 @@ pub struct ContactInput {
     pub tz: Tz,
     /// Segment name from the campaign's `segments`.
     pub segment: String,
-    /// City or province for local-presence caller IDs (`北京`, `NY`).
+    /// Where the customer is, for local-presence caller IDs: `province/city`
+    /// as the import stores it (`广东/深圳`), a province or city alone
+    /// (`辽宁`, `北京`), or any other name a caller ID may carry (`NY`). A bare
+    /// ISO country code (`CN`) says nothing local and is ignored.
     pub region: Option<String>,
     pub has_app: bool,
     pub consent: bool,
@@ -1034,9 +1037,10 @@ impl Planner {
         best.map(|(i, _)| i)
     }
 
-    /// Local presence first (same region, then the longest shared number
-    /// prefix of at least country code + 2 digits), rotating among equals,
-    /// skipping numbers at their daily cap. `Err` when every number is capped.
+    /// Local presence first (same city, then same province — see
+    /// [`place_rank`] — then the longest shared number prefix of at least
+    /// country code + 2 digits), rotating among equals, skipping numbers at
+    /// their daily cap. `Err` when every number is capped.
     fn pick_caller_id(&mut self, idx: u32, now: DateTime<Utc>) -> Result<Option<usize>, ()> {
         let n = self.campaign.caller_ids.len();
         if n == 0 {
@@ -1056,9 +1060,11 @@ impl Planner {
             }
             let mut rank = 0;
             if self.campaign.local_presence {
-                if region.is_some() && cid.region.as_deref() == region {
-                    rank = 1000;
-                } else {
+                rank = match (region, cid.region.as_deref()) {
+                    (Some(r), Some(c)) => place_rank(r, c),
+                    _ => 0,
+                };
+                if rank == 0 {
                     let shared = shared_prefix(cid.digits, s.phone);
                     if shared >= 4 {
                         rank = shared;
@@ -1627,6 +1633,41 @@ impl Planner {
             (Some(a), Some(b)) => Some(utc(a.min(b))),
             (a, b) => a.or(b).map(utc),
         }
+    }
+}
+
+/// How local a caller ID's region is to a customer's: 2000 for the same city,
+/// 1000 for the same province, 0 otherwise. Regions are `province/city`
+/// (`广东/深圳`, what the import stores and what caller IDs get from the
+/// 号段归属地 table) or one name, a province or a city (`北京`, `深圳`, as a
+/// campaign file may write it); one name matches the other side's city or
+/// province. A bare country code (`CN`) never matches.
+pub fn place_rank(customer: &str, caller: &str) -> u32 {
+    let split = |r: &str| -> Option<(String, Option<String>)> {
+        let r = r.trim();
+        if r.is_empty() || (r.len() == 2 && r.bytes().all(|b| b.is_ascii_uppercase())) {
+            return None;
+        }
+        Some(match r.split_once('/') {
+            Some((p, c)) => (p.trim().to_string(), Some(c.trim().to_string())),
+            None => (r.to_string(), None),
+        })
+    };
+    let (Some((cp, cc)), Some((kp, kc))) = (split(customer), split(caller)) else {
+        return 0;
+    };
+    let same_city = match (&cc, &kc) {
+        (Some(a), Some(b)) => a == b,
+        (None, Some(b)) => &cp == b,
+        (Some(a), None) => a == &kp,
+        (None, None) => cp == kp,
+    };
+    if same_city {
+        2000
+    } else if cp == kp {
+        1000
+    } else {
+        0
     }
 }
 

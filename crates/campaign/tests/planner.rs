@@ -944,3 +944,98 @@ fn learned_policy_messages_first_skips_calls_and_explains() {
     // Other policies explain nothing.
     assert!(planner(CN).explain(ContactRef(0)).is_none());
 }
+
+/// Rows of the 号段归属地 table converted from PyPI `phone` 0.4.5.
+const GEO: &str = "waihu-geo 1
+V\ttest rows from PyPI phone 0.4.5
+R\t广东\t广州\t510000\t020
+R\t广东\t深圳\t518000\t0755
+R\t四川\t成都\t610000\t028
+R\t北京\t北京\t100000\t010
+M\t1380009\t1\t0\t6
+M\t1380028\t1\t2\t1
+M\t1380220\t10\t1\t1
+";
+
+/// Customers in two provinces (广东, 四川), caller IDs in both, located by the
+/// 号段归属地 table (fixed lines by area code, a mobile by its segment): same
+/// city first, then same province, then the shared-prefix rule.
+#[test]
+fn local_presence_prefers_same_city_then_same_province() {
+    let yaml = CN.replace(
+        r#"    - {number: "+861058880001", region: 北京}
+    - {number: "+862158880001", region: 上海}
+    - {number: "+4008800000"}"#,
+        r#"    - {number: "+8675588880001"}
+    - {number: "+862088880001"}
+    - {number: "+862888880001"}
+    - {number: "+8613800091234"}
+    - {number: "+861058880001", region: 上海}"#,
+    );
+    let mut campaign = Campaign::from_yaml(&yaml).unwrap();
+    let geo = waihu_geo::Table::parse(GEO).unwrap();
+    // The explicit region (上海, however wrong for 010) is kept.
+    assert_eq!(campaign.locate_caller_ids(&geo), 4);
+    let regions: Vec<Option<&str>> = campaign
+        .caller_ids
+        .iter()
+        .map(|c| c.region.as_deref())
+        .collect();
+    assert_eq!(
+        regions,
+        [
+            Some("广东/深圳"),
+            Some("广东/广州"),
+            Some("四川/成都"),
+            Some("广东/广州"),
+            Some("上海")
+        ]
+    );
+    let mut p = Planner::new(campaign);
+    let customers = [
+        (1, "+8613911110001", Some("广东/深圳"), "+8675588880001"),
+        // Same province, no caller ID in 佛山: one of 广东's (广州 is first after 深圳's turn).
+        (2, "+8613911110002", Some("广东/佛山"), "广东"),
+        (3, "+8613911110003", Some("四川/成都"), "+862888880001"),
+        (4, "+8613911110004", Some("四川/绵阳"), "+862888880001"),
+        (5, "+8613911110005", Some("上海/上海"), "+861058880001"),
+        // Nothing known but the country: the longest shared prefix (+86138000...).
+        (6, "+8613800091999", Some("CN"), "+8613800091234"),
+    ];
+    for (id, phone, region, _) in customers {
+        let mut c = contact(id, phone, chrono_tz::Asia::Shanghai, "regular");
+        c.region = region.map(str::to_string);
+        p.add_contact(c).unwrap();
+    }
+    let dials = p.next_dials(sh(3, 9, 0, 0), 10);
+    assert_eq!(dials.len(), customers.len());
+    let by_customer: std::collections::HashMap<i64, String> = dials
+        .iter()
+        .map(|d| (d.customer.0, p.caller_id_number(d).unwrap().to_string()))
+        .collect();
+    for (id, _, _, want) in customers {
+        let got = &by_customer[&id];
+        if want == "广东" {
+            assert!(
+                ["+8675588880001", "+862088880001", "+8613800091234"].contains(&got.as_str()),
+                "customer {id}: {got}"
+            );
+        } else {
+            assert_eq!(got, want, "customer {id}");
+        }
+    }
+}
+
+#[test]
+fn place_rank_city_province_and_single_names() {
+    use waihu_campaign::planner::place_rank;
+    assert_eq!(place_rank("广东/深圳", "广东/深圳"), 2000);
+    assert_eq!(place_rank("广东/深圳", "深圳"), 2000);
+    assert_eq!(place_rank("北京/北京", "北京"), 2000);
+    assert_eq!(place_rank("广东/深圳", "广东/广州"), 1000);
+    assert_eq!(place_rank("广东/深圳", "广东"), 1000);
+    assert_eq!(place_rank("辽宁", "辽宁/沈阳"), 1000);
+    assert_eq!(place_rank("广东/深圳", "四川/成都"), 0);
+    assert_eq!(place_rank("CN", "CN"), 0);
+    assert_eq!(place_rank("", "广东"), 0);
+}

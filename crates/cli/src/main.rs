@@ -58,6 +58,9 @@ enum Command {
     /// 中继: validate a trunks file (`check`), show a running node's trunks (`status`).
     #[command(subcommand)]
     Trunks(cmd::trunks::Cmd),
+    /// 号段归属地: where a number belongs (`lookup`), the installed table (`info`).
+    #[command(subcommand)]
+    Geo(cmd::geo::Cmd),
     /// Place one SIP call with media (拨打电话); `answer` runs the callee side (应答来电).
     Call(cmd::call::CallArgs),
     /// Answer incoming SIP calls: play a WAV and record (应答来电，播放并录音).
@@ -124,6 +127,7 @@ fn run(ctx: &ctx::Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Bench(c) => ok(cmd::bench::run(ctx, c)),
         Command::Run(a) => ok(cmd::live::run(ctx, a)),
         Command::Trunks(c) => ok(cmd::trunks::run(ctx, c)),
+        Command::Geo(c) => ok(cmd::geo::run(ctx, c)),
         Command::Call(a) => ok(cmd::call::run_call(ctx, a)),
         Command::Answer(a) => ok(cmd::call::run_answer(ctx, a)),
         Command::Campaign(c) => ok(cmd::campaign::run(ctx, c)),

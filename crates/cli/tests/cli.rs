@@ -383,3 +383,68 @@ fn simulate_compare_json_reports_the_three_policies() {
     }
     assert!(lines[2]["simulation"]["message_first"].as_u64().unwrap() > 0);
 }
+
+/// `waihu geo`: lookups from the table `WAIHU_GEO_TABLE` names (rows of PyPI
+/// phone 0.4.5), a clear error when none is installed, and a bad table named
+/// by file and line.
+#[test]
+fn geo_lookup_info_and_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let table = tmp.path().join("cn-phone.tsv");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_waihu"))
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(args)
+            .env("WAIHU_GEO_TABLE", &table)
+            .env_remove("WAIHU_DATA_DIR")
+            .output()
+            .expect("run waihu")
+    };
+    let out = run(&["geo", "lookup", "13802201234"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("scripts/deps/geo.sh"), "{err}");
+
+    std::fs::write(
+        &table,
+        "waihu-geo 1\nV\tPyPI phone 0.4.5 (test rows)\n\
+         R\t广东\t深圳\t518000\t0755\nR\t北京\t北京\t100000\t010\n\
+         M\t1380000\t1\t1\t1\nM\t1380220\t10\t0\t1\n",
+    )
+    .unwrap();
+    let out = run(&[
+        "geo",
+        "lookup",
+        "13802201234",
+        "0755-8888 1234",
+        "+12025550123",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json_lines(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(v[0]["region"], "广东/深圳");
+    assert_eq!(v[0]["carrier"], "移动");
+    assert_eq!(v[1]["region"], "广东/深圳");
+    assert_eq!(v[1]["area_code"], "0755");
+    assert_eq!(v[1]["carrier"], serde_json::Value::Null);
+    assert_eq!(v[2]["found"], false);
+    let out = run(&["geo", "info", "--json"]);
+    let info = json_lines(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(info[0]["segments"], 11);
+    assert_eq!(info[0]["source"], "PyPI phone 0.4.5 (test rows)");
+
+    std::fs::write(&table, "waihu-geo 1\nR\t广东\t深圳\t518000\n").unwrap();
+    let out = run(&["geo", "info"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cn-phone.tsv:line 2") && err.contains("4 fields"),
+        "{err}"
+    );
+}

@@ -36,7 +36,10 @@ pub struct CustomerRecord {
     pub line: u64,
     pub phone_e164: String,
     pub name: Option<String>,
-    /// ISO 3166 region of the number.
+    /// Where the number belongs: `province/city` for a Chinese number the
+    /// geo table (waihu-geo) knows (`广东/深圳`; the province alone, `辽宁`,
+    /// for a fixed-line area code shared by several cities), else the ISO
+    /// 3166 country of the number (`CN`, `US`).
     pub region: String,
     pub tz: Tz,
     pub tz_source: TzSource,

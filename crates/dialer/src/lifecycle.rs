@@ -54,6 +54,9 @@ pub enum LifecycleError {
     },
     #[error("campaign {0} vanished from the store")]
     Vanished(CampaignId),
+    /// The installed 号段归属地 table is there but unreadable.
+    #[error(transparent)]
+    Geo(#[from] waihu_geo::FileError),
     #[error(transparent)]
     Kit(BoxError),
     #[error("binding the SIP endpoint")]
@@ -129,6 +132,12 @@ pub async fn run_campaign(
                 source,
             }
         })?;
+    // Local presence: caller IDs without a `region` get their number's
+    // province/city from the 号段归属地 table, when it is installed.
+    if let Some(geo) = waihu_geo::read_installed(store.data_dir())? {
+        let located = campaign.locate_caller_ids(&geo);
+        tracing::info!(located, source = geo.source(), "caller IDs located");
+    }
     // The scripts: the forced one, or one per segment (each file loaded once).
     let paths: Vec<PathBuf> = match &setup.script {
         Some(p) => vec![p.clone()],

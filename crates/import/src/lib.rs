@@ -56,6 +56,9 @@ pub struct ImportOptions {
     pub rejects: Option<PathBuf>,
     /// Rows per store transaction (at least 1).
     pub batch: usize,
+    /// 号段归属地 table: Chinese numbers are stored with their province/city
+    /// as region (`广东/深圳`); without it, with the country (`CN`).
+    pub geo: Option<Arc<waihu_geo::Table>>,
 }
 
 impl Default for ImportOptions {
@@ -65,6 +68,7 @@ impl Default for ImportOptions {
             map: None,
             rejects: None,
             batch: 5000,
+            geo: None,
         }
     }
 }
@@ -180,6 +184,16 @@ pub enum ImportError {
         #[source]
         source: std::io::Error,
     },
+    /// The installed 号段归属地 table is there but unreadable.
+    #[error(transparent)]
+    Geo(#[from] waihu_geo::FileError),
+}
+
+/// The 号段归属地 table installed by `scripts/deps/geo.sh` for this data
+/// directory ([`waihu_geo::default_path`]), `None` when it is not installed:
+/// imports then store the country as region.
+pub fn installed_geo(data_dir: &Path) -> Result<Option<Arc<waihu_geo::Table>>, ImportError> {
+    Ok(waihu_geo::read_installed(data_dir)?.map(Arc::new))
 }
 
 /// Import a CSV file (UTF-8 or GBK, Chinese or English headers). The report
@@ -271,6 +285,7 @@ where
         ingest.map = ColumnMap::from_yaml(&text, &map.display().to_string())?;
     }
     ingest.schema = store.attr_schema().await?;
+    ingest.geo = opts.geo.clone();
     let bytes_read = Arc::new(AtomicU64::new(0));
     let input = Counting {
         inner: input,

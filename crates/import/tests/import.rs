@@ -456,3 +456,63 @@ async fn the_us_example_customers_carry_consent() {
     let no = all.iter().filter(|c| c.consent == Some(false)).count();
     assert_eq!((yes, no), (135, 15));
 }
+
+/// The 号段归属地 table installed by `scripts/deps/geo.sh`, or `None` (skip;
+/// a failure under CI) when it is missing.
+#[track_caller]
+fn installed_geo() -> Option<std::sync::Arc<waihu_geo::Table>> {
+    let path = waihu_testkit::models_dir()
+        .join("geo")
+        .join(waihu_geo::FILE_NAME);
+    if !waihu_testkit::have_peer_at("号段归属地 table (scripts/deps/geo.sh)", &path) {
+        return None;
+    }
+    Some(std::sync::Arc::new(
+        waihu_geo::read_file(&path).unwrap().unwrap(),
+    ))
+}
+
+/// The stored region is the number's province/city once the table is there: a
+/// re-import updates the rows stored earlier with the country alone, and a
+/// second one changes nothing. Numbers of other countries keep their country.
+#[tokio::test]
+async fn stored_region_is_the_province_and_city() {
+    let Some(geo) = installed_geo() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    let csv = "姓名,手机号\n\
+        北京客户,13800001234\n\
+        深圳客户,13802201234\n\
+        深圳座机,0755-8888 1234\n\
+        沈阳座机,024-2345 6789\n\
+        Tom Li,+12025550123\n";
+    let region = |e164: &'static str| {
+        let store = &store;
+        async move { store.customer_by_phone(e164).await.unwrap().unwrap().region }
+    };
+    let before = import_reader(&store, "a.csv", csv.as_bytes(), None, &opts(10), &mut ())
+        .await
+        .unwrap();
+    assert_eq!(before.created, 5);
+    assert_eq!(region("+8613802201234").await, "CN");
+
+    let with_geo = ImportOptions {
+        geo: Some(geo),
+        ..opts(10)
+    };
+    let after = import_reader(&store, "a.csv", csv.as_bytes(), None, &with_geo, &mut ())
+        .await
+        .unwrap();
+    assert_eq!((after.created, after.updated, after.unchanged), (0, 4, 1));
+    assert_eq!(region("+8613800001234").await, "北京/北京");
+    assert_eq!(region("+8613802201234").await, "广东/深圳");
+    assert_eq!(region("+8675588881234").await, "广东/深圳");
+    // 024 serves 沈阳, 抚顺, 本溪 and 铁岭: the province only.
+    assert_eq!(region("+862423456789").await, "辽宁");
+    assert_eq!(region("+12025550123").await, "US");
+
+    let again = import_reader(&store, "a.csv", csv.as_bytes(), None, &with_geo, &mut ())
+        .await
+        .unwrap();
+    assert_eq!((again.updated, again.unchanged), (0, 5));
+}

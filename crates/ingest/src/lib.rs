@@ -256,6 +256,8 @@ pub struct Options {
     pub map: ColumnMap,
     /// Kinds already known to the store; they win over inference.
     pub schema: AttrSchema,
+    /// 号段归属地: a Chinese number's region becomes its province/city.
+    pub geo: Option<std::sync::Arc<waihu_geo::Table>>,
 }
 
 impl Options {
@@ -269,6 +271,7 @@ impl Options {
             default_region: id,
             map: ColumnMap::default(),
             schema: AttrSchema::new(),
+            geo: None,
         })
     }
 }
@@ -571,11 +574,15 @@ impl Plan<'_> {
             None => tz::zone_for(&num_region, &national)
                 .ok_or_else(|| reject(pi, format!("cannot derive a time zone for region {num_region}; add a 时区/timezone column"), &row))?,
         };
+        let region = match &self.opts.geo {
+            Some(geo) if num_region == "CN" => geo.region(&e164).unwrap_or(num_region),
+            _ => num_region,
+        };
         Ok(CustomerRecord {
             line: row.line,
             phone_e164: e164,
             name,
-            region: num_region,
+            region,
             tz,
             tz_source,
             attrs,

@@ -73,6 +73,7 @@ async fn import_customers(
     let opts = ImportOptions {
         region: q.region,
         batch: q.batch,
+        geo: waihu_import::installed_geo(s.store.data_dir()).map_err(import_error)?,
         ..ImportOptions::default()
     };
     let size = body.len() as u64;

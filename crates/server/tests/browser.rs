@@ -300,3 +300,129 @@ async fn dashboard_shows_campaigns_calls_funnel_topics_voice_and_graph() {
     }
     s.stop().await;
 }
+
+/// The node's trunk status file as the dialer writes it: `carrier-a` down in a
+/// back-off that ends in a minute, `carrier-b` up with calls in flight.
+fn write_trunks(data_dir: &Path, age_ms: i64) -> i64 {
+    use waihu_campaign::trunks::{StatusEntry, StatusFile};
+    let now = chrono::Utc::now().timestamp_millis();
+    let until = now + 60_000;
+    let entry = |name: &str, state: &str, reg: &str| StatusEntry {
+        name: name.into(),
+        state: state.into(),
+        registration: reg.into(),
+        registration_status: None,
+        registrations: 1,
+        in_flight: 0,
+        channels: 0,
+        calls: 0,
+        failures: 0,
+        consecutive_failures: 0,
+        down_until_ms: None,
+    };
+    let file = StatusFile {
+        updated_ms: now - age_ms,
+        pid: 4242,
+        trunks: vec![
+            StatusEntry {
+                registration_status: Some(403),
+                channels: 30,
+                calls: 12,
+                failures: 4,
+                consecutive_failures: 3,
+                down_until_ms: Some(until),
+                ..entry("carrier-a", "down", "failed")
+            },
+            StatusEntry {
+                in_flight: 7,
+                channels: 10,
+                calls: 80,
+                ..entry("carrier-b", "up", "registered")
+            },
+        ],
+    };
+    std::fs::write(
+        data_dir.join("trunks.json"),
+        serde_json::to_vec(&file).unwrap(),
+    )
+    .unwrap();
+    until
+}
+
+#[tokio::test]
+async fn dashboard_shows_trunks_up_down_and_stale() {
+    if !have_peer_at("chromium", Path::new(CHROMIUM)) {
+        return;
+    }
+    let s = Server::start(waihu_server::Config::default()).await;
+    let profile = tempfile::tempdir().unwrap();
+    let url = s.url(&format!("/?key={}&live=0", s.analyst));
+
+    // No node yet: an empty table and a note saying so.
+    let dom = chromium(profile.path(), &["--dump-dom".into()], &url).await;
+    assert!(dom.contains("data-loaded=\"1\""), "the page did not load");
+    assert!(dom.contains("中继线路"));
+    assert_eq!(dom.matches("data-trunk=").count(), 0);
+    assert!(text_of(&dom, "trunk-note").contains("trunks.json"));
+
+    // A running node: one row per trunk; the down one highlighted with its back-off end.
+    write_trunks(s.store.data_dir(), 100);
+    let dom = chromium(profile.path(), &["--dump-dom".into()], &url).await;
+    assert!(dom.contains("data-loaded=\"1\""));
+    assert!(
+        dom.contains("data-trunk=\"carrier-a\" data-state=\"down\" class=\"down\""),
+        "{}",
+        &dom[dom.find("trunktab").unwrap()..][..1500]
+    );
+    assert!(dom.contains("data-trunk=\"carrier-b\" data-state=\"up\">"));
+    assert_eq!(text_of(&dom, "trunk-carrier-b-channels"), "7 / 10");
+    assert_eq!(text_of(&dom, "trunk-carrier-a-channels"), "0 / 30");
+    assert_eq!(text_of(&dom, "trunk-carrier-a-calls"), "12");
+    assert_eq!(text_of(&dom, "trunk-carrier-a-failures"), "4 (3)");
+    assert_eq!(text_of(&dom, "trunk-carrier-b-failures"), "0");
+    assert!(
+        dom.contains(">故障退避<") && dom.contains(">注册失败 (403)<") && dom.contains(">已注册<")
+    );
+    let until = text_of(&dom, "trunk-carrier-a-until");
+    assert!(until.contains("秒后"), "back-off end: {until}");
+    assert_eq!(text_of(&dom, "trunk-carrier-b-until"), "");
+    assert!(
+        dom.contains("id=\"trunk-stale\" hidden"),
+        "a fresh file is not stale"
+    );
+
+    // English.
+    let dom_en = chromium(
+        profile.path(),
+        &["--dump-dom".into()],
+        &s.url("/?lang=en&live=0"),
+    )
+    .await;
+    assert!(
+        dom_en.contains(">Trunks<")
+            && dom_en.contains(">down (back-off)<")
+            && dom_en.contains(">Back-off ends<")
+    );
+
+    // The node stopped writing a minute ago: every row stale, the badge says since when.
+    write_trunks(s.store.data_dir(), 60_000);
+    let dom = chromium(
+        profile.path(),
+        &["--dump-dom".into()],
+        &s.url("/?lang=zh&live=0"),
+    )
+    .await;
+    assert!(dom.contains("data-trunk=\"carrier-b\" data-state=\"stale\" class=\"stale\""));
+    let badge = text_of(&dom, "trunk-stale");
+    let secs: u64 = badge
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap();
+    assert!(
+        badge.contains("停止写入") && (60..120).contains(&secs),
+        "{badge}"
+    );
+    s.stop().await;
+}

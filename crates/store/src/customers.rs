@@ -472,9 +472,11 @@ pub fn seal_batch(vault: &waihu_privacy::Vault, rows: &[CustomerRecord]) -> Seal
                         waihu_core::TzSource::RegionGuess => "region_guess",
                     },
                     // Consent joins the content only when the row says it, so files
-                    // without the column keep the macs (and `unchanged` counts) they had.
+                    // without the column keep the macs (and `unchanged` counts) they had;
+                    // so does a region finer than the country (`广东/深圳`), so rows
+                    // stored with the country alone are updated once the geo table is there.
                     content_mac: vault.blind_index(&format!(
-                        "content\x1f{}\x1f{}\x1f{}\x1f{}{}",
+                        "content\x1f{}\x1f{}\x1f{}\x1f{}{}{}",
                         r.phone_e164,
                         r.name.as_deref().unwrap_or(""),
                         r.tz.name(),
@@ -483,6 +485,11 @@ pub fn seal_batch(vault: &waihu_privacy::Vault, rows: &[CustomerRecord]) -> Seal
                             None => "",
                             Some(true) => "\x1fconsent=1",
                             Some(false) => "\x1fconsent=0",
+                        },
+                        if r.region.contains(|c: char| !c.is_ascii_uppercase()) {
+                            format!("\x1fregion={}", r.region)
+                        } else {
+                            String::new()
                         }
                     )),
                     consent: r.consent,

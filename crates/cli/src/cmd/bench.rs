@@ -58,6 +58,9 @@ pub enum Cmd {
     /// SMS: SMPP submit throughput (messages/s) with a window against a real SMSC
     /// (Net::SMPP) on 127.0.0.1, beside stop-and-wait (window 1). 短信吞吐。
     Sms(waihu_bench::sms::Args),
+    /// 号段归属地: load time of the installed number-segment table and lookups/s,
+    /// beside a HashMap of the raw 7-digit segments built in the same run.
+    Geo(waihu_bench::geo::Args),
     /// Voice activity detection: endpoint delay and false barge-ins on espeak
     /// clips, clean and at 10 dB SNR, beside WebRTC VAD without the noise gate.
     Vad,
@@ -118,6 +121,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Paillier(a) => waihu_bench::paillier::run(a),
         Cmd::Amd(a) => waihu_bench::amd::run(ctx.data_dir(), a),
         Cmd::Sms(a) => waihu_bench::sms::run(a),
+        Cmd::Geo(a) => waihu_bench::geo::run(ctx.data_dir(), &a),
         Cmd::Audit(a) => waihu_bench::audit::run(a),
         Cmd::Nlu(a) => waihu_bench::nlu::run(a),
         Cmd::Asr {

@@ -239,6 +239,7 @@ pub async fn import_file(
         map: args.map.clone(),
         rejects: args.rejects.clone(),
         batch: args.batch,
+        geo: waihu_import::installed_geo(store.data_dir())?,
     };
     let mut shown = RejectLines {
         file: args.file.display().to_string(),

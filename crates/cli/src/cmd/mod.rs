@@ -11,6 +11,7 @@ pub mod customers;
 pub mod demo;
 pub mod dnc;
 pub mod events;
+pub mod geo;
 pub mod live;
 pub mod messages;
 pub mod nlu;
