@@ -309,9 +309,7 @@ impl SrtpContext {
         let index = estimate_index(s.index, seq).ok_or(SrtpError::TooOld)?;
         s.index = s.index.max(index);
         self.rtp.crypt(ssrc, index, &mut pkt[hl..]);
-        let tag = self
-            .rtp
-            .tag(&[pkt, &((index >> 16) as u32).to_be_bytes()]);
+        let tag = self.rtp.tag(&[pkt, &((index >> 16) as u32).to_be_bytes()]);
         pkt.extend_from_slice(&tag);
         Ok(())
     }
@@ -468,9 +466,11 @@ mod tests {
         derive(&m, LABEL_RTP_AUTH, &mut a);
         assert_eq!(
             a.to_vec(),
-            hex("CEBE321F6FF7716B6FD4AB49AF256A156D38BAA48F0A0ACF3C34E2359E6CDBCE\
+            hex(
+                "CEBE321F6FF7716B6FD4AB49AF256A156D38BAA48F0A0ACF3C34E2359E6CDBCE\
                  E049646C43D9327AD175578EF72270986371C10C9A369AC2F94A8C5FBCDDDC25\
-                 6D6E919A48B610EF17C2041E474035766B68642C59BBFC2F34DB60DBDFB2")
+                 6D6E919A48B610EF17C2041E474035766B68642C59BBFC2F34DB60DBDFB2"
+            )
         );
     }
 
