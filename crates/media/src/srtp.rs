@@ -586,6 +586,46 @@ mod tests {
         assert_eq!(&second[..n], &plain[..]);
     }
 
+    /// Without the key the audio is noise: the ciphertext decoded as G.711 does not
+    /// correlate with what was said; with the key it is the same signal again.
+    #[test]
+    fn ciphertext_is_not_audio() {
+        use waihu_audio::g711::Law;
+        let said: Vec<i16> = (0..8000)
+            .map(|i| {
+                ((f64::from(i) * 0.07).sin() * 8000.0 + (f64::from(i) * 0.013).sin() * 4000.0)
+                    as i16
+            })
+            .collect();
+        let mut tx = SrtpContext::new(&key(6));
+        let mut rx = SrtpContext::new(&key(6));
+        let (mut wire, mut heard) = (Vec::new(), Vec::new());
+        for (k, frame) in said.chunks(160).enumerate() {
+            let mut payload = Vec::new();
+            Law::Ulaw.encode(frame, &mut payload);
+            let mut p = rtp(k as u16, 1, &payload);
+            tx.protect_rtp(&mut p).unwrap();
+            Law::Ulaw.decode(&p[12..12 + 160], &mut wire);
+            let n = rx.unprotect_rtp(&mut p).unwrap();
+            Law::Ulaw.decode(&p[12..n], &mut heard);
+        }
+        let corr = |x: &[i16]| {
+            let dot: f64 = x
+                .iter()
+                .zip(&said)
+                .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                .sum();
+            let n = |v: &[i16]| v.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>().sqrt();
+            dot / (n(x) * n(&said))
+        };
+        assert!(
+            corr(&wire).abs() < 0.1,
+            "ciphertext correlates: {}",
+            corr(&wire)
+        );
+        assert!(corr(&heard) > 0.99, "decrypted: {}", corr(&heard));
+    }
+
     proptest::proptest! {
         #[test]
         fn unprotect_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
