@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use waihu_campaign::config::Trunk;
 use waihu_campaign::trunks::{
-    is_failover_status, NumberFormat, RegState, TrunkConfig, TrunkResult, TrunkSet, TrunkStatus,
-    TrunkTransport,
+    is_failover_status, NumberFormat, RegState, TrunkConfig, TrunkResult, TrunkSet, TrunkSrtp,
+    TrunkStatus, TrunkTransport,
 };
 use waihu_engine::agent::CallAgent;
 use waihu_engine::call::{place_call_routed, CallOptions, CallReport, Progress, Route};
 use waihu_engine::sip::SipEndpoint;
-use waihu_engine::waihu_sip::{Credentials, Registration, Transport, UaEvent};
+use waihu_engine::waihu_sip::{Credentials, Registration, SrtpMode, Transport, UaEvent};
 use waihu_engine::EngineError;
 
 /// How long a call waits for a trunk with a free channel and CPS token before it fails
@@ -32,6 +32,7 @@ struct Wire {
     next_hop: SocketAddr,
     transport: Transport,
     credentials: Option<Credentials>,
+    srtp: SrtpMode,
 }
 
 /// The trunks of a run.
@@ -78,6 +79,11 @@ impl TrunkPool {
                     TrunkTransport::Tcp => Transport::Tcp,
                 },
                 credentials,
+                srtp: match t.srtp {
+                    TrunkSrtp::Off => SrtpMode::Off,
+                    TrunkSrtp::Optional => SrtpMode::Optional,
+                    TrunkSrtp::Mandatory => SrtpMode::Mandatory,
+                },
             });
         }
         Ok(TrunkPool {
@@ -218,6 +224,7 @@ impl TrunkPool {
             transport: w.transport,
             credentials: w.credentials.clone(),
             headers,
+            srtp: w.srtp,
         })
     }
 
@@ -267,6 +274,7 @@ impl TrunkPool {
         opts.transport = route.transport;
         opts.credentials = route.credentials;
         opts.headers = route.headers;
+        opts.media.srtp = route.srtp;
         let mut tried = vec![first];
         let mut current = Some(first);
         let mut next = |status: Option<u16>| -> Option<Route> {

@@ -251,6 +251,8 @@ pub struct Route {
     pub credentials: Option<Credentials>,
     /// Extra INVITE headers this route wants (a trunk's `P-Asserted-Identity`, `Privacy`).
     pub headers: Vec<(String, String)>,
+    /// The trunk's SDES-SRTP policy (a failover to a trunk with another policy re-offers).
+    pub srtp: SrtpMode,
 }
 
 /// Asked when an outgoing call failed before it was answered, with the final status
@@ -431,7 +433,9 @@ impl Media {
             if self.their_key.as_ref() != Some(theirs) {
                 let ours = SrtpKey::from_bytes(&self.our_key.key_salt).expect("30 bytes");
                 let peer = SrtpKey::from_bytes(&theirs.key_salt).expect("30 bytes");
-                session.set_srtp(Some(SrtpSession::new(&ours, &peer)));
+                if !session.rekey_inbound(&peer) {
+                    session.set_srtp(Some(SrtpSession::new(&ours, &peer)));
+                }
                 self.their_key = Some(theirs.clone());
             }
         }
@@ -905,6 +909,10 @@ async fn drive(
                                     oc.transport = route.transport;
                                     oc.credentials = route.credentials;
                                     oc.headers = route.headers;
+                                    if route.srtp != media.srtp_mode {
+                                        media.srtp_mode = route.srtp;
+                                        oc.sdp = Some(media.offer(&opts.codecs));
+                                    }
                                     let (c, ev) = ep.invite(oc.clone()).await?;
                                     call = c;
                                     events = ev;

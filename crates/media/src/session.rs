@@ -188,6 +188,18 @@ impl MediaSession {
         self.srtp = srtp;
     }
 
+    /// The peer changed its key (a re-INVITE): a new receive context; what we send keeps
+    /// its key, rollover counter and SRTCP index. False when SRTP is off.
+    pub fn rekey_inbound(&mut self, theirs: &crate::srtp::SrtpKey) -> bool {
+        match &mut self.srtp {
+            Some(s) => {
+                s.inbound = crate::srtp::SrtpContext::new(theirs);
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn srtp_on(&self) -> bool {
         self.srtp.is_some()
     }
