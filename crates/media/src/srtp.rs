@@ -208,7 +208,7 @@ struct Stream {
     window: Window,
 }
 
-fn stream<'a>(streams: &'a mut Vec<Stream>, ssrc: u32, init: u64) -> &'a mut Stream {
+fn stream(streams: &mut Vec<Stream>, ssrc: u32, init: u64) -> &mut Stream {
     if let Some(i) = streams.iter().position(|s| s.ssrc == ssrc) {
         return &mut streams[i];
     }
