@@ -1,4 +1,4 @@
-//! waihu's benchmarks: `waihu bench import|segments|script|sip|api|audit|tts|vad|asr|nlu|voice|bandit`,
+//! waihu's benchmarks: `waihu bench import|segments|script|sip|srtp|api|audit|tts|vad|asr|nlu|voice|bandit`,
 //! `waihu campaign bench`, and the timing of `waihu campaign simulate`.
 //!
 //! Every bench runs a workload and a baseline side by side in the same run and prints
@@ -21,6 +21,7 @@
 //! | `nlu` | [`nlu`] | the intent classifier on the held-out split | scikit-learn (and e5) on the same split |
 //! | `voice` | [`voice`] | the bot over SIP against virtual callees | — (latency breakdown, correctness, CPU) |
 //! | `bandit` | [`bandit`] | Thompson sampling over variants with known rates | the fixed split of a classic A/B test |
+//! | `srtp` | [`srtp`] | SRTP protect/unprotect per packet; CPU per call of concurrent two-way SRTP streams | the plain media path; the same streams in plain RTP |
 //! | `https` | [`https`] | API requests/s over TLS (rustls, keep-alive or a handshake per request) | the same server over plain HTTP |
 //! | `campaign bench` | [`campaign`] | the planner's queues | a full scan per decision |
 //!
@@ -46,6 +47,7 @@ pub mod simulate;
 pub mod sip;
 pub mod sms;
 pub mod speech;
+pub mod srtp;
 pub mod trunks;
 pub mod voice;
 pub mod voiceprint;

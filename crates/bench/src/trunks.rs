@@ -97,6 +97,7 @@ fn trunk_over(
         password: secret.map(|p| PasswordSource::File(p.to_path_buf())),
         register,
         expires: 600,
+        srtp: waihu_campaign::trunks::TrunkSrtp::Off,
         outbound_proxy: None,
         channels: concurrency as u32,
         cps: 10_000.0,

@@ -248,6 +248,13 @@ pub struct TrunkFile {
     pub register: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<u32>,
+    /// SDES-SRTP for this trunk's calls: `off` (default), `optional`, `mandatory`.
+    #[serde(
+        default,
+        deserialize_with = "crate::trunks::de_srtp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub srtp: Option<String>,
     #[serde(
         default,
         deserialize_with = "crate::trunks::de_proxy",

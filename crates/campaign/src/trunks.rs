@@ -6,8 +6,8 @@
 //! `proxy` (`host:port`, `host` or a `sip:`/`sips:` URI), `transport` (`udp`, `tcp`,
 //! `tls` with `tls_ca` and `tls_server_name`), `username`,
 //! `realm`, the password from `password_env` or `password_file` (an inline `password` is
-//! refused), `register` + `expires`, `outbound_proxy` and `number_format` (`e164`,
-//! `national`, `prefix:<digits>`). Every problem carries `file:line:column`.
+//! refused), `register` + `expires`, `srtp` (`off`, `optional`, `mandatory`),
+//! `outbound_proxy` and `number_format` (`e164`, `national`, `prefix:<digits>`). Every problem carries `file:line:column`.
 //!
 //! [`TrunkSet`] is the runtime's selector: a weighted choice among trunks that are up
 //! (registered when they must be, not in a failure back-off) with a free channel and a
@@ -39,6 +39,32 @@ impl TrunkTransport {
             TrunkTransport::Udp => "udp",
             TrunkTransport::Tcp => "tcp",
             TrunkTransport::Tls => "tls",
+        }
+    }
+}
+
+/// Media encryption of a trunk's calls: SDES-SRTP (RFC 4568, `AES_CM_128_HMAC_SHA1_80`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TrunkSrtp {
+    /// Plain RTP.
+    #[default]
+    Off,
+    /// Offer keys in an `RTP/AVP` offer; plain RTP when the trunk answers without them.
+    Optional,
+    /// Offer `RTP/SAVP`; a call the trunk answers without keys is hung up.
+    Mandatory,
+}
+
+impl TrunkSrtp {
+    pub fn parse(s: &str) -> Result<TrunkSrtp, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "off" | "no" | "false" => Ok(TrunkSrtp::Off),
+            "optional" => Ok(TrunkSrtp::Optional),
+            "mandatory" | "required" => Ok(TrunkSrtp::Mandatory),
+            other => Err(format!(
+                "srtp {other:?}: expected off, optional or mandatory / srtp 应为 off、optional 或 mandatory"
+            )),
         }
     }
 }
@@ -175,6 +201,22 @@ pub(crate) fn de_transport<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Str
     Ok(Some(s))
 }
 
+pub(crate) fn de_srtp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    // YAML reads a bare `off` as a boolean: accept `false` as off too.
+    let v = serde_norway::Value::deserialize(d)?;
+    let s = match v {
+        serde_norway::Value::String(s) => s,
+        serde_norway::Value::Bool(false) => "off".to_string(),
+        other => {
+            return Err(serde::de::Error::custom(format!(
+                "srtp {other:?}: expected off, optional or mandatory / srtp 应为 off、optional 或 mandatory"
+            )))
+        }
+    };
+    TrunkSrtp::parse(&s).map_err(serde::de::Error::custom)?;
+    Ok(Some(s))
+}
+
 pub(crate) fn de_proxy<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let s = String::deserialize(d)?;
     parse_proxy(&s).map_err(serde::de::Error::custom)?;
@@ -284,6 +326,8 @@ pub struct TrunkConfig {
     pub register: bool,
     /// Requested registration lifetime, seconds.
     pub expires: u32,
+    /// SDES-SRTP policy of this trunk's calls.
+    pub srtp: TrunkSrtp,
     pub outbound_proxy: Option<HostPort>,
     pub channels: u32,
     pub cps: f64,
@@ -609,6 +653,11 @@ fn check_entries(
             password,
             register,
             expires,
+            srtp: t
+                .srtp
+                .as_deref()
+                .map(|v| TrunkSrtp::parse(v).unwrap_or_default())
+                .unwrap_or_default(),
             outbound_proxy,
             channels: t.channels,
             cps: t.cps,
@@ -1047,6 +1096,34 @@ trunks:
     }
 
     #[test]
+    fn srtp_policy_per_trunk() {
+        let t = |v: &str| {
+            parse(&format!(
+                "trunks:\n  - name: a\n    proxy: 127.0.0.1:5060\n    channels: 1\n    cps: 1\n{v}"
+            ))
+        };
+        assert_eq!(t("").unwrap()[0].srtp, TrunkSrtp::Off);
+        assert_eq!(
+            t("    srtp: mandatory\n").unwrap()[0].srtp,
+            TrunkSrtp::Mandatory
+        );
+        assert_eq!(
+            t("    srtp: optional\n").unwrap()[0].srtp,
+            TrunkSrtp::Optional
+        );
+        assert_eq!(t("    srtp: off\n").unwrap()[0].srtp, TrunkSrtp::Off);
+        assert_eq!(t("    srtp: false\n").unwrap()[0].srtp, TrunkSrtp::Off);
+        for bad in ["    srtp: dtls\n", "    srtp: 3\n", "    srtp: true\n"] {
+            let e = t(bad).unwrap_err().issues[0].clone();
+            assert_eq!((e.line, e.column), (Some(6), Some(5)), "{bad}: {e}");
+            assert!(
+                e.message.contains("expected off, optional or mandatory"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
     fn identity_headers_are_validated_where_written() {
         let ok = parse("trunks:\n  - name: a\n    proxy: 127.0.0.1:5060\n    channels: 1\n    cps: 1\n    asserted_identity: true\n    privacy: id;critical\n").unwrap();
         assert!(ok[0].asserted_identity);
@@ -1125,6 +1202,7 @@ trunks:
             password: None,
             register: false,
             expires: 3600,
+            srtp: TrunkSrtp::Off,
             outbound_proxy: None,
             channels,
             cps,

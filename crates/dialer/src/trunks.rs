@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use waihu_campaign::config::Trunk;
 use waihu_campaign::trunks::{
-    is_failover_status, NumberFormat, RegState, TrunkConfig, TrunkResult, TrunkSet, TrunkStatus,
-    TrunkTransport,
+    is_failover_status, NumberFormat, RegState, TrunkConfig, TrunkResult, TrunkSet, TrunkSrtp,
+    TrunkStatus, TrunkTransport,
 };
 use waihu_engine::agent::CallAgent;
 use waihu_engine::call::{place_call_routed, CallOptions, CallReport, Progress, Route};
 use waihu_engine::sip::{tls_client_config, SipEndpoint, TlsPeer};
-use waihu_engine::waihu_sip::{Credentials, Registration, Transport, UaEvent};
+use waihu_engine::waihu_sip::{Credentials, Registration, SrtpMode, Transport, UaEvent};
 use waihu_engine::EngineError;
 
 /// How long a call waits for a trunk with a free channel and CPS token before it fails
@@ -34,6 +34,7 @@ struct Wire {
     credentials: Option<Credentials>,
     /// TLS trunks: how the next hop's certificate is verified.
     tls: Option<TlsPeer>,
+    srtp: SrtpMode,
 }
 
 /// The trunks of a run.
@@ -95,6 +96,11 @@ impl TrunkPool {
                 },
                 credentials,
                 tls,
+                srtp: match t.srtp {
+                    TrunkSrtp::Off => SrtpMode::Off,
+                    TrunkSrtp::Optional => SrtpMode::Optional,
+                    TrunkSrtp::Mandatory => SrtpMode::Mandatory,
+                },
             });
         }
         Ok(TrunkPool {
@@ -249,6 +255,7 @@ impl TrunkPool {
             transport: w.transport,
             credentials: w.credentials.clone(),
             headers,
+            srtp: w.srtp,
         })
     }
 
@@ -299,6 +306,7 @@ impl TrunkPool {
         opts.transport = route.transport;
         opts.credentials = route.credentials;
         opts.headers = route.headers;
+        opts.media.srtp = route.srtp;
         let mut tried = vec![first];
         let mut current = Some(first);
         let mut next = |status: Option<u16>| -> Option<Route> {
@@ -419,5 +427,93 @@ mod tests {
             "1795101012345678"
         );
         assert!(dial_string("+0", &NumberFormat::National).is_err());
+    }
+
+    /// Hangs up after a second of answered media, counting the frames it heard.
+    struct Listen(u32);
+    impl CallAgent for Listen {
+        fn on_frame(
+            &mut self,
+            _now: std::time::Instant,
+            _heard: &[i16],
+            _say: &mut [i16],
+        ) -> waihu_engine::agent::Control {
+            self.0 += 1;
+            if self.0 >= 50 {
+                return waihu_engine::agent::Control::Hangup("heard enough".into());
+            }
+            waihu_engine::agent::Control::Continue
+        }
+    }
+
+    /// A trunk's `srtp:` reaches the wire: our UAS demands SRTP; a trunk with
+    /// `srtp: mandatory` gets an SRTP call, one with SRTP off is refused (488).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn trunk_srtp_policy_reaches_the_call() {
+        use waihu_campaign::trunks::HostPort;
+        use waihu_engine::call::{answer_loop, MediaOptions};
+        let uas = Arc::new(
+            SipEndpoint::bind("127.0.0.1:0".parse().unwrap(), "callee", None)
+                .await
+                .unwrap(),
+        );
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let uas_opts = MediaOptions {
+            play: Some(vec![3000i16; 8000 * 3].into()),
+            srtp: SrtpMode::Mandatory,
+            ..MediaOptions::default()
+        };
+        tokio::spawn(answer_loop(uas.clone(), Duration::ZERO, uas_opts, tx));
+        let ep = SipEndpoint::bind("127.0.0.1:0".parse().unwrap(), "waihu", None)
+            .await
+            .unwrap();
+        let trunk = |srtp: TrunkSrtp| TrunkConfig {
+            name: "t".into(),
+            proxy: HostPort {
+                host: "127.0.0.1".into(),
+                port: uas.local_addr().port(),
+            },
+            transport: TrunkTransport::Udp,
+            username: None,
+            realm: None,
+            password: None,
+            register: false,
+            expires: 3600,
+            srtp,
+            outbound_proxy: None,
+            channels: 2,
+            cps: 100.0,
+            weight: 1,
+            number_format: NumberFormat::E164,
+            asserted_identity: false,
+            privacy: None,
+        };
+        for (srtp, answered) in [(TrunkSrtp::Mandatory, true), (TrunkSrtp::Off, false)] {
+            let pool = TrunkPool::new(vec![trunk(srtp)]).await.unwrap();
+            let mut opts = CallOptions::new("placeholder");
+            opts.ring_timeout = Duration::from_secs(5);
+            let r = tokio::time::timeout(
+                Duration::from_secs(15),
+                pool.place(
+                    &ep,
+                    opts,
+                    "+8613800138000",
+                    0,
+                    Box::new(Listen(0)),
+                    &mut |_| {},
+                ),
+            )
+            .await
+            .expect("bounded")
+            .unwrap();
+            if answered {
+                assert_eq!(r.outcome, waihu_core::CallOutcome::Answered, "{r:?}");
+                assert!(r.rtp.srtp && r.rtp.packets_received > 20, "{r:?}");
+                assert_eq!(r.rtp.srtp_auth_failed, 0, "{r:?}");
+            } else {
+                assert_eq!(r.sip_status, Some(488), "{r:?}");
+                assert!(!r.rtp.srtp, "{r:?}");
+            }
+        }
     }
 }

@@ -15,10 +15,11 @@ use tokio::sync::mpsc;
 use waihu_core::CallOutcome;
 use waihu_media::{
     FrameSource, Law, MediaEvent, MediaSession, MediaStats, PcmPlayer, SessionConfig, Silence,
-    StereoRecorder, FRAME,
+    SrtpKey, SrtpSession, StereoRecorder, FRAME,
 };
 use waihu_sip::{
-    CallId, Codec, Credentials, Negotiated, OutgoingCall, Sdp, TransferProgress, UaEvent,
+    CallId, Codec, Credentials, Negotiated, OutgoingCall, SdesKey, Sdp, SrtpMode, TransferProgress,
+    UaEvent,
 };
 
 use crate::agent::{CallAgent, Control, IncomingPlan};
@@ -46,6 +47,9 @@ pub struct MediaOptions {
     pub tail: Duration,
     /// Codecs in preference order.
     pub codecs: Vec<Codec>,
+    /// SDES-SRTP (RFC 4568/3711): off, optional (best effort) or mandatory. The recording
+    /// holds the decrypted audio either way.
+    pub srtp: SrtpMode,
 }
 
 impl Default for MediaOptions {
@@ -61,6 +65,7 @@ impl Default for MediaOptions {
             hangup_after_play: false,
             tail: Duration::from_millis(500),
             codecs: vec![Codec::Pcmu, Codec::Pcma],
+            srtp: SrtpMode::Off,
         }
     }
 }
@@ -131,6 +136,11 @@ pub struct RtpReport {
     pub peer_jitter_ms: Option<f64>,
     /// Round-trip time measured through RTCP (LSR/DLSR), milliseconds.
     pub rtt_ms: Option<f64>,
+    /// Whether the media was SRTP, and the datagrams dropped for failing authentication
+    /// or as replays.
+    pub srtp: bool,
+    pub srtp_auth_failed: u64,
+    pub srtp_replayed: u64,
 }
 
 fn round2(x: f64) -> f64 {
@@ -152,6 +162,9 @@ impl From<MediaStats> for RtpReport {
             peer_lost: s.peer_lost,
             peer_jitter_ms: s.peer_jitter_ms.map(round2),
             rtt_ms: s.rtt_ms.map(round2),
+            srtp: false,
+            srtp_auth_failed: s.srtp_auth_failed,
+            srtp_replayed: s.srtp_replayed,
         }
     }
 }
@@ -238,6 +251,8 @@ pub struct Route {
     pub credentials: Option<Credentials>,
     /// Extra INVITE headers this route wants (a trunk's `P-Asserted-Identity`, `Privacy`).
     pub headers: Vec<(String, String)>,
+    /// The trunk's SDES-SRTP policy (a failover to a trunk with another policy re-offers).
+    pub srtp: SrtpMode,
 }
 
 /// Asked when an outgoing call failed before it was answered, with the final status
@@ -279,6 +294,10 @@ struct Media {
     heard: Vec<i16>,
     agent_hangup: Option<String>,
     agent_transfer: Option<String>,
+    /// SDES-SRTP policy and our key for this call (fresh per call); the peer's key in use.
+    srtp_mode: SrtpMode,
+    our_key: SdesKey,
+    their_key: Option<SdesKey>,
 }
 
 impl Media {
@@ -338,6 +357,16 @@ impl Media {
             heard: vec![0; FRAME],
             agent_hangup: None,
             agent_transfer: None,
+            srtp_mode: SrtpMode::Off,
+            our_key: SdesKey {
+                tag: 1,
+                key_salt: {
+                    let mut k = [0u8; 30];
+                    rand::Rng::fill(&mut rand::thread_rng(), &mut k[..]);
+                    k
+                },
+            },
+            their_key: None,
         })
     }
 
@@ -347,6 +376,42 @@ impl Media {
             self.record_path = Some(p);
         }
         Ok(())
+    }
+
+    /// Applies the SRTP policy to what an answer (or offer) settled: `Err` with the reason
+    /// when SRTP is mandatory and the peer gave no usable key; with SRTP off a key is ignored.
+    fn srtp_policy(&self, mut neg: Negotiated) -> Result<Negotiated, String> {
+        match self.srtp_mode {
+            SrtpMode::Off => neg.srtp = None,
+            SrtpMode::Optional => {}
+            SrtpMode::Mandatory if neg.srtp.is_none() => {
+                return Err("SRTP mandatory: the peer's SDP has no usable a=crypto".into())
+            }
+            SrtpMode::Mandatory => {}
+        }
+        Ok(neg)
+    }
+
+    /// Our SDP offer, with our SDES key when SRTP is on.
+    fn offer(&self, codecs: &[Codec]) -> Sdp {
+        Sdp::offer(self.local, codecs, 20, rand::random::<u32>().into())
+            .with_srtp(self.srtp_mode, &self.our_key)
+    }
+
+    /// Answers `offer` under this call's SRTP policy.
+    fn answer(
+        &self,
+        offer: &Sdp,
+        codecs: &[Codec],
+    ) -> Result<(Sdp, Negotiated), waihu_sip::SdpError> {
+        Sdp::answer_srtp(
+            offer,
+            self.local,
+            codecs,
+            rand::random::<u32>().into(),
+            self.srtp_mode,
+            Some(&self.our_key),
+        )
     }
 
     /// Starts (or re-targets) media after an offer/answer. `sending`: false for early media.
@@ -362,6 +427,18 @@ impl Media {
             );
             MediaSession::new(cfg, now)
         });
+        // (Re)key when the peer's key is new; a later offer/answer without one keeps the
+        // keys in place (the UA re-answers with the same SDP).
+        if let Some(theirs) = &neg.srtp {
+            if self.their_key.as_ref() != Some(theirs) {
+                let ours = SrtpKey::from_bytes(&self.our_key.key_salt).expect("30 bytes");
+                let peer = SrtpKey::from_bytes(&theirs.key_salt).expect("30 bytes");
+                if !session.rekey_inbound(&peer) {
+                    session.set_srtp(Some(SrtpSession::new(&ours, &peer)));
+                }
+                self.their_key = Some(theirs.clone());
+            }
+        }
         session.set_sending(sending && neg.direction.sends());
         self.remote = Some(neg.remote_rtp);
         self.rtcp_remote = Some(neg.remote_rtcp);
@@ -538,13 +615,9 @@ async fn place(
 ) -> Result<CallReport, EngineError> {
     let mut media = Media::bind(ep.local_addr().ip()).await?;
     media.agent = agent;
+    media.srtp_mode = opts.media.srtp;
     media.record_to(opts.media.record.clone())?;
-    let offer = Sdp::offer(
-        media.local,
-        &opts.media.codecs,
-        20,
-        rand::random::<u32>().into(),
-    );
+    let offer = media.offer(&opts.media.codecs);
     let mut oc = OutgoingCall::new(opts.target.clone());
     oc.proxy = opts.proxy;
     oc.credentials = opts.credentials.clone();
@@ -587,7 +660,8 @@ pub async fn serve_incoming(
         let _ = ep.reject(inc.call, 500);
         return Err(e);
     }
-    let offer = Sdp::offer(media.local, &opts.codecs, 20, rand::random::<u32>().into());
+    media.srtp_mode = opts.srtp;
+    let offer = media.offer(&opts.codecs);
     if !ring_for.is_zero() {
         ep.ring(inc.call)?;
     }
@@ -624,7 +698,8 @@ pub async fn serve_incoming_with(
         return Err(e);
     }
     media.agent = Some(agent);
-    let offer = Sdp::offer(media.local, &opts.codecs, 20, rand::random::<u32>().into());
+    media.srtp_mode = opts.srtp;
+    let offer = media.offer(&opts.codecs);
     let now = Instant::now();
     let role = match plan {
         IncomingPlan::Answer { ring_for } => {
@@ -643,11 +718,10 @@ pub async fn serve_incoming_with(
             announcement,
         } => {
             let early = match (&announcement, &inc.sdp) {
-                (Some(a), Some(o)) => {
-                    Sdp::answer(o, media.local, &opts.codecs, rand::random::<u32>().into())
-                        .ok()
-                        .map(|(sdp, neg)| (a.clone(), sdp, neg))
-                }
+                (Some(a), Some(o)) => media
+                    .answer(o, &opts.codecs)
+                    .ok()
+                    .map(|(sdp, neg)| (a.clone(), sdp, neg)),
                 _ => None,
             };
             match early {
@@ -752,7 +826,7 @@ async fn drive(
                     UaEvent::Trying { .. } => progress(&Progress::Trying),
                     UaEvent::Ringing { early_sdp, .. } => {
                         progress(&Progress::Ringing);
-                        if let Some(neg) = early_sdp.and_then(|s| s.negotiated_from_answer().ok()) {
+                        if let Some(neg) = early_sdp.and_then(|s| s.negotiated_from_answer().ok()).and_then(|n| media.srtp_policy(n).ok()) {
                             early_media = true;
                             media.start(neg, false);
                         }
@@ -760,7 +834,7 @@ async fn drive(
                     UaEvent::EarlyMedia { sdp, .. } => {
                         progress(&Progress::EarlyMedia);
                         early_media = true;
-                        if let Ok(neg) = sdp.negotiated_from_answer() {
+                        if let Some(neg) = sdp.negotiated_from_answer().ok().and_then(|n| media.srtp_policy(n).ok()) {
                             media.start(neg, false);
                         }
                     }
@@ -769,8 +843,12 @@ async fn drive(
                         match &role {
                             Role::Uac => {
                                 let neg = sdp.as_ref().and_then(|s| s.negotiated_from_answer().ok()).or(media.negotiated.clone());
-                                match neg {
-                                    Some(n) => media.start(n, true),
+                                match neg.map(|n| media.srtp_policy(n)) {
+                                    Some(Ok(n)) => media.start(n, true),
+                                    Some(Err(why)) => {
+                                        tracing::warn!(?call, %why, "answer refused: hanging up");
+                                        media.agent_hangup = Some(why);
+                                    }
                                     None => tracing::warn!(?call, "answer without usable SDP: no media"),
                                 }
                                 answered_at = Some(now);
@@ -779,8 +857,10 @@ async fn drive(
                             }
                             Role::Uas { offer: None, reject: None, .. } => {
                                 // Offer-less INVITE: the ACK carried the answer to our offer.
-                                if let Some(n) = sdp.as_ref().and_then(|s| s.negotiated_from_answer().ok()) {
-                                    media.start(n, true);
+                                match sdp.as_ref().and_then(|s| s.negotiated_from_answer().ok()).map(|n| media.srtp_policy(n)) {
+                                    Some(Ok(n)) => media.start(n, true),
+                                    Some(Err(why)) => media.agent_hangup = Some(why),
+                                    None => {}
                                 }
                             }
                             Role::Uas { .. } => {}
@@ -789,7 +869,7 @@ async fn drive(
                     UaEvent::ReInvite { sdp: Some(offer), .. } => {
                         // Hold / resume / new address: follow the offer's direction and target
                         // (the UA already answered with the mirrored direction).
-                        if let Ok((_, neg)) = Sdp::answer(&offer, media.local, &opts.codecs, 0) {
+                        if let Ok((_, neg)) = media.answer(&offer, &opts.codecs) {
                             media.start(neg, true);
                         }
                     }
@@ -829,6 +909,10 @@ async fn drive(
                                     oc.transport = route.transport;
                                     oc.credentials = route.credentials;
                                     oc.headers = route.headers;
+                                    if route.srtp != media.srtp_mode {
+                                        media.srtp_mode = route.srtp;
+                                        oc.sdp = Some(media.offer(&opts.codecs));
+                                    }
                                     let (c, ev) = ep.invite(oc.clone()).await?;
                                     call = c;
                                     events = ev;
@@ -856,6 +940,8 @@ async fn drive(
                         }
                         let recording = media.finish()?;
                         let stats = media.session.as_ref().map(|s| s.stats()).unwrap_or_default();
+                        let mut rtp: RtpReport = stats.into();
+                        rtp.srtp = media.session.as_ref().is_some_and(|s| s.srtp_on());
                         return Ok(CallReport {
                             outcome,
                             sip_status,
@@ -867,7 +953,7 @@ async fn drive(
                             dtmf_sent,
                             dtmf_received: media.dtmf_received.clone(),
                             codec: media.negotiated.as_ref().map(|n| n.codec.name().to_string()),
-                            rtp: stats.into(),
+                            rtp,
                             recording,
                             rerouted_after,
                             transfer: transfer.take().map(|(r, _)| r),
@@ -891,7 +977,7 @@ async fn drive(
                 if let Role::Uas { offer, answer_at, reject: None } = &role {
                     if now >= *answer_at && answered_at.is_none() {
                         let answer = match offer {
-                            Some(o) => match Sdp::answer(o, media.local, &opts.codecs, rand::random::<u32>().into()) {
+                            Some(o) => match media.answer(o, &opts.codecs) {
                                 Ok((sdp, neg)) => {
                                     media.start(neg, true);
                                     Some(sdp)

@@ -30,6 +30,7 @@ pub mod jitter;
 pub mod rtcp;
 pub mod rtp;
 pub mod session;
+pub mod srtp;
 
 // One G.711 and one WAV implementation for the whole workspace; re-exported because a
 // session's codec and its recording are part of this crate's API.
@@ -37,6 +38,7 @@ pub use waihu_audio::{g711, wav};
 
 pub use rtp::{RtpError, RtpHeader, RtpPacket};
 pub use session::{MediaEvent, MediaSession, MediaStats, SessionConfig};
+pub use srtp::{SrtpContext, SrtpError, SrtpKey, SrtpSession};
 pub use waihu_audio::g711::Law;
 pub use waihu_audio::wav::{StereoRecorder, WavError};
 

@@ -9,6 +9,7 @@ use crate::dtmf::{tone, DtmfReceiver, DtmfSender, ToneDetector};
 use crate::jitter::{JitterBuffer, JitterStats, SeqStats};
 use crate::rtcp::{Report, ReportBlock, SenderInfo};
 use crate::rtp::{looks_like_rtcp, RtpError, RtpHeader, RtpPacket};
+use crate::srtp::{SrtpError, SrtpSession};
 use crate::FRAME;
 use waihu_audio::g711::Law;
 
@@ -92,6 +93,11 @@ pub struct MediaStats {
     pub peer_jitter_ms: Option<f64>,
     /// Round-trip time from the peer's LSR/DLSR echo of our last SR (RFC 3550 §6.4.1).
     pub rtt_ms: Option<f64>,
+    /// SRTP/SRTCP datagrams dropped because their tag did not check (wrong key, altered,
+    /// or plain RTP on an SRTP call).
+    pub srtp_auth_failed: u64,
+    /// SRTP/SRTCP datagrams dropped as replays (or older than the replay window).
+    pub srtp_replayed: u64,
 }
 
 /// The media state of one call.
@@ -122,6 +128,11 @@ pub struct MediaSession {
     encode_buf: Vec<u8>,
     /// The middle 32 bits of the peer's last SR timestamp and when it arrived (for LSR/DLSR).
     last_peer_sr: Option<(u32, Instant)>,
+    /// SRTP keys when the call negotiated SDES-SRTP: every packet out is protected, every
+    /// datagram in must authenticate.
+    srtp: Option<SrtpSession>,
+    /// Scratch buffer for decrypting a received datagram in place.
+    srtp_buf: Vec<u8>,
 }
 
 /// The middle 32 bits of a 64-bit NTP timestamp (RFC 3550's "compact" form, 1/65536 s).
@@ -160,12 +171,37 @@ impl MediaSession {
             decode_buf: Vec::with_capacity(FRAME),
             encode_buf: Vec::with_capacity(FRAME),
             last_peer_sr: None,
+            srtp: None,
+            srtp_buf: Vec::with_capacity(256),
             cfg,
         }
     }
 
     pub fn config(&self) -> &SessionConfig {
         &self.cfg
+    }
+
+    /// Turns SRTP on (or off with `None`): from now on [`tick`](Self::tick) and
+    /// [`rtcp_report`](Self::rtcp_report) return SRTP/SRTCP, and
+    /// [`handle_datagram`](Self::handle_datagram) accepts only packets that authenticate.
+    pub fn set_srtp(&mut self, srtp: Option<SrtpSession>) {
+        self.srtp = srtp;
+    }
+
+    /// The peer changed its key (a re-INVITE): a new receive context; what we send keeps
+    /// its key, rollover counter and SRTCP index. False when SRTP is off.
+    pub fn rekey_inbound(&mut self, theirs: &crate::srtp::SrtpKey) -> bool {
+        match &mut self.srtp {
+            Some(s) => {
+                s.inbound = crate::srtp::SrtpContext::new(theirs);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn srtp_on(&self) -> bool {
+        self.srtp.is_some()
     }
 
     /// Stops or resumes sending (hold, receive-only early media). Ticks still play out.
@@ -193,7 +229,36 @@ impl MediaSession {
     }
 
     /// One received datagram (RTP or RTCP, muxed or not). Never panics on outside input.
+    /// With SRTP on, a datagram that does not authenticate is dropped and counted
+    /// ([`MediaStats::srtp_auth_failed`], [`MediaStats::srtp_replayed`]) and reads as `Ok`.
     pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8]) -> Result<(), RtpError> {
+        let Some(srtp) = &mut self.srtp else {
+            return self.handle_plain(now, bytes);
+        };
+        let mut buf = std::mem::take(&mut self.srtp_buf);
+        buf.clear();
+        buf.extend_from_slice(bytes);
+        let r = if looks_like_rtcp(bytes) {
+            srtp.inbound.unprotect_rtcp(&mut buf)
+        } else {
+            srtp.inbound.unprotect_rtp(&mut buf)
+        };
+        let out = match r {
+            Ok(n) => self.handle_plain(now, &buf[..n]),
+            Err(SrtpError::Replay | SrtpError::TooOld) => {
+                self.stats.srtp_replayed += 1;
+                Ok(())
+            }
+            Err(_) => {
+                self.stats.srtp_auth_failed += 1;
+                Ok(())
+            }
+        };
+        self.srtp_buf = buf;
+        out
+    }
+
+    fn handle_plain(&mut self, now: Instant, bytes: &[u8]) -> Result<(), RtpError> {
         if looks_like_rtcp(bytes) {
             let reports = Report::parse_compound(bytes);
             if !reports.is_empty() {
@@ -355,6 +420,10 @@ impl MediaSession {
         self.seq = self.seq.wrapping_add(1);
         self.stats.packets_sent += 1;
         self.octets_sent += (out.len() - 12) as u64;
+        if let Some(srtp) = &mut self.srtp {
+            // Our own packets always have a valid header.
+            srtp.outbound.protect_rtp(&mut out).ok()?;
+        }
         Some(out)
     }
 
@@ -407,12 +476,17 @@ impl MediaSession {
             packets: self.stats.packets_sent as u32,
             octets: self.octets_sent as u32,
         });
-        Report {
+        let mut pkt = Report {
             ssrc: self.cfg.ssrc,
             sender,
             blocks,
         }
-        .to_bytes(cname)
+        .to_bytes(cname);
+        if let Some(srtp) = &mut self.srtp {
+            // Our own compound packets always hold at least an 8-byte header.
+            let _ = srtp.outbound.protect_rtcp(&mut pkt);
+        }
+        pkt
     }
 
     pub fn stats(&self) -> MediaStats {
@@ -548,6 +622,64 @@ mod tests {
         c.handle_datagram(t0 + Duration::from_secs(1), &rr).unwrap();
         assert_eq!(c.stats().rtt_ms, None);
         assert_eq!(c.stats().peer_lost, Some(0));
+    }
+
+    /// SRTP both ways: audio, RFC 4733 DTMF and RTCP cross encrypted (b's sequence numbers
+    /// wrap, so its ROC rolls over); the wrong key or plain RTP is dropped and counted.
+    #[test]
+    fn srtp_back_to_back() {
+        use crate::srtp::{SrtpKey, SrtpSession};
+        let ka = SrtpKey::from_bytes(&[7; 30]).unwrap();
+        let kb = SrtpKey::from_bytes(&[9; 30]).unwrap();
+        let (mut a, mut b, t0) = pair(Some(101), Some(101));
+        a.set_srtp(Some(SrtpSession::new(&ka, &kb)));
+        b.set_srtp(Some(SrtpSession::new(&kb, &ka)));
+        let mut plain = MediaSession::new(SessionConfig::new(Law::Alaw, None, 3, 4000, 0), t0);
+        let mut eve = MediaSession::new(SessionConfig::new(Law::Alaw, Some(101), 5, 0, 0), t0);
+        eve.set_srtp(Some(SrtpSession::new(&kb, &kb)));
+        a.send_dtmf("7");
+        let speech = vec![3000i16; FRAME];
+        let mut heard = 0;
+        for k in 0..60u32 {
+            let now = t0 + Duration::from_millis(20 * u64::from(k));
+            if let Some(p) = a.tick(now, if a.dtmf_idle() { &speech } else { &[] }) {
+                assert!(RtpPacket::parse(&p).is_ok(), "the header stays readable");
+                b.handle_datagram(now, &p).unwrap();
+                eve.handle_datagram(now, &p).unwrap();
+            }
+            if let Some(p) = b.tick(now, &speech) {
+                a.handle_datagram(now, &p).unwrap();
+            }
+            if let Some(p) = plain.tick(now, &speech) {
+                b.handle_datagram(now, &p).unwrap();
+            }
+            eve.tick(now, &[]);
+            heard += usize::from(b.received_audio());
+        }
+        assert!(heard > 30, "heard {heard}");
+        assert_eq!(
+            b.poll_event(),
+            Some(MediaEvent::Dtmf {
+                digit: '7',
+                inband: false
+            })
+        );
+        let sb = b.stats();
+        assert_eq!(sb.packets_received, 60);
+        assert_eq!(sb.srtp_auth_failed, 60, "plain RTP refused");
+        assert_eq!(a.stats().packets_received, 60);
+        let es = eve.stats();
+        assert_eq!((es.packets_received, es.frames_with_audio), (0, 0));
+        assert_eq!(es.srtp_auth_failed, 60);
+        let sr = a.rtcp_report(t0 + Duration::from_secs(2), "a");
+        b.handle_datagram(t0 + Duration::from_secs(2), &sr).unwrap();
+        b.handle_datagram(t0 + Duration::from_secs(2), &sr).unwrap();
+        assert_eq!(b.stats().rtcp_received, 1);
+        assert_eq!(b.stats().srtp_replayed, 1);
+        let rr = b.rtcp_report(t0 + Duration::from_secs(2), "b");
+        a.handle_datagram(t0 + Duration::from_secs(2), &rr).unwrap();
+        assert_eq!(a.stats().rtcp_received, 1);
+        assert!(a.stats().rtt_ms.is_some());
     }
 
     #[test]

@@ -45,7 +45,8 @@
 //! # Modules
 //! - [`msg`]: a tolerant SIP message parser/serialiser (compact and folded headers,
 //!   case-insensitive names, comma-joined Via, quoted strings, parameters) plus the TCP framer.
-//! - [`sdp`]: SDP parse/serialise and the offer/answer for PCMU, PCMA and telephone-event.
+//! - [`sdp`]: SDP parse/serialise and the offer/answer for PCMU, PCMA and telephone-event,
+//!   with SDES-SRTP keys (RFC 4568 `a=crypto`).
 //! - [`auth`]: digest authentication (MD5, SHA-256, `-sess`, qop=auth).
 //! - [`ua`]: transactions (timers A–K), dialogs, calls and registrations.
 
@@ -56,7 +57,7 @@ pub mod trunk;
 pub mod ua;
 
 pub use msg::{FrameError, Headers, Message, ParseError, Request, Response, StreamFramer};
-pub use sdp::{Codec, Direction, MediaDesc, Negotiated, Sdp, SdpError};
+pub use sdp::{Codec, Direction, MediaDesc, Negotiated, SdesKey, Sdp, SdpError, SrtpMode};
 pub use trunk::{TrunkAddr, TrunkAddrError};
 pub use ua::{
     outcome_for_status, register_retry_delay, CallId, Config, Credentials, OutgoingCall, RegId,

@@ -1,5 +1,6 @@
 //! SDP (RFC 4566) parsing/serialising and offer/answer (RFC 3264) for telephony audio:
-//! PCMU (0), PCMA (8) and telephone-event (RFC 4733), ptime, direction attributes and hold.
+//! PCMU (0), PCMA (8) and telephone-event (RFC 4733), ptime, direction attributes and hold,
+//! and SDES-SRTP keys (RFC 4568 `a=crypto`, suite `AES_CM_128_HMAC_SHA1_80` only).
 //!
 //! Written here because telephony needs only a sliver of SDP and the answer logic (codec
 //! choice, direction mirroring, where to send RTP) is ours anyway; the parser is lenient
@@ -27,6 +28,144 @@ pub enum SdpError {
     NoCommonCodec(Vec<u8>),
     #[error("SDP is not UTF-8")]
     NotUtf8,
+    #[error("SDP a=crypto is malformed: {0}")]
+    Crypto(String),
+    #[error("SDP offer requires SRTP (RTP/SAVP) but SRTP is off for this call")]
+    SrtpNotEnabled,
+    #[error(
+        "SRTP is mandatory but the peer's SDP has no usable a=crypto (AES_CM_128_HMAC_SHA1_80)"
+    )]
+    SrtpRequired,
+}
+
+/// Whether a call protects its media with SDES-SRTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SrtpMode {
+    /// Plain RTP; an SRTP-only (`RTP/SAVP`) offer is refused.
+    #[default]
+    Off,
+    /// Offer `RTP/AVP` with `a=crypto` (RFC 4568 best effort, what baresip's `srtp` does):
+    /// SRTP when the answer carries a key, plain RTP otherwise.
+    Optional,
+    /// Offer `RTP/SAVP` with `a=crypto`; an answer without a usable key fails the call.
+    Mandatory,
+}
+
+impl SrtpMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SrtpMode::Off => "off",
+            SrtpMode::Optional => "optional",
+            SrtpMode::Mandatory => "mandatory",
+        }
+    }
+    pub fn parse(s: &str) -> Option<SrtpMode> {
+        Some(match s {
+            "off" => SrtpMode::Off,
+            "optional" => SrtpMode::Optional,
+            "mandatory" => SrtpMode::Mandatory,
+            _ => return None,
+        })
+    }
+}
+
+/// The one crypto suite we speak.
+pub const SRTP_SUITE: &str = "AES_CM_128_HMAC_SHA1_80";
+
+/// An SDES key from an `a=crypto` line: its tag and the 30-byte master key || salt.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SdesKey {
+    pub tag: u32,
+    pub key_salt: [u8; 30],
+}
+
+impl fmt::Debug for SdesKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Keys never reach logs.
+        write!(f, "SdesKey {{ tag: {}, .. }}", self.tag)
+    }
+}
+
+fn b64() -> base64::engine::GeneralPurpose {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    )
+}
+
+impl SdesKey {
+    /// The `a=crypto` value: `<tag> AES_CM_128_HMAC_SHA1_80 inline:<base64>`.
+    pub fn to_attr(&self) -> String {
+        use base64::Engine;
+        format!(
+            "{} {SRTP_SUITE} inline:{}",
+            self.tag,
+            b64().encode(self.key_salt)
+        )
+    }
+
+    /// Parses one `a=crypto` value. `Ok(None)`: well-formed but not usable by us (another
+    /// suite, an MKI, session parameters); `Err`: malformed.
+    pub fn parse_attr(v: &str) -> Result<Option<SdesKey>, SdpError> {
+        use base64::Engine;
+        let bad = |why: &str| SdpError::Crypto(format!("{why}: {v:?}"));
+        let mut it = v.split_whitespace();
+        let tag: u32 = it
+            .next()
+            .and_then(|t| t.parse().ok())
+            .filter(|t| *t < 1_000_000_000)
+            .ok_or_else(|| bad("tag is not a number"))?;
+        let suite = it.next().ok_or_else(|| bad("no crypto suite"))?;
+        let params = it.next().ok_or_else(|| bad("no key parameters"))?;
+        let session_params = it.next().is_some();
+        if !suite.eq_ignore_ascii_case(SRTP_SUITE) {
+            return Ok(None);
+        }
+        // Several keys (`;`) would need MKIs; one key, optional lifetime, no MKI.
+        if params.contains(';') {
+            return Ok(None);
+        }
+        let inline = params
+            .strip_prefix("inline:")
+            .ok_or_else(|| bad("key method is not inline:"))?;
+        let mut parts = inline.split('|');
+        let key = parts.next().unwrap_or("");
+        let mut mki = false;
+        for p in parts {
+            if p.contains(':') {
+                mki = true;
+            }
+        }
+        let raw = b64().decode(key).map_err(|_| bad("key is not base64"))?;
+        let key_salt: [u8; 30] = raw
+            .as_slice()
+            .try_into()
+            .map_err(|_| bad("key||salt is not 30 bytes"))?;
+        if mki || session_params {
+            // UNENCRYPTED_SRTP, KDR, an MKI field in every packet...: not supported.
+            return Ok(None);
+        }
+        Ok(Some(SdesKey { tag, key_salt }))
+    }
+}
+
+impl MediaDesc {
+    /// The first usable SDES key of this media section (`Ok(None)`: none offered).
+    pub fn sdes_key(&self) -> Result<Option<SdesKey>, SdpError> {
+        for (name, v) in &self.attrs {
+            if name.eq_ignore_ascii_case("crypto") {
+                if let Some(k) = SdesKey::parse_attr(v.as_deref().unwrap_or(""))? {
+                    return Ok(Some(k));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn secure_proto(&self) -> bool {
+        self.proto.eq_ignore_ascii_case("RTP/SAVP") || self.proto.eq_ignore_ascii_case("RTP/SAVPF")
+    }
 }
 
 /// Media direction attribute.
@@ -145,6 +284,9 @@ pub struct Negotiated {
     pub ptime: u32,
     /// Our direction: whether we should send and/or expect media (hold = not sendrecv).
     pub direction: Direction,
+    /// The peer's SDES-SRTP key when the media is to be SRTP (it protects what the peer
+    /// sends); `None`: plain RTP.
+    pub srtp: Option<SdesKey>,
 }
 
 /// The peer's RTCP address for media section `m` whose RTP goes to `conn`:`m.port`.
@@ -203,6 +345,22 @@ impl Sdp {
         }
     }
 
+    /// This offer (or answer) protected with SDES-SRTP: our key in `a=crypto` and, when
+    /// `mode` is mandatory, `RTP/SAVP`. `Off` leaves it as it is.
+    pub fn with_srtp(mut self, mode: SrtpMode, ours: &SdesKey) -> Sdp {
+        if mode == SrtpMode::Off {
+            return self;
+        }
+        if let Some(m) = self.media.iter_mut().find(|m| m.kind == "audio") {
+            if mode == SrtpMode::Mandatory {
+                m.proto = "RTP/SAVP".into();
+            }
+            m.attrs.retain(|(n, _)| !n.eq_ignore_ascii_case("crypto"));
+            m.attrs.push(("crypto".into(), Some(ours.to_attr())));
+        }
+        self
+    }
+
     /// The same offer with another direction and a bumped version (re-INVITE for hold:
     /// `SendOnly`; resume: `SendRecv`).
     pub fn with_direction(&self, dir: Direction) -> Sdp {
@@ -229,7 +387,34 @@ impl Sdp {
         supported: &[Codec],
         session_id: u64,
     ) -> Result<(Sdp, Negotiated), SdpError> {
+        Sdp::answer_srtp(offer, rtp, supported, session_id, SrtpMode::Off, None)
+    }
+
+    /// [`answer`](Self::answer) with SDES-SRTP: with `mode` not `Off` and `ours` given, an
+    /// offer carrying a usable `a=crypto` is answered with our key under the same tag (and
+    /// the offer's profile), and [`Negotiated::srtp`] holds the peer's key. An `RTP/SAVP`
+    /// offer without SRTP on, or a plain offer with SRTP mandatory, is refused.
+    pub fn answer_srtp(
+        offer: &Sdp,
+        rtp: SocketAddr,
+        supported: &[Codec],
+        session_id: u64,
+        mode: SrtpMode,
+        ours: Option<&SdesKey>,
+    ) -> Result<(Sdp, Negotiated), SdpError> {
         let m = offer.audio()?;
+        let srtp_on = mode != SrtpMode::Off && ours.is_some();
+        let theirs = if srtp_on { m.sdes_key()? } else { None };
+        if m.secure_proto() && theirs.is_none() {
+            return Err(if srtp_on {
+                SdpError::SrtpRequired
+            } else {
+                SdpError::SrtpNotEnabled
+            });
+        }
+        if mode == SrtpMode::Mandatory && theirs.is_none() {
+            return Err(SdpError::SrtpRequired);
+        }
         let conn = m
             .connection
             .or(offer.connection)
@@ -263,6 +448,14 @@ impl Sdp {
             rtpmap.push((d, "telephone-event".into(), 8000));
             fmtp.push((d, "0-16".into()));
         }
+        let mut attrs = Vec::new();
+        if let (Some(t), Some(o)) = (&theirs, ours) {
+            let k = SdesKey {
+                tag: t.tag,
+                key_salt: o.key_salt,
+            };
+            attrs.push(("crypto".to_string(), Some(k.to_attr())));
+        }
         let answer = Sdp {
             origin_user: "waihu".into(),
             session_id,
@@ -281,7 +474,7 @@ impl Sdp {
                 ptime: Some(ptime),
                 direction: Some(our_dir),
                 connection: None,
-                attrs: Vec::new(),
+                attrs,
             }],
         };
         let neg = Negotiated {
@@ -292,12 +485,14 @@ impl Sdp {
             dtmf_payload_type: dtmf,
             ptime,
             direction: our_dir,
+            srtp: theirs,
         };
         Ok((answer, neg))
     }
 
     /// What was agreed, read from the peer's answer to our offer (the answer carries one
-    /// codec, or several of which the first one is used).
+    /// codec, or several of which the first one is used). [`Negotiated::srtp`] is the
+    /// answer's SDES key if it has one (whether that is enough is the caller's policy).
     pub fn negotiated_from_answer(&self) -> Result<Negotiated, SdpError> {
         let m = self.audio()?;
         let conn = m
@@ -321,6 +516,7 @@ impl Sdp {
             dtmf_payload_type: telephone_event_pt(m),
             ptime: m.ptime.unwrap_or(20),
             direction: peer_dir.answer_for(),
+            srtp: m.sdes_key()?,
         })
     }
 
@@ -629,6 +825,117 @@ a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv
         ));
     }
 
+    fn key(n: u8) -> SdesKey {
+        SdesKey {
+            tag: 1,
+            key_salt: [n; 30],
+        }
+    }
+
+    #[test]
+    fn sdes_offer_answer_both_ways() {
+        let offer = Sdp::offer("127.0.0.1:4000".parse().unwrap(), &[Codec::Pcmu], 20, 1)
+            .with_srtp(SrtpMode::Mandatory, &key(1));
+        let text = offer.to_string();
+        assert!(text.contains("m=audio 4000 RTP/SAVP 0 101\r\n"), "{text}");
+        assert!(
+            text.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEB\r\n"),
+            "{text}"
+        );
+        let parsed = Sdp::parse(text.as_bytes()).unwrap();
+        let (ans, neg) = Sdp::answer_srtp(
+            &parsed,
+            "127.0.0.1:5000".parse().unwrap(),
+            &[Codec::Pcmu],
+            2,
+            SrtpMode::Optional,
+            Some(&key(2)),
+        )
+        .unwrap();
+        assert_eq!(
+            neg.srtp,
+            Some(key(1)),
+            "the offerer's key protects what it sends"
+        );
+        let back = Sdp::parse(&ans.to_bytes()).unwrap();
+        assert_eq!(back.media[0].proto, "RTP/SAVP");
+        assert_eq!(back.negotiated_from_answer().unwrap().srtp, Some(key(2)));
+        // Optional: RTP/AVP with a=crypto.
+        let opt = Sdp::offer("127.0.0.1:4000".parse().unwrap(), &[Codec::Pcmu], 20, 1)
+            .with_srtp(SrtpMode::Optional, &key(1));
+        assert_eq!(opt.media[0].proto, "RTP/AVP");
+        assert_eq!(opt.media[0].sdes_key().unwrap(), Some(key(1)));
+        // SRTP off: an RTP/SAVP offer is refused, a best-effort one answered in plain RTP.
+        let e = Sdp::answer(
+            &parsed,
+            "127.0.0.1:5000".parse().unwrap(),
+            &[Codec::Pcmu],
+            2,
+        );
+        assert_eq!(e.unwrap_err(), SdpError::SrtpNotEnabled);
+        let (a, n) =
+            Sdp::answer(&opt, "127.0.0.1:5000".parse().unwrap(), &[Codec::Pcmu], 2).unwrap();
+        assert!(n.srtp.is_none() && !a.to_string().contains("crypto"));
+        // Mandatory: a plain offer is refused.
+        let plain = Sdp::offer("127.0.0.1:4000".parse().unwrap(), &[Codec::Pcmu], 20, 1);
+        let e = Sdp::answer_srtp(
+            &plain,
+            "127.0.0.1:5000".parse().unwrap(),
+            &[Codec::Pcmu],
+            2,
+            SrtpMode::Mandatory,
+            Some(&key(2)),
+        );
+        assert_eq!(e.unwrap_err(), SdpError::SrtpRequired);
+    }
+
+    #[test]
+    fn crypto_lines() {
+        let k = "inline:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEB";
+        let ok = |v: &str| SdesKey::parse_attr(v);
+        assert_eq!(
+            ok(&format!("3 AES_CM_128_HMAC_SHA1_80 {k}"))
+                .unwrap()
+                .unwrap()
+                .tag,
+            3
+        );
+        assert_eq!(
+            ok(&format!("1 AES_CM_128_HMAC_SHA1_80 {k}|2^31")).unwrap(),
+            Some(key(1))
+        );
+        // Usable by others, not by us: another suite, an MKI, session parameters.
+        assert_eq!(ok(&format!("1 AES_CM_128_HMAC_SHA1_32 {k}")).unwrap(), None);
+        assert_eq!(
+            ok(&format!("1 AES_CM_128_HMAC_SHA1_80 {k}|2^20|1:4")).unwrap(),
+            None
+        );
+        assert_eq!(
+            ok(&format!("1 AES_CM_128_HMAC_SHA1_80 {k} UNENCRYPTED_SRTCP")).unwrap(),
+            None
+        );
+        for bad in [
+            "",
+            "x AES_CM_128_HMAC_SHA1_80 inline:AAAA",
+            "1 AES_CM_128_HMAC_SHA1_80",
+            "1 AES_CM_128_HMAC_SHA1_80 uri:foo",
+            "1 AES_CM_128_HMAC_SHA1_80 inline:%%%%",
+            "1 AES_CM_128_HMAC_SHA1_80 inline:AQEBAQ==",
+        ] {
+            assert!(matches!(ok(bad), Err(SdpError::Crypto(_))), "{bad:?}");
+        }
+        // The first usable line wins (baresip offers several suites).
+        let sdp = format!(
+            "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 5 RTP/SAVP 0\r\n\
+             a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:xyz\r\na=crypto:2 AES_CM_128_HMAC_SHA1_80 {k}\r\n"
+        );
+        let n = Sdp::parse(sdp.as_bytes())
+            .unwrap()
+            .negotiated_from_answer()
+            .unwrap();
+        assert_eq!(n.srtp.map(|k| k.tag), Some(2));
+    }
+
     proptest::proptest! {
         #[test]
         fn never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
@@ -638,9 +945,16 @@ a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv
             }
         }
         #[test]
-        fn never_panics_sdp_like(s in "([vocmsta]=[ -~]{0,30}\r\n){0,10}") {
+        fn crypto_attr_never_panics(v in "[0-9]{0,3} (AES_CM_128_HMAC_SHA1_80|[A-Z_0-9]{0,10}) (inline:)?[A-Za-z0-9+/=|:^]{0,60}( [ -~]{0,10})?") {
+            if let Ok(Some(k)) = SdesKey::parse_attr(&v) {
+                proptest::prop_assert_eq!(SdesKey::parse_attr(&k.to_attr()), Ok(Some(k)));
+            }
+        }
+        #[test]
+        fn never_panics_sdp_like(s in "([vocmsta]=[ -~]{0,30}\r\n|a=crypto:[ -~]{0,60}\r\n){0,10}") {
             if let Ok(s) = Sdp::parse(s.as_bytes()) {
                 let _ = Sdp::answer(&s, "127.0.0.1:1".parse().unwrap(), &[Codec::Pcmu], 1);
+                let _ = Sdp::answer_srtp(&s, "127.0.0.1:1".parse().unwrap(), &[Codec::Pcmu], 1, SrtpMode::Mandatory, Some(&key(1)));
                 let _ = Sdp::parse(&s.to_bytes());
             }
         }

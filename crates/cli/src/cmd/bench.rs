@@ -52,6 +52,9 @@ pub enum Cmd {
     /// Homomorphic analytics: Paillier keygen/encrypt/add/decrypt, and a campaign report over
     /// encrypted amounts vs the same report in plaintext.
     Paillier(waihu_bench::paillier::Args),
+    /// 媒体加密: SDES-SRTP cost — protect/unprotect per packet beside the plain media path,
+    /// and CPU per call of concurrent two-way streams over loopback, SRTP vs plain RTP.
+    Srtp(waihu_bench::srtp::Args),
     /// 答录机检测: AMD decision time p50/p95, voicemail precision/recall and
     /// announcement accuracy, beside today's text-only detector.
     Amd(waihu_bench::amd::Args),
@@ -119,6 +122,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Handoff(a) => waihu_bench::handoff::run(a),
         Cmd::Voiceprint(a) => waihu_bench::voiceprint::run(ctx.data_dir(), a),
         Cmd::Paillier(a) => waihu_bench::paillier::run(a),
+        Cmd::Srtp(a) => waihu_bench::srtp::run(a),
         Cmd::Amd(a) => waihu_bench::amd::run(ctx.data_dir(), a),
         Cmd::Sms(a) => waihu_bench::sms::run(a),
         Cmd::Geo(a) => waihu_bench::geo::run(ctx.data_dir(), &a),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use waihu_engine::call::{self, CallOptions, CallReport, MediaOptions, Progress};
 use waihu_engine::sip::SipEndpoint;
-use waihu_engine::waihu_sip::{Credentials, TrunkAddr};
+use waihu_engine::waihu_sip::{Credentials, SrtpMode, TrunkAddr};
 
 use crate::ctx::Ctx;
 
@@ -52,9 +52,31 @@ pub struct CallArgs {
     /// long) / 接通后多少秒发起转接.
     #[arg(long, default_value_t = 2.0)]
     transfer_after: f64,
+    /// SDES-SRTP media encryption / 媒体加密: off, optional (offer keys, accept plain RTP),
+    /// mandatory (RTP/SAVP; hang up if the callee answers without keys).
+    #[arg(long, value_enum, default_value_t = SrtpArg::Off)]
+    srtp: SrtpArg,
     /// Print progress and the outcome as JSON lines (the last line is the outcome).
     #[arg(long)]
     json: bool,
+}
+
+/// `--srtp` values.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SrtpArg {
+    Off,
+    Optional,
+    Mandatory,
+}
+
+impl From<SrtpArg> for SrtpMode {
+    fn from(a: SrtpArg) -> SrtpMode {
+        match a {
+            SrtpArg::Off => SrtpMode::Off,
+            SrtpArg::Optional => SrtpMode::Optional,
+            SrtpArg::Mandatory => SrtpMode::Mandatory,
+        }
+    }
 }
 
 /// Plays the prompt (if any) and asks for the blind transfer once `after` has passed.
@@ -124,6 +146,10 @@ pub struct AnswerArgs {
     /// Digest password for --register (or env WAIHU_SIP_PASSWORD) / 注册密码.
     #[arg(long, env = "WAIHU_SIP_PASSWORD", hide_env_values = true)]
     password: Option<String>,
+    /// SDES-SRTP / 媒体加密: off (refuse RTP/SAVP offers), optional (answer keys when
+    /// offered), mandatory (refuse offers without keys, 488).
+    #[arg(long, value_enum, default_value_t = SrtpArg::Off)]
+    srtp: SrtpArg,
     /// One JSON line per finished call.
     #[arg(long)]
     json: bool,
@@ -194,6 +220,12 @@ fn print_report(r: &CallReport, json: bool) -> anyhow::Result<()> {
         "RTP: sent {} received {} lost {} late {} jitter {:.1} ms; early audio {:.1} s; DTMF sent {:?} received {:?}",
         r.rtp.packets_sent, r.rtp.packets_received, r.rtp.lost, r.rtp.late, r.rtp.jitter_ms, r.early_audio_s, r.dtmf_sent, r.dtmf_received
     );
+    if r.rtp.srtp {
+        println!(
+            "SRTP: on (AES_CM_128_HMAC_SHA1_80); dropped: auth failed {}, replayed {}",
+            r.rtp.srtp_auth_failed, r.rtp.srtp_replayed
+        );
+    }
     if let Some(p) = &r.recording {
         println!("录音 / recording: {}", p.display());
     }
@@ -236,6 +268,7 @@ pub fn run_call(ctx: &Ctx, a: CallArgs) -> anyhow::Result<()> {
         dtmf: a.dtmf.clone(),
         max_duration: secs(a.max_duration, "--max-duration")?,
         no_rtp_timeout: secs(a.no_rtp_timeout, "--no-rtp-timeout")?,
+        srtp: a.srtp.into(),
         ..MediaOptions::default()
     };
     let rt = ctx.runtime()?;
@@ -289,6 +322,7 @@ pub fn run_answer(ctx: &Ctx, a: AnswerArgs) -> anyhow::Result<()> {
         play,
         record: a.record.clone(),
         max_duration: secs(a.max_duration, "--max-duration")?,
+        srtp: a.srtp.into(),
         ..MediaOptions::default()
     };
     let ring = secs(a.ring, "--ring")?;
