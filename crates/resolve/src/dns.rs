@@ -46,9 +46,9 @@ pub fn server_from_env(explicit: Option<SocketAddr>) -> Result<Option<SocketAddr
         return Ok(explicit);
     }
     match std::env::var(DNS_SERVER_ENV) {
-        Ok(v) if !v.trim().is_empty() => {
-            parse_server(&v).map(Some).map_err(|e| format!("{DNS_SERVER_ENV}: {e}"))
-        }
+        Ok(v) if !v.trim().is_empty() => parse_server(&v)
+            .map(Some)
+            .map_err(|e| format!("{DNS_SERVER_ENV}: {e}")),
         _ => Ok(None),
     }
 }
@@ -113,19 +113,26 @@ impl Resolver {
             }
             Plan::Srv { domain, transport } => {
                 let mut found = Vec::new();
-                if let Some(f) = self.srv(&domain, transport, None, &mut ttl, &mut nx).await? {
+                if let Some(f) = self
+                    .srv(&domain, transport, None, &mut ttl, &mut nx)
+                    .await?
+                {
                     found.push(f);
                 } else if let Some(f) = self
-                    .host(&domain, transport.default_port(), transport, &mut ttl, &mut nx)
+                    .host(
+                        &domain,
+                        transport.default_port(),
+                        transport,
+                        &mut ttl,
+                        &mut nx,
+                    )
                     .await?
                 {
                     found.push(f);
                 }
                 found
             }
-            Plan::Naptr { domain } => {
-                self.full(&domain, supported, &mut ttl, &mut nx).await?
-            }
+            Plan::Naptr { domain } => self.full(&domain, supported, &mut ttl, &mut nx).await?,
         };
         if found.is_empty() {
             let message = if nx {
@@ -203,7 +210,11 @@ impl Resolver {
     }
 
     async fn naptr(&self, domain: &str, ttl: &mut u32, nx: &mut bool) -> Result<Vec<Naptr>, Error> {
-        let lookup = match self.inner.lookup(Self::name(domain)?, RecordType::NAPTR).await {
+        let lookup = match self
+            .inner
+            .lookup(Self::name(domain)?, RecordType::NAPTR)
+            .await
+        {
             Ok(l) => l,
             Err(e) => return Ok(Self::absent(domain, e, nx)?.unwrap_or_default()),
         };

@@ -97,14 +97,20 @@ pub enum Plan {
         transport: Transport,
     },
     /// A transport given in the configuration: SRV of that transport, then A/AAAA.
-    Srv { domain: String, transport: Transport },
+    Srv {
+        domain: String,
+        transport: Transport,
+    },
     /// Nothing given: NAPTR, else SRV per supported transport, else A/AAAA on 5060/UDP.
     Naptr { domain: String },
 }
 
 /// The lookups for `host` with an optional explicit `port` and `transport`.
 pub fn plan(host: &str, port: Option<u16>, transport: Option<Transport>) -> Plan {
-    let literal = host.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>().is_ok();
+    let literal = host
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse::<IpAddr>()
+        .is_ok();
     if literal || port.is_some() {
         let transport = transport.unwrap_or(Transport::Udp);
         return Plan::Address {
@@ -127,7 +133,10 @@ pub fn plan(host: &str, port: Option<u16>, transport: Option<Transport>) -> Plan
 /// The NAPTR records a SIP client follows, best first (order, then preference): flag `s`
 /// and a service among `supported`, each with the SRV name (its replacement) to ask for.
 /// A transport appears once, from its best record (RFC 3263 §4.1).
-pub fn select_naptr<'a>(records: &'a [Naptr], supported: &[Transport]) -> Vec<(Transport, &'a Naptr)> {
+pub fn select_naptr<'a>(
+    records: &'a [Naptr],
+    supported: &[Transport],
+) -> Vec<(Transport, &'a Naptr)> {
     let mut usable: Vec<(Transport, &Naptr)> = records
         .iter()
         .filter(|r| r.flags.eq_ignore_ascii_case("s"))
@@ -411,7 +420,10 @@ mod tests {
                 domain: "sip.example.com".into()
             }
         );
-        assert_eq!(Transport::Tls.srv_name("example.com."), "_sips._tcp.example.com");
+        assert_eq!(
+            Transport::Tls.srv_name("example.com."),
+            "_sips._tcp.example.com"
+        );
     }
 
     #[test]
@@ -442,7 +454,11 @@ mod tests {
 
     #[test]
     fn srv_priority_first_and_dot_means_no_service() {
-        let recs = vec![srv(20, 0, 1, "c."), srv(10, 5, 2, "a."), srv(10, 5, 3, "b.")];
+        let recs = vec![
+            srv(20, 0, 1, "c."),
+            srv(10, 5, 2, "a."),
+            srv(10, 5, 3, "b."),
+        ];
         for seed in 0..50 {
             let o = order_srv(&recs, seed);
             assert_eq!(o.len(), 3);
@@ -453,7 +469,11 @@ mod tests {
 
     #[test]
     fn srv_weights_share_the_first_place() {
-        let recs = vec![srv(10, 60, 1, "a."), srv(10, 30, 2, "b."), srv(10, 10, 3, "c.")];
+        let recs = vec![
+            srv(10, 60, 1, "a."),
+            srv(10, 30, 2, "b."),
+            srv(10, 10, 3, "c."),
+        ];
         let mut first = [0u32; 3];
         let n = 20_000;
         for seed in 0..n {
