@@ -79,6 +79,7 @@ fn trunk(name: &str, port: u16, secret: Option<&Path>, concurrency: usize) -> Tr
         number_format: NumberFormat::E164,
         asserted_identity: false,
         privacy: None,
+        dns: Default::default(),
     }
 }
 

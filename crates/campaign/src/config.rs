@@ -271,6 +271,11 @@ pub struct TrunkFile {
         skip_serializing_if = "Option::is_none"
     )]
     pub privacy: Option<String>,
+    /// The DNS server the trunk's proxy is resolved with (RFC 3263 NAPTR/SRV/A):
+    /// `127.0.0.1:5353` or an address (port 53). Default: `WAIHU_DNS_SERVER`, else the
+    /// system's resolv.conf.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_server: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
