@@ -310,7 +310,9 @@ pub fn names_port(s: &str) -> bool {
     let s = s.split_once(';').map_or(s, |(h, _)| h);
     let host_port = s.rsplit_once('@').map_or(s, |(_, h)| h);
     match host_port.strip_prefix('[') {
-        Some(rest) => rest.split_once(']').is_some_and(|(_, a)| a.starts_with(':')),
+        Some(rest) => rest
+            .split_once(']')
+            .is_some_and(|(_, a)| a.starts_with(':')),
         None => host_port.contains(':') && host_port.matches(':').count() == 1,
     }
 }
@@ -1080,7 +1082,11 @@ trunks:
         assert!(!names_port("sip:user@carrier.example;transport=udp"));
         assert!(names_port("sip:user@carrier.example:5062"));
         let e = first("trunks:\n  - name: a\n    proxy: carrier.example\n    channels: 1\n    cps: 1\n    dns_server: dns.example\n");
-        assert_eq!((e.line, e.path.as_str()), (Some(6), "trunks[0].dns_server"), "{e}");
+        assert_eq!(
+            (e.line, e.path.as_str()),
+            (Some(6), "trunks[0].dns_server"),
+            "{e}"
+        );
         assert!(e.message.contains("IP address"), "{e}");
     }
 

@@ -55,7 +55,8 @@ enum Command {
     /// 运行外呼活动: place a campaign's calls over SIP with the voice bot
     /// (planner → SIP → VAD → ASR → NLU → dialog → TTS), storing every call.
     Run(cmd::live::RunArgs),
-    /// 中继: validate a trunks file (`check`), show a running node's trunks (`status`).
+    /// 中继: validate a trunks file (`check`), show what DNS gives for it (`resolve`), show a
+    /// running node's trunks (`status`).
     #[command(subcommand)]
     Trunks(cmd::trunks::Cmd),
     /// Place one SIP call with media (拨打电话); `answer` runs the callee side (应答来电).
