@@ -188,14 +188,25 @@ fn trunks_resolve_prints_the_record_chain_and_nxdomain() {
     assert_eq!(t[0]["chain"][1]["priority"], 10);
     // The IP literal: no DNS, port 5060, the configured transport.
     let lit = &v["trunks"][1]["targets"][0];
-    assert_eq!((lit["addr"].as_str(), lit["transport"].as_str()), (Some("127.0.0.1:5060"), Some("tcp")));
+    assert_eq!(
+        (lit["addr"].as_str(), lit["transport"].as_str()),
+        (Some("127.0.0.1:5060"), Some("tcp"))
+    );
     // Human output, through --dns-server (overrides the file's dns_server).
     let text = ok(
         d,
-        &["trunks", "resolve", f.to_str().unwrap(), "--dns-server", &dns.addr.to_string()],
+        &[
+            "trunks",
+            "resolve",
+            f.to_str().unwrap(),
+            "--dns-server",
+            &dns.addr.to_string(),
+        ],
     );
     assert!(
-        text.contains(&format!("SRV _sip._udp.carrier.waihu.test 10 1 {bad} bad.waihu.test.")),
+        text.contains(&format!(
+            "SRV _sip._udp.carrier.waihu.test 10 1 {bad} bad.waihu.test."
+        )),
         "{text}"
     );
     assert!(text.contains("A bad.waihu.test 127.0.0.1"), "{text}");
@@ -213,7 +224,9 @@ fn trunks_resolve_prints_the_record_chain_and_nxdomain() {
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("trunk gone: resolving nope.waihu.test: nope.waihu.test: no such domain (NXDOMAIN)"),
+        text.contains(
+            "trunk gone: resolving nope.waihu.test: nope.waihu.test: no such domain (NXDOMAIN)"
+        ),
         "{text}"
     );
 }
@@ -233,7 +246,16 @@ fn import(dir: &Path, n: usize, base: u64) -> Vec<String> {
     }
     let path = dir.join("customers.csv");
     std::fs::write(&path, csv).unwrap();
-    ok(dir, &["customers", "import", path.to_str().unwrap(), "--region", "US"]);
+    ok(
+        dir,
+        &[
+            "customers",
+            "import",
+            path.to_str().unwrap(),
+            "--region",
+            "US",
+        ],
+    );
     phones
 }
 
@@ -244,7 +266,11 @@ fn a_trunk_named_by_dns_fails_over_across_its_srv_targets() {
         return;
     }
     let model = models_dir().join("whisper-tiny.en/model.bin");
-    assert!(model.exists(), "Whisper tiny.en missing at {} — run scripts/setup.sh", model.display());
+    assert!(
+        model.exists(),
+        "Whisper tiny.en missing at {} — run scripts/setup.sh",
+        model.display()
+    );
     let Some(dns) = dns(bad, good) else { return };
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
@@ -306,5 +332,8 @@ fn a_trunk_named_by_dns_fails_over_across_its_srv_targets() {
     assert!(to_bad >= 1, "the first SRV target was tried: {to_bad}");
     // Two calls at once: at most the first two meet it.
     assert!(to_bad <= 2, "the failed target was put last: {to_bad}");
-    assert!(to_good >= phones.len(), "every call completed on the second target: {to_good}");
+    assert!(
+        to_good >= phones.len(),
+        "every call completed on the second target: {to_good}"
+    );
 }

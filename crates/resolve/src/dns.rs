@@ -113,10 +113,7 @@ impl Resolver {
             }
             Plan::Srv { domain, transport } => {
                 let mut found = Vec::new();
-                if let Some(f) = self
-                    .srv(&domain, transport, None, &mut ttl, &mut nx)
-                    .await?
-                {
+                if let Some(f) = self.srv(&domain, transport, None, &mut ttl).await? {
                     found.push(f);
                 } else if let Some(f) = self
                     .host(
@@ -161,13 +158,13 @@ impl Resolver {
         for (t, r) in select_naptr(&records, supported) {
             let via = Some((domain.trim_end_matches('.').to_string(), r.clone()));
             let name = r.replacement.trim_end_matches('.');
-            if let Some(f) = self.srv(name, t, via, ttl, nx).await? {
+            if let Some(f) = self.srv(name, t, via, ttl).await? {
                 found.push(f);
             }
         }
         if found.is_empty() {
             for &t in supported {
-                if let Some(f) = self.srv(domain, t, None, ttl, nx).await? {
+                if let Some(f) = self.srv(domain, t, None, ttl).await? {
                     found.push(f);
                 }
             }
@@ -240,7 +237,6 @@ impl Resolver {
         transport: Transport,
         via: Option<(String, Naptr)>,
         ttl: &mut u32,
-        nx: &mut bool,
     ) -> Result<Option<Found>, Error> {
         // A NAPTR replacement is the SRV name itself; otherwise it is built from the domain.
         let name = if via.is_some() {
@@ -274,7 +270,9 @@ impl Resolver {
             if target.is_empty() {
                 continue; // "." — no service at this name
             }
-            let ips = self.ips(target, ttl, nx).await?;
+            // An SRV target without addresses is skipped; it says nothing about the domain.
+            let mut ignored = false;
+            let ips = self.ips(target, ttl, &mut ignored).await?;
             if !ips.is_empty() {
                 hosts.push(SrvHost { record, ips });
             }
@@ -282,7 +280,6 @@ impl Resolver {
         if hosts.is_empty() {
             return Ok(None);
         }
-        let _ = nx; // an SRV target without addresses is skipped, not "no such domain"
         Ok(Some(Found::Srv {
             transport,
             naptr: via,
