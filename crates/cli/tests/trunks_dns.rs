@@ -192,6 +192,7 @@ fn trunks_resolve_prints_the_record_chain_and_nxdomain() {
         (lit["addr"].as_str(), lit["transport"].as_str()),
         (Some("127.0.0.1:5060"), Some("tcp"))
     );
+    assert!(v["trunks"][1]["ttl_s"].is_null(), "{v}");
     // Human output, through --dns-server (overrides the file's dns_server).
     let text = ok(
         d,

@@ -242,6 +242,9 @@ impl fmt::Display for Step {
                 "SRV {name} {} {} {} {}",
                 r.priority, r.weight, r.port, r.target
             ),
+            Step::Address { name, ip } if name.parse::<IpAddr>().is_ok() => {
+                write!(f, "{ip} (IP literal, no DNS)")
+            }
             Step::Address { name, ip } => {
                 let kind = if ip.is_ipv4() { "A" } else { "AAAA" };
                 write!(f, "{kind} {name} {ip}")
@@ -504,6 +507,11 @@ mod tests {
         let t = r.targets(1);
         assert_eq!(t.len(), 1);
         assert_eq!(t[0].addr, "127.0.0.1:5070".parse().unwrap());
+        let lit = Step::Address {
+            name: "10.0.0.1".into(),
+            ip: "10.0.0.1".parse().unwrap(),
+        };
+        assert_eq!(lit.to_string(), "10.0.0.1 (IP literal, no DNS)");
         let chain: Vec<String> = t[0].chain.iter().map(|s| s.to_string()).collect();
         assert_eq!(
             chain,

@@ -90,14 +90,16 @@ fn resolve(file: PathBuf, json: bool, dns_server: Option<SocketAddr>) -> anyhow:
         match r {
             Ok((server, found, took)) => {
                 let targets = found.targets(seed);
+                // u32::MAX: nothing was looked up (an IP literal).
+                let ttl = (found.ttl_s != u32::MAX).then_some(found.ttl_s);
                 if !json {
                     println!(
-                        "{}  {}  (DNS {}, {:.1} ms, TTL {} s)",
+                        "{}  {}  (DNS {}, {:.1} ms, TTL {})",
                         t.name,
                         t.next_hop(),
                         server.map_or("system".to_string(), |s| s.to_string()),
                         took.as_secs_f64() * 1000.0,
-                        found.ttl_s
+                        ttl.map_or("-".to_string(), |s| format!("{s} s"))
                     );
                     for (i, target) in targets.iter().enumerate() {
                         println!("  {}. {} {}", i + 1, target.transport, target.addr);
@@ -111,7 +113,7 @@ fn resolve(file: PathBuf, json: bool, dns_server: Option<SocketAddr>) -> anyhow:
                     "ok": true,
                     "dns_server": server.map(|s| s.to_string()),
                     "ms": took.as_secs_f64() * 1000.0,
-                    "ttl_s": found.ttl_s,
+                    "ttl_s": ttl,
                     "targets": targets,
                 }));
             }
