@@ -34,6 +34,7 @@ pub mod api;
 pub mod audit;
 pub mod bandit;
 pub mod campaign;
+pub mod dns;
 pub mod handoff;
 pub mod https;
 pub mod import;
