@@ -36,6 +36,7 @@ pub mod audit;
 pub mod bandit;
 pub mod campaign;
 pub mod geo;
+pub mod dns;
 pub mod handoff;
 pub mod https;
 pub mod import;

@@ -107,6 +107,7 @@ fn trunk_over(
         privacy: None,
         tls_ca: tls_ca.map(Path::to_path_buf),
         tls_server_name: tls_ca.map(|_| "carrier.test".into()),
+        dns: Default::default(),
     }
 }
 

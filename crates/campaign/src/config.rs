@@ -284,6 +284,11 @@ pub struct TrunkFile {
     /// `transport: tls` only: the name the proxy's certificate must carry (SNI).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_server_name: Option<String>,
+    /// The DNS server the trunk's proxy is resolved with (RFC 3263 NAPTR/SRV/A):
+    /// `127.0.0.1:5353` or an address (port 53). Default: `WAIHU_DNS_SERVER`, else the
+    /// system's resolv.conf.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_server: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

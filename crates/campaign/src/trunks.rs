@@ -7,7 +7,9 @@
 //! `tls` with `tls_ca` and `tls_server_name`), `username`,
 //! `realm`, the password from `password_env` or `password_file` (an inline `password` is
 //! refused), `register` + `expires`, `srtp` (`off`, `optional`, `mandatory`),
-//! `outbound_proxy` and `number_format` (`e164`, `national`, `prefix:<digits>`). Every problem carries `file:line:column`.
+//! `outbound_proxy`, `number_format` (`e164`, `national`, `prefix:<digits>`) and
+//! `dns_server` (where the proxy's name is resolved, RFC 3263; [`TrunkDns`]). Every
+//! problem carries `file:line:column`.
 //!
 //! [`TrunkSet`] is the runtime's selector: a weighted choice among trunks that are up
 //! (registered when they must be, not in a failure back-off) with a free channel and a
@@ -343,6 +345,52 @@ pub struct TrunkConfig {
     /// TLS only: the name the proxy's certificate must carry, also sent as SNI; the
     /// proxy's host without it.
     pub tls_server_name: Option<String>,
+    /// What RFC 3263 resolution of the next hop may look up.
+    pub dns: TrunkDns,
+}
+
+/// What the trunk file said that RFC 3263 resolution of the next hop depends on (the
+/// dialer resolves with `waihu-resolve`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct TrunkDns {
+    /// The next hop names a port (`host:port`): A/AAAA only, no SRV.
+    pub port_given: bool,
+    /// `transport:` or `;transport=` was given: that transport's SRV, no NAPTR.
+    pub transport_given: bool,
+    /// `dns_server:` — else `WAIHU_DNS_SERVER`, else the system's resolver.
+    pub server: Option<std::net::SocketAddr>,
+}
+
+/// Whether a `proxy`/`outbound_proxy` value names a port (`host:port`, `[v6]:port`,
+/// `sip:host:port;...`), as opposed to leaving it to DNS SRV.
+pub fn names_port(s: &str) -> bool {
+    let s = s.trim();
+    let s = s
+        .strip_prefix("sips:")
+        .or_else(|| s.strip_prefix("sip:"))
+        .unwrap_or(s);
+    let s = s.split_once(';').map_or(s, |(h, _)| h);
+    let host_port = s.rsplit_once('@').map_or(s, |(_, h)| h);
+    match host_port.strip_prefix('[') {
+        Some(rest) => rest
+            .split_once(']')
+            .is_some_and(|(_, a)| a.starts_with(':')),
+        None => host_port.contains(':') && host_port.matches(':').count() == 1,
+    }
+}
+
+/// A `dns_server` value: `ip:port`, `[v6]:port` or an IP (port 53).
+pub fn parse_dns_server(s: &str) -> Result<std::net::SocketAddr, String> {
+    let s = s.trim();
+    if let Ok(a) = s.parse::<std::net::SocketAddr>() {
+        return Ok(a);
+    }
+    s.trim_matches(|c| c == '[' || c == ']')
+        .parse::<std::net::IpAddr>()
+        .map(|ip| std::net::SocketAddr::new(ip, 53))
+        .map_err(|_| {
+            format!("{s:?}: expected an IP address with an optional port (127.0.0.1:5353) / DNS 服务器应为 IP 地址[:端口]")
+        })
 }
 
 impl TrunkConfig {
@@ -560,7 +608,7 @@ fn check_entries(
         if t.weight == Some(0) {
             bad("weight", "must be at least 1 / 至少为 1".into());
         }
-        let Some(proxy) = &t.proxy else {
+        let Some(proxy_text) = &t.proxy else {
             if need_proxy {
                 bad(
                     "proxy",
@@ -569,7 +617,7 @@ fn check_entries(
             }
             continue;
         };
-        let Ok((proxy, uri_transport)) = parse_proxy(proxy) else {
+        let Ok((proxy, uri_transport)) = parse_proxy(proxy_text) else {
             continue; // reported by the parser
         };
         let transport = match (&t.transport, uri_transport) {
@@ -644,6 +692,20 @@ fn check_entries(
                 );
             }
         }
+        let dns_server = match t.dns_server.as_deref().map(parse_dns_server) {
+            Some(Ok(a)) => Some(a),
+            Some(Err(e)) => {
+                bad("dns_server", e);
+                None
+            }
+            None => None,
+        };
+        let next_hop_text = t.outbound_proxy.as_deref().unwrap_or(proxy_text);
+        let dns = TrunkDns {
+            port_given: names_port(next_hop_text),
+            transport_given: t.transport.is_some() || uri_transport.is_some(),
+            server: dns_server,
+        };
         out.push(TrunkConfig {
             name: t.name.clone(),
             proxy,
@@ -671,6 +733,7 @@ fn check_entries(
             privacy: t.privacy.clone(),
             tls_ca: t.tls_ca.as_ref().map(|p| base.join(p)),
             tls_server_name: t.tls_server_name.clone(),
+            dns,
         });
     }
     if issues.is_empty() {
@@ -1136,6 +1199,32 @@ trunks:
     }
 
     #[test]
+    fn dns_hints_follow_what_the_file_names() {
+        let t = parse("trunks:\n  - {name: a, proxy: carrier.example, channels: 1, cps: 1, dns_server: 127.0.0.1:5353}\n  - {name: b, proxy: carrier.example:5070, transport: tcp, channels: 1, cps: 1}\n  - {name: c, proxy: 'sip:carrier.example;transport=tcp', outbound_proxy: '[::1]:5080', channels: 1, cps: 1, dns_server: '10.0.0.2'}\n").unwrap();
+        assert_eq!(
+            t[0].dns,
+            TrunkDns {
+                port_given: false,
+                transport_given: false,
+                server: Some("127.0.0.1:5353".parse().unwrap())
+            }
+        );
+        assert!(t[1].dns.port_given && t[1].dns.transport_given);
+        assert!(t[2].dns.port_given, "the outbound proxy is the next hop");
+        assert!(t[2].dns.transport_given);
+        assert_eq!(t[2].dns.server, Some("10.0.0.2:53".parse().unwrap()));
+        assert!(!names_port("sip:user@carrier.example;transport=udp"));
+        assert!(names_port("sip:user@carrier.example:5062"));
+        let e = first("trunks:\n  - name: a\n    proxy: carrier.example\n    channels: 1\n    cps: 1\n    dns_server: dns.example\n");
+        assert_eq!(
+            (e.line, e.path.as_str()),
+            (Some(6), "trunks[0].dns_server"),
+            "{e}"
+        );
+        assert!(e.message.contains("IP address"), "{e}");
+    }
+
+    #[test]
     fn semantic_problems_carry_positions() {
         let text = "trunks:\n  - name: a\n    proxy: 127.0.0.1:5060\n    channels: 1\n    cps: 1\n  - name: a\n    proxy: 127.0.0.1:5061\n    channels: 0\n    cps: 1\n    register: true\n    password_env: X\n    password_file: y\n";
         let e = parse(text).unwrap_err();
@@ -1212,6 +1301,7 @@ trunks:
             privacy: None,
             tls_ca: None,
             tls_server_name: None,
+            dns: Default::default(),
         }
     }
 

@@ -55,7 +55,8 @@ enum Command {
     /// 运行外呼活动: place a campaign's calls over SIP with the voice bot
     /// (planner → SIP → VAD → ASR → NLU → dialog → TTS), storing every call.
     Run(cmd::live::RunArgs),
-    /// 中继: validate a trunks file (`check`), show a running node's trunks (`status`).
+    /// 中继: validate a trunks file (`check`), show what DNS gives for it (`resolve`), show a
+    /// running node's trunks (`status`).
     #[command(subcommand)]
     Trunks(cmd::trunks::Cmd),
     /// 号段归属地: where a number belongs (`lookup`), the installed table (`info`).

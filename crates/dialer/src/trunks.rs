@@ -3,11 +3,17 @@
 //! are up with a free channel and a CPS token), failover of the same call to the next
 //! trunk after 503 / 500 / 408 / timeout / transport failure, and the live status written
 //! to `<data_dir>/trunks.json` for `waihu trunks status`.
+//!
+//! Each trunk's next hop is resolved per RFC 3263 (`waihu-resolve`: NAPTR → SRV →
+//! A/AAAA). A call tries the trunk's targets in the RFC 2782 order drawn for it, moving
+//! to the next target after a failover status before moving to the next trunk; the
+//! records are looked up again when their TTL (at least 30 s, at most 5 min) is over,
+//! and when a trunk is taken out for a back-off.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use waihu_campaign::config::Trunk;
 use waihu_campaign::trunks::{
@@ -19,22 +25,94 @@ use waihu_engine::call::{place_call_routed, CallOptions, CallReport, Progress, R
 use waihu_engine::sip::{tls_client_config, SipEndpoint, TlsPeer};
 use waihu_engine::waihu_sip::{Credentials, Registration, SrtpMode, Transport, UaEvent};
 use waihu_engine::EngineError;
+use waihu_resolve::dns::Resolver;
+use waihu_resolve::Resolved;
 
 /// How long a call waits for a trunk with a free channel and CPS token before it fails
 /// as congestion.
 const WAIT_FOR_TRUNK: Duration = Duration::from_secs(30);
 
 /// A trunk resolved for the wire.
-#[derive(Debug, Clone)]
 struct Wire {
     /// Host (and port) of the Request-URI and the registrar URI.
     domain: String,
-    next_hop: SocketAddr,
-    transport: Transport,
+    hops: Mutex<Hops>,
+    resolver: Resolver,
     credentials: Option<Credentials>,
-    /// TLS trunks: how the next hop's certificate is verified.
-    tls: Option<TlsPeer>,
+    /// How a TLS target's certificate is verified.
+    tls: TlsPeer,
     srtp: SrtpMode,
+}
+
+/// What DNS said about a trunk's next hop, and when; targets that failed a call lately.
+struct Hops {
+    resolved: Resolved,
+    at: Instant,
+    failed: Vec<(SocketAddr, Instant)>,
+}
+
+/// How long a target that failed a call is tried after the trunk's others.
+const TARGET_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Re-resolution bounds around the records' TTL.
+const MIN_TTL: Duration = Duration::from_secs(30);
+const MAX_TTL: Duration = Duration::from_secs(300);
+
+/// The transports a trunk may be resolved to (NAPTR and SRV of others are skipped).
+const SUPPORTED: [waihu_resolve::Transport; 3] = waihu_resolve::Transport::ALL;
+
+/// The SIP transport of a resolved target.
+fn wire_transport(t: &waihu_resolve::Target) -> Result<Transport, String> {
+    Ok(match t.transport {
+        waihu_resolve::Transport::Udp => Transport::Udp,
+        waihu_resolve::Transport::Tcp => Transport::Tcp,
+        waihu_resolve::Transport::Tls => Transport::Tls,
+    })
+}
+
+/// Resolves a trunk's next hop per RFC 3263 with `resolver` (its `dns_server`, else
+/// `WAIHU_DNS_SERVER`, else the system's: see [`trunk_resolver`]).
+pub async fn resolve_trunk(t: &TrunkConfig, resolver: &Resolver) -> Result<Resolved, String> {
+    let hop = t.next_hop();
+    let transport = t.dns.transport_given.then_some(match t.transport {
+        TrunkTransport::Udp => waihu_resolve::Transport::Udp,
+        TrunkTransport::Tcp => waihu_resolve::Transport::Tcp,
+        TrunkTransport::Tls => waihu_resolve::Transport::Tls,
+    });
+    let port = t.dns.port_given.then_some(hop.port);
+    resolver
+        .resolve(&hop.host, port, transport, &SUPPORTED)
+        .await
+        .map_err(|e| {
+            format!(
+                "trunk {}: resolving {}: {e} / 无法解析中继地址",
+                t.name, hop.host
+            )
+        })
+}
+
+/// The resolver of a trunk: `server` (e.g. `--dns-server`), else the trunk's
+/// `dns_server`, else `WAIHU_DNS_SERVER`, else the system's.
+pub fn trunk_resolver(t: &TrunkConfig, server: Option<SocketAddr>) -> Result<Resolver, String> {
+    let server = waihu_resolve::dns::server_from_env(server.or(t.dns.server))?;
+    Resolver::new(server).map_err(|e| format!("trunk {}: {e}", t.name))
+}
+
+/// The targets of one call on a trunk, in the order to try them (TLS ones dropped with
+/// their error kept, for when nothing else is left).
+fn usable_targets(resolved: &Resolved, seed: u64) -> Result<Vec<(SocketAddr, Transport)>, String> {
+    let mut out = Vec::new();
+    let mut refused = None;
+    for t in resolved.targets(seed) {
+        match wire_transport(&t) {
+            Ok(tr) => out.push((t.addr, tr)),
+            Err(e) => refused = refused.or(Some(e)),
+        }
+    }
+    if out.is_empty() {
+        return Err(refused.unwrap_or_else(|| "no target / 无可用目标".into()));
+    }
+    Ok(out)
 }
 
 /// The trunks of a run.
@@ -50,21 +128,16 @@ fn now_ms() -> i64 {
 }
 
 impl TrunkPool {
-    /// Resolves every trunk's next hop (system resolver: A/AAAA) and reads its password.
+    /// Resolves every trunk's next hop (RFC 3263: NAPTR → SRV → A/AAAA) and reads its
+    /// password.
     pub async fn new(trunks: Vec<TrunkConfig>) -> Result<TrunkPool, String> {
         let mut wire = Vec::with_capacity(trunks.len());
         for t in &trunks {
-            let hop = t.next_hop();
-            let next_hop = tokio::net::lookup_host((hop.host.as_str(), hop.port))
-                .await
-                .map_err(|e| format!("trunk {}: resolving {hop}: {e} / 无法解析中继地址", t.name))?
-                .next()
-                .ok_or_else(|| {
-                    format!(
-                        "trunk {}: {hop} has no address / 中继地址无解析结果",
-                        t.name
-                    )
-                })?;
+            let resolver = trunk_resolver(t, None)?;
+            let resolved = resolve_trunk(t, &resolver).await?;
+            let targets =
+                usable_targets(&resolved, 0).map_err(|e| format!("trunk {}: {e}", t.name))?;
+            tracing::info!(trunk = %t.name, targets = ?targets, ttl_s = resolved.ttl_s, "trunk resolved");
             let password = t.read_password()?;
             let credentials = match (&t.username, password) {
                 (Some(u), p) => Some(Credentials {
@@ -73,27 +146,25 @@ impl TrunkPool {
                 }),
                 (None, _) => None,
             };
-            let tls = match t.transport {
-                TrunkTransport::Tls => Some(TlsPeer {
-                    // Without a name of its own the proxy's host is checked, an IP literal
-                    // against the certificate's IP addresses.
-                    server_name: t
-                        .tls_server_name
-                        .clone()
-                        .unwrap_or_else(|| t.proxy.host.clone()),
-                    config: tls_client_config(t.tls_ca.as_deref())
-                        .map_err(|e| format!("trunk {}: {e}", t.name))?,
-                }),
-                _ => None,
+            // Every trunk may reach a TLS target (`transport: tls`, or a `SIPS+D2T` NAPTR /
+            // `_sips._tcp` SRV). Without a name of its own the proxy's host is checked (the
+            // domain RFC 3263 started from), an IP literal against the certificate's IPs.
+            let tls = TlsPeer {
+                server_name: t
+                    .tls_server_name
+                    .clone()
+                    .unwrap_or_else(|| t.proxy.host.clone()),
+                config: tls_client_config(t.tls_ca.as_deref())
+                    .map_err(|e| format!("trunk {}: {e}", t.name))?,
             };
             wire.push(Wire {
                 domain: t.proxy.to_string(),
-                next_hop,
-                transport: match t.transport {
-                    TrunkTransport::Udp => Transport::Udp,
-                    TrunkTransport::Tcp => Transport::Tcp,
-                    TrunkTransport::Tls => Transport::Tls,
-                },
+                hops: Mutex::new(Hops {
+                    resolved,
+                    at: Instant::now(),
+                    failed: Vec::new(),
+                }),
+                resolver,
                 credentials,
                 tls,
                 srtp: match t.srtp {
@@ -138,18 +209,19 @@ impl TrunkPool {
     /// file (when given) every 500 ms. Returns when `ep` is gone.
     pub async fn run(self: Arc<Self>, ep: Arc<SipEndpoint>, status_file: Option<PathBuf>) {
         let trunks: Vec<TrunkConfig> = self.with(|s| s.trunks().to_vec());
-        for i in 0..self.wire.len() {
-            self.arm_tls(&ep, i);
-        }
         for (i, t) in trunks.iter().enumerate() {
             if !t.register {
                 continue;
             }
             let w = &self.wire[i];
+            let Some(&(hop, transport)) = self.targets(i).first() else {
+                continue;
+            };
+            self.arm_tls(&ep, i, (hop, transport));
             let reg = Registration {
                 registrar: format!("sip:{}", w.domain),
-                proxy: Some(w.next_hop),
-                transport: w.transport,
+                proxy: Some(hop),
+                transport,
                 expires: t.expires,
                 credentials: w.credentials.clone(),
             };
@@ -178,12 +250,71 @@ impl TrunkPool {
                 }
             });
         }
+        let pool = self.clone();
+        tokio::spawn(async move { pool.keep_resolved().await });
         let Some(path) = status_file else { return };
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         loop {
             tick.tick().await;
             if let Err(e) = self.write_status(&path) {
                 tracing::debug!(error = %e, "writing the trunk status failed");
+            }
+        }
+    }
+
+    /// The targets of a trunk for one call, in the order to try them (a fresh RFC 2782
+    /// draw each time, so equal-priority targets share the calls by weight).
+    /// Targets that failed a call in the last 30 s come last.
+    fn targets(&self, i: usize) -> Vec<(SocketAddr, Transport)> {
+        let mut hops = self.wire[i].hops.lock().unwrap_or_else(|p| p.into_inner());
+        hops.failed.retain(|(_, at)| at.elapsed() < TARGET_BACKOFF);
+        let mut t = usable_targets(&hops.resolved, rand_seed()).unwrap_or_default();
+        t.sort_by_key(|(a, _)| hops.failed.iter().any(|(f, _)| f == a));
+        t
+    }
+
+    fn target_failed(&self, i: usize, addr: SocketAddr) {
+        let mut hops = self.wire[i].hops.lock().unwrap_or_else(|p| p.into_inner());
+        hops.failed.retain(|(a, _)| *a != addr);
+        hops.failed.push((addr, Instant::now()));
+    }
+
+    /// Resolves a trunk again when its records' TTL is over (bounded to 30 s..5 min) or
+    /// when it has been taken out for a back-off (at most every 30 s). A failed lookup
+    /// keeps the previous answer.
+    async fn keep_resolved(&self) {
+        let trunks: Vec<TrunkConfig> = self.with(|s| s.trunks().to_vec());
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let status = self.status();
+            for (i, t) in trunks.iter().enumerate() {
+                let w = &self.wire[i];
+                let (age, ttl) = {
+                    let h = w.hops.lock().unwrap_or_else(|p| p.into_inner());
+                    let ttl = Duration::from_secs(u64::from(h.resolved.ttl_s));
+                    (h.at.elapsed(), ttl.clamp(MIN_TTL, MAX_TTL))
+                };
+                let down = status.get(i).is_some_and(|s| s.state == "down");
+                if age < ttl && !(down && age >= MIN_TTL) {
+                    continue;
+                }
+                match resolve_trunk(t, &w.resolver).await {
+                    Ok(resolved) if usable_targets(&resolved, 0).is_ok() => {
+                        tracing::debug!(trunk = %t.name, ttl_s = resolved.ttl_s, "trunk resolved again");
+                        let mut h = w.hops.lock().unwrap_or_else(|p| p.into_inner());
+                        h.resolved = resolved;
+                        h.at = Instant::now();
+                    }
+                    Ok(_) => {
+                        tracing::warn!(trunk = %t.name, "no usable target now; keeping the previous answer");
+                        w.hops.lock().unwrap_or_else(|p| p.into_inner()).at = Instant::now();
+                    }
+                    Err(e) => {
+                        tracing::warn!(trunk = %t.name, error = %e, "re-resolution failed; keeping the previous answer");
+                        w.hops.lock().unwrap_or_else(|p| p.into_inner()).at = Instant::now();
+                    }
+                }
             }
         }
     }
@@ -215,18 +346,27 @@ impl TrunkPool {
         }
     }
 
-    /// Tells the endpoint how to verify trunk `i`'s TLS next hop (idempotent; before any
-    /// message goes there, as commands reach the endpoint in order).
-    fn arm_tls(&self, ep: &SipEndpoint, i: usize) {
-        let w = &self.wire[i];
-        if let Some(peer) = &w.tls {
-            if let Err(e) = ep.set_tls_peer(w.next_hop, peer.clone()) {
-                tracing::warn!(error = %e, "endpoint gone");
-            }
+    /// Tells the endpoint how to verify trunk `i`'s TLS target `hop` (idempotent; before
+    /// any message goes there, as commands reach the endpoint in order).
+    fn arm_tls(&self, ep: &SipEndpoint, i: usize, hop: (SocketAddr, Transport)) {
+        if hop.1 != Transport::Tls {
+            return;
+        }
+        if let Err(e) = ep.set_tls_peer(hop.0, self.wire[i].tls.clone()) {
+            tracing::warn!(error = %e, "endpoint gone");
         }
     }
 
-    fn route(&self, i: usize, phone: &str, caller_id: Option<&str>) -> Result<Route, String> {
+    /// The route of a call on trunk `i` through target `hop` (armed for TLS on `ep`).
+    fn route(
+        &self,
+        ep: &SipEndpoint,
+        i: usize,
+        hop: (SocketAddr, Transport),
+        phone: &str,
+        caller_id: Option<&str>,
+    ) -> Result<Route, String> {
+        self.arm_tls(ep, i, hop);
         let (fmt, pai, privacy) = self.with(|s| {
             let t = &s.trunks()[i];
             (
@@ -251,8 +391,8 @@ impl TrunkPool {
         }
         Ok(Route {
             target: format!("sip:{user}@{}", w.domain),
-            proxy: Some(w.next_hop),
-            transport: w.transport,
+            proxy: Some(hop.0),
+            transport: hop.1,
             credentials: w.credentials.clone(),
             headers,
             srtp: w.srtp,
@@ -290,7 +430,16 @@ impl TrunkPool {
             return Ok(no_trunk(phone));
         };
         let caller_id = opts.from_user.clone();
-        let route = match self.route(first, phone, caller_id.as_deref()) {
+        // This call's targets on the trunk it is on, and the one being tried.
+        let mut hops = self.targets(first);
+        let Some(&hop) = hops.first() else {
+            self.with(|s| s.release(first, now_ms(), TrunkResult::Carried));
+            return Err(EngineError::Io {
+                what: "trunk has no target / 中继无可用目标".into(),
+                source: std::io::Error::other("no target"),
+            });
+        };
+        let route = match self.route(ep, first, hop, phone, caller_id.as_deref()) {
             Ok(r) => r,
             Err(e) => {
                 self.with(|s| s.release(first, now_ms(), TrunkResult::Carried));
@@ -300,7 +449,6 @@ impl TrunkPool {
                 });
             }
         };
-        self.arm_tls(ep, first);
         opts.target = route.target;
         opts.proxy = route.proxy;
         opts.transport = route.transport;
@@ -309,10 +457,23 @@ impl TrunkPool {
         opts.media.srtp = route.srtp;
         let mut tried = vec![first];
         let mut current = Some(first);
+        let mut at = 0usize;
         let mut next = |status: Option<u16>| -> Option<Route> {
             let cur = current.take()?;
             let failed = is_failover_status(status);
             let now = now_ms();
+            if failed {
+                // RFC 3263 §4.3: the next target of the same trunk first.
+                self.target_failed(cur, hops[at].0);
+                if at + 1 < hops.len() {
+                    if let Ok(r) = self.route(ep, cur, hops[at + 1], phone, caller_id.as_deref()) {
+                        at += 1;
+                        tracing::info!(trunk = cur, target = %hops[at].0, "failing over to the trunk's next target");
+                        current = Some(cur);
+                        return Some(r);
+                    }
+                }
+            }
             let result = if failed {
                 TrunkResult::Failed
             } else {
@@ -325,9 +486,14 @@ impl TrunkPool {
             loop {
                 let j = self.with(|s| s.acquire(now, None, &tried))?;
                 tried.push(j);
-                match self.route(j, phone, caller_id.as_deref()) {
+                hops = self.targets(j);
+                at = 0;
+                let routed = match hops.first() {
+                    Some(&h) => self.route(ep, j, h, phone, caller_id.as_deref()),
+                    None => Err("trunk has no target / 中继无可用目标".into()),
+                };
+                match routed {
                     Ok(r) => {
-                        self.arm_tls(ep, j);
                         current = Some(j);
                         return Some(r);
                     }
@@ -487,6 +653,9 @@ mod tests {
             number_format: NumberFormat::E164,
             asserted_identity: false,
             privacy: None,
+            tls_ca: None,
+            tls_server_name: None,
+            dns: Default::default(),
         };
         for (srtp, answered) in [(TrunkSrtp::Mandatory, true), (TrunkSrtp::Off, false)] {
             let pool = TrunkPool::new(vec![trunk(srtp)]).await.unwrap();

@@ -22,11 +22,13 @@
 //! ```
 //!
 //! [`kamailio`] starts Kamailio as a registrar and authenticating proxy (one
-//! configuration for the engine's and the CLI's peer tests and `waihu bench trunks`).
+//! configuration for the engine's and the CLI's peer tests and `waihu bench trunks`);
+//! [`dnsmasq`] a loopback DNS server with NAPTR/SRV/A records (trunk resolution tests).
 //!
 //! *Invariant:* no dependencies; a dev-dependency of test crates, and a dependency of
 //! `waihu-bench` only, whose benchmarks start the same peers.
 
+pub mod dnsmasq;
 pub mod kamailio;
 
 use std::ffi::OsStr;

@@ -13,6 +13,9 @@ pub enum Cmd {
     /// Trunks: calls/s and call setup time through Kamailio (registrar, digest auth on
     /// REGISTER and INVITE) beside direct calls, same run, same trunk code. 中继。
     Trunks(waihu_bench::trunks::Args),
+    /// DNS: RFC 3263 resolution of a trunk (NAPTR → SRV → A) beside a single A lookup,
+    /// against dnsmasq on loopback; and a cached lookup. 中继域名解析。
+    Dns(waihu_bench::dns::Args),
     /// Script experiments: Thompson sampling over prompt variants beside the fixed
     /// split of a classic A/B test (calls to a confident winner, regret). 话术实验。
     Bandit(waihu_bench::bandit::Args),
@@ -108,6 +111,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
     match cmd {
         Cmd::Sip(a) => waihu_bench::sip::run(a),
         Cmd::Trunks(a) => waihu_bench::trunks::run(a),
+        Cmd::Dns(a) => waihu_bench::dns::run(a),
         Cmd::Bandit(a) => waihu_bench::bandit::run(a),
         Cmd::Https(a) => waihu_bench::https::run(a),
         Cmd::Api(a) => waihu_bench::api::run(a),
