@@ -458,7 +458,7 @@ async fn run(
             if t.transport.reliable() {
                 local.datagrams_out += 1;
                 let key = (t.transport, t.to);
-                if !conns.contains_key(&key) {
+                let q = conns.entry(key).or_insert_with(|| {
                     // Connect in the background; messages queue until the stream is up.
                     let tls = if t.transport == Transport::Tls {
                         match tls_peers.get(&t.to) {
@@ -475,9 +475,9 @@ async fn run(
                     } else {
                         tokio::spawn(open_stream(t.transport, t.to, tls, rx, stream_tx.clone()));
                     }
-                    conns.insert(key, tx);
-                }
-                if conns.get(&key).is_some_and(|q| q.send(t.bytes).is_err()) {
+                    tx
+                });
+                if q.send(t.bytes).is_err() {
                     conns.remove(&key);
                     local.send_errors += 1;
                 }
