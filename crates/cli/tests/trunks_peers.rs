@@ -10,13 +10,20 @@
 //!   completes on the second, each callee attempted (and stored) once, and the first trunk
 //!   is shown down.
 //!
-//! Needs Kamailio and SIPp (scripts/deps/sip.apt), espeak-ng and the Whisper tiny.en
-//! model (scripts/setup.sh). A missing peer skips, and fails under `CI`.
-//! Ports: 26400-26499.
+//! - DNS (RFC 3263) against dnsmasq on loopback serving NAPTR, SRV and A records for
+//!   `carrier.waihu.test`: `waihu trunks resolve` prints the targets in order with their
+//!   record chain (and a clear NXDOMAIN error); a live campaign whose only trunk is that
+//!   name, its SRV records pointing at a SIPp answering 503 (priority 10) and one answering
+//!   200 (priority 20), completes every call on the second target, each callee once.
+//!
+//! Needs Kamailio, SIPp and dnsmasq (scripts/deps/sip.apt), espeak-ng and the Whisper
+//! tiny.en model (scripts/setup.sh). A missing peer skips, and fails under `CI`.
+//! Ports: 26400-26549 (the DNS port is picked free).
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use waihu_testkit::dnsmasq::Dnsmasq;
 use waihu_testkit::{have_peer, models_dir, Peer};
 
 fn repo() -> PathBuf {
@@ -30,6 +37,7 @@ fn waihu_cmd(dir: &Path, args: &[&str]) -> Command {
         .args(args)
         .env_remove("WAIHU_MASTER_KEY")
         .env_remove("WAIHU_DATA_DIR")
+        .env_remove("WAIHU_DNS_SERVER")
         .env("WAIHU_MODELS_DIR", models_dir())
         .env("WAIHU_TRUNK_PASSWORD", "s3cret");
     c
@@ -154,6 +162,11 @@ fn sipp_uas(
                     .unwrap(),
                 "-error_file",
                 dir.join(format!("sipp-{port}-errors.log"))
+                    .to_str()
+                    .unwrap(),
+                "-trace_msg",
+                "-message_file",
+                dir.join(format!("sipp-{port}-messages.log"))
                     .to_str()
                     .unwrap(),
             ])
@@ -575,5 +588,186 @@ fn trunks_check_reports_positions_and_refuses_inline_passwords() {
             .unwrap()
             .contains("not supported yet"),
         "{v}"
+    );
+}
+
+fn dns(bad: u16, good: u16) -> Option<Dnsmasq> {
+    Dnsmasq::start(
+        "waihu.test",
+        &[
+            "--naptr-record=carrier.waihu.test,10,50,s,SIP+D2U,,_sip._udp.carrier.waihu.test",
+            &format!("--srv-host=_sip._udp.carrier.waihu.test,bad.waihu.test,{bad},10,1"),
+            &format!("--srv-host=_sip._udp.carrier.waihu.test,good.waihu.test,{good},20,1"),
+            "--host-record=bad.waihu.test,127.0.0.1",
+            "--host-record=good.waihu.test,127.0.0.1",
+        ],
+    )
+}
+
+fn invites(dir: &Path, port: u16) -> usize {
+    std::fs::read_to_string(dir.join(format!("sipp-{port}-messages.log")))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("INVITE sip:"))
+        .count()
+}
+
+fn trunks_file(dir: &Path, dns: &Dnsmasq) -> PathBuf {
+    let path = dir.join("trunks.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "trunks:\n  - {{name: carrier, proxy: carrier.waihu.test, dns_server: '{}', channels: 4, cps: 20}}\n  - {{name: literal, proxy: 127.0.0.1, transport: tcp, channels: 1, cps: 1}}\n",
+            dns.addr
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn trunks_resolve_prints_the_record_chain_and_nxdomain() {
+    let (bad, good) = (26500u16, 26510u16);
+    let Some(dns) = dns(bad, good) else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let f = trunks_file(d, &dns);
+    let out = ok(d, &["trunks", "resolve", f.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    let t = &v["trunks"][0]["targets"];
+    assert_eq!(t[0]["addr"], format!("127.0.0.1:{bad}"), "{v}");
+    assert_eq!(t[1]["addr"], format!("127.0.0.1:{good}"), "{v}");
+    assert_eq!(t[0]["transport"], "udp");
+    let types: Vec<&str> = t[0]["chain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["NAPTR", "SRV", "ADDRESS"], "{v}");
+    assert_eq!(t[0]["chain"][1]["priority"], 10);
+    // The IP literal: no DNS, port 5060, the configured transport.
+    let lit = &v["trunks"][1]["targets"][0];
+    assert_eq!(
+        (lit["addr"].as_str(), lit["transport"].as_str()),
+        (Some("127.0.0.1:5060"), Some("tcp"))
+    );
+    assert!(v["trunks"][1]["ttl_s"].is_null(), "{v}");
+    // Human output, through --dns-server (overrides the file's dns_server).
+    let text = ok(
+        d,
+        &[
+            "trunks",
+            "resolve",
+            f.to_str().unwrap(),
+            "--dns-server",
+            &dns.addr.to_string(),
+        ],
+    );
+    assert!(
+        text.contains(&format!(
+            "SRV _sip._udp.carrier.waihu.test 10 1 {bad} bad.waihu.test."
+        )),
+        "{text}"
+    );
+    assert!(text.contains("A bad.waihu.test 127.0.0.1"), "{text}");
+    // A name that does not exist.
+    let nx = d.join("nx.yaml");
+    std::fs::write(
+        &nx,
+        "trunks:\n  - {name: gone, proxy: nope.waihu.test, channels: 1, cps: 1}\n",
+    )
+    .unwrap();
+    let out = waihu_cmd(d, &["trunks", "resolve", nx.to_str().unwrap()])
+        .env("WAIHU_DNS_SERVER", dns.addr.to_string())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "trunk gone: resolving nope.waihu.test: nope.waihu.test: no such domain (NXDOMAIN)"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_trunk_named_by_dns_fails_over_across_its_srv_targets() {
+    let (bad, good) = (26520u16, 26530u16);
+    if !have_peer("sipp") {
+        return;
+    }
+    let model = models_dir().join("whisper-tiny.en/model.bin");
+    assert!(
+        model.exists(),
+        "Whisper tiny.en missing at {} — run scripts/setup.sh",
+        model.display()
+    );
+    let Some(dns) = dns(bad, good) else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let _bad = sipp_uas(d, bad, 26522, false, 0, false, false);
+    let _good = sipp_uas(d, good, 26532, true, 500, false, false);
+    let trunks = d.join("trunks.yaml");
+    std::fs::write(
+        &trunks,
+        format!(
+            "trunks:\n  - {{name: carrier, proxy: carrier.waihu.test, dns_server: '{}', channels: 4, cps: 20}}\n",
+            dns.addr
+        ),
+    )
+    .unwrap();
+    let phones = import(d, 4, 300);
+    let camp = d.join("dns.yaml");
+    std::fs::write(
+        &camp,
+        std::fs::read_to_string(repo().join("examples/campaign-demo.en.yaml"))
+            .unwrap()
+            .replace("name: order-confirmation-en", "name: dns"),
+    )
+    .unwrap();
+    let script = repo().join("examples/scripts/order_confirmation.en.yaml");
+    let out = ok(
+        d,
+        &[
+            "run",
+            "--campaign",
+            camp.to_str().unwrap(),
+            "--script",
+            script.to_str().unwrap(),
+            "--var",
+            "shop=BestBuy Online",
+            "--clock-start",
+            "2026-11-25T14:30:00Z",
+            "--hours",
+            "8",
+            "--json",
+            "--trunks",
+            trunks.to_str().unwrap(),
+            "--concurrency",
+            "2",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(out.trim().lines().last().unwrap()).unwrap();
+    let calls = v["summary"]["calls"].as_array().unwrap();
+    let mut called: Vec<&str> = calls.iter().map(|c| c["phone"].as_str().unwrap()).collect();
+    called.sort();
+    assert_eq!(called, phones, "each callee called once: {v}");
+    for c in calls {
+        assert_eq!(c["outcome"], "answered", "{c}");
+    }
+    assert_eq!(v["summary"]["attempts"], phones.len(), "{v}");
+    // The priority-10 target was tried (and refused) before the priority-20 one took
+    // every call; a target that failed is tried last for 30 s, so not every call
+    // pays for it.
+    let (to_bad, to_good) = (invites(d, bad), invites(d, good));
+    assert!(to_bad >= 1, "the first SRV target was tried: {to_bad}");
+    // Two calls at once: at most the first two meet it.
+    assert!(to_bad <= 2, "the failed target was put last: {to_bad}");
+    assert!(
+        to_good >= phones.len(),
+        "every call completed on the second target: {to_good}"
     );
 }

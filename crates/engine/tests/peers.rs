@@ -13,54 +13,8 @@ use waihu_core::CallOutcome;
 use waihu_engine::call::{self, CallOptions, MediaOptions};
 use waihu_engine::sip::SipEndpoint;
 use waihu_media::wav;
+use waihu_testkit::signal::{best_correlation, melody};
 use waihu_testkit::{have_peer, Peer};
-
-/// A non-periodic test signal: 50 ms tones at pseudo-random frequencies (300-3000 Hz), so
-/// cross-correlation has one clear peak.
-fn melody(seconds: f64, seed: u32) -> Vec<i16> {
-    let n = (seconds * 8000.0) as usize;
-    let mut state = seed.wrapping_mul(2_654_435_761).max(1);
-    let mut freq = 440.0f64;
-    let mut phase = 0.0f64;
-    (0..n)
-        .map(|i| {
-            if i % 400 == 0 {
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                freq = 300.0 + f64::from(state % 2700);
-            }
-            phase += 2.0 * std::f64::consts::PI * freq / 8000.0;
-            (phase.sin() * 9000.0) as i16
-        })
-        .collect()
-}
-
-/// Best normalised cross-correlation of one second of `reference` (from `at` s) anywhere
-/// in `rec`.
-fn best_correlation(rec: &[i16], reference: &[i16], at: f64) -> f64 {
-    let start = (at * 8000.0) as usize;
-    let w: Vec<f32> = reference[start..start + 8000]
-        .iter()
-        .map(|&s| f32::from(s))
-        .collect();
-    let wn: f32 = w.iter().map(|v| v * v).sum::<f32>().sqrt();
-    let r: Vec<f32> = rec.iter().map(|&s| f32::from(s)).collect();
-    let mut best = 0.0f64;
-    if r.len() < w.len() {
-        return 0.0;
-    }
-    for lag in 0..=(r.len() - w.len()) {
-        let seg = &r[lag..lag + w.len()];
-        let dot: f32 = seg.iter().zip(&w).map(|(a, b)| a * b).sum();
-        if dot <= 0.0 {
-            continue;
-        }
-        let sn: f32 = seg.iter().map(|v| v * v).sum::<f32>().sqrt();
-        best = best.max(f64::from(dot / (sn * wn).max(1.0)));
-    }
-    best
-}
 
 async fn endpoint(user: &str) -> SipEndpoint {
     SipEndpoint::bind("127.0.0.1:0".parse().unwrap(), user, None)
@@ -1056,52 +1010,35 @@ async fn register_and_call_over_tls_through_kamailio() {
         &["carrier.test"],
     )
     .unwrap();
-    let stranger = endpoint("stranger").await;
-    stranger
-        .set_tls_peer(
-            tls_addr,
-            waihu_engine::sip::TlsPeer {
-                server_name: "carrier.test".into(),
-                config: waihu_engine::sip::tls_client_config(Some(&other.ca)).unwrap(),
-            },
-        )
-        .unwrap();
-    let (_r, mut ev) = stranger
-        .register(reg("stranger", waihu_sip::Transport::Tls))
-        .await
-        .unwrap();
-    let e = first_event(&mut ev).await;
-    assert!(
-        matches!(
-            e,
-            waihu_sip::UaEvent::RegistrationFailed { status: None, .. }
-        ),
-        "{e:?}"
-    );
-    assert_eq!(stranger.stats().stream_failures, 1);
     // The right CA but a name the certificate does not carry: refused too.
-    let misnamed = endpoint("misnamed").await;
-    misnamed
-        .set_tls_peer(
+    for (user, trusted, name) in [
+        ("stranger", &other.ca, "carrier.test"),
+        ("misnamed", &ca.ca, "other.test"),
+    ] {
+        let ep = endpoint(user).await;
+        let config = waihu_engine::sip::tls_client_config(Some(trusted)).unwrap();
+        ep.set_tls_peer(
             tls_addr,
             waihu_engine::sip::TlsPeer {
-                server_name: "other.test".into(),
-                config: waihu_engine::sip::tls_client_config(Some(&ca.ca)).unwrap(),
+                server_name: name.into(),
+                config,
             },
         )
         .unwrap();
-    let (_r, mut ev) = misnamed
-        .register(reg("misnamed", waihu_sip::Transport::Tls))
-        .await
-        .unwrap();
-    let e = first_event(&mut ev).await;
-    assert!(
-        matches!(
-            e,
-            waihu_sip::UaEvent::RegistrationFailed { status: None, .. }
-        ),
-        "{e:?}"
-    );
+        let (_r, mut ev) = ep
+            .register(reg(user, waihu_sip::Transport::Tls))
+            .await
+            .unwrap();
+        let e = first_event(&mut ev).await;
+        assert!(
+            matches!(
+                e,
+                waihu_sip::UaEvent::RegistrationFailed { status: None, .. }
+            ),
+            "{user}: {e:?}"
+        );
+        assert_eq!(ep.stats().stream_failures, 1, "{user}");
+    }
 
     // The callee registers over UDP and plays a prompt, then hangs up.
     let uas = Arc::new(endpoint("callee").await);

@@ -30,6 +30,7 @@
 
 pub mod dnsmasq;
 pub mod kamailio;
+pub mod signal;
 
 use std::ffi::OsStr;
 use std::io::Write;
