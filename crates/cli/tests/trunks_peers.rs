@@ -573,7 +573,7 @@ fn trunks_check_reports_positions_and_refuses_inline_passwords() {
     );
     std::fs::write(
         &f,
-        "trunks:\n  - name: a\n    proxy: 127.0.0.1:5060\n    transport: tls\n    channels: 2\n    cps: 1\n",
+        "trunks:\n  - name: a\n    proxy: 127.0.0.1:5060\n    transport: quic\n    channels: 2\n    cps: 1\n",
     )
     .unwrap();
     let out = waihu_cmd(d, &["trunks", "check", f.to_str().unwrap(), "--json"])
@@ -586,9 +586,22 @@ fn trunks_check_reports_positions_and_refuses_inline_passwords() {
         v["errors"][0]["message"]
             .as_str()
             .unwrap()
-            .contains("not supported yet"),
+            .contains("expected udp, tcp or tls"),
         "{v}"
     );
+    // TLS fields on a trunk that is not TLS are refused where they are written.
+    std::fs::write(
+        &f,
+        "trunks:\n  - name: a\n    proxy: 127.0.0.1:5060\n    channels: 2\n    cps: 1\n    tls_server_name: carrier.test\n",
+    )
+    .unwrap();
+    let out = waihu_cmd(d, &["trunks", "check", f.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["errors"][0]["path"], "trunks[0].tls_server_name", "{v}");
+    assert_eq!(v["errors"][0]["line"], 6, "{v}");
 }
 
 fn dns(bad: u16, good: u16) -> Option<Dnsmasq> {
