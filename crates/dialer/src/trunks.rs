@@ -74,12 +74,19 @@ fn wire_transport(t: &waihu_resolve::Target) -> Result<Transport, String> {
 /// `WAIHU_DNS_SERVER`, else the system's: see [`trunk_resolver`]).
 pub async fn resolve_trunk(t: &TrunkConfig, resolver: &Resolver) -> Result<Resolved, String> {
     let hop = t.next_hop();
-    let transport = t.dns.transport_given.then_some(match t.transport {
+    // An IP literal involves no DNS: its port and transport are the configured ones
+    // (written, or the defaults the parser filled in: 5060/UDP, 5061 for sips:).
+    let literal = hop
+        .host
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse::<std::net::IpAddr>()
+        .is_ok();
+    let transport = (t.dns.transport_given || literal).then_some(match t.transport {
         TrunkTransport::Udp => waihu_resolve::Transport::Udp,
         TrunkTransport::Tcp => waihu_resolve::Transport::Tcp,
         TrunkTransport::Tls => waihu_resolve::Transport::Tls,
     });
-    let port = t.dns.port_given.then_some(hop.port);
+    let port = (t.dns.port_given || literal).then_some(hop.port);
     resolver
         .resolve(&hop.host, port, transport, &SUPPORTED)
         .await
