@@ -298,7 +298,7 @@ fn print(a: &Args, results: &[PathResult]) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "中继呼叫建立 trunk call setup: {} calls per path, {} at once (UDP, loopback)",
+        "中继呼叫建立 trunk call setup: {} calls per path, {} at once (loopback)",
         a.calls, a.concurrency
     );
     println!(
