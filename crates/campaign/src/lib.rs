@@ -34,7 +34,7 @@ pub mod sim;
 pub mod trunks;
 
 pub use config::{Campaign, ConfigError, ConfigIssue, PacingMode, Policy};
-pub use pacing::PredictivePacer;
+pub use pacing::{AgentView, MeasuredPacer, PredictivePacer};
 pub use planner::{
     Action, ContactInput, ContactRef, Dial, Ineligible, PastAttempt, PastCall, Planner, Report,
 };
