@@ -122,6 +122,8 @@ pub enum Step {
 pub struct Waiting {
     queue: usize,
     since: Ms,
+    /// The longest this caller waits, when not the queue's `wait_timeout_s`.
+    wait_ms: Option<Ms>,
     /// Agents offered this caller who did not answer.
     tried: Vec<usize>,
     /// The agent ringing for this caller.
@@ -250,9 +252,24 @@ impl Acd {
         Ok(Waiting {
             queue: q,
             since: now,
+            wait_ms: None,
             tried: Vec::new(),
             offered: None,
         })
+    }
+
+    /// A caller starts waiting in `queue` for at most `wait_ms` — an answered
+    /// call of a predictive campaign, which must reach an agent within the
+    /// abandon rule's 2 s, not the queue's minutes.
+    pub fn request_within(
+        &mut self,
+        queue: &str,
+        now: Ms,
+        wait_ms: Ms,
+    ) -> Result<Waiting, AcdError> {
+        let mut w = self.request(queue, now)?;
+        w.wait_ms = Some(wait_ms);
+        Ok(w)
     }
 
     fn skilled(&self, q: &QueueSpec) -> Vec<usize> {
@@ -270,7 +287,8 @@ impl Acd {
     pub fn next(&mut self, w: &mut Waiting, now: Ms) -> Step {
         self.tick(now);
         let q = self.queues[w.queue].clone();
-        let deadline = w.since + q.wait_timeout_s * 1000;
+        let wait = w.wait_ms.unwrap_or(q.wait_timeout_s * 1000);
+        let deadline = w.since + wait;
         let waited_ms = w.waited(now);
         let skilled = self.skilled(&q);
         if skilled.is_empty() {
@@ -288,8 +306,9 @@ impl Acd {
                 waited_ms,
             };
         }
-        // Less than a second left is too short to ring anyone.
-        if now + 1000 > deadline {
+        // Less than a second (a quarter of a short wait) left is too short to
+        // ring anyone.
+        if now + (wait / 4).min(1000) > deadline {
             return Step::GiveUp {
                 reason: GiveUp::Timeout,
                 waited_ms,

@@ -301,3 +301,38 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_short_wait_gives_up_in_time_and_takes_an_agent_freed_within_it() {
+    let mut a = acd();
+    // Both zh order agents busy: li on a call, wang ringing for another caller.
+    let mut w1 = a.request("order_service", 0).unwrap();
+    assert_eq!(offered(a.next(&mut w1, 0)), "li");
+    a.answered(&w1, 100);
+    let mut w2 = a.request("order_service", 0).unwrap();
+    assert_eq!(offered(a.next(&mut w2, 0)), "wang");
+    // A predictive call waits 2 s, not the queue's 30.
+    let mut w = a.request_within("order_service", 1_000, 2_000).unwrap();
+    match a.next(&mut w, 1_000) {
+        Step::Wait { until } => assert!(until <= 1_000 + POLL_MS, "{until}"),
+        other => panic!("{other:?}"),
+    }
+    // wang's caller gave up ringing: wang is free at 2.2 s and rung for at most what is left.
+    a.no_answer(&mut w2, 2_200);
+    a.abandon(&mut w2, 2_200);
+    match a.next(&mut w, 2_200) {
+        Step::Offer { agent, ring_ms, .. } => {
+            assert_eq!(agent, "wang");
+            assert_eq!(ring_ms, 800);
+        }
+        other => panic!("{other:?}"),
+    }
+    a.no_answer(&mut w, 2_700);
+    assert!(matches!(
+        a.next(&mut w, 2_700),
+        Step::GiveUp {
+            reason: GiveUp::Timeout,
+            waited_ms: 1_700
+        }
+    ));
+}

@@ -337,6 +337,20 @@ pub struct PacingFile {
     pub mode: String,
     #[serde(default)]
     pub target_abandon_rate: Option<f64>,
+    /// `bot` (default): the voice bot takes an answered call. `agent`: an
+    /// answered call goes straight to a human in `queue` (agent-assisted).
+    #[serde(default)]
+    pub connect: Option<String>,
+    #[serde(default)]
+    pub queue: Option<String>,
+    /// `connect: agent`: how long an answered callee may wait for an agent
+    /// before the call is abandoned (≤ 2 s, the TCPA/Ofcom rule).
+    #[serde(default)]
+    pub abandon_after_s: Option<f64>,
+    /// `connect: agent`: what an abandoned callee hears (who called, that
+    /// we will call back, how to opt out). A default by language otherwise.
+    #[serde(default)]
+    pub abandon_message: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -461,6 +475,15 @@ pub struct Fallback {
     pub only_with_app: bool,
 }
 
+/// An agent-assisted campaign: every answered call is connected to an agent
+/// of `queue`, or abandoned after `abandon_after_s` with `message`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentConnect {
+    pub queue: String,
+    pub abandon_after_s: f64,
+    pub message: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub enum PacingMode {
     /// Bot calls: fill free channels within CPS.
@@ -553,6 +576,8 @@ pub struct Campaign {
     pub segments: Vec<Segment>,
     pub fallback: Vec<Fallback>,
     pub pacing: PacingMode,
+    /// `pacing.connect: agent`: answered calls go straight to human agents.
+    pub agent_connect: Option<AgentConnect>,
     pub policy: Policy,
     pub prior_answer_rate: f64,
     pub prior_strength: f64,
@@ -768,6 +793,7 @@ impl Campaign {
         let segments = segments_from(&f, &mut bad);
         let fallback = fallback_from(&f, &mut bad);
         let pacing = pacing_from(&f, &mut bad);
+        let agent_connect = agent_connect_from(&f, &mut bad);
         let Ranking {
             policy,
             prior_answer_rate,
@@ -803,6 +829,7 @@ impl Campaign {
             segments,
             fallback,
             pacing,
+            agent_connect,
             policy,
             prior_answer_rate,
             prior_strength,
@@ -1264,6 +1291,52 @@ fn fallback_from(f: &CampaignFile, bad: &mut impl FnMut(&str, String)) -> Vec<Fa
     fallback
 }
 
+fn agent_connect_from(
+    f: &CampaignFile,
+    bad: &mut impl FnMut(&str, String),
+) -> Option<AgentConnect> {
+    let p = f.pacing.as_ref()?;
+    match p.connect.as_deref() {
+        None | Some("bot") => {
+            for (field, set) in [
+                ("pacing.queue", p.queue.is_some()),
+                ("pacing.abandon_after_s", p.abandon_after_s.is_some()),
+                ("pacing.abandon_message", p.abandon_message.is_some()),
+            ] {
+                if set {
+                    bad(field, "only with connect: agent / 仅用于直连坐席".into());
+                }
+            }
+            None
+        }
+        Some("agent") => {
+            let after = p.abandon_after_s.unwrap_or(2.0);
+            if !(after > 0.0 && after <= 2.0) {
+                bad(
+                    "pacing.abandon_after_s",
+                    format!("{after}: must be in (0, 2] (TCPA/Ofcom: an agent within 2 s)"),
+                );
+            }
+            let queue = p.queue.clone().unwrap_or_else(|| "default".into());
+            if queue.trim().is_empty() {
+                bad("pacing.queue", "empty queue name".into());
+            }
+            Some(AgentConnect {
+                queue,
+                abandon_after_s: after,
+                message: p.abandon_message.clone().filter(|m| !m.trim().is_empty()),
+            })
+        }
+        Some(other) => {
+            bad(
+                "pacing.connect",
+                format!("'{other}': use bot or agent / 应为 bot 或 agent"),
+            );
+            None
+        }
+    }
+}
+
 fn pacing_from(f: &CampaignFile, bad: &mut impl FnMut(&str, String)) -> PacingMode {
     match &f.pacing {
         None => PacingMode::Progressive,
@@ -1536,6 +1609,45 @@ pacing: {mode: predictive, target_abandon_rate: 0.1}
             "pacing.target_abandon_rate",
         ] {
             assert!(paths.contains(&p), "missing {p} in {paths:?}");
+        }
+    }
+
+    #[test]
+    fn agent_connect_reads_its_fields_and_refuses_what_breaks_the_rule() {
+        let c = Campaign::from_yaml(&format!(
+            "{MIN}pacing: {{mode: predictive, connect: agent, queue: sales, abandon_after_s: 1.5}}\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.agent_connect,
+            Some(AgentConnect {
+                queue: "sales".into(),
+                abandon_after_s: 1.5,
+                message: None
+            })
+        );
+        let c = Campaign::from_yaml(&format!(
+            "{MIN}pacing: {{mode: progressive, connect: agent}}\n"
+        ))
+        .unwrap();
+        let a = c.agent_connect.unwrap();
+        assert_eq!((a.queue.as_str(), a.abandon_after_s), ("default", 2.0));
+        assert!(
+            Campaign::from_yaml(&format!("{MIN}pacing: {{mode: predictive}}\n"))
+                .unwrap()
+                .agent_connect
+                .is_none()
+        );
+        for (bad, path) in [
+            (
+                "{mode: predictive, connect: agent, abandon_after_s: 5}",
+                "pacing.abandon_after_s",
+            ),
+            ("{mode: predictive, connect: human}", "pacing.connect"),
+            ("{mode: predictive, queue: sales}", "pacing.queue"),
+        ] {
+            let e = Campaign::from_yaml(&format!("{MIN}pacing: {bad}\n")).unwrap_err();
+            assert!(e.issues.iter().any(|i| i.path == path), "{bad}: {e}");
         }
     }
 

@@ -33,7 +33,7 @@ pub mod planner;
 pub mod sim;
 pub mod trunks;
 
-pub use config::{Campaign, ConfigError, ConfigIssue, PacingMode, Policy};
+pub use config::{AgentConnect, Campaign, ConfigError, ConfigIssue, PacingMode, Policy};
 pub use pacing::{AgentView, MeasuredPacer, PredictivePacer};
 pub use planner::{
     Action, ContactInput, ContactRef, Dial, Ineligible, PastAttempt, PastCall, Planner, Report,
