@@ -306,9 +306,10 @@ impl Acd {
                 waited_ms,
             };
         }
-        // Less than a second (a quarter of a short wait) left is too short to
-        // ring anyone.
-        if now + (wait / 4).min(1000) > deadline {
+        // Less than a second left is too short to ring anyone — a tenth of a
+        // short wait (a predictive call's 2 s: 200 ms, enough for an agent in
+        // auto-answer).
+        if now + (wait / 10).min(1000) > deadline {
             return Step::GiveUp {
                 reason: GiveUp::Timeout,
                 waited_ms,
@@ -423,6 +424,19 @@ impl Acd {
                 };
             }
         }
+    }
+
+    /// The states of the agents with every skill of `queue` at `now` (file
+    /// order); `None` for an unknown queue. What predictive pacing counts.
+    pub fn queue_states(&mut self, queue: &str, now: Ms) -> Option<Vec<AgentState>> {
+        self.tick(now);
+        let q = self.queues.iter().find(|q| q.name == queue)?.clone();
+        Some(
+            self.skilled(&q)
+                .into_iter()
+                .map(|i| self.agents[i].state)
+                .collect(),
+        )
     }
 
     /// (id, state) of every agent at `now`, in file order.

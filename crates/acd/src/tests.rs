@@ -327,12 +327,27 @@ fn a_short_wait_gives_up_in_time_and_takes_an_agent_freed_within_it() {
         }
         other => panic!("{other:?}"),
     }
-    a.no_answer(&mut w, 2_700);
+    a.no_answer(&mut w, 2_850);
     assert!(matches!(
-        a.next(&mut w, 2_700),
+        a.next(&mut w, 2_850),
         Step::GiveUp {
             reason: GiveUp::Timeout,
-            waited_ms: 1_700
+            waited_ms: 1_850
         }
     ));
+}
+
+#[test]
+fn queue_states_are_the_skilled_agents_only() {
+    let mut a = acd();
+    let mut w = a.request("order_service", 0).unwrap();
+    assert_eq!(offered(a.next(&mut w, 0)), "li");
+    a.answered(&w, 500);
+    let s = a.queue_states("order_service", 1_000).unwrap();
+    assert_eq!(
+        s,
+        vec![AgentState::OnCall { since: 500 }, AgentState::Available]
+    );
+    assert_eq!(a.queue_states("after_sales", 1_000).unwrap().len(), 1);
+    assert!(a.queue_states("nope", 1_000).is_none());
 }

@@ -20,6 +20,7 @@
 //! | `tts`, `vad`, `asr` | [`speech`] | espeak-ng, the VAD + gate, embedded Whisper | cached; plain WebRTC VAD; faster-whisper |
 //! | `nlu` | [`nlu`] | the intent classifier on the held-out split | scikit-learn (and e5) on the same split |
 //! | `voice` | [`voice`] | the bot over SIP against virtual callees | — (latency breakdown, correctness, CPU) |
+//! | `agents` | [`agents`] | an agent-assisted campaign live, predictive pacing | progressive pacing, same agents and callees |
 //! | `bandit` | [`bandit`] | Thompson sampling over variants with known rates | the fixed split of a classic A/B test |
 //! | `srtp` | [`srtp`] | SRTP protect/unprotect per packet; CPU per call of concurrent two-way SRTP streams | the plain media path; the same streams in plain RTP |
 //! | `https` | [`https`] | API requests/s over TLS (rustls, keep-alive or a handshake per request) | the same server over plain HTTP |
@@ -30,6 +31,7 @@
 //! binary reports as one line, and some run the binary itself as a child (`import` runs
 //! `waihu customers import`, `sip` runs `waihu answer`): call them from `waihu`.
 
+pub mod agents;
 pub mod amd;
 pub mod api;
 pub mod audit;

@@ -104,6 +104,8 @@ pub struct AgentView {
 const GUARD: f64 = 0.9;
 /// The adaptive controller may raise the allowance to this many setpoints.
 const MAX_BOOST: f64 = 1.5;
+/// From a call's end to its agent taking the next (hang-up, the queue's poll).
+const FREE_LAG_S: f64 = 0.5;
 /// Answer delays kept for the window's quantile (the newest).
 const DELAY_SAMPLES: usize = 64;
 /// Talk times kept for the empirical distribution (the newest).
@@ -210,9 +212,11 @@ impl MeasuredPacer {
     }
 
     /// P(a call talking for `age` s ends within `w` more), from the measured
-    /// talk times; 0 before enough were measured.
+    /// talk times; 0 before enough were measured. The agent is free a little
+    /// after the call ends (hang-up, the queue noticing): [`FREE_LAG_S`].
     fn p_ends_within(&self, age: f64, w: f64) -> f64 {
-        if self.sorted.len() < MIN_TALK_SAMPLES {
+        let w = w - FREE_LAG_S;
+        if self.sorted.len() < MIN_TALK_SAMPLES || w <= 0.0 {
             return 0.0;
         }
         let longer = |t: f64| self.sorted.len() - self.sorted.partition_point(|&x| x <= t);

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
-use waihu_acd::{Acd, Config, GiveUp, Step};
+use waihu_acd::{Acd, AgentState, Config, GiveUp, Step};
 use waihu_bot::HandoffRequest;
 use waihu_core::EventKind;
 use waihu_engine::agent::{CallAgent, Control};
@@ -83,6 +83,30 @@ impl Handoff {
         let now = self.now_ms();
         self.acd().resume(agent, now)
     }
+    pub fn has_queue(&self, queue: &str) -> bool {
+        self.acd().queue(queue).is_some()
+    }
+
+    /// What the agents of `queue` are doing now, for predictive pacing.
+    pub fn view(&self, queue: &str) -> waihu_campaign::AgentView {
+        let now = self.now_ms();
+        let mut v = waihu_campaign::AgentView::default();
+        let secs = |ms: u64| ms as f64 / 1000.0;
+        for s in self.acd().queue_states(queue, now).unwrap_or_default() {
+            match s {
+                AgentState::Available => v.free += 1,
+                // Rung for a call: as good as on it, just begun.
+                AgentState::Ringing { .. } => v.talking_s.push(0.0),
+                AgentState::OnCall { since } => v.talking_s.push(secs(now.saturating_sub(since))),
+                AgentState::WrapUp { until } => {
+                    v.wrap_up_left_s.push(secs(until.saturating_sub(now)))
+                }
+                AgentState::Paused => {}
+            }
+        }
+        v
+    }
+
     /// (agent id, state name) of every agent now.
     pub fn agents(&self) -> Vec<(String, &'static str)> {
         let now = self.now_ms();
@@ -113,6 +137,9 @@ pub enum HandoffResult {
     Callback { at: DateTime<Utc> },
     /// The callee hung up while waiting.
     Abandoned,
+    /// Agent-assisted campaign: answered, and no agent came within the
+    /// abandon limit (2 s); the callee heard the abandon message.
+    Dropped { waited: Duration },
 }
 
 /// What one call's transfer produced, read by the dialer at the call's end.
@@ -122,6 +149,31 @@ pub struct Outcome {
     pub result: HandoffResult,
     /// The agent leg's recording (stereo WAV: left the agent, right what waihu sent it).
     pub agent_recording: Option<Vec<u8>>,
+    /// When the callee answered (agent-assisted campaigns: the answer delay).
+    pub answered_at: Option<Instant>,
+    /// The agent's time on the call, answer to hang-up.
+    pub talk: Option<Duration>,
+}
+
+/// An agent-assisted call ([`crate::pacing`]): no bot, the callee goes to
+/// `queue` the moment they answer, and waits at most `wait`.
+pub struct Direct {
+    pub queue: String,
+    pub wait: Duration,
+    /// What an abandoned callee hears before the hang-up.
+    pub message: String,
+    pub line: Arc<crate::pacing::Line>,
+}
+
+/// A callee leg's bot in an agent-assisted call: silence until the transfer
+/// task takes over (the first frame after the answer).
+struct Silent;
+
+impl CallAgent for Silent {
+    fn on_frame(&mut self, _now: Instant, _heard: &[i16], say: &mut [i16]) -> Control {
+        say.fill(0);
+        Control::Continue
+    }
 }
 
 /// What a transfer task tells the callee's leg.
@@ -201,6 +253,8 @@ pub struct CallContext {
     pub clock: Arc<CampaignClock>,
     pub max_duration: Duration,
     pub outcome: Arc<Mutex<Outcome>>,
+    /// Agent-assisted: straight to an agent, abandoned after a short wait.
+    pub direct: Option<Direct>,
 }
 
 /// The callee's leg: the bot until it hands over, then the transfer's.
@@ -239,6 +293,21 @@ impl CalleeLeg {
         }
     }
 
+    /// An agent-assisted call's leg: no bot; handed to `direct.queue` at the
+    /// first frame after the answer.
+    pub fn direct(ctx: CallContext) -> CalleeLeg {
+        let (tx, rx) = std_mpsc::channel();
+        if let Some(d) = &ctx.direct {
+            let _ = tx.send(HandoffRequest {
+                queue: d.queue.clone(),
+                intents: Vec::new(),
+                emotion: None,
+                path: Vec::new(),
+            });
+        }
+        CalleeLeg::new(Box::new(Silent), rx, ctx)
+    }
+
     fn commands(&mut self) {
         let Some(rx) = &self.cmds else { return };
         while let Ok(c) = rx.try_recv() {
@@ -261,6 +330,15 @@ impl CalleeLeg {
 
 impl CallAgent for CalleeLeg {
     fn on_answered(&mut self, now: Instant) {
+        if let Some(ctx) = &self.ctx {
+            ctx.outcome
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .answered_at = Some(now);
+            if let Some(d) = &ctx.direct {
+                d.line.answered();
+            }
+        }
         self.bot.on_answered(now)
     }
 
@@ -394,6 +472,16 @@ async fn speak(synth: &Synthesizer, zh: bool, text: String) -> Vec<i16> {
         .unwrap_or_default()
 }
 
+/// What an abandoned callee of an agent-assisted campaign hears, unless the
+/// campaign file says otherwise: who called, that we will call back.
+pub fn abandon_text(zh: bool) -> &'static str {
+    if zh {
+        "您好，我们是客户服务中心，现在坐席繁忙，稍后会再联系您。如不希望接到来电，请回复退订。再见。"
+    } else {
+        "Hello, this is the customer service centre. All our agents are busy; we will call you back later. To stop these calls, reply STOP. Goodbye."
+    }
+}
+
 /// The spoken summary for the agent: who, why, how they feel. Short: the
 /// callee waits on hold while the agent listens to it.
 pub fn whisper_text(zh: bool, customer: Option<&str>, req: &HandoffRequest) -> String {
@@ -463,7 +551,14 @@ async fn transfer(
     });
     let queue = h.acd().queue(&req.queue).cloned();
     let start = h.now_ms();
-    let mut waiting = match h.acd().request(&req.queue, start) {
+    let direct = ctx.direct.as_ref();
+    let asked = match direct {
+        Some(d) => h
+            .acd()
+            .request_within(&req.queue, start, d.wait.as_millis() as u64),
+        None => h.acd().request(&req.queue, start),
+    };
+    let mut waiting = match asked {
         Ok(w) => Some(w),
         Err(e) => {
             tracing::warn!(call = %ctx.call_id, error = %e, "transfer to an unknown queue");
@@ -475,15 +570,21 @@ async fn transfer(
         .as_ref()
         .and_then(|q| q.hold_prompt.clone())
         .unwrap_or_else(|| hold_text(ctx.zh).to_string());
-    let mut hold_audio = speak(&ctx.synth, ctx.zh, hold).await;
-    hold_audio.extend(std::iter::repeat_n(0, 8000 * 2));
-    let _ = cmds.send(LegCmd::Loop(hold_audio.into()));
-    let whisper = speak(
-        &ctx.synth,
-        ctx.zh,
-        whisper_text(ctx.zh, ctx.customer.as_deref(), &req),
-    )
-    .await;
+    // An agent-assisted call has no time for a hold prompt or a whisper:
+    // the agent must be talking within the abandon limit.
+    let whisper = if direct.is_some() {
+        Vec::new()
+    } else {
+        let mut hold_audio = speak(&ctx.synth, ctx.zh, hold).await;
+        hold_audio.extend(std::iter::repeat_n(0, 8000 * 2));
+        let _ = cmds.send(LegCmd::Loop(hold_audio.into()));
+        speak(
+            &ctx.synth,
+            ctx.zh,
+            whisper_text(ctx.zh, ctx.customer.as_deref(), &req),
+        )
+        .await
+    };
     let give_up = |reason: &str, waited_ms: u64| {
         log(EventKind::TransferAbandoned {
             queue: req.queue.clone(),
@@ -565,6 +666,9 @@ async fn transfer(
                     continue;
                 };
                 h.acd().answered(w, now);
+                if let Some(d) = direct {
+                    d.line.done();
+                }
                 log(EventKind::TransferAnswered {
                     queue: req.queue.clone(),
                     agent: agent.clone(),
@@ -573,6 +677,8 @@ async fn transfer(
                 let report = call.await;
                 let now = h.now_ms();
                 h.acd().ended_call(w, now);
+                ctx.outcome.lock().unwrap_or_else(|e| e.into_inner()).talk =
+                    Some(answered_at.elapsed());
                 if let Ok(Err(e)) = &report {
                     tracing::warn!(call = %ctx.call_id, error = %e, "agent leg failed");
                 }
@@ -594,6 +700,16 @@ async fn transfer(
                 return;
             }
         }
+    }
+    if let Some(d) = direct {
+        // Abandoned (TCPA/Ofcom): the message, then the hang-up; the planner
+        // retries the contact like a busy line.
+        d.line.done();
+        let waited = Duration::from_millis(waiting.as_ref().map_or(0, |w| w.waited(h.now_ms())));
+        set(HandoffResult::Dropped { waited });
+        let message = speak(&ctx.synth, ctx.zh, d.message.clone()).await;
+        let _ = cmds.send(LegCmd::PlayThenHangup(message));
+        return;
     }
     // No agent: apologise, offer the callback, hang up after saying so.
     let at = ctx.clock.now() + chrono::Duration::minutes(callback_min as i64);

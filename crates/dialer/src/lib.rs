@@ -18,6 +18,7 @@
 //! finished — for any front end (`waihu run`, `waihu demo`, a server).
 pub mod experiments;
 pub mod handoff;
+pub mod pacing;
 // The agents file's types, for callers that only depend on the dialer.
 pub use waihu_acd;
 pub mod lifecycle;
@@ -311,6 +312,10 @@ pub struct Summary {
     pub dnc_added: usize,
     pub fallback_messages: usize,
     pub max_live: usize,
+    /// Agent-assisted campaigns: answered calls no agent took in time.
+    pub abandoned: usize,
+    /// Agent-assisted campaigns: agent seconds on calls.
+    pub agent_talk_s: f64,
     pub stopped_by: StopReason,
     pub calls: Vec<CallResult>,
 }
@@ -331,6 +336,8 @@ impl Summary {
             dnc_added: 0,
             fallback_messages: 0,
             max_live: 0,
+            abandoned: 0,
+            agent_talk_s: 0.0,
             stopped_by: StopReason::Shutdown,
             calls: Vec::new(),
         }
@@ -362,6 +369,10 @@ pub enum DialerError {
     Store(#[from] waihu_store::StoreError),
     #[error("活动不存在 / campaign {0} not found in the store")]
     NoCampaign(i64),
+    #[error(
+        "pacing.connect: agent sends answered calls to the queue {0:?}: give an agents file with that queue (--agents) / 直连坐席需要坐席配置"
+    )]
+    AgentsNeeded(String),
 }
 
 struct Finished {
@@ -369,6 +380,8 @@ struct Finished {
     result: CallResult,
     report: Report,
     dnc: bool,
+    /// Agent-assisted campaigns: what the call teaches the pacer.
+    sample: Option<pacing::Sample>,
 }
 
 /// The media quality to store for a call that carried media.
@@ -609,6 +622,18 @@ pub async fn run(
         campaign.trunks = pool.planner_trunks();
     }
     let mut planner = Planner::new(campaign);
+    // Agent-assisted: every answered call goes to the queue; the agents pace the dialling.
+    let mut agent_pacing = match &planner.campaign().agent_connect {
+        Some(ac) => match &opts.handoff {
+            Some(h) if h.has_queue(&ac.queue) => Some(pacing::AgentPacing::new(
+                ac.clone(),
+                planner.campaign().pacing,
+                h.clone(),
+            )),
+            _ => return Err(DialerError::AgentsNeeded(ac.queue.clone())),
+        },
+        None => None,
+    };
     let experiments = {
         let mut scripts: Vec<(&str, &Arc<ScriptKit>)> =
             vec![(opts.script_name.as_str(), &opts.script)];
@@ -756,6 +781,11 @@ pub async fn run(
         tokio::select! {
             Some(f) = done_rx.recv() => {
                 live -= 1;
+                if let (Some(p), Some(s)) = (agent_pacing.as_mut(), f.sample.as_ref()) {
+                    p.observe(s);
+                    summary.agent_talk_s = p.talk_s;
+                    summary.abandoned += usize::from(s.abandoned);
+                }
                 finish(&store, &mut planner, &opts, &mut summary, f).await?;
                 continue;
             }
@@ -807,7 +837,11 @@ pub async fn run(
             }
             continue;
         }
-        let free = opts.max_concurrent.saturating_sub(live);
+        let channels = opts.max_concurrent.saturating_sub(live);
+        let free = match &agent_pacing {
+            Some(p) if channels > 0 => p.want(channels),
+            _ => channels,
+        };
         let dials = if free > 0 {
             planner.next_dials(now, free)
         } else {
@@ -864,6 +898,7 @@ pub async fn run(
                 c,
                 call_id,
                 now,
+                agent_pacing.as_ref().map(|p| p.lines.dial()),
                 done_tx.clone(),
             )
             .await?;
@@ -885,6 +920,7 @@ async fn start_call(
     c: Customer,
     call_id: CallId,
     now: DateTime<Utc>,
+    line: Option<Arc<pacing::Line>>,
     done: mpsc::UnboundedSender<Finished>,
 ) -> Result<(), DialerError> {
     let phone_idx = PhoneIndex(store.vault().blind_index(&c.phone));
@@ -950,6 +986,7 @@ async fn start_call(
             caller_id,
             trunk,
             learn,
+            line,
         };
         let f = call(ep, &store, &opts, &c, &call_id, dial).await;
         let _ = done.send(f);
@@ -967,6 +1004,8 @@ struct CallDial {
     /// The planner's trunk choice (an index into the configured trunks).
     trunk: usize,
     learn: Learning,
+    /// Agent-assisted campaigns: the call's place among the lines in flight.
+    line: Option<Arc<pacing::Line>>,
 }
 
 /// The call's part in the campaign's learning experiments.
@@ -994,7 +1033,9 @@ async fn call(
         caller_id,
         trunk,
         learn,
+        line,
     } = dial;
+    let dialled = std::time::Instant::now();
     let clock = opts.clock.clone();
     let setup = waihu_bot::CallSetup {
         vars: call_vars(c, &opts.constants),
@@ -1027,68 +1068,96 @@ async fn call(
         handoff: handoff::HandoffResult::None,
         errors: Vec::new(),
     };
-    let (agent, brain) = match waihu_bot::start(
-        opts.kit.clone(),
-        script.clone(),
-        setup,
-        Some(notes_tx.clone()),
-    ) {
-        Ok(x) => x,
-        Err(e) => {
-            // The customer record lacks what the script needs: no call is placed.
-            result.errors.push(e.to_string());
-            let fin = CallFinish {
-                at: opts.clock.now(),
-                outcome: CallOutcome::Failed,
-                sip_status: None,
-                duration_s: 0.0,
-                business_outcome: None,
-                level: None,
-                path: Vec::new(),
-                path_variants: Vec::new(),
-                recording: None,
-                quality: None,
+    let context =
+        |h: &Arc<handoff::Handoff>, direct: Option<handoff::Direct>| handoff::CallContext {
+            handoff: h.clone(),
+            ep: ep.clone(),
+            synth: opts.kit.synth.clone(),
+            zh: script.lang() == "zh",
+            customer: c.name.as_deref().map(waihu_core::mask_name),
+            call_id: call_id.to_string(),
+            clock: opts.clock.clone(),
+            max_duration: opts.max_duration,
+            outcome: handoff_out.clone(),
+            direct,
+        };
+    let (agent, brain): (
+        Box<dyn waihu_engine::agent::CallAgent>,
+        tokio::task::JoinHandle<BotReport>,
+    ) = match (line.clone(), &opts.campaign.agent_connect, &opts.handoff) {
+        // Agent-assisted: no bot, straight to the queue.
+        (Some(line), Some(ac), Some(h)) => {
+            let zh = script.lang() == "zh";
+            let direct = handoff::Direct {
+                queue: ac.queue.clone(),
+                wait: Duration::from_secs_f64(ac.abandon_after_s),
+                message: ac
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| handoff::abandon_text(zh).to_string()),
+                line,
             };
-            let ended = event(
-                opts,
-                c,
-                call_id,
-                EventKind::AttemptEnded {
-                    outcome: CallOutcome::Failed,
-                    sip_status: None,
-                    duration_s: 0.0,
-                },
-            );
-            let _ = store.call_finished_with(call_id, &fin, &[ended]).await;
-            // Nobody heard a variant: no observation.
-            let _ = store.experiment_rewarded(call_id.as_str(), &[]).await;
-            return Finished {
-                contact,
-                result,
-                report: Report::outcome(CallOutcome::Failed),
-                dnc: false,
+            (
+                Box::new(handoff::CalleeLeg::direct(context(h, Some(direct)))),
+                tokio::spawn(async { BotReport::default() }),
+            )
+        }
+        _ => {
+            let (agent, brain) = match waihu_bot::start(
+                opts.kit.clone(),
+                script.clone(),
+                setup,
+                Some(notes_tx.clone()),
+            ) {
+                Ok(x) => x,
+                Err(e) => {
+                    // The customer record lacks what the script needs: no call is placed.
+                    result.errors.push(e.to_string());
+                    let fin = CallFinish {
+                        at: opts.clock.now(),
+                        outcome: CallOutcome::Failed,
+                        sip_status: None,
+                        duration_s: 0.0,
+                        business_outcome: None,
+                        level: None,
+                        path: Vec::new(),
+                        path_variants: Vec::new(),
+                        recording: None,
+                        quality: None,
+                    };
+                    let ended = event(
+                        opts,
+                        c,
+                        call_id,
+                        EventKind::AttemptEnded {
+                            outcome: CallOutcome::Failed,
+                            sip_status: None,
+                            duration_s: 0.0,
+                        },
+                    );
+                    let _ = store.call_finished_with(call_id, &fin, &[ended]).await;
+                    // Nobody heard a variant: no observation.
+                    let _ = store.experiment_rewarded(call_id.as_str(), &[]).await;
+                    return Finished {
+                        contact,
+                        result,
+                        report: Report::outcome(CallOutcome::Failed),
+                        dnc: false,
+                        sample: None,
+                    };
+                }
             };
+            let agent: Box<dyn waihu_engine::agent::CallAgent> = match (&opts.handoff, handoff_rx) {
+                (Some(h), Some(rx)) => Box::new(handoff::CalleeLeg::new(
+                    Box::new(agent),
+                    rx,
+                    context(h, None),
+                )),
+                _ => Box::new(agent),
+            };
+            (agent, tokio::spawn(brain))
         }
     };
-    let agent: Box<dyn waihu_engine::agent::CallAgent> = match (&opts.handoff, handoff_rx) {
-        (Some(h), Some(rx)) => Box::new(handoff::CalleeLeg::new(
-            Box::new(agent),
-            rx,
-            handoff::CallContext {
-                handoff: h.clone(),
-                ep: ep.clone(),
-                synth: opts.kit.synth.clone(),
-                zh: script.lang() == "zh",
-                customer: c.name.as_deref().map(waihu_core::mask_name),
-                call_id: call_id.to_string(),
-                clock: opts.clock.clone(),
-                max_duration: opts.max_duration,
-                outcome: handoff_out.clone(),
-            },
-        )),
-        _ => Box::new(agent),
-    };
-    let brain = tokio::spawn(brain);
     // Live notes → the store (the dashboard's live view and transcript).
     let writer = {
         let store = store.clone();
@@ -1152,6 +1221,9 @@ async fn call(
         }
         None => place_call_with(&ep, co, agent, &mut on_progress).await,
     };
+    if let Some(l) = &line {
+        l.done();
+    }
     drop(prog_tx);
     drop(notes_tx);
     let bot: BotReport = brain.await.unwrap_or_default();
@@ -1185,9 +1257,15 @@ async fn call(
         handoff::HandoffResult::Callback { at } => Some(*at),
         _ => None,
     };
-    let business = answered.then(|| match transfer_callback {
-        Some(_) => "callback".to_string(),
-        None => bot.outcome.clone().unwrap_or_else(|| "hangup".into()),
+    let dropped = matches!(transfer.result, handoff::HandoffResult::Dropped { .. });
+    let business = answered.then(|| match (transfer_callback, &transfer.result) {
+        (Some(_), _) => "callback".to_string(),
+        (None, handoff::HandoffResult::Dropped { .. }) => "abandoned".to_string(),
+        // Agent-assisted: no bot, the agent's call.
+        (None, handoff::HandoffResult::Bridged { .. }) if line.is_some() => {
+            "transferred".to_string()
+        }
+        (None, _) => bot.outcome.clone().unwrap_or_else(|| "hangup".into()),
     });
     if let Some(wav) = &transfer.agent_recording {
         if let Err(e) = store.put_leg_recording(call_id, "agent", wav) {
@@ -1240,6 +1318,12 @@ async fn call(
             callback_at = Some(at);
             events.push(EventKind::CallbackRequested { when: at });
         }
+        if dropped {
+            // The compliance checker's abandon rate counts these.
+            events.push(EventKind::CallAbandoned {
+                phone: PhoneIndex(store.vault().blind_index(&c.phone)),
+            });
+        }
         for a in &bot.actions {
             match a {
                 DialogAction::Callback { at } => {
@@ -1287,14 +1371,23 @@ async fn call(
     result.analysis = bot.analysis.clone();
     result.latencies = bot.latencies.clone();
     result.errors.extend(bot.errors.iter().cloned());
+    let sample = line.is_some().then(|| pacing::Sample {
+        connected: answered,
+        answer_delay: transfer
+            .answered_at
+            .map(|a| a.saturating_duration_since(dialled)),
+        abandoned: dropped,
+        talk: transfer.talk,
+    });
     Finished {
         contact,
         result,
+        sample,
         report: Report {
             outcome,
             callback_at,
             do_not_call: dnc,
-            abandoned: false,
+            abandoned: dropped,
             // The learned policy's conversion model learns from the business outcome.
             converted: fin
                 .business_outcome

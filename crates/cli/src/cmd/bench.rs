@@ -49,6 +49,10 @@ pub enum Cmd {
     /// human, in-process agents): decision → agent answered (cold-transfer
     /// baseline) and decision → agent hears the callee, p50/p95; CPU per call.
     Handoff(waihu_bench::handoff::Args),
+    /// 预测式外呼: an agent-assisted campaign live on loopback, predictive pacing
+    /// beside progressive (same agents, same callees): abandon rate from the
+    /// stored log, agent occupancy, calls per agent-hour.
+    Agents(waihu_bench::agents::Args),
     /// 声纹: verification EER over ≥ 20 synthetic voices (espeak-ng variants,
     /// the neural Mandarin voice) through an 8 kHz line, and time per call.
     Voiceprint(waihu_bench::voiceprint::Args),
@@ -124,6 +128,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Vad => waihu_bench::speech::vad(),
         Cmd::Voice(a) => waihu_bench::voice::run(a),
         Cmd::Handoff(a) => waihu_bench::handoff::run(a),
+        Cmd::Agents(a) => waihu_bench::agents::run(a),
         Cmd::Voiceprint(a) => waihu_bench::voiceprint::run(ctx.data_dir(), a),
         Cmd::Paillier(a) => waihu_bench::paillier::run(a),
         Cmd::Srtp(a) => waihu_bench::srtp::run(a),
