@@ -1,16 +1,24 @@
-//! The agents file (`agents.yaml`): agents listed by SIP URI and the queues
-//! scripts transfer to. Errors name the file, line, column and field.
-use serde::{Deserialize, Serialize};
+//! The agents file (`agents.yaml`): agents listed by SIP URI or registering
+//! to waihu, the registrar's realm, and the queues scripts transfer to. Errors
+//! name the file, line, column and field.
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer, Serialize};
 
 pub(crate) const DEFAULT_WRAP_UP_S: u64 = 10;
 
-/// One agent (a softphone reached by URI).
+/// One agent (a softphone reached by URI, or registering to waihu, or both).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentSpec {
     pub id: String,
-    /// `sip:user@host:port`.
-    pub uri: String,
+    /// `sip:user@host:port`. With `register` too: used while the agent has no
+    /// live registration.
+    #[serde(default)]
+    pub uri: Option<String>,
+    /// The agent's softphone registers to waihu (its registrar) as this user.
+    #[serde(default)]
+    pub register: Option<AgentRegister>,
     /// Languages (`zh`, `en`) and queue names the agent serves.
     #[serde(default)]
     pub skills: Vec<String>,
@@ -20,6 +28,91 @@ pub struct AgentSpec {
     /// Display name spoken in nothing and shown in reports.
     #[serde(default)]
     pub name: Option<String>,
+}
+
+/// How an agent's softphone authenticates its REGISTER to waihu (digest).
+/// The password comes from an environment variable or a secrets file (its
+/// first line); an inline `password:` is refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentRegister {
+    /// The SIP user (the AOR's user part: `sip:li@waihu-host`).
+    pub user: String,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Relative to the agents file's directory ([`Config::with_base`]).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    #[serde(default, deserialize_with = "de_refuse_password", skip_serializing)]
+    pub password: Option<String>,
+}
+
+fn de_refuse_password<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let _ = serde::de::IgnoredAny::deserialize(d)?;
+    Err(serde::de::Error::custom(
+        "an inline password is refused: use password_env (an environment variable) or password_file (a secrets file) / 不允许在配置中写明文密码，请用 password_env 或 password_file",
+    ))
+}
+
+/// Where an agent's password is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordSource {
+    Env(String),
+    File(PathBuf),
+}
+
+impl AgentRegister {
+    /// The password's source (the parser made sure there is exactly one).
+    pub fn source(&self) -> Option<PasswordSource> {
+        match (&self.password_env, &self.password_file) {
+            (Some(v), None) => Some(PasswordSource::Env(v.clone())),
+            (None, Some(p)) => Some(PasswordSource::File(p.clone())),
+            _ => None,
+        }
+    }
+}
+
+/// waihu as the agents' registrar.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrarSpec {
+    /// The digest realm (default `waihu`).
+    #[serde(default = "d_realm")]
+    pub realm: String,
+    /// Digest algorithms offered, preferred first (default `[SHA-256, MD5]`;
+    /// `[MD5]` for softphones that choke on SHA-256 challenges).
+    #[serde(default = "d_algorithms")]
+    pub algorithms: Vec<String>,
+    /// Shortest registration accepted, seconds (default 60; shorter → 423).
+    #[serde(default = "d_min_expires")]
+    pub min_expires_s: u32,
+    /// Longest registration granted, seconds (default 3600).
+    #[serde(default = "d_max_expires")]
+    pub max_expires_s: u32,
+}
+
+impl Default for RegistrarSpec {
+    fn default() -> Self {
+        RegistrarSpec {
+            realm: d_realm(),
+            algorithms: d_algorithms(),
+            min_expires_s: d_min_expires(),
+            max_expires_s: d_max_expires(),
+        }
+    }
+}
+
+fn d_realm() -> String {
+    "waihu".into()
+}
+fn d_algorithms() -> Vec<String> {
+    vec!["SHA-256".into(), "MD5".into()]
+}
+fn d_min_expires() -> u32 {
+    60
+}
+fn d_max_expires() -> u32 {
+    3600
 }
 
 /// A queue a script's `transfer: {queue: NAME}` names.
@@ -76,6 +169,9 @@ impl QueueSpec {
 pub struct Config {
     pub agents: Vec<AgentSpec>,
     pub queues: Vec<QueueSpec>,
+    /// waihu as the registrar of agents with `register:` (defaults apply when absent).
+    #[serde(default)]
+    pub registrar: Option<RegistrarSpec>,
 }
 
 /// A bad agents file: where and what.
@@ -155,16 +251,119 @@ impl Config {
                     format!("duplicate agent id {:?} / 坐席编号重复", a.id),
                 ));
             }
-            let rest = a.uri.strip_prefix("sip:").unwrap_or("");
-            if rest.is_empty() || rest.contains(char::is_whitespace) {
+            if let Some(uri) = &a.uri {
+                let rest = uri.strip_prefix("sip:").unwrap_or("");
+                if rest.is_empty() || rest.contains(char::is_whitespace) {
+                    return Err(bad(
+                        format!("agents[{i}].uri"),
+                        "uri",
+                        uri,
+                        format!("{uri:?} is not a SIP URI (sip:user@host:port) / 不是SIP地址"),
+                    ));
+                }
+            }
+            let Some(r) = &a.register else {
+                if a.uri.is_none() {
+                    return Err(bad(
+                        format!("agents[{i}]"),
+                        "id",
+                        &a.id,
+                        "give uri: or register: (or both) / 须提供 uri 或 register".into(),
+                    ));
+                }
+                continue;
+            };
+            if r.user.is_empty()
+                || !r
+                    .user
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,".contains(&b))
+            {
                 return Err(bad(
-                    format!("agents[{i}].uri"),
-                    "uri",
-                    &a.uri,
+                    format!("agents[{i}].register.user"),
+                    "user",
+                    &r.user,
                     format!(
-                        "{:?} is not a SIP URI (sip:user@host:port) / 不是SIP地址",
-                        a.uri
+                        "{:?} is not a SIP user name (letters, digits, -_.) / 不是有效的SIP用户名",
+                        r.user
                     ),
+                ));
+            }
+            if cfg.agents[..i]
+                .iter()
+                .any(|b| b.register.as_ref().is_some_and(|x| x.user == r.user))
+            {
+                return Err(bad(
+                    format!("agents[{i}].register.user"),
+                    "user",
+                    &r.user,
+                    format!("duplicate register user {:?} / 注册用户名重复", r.user),
+                ));
+            }
+            match (&r.password_env, &r.password_file) {
+                (Some(_), Some(_)) => {
+                    return Err(bad(
+                        format!("agents[{i}].register.password_file"),
+                        "password_file",
+                        "",
+                        "give password_env or password_file, not both / 只能二选一".into(),
+                    ))
+                }
+                (None, None) => return Err(bad(
+                    format!("agents[{i}].register"),
+                    "user",
+                    &r.user,
+                    "needs password_env or password_file / 须提供 password_env 或 password_file"
+                        .into(),
+                )),
+                (Some(v), None) if v.trim().is_empty() => {
+                    return Err(bad(
+                        format!("agents[{i}].register.password_env"),
+                        "password_env",
+                        "",
+                        "must name a variable / 须为变量名".into(),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        if let Some(r) = &cfg.registrar {
+            if r.realm.trim().is_empty() || r.realm.contains('"') {
+                return Err(bad(
+                    "registrar.realm".into(),
+                    "realm",
+                    &r.realm,
+                    "must be a non-empty name without quotes / 域名不能为空或含引号".into(),
+                ));
+            }
+            if r.algorithms.is_empty() {
+                return Err(bad(
+                    "registrar.algorithms".into(),
+                    "algorithms",
+                    "",
+                    "name at least one of SHA-256, MD5 / 至少一种算法".into(),
+                ));
+            }
+            for alg in &r.algorithms {
+                if !["SHA-256", "MD5"]
+                    .iter()
+                    .any(|x| x.eq_ignore_ascii_case(alg))
+                {
+                    return Err(bad(
+                        "registrar.algorithms".into(),
+                        "algorithms",
+                        alg,
+                        format!("{alg:?}: expected SHA-256 or MD5 / 仅支持 SHA-256 或 MD5"),
+                    ));
+                }
+            }
+            if r.min_expires_s == 0 || r.min_expires_s > r.max_expires_s || r.max_expires_s > 86_400
+            {
+                return Err(bad(
+                    "registrar.min_expires_s".into(),
+                    "min_expires_s",
+                    &r.min_expires_s.to_string(),
+                    "need 1 <= min_expires_s <= max_expires_s <= 86400 / 有效期范围无效".into(),
                 ));
             }
         }
@@ -231,5 +430,30 @@ impl Config {
             }
         }
         Ok(cfg)
+    }
+
+    /// Resolves relative `password_file` paths against `base` (the agents
+    /// file's directory).
+    pub fn with_base(mut self, base: Option<&Path>) -> Config {
+        if let Some(base) = base {
+            for a in &mut self.agents {
+                if let Some(p) = a.register.as_mut().and_then(|r| r.password_file.as_mut()) {
+                    if p.is_relative() {
+                        *p = base.join(&*p);
+                    }
+                }
+            }
+        }
+        self
+    }
+
+    /// Whether any agent registers to waihu (the run then acts as a registrar).
+    pub fn any_registers(&self) -> bool {
+        self.agents.iter().any(|a| a.register.is_some())
+    }
+
+    /// The registrar settings (defaults when the file has no `registrar:`).
+    pub fn registrar(&self) -> RegistrarSpec {
+        self.registrar.clone().unwrap_or_default()
     }
 }

@@ -17,6 +17,15 @@
 //! (give up at once: the runtime offers a callback); when they are busy the
 //! caller waits up to the queue's `wait_timeout_s`.
 //!
+//! Reachability is an input too: [`Acd::next_with`] asks the runtime for each
+//! candidate's contact at offer time (a registered agent's live binding, else
+//! its `uri`). An agent with none — registering, but not registered now — is
+//! never offered a call; it keeps its state (`available`, ...) and is
+//! *unreachable*. When every skilled agent is paused or unreachable and at
+//! least one is unreachable, the caller is not kept waiting either
+//! ([`GiveUp::Unregistered`]): a softphone that is offline is like an agent
+//! who has logged out.
+//!
 //! ```
 //! use waihu_acd::{Acd, Config, Step};
 //! let cfg = Config::from_yaml(
@@ -35,7 +44,9 @@
 use serde::Deserialize;
 
 mod config;
-pub use config::{AgentSpec, Config, ConfigError, QueueSpec};
+pub use config::{
+    AgentRegister, AgentSpec, Config, ConfigError, PasswordSource, QueueSpec, RegistrarSpec,
+};
 
 /// Milliseconds on the runtime's monotonic clock.
 pub type Ms = u64;
@@ -90,6 +101,9 @@ pub enum GiveUp {
     AllPaused,
     /// No agent has the queue's skills.
     NoAgent,
+    /// Every agent with the skills is paused or unreachable (registers to
+    /// waihu but has no live registration), and some are unreachable.
+    Unregistered,
 }
 
 impl GiveUp {
@@ -98,6 +112,7 @@ impl GiveUp {
             GiveUp::Timeout => "timeout",
             GiveUp::AllPaused => "all_paused",
             GiveUp::NoAgent => "no_agent",
+            GiveUp::Unregistered => "unregistered",
         }
     }
 }
@@ -281,10 +296,30 @@ impl Acd {
             .collect()
     }
 
-    /// What to do for `w` at `now`: offer the longest-idle skilled agent, wait,
-    /// or give up. An offer puts the agent in `ringing` until
-    /// [`Acd::answered`] or [`Acd::no_answer`].
+    /// (agent id, register user) of every agent that registers to waihu.
+    pub fn registrations(&self) -> Vec<(String, String)> {
+        self.agents
+            .iter()
+            .filter_map(|a| Some((a.spec.id.clone(), a.spec.register.as_ref()?.user.clone())))
+            .collect()
+    }
+
+    /// [`Acd::next_with`] where an agent's contact is its configured `uri`
+    /// (agents that only register are unreachable).
     pub fn next(&mut self, w: &mut Waiting, now: Ms) -> Step {
+        self.next_with(w, now, &|a: &AgentSpec| a.uri.clone())
+    }
+
+    /// What to do for `w` at `now`: offer the longest-idle skilled agent that
+    /// `contact` can reach (the offer carries that contact), wait, or give up.
+    /// An offer puts the agent in `ringing` until [`Acd::answered`] or
+    /// [`Acd::no_answer`].
+    pub fn next_with(
+        &mut self,
+        w: &mut Waiting,
+        now: Ms,
+        contact: &dyn Fn(&AgentSpec) -> Option<String>,
+    ) -> Step {
         self.tick(now);
         let q = self.queues[w.queue].clone();
         let wait = w.wait_ms.unwrap_or(q.wait_timeout_s * 1000);
@@ -306,6 +341,20 @@ impl Acd {
                 waited_ms,
             };
         }
+        let contacts: Vec<Option<String>> = skilled
+            .iter()
+            .map(|&i| contact(&self.agents[i].spec))
+            .collect();
+        if skilled
+            .iter()
+            .zip(&contacts)
+            .all(|(&i, c)| self.agents[i].state == AgentState::Paused || c.is_none())
+        {
+            return Step::GiveUp {
+                reason: GiveUp::Unregistered,
+                waited_ms,
+            };
+        }
         // Less than a second left is too short to ring anyone — a tenth of a
         // short wait (a predictive call's 2 s: 200 ms, enough for an agent in
         // auto-answer).
@@ -317,8 +366,9 @@ impl Acd {
         }
         let free: Vec<usize> = skilled
             .iter()
-            .copied()
-            .filter(|&i| self.agents[i].state == AgentState::Available)
+            .zip(&contacts)
+            .filter(|(&i, c)| self.agents[i].state == AgentState::Available && c.is_some())
+            .map(|(&i, _)| i)
             .collect();
         // Untried agents first; once every free one was tried, they may be rung again.
         let untried: Vec<usize> = free
@@ -332,12 +382,17 @@ impl Acd {
             .min_by_key(|&i| (self.agents[i].idle_since, i));
         match pick {
             Some(i) => {
+                let uri = skilled
+                    .iter()
+                    .position(|&k| k == i)
+                    .and_then(|k| contacts[k].clone())
+                    .unwrap_or_default();
                 let a = &mut self.agents[i];
                 a.state = AgentState::Ringing { since: now };
                 w.offered = Some(i);
                 Step::Offer {
                     agent: a.spec.id.clone(),
-                    uri: a.spec.uri.clone(),
+                    uri,
                     ring_ms: (q.ring_timeout_s * 1000).min(deadline - now),
                 }
             }

@@ -351,3 +351,180 @@ fn queue_states_are_the_skilled_agents_only() {
     assert_eq!(a.queue_states("after_sales", 1_000).unwrap().len(), 1);
     assert!(a.queue_states("nope", 1_000).is_none());
 }
+
+const REGISTERING: &str = "\
+registrar: {realm: callcenter, algorithms: [MD5]}
+agents:
+  - id: li
+    register: {user: li, password_env: WAIHU_AGENT_LI}
+    skills: [zh, default]
+  - id: wang
+    register: {user: wang, password_file: secrets/wang.txt}
+    uri: sip:wang@127.0.0.1:5064
+    skills: [zh, default]
+queues:
+  - name: default
+    skills: [zh, default]
+";
+
+#[test]
+fn registering_agents_parse_and_resolve_their_password_file() {
+    let cfg = Config::from_yaml(REGISTERING, "agents.yaml").unwrap();
+    assert!(cfg.any_registers());
+    assert_eq!(cfg.registrar().realm, "callcenter");
+    assert_eq!(cfg.registrar().algorithms, ["MD5"]);
+    assert_eq!(cfg.registrar().min_expires_s, 60);
+    let r = cfg.agents[0].register.as_ref().unwrap();
+    assert_eq!(
+        r.source(),
+        Some(PasswordSource::Env("WAIHU_AGENT_LI".into()))
+    );
+    let cfg = cfg.with_base(Some(std::path::Path::new("/etc/waihu")));
+    assert_eq!(
+        cfg.agents[1].register.as_ref().unwrap().source(),
+        Some(PasswordSource::File("/etc/waihu/secrets/wang.txt".into()))
+    );
+    let acd = Acd::new(cfg, 0);
+    assert_eq!(
+        acd.registrations(),
+        [("li".into(), "li".into()), ("wang".into(), "wang".into())]
+    );
+    // Without a registrar section the realm is waihu, both algorithms offered.
+    let plain = Config::from_yaml(FILE, "agents.yaml").unwrap();
+    assert!(!plain.any_registers());
+    assert_eq!(plain.registrar().realm, "waihu");
+    assert_eq!(plain.registrar().algorithms, ["SHA-256", "MD5"]);
+}
+
+#[test]
+fn register_errors_name_line_and_field_and_an_inline_password_is_refused() {
+    let inline = REGISTERING.replace("password_env: WAIHU_AGENT_LI", "password: hunter2");
+    let e = Config::from_yaml(&inline, "agents.yaml").unwrap_err();
+    assert_eq!(e.field, "agents[0].register.password", "{e}");
+    assert!(e.to_string().starts_with("agents.yaml:4:"), "{e}");
+    assert!(e.message.contains("password_env"), "{e}");
+    assert!(!e.to_string().contains("hunter2"), "{e}");
+
+    let cases = [
+        (
+            REGISTERING.replace(
+                "password_env: WAIHU_AGENT_LI",
+                "password_env: X, password_file: y",
+            ),
+            "agents[0].register.password_file",
+        ),
+        (
+            REGISTERING.replace(", password_env: WAIHU_AGENT_LI", ""),
+            "agents[0].register",
+        ),
+        (
+            REGISTERING.replace("user: wang", "user: li"),
+            "agents[1].register.user",
+        ),
+        (
+            REGISTERING.replace("user: li,", "user: 'l i',"),
+            "agents[0].register.user",
+        ),
+        (
+            REGISTERING.replace(
+                "    register: {user: li, password_env: WAIHU_AGENT_LI}\n",
+                "",
+            ),
+            "agents[0]",
+        ),
+        (
+            REGISTERING.replace("realm: callcenter", "realm: ''"),
+            "registrar.realm",
+        ),
+        (
+            REGISTERING.replace("[MD5]", "[SHA-512]"),
+            "registrar.algorithms",
+        ),
+        (
+            REGISTERING.replace("{realm: callcenter", "{min_expires_s: 0, realm: callcenter"),
+            "registrar.min_expires_s",
+        ),
+    ];
+    for (text, field) in cases {
+        let e = Config::from_yaml(&text, "agents.yaml").unwrap_err();
+        assert_eq!(e.field, field, "{e}");
+        assert!(e.line.is_some(), "{e}");
+    }
+    let e = Config::from_yaml(
+        &REGISTERING.replace("password_env:", "pasword_env:"),
+        "agents.yaml",
+    )
+    .unwrap_err();
+    assert_eq!(
+        (e.line, e.field.as_str()),
+        (Some(4), "agents[0].register.pasword_env"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_agent_without_a_live_registration_is_never_offered_a_call() {
+    let mut a = Acd::new(Config::from_yaml(REGISTERING, "agents.yaml").unwrap(), 0);
+    // Nobody registered; wang has a fallback uri: he is offered, at that uri.
+    let mut w = a.request("default", 1_000).unwrap();
+    match a.next_with(&mut w, 1_000, &|s: &AgentSpec| s.uri.clone()) {
+        Step::Offer { agent, uri, .. } => assert_eq!(
+            (agent.as_str(), uri.as_str()),
+            ("wang", "sip:wang@127.0.0.1:5064")
+        ),
+        other => panic!("{other:?}"),
+    }
+    a.no_answer(&mut w, 2_000);
+    // li registered (idle longest after wang's try): offered at the binding's contact.
+    let reg = |s: &AgentSpec| match s.id.as_str() {
+        "li" => Some("sip:li@127.0.0.1:5070;transport=udp".to_string()),
+        _ => s.uri.clone(),
+    };
+    match a.next_with(&mut w, 2_000, &reg) {
+        Step::Offer { agent, uri, .. } => assert_eq!(
+            (agent.as_str(), uri.as_str()),
+            ("li", "sip:li@127.0.0.1:5070;transport=udp")
+        ),
+        other => panic!("{other:?}"),
+    }
+    a.no_answer(&mut w, 3_000);
+    // wang paused and li unregistered: nobody can come, the caller is not kept waiting.
+    a.pause("wang", 3_000).unwrap();
+    match a.next_with(&mut w, 3_000, &|s: &AgentSpec| s.uri.clone()) {
+        Step::GiveUp { reason, .. } => assert_eq!(reason.name(), "unregistered"),
+        other => panic!("{other:?}"),
+    }
+    // `next` knows no registrations: only uri agents are reachable.
+    match a.next(&mut w, 3_000) {
+        Step::GiveUp { reason, .. } => assert_eq!(reason, GiveUp::Unregistered),
+        other => panic!("{other:?}"),
+    }
+    // Unreachable agents stay available (not paused): nothing about their state changed.
+    assert_eq!(a.state("li", 3_000), Some(AgentState::Available));
+}
+
+proptest! {
+    #[test]
+    fn an_unreachable_agent_is_never_offered(reachable in proptest::collection::vec(any::<bool>(), 3), steps in 1usize..20) {
+        let mut a = acd();
+        let ids = ["li", "wang", "amy"];
+        let f = |s: &AgentSpec| {
+            let i = ids.iter().position(|x| *x == s.id).unwrap_or(0);
+            reachable[i].then(|| s.uri.clone()).flatten()
+        };
+        let mut w = a.request("order_service", 0).unwrap();
+        for k in 0..steps {
+            let now = (k as u64) * 500;
+            match a.next_with(&mut w, now, &f) {
+                Step::Offer { agent, uri, .. } => {
+                    let i = ids.iter().position(|x| *x == agent).unwrap();
+                    prop_assert!(reachable[i]);
+                    prop_assert!(!uri.is_empty());
+                    a.no_answer(&mut w, now);
+                }
+                Step::GiveUp { .. } => break,
+                Step::Wait { .. } => {}
+            }
+        }
+    }
+}

@@ -604,7 +604,12 @@ async fn transfer(
             set(HandoffResult::Abandoned);
             return;
         }
-        let step = h.acd().next(w, now);
+        // Registered agents are reached at their live binding's contact, others at `uri`.
+        let regs = h.acd().registrations();
+        let live = crate::agent_registrar::contacts(&ctx.ep, &regs).await;
+        let step = h.acd().next_with(w, now, &|a: &waihu_acd::AgentSpec| {
+            live.get(&a.id).cloned().or_else(|| a.uri.clone())
+        });
         match step {
             Step::Wait { until } => {
                 tokio::time::sleep(Duration::from_millis(until.saturating_sub(now))).await;
@@ -613,7 +618,7 @@ async fn transfer(
                 give_up(reason.name(), waited_ms);
                 debug_assert!(matches!(
                     reason,
-                    GiveUp::Timeout | GiveUp::AllPaused | GiveUp::NoAgent
+                    GiveUp::Timeout | GiveUp::AllPaused | GiveUp::NoAgent | GiveUp::Unregistered
                 ));
                 break;
             }

@@ -16,6 +16,7 @@
 //! [`lifecycle::run_campaign`] is the whole job around this loop — store the
 //! campaign file under the store's id, mark it running, run it, mark it
 //! finished — for any front end (`waihu run`, `waihu demo`, a server).
+pub mod agent_registrar;
 pub mod experiments;
 pub mod handoff;
 pub mod pacing;

@@ -67,6 +67,9 @@ pub enum LifecycleError {
     Dialer(#[from] DialerError),
     #[error("{0}")]
     Trunks(String),
+    /// The agents file's registering agents cannot be served (a password unreadable).
+    #[error("{0}")]
+    Agents(String),
 }
 
 /// One live run of a campaign file.
@@ -226,6 +229,14 @@ pub async fn run_campaign(
             .await
             .map_err(LifecycleError::Sip)?,
     );
+    if let Some(cfg) = &setup.agents {
+        // Agents whose softphones register to waihu: the run's endpoint is their registrar.
+        if let Some(r) =
+            crate::agent_registrar::registrar_for(cfg).map_err(LifecycleError::Agents)?
+        {
+            ep.set_registrar(r).map_err(LifecycleError::Sip)?;
+        }
+    }
     let spool = store.data_dir().join("spool");
     std::fs::create_dir_all(&spool).map_err(io("creating", &spool))?;
     let trunks = if setup.trunks.is_empty() {

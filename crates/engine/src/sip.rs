@@ -24,8 +24,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use waihu_sip::{
-    CallId, Config, OutgoingCall, RegId, Registration, Sdp, SipError, StreamFramer,
-    TransferProgress, Transport, UaEvent, UserAgent,
+    Binding, CallId, Config, OutgoingCall, RegId, Registrar, Registration, Sdp, SipError,
+    StreamFramer, TransferProgress, Transport, UaEvent, UserAgent,
 };
 
 use crate::EngineError;
@@ -62,6 +62,8 @@ enum Cmd {
     ),
     Unregister(RegId),
     TlsPeer(SocketAddr, Box<TlsPeer>),
+    SetRegistrar(Box<Registrar>),
+    Lookup(String, oneshot::Sender<Vec<Binding>>),
 }
 
 /// How to reach one TLS peer: the name its certificate must carry (also sent as SNI) and
@@ -261,6 +263,20 @@ impl SipEndpoint {
     /// arrives on the call's events as [`UaEvent::Transfer`].
     pub fn refer(&self, call: CallId, target: impl Into<String>) -> Result<(), EngineError> {
         self.send(Cmd::Refer(call, target.into()))
+    }
+    /// Makes this endpoint the registrar of its domain: incoming REGISTER is answered by
+    /// `registrar` (digest-authenticated bindings; its clock starts now). Without one,
+    /// REGISTER is refused with 405.
+    pub fn set_registrar(&self, registrar: Registrar) -> Result<(), EngineError> {
+        self.send(Cmd::SetRegistrar(Box::new(registrar)))
+    }
+    /// The live contacts registered for `user` (newest first; empty without a registrar).
+    /// The Contact is used as the phone gave it; the REGISTER's source address is in
+    /// [`Binding::source`] (see `waihu_sip::registrar` on NAT).
+    pub async fn registered_contacts(&self, user: &str) -> Result<Vec<Binding>, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Cmd::Lookup(user.to_string(), tx))?;
+        rx.await.map_err(|_| EngineError::Closed)
     }
     /// How to verify the TLS peer at `addr` (a trunk's next hop). Without it a TLS
     /// connection to `addr` verifies the peer's IP address against the Mozilla roots.
@@ -590,6 +606,10 @@ async fn run(
                     Cmd::Unregister(reg) => ua.unregister(now, reg),
                     Cmd::TlsPeer(addr, peer) => {
                         tls_peers.insert(addr, *peer);
+                    }
+                    Cmd::SetRegistrar(r) => ua.set_registrar(now, *r),
+                    Cmd::Lookup(user, reply) => {
+                        let _ = reply.send(ua.registrar_lookup(&user, now));
                     }
                     Cmd::Ring(c) => ua.ring(now, c),
                     Cmd::EarlyMedia(c, sdp) => ua.early_media(now, c, *sdp),

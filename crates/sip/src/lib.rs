@@ -47,16 +47,20 @@
 //!   case-insensitive names, comma-joined Via, quoted strings, parameters) plus the TCP framer.
 //! - [`sdp`]: SDP parse/serialise and the offer/answer for PCMU, PCMA and telephone-event,
 //!   with SDES-SRTP keys (RFC 4568 `a=crypto`).
-//! - [`auth`]: digest authentication (MD5, SHA-256, `-sess`, qop=auth).
+//! - [`auth`]: digest authentication (MD5, SHA-256, `-sess`, qop=auth), client side.
+//! - [`registrar`]: a registrar (RFC 3261 §10.3) with digest authentication, server side;
+//!   attached to a [`UserAgent`] with [`UserAgent::set_registrar`] it answers REGISTER.
 //! - [`ua`]: transactions (timers A–K), dialogs, calls and registrations.
 
 pub mod auth;
 pub mod msg;
+pub mod registrar;
 pub mod sdp;
 pub mod trunk;
 pub mod ua;
 
 pub use msg::{FrameError, Headers, Message, ParseError, Request, Response, StreamFramer};
+pub use registrar::{Binding, Registrar, RegistrarConfig, Reply as RegistrarReply, Secret};
 pub use sdp::{Codec, Direction, MediaDesc, Negotiated, SdesKey, Sdp, SdpError, SrtpMode};
 pub use trunk::{TrunkAddr, TrunkAddrError};
 pub use ua::{

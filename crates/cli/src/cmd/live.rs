@@ -71,7 +71,8 @@ pub struct RunArgs {
     messages: Option<PathBuf>,
     /// Agents and queues (YAML, `agents:` and `queues:`, see docs/handoff.md): a script's
     /// `transfer: {queue: ...}` becomes a warm transfer to an agent, or a callback when
-    /// none is free. 坐席与队列配置（转人工）。
+    /// none is free. Agents with `register:` register their softphones to this run's SIP
+    /// address (digest auth). 坐席与队列配置（转人工；坐席可注册到本机）。
     #[arg(long)]
     agents: Option<PathBuf>,
     #[arg(long)]
@@ -206,10 +207,11 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
             Some(path) => {
                 let text =
                     std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
-                Some(waihu_dialer::waihu_acd::Config::from_yaml(
-                    &text,
-                    &path.display().to_string(),
-                )?)
+                // Relative `register.password_file` paths are read beside the agents file.
+                Some(
+                    waihu_dialer::waihu_acd::Config::from_yaml(&text, &path.display().to_string())?
+                        .with_base(path.parent()),
+                )
             }
             None => None,
         };

@@ -9,6 +9,7 @@
 //! - `invite.rs`: outgoing INVITE (UAC) with CANCEL;
 //! - `incoming.rs`: incoming INVITE (UAS): ring, early media, answer, reject, CANCEL;
 //! - `register.rs`: REGISTER with refresh;
+//! - `registrar.rs`: incoming REGISTER answered by an attached [`crate::registrar::Registrar`];
 //! - `refer.rs`: blind transfer by REFER and the NOTIFYs that report it.
 
 mod dialogs;
@@ -16,6 +17,7 @@ mod incoming;
 mod invite;
 mod refer;
 mod register;
+mod registrar;
 mod transactions;
 mod types;
 
@@ -215,6 +217,8 @@ pub struct UserAgent {
     calls_by_sip: HashMap<String, CallId>,
     regs: HashMap<RegId, Reg>,
     malformed: u64,
+    /// Answers incoming REGISTER when set; its clock is milliseconds since the instant.
+    registrar: Option<(crate::registrar::Registrar, Instant)>,
 }
 
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY";
@@ -242,6 +246,7 @@ impl UserAgent {
             calls_by_sip: HashMap::new(),
             regs: HashMap::new(),
             malformed: 0,
+            registrar: None,
         }
     }
 
@@ -460,6 +465,9 @@ impl UserAgent {
                 r.headers.push("Allow", ALLOW);
                 r.headers.push("Accept", "application/sdp");
                 self.stx_respond(now, id, &r);
+            }
+            "REGISTER" if self.registrar.is_some() => {
+                self.incoming_register(now, id, &req, from);
             }
             "BYE" | "INFO" | "NOTIFY" => {
                 let r = self.response_for(&req, from, 481, Some("waihu481"));
