@@ -175,11 +175,15 @@ async fn offer(
 ) -> Result<Json<Value>, ApiError> {
     check_agent_id(&id)?;
     caller.may_act_for(&id, "reading an agent's offered call")?;
+    // The agent's own live state (null: no run with this agent is live).
+    let state = live(&s).await?["agents"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["id"] == json!(id)).cloned());
     let Some((call, events)) = s.store.desk_offer(&id).await? else {
-        return Ok(Json(json!({"agent": id, "offer": null})));
+        return Ok(Json(json!({"agent": id, "state": state, "offer": null})));
     };
     let Some((at, status)) = offer_status(&events, &id) else {
-        return Ok(Json(json!({"agent": id, "offer": null})));
+        return Ok(Json(json!({"agent": id, "state": state, "offer": null})));
     };
     let (offered_at, queue, wait_ms) = match &events[at].1.kind {
         EventKind::TransferOffered { queue, wait_ms, .. } => {
@@ -225,6 +229,7 @@ async fn offer(
     };
     Ok(Json(json!({
         "agent": id,
+        "state": state,
         "offer": {
             "call_id": call,
             "status": status,
