@@ -205,3 +205,141 @@ pub fn desk_report(events: &[Event], until: DateTime<Utc>) -> DeskReport {
         dispositions,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use waihu_core::{CallId, CallOutcome};
+
+    fn at(s: u32) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-12-01T09:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+            + chrono::Duration::seconds(s as i64)
+    }
+
+    fn e(s: u32, call: Option<&str>, kind: EventKind) -> Event {
+        Event {
+            at: at(s),
+            customer: None,
+            campaign: None,
+            call: call.map(|c| CallId(c.into())),
+            kind,
+        }
+    }
+
+    fn state(s: u32, agent: &str, st: &str) -> Event {
+        e(
+            s,
+            None,
+            EventKind::AgentState {
+                agent: agent.into(),
+                state: st.into(),
+            },
+        )
+    }
+
+    #[test]
+    fn the_report_adds_up_a_constructed_log() {
+        let q = || "after_sales".to_string();
+        let req = |s, c: &str| e(s, Some(c), EventKind::TransferRequested { queue: q() });
+        let off = |s, c: &str, a: &str, w| {
+            e(s, Some(c), EventKind::TransferOffered { queue: q(), agent: a.into(), wait_ms: w })
+        };
+        let ans = |s, c: &str, a: &str, w| {
+            e(s, Some(c), EventKind::TransferAnswered { queue: q(), agent: a.into(), wait_ms: w })
+        };
+        let ab = |s, c: &str, r: &str, w| {
+            e(s, Some(c), EventKind::TransferAbandoned { queue: q(), reason: r.into(), wait_ms: w })
+        };
+        let end = |s, c: &str| {
+            e(s, Some(c), EventKind::AttemptEnded { outcome: CallOutcome::Answered, sip_status: Some(200), duration_s: 0.0 })
+        };
+        let dispo = |s, c: &str, a: &str, d: &str| {
+            e(s, Some(c), EventKind::Disposition { agent: a.into(), disposition: d.into(), note: None })
+        };
+        let log = vec![
+            // li signs in at 0 s; wang at 0 s, paused 100..200 s.
+            state(0, "li", "available"),
+            state(0, "wang", "available"),
+            // c1: li rings 10..12 s, talks 12..72 s (60 s), wrap-up 72..82 s.
+            req(8, "c1"),
+            off(10, "c1", "li", 2_000),
+            state(10, "li", "ringing"),
+            ans(12, "c1", "li", 4_000),
+            state(12, "li", "on_call"),
+            end(72, "c1"),
+            state(72, "li", "wrap_up"),
+            state(82, "li", "available"),
+            dispo(80, "c1", "li", "resolved"),
+            // c2: wang lets it ring out, li is busy... abandoned after 40 s (timeout).
+            req(100, "c2"),
+            state(100, "wang", "paused"),
+            ab(140, "c2", "timeout", 40_000),
+            // c3: the caller hangs up after 20 s.
+            req(150, "c3"),
+            ab(170, "c3", "caller_hung_up", 20_000),
+            state(200, "wang", "available"),
+            // c4: wang answers after 70 s, talks 30 s; the whisper restarts don't double-count.
+            req(200, "c4"),
+            off(268, "c4", "wang", 68_000),
+            state(268, "wang", "ringing"),
+            ans(270, "c4", "wang", 70_000),
+            ans(275, "c4", "wang", 75_000),
+            state(270, "wang", "on_call"),
+            end(300, "c4"),
+            state(300, "wang", "signed_out"),
+            dispo(301, "c4", "wang", "resolved"),
+            dispo(302, "c4", "wang", "callback"),
+        ];
+        let r = desk_report(&log, at(400));
+        assert_eq!(r.queues.len(), 1);
+        let qs = &r.queues[0];
+        assert_eq!((qs.requested, qs.answered, qs.abandoned), (4, 2, 2));
+        assert_eq!(qs.abandon_rate, Some(0.5));
+        assert_eq!(
+            qs.abandon_reasons,
+            BTreeMap::from([("caller_hung_up".into(), 1), ("timeout".into(), 1)])
+        );
+        // Waits 4 s, 40 s, 20 s, 70 s (the first answer of c4).
+        assert_eq!(qs.wait.n, 4);
+        assert_eq!(qs.wait.buckets, [1, 0, 1, 1, 1]);
+        assert_eq!(qs.wait.p50_ms, Some(20_000));
+        assert_eq!(qs.wait.p95_ms, Some(70_000));
+        assert_eq!(qs.wait.max_ms, Some(70_000));
+
+        let li = r.agents.iter().find(|a| a.agent == "li").unwrap();
+        assert_eq!((li.offered, li.answered), (1, 1));
+        assert_eq!(li.talk_s, 60.0);
+        // Signed in 0..400 s (never paused): busy ringing 2 + on call 60 + wrap-up 10.
+        assert_eq!(li.signed_in_s, 400.0);
+        assert_eq!(li.busy_s, 72.0);
+        assert_eq!(li.occupancy, Some(72.0 / 400.0));
+        let wang = r.agents.iter().find(|a| a.agent == "wang").unwrap();
+        // The second answer (after the whisper) moves the talk start: 275..300 s.
+        assert_eq!((wang.offered, wang.answered), (1, 2));
+        assert_eq!(wang.talk_s, 25.0);
+        // Signed in 0..100 and 200..300 s (paused between, signed out after): 200 s;
+        // busy ringing 2 s + on call 30 s.
+        assert_eq!(wang.signed_in_s, 200.0);
+        assert_eq!(wang.busy_s, 32.0);
+        assert_eq!(wang.occupancy, Some(32.0 / 200.0));
+        assert_eq!(
+            wang.dispositions,
+            BTreeMap::from([("callback".into(), 1), ("resolved".into(), 1)])
+        );
+        assert_eq!(
+            r.dispositions,
+            BTreeMap::from([("callback".into(), 1), ("resolved".into(), 2)])
+        );
+    }
+
+    #[test]
+    fn an_empty_log_has_no_rates() {
+        let r = desk_report(&[], at(0));
+        assert!(r.queues.is_empty() && r.agents.is_empty());
+        let r = desk_report(&[state(0, "li", "paused")], at(100));
+        assert_eq!(r.agents[0].occupancy, None);
+        assert_eq!(r.agents[0].signed_in_s, 0.0);
+    }
+}
