@@ -203,9 +203,32 @@ async fn offer(
         } if agent == &id => Some(json!({"disposition": disposition, "note": note, "at": e.at})),
         _ => None,
     });
-    // The words go to the agent the call is handed to (the offer, in the event
-    // log, records who saw them); the customer's name only masked, the number never.
-    let turns: Vec<Value> = match s.store.call_detail(&call).await? {
+    // The words go to the agent the call is handed to, and to supervisors: once
+    // per key and call a `pii_revealed` event (reason `screen_pop`) says who
+    // read them, before they leave. The customer's name only masked, the number never.
+    let detail = s.store.call_detail(&call).await?;
+    let seen = events.iter().any(|(_, e)| {
+        matches!(&e.kind, EventKind::PiiRevealed { actor, field, .. }
+            if actor == &caller.actor && field == "transcript")
+    });
+    if let (Some(d), false) = (&detail, seen) {
+        if !d.turns.is_empty() {
+            s.store
+                .append_event(&Event {
+                    at: Utc::now(),
+                    customer: d.summary.customer,
+                    campaign: d.summary.campaign,
+                    call: Some(call.clone()),
+                    kind: EventKind::PiiRevealed {
+                        actor: caller.actor.clone(),
+                        field: "transcript".into(),
+                        reason: "screen_pop".into(),
+                    },
+                })
+                .await?;
+        }
+    }
+    let turns: Vec<Value> = match detail {
         Some(d) => d
             .turns
             .iter()

@@ -155,6 +155,23 @@ async fn the_offered_call_pops_up_for_its_agent_only_and_takes_a_disposition() {
     assert_eq!(o["transcript"][1]["intent"], "complaint");
     assert_eq!(o["transcript"][1]["emotion"], "angry");
 
+    // Who read the words is audited, once per key and call.
+    let (_, again) = s.get(&li, "/api/agents/li/offer").await;
+    assert_eq!(again["offer"]["transcript"], o["transcript"]);
+    let reveals: Vec<_> = s
+        .store
+        .events_of_type("pii_revealed", 0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|(_, e)| match e.kind {
+            EventKind::PiiRevealed { actor, field, reason } => Some((actor, field, reason)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reveals.len(), 1, "{reveals:?}");
+    assert!(reveals[0].0.starts_with("api:desk-li#"));
+    assert_eq!((reveals[0].1.as_str(), reveals[0].2.as_str()), ("transcript", "screen_pop"));
     // Another agent's key sees nothing of it; an analyst neither; a supervisor does.
     let (st, v) = s.get(&wang, "/api/agents/li/offer").await;
     assert_eq!((st, v["error"]["code"].as_str()), (403, Some("not_your_agent")), "{v}");
