@@ -194,6 +194,32 @@ pub enum EventKind {
         #[serde(default)]
         progress: Vec<String>,
     },
+    /// What an agent's screen-pop shows of a call handed to `queue`, written with
+    /// `transfer_requested`: the customer's name masked (张*), the script path so
+    /// far, the callee's intents and last emotion, and the whisper's words.
+    TransferScreen {
+        queue: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        customer: Option<String>,
+        #[serde(default)]
+        path: Vec<String>,
+        #[serde(default)]
+        intents: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        emotion: Option<String>,
+        summary: String,
+    },
+    /// An agent's state changed (`available`, `ringing`, `on_call`, `wrap_up`,
+    /// `paused`), as the running ACD saw it.
+    AgentState { agent: String, state: String },
+    /// What the agent recorded about a call after it (a disposition code such as
+    /// `resolved`, and an optional note).
+    Disposition {
+        agent: String,
+        disposition: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
 }
 
 impl EventKind {
@@ -222,6 +248,9 @@ impl EventKind {
             EventKind::TransferAnswered { .. } => "transfer_answered",
             EventKind::TransferAbandoned { .. } => "transfer_abandoned",
             EventKind::TransferReferred { .. } => "transfer_referred",
+            EventKind::TransferScreen { .. } => "transfer_screen",
+            EventKind::AgentState { .. } => "agent_state",
+            EventKind::Disposition { .. } => "disposition",
         }
     }
 }

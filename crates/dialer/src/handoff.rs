@@ -19,22 +19,32 @@
 //! Both legs are recorded: the callee leg in the call's own stereo recording
 //! (left: callee, right: what waihu sent — the bot, then the agent), the agent
 //! leg in a second stereo file sealed as the call's `agent` leg.
-use std::collections::VecDeque;
+//!
+//! A run with a store ([`Handoff::live`]) is also the agent desk's source: the
+//! transfer events (with a `transfer_screen` of what the agent's screen-pop
+//! shows) are appended as they happen, a task publishes the ACD's agents and
+//! waiting callers to the store every [`PUBLISH_EVERY`] (`desk_live`), appends
+//! an `agent_state` event at every state change, and applies the state changes
+//! agents ask the API for (`agent_state_requests`, polled past a cursor like
+//! the do-not-call list).
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
-use waihu_acd::{Acd, AgentState, Config, GiveUp, Step};
+use serde_json::json;
+use waihu_acd::{Acd, AcdError, AgentState, Config, GiveUp, Step};
 use waihu_bot::HandoffRequest;
-use waihu_core::EventKind;
+use waihu_core::{CallId, CampaignId, CustomerId, Event, EventKind};
 use waihu_engine::agent::{CallAgent, Control};
 use waihu_engine::call::{place_call_with, CallOptions, MediaOptions};
 use waihu_engine::sip::SipEndpoint;
 use waihu_speech::{LangChoice, Style, Synthesizer, Voice};
+use waihu_store::Store;
 
 use crate::CampaignClock;
 
@@ -48,12 +58,36 @@ pub const MAX_BUFFER_FRAMES: usize = 6;
 /// moment it arrives would cut a gap into the audio at every late tick.
 pub const PRIME_FRAMES: usize = 2;
 
+/// How often a live run publishes its agents and queues and polls the agents'
+/// state requests (the API applies a request within twice this).
+pub const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+
 /// The agents and queues of a live run, shared by its calls.
 pub struct Handoff {
     acd: Mutex<Acd>,
     origin: Instant,
     /// Agent-leg recordings are written here before they are sealed.
     pub spool: PathBuf,
+    live: Option<Live>,
+    /// Callers waiting for an agent: call id → (queue, since on the ACD's clock).
+    waiting: Mutex<BTreeMap<String, (String, u64)>>,
+}
+
+/// Where a live run's desk goes.
+struct Live {
+    store: Store,
+    clock: Arc<CampaignClock>,
+    /// Agents' last published state and since when, for `agent_state` events.
+    last: tokio::sync::Mutex<HashMap<String, (&'static str, DateTime<Utc>)>>,
+}
+
+/// Removes a caller from the waiting list however its transfer ends.
+struct WaitingGuard<'a>(&'a Handoff, String);
+
+impl Drop for WaitingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.waiting().remove(&self.1);
+    }
 }
 
 impl Handoff {
@@ -62,7 +96,133 @@ impl Handoff {
             acd: Mutex::new(Acd::new(cfg, 0)),
             origin: Instant::now(),
             spool,
+            live: None,
+            waiting: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// A handoff that is also the agent desk's source (see the module docs):
+    /// starts the publishing task, which ends with the last reference. Call
+    /// [`Handoff::close`] when the run ends. Call from inside the runtime.
+    pub fn live(
+        cfg: Config,
+        spool: PathBuf,
+        store: Store,
+        clock: Arc<CampaignClock>,
+    ) -> Arc<Handoff> {
+        let mut h = Handoff::new(cfg, spool);
+        h.live = Some(Live {
+            store,
+            clock,
+            last: tokio::sync::Mutex::new(HashMap::new()),
+        });
+        let h = Arc::new(h);
+        tokio::spawn(publish(Arc::downgrade(&h)));
+        h
+    }
+
+    fn waiting(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (String, u64)>> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The run is over: every agent is `signed_out` (so reports stop counting
+    /// their time) and the desk snapshot says the dialer stopped.
+    pub async fn close(&self) {
+        let Some(live) = &self.live else { return };
+        let now = live.clock.now();
+        let mut last = live.last.lock().await;
+        let events: Vec<Event> = last
+            .drain()
+            .map(|(agent, _)| desk_event(now, agent, "signed_out"))
+            .collect();
+        if let Err(e) = live.store.append_events(&events).await {
+            tracing::warn!(error = %e, "agent desk: recording sign-outs");
+        }
+        let body = json!({"running": false, "at": now, "agents": [], "queues": []}).to_string();
+        if let Err(e) = live.store.desk_publish(Utc::now(), &body).await {
+            tracing::warn!(error = %e, "agent desk: publishing the end of the run");
+        }
+    }
+
+    /// Applies the API's state requests, publishes the snapshot and appends
+    /// the state changes. Returns the pauses that must wait for a call's end.
+    async fn publish_once(
+        &self,
+        live: &Live,
+        cursor: &mut i64,
+        pending: &mut BTreeMap<String, String>,
+    ) -> Result<(), waihu_store::StoreError> {
+        for r in live.store.agent_state_requests(*cursor, 1000).await? {
+            *cursor = r.id;
+            pending.insert(r.agent, r.state);
+        }
+        pending.retain(|agent, state| {
+            let r = if state == "paused" {
+                self.pause(agent)
+            } else {
+                self.resume(agent)
+            };
+            match r {
+                Ok(()) => false,
+                // Ringing or on a call: paused once the call is over.
+                Err(AcdError::Busy(_)) => true,
+                Err(e) => {
+                    tracing::warn!(agent = %agent, error = %e, "agent desk: state request refused");
+                    false
+                }
+            }
+        });
+        let now_ms = self.now_ms();
+        let wall = live.clock.now();
+        let agents = self.acd().snapshot(now_ms);
+        let waiting = self.waiting().clone();
+        let queues: Vec<String> = self.acd().queues().iter().map(|q| q.name.clone()).collect();
+        let ago = |ms: u64| wall - chrono::Duration::milliseconds(now_ms.saturating_sub(ms) as i64);
+        let mut last = live.last.lock().await;
+        let mut events = Vec::new();
+        let mut rows = Vec::with_capacity(agents.len());
+        for (id, st) in agents {
+            let name = st.name();
+            let since = match last.get(&id) {
+                Some((n, since)) if *n == name => *since,
+                _ => {
+                    events.push(desk_event(wall, id.clone(), name));
+                    let since = match st {
+                        AgentState::Ringing { since } | AgentState::OnCall { since } => ago(since),
+                        _ => wall,
+                    };
+                    last.insert(id.clone(), (name, since));
+                    since
+                }
+            };
+            rows.push(json!({
+                "id": id,
+                "state": name,
+                "since": since,
+                "for_ms": (wall - since).num_milliseconds().max(0),
+                "pending": pending.get(&id),
+            }));
+        }
+        let queues: Vec<serde_json::Value> = queues
+            .iter()
+            .map(|q| {
+                let w: Vec<serde_json::Value> = waiting
+                    .iter()
+                    .filter(|(_, (wq, _))| wq == q)
+                    .map(|(call, (_, since))| {
+                        json!({"call_id": call, "since": ago(*since), "wait_ms": now_ms.saturating_sub(*since)})
+                    })
+                    .collect();
+                json!({"name": q, "waiting": w})
+            })
+            .collect();
+        drop(last);
+        let body = json!({"running": true, "at": wall, "agents": rows, "queues": queues});
+        live.store.desk_publish(Utc::now(), &body.to_string()).await?;
+        if !events.is_empty() {
+            live.store.append_events(&events).await?;
+        }
+        Ok(())
     }
 
     /// Milliseconds since the run started: the ACD's clock.
@@ -115,6 +275,41 @@ impl Handoff {
             .into_iter()
             .map(|(id, s)| (id, s.name()))
             .collect()
+    }
+}
+
+fn desk_event(at: DateTime<Utc>, agent: String, state: &str) -> Event {
+    Event {
+        at,
+        customer: None,
+        campaign: None,
+        call: None,
+        kind: EventKind::AgentState {
+            agent,
+            state: state.into(),
+        },
+    }
+}
+
+/// The desk's publishing task: every [`PUBLISH_EVERY`] until the handoff is gone.
+async fn publish(h: Weak<Handoff>) {
+    let mut cursor = match h.upgrade() {
+        Some(h) => match &h.live {
+            Some(live) => live.store.agent_state_head().await.unwrap_or(0),
+            None => return,
+        },
+        None => return,
+    };
+    let mut pending = BTreeMap::new();
+    let mut tick = tokio::time::interval(PUBLISH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(h) = h.upgrade() else { break };
+        let Some(live) = &h.live else { break };
+        if let Err(e) = h.publish_once(live, &mut cursor, &mut pending).await {
+            tracing::warn!(error = %e, "agent desk: publishing");
+        }
     }
 }
 
@@ -249,6 +444,9 @@ pub struct CallContext {
     pub zh: bool,
     /// The customer's name, masked (张*), for the whisper.
     pub customer: Option<String>,
+    /// Whom and which campaign the call's live events name.
+    pub customer_id: Option<CustomerId>,
+    pub campaign: Option<CampaignId>,
     pub call_id: String,
     pub clock: Arc<CampaignClock>,
     pub max_duration: Duration,
@@ -530,6 +728,35 @@ fn callback_text(zh: bool, minutes: u64) -> String {
     }
 }
 
+/// A transfer event of the call: appended to the store at once in a live run
+/// (the desk sees it while the call is up), else kept for the call's end.
+async fn record(ctx: &CallContext, kind: EventKind) {
+    let at = ctx.clock.now();
+    if let Some(live) = &ctx.handoff.live {
+        let e = Event {
+            at,
+            customer: ctx.customer_id,
+            campaign: ctx.campaign,
+            call: Some(CallId(ctx.call_id.clone())),
+            kind,
+        };
+        match live.store.append_event(&e).await {
+            Ok(_) => return,
+            Err(err) => {
+                tracing::warn!(call = %ctx.call_id, error = %err, "transfer event: kept for the call's end");
+                ctx.outcome
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .events
+                    .push((at, e.kind));
+                return;
+            }
+        }
+    }
+    let mut o = ctx.outcome.lock().unwrap_or_else(|e| e.into_inner());
+    o.events.push((at, kind));
+}
+
 /// One handed-over call, from the request to the bridge's end or the callback.
 async fn transfer(
     ctx: CallContext,
@@ -539,16 +766,24 @@ async fn transfer(
     decided: Instant,
 ) {
     let h = ctx.handoff.clone();
-    let log = |kind: EventKind| {
-        let mut o = ctx.outcome.lock().unwrap_or_else(|e| e.into_inner());
-        o.events.push((ctx.clock.now(), kind));
-    };
+    let log = |kind: EventKind| record(&ctx, kind);
     let set = |r: HandoffResult| {
         ctx.outcome.lock().unwrap_or_else(|e| e.into_inner()).result = r;
     };
+    let summary = whisper_text(ctx.zh, ctx.customer.as_deref(), &req);
     log(EventKind::TransferRequested {
         queue: req.queue.clone(),
-    });
+    })
+    .await;
+    log(EventKind::TransferScreen {
+        queue: req.queue.clone(),
+        customer: ctx.customer.clone(),
+        path: req.path.clone(),
+        intents: req.intents.clone(),
+        emotion: req.emotion.clone(),
+        summary: summary.clone(),
+    })
+    .await;
     let queue = h.acd().queue(&req.queue).cloned();
     let start = h.now_ms();
     let direct = ctx.direct.as_ref();
@@ -565,6 +800,11 @@ async fn transfer(
             None
         }
     };
+    let mut in_queue = waiting.as_ref().map(|_| {
+        h.waiting()
+            .insert(ctx.call_id.clone(), (req.queue.clone(), start));
+        WaitingGuard(&h, ctx.call_id.clone())
+    });
     let callback_min = queue.as_ref().map_or(30, |q| q.callback_after_min);
     let hold = queue
         .as_ref()
@@ -578,29 +818,24 @@ async fn transfer(
         let mut hold_audio = speak(&ctx.synth, ctx.zh, hold).await;
         hold_audio.extend(std::iter::repeat_n(0, 8000 * 2));
         let _ = cmds.send(LegCmd::Loop(hold_audio.into()));
-        speak(
-            &ctx.synth,
-            ctx.zh,
-            whisper_text(ctx.zh, ctx.customer.as_deref(), &req),
-        )
-        .await
+        speak(&ctx.synth, ctx.zh, summary).await
     };
     let give_up = |reason: &str, waited_ms: u64| {
         log(EventKind::TransferAbandoned {
             queue: req.queue.clone(),
             reason: reason.into(),
             wait_ms: waited_ms,
-        });
+        })
     };
     loop {
         let Some(w) = waiting.as_mut() else {
-            give_up("unknown_queue", 0);
+            give_up("unknown_queue", 0).await;
             break;
         };
         let now = h.now_ms();
         if gone.load(Ordering::Relaxed) {
             h.acd().abandon(w, now);
-            give_up("caller_hung_up", w.waited(now));
+            give_up("caller_hung_up", w.waited(now)).await;
             set(HandoffResult::Abandoned);
             return;
         }
@@ -615,7 +850,7 @@ async fn transfer(
                 tokio::time::sleep(Duration::from_millis(until.saturating_sub(now))).await;
             }
             Step::GiveUp { reason, waited_ms } => {
-                give_up(reason.name(), waited_ms);
+                give_up(reason.name(), waited_ms).await;
                 debug_assert!(matches!(
                     reason,
                     GiveUp::Timeout | GiveUp::AllPaused | GiveUp::NoAgent | GiveUp::Unregistered
@@ -631,7 +866,8 @@ async fn transfer(
                     queue: req.queue.clone(),
                     agent: agent.clone(),
                     wait_ms: w.waited(now),
-                });
+                })
+                .await;
                 let (a_tx, a_rx) = std_mpsc::channel(); // callee → agent
                 let (c_tx, c_rx) = std_mpsc::channel(); // agent → callee
                 let (ans_tx, mut ans_rx) = mpsc::unbounded_channel();
@@ -678,7 +914,11 @@ async fn transfer(
                     queue: req.queue.clone(),
                     agent: agent.clone(),
                     wait_ms: w.waited(now),
-                });
+                })
+                .await;
+                // Bridged to an agent: no longer waiting (unless the agent
+                // hangs up during the whisper; then the caller waits again).
+                drop(in_queue.take());
                 let report = call.await;
                 let now = h.now_ms();
                 h.acd().ended_call(w, now);
@@ -693,6 +933,9 @@ async fn transfer(
                 let Some(at) = bridged else {
                     // The agent hung up during the whisper: the caller is still
                     // on hold; offer the call again (or give up in time).
+                    h.waiting()
+                        .insert(ctx.call_id.clone(), (req.queue.clone(), w.since()));
+                    in_queue = Some(WaitingGuard(&h, ctx.call_id.clone()));
                     continue;
                 };
                 let mut o = ctx.outcome.lock().unwrap_or_else(|e| e.into_inner());
@@ -706,6 +949,7 @@ async fn transfer(
             }
         }
     }
+    drop(in_queue);
     if let Some(d) = direct {
         // Abandoned (TCPA/Ofcom): the message, then the hang-up; the planner
         // retries the contact like a busy line.

@@ -1076,6 +1076,8 @@ async fn call(
             synth: opts.kit.synth.clone(),
             zh: script.lang() == "zh",
             customer: c.name.as_deref().map(waihu_core::mask_name),
+            customer_id: Some(c.id),
+            campaign: Some(opts.campaign_id),
             call_id: call_id.to_string(),
             clock: opts.clock.clone(),
             max_duration: opts.max_duration,

@@ -255,6 +255,10 @@ pub async fn run_campaign(
         Some(pool)
     };
     let pool = trunks.clone();
+    // The agents' desk: live in the store for `waihu serve` (docs/handoff.md).
+    let desk = setup.agents.map(|cfg| {
+        crate::handoff::Handoff::live(cfg, spool.clone(), store.clone(), setup.clock.clone())
+    });
     let opts = Options {
         campaign_id: id,
         campaign,
@@ -277,11 +281,12 @@ pub async fn run_campaign(
         progress_every: Duration::from_secs(10),
         messages: setup.messages,
         dnc_poll: Duration::from_millis(250),
-        handoff: setup
-            .agents
-            .map(|cfg| Arc::new(crate::handoff::Handoff::new(cfg, spool.clone()))),
+        handoff: desk.clone(),
     };
     let summary = crate::run(store.clone(), ep, opts, customers, shutdown).await?;
+    if let Some(desk) = desk {
+        desk.close().await;
+    }
     if let Some(pool) = pool {
         // The last calls' counts, for `waihu trunks status` after the run.
         let _ = pool.write_status(&store.data_dir().join("trunks.json"));

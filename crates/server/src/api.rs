@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use waihu_core::{mask_name, mask_phone, CampaignId, CustomerId, Event};
 use waihu_store::Customer;
 
-use crate::auth::{self, Caller, Role};
+use crate::auth::{self, Caller, DeskCaller, Role};
 use crate::error::ApiError;
 use crate::{kpi, openapi, AppState, Routes};
 
@@ -103,6 +103,12 @@ pub fn check_json_body(route: &str, body: &[u8]) -> Result<(), ApiError> {
         "POST /api/dnc" => decode::<DncAdd>(body)?.validate().map(drop),
         "POST /api/webhooks" => decode::<WebhookAdd>(body)?.validate().map(drop),
         "POST /api/keys" => decode::<KeyAdd>(body)?.validate().map(drop),
+        "POST /api/agents/{id}/state" => decode::<crate::desk::StateBody>(body)?
+            .validate()
+            .map(drop),
+        "POST /api/calls/{id}/disposition" => {
+            decode::<crate::desk::DispositionBody>(body)?.validate()
+        }
         "POST /api/campaigns" => {
             let mut headers = axum::http::HeaderMap::new();
             headers.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
@@ -183,8 +189,8 @@ pub(crate) fn csv_response(
         .into_response())
 }
 
-async fn me(caller: Caller) -> Json<Value> {
-    Json(json!({"role": caller.role, "actor": caller.actor}))
+async fn me(caller: DeskCaller) -> Json<Value> {
+    Json(json!({"role": caller.role, "actor": caller.actor, "agent": caller.agent}))
 }
 
 async fn overview(State(s): State<AppState>, _c: Caller) -> Result<Json<Value>, ApiError> {
@@ -628,7 +634,7 @@ struct RangeQ {
     format: Format,
 }
 
-fn parse_day(field: &str, s: &str) -> Result<NaiveDate, ApiError> {
+pub(crate) fn parse_day(field: &str, s: &str) -> Result<NaiveDate, ApiError> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .or_else(|_| DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc).date_naive()))
         .map_err(|_| {
@@ -639,7 +645,7 @@ fn parse_day(field: &str, s: &str) -> Result<NaiveDate, ApiError> {
         })
 }
 
-fn midnight(d: NaiveDate) -> DateTime<Utc> {
+pub(crate) fn midnight(d: NaiveDate) -> DateTime<Utc> {
     d.and_time(NaiveTime::MIN).and_utc()
 }
 
@@ -881,6 +887,9 @@ async fn list_keys(State(s): State<AppState>, caller: Caller) -> Result<Json<Val
 struct KeyAdd {
     name: String,
     role: String,
+    /// The agent id an `agent` key acts as.
+    #[serde(default)]
+    agent: Option<String>,
 }
 
 impl KeyAdd {
@@ -890,9 +899,27 @@ impl KeyAdd {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_role",
-                format!("role: '{}' is not admin, operator or analyst", b.role),
+                format!("role: '{}' is not admin, operator, analyst or agent", b.role),
             )
         })?;
+        match (role, b.agent.as_deref().map(str::trim)) {
+            (Role::Agent, Some(a)) if !a.is_empty() => {}
+            (Role::Agent, _) => {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_agent",
+                    "agent: an agent key needs the agent id it acts as (an id of the agents file)",
+                ))
+            }
+            (_, Some(_)) => {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_agent",
+                    "agent: only keys with role agent are bound to an agent",
+                ))
+            }
+            _ => {}
+        }
         if b.name.trim().is_empty() {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -911,7 +938,8 @@ async fn create_key(
 ) -> Result<Response, ApiError> {
     caller.require(Role::Admin, "managing API keys")?;
     let role = b.validate()?;
-    let (key, rec) = auth::create_key(&s.store, b.name.trim(), role, Utc::now()).await?;
+    let agent = b.agent.as_deref().map(str::trim);
+    let (key, rec) = auth::create_key_for(&s.store, b.name.trim(), role, agent, Utc::now()).await?;
     let mut v = serde_json::to_value(&rec).map_err(|e| ApiError::internal(e.to_string()))?;
     v["key"] = json!(key);
     Ok((StatusCode::CREATED, Json(v)).into_response())

@@ -11,10 +11,15 @@ use crate::error::ApiError;
 use crate::AppState;
 
 /// What a caller may do. Ordered: every role may do what the ones below it may.
+/// `Agent` sits below them all and outside them: an agent key is bound to one
+/// agent id and reaches only the agent desk's own routes ([`DeskCaller`]);
+/// every other route refuses it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
-    /// Reads everything, personal data always masked.
+    /// One agent at the desk: its own state, its own offered call (customer
+    /// masked), dispositions of its own calls. Nothing else.
+    Agent,    /// Reads everything, personal data always masked.
     Analyst,
     /// Also reveals personal data (audited) and edits the do-not-call list.
     Operator,
@@ -23,10 +28,11 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Admin, Role::Operator, Role::Analyst];
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Operator, Role::Analyst, Role::Agent];
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Role::Agent => "agent",
             Role::Admin => "admin",
             Role::Operator => "operator",
             Role::Analyst => "analyst",
@@ -63,9 +69,25 @@ pub async fn create_key(
     role: Role,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(String, waihu_store::ApiKey), waihu_store::StoreError> {
+    create_key_for(store, name, role, None, now).await
+}
+
+/// [`create_key`] with the agent id an `agent` key acts as.
+pub async fn create_key_for(
+    store: &waihu_store::Store,
+    name: &str,
+    role: Role,
+    agent: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(String, waihu_store::ApiKey), waihu_store::StoreError> {
+    if (role == Role::Agent) != agent.is_some() {
+        return Err(waihu_store::StoreError::Invalid(
+            "agent: an agent key names exactly one agent id (and only agent keys do)".into(),
+        ));
+    }
     let key = generate_key();
     let rec = store
-        .api_key_insert(name, role.as_str(), &key_hash(&key), now)
+        .api_key_insert_for(name, role.as_str(), agent, &key_hash(&key), now)
         .await?;
     Ok((key, rec))
 }
@@ -115,7 +137,35 @@ fn presented_key(parts: &Parts) -> Result<Option<String>, ApiError> {
     Ok(None)
 }
 
-impl FromRequestParts<AppState> for Caller {
+/// A caller of the agent desk's routes: any role, and for an `agent` key the
+/// agent id it is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeskCaller {
+    pub role: Role,
+    pub actor: String,
+    pub agent: Option<String>,
+}
+
+impl DeskCaller {
+    /// May this caller act for `agent`? Its own agent key, or an operator or
+    /// admin (supervisors).
+    pub fn may_act_for(&self, agent: &str, what: &str) -> Result<(), ApiError> {
+        match (&self.agent, self.role) {
+            (Some(own), Role::Agent) if own == agent => Ok(()),
+            (_, Role::Agent) => Err(ApiError::forbidden(
+                "not_your_agent",
+                format!("{what}: this key acts for agent '{}' only, not '{agent}'", self.agent.as_deref().unwrap_or("")),
+            )),
+            (_, r) if r >= Role::Operator => Ok(()),
+            _ => Err(ApiError::forbidden(
+                "forbidden",
+                format!("{what} needs the agent's own key or the operator role; this key has {}", self.role.as_str()),
+            )),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for DeskCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(
@@ -130,12 +180,31 @@ impl FromRequestParts<AppState> for Caller {
                     .await?
                     .ok_or_else(|| ApiError::unauthorized("unknown or revoked API key; create one with `waihu apikey create`"))?;
                 let role = Role::parse(&rec.role).ok_or_else(|| ApiError::internal(format!("key {} has unknown role '{}'", rec.id, rec.role)))?;
-                Ok(Caller { role, actor: format!("api:{}#{}", rec.name, rec.id) })
+                Ok(DeskCaller { role, actor: format!("api:{}#{}", rec.name, rec.id), agent: rec.agent_id })
             }
-            None if state.cfg.open => Ok(Caller { role: Role::Analyst, actor: "api:open".into() }),
+            None if state.cfg.open => Ok(DeskCaller { role: Role::Analyst, actor: "api:open".into(), agent: None }),
             None => Err(ApiError::unauthorized(
                 "no API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>' (create one with `waihu apikey create`)",
             )),
         }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    /// Every route but the desk's: an agent key is refused here.
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let d = DeskCaller::from_request_parts(parts, state).await?;
+        if d.role == Role::Agent {
+            return Err(ApiError::forbidden(
+                "agent_key",
+                "an agent key reaches only the agent desk (/api/me, /api/agents/{id}/state, /api/agents/{id}/offer, /api/calls/{id}/disposition); use an analyst, operator or admin key",
+            ));
+        }
+        Ok(Caller { role: d.role, actor: d.actor })
     }
 }

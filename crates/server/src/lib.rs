@@ -12,6 +12,8 @@ pub mod api;
 pub mod auth;
 pub mod calls;
 pub mod campaigns;
+pub mod desk;
+pub mod desk_report;
 pub mod error;
 pub mod experiments;
 pub mod import;
@@ -102,8 +104,8 @@ pub fn app(store: Store, cfg: Config) -> (Router, Vec<RouteInfo>) {
         cfg: Arc::new(cfg),
         streams: Arc::new(tokio::sync::Semaphore::new(calls::STREAM_LIMIT)),
     };
-    let routes = trunks::routes(experiments::routes(messages::routes(import::routes(
-        calls::routes(campaigns::routes(api::routes(Routes::new()))),
+    let routes = desk::routes(trunks::routes(experiments::routes(messages::routes(
+        import::routes(calls::routes(campaigns::routes(api::routes(Routes::new())))),
     ))));
     let router = routes.router.fallback(api::not_found).with_state(state);
     (router, routes.list)

@@ -42,7 +42,8 @@ fn webhook_body() -> Value {
 fn key_body() -> Value {
     json!({"type": "object", "required": ["name", "role"], "additionalProperties": false, "properties": {
         "name": {"type": "string"},
-        "role": {"type": "string", "enum": ["admin", "operator", "analyst"]}}})
+        "role": {"type": "string", "enum": ["admin", "operator", "analyst", "agent"]},
+        "agent": {"type": "string", "description": "Role agent only (and required): the agent id the key acts as."}}})
 }
 
 fn campaign_body() -> Value {
@@ -67,10 +68,29 @@ const MESSAGES_REPORT: &[P] = &[
     ("format", "query", "string", "json (default) or csv."),
 ];
 
+const AGENT_ID: &[P] = &[("id", "path", "string", "Agent id (from the agents file).")];
+const CALL_ID: &[P] = &[("id", "path", "string", "Call id.")];
+const DAY_RANGE: &[P] = &[
+    ("from", "query", "string", "First day, YYYY-MM-DD (UTC). Default: 6 days before `to`."),
+    ("to", "query", "string", "Last day, inclusive. Default: today (UTC)."),
+];
+
+fn state_body() -> Value {
+    json!({"type": "object", "required": ["state"], "additionalProperties": false, "properties": {
+        "state": {"type": "string", "enum": ["available", "paused"]}}})
+}
+
+fn disposition_body() -> Value {
+    json!({"type": "object", "required": ["disposition"], "additionalProperties": false, "properties": {
+        "disposition": {"type": "string", "minLength": 1, "maxLength": 64, "description": "e.g. resolved, callback, escalated."},
+        "note": {"type": "string", "maxLength": 500, "description": "Stored in the event log in clear: no personal data."},
+        "agent": {"type": "string", "description": "Operators and admins only: the agent (default: who answered)."}}})
+}
+
 const OPS: &[Op] = &[
     Op { method: "GET", path: "/", summary: "The dashboard (HTML, embedded; 中文 with an English switch).", role: None, params: &[], body: None, csv: false },
     Op { method: "GET", path: "/api/openapi.json", summary: "This document.", role: None, params: &[], body: None, csv: false },
-    Op { method: "GET", path: "/api/me", summary: "The caller's role.", role: Some("analyst"), params: &[], body: None, csv: false },
+    Op { method: "GET", path: "/api/me", summary: "The caller's role (and for an agent key, its agent id).", role: Some("agent"), params: &[], body: None, csv: false },
     Op { method: "GET", path: "/api/overview", summary: "Counts: customers, DNC entries, segments, events per type, webhooks, data span.", role: Some("analyst"), params: &[], body: None, csv: false },
     Op {
         method: "GET",
@@ -236,6 +256,12 @@ const OPS: &[Op] = &[
     },
     Op { method: "GET", path: "/api/reports/intents", summary: "Topic heat map: callee intents × script states (turn counts), states in path order, intents by frequency.", role: Some("analyst"), params: CAMPAIGN_FILTER, body: None, csv: true },
     Op { method: "GET", path: "/api/reports/voice", summary: "Callee voice features by customer segment and by UTC hour: turns, average speech rate (syllables/s), volume (dBFS), pitch (Hz), pause ratio, turns per emotion, mean text sentiment and 满意度 (satisfaction = callee turns with sentiment above +0.1 / those above +0.1 or below -0.1; docs/kpis.md); totals over all segments.", role: Some("analyst"), params: CAMPAIGN_FILTER, body: None, csv: true },
+    Op { method: "GET", path: "/api/agents", summary: "Supervisor view: the running dialer's agents (id, state available/ringing/on_call/wrap_up/paused, since, for_ms, a pending pause). running=false when no dialing run with agents is live (its snapshot is older than 3 s).", role: Some("operator"), params: &[], body: None, csv: false },
+    Op { method: "POST", path: "/api/agents/{id}/state", summary: "Set an agent's state (available or paused): queued in the store, applied by the running dialer within 1 s (a pause of a ringing or talking agent waits for the call's end). The agent's own key, or operator and up. 202; 409 desk_not_running; 404 no_such_agent; 403 not_your_agent.", role: Some("agent"), params: AGENT_ID, body: Some(state_body), csv: false },
+    Op { method: "GET", path: "/api/agents/{id}/offer", summary: "The agent's offered call (screen-pop; poll it): call id, status (ringing, on_call, ended, missed, abandoned), queue, wait, the customer's masked name, script path, intents, emotion, the whisper summary, the transcript so far (words, intents, emotion) and the agent's disposition once entered; offer=null before any. The agent's own key, or operator and up.", role: Some("agent"), params: AGENT_ID, body: None, csv: false },
+    Op { method: "GET", path: "/api/queues", summary: "Supervisor view: each queue of the running dialer with its waiting callers (call id, since, wait_ms).", role: Some("operator"), params: &[], body: None, csv: false },
+    Op { method: "POST", path: "/api/calls/{id}/disposition", summary: "Record a disposition after a handed-over call (a `disposition` event on the call). An agent key: only for a call it answered; operator and up: any call, `agent` defaulting to who answered it. 201 with the event id.", role: Some("agent"), params: CALL_ID, body: Some(disposition_body), csv: false },
+    Op { method: "GET", path: "/api/reports/desk", summary: "Agent desk report from the event log: per queue the wait distribution (p50/p95/max, buckets ≤5/15/30/60 s/more) and abandon rate (abandoned ÷ answered + abandoned, by reason); per agent offers, answers, talk time (answer → call end), occupancy (ringing + on call + wrap-up ÷ signed in and not paused) and dispositions.", role: Some("analyst"), params: DAY_RANGE, body: None, csv: false },
     Op { method: "GET", path: "/api/webhooks", summary: "Configured webhooks (secrets not shown).", role: Some("admin"), params: &[], body: None, csv: false },
     Op {
         method: "POST",
@@ -353,7 +379,7 @@ pub fn document() -> Value {
         "info": {
             "title": "waihu API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "waihu (外呼) data API. Send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>` (create one with `waihu apikey create --role analyst --name NAME`). Roles: analyst (read, personal data masked), operator (+ audited reveal, DNC edits), admin (+ keys, webhooks). Errors are {\"error\": {\"code\", \"message\"}}.",
+            "description": "waihu (外呼) data API. Send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>` (create one with `waihu apikey create --role analyst --name NAME`). Roles: analyst (read, personal data masked), operator (+ audited reveal, DNC edits, supervising the agent desk), admin (+ keys, webhooks); agent (bound to one agent id: only /api/me, its own state, its own offered call and dispositions of calls it answered; every other route answers 403 agent_key). Errors are {\"error\": {\"code\", \"message\"}}.",
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
         },
         "paths": paths,

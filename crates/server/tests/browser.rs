@@ -426,3 +426,74 @@ async fn dashboard_shows_trunks_up_down_and_stale() {
     );
     s.stop().await;
 }
+
+/// The agent desk: an offered call pops up with the transcript for the agent's
+/// key (the store driven as the dialer drives it); the supervisor view lists
+/// the agents, the queue and the report for an operator.
+#[tokio::test]
+async fn agent_desk_pops_up_the_offered_call_with_its_transcript() {
+    if !have_peer_at("chromium", Path::new(CHROMIUM)) {
+        return;
+    }
+    use common::desk::*;
+    let s = Server::start(waihu_server::Config::default()).await;
+    let li = agent_key(&s, "li").await;
+    publish(&s.store, chrono::Utc::now(), "ringing", &["c-wait"]).await;
+    offered_call(&s.store, "c1", "li").await;
+    // The dialer keeps publishing while the page loads (a stale snapshot is not live).
+    let store = s.store.clone();
+    let keep = tokio::spawn(async move {
+        loop {
+            publish(&store, chrono::Utc::now(), "ringing", &["c-wait"]).await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    });
+    let profile = tempfile::tempdir().unwrap();
+    let dom = chromium(
+        profile.path(),
+        &["--dump-dom".into()],
+        &s.url(&format!("/?key={li}")),
+    )
+    .await;
+    assert!(
+        dom.contains("data-desk=\"1\""),
+        "the desk did not load:\n{}",
+        &dom[..dom.len().min(3000)]
+    );
+    assert!(dom.contains("<div id=\"analytics\" hidden=\"\">"), "analytics shown to an agent");
+    assert!(dom.contains("<section id=\"pop\" data-call=\"c1\" data-status=\"ringing\">"), "no screen-pop:\n{dom}");
+    assert_eq!(text_of(&dom, "desk-agent"), "li");
+    assert_eq!(text_of(&dom, "desk-state"), "振铃");
+    assert_eq!(text_of(&dom, "pop-customer"), "张*");
+    assert_eq!(text_of(&dom, "pop-queue"), "after_sales");
+    assert_eq!(text_of(&dom, "pop-intents"), "complaint");
+    assert_eq!(text_of(&dom, "pop-emotion"), "愤怒");
+    assert!(text_of(&dom, "pop-summary").contains("张某"));
+    assert!(has_attr(&dom, "data-seq", "2"));
+    assert!(dom.contains("<td>我的洗衣机坏了，我要投诉，转人工！</td>"), "no transcript");
+    assert!(!dom.contains(PHONE) && !dom.contains("张伟"), "PII on the desk");
+    assert!(!dom.contains(&li), "the key must not stay in the page");
+
+    // English, same profile (the key is remembered).
+    let dom_en = chromium(profile.path(), &["--dump-dom".into()], &s.url("/?lang=en")).await;
+    assert!(dom_en.contains("data-desk=\"1\""));
+    assert_eq!(text_of(&dom_en, "desk-state"), "ringing");
+    assert!(dom_en.contains(">Screen-pop<") && dom_en.contains(">Disposition<"));
+
+    // The supervisor view for an operator: agents, the waiting caller, the report.
+    let profile = tempfile::tempdir().unwrap();
+    let dom = chromium(
+        profile.path(),
+        &["--dump-dom".into()],
+        &s.url(&format!("/?key={}&live=0", s.operator)),
+    )
+    .await;
+    assert!(dom.contains("data-loaded=\"1\""), "{}", &dom[..dom.len().min(3000)]);
+    assert!(dom.contains("<section id=\"supervisor\">"), "supervisor view hidden");
+    assert!(dom.contains("data-agent=\"li\" data-state=\"ringing\""));
+    assert!(dom.contains("data-agent=\"wang\" data-state=\"paused\""));
+    assert!(dom.contains("<td>c-wait (4)</td>"), "no waiting caller");
+    assert!(dom.contains("<tr data-queue=\"after_sales\"><td>after_sales</td><td class=\"num\">1</td>"), "no report row");
+    keep.abort();
+    s.stop().await;
+}

@@ -279,6 +279,35 @@ async fn a_callee_asking_for_a_human_is_bridged_to_an_agent_after_the_whisper() 
     assert!(!evs
         .iter()
         .any(|e| matches!(e, EventKind::CallbackRequested { .. })));
+    // The agent desk's view: the transfer events were appended while the call
+    // was up (before its end), with the screen-pop beside them; the agent's
+    // states were published and signed out at the run's end.
+    let id = CallId::from(call.call_id.as_str());
+    let of_call = store.call_events(&id).await.unwrap();
+    let pos = |t: &str| of_call.iter().position(|(_, e)| e.kind.type_name() == t);
+    let ended = pos("attempt_ended").expect("attempt_ended");
+    for t in ["transfer_requested", "transfer_screen", "transfer_offered", "transfer_answered"] {
+        assert!(pos(t).is_some_and(|p| p < ended), "{t} not written before the call's end");
+    }
+    assert!(of_call.iter().any(|(_, e)| matches!(&e.kind,
+        EventKind::TransferScreen { queue, intents, summary, .. }
+            if queue == "order_service" && !intents.is_empty() && summary.contains("Wants"))));
+    let states: Vec<String> = store
+        .events_of_type("agent_state", 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|(_, e)| match e.kind {
+            EventKind::AgentState { agent, state } if agent == "li" => Some(state),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        states.first().map(String::as_str) == Some("available")
+            && states.iter().any(|s| s == "on_call")
+            && states.last().map(String::as_str) == Some("signed_out"),
+        "{states:?}"
+    );
 
     // WAIHU_KEEP_TEST_DIR: keep the recordings to look at after a failure.
     let tmp = if std::env::var_os("WAIHU_KEEP_TEST_DIR").is_some() {
@@ -290,7 +319,6 @@ async fn a_callee_asking_for_a_human_is_bridged_to_an_agent_after_the_whisper() 
     };
     let tmp = tmp.as_path();
     // The callee leg: left what the callee said, right what waihu sent it.
-    let id = CallId::from(call.call_id.as_str());
     let callee_rec = store
         .call_recording(&id)
         .await

@@ -9,15 +9,18 @@ use crate::{parse_ts, ts, Store, StoreError};
 pub struct ApiKey {
     pub id: i64,
     pub name: String,
-    /// `admin`, `operator` or `analyst`.
+    /// `admin`, `operator`, `analyst` or `agent`.
     pub role: String,
+    /// The agent an `agent` key acts as (an id of the agents file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-type KeyRow = (i64, String, String, String, Option<String>);
+type KeyRow = (i64, String, String, String, Option<String>, Option<String>);
 
-fn key_row((id, name, role, created, revoked): KeyRow) -> Result<ApiKey, StoreError> {
+fn key_row((id, name, role, created, revoked, agent_id): KeyRow) -> Result<ApiKey, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt {
         table: "api_keys",
         id,
@@ -27,6 +30,7 @@ fn key_row((id, name, role, created, revoked): KeyRow) -> Result<ApiKey, StoreEr
         id,
         name,
         role,
+        agent_id,
         created_at: parse_ts(&created).ok_or_else(|| corrupt("created_at"))?,
         revoked_at: match revoked {
             Some(r) => Some(parse_ts(&r).ok_or_else(|| corrupt("revoked_at"))?),
@@ -45,9 +49,24 @@ impl Store {
         key_sha256: &str,
         now: DateTime<Utc>,
     ) -> Result<ApiKey, StoreError> {
-        let id: i64 = sqlx::query_scalar("INSERT INTO api_keys (name, role, key_sha256, created_at) VALUES (?, ?, ?, ?) RETURNING id")
+        self.api_key_insert_for(name, role, None, key_sha256, now)
+            .await
+    }
+
+    /// [`Store::api_key_insert`] with the agent an `agent` key acts as (required
+    /// for that role, refused for the others by the database).
+    pub async fn api_key_insert_for(
+        &self,
+        name: &str,
+        role: &str,
+        agent_id: Option<&str>,
+        key_sha256: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ApiKey, StoreError> {
+        let id: i64 = sqlx::query_scalar("INSERT INTO api_keys (name, role, agent_id, key_sha256, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id")
             .bind(name)
             .bind(role)
+            .bind(agent_id)
             .bind(key_sha256)
             .bind(ts(now))
             .fetch_one(&self.pool)
@@ -56,6 +75,7 @@ impl Store {
             id,
             name: name.into(),
             role: role.into(),
+            agent_id: agent_id.map(String::from),
             created_at: now,
             revoked_at: None,
         })
@@ -64,7 +84,7 @@ impl Store {
     /// The unrevoked key with this digest.
     pub async fn api_key_by_hash(&self, key_sha256: &str) -> Result<Option<ApiKey>, StoreError> {
         let row: Option<KeyRow> = sqlx::query_as(
-            "SELECT id, name, role, created_at, revoked_at FROM api_keys WHERE key_sha256 = ? AND revoked_at IS NULL",
+            "SELECT id, name, role, created_at, revoked_at, agent_id FROM api_keys WHERE key_sha256 = ? AND revoked_at IS NULL",
         )
         .bind(key_sha256)
         .fetch_optional(&self.pool)
@@ -74,7 +94,7 @@ impl Store {
 
     pub async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
         let rows: Vec<KeyRow> = sqlx::query_as(
-            "SELECT id, name, role, created_at, revoked_at FROM api_keys ORDER BY id",
+            "SELECT id, name, role, created_at, revoked_at, agent_id FROM api_keys ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?;

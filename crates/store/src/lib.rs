@@ -17,6 +17,7 @@ mod audit;
 mod calls;
 mod campaigns;
 mod customers;
+mod desk;
 mod dnc;
 mod events;
 mod experiments;
@@ -43,6 +44,7 @@ pub use campaigns::CampaignRow;
 pub use customers::{
     seal_batch, Customer, ImportId, ImportStats, Importer, SealedBatch, SegmentDef, UpsertStats,
 };
+pub use desk::{StateRequest, DESK_EVENT_TYPES};
 pub use dnc::DncEntry;
 pub use experiments::{ArmChoice, ArmCounts};
 pub use messages::{

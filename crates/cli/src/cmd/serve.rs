@@ -145,7 +145,7 @@ pub fn run_apikey(ctx: &Ctx, cmd: ApikeyCmd) -> anyhow::Result<()> {
         let store = ctx.store().await?;
         match cmd {
             ApikeyCmd::Create { role, name, json } => {
-                let role = Role::parse(&role).context("role must be admin, operator or analyst")?;
+                let role = Role::parse(&role).context("role must be admin, operator or analyst (agent keys: POST /api/keys with an agent id)")?;
                 if name.trim().is_empty() {
                     anyhow::bail!("--name must not be empty");
                 }

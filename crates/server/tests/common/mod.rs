@@ -1,5 +1,6 @@
 //! A real store in a temp dir, keys for every role, a real server on 127.0.0.1:0.
 #![allow(dead_code)]
+pub mod desk;
 use std::net::SocketAddr;
 
 use chrono::{DateTime, TimeZone, Utc};
