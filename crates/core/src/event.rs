@@ -211,7 +211,10 @@ pub enum EventKind {
     },
     /// An agent's state changed (`available`, `ringing`, `on_call`, `wrap_up`,
     /// `paused`), as the running ACD saw it.
-    AgentState { agent: String, state: String },
+    AgentState {
+        agent: String,
+        state: String,
+    },
     /// What the agent recorded about a call after it (a disposition code such as
     /// `resolved`, and an optional note).
     Disposition {

@@ -35,8 +35,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use tokio::sync::mpsc;
 use serde_json::json;
+use tokio::sync::mpsc;
 use waihu_acd::{Acd, AcdError, AgentState, Config, GiveUp, Step};
 use waihu_bot::HandoffRequest;
 use waihu_core::{CallId, CampaignId, CustomerId, Event, EventKind};
@@ -218,7 +218,9 @@ impl Handoff {
             .collect();
         drop(last);
         let body = json!({"running": true, "at": wall, "agents": rows, "queues": queues});
-        live.store.desk_publish(Utc::now(), &body.to_string()).await?;
+        live.store
+            .desk_publish(Utc::now(), &body.to_string())
+            .await?;
         if !events.is_empty() {
             live.store.append_events(&events).await?;
         }

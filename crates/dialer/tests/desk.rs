@@ -21,7 +21,14 @@ queues:
 ";
 
 async fn get(c: &reqwest::Client, url: &str, key: &str) -> Value {
-    c.get(url).bearer_auth(key).send().await.unwrap().json().await.unwrap()
+    c.get(url)
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 /// Polls `f` every 20 ms for at most 5 s; how long it took.
@@ -41,7 +48,10 @@ async fn a_state_change_asked_through_the_api_reaches_the_running_acd() {
         .await
         .unwrap();
     let now = chrono::Utc::now();
-    let ops = create_key(&store, "ops", Role::Operator, now).await.unwrap().0;
+    let ops = create_key(&store, "ops", Role::Operator, now)
+        .await
+        .unwrap()
+        .0;
     let li = create_key_for(&store, "li", Role::Agent, Some("li"), now)
         .await
         .unwrap()
@@ -51,7 +61,9 @@ async fn a_state_change_asked_through_the_api_reaches_the_running_acd() {
         .agent_state_request("wang", "available", "api:old", now)
         .await
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:29750").await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:29750")
+        .await
+        .unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(waihu_server::serve(
         listener,
@@ -94,17 +106,19 @@ async fn a_state_change_asked_through_the_api_reaches_the_running_acd() {
         .unwrap();
     assert_eq!(r.status(), 202);
     let took = until(|| async {
-        h.agents().iter().any(|(id, s)| id == "li" && *s == "paused")
+        h.agents()
+            .iter()
+            .any(|(id, s)| id == "li" && *s == "paused")
     })
     .await;
     eprintln!("API request → running ACD: {} ms", took.as_millis());
     assert!(took < Duration::from_secs(1), "took {took:?}");
-    until(|| async {
-        get(&c, &agents, &ops).await["agents"][0]["state"] == json!("paused")
-    })
-    .await;
+    until(|| async { get(&c, &agents, &ops).await["agents"][0]["state"] == json!("paused") }).await;
     // The old request did not apply: wang is still paused.
-    assert!(h.agents().iter().any(|(id, s)| id == "wang" && *s == "paused"));
+    assert!(h
+        .agents()
+        .iter()
+        .any(|(id, s)| id == "wang" && *s == "paused"));
     // And a supervisor resumes wang.
     let r = c
         .post(format!("{base}/api/agents/wang/state"))
@@ -114,7 +128,12 @@ async fn a_state_change_asked_through_the_api_reaches_the_running_acd() {
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
-    until(|| async { h.agents().iter().any(|(id, s)| id == "wang" && *s == "available") }).await;
+    until(|| async {
+        h.agents()
+            .iter()
+            .any(|(id, s)| id == "wang" && *s == "available")
+    })
+    .await;
 
     // Every change is an agent_state event; the run's end signs everyone out.
     h.close().await;

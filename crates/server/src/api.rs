@@ -103,9 +103,9 @@ pub fn check_json_body(route: &str, body: &[u8]) -> Result<(), ApiError> {
         "POST /api/dnc" => decode::<DncAdd>(body)?.validate().map(drop),
         "POST /api/webhooks" => decode::<WebhookAdd>(body)?.validate().map(drop),
         "POST /api/keys" => decode::<KeyAdd>(body)?.validate().map(drop),
-        "POST /api/agents/{id}/state" => decode::<crate::desk::StateBody>(body)?
-            .validate()
-            .map(drop),
+        "POST /api/agents/{id}/state" => {
+            decode::<crate::desk::StateBody>(body)?.validate().map(drop)
+        }
         "POST /api/calls/{id}/disposition" => {
             decode::<crate::desk::DispositionBody>(body)?.validate()
         }
@@ -899,7 +899,10 @@ impl KeyAdd {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_role",
-                format!("role: '{}' is not admin, operator, analyst or agent", b.role),
+                format!(
+                    "role: '{}' is not admin, operator, analyst or agent",
+                    b.role
+                ),
             )
         })?;
         match (role, b.agent.as_deref().map(str::trim)) {

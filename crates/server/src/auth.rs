@@ -19,7 +19,8 @@ use crate::AppState;
 pub enum Role {
     /// One agent at the desk: its own state, its own offered call (customer
     /// masked), dispositions of its own calls. Nothing else.
-    Agent,    /// Reads everything, personal data always masked.
+    Agent,
+    /// Reads everything, personal data always masked.
     Analyst,
     /// Also reveals personal data (audited) and edits the do-not-call list.
     Operator,
@@ -154,12 +155,18 @@ impl DeskCaller {
             (Some(own), Role::Agent) if own == agent => Ok(()),
             (_, Role::Agent) => Err(ApiError::forbidden(
                 "not_your_agent",
-                format!("{what}: this key acts for agent '{}' only, not '{agent}'", self.agent.as_deref().unwrap_or("")),
+                format!(
+                    "{what}: this key acts for agent '{}' only, not '{agent}'",
+                    self.agent.as_deref().unwrap_or("")
+                ),
             )),
             (_, r) if r >= Role::Operator => Ok(()),
             _ => Err(ApiError::forbidden(
                 "forbidden",
-                format!("{what} needs the agent's own key or the operator role; this key has {}", self.role.as_str()),
+                format!(
+                    "{what} needs the agent's own key or the operator role; this key has {}",
+                    self.role.as_str()
+                ),
             )),
         }
     }
@@ -205,6 +212,9 @@ impl FromRequestParts<AppState> for Caller {
                 "an agent key reaches only the agent desk (/api/me, /api/agents/{id}/state, /api/agents/{id}/offer, /api/calls/{id}/disposition); use an analyst, operator or admin key",
             ));
         }
-        Ok(Caller { role: d.role, actor: d.actor })
+        Ok(Caller {
+            role: d.role,
+            actor: d.actor,
+        })
     }
 }

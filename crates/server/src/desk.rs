@@ -148,9 +148,9 @@ async fn set_state(
 /// disposition), `missed` (rang out or went to someone else), `abandoned`
 /// (the caller left or gave up first).
 pub fn offer_status(events: &[(i64, Event)], agent: &str) -> Option<(usize, &'static str)> {
-    let at = events.iter().rposition(|(_, e)| {
-        matches!(&e.kind, EventKind::TransferOffered { agent: a, .. } if a == agent)
-    })?;
+    let at = events.iter().rposition(
+        |(_, e)| matches!(&e.kind, EventKind::TransferOffered { agent: a, .. } if a == agent),
+    )?;
     let mut status = "ringing";
     for (_, e) in &events[at + 1..] {
         status = match (&e.kind, status) {
@@ -330,39 +330,38 @@ async fn disposition(
             _ => None,
         })
         .collect();
-    let agent = match (caller.role, &caller.agent, &b.agent) {
-        (Role::Agent, _, Some(_)) => {
-            return Err(ApiError::forbidden(
+    let agent =
+        match (caller.role, &caller.agent, &b.agent) {
+            (Role::Agent, _, Some(_)) => return Err(ApiError::forbidden(
                 "not_your_agent",
                 "agent: an agent key records dispositions for its own agent only; drop the field",
-            ))
-        }
-        (Role::Agent, Some(own), None) => {
-            if !answered_by.contains(&own.as_str()) {
-                return Err(ApiError::forbidden(
-                    "not_your_call",
-                    format!("agent '{own}' did not answer call '{id}'"),
-                ));
+            )),
+            (Role::Agent, Some(own), None) => {
+                if !answered_by.contains(&own.as_str()) {
+                    return Err(ApiError::forbidden(
+                        "not_your_call",
+                        format!("agent '{own}' did not answer call '{id}'"),
+                    ));
+                }
+                own.clone()
             }
-            own.clone()
-        }
-        (r, _, named) if r >= Role::Operator => match named {
-            Some(a) => a.clone(),
-            None => answered_by.last().map(|a| a.to_string()).ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "no_agent",
-                    format!("no agent answered call '{id}'; name one in `agent`"),
-                )
-            })?,
-        },
-        _ => {
-            return Err(ApiError::forbidden(
-                "forbidden",
-                "a disposition needs the answering agent's key or the operator role",
-            ))
-        }
-    };
+            (r, _, named) if r >= Role::Operator => match named {
+                Some(a) => a.clone(),
+                None => answered_by.last().map(|a| a.to_string()).ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "no_agent",
+                        format!("no agent answered call '{id}'; name one in `agent`"),
+                    )
+                })?,
+            },
+            _ => {
+                return Err(ApiError::forbidden(
+                    "forbidden",
+                    "a disposition needs the answering agent's key or the operator role",
+                ))
+            }
+        };
     let event = Event {
         at: Utc::now(),
         customer: first.customer,
@@ -371,7 +370,12 @@ async fn disposition(
         kind: EventKind::Disposition {
             agent: agent.clone(),
             disposition: b.disposition.trim().to_string(),
-            note: b.note.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(String::from),
+            note: b
+                .note
+                .as_deref()
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(String::from),
         },
     };
     let event_id = s.store.append_event(&event).await?;
@@ -411,10 +415,7 @@ async fn report(
     }
     let start = midnight(from);
     let end: DateTime<Utc> = midnight(to.checked_add_days(Days::new(1)).unwrap_or(to));
-    let events = s
-        .store
-        .desk_events(start, end, REPORT_MAX_EVENTS)
-        .await?;
+    let events = s.store.desk_events(start, end, REPORT_MAX_EVENTS).await?;
     let r = desk_report(&events, end.min(now));
     let mut v = serde_json::to_value(&r).map_err(|e| ApiError::internal(e.to_string()))?;
     v["from"] = json!(from);

@@ -244,19 +244,59 @@ mod tests {
         let q = || "after_sales".to_string();
         let req = |s, c: &str| e(s, Some(c), EventKind::TransferRequested { queue: q() });
         let off = |s, c: &str, a: &str, w| {
-            e(s, Some(c), EventKind::TransferOffered { queue: q(), agent: a.into(), wait_ms: w })
+            e(
+                s,
+                Some(c),
+                EventKind::TransferOffered {
+                    queue: q(),
+                    agent: a.into(),
+                    wait_ms: w,
+                },
+            )
         };
         let ans = |s, c: &str, a: &str, w| {
-            e(s, Some(c), EventKind::TransferAnswered { queue: q(), agent: a.into(), wait_ms: w })
+            e(
+                s,
+                Some(c),
+                EventKind::TransferAnswered {
+                    queue: q(),
+                    agent: a.into(),
+                    wait_ms: w,
+                },
+            )
         };
         let ab = |s, c: &str, r: &str, w| {
-            e(s, Some(c), EventKind::TransferAbandoned { queue: q(), reason: r.into(), wait_ms: w })
+            e(
+                s,
+                Some(c),
+                EventKind::TransferAbandoned {
+                    queue: q(),
+                    reason: r.into(),
+                    wait_ms: w,
+                },
+            )
         };
         let end = |s, c: &str| {
-            e(s, Some(c), EventKind::AttemptEnded { outcome: CallOutcome::Answered, sip_status: Some(200), duration_s: 0.0 })
+            e(
+                s,
+                Some(c),
+                EventKind::AttemptEnded {
+                    outcome: CallOutcome::Answered,
+                    sip_status: Some(200),
+                    duration_s: 0.0,
+                },
+            )
         };
         let dispo = |s, c: &str, a: &str, d: &str| {
-            e(s, Some(c), EventKind::Disposition { agent: a.into(), disposition: d.into(), note: None })
+            e(
+                s,
+                Some(c),
+                EventKind::Disposition {
+                    agent: a.into(),
+                    disposition: d.into(),
+                    note: None,
+                },
+            )
         };
         let log = vec![
             // li signs in at 0 s; wang at 0 s, paused 100..200 s.

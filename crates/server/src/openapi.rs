@@ -71,8 +71,18 @@ const MESSAGES_REPORT: &[P] = &[
 const AGENT_ID: &[P] = &[("id", "path", "string", "Agent id (from the agents file).")];
 const CALL_ID: &[P] = &[("id", "path", "string", "Call id.")];
 const DAY_RANGE: &[P] = &[
-    ("from", "query", "string", "First day, YYYY-MM-DD (UTC). Default: 6 days before `to`."),
-    ("to", "query", "string", "Last day, inclusive. Default: today (UTC)."),
+    (
+        "from",
+        "query",
+        "string",
+        "First day, YYYY-MM-DD (UTC). Default: 6 days before `to`.",
+    ),
+    (
+        "to",
+        "query",
+        "string",
+        "Last day, inclusive. Default: today (UTC).",
+    ),
 ];
 
 fn state_body() -> Value {

@@ -460,8 +460,14 @@ async fn agent_desk_pops_up_the_offered_call_with_its_transcript() {
         "the desk did not load:\n{}",
         &dom[..dom.len().min(3000)]
     );
-    assert!(dom.contains("<div id=\"analytics\" hidden=\"\">"), "analytics shown to an agent");
-    assert!(dom.contains("<section id=\"pop\" data-call=\"c1\" data-status=\"ringing\">"), "no screen-pop:\n{dom}");
+    assert!(
+        dom.contains("<div id=\"analytics\" hidden=\"\">"),
+        "analytics shown to an agent"
+    );
+    assert!(
+        dom.contains("<section id=\"pop\" data-call=\"c1\" data-status=\"ringing\">"),
+        "no screen-pop:\n{dom}"
+    );
     assert_eq!(text_of(&dom, "desk-agent"), "li");
     assert_eq!(text_of(&dom, "desk-state"), "振铃");
     assert_eq!(text_of(&dom, "pop-customer"), "张*");
@@ -470,8 +476,14 @@ async fn agent_desk_pops_up_the_offered_call_with_its_transcript() {
     assert_eq!(text_of(&dom, "pop-emotion"), "愤怒");
     assert!(text_of(&dom, "pop-summary").contains("张某"));
     assert!(has_attr(&dom, "data-seq", "2"));
-    assert!(dom.contains("<td>我的洗衣机坏了，我要投诉，转人工！</td>"), "no transcript");
-    assert!(!dom.contains(PHONE) && !dom.contains("张伟"), "PII on the desk");
+    assert!(
+        dom.contains("<td>我的洗衣机坏了，我要投诉，转人工！</td>"),
+        "no transcript"
+    );
+    assert!(
+        !dom.contains(PHONE) && !dom.contains("张伟"),
+        "PII on the desk"
+    );
     assert!(!dom.contains(&li), "the key must not stay in the page");
 
     // English, same profile (the key is remembered).
@@ -488,12 +500,22 @@ async fn agent_desk_pops_up_the_offered_call_with_its_transcript() {
         &s.url(&format!("/?key={}&live=0", s.operator)),
     )
     .await;
-    assert!(dom.contains("data-loaded=\"1\""), "{}", &dom[..dom.len().min(3000)]);
-    assert!(dom.contains("<section id=\"supervisor\">"), "supervisor view hidden");
+    assert!(
+        dom.contains("data-loaded=\"1\""),
+        "{}",
+        &dom[..dom.len().min(3000)]
+    );
+    assert!(
+        dom.contains("<section id=\"supervisor\">"),
+        "supervisor view hidden"
+    );
     assert!(dom.contains("data-agent=\"li\" data-state=\"ringing\""));
     assert!(dom.contains("data-agent=\"wang\" data-state=\"paused\""));
     assert!(dom.contains("<td>c-wait (4)</td>"), "no waiting caller");
-    assert!(dom.contains("<tr data-queue=\"after_sales\"><td>after_sales</td><td class=\"num\">1</td>"), "no report row");
+    assert!(
+        dom.contains("<tr data-queue=\"after_sales\"><td>after_sales</td><td class=\"num\">1</td>"),
+        "no report row"
+    );
     keep.abort();
     s.stop().await;
 }

@@ -17,16 +17,27 @@ async fn agent_keys_are_bound_to_one_agent_and_reach_only_the_desk() {
     let s = Server::start(waihu_server::Config::default()).await;
     for (body, code) in [
         (json!({"name": "x", "role": "agent"}), "invalid_agent"),
-        (json!({"name": "x", "role": "agent", "agent": " "}), "invalid_agent"),
-        (json!({"name": "x", "role": "analyst", "agent": "li"}), "invalid_agent"),
+        (
+            json!({"name": "x", "role": "agent", "agent": " "}),
+            "invalid_agent",
+        ),
+        (
+            json!({"name": "x", "role": "analyst", "agent": "li"}),
+            "invalid_agent",
+        ),
         (json!({"name": "x", "role": "boss"}), "invalid_role"),
     ] {
-        let (st, v) = s.send(Method::POST, &s.admin, "/api/keys", Some(body)).await;
+        let (st, v) = s
+            .send(Method::POST, &s.admin, "/api/keys", Some(body))
+            .await;
         assert_eq!((st, v["error"]["code"].as_str()), (422, Some(code)), "{v}");
     }
     let li = agent_key(&s, "li").await;
     let (st, me) = s.get(&li, "/api/me").await;
-    assert_eq!((st, &me["role"], &me["agent"]), (200, &json!("agent"), &json!("li")));
+    assert_eq!(
+        (st, &me["role"], &me["agent"]),
+        (200, &json!("agent"), &json!("li"))
+    );
     // Every other route refuses an agent key, the ones any analyst reads too.
     for path in [
         "/api/calls",
@@ -41,7 +52,11 @@ async fn agent_keys_are_bound_to_one_agent_and_reach_only_the_desk() {
         "/api/keys",
     ] {
         let (st, v) = s.get(&li, path).await;
-        assert_eq!((st, v["error"]["code"].as_str()), (403, Some("agent_key")), "{path}: {v}");
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (403, Some("agent_key")),
+            "{path}: {v}"
+        );
     }
     // The supervisor view is for operators and admins.
     let (st, v) = s.get(&s.analyst, "/api/agents").await;
@@ -60,7 +75,11 @@ async fn supervisor_view_and_state_requests_go_through_the_store() {
     let (st, v) = s
         .send(Method::POST, &li, "/api/agents/li/state", state("paused"))
         .await;
-    assert_eq!((st, v["error"]["code"].as_str()), (409, Some("desk_not_running")), "{v}");
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (409, Some("desk_not_running")),
+        "{v}"
+    );
 
     publish(&s.store, Utc::now(), "available", &["c-wait"]).await;
     let (st, a) = s.get(&s.operator, "/api/agents").await;
@@ -82,15 +101,38 @@ async fn supervisor_view_and_state_requests_go_through_the_store() {
         .await;
     assert_eq!(st, 202, "{v}");
     let (st, v) = s
-        .send(Method::POST, &li, "/api/agents/wang/state", state("available"))
+        .send(
+            Method::POST,
+            &li,
+            "/api/agents/wang/state",
+            state("available"),
+        )
         .await;
-    assert_eq!((st, v["error"]["code"].as_str()), (403, Some("not_your_agent")), "{v}");
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (403, Some("not_your_agent")),
+        "{v}"
+    );
     let (st, v) = s
-        .send(Method::POST, &s.analyst, "/api/agents/wang/state", state("available"))
+        .send(
+            Method::POST,
+            &s.analyst,
+            "/api/agents/wang/state",
+            state("available"),
+        )
         .await;
-    assert_eq!((st, v["error"]["code"].as_str()), (403, Some("forbidden")), "{v}");
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "{v}"
+    );
     let (st, v) = s
-        .send(Method::POST, &s.operator, "/api/agents/wang/state", state("available"))
+        .send(
+            Method::POST,
+            &s.operator,
+            "/api/agents/wang/state",
+            state("available"),
+        )
         .await;
     assert_eq!(st, 202, "{v}");
     for (agent, body, status, code) in [
@@ -99,24 +141,59 @@ async fn supervisor_view_and_state_requests_go_through_the_store() {
         ("li", json!("paused"), 400, "bad_body"),
     ] {
         let (st, v) = s
-            .send(Method::POST, &li, &format!("/api/agents/{agent}/state"), Some(body))
+            .send(
+                Method::POST,
+                &li,
+                &format!("/api/agents/{agent}/state"),
+                Some(body),
+            )
             .await;
-        assert_eq!((st, v["error"]["code"].as_str()), (status, Some(code)), "{v}");
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{v}"
+        );
     }
     let (st, v) = s
-        .send(Method::POST, &s.operator, "/api/agents/zhao/state", state("paused"))
+        .send(
+            Method::POST,
+            &s.operator,
+            "/api/agents/zhao/state",
+            state("paused"),
+        )
         .await;
-    assert_eq!((st, v["error"]["code"].as_str()), (404, Some("no_such_agent")), "{v}");
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (404, Some("no_such_agent")),
+        "{v}"
+    );
     // What the dialer will read, in order, with who asked.
     let reqs = s.store.agent_state_requests(0, 10).await.unwrap();
-    let got: Vec<(&str, &str)> = reqs.iter().map(|r| (r.agent.as_str(), r.state.as_str())).collect();
+    let got: Vec<(&str, &str)> = reqs
+        .iter()
+        .map(|r| (r.agent.as_str(), r.state.as_str()))
+        .collect();
     assert_eq!(got, [("li", "paused"), ("wang", "available")]);
-    assert!(reqs[0].actor.starts_with("api:desk-li#"), "{}", reqs[0].actor);
+    assert!(
+        reqs[0].actor.starts_with("api:desk-li#"),
+        "{}",
+        reqs[0].actor
+    );
 
     // A stale snapshot (the dialer stopped writing) is not live.
-    publish(&s.store, Utc::now() - chrono::Duration::seconds(10), "available", &[]).await;
+    publish(
+        &s.store,
+        Utc::now() - chrono::Duration::seconds(10),
+        "available",
+        &[],
+    )
+    .await;
     let (_, a) = s.get(&s.operator, "/api/agents").await;
-    assert_eq!((&a["running"], &a["agents"]), (&json!(false), &json!([])), "{a}");
+    assert_eq!(
+        (&a["running"], &a["agents"]),
+        (&json!(false), &json!([])),
+        "{a}"
+    );
     s.stop().await;
 }
 
@@ -139,7 +216,10 @@ async fn the_offered_call_pops_up_for_its_agent_only_and_takes_a_disposition() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let raw = r.text().await.unwrap();
-    assert!(!raw.contains(PHONE) && !raw.contains("张伟"), "PII on the desk: {raw}");
+    assert!(
+        !raw.contains(PHONE) && !raw.contains("张伟"),
+        "PII on the desk: {raw}"
+    );
     let v: Value = serde_json::from_str(&raw).unwrap();
     assert_eq!(v["state"]["state"], "ringing");
     let o = &v["offer"];
@@ -151,7 +231,10 @@ async fn the_offered_call_pops_up_for_its_agent_only_and_takes_a_disposition() {
     assert_eq!(o["emotion"], "angry");
     assert_eq!(o["path"], json!(["greet", "transfer"]));
     assert!(o["summary"].as_str().unwrap().contains("张某"));
-    assert_eq!(o["transcript"][1]["text"], "我的洗衣机坏了，我要投诉，转人工！");
+    assert_eq!(
+        o["transcript"][1]["text"],
+        "我的洗衣机坏了，我要投诉，转人工！"
+    );
     assert_eq!(o["transcript"][1]["intent"], "complaint");
     assert_eq!(o["transcript"][1]["emotion"], "angry");
 
@@ -165,16 +248,27 @@ async fn the_offered_call_pops_up_for_its_agent_only_and_takes_a_disposition() {
         .unwrap()
         .into_iter()
         .filter_map(|(_, e)| match e.kind {
-            EventKind::PiiRevealed { actor, field, reason } => Some((actor, field, reason)),
+            EventKind::PiiRevealed {
+                actor,
+                field,
+                reason,
+            } => Some((actor, field, reason)),
             _ => None,
         })
         .collect();
     assert_eq!(reveals.len(), 1, "{reveals:?}");
     assert!(reveals[0].0.starts_with("api:desk-li#"));
-    assert_eq!((reveals[0].1.as_str(), reveals[0].2.as_str()), ("transcript", "screen_pop"));
+    assert_eq!(
+        (reveals[0].1.as_str(), reveals[0].2.as_str()),
+        ("transcript", "screen_pop")
+    );
     // Another agent's key sees nothing of it; an analyst neither; a supervisor does.
     let (st, v) = s.get(&wang, "/api/agents/li/offer").await;
-    assert_eq!((st, v["error"]["code"].as_str()), (403, Some("not_your_agent")), "{v}");
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (403, Some("not_your_agent")),
+        "{v}"
+    );
     let (_, v) = s.get(&wang, "/api/agents/wang/offer").await;
     assert_eq!(v["offer"], Value::Null, "{v}");
     let (st, _) = s.get(&s.analyst, "/api/agents/li/offer").await;
@@ -188,9 +282,18 @@ async fn the_offered_call_pops_up_for_its_agent_only_and_takes_a_disposition() {
     let dispo = |d: &str| Some(json!({"disposition": d, "note": "换货"}));
     // Not answered yet: not li's call to dispose of.
     let (st, v) = s
-        .send(Method::POST, &li, "/api/calls/c1/disposition", dispo("resolved"))
+        .send(
+            Method::POST,
+            &li,
+            "/api/calls/c1/disposition",
+            dispo("resolved"),
+        )
         .await;
-    assert_eq!((st, v["error"]["code"].as_str()), (403, Some("not_your_call")), "{v}");
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (403, Some("not_your_call")),
+        "{v}"
+    );
     s.store
         .append_event(&ev(
             "c1",
@@ -205,19 +308,70 @@ async fn the_offered_call_pops_up_for_its_agent_only_and_takes_a_disposition() {
     let (_, v) = s.get(&li, "/api/agents/li/offer").await;
     assert_eq!(v["offer"]["status"], "on_call");
     for (key, path, body, status, code) in [
-        (&wang, "/api/calls/c1/disposition", dispo("resolved"), 403, "not_your_call"),
-        (&li, "/api/calls/c1/disposition", Some(json!({"disposition": "x", "agent": "wang"})), 403, "not_your_agent"),
-        (&li, "/api/calls/c1/disposition", dispo(" "), 422, "invalid_disposition"),
-        (&li, "/api/calls/c1/disposition", Some(json!({"disposition": "ok", "note": "长".repeat(501)})), 422, "invalid_note"),
-        (&li, "/api/calls/nope/disposition", dispo("resolved"), 404, "no_such_call"),
-        (&li, "/api/calls/c1/disposition", Some(json!({"code": "resolved"})), 400, "bad_body"),
-        (&s.analyst, "/api/calls/c1/disposition", dispo("resolved"), 403, "forbidden"),
+        (
+            &wang,
+            "/api/calls/c1/disposition",
+            dispo("resolved"),
+            403,
+            "not_your_call",
+        ),
+        (
+            &li,
+            "/api/calls/c1/disposition",
+            Some(json!({"disposition": "x", "agent": "wang"})),
+            403,
+            "not_your_agent",
+        ),
+        (
+            &li,
+            "/api/calls/c1/disposition",
+            dispo(" "),
+            422,
+            "invalid_disposition",
+        ),
+        (
+            &li,
+            "/api/calls/c1/disposition",
+            Some(json!({"disposition": "ok", "note": "长".repeat(501)})),
+            422,
+            "invalid_note",
+        ),
+        (
+            &li,
+            "/api/calls/nope/disposition",
+            dispo("resolved"),
+            404,
+            "no_such_call",
+        ),
+        (
+            &li,
+            "/api/calls/c1/disposition",
+            Some(json!({"code": "resolved"})),
+            400,
+            "bad_body",
+        ),
+        (
+            &s.analyst,
+            "/api/calls/c1/disposition",
+            dispo("resolved"),
+            403,
+            "forbidden",
+        ),
     ] {
         let (st, v) = s.send(Method::POST, key, path, body).await;
-        assert_eq!((st, v["error"]["code"].as_str()), (status, Some(code)), "{path}: {v}");
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{path}: {v}"
+        );
     }
     let (st, v) = s
-        .send(Method::POST, &li, "/api/calls/c1/disposition", dispo("resolved"))
+        .send(
+            Method::POST,
+            &li,
+            "/api/calls/c1/disposition",
+            dispo("resolved"),
+        )
         .await;
     assert_eq!((st, &v["agent"]), (201, &json!("li")), "{v}");
     // Stored as an event of the call (for webhooks and reports).
@@ -231,7 +385,12 @@ async fn the_offered_call_pops_up_for_its_agent_only_and_takes_a_disposition() {
         && e.customer == Some(CustomerId(1))));
     // A supervisor may record one for whoever answered.
     let (st, v) = s
-        .send(Method::POST, &s.operator, "/api/calls/c1/disposition", dispo("escalated"))
+        .send(
+            Method::POST,
+            &s.operator,
+            "/api/calls/c1/disposition",
+            dispo("escalated"),
+        )
         .await;
     assert_eq!((st, &v["agent"]), (201, &json!("li")), "{v}");
 
@@ -266,7 +425,10 @@ async fn the_offered_call_pops_up_for_its_agent_only_and_takes_a_disposition() {
     let (st, v) = s.get(&s.analyst, "/api/reports/desk?from=2026-13-01").await;
     assert_eq!((st, v["error"]["code"].as_str()), (400, Some("bad_date")));
     let (st, v) = s
-        .get(&s.analyst, "/api/reports/desk?from=2026-12-05&to=2026-12-01")
+        .get(
+            &s.analyst,
+            "/api/reports/desk?from=2026-12-05&to=2026-12-01",
+        )
         .await;
     assert_eq!((st, v["error"]["code"].as_str()), (400, Some("bad_range")));
     s.stop().await;

@@ -286,8 +286,16 @@ async fn a_callee_asking_for_a_human_is_bridged_to_an_agent_after_the_whisper() 
     let of_call = store.call_events(&id).await.unwrap();
     let pos = |t: &str| of_call.iter().position(|(_, e)| e.kind.type_name() == t);
     let ended = pos("attempt_ended").expect("attempt_ended");
-    for t in ["transfer_requested", "transfer_screen", "transfer_offered", "transfer_answered"] {
-        assert!(pos(t).is_some_and(|p| p < ended), "{t} not written before the call's end");
+    for t in [
+        "transfer_requested",
+        "transfer_screen",
+        "transfer_offered",
+        "transfer_answered",
+    ] {
+        assert!(
+            pos(t).is_some_and(|p| p < ended),
+            "{t} not written before the call's end"
+        );
     }
     assert!(of_call.iter().any(|(_, e)| matches!(&e.kind,
         EventKind::TransferScreen { queue, intents, summary, .. }

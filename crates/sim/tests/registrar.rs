@@ -254,7 +254,11 @@ async fn a_registered_softphone_gets_the_bridged_call_at_its_contact() {
         "baresip registered (digest auth):\n{text}"
     );
     let call = &r.summary.calls[0];
-    assert_eq!(call.business.as_deref(), Some("transferred"), "{call:?}\n{text}");
+    assert_eq!(
+        call.business.as_deref(),
+        Some("transferred"),
+        "{call:?}\n{text}"
+    );
     let HandoffResult::Bridged { agent, .. } = &call.handoff else {
         panic!("not bridged: {:?}\n{text}", call.handoff)
     };
@@ -267,7 +271,11 @@ async fn a_registered_softphone_gets_the_bridged_call_at_its_contact() {
     );
     // The agent's melody reached the callee through the bridge.
     let id = CallId::from(call.call_id.as_str());
-    let rec = store.call_recording(&id).await.unwrap().expect("callee leg");
+    let rec = store
+        .call_recording(&id)
+        .await
+        .unwrap()
+        .expect("callee leg");
     let p = tmp.path().join("callee.wav");
     std::fs::write(&p, rec).unwrap();
     let (_, callee_heard) = wav::read_stereo(&p).unwrap();

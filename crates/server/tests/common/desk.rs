@@ -52,7 +52,14 @@ pub async fn offered_call(store: &Store, call: &str, agent: &str) {
         .await
         .unwrap();
     for (seq, speaker, state, text, intent, emotion) in [
-        (1, Speaker::Bot, "greet", "您好，这里是售后服务。", None, None),
+        (
+            1,
+            Speaker::Bot,
+            "greet",
+            "您好，这里是售后服务。",
+            None,
+            None,
+        ),
         (
             2,
             Speaker::Callee,
@@ -135,4 +142,3 @@ pub async fn agent_key(s: &Server, agent: &str) -> String {
     assert_eq!(v["agent_id"], agent);
     v["key"].as_str().unwrap().to_string()
 }
-
