@@ -481,15 +481,15 @@ impl Acd {
         }
     }
 
-    /// The states of the agents with every skill of `queue` at `now` (file
-    /// order); `None` for an unknown queue. What predictive pacing counts.
-    pub fn queue_states(&mut self, queue: &str, now: Ms) -> Option<Vec<AgentState>> {
+    /// (agent, state) of every agent skilled for `queue` at `now`; `None`
+    /// for an unknown queue. Predictive pacing reads it.
+    pub fn queue_states(&mut self, queue: &str, now: Ms) -> Option<Vec<(&AgentSpec, AgentState)>> {
         self.tick(now);
         let q = self.queues.iter().find(|q| q.name == queue)?.clone();
+        let idx = self.skilled(&q);
         Some(
-            self.skilled(&q)
-                .into_iter()
-                .map(|i| self.agents[i].state)
+            idx.into_iter()
+                .map(|i| (&self.agents[i].spec, self.agents[i].state))
                 .collect(),
         )
     }

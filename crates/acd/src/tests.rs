@@ -343,10 +343,18 @@ fn queue_states_are_the_skilled_agents_only() {
     let mut w = a.request("order_service", 0).unwrap();
     assert_eq!(offered(a.next(&mut w, 0)), "li");
     a.answered(&w, 500);
-    let s = a.queue_states("order_service", 1_000).unwrap();
+    let s: Vec<(String, AgentState)> = a
+        .queue_states("order_service", 1_000)
+        .unwrap()
+        .into_iter()
+        .map(|(spec, st)| (spec.id.clone(), st))
+        .collect();
     assert_eq!(
         s,
-        vec![AgentState::OnCall { since: 500 }, AgentState::Available]
+        vec![
+            ("li".to_string(), AgentState::OnCall { since: 500 }),
+            ("wang".to_string(), AgentState::Available)
+        ]
     );
     assert_eq!(a.queue_states("after_sales", 1_000).unwrap().len(), 1);
     assert!(a.queue_states("nope", 1_000).is_none());

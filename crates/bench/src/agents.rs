@@ -160,13 +160,7 @@ pub async fn run_mode(
     };
     // No bot talks on these calls, but a run loads its kit (the voice of the
     // abandon message); the ASR model is the installed one.
-    let model = std::env::var_os("WAIHU_MODELS_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default())
-                .join(".local/share/waihu/models")
-        })
-        .join("whisper-tiny.en");
+    let model = waihu_testkit::models_dir().join("whisper-tiny.en");
     let kit = |s: &waihu_bot::ScriptKit| -> Result<Kit, BoxError> {
         Ok(Kit::load(data_dir, s.lang(), Some(&model), Some(1))?)
     };

@@ -130,8 +130,8 @@ const MIN_TALK_SAMPLES: usize = 5;
 ///
 /// The allowance is the adaptive aggressiveness of [`PredictivePacer`] times
 /// its setpoint, and zero — no line the agents may not take for certain —
-/// while the run's measured abandon rate is at or over the target, or before
-/// any answered call was seen.
+/// while one more abandon would put the period's rate over the target (so
+/// before 1/target answered calls), or its rate is near the target.
 #[derive(Debug, Clone)]
 pub struct MeasuredPacer {
     inner: PredictivePacer,
@@ -196,6 +196,14 @@ impl MeasuredPacer {
         self.inner.connect_rate()
     }
 
+    /// A new compliance period (24 h): the abandon budget starts again; what
+    /// was measured of the callees and agents (connect rate, answer delays,
+    /// talk times, aggressiveness) is kept.
+    pub fn new_period(&mut self) {
+        self.inner.answered = 0;
+        self.inner.abandoned = 0;
+    }
+
     /// The window in which a new line's answer needs an agent (seconds): a
     /// quick answer (the 10th percentile of the measured delays, 1 s before
     /// any) plus the grace. A call answered sooner than most finds the
@@ -255,17 +263,21 @@ impl MeasuredPacer {
             }
         }
         let p = self.inner.connect_rate().clamp(0.02, 0.999);
-        // The rate is measured only on calls that have finished ringing: keep
-        // a margin for the ones still in flight.
-        let allowance =
-            if self.inner.answered == 0 || self.abandon_rate() >= GUARD * self.inner.target {
-                0.0
-            } else {
-                // Earned as evidence accumulates: the whole allowance only
-                // after 1/target answered calls, when one abandon is in budget.
-                let ramp = (self.inner.answered as f64 * self.inner.target).min(1.0);
-                ramp * self.inner.aggressiveness.clamp(0.2, MAX_BOOST) * self.inner.setpoint
-            };
+        // The allowance exists only while one more abandon is within budget:
+        // (abandoned + 1) / (answered + 1) ≤ target on the answers measured
+        // so far in this period, and the rate is under the guard (a margin
+        // for the calls still in flight). Before 1/target answers (33 at 3%)
+        // a line is dialled only for an agent certain to take it — the rule
+        // counts whole abandons, and a small period affords none.
+        let (answered, abandoned) = (self.inner.answered as f64, self.inner.abandoned as f64);
+        let allowance = if self.inner.answered == 0
+            || self.abandon_rate() >= GUARD * self.inner.target
+            || abandoned + 1.0 > self.inner.target * (answered + 1.0) + 1e-9
+        {
+            0.0
+        } else {
+            self.inner.aggressiveness.clamp(0.2, MAX_BOOST) * self.inner.setpoint
+        };
         // Expected overflow over expected answers with `n` new lines.
         let within = |n: usize| -> bool {
             let m = ringing + n;
@@ -477,7 +489,7 @@ mod tests {
                 );
                 assert_eq!(p_abandon, 0.0);
                 assert!(
-                    util > p_util * 1.1,
+                    util > p_util * 1.05,
                     "{agents} agents seed {seed}: measured {util:.3} vs progressive {p_util:.3}"
                 );
             }
@@ -496,6 +508,33 @@ mod tests {
         assert!(n <= 4, "{n}");
         assert_eq!(p.lines_for(&AgentView::default(), 0, 0, 100), 0);
         assert_eq!(p.lines_for(&view, 0, 0, 2), 2, "the channel limit holds");
+    }
+
+    #[test]
+    fn over_dialling_waits_until_one_abandon_is_within_budget_in_the_period() {
+        let mut p = MeasuredPacer::new(0.03, 0.5, 2.0);
+        let view = AgentView {
+            free: 4,
+            ..AgentView::default()
+        };
+        let answer = |p: &mut MeasuredPacer, n: usize| {
+            for _ in 0..n {
+                p.on_attempt(true);
+                p.on_attempt(false);
+                p.on_answered(false);
+            }
+        };
+        answer(&mut p, 31);
+        // 32 answered: (0 + 1) / 33 > 3% — no line but the certain ones.
+        answer(&mut p, 1);
+        assert!(p.lines_for(&view, 0, 0, 100) <= 4);
+        answer(&mut p, 1);
+        // 33 answered: one abandon in 34 is 2.9%.
+        let n = p.lines_for(&view, 0, 0, 100);
+        assert!(n > 4, "{n}");
+        // A new 24 h: the budget starts again.
+        p.new_period();
+        assert!(p.lines_for(&view, 0, 0, 100) <= 4);
     }
 
     #[test]

@@ -30,8 +30,10 @@
 //!   (defaults 2 and 5);
 //! - the number was not on a do-not-call list (global or the campaign's) at that instant.
 //!
-//! And it reports the abandoned-call rate (`call_abandoned` over answered
-//! attempts) per campaign against the limit (3%).
+//! And it checks the abandoned-call rate (`call_abandoned` over answered
+//! attempts) per campaign against the limit (3%) in every 24-hour period of
+//! the campaign (Ofcom's rule; periods start at the campaign's first answered
+//! or abandoned call), and reports the whole campaign's rate beside it.
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
@@ -496,6 +498,20 @@ struct CampaignCounts {
     attempts: u64,
     answered: u64,
     abandoned: u64,
+    /// Start of the first 24-hour period.
+    since: Option<DateTime<Utc>>,
+    /// Period index → (answered, abandoned, last event's time).
+    periods: BTreeMap<i64, (u64, u64, DateTime<Utc>)>,
+}
+
+impl CampaignCounts {
+    fn period(&mut self, at: DateTime<Utc>) -> &mut (u64, u64, DateTime<Utc>) {
+        let since = *self.since.get_or_insert(at);
+        let i = (at - since).num_seconds().max(0) / 86_400;
+        let p = self.periods.entry(i).or_insert((0, 0, at));
+        p.2 = p.2.max(at);
+        p
+    }
 }
 
 /// Streaming checker: feed events in time order, then [`Checker::finish`].
@@ -623,16 +639,14 @@ impl Checker {
                 outcome: CallOutcome::Answered,
                 ..
             } => {
-                self.counts
-                    .entry(e.campaign.map_or(0, |c| c.0))
-                    .or_default()
-                    .answered += 1;
+                let c = self.counts.entry(e.campaign.map_or(0, |c| c.0)).or_default();
+                c.answered += 1;
+                c.period(e.at).0 += 1;
             }
             EventKind::CallAbandoned { .. } => {
-                self.counts
-                    .entry(e.campaign.map_or(0, |c| c.0))
-                    .or_default()
-                    .abandoned += 1;
+                let c = self.counts.entry(e.campaign.map_or(0, |c| c.0)).or_default();
+                c.abandoned += 1;
+                c.period(e.at).1 += 1;
             }
             _ => {}
         }
@@ -900,10 +914,21 @@ impl Checker {
             } else {
                 c.abandoned as f64 / c.answered as f64
             };
-            if rate > rules.abandon_limit {
-                let at = self.last_at.unwrap_or(DateTime::<Utc>::MIN_UTC);
+            let since = c.since.unwrap_or(DateTime::<Utc>::MIN_UTC);
+            for (i, &(answered, abandoned, last)) in &c.periods {
+                // An abandoned call is also an answered one; a period whose
+                // answers were logged in the one before still counts its drops.
+                let over = if answered == 0 {
+                    abandoned > 0
+                } else {
+                    abandoned as f64 / answered as f64 > rules.abandon_limit
+                };
+                if !over {
+                    continue;
+                }
+                let from = since + chrono::Duration::days(*i);
                 let e = Event {
-                    at,
+                    at: last,
                     customer: None,
                     campaign: Some(waihu_core::CampaignId(id)),
                     call: None,
@@ -915,11 +940,10 @@ impl Checker {
                     ViolationKind::AbandonRate,
                     &e,
                     format!(
-                        "{} abandoned of {} answered = {:.2}% > {:.2}%",
-                        c.abandoned,
-                        c.answered,
-                        rate * 100.0,
-                        rules.abandon_limit * 100.0
+                        "{abandoned} abandoned of {answered} answered = {:.2}% > {:.2}% in the 24 h from {}",
+                        if answered == 0 { 100.0 } else { abandoned as f64 / answered as f64 * 100.0 },
+                        rules.abandon_limit * 100.0,
+                        from.format("%Y-%m-%d %H:%M UTC"),
                     ),
                 );
             }

@@ -488,3 +488,51 @@ fn messages_in_quiet_hours_over_the_caps_or_to_dnc_numbers_are_caught() {
 fn rules_m() -> Vec<CampaignRules> {
     vec![CampaignRules::from_yaml("t.yaml", RULES).unwrap()]
 }
+
+#[test]
+fn the_abandon_rate_is_held_in_every_24_hours_not_only_overall() {
+    let sh = |d, h, m| {
+        chrono_tz::Asia::Shanghai
+            .with_ymd_and_hms(2026, 11, d, h, m, 0)
+            .unwrap()
+            .to_utc()
+    };
+    let dropped = |at| Event {
+        at,
+        customer: None,
+        campaign: Some(CampaignId(7)),
+        call: None,
+        kind: EventKind::CallAbandoned {
+            phone: PhoneIndex("q".into()),
+        },
+    };
+    let mut evs = Vec::new();
+    // Day 1: 40 answered, 2 dropped (5%: over). Day 2: 160 answered, none
+    // dropped. Overall 1% — under the limit, but day 1 was not.
+    for i in 0..40 {
+        evs.push(ended(sh(2, 10, i), CallOutcome::Answered));
+    }
+    evs.push(dropped(sh(2, 10, 5)));
+    evs.push(dropped(sh(2, 10, 6)));
+    for i in 0..160 {
+        evs.push(ended(sh(3, 11, 0) + chrono::Duration::seconds(i), CallOutcome::Answered));
+    }
+    let r = check(rules(), evs.clone());
+    let v: Vec<_> = r
+        .violations
+        .iter()
+        .filter(|v| v.kind == ViolationKind::AbandonRate)
+        .collect();
+    assert_eq!(v.len(), 1, "{}", render_text(&r));
+    assert!(v[0].detail.contains("2 abandoned of 40 answered"), "{}", v[0].detail);
+    assert_eq!(r.campaigns[0].abandoned, 2);
+    assert!((r.campaigns[0].abandon_rate - 0.01).abs() < 1e-9);
+    // One drop in 40 (2.5%) each day is within the limit.
+    evs.retain(|e| !(matches!(e.kind, EventKind::CallAbandoned { .. }) && e.at == sh(2, 10, 6)));
+    let r = check(rules(), evs);
+    assert!(
+        !r.violations.iter().any(|v| v.kind == ViolationKind::AbandonRate),
+        "{}",
+        render_text(&r)
+    );
+}

@@ -27,7 +27,7 @@
 //! an `agent_state` event at every state change, and applies the state changes
 //! agents ask the API for (`agent_state_requests`, polled past a cursor like
 //! the do-not-call list).
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
@@ -249,12 +249,18 @@ impl Handoff {
         self.acd().queue(queue).is_some()
     }
 
-    /// What the agents of `queue` are doing now, for predictive pacing.
-    pub fn view(&self, queue: &str) -> waihu_campaign::AgentView {
+    /// What the agents of `queue` are doing now, for predictive pacing. An
+    /// agent who only registers and has no live binding (not in `registered`,
+    /// agent ids) cannot take a call and is not counted.
+    pub fn view(&self, queue: &str, registered: &HashSet<String>) -> waihu_campaign::AgentView {
         let now = self.now_ms();
         let mut v = waihu_campaign::AgentView::default();
         let secs = |ms: u64| ms as f64 / 1000.0;
-        for s in self.acd().queue_states(queue, now).unwrap_or_default() {
+        let mut acd = self.acd();
+        for (spec, s) in acd.queue_states(queue, now).unwrap_or_default() {
+            if spec.uri.is_none() && !registered.contains(&spec.id) {
+                continue;
+            }
             match s {
                 AgentState::Available => v.free += 1,
                 // Rung for a call: as good as on it, just begun.
@@ -267,6 +273,15 @@ impl Handoff {
             }
         }
         v
+    }
+
+    /// Agent ids with a live registration now (pacing counts only reachable agents).
+    pub async fn registered(&self, ep: &SipEndpoint) -> HashSet<String> {
+        let regs = self.acd().registrations();
+        crate::agent_registrar::contacts(ep, &regs)
+            .await
+            .into_keys()
+            .collect()
     }
 
     /// (agent id, state name) of every agent now.

@@ -783,7 +783,7 @@ pub async fn run(
             Some(f) = done_rx.recv() => {
                 live -= 1;
                 if let (Some(p), Some(s)) = (agent_pacing.as_mut(), f.sample.as_ref()) {
-                    p.observe(s);
+                    p.observe(s, opts.clock.now());
                     summary.agent_talk_s = p.talk_s;
                     summary.abandoned += usize::from(s.abandoned);
                 }
@@ -840,7 +840,10 @@ pub async fn run(
         }
         let channels = opts.max_concurrent.saturating_sub(live);
         let free = match &agent_pacing {
-            Some(p) if channels > 0 => p.want(channels),
+            Some(p) if channels > 0 => {
+                let registered = p.handoff().registered(&ep).await;
+                p.want(channels, &registered)
+            }
             _ => channels,
         };
         let dials = if free > 0 {

@@ -17,6 +17,7 @@
 //! The lines in flight are counted here ([`Lines`]): each call's [`Line`]
 //! moves ringing → waiting (answered, no agent yet) → done exactly once,
 //! from the call task and its transfer task.
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -113,6 +114,8 @@ pub struct AgentPacing {
     pacer: Option<MeasuredPacer>,
     /// Agent seconds on calls, summed over finished calls.
     pub talk_s: f64,
+    /// When the current 24-hour compliance period began (the first sample).
+    period_from: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl AgentPacing {
@@ -134,17 +137,23 @@ impl AgentPacing {
             handoff,
             pacer,
             talk_s: 0.0,
+            period_from: None,
         }
     }
 
     /// What the queue's agents are doing now.
-    pub fn view(&self) -> AgentView {
-        self.handoff.view(&self.connect.queue)
+    pub fn handoff(&self) -> &Arc<Handoff> {
+        &self.handoff
+    }
+
+    /// The queue's reachable agents now (`registered`: agent ids with a live binding).
+    pub fn view(&self, registered: &HashSet<String>) -> AgentView {
+        self.handoff.view(&self.connect.queue, registered)
     }
 
     /// Lines to dial now with `channels` free trunk channels.
-    pub fn want(&self, channels: usize) -> usize {
-        let view = self.view();
+    pub fn want(&self, channels: usize, registered: &HashSet<String>) -> usize {
+        let view = self.view(registered);
         let (ringing, waiting) = (self.lines.ringing(), self.lines.waiting());
         match &self.pacer {
             Some(p) => p.lines_for(&view, ringing, waiting, channels),
@@ -152,13 +161,20 @@ impl AgentPacing {
         }
     }
 
-    pub fn observe(&mut self, s: &Sample) {
+    /// A finished call at `now` (campaign time). The abandon budget is kept
+    /// per 24 hours, as the compliance checker reads it.
+    pub fn observe(&mut self, s: &Sample, now: chrono::DateTime<chrono::Utc>) {
         if let Some(t) = s.talk {
             self.talk_s += t.as_secs_f64();
         }
         let Some(p) = self.pacer.as_mut() else {
             return;
         };
+        let from = *self.period_from.get_or_insert(now);
+        if now - from >= chrono::Duration::hours(24) {
+            p.new_period();
+            self.period_from = Some(now);
+        }
         p.on_attempt(s.connected);
         if let Some(d) = s.answer_delay {
             p.on_answer_delay(d.as_secs_f64());

@@ -157,6 +157,8 @@ async fn demo_run_and_api_report_the_same_figures_for_one_campaign() {
         dnc_added: 0,
         fallback_messages: 0,
         max_live: 1,
+        abandoned: 0,
+        agent_talk_s: 0.0,
         stopped_by: StopReason::EveryContactFinished,
         calls,
     };
