@@ -691,9 +691,9 @@ async fn speak(synth: &Synthesizer, zh: bool, text: String) -> Vec<i16> {
 /// campaign file says otherwise: who called, that we will call back.
 pub fn abandon_text(zh: bool) -> &'static str {
     if zh {
-        "您好，我们是客户服务中心，现在坐席繁忙，稍后会再联系您。如不希望接到来电，请回复退订。再见。"
+        "您好，这里是客户服务中心。现在坐席繁忙，我们稍后会再给您回电。再见。"
     } else {
-        "Hello, this is the customer service centre. All our agents are busy; we will call you back later. To stop these calls, reply STOP. Goodbye."
+        "Hello, this is the customer service centre. All our agents are busy; we will call you back later. Goodbye."
     }
 }
 
