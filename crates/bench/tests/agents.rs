@@ -105,9 +105,11 @@ async fn predictive_pacing_keeps_baresip_agents_busier_than_progressive_within_3
     };
     let mut figures = Vec::new();
     for predictive in [false, true] {
-        let dir = tmp
-            .path()
-            .join(if predictive { "predictive" } else { "progressive" });
+        let dir = tmp.path().join(if predictive {
+            "predictive"
+        } else {
+            "progressive"
+        });
         std::fs::create_dir_all(&dir).unwrap();
         let f = tokio::time::timeout(
             Duration::from_secs(240),

@@ -639,12 +639,18 @@ impl Checker {
                 outcome: CallOutcome::Answered,
                 ..
             } => {
-                let c = self.counts.entry(e.campaign.map_or(0, |c| c.0)).or_default();
+                let c = self
+                    .counts
+                    .entry(e.campaign.map_or(0, |c| c.0))
+                    .or_default();
                 c.answered += 1;
                 c.period(e.at).0 += 1;
             }
             EventKind::CallAbandoned { .. } => {
-                let c = self.counts.entry(e.campaign.map_or(0, |c| c.0)).or_default();
+                let c = self
+                    .counts
+                    .entry(e.campaign.map_or(0, |c| c.0))
+                    .or_default();
                 c.abandoned += 1;
                 c.period(e.at).1 += 1;
             }

@@ -515,7 +515,10 @@ fn the_abandon_rate_is_held_in_every_24_hours_not_only_overall() {
     evs.push(dropped(sh(2, 10, 5)));
     evs.push(dropped(sh(2, 10, 6)));
     for i in 0..160 {
-        evs.push(ended(sh(3, 11, 0) + chrono::Duration::seconds(i), CallOutcome::Answered));
+        evs.push(ended(
+            sh(3, 11, 0) + chrono::Duration::seconds(i),
+            CallOutcome::Answered,
+        ));
     }
     let r = check(rules(), evs.clone());
     let v: Vec<_> = r
@@ -524,14 +527,20 @@ fn the_abandon_rate_is_held_in_every_24_hours_not_only_overall() {
         .filter(|v| v.kind == ViolationKind::AbandonRate)
         .collect();
     assert_eq!(v.len(), 1, "{}", render_text(&r));
-    assert!(v[0].detail.contains("2 abandoned of 40 answered"), "{}", v[0].detail);
+    assert!(
+        v[0].detail.contains("2 abandoned of 40 answered"),
+        "{}",
+        v[0].detail
+    );
     assert_eq!(r.campaigns[0].abandoned, 2);
     assert!((r.campaigns[0].abandon_rate - 0.01).abs() < 1e-9);
     // One drop in 40 (2.5%) each day is within the limit.
     evs.retain(|e| !(matches!(e.kind, EventKind::CallAbandoned { .. }) && e.at == sh(2, 10, 6)));
     let r = check(rules(), evs);
     assert!(
-        !r.violations.iter().any(|v| v.kind == ViolationKind::AbandonRate),
+        !r.violations
+            .iter()
+            .any(|v| v.kind == ViolationKind::AbandonRate),
         "{}",
         render_text(&r)
     );
