@@ -223,6 +223,22 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         note: Option<String>,
     },
+    /// A supervisor asked to listen to a live call (the audit: who asked, and
+    /// the softphone the call's audio is sent to).
+    ListenRequested {
+        supervisor: String,
+        actor: String,
+    },
+    /// The supervisor's softphone answered: from now on it hears both parties.
+    ListenStarted {
+        supervisor: String,
+    },
+    /// The listen-in leg ended (the call ended, or the supervisor hung up);
+    /// 0 s when the softphone never answered.
+    ListenEnded {
+        supervisor: String,
+        listened_s: f64,
+    },
 }
 
 impl EventKind {
@@ -254,6 +270,9 @@ impl EventKind {
             EventKind::TransferScreen { .. } => "transfer_screen",
             EventKind::AgentState { .. } => "agent_state",
             EventKind::Disposition { .. } => "disposition",
+            EventKind::ListenRequested { .. } => "listen_requested",
+            EventKind::ListenStarted { .. } => "listen_started",
+            EventKind::ListenEnded { .. } => "listen_ended",
         }
     }
 }

@@ -71,6 +71,8 @@ pub struct Handoff {
     live: Option<Live>,
     /// Callers waiting for an agent: call id → (queue, since on the ACD's clock).
     waiting: Mutex<BTreeMap<String, (String, u64)>>,
+    /// Calls bridged to an agent now, by call id: supervisors may listen in.
+    taps: Mutex<HashMap<String, crate::listen::Tap>>,
 }
 
 /// Where a live run's desk goes.
@@ -98,6 +100,7 @@ impl Handoff {
             spool,
             live: None,
             waiting: Mutex::new(BTreeMap::new()),
+            taps: Mutex::new(HashMap::new()),
         }
     }
 
@@ -123,6 +126,49 @@ impl Handoff {
 
     fn waiting(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (String, u64)>> {
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn taps(&self) -> std::sync::MutexGuard<'_, HashMap<String, crate::listen::Tap>> {
+        self.taps.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The API's listen-in requests past `cursor`: a supervisor's leg for each
+    /// call bridged here now (a request for a call this run does not hold is
+    /// another run's, or too late: left alone).
+    async fn listen_once(
+        &self,
+        live: &Live,
+        cursor: &mut i64,
+    ) -> Result<(), waihu_store::StoreError> {
+        for (id, e) in live
+            .store
+            .events_of_type("listen_requested", *cursor, 100)
+            .await?
+        {
+            *cursor = id;
+            let (EventKind::ListenRequested { supervisor, .. }, Some(call)) = (e.kind, e.call)
+            else {
+                continue;
+            };
+            if !crate::listen::valid_uri(&supervisor) {
+                tracing::warn!(call = %call, "listen-in: not a SIP URI, ignored");
+                continue;
+            }
+            let taps = self.taps();
+            match taps.get(call.as_str()) {
+                Some(tap) => crate::listen::start(
+                    tap,
+                    call.clone(),
+                    supervisor,
+                    live.store.clone(),
+                    live.clock.clone(),
+                ),
+                None => {
+                    tracing::debug!(call = %call, "listen-in: the call is not bridged in this run")
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The run is over: every agent is `signed_out` (so reports stop counting
@@ -310,9 +356,16 @@ fn desk_event(at: DateTime<Utc>, agent: String, state: &str) -> Event {
 
 /// The desk's publishing task: every [`PUBLISH_EVERY`] until the handoff is gone.
 async fn publish(h: Weak<Handoff>) {
-    let mut cursor = match h.upgrade() {
+    let (mut cursor, mut listen_cursor) = match h.upgrade() {
         Some(h) => match &h.live {
-            Some(live) => live.store.agent_state_head().await.unwrap_or(0),
+            Some(live) => (
+                live.store.agent_state_head().await.unwrap_or(0),
+                // Requests from before this run are not replayed.
+                live.store
+                    .event_type_head("listen_requested")
+                    .await
+                    .unwrap_or(0),
+            ),
             None => return,
         },
         None => return,
@@ -326,6 +379,9 @@ async fn publish(h: Weak<Handoff>) {
         let Some(live) = &h.live else { break };
         if let Err(e) = h.publish_once(live, &mut cursor, &mut pending).await {
             tracing::warn!(error = %e, "agent desk: publishing");
+        }
+        if let Err(e) = h.listen_once(live, &mut listen_cursor).await {
+            tracing::warn!(error = %e, "agent desk: listen-in requests");
         }
     }
 }
@@ -627,6 +683,8 @@ struct AgentLeg {
     gone: Arc<AtomicBool>,
     answered: mpsc::UnboundedSender<Instant>,
     bridged_at: Arc<Mutex<Option<Instant>>>,
+    /// Supervisors listening in.
+    listeners: crate::listen::Listeners,
 }
 
 impl CallAgent for AgentLeg {
@@ -658,6 +716,7 @@ impl CallAgent for AgentLeg {
             *self.bridged_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
         }
         if self.own.relay(heard, say) {
+            crate::listen::feed(&self.listeners, heard, say);
             Control::Continue
         } else {
             Control::Hangup("the customer hung up / 客户已挂断".into())
@@ -889,7 +948,9 @@ async fn transfer(
                 let (c_tx, c_rx) = std_mpsc::channel(); // agent → callee
                 let (ans_tx, mut ans_rx) = mpsc::unbounded_channel();
                 let bridged_at = Arc::new(Mutex::new(None));
+                let listeners = crate::listen::Listeners::default();
                 let leg = AgentLeg {
+                    listeners: listeners.clone(),
                     whisper: whisper.iter().copied().collect(),
                     callee_ends: Some(Bridge::new(a_tx, c_rx)),
                     callee_cmds: cmds.clone(),
@@ -936,7 +997,18 @@ async fn transfer(
                 // Bridged to an agent: no longer waiting (unless the agent
                 // hangs up during the whisper; then the caller waits again).
                 drop(in_queue.take());
+                h.taps().insert(
+                    ctx.call_id.clone(),
+                    crate::listen::Tap {
+                        ep: ctx.ep.clone(),
+                        listeners,
+                        campaign: ctx.campaign,
+                        customer: ctx.customer_id,
+                    },
+                );
                 let report = call.await;
+                // Listeners hang up: their senders go with the tap.
+                h.taps().remove(&ctx.call_id);
                 let now = h.now_ms();
                 h.acd().ended_call(w, now);
                 ctx.outcome.lock().unwrap_or_else(|e| e.into_inner()).talk =

@@ -19,6 +19,7 @@
 pub mod agent_registrar;
 pub mod experiments;
 pub mod handoff;
+pub mod listen;
 pub mod pacing;
 // The agents file's types, for callers that only depend on the dialer.
 pub use waihu_acd;

@@ -35,6 +35,7 @@ pub(crate) fn routes(r: Routes) -> Routes {
         .add("GET", "/api/agents/{id}/offer", get(offer))
         .add("GET", "/api/queues", get(queues))
         .add("POST", "/api/calls/{id}/disposition", post(disposition))
+        .add("POST", "/api/calls/{id}/listen", post(listen))
         .add("GET", "/api/reports/desk", get(report))
 }
 
@@ -382,6 +383,87 @@ async fn disposition(
     Ok((
         StatusCode::CREATED,
         Json(json!({"call_id": id, "agent": agent, "disposition": b.disposition.trim(), "event": event_id})),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListenBody {
+    /// The supervisor's softphone: `sip:user@host:port`.
+    uri: String,
+}
+
+/// A SIP URI a listen-in leg can be placed to (the dialer checks it again).
+fn listen_uri_ok(uri: &str) -> bool {
+    match uri
+        .strip_prefix("sip:")
+        .or_else(|| uri.strip_prefix("sips:"))
+    {
+        Some(r) => {
+            uri.len() <= 256
+                && !r.is_empty()
+                && !r.chars().any(|c| c.is_whitespace() || c.is_control())
+        }
+        None => false,
+    }
+}
+
+/// Supervisor listen-in: the request is an audited event in the call's log;
+/// the run bridging the call places a leg to `uri` that hears both parties
+/// (`listen_started` / `listen_ended` follow). 202: asked, not yet listening.
+async fn listen(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    J(b): J<ListenBody>,
+) -> Result<Response, ApiError> {
+    caller.require(Role::Operator, "listening in to a call")?;
+    let uri = b.uri.trim();
+    if !listen_uri_ok(uri) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_uri",
+            "uri: the supervisor's softphone as a SIP URI, e.g. sip:supervisor@10.0.0.9:5060",
+        ));
+    }
+    let call = CallId(id.clone());
+    let events = s.store.call_events(&call).await?;
+    let Some((_, first)) = events.first() else {
+        return Err(ApiError::not_found(
+            "no_such_call",
+            format!("no call '{id}'; list them at /api/calls"),
+        ));
+    };
+    let bridged = events
+        .iter()
+        .any(|(_, e)| matches!(e.kind, EventKind::TransferAnswered { .. }));
+    let over = events
+        .iter()
+        .any(|(_, e)| matches!(e.kind, EventKind::AttemptEnded { .. }));
+    if !bridged || over {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_bridged",
+            format!(
+                "call '{id}' is not bridged to an agent now; listen-in is for live agent calls"
+            ),
+        ));
+    }
+    let event = Event {
+        at: Utc::now(),
+        customer: first.customer,
+        campaign: first.campaign,
+        call: Some(call),
+        kind: EventKind::ListenRequested {
+            supervisor: uri.to_string(),
+            actor: caller.actor.clone(),
+        },
+    };
+    let event_id = s.store.append_event(&event).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"call_id": id, "uri": uri, "event": event_id, "actor": caller.actor})),
     )
         .into_response())
 }

@@ -90,6 +90,12 @@ fn state_body() -> Value {
         "state": {"type": "string", "enum": ["available", "paused"]}}})
 }
 
+fn listen_body() -> Value {
+    json!({"type": "object", "required": ["uri"], "additionalProperties": false, "properties": {
+        "uri": {"type": "string", "maxLength": 256, "description": "The supervisor's softphone, e.g. sip:supervisor@10.0.0.9:5060."}
+    }})
+}
+
 fn disposition_body() -> Value {
     json!({"type": "object", "required": ["disposition"], "additionalProperties": false, "properties": {
         "disposition": {"type": "string", "minLength": 1, "maxLength": 64, "description": "e.g. resolved, callback, escalated."},
@@ -271,6 +277,7 @@ const OPS: &[Op] = &[
     Op { method: "GET", path: "/api/agents/{id}/offer", summary: "The agent's offered call (screen-pop; poll it): call id, status (ringing, on_call, ended, missed, abandoned), queue, wait, the customer's masked name, script path, intents, emotion, the whisper summary, the transcript so far (words, intents, emotion) and the agent's disposition once entered; offer=null before any. The agent's own key, or operator and up.", role: Some("agent"), params: AGENT_ID, body: None, csv: false },
     Op { method: "GET", path: "/api/queues", summary: "Supervisor view: each queue of the running dialer with its waiting callers (call id, since, wait_ms).", role: Some("operator"), params: &[], body: None, csv: false },
     Op { method: "POST", path: "/api/calls/{id}/disposition", summary: "Record a disposition after a handed-over call (a `disposition` event on the call). An agent key: only for a call it answered; operator and up: any call, `agent` defaulting to who answered it. 201 with the event id.", role: Some("agent"), params: CALL_ID, body: Some(disposition_body), csv: false },
+    Op { method: "POST", path: "/api/calls/{id}/listen", summary: "Supervisor listen-in (监听) to a call bridged to an agent now: appends an audited `listen_requested` event (who asked, which softphone); the run bridging the call rings `uri` within a second and sends it both parties mixed, neither hearing the supervisor; `listen_started` / `listen_ended` follow in the call's events. 202; 409 not_bridged when the call is not with an agent.", role: Some("operator"), params: CALL_ID, body: Some(listen_body), csv: false },
     Op { method: "GET", path: "/api/reports/desk", summary: "Agent desk report from the event log: per queue the wait distribution (p50/p95/max, buckets ≤5/15/30/60 s/more) and abandon rate (abandoned ÷ answered + abandoned, by reason); per agent offers, answers, talk time (answer → call end), occupancy (ringing + on call + wrap-up ÷ signed in and not paused) and dispositions.", role: Some("analyst"), params: DAY_RANGE, body: None, csv: false },
     Op { method: "GET", path: "/api/webhooks", summary: "Configured webhooks (secrets not shown).", role: Some("admin"), params: &[], body: None, csv: false },
     Op {

@@ -433,3 +433,118 @@ async fn the_offered_call_pops_up_for_its_agent_only_and_takes_a_disposition() {
     assert_eq!((st, v["error"]["code"].as_str()), (400, Some("bad_range")));
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_supervisor_listen_in_is_an_audited_request_for_a_bridged_call_only() {
+    let s = Server::start(waihu_server::Config::default()).await;
+    offered_call(&s.store, "c-listen", "li").await;
+    let body = json!({"uri": "sip:supervisor@127.0.0.1:5090"});
+    // Offered, not yet answered: nothing to listen to.
+    let (st, v) = s
+        .send(
+            Method::POST,
+            &s.operator,
+            "/api/calls/c-listen/listen",
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (409, Some("not_bridged")),
+        "{v}"
+    );
+    s.store
+        .append_event(&ev(
+            "c-listen",
+            EventKind::TransferAnswered {
+                queue: "after_sales".into(),
+                agent: "li".into(),
+                wait_ms: 1500,
+            },
+        ))
+        .await
+        .unwrap();
+    // Analysts and agents may not listen; a bad URI or an unknown call is refused.
+    let li = agent_key(&s, "li").await;
+    for key in [&s.analyst, &li] {
+        let (st, _) = s
+            .send(
+                Method::POST,
+                key,
+                "/api/calls/c-listen/listen",
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(st, 403);
+    }
+    for bad in [
+        json!({"uri": "tel:+8613800000000"}),
+        json!({"uri": "sip:a b@c"}),
+        json!({"url": "sip:x@y"}),
+    ] {
+        let (st, v) = s
+            .send(
+                Method::POST,
+                &s.operator,
+                "/api/calls/c-listen/listen",
+                Some(bad.clone()),
+            )
+            .await;
+        assert!(st == 422 || st == 400, "{bad}: {st} {v}");
+    }
+    let (st, _) = s
+        .send(
+            Method::POST,
+            &s.operator,
+            "/api/calls/nope/listen",
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(st, 404);
+    let (st, v) = s
+        .send(
+            Method::POST,
+            &s.operator,
+            "/api/calls/c-listen/listen",
+            Some(body),
+        )
+        .await;
+    assert_eq!(st, 202, "{v}");
+    // The audit: who asked, for which call, to which softphone.
+    let reqs = s
+        .store
+        .events_of_type("listen_requested", 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(reqs.len(), 1);
+    let (_, e) = &reqs[0];
+    assert_eq!(e.call, Some(CallId("c-listen".into())));
+    match &e.kind {
+        EventKind::ListenRequested { supervisor, actor } => {
+            assert_eq!(supervisor, "sip:supervisor@127.0.0.1:5090");
+            assert!(actor.starts_with("api:"), "{actor}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Once the call is over there is nothing to listen to.
+    s.store
+        .append_event(&ev(
+            "c-listen",
+            EventKind::AttemptEnded {
+                outcome: waihu_core::CallOutcome::Answered,
+                sip_status: Some(200),
+                duration_s: 60.0,
+            },
+        ))
+        .await
+        .unwrap();
+    let (st, _) = s
+        .send(
+            Method::POST,
+            &s.operator,
+            "/api/calls/c-listen/listen",
+            Some(json!({"uri": "sip:supervisor@127.0.0.1:5090"})),
+        )
+        .await;
+    assert_eq!(st, 409);
+}

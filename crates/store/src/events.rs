@@ -137,6 +137,17 @@ impl Store {
         rows.into_iter().map(decode).collect()
     }
 
+    /// The id of the newest event of one type (0: none): where a reader that
+    /// must not replay the past starts.
+    pub async fn event_type_head(&self, type_name: &str) -> Result<i64, StoreError> {
+        let (id,): (i64,) =
+            sqlx::query_as("SELECT COALESCE(MAX(id), 0) FROM events WHERE type = ?")
+                .bind(type_name)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(id)
+    }
+
     /// Events of one type (e.g. `pii_revealed`), oldest first, after `after_id`.
     pub async fn events_of_type(
         &self,
