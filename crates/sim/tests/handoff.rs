@@ -148,7 +148,13 @@ fn agents_yaml(port: u16, paused: bool) -> waihu_acd::Config {
 }
 
 /// Runs the one-customer campaign with `agents`; the summary and the store.
-async fn run(data_dir: &Path, agents: waihu_acd::Config) -> (Rehearsed, Store) {
+/// With `listen`: once the call is answered by an agent, a supervisor asks to
+/// listen in from that softphone (the `listen_requested` event the API writes).
+async fn run(
+    data_dir: &Path,
+    agents: waihu_acd::Config,
+    listen: Option<String>,
+) -> (Rehearsed, Store) {
     let csv = "name,phone,timezone,order_id,order_item,order_amount,order_address,order_delivery\n\
                Mr. Zhang,+12125551234,America/New_York,US00001,desk lamp,59,\"10 Oak Avenue, Boston\",tomorrow afternoon\n";
     let csv_path = data_dir.join("c.csv");
@@ -201,6 +207,32 @@ async fn run(data_dir: &Path, agents: waihu_acd::Config) -> (Rehearsed, Store) {
         Ok(Kit::load(&dir, s.lang(), Some(&model), Some(1))?)
     };
     let (_keep, never) = tokio::sync::watch::channel(false);
+    let watcher = listen.map(|uri| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            loop {
+                let answered = store
+                    .events_of_type("transfer_answered", 0, 1)
+                    .await
+                    .unwrap();
+                if let Some((_, e)) = answered.into_iter().next() {
+                    let request = waihu_core::Event {
+                        at: chrono::Utc::now(),
+                        customer: e.customer,
+                        campaign: e.campaign,
+                        call: e.call,
+                        kind: EventKind::ListenRequested {
+                            supervisor: uri,
+                            actor: "api:supervisor#1".into(),
+                        },
+                    };
+                    store.append_event(&request).await.unwrap();
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    });
     let r = tokio::time::timeout(
         Duration::from_secs(55),
         rehearse(&store, setup, handle, kit, never),
@@ -208,6 +240,9 @@ async fn run(data_dir: &Path, agents: waihu_acd::Config) -> (Rehearsed, Store) {
     .await
     .expect("the campaign ends within 55 s")
     .unwrap();
+    if let Some(w) = watcher {
+        w.abort();
+    }
     (r, store)
 }
 
@@ -242,10 +277,20 @@ async fn a_callee_asking_for_a_human_is_bridged_to_an_agent_after_the_whisper() 
     let peer_dir = tmp.path().join("agent");
     std::fs::create_dir_all(&peer_dir).unwrap();
     let (peer, _log, snd) = agent(&peer_dir, 29610).await;
+    // A supervisor's softphone listens in once the agent has the call.
+    let sup_dir = tmp.path().join("supervisor");
+    std::fs::create_dir_all(&sup_dir).unwrap();
+    let (sup, _sup_log, sup_snd) = agent(&sup_dir, 29620).await;
     let data = tmp.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
-    let (r, store) = run(&data, agents_yaml(29610, false)).await;
+    let (r, store) = run(
+        &data,
+        agents_yaml(29610, false),
+        Some("sip:li@127.0.0.1:29620".into()),
+    )
+    .await;
     drop(peer);
+    drop(sup);
     let call = &r.summary.calls[0];
     assert_eq!(call.outcome, CallOutcome::Answered, "{call:?}");
     assert_eq!(call.business.as_deref(), Some("transferred"), "{call:?}");
@@ -373,6 +418,35 @@ async fn a_callee_asking_for_a_human_is_bridged_to_an_agent_after_the_whisper() 
         at_c > at_w + 8000,
         "the callee ({at_c}) came after the whisper ({at_w})"
     );
+
+    // 3. Listen-in: the supervisor's leg was logged and heard the agent's
+    // melody (mixed with the callee); nobody heard the supervisor.
+    let kinds: Vec<EventKind> = store
+        .call_events(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| e.kind)
+        .collect();
+    assert!(
+        kinds.iter().any(|k| matches!(k,
+            EventKind::ListenStarted { supervisor } if supervisor == "sip:li@127.0.0.1:29620")),
+        "listen_started: {kinds:?}"
+    );
+    assert!(
+        kinds
+            .iter()
+            .any(|k| matches!(k, EventKind::ListenEnded { listened_s, .. } if *listened_s > 2.0)),
+        "listen_ended: {kinds:?}"
+    );
+    let sup_dec = std::fs::read_dir(&sup_snd)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .unwrap_or_else(|| panic!("no -dec.wav recording in {}", sup_snd.display()));
+    let sup_heard = wav::read_8k_mono(&sup_dec).unwrap();
+    let (cs, _) = find(&sup_heard, &voice[82_000..86_000]);
+    assert!(cs > 0.5, "agent → supervisor correlation {cs}");
     store.close().await;
 }
 
@@ -387,7 +461,7 @@ async fn with_every_agent_paused_a_callback_is_scheduled_and_nothing_is_bridged(
     let (peer, log, snd) = agent(&peer_dir, 29630).await;
     let data = tmp.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
-    let (r, store) = run(&data, agents_yaml(29630, true)).await;
+    let (r, store) = run(&data, agents_yaml(29630, true), None).await;
     drop(peer);
     let call = &r.summary.calls[0];
     assert_eq!(call.outcome, CallOutcome::Answered, "{call:?}");
