@@ -492,7 +492,16 @@ async fn agent_desk_pops_up_the_offered_call_with_its_transcript() {
     assert_eq!(text_of(&dom_en, "desk-state"), "ringing");
     assert!(dom_en.contains(">Screen-pop<") && dom_en.contains(">Disposition<"));
 
-    // The supervisor view for an operator: agents, the waiting caller, the report.
+    // The supervisor view for an operator: agents, the waiting caller, the
+    // report; li has answered: a listen-in button beside it.
+    keep.abort();
+    let store = s.store.clone();
+    let keep = tokio::spawn(async move {
+        loop {
+            publish(&store, chrono::Utc::now(), "on_call", &["c-wait"]).await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    });
     let profile = tempfile::tempdir().unwrap();
     let dom = chromium(
         profile.path(),
@@ -509,7 +518,13 @@ async fn agent_desk_pops_up_the_offered_call_with_its_transcript() {
         dom.contains("<section id=\"supervisor\">"),
         "supervisor view hidden"
     );
-    assert!(dom.contains("data-agent=\"li\" data-state=\"ringing\""));
+    assert!(dom.contains("data-agent=\"li\" data-state=\"on_call\""));
+    assert!(dom.contains("data-listen=\"li\""), "no listen-in button");
+    assert!(
+        !dom.contains("data-listen=\"wang\""),
+        "listen-in on a paused agent"
+    );
+    assert!(dom.contains("id=\"listen-uri\""));
     assert!(dom.contains("data-agent=\"wang\" data-state=\"paused\""));
     assert!(dom.contains("<td>c-wait (4)</td>"), "no waiting caller");
     assert!(
