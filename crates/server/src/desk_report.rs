@@ -148,13 +148,11 @@ pub fn desk_report(events: &[Event], until: DateTime<Utc>) -> DeskReport {
                 queue: q,
                 reason,
                 wait_ms,
-            } => {
-                if settled.insert(call.clone()) {
-                    let s = queue(&mut queues, q);
-                    s.abandoned += 1;
-                    *s.abandon_reasons.entry(reason.clone()).or_default() += 1;
-                    waits.entry(q.clone()).or_default().push(*wait_ms);
-                }
+            } if settled.insert(call.clone()) => {
+                let s = queue(&mut queues, q);
+                s.abandoned += 1;
+                *s.abandon_reasons.entry(reason.clone()).or_default() += 1;
+                waits.entry(q.clone()).or_default().push(*wait_ms);
             }
             EventKind::AttemptEnded { .. } => {
                 if let Some((a, since)) = talking.remove(&call) {
