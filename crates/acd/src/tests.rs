@@ -536,3 +536,18 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_example_agents_file_is_valid() {
+    let cfg = Config::from_yaml(
+        include_str!("../../../examples/agents.yaml"),
+        "examples/agents.yaml",
+    )
+    .unwrap();
+    assert!(cfg.any_registers());
+    assert_eq!(cfg.agents.len(), 3);
+    let mut a = Acd::new(cfg, 0);
+    // emma starts paused; li registers and has no uri (unreachable by `next`).
+    let mut w = a.request("order_service", 0).unwrap();
+    assert_eq!(offered(a.next(&mut w, 0)), "wang");
+}
