@@ -12,12 +12,12 @@
 //! Needs baresip (`have_peer`: skips loudly, fails under CI), espeak-ng and
 //! the Whisper tiny.en model (scripts/setup.sh). Ports: 29800-29839.
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use waihu_bench::agents::{run_mode, Callers, QUEUE};
 use waihu_dialer::waihu_acd;
 use waihu_engine::waihu_media::wav;
+use waihu_testkit::baresip::{self, Phone};
 use waihu_testkit::{have_peer, Peer};
 
 const AGENTS: [u16; 3] = [29800, 29812, 29824];
@@ -34,40 +34,11 @@ async fn agent(dir: &Path, port: u16) -> Peer {
     std::fs::create_dir_all(dir).unwrap();
     let wav_path = dir.join("talk.wav");
     wav::write_8k_mono(&wav_path, &talk()).unwrap();
-    std::fs::write(
-        dir.join("config"),
-        format!(
-            "poll_method epoll\nsip_listen 127.0.0.1:{port}\nnet_interface 127.0.0.1\naudio_player alsa,null\n\
-             audio_source aufile,{wav}\naudio_alert alsa,null\nrtp_ports {rtp}-{rtp2}\n\
-             module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\nmodule alsa.so\n\
-             module_app account.so\nmodule_app menu.so\n",
-            wav = wav_path.display(),
-            rtp = port + 2,
-            rtp2 = port + 11,
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("accounts"),
-        format!("<sip:agent@127.0.0.1:{port}>;regint=0;answermode=auto;audio_codecs=PCMA,PCMU\n"),
-    )
-    .unwrap();
-    std::fs::write(dir.join("contacts"), "").unwrap();
-    let log = dir.join("baresip.log");
-    let peer = Peer(
-        Command::new("baresip")
-            .args(["-f", dir.to_str().unwrap(), "-v"])
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (peer, log) = Phone::auto_answer(port, "agent", &wav_path)
+        .spawn(dir)
+        .unwrap();
     for _ in 0..100 {
-        if std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("baresip is ready")
-        {
+        if baresip::ready(&log) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -454,37 +454,35 @@ enum LegCmd {
     Bridge(Bridge),
 }
 
-/// One side's ends of the two audio channels of a bridge.
-struct Bridge {
-    tx: std_mpsc::Sender<Vec<i16>>,
-    rx: std_mpsc::Receiver<Vec<i16>>,
+/// What arrives from another call task, played out 20 ms at a time: starts
+/// after [`PRIME_FRAMES`] frames, keeps at most [`MAX_BUFFER_FRAMES`] (older
+/// audio is dropped back to the priming depth).
+pub(crate) struct Playout {
     buf: VecDeque<i16>,
     primed: bool,
 }
 
-impl Bridge {
-    fn new(tx: std_mpsc::Sender<Vec<i16>>, rx: std_mpsc::Receiver<Vec<i16>>) -> Bridge {
-        Bridge {
-            tx,
-            rx,
+impl Playout {
+    pub(crate) fn new() -> Playout {
+        Playout {
             buf: VecDeque::with_capacity(FRAME * MAX_BUFFER_FRAMES * 2),
             primed: false,
         }
     }
 
-    /// Sends what this leg heard and fills `say` with what the other leg
-    /// heard. False: the other leg is gone.
-    fn relay(&mut self, heard: &[i16], say: &mut [i16]) -> bool {
-        if self.tx.send(heard.to_vec()).is_err() {
-            return false;
-        }
+    /// Takes what arrived on `rx`. False: its sender is gone.
+    pub(crate) fn take(&mut self, rx: &std_mpsc::Receiver<Vec<i16>>) -> bool {
         loop {
-            match self.rx.try_recv() {
+            match rx.try_recv() {
                 Ok(f) => self.buf.extend(f),
-                Err(std_mpsc::TryRecvError::Empty) => break,
+                Err(std_mpsc::TryRecvError::Empty) => return true,
                 Err(std_mpsc::TryRecvError::Disconnected) => return false,
             }
         }
+    }
+
+    /// Fills `say` with the next frame (silence while priming).
+    pub(crate) fn play(&mut self, say: &mut [i16]) {
         if self.buf.len() > FRAME * MAX_BUFFER_FRAMES {
             // Too far behind: keep the newest, back at the priming depth.
             let drop = self.buf.len() - FRAME * (PRIME_FRAMES + 1);
@@ -492,7 +490,7 @@ impl Bridge {
         }
         if !self.primed {
             if self.buf.len() < FRAME * PRIME_FRAMES {
-                return true;
+                return;
             }
             self.primed = true;
         }
@@ -505,6 +503,32 @@ impl Bridge {
                 None => break,
             }
         }
+    }
+}
+
+/// One side's ends of the two audio channels of a bridge.
+struct Bridge {
+    tx: std_mpsc::Sender<Vec<i16>>,
+    rx: std_mpsc::Receiver<Vec<i16>>,
+    out: Playout,
+}
+
+impl Bridge {
+    fn new(tx: std_mpsc::Sender<Vec<i16>>, rx: std_mpsc::Receiver<Vec<i16>>) -> Bridge {
+        Bridge {
+            tx,
+            rx,
+            out: Playout::new(),
+        }
+    }
+
+    /// Sends what this leg heard and fills `say` with what the other leg
+    /// heard. False: the other leg is gone.
+    fn relay(&mut self, heard: &[i16], say: &mut [i16]) -> bool {
+        if self.tx.send(heard.to_vec()).is_err() || !self.out.take(&self.rx) {
+            return false;
+        }
+        self.out.play(say);
         true
     }
 }

@@ -11,7 +11,6 @@
 //! The tap is a list of channel senders beside the agent leg; the agent leg's
 //! call task only `try_lock`s it and never waits for a listener (a full or
 //! slow listener drops frames, as the bridge does).
-use std::collections::VecDeque;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,10 +21,9 @@ use waihu_engine::call::{place_call_with, CallOptions, MediaOptions};
 use waihu_engine::sip::SipEndpoint;
 use waihu_store::Store;
 
-use crate::handoff::{MAX_BUFFER_FRAMES, PRIME_FRAMES};
+use crate::handoff::Playout;
 use crate::CampaignClock;
 
-const FRAME: usize = 160;
 /// A supervisor's softphone rings this long before the request is dropped.
 const RING: Duration = Duration::from_secs(30);
 
@@ -61,8 +59,7 @@ pub(crate) fn feed(listeners: &Listeners, agent: &[i16], callee: &[i16]) {
 /// hangs up when the tapped call ends.
 struct ListenerLeg {
     rx: std_mpsc::Receiver<Vec<i16>>,
-    buf: VecDeque<i16>,
-    primed: bool,
+    out: Playout,
     answered: Option<tokio::sync::oneshot::Sender<Instant>>,
 }
 
@@ -74,34 +71,10 @@ impl CallAgent for ListenerLeg {
     }
 
     fn on_frame(&mut self, _now: Instant, _heard: &[i16], say: &mut [i16]) -> Control {
-        loop {
-            match self.rx.try_recv() {
-                Ok(f) => self.buf.extend(f),
-                Err(std_mpsc::TryRecvError::Empty) => break,
-                Err(std_mpsc::TryRecvError::Disconnected) => {
-                    return Control::Hangup("the call ended / 通话已结束".into())
-                }
-            }
+        if !self.out.take(&self.rx) {
+            return Control::Hangup("the call ended / 通话已结束".into());
         }
-        if self.buf.len() > FRAME * MAX_BUFFER_FRAMES {
-            let drop = self.buf.len() - FRAME * (PRIME_FRAMES + 1);
-            self.buf.drain(..drop);
-        }
-        if !self.primed {
-            if self.buf.len() < FRAME * PRIME_FRAMES {
-                return Control::Continue;
-            }
-            self.primed = true;
-        }
-        if self.buf.len() < say.len() {
-            self.primed = false;
-        }
-        for s in say.iter_mut() {
-            match self.buf.pop_front() {
-                Some(x) => *s = x,
-                None => break,
-            }
-        }
+        self.out.play(say);
         Control::Continue
     }
 }
@@ -134,8 +107,7 @@ pub(crate) fn start(
     let (ans_tx, ans_rx) = tokio::sync::oneshot::channel();
     let leg = ListenerLeg {
         rx,
-        buf: VecDeque::new(),
-        primed: false,
+        out: Playout::new(),
         answered: Some(ans_tx),
     };
     tap.listeners

@@ -13,6 +13,7 @@ use waihu_core::CallOutcome;
 use waihu_engine::call::{self, CallOptions, MediaOptions};
 use waihu_engine::sip::SipEndpoint;
 use waihu_media::wav;
+use waihu_testkit::baresip::{self, Phone};
 use waihu_testkit::signal::{best_correlation, melody};
 use waihu_testkit::{have_peer, Peer};
 
@@ -270,28 +271,6 @@ async fn sipp_uac_load_against_our_uas() {
     assert_eq!(answered, calls);
 }
 
-fn write_baresip_config(dir: &Path, port: u16, wav: &Path) {
-    std::fs::write(
-        dir.join("config"),
-        format!(
-            "poll_method epoll\nsip_listen 127.0.0.1:{port}\nnet_interface 127.0.0.1\naudio_player alsa,null\n\
-             audio_source aufile,{wav}\naudio_alert alsa,null\nrtp_ports {rtp}-{rtp2}\n\
-             module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\nmodule alsa.so\n\
-             module_app account.so\nmodule_app menu.so\n",
-            wav = wav.display(),
-            rtp = port + 2,
-            rtp2 = port + 9,
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("accounts"),
-        format!("<sip:bob@127.0.0.1:{port}>;regint=0;answermode=auto;audio_codecs=PCMA,PCMU\n"),
-    )
-    .unwrap();
-    std::fs::write(dir.join("contacts"), "").unwrap();
-}
-
 async fn baresip_call(port: u16, transport: waihu_sip::Transport) {
     if !have_peer("baresip") {
         return;
@@ -300,22 +279,11 @@ async fn baresip_call(port: u16, transport: waihu_sip::Transport) {
     let prompt = melody(12.0, 42);
     let wav_path = dir.path().join("prompt.wav");
     wav::write_8k_mono(&wav_path, &prompt).unwrap();
-    write_baresip_config(dir.path(), port, &wav_path);
-    let log = dir.path().join("baresip.log");
-    let _peer = Peer(
-        Command::new("baresip")
-            .args(["-f", dir.path().to_str().unwrap(), "-v"])
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (_peer, log) = Phone::auto_answer(port, "bob", &wav_path)
+        .spawn(dir.path())
+        .unwrap();
     for _ in 0..100 {
-        if std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("baresip is ready")
-        {
+        if baresip::ready(&log) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

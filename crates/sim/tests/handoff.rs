@@ -13,7 +13,6 @@
 //! Needs baresip (`have_peer`: skips loudly, fails under CI), espeak-ng and
 //! the Whisper tiny.en model (scripts/setup.sh). Ports: 29610-29639.
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use waihu_bot::Kit;
@@ -26,6 +25,7 @@ use waihu_engine::waihu_media::wav;
 use waihu_sim::rehearsal::{rehearse, start_callees, Callees, Rehearsed};
 use waihu_sim::{Persona, Population, SimOptions};
 use waihu_store::Store;
+use waihu_testkit::baresip::{self, Phone};
 use waihu_testkit::{have_peer, models_dir, Peer};
 
 const CAMPAIGN: &str = include_str!("../../../examples/campaign-demo.en.yaml");
@@ -84,51 +84,17 @@ fn find(rec: &[i16], window: &[i16]) -> (f64, usize) {
     best
 }
 
-fn baresip_config(dir: &Path, port: u16, wav: &Path, snd: &Path) {
-    std::fs::write(
-        dir.join("config"),
-        format!(
-            "poll_method epoll\nsip_listen 127.0.0.1:{port}\nnet_interface 127.0.0.1\naudio_player alsa,null\n\
-             audio_source aufile,{wav}\naudio_alert alsa,null\nrtp_ports {rtp}-{rtp2}\nsnd_path {snd}\n\
-             module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\nmodule alsa.so\nmodule sndfile.so\n\
-             module_app account.so\nmodule_app menu.so\n",
-            wav = wav.display(),
-            snd = snd.display(),
-            rtp = port + 2,
-            rtp2 = port + 9,
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("accounts"),
-        format!("<sip:li@127.0.0.1:{port}>;regint=0;answermode=auto;audio_codecs=PCMA,PCMU\n"),
-    )
-    .unwrap();
-    std::fs::write(dir.join("contacts"), "").unwrap();
-}
-
 /// A baresip agent on `port`; (process, its log, its recordings directory).
 async fn agent(dir: &Path, port: u16) -> (Peer, PathBuf, PathBuf) {
     let wav_path = dir.join("agent.wav");
     wav::write_8k_mono(&wav_path, &agent_voice()).unwrap();
     let snd = dir.join("snd");
     std::fs::create_dir_all(&snd).unwrap();
-    baresip_config(dir, port, &wav_path, &snd);
-    let log = dir.join("baresip.log");
-    let peer = Peer(
-        Command::new("baresip")
-            .args(["-f", dir.to_str().unwrap(), "-v"])
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut phone = Phone::auto_answer(port, "li", &wav_path);
+    phone.snd = Some(&snd);
+    let (peer, log) = phone.spawn(dir).unwrap();
     for _ in 0..100 {
-        if std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("baresip is ready")
-        {
+        if baresip::ready(&log) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -392,10 +358,7 @@ async fn a_callee_asking_for_a_human_is_bridged_to_an_agent_after_the_whisper() 
     assert!(c > 0.7, "agent → callee correlation {c}");
 
     // 2. What baresip heard: the whisper first, then the callee.
-    let dec = std::fs::read_dir(&snd)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+    let dec = baresip::heard(&snd)
         .unwrap_or_else(|| panic!("no -dec.wav recording in {}", snd.display()));
     let heard = wav::read_8k_mono(&dec).unwrap();
     // The whisper: the first 2 s waihu sent the agent are in what it heard, early.
@@ -439,10 +402,7 @@ async fn a_callee_asking_for_a_human_is_bridged_to_an_agent_after_the_whisper() 
             .any(|k| matches!(k, EventKind::ListenEnded { listened_s, .. } if *listened_s > 2.0)),
         "listen_ended: {kinds:?}"
     );
-    let sup_dec = std::fs::read_dir(&sup_snd)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+    let sup_dec = baresip::heard(&sup_snd)
         .unwrap_or_else(|| panic!("no -dec.wav recording in {}", sup_snd.display()));
     let sup_heard = wav::read_8k_mono(&sup_dec).unwrap();
     let (cs, _) = find(&sup_heard, &voice[82_000..86_000]);

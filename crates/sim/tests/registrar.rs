@@ -14,7 +14,6 @@
 //! Needs baresip (`have_peer`: skips loudly, fails under CI), espeak-ng and the
 //! Whisper tiny.en model (scripts/setup.sh). Ports: 29700-29739.
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use waihu_bot::Kit;
@@ -27,6 +26,7 @@ use waihu_engine::waihu_media::wav;
 use waihu_sim::rehearsal::{rehearse, start_callees, Callees, Rehearsed};
 use waihu_sim::{Persona, Population, SimOptions};
 use waihu_store::Store;
+use waihu_testkit::baresip::Phone;
 use waihu_testkit::{have_peer, models_dir, Peer};
 
 const CAMPAIGN: &str = include_str!("../../../examples/campaign-demo.en.yaml");
@@ -80,42 +80,17 @@ fn best_correlation(rec: &[i16], window: &[i16]) -> f64 {
 async fn softphone(dir: &Path, port: u16, waihu: u16, password: &str) -> (Peer, PathBuf) {
     let wav_path = dir.join("agent.wav");
     wav::write_8k_mono(&wav_path, &agent_voice()).unwrap();
-    let snd = dir.join("snd");
-    std::fs::create_dir_all(&snd).unwrap();
-    std::fs::write(
-        dir.join("config"),
-        format!(
-            "poll_method epoll\nsip_listen 127.0.0.1:{port}\nnet_interface 127.0.0.1\naudio_player alsa,null\n\
-             audio_source aufile,{wav}\naudio_alert alsa,null\nrtp_ports {rtp}-{rtp2}\nsnd_path {snd}\n\
-             module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\nmodule alsa.so\n\
-             module_app account.so\nmodule_app menu.so\n",
-            wav = wav_path.display(),
-            snd = snd.display(),
-            rtp = port + 2,
-            rtp2 = port + 9,
-        ),
-    )
-    .unwrap();
     // The AOR is li at waihu's SIP address: baresip REGISTERs there (digest auth).
-    std::fs::write(
-        dir.join("accounts"),
-        format!(
-            "<sip:li@127.0.0.1:{waihu}>;auth_pass={password};regint=600;answermode=auto;audio_codecs=PCMA,PCMU\n"
+    Phone {
+        port,
+        account: format!(
+            "<sip:li@127.0.0.1:{waihu}>;auth_pass={password};regint=600;answermode=auto;audio_codecs=PCMA,PCMU"
         ),
-    )
-    .unwrap();
-    std::fs::write(dir.join("contacts"), "").unwrap();
-    let log = dir.join("baresip.log");
-    let peer = Peer(
-        Command::new("baresip")
-            .args(["-f", dir.to_str().unwrap(), "-v"])
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    (peer, log)
+        source: &wav_path,
+        snd: None,
+    }
+    .spawn(dir)
+    .unwrap()
 }
 
 /// The agents file: li only registers (no uri); its password in a secrets file.

@@ -28,6 +28,7 @@
 //! *Invariant:* no dependencies; a dev-dependency of test crates, and a dependency of
 //! `waihu-bench` only, whose benchmarks start the same peers.
 
+pub mod baresip;
 pub mod dnsmasq;
 pub mod kamailio;
 pub mod signal;
