@@ -2,8 +2,9 @@
 //! running ACD's live snapshot, agent state changes asked for through the API,
 //! and the event lookups the desk and its report read.
 use chrono::{DateTime, Utc};
-use waihu_core::{CallId, CampaignId, CustomerId, Event};
+use waihu_core::{CallId, Event};
 
+use crate::events::{decode, EventRow};
 use crate::{parse_ts, ts, Store, StoreError};
 
 /// Event types the desk report reads.
@@ -27,36 +28,6 @@ pub struct StateRequest {
     pub state: String,
     pub actor: String,
     pub at: DateTime<Utc>,
-}
-
-type EventRow = (
-    i64,
-    String,
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-    String,
-);
-
-fn decode(row: EventRow) -> Result<(i64, Event), StoreError> {
-    let (id, at, customer, campaign, call, body) = row;
-    let corrupt = |reason: String| StoreError::Corrupt {
-        table: "events",
-        id,
-        reason,
-    };
-    let at = parse_ts(&at).ok_or_else(|| corrupt(format!("bad timestamp '{at}'")))?;
-    let kind = serde_json::from_str(&body).map_err(|e| corrupt(e.to_string()))?;
-    Ok((
-        id,
-        Event {
-            at,
-            customer: customer.map(CustomerId),
-            campaign: campaign.map(CampaignId),
-            call: call.map(CallId),
-            kind,
-        },
-    ))
 }
 
 impl Store {

@@ -45,7 +45,8 @@ pub(crate) async fn insert_events(
     finish_chain(conn, audit, chained, last_id, last.at).await
 }
 
-type EventRow = (
+/// An `events` row as the readers select it: id, at, customer, campaign, call, body.
+pub(crate) type EventRow = (
     i64,
     String,
     Option<i64>,
@@ -54,7 +55,7 @@ type EventRow = (
     String,
 );
 
-fn decode(row: EventRow) -> Result<(i64, Event), StoreError> {
+pub(crate) fn decode(row: EventRow) -> Result<(i64, Event), StoreError> {
     let (id, at, customer, campaign, call, body) = row;
     let corrupt = |reason: String| StoreError::Corrupt {
         table: "events",

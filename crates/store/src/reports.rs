@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::{QueryBuilder, Sqlite};
 use waihu_core::{CampaignId, CustomerId, Event};
 
-use crate::events::insert_events;
+use crate::events::{decode, insert_events, EventRow};
 use crate::{parse_ts, ts, Store, StoreError};
 
 // The rollup's row types and metric names belong to the KPI definitions.
@@ -489,36 +489,6 @@ type DeliveryRow = (
     bool,
     String,
 );
-type EventRow = (
-    i64,
-    String,
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-    String,
-);
-
-fn decode(row: EventRow) -> Result<(i64, Event), StoreError> {
-    let (id, at, customer, campaign, call, body) = row;
-    let corrupt = |reason: String| StoreError::Corrupt {
-        table: "events",
-        id,
-        reason,
-    };
-    let at = parse_ts(&at).ok_or_else(|| corrupt(format!("bad timestamp '{at}'")))?;
-    let kind = serde_json::from_str(&body).map_err(|e| corrupt(e.to_string()))?;
-    Ok((
-        id,
-        Event {
-            at,
-            customer: customer.map(CustomerId),
-            campaign: campaign.map(CampaignId),
-            call: call.map(waihu_core::CallId),
-            kind,
-        },
-    ))
-}
-
 fn local_rows(rows: Vec<(String, i64, String, i64)>) -> Result<Vec<LocalHourRow>, StoreError> {
     rows.into_iter()
         .map(|(d, h, outcome, n)| {
