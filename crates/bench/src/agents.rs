@@ -154,7 +154,18 @@ pub async fn run_mode(
         // minutes, no answer's after an hour) fall after the end.
         until: Some(start + chrono::Duration::minutes(5)),
         actor: "bench".into(),
-        progress: None,
+        // A mode runs for minutes: counts, rate and ETA every 10 s (stderr,
+        // so `--json` stays clean).
+        progress: Some(std::sync::Arc::new(move |p: &waihu_dialer::RunProgress| {
+            eprintln!(
+                "   {}: {p}",
+                if predictive {
+                    "predictive"
+                } else {
+                    "progressive"
+                }
+            )
+        })),
         messages: None,
         agents: Some(agents),
     };
