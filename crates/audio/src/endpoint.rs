@@ -30,6 +30,11 @@ pub struct EndpointConfig {
     pub pre_roll_ms: u32,
     /// Audio kept after the last voiced frame when cutting an utterance.
     pub tail_ms: u32,
+    /// Silence after speech that reports a [`EndpointEvent::Pause`]: the
+    /// caller may be done, so speculative ASR can start on the audio so far
+    /// while the endpointer waits for `end_silence_ms`. 0 (the default): never;
+    /// the live bot uses 200.
+    pub pause_ms: u32,
 }
 
 impl Default for EndpointConfig {
@@ -42,6 +47,7 @@ impl Default for EndpointConfig {
             barge_in_ms: 300,
             pre_roll_ms: 300,
             tail_ms: 200,
+            pause_ms: 0,
         }
     }
 }
@@ -55,6 +61,9 @@ pub enum EndReason {
     MaxLength,
     /// The audio stream ended.
     Flush,
+    /// The listener ended the turn at a pause ([`Endpointer::end_turn`]):
+    /// what was said is complete, no need to wait for `end_silence_ms`.
+    Early,
 }
 
 /// Times are media time in ms from the start of the stream. `detected_ms` is
@@ -78,6 +87,14 @@ pub enum EndpointEvent {
         detected_ms: u64,
         reason: EndReason,
     },
+    /// `pause_ms` of silence inside an utterance that has not ended: once per
+    /// silent stretch. `end_ms` is the end of the last voiced frame; if the
+    /// utterance later ends with the same `end_ms`, nothing was said since.
+    Pause {
+        start_ms: u64,
+        end_ms: u64,
+        detected_ms: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +110,8 @@ enum State {
         voiced: u64,
         last_voiced_end: u64,
         barged: bool,
+        /// A pause was reported for this silent stretch.
+        paused: bool,
     },
 }
 
@@ -156,11 +175,12 @@ impl Endpointer {
                 voiced,
                 last_voiced_end,
                 barged,
+                paused,
             } => {
-                let (voiced, last_voiced_end) = if speech {
-                    (voiced + dur_ms as u64, end)
+                let (voiced, last_voiced_end, mut paused) = if speech {
+                    (voiced + dur_ms as u64, end, false)
                 } else {
-                    (voiced, last_voiced_end)
+                    (voiced, last_voiced_end, paused)
                 };
                 let barged = self.maybe_barge(start, voiced, end, barged);
                 if end - start >= c.max_utterance_ms as u64 {
@@ -180,11 +200,24 @@ impl Endpointer {
                     });
                     State::Idle
                 } else {
+                    if !speech
+                        && !paused
+                        && c.pause_ms > 0
+                        && end - last_voiced_end >= c.pause_ms as u64
+                    {
+                        paused = true;
+                        self.events.push_back(EndpointEvent::Pause {
+                            start_ms: start,
+                            end_ms: last_voiced_end,
+                            detected_ms: end,
+                        });
+                    }
                     State::Speech {
                         start,
                         voiced,
                         last_voiced_end,
                         barged,
+                        paused,
                     }
                 }
             }
@@ -209,6 +242,7 @@ impl Endpointer {
             voiced,
             last_voiced_end: end,
             barged,
+            paused: false,
         }
     }
 
@@ -221,6 +255,32 @@ impl Endpointer {
             return true;
         }
         barged
+    }
+
+    /// The listener decided at `now_ms` that the utterance whose last voiced
+    /// frame ended at `end_ms` is complete (its words made sense after a
+    /// pause): end it now with [`EndReason::Early`]. Does nothing, and
+    /// returns false, when the caller spoke again since (`end_ms` is no
+    /// longer the last voiced frame) or no utterance is open: then the turn
+    /// goes on and ends by silence as usual.
+    pub fn end_turn(&mut self, now_ms: u64, end_ms: u64) -> bool {
+        match self.state {
+            State::Speech {
+                start,
+                last_voiced_end,
+                ..
+            } if last_voiced_end == end_ms => {
+                self.events.push_back(EndpointEvent::SpeechEnd {
+                    start_ms: start,
+                    end_ms,
+                    detected_ms: now_ms.max(end_ms),
+                    reason: EndReason::Early,
+                });
+                self.state = State::Idle;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The stream ended at `now_ms`: close an open utterance.
@@ -262,6 +322,11 @@ pub struct Utterance {
 pub enum SegmentEvent {
     Endpoint(EndpointEvent),
     Utterance(Utterance),
+    /// The audio so far of an utterance that paused ([`EndpointEvent::Pause`],
+    /// `reason` [`EndReason::Silence`] as if it ended there): for speculative
+    /// ASR. The utterance may go on; if it ends with the same `start_ms` and
+    /// `end_ms`, its audio is this audio (when `pause_ms` ≥ `tail_ms`).
+    Tentative(Utterance),
 }
 
 /// VAD + endpointer + audio: push 20 ms frames, get endpoint events and the
@@ -326,6 +391,16 @@ impl Segmenter {
         Ok(self.drain())
     }
 
+    /// End the open utterance now if nothing was said after `end_ms`
+    /// ([`Endpointer::end_turn`]); the events include its [`Utterance`].
+    pub fn end_turn(&mut self, end_ms: u64) -> Vec<SegmentEvent> {
+        if self.ep.end_turn(self.now_ms, end_ms) {
+            self.drain()
+        } else {
+            Vec::new()
+        }
+    }
+
     /// End of stream: close an utterance in progress.
     pub fn finish(&mut self) -> Vec<SegmentEvent> {
         self.ep.flush(self.now_ms);
@@ -371,6 +446,28 @@ impl Segmenter {
                     }));
                     continue;
                 }
+                EndpointEvent::Pause {
+                    start_ms, end_ms, ..
+                } => {
+                    let until = end_ms + self.ep.config().tail_ms as u64;
+                    let frames = self.current.as_deref().unwrap_or_default();
+                    let audio_start_ms = frames.first().map(|(t, _)| *t).unwrap_or(start_ms);
+                    let samples = frames
+                        .iter()
+                        .filter(|(t, _)| *t < until)
+                        .flat_map(|(_, s)| s.iter().copied())
+                        .collect();
+                    out.push(SegmentEvent::Endpoint(ev));
+                    out.push(SegmentEvent::Tentative(Utterance {
+                        audio_start_ms,
+                        start_ms,
+                        end_ms,
+                        reason: EndReason::Silence,
+                        rate: self.rate,
+                        samples,
+                    }));
+                    continue;
+                }
                 EndpointEvent::BargeIn { .. } => {}
             }
             out.push(SegmentEvent::Endpoint(ev));
@@ -399,6 +496,130 @@ mod tests {
         ep.flush(t);
         while let Some(e) = ep.poll_event() {
             out.push(e);
+        }
+        out
+    }
+
+    #[test]
+    fn a_pause_is_reported_once_per_silence_and_an_early_end_needs_no_new_speech() {
+        let cfg = EndpointConfig {
+            pause_ms: 200,
+            ..EndpointConfig::default()
+        };
+        // Speech 0..600, a 300 ms pause, speech 900..1400, then silence.
+        let mut ep = Endpointer::new(cfg);
+        let ev = run(
+            &mut ep,
+            &[(true, 600), (false, 300), (true, 500), (false, 1000)],
+        );
+        let pauses: Vec<_> = ev
+            .iter()
+            .filter(|e| matches!(e, EndpointEvent::Pause { .. }))
+            .collect();
+        assert_eq!(
+            pauses,
+            vec![
+                &EndpointEvent::Pause {
+                    start_ms: 0,
+                    end_ms: 600,
+                    detected_ms: 800
+                },
+                &EndpointEvent::Pause {
+                    start_ms: 0,
+                    end_ms: 1400,
+                    detected_ms: 1600
+                },
+            ]
+        );
+        assert!(ev.contains(&EndpointEvent::SpeechEnd {
+            start_ms: 0,
+            end_ms: 1400,
+            detected_ms: 1900,
+            reason: EndReason::Silence
+        }));
+
+        // Ending the turn at the first pause after the caller spoke again does nothing.
+        let mut ep = Endpointer::new(cfg);
+        let _ = run_open(&mut ep, &[(true, 600), (false, 300), (true, 100)]);
+        assert!(!ep.end_turn(1000, 600));
+        assert!(ep.in_speech());
+        // At the pause the caller's last voiced frame is still 600: it ends there.
+        let mut ep = Endpointer::new(cfg);
+        let _ = run_open(&mut ep, &[(true, 600), (false, 260)]);
+        assert!(ep.end_turn(860, 600));
+        assert_eq!(
+            ep.poll_event(),
+            Some(EndpointEvent::SpeechEnd {
+                start_ms: 0,
+                end_ms: 600,
+                detected_ms: 860,
+                reason: EndReason::Early
+            })
+        );
+        assert!(!ep.in_speech());
+        assert!(!ep.end_turn(900, 600), "only once");
+    }
+
+    /// A VAD that calls a frame speech when its first sample is non-zero.
+    struct Level;
+    impl Vad for Level {
+        fn rate(&self) -> u32 {
+            8000
+        }
+        fn is_speech(&mut self, frame: &[i16]) -> Result<bool, VadError> {
+            Ok(frame.first().is_some_and(|&s| s != 0))
+        }
+        fn reset(&mut self) {}
+    }
+
+    #[test]
+    fn the_segmenter_hands_out_the_audio_so_far_at_a_pause_and_the_same_audio_at_an_early_end() {
+        let cfg = EndpointConfig {
+            pause_ms: 200,
+            ..EndpointConfig::default()
+        };
+        let mut seg = Segmenter::new(Box::new(Level), cfg);
+        let mut tentative = None;
+        // 400 ms of silence, 600 ms of "speech" (sample value = frame index), then silence.
+        for i in 0..100u64 {
+            let v = if (20..50).contains(&i) { i as i16 } else { 0 };
+            for ev in seg.push(&[v; 160]).unwrap() {
+                if let SegmentEvent::Tentative(u) = ev {
+                    assert!(tentative.is_none(), "one tentative per pause");
+                    tentative = Some(u);
+                }
+            }
+            if tentative.is_some() {
+                break;
+            }
+        }
+        let t = tentative.expect("a pause after 200 ms of silence");
+        assert_eq!((t.start_ms, t.end_ms), (400, 1000));
+        let ends = seg.end_turn(t.end_ms);
+        let Some(SegmentEvent::Utterance(u)) = ends.last() else {
+            panic!("an utterance: {ends:?}")
+        };
+        assert_eq!(u.reason, EndReason::Early);
+        assert_eq!(
+            (u.start_ms, u.end_ms, &u.samples),
+            (t.start_ms, t.end_ms, &t.samples)
+        );
+        // From the pre-roll (300 ms before 400) to the end of the tail (1000 + 200).
+        assert_eq!(u.samples.len(), 1100 * 8);
+    }
+
+    /// Like [`run`] without the flush: the utterance stays open.
+    fn run_open(ep: &mut Endpointer, pattern: &[(bool, u64)]) -> Vec<EndpointEvent> {
+        let mut t = 0;
+        let mut out = Vec::new();
+        for &(speech, ms) in pattern {
+            for _ in 0..ms / 20 {
+                ep.handle_frame(t, 20, speech);
+                t += 20;
+                while let Some(e) = ep.poll_event() {
+                    out.push(e);
+                }
+            }
         }
         out
     }

@@ -175,6 +175,7 @@ pub fn run_clip_with(
                 }
             }
             SegmentEvent::Utterance(_) => out.utterances += 1,
+            SegmentEvent::Endpoint(EndpointEvent::Pause { .. }) | SegmentEvent::Tentative(_) => {}
         }
     }
     Ok(out)

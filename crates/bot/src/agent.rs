@@ -39,6 +39,11 @@ pub(crate) enum AgentCmd {
     Transfer(String),
     /// Call analysis is settled: stop feeding the detector.
     AmdStop,
+    /// The words heard up to the pause that ended at `end_ms` make a whole
+    /// answer: end the turn now, unless the callee has spoken again since.
+    EndTurn {
+        end_ms: u64,
+    },
 }
 
 /// From the agent to the brain. Times are media ms since the answer.
@@ -52,6 +57,16 @@ pub(crate) enum BrainIn {
     Utterance {
         utt: Utterance,
         detected_ms: u64,
+    },
+    /// The callee paused: the audio so far, for speculative ASR.
+    Tentative {
+        utt: Utterance,
+    },
+    /// A speculative transcript of (start_ms, end_ms) is ready (sent by the
+    /// brain's own ASR task).
+    Speculated {
+        start_ms: u64,
+        end_ms: u64,
     },
     /// The first frame of prompt `id` went out.
     PlayStarted {
@@ -170,6 +185,10 @@ impl BotAgent {
                     self.transfer.get_or_insert(Some(target));
                 }
                 AgentCmd::AmdStop => self.amd = None,
+                AgentCmd::EndTurn { end_ms } => {
+                    let events = self.seg.end_turn(end_ms);
+                    self.forward(events);
+                }
             }
         }
     }
@@ -234,6 +253,10 @@ impl BotAgent {
                 return;
             }
         };
+        self.forward(events);
+    }
+
+    fn forward(&mut self, events: Vec<SegmentEvent>) {
         for ev in events {
             match ev {
                 SegmentEvent::Endpoint(EndpointEvent::BargeIn { detected_ms, .. }) => {
@@ -247,6 +270,9 @@ impl BotAgent {
                 SegmentEvent::Utterance(utt) => {
                     let detected_ms = self.seg.now_ms();
                     let _ = self.to_brain.send(BrainIn::Utterance { utt, detected_ms });
+                }
+                SegmentEvent::Tentative(utt) => {
+                    let _ = self.to_brain.send(BrainIn::Tentative { utt });
                 }
             }
         }

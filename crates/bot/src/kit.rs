@@ -74,7 +74,11 @@ impl Kit {
             asr_slots: Arc::new(Semaphore::new(slots.unwrap_or(cores).max(1))),
             synth,
             styles: StyleBook::default(),
-            endpoint: EndpointConfig::default(),
+            // Speculative ASR starts at a 200 ms pause (see `Brain::speculate`).
+            endpoint: EndpointConfig {
+                pause_ms: 200,
+                ..EndpointConfig::default()
+            },
         })
     }
 }

@@ -9,6 +9,7 @@
 mod agent;
 mod kit;
 pub mod text;
+pub mod turn;
 pub use kit::KitError;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -184,7 +185,30 @@ pub struct BotReport {
     /// What answered, as the call's answering-machine detection saw it
     /// (answered calls, and unanswered ones whose early media named a cause).
     pub analysis: Option<Analysis>,
+    /// Speculative ASR at the callee's pauses.
+    pub speculation: Speculation,
     pub errors: Vec<String>,
+}
+
+/// What speculative ASR did in a call: transcripts started at a pause, the
+/// turns that ended with the audio a transcript already covered (no ASR
+/// wait after the end), turns ended early because the words at the pause
+/// made a whole answer, and pauses not transcribed because every ASR slot
+/// was busy (load shedding: turns that did end come first).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Speculation {
+    pub started: u32,
+    pub hits: u32,
+    pub early_ends: u32,
+    pub shed: u32,
+}
+
+/// A transcript started at a pause: its utterance's (start, end) and result.
+struct Spec {
+    start_ms: u64,
+    end_ms: u64,
+    task: Option<tokio::task::JoinHandle<Result<String, String>>>,
+    done: Option<Result<String, String>>,
 }
 
 /// The call's answering-machine detection, for the store and the reports.
@@ -328,6 +352,7 @@ pub fn start(
         .map_err(|e| MissingVariables(vec![format!("VAD: {e}")]))?;
     let seg = Segmenter::new(vad, kit.endpoint);
     let (to_brain, brain_rx) = mpsc::unbounded_channel();
+    let to_self = to_brain.clone();
     let (to_agent, agent_rx) = std_mpsc::channel();
     let current = Arc::new(AtomicU64::new(0));
     let agent = BotAgent::new(seg, to_brain, agent_rx, current.clone());
@@ -337,6 +362,8 @@ pub fn start(
         setup,
         interp,
         to_agent,
+        to_self,
+        spec: None,
         current,
         notes,
         report: BotReport::default(),
@@ -376,6 +403,10 @@ struct Brain {
     setup: CallSetup,
     interp: Interpreter,
     to_agent: std_mpsc::Sender<AgentCmd>,
+    /// The brain's own inbox, for its speculative ASR tasks to report back.
+    to_self: mpsc::UnboundedSender<BrainIn>,
+    /// The latest speculative transcript (one at a time: a newer pause replaces it).
+    spec: Option<Spec>,
     current: Arc<AtomicU64>,
     notes: Option<mpsc::UnboundedSender<Note>>,
     report: BotReport,
@@ -507,6 +538,10 @@ impl Brain {
                 }
                 BrainIn::Utterance { utt, detected_ms } => {
                     self.utterance(utt, detected_ms).await;
+                }
+                BrainIn::Tentative { utt } => self.speculate(utt),
+                BrainIn::Speculated { start_ms, end_ms } => {
+                    self.speculated(start_ms, end_ms).await;
                 }
                 BrainIn::Dtmf { .. } if self.analysis.paused() => {}
                 BrainIn::Dtmf { digit } => {
@@ -877,32 +912,37 @@ impl Brain {
             ..Latency::default()
         };
         let t0 = Instant::now();
-        let opts = AsrOptions {
-            lang: Some(self.script.lang().to_string()),
-            hotwords: Vec::new(),
-            prompt: None,
-            rate: RATE,
+        let spec = self
+            .spec
+            .take()
+            .filter(|x| x.start_ms == utt.start_ms && x.end_ms == utt.end_ms);
+        let speculated = match spec {
+            Some(Spec { done: Some(r), .. }) => Some(r),
+            Some(Spec {
+                task: Some(task), ..
+            }) => task.await.ok(),
+            _ => None,
         };
-        let text = {
-            let permit = self.kit.asr_slots.clone().acquire_owned().await;
-            lat.asr_wait_ms = t0.elapsed().as_secs_f64() * 1000.0;
-            // Whisper loses the words behind SIT tones: transcribe from their end.
-            let skip = self
-                .analysis
-                .sit_end
-                .filter(|&e| e > utt.start_ms && e < utt.end_ms)
-                .map_or(0, |e| {
-                    ((e - utt.start_ms) * utt.rate as u64 / 1000) as usize
-                });
-            let samples = utt.samples.get(skip..).unwrap_or(&utt.samples);
-            let r = self.kit.asr.transcribe(samples, utt.rate, &opts).await;
-            drop(permit);
-            match r {
-                Ok(t) => t.text.trim().to_string(),
-                Err(e) => {
-                    self.report.errors.push(format!("ASR: {e}"));
-                    String::new()
-                }
+        let result = match speculated {
+            // Nothing said since the pause: the transcript started then covers it.
+            Some(r) => {
+                self.report.speculation.hits += 1;
+                r
+            }
+            None => {
+                let permit = self.kit.asr_slots.clone().acquire_owned().await;
+                lat.asr_wait_ms = t0.elapsed().as_secs_f64() * 1000.0;
+                let samples = self.asr_samples(&utt).to_vec();
+                let r = transcribe(&self.kit, &samples, utt.rate, &self.asr_options()).await;
+                drop(permit);
+                r
+            }
+        };
+        let text = match result {
+            Ok(t) => t,
+            Err(e) => {
+                self.report.errors.push(format!("ASR: {e}"));
+                String::new()
             }
         };
         lat.asr_ms = t0.elapsed().as_secs_f64() * 1000.0;
@@ -998,6 +1038,100 @@ impl Brain {
             Some((idx, lat, utt.end_ms)),
         );
         self.arm_listen();
+    }
+
+    fn asr_options(&self) -> AsrOptions {
+        AsrOptions {
+            lang: Some(self.script.lang().to_string()),
+            hotwords: Vec::new(),
+            prompt: None,
+            rate: RATE,
+        }
+    }
+
+    /// The utterance's audio to transcribe: Whisper loses the words behind
+    /// SIT tones, so from their end when they fall inside it.
+    fn asr_samples<'u>(&self, utt: &'u Utterance) -> &'u [i16] {
+        let skip = self
+            .analysis
+            .sit_end
+            .filter(|&e| e > utt.start_ms && e < utt.end_ms)
+            .map_or(0, |e| {
+                ((e - utt.start_ms) * utt.rate as u64 / 1000) as usize
+            });
+        utt.samples.get(skip..).unwrap_or(&utt.samples)
+    }
+
+    /// The callee paused: transcribe what they said so far while the
+    /// endpointer waits for the end of the turn — but only with an ASR slot
+    /// free now. When turns queue for the cores, guesses would only delay
+    /// turns that did end (load shedding).
+    fn speculate(&mut self, utt: Utterance) {
+        if self.interp.is_ended() || self.ending {
+            return;
+        }
+        let Ok(permit) = self.kit.asr_slots.clone().try_acquire_owned() else {
+            self.report.speculation.shed += 1;
+            return;
+        };
+        self.report.speculation.started += 1;
+        let samples = self.asr_samples(&utt).to_vec();
+        let (kit, opts, tx) = (self.kit.clone(), self.asr_options(), self.to_self.clone());
+        let (start_ms, end_ms, rate) = (utt.start_ms, utt.end_ms, utt.rate);
+        let task = tokio::spawn(async move {
+            let r = transcribe(&kit, &samples, rate, &opts).await;
+            drop(permit);
+            let _ = tx.send(BrainIn::Speculated { start_ms, end_ms });
+            r
+        });
+        // A newer pause of the same utterance replaces the older guess.
+        self.spec = Some(Spec {
+            start_ms,
+            end_ms,
+            task: Some(task),
+            done: None,
+        });
+    }
+
+    /// A speculative transcript is ready. If nothing was said since and
+    /// its words make a whole answer to the current question, the turn ends
+    /// now instead of after the full end-of-turn silence.
+    async fn speculated(&mut self, start_ms: u64, end_ms: u64) {
+        let Some(spec) = self
+            .spec
+            .as_mut()
+            .filter(|x| x.start_ms == start_ms && x.end_ms == end_ms)
+        else {
+            return;
+        };
+        if let Some(task) = spec.task.take() {
+            spec.done = Some(task.await.unwrap_or_else(|e| Err(format!("ASR task: {e}"))));
+        }
+        let Some(Ok(text)) = spec.done.clone() else {
+            return;
+        };
+        let text = text.as_str();
+        // The first utterance decides human or machine, and a prompt that is
+        // still playing ignores talk-over: both wait for the real end.
+        if self.seq_callee() == 0
+            || self.analysis.paused()
+            || self.playing.is_some()
+            || self.interp.is_ended()
+            || text.is_empty()
+            || is_noise(text)
+            || turn::trails_off(text)
+        {
+            return;
+        }
+        let now = (self.setup.clock)();
+        let nlu = self
+            .script
+            .nlu
+            .classify_in(text, now, self.setup.tz, &self.interp.nlu_context());
+        if nlu.intent != "unknown" && nlu.confidence >= self.script.prog.min_confidence {
+            self.report.speculation.early_ends += 1;
+            let _ = self.to_agent.send(AgentCmd::EndTurn { end_ms });
+        }
     }
 
     fn seq_callee(&self) -> usize {
@@ -1217,6 +1351,20 @@ impl Brain {
 }
 
 /// Whisper's stock hallucinations on noise and silence.
+/// One utterance through the kit's ASR: the trimmed text, or the error.
+async fn transcribe(
+    kit: &Kit,
+    samples: &[i16],
+    rate: u32,
+    opts: &AsrOptions,
+) -> Result<String, String> {
+    kit.asr
+        .transcribe(samples, rate, opts)
+        .await
+        .map(|t| t.text.trim().to_string())
+        .map_err(|e| e.to_string())
+}
+
 fn is_noise(text: &str) -> bool {
     let t = text
         .trim_matches(|c: char| !c.is_alphanumeric())

@@ -237,6 +237,9 @@ pub struct CallResult {
     pub analysis: Option<waihu_bot::Analysis>,
     #[serde(skip)]
     pub latencies: Vec<waihu_bot::Latency>,
+    /// What speculative ASR did in the call.
+    #[serde(skip)]
+    pub speculation: waihu_bot::Speculation,
     /// How a warm transfer (转人工) ended, when the script transferred to a queue.
     #[serde(skip)]
     pub handoff: handoff::HandoffResult,
@@ -1070,6 +1073,7 @@ async fn call(
         announcement: None,
         analysis: None,
         latencies: Vec::new(),
+        speculation: Default::default(),
         handoff: handoff::HandoffResult::None,
         errors: Vec::new(),
     };
@@ -1377,6 +1381,7 @@ async fn call(
     result.announcement = bot.announcement.clone();
     result.analysis = bot.analysis.clone();
     result.latencies = bot.latencies.clone();
+    result.speculation = bot.speculation;
     result.errors.extend(bot.errors.iter().cloned());
     let sample = line.is_some().then(|| pacing::Sample {
         connected: answered,

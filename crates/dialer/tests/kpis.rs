@@ -113,6 +113,7 @@ async fn store_calls(store: &Store, campaign: CampaignId, t0: DateTime<Utc>) -> 
             announcement: None,
             analysis: None,
             latencies: Vec::new(),
+            speculation: Default::default(),
             handoff: Default::default(),
             errors: Vec::new(),
         });

@@ -132,6 +132,9 @@ pub struct AgentRecord {
     pub bot_prompts_heard: u32,
     /// Lines started while the bot was still talking.
     pub barge_ins: u32,
+    /// Bot prompts that started while we were saying a line we did not start
+    /// over the bot: the bot cut in on us (it took a pause for the end of our turn).
+    pub talked_over: u32,
     /// Seconds of voiced bot audio heard.
     pub bot_speech_s: f64,
     /// Why the callee hung up (`None`: the bot hung up, or the call failed).
@@ -347,6 +350,10 @@ impl Callee {
                 self.in_prompt = false;
                 prompt_ended = self.prompt_voiced >= frames(t.min_prompt);
             }
+        }
+
+        if prompt_started && matches!(self.phase, Phase::Speaking { barged: false, .. }) {
+            self.record.talked_over += 1;
         }
 
         // 2. Conversation.

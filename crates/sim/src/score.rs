@@ -51,6 +51,10 @@ pub struct Score {
     pub attempts_without_call: Vec<String>,
     /// Simulator calls no attempt accounts for.
     pub calls_without_attempt: usize,
+    /// Lines the callees said in the scored calls.
+    pub callee_lines: usize,
+    /// Bot prompts that started while a callee was saying a line (false cut-ins).
+    pub talked_over: usize,
 }
 
 impl Score {
@@ -61,6 +65,12 @@ impl Score {
         } else {
             self.correct as f64 / self.calls as f64
         }
+    }
+
+    /// False cut-ins per callee line: how often the bot started talking
+    /// while the callee was still saying something.
+    pub fn cut_in_share(&self) -> f64 {
+        self.talked_over as f64 / self.callee_lines.max(1) as f64
     }
 }
 
@@ -139,6 +149,8 @@ pub fn score(attempts: &[(String, CallOutcome, Option<String>)], logs: &[SimCall
         };
         *i += 1;
         s.calls += 1;
+        s.callee_lines += log.lines_said.len();
+        s.talked_over += log.talked_over as usize;
         let ps = s.per_persona.entry(log.persona).or_default();
         ps.calls += 1;
         let outcome_ok = *outcome == log.expected_outcome;
@@ -190,6 +202,7 @@ mod tests {
             lines_said: vec![],
             bot_prompts_heard: 0,
             barge_ins: 0,
+            talked_over: 0,
             bot_speech_s: 0.0,
             started: Utc::now(),
             ended: Utc::now(),

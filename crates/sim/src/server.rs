@@ -187,6 +187,9 @@ pub struct SimCallLog {
     pub lines_said: Vec<String>,
     pub bot_prompts_heard: u32,
     pub barge_ins: u32,
+    /// Bot prompts that started while the callee was saying a line ([`AgentRecord::talked_over`]).
+    #[serde(default)]
+    pub talked_over: u32,
     /// Seconds of bot speech heard.
     pub bot_speech_s: f64,
     pub started: DateTime<Utc>,
@@ -720,6 +723,7 @@ async fn serve_one(ep: &SipEndpoint, inc: IncomingCall, shared: &Shared) {
         lines_said: rec.lines_said,
         bot_prompts_heard: rec.bot_prompts_heard,
         barge_ins: rec.barge_ins,
+        talked_over: rec.talked_over,
         bot_speech_s: (rec.bot_speech_s * 100.0).round() / 100.0,
         started,
         ended: (opts.clock)(),

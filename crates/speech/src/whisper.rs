@@ -54,7 +54,11 @@ struct Specials {
 /// A loaded Whisper model. Inference holds a lock: one utterance at a time
 /// per loaded model (load several for parallel calls).
 pub struct WhisperModel {
-    model: Mutex<Whisper>,
+    /// Decoder instances sharing one copy of the weights (candle tensors are
+    /// reference-counted; each clone has its own KV cache): as many
+    /// utterances decode at once as there are instances, instead of queueing
+    /// on one lock while the other core idles.
+    pool: Vec<Mutex<Whisper>>,
     vocab: Vec<String>,
     token_ids: HashMap<String, u32>,
     specials: Specials,
@@ -427,7 +431,9 @@ impl WhisperModel {
         };
         let n_mels = cfg.num_mel_bins;
         Ok(WhisperModel {
-            model: Mutex::new(whisper),
+            pool: (0..default_instances())
+                .map(|_| Mutex::new(whisper.clone()))
+                .collect(),
             vocab,
             token_ids,
             specials,
@@ -469,6 +475,29 @@ impl WhisperModel {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Decoder instances (utterances that can decode at once).
+    pub fn instances(&self) -> usize {
+        self.pool.len()
+    }
+
+    /// Keeps `n` (≥ 1) decoder instances; more share the same weights.
+    pub fn set_instances(&mut self, n: usize) {
+        let proto = self.instance().clone();
+        self.pool = (0..n.max(1)).map(|_| Mutex::new(proto.clone())).collect();
+    }
+
+    /// A free decoder instance, else the first to come free.
+    fn instance(&self) -> std::sync::MutexGuard<'_, Whisper> {
+        for m in &self.pool {
+            if let Ok(g) = m.try_lock() {
+                return g;
+            }
+        }
+        // All busy: wait on one (spread by thread, so waiters do not all pile on the first).
+        let i = THREAD_SLOT.with(|s| *s) % self.pool.len();
+        self.pool[i].lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn is_multilingual(&self) -> bool {
@@ -518,7 +547,7 @@ impl WhisperModel {
     ) -> Result<Transcript, WhisperError> {
         let dev = Device::Cpu;
         let (mel, frames) = log_mel(audio, &self.filters, self.n_mels);
-        let mut model = self.model.lock().unwrap_or_else(|p| p.into_inner());
+        let mut model = self.instance();
         let max_frames = model.config.max_source_positions * 2;
         let frames_used = frames.min(max_frames);
         let mel =
@@ -635,6 +664,23 @@ impl WhisperModel {
             .map(|(c, _)| c.clone())
             .unwrap_or_else(|| "en".into()))
     }
+}
+
+/// Decoder instances by default: one per core (`WAIHU_ASR_INSTANCES` overrides).
+fn default_instances() -> usize {
+    std::env::var("WAIHU_ASR_INSTANCES")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+}
+
+thread_local! {
+    static THREAD_SLOT: usize = {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    };
 }
 
 /// A decoding loop at the end of `t`: a phrase of 3..=12 tokens said twice
