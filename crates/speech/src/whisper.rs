@@ -18,7 +18,10 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::whisper::{model::Whisper, Config};
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::Module;
+use serde::Serialize;
+use candle_transformers::models::whisper::{model::Whisper, quantized_model, Config};
 
 use crate::asr::{AsrError, AsrOptions, Transcript, UtteranceAsr};
 use crate::ct2;
@@ -58,7 +61,9 @@ pub struct WhisperModel {
     /// reference-counted; each clone has its own KV cache): as many
     /// utterances decode at once as there are instances, instead of queueing
     /// on one lock while the other core idles.
-    pool: Vec<Mutex<Whisper>>,
+    pool: Vec<Mutex<Net>>,
+    /// Weight precision of the decoder instances.
+    precision: Precision,
     vocab: Vec<String>,
     token_ids: HashMap<String, u32>,
     specials: Specials,
@@ -372,8 +377,14 @@ impl WhisperModel {
         )?;
         let t = w.out;
         drop(raw);
-        let vb = VarBuilder::from_tensors(t, DType::F32, &dev);
-        let whisper = Whisper::load(&vb, cfg.clone())?;
+        let precision = Precision::from_env();
+        let whisper = match precision {
+            Precision::F32 => {
+                let vb = VarBuilder::from_tensors(t, DType::F32, &dev);
+                Net::F32(Whisper::load(&vb, cfg.clone())?)
+            }
+            Precision::Q8 => Net::q8(t, &cfg)?,
+        };
 
         let vocab = Self::load_vocab(dir)?;
         if vocab.len() < vocab_size.saturating_sub(1) {
@@ -434,6 +445,7 @@ impl WhisperModel {
             pool: (0..default_instances())
                 .map(|_| Mutex::new(whisper.clone()))
                 .collect(),
+            precision,
             vocab,
             token_ids,
             specials,
@@ -488,8 +500,13 @@ impl WhisperModel {
         self.pool = (0..n.max(1)).map(|_| Mutex::new(proto.clone())).collect();
     }
 
+    /// Weight precision of the decoder instances.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
     /// A free decoder instance, else the first to come free.
-    fn instance(&self) -> std::sync::MutexGuard<'_, Whisper> {
+    fn instance(&self) -> std::sync::MutexGuard<'_, Net> {
         for m in &self.pool {
             if let Ok(g) = m.try_lock() {
                 return g;
@@ -548,11 +565,12 @@ impl WhisperModel {
         let dev = Device::Cpu;
         let (mel, frames) = log_mel(audio, &self.filters, self.n_mels);
         let mut model = self.instance();
-        let max_frames = model.config.max_source_positions * 2;
+        let cfg = model.config().clone();
+        let max_frames = cfg.max_source_positions * 2;
         let frames_used = frames.min(max_frames);
         let mel =
             Tensor::from_vec(mel, (1, self.n_mels, frames), &dev)?.narrow(2, 0, frames_used)?;
-        let features = model.encoder.forward(&mel, true)?;
+        let features = model.encode(&mel)?;
         let sp = &self.specials;
         let mut tokens: Vec<u32> = Vec::new();
         if let (Some(p), Some(sop)) = (prompt, sp.start_of_prev) {
@@ -581,18 +599,11 @@ impl WhisperModel {
         let prefix = tokens.len();
         let audio_s = audio.len() as f32 / SAMPLE_RATE as f32;
         let cap = ((audio_s * self.max_tokens_per_s) as usize + 8)
-            .min(model.config.max_target_positions / 2);
+            .min(cfg.max_target_positions / 2);
         let mut logprob_sum = 0f64;
         for step in 0..cap {
             let input = Tensor::new(tokens.as_slice(), &dev)?.unsqueeze(0)?;
-            let ys = model.decoder.forward(&input, &features, step == 0)?;
-            let (_, seq, _) = ys.dims3()?;
-            let logits = model
-                .decoder
-                .final_linear(&ys.i((..1, seq - 1..))?)?
-                .i(0)?
-                .i(0)?;
-            let mut l: Vec<f32> = logits.to_vec1()?;
+            let mut l = model.next_logits(&input, &features, step == 0)?;
             for &s in &self.suppress {
                 if let Some(v) = l.get_mut(s as usize) {
                     *v = f32::NEG_INFINITY;
@@ -643,19 +654,12 @@ impl WhisperModel {
 
     fn detect_language(
         &self,
-        model: &mut Whisper,
+        model: &mut Net,
         features: &Tensor,
         prefix: &[u32],
     ) -> Result<String, WhisperError> {
         let input = Tensor::new(prefix, &Device::Cpu)?.unsqueeze(0)?;
-        let ys = model.decoder.forward(&input, features, true)?;
-        let (_, seq, _) = ys.dims3()?;
-        let l: Vec<f32> = model
-            .decoder
-            .final_linear(&ys.i((..1, seq - 1..))?)?
-            .i(0)?
-            .i(0)?
-            .to_vec1()?;
+        let l = model.next_logits(&input, features, true)?;
         Ok(self
             .specials
             .langs
@@ -663,6 +667,109 @@ impl WhisperModel {
             .max_by(|a, b| l[a.1 as usize].total_cmp(&l[b.1 as usize]))
             .map(|(c, _)| c.clone())
             .unwrap_or_else(|| "en".into()))
+    }
+}
+
+/// Weight precision of the embedded Whisper's matrix products.
+///
+/// Decoding one token multiplies a single vector by every weight matrix, so
+/// it is bound by memory traffic, not arithmetic: base reads ~200 MB of f32
+/// weights per token (half of it the vocabulary projection). 8-bit blocks
+/// (GGML Q8_0, a scale per 32 weights) read a quarter of that with a
+/// negligible change in output; `waihu bench asr` measures both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    F32,
+    Q8,
+}
+
+impl Precision {
+    /// `WAIHU_ASR_PRECISION=f32|q8` (default q8).
+    pub fn from_env() -> Precision {
+        match std::env::var("WAIHU_ASR_PRECISION").as_deref() {
+            Ok("f32") => Precision::F32,
+            _ => Precision::Q8,
+        }
+    }
+}
+
+/// One decoder instance: candle's f32 Whisper, or its quantised twin with
+/// the vocabulary projection quantised too (candle's quantised decoder keeps
+/// that one in f32, and it is half the per-token work).
+#[derive(Clone)]
+enum Net {
+    F32(Whisper),
+    Q8 {
+        model: quantized_model::Whisper,
+        logits: QMatMul,
+    },
+}
+
+impl Net {
+    /// Quantises the 2-D weight matrices to Q8_0 (rows a multiple of 32
+    /// long); everything else stays f32.
+    fn q8(t: HashMap<String, Tensor>, cfg: &Config) -> Result<Net, WhisperError> {
+        let mut q: Vec<(String, QTensor)> = Vec::with_capacity(t.len());
+        for (name, tensor) in &t {
+            let dims = tensor.dims();
+            let dtype = if dims.len() == 2 && dims[1] % 32 == 0 && name.ends_with(".weight") {
+                GgmlDType::Q8_0
+            } else {
+                GgmlDType::F32
+            };
+            q.push((name.clone(), QTensor::quantize(tensor, dtype)?));
+        }
+        let emb = t
+            .get("model.decoder.embed_tokens.weight")
+            .ok_or_else(|| candle_core::Error::Msg("no decoder embeddings".into()))?;
+        let logits = QMatMul::from_qtensor(QTensor::quantize(emb, GgmlDType::Q8_0)?)?;
+        drop(t);
+        let mut buf = std::io::Cursor::new(Vec::new());
+        let refs: Vec<(&str, &QTensor)> = q.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        candle_core::quantized::gguf_file::write(&mut buf, &[], &refs)?;
+        drop(q);
+        let vb = quantized_model::VarBuilder::from_gguf_buffer(buf.get_ref(), &Device::Cpu)?;
+        let model = quantized_model::Whisper::load(&vb, cfg.clone())?;
+        Ok(Net::Q8 { model, logits })
+    }
+
+    fn config(&self) -> &Config {
+        match self {
+            Net::F32(m) => &m.config,
+            Net::Q8 { model, .. } => &model.config,
+        }
+    }
+
+    fn encode(&mut self, mel: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Net::F32(m) => m.encoder.forward(mel, true),
+            Net::Q8 { model, .. } => model.encoder.forward(mel, true),
+        }
+    }
+
+    /// The logits of the token after `tokens` (batch 1).
+    fn next_logits(
+        &mut self,
+        tokens: &Tensor,
+        features: &Tensor,
+        flush: bool,
+    ) -> candle_core::Result<Vec<f32>> {
+        let last = |ys: &Tensor| -> candle_core::Result<Tensor> {
+            let (_, seq, _) = ys.dims3()?;
+            ys.i((..1, seq - 1..))
+        };
+        let logits = match self {
+            Net::F32(m) => {
+                let ys = m.decoder.forward(tokens, features, flush)?;
+                m.decoder.final_linear(&last(&ys)?)?
+            }
+            Net::Q8 { model, logits } => {
+                let ys = model.decoder.forward(tokens, features, flush)?;
+                logits.forward(&last(&ys)?.contiguous()?)?
+            }
+        };
+        logits.i(0)?.i(0)?.to_vec1()
     }
 }
 
