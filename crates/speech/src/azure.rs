@@ -261,7 +261,10 @@ impl AzureTts {
         if !key.chars().all(|c| c.is_ascii_graphic()) {
             return Err(config_error(
                 &url,
-                format!("the key in {} has characters a key cannot have", cfg.key_env),
+                format!(
+                    "the key in {} has characters a key cannot have",
+                    cfg.key_env
+                ),
             ));
         }
         let client = client(&cfg.timeouts).map_err(|m| config_error(&url, m))?;

@@ -24,8 +24,8 @@ use waihu_audio::style::Style;
 use waihu_audio::wav::Pcm;
 
 use crate::remote_tts::{
-    client, parse_endpoint, stream_audio, AudioRequest, Mood, RemoteError,
-    RemoteErrorKind, RemoteTimeouts, SampleFormat,
+    client, parse_endpoint, stream_audio, AudioRequest, Mood, RemoteError, RemoteErrorKind,
+    RemoteTimeouts, SampleFormat,
 };
 use crate::tts::{PcmPieces, TtsEngine, TtsError};
 
@@ -176,7 +176,10 @@ impl CosyVoiceTts {
             })?
         };
         if cfg.mode == CosyVoiceMode::ZeroShot
-            && cfg.prompt_text.as_deref().is_none_or(|t| t.trim().is_empty())
+            && cfg
+                .prompt_text
+                .as_deref()
+                .is_none_or(|t| t.trim().is_empty())
         {
             return Err(config_error(
                 &url,
@@ -222,7 +225,9 @@ impl CosyVoiceTts {
         let instruct = instruct_text(&self.cfg.instruct_prefix, Mood::of(style));
         let req = self.client.post(&self.url);
         match mode {
-            CosyVoiceMode::Sft => req.form(&[("tts_text", text), ("spk_id", self.cfg.voice.as_str())]),
+            CosyVoiceMode::Sft => {
+                req.form(&[("tts_text", text), ("spk_id", self.cfg.voice.as_str())])
+            }
             CosyVoiceMode::Instruct => req.form(&[
                 ("tts_text", text),
                 ("spk_id", self.cfg.voice.as_str()),

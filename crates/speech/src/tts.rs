@@ -63,11 +63,7 @@ pub enum TtsError {
     #[error(transparent)]
     Remote(#[from] crate::remote_tts::RemoteError),
     #[error("{engine} 采样率在句中改变 / sample rate changed mid-sentence ({from} Hz to {to} Hz)")]
-    RateChanged {
-        engine: String,
-        from: u32,
-        to: u32,
-    },
+    RateChanged { engine: String, from: u32, to: u32 },
 }
 
 /// Audio of one sentence in pieces at the engine's native rate, handed out
@@ -420,9 +416,7 @@ impl FrameStream {
                 };
                 a.whole.extend_from_slice(&out);
                 if let Some(cache) = &self.synth.cache {
-                    cache
-                        .put(&a.key, a.whole.into())
-                        .map_err(TtsError::Cache)?;
+                    cache.put(&a.key, a.whole.into()).map_err(TtsError::Cache)?;
                 }
             }
         }
@@ -459,7 +453,8 @@ impl Iterator for FrameStream {
             match self.pending.pop() {
                 Some(chunk) => {
                     let engine = &self.synth.engine;
-                    let key = CacheKey::new(engine.id(), &chunk, &self.voice.style, self.voice.rate);
+                    let key =
+                        CacheKey::new(engine.id(), &chunk, &self.voice.style, self.voice.rate);
                     if let Some(hit) = self.synth.cache.as_ref().and_then(|c| c.get(&key)) {
                         self.push_audio(&hit);
                         continue;
