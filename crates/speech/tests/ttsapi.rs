@@ -1101,9 +1101,10 @@ proptest! {
         let style = Style { pitch, speed, range };
         let ssml = build_ssml("zh-CN-XiaoxiaoNeural", Lang::Zh, &style, &text);
         let seen = parse_ssml(&ssml).map_err(|e| TestCaseError::fail(format!("{e}: {ssml}")))?;
-        let kept: String = text.chars().filter(|&c| {
-            !((c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r')) && c != '\u{FFFE}' && c != '\u{FFFF}'
-        }).collect();
+        let xml_char = |c: char| {
+            matches!(c, '\t' | '\n' | '\r') || ((c as u32) >= 0x20 && !matches!(c, '\u{FFFE}' | '\u{FFFF}'))
+        };
+        let kept: String = text.chars().filter(|&c| xml_char(c)).collect();
         prop_assert_eq!(seen.text, kept);
         prop_assert_eq!(seen.voice, "zh-CN-XiaoxiaoNeural");
         prop_assert_eq!(xml_text(&text).contains('<'), false);
