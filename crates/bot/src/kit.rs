@@ -25,6 +25,8 @@ pub enum KitError {
     },
     #[error("找不到 espeak-ng / espeak-ng not found: apt-get install espeak-ng")]
     NoEspeak,
+    #[error("语音合成配置 / TTS configuration: {0}")]
+    Tts(String),
 }
 
 impl Kit {
@@ -55,11 +57,17 @@ impl Kit {
         // serves every call, and its first-audio time under 20 calls sharing two
         // cores with Whisper is not measured yet (issue 14), so live campaigns keep
         // the voice whose turn latency is known.
-        let choice = match std::env::var("WAIHU_BOT_VOICE").as_deref() {
-            Ok("neural") => TtsChoice::Neural,
-            _ => TtsChoice::Espeak,
-        };
-        let built = choice.build(data_dir).map_err(|_| KitError::NoEspeak)?;
+        // WAIHU_BOT_VOICE=cosyvoice|azure speaks through a TTS server (see
+        // TtsChoice::from_env for the variables that configure it).
+        let choice = TtsChoice::from_env(|k| std::env::var(k).ok()).map_err(KitError::Tts)?;
+        let remote = matches!(choice, TtsChoice::CosyVoice(_) | TtsChoice::Azure(_));
+        let built = choice.build(data_dir).map_err(|e| {
+            if remote {
+                KitError::Tts(e.to_string())
+            } else {
+                KitError::NoEspeak
+            }
+        })?;
         if let Some(note) = &built.fallback {
             tracing::info!("{note}");
         }

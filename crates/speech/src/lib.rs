@@ -14,6 +14,9 @@
 //!   MB-MelGAN on ONNX Runtime) and its Rust text front end (numbers,
 //!   polyphones, pinyin to the model's symbols). Non-commercial corpus: see
 //!   [`zhvoice::LICENCE_NOTE`].
+//! - [`cosyvoice`], [`azure`]: remote TTS adapters (a CosyVoice FastAPI
+//!   server, Azure Speech REST), streaming each sentence's audio as the
+//!   response body arrives; what they share is in [`remote_tts`].
 //! - [`cache`]: content-addressed cache of synthesised sentences.
 //! - [`asr`]: the streaming ASR trait; utterance engines run behind the endpointer.
 //! - [`whisper`]: the embedded ASR engine: Whisper from a faster-whisper
@@ -26,12 +29,15 @@
 //! and media time as input.
 
 pub mod asr;
+pub mod azure;
 pub mod cache;
+pub mod cosyvoice;
 pub mod ct2;
 pub mod engines;
 pub mod funasr;
 pub mod openai;
 pub mod piper;
+pub mod remote_tts;
 pub mod tts;
 pub mod whisper;
 pub mod zh;
@@ -45,7 +51,8 @@ pub use waihu_audio::{channel, endpoint, eval, g711, resample, script, style, va
 pub use cache::TtsCache;
 pub use piper::PiperTts;
 pub use tts::{
-    ByLang, EspeakTts, FrameStream, PcmFrame, Synthesizer, TtsEngine, TtsError, Voice, FRAME_MS,
+    ByLang, EspeakTts, FrameStream, PcmFrame, PcmPieces, Synthesizer, TtsEngine, TtsError, Voice,
+    FRAME_MS,
 };
 pub use waihu_audio::{Lang, LangChoice, Style, StyleBook};
 pub use zhvoice::ZhVoice;

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use crate::cache::{CacheKey, TtsCache};
-use waihu_audio::resample::resample_i16;
+use waihu_audio::resample::{resample_i16, Resampler};
 use waihu_audio::script::{chunks, Chunk, Lang, LangChoice};
 use waihu_audio::style::{espeak_params, Style};
 use waihu_audio::wav::{parse_wav, Pcm, WavError};
@@ -60,7 +60,15 @@ pub enum TtsError {
     Piper(#[from] crate::piper::PiperError),
     #[error(transparent)]
     ZhVoice(#[from] crate::zhvoice::ZhVoiceError),
+    #[error(transparent)]
+    Remote(#[from] crate::remote_tts::RemoteError),
+    #[error("{engine} 采样率在句中改变 / sample rate changed mid-sentence ({from} Hz to {to} Hz)")]
+    RateChanged { engine: String, from: u32, to: u32 },
 }
+
+/// Audio of one sentence in pieces at the engine's native rate, handed out
+/// as the engine produces them (e.g. as a server's response body arrives).
+pub type PcmPieces = Box<dyn Iterator<Item = Result<Pcm, TtsError>> + Send>;
 
 /// A TTS engine: one piece of text in one language and style to audio at
 /// the engine's native rate. Splitting, resampling, framing and caching are
@@ -70,6 +78,19 @@ pub trait TtsEngine: Send + Sync {
     /// so changing it invalidates cached audio.
     fn id(&self) -> &str;
     fn synthesize(&self, text: &str, lang: Lang, style: &Style) -> Result<Pcm, TtsError>;
+
+    /// The same audio in pieces, the first as early as the engine can: the
+    /// remote adapters yield each body chunk as it arrives. Engines that make
+    /// a sentence in one go keep this default of one piece.
+    fn synthesize_stream(
+        &self,
+        text: &str,
+        lang: Lang,
+        style: &Style,
+    ) -> Result<PcmPieces, TtsError> {
+        let pcm = self.synthesize(text, lang, style)?;
+        Ok(Box::new(std::iter::once(Ok(pcm))))
+    }
 }
 
 /// espeak-ng run as a subprocess (see the module docs for why not linked).
@@ -222,6 +243,18 @@ impl TtsEngine for ByLang {
             Lang::En => self.en.synthesize(text, lang, style),
         }
     }
+
+    fn synthesize_stream(
+        &self,
+        text: &str,
+        lang: Lang,
+        style: &Style,
+    ) -> Result<PcmPieces, TtsError> {
+        match lang {
+            Lang::Zh => self.zh.synthesize_stream(text, lang, style),
+            Lang::En => self.en.synthesize_stream(text, lang, style),
+        }
+    }
 }
 
 /// Everything a prompt needs besides its text.
@@ -271,6 +304,7 @@ impl Synthesizer {
             synth: self.clone(),
             voice,
             pending,
+            active: None,
             buf: Vec::new(),
             pos: 0,
             done: false,
@@ -311,15 +345,83 @@ pub struct FrameStream {
     voice: Voice,
     /// Chunks still to synthesise, last first.
     pending: Vec<Chunk>,
+    /// The sentence whose audio is arriving.
+    active: Option<Arriving>,
     buf: Vec<i16>,
     pos: usize,
     done: bool,
+}
+
+/// One uncached sentence's audio, resampled piece by piece as the engine
+/// yields it, and kept whole for the cache.
+struct Arriving {
+    pieces: PcmPieces,
+    resampler: Option<(u32, Resampler)>,
+    whole: Vec<i16>,
+    key: CacheKey,
+}
+
+fn to_i16(v: Vec<f32>) -> impl Iterator<Item = i16> {
+    v.into_iter()
+        .map(|x| x.round().clamp(-32768.0, 32767.0) as i16)
 }
 
 impl FrameStream {
     /// Chunks not yet synthesised.
     pub fn remaining_chunks(&self) -> usize {
         self.pending.len()
+    }
+
+    fn push_audio(&mut self, audio: &[i16]) {
+        self.buf.drain(..self.pos);
+        self.pos = 0;
+        self.buf.extend_from_slice(audio);
+    }
+
+    /// Takes the next piece of the arriving sentence into `buf`; at its end,
+    /// flushes the resampler and caches the sentence.
+    fn pull_piece(&mut self) -> Result<(), TtsError> {
+        let Some(a) = self.active.as_mut() else {
+            return Ok(());
+        };
+        let rate = self.voice.rate;
+        let mut out = Vec::new();
+        match a.pieces.next() {
+            Some(Ok(pcm)) => {
+                let (from, r) = a
+                    .resampler
+                    .get_or_insert_with(|| (pcm.rate, Resampler::new(pcm.rate, rate)));
+                if *from != pcm.rate {
+                    return Err(TtsError::RateChanged {
+                        engine: self.synth.engine.id().to_string(),
+                        from: *from,
+                        to: pcm.rate,
+                    });
+                }
+                if r.is_identity() {
+                    out = pcm.samples;
+                } else {
+                    let input: Vec<f32> = pcm.samples.iter().map(|&v| v as f32).collect();
+                    out.extend(to_i16(r.process(&input)));
+                }
+                a.whole.extend_from_slice(&out);
+            }
+            Some(Err(e)) => return Err(e),
+            None => {
+                if let Some((_, r)) = a.resampler.as_mut() {
+                    out.extend(to_i16(r.flush()));
+                }
+                let Some(mut a) = self.active.take() else {
+                    return Ok(());
+                };
+                a.whole.extend_from_slice(&out);
+                if let Some(cache) = &self.synth.cache {
+                    cache.put(&a.key, a.whole.into()).map_err(TtsError::Cache)?;
+                }
+            }
+        }
+        self.push_audio(&out);
+        Ok(())
     }
 }
 
@@ -340,18 +442,38 @@ impl Iterator for FrameStream {
             if self.done {
                 return None;
             }
+            if self.active.is_some() {
+                if let Err(e) = self.pull_piece() {
+                    self.done = true;
+                    self.active = None;
+                    return Some(Err(e));
+                }
+                continue;
+            }
             match self.pending.pop() {
-                Some(chunk) => match self.synth.chunk_audio(&chunk, &self.voice) {
-                    Ok(audio) => {
-                        self.buf.drain(..self.pos);
-                        self.pos = 0;
-                        self.buf.extend_from_slice(&audio);
+                Some(chunk) => {
+                    let engine = &self.synth.engine;
+                    let key =
+                        CacheKey::new(engine.id(), &chunk, &self.voice.style, self.voice.rate);
+                    if let Some(hit) = self.synth.cache.as_ref().and_then(|c| c.get(&key)) {
+                        self.push_audio(&hit);
+                        continue;
                     }
-                    Err(e) => {
-                        self.done = true;
-                        return Some(Err(e));
+                    match engine.synthesize_stream(&chunk.text, chunk.lang, &self.voice.style) {
+                        Ok(pieces) => {
+                            self.active = Some(Arriving {
+                                pieces,
+                                resampler: None,
+                                whole: Vec::new(),
+                                key,
+                            })
+                        }
+                        Err(e) => {
+                            self.done = true;
+                            return Some(Err(e));
+                        }
                     }
-                },
+                }
                 None => {
                     self.done = true;
                     if self.buf.len() > self.pos {

