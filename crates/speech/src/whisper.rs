@@ -16,12 +16,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use candle_core::{DType, Device, IndexOp, Tensor};
-use candle_nn::VarBuilder;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::Module;
-use serde::Serialize;
+use candle_core::{DType, Device, IndexOp, Tensor};
+use candle_nn::VarBuilder;
 use candle_transformers::models::whisper::{model::Whisper, quantized_model, Config};
+use serde::Serialize;
 
 use crate::asr::{AsrError, AsrOptions, Transcript, UtteranceAsr};
 use crate::ct2;
@@ -598,8 +598,8 @@ impl WhisperModel {
         tokens.push(sp.no_timestamps);
         let prefix = tokens.len();
         let audio_s = audio.len() as f32 / SAMPLE_RATE as f32;
-        let cap = ((audio_s * self.max_tokens_per_s) as usize + 8)
-            .min(cfg.max_target_positions / 2);
+        let cap =
+            ((audio_s * self.max_tokens_per_s) as usize + 8).min(cfg.max_target_positions / 2);
         let mut logprob_sum = 0f64;
         for step in 0..cap {
             let input = Tensor::new(tokens.as_slice(), &dev)?.unsqueeze(0)?;
