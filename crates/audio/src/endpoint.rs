@@ -482,17 +482,8 @@ mod tests {
 
     /// Drive the endpointer with a speech pattern of (speech?, ms) runs in 20 ms frames.
     fn run(ep: &mut Endpointer, pattern: &[(bool, u64)]) -> Vec<EndpointEvent> {
-        let mut t = 0;
-        let mut out = Vec::new();
-        for &(speech, ms) in pattern {
-            for _ in 0..ms / 20 {
-                ep.handle_frame(t, 20, speech);
-                t += 20;
-                while let Some(e) = ep.poll_event() {
-                    out.push(e);
-                }
-            }
-        }
+        let mut out = run_open(ep, pattern);
+        let t = pattern.iter().map(|&(_, ms)| ms / 20 * 20).sum();
         ep.flush(t);
         while let Some(e) = ep.poll_event() {
             out.push(e);
