@@ -288,16 +288,6 @@ impl AzureTts {
     }
 }
 
-fn is_audio(ct: Option<&str>) -> bool {
-    match ct {
-        None => true,
-        Some(ct) => {
-            let ct = ct.trim().to_ascii_lowercase();
-            ct.starts_with("audio/") || ct.starts_with("application/octet-stream")
-        }
-    }
-}
-
 impl TtsEngine for AzureTts {
     fn id(&self) -> &str {
         &self.id
@@ -340,7 +330,7 @@ impl TtsEngine for AzureTts {
             format: self.cfg.format.sample_format(),
             rate: self.cfg.format.rate(),
             timeouts: self.cfg.timeouts,
-            accept: is_audio,
+            accept: crate::remote_tts::is_audio,
         })?;
         Ok(Box::new(audio))
     }

@@ -254,18 +254,6 @@ impl CosyVoiceTts {
     }
 }
 
-/// `StreamingResponse` without a media type sends no Content-Type; a proxy
-/// may add a generic one. Anything textual is an error page, not audio.
-fn is_raw_audio(ct: Option<&str>) -> bool {
-    match ct {
-        None => true,
-        Some(ct) => {
-            let ct = ct.trim().to_ascii_lowercase();
-            ct.starts_with("application/octet-stream") || ct.starts_with("audio/")
-        }
-    }
-}
-
 impl TtsEngine for CosyVoiceTts {
     fn id(&self) -> &str {
         &self.id
@@ -294,7 +282,7 @@ impl TtsEngine for CosyVoiceTts {
             format: SampleFormat::S16Le,
             rate: self.rate,
             timeouts: self.cfg.timeouts,
-            accept: is_raw_audio,
+            accept: crate::remote_tts::is_audio,
         })?;
         Ok(Box::new(audio))
     }

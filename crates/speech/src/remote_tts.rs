@@ -505,3 +505,17 @@ mod tests {
         assert_eq!(a.bytes(), 4);
     }
 }
+
+/// Whether a response's Content-Type can carry raw audio: none at all
+/// (CosyVoice's `StreamingResponse` sends none), `audio/*`, or a generic
+/// `application/octet-stream` a proxy may add. Anything textual is an error
+/// page, not audio.
+pub(crate) fn is_audio(ct: Option<&str>) -> bool {
+    match ct {
+        None => true,
+        Some(ct) => {
+            let ct = ct.trim().to_ascii_lowercase();
+            ct.starts_with("audio/") || ct.starts_with("application/octet-stream")
+        }
+    }
+}
