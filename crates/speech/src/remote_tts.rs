@@ -473,6 +473,20 @@ impl Iterator for HttpAudio {
     }
 }
 
+/// Whether a response's Content-Type can carry raw audio: none at all
+/// (CosyVoice's `StreamingResponse` sends none), `audio/*`, or a generic
+/// `application/octet-stream` a proxy may add. Anything textual is an error
+/// page, not audio.
+pub(crate) fn is_audio(ct: Option<&str>) -> bool {
+    match ct {
+        None => true,
+        Some(ct) => {
+            let ct = ct.trim().to_ascii_lowercase();
+            ct.starts_with("audio/") || ct.starts_with("application/octet-stream")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,19 +517,5 @@ mod tests {
         assert_eq!(out, vec![0x1234, 0x7fff]);
         assert!(a.ends_on_sample());
         assert_eq!(a.bytes(), 4);
-    }
-}
-
-/// Whether a response's Content-Type can carry raw audio: none at all
-/// (CosyVoice's `StreamingResponse` sends none), `audio/*`, or a generic
-/// `application/octet-stream` a proxy may add. Anything textual is an error
-/// page, not audio.
-pub(crate) fn is_audio(ct: Option<&str>) -> bool {
-    match ct {
-        None => true,
-        Some(ct) => {
-            let ct = ct.trim().to_ascii_lowercase();
-            ct.starts_with("audio/") || ct.starts_with("application/octet-stream")
-        }
     }
 }
