@@ -97,7 +97,10 @@ pub(crate) fn quantize(x: &[f32], nin: usize) -> Q8Acts {
         let id = if dd > 0.0 { 1.0 / dd } else { 0.0 };
         let mut sum = 0i32;
         for (v, o) in xb.iter().zip(qb.iter_mut()) {
-            let r = (v * id).round_ties_even().clamp(-128.0, 127.0) as i32;
+            // Round half to even (as C's lrintf) without a libm call: adding
+            // 1.5·2²³ leaves the rounded value in the mantissa (|v·id| ≤ 127).
+            const MAGIC: f32 = 12_582_912.0;
+            let r = ((v * id + MAGIC) - MAGIC).clamp(-128.0, 127.0) as i32;
             *o = r as i8;
             sum += r;
         }
@@ -153,31 +156,81 @@ unsafe fn matmul_avx2(w: &Q4Matrix, bias: &[f32], a: &Q8Acts, l: usize, y: &mut 
     assert!(a.q.len() >= l * nin && a.d.len() >= l * nb && a.s.len() >= l * nb);
     assert!(y.len() >= l * nout && bias.len() >= nout);
     let ones = _mm256_set1_epi16(1);
-    for o in 0..nout {
-        let wr = w.nibbles.as_ptr().add(o * nin);
-        let dw = &w.scales[o * nb..(o + 1) * nb];
+    // Four weight rows per pass: each activation block is loaded once for four rows.
+    let full = nout / 4 * 4;
+    for o in (0..full).step_by(4) {
+        let w0 = w.nibbles.as_ptr().add(o * nin);
+        let (w1, w2, w3) = (w0.add(nin), w0.add(2 * nin), w0.add(3 * nin));
+        let dw = &w.scales[o * nb..(o + 4) * nb];
         for t in 0..l {
             let ar = a.q.as_ptr().add(t * nin);
             let ad = &a.d[t * nb..(t + 1) * nb];
             let asum = &a.s[t * nb..(t + 1) * nb];
+            let (mut f0, mut f1, mut f2, mut f3) = (
+                _mm256_setzero_ps(),
+                _mm256_setzero_ps(),
+                _mm256_setzero_ps(),
+                _mm256_setzero_ps(),
+            );
+            let mut corr = [0f32; 4];
+            for b in 0..nb {
+                let av = _mm256_loadu_si256(ar.add(b * QK) as *const __m256i);
+                let (da, sa) = (ad[b], asum[b] as f32);
+                let s0 = dw[b] * da;
+                let s1 = dw[nb + b] * da;
+                let s2 = dw[2 * nb + b] * da;
+                let s3 = dw[3 * nb + b] * da;
+                let dot = |wp: *const u8| {
+                    let wv = _mm256_loadu_si256(wp.add(b * QK) as *const __m256i);
+                    _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(wv, av), ones))
+                };
+                f0 = _mm256_fmadd_ps(dot(w0), _mm256_set1_ps(s0), f0);
+                f1 = _mm256_fmadd_ps(dot(w1), _mm256_set1_ps(s1), f1);
+                f2 = _mm256_fmadd_ps(dot(w2), _mm256_set1_ps(s2), f2);
+                f3 = _mm256_fmadd_ps(dot(w3), _mm256_set1_ps(s3), f3);
+                corr[0] += s0 * sa;
+                corr[1] += s1 * sa;
+                corr[2] += s2 * sa;
+                corr[3] += s3 * sa;
+            }
+            let yr = &mut y[t * nout + o..t * nout + o + 4];
+            yr[0] = bias[o] + hsum256(f0) - 8.0 * corr[0];
+            yr[1] = bias[o + 1] + hsum256(f1) - 8.0 * corr[1];
+            yr[2] = bias[o + 2] + hsum256(f2) - 8.0 * corr[2];
+            yr[3] = bias[o + 3] + hsum256(f3) - 8.0 * corr[3];
+        }
+    }
+    for o in full..nout {
+        let wr = w.nibbles.as_ptr().add(o * nin);
+        let dw = &w.scales[o * nb..(o + 1) * nb];
+        for t in 0..l {
+            let ar = a.q.as_ptr().add(t * nin);
             let mut facc = _mm256_setzero_ps();
             let mut corr = 0f32;
             for b in 0..nb {
                 let av = _mm256_loadu_si256(ar.add(b * QK) as *const __m256i);
                 let wv = _mm256_loadu_si256(wr.add(b * QK) as *const __m256i);
                 let s = _mm256_madd_epi16(_mm256_maddubs_epi16(wv, av), ones);
-                let scale = dw[b] * ad[b];
+                let scale = dw[b] * a.d[t * nb + b];
                 facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(scale), facc);
-                corr += scale * asum[b] as f32;
+                corr += scale * a.s[t * nb + b] as f32;
             }
-            let lo = _mm256_castps256_ps128(facc);
-            let hi = _mm256_extractf128_ps(facc, 1);
-            let mut v = _mm_add_ps(lo, hi);
-            v = _mm_add_ps(v, _mm_movehl_ps(v, v));
-            v = _mm_add_ss(v, _mm_shuffle_ps(v, v, 1));
-            y[t * nout + o] = bias[o] + _mm_cvtss_f32(v) - 8.0 * corr;
+            y[t * nout + o] = bias[o] + hsum256(facc) - 8.0 * corr;
         }
     }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn hsum256(v: std::arch::x86_64::__m256) -> f32 {
+    use std::arch::x86_64::*;
+    let lo = _mm256_castps256_ps128(v);
+    let hi = _mm256_extractf128_ps(v, 1);
+    let mut v = _mm_add_ps(lo, hi);
+    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    v = _mm_add_ss(v, _mm_shuffle_ps(v, v, 1));
+    _mm_cvtss_f32(v)
 }
 
 #[cfg(test)]
@@ -195,7 +248,7 @@ mod tests {
 
     #[test]
     fn simd_and_scalar_agree() {
-        let (nout, nin, l) = (5, 64, 3);
+        let (nout, nin, l) = (7, 64, 3);
         let mut raw = Vec::new();
         for i in 0..nout * nin / QK {
             raw.extend_from_slice(&(0x2e00u16 + i as u16).to_le_bytes());
