@@ -25,7 +25,9 @@
 mod kernels;
 mod tokenizer;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use kernels::{dequant_row, matmul, quantize, Q4Matrix, QK};
 
@@ -121,6 +123,11 @@ pub struct Encoder {
     eln_b: Vec<f32>,
     layers: Vec<Layer>,
     tok: tokenizer::Tokenizer,
+    /// Every text embedded through [`Encoder::embed_cached`]: a script's
+    /// examples are computed once per process, however often it is reloaded.
+    memo: Mutex<HashMap<(Kind, String), Arc<[f32]>>>,
+    /// Identifies the weights in disk-cache keys.
+    fingerprint: u64,
 }
 
 impl std::fmt::Debug for Encoder {
@@ -360,7 +367,66 @@ impl Encoder {
             eln_b: vec("emb.ln.b", h)?,
             layers,
             tok,
+            memo: Mutex::new(HashMap::new()),
+            fingerprint: fnv1a(FNV_OFFSET, &b[..b.len().min(1 << 20)]) ^ b.len() as u64,
         })
+    }
+
+    /// [`Encoder::embed`], remembered in memory for the life of the encoder.
+    pub fn embed_cached(&self, text: &str, kind: Kind) -> Arc<[f32]> {
+        let key = (kind, text.to_string());
+        if let Some(v) = self.memo.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return v;
+        }
+        let v: Arc<[f32]> = self.embed(text, kind).into();
+        if let Ok(mut m) = self.memo.lock() {
+            m.insert(key, v.clone());
+        }
+        v
+    }
+
+    /// Embeddings of many texts, remembered in memory and, when `cache_dir`
+    /// is given, in one file per distinct list there (keyed by a hash of the
+    /// weights, the kind and the texts), so the next process skips the work.
+    /// A cache that cannot be read or written is only a slower start.
+    pub fn embed_all(&self, texts: &[String], kind: Kind, cache_dir: Option<&Path>) -> Vec<Arc<[f32]>> {
+        let mut h = fnv1a(FNV_OFFSET, &self.fingerprint.to_le_bytes());
+        h = fnv1a(h, kind.prefix().as_bytes());
+        for t in texts {
+            h = fnv1a(h, t.as_bytes());
+            h = fnv1a(h, &[0]);
+        }
+        let file = cache_dir.map(|d| d.join(format!("{h:016x}.f32")));
+        let d = self.h;
+        if let Some(f) = &file {
+            if let Ok(bytes) = std::fs::read(f) {
+                if bytes.len() == texts.len() * d * 4 {
+                    let all = f32s(&bytes);
+                    let rows: Vec<Arc<[f32]>> = all.chunks_exact(d).map(Arc::from).collect();
+                    if let Ok(mut m) = self.memo.lock() {
+                        for (t, r) in texts.iter().zip(&rows) {
+                            m.insert((kind, t.clone()), r.clone());
+                        }
+                    }
+                    return rows;
+                }
+            }
+        }
+        let rows: Vec<Arc<[f32]>> = texts.iter().map(|t| self.embed_cached(t, kind)).collect();
+        if let (Some(f), Some(dir)) = (&file, cache_dir) {
+            let mut bytes = Vec::with_capacity(rows.len() * d * 4);
+            for r in &rows {
+                for v in r.iter() {
+                    bytes.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+            let tmp = f.with_extension(format!("tmp{}", std::process::id()));
+            let ok = std::fs::create_dir_all(dir).is_ok() && std::fs::write(&tmp, &bytes).is_ok();
+            if !ok || std::fs::rename(&tmp, f).is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+        }
+        rows
     }
 
     /// Embedding size (384).
@@ -461,6 +527,46 @@ impl Encoder {
         }
         x
     }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+fn fnv1a(mut h: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// The encoder installed by `scripts/deps/encoder.sh`, loaded once per
+/// process; `None` when it is not installed (or `WAIHU_ENCODER=off`), and
+/// the NLU then runs its linear model alone. A file that is present but
+/// unreadable is reported once on stderr.
+pub fn installed() -> Option<Arc<Encoder>> {
+    static ENC: std::sync::OnceLock<Option<Arc<Encoder>>> = std::sync::OnceLock::new();
+    ENC.get_or_init(|| {
+        if std::env::var("WAIHU_ENCODER").is_ok_and(|v| v == "off" || v == "0") {
+            return None;
+        }
+        let path = default_model_path();
+        if !path.exists() {
+            return None;
+        }
+        match Encoder::load(&path) {
+            Ok(e) => Some(Arc::new(e)),
+            Err(e) => {
+                eprintln!("waihu: sentence encoder not used: {e}");
+                None
+            }
+        }
+    })
+    .clone()
+}
+
+/// Where embeddings of fixed example lists are cached between processes.
+pub fn cache_dir() -> PathBuf {
+    models_dir().join(MODEL_DIR).join("cache")
 }
 
 fn strip(e: Error) -> String {
