@@ -149,6 +149,7 @@ fn matmul_scalar(w: &Q4Matrix, bias: &[f32], a: &Q8Acts, l: usize, y: &mut [f32]
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
+#[allow(clippy::needless_range_loop)] // block indices address three arrays at once
 unsafe fn matmul_avx2(w: &Q4Matrix, bias: &[f32], a: &Q8Acts, l: usize, y: &mut [f32]) {
     use std::arch::x86_64::*;
     let (nin, nb, nout) = (w.nin, w.nin / QK, w.nout);
@@ -255,7 +256,9 @@ mod tests {
             raw.extend((0..16).map(|j| ((i * 7 + j * 13) % 256) as u8));
         }
         let w = Q4Matrix::from_blocks(&raw, nout, nin);
-        let x: Vec<f32> = (0..l * nin).map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0).collect();
+        let x: Vec<f32> = (0..l * nin)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+            .collect();
         let a = quantize(&x, nin);
         let bias: Vec<f32> = (0..nout).map(|i| i as f32 * 0.5).collect();
         let fast = matmul(&w, &bias, &a, l);
@@ -274,10 +277,15 @@ mod tests {
         }
         for t in 0..l {
             for o in 0..nout {
-                let exact: f32 = (0..nin).map(|i| x[t * nin + i] * wf[o * nin + i]).sum::<f32>()
+                let exact: f32 = (0..nin)
+                    .map(|i| x[t * nin + i] * wf[o * nin + i])
+                    .sum::<f32>()
                     + bias[o];
                 let got = slow[t * nout + o];
-                assert!((exact - got).abs() < 0.05 * exact.abs().max(1.0), "{exact} vs {got}");
+                assert!(
+                    (exact - got).abs() < 0.05 * exact.abs().max(1.0),
+                    "{exact} vs {got}"
+                );
             }
         }
     }

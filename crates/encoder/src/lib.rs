@@ -88,6 +88,8 @@ impl Kind {
     }
 }
 
+type Memo = HashMap<(Kind, String), Arc<[f32]>>;
+
 struct Layer {
     q: Q4Matrix,
     k: Q4Matrix,
@@ -125,7 +127,7 @@ pub struct Encoder {
     tok: tokenizer::Tokenizer,
     /// Every text embedded through [`Encoder::embed_cached`]: a script's
     /// examples are computed once per process, however often it is reloaded.
-    memo: Mutex<HashMap<(Kind, String), Arc<[f32]>>>,
+    memo: Mutex<Memo>,
     /// Identifies the weights in disk-cache keys.
     fingerprint: u64,
 }
@@ -225,8 +227,7 @@ impl Encoder {
             && qk == QK
             && nl > 0
             && nl <= 64
-            && max_pos >= 3
-            && max_pos <= 1 << 16
+            && (3..=1 << 16).contains(&max_pos)
             && type_vocab <= 16
             && h <= 4096
             && ff <= 16384;
@@ -301,7 +302,7 @@ impl Encoder {
             let _nbytes = c.u64("tensor bytes")?;
             let need = match dtype {
                 0 => n * 4,
-                1 if n % QK == 0 => n / QK * 18,
+                1 if n / QK * QK == n => n / QK * 18,
                 _ => {
                     return Err(Error::Format(format!(
                         "tensor {name}: unknown type {dtype} or size {n}"
@@ -389,7 +390,12 @@ impl Encoder {
     /// is given, in one file per distinct list there (keyed by a hash of the
     /// weights, the kind and the texts), so the next process skips the work.
     /// A cache that cannot be read or written is only a slower start.
-    pub fn embed_all(&self, texts: &[String], kind: Kind, cache_dir: Option<&Path>) -> Vec<Arc<[f32]>> {
+    pub fn embed_all(
+        &self,
+        texts: &[String],
+        kind: Kind,
+        cache_dir: Option<&Path>,
+    ) -> Vec<Arc<[f32]>> {
         let mut h = fnv1a(FNV_OFFSET, &self.fingerprint.to_le_bytes());
         h = fnv1a(h, kind.prefix().as_bytes());
         for t in texts {
@@ -602,15 +608,17 @@ fn gelu(x: f32) -> f32 {
 fn erf(x: f32) -> f32 {
     let z = x.abs();
     let t = 1.0 / (1.0 + 0.5 * z);
-    let r = t * (-z * z - 1.265_512_2
-        + t * (1.000_023_7
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_204
-                                + t * (1.488_515_9 + t * (-0.822_152_2 + t * 0.170_872_77)))))))))
-        .exp();
+    let r = t
+        * (-z * z - 1.265_512_2
+            + t * (1.000_023_7
+                + t * (0.374_091_96
+                    + t * (0.096_784_18
+                        + t * (-0.186_288_06
+                            + t * (0.278_868_07
+                                + t * (-1.135_204
+                                    + t * (1.488_515_9
+                                        + t * (-0.822_152_2 + t * 0.170_872_77)))))))))
+            .exp();
     let v = 1.0 - r;
     if x >= 0.0 {
         v

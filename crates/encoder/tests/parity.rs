@@ -31,7 +31,11 @@ fn embeddings_match_the_python_package() {
     let mut worst = 1f32;
     for r in rows {
         let text = r["text"].as_str().unwrap();
-        let kind = if r["kind"] == "query" { Kind::Query } else { Kind::Passage };
+        let kind = if r["kind"] == "query" {
+            Kind::Query
+        } else {
+            Kind::Passage
+        };
         let want: Vec<f32> = r["embedding"]
             .as_array()
             .unwrap()
@@ -69,5 +73,8 @@ fn similar_sentences_are_closer_than_unrelated_ones() {
     for _ in 0..10 {
         std::hint::black_box(q("我想把预约改到下周五上午可以吗"));
     }
-    eprintln!("embed: {:.1} ms per utterance", t.elapsed().as_secs_f64() * 100.0);
+    eprintln!(
+        "embed: {:.1} ms per utterance",
+        t.elapsed().as_secs_f64() * 100.0
+    );
 }

@@ -483,8 +483,11 @@ impl Nlu {
     /// confidence below which built-in-only turns also go to the encoder.
     pub fn with_encoder_as(&self, enc: Arc<encoder::Encoder>, method: Method, unsure: f32) -> Nlu {
         let labels = self.inner.model.labels();
-        let index: HashMap<&str, usize> =
-            labels.iter().enumerate().map(|(i, l)| (l.as_str(), i)).collect();
+        let index: HashMap<&str, usize> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.as_str(), i))
+            .collect();
         let mut bank: Vec<(usize, String)> = prototypes()
             .into_iter()
             .filter_map(|(l, t)| index.get(l.as_str()).map(|&i| (i, t)))

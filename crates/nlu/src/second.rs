@@ -61,8 +61,7 @@ impl Second {
     ) -> Second {
         let texts: Vec<String> = examples.iter().map(|(_, t)| t.clone()).collect();
         let vecs = enc.embed_all(&texts, Kind::Query, Some(&waihu_encoder::cache_dir()));
-        let bank: Vec<(usize, Arc<[f32]>)> =
-            examples.iter().map(|(l, _)| *l).zip(vecs).collect();
+        let bank: Vec<(usize, Arc<[f32]>)> = examples.iter().map(|(l, _)| *l).zip(vecs).collect();
         let head = (method == Method::Head).then(|| Head::train(&bank, n_labels));
         Second {
             enc,
@@ -158,7 +157,12 @@ impl Head {
         }
         let xs: Vec<Vec<f32>> = bank
             .iter()
-            .map(|(_, v)| v.iter().zip(&mean).map(|(x, m)| (x - m) * HEAD_SCALE).collect())
+            .map(|(_, v)| {
+                v.iter()
+                    .zip(&mean)
+                    .map(|(x, m)| (x - m) * HEAD_SCALE)
+                    .collect()
+            })
             .collect();
         let mut count = vec![0usize; n];
         for (l, _) in bank {
@@ -167,7 +171,13 @@ impl Head {
         let present = count.iter().filter(|&&c| c > 0).count().max(1) as f32;
         let weight: Vec<f32> = count
             .iter()
-            .map(|&c| if c == 0 { 0.0 } else { bank.len() as f32 / (present * c as f32) })
+            .map(|&c| {
+                if c == 0 {
+                    0.0
+                } else {
+                    bank.len() as f32 / (present * c as f32)
+                }
+            })
             .collect();
         let mut w = vec![0f32; n * d];
         let mut b = vec![0f32; n];
@@ -216,10 +226,10 @@ impl Head {
         let mut p = vec![0f32; self.n];
         logits(&self.w, &self.b, &x, &mut p);
         softmax(&mut p);
-        let (label, confidence) = p
-            .iter()
-            .enumerate()
-            .fold((0, f32::MIN), |a, (i, &v)| if v > a.1 { (i, v) } else { a });
+        let (label, confidence) =
+            p.iter()
+                .enumerate()
+                .fold((0, f32::MIN), |a, (i, &v)| if v > a.1 { (i, v) } else { a });
         Verdict { label, confidence }
     }
 }
@@ -227,7 +237,12 @@ impl Head {
 fn logits(w: &[f32], b: &[f32], x: &[f32], out: &mut [f32]) {
     let d = x.len();
     for (k, o) in out.iter_mut().enumerate() {
-        *o = b[k] + w[k * d..(k + 1) * d].iter().zip(x).map(|(a, b)| a * b).sum::<f32>();
+        *o = b[k]
+            + w[k * d..(k + 1) * d]
+                .iter()
+                .zip(x)
+                .map(|(a, b)| a * b)
+                .sum::<f32>();
     }
 }
 

