@@ -358,7 +358,10 @@ fn print_fewshot(v: &serde_json::Value) {
                 )
             })
             .collect();
-        println!("  built-in held-out, encoder for unsure turns: {}", row.join("; "));
+        println!(
+            "  built-in held-out, encoder for unsure turns: {}",
+            row.join("; ")
+        );
     }
 }
 
@@ -367,9 +370,7 @@ fn print_fewshot(v: &serde_json::Value) {
 /// the same embeddings, trained on the same bank in this run); the built-in
 /// held-out lines a script's custom intents wrongly take; and the per-turn
 /// latency of a turn that pays the encoder. `None` when it is not installed.
-fn fewshot_encoder(
-    sets: &[(&str, eval::FewShotSet)],
-) -> anyhow::Result<Option<serde_json::Value>> {
+fn fewshot_encoder(sets: &[(&str, eval::FewShotSet)]) -> anyhow::Result<Option<serde_json::Value>> {
     use waihu_nlu::Method;
     let Some(enc) = waihu_nlu::encoder::installed() else {
         eprintln!("!!! SKIPPING the sentence-encoder stage: model not installed (scripts/deps/encoder.sh)");
@@ -415,8 +416,14 @@ fn fewshot_encoder(
             m.insert((*lang).into(), v);
         }
         lat.sort_unstable();
-        m.insert("latency_p50_ms".into(), serde_json::json!(percentile(&lat, 0.5) / 1e3));
-        m.insert("latency_p99_ms".into(), serde_json::json!(percentile(&lat, 0.99) / 1e3));
+        m.insert(
+            "latency_p50_ms".into(),
+            serde_json::json!(percentile(&lat, 0.5) / 1e3),
+        );
+        m.insert(
+            "latency_p99_ms".into(),
+            serde_json::json!(percentile(&lat, 0.99) / 1e3),
+        );
         out.insert(name.into(), serde_json::Value::Object(m));
     }
     // Built-in-only scripts: the encoder for unsure turns (ENCODER_UNSURE) and alternatives.
@@ -431,7 +438,10 @@ fn fewshot_encoder(
                 .iter()
                 .filter(|(g, t)| &nlu.intent(t).intent == g)
                 .count();
-            row.insert(lang.into(), serde_json::json!(ok as f64 / held.len().max(1) as f64));
+            row.insert(
+                lang.into(),
+                serde_json::json!(ok as f64 / held.len().max(1) as f64),
+            );
         }
         unsure.insert(format!("{th:.1}"), serde_json::Value::Object(row));
     }
