@@ -472,11 +472,12 @@ impl Nlu {
         }
     }
 
-    /// A copy that consults the sentence encoder (second stage): the script's
+    /// A copy that consults the sentence encoder (second stage; the softmax
+    /// head, which `waihu bench nlu` measured ahead of nearest examples): the script's
     /// examples and the built-in prototypes are embedded now (once per text
     /// per process; the prototypes are also cached on disk).
     pub fn with_encoder(&self, enc: Arc<encoder::Encoder>) -> Nlu {
-        self.with_encoder_as(enc, Method::Nearest, ENCODER_UNSURE)
+        self.with_encoder_as(enc, Method::Head, ENCODER_UNSURE)
     }
 
     /// [`Nlu::with_encoder`] with the decision method and the linear

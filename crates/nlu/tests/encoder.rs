@@ -51,10 +51,10 @@ fn few_shot_custom_intents_with_the_encoder() {
     }
 }
 
-/// Measured 2026-12: zh 59.6 %, en 73.6 % (the linear model alone: 21 % / 19 %);
+/// Measured 2026-12 (softmax head): zh 73.1 %, en 79.2 % (linear alone: 21 % / 19 %);
 /// floors a little under.
-const FLOOR_ZH: f64 = 0.55;
-const FLOOR_EN: f64 = 0.68;
+const FLOOR_ZH: f64 = 0.70;
+const FLOOR_EN: f64 = 0.75;
 
 /// A script with custom intents must still hear the built-in intents: few
 /// built-in held-out lines may be taken by the script's intents.
