@@ -254,6 +254,7 @@ fn fewshot(no_baseline: bool) -> anyhow::Result<serde_json::Value> {
     let mut out = serde_json::Map::new();
     let mut train = Vec::new();
     let mut test = Vec::new();
+    let mut sets = Vec::new();
     for (lang, src, builtin) in [
         ("zh", waihu_nlu::FEWSHOT_ZH, waihu_nlu::TRAIN_ZH),
         ("en", waihu_nlu::FEWSHOT_EN, waihu_nlu::TRAIN_EN),
@@ -261,6 +262,7 @@ fn fewshot(no_baseline: bool) -> anyhow::Result<serde_json::Value> {
         let set = eval::parse_fewshot(src)?;
         let r = eval::fewshot(&set)?;
         out.insert(lang.into(), serde_json::to_value(&r)?);
+        sets.push((lang, set.clone()));
         let mut tr = builtin.to_string();
         for i in &set.intents {
             for e in &i.examples {
@@ -274,6 +276,9 @@ fn fewshot(no_baseline: bool) -> anyhow::Result<serde_json::Value> {
             .collect();
         train.push(tr);
         test.push(te);
+    }
+    if let Some(v) = fewshot_encoder(&sets)? {
+        out.insert("encoder".into(), v);
     }
     if !no_baseline {
         if let Some(v) = run_baseline(&train[0], &train[1], &test[0], &test[1])? {
@@ -314,6 +319,134 @@ fn print_fewshot(v: &serde_json::Value) {
             f("unknown"),
         );
     }
+    let e = &v["encoder"];
+    if e.is_null() {
+        println!("  sentence encoder: not installed (scripts/deps/encoder.sh)");
+        return;
+    }
+    for (key, what) in [
+        ("nearest", "waihu + e5 encoder (nearest examples)"),
+        ("e5_lr", "e5 + LR (softmax head, same embeddings)"),
+    ] {
+        let m = &e[key];
+        for lang in ["zh", "en"] {
+            let f = |k: &str| m[lang][k].as_f64().unwrap_or(f64::NAN) * 100.0;
+            println!(
+                "  {lang}: {what} {:.1}% (built-in swallowed {:.1}%, other custom {:.1}%); built-in held-out in this script {:.1}%, taken by custom {:.1}%; script load {:.0} ms",
+                f("accuracy"),
+                f("swallowed_by_builtin"),
+                f("other_custom"),
+                f("builtin_accuracy_in_script"),
+                f("builtin_taken_by_custom"),
+                m[lang]["script_load_ms"].as_f64().unwrap_or(f64::NAN),
+            );
+        }
+        println!(
+            "      per turn with the encoder: p50 {:.1} ms, p99 {:.1} ms",
+            m["latency_p50_ms"].as_f64().unwrap_or(f64::NAN),
+            m["latency_p99_ms"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
+    if let Some(u) = e["builtin_unsure"].as_object() {
+        let row: Vec<String> = u
+            .iter()
+            .map(|(th, r)| {
+                format!(
+                    "below {th}: zh {:.2}% en {:.2}%",
+                    r["zh"].as_f64().unwrap_or(f64::NAN) * 100.0,
+                    r["en"].as_f64().unwrap_or(f64::NAN) * 100.0
+                )
+            })
+            .collect();
+        println!(
+            "  built-in held-out, encoder for unsure turns: {}",
+            row.join("; ")
+        );
+    }
+}
+
+/// The encoder stage (multilingual-e5-small in Rust) on the few-shot sets:
+/// nearest examples (what the product uses) and e5 + LR (a softmax head over
+/// the same embeddings, trained on the same bank in this run); the built-in
+/// held-out lines a script's custom intents wrongly take; and the per-turn
+/// latency of a turn that pays the encoder. `None` when it is not installed.
+fn fewshot_encoder(sets: &[(&str, eval::FewShotSet)]) -> anyhow::Result<Option<serde_json::Value>> {
+    use waihu_nlu::Method;
+    let Some(enc) = waihu_nlu::encoder::installed() else {
+        eprintln!("!!! SKIPPING the sentence-encoder stage: model not installed (scripts/deps/encoder.sh)");
+        return Ok(None);
+    };
+    let builtin_held = |lang: &str| {
+        waihu_nlu::parse_tsv(if lang == "zh" {
+            waihu_nlu::HELDOUT_ZH
+        } else {
+            waihu_nlu::HELDOUT_EN
+        })
+    };
+    let mut out = serde_json::Map::new();
+    for (name, method) in [("nearest", Method::Nearest), ("e5_lr", Method::Head)] {
+        let mut m = serde_json::Map::new();
+        let mut lat = Vec::new();
+        for (lang, set) in sets {
+            let base = Nlu::with_custom(&set.intents)?;
+            let t = Instant::now();
+            let nlu = base.with_encoder_as(enc.clone(), method, waihu_nlu::ENCODER_UNSURE);
+            let load_ms = t.elapsed().as_secs_f64() * 1e3;
+            for (_, text) in &set.heldout {
+                let s = Instant::now();
+                std::hint::black_box(nlu.intent(text));
+                lat.push(s.elapsed().as_nanos() as u64);
+            }
+            let r = eval::fewshot_with(&nlu, set);
+            // Built-in held-out lines of the same language, heard by this script.
+            let names: Vec<&str> = set.intents.iter().map(|i| i.name.as_str()).collect();
+            let held = builtin_held(lang)?;
+            let mut ok = 0usize;
+            let mut taken = 0usize;
+            for (gold, text) in &held {
+                let p = nlu.intent(text).intent;
+                ok += usize::from(&p == gold);
+                taken += usize::from(names.contains(&p.as_str()));
+            }
+            let n = held.len().max(1) as f64;
+            let mut v = serde_json::to_value(&r)?;
+            v["script_load_ms"] = serde_json::json!(load_ms);
+            v["builtin_accuracy_in_script"] = serde_json::json!(ok as f64 / n);
+            v["builtin_taken_by_custom"] = serde_json::json!(taken as f64 / n);
+            m.insert((*lang).into(), v);
+        }
+        lat.sort_unstable();
+        m.insert(
+            "latency_p50_ms".into(),
+            serde_json::json!(percentile(&lat, 0.5) / 1e3),
+        );
+        m.insert(
+            "latency_p99_ms".into(),
+            serde_json::json!(percentile(&lat, 0.99) / 1e3),
+        );
+        out.insert(name.into(), serde_json::Value::Object(m));
+    }
+    // Built-in-only scripts: the encoder for unsure turns (ENCODER_UNSURE) and alternatives.
+    let mut unsure = serde_json::Map::new();
+    let builtin = Nlu::builtin();
+    for th in [0.0f32, 0.4, 0.5, 0.6] {
+        let nlu = builtin.with_encoder_as(enc.clone(), Method::Nearest, th);
+        let mut row = serde_json::Map::new();
+        for lang in ["zh", "en"] {
+            let held = builtin_held(lang)?;
+            let ok = held
+                .iter()
+                .filter(|(g, t)| &nlu.intent(t).intent == g)
+                .count();
+            row.insert(
+                lang.into(),
+                serde_json::json!(ok as f64 / held.len().max(1) as f64),
+            );
+        }
+        unsure.insert(format!("{th:.1}"), serde_json::Value::Object(row));
+    }
+    out.insert("builtin_unsure".into(), serde_json::Value::Object(unsure));
+    Ok(Some(serde_json::Value::Object(out)))
 }
 
 const E5_PY: &str = include_str!("../../../bench/nlu_e5.py");

@@ -66,7 +66,18 @@ pub fn script_nlu(prog: &Program) -> Result<Nlu, waihu_nlu::Error> {
             regexes: Vec::new(),
         })
         .collect();
-    Nlu::with_custom(&custom)
+    let nlu = Nlu::with_custom(&custom)?;
+    Ok(attach_encoder(nlu, !custom.is_empty()))
+}
+
+/// The NLU with the sentence encoder (second stage) when the script has
+/// intents of its own and the model is installed (`scripts/deps/encoder.sh`);
+/// otherwise the linear model alone, as before.
+pub fn attach_encoder(nlu: Nlu, has_custom: bool) -> Nlu {
+    match (has_custom, waihu_nlu::encoder::installed()) {
+        (true, Some(enc)) => nlu.with_encoder(enc),
+        _ => nlu,
+    }
 }
 
 impl ScriptKit {

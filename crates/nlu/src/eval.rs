@@ -241,11 +241,17 @@ pub fn fewshot_report(custom: &[String], preds: &[(String, String, String)]) -> 
 /// load does) and score the held-out lines.
 pub fn fewshot(set: &FewShotSet) -> Result<FewShotReport, crate::Error> {
     let nlu = crate::Nlu::with_custom(&set.intents)?;
+    Ok(fewshot_with(&nlu, set))
+}
+
+/// Score the held-out lines of `set` with `nlu` (built for the set's intents,
+/// e.g. with the sentence encoder attached).
+pub fn fewshot_with(nlu: &crate::Nlu, set: &FewShotSet) -> FewShotReport {
     let names: Vec<String> = set.intents.iter().map(|i| i.name.clone()).collect();
     let preds: Vec<(String, String, String)> = set
         .heldout
         .iter()
         .map(|(g, t)| (g.clone(), nlu.intent(t).intent, t.clone()))
         .collect();
-    Ok(fewshot_report(&names, &preds))
+    fewshot_report(&names, &preds)
 }

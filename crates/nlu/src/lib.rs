@@ -19,6 +19,7 @@ pub mod entities;
 pub mod eval;
 mod model;
 mod numbers;
+mod second;
 pub mod sentiment;
 pub mod structured;
 mod text;
@@ -32,7 +33,9 @@ use waihu_core::nlu::{NluContext, NluResult, QuestionKind, BUILTIN_INTENTS};
 
 pub use chrono_tz::Tz;
 pub use model::{parse_tsv, TrainConfig};
+pub use second::{Method, CUSTOM_MARGIN, NEAREST_K, PROTOTYPES};
 pub use text::normalize;
+pub use waihu_encoder as encoder;
 
 /// Built-in training data, `label<TAB>text`. The held-out files are never used for training.
 pub const TRAIN_ZH: &str = include_str!("../data/intents_zh.tsv");
@@ -57,6 +60,9 @@ pub const CUSTOM_PRIOR: f32 = 2.0;
 /// Prior weight of affirm/deny when the answer to a yes/no question reads as
 /// a yes/no (the `yes_no` entity).
 pub const YES_NO_PRIOR: f32 = 3.0;
+/// Below this linear confidence a turn goes to the sentence encoder even in a
+/// script without intents of its own (see `second.rs`; 0 turns it off).
+pub const ENCODER_UNSURE: f32 = 0.0;
 /// Intents no context may override: the callee's wish not to be called.
 const PROTECTED: [&str; 1] = ["do_not_call"];
 
@@ -218,6 +224,9 @@ struct Inner {
     temperature: f32,
     threshold: f32,
     rules: Vec<Rule>,
+    /// The script's own examples `(label, text)`, for the encoder stage.
+    custom_examples: Vec<(usize, String)>,
+    second: Option<Arc<second::Second>>,
 }
 
 /// An intent classifier plus entity and sentiment extraction. Cheap to clone.
@@ -280,6 +289,26 @@ fn builtin_features() -> &'static [(String, Vec<u64>)] {
             })
             .collect()
     })
+}
+
+/// The built-in lines in the encoder's bank: [`PROTOTYPES`] per built-in
+/// intent and language, spread evenly over the training file.
+pub fn prototypes() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for src in [TRAIN_ZH, TRAIN_EN] {
+        let rows = parse_tsv(src).unwrap_or_default();
+        let mut by_label: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (l, t) in &rows {
+            by_label.entry(l.as_str()).or_default().push(t.as_str());
+        }
+        for (l, ts) in by_label {
+            let step = (ts.len() as f32 / PROTOTYPES as f32).max(1.0);
+            for k in 0..PROTOTYPES.min(ts.len()) {
+                out.push((l.to_string(), ts[(k as f32 * step) as usize].to_string()));
+            }
+        }
+    }
+    out
 }
 
 /// The embedded held-out examples (both languages), never used for training.
@@ -350,6 +379,7 @@ impl Nlu {
         }
         let mean_per_label = (data.len() as f32 / BUILTIN_INTENTS.len() as f32).max(1.0);
         let mut rules = Vec::new();
+        let mut custom_examples = Vec::new();
         for ci in custom {
             let name = ci.name.trim();
             if name.is_empty() {
@@ -365,6 +395,13 @@ impl Nlu {
                 });
             }
             let label = label_of(name, &mut labels);
+            custom_examples.extend(
+                ci.examples
+                    .iter()
+                    .map(|e| e.trim())
+                    .filter(|e| !e.is_empty())
+                    .map(|e| (label, e.to_string())),
+            );
             // A handful of script examples must weigh about as much as a built-in label's data.
             let weight = (mean_per_label / ci.examples.len().max(1) as f32).clamp(1.0, 20.0);
             for e in &ci.examples {
@@ -404,6 +441,8 @@ impl Nlu {
                 temperature: TEMPERATURE,
                 threshold: UNKNOWN_THRESHOLD,
                 rules,
+                custom_examples,
+                second: None,
             }),
         })
     }
@@ -427,8 +466,92 @@ impl Nlu {
                         },
                     })
                     .collect(),
+                custom_examples: inner.custom_examples.clone(),
+                second: inner.second.clone(),
             }),
         }
+    }
+
+    /// A copy that consults the sentence encoder (second stage; the softmax
+    /// head, which `waihu bench nlu` measured ahead of nearest examples): the script's
+    /// examples and the built-in prototypes are embedded now (once per text
+    /// per process; the prototypes are also cached on disk).
+    pub fn with_encoder(&self, enc: Arc<encoder::Encoder>) -> Nlu {
+        self.with_encoder_as(enc, Method::Head, ENCODER_UNSURE)
+    }
+
+    /// [`Nlu::with_encoder`] with the decision method and the linear
+    /// confidence below which built-in-only turns also go to the encoder.
+    pub fn with_encoder_as(&self, enc: Arc<encoder::Encoder>, method: Method, unsure: f32) -> Nlu {
+        let labels = self.inner.model.labels();
+        let index: HashMap<&str, usize> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.as_str(), i))
+            .collect();
+        let mut bank: Vec<(usize, String)> = prototypes()
+            .into_iter()
+            .filter_map(|(l, t)| index.get(l.as_str()).map(|&i| (i, t)))
+            .collect();
+        bank.extend(self.inner.custom_examples.iter().cloned());
+        let second = second::Second::new(enc, method, unsure, &bank, labels.len());
+        let inner = &self.inner;
+        let mut copy = self.with_calibration(inner.temperature, inner.threshold);
+        if let Some(i) = Arc::get_mut(&mut copy.inner) {
+            i.second = Some(Arc::new(second));
+        }
+        copy
+    }
+
+    /// The encoder's nearest-example score of every label for `text`
+    /// (`None` without the encoder), best first.
+    pub fn encoder_scores(&self, text: &str) -> Option<Vec<(String, f32)>> {
+        let s = self.inner.second.as_ref()?;
+        let q = s.enc.embed(text, encoder::Kind::Query);
+        let mut v: Vec<(String, f32)> = self
+            .inner
+            .model
+            .labels()
+            .iter()
+            .cloned()
+            .zip(s.scores(&q))
+            .filter(|(_, x)| x.is_finite())
+            .collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1));
+        Some(v)
+    }
+
+    /// Whether the sentence encoder is consulted.
+    pub fn has_encoder(&self) -> bool {
+        self.inner.second.is_some()
+    }
+
+    /// The encoder's say on a turn the linear model scored `(best, conf)`:
+    /// `Some` when it decides — a custom intent of the script it picks wins
+    /// over the built-ins; below the `unsure` confidence its pick stands.
+    fn second_opinion(&self, text: &str, best: usize, conf: f32) -> Option<IntentScore> {
+        let s = self.inner.second.as_ref()?;
+        let labels = self.inner.model.labels();
+        let has_custom = labels.len() > BUILTIN_INTENTS.len();
+        let unsure = conf < s.unsure;
+        if !has_custom && !unsure {
+            return None;
+        }
+        if PROTECTED.contains(&labels[best].as_str()) && conf >= self.inner.threshold {
+            return None;
+        }
+        let q = s.enc.embed(text, encoder::Kind::Query);
+        let custom: Vec<bool> = labels
+            .iter()
+            .map(|l| !BUILTIN_INTENTS.contains(&l.as_str()))
+            .collect();
+        let v = s.decide(&q, &custom)?;
+        let custom = !BUILTIN_INTENTS.contains(&labels[v.label].as_str());
+        (custom || unsure).then(|| IntentScore {
+            intent: labels[v.label].clone(),
+            confidence: v.confidence,
+            by_rule: false,
+        })
     }
 
     pub fn labels(&self) -> &[String] {
@@ -477,6 +600,9 @@ impl Nlu {
             .model
             .probabilities(&feats, self.inner.temperature);
         let (best, conf) = argmax(&p);
+        if let Some(decided) = self.second_opinion(text, best, conf) {
+            return decided;
+        }
         let label = &self.inner.model.labels()[best];
         if conf < self.inner.threshold {
             return IntentScore {
@@ -611,6 +737,9 @@ impl Nlu {
             p.iter_mut().for_each(|v| *v /= sum);
         }
         let (b, conf) = best(&p);
+        if let Some(decided) = self.second_opinion(text, b, conf) {
+            return decided;
+        }
         if conf < self.inner.threshold {
             return IntentScore {
                 intent: "unknown".into(),

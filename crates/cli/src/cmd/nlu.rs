@@ -123,8 +123,12 @@ fn load(script: Option<&Path>) -> anyhow::Result<Nlu> {
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let custom =
         waihu_nlu::parse_script_intents(&src).with_context(|| format!("{}", path.display()))?;
-    Nlu::with_custom(&custom)
-        .with_context(|| format!("{}: building the intent model", path.display()))
+    let nlu = Nlu::with_custom(&custom)
+        .with_context(|| format!("{}: building the intent model", path.display()))?;
+    Ok(match (custom.is_empty(), waihu_nlu::encoder::installed()) {
+        (false, Some(enc)) => nlu.with_encoder(enc),
+        _ => nlu,
+    })
 }
 
 fn classify(script: Option<&Path>, tz: &str, now: Option<&str>) -> anyhow::Result<()> {
