@@ -529,7 +529,14 @@ impl Nlu {
     /// The encoder's say on a turn the linear model scored `(best, conf)`:
     /// `Some` when it decides — a custom intent of the script it picks wins
     /// over the built-ins; below the `unsure` confidence its pick stands.
-    fn second_opinion(&self, text: &str, best: usize, conf: f32) -> Option<IntentScore> {
+    /// `prior` is the context's weight per label (see [`Nlu::intent_in`]).
+    fn second_opinion(
+        &self,
+        text: &str,
+        best: usize,
+        conf: f32,
+        prior: Option<&[f32]>,
+    ) -> Option<IntentScore> {
         let s = self.inner.second.as_ref()?;
         let labels = self.inner.model.labels();
         let has_custom = labels.len() > BUILTIN_INTENTS.len();
@@ -545,7 +552,7 @@ impl Nlu {
             .iter()
             .map(|l| !BUILTIN_INTENTS.contains(&l.as_str()))
             .collect();
-        let v = s.decide(&q, &custom)?;
+        let v = s.decide(&q, &custom, prior)?;
         let custom = !BUILTIN_INTENTS.contains(&labels[v.label].as_str());
         (custom || unsure).then(|| IntentScore {
             intent: labels[v.label].clone(),
@@ -600,7 +607,7 @@ impl Nlu {
             .model
             .probabilities(&feats, self.inner.temperature);
         let (best, conf) = argmax(&p);
-        if let Some(decided) = self.second_opinion(text, best, conf) {
+        if let Some(decided) = self.second_opinion(text, best, conf, None) {
             return decided;
         }
         let label = &self.inner.model.labels()[best];
@@ -716,6 +723,7 @@ impl Nlu {
                 by_rule: true,
             };
         }
+        let mut prior = vec![1f32; labels.len()];
         for (i, l) in labels.iter().enumerate() {
             let mut w = 1.0;
             if cx.intents.iter().any(|x| x == l) {
@@ -731,13 +739,14 @@ impl Nlu {
                 }
             }
             p[i] *= w;
+            prior[i] = w;
         }
         let sum: f32 = p.iter().sum();
         if sum > 0.0 {
             p.iter_mut().for_each(|v| *v /= sum);
         }
         let (b, conf) = best(&p);
-        if let Some(decided) = self.second_opinion(text, b, conf) {
+        if let Some(decided) = self.second_opinion(text, b, conf, Some(&prior)) {
             return decided;
         }
         if conf < self.inner.threshold {

@@ -76,12 +76,35 @@ impl Second {
     /// The encoder's intent for an utterance embedding `q`. `custom[l]` says
     /// whether label `l` is the script's own: with nearest examples, the best
     /// custom intent wins when its score is within [`CUSTOM_MARGIN`] of the
-    /// best built-in one.
-    pub fn decide(&self, q: &[f32], custom: &[bool]) -> Option<Verdict> {
+    /// best built-in one. `prior[l]`, when given, weighs label `l` as the
+    /// linear model's context priors do (the state's expected intents, the
+    /// yes/no reading of the words): the head's probabilities are multiplied
+    /// by it, and nearest-example scores shifted by `T·ln(prior)`, which is
+    /// the same product on their softmax.
+    pub fn decide(&self, q: &[f32], custom: &[bool], prior: Option<&[f32]>) -> Option<Verdict> {
         if let (Some(h), Method::Head) = (&self.head, self.method) {
-            return Some(h.predict(q));
+            let mut p = h.probabilities(q);
+            if let Some(w) = prior {
+                p.iter_mut().zip(w).for_each(|(v, w)| *v *= w);
+                let sum: f32 = p.iter().sum();
+                if sum > 0.0 {
+                    p.iter_mut().for_each(|v| *v /= sum);
+                }
+            }
+            let (label, confidence) =
+                p.iter()
+                    .enumerate()
+                    .fold((0, f32::MIN), |a, (i, &v)| if v > a.1 { (i, v) } else { a });
+            return Some(Verdict { label, confidence });
         }
-        let score = self.scores(q);
+        let mut score = self.scores(q);
+        if let Some(w) = prior {
+            score
+                .iter_mut()
+                .zip(w)
+                .filter(|(_, w)| **w > 0.0)
+                .for_each(|(v, w)| *v += NEAREST_TEMPERATURE * w.ln());
+        }
         let best_of = |want: bool| {
             score
                 .iter()
@@ -217,7 +240,8 @@ impl Head {
         Head { mean, w, b, n }
     }
 
-    fn predict(&self, q: &[f32]) -> Verdict {
+    /// The head's probability of every label for embedding `q`.
+    fn probabilities(&self, q: &[f32]) -> Vec<f32> {
         let x: Vec<f32> = q
             .iter()
             .zip(&self.mean)
@@ -226,11 +250,7 @@ impl Head {
         let mut p = vec![0f32; self.n];
         logits(&self.w, &self.b, &x, &mut p);
         softmax(&mut p);
-        let (label, confidence) =
-            p.iter()
-                .enumerate()
-                .fold((0, f32::MIN), |a, (i, &v)| if v > a.1 { (i, v) } else { a });
-        Verdict { label, confidence }
+        p
     }
 }
 
