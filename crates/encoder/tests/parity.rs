@@ -78,3 +78,20 @@ fn similar_sentences_are_closer_than_unrelated_ones() {
         t.elapsed().as_secs_f64() * 100.0
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+    /// Whatever a transcript holds (any Unicode, control characters, very long
+    /// lines), the tokenizer stays within the model's 512 positions and the
+    /// vector is finite and unit length; nothing panics.
+    #[test]
+    fn any_text_embeds_to_a_unit_vector(text in "\\PC{0,40}|[\\u{0}-\\u{10FFFF}]{0,700}") {
+        let Some(enc) = encoder() else { return Ok(()) };
+        let tokens = enc.tokens(&text, Kind::Query);
+        proptest::prop_assert!(tokens.len() <= 512, "{} tokens", tokens.len());
+        let v = enc.embed(&text, Kind::Query);
+        proptest::prop_assert!(v.iter().all(|x| x.is_finite()));
+        let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        proptest::prop_assert!((norm - 1.0).abs() < 1e-3 || norm == 0.0, "norm {norm}");
+    }
+}
