@@ -102,7 +102,11 @@ pub enum LlmError {
     #[error("cannot reach the model at {url}: {source}")]
     Connect { url: String, source: reqwest::Error },
     #[error("the model at {url} answered HTTP {status}: {body}")]
-    Status { url: String, status: u16, body: String },
+    Status {
+        url: String,
+        status: u16,
+        body: String,
+    },
     #[error("no token from the model within {0} ms")]
     FirstTokenTimeout(u64),
     #[error("the model did not finish within {0} ms")]
@@ -152,7 +156,10 @@ impl Client {
     }
 
     fn url(&self) -> String {
-        format!("{}/chat/completions", self.config.endpoint.trim_end_matches('/'))
+        format!(
+            "{}/chat/completions",
+            self.config.endpoint.trim_end_matches('/')
+        )
     }
 
     /// Streams one completion, calling `on_delta` with each piece of text.

@@ -59,43 +59,176 @@ pub enum Violation {
 }
 
 const PROMISE_ZH: &[&str] = &[
-    "保证", "一定", "承诺", "免费", "退款", "包退", "包换", "赔偿", "赔付", "补偿", "返现", "赠",
-    "送您", "下单送", "买一送", "加送", "附送", "白送", "折扣", "打折", "优惠", "最低价", "最便宜",
-    "绝对", "肯定", "永久", "终身", "全额",
-    "无条件", "不收费", "零风险", "包邮",
+    "保证",
+    "一定",
+    "承诺",
+    "免费",
+    "退款",
+    "包退",
+    "包换",
+    "赔偿",
+    "赔付",
+    "补偿",
+    "返现",
+    "赠",
+    "送您",
+    "下单送",
+    "买一送",
+    "加送",
+    "附送",
+    "白送",
+    "折扣",
+    "打折",
+    "优惠",
+    "最低价",
+    "最便宜",
+    "绝对",
+    "肯定",
+    "永久",
+    "终身",
+    "全额",
+    "无条件",
+    "不收费",
+    "零风险",
+    "包邮",
 ];
 /// English promise stems: a word starting with one of these (`guaranteed`).
 const PROMISE_EN_STEMS: &[&str] = &[
-    "guarantee", "promis", "refund", "compensat", "discount", "cashback", "lifetime", "forever",
-    "certainly", "definitely", "absolutely", "warrant", "reimburs",
+    "guarantee",
+    "promis",
+    "refund",
+    "compensat",
+    "discount",
+    "cashback",
+    "lifetime",
+    "forever",
+    "certainly",
+    "definitely",
+    "absolutely",
+    "warrant",
+    "reimburs",
 ];
 /// English promise words matched whole.
 const PROMISE_EN_WORDS: &[&str] = &["free", "cheapest", "lowest"];
 
 const TIME_ZH: &[&str] = &[
-    "今天", "明天", "后天", "昨天", "今晚", "下周", "下星期", "本周", "这周", "下个月", "下月",
-    "月底", "月初", "年底", "周末", "工作日", "当天", "次日", "周一", "周二", "周三", "周四", "周五",
-    "周六", "周日", "周天", "星期一", "星期二", "星期三", "星期四", "星期五", "星期六", "星期日",
-    "星期天", "上午", "下午", "晚上", "凌晨", "中午",
+    "今天",
+    "明天",
+    "后天",
+    "昨天",
+    "今晚",
+    "下周",
+    "下星期",
+    "本周",
+    "这周",
+    "下个月",
+    "下月",
+    "月底",
+    "月初",
+    "年底",
+    "周末",
+    "工作日",
+    "当天",
+    "次日",
+    "周一",
+    "周二",
+    "周三",
+    "周四",
+    "周五",
+    "周六",
+    "周日",
+    "周天",
+    "星期一",
+    "星期二",
+    "星期三",
+    "星期四",
+    "星期五",
+    "星期六",
+    "星期日",
+    "星期天",
+    "上午",
+    "下午",
+    "晚上",
+    "凌晨",
+    "中午",
 ];
 const TIME_EN: &[&str] = &[
-    "today", "tomorrow", "yesterday", "tonight", "monday", "tuesday", "wednesday", "thursday",
-    "friday", "saturday", "sunday", "weekend", "weekday", "january", "february", "april", "june",
-    "july", "august", "september", "october", "november", "december", "noon", "midnight",
-    "morning", "afternoon", "evening",
+    "today",
+    "tomorrow",
+    "yesterday",
+    "tonight",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "weekend",
+    "weekday",
+    "january",
+    "february",
+    "april",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+    "noon",
+    "midnight",
+    "morning",
+    "afternoon",
+    "evening",
 ];
 
 const IDENTITY_ZH: &[&str] = &[
-    "我是", "我叫", "本人是", "我不是机器", "我不是ai", "我不是人工智能", "真人", "通义", "千问",
-    "阿里云", "阿里巴巴", "语言模型", "人工智能助手", "ai助手",
+    "我是",
+    "我叫",
+    "本人是",
+    "我不是机器",
+    "我不是ai",
+    "我不是人工智能",
+    "真人",
+    "通义",
+    "千问",
+    "阿里云",
+    "阿里巴巴",
+    "语言模型",
+    "人工智能助手",
+    "ai助手",
 ];
 const IDENTITY_EN_PHRASES: &[&str] = &[
-    "my name is", "qwen", "alibaba", "openai", "chatgpt", "language model", "as an ai",
-    "as a human", "real person", "human being",
+    "my name is",
+    "qwen",
+    "alibaba",
+    "openai",
+    "chatgpt",
+    "language model",
+    "as an ai",
+    "as a human",
+    "real person",
+    "human being",
 ];
 const IDENTITY_EN_AFTER_I_AM: &[&str] = &[
-    "a", "an", "human", "real", "person", "robot", "bot", "machine", "ai", "assistant", "agent",
-    "representative", "called", "named", "your", "the", "not",
+    "a",
+    "an",
+    "human",
+    "real",
+    "person",
+    "robot",
+    "bot",
+    "machine",
+    "ai",
+    "assistant",
+    "agent",
+    "representative",
+    "called",
+    "named",
+    "your",
+    "the",
+    "not",
 ];
 
 fn is_han(c: char) -> bool {
@@ -160,8 +293,25 @@ fn zh_number(run: &[char]) -> Option<String> {
 fn en_number_word(w: &str) -> Option<(u64, bool)> {
     // (value, is a multiplier)
     const SMALL: &[&str] = &[
-        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-        "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
         "nineteen",
     ];
     const TENS: &[&str] = &[
@@ -247,7 +397,8 @@ pub fn numbers(text: &str) -> Vec<String> {
                 i += 1;
             }
             let run = &chars[start..i];
-            if run == ['一'] || run == ['万'] || run == ['千'] || run == ['百'] || run == ['亿'] {
+            if run == ['一'] || run == ['万'] || run == ['千'] || run == ['百'] || run == ['亿']
+            {
                 continue;
             }
             if let Some(v) = zh_number(run) {
@@ -399,9 +550,14 @@ impl Guard {
             }
         }
         for win in words.windows(3) {
-            if win[0] == "i" && win[1] == "am" && IDENTITY_EN_AFTER_I_AM.contains(&win[2].as_str()) {
+            if win[0] == "i" && win[1] == "am" && IDENTITY_EN_AFTER_I_AM.contains(&win[2].as_str())
+            {
                 let not_sure = win[2] == "not";
-                if !not_sure || words.iter().any(|w| ["human", "robot", "bot", "machine", "ai", "person"].contains(&w.as_str())) {
+                if !not_sure
+                    || words.iter().any(|w| {
+                        ["human", "robot", "bot", "machine", "ai", "person"].contains(&w.as_str())
+                    })
+                {
                     return Err(Violation::Identity {
                         text: sentence.to_string(),
                     });
@@ -480,9 +636,18 @@ mod tests {
 
     #[test]
     fn numbers_in_all_their_forms() {
-        assert_eq!(numbers("价格是1,299.00元，电话400-820-8820"), vec!["1299", "400", "820", "8820"]);
-        assert_eq!(numbers("一千二百九十九元，两年保修，百分之五十"), vec!["1299", "2", "50"]);
-        assert_eq!(numbers("3万 and twenty five dollars, the one"), vec!["30000", "25"]);
+        assert_eq!(
+            numbers("价格是1,299.00元，电话400-820-8820"),
+            vec!["1299", "400", "820", "8820"]
+        );
+        assert_eq!(
+            numbers("一千二百九十九元，两年保修，百分之五十"),
+            vec!["1299", "2", "50"]
+        );
+        assert_eq!(
+            numbers("3万 and twenty five dollars, the one"),
+            vec!["30000", "25"]
+        );
         assert_eq!(numbers("稍等一下，一定"), Vec::<String>::new());
         assert_eq!(numbers("十五天"), vec!["15"]);
         assert_eq!(numbers("一三八"), vec!["138"]);
@@ -494,34 +659,85 @@ mod tests {
 
     #[test]
     fn invented_facts_are_caught() {
-        let g = guard(Lang::Zh, "滤芯建议每6个月更换一次，滤芯价格199元。整机保修两年。");
+        let g = guard(
+            Lang::Zh,
+            "滤芯建议每6个月更换一次，滤芯价格199元。整机保修两年。",
+        );
         assert!(g.check("滤芯建议每六个月更换一次。").is_ok());
         assert!(g.check("滤芯价格是一百九十九元。").is_ok());
-        assert!(matches!(g.check("滤芯只要99元。"), Err(Violation::Number { .. })));
-        assert!(matches!(g.check("保修三年。"), Err(Violation::Number { .. })));
-        assert!(matches!(g.check("现在购买可以免费换滤芯。"), Err(Violation::Promise { .. })));
-        assert!(matches!(g.check("明天就能送到。"), Err(Violation::Time { .. })));
-        assert!(matches!(g.check("我是人工客服小王。"), Err(Violation::Identity { .. })));
-        assert!(matches!(g.check("The filter lasts six months."), Err(Violation::Language { .. })));
-        assert!(matches!(g.check("我们保证效果。"), Err(Violation::Promise { .. })));
+        assert!(matches!(
+            g.check("滤芯只要99元。"),
+            Err(Violation::Number { .. })
+        ));
+        assert!(matches!(
+            g.check("保修三年。"),
+            Err(Violation::Number { .. })
+        ));
+        assert!(matches!(
+            g.check("现在购买可以免费换滤芯。"),
+            Err(Violation::Promise { .. })
+        ));
+        assert!(matches!(
+            g.check("明天就能送到。"),
+            Err(Violation::Time { .. })
+        ));
+        assert!(matches!(
+            g.check("我是人工客服小王。"),
+            Err(Violation::Identity { .. })
+        ));
+        assert!(matches!(
+            g.check("The filter lasts six months."),
+            Err(Violation::Language { .. })
+        ));
+        assert!(matches!(
+            g.check("我们保证效果。"),
+            Err(Violation::Promise { .. })
+        ));
         assert!(matches!(g.check("NO_ANSWER"), Err(Violation::NoAnswer)));
     }
 
     #[test]
     fn english() {
-        let g = guard(Lang::En, "Replace the filter every 6 months. A filter costs $19.90. Refunds within 7 days.");
+        let g = guard(
+            Lang::En,
+            "Replace the filter every 6 months. A filter costs $19.90. Refunds within 7 days.",
+        );
         assert!(g.check("Replace the filter every six months.").is_ok());
         assert!(g.check("A filter costs 19.9 dollars.").is_ok());
         assert!(g.check("You can get a refund within seven days.").is_ok());
         assert!(g.check("I am not sure about that.").is_ok());
-        assert!(matches!(g.check("It is free for you."), Err(Violation::Promise { .. })));
-        assert!(matches!(g.check("We guarantee it works."), Err(Violation::Promise { .. })));
-        assert!(matches!(g.check("It costs $25."), Err(Violation::Number { .. })));
-        assert!(matches!(g.check("I'm a real person, not a bot."), Err(Violation::Identity { .. })));
-        assert!(matches!(g.check("I am Qwen, created by Alibaba Cloud."), Err(Violation::Identity { .. })));
-        assert!(matches!(g.check("It arrives tomorrow."), Err(Violation::Time { .. })));
-        assert!(matches!(g.check("滤芯六个月换一次。"), Err(Violation::Language { .. })));
-        assert!(matches!(g.check("Call 13800138000 for help."), Err(Violation::Number { .. })));
+        assert!(matches!(
+            g.check("It is free for you."),
+            Err(Violation::Promise { .. })
+        ));
+        assert!(matches!(
+            g.check("We guarantee it works."),
+            Err(Violation::Promise { .. })
+        ));
+        assert!(matches!(
+            g.check("It costs $25."),
+            Err(Violation::Number { .. })
+        ));
+        assert!(matches!(
+            g.check("I'm a real person, not a bot."),
+            Err(Violation::Identity { .. })
+        ));
+        assert!(matches!(
+            g.check("I am Qwen, created by Alibaba Cloud."),
+            Err(Violation::Identity { .. })
+        ));
+        assert!(matches!(
+            g.check("It arrives tomorrow."),
+            Err(Violation::Time { .. })
+        ));
+        assert!(matches!(
+            g.check("滤芯六个月换一次。"),
+            Err(Violation::Language { .. })
+        ));
+        assert!(matches!(
+            g.check("Call 13800138000 for help."),
+            Err(Violation::Number { .. })
+        ));
         assert!(matches!(g.check("That is a 50% discount."), Err(_)));
     }
 

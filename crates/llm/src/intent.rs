@@ -66,9 +66,18 @@ mod tests {
     fn only_allowed_labels() {
         let allowed = ["affirm", "deny", "change_time"];
         assert_eq!(parse_intent("affirm", &allowed).as_deref(), Some("affirm"));
-        assert_eq!(parse_intent(" \"Change_Time\".\n", &allowed).as_deref(), Some("change_time"));
-        assert_eq!(parse_intent("Label: deny", &allowed).as_deref(), Some("deny"));
-        assert_eq!(parse_intent("The customer wants change_time.", &allowed).as_deref(), Some("change_time"));
+        assert_eq!(
+            parse_intent(" \"Change_Time\".\n", &allowed).as_deref(),
+            Some("change_time")
+        );
+        assert_eq!(
+            parse_intent("Label: deny", &allowed).as_deref(),
+            Some("deny")
+        );
+        assert_eq!(
+            parse_intent("The customer wants change_time.", &allowed).as_deref(),
+            Some("change_time")
+        );
         assert_eq!(parse_intent("affirm or deny", &allowed), None);
         assert_eq!(parse_intent("request_human", &allowed), None);
         assert_eq!(parse_intent("unknown", &allowed), None);

@@ -71,7 +71,7 @@ pub struct Knowledge {
     pub lang: Lang,
     pub passages: Vec<Passage>,
     retriever: Box<dyn Retriever>,
-    /// Passages given to the model (default 3).
+    /// Passages given to the model (default 2).
     pub top_k: usize,
     /// Below this coverage of the question by the best passage (or with no
     /// shared bigram or word) the question is not answered from the
@@ -86,7 +86,7 @@ impl Knowledge {
             lang,
             passages,
             retriever,
-            top_k: 3,
+            top_k: 2,
             min_coverage: 0.3,
         }
     }
@@ -147,19 +147,15 @@ pub fn prompt(lang: Lang, question: &str, passages: &[String]) -> Vec<Message> {
     for (i, p) in passages.iter().enumerate() {
         ctx.push_str(&format!("{}. {}\n", i + 1, p));
     }
+    // Short on purpose: a small CPU model pays for every prompt token.
     let (system, user) = match lang {
         Lang::Zh => (
-            "你是电话客服。只根据【资料】回答【问题】，用一到两句简短的中文口语回答。\
-             不要编造资料里没有的数字、价格、日期或承诺，不要介绍你自己。\
-             如果资料里没有答案，只回答：NO_ANSWER",
-            format!("【资料】\n{ctx}\n【问题】{question}"),
+            "只根据资料，用一句简短中文回答。资料里没有答案就只回答NO_ANSWER。",
+            format!("资料：\n{ctx}问题：{question}"),
         ),
         Lang::En => (
-            "You are a phone support agent. Answer the QUESTION only from the PASSAGES, \
-             in one or two short spoken English sentences. Never invent numbers, prices, \
-             dates or promises that are not in the passages, and never talk about yourself. \
-             If the passages do not answer it, reply exactly: NO_ANSWER",
-            format!("PASSAGES:\n{ctx}\nQUESTION: {question}"),
+            "Answer in one short English sentence using only the passages. If they do not say, reply NO_ANSWER.",
+            format!("Passages:\n{ctx}Question: {question}"),
         ),
     };
     vec![Message::system(system), Message::user(user)]
@@ -272,7 +268,9 @@ impl AnswerStream {
             Ok(()) => {
                 self.chars += n;
                 self.spoken.push(s.to_string());
-                out.push(AnswerEvent::Speak { text: s.to_string() });
+                out.push(AnswerEvent::Speak {
+                    text: s.to_string(),
+                });
             }
             Err(reason) => {
                 self.over = true;
@@ -297,7 +295,10 @@ mod tests {
     #[ignore]
     fn show_retrieval() {
         for lang in ["zh", "en"] {
-            let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/knowledge/air_purifier");
+            let root = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../examples/knowledge/air_purifier"
+            );
             let doc = std::fs::read_to_string(format!("{root}.{lang}.md")).unwrap();
             let qs = std::fs::read_to_string(format!("{root}.{lang}.questions.tsv")).unwrap();
             let l = if lang == "zh" { Lang::Zh } else { Lang::En };
@@ -306,7 +307,13 @@ mod tests {
                 let (q, e) = line.split_once('\t').unwrap_or((line, ""));
                 let hits = kb.retriever.search(q, 3);
                 let kept = kb.retrieve(q);
-                println!("{q} [{e}] kept={} {:?}", kept.len(), hits.iter().map(|h| (kb.passages[h.index].title.clone(), h.coverage, h.strong)).collect::<Vec<_>>());
+                println!(
+                    "{q} [{e}] kept={} {:?}",
+                    kept.len(),
+                    hits.iter()
+                        .map(|h| (kb.passages[h.index].title.clone(), h.coverage, h.strong))
+                        .collect::<Vec<_>>()
+                );
             }
         }
     }
@@ -329,20 +336,41 @@ mod tests {
         let mut a = AnswerStream::new(prep.guard.clone());
         assert!(a.push("建议每六个月").is_empty());
         let ev = a.push("更换一次。价格是");
-        assert_eq!(ev, vec![AnswerEvent::Speak { text: "建议每六个月更换一次。".into() }]);
+        assert_eq!(
+            ev,
+            vec![AnswerEvent::Speak {
+                text: "建议每六个月更换一次。".into()
+            }]
+        );
         let ev = a.push("99元。还有");
-        assert!(matches!(ev[0], AnswerEvent::Done { stopped: Some(Violation::Number { .. }) }));
+        assert!(matches!(
+            ev[0],
+            AnswerEvent::Done {
+                stopped: Some(Violation::Number { .. })
+            }
+        ));
         assert!(a.is_over());
         let mut b = AnswerStream::new(prep.guard.clone());
-        assert!(matches!(b.push("我是人工客服。")[0], AnswerEvent::Fallback { reason: Violation::Identity { .. } }));
+        assert!(matches!(
+            b.push("我是人工客服。")[0],
+            AnswerEvent::Fallback {
+                reason: Violation::Identity { .. }
+            }
+        ));
         assert!(b.finish().is_empty());
         let mut c = AnswerStream::new(prep.guard);
-        assert!(matches!(c.abort(Violation::Model("timeout".into()))[0], AnswerEvent::Fallback { .. }));
+        assert!(matches!(
+            c.abort(Violation::Model("timeout".into()))[0],
+            AnswerEvent::Fallback { .. }
+        ));
     }
 
     #[test]
     fn unrelated_question_gets_no_passage() {
         let kb = Knowledge::new(Lang::Zh, split_document(FAQ, 200));
-        assert!(matches!(kb.prepare("你们老板是谁", []), Err(Violation::NoPassage)));
+        assert!(matches!(
+            kb.prepare("你们老板是谁", []),
+            Err(Violation::NoPassage)
+        ));
     }
 }

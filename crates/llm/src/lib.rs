@@ -19,6 +19,7 @@
 
 pub mod answer;
 pub mod client;
+pub mod eval;
 pub mod guard;
 pub mod intent;
 pub mod kb;

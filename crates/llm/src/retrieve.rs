@@ -171,7 +171,11 @@ impl Retriever for Bm25 {
                 hits.push(Hit {
                     index: i,
                     score,
-                    coverage: if total_idf > 0.0 { covered / total_idf } else { 0.0 },
+                    coverage: if total_idf > 0.0 {
+                        covered / total_idf
+                    } else {
+                        0.0
+                    },
                     strong,
                 });
             }
@@ -247,7 +251,10 @@ mod tests {
         let b = Bm25::new(docs);
         assert_eq!(b.search("滤芯多久换一次？", 2)[0].index, 0);
         assert_eq!(b.search("什么时候发货", 2)[0].index, 1);
-        assert_eq!(b.search("How often should I replace filters?", 2)[0].index, 2);
+        assert_eq!(
+            b.search("How often should I replace filters?", 2)[0].index,
+            2
+        );
         assert_eq!(b.search("when does my order ship", 2)[0].index, 3);
         assert!(b.search("今天天气", 2).is_empty() || b.search("今天天气", 2)[0].coverage < 0.5);
     }
@@ -260,7 +267,9 @@ mod tests {
                 .map(|t| {
                     let mut v = vec![0.0; 64];
                     for x in terms(t) {
-                        let h = x.bytes().fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
+                        let h = x
+                            .bytes()
+                            .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
                         v[(h % 64) as usize] += 1.0;
                     }
                     v

@@ -55,7 +55,8 @@ impl SentenceSplitter {
                 let mut end = after;
                 let mut rest = self.buf[after..].chars();
                 for n in rest.by_ref() {
-                    if hard_end(n) && n != '\n' || matches!(n, '”' | '’' | '」' | '）' | ')' | '"') {
+                    if hard_end(n) && n != '\n' || matches!(n, '”' | '’' | '」' | '）' | ')' | '"')
+                    {
                         end += n.len_utf8();
                     } else {
                         return Some(end);
@@ -88,7 +89,10 @@ mod tests {
         assert!(s.push("滤芯建议").is_empty());
         assert_eq!(s.push("六个月更换一次。"), vec!["滤芯建议六个月更换一次。"]);
         assert!(s.push("如有").is_empty());
-        assert_eq!(s.push("疑问请联系客服！\"好"), vec!["如有疑问请联系客服！\""]);
+        assert_eq!(
+            s.push("疑问请联系客服！\"好"),
+            vec!["如有疑问请联系客服！\""]
+        );
         assert_eq!(s.finish().as_deref(), Some("好"));
         let mut s = SentenceSplitter::new();
         assert!(s.push("It costs 3.").is_empty());

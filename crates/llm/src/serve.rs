@@ -76,7 +76,10 @@ pub fn chat_template(messages: &[Message]) -> String {
         s.push_str("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n");
     }
     for m in messages {
-        s.push_str(&format!("<|im_start|>{}\n{}<|im_end|>\n", m.role, m.content));
+        s.push_str(&format!(
+            "<|im_start|>{}\n{}<|im_end|>\n",
+            m.role, m.content
+        ));
     }
     s.push_str("<|im_start|>assistant\n");
     s
@@ -234,7 +237,9 @@ async fn completions(State(app): State<Arc<App>>, body: Bytes) -> Response {
             Ok(m) => m,
             Err(p) => p.into_inner(),
         };
-        let st = m.generate(&prompt, max, |piece| tx.send(chunk(&name2, Some(piece), None)).is_ok());
+        let st = m.generate(&prompt, max, |piece| {
+            tx.send(chunk(&name2, Some(piece), None)).is_ok()
+        });
         match st {
             Ok(st) => {
                 tracing::debug!(?st, "generated");
@@ -249,7 +254,9 @@ async fn completions(State(app): State<Arc<App>>, body: Bytes) -> Response {
     });
     if req.stream {
         let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|s| (Ok::<_, Infallible>(Bytes::from(s)), rx))
+            rx.recv()
+                .await
+                .map(|s| (Ok::<_, Infallible>(Bytes::from(s)), rx))
         });
         return Response::builder()
             .header(header::CONTENT_TYPE, "text/event-stream")

@@ -94,7 +94,8 @@ impl SseParser {
             self.dispatch(out);
             return Ok(());
         }
-        let line = std::str::from_utf8(line).map_err(|_| SseError::NotUtf8 { line: self.line_no })?;
+        let line =
+            std::str::from_utf8(line).map_err(|_| SseError::NotUtf8 { line: self.line_no })?;
         if line.starts_with(':') {
             return Ok(());
         }
@@ -224,18 +225,30 @@ mod tests {
     #[test]
     fn multi_line_data_and_no_trailing_blank() {
         let ev = all(&mut SseParser::new(), b"data: a\ndata: b\n\ndata:c");
-        assert_eq!(ev, vec![SseEvent::Data("a\nb".into()), SseEvent::Data("c".into())]);
+        assert_eq!(
+            ev,
+            vec![SseEvent::Data("a\nb".into()), SseEvent::Data("c".into())]
+        );
     }
 
     #[test]
     fn errors_are_clear() {
         assert!(matches!(chunk_delta("{oops"), Err(ChunkError::NotJson(..))));
         let e = chunk_delta(r#"{"error":{"message":"model overloaded"}}"#).unwrap_err();
-        assert_eq!(e.to_string(), "the server reported an error in the stream: model overloaded");
+        assert_eq!(
+            e.to_string(),
+            "the server reported an error in the stream: model overloaded"
+        );
         let mut p = SseParser::new();
-        assert_eq!(p.push(b"data: \xff\xfe\n"), Err(SseError::NotUtf8 { line: 1 }));
+        assert_eq!(
+            p.push(b"data: \xff\xfe\n"),
+            Err(SseError::NotUtf8 { line: 1 })
+        );
         let mut p = SseParser::new();
-        assert_eq!(p.push(&vec![b'a'; MAX_LINE + 1]), Err(SseError::LineTooLong));
+        assert_eq!(
+            p.push(&vec![b'a'; MAX_LINE + 1]),
+            Err(SseError::LineTooLong)
+        );
     }
 
     proptest! {

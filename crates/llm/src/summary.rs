@@ -75,7 +75,10 @@ pub enum SummaryError {
     #[error("not valid JSON: {0}")]
     BadJson(String),
     #[error("field `{field}`: {problem}")]
-    Field { field: &'static str, problem: String },
+    Field {
+        field: &'static str,
+        problem: String,
+    },
 }
 
 fn field(field: &'static str, problem: impl Into<String>) -> SummaryError {
@@ -187,7 +190,10 @@ pub fn parse_summary(output: &str, call: &CallText) -> Result<Summary, SummaryEr
     for turn in &call.turns {
         let t = turn.text.trim();
         if t.chars().count() >= 15 && summary.contains(t) {
-            return Err(field("summary", "copies the dialogue instead of summarising it"));
+            return Err(field(
+                "summary",
+                "copies the dialogue instead of summarising it",
+            ));
         }
     }
     let guard = Guard::new(
@@ -218,14 +224,21 @@ pub fn parse_summary(output: &str, call: &CallText) -> Result<Summary, SummaryEr
     let callback_time = match obj.get("callback_time") {
         None | Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::String(s)) if s.trim().is_empty() || s == "null" => None,
-        Some(serde_json::Value::String(s)) => match chrono::DateTime::parse_from_rfc3339(s.trim()) {
-            Ok(t) => Some(t.to_rfc3339()),
-            Err(_) => {
-                repairs.push(format!("callback_time {s:?} is not RFC 3339; dropped"));
-                None
+        Some(serde_json::Value::String(s)) => {
+            match chrono::DateTime::parse_from_rfc3339(s.trim()) {
+                Ok(t) => Some(t.to_rfc3339()),
+                Err(_) => {
+                    repairs.push(format!("callback_time {s:?} is not RFC 3339; dropped"));
+                    None
+                }
             }
-        },
-        Some(other) => return Err(field("callback_time", format!("{other} is not a string or null"))),
+        }
+        Some(other) => {
+            return Err(field(
+                "callback_time",
+                format!("{other} is not a string or null"),
+            ))
+        }
     };
     let follow_up = match obj.get("follow_up") {
         Some(serde_json::Value::Bool(b)) => *b,
@@ -380,8 +393,8 @@ pub fn parse_transcript(text: &str) -> Result<CallText, String> {
         if line.trim().is_empty() {
             continue;
         }
-        let v: serde_json::Value = serde_json::from_str(line)
-            .map_err(|e| format!("line {}: not JSON ({e})", i + 1))?;
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| format!("line {}: not JSON ({e})", i + 1))?;
         if let Some(h) = v.get("heard") {
             turns.push(TurnText {
                 speaker: Speaker::Callee,
@@ -403,7 +416,10 @@ pub fn parse_transcript(text: &str) -> Result<CallText, String> {
         }
     }
     if turns.is_empty() {
-        return Err("no turns found (expected `waihu script chat --json` lines or {\"turns\": [...]})".into());
+        return Err(
+            "no turns found (expected `waihu script chat --json` lines or {\"turns\": [...]})"
+                .into(),
+        );
     }
     let all: String = turns.iter().map(|t| t.text.as_str()).collect();
     Ok(CallText {
@@ -436,8 +452,16 @@ mod tests {
         CallText {
             language: Lang::Zh,
             turns: vec![
-                TurnText { speaker: Speaker::Bot, text: "您好，请问是张先生吗？想跟您确认一下空气净化器的配送信息。".into(), intent: None },
-                TurnText { speaker: Speaker::Callee, text: "我现在忙，明天下午再打吧".into(), intent: Some("busy_callback".into()) },
+                TurnText {
+                    speaker: Speaker::Bot,
+                    text: "您好，请问是张先生吗？想跟您确认一下空气净化器的配送信息。".into(),
+                    intent: None,
+                },
+                TurnText {
+                    speaker: Speaker::Callee,
+                    text: "我现在忙，明天下午再打吧".into(),
+                    intent: Some("busy_callback".into()),
+                },
             ],
             outcome: Some("callback".into()),
         }
@@ -456,11 +480,38 @@ mod tests {
     fn invalid_is_rejected() {
         let c = call();
         assert_eq!(parse_summary("客户很忙", &c), Err(SummaryError::NoJson));
-        assert!(matches!(parse_summary("{\"summary\":\"x\"", &c), Err(SummaryError::NoJson)));
-        assert!(matches!(parse_summary("{\"summary\":\"客户正忙。\",\"disposition\":\"maybe\"}", &c), Err(SummaryError::Field { field: "disposition", .. })));
-        assert!(matches!(parse_summary("{\"summary\":\"客户答应下周三付款500元。\",\"disposition\":\"interested\"}", &c), Err(SummaryError::Field { field: "summary", .. })));
+        assert!(matches!(
+            parse_summary("{\"summary\":\"x\"", &c),
+            Err(SummaryError::NoJson)
+        ));
+        assert!(matches!(
+            parse_summary("{\"summary\":\"客户正忙。\",\"disposition\":\"maybe\"}", &c),
+            Err(SummaryError::Field {
+                field: "disposition",
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_summary(
+                "{\"summary\":\"客户答应下周三付款500元。\",\"disposition\":\"interested\"}",
+                &c
+            ),
+            Err(SummaryError::Field {
+                field: "summary",
+                ..
+            })
+        ));
         assert!(matches!(parse_summary("{\"summary\":\"您好，请问是张先生吗？想跟您确认一下空气净化器的配送信息。\",\"disposition\":\"callback\"}", &c), Err(SummaryError::Field { field: "summary", .. })));
-        assert!(matches!(parse_summary("{\"summary\":\"The customer is busy.\",\"disposition\":\"callback\"}", &c), Err(SummaryError::Field { field: "summary", .. })));
+        assert!(matches!(
+            parse_summary(
+                "{\"summary\":\"The customer is busy.\",\"disposition\":\"callback\"}",
+                &c
+            ),
+            Err(SummaryError::Field {
+                field: "summary",
+                ..
+            })
+        ));
     }
 
     #[test]
