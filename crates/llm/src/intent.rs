@@ -36,7 +36,7 @@ pub fn parse_intent(output: &str, allowed: &[&str]) -> Option<String> {
     let first = first
         .strip_prefix("label:")
         .or_else(|| first.strip_prefix("标签："))
-        .map(|s| clean(s))
+        .map(clean)
         .unwrap_or(first);
     if let Some(a) = allowed.iter().find(|a| a.to_lowercase() == first) {
         return Some(a.to_string());
