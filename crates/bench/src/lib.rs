@@ -24,6 +24,7 @@
 //! | `bandit` | [`bandit`] | Thompson sampling over variants with known rates | the fixed split of a classic A/B test |
 //! | `srtp` | [`srtp`] | SRTP protect/unprotect per packet; CPU per call of concurrent two-way SRTP streams | the plain media path; the same streams in plain RTP |
 //! | `https` | [`https`] | API requests/s over TLS (rustls, keep-alive or a handshake per request) | the same server over plain HTTP |
+//! | `llm` | [`llm`] | knowledge-base answers through the guardrails (local Qwen2.5-0.5B) | the same model's raw, unguarded output |
 //! | `campaign bench` | [`campaign`] | the planner's queues | a full scan per decision |
 //!
 //! The benches are the `waihu` binary's commands moved out of it, so they behave like
@@ -42,6 +43,7 @@ pub mod geo;
 pub mod handoff;
 pub mod https;
 pub mod import;
+pub mod llm;
 pub mod nlu;
 pub mod paillier;
 pub mod script;
