@@ -24,8 +24,7 @@ impl SentenceSplitter {
     pub fn push(&mut self, delta: &str) -> Vec<String> {
         self.buf.push_str(delta);
         let mut out = Vec::new();
-        loop {
-            let Some(end) = self.first_end() else { break };
+        while let Some(end) = self.first_end() {
             let s: String = self.buf[..end].to_string();
             self.buf.drain(..end);
             let t = s.trim();

@@ -144,8 +144,7 @@ impl LocalModel {
         let t1 = Instant::now();
         let mut out_ids: Vec<u32> = Vec::new();
         let mut sent = 0usize;
-        let mut pos = ids.len();
-        for _ in 0..max_tokens {
+        for pos in ids.len()..ids.len() + max_tokens {
             let v: Vec<f32> = logits
                 .squeeze(0)
                 .and_then(|l| l.to_dtype(candle_core::DType::F32))
@@ -180,7 +179,6 @@ impl LocalModel {
                 .and_then(|t| t.unsqueeze(0))
                 .map_err(g)?;
             logits = self.model.forward(&input, pos).map_err(g)?;
-            pos += 1;
         }
         st.decode_ms = t1.elapsed().as_secs_f64() * 1e3;
         Ok(st)

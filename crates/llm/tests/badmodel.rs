@@ -140,9 +140,12 @@ async fn a_good_answer_streams_sentence_by_sentence() {
     );
 }
 
+/// What the model streams, and the violation expected to stop it.
+type Case = (&'static [&'static str], fn(&Violation) -> bool);
+
 #[tokio::test]
 async fn invented_facts_fall_back() {
-    let cases: &[(&[&str], fn(&Violation) -> bool)] = &[
+    let cases: &[Case] = &[
         (&["滤芯只要99元。"], |v| {
             matches!(v, Violation::Number { .. })
         }),
