@@ -12,10 +12,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use waihu_llm::eval::{parse_questions, run_set};
+use waihu_llm::eval::{parse_questions, run_set, subset};
 use waihu_llm::guard::Lang;
 use waihu_llm::serve::{default_model_path, serve, LocalModel};
-use waihu_llm::{Client, Config};
+use waihu_llm::{Client, Config, Message};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -32,9 +32,13 @@ pub struct Args {
     /// Token budget per answer.
     #[arg(long, default_value_t = 48)]
     max_tokens: u32,
-    /// Questions per language (0 = all).
+    /// Questions per language (0 = all): half answerable, half not.
     #[arg(long, default_value_t = 0)]
     limit: usize,
+    /// Seconds to wait for an answer's first token (a 0.5B model on a busy
+    /// 2-core machine needs minutes for a prompt).
+    #[arg(long, default_value_t = 300)]
+    first_token_s: u64,
     #[arg(long)]
     json: bool,
 }
@@ -45,6 +49,21 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
 }
 
 async fn run_async(a: &Args) -> anyhow::Result<()> {
+    // The sets first: a wrong --set fails before the model is loaded.
+    let mut sets = Vec::new();
+    for lang in [Lang::Zh, Lang::En] {
+        let doc_path = format!("{}.{}.md", a.set, lang.as_str());
+        let q_path = format!("{}.{}.questions.tsv", a.set, lang.as_str());
+        let read = |p: &str| {
+            std::fs::read_to_string(p).with_context(|| {
+                format!("reading {p} (run from the repository root, or pass --set PREFIX)")
+            })
+        };
+        let doc = read(&doc_path)?;
+        let questions = subset(&parse_questions(&read(&q_path)?), a.limit);
+        anyhow::ensure!(!questions.is_empty(), "{q_path}: no questions");
+        sets.push((lang, doc, questions));
+    }
     let endpoint = match &a.endpoint {
         Some(e) => e.clone(),
         None => {
@@ -58,7 +77,7 @@ async fn run_async(a: &Args) -> anyhow::Result<()> {
             let m = tokio::task::spawn_blocking(move || LocalModel::load(&path)).await??;
             eprintln!("llm: model loaded in {:.1} s", t.elapsed().as_secs_f64());
             let (tx, rx) = tokio::sync::oneshot::channel();
-            tokio::spawn(serve(
+            let server = tokio::spawn(serve(
                 m,
                 "127.0.0.1:0".parse()?,
                 a.max_tokens as usize,
@@ -66,27 +85,34 @@ async fn run_async(a: &Args) -> anyhow::Result<()> {
                     let _ = tx.send(addr);
                 },
             ));
-            format!("http://{}/v1", rx.await?)
+            match rx.await {
+                Ok(addr) => format!("http://{addr}/v1"),
+                Err(_) => {
+                    let why = match server.await {
+                        Ok(Err(e)) => e.to_string(),
+                        Ok(Ok(())) => "it stopped".into(),
+                        Err(e) => e.to_string(),
+                    };
+                    anyhow::bail!("serving the model on 127.0.0.1: {why}");
+                }
+            }
         }
     };
     let client = Client::new(Config {
         endpoint,
         max_tokens: a.max_tokens,
-        first_token_timeout_ms: 60_000,
-        total_timeout_ms: 120_000,
+        first_token_timeout_ms: a.first_token_s.saturating_mul(1000),
+        total_timeout_ms: a.first_token_s.saturating_mul(1000).saturating_add(120_000),
         ..Config::default()
     })?;
+    // One token, so an unreachable or broken endpoint is an error, not a
+    // table of fallbacks.
+    client
+        .complete(&[Message::user("ping")], Some(1))
+        .await
+        .context("the model does not answer")?;
     let mut all = Vec::new();
-    for lang in [Lang::Zh, Lang::En] {
-        let doc_path = format!("{}.{}.md", a.set, lang.as_str());
-        let q_path = format!("{}.{}.questions.tsv", a.set, lang.as_str());
-        let doc =
-            std::fs::read_to_string(&doc_path).with_context(|| format!("reading {doc_path}"))?;
-        let qs = std::fs::read_to_string(&q_path).with_context(|| format!("reading {q_path}"))?;
-        let mut questions = parse_questions(&qs);
-        if a.limit > 0 {
-            questions.truncate(a.limit);
-        }
+    for (lang, doc, questions) in sets {
         let n = questions.len();
         let start = Instant::now();
         let mut last_report = Instant::now();

@@ -474,6 +474,16 @@ pub fn load_file(path: &Path) -> Result<Program, LoadError> {
                     doc.display()
                 )));
             }
+            if text
+                .lines()
+                .map(str::trim)
+                .all(|l| l.is_empty() || l.starts_with('#'))
+            {
+                return Err(fail(format!(
+                    "知识库文件只有标题 / the knowledge file {} has headings but no text under them",
+                    doc.display()
+                )));
+            }
             kn.document = Some(text);
         }
     }

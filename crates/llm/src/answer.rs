@@ -83,7 +83,9 @@ pub async fn answer<'a>(
             a.completion = Some(c);
         }
         Err(e) => {
-            let evs = stream.abort(Violation::Model(e.to_string()));
+            let evs = stream.abort(Violation::Model {
+                error: e.to_string(),
+            });
             take(evs, &mut a);
         }
     }

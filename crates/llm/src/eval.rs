@@ -33,6 +33,19 @@ pub fn parse_questions(tsv: &str) -> Vec<Question> {
         .collect()
 }
 
+/// A subset of `limit` questions (0 = all): half answerable (from the
+/// start of the set), half not, so a short run still measures both.
+pub fn subset(questions: &[Question], limit: usize) -> Vec<Question> {
+    if limit == 0 || limit >= questions.len() {
+        return questions.to_vec();
+    }
+    let answerable = questions.iter().filter(|q| !q.expect.is_empty());
+    let unanswerable = questions.iter().filter(|q| q.expect.is_empty());
+    let mut pick: Vec<Question> = answerable.take(limit - limit / 2).cloned().collect();
+    pick.extend(unanswerable.take(limit / 2).cloned());
+    pick
+}
+
 #[derive(Debug, Default, Serialize)]
 pub struct LangFigures {
     pub lang: String,

@@ -52,8 +52,8 @@ pub enum Violation {
     NoAnswer,
     #[error("empty answer")]
     Empty,
-    #[error("model error: {0}")]
-    Model(String),
+    #[error("model error: {error}")]
+    Model { error: String },
     #[error("no passage matches the question")]
     NoPassage,
 }
@@ -633,6 +633,37 @@ impl Guard {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// `waihu llm ask --json` and the bench print reasons as JSON objects.
+    #[test]
+    fn every_violation_serialises_with_its_kind() {
+        let all = [
+            Violation::Number { text: "99".into() },
+            Violation::Promise {
+                word: "免费".into(),
+            },
+            Violation::Time {
+                word: "明天".into(),
+            },
+            Violation::Identity {
+                text: "我是".into(),
+            },
+            Violation::Language {
+                expected: "zh".into(),
+            },
+            Violation::TooLong { max: 120 },
+            Violation::NoAnswer,
+            Violation::Empty,
+            Violation::Model {
+                error: "timeout".into(),
+            },
+            Violation::NoPassage,
+        ];
+        for v in all {
+            let j = serde_json::to_value(&v).unwrap_or_else(|e| panic!("{v:?}: {e}"));
+            assert!(j["kind"].is_string(), "{j}");
+        }
+    }
 
     #[test]
     fn numbers_in_all_their_forms() {

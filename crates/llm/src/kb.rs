@@ -360,7 +360,9 @@ mod tests {
         assert!(b.finish().is_empty());
         let mut c = AnswerStream::new(prep.guard);
         assert!(matches!(
-            c.abort(Violation::Model("timeout".into()))[0],
+            c.abort(Violation::Model {
+                error: "timeout".into()
+            })[0],
             AnswerEvent::Fallback { .. }
         ));
     }

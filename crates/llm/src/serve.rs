@@ -69,6 +69,11 @@ pub struct LocalModel {
     pub name: String,
 }
 
+/// A candle error without the backtrace it carries when `RUST_BACKTRACE` is set.
+fn first_line(e: &candle_core::Error) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
+}
+
 /// Qwen's ChatML template.
 pub fn chat_template(messages: &[Message]) -> String {
     let mut s = String::new();
@@ -95,10 +100,11 @@ impl LocalModel {
             path: path.to_path_buf(),
             source,
         })?;
-        let ct = gguf_file::Content::read(&mut f).map_err(|e| bad(e.to_string()))?;
+        let ct = gguf_file::Content::read(&mut f).map_err(|e| bad(first_line(&e)))?;
         let tok = Tokenizer::from_gguf(&ct).map_err(|e| bad(format!("tokenizer: {e}")))?;
         let device = Device::Cpu;
-        let model = ModelWeights::from_gguf(ct, &mut f, &device).map_err(|e| bad(e.to_string()))?;
+        let model =
+            ModelWeights::from_gguf(ct, &mut f, &device).map_err(|e| bad(first_line(&e)))?;
         let eos: Vec<u32> = ["<|im_end|>", "<|endoftext|>"]
             .iter()
             .filter_map(|t| tok.token_to_id(t))
@@ -269,11 +275,19 @@ async fn completions(State(app): State<Arc<App>>, body: Bytes) -> Response {
     while let Ok(ev) = rx.try_recv() {
         for line in ev.lines() {
             if let Some(d) = line.strip_prefix("data: ") {
-                if let Ok(delta) = crate::sse::chunk_delta(d) {
-                    text.push_str(&delta.content);
-                    if let Some(f) = delta.finish_reason {
-                        finish = f;
+                match crate::sse::chunk_delta(d) {
+                    Ok(delta) => {
+                        text.push_str(&delta.content);
+                        if let Some(f) = delta.finish_reason {
+                            finish = f;
+                        }
                     }
+                    // The generation failed: its error object, as a server error.
+                    Err(crate::sse::ChunkError::Server(msg)) => {
+                        let v = serde_json::json!({"error": {"message": msg}});
+                        return (StatusCode::INTERNAL_SERVER_ERROR, Json(v)).into_response();
+                    }
+                    Err(_) => {}
                 }
             }
         }

@@ -275,7 +275,7 @@ async fn stalls_malformed_streams_and_errors_fall_back() {
     )
     .await;
     assert!(
-        matches!(r.fallback, Some(Violation::Model(ref m)) if m.contains("no token")),
+        matches!(r.fallback, Some(Violation::Model { ref error }) if error.contains("no token")),
         "{:?}",
         r.fallback
     );
@@ -285,7 +285,7 @@ async fn stalls_malformed_streams_and_errors_fall_back() {
     pieces.insert(1, (3_000, String::new()));
     let r = ask(Lang::Zh, pieces, 200, "滤芯多久换一次？").await;
     assert_eq!(r.spoken.len(), 1);
-    assert!(matches!(r.stopped, Some(Violation::Model(_))));
+    assert!(matches!(r.stopped, Some(Violation::Model { .. })));
     // Not JSON, not SSE, binary, an error object, HTTP 500, a stream cut short.
     for (status, body) in [
         (200, "data: {not json}\n\n".to_string()),
@@ -315,7 +315,7 @@ async fn stalls_malformed_streams_and_errors_fall_back() {
         assert!(
             matches!(
                 r.fallback,
-                Some(Violation::Model(_)) | Some(Violation::Empty)
+                Some(Violation::Model { .. }) | Some(Violation::Empty)
             ),
             "{body:?}: {:?}",
             r.fallback
@@ -332,7 +332,7 @@ async fn unreachable_model_and_unrelated_question() {
     })
     .unwrap();
     let a = answer(&c, &kb, "滤芯多久换一次？", [], |_| {}).await;
-    assert!(matches!(a.fallback, Some(Violation::Model(_))));
+    assert!(matches!(a.fallback, Some(Violation::Model { .. })));
     // No passage covers it: the model is never asked.
     let a = answer(&c, &kb, "你们老板叫什么名字？", [], |_| {}).await;
     assert_eq!(a.fallback, Some(Violation::NoPassage));

@@ -80,7 +80,7 @@ async fn knowledge_answers_with_a_real_model() {
         );
         // The server worked: any fallback is a guardrail verdict, not a transport error.
         assert!(
-            !matches!(a.fallback, Some(Violation::Model(_))),
+            !matches!(a.fallback, Some(Violation::Model { .. })),
             "{:?}",
             a.fallback
         );
@@ -126,7 +126,7 @@ fn generation_speed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn kb_eval() {
-    use waihu_llm::eval::{parse_questions, run_set};
+    use waihu_llm::eval::{parse_questions, run_set, subset};
     let Some(path) = model() else { return };
     let m = tokio::task::spawn_blocking(move || LocalModel::load(&path))
         .await
@@ -155,20 +155,9 @@ async fn kb_eval() {
     );
     for (lang, l) in [(Lang::Zh, "zh"), (Lang::En, "en")] {
         let doc = std::fs::read_to_string(format!("{root}.{l}.md")).unwrap();
-        let mut qs =
+        let all =
             parse_questions(&std::fs::read_to_string(format!("{root}.{l}.questions.tsv")).unwrap());
-        if limit > 0 {
-            // Half answerable, half not, from both ends of the set.
-            let un: Vec<_> = qs.iter().filter(|q| q.expect.is_empty()).cloned().collect();
-            let mut pick: Vec<_> = qs
-                .iter()
-                .filter(|q| !q.expect.is_empty())
-                .take(limit - limit / 2)
-                .cloned()
-                .collect();
-            pick.extend(un.into_iter().take(limit / 2));
-            qs = pick;
-        }
+        let qs = subset(&all, limit);
         let f = run_set(&client, lang, &doc, &qs, |_, q, a| {
             eprintln!(
                 "[{l}] {} -> {:?} fallback={:?} first={:?}",

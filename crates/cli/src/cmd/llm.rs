@@ -1,14 +1,17 @@
 //! `waihu llm ...`: the local model server, knowledge-base answers and call
 //! summaries from the command line (crate `waihu-llm`).
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
+use waihu_dialog::Program;
 use waihu_llm::guard::Lang;
 use waihu_llm::serve::{default_model_path, serve, LocalModel};
 use waihu_llm::summary::{parse_summary, parse_transcript, rule_summary, summary_prompt};
-use waihu_llm::{answer, split_document, Client, Config, Knowledge, Passage};
+use waihu_llm::{answer, split_document, Client, Config, Knowledge, Passage, Violation};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Cmd {
@@ -103,6 +106,11 @@ async fn run_async(cmd: Cmd) -> anyhow::Result<()> {
             } else if let Some(r) = &a.stopped {
                 eprintln!("  (cut: {r})");
             }
+            // The call would have said the fallback line; the command still fails,
+            // since nothing was asked of a model.
+            if let Some(hint) = a.fallback.as_ref().and_then(model_hint) {
+                anyhow::bail!("llm ask: {hint}");
+            }
             Ok(())
         }
         Cmd::Summarize { file, no_llm } => {
@@ -121,7 +129,9 @@ async fn run_async(cmd: Cmd) -> anyhow::Result<()> {
                         rule_summary(&call)
                     }),
                     Err(e) => {
-                        note = Some(format!("model unavailable ({e})"));
+                        note = Some(format!(
+                            "model unavailable ({e}; start one with `waihu llm serve` or set WAIHU_LLM_ENDPOINT)"
+                        ));
                         rule_summary(&call)
                     }
                 }
@@ -135,9 +145,10 @@ async fn run_async(cmd: Cmd) -> anyhow::Result<()> {
     }
 }
 
-/// The knowledge of a script (passages, fallback line, variable examples) or of a bare document.
+/// The knowledge of a script (passages, fallback line rendered with the
+/// script's example values, those values) or of a bare document.
 fn load_knowledge(
-    file: &std::path::Path,
+    file: &Path,
     lang: Option<&str>,
 ) -> anyhow::Result<(Knowledge, String, Vec<String>)> {
     let is_script = matches!(
@@ -145,30 +156,21 @@ fn load_knowledge(
         Some("yaml" | "yml")
     );
     if is_script {
-        let prog = waihu_dialog::load_file(file).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let kn = prog
-            .knowledge
-            .as_ref()
-            .with_context(|| format!("{} has no `knowledge:`", file.display()))?;
-        let lang = match prog.language {
-            waihu_dialog::Language::Zh => Lang::Zh,
-            waihu_dialog::Language::En => Lang::En,
-        };
-        let passages = knowledge_passages(kn);
-        let vars: Vec<String> = prog
+        let prog = Arc::new(waihu_dialog::load_file(file).map_err(|e| anyhow::anyhow!("{e}"))?);
+        let kb = script_knowledge(&prog, file)?;
+        let vars: BTreeMap<String, String> = prog
             .required
             .iter()
-            .chain(&prog.optional)
-            .map(|(_, _, v)| v.clone())
+            .map(|(_, name, example)| (name.clone(), example.clone()))
             .collect();
-        let fallback = kn.fallback.render(|s| {
-            prog.required
-                .iter()
-                .chain(&prog.optional)
-                .find(|(slot, _, _)| *slot == s)
-                .map(|(_, _, v)| v.as_str())
-        });
-        return Ok((Knowledge::new(lang, passages), fallback, vars));
+        let call = waihu_dialog::Interpreter::new(prog, &vars, 0)?;
+        let fallback = call.knowledge_fallback().unwrap_or_default();
+        let values = call
+            .variable_values()
+            .into_iter()
+            .map(String::from)
+            .collect();
+        return Ok((kb, fallback, values));
     }
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
@@ -177,20 +179,29 @@ fn load_knowledge(
         Some(_) => Lang::Zh,
         None => waihu_llm::summary::detect_lang(&text),
     };
+    let passages = split_document(&text, 300);
+    anyhow::ensure!(
+        !passages.is_empty(),
+        "{}: no text to answer from (a Markdown document: `# heading` lines, then paragraphs)",
+        file.display()
+    );
     let fallback = match lang {
         Lang::Zh => "这个问题我需要跟同事确认一下，稍后再回复您。",
         Lang::En => "I need to check that with a colleague and get back to you.",
     };
-    Ok((
-        Knowledge::new(lang, split_document(&text, 300)),
-        fallback.into(),
-        Vec::new(),
-    ))
+    Ok((Knowledge::new(lang, passages), fallback.into(), Vec::new()))
 }
 
-/// A compiled `knowledge:` as passages (the document split, or the inline ones).
-pub fn knowledge_passages(kn: &waihu_dialog::CKnowledge) -> Vec<Passage> {
-    match &kn.document {
+/// The knowledge base of a loaded script (`knowledge:`), for `llm ask` and
+/// `script chat --llm`.
+pub fn script_knowledge(prog: &Program, file: &Path) -> anyhow::Result<Knowledge> {
+    let kn = prog.knowledge.as_ref().with_context(|| {
+        format!(
+            "{} has no `knowledge:` to answer from (see docs/llm.md)",
+            file.display()
+        )
+    })?;
+    let passages = match &kn.document {
         Some(doc) => split_document(doc, 300),
         None => kn
             .passages
@@ -200,5 +211,26 @@ pub fn knowledge_passages(kn: &waihu_dialog::CKnowledge) -> Vec<Passage> {
                 text: text.clone(),
             })
             .collect(),
+    };
+    anyhow::ensure!(
+        !passages.is_empty(),
+        "{}: `knowledge:` has no text to answer from",
+        file.display()
+    );
+    let lang = match prog.language {
+        waihu_dialog::Language::Zh => Lang::Zh,
+        waihu_dialog::Language::En => Lang::En,
+    };
+    Ok(Knowledge::new(lang, passages))
+}
+
+/// A hint when the model could not be reached or failed, so a fallback line
+/// caused by the set-up is not mistaken for a guardrail verdict.
+pub fn model_hint(reason: &Violation) -> Option<String> {
+    match reason {
+        Violation::Model { error } => Some(format!(
+            "{error} (start one with `waihu llm serve`, or set WAIHU_LLM_ENDPOINT; see docs/llm.md)"
+        )),
+        _ => None,
     }
 }

@@ -90,13 +90,7 @@ pub fn run(_ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
             seed,
             json,
             llm,
-        } => {
-            if llm {
-                chat_llm(&file, &customer, seed, json)
-            } else {
-                chat(&file, &customer, seed, json)
-            }
-        }
+        } => chat(&file, &customer, seed, json, llm),
         Cmd::Test {
             file,
             cases,
@@ -260,8 +254,28 @@ fn print_turn(turn: &BotTurn, heard: Option<&NluResult>, json: bool) {
     }
 }
 
-fn chat(file: &Path, customer: &[String], seed: u64, json: bool) -> anyhow::Result<()> {
+/// The model and knowledge base behind `chat --llm`.
+struct Answerer {
+    rt: tokio::runtime::Runtime,
+    client: waihu_llm::Client,
+    kb: waihu_llm::Knowledge,
+}
+
+fn chat(file: &Path, customer: &[String], seed: u64, json: bool, llm: bool) -> anyhow::Result<()> {
     let prog = Arc::new(load(file)?);
+    let answerer = if llm {
+        Some(Answerer {
+            kb: crate::cmd::llm::script_knowledge(&prog, file)?,
+            client: waihu_llm::Client::new(waihu_llm::Config::from_env())
+                .context("setting up the LLM client")?,
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?,
+        })
+    } else {
+        None
+    };
     let mut vars = parse_kv(customer)?;
     for (_, name, example) in &prog.required {
         if !vars.contains_key(name) {
@@ -284,7 +298,19 @@ fn chat(file: &Path, customer: &[String], seed: u64, json: bool) -> anyhow::Resu
             break;
         };
         let line = line.context("reading stdin")?;
-        let (turn, heard) = call.line(Line::parse(&line), chrono::Utc::now());
+        let now = chrono::Utc::now();
+        let (turn, heard) = match (Line::parse(&line), &answerer) {
+            (Line::Say(text), Some(ans)) => {
+                let nlu = call.understand(text);
+                let turn = if call.interpreter().wants_knowledge(&nlu) {
+                    knowledge_turn(&mut call, ans, text, now)
+                } else {
+                    call.heard(&nlu, now)
+                };
+                (turn, Some(nlu))
+            }
+            (l, _) => call.line(l, now),
+        };
         print_turn(&turn, heard.as_ref(), json);
     }
     let (outcome, level) = call.outcome();
@@ -299,110 +325,41 @@ fn chat(file: &Path, customer: &[String], seed: u64, json: bool) -> anyhow::Resu
     Ok(())
 }
 
-/// `chat --llm`: the same conversation, but an out-of-script question (see
-/// `Interpreter::wants_knowledge`) is answered from the script's knowledge by
-/// the LLM behind the guardrails, or with its fallback line; then the prompt
-/// is repeated. Turn objects keep the shape of `chat --json`.
-fn chat_llm(file: &Path, customer: &[String], seed: u64, json: bool) -> anyhow::Result<()> {
-    use waihu_dialog::{Aside, Input, Interpreter};
-    let prog = Arc::new(load(file)?);
-    let kn = prog
-        .knowledge
-        .as_ref()
-        .with_context(|| format!("{} has no `knowledge:` to answer from", file.display()))?;
-    let lang = match prog.language {
-        waihu_dialog::Language::Zh => waihu_llm::Lang::Zh,
-        waihu_dialog::Language::En => waihu_llm::Lang::En,
-    };
-    let kb = waihu_llm::Knowledge::new(lang, crate::cmd::llm::knowledge_passages(kn));
-    let client = waihu_llm::Client::new(waihu_llm::Config::from_env())?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let mut vars = parse_kv(customer)?;
-    for (_, name, example) in &prog.required {
-        vars.entry(name.clone()).or_insert_with(|| example.clone());
+/// `chat --llm`: an out-of-script question (`Interpreter::wants_knowledge`)
+/// answered from the script's knowledge by the model behind the guardrails,
+/// or with the script's fallback line; then the prompt is repeated. Why an
+/// answer fell back or was cut goes to stderr.
+fn knowledge_turn<C>(
+    call: &mut TextCall<C>,
+    ans: &Answerer,
+    question: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> BotTurn
+where
+    C: Fn(&str, &waihu_core::NluContext) -> NluResult,
+{
+    let values: Vec<String> = call
+        .interpreter()
+        .variable_values()
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let a = ans.rt.block_on(waihu_llm::answer(
+        &ans.client,
+        &ans.kb,
+        question,
+        values.iter().map(String::as_str),
+        |_| {},
+    ));
+    if let Some(r) = a.fallback.as_ref().or(a.stopped.as_ref()) {
+        let why = crate::cmd::llm::model_hint(r).unwrap_or_else(|| r.to_string());
+        eprintln!("  (知识库 / knowledge: {why})");
     }
-    let classify = classifier(&prog, true)?;
-    let mut call = Interpreter::new(prog.clone(), &vars, seed)?;
-    // As `TextCall::step`: a prompt played is taken as heard in full.
-    fn settle(call: &mut Interpreter, mut outputs: Vec<Output>) -> BotTurn {
-        if outputs.iter().any(|o| matches!(o, Output::Play { .. })) && !call.is_ended() {
-            outputs.extend(
-                call.handle(chrono::Utc::now(), Input::PlaybackFinished)
-                    .iter()
-                    .cloned(),
-            );
-        }
-        BotTurn {
-            state: call.state().to_string(),
-            outputs,
-        }
-    }
-    let first = call.handle(chrono::Utc::now(), Input::Answered).to_vec();
-    print_turn(&settle(&mut call, first), None, json);
-    let mut lines = std::io::stdin().lock().lines();
-    while !call.is_ended() {
-        let now = chrono::Utc::now();
-        let Some(line) = lines.next() else {
-            let out = call.handle(now, Input::HungUp).to_vec();
-            print_turn(&settle(&mut call, out), None, json);
-            break;
-        };
-        let line = line.context("reading stdin")?;
-        let (out, heard) = match Line::parse(&line) {
-            Line::Silence => (call.handle(now, Input::NoInput).to_vec(), None),
-            Line::HangUp => (call.handle(now, Input::HungUp).to_vec(), None),
-            Line::Dtmf(d) => (call.handle(now, Input::Dtmf(d)).to_vec(), None),
-            Line::Say(text) => {
-                let nlu = classify(text, &call.nlu_context());
-                let out = if call.wants_knowledge(&nlu) {
-                    let values: Vec<String> = call
-                        .variable_values()
-                        .into_iter()
-                        .map(String::from)
-                        .collect();
-                    let a = rt.block_on(waihu_llm::answer(
-                        &client,
-                        &kb,
-                        text,
-                        values.iter().map(String::as_str),
-                        |_| {},
-                    ));
-                    if !json {
-                        if let Some(r) = a.fallback.as_ref().or(a.stopped.as_ref()) {
-                            eprintln!("  (知识库 / knowledge: {r})");
-                        }
-                    }
-                    if a.spoken.is_empty() {
-                        call.aside(now, Aside::Fallback).to_vec()
-                    } else {
-                        call.aside(now, Aside::Said(&a.spoken)).to_vec()
-                    }
-                } else {
-                    let emotion = nlu.sentiment.angry.then_some(waihu_core::Emotion {
-                        label: waihu_core::EmotionLabel::Angry,
-                        confidence: 0.8,
-                    });
-                    call.handle(now, Input::Utterance { nlu: &nlu, emotion })
-                        .to_vec()
-                };
-                (out, Some(nlu))
-            }
-        };
-        print_turn(&settle(&mut call, out), heard.as_ref(), json);
-    }
-    let (outcome, level) = call.ended().cloned().unwrap_or(("hangup".into(), None));
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({"outcome": outcome, "level": level, "path": call.path()})
-        );
+    if a.spoken.is_empty() {
+        call.aside(waihu_dialog::Aside::Fallback, now)
     } else {
-        println!("路径 / path: {}", call.path().join(" → "));
+        call.aside(waihu_dialog::Aside::Said(&a.spoken), now)
     }
-    Ok(())
 }
 
 fn test(file: &Path, cases: &Path, json: bool, verbose: bool) -> anyhow::Result<()> {
