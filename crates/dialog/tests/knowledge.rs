@@ -134,5 +134,9 @@ fn the_shipped_script_reads_its_document() {
         e.contains("knowledge.file") && e.contains("missing.md"),
         "{e}"
     );
+    // Headings with nothing under them leave nothing to answer from.
+    std::fs::write(dir.join("missing.md"), "# 滤芯\n\n# 价格\n").unwrap();
+    let e = load_file(&s).unwrap_err().to_string();
+    assert!(e.contains("knowledge.file") && e.contains("no text"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }

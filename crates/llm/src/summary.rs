@@ -240,6 +240,16 @@ pub fn parse_summary(output: &str, call: &CallText) -> Result<Summary, SummaryEr
             ))
         }
     };
+    // A time only means something for a call back; elsewhere it is the model's invention.
+    let callback_time = match callback_time {
+        Some(t) if disposition != "callback" => {
+            repairs.push(format!(
+                "callback_time {t:?} given for a {disposition:?} call; dropped"
+            ));
+            None
+        }
+        t => t,
+    };
     let follow_up = match obj.get("follow_up") {
         Some(serde_json::Value::Bool(b)) => *b,
         Some(serde_json::Value::String(s)) => match s.trim().to_lowercase().as_str() {
@@ -474,6 +484,9 @@ mod tests {
         assert!(s.follow_up);
         assert_eq!(s.callback_time, None);
         assert_eq!(s.repairs.len(), 2);
+        let s = parse_summary("{\"summary\":\"客户确认了配送信息。\",\"disposition\":\"confirmed\",\"callback_time\":\"2023-09-12T12:00:00Z\",\"follow_up\":false}", &call()).unwrap();
+        assert_eq!(s.callback_time, None, "a time is kept for a call back only");
+        assert!(s.repairs[0].contains("dropped"), "{:?}", s.repairs);
     }
 
     #[test]

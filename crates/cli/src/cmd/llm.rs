@@ -229,7 +229,8 @@ pub fn script_knowledge(prog: &Program, file: &Path) -> anyhow::Result<Knowledge
 pub fn model_hint(reason: &Violation) -> Option<String> {
     match reason {
         Violation::Model { error } => Some(format!(
-            "{error} (start one with `waihu llm serve`, or set WAIHU_LLM_ENDPOINT; see docs/llm.md)"
+            "{error} (is a model serving at WAIHU_LLM_ENDPOINT? `waihu llm serve` starts one; \
+             a slow local model needs a longer WAIHU_LLM_FIRST_TOKEN_MS; see docs/llm.md)"
         )),
         _ => None,
     }
