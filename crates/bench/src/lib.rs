@@ -73,6 +73,26 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
+const ORDER_EN: &str = include_str!("../../../examples/scripts/order_confirmation.en.yaml");
+const ORDER_EN_KNOWLEDGE: &str = include_str!("../../../examples/knowledge/air_purifier.en.md");
+
+/// Writes the shipped English order-confirmation script as
+/// `dir/scripts/order_confirmation.en.yaml` and the document its `knowledge:`
+/// names (`../knowledge/air_purifier.en.md`, relative to the script) beside
+/// it, as in the repository, so the copy loads; returns the script's path.
+pub(crate) fn write_order_script(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    let script = dir.join("scripts/order_confirmation.en.yaml");
+    let doc = dir.join("knowledge/air_purifier.en.md");
+    for (path, text) in [(&script, ORDER_EN), (&doc, ORDER_EN_KNOWLEDGE)] {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(script)
+}
+
 /// Items per second.
 pub(crate) fn rate(items: usize, secs: f64) -> f64 {
     items as f64 / secs.max(1e-9)

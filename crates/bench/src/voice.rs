@@ -55,7 +55,6 @@ struct VoiceLevel {
 pub fn run(a: Args) -> anyhow::Result<()> {
     let persona: waihu_sim::Persona = serde_json::from_value(serde_json::json!(a.persona))
         .map_err(|_| anyhow::anyhow!("unknown persona '{}'", a.persona))?;
-    let repo_script = ORDER_EN;
     let mut rows = Vec::new();
     for &level in &a.levels {
         let tmp = tempfile::tempdir()?;
@@ -74,8 +73,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
         let csv_path = tmp.path().join("bench.csv");
         std::fs::write(&csv_path, csv)?;
-        let script = tmp.path().join("order_confirmation.en.yaml");
-        std::fs::write(&script, repo_script)?;
+        let script = crate::write_order_script(tmp.path())?;
         let rt = crate::runtime()?;
         let row = rt.block_on(async {
             let store = Store::open(data_dir)
@@ -165,5 +163,4 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-const ORDER_EN: &str = include_str!("../../../examples/scripts/order_confirmation.en.yaml");
 const LIVE_BENCH_CAMPAIGN: &str = include_str!("../../../examples/campaign-demo.en.yaml");
