@@ -113,8 +113,7 @@ pub async fn run_mode(
     }
     let csv_path = data_dir.join("agents.csv");
     std::fs::write(&csv_path, csv)?;
-    let script = data_dir.join("order_confirmation.en.yaml");
-    std::fs::write(&script, ORDER_EN)?;
+    let script = crate::write_order_script(data_dir)?;
     let store = Store::open(data_dir)
         .await
         .with_context(|| format!("opening {}", data_dir.display()))?;
@@ -313,5 +312,4 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-const ORDER_EN: &str = include_str!("../../../examples/scripts/order_confirmation.en.yaml");
 const CAMPAIGN: &str = include_str!("../../../examples/campaign-demo.en.yaml");

@@ -79,8 +79,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     }
     let csv_path = data_dir.join("bench.csv");
     std::fs::write(&csv_path, csv)?;
-    let script = data_dir.join("order_confirmation.en.yaml");
-    std::fs::write(&script, ORDER_EN)?;
+    let script = crate::write_order_script(data_dir)?;
     let rt = crate::runtime()?;
     let figures = rt.block_on(async {
         let store = Store::open(data_dir)
@@ -200,5 +199,4 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-const ORDER_EN: &str = include_str!("../../../examples/scripts/order_confirmation.en.yaml");
 const CAMPAIGN: &str = include_str!("../../../examples/campaign-demo.en.yaml");

@@ -24,6 +24,7 @@
 //! | `bandit` | [`bandit`] | Thompson sampling over variants with known rates | the fixed split of a classic A/B test |
 //! | `srtp` | [`srtp`] | SRTP protect/unprotect per packet; CPU per call of concurrent two-way SRTP streams | the plain media path; the same streams in plain RTP |
 //! | `https` | [`https`] | API requests/s over TLS (rustls, keep-alive or a handshake per request) | the same server over plain HTTP |
+//! | `llm` | [`llm`] | knowledge-base answers through the guardrails (local Qwen2.5-0.5B) | the same model's raw, unguarded output |
 //! | `campaign bench` | [`campaign`] | the planner's queues | a full scan per decision |
 //!
 //! The benches are the `waihu` binary's commands moved out of it, so they behave like
@@ -42,6 +43,7 @@ pub mod geo;
 pub mod handoff;
 pub mod https;
 pub mod import;
+pub mod llm;
 pub mod nlu;
 pub mod paillier;
 pub mod script;
@@ -69,6 +71,41 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("starting the async runtime")
+}
+
+const ORDER_EN: &str = include_str!("../../../examples/scripts/order_confirmation.en.yaml");
+const ORDER_EN_KNOWLEDGE: &str = include_str!("../../../examples/knowledge/air_purifier.en.md");
+const ORDER_ZH: &str = include_str!("../../../examples/scripts/order_confirmation.zh.yaml");
+const ORDER_ZH_KNOWLEDGE: &str = include_str!("../../../examples/knowledge/air_purifier.zh.md");
+
+/// Writes the shipped English order-confirmation script as
+/// `dir/scripts/order_confirmation.en.yaml` and the document its `knowledge:`
+/// names (`../knowledge/air_purifier.en.md`, relative to the script) beside
+/// it, as in the repository, so the copy loads; returns the script's path.
+pub(crate) fn write_order_script(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    write_order_script_in(dir, "en")
+}
+
+/// [`write_order_script`] for language `lang` (`zh` or `en`).
+pub(crate) fn write_order_script_in(
+    dir: &std::path::Path,
+    lang: &str,
+) -> anyhow::Result<std::path::PathBuf> {
+    let (script_text, doc_text) = if lang == "zh" {
+        (ORDER_ZH, ORDER_ZH_KNOWLEDGE)
+    } else {
+        (ORDER_EN, ORDER_EN_KNOWLEDGE)
+    };
+    let script = dir.join(format!("scripts/order_confirmation.{lang}.yaml"));
+    let doc = dir.join(format!("knowledge/air_purifier.{lang}.md"));
+    for (path, text) in [(&script, script_text), (&doc, doc_text)] {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(script)
 }
 
 /// Items per second.

@@ -75,7 +75,6 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let persona: waihu_sim::Persona = serde_json::from_value(serde_json::json!(a.persona))
         .map_err(|_| anyhow::anyhow!("unknown persona '{}'", a.persona))?;
     let zh = a.lang == "zh";
-    let repo_script = if zh { ORDER_ZH } else { ORDER_EN };
     let arrivals: &[(&'static str, u32)] = match a.arrival.as_str() {
         "lockstep" => &[("lockstep", 10)],
         "staggered" => &[("staggered", 1)],
@@ -130,10 +129,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
         let csv_path = tmp.path().join("bench.csv");
         std::fs::write(&csv_path, csv)?;
-        let script = tmp
-            .path()
-            .join(format!("order_confirmation.{}.yaml", a.lang));
-        std::fs::write(&script, repo_script)?;
+        let script = crate::write_order_script_in(tmp.path(), &a.lang)?;
         let rt = crate::runtime()?;
         let row = rt.block_on(async {
             let store = Store::open(data_dir)
@@ -298,7 +294,5 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-const ORDER_EN: &str = include_str!("../../../examples/scripts/order_confirmation.en.yaml");
 const LIVE_BENCH_CAMPAIGN: &str = include_str!("../../../examples/campaign-demo.en.yaml");
-const ORDER_ZH: &str = include_str!("../../../examples/scripts/order_confirmation.zh.yaml");
 const LIVE_CAMPAIGN_ZH: &str = include_str!("../../../examples/campaign-demo.zh.yaml");

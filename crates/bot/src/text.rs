@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use waihu_core::{Emotion, EmotionLabel, NluContext, NluResult};
 use waihu_dialog::testing::BotTurn;
-use waihu_dialog::{Input, Interpreter, Language, Level, MissingVariables, Output, Program};
+use waihu_dialog::{Aside, Input, Interpreter, Language, Level, MissingVariables, Output, Program};
 use waihu_nlu::Tz;
 
 /// The zone relative times are resolved in for a script in `lang`.
@@ -83,8 +83,21 @@ impl<C: Fn(&str, &NluContext) -> NluResult> TextCall<C> {
 
     /// Feeds one input at `now`; a prompt it plays is taken as heard in full.
     pub fn step(&mut self, input: Input<'_>, now: DateTime<Utc>) -> BotTurn {
+        let outputs = self.call.handle(now, input).to_vec();
+        self.settle(outputs, now)
+    }
+
+    /// An out-of-script question answered aside (the script's `knowledge:`,
+    /// see [`Interpreter::aside`]): the answer or the fallback line, then the
+    /// current prompt again.
+    pub fn aside(&mut self, answer: Aside<'_>, now: DateTime<Utc>) -> BotTurn {
+        let outputs = self.call.aside(now, answer).to_vec();
+        self.settle(outputs, now)
+    }
+
+    /// A console has no audio: what was played counts as heard in full.
+    fn settle(&mut self, mut outputs: Vec<Output>, now: DateTime<Utc>) -> BotTurn {
         let call = &mut self.call;
-        let mut outputs = call.handle(now, input).to_vec();
         if outputs.iter().any(|o| matches!(o, Output::Play { .. })) && !call.is_ended() {
             outputs.extend(call.handle(now, Input::PlaybackFinished).iter().cloned());
         }
@@ -107,15 +120,29 @@ impl<C: Fn(&str, &NluContext) -> NluResult> TextCall<C> {
             Line::HangUp => (self.step(Input::HungUp, now), None),
             Line::Dtmf(d) => (self.step(Input::Dtmf(d), now), None),
             Line::Say(text) => {
-                let nlu = (self.classify)(text, &self.call.nlu_context());
-                let emotion = nlu.sentiment.angry.then_some(Emotion {
-                    label: EmotionLabel::Angry,
-                    confidence: 0.8,
-                });
-                let turn = self.step(Input::Utterance { nlu: &nlu, emotion }, now);
-                (turn, Some(nlu))
+                let nlu = self.understand(text);
+                (self.heard(&nlu, now), Some(nlu))
             }
         }
+    }
+
+    /// What the NLU makes of `text` in the current state (nothing is fed to the call).
+    pub fn understand(&self, text: &str) -> NluResult {
+        (self.classify)(text, &self.call.nlu_context())
+    }
+
+    /// Feeds words already understood; an angry sentiment counts as an angry voice.
+    pub fn heard(&mut self, nlu: &NluResult, now: DateTime<Utc>) -> BotTurn {
+        let emotion = nlu.sentiment.angry.then_some(Emotion {
+            label: EmotionLabel::Angry,
+            confidence: 0.8,
+        });
+        self.step(Input::Utterance { nlu, emotion }, now)
+    }
+
+    /// The interpreter, for questions such as [`Interpreter::wants_knowledge`].
+    pub fn interpreter(&self) -> &Interpreter {
+        &self.call
     }
 
     pub fn is_ended(&self) -> bool {

@@ -85,6 +85,10 @@ enum Command {
     /// 话术脚本: validate, graph, chat with and test dialog scripts; bench the interpreter.
     #[command(subcommand)]
     Script(cmd::script::Cmd),
+    /// 大模型: serve a local model (OpenAI-compatible), answer from a knowledge document,
+    /// summarise a call (summary + disposition as validated JSON).
+    #[command(subcommand)]
+    Llm(cmd::llm::Cmd),
     /// 虚拟被叫: answer SIP calls as virtual callees (personas) for tests and the demo.
     Sim(cmd::sim::Args),
     /// 声纹: enrol and verify customers by voice; the fraud voice watchlist.
@@ -138,6 +142,7 @@ fn run(ctx: &ctx::Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Nlu(c) => ok(cmd::nlu::run(c)),
         Command::Emotion(c) => ok(cmd::nlu::run_emotion(c)),
         Command::Script(c) => ok(cmd::script::run(ctx, c)),
+        Command::Llm(c) => ok(cmd::llm::run(c)),
         Command::Sim(a) => ok(cmd::sim::run(ctx, a)),
         Command::Voiceprint(c) => cmd::voiceprint::run(ctx, c),
         Command::Amd(a) => ok(cmd::amd::run(ctx, a)),

@@ -167,6 +167,7 @@ pub async fn run_campaign(
         let copy = scripts_dir.join(format!("{name}.yaml"));
         if &copy != path {
             std::fs::copy(path, &copy).map_err(io("copying the script to", &copy))?;
+            copy_knowledge(&prog, &scripts_dir, store.data_dir())?;
         }
         let kit = ScriptKit::new(prog).map_err(LifecycleError::Nlu)?;
         if let Some((first, ..)) = loaded.iter().find(|(.., k)| k.lang() != kit.lang()) {
@@ -299,6 +300,57 @@ pub async fn run_campaign(
             .await?;
     }
     Ok((id, summary))
+}
+
+/// The document a script's `knowledge: {file}` names is read relative to the
+/// script, so the copy under `<data_dir>/scripts/` (what the API's script
+/// pages and later runs load) needs it where the same relative path leads
+/// from there (`../knowledge/x.md` → `<data_dir>/knowledge/x.md`). A path that
+/// would lead out of the data directory is left alone (with a warning): the
+/// copy then fails to load on its own, but this run has the document already.
+fn copy_knowledge(
+    prog: &waihu_dialog::Program,
+    scripts_dir: &std::path::Path,
+    data_dir: &std::path::Path,
+) -> Result<(), LifecycleError> {
+    let Some(kn) = prog.knowledge.as_ref() else {
+        return Ok(());
+    };
+    let (Some((rel, _)), Some(text)) = (&kn.file, &kn.document) else {
+        return Ok(());
+    };
+    if std::path::Path::new(rel).is_absolute() {
+        return Ok(());
+    }
+    let mut target = scripts_dir.to_path_buf();
+    for c in std::path::Path::new(rel).components() {
+        match c {
+            std::path::Component::ParentDir => {
+                target.pop();
+            }
+            std::path::Component::Normal(part) => target.push(part),
+            _ => {}
+        }
+    }
+    if !target.starts_with(data_dir) {
+        tracing::warn!(
+            file = %rel,
+            "the script's knowledge document is outside the data directory; its copy under {} will not find it",
+            scripts_dir.display()
+        );
+        return Ok(());
+    }
+    if std::fs::read_to_string(&target).ok().as_deref() == Some(text.as_str()) {
+        return Ok(());
+    }
+    let io = |what: &'static str, path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| LifecycleError::Io { what, path, source }
+    };
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent).map_err(io("creating", parent))?;
+    }
+    std::fs::write(&target, text).map_err(io("copying the knowledge document to", &target))
 }
 
 /// The script file of each campaign segment, in segment order. A segment's
@@ -563,6 +615,35 @@ pub fn latency_stats<'a>(lat: impl Iterator<Item = &'a Latency>) -> LatencyStats
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scripts_knowledge_document_follows_its_copy() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (data, repo) = (tmp.path().join("data"), tmp.path().join("repo"));
+        let scripts = data.join("scripts");
+        std::fs::create_dir_all(repo.join("scripts")).unwrap();
+        std::fs::create_dir_all(repo.join("knowledge")).unwrap();
+        std::fs::create_dir_all(&scripts).unwrap();
+        let script = "name: faq\nlanguage: zh\nknowledge:\n  file: ../knowledge/faq.md\n\
+                      states:\n  a:\n    say: 您好\n    end: done\n";
+        std::fs::write(repo.join("scripts/faq.zh.yaml"), script).unwrap();
+        std::fs::write(repo.join("knowledge/faq.md"), "# 滤芯\n每6个月更换。\n").unwrap();
+        let prog = waihu_dialog::load_file(&repo.join("scripts/faq.zh.yaml")).unwrap();
+        std::fs::copy(
+            repo.join("scripts/faq.zh.yaml"),
+            scripts.join("faq.zh.yaml"),
+        )
+        .unwrap();
+        copy_knowledge(&prog, &scripts, &data).unwrap();
+        let copy = waihu_dialog::load_file(&scripts.join("faq.zh.yaml")).unwrap();
+        assert!(copy.knowledge.unwrap().document.unwrap().contains("6个月"));
+        // A path leading out of the data directory is not followed.
+        let far = waihu_dialog::load_str(&script.replace("../knowledge", "../../x"), "f.yaml");
+        let mut far = far.unwrap();
+        far.knowledge.as_mut().unwrap().document = Some("x".into());
+        copy_knowledge(&far, &scripts, &data).unwrap();
+        assert!(!tmp.path().join("x").exists());
+    }
 
     #[test]
     fn with_id_rewrites_or_adds_the_id_line() {

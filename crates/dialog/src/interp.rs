@@ -24,6 +24,17 @@ use crate::cond::Val;
 use crate::model::Level;
 use crate::program::{CAction, CHandler, CRule, Effect, EmotionMatch, Next, Program, ANGER};
 
+/// How an out-of-script question was answered (see [`Interpreter::aside`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Aside<'a> {
+    /// These sentences: the interpreter plays them.
+    Said(&'a [String]),
+    /// The runtime already streamed the answer to TTS.
+    Streamed,
+    /// Nothing safe to say: the interpreter plays the script's fallback line.
+    Fallback,
+}
+
 /// What happened on the line.
 #[derive(Debug, Clone, Copy)]
 pub enum Input<'a> {
@@ -354,6 +365,93 @@ impl Interpreter {
             .slot(name)
             .and_then(|s| self.vars[s].as_ref())
             .map(|v| v.text.as_str())
+    }
+
+    /// Whether this utterance is an out-of-script question for the script's
+    /// `knowledge:`: the call is listening, the intent (after the confidence
+    /// floor) is one of `knowledge.on`, the words are not empty, and the
+    /// current state has no rule or handler of its own for that intent. The
+    /// runtime then answers (or not) and reports it with [`Interpreter::aside`]
+    /// instead of sending the utterance.
+    pub fn wants_knowledge(&self, nlu: &NluResult) -> bool {
+        let Some(kn) = self.prog.knowledge.as_ref() else {
+            return false;
+        };
+        if self.phase != Phase::Listening || nlu.text.trim().chars().count() < 2 {
+            return false;
+        }
+        let intent = if nlu.confidence >= self.prog.min_confidence {
+            nlu.intent.as_str()
+        } else {
+            "unknown"
+        };
+        if !kn.on.iter().any(|i| i == intent) {
+            return false;
+        }
+        let st = &self.prog.states[self.state as usize];
+        let ruled = st.rules.iter().any(|r| {
+            r.intents.iter().any(|i| i == intent)
+                || (r.entity.is_some() && !nlu.entities.is_empty())
+        });
+        !ruled && self.handler_for(&self.prog, intent).is_none()
+    }
+
+    /// The script's line for a question it cannot answer safely, rendered.
+    pub fn knowledge_fallback(&self) -> Option<String> {
+        self.prog
+            .knowledge
+            .as_ref()
+            .map(|k| self.render(&k.fallback))
+    }
+
+    /// Current values of the script's variables (what an answer may state).
+    pub fn variable_values(&self) -> Vec<&str> {
+        self.vars
+            .iter()
+            .flatten()
+            .map(|v| v.text.as_str())
+            .collect()
+    }
+
+    /// An out-of-script question was handled aside: `answer` says what the
+    /// callee heard. The turn counts (turn limits apply) and is recorded as
+    /// the `knowledge` handler; then the current prompt is repeated, so the
+    /// call returns to where it was.
+    pub fn aside(&mut self, now: DateTime<Utc>, answer: Aside<'_>) -> &[Output] {
+        self.out.clear();
+        self.played = false;
+        self.turn_time = None;
+        if self.phase != Phase::Listening {
+            return &self.out;
+        }
+        let prog = self.prog.clone();
+        if self.count_turn(now, &prog) {
+            self.settle(now);
+            return &self.out;
+        }
+        self.record(
+            now,
+            StepKind::Handler {
+                name: "knowledge".into(),
+            },
+        );
+        let style = self.current_style(&prog).to_string();
+        match answer {
+            Aside::Said(lines) => {
+                for l in lines {
+                    self.play(l.clone(), style.clone());
+                }
+            }
+            Aside::Fallback => {
+                if let Some(t) = self.knowledge_fallback() {
+                    self.play(t, style);
+                }
+            }
+            Aside::Streamed => self.played = true,
+        }
+        self.replay_prompt(&prog);
+        self.settle(now);
+        &self.out
     }
 
     /// Feed one input; the returned outputs are valid until the next call.

@@ -43,9 +43,9 @@ pub mod template;
 pub mod testing;
 pub mod yaml;
 
-pub use interp::{Action, Input, Interpreter, MissingVariables, Output, Step, StepKind};
+pub use interp::{Action, Aside, Input, Interpreter, MissingVariables, Output, Step, StepKind};
 pub use model::{Language, Level, Script, VoicemailAction, VoicemailRule};
 pub use program::{
-    load_file, load_str, BanditReward, CBandit, Diagnostic, LoadError, Program, StyleUse,
-    VoicemailMessage,
+    load_file, load_str, BanditReward, CBandit, CKnowledge, Diagnostic, LoadError, Program,
+    StyleUse, VoicemailMessage,
 };

@@ -99,7 +99,37 @@ pub struct Script {
     pub no_input: Option<Retry>,
     #[serde(default)]
     pub no_match: Option<Retry>,
+    /// A FAQ / product document that out-of-script questions are answered
+    /// from (retrieval + an LLM behind guardrails; see `docs/llm.md`).
+    #[serde(default)]
+    pub knowledge: Option<Knowledge>,
     pub states: BTreeMap<String, State>,
+}
+
+/// `knowledge:` — either a document `file` (Markdown; relative to the
+/// script) or inline `passages`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Knowledge {
+    #[serde(default)]
+    pub file: Option<String>,
+    #[serde(default)]
+    pub passages: Vec<KnowledgePassage>,
+    /// Said when the question cannot be answered safely (a template).
+    #[serde(default)]
+    pub fallback: Option<String>,
+    /// Intents that count as an out-of-script question when the current
+    /// state has no rule or handler for them (default `[ask_info, unknown]`).
+    #[serde(default)]
+    pub on: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KnowledgePassage {
+    #[serde(default)]
+    pub title: Option<String>,
+    pub text: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -237,12 +237,29 @@ pub struct Program {
     pub transfer: Option<TransferTarget>,
     /// The message to leave on an answering machine (None: hang up).
     pub voicemail: Option<VoicemailMessage>,
+    /// `knowledge:` — what out-of-script questions are answered from.
+    pub knowledge: Option<CKnowledge>,
     pub(crate) state_index: HashMap<String, u32>,
     /// The file the script was loaded from (as named to [`load_str`]).
     pub file: String,
     /// Every style the script names, where it names it (file order). The speech
     /// layer checks them against its style book at load ([`Program::check_styles`]).
     pub styles: Vec<StyleUse>,
+}
+
+/// A compiled `knowledge:`. The document of `file` is read by [`load_file`]
+/// (relative to the script); [`load_str`] leaves `document` empty.
+#[derive(Debug, Clone)]
+pub struct CKnowledge {
+    /// `file` as written, and where it is written (for errors).
+    pub file: Option<(String, Pos)>,
+    /// The document's text, once read.
+    pub document: Option<String>,
+    /// Inline passages: (title, text).
+    pub passages: Vec<(String, String)>,
+    pub fallback: Template,
+    /// Intents that count as out-of-script questions.
+    pub on: Vec<String>,
 }
 
 /// A compiled `voicemail: {action: leave_message}`.
@@ -433,7 +450,44 @@ pub fn load_file(path: &Path) -> Result<Program, LoadError> {
             message: e.to_string(),
         }],
     })?;
-    load_str(&src, &file)
+    let mut prog = load_str(&src, &file)?;
+    if let Some(kn) = prog.knowledge.as_mut() {
+        if let Some((name, pos)) = &kn.file {
+            let doc = path.parent().unwrap_or(Path::new(".")).join(name);
+            let fail = |message: String| LoadError {
+                file: file.clone(),
+                diagnostics: vec![Diagnostic {
+                    pos: *pos,
+                    path: "knowledge.file".into(),
+                    message,
+                }],
+            };
+            let text = std::fs::read_to_string(&doc).map_err(|e| {
+                fail(format!(
+                    "读不了知识库文件 / cannot read the knowledge file {}: {e}",
+                    doc.display()
+                ))
+            })?;
+            if text.trim().is_empty() {
+                return Err(fail(format!(
+                    "知识库文件是空的 / the knowledge file {} is empty",
+                    doc.display()
+                )));
+            }
+            if text
+                .lines()
+                .map(str::trim)
+                .all(|l| l.is_empty() || l.starts_with('#'))
+            {
+                return Err(fail(format!(
+                    "知识库文件只有标题 / the knowledge file {} has headings but no text under them",
+                    doc.display()
+                )));
+            }
+            kn.document = Some(text);
+        }
+    }
+    Ok(prog)
 }
 
 /// Parse any YAML document into `T`, with positioned errors. Also returns the
@@ -1048,7 +1102,9 @@ fn compile(script: &Script, root: &Node) -> Result<Program, Vec<Diagnostic>> {
         );
     }
 
+    let knowledge = compile_knowledge(&mut cx, root);
     let mut program = assemble_program(&cx, script, meta, globals, retries, states);
+    program.knowledge = knowledge;
     if cx.diags.is_empty() {
         bandit_outcome_checks(&mut cx, &program);
     }
@@ -1301,6 +1357,78 @@ fn compile_voicemail(cx: &mut Cx) -> Option<VoicemailMessage> {
         }
         (VoicemailAction::HangUp, None) => None,
     }
+}
+
+fn compile_knowledge(cx: &mut Cx, root: &Node) -> Option<CKnowledge> {
+    let kn = cx.script.knowledge.clone()?;
+    let base = vec![k("knowledge")];
+    match (&kn.file, kn.passages.is_empty()) {
+        (None, true) => cx.err(
+            base.clone(),
+            "知识库需要 `file`（文档）或 `passages`（段落）",
+            "`knowledge` needs a `file` (a document) or `passages`",
+        ),
+        (Some(_), false) => cx.err(
+            p(&base, &[k("passages")]),
+            "`file` 和 `passages` 只能二选一",
+            "give either `file` or `passages`, not both",
+        ),
+        (Some(f), true) if f.trim().is_empty() => cx.err(
+            p(&base, &[k("file")]),
+            "`file` 不能为空",
+            "`file` is empty: name a Markdown document (relative to the script)",
+        ),
+        _ => {}
+    }
+    for (i, ps) in kn.passages.iter().enumerate() {
+        if ps.text.trim().is_empty() {
+            cx.err(
+                p(&base, &[k("passages"), Seg::Index(i), k("text")]),
+                "段落内容为空",
+                "passage text is empty",
+            );
+        }
+    }
+    let known: BTreeSet<String> = BUILTIN_INTENTS
+        .iter()
+        .map(|s| s.to_string())
+        .chain(cx.intents.iter().cloned())
+        .chain(["unknown".to_string()])
+        .collect();
+    for (i, intent) in kn.on.iter().enumerate() {
+        if !known.contains(intent) {
+            let hint = suggest(intent, known.iter().map(String::as_str));
+            cx.err(
+                p(&base, &[k("on"), Seg::Index(i)]),
+                format!("未知意图 `{intent}`"),
+                format!("unknown intent `{intent}`{hint}"),
+            );
+        }
+    }
+    let fallback_src = kn.fallback.clone().unwrap_or_else(|| {
+        match cx.script.language {
+            Language::Zh => "这个问题我需要跟同事确认一下，稍后再回复您。",
+            Language::En => "I need to check that with a colleague and get back to you.",
+        }
+        .to_string()
+    });
+    let fallback = cx.template(p(&base, &[k("fallback")]), &fallback_src);
+    let file_path = p(&base, &[k("file")]);
+    Some(CKnowledge {
+        file: kn.file.clone().map(|f| (f, root.locate(&file_path))),
+        document: None,
+        passages: kn
+            .passages
+            .iter()
+            .map(|ps| (ps.title.clone().unwrap_or_default(), ps.text.clone()))
+            .collect(),
+        fallback,
+        on: if kn.on.is_empty() {
+            vec!["ask_info".into(), "unknown".into()]
+        } else {
+            kn.on.clone()
+        },
+    })
 }
 
 /// Global handlers, with built-in defaults for the well-known ones.
@@ -1874,6 +2002,7 @@ fn assemble_program(
             })
             .collect(),
         transfer: script.transfer.clone(),
+        knowledge: None,
         voicemail,
         state_index: cx.state_index.clone(),
         file: String::new(),

@@ -71,6 +71,10 @@ pub enum Cmd {
     /// 号段归属地: load time of the installed number-segment table and lookups/s,
     /// beside a HashMap of the raw 7-digit segments built in the same run.
     Geo(waihu_bench::geo::Args),
+    /// 知识库问答: LLM answers from a FAQ document behind the guardrails — share correct,
+    /// refused, unsupported facts (must be 0; beside the unguarded raw output), time to
+    /// the first sentence, tokens/s. Serves the local Qwen2.5-0.5B in-process.
+    Llm(waihu_bench::llm::Args),
     /// Voice activity detection: endpoint delay and false barge-ins on espeak
     /// clips, clean and at 10 dB SNR, beside WebRTC VAD without the noise gate.
     Vad,
@@ -135,6 +139,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Amd(a) => waihu_bench::amd::run(ctx.data_dir(), a),
         Cmd::Sms(a) => waihu_bench::sms::run(a),
         Cmd::Geo(a) => waihu_bench::geo::run(ctx.data_dir(), &a),
+        Cmd::Llm(a) => waihu_bench::llm::run(&a),
         Cmd::Audit(a) => waihu_bench::audit::run(a),
         Cmd::Nlu(a) => waihu_bench::nlu::run(a),
         Cmd::Asr {

@@ -24,6 +24,18 @@ const ORDER_SCRIPT_EN: &str =
     include_str!("../../../../examples/scripts/order_confirmation.en.yaml");
 const ORDER_CASES: &str =
     include_str!("../../../../examples/scripts/order_confirmation.cases.yaml");
+/// The documents the order-confirmation scripts' `knowledge:` names, as
+/// `../knowledge/air_purifier.{zh,en}.md` relative to the script.
+const KNOWLEDGE: [(&str, &str); 2] = [
+    (
+        "air_purifier.zh.md",
+        include_str!("../../../../examples/knowledge/air_purifier.zh.md"),
+    ),
+    (
+        "air_purifier.en.md",
+        include_str!("../../../../examples/knowledge/air_purifier.en.md"),
+    ),
+];
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -58,6 +70,14 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let script_file = dir.join("order_confirmation.zh.yaml");
     let cases_file = dir.join("order_confirmation.cases.yaml");
     write_if_changed(&campaign_file, SAMPLE_CAMPAIGN)?;
+    // `../knowledge/` from the scripts written here (`<data-dir>/examples/`) and
+    // from the copies a run keeps (`<data-dir>/scripts/`) is `<data-dir>/knowledge/`.
+    let knowledge = ctx.data_dir().join("knowledge");
+    std::fs::create_dir_all(&knowledge)
+        .with_context(|| format!("creating {}", knowledge.display()))?;
+    for (name, text) in KNOWLEDGE {
+        write_if_changed(&knowledge.join(name), text)?;
+    }
     write_if_changed(&script_file, ORDER_SCRIPT)?;
     write_if_changed(&cases_file, ORDER_CASES)?;
     if !args.json {

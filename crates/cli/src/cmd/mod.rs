@@ -13,6 +13,7 @@ pub mod dnc;
 pub mod events;
 pub mod geo;
 pub mod live;
+pub mod llm;
 pub mod messages;
 pub mod nlu;
 pub mod script;

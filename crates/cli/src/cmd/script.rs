@@ -46,6 +46,10 @@ pub enum Cmd {
         /// One JSON object per bot turn, then the outcome.
         #[arg(long)]
         json: bool,
+        /// Answer out-of-script questions from the script's `knowledge:` with the LLM
+        /// at WAIHU_LLM_ENDPOINT (see docs/llm.md), behind the guardrails.
+        #[arg(long)]
+        llm: bool,
     },
     /// Run scripted conversations and check paths and outcomes. 运行话术测试用例。
     Test {
@@ -85,7 +89,8 @@ pub fn run(_ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
             customer,
             seed,
             json,
-        } => chat(&file, &customer, seed, json),
+            llm,
+        } => chat(&file, &customer, seed, json, llm),
         Cmd::Test {
             file,
             cases,
@@ -249,8 +254,28 @@ fn print_turn(turn: &BotTurn, heard: Option<&NluResult>, json: bool) {
     }
 }
 
-fn chat(file: &Path, customer: &[String], seed: u64, json: bool) -> anyhow::Result<()> {
+/// The model and knowledge base behind `chat --llm`.
+struct Answerer {
+    rt: tokio::runtime::Runtime,
+    client: waihu_llm::Client,
+    kb: waihu_llm::Knowledge,
+}
+
+fn chat(file: &Path, customer: &[String], seed: u64, json: bool, llm: bool) -> anyhow::Result<()> {
     let prog = Arc::new(load(file)?);
+    let answerer = if llm {
+        Some(Answerer {
+            kb: crate::cmd::llm::script_knowledge(&prog, file)?,
+            client: waihu_llm::Client::new(waihu_llm::Config::from_env())
+                .context("setting up the LLM client")?,
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?,
+        })
+    } else {
+        None
+    };
     let mut vars = parse_kv(customer)?;
     for (_, name, example) in &prog.required {
         if !vars.contains_key(name) {
@@ -273,7 +298,19 @@ fn chat(file: &Path, customer: &[String], seed: u64, json: bool) -> anyhow::Resu
             break;
         };
         let line = line.context("reading stdin")?;
-        let (turn, heard) = call.line(Line::parse(&line), chrono::Utc::now());
+        let now = chrono::Utc::now();
+        let (turn, heard) = match (Line::parse(&line), &answerer) {
+            (Line::Say(text), Some(ans)) => {
+                let nlu = call.understand(text);
+                let turn = if call.interpreter().wants_knowledge(&nlu) {
+                    knowledge_turn(&mut call, ans, text, now)
+                } else {
+                    call.heard(&nlu, now)
+                };
+                (turn, Some(nlu))
+            }
+            (l, _) => call.line(l, now),
+        };
         print_turn(&turn, heard.as_ref(), json);
     }
     let (outcome, level) = call.outcome();
@@ -286,6 +323,43 @@ fn chat(file: &Path, customer: &[String], seed: u64, json: bool) -> anyhow::Resu
         println!("路径 / path: {}", call.path().join(" → "));
     }
     Ok(())
+}
+
+/// `chat --llm`: an out-of-script question (`Interpreter::wants_knowledge`)
+/// answered from the script's knowledge by the model behind the guardrails,
+/// or with the script's fallback line; then the prompt is repeated. Why an
+/// answer fell back or was cut goes to stderr.
+fn knowledge_turn<C>(
+    call: &mut TextCall<C>,
+    ans: &Answerer,
+    question: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> BotTurn
+where
+    C: Fn(&str, &waihu_core::NluContext) -> NluResult,
+{
+    let values: Vec<String> = call
+        .interpreter()
+        .variable_values()
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let a = ans.rt.block_on(waihu_llm::answer(
+        &ans.client,
+        &ans.kb,
+        question,
+        values.iter().map(String::as_str),
+        |_| {},
+    ));
+    if let Some(r) = a.fallback.as_ref().or(a.stopped.as_ref()) {
+        let why = crate::cmd::llm::model_hint(r).unwrap_or_else(|| r.to_string());
+        eprintln!("  (知识库 / knowledge: {why})");
+    }
+    if a.spoken.is_empty() {
+        call.aside(waihu_dialog::Aside::Fallback, now)
+    } else {
+        call.aside(waihu_dialog::Aside::Said(&a.spoken), now)
+    }
 }
 
 fn test(file: &Path, cases: &Path, json: bool, verbose: bool) -> anyhow::Result<()> {

@@ -338,8 +338,9 @@ pub fn fixture_paths() -> Vec<(Vec<&'static str>, Option<&'static str>)> {
 
 /// Fill the store like a demo run would, through the store's call API:
 /// a campaign from examples/campaign.yaml, the zh order-confirmation script
-/// under data_dir/scripts, 10 finished calls with transcripts (bot and callee
-/// turns, intents, emotions, voice features), 3 recordings, 2 live calls.
+/// under data_dir/scripts (its knowledge document under data_dir/knowledge),
+/// 10 finished calls with transcripts (bot and callee turns, intents,
+/// emotions, voice features), 3 recordings, 2 live calls.
 pub async fn fill_calls(store: &Store) -> CallsFixture {
     use waihu_store::{CallFinish, CallStart, Speaker, TurnRecord, VoiceFeatures};
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
@@ -353,6 +354,14 @@ pub async fn fill_calls(store: &Store) -> CallsFixture {
     std::fs::copy(
         format!("{root}/scripts/{SCRIPT}.yaml"),
         scripts.join(format!("{SCRIPT}.yaml")),
+    )
+    .unwrap();
+    // Its `knowledge: {file: ../knowledge/air_purifier.zh.md}`, where a run's copy finds it.
+    let knowledge = store.data_dir().join("knowledge");
+    std::fs::create_dir_all(&knowledge).unwrap();
+    std::fs::copy(
+        format!("{root}/knowledge/air_purifier.zh.md"),
+        knowledge.join("air_purifier.zh.md"),
     )
     .unwrap();
     let t0 = t("2026-11-02T02:00:00Z");
