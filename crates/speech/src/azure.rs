@@ -15,8 +15,7 @@ use waihu_audio::style::Style;
 use waihu_audio::wav::Pcm;
 
 use crate::remote_tts::{
-    client, parse_endpoint, stream_audio, AudioRequest, Mood, RemoteError, RemoteErrorKind,
-    RemoteTimeouts, SampleFormat,
+    client, parse_endpoint, stream_audio, AudioRequest, Mood, RemoteTimeouts, SampleFormat,
 };
 use crate::tts::{PcmPieces, TtsEngine, TtsError};
 
@@ -208,11 +207,7 @@ pub struct AzureTts {
 }
 
 fn config_error(url: &str, m: String) -> TtsError {
-    TtsError::Remote(RemoteError {
-        engine: ENGINE,
-        url: url.to_string(),
-        kind: RemoteErrorKind::Config(m),
-    })
+    crate::remote_tts::config_error(ENGINE, url, m)
 }
 
 impl AzureTts {

@@ -206,6 +206,15 @@ impl Default for RemoteTimeouts {
 }
 
 /// Parses and checks an endpoint URL (http or https, no credentials in it).
+/// A configuration mistake of remote engine `engine` (endpoint `url`).
+pub(crate) fn config_error(engine: &'static str, url: &str, m: String) -> TtsError {
+    TtsError::Remote(RemoteError {
+        engine,
+        url: url.to_string(),
+        kind: RemoteErrorKind::Config(m),
+    })
+}
+
 pub(crate) fn parse_endpoint(engine: &'static str, url: &str) -> Result<url::Url, RemoteError> {
     let bad = |m: String| RemoteError {
         engine,
