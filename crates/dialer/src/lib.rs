@@ -1508,7 +1508,10 @@ mod clock_tests {
         let gathering = CampaignClock::gathering(start(), chrono::Duration::minutes(20));
         assert!(gathering.skip_to(start() + hour));
         let off = (gathering.now() - (start() + hour)).num_seconds();
-        assert!((1200..1205).contains(&off), "gathering clock {off} s past the entry");
+        assert!(
+            (1200..1205).contains(&off),
+            "gathering clock {off} s past the entry"
+        );
 
         // Never back, and the system clock never jumps.
         assert!(!gathering.skip_to(start()));
