@@ -57,10 +57,19 @@ use waihu_store::{CallFinish, CallStart, Customer, Store};
 /// is dialled as soon as nothing else is left — while calls themselves run in
 /// real time. Every decision and event uses this clock, and the compliance
 /// checker verifies the log against it like any other.
+///
+/// A skipping clock may also *gather*: each jump lands that much past the
+/// next calendar entry, so retries due close together start as one wave.
+/// Without it a retry round trickles: a jump reaches only the first retry
+/// due, the clock then runs in real time while that call is live, the next
+/// retry comes due minutes later, and the last contacts are dialled one or
+/// two at a time. Dialling a retry later than it is due is always allowed
+/// (the planner still checks windows and caps at the new time).
 #[derive(Debug, Default)]
 pub struct CampaignClock {
     offset_ms: AtomicI64,
     skip_idle: bool,
+    gather_ms: i64,
 }
 
 impl CampaignClock {
@@ -74,6 +83,18 @@ impl CampaignClock {
         Arc::new(CampaignClock {
             offset_ms: AtomicI64::new(offset),
             skip_idle,
+            gather_ms: 0,
+        })
+    }
+
+    /// A skipping clock that reads `start` now and lands `gather` past each
+    /// calendar entry it jumps to (see [`CampaignClock`]).
+    pub fn gathering(start: DateTime<Utc>, gather: chrono::Duration) -> Arc<CampaignClock> {
+        let offset = (start - Utc::now()).num_milliseconds();
+        Arc::new(CampaignClock {
+            offset_ms: AtomicI64::new(offset),
+            skip_idle: true,
+            gather_ms: gather.num_milliseconds().max(0),
         })
     }
 
@@ -87,7 +108,7 @@ impl CampaignClock {
 
     /// Jump forward to `t` (never back). Only a skipping clock moves.
     fn skip_to(&self, t: DateTime<Utc>) -> bool {
-        let ahead = (t - self.now()).num_milliseconds();
+        let ahead = (t - self.now()).num_milliseconds() + self.gather_ms;
         if self.skip_idle && ahead > 0 {
             self.offset_ms.fetch_add(ahead, Ordering::Relaxed);
             true
@@ -1466,4 +1487,35 @@ async fn finish(
     }
     summary.calls.push(f.result);
     Ok(())
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::*;
+
+    fn start() -> DateTime<Utc> {
+        "2026-12-07T01:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn a_skipping_clock_lands_on_the_entry_and_a_gathering_one_past_it() {
+        let hour = chrono::Duration::hours(1);
+        let plain = CampaignClock::starting_at(start(), true);
+        assert!(plain.skip_to(start() + hour));
+        let off = (plain.now() - (start() + hour)).num_seconds();
+        assert!((0..5).contains(&off), "plain clock {off} s past the entry");
+
+        let gathering = CampaignClock::gathering(start(), chrono::Duration::minutes(20));
+        assert!(gathering.skip_to(start() + hour));
+        let off = (gathering.now() - (start() + hour)).num_seconds();
+        assert!(
+            (1200..1205).contains(&off),
+            "gathering clock {off} s past the entry"
+        );
+
+        // Never back, and the system clock never jumps.
+        assert!(!gathering.skip_to(start()));
+        let system = CampaignClock::system();
+        assert!(!system.skip_to(Utc::now() + hour));
+    }
 }

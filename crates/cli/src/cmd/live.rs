@@ -319,6 +319,9 @@ impl DemoReport {
     }
 }
 
+/// Campaign minutes the demo clock gathers retries over (see `CampaignClock::gathering`).
+const DEMO_GATHER_MIN: i64 = 20;
+
 pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
     let campaign = waihu_campaign::config::Campaign::from_yaml(&a.campaign_yaml)
         .map_err(|e| anyhow::anyhow!("demo campaign: {e}"))?;
@@ -392,8 +395,10 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
                 opts,
             };
             // One clock for both sides: the callees answer by their local hour on it.
+            // It gathers retries due within 20 minutes into one wave (see CampaignClock):
+            // a trickling retry tail was half of the Mandarin demo's wall time.
             let start = business_morning(&campaign.timezone, chrono::Utc::now());
-            let clock = CampaignClock::starting_at(start, true);
+            let clock = CampaignClock::gathering(start, chrono::Duration::minutes(DEMO_GATHER_MIN));
             let sim = start_callees(callees, &clock).await?;
             let setup = CampaignSetup {
                 campaign_yaml: a.campaign_yaml.clone(),
