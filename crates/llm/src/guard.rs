@@ -262,32 +262,24 @@ fn zh_unit(c: char) -> Option<u64> {
     })
 }
 
-/// Value of a run of Chinese numerals (`一千二百九十九`, `两万`, `十五`), or a
-/// digit string for digit-by-digit readings (`一三八` → `138`).
+/// Value of a run of Chinese numerals (`一千二百九十九`, `两万`, `十五`, the colloquial
+/// `三千五` = 3500), or a digit string for digit-by-digit readings (`一三八` → `138`).
+/// The NLU's parser decides, so the guard and the slot filler read a number the same way.
 fn zh_number(run: &[char]) -> Option<String> {
+    let s: String = run.iter().collect();
     if !run.iter().any(|&c| zh_unit(c).is_some()) {
-        return Some(
-            run.iter()
-                .filter_map(|&c| zh_digit(c))
-                .map(|d| char::from(b'0' + d as u8))
-                .collect(),
-        );
+        return waihu_nlu::numbers::cn_digit_string(&s);
     }
-    let (mut total, mut section, mut digit) = (0u64, 0u64, None::<u64>);
-    for &c in run {
-        if let Some(d) = zh_digit(c) {
-            digit = Some(d);
-        } else if let Some(u) = zh_unit(c) {
-            if u >= 10_000 {
-                section = (section + digit.take().unwrap_or(0)).max(1);
-                total = total.checked_add(section.checked_mul(u)?)?;
-                section = 0;
-            } else {
-                section = section.checked_add(digit.take().unwrap_or(1).checked_mul(u)?)?;
-            }
-        }
+    match waihu_nlu::numbers::parse_cn(&s) {
+        Some(v) => Some(normalise_decimal(&format!("{v}"))),
+        // Not a well-formed numeral ("三五千"): keep its digits, so a number the
+        // passage does not hold is still a number the check sees.
+        None => waihu_nlu::numbers::cn_digit_string(
+            &run.iter()
+                .filter(|&&c| zh_digit(c).is_some())
+                .collect::<String>(),
+        ),
     }
-    Some((total + section + digit.unwrap_or(0)).to_string())
 }
 
 fn en_number_word(w: &str) -> Option<(u64, bool)> {
@@ -682,6 +674,20 @@ mod tests {
         assert_eq!(numbers("稍等一下，一定"), Vec::<String>::new());
         assert_eq!(numbers("十五天"), vec!["15"]);
         assert_eq!(numbers("一三八"), vec!["138"]);
+        // Colloquial abbreviations, read as the NLU reads them.
+        assert_eq!(numbers("三千五"), vec!["3500"]);
+        assert_eq!(numbers("两万五千元"), vec!["25000"]);
+        assert_eq!(numbers("一百零五"), vec!["105"]);
+    }
+
+    #[test]
+    fn an_answer_in_colloquial_numerals_matches_the_passage_digits() {
+        let g = guard(Lang::Zh, "这款净水器售价3500元。");
+        assert!(g.check("这款净水器售价三千五。").is_ok());
+        assert!(matches!(
+            g.check("这款净水器售价三千三。"),
+            Err(Violation::Number { .. })
+        ));
     }
 
     fn guard(lang: Lang, passage: &str) -> Guard {

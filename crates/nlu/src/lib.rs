@@ -18,7 +18,7 @@ pub mod emotion;
 pub mod entities;
 pub mod eval;
 mod model;
-mod numbers;
+pub mod numbers;
 mod second;
 pub mod sentiment;
 pub mod structured;
