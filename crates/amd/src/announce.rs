@@ -159,9 +159,148 @@ pub fn classify(text: &str) -> Option<Announcement> {
         .map(|(k, _)| *k)
 }
 
+/// The standard carrier recordings, whole, per kind. Carriers play a few fixed
+/// recordings, so a transcript that misheard a word or two of one (Whisper base
+/// hears 已关机 as 与关系 on a synthetic 8 kHz line) is still closest to it.
+const RECORDINGS: &[(Announcement, &str)] = &[
+    (Announcement::PoweredOff, "您拨打的电话已关机请稍后再拨"),
+    (Announcement::PoweredOff, "您拨打的电话已关机"),
+    (Announcement::PoweredOff, "您拨打的用户已关机"),
+    (Announcement::Vacant, "您拨打的号码是空号请查证后再拨"),
+    (Announcement::Vacant, "您拨打的电话号码不存在"),
+    (Announcement::Suspended, "您拨打的电话已停机"),
+    (Announcement::Suspended, "您拨打的用户已暂停服务"),
+    (
+        Announcement::Unreachable,
+        "您拨打的电话暂时无法接通请稍后再拨",
+    ),
+    (
+        Announcement::Unreachable,
+        "您拨打的用户不在服务区请稍后再拨",
+    ),
+    (Announcement::Busy, "您拨打的用户正在通话中请稍后再拨"),
+    (Announcement::Busy, "您拨打的电话正在通话中请稍后再拨"),
+    (
+        Announcement::PoweredOff,
+        "the subscriber you have dialed is switched off",
+    ),
+    (
+        Announcement::Vacant,
+        "the number you have dialed is not in service",
+    ),
+    (
+        Announcement::Suspended,
+        "the number you have dialed has been suspended",
+    ),
+    (
+        Announcement::Unreachable,
+        "the number you have dialed cannot be reached",
+    ),
+];
+
+/// Least similarity (1 − edit distance / length, over characters) to a
+/// recording, and the least lead over the closest recording of another kind.
+const NEAR: f64 = 0.6;
+const LEAD: f64 = 0.08;
+
+/// Lowercase letters, digits and CJK only: punctuation and spaces differ
+/// between transcripts and say nothing. English keeps single spaces.
+fn squash(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars().flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() {
+            out.push(c);
+        } else if c.is_whitespace() && c.is_ascii() && !out.ends_with(' ') && !out.is_empty() {
+            out.push(' ');
+        }
+    }
+    out.trim_end().to_string()
+}
+
+/// What a transcript heard on a line that is known to carry a carrier's words
+/// (early media before any answer, or audio the detector holds as a machine or
+/// SIT): the cue words of [`classify`], or else the standard recording the
+/// words are closest to — by a clear lead over every other kind. Never used on
+/// a person's turns: a caller saying "您拨打的…" is not a carrier.
+pub fn classify_heard(text: &str) -> Option<Announcement> {
+    if let Some(k) = classify(text) {
+        return Some(k);
+    }
+    let t = squash(text);
+    if t.chars().count() < 4 {
+        return None;
+    }
+    let mut best: Option<(Announcement, f64)> = None;
+    let mut runner_up = 0.0f64;
+    for (kind, rec) in RECORDINGS {
+        let sim = strsim::normalized_levenshtein(&t, rec);
+        match best {
+            Some((k, b)) if sim > b => {
+                if k != *kind {
+                    runner_up = runner_up.max(b);
+                }
+                best = Some((*kind, sim));
+            }
+            Some((k, _)) if k != *kind => runner_up = runner_up.max(sim),
+            Some(_) => {}
+            None => best = Some((*kind, sim)),
+        }
+    }
+    let (kind, sim) = best?;
+    (sim >= NEAR && sim - runner_up >= LEAD).then_some(kind)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn misheard_recordings_are_still_known() {
+        // Whisper base on the synthetic 8 kHz 关机 recording (measured).
+        assert_eq!(
+            classify_heard("您播打的电话与关系,请稍后再播"),
+            Some(Announcement::PoweredOff)
+        );
+        assert_eq!(
+            classify_heard("您拨打的号码是空浩，请查正后再拨。"),
+            Some(Announcement::Vacant)
+        );
+        assert_eq!(
+            classify_heard("您拨打的电话暂时无法接同，请稍后再拨"),
+            Some(Announcement::Unreachable)
+        );
+        assert_eq!(
+            classify_heard("The subscriber you have dialled is switched of."),
+            Some(Announcement::PoweredOff)
+        );
+        // Cue words still win first.
+        assert_eq!(
+            classify_heard("您拨打的电话已停机"),
+            Some(Announcement::Suspended)
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_read_without_panic(text in "\\PC{0,80}") {
+            let _ = classify_heard(&text);
+        }
+    }
+
+    #[test]
+    fn people_and_unclear_words_are_not_recordings() {
+        for text in [
+            "",
+            "喂？",
+            "我现在在开会，明天下午三点再打给我吧。",
+            "您拨打的",
+            "您拨打的电话请稍后",
+            "Hello, who is this?",
+            "请在提示音后留言",
+        ] {
+            assert_eq!(classify_heard(text), None, "{text}");
+        }
+    }
 
     #[test]
     fn carrier_phrasings_in_both_languages() {

@@ -62,6 +62,10 @@ struct VoiceLevel {
     cpu_cores: f64,
     /// CPU seconds per answered call (both sides).
     cpu_s_per_call: f64,
+    /// The first calls whose stored outcome differs from the callee's truth: what
+    /// the callee said, what was stored, and what answering-machine detection did.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    misses: Vec<String>,
 }
 
 /// `waihu bench voice`: the whole pipeline (planner → SIP → VAD → Whisper → NLU → dialog →
@@ -243,7 +247,36 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 speculation.early_ends += c.speculation.early_ends;
                 speculation.shed += c.speculation.shed;
             }
+            let misses = score
+                .mismatches
+                .iter()
+                .take(5)
+                .map(|m| {
+                    // Every attempt on the number: its detector verdict.
+                    let analysis: Vec<String> = summary
+                        .calls
+                        .iter()
+                        .filter(|c| waihu_sim::normalize_number(&c.phone) == m.number)
+                        .map(|c| {
+                            c.analysis.as_ref().map_or("-".to_string(), |a| {
+                                format!("{} {} at {} ms", a.verdict, a.reason, a.final_ms)
+                            })
+                        })
+                        .collect();
+                    let analysis = analysis.join(", ");
+                    format!(
+                        "{:?}: expected {} / {:?}, stored {} / {:?}; amd {analysis}; callee said {:?}",
+                        m.persona,
+                        m.expected_outcome,
+                        m.expected_business,
+                        m.got_outcome,
+                        m.got_business,
+                        m.lines_said
+                    )
+                })
+                .collect();
             Ok::<_, anyhow::Error>(VoiceLevel {
+                misses,
                 lang: a.lang.clone(),
                 concurrency: level,
                 arrival,
@@ -271,6 +304,9 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 row.cut_in_share * 100.0, sp.started, sp.hits, sp.early_ends, sp.shed,
                 row.cpu_cores, row.cpu_s_per_call, row.wall_s
             );
+            for m in &row.misses {
+                println!("    ✗ {m}");
+            }
         }
         rows.push(row);
     }

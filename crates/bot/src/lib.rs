@@ -451,7 +451,9 @@ impl Brain {
         match r {
             Ok(t) => {
                 let text = t.text.trim().to_string();
-                let kind = waihu_amd::announce::classify(&text);
+                // Before any answer only the network speaks: a misheard
+                // recording is still matched to the nearest standard one.
+                let kind = waihu_amd::announce::classify_heard(&text);
                 self.report.network_outcome = kind.map(|k| k.outcome());
                 if let Some(k) = kind {
                     // Early media: before any answer, so no media time to report.
@@ -973,7 +975,14 @@ impl Brain {
         // Words are checked on the first utterance, and on every one while
         // the audio holds the call (SIT tones come before the words).
         if (first_turn || self.analysis.held) && !self.analysis.settled {
-            let kind = waihu_amd::announce::classify(&text);
+            // While the audio holds the call (a long greeting, SIT tones) the
+            // words may be a carrier's recording, misheard: match it to the
+            // nearest one. A person's first words only by their cue words.
+            let kind = if self.analysis.held {
+                waihu_amd::announce::classify_heard(&text)
+            } else {
+                waihu_amd::announce::classify(&text)
+            };
             let voicemail = waihu_amd::is_voicemail_text(&text)
                 || (self.analysis.held && self.analysis.beep_end.is_some());
             if kind.is_some() || voicemail {

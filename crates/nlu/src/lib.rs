@@ -547,6 +547,13 @@ impl Nlu {
         if PROTECTED.contains(&labels[best].as_str()) && conf >= self.inner.threshold {
             return None;
         }
+        // A fragment ("Sorry.", "嗯", "喂") carries too little meaning for a
+        // sentence embedding: in the English demo the encoder read a lone
+        // "Sorry." as cancel_order (0.32) where the linear model said repeat
+        // (0.99). A sure linear reading of a fragment stands.
+        if conf >= self.inner.threshold && is_fragment(text) {
+            return None;
+        }
         let q = s.enc.embed(text, encoder::Kind::Query);
         let custom: Vec<bool> = labels
             .iter()
@@ -764,9 +771,37 @@ impl Nlu {
     }
 }
 
+/// One word, or at most two Chinese characters: too short to embed.
+fn is_fragment(text: &str) -> bool {
+    let han = text
+        .chars()
+        .filter(|c| ('\u{4e00}'..='\u{9fff}').contains(c))
+        .count();
+    let words = text
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '\''))
+        .count();
+    han + words <= 1 || (words == 0 && han <= 2)
+}
+
 /// The index and value of the largest probability (the first on ties).
 fn argmax(p: &[f32]) -> (usize, f32) {
     p.iter()
         .enumerate()
         .fold((0, f32::MIN), |a, (i, &v)| if v > a.1 { (i, v) } else { a })
+}
+
+#[cfg(test)]
+mod fragment_tests {
+    use super::is_fragment;
+
+    #[test]
+    fn fragments_are_one_word_or_two_characters() {
+        for t in ["Sorry.", "yes", "嗯", "好的", "喂？", "", "OK!", "don't"] {
+            assert!(is_fragment(t), "{t}");
+        }
+        for t in ["Sorry, wrong number.", "不好意思", "cancel it", "打错了"] {
+            assert!(!is_fragment(t), "{t}");
+        }
+    }
 }
