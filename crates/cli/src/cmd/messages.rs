@@ -277,8 +277,8 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
                 if let Some(t) = https {
                     let st = t.await??;
                     println!(
-                        "短信 sms (HTTP): sent {}, failed {}, retried {}, unknown {} ({} left unknown by an earlier run), receipts {}, forged callbacks refused {}",
-                        st.sent, st.failed, st.retried, st.unknown, st.reconciled_unknown, st.receipts, st.forged_callbacks
+                        "短信 sms (HTTP): sent {}, failed {}, retried {}, unknown {} ({} left unknown by an earlier run), receipts {}, replies {} ({} opt-outs), forged callbacks refused {}",
+                        st.sent, st.failed, st.retried, st.unknown, st.reconciled_unknown, st.receipts, st.replies, st.opt_outs, st.forged_callbacks
                     );
                 }
                 if let Some(t) = pushes {
