@@ -1,7 +1,15 @@
 //! `waihu bench sms`: SMPP submit throughput of the `waihu-smpp` client against a real
 //! SMSC (Net::SMPP, `libnet-smpp-perl`) on 127.0.0.1, with the requested window beside a
-//! window of 1 (stop-and-wait: one submit_sm, wait for its resp) in the same run, for
-//! one-segment English and two-segment Chinese texts.
+//! window of 1 (stop-and-wait: one submit_sm, wait for its resp), and beside Kannel
+//! (Debian `kannel`: bearerbox + smsbox, its SMPP window set to the same size) fed through
+//! its own `sendsms` HTTP interface and delivering to the same kind of SMSC — all in the
+//! same run, for one-segment English and two-segment Chinese texts.
+//!
+//! Each run gets a fresh SMSC process. waihu's time runs from the first submit to the last
+//! submit_sm_resp; Kannel's from the first `sendsms` request to the moment the SMSC has
+//! logged every submit_sm (Kannel answers HTTP once a message is queued, not submitted).
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -9,15 +17,20 @@ use serde::Serialize;
 use waihu_smpp::driver::DriverEvent;
 use waihu_smpp::peer::{PeerOptions, PeerSmsc};
 use waihu_smpp::{ClientConfig, Config, Event, OutgoingSms};
+use waihu_testkit::kannel::{self, Kannel};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Messages per run.
     #[arg(long, default_value_t = 5000)]
     pub messages: usize,
-    /// submit_sm requests in flight at once.
+    /// submit_sm requests in flight at once (waihu's window and Kannel's
+    /// `max-pending-submits`).
     #[arg(long, default_value_t = 10)]
     pub window: usize,
+    /// `sendsms` HTTP requests in flight at once against Kannel.
+    #[arg(long, default_value_t = 10)]
+    pub http_concurrency: usize,
     #[arg(long)]
     pub json: bool,
 }
@@ -25,6 +38,8 @@ pub struct Args {
 #[derive(Debug, Serialize)]
 struct Row {
     text: &'static str,
+    /// "waihu-smpp" or "kannel sendsms".
+    client: &'static str,
     window: usize,
     messages: usize,
     pdus: usize,
@@ -39,6 +54,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             "perl with Net::SMPP is missing: install libnet-smpp-perl (scripts/setup.sh)"
         );
     }
+    for bin in [kannel::BEARERBOX, kannel::SMSBOX] {
+        if !std::path::Path::new(bin).exists() {
+            anyhow::bail!("{bin} is missing: install Debian's kannel (scripts/setup.sh)");
+        }
+    }
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let english = "Your coupon is ready. Reply STOP to opt out.".to_string();
@@ -48,46 +68,56 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 .to_string();
         let segs = waihu_smpp::text::plan(&chinese).segment_count();
         anyhow::ensure!(segs == 2, "the Chinese text should take 2 segments, takes {segs}");
+        let window = a.window.max(1);
         let mut rows = Vec::new();
         for (label, text, pdus) in [
             ("en, 1 segment", &english, 1),
             ("zh, 2 segments", &chinese, segs),
         ] {
-            for window in [1, a.window.max(1)] {
+            for w in [1, window] {
                 let smsc = PeerSmsc::start(&PeerOptions::default()).context("starting the SMSC")?;
-                let seconds = one_run(&smsc, window, a.messages, text).await?;
-                rows.push(Row {
-                    text: label,
-                    window,
-                    messages: a.messages,
-                    pdus: a.messages * pdus,
-                    seconds,
-                    messages_per_s: a.messages as f64 / seconds,
-                    pdus_per_s: (a.messages * pdus) as f64 / seconds,
-                });
+                let seconds = one_run(&smsc, w, a.messages, text, label).await?;
+                rows.push(row(label, "waihu-smpp", w, a.messages, pdus, seconds));
             }
+            let smsc = PeerSmsc::start(&PeerOptions::default()).context("starting the SMSC")?;
+            let seconds = kannel_run(&smsc, window, a.http_concurrency, a.messages, text, pdus, label)
+                .await?;
+            rows.push(row(label, "kannel sendsms", window, a.messages, pdus, seconds));
         }
         if a.json {
             println!("{}", serde_json::to_string_pretty(&rows)?);
         } else {
-            println!("SMPP submit throughput, waihu-smpp → Net::SMPP SMSC (perl) on 127.0.0.1");
             println!(
-                "{:<16} {:>6} {:>9} {:>8} {:>10} {:>10}",
-                "text", "window", "messages", "seconds", "msg/s", "PDU/s"
+                "SMPP submit throughput to a Net::SMPP SMSC (perl) on 127.0.0.1: waihu-smpp \
+                 directly vs Kannel's sendsms HTTP interface ({} requests in flight)",
+                a.http_concurrency
+            );
+            println!(
+                "{:<16} {:<15} {:>6} {:>9} {:>8} {:>10} {:>10}",
+                "text", "client", "window", "messages", "seconds", "msg/s", "PDU/s"
             );
             for r in &rows {
                 println!(
-                    "{:<16} {:>6} {:>9} {:>8.2} {:>10.0} {:>10.0}",
-                    r.text, r.window, r.messages, r.seconds, r.messages_per_s, r.pdus_per_s
+                    "{:<16} {:<15} {:>6} {:>9} {:>8.2} {:>10.0} {:>10.0}",
+                    r.text,
+                    r.client,
+                    r.window,
+                    r.messages,
+                    r.seconds,
+                    r.messages_per_s,
+                    r.pdus_per_s
                 );
             }
-            for pair in rows.chunks(2) {
-                if let [base, w] = pair {
+            for triple in rows.chunks(3) {
+                if let [base, w, k] = triple {
                     println!(
-                        "{}: window {} is {:.1}x stop-and-wait (window 1)",
+                        "{}: window {} is {:.1}x stop-and-wait (window 1) and {:.2}x Kannel sendsms \
+                         (Kannel window {})",
                         w.text,
                         w.window,
-                        w.messages_per_s / base.messages_per_s
+                        w.messages_per_s / base.messages_per_s,
+                        w.messages_per_s / k.messages_per_s,
+                        k.window
                     );
                 }
             }
@@ -99,9 +129,139 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     })
 }
 
+fn row(
+    text: &'static str,
+    client: &'static str,
+    window: usize,
+    messages: usize,
+    pdus: usize,
+    seconds: f64,
+) -> Row {
+    Row {
+        text,
+        client,
+        window,
+        messages,
+        pdus: messages * pdus,
+        seconds,
+        messages_per_s: messages as f64 / seconds,
+        pdus_per_s: (messages * pdus) as f64 / seconds,
+    }
+}
+
+/// Progress on stderr about once a second, so a long run shows it is moving.
+struct Progress {
+    label: String,
+    n: usize,
+    last: Instant,
+}
+
+impl Progress {
+    fn new(label: String, n: usize) -> Progress {
+        eprintln!("{label}: {n} messages…");
+        Progress {
+            label,
+            n,
+            last: Instant::now(),
+        }
+    }
+
+    fn tick(&mut self, done: usize) {
+        if self.last.elapsed() >= Duration::from_secs(1) {
+            self.last = Instant::now();
+            eprintln!("  {}: {done}/{}", self.label, self.n);
+        }
+    }
+}
+
+/// Starts Kannel in front of `smsc`, sends `n` copies of `text` through `sendsms` with
+/// `concurrency` requests in flight, and waits until the SMSC has logged all `n × pdus`
+/// submit_sm. Seconds from the first request to the last submit_sm seen.
+async fn kannel_run(
+    smsc: &PeerSmsc,
+    window: usize,
+    concurrency: usize,
+    n: usize,
+    text: &str,
+    pdus: usize,
+    label: &str,
+) -> anyhow::Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let cfg = kannel::Config {
+        smsc_port: smsc.port,
+        window: window as u32,
+        ..kannel::Config::default()
+    };
+    let k = tokio::task::spawn_blocking({
+        let dir = dir.path().to_path_buf();
+        move || Kannel::start(&dir, &cfg)
+    })
+    .await?
+    .context("starting Kannel (bearerbox + smsbox)")?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let base = k.sendsms_base();
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut progress = Progress::new(format!("{label}, Kannel sendsms, window {window}"), n);
+    let t0 = Instant::now();
+    let mut senders = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (http, base, next, text) = (http.clone(), base.clone(), next.clone(), text.to_string());
+        senders.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<(), anyhow::Error>(());
+                }
+                let path = kannel::sendsms_path("10690000", &format!("+86138{i:08}"), &text, None);
+                let res = http.get(format!("{base}{path}")).send().await?;
+                let status = res.status();
+                let body = res.text().await?;
+                anyhow::ensure!(
+                    status.is_success() && body.contains("Accepted"),
+                    "Kannel refused message {i}: {status} {body}"
+                );
+            }
+        }));
+    }
+    let want = n * pdus;
+    let limit = Duration::from_secs(120);
+    let mut last_seen = (0, Instant::now());
+    loop {
+        let seen = smsc.count("SUBMIT ");
+        if seen >= want {
+            break;
+        }
+        if seen != last_seen.0 {
+            last_seen = (seen, Instant::now());
+        } else if last_seen.1.elapsed() > limit {
+            anyhow::bail!(
+                "Kannel stalled: the SMSC saw {seen} of {want} submit_sm (logs in {})",
+                k.dir.display()
+            );
+        }
+        progress.tick(seen / pdus.max(1));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let seconds = t0.elapsed().as_secs_f64();
+    for s in senders {
+        s.await??;
+    }
+    drop(k);
+    Ok(seconds)
+}
+
 /// Binds, submits `n` copies of `text` and waits for every answer. Seconds from the first
 /// submit to the last answer.
-async fn one_run(smsc: &PeerSmsc, window: usize, n: usize, text: &str) -> anyhow::Result<f64> {
+async fn one_run(
+    smsc: &PeerSmsc,
+    window: usize,
+    n: usize,
+    text: &str,
+    label: &str,
+) -> anyhow::Result<f64> {
     let cfg = ClientConfig::new(
         smsc.addr(),
         Config {
@@ -121,6 +281,7 @@ async fn one_run(smsc: &PeerSmsc, window: usize, n: usize, text: &str) -> anyhow
             _ => anyhow::bail!("no bind within {limit:?}"),
         }
     }
+    let mut progress = Progress::new(format!("{label}, waihu-smpp, window {window}"), n);
     let t0 = Instant::now();
     let submitter = client.clone();
     let text = text.to_string();
@@ -139,7 +300,10 @@ async fn one_run(smsc: &PeerSmsc, window: usize, n: usize, text: &str) -> anyhow
     let (mut ok, mut failed) = (0, 0);
     while ok + failed < n {
         match tokio::time::timeout(limit, events.recv()).await {
-            Ok(Some(DriverEvent::Session(Event::Submitted { .. }))) => ok += 1,
+            Ok(Some(DriverEvent::Session(Event::Submitted { .. }))) => {
+                ok += 1;
+                progress.tick(ok + failed);
+            }
             Ok(Some(DriverEvent::Session(Event::SubmitFailed { failure, .. }))) => {
                 failed += 1;
                 tracing::warn!(?failure, "submit failed");

@@ -7,6 +7,8 @@
 //! Delivery reports: Twilio posts them to the status listener (its `X-Twilio-Signature`
 //! verified; a forged one is refused and changes nothing); Alibaba's are pulled with
 //! `QuerySendDetails` for the messages this process sent, every `receipt_poll`.
+//! Replies: Twilio posts them to the same listener's `inbound_url` (signature verified);
+//! they take the SMPP MO path — stored on the customer's timeline, opt-out words → DNC.
 //! "Later" answers (429, 5xx, rate limits, connection refused before sending) defer the
 //! message in the store with back-off; refused credentials fail it with the provider's
 //! reason (the same secret will not work on a retry).
@@ -52,8 +54,11 @@ pub struct HttpStats {
     pub retried: u64,
     pub unknown: u64,
     pub receipts: u64,
-    /// Status callbacks refused because their signature did not verify.
+    /// Status callbacks and incoming messages refused because their signature did not verify.
     pub forged_callbacks: u64,
+    /// Messages from handsets (Twilio's incoming-message webhook), and how many opted out.
+    pub replies: u64,
+    pub opt_outs: u64,
 }
 
 /// Tries per message before it is failed.
@@ -77,11 +82,12 @@ pub async fn run_http_sender(
         ..HttpStats::default()
     };
     let mut callbacks = match &client.config.twilio {
-        Some(t) => match (t.listen, &t.account.status_callback) {
-            (Some(bind), Some(url)) => {
+        Some(t) => match t.listen {
+            Some(bind) => {
                 match waihu_smshttp::client::twilio_listener(
                     bind,
-                    url.clone(),
+                    t.account.status_callback.clone(),
+                    t.inbound_url.clone(),
                     t.account.auth_token.clone(),
                     shutdown.clone(),
                 )
@@ -94,7 +100,7 @@ pub async fn run_http_sender(
                     }
                 }
             }
-            _ => None,
+            None => None,
         },
         None => None,
     };
@@ -210,9 +216,20 @@ async fn on_callback(store: &Store, cb: Callback, stats: &mut HttpStats) -> Resu
                 .await?;
             stats.receipts += 1;
         }
+        Callback::Inbound(m) => {
+            // The same path as an SMPP MO: on the customer's timeline, opt-out words → DNC.
+            let r = store
+                .message_reply(&m.from, &m.body, "sms", Utc::now())
+                .await?;
+            stats.replies += 1;
+            if r.opted_out {
+                stats.opt_outs += 1;
+                tracing::info!(message = r.message_id, "opt-out reply: number added to DNC");
+            }
+        }
         Callback::Forged => {
             stats.forged_callbacks += 1;
-            tracing::warn!("a status callback with a bad X-Twilio-Signature was refused");
+            tracing::warn!("a Twilio webhook with a bad X-Twilio-Signature was refused");
         }
     }
     Ok(())

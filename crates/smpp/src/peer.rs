@@ -103,6 +103,15 @@ impl PeerSmsc {
         self.lines.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
+    /// How many logged lines start with `prefix` (`"SUBMIT "`: submit_sm received), without
+    /// copying the log.
+    pub fn count(&self, prefix: &str) -> usize {
+        self.lines
+            .lock()
+            .map(|l| l.iter().filter(|l| l.starts_with(prefix)).count())
+            .unwrap_or(0)
+    }
+
     /// Waits (at most `limit`) until `pred` holds for the log.
     pub fn wait_for(&self, limit: Duration, pred: impl Fn(&[String]) -> bool) -> bool {
         let until = std::time::Instant::now() + limit;

@@ -173,31 +173,71 @@ pub fn strip_signature(text: &str) -> &str {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Callback {
     Receipt(Receipt),
+    /// A message from a handset (the incoming-message webhook).
+    Inbound(twilio::Inbound),
     /// A callback whose `X-Twilio-Signature` did not verify: refused with 403.
     Forged,
 }
 
-/// Serves Twilio status callbacks on `bind` until `shutdown`. `public_url` is the URL
-/// Twilio was given (`StatusCallback`), which the signature covers.
+/// The path of a URL (`https://h/twilio/status?x=1` → `/twilio/status`).
+pub fn url_path(url: &str) -> String {
+    url.split_once("://")
+        .and_then(|(_, r)| {
+            r.find('/')
+                .map(|i| r[i..].split('?').next().unwrap_or("/").to_string())
+        })
+        .unwrap_or_else(|| "/".into())
+}
+
+/// Serves Twilio's webhooks on `bind` until `shutdown`: status callbacks at the path of
+/// `status_url` (the `StatusCallback` Twilio was given) and incoming messages at the path of
+/// `inbound_url` (the number's "A message comes in" webhook). Each request's
+/// `X-Twilio-Signature` must verify over its public URL and form, else 403 and
+/// [`Callback::Forged`].
 pub async fn twilio_listener(
     bind: SocketAddr,
-    public_url: String,
+    status_url: Option<String>,
+    inbound_url: Option<String>,
     auth_token: String,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<(SocketAddr, mpsc::UnboundedReceiver<Callback>)> {
     use axum::extract::State;
     use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
     let (tx, rx) = mpsc::unbounded_channel();
     let listener = tokio::net::TcpListener::bind(bind).await?;
     let addr = listener.local_addr()?;
-    let path = public_url
-        .split_once("://")
-        .and_then(|(_, r)| {
-            r.find('/')
-                .map(|i| r[i..].split('?').next().unwrap_or("/").to_string())
-        })
-        .unwrap_or_else(|| "/".into());
     type St = (String, String, mpsc::UnboundedSender<Callback>);
+    fn verified(
+        url: &str,
+        token: &str,
+        headers: &HeaderMap,
+        body: &str,
+    ) -> Option<Vec<(String, String)>> {
+        let params: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect();
+        let sig = headers
+            .get("x-twilio-signature")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        twilio::verify(token, url, &params, sig).then_some(params)
+    }
+    let inbound = |State((url, token, tx)): State<St>, headers: HeaderMap, body: String| async move {
+        let Some(params) = verified(&url, &token, &headers, &body) else {
+            let _ = tx.send(Callback::Forged);
+            return StatusCode::FORBIDDEN.into_response();
+        };
+        if let Some(m) = twilio::inbound_message(&params) {
+            let _ = tx.send(Callback::Inbound(m));
+        }
+        // Empty TwiML: no automatic answer to the handset.
+        (
+            [(axum::http::header::CONTENT_TYPE, "text/xml")],
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>",
+        )
+            .into_response()
+    };
     let handler = |State((url, token, tx)): State<St>, headers: HeaderMap, body: String| async move {
         let params: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
             .into_owned()
@@ -215,9 +255,19 @@ pub async fn twilio_listener(
         }
         StatusCode::NO_CONTENT
     };
-    let app = axum::Router::new()
-        .route(&path, axum::routing::post(handler))
-        .with_state((public_url, auth_token, tx));
+    let mut app = axum::Router::new();
+    if let Some(u) = status_url {
+        app = app.route(
+            &url_path(&u),
+            axum::routing::post(handler).with_state((u, auth_token.clone(), tx.clone())),
+        );
+    }
+    if let Some(u) = inbound_url {
+        app = app.route(
+            &url_path(&u),
+            axum::routing::post(inbound).with_state((u, auth_token, tx)),
+        );
+    }
     let mut stop = shutdown;
     tokio::spawn(async move {
         let _ = axum::serve(listener, app)

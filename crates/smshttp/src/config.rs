@@ -102,6 +102,10 @@ struct TwilioFile {
     /// The public URL Twilio posts statuses to (what the signature covers).
     #[serde(default)]
     status_callback: Option<String>,
+    /// The public URL of the number's incoming-message webhook ("A message comes in"), which
+    /// the signature of replies covers; served by the same listener.
+    #[serde(default)]
+    inbound_url: Option<String>,
     /// Where the status listener binds (`127.0.0.1:8089`).
     #[serde(default)]
     listen: Option<String>,
@@ -118,6 +122,8 @@ pub struct AliyunConfig {
 pub struct TwilioConfig {
     pub account: crate::twilio::Account,
     pub listen: Option<std::net::SocketAddr>,
+    /// The incoming-message webhook's public URL (replies, opt-outs).
+    pub inbound_url: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -243,10 +249,18 @@ impl SmsHttpConfig {
                             .map_err(|_| field("twilio.listen", format!("'{l}' is not host:port")))
                     })
                     .transpose()?;
-                if listen.is_some() != t.status_callback.is_some() {
+                let served = t.status_callback.is_some() || t.inbound_url.is_some();
+                if listen.is_some() != served {
                     return Err(field(
                         "twilio",
-                        "status_callback and listen go together".into(),
+                        "listen goes with status_callback and/or inbound_url".into(),
+                    ));
+                }
+                let path = |u: &Option<String>| u.as_deref().map(crate::client::url_path);
+                if served && path(&t.status_callback) == path(&t.inbound_url) {
+                    return Err(field(
+                        "twilio.inbound_url",
+                        "must differ from status_callback in its path".into(),
                     ));
                 }
                 Some(TwilioConfig {
@@ -258,6 +272,7 @@ impl SmsHttpConfig {
                         status_callback: t.status_callback,
                     },
                     listen,
+                    inbound_url: t.inbound_url,
                 })
             }
             None => None,
@@ -298,6 +313,32 @@ impl SmsHttpConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_incoming_message_webhook_needs_the_listener_and_its_own_path() {
+        let dir = std::env::temp_dir();
+        std::env::set_var("WAIHU_TEST_TWILIO_TOKEN_IN", "tok");
+        let base = "default: twilio\ntwilio:\n  account_sid: AC1\n  auth_token_env: WAIHU_TEST_TWILIO_TOKEN_IN\n  from: x\n";
+        let ok =
+            format!("{base}  inbound_url: https://h.example/twilio/in\n  listen: 127.0.0.1:8089\n");
+        let c = SmsHttpConfig::parse("s.yaml", &dir, &ok).unwrap();
+        assert_eq!(
+            c.twilio.unwrap().inbound_url.as_deref(),
+            Some("https://h.example/twilio/in")
+        );
+        let no_listen = format!("{base}  inbound_url: https://h.example/twilio/in\n");
+        let e = SmsHttpConfig::parse("s.yaml", &dir, &no_listen)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("listen goes with"), "{e}");
+        let same = format!(
+            "{base}  inbound_url: https://h.example/t?a=1\n  status_callback: https://h.example/t\n  listen: 127.0.0.1:8089\n"
+        );
+        let e = SmsHttpConfig::parse("s.yaml", &dir, &same)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("twilio.inbound_url"), "{e}");
+    }
 
     #[test]
     fn secrets_come_from_env_or_file_never_inline() {

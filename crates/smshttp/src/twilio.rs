@@ -120,6 +120,31 @@ pub fn verify(auth_token: &str, url: &str, params: &[(String, String)], header: 
     mac(auth_token, url, params).verify_slice(&given).is_ok()
 }
 
+/// A message from a handset, as Twilio posts it to the number's incoming-message webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbound {
+    pub sid: String,
+    pub from: String,
+    pub to: String,
+    pub body: String,
+}
+
+/// An incoming-message webhook's form → the message (None: not one — no `From`, or a status).
+pub fn inbound_message(params: &[(String, String)]) -> Option<Inbound> {
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    if get("MessageStatus").is_some() {
+        return None;
+    }
+    Some(Inbound {
+        sid: get("MessageSid")
+            .or_else(|| get("SmsSid"))
+            .unwrap_or_default(),
+        from: get("From").filter(|f| !f.is_empty())?,
+        to: get("To").unwrap_or_default(),
+        body: get("Body").unwrap_or_default(),
+    })
+}
+
 /// A status callback's form → the final receipt (None: not final yet, `queued`/`sent`...).
 pub fn callback_receipt(params: &[(String, String)]) -> Option<Receipt> {
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
@@ -255,6 +280,38 @@ mod tests {
             let params: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes()).into_owned().collect();
             let _ = verify("t", "http://x/", &params, &header);
             let _ = callback_receipt(&params);
+            let _ = inbound_message(&params);
         }
+    }
+
+    #[test]
+    fn incoming_messages_are_told_from_status_callbacks() {
+        let p = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        let m = inbound_message(&p(&[
+            ("MessageSid", "SM1"),
+            ("From", "+12125550123"),
+            ("To", "+15005550006"),
+            ("Body", "STOP"),
+            ("SmsStatus", "received"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (m.sid.as_str(), m.from.as_str(), m.body.as_str()),
+            ("SM1", "+12125550123", "STOP")
+        );
+        assert_eq!(
+            inbound_message(&p(&[
+                ("MessageSid", "SM1"),
+                ("MessageStatus", "delivered"),
+                ("From", "+1")
+            ])),
+            None
+        );
+        assert_eq!(inbound_message(&p(&[("Body", "hi")])), None);
     }
 }

@@ -23,7 +23,8 @@
 //!
 //! [`kamailio`] starts Kamailio as a registrar and authenticating proxy (one
 //! configuration for the engine's and the CLI's peer tests and `waihu bench trunks`);
-//! [`dnsmasq`] a loopback DNS server with NAPTR/SRV/A records (trunk resolution tests).
+//! [`dnsmasq`] a loopback DNS server with NAPTR/SRV/A records (trunk resolution tests);
+//! [`kannel`] Kannel's bearerbox + smsbox as an SMS gateway in front of a test's SMSC.
 //!
 //! *Invariant:* no dependencies; a dev-dependency of test crates, and a dependency of
 //! `waihu-bench` only, whose benchmarks start the same peers.
@@ -31,6 +32,7 @@
 pub mod baresip;
 pub mod dnsmasq;
 pub mod kamailio;
+pub mod kannel;
 pub mod signal;
 
 use std::ffi::OsStr;

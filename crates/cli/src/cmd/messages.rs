@@ -4,6 +4,8 @@ use waihu_core::CampaignId;
 
 use crate::ctx::{print_json, Ctx};
 
+// Parsed once per process: the size of the `send` variant costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(clap::Subcommand, Debug)]
 pub enum Cmd {
     /// List messages, newest first: channel, template, status, delivery time.
@@ -34,13 +36,31 @@ pub enum Cmd {
     /// Run the outbox senders: queued SMS over SMPP 3.4 (--smsc; delivery receipts and
     /// replies are stored, an opt-out reply such as 退订/TD/STOP puts the number on DNC at
     /// once) and queued app pushes through APNs, FCM or a webhook (--push FILE, see
-    /// docs/messages.md), or SMS through HTTP aggregators (--sms-http FILE: Alibaba Cloud
-    /// SMS or Twilio, chosen per campaign). Every message passes the gate (quiet hours,
-    /// per-number caps) first. Runs until Ctrl-C or --seconds. 发送短信和推送。
+    /// docs/messages.md), or SMS over CMPP 2.0 to a Chinese carrier's gateway (--cmpp), or
+    /// through HTTP aggregators (--sms-http FILE: Alibaba Cloud SMS or Twilio, chosen per
+    /// campaign). Every message passes the gate (quiet hours, per-number caps) first. Runs
+    /// until Ctrl-C or --seconds. 发送短信和推送。
     Send {
         /// The SMSC (`host:port`).
-        #[arg(long, required_unless_present_any = ["push", "sms_http"], conflicts_with = "sms_http")]
+        #[arg(long, required_unless_present_any = ["push", "sms_http", "cmpp"], conflicts_with_all = ["sms_http", "cmpp"])]
         smsc: Option<String>,
+        /// A CMPP 2.0 gateway (ISMG, `host:port`); the shared secret from
+        /// WAIHU_CMPP_SECRET. --from is the SP's number (Src_Id). 中国移动 CMPP 网关。
+        #[arg(long, conflicts_with = "sms_http", requires = "sp_code")]
+        cmpp: Option<String>,
+        /// The SP's enterprise code (企业代码, Source_Addr), 6 characters (with --cmpp).
+        #[arg(long)]
+        sp_code: Option<String>,
+        /// The carrier-assigned service code (Service_Id, with --cmpp).
+        #[arg(long, default_value = "")]
+        service_id: String,
+        #[arg(
+            long,
+            env = "WAIHU_CMPP_SECRET",
+            default_value = "",
+            hide_env_values = true
+        )]
+        cmpp_secret: String,
         /// The HTTP SMS gateways file (aliyun/twilio, per campaign; see docs/messages.md).
         #[arg(long)]
         sms_http: Option<std::path::PathBuf>,
@@ -132,7 +152,20 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
                     }
                 }
             }
-            Cmd::Send { smsc, sms_http, push, system_id, password, from, window, seconds } => {
+            Cmd::Send {
+                smsc,
+                cmpp,
+                sp_code,
+                service_id,
+                cmpp_secret,
+                sms_http,
+                push,
+                system_id,
+                password,
+                from,
+                window,
+                seconds,
+            } => {
                 // Gateways are checked before anything runs: a bad file sends nothing.
                 let push = match push {
                     Some(p) => {
@@ -145,6 +178,43 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
                     Some(p) => {
                         let cfg = waihu_smshttp::SmsHttpConfig::load(&p)?;
                         Some(std::sync::Arc::new(waihu_smshttp::HttpSmsClient::new(cfg)?))
+                    }
+                    None => None,
+                };
+                let cmpp = match cmpp {
+                    Some(addr) => {
+                        let sp_code = sp_code.unwrap_or_default();
+                        anyhow::ensure!(
+                            !sp_code.is_empty() && sp_code.len() <= 6 && sp_code.is_ascii(),
+                            "--sp-code must be the 6-character enterprise code the carrier assigned (got {sp_code:?})"
+                        );
+                        anyhow::ensure!(
+                            service_id.len() <= 10 && service_id.is_ascii(),
+                            "--service-id is at most 10 ASCII characters (got {service_id:?})"
+                        );
+                        anyhow::ensure!(
+                            from.len() <= 21 && from.bytes().all(|b| b.is_ascii_digit()),
+                            "with --cmpp, --from is the SP's number (Src_Id, digits only; got {from:?})"
+                        );
+                        anyhow::ensure!(
+                            !cmpp_secret.is_empty(),
+                            "WAIHU_CMPP_SECRET is not set: the CMPP gateway's shared secret"
+                        );
+                        Some(waihu_messaging::CmppSenderConfig {
+                            cmpp: waihu_cmpp::ClientConfig::new(
+                                addr,
+                                waihu_cmpp::Config {
+                                    source_addr: sp_code,
+                                    shared_secret: cmpp_secret,
+                                    service_id,
+                                    src_id: from.clone(),
+                                    window,
+                                    ..Default::default()
+                                },
+                            ),
+                            poll: std::time::Duration::from_millis(200),
+                            rules: waihu_messaging::MessageRules::default(),
+                        })
                     }
                     None => None,
                 };
@@ -171,6 +241,9 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
                     };
                     tokio::spawn(waihu_messaging::run_sender(store.clone(), cfg, stopped.clone()))
                 });
+                let cmpps = cmpp.map(|cfg| {
+                    tokio::spawn(waihu_messaging::run_cmpp_sender(store.clone(), cfg, stopped.clone()))
+                });
                 let https = sms_http.map(|client| {
                     tokio::spawn(waihu_messaging::run_http_sender(
                         store.clone(),
@@ -194,11 +267,18 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
                         st.sent, st.failed, st.unknown, st.reconciled_unknown, st.receipts, st.replies, st.opt_outs
                     );
                 }
+                if let Some(t) = cmpps {
+                    let st = t.await??;
+                    println!(
+                        "短信 sms (CMPP): sent {}, failed {}, unknown {} ({} left unknown by an earlier run), reports {}, replies {} ({} opt-outs)",
+                        st.sent, st.failed, st.unknown, st.reconciled_unknown, st.receipts, st.replies, st.opt_outs
+                    );
+                }
                 if let Some(t) = https {
                     let st = t.await??;
                     println!(
-                        "短信 sms (HTTP): sent {}, failed {}, retried {}, unknown {} ({} left unknown by an earlier run), receipts {}, forged callbacks refused {}",
-                        st.sent, st.failed, st.retried, st.unknown, st.reconciled_unknown, st.receipts, st.forged_callbacks
+                        "短信 sms (HTTP): sent {}, failed {}, retried {}, unknown {} ({} left unknown by an earlier run), receipts {}, replies {} ({} opt-outs), forged callbacks refused {}",
+                        st.sent, st.failed, st.retried, st.unknown, st.reconciled_unknown, st.receipts, st.replies, st.opt_outs, st.forged_callbacks
                     );
                 }
                 if let Some(t) = pushes {

@@ -1,0 +1,45 @@
+//! The fuzz seeds (`fuzz/corpus/cmpp_pdu`) are whole, valid gateway messages, so the
+//! fuzzer starts from inputs that reach deep into the decoder.
+use waihu_cmpp::pdu::{decode, Body, StatusReport};
+
+#[test]
+fn fuzz_seeds_decode_to_what_their_names_say() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/cmpp_pdu");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("seed corpus") {
+        let path = entry.expect("entry").path();
+        let bytes = std::fs::read(&path).expect("seed");
+        let mut rest = &bytes[..];
+        let mut bodies = Vec::new();
+        while !rest.is_empty() {
+            let (p, used) = decode(rest)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+                .unwrap_or_else(|| panic!("{}: truncated", path.display()));
+            bodies.push(p.body);
+            rest = &rest[used..];
+        }
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        match (name, &bodies[..]) {
+            ("connect_resp.bin", [Body::ConnectResp { status: 0, .. }]) => {}
+            ("submit_resp_and_active_test.bin", [Body::SubmitResp { .. }, Body::ActiveTest]) => {}
+            ("deliver_report.bin", [Body::Deliver(d)]) => {
+                assert_eq!(d.registered_delivery, 1);
+                assert!(StatusReport::decode(&d.content).unwrap().delivered());
+            }
+            ("deliver_mo_ucs2_part.bin", [Body::Deliver(d)]) => {
+                let (_, total, _, body) = waihu_cmpp::text::split_udh(&d.content).unwrap();
+                assert_eq!(
+                    (total, waihu_cmpp::text::decode(8, body).as_str()),
+                    (2, "退订")
+                );
+            }
+            ("deliver_mo_gbk.bin", [Body::Deliver(d)]) => {
+                assert_eq!(waihu_cmpp::text::decode(d.msg_fmt, &d.content), "退订");
+            }
+            ("terminate.bin", [Body::Terminate]) => {}
+            other => panic!("unexpected seed {other:?}"),
+        }
+        seen += 1;
+    }
+    assert_eq!(seen, 6);
+}
