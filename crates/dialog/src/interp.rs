@@ -898,6 +898,20 @@ impl Interpreter {
         }
     }
 
+    /// The call ends once the prompts of this step have played: they are the
+    /// call's last words ("正在为您转接人工客服，请稍候"), so no barge-in may cut
+    /// them — a cut prompt never reports finished, and the ending would wait
+    /// for it until the callee hung up (the Mandarin demo's asks_human calls:
+    /// the second half of "我要人工服务，请帮我转接" cut the transfer prompt).
+    fn end_after_prompts(&mut self, outcome: String) {
+        for o in &mut self.out {
+            if let Output::Play { barge_in, .. } = o {
+                *barge_in = false;
+            }
+        }
+        self.pending_end = Some(outcome);
+    }
+
     fn replay_prompt(&mut self, prog: &Program) {
         let text = self.prompt.clone();
         let style = self.current_style(prog).to_string();
@@ -919,7 +933,7 @@ impl Interpreter {
         match &eff.next {
             Next::Stay => self.replay_prompt(prog),
             Next::Goto(t) => self.enter(now, *t),
-            Next::End(o) => self.pending_end = Some(o.clone()),
+            Next::End(o) => self.end_after_prompts(o.clone()),
         }
     }
 
@@ -987,7 +1001,7 @@ impl Interpreter {
                     .iter()
                     .find(|r| r.when.is_none() || self.matches(r, &Heard::Dtmf("")))
                 else {
-                    self.pending_end = Some(st.end.clone().unwrap_or_else(|| "error".into()));
+                    self.end_after_prompts(st.end.clone().unwrap_or_else(|| "error".into()));
                     return;
                 };
                 for a in &rule.effect.actions {
@@ -1003,8 +1017,8 @@ impl Interpreter {
                         t = *n;
                         continue;
                     }
-                    Next::End(o) => self.pending_end = Some(o.clone()),
-                    Next::Stay => self.pending_end = Some("error".into()),
+                    Next::End(o) => self.end_after_prompts(o.clone()),
+                    Next::Stay => self.end_after_prompts("error".into()),
                 }
                 return;
             }
@@ -1036,10 +1050,10 @@ impl Interpreter {
             self.prompt = self.render(&st.variants[v].text);
             self.replay_prompt(&prog);
             if let Some(o) = &st.end {
-                self.pending_end = Some(o.clone());
+                self.end_after_prompts(o.clone());
             }
             return;
         }
-        self.pending_end = Some("error".into());
+        self.end_after_prompts("error".into());
     }
 }

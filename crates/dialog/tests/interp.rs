@@ -412,6 +412,39 @@ fn barge_in_follows_the_prompt_setting() {
 }
 
 #[test]
+fn the_last_words_before_an_end_cannot_be_barged_in_on() {
+    let mut now = t0();
+    let mut c = call();
+    c.handle(now, Input::Answered);
+    c.handle(now, Input::PlaybackFinished);
+    now += Duration::seconds(2);
+    let n = nlu("request_human");
+    let out = c
+        .handle(
+            now,
+            Input::Utterance {
+                nlu: &n,
+                emotion: None,
+            },
+        )
+        .to_vec();
+    // "好的，马上转人工。" then the end: the state allows barge-in, its closing
+    // prompt does not, so the rest of a split sentence cannot cut the transfer.
+    assert!(
+        out.iter().any(
+            |o| matches!(o, Output::Play { barge_in: false, text, .. } if text.contains("转人工"))
+        ),
+        "{out:?}"
+    );
+    assert!(c.handle(now, Input::BargeIn).is_empty());
+    let out = c.handle(now, Input::PlaybackFinished).to_vec();
+    assert!(
+        out.iter().any(|o| matches!(o, Output::End { .. })) || c.is_ended(),
+        "{out:?}"
+    );
+}
+
+#[test]
 fn max_turns_and_hangup_end_the_call() {
     let mut now = t0();
     let mut c = call();

@@ -699,7 +699,14 @@ impl Nlu {
             } else {
                 context::echo(&norm, &cx.prompt)
             };
-            if let Some(yes) = answer {
+            // "现在不方便，明天下午三点再打给我": the no echoes the question, but
+            // the rest asks for a callback. A sure reading of an intent the state
+            // expects, other than yes/no, says more than the echo: it stands.
+            let said_more = answer == Some(false)
+                && conf >= self.inner.threshold
+                && !matches!(labels[b].as_str(), "affirm" | "deny")
+                && cx.intents.iter().any(|i| *i == labels[b]);
+            if let Some(yes) = answer.filter(|_| !said_more) {
                 return IntentScore {
                     intent: if yes { "affirm" } else { "deny" }.into(),
                     confidence: 0.9,
