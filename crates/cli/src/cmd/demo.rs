@@ -45,9 +45,10 @@ pub struct Args {
     /// Exit after the summary instead of serving the dashboard (tests and CI).
     #[arg(long)]
     no_serve: bool,
-    /// Language of the live campaign: `en` (US customers, English script and
-    /// callees) or `zh` (the Chinese sample, script and Mandarin callees).
-    #[arg(long, default_value = "en", value_parser = ["en", "zh"])]
+    /// Language of the live campaign: `zh` (the Chinese sample, script and
+    /// Mandarin callees; the default) or `en` (US customers, English script and
+    /// callees).
+    #[arg(long, default_value = "zh", value_parser = ["zh", "en"])]
     lang: String,
     /// Live calls at once.
     #[arg(long, default_value_t = 20)]
