@@ -87,6 +87,7 @@ impl Kit {
                 pause_ms: 200,
                 ..EndpointConfig::default()
             },
+            answerer: None,
         })
     }
 }

@@ -12,6 +12,8 @@ pub mod text;
 pub mod turn;
 pub use kit::KitError;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
@@ -43,6 +45,31 @@ pub struct Kit {
     pub synth: Synthesizer,
     pub styles: StyleBook,
     pub endpoint: EndpointConfig,
+    /// Answers out-of-script questions from a script's `knowledge:` (the
+    /// runtime's language model behind its guardrails). None: such questions
+    /// go through the script's rules like any other words.
+    pub answerer: Option<Arc<dyn Answerer>>,
+}
+
+/// What an [`Answerer`] says to an out-of-script question: the sentences that
+/// passed the guardrails (none: the script's fallback line is said instead),
+/// and why it fell back or stopped short, if it did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KnowledgeReply {
+    pub spoken: Vec<String>,
+    pub why_not: Option<String>,
+}
+
+/// Answers a caller's question from the script's knowledge during a call. The
+/// bot asks only when [`Interpreter::wants_knowledge`] says the words are such
+/// a question; `values` are the call's variable values an answer may state.
+pub trait Answerer: Send + Sync {
+    fn answer(
+        &self,
+        prog: Arc<Program>,
+        question: String,
+        values: Vec<String>,
+    ) -> Pin<Box<dyn Future<Output = KnowledgeReply> + Send>>;
 }
 
 /// A script ready to run: the program and its NLU (built-in intents plus the
@@ -184,6 +211,13 @@ pub struct BotReport {
     /// The first thing heard was a voicemail greeting.
     pub voicemail: bool,
     pub barge_ins: u32,
+    /// Callee utterances taken as the end of their previous answer, because
+    /// they began before the prompt that followed it (see [`turn::is_continuation`]).
+    pub continuations: u32,
+    /// Out-of-script questions answered from the script's knowledge, and how
+    /// many of them got the fallback line instead of an answer.
+    pub knowledge_answers: u32,
+    pub knowledge_fallbacks: u32,
     /// Why the bot hung up (None: the callee did).
     pub bot_hangup: Option<String>,
     /// The number or URI the conversation ended transferring the callee to by REFER (the
@@ -389,6 +423,9 @@ pub fn start(
         tts_first: None,
         answered: false,
         analysis: CallAnalysis::default(),
+        reply_start_ms: None,
+        continued: 0,
+        replaying: false,
     };
     Ok((agent, brain.run(brain_rx)))
 }
@@ -434,6 +471,13 @@ struct Brain {
     tts_first: Option<std_mpsc::Receiver<f64>>,
     answered: bool,
     analysis: CallAnalysis,
+    /// Media time the first audio of the latest prompt went out, when that
+    /// prompt replied to a callee turn.
+    reply_start_ms: Option<u64>,
+    /// Continuations in a row (reset by an utterance taken as an answer).
+    continued: u32,
+    /// The next prompt asks again the question a continuation cut.
+    replaying: bool,
 }
 
 impl Brain {
@@ -884,6 +928,12 @@ impl Brain {
         let Some(p) = self.playing.as_ref().filter(|p| p.id == id) else {
             return;
         };
+        // Only a reply to the callee's words makes later words a
+        // continuation; a re-prompt after silence may be answered at once.
+        // A question asked again after a continuation is no new reply: words
+        // begun before it answer the same question, cut a moment earlier.
+        let replay = std::mem::take(&mut self.replaying);
+        self.reply_start_ms = (self.pending_latency.is_some() && !replay).then_some(ms);
         if let Some(t) = self.report.turns.get_mut(p.turn) {
             t.start_ms = ms;
         }
@@ -1027,6 +1077,27 @@ impl Brain {
         if self.playing.is_some() {
             return;
         }
+        if self.continues_last_answer(&utt) {
+            // Kept in the transcript, not taken as an answer: the question it
+            // cut is asked again.
+            self.continued += 1;
+            self.report.continuations += 1;
+            self.replaying = true;
+            let idx = self.push_callee_turn(&utt, text, None, None, None);
+            if let Some(t) = self.report.turns.get_mut(idx) {
+                // Its own label in the transcript and the event log, so the
+                // intent figures do not count it as words not understood.
+                t.intent = Some("continuation".into());
+            }
+            self.no_input_at = None;
+            self.step(Input::Continuation, Some((idx, lat, utt.end_ms)));
+            if self.playing.is_none() {
+                self.replaying = false;
+            }
+            self.arm_listen();
+            return;
+        }
+        self.continued = 0;
         let now = (self.setup.clock)();
         let t1 = Instant::now();
         let nlu =
@@ -1050,6 +1121,14 @@ impl Brain {
             Some(features),
         );
         self.no_input_at = None;
+        if let Some(answerer) = self.kit.answerer.clone() {
+            if self.interp.wants_knowledge(&nlu) {
+                self.knowledge(answerer, nlu.text.clone(), (idx, lat, utt.end_ms))
+                    .await;
+                self.arm_listen();
+                return;
+            }
+        }
         self.step(
             Input::Utterance {
                 nlu: &nlu,
@@ -1058,6 +1137,58 @@ impl Brain {
             Some((idx, lat, utt.end_ms)),
         );
         self.arm_listen();
+    }
+
+    /// An out-of-script question: answered from the script's knowledge (or
+    /// with its fallback line), then the question the call was at is asked
+    /// again ([`Interpreter::aside`]). The answer's time counts as the turn's
+    /// dialog time.
+    async fn knowledge(
+        &mut self,
+        answerer: Arc<dyn Answerer>,
+        question: String,
+        heard: (usize, Latency, u64),
+    ) {
+        let t = Instant::now();
+        let values = self
+            .interp
+            .variable_values()
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let reply = answerer
+            .answer(self.script.prog.clone(), question, values)
+            .await;
+        if let Some(why) = &reply.why_not {
+            tracing::info!(%why, "knowledge answer fell back or stopped");
+        }
+        let now = (self.setup.clock)();
+        let outputs = if reply.spoken.is_empty() {
+            self.report.knowledge_fallbacks += 1;
+            self.interp
+                .aside(now, waihu_dialog::Aside::Fallback)
+                .to_vec()
+        } else {
+            self.report.knowledge_answers += 1;
+            self.interp
+                .aside(now, waihu_dialog::Aside::Said(&reply.spoken))
+                .to_vec()
+        };
+        let (idx, mut lat, end_ms) = heard;
+        lat.dialog_ms = t.elapsed().as_secs_f64() * 1000.0;
+        self.carry_out(outputs, Some((idx, lat, end_ms)));
+    }
+
+    /// See [`turn::is_continuation`].
+    fn continues_last_answer(&self, utt: &Utterance) -> bool {
+        let last_end = self
+            .report
+            .turns
+            .iter()
+            .rev()
+            .find(|t| t.speaker == Speaker::Callee)
+            .map(|t| t.end_ms);
+        turn::is_continuation(utt.start_ms, self.reply_start_ms, last_end, self.continued)
     }
 
     fn asr_options(&self) -> AsrOptions {
@@ -1209,6 +1340,16 @@ impl Brain {
                 emotion: self.last_emotion.clone(),
             });
         }
+        let heard = heard.map(|(idx, mut lat, end_ms)| {
+            lat.dialog_ms = dialog_ms;
+            (idx, lat, end_ms)
+        });
+        self.carry_out(outputs, heard);
+    }
+
+    /// Carries out the interpreter's outputs: prompts are spoken as one
+    /// playback, actions noted, an end hangs up once nothing is playing.
+    fn carry_out(&mut self, outputs: Vec<Output>, heard: Option<(usize, Latency, u64)>) {
         let mut texts: Vec<(String, String, bool)> = Vec::new();
         for o in outputs {
             match o {
@@ -1242,8 +1383,7 @@ impl Brain {
                 }
             }
         }
-        if let Some((idx, mut lat, end_ms)) = heard {
-            lat.dialog_ms = dialog_ms;
+        if let Some((idx, lat, end_ms)) = heard {
             if texts.is_empty() {
                 if let Some(t) = self.report.turns.get(idx) {
                     self.note(Note::Turn(Box::new(t.clone())));

@@ -239,6 +239,10 @@ impl std::fmt::Display for RunProgress {
     }
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// One finished call, for the summary and for scoring against the virtual callees.
 #[derive(Debug, Clone, Serialize)]
 pub struct CallResult {
@@ -250,6 +254,12 @@ pub struct CallResult {
     pub duration_s: f64,
     pub turns: usize,
     pub barge_ins: u32,
+    /// Out-of-script questions answered from the script's knowledge, and those
+    /// that got its fallback line (`waihu run --llm`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub knowledge_answers: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub knowledge_fallbacks: u32,
     /// What a carrier announcement said (early media, or after answer).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub announcement: Option<String>,
@@ -1091,6 +1101,8 @@ async fn call(
         duration_s: 0.0,
         turns: 0,
         barge_ins: 0,
+        knowledge_answers: 0,
+        knowledge_fallbacks: 0,
         announcement: None,
         analysis: None,
         latencies: Vec::new(),
@@ -1399,6 +1411,8 @@ async fn call(
     result.duration_s = duration_s;
     result.turns = bot.turns.len();
     result.barge_ins = bot.barge_ins;
+    result.knowledge_answers = bot.knowledge_answers;
+    result.knowledge_fallbacks = bot.knowledge_fallbacks;
     result.announcement = bot.announcement.clone();
     result.analysis = bot.analysis.clone();
     result.latencies = bot.latencies.clone();

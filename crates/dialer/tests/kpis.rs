@@ -110,6 +110,8 @@ async fn store_calls(store: &Store, campaign: CampaignId, t0: DateTime<Utc>) -> 
             duration_s,
             turns: 0,
             barge_ins: 0,
+            knowledge_answers: 0,
+            knowledge_fallbacks: 0,
             announcement: None,
             analysis: None,
             latencies: Vec::new(),

@@ -47,6 +47,11 @@ pub enum Input<'a> {
     PlaybackFinished,
     BargeIn,
     NoInput,
+    /// The callee's words began before the current prompt did: they finish
+    /// the previous answer ("对，地址没错" split at the comma), they cannot
+    /// answer a question not yet heard. A prompt they cut is said again;
+    /// nothing is taken as an answer and no turn is counted.
+    Continuation,
     HungUp,
 }
 
@@ -498,6 +503,18 @@ impl Interpreter {
             }
             (Phase::Listening, Input::Utterance { .. } | Input::Dtmf(_) | Input::NoInput) => {
                 return self.handle_listening(now, input);
+            }
+            (Phase::Listening, Input::Continuation) => {
+                // Nothing else is due, so the question the words cut (or
+                // talked over) is asked again.
+                self.record(
+                    now,
+                    StepKind::Handler {
+                        name: "continuation".into(),
+                    },
+                );
+                let prog = self.prog.clone();
+                self.replay_prompt(&prog);
             }
             _ => return &self.out,
         }

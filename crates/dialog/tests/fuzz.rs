@@ -81,6 +81,8 @@ proptest! {
                     sentiment: Sentiment { label: SentimentLabel::Neutral, score: 0.0, angry: false },
                 };
                 c.handle(now, Input::Utterance { nlu: &n, emotion: None });
+                c.handle(now, Input::BargeIn);
+                c.handle(now, Input::Continuation);
                 c.handle(now, Input::NoInput);
             }
         }

@@ -445,6 +445,46 @@ fn the_last_words_before_an_end_cannot_be_barged_in_on() {
 }
 
 #[test]
+fn a_continuation_asks_the_cut_question_again_and_answers_nothing() {
+    let mut now = t0();
+    let mut c = call();
+    c.handle(now, Input::Answered);
+    c.handle(now, Input::PlaybackFinished);
+    now += Duration::seconds(2);
+    let n = nlu("pay_now");
+    c.handle(
+        now,
+        Input::Utterance {
+            nlu: &n,
+            emotion: None,
+        },
+    );
+    assert_eq!(c.state(), "when");
+    // While "哪天付？" plays, the rest of the last answer is still being said.
+    assert!(c.handle(now, Input::Continuation).is_empty());
+    // It cut the question: the question is asked again, in the same state.
+    c.handle(now, Input::BargeIn);
+    let heard_before = c
+        .trace()
+        .iter()
+        .filter(|s| matches!(s.kind, StepKind::Heard { .. }))
+        .count();
+    let out = c.handle(now, Input::Continuation).to_vec();
+    assert_eq!(said(&out), "哪天付？", "{out:?}");
+    assert_eq!(c.state(), "when");
+    assert!(c
+        .trace()
+        .iter()
+        .any(|s| matches!(&s.kind, StepKind::Handler { name } if name == "continuation")));
+    let heard_after = c
+        .trace()
+        .iter()
+        .filter(|s| matches!(s.kind, StepKind::Heard { .. }))
+        .count();
+    assert_eq!(heard_before, heard_after, "nothing was taken as an answer");
+}
+
+#[test]
 fn max_turns_and_hangup_end_the_call() {
     let mut now = t0();
     let mut c = call();

@@ -29,13 +29,17 @@ pub enum Persona {
     Vacant,
     /// 停机: the carrier answers and says the line is suspended.
     Suspended,
+    /// Asks an out-of-script question from the script's knowledge (how often
+    /// the filter is changed) instead of answering the address question, then
+    /// goes on like a cooperative callee.
+    AsksQuestion,
 }
 
 /// One turn: alternative phrasings of the same answer (one is drawn per call).
 pub type Turn = &'static [&'static str];
 
 impl Persona {
-    pub const ALL: [Persona; 17] = [
+    pub const ALL: [Persona; 18] = [
         Persona::Cooperative,
         Persona::ChangesAddress,
         Persona::Reschedules,
@@ -53,6 +57,7 @@ impl Persona {
         Persona::Interrupter,
         Persona::Vacant,
         Persona::Suspended,
+        Persona::AsksQuestion,
     ];
 
     /// The snake_case name (as in serde and on the command line).
@@ -75,6 +80,7 @@ impl Persona {
             Persona::Interrupter => "interrupter",
             Persona::Vacant => "vacant",
             Persona::Suspended => "suspended",
+            Persona::AsksQuestion => "asks_question",
         }
     }
 
@@ -196,6 +202,19 @@ impl Persona {
                     "I'm so angry, I want to complain about your service!",
                 ],
             ],
+            Persona::AsksQuestion => &[
+                &["Yes, speaking. Go ahead.", "Yes, it's me. Sure."],
+                &[
+                    "How often should I replace the filter?",
+                    "By the way, how often should I replace the filter?",
+                ],
+                &["Yes, it is correct.", "Yes, the address is right."],
+                &[
+                    "Yes, someone will be home.",
+                    "Yes, I will be home then, it is fine.",
+                ],
+                &["Yes, please send it to me.", "Sure, yes, text it to me."],
+            ],
             Persona::AsksHuman => &[
                 &["Yes, speaking.", "Yes, it's me."],
                 &[
@@ -264,6 +283,13 @@ impl Persona {
                 ],
                 &["我要投诉，太不像话了！", "你们太过分了，我要投诉！"],
             ],
+            Persona::AsksQuestion => &[
+                &["对，是我，您说。", "对，是我，请讲。"],
+                &["滤芯多久换一次？", "请问滤芯多久换一次？"],
+                &["对，地址没错。", "是的，地址是对的。"],
+                &["有人在家，可以收货。", "可以，那个时间家里有人。"],
+                &["好的，发给我吧。", "好啊，发过来吧。"],
+            ],
             Persona::AsksHuman => &[
                 &["对，是我，您说。", "对，是我。"],
                 &["我要人工服务，请帮我转接。", "我要人工服务。"],
@@ -307,7 +333,8 @@ impl Persona {
                 Persona::Cooperative
                 | Persona::ChangesAddress
                 | Persona::Reschedules
-                | Persona::Interrupter => "confirmed",
+                | Persona::Interrupter
+                | Persona::AsksQuestion => "confirmed",
                 Persona::BusyCallback => "callback",
                 Persona::NotInterested => "not_available",
                 Persona::Cancels => "cancelled",

@@ -58,12 +58,18 @@ impl Decision {
 
 /// The default mix: cooperative 40%, interrupter 6%, every other persona 4%
 /// (54% spread over 13 personas, normalised). The carriers' 空号/停机
-/// answerers are not in it (name them in a map or a mix of your own), so the
-/// default population stays what earlier runs measured.
+/// answerers and the callee with an out-of-script question are not in it
+/// (name them in a map or a mix of your own), so the default population stays
+/// what earlier runs measured.
 pub fn default_mix() -> Vec<(Persona, f64)> {
     Persona::ALL
         .into_iter()
-        .filter(|p| !matches!(p, Persona::Vacant | Persona::Suspended))
+        .filter(|p| {
+            !matches!(
+                p,
+                Persona::Vacant | Persona::Suspended | Persona::AsksQuestion
+            )
+        })
         .map(|p| {
             let w = match p {
                 Persona::Cooperative => 40.0,

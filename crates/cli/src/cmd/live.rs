@@ -75,6 +75,11 @@ pub struct RunArgs {
     /// address (digest auth). 坐席与队列配置（转人工；坐席可注册到本机）。
     #[arg(long)]
     agents: Option<PathBuf>,
+    /// Answer callers' out-of-script questions from the script's `knowledge:` with the
+    /// model at WAIHU_LLM_ENDPOINT, behind the guardrails (docs/llm.md); without it such
+    /// questions go through the script's rules. 用知识库回答话术外的问题。
+    #[arg(long)]
+    llm: bool,
     #[arg(long)]
     json: bool,
 }
@@ -91,14 +96,16 @@ fn kit_loader(
     ctx: &Ctx,
     model: Option<PathBuf>,
     slots: Option<usize>,
+    llm: bool,
 ) -> impl FnOnce(&ScriptKit) -> Result<Kit, BoxError> + '_ {
     move |script| {
-        Ok(Kit::load(
-            ctx.data_dir(),
-            script.lang(),
-            model.as_deref(),
-            slots,
-        )?)
+        let mut kit = Kit::load(ctx.data_dir(), script.lang(), model.as_deref(), slots)?;
+        if llm {
+            let answerer = crate::cmd::llm::LiveAnswerer::from_env()
+                .map_err(|e| -> BoxError { format!("{e:#}").into() })?;
+            kit.answerer = Some(Arc::new(answerer));
+        }
+        Ok(kit)
     }
 }
 
@@ -239,7 +246,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
             actor: ctx.actor(),
             progress: Some(progress_printer(a.json)),
         };
-        let kit = kit_loader(ctx, a.asr_model.clone(), a.asr_slots);
+        let kit = kit_loader(ctx, a.asr_model.clone(), a.asr_slots, a.llm);
         let (id, summary) = run_campaign(&store, setup, kit, shutdown_on_ctrl_c()).await?;
         let lat = latency_stats(summary.calls.iter().flat_map(|c| c.latencies.iter()));
         if a.json {
@@ -422,7 +429,7 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
                 messages: None,
                 agents: None,
             };
-            let kit = kit_loader(ctx, None, None);
+            let kit = kit_loader(ctx, None, None, false);
             let Rehearsed {
                 campaign: id,
                 summary,

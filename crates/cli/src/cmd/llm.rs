@@ -195,12 +195,16 @@ fn load_knowledge(
 /// The knowledge base of a loaded script (`knowledge:`), for `llm ask` and
 /// `script chat --llm`.
 pub fn script_knowledge(prog: &Program, file: &Path) -> anyhow::Result<Knowledge> {
-    let kn = prog.knowledge.as_ref().with_context(|| {
-        format!(
-            "{} has no `knowledge:` to answer from (see docs/llm.md)",
-            file.display()
-        )
-    })?;
+    program_knowledge(prog).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
+}
+
+/// The passages of a program's `knowledge:` (its document split, or its
+/// inline passages), in the program's language.
+fn program_knowledge(prog: &Program) -> anyhow::Result<Knowledge> {
+    let kn = prog
+        .knowledge
+        .as_ref()
+        .context("no `knowledge:` to answer from (see docs/llm.md)")?;
     let passages = match &kn.document {
         Some(doc) => split_document(doc, 300),
         None => kn
@@ -214,14 +218,81 @@ pub fn script_knowledge(prog: &Program, file: &Path) -> anyhow::Result<Knowledge
     };
     anyhow::ensure!(
         !passages.is_empty(),
-        "{}: `knowledge:` has no text to answer from",
-        file.display()
+        "`knowledge:` has no text to answer from"
     );
     let lang = match prog.language {
         waihu_dialog::Language::Zh => Lang::Zh,
         waihu_dialog::Language::En => Lang::En,
     };
     Ok(Knowledge::new(lang, passages))
+}
+
+/// Live calls' knowledge answers (`waihu run --llm`): the model at
+/// `WAIHU_LLM_ENDPOINT` behind the guardrails, over each script's passages
+/// (indexed once per script, on its first question).
+pub struct LiveAnswerer {
+    client: Arc<Client>,
+    kbs: std::sync::Mutex<BTreeMap<String, Arc<Knowledge>>>,
+}
+
+impl LiveAnswerer {
+    pub fn from_env() -> anyhow::Result<LiveAnswerer> {
+        Ok(LiveAnswerer {
+            client: Arc::new(Client::new(Config::from_env()).context("setting up the LLM client")?),
+            kbs: Default::default(),
+        })
+    }
+
+    fn knowledge(&self, prog: &Program) -> Result<Arc<Knowledge>, String> {
+        let mut kbs = self.kbs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(kb) = kbs.get(&prog.name) {
+            return Ok(kb.clone());
+        }
+        let kb = Arc::new(program_knowledge(prog).map_err(|e| format!("{e:#}"))?);
+        kbs.insert(prog.name.clone(), kb.clone());
+        Ok(kb)
+    }
+}
+
+impl waihu_bot::Answerer for LiveAnswerer {
+    fn answer(
+        &self,
+        prog: Arc<Program>,
+        question: String,
+        values: Vec<String>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = waihu_bot::KnowledgeReply> + Send>>
+    {
+        let kb = self.knowledge(&prog);
+        let client = self.client.clone();
+        Box::pin(async move {
+            let kb = match kb {
+                Ok(kb) => kb,
+                Err(why) => {
+                    return waihu_bot::KnowledgeReply {
+                        spoken: Vec::new(),
+                        why_not: Some(why),
+                    }
+                }
+            };
+            let a = answer(
+                &client,
+                &kb,
+                &question,
+                values.iter().map(String::as_str),
+                |_| {},
+            )
+            .await;
+            let why_not = a
+                .fallback
+                .as_ref()
+                .or(a.stopped.as_ref())
+                .map(|r| model_hint(r).unwrap_or_else(|| r.to_string()));
+            waihu_bot::KnowledgeReply {
+                spoken: a.spoken,
+                why_not,
+            }
+        })
+    }
 }
 
 /// A hint when the model could not be reached or failed, so a fallback line

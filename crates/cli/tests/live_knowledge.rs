@@ -1,0 +1,206 @@
+//! Knowledge answers in live calls: `waihu run --llm` dials Mandarin virtual
+//! callees on loopback (real SIP and RTP, Whisper, the NLU, the dialog, TTS)
+//! and one of them, asked to confirm the delivery address, asks instead how
+//! often the purifier's filter is changed (滤芯多久换一次). The script's
+//! `knowledge:` document is answered from by a real small model
+//! (Qwen2.5-Coder-0.5B, scripts/deps/llm.sh) served on loopback by
+//! `waihu_llm::serve`, behind the guardrails; what the bot says next is the
+//! answer (or the script's fallback line when the guardrails refuse it), then
+//! the address question again, and the call still ends confirmed.
+//!
+//! The model is slow on 2 cores (tens of seconds for a prompt), so the callee
+//! waits for the bot up to 4 minutes. Fails under CI when the model, Whisper or
+//! espeak-ng is missing.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use waihu_llm::serve::{default_model_path, serve, LocalModel};
+use waihu_sim::{callee_synthesizer, Persona, Population, SimOptions, SimServer};
+use waihu_testkit::models_dir;
+
+fn in_ci() -> bool {
+    matches!(std::env::var("CI").ok().as_deref(), Some(v) if !v.is_empty() && v != "false" && v != "0")
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn waihu(dir: &Path, args: &[&str], env: &[(&str, String)]) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_waihu"));
+    cmd.arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("WAIHU_MASTER_KEY")
+        .env_remove("WAIHU_DATA_DIR")
+        .env("WAIHU_MODELS_DIR", models_dir());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run waihu");
+    assert!(
+        out.status.success(),
+        "waihu {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).expect("stdout is UTF-8")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_out_of_script_question_is_answered_from_the_knowledge_and_the_call_goes_on() {
+    let whisper = models_dir().join("whisper-base");
+    assert!(
+        whisper.join("model.bin").exists(),
+        "Whisper base missing at {} — run scripts/setup.sh",
+        whisper.display()
+    );
+    let llm = std::env::var_os("WAIHU_LLM_MODEL_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(default_model_path);
+    if !llm.exists() {
+        assert!(
+            !in_ci(),
+            "the LLM model is missing at {} (run scripts/deps/llm.sh)",
+            llm.display()
+        );
+        eprintln!("skipping: no model at {}", llm.display());
+        return;
+    }
+    let model = tokio::task::spawn_blocking(move || LocalModel::load(&llm))
+        .await
+        .unwrap()
+        .expect("the installed model loads");
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(serve(model, "127.0.0.1:0".parse().unwrap(), 32, move |a| {
+        let _ = tx.send(a);
+    }));
+    let llm_addr = rx.await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let asker = "+8613800138001";
+    let csv = format!(
+        "name,phone,timezone,order_id,order_item,order_amount,order_address,order_delivery\n\
+         王先生,{asker},Asia/Shanghai,DD0001,空气净化器,1299,上海市浦东新区世纪大道100号,明天上午9点到12点\n"
+    );
+    let csv_path = d.join("c.csv");
+    std::fs::write(&csv_path, csv).unwrap();
+    waihu(
+        d,
+        &[
+            "customers",
+            "import",
+            csv_path.to_str().unwrap(),
+            "--region",
+            "CN",
+        ],
+        &[],
+    );
+    let pop = Population::new(3)
+        .with_map([(asker, Persona::AsksQuestion)])
+        .always_answer();
+    let mut opts = SimOptions::new(waihu_speech::Lang::Zh);
+    // The local model answers slowly on 2 cores: a callee who waits.
+    opts.timing.bot_silent_max = Duration::from_secs(240);
+    opts.timing.last_reply_wait = Duration::from_secs(240);
+    opts.timing.max_call = Duration::from_secs(420);
+    let sim = SimServer::start_with(
+        "127.0.0.1:0".parse().unwrap(),
+        pop,
+        callee_synthesizer(None),
+        opts,
+    )
+    .await
+    .expect("virtual callees start");
+
+    let campaign = repo().join("examples/campaign-demo.zh.yaml");
+    let script = repo().join("examples/scripts/order_confirmation.zh.yaml");
+    let trunk = sim.addr.to_string();
+    let dd = d.to_path_buf();
+    let env = vec![
+        ("WAIHU_LLM_ENDPOINT", format!("http://{llm_addr}/v1")),
+        ("WAIHU_LLM_MAX_TOKENS", "32".to_string()),
+        ("WAIHU_LLM_FIRST_TOKEN_MS", "200000".to_string()),
+        ("WAIHU_LLM_TOTAL_MS", "230000".to_string()),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        waihu(
+            &dd,
+            &[
+                "run",
+                "--campaign",
+                campaign.to_str().unwrap(),
+                "--script",
+                script.to_str().unwrap(),
+                "--trunk",
+                &trunk,
+                "--var",
+                "shop=优选商城",
+                "--concurrency",
+                "1",
+                // 10:30 in Shanghai: inside the calling window.
+                "--clock-start",
+                "2026-11-25T02:30:00Z",
+                "--hours",
+                "1",
+                "--llm",
+                "--json",
+            ],
+            &env,
+        )
+    })
+    .await
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(out.trim().lines().last().unwrap()).unwrap();
+    let calls = v["summary"]["calls"].as_array().unwrap().clone();
+    let call = calls
+        .iter()
+        .find(|c| c["outcome"] == "answered")
+        .unwrap_or_else(|| panic!("no answered call: {calls:#?}"));
+    eprintln!("{call:#}");
+    let answered = call["knowledge_answers"].as_u64().unwrap_or(0);
+    let fell_back = call["knowledge_fallbacks"].as_u64().unwrap_or(0);
+    assert_eq!(
+        answered + fell_back,
+        1,
+        "the question was not taken as a knowledge question: {call:#}"
+    );
+    assert_eq!(call["business"], "confirmed", "{call:#}");
+
+    // The transcript: the question, then the answer (or the fallback line),
+    // then the address question again, answered.
+    let store = waihu_store::Store::open(d).await.unwrap();
+    let id = waihu_core::CallId::from(call["call_id"].as_str().unwrap());
+    let detail = store.call_detail(&id).await.unwrap().unwrap();
+    let turns = &detail.turns;
+    for t in turns {
+        eprintln!("{:?} [{}] {}", t.speaker, t.state, t.text);
+    }
+    let q = turns
+        .iter()
+        .position(|t| t.speaker == waihu_core::Speaker::Callee && t.text.contains("滤芯"))
+        .expect("the callee's question is in the transcript");
+    let reply = turns[q + 1..]
+        .iter()
+        .find(|t| t.speaker == waihu_core::Speaker::Bot)
+        .expect("the bot replied");
+    if answered == 1 {
+        // The document says every 6 months; the guardrails let through only
+        // what the passages support.
+        assert!(
+            reply.text.contains('6') || reply.text.contains('六'),
+            "the answer: {}",
+            reply.text
+        );
+    } else {
+        assert!(reply.text.contains("稍后请专人回复您"), "{}", reply.text);
+    }
+    assert!(
+        reply.text.contains("地址"),
+        "the address question is asked again after the answer: {}",
+        reply.text
+    );
+    sim.shutdown().await;
+}
