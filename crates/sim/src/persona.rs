@@ -29,8 +29,8 @@ pub enum Persona {
     Vacant,
     /// 停机: the carrier answers and says the line is suspended.
     Suspended,
-    /// Asks an out-of-script question from the script's knowledge (how often
-    /// the filter is changed) instead of answering the address question, then
+    /// Asks an out-of-script question from the script's knowledge (how much
+    /// power the purifier uses) instead of answering the address question, then
     /// goes on like a cooperative callee.
     AsksQuestion,
 }
@@ -205,8 +205,8 @@ impl Persona {
             Persona::AsksQuestion => &[
                 &["Yes, speaking. Go ahead.", "Yes, it's me. Sure."],
                 &[
-                    "How often should I replace the filter?",
-                    "By the way, how often should I replace the filter?",
+                    "How much power does the purifier use?",
+                    "By the way, how much power does it use?",
                 ],
                 &["Yes, it is correct.", "Yes, the address is right."],
                 &[
@@ -285,7 +285,7 @@ impl Persona {
             ],
             Persona::AsksQuestion => &[
                 &["对，是我，您说。", "对，是我，请讲。"],
-                &["滤芯多久换一次？", "请问滤芯多久换一次？"],
+                &["这个净化器耗电多少？", "请问这个净化器耗电多少？"],
                 &["对，地址没错。", "是的，地址是对的。"],
                 &["有人在家，可以收货。", "可以，那个时间家里有人。"],
                 &["好的，发给我吧。", "好啊，发过来吧。"],
