@@ -11,10 +11,9 @@
 //! or [`Event::SubmitFailed`], saying whether the gateway may have it anyway
 //! ([`Failure::Unknown`]) or surely has not ([`Failure::Rejected`], [`Failure::NotSent`]).
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
 
-use waihu_smsc_client::{MoParts, Request, Window};
+use waihu_smsc_client::{MoParts, Request, Settled, Window};
 
 use crate::auth;
 use crate::pdu::{self, connect_status, result, Body, Connect, DecodeError, Deliver, Pdu, Submit};
@@ -134,9 +133,8 @@ pub struct Session {
     state: State,
     next_ref: u8,
     /// Submissions (one CMPP_SUBMIT per part) and requests awaiting their answer.
-    window: Window<Submit, Control>,
+    window: Window<Submit, Control, Event>,
     rx: Vec<u8>,
-    events: VecDeque<Event>,
     last_traffic: Instant,
     mo_parts: MoParts<u16>,
 }
@@ -268,7 +266,7 @@ impl Session {
                         },
                     ) => {
                         if status != connect_status::OK {
-                            self.events.push_back(Event::ConnectFailed {
+                            self.window.emit(Event::ConnectFailed {
                                 status,
                                 forged: false,
                             });
@@ -277,23 +275,24 @@ impl Session {
                             != auth::authenticator_ismg(status, &source, &self.cfg.shared_secret)
                         {
                             // The gateway does not know our secret: not the gateway we meant.
-                            self.events.push_back(Event::ConnectFailed {
+                            self.window.emit(Event::ConnectFailed {
                                 status,
                                 forged: true,
                             });
                             self.close(now, "gateway's AuthenticatorISMG does not verify".into());
                         } else {
                             self.state = State::Connected;
-                            self.events.push_back(Event::Connected);
+                            self.window.emit(Event::Connected);
                         }
                     }
                     (Request::Submit { id, part }, Body::SubmitResp { msg_id, result: r }) => {
-                        if r != result::OK {
-                            self.finish_failed(id, Failure::Rejected { result: r });
-                        } else if let Some(msg_ids) =
-                            self.window.accepted(id, part, msg_id.to_string())
-                        {
-                            self.events.push_back(Event::Submitted { id, msg_ids });
+                        if r == result::OK {
+                            self.window.accepted(id, part, msg_id.to_string());
+                        } else {
+                            self.window.finish(id, || Event::SubmitFailed {
+                                id,
+                                failure: Failure::Rejected { result: r },
+                            });
                         }
                     }
                     (Request::Control(Control::ActiveTest), Body::ActiveTestResp) => {}
@@ -313,7 +312,7 @@ impl Session {
         let from = e164(&d.src_terminal_id);
         if d.registered_delivery == 1 {
             match pdu::StatusReport::decode(&d.content) {
-                Ok(r) => self.events.push_back(Event::Report {
+                Ok(r) => self.window.emit(Event::Report {
                     to: from,
                     msg_id: r.msg_id.to_string(),
                     delivered: r.delivered(),
@@ -329,34 +328,34 @@ impl Session {
                 Some((reference, total, seq, body)) if total > 1 => {
                     let t = text::decode(d.msg_fmt, body);
                     if let Some(text) = self.mo_parts.add(&from, reference, total, seq, t) {
-                        self.events.push_back(Event::Mo { from, to, text });
+                        self.window.emit(Event::Mo { from, to, text });
                     }
                 }
                 Some((_, _, _, body)) => {
                     let t = text::decode(d.msg_fmt, body);
-                    self.events.push_back(Event::Mo { from, to, text: t })
+                    self.window.emit(Event::Mo { from, to, text: t })
                 }
                 None => tracing::warn!("MO with TP_udhi but no readable UDH"),
             }
             return;
         }
         let t = text::decode(d.msg_fmt, &d.content);
-        self.events.push_back(Event::Mo { from, to, text: t });
+        self.window.emit(Event::Mo { from, to, text: t });
     }
 
     fn fail_request(&mut self, now: Instant, req: Request<Control>, r: u8) {
         match req {
             Request::Control(Control::Connect(_)) => {
-                self.events.push_back(Event::ConnectFailed {
+                self.window.emit(Event::ConnectFailed {
                     status: r,
                     forged: false,
                 });
                 self.close(now, "CONNECT answered with garbage".into());
             }
             // An unreadable answer: the gateway may have taken it.
-            Request::Submit { id, .. } => {
-                self.finish_unknown(id, format!("unreadable SUBMIT_RESP (result {r})"))
-            }
+            Request::Submit { id, .. } => self
+                .window
+                .unknown(id, format!("unreadable SUBMIT_RESP (result {r})")),
             Request::Control(Control::ActiveTest) => {}
             Request::Control(Control::Terminate) => {
                 self.close(now, "TERMINATE answered with garbage".into())
@@ -364,32 +363,13 @@ impl Session {
         }
     }
 
-    fn finish_failed(&mut self, id: SubmitId, failure: Failure) {
-        if self.window.finish(id) {
-            self.events.push_back(Event::SubmitFailed { id, failure });
-        }
-    }
-
-    fn finish_unknown(&mut self, id: SubmitId, reason: String) {
-        let accepted_ids = self.window.accepted_ids(id);
-        self.finish_failed(
-            id,
-            Failure::Unknown {
-                reason,
-                accepted_ids,
-            },
-        );
-    }
-
     fn close(&mut self, now: Instant, reason: String) {
         let was_open = self.state != State::Closed;
         self.state = State::Closed;
         self.rx.clear();
-        for id in self.window.link_lost() {
-            self.finish_unknown(id, reason.clone());
-        }
+        self.window.link_lost(&reason);
         if was_open {
-            self.events.push_back(Event::Closed { reason });
+            self.window.emit(Event::Closed { reason });
         }
         self.last_traffic = now;
     }
@@ -413,6 +393,29 @@ impl Session {
     }
 }
 
+impl From<Settled> for Event {
+    fn from(s: Settled) -> Event {
+        match s {
+            Settled::Submitted { id, ids } => Event::Submitted { id, msg_ids: ids },
+            Settled::NotSent { id, reason } => Event::SubmitFailed {
+                id,
+                failure: Failure::NotSent { reason },
+            },
+            Settled::Unknown {
+                id,
+                reason,
+                accepted_ids,
+            } => Event::SubmitFailed {
+                id,
+                failure: Failure::Unknown {
+                    reason,
+                    accepted_ids,
+                },
+            },
+        }
+    }
+}
+
 impl ClientSession for Session {
     type Config = Config;
     type Sms = OutgoingSms;
@@ -426,7 +429,6 @@ impl ClientSession for Session {
             state: State::Closed,
             next_ref: 1,
             rx: Vec::new(),
-            events: VecDeque::new(),
             last_traffic: now,
             mo_parts: MoParts::default(),
         }
@@ -494,21 +496,13 @@ impl ClientSession for Session {
     }
 
     fn handle_timeout(&mut self, now: Instant) {
-        for req in self.window.expired(now) {
-            match req {
-                Request::Submit { id, .. } => {
-                    self.finish_unknown(id, "no SUBMIT_RESP in time".into())
-                }
-                Request::Control(Control::Connect(_)) => {
-                    self.close(now, "no CONNECT_RESP in time".into())
-                }
-                Request::Control(Control::ActiveTest) => {
-                    self.close(now, "no ACTIVE_TEST_RESP in time".into())
-                }
-                Request::Control(Control::Terminate) => {
-                    self.close(now, "no TERMINATE_RESP in time".into())
-                }
-            }
+        for c in self.window.expired(now, "no SUBMIT_RESP in time") {
+            let what = match c {
+                Control::Connect(_) => "CONNECT_RESP",
+                Control::ActiveTest => "ACTIVE_TEST_RESP",
+                Control::Terminate => "TERMINATE_RESP",
+            };
+            self.close(now, format!("no {what} in time"));
         }
         if self.state == State::Connected
             && now >= self.last_traffic + self.cfg.active_test_interval
@@ -532,14 +526,7 @@ impl ClientSession for Session {
 
     /// Gives up every submission that has not gone out yet (shutting down).
     fn abandon_queued(&mut self) {
-        for id in self.window.unsent() {
-            self.finish_failed(
-                id,
-                Failure::NotSent {
-                    reason: "client shut down".into(),
-                },
-            );
-        }
+        self.window.abandon_unsent("client shut down");
     }
 
     fn is_closed(&self) -> bool {
@@ -551,7 +538,7 @@ impl ClientSession for Session {
     }
 
     fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.window.poll_event()
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

@@ -12,10 +12,9 @@
 //! ([`Failure::Unknown`]: a request went out and no answer came — the caller must not resend
 //! blindly) or surely does not ([`Failure::Rejected`], [`Failure::NotSent`]).
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
 
-use waihu_smsc_client::{MoParts, Request, Window};
+use waihu_smsc_client::{MoParts, Request, Settled, Window};
 
 use crate::pdu::{self, esm, status, tag, Address, Bind, Body, DecodeError, Pdu, Sm, Tlv};
 use crate::receipt::{self, Receipt};
@@ -142,9 +141,8 @@ pub struct Session {
     /// 8-bit concatenation reference, per session (wraps).
     next_ref: u8,
     /// Submissions (one submit_sm per segment) and requests awaiting their answer.
-    window: Window<Sm, Control>,
+    window: Window<Sm, Control, Event>,
     rx: Vec<u8>,
-    events: VecDeque<Event>,
     last_traffic: Instant,
     mo_parts: MoParts<u8>,
 }
@@ -266,12 +264,10 @@ impl Session {
                 match (req, body) {
                     (Request::Control(Control::Bind), Body::BindTransceiverResp { system_id }) => {
                         self.state = State::Bound;
-                        self.events.push_back(Event::Bound { system_id });
+                        self.window.emit(Event::Bound { system_id });
                     }
                     (Request::Submit { id, part }, Body::SubmitSmResp { message_id }) => {
-                        if let Some(message_ids) = self.window.accepted(id, part, message_id) {
-                            self.events.push_back(Event::Submitted { id, message_ids });
-                        }
+                        self.window.accepted(id, part, message_id);
                     }
                     (Request::Control(Control::EnquireLink), Body::EnquireLinkResp) => {}
                     (Request::Control(Control::Unbind), Body::UnbindResp) => {
@@ -291,7 +287,7 @@ impl Session {
         let to = sm.dest.to_e164_or_raw();
         if sm.esm_class & esm::TYPE_MASK == esm::RECEIPT {
             match receipt::from_deliver_sm(&sm) {
-                Some(receipt) => self.events.push_back(Event::Receipt { from, to, receipt }),
+                Some(receipt) => self.window.emit(Event::Receipt { from, to, receipt }),
                 None => tracing::warn!("unparseable delivery receipt"),
             }
             return;
@@ -312,48 +308,32 @@ impl Session {
             match concat_ie(udh) {
                 Some((reference, total, seq)) if total > 1 => {
                     if let Some(text) = self.mo_parts.add(&from, reference, total, seq, text) {
-                        self.events.push_back(Event::Mo { from, to, text });
+                        self.window.emit(Event::Mo { from, to, text });
                     }
                 }
-                _ => self.events.push_back(Event::Mo { from, to, text }),
+                _ => self.window.emit(Event::Mo { from, to, text }),
             }
             return;
         }
         let text = text::decode(sm.data_coding, &data);
-        self.events.push_back(Event::Mo { from, to, text });
+        self.window.emit(Event::Mo { from, to, text });
     }
 
     fn fail_request(&mut self, now: Instant, req: Request<Control>, st: u32) {
         match req {
             Request::Control(Control::Bind) => {
-                self.events.push_back(Event::BindFailed { status: st });
+                self.window.emit(Event::BindFailed { status: st });
                 self.close(now, format!("bind refused (status 0x{st:08x})"));
             }
-            Request::Submit { id, .. } => {
-                self.finish_failed(id, Failure::Rejected { status: st });
-            }
+            Request::Submit { id, .. } => self.window.finish(id, || Event::SubmitFailed {
+                id,
+                failure: Failure::Rejected { status: st },
+            }),
             Request::Control(Control::EnquireLink) => {}
             Request::Control(Control::Unbind) => {
                 self.close(now, "unbind answered with an error".into())
             }
         }
-    }
-
-    fn finish_failed(&mut self, id: SubmitId, failure: Failure) {
-        if self.window.finish(id) {
-            self.events.push_back(Event::SubmitFailed { id, failure });
-        }
-    }
-
-    fn finish_unknown(&mut self, id: SubmitId, reason: String) {
-        let accepted_ids = self.window.accepted_ids(id);
-        self.finish_failed(
-            id,
-            Failure::Unknown {
-                reason,
-                accepted_ids,
-            },
-        );
     }
 
     /// Ends the bind from the protocol's side; bytes already queued (an unbind_resp) are
@@ -365,11 +345,9 @@ impl Session {
         let was_open = self.state != State::Closed;
         self.state = State::Closed;
         self.rx.clear();
-        for id in self.window.link_lost() {
-            self.finish_unknown(id, reason.clone());
-        }
+        self.window.link_lost(&reason);
         if was_open {
-            self.events.push_back(Event::Closed { reason });
+            self.window.emit(Event::Closed { reason });
         }
         self.last_traffic = now;
     }
@@ -399,6 +377,32 @@ impl Session {
     }
 }
 
+impl From<Settled> for Event {
+    fn from(s: Settled) -> Event {
+        match s {
+            Settled::Submitted { id, ids } => Event::Submitted {
+                id,
+                message_ids: ids,
+            },
+            Settled::NotSent { id, reason } => Event::SubmitFailed {
+                id,
+                failure: Failure::NotSent { reason },
+            },
+            Settled::Unknown {
+                id,
+                reason,
+                accepted_ids,
+            } => Event::SubmitFailed {
+                id,
+                failure: Failure::Unknown {
+                    reason,
+                    accepted_ids,
+                },
+            },
+        }
+    }
+}
+
 impl ClientSession for Session {
     type Config = Config;
     type Sms = OutgoingSms;
@@ -412,7 +416,6 @@ impl ClientSession for Session {
             state: State::Closed,
             next_ref: 1,
             rx: Vec::new(),
-            events: VecDeque::new(),
             last_traffic: now,
             mo_parts: MoParts::default(),
         }
@@ -483,21 +486,13 @@ impl ClientSession for Session {
     }
 
     fn handle_timeout(&mut self, now: Instant) {
-        for req in self.window.expired(now) {
-            match req {
-                Request::Submit { id, .. } => {
-                    self.finish_unknown(id, "no submit_sm_resp in time".into())
-                }
-                Request::Control(Control::Bind) => {
-                    self.close(now, "no bind_transceiver_resp in time".into())
-                }
-                Request::Control(Control::EnquireLink) => {
-                    self.close(now, "no enquire_link_resp in time".into())
-                }
-                Request::Control(Control::Unbind) => {
-                    self.close(now, "no unbind_resp in time".into())
-                }
-            }
+        for c in self.window.expired(now, "no submit_sm_resp in time") {
+            let what = match c {
+                Control::Bind => "bind_transceiver_resp",
+                Control::EnquireLink => "enquire_link_resp",
+                Control::Unbind => "unbind_resp",
+            };
+            self.close(now, format!("no {what} in time"));
         }
         if self.state == State::Bound
             && now >= self.last_traffic + self.cfg.enquire_link_interval
@@ -521,14 +516,7 @@ impl ClientSession for Session {
 
     /// Gives up every submission that has not gone out yet (shutting down).
     fn abandon_queued(&mut self) {
-        for id in self.window.unsent() {
-            self.finish_failed(
-                id,
-                Failure::NotSent {
-                    reason: "client shut down".into(),
-                },
-            );
-        }
+        self.window.abandon_unsent("client shut down");
     }
 
     fn is_closed(&self) -> bool {
@@ -540,7 +528,7 @@ impl ClientSession for Session {
     }
 
     fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.window.poll_event()
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

@@ -17,4 +17,4 @@ pub mod driver;
 pub mod window;
 
 pub use driver::{spawn, ClientConfig, ClientSession, DriverEvent, Handle, SubmitError};
-pub use window::{MoParts, Request, SubmitId, Window};
+pub use window::{MoParts, Request, Settled, SubmitId, Window};

@@ -15,6 +15,24 @@ use std::time::{Duration, Instant};
 
 pub type SubmitId = u64;
 
+/// How a submission ended, in the protocol-independent cases (a refusal carries the
+/// protocol's own code, so the session reports it itself). A protocol's event type
+/// converts from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// Every part accepted; the gateway's ids in part order.
+    Submitted { id: SubmitId, ids: Vec<String> },
+    /// Nothing went out: the gateway surely does not have it.
+    NotSent { id: SubmitId, reason: String },
+    /// A part went out and no answer came: the gateway may have it. Parts accepted so far
+    /// are listed.
+    Unknown {
+        id: SubmitId,
+        reason: String,
+        accepted_ids: Vec<String>,
+    },
+}
+
 /// What a sequence number was used for.
 #[derive(Debug)]
 pub enum Request<C> {
@@ -30,7 +48,9 @@ struct Submission<P> {
     sent: usize,
 }
 
-pub struct Window<P, C> {
+/// The table, with the session's event queue `E`: how submissions end is reported there,
+/// in order with the session's own events.
+pub struct Window<P, C, E> {
     size: usize,
     response_timeout: Duration,
     max_seq: u32,
@@ -42,12 +62,13 @@ pub struct Window<P, C> {
     /// Submissions with parts still to send, in order.
     queue: VecDeque<SubmitId>,
     tx: VecDeque<Vec<u8>>,
+    events: VecDeque<E>,
 }
 
-impl<P: Clone, C> Window<P, C> {
+impl<P: Clone, C, E: From<Settled>> Window<P, C, E> {
     /// `size`: submit parts unanswered at once (at least 1). Sequence numbers run
     /// `1..=max_seq` and wrap.
-    pub fn new(size: usize, response_timeout: Duration, max_seq: u32) -> Window<P, C> {
+    pub fn new(size: usize, response_timeout: Duration, max_seq: u32) -> Window<P, C, E> {
         Window {
             size: size.max(1),
             response_timeout,
@@ -59,7 +80,17 @@ impl<P: Clone, C> Window<P, C> {
             submissions: HashMap::new(),
             queue: VecDeque::new(),
             tx: VecDeque::new(),
+            events: VecDeque::new(),
         }
+    }
+
+    /// Queues one of the session's own events.
+    pub fn emit(&mut self, e: E) {
+        self.events.push_back(e);
+    }
+
+    pub fn poll_event(&mut self) -> Option<E> {
+        self.events.pop_front()
     }
 
     /// Submissions not yet finished (queued or in flight).
@@ -86,10 +117,10 @@ impl<P: Clone, C> Window<P, C> {
 
     /// Sends queued parts while the window has room; `encode` gives the bytes of a part
     /// under a sequence number.
-    pub fn pump<E: Display>(
+    pub fn pump<X: Display>(
         &mut self,
         now: Instant,
-        mut encode: impl FnMut(u32, P) -> Result<Vec<u8>, E>,
+        mut encode: impl FnMut(u32, P) -> Result<Vec<u8>, X>,
     ) {
         while self.submits_in_flight < self.size {
             let Some(&id) = self.queue.front() else {
@@ -114,20 +145,20 @@ impl<P: Clone, C> Window<P, C> {
     }
 
     /// Sends a control request (login, keep-alive, logout) under the next sequence number.
-    pub fn request<E: Display>(
+    pub fn request<X: Display>(
         &mut self,
         now: Instant,
         req: C,
-        encode: impl FnOnce(u32) -> Result<Vec<u8>, E>,
+        encode: impl FnOnce(u32) -> Result<Vec<u8>, X>,
     ) {
         self.send(now, Request::Control(req), encode);
     }
 
-    fn send<E: Display>(
+    fn send<X: Display>(
         &mut self,
         now: Instant,
         req: Request<C>,
-        encode: impl FnOnce(u32) -> Result<Vec<u8>, E>,
+        encode: impl FnOnce(u32) -> Result<Vec<u8>, X>,
     ) {
         let seq = self.next_seq;
         self.next_seq = if seq >= self.max_seq { 1 } else { seq + 1 };
@@ -161,52 +192,66 @@ impl<P: Clone, C> Window<P, C> {
         Some(req)
     }
 
-    /// A part was accepted with the gateway's id. When it was the last one missing, the
-    /// submission is over: its ids, in part order.
-    pub fn accepted(
-        &mut self,
-        id: SubmitId,
-        part: usize,
-        gateway_id: String,
-    ) -> Option<Vec<String>> {
-        let s = self.submissions.get_mut(&id)?;
+    /// A part was accepted with the gateway's id; when it was the last one missing, the
+    /// submission is over ([`Settled::Submitted`]).
+    pub fn accepted(&mut self, id: SubmitId, part: usize, gateway_id: String) {
+        let Some(s) = self.submissions.get_mut(&id) else {
+            return;
+        };
         if let Some(slot) = s.ids.get_mut(part) {
             *slot = Some(gateway_id);
         }
-        if !s.ids.iter().all(Option::is_some) {
-            return None;
+        if s.ids.iter().all(Option::is_some) {
+            if let Some(s) = self.submissions.remove(&id) {
+                let ids = s.ids.into_iter().flatten().collect();
+                self.emit(Settled::Submitted { id, ids }.into());
+            }
         }
-        let s = self.submissions.remove(&id)?;
-        Some(s.ids.into_iter().flatten().collect())
     }
 
-    /// Ends a submission without success. False when it had already ended.
-    pub fn finish(&mut self, id: SubmitId) -> bool {
+    /// Ends a submission with the session's own event (a refusal), unless it has ended.
+    pub fn finish(&mut self, id: SubmitId, event: impl FnOnce() -> E) {
         if self.submissions.remove(&id).is_some() {
             self.queue.retain(|q| *q != id);
-            true
-        } else {
-            false
+            self.emit(event());
         }
     }
 
-    /// Gateway ids of the parts of a submission accepted so far.
-    pub fn accepted_ids(&self, id: SubmitId) -> Vec<String> {
-        self.submissions
+    /// Ends a submission as [`Settled::Unknown`]: the gateway may have it.
+    pub fn unknown(&mut self, id: SubmitId, reason: String) {
+        let accepted_ids = self
+            .submissions
             .get(&id)
             .map(|s| s.ids.iter().flatten().cloned().collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        self.finish(id, || {
+            Settled::Unknown {
+                id,
+                reason,
+                accepted_ids,
+            }
+            .into()
+        });
     }
 
-    /// Requests whose deadline has passed, taken out of the table.
-    pub fn expired(&mut self, now: Instant) -> Vec<Request<C>> {
+    /// Takes the requests whose deadline has passed out of the table: submissions end as
+    /// [`Settled::Unknown`] (`why`), the control requests are returned.
+    pub fn expired(&mut self, now: Instant, why: &str) -> Vec<C> {
         let seqs: Vec<u32> = self
             .outstanding
             .iter()
             .filter(|(_, (_, deadline))| *deadline <= now)
             .map(|(seq, _)| *seq)
             .collect();
-        seqs.into_iter().filter_map(|s| self.answered(s)).collect()
+        let mut controls = Vec::new();
+        for seq in seqs {
+            match self.answered(seq) {
+                Some(Request::Submit { id, .. }) => self.unknown(id, why.to_string()),
+                Some(Request::Control(c)) => controls.push(c),
+                None => {}
+            }
+        }
+        controls
     }
 
     /// Whether a control request like this is waiting for its answer.
@@ -222,17 +267,21 @@ impl<P: Clone, C> Window<P, C> {
         self.outstanding.values().map(|(_, d)| *d).min()
     }
 
-    /// The link is gone: nothing is in flight any more. Returns the submissions of which a
-    /// part went out (the gateway may have them), still in the table for the caller to
-    /// finish; the others stay queued for the next connection.
-    pub fn link_lost(&mut self) -> Vec<SubmitId> {
+    /// The link is gone (`why`): nothing is in flight any more. Submissions of which a part
+    /// went out end as [`Settled::Unknown`] (the remaining parts alone would be useless);
+    /// the others stay queued for the next connection.
+    pub fn link_lost(&mut self, why: &str) {
         self.outstanding.clear();
         self.submits_in_flight = 0;
-        self.submissions
+        let started: Vec<SubmitId> = self
+            .submissions
             .iter()
             .filter(|(_, s)| s.sent > 0)
             .map(|(id, _)| *id)
-            .collect()
+            .collect();
+        for id in started {
+            self.unknown(id, why.to_string());
+        }
     }
 
     /// Drops what waits to be written (the socket it was for is gone).
@@ -240,19 +289,19 @@ impl<P: Clone, C> Window<P, C> {
         self.tx.clear();
     }
 
-    /// Takes the submissions of which nothing has gone out yet out of the queue (shutting
-    /// down), for the caller to finish; half-sent ones stay.
-    pub fn unsent(&mut self) -> Vec<SubmitId> {
+    /// Gives up every submission of which nothing has gone out yet ([`Settled::NotSent`]:
+    /// shutting down); half-sent ones stay.
+    pub fn abandon_unsent(&mut self, why: &str) {
         let ids: Vec<SubmitId> = self.queue.drain(..).collect();
-        let mut out = Vec::new();
         for id in ids {
             if self.submissions.get(&id).is_some_and(|s| s.sent == 0) {
-                out.push(id);
+                self.submissions.remove(&id);
+                let reason = why.to_string();
+                self.emit(Settled::NotSent { id, reason }.into());
             } else {
                 self.queue.push_back(id);
             }
         }
-        out
     }
 }
 
@@ -305,6 +354,8 @@ impl<R: std::hash::Hash + Eq + Clone> MoParts<R> {
 mod tests {
     use super::*;
 
+    type W = Window<&'static str, (), Settled>;
+
     fn encode(seq: u32, p: &'static str) -> Result<Vec<u8>, String> {
         Ok(format!("{seq}:{p}").into_bytes())
     }
@@ -312,14 +363,15 @@ mod tests {
     #[test]
     fn parts_go_out_within_the_window_and_complete_in_order() {
         let now = Instant::now();
-        let mut w: Window<&'static str, ()> = Window::new(2, Duration::from_secs(5), 3);
+        let mut w = W::new(2, Duration::from_secs(5), 3);
         let a = w.enqueue(vec!["a1", "a2"]);
         let b = w.enqueue(vec!["b1"]);
         w.pump(now, encode);
         let sent: Vec<_> = std::iter::from_fn(|| w.poll_transmit()).collect();
         assert_eq!(sent, vec![b"1:a1".to_vec(), b"2:a2".to_vec()]);
         assert!(matches!(w.answered(2), Some(Request::Submit { id, part: 1 }) if id == a));
-        assert_eq!(w.accepted(a, 1, "x2".into()), None);
+        w.accepted(a, 1, "x2".into());
+        assert_eq!(w.poll_event(), None);
         w.pump(now, encode);
         // Sequence numbers wrap after max_seq.
         assert_eq!(w.poll_transmit(), Some(b"3:b1".to_vec()));
@@ -327,31 +379,39 @@ mod tests {
             w.answered(1),
             Some(Request::Submit { part: 0, .. })
         ));
-        assert_eq!(
-            w.accepted(a, 0, "x1".into()),
-            Some(vec!["x1".into(), "x2".into()])
-        );
+        w.accepted(a, 0, "x1".into());
+        let ids = vec!["x1".to_string(), "x2".to_string()];
+        assert_eq!(w.poll_event(), Some(Settled::Submitted { id: a, ids }));
         w.request(now, (), |seq| encode(seq, "ping"));
         assert_eq!(w.poll_transmit(), Some(b"1:ping".to_vec()));
         assert!(w.awaits(|_| true));
-        let lost = w.link_lost();
-        assert_eq!(lost, vec![b]);
+        w.link_lost("gone");
+        let reason = "gone".to_string();
+        let accepted_ids = Vec::new();
+        let unknown = Settled::Unknown {
+            id: b,
+            reason,
+            accepted_ids,
+        };
+        assert_eq!(w.poll_event(), Some(unknown));
         assert_eq!(w.deadline(), None);
     }
 
     #[test]
     fn expired_requests_leave_the_table_and_unsent_submissions_can_be_abandoned() {
         let now = Instant::now();
-        let mut w: Window<&'static str, ()> = Window::new(1, Duration::from_secs(5), 100);
+        let mut w = W::new(1, Duration::from_secs(5), 100);
         let a = w.enqueue(vec!["a"]);
         let b = w.enqueue(vec!["b"]);
         w.pump(now, encode);
-        assert_eq!(w.expired(now + Duration::from_secs(4)).len(), 0);
-        let gone = w.expired(now + Duration::from_secs(5));
-        assert!(matches!(gone.as_slice(), [Request::Submit { id, .. }] if *id == a));
-        assert!(w.finish(a));
-        assert!(!w.finish(a));
-        assert_eq!(w.unsent(), vec![b]);
+        assert!(w.expired(now + Duration::from_secs(4), "late").is_empty());
+        assert!(w.expired(now + Duration::from_secs(5), "late").is_empty());
+        assert!(matches!(w.poll_event(), Some(Settled::Unknown { id, .. }) if id == a));
+        w.finish(a, || panic!("a has ended"));
+        w.abandon_unsent("bye");
+        let reason = "bye".to_string();
+        assert_eq!(w.poll_event(), Some(Settled::NotSent { id: b, reason }));
+        assert_eq!(w.pending(), 0);
     }
 
     #[test]
