@@ -10,43 +10,14 @@
 //! Needs espeak-ng, the Whisper tiny.en model and Net::SMPP (scripts/setup.sh installs
 //! them).
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use waihu_sim::{callee_synthesizer, Persona, Population, SimOptions, SimServer};
 use waihu_smpp::peer::{PeerOptions, PeerSmsc};
-use waihu_testkit::models_dir;
 
-fn waihu(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_waihu"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("WAIHU_MASTER_KEY")
-        .env_remove("WAIHU_DATA_DIR")
-        .env("WAIHU_MODELS_DIR", models_dir())
-        .output()
-        .expect("run waihu");
-    assert!(
-        out.status.success(),
-        "waihu {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stdout).expect("stdout is UTF-8")
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn json_lines(s: &str) -> Vec<serde_json::Value> {
-    s.lines()
-        .filter(|l| l.trim_start().starts_with('{'))
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect()
-}
+mod common;
+use common::{assert_whisper_tiny_en, import_orders, json_lines, repo, waihu};
 
 /// The English demo campaign with no retries for unanswered calls (one attempt each keeps
 /// the run short), an SMS fallback after the first unanswered attempt, and a message gate
@@ -99,12 +70,7 @@ async fn unanswered_customers_of_a_live_campaign_get_one_fallback_sms_each_deliv
     {
         return;
     }
-    let model = models_dir().join("whisper-tiny.en");
-    assert!(
-        model.join("model.bin").exists(),
-        "Whisper tiny.en missing at {} — run scripts/setup.sh",
-        model.display()
-    );
+    assert_whisper_tiny_en();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // (phone, persona, stored outcome of its one call)
@@ -114,26 +80,14 @@ async fn unanswered_customers_of_a_live_campaign_get_one_fallback_sms_each_deliv
         ("+12125550303", Persona::NoAnswer, "no_answer"),
         ("+12125550304", Persona::NotInterested, "answered"),
     ];
-    let mut csv = String::from(
-        "name,phone,timezone,order_id,order_item,order_amount,order_address,order_delivery\n",
-    );
-    for (i, (phone, ..)) in people.iter().enumerate() {
-        csv.push_str(&format!(
-            "Customer {i},{phone},America/New_York,US{i:04},desk lamp,59,\"{} Oak Avenue, Boston\",tomorrow afternoon\n",
-            10 + i
-        ));
-    }
-    let csv_path = d.join("c.csv");
-    std::fs::write(&csv_path, csv).unwrap();
-    waihu(
+    let names = ["Ann Lee", "Bo Chan", "Cy Ward", "Di Moss"];
+    import_orders(
         d,
-        &[
-            "customers",
-            "import",
-            csv_path.to_str().unwrap(),
-            "--region",
-            "US",
-        ],
+        &people
+            .iter()
+            .zip(names)
+            .map(|((phone, ..), name)| (*phone, name))
+            .collect::<Vec<_>>(),
     );
     let pop = Population::new(7)
         .with_map(
