@@ -4,47 +4,14 @@
 //! stored outcomes, transcripts, do-not-call entries and event log must match
 //! what each persona did. Needs espeak-ng and the Whisper tiny.en model
 //! (scripts/setup.sh installs both).
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use waihu_sim::{callee_synthesizer, Persona, Population, SimOptions, SimServer};
-use waihu_testkit::models_dir;
 
-fn waihu(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_waihu"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("WAIHU_MASTER_KEY")
-        .env_remove("WAIHU_DATA_DIR")
-        .env("WAIHU_MODELS_DIR", models_dir())
-        .output()
-        .expect("run waihu")
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = waihu(dir, args);
-    assert!(
-        out.status.success(),
-        "waihu {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stdout).expect("stdout is UTF-8")
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::{assert_whisper_tiny_en, import_orders, repo, waihu};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_campaign_outcomes_match_the_personas() {
-    let model = models_dir().join("whisper-tiny.en");
-    assert!(
-        model.join("model.bin").exists(),
-        "Whisper tiny.en missing at {} — run scripts/setup.sh",
-        model.display()
-    );
+    assert_whisper_tiny_en();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let people = [
@@ -55,26 +22,12 @@ async fn live_campaign_outcomes_match_the_personas() {
         ("+12125550105", Persona::Voicemail, "Mr. Lane"),
         ("+12125550106", Persona::Cancels, "Ms. Cole"),
     ];
-    let mut csv = String::from(
-        "name,phone,timezone,order_id,order_item,order_amount,order_address,order_delivery\n",
-    );
-    for (i, (phone, _, name)) in people.iter().enumerate() {
-        csv.push_str(&format!(
-            "{name},{phone},America/New_York,US{i:04},desk lamp,59,\"{} Oak Avenue, Boston\",tomorrow afternoon\n",
-            10 + i
-        ));
-    }
-    let csv_path = d.join("c.csv");
-    std::fs::write(&csv_path, csv).unwrap();
-    ok(
+    import_orders(
         d,
-        &[
-            "customers",
-            "import",
-            csv_path.to_str().unwrap(),
-            "--region",
-            "US",
-        ],
+        &people
+            .iter()
+            .map(|(phone, _, name)| (*phone, *name))
+            .collect::<Vec<_>>(),
     );
 
     let map: Vec<(&str, Persona)> = people
@@ -97,7 +50,7 @@ async fn live_campaign_outcomes_match_the_personas() {
     let trunk = sim.addr.to_string();
     let dd = d.to_path_buf();
     let out = tokio::task::spawn_blocking(move || {
-        ok(
+        waihu(
             &dd,
             &[
                 "run",
@@ -154,7 +107,7 @@ async fn live_campaign_outcomes_match_the_personas() {
     assert_eq!(first("+12125550106")["business"], "cancelled");
 
     // The number the callee asked not to be called again is on the list.
-    let dnc = ok(d, &["dnc", "check", "+12125550102"]);
+    let dnc = waihu(d, &["dnc", "check", "+12125550102"]);
     assert!(dnc.contains("DO NOT CALL"), "{dnc}");
     // Latency was measured on answered calls' turns.
     assert!(
@@ -171,7 +124,7 @@ async fn live_campaign_outcomes_match_the_personas() {
             .replacen("id: 1 ", &format!("id: {} ", v["campaign"]), 1),
     )
     .unwrap();
-    let check = ok(
+    let check = waihu(
         d,
         &[
             "compliance",

@@ -10,41 +10,11 @@
 //!
 //! Needs espeak-ng and the Whisper tiny.en model (scripts/setup.sh installs both).
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use waihu_sim::{callee_synthesizer, Persona, Population, SimOptions, SimServer};
-use waihu_testkit::models_dir;
 
-fn waihu(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_waihu"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .env_remove("WAIHU_MASTER_KEY")
-        .env_remove("WAIHU_DATA_DIR")
-        .env("WAIHU_MODELS_DIR", models_dir())
-        .output()
-        .expect("run waihu");
-    assert!(
-        out.status.success(),
-        "waihu {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stdout).expect("stdout is UTF-8")
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn json_lines(s: &str) -> Vec<serde_json::Value> {
-    s.lines()
-        .filter(|l| l.trim_start().starts_with('{'))
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect()
-}
+mod common;
+use common::{assert_whisper_tiny_en, import_orders, json_lines, repo, waihu};
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -53,12 +23,7 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn machines_and_carrier_announcements_are_stored_and_retried_per_policy() {
-    let model = models_dir().join("whisper-tiny.en");
-    assert!(
-        model.join("model.bin").exists(),
-        "Whisper tiny.en missing at {} — run scripts/setup.sh",
-        model.display()
-    );
+    assert_whisper_tiny_en();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // (phone, persona, stored outcome, attempts the campaign's retry table allows)
@@ -69,26 +34,14 @@ async fn machines_and_carrier_announcements_are_stored_and_retried_per_policy() 
         ("+12125550204", Persona::PoweredOff, "powered_off", 2),
         ("+12125550205", Persona::NotInterested, "answered", 1),
     ];
-    let mut csv = String::from(
-        "name,phone,timezone,order_id,order_item,order_amount,order_address,order_delivery\n",
-    );
-    for (i, (phone, ..)) in people.iter().enumerate() {
-        csv.push_str(&format!(
-            "Customer {i},{phone},America/New_York,US{i:04},desk lamp,59,\"{} Oak Avenue, Boston\",tomorrow afternoon\n",
-            10 + i
-        ));
-    }
-    let csv_path = d.join("c.csv");
-    std::fs::write(&csv_path, csv).unwrap();
-    waihu(
+    let names: Vec<String> = (0..people.len()).map(|i| format!("Customer {i}")).collect();
+    import_orders(
         d,
-        &[
-            "customers",
-            "import",
-            csv_path.to_str().unwrap(),
-            "--region",
-            "US",
-        ],
+        &people
+            .iter()
+            .zip(&names)
+            .map(|((phone, ..), name)| (*phone, name.as_str()))
+            .collect::<Vec<_>>(),
     );
     let pop = Population::new(5)
         .with_map(

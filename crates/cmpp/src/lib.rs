@@ -8,17 +8,19 @@
 //! - [`text`]: ASCII vs UCS-2 content, 140-octet messages and 134-octet parts.
 //! - [`session`]: the sans-IO client state machine (window, sequence ids, ACTIVE_TEST and
 //!   response timeouts from `now` inputs). It never reads the clock or touches a socket.
-//! - [`driver`]: the tokio task that owns the TCP connection and reconnects.
+//! - [`driver`]: the tokio task that owns the TCP connection and reconnects
+//!   (`waihu-smsc-client`'s, shared with SMPP).
 //! - [`peer`]: a gateway on 127.0.0.1 for tests, reading the wire by the spec's offsets.
 //!
 //! It is its own crate rather than a module of `waihu-smpp`: CMPP shares no framing, field
 //! or handshake with SMPP (fixed-width fields, MD5 login, 64-bit Msg_Ids, reports inside
-//! DELIVER); only the idea of a windowed session is common, and that is small.
+//! DELIVER); only the idea of a windowed session is common, and that lives in
+//! `waihu-smsc-client` (the window of submissions and the driver task), shared with SMPP.
 //!
 //! The driver's loop, in short:
 //!
 //! ```text
-//! session.connect(now, china_timestamp(wall_clock))
+//! session.connect(now, wall_clock)  // CONNECT stamped in China Standard Time
 //! loop {
 //!     write every session.poll_transmit()
 //!     hand every session.poll_event() to the application

@@ -1,6 +1,6 @@
 //! The SP side of one CMPP 2.0 connection, sans-IO.
 //!
-//! Inputs: `connect(now, timestamp)`, `submit(now, sms)`, `handle_input(now, bytes)`,
+//! Inputs: `connect_at(now, timestamp)` (or `connect(now, wall_clock)`), `submit(now, sms)`, `handle_input(now, bytes)`,
 //! `handle_timeout(now)`, `connection_lost(now)`, `terminate(now)`. Outputs: bytes to write
 //! (`poll_transmit`), events (`poll_event`) and when to be woken next (`poll_timeout`).
 //!
@@ -11,8 +11,9 @@
 //! or [`Event::SubmitFailed`], saying whether the gateway may have it anyway
 //! ([`Failure::Unknown`]) or surely has not ([`Failure::Rejected`], [`Failure::NotSent`]).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
+
+use waihu_smsc_client::{MoParts, Request, Settled, Window};
 
 use crate::auth;
 use crate::pdu::{self, connect_status, result, Body, Connect, DecodeError, Deliver, Pdu, Submit};
@@ -58,7 +59,7 @@ pub struct OutgoingSms {
     pub text: String,
 }
 
-pub type SubmitId = u64;
+pub use waihu_smsc_client::{ClientSession, SubmitId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
@@ -118,71 +119,38 @@ pub enum State {
     Terminating,
 }
 
+/// Requests other than CMPP_SUBMIT.
 #[derive(Debug)]
-enum Request {
+enum Control {
+    /// With the AuthenticatorSource sent, which the gateway's answer must be computed from.
     Connect([u8; 16]),
-    Submit { id: SubmitId, part: usize },
     ActiveTest,
     Terminate,
 }
 
-struct Submission {
-    pdus: Vec<Submit>,
-    msg_ids: Vec<Option<String>>,
-    sent: usize,
-}
-
-/// Partial MO messages kept at most.
-const MAX_MO_PARTIALS: usize = 256;
-
 pub struct Session {
     cfg: Config,
     state: State,
-    next_seq: u32,
-    next_submit: SubmitId,
     next_ref: u8,
-    outstanding: BTreeMap<u32, (Request, Instant)>,
-    submits_in_flight: usize,
-    submissions: HashMap<SubmitId, Submission>,
-    queue: VecDeque<SubmitId>,
+    /// Submissions (one CMPP_SUBMIT per part) and requests awaiting their answer.
+    window: Window<Submit, Control, Event>,
     rx: Vec<u8>,
-    tx: VecDeque<Vec<u8>>,
-    events: VecDeque<Event>,
     last_traffic: Instant,
-    mo_parts: HashMap<(String, u16), (u8, BTreeMap<u8, String>)>,
+    mo_parts: MoParts<u16>,
 }
 
 impl Session {
-    pub fn new(cfg: Config, now: Instant) -> Session {
-        Session {
-            cfg,
-            state: State::Closed,
-            next_seq: 1,
-            next_submit: 1,
-            next_ref: 1,
-            outstanding: BTreeMap::new(),
-            submits_in_flight: 0,
-            submissions: HashMap::new(),
-            queue: VecDeque::new(),
-            rx: Vec::new(),
-            tx: VecDeque::new(),
-            events: VecDeque::new(),
-            last_traffic: now,
-            mo_parts: HashMap::new(),
-        }
-    }
-
     pub fn state(&self) -> State {
         self.state
     }
 
     pub fn pending(&self) -> usize {
-        self.submissions.len()
+        self.window.pending()
     }
 
     /// A new TCP connection is up: CMPP_CONNECT with the authenticator for `timestamp`
     /// (`MMDDHHMMSS` in the gateway's time, China Standard Time; see [`auth::timestamp`]).
-    pub fn connect(&mut self, now: Instant, timestamp: u32) {
+    pub fn connect_at(&mut self, now: Instant, timestamp: u32) {
         self.rx.clear();
         self.state = State::Connecting;
         self.last_traffic = now;
@@ -194,26 +162,7 @@ impl Session {
             version: pdu::VERSION_2_0,
             timestamp,
         });
-        self.request(now, Request::Connect(authenticator), body);
-    }
-
-    /// Queues a text. Fails at once if it cannot become CMPP_SUBMITs.
-    pub fn submit(&mut self, now: Instant, sms: &OutgoingSms) -> Result<SubmitId, String> {
-        let pdus = self.build(sms)?;
-        let id = self.next_submit;
-        self.next_submit += 1;
-        let n = pdus.len();
-        self.submissions.insert(
-            id,
-            Submission {
-                pdus,
-                msg_ids: vec![None; n],
-                sent: 0,
-            },
-        );
-        self.queue.push_back(id);
-        self.pump(now);
-        Ok(id)
+        self.request(now, Control::Connect(authenticator), body);
     }
 
     fn build(&mut self, sms: &OutgoingSms) -> Result<Vec<Submit>, String> {
@@ -275,11 +224,230 @@ impl Session {
     pub fn terminate(&mut self, now: Instant) {
         if matches!(self.state, State::Connected | State::Connecting) {
             self.state = State::Terminating;
-            self.request(now, Request::Terminate, Body::Terminate);
+            self.request(now, Control::Terminate, Body::Terminate);
         }
     }
 
-    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+    fn handle_pdu(&mut self, now: Instant, p: Pdu) {
+        match p.body {
+            Body::ActiveTest => self.respond(p.sequence, Body::ActiveTestResp),
+            Body::Terminate => {
+                self.respond(p.sequence, Body::TerminateResp);
+                self.close(now, "gateway terminated the connection".into());
+            }
+            Body::Deliver(d) => {
+                self.respond(
+                    p.sequence,
+                    Body::DeliverResp {
+                        msg_id: d.msg_id,
+                        result: result::OK,
+                    },
+                );
+                self.deliver(d);
+            }
+            Body::Connect(_) | Body::Submit(_) => {
+                tracing::warn!(sequence = p.sequence, "gateway sent an SP-side request");
+            }
+            Body::Unknown { command_id, .. } => {
+                tracing::warn!(command_id, "unknown CMPP command ignored");
+            }
+            body => {
+                let Some(req) = self.window.answered(p.sequence) else {
+                    tracing::debug!(sequence = p.sequence, "answer to no outstanding request");
+                    return;
+                };
+                match (req, body) {
+                    (
+                        Request::Control(Control::Connect(source)),
+                        Body::ConnectResp {
+                            status,
+                            authenticator,
+                            ..
+                        },
+                    ) => {
+                        if status != connect_status::OK {
+                            self.window.emit(Event::ConnectFailed {
+                                status,
+                                forged: false,
+                            });
+                            self.close(now, format!("CONNECT refused (status {status})"));
+                        } else if authenticator
+                            != auth::authenticator_ismg(status, &source, &self.cfg.shared_secret)
+                        {
+                            // The gateway does not know our secret: not the gateway we meant.
+                            self.window.emit(Event::ConnectFailed {
+                                status,
+                                forged: true,
+                            });
+                            self.close(now, "gateway's AuthenticatorISMG does not verify".into());
+                        } else {
+                            self.state = State::Connected;
+                            self.window.emit(Event::Connected);
+                        }
+                    }
+                    (Request::Submit { id, part }, Body::SubmitResp { msg_id, result: r }) => {
+                        if r == result::OK {
+                            self.window.accepted(id, part, msg_id.to_string());
+                        } else {
+                            self.window.finish(id, || Event::SubmitFailed {
+                                id,
+                                failure: Failure::Rejected { result: r },
+                            });
+                        }
+                    }
+                    (Request::Control(Control::ActiveTest), Body::ActiveTestResp) => {}
+                    (Request::Control(Control::Terminate), Body::TerminateResp) => {
+                        self.close(now, "terminated".into())
+                    }
+                    (req, body) => {
+                        tracing::warn!(?body, "CMPP answer of the wrong kind");
+                        self.fail_request(now, req, result::BAD_COMMAND);
+                    }
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, d: Deliver) {
+        let from = e164(&d.src_terminal_id);
+        if d.registered_delivery == 1 {
+            match pdu::StatusReport::decode(&d.content) {
+                Ok(r) => self.window.emit(Event::Report {
+                    to: from,
+                    msg_id: r.msg_id.to_string(),
+                    delivered: r.delivered(),
+                    stat: r.stat,
+                }),
+                Err(e) => tracing::warn!(%e, "unparseable CMPP status report"),
+            }
+            return;
+        }
+        let to = d.dest_id.clone();
+        if d.tp_udhi == 1 {
+            match text::split_udh(&d.content) {
+                Some((reference, total, seq, body)) if total > 1 => {
+                    let t = text::decode(d.msg_fmt, body);
+                    if let Some(text) = self.mo_parts.add(&from, reference, total, seq, t) {
+                        self.window.emit(Event::Mo { from, to, text });
+                    }
+                }
+                Some((_, _, _, body)) => {
+                    let t = text::decode(d.msg_fmt, body);
+                    self.window.emit(Event::Mo { from, to, text: t })
+                }
+                None => tracing::warn!("MO with TP_udhi but no readable UDH"),
+            }
+            return;
+        }
+        let t = text::decode(d.msg_fmt, &d.content);
+        self.window.emit(Event::Mo { from, to, text: t });
+    }
+
+    fn fail_request(&mut self, now: Instant, req: Request<Control>, r: u8) {
+        match req {
+            Request::Control(Control::Connect(_)) => {
+                self.window.emit(Event::ConnectFailed {
+                    status: r,
+                    forged: false,
+                });
+                self.close(now, "CONNECT answered with garbage".into());
+            }
+            // An unreadable answer: the gateway may have taken it.
+            Request::Submit { id, .. } => self
+                .window
+                .unknown(id, format!("unreadable SUBMIT_RESP (result {r})")),
+            Request::Control(Control::ActiveTest) => {}
+            Request::Control(Control::Terminate) => {
+                self.close(now, "TERMINATE answered with garbage".into())
+            }
+        }
+    }
+
+    fn close(&mut self, now: Instant, reason: String) {
+        let was_open = self.state != State::Closed;
+        self.state = State::Closed;
+        self.rx.clear();
+        self.window.link_lost(&reason);
+        if was_open {
+            self.window.emit(Event::Closed { reason });
+        }
+        self.last_traffic = now;
+    }
+
+    fn pump(&mut self, now: Instant) {
+        if self.state == State::Connected {
+            self.window
+                .pump(now, |seq, sub| Pdu::new(seq, Body::Submit(sub)).encode());
+        }
+    }
+
+    fn request(&mut self, now: Instant, req: Control, body: Body) {
+        self.window
+            .request(now, req, |seq| Pdu::new(seq, body).encode());
+    }
+
+    fn respond(&mut self, sequence: u32, body: Body) {
+        if let Ok(bytes) = Pdu::new(sequence, body).encode() {
+            self.window.push_transmit(bytes);
+        }
+    }
+}
+
+impl From<Settled> for Event {
+    fn from(s: Settled) -> Event {
+        match s {
+            Settled::Submitted { id, ids } => Event::Submitted { id, msg_ids: ids },
+            Settled::NotSent { id, reason } => Event::SubmitFailed {
+                id,
+                failure: Failure::NotSent { reason },
+            },
+            Settled::Unknown {
+                id,
+                reason,
+                accepted_ids,
+            } => Event::SubmitFailed {
+                id,
+                failure: Failure::Unknown {
+                    reason,
+                    accepted_ids,
+                },
+            },
+        }
+    }
+}
+
+impl ClientSession for Session {
+    type Config = Config;
+    type Sms = OutgoingSms;
+    type Event = Event;
+    const PROTOCOL: &'static str = "CMPP";
+
+    fn new(cfg: Config, now: Instant) -> Session {
+        Session {
+            window: Window::new(cfg.window, cfg.response_timeout, u32::MAX),
+            cfg,
+            state: State::Closed,
+            next_ref: 1,
+            rx: Vec::new(),
+            last_traffic: now,
+            mo_parts: MoParts::default(),
+        }
+    }
+
+    /// CONNECT stamped with `wall` in China Standard Time ([`Session::connect_at`]).
+    fn connect(&mut self, now: Instant, wall: SystemTime) {
+        self.connect_at(now, china_timestamp(wall.into()));
+    }
+
+    /// Queues a text. Fails at once if it cannot become CMPP_SUBMITs.
+    fn submit(&mut self, now: Instant, sms: &OutgoingSms) -> Result<SubmitId, String> {
+        let pdus = self.build(sms)?;
+        let id = self.window.enqueue(pdus);
+        self.pump(now);
+        Ok(id)
+    }
+
+    fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
         if self.state == State::Closed {
             return;
         }
@@ -317,7 +485,7 @@ impl Session {
                             },
                         );
                     } else if command_id & 0x8000_0000 != 0 {
-                        if let Some((req, _)) = self.outstanding.remove(&sequence) {
+                        if let Some(req) = self.window.answered(sequence) {
                             self.fail_request(now, req, result::BAD_STRUCTURE);
                         }
                     }
@@ -327,348 +495,71 @@ impl Session {
         self.pump(now);
     }
 
-    fn handle_pdu(&mut self, now: Instant, p: Pdu) {
-        match p.body {
-            Body::ActiveTest => self.respond(p.sequence, Body::ActiveTestResp),
-            Body::Terminate => {
-                self.respond(p.sequence, Body::TerminateResp);
-                self.close(now, "gateway terminated the connection".into());
-            }
-            Body::Deliver(d) => {
-                self.respond(
-                    p.sequence,
-                    Body::DeliverResp {
-                        msg_id: d.msg_id,
-                        result: result::OK,
-                    },
-                );
-                self.deliver(d);
-            }
-            Body::Connect(_) | Body::Submit(_) => {
-                tracing::warn!(sequence = p.sequence, "gateway sent an SP-side request");
-            }
-            Body::Unknown { command_id, .. } => {
-                tracing::warn!(command_id, "unknown CMPP command ignored");
-            }
-            body => {
-                let Some((req, _)) = self.outstanding.remove(&p.sequence) else {
-                    tracing::debug!(sequence = p.sequence, "answer to no outstanding request");
-                    return;
-                };
-                match (req, body) {
-                    (
-                        Request::Connect(source),
-                        Body::ConnectResp {
-                            status,
-                            authenticator,
-                            ..
-                        },
-                    ) => {
-                        if status != connect_status::OK {
-                            self.events.push_back(Event::ConnectFailed {
-                                status,
-                                forged: false,
-                            });
-                            self.close(now, format!("CONNECT refused (status {status})"));
-                        } else if authenticator
-                            != auth::authenticator_ismg(status, &source, &self.cfg.shared_secret)
-                        {
-                            // The gateway does not know our secret: not the gateway we meant.
-                            self.events.push_back(Event::ConnectFailed {
-                                status,
-                                forged: true,
-                            });
-                            self.close(now, "gateway's AuthenticatorISMG does not verify".into());
-                        } else {
-                            self.state = State::Connected;
-                            self.events.push_back(Event::Connected);
-                        }
-                    }
-                    (Request::Submit { id, part }, Body::SubmitResp { msg_id, result: r }) => {
-                        self.submits_in_flight -= 1;
-                        if r == result::OK {
-                            self.part_accepted(id, part, msg_id.to_string());
-                        } else {
-                            self.finish_failed(id, Failure::Rejected { result: r });
-                        }
-                    }
-                    (Request::ActiveTest, Body::ActiveTestResp) => {}
-                    (Request::Terminate, Body::TerminateResp) => {
-                        self.close(now, "terminated".into())
-                    }
-                    (req, body) => {
-                        tracing::warn!(?body, "CMPP answer of the wrong kind");
-                        self.fail_request(now, req, result::BAD_COMMAND);
-                    }
-                }
-            }
-        }
-    }
-
-    fn deliver(&mut self, d: Deliver) {
-        let from = e164(&d.src_terminal_id);
-        if d.registered_delivery == 1 {
-            match pdu::StatusReport::decode(&d.content) {
-                Ok(r) => self.events.push_back(Event::Report {
-                    to: from,
-                    msg_id: r.msg_id.to_string(),
-                    delivered: r.delivered(),
-                    stat: r.stat,
-                }),
-                Err(e) => tracing::warn!(%e, "unparseable CMPP status report"),
-            }
-            return;
-        }
-        let to = d.dest_id.clone();
-        if d.tp_udhi == 1 {
-            match text::split_udh(&d.content) {
-                Some((reference, total, seq, body)) if total > 1 => {
-                    let t = text::decode(d.msg_fmt, body);
-                    self.mo_part(from, to, reference, total, seq, t);
-                }
-                Some((_, _, _, body)) => {
-                    let t = text::decode(d.msg_fmt, body);
-                    self.events.push_back(Event::Mo { from, to, text: t })
-                }
-                None => tracing::warn!("MO with TP_udhi but no readable UDH"),
-            }
-            return;
-        }
-        let t = text::decode(d.msg_fmt, &d.content);
-        self.events.push_back(Event::Mo { from, to, text: t });
-    }
-
-    fn mo_part(&mut self, from: String, to: String, r: u16, total: u8, seq: u8, text: String) {
-        let key = (from.clone(), r);
-        if !self.mo_parts.contains_key(&key) && self.mo_parts.len() >= MAX_MO_PARTIALS {
-            tracing::warn!("too many partial MO messages; dropping a part");
-            return;
-        }
-        let entry = self
-            .mo_parts
-            .entry(key.clone())
-            .or_insert_with(|| (total, BTreeMap::new()));
-        entry.1.insert(seq, text);
-        if entry.1.len() >= entry.0 as usize {
-            if let Some((_, parts)) = self.mo_parts.remove(&key) {
-                let text = parts.into_values().collect();
-                self.events.push_back(Event::Mo { from, to, text });
-            }
-        }
-    }
-
-    fn part_accepted(&mut self, id: SubmitId, part: usize, msg_id: String) {
-        let done = match self.submissions.get_mut(&id) {
-            Some(s) => {
-                if let Some(slot) = s.msg_ids.get_mut(part) {
-                    *slot = Some(msg_id);
-                }
-                s.msg_ids.iter().all(Option::is_some)
-            }
-            None => false,
-        };
-        if done {
-            if let Some(s) = self.submissions.remove(&id) {
-                let msg_ids = s.msg_ids.into_iter().flatten().collect();
-                self.events.push_back(Event::Submitted { id, msg_ids });
-            }
-        }
-    }
-
-    fn fail_request(&mut self, now: Instant, req: Request, r: u8) {
-        match req {
-            Request::Connect(_) => {
-                self.events.push_back(Event::ConnectFailed {
-                    status: r,
-                    forged: false,
-                });
-                self.close(now, "CONNECT answered with garbage".into());
-            }
-            Request::Submit { id, .. } => {
-                self.submits_in_flight -= 1;
-                let accepted_ids = self.accepted_ids(id);
-                // An unreadable answer: the gateway may have taken it.
-                self.finish_failed(
-                    id,
-                    Failure::Unknown {
-                        reason: format!("unreadable SUBMIT_RESP (result {r})"),
-                        accepted_ids,
-                    },
-                );
-            }
-            Request::ActiveTest => {}
-            Request::Terminate => self.close(now, "TERMINATE answered with garbage".into()),
-        }
-    }
-
-    fn finish_failed(&mut self, id: SubmitId, failure: Failure) {
-        if self.submissions.remove(&id).is_some() {
-            self.queue.retain(|q| *q != id);
-            self.events.push_back(Event::SubmitFailed { id, failure });
-        }
-    }
-
-    fn accepted_ids(&self, id: SubmitId) -> Vec<String> {
-        self.submissions
-            .get(&id)
-            .map(|s| s.msg_ids.iter().flatten().cloned().collect())
-            .unwrap_or_default()
-    }
-
-    pub fn handle_timeout(&mut self, now: Instant) {
-        let expired: Vec<u32> = self
-            .outstanding
-            .iter()
-            .filter(|(_, (_, deadline))| *deadline <= now)
-            .map(|(seq, _)| *seq)
-            .collect();
-        for seq in expired {
-            let Some((req, _)) = self.outstanding.remove(&seq) else {
-                continue;
+    fn handle_timeout(&mut self, now: Instant) {
+        for c in self.window.expired(now, "no SUBMIT_RESP in time") {
+            let what = match c {
+                Control::Connect(_) => "CONNECT_RESP",
+                Control::ActiveTest => "ACTIVE_TEST_RESP",
+                Control::Terminate => "TERMINATE_RESP",
             };
-            match req {
-                Request::Submit { id, .. } => {
-                    self.submits_in_flight -= 1;
-                    let accepted_ids = self.accepted_ids(id);
-                    self.finish_failed(
-                        id,
-                        Failure::Unknown {
-                            reason: "no SUBMIT_RESP in time".into(),
-                            accepted_ids,
-                        },
-                    );
-                }
-                Request::Connect(_) => self.close(now, "no CONNECT_RESP in time".into()),
-                Request::ActiveTest => self.close(now, "no ACTIVE_TEST_RESP in time".into()),
-                Request::Terminate => self.close(now, "no TERMINATE_RESP in time".into()),
-            }
+            self.close(now, format!("no {what} in time"));
         }
         if self.state == State::Connected
             && now >= self.last_traffic + self.cfg.active_test_interval
-            && !self
-                .outstanding
-                .values()
-                .any(|(r, _)| matches!(r, Request::ActiveTest))
+            && !self.window.awaits(|c| matches!(c, Control::ActiveTest))
         {
-            self.request(now, Request::ActiveTest, Body::ActiveTest);
+            self.request(now, Control::ActiveTest, Body::ActiveTest);
         }
         self.pump(now);
     }
 
     /// The socket is gone: requests in flight end as [`Failure::Unknown`], submissions not
     /// started stay queued for the next connection.
-    pub fn connection_lost(&mut self, now: Instant) {
-        self.tx.clear();
+    fn connection_lost(&mut self, now: Instant) {
+        self.window.clear_transmit();
         self.close(now, "connection lost".into());
     }
 
-    fn close(&mut self, now: Instant, reason: String) {
-        let was_open = self.state != State::Closed;
-        self.state = State::Closed;
-        self.rx.clear();
-        let started: Vec<SubmitId> = self
-            .submissions
-            .iter()
-            .filter(|(_, s)| s.sent > 0)
-            .map(|(id, _)| *id)
-            .collect();
-        self.outstanding.clear();
-        self.submits_in_flight = 0;
-        for id in started {
-            let accepted_ids = self.accepted_ids(id);
-            self.finish_failed(
-                id,
-                Failure::Unknown {
-                    reason: reason.clone(),
-                    accepted_ids,
-                },
-            );
-        }
-        if was_open {
-            self.events.push_back(Event::Closed { reason });
-        }
-        self.last_traffic = now;
+    fn log_out(&mut self, now: Instant) {
+        self.terminate(now)
     }
 
     /// Gives up every submission that has not gone out yet (shutting down).
-    pub fn abandon_queued(&mut self) {
-        let ids: Vec<SubmitId> = self.queue.drain(..).collect();
-        for id in ids {
-            if self.submissions.get(&id).is_some_and(|s| s.sent == 0) {
-                self.finish_failed(
-                    id,
-                    Failure::NotSent {
-                        reason: "client shut down".into(),
-                    },
-                );
-            } else {
-                self.queue.push_back(id);
-            }
-        }
+    fn abandon_queued(&mut self) {
+        self.window.abandon_unsent("client shut down");
     }
 
-    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.tx.pop_front()
+    fn is_closed(&self) -> bool {
+        self.state == State::Closed
     }
 
-    pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+    fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.window.poll_transmit()
     }
 
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        let deadline = self.outstanding.values().map(|(_, d)| *d).min();
+    fn poll_event(&mut self) -> Option<Event> {
+        self.window.poll_event()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
         let keepalive = (self.state == State::Connected)
             .then(|| self.last_traffic + self.cfg.active_test_interval);
-        match (deadline, keepalive) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.window.deadline().into_iter().chain(keepalive).min()
     }
+}
 
-    fn pump(&mut self, now: Instant) {
-        if self.state != State::Connected {
-            return;
-        }
-        while self.submits_in_flight < self.cfg.window.max(1) {
-            let Some(&id) = self.queue.front() else {
-                break;
-            };
-            let Some(s) = self.submissions.get_mut(&id) else {
-                self.queue.pop_front();
-                continue;
-            };
-            let part = s.sent;
-            let Some(sub) = s.pdus.get(part).cloned() else {
-                self.queue.pop_front();
-                continue;
-            };
-            s.sent += 1;
-            if s.sent == s.pdus.len() {
-                self.queue.pop_front();
-            }
-            self.submits_in_flight += 1;
-            self.request(now, Request::Submit { id, part }, Body::Submit(sub));
-        }
-    }
-
-    fn request(&mut self, now: Instant, req: Request, body: Body) {
-        let seq = self.next_seq;
-        self.next_seq = seq.checked_add(1).unwrap_or(1);
-        match Pdu::new(seq, body).encode() {
-            Ok(bytes) => {
-                self.tx.push_back(bytes);
-                self.outstanding
-                    .insert(seq, (req, now + self.cfg.response_timeout));
-            }
-            Err(e) => tracing::error!(%e, "CMPP request does not encode"),
-        }
-    }
-
-    fn respond(&mut self, sequence: u32, body: Body) {
-        if let Ok(bytes) = Pdu::new(sequence, body).encode() {
-            self.tx.push_back(bytes);
-        }
-    }
+/// `MMDDHHMMSS` of `now` in China Standard Time.
+pub fn china_timestamp(now: chrono::DateTime<chrono::Utc>) -> u32 {
+    use chrono::{Datelike, Timelike};
+    let cst = now + chrono::Duration::hours(8);
+    auth::timestamp(
+        cst.month(),
+        cst.day(),
+        cst.hour(),
+        cst.minute(),
+        cst.second().min(59),
+    )
+    .unwrap_or(0)
 }
 
 /// The Dest_terminal_Id for an E.164 number: +86 numbers as their national digits (what

@@ -4,12 +4,14 @@
 //! *Invariant:* the store owns every row (the outbox's states and the exactly-once
 //! reasoning are in `waihu_store`'s messages module); the SMPP protocol lives in
 //! `waihu-smpp` (CMPP in `waihu-cmpp`), the push protocols in `waihu-push`. This crate owns the sender tasks and
-//! reads the clock for the times it stores. Every outgoing message passes the compliance
+//! reads the clock for the times it stores. The SMPP and CMPP senders share one outbox loop
+//! (`outbox`). Every outgoing message passes the compliance
 //! gate ([`gate`]: quiet hours, per-number caps) right before it is claimed.
 
 pub mod cmpp;
 pub mod gate;
 pub mod http;
+mod outbox;
 pub mod push;
 pub mod sender;
 pub mod templates;

@@ -8,14 +8,15 @@
 //! - [`session`]: the sans-IO client state machine (window, sequence numbers, timeouts as
 //!   `now` inputs). It never reads the clock or touches a socket.
 //! - [`driver`]: the tokio task that owns the TCP connection, feeds the session and
-//!   reconnects.
+//!   reconnects (`waihu-smsc-client`'s, shared with CMPP, as is the session's window of
+//!   submissions in flight).
 //! - [`peer`]: a small SMSC built on Debian's Net::SMPP (`libnet-smpp-perl`), used by the
 //!   tests and `waihu bench sms` as a real peer on 127.0.0.1.
 //!
 //! The driver's loop, in short:
 //!
 //! ```text
-//! session.connect(now)
+//! session.connect(now, wall_clock)
 //! loop {
 //!     write every session.poll_transmit()
 //!     hand every session.poll_event() to the application

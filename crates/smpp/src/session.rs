@@ -12,8 +12,9 @@
 //! ([`Failure::Unknown`]: a request went out and no answer came — the caller must not resend
 //! blindly) or surely does not ([`Failure::Rejected`], [`Failure::NotSent`]).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
+
+use waihu_smsc_client::{MoParts, Request, Settled, Window};
 
 use crate::pdu::{self, esm, status, tag, Address, Bind, Body, DecodeError, Pdu, Sm, Tlv};
 use crate::receipt::{self, Receipt};
@@ -67,7 +68,7 @@ pub struct OutgoingSms {
     pub text: String,
 }
 
-pub type SubmitId = u64;
+pub use waihu_smsc_client::{ClientSession, SubmitId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
@@ -126,108 +127,37 @@ pub enum State {
     Unbinding,
 }
 
+/// Requests other than submit_sm.
 #[derive(Debug)]
-enum Request {
+enum Control {
     Bind,
-    Submit { id: SubmitId, segment: usize },
     EnquireLink,
     Unbind,
-}
-
-#[derive(Debug)]
-struct Submission {
-    pdus: Vec<Sm>,
-    message_ids: Vec<Option<String>>,
-    /// Segments put on the wire so far.
-    sent: usize,
 }
 
 pub struct Session {
     cfg: Config,
     state: State,
-    next_seq: u32,
-    next_submit: SubmitId,
     /// 8-bit concatenation reference, per session (wraps).
     next_ref: u8,
-    outstanding: BTreeMap<u32, (Request, Instant)>,
-    submits_in_flight: usize,
-    submissions: HashMap<SubmitId, Submission>,
-    /// Submissions with segments still to send, in order.
-    queue: VecDeque<SubmitId>,
+    /// Submissions (one submit_sm per segment) and requests awaiting their answer.
+    window: Window<Sm, Control, Event>,
     rx: Vec<u8>,
-    tx: VecDeque<Vec<u8>>,
-    events: VecDeque<Event>,
     last_traffic: Instant,
-    /// MO segments waiting for their siblings: (from, ref) → (total, parts).
-    mo_parts: HashMap<(String, u8), (u8, BTreeMap<u8, String>)>,
+    mo_parts: MoParts<u8>,
 }
 
-/// Partial MO messages kept at most; a peer sending only first segments cannot grow memory.
-const MAX_MO_PARTIALS: usize = 256;
+/// Sequence numbers run 1..=0x7FFFFFFF (SMPP 3.4 §5.1.4).
+const MAX_SEQUENCE: u32 = 0x7FFF_FFFF;
 
 impl Session {
-    pub fn new(cfg: Config, now: Instant) -> Session {
-        Session {
-            cfg,
-            state: State::Closed,
-            next_seq: 1,
-            next_submit: 1,
-            next_ref: 1,
-            outstanding: BTreeMap::new(),
-            submits_in_flight: 0,
-            submissions: HashMap::new(),
-            queue: VecDeque::new(),
-            rx: Vec::new(),
-            tx: VecDeque::new(),
-            events: VecDeque::new(),
-            last_traffic: now,
-            mo_parts: HashMap::new(),
-        }
-    }
-
     pub fn state(&self) -> State {
         self.state
     }
 
     /// Submissions not yet finished (queued or in flight).
     pub fn pending(&self) -> usize {
-        self.submissions.len()
-    }
-
-    /// A new connection is up: bind as transceiver.
-    pub fn connect(&mut self, now: Instant) {
-        self.rx.clear();
-        self.state = State::Binding;
-        self.last_traffic = now;
-        let bind = Body::BindTransceiver(Bind {
-            system_id: self.cfg.system_id.clone(),
-            password: self.cfg.password.clone(),
-            system_type: self.cfg.system_type.clone(),
-            interface_version: 0x34,
-            addr_ton: 0,
-            addr_npi: 0,
-            address_range: String::new(),
-        });
-        self.request(now, Request::Bind, bind);
-    }
-
-    /// Queues a text. Fails at once if it cannot be encoded into PDUs.
-    pub fn submit(&mut self, now: Instant, sms: &OutgoingSms) -> Result<SubmitId, String> {
-        let pdus = self.build(sms)?;
-        let id = self.next_submit;
-        self.next_submit += 1;
-        let n = pdus.len();
-        self.submissions.insert(
-            id,
-            Submission {
-                pdus,
-                message_ids: vec![None; n],
-                sent: 0,
-            },
-        );
-        self.queue.push_back(id);
-        self.pump(now);
-        Ok(id)
+        self.window.pending()
     }
 
     fn build(&mut self, sms: &OutgoingSms) -> Result<Vec<Sm>, String> {
@@ -289,11 +219,234 @@ impl Session {
     pub fn unbind(&mut self, now: Instant) {
         if matches!(self.state, State::Bound | State::Binding) {
             self.state = State::Unbinding;
-            self.request(now, Request::Unbind, Body::Unbind);
+            self.request(now, Control::Unbind, Body::Unbind);
         }
     }
 
-    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
+    fn handle_pdu(&mut self, now: Instant, p: Pdu) {
+        match p.body {
+            Body::EnquireLink => self.respond(p.sequence, status::OK, Body::EnquireLinkResp),
+            Body::Unbind => {
+                self.respond(p.sequence, status::OK, Body::UnbindResp);
+                self.close(now, "peer unbound".into());
+            }
+            Body::DeliverSm(sm) => {
+                self.respond(
+                    p.sequence,
+                    status::OK,
+                    Body::DeliverSmResp {
+                        message_id: String::new(),
+                    },
+                );
+                self.deliver(sm);
+            }
+            Body::BindTransceiver(_) | Body::SubmitSm(_) => {
+                self.respond(p.sequence, status::INVALID_CMD_ID, Body::GenericNack)
+            }
+            Body::Unknown { command_id, .. } if command_id & 0x8000_0000 == 0 => {
+                self.respond(p.sequence, status::INVALID_CMD_ID, Body::GenericNack)
+            }
+            // Responses.
+            body => {
+                let Some(req) = self.window.answered(p.sequence) else {
+                    tracing::debug!(sequence = p.sequence, "response to no outstanding request");
+                    return;
+                };
+                if p.status != status::OK || matches!(body, Body::GenericNack) {
+                    let st = if p.status == status::OK {
+                        status::INVALID_CMD_ID
+                    } else {
+                        p.status
+                    };
+                    self.fail_request(now, req, st);
+                    return;
+                }
+                match (req, body) {
+                    (Request::Control(Control::Bind), Body::BindTransceiverResp { system_id }) => {
+                        self.state = State::Bound;
+                        self.window.emit(Event::Bound { system_id });
+                    }
+                    (Request::Submit { id, part }, Body::SubmitSmResp { message_id }) => {
+                        self.window.accepted(id, part, message_id);
+                    }
+                    (Request::Control(Control::EnquireLink), Body::EnquireLinkResp) => {}
+                    (Request::Control(Control::Unbind), Body::UnbindResp) => {
+                        self.close(now, "unbound".into());
+                    }
+                    (req, body) => {
+                        tracing::warn!(?body, "SMPP response of the wrong kind");
+                        self.fail_request(now, req, status::SYSTEM_ERROR);
+                    }
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, sm: Sm) {
+        let from = sm.source.to_e164_or_raw();
+        let to = sm.dest.to_e164_or_raw();
+        if sm.esm_class & esm::TYPE_MASK == esm::RECEIPT {
+            match receipt::from_deliver_sm(&sm) {
+                Some(receipt) => self.window.emit(Event::Receipt { from, to, receipt }),
+                None => tracing::warn!("unparseable delivery receipt"),
+            }
+            return;
+        }
+        let (data, payload) = match sm.tlv(tag::MESSAGE_PAYLOAD) {
+            Some(p) => (p.to_vec(), true),
+            None => (sm.short_message.clone(), false),
+        };
+        if !payload && sm.esm_class & esm::UDHI != 0 {
+            let Some((&udhl, _)) = data.split_first() else {
+                return;
+            };
+            let body_at = 1 + udhl as usize;
+            let Some(udh) = data.get(1..body_at) else {
+                return;
+            };
+            let text = text::decode(sm.data_coding, &data[body_at..]);
+            match concat_ie(udh) {
+                Some((reference, total, seq)) if total > 1 => {
+                    if let Some(text) = self.mo_parts.add(&from, reference, total, seq, text) {
+                        self.window.emit(Event::Mo { from, to, text });
+                    }
+                }
+                _ => self.window.emit(Event::Mo { from, to, text }),
+            }
+            return;
+        }
+        let text = text::decode(sm.data_coding, &data);
+        self.window.emit(Event::Mo { from, to, text });
+    }
+
+    fn fail_request(&mut self, now: Instant, req: Request<Control>, st: u32) {
+        match req {
+            Request::Control(Control::Bind) => {
+                self.window.emit(Event::BindFailed { status: st });
+                self.close(now, format!("bind refused (status 0x{st:08x})"));
+            }
+            Request::Submit { id, .. } => self.window.finish(id, || Event::SubmitFailed {
+                id,
+                failure: Failure::Rejected { status: st },
+            }),
+            Request::Control(Control::EnquireLink) => {}
+            Request::Control(Control::Unbind) => {
+                self.close(now, "unbind answered with an error".into())
+            }
+        }
+    }
+
+    /// Ends the bind from the protocol's side; bytes already queued (an unbind_resp) are
+    /// still flushed by the driver before it closes the socket. Requests in flight end as
+    /// [`Failure::Unknown`]; submissions not yet started stay queued for the next bind;
+    /// ones half-sent end as `Unknown` too (their remaining segments alone would be
+    /// useless).
+    fn close(&mut self, now: Instant, reason: String) {
+        let was_open = self.state != State::Closed;
+        self.state = State::Closed;
+        self.rx.clear();
+        self.window.link_lost(&reason);
+        if was_open {
+            self.window.emit(Event::Closed { reason });
+        }
+        self.last_traffic = now;
+    }
+
+    /// Sends queued segments while the window has room.
+    fn pump(&mut self, now: Instant) {
+        if self.state == State::Bound {
+            self.window
+                .pump(now, |seq, sm| Pdu::new(seq, Body::SubmitSm(sm)).encode());
+        }
+    }
+
+    fn request(&mut self, now: Instant, req: Control, body: Body) {
+        self.window
+            .request(now, req, |seq| Pdu::new(seq, body).encode());
+    }
+
+    fn respond(&mut self, sequence: u32, st: u32, body: Body) {
+        let pdu = Pdu {
+            status: st,
+            sequence,
+            body,
+        };
+        if let Ok(bytes) = pdu.encode() {
+            self.window.push_transmit(bytes);
+        }
+    }
+}
+
+impl From<Settled> for Event {
+    fn from(s: Settled) -> Event {
+        match s {
+            Settled::Submitted { id, ids } => Event::Submitted {
+                id,
+                message_ids: ids,
+            },
+            Settled::NotSent { id, reason } => Event::SubmitFailed {
+                id,
+                failure: Failure::NotSent { reason },
+            },
+            Settled::Unknown {
+                id,
+                reason,
+                accepted_ids,
+            } => Event::SubmitFailed {
+                id,
+                failure: Failure::Unknown {
+                    reason,
+                    accepted_ids,
+                },
+            },
+        }
+    }
+}
+
+impl ClientSession for Session {
+    type Config = Config;
+    type Sms = OutgoingSms;
+    type Event = Event;
+    const PROTOCOL: &'static str = "SMPP";
+
+    fn new(cfg: Config, now: Instant) -> Session {
+        Session {
+            window: Window::new(cfg.window, cfg.response_timeout, MAX_SEQUENCE),
+            cfg,
+            state: State::Closed,
+            next_ref: 1,
+            rx: Vec::new(),
+            last_traffic: now,
+            mo_parts: MoParts::default(),
+        }
+    }
+
+    /// A new connection is up: bind as transceiver.
+    fn connect(&mut self, now: Instant, _wall: SystemTime) {
+        self.rx.clear();
+        self.state = State::Binding;
+        self.last_traffic = now;
+        let bind = Body::BindTransceiver(Bind {
+            system_id: self.cfg.system_id.clone(),
+            password: self.cfg.password.clone(),
+            system_type: self.cfg.system_type.clone(),
+            interface_version: 0x34,
+            addr_ton: 0,
+            addr_npi: 0,
+            address_range: String::new(),
+        });
+        self.request(now, Control::Bind, bind);
+    }
+
+    /// Queues a text. Fails at once if it cannot be encoded into PDUs.
+    fn submit(&mut self, now: Instant, sms: &OutgoingSms) -> Result<SubmitId, String> {
+        let pdus = self.build(sms)?;
+        let id = self.window.enqueue(pdus);
+        self.pump(now);
+        Ok(id)
+    }
+
+    fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
         if self.state == State::Closed {
             return;
         }
@@ -323,7 +476,7 @@ impl Session {
                     tracing::warn!(command_id, sequence, reason, "malformed SMPP PDU");
                     if command_id & 0x8000_0000 == 0 {
                         self.respond(sequence, status::INVALID_MSG_LEN, Body::GenericNack);
-                    } else if let Some((req, _)) = self.outstanding.remove(&sequence) {
+                    } else if let Some(req) = self.window.answered(sequence) {
                         self.fail_request(now, req, status::SYSTEM_ERROR);
                     }
                 }
@@ -332,335 +485,56 @@ impl Session {
         self.pump(now);
     }
 
-    fn handle_pdu(&mut self, now: Instant, p: Pdu) {
-        match p.body {
-            Body::EnquireLink => self.respond(p.sequence, status::OK, Body::EnquireLinkResp),
-            Body::Unbind => {
-                self.respond(p.sequence, status::OK, Body::UnbindResp);
-                self.close(now, "peer unbound".into());
-            }
-            Body::DeliverSm(sm) => {
-                self.respond(
-                    p.sequence,
-                    status::OK,
-                    Body::DeliverSmResp {
-                        message_id: String::new(),
-                    },
-                );
-                self.deliver(sm);
-            }
-            Body::BindTransceiver(_) | Body::SubmitSm(_) => {
-                self.respond(p.sequence, status::INVALID_CMD_ID, Body::GenericNack)
-            }
-            Body::Unknown { command_id, .. } if command_id & 0x8000_0000 == 0 => {
-                self.respond(p.sequence, status::INVALID_CMD_ID, Body::GenericNack)
-            }
-            // Responses.
-            body => {
-                let Some((req, _)) = self.outstanding.remove(&p.sequence) else {
-                    tracing::debug!(sequence = p.sequence, "response to no outstanding request");
-                    return;
-                };
-                if p.status != status::OK || matches!(body, Body::GenericNack) {
-                    let st = if p.status == status::OK {
-                        status::INVALID_CMD_ID
-                    } else {
-                        p.status
-                    };
-                    self.fail_request(now, req, st);
-                    return;
-                }
-                match (req, body) {
-                    (Request::Bind, Body::BindTransceiverResp { system_id }) => {
-                        self.state = State::Bound;
-                        self.events.push_back(Event::Bound { system_id });
-                    }
-                    (Request::Submit { id, segment }, Body::SubmitSmResp { message_id }) => {
-                        self.submits_in_flight -= 1;
-                        self.segment_accepted(id, segment, message_id);
-                    }
-                    (Request::EnquireLink, Body::EnquireLinkResp) => {}
-                    (Request::Unbind, Body::UnbindResp) => {
-                        self.close(now, "unbound".into());
-                    }
-                    (req, body) => {
-                        tracing::warn!(?body, "SMPP response of the wrong kind");
-                        self.fail_request(now, req, status::SYSTEM_ERROR);
-                    }
-                }
-            }
-        }
-    }
-
-    fn deliver(&mut self, sm: Sm) {
-        let from = sm.source.to_e164_or_raw();
-        let to = sm.dest.to_e164_or_raw();
-        if sm.esm_class & esm::TYPE_MASK == esm::RECEIPT {
-            match receipt::from_deliver_sm(&sm) {
-                Some(receipt) => self.events.push_back(Event::Receipt { from, to, receipt }),
-                None => tracing::warn!("unparseable delivery receipt"),
-            }
-            return;
-        }
-        let (data, payload) = match sm.tlv(tag::MESSAGE_PAYLOAD) {
-            Some(p) => (p.to_vec(), true),
-            None => (sm.short_message.clone(), false),
-        };
-        if !payload && sm.esm_class & esm::UDHI != 0 {
-            let Some((&udhl, _)) = data.split_first() else {
-                return;
+    fn handle_timeout(&mut self, now: Instant) {
+        for c in self.window.expired(now, "no submit_sm_resp in time") {
+            let what = match c {
+                Control::Bind => "bind_transceiver_resp",
+                Control::EnquireLink => "enquire_link_resp",
+                Control::Unbind => "unbind_resp",
             };
-            let body_at = 1 + udhl as usize;
-            let Some(udh) = data.get(1..body_at) else {
-                return;
-            };
-            let text = text::decode(sm.data_coding, &data[body_at..]);
-            match concat_ie(udh) {
-                Some((reference, total, seq)) if total > 1 => {
-                    self.mo_part(from, to, reference, total, seq, text)
-                }
-                _ => self.events.push_back(Event::Mo { from, to, text }),
-            }
-            return;
-        }
-        let text = text::decode(sm.data_coding, &data);
-        self.events.push_back(Event::Mo { from, to, text });
-    }
-
-    fn mo_part(&mut self, from: String, to: String, r: u8, total: u8, seq: u8, text: String) {
-        let key = (from.clone(), r);
-        if !self.mo_parts.contains_key(&key) && self.mo_parts.len() >= MAX_MO_PARTIALS {
-            tracing::warn!("too many partial MO messages; dropping a segment");
-            return;
-        }
-        let entry = self
-            .mo_parts
-            .entry(key.clone())
-            .or_insert_with(|| (total, BTreeMap::new()));
-        entry.1.insert(seq, text);
-        if entry.1.len() >= entry.0 as usize {
-            if let Some((_, parts)) = self.mo_parts.remove(&key) {
-                let text = parts.into_values().collect();
-                self.events.push_back(Event::Mo { from, to, text });
-            }
-        }
-    }
-
-    fn segment_accepted(&mut self, id: SubmitId, segment: usize, message_id: String) {
-        let done = match self.submissions.get_mut(&id) {
-            Some(s) => {
-                if let Some(slot) = s.message_ids.get_mut(segment) {
-                    *slot = Some(message_id);
-                }
-                s.message_ids.iter().all(Option::is_some)
-            }
-            None => false,
-        };
-        if done {
-            if let Some(s) = self.submissions.remove(&id) {
-                let message_ids = s.message_ids.into_iter().flatten().collect();
-                self.events.push_back(Event::Submitted { id, message_ids });
-            }
-        }
-    }
-
-    fn fail_request(&mut self, now: Instant, req: Request, st: u32) {
-        match req {
-            Request::Bind => {
-                self.events.push_back(Event::BindFailed { status: st });
-                self.close(now, format!("bind refused (status 0x{st:08x})"));
-            }
-            Request::Submit { id, .. } => {
-                self.submits_in_flight -= 1;
-                self.finish_failed(id, Failure::Rejected { status: st });
-            }
-            Request::EnquireLink => {}
-            Request::Unbind => self.close(now, "unbind answered with an error".into()),
-        }
-    }
-
-    fn finish_failed(&mut self, id: SubmitId, failure: Failure) {
-        if self.submissions.remove(&id).is_some() {
-            self.queue.retain(|q| *q != id);
-            self.events.push_back(Event::SubmitFailed { id, failure });
-        }
-    }
-
-    pub fn handle_timeout(&mut self, now: Instant) {
-        let expired: Vec<u32> = self
-            .outstanding
-            .iter()
-            .filter(|(_, (_, deadline))| *deadline <= now)
-            .map(|(seq, _)| *seq)
-            .collect();
-        for seq in expired {
-            let Some((req, _)) = self.outstanding.remove(&seq) else {
-                continue;
-            };
-            match req {
-                Request::Submit { id, .. } => {
-                    self.submits_in_flight -= 1;
-                    let accepted_ids = self.accepted_ids(id);
-                    self.finish_failed(
-                        id,
-                        Failure::Unknown {
-                            reason: "no submit_sm_resp in time".into(),
-                            accepted_ids,
-                        },
-                    );
-                }
-                Request::Bind => self.close(now, "no bind_transceiver_resp in time".into()),
-                Request::EnquireLink => self.close(now, "no enquire_link_resp in time".into()),
-                Request::Unbind => self.close(now, "no unbind_resp in time".into()),
-            }
+            self.close(now, format!("no {what} in time"));
         }
         if self.state == State::Bound
             && now >= self.last_traffic + self.cfg.enquire_link_interval
-            && !self
-                .outstanding
-                .values()
-                .any(|(r, _)| matches!(r, Request::EnquireLink))
+            && !self.window.awaits(|c| matches!(c, Control::EnquireLink))
         {
-            self.request(now, Request::EnquireLink, Body::EnquireLink);
+            self.request(now, Control::EnquireLink, Body::EnquireLink);
         }
         self.pump(now);
     }
 
-    fn accepted_ids(&self, id: SubmitId) -> Vec<String> {
-        self.submissions
-            .get(&id)
-            .map(|s| s.message_ids.iter().flatten().cloned().collect())
-            .unwrap_or_default()
-    }
-
     /// The socket is gone. Requests in flight end as [`Failure::Unknown`]; submissions not
-    /// yet started stay queued for the next bind; ones half-sent end as `Unknown` too (their
-    /// remaining segments alone would be useless).
-    pub fn connection_lost(&mut self, now: Instant) {
-        self.tx.clear();
-        self.shut(now, "connection lost".into());
+    /// yet started stay queued for the next bind; ones half-sent end as `Unknown` too.
+    fn connection_lost(&mut self, now: Instant) {
+        self.window.clear_transmit();
+        self.close(now, "connection lost".into());
     }
 
-    fn shut(&mut self, now: Instant, reason: String) {
-        let was_open = self.state != State::Closed;
-        self.state = State::Closed;
-        self.rx.clear();
-        let started: Vec<SubmitId> = self
-            .submissions
-            .iter()
-            .filter(|(_, s)| s.sent > 0)
-            .map(|(id, _)| *id)
-            .collect();
-        self.outstanding.clear();
-        self.submits_in_flight = 0;
-        for id in started {
-            let accepted_ids = self.accepted_ids(id);
-            self.finish_failed(
-                id,
-                Failure::Unknown {
-                    reason: reason.clone(),
-                    accepted_ids,
-                },
-            );
-        }
-        if was_open {
-            self.events.push_back(Event::Closed { reason });
-        }
-        self.last_traffic = now;
+    fn log_out(&mut self, now: Instant) {
+        self.unbind(now)
     }
 
     /// Gives up every submission that has not gone out yet (shutting down).
-    pub fn abandon_queued(&mut self) {
-        let ids: Vec<SubmitId> = self.queue.drain(..).collect();
-        for id in ids {
-            if self.submissions.get(&id).is_some_and(|s| s.sent == 0) {
-                self.finish_failed(
-                    id,
-                    Failure::NotSent {
-                        reason: "client shut down".into(),
-                    },
-                );
-            } else {
-                self.queue.push_back(id);
-            }
-        }
+    fn abandon_queued(&mut self) {
+        self.window.abandon_unsent("client shut down");
     }
 
-    /// Ends the bind from the protocol's side; bytes already queued (an unbind_resp) are
-    /// still flushed by the driver before it closes the socket.
-    fn close(&mut self, now: Instant, reason: String) {
-        self.shut(now, reason);
+    fn is_closed(&self) -> bool {
+        self.state == State::Closed
     }
 
-    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.tx.pop_front()
+    fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.window.poll_transmit()
     }
 
-    pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+    fn poll_event(&mut self) -> Option<Event> {
+        self.window.poll_event()
     }
 
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        let deadline = self.outstanding.values().map(|(_, d)| *d).min();
+    fn poll_timeout(&self) -> Option<Instant> {
         let keepalive = (self.state == State::Bound)
             .then(|| self.last_traffic + self.cfg.enquire_link_interval);
-        match (deadline, keepalive) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    /// Sends queued segments while the window has room.
-    fn pump(&mut self, now: Instant) {
-        if self.state != State::Bound {
-            return;
-        }
-        while self.submits_in_flight < self.cfg.window.max(1) {
-            let Some(&id) = self.queue.front() else {
-                break;
-            };
-            let Some(s) = self.submissions.get_mut(&id) else {
-                self.queue.pop_front();
-                continue;
-            };
-            let segment = s.sent;
-            let Some(sm) = s.pdus.get(segment).cloned() else {
-                self.queue.pop_front();
-                continue;
-            };
-            s.sent += 1;
-            if s.sent == s.pdus.len() {
-                self.queue.pop_front();
-            }
-            self.submits_in_flight += 1;
-            self.request(now, Request::Submit { id, segment }, Body::SubmitSm(sm));
-        }
-    }
-
-    fn request(&mut self, now: Instant, req: Request, body: Body) {
-        let seq = self.next_seq;
-        // Sequence numbers run 1..=0x7FFFFFFF (SMPP 3.4 §5.1.4).
-        self.next_seq = if seq >= 0x7FFF_FFFF { 1 } else { seq + 1 };
-        match Pdu::new(seq, body).encode() {
-            Ok(bytes) => {
-                self.tx.push_back(bytes);
-                self.outstanding
-                    .insert(seq, (req, now + self.cfg.response_timeout));
-            }
-            // Submissions are checked in `build`; the fixed PDUs always encode.
-            Err(e) => tracing::error!(%e, "SMPP request does not encode"),
-        }
-    }
-
-    fn respond(&mut self, sequence: u32, st: u32, body: Body) {
-        let pdu = Pdu {
-            status: st,
-            sequence,
-            body,
-        };
-        if let Ok(bytes) = pdu.encode() {
-            self.tx.push_back(bytes);
-        }
+        self.window.deadline().into_iter().chain(keepalive).min()
     }
 }
 

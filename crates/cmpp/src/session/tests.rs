@@ -34,7 +34,7 @@ fn answer(s: &mut Session, now: Instant, seq: u32, body: Body) {
 
 fn connected(now: Instant) -> Session {
     let mut s = Session::new(cfg(), now);
-    s.connect(now, TS);
+    s.connect_at(now, TS);
     let p = sent(&mut s).remove(0);
     let Body::Connect(c) = &p.body else {
         panic!("{p:?}")
@@ -224,7 +224,7 @@ fn reports_and_replies_are_answered_and_reported() {
 fn a_gateway_that_does_not_know_the_secret_is_refused() {
     let now = Instant::now();
     let mut s = Session::new(cfg(), now);
-    s.connect(now, TS);
+    s.connect_at(now, TS);
     let p = sent(&mut s).remove(0);
     answer(
         &mut s,

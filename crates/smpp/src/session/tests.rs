@@ -30,7 +30,7 @@ fn resp(seq: u32, body: Body) -> Vec<u8> {
 
 fn bound(now: Instant) -> Session {
     let mut s = Session::new(cfg(), now);
-    s.connect(now);
+    s.connect(now, SystemTime::UNIX_EPOCH);
     let bind = sent(&mut s);
     assert!(matches!(bind[0].body, Body::BindTransceiver(_)));
     s.handle_input(
@@ -162,7 +162,7 @@ fn queued_submissions_survive_a_reconnect_and_sent_ones_do_not() {
     assert!(matches!(ev.last(), Some(Event::Closed { .. })));
     assert_eq!(s.pending(), 1);
     // Reconnect: only `c` goes out.
-    s.connect(now);
+    s.connect(now, SystemTime::UNIX_EPOCH);
     let bind = sent(&mut s);
     s.handle_input(
         now,

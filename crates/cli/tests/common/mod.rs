@@ -1,0 +1,78 @@
+//! What the live campaign tests share: running the binary on a data directory, the
+//! repository's examples, and the US order customers the English script talks to.
+// Each test binary compiles this module and uses part of it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use waihu_testkit::models_dir;
+
+/// Runs `waihu --data-dir <dir> <args>` and returns its stdout; panics with its stderr
+/// when it fails.
+pub fn waihu(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_waihu"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("WAIHU_MASTER_KEY")
+        .env_remove("WAIHU_DATA_DIR")
+        .env("WAIHU_MODELS_DIR", models_dir())
+        .output()
+        .expect("run waihu");
+    assert!(
+        out.status.success(),
+        "waihu {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).expect("stdout is UTF-8")
+}
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The JSON objects among a command's output lines.
+pub fn json_lines(s: &str) -> Vec<serde_json::Value> {
+    s.lines()
+        .filter(|l| l.trim_start().starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}
+
+/// The live tests' bot hears through Whisper tiny.en; without it they cannot run.
+pub fn assert_whisper_tiny_en() {
+    let model = models_dir().join("whisper-tiny.en");
+    assert!(
+        model.join("model.bin").exists(),
+        "Whisper tiny.en missing at {} — run scripts/setup.sh",
+        model.display()
+    );
+}
+
+/// Imports customers (phone, name) in New York with an order each, the attributes the
+/// English order-confirmation script reads.
+pub fn import_orders(dir: &Path, people: &[(&str, &str)]) {
+    let mut csv = String::from(
+        "name,phone,timezone,order_id,order_item,order_amount,order_address,order_delivery\n",
+    );
+    for (i, (phone, name)) in people.iter().enumerate() {
+        csv.push_str(&format!(
+            "{name},{phone},America/New_York,US{i:04},desk lamp,59,\"{} Oak Avenue, Boston\",tomorrow afternoon\n",
+            10 + i
+        ));
+    }
+    let csv_path = dir.join("c.csv");
+    std::fs::write(&csv_path, csv).unwrap();
+    waihu(
+        dir,
+        &[
+            "customers",
+            "import",
+            csv_path.to_str().unwrap(),
+            "--region",
+            "US",
+        ],
+    );
+}
