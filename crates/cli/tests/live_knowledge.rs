@@ -11,20 +11,19 @@
 //! The model is slow on 2 cores (tens of seconds for a prompt), so the callee
 //! waits for the bot up to 4 minutes. Fails under CI when the model, Whisper or
 //! espeak-ng is missing.
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use common::repo;
 use waihu_llm::serve::{default_model_path, serve, LocalModel};
 use waihu_sim::{callee_voice, Persona, Population, SimOptions, SimServer};
 use waihu_testkit::models_dir;
 
 fn in_ci() -> bool {
     matches!(std::env::var("CI").ok().as_deref(), Some(v) if !v.is_empty() && v != "false" && v != "0")
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// Runs the binary; returns its stdout and the lines of its log that are about

@@ -262,12 +262,11 @@ mod tests {
         let b = Bm25::new(passages.iter().map(Passage::full));
         // Whisper base's transcript of the live test's question (这个净化器
         // 耗电多少) over an 8 kHz line.
-        for (heard, title) in [("请问这个进化其号电多少?", "耗电")] {
-            let hits = b.search(heard, 3);
-            let best = hits.first().unwrap_or_else(|| panic!("{heard}: no hit"));
-            assert_eq!(passages[best.index].title, title, "{heard}: {hits:?}");
-            assert!(best.strong > 0, "{heard}: {best:?}");
-        }
+        let heard = "请问这个进化其号电多少?";
+        let hits = b.search(heard, 3);
+        let best = hits.first().unwrap_or_else(|| panic!("{heard}: no hit"));
+        assert_eq!(passages[best.index].title, "耗电", "{hits:?}");
+        assert!(best.strong > 0, "{best:?}");
         assert!(terms("耗电").contains(&"~hao dian".to_string()));
     }
 
