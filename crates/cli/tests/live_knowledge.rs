@@ -20,11 +20,7 @@ use std::time::Duration;
 use common::repo;
 use waihu_llm::serve::{default_model_path, serve, LocalModel};
 use waihu_sim::{callee_voice, Persona, Population, SimOptions, SimServer};
-use waihu_testkit::models_dir;
-
-fn in_ci() -> bool {
-    matches!(std::env::var("CI").ok().as_deref(), Some(v) if !v.is_empty() && v != "false" && v != "0")
-}
+use waihu_testkit::{in_ci, models_dir};
 
 /// Runs the binary; returns its stdout and the lines of its log that are about
 /// knowledge answers.
