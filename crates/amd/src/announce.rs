@@ -188,6 +188,17 @@ const RECORDINGS: &[(Announcement, &str)] = &[
         Announcement::Vacant,
         "the number you have dialed is not in service",
     ),
+    // Recordings are matched whole: with its usual tail, a misheard one
+    // ("the humber you have milded hot in service…", Whisper tiny.en on the
+    // 8 kHz line, measured) stays nearest to its own text.
+    (
+        Announcement::Vacant,
+        "the number you have dialed is not in service please check the number and dial again",
+    ),
+    (
+        Announcement::Vacant,
+        "the number you have reached is not in service",
+    ),
     (
         Announcement::Suspended,
         "the number you have dialed has been suspended",
@@ -273,6 +284,14 @@ mod tests {
             classify_heard("The subscriber you have dialled is switched of."),
             Some(Announcement::PoweredOff)
         );
+        // Whisper tiny.en on the English vacant recording after its SIT (two
+        // live runs): no cue word survives.
+        for heard in [
+            "The humber you have milded hot in service. Please check the humber and dial again.",
+            "The humber you have I'll be not in service. Please check the humber and I'll again.",
+        ] {
+            assert_eq!(classify_heard(heard), Some(Announcement::Vacant), "{heard}");
+        }
         // Cue words still win first.
         assert_eq!(
             classify_heard("您拨打的电话已停机"),

@@ -15,7 +15,10 @@
 //!   energy, steady for ≥ 120 ms, 400–2500 Hz) followed by quiet is a
 //!   voicemail beep; its time is kept so the bot can speak after it.
 //! - **SIT**: the three rising special-information tones (≈914/985,
-//!   1371/1429, 1777 Hz) back to back are a network announcement.
+//!   1371/1429, 1777 Hz) back to back are a network announcement. North
+//!   American networks encode why the call failed in the first two segments'
+//!   pitch and length ([`SitCode`]): an intercept or vacant-code SIT names a
+//!   dead number before any word of the recording is understood.
 //! - nothing voiced for 3 s is silence.
 //!
 //! Textual evidence overrides: announcement words ([`announce::classify`])
@@ -187,6 +190,7 @@ pub struct Amd {
     runs: Vec<ToneRun>,
     beep_end: Option<u64>,
     sit: bool,
+    sit_code: Option<SitCode>,
     // Speech tracking.
     voiced_run: u64,
     utterance_start: Option<u64>,
@@ -221,6 +225,83 @@ const VOICEMAIL_CUES: &[&str] = &[
 pub fn is_voicemail_text(text: &str) -> bool {
     let t = text.to_lowercase();
     VOICEMAIL_CUES.iter().any(|c| t.contains(c))
+}
+
+/// The North American SIT encoding (Bellcore/Telcordia, the AT&T call
+/// disposition analyser table): segments 1 and 2 are each low or high in
+/// pitch (913.8/985.2 Hz, 1370.6/1428.5 Hz) and short (274 ms) or long
+/// (380 ms); segment 3 is always 1776.7 Hz, long. Other networks (the ITU's
+/// 950/1400/1800 Hz SIT) carry no code: their tones decode to none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SitCode {
+    /// IC: intercept, a vacant or changed number (short low, short low).
+    Intercept,
+    /// VC: vacant code, an unassigned prefix (long high, short low).
+    VacantCode,
+    /// NC: no circuit, trunks busy or network controls (long, long).
+    NoCircuit,
+    /// RO: reorder, switching blockage or mutilated digits (short, long).
+    Reorder,
+    /// IO: ineffective other (long low, short high).
+    IneffectiveOther,
+    /// The reserved codes.
+    Reserved,
+}
+
+impl SitCode {
+    pub fn name(self) -> &'static str {
+        match self {
+            SitCode::Intercept => "intercept",
+            SitCode::VacantCode => "vacant_code",
+            SitCode::NoCircuit => "no_circuit",
+            SitCode::Reorder => "reorder",
+            SitCode::IneffectiveOther => "ineffective_other",
+            SitCode::Reserved => "reserved",
+        }
+    }
+
+    /// What the code says about the number: intercept and vacant code are a
+    /// number that does not exist as dialled (never call it again); the rest
+    /// are network trouble (a plain SIT: try again soon).
+    pub fn announcement(self) -> Announcement {
+        match self {
+            SitCode::Intercept | SitCode::VacantCode => Announcement::Vacant,
+            _ => Announcement::Sit,
+        }
+    }
+
+    /// The code of segments 1 and 2, each `(high, long)`.
+    pub fn from_segments(first: (bool, bool), second: (bool, bool)) -> SitCode {
+        match (first, second) {
+            ((false, false), (false, false)) => SitCode::Intercept,
+            ((true, true), (false, false)) => SitCode::VacantCode,
+            ((h1, true), (h2, true)) if h1 == h2 => SitCode::NoCircuit,
+            ((true, false), (false, true)) | ((false, false), (true, true)) => SitCode::Reorder,
+            ((false, true), (true, false)) => SitCode::IneffectiveOther,
+            _ => SitCode::Reserved,
+        }
+    }
+}
+
+/// Segment lengths: short is 274 ms, long 380 ms; frames of 20 ms lose up to
+/// two frames at a segment's edges, so the cut is between them.
+const SIT_LONG_MS: u64 = 327;
+/// How near a segment's pitch must be to a North American SIT frequency to be
+/// read as coded (the standard holds them to ±0.2%; we measure to a few hertz).
+const SIT_CODE_HZ: f32 = 15.0;
+
+/// `(high, long)` of a coded SIT segment with these low and high pitches.
+fn sit_segment(run: &ToneRun, low: f32, high: f32) -> Option<(bool, bool)> {
+    let f = run.fine.iter().sum::<f32>() / run.fine.len().max(1) as f32;
+    let is_high = if (f - low).abs() <= SIT_CODE_HZ {
+        false
+    } else if (f - high).abs() <= SIT_CODE_HZ {
+        true
+    } else {
+        return None;
+    };
+    Some((is_high, run.end - run.start >= SIT_LONG_MS))
 }
 
 // SIT bands: segment 1 (913.8 or 985.2 Hz), 2 (1370.6 or 1428.5), 3 (1776.7).
@@ -279,6 +360,7 @@ impl Amd {
             runs: Vec::new(),
             beep_end: None,
             sit: false,
+            sit_code: None,
             voiced_run: 0,
             utterance_start: None,
             last_voiced: None,
@@ -298,6 +380,11 @@ impl Amd {
     /// person who talks over the bot's opening starts later).
     pub fn greeting_start(&self) -> Option<u64> {
         self.utterance_start
+    }
+
+    /// The North American code of the SIT heard, if one was and it carried one.
+    pub fn sit_code(&self) -> Option<SitCode> {
+        self.sit_code
     }
 
     /// Words heard so far (voiced runs of at least `min_word`).
@@ -453,8 +540,11 @@ impl Amd {
             let bands: Vec<Option<usize>> = last3.iter().map(|r| sit_band(r.freq)).collect();
             let long_enough = last3.iter().all(|r| r.end - r.start >= 160);
             let contiguous = last3.windows(2).all(|w| w[1].start <= w[0].end + 60);
-            if bands == [Some(0), Some(1), Some(2)] && long_enough && contiguous {
+            if bands == [Some(0), Some(1), Some(2)] && long_enough && contiguous && !self.sit {
                 self.sit = true;
+                self.sit_code = sit_segment(&last3[0], 913.8, 985.2)
+                    .zip(sit_segment(&last3[1], 1370.6, 1428.5))
+                    .map(|(a, b)| SitCode::from_segments(a, b));
             }
         }
     }
@@ -487,7 +577,10 @@ impl Amd {
             if !matches!(&self.decision, Some(d) if d.verdict == Verdict::Announcement) {
                 self.set(
                     Verdict::Announcement,
-                    Some(Announcement::Sit),
+                    Some(
+                        self.sit_code
+                            .map_or(Announcement::Sit, SitCode::announcement),
+                    ),
                     0.9,
                     now,
                     Reason::SitTone,
@@ -698,8 +791,49 @@ mod tests {
         ]);
         let d = run(&audio);
         assert_eq!(d.verdict, Verdict::Announcement, "{d:?}");
+        // Long high, short high: a reserved code, which names no number state.
         assert_eq!(d.announcement, Some(Announcement::Sit));
         assert_eq!(d.beep_end_ms, None);
+    }
+
+    fn sit_code_of(segments: &[(f32, u64)]) -> (Option<SitCode>, Decision) {
+        let mut parts = vec![vec![0; 8 * 100]];
+        parts.extend(segments.iter().map(|&(f, ms)| tone(f, ms, 8000.0)));
+        parts.push(tone(1776.7, 380, 8000.0));
+        parts.push(vec![0; 8 * 1000]);
+        let audio = concat(&parts);
+        let mut amd = Amd::new().unwrap();
+        for (i, f) in audio.chunks_exact(FRAME).enumerate() {
+            amd.push_audio(i as u64 * 20, f);
+        }
+        (amd.sit_code(), amd.decision().cloned().expect("decided"))
+    }
+
+    #[test]
+    fn sit_codes_are_decoded_from_pitch_and_length() {
+        let cases = [
+            ([(913.8, 274), (1370.6, 274)], Some(SitCode::Intercept)),
+            ([(985.2, 380), (1370.6, 274)], Some(SitCode::VacantCode)),
+            ([(985.2, 380), (1428.5, 380)], Some(SitCode::NoCircuit)),
+            ([(913.8, 380), (1370.6, 380)], Some(SitCode::NoCircuit)),
+            ([(985.2, 274), (1370.6, 380)], Some(SitCode::Reorder)),
+            ([(913.8, 274), (1428.5, 380)], Some(SitCode::Reorder)),
+            (
+                [(913.8, 380), (1428.5, 274)],
+                Some(SitCode::IneffectiveOther),
+            ),
+            // The ITU's SIT (950/1400/1800 Hz, 330 ms) carries no code.
+            ([(950.0, 330), (1400.0, 330)], None),
+        ];
+        for (segments, want) in cases {
+            let (code, d) = sit_code_of(&segments);
+            assert_eq!(code, want, "{segments:?}");
+            assert_eq!(d.verdict, Verdict::Announcement, "{segments:?}");
+            let kind = want.map_or(Announcement::Sit, SitCode::announcement);
+            assert_eq!(d.announcement, Some(kind), "{segments:?}");
+        }
+        assert_eq!(SitCode::Intercept.announcement(), Announcement::Vacant);
+        assert_eq!(SitCode::NoCircuit.announcement(), Announcement::Sit);
     }
 
     #[test]

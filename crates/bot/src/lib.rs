@@ -323,7 +323,9 @@ struct CallAnalysis {
     beep_deadline: Option<tokio::time::Instant>,
     /// SIT tones hold the call until words name the announcement, or this.
     sit_deadline: Option<tokio::time::Instant>,
-    sit: bool,
+    /// SIT tones were heard; what their code names ([`waihu_amd::SitCode`]:
+    /// vacant for an intercept, else a plain SIT) when no words name more.
+    sit: Option<waihu_amd::Announcement>,
     /// Media ms the SIT tones were recognised (their end).
     sit_end: Option<u64>,
     message_left: bool,
@@ -543,8 +545,9 @@ impl Brain {
                     } else if self.analysis.sit_deadline.is_some_and(|d| d <= now) {
                         self.analysis.sit_deadline = None;
                         let at = self.media_ms();
+                        let kind = self.analysis.sit.unwrap_or(waihu_amd::Announcement::Sit);
                         self.announcement_heard(
-                            waihu_amd::Announcement::Sit,
+                            kind,
                             at,
                             "",
                             waihu_amd::Reason::SitTone,
@@ -622,15 +625,10 @@ impl Brain {
                     if !self.answered && early.len() >= RATE as usize {
                         self.announcement(&early).await;
                     }
-                    if self.analysis.sit && !self.analysis.settled {
+                    if let (Some(kind), false) = (self.analysis.sit, self.analysis.settled) {
                         // The carrier hung up after its tones; no words named it.
                         let at = self.media_ms();
-                        self.announcement_heard(
-                            waihu_amd::Announcement::Sit,
-                            at,
-                            "",
-                            waihu_amd::Reason::SitTone,
-                        );
+                        self.announcement_heard(kind, at, "", waihu_amd::Reason::SitTone);
                     }
                     let now = (self.setup.clock)();
                     let _ = self.interp.handle(now, Input::HungUp);
@@ -695,7 +693,7 @@ impl Brain {
             }
             (Verdict::Announcement, Reason::SitTone) => {
                 self.hold(&d);
-                self.analysis.sit = true;
+                self.analysis.sit = Some(d.announcement.unwrap_or(waihu_amd::Announcement::Sit));
                 self.analysis.sit_end = Some(d.at_ms);
                 self.analysis.sit_deadline = Some(tokio::time::Instant::now() + SIT_WAIT);
             }
@@ -1011,7 +1009,11 @@ impl Brain {
         lat.asr_ms = t0.elapsed().as_secs_f64() * 1000.0;
         if text.is_empty() || is_noise(&text) {
             // Nothing intelligible: keep listening (the no-input timer still runs).
-            if first_turn && self.analysis.held && !self.analysis.settled && !self.analysis.sit {
+            if first_turn
+                && self.analysis.held
+                && !self.analysis.settled
+                && self.analysis.sit.is_none()
+            {
                 // The long sound was no words at all: not a machine we can
                 // tell; the script goes on (a beep still settles it).
                 self.analysis.held = false;
@@ -1058,7 +1060,7 @@ impl Brain {
                 }
                 return;
             }
-            if self.analysis.held && !self.analysis.sit {
+            if self.analysis.held && self.analysis.sit.is_none() {
                 // Neither a machine's nor a carrier's words, and no beep: a
                 // person who talked first. The opening was cut; resume.
                 self.analysis.held = false;

@@ -402,12 +402,13 @@ impl Voices {
 
 /// A carrier's answered announcement as heard on the line: 200 ms of quiet,
 /// for an English vacant number the three rising special-information tones
-/// (North American carriers play them before "does not exist"), the words,
+/// coded as an intercept (short low, short low, long: North American carriers
+/// play them before "not in service"), the words,
 /// a second of quiet, the words again.
 fn carrier_line(persona: Persona, lang: Lang, text: &str, words: &[i16]) -> Line {
     let mut a: Vec<i16> = vec![0; 8 * 200];
     if persona == Persona::Vacant && lang == Lang::En {
-        for (f, ms) in [(985.2f32, 380u32), (1428.5, 274), (1776.7, 380)] {
+        for (f, ms) in [(913.8f32, 274u32), (1370.6, 274), (1776.7, 380)] {
             let n = (8 * ms) as usize;
             a.extend((0..n).map(|i| {
                 let ramp = (i.min(n - 1 - i) as f32 / 40.0).min(1.0);
