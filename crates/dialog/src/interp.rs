@@ -211,6 +211,10 @@ impl Interpreter {
     ) -> Result<Interpreter, MissingVariables> {
         let mut vars: Vec<Option<Val>> = vec![None; prog.vars.len()];
         for (k, v) in customer {
+            // A record cannot claim what only the call can tell.
+            if crate::program::RUNTIME_VARS.contains(&k.as_ref()) {
+                continue;
+            }
             if let Some(slot) = prog.slot(k.as_ref()) {
                 vars[slot] = Some(Val::new(v.as_ref()));
             }
@@ -361,6 +365,23 @@ impl Interpreter {
             prompt: self.prompt.clone(),
             intents: st.expect_intents.clone(),
             entities: st.expect_entities.clone(),
+        }
+    }
+
+    /// The runtime's voiceprint check of the callee: sets `voice.verdict`,
+    /// `voice.score` and (on a watchlist hit) `voice.alert` for the rules that
+    /// read them. Rules are evaluated as usual on the next input or state
+    /// entered; set it before the input it should decide.
+    pub fn set_voice(&mut self, verdict: &str, score: f32, alert: Option<&str>) {
+        let score = format!("{score:.3}");
+        for (name, value) in [
+            ("voice.verdict", Some(verdict)),
+            ("voice.score", Some(score.as_str())),
+            ("voice.alert", alert),
+        ] {
+            if let (Some(slot), Some(v)) = (self.prog.slot(name), value) {
+                self.vars[slot] = Some(Val::new(v));
+            }
         }
     }
 

@@ -202,6 +202,12 @@ pub struct IntentDef {
     pub keywords: Vec<String>,
 }
 
+/// Variables only the runtime sets during a call, never the customer record:
+/// the voiceprint check of the callee's voice (`voice.verdict` is `match`,
+/// `no_match` or `not_enrolled`; `voice.score` the cosine; `voice.alert` the
+/// watchlist label of a flagged voice). Unset until the check has run.
+pub const RUNTIME_VARS: [&str; 3] = ["voice.verdict", "voice.score", "voice.alert"];
+
 /// A validated, compiled script. Immutable; share it with `Arc` across calls.
 #[derive(Debug, Clone)]
 pub struct Program {
@@ -634,6 +640,7 @@ impl Cx<'_> {
         self.defined.contains(name)
             || name.starts_with("entity.")
             || matches!(name, "last.text" | "last.intent" | "last.dtmf")
+            || RUNTIME_VARS.contains(&name)
     }
 
     fn template(&mut self, path: Vec<Seg>, src: &str) -> Template {

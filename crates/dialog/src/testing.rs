@@ -77,6 +77,22 @@ pub struct Turn {
     /// Speak over the prompt instead of waiting for it to finish.
     #[serde(default)]
     pub barge_in: bool,
+    /// The runtime's voiceprint check, done on this turn's audio: set before
+    /// the turn is heard, as live calls do.
+    #[serde(default)]
+    pub voice: Option<VoiceSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoiceSpec {
+    /// `match`, `no_match` or `not_enrolled`.
+    pub verdict: String,
+    #[serde(default)]
+    pub score: f32,
+    /// The watchlist label of a flagged voice.
+    #[serde(default)]
+    pub alert: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -110,6 +126,9 @@ pub struct Expect {
     /// Text fragments some prompt must contain.
     #[serde(default)]
     pub said: Vec<String>,
+    /// Text fragments no prompt may contain (what must not be disclosed).
+    #[serde(default)]
+    pub not_said: Vec<String>,
     /// Styles some prompt must have used.
     #[serde(default)]
     pub styles: Vec<String>,
@@ -340,6 +359,9 @@ pub fn run_case(
             ));
             break;
         }
+        if let Some(v) = &turn.voice {
+            call.set_voice(&v.verdict, v.score, v.alert.as_deref());
+        }
         let nlu;
         let input = if turn.hangup {
             Input::HungUp
@@ -429,6 +451,11 @@ pub fn run_case(
     for s in &e.said {
         if !plays.iter().any(|(t, _)| t.contains(s.as_str())) {
             result.failures.push(format!("no prompt said `{s}`"));
+        }
+    }
+    for s in &e.not_said {
+        if let Some((t, _)) = plays.iter().find(|(t, _)| t.contains(s.as_str())) {
+            result.failures.push(format!("a prompt said `{s}`: {t}"));
         }
     }
     for s in &e.styles {

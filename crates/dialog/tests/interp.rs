@@ -687,3 +687,58 @@ fn a_chosen_variant_overrides_the_weights_and_earns_its_reward() {
     // A call that never reached the state earns nothing.
     assert!(p.bandit_rewards(&[], &[], Some("hangup"), None).is_empty());
 }
+
+#[test]
+fn only_the_runtime_sets_the_voice_check() {
+    let src = r#"
+name: v
+language: zh
+style: neutral
+variables: { name: 张三 }
+states:
+  hello:
+    say: "是{{name}}本人吗？"
+    expect: { intents: [affirm] }
+    on:
+      - intent: affirm
+        goto: check
+  check:
+    on:
+      - when: voice.alert
+        end: alert
+      - when: 'voice.verdict == "match"'
+        goto: disclose
+      - end: unverified
+  disclose:
+    say: "您的账单是100元。"
+    end: done
+"#;
+    let prog = Arc::new(waihu_dialog::load_str(src, "v.yaml").expect("valid"));
+    let run = |customer: &[(&str, &str)], voice: Option<(&str, Option<&str>)>| {
+        let vars = [("name", "张三")].iter().chain(customer).copied();
+        let mut c = Interpreter::new(prog.clone(), vars, 1).unwrap();
+        let mut now = t0();
+        step(&mut c, &mut now, Input::Answered);
+        step(&mut c, &mut now, Input::PlaybackFinished);
+        if let Some((verdict, alert)) = voice {
+            c.set_voice(verdict, 0.95, alert);
+        }
+        say(&mut c, &mut now, "affirm");
+        c.ended().map(|(o, _)| o.clone())
+    };
+    assert_eq!(run(&[], Some(("match", None))).as_deref(), Some("done"));
+    assert_eq!(
+        run(&[], Some(("no_match", None))).as_deref(),
+        Some("unverified")
+    );
+    assert_eq!(run(&[], None).as_deref(), Some("unverified"));
+    assert_eq!(
+        run(&[], Some(("match", Some("case-1")))).as_deref(),
+        Some("alert")
+    );
+    // A customer record cannot claim a verified voice.
+    assert_eq!(
+        run(&[("voice.verdict", "match")], None).as_deref(),
+        Some("unverified")
+    );
+}
