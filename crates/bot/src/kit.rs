@@ -88,6 +88,7 @@ impl Kit {
                 ..EndpointConfig::default()
             },
             answerer: None,
+            voice: None,
         })
     }
 }

@@ -10,6 +10,7 @@ mod agent;
 mod kit;
 pub mod text;
 pub mod turn;
+pub mod voice;
 pub use kit::KitError;
 
 use std::future::Future;
@@ -31,6 +32,7 @@ use waihu_speech::{LangChoice, StyleBook, Synthesizer, Voice};
 
 use agent::{AgentCmd, BrainIn};
 pub use agent::{BotAgent, FRAME_MS};
+pub use voice::{VoiceCheck, VoiceChecker};
 
 /// Call audio rate (G.711).
 pub const RATE: u32 = 8000;
@@ -49,6 +51,10 @@ pub struct Kit {
     /// runtime's language model behind its guardrails). None: such questions
     /// go through the script's rules like any other words.
     pub answerer: Option<Arc<dyn Answerer>>,
+    /// Checks the callee's voice against their voiceprint and the fraud
+    /// watchlist (`voice.*` in scripts). None: no check, the variables stay
+    /// unset.
+    pub voice: Option<Arc<dyn VoiceChecker>>,
 }
 
 /// What an [`Answerer`] says to an out-of-script question: the sentences that
@@ -150,6 +156,9 @@ pub struct CallSetup {
     /// queue, the brain hands the call over here instead of hanging up (the
     /// runtime's handoff agent takes the call's media from the next frame).
     pub handoff: Option<std_mpsc::Sender<HandoffRequest>>,
+    /// The store's customer called, and the number (E.164), for the voice check.
+    pub customer: Option<i64>,
+    pub phone: String,
 }
 
 /// The bot hands a live call to a human queue (转人工): what the agent's
@@ -232,6 +241,8 @@ pub struct BotReport {
     pub analysis: Option<Analysis>,
     /// Speculative ASR at the callee's pauses.
     pub speculation: Speculation,
+    /// The voiceprint check of the callee, when one ran.
+    pub voice: Option<VoiceCheck>,
     pub errors: Vec<String>,
 }
 
@@ -428,6 +439,7 @@ pub fn start(
         reply_start_ms: None,
         continued: 0,
         replaying: false,
+        voice: voice::Collector::default(),
     };
     Ok((agent, brain.run(brain_rx)))
 }
@@ -480,6 +492,8 @@ struct Brain {
     continued: u32,
     /// The next prompt asks again the question a continuation cut.
     replaying: bool,
+    /// The callee's speech gathered for the voice check.
+    voice: voice::Collector,
 }
 
 impl Brain {
@@ -1079,6 +1093,9 @@ impl Brain {
         if self.playing.is_some() {
             return;
         }
+        if let Some(checker) = self.kit.voice.clone() {
+            self.check_voice(checker, &utt).await;
+        }
         if self.continues_last_answer(&utt) {
             // Kept in the transcript, not taken as an answer: the question it
             // cut is asked again.
@@ -1179,6 +1196,50 @@ impl Brain {
         let (idx, mut lat, end_ms) = heard;
         lat.dialog_ms = t.elapsed().as_secs_f64() * 1000.0;
         self.carry_out(outputs, Some((idx, lat, end_ms)));
+    }
+
+    /// Gathers the callee's speech for the voice check and runs the check once
+    /// there is enough — before this turn's words are heard, so the rules it
+    /// leads to read the result. Until then `voice.verdict` is `pending`.
+    async fn check_voice(&mut self, checker: Arc<dyn VoiceChecker>, utt: &Utterance) {
+        if self.voice.is_done() {
+            return;
+        }
+        let Some((samples, rate)) = self.voice.offer(&utt.samples, utt.rate) else {
+            self.interp.set_voice("pending", 0.0, None);
+            return;
+        };
+        let speech_ms = samples.len() as u64 * 1000 / u64::from(rate.max(1));
+        let t = Instant::now();
+        let found = checker
+            .check(
+                self.setup.customer,
+                self.setup.phone.clone(),
+                samples,
+                rate,
+                (self.setup.clock)(),
+            )
+            .await;
+        let check = found.unwrap_or_else(|e| {
+            self.report.errors.push(format!("voiceprint: {e}"));
+            VoiceCheck {
+                verdict: "unavailable".into(),
+                score: 0.0,
+                alert: None,
+                new_number: false,
+                speech_ms,
+                check_ms: t.elapsed().as_secs_f64() * 1000.0,
+            }
+        });
+        tracing::info!(
+            verdict = %check.verdict,
+            score = check.score,
+            alert = check.alert.is_some(),
+            "voice checked"
+        );
+        self.interp
+            .set_voice(&check.verdict, check.score, check.alert.as_deref());
+        self.report.voice = Some(check);
     }
 
     /// See [`turn::is_continuation`].

@@ -266,6 +266,9 @@ pub struct CallResult {
     /// The call's answering-machine detection (answered calls).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub analysis: Option<waihu_bot::Analysis>,
+    /// The voiceprint check of the callee (`waihu run --voiceprint`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voice: Option<waihu_bot::VoiceCheck>,
     #[serde(skip)]
     pub latencies: Vec<waihu_bot::Latency>,
     /// What speculative ASR did in the call.
@@ -1083,6 +1086,8 @@ async fn call(
         tz,
         clock: Arc::new(move || clock.now()),
         handoff: None,
+        customer: Some(c.id.0),
+        phone: c.phone.clone(),
     };
     let mut setup = setup;
     let handoff_rx = opts.handoff.as_ref().map(|_| {
@@ -1105,6 +1110,7 @@ async fn call(
         knowledge_fallbacks: 0,
         announcement: None,
         analysis: None,
+        voice: None,
         latencies: Vec::new(),
         speculation: Default::default(),
         handoff: handoff::HandoffResult::None,
@@ -1415,6 +1421,7 @@ async fn call(
     result.knowledge_fallbacks = bot.knowledge_fallbacks;
     result.announcement = bot.announcement.clone();
     result.analysis = bot.analysis.clone();
+    result.voice = bot.voice.clone();
     result.latencies = bot.latencies.clone();
     result.speculation = bot.speculation;
     result.errors.extend(bot.errors.iter().cloned());

@@ -113,6 +113,7 @@ async fn store_calls(store: &Store, campaign: CampaignId, t0: DateTime<Utc>) -> 
             knowledge_answers: 0,
             knowledge_fallbacks: 0,
             announcement: None,
+            voice: None,
             analysis: None,
             latencies: Vec::new(),
             speculation: Default::default(),

@@ -203,9 +203,10 @@ pub struct IntentDef {
 }
 
 /// Variables only the runtime sets during a call, never the customer record:
-/// the voiceprint check of the callee's voice (`voice.verdict` is `match`,
-/// `no_match` or `not_enrolled`; `voice.score` the cosine; `voice.alert` the
-/// watchlist label of a flagged voice). Unset until the check has run.
+/// the voiceprint check of the callee's voice. `voice.verdict` is `match`,
+/// `no_match`, `not_enrolled`, `unavailable` (the check failed) or `pending`
+/// (not enough speech heard yet); `voice.score` the cosine; `voice.alert` the
+/// watchlist label of a flagged voice. Unset when the runtime runs no check.
 pub const RUNTIME_VARS: [&str; 3] = ["voice.verdict", "voice.score", "voice.alert"];
 
 /// A validated, compiled script. Immutable; share it with `Arc` across calls.

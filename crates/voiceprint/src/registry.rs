@@ -90,22 +90,35 @@ pub async fn verify(
     threshold: f32,
     now: DateTime<Utc>,
 ) -> Result<Verified, VoiceprintError> {
+    let (probe, embed_ms) = embed(enc, audio)?;
+    let result = verify_embedding(store, customer, &probe, threshold, now).await?;
+    Ok(Verified {
+        customer: customer.0,
+        result,
+        embed_ms,
+    })
+}
+
+/// [`verify`] of a probe already embedded (a live call embeds once for the
+/// verification and the watchlist).
+pub async fn verify_embedding(
+    store: &Store,
+    customer: CustomerId,
+    probe: &Embedding,
+    threshold: f32,
+    now: DateTime<Utc>,
+) -> Result<Verification, VoiceprintError> {
     let enrolled: Vec<Embedding> = store
         .voiceprints(customer)
         .await?
         .iter()
         .map(|b| Embedding::from_bytes(b))
         .collect::<Result<_, _>>()?;
-    let (probe, embed_ms) = embed(enc, audio)?;
-    let result = decide::verify(&enrolled, &probe, threshold);
+    let result = decide::verify(&enrolled, probe, threshold);
     store
         .voiceprint_verified(customer, result.score, result.verdict.as_str(), now)
         .await?;
-    Ok(Verified {
-        customer: customer.0,
-        result,
-        embed_ms,
-    })
+    Ok(result)
 }
 
 /// Flag a voice (a recording of a fraud call), optionally with its number.
@@ -132,12 +145,29 @@ pub async fn watch_check(
     now: DateTime<Utc>,
 ) -> Result<WatchCheck, VoiceprintError> {
     let (probe, embed_ms) = embed(enc, audio)?;
+    let hit = watch_check_embedding(store, &probe, e164, threshold, now).await?;
+    Ok(WatchCheck {
+        alert: hit.is_some(),
+        hit,
+        threshold,
+        embed_ms,
+    })
+}
+
+/// [`watch_check`] of a probe already embedded: the hit, if any (logged).
+pub async fn watch_check_embedding(
+    store: &Store,
+    probe: &Embedding,
+    e164: Option<&str>,
+    threshold: f32,
+    now: DateTime<Utc>,
+) -> Result<Option<WatchHit>, VoiceprintError> {
     let list = store.watchlist().await?;
     let embeddings: Vec<Embedding> = list
         .iter()
         .map(|w| Embedding::from_bytes(&w.embedding))
         .collect::<Result<_, _>>()?;
-    let hit = match decide::watch_match(&embeddings, &probe, threshold) {
+    Ok(match decide::watch_match(&embeddings, probe, threshold) {
         None => None,
         Some((i, score)) => {
             let w = &list[i];
@@ -150,12 +180,6 @@ pub async fn watch_check(
                 numbers: w.numbers + i64::from(new_number),
             })
         }
-    };
-    Ok(WatchCheck {
-        alert: hit.is_some(),
-        hit,
-        threshold,
-        embed_ms,
     })
 }
 

@@ -80,6 +80,12 @@ pub struct RunArgs {
     /// questions go through the script's rules. 用知识库回答话术外的问题。
     #[arg(long)]
     llm: bool,
+    /// Check each callee's voice (from their first second or more of speech) against
+    /// their enrolled voiceprint and the fraud watchlist (`waihu voiceprint`); scripts
+    /// branch on `voice.verdict` / `voice.alert` before disclosing anything.
+    /// 声纹核验：核对接听人声纹与欺诈声纹名单。
+    #[arg(long)]
+    voiceprint: bool,
     #[arg(long)]
     json: bool,
 }
@@ -97,6 +103,7 @@ fn kit_loader(
     model: Option<PathBuf>,
     slots: Option<usize>,
     llm: bool,
+    voiceprint: Option<waihu_store::Store>,
 ) -> impl FnOnce(&ScriptKit) -> Result<Kit, BoxError> + '_ {
     move |script| {
         let mut kit = Kit::load(ctx.data_dir(), script.lang(), model.as_deref(), slots)?;
@@ -104,6 +111,11 @@ fn kit_loader(
             let answerer = crate::cmd::llm::LiveAnswerer::from_env()
                 .map_err(|e| -> BoxError { format!("{e:#}").into() })?;
             kit.answerer = Some(Arc::new(answerer));
+        }
+        if let Some(store) = voiceprint {
+            let checker = crate::cmd::voiceprint::LiveVoiceChecker::load(ctx, store)
+                .map_err(|e| -> BoxError { format!("{e:#}").into() })?;
+            kit.voice = Some(Arc::new(checker));
         }
         Ok(kit)
     }
@@ -246,7 +258,13 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
             actor: ctx.actor(),
             progress: Some(progress_printer(a.json)),
         };
-        let kit = kit_loader(ctx, a.asr_model.clone(), a.asr_slots, a.llm);
+        let kit = kit_loader(
+            ctx,
+            a.asr_model.clone(),
+            a.asr_slots,
+            a.llm,
+            a.voiceprint.then(|| store.clone()),
+        );
         let (id, summary) = run_campaign(&store, setup, kit, shutdown_on_ctrl_c()).await?;
         let lat = latency_stats(summary.calls.iter().flat_map(|c| c.latencies.iter()));
         if a.json {
@@ -429,7 +447,7 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
                 messages: None,
                 agents: None,
             };
-            let kit = kit_loader(ctx, None, None, false);
+            let kit = kit_loader(ctx, None, None, false, None);
             let Rehearsed {
                 campaign: id,
                 summary,

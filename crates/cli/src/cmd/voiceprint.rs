@@ -216,3 +216,75 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<std::process::ExitCode> {
         }
     })
 }
+
+/// The voice check of live calls (`waihu run --voiceprint`): the callee's
+/// speech is embedded once, then checked against the customer's enrolment and
+/// the fraud watchlist in the store (each logged as its event, scores only).
+pub struct LiveVoiceChecker {
+    store: waihu_store::Store,
+    enc: std::sync::Arc<Encoder>,
+}
+
+impl LiveVoiceChecker {
+    pub fn load(ctx: &Ctx, store: waihu_store::Store) -> anyhow::Result<LiveVoiceChecker> {
+        let enc = load_encoder(ctx).context(
+            "--voiceprint needs the speaker encoder (scripts/deps/voiceprint.sh installs it)",
+        )?;
+        Ok(LiveVoiceChecker {
+            store,
+            enc: std::sync::Arc::new(enc),
+        })
+    }
+}
+
+impl waihu_bot::VoiceChecker for LiveVoiceChecker {
+    fn check(
+        &self,
+        customer: Option<i64>,
+        phone: String,
+        samples: Vec<i16>,
+        rate: u32,
+        now: chrono::DateTime<Utc>,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<waihu_bot::VoiceCheck, String>> + Send>,
+    > {
+        let store = self.store.clone();
+        let enc = self.enc.clone();
+        Box::pin(async move {
+            let t = std::time::Instant::now();
+            let speech_ms = samples.len() as u64 * 1000 / u64::from(rate.max(1));
+            // The LSTM runs for tens of milliseconds: off the runtime's threads.
+            let probe = tokio::task::spawn_blocking(move || enc.embed_pcm(&samples, rate))
+                .await
+                .map_err(|e| format!("embedding task: {e}"))?
+                .map_err(|e| e.to_string())?;
+            let (verdict, score) = match customer {
+                Some(id) => {
+                    let v = registry::verify_embedding(
+                        &store,
+                        CustomerId(id),
+                        &probe,
+                        VERIFY_THRESHOLD,
+                        now,
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                    (v.verdict.as_str().to_string(), v.score)
+                }
+                None => (Verdict::NotEnrolled.as_str().to_string(), 0.0),
+            };
+            let hit =
+                registry::watch_check_embedding(&store, &probe, Some(&phone), WATCH_THRESHOLD, now)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            Ok(waihu_bot::VoiceCheck {
+                verdict,
+                score,
+                new_number: hit.as_ref().is_some_and(|h| h.new_number),
+                alert: hit.map(|h| h.label),
+                speech_ms,
+                check_ms: t.elapsed().as_secs_f64() * 1000.0,
+            })
+        })
+    }
+}
