@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use waihu_sim::{callee_synthesizer, Persona, Population, SimOptions, SimServer};
 
 mod common;
-use common::{assert_whisper_tiny_en, import_orders, json_lines, repo, waihu};
+use common::{assert_whisper_tiny_en, import_orders, json_lines, repo, run_live, waihu};
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -69,34 +69,21 @@ async fn machines_and_carrier_announcements_are_stored_and_retried_per_policy() 
     // after 2 h (max 1), invalid_number stop. The campaign clock skips idle time.
     let campaign = repo().join("examples/campaign-demo.en.yaml");
     let script = repo().join("examples/scripts/order_confirmation.en.yaml");
-    let trunk = sim.addr.to_string();
-    let dd = d.to_path_buf();
-    let out = tokio::task::spawn_blocking(move || {
-        waihu(
-            &dd,
-            &[
-                "run",
-                "--campaign",
-                campaign.to_str().unwrap(),
-                "--script",
-                script.to_str().unwrap(),
-                "--trunk",
-                &trunk,
-                "--var",
-                "shop=BestBuy Online",
-                "--concurrency",
-                "5",
-                "--clock-start",
-                "2026-11-25T14:30:00Z",
-                "--hours",
-                "8",
-                "--json",
-            ],
-        )
-    })
-    .await
-    .unwrap();
-    let v: serde_json::Value = serde_json::from_str(out.trim().lines().last().unwrap()).unwrap();
+    let v = run_live(
+        d,
+        &campaign,
+        &script,
+        &sim.addr.to_string(),
+        &[
+            "--var",
+            "shop=BestBuy Online",
+            "--concurrency",
+            "5",
+            "--hours",
+            "8",
+        ],
+    )
+    .await;
     let calls = v["summary"]["calls"].as_array().unwrap().clone();
     let phone_of: BTreeMap<String, String> = calls
         .iter()

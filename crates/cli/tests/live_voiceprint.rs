@@ -17,9 +17,10 @@ use waihu_sim::{callee_synthesizer, Persona, Population, SimOptions, SimServer};
 use waihu_speech::{EspeakTts, LangChoice, Style, Synthesizer, Voice};
 
 mod common;
-use common::{assert_whisper_tiny_en, import_orders, json_lines, repo, waihu};
+use common::{assert_whisper_tiny_en, import_orders, json_lines, repo, run_live, waihu};
 
-/// A sentence in a voice, through an 8 kHz line, as a WAV file.
+/// A sentence in a voice, through a G.711 line as an earlier call recorded
+/// it, as a WAV file.
 fn say_to_wav(synth: &Synthesizer, style: Style, text: &str, path: &Path) {
     let voice = Voice {
         style,
@@ -27,12 +28,18 @@ fn say_to_wav(synth: &Synthesizer, style: Style, text: &str, path: &Path) {
         rate: 8000,
     };
     let pcm = synth.synthesize_all(text, voice).expect("espeak-ng speaks");
-    waihu_audio::wav::write_wav(path, 8000, &pcm).unwrap();
+    let law = waihu_audio::g711::Law::Ulaw;
+    let (mut codes, mut line) = (Vec::new(), Vec::new());
+    law.encode(&pcm, &mut codes);
+    law.decode(&codes, &mut line);
+    waihu_audio::wav::write_wav(path, 8000, &line).unwrap();
 }
 
-const ENROL: [&str; 2] = [
-    "Good morning, I am calling about the parcel I ordered from your store last week.",
+/// What the customer said on earlier calls (consent given): their enrolment.
+const ENROL: [&str; 3] = [
+    "Yes, it's me. Okay, go ahead.",
     "Could you please tell me when the delivery will arrive at my house?",
+    "Yes, that is right, and I would like a text message when it ships.",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,44 +147,31 @@ async fn callers_are_verified_by_voice_before_anything_is_disclosed() {
     .expect("virtual callees start");
     let campaign = repo().join("examples/campaign-demo.en.yaml");
     let script = repo().join("examples/scripts/txn_verify.en.yaml");
-    let trunk = sim.addr.to_string();
-    let dd = d.to_path_buf();
-    let out = tokio::task::spawn_blocking(move || {
-        waihu(
-            &dd,
-            &[
-                "run",
-                "--campaign",
-                campaign.to_str().unwrap(),
-                "--script",
-                script.to_str().unwrap(),
-                "--trunk",
-                &trunk,
-                "--var",
-                "bank=SafeBank",
-                "--var",
-                "card.last4=8821",
-                "--var",
-                "txn.amount=4980.00",
-                "--var",
-                "txn.merchant=an online electronics store",
-                "--var",
-                "txn.time=this afternoon at 2:15",
-                "--voiceprint",
-                "--concurrency",
-                "3",
-                "--clock-start",
-                "2026-11-25T14:30:00Z",
-                "--hours",
-                "1",
-                "--json",
-            ],
-        )
-    })
-    .await
-    .unwrap();
+    let v = run_live(
+        d,
+        &campaign,
+        &script,
+        &sim.addr.to_string(),
+        &[
+            "--var",
+            "bank=SafeBank",
+            "--var",
+            "card.last4=8821",
+            "--var",
+            "txn.amount=4980.00",
+            "--var",
+            "txn.merchant=an online electronics store",
+            "--var",
+            "txn.time=this afternoon at 2:15",
+            "--voiceprint",
+            "--concurrency",
+            "3",
+            "--hours",
+            "1",
+        ],
+    )
+    .await;
     sim.shutdown().await;
-    let v: serde_json::Value = serde_json::from_str(out.trim().lines().last().unwrap()).unwrap();
     let calls = v["summary"]["calls"].as_array().unwrap().clone();
     let call = |phone: &str| -> serde_json::Value {
         calls

@@ -140,6 +140,8 @@ pub struct RtpReport {
     /// or as replays.
     pub srtp: bool,
     pub srtp_auth_failed: u64,
+    /// SRTCP datagrams that failed authentication (apart from the media's).
+    pub srtcp_auth_failed: u64,
     pub srtp_replayed: u64,
 }
 
@@ -164,6 +166,7 @@ impl From<MediaStats> for RtpReport {
             rtt_ms: s.rtt_ms.map(round2),
             srtp: false,
             srtp_auth_failed: s.srtp_auth_failed,
+            srtcp_auth_failed: s.srtcp_auth_failed,
             srtp_replayed: s.srtp_replayed,
         }
     }

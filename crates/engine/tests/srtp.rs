@@ -232,7 +232,13 @@ async fn baresip_with_mandatory_sdes_srtp() {
     assert!(r.rtp.packets_received > 100, "{r:?}");
     assert_eq!(
         r.rtp.srtp_auth_failed, 0,
-        "every packet authenticated: {r:?}"
+        "every media packet authenticated: {r:?}"
+    );
+    // baresip may send its RTCP BYE as it tears the call down, after its SRTP
+    // context is gone: one such datagram is the peer's, more would be ours.
+    assert!(
+        r.rtp.srtcp_auth_failed <= 1,
+        "SRTCP from baresip authenticated: {r:?}"
     );
     assert!(
         r.rtp.rtcp_received >= 1,

@@ -93,9 +93,13 @@ pub struct MediaStats {
     pub peer_jitter_ms: Option<f64>,
     /// Round-trip time from the peer's LSR/DLSR echo of our last SR (RFC 3550 §6.4.1).
     pub rtt_ms: Option<f64>,
-    /// SRTP/SRTCP datagrams dropped because their tag did not check (wrong key, altered,
+    /// SRTP datagrams dropped because their tag did not check (wrong key, altered,
     /// or plain RTP on an SRTP call).
     pub srtp_auth_failed: u64,
+    /// The same for SRTCP, counted apart: a report that fails says nothing
+    /// about the media, and a peer tearing a call down may send its RTCP BYE
+    /// after its SRTP context is gone.
+    pub srtcp_auth_failed: u64,
     /// SRTP/SRTCP datagrams dropped as replays (or older than the replay window).
     pub srtp_replayed: u64,
 }
@@ -238,7 +242,8 @@ impl MediaSession {
         let mut buf = std::mem::take(&mut self.srtp_buf);
         buf.clear();
         buf.extend_from_slice(bytes);
-        let r = if looks_like_rtcp(bytes) {
+        let rtcp = looks_like_rtcp(bytes);
+        let r = if rtcp {
             srtp.inbound.unprotect_rtcp(&mut buf)
         } else {
             srtp.inbound.unprotect_rtp(&mut buf)
@@ -247,6 +252,10 @@ impl MediaSession {
             Ok(n) => self.handle_plain(now, &buf[..n]),
             Err(SrtpError::Replay | SrtpError::TooOld) => {
                 self.stats.srtp_replayed += 1;
+                Ok(())
+            }
+            Err(_) if rtcp => {
+                self.stats.srtcp_auth_failed += 1;
                 Ok(())
             }
             Err(_) => {

@@ -76,3 +76,40 @@ pub fn import_orders(dir: &Path, people: &[(&str, &str)]) {
         ],
     );
 }
+
+/// `waihu run --json` of `campaign` with `script`, dialling the trunk at `trunk`, with the
+/// campaign clock on a Wednesday morning in New York (the calling window is open whatever
+/// the real time); `extra` adds flags. Runs off the async threads (the virtual callees
+/// answer on them) and returns the run's JSON summary.
+pub async fn run_live(
+    dir: &Path,
+    campaign: &Path,
+    script: &Path,
+    trunk: &str,
+    extra: &[&str],
+) -> serde_json::Value {
+    let args: Vec<String> = [
+        "run",
+        "--campaign",
+        campaign.to_str().unwrap(),
+        "--script",
+        script.to_str().unwrap(),
+        "--trunk",
+        trunk,
+        "--clock-start",
+        "2026-11-25T14:30:00Z",
+        "--json",
+    ]
+    .iter()
+    .chain(extra)
+    .map(|s| s.to_string())
+    .collect();
+    let dir = dir.to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        waihu(&dir, &refs)
+    })
+    .await
+    .expect("waihu run finished");
+    serde_json::from_str(out.trim().lines().last().expect("a summary line")).expect("JSON summary")
+}
