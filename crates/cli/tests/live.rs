@@ -7,7 +7,7 @@
 use waihu_sim::{callee_synthesizer, Persona, Population, SimOptions, SimServer};
 
 mod common;
-use common::{assert_whisper_tiny_en, import_orders, repo, waihu};
+use common::{assert_whisper_tiny_en, import_orders, repo, run_live, waihu};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_campaign_outcomes_match_the_personas() {
@@ -47,34 +47,21 @@ async fn live_campaign_outcomes_match_the_personas() {
     // A Wednesday morning in New York, so the calling window is open whatever the real time.
     let campaign = repo().join("examples/campaign-demo.en.yaml");
     let script = repo().join("examples/scripts/order_confirmation.en.yaml");
-    let trunk = sim.addr.to_string();
-    let dd = d.to_path_buf();
-    let out = tokio::task::spawn_blocking(move || {
-        waihu(
-            &dd,
-            &[
-                "run",
-                "--campaign",
-                campaign.to_str().unwrap(),
-                "--script",
-                script.to_str().unwrap(),
-                "--trunk",
-                &trunk,
-                "--var",
-                "shop=BestBuy Online",
-                "--concurrency",
-                "6",
-                "--clock-start",
-                "2026-11-25T14:30:00Z",
-                "--hours",
-                "8",
-                "--json",
-            ],
-        )
-    })
-    .await
-    .unwrap();
-    let v: serde_json::Value = serde_json::from_str(out.trim().lines().last().unwrap()).unwrap();
+    let v = run_live(
+        d,
+        &campaign,
+        &script,
+        &sim.addr.to_string(),
+        &[
+            "--var",
+            "shop=BestBuy Online",
+            "--concurrency",
+            "6",
+            "--hours",
+            "8",
+        ],
+    )
+    .await;
     let calls = v["summary"]["calls"].as_array().unwrap().clone();
     let by_phone = |p: &str| -> Vec<serde_json::Value> {
         calls.iter().filter(|c| c["phone"] == p).cloned().collect()
@@ -83,7 +70,7 @@ async fn live_campaign_outcomes_match_the_personas() {
         by_phone(p)
             .first()
             .cloned()
-            .unwrap_or_else(|| panic!("no call to {p}: {out}"))
+            .unwrap_or_else(|| panic!("no call to {p}: {v}"))
     };
     let c = first("+12125550101");
     assert_eq!(c["outcome"], "answered", "{c}");

@@ -17,7 +17,7 @@ use waihu_sim::{callee_synthesizer, Persona, Population, SimOptions, SimServer};
 use waihu_smpp::peer::{PeerOptions, PeerSmsc};
 
 mod common;
-use common::{assert_whisper_tiny_en, import_orders, json_lines, repo, waihu};
+use common::{assert_whisper_tiny_en, import_orders, json_lines, repo, run_live, waihu};
 
 /// The English demo campaign with no retries for unanswered calls (one attempt each keeps
 /// the run short), an SMS fallback after the first unanswered attempt, and a message gate
@@ -113,37 +113,24 @@ async fn unanswered_customers_of_a_live_campaign_get_one_fallback_sms_each_deliv
     std::fs::write(&campaign, CAMPAIGN).unwrap();
     let script = repo().join("examples/scripts/order_confirmation.en.yaml");
     let messages = repo().join("examples/messages.yaml");
-    let trunk = sim.addr.to_string();
-    let dd = d.to_path_buf();
-    let out = tokio::task::spawn_blocking(move || {
-        waihu(
-            &dd,
-            &[
-                "run",
-                "--campaign",
-                campaign.to_str().unwrap(),
-                "--script",
-                script.to_str().unwrap(),
-                "--trunk",
-                &trunk,
-                "--var",
-                "shop=BestBuy Online",
-                "--messages",
-                messages.to_str().unwrap(),
-                "--concurrency",
-                "4",
-                "--clock-start",
-                "2026-11-25T14:30:00Z",
-                "--hours",
-                "4",
-                "--json",
-            ],
-        )
-    })
-    .await
-    .unwrap();
+    let v = run_live(
+        d,
+        &campaign,
+        &script,
+        &sim.addr.to_string(),
+        &[
+            "--var",
+            "shop=BestBuy Online",
+            "--messages",
+            messages.to_str().unwrap(),
+            "--concurrency",
+            "4",
+            "--hours",
+            "4",
+        ],
+    )
+    .await;
     sim.shutdown().await;
-    let v: serde_json::Value = serde_json::from_str(out.trim().lines().last().unwrap()).unwrap();
     let summary = &v["summary"];
     assert_eq!(
         summary["calls"].as_array().map(Vec::len),
