@@ -32,7 +32,7 @@ use waihu_speech::{LangChoice, StyleBook, Synthesizer, Voice};
 
 use agent::{AgentCmd, BrainIn};
 pub use agent::{BotAgent, FRAME_MS};
-pub use voice::{VoiceCheck, VoiceChecker};
+pub use voice::{VoiceCheck, VoiceChecker, VoiceMatch};
 
 /// Call audio rate (G.711).
 pub const RATE: u32 = 8000;
@@ -1220,26 +1220,28 @@ impl Brain {
                 (self.setup.clock)(),
             )
             .await;
-        let check = found.unwrap_or_else(|e| {
+        let found = found.unwrap_or_else(|e| {
             self.report.errors.push(format!("voiceprint: {e}"));
-            VoiceCheck {
+            VoiceMatch {
                 verdict: "unavailable".into(),
                 score: 0.0,
                 alert: None,
                 new_number: false,
-                speech_ms,
-                check_ms: t.elapsed().as_secs_f64() * 1000.0,
             }
         });
         tracing::info!(
-            verdict = %check.verdict,
-            score = check.score,
-            alert = check.alert.is_some(),
+            verdict = %found.verdict,
+            score = found.score,
+            alert = found.alert.is_some(),
             "voice checked"
         );
         self.interp
-            .set_voice(&check.verdict, check.score, check.alert.as_deref());
-        self.report.voice = Some(check);
+            .set_voice(&found.verdict, found.score, found.alert.as_deref());
+        self.report.voice = Some(VoiceCheck {
+            found,
+            speech_ms,
+            check_ms: t.elapsed().as_secs_f64() * 1000.0,
+        });
     }
 
     /// See [`turn::is_continuation`].

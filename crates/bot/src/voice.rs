@@ -17,19 +17,27 @@ pub const MIN_SPEECH_MS: u64 = 1000;
 /// encoder's time grows with the audio).
 pub const MAX_SPEECH_MS: u64 = 6000;
 
-/// What the check found. `verdict` is `match`, `no_match`, `not_enrolled`,
-/// or `unavailable` (the check failed: the script should not take it for a
-/// match).
+/// What a [`VoiceChecker`] found. `verdict` is `match`, `no_match` or
+/// `not_enrolled`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct VoiceCheck {
+pub struct VoiceMatch {
     pub verdict: String,
-    /// Cosine to the enrolment (0 when not enrolled or unavailable).
+    /// Cosine to the enrolment (0 when not enrolled).
     pub score: f32,
     /// The watchlist label of a flagged voice.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alert: Option<String>,
     /// A flagged voice heard on a number it was not heard on before.
     pub new_number: bool,
+}
+
+/// The check of one call as the bot reports it: what was found (verdict
+/// `unavailable` when the check failed: the script should not take it for a
+/// match), on how much speech, and how long it took.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VoiceCheck {
+    #[serde(flatten)]
+    pub found: VoiceMatch,
     /// Speech the check used, ms.
     pub speech_ms: u64,
     /// Time the check took (embedding, store), ms.
@@ -46,7 +54,7 @@ pub trait VoiceChecker: Send + Sync {
         samples: Vec<i16>,
         rate: u32,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Pin<Box<dyn Future<Output = Result<VoiceCheck, String>> + Send>>;
+    ) -> Pin<Box<dyn Future<Output = Result<VoiceMatch, String>> + Send>>;
 }
 
 /// The callee's speech gathered for the check, utterance by utterance. Pure.

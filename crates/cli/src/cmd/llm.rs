@@ -229,10 +229,12 @@ fn program_knowledge(prog: &Program) -> anyhow::Result<Knowledge> {
 
 /// Live calls' knowledge answers (`waihu run --llm`): the model at
 /// `WAIHU_LLM_ENDPOINT` behind the guardrails, over each script's passages
-/// (indexed once per script, on its first question).
+/// (indexed once per script, on its first question). Scripts are told apart
+/// by file, name and language: a Mandarin and an English version of one
+/// script share its name.
 pub struct LiveAnswerer {
     client: Arc<Client>,
-    kbs: std::sync::Mutex<BTreeMap<String, Arc<Knowledge>>>,
+    kbs: std::sync::Mutex<BTreeMap<(String, String, String), Arc<Knowledge>>>,
 }
 
 impl LiveAnswerer {
@@ -244,12 +246,17 @@ impl LiveAnswerer {
     }
 
     fn knowledge(&self, prog: &Program) -> Result<Arc<Knowledge>, String> {
+        let key = (
+            prog.file.clone(),
+            prog.name.clone(),
+            format!("{:?}", prog.language),
+        );
         let mut kbs = self.kbs.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(kb) = kbs.get(&prog.name) {
+        if let Some(kb) = kbs.get(&key) {
             return Ok(kb.clone());
         }
         let kb = Arc::new(program_knowledge(prog).map_err(|e| format!("{e:#}"))?);
-        kbs.insert(prog.name.clone(), kb.clone());
+        kbs.insert(key, kb.clone());
         Ok(kb)
     }
 }

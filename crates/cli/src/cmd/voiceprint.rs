@@ -246,13 +246,11 @@ impl waihu_bot::VoiceChecker for LiveVoiceChecker {
         rate: u32,
         now: chrono::DateTime<Utc>,
     ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<waihu_bot::VoiceCheck, String>> + Send>,
+        Box<dyn std::future::Future<Output = Result<waihu_bot::VoiceMatch, String>> + Send>,
     > {
         let store = self.store.clone();
         let enc = self.enc.clone();
         Box::pin(async move {
-            let t = std::time::Instant::now();
-            let speech_ms = samples.len() as u64 * 1000 / u64::from(rate.max(1));
             // The LSTM runs for tens of milliseconds: off the runtime's threads.
             let probe = tokio::task::spawn_blocking(move || enc.embed_pcm(&samples, rate))
                 .await
@@ -277,13 +275,11 @@ impl waihu_bot::VoiceChecker for LiveVoiceChecker {
                 registry::watch_check_embedding(&store, &probe, Some(&phone), WATCH_THRESHOLD, now)
                     .await
                     .map_err(|e| e.to_string())?;
-            Ok(waihu_bot::VoiceCheck {
+            Ok(waihu_bot::VoiceMatch {
                 verdict,
                 score,
                 new_number: hit.as_ref().is_some_and(|h| h.new_number),
                 alert: hit.map(|h| h.label),
-                speech_ms,
-                check_ms: t.elapsed().as_secs_f64() * 1000.0,
             })
         })
     }
