@@ -55,12 +55,11 @@ impl Announcement {
         }
     }
 
-    /// The stored call outcome. `CallOutcome` has no "suspended": a suspended
-    /// line is stored as `invalid_number` (it cannot take calls), and its
-    /// retry advice below differs from a vacant number's.
+    /// The stored call outcome.
     pub fn outcome(self) -> CallOutcome {
         match self {
-            Announcement::Vacant | Announcement::Suspended => CallOutcome::InvalidNumber,
+            Announcement::Vacant => CallOutcome::InvalidNumber,
+            Announcement::Suspended => CallOutcome::Suspended,
             Announcement::PoweredOff | Announcement::Unreachable => CallOutcome::PoweredOff,
             Announcement::Busy => CallOutcome::Busy,
             Announcement::Sit => CallOutcome::Congestion,
@@ -68,13 +67,15 @@ impl Announcement {
     }
 
     /// Default retry advice, the campaign defaults of the outcome each is
-    /// stored as: a vacant number or a suspended line (stored alike as
-    /// `invalid_number`, which a campaign's `retry:` table knows by that name
-    /// only) is never called again; a phone switched off or out of coverage
-    /// in 4 hours; busy in 30 minutes; a network failure tone in 5 minutes.
+    /// stored as (a campaign's `retry:` table overrides them, except that a
+    /// vacant number is never called again): a suspended line (mostly an
+    /// unpaid bill) once more in 3 days; a phone switched off or out of
+    /// coverage in 4 hours; busy in 30 minutes; a network failure tone in 5
+    /// minutes.
     pub fn retry(self) -> RetryAdvice {
         match self {
-            Announcement::Vacant | Announcement::Suspended => RetryAdvice::Stop,
+            Announcement::Vacant => RetryAdvice::Stop,
+            Announcement::Suspended => RetryAdvice::After { secs: 72 * 3600 },
             Announcement::PoweredOff | Announcement::Unreachable => {
                 RetryAdvice::After { secs: 4 * 3600 }
             }
@@ -365,11 +366,11 @@ mod tests {
     fn outcomes_and_retry() {
         assert_eq!(Announcement::Vacant.retry(), RetryAdvice::Stop);
         assert_eq!(Announcement::Vacant.outcome(), CallOutcome::InvalidNumber);
-        assert_eq!(Announcement::Suspended.retry(), RetryAdvice::Stop);
         assert_eq!(
-            Announcement::Suspended.outcome(),
-            CallOutcome::InvalidNumber
+            Announcement::Suspended.retry(),
+            RetryAdvice::After { secs: 72 * 3600 }
         );
+        assert_eq!(Announcement::Suspended.outcome(), CallOutcome::Suspended);
         assert_eq!(Announcement::Busy.outcome(), CallOutcome::Busy);
     }
 }

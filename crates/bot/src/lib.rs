@@ -376,8 +376,8 @@ const VOICEMAIL_CUES: &[&str] = &[
 ];
 
 /// What a carrier's announcement says about the number, in both languages:
-/// the stored outcome of [`waihu_amd::announce::classify`]'s kind (空号 and
-/// 停机 `invalid_number`, 关机 and 无法接通 `powered_off`, 忙 `busy`).
+/// the stored outcome of [`waihu_amd::announce::classify`]'s kind (空号
+/// `invalid_number`, 停机 `suspended`, 关机 and 无法接通 `powered_off`, 忙 `busy`).
 pub fn classify_announcement(text: &str) -> Option<waihu_core::CallOutcome> {
     waihu_amd::announce::classify(text).map(|k| k.outcome())
 }
@@ -1634,6 +1634,11 @@ mod tests {
                 Some(CallOutcome::Busy),
             ),
             ("您拨打的用户正在通话中", Some(CallOutcome::Busy)),
+            ("您拨打的电话已停机", Some(CallOutcome::Suspended)),
+            (
+                "The number you have dialed has been suspended.",
+                Some(CallOutcome::Suspended),
+            ),
             ("Please hold while we connect your call.", None),
         ] {
             assert_eq!(classify_announcement(text), want, "{text}");

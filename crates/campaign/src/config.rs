@@ -565,7 +565,7 @@ pub struct Campaign {
     pub per_number_per_week: Option<u32>,
     pub max_attempts: u32,
     /// Indexed by [`outcome_index`].
-    pub retry: [Retry; 9],
+    pub retry: [Retry; CallOutcome::ALL.len()],
     pub honour_callbacks: bool,
     pub dnc_prefixes: Vec<(u64, u32)>,
     pub dnc_ranges: Vec<DigitRange>,
@@ -596,10 +596,11 @@ pub fn outcome_index(o: CallOutcome) -> usize {
         CallOutcome::NoAnswer => 2,
         CallOutcome::Rejected => 3,
         CallOutcome::InvalidNumber => 4,
-        CallOutcome::Congestion => 5,
-        CallOutcome::PoweredOff => 6,
-        CallOutcome::Voicemail => 7,
-        CallOutcome::Failed => 8,
+        CallOutcome::Suspended => 5,
+        CallOutcome::Congestion => 6,
+        CallOutcome::PoweredOff => 7,
+        CallOutcome::Voicemail => 8,
+        CallOutcome::Failed => 9,
     }
 }
 
@@ -619,6 +620,12 @@ fn default_retry(o: CallOutcome) -> Retry {
         CallOutcome::PoweredOff => Retry::After {
             secs: 4 * h,
             max: None,
+        },
+        // 停机 is mostly a line cut off for an unpaid bill: once paid (days
+        // later) it takes calls again. One more try after three days.
+        CallOutcome::Suspended => Retry::After {
+            secs: 72 * h,
+            max: Some(1),
         },
         CallOutcome::Voicemail => Retry::After {
             secs: 24 * h,
@@ -1061,12 +1068,16 @@ fn caps_from(f: &CampaignFile, bad: &mut impl FnMut(&str, String)) -> u32 {
     max_attempts
 }
 
-fn retry_from(f: &CampaignFile, bad: &mut impl FnMut(&str, String)) -> [Retry; 9] {
-    let mut retry: [Retry; 9] = std::array::from_fn(|i| default_retry(CallOutcome::ALL[i]));
+fn retry_from(
+    f: &CampaignFile,
+    bad: &mut impl FnMut(&str, String),
+) -> [Retry; CallOutcome::ALL.len()] {
+    let mut retry: [Retry; CallOutcome::ALL.len()] =
+        std::array::from_fn(|i| default_retry(CallOutcome::ALL[i]));
     for (k, v) in &f.retry {
         let path = format!("retry.{k}");
         let Some(o) = CallOutcome::ALL.iter().copied().find(|o| o.as_str() == k) else {
-            bad(&path, "unknown outcome; use busy, no_answer, powered_off, rejected, voicemail, congestion, failed, invalid_number".into());
+            bad(&path, "unknown outcome; use busy, no_answer, powered_off, rejected, voicemail, congestion, failed, invalid_number, suspended".into());
             continue;
         };
         let r = match v {

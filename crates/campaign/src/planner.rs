@@ -83,7 +83,10 @@ pub struct PastAttempt {
 fn teaches(outcome: CallOutcome) -> bool {
     !matches!(
         outcome,
-        CallOutcome::InvalidNumber | CallOutcome::Congestion | CallOutcome::Failed
+        CallOutcome::InvalidNumber
+            | CallOutcome::Suspended
+            | CallOutcome::Congestion
+            | CallOutcome::Failed
     )
 }
 
@@ -220,7 +223,7 @@ struct Slot {
     unanswered: u8,
     trunk: u8,
     how: u8,
-    outcome_counts: [u8; 9],
+    outcome_counts: [u8; CallOutcome::ALL.len()],
     dp_att: [u8; DAY_PARTS],
     dp_ans: [u8; DAY_PARTS],
     has_app: bool,
@@ -636,7 +639,7 @@ impl Planner {
             unanswered: 0,
             trunk: 0,
             how: 0,
-            outcome_counts: [0; 9],
+            outcome_counts: [0; CallOutcome::ALL.len()],
             dp_att,
             dp_ans,
             has_app: c.has_app,

@@ -509,7 +509,7 @@ const ZONES: [Tz; 5] = [
     chrono_tz::America::Los_Angeles,
 ];
 
-const OUTCOMES: [CallOutcome; 8] = [
+const OUTCOMES: [CallOutcome; 9] = [
     CallOutcome::Answered,
     CallOutcome::Busy,
     CallOutcome::NoAnswer,
@@ -518,6 +518,7 @@ const OUTCOMES: [CallOutcome; 8] = [
     CallOutcome::Rejected,
     CallOutcome::Congestion,
     CallOutcome::InvalidNumber,
+    CallOutcome::Suspended,
 ];
 
 #[derive(Debug, Clone)]
@@ -547,7 +548,14 @@ fn scenario() -> impl Strategy<Value = Scenario> {
             (0usize..5, proptest::bool::weighted(0.1), any::<bool>()),
             1..30,
         ),
-        proptest::collection::vec((0usize..8, proptest::bool::weighted(0.15), 0u8..24), 1..60),
+        proptest::collection::vec(
+            (
+                0usize..OUTCOMES.len(),
+                proptest::bool::weighted(0.15),
+                0u8..24,
+            ),
+            1..60,
+        ),
         proptest::collection::vec(1u32..200, 1..40),
         0u8..3,
         1u32..20,

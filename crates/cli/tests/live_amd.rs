@@ -5,8 +5,8 @@
 //! or ring out to a 关机 announcement in early media; one is a person. Each
 //! call must be stored with the right outcome (the `attempt_ended` events),
 //! analysed (`call_analysed`), and retried or not per the campaign's `retry:`
-//! table: voicemail and powered_off once more, invalid_number never. The bot
-//! leaves the script's voicemail message after the beep.
+//! table: voicemail, powered_off and suspended once more, invalid_number
+//! never. The bot leaves the script's voicemail message after the beep.
 //!
 //! Needs espeak-ng and the Whisper tiny.en model (scripts/setup.sh installs both).
 use std::collections::BTreeMap;
@@ -30,7 +30,7 @@ async fn machines_and_carrier_announcements_are_stored_and_retried_per_policy() 
     let people = [
         ("+12125550201", Persona::Voicemail, "voicemail", 2),
         ("+12125550202", Persona::Vacant, "invalid_number", 1),
-        ("+12125550203", Persona::Suspended, "invalid_number", 1),
+        ("+12125550203", Persona::Suspended, "suspended", 2),
         ("+12125550204", Persona::PoweredOff, "powered_off", 2),
         ("+12125550205", Persona::NotInterested, "answered", 1),
     ];
@@ -66,7 +66,8 @@ async fn machines_and_carrier_announcements_are_stored_and_retried_per_policy() 
     .expect("virtual callees start");
 
     // The demo campaign's retry table: voicemail after 3 h (max 1), powered_off
-    // after 2 h (max 1), invalid_number stop. The campaign clock skips idle time.
+    // after 2 h (max 1), suspended after 4 h (max 1), invalid_number stop. The
+    // campaign clock skips idle time.
     let campaign = repo().join("examples/campaign-demo.en.yaml");
     let script = repo().join("examples/scripts/order_confirmation.en.yaml");
     let v = run_live(

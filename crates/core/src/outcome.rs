@@ -15,6 +15,9 @@ pub enum CallOutcome {
     Rejected,
     /// 404 / 484 / 604: the number does not exist.
     InvalidNumber,
+    /// 停机: the carrier says the line is suspended (mostly unpaid bills; it
+    /// may come back, unlike a vacant number).
+    Suspended,
     /// 503 / 502 / 500 from the trunk: try later.
     Congestion,
     /// Carrier announcement "powered off / unreachable" (early media then failure).
@@ -26,12 +29,13 @@ pub enum CallOutcome {
 }
 
 impl CallOutcome {
-    pub const ALL: [CallOutcome; 9] = [
+    pub const ALL: [CallOutcome; 10] = [
         CallOutcome::Answered,
         CallOutcome::Busy,
         CallOutcome::NoAnswer,
         CallOutcome::Rejected,
         CallOutcome::InvalidNumber,
+        CallOutcome::Suspended,
         CallOutcome::Congestion,
         CallOutcome::PoweredOff,
         CallOutcome::Voicemail,
@@ -45,6 +49,7 @@ impl CallOutcome {
             CallOutcome::NoAnswer => "no_answer",
             CallOutcome::Rejected => "rejected",
             CallOutcome::InvalidNumber => "invalid_number",
+            CallOutcome::Suspended => "suspended",
             CallOutcome::Congestion => "congestion",
             CallOutcome::PoweredOff => "powered_off",
             CallOutcome::Voicemail => "voicemail",

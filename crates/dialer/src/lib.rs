@@ -740,7 +740,10 @@ pub async fn run(
             });
             if !matches!(
                 outcome,
-                CallOutcome::InvalidNumber | CallOutcome::Congestion | CallOutcome::Failed
+                CallOutcome::InvalidNumber
+                    | CallOutcome::Suspended
+                    | CallOutcome::Congestion
+                    | CallOutcome::Failed
             ) {
                 ci.history.push(PastCall {
                     hour: chrono::Timelike::hour(&local) as u8,

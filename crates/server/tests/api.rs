@@ -349,7 +349,7 @@ async fn kpis_and_heat_map_from_known_events() {
     assert!((tot["conversion_rate"].as_f64().unwrap() - 2.0 / 6.0).abs() < 1e-9);
     assert_eq!(
         tot["outcomes"],
-        json!({"answered": 5, "voicemail": 1, "no_answer": 3, "busy": 2, "powered_off": 4, "rejected": 0, "invalid_number": 0, "congestion": 0, "failed": 0})
+        json!({"answered": 5, "voicemail": 1, "no_answer": 3, "busy": 2, "powered_off": 4, "rejected": 0, "invalid_number": 0, "suspended": 0, "congestion": 0, "failed": 0})
     );
     assert_eq!(tot["levels"], json!({"A": 2, "B": 1}));
     let days = v["days"].as_array().unwrap();

@@ -105,7 +105,7 @@ async fn dashboard_shows_the_api_numbers() {
     assert_eq!(text_of(&dom, "kpi-aht"), "60.8");
     // Charts were drawn: one bar per day of the range, 168 heat cells, outcome bars.
     assert_eq!(dom.matches("data-cell=").count(), 168);
-    assert_eq!(dom.matches("data-outcome=").count(), 9);
+    assert_eq!(dom.matches("data-outcome=").count(), 10);
     assert!(dom.contains("接通率"));
     // The key is not left in the address bar.
     assert!(

@@ -322,8 +322,8 @@ impl Persona {
             Persona::Busy => CallOutcome::Busy,
             Persona::PoweredOff => CallOutcome::PoweredOff,
             Persona::Voicemail => CallOutcome::Voicemail,
-            // 空号 and 停机 alike: the number cannot take calls.
-            Persona::Vacant | Persona::Suspended => CallOutcome::InvalidNumber,
+            Persona::Vacant => CallOutcome::InvalidNumber,
+            Persona::Suspended => CallOutcome::Suspended,
             _ => CallOutcome::Answered,
         };
         let business = if !self.converses() {

@@ -37,7 +37,8 @@ impl Decision {
             Decision::Busy => CallOutcome::Busy,
             Decision::PoweredOff => CallOutcome::PoweredOff,
             Decision::Voicemail => CallOutcome::Voicemail,
-            Decision::Vacant | Decision::Suspended => CallOutcome::InvalidNumber,
+            Decision::Vacant => CallOutcome::InvalidNumber,
+            Decision::Suspended => CallOutcome::Suspended,
             Decision::Overloaded => CallOutcome::Congestion,
         }
     }
