@@ -20,6 +20,12 @@
 //!   pitch and length ([`SitCode`]): an intercept or vacant-code SIT names a
 //!   dead number before any word of the recording is understood.
 //! - nothing voiced for 3 s is silence.
+//! - **fingerprints** (optional, [`Amd::with_fingerprints`]): the operator's
+//!   recordings of their carriers' announcements, recognised in the audio by
+//!   [`fingerprint`] within about 1.5 s of the recording starting to play. A
+//!   match names the kind for certain: it overrides every other decision
+//!   (greeting, beep, SIT, announcement words of another kind) and nothing
+//!   revises it.
 //!
 //! Textual evidence overrides: announcement words ([`announce::classify`])
 //! make it an announcement of that kind; voicemail words ("请在提示音后留言",
@@ -40,12 +46,14 @@
 //! ```
 
 pub mod announce;
+pub mod fingerprint;
 
 use serde::Serialize;
 use waihu_audio::goertzel::goertzel_power;
 use waihu_audio::vad::{frame_dbfs, Aggressiveness, Vad, VadError, WebRtcVad};
 
 pub use announce::{Announcement, RetryAdvice};
+pub use fingerprint::{Fingerprint, FingerprintError, Library, Match, Matcher};
 
 pub const RATE: u32 = 8000;
 pub const FRAME: usize = 160;
@@ -113,6 +121,9 @@ pub enum Reason {
     Beep,
     SitTone,
     AnnouncementWords,
+    /// An operator-supplied recording of a carrier announcement was heard
+    /// ([`fingerprint`]).
+    Fingerprint,
     VoicemailWords,
     InitialSilence,
     Timeout,
@@ -126,6 +137,7 @@ impl Reason {
             Reason::Beep => "beep",
             Reason::SitTone => "sit_tone",
             Reason::AnnouncementWords => "announcement_words",
+            Reason::Fingerprint => "fingerprint",
             Reason::VoicemailWords => "voicemail_words",
             Reason::InitialSilence => "initial_silence",
             Reason::Timeout => "timeout",
@@ -199,6 +211,9 @@ pub struct Amd {
     utterances: u32,
     decision: Option<Decision>,
     now: u64,
+    // Carrier recordings.
+    matcher: Option<Matcher>,
+    fingerprint: Option<Match>,
 }
 
 const VOICEMAIL_CUES: &[&str] = &[
@@ -368,7 +383,33 @@ impl Amd {
             utterances: 0,
             decision: None,
             now: 0,
+            matcher: None,
+            fingerprint: None,
         })
+    }
+
+    /// Listen for these carrier recordings too (an empty library changes
+    /// nothing). The library is shared, not copied: cloning a [`Library`] (or
+    /// passing `&Arc<Library>`) is cheap, so build it once and give every
+    /// call's detector the same one.
+    ///
+    /// A match is a decision [`Verdict::Announcement`] of the recording's
+    /// kind with [`Reason::Fingerprint`] and confidence 0.97. It is the
+    /// strongest evidence there is: the carrier's own recording, labelled by
+    /// the operator, heard sound for sound. So it overrides any decision
+    /// before it — a greeting-length guess, a beep, a SIT tone (whose code
+    /// names at most "vacant" or "network trouble"), and announcement words of
+    /// another kind (an ASR can mishear; words of the same kind are kept, as
+    /// they already settled it) — and neither later words nor tones revise
+    /// it. SIT tones alone are still revised by words, as before.
+    pub fn with_fingerprints(mut self, lib: &Library) -> Self {
+        self.matcher = (!lib.is_empty()).then(|| lib.matcher());
+        self
+    }
+
+    /// The carrier recording heard, once one was.
+    pub fn fingerprint(&self) -> Option<&Match> {
+        self.fingerprint.as_ref()
     }
 
     /// The current decision, if any.
@@ -401,6 +442,10 @@ impl Amd {
         }
         let end = at_ms + FRAME_MS;
         self.now = self.now.max(end);
+        if let Some(found) = self.matcher.as_mut().and_then(|m| m.push(at_ms, frame)) {
+            self.fingerprint = Some(found);
+            self.matcher = None;
+        }
         let x: Vec<f32> = frame.iter().map(|&s| s as f32 / 32768.0).collect();
         let loud = frame_dbfs(frame) > self.cfg.floor_dbfs;
         let (freq, share) = if loud { dominant_tone(&x) } else { (0.0, 0.0) };
@@ -416,6 +461,10 @@ impl Amd {
 
     /// Words an ASR heard, available at `at_ms`.
     pub fn push_text(&mut self, at_ms: u64, text: &str) -> Option<Decision> {
+        if self.fingerprint.is_some() {
+            // The recording itself was heard: words cannot say better.
+            return None;
+        }
         let before = self.decision.clone();
         let at = at_ms.max(self.now);
         if let Some(kind) = announce::classify(text) {
@@ -573,6 +622,20 @@ impl Amd {
     }
 
     fn decide_acoustic(&mut self, now: u64) {
+        if let Some(kind) = self.fingerprint.as_ref().map(|m| m.kind) {
+            let keep = matches!(&self.decision, Some(d) if d.reason == Reason::Fingerprint
+                || (d.reason == Reason::AnnouncementWords && d.announcement == Some(kind)));
+            if !keep {
+                self.set(
+                    Verdict::Announcement,
+                    Some(kind),
+                    0.97,
+                    now,
+                    Reason::Fingerprint,
+                );
+            }
+            return;
+        }
         if self.sit {
             if !matches!(&self.decision, Some(d) if d.verdict == Verdict::Announcement) {
                 self.set(
@@ -867,6 +930,114 @@ mod tests {
         assert_eq!(amd.push_audio(0, &[]), None);
     }
 
+    /// The five test references, in a library, and their audio.
+    fn carrier_library() -> (Library, Vec<(Announcement, String, Vec<i16>)>) {
+        let refs = fingerprint::tests::references();
+        let mut lib = Library::new();
+        for (kind, name, audio) in &refs {
+            lib.add(*kind, name.clone(), audio).unwrap();
+        }
+        (lib, refs)
+    }
+
+    fn decisions(amd: &mut Amd, audio: &[i16]) -> Vec<Decision> {
+        audio
+            .chunks_exact(FRAME)
+            .enumerate()
+            .filter_map(|(i, f)| amd.push_audio(i as u64 * 20, f))
+            .collect()
+    }
+
+    #[test]
+    fn a_carrier_recording_is_known_by_its_fingerprint() {
+        let (lib, refs) = carrier_library();
+        let (kind, name, recording) = &refs[2];
+        // An intercept SIT (which says "vacant"), then the carrier's 关机
+        // recording through the line.
+        let audio = concat(&[
+            vec![0; 8 * 300],
+            tone(913.8, 274, 8000.0),
+            tone(1370.6, 274, 8000.0),
+            tone(1776.7, 380, 8000.0),
+            vec![0; 8 * 200],
+            fingerprint::tests::line(recording, 0.5, 20.0, 1),
+        ]);
+        let mut amd = Amd::new().unwrap().with_fingerprints(&lib);
+        let ds = decisions(&mut amd, &audio);
+        assert_eq!(ds[0].reason, Reason::SitTone, "{ds:?}");
+        assert_eq!(ds[0].announcement, Some(Announcement::Vacant));
+        let last = ds.last().unwrap();
+        assert_eq!(
+            (last.verdict, last.announcement, last.reason),
+            (Verdict::Announcement, Some(*kind), Reason::Fingerprint),
+            "{ds:?}"
+        );
+        assert!(last.revised);
+        // The recording began at 1528 ms.
+        assert!(last.at_ms <= 1528 + 2500, "{last:?}");
+        let m = amd.fingerprint().expect("heard");
+        assert_eq!((&m.name, m.kind), (name, *kind));
+        assert_eq!(Reason::Fingerprint.name(), "fingerprint");
+        // Words do not revise it.
+        assert_eq!(amd.push_text(6000, "您拨打的号码是空号"), None);
+        assert_eq!(amd.finish(7000), *last);
+
+        // Without the library it stays the SIT's guess.
+        let mut amd = Amd::new().unwrap();
+        let ds = decisions(&mut amd, &audio);
+        assert!(ds.iter().all(|d| d.reason != Reason::Fingerprint), "{ds:?}");
+    }
+
+    #[test]
+    fn a_fingerprint_overrides_other_words_but_keeps_the_same_words() {
+        let (lib, refs) = carrier_library();
+        let (kind, _, recording) = &refs[0];
+        let audio = concat(&[
+            vec![0; 8 * 200],
+            fingerprint::tests::line(recording, 1.0, 20.0, 2),
+        ]);
+        // Misheard words of another kind first.
+        let mut amd = Amd::new().unwrap().with_fingerprints(&lib);
+        let d = amd.push_text(0, "您拨打的电话已关机").unwrap();
+        assert_eq!(d.announcement, Some(Announcement::PoweredOff));
+        let ds = decisions(&mut amd, &audio);
+        let d = ds.last().unwrap();
+        assert_eq!(
+            (d.announcement, d.reason),
+            (Some(*kind), Reason::Fingerprint)
+        );
+        // The words had it right: they stand.
+        let mut amd = Amd::new().unwrap().with_fingerprints(&lib);
+        let words = amd.push_text(0, "您拨打的号码是空号").unwrap();
+        assert_eq!(decisions(&mut amd, &audio), vec![]);
+        assert!(amd.fingerprint().is_some());
+        assert_eq!(amd.decision(), Some(&words));
+    }
+
+    #[test]
+    fn people_are_not_fingerprinted_and_analyze_takes_a_library() {
+        let (lib, refs) = carrier_library();
+        let hello = concat(&[vec![0; 8 * 300], voice(700, 1), vec![0; 8 * 3000]]);
+        let a = analyze_with(&hello, &[], Some(&lib)).unwrap();
+        assert_eq!(a.last.verdict, Verdict::Human);
+        assert_eq!(a.fingerprint, None);
+        let audio = concat(&[
+            vec![0; 8 * 400],
+            fingerprint::tests::line(&refs[4].2, 2.0, 15.0, 3),
+        ]);
+        let a = analyze_with(&audio, &[], Some(&lib)).unwrap();
+        assert_eq!(
+            (a.last.announcement, a.last.reason),
+            (Some(refs[4].0), Reason::Fingerprint)
+        );
+        assert_eq!(a.fingerprint.map(|m| m.name), Some(refs[4].1.clone()));
+        let a = analyze(&audio, &[]).unwrap();
+        assert_ne!(a.last.reason, Reason::Fingerprint);
+        assert_eq!(a, analyze_with(&audio, &[], None).unwrap());
+        // An empty library changes nothing.
+        assert_eq!(a, analyze_with(&audio, &[], Some(&Library::new())).unwrap());
+    }
+
     proptest::proptest! {
         #[test]
         fn any_audio_gives_a_decision(samples in proptest::collection::vec(proptest::num::i16::ANY, 0..8000)) {
@@ -883,12 +1054,28 @@ pub struct Analysis {
     pub first: Decision,
     /// The decision once all the audio and words were in.
     pub last: Decision,
+    /// The carrier recording heard, when a library was given and one was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<Match>,
 }
 
 /// Run a whole recording (8 kHz) through the core, words joining at the media
 /// time they become available (`texts`: (ms, words), in any order).
 pub fn analyze(samples: &[i16], texts: &[(u64, String)]) -> Result<Analysis, VadError> {
+    analyze_with(samples, texts, None)
+}
+
+/// [`analyze`], listening for the carrier recordings of `fingerprints` too
+/// ([`Amd::with_fingerprints`]).
+pub fn analyze_with(
+    samples: &[i16],
+    texts: &[(u64, String)],
+    fingerprints: Option<&Library>,
+) -> Result<Analysis, VadError> {
     let mut amd = Amd::new()?;
+    if let Some(lib) = fingerprints {
+        amd = amd.with_fingerprints(lib);
+    }
     let mut texts: Vec<&(u64, String)> = texts.iter().collect();
     texts.sort_by_key(|t| t.0);
     let mut next = 0;
@@ -915,5 +1102,6 @@ pub fn analyze(samples: &[i16], texts: &[(u64, String)]) -> Result<Analysis, Vad
     Ok(Analysis {
         first: first.unwrap_or_else(|| last.clone()),
         last,
+        fingerprint: amd.fingerprint().cloned(),
     })
 }
