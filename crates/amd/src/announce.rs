@@ -32,6 +32,23 @@ pub enum RetryAdvice {
 }
 
 impl Announcement {
+    pub const ALL: [Announcement; 6] = [
+        Announcement::Vacant,
+        Announcement::Suspended,
+        Announcement::PoweredOff,
+        Announcement::Unreachable,
+        Announcement::Busy,
+        Announcement::Sit,
+    ];
+
+    /// The kind named `name` ([`Announcement::name`], or its 中文 name).
+    pub fn from_name(name: &str) -> Option<Announcement> {
+        let n = name.trim();
+        Announcement::ALL
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(n) || k.zh() == n)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Announcement::Vacant => "vacant",
@@ -360,6 +377,19 @@ mod tests {
         }
         assert_eq!(classify("喂，你好，哪位？"), None);
         assert_eq!(classify("Hello, who is this?"), None);
+    }
+
+    #[test]
+    fn kinds_are_known_by_name() {
+        for k in Announcement::ALL {
+            assert_eq!(Announcement::from_name(k.name()), Some(k));
+            assert_eq!(Announcement::from_name(k.zh()), Some(k));
+        }
+        assert_eq!(
+            Announcement::from_name(" Suspended "),
+            Some(Announcement::Suspended)
+        );
+        assert_eq!(Announcement::from_name("invalid_number"), None);
     }
 
     #[test]

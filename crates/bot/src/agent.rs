@@ -132,6 +132,7 @@ impl BotAgent {
         to_brain: mpsc::UnboundedSender<BrainIn>,
         from_brain: std_mpsc::Receiver<AgentCmd>,
         current: Arc<AtomicU64>,
+        announcements: Option<&waihu_amd::Library>,
     ) -> BotAgent {
         BotAgent {
             seg,
@@ -146,7 +147,10 @@ impl BotAgent {
             vad_failed: false,
             early: Vec::new(),
             amd: match waihu_amd::Amd::new() {
-                Ok(a) => Some(a),
+                Ok(a) => Some(match announcements {
+                    Some(lib) => a.with_fingerprints(lib),
+                    None => a,
+                }),
                 Err(e) => {
                     tracing::warn!(error = %e, "answering-machine detection unavailable");
                     None
@@ -359,7 +363,7 @@ mod tests {
         let seg = Segmenter::new(vad, EndpointConfig::default());
         let (tb, rb) = mpsc::unbounded_channel();
         let (ta, ra) = std_mpsc::channel();
-        let a = BotAgent::new(seg, tb, ra, Arc::new(AtomicU64::new(1)));
+        let a = BotAgent::new(seg, tb, ra, Arc::new(AtomicU64::new(1)), None);
         (a, rb, ta)
     }
 

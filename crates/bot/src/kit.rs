@@ -89,6 +89,7 @@ impl Kit {
             },
             answerer: None,
             voice: None,
+            announcements: None,
         })
     }
 }

@@ -55,6 +55,10 @@ pub struct Kit {
     /// watchlist (`voice.*` in scripts). None: no check, the variables stay
     /// unset.
     pub voice: Option<Arc<dyn VoiceChecker>>,
+    /// Operators' recordings of their carriers' announcements: heard in early
+    /// media or after answer, they are recognised by their audio fingerprint
+    /// (before, and without, any ASR). None: words and SIT tones only.
+    pub announcements: Option<waihu_amd::Library>,
 }
 
 /// What an [`Answerer`] says to an out-of-script question: the sentences that
@@ -413,7 +417,13 @@ pub fn start(
     let to_self = to_brain.clone();
     let (to_agent, agent_rx) = std_mpsc::channel();
     let current = Arc::new(AtomicU64::new(0));
-    let agent = BotAgent::new(seg, to_brain, agent_rx, current.clone());
+    let agent = BotAgent::new(
+        seg,
+        to_brain,
+        agent_rx,
+        current.clone(),
+        kit.announcements.as_ref(),
+    );
     let brain = Brain {
         kit,
         script,
@@ -497,8 +507,23 @@ struct Brain {
 }
 
 impl Brain {
-    /// Transcribes an unanswered call's early media and classifies it.
+    /// Classifies an unanswered call's early media: an operator's recording
+    /// by its fingerprint, else the words the ASR hears.
     async fn announcement(&mut self, early: &[i16]) {
+        if let Some(m) = self.kit.announcements.as_ref().and_then(|l| l.find(early)) {
+            self.report.network_outcome = Some(m.kind.outcome());
+            self.report.analysis = Some(Analysis {
+                verdict: "announcement".into(),
+                reason: waihu_amd::Reason::Fingerprint.name().into(),
+                decided_ms: 0,
+                final_ms: 0,
+                announcement: Some(m.kind),
+                beep_end_ms: None,
+                message_left: false,
+            });
+            self.report.announcement = Some(format!("<{}>", m.name));
+            return;
+        }
         let opts = AsrOptions {
             lang: Some(self.script.lang().to_string()),
             hotwords: Vec::new(),
@@ -704,6 +729,12 @@ impl Brain {
         match (d.verdict, d.reason) {
             (Verdict::Machine, Reason::Beep) => {
                 self.machine(d.at_ms, Reason::Beep.name());
+            }
+            // An operator's recording of this very announcement: no need to
+            // wait for words.
+            (Verdict::Announcement, Reason::Fingerprint) => {
+                let kind = d.announcement.unwrap_or(waihu_amd::Announcement::Sit);
+                self.announcement_heard(kind, d.at_ms, "", Reason::Fingerprint);
             }
             (Verdict::Announcement, Reason::SitTone) => {
                 self.hold(&d);

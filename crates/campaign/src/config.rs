@@ -109,6 +109,24 @@ pub struct CampaignFile {
     /// file; this parser only validates them at load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messages: Option<MessagesFile>,
+    /// Operators' recordings of their carriers' announcements (WAV, relative to
+    /// the campaign file), recognised on live calls by their audio fingerprint.
+    /// The runtime reads and checks the files (`waihu_amd::fingerprint`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub announcements: Vec<AnnouncementFile>,
+}
+
+/// `announcements: [{kind: suspended, file: carrier/cmcc-停机.wav}]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnnouncementFile {
+    /// vacant (空号), suspended (停机), powered_off (关机), unreachable
+    /// (无法接通), busy (忙) or sit.
+    pub kind: String,
+    pub file: String,
+    /// Shown in reports; default: the file name.
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -583,6 +601,9 @@ pub struct Campaign {
     pub prior_strength: f64,
     pub defer_below: f64,
     pub learning: Learning,
+    /// Operators' carrier announcement recordings (paths as written, relative
+    /// to the campaign file).
+    pub announcements: Vec<AnnouncementFile>,
 }
 
 fn ser_tz<S: serde::Serializer>(tz: &Tz, s: S) -> Result<S::Ok, S::Error> {
@@ -639,6 +660,38 @@ fn default_retry(o: CallOutcome) -> Retry {
             secs: 600,
             max: None,
         },
+    }
+}
+
+/// The announcement kinds `announcements[].kind` may name (`waihu_amd`'s).
+pub const ANNOUNCEMENT_KINDS: [&str; 6] = [
+    "vacant",
+    "suspended",
+    "powered_off",
+    "unreachable",
+    "busy",
+    "sit",
+];
+
+/// The shape of `announcements:`; the files themselves are read by the runtime.
+fn announcements_check(f: &CampaignFile, bad: &mut impl FnMut(&str, String)) {
+    for (i, a) in f.announcements.iter().enumerate() {
+        if !ANNOUNCEMENT_KINDS.contains(&a.kind.trim()) {
+            bad(
+                &format!("announcements[{i}].kind"),
+                format!(
+                    "'{}': use {} / 未知的运营商提示音类型",
+                    a.kind,
+                    ANNOUNCEMENT_KINDS.join(", ")
+                ),
+            );
+        }
+        if a.file.trim().is_empty() {
+            bad(
+                &format!("announcements[{i}].file"),
+                "empty: name a WAV recording of the announcement".into(),
+            );
+        }
     }
 }
 
@@ -794,6 +847,7 @@ impl Campaign {
         let active = active_from(&f, &mut bad);
         let max_attempts = caps_from(&f, &mut bad);
         let retry = retry_from(&f, &mut bad);
+        announcements_check(&f, &mut bad);
         let (dnc_prefixes, dnc_ranges) = dnc_from(&f, &mut bad);
         let trunks = trunks_from(&f, &mut bad);
         let (caller_ids, local_presence) = caller_ids_from(&f, &mut bad);
@@ -842,6 +896,7 @@ impl Campaign {
             prior_strength,
             defer_below,
             learning,
+            announcements: f.announcements.clone(),
         })
     }
 
@@ -1599,6 +1654,10 @@ segments:
 fallback:
   - {after_unanswered: 0, channel: fax, template: x}
 pacing: {mode: predictive, target_abandon_rate: 0.1}
+announcements:
+  - {kind: suspended, file: cmcc-stop.wav}
+  - {kind: out_of_money, file: x.wav}
+  - {kind: vacant, file: " "}
 "#;
         let e = Campaign::from_yaml(text).unwrap_err();
         let paths: Vec<&str> = e.issues.iter().map(|i| i.path.as_str()).collect();
@@ -1618,9 +1677,12 @@ pacing: {mode: predictive, target_abandon_rate: 0.1}
             "segments[1].script",
             "fallback[0].channel",
             "pacing.target_abandon_rate",
+            "announcements[1].kind",
+            "announcements[2].file",
         ] {
             assert!(paths.contains(&p), "missing {p} in {paths:?}");
         }
+        assert!(!paths.iter().any(|p| p.starts_with("announcements[0]")));
     }
 
     #[test]

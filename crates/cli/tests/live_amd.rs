@@ -8,6 +8,10 @@
 //! table: voicemail, powered_off and suspended once more, invalid_number
 //! never. The bot leaves the script's voicemail message after the beep.
 //!
+//! The 停机 carrier plays its own recording, in Mandarin, which the English
+//! ASR cannot understand: the operator gave waihu the same recording
+//! (`announcements:` in the campaign), and its audio fingerprint names it.
+//!
 //! Needs espeak-ng and the Whisper tiny.en model (scripts/setup.sh installs both).
 use std::collections::BTreeMap;
 
@@ -51,7 +55,21 @@ async fn machines_and_carrier_announcements_are_stored_and_retried_per_policy() 
                 .collect::<Vec<(&str, Persona)>>(),
         )
         .always_answer();
+    // The carrier's own 停机 recording, as an operator would capture it.
+    let recording: Vec<i16> = callee_synthesizer(None)
+        .synthesize_all(
+            "对不起，您拨打的电话已停机，请缴清话费后再拨。",
+            waihu_speech::Voice {
+                style: waihu_speech::Style::NEUTRAL,
+                lang: waihu_speech::LangChoice::Zh,
+                rate: 8000,
+            },
+        )
+        .expect("espeak-ng speaks Mandarin");
+    waihu_audio::wav::write_wav(&d.join("carrier-suspended.wav"), 8000, &recording).unwrap();
     let mut opts = SimOptions::new(waihu_speech::Lang::En);
+    opts.carrier_recordings
+        .insert(Persona::Suspended, recording.into());
     opts.voicemail_ring = (
         std::time::Duration::from_millis(300),
         std::time::Duration::from_millis(600),
@@ -68,7 +86,15 @@ async fn machines_and_carrier_announcements_are_stored_and_retried_per_policy() 
     // The demo campaign's retry table: voicemail after 3 h (max 1), powered_off
     // after 2 h (max 1), suspended after 4 h (max 1), invalid_number stop. The
     // campaign clock skips idle time.
-    let campaign = repo().join("examples/campaign-demo.en.yaml");
+    let campaign = d.join("campaign.yaml");
+    std::fs::write(
+        &campaign,
+        format!(
+            "{}announcements:\n  - {{kind: suspended, file: carrier-suspended.wav, name: carrier 停机}}\n",
+            std::fs::read_to_string(repo().join("examples/campaign-demo.en.yaml")).unwrap()
+        ),
+    )
+    .unwrap();
     let script = repo().join("examples/scripts/order_confirmation.en.yaml");
     let v = run_live(
         d,
@@ -201,6 +227,14 @@ async fn machines_and_carrier_announcements_are_stored_and_retried_per_policy() 
         Some("suspended"),
         "{report}"
     );
+    // ... the 停机 one by its recording, within seconds of answer, each time.
+    for a in analysis("+12125550203") {
+        assert_eq!(a["reason"], "fingerprint", "{report}");
+        assert!(
+            a["final_ms"].as_u64().is_some_and(|ms| ms <= 3000),
+            "{report}"
+        );
+    }
     // The voicemail box heard the script's message after its beep, each time.
     for a in analysis("+12125550201") {
         assert_eq!(a["verdict"], "machine", "{report}");

@@ -135,6 +135,10 @@ pub struct SimOptions {
     /// Each persona speaks at its own pitch and speed
     /// ([`Persona::voice_variation`]); for one neural voice shared by all.
     pub vary_voices: bool,
+    /// A carrier's own recording (8 kHz) played instead of the synthesised
+    /// announcement for these personas (空号, 停机): what an operator would
+    /// capture from its carrier and give waihu to recognise.
+    pub carrier_recordings: HashMap<Persona, Arc<[i16]>>,
 }
 
 impl std::fmt::Debug for SimOptions {
@@ -151,6 +155,10 @@ impl std::fmt::Debug for SimOptions {
             .field("user", &self.user)
             .field("line", &self.line)
             .field("vary_voices", &self.vary_voices)
+            .field(
+                "carrier_recordings",
+                &self.carrier_recordings.keys().collect::<Vec<_>>(),
+            )
             .field("now", &(self.clock)())
             .finish()
     }
@@ -171,6 +179,7 @@ impl SimOptions {
             clock: Arc::new(Utc::now),
             line: None,
             vary_voices: false,
+            carrier_recordings: HashMap::new(),
         }
     }
 }
@@ -398,6 +407,22 @@ impl Voices {
     pub fn carrier(&self, persona: Persona) -> Option<&Line> {
         self.carrier.get(&persona)
     }
+
+    /// The carrier answers `persona`'s calls with `recording` (200 ms of
+    /// quiet, the recording, a second of quiet, the recording again).
+    pub fn set_carrier_recording(&mut self, persona: Persona, recording: &[i16]) {
+        let mut a: Vec<i16> = vec![0; 8 * 200];
+        a.extend_from_slice(recording);
+        a.extend(std::iter::repeat_n(0i16, 8 * 1000));
+        a.extend_from_slice(recording);
+        self.carrier.insert(
+            persona,
+            Line {
+                text: format!("<carrier recording: {persona}>"),
+                audio: a.into(),
+            },
+        );
+    }
 }
 
 /// A carrier's answered announcement as heard on the line: 200 ms of quiet,
@@ -475,10 +500,13 @@ impl SimServer {
     ) -> Result<SimHandle, SimError> {
         let lang = opts.lang;
         let vary = opts.vary_voices;
-        let voices =
+        let mut voices =
             tokio::task::spawn_blocking(move || Voices::prepare_with(&synth, lang, 1.0, vary))
                 .await
                 .map_err(|e| SimError::Start(e.to_string()))??;
+        for (p, rec) in &opts.carrier_recordings {
+            voices.set_carrier_recording(*p, rec);
+        }
         let prepare = voices.stats;
         let ep = Arc::new(SipEndpoint::bind(bind, &opts.user, None).await?);
         let addr = ep.local_addr();

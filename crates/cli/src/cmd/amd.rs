@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use serde_json::json;
-use waihu_amd::{analyze, Verdict};
+use waihu_amd::{analyze_with, Announcement, Library, Verdict};
 
 use crate::ctx::{print_json, Ctx};
 
@@ -19,6 +19,11 @@ pub struct Args {
     /// Seconds of audio analysed (and recognised).
     #[arg(long, default_value_t = 6.0)]
     pub seconds: f64,
+    /// A carrier's recording of an announcement, recognised by its audio
+    /// fingerprint (repeatable): KIND=FILE.wav, KIND one of vacant (空号),
+    /// suspended (停机), powered_off (关机), unreachable (无法接通), busy (忙), sit.
+    #[arg(long = "announcement", value_name = "KIND=WAV")]
+    pub announcements: Vec<String>,
     #[arg(long)]
     pub json: bool,
 }
@@ -51,7 +56,20 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
         Vec::new()
     };
     let asr_ms = t0.elapsed().as_secs_f64() * 1000.0;
-    let an = analyze(&samples, &texts)?;
+    let mut lib = Library::new();
+    for (i, spec) in a.announcements.iter().enumerate() {
+        let (kind, file) = spec
+            .split_once('=')
+            .with_context(|| format!("--announcement '{spec}': expected KIND=FILE.wav"))?;
+        add_recording(
+            &mut lib,
+            kind,
+            std::path::Path::new(file.trim()),
+            None,
+            &format!("--announcement #{}", i + 1),
+        )?;
+    }
+    let an = analyze_with(&samples, &texts, (!lib.is_empty()).then_some(&lib))?;
     let d = &an.last;
     let outcome = d.announcement.map(|k| (k.outcome(), k.retry()));
     if a.json {
@@ -67,6 +85,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
             "outcome": outcome.map(|o| o.0),
             "retry": outcome.map(|o| o.1),
             "beep_end_ms": d.beep_end_ms,
+            "fingerprint": an.fingerprint,
             "asr": use_asr,
             "asr_compute_ms": use_asr.then_some(asr_ms),
             "words": texts.iter().map(|t| &t.1).collect::<Vec<_>>(),
@@ -99,6 +118,15 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
                 d.at_ms
             );
         }
+        if let Some(m) = &an.fingerprint {
+            println!(
+                "  recording '{}' ({}) heard: bit error rate {:.3}, at {} ms of it",
+                m.name,
+                m.kind.name(),
+                m.ber,
+                m.offset_ms
+            );
+        }
         if let Some((o, r)) = outcome {
             println!("  outcome {o:?}, retry {r:?}");
         }
@@ -118,4 +146,61 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Reads one recording (any WAV rate, mono) into `lib` as an announcement of
+/// `kind`; `at` names where it was asked for, for errors.
+pub fn add_recording(
+    lib: &mut Library,
+    kind: &str,
+    file: &std::path::Path,
+    name: Option<&str>,
+    at: &str,
+) -> anyhow::Result<()> {
+    let known = || {
+        Announcement::ALL
+            .iter()
+            .map(|k| format!("{} ({})", k.name(), k.zh()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let kind = Announcement::from_name(kind).with_context(|| {
+        format!(
+            "{at}: unknown announcement kind '{kind}'; use {} / 未知的提示音类型",
+            known()
+        )
+    })?;
+    let pcm = waihu_audio::wav::read_wav(file)
+        .with_context(|| format!("{at}: reading {}", file.display()))?;
+    let samples = waihu_audio::resample::resample_i16(&pcm.samples, pcm.rate, waihu_amd::RATE);
+    let name = name.map(String::from).unwrap_or_else(|| {
+        file.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| file.display().to_string())
+    });
+    lib.add(kind, name, &samples)
+        .with_context(|| format!("{at}: {} cannot be fingerprinted", file.display()))
+}
+
+/// The campaign's `announcements:` recordings (paths relative to the campaign
+/// file) as a fingerprint library; `None` when it names none.
+pub fn campaign_library(
+    campaign_path: &std::path::Path,
+    campaign: &waihu_campaign::config::Campaign,
+) -> anyhow::Result<Option<Library>> {
+    if campaign.announcements.is_empty() {
+        return Ok(None);
+    }
+    let base = campaign_path.parent().unwrap_or(std::path::Path::new("."));
+    let mut lib = Library::new();
+    for (i, a) in campaign.announcements.iter().enumerate() {
+        add_recording(
+            &mut lib,
+            &a.kind,
+            &base.join(a.file.trim()),
+            a.name.as_deref(),
+            &format!("{}: announcements[{i}]", campaign_path.display()),
+        )?;
+    }
+    Ok(Some(lib))
 }

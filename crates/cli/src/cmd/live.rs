@@ -104,9 +104,11 @@ fn kit_loader(
     slots: Option<usize>,
     llm: bool,
     voiceprint: Option<waihu_store::Store>,
+    announcements: Option<waihu_amd::Library>,
 ) -> impl FnOnce(&ScriptKit) -> Result<Kit, BoxError> + '_ {
     move |script| {
         let mut kit = Kit::load(ctx.data_dir(), script.lang(), model.as_deref(), slots)?;
+        kit.announcements = announcements;
         if llm {
             let answerer = crate::cmd::llm::LiveAnswerer::from_env()
                 .map_err(|e| -> BoxError { format!("{e:#}").into() })?;
@@ -208,6 +210,25 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
             "no trunk: give --trunk HOST:PORT, --trunks FILE, or trunks with a proxy in the campaign / 未指定中继"
         ),
     };
+    // The operator's carrier recordings, read and fingerprinted up front so a
+    // bad file stops the run before any call. (A campaign that does not parse
+    // is reported by the run itself, with every issue.)
+    let announcements = match waihu_campaign::config::Campaign::from_yaml(&yaml) {
+        Ok(c) => crate::cmd::amd::campaign_library(&a.campaign, &c)?,
+        Err(_) => None,
+    };
+    if let Some(lib) = &announcements {
+        let names: Vec<String> = lib
+            .references()
+            .map(|(kind, name, ms)| {
+                format!("{name} ({}, {:.1} s)", kind.name(), ms as f64 / 1000.0)
+            })
+            .collect();
+        eprintln!(
+            "waihu: carrier recordings 运营商提示音: {}",
+            names.join(", ")
+        );
+    }
     let rt = ctx.runtime()?;
     rt.block_on(async {
         let store = ctx.store().await?;
@@ -264,6 +285,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
             a.asr_slots,
             a.llm,
             a.voiceprint.then(|| store.clone()),
+            announcements,
         );
         let (id, summary) = run_campaign(&store, setup, kit, shutdown_on_ctrl_c()).await?;
         let lat = latency_stats(summary.calls.iter().flat_map(|c| c.latencies.iter()));
@@ -447,7 +469,7 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
                 messages: None,
                 agents: None,
             };
-            let kit = kit_loader(ctx, None, None, false, None);
+            let kit = kit_loader(ctx, None, None, false, None, None);
             let Rehearsed {
                 campaign: id,
                 summary,
