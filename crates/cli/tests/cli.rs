@@ -448,3 +448,108 @@ fn geo_lookup_info_and_errors() {
         "{err}"
     );
 }
+
+/// Speech-like test audio (8 kHz): syllables of harmonics at a wandering
+/// pitch with formant-like weights, and short pauses; `seed` picks the voice.
+fn syllables(seed: u64, ms: usize) -> Vec<i16> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut rnd = move || {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((x >> 33) as f64) / (1u64 << 31) as f64
+    };
+    let mut out = Vec::with_capacity(ms * 8);
+    while out.len() < ms * 8 {
+        let n = (8.0 * (150.0 + 150.0 * rnd())) as usize;
+        let f0 = 110.0 + 140.0 * rnd();
+        let (f1, f2) = (400.0 + 600.0 * rnd(), 1100.0 + 1600.0 * rnd());
+        for i in 0..n {
+            let t = i as f64 / 8000.0;
+            let env = (std::f64::consts::PI * i as f64 / n as f64).sin();
+            let mut v = 0.0;
+            let mut h = 1.0;
+            while h * f0 < 3400.0 {
+                let f = h * f0;
+                let w =
+                    (-((f - f1) / 250.0).powi(2)).exp() + 0.6 * (-((f - f2) / 350.0).powi(2)).exp();
+                v += w * (2.0 * std::f64::consts::PI * f * t).sin();
+                h += 1.0;
+            }
+            out.push((env * v * 6000.0).clamp(-32000.0, 32000.0) as i16);
+        }
+        out.extend(std::iter::repeat_n(
+            0i16,
+            (8.0 * (50.0 + 100.0 * rnd())) as usize,
+        ));
+    }
+    out
+}
+
+#[test]
+fn amd_names_an_operator_recording_by_its_fingerprint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let reference = tmp.path().join("carrier-停机.wav");
+    let other = tmp.path().join("other.wav");
+    let call = tmp.path().join("call.wav");
+    let rec = syllables(7, 4000);
+    waihu_audio::wav::write_wav(&reference, 8000, &rec).unwrap();
+    waihu_audio::wav::write_wav(&other, 8000, &syllables(8, 4000)).unwrap();
+    // The call: 400 ms of line quiet, then the recording from 0.6 s in, at
+    // half level, through G.711 μ-law.
+    let mut heard: Vec<i16> = vec![0; 8 * 400];
+    let mut codes = Vec::new();
+    let half: Vec<i16> = rec[8 * 600..].iter().map(|s| s / 2).collect();
+    waihu_audio::g711::Law::Ulaw.encode(&half, &mut codes);
+    waihu_audio::g711::Law::Ulaw.decode(&codes, &mut heard);
+    waihu_audio::wav::write_wav(&call, 8000, &heard).unwrap();
+    let (c, r, o) = (
+        call.to_str().unwrap(),
+        format!("suspended={}", reference.display()),
+        format!("vacant={}", other.display()),
+    );
+
+    let v = json_lines(&ok(
+        &dir,
+        &[
+            "amd",
+            c,
+            "--no-asr",
+            "--json",
+            "--announcement",
+            &o,
+            "--announcement",
+            &r,
+        ],
+    ));
+    let v = &v[0];
+    assert_eq!(v["decision"], "announcement", "{v}");
+    assert_eq!(v["reason"], "fingerprint", "{v}");
+    assert_eq!(v["announcement"], "suspended", "{v}");
+    assert_eq!(v["outcome"], "suspended", "{v}");
+    assert_eq!(v["fingerprint"]["name"], "carrier-停机.wav", "{v}");
+    assert!(v["fingerprint"]["ber"].as_f64().unwrap() < 0.25, "{v}");
+    assert!(v["final_ms"].as_u64().unwrap() <= 2500, "{v}");
+
+    // Without the recording, the same audio is no announcement.
+    let v = json_lines(&ok(
+        &dir,
+        &["amd", c, "--no-asr", "--json", "--announcement", &o],
+    ));
+    assert_ne!(v[0]["announcement"], "suspended", "{}", v[0]);
+
+    // A kind nobody knows, and a file that is not there: one clear line each.
+    let out = waihu(&dir, &["amd", c, "--announcement", "out_of_money=x.wav"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("out_of_money") && err.contains("suspended (停机)"),
+        "{err}"
+    );
+    let out = waihu(&dir, &["amd", c, "--announcement", "busy=missing.wav"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.wav"));
+}
