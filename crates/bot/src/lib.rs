@@ -1258,6 +1258,7 @@ impl Brain {
                 score: 0.0,
                 alert: None,
                 new_number: false,
+                numbers: None,
             }
         });
         tracing::info!(

@@ -29,6 +29,10 @@ pub struct VoiceMatch {
     pub alert: Option<String>,
     /// A flagged voice heard on a number it was not heard on before.
     pub new_number: bool,
+    /// Different numbers this voice was heard on lately (this one included),
+    /// when more than one: one voice answering for many numbers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub numbers: Option<u32>,
 }
 
 /// The check of one call as the bot reports it: what was found (verdict

@@ -8,7 +8,17 @@ use crate::{ts, Store, StoreError};
 
 const ENROL_TABLE: &str = "voiceprints";
 const WATCH_TABLE: &str = "voice_watchlist";
+const SIGHT_TABLE: &str = "voice_sightings";
 const COLUMN: &str = "embedding";
+
+/// A voice heard on a live call, opened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sighting {
+    /// The number's blind index (never the number).
+    pub phone_idx: String,
+    pub customer: Option<CustomerId>,
+    pub embedding: Vec<u8>,
+}
 
 /// One watchlisted voice, opened.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,7 +143,12 @@ impl Store {
             .bind(customer.0)
             .execute(&mut *tx)
             .await?
-            .rows_affected();
+            .rows_affected()
+            + sqlx::query("DELETE FROM voice_sightings WHERE customer_id = ?")
+                .bind(customer.0)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         if n > 0 {
             insert_events(
                 &mut tx,
@@ -164,6 +179,89 @@ impl Store {
                 "verified",
                 Some(score),
                 Some(verdict.into()),
+            )],
+        )
+        .await?;
+        self.commit(tx).await
+    }
+
+    /// The blind index of a normalised number (what sightings and the
+    /// watchlist's numbers are keyed by).
+    pub fn phone_index(&self, e164: &str) -> String {
+        self.vault.blind_index(e164)
+    }
+
+    /// Voices heard since `since` (sealed rows opened); rows older than
+    /// `since` are deleted first: the retention window.
+    pub async fn voice_sightings(&self, since: DateTime<Utc>) -> Result<Vec<Sighting>, StoreError> {
+        sqlx::query("DELETE FROM voice_sightings WHERE seen_at < ?")
+            .bind(ts(since))
+            .execute(&self.pool)
+            .await?;
+        let rows: Vec<(i64, Option<i64>, String, Vec<u8>)> = sqlx::query_as(
+            "SELECT id, customer_id, phone_idx, embedding_ct FROM voice_sightings ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id, customer, phone_idx, ct)| {
+                Ok(Sighting {
+                    embedding: self
+                        .vault
+                        .open_bytes(SIGHT_TABLE, COLUMN, &id.to_string(), &ct)?,
+                    phone_idx,
+                    customer: customer.map(CustomerId),
+                })
+            })
+            .collect()
+    }
+
+    /// Remember a voice heard on `e164` (sealed), for [`Store::voice_sightings`].
+    pub async fn voice_sighting_add(
+        &self,
+        customer: Option<CustomerId>,
+        e164: &str,
+        embedding: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO voice_sightings (customer_id, phone_idx, embedding_ct, seen_at) VALUES (?, ?, x'', ?) RETURNING id",
+        )
+        .bind(customer.map(|c| c.0))
+        .bind(self.vault.blind_index(e164))
+        .bind(ts(now))
+        .fetch_one(&mut *tx)
+        .await?;
+        let ct = self
+            .vault
+            .seal_bytes(SIGHT_TABLE, COLUMN, &id.to_string(), embedding);
+        sqlx::query("UPDATE voice_sightings SET embedding_ct = ? WHERE id = ?")
+            .bind(ct)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        self.commit(tx).await
+    }
+
+    /// One voice heard on `numbers` different numbers: log a `crowd_alert`.
+    pub async fn voice_crowd_alert(
+        &self,
+        customer: Option<CustomerId>,
+        numbers: usize,
+        score: f32,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        insert_events(
+            &mut tx,
+            &self.audit,
+            &[event(
+                customer,
+                now,
+                "crowd_alert",
+                Some(score),
+                Some(format!("heard on {numbers} numbers")),
             )],
         )
         .await?;
@@ -377,5 +475,61 @@ mod tests {
             .await
             .unwrap());
         assert_eq!(s.watchlist().await.unwrap()[0].numbers, 2);
+    }
+
+    #[tokio::test]
+    async fn sightings_are_sealed_kept_for_their_window_and_erased_with_the_customer() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path()).await;
+        let now = Utc::now();
+        sqlx::query("INSERT INTO customers (id, phone_idx, phone_ct, region, tz, tz_source, attrs, created_at, updated_at) VALUES (1, 'i', x'00', 'CN', 'Asia/Shanghai', 'region', '{}', ?, ?)")
+            .bind(ts(now)).bind(ts(now)).execute(&s.pool).await.unwrap();
+        let old = now - chrono::Duration::days(40);
+        s.voice_sighting_add(None, "+8613800000001", &[5u8; 1024], old)
+            .await
+            .unwrap();
+        s.voice_sighting_add(Some(CustomerId(1)), "+8613800000002", &[6u8; 1024], now)
+            .await
+            .unwrap();
+        s.voice_sighting_add(None, "+8613800000003", &[7u8; 1024], now)
+            .await
+            .unwrap();
+        // Sealed at rest, keyed by the number's blind index only.
+        let rows: Vec<(String, Vec<u8>)> =
+            sqlx::query_as("SELECT phone_idx, embedding_ct FROM voice_sightings")
+                .fetch_all(&s.pool)
+                .await
+                .unwrap();
+        for (idx, ct) in &rows {
+            assert!(!idx.contains("13800000"));
+            assert!(!ct
+                .windows(16)
+                .any(|w| w.iter().all(|&b| (5..=7).contains(&b))));
+        }
+        // The 40-day-old one is past a 30-day window and deleted.
+        let seen = s
+            .voice_sightings(now - chrono::Duration::days(30))
+            .await
+            .unwrap();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0].embedding, vec![6u8; 1024]);
+        assert_eq!(seen[0].customer, Some(CustomerId(1)));
+        assert_eq!(seen[0].phone_idx, s.phone_index("+8613800000002"));
+        // Erasing the customer's voiceprints takes their sightings too.
+        assert_eq!(s.voiceprint_erase(CustomerId(1), now).await.unwrap(), 1);
+        let seen = s.voice_sightings(old).await.unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].embedding, vec![7u8; 1024]);
+        s.voice_crowd_alert(None, 3, 0.95, now).await.unwrap();
+        let body: String = sqlx::query_scalar(
+            "SELECT body FROM events WHERE type = 'voiceprint' ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+        assert!(
+            body.contains("crowd_alert") && body.contains("3 numbers"),
+            "{body}"
+        );
     }
 }

@@ -84,6 +84,38 @@ pub fn watch_match(
         .max_by(|a, b| a.1.total_cmp(&b.1))
 }
 
+/// How many other voices heard on live calls must share a voice, on
+/// different numbers, before it is an alert though nobody flagged it: this
+/// number and two more (a household shares a phone, rarely three).
+pub const CROWD_NUMBERS: usize = 3;
+/// Days a voice heard on a live call is kept for the crowd check.
+pub const SIGHTING_DAYS: i64 = 30;
+
+/// A voice answering for many numbers: in how many different numbers'
+/// sightings (`(number key, embedding)`) the probe is heard at `threshold`
+/// or above, counting `this` number once whether or not it was heard before,
+/// and the highest cosine among the others.
+pub fn crowd<'a>(
+    sightings: impl IntoIterator<Item = (&'a str, &'a Embedding)>,
+    this: &str,
+    probe: &Embedding,
+    threshold: f32,
+) -> (usize, f32) {
+    let mut numbers = std::collections::BTreeSet::new();
+    let mut best = 0.0f32;
+    for (number, e) in sightings {
+        if number == this {
+            continue;
+        }
+        let s = e.cosine(probe);
+        if s >= threshold {
+            numbers.insert(number);
+            best = best.max(s);
+        }
+    }
+    (numbers.len() + 1, best)
+}
+
 /// Equal error rate of a verifier from genuine (same speaker) and impostor
 /// scores: the rate where false accepts equal false rejects, and the
 /// threshold that achieves it (linear interpolation between the two closest
@@ -118,6 +150,26 @@ mod tests {
         let mut x = v.to_vec();
         x.resize(crate::EMBEDDING_DIM, 0.0);
         Embedding::normalized(x)
+    }
+
+    #[test]
+    fn a_voice_on_many_numbers_is_counted_once_per_number() {
+        let v = e(&[1.0, 0.0]);
+        let near = e(&[0.97, 0.05]);
+        let other = e(&[0.0, 1.0]);
+        let seen = [
+            ("a", &v),
+            ("a", &near),
+            ("b", &near),
+            ("c", &other),
+            ("me", &v),
+        ];
+        let (n, best) = crowd(seen.iter().map(|(k, e)| (*k, *e)), "me", &v, 0.9);
+        assert_eq!(n, 3, "me, a and b; not c (another voice)");
+        assert!(best > 0.99);
+        let (n, best) = crowd(seen.iter().map(|(k, e)| (*k, *e)), "me", &other, 0.9);
+        assert_eq!((n, best > 0.99), (2, true));
+        assert_eq!(crowd(std::iter::empty(), "me", &v, 0.9), (1, 0.0));
     }
 
     #[test]

@@ -183,6 +183,63 @@ pub async fn watch_check_embedding(
     })
 }
 
+/// A voice heard on many numbers: see [`crowd_check_embedding`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Crowd {
+    /// Different numbers the voice has been heard on within the window,
+    /// this one included.
+    pub numbers: usize,
+    /// The highest cosine to the voice on another number.
+    pub score: f32,
+    /// `numbers` reached `min_numbers`: logged as a `crowd_alert`.
+    pub alert: bool,
+}
+
+/// The voice of a live call against the voices heard on other numbers in
+/// the last `days` days (older ones are purged); then remembered itself. One
+/// voice answering for `min_numbers` or more numbers is an alert though no
+/// operator flagged it.
+#[allow(clippy::too_many_arguments)]
+pub async fn crowd_check_embedding(
+    store: &Store,
+    probe: &Embedding,
+    e164: &str,
+    customer: Option<CustomerId>,
+    threshold: f32,
+    min_numbers: usize,
+    days: i64,
+    now: DateTime<Utc>,
+) -> Result<Crowd, VoiceprintError> {
+    let seen = store
+        .voice_sightings(now - chrono::Duration::days(days.max(1)))
+        .await?;
+    let opened: Vec<(String, Embedding)> = seen
+        .into_iter()
+        .map(|s| Ok((s.phone_idx, Embedding::from_bytes(&s.embedding)?)))
+        .collect::<Result<_, VoiceprintError>>()?;
+    let this = store.phone_index(e164);
+    let (numbers, score) = decide::crowd(
+        opened.iter().map(|(k, e)| (k.as_str(), e)),
+        &this,
+        probe,
+        threshold,
+    );
+    let alert = min_numbers > 1 && numbers >= min_numbers;
+    if alert {
+        store
+            .voice_crowd_alert(customer, numbers, score, now)
+            .await?;
+    }
+    store
+        .voice_sighting_add(customer, e164, &probe.to_bytes(), now)
+        .await?;
+    Ok(Crowd {
+        numbers,
+        score,
+        alert,
+    })
+}
+
 /// Erase a customer's voiceprints (the customer asked, or consent ended).
 pub async fn erase(
     store: &Store,

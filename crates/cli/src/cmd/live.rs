@@ -86,6 +86,15 @@ pub struct RunArgs {
     /// 声纹核验：核对接听人声纹与欺诈声纹名单。
     #[arg(long)]
     voiceprint: bool,
+    /// With --voiceprint: one voice heard on this many different numbers within
+    /// --voice-keep-days is an alert though nobody flagged it (0: never).
+    /// 同一声音出现在多个号码即告警。
+    #[arg(long, default_value_t = waihu_voiceprint::decide::CROWD_NUMBERS)]
+    voice_crowd: usize,
+    /// With --voiceprint: days the voices heard on calls are kept (sealed) for
+    /// that check; older ones are deleted.
+    #[arg(long, default_value_t = waihu_voiceprint::decide::SIGHTING_DAYS)]
+    voice_keep_days: i64,
     #[arg(long)]
     json: bool,
 }
@@ -103,7 +112,7 @@ fn kit_loader(
     model: Option<PathBuf>,
     slots: Option<usize>,
     llm: bool,
-    voiceprint: Option<waihu_store::Store>,
+    voiceprint: Option<(waihu_store::Store, usize, i64)>,
     announcements: Option<waihu_amd::Library>,
 ) -> impl FnOnce(&ScriptKit) -> Result<Kit, BoxError> + '_ {
     move |script| {
@@ -114,9 +123,11 @@ fn kit_loader(
                 .map_err(|e| -> BoxError { format!("{e:#}").into() })?;
             kit.answerer = Some(Arc::new(answerer));
         }
-        if let Some(store) = voiceprint {
-            let checker = crate::cmd::voiceprint::LiveVoiceChecker::load(ctx, store)
+        if let Some((store, crowd, days)) = voiceprint {
+            let mut checker = crate::cmd::voiceprint::LiveVoiceChecker::load(ctx, store)
                 .map_err(|e| -> BoxError { format!("{e:#}").into() })?;
+            checker.crowd_numbers = crowd;
+            checker.sighting_days = days;
             kit.voice = Some(Arc::new(checker));
         }
         Ok(kit)
@@ -284,7 +295,8 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
             a.asr_model.clone(),
             a.asr_slots,
             a.llm,
-            a.voiceprint.then(|| store.clone()),
+            a.voiceprint
+                .then(|| (store.clone(), a.voice_crowd, a.voice_keep_days)),
             announcements,
         );
         let (id, summary) = run_campaign(&store, setup, kit, shutdown_on_ctrl_c()).await?;

@@ -43,6 +43,27 @@ pub enum Cmd {
     /// 欺诈声纹名单: flag voices, check callers against them.
     #[command(subcommand)]
     Watch(WatchCmd),
+    /// 一人多号: is the voice in FILE one heard lately on other numbers? Checked
+    /// against the voices of live calls (`waihu run --voiceprint`) and earlier
+    /// checks, then remembered (sealed, kept --keep-days). Exit status 3 and an
+    /// alert when it has been heard on --numbers different numbers or more.
+    Crowd {
+        file: PathBuf,
+        /// The number the voice is on.
+        #[arg(long)]
+        phone: String,
+        #[arg(long, default_value = "CN")]
+        region: String,
+        /// The customer the number belongs to, if any (for erasure).
+        #[arg(long)]
+        customer: Option<i64>,
+        #[arg(long, default_value_t = waihu_voiceprint::decide::CROWD_NUMBERS)]
+        numbers: usize,
+        #[arg(long, default_value_t = waihu_voiceprint::decide::SIGHTING_DAYS)]
+        keep_days: i64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -203,6 +224,52 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<std::process::ExitCode> {
                     std::process::ExitCode::SUCCESS
                 })
             }
+            Cmd::Crowd {
+                file,
+                phone,
+                region,
+                customer,
+                numbers,
+                keep_days,
+                json,
+            } => {
+                let enc = load_encoder(ctx)?;
+                let phone = normalize(Some(&phone), &region)?.unwrap_or_default();
+                let pcm = read(&file)?;
+                let probe = enc.embed_pcm(&pcm.samples, pcm.rate)?;
+                let r = registry::crowd_check_embedding(
+                    &store,
+                    &probe,
+                    &phone,
+                    customer.map(CustomerId),
+                    VERIFY_THRESHOLD,
+                    numbers,
+                    keep_days,
+                    now,
+                )
+                .await?;
+                if json {
+                    print_json(&r)?;
+                } else if r.alert {
+                    println!(
+                        "警报 / ALERT: 同一声音出现在 {} 个号码 / one voice on {} numbers (score {:.3}) {}",
+                        r.numbers,
+                        r.numbers,
+                        r.score,
+                        mask_phone(&phone)
+                    );
+                } else {
+                    println!(
+                        "heard on {} number(s) within {keep_days} days",
+                        r.numbers
+                    );
+                }
+                Ok(if r.alert {
+                    std::process::ExitCode::from(EXIT_ALERT)
+                } else {
+                    std::process::ExitCode::SUCCESS
+                })
+            }
             Cmd::Watch(WatchCmd::List { json }) => {
                 for w in store.watchlist().await? {
                     if json {
@@ -223,6 +290,10 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<std::process::ExitCode> {
 pub struct LiveVoiceChecker {
     store: waihu_store::Store,
     enc: std::sync::Arc<Encoder>,
+    /// One voice on this many numbers is an alert (0: never).
+    pub crowd_numbers: usize,
+    /// Days voices heard on calls are kept for that check.
+    pub sighting_days: i64,
 }
 
 impl LiveVoiceChecker {
@@ -233,6 +304,8 @@ impl LiveVoiceChecker {
         Ok(LiveVoiceChecker {
             store,
             enc: std::sync::Arc::new(enc),
+            crowd_numbers: waihu_voiceprint::decide::CROWD_NUMBERS,
+            sighting_days: waihu_voiceprint::decide::SIGHTING_DAYS,
         })
     }
 }
@@ -250,6 +323,7 @@ impl waihu_bot::VoiceChecker for LiveVoiceChecker {
     > {
         let store = self.store.clone();
         let enc = self.enc.clone();
+        let (self_crowd, self_days) = (self.crowd_numbers, self.sighting_days);
         Box::pin(async move {
             // The LSTM runs for tens of milliseconds: off the runtime's threads.
             let probe = tokio::task::spawn_blocking(move || enc.embed_pcm(&samples, rate))
@@ -275,11 +349,33 @@ impl waihu_bot::VoiceChecker for LiveVoiceChecker {
                 registry::watch_check_embedding(&store, &probe, Some(&phone), WATCH_THRESHOLD, now)
                     .await
                     .map_err(|e| e.to_string())?;
+            // Nobody flagged it, but one voice answering for many numbers is
+            // an alert too. The stricter verification threshold: no operator
+            // vouched for this voice being a fraud.
+            let crowd = registry::crowd_check_embedding(
+                &store,
+                &probe,
+                &phone,
+                customer.map(CustomerId),
+                VERIFY_THRESHOLD,
+                self_crowd,
+                self_days,
+                now,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let crowd_alert = crowd.alert.then(|| {
+                format!(
+                    "同一声音出现在 {} 个号码 / one voice on {} numbers",
+                    crowd.numbers, crowd.numbers
+                )
+            });
             Ok(waihu_bot::VoiceMatch {
                 verdict,
                 score,
-                new_number: hit.as_ref().is_some_and(|h| h.new_number),
-                alert: hit.map(|h| h.label),
+                new_number: hit.as_ref().is_some_and(|h| h.new_number) || crowd.alert,
+                alert: hit.map(|h| h.label).or(crowd_alert),
+                numbers: (crowd.numbers > 1).then_some(crowd.numbers as u32),
             })
         })
     }
