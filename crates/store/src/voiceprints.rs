@@ -51,6 +51,25 @@ fn event(
 }
 
 impl Store {
+    /// Seals `embedding` into row `id` of `table` (inserted with an empty
+    /// `embedding_ct`: the row id is part of the sealing context).
+    async fn seal_embedding(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        table: &'static str,
+        id: i64,
+        context: &str,
+        embedding: &[u8],
+    ) -> Result<(), StoreError> {
+        let ct = self.vault.seal_bytes(table, COLUMN, context, embedding);
+        sqlx::query(&format!("UPDATE {table} SET embedding_ct = ? WHERE id = ?"))
+            .bind(ct)
+            .bind(id)
+            .execute(tx)
+            .await?;
+        Ok(())
+    }
+
     /// Add one embedding (sealed) to a customer's enrolment; returns how many
     /// the customer now has. Logged as a `voiceprint` event (`enrolled`).
     pub async fn voiceprint_enroll(
@@ -80,17 +99,14 @@ impl Store {
         .bind(ts(now))
         .fetch_one(&mut *tx)
         .await?;
-        let ct = self.vault.seal_bytes(
+        self.seal_embedding(
+            &mut tx,
             ENROL_TABLE,
-            COLUMN,
+            id,
             &format!("{}/{id}", customer.0),
             embedding,
-        );
-        sqlx::query("UPDATE voiceprints SET embedding_ct = ? WHERE id = ?")
-            .bind(ct)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        )
+        .await?;
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM voiceprints WHERE customer_id = ?")
             .bind(customer.0)
             .fetch_one(&mut *tx)
@@ -233,13 +249,7 @@ impl Store {
         .bind(ts(now))
         .fetch_one(&mut *tx)
         .await?;
-        let ct = self
-            .vault
-            .seal_bytes(SIGHT_TABLE, COLUMN, &id.to_string(), embedding);
-        sqlx::query("UPDATE voice_sightings SET embedding_ct = ? WHERE id = ?")
-            .bind(ct)
-            .bind(id)
-            .execute(&mut *tx)
+        self.seal_embedding(&mut tx, SIGHT_TABLE, id, &id.to_string(), embedding)
             .await?;
         self.commit(tx).await
     }
@@ -285,13 +295,7 @@ impl Store {
         .bind(ts(now))
         .fetch_one(&mut *tx)
         .await?;
-        let ct = self
-            .vault
-            .seal_bytes(WATCH_TABLE, COLUMN, &id.to_string(), embedding);
-        sqlx::query("UPDATE voice_watchlist SET embedding_ct = ? WHERE id = ?")
-            .bind(ct)
-            .bind(id)
-            .execute(&mut *tx)
+        self.seal_embedding(&mut tx, WATCH_TABLE, id, &id.to_string(), embedding)
             .await?;
         if let Some(phone) = e164 {
             sqlx::query("INSERT INTO voice_watch_numbers (watch_id, phone_idx, first_seen) VALUES (?, ?, ?)")
