@@ -84,9 +84,9 @@ pub fn watch_match(
         .max_by(|a, b| a.1.total_cmp(&b.1))
 }
 
-/// How many other voices heard on live calls must share a voice, on
-/// different numbers, before it is an alert though nobody flagged it: this
-/// number and two more (a household shares a phone, rarely three).
+/// Different numbers one voice must be heard on (this one included) before
+/// it is an alert though nobody flagged it: this number and two more (one
+/// person answering a spouse's phone is common; three numbers much less so).
 pub const CROWD_NUMBERS: usize = 3;
 /// Days a voice heard on a live call is kept for the crowd check.
 pub const SIGHTING_DAYS: i64 = 30;
