@@ -185,20 +185,14 @@ impl Store {
         verdict: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        insert_events(
-            &mut tx,
-            &self.audit,
-            &[event(
-                Some(customer),
-                now,
-                "verified",
-                Some(score),
-                Some(verdict.into()),
-            )],
-        )
-        .await?;
-        self.commit(tx).await
+        self.append_events(&[event(
+            Some(customer),
+            now,
+            "verified",
+            Some(score),
+            Some(verdict.into()),
+        )])
+        .await
     }
 
     /// The blind index of a normalised number (what sightings and the
@@ -262,20 +256,14 @@ impl Store {
         score: f32,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        insert_events(
-            &mut tx,
-            &self.audit,
-            &[event(
-                customer,
-                now,
-                "crowd_alert",
-                Some(score),
-                Some(format!("heard on {numbers} numbers")),
-            )],
-        )
-        .await?;
-        self.commit(tx).await
+        self.append_events(&[event(
+            customer,
+            now,
+            "crowd_alert",
+            Some(score),
+            Some(format!("heard on {numbers} numbers")),
+        )])
+        .await
     }
 
     /// Put a voice on the watchlist, optionally with the number it was heard

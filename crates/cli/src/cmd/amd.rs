@@ -204,3 +204,16 @@ pub fn campaign_library(
     }
     Ok(Some(lib))
 }
+
+#[cfg(test)]
+mod tests {
+    /// The campaign parser checks `announcements[].kind` against its own list
+    /// (the planner's crate does not depend on the detector's): the two agree.
+    #[test]
+    fn campaign_kinds_are_the_detectors() {
+        assert_eq!(
+            waihu_campaign::config::ANNOUNCEMENT_KINDS,
+            waihu_amd::Announcement::ALL.map(|k| k.name())
+        );
+    }
+}
