@@ -50,15 +50,19 @@
 //! - [`auth`]: digest authentication (MD5, SHA-256, `-sess`, qop=auth), client side.
 //! - [`registrar`]: a registrar (RFC 3261 §10.3) with digest authentication, server side;
 //!   attached to a [`UserAgent`] with [`UserAgent::set_registrar`] it answers REGISTER.
+//! - [`guard`]: per-source limits on new requests, 503 with Retry-After, muting of garbage
+//!   senders, and one report per flood.
 //! - [`ua`]: transactions (timers A–K), dialogs, calls and registrations.
 
 pub mod auth;
+pub mod guard;
 pub mod msg;
 pub mod registrar;
 pub mod sdp;
 pub mod trunk;
 pub mod ua;
 
+pub use guard::{FloodPhase, FloodReport, GuardConfig, GuardStats};
 pub use msg::{FrameError, Headers, Message, ParseError, Request, Response, StreamFramer};
 pub use registrar::{Binding, Registrar, RegistrarConfig, Reply as RegistrarReply, Secret};
 pub use sdp::{Codec, Direction, MediaDesc, Negotiated, SdesKey, Sdp, SdpError, SrtpMode};

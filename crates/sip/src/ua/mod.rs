@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use waihu_core::CallOutcome;
 
+use crate::guard::Verdict;
 use crate::msg::{parse_cseq, Message, NameAddr, Request, Via};
 use crate::sdp::Sdp;
 use dialogs::tag_of;
@@ -217,6 +218,8 @@ pub struct UserAgent {
     calls_by_sip: HashMap<String, CallId>,
     regs: HashMap<RegId, Reg>,
     malformed: u64,
+    /// Per-source limits on new requests; `None` when the config has none.
+    guard: Option<crate::guard::Guard>,
     /// Answers incoming REGISTER when set; its clock is milliseconds since the instant.
     registrar: Option<(crate::registrar::Registrar, Instant)>,
 }
@@ -232,6 +235,7 @@ impl UserAgent {
     /// runtime passes something random.
     pub fn new(cfg: Config, seed: u64) -> UserAgent {
         UserAgent {
+            guard: cfg.guard.clone().map(crate::guard::Guard::new),
             cfg,
             rng: seed ^ 0x5851_f42d_4c95_7f2d,
             next_id: 1,
@@ -335,7 +339,12 @@ impl UserAgent {
     /// When [`handle_timeout`](Self::handle_timeout) should be called next. May be early
     /// (a timer that was since cancelled); calling `handle_timeout` then is harmless.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((at, _))| *at)
+        let timers = self.timers.peek().map(|Reverse((at, _))| *at);
+        let guard = self.guard.as_ref().and_then(|g| g.poll_timeout());
+        match (timers, guard) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The SIP Call-ID of a call (for logs and correlation).
@@ -353,6 +362,70 @@ impl UserAgent {
         self.ctx.len() + self.stx.len()
     }
 
+    /// What the flood guard admitted, refused and dropped (all zero without a guard).
+    pub fn guard_stats(&self) -> crate::guard::GuardStats {
+        self.guard.as_ref().map(|g| g.stats()).unwrap_or_default()
+    }
+
+    /// Incoming calls not yet answered or rejected.
+    fn pending_incoming(&self) -> usize {
+        self.calls
+            .values()
+            .filter(|c| c.state == CallState::Incoming)
+            .count()
+    }
+
+    /// Moves the guard's flood reports to the events.
+    fn guard_reports(&mut self) {
+        while let Some(r) = self.guard.as_mut().and_then(|g| g.poll_report()) {
+            self.emit(UaEvent::Flood(r));
+        }
+    }
+
+    /// Admission of a request that would open a new server transaction: the source's
+    /// budget, then the agent's global limits. Answers 503 itself when refused.
+    fn admit(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        transport: Transport,
+        req: &Request,
+    ) -> bool {
+        let Some(g) = self.guard.as_mut() else {
+            return true;
+        };
+        let ip = from.ip();
+        let mut v = g.request(now, ip);
+        if v == Verdict::Admit {
+            let cfg = g.config();
+            let (max_tx, max_inc) = (cfg.max_server_transactions, cfg.max_pending_incoming);
+            let full = self.stx.len() >= max_tx
+                || (req.method == "INVITE" && self.pending_incoming() >= max_inc);
+            if full {
+                if let Some(g) = self.guard.as_mut() {
+                    v = g.overruled(now, ip);
+                }
+            }
+        }
+        self.guard_reports();
+        match v {
+            Verdict::Admit => true,
+            Verdict::Refuse => {
+                if req.method != "ACK" {
+                    let retry = self
+                        .guard
+                        .as_ref()
+                        .map_or(10, |g| g.config().retry_after.as_secs().max(1));
+                    let mut r = self.response_for(req, from, 503, Some("waihu503"));
+                    r.headers.push("Retry-After", retry.to_string());
+                    self.send(from, transport, r.to_bytes());
+                }
+                false
+            }
+            Verdict::Drop => false,
+        }
+    }
+
     // ---- input ------------------------------------------------------------------------
 
     /// Feeds one received message. Malformed requests are answered 400 where a response
@@ -364,11 +437,29 @@ impl UserAgent {
         transport: Transport,
         bytes: &[u8],
     ) {
+        if let Some(g) = self.guard.as_mut() {
+            if g.muted(now, from.ip()) {
+                return;
+            }
+        }
         match Message::parse(bytes) {
             Ok(Message::Response(r)) => self.handle_response(now, r),
             Ok(Message::Request(r)) => self.handle_request(now, from, transport, r),
-            Err(_) => self.malformed += 1,
+            Err(_) => {
+                self.malformed += 1;
+                // A CRLF keep-alive (RFC 5626) is not garbage.
+                if !bytes.iter().all(u8::is_ascii_whitespace) {
+                    self.guard_malformed(now, from);
+                }
+            }
         }
+    }
+
+    fn guard_malformed(&mut self, now: Instant, from: SocketAddr) {
+        if let Some(g) = self.guard.as_mut() {
+            g.malformed(now, from.ip());
+        }
+        self.guard_reports();
     }
 
     fn handle_request(
@@ -386,6 +477,7 @@ impl UserAgent {
         else {
             // Without a Via there is nowhere to address a response.
             self.malformed += 1;
+            self.guard_malformed(now, from);
             return;
         };
         let cseq = match (|| {
@@ -402,7 +494,12 @@ impl UserAgent {
             Ok(n) => n,
             Err(name) => {
                 self.malformed += 1;
-                if req.method != "ACK" {
+                self.guard_malformed(now, from);
+                let answer = match self.guard.as_mut() {
+                    Some(g) => g.request(now, from.ip()) == Verdict::Admit,
+                    None => true,
+                };
+                if req.method != "ACK" && answer {
                     self.respond_stateless(
                         &req,
                         from,
@@ -447,6 +544,16 @@ impl UserAgent {
             }
             return;
         }
+        // Requests inside a dialog we hold (a BYE, a re-INVITE, a CANCEL of a ringing call)
+        // are never limited; anything else opens a transaction and is charged to its source.
+        let known = self
+            .calls_by_sip
+            .contains_key(req.headers.get("Call-ID").unwrap_or(""));
+        let in_dialog =
+            known && (req.method == "CANCEL" || req.headers.get("To").and_then(tag_of).is_some());
+        if !in_dialog && !self.admit(now, from, transport, &req) {
+            return;
+        }
         let id = self.new_server_tx(key.clone(), from, transport, req.method == "INVITE");
         if req.method == "CANCEL" {
             self.incoming_cancel(now, id, &req, from, &key);
@@ -485,6 +592,10 @@ impl UserAgent {
 
     /// Advances timers to `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(g) = self.guard.as_mut() {
+            g.handle_timeout(now);
+        }
+        self.guard_reports();
         let mut due = Vec::new();
         while let Some(Reverse((at, key))) = self.timers.peek().copied() {
             if at > now {

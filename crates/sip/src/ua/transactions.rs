@@ -31,6 +31,10 @@ impl UserAgent {
             .unwrap_or_default();
         let key = (branch, request.method.clone());
         let bytes = request.to_bytes();
+        if let Some(g) = self.guard.as_mut() {
+            // Whom we send requests to (trunks, agents' phones) we take requests from.
+            g.trust_peer(now, dest.ip());
+        }
         self.send(dest, transport, bytes.clone());
         let invite = request.method == "INVITE";
         let t1 = self.cfg.timers.t1;

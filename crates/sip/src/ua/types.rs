@@ -45,6 +45,9 @@ pub struct Config {
     pub ring_timeout: Duration,
     /// How long an incoming call may stay unanswered before we answer 480 ourselves.
     pub incoming_timeout: Duration,
+    /// Per-source limits on new requests (see [`crate::guard`]); `None` takes everything
+    /// (a test peer standing in for a carrier network).
+    pub guard: Option<crate::guard::GuardConfig>,
 }
 
 impl Config {
@@ -57,6 +60,7 @@ impl Config {
             timers: Timers::default(),
             ring_timeout: Duration::from_secs(45),
             incoming_timeout: Duration::from_secs(120),
+            guard: Some(crate::guard::GuardConfig::default()),
         }
     }
 }
@@ -246,6 +250,9 @@ pub enum UaEvent {
         call: CallId,
         progress: super::TransferProgress,
     },
+    /// A source went over its request budget, still is, or has stopped (see
+    /// [`crate::guard`]): one event per phase, never one per packet.
+    Flood(crate::guard::FloodReport),
 }
 
 /// Maps a final failure status of an outgoing INVITE to a call outcome.
