@@ -39,6 +39,7 @@ pub mod audit;
 pub mod bandit;
 pub mod campaign;
 pub mod dns;
+pub mod flood;
 pub mod geo;
 pub mod handoff;
 pub mod https;

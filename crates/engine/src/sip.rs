@@ -24,8 +24,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use waihu_sip::{
-    Binding, CallId, Config, OutgoingCall, RegId, Registrar, Registration, Sdp, SipError,
-    StreamFramer, TransferProgress, Transport, UaEvent, UserAgent,
+    Binding, CallId, Config, FloodPhase, FloodReport, GuardConfig, OutgoingCall, RegId, Registrar,
+    Registration, Sdp, SipError, StreamFramer, TransferProgress, Transport, UaEvent, UserAgent,
 };
 
 use crate::EngineError;
@@ -124,7 +124,27 @@ pub struct EndpointStats {
     pub send_errors: u64,
     /// TCP/TLS connections that could not be opened (connect or handshake) or broke.
     pub stream_failures: u64,
+    /// Calls and transactions the agent holds now (bounded under a flood by the guard).
+    pub calls: usize,
+    pub transactions: usize,
+    /// What the flood guard admitted, refused (503), dropped and counted as garbage.
+    pub guard: waihu_sip::GuardStats,
+    /// Flood reports logged (one per phase of a flood, never one per packet).
+    pub flood_reports: u64,
+    /// TCP/TLS connections open now (both ways); accepted ones closed at once (over the
+    /// per-source or total cap); accepted ones closed for sending no message within
+    /// [`FIRST_MESSAGE_TIMEOUT`].
+    pub tcp_open: usize,
+    pub tcp_refused: u64,
+    pub tcp_silent: u64,
 }
+
+/// Accepted TCP connections one address may hold open, and all addresses together.
+pub const TCP_PER_SOURCE: usize = 32;
+pub const TCP_TOTAL: usize = 1024;
+/// An accepted connection that sends no complete SIP message within this is closed (a
+/// half-open or slow-loris client).
+pub const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Handle to a running SIP endpoint. Dropping it stops the task.
 #[derive(Debug)]
@@ -165,6 +185,17 @@ impl SipEndpoint {
         user: &str,
         advertise: Option<IpAddr>,
     ) -> Result<SipEndpoint, EngineError> {
+        Self::bind_with(bind, user, advertise, Some(GuardConfig::default())).await
+    }
+
+    /// [`bind`](Self::bind) with the flood guard's limits (`None`: take everything, for a
+    /// test peer standing in for a carrier network).
+    pub async fn bind_with(
+        bind: SocketAddr,
+        user: &str,
+        advertise: Option<IpAddr>,
+        guard: Option<GuardConfig>,
+    ) -> Result<SipEndpoint, EngineError> {
         let sock = UdpSocket::bind(bind)
             .await
             .map_err(|e| EngineError::io(format!("binding SIP UDP socket {bind}"), e))?;
@@ -180,7 +211,8 @@ impl SipEndpoint {
         };
         let ip = advertise.unwrap_or_else(|| advertised_ip(bound.ip(), None));
         let local = SocketAddr::new(ip, bound.port());
-        let cfg = Config::new(local, user);
+        let mut cfg = Config::new(local, user);
+        cfg.guard = guard;
         let ua = UserAgent::new(cfg, rand::random());
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (inc_tx, inc_rx) = mpsc::unbounded_channel();
@@ -308,6 +340,31 @@ fn reg_of(ev: &UaEvent) -> Option<RegId> {
     }
 }
 
+/// What a reader sends the loop when it closed an accepted connection that sent nothing in
+/// time (no SIP message is one byte long).
+const SILENT: &[u8] = &[0];
+
+/// One log line per phase of a flood, with its running totals.
+fn log_flood(r: &FloodReport) {
+    let (source, seconds) = (r.source, format!("{:.1}", r.seconds));
+    let (admitted, refused, dropped, malformed, muted) =
+        (r.admitted, r.refused, r.dropped, r.malformed, r.muted);
+    match r.phase {
+        FloodPhase::Started => tracing::warn!(
+            %source, refused, dropped, malformed, muted,
+            "SIP flood started: this source is over its request budget; answering 503 with Retry-After a few times a second, dropping the rest"
+        ),
+        FloodPhase::Continuing => tracing::warn!(
+            %source, seconds, admitted, refused, dropped, malformed, muted,
+            "SIP flood continuing"
+        ),
+        FloodPhase::Ended => tracing::warn!(
+            %source, seconds, admitted, refused, dropped, malformed,
+            "SIP flood ended"
+        ),
+    }
+}
+
 /// What stream readers and connectors tell the endpoint loop: a framed message from a
 /// peer, or (empty) that the connection to it is gone or could not be opened.
 type StreamMsg = (Transport, SocketAddr, Vec<u8>);
@@ -319,17 +376,33 @@ async fn stream_reader(
     transport: Transport,
     peer: SocketAddr,
     to_loop: mpsc::UnboundedSender<StreamMsg>,
+    first_within: Option<Duration>,
 ) {
     let mut framer = StreamFramer::new();
     let mut buf = vec![0u8; 16 * 1024];
+    // An accepted connection must deliver its first message in time (half-open and
+    // slow-loris clients hold a descriptor and a task each).
+    let mut deadline = first_within.map(|d| tokio::time::Instant::now() + d);
     loop {
-        match rd.read(&mut buf).await {
+        let read = match deadline {
+            Some(at) => match tokio::time::timeout_at(at, rd.read(&mut buf)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::info!(%peer, "closing SIP stream connection: no message in time");
+                    let _ = to_loop.send((transport, peer, SILENT.to_vec()));
+                    return;
+                }
+            },
+            None => rd.read(&mut buf).await,
+        };
+        match read {
             Ok(0) | Err(_) => break,
             Ok(n) => {
                 framer.push(&buf[..n]);
                 loop {
                     match framer.next_message() {
                         Ok(Some(m)) => {
+                            deadline = None;
                             if to_loop.send((transport, peer, m)).is_err() {
                                 return;
                             }
@@ -369,7 +442,13 @@ where
 {
     let (rd, wr) = tokio::io::split(stream);
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(stream_reader(rd, transport, peer, to_loop.clone()));
+    tokio::spawn(stream_reader(
+        rd,
+        transport,
+        peer,
+        to_loop.clone(),
+        Some(FIRST_MESSAGE_TIMEOUT),
+    ));
     tokio::spawn(stream_writer(wr, rx));
     tx
 }
@@ -409,7 +488,7 @@ async fn open_stream(
     match opened {
         Ok(stream) => {
             let (rd, wr) = tokio::io::split(stream);
-            tokio::spawn(stream_reader(rd, transport, peer, to_loop));
+            tokio::spawn(stream_reader(rd, transport, peer, to_loop, None));
             stream_writer(wr, rx).await;
         }
         Err(e) => {
@@ -506,6 +585,10 @@ async fn run(
             }
         }
         // The counters are current before anyone hears of what they count.
+        local.calls = ua.active_calls();
+        local.transactions = ua.active_transactions();
+        local.guard = ua.guard_stats();
+        local.tcp_open = conns.len();
         if let Ok(mut s) = stats.lock() {
             *s = local;
         }
@@ -543,6 +626,9 @@ async fn run(
                 if end {
                     calls.remove(&call);
                 }
+            } else if let UaEvent::Flood(r) = &ev {
+                local.flood_reports += 1;
+                log_flood(r);
             } else if let Some(reg) = reg_of(&ev) {
                 let gone = matches!(ev, UaEvent::Registered { expires: 0, .. });
                 if let Some(tx) = regs.get(&reg) {
@@ -568,15 +654,28 @@ async fn run(
             },
             a = accept_or_pending(&listener) => match a {
                 Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    let q = stream_attach(stream, Transport::Tcp, peer, &stream_tx);
-                    conns.insert((Transport::Tcp, peer), q);
+                    let from_peer = conns
+                        .keys()
+                        .filter(|(t, a)| *t == Transport::Tcp && a.ip() == peer.ip())
+                        .count();
+                    if from_peer >= TCP_PER_SOURCE || conns.len() >= TCP_TOTAL {
+                        // Dropping the stream closes it.
+                        local.tcp_refused += 1;
+                    } else {
+                        let _ = stream.set_nodelay(true);
+                        let q = stream_attach(stream, Transport::Tcp, peer, &stream_tx);
+                        conns.insert((Transport::Tcp, peer), q);
+                    }
                 }
                 Err(e) => tracing::debug!(error = %e, "SIP TCP accept error"),
             },
             m = stream_in.recv() => {
                 if let Some((transport, peer, msg)) = m {
-                    if msg.is_empty() {
+                    if msg == SILENT {
+                        // Closed for sending nothing in time: not a failure of ours.
+                        conns.remove(&(transport, peer));
+                        local.tcp_silent += 1;
+                    } else if msg.is_empty() {
                         if conns.remove(&(transport, peer)).is_some() {
                             local.stream_failures += 1;
                         }

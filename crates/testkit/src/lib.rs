@@ -24,6 +24,8 @@
 //! [`kamailio`] starts Kamailio as a registrar and authenticating proxy (one
 //! configuration for the engine's and the CLI's peer tests and `waihu bench trunks`);
 //! [`dnsmasq`] a loopback DNS server with NAPTR/SRV/A records (trunk resolution tests);
+//! [`flood`] hostile SIP traffic (INVITE and OPTIONS floods, garbage, held TCP
+//! connections) from distinct loopback addresses;
 //! [`kannel`] Kannel's bearerbox + smsbox as an SMS gateway in front of a test's SMSC.
 //!
 //! *Invariant:* no dependencies; a dev-dependency of test crates, and a dependency of
@@ -31,6 +33,7 @@
 
 pub mod baresip;
 pub mod dnsmasq;
+pub mod flood;
 pub mod kamailio;
 pub mod kannel;
 pub mod signal;

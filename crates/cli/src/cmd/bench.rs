@@ -16,6 +16,9 @@ pub enum Cmd {
     /// DNS: RFC 3263 resolution of a trunk (NAPTR → SRV → A) beside a single A lookup,
     /// against dnsmasq on loopback; and a cached lookup. 中继域名解析。
     Dns(waihu_bench::dns::Args),
+    /// SIP flood: live calls through INVITE, OPTIONS, garbage and held-TCP floods with the
+    /// flood guard and without it, beside the same calls with no flood. 洪水攻击。
+    Flood(waihu_bench::flood::Args),
     /// Script experiments: Thompson sampling over prompt variants beside the fixed
     /// split of a classic A/B test (calls to a confident winner, regret). 话术实验。
     Bandit(waihu_bench::bandit::Args),
@@ -120,6 +123,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Sip(a) => waihu_bench::sip::run(a),
         Cmd::Trunks(a) => waihu_bench::trunks::run(a),
         Cmd::Dns(a) => waihu_bench::dns::run(a),
+        Cmd::Flood(a) => waihu_bench::flood::run(a),
         Cmd::Bandit(a) => waihu_bench::bandit::run(a),
         Cmd::Https(a) => waihu_bench::https::run(a),
         Cmd::Api(a) => waihu_bench::api::run(a),
