@@ -145,6 +145,7 @@ pub async fn run_mode(
         trunk: handle.addr,
         trunks: Vec::new(),
         bind: "127.0.0.1:0".parse()?,
+        sip_trust: Vec::new(),
         concurrency: c.channels.max(1),
         constants: vec![("shop".into(), "BestBuy Online".into())],
         prefix: None,

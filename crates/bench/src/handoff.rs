@@ -134,6 +134,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             trunk: handle.addr,
             trunks: Vec::new(),
             bind: "127.0.0.1:0".parse()?,
+            sip_trust: Vec::new(),
             concurrency: a.concurrency.max(1),
             constants: vec![("shop".into(), "BestBuy Online".into())],
             prefix: None,

@@ -199,6 +199,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 trunk: sim.addr,
                 trunks: Vec::new(),
                 bind: "127.0.0.1:0".parse()?,
+                sip_trust: Vec::new(),
                 concurrency: level,
                 constants: vec![(
                     "shop".into(),

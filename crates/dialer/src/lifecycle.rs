@@ -90,6 +90,9 @@ pub struct CampaignSetup {
     pub trunks: Vec<waihu_campaign::trunks::TrunkConfig>,
     /// Local SIP address to bind.
     pub bind: SocketAddr,
+    /// Sources the SIP flood guard never limits, beside the loopback address and the peers
+    /// the run calls (`--sip-trust`: a Kamailio edge, a carrier's inbound gateways).
+    pub sip_trust: Vec<std::net::IpAddr>,
     /// Calls at once (also bounded by the campaign's trunk channels).
     pub concurrency: usize,
     /// Script variables every call gets, before the customer's own.
@@ -226,9 +229,13 @@ pub async fn run_campaign(
     }
     let customers = customers_for(store, setup.prefix.as_deref()).await?;
     let ep = Arc::new(
-        waihu_engine::sip::SipEndpoint::bind(setup.bind, "waihu", None)
-            .await
-            .map_err(LifecycleError::Sip)?,
+        waihu_engine::sip::SipEndpoint::bind_with(setup.bind, "waihu", None, {
+            let mut g = waihu_engine::waihu_sip::GuardConfig::default();
+            g.trusted.extend(setup.sip_trust.iter().copied());
+            Some(g)
+        })
+        .await
+        .map_err(LifecycleError::Sip)?,
     );
     if let Some(cfg) = &setup.agents {
         // Agents whose softphones register to waihu: the run's endpoint is their registrar.

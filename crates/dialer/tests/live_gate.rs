@@ -125,6 +125,7 @@ fn setup(yaml: String, dir: &Path, trunk: SocketAddr, script: Option<PathBuf>) -
         trunk,
         trunks: Vec::new(),
         bind: "127.0.0.1:0".parse().unwrap(),
+        sip_trust: Vec::new(),
         concurrency: 1,
         constants: Vec::new(),
         prefix: None,

@@ -156,6 +156,7 @@ async fn run(
         trunk: handle.addr,
         trunks: Vec::new(),
         bind: "127.0.0.1:0".parse().unwrap(),
+        sip_trust: Vec::new(),
         concurrency: 1,
         constants: vec![("shop".into(), "BestBuy Online".into())],
         prefix: None,

@@ -155,6 +155,7 @@ async fn run(
         trunk: handle.addr,
         trunks: Vec::new(),
         bind: format!("127.0.0.1:{sip_port}").parse().unwrap(),
+        sip_trust: Vec::new(),
         concurrency: 1,
         constants: vec![("shop".into(), "BestBuy Online".into())],
         prefix: None,

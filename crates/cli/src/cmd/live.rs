@@ -43,6 +43,11 @@ pub struct RunArgs {
     /// Local SIP address to bind.
     #[arg(long, default_value = "127.0.0.1:0")]
     bind: SocketAddr,
+    /// A source address the SIP flood guard never limits (repeatable): a Kamailio edge, a
+    /// carrier's inbound gateways. Loopback and every peer the run calls are trusted
+    /// already; anyone else gets 10 new requests a second (docs/sip.md). 信任的SIP来源。
+    #[arg(long = "sip-trust")]
+    sip_trust: Vec<std::net::IpAddr>,
     /// Calls at once (also bounded by the campaign's trunk channels).
     #[arg(long, default_value_t = 20)]
     concurrency: usize,
@@ -276,6 +281,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
             trunk,
             trunks,
             bind: a.bind,
+            sip_trust: a.sip_trust.clone(),
             concurrency: a.concurrency,
             constants: a.vars.clone(),
             prefix: a.prefix.clone(),
@@ -467,6 +473,7 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
                 trunk: sim.addr,
                 trunks: Vec::new(),
                 bind: "127.0.0.1:0".parse()?,
+                sip_trust: Vec::new(),
                 concurrency: a.concurrency,
                 constants: constants
                     .iter()
