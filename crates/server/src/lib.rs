@@ -12,6 +12,7 @@ pub mod api;
 pub mod auth;
 pub mod calls;
 pub mod campaigns;
+pub mod conns;
 pub mod desk;
 pub mod desk_report;
 pub mod error;
@@ -151,6 +152,7 @@ async fn serve_with(
     ));
     let signer = tokio::spawn(sign_audit_head(store.clone(), stop_rx));
     let (router, _) = app(store, cfg);
+    let stats = std::sync::Arc::new(conns::ConnStats::default());
     let shutdown = async move {
         shutdown.await;
     };
@@ -166,9 +168,7 @@ async fn serve_with(
                     r
                 },
             ));
-            let r = axum::serve(tls.listen(listener)?, router)
-                .with_graceful_shutdown(shutdown)
-                .await;
+            let r = conns::serve(tls.listen(listener)?, router, stats, shutdown).await;
             watcher.abort();
             r
         }
@@ -180,9 +180,7 @@ async fn serve_with(
                     tracing::debug!(error = %e, "TCP_NODELAY");
                 }
             });
-            axum::serve(listener, router)
-                .with_graceful_shutdown(shutdown)
-                .await
+            conns::serve(listener, router, stats, shutdown).await
         }
     };
     let _ = stop_tx.send(true);
