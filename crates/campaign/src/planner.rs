@@ -744,6 +744,34 @@ impl Planner {
         }
     }
 
+    /// An attempt this campaign made in an earlier run (the process was stopped or killed
+    /// and started again): it counts against `max_attempts` and the retry limits, and a
+    /// contact it reached (answered, no callback asked), or whose outcome stops retries, is
+    /// finished. The day and week caps come from [`Planner::record_external_attempt`].
+    pub fn record_own_attempt(&mut self, e164: &str, outcome: CallOutcome, reached: bool) {
+        let Some((d, _)) = crate::config::parse_digits(e164) else {
+            return;
+        };
+        let Some(&idx) = self.by_phone.get(&d) else {
+            return;
+        };
+        let oi = outcome_index(outcome);
+        let s = &mut self.slots[idx as usize];
+        s.attempts = s.attempts.saturating_add(1);
+        s.outcome_counts[oi] = s.outcome_counts[oi].saturating_add(1);
+        if s.state == State::Done {
+            return;
+        }
+        let done = reached
+            || match self.campaign.retry[oi] {
+                Retry::Stop => true,
+                Retry::After { max, .. } => max.is_some_and(|m| s.outcome_counts[oi] as u32 > m),
+            };
+        if done {
+            self.finish(idx, "earlier_run", &mut Vec::new());
+        }
+    }
+
     fn count_attempt(&mut self, idx: u32, at: DateTime<Utc>) {
         let s = &mut self.slots[idx as usize];
         let local = at.with_timezone(&self.tzs[s.tz as usize]).date_naive();

@@ -211,6 +211,39 @@ fn external_attempts_count_towards_caps() {
     assert_eq!(p.eligibility(c, sh(4, 10, 0, 0)), Ok(()));
 }
 
+/// Regression (found by the SIGKILL harness, crates/cli/tests/crash.rs): a campaign
+/// restarted after a kill forgot its own attempts and dialled a number past
+/// `max_attempts` on the next day, and called again a customer it had reached.
+#[test]
+fn own_attempts_of_an_earlier_run_count_towards_max_attempts_and_finish_the_reached() {
+    let mut p = planner(CN);
+    let sh_tz = chrono_tz::Asia::Shanghai;
+    let busy = p
+        .add_contact(contact(1, "+8613912345678", sh_tz, "regular"))
+        .unwrap();
+    let reached = p
+        .add_contact(contact(2, "+8613912345679", sh_tz, "regular"))
+        .unwrap();
+    let fresh = p
+        .add_contact(contact(3, "+8613912345670", sh_tz, "regular"))
+        .unwrap();
+    for _ in 0..5 {
+        p.record_own_attempt("+8613912345678", CallOutcome::Busy, false);
+    }
+    p.record_own_attempt("+8613912345679", CallOutcome::Answered, true);
+    let later = sh(10, 10, 0, 0);
+    assert!(
+        p.eligibility(busy, later).is_err(),
+        "max_attempts 5 reached"
+    );
+    assert_eq!(p.eligibility(reached, later), Err(Ineligible::Finished));
+    assert_eq!(p.eligibility(fresh, later), Ok(()));
+    assert_eq!(p.pending(), 2, "the reached one is done");
+    let dials = p.next_dials(later, 10);
+    assert_eq!(dials.len(), 1);
+    assert_eq!(dials[0].contact, fresh);
+}
+
 #[test]
 fn dnc_lists_prefixes_and_ranges_are_never_dialled() {
     let mut p = planner(CN);

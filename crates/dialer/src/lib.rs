@@ -773,6 +773,8 @@ pub async fn run(
         .map(|c| (c.id.0, c.phone.as_str()))
         .collect();
     let since = opts.clock.now() - chrono::Duration::days(8);
+    // Call id → (number, outcome, callback asked or abandoned) of this campaign's attempts.
+    let mut own: HashMap<String, (&str, Option<CallOutcome>, bool)> = HashMap::new();
     let mut after = 0;
     loop {
         let page = store
@@ -786,8 +788,39 @@ pub async fn run(
                     planner.record_external_attempt(phone, e.at);
                     summary.prior_attempts += 1;
                 }
+                if let (Some(call), true) = (&e.call, e.campaign == Some(opts.campaign_id)) {
+                    own.insert(call.0.clone(), (*phone, None, false));
+                }
             }
         }
+    }
+    // This campaign's own attempts from earlier runs (a restart after a stop or a kill; the
+    // calls a kill left open were closed by `reconcile` above): without them a restart
+    // would dial a number past `max_attempts` and call again whom it had reached.
+    let kinds = ["attempt_ended", "callback_requested", "call_abandoned"].map(String::from);
+    let mut after = 0;
+    loop {
+        let page = store.events_of_types(&kinds, after, 10_000).await?;
+        let Some((last, _)) = page.last() else { break };
+        after = *last;
+        for (_, e) in page {
+            let Some(o) = e.call.and_then(|c| own.get_mut(&c.0)) else {
+                continue;
+            };
+            match e.kind {
+                EventKind::AttemptEnded { outcome, .. } => o.1 = Some(outcome),
+                EventKind::CallbackRequested { .. } | EventKind::CallAbandoned { .. } => o.2 = true,
+                _ => {}
+            }
+        }
+    }
+    for (phone, outcome, unfinished) in own.into_values() {
+        let outcome = outcome.unwrap_or(CallOutcome::Failed);
+        planner.record_own_attempt(
+            phone,
+            outcome,
+            outcome == CallOutcome::Answered && !unfinished,
+        );
     }
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Finished>();
     let mut live = 0usize;

@@ -113,3 +113,53 @@ pub async fn run_live(
     .expect("waihu run finished");
     serde_json::from_str(out.trim().lines().last().expect("a summary line")).expect("JSON summary")
 }
+
+/// The crash harness's random kill points: splitmix64 from `WAIHU_CRASH_SEED` (else the
+/// time), printed so a failing run can be replayed.
+pub struct CrashRng(u64);
+
+impl CrashRng {
+    pub fn from_env(scenario: &str) -> CrashRng {
+        let seed = std::env::var("WAIHU_CRASH_SEED")
+            .ok()
+            .map(|s| {
+                s.trim()
+                    .parse::<u64>()
+                    .expect("WAIHU_CRASH_SEED is a number")
+            })
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(1)
+            });
+        eprintln!("{scenario}: WAIHU_CRASH_SEED={seed}");
+        CrashRng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in [lo, hi).
+    pub fn between(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + self.f64() * (hi - lo)
+    }
+}
+
+/// Kill rounds per crash scenario: `WAIHU_CRASH_ROUNDS`, else `default`.
+pub fn crash_rounds(default: usize) -> usize {
+    std::env::var("WAIHU_CRASH_ROUNDS")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(default)
+}
