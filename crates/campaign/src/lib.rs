@@ -36,7 +36,8 @@ pub mod trunks;
 pub use config::{AgentConnect, Campaign, ConfigError, ConfigIssue, PacingMode, Policy};
 pub use pacing::{AgentView, MeasuredPacer, PredictivePacer};
 pub use planner::{
-    Action, ContactInput, ContactRef, Dial, Ineligible, PastAttempt, PastCall, Planner, Report,
+    Action, ContactInput, ContactRef, Dial, Ineligible, OwnAttempt, PastAttempt, PastCall, Planner,
+    Report,
 };
 pub use sim::{simulate, simulate_with, PlannerTimer, SimConfig, SimReport};
 

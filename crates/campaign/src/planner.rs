@@ -140,6 +140,20 @@ pub struct Dial {
     pub p_answer: f64,
 }
 
+/// One attempt of this campaign stored by an earlier run, for [`Planner::record_own_attempt`].
+#[derive(Debug, Clone, Copy)]
+pub struct OwnAttempt<'a> {
+    pub e164: &'a str,
+    /// `Failed` for an attempt whose end was never stored (the run died mid-call).
+    pub outcome: CallOutcome,
+    /// When it ended (when it started, if its end was never stored).
+    pub ended_at: DateTime<Utc>,
+    /// The callee asked to be called back at this time.
+    pub callback_at: Option<DateTime<Utc>>,
+    /// The call was answered and then abandoned (no agent / the bot dropped it).
+    pub abandoned: bool,
+}
+
 /// What the runtime reports when an attempt ends.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Report {
@@ -745,27 +759,49 @@ impl Planner {
     }
 
     /// An attempt this campaign made in an earlier run (the process was stopped or killed
-    /// and started again): it counts against `max_attempts` and the retry limits, and a
-    /// contact it reached (answered, no callback asked), or whose outcome stops retries, is
-    /// finished. The day and week caps come from [`Planner::record_external_attempt`].
-    pub fn record_own_attempt(&mut self, e164: &str, outcome: CallOutcome, reached: bool) {
-        let Some((d, _)) = crate::config::parse_digits(e164) else {
+    /// and started again), replayed in the order the attempts were made: it counts against
+    /// `max_attempts` and the retry limits; a contact it reached (answered, no callback
+    /// asked), or whose outcome stops retries, is finished; otherwise the contact waits
+    /// out its retry delay from `ended_at` (or until the callback it asked for, when the
+    /// campaign honours callbacks) as it would have in the run that made the attempt. The
+    /// day and week caps come from [`Planner::record_external_attempt`].
+    pub fn record_own_attempt(&mut self, a: OwnAttempt) {
+        let Some((d, _)) = crate::config::parse_digits(a.e164) else {
             return;
         };
         let Some(&idx) = self.by_phone.get(&d) else {
             return;
         };
-        let oi = outcome_index(outcome);
+        let oi = outcome_index(a.outcome);
         let s = &mut self.slots[idx as usize];
         s.attempts = s.attempts.saturating_add(1);
         s.outcome_counts[oi] = s.outcome_counts[oi].saturating_add(1);
         if s.state == State::Done {
             return;
         }
+        let attempts_left = (s.attempts as u32) < self.campaign.max_attempts;
+        if let (Some(at), true, true) =
+            (a.callback_at, self.campaign.honour_callbacks, attempts_left)
+        {
+            s.next_at = s.next_at.max(at.timestamp());
+            return;
+        }
+        let policy = if a.abandoned {
+            self.campaign.retry[outcome_index(CallOutcome::Busy)]
+        } else {
+            self.campaign.retry[oi]
+        };
+        let reached = a.outcome == CallOutcome::Answered && !a.abandoned;
         let done = reached
-            || match self.campaign.retry[oi] {
+            || match policy {
                 Retry::Stop => true,
-                Retry::After { max, .. } => max.is_some_and(|m| s.outcome_counts[oi] as u32 > m),
+                Retry::After { secs, max } => {
+                    let over = max.is_some_and(|m| s.outcome_counts[oi] as u32 > m);
+                    if !over {
+                        s.next_at = s.next_at.max(a.ended_at.timestamp() + secs);
+                    }
+                    over
+                }
             };
         if done {
             self.finish(idx, "earlier_run", &mut Vec::new());

@@ -4,7 +4,9 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use chrono_tz::Tz;
 use proptest::prelude::*;
-use waihu_campaign::{Action, Campaign, ContactInput, ContactRef, Ineligible, Planner, Report};
+use waihu_campaign::{
+    Action, Campaign, ContactInput, ContactRef, Ineligible, OwnAttempt, Planner, Report,
+};
 use waihu_core::{CallOutcome, CampaignId, CustomerId, Event, EventKind, PhoneIndex};
 
 const CN: &str = r#"
@@ -211,6 +213,16 @@ fn external_attempts_count_towards_caps() {
     assert_eq!(p.eligibility(c, sh(4, 10, 0, 0)), Ok(()));
 }
 
+fn own<'a>(e164: &'a str, outcome: CallOutcome, ended_at: DateTime<Utc>) -> OwnAttempt<'a> {
+    OwnAttempt {
+        e164,
+        outcome,
+        ended_at,
+        callback_at: None,
+        abandoned: false,
+    }
+}
+
 /// Regression (found by the SIGKILL harness, crates/cli/tests/crash.rs): a campaign
 /// restarted after a kill forgot its own attempts and dialled a number past
 /// `max_attempts` on the next day, and called again a customer it had reached.
@@ -228,9 +240,9 @@ fn own_attempts_of_an_earlier_run_count_towards_max_attempts_and_finish_the_reac
         .add_contact(contact(3, "+8613912345670", sh_tz, "regular"))
         .unwrap();
     for _ in 0..5 {
-        p.record_own_attempt("+8613912345678", CallOutcome::Busy, false);
+        p.record_own_attempt(own("+8613912345678", CallOutcome::Busy, sh(3, 9, 0, 0)));
     }
-    p.record_own_attempt("+8613912345679", CallOutcome::Answered, true);
+    p.record_own_attempt(own("+8613912345679", CallOutcome::Answered, sh(3, 9, 0, 0)));
     let later = sh(10, 10, 0, 0);
     assert!(
         p.eligibility(busy, later).is_err(),
@@ -242,6 +254,39 @@ fn own_attempts_of_an_earlier_run_count_towards_max_attempts_and_finish_the_reac
     let dials = p.next_dials(later, 10);
     assert_eq!(dials.len(), 1);
     assert_eq!(dials[0].contact, fresh);
+}
+
+/// A restart keeps the retry delay of the attempt before it (no_answer: 3 h) and the
+/// callback a callee asked for.
+#[test]
+fn own_attempts_of_an_earlier_run_keep_their_retry_delay_and_callbacks() {
+    let mut p = planner(CN);
+    let sh_tz = chrono_tz::Asia::Shanghai;
+    let unanswered = p
+        .add_contact(contact(1, "+8613912345678", sh_tz, "regular"))
+        .unwrap();
+    let callback = p
+        .add_contact(contact(2, "+8613912345679", sh_tz, "regular"))
+        .unwrap();
+    p.record_own_attempt(own(
+        "+8613912345678",
+        CallOutcome::NoAnswer,
+        sh(3, 14, 0, 0),
+    ));
+    p.record_own_attempt(OwnAttempt {
+        callback_at: Some(sh(3, 16, 0, 0)),
+        ..own("+8613912345679", CallOutcome::Answered, sh(3, 9, 0, 0))
+    });
+    assert_eq!(
+        p.eligibility(unanswered, sh(3, 11, 59, 0)),
+        Err(Ineligible::Backoff)
+    );
+    assert_eq!(p.eligibility(unanswered, sh(3, 17, 0, 0)), Ok(()));
+    assert_eq!(
+        p.eligibility(callback, sh(3, 15, 59, 0)),
+        Err(Ineligible::Backoff)
+    );
+    assert_eq!(p.eligibility(callback, sh(3, 16, 0, 0)), Ok(()));
 }
 
 #[test]

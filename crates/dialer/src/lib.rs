@@ -39,7 +39,8 @@ use tokio::sync::{mpsc, watch};
 use waihu_bot::{BotReport, Kit, Note, ScriptKit};
 use waihu_campaign::config::Campaign;
 use waihu_campaign::planner::{
-    Action as PlanAction, ContactInput, ContactRef, Dial, PastAttempt, PastCall, Planner, Report,
+    Action as PlanAction, ContactInput, ContactRef, Dial, OwnAttempt, PastAttempt, PastCall,
+    Planner, Report,
 };
 use waihu_core::kpi::{Kpis, DEFAULT_CONVERSION_OUTCOMES};
 use waihu_core::{
@@ -773,8 +774,11 @@ pub async fn run(
         .map(|c| (c.id.0, c.phone.as_str()))
         .collect();
     let since = opts.clock.now() - chrono::Duration::days(8);
-    // Call id → (number, outcome, callback asked or abandoned) of this campaign's attempts.
-    let mut own: HashMap<String, (&str, Option<CallOutcome>, bool)> = HashMap::new();
+    // This campaign's own attempts from earlier runs, in the order they were made (call id
+    // → index), and the id of the first one's event.
+    let mut own: Vec<OwnAttempt> = Vec::new();
+    let mut own_by_call: HashMap<String, usize> = HashMap::new();
+    let mut first_own: Option<i64> = None;
     let mut after = 0;
     loop {
         let page = store
@@ -782,45 +786,56 @@ pub async fn run(
             .await?;
         let Some((last, _)) = page.last() else { break };
         after = *last;
-        for (_, e) in &page {
+        for (id, e) in &page {
             if let Some(phone) = e.customer.and_then(|c| phones.get(&c.0)) {
                 if e.at >= since {
                     planner.record_external_attempt(phone, e.at);
                     summary.prior_attempts += 1;
                 }
                 if let (Some(call), true) = (&e.call, e.campaign == Some(opts.campaign_id)) {
-                    own.insert(call.0.clone(), (*phone, None, false));
+                    first_own.get_or_insert(*id);
+                    own_by_call.insert(call.0.clone(), own.len());
+                    own.push(OwnAttempt {
+                        e164: phone,
+                        outcome: CallOutcome::Failed,
+                        ended_at: e.at,
+                        callback_at: None,
+                        abandoned: false,
+                    });
                 }
             }
         }
     }
-    // This campaign's own attempts from earlier runs (a restart after a stop or a kill; the
-    // calls a kill left open were closed by `reconcile` above): without them a restart
-    // would dial a number past `max_attempts` and call again whom it had reached.
+    // Without them a restart (after a stop or a kill; the calls a kill left open were
+    // closed by `reconcile` above) would dial a number past `max_attempts`, call again whom
+    // it had reached, and retry before the retry delay.
     let kinds = ["attempt_ended", "callback_requested", "call_abandoned"].map(String::from);
-    let mut after = 0;
-    loop {
+    let mut after = first_own.map_or(i64::MAX, |id| id - 1);
+    while after < i64::MAX {
         let page = store.events_of_types(&kinds, after, 10_000).await?;
         let Some((last, _)) = page.last() else { break };
         after = *last;
         for (_, e) in page {
-            let Some(o) = e.call.and_then(|c| own.get_mut(&c.0)) else {
+            let Some(o) = e
+                .call
+                .and_then(|c| own_by_call.get(&c.0))
+                .map(|&i| &mut own[i])
+            else {
                 continue;
             };
             match e.kind {
-                EventKind::AttemptEnded { outcome, .. } => o.1 = Some(outcome),
-                EventKind::CallbackRequested { .. } | EventKind::CallAbandoned { .. } => o.2 = true,
+                EventKind::AttemptEnded { outcome, .. } => {
+                    o.outcome = outcome;
+                    o.ended_at = e.at;
+                }
+                EventKind::CallbackRequested { when } => o.callback_at = Some(when),
+                EventKind::CallAbandoned { .. } => o.abandoned = true,
                 _ => {}
             }
         }
     }
-    for (phone, outcome, unfinished) in own.into_values() {
-        let outcome = outcome.unwrap_or(CallOutcome::Failed);
-        planner.record_own_attempt(
-            phone,
-            outcome,
-            outcome == CallOutcome::Answered && !unfinished,
-        );
+    for a in own {
+        planner.record_own_attempt(a);
     }
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Finished>();
     let mut live = 0usize;
