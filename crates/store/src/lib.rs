@@ -61,11 +61,11 @@ pub const KEY_FILE: &str = "master.key";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database {path}: {source}")]
+    #[error("database {path}: {source}{hint}", hint = db_hint(source))]
     Open { path: String, source: sqlx::Error },
     #[error("migrating database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("database: {0}")]
+    #[error("database: {0}{hint}", hint = db_hint(.0))]
     Db(#[from] sqlx::Error),
     #[error(transparent)]
     Privacy(#[from] waihu_privacy::PrivacyError),
@@ -102,6 +102,34 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
+}
+
+/// What an operator needs to know about a database error beyond SQLite's words: the
+/// faults that come from outside (another process, the disk) and that clear by themselves.
+pub fn db_hint(e: &sqlx::Error) -> &'static str {
+    let code = match e {
+        sqlx::Error::Database(d) => d.code().and_then(|c| c.parse::<i32>().ok()),
+        _ => None,
+    };
+    // Extended result codes carry the primary code in their low byte.
+    match code.map(|c| c & 0xff) {
+        Some(5) | Some(6) => {
+            " (the database is locked by another process: waited 10 s for it. What was committed \
+             before is kept; run the command again once the other process has finished)"
+        }
+        Some(13) => {
+            " (the disk holding the data directory is full. What was committed before is kept; \
+             free space and run the command again)"
+        }
+        Some(10) => " (a disk I/O error: check the disk holding the data directory)",
+        Some(11) | Some(26) => {
+            " (the database file is damaged or is not a waihu database: restore it from a backup)"
+        }
+        Some(14) => {
+            " (cannot open the database file: check the data directory exists and is writable)"
+        }
+        _ => "",
+    }
 }
 
 /// A handle to one data directory's database. Cheap to clone.
