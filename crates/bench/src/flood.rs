@@ -24,26 +24,31 @@ pub struct Args {
     /// Live calls placed during each flood.
     #[arg(long, default_value_t = 4)]
     pub calls: usize,
+    /// Seconds of audio each way in every live call.
+    #[arg(long, default_value_t = 8)]
+    pub call_seconds: u64,
     /// Print one JSON object per row.
     #[arg(long)]
     pub json: bool,
 }
 
+/// One run: with no flood, or a flood with the guard on or off.
 #[derive(Debug, serde::Serialize)]
-struct Row {
-    run: &'static str,
-    flood_per_s: f64,
-    answered_per_flood_datagram: f64,
-    calls_ok: usize,
-    calls: usize,
-    lost: u64,
-    late: u64,
-    max_jitter_ms: f64,
-    peak_calls: usize,
-    peak_transactions: usize,
-    rss_growth_mb: f64,
-    target_cpu_s: f64,
-    flood_reports: u64,
+pub struct Row {
+    pub run: &'static str,
+    pub flood_per_s: f64,
+    pub answered_per_flood_datagram: f64,
+    /// Calls answered with no packet lost (caller side).
+    pub calls_ok: usize,
+    pub calls: usize,
+    pub lost: u64,
+    pub late: u64,
+    pub max_jitter_ms: f64,
+    pub peak_calls: usize,
+    pub peak_transactions: usize,
+    pub rss_growth_mb: f64,
+    pub target_cpu_s: f64,
+    pub flood_reports: u64,
 }
 
 /// CPU seconds of this process's threads, split into the flood generator's and the rest.
@@ -96,7 +101,7 @@ async fn one(
         .incoming()
         .ok_or_else(|| anyhow::anyhow!("no incoming stream"))?;
     let n = a.calls.max(1);
-    let callee_audio: Arc<[i16]> = melody(8.0, 3).into();
+    let callee_audio: Arc<[i16]> = melody(a.call_seconds as f64, 3).into();
     let served = {
         let uas = uas.clone();
         let opts = MediaOptions {
@@ -170,7 +175,7 @@ async fn one(
         None
     };
     let uac = Arc::new(SipEndpoint::bind("127.0.0.1:0".parse()?, "caller", None).await?);
-    let caller_audio: Arc<[i16]> = melody(8.0, 5).into();
+    let caller_audio: Arc<[i16]> = melody(a.call_seconds as f64, 5).into();
     let mut calls = Vec::new();
     for _ in 0..n {
         let uac = uac.clone();
@@ -234,9 +239,10 @@ async fn one(
     })
 }
 
-pub fn run(a: Args) -> anyhow::Result<()> {
+/// The three runs, in order: no flood, guard on, guard off.
+pub fn measure(a: &Args) -> anyhow::Result<Vec<Row>> {
     let rt = crate::runtime()?;
-    let rows = rt.block_on(async {
+    rt.block_on(async {
         let mut rows = Vec::new();
         for (name, guard, flood) in [
             ("no flood (baseline)", Some(GuardConfig::default()), false),
@@ -244,10 +250,14 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             ("flood, guard off", None, true),
         ] {
             eprintln!("bench flood: {name} …");
-            rows.push(one(name, guard, flood, &a).await?);
+            rows.push(one(name, guard, flood, a).await?);
         }
         anyhow::Ok(rows)
-    })?;
+    })
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let rows = measure(&a)?;
     if a.json {
         for r in &rows {
             crate::print_json(r)?;
@@ -255,8 +265,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "waihu bench flood — {} live calls of 8 s through INVITE + OPTIONS + garbage floods at {}/s each and held TCP connections / 洪水攻击下的通话",
-        a.calls, a.rate
+        "waihu bench flood — {} live calls of {} s through INVITE + OPTIONS + garbage floods at {}/s each and held TCP connections / 洪水攻击下的通话",
+        a.calls, a.call_seconds, a.rate
     );
     println!(
         "{:<22} {:>10} {:>9} {:>8} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",

@@ -52,6 +52,7 @@ pub mod segments;
 pub mod simulate;
 pub mod sip;
 pub mod sms;
+pub mod soak;
 pub mod speech;
 pub mod srtp;
 pub mod trunks;

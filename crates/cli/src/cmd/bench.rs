@@ -19,6 +19,10 @@ pub enum Cmd {
     /// SIP flood: live calls through INVITE, OPTIONS, garbage and held-TCP floods with the
     /// flood guard and without it, beside the same calls with no flood. 洪水攻击。
     Flood(waihu_bench::flood::Args),
+    /// Soak: many concurrent calls with two-way audio for a long time, each replaced as it
+    /// ends; resident memory, descriptors, tasks and loss sampled, slopes after the warm-up.
+    /// 长时间压力测试。
+    Soak(waihu_bench::soak::Args),
     /// Script experiments: Thompson sampling over prompt variants beside the fixed
     /// split of a classic A/B test (calls to a confident winner, regret). 话术实验。
     Bandit(waihu_bench::bandit::Args),
@@ -124,6 +128,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Trunks(a) => waihu_bench::trunks::run(a),
         Cmd::Dns(a) => waihu_bench::dns::run(a),
         Cmd::Flood(a) => waihu_bench::flood::run(a),
+        Cmd::Soak(a) => waihu_bench::soak::run(a),
         Cmd::Bandit(a) => waihu_bench::bandit::run(a),
         Cmd::Https(a) => waihu_bench::https::run(a),
         Cmd::Api(a) => waihu_bench::api::run(a),
