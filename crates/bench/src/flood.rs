@@ -78,16 +78,6 @@ fn thread_cpu() -> (f64, f64) {
     (flood, rest)
 }
 
-fn rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
 
 async fn one(
     run: &'static str,
@@ -142,7 +132,7 @@ async fn one(
             out
         })
     };
-    let rss0 = rss_mb();
+    let rss0 = crate::rss_mb();
     let (_, cpu0) = thread_cpu();
     let ip = |last: u8| IpAddr::from([127, 0, 0, last]);
     let gen = if flood {
@@ -233,7 +223,7 @@ async fn one(
         max_jitter_ms: all.iter().map(|r| r.rtp.jitter_ms).fold(0.0, f64::max),
         peak_calls,
         peak_transactions: peak_tx,
-        rss_growth_mb: rss_mb() - rss0,
+        rss_growth_mb: crate::rss_mb() - rss0,
         target_cpu_s: cpu1 - cpu0,
         flood_reports: uas.stats().flood_reports,
     })

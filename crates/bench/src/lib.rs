@@ -125,6 +125,18 @@ pub fn process_cpu_seconds(pid: &str) -> Option<f64> {
     Some(ticks / 100.0)
 }
 
+/// Resident set of this process now, in MB (0 where procfs is missing).
+pub fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
 /// Peak resident set of this process so far, in MB (0 where procfs is missing).
 pub fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")

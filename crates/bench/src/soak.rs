@@ -67,16 +67,6 @@ pub struct Report {
     pub warmup_s: f64,
 }
 
-fn rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
 
 fn fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
@@ -180,7 +170,7 @@ pub fn measure(a: &Args, progress: &mut dyn FnMut(&Sample, f64)) -> anyhow::Resu
             );
             let s = Sample {
                 t_s: t0.elapsed().as_secs_f64(),
-                rss_mb: rss_mb(),
+                rss_mb: crate::rss_mb(),
                 fds: fds(),
                 tasks: handle.metrics().num_alive_tasks(),
                 calls_up: c.up.load(Ordering::Relaxed),
