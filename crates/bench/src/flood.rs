@@ -78,7 +78,6 @@ fn thread_cpu() -> (f64, f64) {
     (flood, rest)
 }
 
-
 async fn one(
     run: &'static str,
     guard: Option<GuardConfig>,

@@ -67,7 +67,6 @@ pub struct Report {
     pub warmup_s: f64,
 }
 
-
 fn fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
 }
