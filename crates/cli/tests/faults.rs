@@ -72,7 +72,8 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
+        // Lazy: detached now even if a closing database connection still holds a file.
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
 
@@ -189,4 +190,79 @@ async fn a_database_locked_by_another_process_is_waited_for_then_reported() {
     let out = waihu(&data, &["customers", "import", c.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stored(&data).await, 300);
+}
+
+/// One second of a 440 Hz tone, 8 kHz 16-bit mono.
+fn write_tone_wav(path: &Path) {
+    let samples: Vec<i16> = (0..8_000)
+        .map(|i| ((i as f64 * 440.0 * std::f64::consts::TAU / 8_000.0).sin() * 8_000.0) as i16)
+        .collect();
+    let data = samples.len() as u32 * 2;
+    let mut b = Vec::with_capacity(44 + data as usize);
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&(36 + data).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    b.extend_from_slice(&16u32.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    b.extend_from_slice(&1u16.to_le_bytes()); // mono
+    b.extend_from_slice(&8_000u32.to_le_bytes());
+    b.extend_from_slice(&16_000u32.to_le_bytes());
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&16u16.to_le_bytes());
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&data.to_le_bytes());
+    for s in samples {
+        b.extend_from_slice(&s.to_le_bytes());
+    }
+    std::fs::write(path, b).unwrap();
+}
+
+#[test]
+fn a_missing_or_damaged_model_is_named_in_the_error_and_restoring_it_recovers() {
+    let real = waihu_testkit::models_dir().join("whisper-tiny.en");
+    assert!(
+        real.join("model.bin").exists(),
+        "whisper-tiny.en missing under {}: run scripts/setup.sh",
+        real.display()
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("whisper-tiny.en");
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in std::fs::read_dir(&real).unwrap().flatten() {
+        if f.file_name() != "model.bin" {
+            std::fs::copy(f.path(), dir.join(f.file_name())).unwrap();
+        }
+    }
+    let wav = tmp.path().join("tone.wav");
+    write_tone_wav(&wav);
+    let asr = || {
+        Command::new(env!("CARGO_BIN_EXE_waihu"))
+            .args(["asr", wav.to_str().unwrap(), "--lang", "en", "--model-dir"])
+            .arg(&dir)
+            .output()
+            .unwrap()
+    };
+
+    // Missing: the file is named, with the command that installs it.
+    let out = asr();
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("model.bin") && err.contains("scripts/deps/speech.sh"),
+        "{err}"
+    );
+
+    // Damaged (cut short, as by a full disk or an interrupted copy): named, not a crash.
+    let bytes = std::fs::read(real.join("model.bin")).unwrap();
+    std::fs::write(dir.join("model.bin"), &bytes[..bytes.len() / 3]).unwrap();
+    let out = asr();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "an error, not a crash: {err}");
+    assert!(err.contains("malformed CTranslate2 model"), "{err}");
+    assert!(err.contains(&dir.display().to_string()), "{err}");
+
+    // Restored: the same command works.
+    std::fs::write(dir.join("model.bin"), &bytes).unwrap();
+    let out = asr();
+    assert!(out.status.success(), "{}", stderr(&out));
 }
