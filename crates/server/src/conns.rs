@@ -65,7 +65,7 @@ impl Drop for Slot {
 fn admit(open: &Arc<Mutex<Open>>, ip: IpAddr) -> Option<Slot> {
     let mut o = open.lock().ok()?;
     let mine = o.by_ip.get(&ip).copied().unwrap_or(0);
-    if o.total >= TOTAL || (!ip.is_loopback_exact() && mine >= PER_SOURCE) {
+    if o.total >= TOTAL || (!is_this_machine(ip) && mine >= PER_SOURCE) {
         return None;
     }
     o.total += 1;
@@ -76,17 +76,11 @@ fn admit(open: &Arc<Mutex<Open>>, ip: IpAddr) -> Option<Slot> {
     })
 }
 
-trait LoopbackExact {
-    fn is_loopback_exact(&self) -> bool;
-}
-
-impl LoopbackExact for IpAddr {
-    /// 127.0.0.1 and ::1 only (tests use other 127/8 addresses as distinct hosts).
-    fn is_loopback_exact(&self) -> bool {
-        match self {
-            IpAddr::V4(a) => a.octets() == [127, 0, 0, 1],
-            IpAddr::V6(a) => a.is_loopback(),
-        }
+/// 127.0.0.1 and ::1 only: this machine (tests use other 127/8 addresses as distinct hosts).
+fn is_this_machine(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => a.octets() == [127, 0, 0, 1],
+        IpAddr::V6(a) => a.is_loopback(),
     }
 }
 

@@ -447,8 +447,8 @@ impl Guard {
     }
 
     /// Reports a flood's start the first time the source goes over a budget.
-    fn announce(&mut self, now: Instant, key: IpAddr, excess: bool) {
-        let key = self.key(key);
+    fn announce(&mut self, now: Instant, ip: IpAddr, excess: bool) {
+        let key = self.key(ip);
         let Some(s) = self.sources.get_mut(&key) else {
             return;
         };

@@ -216,10 +216,13 @@ fn a_flood_leaves_a_live_call_alone_and_is_reported_once() {
             "{src}: {reports:?}"
         );
     }
-    let garbage_end = reports
-        .iter()
-        .find(|r| r.source == addr(GARBAGE).ip() && r.phase == FloodPhase::Ended)
-        .unwrap();
+    let ended = |src: &str| {
+        reports
+            .iter()
+            .find(|r| r.source == addr(src).ip() && r.phase == FloodPhase::Ended)
+            .unwrap()
+    };
+    let garbage_end = ended(GARBAGE);
     assert_eq!(
         garbage_end.malformed + garbage_end.dropped,
         2_000,
@@ -227,10 +230,7 @@ fn a_flood_leaves_a_live_call_alone_and_is_reported_once() {
     );
     // The INVITE flood's totals account for every INVITE after the first 20 (the burst
     // admitted before anything was wrong).
-    let inviter_end = reports
-        .iter()
-        .find(|r| r.source == addr(INVITER).ip() && r.phase == FloodPhase::Ended)
-        .unwrap();
+    let inviter_end = ended(INVITER);
     assert_eq!(
         inviter_end.admitted + inviter_end.refused + inviter_end.dropped,
         10_000 - 20,

@@ -3,7 +3,7 @@
 //! to its own loopback address (127.0.0.2, 127.0.0.3, …, so the target sees distinct
 //! hosts), sending as fast as it can or at a set rate, and counting the answers it gets.
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -200,7 +200,6 @@ fn tcp_hold(target: SocketAddr, s: Source, stop: &AtomicBool) -> Outcome {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => out.tcp_held += 1,
             _ => out.tcp_closed += 1,
         }
-        let _ = st.flush();
     }
     out
 }
