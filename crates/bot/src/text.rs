@@ -13,7 +13,7 @@ use waihu_dialog::{Aside, Input, Interpreter, Language, Level, MissingVariables,
 use waihu_nlu::Tz;
 
 /// The zone relative times are resolved in for a script in `lang`.
-fn zone(lang: Language) -> Tz {
+pub fn zone(lang: Language) -> Tz {
     match lang {
         Language::Zh => Tz::Asia__Shanghai,
         Language::En => Tz::America__New_York,

@@ -239,6 +239,19 @@ pub enum EventKind {
         supervisor: String,
         listened_s: f64,
     },
+    /// A script was saved from the console: who saved it, its version number
+    /// (1 for the first saved version), the SHA-256 of the new text and of the
+    /// text it replaced, and how many lines were added and removed.
+    ScriptSaved {
+        name: String,
+        actor: String,
+        version: u32,
+        sha256: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous: Option<String>,
+        added: u32,
+        removed: u32,
+    },
 }
 
 impl EventKind {
@@ -273,6 +286,7 @@ impl EventKind {
             EventKind::ListenRequested { .. } => "listen_requested",
             EventKind::ListenStarted { .. } => "listen_started",
             EventKind::ListenEnded { .. } => "listen_ended",
+            EventKind::ScriptSaved { .. } => "script_saved",
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod calls;
 pub mod campaigns;
 pub mod conns;
+pub mod console;
 pub mod desk;
 pub mod desk_report;
 pub mod error;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub cfg: Arc<Config>,
     /// Open live-call streams (bounded: each polls the store every second).
     pub streams: Arc<tokio::sync::Semaphore>,
+    /// The console's chat sessions and script-save lock.
+    pub console: Arc<console::Console>,
 }
 
 /// A route as served: method and axum path (`/api/customers/{id}`).
@@ -104,9 +107,12 @@ pub fn app(store: Store, cfg: Config) -> (Router, Vec<RouteInfo>) {
         store,
         cfg: Arc::new(cfg),
         streams: Arc::new(tokio::sync::Semaphore::new(calls::STREAM_LIMIT)),
+        console: Arc::new(console::Console::default()),
     };
-    let routes = desk::routes(trunks::routes(experiments::routes(messages::routes(
-        import::routes(calls::routes(campaigns::routes(api::routes(Routes::new())))),
+    let routes = console::routes(desk::routes(trunks::routes(experiments::routes(
+        messages::routes(import::routes(calls::routes(campaigns::routes(
+            api::routes(Routes::new()),
+        )))),
     ))));
     let router = routes.router.fallback(api::not_found).with_state(state);
     (router, routes.list)

@@ -103,6 +103,39 @@ fn disposition_body() -> Value {
         "agent": {"type": "string", "description": "Operators and admins only: the agent (default: who answered)."}}})
 }
 
+const SCRIPT_NAME: &[P] = &[(
+    "name",
+    "path",
+    "string",
+    "Script file stem, e.g. order_confirmation.zh.",
+)];
+
+fn rules_body() -> Value {
+    json!({"type": "object", "required": ["rules"], "additionalProperties": false, "properties": {
+        "rules": {"type": "string", "description": "The segment rule file (YAML, as examples/segments.yaml)."},
+        "samples": {"type": "integer", "default": 3, "maximum": 20, "description": "Masked sample customers per segment."},
+        "today": {"type": "string", "description": "Evaluate as of this date (YYYY-MM-DD; default today, UTC)."}}})
+}
+
+fn script_body() -> Value {
+    json!({"type": "object", "required": ["yaml"], "additionalProperties": false, "properties": {
+        "yaml": {"type": "string", "description": "The script (YAML, docs/script.md)."}}})
+}
+
+fn save_body() -> Value {
+    json!({"type": "object", "required": ["yaml"], "additionalProperties": false, "properties": {
+        "yaml": {"type": "string"},
+        "base": {"type": "string", "description": "sha256 of the text the edit started from (from /source); omit to create a new script."}}})
+}
+
+fn chat_body() -> Value {
+    json!({"type": "object", "additionalProperties": false, "properties": {
+        "yaml": {"type": "string", "description": "Start: the script text."},
+        "vars": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Start: customer variables (missing ones take the script's examples)."},
+        "session": {"type": "string", "description": "A turn: the session id the start returned."},
+        "line": {"type": "string", "maxLength": 2000, "description": "A turn: the callee's words, /silence, /hangup or /dtmf 1#."}}})
+}
+
 const OPS: &[Op] = &[
     Op { method: "GET", path: "/", summary: "The dashboard (HTML, embedded; 中文 with an English switch).", role: None, params: &[], body: None, csv: false },
     Op { method: "GET", path: "/api/openapi.json", summary: "This document.", role: None, params: &[], body: None, csv: false },
@@ -297,6 +330,17 @@ const OPS: &[Op] = &[
     Op { method: "GET", path: "/api/experiments", summary: "Learning experiments (bandits over script variants) per campaign, state and segment: per variant calls, successes, posterior rate, probability of being best, uplift vs the first variant with a 95% interval.", role: Some("analyst"), params: &[("campaign", "query", "integer", "Only this campaign id."), ("format", "query", "string", "json (default) or csv.")], body: None, csv: true },
     Op { method: "GET", path: "/api/keys", summary: "API keys (names, roles; never the keys).", role: Some("admin"), params: &[], body: None, csv: false },
     Op { method: "POST", path: "/api/keys", summary: "Create an API key; the key is returned once (only its SHA-256 is stored).", role: Some("admin"), params: &[], body: Some(key_body), csv: false },
+    Op { method: "GET", path: "/console", summary: "The operations console (HTML, embedded): customers upload, segment rules with live preview, script editing with validation, version history and a text chat with the bot.", role: None, params: &[], body: None, csv: false },
+    Op { method: "GET", path: "/api/segments/attributes", summary: "Customer attribute names and kinds seen in imports (what segment rules may use).", role: Some("analyst"), params: &[], body: None, csv: false },
+    Op { method: "POST", path: "/api/segments/preview", summary: "Check segment rules (YAML) against the stored attributes and count customers per segment with masked samples; nothing is stored. Rule errors answer 200 with ok=false and errors [{line, column, rule, message}].", role: Some("analyst"), params: &[], body: Some(rules_body), csv: false },
+    Op { method: "POST", path: "/api/segments/apply", summary: "As preview, then store every customer's segment and the rule definitions (a segments_applied event). 409 no_customers on an empty store.", role: Some("operator"), params: &[], body: Some(rules_body), csv: false },
+    Op { method: "POST", path: "/api/scripts/validate", summary: "Check a script's YAML: ok with a summary and its state graph, or ok=false with errors [{line, column, path, message}] (200 either way).", role: Some("analyst"), params: &[], body: Some(script_body), csv: false },
+    Op { method: "POST", path: "/api/scripts/chat", summary: "Text chat with a script, as `waihu script chat`: {yaml, vars} starts one (the opening prompt and a session id), {session, line} is a callee turn (words, /silence, /hangup, /dtmf 1#); answers the bot's prompts, actions, what it understood and the end. Sessions idle 30 min expire (404 no_such_chat); at most 32 are kept.", role: Some("analyst"), params: &[], body: Some(chat_body), csv: false },
+    Op { method: "GET", path: "/api/scripts/{name}/source", summary: "A script's YAML text with its sha256 (the base of a later save) and latest saved version.", role: Some("analyst"), params: SCRIPT_NAME, body: None, csv: false },
+    Op { method: "PUT", path: "/api/scripts/{name}", summary: "Save a script (validated first: 422 invalid_script with errors [{line, column, path, message}], nothing saved). base must be the sha256 the editor started from (409 conflict if someone saved since). The version is kept under scripts/.history and a script_saved event records who, the version, both hashes and lines added/removed. 201 when it creates the script.", role: Some("operator"), params: SCRIPT_NAME, body: Some(save_body), csv: false },
+    Op { method: "GET", path: "/api/scripts/{name}/history", summary: "Who saved which version of a script and when (from the audit log), newest first.", role: Some("analyst"), params: SCRIPT_NAME, body: None, csv: false },
+    Op { method: "GET", path: "/api/scripts/{name}/history/{version}", summary: "The text of one saved version (0: the file as it was before the first console save).", role: Some("analyst"), params: &[("name", "path", "string", "Script file stem."), ("version", "path", "integer", "Version number.")], body: None, csv: false },
+    Op { method: "GET", path: "/api/rejects/{file}", summary: "An import's rejected rows as CSV (the rejects_file the import reported: line, column, reason, then the row).", role: Some("admin"), params: &[("file", "path", "string", "The file name of the import report's rejects_file.")], body: None, csv: true },
     Op { method: "DELETE", path: "/api/keys/{id}", summary: "Revoke an API key.", role: Some("admin"), params: &[("id", "path", "integer", "Key id.")], body: None, csv: false },
 ];
 
@@ -317,8 +361,8 @@ pub fn document() -> Value {
         if op.csv {
             ok["content"]["text/csv"] = json!({"schema": {"type": "string"}});
         }
-        if op.path == "/" {
-            ok = json!({"description": "The dashboard", "content": {"text/html": {"schema": {"type": "string"}}}});
+        if op.path == "/" || op.path == "/console" {
+            ok = json!({"description": "The page", "content": {"text/html": {"schema": {"type": "string"}}}});
         }
         if op.path.ends_with("/recording") {
             ok = json!({"description": "WAV audio", "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}}});

@@ -1,0 +1,420 @@
+//! The console's API over a real server and store: an upload with rejected
+//! rows and their download, segment rules checked and previewed as typed,
+//! scripts validated, saved with versions and conflicts, and a text chat.
+mod common;
+
+use common::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const EXAMPLE_CSV: &str = include_str!("../../../examples/customers.csv");
+const SEGMENTS: &str = include_str!("../../../examples/segments.yaml");
+const SCRIPT: &str = include_str!("../../../examples/scripts/order_confirmation.zh.yaml");
+
+/// The 1-based line of the first line containing `needle`.
+fn line_of(text: &str, needle: &str) -> u64 {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{needle:?} not in the text")) as u64
+        + 1
+}
+
+async fn upload(s: &Server, key: &str, name: &str, body: String) -> (u16, Value) {
+    let r = s
+        .client
+        .post(s.url(&format!("/api/customers/import?name={name}")))
+        .bearer_auth(key)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn upload_then_download_the_rejected_rows() {
+    let s = Server::start(waihu_server::Config::default()).await;
+    // The example list has 3 invalid rows of its own; two more are appended.
+    let (_, plain) = upload(&s, &s.admin, "plain.csv", EXAMPLE_CSV.into()).await;
+    let own_rejects = plain["rejected"].as_u64().unwrap();
+    let valid = plain["created"].as_u64().unwrap();
+    let csv = format!("{EXAMPLE_CSV}C999998,坏号码,12345,上海,普通,1,1,1,1,1,是,2025-01-01,DD1,1\nC999999,空号码,,北京,普通,1,1,1,1,1,否,2025-01-01,DD2,2\n");
+    let (st, r) = upload(&s, &s.admin, "list.csv", csv.clone()).await;
+    assert_eq!(st, 201, "{r}");
+    assert_eq!(r["unchanged"].as_u64().unwrap(), valid, "{r}");
+    assert_eq!(r["rejected"].as_u64().unwrap(), own_rejects + 2, "{r}");
+    let path = r["rejects_file"].as_str().unwrap();
+    let file = std::path::Path::new(path)
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap();
+
+    // Only admins (who import) download rejects; names cannot leave the directory.
+    for (key, want) in [(&s.analyst, 403), (&s.operator, 403)] {
+        let r = s
+            .client
+            .get(s.url(&format!("/api/rejects/{file}")))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), want);
+    }
+    for bad in ["..%2F..%2Fkeys.csv", ".hidden.csv", "x.txt"] {
+        let r = s
+            .client
+            .get(s.url(&format!("/api/rejects/{bad}")))
+            .bearer_auth(&s.admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{bad}");
+    }
+    let r = s
+        .client
+        .get(s.url(&format!("/api/rejects/{file}")))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains(file));
+    let text = r.text().await.unwrap();
+    let mut rows = csv::Reader::from_reader(text.trim_start_matches('\u{feff}').as_bytes());
+    let lines: Vec<(u64, String)> = rows
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[0].parse().unwrap(), r[1].to_string())
+        })
+        .collect();
+    let total_lines = csv.lines().count() as u64;
+    assert_eq!(lines.len() as u64, own_rejects + 2, "{text}");
+    assert_eq!(
+        lines[lines.len() - 2..],
+        [
+            (total_lines - 1, "手机号".into()),
+            (total_lines, "手机号".into())
+        ],
+        "{text}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn segment_rules_are_checked_and_previewed_as_typed() {
+    let s = Server::start(waihu_server::Config::default()).await;
+    let (st, report) = upload(&s, &s.admin, "customers.csv", EXAMPLE_CSV.into()).await;
+    assert_eq!(st, 201);
+    let (st, attrs) = s.get(&s.analyst, "/api/segments/attributes").await;
+    assert_eq!(st, 200);
+    let names: Vec<&str> = attrs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    for want in ["purchase_freq", "avg_order", "member_level", "has_app"] {
+        assert!(names.contains(&want), "{want} not in {names:?}");
+    }
+
+    let (st, p) = s
+        .send(
+            Method::POST,
+            &s.analyst,
+            "/api/segments/preview",
+            Some(json!({"rules": SEGMENTS})),
+        )
+        .await;
+    assert_eq!(st, 200, "{p}");
+    assert_eq!(p["ok"], true, "{p}");
+    let total = p["total"].as_u64().unwrap();
+    // The server's fixture has 3 customers before the upload.
+    assert_eq!(total, report["created"].as_u64().unwrap() + 3);
+    let rows = p["rows"].as_array().unwrap();
+    assert_eq!(
+        rows.iter()
+            .map(|r| r["customers"].as_u64().unwrap())
+            .sum::<u64>(),
+        total
+    );
+    for r in rows {
+        for sample in r["samples"].as_array().unwrap() {
+            assert!(
+                sample["phone"].as_str().unwrap().contains('*'),
+                "unmasked sample {sample}"
+            );
+        }
+    }
+    assert!(
+        rows.iter()
+            .any(|r| r["segment"] == "high_value" && r["customers"].as_u64().unwrap() > 0),
+        "{p}"
+    );
+
+    // A typo in an attribute name and a syntax error: both at their lines.
+    let broken = SEGMENTS
+        .replace("rule: last_interaction > 90", "rule: last_interacton > 90")
+        .replace(
+            "rule: interaction_count > 3 && last_purchase < 30",
+            "rule: interaction_count > > 3",
+        );
+    let (st, p) = s
+        .send(
+            Method::POST,
+            &s.analyst,
+            "/api/segments/preview",
+            Some(json!({"rules": broken})),
+        )
+        .await;
+    assert_eq!(st, 200, "{p}");
+    assert_eq!(p["ok"], false, "{p}");
+    let errors = p["errors"].as_array().unwrap();
+    let lines: Vec<u64> = errors.iter().map(|e| e["line"].as_u64().unwrap()).collect();
+    assert!(lines.contains(&line_of(&broken, "last_interacton")), "{p}");
+    assert!(
+        lines.contains(&line_of(&broken, "interaction_count > > 3")),
+        "{p}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e["message"].as_str().unwrap().contains("last_interacton")),
+        "{p}"
+    );
+
+    // Applying stores the segments, for operators and admins only.
+    let (st, _) = s
+        .send(
+            Method::POST,
+            &s.analyst,
+            "/api/segments/apply",
+            Some(json!({"rules": SEGMENTS})),
+        )
+        .await;
+    assert_eq!(st, 403);
+    let (st, a) = s
+        .send(
+            Method::POST,
+            &s.operator,
+            "/api/segments/apply",
+            Some(json!({"rules": SEGMENTS})),
+        )
+        .await;
+    assert_eq!((st, &a["applied"]), (200, &json!(true)), "{a}");
+    let (_, seg) = s.get(&s.analyst, "/api/segments").await;
+    let stored: u64 = seg["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["customers"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(stored, total, "{seg}");
+
+    let (st, e) = s
+        .send(
+            Method::POST,
+            &s.analyst,
+            "/api/segments/preview",
+            Some(json!({"rules": SEGMENTS, "samples": 500})),
+        )
+        .await;
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (400, Some("bad_body")),
+        "{e}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn scripts_are_validated_saved_with_versions_and_chatted_with() {
+    let s = Server::start(waihu_server::Config::default()).await;
+    let dir = s.store.data_dir().join("scripts");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("order.zh.yaml"), SCRIPT).unwrap();
+
+    let (st, src) = s.get(&s.analyst, "/api/scripts/order.zh/source").await;
+    assert_eq!(st, 200, "{src}");
+    assert_eq!(src["yaml"], SCRIPT);
+    let base = src["sha256"].as_str().unwrap().to_string();
+
+    let (_, v) = s
+        .send(
+            Method::POST,
+            &s.analyst,
+            "/api/scripts/validate",
+            Some(json!({"yaml": SCRIPT})),
+        )
+        .await;
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(v["graph"]["nodes"].as_array().unwrap().len() >= 5, "{v}");
+
+    // Broken: a transition to a state that does not exist, reported at its line.
+    let broken = SCRIPT.replacen("goto: verify_address", "goto: verify_adress", 1);
+    let (_, v) = s
+        .send(
+            Method::POST,
+            &s.analyst,
+            "/api/scripts/validate",
+            Some(json!({"yaml": broken})),
+        )
+        .await;
+    assert_eq!(v["ok"], false, "{v}");
+    let e = &v["errors"][0];
+    assert_eq!(
+        e["line"].as_u64().unwrap(),
+        line_of(&broken, "goto: verify_adress"),
+        "{v}"
+    );
+    assert!(
+        e["message"].as_str().unwrap().contains("verify_adress"),
+        "{v}"
+    );
+    // A broken script is not saved.
+    let (st, r) = s
+        .send(
+            Method::PUT,
+            &s.operator,
+            "/api/scripts/order.zh",
+            Some(json!({"yaml": broken, "base": base})),
+        )
+        .await;
+    assert_eq!(st, 422, "{r}");
+    assert_eq!(r["errors"][0]["line"], e["line"]);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("order.zh.yaml")).unwrap(),
+        SCRIPT
+    );
+
+    // Analysts read; operators save.
+    let edited = SCRIPT.replacen("耽误您一分钟可以吗？", "耽误您一分钟，可以吗？", 1);
+    assert_ne!(edited, SCRIPT);
+    let (st, _) = s
+        .send(
+            Method::PUT,
+            &s.analyst,
+            "/api/scripts/order.zh",
+            Some(json!({"yaml": edited, "base": base})),
+        )
+        .await;
+    assert_eq!(st, 403);
+    let (st, r) = s
+        .send(
+            Method::PUT,
+            &s.operator,
+            "/api/scripts/order.zh",
+            Some(json!({"yaml": edited, "base": base})),
+        )
+        .await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(
+        (
+            r["version"].as_u64(),
+            r["added"].as_u64(),
+            r["removed"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1)),
+        "{r}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("order.zh.yaml")).unwrap(),
+        edited
+    );
+    // A save over a text someone else changed since is refused.
+    let (st, r) = s
+        .send(
+            Method::PUT,
+            &s.operator,
+            "/api/scripts/order.zh",
+            Some(json!({"yaml": SCRIPT, "base": base})),
+        )
+        .await;
+    assert_eq!(
+        (st, r["error"]["code"].as_str()),
+        (409, Some("conflict")),
+        "{r}"
+    );
+
+    let (_, h) = s.get(&s.analyst, "/api/scripts/order.zh/history").await;
+    let items = h["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{h}");
+    assert_eq!(items[0]["version"], 1);
+    assert!(items[0]["actor"].as_str().unwrap().contains("ops"), "{h}");
+    assert_eq!(h["original_kept"], true);
+    let (_, v0) = s.get(&s.analyst, "/api/scripts/order.zh/history/0").await;
+    assert_eq!(v0["yaml"], SCRIPT);
+    let (_, ev) = s.get(&s.analyst, "/api/events?type=script_saved").await;
+    assert!(ev.to_string().contains("script_saved"), "{ev}");
+    // Names cannot leave the scripts directory.
+    let (st, _) = s.get(&s.analyst, "/api/scripts/..%2Fkeys/source").await;
+    assert_eq!(st, 400);
+
+    // Chat: the opening prompt, an answer understood, then a hang-up ends it.
+    let (st, c) = s
+        .send(
+            Method::POST,
+            &s.analyst,
+            "/api/scripts/chat",
+            Some(json!({"yaml": edited, "vars": {"name": "张先生"}})),
+        )
+        .await;
+    assert_eq!(st, 200, "{c}");
+    assert_eq!(c["state"], "opening", "{c}");
+    assert!(
+        c["says"][0]["text"].as_str().unwrap().contains("张先生"),
+        "{c}"
+    );
+    let session = c["session"].as_str().unwrap().to_string();
+    let (_, c) = s
+        .send(
+            Method::POST,
+            &s.analyst,
+            "/api/scripts/chat",
+            Some(json!({"session": session, "line": "是的，是我"})),
+        )
+        .await;
+    assert_eq!(c["heard"]["intent"], "affirm", "{c}");
+    assert_eq!(c["state"], "verify_address", "{c}");
+    let (_, c) = s
+        .send(
+            Method::POST,
+            &s.analyst,
+            "/api/scripts/chat",
+            Some(json!({"session": session, "line": "/hangup"})),
+        )
+        .await;
+    assert_eq!(c["ended"], true, "{c}");
+    let (st, c) = s
+        .send(
+            Method::POST,
+            &s.analyst,
+            "/api/scripts/chat",
+            Some(json!({"session": session, "line": "喂？"})),
+        )
+        .await;
+    assert_eq!(st, 409, "{c}");
+    let (st, c) = s
+        .send(
+            Method::POST,
+            &s.analyst,
+            "/api/scripts/chat",
+            Some(json!({"session": "nope", "line": "喂？"})),
+        )
+        .await;
+    assert_eq!(st, 404, "{c}");
+    let (st, c) = s
+        .send(
+            Method::POST,
+            &s.analyst,
+            "/api/scripts/chat",
+            Some(json!({"yaml": broken})),
+        )
+        .await;
+    assert_eq!((st, &c["ok"]), (200, &json!(false)), "{c}");
+    s.stop().await;
+}
