@@ -1,0 +1,267 @@
+//! The operations console clicked through in a real headless Chromium (over
+//! the DevTools protocol, `waihu-cdp`) on a fresh data directory: upload a
+//! list with bad rows and see them rejected, preview segments and break a rule,
+//! complete an attribute name, open a script, break it and see the error at its
+//! line, fix and save it, then chat with it. Screenshots of each page are kept
+//! under the target directory (`console-screens/`). Fails when Chromium is
+//! missing and `CI` is set (`waihu_testkit::have_peer_at`).
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+use reqwest::Method;
+use serde_json::json;
+use waihu_cdp::{Browser, CHROMIUM};
+use waihu_testkit::have_peer_at;
+
+const EXAMPLE_CSV: &str = include_str!("../../../examples/customers.csv");
+const SEGMENTS: &str = include_str!("../../../examples/segments.yaml");
+const SCRIPT: &str = include_str!("../../../examples/scripts/order_confirmation.zh.yaml");
+const WAIT: Duration = Duration::from_secs(15);
+
+fn screens() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screens");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
+#[tokio::test]
+async fn console_in_a_real_browser() {
+    if !have_peer_at("chromium", Path::new(CHROMIUM)) {
+        return;
+    }
+    let s = Server::start(waihu_server::Config::default()).await;
+    let scripts = s.store.data_dir().join("scripts");
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::write(scripts.join("order_confirmation.zh.yaml"), SCRIPT).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let csv = work.path().join("客户名单.csv");
+    let bad_line = EXAMPLE_CSV.lines().count() + 1;
+    std::fs::write(
+        &csv,
+        format!("{EXAMPLE_CSV}C999998,坏号码,12345,上海,普通,1,1,1,1,1,是,2025-01-01,DD1,1\n"),
+    )
+    .unwrap();
+    let shots = screens();
+    let profile = tempfile::tempdir().unwrap();
+    let mut b = Browser::launch(profile.path(), &[]).await;
+
+    // Customers: upload by choosing the file; the report and the rejected rows.
+    b.goto(&s.url(&format!("/console?key={}#customers", s.admin)))
+        .await;
+    b.wait_for(
+        "signed in",
+        "document.getElementById('who').textContent === 'admin'",
+        WAIT,
+    )
+    .await;
+    b.set_files("#file", &[csv.clone()]).await;
+    b.wait_for(
+        "the import report",
+        "!document.getElementById('report').hidden && document.getElementById('up-progress').value === 100",
+        WAIT,
+    )
+    .await;
+    b.wait_for(
+        "the rejected rows",
+        "!document.getElementById('rej').hidden",
+        WAIT,
+    )
+    .await;
+    let created = b
+        .eval("Number(document.getElementById('r-created').textContent)")
+        .await;
+    let rejected = b
+        .eval("Number(document.getElementById('r-rejected').textContent)")
+        .await;
+    let (_, listed) = s.get(&s.analyst, "/api/customers?limit=1").await;
+    assert_eq!(
+        created.as_u64().unwrap() + 3,
+        listed["total"].as_u64().unwrap(),
+        "the page's count is the store's"
+    );
+    let rows = b
+        .eval("[...document.querySelectorAll('#rejects tbody tr')].map(r => [...r.cells].map(c => c.textContent))")
+        .await;
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len() as u64, rejected.as_u64().unwrap());
+    let last = rows.last().unwrap();
+    assert_eq!(last[0], bad_line.to_string(), "{rows:?}");
+    assert_eq!(last[1], "手机号");
+    b.wait_for(
+        "the customer table",
+        "document.querySelectorAll('#custtab tbody tr').length === 50",
+        WAIT,
+    )
+    .await;
+    let phone = b
+        .eval("document.querySelector('#custtab tbody tr td:nth-child(2)').textContent")
+        .await;
+    assert!(
+        phone.as_str().unwrap().contains('*'),
+        "numbers are masked: {phone}"
+    );
+    b.screenshot(&shots.join("1-customers.png")).await;
+
+    // Segments: the example rules previewed; counts equal the API's.
+    b.click("nav button[data-page=segments]").await;
+    b.wait_for(
+        "the segment preview",
+        "document.getElementById('seg-status').className === 'status ok'",
+        WAIT,
+    )
+    .await;
+    let (_, api) = s
+        .send(
+            Method::POST,
+            &s.analyst,
+            "/api/segments/preview",
+            Some(json!({"rules": SEGMENTS})),
+        )
+        .await;
+    let page_rows = b
+        .eval("[...document.querySelectorAll('#segtab tbody tr')].map(r => [r.dataset.segment, Number(r.cells[1].textContent)])")
+        .await;
+    let api_rows: Vec<serde_json::Value> = api["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| json!([r["segment"].as_str().unwrap_or(""), r["customers"]]))
+        .collect();
+    assert_eq!(page_rows, json!(api_rows));
+    b.screenshot(&shots.join("2-segments.png")).await;
+
+    // A typo in an attribute: the error names it, at its line, marked in the gutter.
+    let broken = SEGMENTS.replace("rule: last_interaction > 90", "rule: last_interacton > 90");
+    let line = line_of(&broken, "last_interacton");
+    b.type_into("#seg-text", &broken, true).await;
+    b.wait_for(
+        "the rule error",
+        &format!("document.querySelector('#seg-errors li[data-line=\"{line}\"]') !== null"),
+        WAIT,
+    )
+    .await;
+    let marked = b
+        .eval("[...document.querySelectorAll('#seg-gutter b')].map(b => Number(b.textContent))")
+        .await;
+    assert_eq!(marked, json!([line]));
+    b.screenshot(&shots.join("3-segments-error.png")).await;
+    // Attribute-name completion: type the start of a name, Tab completes it.
+    b.type_into("#seg-text", "segments:\n  - name: x\n    rule: purch", true)
+        .await;
+    b.wait_for(
+        "the completion list",
+        "!document.getElementById('seg-suggest').hidden && document.getElementById('seg-suggest').textContent.includes('purchase_freq')",
+        WAIT,
+    )
+    .await;
+    b.press("Tab").await;
+    let text = b.eval("document.getElementById('seg-text').value").await;
+    assert!(
+        text.as_str().unwrap().ends_with("rule: purchase_freq"),
+        "{text}"
+    );
+
+    // Scripts: open, break (an unknown goto target), see the error at its line.
+    b.click("nav button[data-page=scripts]").await;
+    b.wait_for(
+        "the script to load and validate",
+        "document.getElementById('sc-status').className === 'status ok'",
+        WAIT,
+    )
+    .await;
+    let nodes = b
+        .eval("document.querySelectorAll('#sc-graph g[data-state]').length")
+        .await;
+    assert!(nodes.as_u64().unwrap() >= 5, "the flow is drawn: {nodes}");
+    let broken = SCRIPT.replacen("goto: verify_address", "goto: verify_adress", 1);
+    let line = line_of(&broken, "goto: verify_adress");
+    b.type_into("#sc-text", &broken, true).await;
+    b.wait_for(
+        "the script error",
+        &format!("document.querySelector('#sc-errors li[data-line=\"{line}\"]') !== null && document.getElementById('sc-save').disabled"),
+        WAIT,
+    )
+    .await;
+    let msg = b
+        .eval("document.querySelector('#sc-errors li').textContent")
+        .await;
+    assert!(msg.as_str().unwrap().contains("verify_adress"), "{msg}");
+    // Clicking the error puts the cursor on that line.
+    b.click("#sc-errors li").await;
+    let at = b
+        .eval("(() => { const t = document.getElementById('sc-text'); return t.value.slice(0, t.selectionStart).split('\\n').length; })()")
+        .await;
+    assert_eq!(at, json!(line));
+    b.screenshot(&shots.join("4-script-error.png")).await;
+
+    // Fix it with an edit, save: version 1, by this key, in the history.
+    let edited = SCRIPT.replacen("耽误您一分钟可以吗？", "耽误您一分钟，可以吗？", 1);
+    b.type_into("#sc-text", &edited, true).await;
+    b.wait_for(
+        "the fixed script to validate",
+        "document.getElementById('sc-status').className === 'status ok' && !document.getElementById('sc-save').disabled",
+        WAIT,
+    )
+    .await;
+    b.click("#sc-save").await;
+    b.wait_for(
+        "the saved version in the history",
+        "document.querySelectorAll('#histtab tbody tr').length === 2",
+        WAIT,
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(scripts.join("order_confirmation.zh.yaml")).unwrap(),
+        edited
+    );
+    let who = b
+        .eval("document.querySelector('#histtab tbody tr').cells[1].textContent")
+        .await;
+    assert!(who.as_str().unwrap().contains("root"), "{who}");
+
+    // Chat with the saved script: the opening prompt, then an answer understood.
+    b.click("#chat-start").await;
+    b.wait_for(
+        "the opening prompt",
+        "document.querySelectorAll('#chat-log .bot').length > 0",
+        WAIT,
+    )
+    .await;
+    let opening = b
+        .eval("document.querySelector('#chat-log .bot').textContent")
+        .await;
+    assert!(opening.as_str().unwrap().contains("[opening]"), "{opening}");
+    b.type_into("#chat-in", "是的，是我", true).await;
+    b.press("Enter").await;
+    b.wait_for(
+        "the bot's answer",
+        "document.querySelector('#chat-log .me .meta') !== null && [...document.querySelectorAll('#chat-log .bot')].some(d => d.textContent.includes('[verify_address]'))",
+        WAIT,
+    )
+    .await;
+    let heard = b
+        .eval("document.querySelector('#chat-log .me .meta').textContent")
+        .await;
+    assert!(heard.as_str().unwrap().contains("affirm"), "{heard}");
+    b.screenshot(&shots.join("5-script-chat.png")).await;
+
+    // The English switch.
+    b.click("#lang").await;
+    let tab = b
+        .eval("document.querySelector('nav button[data-page=scripts]').textContent")
+        .await;
+    assert_eq!(tab, json!("Scripts"));
+    b.screenshot(&shots.join("6-script-en.png")).await;
+    let errors = b.page_errors();
+    assert!(errors.is_empty(), "the page logged errors: {errors:?}");
+    eprintln!("console screenshots in {}", shots.display());
+    drop(b);
+    s.stop().await;
+}
