@@ -61,7 +61,7 @@ async fn console_in_a_real_browser() {
         WAIT,
     )
     .await;
-    b.set_files("#file", &[csv.clone()]).await;
+    b.set_files("#file", std::slice::from_ref(&csv)).await;
     b.wait_for(
         "the import report",
         "!document.getElementById('report').hidden && document.getElementById('up-progress').value === 100",
