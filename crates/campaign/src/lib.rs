@@ -25,6 +25,7 @@
 //! - [`trunks`]: SIP trunks as configuration (file:line:column errors) and the runtime's
 //!   trunk selector (weights, channels, CPS, failure back-off).
 pub mod config;
+pub mod forecast;
 pub mod learned;
 pub mod message_gate;
 pub mod model;
@@ -34,6 +35,7 @@ pub mod sim;
 pub mod trunks;
 
 pub use config::{AgentConnect, Campaign, ConfigError, ConfigIssue, PacingMode, Policy};
+pub use forecast::{forecast, Forecast, ForecastConfig, ForecastDay};
 pub use pacing::{AgentView, MeasuredPacer, PredictivePacer};
 pub use planner::{
     Action, ContactInput, ContactRef, Dial, Ineligible, OwnAttempt, PastAttempt, PastCall, Planner,
