@@ -18,6 +18,7 @@
 //! finished — for any front end (`waihu run`, `waihu demo`, a server).
 pub mod agent_registrar;
 pub mod experiments;
+pub mod forecast;
 pub mod handoff;
 pub mod listen;
 pub mod pacing;

@@ -34,14 +34,16 @@ use crate::campaigns::SCRIPTS_DIR;
 use crate::error::ApiError;
 use crate::{AppState, Routes};
 
-/// The page, with the example segment rules (examples/segments.yaml) as the
-/// segment editor's starting text.
+/// The page, with the example segment rules (examples/segments.yaml) and
+/// campaign as the editors' starting texts.
 static CONSOLE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    include_str!("console.html").replace(
-        "\"__SEGMENTS_EXAMPLE__\"",
-        &serde_json::to_string(include_str!("../../../examples/segments.yaml"))
-            .expect("a string serialises"),
-    )
+    let js = |text: &str| serde_json::to_string(text).expect("a string serialises");
+    include_str!("console.html")
+        .replace(
+            "\"__SEGMENTS_EXAMPLE__\"",
+            &js(include_str!("../../../examples/segments.yaml")),
+        )
+        .replace("\"__CAMPAIGN_EXAMPLE__\"", &js(CAMPAIGN_EXAMPLE))
 });
 
 /// Chat sessions kept at once; the least recently used goes first.
@@ -92,6 +94,7 @@ pub(crate) fn routes(r: Routes) -> Routes {
             get(history_version),
         )
         .add("GET", "/api/rejects/{file}", get(rejects))
+        .add("POST", "/api/campaigns/forecast", post(forecast))
 }
 
 async fn console_page() -> Html<&'static str> {
@@ -698,6 +701,126 @@ fn continue_chat(console: &Console, session: &str, line: &str) -> Result<Value, 
         out["outcome"] = json!({"outcome": outcome, "level": level.map(|l| l.as_str()), "path": chat.call.path()});
     }
     Ok(out)
+}
+
+// ---- campaign forecast ----------------------------------------------------
+
+/// The example the campaign editor starts with (no active dates: forecastable any day).
+pub const CAMPAIGN_EXAMPLE: &str = include_str!("../../../examples/campaign-demo.zh.yaml");
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForecastBody {
+    /// The campaign file (YAML).
+    spec: String,
+    /// When calling would start: RFC 3339, or a wall time in the campaign's zone
+    /// (`2026-12-08T09:00`, what a browser's datetime field sends). Default: now.
+    start: Option<String>,
+    /// The date to forecast for, in the same forms.
+    deadline: String,
+    #[serde(default = "five")]
+    runs: u32,
+}
+
+fn five() -> u32 {
+    5
+}
+
+fn when(
+    field: &str,
+    text: &str,
+    tz: waihu_campaign::chrono_tz::Tz,
+) -> Result<chrono::DateTime<Utc>, ApiError> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let naive = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(text, f).ok())
+        .or_else(|| {
+            NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(23, 59, 59))
+        })
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "bad_body",
+                format!("{field}: {text:?} is not a time; use 2026-12-08T18:00 (the campaign's time zone) or RFC 3339"),
+            )
+        })?;
+    naive
+        .and_local_timezone(tz)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "bad_body",
+                format!("{field}: {text:?} does not exist in {tz} (a clock change)"),
+            )
+        })
+}
+
+/// Longest forecast horizon, and most runs.
+const FORECAST_DAYS: i64 = 31;
+const FORECAST_RUNS: u32 = 20;
+
+async fn forecast(
+    State(s): State<AppState>,
+    _c: Caller,
+    J(b): J<ForecastBody>,
+) -> Result<Json<Value>, ApiError> {
+    too_long("campaign file", b.spec.len())?;
+    let campaign = match waihu_campaign::Campaign::from_yaml(&b.spec) {
+        Ok(c) => c,
+        Err(e) => {
+            let errors: Vec<Value> = e
+                .issues
+                .iter()
+                .map(|i| json!({"line": i.line, "column": i.column, "path": i.path, "message": i.message}))
+                .collect();
+            return Ok(Json(json!({"ok": false, "errors": errors})));
+        }
+    };
+    let tz = campaign.timezone;
+    let start = match &b.start {
+        Some(t) => when("start", t, tz)?,
+        None => Utc::now(),
+    };
+    let deadline = when("deadline", &b.deadline, tz)?;
+    if deadline <= start || deadline - start > chrono::Duration::days(FORECAST_DAYS) {
+        return Err(ApiError::bad_request(
+            "bad_body",
+            format!("deadline: must be after start and at most {FORECAST_DAYS} days later"),
+        ));
+    }
+    if b.runs == 0 || b.runs > FORECAST_RUNS {
+        return Err(ApiError::bad_request(
+            "bad_body",
+            format!("runs: 1 to {FORECAST_RUNS}"),
+        ));
+    }
+    let started = Instant::now();
+    let inputs = waihu_dialer::forecast::forecast_inputs(&s.store, &campaign, start)
+        .await
+        .map_err(|e| ApiError::internal(format!("loading the customers: {e}")))?;
+    let mut cfg = waihu_campaign::ForecastConfig::new(start, deadline);
+    cfg.runs = b.runs;
+    let (f, inputs) = tokio::task::spawn_blocking(move || {
+        (waihu_campaign::forecast(|| inputs.planner(), &cfg), inputs)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("forecasting: {e}")))?;
+    let skipped: Vec<&String> = inputs.skipped.iter().take(20).collect();
+    Ok(Json(json!({
+        "ok": true,
+        "campaign": campaign.name,
+        "timezone": tz.name(),
+        "forecast": f,
+        "skipped": inputs.skipped.len(),
+        "skipped_first": skipped,
+        "history_attempts": inputs.seed.len(),
+        "seconds": started.elapsed().as_secs_f64(),
+    })))
 }
 
 // ---- imports --------------------------------------------------------------

@@ -128,6 +128,14 @@ fn save_body() -> Value {
         "base": {"type": "string", "description": "sha256 of the text the edit started from (from /source); omit to create a new script."}}})
 }
 
+fn forecast_body() -> Value {
+    json!({"type": "object", "required": ["spec", "deadline"], "additionalProperties": false, "properties": {
+        "spec": {"type": "string", "description": "The campaign file (YAML)."},
+        "start": {"type": "string", "description": "RFC 3339, or a wall time in the campaign's zone (2026-12-08T09:00). Default: now."},
+        "deadline": {"type": "string", "description": "Same forms; a date alone means its end. At most 31 days after start."},
+        "runs": {"type": "integer", "default": 5, "minimum": 1, "maximum": 20}}})
+}
+
 fn chat_body() -> Value {
     json!({"type": "object", "additionalProperties": false, "properties": {
         "yaml": {"type": "string", "description": "Start: the script text."},
@@ -340,6 +348,7 @@ const OPS: &[Op] = &[
     Op { method: "PUT", path: "/api/scripts/{name}", summary: "Save a script (validated first: 422 invalid_script with errors [{line, column, path, message}], nothing saved). base must be the sha256 the editor started from (409 conflict if someone saved since). The version is kept under scripts/.history and a script_saved event records who, the version, both hashes and lines added/removed. 201 when it creates the script.", role: Some("operator"), params: SCRIPT_NAME, body: Some(save_body), csv: false },
     Op { method: "GET", path: "/api/scripts/{name}/history", summary: "Who saved which version of a script and when (from the audit log), newest first.", role: Some("analyst"), params: SCRIPT_NAME, body: None, csv: false },
     Op { method: "GET", path: "/api/scripts/{name}/history/{version}", summary: "The text of one saved version (0: the file as it was before the first console save).", role: Some("analyst"), params: &[("name", "path", "string", "Script file stem."), ("version", "path", "integer", "Version number.")], body: None, csv: false },
+    Op { method: "POST", path: "/api/campaigns/forecast", summary: "Forecast a campaign before launch: the planner over the stored customer list (as waihu run loads it, history seeding its answer model) in virtual time from start to deadline; answers the share reached, attempts and contacts finished (10th/50th/90th percentile of the runs) by the deadline and per day. Campaign file errors answer 200 with ok=false and errors [{line, column, path, message}].", role: Some("analyst"), params: &[], body: Some(forecast_body), csv: false },
     Op { method: "GET", path: "/api/rejects/{file}", summary: "An import's rejected rows as CSV (the rejects_file the import reported: line, column, reason, then the row).", role: Some("admin"), params: &[("file", "path", "string", "The file name of the import report's rejects_file.")], body: None, csv: true },
     Op { method: "DELETE", path: "/api/keys/{id}", summary: "Revoke an API key.", role: Some("admin"), params: &[("id", "path", "integer", "Key id.")], body: None, csv: false },
 ];

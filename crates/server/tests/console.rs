@@ -418,3 +418,103 @@ async fn scripts_are_validated_saved_with_versions_and_chatted_with() {
     assert_eq!((st, &c["ok"]), (200, &json!(false)), "{c}");
     s.stop().await;
 }
+
+const CAMPAIGN: &str = include_str!("../../../examples/campaign-demo.zh.yaml");
+
+#[tokio::test]
+async fn a_campaign_is_forecast_over_the_stored_list() {
+    let s = Server::start(waihu_server::Config::default()).await;
+    let (st, _) = upload(&s, &s.admin, "customers.csv", EXAMPLE_CSV.into()).await;
+    assert_eq!(st, 201);
+    let (_, listed) = s.get(&s.analyst, "/api/customers?limit=1").await;
+    let customers = listed["total"].as_u64().unwrap();
+    // Tuesday 08:00 to Wednesday 20:00, Shanghai: two days of windows, 20 lines.
+    let body = json!({"spec": CAMPAIGN, "start": "2026-12-08T08:00", "deadline": "2026-12-09T20:00", "runs": 3});
+    let (st, r) = s
+        .send(
+            Method::POST,
+            &s.analyst,
+            "/api/campaigns/forecast",
+            Some(body),
+        )
+        .await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["ok"], true, "{r}");
+    let f = &r["forecast"];
+    assert_eq!(
+        f["contacts"].as_u64().unwrap() + r["skipped"].as_u64().unwrap(),
+        customers,
+        "{r}"
+    );
+    let reached = f["reached"]["mid"].as_f64().unwrap();
+    // Three tries each at the 30% prior: about 1 − 0.7³ ≈ 66% if the lines suffice.
+    assert!((0.4..0.9).contains(&reached), "{r}");
+    let days = f["days"].as_array().unwrap();
+    assert_eq!(days.len(), 2, "{r}");
+    assert!(days[0]["reached"]["mid"].as_f64().unwrap() <= reached);
+    assert!(f["attempts"]["mid"].as_f64().unwrap() >= reached * f["contacts"].as_f64().unwrap());
+
+    // Before the windows open in Shanghai only callees elsewhere (in their own
+    // daytime) are dialled: windows are in the callee's local time.
+    let (_, all) = s.get(&s.analyst, "/api/customers?limit=1000").await;
+    let elsewhere = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["tz"] != "Asia/Shanghai")
+        .count() as f64;
+    assert!(elsewhere > 0.0);
+    let body = json!({"spec": CAMPAIGN, "start": "2026-12-08T01:00", "deadline": "2026-12-08T08:59", "runs": 1});
+    let (_, r) = s
+        .send(
+            Method::POST,
+            &s.analyst,
+            "/api/campaigns/forecast",
+            Some(body),
+        )
+        .await;
+    let attempts = r["forecast"]["attempts"]["high"].as_f64().unwrap();
+    assert!(
+        attempts > 0.0 && attempts <= elsewhere * 3.0,
+        "{elsewhere} elsewhere: {r}"
+    );
+    assert!(
+        r["forecast"]["reached"]["high"].as_f64().unwrap() * customers as f64 <= elsewhere,
+        "{r}"
+    );
+
+    // A bad campaign file: the error at its line; a bad deadline: 400.
+    let broken = CAMPAIGN.replace("channels: 20", "channels: many");
+    let body = json!({"spec": broken, "deadline": "2026-12-09T20:00"});
+    let (st, r) = s
+        .send(
+            Method::POST,
+            &s.analyst,
+            "/api/campaigns/forecast",
+            Some(body),
+        )
+        .await;
+    assert_eq!((st, &r["ok"]), (200, &json!(false)), "{r}");
+    assert_eq!(
+        r["errors"][0]["line"].as_u64().unwrap(),
+        line_of(&broken, "channels: many"),
+        "{r}"
+    );
+    for (start, deadline) in [
+        ("2026-12-09T08:00", "2026-12-08T08:00"),
+        ("2026-12-01T08:00", "2027-03-01T08:00"),
+        ("2026-12-08T08:00", "next friday"),
+    ] {
+        let body = json!({"spec": CAMPAIGN, "start": start, "deadline": deadline});
+        let (st, r) = s
+            .send(
+                Method::POST,
+                &s.analyst,
+                "/api/campaigns/forecast",
+                Some(body),
+            )
+            .await;
+        assert_eq!(st, 400, "{start} {deadline}: {r}");
+    }
+    s.stop().await;
+}

@@ -2,7 +2,8 @@
 //! the DevTools protocol, `waihu-cdp`) on a fresh data directory: upload a
 //! list with bad rows and see them rejected, preview segments and break a rule,
 //! complete an attribute name, open a script, break it and see the error at its
-//! line, fix and save it, then chat with it. Screenshots of each page are kept
+//! line, fix and save it, chat with it, and forecast a campaign over the
+//! uploaded list. Screenshots of each page are kept
 //! under the target directory (`console-screens/`). Fails when Chromium is
 //! missing and `CI` is set (`waihu_testkit::have_peer_at`).
 mod common;
@@ -252,13 +253,47 @@ async fn console_in_a_real_browser() {
     assert!(heard.as_str().unwrap().contains("affirm"), "{heard}");
     b.screenshot(&shots.join("5-script-chat.png")).await;
 
+    // Campaigns: a forecast over the uploaded list before launch, drawn per day.
+    b.click("nav button[data-page=campaigns]").await;
+    b.eval("document.getElementById('cp-start').value = '2026-12-08T08:00'; document.getElementById('cp-deadline').value = '2026-12-10T18:00'; 0").await;
+    b.click("#cp-forecast").await;
+    b.wait_for(
+        "the forecast",
+        "!document.getElementById('fc-cards').hidden",
+        WAIT,
+    )
+    .await;
+    let contacts = b
+        .eval("Number(document.getElementById('fc-contacts').textContent)")
+        .await;
+    let (_, listed) = s.get(&s.analyst, "/api/customers?limit=1").await;
+    assert_eq!(
+        contacts, listed["total"],
+        "every customer is in the forecast"
+    );
+    let points = b
+        .eval("document.querySelectorAll('#fc-chart circle').length")
+        .await;
+    assert_eq!(points, json!(3), "one point per day");
+    let summary = b
+        .eval("document.getElementById('fc-summary').textContent")
+        .await;
+    assert!(summary.as_str().unwrap().contains("预计触达"), "{summary}");
+    assert_eq!(
+        b.eval("document.getElementById('cp-launch').disabled")
+            .await,
+        json!(false)
+    );
+    b.screenshot(&shots.join("6-campaign-forecast.png")).await;
+    b.click("nav button[data-page=scripts]").await;
+
     // The English switch.
     b.click("#lang").await;
     let tab = b
         .eval("document.querySelector('nav button[data-page=scripts]').textContent")
         .await;
     assert_eq!(tab, json!("Scripts"));
-    b.screenshot(&shots.join("6-script-en.png")).await;
+    b.screenshot(&shots.join("7-script-en.png")).await;
     let errors = b.page_errors();
     assert!(errors.is_empty(), "the page logged errors: {errors:?}");
     eprintln!("console screenshots in {}", shots.display());
