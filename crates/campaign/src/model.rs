@@ -82,6 +82,12 @@ impl AnswerModel {
         }
     }
 
+    /// Attempts seen at this hour of week, over all segments (the evidence
+    /// behind [`AnswerModel::campaign`]).
+    pub fn attempts(&self, hour_of_week: usize) -> f64 {
+        self.camp_att[hour_of_week % HOURS]
+    }
+
     pub fn campaign(&self, hour_of_week: usize) -> f64 {
         let h = hour_of_week % HOURS;
         (self.camp_ans[h] + self.k0 * self.prior) / (self.camp_att[h] + self.k0)

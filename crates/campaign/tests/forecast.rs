@@ -77,13 +77,14 @@ fn the_same_seed_gives_the_same_forecast() {
     assert_eq!(format!("{a:?}"), format!("{b:?}"));
 }
 
-/// What the forecast showed of the best-time policy on a list without any call
-/// history: wide campaigns defer most of their list. The first outcomes of an
-/// hour pull its rate under `defer_below` × an hour nobody has called yet (still
-/// the prior), so whole segments wait, hour after hour. Kept as a figure, not a
-/// bound, until the planner weighs hours by their evidence.
+/// What the forecast first showed of the best-time policy with deferral on a
+/// list without any call history: the first outcomes of an hour pulled its
+/// rate under `defer_below` × an hour nobody had called yet (still the prior),
+/// so whole segments waited, hour after hour: 6% reached against FIFO's 75% in
+/// two days at 40 lines. The planner now defers only towards hours the data
+/// speaks for.
 #[test]
-fn best_time_without_history_is_forecast_as_the_planner_behaves() {
+fn best_time_deferral_without_history_does_not_starve_the_campaign() {
     let cfg = ForecastConfig::new(at(3, 8), at(4, 20));
     let best = forecast(|| planner(2000, 40, Policy::BestTime), &cfg);
     let fifo = forecast(|| planner(2000, 40, Policy::Fifo), &cfg);
@@ -93,7 +94,7 @@ fn best_time_without_history_is_forecast_as_the_planner_behaves() {
         fifo.reached.mid * 100.0
     );
     assert!(
-        best.reached.mid > 0.0 && best.attempts.mid > 0.0,
-        "{best:?}"
+        best.reached.mid > 0.9 * fifo.reached.mid,
+        "{best:?} {fifo:?}"
     );
 }

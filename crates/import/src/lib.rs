@@ -167,6 +167,9 @@ pub enum ImportError {
         #[source]
         source: IngestError,
     },
+    /// An XLSX workbook that cannot be read.
+    #[error("reading {file}: {message}")]
+    Xlsx { file: String, message: String },
     /// Bad options: unknown region, bad column mapping.
     #[error(transparent)]
     Options(#[from] IngestError),
@@ -205,6 +208,13 @@ pub async fn import_file<P: Progress>(
     progress: &mut P,
 ) -> Result<ImportReport, ImportError> {
     let started = Instant::now();
+    if waihu_ingest::xlsx::named_xlsx(&path.display().to_string()) {
+        let bytes = std::fs::read(path).map_err(|source| ImportError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        return import_bytes(store, &path.display().to_string(), bytes, opts, progress).await;
+    }
     let file = std::fs::File::open(path).map_err(|source| ImportError::Open {
         path: path.display().to_string(),
         source,
@@ -219,6 +229,35 @@ pub async fn import_file<P: Progress>(
         opts,
         progress,
         started,
+    )
+    .await
+}
+
+/// Import a whole file held in memory (an upload): an XLSX workbook (by its
+/// ZIP signature) is read through its first worksheet, anything else as CSV.
+pub async fn import_bytes<P: Progress>(
+    store: &Store,
+    name: &str,
+    bytes: Vec<u8>,
+    opts: &ImportOptions,
+    progress: &mut P,
+) -> Result<ImportReport, ImportError> {
+    let bytes = if waihu_ingest::xlsx::looks_like_xlsx(&bytes) {
+        waihu_ingest::xlsx::to_csv(&bytes).map_err(|message| ImportError::Xlsx {
+            file: name.to_string(),
+            message,
+        })?
+    } else {
+        bytes
+    };
+    let size = bytes.len() as u64;
+    import_reader(
+        store,
+        name,
+        std::io::Cursor::new(bytes),
+        Some(size),
+        opts,
+        progress,
     )
     .await
 }

@@ -17,6 +17,7 @@
 mod cn_mobile;
 pub mod tz;
 pub mod value;
+pub mod xlsx;
 
 use std::collections::BTreeMap;
 use std::io::{Chain, Cursor, Read};
@@ -315,11 +316,70 @@ pub fn detect_encoding(sample: &[u8], complete: bool) -> &'static encoding_rs::E
     }
 }
 
+/// The decoded text on its way to the csv reader, with the offsets of its line
+/// breaks, so a record's line is counted from the text itself: the csv crate
+/// gives a record after blank lines the first blank's number
+/// (BurntSushi/rust-csv#208).
+struct Lines<R> {
+    inner: R,
+    read: u64,
+    /// Offsets of line breaks not yet passed by a query.
+    ahead: std::collections::VecDeque<u64>,
+    /// Line breaks before the last query.
+    passed: u64,
+}
+
+impl<R: Read> Read for Lines<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for (i, b) in buf[..n].iter().enumerate() {
+            if *b == b'\n' {
+                self.ahead.push_back(self.read + i as u64);
+            }
+        }
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R> Lines<R> {
+    fn new(inner: R) -> Self {
+        Lines {
+            inner,
+            read: 0,
+            ahead: std::collections::VecDeque::new(),
+            passed: 0,
+        }
+    }
+
+    /// The 1-based line of the byte at `offset` (queries never go back).
+    fn line_of(&mut self, offset: u64) -> u64 {
+        while self.ahead.front().is_some_and(|&o| o < offset) {
+            self.ahead.pop_front();
+            self.passed += 1;
+        }
+        self.passed + 1
+    }
+}
+
+/// The line a record starts on: the line of its last byte (the reader stands
+/// just past it, or past its terminator's `\r`) less the line breaks inside
+/// its quoted fields.
+fn record_line<R: Read>(rec: &csv::StringRecord, reader: &mut csv::Reader<Lines<R>>) -> u64 {
+    let end = reader.position().byte();
+    let inside: u64 = rec.iter().map(|f| f.matches('\n').count() as u64).sum();
+    reader
+        .get_mut()
+        .line_of(end.saturating_sub(1))
+        .saturating_sub(inside)
+        .max(1)
+}
+
 type Decoded<R> = encoding_rs_io::DecodeReaderBytes<Chain<Cursor<Vec<u8>>, R>, Vec<u8>>;
 
 /// A CSV file being read: the header, the decided column plan, and the rows.
 pub struct Source<R: Read> {
-    reader: csv::Reader<Decoded<R>>,
+    reader: csv::Reader<Lines<Decoded<R>>>,
     pub encoding: &'static str,
     pub headers: Vec<String>,
     pub roles: Vec<Role>,
@@ -347,7 +407,7 @@ impl<R: Read> Source<R> {
         let mut reader = csv::ReaderBuilder::new()
             .flexible(true)
             .has_headers(true)
-            .from_reader(decoded);
+            .from_reader(Lines::new(decoded));
         let headers: Vec<String> = match reader.headers() {
             Ok(h) if h.iter().any(|c| !c.trim().is_empty()) => h
                 .iter()
@@ -401,7 +461,7 @@ impl<R: Read> Source<R> {
             match self.reader.read_record(&mut rec) {
                 Ok(false) => self.done = true,
                 Ok(true) => {
-                    let line = rec.position().map_or(0, |p| p.line());
+                    let line = record_line(&rec, &mut self.reader);
                     if rec.len() == 1 && rec[0].trim().is_empty() {
                         continue; // blank line
                     }

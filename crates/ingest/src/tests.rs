@@ -139,6 +139,28 @@ fn split_batch_keeps_file_order() {
     assert_eq!(lines, [3, 5]);
 }
 
+/// Rejects name the line the row is on in the file, blank lines and line
+/// breaks inside quoted cells included (the csv crate alone gives the row after
+/// a blank line the blank's number).
+#[test]
+fn reject_lines_count_blank_lines_and_quoted_line_breaks() {
+    let csv = "phone,name,note\n\
+               13800000001,A,x\n\
+               \n\
+               12,B,after one blank\n\
+               \n\
+               \n\
+               x,C,after two blanks\n\
+               13800000002,D,\"two\nlines\"\n\
+               y,E,after a two-line row\r\n\
+               \r\n\
+               z,F,crlf\r\n";
+    let (_, ok, bad) = read_all(csv.as_bytes());
+    assert_eq!(ok.len(), 2, "{bad:?}");
+    let lines: Vec<(u64, &str)> = bad.iter().map(|r| (r.line, r.cells[1].as_str())).collect();
+    assert_eq!(lines, [(4, "B"), (7, "C"), (10, "E"), (12, "F")]);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
     #[test]

@@ -148,15 +148,107 @@ pub(crate) enum Format {
     #[default]
     Json,
     Csv,
+    Xlsx,
 }
 
-/// `items` as CSV with the given columns (nested values as JSON), UTF-8 with a
-/// BOM so spreadsheet programs read Chinese correctly.
-pub(crate) fn csv_response(
+impl Format {
+    /// A download (CSV or XLSX) rather than a JSON page.
+    pub(crate) fn is_file(self) -> bool {
+        self != Format::Json
+    }
+}
+
+/// `items` as a file in `format` (CSV or XLSX) with the given columns.
+pub(crate) fn file_response(
+    format: Format,
     name: &str,
     columns: &[&str],
     items: &[Value],
 ) -> Result<Response, ApiError> {
+    match format {
+        Format::Xlsx => xlsx_response(name, columns, items),
+        Format::Csv | Format::Json => csv_response(name, columns, items),
+    }
+}
+
+/// Longest text an XLSX cell holds.
+const XLSX_CELL_MAX: usize = 32_767;
+
+/// `items` as one worksheet named `name`: a bold, frozen header row, numbers
+/// and booleans as such, text as text (never a formula), nested values as
+/// JSON, columns fitted to their contents.
+fn xlsx_response(name: &str, columns: &[&str], items: &[Value]) -> Result<Response, ApiError> {
+    use rust_xlsxwriter::{Format as Style, Workbook};
+    let fail = |e: rust_xlsxwriter::XlsxError| ApiError::internal(format!("writing XLSX: {e}"));
+    let cell_text = |s: &str| -> String {
+        if s.chars().count() <= XLSX_CELL_MAX {
+            s.to_string()
+        } else {
+            s.chars().take(XLSX_CELL_MAX).collect()
+        }
+    };
+    let mut wb = Workbook::new();
+    let ws = wb.add_worksheet();
+    let sheet: String = name
+        .chars()
+        .filter(|c| !matches!(c, '[' | ']' | ':' | '*' | '?' | '/' | '\\'))
+        .take(31)
+        .collect();
+    ws.set_name(sheet).map_err(fail)?;
+    let bold = Style::new().set_bold();
+    for (c, col) in columns.iter().enumerate() {
+        ws.write_string_with_format(0, c as u16, *col, &bold)
+            .map_err(fail)?;
+    }
+    for (r, it) in items.iter().enumerate() {
+        let row = r as u32 + 1;
+        for (c, col) in columns.iter().enumerate() {
+            let c = c as u16;
+            match it.get(*col) {
+                None | Some(Value::Null) => {}
+                Some(Value::String(s)) => {
+                    ws.write_string(row, c, cell_text(s)).map_err(fail)?;
+                }
+                Some(Value::Number(n)) => match n.as_f64() {
+                    Some(f) if f.is_finite() => {
+                        ws.write_number(row, c, f).map_err(fail)?;
+                    }
+                    _ => {
+                        ws.write_string(row, c, n.to_string()).map_err(fail)?;
+                    }
+                },
+                Some(Value::Bool(b)) => {
+                    ws.write_boolean(row, c, *b).map_err(fail)?;
+                }
+                Some(v) => {
+                    ws.write_string(row, c, cell_text(&v.to_string()))
+                        .map_err(fail)?;
+                }
+            }
+        }
+    }
+    ws.set_freeze_panes(1, 0).map_err(fail)?;
+    ws.autofit();
+    let body = wb.save_to_buffer().map_err(fail)?;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}.xlsx\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// `items` as CSV with the given columns (nested values as JSON), UTF-8 with a
+/// BOM so spreadsheet programs read Chinese correctly.
+fn csv_response(name: &str, columns: &[&str], items: &[Value]) -> Result<Response, ApiError> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let fail = |e: csv::Error| ApiError::internal(format!("writing CSV: {e}"));
     w.write_record(columns).map_err(fail)?;
@@ -281,12 +373,8 @@ async fn list_customers(
     caller: Caller,
     Q(q): Q<ListCustomersQ>,
 ) -> Result<Response, ApiError> {
-    let max = if q.format == Format::Csv {
-        100_000
-    } else {
-        1000
-    };
-    let lim = limit(q.limit, if q.format == Format::Csv { max } else { 50 }, max)?;
+    let max = if q.format.is_file() { 100_000 } else { 1000 };
+    let lim = limit(q.limit, if q.format.is_file() { max } else { 50 }, max)?;
     if q.reveal && caller.role < Role::Operator {
         // Refuse before reading anything.
         reveal(
@@ -313,8 +401,9 @@ async fn list_customers(
     )
     .await?;
     let items: Vec<Value> = list.iter().map(|c| customer_json(c, shown)).collect();
-    if q.format == Format::Csv {
-        return csv_response(
+    if q.format.is_file() {
+        return file_response(
+            q.format,
             "customers",
             &[
                 "id",
@@ -410,8 +499,9 @@ async fn segments(
             items.push(json!({"name": name, "description": null, "rule": null, "priority": null, "customers": n}));
         }
     }
-    if q.format == Format::Csv {
-        return csv_response(
+    if q.format.is_file() {
+        return file_response(
+            q.format,
             "segments",
             &["name", "description", "rule", "priority", "customers"],
             &items,
@@ -438,11 +528,7 @@ async fn list_dnc(
     let all = s.store.dnc_list(q.scope.as_deref()).await?;
     let lim = limit(
         q.limit,
-        if q.format == Format::Csv {
-            1_000_000
-        } else {
-            100
-        },
+        if q.format.is_file() { 1_000_000 } else { 100 },
         1_000_000,
     )? as usize;
     let page: Vec<Value> = all
@@ -451,8 +537,13 @@ async fn list_dnc(
         .take(lim)
         .map(|e| json!({"phone": mask_phone(&e.phone), "scope": e.scope, "reason": e.reason, "added_at": e.added_at}))
         .collect();
-    if q.format == Format::Csv {
-        return csv_response("dnc", &["phone", "scope", "reason", "added_at"], &page);
+    if q.format.is_file() {
+        return file_response(
+            q.format,
+            "dnc",
+            &["phone", "scope", "reason", "added_at"],
+            &page,
+        );
     }
     let next = (q.after + page.len() < all.len()).then_some(q.after + page.len());
     Ok(Json(json!({"items": page, "next_after": next, "total": all.len()})).into_response())
@@ -583,12 +674,8 @@ async fn list_events(
     _c: Caller,
     Q(q): Q<EventsQ>,
 ) -> Result<Response, ApiError> {
-    let max = if q.format == Format::Csv {
-        100_000
-    } else {
-        1000
-    };
-    let lim = limit(q.limit, if q.format == Format::Csv { max } else { 50 }, max)?;
+    let max = if q.format.is_file() { 100_000 } else { 1000 };
+    let lim = limit(q.limit, if q.format.is_file() { max } else { 50 }, max)?;
     if q.after.is_some() && q.before.is_some() {
         return Err(ApiError::bad_request(
             "bad_query",
@@ -608,8 +695,9 @@ async fn list_events(
         ),
     };
     let items: Vec<Value> = evs.iter().map(|(id, e)| event_json(*id, e)).collect();
-    if q.format == Format::Csv {
-        return csv_response(
+    if q.format.is_file() {
+        return file_response(
+            q.format,
             "events",
             &["id", "at", "type", "customer", "campaign", "call", "detail"],
             &items,
@@ -690,7 +778,7 @@ async fn kpis(
         .kpi_rollup(midnight(from), end, q.campaign.map(CampaignId))
         .await?;
     let (total, days) = kpi::fold(&rows, from, to, &s.cfg.conversion_outcomes);
-    if q.format == Format::Csv {
+    if q.format.is_file() {
         let items: Vec<Value> = days
             .iter()
             .map(|d| {
@@ -720,7 +808,7 @@ async fn kpis(
         .to_vec();
         cols.extend(total.outcomes.keys().map(|k| format!("outcome_{k}")));
         let cols: Vec<&str> = cols.iter().map(String::as_str).collect();
-        return csv_response("kpis", &cols, &items);
+        return file_response(q.format, "kpis", &cols, &items);
     }
     Ok(Json(json!({
         "from": from,
@@ -748,8 +836,9 @@ async fn heatmap(
         .iter()
         .map(|c| serde_json::to_value(c).unwrap_or(Value::Null))
         .collect();
-    if q.format == Format::Csv {
-        return csv_response(
+    if q.format.is_file() {
+        return file_response(
+            q.format,
             "heatmap",
             &["weekday", "hour", "attempts", "connects", "answer_rate"],
             &items,

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use waihu_core::{mask_phone, CallId, CampaignId, Event, EventKind, Turn};
 use waihu_store::CallSummary;
 
-use crate::api::{csv_response, limit, Format, Q};
+use crate::api::{file_response, limit, Format, Q};
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
 use crate::reports::{funnel_steps, intent_matrix};
@@ -78,7 +78,7 @@ async fn list_calls(
     _c: Caller,
     Q(q): Q<CallsQ>,
 ) -> Result<Response, ApiError> {
-    let csv = q.format == Format::Csv;
+    let csv = q.format.is_file();
     let max = if csv { 100_000 } else { 1000 };
     let lim = limit(q.limit, if csv { max } else { 50 }, max)?;
     let campaign = q.campaign.map(CampaignId);
@@ -88,7 +88,7 @@ async fn list_calls(
         .await?;
     let items: Vec<Value> = list.iter().map(summary_json).collect();
     if csv {
-        return csv_response("calls", &CALL_COLUMNS, &items);
+        return file_response(q.format, "calls", &CALL_COLUMNS, &items);
     }
     let next = (list.len() as i64 == lim)
         .then(|| list.last().map(|c| c.call_id.clone()))
@@ -330,9 +330,10 @@ async fn funnel(
     Q(q): Q<FunnelQ>,
 ) -> Result<Response, ApiError> {
     let v = funnel_json(&s, q.script.as_deref(), q.campaign.map(CampaignId)).await?;
-    if q.format == Format::Csv {
+    if q.format.is_file() {
         let items = v["steps"].as_array().cloned().unwrap_or_default();
-        return csv_response(
+        return file_response(
+            q.format,
             "funnel",
             &[
                 "state",
@@ -365,12 +366,12 @@ async fn intents(
 ) -> Result<Response, ApiError> {
     let campaign = q.campaign.map(CampaignId);
     let cells = s.store.intent_heatmap(campaign).await?;
-    if q.format == Format::Csv {
+    if q.format.is_file() {
         let items: Vec<Value> = cells
             .iter()
             .map(|(st, i, n)| json!({"state": st, "intent": i, "turns": n}))
             .collect();
-        return csv_response("intents", &["state", "intent", "turns"], &items);
+        return file_response(q.format, "intents", &["state", "intent", "turns"], &items);
     }
     // Rows in the order calls walk through the busiest script.
     let order: Vec<String> = funnel_json(&s, None, campaign).await?["steps"]
@@ -395,8 +396,9 @@ async fn voice(
         .iter()
         .map(|r| serde_json::to_value(r).unwrap_or(Value::Null))
         .collect();
-    if q.format == Format::Csv {
-        return csv_response(
+    if q.format.is_file() {
+        return file_response(
+            q.format,
             "voice",
             &[
                 "by",

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use waihu_core::{CampaignId, CampaignState};
 use waihu_store::CampaignRow;
 
-use crate::api::{csv_response, int_id, Format, Q};
+use crate::api::{file_response, int_id, Format, Q};
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
 use crate::reports::script_graph;
@@ -66,8 +66,9 @@ async fn list_campaigns(
         let n = live.iter().filter(|l| l.campaign == Some(c.id)).count();
         items.push(campaign_json(&s, &c, n).await?);
     }
-    if q.format == Format::Csv {
-        return csv_response(
+    if q.format.is_file() {
+        return file_response(
+            q.format,
             "campaigns",
             &[
                 "id",

@@ -8,10 +8,9 @@
 //! and `POST /api/scripts/validate` answer 200 with `ok: false` and the errors
 //! (line, column, what) for text being edited; only a malformed request is a
 //! 4xx. Saving an invalid script is refused (422) with the same errors.
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -22,9 +21,8 @@ use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use waihu_bot::text::{Line, TextCall};
-use waihu_core::{Event, EventKind, NluContext, NluResult};
-use waihu_dialog::{LoadError, Output, Program};
+use waihu_core::{Event, EventKind};
+use waihu_dialog::{LoadError, Program};
 use waihu_import::segments::classify_all;
 use waihu_segment::RuleSet;
 
@@ -46,41 +44,27 @@ static CONSOLE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         .replace("\"__CAMPAIGN_EXAMPLE__\"", &js(CAMPAIGN_EXAMPLE))
 });
 
-/// Chat sessions kept at once; the least recently used goes first.
-pub const CHAT_SESSIONS: usize = 32;
-/// A chat untouched this long is dropped.
-pub const CHAT_IDLE: Duration = Duration::from_secs(30 * 60);
-/// Trained script NLUs kept (by script text), so a chat restarted on the same
-/// text answers at once.
-const NLU_CACHE: usize = 8;
 /// Largest script or rule text accepted.
-const TEXT_LIMIT: usize = 1 << 20;
+pub(crate) const TEXT_LIMIT: usize = 1 << 20;
 /// Where saved versions of a script are kept: `<scripts>/.history/<name>/v<N>.yaml`.
 const HISTORY_DIR: &str = ".history";
 
-type Classify = Box<dyn Fn(&str, &NluContext) -> NluResult + Send>;
-
-struct Chat {
-    call: TextCall<Classify>,
-    used: Instant,
-}
-
-/// The console's state in the server: chat sessions, trained NLUs, and the
-/// lock that makes script saves one at a time.
+/// The console's state in the server: the lock that makes script saves one at
+/// a time, and (with the `engine` feature) chat sessions and trained NLUs.
 #[derive(Default)]
 pub struct Console {
-    chats: Mutex<HashMap<String, Chat>>,
-    nlus: Mutex<Vec<(String, Arc<waihu_nlu::Nlu>)>>,
     saves: tokio::sync::Mutex<()>,
+    #[cfg(feature = "engine")]
+    pub(crate) engine: crate::console_engine::EngineState,
 }
 
 pub(crate) fn routes(r: Routes) -> Routes {
-    r.add("GET", "/console", get(console_page))
+    let r = r
+        .add("GET", "/console", get(console_page))
         .add("GET", "/api/segments/attributes", get(attributes))
         .add("POST", "/api/segments/preview", post(preview))
         .add("POST", "/api/segments/apply", post(apply))
         .add("POST", "/api/scripts/validate", post(validate))
-        .add("POST", "/api/scripts/chat", post(chat))
         .add("GET", "/api/scripts/{name}/source", get(source))
         .add(
             "PUT",
@@ -93,15 +77,17 @@ pub(crate) fn routes(r: Routes) -> Routes {
             "/api/scripts/{name}/history/{version}",
             get(history_version),
         )
-        .add("GET", "/api/rejects/{file}", get(rejects))
-        .add("POST", "/api/campaigns/forecast", post(forecast))
+        .add("GET", "/api/rejects/{file}", get(rejects));
+    #[cfg(feature = "engine")]
+    let r = crate::console_engine::routes(r);
+    r
 }
 
 async fn console_page() -> Html<&'static str> {
     Html(CONSOLE.as_str())
 }
 
-fn too_long(what: &str, len: usize) -> Result<(), ApiError> {
+pub(crate) fn too_long(what: &str, len: usize) -> Result<(), ApiError> {
     if len > TEXT_LIMIT {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -215,14 +201,14 @@ async fn classify(
 
 // ---- scripts --------------------------------------------------------------
 
-fn scripts_dir(s: &AppState) -> PathBuf {
+pub(crate) fn scripts_dir(s: &AppState) -> PathBuf {
     s.store.data_dir().join(SCRIPTS_DIR)
 }
 
 /// A script name as the console may use it: the file stem of
 /// `<scripts>/<name>.yaml`, letters, digits, `_`, `-` and `.`, not starting
 /// with a dot and not a test-case file.
-fn check_name(name: &str) -> Result<(), ApiError> {
+pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && !name.starts_with('.')
@@ -242,11 +228,11 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
-fn sha256(text: &str) -> String {
+pub(crate) fn sha256(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
-fn diagnostics(e: &LoadError) -> Vec<Value> {
+pub(crate) fn diagnostics(e: &LoadError) -> Vec<Value> {
     e.diagnostics
         .iter()
         .map(|d| json!({"line": d.pos.line, "column": d.pos.col, "path": d.path, "message": d.message}))
@@ -518,310 +504,8 @@ async fn history_version(
     ))
 }
 
-// ---- chat -----------------------------------------------------------------
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ChatBody {
-    /// Start a chat with this script text (answers with the opening prompt).
-    yaml: Option<String>,
-    /// Customer variables for a new chat; missing ones take the script's examples.
-    #[serde(default)]
-    vars: BTreeMap<String, String>,
-    /// Continue this chat with `line`.
-    session: Option<String>,
-    /// What the callee says; `/silence`, `/hangup` and `/dtmf 1#` as in `waihu script chat`.
-    line: Option<String>,
-}
-
-impl Console {
-    fn nlu_for(&self, sha: &str, prog: &Program) -> Result<Arc<waihu_nlu::Nlu>, ApiError> {
-        if let Some((_, n)) = self.nlus.lock().unwrap().iter().find(|(k, _)| k == sha) {
-            return Ok(n.clone());
-        }
-        let nlu = Arc::new(waihu_bot::script_nlu(prog).map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "nlu",
-                format!("training the script's NLU: {e}"),
-            )
-        })?);
-        let mut cache = self.nlus.lock().unwrap();
-        cache.retain(|(k, _)| k != sha);
-        cache.push((sha.to_string(), nlu.clone()));
-        if cache.len() > NLU_CACHE {
-            cache.remove(0);
-        }
-        Ok(nlu)
-    }
-
-    fn insert(&self, id: String, chat: Chat) {
-        let mut chats = self.chats.lock().unwrap();
-        chats.retain(|_, c| c.used.elapsed() < CHAT_IDLE);
-        while chats.len() >= CHAT_SESSIONS {
-            let oldest = chats
-                .iter()
-                .min_by_key(|(_, c)| c.used)
-                .map(|(k, _)| k.clone());
-            match oldest {
-                Some(k) => chats.remove(&k),
-                None => break,
-            };
-        }
-        chats.insert(id, chat);
-    }
-}
-
-fn turn_json(turn: &waihu_dialog::testing::BotTurn, heard: Option<&NluResult>) -> Value {
-    let mut says = Vec::new();
-    let mut actions = Vec::new();
-    let mut end = Value::Null;
-    for o in &turn.outputs {
-        match o {
-            Output::Play { text, style, .. } => says.push(json!({"text": text, "style": style})),
-            Output::Action { action } => actions.push(json!(action)),
-            Output::End { outcome, level } => {
-                end = json!({"outcome": outcome, "level": level.map(|l| l.as_str())})
-            }
-            Output::Listen { .. } | Output::StopPlayback => {}
-        }
-    }
-    json!({
-        "state": turn.state,
-        "says": says,
-        "actions": actions,
-        "heard": heard.map(|n| json!({"text": n.text, "intent": n.intent, "confidence": n.confidence, "entities": n.entities, "sentiment": n.sentiment})),
-        "end": end,
-    })
-}
-
-async fn chat(
-    State(s): State<AppState>,
-    _c: Caller,
-    J(b): J<ChatBody>,
-) -> Result<Json<Value>, ApiError> {
-    match (b.yaml, b.session, b.line) {
-        (Some(yaml), None, None) => {
-            too_long("script", yaml.len())?;
-            let console = s.console.clone();
-            let vars = b.vars;
-            tokio::task::spawn_blocking(move || start_chat(&console, &yaml, vars))
-                .await
-                .map_err(|e| ApiError::internal(format!("starting a chat: {e}")))?
-                .map(Json)
-        }
-        (None, Some(session), Some(line)) => {
-            if line.len() > 2000 {
-                return Err(ApiError::bad_request(
-                    "bad_body",
-                    "line: at most 2,000 bytes",
-                ));
-            }
-            let console = s.console.clone();
-            tokio::task::spawn_blocking(move || continue_chat(&console, &session, &line))
-                .await
-                .map_err(|e| ApiError::internal(format!("chatting: {e}")))?
-                .map(Json)
-        }
-        _ => Err(ApiError::bad_request(
-            "bad_body",
-            "send {\"yaml\": ...} to start a chat, then {\"session\": ..., \"line\": ...} for each turn",
-        )),
-    }
-}
-
-fn start_chat(
-    console: &Console,
-    yaml: &str,
-    mut vars: BTreeMap<String, String>,
-) -> Result<Value, ApiError> {
-    let prog = match waihu_dialog::load_str(yaml, "script") {
-        Ok(p) => Arc::new(p),
-        Err(e) => {
-            return Ok(json!({"ok": false, "errors": diagnostics(&e)}));
-        }
-    };
-    for (_, name, example) in &prog.required {
-        vars.entry(name.clone()).or_insert_with(|| example.clone());
-    }
-    let nlu = console.nlu_for(&sha256(yaml), &prog)?;
-    let tz = waihu_bot::text::zone(prog.language);
-    let classify: Classify =
-        Box::new(move |text: &str, cx: &NluContext| nlu.classify_in(text, Utc::now(), tz, cx));
-    let seed = rand::random::<u64>();
-    let mut call = TextCall::new(prog, &vars, seed, classify).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "missing_variables",
-            e.to_string(),
-        )
-    })?;
-    let turn = call.answer(Utc::now());
-    let mut out = turn_json(&turn, None);
-    let id = format!("{:016x}", rand::random::<u64>());
-    out["ok"] = json!(true);
-    out["session"] = json!(id);
-    out["ended"] = json!(call.is_ended());
-    console.insert(
-        id,
-        Chat {
-            call,
-            used: Instant::now(),
-        },
-    );
-    Ok(out)
-}
-
-fn continue_chat(console: &Console, session: &str, line: &str) -> Result<Value, ApiError> {
-    let mut chats = console.chats.lock().unwrap();
-    let chat = chats
-        .get_mut(session)
-        .filter(|c| c.used.elapsed() < CHAT_IDLE)
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "no_such_chat",
-                "this chat ended or expired (30 minutes idle, or too many open chats); start a new one",
-            )
-        })?;
-    chat.used = Instant::now();
-    if chat.call.is_ended() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "chat_ended",
-            "the call has ended; start a new chat",
-        ));
-    }
-    let (turn, heard) = chat.call.line(Line::parse(line), Utc::now());
-    let mut out = turn_json(&turn, heard.as_ref());
-    out["ok"] = json!(true);
-    out["session"] = json!(session);
-    out["ended"] = json!(chat.call.is_ended());
-    if chat.call.is_ended() {
-        let (outcome, level) = chat.call.outcome();
-        out["outcome"] = json!({"outcome": outcome, "level": level.map(|l| l.as_str()), "path": chat.call.path()});
-    }
-    Ok(out)
-}
-
-// ---- campaign forecast ----------------------------------------------------
-
 /// The example the campaign editor starts with (no active dates: forecastable any day).
 pub const CAMPAIGN_EXAMPLE: &str = include_str!("../../../examples/campaign-demo.zh.yaml");
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ForecastBody {
-    /// The campaign file (YAML).
-    spec: String,
-    /// When calling would start: RFC 3339, or a wall time in the campaign's zone
-    /// (`2026-12-08T09:00`, what a browser's datetime field sends). Default: now.
-    start: Option<String>,
-    /// The date to forecast for, in the same forms.
-    deadline: String,
-    #[serde(default = "five")]
-    runs: u32,
-}
-
-fn five() -> u32 {
-    5
-}
-
-fn when(
-    field: &str,
-    text: &str,
-    tz: waihu_campaign::chrono_tz::Tz,
-) -> Result<chrono::DateTime<Utc>, ApiError> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    let naive = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
-        .iter()
-        .find_map(|f| chrono::NaiveDateTime::parse_from_str(text, f).ok())
-        .or_else(|| {
-            NaiveDate::parse_from_str(text, "%Y-%m-%d")
-                .ok()
-                .and_then(|d| d.and_hms_opt(23, 59, 59))
-        })
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "bad_body",
-                format!("{field}: {text:?} is not a time; use 2026-12-08T18:00 (the campaign's time zone) or RFC 3339"),
-            )
-        })?;
-    naive
-        .and_local_timezone(tz)
-        .earliest()
-        .map(|t| t.with_timezone(&Utc))
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "bad_body",
-                format!("{field}: {text:?} does not exist in {tz} (a clock change)"),
-            )
-        })
-}
-
-/// Longest forecast horizon, and most runs.
-const FORECAST_DAYS: i64 = 31;
-const FORECAST_RUNS: u32 = 20;
-
-async fn forecast(
-    State(s): State<AppState>,
-    _c: Caller,
-    J(b): J<ForecastBody>,
-) -> Result<Json<Value>, ApiError> {
-    too_long("campaign file", b.spec.len())?;
-    let campaign = match waihu_campaign::Campaign::from_yaml(&b.spec) {
-        Ok(c) => c,
-        Err(e) => {
-            let errors: Vec<Value> = e
-                .issues
-                .iter()
-                .map(|i| json!({"line": i.line, "column": i.column, "path": i.path, "message": i.message}))
-                .collect();
-            return Ok(Json(json!({"ok": false, "errors": errors})));
-        }
-    };
-    let tz = campaign.timezone;
-    let start = match &b.start {
-        Some(t) => when("start", t, tz)?,
-        None => Utc::now(),
-    };
-    let deadline = when("deadline", &b.deadline, tz)?;
-    if deadline <= start || deadline - start > chrono::Duration::days(FORECAST_DAYS) {
-        return Err(ApiError::bad_request(
-            "bad_body",
-            format!("deadline: must be after start and at most {FORECAST_DAYS} days later"),
-        ));
-    }
-    if b.runs == 0 || b.runs > FORECAST_RUNS {
-        return Err(ApiError::bad_request(
-            "bad_body",
-            format!("runs: 1 to {FORECAST_RUNS}"),
-        ));
-    }
-    let started = Instant::now();
-    let inputs = waihu_dialer::forecast::forecast_inputs(&s.store, &campaign, start)
-        .await
-        .map_err(|e| ApiError::internal(format!("loading the customers: {e}")))?;
-    let mut cfg = waihu_campaign::ForecastConfig::new(start, deadline);
-    cfg.runs = b.runs;
-    let (f, inputs) = tokio::task::spawn_blocking(move || {
-        (waihu_campaign::forecast(|| inputs.planner(), &cfg), inputs)
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("forecasting: {e}")))?;
-    let skipped: Vec<&String> = inputs.skipped.iter().take(20).collect();
-    Ok(Json(json!({
-        "ok": true,
-        "campaign": campaign.name,
-        "timezone": tz.name(),
-        "forecast": f,
-        "skipped": inputs.skipped.len(),
-        "skipped_first": skipped,
-        "history_attempts": inputs.seed.len(),
-        "seconds": started.elapsed().as_secs_f64(),
-    })))
-}
 
 // ---- imports --------------------------------------------------------------
 

@@ -14,7 +14,7 @@ use waihu_core::CampaignId;
 use waihu_learn::{Arm, ArmReport};
 use waihu_store::{Store, StoreError};
 
-use crate::api::{csv_response, Format, Q};
+use crate::api::{file_response, Format, Q};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::{AppState, Routes};
@@ -137,7 +137,7 @@ const CSV_COLUMNS: &[&str] = &[
 
 async fn list(State(s): State<AppState>, _c: Caller, Q(q): Q<ListQ>) -> Result<Response, ApiError> {
     let r = report(&s.store, q.campaign.map(CampaignId)).await?;
-    if q.format == Format::Csv {
+    if q.format.is_file() {
         let rows: Vec<Value> = r
             .iter()
             .flat_map(|e| {
@@ -154,7 +154,7 @@ async fn list(State(s): State<AppState>, _c: Caller, Q(q): Q<ListQ>) -> Result<R
                 })
             })
             .collect();
-        return csv_response("experiments", CSV_COLUMNS, &rows);
+        return file_response(q.format, "experiments", CSV_COLUMNS, &rows);
     }
     Ok(Json(json!({ "items": r })).into_response())
 }

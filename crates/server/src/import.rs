@@ -1,4 +1,4 @@
-//! `POST /api/customers/import`: a CSV body imported through `waihu-import`,
+//! `POST /api/customers/import`: a CSV or XLSX body imported through `waihu-import`,
 //! the same pipeline as `waihu customers import`, answering with the same
 //! JSON report as its `--json` line.
 use axum::body::Bytes;
@@ -76,17 +76,9 @@ async fn import_customers(
         geo: waihu_import::installed_geo(s.store.data_dir()).map_err(import_error)?,
         ..ImportOptions::default()
     };
-    let size = body.len() as u64;
-    let report = waihu_import::import_reader(
-        &s.store,
-        &q.name,
-        std::io::Cursor::new(body),
-        Some(size),
-        &opts,
-        &mut (),
-    )
-    .await
-    .map_err(import_error)?;
+    let report = waihu_import::import_bytes(&s.store, &q.name, body.to_vec(), &opts, &mut ())
+        .await
+        .map_err(import_error)?;
     Ok((StatusCode::CREATED, Json(report)).into_response())
 }
 
@@ -107,6 +99,9 @@ fn import_error(e: ImportError) -> ApiError {
         ImportError::Store(e) => e.into(),
         ImportError::Read { .. } => {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_csv", chain(&e))
+        }
+        ImportError::Xlsx { .. } => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_xlsx", chain(&e))
         }
         ImportError::Options(_) => ApiError::bad_request("bad_query", chain(&e)),
         other => {

@@ -14,6 +14,8 @@ pub mod calls;
 pub mod campaigns;
 pub mod conns;
 pub mod console;
+#[cfg(feature = "engine")]
+pub mod console_engine;
 pub mod desk;
 pub mod desk_report;
 pub mod error;

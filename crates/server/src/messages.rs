@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use waihu_core::CampaignId;
 
-use crate::api::{csv_response, limit, Format, Q};
+use crate::api::{file_response, limit, Format, Q};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::{AppState, Routes};
@@ -44,11 +44,7 @@ const LIST_COLUMNS: &[&str] = &[
 ];
 
 async fn list(State(s): State<AppState>, _c: Caller, Q(q): Q<ListQ>) -> Result<Response, ApiError> {
-    let default = if q.format == Format::Csv {
-        1_000_000
-    } else {
-        100
-    };
+    let default = if q.format.is_file() { 1_000_000 } else { 100 };
     let lim = limit(q.limit, default, 1_000_000)?;
     let rows = s
         .store
@@ -58,8 +54,8 @@ async fn list(State(s): State<AppState>, _c: Caller, Q(q): Q<ListQ>) -> Result<R
         .iter()
         .map(|m| serde_json::to_value(m).unwrap_or(Value::Null))
         .collect();
-    if q.format == Format::Csv {
-        return csv_response("messages", LIST_COLUMNS, &items);
+    if q.format.is_file() {
+        return file_response(q.format, "messages", LIST_COLUMNS, &items);
     }
     Ok(Json(json!({"items": items})).into_response())
 }
@@ -112,13 +108,13 @@ async fn report(
         .store
         .messages_report_with(q.campaign.map(CampaignId), &attribution)
         .await?;
-    if q.format == Format::Csv {
+    if q.format.is_file() {
         let items: Vec<Value> = r
             .outgoing
             .iter()
             .map(|m| serde_json::to_value(m).unwrap_or(Value::Null))
             .collect();
-        return csv_response("messages-report", REPORT_COLUMNS, &items);
+        return file_response(q.format, "messages-report", REPORT_COLUMNS, &items);
     }
     Ok(Json(json!({
         "outgoing": r.outgoing,

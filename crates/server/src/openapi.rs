@@ -21,7 +21,7 @@ const RANGE: &[P] = &[
     ("from", "query", "string", "First day, YYYY-MM-DD (UTC for KPIs, callee-local for the heat map). Default: 29 days before `to`."),
     ("to", "query", "string", "Last day, inclusive. Default: the day of the newest finished attempt."),
     ("campaign", "query", "integer", "Only this campaign id."),
-    ("format", "query", "string", "json (default) or csv."),
+    ("format", "query", "string", "json (default), csv or xlsx."),
 ];
 
 fn dnc_body() -> Value {
@@ -54,7 +54,7 @@ fn campaign_body() -> Value {
 const CAMPAIGN_ID: &[P] = &[("id", "path", "integer", "Campaign id.")];
 const CAMPAIGN_FILTER: &[P] = &[
     ("campaign", "query", "integer", "Only this campaign id."),
-    ("format", "query", "string", "json (default) or csv."),
+    ("format", "query", "string", "json (default), csv or xlsx."),
 ];
 
 const MESSAGES_REPORT: &[P] = &[
@@ -65,7 +65,7 @@ const MESSAGES_REPORT: &[P] = &[
         "integer",
         "Conversion attribution window in days after a delivered message (1..365, default 7).",
     ),
-    ("format", "query", "string", "json (default) or csv."),
+    ("format", "query", "string", "json (default), csv or xlsx."),
 ];
 
 const AGENT_ID: &[P] = &[("id", "path", "string", "Agent id (from the agents file).")];
@@ -136,6 +136,13 @@ fn forecast_body() -> Value {
         "runs": {"type": "integer", "default": 5, "minimum": 1, "maximum": 20}}})
 }
 
+fn test_body() -> Value {
+    json!({"type": "object", "required": ["yaml"], "additionalProperties": false, "properties": {
+        "yaml": {"type": "string", "description": "The script under test."},
+        "cases": {"type": "string", "description": "The case file (YAML, docs/scripts.md)."},
+        "name": {"type": "string", "description": "Without `cases`: use this script's stored case file."}}})
+}
+
 fn chat_body() -> Value {
     json!({"type": "object", "additionalProperties": false, "properties": {
         "yaml": {"type": "string", "description": "Start: the script text."},
@@ -159,7 +166,7 @@ const OPS: &[Op] = &[
             ("limit", "query", "integer", "Rows per page (default 50, max 1000; CSV up to 100000)."),
             ("reveal", "query", "boolean", "Show personal data in clear (audited; operator or admin)."),
             ("reason", "query", "string", "Why, recorded with the reveal."),
-            ("format", "query", "string", "json (default) or csv."),
+            ("format", "query", "string", "json (default), csv or xlsx."),
         ],
         body: None,
         csv: true,
@@ -190,7 +197,7 @@ const OPS: &[Op] = &[
         body: None,
         csv: false,
     },
-    Op { method: "GET", path: "/api/segments", summary: "Stored segments with their rules and customer counts.", role: Some("analyst"), params: &[("format", "query", "string", "json (default) or csv.")], body: None, csv: true },
+    Op { method: "GET", path: "/api/segments", summary: "Stored segments with their rules and customer counts.", role: Some("analyst"), params: &[("format", "query", "string", "json (default), csv or xlsx.")], body: None, csv: true },
     Op {
         method: "GET",
         path: "/api/dnc",
@@ -200,7 +207,7 @@ const OPS: &[Op] = &[
             ("scope", "query", "string", "Only this scope (global or a campaign name)."),
             ("after", "query", "integer", "Cursor: skip this many entries (the previous page's next_after)."),
             ("limit", "query", "integer", "Rows per page (default 100)."),
-            ("format", "query", "string", "json (default) or csv."),
+            ("format", "query", "string", "json (default), csv or xlsx."),
         ],
         body: None,
         csv: true,
@@ -229,7 +236,7 @@ const OPS: &[Op] = &[
             ("after", "query", "integer", "Oldest first, ids greater than this."),
             ("before", "query", "integer", "Newest first, ids smaller than this."),
             ("limit", "query", "integer", "Rows per page (default 50, max 1000; CSV up to 100000)."),
-            ("format", "query", "string", "json (default) or csv."),
+            ("format", "query", "string", "json (default), csv or xlsx."),
         ],
         body: None,
         csv: true,
@@ -252,7 +259,7 @@ const OPS: &[Op] = &[
         body: None,
         csv: true,
     },
-    Op { method: "GET", path: "/api/campaigns", summary: "Campaigns with their state, the states they may move to, stored and live call counts.", role: Some("analyst"), params: &[("format", "query", "string", "json (default) or csv.")], body: None, csv: true },
+    Op { method: "GET", path: "/api/campaigns", summary: "Campaigns with their state, the states they may move to, stored and live call counts.", role: Some("analyst"), params: &[("format", "query", "string", "json (default), csv or xlsx.")], body: None, csv: true },
     Op { method: "POST", path: "/api/campaigns", summary: "Create a campaign from its YAML file (validated; problems come back as 422 invalid_campaign with line and column). State: created, logged as a campaign_state event. The same name again returns the existing campaign (200); a changed file replaces its spec.", role: Some("operator"), params: &[], body: Some(campaign_body), csv: false },
     Op { method: "GET", path: "/api/campaigns/{id}", summary: "One campaign with its spec and the scripts its calls used.", role: Some("analyst"), params: CAMPAIGN_ID, body: None, csv: false },
     Op { method: "POST", path: "/api/campaigns/{id}/start", summary: "created, paused or finished → running (a campaign_state event; the runtime picks it up). 409 invalid_transition from other states.", role: Some("operator"), params: CAMPAIGN_ID, body: None, csv: false },
@@ -269,7 +276,7 @@ const OPS: &[Op] = &[
             ("campaign", "query", "integer", "Only this campaign id."),
             ("before", "query", "string", "Cursor: calls older than this call id (the previous page's next_before)."),
             ("limit", "query", "integer", "Rows per page (default 50, max 1000; CSV up to 100000)."),
-            ("format", "query", "string", "json (default) or csv."),
+            ("format", "query", "string", "json (default), csv or xlsx."),
         ],
         body: None,
         csv: true,
@@ -306,7 +313,7 @@ const OPS: &[Op] = &[
         params: &[
             ("script", "query", "string", "Script name as the calls recorded it (default: the script with most calls)."),
             ("campaign", "query", "integer", "Only this campaign id."),
-            ("format", "query", "string", "json (default) or csv."),
+            ("format", "query", "string", "json (default), csv or xlsx."),
         ],
         body: None,
         csv: true,
@@ -332,10 +339,10 @@ const OPS: &[Op] = &[
     },
     Op { method: "DELETE", path: "/api/webhooks/{id}", summary: "Delete a webhook and its delivery log.", role: Some("admin"), params: &[("id", "path", "integer", "Webhook id.")], body: None, csv: false },
     Op { method: "GET", path: "/api/webhooks/{id}/deliveries", summary: "A webhook's latest deliveries (tries, status, error).", role: Some("admin"), params: &[("id", "path", "integer", "Webhook id.")], body: None, csv: false },
-    Op { method: "GET", path: "/api/messages", summary: "Follow-up messages (SMS, push, replies), newest first: channel, template, status, sent and delivery times; never numbers or texts.", role: Some("analyst"), params: &[("campaign", "query", "integer", "Only this campaign id."), ("limit", "query", "integer", "At most this many (default 100; CSV 1,000,000)."), ("format", "query", "string", "json (default) or csv.")], body: None, csv: true },
+    Op { method: "GET", path: "/api/messages", summary: "Follow-up messages (SMS, push, replies), newest first: channel, template, status, sent and delivery times; never numbers or texts.", role: Some("analyst"), params: &[("campaign", "query", "integer", "Only this campaign id."), ("limit", "query", "integer", "At most this many (default 100; CSV 1,000,000)."), ("format", "query", "string", "json (default), csv or xlsx.")], body: None, csv: true },
     Op { method: "GET", path: "/api/messages/report", summary: "Messages per campaign, channel and template: queued, sent, delivered, failed, suppressed, unknown, delivery latency p50/p90, conversions attributed last-touch within window_days (default 7); replies and opt-outs per campaign.", role: Some("analyst"), params: MESSAGES_REPORT, body: None, csv: true },
-    Op { method: "GET", path: "/api/trunks", summary: "Trunk state of the dialing node (from <data_dir>/trunks.json): per trunk up/down, registration, channels in use, calls and failures; `stale` when the node has not written it for 5 s.", role: Some("analyst"), params: &[("format", "query", "string", "json (default) or csv.")], body: None, csv: true },
-    Op { method: "GET", path: "/api/experiments", summary: "Learning experiments (bandits over script variants) per campaign, state and segment: per variant calls, successes, posterior rate, probability of being best, uplift vs the first variant with a 95% interval.", role: Some("analyst"), params: &[("campaign", "query", "integer", "Only this campaign id."), ("format", "query", "string", "json (default) or csv.")], body: None, csv: true },
+    Op { method: "GET", path: "/api/trunks", summary: "Trunk state of the dialing node (from <data_dir>/trunks.json): per trunk up/down, registration, channels in use, calls and failures; `stale` when the node has not written it for 5 s.", role: Some("analyst"), params: &[("format", "query", "string", "json (default), csv or xlsx.")], body: None, csv: true },
+    Op { method: "GET", path: "/api/experiments", summary: "Learning experiments (bandits over script variants) per campaign, state and segment: per variant calls, successes, posterior rate, probability of being best, uplift vs the first variant with a 95% interval.", role: Some("analyst"), params: &[("campaign", "query", "integer", "Only this campaign id."), ("format", "query", "string", "json (default), csv or xlsx.")], body: None, csv: true },
     Op { method: "GET", path: "/api/keys", summary: "API keys (names, roles; never the keys).", role: Some("admin"), params: &[], body: None, csv: false },
     Op { method: "POST", path: "/api/keys", summary: "Create an API key; the key is returned once (only its SHA-256 is stored).", role: Some("admin"), params: &[], body: Some(key_body), csv: false },
     Op { method: "GET", path: "/console", summary: "The operations console (HTML, embedded): customers upload, segment rules with live preview, script editing with validation, version history and a text chat with the bot.", role: None, params: &[], body: None, csv: false },
@@ -344,6 +351,7 @@ const OPS: &[Op] = &[
     Op { method: "POST", path: "/api/segments/apply", summary: "As preview, then store every customer's segment and the rule definitions (a segments_applied event). 409 no_customers on an empty store.", role: Some("operator"), params: &[], body: Some(rules_body), csv: false },
     Op { method: "POST", path: "/api/scripts/validate", summary: "Check a script's YAML: ok with a summary and its state graph, or ok=false with errors [{line, column, path, message}] (200 either way).", role: Some("analyst"), params: &[], body: Some(script_body), csv: false },
     Op { method: "POST", path: "/api/scripts/chat", summary: "Text chat with a script, as `waihu script chat`: {yaml, vars} starts one (the opening prompt and a session id), {session, line} is a callee turn (words, /silence, /hangup, /dtmf 1#); answers the bot's prompts, actions, what it understood and the end. Sessions idle 30 min expire (404 no_such_chat); at most 32 are kept.", role: Some("analyst"), params: &[], body: Some(chat_body), csv: false },
+    Op { method: "POST", path: "/api/scripts/test", summary: "Run a script's test cases (as `waihu script test`) against the script text sent: the cases sent as `cases`, or the stored <name>.cases.yaml (or <stem>.cases.yaml). Answers passed, failed and per case the path, outcome and failures; script or case-file errors answer ok=false with their positions.", role: Some("analyst"), params: &[], body: Some(test_body), csv: false },
     Op { method: "GET", path: "/api/scripts/{name}/source", summary: "A script's YAML text with its sha256 (the base of a later save) and latest saved version.", role: Some("analyst"), params: SCRIPT_NAME, body: None, csv: false },
     Op { method: "PUT", path: "/api/scripts/{name}", summary: "Save a script (validated first: 422 invalid_script with errors [{line, column, path, message}], nothing saved). base must be the sha256 the editor started from (409 conflict if someone saved since). The version is kept under scripts/.history and a script_saved event records who, the version, both hashes and lines added/removed. 201 when it creates the script.", role: Some("operator"), params: SCRIPT_NAME, body: Some(save_body), csv: false },
     Op { method: "GET", path: "/api/scripts/{name}/history", summary: "Who saved which version of a script and when (from the audit log), newest first.", role: Some("analyst"), params: SCRIPT_NAME, body: None, csv: false },
@@ -360,7 +368,16 @@ fn error_response(desc: &str) -> Value {
 /// The document served at `/api/openapi.json`.
 pub fn document() -> Value {
     let mut paths = Map::new();
+    // Served only with the `engine` feature (console_engine.rs).
+    const ENGINE: [&str; 3] = [
+        "/api/scripts/chat",
+        "/api/scripts/test",
+        "/api/campaigns/forecast",
+    ];
     for op in OPS {
+        if !cfg!(feature = "engine") && ENGINE.contains(&op.path) {
+            continue;
+        }
         let params: Vec<Value> = op
             .params
             .iter()
@@ -369,6 +386,10 @@ pub fn document() -> Value {
         let mut ok = json!({"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}});
         if op.csv {
             ok["content"]["text/csv"] = json!({"schema": {"type": "string"}});
+        }
+        if op.csv && !op.path.starts_with("/api/rejects/") {
+            ok["content"]["application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"] =
+                json!({"schema": {"type": "string", "format": "binary"}});
         }
         if op.path == "/" || op.path == "/console" {
             ok = json!({"description": "The page", "content": {"text/html": {"schema": {"type": "string"}}}});
@@ -431,8 +452,9 @@ pub fn document() -> Value {
             None => o["security"] = json!([]),
         }
         if op.path == "/api/customers/import" {
-            o["requestBody"] =
-                json!({"required": true, "content": {"text/csv": {"schema": {"type": "string"}}}});
+            o["requestBody"] = json!({"required": true, "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {"schema": {"type": "string", "format": "binary"}}}});
             o["responses"]["422"] = error_response("The CSV cannot be read (no header, no phone column); the message names the problem");
         }
         if let Some(b) = op.body {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use waihu_campaign::trunks::StatusFile;
 
-use crate::api::{csv_response, Format, Q};
+use crate::api::{file_response, Format, Q};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::{AppState, Routes};
@@ -70,7 +70,7 @@ async fn list(State(s): State<AppState>, _c: Caller, Q(q): Q<ListQ>) -> Result<R
             )
         }
     };
-    if q.format == Format::Csv {
+    if q.format.is_file() {
         let rows: Vec<Value> = trunks
             .iter()
             .map(|t| {
@@ -79,7 +79,7 @@ async fn list(State(s): State<AppState>, _c: Caller, Q(q): Q<ListQ>) -> Result<R
                 v
             })
             .collect();
-        return csv_response("trunks", CSV_COLUMNS, &rows);
+        return file_response(q.format, "trunks", CSV_COLUMNS, &rows);
     }
     Ok(Json(json!({"node": node, "stale": stale, "items": trunks})).into_response())
 }

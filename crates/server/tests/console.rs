@@ -518,3 +518,259 @@ async fn a_campaign_is_forecast_over_the_stored_list() {
     }
     s.stop().await;
 }
+
+/// An XLSX list as Excel writes it: phone numbers typed as numbers, a date
+/// cell, a blank row, a bad number; rejects keep their sheet row numbers.
+#[tokio::test]
+async fn an_xlsx_list_is_imported_with_sheet_row_numbers() {
+    use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+    let s = Server::start(waihu_server::Config::default()).await;
+    let mut wb = Workbook::new();
+    let ws = wb.add_worksheet();
+    for (c, h) in ["姓名", "手机号", "城市", "注册日期", "备注"]
+        .iter()
+        .enumerate()
+    {
+        ws.write_string(0, c as u16, *h).unwrap();
+    }
+    let date = Format::new().set_num_format("yyyy-mm-dd");
+    // Row 2: the number typed as a number; row 3: as text; row 4 blank; row 5 bad.
+    ws.write_string(1, 0, "王芳").unwrap();
+    ws.write_number(1, 1, 13_912_345_678.0).unwrap();
+    ws.write_string(1, 2, "杭州").unwrap();
+    ws.write_datetime_with_format(1, 3, ExcelDateTime::from_ymd(2024, 3, 9).unwrap(), &date)
+        .unwrap();
+    ws.write_string(1, 4, "第一行\n第二行").unwrap();
+    ws.write_string(2, 0, "赵强").unwrap();
+    ws.write_string(2, 1, "+86 139 0000 2222").unwrap();
+    ws.write_string(4, 0, "坏号码").unwrap();
+    ws.write_number(4, 1, 12345.0).unwrap();
+    let body = wb.save_to_buffer().unwrap();
+    let r = s
+        .client
+        .post(s.url("/api/customers/import?name=名单.xlsx"))
+        .bearer_auth(&s.admin)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let report: Value = r.json().await.unwrap();
+    assert_eq!(
+        (report["created"].as_u64(), report["rejected"].as_u64()),
+        (Some(2), Some(1)),
+        "{report}"
+    );
+    let file = std::path::Path::new(report["rejects_file"].as_str().unwrap())
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let rejects = s
+        .client
+        .get(s.url(&format!("/api/rejects/{file}")))
+        .bearer_auth(&s.admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line: u64 = rejects
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(line, 5, "the bad row is sheet row 5: {rejects}");
+    // The stored customer has the typed number and the date as the sheet shows them.
+    let (_, list) = s
+        .get(
+            &s.operator,
+            "/api/customers?limit=100&reveal=true&reason=test",
+        )
+        .await;
+    let wang = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "王芳")
+        .unwrap_or_else(|| panic!("{list}"));
+    assert_eq!(wang["phone"], "+8613912345678", "{wang}");
+    assert_eq!(
+        wang["attrs"]["registered_on"]["date"], "2024-03-09",
+        "{wang}"
+    );
+    assert_eq!(
+        wang["attrs"]["备注"]["text"], "第一行 第二行",
+        "a line break in a cell keeps the row on one line"
+    );
+
+    // Not a workbook at all, but ZIP-signed: a clear 422.
+    let r = s
+        .client
+        .post(s.url("/api/customers/import?name=x.xlsx"))
+        .bearer_auth(&s.admin)
+        .body(b"PK\x03\x04garbage".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "invalid_xlsx", "{e}");
+    s.stop().await;
+}
+
+/// Every report that downloads as CSV downloads as XLSX with the same rows:
+/// a header row, numbers as numbers, Chinese intact.
+#[tokio::test]
+async fn reports_download_as_xlsx() {
+    use calamine::{Data, Reader, Xlsx};
+    let s = Server::start(waihu_server::Config::default()).await;
+    let (st, _) = upload(&s, &s.admin, "customers.csv", EXAMPLE_CSV.into()).await;
+    assert_eq!(st, 201);
+    let (_, a) = s
+        .send(
+            Method::POST,
+            &s.operator,
+            "/api/segments/apply",
+            Some(json!({"rules": SEGMENTS})),
+        )
+        .await;
+    assert_eq!(a["applied"], true);
+    for path in [
+        "/api/segments",
+        "/api/customers",
+        "/api/events",
+        "/api/kpis",
+    ] {
+        let csv = s
+            .client
+            .get(s.url(&format!("{path}?format=csv")))
+            .bearer_auth(&s.analyst)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let r = s
+            .client
+            .get(s.url(&format!("{path}?format=xlsx")))
+            .bearer_auth(&s.analyst)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .contains("spreadsheetml"),
+            "{path}"
+        );
+        let bytes = r.bytes().await.unwrap().to_vec();
+        let mut wb: Xlsx<_> = calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
+        let sheet = wb.sheet_names()[0].clone();
+        let range = wb.worksheet_range(&sheet).unwrap();
+        let mut rows = csv::Reader::from_reader(csv.trim_start_matches('\u{feff}').as_bytes());
+        let header: Vec<String> = rows.headers().unwrap().iter().map(String::from).collect();
+        let first: Vec<String> = range
+            .rows()
+            .next()
+            .unwrap()
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(first, header, "{path}");
+        assert_eq!(
+            range.height(),
+            rows.records().count() + 1,
+            "{path}: same number of rows"
+        );
+        if path == "/api/segments" {
+            let counts: Vec<&Data> = range
+                .rows()
+                .skip(1)
+                .map(|r| &r[header.iter().position(|h| h == "customers").unwrap()])
+                .collect();
+            assert!(
+                counts
+                    .iter()
+                    .all(|c| matches!(c, Data::Float(_) | Data::Int(_))),
+                "numbers stay numbers: {counts:?}"
+            );
+            let text: String = range
+                .rows()
+                .flat_map(|r| r.iter().map(|c| c.to_string()))
+                .collect();
+            assert!(text.contains("高价值客户"), "Chinese intact");
+        }
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_scripts_test_cases_run_from_the_console() {
+    let s = Server::start(waihu_server::Config::default()).await;
+    let dir = s.store.data_dir().join("scripts");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("order_confirmation.zh.yaml"), SCRIPT).unwrap();
+    std::fs::write(
+        dir.join("order_confirmation.cases.yaml"),
+        include_str!("../../../examples/scripts/order_confirmation.cases.yaml"),
+    )
+    .unwrap();
+    // The stored cases (found without the language suffix) all pass on the shipped script.
+    let body = json!({"yaml": SCRIPT, "name": "order_confirmation.zh"});
+    let (st, r) = s
+        .send(Method::POST, &s.analyst, "/api/scripts/test", Some(body))
+        .await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["cases_file"], "order_confirmation.cases.yaml");
+    let total = r["results"].as_array().unwrap().len() as u64;
+    assert!(total >= 10, "{r}");
+    assert_eq!(
+        (r["passed"].as_u64(), r["failed"].as_u64()),
+        (Some(total), Some(0)),
+        "{r}"
+    );
+    // An edit that breaks the happy path: the cases say which and why.
+    let edited = SCRIPT.replacen("goto: verify_address", "goto: cancelled", 1);
+    let body = json!({"yaml": edited, "name": "order_confirmation.zh"});
+    let (_, r) = s
+        .send(Method::POST, &s.analyst, "/api/scripts/test", Some(body))
+        .await;
+    assert!(r["failed"].as_u64().unwrap() > 0, "{r}");
+    let failing = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["passed"] == false)
+        .unwrap();
+    assert!(
+        !failing["failures"].as_array().unwrap().is_empty(),
+        "{failing}"
+    );
+    // Cases sent inline; a broken case file is reported at its line.
+    let body = json!({"yaml": SCRIPT, "cases": "cases:\n  - name: x\n    turns: 7\n"});
+    let (_, r) = s
+        .send(Method::POST, &s.analyst, "/api/scripts/test", Some(body))
+        .await;
+    assert_eq!(r["ok"], false, "{r}");
+    assert_eq!(r["errors"][0]["line"], 3, "{r}");
+    let (st, _) = s
+        .send(
+            Method::POST,
+            &s.analyst,
+            "/api/scripts/test",
+            Some(json!({"yaml": SCRIPT, "name": "nothing.zh"})),
+        )
+        .await;
+    assert_eq!(st, 404);
+    s.stop().await;
+}

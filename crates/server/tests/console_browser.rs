@@ -41,6 +41,11 @@ async fn console_in_a_real_browser() {
     let scripts = s.store.data_dir().join("scripts");
     std::fs::create_dir_all(&scripts).unwrap();
     std::fs::write(scripts.join("order_confirmation.zh.yaml"), SCRIPT).unwrap();
+    std::fs::write(
+        scripts.join("order_confirmation.cases.yaml"),
+        include_str!("../../../examples/scripts/order_confirmation.cases.yaml"),
+    )
+    .unwrap();
     let work = tempfile::tempdir().unwrap();
     let csv = work.path().join("客户名单.csv");
     let bad_line = EXAMPLE_CSV.lines().count() + 1;
@@ -226,6 +231,25 @@ async fn console_in_a_real_browser() {
         .eval("document.querySelector('#histtab tbody tr').cells[1].textContent")
         .await;
     assert!(who.as_str().unwrap().contains("root"), "{who}");
+
+    // The script's stored test cases run against the editor's text.
+    b.click("#sc-test").await;
+    b.wait_for(
+        "the case results",
+        "document.querySelectorAll('#casetab tbody tr').length > 0",
+        WAIT,
+    )
+    .await;
+    let (pass, fail) = (
+        b.eval("document.querySelectorAll('#casetab tr.pass').length")
+            .await,
+        b.eval("document.querySelectorAll('#casetab tr.fail').length")
+            .await,
+    );
+    assert!(
+        pass.as_u64().unwrap() >= 10 && fail == json!(0),
+        "{pass} passed, {fail} failed"
+    );
 
     // Chat with the saved script: the opening prompt, then an answer understood.
     b.click("#chat-start").await;
