@@ -4,11 +4,14 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-const ROUTES: [&str; 4] = [
+const ROUTES: [&str; 7] = [
     "POST /api/dnc",
     "POST /api/webhooks",
     "POST /api/keys",
     "POST /api/campaigns",
+    "POST /api/segments/preview",
+    "POST /api/scripts/validate",
+    "PUT /api/scripts/{name}",
 ];
 
 fuzz_target!(|data: &[u8]| {

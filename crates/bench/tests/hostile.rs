@@ -60,3 +60,26 @@ fn slope_is_the_least_squares_line() {
     assert_eq!(soak::slope(&[(0.0, 7.0)]), 0.0);
     assert!((soak::slope(&[(0.0, 0.0), (1.0, 1.0), (2.0, 0.0), (3.0, 1.0)]) - 0.2).abs() < 1e-12);
 }
+
+/// A short `waihu bench console`: every console request answers on both directories.
+#[test]
+fn console_bench_times_every_request_on_both_sizes() {
+    let r = waihu_bench::console::measure(
+        &waihu_bench::console::Args {
+            customers: 3_000,
+            calls: 2_000,
+            runs: 1,
+            dir: None,
+            json: false,
+        },
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(r.rows.len(), 11, "{r:?}");
+    for row in &r.rows {
+        assert!(
+            row.small_ms > 0.0 && row.large_ms > 0.0 && row.bytes > 0,
+            "{row:?}"
+        );
+    }
+}

@@ -516,3 +516,61 @@ async fn stored_region_is_the_province_and_city() {
         .unwrap();
     assert_eq!((again.updated, again.unchanged), (0, 5));
 }
+
+/// A preview's estimate from an even sample of the list stays close to the exact
+/// counts, and says how many customers it read.
+#[tokio::test]
+async fn a_sampled_preview_estimates_the_exact_counts() {
+    use std::fmt::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path()).await;
+    let mut csv = String::from("姓名,手机号,购买频次,平均客单价\n");
+    for i in 0..6000u64 {
+        // Deterministic but mixed: about 30% are frequent buyers, 20% big spenders.
+        let freq = (i * 7919) % 10;
+        let avg = (i * 104_729) % 2000;
+        writeln!(csv, "客户{i},139{:08},{freq},{avg}", i * 13 % 100_000_000).unwrap();
+    }
+    let report = import_reader(
+        &store,
+        "s.csv",
+        std::io::Cursor::new(csv.into_bytes()),
+        None,
+        &opts(1000),
+        &mut (),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.created, 6000, "{report:?}");
+    let rules = waihu_segment::RuleSet::parse(
+        "segments:\n  - name: vip\n    rule: purchase_freq > 6 && avg_order > 1000\n  - name: frequent\n    rule: purchase_freq > 6\ndefault: other\n",
+        "rules",
+        &store.attr_schema().await.unwrap(),
+    )
+    .unwrap();
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 6).unwrap();
+    let exact = waihu_import::segments::classify_all(&store, &rules, today, 2, false)
+        .await
+        .unwrap();
+    let est = waihu_import::segments::classify_sample(&store, &rules, today, 2, 1200, 12)
+        .await
+        .unwrap();
+    assert_eq!((exact.sampled, est.total), (None, 6000));
+    let read = est.sampled.unwrap();
+    assert!((1100..=1200).contains(&read), "{read}");
+    let (e_rows, s_rows) = (
+        exact.rows(&store).await.unwrap(),
+        est.rows(&store).await.unwrap(),
+    );
+    for (e, s) in e_rows.iter().zip(&s_rows) {
+        assert_eq!(e.segment, s.segment);
+        assert!(
+            (e.share - s.share).abs() < 0.04,
+            "{:?}: exact {} vs estimate {}",
+            e.segment,
+            e.share,
+            s.share
+        );
+        assert!(!s.samples.is_empty(), "masked samples come from the sample");
+    }
+}

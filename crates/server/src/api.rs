@@ -91,7 +91,9 @@ fn bad_body(e: JsonRejection) -> ApiError {
 
 /// Decodes and validates a JSON request body exactly as the handler of `route`
 /// (`"POST /api/dnc"`, `"POST /api/webhooks"`, `"POST /api/keys"`,
-/// `"POST /api/campaigns"`) does before it touches the store. The entry point of
+/// `"POST /api/campaigns"`, the console's `"POST /api/segments/preview"`,
+/// `"POST /api/scripts/validate"`, `"PUT /api/scripts/{name}"`) does before it
+/// touches the store. The entry point of
 /// the `http_json` fuzz target (fuzz/); not part of the API.
 #[doc(hidden)]
 pub fn check_json_body(route: &str, body: &[u8]) -> Result<(), ApiError> {
@@ -114,6 +116,18 @@ pub fn check_json_body(route: &str, body: &[u8]) -> Result<(), ApiError> {
             headers.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
             crate::campaigns::campaign_from_body(&headers, body).map(drop)
         }
+        "POST /api/segments/preview" => {
+            let b = decode::<crate::console::RulesBody>(body)?;
+            // Rule errors are an answer (ok: false), not a failure.
+            let _ = waihu_segment::RuleSet::parse(&b.rules, "rules", &Default::default());
+            Ok(())
+        }
+        "POST /api/scripts/validate" => {
+            let b = decode::<crate::console::ScriptBody>(body)?;
+            let _ = waihu_dialog::load_str(&b.yaml, "script");
+            Ok(())
+        }
+        "PUT /api/scripts/{name}" => decode::<crate::console::SaveBody>(body).map(drop),
         other => Err(ApiError::not_found(
             "no_such_route",
             format!("no JSON body is read at {other}"),
@@ -1092,6 +1106,18 @@ mod body_tests {
         assert_eq!(
             code("POST /api/campaigns", br#"{"spec":"name: ["}"#),
             "invalid_campaign"
+        );
+        assert!(
+            check_json_body("POST /api/segments/preview", br#"{"rules":"segments: ["}"#).is_ok()
+        );
+        assert_eq!(
+            code("POST /api/segments/preview", br#"{"rule":"x"}"#),
+            "bad_body"
+        );
+        assert!(check_json_body("POST /api/scripts/validate", br#"{"yaml":"states: {"}"#).is_ok());
+        assert_eq!(
+            code("PUT /api/scripts/{name}", br#"{"yaml":1}"#),
+            "bad_body"
         );
         assert_eq!(code("GET /api/dnc", b"{}"), "no_such_route");
     }

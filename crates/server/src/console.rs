@@ -111,12 +111,22 @@ async fn attributes(State(s): State<AppState>, _c: Caller) -> Result<Json<Value>
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RulesBody {
-    rules: String,
+pub(crate) struct RulesBody {
+    pub(crate) rules: String,
     #[serde(default = "three")]
     samples: usize,
     today: Option<NaiveDate>,
+    /// Classify every customer even over a large store (a preview otherwise
+    /// estimates from a sample above [`PREVIEW_EXACT_MAX`] customers).
+    #[serde(default)]
+    exact: bool,
 }
+
+/// Above this many customers a preview estimates from [`PREVIEW_SAMPLE`]
+/// customers in 20 runs spread over the list (4.3 s → tens of ms at 1M);
+/// applying always classifies everyone.
+pub const PREVIEW_EXACT_MAX: i64 = 100_000;
+pub const PREVIEW_SAMPLE: usize = 50_000;
 
 fn three() -> usize {
     3
@@ -175,7 +185,21 @@ async fn classify(
     };
     let today = b.today.unwrap_or_else(|| Utc::now().date_naive());
     let started = Instant::now();
-    let classified = classify_all(&s.store, &rules, today, b.samples, apply_as.is_some()).await?;
+    let estimate =
+        apply_as.is_none() && !b.exact && s.store.customer_count().await? > PREVIEW_EXACT_MAX;
+    let classified = if estimate {
+        waihu_import::segments::classify_sample(
+            &s.store,
+            &rules,
+            today,
+            b.samples,
+            PREVIEW_SAMPLE,
+            20,
+        )
+        .await?
+    } else {
+        classify_all(&s.store, &rules, today, b.samples, apply_as.is_some()).await?
+    };
     let seconds = started.elapsed().as_secs_f64();
     if let Some(actor) = apply_as {
         if classified.total == 0 {
@@ -194,6 +218,7 @@ async fn classify(
         "ok": true,
         "applied": apply_as.is_some(),
         "total": classified.total,
+        "sampled": classified.sampled,
         "seconds": seconds,
         "rows": rows,
     })))
@@ -265,8 +290,8 @@ async fn compile(yaml: String) -> Result<Result<Program, LoadError>, ApiError> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ScriptBody {
-    yaml: String,
+pub(crate) struct ScriptBody {
+    pub(crate) yaml: String,
 }
 
 async fn validate(_c: Caller, J(b): J<ScriptBody>) -> Result<Json<Value>, ApiError> {
@@ -337,7 +362,7 @@ async fn source(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SaveBody {
+pub(crate) struct SaveBody {
     yaml: String,
     /// The SHA-256 of the text the editor started from (from `source`); a
     /// save over a text someone else changed since is refused (409). Absent

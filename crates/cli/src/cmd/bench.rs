@@ -31,6 +31,10 @@ pub enum Cmd {
     /// HTTP API: KPI and heat-map pages over 1,000,000 generated attempts (rollup vs SQL over
     /// the event log vs a Rust scan of decoded events).
     Api(waihu_bench::api::Args),
+    /// Operations console: its requests over HTTP (page, customers, segment preview, script
+    /// validation, chat, test cases, campaign forecast, calls) on 1,000,000 customers and
+    /// calls, beside the same on 1/100 of them. 运营控制台。
+    Console(waihu_bench::console::Args),
     /// Dialog scripts: validation time and per-step cost of the interpreter on a generated
     /// 250-state / 1,000+-transition script, beside a naive interpreter of the parsed YAML.
     Script(waihu_bench::script::Args),
@@ -132,6 +136,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Bandit(a) => waihu_bench::bandit::run(a),
         Cmd::Https(a) => waihu_bench::https::run(a),
         Cmd::Api(a) => waihu_bench::api::run(a),
+        Cmd::Console(a) => waihu_bench::console::run(a),
         Cmd::Script(a) => waihu_bench::script::run(a),
         Cmd::Tts { runs } => {
             waihu_bench::speech::tts(runs)?;
