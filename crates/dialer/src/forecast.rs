@@ -6,8 +6,7 @@
 //! day and week caps.
 use chrono::{DateTime, Duration, Utc};
 use waihu_campaign::config::Campaign;
-use waihu_campaign::planner::{ContactInput, PastAttempt, PastCall, Planner};
-use waihu_core::CallOutcome;
+use waihu_campaign::planner::{ContactInput, PastAttempt, Planner};
 use waihu_store::Store;
 
 use crate::DialerError;
@@ -76,26 +75,12 @@ pub async fn forecast_inputs(
             }
         };
         let segment = campaign.segment_index(&ci.segment).unwrap_or_default();
-        for (at, outcome) in history.remove(&c.id).unwrap_or_default() {
-            let local = at.with_timezone(&ci.tz).naive_local();
-            out.seed.push(PastAttempt {
-                segment,
-                local,
-                outcome,
-            });
-            if !matches!(
-                outcome,
-                CallOutcome::InvalidNumber
-                    | CallOutcome::Suspended
-                    | CallOutcome::Congestion
-                    | CallOutcome::Failed
-            ) {
-                ci.history.push(PastCall {
-                    hour: chrono::Timelike::hour(&local) as u8,
-                    answered: outcome == CallOutcome::Answered,
-                });
-            }
-        }
+        crate::add_history(
+            &mut ci,
+            segment,
+            history.remove(&c.id).unwrap_or_default(),
+            &mut out.seed,
+        );
         phones.insert(c.id, c.phone.clone());
         out.contacts.push(ci);
     }

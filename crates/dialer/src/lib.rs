@@ -517,6 +517,37 @@ fn contact_input(
     })
 }
 
+/// A customer's stored attempts: each seeds the answer model (at the callee's
+/// local time), and those that say whether the callee picks up (not network
+/// failures) become the contact's own evidence.
+fn add_history(
+    ci: &mut ContactInput,
+    segment: usize,
+    attempts: Vec<(DateTime<Utc>, CallOutcome)>,
+    seed: &mut Vec<PastAttempt>,
+) {
+    for (at, outcome) in attempts {
+        let local = at.with_timezone(&ci.tz).naive_local();
+        seed.push(PastAttempt {
+            segment,
+            local,
+            outcome,
+        });
+        if !matches!(
+            outcome,
+            CallOutcome::InvalidNumber
+                | CallOutcome::Suspended
+                | CallOutcome::Congestion
+                | CallOutcome::Failed
+        ) {
+            ci.history.push(PastCall {
+                hour: chrono::Timelike::hour(&local) as u8,
+                answered: outcome == CallOutcome::Answered,
+            });
+        }
+    }
+}
+
 /// The stored call history of these customers: (placed at, outcome) per customer.
 async fn attempt_history(
     store: &Store,
@@ -733,26 +764,12 @@ pub async fn run(
             planner.add_dnc(&c.phone);
         }
         // The customer's own earlier attempts, at their local hour.
-        for (at, outcome) in history.remove(&c.id).unwrap_or_default() {
-            let local = at.with_timezone(&ci.tz).naive_local();
-            seed.push(PastAttempt {
-                segment,
-                local,
-                outcome,
-            });
-            if !matches!(
-                outcome,
-                CallOutcome::InvalidNumber
-                    | CallOutcome::Suspended
-                    | CallOutcome::Congestion
-                    | CallOutcome::Failed
-            ) {
-                ci.history.push(PastCall {
-                    hour: chrono::Timelike::hour(&local) as u8,
-                    answered: outcome == CallOutcome::Answered,
-                });
-            }
-        }
+        add_history(
+            &mut ci,
+            segment,
+            history.remove(&c.id).unwrap_or_default(),
+            &mut seed,
+        );
         inputs.push((c, ci, segment));
     }
     // The answer model starts from the stored history, not from the prior.
