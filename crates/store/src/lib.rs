@@ -23,6 +23,7 @@ mod events;
 mod experiments;
 mod messages;
 mod reports;
+mod rights;
 mod voiceprints;
 
 use std::path::{Path, PathBuf};
@@ -52,6 +53,10 @@ pub use messages::{
     ReplyOutcome, ReplyReportRow, OPT_OUT_WORDS,
 };
 pub use reports::{metric, Delivery, KpiRow, LocalHourRow, Webhook};
+pub use rights::{
+    CustomerExport, ErasureReport, ExportedCall, ExportedEvent, ExportedMessage, ExportedTurn,
+    RetentionReport, ERASED_TEXT, EXPIRED_TEXT,
+};
 pub use voiceprints::WatchEntry;
 // The call vocabulary is core's; re-exported under the names callers used.
 pub use waihu_core::{CallId, CampaignState, Speaker, Turn, VoiceFeatures};
@@ -202,6 +207,10 @@ impl Store {
             // random inserts, which crawl with SQLite's 2 MiB default.
             .pragma("cache_size", "-262144")
             .pragma("temp_store", "memory")
+            // Deleted content is overwritten with zeros, not left in free pages: an
+            // erased customer's row and destroyed data key must not be recoverable
+            // from the file (`rights.rs`).
+            .pragma("secure_delete", "on")
             // Checkpoint every 64 MiB of WAL instead of every 4 MiB: a bulk
             // import otherwise checkpoints (and fsyncs) on every batch.
             .pragma("wal_autocheckpoint", "16384")
@@ -283,5 +292,7 @@ impl Store {
 
 #[cfg(test)]
 mod calls_tests;
+#[cfg(test)]
+mod rights_tests;
 #[cfg(test)]
 mod tests;
