@@ -226,6 +226,7 @@ struct SummaryRow {
     customer_id: Option<i64>,
     phone_idx: Option<String>,
     phone_ct: Option<Vec<u8>>,
+    key_wrapped: Option<Vec<u8>>,
     segment: Option<String>,
     script: String,
     lang: String,
@@ -245,10 +246,10 @@ struct SummaryRow {
     path: String,
 }
 
-const SELECT_SUMMARY: &str = "SELECT c.call_id, c.campaign_id, c.customer_id, cu.phone_idx, cu.phone_ct, cu.segment, \
+const SELECT_SUMMARY: &str = "SELECT c.call_id, c.campaign_id, c.customer_id, cu.phone_idx, cu.phone_ct, ck.wrapped AS key_wrapped, cu.segment, \
      c.script, c.lang, c.status, c.node, c.emotion, c.started_at, c.updated_at, c.ended_at, c.outcome, \
      c.sip_status, c.duration_s, c.business_outcome, c.level, c.turns, c.recording, c.path \
-     FROM calls c LEFT JOIN customers cu ON cu.id = c.customer_id";
+     FROM calls c LEFT JOIN customers cu ON cu.id = c.customer_id LEFT JOIN customer_keys ck ON ck.customer_id = c.customer_id";
 
 #[derive(sqlx::FromRow)]
 struct TurnRow {
@@ -283,6 +284,7 @@ impl Store {
             customer_id: customer,
             phone_idx,
             phone_ct,
+            key_wrapped,
             segment,
             script,
             lang,
@@ -307,7 +309,15 @@ impl Store {
             reason: format!("call {call_id}: {reason}"),
         };
         let phone = match (phone_idx, phone_ct) {
-            (Some(idx), Some(ct)) => Some(self.vault.open("customers", "phone", &idx, &ct)?),
+            (Some(idx), Some(ct)) => {
+                let key = key_wrapped
+                    .map(|w| self.vault.unwrap_data_key(&w))
+                    .transpose()?;
+                Some(
+                    self.vault
+                        .open_with(key.as_ref(), "customers", "phone", &idx, &ct)?,
+                )
+            }
             _ => None,
         };
         let time = |s: &str| parse_ts(s).ok_or_else(|| corrupt(format!("timestamp '{s}'")));

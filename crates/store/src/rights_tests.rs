@@ -414,3 +414,81 @@ async fn retention_removes_old_recordings_and_words_only() {
             .unwrap();
     assert_eq!(evs, 2);
 }
+
+#[tokio::test]
+async fn customer_fields_live_under_their_key_across_reimports() {
+    let (_dir, store) = store().await;
+    import(&store, CSV).await;
+    let a = customer_with_history(&store, "+8613812345678", "call-a", WORDS).await;
+    let key_of = |id: CustomerId| {
+        let pool = store.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, Vec<u8>>(
+                "SELECT wrapped FROM customer_keys WHERE customer_id = ?",
+            )
+            .bind(id.0)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let k1 = key_of(a).await;
+    let (phone_ct,): (Vec<u8>,) = sqlx::query_as("SELECT phone_ct FROM customers WHERE id = ?")
+        .bind(a.0)
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        phone_ct[0], 2,
+        "the number is sealed under the customer's key"
+    );
+    // A re-import that changes the name keeps the key: the earlier call still opens.
+    import(&store, "姓名,手机号,会员等级\n欧阳克,13812345678,金卡\n").await;
+    assert_eq!(key_of(a).await, k1);
+    let c = store.customer(a).await.unwrap().unwrap();
+    assert_eq!(c.name.as_deref(), Some("欧阳克"));
+    let d = store
+        .call_detail(&CallId::from("call-a"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.turns[1].text, WORDS);
+    assert_eq!(d.summary.phone.as_deref(), Some("+8613812345678"));
+
+    // A customer stored before keys existed (vault-sealed, no key row) still opens,
+    // gets a key when re-imported with changes, and keeps a name the file lacks.
+    let b = store
+        .customer_by_phone("+8613900001111")
+        .await
+        .unwrap()
+        .unwrap();
+    let idx = store.vault.blind_index("+8613900001111");
+    sqlx::query("DELETE FROM customer_keys WHERE customer_id = ?")
+        .bind(b.id.0)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE customers SET phone_ct = ?, name_ct = ? WHERE id = ?")
+        .bind(
+            store
+                .vault
+                .seal("customers", "phone", &idx, "+8613900001111"),
+        )
+        .bind(store.vault.seal("customers", "name", &idx, "李娜"))
+        .bind(b.id.0)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.customer(b.id).await.unwrap().unwrap().name.as_deref(),
+        Some("李娜")
+    );
+    import(&store, "手机号,会员等级\n13900001111,钻石\n").await;
+    let b2 = store.customer(b.id).await.unwrap().unwrap();
+    assert_eq!(b2.name.as_deref(), Some("李娜"));
+    assert_eq!(b2.phone, "+8613900001111");
+    let _ = key_of(b.id).await;
+    // Erasing it shreds the new-key fields and deletes the row with the legacy name.
+    store.customer_erase(b.id, "t", "t", now()).await.unwrap();
+    assert!(store.customer(b.id).await.unwrap().is_none());
+}
