@@ -266,6 +266,14 @@ pub enum EventKind {
         voiceprints: u64,
         on_dnc: bool,
     },
+    /// The master key was rotated: `data_keys` customer keys and the vault
+    /// root re-wrapped; the checks are the keys' public fingerprints.
+    MasterKeyRotated {
+        actor: String,
+        data_keys: u64,
+        old_check: String,
+        new_check: String,
+    },
     /// The retention policy removed recordings and transcripts of calls that
     /// ended before the given times.
     RetentionApplied {
@@ -288,6 +296,7 @@ impl EventKind {
             EventKind::PiiRevealed { .. } => "pii_revealed",
             EventKind::CustomerErased { .. } => "customer_erased",
             EventKind::RetentionApplied { .. } => "retention_applied",
+            EventKind::MasterKeyRotated { .. } => "master_key_rotated",
             EventKind::DncAdded { .. } => "dnc_added",
             EventKind::DncRemoved { .. } => "dnc_removed",
             EventKind::AttemptStarted { .. } => "attempt_started",

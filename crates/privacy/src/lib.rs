@@ -28,6 +28,8 @@ const SEAL_V1: u8 = 1;
 const SEAL_V2: u8 = 2;
 /// Associated data of a wrapped customer data key.
 const WRAP_AAD: &[u8] = b"waihu/customer-data-key/v1";
+/// Associated data of the wrapped vault root in the keyring.
+const ROOT_AAD: &[u8] = b"waihu/keyring/root/v1";
 const NONCE_LEN: usize = 12;
 /// Name of the environment variable that overrides the key file.
 pub const MASTER_KEY_ENV: &str = "WAIHU_MASTER_KEY";
@@ -50,6 +52,7 @@ pub enum PrivacyError {
 }
 
 /// The 32-byte master key. Never printed, zeroed on drop.
+#[derive(Clone)]
 pub struct MasterKey(Zeroizing<[u8; 32]>);
 
 impl std::fmt::Debug for MasterKey {
@@ -124,6 +127,41 @@ impl MasterKey {
             }
             Err(e) => Err(file_err(e.to_string())),
         }
+    }
+
+    /// The public fingerprint a database stores to recognise its master key
+    /// (what [`Vault::key_check`] gives).
+    pub fn check(&self) -> String {
+        hex::encode(&self.derive(b"key-check")[..8])
+    }
+
+    /// Wrap `root` (the vault's root key, see [`Vault::with_root`]) under this
+    /// master key, for the database's keyring.
+    pub fn wrap_root(&self, root: &MasterKey) -> Vec<u8> {
+        let kek = self.derive(b"keyring-wrap");
+        let c = Aes256Gcm::new_from_slice(&kek[..]).expect("32-byte key");
+        seal_raw(&c, 1, ROOT_AAD, &root.0[..])
+    }
+
+    /// Unwrap a root wrapped by [`MasterKey::wrap_root`] with this master key.
+    pub fn unwrap_root(&self, wrapped: &[u8]) -> Result<MasterKey, PrivacyError> {
+        let kek = self.derive(b"keyring-wrap");
+        let c = Aes256Gcm::new_from_slice(&kek[..]).expect("32-byte key");
+        let k = Zeroizing::new(open_raw(&c, 1, ROOT_AAD, wrapped, "keyring root")?);
+        let bytes: [u8; 32] = k[..].try_into().map_err(|_| PrivacyError::Malformed {
+            context: "keyring root".into(),
+            reason: "not 32 bytes",
+        })?;
+        Ok(MasterKey::from_bytes(bytes))
+    }
+
+    /// Write this key to `path` (mode 0600, created new: an existing file is
+    /// an error), fsynced. For `waihu keys rotate`.
+    pub fn write_new_file(&self, path: &Path) -> Result<(), PrivacyError> {
+        write_private(path, &hex::encode(*self.0)).map_err(|e| PrivacyError::KeyFile {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })
     }
 
     /// Hex form, for `waihu` to print once when a user asks to back the key up.
@@ -214,11 +252,21 @@ impl std::fmt::Debug for Vault {
 }
 
 impl Vault {
+    /// A vault whose root is the master key itself (databases from before the
+    /// keyring, and tests). See [`Vault::with_root`].
     pub fn new(key: &MasterKey) -> Self {
-        let enc = key.derive(b"field-encryption");
-        let wrap = key.derive(b"data-key-wrap");
-        let idx = key.derive(b"blind-index");
-        let chk = key.derive(b"key-check");
+        Vault::with_root(key, key)
+    }
+
+    /// A vault over `root` (field encryption and blind index keys derive from it,
+    /// so they survive a master-key rotation) whose customer data keys are
+    /// wrapped under `master` (rotation re-wraps them) and whose key check is
+    /// the master's.
+    pub fn with_root(master: &MasterKey, root: &MasterKey) -> Self {
+        let enc = root.derive(b"field-encryption");
+        let wrap = master.derive(b"data-key-wrap");
+        let idx = root.derive(b"blind-index");
+        let chk = master.derive(b"key-check");
         let cipher = Aes256Gcm::new_from_slice(&enc[..]).expect("32-byte key");
         let wrap = Aes256Gcm::new_from_slice(&wrap[..]).expect("32-byte key");
         let index_mac = <Hmac<Sha256> as Mac>::new_from_slice(&idx[..]).expect("any key length");
@@ -241,6 +289,19 @@ impl Vault {
         let wrapped = seal_raw(&self.wrap, 1, WRAP_AAD, &k[..]);
         let cipher = Aes256Gcm::new_from_slice(&k[..]).expect("32-byte key");
         (DataKey { cipher }, wrapped)
+    }
+
+    /// Re-wrap a data key of this vault for `to` (master-key rotation): the key
+    /// itself, and so everything sealed under it, is unchanged.
+    pub fn rewrap_data_key(&self, to: &Vault, wrapped: &[u8]) -> Result<Vec<u8>, PrivacyError> {
+        let k = Zeroizing::new(open_raw(
+            &self.wrap,
+            1,
+            WRAP_AAD,
+            wrapped,
+            "customer data key",
+        )?);
+        Ok(seal_raw(&to.wrap, 1, WRAP_AAD, &k[..]))
     }
 
     /// Unwrap a data key made by [`Vault::new_data_key`] under this master key.
@@ -491,6 +552,42 @@ mod tests {
             "张三"
         );
         assert!(v.unwrap_data_key(&wrapped[..10]).is_err());
+    }
+
+    #[test]
+    fn rotation_rewraps_keys_and_keeps_everything_open() {
+        let (old, new) = (
+            MasterKey::from_bytes([1; 32]),
+            MasterKey::from_bytes([2; 32]),
+        );
+        let root = MasterKey::generate();
+        let wrapped_root = old.wrap_root(&root);
+        let v_old = Vault::with_root(&old, &old.unwrap_root(&wrapped_root).unwrap());
+        let (k, wrapped) = v_old.new_data_key();
+        let ct = k.seal("customers", "phone", "i", "+8613812345678");
+        let field = v_old.seal("dnc", "phone", "i", "+8613900001111");
+        let idx = v_old.blind_index("+8613812345678");
+        // Rotate: the root re-wrapped, the data key re-wrapped, nothing re-sealed.
+        let v_new = Vault::with_root(&new, &root);
+        let rewrapped = v_old.rewrap_data_key(&v_new, &wrapped).unwrap();
+        assert!(new.unwrap_root(&new.wrap_root(&root)).is_ok());
+        assert!(old.unwrap_root(&new.wrap_root(&root)).is_err());
+        let k2 = v_new.unwrap_data_key(&rewrapped).unwrap();
+        assert_eq!(
+            v_new
+                .open_with(Some(&k2), "customers", "phone", "i", &ct)
+                .unwrap(),
+            "+8613812345678"
+        );
+        assert_eq!(
+            v_new.open("dnc", "phone", "i", &field).unwrap(),
+            "+8613900001111"
+        );
+        assert_eq!(v_new.blind_index("+8613812345678"), idx);
+        assert_ne!(v_new.key_check(), v_old.key_check());
+        assert_eq!(v_new.key_check(), new.check());
+        // The old master no longer opens the re-wrapped key.
+        assert!(v_old.unwrap_data_key(&rewrapped).is_err());
     }
 
     #[test]

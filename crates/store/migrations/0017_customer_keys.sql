@@ -20,3 +20,14 @@ CREATE TABLE erased_customers (
     customer_id INTEGER PRIMARY KEY,
     erased_at   TEXT NOT NULL
 );
+
+-- The vault's root key (field encryption, blind index, audit signing derive from
+-- it), wrapped under the master key. Rotating the master key re-wraps this row and
+-- every customer_keys row; no sealed value is re-encrypted. A database created
+-- before v17 gets its master key as root (what its values were sealed under); a
+-- new database gets a random root.
+CREATE TABLE keyring (
+    name       TEXT PRIMARY KEY,
+    wrapped    BLOB NOT NULL,
+    rotated_at TEXT
+);

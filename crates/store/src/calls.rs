@@ -444,7 +444,7 @@ impl Store {
         let call_id = call_id.as_str();
         let recording = match &f.recording {
             Some(wav) => {
-                let key = self.call_key_for_write(call_id).await?;
+                let key = self.call_key_for_write(call_id, f.at).await?;
                 Some(self.write_recording(key.as_ref(), call_id, wav)?)
             }
             None => None,
@@ -754,6 +754,7 @@ impl Store {
     async fn call_key_for_write(
         &self,
         call_id: &str,
+        now: DateTime<Utc>,
     ) -> Result<Option<waihu_privacy::DataKey>, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let customer: Option<Option<i64>> =
@@ -762,7 +763,7 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
         let key = self
-            .data_key_for_write(&mut tx, customer.flatten(), Utc::now())
+            .data_key_for_write(&mut tx, customer.flatten(), now)
             .await?;
         tx.commit().await?;
         Ok(key)
@@ -775,8 +776,9 @@ impl Store {
         call_id: &CallId,
         leg: &str,
         wav: &[u8],
+        now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let key = self.call_key_for_write(call_id.as_str()).await?;
+        let key = self.call_key_for_write(call_id.as_str(), now).await?;
         self.write_recording(key.as_ref(), &format!("{}#{leg}", call_id.as_str()), wav)
             .map(|_| ())
     }

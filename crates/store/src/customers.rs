@@ -617,6 +617,7 @@ impl Importer<'_> {
 
         let now_s = ts(now);
         let mut tx = self.store.pool.begin_with("BEGIN IMMEDIATE").await?;
+        self.store.ensure_current_key(&mut tx).await?;
         let mut events = Vec::with_capacity(unique.len());
         for chunk in unique.chunks(UPSERT_CHUNK) {
             // Known numbers keep their data key: re-seal their fields under it.

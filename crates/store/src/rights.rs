@@ -134,10 +134,15 @@ impl Store {
                 .bind(id)
                 .fetch_optional(&mut *conn)
                 .await?;
-        wrapped
-            .map(|w| self.vault.unwrap_data_key(&w))
-            .transpose()
-            .map_err(StoreError::from)
+        let Some(w) = wrapped else { return Ok(None) };
+        match self.vault.unwrap_data_key(&w) {
+            Ok(k) => Ok(Some(k)),
+            Err(e) => {
+                // Say "rotated" rather than "tampered" when that is why.
+                self.ensure_current_key(conn).await?;
+                Err(e.into())
+            }
+        }
     }
 
     /// The key to seal new personal data of `customer` under: their kept key,
@@ -163,6 +168,7 @@ impl Store {
         if erased.is_some() {
             return Ok(Some(key));
         }
+        self.ensure_current_key(conn).await?;
         sqlx::query(
             "INSERT INTO customer_keys (customer_id, wrapped, created_at) VALUES (?, ?, ?) \
              ON CONFLICT (customer_id) DO NOTHING",

@@ -9,6 +9,24 @@ const CSV: &str = "姓名,手机号,会员等级\n欧阳锋,13812345678,金卡\n
 const WORDS: &str = "我的银行卡尾号是九八七六";
 const OTHER_WORDS: &str = "我下周三再还款";
 
+/// Import `csv` expecting the write to fail; the error's text.
+async fn import_err(store: &Store, csv: &str) -> String {
+    let mut opts = waihu_ingest::Options::new("CN").unwrap();
+    opts.schema = store.attr_schema().await.unwrap();
+    let mut src = waihu_ingest::Source::open(csv.as_bytes(), opts).unwrap();
+    let mut imp = store
+        .begin_import("t.csv", src.encoding, &src.kinds.clone(), now())
+        .await
+        .unwrap();
+    let rows: Vec<_> = src
+        .next_batch(10)
+        .unwrap()
+        .into_iter()
+        .filter_map(Result::ok)
+        .collect();
+    imp.write(&rows, now()).await.unwrap_err().to_string()
+}
+
 async fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_with_key(dir.path(), &MasterKey::from_bytes([7; 32]))
@@ -67,7 +85,7 @@ async fn customer_with_history(store: &Store, phone: &str, call: &str, words: &s
         .await
         .unwrap();
     store
-        .put_leg_recording(&CallId::from(call), "agent", &wav())
+        .put_leg_recording(&CallId::from(call), "agent", &wav(), now())
         .await
         .unwrap();
     store
@@ -491,4 +509,98 @@ async fn customer_fields_live_under_their_key_across_reimports() {
     // Erasing it shreds the new-key fields and deletes the row with the legacy name.
     store.customer_erase(b.id, "t", "t", now()).await.unwrap();
     assert!(store.customer(b.id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn master_key_rotation_rewraps_without_reencrypting() {
+    let dir = tempfile::tempdir().unwrap();
+    // Through the key file, as `waihu` does.
+    let store = Store::open(dir.path()).await.unwrap();
+    import(&store, CSV).await;
+    let a = customer_with_history(&store, "+8613812345678", "call-a", WORDS).await;
+    store
+        .dnc_add("+8613900001111", "global", "asked", now())
+        .await
+        .unwrap();
+    let public_key = store.audit_public_key();
+    let turn_ct: Vec<u8> =
+        sqlx::query_scalar("SELECT text_ct FROM call_turns WHERE call_id = 'call-a' AND seq = 1")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+    let old =
+        MasterKey::from_hex(&std::fs::read_to_string(dir.path().join(KEY_FILE)).unwrap()).unwrap();
+    let new = MasterKey::generate();
+    new.write_new_file(&dir.path().join(NEW_KEY_FILE)).unwrap();
+    let r = store
+        .rotate_master_key(&new, "cli:test", now())
+        .await
+        .unwrap();
+    assert_eq!(r.data_keys, 2);
+    assert_ne!(r.old_check, r.new_check);
+    // This handle (and any other process still on the old key) cannot make new keys.
+    let err = store
+        .message_enqueue(
+            &NewMessage {
+                key: "late",
+                customer: Some(a),
+                campaign: None,
+                channel: "sms",
+                template: "t",
+                to: "+8613812345678",
+                text: "x",
+                segments: 1,
+            },
+            now(),
+        )
+        .await;
+    let err = err.unwrap_err().to_string();
+    assert!(err.contains("rotated"), "{err}");
+    let e = import_err(&store, "手机号\n13700001234\n").await;
+    assert!(e.contains("rotated"), "{e}");
+    store.close().await;
+
+    // Crash before the rename: opening with the old key file finishes the rotation.
+    let store = Store::open(dir.path()).await.unwrap();
+    assert!(!dir.path().join(NEW_KEY_FILE).exists());
+    let on_disk =
+        MasterKey::from_hex(&std::fs::read_to_string(dir.path().join(KEY_FILE)).unwrap()).unwrap();
+    assert_eq!(on_disk.check(), new.check());
+    // Everything opens; nothing was re-encrypted; the index and audit key are unchanged.
+    let c = store.customer(a).await.unwrap().unwrap();
+    assert_eq!(c.name.as_deref(), Some("欧阳锋"));
+    assert!(store
+        .customer_by_phone("+8613812345678")
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .dnc_contains("+8613900001111", "global")
+        .await
+        .unwrap());
+    let d = store
+        .call_detail(&CallId::from("call-a"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.turns[1].text, WORDS);
+    assert!(store
+        .call_recording(&CallId::from("call-a"))
+        .await
+        .unwrap()
+        .is_some());
+    let turn_ct2: Vec<u8> =
+        sqlx::query_scalar("SELECT text_ct FROM call_turns WHERE call_id = 'call-a' AND seq = 1")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+    assert_eq!(turn_ct, turn_ct2, "not re-encrypted");
+    assert_eq!(store.audit_public_key(), public_key);
+    let v = store.audit_verify(Some(&public_key), &[]).await.unwrap();
+    assert!(v.report.ok, "{v:?}");
+    import(&store, "手机号\n13700001234\n").await;
+    store.close().await;
+    // The old key is refused.
+    let e = Store::open_with_key(dir.path(), &old).await.unwrap_err();
+    assert!(matches!(e, StoreError::WrongKey { .. }), "{e}");
 }
