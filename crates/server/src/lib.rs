@@ -25,6 +25,7 @@ pub mod kpi;
 pub mod messages;
 pub mod openapi;
 pub mod reports;
+pub mod rights;
 pub mod tls;
 pub mod trunks;
 pub mod webhook;
@@ -111,9 +112,9 @@ pub fn app(store: Store, cfg: Config) -> (Router, Vec<RouteInfo>) {
         streams: Arc::new(tokio::sync::Semaphore::new(calls::STREAM_LIMIT)),
         console: Arc::new(console::Console::default()),
     };
-    let routes = console::routes(desk::routes(trunks::routes(experiments::routes(
-        messages::routes(import::routes(calls::routes(campaigns::routes(
-            api::routes(Routes::new()),
+    let routes = rights::routes(console::routes(desk::routes(trunks::routes(
+        experiments::routes(messages::routes(import::routes(calls::routes(
+            campaigns::routes(api::routes(Routes::new())),
         )))),
     ))));
     let router = routes.router.fallback(api::not_found).with_state(state);
