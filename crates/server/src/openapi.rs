@@ -425,7 +425,10 @@ pub fn document() -> Value {
             ok = json!({"description": "WAV audio", "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}}});
         }
         if op.path.ends_with("/stream") {
-            ok = json!({"description": "An event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}});
+            // One schema per event (OpenAPI 3.2's itemSchema): `event: live`, `data:` a JSON document.
+            ok = json!({"description": "An event stream", "content": {"text/event-stream": {"itemSchema": {
+                "type": "object", "required": ["data"],
+                "properties": {"event": {"type": "string"}, "data": {"type": "string", "contentMediaType": "application/json"}}}}}});
         }
         let state_change = op.path.starts_with("/api/campaigns/{id}/");
         let mut responses = Map::new();
