@@ -175,16 +175,7 @@ impl PrivateKey {
             return Err(HeError::WrongKey);
         }
         let bytes = self.0.decrypt(&c.0).ok_or(HeError::WrongKey)?;
-        let digits = bytes
-            .iter()
-            .position(|b| *b != 0)
-            .map_or(&[][..], |i| &bytes[i..]);
-        if digits.len() > 16 {
-            return Err(HeError::TooLarge);
-        }
-        Ok(digits
-            .iter()
-            .fold(0u128, |acc, b| (acc << 8) | u128::from(*b)))
+        u128_of(&bytes)
     }
 
     pub fn to_json(&self) -> String {
@@ -301,7 +292,6 @@ impl Serialize for HeError {
 }
 
 pub fn decrypt_report(key: &PrivateKey, sums: &[GroupSum], k: u64, scale: u64) -> Report {
-    let scale = scale.max(1) as f64;
     let mut groups = Vec::new();
     let mut refused = Vec::new();
     for g in sums {
@@ -314,15 +304,7 @@ pub fn decrypt_report(key: &PrivateKey, sums: &[GroupSum], k: u64, scale: u64) -
             continue;
         }
         match Encrypted::from_hex(&g.sum).and_then(|c| key.decrypt(&c)) {
-            Ok(total) => {
-                let sum = total as f64 / scale;
-                groups.push(GroupResult {
-                    group: g.group.clone(),
-                    count: g.count,
-                    sum,
-                    mean: sum / g.count.max(1) as f64,
-                });
-            }
+            Ok(total) => groups.push(group_result(&g.group, g.count, total, scale)),
             Err(e) => refused.push(e),
         }
     }
@@ -470,7 +452,11 @@ pub fn combine(key: &PublicKey, a: &Partial, b: &Partial) -> Result<u128, HeErro
     if !r.is_zero() || &m >= n {
         return Err(HeError::WrongKey);
     }
-    let bytes = m.to_bytes();
+    u128_of(&m.to_bytes())
+}
+
+/// A big-endian plaintext as u128; sums at or above 2^128 are refused.
+fn u128_of(bytes: &[u8]) -> Result<u128, HeError> {
     let digits = bytes
         .iter()
         .position(|b| *b != 0)
@@ -481,6 +467,17 @@ pub fn combine(key: &PublicKey, a: &Partial, b: &Partial) -> Result<u128, HeErro
     Ok(digits
         .iter()
         .fold(0u128, |acc, b| (acc << 8) | u128::from(*b)))
+}
+
+/// A decrypted group, scaled back to the attribute's units.
+fn group_result(group: &str, count: u64, total: u128, scale: u64) -> GroupResult {
+    let sum = total as f64 / scale.max(1) as f64;
+    GroupResult {
+        group: group.to_string(),
+        count,
+        sum,
+        mean: sum / count.max(1) as f64,
+    }
 }
 
 /// One holder's partials of a sums file: groups smaller than `k` are refused here,
@@ -555,7 +552,6 @@ pub fn combine_report(
             ),
         ));
     }
-    let scale_f = scale.max(1) as f64;
     let theirs: BTreeMap<&str, &GroupPartial> =
         b.groups.iter().map(|g| (g.group.as_str(), g)).collect();
     let mut groups = Vec::new();
@@ -583,15 +579,7 @@ pub fn combine_report(
             .and_then(|pa| Partial::from_hex(&o.partial).map(|pb| (pa, pb)))
             .and_then(|(pa, pb)| combine(key, &pa, &pb))
         {
-            Ok(total) => {
-                let sum = total as f64 / scale_f;
-                groups.push(GroupResult {
-                    group: g.group.clone(),
-                    count: g.count,
-                    sum,
-                    mean: sum / g.count.max(1) as f64,
-                });
-            }
+            Ok(total) => groups.push(group_result(&g.group, g.count, total, scale)),
             Err(e) => refused.push(e),
         }
     }
