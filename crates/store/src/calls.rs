@@ -360,6 +360,20 @@ impl Store {
         events: &[Event],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // A campaign that loaded its contacts before an erasure must not call them.
+        if let Some(customer) = c.customer {
+            let erased: Option<String> =
+                sqlx::query_scalar("SELECT erased_at FROM erased_customers WHERE customer_id = ?")
+                    .bind(customer.0)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some(at) = erased {
+                return Err(StoreError::Invalid(format!(
+                    "customer {} was erased at {at}: not called",
+                    customer.0
+                )));
+            }
+        }
         if insert_call(&mut tx, c).await? && !events.is_empty() {
             insert_events(&mut tx, &self.audit, events).await?;
         }

@@ -274,6 +274,11 @@ async fn erase_shreds_every_copy_and_keeps_the_rest() {
     assert!(evs.iter().any(|(_, e)| e.customer == Some(a)
         && matches!(&e.kind, EventKind::CustomerErased { turns: 2, .. })));
 
+    // A campaign that still holds the customer in memory cannot start a call to them.
+    let mut late = start("call-a2", None, "collections.zh");
+    late.customer = Some(a);
+    let e = store.call_started(&late).await.unwrap_err();
+    assert!(e.to_string().contains("was erased"), "{e}");
     // Erasing twice says so.
     let again = store
         .customer_erase(a, "cli:test", "again", now())
