@@ -37,8 +37,11 @@ async fn generated_requests_find_no_server_error_and_no_schema_violation() {
     fill_calls(&s.store).await;
     let examples = std::env::var("WAIHU_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "8".into());
     let seed = std::env::var("WAIHU_SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261206".into());
+    // schemathesis keeps a cache directory where it runs: not in the source tree.
+    let cwd = tempfile::tempdir().unwrap();
     let mut cmd = tokio::process::Command::new(&st);
-    cmd.arg("run")
+    cmd.current_dir(cwd.path())
+        .arg("run")
         .arg(s.url("/api/openapi.json"))
         .args(["-H", &format!("Authorization: Bearer {}", s.admin)])
         .args([
