@@ -23,6 +23,7 @@ mod events;
 mod experiments;
 mod messages;
 mod reports;
+mod users;
 mod voiceprints;
 
 use std::path::{Path, PathBuf};
@@ -52,6 +53,7 @@ pub use messages::{
     ReplyOutcome, ReplyReportRow, OPT_OUT_WORDS,
 };
 pub use reports::{metric, Delivery, KpiRow, LocalHourRow, Webhook};
+pub use users::{check_user_name, Session, User, UserAuth, USER_NAME_MAX};
 pub use voiceprints::WatchEntry;
 // The call vocabulary is core's; re-exported under the names callers used.
 pub use waihu_core::{CallId, CampaignState, Speaker, Turn, VoiceFeatures};
