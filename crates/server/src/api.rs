@@ -16,33 +16,92 @@ use waihu_store::Customer;
 
 use crate::auth::{self, Caller, DeskCaller, Role};
 use crate::error::ApiError;
+use crate::auth::Need;
 use crate::{kpi, openapi, AppState, Routes};
 
 pub(crate) fn routes(r: Routes) -> Routes {
-    r.add("GET", "/", get(dashboard))
-        .add("GET", "/api/openapi.json", get(openapi_doc))
-        .add("GET", "/api/me", get(me))
-        .add("GET", "/api/overview", get(overview))
-        .add("GET", "/api/customers", get(list_customers))
-        .add("GET", "/api/customers/{id}", get(show_customer))
-        .add("GET", "/api/segments", get(segments))
-        .add("GET", "/api/dnc", get(list_dnc))
-        .add("POST", "/api/dnc", post(add_dnc))
-        .add("DELETE", "/api/dnc/{phone}", delete(remove_dnc))
-        .add("GET", "/api/events", get(list_events))
-        .add("GET", "/api/kpis", get(kpis))
-        .add("GET", "/api/heatmap", get(heatmap))
-        .add("GET", "/api/webhooks", get(list_webhooks))
-        .add("POST", "/api/webhooks", post(add_webhook))
-        .add("DELETE", "/api/webhooks/{id}", delete(delete_webhook))
+    r.add(
+            "GET",
+            "/",
+            Need::Public, get(dashboard))
+        .add(
+            "GET",
+            "/api/openapi.json",
+            Need::Public, get(openapi_doc))
+        .add(
+            "GET",
+            "/api/me",
+            Need::Min(Role::Agent), get(me))
+        .add(
+            "GET",
+            "/api/overview",
+            Need::Min(Role::Analyst), get(overview))
+        .add(
+            "GET",
+            "/api/customers",
+            Need::Min(Role::Analyst), get(list_customers))
+        .add(
+            "GET",
+            "/api/customers/{id}",
+            Need::Min(Role::Analyst), get(show_customer))
+        .add(
+            "GET",
+            "/api/segments",
+            Need::Min(Role::Analyst), get(segments))
+        .add(
+            "GET",
+            "/api/dnc",
+            Need::Min(Role::Analyst), get(list_dnc))
+        .add(
+            "POST",
+            "/api/dnc",
+            Need::Min(Role::Operator), post(add_dnc))
+        .add(
+            "DELETE",
+            "/api/dnc/{phone}",
+            Need::Min(Role::Operator), delete(remove_dnc))
+        .add(
+            "GET",
+            "/api/events",
+            Need::Min(Role::Analyst), get(list_events))
+        .add(
+            "GET",
+            "/api/kpis",
+            Need::Min(Role::Analyst), get(kpis))
+        .add(
+            "GET",
+            "/api/heatmap",
+            Need::Min(Role::Analyst), get(heatmap))
+        .add(
+            "GET",
+            "/api/webhooks",
+            Need::Min(Role::Admin), get(list_webhooks))
+        .add(
+            "POST",
+            "/api/webhooks",
+            Need::Min(Role::Admin), post(add_webhook))
+        .add(
+            "DELETE",
+            "/api/webhooks/{id}",
+            Need::Min(Role::Admin), delete(delete_webhook))
         .add(
             "GET",
             "/api/webhooks/{id}/deliveries",
+            Need::Min(Role::Admin),
             get(webhook_deliveries),
         )
-        .add("GET", "/api/keys", get(list_keys))
-        .add("POST", "/api/keys", post(create_key))
-        .add("DELETE", "/api/keys/{id}", delete(revoke_key))
+        .add(
+            "GET",
+            "/api/keys",
+            Need::Min(Role::Admin), get(list_keys))
+        .add(
+            "POST",
+            "/api/keys",
+            Need::Min(Role::Admin), post(create_key))
+        .add(
+            "DELETE",
+            "/api/keys/{id}",
+            Need::Min(Role::Admin), delete(revoke_key))
 }
 
 /// Query string, with a JSON error that names the bad parameter.
