@@ -45,7 +45,7 @@ pub(crate) fn routes(r: Routes) -> Routes {
         .add(
             "GET",
             "/api/calls/{id}/recording",
-            Need::Min(Role::Analyst), get(call_recording))
+            Need::Min(Role::Operator), get(call_recording))
         .add(
             "GET",
             "/api/reports/funnel",
