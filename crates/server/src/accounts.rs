@@ -99,7 +99,8 @@ fn cookie(value: &str, max_age_s: i64, secure: bool) -> HeaderValue {
         "{SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_s}{secure}"
     );
     // Only hex, digits and fixed text: always a valid header value.
-    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("waihu_session=; Max-Age=0"))
+    HeaderValue::from_str(&v)
+        .unwrap_or_else(|_| HeaderValue::from_static("waihu_session=; Max-Age=0"))
 }
 
 async fn login(
@@ -301,10 +302,8 @@ async fn logout(
         _ => false,
     };
     let mut r = Json(json!({ "signed_out": signed_out })).into_response();
-    r.headers_mut().insert(
-        header::SET_COOKIE,
-        cookie("", 0, s.cfg.secure_cookies),
-    );
+    r.headers_mut()
+        .insert(header::SET_COOKIE, cookie("", 0, s.cfg.secure_cookies));
     Ok(r)
 }
 

@@ -14,94 +14,97 @@ use serde_json::{json, Value};
 use waihu_core::{mask_name, mask_phone, CampaignId, CustomerId, Event};
 use waihu_store::Customer;
 
+use crate::auth::Need;
 use crate::auth::{self, Caller, DeskCaller, Role};
 use crate::error::ApiError;
-use crate::auth::Need;
 use crate::{kpi, openapi, AppState, Routes};
 
 pub(crate) fn routes(r: Routes) -> Routes {
-    r.add(
-            "GET",
-            "/",
-            Need::Public, get(dashboard))
-        .add(
-            "GET",
-            "/api/openapi.json",
-            Need::Public, get(openapi_doc))
-        .add(
-            "GET",
-            "/api/me",
-            Need::Min(Role::Agent), get(me))
+    r.add("GET", "/", Need::Public, get(dashboard))
+        .add("GET", "/api/openapi.json", Need::Public, get(openapi_doc))
+        .add("GET", "/api/me", Need::Min(Role::Agent), get(me))
         .add(
             "GET",
             "/api/overview",
-            Need::Min(Role::Analyst), get(overview))
+            Need::Min(Role::Analyst),
+            get(overview),
+        )
         .add(
             "GET",
             "/api/customers",
-            Need::Min(Role::Analyst), get(list_customers))
+            Need::Min(Role::Analyst),
+            get(list_customers),
+        )
         .add(
             "GET",
             "/api/customers/{id}",
-            Need::Min(Role::Analyst), get(show_customer))
+            Need::Min(Role::Analyst),
+            get(show_customer),
+        )
         .add(
             "GET",
             "/api/segments",
-            Need::Min(Role::Analyst), get(segments))
-        .add(
-            "GET",
-            "/api/dnc",
-            Need::Min(Role::Analyst), get(list_dnc))
-        .add(
-            "POST",
-            "/api/dnc",
-            Need::Min(Role::Operator), post(add_dnc))
+            Need::Min(Role::Analyst),
+            get(segments),
+        )
+        .add("GET", "/api/dnc", Need::Min(Role::Analyst), get(list_dnc))
+        .add("POST", "/api/dnc", Need::Min(Role::Operator), post(add_dnc))
         .add(
             "DELETE",
             "/api/dnc/{phone}",
-            Need::Min(Role::Operator), delete(remove_dnc))
+            Need::Min(Role::Operator),
+            delete(remove_dnc),
+        )
         .add(
             "GET",
             "/api/events",
-            Need::Min(Role::Analyst), get(list_events))
-        .add(
-            "GET",
-            "/api/kpis",
-            Need::Min(Role::Analyst), get(kpis))
+            Need::Min(Role::Analyst),
+            get(list_events),
+        )
+        .add("GET", "/api/kpis", Need::Min(Role::Analyst), get(kpis))
         .add(
             "GET",
             "/api/heatmap",
-            Need::Min(Role::Analyst), get(heatmap))
+            Need::Min(Role::Analyst),
+            get(heatmap),
+        )
         .add(
             "GET",
             "/api/webhooks",
-            Need::Min(Role::Admin), get(list_webhooks))
+            Need::Min(Role::Admin),
+            get(list_webhooks),
+        )
         .add(
             "POST",
             "/api/webhooks",
-            Need::Min(Role::Admin), post(add_webhook))
+            Need::Min(Role::Admin),
+            post(add_webhook),
+        )
         .add(
             "DELETE",
             "/api/webhooks/{id}",
-            Need::Min(Role::Admin), delete(delete_webhook))
+            Need::Min(Role::Admin),
+            delete(delete_webhook),
+        )
         .add(
             "GET",
             "/api/webhooks/{id}/deliveries",
             Need::Min(Role::Admin),
             get(webhook_deliveries),
         )
-        .add(
-            "GET",
-            "/api/keys",
-            Need::Min(Role::Admin), get(list_keys))
+        .add("GET", "/api/keys", Need::Min(Role::Admin), get(list_keys))
         .add(
             "POST",
             "/api/keys",
-            Need::Min(Role::Admin), post(create_key))
+            Need::Min(Role::Admin),
+            post(create_key),
+        )
         .add(
             "DELETE",
             "/api/keys/{id}",
-            Need::Min(Role::Admin), delete(revoke_key))
+            Need::Min(Role::Admin),
+            delete(revoke_key),
+        )
 }
 
 /// Query string, with a JSON error that names the bad parameter.

@@ -121,6 +121,82 @@ pub enum Need {
     Public,
     /// This role or one above it.
     Min(Role),
+    /// An agent key (the handler then checks that the agent or call in the
+    /// path is the key's own), or this role or one above it. Analysts are
+    /// refused: agents are outside the order of the other roles.
+    OwnAgentOr(Role),
+}
+
+impl Need {
+    /// Whether a caller with `role` passes (ownership is the handler's part).
+    pub fn admits(self, role: Role) -> bool {
+        match self {
+            Need::Public => true,
+            Need::Min(min) => role >= min,
+            Need::OwnAgentOr(min) => role == Role::Agent || role >= min,
+        }
+    }
+}
+
+/// Router middleware (applied to every route by [`crate::app`]): refuses a
+/// caller below the route's declared [`Need`] before any extractor reads the
+/// body, and hands the authenticated caller on to the handler's extractor.
+pub(crate) async fn guard(
+    axum::extract::State(g): axum::extract::State<Guard>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    let need = path.and_then(|p| {
+        g.needs
+            .get(&(req.method().as_str().to_string(), p))
+            .copied()
+    });
+    // Every served route is in the table; a miss cannot happen, and is refused.
+    let Some(need) = need else {
+        return ApiError::internal("route without a declared role").into_response();
+    };
+    if need == Need::Public {
+        return next.run(req).await;
+    }
+    let (mut parts, body) = req.into_parts();
+    let caller = match DeskCaller::from_request_parts(&mut parts, &g.app).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    if !need.admits(caller.role) {
+        let e = match (caller.role, need) {
+            (Role::Agent, _) => ApiError::forbidden("agent_key", AGENT_KEY_ONLY),
+            (_, Need::Min(min) | Need::OwnAgentOr(min)) => ApiError::forbidden(
+                "forbidden",
+                format!(
+                    "{} {} needs the {} role; this caller has {}. Use a key or an account with that role",
+                    parts.method,
+                    parts.uri.path(),
+                    min.as_str(),
+                    caller.role.as_str()
+                ),
+            ),
+            (_, Need::Public) => ApiError::internal("unreachable: public routes pass"),
+        };
+        return e.into_response();
+    }
+    parts.extensions.insert(caller);
+    next.run(axum::extract::Request::from_parts(parts, body))
+        .await
+}
+
+const AGENT_KEY_ONLY: &str = "an agent key reaches only the agent desk (/api/me, /api/agents/{id}/state, /api/agents/{id}/offer, /api/calls/{id}/disposition); use an analyst, operator, supervisor or admin key";
+
+/// The guard's state: the app's, and each route's declared need.
+#[derive(Clone)]
+pub(crate) struct Guard {
+    pub app: AppState,
+    pub needs: std::sync::Arc<std::collections::HashMap<(String, String), Need>>,
 }
 
 /// The signed-in session behind a request (absent for API keys).
@@ -326,6 +402,10 @@ impl FromRequestParts<AppState> for DeskCaller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        // Already authenticated by the route guard.
+        if let Some(c) = parts.extensions.get::<DeskCaller>() {
+            return Ok(c.clone());
+        }
         // A key wins over a cookie: it is not an ambient credential, so it
         // needs no CSRF token.
         if let Some(key) = presented_key(parts)? {
@@ -333,15 +413,31 @@ impl FromRequestParts<AppState> for DeskCaller {
                 .store
                 .api_key_by_hash(&key_hash(&key))
                 .await?
-                .ok_or_else(|| ApiError::unauthorized("unknown or revoked API key; create one with `waihu apikey create`"))?;
-            let role = Role::parse(&rec.role).ok_or_else(|| ApiError::internal(format!("key {} has unknown role '{}'", rec.id, rec.role)))?;
-            return Ok(DeskCaller { role, actor: format!("api:{}#{}", rec.name, rec.id), agent: rec.agent_id, session: None });
+                .ok_or_else(|| {
+                    ApiError::unauthorized(
+                        "unknown or revoked API key; create one with `waihu apikey create`",
+                    )
+                })?;
+            let role = Role::parse(&rec.role).ok_or_else(|| {
+                ApiError::internal(format!("key {} has unknown role '{}'", rec.id, rec.role))
+            })?;
+            return Ok(DeskCaller {
+                role,
+                actor: format!("api:{}#{}", rec.name, rec.id),
+                agent: rec.agent_id,
+                session: None,
+            });
         }
         if let Some(token) = session_cookie(parts) {
             return session_caller(parts, state, &token).await;
         }
         if state.cfg.open {
-            return Ok(DeskCaller { role: Role::Analyst, actor: "api:open".into(), agent: None, session: None });
+            return Ok(DeskCaller {
+                role: Role::Analyst,
+                actor: "api:open".into(),
+                agent: None,
+                session: None,
+            });
         }
         Err(ApiError::unauthorized(
             "no API key or session: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>' (create one with `waihu apikey create`), or sign in at /login",
@@ -359,10 +455,7 @@ impl FromRequestParts<AppState> for Caller {
     ) -> Result<Self, Self::Rejection> {
         let d = DeskCaller::from_request_parts(parts, state).await?;
         if d.role == Role::Agent {
-            return Err(ApiError::forbidden(
-                "agent_key",
-                "an agent key reaches only the agent desk (/api/me, /api/agents/{id}/state, /api/agents/{id}/offer, /api/calls/{id}/disposition); use an analyst, operator or admin key",
-            ));
+            return Err(ApiError::forbidden("agent_key", AGENT_KEY_ONLY));
         }
         Ok(Caller {
             role: d.role,

@@ -27,10 +27,10 @@ use waihu_import::segments::classify_all;
 use waihu_segment::RuleSet;
 
 use crate::api::J;
+use crate::auth::Need;
 use crate::auth::{Caller, Role};
 use crate::campaigns::SCRIPTS_DIR;
 use crate::error::ApiError;
-use crate::auth::Need;
 use crate::{AppState, Routes};
 
 /// The page, with the example segment rules (examples/segments.yaml) and
@@ -61,30 +61,37 @@ pub struct Console {
 
 pub(crate) fn routes(r: Routes) -> Routes {
     let r = r
-        .add(
-            "GET",
-            "/console",
-            Need::Public, get(console_page))
+        .add("GET", "/console", Need::Public, get(console_page))
         .add(
             "GET",
             "/api/segments/attributes",
-            Need::Min(Role::Analyst), get(attributes))
+            Need::Min(Role::Analyst),
+            get(attributes),
+        )
         .add(
             "POST",
             "/api/segments/preview",
-            Need::Min(Role::Analyst), post(preview))
+            Need::Min(Role::Analyst),
+            post(preview),
+        )
         .add(
             "POST",
             "/api/segments/apply",
-            Need::Min(Role::Operator), post(apply))
+            Need::Min(Role::Operator),
+            post(apply),
+        )
         .add(
             "POST",
             "/api/scripts/validate",
-            Need::Min(Role::Analyst), post(validate))
+            Need::Min(Role::Analyst),
+            post(validate),
+        )
         .add(
             "GET",
             "/api/scripts/{name}/source",
-            Need::Min(Role::Analyst), get(source))
+            Need::Min(Role::Analyst),
+            get(source),
+        )
         .add(
             "PUT",
             "/api/scripts/{name}",
@@ -94,7 +101,9 @@ pub(crate) fn routes(r: Routes) -> Routes {
         .add(
             "GET",
             "/api/scripts/{name}/history",
-            Need::Min(Role::Analyst), get(history))
+            Need::Min(Role::Analyst),
+            get(history),
+        )
         .add(
             "GET",
             "/api/scripts/{name}/history/{version}",
@@ -104,7 +113,9 @@ pub(crate) fn routes(r: Routes) -> Routes {
         .add(
             "GET",
             "/api/rejects/{file}",
-            Need::Min(Role::Admin), get(rejects));
+            Need::Min(Role::Admin),
+            get(rejects),
+        );
     #[cfg(feature = "engine")]
     let r = crate::console_engine::routes(r);
     r

@@ -21,9 +21,9 @@ use waihu_dialog::{Output, Program};
 
 use crate::api::J;
 use crate::auth::Caller;
+use crate::auth::{Need, Role};
 use crate::console::{check_name, diagnostics, scripts_dir, sha256, too_long, Console};
 use crate::error::ApiError;
-use crate::auth::{Need, Role};
 use crate::{AppState, Routes};
 
 /// Chat sessions kept at once; the least recently used goes first.
@@ -50,17 +50,23 @@ pub struct EngineState {
 
 pub(crate) fn routes(r: Routes) -> Routes {
     r.add(
-            "POST",
-            "/api/scripts/chat",
-            Need::Min(Role::Analyst), post(chat))
-        .add(
-            "POST",
-            "/api/scripts/test",
-            Need::Min(Role::Analyst), post(run_tests))
-        .add(
-            "POST",
-            "/api/campaigns/forecast",
-            Need::Min(Role::Analyst), post(forecast))
+        "POST",
+        "/api/scripts/chat",
+        Need::Min(Role::Analyst),
+        post(chat),
+    )
+    .add(
+        "POST",
+        "/api/scripts/test",
+        Need::Min(Role::Analyst),
+        post(run_tests),
+    )
+    .add(
+        "POST",
+        "/api/campaigns/forecast",
+        Need::Min(Role::Analyst),
+        post(forecast),
+    )
 }
 
 // ---- test cases -------------------------------------------------------------

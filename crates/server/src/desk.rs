@@ -17,10 +17,10 @@ use serde_json::{json, Value};
 use waihu_core::{CallId, Event, EventKind};
 
 use crate::api::{midnight, parse_day, J, Q};
+use crate::auth::Need;
 use crate::auth::{Caller, DeskCaller, Role};
 use crate::desk_report::desk_report;
 use crate::error::ApiError;
-use crate::auth::Need;
 use crate::{AppState, Routes};
 
 /// A snapshot older than this means the dialer is not running (it publishes
@@ -31,34 +31,38 @@ pub const STALE_AFTER_MS: i64 = 3_000;
 pub const REPORT_MAX_EVENTS: i64 = 200_000;
 
 pub(crate) fn routes(r: Routes) -> Routes {
-    r.add(
-            "GET",
-            "/api/agents",
-            Need::Min(Role::Operator), get(agents))
+    r.add("GET", "/api/agents", Need::Min(Role::Operator), get(agents))
         .add(
             "POST",
             "/api/agents/{id}/state",
-            Need::Min(Role::Agent), post(set_state))
+            Need::OwnAgentOr(Role::Operator),
+            post(set_state),
+        )
         .add(
             "GET",
             "/api/agents/{id}/offer",
-            Need::Min(Role::Agent), get(offer))
-        .add(
-            "GET",
-            "/api/queues",
-            Need::Min(Role::Operator), get(queues))
+            Need::OwnAgentOr(Role::Operator),
+            get(offer),
+        )
+        .add("GET", "/api/queues", Need::Min(Role::Operator), get(queues))
         .add(
             "POST",
             "/api/calls/{id}/disposition",
-            Need::Min(Role::Agent), post(disposition))
+            Need::OwnAgentOr(Role::Operator),
+            post(disposition),
+        )
         .add(
             "POST",
             "/api/calls/{id}/listen",
-            Need::Min(Role::Operator), post(listen))
+            Need::Min(Role::Operator),
+            post(listen),
+        )
         .add(
             "GET",
             "/api/reports/desk",
-            Need::Min(Role::Analyst), get(report))
+            Need::Min(Role::Analyst),
+            get(report),
+        )
 }
 
 /// The dialer's last snapshot, with `running` false when there is none, the

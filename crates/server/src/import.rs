@@ -12,9 +12,9 @@ use serde::Deserialize;
 use waihu_import::{ImportError, ImportOptions};
 
 use crate::api::Q;
+use crate::auth::Need;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
-use crate::auth::Need;
 use crate::{AppState, Routes};
 
 /// Largest CSV body accepted (the body is held in memory while it is read):
@@ -23,9 +23,9 @@ pub const IMPORT_BODY_LIMIT: usize = 64 << 20;
 
 pub(crate) fn routes(r: Routes) -> Routes {
     r.add(
-            "POST",
-            "/api/customers/import",
-            Need::Min(Role::Admin),
+        "POST",
+        "/api/customers/import",
+        Need::Min(Role::Admin),
         post(import_customers).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)),
     )
 }

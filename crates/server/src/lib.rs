@@ -134,12 +134,25 @@ pub fn app(store: Store, cfg: Config) -> (Router, Vec<RouteInfo>) {
         console: Arc::new(console::Console::default()),
         accounts: Arc::new(accounts::Accounts::new(cfg_login_per_minute)),
     };
-    let routes = accounts::routes(console::routes(desk::routes(trunks::routes(experiments::routes(
-        messages::routes(import::routes(calls::routes(campaigns::routes(
-            api::routes(Routes::new()),
+    let routes = accounts::routes(console::routes(desk::routes(trunks::routes(
+        experiments::routes(messages::routes(import::routes(calls::routes(
+            campaigns::routes(api::routes(Routes::new())),
         )))),
-    )))));
-    let router = routes.router.fallback(api::not_found).with_state(state);
+    ))));
+    let needs = routes
+        .list
+        .iter()
+        .map(|r| ((r.method.to_string(), r.path.to_string()), r.need))
+        .collect();
+    let guard = auth::Guard {
+        app: state.clone(),
+        needs: Arc::new(needs),
+    };
+    let router = routes
+        .router
+        .route_layer(axum::middleware::from_fn_with_state(guard, auth::guard))
+        .fallback(api::not_found)
+        .with_state(state);
     (router, routes.list)
 }
 

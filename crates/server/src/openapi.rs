@@ -532,8 +532,15 @@ mod tests {
             let declared = match r.need {
                 crate::auth::Need::Public => None,
                 crate::auth::Need::Min(role) => Some(role.as_str()),
+                crate::auth::Need::OwnAgentOr(_) => Some("agent"),
             };
-            assert_eq!(op["x-waihu-role"].as_str(), declared, "{} {}", r.method, r.path);
+            assert_eq!(
+                op["x-waihu-role"].as_str(),
+                declared,
+                "{} {}",
+                r.method,
+                r.path
+            );
         }
     }
 

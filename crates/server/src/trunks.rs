@@ -12,18 +12,15 @@ use waihu_campaign::trunks::StatusFile;
 
 use crate::api::{file_response, Format, Q};
 use crate::auth::Caller;
-use crate::error::ApiError;
 use crate::auth::{Need, Role};
+use crate::error::ApiError;
 use crate::{AppState, Routes};
 
 /// A node rewrites the file every 500 ms; older than this, it is not running.
 pub const STALE_MS: i64 = 5_000;
 
 pub(crate) fn routes(r: Routes) -> Routes {
-    r.add(
-            "GET",
-            "/api/trunks",
-            Need::Min(Role::Analyst), get(list))
+    r.add("GET", "/api/trunks", Need::Min(Role::Analyst), get(list))
 }
 
 #[derive(Deserialize)]
