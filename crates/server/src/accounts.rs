@@ -326,3 +326,21 @@ async fn me(caller: DeskCaller) -> Json<serde_json::Value> {
         })),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookie_flags() {
+        let c = cookie("ab12", 43200, false);
+        assert_eq!(
+            c.to_str().unwrap(),
+            "waihu_session=ab12; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200"
+        );
+        // Over TLS (serve_tls sets secure_cookies).
+        let c = cookie("ab12", 43200, true);
+        assert!(c.to_str().unwrap().ends_with("; Secure"), "{c:?}");
+        assert!(cookie("", 0, true).to_str().unwrap().starts_with("waihu_session=; "));
+    }
+}

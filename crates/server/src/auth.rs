@@ -374,7 +374,9 @@ async fn session_caller(
             }
             // A write per request would make every dashboard poll a write; a
             // few seconds of slack on a 30-minute idle timeout is harmless.
-            if now - sess.last_seen >= chrono::Duration::seconds(TOUCH_EVERY_S) {
+            let every =
+                (state.cfg.sessions.idle / 10).min(chrono::Duration::seconds(TOUCH_EVERY_S));
+            if now - sess.last_seen >= every {
                 state.store.session_touch(sess.id, now).await?;
             }
             Ok(DeskCaller {
@@ -392,7 +394,8 @@ async fn session_caller(
     }
 }
 
-/// How stale a session's last-seen time may get before a request rewrites it.
+/// How stale a session's last-seen time may get before a request rewrites it
+/// (at most a tenth of the idle timeout).
 const TOUCH_EVERY_S: i64 = 5;
 
 impl FromRequestParts<AppState> for DeskCaller {

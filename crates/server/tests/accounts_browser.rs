@@ -1,0 +1,102 @@
+//! Signing in with a user account in a real headless Chromium (`waihu-cdp`):
+//! the `/login` page, the dashboard reached with the session cookie alone, a
+//! change sent from the page without the CSRF token refused (and the same
+//! change through the page's own code accepted), and an expired session
+//! sending the browser back to `/login`. Fails when Chromium is missing and
+//! `CI` is set (`waihu_testkit::have_peer_at`).
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use waihu_cdp::{Browser, CHROMIUM};
+use waihu_testkit::have_peer_at;
+
+const WAIT: Duration = Duration::from_secs(15);
+const PW: &str = "browser-password-1";
+
+#[tokio::test]
+async fn sign_in_csrf_and_expiry_in_a_real_browser() {
+    if !have_peer_at("chromium", Path::new(CHROMIUM)) {
+        return;
+    }
+    let cfg = waihu_server::Config {
+        sessions: waihu_accounts::session::Lifetime {
+            idle: chrono::Duration::seconds(4),
+            absolute: chrono::Duration::hours(1),
+        },
+        ..Default::default()
+    };
+    let s = Server::start(cfg).await;
+    let hash = waihu_accounts::password::hash(PW).unwrap();
+    s.store
+        .user_insert("ops-li", "operator", &hash, chrono::Utc::now())
+        .await
+        .unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let mut b = Browser::launch(profile.path(), &[]).await;
+
+    // No key, no session: the dashboard sends the browser to /login.
+    b.goto(&s.url("/?live=0")).await;
+    b.wait_for("the sign-in page", "location.pathname === '/login'", WAIT)
+        .await;
+    // A wrong password: the page says so and stays.
+    b.type_into("#user", "ops-li", true).await;
+    b.type_into("#password", "not-the-password", true).await;
+    b.click("#go").await;
+    b.wait_for(
+        "the refusal",
+        "document.getElementById('msg').textContent.includes('wrong user name or password')",
+        WAIT,
+    )
+    .await;
+    b.type_into("#password", PW, true).await;
+    b.click("#go").await;
+    b.wait_for(
+        "the dashboard as the signed-in operator",
+        "location.pathname === '/' && document.getElementById('who').textContent.includes('operator') && document.body.dataset.loaded === '1'",
+        WAIT,
+    )
+    .await;
+    let cookie_visible = b.eval("document.cookie.includes('waihu_session')").await;
+    assert_eq!(cookie_visible, serde_json::json!(false), "HttpOnly: scripts cannot read it");
+
+    // A POST from the page without the token: refused, nothing added.
+    let refused = b
+        .eval(
+            "fetch('/api/dnc', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify({phone: '13800001111'})}).then(async r => [r.status, (await r.json()).error.code])",
+        )
+        .await;
+    assert_eq!(refused, serde_json::json!([403, "csrf_missing"]));
+    let wrong = b
+        .eval(
+            "fetch('/api/dnc', {method: 'POST', headers: {'Content-Type': 'application/json', 'X-CSRF-Token': 'forged'}, body: JSON.stringify({phone: '13800001111'})}).then(async r => [r.status, (await r.json()).error.code])",
+        )
+        .await;
+    assert_eq!(wrong, serde_json::json!([403, "csrf_mismatch"]));
+    assert_eq!(s.store.dnc_count().await.unwrap(), 0);
+    // The page's own helper sends the token it got at sign-in.
+    let ok = b
+        .eval("postJson('/api/dnc', {phone: '13800001111'}).then(r => r.added)")
+        .await;
+    assert_eq!(ok, serde_json::json!(true));
+    assert_eq!(s.store.dnc_count().await.unwrap(), 1);
+
+    // Idle past the timeout: the next page load goes back to /login, which says why.
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    b.goto(&s.url("/?live=0")).await;
+    b.wait_for(
+        "back at the sign-in page",
+        "location.pathname === '/login' && new URLSearchParams(location.search).get('expired') === '1' && document.getElementById('msg').textContent.length > 0",
+        WAIT,
+    )
+    .await;
+    // The console behaves the same.
+    b.goto(&s.url("/console")).await;
+    b.wait_for("the console sends to /login too", "location.pathname === '/login'", WAIT)
+        .await;
+    let errors = b.page_errors();
+    assert!(errors.is_empty(), "{errors:?}");
+    s.stop().await;
+}
