@@ -64,6 +64,22 @@ pub(crate) struct LoginBody {
     totp: Option<String>,
 }
 
+impl LoginBody {
+    /// What is refused before the store is asked.
+    pub(crate) fn validate(&self) -> Result<(), ApiError> {
+        if self.user.is_empty() || self.user.chars().count() > waihu_store::USER_NAME_MAX {
+            return Err(ApiError::bad_request(
+                "invalid_user",
+                format!("user: 1 to {} characters", waihu_store::USER_NAME_MAX),
+            ));
+        }
+        if self.password.len() > password::MAX_LEN {
+            return Err(bad_credentials());
+        }
+        Ok(())
+    }
+}
+
 fn bad_credentials() -> ApiError {
     ApiError::new(
         StatusCode::UNAUTHORIZED,
@@ -131,15 +147,7 @@ async fn login(
         return Ok(r);
     }
     let J(b) = body?;
-    if b.user.is_empty() || b.user.chars().count() > waihu_store::USER_NAME_MAX {
-        return Err(ApiError::bad_request(
-            "invalid_user",
-            format!("user: 1 to {} characters", waihu_store::USER_NAME_MAX),
-        ));
-    }
-    if b.password.len() > password::MAX_LEN {
-        return Err(bad_credentials());
-    }
+    b.validate()?;
     let _one_at_a_time = s.accounts.decide.lock().await;
     let now = Utc::now();
     let Some(auth) = s.store.user_auth(&b.user).await? else {
@@ -341,6 +349,9 @@ mod tests {
         // Over TLS (serve_tls sets secure_cookies).
         let c = cookie("ab12", 43200, true);
         assert!(c.to_str().unwrap().ends_with("; Secure"), "{c:?}");
-        assert!(cookie("", 0, true).to_str().unwrap().starts_with("waihu_session=; "));
+        assert!(cookie("", 0, true)
+            .to_str()
+            .unwrap()
+            .starts_with("waihu_session=; "));
     }
 }

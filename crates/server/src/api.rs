@@ -154,7 +154,8 @@ fn bad_body(e: JsonRejection) -> ApiError {
 /// Decodes and validates a JSON request body exactly as the handler of `route`
 /// (`"POST /api/dnc"`, `"POST /api/webhooks"`, `"POST /api/keys"`,
 /// `"POST /api/campaigns"`, the console's `"POST /api/segments/preview"`,
-/// `"POST /api/scripts/validate"`, `"PUT /api/scripts/{name}"`) does before it
+/// `"POST /api/scripts/validate"`, `"PUT /api/scripts/{name}"`,
+/// `"POST /api/auth/login"`) does before it
 /// touches the store. The entry point of
 /// the `http_json` fuzz target (fuzz/); not part of the API.
 #[doc(hidden)]
@@ -190,6 +191,7 @@ pub fn check_json_body(route: &str, body: &[u8]) -> Result<(), ApiError> {
             Ok(())
         }
         "PUT /api/scripts/{name}" => decode::<crate::console::SaveBody>(body).map(drop),
+        "POST /api/auth/login" => decode::<crate::accounts::LoginBody>(body)?.validate(),
         other => Err(ApiError::not_found(
             "no_such_route",
             format!("no JSON body is read at {other}"),

@@ -172,7 +172,7 @@ pub(crate) async fn guard(
         let e = match (caller.role, need) {
             (Role::Agent, _) => ApiError::forbidden("agent_key", AGENT_KEY_ONLY),
             (_, Need::Min(min) | Need::OwnAgentOr(min)) => ApiError::forbidden(
-                "forbidden",
+                refusal_code(&g.paths_refusing, parts.extensions.get::<axum::extract::MatchedPath>()),
                 format!(
                     "{} {} needs the {} role; this caller has {}. Use a key or an account with that role",
                     parts.method,
@@ -197,6 +197,22 @@ const AGENT_KEY_ONLY: &str = "an agent key reaches only the agent desk (/api/me,
 pub(crate) struct Guard {
     pub app: AppState,
     pub needs: std::sync::Arc<std::collections::HashMap<(String, String), Need>>,
+    pub paths_refusing: &'static [(&'static str, &'static str)],
+}
+
+/// Refusal codes clients already rely on, kept when the guard took the role
+/// check over from these handlers (route → code); every other refusal is
+/// `forbidden`.
+pub(crate) const REFUSAL_CODES: &[(&str, &str)] =
+    &[("/api/calls/{id}/recording", "reveal_forbidden")];
+
+fn refusal_code(
+    table: &[(&'static str, &'static str)],
+    path: Option<&axum::extract::MatchedPath>,
+) -> &'static str {
+    path.and_then(|p| table.iter().find(|(r, _)| *r == p.as_str()))
+        .map(|(_, c)| *c)
+        .unwrap_or("forbidden")
 }
 
 /// The signed-in session behind a request (absent for API keys).

@@ -147,6 +147,7 @@ pub fn app(store: Store, cfg: Config) -> (Router, Vec<RouteInfo>) {
     let guard = auth::Guard {
         app: state.clone(),
         needs: Arc::new(needs),
+        paths_refusing: auth::REFUSAL_CODES,
     };
     let router = routes
         .router

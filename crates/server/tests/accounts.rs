@@ -179,6 +179,7 @@ async fn five_failures_lock_until_the_lock_runs_out() {
             max_failures: 5,
             lock_for: chrono::Duration::seconds(2),
         },
+        login_per_minute: 100,
         ..Default::default()
     };
     let s = Server::start(cfg).await;
@@ -489,6 +490,7 @@ async fn disabled_users_and_the_rate_limit() {
     assert_eq!((r.status, r.code()), (403, "account_disabled"));
     // Four attempts a minute from this address: the fifth is refused whatever it says.
     let _ = login(&s, json!({"user": "zhou", "password": PW})).await;
+    let _ = login(&s, json!({"user": "nobody", "password": PW})).await;
     let r = login(&s, json!({"user": "zhou", "password": PW})).await;
     assert_eq!((r.status, r.code()), (429, "rate_limited"), "{}", r.body);
     s.stop().await;
