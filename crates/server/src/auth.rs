@@ -172,7 +172,7 @@ pub(crate) async fn guard(
         let e = match (caller.role, need) {
             (Role::Agent, _) => ApiError::forbidden("agent_key", AGENT_KEY_ONLY),
             (_, Need::Min(min) | Need::OwnAgentOr(min)) => ApiError::forbidden(
-                refusal_code(&g.paths_refusing, parts.extensions.get::<axum::extract::MatchedPath>()),
+                refusal_code(g.paths_refusing, parts.extensions.get::<axum::extract::MatchedPath>()),
                 format!(
                     "{} {} needs the {} role; this caller has {}. Use a key or an account with that role",
                     parts.method,
