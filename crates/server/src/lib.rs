@@ -197,6 +197,11 @@ async fn serve_with(
         stop_rx.clone(),
     ));
     let signer = tokio::spawn(sign_audit_head(store.clone(), stop_rx));
+    // The dummy hash an unknown user's sign-in is checked against is made before
+    // the first request, so that request does not take one hash longer.
+    tokio::task::spawn_blocking(|| {
+        waihu_accounts::password::dummy_hash();
+    });
     let (router, _) = app(store, cfg);
     let stats = std::sync::Arc::new(conns::ConnStats::default());
     let shutdown = async move {

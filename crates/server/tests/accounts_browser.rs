@@ -16,6 +16,13 @@ use waihu_testkit::have_peer_at;
 const WAIT: Duration = Duration::from_secs(15);
 const PW: &str = "browser-password-1";
 
+/// Navigates without waiting for the load event: these pages may leave for
+/// `/login` before they finish loading, and that load event never comes.
+async fn open_redirecting(b: &mut Browser, url: &str) {
+    b.eval(&format!("location.href = {}; true", serde_json::json!(url)))
+        .await;
+}
+
 #[tokio::test]
 async fn sign_in_csrf_and_expiry_in_a_real_browser() {
     if !have_peer_at("chromium", Path::new(CHROMIUM)) {
@@ -38,8 +45,8 @@ async fn sign_in_csrf_and_expiry_in_a_real_browser() {
     let mut b = Browser::launch(profile.path(), &[]).await;
 
     // No key, no session: the dashboard sends the browser to /login.
-    b.goto(&s.url("/?live=0")).await;
-    b.wait_for("the sign-in page", "location.pathname === '/login'", WAIT)
+    open_redirecting(&mut b, &s.url("/?live=0")).await;
+    b.wait_for("the sign-in page", "location.pathname === '/login' && document.readyState === 'complete' && !!document.getElementById('go')", WAIT)
         .await;
     // A wrong password: the page says so and stays.
     b.type_into("#user", "ops-li", true).await;
@@ -89,7 +96,7 @@ async fn sign_in_csrf_and_expiry_in_a_real_browser() {
 
     // Idle past the timeout: the next page load goes back to /login, which says why.
     tokio::time::sleep(Duration::from_millis(4500)).await;
-    b.goto(&s.url("/?live=0")).await;
+    open_redirecting(&mut b, &s.url("/?live=0")).await;
     b.wait_for(
         "back at the sign-in page",
         "location.pathname === '/login' && new URLSearchParams(location.search).get('expired') === '1' && document.getElementById('msg').textContent.length > 0",
@@ -97,13 +104,29 @@ async fn sign_in_csrf_and_expiry_in_a_real_browser() {
     )
     .await;
     // The console behaves the same.
-    b.goto(&s.url("/console")).await;
+    open_redirecting(&mut b, &s.url("/console")).await;
     b.wait_for(
         "the console sends to /login too",
-        "location.pathname === '/login'",
+        "location.pathname === '/login' && new URLSearchParams(location.search).get('next').startsWith('/console') && document.readyState === 'complete' && !!document.getElementById('go')",
         WAIT,
     )
     .await;
+
+    // Sign in again and sign out with the button: back at /login, the session gone.
+    b.type_into("#user", "ops-li", true).await;
+    b.type_into("#password", PW, true).await;
+    b.click("#go").await;
+    b.wait_for(
+        "the console, signed in, with a sign-out button",
+        "location.pathname === '/console' && !document.getElementById('logout').hidden",
+        WAIT,
+    )
+    .await;
+    b.click("#logout").await;
+    b.wait_for("signed out", "location.pathname === '/login' && document.readyState === 'complete' && !!document.getElementById('go')", WAIT)
+        .await;
+    let me = b.eval("fetch('/api/auth/me').then(r => r.status)").await;
+    assert_eq!(me, serde_json::json!(401));
     // The refusals this test provoked are logged by the browser as failed loads;
     // anything else (a script error) fails the test.
     let errors: Vec<String> = b
