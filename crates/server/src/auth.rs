@@ -151,14 +151,25 @@ pub(crate) async fn guard(
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map(|m| m.as_str().to_string());
-    let need = path.and_then(|p| {
-        g.needs
-            .get(&(req.method().as_str().to_string(), p))
-            .copied()
-    });
-    // Every served route is in the table; a miss cannot happen, and is refused.
+    // HEAD is served by the GET handler (axum), so it needs what GET needs.
+    let method = match req.method().as_str() {
+        "HEAD" => "GET",
+        m => m,
+    };
+    let need = path.and_then(|p| g.needs.get(&(method.to_string(), p)).copied());
+    // A method the path does not declare is answered here, never handed to a
+    // handler: a handler serving an undeclared method would run unguarded.
     let Some(need) = need else {
-        return ApiError::internal("route without a declared role").into_response();
+        return ApiError::new(
+            axum::http::StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!(
+                "{} is not served at {}; see /api/openapi.json",
+                req.method(),
+                req.uri().path()
+            ),
+        )
+        .into_response();
     };
     if need == Need::Public {
         return next.run(req).await;

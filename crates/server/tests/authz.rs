@@ -142,5 +142,23 @@ async fn every_route_times_every_role() {
         bad.join("\n")
     );
     assert!(tried > 60 * 10, "{tried}");
+
+    // HEAD needs what GET needs; a method a path does not serve is 405, whoever asks.
+    let head = |key: Option<&str>| {
+        let mut rq = s.client.head(s.url("/api/overview"));
+        if let Some(k) = key {
+            rq = rq.bearer_auth(k);
+        }
+        rq.send()
+    };
+    assert_eq!(head(None).await.unwrap().status(), 401);
+    assert_eq!(head(Some(&s.analyst)).await.unwrap().status(), 200);
+    for key in [None, Some(s.analyst.as_str())] {
+        let mut rq = s.client.patch(s.url("/api/overview"));
+        if let Some(k) = key {
+            rq = rq.bearer_auth(k);
+        }
+        assert_eq!(rq.send().await.unwrap().status(), 405);
+    }
     s.stop().await;
 }
