@@ -118,7 +118,7 @@ async fn sign_in_cookie_flags_and_the_same_answer_for_unknown_users() {
     for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(set.split("; ").any(|f| f == flag), "{flag} missing: {set}");
     }
-    // Plain HTTP: no Secure flag (it is set by serve_tls; unit test in the crate).
+    // Plain HTTP: no Secure flag (serve_tls sets it: the_cookie_is_secure_over_tls).
     assert!(!set.contains("Secure"), "{set}");
 
     // The cookie authenticates reads, as the analyst it belongs to.
@@ -494,4 +494,63 @@ async fn disabled_users_and_the_rate_limit() {
     let r = login(&s, json!({"user": "zhou", "password": PW})).await;
     assert_eq!((r.status, r.code()), (429, "rate_limited"), "{}", r.body);
     s.stop().await;
+}
+
+/// Over HTTPS (`serve_tls`) the session cookie is also `Secure`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cookie_is_secure_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = waihu_store::Store::open_with_key(
+        dir.path(),
+        &waihu_privacy::MasterKey::from_bytes([6; 32]),
+    )
+    .await
+    .unwrap();
+    let hash = waihu_accounts::password::hash(PW).unwrap();
+    store
+        .user_insert("tls-user", "analyst", &hash, Utc::now())
+        .await
+        .unwrap();
+    let tls = waihu_server::tls::Tls::self_signed(dir.path()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            waihu_server::serve_tls(
+                listener,
+                &tls,
+                store,
+                waihu_server::Config::default(),
+                async {
+                    let _ = stopped.await;
+                },
+            )
+            .await
+        })
+    };
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(
+                &std::fs::read(dir.path().join("tls/cert.pem")).unwrap(),
+            )
+            .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let r = client
+        .post(format!("https://localhost:{port}/api/auth/login"))
+        .json(&json!({"user": "tls-user", "password": PW}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/", "Secure"] {
+        assert!(set.split("; ").any(|f| f == flag), "{flag} missing: {set}");
+    }
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
 }
