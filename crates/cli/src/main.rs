@@ -41,6 +41,9 @@ enum Command {
     /// 审计链: verify the tamper-evident event log (hash chain + signed checkpoints).
     #[command(subcommand)]
     Audit(cmd::audit::Cmd),
+    /// 主密钥: rotate the master key (re-wraps every data key; nothing re-encrypted).
+    #[command(subcommand)]
+    Keys(cmd::keys::Cmd),
     /// 短信: the follow-up message outbox (channel, template, status, delivery time).
     #[command(subcommand)]
     Messages(cmd::messages::Cmd),
@@ -129,6 +132,7 @@ fn run(ctx: &ctx::Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Dnc(c) => ok(cmd::dnc::run(ctx, c)),
         Command::Events(c) => ok(cmd::events::run(ctx, c)),
         Command::Audit(c) => ok(cmd::audit::run(ctx, c)),
+        Command::Keys(c) => ok(cmd::keys::run(ctx, c)),
         Command::Messages(c) => ok(cmd::messages::run(ctx, c)),
         Command::Serve(a) => ok(cmd::serve::run_serve(ctx, a)),
         Command::Apikey(c) => ok(cmd::serve::run_apikey(ctx, c)),

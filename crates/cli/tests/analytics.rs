@@ -145,6 +145,65 @@ fn encrypted_sums_per_segment_decrypt_to_the_plaintext_sums() {
     let refused = v["refused"].as_array().unwrap();
     assert_eq!(refused.len(), 1, "{v}");
     assert!(refused[0].as_str().unwrap().contains("vip"), "{v}");
+    // Two holders: the key split, each share in its own directory, the report combined
+    // from both partials equals the one the whole key gave; one share twice is refused.
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    ok(
+        holder.path(),
+        &[
+            "analytics",
+            "split-key",
+            "--private-key",
+            "paillier.key.json",
+            "--out",
+            "shares",
+        ],
+    );
+    for (i, d) in [(1, &a), (2, &b)] {
+        let name = format!("paillier.share{i}.json");
+        std::fs::rename(
+            holder.path().join("shares").join(&name),
+            d.path().join(&name),
+        )
+        .unwrap();
+        std::fs::write(d.path().join("sums.json"), &sums).unwrap();
+        let (partial, err) = ok(
+            d.path(),
+            &["analytics", "partial", "--share", &name, "sums.json"],
+        );
+        assert!(
+            err.contains("vip"),
+            "the small group is refused by each holder: {err}"
+        );
+        std::fs::write(server.path().join(format!("p{i}.json")), partial).unwrap();
+    }
+    let (combined, _) = ok(
+        server.path(),
+        &[
+            "analytics",
+            "combine",
+            "--public-key",
+            "paillier.pub.json",
+            "p1.json",
+            "p2.json",
+            "--json",
+        ],
+    );
+    let c: serde_json::Value = serde_json::from_str(combined.trim()).unwrap();
+    assert_eq!(c["groups"], v["groups"], "{c}");
+    let out = waihu(
+        server.path(),
+        &[
+            "analytics",
+            "combine",
+            "--public-key",
+            "paillier.pub.json",
+            "p1.json",
+            "p1.json",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("one of each share"));
     // A tampered sum file is an error with its line, not a panic.
     std::fs::write(
         server.path().join("bad.jsonl"),

@@ -252,6 +252,39 @@ pub enum EventKind {
         added: u32,
         removed: u32,
     },
+    // personal-data rights
+    /// A customer was erased (PIPL 删除权 / GDPR art. 17): their data key was
+    /// destroyed and their row deleted. The counts say what became unreadable
+    /// or was removed; `on_dnc` that the number stays on a do-not-call list.
+    CustomerErased {
+        actor: String,
+        reason: String,
+        calls: u64,
+        turns: u64,
+        recordings: u64,
+        messages: u64,
+        voiceprints: u64,
+        on_dnc: bool,
+    },
+    /// The master key was rotated: `data_keys` customer keys and the vault
+    /// root re-wrapped; the checks are the keys' public fingerprints.
+    MasterKeyRotated {
+        actor: String,
+        data_keys: u64,
+        old_check: String,
+        new_check: String,
+    },
+    /// The retention policy removed recordings and transcripts of calls that
+    /// ended before the given times.
+    RetentionApplied {
+        actor: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recordings_before: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        transcripts_before: Option<String>,
+        recordings: u64,
+        transcripts: u64,
+    },
     // accounts
     /// A user signed in with a password (and a one-time code when enrolled).
     UserSignedIn {
@@ -285,6 +318,9 @@ impl EventKind {
             EventKind::CustomerCreated { .. } => "customer_created",
             EventKind::CustomerUpdated { .. } => "customer_updated",
             EventKind::PiiRevealed { .. } => "pii_revealed",
+            EventKind::CustomerErased { .. } => "customer_erased",
+            EventKind::RetentionApplied { .. } => "retention_applied",
+            EventKind::MasterKeyRotated { .. } => "master_key_rotated",
             EventKind::DncAdded { .. } => "dnc_added",
             EventKind::DncRemoved { .. } => "dnc_removed",
             EventKind::AttemptStarted { .. } => "attempt_started",

@@ -1387,7 +1387,7 @@ async fn call(
         (None, _) => bot.outcome.clone().unwrap_or_else(|| "hangup".into()),
     });
     if let Some(wav) = &transfer.agent_recording {
-        if let Err(e) = store.put_leg_recording(call_id, "agent", wav) {
+        if let Err(e) = store.put_leg_recording(call_id, "agent", wav, now).await {
             result
                 .errors
                 .push(format!("store: agent leg recording: {e}"));

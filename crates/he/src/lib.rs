@@ -175,16 +175,7 @@ impl PrivateKey {
             return Err(HeError::WrongKey);
         }
         let bytes = self.0.decrypt(&c.0).ok_or(HeError::WrongKey)?;
-        let digits = bytes
-            .iter()
-            .position(|b| *b != 0)
-            .map_or(&[][..], |i| &bytes[i..]);
-        if digits.len() > 16 {
-            return Err(HeError::TooLarge);
-        }
-        Ok(digits
-            .iter()
-            .fold(0u128, |acc, b| (acc << 8) | u128::from(*b)))
+        u128_of(&bytes)
     }
 
     pub fn to_json(&self) -> String {
@@ -301,7 +292,6 @@ impl Serialize for HeError {
 }
 
 pub fn decrypt_report(key: &PrivateKey, sums: &[GroupSum], k: u64, scale: u64) -> Report {
-    let scale = scale.max(1) as f64;
     let mut groups = Vec::new();
     let mut refused = Vec::new();
     for g in sums {
@@ -314,15 +304,7 @@ pub fn decrypt_report(key: &PrivateKey, sums: &[GroupSum], k: u64, scale: u64) -
             continue;
         }
         match Encrypted::from_hex(&g.sum).and_then(|c| key.decrypt(&c)) {
-            Ok(total) => {
-                let sum = total as f64 / scale;
-                groups.push(GroupResult {
-                    group: g.group.clone(),
-                    count: g.count,
-                    sum,
-                    mean: sum / g.count.max(1) as f64,
-                });
-            }
+            Ok(total) => groups.push(group_result(&g.group, g.count, total, scale)),
             Err(e) => refused.push(e),
         }
     }
@@ -342,6 +324,268 @@ pub fn to_fixed(value: f64, scale: u64) -> Result<u64, HeError> {
     Ok(v.round() as u64)
 }
 
+/// One of two shares of a private key (2-of-2 threshold decryption). Neither share
+/// decrypts anything alone: each holder turns a ciphertext into a *partial*
+/// (`c^dᵢ mod n²`) with their share, and only both partials together give the
+/// plaintext ([`combine`]). With d = λ·(λ⁻¹ mod n), d ≡ 0 (mod λ) and d ≡ 1 (mod n), so
+/// `c^d = 1 + m·n (mod n²)`; the shares are d₁ uniform modulo nλ and d₂ = d − d₁ mod nλ,
+/// each alone uniformly distributed, so neither says anything about d.
+#[derive(Clone, Debug)]
+pub struct KeyShare {
+    index: u8,
+    n: BigNumber,
+    d: BigNumber,
+}
+
+/// A holder's partial decryption of one ciphertext.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Partial(BigNumber);
+
+#[derive(Serialize, Deserialize)]
+struct ShareFile {
+    scheme: String,
+    kind: String,
+    index: u8,
+    bits: usize,
+    n: String,
+    d: String,
+}
+
+impl PrivateKey {
+    /// Split into two shares for two holders; afterwards the whole key can be destroyed.
+    pub fn split(&self) -> Result<(KeyShare, KeyShare), HeError> {
+        let n = self.0.n().clone();
+        let lambda = self.0.lambda();
+        let inv = lambda.invert(&n).ok_or(HeError::KeyGen)?;
+        let order = &n * lambda;
+        let d = (lambda * &inv).nmod(&order);
+        let d1 = BigNumber::random(&order);
+        let d2 = d.modsub(&d1, &order);
+        Ok((
+            KeyShare {
+                index: 1,
+                n: n.clone(),
+                d: d1,
+            },
+            KeyShare { index: 2, n, d: d2 },
+        ))
+    }
+}
+
+impl KeyShare {
+    /// 1 or 2.
+    pub fn index(&self) -> u8 {
+        self.index
+    }
+
+    /// The public key the share belongs to.
+    pub fn public(&self) -> PublicKey {
+        PublicKey(EncryptionKey::from_n(self.n.clone()))
+    }
+
+    /// This holder's partial decryption of `c`.
+    pub fn partial(&self, c: &Encrypted) -> Result<Partial, HeError> {
+        let nn = &self.n * &self.n;
+        if c.0 <= BigNumber::zero() || c.0 >= nn {
+            return Err(HeError::WrongKey);
+        }
+        Ok(Partial(c.0.modpow(&self.d, &nn)))
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(&ShareFile {
+            scheme: SCHEME.into(),
+            kind: "share".into(),
+            index: self.index,
+            bits: self.n.bit_length(),
+            n: to_hex(&self.n.to_bytes()),
+            d: to_hex(&self.d.to_bytes()),
+        })
+        .expect("strings serialise")
+    }
+
+    pub fn from_json(s: &str) -> Result<KeyShare, HeError> {
+        let f: ShareFile = serde_json::from_str(s).map_err(|e| malformed("key share file", e))?;
+        if f.scheme != SCHEME || f.kind != "share" || !(1..=2).contains(&f.index) {
+            return Err(malformed(
+                "key share file",
+                format!("scheme {:?} kind {:?} index {}", f.scheme, f.kind, f.index),
+            ));
+        }
+        let n = BigNumber::from_slice(from_hex(&f.n, "key share file")?);
+        let d = BigNumber::from_slice(from_hex(&f.d, "key share file")?);
+        if n.bit_length() < 1024 || d.is_zero() {
+            return Err(malformed("key share file", "modulus or share out of range"));
+        }
+        Ok(KeyShare {
+            index: f.index,
+            n,
+            d,
+        })
+    }
+}
+
+impl Partial {
+    pub fn to_hex(&self) -> String {
+        to_hex(&self.0.to_bytes())
+    }
+
+    pub fn from_hex(s: &str) -> Result<Partial, HeError> {
+        let b = from_hex(s, "partial decryption")?;
+        if b.is_empty() {
+            return Err(malformed("partial decryption", "empty"));
+        }
+        Ok(Partial(BigNumber::from_slice(b)))
+    }
+}
+
+/// Both holders' partials of one ciphertext → its plaintext. Public: whoever combines
+/// learns the value, so holders only make partials of sums they may release.
+pub fn combine(key: &PublicKey, a: &Partial, b: &Partial) -> Result<u128, HeError> {
+    let n = key.0.n();
+    let nn = key.0.nn();
+    if a.0 >= *nn || b.0 >= *nn {
+        return Err(HeError::WrongKey);
+    }
+    let x = a.0.modmul(&b.0, nn);
+    let (m, r) = (x - BigNumber::one()).div_rem(n);
+    if !r.is_zero() || &m >= n {
+        return Err(HeError::WrongKey);
+    }
+    u128_of(&m.to_bytes())
+}
+
+/// A big-endian plaintext as u128; sums at or above 2^128 are refused.
+fn u128_of(bytes: &[u8]) -> Result<u128, HeError> {
+    let digits = bytes
+        .iter()
+        .position(|b| *b != 0)
+        .map_or(&[][..], |i| &bytes[i..]);
+    if digits.len() > 16 {
+        return Err(HeError::TooLarge);
+    }
+    Ok(digits
+        .iter()
+        .fold(0u128, |acc, b| (acc << 8) | u128::from(*b)))
+}
+
+/// A decrypted group, scaled back to the attribute's units.
+fn group_result(group: &str, count: u64, total: u128, scale: u64) -> GroupResult {
+    let sum = total as f64 / scale.max(1) as f64;
+    GroupResult {
+        group: group.to_string(),
+        count,
+        sum,
+        mean: sum / count.max(1) as f64,
+    }
+}
+
+/// One holder's partials of a sums file: groups smaller than `k` are refused here,
+/// so a combiner cannot decrypt them whatever it does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartialReport {
+    pub index: u8,
+    pub k: u64,
+    pub groups: Vec<GroupPartial>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupPartial {
+    pub group: String,
+    pub count: u64,
+    /// The sum's ciphertext this partial is of (so the combiner can check both agree).
+    pub sum: String,
+    pub partial: String,
+}
+
+pub fn partial_report(
+    share: &KeyShare,
+    sums: &[GroupSum],
+    k: u64,
+) -> (PartialReport, Vec<HeError>) {
+    let mut groups = Vec::new();
+    let mut refused = Vec::new();
+    for g in sums {
+        if g.count < k {
+            refused.push(HeError::TooSmall {
+                group: g.group.clone(),
+                count: g.count,
+                k,
+            });
+            continue;
+        }
+        match Encrypted::from_hex(&g.sum).and_then(|c| share.partial(&c)) {
+            Ok(p) => groups.push(GroupPartial {
+                group: g.group.clone(),
+                count: g.count,
+                sum: g.sum.clone(),
+                partial: p.to_hex(),
+            }),
+            Err(e) => refused.push(e),
+        }
+    }
+    (
+        PartialReport {
+            index: share.index,
+            k,
+            groups,
+        },
+        refused,
+    )
+}
+
+/// Both holders' partial reports → the report, for groups both released (same sum,
+/// same count) with at least `k` values.
+pub fn combine_report(
+    key: &PublicKey,
+    a: &PartialReport,
+    b: &PartialReport,
+    k: u64,
+    scale: u64,
+) -> Result<Report, HeError> {
+    if a.index == b.index {
+        return Err(malformed(
+            "partial reports",
+            format!(
+                "both come from share {}; one of each share is needed",
+                a.index
+            ),
+        ));
+    }
+    let theirs: BTreeMap<&str, &GroupPartial> =
+        b.groups.iter().map(|g| (g.group.as_str(), g)).collect();
+    let mut groups = Vec::new();
+    let mut refused = Vec::new();
+    for g in &a.groups {
+        if g.count < k {
+            refused.push(HeError::TooSmall {
+                group: g.group.clone(),
+                count: g.count,
+                k,
+            });
+            continue;
+        }
+        let Some(o) = theirs
+            .get(g.group.as_str())
+            .filter(|o| o.sum == g.sum && o.count == g.count)
+        else {
+            refused.push(malformed(
+                "partial reports",
+                format!("group {:?} is not in both, or not of the same sum", g.group),
+            ));
+            continue;
+        };
+        match Partial::from_hex(&g.partial)
+            .and_then(|pa| Partial::from_hex(&o.partial).map(|pb| (pa, pb)))
+            .and_then(|(pa, pb)| combine(key, &pa, &pb))
+        {
+            Ok(total) => groups.push(group_result(&g.group, g.count, total, scale)),
+            Err(e) => refused.push(e),
+        }
+    }
+    Ok(Report { k, groups, refused })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,6 +594,45 @@ mod tests {
     fn keys() -> &'static (PublicKey, PrivateKey) {
         static K: OnceLock<(PublicKey, PrivateKey)> = OnceLock::new();
         K.get_or_init(|| generate().unwrap())
+    }
+
+    #[test]
+    fn two_shares_decrypt_together_and_neither_alone() {
+        let (pk, sk) = keys();
+        let (s1, s2) = sk.split().unwrap();
+        let (s1, s2) = (
+            KeyShare::from_json(&s1.to_json()).unwrap(),
+            KeyShare::from_json(&s2.to_json()).unwrap(),
+        );
+        assert_eq!(s1.public().to_json(), pk.to_json());
+        let mut agg = Aggregator::new(pk.clone());
+        let values = [12_345u64, 0, 99_999, 1, 500_000];
+        for v in values {
+            agg.push("vip", &pk.encrypt(v).unwrap()).unwrap();
+        }
+        agg.push("tiny", &pk.encrypt(7).unwrap()).unwrap();
+        let sums = agg.finish();
+        let c = Encrypted::from_hex(&sums.iter().find(|g| g.group == "vip").unwrap().sum).unwrap();
+        let (p1, p2) = (s1.partial(&c).unwrap(), s2.partial(&c).unwrap());
+        let total: u128 = values.iter().map(|v| u128::from(*v)).sum();
+        assert_eq!(combine(pk, &p1, &p2).unwrap(), total);
+        assert_eq!(combine(pk, &p2, &p1).unwrap(), total);
+        assert_eq!(sk.decrypt(&c).unwrap(), total);
+        // One share twice, or one share with a share of another split: refused.
+        assert!(combine(pk, &p1, &p1).is_err());
+        let (o1, _) = sk.split().unwrap();
+        assert!(combine(pk, &o1.partial(&c).unwrap(), &p2).is_err());
+        // Reports: each holder refuses groups below k; the combination equals the plaintext.
+        let (r1, refused) = partial_report(&s1, &sums, 2);
+        assert_eq!(refused.len(), 1, "the one-value group");
+        let (r2, _) = partial_report(&s2, &sums, 2);
+        let r1 =
+            serde_json::from_str::<PartialReport>(&serde_json::to_string(&r1).unwrap()).unwrap();
+        let rep = combine_report(pk, &r1, &r2, 2, 100).unwrap();
+        assert_eq!(rep.groups.len(), 1);
+        assert!((rep.groups[0].sum - total as f64 / 100.0).abs() < 1e-6);
+        assert!(combine_report(pk, &r1, &r1, 2, 100).is_err());
+        assert!(KeyShare::from_json("{}").is_err());
     }
 
     #[test]

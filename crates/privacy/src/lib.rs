@@ -22,8 +22,14 @@ use rand::RngCore;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-/// Ciphertext layout version, the first byte of every sealed value.
+/// Ciphertext layout version, the first byte of every sealed value: v1 under
+/// the vault's field key, v2 under one customer's [`DataKey`].
 const SEAL_V1: u8 = 1;
+const SEAL_V2: u8 = 2;
+/// Associated data of a wrapped customer data key.
+const WRAP_AAD: &[u8] = b"waihu/customer-data-key/v1";
+/// Associated data of the wrapped vault root in the keyring.
+const ROOT_AAD: &[u8] = b"waihu/keyring/root/v1";
 const NONCE_LEN: usize = 12;
 /// Name of the environment variable that overrides the key file.
 pub const MASTER_KEY_ENV: &str = "WAIHU_MASTER_KEY";
@@ -36,6 +42,8 @@ pub enum PrivacyError {
     KeyFile { path: String, reason: String },
     #[error("cannot decrypt {context}: wrong master key, or the value was moved or tampered with")]
     Open { context: String },
+    #[error("cannot decrypt {context}: it was sealed under a customer data key that has been erased (crypto-shredded)")]
+    Shredded { context: String },
     #[error("encrypted value for {context} is malformed ({reason})")]
     Malformed {
         context: String,
@@ -44,6 +52,7 @@ pub enum PrivacyError {
 }
 
 /// The 32-byte master key. Never printed, zeroed on drop.
+#[derive(Clone)]
 pub struct MasterKey(Zeroizing<[u8; 32]>);
 
 impl std::fmt::Debug for MasterKey {
@@ -120,6 +129,41 @@ impl MasterKey {
         }
     }
 
+    /// The public fingerprint a database stores to recognise its master key
+    /// (what [`Vault::key_check`] gives).
+    pub fn check(&self) -> String {
+        hex::encode(&self.derive(b"key-check")[..8])
+    }
+
+    /// Wrap `root` (the vault's root key, see [`Vault::with_root`]) under this
+    /// master key, for the database's keyring.
+    pub fn wrap_root(&self, root: &MasterKey) -> Vec<u8> {
+        let kek = self.derive(b"keyring-wrap");
+        let c = Aes256Gcm::new_from_slice(&kek[..]).expect("32-byte key");
+        seal_raw(&c, 1, ROOT_AAD, &root.0[..])
+    }
+
+    /// Unwrap a root wrapped by [`MasterKey::wrap_root`] with this master key.
+    pub fn unwrap_root(&self, wrapped: &[u8]) -> Result<MasterKey, PrivacyError> {
+        let kek = self.derive(b"keyring-wrap");
+        let c = Aes256Gcm::new_from_slice(&kek[..]).expect("32-byte key");
+        let k = Zeroizing::new(open_raw(&c, 1, ROOT_AAD, wrapped, "keyring root")?);
+        let bytes: [u8; 32] = k[..].try_into().map_err(|_| PrivacyError::Malformed {
+            context: "keyring root".into(),
+            reason: "not 32 bytes",
+        })?;
+        Ok(MasterKey::from_bytes(bytes))
+    }
+
+    /// Write this key to `path` (mode 0600, created new: an existing file is
+    /// an error), fsynced. For `waihu keys rotate`.
+    pub fn write_new_file(&self, path: &Path) -> Result<(), PrivacyError> {
+        write_private(path, &hex::encode(*self.0)).map_err(|e| PrivacyError::KeyFile {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })
+    }
+
     /// Hex form, for `waihu` to print once when a user asks to back the key up.
     pub fn to_hex(&self) -> Zeroizing<String> {
         Zeroizing::new(hex::encode(*self.0))
@@ -164,8 +208,41 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 #[derive(Clone)]
 pub struct Vault {
     cipher: Aes256Gcm,
+    wrap: Aes256Gcm,
     index_mac: Hmac<Sha256>,
     check: String,
+}
+
+/// One customer's data key (crypto-shredding): what is sealed under it
+/// (transcripts, recordings, voiceprints, messages, the customer's own fields)
+/// opens only while its wrapped form is kept. Stored only wrapped by the
+/// vault's key-wrapping key; erasing a customer destroys the wrapped form.
+#[derive(Clone)]
+pub struct DataKey {
+    cipher: Aes256Gcm,
+}
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKey(..)")
+    }
+}
+
+impl DataKey {
+    /// Seal under this customer's key (layout v2; same binding as [`Vault::seal`]).
+    pub fn seal(&self, table: &str, column: &str, row_key: &str, plaintext: &str) -> Vec<u8> {
+        self.seal_bytes(table, column, row_key, plaintext.as_bytes())
+    }
+
+    pub fn seal_bytes(
+        &self,
+        table: &str,
+        column: &str,
+        row_key: &str,
+        plaintext: &[u8],
+    ) -> Vec<u8> {
+        seal_with(&self.cipher, SEAL_V2, table, column, row_key, plaintext)
+    }
 }
 
 impl std::fmt::Debug for Vault {
@@ -175,20 +252,112 @@ impl std::fmt::Debug for Vault {
 }
 
 impl Vault {
+    /// A vault whose root is the master key itself (databases from before the
+    /// keyring, and tests). See [`Vault::with_root`].
     pub fn new(key: &MasterKey) -> Self {
-        let enc = key.derive(b"field-encryption");
-        let idx = key.derive(b"blind-index");
-        let chk = key.derive(b"key-check");
+        Vault::with_root(key, key)
+    }
+
+    /// A vault over `root` (field encryption and blind index keys derive from it,
+    /// so they survive a master-key rotation) whose customer data keys are
+    /// wrapped under `master` (rotation re-wraps them) and whose key check is
+    /// the master's.
+    pub fn with_root(master: &MasterKey, root: &MasterKey) -> Self {
+        let enc = root.derive(b"field-encryption");
+        let wrap = master.derive(b"data-key-wrap");
+        let idx = root.derive(b"blind-index");
+        let chk = master.derive(b"key-check");
         let cipher = Aes256Gcm::new_from_slice(&enc[..]).expect("32-byte key");
+        let wrap = Aes256Gcm::new_from_slice(&wrap[..]).expect("32-byte key");
         let index_mac = <Hmac<Sha256> as Mac>::new_from_slice(&idx[..]).expect("any key length");
         // A public fingerprint of the key: stored in the database so a wrong key
         // is detected on open, before anything is decrypted or written.
         let check = hex::encode(&chk[..8]);
         Vault {
             cipher,
+            wrap,
             index_mac,
             check,
         }
+    }
+
+    /// A fresh random data key for one customer and its wrapped form (what
+    /// the store keeps).
+    pub fn new_data_key(&self) -> (DataKey, Vec<u8>) {
+        let mut k = Zeroizing::new([0u8; 32]);
+        rand::thread_rng().fill_bytes(&mut k[..]);
+        let wrapped = seal_raw(&self.wrap, 1, WRAP_AAD, &k[..]);
+        let cipher = Aes256Gcm::new_from_slice(&k[..]).expect("32-byte key");
+        (DataKey { cipher }, wrapped)
+    }
+
+    /// Re-wrap a data key of this vault for `to` (master-key rotation): the key
+    /// itself, and so everything sealed under it, is unchanged.
+    pub fn rewrap_data_key(&self, to: &Vault, wrapped: &[u8]) -> Result<Vec<u8>, PrivacyError> {
+        let k = Zeroizing::new(open_raw(
+            &self.wrap,
+            1,
+            WRAP_AAD,
+            wrapped,
+            "customer data key",
+        )?);
+        Ok(seal_raw(&to.wrap, 1, WRAP_AAD, &k[..]))
+    }
+
+    /// Unwrap a data key made by [`Vault::new_data_key`] under this master key.
+    pub fn unwrap_data_key(&self, wrapped: &[u8]) -> Result<DataKey, PrivacyError> {
+        let k = Zeroizing::new(open_raw(
+            &self.wrap,
+            1,
+            WRAP_AAD,
+            wrapped,
+            "customer data key",
+        )?);
+        if k.len() != 32 {
+            return Err(PrivacyError::Malformed {
+                context: "customer data key".into(),
+                reason: "not 32 bytes",
+            });
+        }
+        let cipher = Aes256Gcm::new_from_slice(&k[..]).expect("32-byte key");
+        Ok(DataKey { cipher })
+    }
+
+    /// Open a value sealed either by the vault (v1) or under a customer's
+    /// data key (v2; `key` is `None` once the customer was erased).
+    pub fn open_bytes_with(
+        &self,
+        key: Option<&DataKey>,
+        table: &str,
+        column: &str,
+        row_key: &str,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, PrivacyError> {
+        match sealed.first() {
+            Some(&SEAL_V2) => match key {
+                Some(k) => open_with(&k.cipher, SEAL_V2, table, column, row_key, sealed),
+                None => Err(PrivacyError::Shredded {
+                    context: format!("{table}.{column}"),
+                }),
+            },
+            _ => self.open_bytes(table, column, row_key, sealed),
+        }
+    }
+
+    /// [`Vault::open_bytes_with`] for text.
+    pub fn open_with(
+        &self,
+        key: Option<&DataKey>,
+        table: &str,
+        column: &str,
+        row_key: &str,
+        sealed: &[u8],
+    ) -> Result<String, PrivacyError> {
+        let pt = self.open_bytes_with(key, table, column, row_key, sealed)?;
+        String::from_utf8(pt).map_err(|_| PrivacyError::Malformed {
+            context: format!("{table}.{column}"),
+            reason: "not UTF-8",
+        })
     }
 
     /// Public fingerprint of the master key (not secret; 16 hex characters).
@@ -216,24 +385,7 @@ impl Vault {
         row_key: &str,
         plaintext: &[u8],
     ) -> Vec<u8> {
-        let mut nonce = [0u8; NONCE_LEN];
-        rand::thread_rng().fill_bytes(&mut nonce);
-        let aad = aad(table, column, row_key);
-        let ct = self
-            .cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: &aad,
-                },
-            )
-            .expect("AES-GCM encryption of an in-memory buffer cannot fail");
-        let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
-        out.push(SEAL_V1);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ct);
-        out
+        seal_with(&self.cipher, SEAL_V1, table, column, row_key, plaintext)
     }
 
     /// Open a value sealed by [`Vault::seal`] with the same table, column and row key.
@@ -259,31 +411,87 @@ impl Vault {
         row_key: &str,
         sealed: &[u8],
     ) -> Result<Vec<u8>, PrivacyError> {
-        let context = || format!("{table}.{column}");
-        let (&version, rest) = sealed
-            .split_first()
-            .ok_or_else(|| PrivacyError::Malformed {
-                context: context(),
-                reason: "empty",
-            })?;
-        if version != SEAL_V1 {
-            return Err(PrivacyError::Malformed {
-                context: context(),
-                reason: "unknown version byte",
+        if sealed.first() == Some(&SEAL_V2) {
+            return Err(PrivacyError::Shredded {
+                context: format!("{table}.{column}"),
             });
         }
-        if rest.len() < NONCE_LEN + 16 {
-            return Err(PrivacyError::Malformed {
-                context: context(),
-                reason: "too short",
-            });
-        }
-        let (nonce, ct) = rest.split_at(NONCE_LEN);
-        let aad = aad(table, column, row_key);
-        self.cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
-            .map_err(|_| PrivacyError::Open { context: context() })
+        open_with(&self.cipher, SEAL_V1, table, column, row_key, sealed)
     }
+}
+
+fn seal_with(
+    cipher: &Aes256Gcm,
+    version: u8,
+    table: &str,
+    column: &str,
+    row_key: &str,
+    plaintext: &[u8],
+) -> Vec<u8> {
+    seal_raw(cipher, version, &aad(table, column, row_key), plaintext)
+}
+
+/// `version ‖ nonce ‖ AES-256-GCM(plaintext, aad)`.
+fn seal_raw(cipher: &Aes256Gcm, version: u8, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::thread_rng().fill_bytes(&mut nonce);
+    let ct = cipher
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
+        .expect("AES-GCM encryption of an in-memory buffer cannot fail");
+    let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
+    out.push(version);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ct);
+    out
+}
+
+fn open_with(
+    cipher: &Aes256Gcm,
+    version: u8,
+    table: &str,
+    column: &str,
+    row_key: &str,
+    sealed: &[u8],
+) -> Result<Vec<u8>, PrivacyError> {
+    open_raw(
+        cipher,
+        version,
+        &aad(table, column, row_key),
+        sealed,
+        &format!("{table}.{column}"),
+    )
+}
+
+fn open_raw(
+    cipher: &Aes256Gcm,
+    version: u8,
+    aad: &[u8],
+    sealed: &[u8],
+    context: &str,
+) -> Result<Vec<u8>, PrivacyError> {
+    let malformed = |reason| PrivacyError::Malformed {
+        context: context.to_string(),
+        reason,
+    };
+    let (&v, rest) = sealed.split_first().ok_or_else(|| malformed("empty"))?;
+    if v != version {
+        return Err(malformed("unknown version byte"));
+    }
+    if rest.len() < NONCE_LEN + 16 {
+        return Err(malformed("too short"));
+    }
+    let (nonce, ct) = rest.split_at(NONCE_LEN);
+    cipher
+        .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
+        .map_err(|_| PrivacyError::Open {
+            context: context.to_string(),
+        })
 }
 
 fn aad(table: &str, column: &str, row_key: &str) -> Vec<u8> {
@@ -303,6 +511,83 @@ mod tests {
 
     fn vault(seed: u8) -> Vault {
         Vault::new(&MasterKey::from_bytes([seed; 32]))
+    }
+
+    #[test]
+    fn data_key_seals_opens_and_shreds() {
+        let v = vault(1);
+        let (k, wrapped) = v.new_data_key();
+        let ct = k.seal("call_turns", "text", "c1/3", "我下周再还");
+        assert_eq!(ct[0], SEAL_V2);
+        // The vault alone cannot open it; the unwrapped key can.
+        assert!(matches!(
+            v.open("call_turns", "text", "c1/3", &ct),
+            Err(PrivacyError::Shredded { .. })
+        ));
+        let k2 = v.unwrap_data_key(&wrapped).unwrap();
+        assert_eq!(
+            v.open_with(Some(&k2), "call_turns", "text", "c1/3", &ct)
+                .unwrap(),
+            "我下周再还"
+        );
+        // Key destroyed: refused with the shredding error, not a tamper error.
+        assert!(matches!(
+            v.open_with(None, "call_turns", "text", "c1/3", &ct),
+            Err(PrivacyError::Shredded { .. })
+        ));
+        // Another customer's key, another master key, a moved value: refused.
+        let (other, _) = v.new_data_key();
+        assert!(v
+            .open_with(Some(&other), "call_turns", "text", "c1/3", &ct)
+            .is_err());
+        assert!(vault(2).unwrap_data_key(&wrapped).is_err());
+        assert!(v
+            .open_with(Some(&k2), "call_turns", "text", "c1/4", &ct)
+            .is_err());
+        // v1 values still open through the same call, key or not.
+        let v1 = v.seal("customers", "name", "i", "张三");
+        assert_eq!(
+            v.open_with(Some(&k2), "customers", "name", "i", &v1)
+                .unwrap(),
+            "张三"
+        );
+        assert!(v.unwrap_data_key(&wrapped[..10]).is_err());
+    }
+
+    #[test]
+    fn rotation_rewraps_keys_and_keeps_everything_open() {
+        let (old, new) = (
+            MasterKey::from_bytes([1; 32]),
+            MasterKey::from_bytes([2; 32]),
+        );
+        let root = MasterKey::generate();
+        let wrapped_root = old.wrap_root(&root);
+        let v_old = Vault::with_root(&old, &old.unwrap_root(&wrapped_root).unwrap());
+        let (k, wrapped) = v_old.new_data_key();
+        let ct = k.seal("customers", "phone", "i", "+8613812345678");
+        let field = v_old.seal("dnc", "phone", "i", "+8613900001111");
+        let idx = v_old.blind_index("+8613812345678");
+        // Rotate: the root re-wrapped, the data key re-wrapped, nothing re-sealed.
+        let v_new = Vault::with_root(&new, &root);
+        let rewrapped = v_old.rewrap_data_key(&v_new, &wrapped).unwrap();
+        assert!(new.unwrap_root(&new.wrap_root(&root)).is_ok());
+        assert!(old.unwrap_root(&new.wrap_root(&root)).is_err());
+        let k2 = v_new.unwrap_data_key(&rewrapped).unwrap();
+        assert_eq!(
+            v_new
+                .open_with(Some(&k2), "customers", "phone", "i", &ct)
+                .unwrap(),
+            "+8613812345678"
+        );
+        assert_eq!(
+            v_new.open("dnc", "phone", "i", &field).unwrap(),
+            "+8613900001111"
+        );
+        assert_eq!(v_new.blind_index("+8613812345678"), idx);
+        assert_ne!(v_new.key_check(), v_old.key_check());
+        assert_eq!(v_new.key_check(), new.check());
+        // The old master no longer opens the re-wrapped key.
+        assert!(v_old.unwrap_data_key(&rewrapped).is_err());
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod kpi;
 pub mod messages;
 pub mod openapi;
 pub mod reports;
+pub mod rights;
 pub mod tls;
 pub mod trunks;
 pub mod webhook;
@@ -134,9 +135,9 @@ pub fn app(store: Store, cfg: Config) -> (Router, Vec<RouteInfo>) {
         console: Arc::new(console::Console::default()),
         accounts: Arc::new(accounts::Accounts::new(cfg_login_per_minute)),
     };
-    let routes = accounts::routes(console::routes(desk::routes(trunks::routes(
-        experiments::routes(messages::routes(import::routes(calls::routes(
-            campaigns::routes(api::routes(Routes::new())),
+    let routes = accounts::routes(rights::routes(console::routes(desk::routes(
+        trunks::routes(experiments::routes(messages::routes(import::routes(
+            calls::routes(campaigns::routes(api::routes(Routes::new()))),
         )))),
     ))));
     let needs = routes

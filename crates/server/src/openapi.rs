@@ -32,6 +32,12 @@ fn dnc_body() -> Value {
         "region": {"type": "string", "default": "CN", "description": "Region for numbers without a country code."}}})
 }
 
+fn erase_body() -> Value {
+    json!({"type": "object", "required": ["reason", "confirm"], "additionalProperties": false, "properties": {
+        "reason": {"type": "string", "minLength": 1, "maxLength": 500, "description": "The request's reason or reference, recorded on the audit chain."},
+        "confirm": {"type": "boolean", "description": "Must be true: erasure cannot be undone."}}})
+}
+
 fn webhook_body() -> Value {
     json!({"type": "object", "required": ["url"], "additionalProperties": false, "properties": {
         "url": {"type": "string", "format": "uri"},
@@ -193,6 +199,27 @@ const OPS: &[Op] = &[
             ("reason", "query", "string", "Why, recorded with the reveal."),
         ],
         body: None,
+        csv: false,
+    },
+    Op {
+        method: "GET",
+        path: "/api/customers/{id}/export",
+        summary: "个人信息查阅: everything held about one customer, opened (fields, consent, do-not-call scopes, every call with its turns' words, messages, voiceprint count, every event about them). A pii_revealed event (field export, the reason) is appended first. 410 for an erased customer.",
+        role: Some("operator"),
+        params: &[
+            ("id", "path", "integer", "Customer id."),
+            ("reason", "query", "string", "The request's reason or reference (required), recorded on the audit chain."),
+        ],
+        body: None,
+        csv: false,
+    },
+    Op {
+        method: "POST",
+        path: "/api/customers/{id}/erase",
+        summary: "个人信息删除: erase one customer by crypto-shredding (their data key destroyed, their row, voiceprints and recordings deleted; calls, counts and the audit chain kept). Irreversible: the body must say confirm: true. The number stays on any do-not-call list (the answer lists the scopes). 410 if already erased.",
+        role: Some("admin"),
+        params: &[("id", "path", "integer", "Customer id.")],
+        body: Some(erase_body),
         csv: false,
     },
     Op {
@@ -409,7 +436,10 @@ pub fn document() -> Value {
             ok = json!({"description": "WAV audio", "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}}});
         }
         if op.path.ends_with("/stream") {
-            ok = json!({"description": "An event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}});
+            // One schema per event (OpenAPI 3.2's itemSchema): `event: live`, `data:` a JSON document.
+            ok = json!({"description": "An event stream", "content": {"text/event-stream": {"itemSchema": {
+                "type": "object", "required": ["data"],
+                "properties": {"event": {"type": "string"}, "data": {"type": "string", "contentMediaType": "application/json"}}}}}});
         }
         let state_change = op.path.starts_with("/api/campaigns/{id}/");
         let mut responses = Map::new();

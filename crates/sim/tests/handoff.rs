@@ -348,6 +348,7 @@ async fn a_callee_asking_for_a_human_is_bridged_to_an_agent_after_the_whisper() 
     // The agent leg, sealed beside it: left what the agent said, right what it was sent.
     let agent_rec = store
         .leg_recording(&id, "agent")
+        .await
         .unwrap()
         .expect("agent leg recording");
     let (_, agent_sent) = stereo(&agent_rec, tmp, "agent-leg.wav");
@@ -453,7 +454,7 @@ async fn with_every_agent_paused_a_callback_is_scheduled_and_nothing_is_bridged(
         "{evs:?}"
     );
     let id = CallId::from(call.call_id.as_str());
-    assert_eq!(store.leg_recording(&id, "agent").unwrap(), None);
+    assert_eq!(store.leg_recording(&id, "agent").await.unwrap(), None);
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
         !text.contains("INVITE") && !text.contains("Incoming call"),

@@ -226,6 +226,7 @@ struct SummaryRow {
     customer_id: Option<i64>,
     phone_idx: Option<String>,
     phone_ct: Option<Vec<u8>>,
+    key_wrapped: Option<Vec<u8>>,
     segment: Option<String>,
     script: String,
     lang: String,
@@ -245,10 +246,10 @@ struct SummaryRow {
     path: String,
 }
 
-const SELECT_SUMMARY: &str = "SELECT c.call_id, c.campaign_id, c.customer_id, cu.phone_idx, cu.phone_ct, cu.segment, \
+const SELECT_SUMMARY: &str = "SELECT c.call_id, c.campaign_id, c.customer_id, cu.phone_idx, cu.phone_ct, ck.wrapped AS key_wrapped, cu.segment, \
      c.script, c.lang, c.status, c.node, c.emotion, c.started_at, c.updated_at, c.ended_at, c.outcome, \
      c.sip_status, c.duration_s, c.business_outcome, c.level, c.turns, c.recording, c.path \
-     FROM calls c LEFT JOIN customers cu ON cu.id = c.customer_id";
+     FROM calls c LEFT JOIN customers cu ON cu.id = c.customer_id LEFT JOIN customer_keys ck ON ck.customer_id = c.customer_id";
 
 #[derive(sqlx::FromRow)]
 struct TurnRow {
@@ -283,6 +284,7 @@ impl Store {
             customer_id: customer,
             phone_idx,
             phone_ct,
+            key_wrapped,
             segment,
             script,
             lang,
@@ -307,7 +309,15 @@ impl Store {
             reason: format!("call {call_id}: {reason}"),
         };
         let phone = match (phone_idx, phone_ct) {
-            (Some(idx), Some(ct)) => Some(self.vault.open("customers", "phone", &idx, &ct)?),
+            (Some(idx), Some(ct)) => {
+                let key = key_wrapped
+                    .map(|w| self.vault.unwrap_data_key(&w))
+                    .transpose()?;
+                Some(
+                    self.vault
+                        .open_with(key.as_ref(), "customers", "phone", &idx, &ct)?,
+                )
+            }
             _ => None,
         };
         let time = |s: &str| parse_ts(s).ok_or_else(|| corrupt(format!("timestamp '{s}'")));
@@ -350,6 +360,20 @@ impl Store {
         events: &[Event],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // A campaign that loaded its contacts before an erasure must not call them.
+        if let Some(customer) = c.customer {
+            let erased: Option<String> =
+                sqlx::query_scalar("SELECT erased_at FROM erased_customers WHERE customer_id = ?")
+                    .bind(customer.0)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some(at) = erased {
+                return Err(StoreError::Invalid(format!(
+                    "customer {} was erased at {at}: not called",
+                    customer.0
+                )));
+            }
+        }
         if insert_call(&mut tx, c).await? && !events.is_empty() {
             insert_events(&mut tx, &self.audit, events).await?;
         }
@@ -433,7 +457,10 @@ impl Store {
     ) -> Result<(), StoreError> {
         let call_id = call_id.as_str();
         let recording = match &f.recording {
-            Some(wav) => Some(self.write_recording(call_id, wav)?),
+            Some(wav) => {
+                let key = self.call_key_for_write(call_id, f.at).await?;
+                Some(self.write_recording(key.as_ref(), call_id, wav)?)
+            }
             None => None,
         };
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -446,7 +473,12 @@ impl Store {
 
     /// Seal a WAV into `recordings/`, written to a temporary name and renamed
     /// so a crash never leaves half a file under the real name.
-    fn write_recording(&self, call_id: &str, wav: &[u8]) -> Result<String, StoreError> {
+    fn write_recording(
+        &self,
+        key: Option<&waihu_privacy::DataKey>,
+        call_id: &str,
+        wav: &[u8],
+    ) -> Result<String, StoreError> {
         let dir = self.recordings_dir();
         let io = |path: &std::path::Path| {
             let path = path.display().to_string();
@@ -454,7 +486,7 @@ impl Store {
         };
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let name = recording_file_name(call_id);
-        let sealed = self.vault.seal_bytes("calls", "recording", call_id, wav);
+        let sealed = self.seal_for(key, "calls", "recording", call_id, wav);
         let tmp = dir.join(format!("{name}.tmp"));
         std::fs::write(&tmp, sealed).map_err(io(&tmp))?;
         std::fs::rename(&tmp, dir.join(&name)).map_err(io(&tmp))?;
@@ -612,9 +644,14 @@ impl Store {
         .bind(call_id)
         .fetch_all(&self.pool)
         .await?;
+        let key = {
+            let mut conn = self.pool.acquire().await?;
+            self.data_key(&mut conn, summary.customer.map(|c| c.0))
+                .await?
+        };
         let turns = rows
             .into_iter()
-            .map(|r| self.open_turn(call_id, r))
+            .map(|r| self.open_turn(key.as_ref(), call_id, r))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Some(CallDetail {
             summary,
@@ -625,7 +662,12 @@ impl Store {
         }))
     }
 
-    fn open_turn(&self, call_id: &str, r: TurnRow) -> Result<Turn, StoreError> {
+    fn open_turn(
+        &self,
+        key: Option<&waihu_privacy::DataKey>,
+        call_id: &str,
+        r: TurnRow,
+    ) -> Result<Turn, StoreError> {
         let TurnRow {
             seq,
             speaker,
@@ -656,9 +698,8 @@ impl Store {
             "callee" => Speaker::Callee,
             other => return Err(corrupt(format!("speaker '{other}'"))),
         };
-        let text = self
-            .vault
-            .open("call_turns", "text", &turn_key(call_id, seq), &text_ct)?;
+        let text =
+            self.open_text_for(key, "call_turns", "text", &turn_key(call_id, seq), &text_ct)?;
         let features = match (rate, volume, pitch, pause) {
             (Some(r), Some(v), Some(p), Some(q)) => Some(VoiceFeatures {
                 rate_sps: r as f32,
@@ -702,7 +743,9 @@ impl Store {
             path: path.display().to_string(),
             source,
         })?;
-        Ok(Some(self.vault.open_bytes(
+        let key = self.call_key(call_id).await?;
+        Ok(Some(self.vault.open_bytes_with(
+            key.as_ref(),
             "calls",
             "recording",
             call_id,
@@ -710,21 +753,53 @@ impl Store {
         )?))
     }
 
+    /// The data key of the customer a call was to (None: no customer, or erased).
+    async fn call_key(&self, call_id: &str) -> Result<Option<waihu_privacy::DataKey>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let customer: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT customer_id FROM calls WHERE call_id = ?")
+                .bind(call_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+        self.data_key(&mut conn, customer.flatten()).await
+    }
+
+    /// The key to seal a call's personal data under (see [`Store::data_key_for_write`]).
+    async fn call_key_for_write(
+        &self,
+        call_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<waihu_privacy::DataKey>, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let customer: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT customer_id FROM calls WHERE call_id = ?")
+                .bind(call_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let key = self
+            .data_key_for_write(&mut tx, customer.flatten(), now)
+            .await?;
+        tx.commit().await?;
+        Ok(key)
+    }
+
     /// Seals another leg's recording of a call beside the call's own (the
     /// agent leg of a warm transfer: `leg` = `agent`). Bound to `call_id#leg`.
-    pub fn put_leg_recording(
+    pub async fn put_leg_recording(
         &self,
         call_id: &CallId,
         leg: &str,
         wav: &[u8],
+        now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.write_recording(&format!("{}#{leg}", call_id.as_str()), wav)
+        let key = self.call_key_for_write(call_id.as_str(), now).await?;
+        self.write_recording(key.as_ref(), &format!("{}#{leg}", call_id.as_str()), wav)
             .map(|_| ())
     }
 
     /// A leg's recording stored by [`Store::put_leg_recording`] (opened); None
     /// when there is none. The caller audits access.
-    pub fn leg_recording(
+    pub async fn leg_recording(
         &self,
         call_id: &CallId,
         leg: &str,
@@ -741,7 +816,9 @@ impl Store {
                 })
             }
         };
-        Ok(Some(self.vault.open_bytes(
+        let data_key = self.call_key(call_id.as_str()).await?;
+        Ok(Some(self.vault.open_bytes_with(
+            data_key.as_ref(),
             "calls",
             "recording",
             &key,
@@ -914,13 +991,13 @@ fn unknown_call(call_id: &str) -> StoreError {
     ))
 }
 
-fn turn_key(call_id: &str, seq: u32) -> String {
+pub(crate) fn turn_key(call_id: &str, seq: u32) -> String {
     format!("{call_id}/{seq}")
 }
 
 /// A file name for a call id that may hold any character (SIP Call-IDs do):
 /// safe characters kept, the rest hex-escaped, so names stay unique.
-fn recording_file_name(call_id: &str) -> String {
+pub(crate) fn recording_file_name(call_id: &str) -> String {
     let mut s = String::with_capacity(call_id.len() + 10);
     for b in call_id.bytes() {
         if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
@@ -1054,9 +1131,14 @@ async fn insert_turn(
     .fetch_optional(&mut *conn)
     .await?;
     let (campaign, customer, segment) = call.ok_or_else(|| unknown_call(call_id))?;
-    let text_ct = store
-        .vault
-        .seal("call_turns", "text", &turn_key(call_id, t.seq), &t.text);
+    let key = store.data_key_for_write(conn, customer, t.at).await?;
+    let text_ct = store.seal_for(
+        key.as_ref(),
+        "call_turns",
+        "text",
+        &turn_key(call_id, t.seq),
+        t.text.as_bytes(),
+    );
     let f = t.features;
     let inserted = sqlx::query(
         "INSERT INTO call_turns (call_id, seq, speaker, state, at, start_ms, end_ms, text_ct, intent, confidence, \

@@ -23,7 +23,7 @@ async fn store() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
-fn start(id: &str, campaign: Option<CampaignId>, script: &str) -> CallStart {
+pub(crate) fn start(id: &str, campaign: Option<CampaignId>, script: &str) -> CallStart {
     CallStart {
         call_id: id.into(),
         campaign,
@@ -34,7 +34,13 @@ fn start(id: &str, campaign: Option<CampaignId>, script: &str) -> CallStart {
     }
 }
 
-fn turn(seq: u32, speaker: Speaker, state: &str, text: &str, intent: Option<&str>) -> TurnRecord {
+pub(crate) fn turn(
+    seq: u32,
+    speaker: Speaker,
+    state: &str,
+    text: &str,
+    intent: Option<&str>,
+) -> TurnRecord {
     TurnRecord {
         seq,
         speaker,
@@ -58,7 +64,11 @@ fn turn(seq: u32, speaker: Speaker, state: &str, text: &str, intent: Option<&str
     }
 }
 
-fn finish(path: &[&str], outcome: Option<&str>, recording: Option<Vec<u8>>) -> CallFinish {
+pub(crate) fn finish(
+    path: &[&str],
+    outcome: Option<&str>,
+    recording: Option<Vec<u8>>,
+) -> CallFinish {
     CallFinish {
         at: t0() + Duration::seconds(30),
         outcome: CallOutcome::Answered,
@@ -74,7 +84,7 @@ fn finish(path: &[&str], outcome: Option<&str>, recording: Option<Vec<u8>>) -> C
 }
 
 /// A small but valid 8 kHz mono WAV (a 440 Hz tone).
-fn wav() -> Vec<u8> {
+pub(crate) fn wav() -> Vec<u8> {
     let samples: Vec<i16> = (0..800)
         .map(|i| ((i as f32 * 440.0 * std::f32::consts::TAU / 8000.0).sin() * 8000.0) as i16)
         .collect();

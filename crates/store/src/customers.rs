@@ -75,8 +75,13 @@ pub struct Importer<'a> {
     stats: UpsertStats,
 }
 
+#[derive(Clone)]
 struct Sealed {
     idx: String,
+    /// The row's fresh data key and its wrapped form: kept for a new customer;
+    /// for a known one its own key replaces it (see `write_sealed`).
+    key: waihu_privacy::DataKey,
+    wrapped: Vec<u8>,
     phone_ct: Vec<u8>,
     name_ct: Option<Vec<u8>>,
     region: String,
@@ -348,10 +353,19 @@ impl Store {
             consent,
             created,
             updated,
+            wrapped,
         ) = r;
-        let phone = self.vault.open("customers", "phone", &idx, &phone_ct)?;
+        let key = wrapped
+            .map(|w| self.vault.unwrap_data_key(&w))
+            .transpose()?;
+        let phone = self
+            .vault
+            .open_with(key.as_ref(), "customers", "phone", &idx, &phone_ct)?;
         let name = name_ct
-            .map(|ct| self.vault.open("customers", "name", &idx, &ct))
+            .map(|ct| {
+                self.vault
+                    .open_with(key.as_ref(), "customers", "name", &idx, &ct)
+            })
             .transpose()?;
         let corrupt = |reason: String| StoreError::Corrupt {
             table: "customers",
@@ -434,8 +448,9 @@ type CustomerRow = (
     Option<i64>,
     String,
     String,
+    Option<Vec<u8>>,
 );
-const SELECT_CUSTOMER: &str = "SELECT id, phone_idx, phone_ct, name_ct, region, tz, tz_source, attrs, segment, consent, created_at, updated_at FROM customers";
+const SELECT_CUSTOMER: &str = "SELECT c.id, c.phone_idx, c.phone_ct, c.name_ct, c.region, c.tz, c.tz_source, c.attrs, c.segment, c.consent, c.created_at, c.updated_at, k.wrapped FROM customers c LEFT JOIN customer_keys k ON k.customer_id = c.id";
 
 /// Rows sealed for the store: blind index, ciphertexts, attributes as JSON.
 pub struct SealedBatch(Vec<Sealed>);
@@ -458,12 +473,15 @@ pub fn seal_batch(vault: &waihu_privacy::Vault, rows: &[CustomerRecord]) -> Seal
             .map(|r| {
                 let idx = vault.blind_index(&r.phone_e164);
                 let attrs = serde_json::to_string(&r.attrs).expect("attributes serialise");
+                let (key, wrapped) = vault.new_data_key();
                 Sealed {
-                    phone_ct: vault.seal("customers", "phone", &idx, &r.phone_e164),
+                    phone_ct: key.seal("customers", "phone", &idx, &r.phone_e164),
                     name_ct: r
                         .name
                         .as_ref()
-                        .map(|n| vault.seal("customers", "name", &idx, n)),
+                        .map(|n| key.seal("customers", "name", &idx, n)),
+                    key,
+                    wrapped,
                     region: r.region.clone(),
                     tz: r.tz.name().to_string(),
                     tz_source: match r.tz_source {
@@ -499,6 +517,61 @@ pub fn seal_batch(vault: &waihu_privacy::Vault, rows: &[CustomerRecord]) -> Seal
             })
             .collect(),
     )
+}
+
+impl Store {
+    /// Rows of `chunk` whose number is already a customer with a data key,
+    /// re-sealed under that key (so what was sealed for them before keeps
+    /// opening, and erasing them shreds it all); the others as they are.
+    async fn reseal_known<'a>(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        chunk: &[&'a Sealed],
+    ) -> Result<Vec<std::borrow::Cow<'a, Sealed>>, StoreError> {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT c.phone_idx, k.wrapped FROM customers c JOIN customer_keys k ON k.customer_id = c.id WHERE c.phone_idx IN (",
+        );
+        let mut sep = q.separated(", ");
+        for s in chunk {
+            sep.push_bind(&s.idx);
+        }
+        q.push(")");
+        let known: HashMap<String, Vec<u8>> = q
+            .build_query_as::<(String, Vec<u8>)>()
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .collect();
+        chunk
+            .iter()
+            .map(|s| {
+                let Some(wrapped) = known.get(&s.idx) else {
+                    return Ok(std::borrow::Cow::Borrowed(*s));
+                };
+                let key = self.vault.unwrap_data_key(wrapped)?;
+                let reseal = |column: &str, ct: &[u8]| -> Result<Vec<u8>, StoreError> {
+                    let pt = self.vault.open_bytes_with(
+                        Some(&s.key),
+                        "customers",
+                        column,
+                        &s.idx,
+                        ct,
+                    )?;
+                    Ok(key.seal_bytes("customers", column, &s.idx, &pt))
+                };
+                let mut r = (*s).clone();
+                r.phone_ct = reseal("phone", &s.phone_ct)?;
+                r.name_ct = s
+                    .name_ct
+                    .as_deref()
+                    .map(|ct| reseal("name", ct))
+                    .transpose()?;
+                r.key = key;
+                r.wrapped = wrapped.clone();
+                Ok(std::borrow::Cow::Owned(r))
+            })
+            .collect()
+    }
 }
 
 impl Importer<'_> {
@@ -544,8 +617,12 @@ impl Importer<'_> {
 
         let now_s = ts(now);
         let mut tx = self.store.pool.begin_with("BEGIN IMMEDIATE").await?;
+        self.store.ensure_current_key(&mut tx).await?;
         let mut events = Vec::with_capacity(unique.len());
         for chunk in unique.chunks(UPSERT_CHUNK) {
+            // Known numbers keep their data key: re-seal their fields under it.
+            let chunk = self.store.reseal_known(&mut tx, chunk).await?;
+            let chunk = &chunk[..];
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO customers (phone_idx, phone_ct, name_ct, region, tz, tz_source, attrs, consent, created_at, updated_at, import_id, content_mac) ",
             );
@@ -580,6 +657,23 @@ impl Importer<'_> {
             batch_stats.unchanged += (chunk.len() - returned.len()) as u64;
             let consent_of: HashMap<&str, Option<bool>> =
                 chunk.iter().map(|s| (s.idx.as_str(), s.consent)).collect();
+            let wrapped_of: HashMap<&str, &[u8]> = chunk
+                .iter()
+                .map(|s| (s.idx.as_str(), s.wrapped.as_slice()))
+                .collect();
+            // Created or updated rows without a key (new, or from before keys):
+            // theirs is the one their fields were just sealed under.
+            let mut keys: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT INTO customer_keys (customer_id, wrapped, created_at) ");
+            keys.push_values(&returned, |mut b, (id, idx)| {
+                b.push_bind(*id)
+                    .push_bind(wrapped_of.get(idx.as_str()).copied().unwrap_or_default())
+                    .push_bind(&now_s);
+            });
+            if !returned.is_empty() {
+                keys.push(" ON CONFLICT (customer_id) DO NOTHING");
+                keys.build().execute(&mut *tx).await?;
+            }
             for (id, idx) in returned {
                 let consent = consent_of.get(idx.as_str()).copied().flatten();
                 let first_time = self.seen.insert(idx_key(&idx));

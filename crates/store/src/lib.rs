@@ -21,8 +21,10 @@ mod desk;
 mod dnc;
 mod events;
 mod experiments;
+mod keys;
 mod messages;
 mod reports;
+mod rights;
 mod users;
 mod voiceprints;
 
@@ -48,11 +50,16 @@ pub use customers::{
 pub use desk::{StateRequest, DESK_EVENT_TYPES};
 pub use dnc::DncEntry;
 pub use experiments::{ArmChoice, ArmCounts};
+pub use keys::{RotationReport, NEW_KEY_FILE};
 pub use messages::{
     is_opt_out, Attribution, MessageReport, MessageReportRow, MessageRow, NewMessage, OutMessage,
     ReplyOutcome, ReplyReportRow, OPT_OUT_WORDS,
 };
 pub use reports::{metric, Delivery, KpiRow, LocalHourRow, Webhook};
+pub use rights::{
+    CustomerExport, ErasureReport, ExportedCall, ExportedEvent, ExportedMessage, ExportedTurn,
+    RetentionReport, ERASED_TEXT, EXPIRED_TEXT,
+};
 pub use users::{check_user_name, Session, User, UserAuth, USER_NAME_MAX};
 pub use voiceprints::WatchEntry;
 // The call vocabulary is core's; re-exported under the names callers used.
@@ -139,8 +146,74 @@ pub fn db_hint(e: &sqlx::Error) -> &'static str {
 pub struct Store {
     pool: SqlitePool,
     vault: Vault,
+    /// The vault's root key (see `keyring` in migration 0017), for rotation.
+    root: std::sync::Arc<MasterKey>,
     audit: std::sync::Arc<audit::Audit>,
     data_dir: PathBuf,
+}
+
+/// Compare the database's key check with `key`'s; record it on first open.
+/// True when the database is new (this is its first open).
+async fn check_key(
+    pool: &SqlitePool,
+    key: &MasterKey,
+    db_path: &Path,
+    data_dir: &Path,
+) -> Result<bool, StoreError> {
+    let given = key.check();
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT value FROM meta WHERE key = 'key_check'")
+            .fetch_optional(pool)
+            .await?;
+    match stored {
+        Some(s) if s == given => Ok(false),
+        Some(stored) => Err(StoreError::WrongKey {
+            db: db_path.display().to_string(),
+            stored,
+            given,
+            key_file: data_dir.join(KEY_FILE).display().to_string(),
+        }),
+        None => {
+            sqlx::query("INSERT INTO meta (key, value) VALUES ('key_check', ?)")
+                .bind(&given)
+                .execute(pool)
+                .await?;
+            Ok(true)
+        }
+    }
+}
+
+/// The vault root from the keyring; made on first use: random for a new
+/// database, the master key itself for one from before the keyring (what its
+/// values are sealed under).
+async fn load_root(
+    pool: &SqlitePool,
+    key: &MasterKey,
+    fresh: bool,
+) -> Result<MasterKey, StoreError> {
+    let wrapped: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT wrapped FROM keyring WHERE name = 'root'")
+            .fetch_optional(pool)
+            .await?;
+    if let Some(w) = wrapped {
+        return Ok(key.unwrap_root(&w)?);
+    }
+    let root = if fresh {
+        MasterKey::generate()
+    } else {
+        key.clone()
+    };
+    sqlx::query(
+        "INSERT INTO keyring (name, wrapped) VALUES ('root', ?) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(key.wrap_root(&root))
+    .execute(pool)
+    .await?;
+    // Another process may have made it first.
+    let w: Vec<u8> = sqlx::query_scalar("SELECT wrapped FROM keyring WHERE name = 'root'")
+        .fetch_one(pool)
+        .await?;
+    Ok(key.unwrap_root(&w)?)
 }
 
 /// Fixed-width RFC 3339 UTC, so text order is time order.
@@ -184,7 +257,12 @@ impl Store {
         {
             tracing::info!(%path, "created a new master key (mode 0600); back it up");
         }
-        Store::open_with_key(data_dir, &key).await
+        match Store::open_with_key(data_dir, &key).await {
+            Err(StoreError::WrongKey { .. }) if source != KeySource::Env => {
+                keys::finish_interrupted_rotation(data_dir, &key_path).await
+            }
+            r => r,
+        }
     }
 
     /// Open with an explicit master key (tests, key rotation tools).
@@ -204,6 +282,10 @@ impl Store {
             // random inserts, which crawl with SQLite's 2 MiB default.
             .pragma("cache_size", "-262144")
             .pragma("temp_store", "memory")
+            // Deleted content is overwritten with zeros, not left in free pages: an
+            // erased customer's row and destroyed data key must not be recoverable
+            // from the file (`rights.rs`).
+            .pragma("secure_delete", "on")
             // Checkpoint every 64 MiB of WAL instead of every 4 MiB: a bulk
             // import otherwise checkpoints (and fsyncs) on every batch.
             .pragma("wal_autocheckpoint", "16384")
@@ -221,15 +303,17 @@ impl Store {
                 source,
             })?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        let vault = Vault::new(key);
-        let audit = audit::Audit::new(&key.audit_signing_seed(), data_dir);
+        let fresh = check_key(&pool, key, &db_path, data_dir).await?;
+        let root = load_root(&pool, key, fresh).await?;
+        let vault = Vault::with_root(key, &root);
+        let audit = audit::Audit::new(&root.audit_signing_seed(), data_dir);
         let store = Store {
             pool,
             vault,
+            root: std::sync::Arc::new(root),
             audit: std::sync::Arc::new(audit),
             data_dir: data_dir.to_path_buf(),
         };
-        store.check_key(&db_path).await?;
         // Databases from before the audit chain: chain their rows once (and mirror any
         // checkpoint an earlier process committed but did not write to the file).
         match store.chain_legacy_events().await {
@@ -243,30 +327,6 @@ impl Store {
         }
         store.sync_checkpoint_file().await;
         Ok(store)
-    }
-
-    async fn check_key(&self, db_path: &Path) -> Result<(), StoreError> {
-        let given = self.vault.key_check().to_string();
-        let stored: Option<String> =
-            sqlx::query_scalar("SELECT value FROM meta WHERE key = 'key_check'")
-                .fetch_optional(&self.pool)
-                .await?;
-        match stored {
-            Some(s) if s == given => Ok(()),
-            Some(stored) => Err(StoreError::WrongKey {
-                db: db_path.display().to_string(),
-                stored,
-                given,
-                key_file: self.data_dir.join(KEY_FILE).display().to_string(),
-            }),
-            None => {
-                sqlx::query("INSERT INTO meta (key, value) VALUES ('key_check', ?)")
-                    .bind(&given)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
-            }
-        }
     }
 
     pub fn vault(&self) -> &Vault {
@@ -285,5 +345,7 @@ impl Store {
 
 #[cfg(test)]
 mod calls_tests;
+#[cfg(test)]
+mod rights_tests;
 #[cfg(test)]
 mod tests;

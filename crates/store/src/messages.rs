@@ -116,8 +116,12 @@ impl Store {
             return Err(StoreError::Invalid("message key is empty".into()));
         }
         let idx = self.vault.blind_index(m.to);
-        let phone_ct = self.vault.seal("messages", "phone", m.key, m.to);
-        let text_ct = self.vault.seal("messages", "text", m.key, m.text);
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let key = self
+            .data_key_for_write(&mut tx, m.customer.map(|c| c.0), now)
+            .await?;
+        let phone_ct = self.seal_for(key.as_ref(), "messages", "phone", m.key, m.to.as_bytes());
+        let text_ct = self.seal_for(key.as_ref(), "messages", "text", m.key, m.text.as_bytes());
         let inserted: Option<i64> = sqlx::query_scalar(
             "INSERT INTO messages (key, direction, customer_id, campaign_id, channel, template,
                  phone_idx, phone_ct, text_ct, status, segments, created_at)
@@ -134,18 +138,20 @@ impl Store {
         .bind(text_ct)
         .bind(i64::from(m.segments))
         .bind(ts(now))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        match inserted {
-            Some(id) => Ok((id, true)),
+        let out = match inserted {
+            Some(id) => (id, true),
             None => {
                 let id: i64 = sqlx::query_scalar("SELECT id FROM messages WHERE key = ?")
                     .bind(m.key)
-                    .fetch_one(&self.pool)
+                    .fetch_one(&mut *tx)
                     .await?;
-                Ok((id, false))
+                (id, false)
             }
-        }
+        };
+        tx.commit().await?;
+        Ok(out)
     }
 
     /// Queued outgoing messages, oldest first, opened for sending. A message whose number
@@ -204,6 +210,16 @@ impl Store {
         .bind(ts(now))
         .fetch_all(&self.pool)
         .await?;
+        let mut keys = std::collections::HashMap::new();
+        let mut conn = self.pool.acquire().await?;
+        for r in &rows {
+            if let Some(c) = r.2 {
+                if let std::collections::hash_map::Entry::Vacant(v) = keys.entry(c) {
+                    v.insert(self.data_key(&mut conn, Some(c)).await?);
+                }
+            }
+        }
+        drop(conn);
         rows.into_iter()
             .map(
                 |(
@@ -219,9 +235,14 @@ impl Store {
                     tz,
                     created,
                 )| {
+                    let dk = customer.and_then(|c| keys.get(&c)).and_then(Option::as_ref);
                     Ok(OutMessage {
-                        to: self.vault.open("messages", "phone", &key, &phone_ct)?,
-                        text: self.vault.open("messages", "text", &key, &text_ct)?,
+                        to: self
+                            .vault
+                            .open_with(dk, "messages", "phone", &key, &phone_ct)?,
+                        text: self
+                            .vault
+                            .open_with(dk, "messages", "text", &key, &text_ct)?,
                         created_at: parse_ts(&created).ok_or_else(|| StoreError::Corrupt {
                             table: "messages",
                             id,
@@ -560,8 +581,10 @@ impl Store {
             ts(now),
             self.vault.blind_index(&format!("{from}|{text}"))
         );
-        let phone_ct = self.vault.seal("messages", "phone", &key, from);
-        let text_ct = self.vault.seal("messages", "text", &key, text);
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let dk = self.data_key_for_write(&mut tx, customer, now).await?;
+        let phone_ct = self.seal_for(dk.as_ref(), "messages", "phone", &key, from.as_bytes());
+        let text_ct = self.seal_for(dk.as_ref(), "messages", "text", &key, text.as_bytes());
         let message_id: i64 = sqlx::query_scalar(
             "INSERT INTO messages (key, direction, customer_id, campaign_id, channel, template,
                  phone_idx, phone_ct, text_ct, status, segments, created_at, done_at)
@@ -578,8 +601,9 @@ impl Store {
         .bind(text_ct)
         .bind(ts(now))
         .bind(ts(now))
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
+        tx.commit().await?;
         if opted_out {
             self.dnc_add(
                 from,

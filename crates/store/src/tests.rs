@@ -3,7 +3,7 @@ use chrono::TimeZone;
 use waihu_core::{AttrValue, CustomerId, EventKind};
 use waihu_ingest::{Options, Source};
 
-fn now() -> DateTime<Utc> {
+pub(crate) fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap()
 }
 
@@ -13,7 +13,7 @@ fn key(b: u8) -> MasterKey {
 
 const CSV: &str = "姓名,手机号,购买频次,会员等级\n张伟,13812345678,6,金卡\n李娜,13900001111,2,普通\n坏的,12,1,普通\n";
 
-async fn import(store: &Store, csv: &str) -> ImportStats {
+pub(crate) async fn import(store: &Store, csv: &str) -> ImportStats {
     let mut opts = Options::new("CN").unwrap();
     opts.schema = store.attr_schema().await.unwrap();
     let mut src = Source::open(csv.as_bytes(), opts).unwrap();

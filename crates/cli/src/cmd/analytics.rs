@@ -59,6 +59,37 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// 密钥分持: split the private key into two shares for two holders (2-of-2). Neither
+    /// share decrypts anything alone; destroy the whole key afterwards.
+    SplitKey {
+        #[arg(long, value_name = "FILE")]
+        private_key: PathBuf,
+        /// Directory for `paillier.share1.json` and `paillier.share2.json` (mode 0600).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// One holder's partial decryption of the sums (groups below k refused here too).
+    Partial {
+        #[arg(long, value_name = "FILE")]
+        share: PathBuf,
+        /// The JSON printed by `sum`.
+        sums: PathBuf,
+        #[arg(long, default_value_t = waihu_he::DEFAULT_K)]
+        k: u64,
+    },
+    /// Both holders' partials → the report (public key only).
+    Combine {
+        #[arg(long, value_name = "FILE")]
+        public_key: PathBuf,
+        /// The two files printed by `partial` (one per share).
+        partials: Vec<PathBuf>,
+        #[arg(long, default_value_t = waihu_he::DEFAULT_K)]
+        k: u64,
+        #[arg(long, default_value_t = 100)]
+        scale: u64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn read(path: &Path) -> anyhow::Result<String> {
@@ -104,19 +135,89 @@ pub fn run(cmd: Cmd) -> anyhow::Result<()> {
                 format!("{}: not the output of `analytics sum`", sums.display())
             })?;
             let r = waihu_he::decrypt_report(&sk, &sums, k, scale);
-            if json {
-                return print_json(&r);
+            print_report(&r, json)
+        }
+        Cmd::SplitKey { private_key, out } => {
+            let sk = PrivateKey::from_json(&read(&private_key)?)
+                .with_context(|| private_key.display().to_string())?;
+            let (a, b) = sk.split()?;
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let paths = [
+                out.join("paillier.share1.json"),
+                out.join("paillier.share2.json"),
+            ];
+            for (path, share) in paths.iter().zip([&a, &b]) {
+                write_private(path, &share.to_json())?;
             }
-            println!("分组 / group\t数量 / count\t合计 / sum\t平均 / mean");
-            for g in &r.groups {
-                println!("{}\t{}\t{:.2}\t{:.2}", g.group, g.count, g.sum, g.mean);
-            }
-            for e in &r.refused {
-                println!("拒绝 / refused: {e}");
-            }
+            println!(
+                "分持 / shares: {} and {} — give one to each holder, then destroy {}",
+                paths[0].display(),
+                paths[1].display(),
+                private_key.display()
+            );
             Ok(())
         }
+        Cmd::Partial { share, sums, k } => {
+            let sh = waihu_he::KeyShare::from_json(&read(&share)?)
+                .with_context(|| share.display().to_string())?;
+            let sums: Vec<GroupSum> = serde_json::from_str(&read(&sums)?).with_context(|| {
+                format!("{}: not the output of `analytics sum`", sums.display())
+            })?;
+            let (r, refused) = waihu_he::partial_report(&sh, &sums, k);
+            for e in &refused {
+                eprintln!("拒绝 / refused: {e}");
+            }
+            print_json(&r)
+        }
+        Cmd::Combine {
+            public_key,
+            partials,
+            k,
+            scale,
+            json,
+        } => {
+            let [a, b] = partials.as_slice() else {
+                anyhow::bail!("give exactly two partial files, one from each share's holder");
+            };
+            let pk = PublicKey::from_json(&read(&public_key)?)
+                .with_context(|| public_key.display().to_string())?;
+            let load = |p: &PathBuf| -> anyhow::Result<waihu_he::PartialReport> {
+                serde_json::from_str(&read(p)?).with_context(|| {
+                    format!("{}: not the output of `analytics partial`", p.display())
+                })
+            };
+            let r = waihu_he::combine_report(&pk, &load(a)?, &load(b)?, k, scale)?;
+            print_report(&r, json)
+        }
     }
+}
+
+fn print_report(r: &waihu_he::Report, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(r);
+    }
+    println!("分组 / group\t数量 / count\t合计 / sum\t平均 / mean");
+    for g in &r.groups {
+        println!("{}\t{}\t{:.2}\t{:.2}", g.group, g.count, g.sum, g.mean);
+    }
+    for e in &r.refused {
+        println!("拒绝 / refused: {e}");
+    }
+    Ok(())
+}
+
+/// Create `path` with mode 0600; an existing file is an error (never overwritten).
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {} (it must not exist yet)", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]

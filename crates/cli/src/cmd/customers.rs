@@ -41,6 +41,47 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// 个人信息查阅 (PIPL art. 45 / GDPR art. 15): everything held about one customer,
+    /// opened, as JSON; with --out, also their call recordings as WAV files.
+    /// Recorded on the audit chain with the reason.
+    Access {
+        /// Customer id, or a phone number.
+        who: String,
+        #[arg(long, default_value = "CN")]
+        region: String,
+        /// Why (the request's reference), for the audit trail.
+        #[arg(long)]
+        reason: String,
+        /// Directory to write `customer-<id>.json` and the recordings into
+        /// (default: the JSON on standard output).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// 个人信息删除 (PIPL art. 47 / GDPR art. 17): erase one customer by destroying
+    /// their data key (crypto-shredding). Irreversible: needs --yes.
+    Erase {
+        /// Customer id, or a phone number.
+        who: String,
+        #[arg(long, default_value = "CN")]
+        region: String,
+        #[arg(long)]
+        reason: String,
+        /// Confirm: the customer's words, recordings, name and number cannot be recovered.
+        #[arg(long)]
+        yes: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// 保留期限: delete recordings and transcript words of calls that ended more than
+    /// N days ago (run daily from a timer). Intents, timings and counts stay.
+    Retention {
+        #[arg(long, value_name = "DAYS")]
+        recordings_days: Option<u32>,
+        #[arg(long, value_name = "DAYS")]
+        transcripts_days: Option<u32>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Export all customers as CSV (or JSON lines with --json).
     Export {
         /// Output file (default: standard output).
@@ -139,19 +180,126 @@ async fn run_async(ctx: &Ctx, store: &Store, cmd: Cmd) -> anyhow::Result<()> {
             reveal,
             json,
         } => {
-            let found = match who.parse::<i64>() {
-                Ok(id) if who.len() < 9 => store.customer(CustomerId(id)).await?,
-                _ => {
-                    let (e164, _) =
-                        waihu_phone::normalize_phone(&who, &region).map_err(anyhow::Error::msg)?;
-                    store.customer_by_phone(&e164).await?
-                }
-            };
-            let Some(c) = found else {
-                bail!("no customer {who}")
-            };
+            let c = find(store, &who, &region).await?;
             audit_reveal(ctx, store, reveal, std::slice::from_ref(&c)).await?;
             print_customer(&c, reveal, json)
+        }
+        Cmd::Access {
+            who,
+            region,
+            reason,
+            out,
+        } => {
+            let c = find(store, &who, &region).await?;
+            let now = chrono::Utc::now();
+            let Some(export) = store
+                .customer_export_audited(c.id, &ctx.actor(), &reason, now)
+                .await?
+            else {
+                bail!("no customer {who}")
+            };
+            let Some(dir) = out else {
+                return print_json(&export);
+            };
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let json_path = dir.join(format!("customer-{}.json", c.id.0));
+            std::fs::write(&json_path, serde_json::to_vec_pretty(&export)?)
+                .with_context(|| format!("writing {}", json_path.display()))?;
+            let recordings = store.customer_recordings(c.id).await?;
+            for (stem, wav) in &recordings {
+                let safe: String = stem
+                    .chars()
+                    .map(|ch| {
+                        if ch.is_ascii_alphanumeric() || ch == '-' || ch == '_' || ch == '#' {
+                            ch
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                let p = dir.join(format!("{safe}.wav"));
+                std::fs::write(&p, wav).with_context(|| format!("writing {}", p.display()))?;
+            }
+            println!(
+                "customer {}: {} calls, {} messages, {} events, {} recordings written to {}",
+                c.id.0,
+                export.calls.len(),
+                export.messages.len(),
+                export.events.len(),
+                recordings.len(),
+                dir.display()
+            );
+            Ok(())
+        }
+        Cmd::Erase {
+            who,
+            region,
+            reason,
+            yes,
+            json,
+        } => {
+            let c = match (find(store, &who, &region).await, who.parse::<i64>()) {
+                (Ok(c), _) => c,
+                // An id already erased: the store says when.
+                (Err(_), Ok(id)) if who.len() < 9 => {
+                    store
+                        .customer_erase(CustomerId(id), &ctx.actor(), &reason, Utc::now())
+                        .await?;
+                    bail!("no customer {who}")
+                }
+                (Err(e), _) => return Err(e),
+            };
+            if !yes {
+                bail!(
+                    "erasing customer {} ({}) cannot be undone: their name, number, words and recordings become unrecoverable. Run again with --yes",
+                    c.id.0,
+                    waihu_core::mask_phone(&c.phone)
+                );
+            }
+            let r = store
+                .customer_erase(c.id, &ctx.actor(), &reason, chrono::Utc::now())
+                .await?;
+            if json {
+                return print_json(&r);
+            }
+            println!(
+                "customer {} erased: data key destroyed; {} calls ({} turns) now unreadable, {} recordings deleted, {} messages, {} voiceprints",
+                r.customer.0, r.calls, r.turns, r.recordings, r.messages, r.voiceprints
+            );
+            if !r.do_not_call.is_empty() {
+                println!(
+                    "the number stays on the do-not-call list ({}): suppression is kept so it is never called again",
+                    r.do_not_call.join(", ")
+                );
+            }
+            Ok(())
+        }
+        Cmd::Retention {
+            recordings_days,
+            transcripts_days,
+            json,
+        } => {
+            if recordings_days.is_none() && transcripts_days.is_none() {
+                bail!("give --recordings-days and/or --transcripts-days");
+            }
+            let now = chrono::Utc::now();
+            let cut = |d: Option<u32>| d.map(|d| now - chrono::Duration::days(i64::from(d)));
+            let r = store
+                .apply_retention(
+                    cut(recordings_days),
+                    cut(transcripts_days),
+                    &ctx.actor(),
+                    now,
+                )
+                .await?;
+            if json {
+                return print_json(&r);
+            }
+            println!(
+                "retention: {} recordings deleted, {} transcript lines removed",
+                r.recordings, r.transcripts
+            );
+            Ok(())
         }
         Cmd::Export {
             output,
@@ -159,6 +307,19 @@ async fn run_async(ctx: &Ctx, store: &Store, cmd: Cmd) -> anyhow::Result<()> {
             json,
         } => export(ctx, store, output.as_deref(), reveal, json).await,
     }
+}
+
+/// A customer by id (fewer than 9 digits) or phone number.
+async fn find(store: &Store, who: &str, region: &str) -> anyhow::Result<waihu_store::Customer> {
+    let found = match who.parse::<i64>() {
+        Ok(id) if who.len() < 9 => store.customer(CustomerId(id)).await?,
+        _ => {
+            let (e164, _) =
+                waihu_phone::normalize_phone(who, region).map_err(anyhow::Error::msg)?;
+            store.customer_by_phone(&e164).await?
+        }
+    };
+    found.ok_or_else(|| anyhow::anyhow!("no customer {who}"))
 }
 
 /// With `--reveal`, records that this user saw `shown` before it is printed.

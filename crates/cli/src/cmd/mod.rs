@@ -12,6 +12,7 @@ pub mod demo;
 pub mod dnc;
 pub mod events;
 pub mod geo;
+pub mod keys;
 pub mod live;
 pub mod llm;
 pub mod messages;
