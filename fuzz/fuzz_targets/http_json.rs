@@ -4,7 +4,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-const ROUTES: [&str; 7] = [
+const ROUTES: [&str; 8] = [
     "POST /api/dnc",
     "POST /api/webhooks",
     "POST /api/keys",
@@ -12,6 +12,7 @@ const ROUTES: [&str; 7] = [
     "POST /api/segments/preview",
     "POST /api/scripts/validate",
     "PUT /api/scripts/{name}",
+    "POST /api/auth/login",
 ];
 
 fuzz_target!(|data: &[u8]| {

@@ -49,9 +49,12 @@ enum Command {
     Messages(cmd::messages::Cmd),
     /// 数据平台: serve the HTTP API and the dashboard (default 127.0.0.1:8080).
     Serve(cmd::serve::ServeArgs),
-    /// API keys for `waihu serve` (roles admin, operator, analyst). API 密钥。
+    /// API keys for `waihu serve` (roles admin, supervisor, operator, analyst). API 密钥。
     #[command(subcommand)]
     Apikey(cmd::serve::ApikeyCmd),
+    /// 用户: accounts that sign in to the dashboard and console (password, TOTP, lock-out).
+    #[command(subcommand)]
+    User(cmd::user::Cmd),
     /// 基准测试: measure waihu's parts beside a baseline run in the same process.
     #[command(subcommand)]
     Bench(cmd::bench::Cmd),
@@ -133,6 +136,7 @@ fn run(ctx: &ctx::Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Messages(c) => ok(cmd::messages::run(ctx, c)),
         Command::Serve(a) => ok(cmd::serve::run_serve(ctx, a)),
         Command::Apikey(c) => ok(cmd::serve::run_apikey(ctx, c)),
+        Command::User(c) => ok(cmd::user::run(ctx, c)),
         Command::Bench(c) => ok(cmd::bench::run(ctx, c)),
         Command::Run(a) => ok(cmd::live::run(ctx, a)),
         Command::Trunks(c) => ok(cmd::trunks::run(ctx, c)),

@@ -553,3 +553,103 @@ fn amd_names_an_operator_recording_by_its_fingerprint() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.wav"));
 }
+
+fn waihu_with_password(dir: &Path, args: &[&str], env_pw: Option<&str>, stdin: &str) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_waihu"));
+    cmd.arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("WAIHU_MASTER_KEY")
+        .env_remove("WAIHU_DATA_DIR")
+        .env_remove("WAIHU_PASSWORD")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    if let Some(p) = env_pw {
+        cmd.env("WAIHU_PASSWORD", p);
+    }
+    let mut child = cmd.spawn().expect("run waihu");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn user_accounts_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    // Too short: one line on stderr, non-zero, nothing created.
+    let out = waihu_with_password(
+        &dir,
+        &["user", "add", "li", "--role", "operator"],
+        Some("short"),
+        "",
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("at least 10 characters"), "{err}");
+    // From the environment, then from stdin.
+    let out = waihu_with_password(
+        &dir,
+        &["user", "add", "li", "--role", "operator"],
+        Some("long-enough-pw"),
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = waihu_with_password(
+        &dir,
+        &["user", "add", "wang", "--role", "supervisor"],
+        None,
+        "another-long-pw\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = waihu_with_password(
+        &dir,
+        &["user", "add", "li", "--role", "admin"],
+        Some("long-enough-pw"),
+        "",
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    // TOTP enrolment prints the URI and the secret.
+    let totp = ok(&dir, &["user", "totp", "li"]);
+    assert!(
+        totp.starts_with("otpauth://totp/waihu:li?secret="),
+        "{totp}"
+    );
+    assert!(totp.contains("secret (base32): "), "{totp}");
+    ok(&dir, &["user", "disable", "wang"]);
+    let users = json_lines(&ok(&dir, &["user", "list", "--json"]));
+    assert_eq!(users.len(), 2);
+    assert_eq!(
+        (users[0]["name"].as_str(), users[0]["totp"].as_bool()),
+        (Some("li"), Some(true))
+    );
+    assert_eq!(
+        (users[1]["role"].as_str(), users[1]["disabled"].as_bool()),
+        (Some("supervisor"), Some(true))
+    );
+    // The list never shows a hash or a secret.
+    let listed = ok(&dir, &["user", "list", "--json"]);
+    assert!(
+        !listed.contains("argon2") && !listed.contains("password"),
+        "{listed}"
+    );
+    ok(&dir, &["user", "totp", "li", "--off"]);
+    ok(&dir, &["user", "unlock", "li"]);
+    let out = waihu(&dir, &["user", "unlock", "nobody"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no user 'nobody'"));
+}

@@ -285,6 +285,30 @@ pub enum EventKind {
         recordings: u64,
         transcripts: u64,
     },
+    // accounts
+    /// A user signed in with a password (and a one-time code when enrolled).
+    UserSignedIn {
+        user: String,
+        /// Whether a TOTP code was checked.
+        totp: bool,
+    },
+    /// A sign-in was refused. `user` is the name given (it may not exist);
+    /// `reason` is `bad_credentials`, `totp_required`, `totp_wrong`,
+    /// `totp_replayed`, `locked` or `disabled`.
+    UserSignInFailed {
+        user: String,
+        reason: String,
+    },
+    /// Too many failures in a row: the account is locked until `until`.
+    UserLocked {
+        user: String,
+        failures: u32,
+        until: DateTime<Utc>,
+    },
+    /// A user signed out (the session ended before it expired).
+    UserSignedOut {
+        user: String,
+    },
 }
 
 impl EventKind {
@@ -323,6 +347,11 @@ impl EventKind {
             EventKind::ListenStarted { .. } => "listen_started",
             EventKind::ListenEnded { .. } => "listen_ended",
             EventKind::ScriptSaved { .. } => "script_saved",
+            // accounts
+            EventKind::UserSignedIn { .. } => "user_signed_in",
+            EventKind::UserSignInFailed { .. } => "user_sign_in_failed",
+            EventKind::UserLocked { .. } => "user_locked",
+            EventKind::UserSignedOut { .. } => "user_signed_out",
         }
     }
 }

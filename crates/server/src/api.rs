@@ -14,35 +14,97 @@ use serde_json::{json, Value};
 use waihu_core::{mask_name, mask_phone, CampaignId, CustomerId, Event};
 use waihu_store::Customer;
 
+use crate::auth::Need;
 use crate::auth::{self, Caller, DeskCaller, Role};
 use crate::error::ApiError;
 use crate::{kpi, openapi, AppState, Routes};
 
 pub(crate) fn routes(r: Routes) -> Routes {
-    r.add("GET", "/", get(dashboard))
-        .add("GET", "/api/openapi.json", get(openapi_doc))
-        .add("GET", "/api/me", get(me))
-        .add("GET", "/api/overview", get(overview))
-        .add("GET", "/api/customers", get(list_customers))
-        .add("GET", "/api/customers/{id}", get(show_customer))
-        .add("GET", "/api/segments", get(segments))
-        .add("GET", "/api/dnc", get(list_dnc))
-        .add("POST", "/api/dnc", post(add_dnc))
-        .add("DELETE", "/api/dnc/{phone}", delete(remove_dnc))
-        .add("GET", "/api/events", get(list_events))
-        .add("GET", "/api/kpis", get(kpis))
-        .add("GET", "/api/heatmap", get(heatmap))
-        .add("GET", "/api/webhooks", get(list_webhooks))
-        .add("POST", "/api/webhooks", post(add_webhook))
-        .add("DELETE", "/api/webhooks/{id}", delete(delete_webhook))
+    r.add("GET", "/", Need::Public, get(dashboard))
+        .add("GET", "/api/openapi.json", Need::Public, get(openapi_doc))
+        .add("GET", "/api/me", Need::Min(Role::Agent), get(me))
+        .add(
+            "GET",
+            "/api/overview",
+            Need::Min(Role::Analyst),
+            get(overview),
+        )
+        .add(
+            "GET",
+            "/api/customers",
+            Need::Min(Role::Analyst),
+            get(list_customers),
+        )
+        .add(
+            "GET",
+            "/api/customers/{id}",
+            Need::Min(Role::Analyst),
+            get(show_customer),
+        )
+        .add(
+            "GET",
+            "/api/segments",
+            Need::Min(Role::Analyst),
+            get(segments),
+        )
+        .add("GET", "/api/dnc", Need::Min(Role::Analyst), get(list_dnc))
+        .add("POST", "/api/dnc", Need::Min(Role::Operator), post(add_dnc))
+        .add(
+            "DELETE",
+            "/api/dnc/{phone}",
+            Need::Min(Role::Operator),
+            delete(remove_dnc),
+        )
+        .add(
+            "GET",
+            "/api/events",
+            Need::Min(Role::Analyst),
+            get(list_events),
+        )
+        .add("GET", "/api/kpis", Need::Min(Role::Analyst), get(kpis))
+        .add(
+            "GET",
+            "/api/heatmap",
+            Need::Min(Role::Analyst),
+            get(heatmap),
+        )
+        .add(
+            "GET",
+            "/api/webhooks",
+            Need::Min(Role::Admin),
+            get(list_webhooks),
+        )
+        .add(
+            "POST",
+            "/api/webhooks",
+            Need::Min(Role::Admin),
+            post(add_webhook),
+        )
+        .add(
+            "DELETE",
+            "/api/webhooks/{id}",
+            Need::Min(Role::Admin),
+            delete(delete_webhook),
+        )
         .add(
             "GET",
             "/api/webhooks/{id}/deliveries",
+            Need::Min(Role::Admin),
             get(webhook_deliveries),
         )
-        .add("GET", "/api/keys", get(list_keys))
-        .add("POST", "/api/keys", post(create_key))
-        .add("DELETE", "/api/keys/{id}", delete(revoke_key))
+        .add("GET", "/api/keys", Need::Min(Role::Admin), get(list_keys))
+        .add(
+            "POST",
+            "/api/keys",
+            Need::Min(Role::Admin),
+            post(create_key),
+        )
+        .add(
+            "DELETE",
+            "/api/keys/{id}",
+            Need::Min(Role::Admin),
+            delete(revoke_key),
+        )
 }
 
 /// Query string, with a JSON error that names the bad parameter.
@@ -92,7 +154,8 @@ fn bad_body(e: JsonRejection) -> ApiError {
 /// Decodes and validates a JSON request body exactly as the handler of `route`
 /// (`"POST /api/dnc"`, `"POST /api/webhooks"`, `"POST /api/keys"`,
 /// `"POST /api/campaigns"`, the console's `"POST /api/segments/preview"`,
-/// `"POST /api/scripts/validate"`, `"PUT /api/scripts/{name}"`) does before it
+/// `"POST /api/scripts/validate"`, `"PUT /api/scripts/{name}"`,
+/// `"POST /api/auth/login"`) does before it
 /// touches the store. The entry point of
 /// the `http_json` fuzz target (fuzz/); not part of the API.
 #[doc(hidden)]
@@ -128,6 +191,7 @@ pub fn check_json_body(route: &str, body: &[u8]) -> Result<(), ApiError> {
             Ok(())
         }
         "PUT /api/scripts/{name}" => decode::<crate::console::SaveBody>(body).map(drop),
+        "POST /api/auth/login" => decode::<crate::accounts::LoginBody>(body)?.validate(),
         other => Err(ApiError::not_found(
             "no_such_route",
             format!("no JSON body is read at {other}"),

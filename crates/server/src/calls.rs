@@ -19,20 +19,61 @@ use waihu_core::{mask_phone, CallId, CampaignId, Event, EventKind, Turn};
 use waihu_store::CallSummary;
 
 use crate::api::{file_response, limit, Format, Q};
+use crate::auth::Need;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
 use crate::reports::{funnel_steps, intent_matrix};
 use crate::{AppState, Routes};
 
 pub(crate) fn routes(r: Routes) -> Routes {
-    r.add("GET", "/api/calls", get(list_calls))
-        .add("GET", "/api/calls/live", get(live_calls))
-        .add("GET", "/api/calls/live/stream", get(live_stream))
-        .add("GET", "/api/calls/{id}", get(call_detail))
-        .add("GET", "/api/calls/{id}/recording", get(call_recording))
-        .add("GET", "/api/reports/funnel", get(funnel))
-        .add("GET", "/api/reports/intents", get(intents))
-        .add("GET", "/api/reports/voice", get(voice))
+    r.add(
+        "GET",
+        "/api/calls",
+        Need::Min(Role::Analyst),
+        get(list_calls),
+    )
+    .add(
+        "GET",
+        "/api/calls/live",
+        Need::Min(Role::Analyst),
+        get(live_calls),
+    )
+    .add(
+        "GET",
+        "/api/calls/live/stream",
+        Need::Min(Role::Analyst),
+        get(live_stream),
+    )
+    .add(
+        "GET",
+        "/api/calls/{id}",
+        Need::Min(Role::Analyst),
+        get(call_detail),
+    )
+    .add(
+        "GET",
+        "/api/calls/{id}/recording",
+        Need::Min(Role::Operator),
+        get(call_recording),
+    )
+    .add(
+        "GET",
+        "/api/reports/funnel",
+        Need::Min(Role::Analyst),
+        get(funnel),
+    )
+    .add(
+        "GET",
+        "/api/reports/intents",
+        Need::Min(Role::Analyst),
+        get(intents),
+    )
+    .add(
+        "GET",
+        "/api/reports/voice",
+        Need::Min(Role::Analyst),
+        get(voice),
+    )
 }
 
 /// A call as lists show it: the customer's number masked.

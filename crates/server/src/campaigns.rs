@@ -16,6 +16,7 @@ use waihu_core::{CampaignId, CampaignState};
 use waihu_store::CampaignRow;
 
 use crate::api::{file_response, int_id, Format, Q};
+use crate::auth::Need;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
 use crate::reports::script_graph;
@@ -25,14 +26,54 @@ use crate::{AppState, Routes};
 pub const SCRIPTS_DIR: &str = "scripts";
 
 pub(crate) fn routes(r: Routes) -> Routes {
-    r.add("GET", "/api/campaigns", get(list_campaigns))
-        .add("POST", "/api/campaigns", post(create_campaign))
-        .add("GET", "/api/campaigns/{id}", get(show_campaign))
-        .add("POST", "/api/campaigns/{id}/start", post(start))
-        .add("POST", "/api/campaigns/{id}/pause", post(pause))
-        .add("POST", "/api/campaigns/{id}/stop", post(stop))
-        .add("GET", "/api/scripts", get(list_scripts))
-        .add("GET", "/api/scripts/{name}", get(show_script))
+    r.add(
+        "GET",
+        "/api/campaigns",
+        Need::Min(Role::Analyst),
+        get(list_campaigns),
+    )
+    .add(
+        "POST",
+        "/api/campaigns",
+        Need::Min(Role::Operator),
+        post(create_campaign),
+    )
+    .add(
+        "GET",
+        "/api/campaigns/{id}",
+        Need::Min(Role::Analyst),
+        get(show_campaign),
+    )
+    .add(
+        "POST",
+        "/api/campaigns/{id}/start",
+        Need::Min(Role::Operator),
+        post(start),
+    )
+    .add(
+        "POST",
+        "/api/campaigns/{id}/pause",
+        Need::Min(Role::Operator),
+        post(pause),
+    )
+    .add(
+        "POST",
+        "/api/campaigns/{id}/stop",
+        Need::Min(Role::Operator),
+        post(stop),
+    )
+    .add(
+        "GET",
+        "/api/scripts",
+        Need::Min(Role::Analyst),
+        get(list_scripts),
+    )
+    .add(
+        "GET",
+        "/api/scripts/{name}",
+        Need::Min(Role::Analyst),
+        get(show_script),
+    )
 }
 
 async fn campaign_json(s: &AppState, c: &CampaignRow, live: usize) -> Result<Value, ApiError> {

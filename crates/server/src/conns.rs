@@ -115,7 +115,16 @@ where
             continue;
         };
         stats.accepted.fetch_add(1, Ordering::Relaxed);
-        let svc = TowerToHyperService::new(router.clone());
+        // The client's address reaches handlers as `ConnectInfo` (the sign-in
+        // rate limit is per address).
+        let svc = TowerToHyperService::new(tower::util::MapRequest::new(
+            router.clone(),
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            },
+        ));
         let mut stop = stop_rx.clone();
         tasks.spawn(async move {
             let _slot = slot;

@@ -27,6 +27,7 @@ use waihu_import::segments::classify_all;
 use waihu_segment::RuleSet;
 
 use crate::api::J;
+use crate::auth::Need;
 use crate::auth::{Caller, Role};
 use crate::campaigns::SCRIPTS_DIR;
 use crate::error::ApiError;
@@ -60,24 +61,61 @@ pub struct Console {
 
 pub(crate) fn routes(r: Routes) -> Routes {
     let r = r
-        .add("GET", "/console", get(console_page))
-        .add("GET", "/api/segments/attributes", get(attributes))
-        .add("POST", "/api/segments/preview", post(preview))
-        .add("POST", "/api/segments/apply", post(apply))
-        .add("POST", "/api/scripts/validate", post(validate))
-        .add("GET", "/api/scripts/{name}/source", get(source))
+        .add("GET", "/console", Need::Public, get(console_page))
+        .add(
+            "GET",
+            "/api/segments/attributes",
+            Need::Min(Role::Analyst),
+            get(attributes),
+        )
+        .add(
+            "POST",
+            "/api/segments/preview",
+            Need::Min(Role::Analyst),
+            post(preview),
+        )
+        .add(
+            "POST",
+            "/api/segments/apply",
+            Need::Min(Role::Operator),
+            post(apply),
+        )
+        .add(
+            "POST",
+            "/api/scripts/validate",
+            Need::Min(Role::Analyst),
+            post(validate),
+        )
+        .add(
+            "GET",
+            "/api/scripts/{name}/source",
+            Need::Min(Role::Analyst),
+            get(source),
+        )
         .add(
             "PUT",
             "/api/scripts/{name}",
+            Need::Min(Role::Operator),
             axum::routing::put(save).layer(axum::extract::DefaultBodyLimit::max(TEXT_LIMIT * 2)),
         )
-        .add("GET", "/api/scripts/{name}/history", get(history))
+        .add(
+            "GET",
+            "/api/scripts/{name}/history",
+            Need::Min(Role::Analyst),
+            get(history),
+        )
         .add(
             "GET",
             "/api/scripts/{name}/history/{version}",
+            Need::Min(Role::Analyst),
             get(history_version),
         )
-        .add("GET", "/api/rejects/{file}", get(rejects));
+        .add(
+            "GET",
+            "/api/rejects/{file}",
+            Need::Min(Role::Admin),
+            get(rejects),
+        );
     #[cfg(feature = "engine")]
     let r = crate::console_engine::routes(r);
     r

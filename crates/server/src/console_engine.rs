@@ -21,6 +21,7 @@ use waihu_dialog::{Output, Program};
 
 use crate::api::J;
 use crate::auth::Caller;
+use crate::auth::{Need, Role};
 use crate::console::{check_name, diagnostics, scripts_dir, sha256, too_long, Console};
 use crate::error::ApiError;
 use crate::{AppState, Routes};
@@ -48,9 +49,24 @@ pub struct EngineState {
 }
 
 pub(crate) fn routes(r: Routes) -> Routes {
-    r.add("POST", "/api/scripts/chat", post(chat))
-        .add("POST", "/api/scripts/test", post(run_tests))
-        .add("POST", "/api/campaigns/forecast", post(forecast))
+    r.add(
+        "POST",
+        "/api/scripts/chat",
+        Need::Min(Role::Analyst),
+        post(chat),
+    )
+    .add(
+        "POST",
+        "/api/scripts/test",
+        Need::Min(Role::Analyst),
+        post(run_tests),
+    )
+    .add(
+        "POST",
+        "/api/campaigns/forecast",
+        Need::Min(Role::Analyst),
+        post(forecast),
+    )
 }
 
 // ---- test cases -------------------------------------------------------------

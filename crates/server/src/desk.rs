@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use waihu_core::{CallId, Event, EventKind};
 
 use crate::api::{midnight, parse_day, J, Q};
+use crate::auth::Need;
 use crate::auth::{Caller, DeskCaller, Role};
 use crate::desk_report::desk_report;
 use crate::error::ApiError;
@@ -30,13 +31,38 @@ pub const STALE_AFTER_MS: i64 = 3_000;
 pub const REPORT_MAX_EVENTS: i64 = 200_000;
 
 pub(crate) fn routes(r: Routes) -> Routes {
-    r.add("GET", "/api/agents", get(agents))
-        .add("POST", "/api/agents/{id}/state", post(set_state))
-        .add("GET", "/api/agents/{id}/offer", get(offer))
-        .add("GET", "/api/queues", get(queues))
-        .add("POST", "/api/calls/{id}/disposition", post(disposition))
-        .add("POST", "/api/calls/{id}/listen", post(listen))
-        .add("GET", "/api/reports/desk", get(report))
+    r.add("GET", "/api/agents", Need::Min(Role::Operator), get(agents))
+        .add(
+            "POST",
+            "/api/agents/{id}/state",
+            Need::OwnAgentOr(Role::Operator),
+            post(set_state),
+        )
+        .add(
+            "GET",
+            "/api/agents/{id}/offer",
+            Need::OwnAgentOr(Role::Operator),
+            get(offer),
+        )
+        .add("GET", "/api/queues", Need::Min(Role::Operator), get(queues))
+        .add(
+            "POST",
+            "/api/calls/{id}/disposition",
+            Need::OwnAgentOr(Role::Operator),
+            post(disposition),
+        )
+        .add(
+            "POST",
+            "/api/calls/{id}/listen",
+            Need::Min(Role::Operator),
+            post(listen),
+        )
+        .add(
+            "GET",
+            "/api/reports/desk",
+            Need::Min(Role::Analyst),
+            get(report),
+        )
 }
 
 /// The dialer's last snapshot, with `running` false when there is none, the

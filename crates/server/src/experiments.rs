@@ -16,11 +16,17 @@ use waihu_store::{Store, StoreError};
 
 use crate::api::{file_response, Format, Q};
 use crate::auth::Caller;
+use crate::auth::{Need, Role};
 use crate::error::ApiError;
 use crate::{AppState, Routes};
 
 pub(crate) fn routes(r: Routes) -> Routes {
-    r.add("GET", "/api/experiments", get(list))
+    r.add(
+        "GET",
+        "/api/experiments",
+        Need::Min(Role::Analyst),
+        get(list),
+    )
 }
 
 /// One experiment: a bandit state of a script, for one campaign segment.

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use waihu_import::{ImportError, ImportOptions};
 
 use crate::api::Q;
+use crate::auth::Need;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
 use crate::{AppState, Routes};
@@ -24,6 +25,7 @@ pub(crate) fn routes(r: Routes) -> Routes {
     r.add(
         "POST",
         "/api/customers/import",
+        Need::Min(Role::Admin),
         post(import_customers).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)),
     )
 }

@@ -8,6 +8,7 @@
 //! figures come from the store's aggregates through the pure functions in
 //! [`kpi`]; personal data leaves only masked, unless an operator or admin asks
 //! for `reveal=true`, which appends a `pii_revealed` event before answering.
+pub mod accounts;
 pub mod api;
 pub mod auth;
 pub mod calls;
@@ -46,6 +47,15 @@ pub struct Config {
     /// Conversation outcomes that count as a conversion (转化).
     pub conversion_outcomes: Vec<String>,
     pub webhooks: webhook::Settings,
+    /// Sign-in sessions: idle timeout (30 min) and absolute lifetime (12 h).
+    pub sessions: waihu_accounts::session::Lifetime,
+    /// Failed sign-ins in a row that lock an account (5), and for how long (15 min).
+    pub lockout: waihu_accounts::lockout::Policy,
+    /// Sign-in attempts per client address and minute (10; the burst is the same).
+    pub login_per_minute: u32,
+    /// Mark the session cookie `Secure`. [`serve_tls`] sets it; behind a
+    /// TLS-terminating proxy, set it yourself.
+    pub secure_cookies: bool,
 }
 
 impl Default for Config {
@@ -56,6 +66,10 @@ impl Default for Config {
                 .map(String::from)
                 .to_vec(),
             webhooks: webhook::Settings::default(),
+            sessions: Default::default(),
+            lockout: Default::default(),
+            login_per_minute: 10,
+            secure_cookies: false,
         }
     }
 }
@@ -68,17 +82,23 @@ pub struct AppState {
     pub streams: Arc<tokio::sync::Semaphore>,
     /// The console's chat sessions and script-save lock.
     pub console: Arc<console::Console>,
+    /// Sign-in rate limits and the lock that serialises sign-in decisions.
+    pub accounts: Arc<accounts::Accounts>,
 }
 
-/// A route as served: method and axum path (`/api/customers/{id}`).
+/// A route as served: method, axum path (`/api/customers/{id}`) and the
+/// least a caller needs to be let in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RouteInfo {
     pub method: &'static str,
     pub path: &'static str,
+    pub need: auth::Need,
 }
 
-/// Router builder that records every (method, path) it registers, so the
-/// OpenAPI document can be checked against what is really served.
+/// Router builder that records every (method, path, need) it registers, so the
+/// OpenAPI document can be checked against what is really served and
+/// `tests/authz.rs` can try every route with every role. A route cannot be
+/// added without saying what it needs.
 pub(crate) struct Routes {
     router: Router<AppState>,
     list: Vec<RouteInfo>,
@@ -96,9 +116,10 @@ impl Routes {
         mut self,
         method: &'static str,
         path: &'static str,
+        need: auth::Need,
         h: MethodRouter<AppState>,
     ) -> Self {
-        self.list.push(RouteInfo { method, path });
+        self.list.push(RouteInfo { method, path, need });
         self.router = self.router.route(path, h);
         self
     }
@@ -106,18 +127,34 @@ impl Routes {
 
 /// The router and the list of routes it serves.
 pub fn app(store: Store, cfg: Config) -> (Router, Vec<RouteInfo>) {
+    let cfg_login_per_minute = cfg.login_per_minute;
     let state = AppState {
         store,
         cfg: Arc::new(cfg),
         streams: Arc::new(tokio::sync::Semaphore::new(calls::STREAM_LIMIT)),
         console: Arc::new(console::Console::default()),
+        accounts: Arc::new(accounts::Accounts::new(cfg_login_per_minute)),
     };
-    let routes = rights::routes(console::routes(desk::routes(trunks::routes(
-        experiments::routes(messages::routes(import::routes(calls::routes(
-            campaigns::routes(api::routes(Routes::new())),
+    let routes = accounts::routes(rights::routes(console::routes(desk::routes(
+        trunks::routes(experiments::routes(messages::routes(import::routes(
+            calls::routes(campaigns::routes(api::routes(Routes::new()))),
         )))),
     ))));
-    let router = routes.router.fallback(api::not_found).with_state(state);
+    let needs = routes
+        .list
+        .iter()
+        .map(|r| ((r.method.to_string(), r.path.to_string()), r.need))
+        .collect();
+    let guard = auth::Guard {
+        app: state.clone(),
+        needs: Arc::new(needs),
+        paths_refusing: auth::REFUSAL_CODES,
+    };
+    let router = routes
+        .router
+        .route_layer(axum::middleware::from_fn_with_state(guard, auth::guard))
+        .fallback(api::not_found)
+        .with_state(state);
     (router, routes.list)
 }
 
@@ -137,9 +174,10 @@ pub async fn serve_tls(
     listener: tokio::net::TcpListener,
     tls: &tls::Tls,
     store: Store,
-    cfg: Config,
+    mut cfg: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    cfg.secure_cookies = true;
     serve_with(listener, Some(tls), store, cfg, shutdown).await
 }
 
@@ -160,6 +198,11 @@ async fn serve_with(
         stop_rx.clone(),
     ));
     let signer = tokio::spawn(sign_audit_head(store.clone(), stop_rx));
+    // The dummy hash an unknown user's sign-in is checked against is made before
+    // the first request, so that request does not take one hash longer.
+    tokio::task::spawn_blocking(|| {
+        waihu_accounts::password::dummy_hash();
+    });
     let (router, _) = app(store, cfg);
     let stats = std::sync::Arc::new(conns::ConnStats::default());
     let shutdown = async move {

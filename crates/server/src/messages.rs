@@ -11,12 +11,18 @@ use waihu_core::CampaignId;
 
 use crate::api::{file_response, limit, Format, Q};
 use crate::auth::Caller;
+use crate::auth::{Need, Role};
 use crate::error::ApiError;
 use crate::{AppState, Routes};
 
 pub(crate) fn routes(r: Routes) -> Routes {
-    r.add("GET", "/api/messages", get(list))
-        .add("GET", "/api/messages/report", get(report))
+    r.add("GET", "/api/messages", Need::Min(Role::Analyst), get(list))
+        .add(
+            "GET",
+            "/api/messages/report",
+            Need::Min(Role::Analyst),
+            get(report),
+        )
 }
 
 #[derive(Deserialize)]

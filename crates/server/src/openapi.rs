@@ -48,8 +48,15 @@ fn webhook_body() -> Value {
 fn key_body() -> Value {
     json!({"type": "object", "required": ["name", "role"], "additionalProperties": false, "properties": {
         "name": {"type": "string"},
-        "role": {"type": "string", "enum": ["admin", "operator", "analyst", "agent"]},
+        "role": {"type": "string", "enum": ["admin", "supervisor", "operator", "analyst", "agent"]},
         "agent": {"type": "string", "description": "Role agent only (and required): the agent id the key acts as."}}})
+}
+
+fn login_body() -> Value {
+    json!({"type": "object", "required": ["user", "password"], "additionalProperties": false, "properties": {
+        "user": {"type": "string", "maxLength": 64},
+        "password": {"type": "string"},
+        "totp": {"type": "string", "description": "The 6-digit code, required once the user is enrolled (`waihu user totp NAME`)."}}})
 }
 
 fn campaign_body() -> Value {
@@ -160,6 +167,10 @@ fn chat_body() -> Value {
 const OPS: &[Op] = &[
     Op { method: "GET", path: "/", summary: "The dashboard (HTML, embedded; 中文 with an English switch).", role: None, params: &[], body: None, csv: false },
     Op { method: "GET", path: "/api/openapi.json", summary: "This document.", role: None, params: &[], body: None, csv: false },
+    Op { method: "GET", path: "/login", summary: "The sign-in page (HTML, embedded; 中文 with an English switch).", role: None, params: &[], body: None, csv: false },
+    Op { method: "POST", path: "/api/auth/login", summary: "Sign in with a user account: sets the waihu_session cookie (HttpOnly, SameSite=Strict, Secure over TLS) and returns {user, role, csrf_token, expires_at}. Wrong user and wrong password get the same 401 bad_credentials; 5 failures in a row lock the account for 15 min; 10 attempts per minute per client address (429 rate_limited). 401 totp_required / totp_wrong / totp_replayed for enrolled users.", role: None, params: &[], body: Some(login_body), csv: false },
+    Op { method: "POST", path: "/api/auth/logout", summary: "End the cookie's session (X-CSRF-Token required like any change) and clear the cookie.", role: None, params: &[], body: None, csv: false },
+    Op { method: "GET", path: "/api/auth/me", summary: "The caller: for a session its user, role, csrf_token and expires_at; for a key its actor and role.", role: Some("agent"), params: &[], body: None, csv: false },
     Op { method: "GET", path: "/api/me", summary: "The caller's role (and for an agent key, its agent id).", role: Some("agent"), params: &[], body: None, csv: false },
     Op { method: "GET", path: "/api/overview", summary: "Counts: customers, DNC entries, segments, events per type, webhooks, data span.", role: Some("analyst"), params: &[], body: None, csv: false },
     Op {
@@ -476,7 +487,7 @@ pub fn document() -> Value {
         });
         match op.role {
             Some(role) => {
-                o["security"] = json!([{"bearer": []}, {"apiKey": []}]);
+                o["security"] = json!([{"bearer": []}, {"apiKey": []}, {"session": []}]);
                 o["x-waihu-role"] = json!(role);
             }
             None => o["security"] = json!([]),
@@ -501,7 +512,7 @@ pub fn document() -> Value {
         "info": {
             "title": "waihu API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "waihu (外呼) data API. Send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>` (create one with `waihu apikey create --role analyst --name NAME`). Roles: analyst (read, personal data masked), operator (+ audited reveal, DNC edits, supervising the agent desk), admin (+ keys, webhooks); agent (bound to one agent id: only /api/me, its own state, its own offered call and dispositions of calls it answered; every other route answers 403 agent_key). Errors are {\"error\": {\"code\", \"message\"}}.",
+            "description": "waihu (外呼) data API. Send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>` (create one with `waihu apikey create --role analyst --name NAME`). Or sign in with a user account (POST /api/auth/login; the waihu_session cookie, and X-CSRF-Token on every request but GET/HEAD). Roles: analyst (read, personal data masked), operator (+ audited reveal, DNC edits, supervising the agent desk), supervisor (what an operator may, for floor supervisors), admin (+ keys, webhooks, imports); agent (bound to one agent id: only /api/me, its own state, its own offered call and dispositions of calls it answered; every other route answers 403 agent_key). Errors are {\"error\": {\"code\", \"message\"}}.",
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
         },
         "paths": paths,
@@ -509,6 +520,7 @@ pub fn document() -> Value {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "waihu_session", "description": "From POST /api/auth/login. Requests other than GET/HEAD also send X-CSRF-Token (403 csrf_missing / csrf_mismatch)."},
             },
             "schemas": {
                 "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
@@ -544,6 +556,22 @@ mod tests {
         }
         assert_eq!(served, documented);
         assert!(served.len() >= 20, "{served:?}");
+        // The role the document states is the one the route declares.
+        for r in &routes {
+            let op = &doc["paths"][r.path][r.method.to_lowercase()];
+            let declared = match r.need {
+                crate::auth::Need::Public => None,
+                crate::auth::Need::Min(role) => Some(role.as_str()),
+                crate::auth::Need::OwnAgentOr(_) => Some("agent"),
+            };
+            assert_eq!(
+                op["x-waihu-role"].as_str(),
+                declared,
+                "{} {}",
+                r.method,
+                r.path
+            );
+        }
     }
 
     fn waihu_privacy_free_key() -> waihu_privacy::MasterKey {

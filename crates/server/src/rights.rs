@@ -11,14 +11,21 @@ use serde_json::{json, Value};
 use waihu_core::CustomerId;
 
 use crate::api::{J, Q};
-use crate::auth::{Caller, Role};
+use crate::auth::{Caller, Need, Role};
 use crate::error::ApiError;
 use crate::{AppState, Routes};
 
 pub(crate) fn routes(r: Routes) -> Routes {
-    r.add("GET", "/api/customers/{id}/export", get(export)).add(
+    r.add(
+        "GET",
+        "/api/customers/{id}/export",
+        Need::Min(Role::Operator),
+        get(export),
+    )
+    .add(
         "POST",
         "/api/customers/{id}/erase",
+        Need::Min(Role::Admin),
         post(erase),
     )
 }

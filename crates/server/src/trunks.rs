@@ -12,6 +12,7 @@ use waihu_campaign::trunks::StatusFile;
 
 use crate::api::{file_response, Format, Q};
 use crate::auth::Caller;
+use crate::auth::{Need, Role};
 use crate::error::ApiError;
 use crate::{AppState, Routes};
 
@@ -19,7 +20,7 @@ use crate::{AppState, Routes};
 pub const STALE_MS: i64 = 5_000;
 
 pub(crate) fn routes(r: Routes) -> Routes {
-    r.add("GET", "/api/trunks", get(list))
+    r.add("GET", "/api/trunks", Need::Min(Role::Analyst), get(list))
 }
 
 #[derive(Deserialize)]

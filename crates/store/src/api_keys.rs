@@ -9,7 +9,7 @@ use crate::{parse_ts, ts, Store, StoreError};
 pub struct ApiKey {
     pub id: i64,
     pub name: String,
-    /// `admin`, `operator`, `analyst` or `agent`.
+    /// `admin`, `supervisor`, `operator`, `analyst` or `agent`.
     pub role: String,
     /// The agent an `agent` key acts as (an id of the agents file).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -25,6 +25,7 @@ mod keys;
 mod messages;
 mod reports;
 mod rights;
+mod users;
 mod voiceprints;
 
 use std::path::{Path, PathBuf};
@@ -59,6 +60,7 @@ pub use rights::{
     CustomerExport, ErasureReport, ExportedCall, ExportedEvent, ExportedMessage, ExportedTurn,
     RetentionReport, ERASED_TEXT, EXPIRED_TEXT,
 };
+pub use users::{check_user_name, Session, User, UserAuth, USER_NAME_MAX};
 pub use voiceprints::WatchEntry;
 // The call vocabulary is core's; re-exported under the names callers used.
 pub use waihu_core::{CallId, CampaignState, Speaker, Turn, VoiceFeatures};

@@ -23,4 +23,5 @@ pub mod serve;
 pub mod sim;
 pub mod speech;
 pub mod trunks;
+pub mod user;
 pub mod voiceprint;

@@ -33,13 +33,29 @@ pub struct ServeArgs {
     /// 自签名证书（本地使用）。
     #[arg(long)]
     tls_self_signed: bool,
+    /// Sign-in sessions end after this many minutes without a request. 会话空闲超时（分钟）。
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    session_idle_min: u32,
+    /// ...and this many hours after sign-in at the latest. 会话最长有效期（小时）。
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..))]
+    session_hours: u32,
+    /// Failed sign-ins in a row that lock an account. 连续失败锁定次数。
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    lockout_after: u32,
+    /// How long a lock-out lasts, in minutes. 锁定时长（分钟）。
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..))]
+    lockout_min: u32,
+    /// Mark the session cookie Secure although waihu serves plain HTTP (behind
+    /// a TLS-terminating proxy). Set by itself with --tls-*.
+    #[arg(long)]
+    secure_cookies: bool,
 }
 
 #[derive(clap::Subcommand, Debug)]
 pub enum ApikeyCmd {
     /// Create a key and print it once (only its SHA-256 is stored). 创建 API 密钥。
     Create {
-        #[arg(long, value_parser = ["admin", "operator", "analyst"])]
+        #[arg(long, value_parser = ["admin", "supervisor", "operator", "analyst"])]
         role: String,
         /// Who or what uses the key (shown in the audit trail).
         #[arg(long)]
@@ -61,6 +77,15 @@ pub fn run_serve(ctx: &Ctx, a: ServeArgs) -> anyhow::Result<()> {
         let store = ctx.store().await?;
         let mut cfg = waihu_server::Config {
             open: a.open,
+            sessions: waihu_accounts::session::Lifetime {
+                idle: chrono::Duration::minutes(a.session_idle_min.into()),
+                absolute: chrono::Duration::hours(a.session_hours.into()),
+            },
+            lockout: waihu_accounts::lockout::Policy {
+                max_failures: a.lockout_after,
+                lock_for: chrono::Duration::minutes(a.lockout_min.into()),
+            },
+            secure_cookies: a.secure_cookies,
             ..Default::default()
         };
         if let Some(c) = a.conversion {
@@ -145,7 +170,7 @@ pub fn run_apikey(ctx: &Ctx, cmd: ApikeyCmd) -> anyhow::Result<()> {
         let store = ctx.store().await?;
         match cmd {
             ApikeyCmd::Create { role, name, json } => {
-                let role = Role::parse(&role).context("role must be admin, operator or analyst (agent keys: POST /api/keys with an agent id)")?;
+                let role = Role::parse(&role).context("role must be admin, supervisor, operator or analyst (agent keys: POST /api/keys with an agent id)")?;
                 if name.trim().is_empty() {
                     anyhow::bail!("--name must not be empty");
                 }
