@@ -209,10 +209,16 @@ pub(crate) async fn not_found(uri: Uri) -> ApiError {
     )
 }
 
-const DASHBOARD: &str = include_str!("dashboard.html");
+/// The pages' shared sign-in code (session cookie, CSRF token, sign-out), put
+/// where each page has [`SESSION_JS_SLOT`].
+pub(crate) const SESSION_JS: &str = include_str!("session.js");
+pub(crate) const SESSION_JS_SLOT: &str = "/*__SESSION_JS__*/";
+static DASHBOARD: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    include_str!("dashboard.html").replace(SESSION_JS_SLOT, SESSION_JS)
+});
 
 async fn dashboard() -> Html<&'static str> {
-    Html(DASHBOARD)
+    Html(DASHBOARD.as_str())
 }
 
 async fn openapi_doc(State(s): State<AppState>) -> Json<Value> {

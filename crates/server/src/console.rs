@@ -43,6 +43,7 @@ static CONSOLE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             &js(include_str!("../../../examples/segments.yaml")),
         )
         .replace("\"__CAMPAIGN_EXAMPLE__\"", &js(CAMPAIGN_EXAMPLE))
+        .replace(crate::api::SESSION_JS_SLOT, crate::api::SESSION_JS)
 });
 
 /// Largest script or rule text accepted.
