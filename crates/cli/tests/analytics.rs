@@ -117,7 +117,34 @@ fn encrypted_sums_per_segment_decrypt_to_the_plaintext_sums() {
             "amounts.jsonl",
         ],
     );
-    assert!(!sums.contains(&format!("{}", want["新客"].1)));
+    // The server's output carries ciphertexts only: every group's sum is a long hex number, and no
+    // field holds a plaintext sum (in fen or in yuan). A substring check would be wrong: a random
+    // 500-digit hex ciphertext contains any given 5-digit number now and then.
+    let parsed: serde_json::Value = serde_json::from_str(sums.trim()).unwrap();
+    let plain: Vec<String> = want
+        .values()
+        .flat_map(|(_, fen)| [fen.to_string(), format!("{}.{:02}", fen / 100, fen % 100)])
+        .collect();
+    fn leaves(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Array(a) => a.iter().for_each(|x| leaves(x, out)),
+            serde_json::Value::Object(o) => o.values().for_each(|x| leaves(x, out)),
+            serde_json::Value::String(s) => out.push(s.clone()),
+            other => out.push(other.to_string()),
+        }
+    }
+    let mut all = Vec::new();
+    leaves(&parsed, &mut all);
+    assert!(all.iter().all(|x| !plain.contains(x)), "{sums}");
+    let groups = parsed.as_array().expect("an array of groups");
+    assert_eq!(groups.len(), 3, "{sums}");
+    for g in groups {
+        let ct = g["sum"].as_str().expect("hex sum");
+        assert!(
+            ct.len() > 100 && ct.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{sums}"
+        );
+    }
     std::fs::write(holder.path().join("sums.json"), &sums).unwrap();
     let (report, _) = ok(
         holder.path(),
