@@ -347,6 +347,7 @@ pub enum ViolationKind {
     MessageDailyCap,
     MessageWeeklyCap,
     MessageDnc,
+    ConcurrentDial,
 }
 
 impl ViolationKind {
@@ -378,6 +379,9 @@ impl ViolationKind {
             }
             ViolationKind::MessageDnc => {
                 "message sent to a do-not-call number / 向免打扰号码发送了消息"
+            }
+            ViolationKind::ConcurrentDial => {
+                "number dialled while another call to it was open / 同一号码同时被拨打"
             }
         }
     }
@@ -527,7 +531,15 @@ pub struct Checker {
     messages_seen: HashSet<i64, FastHash>,
     last_at: Option<DateTime<Utc>>,
     unknown_warned: HashSet<i64>,
+    /// Phone index → the open call on it (call id, start); closed by its `attempt_ended`.
+    open_calls: HashMap<String, (String, DateTime<Utc>), FastHash>,
+    /// Call id → its phone index, for the calls in `open_calls`.
+    open_phone: HashMap<String, String, FastHash>,
 }
+
+/// A call whose end never reached the log (a crashed process, a lost node) stops counting as
+/// open after this long: longer than any call a campaign allows.
+const OPEN_CALL_LIMIT: chrono::TimeDelta = chrono::TimeDelta::hours(4);
 
 fn day_of(d: NaiveDate) -> i32 {
     d.num_days_from_ce()
@@ -549,6 +561,8 @@ impl Checker {
             messages_seen: HashSet::default(),
             last_at: None,
             unknown_warned: HashSet::new(),
+            open_calls: HashMap::default(),
+            open_phone: HashMap::default(),
         }
     }
 
@@ -635,10 +649,13 @@ impl Checker {
             } => {
                 self.message(e, *message, &phone.0, tz, local_time, channel);
             }
-            EventKind::AttemptEnded {
-                outcome: CallOutcome::Answered,
-                ..
-            } => {
+            EventKind::AttemptEnded { outcome, .. } => {
+                if let Some(phone) = e.call.as_ref().and_then(|c| self.open_phone.remove(&c.0)) {
+                    self.open_calls.remove(&phone);
+                }
+                if *outcome != CallOutcome::Answered {
+                    return;
+                }
                 let c = self
                     .counts
                     .entry(e.campaign.map_or(0, |c| c.0))
@@ -667,6 +684,23 @@ impl Checker {
         caller_id: Option<&str>,
     ) {
         self.report.attempts += 1;
+        // One call at a time per number, whichever process or node placed it.
+        // An attempt without a call id cannot be paired with its end and is not checked.
+        if let Some(call) = e.call.as_ref().map(|c| c.0.clone()) {
+            if let Some((open, since)) = self.open_calls.get(phone) {
+                if *open != call && e.at - *since < OPEN_CALL_LIMIT {
+                    let detail = format!("call {open} on this number open since {since}");
+                    self.violate(ViolationKind::ConcurrentDial, e, detail);
+                }
+            }
+            if let Some((old, _)) = self
+                .open_calls
+                .insert(phone.to_string(), (call.clone(), e.at))
+            {
+                self.open_phone.remove(&old);
+            }
+            self.open_phone.insert(call, phone.to_string());
+        }
         let rules = self.rules_for(e.campaign.map(|c| c.0));
         self.counts.entry(rules.id).or_default().attempts += 1;
         if rules.consent_required {

@@ -545,3 +545,44 @@ fn the_abandon_rate_is_held_in_every_24_hours_not_only_overall() {
         render_text(&r)
     );
 }
+
+fn ended_call(at: DateTime<Utc>, call: &str) -> Event {
+    let mut e = ended(at, CallOutcome::NoAnswer);
+    e.call = Some(call.to_string().into());
+    e
+}
+
+fn attempt_call(at: DateTime<Utc>, phone: &str, call: &str) -> Event {
+    let mut e = attempt(at, phone);
+    e.call = Some(call.to_string().into());
+    e
+}
+
+#[test]
+fn a_number_is_dialled_once_at_a_time_whichever_node_dials_it() {
+    let evs = vec![
+        attempt_call(sh(2026, 11, 2, 10, 0), "p", "a1"),
+        // Another node dials the same number while a1 rings: a violation.
+        attempt_call(sh(2026, 11, 2, 10, 1), "p", "b1"),
+        // Another number at the same time: fine.
+        attempt_call(sh(2026, 11, 2, 10, 1), "q", "b2"),
+        ended_call(sh(2026, 11, 2, 10, 2), "a1"),
+        ended_call(sh(2026, 11, 2, 10, 2), "b1"),
+        ended_call(sh(2026, 11, 2, 10, 2), "b2"),
+        // After both ended: fine (the daily cap of 2 is another rule, and q is under it).
+        attempt_call(sh(2026, 11, 2, 15, 0), "q", "a2"),
+        // A call whose end was lost stops counting as open after four hours.
+        attempt_call(sh(2026, 11, 3, 10, 0), "r", "a3"),
+        attempt_call(sh(2026, 11, 3, 14, 30), "r", "a4"),
+        ended_call(sh(2026, 11, 3, 14, 31), "a4"),
+    ];
+    let r = check(rules(), evs);
+    let concurrent: Vec<_> = r
+        .violations
+        .iter()
+        .filter(|v| v.kind == ViolationKind::ConcurrentDial)
+        .collect();
+    assert_eq!(concurrent.len(), 1, "{}", render_text(&r));
+    assert_eq!(concurrent[0].call.as_deref(), Some("b1"));
+    assert!(concurrent[0].detail.contains("a1"));
+}

@@ -26,7 +26,8 @@
 //! [`dnsmasq`] a loopback DNS server with NAPTR/SRV/A records (trunk resolution tests);
 //! [`flood`] hostile SIP traffic (INVITE and OPTIONS floods, garbage, held TCP
 //! connections) from distinct loopback addresses;
-//! [`kannel`] Kannel's bearerbox + smsbox as an SMS gateway in front of a test's SMSC.
+//! [`kannel`] Kannel's bearerbox + smsbox as an SMS gateway in front of a test's SMSC;
+//! [`postgres`] a PostgreSQL server initialised into a temporary directory.
 //!
 //! *Invariant:* no dependencies; a dev-dependency of test crates, and a dependency of
 //! `waihu-bench` only, whose benchmarks start the same peers.
@@ -36,6 +37,7 @@ pub mod dnsmasq;
 pub mod flood;
 pub mod kamailio;
 pub mod kannel;
+pub mod postgres;
 pub mod signal;
 
 use std::ffi::OsStr;
