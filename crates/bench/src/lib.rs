@@ -38,6 +38,7 @@ pub mod api;
 pub mod audit;
 pub mod bandit;
 pub mod campaign;
+pub mod cluster;
 pub mod console;
 pub mod dns;
 pub mod flood;

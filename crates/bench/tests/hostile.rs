@@ -83,3 +83,26 @@ fn console_bench_times_every_request_on_both_sizes() {
         );
     }
 }
+
+/// `waihu bench cluster` smoke: two node counts against a PostgreSQL started here; every
+/// contact dialled exactly once (the bench checks it), figures positive.
+#[test]
+fn cluster_bench_smoke() {
+    if !waihu_testkit::have_peer_at(
+        "postgres",
+        &waihu_testkit::postgres::bin("postgres").unwrap_or_default(),
+    ) {
+        return;
+    }
+    let r = waihu_bench::cluster::measure(&waihu_bench::cluster::Args {
+        contacts: 300,
+        nodes: vec![1, 2],
+        workers: 2,
+        url: None,
+        json: false,
+    })
+    .unwrap();
+    assert_eq!(r.runs.len(), 2);
+    assert!(r.runs.iter().all(|n| n.dials == 300 && n.dials_per_s > 0.0));
+    assert!(r.sqlite_dials_per_s > 0.0 && r.enqueue_per_s > 0.0);
+}

@@ -42,6 +42,11 @@ pub enum Cmd {
     /// without it (one per transaction and in batches), and verify time over 1M events,
     /// extrapolated to 10M. 审计链。
     Audit(waihu_bench::audit::Args),
+    /// Scale-out: dials per second through the cluster's PostgreSQL gate (lease, caps,
+    /// one call per number, shared channels, attempt and event) with 1, 2 and 3 nodes,
+    /// beside one SQLite node committing the same dials; and the COPY enqueue rate.
+    /// PostgreSQL is started in a temporary directory unless --url names one. 多节点。
+    Cluster(waihu_bench::cluster::Args),
     /// Speech synthesis: time to first audio and real-time factor per language,
     /// uncached beside cached; then the neural voice (Piper) beside espeak-ng on
     /// English call sentences: first audio, RTF and the ASR round-trip WER
@@ -155,6 +160,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Geo(a) => waihu_bench::geo::run(ctx.data_dir(), &a),
         Cmd::Llm(a) => waihu_bench::llm::run(&a),
         Cmd::Audit(a) => waihu_bench::audit::run(a),
+        Cmd::Cluster(a) => waihu_bench::cluster::run(a),
         Cmd::Nlu(a) => waihu_bench::nlu::run(a),
         Cmd::Asr {
             model_dir,

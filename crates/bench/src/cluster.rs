@@ -1,0 +1,362 @@
+//! `waihu bench cluster`: what the shared PostgreSQL costs a dial, and how it scales with
+//! nodes. For 1, 2 and 3 nodes against one PostgreSQL (each node its own connection pool and
+//! four dial workers, all in this process): every contact of a fresh campaign goes through
+//! claim (`SKIP LOCKED` lease), the gate (`begin_attempt`: number lock, caps, DNC, open-call
+//! check, shared channel and CPS slot, attempt row and event) and `end_attempt` — the
+//! cluster's work per call, without the SIP and media a real call adds. Beside it, in the same
+//! run, the single-node SQLite path: the same number of dials committed the way `waihu run`
+//! commits them (`call_started_with` + `call_finished_with`, each with its event). Also the
+//! `COPY` enqueue rate. PostgreSQL is started here (initdb into a temporary directory) unless
+//! `--url` names one.
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::Serialize;
+use waihu_cluster::{CampaignSpec, Caps, Cluster, NewContact, Next};
+use waihu_core::{CallId, CallOutcome, CampaignId, CustomerId, Event, EventKind, PhoneIndex};
+
+use crate::{print_json, rate, runtime};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Contacts dialled per node count.
+    #[arg(long, default_value_t = 20_000)]
+    pub contacts: usize,
+    /// Node counts to measure, comma-separated.
+    #[arg(long, default_value = "1,2,3", value_delimiter = ',')]
+    pub nodes: Vec<usize>,
+    /// Dial workers per node.
+    #[arg(long, default_value_t = 4)]
+    pub workers: usize,
+    /// A PostgreSQL server URL without the database (`postgres://user@host:port`); each
+    /// measurement creates its own database there. Default: start one here.
+    #[arg(long, env = "WAIHU_BENCH_PG_URL")]
+    pub url: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NodeRun {
+    pub nodes: usize,
+    pub dials: u64,
+    pub seconds: f64,
+    pub dials_per_s: f64,
+    /// Gate refusals seen (paced, busy...): retried work, not errors.
+    pub refusals: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Results {
+    pub contacts: usize,
+    pub enqueue_per_s: f64,
+    pub runs: Vec<NodeRun>,
+    pub sqlite_dials_per_s: f64,
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 2, 2, 0, 0).unwrap()
+}
+
+fn contacts(n: usize) -> Vec<NewContact> {
+    (0..n)
+        .map(|i| NewContact {
+            customer: CustomerId(i as i64 + 1),
+            phone: PhoneIndex(format!("{:064x}", i as u64 * 0x9E37_79B9_7F4A_7C15)),
+            tz: "Asia/Shanghai".into(),
+            due: t0(),
+        })
+        .collect()
+}
+
+struct Server {
+    base: String,
+    _pg: Option<(waihu_testkit::postgres::Postgres, tempfile::TempDir)>,
+    created: u32,
+}
+
+impl Server {
+    fn start(url: Option<&str>) -> anyhow::Result<Server> {
+        if let Some(u) = url {
+            return Ok(Server {
+                base: u.trim_end_matches('/').to_string(),
+                _pg: None,
+                created: 0,
+            });
+        }
+        let dir = tempfile::tempdir()?;
+        let pg = waihu_testkit::postgres::Postgres::start(dir.path()).map_err(|e| {
+            anyhow::anyhow!("starting PostgreSQL (scripts/setup.sh installs it): {e}")
+        })?;
+        Ok(Server {
+            base: format!("postgres://waihu@127.0.0.1:{}", pg.port),
+            _pg: Some((pg, dir)),
+            created: 0,
+        })
+    }
+
+    async fn fresh_database(&mut self) -> anyhow::Result<String> {
+        self.created += 1;
+        let name = format!("waihu_bench_{}_{}", std::process::id(), self.created);
+        let admin = sqlx::PgPool::connect(&format!("{}/postgres", self.base)).await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await?;
+        admin.close().await;
+        Ok(format!("{}/{name}", self.base))
+    }
+}
+
+const CAMPAIGN: CampaignId = CampaignId(1);
+
+async fn run_nodes(url: &str, nodes: usize, workers: usize, n: usize) -> anyhow::Result<NodeRun> {
+    let setup = Cluster::connect(url, "setup", 2).await?;
+    setup
+        .upsert_campaign(
+            &CampaignSpec {
+                id: CAMPAIGN,
+                name: "bench".into(),
+                channels: 100_000,
+                cps: 1e9,
+                caps: Caps {
+                    per_day: Some(2),
+                    per_week: Some(5),
+                    max_attempts: 3,
+                },
+            },
+            t0(),
+        )
+        .await?;
+    setup.enqueue(CAMPAIGN, &contacts(n)).await?;
+    setup.set_campaign_state(CAMPAIGN, "started", t0()).await?;
+    setup.close().await;
+    let dials = Arc::new(AtomicU64::new(0));
+    let refusals = Arc::new(AtomicU64::new(0));
+    // Virtual time advancing one microsecond per gate call: every dial gets its own CPS slot.
+    let tick = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for node in 0..nodes {
+        let c = Cluster::connect(url, &format!("bench{node}"), workers as u32 + 1).await?;
+        c.join(t0()).await?;
+        for w in 0..workers {
+            let (c, dials, refusals, tick) =
+                (c.clone(), dials.clone(), refusals.clone(), tick.clone());
+            tasks.spawn(async move {
+                let now = || {
+                    t0() + chrono::Duration::microseconds(
+                        tick.fetch_add(1, Ordering::Relaxed) as i64
+                    )
+                };
+                let mut seq = 0u64;
+                loop {
+                    let leases = c
+                        .claim(CAMPAIGN, 16, now(), chrono::Duration::seconds(60))
+                        .await?;
+                    if leases.is_empty() {
+                        return anyhow::Ok(());
+                    }
+                    for l in leases {
+                        seq += 1;
+                        let call = CallId(format!("{}-{w}-{seq}", c.node()));
+                        match c.begin_attempt(&l, &call, "bench", None, now()).await? {
+                            Ok(a) => {
+                                c.end_attempt(
+                                    &a,
+                                    CallOutcome::Answered,
+                                    Some(200),
+                                    0.0,
+                                    Next::Done,
+                                    now(),
+                                )
+                                .await?;
+                                dials.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(_) => {
+                                refusals.fetch_add(1, Ordering::Relaxed);
+                                c.release(&l, now()).await?;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    }
+    let progress = {
+        let dials = dials.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                let d = dials.load(Ordering::Relaxed) as usize;
+                let s = started.elapsed().as_secs_f64();
+                let r = rate(d, s);
+                eprintln!(
+                    "  {nodes} node(s): {d}/{n} dials, {r:.0}/s, ETA {:.0} s",
+                    (n.saturating_sub(d)) as f64 / r.max(1.0)
+                );
+            }
+        })
+    };
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    progress.abort();
+    let seconds = started.elapsed().as_secs_f64();
+    let d = dials.load(Ordering::Relaxed);
+    anyhow::ensure!(d as usize == n, "{d} of {n} contacts dialled");
+    Ok(NodeRun {
+        nodes,
+        dials: d,
+        seconds,
+        dials_per_s: rate(d as usize, seconds),
+        refusals: refusals.load(Ordering::Relaxed),
+    })
+}
+
+/// The single-node baseline: each dial's start and end committed as `waihu run` does.
+async fn sqlite_dials(n: usize) -> anyhow::Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let store = waihu_store::Store::open(dir.path()).await?;
+    let started = Instant::now();
+    for i in 0..n {
+        let at = t0() + chrono::Duration::microseconds(i as i64);
+        let call = CallId(format!("s-{i}"));
+        let ev = |kind| Event {
+            at,
+            customer: Some(CustomerId(i as i64 + 1)),
+            campaign: Some(CAMPAIGN),
+            call: Some(call.clone()),
+            kind,
+        };
+        store
+            .call_started_with(
+                &waihu_store::CallStart {
+                    call_id: call.clone(),
+                    campaign: Some(CAMPAIGN),
+                    customer: Some(CustomerId(i as i64 + 1)),
+                    script: "bench".into(),
+                    lang: "zh".into(),
+                    at,
+                },
+                &[ev(EventKind::AttemptStarted {
+                    phone: PhoneIndex(format!("{i:064x}")),
+                    tz: "Asia/Shanghai".into(),
+                    local_time: at.with_timezone(&chrono_tz::Asia::Shanghai).to_rfc3339(),
+                    caller_id: None,
+                    channel: "voice".into(),
+                })],
+            )
+            .await?;
+        store
+            .call_finished_with(
+                &call,
+                &waihu_store::CallFinish {
+                    at,
+                    outcome: CallOutcome::Answered,
+                    sip_status: Some(200),
+                    duration_s: 0.0,
+                    business_outcome: None,
+                    level: None,
+                    path: vec![],
+                    path_variants: vec![],
+                    recording: None,
+                    quality: None,
+                },
+                &[ev(EventKind::AttemptEnded {
+                    outcome: CallOutcome::Answered,
+                    sip_status: Some(200),
+                    duration_s: 0.0,
+                })],
+            )
+            .await?;
+    }
+    Ok(rate(n, started.elapsed().as_secs_f64()))
+}
+
+pub fn measure(a: &Args) -> anyhow::Result<Results> {
+    anyhow::ensure!(
+        a.contacts > 0 && a.workers > 0,
+        "--contacts and --workers must be positive"
+    );
+    anyhow::ensure!(
+        !a.nodes.is_empty() && a.nodes.iter().all(|&n| (1..=16).contains(&n)),
+        "--nodes: 1 to 16 each"
+    );
+    let mut server = Server::start(a.url.as_deref())?;
+    runtime()?.block_on(async {
+        let url = server.fresh_database().await?;
+        let c = Cluster::connect(&url, "enqueue", 2).await?;
+        c.upsert_campaign(
+            &CampaignSpec {
+                id: CAMPAIGN,
+                name: "enqueue".into(),
+                channels: 1,
+                cps: 1.0,
+                caps: Caps {
+                    per_day: None,
+                    per_week: None,
+                    max_attempts: 1,
+                },
+            },
+            t0(),
+        )
+        .await?;
+        let rows = contacts(a.contacts.max(100_000));
+        let t = Instant::now();
+        c.enqueue(CAMPAIGN, &rows).await?;
+        let enqueue_per_s = rate(rows.len(), t.elapsed().as_secs_f64());
+        c.close().await;
+        eprintln!(
+            "enqueue (COPY): {} contacts, {enqueue_per_s:.0}/s",
+            rows.len()
+        );
+        let mut runs = Vec::new();
+        for &nodes in &a.nodes {
+            let url = server.fresh_database().await?;
+            let r = run_nodes(&url, nodes, a.workers, a.contacts).await?;
+            eprintln!(
+                "{nodes} node(s): {} dials in {:.1} s, {:.0} dials/s ({} refusals retried)",
+                r.dials, r.seconds, r.dials_per_s, r.refusals
+            );
+            runs.push(r);
+        }
+        let sqlite = sqlite_dials(a.contacts).await?;
+        eprintln!("1 SQLite node (baseline): {sqlite:.0} dials/s");
+        Ok(Results {
+            contacts: a.contacts,
+            enqueue_per_s,
+            runs,
+            sqlite_dials_per_s: sqlite,
+        })
+    })
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let r = measure(&a)?;
+    if a.json {
+        return print_json(&r);
+    }
+    println!(
+        "cluster gate (claim + begin_attempt + end_attempt), {} contacts:",
+        r.contacts
+    );
+    println!(
+        "  enqueue (COPY)          {:>10.0} contacts/s",
+        r.enqueue_per_s
+    );
+    for run in &r.runs {
+        println!(
+            "  {} node(s), PostgreSQL   {:>10.0} dials/s  ({:.2}× one SQLite node)",
+            run.nodes,
+            run.dials_per_s,
+            run.dials_per_s / r.sqlite_dials_per_s
+        );
+    }
+    println!(
+        "  1 node, SQLite (baseline) {:>8.0} dials/s",
+        r.sqlite_dials_per_s
+    );
+    Ok(())
+}
