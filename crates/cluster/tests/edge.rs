@@ -492,7 +492,7 @@ fn start_uac_with(
     )
 }
 
-/// One SIP message of a SIPp message log, if it was received: its text.
+/// The messages a SIPp message log shows as received, each as its SIP text.
 fn received_messages(log: &str) -> Vec<&str> {
     log.split("\n-----------------------------------------------")
         .filter_map(|chunk| {
