@@ -325,7 +325,7 @@ fn nodes_racing_for_the_same_contacts_and_caps_never_break_a_rule() {
             "{peak} calls at once over 8 shared channels"
         );
         let events = verify(&url).await;
-        let t = tally.lock().unwrap();
+        let t = std::mem::take(&mut *tally.lock().unwrap());
         let started = events
             .iter()
             .filter(|e| matches!(e.kind, EventKind::AttemptStarted { .. }))
@@ -448,7 +448,8 @@ fn a_node_killed_mid_campaign_loses_its_calls_and_the_survivors_finish() {
         // Slow enough that the victim is mid-call when it dies: 1 channel-heavy campaign.
         setup(&url, 6, 1e6, 200, 200, clock.now()).await;
         // The victim: a separate process running one node.
-        let mut victim = std::process::Command::new(std::env::current_exe().unwrap())
+        let mut victim = waihu_testkit::Peer(
+            std::process::Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "child_node", "--ignored", "--nocapture"])
             .env("WAIHU_CLUSTER_URL", &url)
             .env("WAIHU_CLUSTER_NODE", "victim")
@@ -456,9 +457,10 @@ fn a_node_killed_mid_campaign_loses_its_calls_and_the_survivors_finish() {
                 "WAIHU_CLUSTER_WALL_START",
                 clock.wall_start.timestamp_micros().to_string(),
             )
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
         let watch = Cluster::connect(&url, "watch", 1).await.unwrap();
         // Wait until the victim has calls open, then SIGKILL it.
         let t0 = Instant::now();
@@ -476,8 +478,8 @@ fn a_node_killed_mid_campaign_loses_its_calls_and_the_survivors_finish() {
             .await
             .unwrap();
             if open > 0 && done >= 10 {
-                victim.kill().unwrap(); // SIGKILL
-                victim.wait().unwrap();
+                victim.0.kill().unwrap(); // SIGKILL
+                victim.0.wait().unwrap();
                 break open;
             }
             assert!(t0.elapsed() < Duration::from_secs(60), "victim never dialled");
