@@ -31,6 +31,9 @@ use waihu_core::{CallId, CallOutcome, CampaignId, CustomerId, Event, EventKind, 
 
 pub use gate::{Caps, Counted, Refusal};
 
+/// How far ahead the gate reserves a campaign's next CPS slot rather than refusing.
+pub const SLOT_WAIT: chrono::Duration = chrono::Duration::seconds(1);
+
 /// The `NOTIFY` channel of campaign state changes (payload `<campaign id>:<state>`).
 pub const CONTROL_CHANNEL: &str = "waihu_control";
 
@@ -52,6 +55,11 @@ fn us(t: DateTime<Utc>) -> i64 {
 
 fn from_us(v: i64) -> DateTime<Utc> {
     Utc.timestamp_micros(v).single().unwrap_or_default()
+}
+
+/// `t` at the database's resolution, so the log and the tables say the same instant.
+fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    from_us(us(t))
 }
 
 /// A campaign as the cluster shares it.
@@ -89,6 +97,9 @@ pub struct Lease {
 /// A dial the gate let through.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attempt {
+    /// When the call may go out (its shared CPS slot; never before the number's previous
+    /// call ended): the time the log records. At most [`SLOT_WAIT`] after the gate's `now`.
+    pub at: DateTime<Utc>,
     pub id: i64,
     pub call: CallId,
     pub campaign: CampaignId,
@@ -316,6 +327,7 @@ impl Cluster {
         state: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        let now = micros(now);
         if !STATES.contains(&state) {
             return Err(ClusterError::Invalid(format!(
                 "campaign state {state:?}: one of {}",
@@ -435,6 +447,7 @@ impl Cluster {
         caller_id: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<std::result::Result<Attempt, Refusal>> {
+        let now = micros(now);
         let tz: Tz = lease
             .tz
             .parse()
@@ -514,20 +527,24 @@ impl Cluster {
             tx.commit().await?;
             return Ok(Err(refusal));
         }
-        // The campaign's shared channel and CPS slot, in one conditional update.
+        // The campaign's shared channel and CPS slot, in one conditional update. The slot is
+        // the next free one on the campaign's CPS grid, at most SLOT_WAIT ahead: the node waits
+        // for it (Attempt::at) instead of being refused and coming back, which would cost
+        // another transaction and lose to any node whose clock reads a little later.
         let interval = (1e6 / campaign.get::<f64, _>(4)).ceil() as i64;
-        let slot = sqlx::query(
+        let slot: Option<i64> = sqlx::query_scalar(
             "UPDATE cluster_campaigns SET in_flight = in_flight + 1,
                  next_dial_us = GREATEST(next_dial_us, $2) + $3
-             WHERE id = $1 AND state = 'started' AND in_flight < channels AND next_dial_us <= $2
-             RETURNING id",
+             WHERE id = $1 AND state = 'started' AND in_flight < channels AND next_dial_us <= $2 + $4
+             RETURNING next_dial_us - $3",
         )
         .bind(lease.campaign.0)
         .bind(us(now))
         .bind(interval)
+        .bind(SLOT_WAIT.num_microseconds().unwrap_or(0))
         .fetch_optional(&mut *tx)
         .await?;
-        if slot.is_none() {
+        let Some(slot) = slot else {
             let r = sqlx::query(
                 "SELECT state, in_flight, channels, next_dial_us FROM cluster_campaigns WHERE id = $1",
             )
@@ -541,11 +558,12 @@ impl Cluster {
                 Refusal::ChannelsFull
             } else {
                 Refusal::Paced {
-                    until: from_us(r.get(3)),
+                    until: from_us(r.get::<i64, _>(3) - SLOT_WAIT.num_microseconds().unwrap_or(0)),
                 }
             };
             return Ok(Err(refusal));
-        }
+        };
+        let now = now.max(from_us(slot));
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO cluster_attempts (campaign, customer, phone, node, call_id, started_us)
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
@@ -581,6 +599,7 @@ impl Cluster {
         self.append(&mut tx, &ev).await?;
         tx.commit().await?;
         Ok(Ok(Attempt {
+            at: now,
             id,
             call: call.clone(),
             campaign: lease.campaign,
@@ -630,6 +649,7 @@ impl Cluster {
         next: Next,
         now: DateTime<Utc>,
     ) -> Result<bool> {
+        let now = micros(now);
         let mut tx = self.pool.begin().await?;
         let ended = sqlx::query(
             "UPDATE cluster_attempts SET ended_us = GREATEST($2, started_us), outcome = $3
@@ -691,6 +711,7 @@ impl Cluster {
     /// (`failed`), frees their channels and releases their leases. Safe on every node at once
     /// (a node row being reaped elsewhere is skipped). Returns the nodes reaped here.
     pub async fn reap(&self, now: DateTime<Utc>, timeout: chrono::Duration) -> Result<Vec<String>> {
+        let now = micros(now);
         let mut tx = self.pool.begin().await?;
         let lost: Vec<String> = sqlx::query_scalar(
             "SELECT name FROM cluster_nodes WHERE state IN ('up', 'draining') AND heartbeat_us < $1

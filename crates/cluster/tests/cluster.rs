@@ -157,7 +157,9 @@ async fn node_loop(
                             let mut r = rand::thread_rng();
                             (r.gen_range(2..25), r.gen_bool(0.3))
                         };
-                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                        // The call goes out at its CPS slot, then rings or talks.
+                        let slot = (a.at - clock.now()).to_std().unwrap_or_default();
+                        tokio::time::sleep(slot + Duration::from_millis(ms)).await;
                         end(&c, &a, answered, ms, clock.now()).await;
                     });
                 }
@@ -201,14 +203,19 @@ async fn end(c: &Cluster, a: &Attempt, answered: bool, ms: u64, now: DateTime<Ut
         .unwrap();
 }
 
-/// Contacts due now that no live lease holds, plus open attempts: the work left.
+/// The work left today: pending contacts due before the end of the callee's local day (a
+/// number busy on another node comes back in a few seconds; one whose caps are used waits
+/// for tomorrow and is not today's work), plus open attempts.
 async fn due_now(c: &Cluster, now: DateTime<Utc>) -> i64 {
+    let day_end = waihu_cluster::gate::local_spans(chrono_tz::Asia::Shanghai, now)
+        .day
+        .1;
     sqlx::query_scalar(
-        "SELECT (SELECT count(*) FROM cluster_contacts WHERE campaign = $1 AND state = 'pending' AND next_us <= $2)
+        "SELECT (SELECT count(*) FROM cluster_contacts WHERE campaign = $1 AND state = 'pending' AND next_us < $2)
               + (SELECT count(*) FROM cluster_attempts WHERE ended_us IS NULL)",
     )
     .bind(CAMPAIGN.0)
-    .bind(now.timestamp_micros())
+    .bind(day_end.timestamp_micros())
     .fetch_one(c.pool())
     .await
     .unwrap()
