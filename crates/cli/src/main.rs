@@ -78,6 +78,10 @@ enum Command {
     /// Independent compliance check of the event log. 合规检查。
     #[command(subcommand)]
     Compliance(cmd::compliance::Cmd),
+    /// The multi-node deployment's shared PostgreSQL (WAIHU_DATABASE_URL): nodes,
+    /// campaigns, start/pause/stop everywhere, the merged log's compliance. 多节点集群。
+    #[command(subcommand)]
+    Cluster(cmd::cluster::Cmd),
     /// Synthesise speech with an emotion style (语音合成) and write a WAV file.
     Tts(cmd::speech::TtsArgs),
     /// Recognise speech in a WAV file (语音识别): text, timings, RTF.
@@ -145,6 +149,7 @@ fn run(ctx: &ctx::Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Answer(a) => ok(cmd::call::run_answer(ctx, a)),
         Command::Campaign(c) => ok(cmd::campaign::run(ctx, c)),
         Command::Compliance(c) => ok(cmd::compliance::run(ctx, c)),
+        Command::Cluster(c) => ok(cmd::cluster::run(ctx, c)),
         Command::Tts(a) => ok(cmd::speech::run_tts(ctx, a)),
         Command::Asr(a) => ok(cmd::speech::run_asr(ctx, a)),
         Command::Nlu(c) => ok(cmd::nlu::run(c)),

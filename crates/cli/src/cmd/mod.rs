@@ -6,6 +6,7 @@ pub mod audit;
 pub mod bench;
 pub mod call;
 pub mod campaign;
+pub mod cluster;
 pub mod compliance;
 pub mod customers;
 pub mod demo;
