@@ -147,6 +147,26 @@ pub struct Cluster {
     node: String,
 }
 
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("node", &self.node).finish()
+    }
+}
+
+/// A campaign as the cluster shares it, with its progress (API, dashboard, CLI).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CampaignInfo {
+    pub id: i64,
+    pub name: String,
+    pub state: String,
+    /// Calls open now over all nodes, of `channels`.
+    pub in_flight: i32,
+    pub channels: i32,
+    pub cps: f64,
+    pub pending: i64,
+    pub done: i64,
+}
+
 fn check_field(what: &str, v: &str) -> Result<()> {
     if v.is_empty() || v.chars().any(|c| c.is_control() || c == '\\') {
         return Err(ClusterError::Invalid(format!(
@@ -815,6 +835,31 @@ impl Cluster {
                 heartbeat: from_us(r.get(2)),
                 open_calls: r.get(3),
                 leases: r.get(4),
+            })
+            .collect())
+    }
+
+    /// Every campaign with its shared limits and progress.
+    pub async fn campaigns(&self) -> Result<Vec<CampaignInfo>> {
+        let rows = sqlx::query(
+            "SELECT k.id, k.name, k.state, k.in_flight, k.channels, k.cps,
+                (SELECT count(*) FROM cluster_contacts c WHERE c.campaign = k.id AND c.state = 'pending'),
+                (SELECT count(*) FROM cluster_contacts c WHERE c.campaign = k.id AND c.state = 'done')
+             FROM cluster_campaigns k ORDER BY k.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| CampaignInfo {
+                id: r.get(0),
+                name: r.get(1),
+                state: r.get(2),
+                in_flight: r.get(3),
+                channels: r.get(4),
+                cps: r.get(5),
+                pending: r.get(6),
+                done: r.get(7),
             })
             .collect())
     }

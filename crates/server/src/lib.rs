@@ -56,6 +56,8 @@ pub struct Config {
     /// Mark the session cookie `Secure`. [`serve_tls`] sets it; behind a
     /// TLS-terminating proxy, set it yourself.
     pub secure_cookies: bool,
+    /// The multi-node deployment's shared PostgreSQL (`GET /api/cluster`), when there is one.
+    pub cluster: Option<waihu_cluster::Cluster>,
 }
 
 impl Default for Config {
@@ -70,6 +72,7 @@ impl Default for Config {
             lockout: Default::default(),
             login_per_minute: 10,
             secure_cookies: false,
+            cluster: None,
         }
     }
 }

@@ -172,6 +172,7 @@ const OPS: &[Op] = &[
     Op { method: "POST", path: "/api/auth/logout", summary: "End the cookie's session (X-CSRF-Token required like any change) and clear the cookie.", role: None, params: &[], body: None, csv: false },
     Op { method: "GET", path: "/api/auth/me", summary: "The caller: for a session its user, role, csrf_token and expires_at; for a key its actor and role.", role: Some("agent"), params: &[], body: None, csv: false },
     Op { method: "GET", path: "/api/me", summary: "The caller's role (and for an agent key, its agent id).", role: Some("agent"), params: &[], body: None, csv: false },
+    Op { method: "GET", path: "/api/cluster", summary: "Multi-node deployment (WAIHU_DATABASE_URL): nodes (state, last heartbeat, open calls, leases) and shared campaigns (state, channels in use of channels, cps, pending, done); {\"configured\": false} on a single machine.", role: Some("analyst"), params: &[], body: None, csv: false },
     Op { method: "GET", path: "/api/overview", summary: "Counts: customers, DNC entries, segments, events per type, webhooks, data span.", role: Some("analyst"), params: &[], body: None, csv: false },
     Op {
         method: "GET",

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use chrono::Utc;
-use sqlx::Row;
 use waihu_campaign::config::Campaign;
 use waihu_cluster::{CampaignSpec, Caps, Cluster};
 use waihu_compliance::{check, render_text, CampaignRules};
@@ -84,44 +83,13 @@ async fn connect(conn: &Conn) -> anyhow::Result<Cluster> {
         .context("connecting to the cluster's PostgreSQL")
 }
 
-#[derive(serde::Serialize)]
-struct CampaignStatus {
-    id: i64,
-    name: String,
-    state: String,
-    in_flight: i32,
-    channels: i32,
-    cps: f64,
-    pending: i64,
-    done: i64,
-}
-
 pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
     ctx.runtime()?.block_on(async {
         match cmd {
             Cmd::Status { conn, json } => {
                 let c = connect(&conn).await?;
                 let nodes = c.nodes().await?;
-                let campaigns: Vec<CampaignStatus> = sqlx::query(
-                    "SELECT k.id, k.name, k.state, k.in_flight, k.channels, k.cps,
-                        (SELECT count(*) FROM cluster_contacts c WHERE c.campaign = k.id AND c.state = 'pending'),
-                        (SELECT count(*) FROM cluster_contacts c WHERE c.campaign = k.id AND c.state = 'done')
-                     FROM cluster_campaigns k ORDER BY k.id",
-                )
-                .fetch_all(c.pool())
-                .await?
-                .into_iter()
-                .map(|r| CampaignStatus {
-                    id: r.get(0),
-                    name: r.get(1),
-                    state: r.get(2),
-                    in_flight: r.get(3),
-                    channels: r.get(4),
-                    cps: r.get(5),
-                    pending: r.get(6),
-                    done: r.get(7),
-                })
-                .collect();
+                let campaigns = c.campaigns().await?;
                 if json {
                     return print_json(&serde_json::json!({"nodes": nodes, "campaigns": campaigns}));
                 }

@@ -91,6 +91,17 @@ pub fn run_serve(ctx: &Ctx, a: ServeArgs) -> anyhow::Result<()> {
         if let Some(c) = a.conversion {
             cfg.conversion_outcomes = c;
         }
+        // A multi-node deployment: the API shows every node and shared campaign.
+        if let Ok(url) = std::env::var("WAIHU_DATABASE_URL") {
+            if !url.trim().is_empty() {
+                let node = format!("api-{}", std::process::id());
+                cfg.cluster = Some(
+                    waihu_cluster::Cluster::connect(&url, &node, 2)
+                        .await
+                        .context("WAIHU_DATABASE_URL: connecting to the cluster's PostgreSQL")?,
+                );
+            }
+        }
         let tls = match (&a.tls_cert, &a.tls_key, a.tls_self_signed) {
             (Some(cert), Some(key), _) => Some(waihu_server::tls::Tls::from_files(cert, key)?),
             (_, _, true) => Some(waihu_server::tls::Tls::self_signed(ctx.data_dir())?),
