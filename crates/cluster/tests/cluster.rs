@@ -437,7 +437,7 @@ fn child_node() {
             clock,
             Arc::new(AtomicBool::new(false)),
             Arc::new(Mutex::new(Tally::default())),
-            chrono::Duration::seconds(1),
+            chrono::Duration::seconds(3),
         )
         .await;
     });
@@ -499,7 +499,8 @@ fn a_node_killed_mid_campaign_loses_its_calls_and_the_survivors_finish() {
         .await
         .unwrap();
         assert!(open_at_kill > 0 && !left_open.is_empty());
-        // Two survivors; they reap the victim after 1 s of silence.
+        // Two survivors; they reap the victim after 3 s of silence (long enough that a
+        // survivor slowed down by a loaded machine is never taken for dead).
         let stop = Arc::new(AtomicBool::new(false));
         let tally = Arc::new(Mutex::new(Tally::default()));
         let mut nodes = Vec::new();
@@ -512,7 +513,7 @@ fn a_node_killed_mid_campaign_loses_its_calls_and_the_survivors_finish() {
                 clock,
                 stop.clone(),
                 tally.clone(),
-                chrono::Duration::seconds(1),
+                chrono::Duration::seconds(3),
             )));
         }
         for n in nodes {
