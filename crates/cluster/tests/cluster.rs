@@ -192,6 +192,38 @@ async fn node_loop(
     while calls.lock().await.join_next().await.is_some() {}
 }
 
+/// `count` nodes named `<prefix>0..`, each running [`node_loop`] with its own pool of
+/// `conns` connections, reaping nodes silent for `reap_s` seconds.
+async fn spawn_nodes(
+    url: &str,
+    clock: Clock,
+    prefix: &str,
+    count: usize,
+    conns: u32,
+    reap_s: i64,
+) -> (
+    Vec<tokio::task::JoinHandle<()>>,
+    Arc<AtomicBool>,
+    Arc<Mutex<Tally>>,
+) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let mut nodes = Vec::new();
+    for n in 0..count {
+        let c = Cluster::connect(url, &format!("{prefix}{n}"), conns)
+            .await
+            .unwrap();
+        nodes.push(tokio::spawn(node_loop(
+            c,
+            clock,
+            stop.clone(),
+            tally.clone(),
+            chrono::Duration::seconds(reap_s),
+        )));
+    }
+    (nodes, stop, tally)
+}
+
 async fn end(c: &Cluster, a: &Attempt, answered: bool, ms: u64, now: DateTime<Utc>) {
     let (outcome, next) = if answered {
         (CallOutcome::Answered, Next::Done)
@@ -281,21 +313,7 @@ fn nodes_racing_for_the_same_contacts_and_caps_never_break_a_rule() {
         // 300 contacts on 100 numbers (three customers per number), 8 channels shared by
         // six nodes, per number at most 2 dials a day: the caps bind, numbers collide.
         setup(&url, 8, 1e6, 300, 100, clock.now()).await;
-        let stop = Arc::new(AtomicBool::new(false));
-        let tally = Arc::new(Mutex::new(Tally::default()));
-        let mut nodes = Vec::new();
-        for n in 0..6 {
-            let c = Cluster::connect(&url, &format!("node{n}"), 3)
-                .await
-                .unwrap();
-            nodes.push(tokio::spawn(node_loop(
-                c,
-                clock,
-                stop.clone(),
-                tally.clone(),
-                chrono::Duration::seconds(10),
-            )));
-        }
+        let (nodes, stop, tally) = spawn_nodes(&url, clock, "node", 6, 3, 10).await;
         // The shared channel counter, sampled while they run: never above the 8 channels.
         let watch = Cluster::connect(&url, "watch", 1).await.unwrap();
         let peak = Arc::new(std::sync::atomic::AtomicI32::new(0));
@@ -371,19 +389,7 @@ fn shared_cps_spaces_dials_over_all_nodes() {
         let clock = Clock::new();
         // 40 distinct numbers, 20 calls per second over three nodes.
         setup(&url, 50, 20.0, 40, 40, clock.now()).await;
-        let stop = Arc::new(AtomicBool::new(false));
-        let tally = Arc::new(Mutex::new(Tally::default()));
-        let mut nodes = Vec::new();
-        for n in 0..3 {
-            let c = Cluster::connect(&url, &format!("n{n}"), 2).await.unwrap();
-            nodes.push(tokio::spawn(node_loop(
-                c,
-                clock,
-                stop.clone(),
-                tally.clone(),
-                chrono::Duration::seconds(10),
-            )));
-        }
+        let (nodes, _, _) = spawn_nodes(&url, clock, "n", 3, 2, 10).await;
         for n in nodes {
             tokio::time::timeout(Duration::from_secs(60), n)
                 .await
@@ -501,21 +507,7 @@ fn a_node_killed_mid_campaign_loses_its_calls_and_the_survivors_finish() {
         assert!(open_at_kill > 0 && !left_open.is_empty());
         // Two survivors; they reap the victim after 3 s of silence (long enough that a
         // survivor slowed down by a loaded machine is never taken for dead).
-        let stop = Arc::new(AtomicBool::new(false));
-        let tally = Arc::new(Mutex::new(Tally::default()));
-        let mut nodes = Vec::new();
-        for n in 0..2 {
-            let c = Cluster::connect(&url, &format!("survivor{n}"), 3)
-                .await
-                .unwrap();
-            nodes.push(tokio::spawn(node_loop(
-                c,
-                clock,
-                stop.clone(),
-                tally.clone(),
-                chrono::Duration::seconds(3),
-            )));
-        }
+        let (nodes, _, _) = spawn_nodes(&url, clock, "survivor", 2, 3, 3).await;
         for n in nodes {
             tokio::time::timeout(Duration::from_secs(90), n)
                 .await
