@@ -291,16 +291,25 @@ impl Serialize for HeError {
     }
 }
 
+/// The k-anonymity rule, in one place for every way of decrypting: a group of fewer than `k`
+/// values is never released.
+fn releasable(group: &str, count: u64, k: u64) -> Result<(), HeError> {
+    if count < k {
+        return Err(HeError::TooSmall {
+            group: group.to_string(),
+            count,
+            k,
+        });
+    }
+    Ok(())
+}
+
 pub fn decrypt_report(key: &PrivateKey, sums: &[GroupSum], k: u64, scale: u64) -> Report {
     let mut groups = Vec::new();
     let mut refused = Vec::new();
     for g in sums {
-        if g.count < k {
-            refused.push(HeError::TooSmall {
-                group: g.group.clone(),
-                count: g.count,
-                k,
-            });
+        if let Err(e) = releasable(&g.group, g.count, k) {
+            refused.push(e);
             continue;
         }
         match Encrypted::from_hex(&g.sum).and_then(|c| key.decrypt(&c)) {
@@ -506,12 +515,8 @@ pub fn partial_report(
     let mut groups = Vec::new();
     let mut refused = Vec::new();
     for g in sums {
-        if g.count < k {
-            refused.push(HeError::TooSmall {
-                group: g.group.clone(),
-                count: g.count,
-                k,
-            });
+        if let Err(e) = releasable(&g.group, g.count, k) {
+            refused.push(e);
             continue;
         }
         match Encrypted::from_hex(&g.sum).and_then(|c| share.partial(&c)) {
@@ -557,12 +562,8 @@ pub fn combine_report(
     let mut groups = Vec::new();
     let mut refused = Vec::new();
     for g in &a.groups {
-        if g.count < k {
-            refused.push(HeError::TooSmall {
-                group: g.group.clone(),
-                count: g.count,
-                k,
-            });
+        if let Err(e) = releasable(&g.group, g.count, k) {
+            refused.push(e);
             continue;
         }
         let Some(o) = theirs

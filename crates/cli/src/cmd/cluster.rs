@@ -8,7 +8,6 @@ use anyhow::{bail, Context};
 use chrono::Utc;
 use waihu_campaign::config::Campaign;
 use waihu_cluster::{CampaignSpec, Caps, Cluster};
-use waihu_compliance::{check, render_text, CampaignRules};
 use waihu_core::CampaignId;
 
 use crate::ctx::{print_json, Ctx};
@@ -181,19 +180,9 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
                 campaigns,
                 json,
             } => {
-                let mut rules = Vec::new();
-                for p in &campaigns {
-                    let text = std::fs::read_to_string(p)
-                        .with_context(|| format!("reading {}", p.display()))?;
-                    rules.push(CampaignRules::from_yaml(&p.display().to_string(), &text)?);
-                }
+                let rules = super::compliance::load_rules(&campaigns)?;
                 let c = connect(&conn).await?;
-                let report = check(rules, c.events().await?);
-                if json {
-                    print_json(&report)?;
-                } else {
-                    print!("{}", render_text(&report));
-                }
+                let report = super::compliance::check_and_print(rules, c.events().await?, json)?;
                 if !report.ok() {
                     bail!(
                         "{} compliance violation(s) in the merged log / 合并日志中发现 {} 项合规违规",

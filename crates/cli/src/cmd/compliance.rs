@@ -4,7 +4,7 @@ use std::io::BufRead;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use waihu_compliance::{check, render_text, CampaignRules};
+use waihu_compliance::{check, render_text, CampaignRules, ComplianceReport};
 use waihu_core::Event;
 
 use crate::ctx::{print_json, Ctx};
@@ -40,12 +40,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
         events,
         json,
     } = cmd;
-    let mut rules = Vec::new();
-    for p in &campaigns {
-        let text =
-            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-        rules.push(CampaignRules::from_yaml(&p.display().to_string(), &text)?);
-    }
+    let rules = load_rules(&campaigns)?;
     let evs = match events {
         Some(p) => read_jsonl(&p)?,
         None => ctx.runtime()?.block_on(async {
@@ -66,12 +61,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
             anyhow::Ok(all.into_iter().map(|(_, e)| e).collect::<Vec<_>>())
         })?,
     };
-    let report = check(rules, evs);
-    if json {
-        print_json(&report)?;
-    } else {
-        print!("{}", render_text(&report));
-    }
+    let report = check_and_print(rules, evs, json)?;
     if !report.ok() {
         bail!(
             "{} compliance violation(s) / 发现 {} 项合规违规",
@@ -80,6 +70,32 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The rules of each campaign file (matched to events by `id`).
+pub(crate) fn load_rules(files: &[PathBuf]) -> anyhow::Result<Vec<CampaignRules>> {
+    let mut rules = Vec::new();
+    for p in files {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        rules.push(CampaignRules::from_yaml(&p.display().to_string(), &text)?);
+    }
+    Ok(rules)
+}
+
+/// Runs the checker over `events` (in time order) and prints its report, as text or JSON.
+pub(crate) fn check_and_print(
+    rules: Vec<CampaignRules>,
+    events: Vec<Event>,
+    json: bool,
+) -> anyhow::Result<ComplianceReport> {
+    let report = check(rules, events);
+    if json {
+        print_json(&report)?;
+    } else {
+        print!("{}", render_text(&report));
+    }
+    Ok(report)
 }
 
 fn read_jsonl(p: &PathBuf) -> anyhow::Result<Vec<Event>> {
