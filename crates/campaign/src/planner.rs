@@ -117,6 +117,20 @@ pub enum Ineligible {
     Backoff,
 }
 
+/// Where one contact stands in a planner ([`Planner::status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContactStatus {
+    /// Eligible now (the next [`Planner::next_dials`] may pick it).
+    Ready,
+    InFlight,
+    /// Due again at this time (a retry, a deferral, a closed window).
+    Waiting(DateTime<Utc>),
+    /// The callee asked to be called at this time.
+    Callback(DateTime<Utc>),
+    /// Finished here (reached, refused, out of attempts) or released.
+    Done,
+}
+
 /// Opaque handle of a contact inside one planner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct ContactRef(pub u32);
@@ -1697,6 +1711,73 @@ impl Planner {
     pub fn caller_id_number(&self, d: &Dial) -> Option<&str> {
         d.caller_id
             .map(|i| self.campaign.caller_ids[i].number.as_str())
+    }
+
+    /// Where a contact stands at `now` (a cluster node asks after each decision which
+    /// contacts to finish, hand back or keep). A ready contact whose calling window is closed
+    /// is `Waiting` for the window's next opening.
+    pub fn status(&self, c: ContactRef, now: DateTime<Utc>) -> Option<ContactStatus> {
+        let s = self.slots.get(c.0 as usize)?;
+        Some(match s.state {
+            State::Ready => match self.eligibility(c, now) {
+                Err(Ineligible::OutsideWindow | Ineligible::Holiday) => {
+                    match self.next_open(c.0, now) {
+                        Some(at) => ContactStatus::Waiting(at),
+                        None => ContactStatus::Done,
+                    }
+                }
+                _ => ContactStatus::Ready,
+            },
+            State::InFlight => ContactStatus::InFlight,
+            // The calendar entry that readies it again (scanned: a cluster node holds few).
+            State::Waiting => {
+                let entry = self
+                    .calendar
+                    .iter()
+                    .find(|(_, v)| v.contains(&(c.0, s.gen)))
+                    .map_or(s.next_at, |(m, _)| (m * 60).max(s.next_at));
+                ContactStatus::Waiting(utc(entry))
+            }
+            State::Callback => ContactStatus::Callback(utc(s.next_at)),
+            State::Done => ContactStatus::Done,
+        })
+    }
+
+    /// Attempts made before this planner got the contact (by other nodes, or earlier runs),
+    /// so `max_attempts` counts them. Call it right after [`Planner::add_contact`].
+    pub fn set_prior_attempts(&mut self, c: ContactRef, n: u32) {
+        if let Some(s) = self.slots.get_mut(c.0 as usize) {
+            s.attempts = n.min(u8::MAX as u32) as u8;
+        }
+    }
+
+    /// The contact leaves this planner without an outcome: another node may take it now (a
+    /// cluster node hands back what it will not dial soon), or the shared gate refused the
+    /// dial [`Planner::next_dials`] just made (nothing went out: its trunk channel and CPS
+    /// token come back). Its number may be added again later. `false` for an unknown one.
+    pub fn release(&mut self, c: ContactRef) -> bool {
+        let Some(s) = self.slots.get_mut(c.0 as usize) else {
+            return false;
+        };
+        let was = s.state;
+        let (phone, trunk) = (s.phone, s.trunk as usize);
+        s.state = State::Done;
+        s.gen = s.gen.wrapping_add(1);
+        if was == State::InFlight {
+            s.attempts = s.attempts.saturating_sub(1);
+            s.day_count = s.day_count.saturating_sub(1);
+            s.week_count = s.week_count.saturating_sub(1);
+            if let Some(t) = self.trunks.get_mut(trunk) {
+                t.in_flight = t.in_flight.saturating_sub(1);
+                t.tokens += 1.0;
+            }
+            self.in_flight = self.in_flight.saturating_sub(1);
+            self.stats.dials = self.stats.dials.saturating_sub(1);
+        }
+        if self.by_phone.get(&phone) == Some(&c.0) {
+            self.by_phone.remove(&phone);
+        }
+        true
     }
 
     /// When the next calendar or callback entry falls due (the runtime may sleep until then).

@@ -5,7 +5,8 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use chrono_tz::Tz;
 use proptest::prelude::*;
 use waihu_campaign::{
-    Action, Campaign, ContactInput, ContactRef, Ineligible, OwnAttempt, Planner, Report,
+    Action, Campaign, ContactInput, ContactRef, ContactStatus, Ineligible, OwnAttempt, Planner,
+    Report,
 };
 use waihu_core::{CallOutcome, CampaignId, CustomerId, Event, EventKind, PhoneIndex};
 
@@ -377,6 +378,56 @@ fn retries_follow_the_policy_per_outcome() {
         p.eligibility(b, t + Duration::days(1)),
         Err(Ineligible::Finished)
     );
+}
+
+#[test]
+fn a_cluster_node_reads_status_hands_contacts_back_and_counts_prior_attempts() {
+    let mut p = planner(CN);
+    let sh_tz = chrono_tz::Asia::Shanghai;
+    let a = p
+        .add_contact(contact(1, "+8613900000001", sh_tz, "regular"))
+        .unwrap();
+    let b = p
+        .add_contact(contact(2, "+8613900000002", sh_tz, "regular"))
+        .unwrap();
+    // Four attempts made elsewhere: one left of five.
+    p.set_prior_attempts(b, 4);
+    assert_eq!(p.status(a, sh(3, 14, 0, 0)), Some(ContactStatus::Ready));
+    let t = sh(3, 14, 0, 0);
+    let d = p.next_dials(t, 10);
+    assert_eq!(d.len(), 2);
+    assert_eq!(p.status(a, t), Some(ContactStatus::InFlight));
+    // The shared gate refused `a`: nothing went out, the channel comes back.
+    assert_eq!(p.in_flight(), 2);
+    assert!(p.release(a));
+    assert_eq!(p.in_flight(), 1);
+    assert_eq!(p.status(a, t), Some(ContactStatus::Done));
+    assert_eq!(p.pending(), 1);
+    // Its number can come back to this node later, as a new contact.
+    let a2 = p
+        .add_contact(contact(1, "+8613900000001", sh_tz, "regular"))
+        .unwrap();
+    assert_ne!(a2, a);
+    // A no-answer waits 3 h; `b` used its last attempt: finished.
+    p.on_outcome(t + Duration::seconds(30), b, Report::outcome(CallOutcome::NoAnswer));
+    assert_eq!(p.status(b, t), Some(ContactStatus::Done));
+    let d = p.next_dials(t + Duration::seconds(40), 10);
+    assert_eq!(d.iter().map(|d| d.contact).collect::<Vec<_>>(), vec![a2]);
+    p.on_outcome(t + Duration::seconds(90), a2, Report::outcome(CallOutcome::NoAnswer));
+    assert_eq!(
+        p.status(a2, t),
+        Some(ContactStatus::Waiting(t + Duration::seconds(90 + 3 * 3600)))
+    );
+    // Outside the window (Shanghai 21:30): waits for the window's next opening.
+    let late = p
+        .add_contact(contact(3, "+8613900000003", sh_tz, "regular"))
+        .unwrap();
+    assert!(p.next_dials(sh(3, 21, 30, 0), 10).is_empty());
+    match p.status(late, sh(3, 21, 30, 0)) {
+        Some(ContactStatus::Waiting(at)) => assert!(at > sh(3, 21, 30, 0), "{at}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(!p.release(ContactRef(99)));
 }
 
 #[test]

@@ -211,14 +211,18 @@ impl Cluster {
 
     /// Joins (or re-joins) the cluster: the node is `up` from `now`.
     pub async fn join(&self, now: DateTime<Utc>) -> Result<()> {
+        let now = micros(now);
+        let mut tx = self.pool.begin().await?;
+        self.end_node(&mut tx, &self.node, now).await?;
         sqlx::query(
             "INSERT INTO cluster_nodes (name, started_us, heartbeat_us, state) VALUES ($1, $2, $2, 'up')
              ON CONFLICT (name) DO UPDATE SET started_us = $2, heartbeat_us = $2, state = 'up'",
         )
         .bind(&self.node)
         .bind(us(now))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -455,6 +459,24 @@ impl Cluster {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Finishes a leased contact without dialling it (the node's planner decided: no consent,
+    /// do-not-call, out of attempts, not worth a call), with `reason` for reports. `false`
+    /// when the lease was no longer this node's (nothing changed).
+    pub async fn finish_contact(&self, lease: &Lease, reason: &str) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE cluster_contacts SET lease_node = NULL, lease_until_us = NULL, state = 'done',
+                 reason = $4
+             WHERE campaign = $1 AND customer = $2 AND lease_node = $3 AND state = 'pending'",
+        )
+        .bind(lease.campaign.0)
+        .bind(lease.customer.0)
+        .bind(&self.node)
+        .bind(reason)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
     }
 
     /// The gate: commits a dial of a leased contact, or says why not (see the crate docs).
@@ -741,51 +763,7 @@ impl Cluster {
         .fetch_all(&mut *tx)
         .await?;
         for node in &lost {
-            let open = sqlx::query(
-                "SELECT id, campaign, customer, call_id, started_us FROM cluster_attempts
-                 WHERE node = $1 AND ended_us IS NULL ORDER BY id",
-            )
-            .bind(node)
-            .fetch_all(&mut *tx)
-            .await?;
-            for r in open {
-                let (id, campaign, customer): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
-                let started = from_us(r.get(4));
-                sqlx::query(
-                    "UPDATE cluster_attempts SET ended_us = $2, outcome = 'failed' WHERE id = $1",
-                )
-                .bind(id)
-                .bind(us(now))
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "UPDATE cluster_campaigns SET in_flight = in_flight - 1 WHERE id = $1 AND in_flight > 0",
-                )
-                .bind(campaign)
-                .execute(&mut *tx)
-                .await?;
-                let ev = Event {
-                    at: now,
-                    customer: Some(CustomerId(customer)),
-                    campaign: Some(CampaignId(campaign)),
-                    call: Some(CallId(r.get(3))),
-                    kind: EventKind::AttemptEnded {
-                        outcome: CallOutcome::Failed,
-                        sip_status: None,
-                        duration_s: (now - started).num_milliseconds() as f64 / 1000.0,
-                    },
-                };
-                self.append(&mut tx, &ev).await?;
-            }
-            sqlx::query(
-                "UPDATE cluster_contacts SET lease_node = NULL, lease_until_us = NULL,
-                     next_us = LEAST(next_us, $2)
-                 WHERE lease_node = $1",
-            )
-            .bind(node)
-            .bind(us(now))
-            .execute(&mut *tx)
-            .await?;
+            self.end_node(&mut tx, node, now).await?;
             sqlx::query("UPDATE cluster_nodes SET state = 'lost' WHERE name = $1")
                 .bind(node)
                 .execute(&mut *tx)
@@ -793,6 +771,63 @@ impl Cluster {
         }
         tx.commit().await?;
         Ok(lost)
+    }
+
+    /// Ends a node's open attempts (`failed`, the log says so), frees their channels and
+    /// releases its leases: the node is gone (reaped), or it is starting again under the
+    /// same name and whatever it had open died with its last process.
+    async fn end_node(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        node: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let open = sqlx::query(
+            "SELECT id, campaign, customer, call_id, started_us FROM cluster_attempts
+             WHERE node = $1 AND ended_us IS NULL ORDER BY id",
+        )
+        .bind(node)
+        .fetch_all(&mut **tx)
+        .await?;
+        for r in open {
+            let (id, campaign, customer): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
+            let started = from_us(r.get(4));
+            sqlx::query(
+                "UPDATE cluster_attempts SET ended_us = $2, outcome = 'failed' WHERE id = $1",
+            )
+            .bind(id)
+            .bind(us(now))
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query(
+                "UPDATE cluster_campaigns SET in_flight = in_flight - 1 WHERE id = $1 AND in_flight > 0",
+            )
+            .bind(campaign)
+            .execute(&mut **tx)
+            .await?;
+            let ev = Event {
+                at: now,
+                customer: Some(CustomerId(customer)),
+                campaign: Some(CampaignId(campaign)),
+                call: Some(CallId(r.get(3))),
+                kind: EventKind::AttemptEnded {
+                    outcome: CallOutcome::Failed,
+                    sip_status: None,
+                    duration_s: (now - started).num_milliseconds() as f64 / 1000.0,
+                },
+            };
+            self.append(tx, &ev).await?;
+        }
+        sqlx::query(
+            "UPDATE cluster_contacts SET lease_node = NULL, lease_until_us = NULL,
+                 next_us = LEAST(next_us, $2)
+             WHERE lease_node = $1",
+        )
+        .bind(node)
+        .bind(us(now))
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
     }
 
     /// Leaves the cluster cleanly: the node's leases go back to the others.

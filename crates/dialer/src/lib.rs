@@ -25,6 +25,7 @@ pub mod pacing;
 // The agents file's types, for callers that only depend on the dialer.
 pub use waihu_acd;
 pub mod lifecycle;
+pub mod node;
 pub mod trunks;
 
 use std::collections::{BTreeMap, HashMap};
@@ -295,6 +296,9 @@ pub enum StopReason {
     Campaign(CampaignState),
     /// The process was asked to shut down (Ctrl-C).
     Shutdown,
+    /// Another node declared this one lost (its heartbeat stopped too long): its calls were
+    /// ended in the shared log and its contacts went to the others (`waihu run --node`).
+    NodeLost,
     /// Stopping for `reason`, but `live` calls had not ended by the drain limit.
     DrainLimit {
         reason: Box<StopReason>,
@@ -310,7 +314,7 @@ impl StopReason {
         match self {
             StopReason::EveryContactFinished | StopReason::EndOfDay => true,
             StopReason::DrainLimit { reason, .. } => **reason == StopReason::EndOfDay,
-            StopReason::Campaign(_) | StopReason::Shutdown => false,
+            StopReason::Campaign(_) | StopReason::Shutdown | StopReason::NodeLost => false,
         }
     }
 }
@@ -322,6 +326,7 @@ impl std::fmt::Display for StopReason {
             StopReason::EndOfDay => f.write_str("end of the campaign day"),
             StopReason::Campaign(state) => write!(f, "campaign {state}"),
             StopReason::Shutdown => f.write_str("shutdown"),
+            StopReason::NodeLost => f.write_str("this node was declared lost by the cluster"),
             StopReason::DrainLimit { reason, live } => {
                 write!(f, "{reason}; {live} calls still live at the drain limit")
             }
@@ -414,6 +419,10 @@ pub enum DialerError {
         "pacing.connect: agent sends answered calls to the queue {0:?}: give an agents file with that queue (--agents) / 直连坐席需要坐席配置"
     )]
     AgentsNeeded(String),
+    #[error("cluster: {0}")]
+    Cluster(#[from] waihu_cluster::ClusterError),
+    #[error("{0}")]
+    Node(String),
 }
 
 struct Finished {
@@ -678,49 +687,36 @@ fn seed_of(call_id: &str) -> u64 {
     })
 }
 
-/// Runs the campaign until it is finished, stopped, past `until`, or `shutdown` fires.
-pub async fn run(
-    store: Store,
-    ep: Arc<SipEndpoint>,
-    opts: Options,
-    customers: Vec<Customer>,
-    mut shutdown: watch::Receiver<bool>,
-) -> Result<Summary, DialerError> {
-    let opts = Arc::new(opts);
-    let mut summary = Summary::new(reconcile(&store, opts.clock.now()).await?);
-    let mut campaign = opts.campaign.clone();
-    campaign.id = opts.campaign_id;
-    if let Some(pool) = &opts.trunks {
-        campaign.trunks = pool.planner_trunks();
-    }
-    let mut planner = Planner::new(campaign);
-    // Agent-assisted: every answered call goes to the queue; the agents pace the dialling.
-    let mut agent_pacing = match &planner.campaign().agent_connect {
-        Some(ac) => match &opts.handoff {
-            Some(h) if h.has_queue(&ac.queue) => Some(pacing::AgentPacing::new(
-                ac.clone(),
-                planner.campaign().pacing,
-                h.clone(),
-            )),
-            _ => return Err(DialerError::AgentsNeeded(ac.queue.clone())),
-        },
-        None => None,
-    };
-    let experiments = {
-        let mut scripts: Vec<(&str, &Arc<ScriptKit>)> =
-            vec![(opts.script_name.as_str(), &opts.script)];
-        for (name, kit) in &opts.segment_scripts {
-            if !scripts.iter().any(|(n, _)| n == name) {
-                scripts.push((name.as_str(), kit));
-            }
+/// The campaign's prompt experiments over every script the run uses.
+async fn load_experiments(
+    store: &Store,
+    opts: &Options,
+) -> Result<Arc<experiments::Experiments>, DialerError> {
+    let mut scripts: Vec<(&str, &Arc<ScriptKit>)> = vec![(opts.script_name.as_str(), &opts.script)];
+    for (name, kit) in &opts.segment_scripts {
+        if !scripts.iter().any(|(n, _)| n == name) {
+            scripts.push((name.as_str(), kit));
         }
-        let seed = (opts.campaign_id.0 as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        Arc::new(experiments::Experiments::load(&store, opts.campaign_id, &scripts, seed).await?)
-    };
-    // Entries added to the do-not-call list from here on are picked up while running.
-    let mut dnc_cursor = store.last_event_id().await?;
-    let mut history = attempt_history(&store, &customers).await?;
-    let mut inputs: Vec<(Customer, ContactInput, usize)> = Vec::with_capacity(customers.len());
+    }
+    let seed = (opts.campaign_id.0 as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    Ok(Arc::new(
+        experiments::Experiments::load(store, opts.campaign_id, &scripts, seed).await?,
+    ))
+}
+
+/// The customers a run can dial, as planner inputs: those the campaign or their script
+/// cannot take are reported in `summary.skipped_contacts`; numbers on the do-not-call list
+/// go to the planner's list; each customer's stored attempts seed the answer model and
+/// their own evidence.
+async fn prepare_contacts(
+    store: &Store,
+    opts: &Options,
+    planner: &mut Planner,
+    customers: Vec<Customer>,
+    summary: &mut Summary,
+) -> Result<Vec<(Customer, ContactInput)>, DialerError> {
+    let mut history = attempt_history(store, &customers).await?;
+    let mut inputs: Vec<(Customer, ContactInput)> = Vec::with_capacity(customers.len());
     let mut seed: Vec<PastAttempt> = Vec::new();
     let today = opts
         .clock
@@ -770,13 +766,48 @@ pub async fn run(
             history.remove(&c.id).unwrap_or_default(),
             &mut seed,
         );
-        inputs.push((c, ci, segment));
+        inputs.push((c, ci));
     }
     // The answer model starts from the stored history, not from the prior.
     summary.history_attempts = planner.seed_model(seed);
+    Ok(inputs)
+}
+
+/// Runs the campaign until it is finished, stopped, past `until`, or `shutdown` fires.
+pub async fn run(
+    store: Store,
+    ep: Arc<SipEndpoint>,
+    opts: Options,
+    customers: Vec<Customer>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<Summary, DialerError> {
+    let opts = Arc::new(opts);
+    let mut summary = Summary::new(reconcile(&store, opts.clock.now()).await?);
+    let mut campaign = opts.campaign.clone();
+    campaign.id = opts.campaign_id;
+    if let Some(pool) = &opts.trunks {
+        campaign.trunks = pool.planner_trunks();
+    }
+    let mut planner = Planner::new(campaign);
+    // Agent-assisted: every answered call goes to the queue; the agents pace the dialling.
+    let mut agent_pacing = match &planner.campaign().agent_connect {
+        Some(ac) => match &opts.handoff {
+            Some(h) if h.has_queue(&ac.queue) => Some(pacing::AgentPacing::new(
+                ac.clone(),
+                planner.campaign().pacing,
+                h.clone(),
+            )),
+            _ => return Err(DialerError::AgentsNeeded(ac.queue.clone())),
+        },
+        None => None,
+    };
+    let experiments = load_experiments(&store, &opts).await?;
+    // Entries added to the do-not-call list from here on are picked up while running.
+    let mut dnc_cursor = store.last_event_id().await?;
+    let inputs = prepare_contacts(&store, &opts, &mut planner, customers, &mut summary).await?;
     let mut by_ref: HashMap<ContactRef, Customer> = HashMap::new();
     let mut by_index: HashMap<String, String> = HashMap::with_capacity(inputs.len());
-    for (c, ci, _) in inputs {
+    for (c, ci) in inputs {
         match planner.add_contact(ci) {
             Ok(r) => {
                 by_index.insert(store.vault().blind_index(&c.phone), c.phone.clone());

@@ -127,6 +127,67 @@ pub async fn run_campaign(
     make_kit: impl FnOnce(&ScriptKit) -> Result<Kit, BoxError>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(CampaignId, Summary), LifecycleError> {
+    let run = prepare(store, setup, make_kit).await?;
+    let summary = crate::run(
+        store.clone(),
+        run.ep.clone(),
+        run.opts,
+        run.customers,
+        shutdown,
+    )
+    .await?;
+    let id = run.id;
+    conclude(store, run.end, &summary).await?;
+    Ok((id, summary))
+}
+
+/// [`run_campaign`] as one node of a cluster ([`crate::node`]): the same setup and the same
+/// local store, with the contacts, the gate and the control shared through `node.cluster`.
+pub async fn run_campaign_node(
+    store: &Store,
+    setup: CampaignSetup,
+    node: crate::node::NodeOptions,
+    make_kit: impl FnOnce(&ScriptKit) -> Result<Kit, BoxError>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(CampaignId, Summary, crate::node::NodeReport), LifecycleError> {
+    let run = prepare(store, setup, make_kit).await?;
+    let (summary, report) = crate::node::run_node(
+        store.clone(),
+        run.ep.clone(),
+        run.opts,
+        node,
+        run.customers,
+        shutdown,
+    )
+    .await?;
+    let id = run.id;
+    conclude(store, run.end, &summary).await?;
+    Ok((id, summary, report))
+}
+
+/// A campaign ready to dial.
+struct Prepared {
+    id: CampaignId,
+    opts: Options,
+    ep: Arc<waihu_engine::sip::SipEndpoint>,
+    customers: Vec<waihu_store::Customer>,
+    end: Ending,
+}
+
+/// What is wound up after the run.
+struct Ending {
+    id: CampaignId,
+    desk: Option<Arc<crate::handoff::Handoff>>,
+    pool: Option<Arc<crate::trunks::TrunkPool>>,
+    actor: String,
+    clock: Arc<CampaignClock>,
+}
+
+async fn prepare(
+    store: &Store,
+    setup: CampaignSetup,
+    make_kit: impl FnOnce(&ScriptKit) -> Result<Kit, BoxError>,
+) -> Result<Prepared, LifecycleError> {
     let io = |what: &'static str, path: &std::path::Path| {
         let path = path.to_path_buf();
         move |source| LifecycleError::Io { what, path, source }
@@ -291,7 +352,29 @@ pub async fn run_campaign(
         dnc_poll: Duration::from_millis(250),
         handoff: desk.clone(),
     };
-    let summary = crate::run(store.clone(), ep, opts, customers, shutdown).await?;
+    Ok(Prepared {
+        id,
+        opts,
+        ep,
+        customers,
+        end: Ending {
+            id,
+            desk,
+            pool,
+            actor: actor.to_string(),
+            clock,
+        },
+    })
+}
+
+async fn conclude(store: &Store, end: Ending, summary: &Summary) -> Result<(), LifecycleError> {
+    let Ending {
+        id,
+        desk,
+        pool,
+        actor,
+        clock,
+    } = end;
     if let Some(desk) = desk {
         desk.close().await;
     }
@@ -303,10 +386,10 @@ pub async fn run_campaign(
     // A Ctrl-C or an operator's stop leaves the state alone, so the next run continues it.
     if state == Some(CampaignState::Running) && summary.stopped_by.completes_campaign() {
         store
-            .campaign_set_state(id, CampaignState::Finished, actor, clock.now())
+            .campaign_set_state(id, CampaignState::Finished, &actor, clock.now())
             .await?;
     }
-    Ok((id, summary))
+    Ok(())
 }
 
 /// The document a script's `knowledge: {file}` names is read relative to the

@@ -12,7 +12,8 @@ use tokio::sync::watch;
 use waihu_bot::{Kit, ScriptKit};
 use waihu_core::CampaignState;
 use waihu_dialer::lifecycle::{
-    business_morning, campaign_kpis, latency_stats, run_campaign, with_id, BoxError, CampaignSetup,
+    business_morning, campaign_kpis, latency_stats, run_campaign, run_campaign_node, with_id,
+    BoxError, CampaignSetup,
     Figures, LatencyStats,
 };
 use waihu_dialer::{CampaignClock, ProgressFn, RunProgress, Summary};
@@ -100,6 +101,25 @@ pub struct RunArgs {
     /// that check; older ones are deleted.
     #[arg(long, default_value_t = waihu_voiceprint::decide::SIGHTING_DAYS)]
     voice_keep_days: i64,
+    /// Run as one dialer node of a cluster under this name (unique among the nodes): the
+    /// contacts, the per-number caps, DNC, channels, pacing and start / pause / stop are shared
+    /// with the other nodes through the PostgreSQL at WAIHU_DATABASE_URL (docs/deploy.md).
+    /// 作为集群中的一个外呼节点运行。 Uses the system clock (no --clock-start).
+    #[arg(long, conflicts_with = "clock_start")]
+    node: Option<String>,
+    /// With --node: the cluster's PostgreSQL (`postgres://...`).
+    #[arg(long, env = "WAIHU_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// With --node: seconds a node may be silent before the others declare it lost, end its
+    /// calls in the log and take its contacts.
+    #[arg(long, default_value_t = 15.0)]
+    lost_after: f64,
+    /// With --node and a campaign without trunks: calls at once over all nodes.
+    #[arg(long, default_value_t = 200)]
+    cluster_channels: u32,
+    /// With --node and a campaign without trunks: new calls per second over all nodes.
+    #[arg(long, default_value_t = 20.0)]
+    cluster_cps: f64,
     #[arg(long)]
     json: bool,
 }
@@ -274,7 +294,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
         let setup = CampaignSetup {
             messages,
             agents,
-            campaign_yaml: yaml,
+            campaign_yaml: yaml.clone(),
             campaign_origin: a.campaign.display().to_string(),
             script: a.script.clone(),
             campaign_dir: a.campaign.parent().map(std::path::Path::to_path_buf),
@@ -305,19 +325,72 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
                 .then(|| (store.clone(), a.voice_crowd, a.voice_keep_days)),
             announcements,
         );
-        let (id, summary) = run_campaign(&store, setup, kit, shutdown_on_ctrl_c()).await?;
+        let (id, summary, node) = match &a.node {
+            None => {
+                let (id, summary) = run_campaign(&store, setup, kit, shutdown_on_ctrl_c()).await?;
+                (id, summary, None)
+            }
+            Some(name) => {
+                let node = node_options(&a, name, &yaml).await?;
+                let (id, summary, report) =
+                    run_campaign_node(&store, setup, node, kit, shutdown_on_ctrl_c()).await?;
+                (id, summary, Some(report))
+            }
+        };
         let lat = latency_stats(summary.calls.iter().flat_map(|c| c.latencies.iter()));
         if a.json {
-            crate::ctx::print_json(
-                &serde_json::json!({"campaign": id.0, "summary": summary, "latency": lat}),
-            )?;
+            crate::ctx::print_json(&serde_json::json!({
+                "campaign": id.0, "summary": summary, "latency": lat, "node": node,
+            }))?;
         } else {
             println!("campaign {} — stopped: {}", id.0, summary.stopped_by);
+            if let Some(n) = &node {
+                println!(
+                    "   节点 node {}: claimed {}, refused by the shared gate {:?}, handed back {}, finished undialled {}, reaped {:?}",
+                    n.node, n.claimed, n.refused, n.handed_back, n.finished_undialled, n.reaped
+                );
+            }
             // This run's calls, by the dashboard's definitions.
             print_summary(&summary, &Figures::from(&summary.kpis()), &lat);
         }
         store.close().await;
         Ok(())
+    })
+}
+
+/// How `waihu run --node` joins its cluster: the URL, the timeouts, and the campaign's
+/// shared channels and CPS (its trunks', or the flags').
+async fn node_options(
+    a: &RunArgs,
+    name: &str,
+    yaml: &str,
+) -> anyhow::Result<waihu_dialer::node::NodeOptions> {
+    let url = a.database_url.as_deref().unwrap_or_default();
+    if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+        anyhow::bail!(
+            "--node needs the cluster's PostgreSQL: set WAIHU_DATABASE_URL=postgres://... / 集群模式需要 PostgreSQL"
+        );
+    }
+    if !(a.lost_after >= 3.0 && a.lost_after.is_finite()) {
+        anyhow::bail!("--lost-after: at least 3 seconds, got {}", a.lost_after);
+    }
+    let campaign = waihu_campaign::config::Campaign::from_yaml(yaml)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", a.campaign.display()))?;
+    let (channels, cps) =
+        waihu_dialer::node::shared_limits(&campaign, a.cluster_channels, a.cluster_cps);
+    let cluster = waihu_cluster::Cluster::connect(url, name, 4)
+        .await
+        .context("connecting to the cluster's PostgreSQL")?;
+    let lost_after = chrono::Duration::milliseconds((a.lost_after * 1000.0) as i64);
+    Ok(waihu_dialer::node::NodeOptions {
+        cluster,
+        // A lease outlives two missed heartbeats, and goes to the others soon after the
+        // node is declared lost.
+        lease_ttl: lost_after,
+        heartbeat: std::time::Duration::from_secs_f64((a.lost_after / 5.0).clamp(0.5, 5.0)),
+        lost_after,
+        channels,
+        cps,
     })
 }
 
