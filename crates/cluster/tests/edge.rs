@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use waihu_testkit::edge::{free_ports, start_edge, Edge, Probe};
 use waihu_testkit::{have_peer, Peer};
 
 /// Probe timings the test runs with (the shipped defaults are 5 s, 3 and 3, 3000 ms).
@@ -235,51 +236,6 @@ const CANCELLING_UAC: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 </scenario>
 "#;
 
-/// `n` distinct UDP ports on 127.0.0.1 that were free a moment ago (all held at once so
-/// they differ).
-fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<UdpSocket> = (0..n)
-        .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind an ephemeral UDP port"))
-        .collect();
-    held.iter()
-        .map(|s| s.local_addr().expect("local address").port())
-        .collect()
-}
-
-/// The shipped configuration with the values of some `#!define`/`#!substdef` lines
-/// replaced. Panics when a name is missing, so the test and the shipped file cannot
-/// silently drift apart.
-fn render(cfg: &str, values: &[(&str, String)]) -> String {
-    let mut out = String::with_capacity(cfg.len());
-    let mut seen = BTreeSet::new();
-    for line in cfg.lines() {
-        let replaced = values.iter().find_map(|(name, value)| {
-            if line.starts_with(&format!("#!substdef \"!{name}!")) {
-                Some((name, format!("#!substdef \"!{name}!{value}!g\"")))
-            } else if line.starts_with(&format!("#!define {name} ")) {
-                Some((name, format!("#!define {name} {value}")))
-            } else {
-                None
-            }
-        });
-        match replaced {
-            Some((name, l)) => {
-                assert!(seen.insert(*name), "{name} is set twice in the config");
-                out.push_str(&l);
-            }
-            None => out.push_str(line),
-        }
-        out.push('\n');
-    }
-    for (name, _) in values {
-        assert!(
-            seen.contains(name),
-            "the shipped config has no value {name}"
-        );
-    }
-    out
-}
-
 /// Waits up to `limit` for a child to exit; a child still running then is a failure
 /// (and is killed when its [`Peer`] drops).
 fn wait_exit(p: &mut Peer, what: &str, limit: Duration) -> ExitStatus {
@@ -294,148 +250,6 @@ fn wait_exit(p: &mut Peer, what: &str, limit: Duration) -> ExitStatus {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-struct Edge {
-    dir: PathBuf,
-    port: u16,
-    ctl: String,
-    _kamailio: Peer,
-}
-
-impl Edge {
-    fn kamcmd(&self, args: &[&str]) -> String {
-        let out = Command::new("kamcmd")
-            .arg("-s")
-            .arg(&self.ctl)
-            .args(args)
-            .output()
-            .expect("run kamcmd");
-        assert!(
-            out.status.success(),
-            "kamcmd {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// The dispatcher flags of every destination (`AP` active and probed, `IP` inactive,
-    /// `DX` disabled by the operator), from `kamcmd dispatcher.list`.
-    fn flags(&self) -> BTreeMap<String, String> {
-        let list = self.kamcmd(&["dispatcher.list"]);
-        let mut flags = BTreeMap::new();
-        let mut uri = None;
-        for line in list.lines().map(str::trim) {
-            if let Some(u) = line.strip_prefix("URI: ") {
-                uri = Some(u.to_string());
-            } else if let (Some(f), Some(u)) = (line.strip_prefix("FLAGS: "), uri.take()) {
-                flags.insert(u, f.to_string());
-            }
-        }
-        flags
-    }
-
-    /// Polls the flags of `uri` until they start with `state` (`'A'`, `'I'`, `'D'`);
-    /// returns how long that took.
-    fn wait_state(&self, uri: &str, state: char, limit: Duration) -> Duration {
-        let start = Instant::now();
-        loop {
-            let flags = self.flags();
-            if flags.get(uri).is_some_and(|f| f.starts_with(state)) {
-                return start.elapsed();
-            }
-            assert!(
-                start.elapsed() < limit,
-                "{uri} not in state {state} after {limit:?}: {flags:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("kamailio.log")).unwrap_or_default()
-    }
-}
-
-fn start_edge(dir: &Path, nodes: &[u16], trunk: u16) -> Edge {
-    let shipped =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/kamailio/waihu-edge.cfg");
-    let cfg = std::fs::read_to_string(&shipped)
-        .unwrap_or_else(|e| panic!("read {}: {e}", shipped.display()));
-    let port = free_ports(1)[0];
-    let list = dir.join("dispatcher.list");
-    let mut text = String::from("# set 1: the waihu nodes of this test\n");
-    for n in nodes {
-        text.push_str(&format!("1 sip:127.0.0.1:{n} 0 0\n"));
-    }
-    std::fs::write(&list, text).expect("write dispatcher.list");
-    let ctl = format!("unixs:{}", dir.join("ctl").display());
-    let rendered = render(
-        &cfg,
-        &[
-            ("EDGE_LISTEN", format!("udp:127.0.0.1:{port}")),
-            ("EDGE_ADVERTISED", format!("127.0.0.1:{port}")),
-            ("TRUNK_ADDR", format!("127.0.0.1:{trunk}")),
-            ("DISPATCHER_LIST", list.display().to_string()),
-            ("CTL_SOCKET", ctl.clone()),
-            ("PING_INTERVAL", PING_INTERVAL_S.to_string()),
-            ("PROBE_FAILURES", PROBE_FAILURES.to_string()),
-            ("PROBE_SUCCESSES", PROBE_SUCCESSES.to_string()),
-            ("NO_REPLY_MS", NO_REPLY_MS.to_string()),
-            ("WORKERS", "2".to_string()),
-        ],
-    );
-    let cfg_path = dir.join("waihu-edge.cfg");
-    std::fs::write(&cfg_path, rendered).expect("write the rendered config");
-
-    let check = Command::new("kamailio")
-        .arg("-c")
-        .arg("-f")
-        .arg(&cfg_path)
-        .output()
-        .expect("run kamailio -c");
-    assert!(
-        check.status.success(),
-        "kamailio -c rejects the rendered config: {}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-
-    let log = std::fs::File::create(dir.join("kamailio.log")).expect("create kamailio.log");
-    let child = Command::new("kamailio")
-        .arg("-f")
-        .arg(&cfg_path)
-        .arg("-P")
-        .arg(dir.join("kamailio.pid"))
-        .args(["-m", "64", "-M", "8", "-E", "-DD", "-w"])
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start kamailio");
-    let edge = Edge {
-        dir: dir.to_path_buf(),
-        port,
-        ctl,
-        _kamailio: Peer(child),
-    };
-    // Up once its management socket answers.
-    let start = Instant::now();
-    while !Command::new("kamcmd")
-        .args(["-s", &edge.ctl, "core.version"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "kamailio did not come up: {}",
-            edge.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    edge
 }
 
 /// A SIPp UAS (a node or the trunk) on `port`, logging every message to `<name>.log`;
@@ -576,7 +390,17 @@ fn kamailio_edge_spreads_fails_over_drains_and_relays_outbound() {
     let (a, b, trunk) = (ports[0], ports[1], ports[2]);
     let uri_a = format!("sip:127.0.0.1:{a}");
     let uri_b = format!("sip:127.0.0.1:{b}");
-    let edge = start_edge(dir, &[a, b], trunk);
+    let edge = start_edge(
+        dir,
+        &[a, b],
+        trunk,
+        Probe {
+            interval_s: PING_INTERVAL_S,
+            failures: PROBE_FAILURES,
+            successes: PROBE_SUCCESSES,
+            no_reply_ms: NO_REPLY_MS,
+        },
+    );
     let mut node_a = Some(start_uas(dir, "node_a", a));
     let _node_b = start_uas(dir, "node_b", b);
     let mut trunk_uas = Some(start_uas(dir, "trunk", trunk));

@@ -271,6 +271,11 @@ pub async fn run_node(
             match state.as_deref().and_then(state_of) {
                 Some(CampaignState::Running) => {}
                 Some(CampaignState::Paused | CampaignState::Created) => continue,
+                // The last node to see nothing pending marks the campaign finished; the
+                // others learn it here (an operator's `finished` with work left says so).
+                Some(CampaignState::Finished) if held.is_empty() && cl.pending(spec.id).await? == 0 => {
+                    stopping = Some(StopReason::EveryContactFinished)
+                }
                 Some(other) => stopping = Some(StopReason::Campaign(other)),
                 None => {
                     return Err(DialerError::Node(format!(

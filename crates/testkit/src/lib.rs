@@ -34,6 +34,7 @@
 
 pub mod baresip;
 pub mod dnsmasq;
+pub mod edge;
 pub mod flood;
 pub mod kamailio;
 pub mod kannel;
