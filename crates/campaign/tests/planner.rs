@@ -409,11 +409,19 @@ fn a_cluster_node_reads_status_hands_contacts_back_and_counts_prior_attempts() {
         .unwrap();
     assert_ne!(a2, a);
     // A no-answer waits 3 h; `b` used its last attempt: finished.
-    p.on_outcome(t + Duration::seconds(30), b, Report::outcome(CallOutcome::NoAnswer));
+    p.on_outcome(
+        t + Duration::seconds(30),
+        b,
+        Report::outcome(CallOutcome::NoAnswer),
+    );
     assert_eq!(p.status(b, t), Some(ContactStatus::Done));
     let d = p.next_dials(t + Duration::seconds(40), 10);
     assert_eq!(d.iter().map(|d| d.contact).collect::<Vec<_>>(), vec![a2]);
-    p.on_outcome(t + Duration::seconds(90), a2, Report::outcome(CallOutcome::NoAnswer));
+    p.on_outcome(
+        t + Duration::seconds(90),
+        a2,
+        Report::outcome(CallOutcome::NoAnswer),
+    );
     assert_eq!(
         p.status(a2, t),
         Some(ContactStatus::Waiting(t + Duration::seconds(90 + 3 * 3600)))

@@ -20,6 +20,11 @@ use waihu_testkit::edge::{free_ports, start_edge, Probe};
 
 use common::{assert_whisper_tiny_en, import_orders, repo};
 
+/// A call's start and (once logged) end.
+type Span = (DateTime<Utc>, Option<DateTime<Utc>>);
+/// A call's start, end and id.
+type Dialled<'a> = (DateTime<Utc>, DateTime<Utc>, &'a str);
+
 const MAX_ATTEMPTS: usize = 3;
 const PER_DAY: usize = 3;
 /// A node silent this long is declared lost (`--lost-after`).
@@ -32,7 +37,13 @@ fn spawn_node(data: &Path, url: &str, name: &str, port: u16, edge: u16, args: &[
     Command::new(env!("CARGO_BIN_EXE_waihu"))
         .arg("--data-dir")
         .arg(data)
-        .args(["run", "--node", name, "--bind", &format!("127.0.0.1:{port}")])
+        .args([
+            "run",
+            "--node",
+            name,
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+        ])
         .args(["--trunk", &format!("127.0.0.1:{edge}")])
         .args(["--lost-after", &LOST_AFTER_S.to_string()])
         .args(["--concurrency", "2", "--asr-slots", "1", "--json"])
@@ -155,10 +166,27 @@ async fn three_nodes_share_a_campaign_through_kamailio_and_survive_a_sigkill() {
             1,
         )
         .replacen("busy: {after: 10m, max: 2}", "busy: {after: 3s, max: 2}", 1)
-        .replacen("no_answer: {after: 1h, max: 2}", "no_answer: {after: 3s, max: 2}", 1)
-        .replacen("failed: {after: 10m, max: 1}", "failed: {after: 3s, max: 2}", 1);
-    for part in ["country: XX", "00:00-24:00", "busy: {after: 3s", "no_answer: {after: 3s", "failed: {after: 3s"] {
-        assert!(spec.contains(part), "the demo campaign moved: update this test ({part})");
+        .replacen(
+            "no_answer: {after: 1h, max: 2}",
+            "no_answer: {after: 3s, max: 2}",
+            1,
+        )
+        .replacen(
+            "failed: {after: 10m, max: 1}",
+            "failed: {after: 3s, max: 2}",
+            1,
+        );
+    for part in [
+        "country: XX",
+        "00:00-24:00",
+        "busy: {after: 3s",
+        "no_answer: {after: 3s",
+        "failed: {after: 3s",
+    ] {
+        assert!(
+            spec.contains(part),
+            "the demo campaign moved: update this test ({part})"
+        );
     }
     let campaign = t.join("campaign.yaml");
     std::fs::write(&campaign, &spec).unwrap();
@@ -175,7 +203,14 @@ async fn three_nodes_share_a_campaign_through_kamailio_and_survive_a_sigkill() {
     for (i, name) in names.iter().enumerate() {
         let data = t.join(format!("data-{name}"));
         copy_dir(&base, &data);
-        nodes.push(spawn_node(&data, &url, name, ports[i], edge.port, &script_args));
+        nodes.push(spawn_node(
+            &data,
+            &url,
+            name,
+            ports[i],
+            edge.port,
+            &script_args,
+        ));
     }
 
     // Watch the shared tables from here, as an operator would.
@@ -230,8 +265,8 @@ async fn three_nodes_share_a_campaign_through_kamailio_and_survive_a_sigkill() {
         };
         assert!(status.success(), "{name}: {status}\n{}", node_log(t, name));
         let out = std::fs::read_to_string(t.join(format!("{name}.out"))).unwrap();
-        let json: serde_json::Value = serde_json::from_str(out.trim())
-            .unwrap_or_else(|e| panic!("{name} JSON: {e}\n{out}"));
+        let json: serde_json::Value =
+            serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{name} JSON: {e}\n{out}"));
         assert_eq!(
             json["summary"]["stopped_by"], "every contact finished",
             "{name}: {json}"
@@ -247,7 +282,11 @@ async fn three_nodes_share_a_campaign_through_kamailio_and_survive_a_sigkill() {
     // The shared state: every contact finished, nothing open, n2 lost.
     let campaigns = watcher.campaigns().await.unwrap();
     let c = campaigns.iter().find(|c| c.id == 1).expect("campaign 1");
-    assert_eq!((c.pending, c.done, c.in_flight), (0, people.len() as i64, 0), "{c:?}");
+    assert_eq!(
+        (c.pending, c.done, c.in_flight),
+        (0, people.len() as i64, 0),
+        "{c:?}"
+    );
     assert_eq!(c.state, "finished");
     let states: BTreeMap<String, String> = watcher
         .nodes()
@@ -263,20 +302,19 @@ async fn three_nodes_share_a_campaign_through_kamailio_and_survive_a_sigkill() {
     // The merged log, checked here by hand: per number, calls never overlap, at most
     // MAX_ATTEMPTS attempts and PER_DAY a day; n2's open calls ended `failed` after the kill.
     let events = watcher.events().await.unwrap();
-    let mut calls: BTreeMap<String, (String, DateTime<Utc>, Option<DateTime<Utc>>)> =
-        BTreeMap::new();
+    let mut calls: BTreeMap<String, (String, Span)> = BTreeMap::new();
     let mut ended_failed_after_kill = 0;
     for e in &events {
         let call = e.call.as_ref().map(|c| c.0.clone()).unwrap_or_default();
         match &e.kind {
             EventKind::AttemptStarted { phone, .. } => {
                 assert_eq!(e.campaign, Some(CampaignId(1)));
-                calls.insert(call, (phone.0.clone(), e.at, None));
+                calls.insert(call, (phone.0.clone(), (e.at, None)));
             }
             EventKind::AttemptEnded { outcome, .. } => {
                 let entry = calls.get_mut(&call).expect("an end without a start");
-                assert!(entry.2.is_none(), "{call} ended twice");
-                entry.2 = Some(e.at);
+                assert!(entry.1 .1.is_none(), "{call} ended twice");
+                entry.1 .1 = Some(e.at);
                 if call.contains("-n2-") && e.at >= killed_at && outcome.as_str() == "failed" {
                     ended_failed_after_kill += 1;
                 }
@@ -297,9 +335,12 @@ async fn three_nodes_share_a_campaign_through_kamailio_and_survive_a_sigkill() {
         .min()
         .unwrap();
     let reclaim_s = (reaped_at - killed_at).num_milliseconds() as f64 / 1000.0;
-    assert!(reclaim_s <= LOST_AFTER_S as f64 + 11.0, "reaped {reclaim_s} s after the kill");
-    let mut by_phone: BTreeMap<&str, Vec<(DateTime<Utc>, DateTime<Utc>, &str)>> = BTreeMap::new();
-    for (call, (phone, start, end)) in &calls {
+    assert!(
+        reclaim_s <= LOST_AFTER_S as f64 + 11.0,
+        "reaped {reclaim_s} s after the kill"
+    );
+    let mut by_phone: BTreeMap<&str, Vec<Dialled>> = BTreeMap::new();
+    for (call, (phone, (start, end))) in &calls {
         let end = end.unwrap_or_else(|| panic!("{call} never ended"));
         by_phone
             .entry(phone.as_str())
@@ -316,9 +357,18 @@ async fn three_nodes_share_a_campaign_through_kamailio_and_survive_a_sigkill() {
     }
     let nodes_dialled: std::collections::BTreeSet<&str> = calls
         .keys()
-        .filter_map(|c| names.iter().find(|n| c.contains(&format!("-{n}-"))).copied())
+        .filter_map(|c| {
+            names
+                .iter()
+                .find(|n| c.contains(&format!("-{n}-")))
+                .copied()
+        })
         .collect();
-    assert_eq!(nodes_dialled.len(), 3, "every node dialled: {nodes_dialled:?}");
+    assert_eq!(
+        nodes_dialled.len(),
+        3,
+        "every node dialled: {nodes_dialled:?}"
+    );
 
     // Every call reached the callees through the edge (the nodes knew no other address).
     let seen = sim.logs().len() + sim.active_calls();
@@ -330,7 +380,15 @@ async fn three_nodes_share_a_campaign_through_kamailio_and_survive_a_sigkill() {
 
     let per_node: BTreeMap<&str, usize> = names
         .iter()
-        .map(|n| (*n, calls.keys().filter(|c| c.contains(&format!("-{n}-"))).count()))
+        .map(|n| {
+            (
+                *n,
+                calls
+                    .keys()
+                    .filter(|c| c.contains(&format!("-{n}-")))
+                    .count(),
+            )
+        })
         .collect();
     eprintln!(
         "3 nodes, {} contacts: {} calls {per_node:?}, n2 killed with a call up and reaped {reclaim_s:.1} s later, campaign done {:.0} s after the start; refusals by the shared gate: {:?}",

@@ -7,8 +7,7 @@
 //! edge's Record-Route, so a call only counts as answered when the edge routed all three.
 //! Which node answered is read from the Contact of the 200 OK in the caller's message log.
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 

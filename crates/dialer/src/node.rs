@@ -27,14 +27,14 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use waihu_campaign::planner::{Action as PlanAction, ContactRef, ContactStatus, Planner};
-use waihu_cluster::{Attempt, CampaignSpec, Cluster, Lease, Next, NewContact, NodeStatus};
+use waihu_cluster::{Attempt, CampaignSpec, Cluster, Lease, NewContact, Next, NodeStatus};
 use waihu_core::{CallId, CampaignState, CustomerId, PhoneIndex};
 use waihu_engine::sip::SipEndpoint;
 use waihu_store::{Customer, Store};
 
 use crate::{
-    finish, load_experiments, prepare_contacts, queue_fallback, reconcile, start_call,
-    DialerError, Finished, Options, RunProgress, StopReason, Summary,
+    finish, load_experiments, prepare_contacts, queue_fallback, reconcile, start_call, DialerError,
+    Finished, Options, RunProgress, StopReason, Summary,
 };
 
 /// How a node takes part in its cluster.
@@ -159,14 +159,11 @@ pub async fn run_node(
         }
     }
     if cl.campaign_state(spec.id).await?.as_deref() == Some("created") {
-        cl.set_campaign_state(spec.id, "started", now)
-            .await?;
+        cl.set_campaign_state(spec.id, "started", now).await?;
     }
     summary.contacts = inputs.len();
-    let mut waiting: HashMap<CustomerId, (Customer, waihu_campaign::ContactInput)> = inputs
-        .into_iter()
-        .map(|(c, ci)| (c.id, (c, ci)))
-        .collect();
+    let mut waiting: HashMap<CustomerId, (Customer, waihu_campaign::ContactInput)> =
+        inputs.into_iter().map(|(c, ci)| (c.id, (c, ci))).collect();
     let mut held: HashMap<ContactRef, Held> = HashMap::new();
 
     // Control: LISTEN for state changes (ours only), polled at each heartbeat as well.
@@ -212,7 +209,11 @@ pub async fn run_node(
     loop {
         if last_progress.elapsed() >= opts.progress_every {
             last_progress = tokio::time::Instant::now();
-            progress(&summary, cluster_pending.min(usize::MAX as u64) as usize, live);
+            progress(
+                &summary,
+                cluster_pending.min(usize::MAX as u64) as usize,
+                live,
+            );
         }
         tokio::select! {
             Some(f) = done_rx.recv() => {
@@ -273,7 +274,9 @@ pub async fn run_node(
                 Some(CampaignState::Paused | CampaignState::Created) => continue,
                 // The last node to see nothing pending marks the campaign finished; the
                 // others learn it here (an operator's `finished` with work left says so).
-                Some(CampaignState::Finished) if held.is_empty() && cl.pending(spec.id).await? == 0 => {
+                Some(CampaignState::Finished)
+                    if held.is_empty() && cl.pending(spec.id).await? == 0 =>
+                {
                     stopping = Some(StopReason::EveryContactFinished)
                 }
                 Some(other) => stopping = Some(StopReason::Campaign(other)),
@@ -416,7 +419,10 @@ pub async fn run_node(
                     .await?;
                 }
                 Err(refusal) => {
-                    *report.refused.entry(refusal.label().to_string()).or_default() += 1;
+                    *report
+                        .refused
+                        .entry(refusal.label().to_string())
+                        .or_default() += 1;
                     match refusal {
                         waihu_cluster::Refusal::ChannelsFull
                         | waihu_cluster::Refusal::Paced { .. }
@@ -468,15 +474,18 @@ pub async fn run_node(
             }
         }
     }
-    progress(&summary, cluster_pending.min(usize::MAX as u64) as usize, live);
+    progress(
+        &summary,
+        cluster_pending.min(usize::MAX as u64) as usize,
+        live,
+    );
     if summary.stopped_by != StopReason::NodeLost {
         cl.leave(opts.clock.now()).await?;
     }
     if summary.stopped_by == StopReason::EveryContactFinished {
         let now = opts.clock.now();
         if cl.campaign_state(spec.id).await?.as_deref() == Some("started") {
-            cl.set_campaign_state(spec.id, "finished", now)
-                .await?;
+            cl.set_campaign_state(spec.id, "finished", now).await?;
         }
     }
     Ok((summary, report))

@@ -210,4 +210,3 @@ pub fn start_edge(dir: &Path, nodes: &[u16], trunk: u16, probe: Probe) -> Edge {
     }
     edge
 }
-

@@ -13,8 +13,7 @@ use waihu_bot::{Kit, ScriptKit};
 use waihu_core::CampaignState;
 use waihu_dialer::lifecycle::{
     business_morning, campaign_kpis, latency_stats, run_campaign, run_campaign_node, with_id,
-    BoxError, CampaignSetup,
-    Figures, LatencyStats,
+    BoxError, CampaignSetup, Figures, LatencyStats,
 };
 use waihu_dialer::{CampaignClock, ProgressFn, RunProgress, Summary};
 use waihu_sim::rehearsal::{rehearse, start_callees, Callees, Rehearsed};
