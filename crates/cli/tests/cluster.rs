@@ -156,6 +156,22 @@ fn cluster_commands_over_a_real_postgres() {
     assert!(err.contains("1 compliance violation"), "{err}");
     assert!(out.contains("outside"), "{out}");
 
+    // Drain from the command line: the node hears it at its next heartbeat, and its leases
+    // are no longer renewed; undone, it is back.
+    let (ok, out, err) = waihu(d, &url, &["cluster", "drain", "n1"]);
+    assert!(ok && out.contains("draining"), "{err}");
+    let ttl = chrono::Duration::seconds(60);
+    let beat = rt.block_on(node.heartbeat(Utc::now(), ttl)).unwrap();
+    assert_eq!(beat, waihu_cluster::NodeStatus::Draining);
+    let (ok, _, err) = waihu(d, &url, &["cluster", "drain", "n1"]);
+    assert!(ok, "draining twice is fine: {err}");
+    let (ok, _, err) = waihu(d, &url, &["cluster", "drain", "n1", "--undo"]);
+    assert!(ok, "{err}");
+    let beat = rt.block_on(node.heartbeat(Utc::now(), ttl)).unwrap();
+    assert_eq!(beat, waihu_cluster::NodeStatus::Up);
+    let (ok, _, err) = waihu(d, &url, &["cluster", "drain", "nobody"]);
+    assert!(!ok && err.contains("no node \"nobody\""), "{err}");
+
     // Bad input, said by name.
     let (ok, _, err) = waihu(d, &url, &["cluster", "state", "1", "running"]);
     assert!(!ok && err.contains("\"running\""), "{err}");

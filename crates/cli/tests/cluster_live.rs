@@ -4,7 +4,9 @@
 //! its trunk. One node is SIGKILLed while it has a call up. The survivors declare it lost,
 //! end its calls in the shared log and finish every contact; the merged log then shows no
 //! number dialled twice at once and no cap exceeded, and `waihu cluster check` (the
-//! independent compliance checker) passes on it.
+//! independent compliance checker) passes on it. Then the third node is drained from the
+//! command line while it has a call up: it finishes the call, dials nothing new and stops,
+//! and the first node finishes the campaign alone.
 mod common;
 
 use std::collections::BTreeMap;
@@ -244,7 +246,43 @@ async fn three_nodes_share_a_campaign_through_kamailio_and_survive_a_sigkill() {
     nodes[1].wait().unwrap();
     let killed_at = Utc::now();
 
-    // The survivors finish the campaign by themselves.
+    // Once n2 is reaped, drain n3 while it has a call up: it dials nothing new, hands its
+    // contacts back, lets the call finish and stops; n1 finishes the campaign alone.
+    let wait_for = |what: &'static str| {
+        let until = Instant::now() + Duration::from_secs(90);
+        move || assert!(Instant::now() < until, "{what} within 90 s")
+    };
+    let check = wait_for("n2 reaped and n3 with a call up");
+    loop {
+        check();
+        let ns = watcher.nodes().await.unwrap();
+        let lost = ns.iter().any(|n| n.name == "n2" && n.state == "lost");
+        let busy = ns.iter().any(|n| n.name == "n3" && n.open_calls > 0);
+        if lost && busy {
+            break;
+        }
+        assert!(
+            nodes[2].try_wait().unwrap().is_none(),
+            "n3 ended early\n{}",
+            node_log(t, "n3")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let drain = Command::new(env!("CARGO_BIN_EXE_waihu"))
+        .arg("--data-dir")
+        .arg(t.join("data-n1"))
+        .args(["cluster", "drain", "n3"])
+        .env("WAIHU_DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(
+        drain.status.success(),
+        "{}",
+        String::from_utf8_lossy(&drain.stderr)
+    );
+    let drained_at = Utc::now();
+
+    // The survivors stop by themselves.
     let until = Instant::now() + Duration::from_secs(360);
     let mut reports = BTreeMap::new();
     for (i, name) in names.iter().enumerate() {
@@ -267,10 +305,12 @@ async fn three_nodes_share_a_campaign_through_kamailio_and_survive_a_sigkill() {
         let out = std::fs::read_to_string(t.join(format!("{name}.out"))).unwrap();
         let json: serde_json::Value =
             serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{name} JSON: {e}\n{out}"));
-        assert_eq!(
-            json["summary"]["stopped_by"], "every contact finished",
-            "{name}: {json}"
-        );
+        let why = if *name == "n3" {
+            "this node was drained"
+        } else {
+            "every contact finished"
+        };
+        assert_eq!(json["summary"]["stopped_by"], why, "{name}: {json}");
         reports.insert(name.to_string(), json);
     }
     let reaped: Vec<&serde_json::Value> = reports
@@ -278,6 +318,10 @@ async fn three_nodes_share_a_campaign_through_kamailio_and_survive_a_sigkill() {
         .flat_map(|j| j["node"]["reaped"].as_array().unwrap().iter())
         .collect();
     assert_eq!(reaped, vec!["n2"], "exactly one survivor declared n2 lost");
+    // n3's calls all ended on n3 (none reaped), and it started none after it heard the drain
+    // (its next heartbeat, under a second; 3 s of slack for a loaded machine).
+    let n3_calls = reports["n3"]["summary"]["calls"].as_array().unwrap().len();
+    assert!(n3_calls >= 1);
 
     // The shared state: every contact finished, nothing open, n2 lost.
     let campaigns = watcher.campaigns().await.unwrap();
@@ -298,6 +342,7 @@ async fn three_nodes_share_a_campaign_through_kamailio_and_survive_a_sigkill() {
         .collect();
     assert_eq!(states["n2"], "lost", "{states:?}");
     assert_eq!(states["n1"], "stopped", "{states:?}");
+    assert_eq!(states["n3"], "stopped", "{states:?}");
 
     // The merged log, checked here by hand: per number, calls never overlap, at most
     // MAX_ATTEMPTS attempts and PER_DAY a day; n2's open calls ended `failed` after the kill.
@@ -355,6 +400,15 @@ async fn three_nodes_share_a_campaign_through_kamailio_and_survive_a_sigkill() {
             assert!(w[0].1 <= w[1].0, "{phone} dialled twice at once: {cs:?}");
         }
     }
+    for (call, (_, (start, end))) in calls.iter().filter(|(c, _)| c.contains("-n3-")) {
+        assert!(
+            *start <= drained_at + chrono::Duration::seconds(3),
+            "n3 started {call} at {start}, after the drain at {drained_at}"
+        );
+        assert!(end.is_some(), "{call} open");
+    }
+    let n3_logged = calls.keys().filter(|c| c.contains("-n3-")).count();
+    assert_eq!(n3_logged, n3_calls, "every n3 call ended on n3");
     let nodes_dialled: std::collections::BTreeSet<&str> = calls
         .keys()
         .filter_map(|c| {

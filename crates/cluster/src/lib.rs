@@ -112,6 +112,9 @@ pub enum NodeStatus {
     Up,
     /// Declared lost by another node: its calls were ended in the log; drop them and re-join.
     Lost,
+    /// An operator asked this node to drain ([`Cluster::drain`]): no new dials, hand the
+    /// leases back, let the live calls finish, then leave.
+    Draining,
 }
 
 /// A node as the cluster sees it (API and dashboard).
@@ -238,9 +241,15 @@ impl Cluster {
         .bind(us(now))
         .fetch_optional(&mut *tx)
         .await?;
-        if state.is_none() {
+        let Some(state) = state else {
             tx.commit().await?;
             return Ok(NodeStatus::Lost);
+        };
+        if state == "draining" {
+            // Its calls keep their attempts; its leases are not renewed (the node hands them
+            // back, and any it keeps expire to the others).
+            tx.commit().await?;
+            return Ok(NodeStatus::Draining);
         }
         sqlx::query(
             "UPDATE cluster_contacts SET lease_until_us = $2 WHERE lease_node = $1 AND state = 'pending'",
@@ -251,6 +260,31 @@ impl Cluster {
         .await?;
         tx.commit().await?;
         Ok(NodeStatus::Up)
+    }
+
+    /// Asks node `name` to drain (`true`), or puts a draining node back in service (`false`).
+    /// The node hears it at its next heartbeat. An error names a node that is not up or
+    /// draining.
+    pub async fn drain(&self, name: &str, drain: bool) -> Result<()> {
+        let (from, to) = if drain {
+            ("up", "draining")
+        } else {
+            ("draining", "up")
+        };
+        let r = sqlx::query(
+            "UPDATE cluster_nodes SET state = $3 WHERE name = $1 AND state IN ($2, $3)",
+        )
+        .bind(name)
+        .bind(from)
+        .bind(to)
+        .execute(&self.pool)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Err(ClusterError::Invalid(format!(
+                "no node {name:?} that is {from} (see `waihu cluster status`)"
+            )));
+        }
+        Ok(())
     }
 
     /// Creates or updates a campaign's shared limits (its state is left as it is).

@@ -299,6 +299,9 @@ pub enum StopReason {
     /// Another node declared this one lost (its heartbeat stopped too long): its calls were
     /// ended in the shared log and its contacts went to the others (`waihu run --node`).
     NodeLost,
+    /// An operator drained this node (`waihu cluster drain`): no new dials, live calls
+    /// finished, contacts handed to the other nodes.
+    Drained,
     /// Stopping for `reason`, but `live` calls had not ended by the drain limit.
     DrainLimit {
         reason: Box<StopReason>,
@@ -314,7 +317,10 @@ impl StopReason {
         match self {
             StopReason::EveryContactFinished | StopReason::EndOfDay => true,
             StopReason::DrainLimit { reason, .. } => **reason == StopReason::EndOfDay,
-            StopReason::Campaign(_) | StopReason::Shutdown | StopReason::NodeLost => false,
+            StopReason::Campaign(_)
+            | StopReason::Shutdown
+            | StopReason::NodeLost
+            | StopReason::Drained => false,
         }
     }
 }
@@ -327,6 +333,7 @@ impl std::fmt::Display for StopReason {
             StopReason::Campaign(state) => write!(f, "campaign {state}"),
             StopReason::Shutdown => f.write_str("shutdown"),
             StopReason::NodeLost => f.write_str("this node was declared lost by the cluster"),
+            StopReason::Drained => f.write_str("this node was drained"),
             StopReason::DrainLimit { reason, live } => {
                 write!(f, "{reason}; {live} calls still live at the drain limit")
             }

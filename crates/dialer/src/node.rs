@@ -251,9 +251,18 @@ pub async fn run_node(
             _ = state_rx.changed() => {}
             _ = beat.tick() => {
                 let now = opts.clock.now();
-                if cl.heartbeat(now, node.lease_ttl).await? == NodeStatus::Lost {
-                    tracing::warn!(node = cl.node(), "declared lost by the cluster: no new dials");
-                    stopping = Some(StopReason::NodeLost);
+                match cl.heartbeat(now, node.lease_ttl).await? {
+                    NodeStatus::Up => {}
+                    NodeStatus::Lost => {
+                        tracing::warn!(node = cl.node(), "declared lost by the cluster: no new dials");
+                        stopping = Some(StopReason::NodeLost);
+                    }
+                    NodeStatus::Draining => {
+                        if stopping.is_none() {
+                            tracing::info!(node = cl.node(), live, "draining: no new dials, leases handed back");
+                        }
+                        stopping.get_or_insert(StopReason::Drained);
+                    }
                 }
                 let reaped = cl.reap(now, node.lost_after).await?;
                 if !reaped.is_empty() {
@@ -292,6 +301,21 @@ pub async fn run_node(
             }
         }
         if let Some(why) = &stopping {
+            // Contacts not being called go back to the others at once.
+            let idle: Vec<ContactRef> = held
+                .iter()
+                .filter(|(_, h)| h.attempt.is_none())
+                .map(|(r, _)| *r)
+                .collect();
+            for r in idle {
+                if let Some(h) = held.remove(&r) {
+                    planner.release(r);
+                    if *why != StopReason::NodeLost {
+                        cl.release(&h.lease, now).await?;
+                        report.handed_back += 1;
+                    }
+                }
+            }
             if live == 0 {
                 summary.stopped_by = why.clone();
                 break;

@@ -51,6 +51,16 @@ pub enum Cmd {
         /// started | paused | stopped | finished
         state: String,
     },
+    /// Drain a node: it dials nothing new, hands its contacts to the other nodes, lets its
+    /// calls finish and stops (`--undo`: back in service while it still runs). Pair it with
+    /// Kamailio's `dispatcher.set_state d` for inbound calls (docs/deploy.md). 节点排空。
+    Drain {
+        #[command(flatten)]
+        conn: Conn,
+        node: String,
+        #[arg(long)]
+        undo: bool,
+    },
     /// Declare nodes silent for longer than the timeout lost: their open calls are ended in
     /// the log and their contacts go back to the others (every node does this by itself).
     Reap {
@@ -162,6 +172,18 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
                 c.set_campaign_state(CampaignId(campaign), &state, Utc::now())
                     .await?;
                 println!("活动 {campaign}: {state}");
+                Ok(())
+            }
+            Cmd::Drain { conn, node, undo } => {
+                let c = connect(&conn).await?;
+                c.drain(&node, !undo).await?;
+                if undo {
+                    println!("node {node} back in service / 节点恢复");
+                } else {
+                    println!(
+                        "node {node} draining: no new dials, its calls finish, then it stops / 节点排空中"
+                    );
+                }
                 Ok(())
             }
             Cmd::Reap { conn, timeout_s } => {
