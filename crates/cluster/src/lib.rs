@@ -127,6 +127,25 @@ pub struct NodeInfo {
     pub leases: i64,
 }
 
+/// A call open now on some node.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LiveCall {
+    pub node: String,
+    pub call: String,
+    pub campaign: i64,
+    pub customer: i64,
+    pub started: DateTime<Utc>,
+}
+
+/// Ended attempts of one campaign on one node with one outcome.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OutcomeCount {
+    pub campaign: i64,
+    pub node: String,
+    pub outcome: String,
+    pub count: i64,
+}
+
 /// What becomes of the contact after a call.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Next {
@@ -904,6 +923,46 @@ impl Cluster {
                 heartbeat: from_us(r.get(2)),
                 open_calls: r.get(3),
                 leases: r.get(4),
+            })
+            .collect())
+    }
+
+    /// The calls open now on every node, oldest first (the dashboard's merged live view).
+    pub async fn live_calls(&self) -> Result<Vec<LiveCall>> {
+        let rows = sqlx::query(
+            "SELECT node, call_id, campaign, customer, started_us FROM cluster_attempts
+             WHERE ended_us IS NULL ORDER BY started_us, id LIMIT 1000",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| LiveCall {
+                node: r.get(0),
+                call: r.get(1),
+                campaign: r.get(2),
+                customer: r.get(3),
+                started: from_us(r.get(4)),
+            })
+            .collect())
+    }
+
+    /// Ended attempts per campaign, node and outcome over every node (the merged totals).
+    pub async fn outcomes(&self) -> Result<Vec<OutcomeCount>> {
+        let rows = sqlx::query(
+            "SELECT campaign, node, outcome, count(*) FROM cluster_attempts
+             WHERE ended_us IS NOT NULL GROUP BY campaign, node, outcome
+             ORDER BY campaign, node, outcome",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| OutcomeCount {
+                campaign: r.get(0),
+                node: r.get(1),
+                outcome: r.get::<Option<String>, _>(2).unwrap_or_default(),
+                count: r.get(3),
             })
             .collect())
     }

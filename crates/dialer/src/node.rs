@@ -187,8 +187,41 @@ pub async fn run_node(
     let mut drain_until: Option<tokio::time::Instant> = None;
     let mut tick = tokio::time::interval(opts.poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut beat = tokio::time::interval(node.heartbeat);
-    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The heartbeat runs on its own task: however long a turn of the dial loop takes (a
+    // slow store, a loaded machine), the node stays alive and its leases stay renewed.
+    let (beat_tx, mut beat_rx) = mpsc::unbounded_channel::<Result<Beat, DialerError>>();
+    let beater = {
+        let cl = cl.clone();
+        let clock = opts.clock.clone();
+        let (ttl, lost_after, every, id) =
+            (node.lease_ttl, node.lost_after, node.heartbeat, spec.id);
+        let state_tx = state_tx.clone();
+        tokio::spawn(async move {
+            let mut beat = tokio::time::interval(every);
+            beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                beat.tick().await;
+                let r = async {
+                    let now = clock.now();
+                    let status = cl.heartbeat(now, ttl).await?;
+                    let reaped = cl.reap(now, lost_after).await?;
+                    let _ = state_tx.send(cl.campaign_state(id).await?);
+                    let pending = cl.pending(id).await?;
+                    Ok::<_, DialerError>(Beat {
+                        status,
+                        reaped,
+                        pending,
+                    })
+                }
+                .await;
+                let failed = r.is_err();
+                if beat_tx.send(r).is_err() || failed {
+                    break;
+                }
+            }
+        })
+    };
+    let _stop_beating = AbortOnDrop(beater);
     let mut can_shut_down = true;
     let started = tokio::time::Instant::now();
     let mut last_progress = started;
@@ -249,9 +282,9 @@ pub async fn run_node(
                 }
             }
             _ = state_rx.changed() => {}
-            _ = beat.tick() => {
-                let now = opts.clock.now();
-                match cl.heartbeat(now, node.lease_ttl).await? {
+            Some(b) = beat_rx.recv() => {
+                let b = b?;
+                match b.status {
                     NodeStatus::Up => {}
                     NodeStatus::Lost => {
                         tracing::warn!(node = cl.node(), "declared lost by the cluster: no new dials");
@@ -264,13 +297,11 @@ pub async fn run_node(
                         stopping.get_or_insert(StopReason::Drained);
                     }
                 }
-                let reaped = cl.reap(now, node.lost_after).await?;
-                if !reaped.is_empty() {
-                    tracing::warn!(?reaped, "nodes declared lost; their contacts go to the survivors");
-                    report.reaped.extend(reaped);
+                if !b.reaped.is_empty() {
+                    tracing::warn!(reaped = ?b.reaped, "nodes declared lost; their contacts go to the survivors");
+                    report.reaped.extend(b.reaped);
                 }
-                let _ = state_tx.send(cl.campaign_state(spec.id).await?);
-                cluster_pending = cl.pending(spec.id).await?;
+                cluster_pending = b.pending;
                 continue;
             }
             _ = tick.tick() => {}
@@ -513,6 +544,24 @@ pub async fn run_node(
         }
     }
     Ok((summary, report))
+}
+
+/// What one heartbeat learned.
+struct Beat {
+    status: NodeStatus,
+    /// Nodes this heartbeat declared lost.
+    reaped: Vec<String>,
+    /// Contacts of the campaign still pending over all nodes.
+    pending: u64,
+}
+
+/// Aborts the heartbeat task when the run ends, however it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// A dial the shared gate put off (channels, pacing, not started): the planner forgets the

@@ -25,12 +25,6 @@ pub(crate) fn routes(r: Routes) -> Routes {
         .add("GET", "/api/me", Need::Min(Role::Agent), get(me))
         .add(
             "GET",
-            "/api/cluster",
-            Need::Min(Role::Analyst),
-            get(cluster),
-        )
-        .add(
-            "GET",
             "/api/overview",
             Need::Min(Role::Analyst),
             get(overview),
@@ -373,20 +367,6 @@ fn csv_response(name: &str, columns: &[&str], items: &[Value]) -> Result<Respons
 
 async fn me(caller: DeskCaller) -> Json<Value> {
     Json(json!({"role": caller.role, "actor": caller.actor, "agent": caller.agent}))
-}
-
-/// The multi-node deployment: every node's health and load, every shared campaign's progress
-/// (`configured: false` on a single-machine server, started without WAIHU_DATABASE_URL).
-async fn cluster(State(s): State<AppState>, _c: Caller) -> Result<Json<Value>, ApiError> {
-    let Some(c) = &s.cfg.cluster else {
-        return Ok(Json(json!({"configured": false})));
-    };
-    let err = |e: waihu_cluster::ClusterError| ApiError::internal(format!("cluster database: {e}"));
-    let nodes = c.nodes().await.map_err(err)?;
-    let campaigns = c.campaigns().await.map_err(err)?;
-    Ok(Json(
-        json!({"configured": true, "nodes": nodes, "campaigns": campaigns}),
-    ))
 }
 
 async fn overview(State(s): State<AppState>, _c: Caller) -> Result<Json<Value>, ApiError> {

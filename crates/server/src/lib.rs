@@ -13,6 +13,7 @@ pub mod api;
 pub mod auth;
 pub mod calls;
 pub mod campaigns;
+pub mod cluster;
 pub mod conns;
 pub mod console;
 #[cfg(feature = "engine")]
@@ -140,7 +141,9 @@ pub fn app(store: Store, cfg: Config) -> (Router, Vec<RouteInfo>) {
     };
     let routes = accounts::routes(rights::routes(console::routes(desk::routes(
         trunks::routes(experiments::routes(messages::routes(import::routes(
-            calls::routes(campaigns::routes(api::routes(Routes::new()))),
+            calls::routes(campaigns::routes(cluster::routes(api::routes(
+                Routes::new(),
+            )))),
         )))),
     ))));
     let needs = routes

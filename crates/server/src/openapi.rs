@@ -82,6 +82,19 @@ const MESSAGES_REPORT: &[P] = &[
 ];
 
 const AGENT_ID: &[P] = &[("id", "path", "string", "Agent id (from the agents file).")];
+const CLUSTER_CAMPAIGN: &[P] = &[
+    ("id", "path", "integer", "Campaign id."),
+    ("action", "path", "string", "start, pause or stop."),
+];
+const CLUSTER_NODE: &[P] = &[
+    (
+        "name",
+        "path",
+        "string",
+        "Node name (waihu run --node NAME).",
+    ),
+    ("action", "path", "string", "drain or undrain."),
+];
 const CALL_ID: &[P] = &[("id", "path", "string", "Call id.")];
 const DAY_RANGE: &[P] = &[
     (
@@ -172,7 +185,9 @@ const OPS: &[Op] = &[
     Op { method: "POST", path: "/api/auth/logout", summary: "End the cookie's session (X-CSRF-Token required like any change) and clear the cookie.", role: None, params: &[], body: None, csv: false },
     Op { method: "GET", path: "/api/auth/me", summary: "The caller: for a session its user, role, csrf_token and expires_at; for a key its actor and role.", role: Some("agent"), params: &[], body: None, csv: false },
     Op { method: "GET", path: "/api/me", summary: "The caller's role (and for an agent key, its agent id).", role: Some("agent"), params: &[], body: None, csv: false },
-    Op { method: "GET", path: "/api/cluster", summary: "Multi-node deployment (WAIHU_DATABASE_URL): nodes (state, last heartbeat, open calls, leases) and shared campaigns (state, channels in use of channels, cps, pending, done); {\"configured\": false} on a single machine.", role: Some("analyst"), params: &[], body: None, csv: false },
+    Op { method: "GET", path: "/api/cluster", summary: "Multi-node deployment (WAIHU_DATABASE_URL): nodes (state, last heartbeat, open calls, leases) and shared campaigns (state, channels in use of channels, cps, pending, done), the calls open on every node (live) and the ended attempts per campaign, node and outcome (outcomes); {\"configured\": false} on a single machine.", role: Some("analyst"), params: &[], body: None, csv: false },
+    Op { method: "POST", path: "/api/cluster/campaigns/{id}/{action}", summary: "action start, pause or stop: the shared campaign's state on every node (they hear it within a second). 404 no_cluster on a single machine, no_such_campaign, no_such_action.", role: Some("operator"), params: CLUSTER_CAMPAIGN, body: None, csv: false },
+    Op { method: "POST", path: "/api/cluster/nodes/{name}/{action}", summary: "action drain (the node dials nothing new, hands its contacts to the others, lets its calls finish and stops) or undrain. 404 when no such node is up (drain) or draining (undrain).", role: Some("operator"), params: CLUSTER_NODE, body: None, csv: false },
     Op { method: "GET", path: "/api/overview", summary: "Counts: customers, DNC entries, segments, events per type, webhooks, data span.", role: Some("analyst"), params: &[], body: None, csv: false },
     Op {
         method: "GET",

@@ -13,6 +13,19 @@ async fn single_machine_says_so() {
     let (st, v) = s.get(&s.analyst, "/api/cluster").await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v, serde_json::json!({"configured": false}));
+    let (st, v) = s
+        .send(
+            reqwest::Method::POST,
+            &s.operator,
+            "/api/cluster/campaigns/1/pause",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (404, Some("no_cluster")),
+        "{v}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,9 +69,35 @@ async fn nodes_and_campaigns_of_the_cluster() {
         })
         .collect();
     node.enqueue(CampaignId(3), &contacts).await.unwrap();
-    node.claim(CampaignId(3), 2, now, chrono::Duration::seconds(30))
+    let leases = node
+        .claim(CampaignId(3), 2, now, chrono::Duration::seconds(30))
         .await
         .unwrap();
+    node.set_campaign_state(CampaignId(3), "started", now)
+        .await
+        .unwrap();
+    // One call ended, one open: the merged totals and the live view.
+    let mut attempts = Vec::new();
+    for (i, l) in leases.iter().enumerate() {
+        let call = waihu_core::CallId(format!("node-a-{i}"));
+        let at = now + chrono::Duration::seconds(i as i64);
+        attempts.push(
+            node.begin_attempt(l, &call, "t", None, at)
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    node.end_attempt(
+        &attempts[0],
+        waihu_core::CallOutcome::Busy,
+        Some(486),
+        0.0,
+        waihu_cluster::Next::RetryAt(now + chrono::Duration::minutes(10)),
+        now + chrono::Duration::seconds(5),
+    )
+    .await
+    .unwrap();
     let cfg = waihu_server::Config {
         cluster: Some(Cluster::connect(&url, "api", 2).await.unwrap()),
         ..Default::default()
@@ -74,16 +113,74 @@ async fn nodes_and_campaigns_of_the_cluster() {
     );
     assert_eq!(
         (n["leases"].as_i64(), n["open_calls"].as_i64()),
-        (Some(2), Some(0))
+        (Some(1), Some(1))
     );
     let k = &v["campaigns"][0];
     assert_eq!(k["name"], "续费提醒");
     assert_eq!(
-        (k["channels"].as_i64(), k["pending"].as_i64()),
-        (Some(40), Some(5))
+        (
+            k["channels"].as_i64(),
+            k["pending"].as_i64(),
+            k["in_flight"].as_i64()
+        ),
+        (Some(40), Some(5), Some(1))
+    );
+    assert_eq!(v["live"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(
+        (v["live"][0]["node"].as_str(), v["live"][0]["call"].as_str()),
+        (Some("node-a"), Some("node-a-1"))
+    );
+    assert_eq!(
+        v["outcomes"],
+        serde_json::json!([{"campaign": 3, "node": "node-a", "outcome": "busy", "count": 1}])
     );
     // Roles: analysts and up; no key, no answer.
     let (st, _) = s.get("", "/api/cluster").await;
     assert_eq!(st, 401);
+
+    // Steering: a pause from the API reaches a listening node; analysts may not.
+    let post = |key: &str, path: &str| {
+        let (key, path) = (key.to_string(), path.to_string());
+        let s = &s;
+        async move { s.send(reqwest::Method::POST, &key, &path, None).await }
+    };
+    let (st, _) = post(&s.analyst, "/api/cluster/campaigns/3/pause").await;
+    assert_eq!(st, 403);
+    let mut listener = node.control_listener().await.unwrap();
+    let (st, v) = post(&s.operator, "/api/cluster/campaigns/3/pause").await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        (v["state"].as_str(), v["previous_state"].as_str()),
+        (Some("paused"), Some("started"))
+    );
+    let heard = tokio::time::timeout(std::time::Duration::from_secs(1), listener.recv())
+        .await
+        .expect("heard within 1 s")
+        .unwrap();
+    assert_eq!(heard.state, "paused");
+    let (st, v) = post(&s.operator, "/api/cluster/campaigns/3/start").await;
+    assert_eq!((st, v["state"].as_str()), (200, Some("started")));
+    let (st, v) = post(&s.operator, "/api/cluster/campaigns/99/stop").await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (404, Some("no_such_campaign")),
+        "{v}"
+    );
+    let (st, _) = post(&s.operator, "/api/cluster/campaigns/3/explode").await;
+    assert_eq!(st, 404);
+    let (st, _) = post(&s.operator, "/api/cluster/campaigns/x/stop").await;
+    assert_eq!(st, 400);
+    // Drain: the node hears it at its next heartbeat; undrain puts it back.
+    let (st, v) = post(&s.operator, "/api/cluster/nodes/node-a/drain").await;
+    assert_eq!((st, v["state"].as_str()), (200, Some("draining")), "{v}");
+    let beat = node
+        .heartbeat(Utc::now(), chrono::Duration::seconds(30))
+        .await
+        .unwrap();
+    assert_eq!(beat, waihu_cluster::NodeStatus::Draining);
+    let (st, _) = post(&s.operator, "/api/cluster/nodes/node-a/undrain").await;
+    assert_eq!(st, 200);
+    let (st, v) = post(&s.operator, "/api/cluster/nodes/ghost/drain").await;
+    assert_eq!(st, 404, "{v}");
     node.close().await;
 }
