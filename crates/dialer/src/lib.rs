@@ -780,6 +780,37 @@ async fn prepare_contacts(
     Ok(inputs)
 }
 
+/// The planner's dials for `free` channels, and its other choices carried out: a message
+/// first (rendered and queued in the outbox) or no contact.
+async fn plan_dials(
+    store: &Store,
+    opts: &Options,
+    planner: &mut Planner,
+    summary: &mut Summary,
+    free: usize,
+    now: DateTime<Utc>,
+) -> Result<Vec<Dial>, DialerError> {
+    let dials = if free > 0 {
+        planner.next_dials(now, free)
+    } else {
+        Vec::new()
+    };
+    for a in planner.take_actions() {
+        if let PlanAction::SendMessage {
+            customer,
+            channel,
+            template,
+        } = a
+        {
+            summary.fallback_messages += 1;
+            if let Some(set) = &opts.messages {
+                queue_fallback(store, opts, set, customer, channel, &template, now).await?;
+            }
+        }
+    }
+    Ok(dials)
+}
+
 /// Runs the campaign until it is finished, stopped, past `until`, or `shutdown` fires.
 pub async fn run(
     store: Store,
@@ -991,25 +1022,7 @@ pub async fn run(
             }
             _ => channels,
         };
-        let dials = if free > 0 {
-            planner.next_dials(now, free)
-        } else {
-            Vec::new()
-        };
-        // The learned policy's other choices: a message first, or no contact.
-        for a in planner.take_actions() {
-            if let PlanAction::SendMessage {
-                customer,
-                channel,
-                template,
-            } = a
-            {
-                summary.fallback_messages += 1;
-                if let Some(set) = &opts.messages {
-                    queue_fallback(&store, &opts, set, customer, channel, &template, now).await?;
-                }
-            }
-        }
+        let dials = plan_dials(&store, &opts, &mut planner, &mut summary, free, now).await?;
         if dials.is_empty() && live == 0 {
             if planner.pending() == 0 {
                 summary.stopped_by = StopReason::EveryContactFinished;

@@ -26,14 +26,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use waihu_campaign::planner::{Action as PlanAction, ContactRef, ContactStatus, Planner};
+use waihu_campaign::planner::{ContactRef, ContactStatus, Planner};
 use waihu_cluster::{Attempt, CampaignSpec, Cluster, Lease, NewContact, Next, NodeStatus};
 use waihu_core::{CallId, CampaignState, CustomerId, PhoneIndex};
 use waihu_engine::sip::SipEndpoint;
 use waihu_store::{Customer, Store};
 
 use crate::{
-    finish, load_experiments, prepare_contacts, queue_fallback, reconcile, start_call, DialerError,
+    finish, load_experiments, plan_dials, prepare_contacts, reconcile, start_call, DialerError,
     Finished, Options, RunProgress, StopReason, Summary,
 };
 
@@ -401,24 +401,7 @@ pub async fn run_node(
             }
         }
         let free = opts.max_concurrent.saturating_sub(live);
-        let dials = if free > 0 {
-            planner.next_dials(now, free)
-        } else {
-            Vec::new()
-        };
-        for a in planner.take_actions() {
-            if let PlanAction::SendMessage {
-                customer,
-                channel,
-                template,
-            } = a
-            {
-                summary.fallback_messages += 1;
-                if let Some(set) = &opts.messages {
-                    queue_fallback(&store, &opts, set, customer, channel, &template, now).await?;
-                }
-            }
-        }
+        let dials = plan_dials(&store, &opts, &mut planner, &mut summary, free, now).await?;
         let mut gate_closed = false;
         for d in dials {
             let Some(h) = held.get_mut(&d.contact) else {
