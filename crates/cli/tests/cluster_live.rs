@@ -190,6 +190,16 @@ async fn three_nodes_share_a_campaign_through_kamailio_and_survive_a_sigkill() {
             "the demo campaign moved: update this test ({part})"
         );
     }
+    let parsed = waihu_campaign::config::Campaign::from_yaml(&spec).unwrap();
+    assert!(parsed.legal_bounds.is_empty());
+    assert!(
+        parsed
+            .windows
+            .iter()
+            .all(|w| w.len() == 1 && w[0].start == 0 && w[0].end == 86_400),
+        "every hour of every day: {:?}",
+        parsed.windows
+    );
     let campaign = t.join("campaign.yaml");
     std::fs::write(&campaign, &spec).unwrap();
     let script = repo().join("examples/scripts/order_confirmation.en.yaml");
