@@ -883,17 +883,14 @@ impl Cluster {
         Ok(())
     }
 
-    /// Leaves the cluster cleanly: the node's leases go back to the others.
+    /// Leaves the cluster: the node's leases go back to the others, and any call it still has
+    /// open is ended (`failed`) in the log.
     pub async fn leave(&self, now: DateTime<Utc>) -> Result<()> {
+        let now = micros(now);
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE cluster_contacts SET lease_node = NULL, lease_until_us = NULL,
-                 next_us = LEAST(next_us, $2) WHERE lease_node = $1",
-        )
-        .bind(&self.node)
-        .bind(us(now))
-        .execute(&mut *tx)
-        .await?;
+        // Calls still open (a drain limit passed) end with the process: the log says so, and
+        // their numbers are free for the other nodes (a stopped node is never reaped).
+        self.end_node(&mut tx, &self.node, now).await?;
         sqlx::query(
             "UPDATE cluster_nodes SET state = 'stopped', heartbeat_us = $2 WHERE name = $1",
         )

@@ -168,18 +168,18 @@ pub async fn run_node(
 
     // Control: LISTEN for state changes (ours only), polled at each heartbeat as well.
     let (state_tx, mut state_rx) = watch::channel(cl.campaign_state(spec.id).await?);
-    {
+    let _stop_listening = {
         let mut listener = cl.control_listener().await?;
         let tx = state_tx.clone();
         let id = spec.id;
-        tokio::spawn(async move {
+        AbortOnDrop(tokio::spawn(async move {
             while let Ok(c) = listener.recv().await {
                 if c.campaign == id {
                     let _ = tx.send(Some(c.state));
                 }
             }
-        });
-    }
+        }))
+    };
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Finished>();
     let mut live = 0usize;
     let mut seq = 0u64;
@@ -225,7 +225,7 @@ pub async fn run_node(
     let mut can_shut_down = true;
     let started = tokio::time::Instant::now();
     let mut last_progress = started;
-    let mut cluster_pending = u64::MAX;
+    let mut cluster_pending = cl.pending(spec.id).await?;
     let run_tag = now.format("%H%M%S%3f").to_string();
     let progress = |summary: &Summary, pending: usize, live: usize| {
         if let Some(p) = &opts.progress {
@@ -538,7 +538,8 @@ struct Beat {
     pending: u64,
 }
 
-/// Aborts the heartbeat task when the run ends, however it ends.
+/// Aborts a helper task (the heartbeat, the control listener) when the run ends, however it
+/// ends.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
