@@ -264,12 +264,8 @@ impl Cluster {
             tx.commit().await?;
             return Ok(NodeStatus::Lost);
         };
-        if state == "draining" {
-            // Its calls keep their attempts; its leases are not renewed (the node hands them
-            // back, and any it keeps expire to the others).
-            tx.commit().await?;
-            return Ok(NodeStatus::Draining);
-        }
+        // A draining node hands its idle contacts back itself; those on a call stay leased
+        // (renewed here) until the call's end re-queues or finishes them.
         sqlx::query(
             "UPDATE cluster_contacts SET lease_until_us = $2 WHERE lease_node = $1 AND state = 'pending'",
         )
@@ -278,7 +274,11 @@ impl Cluster {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(NodeStatus::Up)
+        Ok(if state == "draining" {
+            NodeStatus::Draining
+        } else {
+            NodeStatus::Up
+        })
     }
 
     /// Asks node `name` to drain (`true`), or puts a draining node back in service (`false`).
@@ -845,11 +845,13 @@ impl Cluster {
         for r in open {
             let (id, campaign, customer): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
             let started = from_us(r.get(4));
+            // Never before its start (a dial may hold a CPS slot up to a second ahead).
+            let ended = now.max(started);
             sqlx::query(
                 "UPDATE cluster_attempts SET ended_us = $2, outcome = 'failed' WHERE id = $1",
             )
             .bind(id)
-            .bind(us(now))
+            .bind(us(ended))
             .execute(&mut **tx)
             .await?;
             sqlx::query(
@@ -859,14 +861,14 @@ impl Cluster {
             .execute(&mut **tx)
             .await?;
             let ev = Event {
-                at: now,
+                at: ended,
                 customer: Some(CustomerId(customer)),
                 campaign: Some(CampaignId(campaign)),
                 call: Some(CallId(r.get(3))),
                 kind: EventKind::AttemptEnded {
                     outcome: CallOutcome::Failed,
                     sip_status: None,
-                    duration_s: (now - started).num_milliseconds() as f64 / 1000.0,
+                    duration_s: (ended - started).num_milliseconds() as f64 / 1000.0,
                 },
             };
             self.append(tx, &ev).await?;
