@@ -8,6 +8,11 @@
 //! commits them (`call_started_with` + `call_finished_with`, each with its event). Also the
 //! `COPY` enqueue rate. PostgreSQL is started here (initdb into a temporary directory) unless
 //! `--url` names one.
+//!
+//! The report part (`--report-calls`, 10,000,000 for the issue's figure): a campaign with that
+//! many ended calls over three nodes, and the dashboard's merged view read the way the API
+//! reads it (nodes, campaigns, open calls, outcome totals: the rollups the database keeps)
+//! against the same figures scanned from the attempts and contacts, in the same run.
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -34,8 +39,25 @@ pub struct Args {
     /// measurement creates its own database there. Default: start one here.
     #[arg(long, env = "WAIHU_BENCH_PG_URL")]
     pub url: Option<String>,
+    /// Ended calls stored for the report latency measurement (0 skips it).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub report_calls: usize,
     #[arg(long)]
     pub json: bool,
+}
+
+/// The dashboard's merged view over a campaign with `calls` stored calls.
+#[derive(Debug, Serialize)]
+pub struct ReportRun {
+    pub calls: usize,
+    pub fill_s: f64,
+    /// `GET /api/cluster`'s reads (rollups), per request.
+    pub rollup_p50_ms: f64,
+    pub rollup_p95_ms: f64,
+    /// The same totals scanned from the attempts and contacts.
+    pub scan_p50_ms: f64,
+    /// The rollup and the scan agree.
+    pub agree: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -54,6 +76,7 @@ pub struct Results {
     pub enqueue_per_s: f64,
     pub runs: Vec<NodeRun>,
     pub sqlite_dials_per_s: f64,
+    pub report: Option<ReportRun>,
 }
 
 fn t0() -> DateTime<Utc> {
@@ -130,7 +153,9 @@ async fn run_nodes(url: &str, nodes: usize, workers: usize, n: usize) -> anyhow:
         )
         .await?;
     setup.enqueue(CAMPAIGN, &contacts(n)).await?;
-    setup.set_campaign_state(CAMPAIGN, "started", t0()).await?;
+    setup
+        .set_campaign_state(CAMPAIGN, "started", "bench", t0())
+        .await?;
     setup.close().await;
     let dials = Arc::new(AtomicU64::new(0));
     let refusals = Arc::new(AtomicU64::new(0));
@@ -212,6 +237,149 @@ async fn run_nodes(url: &str, nodes: usize, workers: usize, n: usize) -> anyhow:
         seconds,
         dials_per_s: rate(d as usize, seconds),
         refusals: refusals.load(Ordering::Relaxed),
+    })
+}
+
+const OUTCOMES: &str = "ARRAY['answered','no_answer','busy','failed','rejected']";
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Fills a campaign with `n` ended calls (server-side, in batches with progress) and times
+/// the merged view's reads against scans of the same figures.
+async fn report_latency(url: &str, n: usize) -> anyhow::Result<ReportRun> {
+    let c = Cluster::connect(url, "report", 2).await?;
+    let k = CampaignId(2);
+    c.upsert_campaign(
+        &CampaignSpec {
+            id: k,
+            name: "report".into(),
+            channels: 1000,
+            cps: 100.0,
+            caps: Caps {
+                per_day: Some(2),
+                per_week: None,
+                max_attempts: 3,
+            },
+        },
+        t0(),
+    )
+    .await?;
+    for node in ["node0", "node1", "node2"] {
+        Cluster::connect(url, node, 1).await?.join(t0()).await?;
+    }
+    let started = Instant::now();
+    let batch = 500_000usize;
+    let mut done = 0usize;
+    while done < n {
+        let (from, to) = (done as i64 + 1, (done + batch).min(n) as i64);
+        // A tenth still pending; every contact called once, ended 30 s after it started.
+        sqlx::query(
+            "INSERT INTO cluster_contacts (campaign, customer, phone, tz, state, next_us, attempts)
+             SELECT $1, g, 'r' || g, 'Asia/Shanghai',
+                    CASE WHEN g % 10 = 0 THEN 'pending' ELSE 'done' END, $2, 1
+             FROM generate_series($3::bigint, $4::bigint) g",
+        )
+        .bind(k.0)
+        .bind(t0().timestamp_micros())
+        .bind(from)
+        .bind(to)
+        .execute(c.pool())
+        .await?;
+        sqlx::query(&format!(
+            "INSERT INTO cluster_attempts (campaign, customer, phone, node, call_id, started_us, ended_us, outcome)
+             SELECT $1, g, 'r' || g, 'node' || (g % 3), 'r-' || g, $2 + g * 1000, $2 + g * 1000 + 30000000,
+                    ({OUTCOMES})[1 + g % 5]
+             FROM generate_series($3::bigint, $4::bigint) g"
+        ))
+        .bind(k.0)
+        .bind(t0().timestamp_micros())
+        .bind(from)
+        .bind(to)
+        .execute(c.pool())
+        .await?;
+        done = to as usize;
+        let s = started.elapsed().as_secs_f64();
+        let r = rate(done, s);
+        eprintln!(
+            "  report fill: {done}/{n} calls, {r:.0}/s, ETA {:.0} s",
+            (n - done) as f64 / r.max(1.0)
+        );
+    }
+    // The outcome rollup as the trigger would have kept it call by call (the fill inserts
+    // ended calls in bulk, which the end-of-call trigger does not see).
+    sqlx::query(
+        "INSERT INTO cluster_outcomes SELECT campaign, node, outcome, count(*) FROM cluster_attempts
+         WHERE campaign = $1 GROUP BY campaign, node, outcome",
+    )
+    .bind(k.0)
+    .execute(c.pool())
+    .await?;
+    sqlx::query("ANALYZE").execute(c.pool()).await?;
+    let fill_s = started.elapsed().as_secs_f64();
+    // Warm both paths once, then time them.
+    let view = |c: Cluster| async move {
+        let t = Instant::now();
+        let nodes = c.nodes().await?;
+        let campaigns = c.campaigns().await?;
+        let live = c.live_calls().await?;
+        let outcomes = c.outcomes().await?;
+        anyhow::Ok((
+            t.elapsed().as_secs_f64() * 1e3,
+            nodes,
+            campaigns,
+            live,
+            outcomes,
+        ))
+    };
+    let scan = |c: Cluster| async move {
+        let t = Instant::now();
+        let outcomes: Vec<(i64, String, String, i64)> = sqlx::query_as(
+            "SELECT campaign, node, outcome, count(*) FROM cluster_attempts
+             WHERE ended_us IS NOT NULL GROUP BY campaign, node, outcome ORDER BY 1, 2, 3",
+        )
+        .fetch_all(c.pool())
+        .await?;
+        let counts: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT campaign, count(*) FILTER (WHERE state = 'pending'),
+                    count(*) FILTER (WHERE state = 'done')
+             FROM cluster_contacts GROUP BY campaign ORDER BY campaign",
+        )
+        .fetch_all(c.pool())
+        .await?;
+        anyhow::Ok((t.elapsed().as_secs_f64() * 1e3, outcomes, counts))
+    };
+    let (_, _, campaigns, _, outcomes) = view(c.clone()).await?;
+    let (_, scanned, counts) = scan(c.clone()).await?;
+    let rolled: Vec<(i64, String, String, i64)> = outcomes
+        .into_iter()
+        .map(|o| (o.campaign, o.node, o.outcome, o.count))
+        .collect();
+    let agree = rolled == scanned
+        && counts
+            == campaigns
+                .iter()
+                .filter(|k| k.pending + k.done > 0)
+                .map(|k| (k.id, k.pending, k.done))
+                .collect::<Vec<_>>();
+    let mut fast = Vec::new();
+    for _ in 0..20 {
+        fast.push(view(c.clone()).await?.0);
+    }
+    let mut slow = Vec::new();
+    for _ in 0..3 {
+        slow.push(scan(c.clone()).await?.0);
+    }
+    c.close().await;
+    Ok(ReportRun {
+        calls: n,
+        fill_s,
+        rollup_p50_ms: percentile(&mut fast, 0.5),
+        rollup_p95_ms: percentile(&mut fast, 0.95),
+        scan_p50_ms: percentile(&mut slow, 0.5),
+        agree,
     })
 }
 
@@ -324,11 +492,27 @@ pub fn measure(a: &Args) -> anyhow::Result<Results> {
         }
         let sqlite = sqlite_dials(a.contacts).await?;
         eprintln!("1 SQLite node (baseline): {sqlite:.0} dials/s");
+        let report = if a.report_calls > 0 {
+            let url = server.fresh_database().await?;
+            let r = report_latency(&url, a.report_calls).await?;
+            anyhow::ensure!(
+                r.agree,
+                "the rollups disagree with a scan of the same calls"
+            );
+            eprintln!(
+                "report over {} calls: rollups p50 {:.2} ms, scan p50 {:.0} ms",
+                r.calls, r.rollup_p50_ms, r.scan_p50_ms
+            );
+            Some(r)
+        } else {
+            None
+        };
         Ok(Results {
             contacts: a.contacts,
             enqueue_per_s,
             runs,
             sqlite_dials_per_s: sqlite,
+            report,
         })
     })
 }
@@ -358,5 +542,20 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "  1 node, SQLite (baseline) {:>8.0} dials/s",
         r.sqlite_dials_per_s
     );
+    if let Some(rep) = &r.report {
+        println!(
+            "dashboard merged view over {} stored calls (filled in {:.0} s):",
+            rep.calls, rep.fill_s
+        );
+        println!(
+            "  rollups (GET /api/cluster)  p50 {:>9.2} ms  p95 {:.2} ms",
+            rep.rollup_p50_ms, rep.rollup_p95_ms
+        );
+        println!(
+            "  scan of the same figures    p50 {:>9.0} ms  ({:.0}× slower)",
+            rep.scan_p50_ms,
+            rep.scan_p50_ms / rep.rollup_p50_ms.max(1e-6)
+        );
+    }
     Ok(())
 }

@@ -99,10 +99,13 @@ fn cluster_bench_smoke() {
         nodes: vec![1, 2],
         workers: 2,
         url: None,
+        report_calls: 3000,
         json: false,
     })
     .unwrap();
     assert_eq!(r.runs.len(), 2);
+    let rep = r.report.expect("the report part ran");
+    assert!(rep.agree && rep.calls == 3000 && rep.rollup_p50_ms > 0.0);
     assert!(r.runs.iter().all(|n| n.dials == 300 && n.dials_per_s > 0.0));
     assert!(r.sqlite_dials_per_s > 0.0 && r.enqueue_per_s > 0.0);
 }

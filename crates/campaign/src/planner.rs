@@ -1751,6 +1751,29 @@ impl Planner {
         }
     }
 
+    /// A callback the callee asked for on a call this planner did not place (a cluster node
+    /// learns it from its lease): the contact waits for `at`, then goes ahead of the others as
+    /// if this planner had heard the request. `false` (nothing changes) when the campaign does
+    /// not honour callbacks, or the contact is in flight or finished. Call it right after
+    /// [`Planner::add_contact`] and [`Planner::set_prior_attempts`].
+    pub fn set_callback(&mut self, c: ContactRef, at: DateTime<Utc>) -> bool {
+        if !self.campaign.honour_callbacks {
+            return false;
+        }
+        let Some(s) = self.slots.get_mut(c.0 as usize) else {
+            return false;
+        };
+        if !matches!(s.state, State::Ready | State::Waiting | State::Callback) {
+            return false;
+        }
+        s.gen = s.gen.wrapping_add(1);
+        s.state = State::Callback;
+        s.next_at = at.timestamp();
+        let gen = s.gen;
+        self.callbacks.push(Reverse((at.timestamp(), c.0, gen)));
+        true
+    }
+
     /// The contact leaves this planner without an outcome: another node may take it now (a
     /// cluster node hands back what it will not dial soon), or the shared gate refused the
     /// dial [`Planner::next_dials`] just made (nothing went out: its trunk channel and CPS

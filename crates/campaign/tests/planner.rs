@@ -439,6 +439,42 @@ fn a_cluster_node_reads_status_hands_contacts_back_and_counts_prior_attempts() {
 }
 
 #[test]
+fn a_callback_heard_on_another_node_waits_for_its_time_then_goes_first() {
+    let mut p = planner(CN);
+    let sh_tz = chrono_tz::Asia::Shanghai;
+    for i in 0..20 {
+        p.add_contact(contact(
+            10 + i,
+            &format!("+86139100000{i:02}"),
+            sh_tz,
+            "high_value",
+        ))
+        .unwrap();
+    }
+    let asker = p
+        .add_contact(contact(1, "+8613900000001", sh_tz, "regular"))
+        .unwrap();
+    p.set_prior_attempts(asker, 1);
+    let at = sh(3, 15, 0, 0);
+    assert!(p.set_callback(asker, at));
+    assert_eq!(
+        p.status(asker, sh(3, 14, 0, 0)),
+        Some(ContactStatus::Callback(at))
+    );
+    // Before its time it is not dialled, however much capacity is free.
+    let early = p.next_dials(sh(3, 14, 0, 0), 5);
+    assert_eq!(early.len(), 5);
+    assert!(early.iter().all(|d| d.contact != asker && !d.callback));
+    // At its time it is the first dial, marked as a callback.
+    let d = p.next_dials(at, 1);
+    assert_eq!(d.len(), 1);
+    assert_eq!((d[0].contact, d[0].callback), (asker, true));
+    // In flight or finished contacts are left alone.
+    assert!(!p.set_callback(asker, at + Duration::hours(1)));
+    assert!(!p.set_callback(ContactRef(999), at));
+}
+
+#[test]
 fn callbacks_come_first_at_the_asked_time_and_inside_windows() {
     let mut p = planner(CN);
     let sh_tz = chrono_tz::Asia::Shanghai;

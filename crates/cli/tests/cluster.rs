@@ -61,7 +61,7 @@ fn cluster_commands_over_a_real_postgres() {
             })
             .collect();
         c.enqueue(CampaignId(1), &contacts).await.unwrap();
-        c.set_campaign_state(CampaignId(1), "started", t0)
+        c.set_campaign_state(CampaignId(1), "started", "test", t0)
             .await
             .unwrap();
         let leases = c

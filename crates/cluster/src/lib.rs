@@ -37,6 +37,10 @@ pub const SLOT_WAIT: chrono::Duration = chrono::Duration::seconds(1);
 /// The `NOTIFY` channel of campaign state changes (payload `<campaign id>:<state>`).
 pub const CONTROL_CHANNEL: &str = "waihu_control";
 
+/// The `NOTIFY` channel of the merged log: every event any node appends (payload: its
+/// `cluster_events` id), delivered when the change it records commits.
+pub const EVENTS_CHANNEL: &str = "waihu_events";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     #[error("database: {0}")]
@@ -92,6 +96,9 @@ pub struct Lease {
     pub phone: PhoneIndex,
     pub tz: String,
     pub attempts: u32,
+    /// The callee asked to be called back at this time (on whichever node placed the call
+    /// that heard it): the node dials it then, ahead of other contacts.
+    pub callback: Option<DateTime<Utc>>,
 }
 
 /// A dial the gate let through.
@@ -153,6 +160,9 @@ pub enum Next {
     Done,
     /// Due again at this time (any node may take it).
     RetryAt(DateTime<Utc>),
+    /// The callee asked to be called back at this time: due then, and claimed by any node
+    /// ahead of the other due contacts.
+    Callback(DateTime<Utc>),
 }
 
 /// A campaign-state change received by [`ControlListener::recv`].
@@ -187,6 +197,9 @@ pub struct CampaignInfo {
     pub cps: f64,
     pub pending: i64,
     pub done: i64,
+    /// Who last changed its state, and when.
+    pub updated_by: Option<String>,
+    pub updated: DateTime<Utc>,
 }
 
 fn check_field(what: &str, v: &str) -> Result<()> {
@@ -397,14 +410,17 @@ impl Cluster {
         Ok(())
     }
 
-    /// Changes a campaign's state, logs it, and notifies every node, atomically.
+    /// Changes a campaign's state, logs it with who asked (`actor`: an API caller, a CLI
+    /// user, a node), and notifies every node, atomically.
     pub async fn set_campaign_state(
         &self,
         campaign: CampaignId,
         state: &str,
+        actor: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
         let now = micros(now);
+        check_field("actor", actor)?;
         if !STATES.contains(&state) {
             return Err(ClusterError::Invalid(format!(
                 "campaign state {state:?}: one of {}",
@@ -413,10 +429,11 @@ impl Cluster {
         }
         let mut tx = self.pool.begin().await?;
         let n =
-            sqlx::query("UPDATE cluster_campaigns SET state = $2, updated_us = $3 WHERE id = $1")
+            sqlx::query("UPDATE cluster_campaigns SET state = $2, updated_us = $3, updated_by = $4 WHERE id = $1")
                 .bind(campaign.0)
                 .bind(state)
                 .bind(us(now))
+                .bind(actor)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
@@ -432,6 +449,7 @@ impl Cluster {
             call: None,
             kind: EventKind::CampaignState {
                 state: state.to_string(),
+                actor: Some(actor.to_string()),
             },
         };
         self.append(&mut tx, &ev).await?;
@@ -456,13 +474,26 @@ impl Cluster {
 
     /// Listens to campaign-state changes (its own connection, outside the pool).
     pub async fn control_listener(&self) -> Result<ControlListener> {
-        let mut l = PgListener::connect_with(&self.pool).await?;
-        l.listen(CONTROL_CHANNEL).await?;
-        Ok(ControlListener(l))
+        Ok(ControlListener(self.listener(CONTROL_CHANNEL).await?))
     }
 
-    /// Leases up to `max` due contacts of a campaign to this node until `now + ttl`. Contacts
-    /// another node holds (a live lease, or a row another claim is locking) are skipped.
+    /// A listener on its own connection: a one-connection pool of its own (which `PgListener`
+    /// uses to reconnect), so listening never holds one of the node's pooled connections.
+    async fn listener(&self, channel: &str) -> Result<PgListener> {
+        let own = PgPoolOptions::new()
+            .max_connections(1)
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .connect_with((*self.pool.connect_options()).clone())
+            .await?;
+        let mut l = PgListener::connect_with(&own).await?;
+        l.listen(channel).await?;
+        Ok(l)
+    }
+
+    /// Leases up to `max` due contacts of a campaign to this node until `now + ttl`, due
+    /// callbacks first, then the longest due. Contacts another node holds (a live lease, or a
+    /// row another claim is locking) are skipped.
     pub async fn claim(
         &self,
         campaign: CampaignId,
@@ -475,10 +506,10 @@ impl Cluster {
              FROM (SELECT campaign, customer FROM cluster_contacts
                    WHERE campaign = $3 AND state = 'pending' AND next_us <= $4
                      AND (lease_node IS NULL OR lease_until_us < $4)
-                   ORDER BY next_us, customer LIMIT $5
+                   ORDER BY callback DESC, next_us, customer LIMIT $5
                    FOR UPDATE SKIP LOCKED) d
              WHERE c.campaign = d.campaign AND c.customer = d.customer
-             RETURNING c.customer, c.phone, c.tz, c.attempts",
+             RETURNING c.customer, c.phone, c.tz, c.attempts, c.callback, c.next_us",
         )
         .bind(&self.node)
         .bind(us(now + ttl))
@@ -495,11 +526,13 @@ impl Cluster {
                 phone: PhoneIndex(r.get(1)),
                 tz: r.get(2),
                 attempts: r.get::<i32, _>(3) as u32,
+                callback: r.get::<bool, _>(4).then(|| from_us(r.get(5))),
             })
             .collect())
     }
 
-    /// Gives a leased contact back without dialling it (it is due again at `due`).
+    /// Gives a leased contact back without dialling it (it is due again at `due`; a callback
+    /// stays a callback).
     pub async fn release(&self, lease: &Lease, due: DateTime<Utc>) -> Result<()> {
         sqlx::query(
             "UPDATE cluster_contacts SET lease_node = NULL, lease_until_us = NULL, next_us = $4
@@ -762,12 +795,13 @@ impl Cluster {
         };
         // Never before the start (another node's clock may have set it).
         let now = from_us(ended.get::<i64, _>(0));
-        let (done, next_us) = match next {
-            Next::Done => (true, us(now)),
-            Next::RetryAt(t) => (false, us(t)),
+        let (done, next_us, callback) = match next {
+            Next::Done => (true, us(now), false),
+            Next::RetryAt(t) => (false, us(t), false),
+            Next::Callback(t) => (false, us(t), true),
         };
         sqlx::query(
-            "UPDATE cluster_contacts SET next_us = $3,
+            "UPDATE cluster_contacts SET next_us = $3, callback = $7,
                  state = CASE WHEN $4 THEN 'done' ELSE state END,
                  reason = CASE WHEN $4 THEN $5 ELSE reason END,
                  lease_node = CASE WHEN lease_node = $6 THEN NULL ELSE lease_node END,
@@ -780,6 +814,7 @@ impl Cluster {
         .bind(done)
         .bind(outcome.as_str())
         .bind(&self.node)
+        .bind(callback)
         .execute(&mut *tx)
         .await?;
         sqlx::query("UPDATE cluster_campaigns SET in_flight = in_flight - 1 WHERE id = $1 AND in_flight > 0")
@@ -946,11 +981,11 @@ impl Cluster {
             .collect())
     }
 
-    /// Ended attempts per campaign, node and outcome over every node (the merged totals).
+    /// Ended attempts per campaign, node and outcome over every node (the merged totals),
+    /// from the rollup the database keeps as attempts end (no scan of the attempts).
     pub async fn outcomes(&self) -> Result<Vec<OutcomeCount>> {
         let rows = sqlx::query(
-            "SELECT campaign, node, outcome, count(*) FROM cluster_attempts
-             WHERE ended_us IS NOT NULL GROUP BY campaign, node, outcome
+            "SELECT campaign, node, outcome, count FROM cluster_outcomes
              ORDER BY campaign, node, outcome",
         )
         .fetch_all(&self.pool)
@@ -960,18 +995,18 @@ impl Cluster {
             .map(|r| OutcomeCount {
                 campaign: r.get(0),
                 node: r.get(1),
-                outcome: r.get::<Option<String>, _>(2).unwrap_or_default(),
+                outcome: r.get(2),
                 count: r.get(3),
             })
             .collect())
     }
 
-    /// Every campaign with its shared limits and progress.
+    /// Every campaign with its shared limits and progress (pending and done are counters
+    /// kept as contacts are queued and finished).
     pub async fn campaigns(&self) -> Result<Vec<CampaignInfo>> {
         let rows = sqlx::query(
-            "SELECT k.id, k.name, k.state, k.in_flight, k.channels, k.cps,
-                (SELECT count(*) FROM cluster_contacts c WHERE c.campaign = k.id AND c.state = 'pending'),
-                (SELECT count(*) FROM cluster_contacts c WHERE c.campaign = k.id AND c.state = 'done')
+            "SELECT k.id, k.name, k.state, k.in_flight, k.channels, k.cps, k.pending, k.done,
+                k.updated_by, k.updated_us
              FROM cluster_campaigns k ORDER BY k.id",
         )
         .fetch_all(&self.pool)
@@ -987,19 +1022,20 @@ impl Cluster {
                 cps: r.get(5),
                 pending: r.get(6),
                 done: r.get(7),
+                updated_by: r.get(8),
+                updated: from_us(r.get(9)),
             })
             .collect())
     }
 
     /// Contacts of a campaign still pending (leased or not).
     pub async fn pending(&self, campaign: CampaignId) -> Result<u64> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM cluster_contacts WHERE campaign = $1 AND state = 'pending'",
-        )
-        .bind(campaign.0)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(n as u64)
+        let n: Option<i64> =
+            sqlx::query_scalar("SELECT pending FROM cluster_campaigns WHERE id = $1")
+                .bind(campaign.0)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(n.unwrap_or(0).max(0) as u64)
     }
 
     /// The merged log of every node, in time order (ties in commit order).
@@ -1021,13 +1057,81 @@ impl Cluster {
     async fn append(&self, tx: &mut Transaction<'_, Postgres>, e: &Event) -> Result<()> {
         let json =
             serde_json::to_string(e).map_err(|err| ClusterError::Invalid(err.to_string()))?;
-        sqlx::query("INSERT INTO cluster_events (at_us, node, event) VALUES ($1, $2, $3)")
-            .bind(us(e.at))
-            .bind(&self.node)
-            .bind(json)
-            .execute(&mut **tx)
-            .await?;
+        // The notice goes out when the transaction commits (and never if it rolls back).
+        sqlx::query(
+            "WITH e AS (INSERT INTO cluster_events (at_us, node, event) VALUES ($1, $2, $3) RETURNING id)
+             SELECT pg_notify($4, id::text) FROM e",
+        )
+        .bind(us(e.at))
+        .bind(&self.node)
+        .bind(json)
+        .bind(EVENTS_CHANNEL)
+        .execute(&mut **tx)
+        .await?;
         Ok(())
+    }
+
+    /// Listens to the merged log as it grows (its own connection, outside the pool).
+    pub async fn event_listener(&self) -> Result<EventListener> {
+        Ok(EventListener(self.listener(EVENTS_CHANNEL).await?))
+    }
+
+    /// Up to `max` events of the merged log with ids above `after`, oldest first, with the
+    /// node that appended each (a live stream's catch-up after a notice).
+    pub async fn events_after(&self, after: i64, max: u32) -> Result<Vec<LoggedEvent>> {
+        let rows = sqlx::query(
+            "SELECT id, node, event FROM cluster_events WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(max as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                let id: i64 = r.get(0);
+                let event = serde_json::from_str(r.get::<&str, _>(2)).map_err(|err| {
+                    ClusterError::Invalid(format!("cluster_events row {id}: {err}"))
+                })?;
+                Ok(LoggedEvent {
+                    id,
+                    node: r.get(1),
+                    event,
+                })
+            })
+            .collect()
+    }
+
+    /// The id of the newest event of the merged log (0 when it is empty).
+    pub async fn last_event_id(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM cluster_events")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+}
+
+/// An event of the merged log with where it came from.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LoggedEvent {
+    pub id: i64,
+    pub node: String,
+    pub event: Event,
+}
+
+/// Notices of events appended on any node, as their transactions commit.
+pub struct EventListener(PgListener);
+
+impl EventListener {
+    /// The id of the next event committed. A malformed payload (not written by waihu) is
+    /// skipped.
+    pub async fn recv(&mut self) -> Result<i64> {
+        loop {
+            let n = self.0.recv().await?;
+            if let Ok(id) = n.payload().parse() {
+                return Ok(id);
+            }
+        }
     }
 }
 

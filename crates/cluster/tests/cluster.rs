@@ -103,7 +103,7 @@ async fn setup(url: &str, channels: u32, cps: f64, n: usize, phones: usize, now:
             .unwrap(),
         n as u64
     );
-    c.set_campaign_state(CAMPAIGN, "started", now)
+    c.set_campaign_state(CAMPAIGN, "started", "test", now)
         .await
         .unwrap();
     c.close().await;
@@ -297,6 +297,33 @@ async fn verify(url: &str) -> Vec<Event> {
         over_cap, 0,
         "a number dialled more than twice in one local day"
     );
+    // The rollups the reports read agree with a scan of what they summarise, after every
+    // interleaving of claims, refusals, ends and reaps the test produced.
+    let scanned: Vec<(i64, String, String, i64)> = sqlx::query_as(
+        "SELECT campaign, node, outcome, count(*) FROM cluster_attempts
+         WHERE ended_us IS NOT NULL GROUP BY campaign, node, outcome ORDER BY 1, 2, 3",
+    )
+    .fetch_all(c.pool())
+    .await
+    .unwrap();
+    let rolled: Vec<(i64, String, String, i64)> = c
+        .outcomes()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| (o.campaign, o.node, o.outcome, o.count))
+        .collect();
+    assert_eq!(rolled, scanned);
+    let (pending, done): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'done')
+         FROM cluster_contacts",
+    )
+    .fetch_one(c.pool())
+    .await
+    .unwrap();
+    let k = c.campaigns().await.unwrap().remove(0);
+    assert_eq!((k.pending, k.done), (pending, done));
+    assert_eq!(c.pending(CAMPAIGN).await.unwrap(), pending as u64);
     c.close().await;
     events
 }
@@ -589,7 +616,7 @@ fn pause_reaches_every_node_within_a_second_and_the_gate_honours_it() {
             .unwrap();
         assert_eq!(leases.len(), 2);
         let t = Instant::now();
-        b.set_campaign_state(CAMPAIGN, "paused", clock.now())
+        b.set_campaign_state(CAMPAIGN, "paused", "test", clock.now())
             .await
             .unwrap();
         for l in &mut listeners {
@@ -605,7 +632,7 @@ fn pause_reaches_every_node_within_a_second_and_the_gate_honours_it() {
             .await
             .unwrap();
         assert_eq!(r, Err(Refusal::NotStarted("paused".into())));
-        b.set_campaign_state(CAMPAIGN, "started", clock.now())
+        b.set_campaign_state(CAMPAIGN, "started", "test", clock.now())
             .await
             .unwrap();
         let r = a
@@ -624,7 +651,7 @@ fn pause_reaches_every_node_within_a_second_and_the_gate_honours_it() {
             Err(Refusal::LeaseLost)
         );
         let e = b
-            .set_campaign_state(CAMPAIGN, "running", clock.now())
+            .set_campaign_state(CAMPAIGN, "running", "test", clock.now())
             .await
             .unwrap_err();
         assert!(e.to_string().contains("\"running\""), "{e}");
@@ -682,5 +709,119 @@ fn enqueue_is_idempotent_and_names_a_bad_row() {
         // A second connect runs the migrations again without harm.
         Cluster::connect(&url, "imp2", 1).await.unwrap();
         assert_eq!(c.pending(CAMPAIGN).await.unwrap(), 50_000);
+    });
+}
+
+#[test]
+fn a_callback_goes_first_on_any_node_and_the_merged_log_is_streamed() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(pg) = start_pg(dir.path()) else {
+        return;
+    };
+    let url = pg.create_database("callback").unwrap();
+    rt().block_on(async {
+        let t0 = Clock::base();
+        setup(&url, 4, 1e6, 30, 30, t0).await;
+        let a = Cluster::connect(&url, "a", 2).await.unwrap();
+        let b = Cluster::connect(&url, "b", 2).await.unwrap();
+        let watcher = Cluster::connect(&url, "dashboard", 1).await.unwrap();
+        let mut notices = watcher.event_listener().await.unwrap();
+        let seen = watcher.last_event_id().await.unwrap();
+        let ttl = chrono::Duration::seconds(30);
+        a.join(t0).await.unwrap();
+        b.join(t0).await.unwrap();
+        let lease = a.claim(CAMPAIGN, 1, t0, ttl).await.unwrap().remove(0);
+        assert_eq!((lease.customer, lease.callback), (CustomerId(1), None));
+        let t = Instant::now();
+        let att = a
+            .begin_attempt(&lease, &CallId("cb1".into()), "t", None, t0)
+            .await
+            .unwrap()
+            .unwrap();
+        // The dashboard hears the dial as it commits, and reads it back with its node.
+        let id = tokio::time::timeout(Duration::from_secs(1), notices.recv())
+            .await
+            .expect("a logged event reaches a listener within 1 s")
+            .unwrap();
+        eprintln!("event notice after {:?}", t.elapsed());
+        let got = watcher.events_after(seen, 10).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].id, got[0].node.as_str()), (id, "a"));
+        assert!(matches!(
+            got[0].event.kind,
+            EventKind::AttemptStarted { .. }
+        ));
+        // The callee asks to be called back in an hour.
+        let at = t0 + chrono::Duration::hours(1);
+        assert!(a
+            .end_attempt(
+                &att,
+                CallOutcome::Answered,
+                Some(200),
+                20.0,
+                Next::Callback(at),
+                t0 + chrono::Duration::seconds(20)
+            )
+            .await
+            .unwrap());
+        // Before its time, another node gets other contacts.
+        let early = b
+            .claim(CAMPAIGN, 5, t0 + chrono::Duration::minutes(30), ttl)
+            .await
+            .unwrap();
+        assert!(early.iter().all(|l| l.customer != CustomerId(1)));
+        for l in &early {
+            b.release(l, t0).await.unwrap();
+        }
+        // At its time it is the first contact any node claims, though 29 older ones are due,
+        // and the lease says it is a callback.
+        let first = b.claim(CAMPAIGN, 1, at, ttl).await.unwrap().remove(0);
+        assert_eq!((first.customer, first.callback), (CustomerId(1), Some(at)));
+        assert_eq!(first.attempts, 1);
+        // Handed back unanswered, it stays a callback; called and not reached, it is not.
+        b.release(&first, at).await.unwrap();
+        let again = b.claim(CAMPAIGN, 1, at, ttl).await.unwrap().remove(0);
+        assert_eq!(again.callback, Some(at));
+        let att = b
+            .begin_attempt(&again, &CallId("cb2".into()), "t", None, at)
+            .await
+            .unwrap()
+            .unwrap();
+        let retry = at + chrono::Duration::minutes(5);
+        b.end_attempt(
+            &att,
+            CallOutcome::NoAnswer,
+            Some(480),
+            30.0,
+            Next::RetryAt(retry),
+            at + chrono::Duration::seconds(30),
+        )
+        .await
+        .unwrap();
+        let later = b.claim(CAMPAIGN, 30, retry, ttl).await.unwrap();
+        let back = later.iter().find(|l| l.customer == CustomerId(1)).unwrap();
+        assert_eq!((back.callback, back.attempts), (None, 2));
+        assert_ne!(
+            later[0].customer,
+            CustomerId(1),
+            "no longer ahead of the others"
+        );
+        // Who changed the campaign's state is on its row and in the log.
+        let k = watcher.campaigns().await.unwrap().remove(0);
+        assert_eq!(k.updated_by.as_deref(), Some("test"));
+        let actors: Vec<_> = watcher
+            .events()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e.kind {
+                EventKind::CampaignState { state, actor } => Some((state, actor)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            actors,
+            vec![("started".to_string(), Some("test".to_string()))]
+        );
     });
 }

@@ -974,6 +974,7 @@ impl Checker {
                     call: None,
                     kind: EventKind::CampaignState {
                         state: "checked".into(),
+                        actor: None,
                     },
                 };
                 self.violate(

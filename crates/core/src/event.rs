@@ -85,6 +85,10 @@ pub enum EventKind {
     /// A campaign changed state (`created`, `started`, `paused`, `stopped`, `finished`).
     CampaignState {
         state: String,
+        /// Who asked (an API caller, a CLI user, a node); absent in logs written before it
+        /// was recorded, and where the store keeps it on the campaign row instead.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        actor: Option<String>,
     },
     /// A message on another channel (`sms`, `push`) was sent.
     MessageSent {

@@ -309,6 +309,24 @@ pub enum StopReason {
     },
 }
 
+/// While a run is stopping for `why`: how it ends now (nothing live, or the drain limit
+/// `drain` after the first call passed, with calls still live), or `None` to wait on.
+pub(crate) fn stop_now(
+    why: &StopReason,
+    live: usize,
+    drain_until: &mut Option<tokio::time::Instant>,
+    drain: Duration,
+) -> Option<StopReason> {
+    if live == 0 {
+        return Some(why.clone());
+    }
+    let until = *drain_until.get_or_insert_with(|| tokio::time::Instant::now() + drain);
+    (tokio::time::Instant::now() >= until).then(|| StopReason::DrainLimit {
+        reason: Box::new(why.clone()),
+        live,
+    })
+}
+
 impl StopReason {
     /// The campaign's work is done — every contact finished, or its planned
     /// hours are over — so it is marked `finished`. An operator's stop or a
@@ -999,17 +1017,8 @@ pub async fn run(
             }
         }
         if let Some(why) = &stopping {
-            if live == 0 {
-                summary.stopped_by = why.clone();
-                break;
-            }
-            let until =
-                *drain_until.get_or_insert_with(|| tokio::time::Instant::now() + opts.drain);
-            if tokio::time::Instant::now() >= until {
-                summary.stopped_by = StopReason::DrainLimit {
-                    reason: Box::new(why.clone()),
-                    live,
-                };
+            if let Some(stop) = stop_now(why, live, &mut drain_until, opts.drain) {
+                summary.stopped_by = stop;
                 break;
             }
             continue;

@@ -159,7 +159,8 @@ pub async fn run_node(
         }
     }
     if cl.campaign_state(spec.id).await?.as_deref() == Some("created") {
-        cl.set_campaign_state(spec.id, "started", now).await?;
+        cl.set_campaign_state(spec.id, "started", &format!("node:{}", cl.node()), now)
+            .await?;
     }
     summary.contacts = inputs.len();
     let mut waiting: HashMap<CustomerId, (Customer, waihu_campaign::ContactInput)> =
@@ -260,7 +261,9 @@ pub async fn run_node(
                     cl.add_dnc(&phone, "callee asked on a call", now).await?;
                 }
                 let next = match planner.status(contact, now) {
-                    Some(ContactStatus::Waiting(at) | ContactStatus::Callback(at)) => Next::RetryAt(at),
+                    Some(ContactStatus::Waiting(at)) => Next::RetryAt(at),
+                    // Whichever node is free then calls back, ahead of other contacts.
+                    Some(ContactStatus::Callback(at)) => Next::Callback(at),
                     Some(ContactStatus::Ready | ContactStatus::InFlight) => Next::RetryAt(now),
                     Some(ContactStatus::Done) | None => Next::Done,
                 };
@@ -347,17 +350,8 @@ pub async fn run_node(
                     }
                 }
             }
-            if live == 0 {
-                summary.stopped_by = why.clone();
-                break;
-            }
-            let until =
-                *drain_until.get_or_insert_with(|| tokio::time::Instant::now() + opts.drain);
-            if tokio::time::Instant::now() >= until {
-                summary.stopped_by = StopReason::DrainLimit {
-                    reason: Box::new(why.clone()),
-                    live,
-                };
+            if let Some(stop) = crate::stop_now(why, live, &mut drain_until, opts.drain) {
+                summary.stopped_by = stop;
                 break;
             }
             continue;
@@ -383,6 +377,9 @@ pub async fn run_node(
                 match planner.add_contact(ci) {
                     Ok(r) => {
                         planner.set_prior_attempts(r, lease.attempts);
+                        if let Some(at) = lease.callback {
+                            planner.set_callback(r, at);
+                        }
                         held.insert(
                             r,
                             Held {
@@ -523,7 +520,8 @@ pub async fn run_node(
     if summary.stopped_by == StopReason::EveryContactFinished {
         let now = opts.clock.now();
         if cl.campaign_state(spec.id).await?.as_deref() == Some("started") {
-            cl.set_campaign_state(spec.id, "finished", now).await?;
+            cl.set_campaign_state(spec.id, "finished", &format!("node:{}", cl.node()), now)
+                .await?;
         }
     }
     Ok((summary, report))
@@ -563,6 +561,9 @@ fn readd(
     };
     if let Ok(n) = planner.add_contact(ci.clone()) {
         planner.set_prior_attempts(n, h.lease.attempts);
+        if let Some(at) = h.lease.callback {
+            planner.set_callback(n, at);
+        }
         held.insert(n, h);
     }
 }

@@ -57,7 +57,7 @@ async fn campaign_states(s: &Server) -> Vec<String> {
         .unwrap()
         .into_iter()
         .map(|(_, e)| match e.kind {
-            EventKind::CampaignState { state } => state,
+            EventKind::CampaignState { state, .. } => state,
             k => panic!("{k:?}"),
         })
         .collect()

@@ -73,7 +73,7 @@ async fn nodes_and_campaigns_of_the_cluster() {
         .claim(CampaignId(3), 2, now, chrono::Duration::seconds(30))
         .await
         .unwrap();
-    node.set_campaign_state(CampaignId(3), "started", now)
+    node.set_campaign_state(CampaignId(3), "started", "test", now)
         .await
         .unwrap();
     // One call ended, one open: the merged totals and the live view.
@@ -134,6 +134,88 @@ async fn nodes_and_campaigns_of_the_cluster() {
         v["outcomes"],
         serde_json::json!([{"campaign": 3, "node": "node-a", "outcome": "busy", "count": 1}])
     );
+    // The merged live stream: a snapshot at once, then a dial committed on a node reaches it
+    // within a second, with the event and its node.
+    let (st, v) = s.get(&s.analyst, "/api/cluster/stream?max_s=0").await;
+    assert_eq!((st, v["error"]["code"].as_str()), (400, Some("bad_max_s")));
+    let mut r = s
+        .client
+        .get(s.url("/api/cluster/stream?max_s=3"))
+        .bearer_auth(&s.analyst)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let opened = std::time::Instant::now();
+    let dial = {
+        let node = node.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+            let t = Utc::now() + chrono::Duration::minutes(11);
+            // Customer 2's call is still open (its number is busy): dial customer 3.
+            let lease = node
+                .claim(CampaignId(3), 5, t, chrono::Duration::seconds(30))
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|l| l.customer == CustomerId(3))
+                .unwrap();
+            let a = node
+                .begin_attempt(&lease, &waihu_core::CallId("node-a-2".into()), "t", None, t)
+                .await
+                .unwrap()
+                .expect("the gate lets the dial through");
+            (std::time::Instant::now(), a)
+        })
+    };
+    let mut arrivals = Vec::new();
+    let mut buf = String::new();
+    while let Some(chunk) = tokio::time::timeout(std::time::Duration::from_secs(10), r.chunk())
+        .await
+        .expect("the stream ends by itself")
+        .unwrap()
+    {
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(i) = buf.find("\n\n") {
+            let block: String = buf.drain(..i + 2).collect();
+            if let Some(data) = block.lines().find_map(|l| l.strip_prefix("data: ")) {
+                if block.contains("event: cluster") {
+                    let v: serde_json::Value = serde_json::from_str(data).unwrap();
+                    arrivals.push((std::time::Instant::now(), v));
+                }
+            }
+        }
+    }
+    let (dialled, _) = dial.await.unwrap();
+    assert!(opened.elapsed() < std::time::Duration::from_secs(6));
+    assert_eq!(
+        arrivals[0].1["events"],
+        serde_json::json!([]),
+        "nothing old at first"
+    );
+    assert_eq!(arrivals[0].1["live"].as_array().unwrap().len(), 1);
+    let (at, v) = arrivals
+        .iter()
+        .find(|(_, v)| v["live"].as_array().unwrap().len() == 2)
+        .expect("a snapshot with the new call");
+    let lag = at.saturating_duration_since(dialled);
+    eprintln!("cluster stream: the dial reached the dashboard after {lag:?}");
+    assert!(lag < std::time::Duration::from_secs(1), "{lag:?}");
+    let ev = &v["events"][0];
+    assert_eq!(
+        (
+            ev["type"].as_str(),
+            ev["node"].as_str(),
+            ev["call"].as_str()
+        ),
+        (Some("attempt_started"), Some("node-a"), Some("node-a-2")),
+        "{v}"
+    );
+    assert!(
+        ev.get("phone").is_none(),
+        "no blind index on the stream: {ev}"
+    );
+
     // Roles: analysts and up; no key, no answer.
     let (st, _) = s.get("", "/api/cluster").await;
     assert_eq!(st, 401);
@@ -158,6 +240,13 @@ async fn nodes_and_campaigns_of_the_cluster() {
         .expect("heard within 1 s")
         .unwrap();
     assert_eq!(heard.state, "paused");
+    let (_, v) = s.get(&s.analyst, "/api/cluster").await;
+    assert!(
+        v["campaigns"][0]["updated_by"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("api:ops#")),
+        "the caller is recorded: {v}"
+    );
     let (st, v) = post(&s.operator, "/api/cluster/campaigns/3/start").await;
     assert_eq!((st, v["state"].as_str()), (200, Some("started")));
     let (st, v) = post(&s.operator, "/api/cluster/campaigns/99/stop").await;

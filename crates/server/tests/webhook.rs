@@ -195,6 +195,7 @@ async fn signed_delivery_with_retry_and_filter() {
             "2026-11-02T02:00:00Z",
             EventKind::CampaignState {
                 state: "paused".into(),
+                actor: None,
             },
         )])
         .await

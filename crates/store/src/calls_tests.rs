@@ -247,6 +247,7 @@ async fn events_given_with_start_and_finish_are_appended_once_in_the_same_transa
     };
     let started = [ev(EventKind::CampaignState {
         state: "marker-start".into(),
+        actor: None,
     })];
     let s = start("e1", None, "s");
     store.call_started_with(&s, &started).await.unwrap();
@@ -541,7 +542,7 @@ async fn campaigns_are_idempotent_and_move_only_along_allowed_transitions() {
     let states: Vec<String> = logged
         .into_iter()
         .map(|(_, e)| match e.kind {
-            EventKind::CampaignState { state } => state,
+            EventKind::CampaignState { state, .. } => state,
             _ => unreachable!(),
         })
         .collect();

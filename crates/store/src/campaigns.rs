@@ -61,7 +61,7 @@ fn decode(r: Row) -> Result<CampaignRow, StoreError> {
     })
 }
 
-fn state_event(id: CampaignId, state: CampaignState, at: DateTime<Utc>) -> Event {
+fn state_event(id: CampaignId, state: CampaignState, actor: &str, at: DateTime<Utc>) -> Event {
     Event {
         at,
         customer: None,
@@ -69,6 +69,7 @@ fn state_event(id: CampaignId, state: CampaignState, at: DateTime<Utc>) -> Event
         call: None,
         kind: EventKind::CampaignState {
             state: state.as_str().into(),
+            actor: Some(actor.into()),
         },
     }
 }
@@ -121,7 +122,7 @@ impl Store {
                 insert_events(
                     &mut tx,
                     &self.audit,
-                    &[state_event(id, CampaignState::Created, now)],
+                    &[state_event(id, CampaignState::Created, actor, now)],
                 )
                 .await?;
                 id
@@ -181,7 +182,7 @@ impl Store {
             .bind(id.0)
             .execute(&mut *tx)
             .await?;
-        insert_events(&mut tx, &self.audit, &[state_event(id, state, now)]).await?;
+        insert_events(&mut tx, &self.audit, &[state_event(id, state, actor, now)]).await?;
         self.commit(tx).await?;
         Ok(())
     }

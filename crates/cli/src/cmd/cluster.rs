@@ -169,7 +169,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
                 state,
             } => {
                 let c = connect(&conn).await?;
-                c.set_campaign_state(CampaignId(campaign), &state, Utc::now())
+                c.set_campaign_state(CampaignId(campaign), &state, &ctx.actor(), Utc::now())
                     .await?;
                 println!("活动 {campaign}: {state}");
                 Ok(())
