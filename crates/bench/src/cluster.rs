@@ -58,6 +58,11 @@ pub struct ReportRun {
     pub scan_p50_ms: f64,
     /// The rollup and the scan agree.
     pub agree: bool,
+    /// `GET /api/cluster/kpis` (30 days of the hourly KPI cells the merged log's trigger
+    /// keeps), per request.
+    pub kpi_rollup_p50_ms: f64,
+    /// The same cells computed from the merged log's events.
+    pub kpi_scan_p50_ms: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -193,6 +198,11 @@ async fn run_nodes(url: &str, nodes: usize, workers: usize, n: usize) -> anyhow:
                                     CallOutcome::Answered,
                                     Some(200),
                                     0.0,
+                                    Some(EventKind::ConversationEnded {
+                                        outcome: "confirmed".into(),
+                                        level: Some("A".into()),
+                                        path: Vec::new(),
+                                    }),
                                     Next::Done,
                                     now(),
                                 )
@@ -300,6 +310,32 @@ async fn report_latency(url: &str, n: usize) -> anyhow::Result<ReportRun> {
         .bind(to)
         .execute(c.pool())
         .await?;
+        // Their merged log as the nodes write it: each call's attempt_ended, and an answered
+        // call's conversation_ended (every other one confirmed at level A). The KPI trigger
+        // counts each row as it goes in.
+        sqlx::query(&format!(
+            "INSERT INTO cluster_events (at_us, node, event)
+             SELECT e.at_us, 'node' || (e.g % 3), json_build_object(
+                      'at', to_char(to_timestamp(e.at_us / 1e6) AT TIME ZONE 'UTC',
+                                    'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
+                      'campaign', $1::bigint, 'customer', e.g, 'call', 'r-' || e.g, 'kind', e.kind)::text
+             FROM (SELECT g, $2 + g * 1000 + 30000000 AS at_us,
+                          json_build_object('type', 'attempt_ended', 'outcome', ({OUTCOMES})[1 + g % 5],
+                                            'duration_s', 30.0) AS kind
+                   FROM generate_series($3::bigint, $4::bigint) g
+                   UNION ALL
+                   SELECT g, $2 + g * 1000 + 30000000,
+                          json_build_object('type', 'conversation_ended',
+                                            'outcome', CASE WHEN g % 2 = 0 THEN 'confirmed' ELSE 'declined' END,
+                                            'level', CASE WHEN g % 2 = 0 THEN 'A' END, 'path', '[]'::json)
+                   FROM generate_series($3::bigint, $4::bigint) g WHERE g % 5 = 0) e"
+        ))
+        .bind(k.0)
+        .bind(t0().timestamp_micros())
+        .bind(from)
+        .bind(to)
+        .execute(c.pool())
+        .await?;
         done = to as usize;
         let s = started.elapsed().as_secs_f64();
         let r = rate(done, s);
@@ -372,6 +408,51 @@ async fn report_latency(url: &str, n: usize) -> anyhow::Result<ReportRun> {
     for _ in 0..3 {
         slow.push(scan(c.clone()).await?.0);
     }
+    // The cluster's KPI report: the rollup the API folds, against the same cells from the log.
+    let (from, to) = (
+        t0() - chrono::Duration::days(29),
+        t0() + chrono::Duration::days(1),
+    );
+    let kpi = |c: Cluster| async move {
+        let t = Instant::now();
+        let rows = c.kpi_rollup(from, to, Some(k)).await?;
+        anyhow::Ok((t.elapsed().as_secs_f64() * 1e3, rows))
+    };
+    let kpi_scan = |c: Cluster| async move {
+        let t = Instant::now();
+        let rows: Vec<(i64, String, String, i64, f64)> = sqlx::query_as(
+            "SELECT c.hour_us / 86400000000, c.metric, c.key, count(*), sum(c.sum)
+             FROM cluster_events e, LATERAL cluster_kpi_cells(e.at_us, e.event) c
+             WHERE e.at_us >= $1 AND e.at_us < $2 AND c.campaign = $3
+             GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        )
+        .bind(from.timestamp_micros())
+        .bind(to.timestamp_micros())
+        .bind(k.0)
+        .fetch_all(c.pool())
+        .await?;
+        anyhow::Ok((t.elapsed().as_secs_f64() * 1e3, rows))
+    };
+    let (_, rolled) = kpi(c.clone()).await?;
+    let (_, scanned) = kpi_scan(c.clone()).await?;
+    let kpi_agree = rolled.len() == scanned.len()
+        && rolled.iter().zip(&scanned).all(|(r, (_, m, key, n, sum))| {
+            (&r.metric, &r.key, r.n) == (m, key, *n) && (r.sum - sum).abs() < 1e-3 * sum.max(1.0)
+        })
+        && rolled
+            .iter()
+            .filter(|r| r.metric == "attempt")
+            .map(|r| r.n)
+            .sum::<i64>()
+            == n as i64;
+    let mut kpi_fast = Vec::new();
+    for _ in 0..20 {
+        kpi_fast.push(kpi(c.clone()).await?.0);
+    }
+    let mut kpi_slow = Vec::new();
+    for _ in 0..3 {
+        kpi_slow.push(kpi_scan(c.clone()).await?.0);
+    }
     c.close().await;
     Ok(ReportRun {
         calls: n,
@@ -379,7 +460,9 @@ async fn report_latency(url: &str, n: usize) -> anyhow::Result<ReportRun> {
         rollup_p50_ms: percentile(&mut fast, 0.5),
         rollup_p95_ms: percentile(&mut fast, 0.95),
         scan_p50_ms: percentile(&mut slow, 0.5),
-        agree,
+        agree: agree && kpi_agree,
+        kpi_rollup_p50_ms: percentile(&mut kpi_fast, 0.5),
+        kpi_scan_p50_ms: percentile(&mut kpi_slow, 0.5),
     })
 }
 
@@ -555,6 +638,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             "  scan of the same figures    p50 {:>9.0} ms  ({:.0}× slower)",
             rep.scan_p50_ms,
             rep.scan_p50_ms / rep.rollup_p50_ms.max(1e-6)
+        );
+        println!(
+            "  KPIs (GET /api/cluster/kpis, 30 days) p50 {:>7.2} ms; from the merged log p50 {:.0} ms ({:.0}× slower)",
+            rep.kpi_rollup_p50_ms,
+            rep.kpi_scan_p50_ms,
+            rep.kpi_scan_p50_ms / rep.kpi_rollup_p50_ms.max(1e-6)
         );
     }
     Ok(())

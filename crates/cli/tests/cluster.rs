@@ -82,6 +82,7 @@ fn cluster_commands_over_a_real_postgres() {
                     CallOutcome::Answered,
                     Some(200),
                     30.0,
+                    None,
                     Next::Done,
                     at + chrono::Duration::seconds(30),
                 )

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use waihu_cluster::Cluster;
 use waihu_core::{CampaignId, EventKind};
-use waihu_sim::{callee_synthesizer, Persona, Population, SimOptions, SimServer};
+use waihu_sim::{Persona, Population};
 use waihu_testkit::edge::{free_ports, start_edge, Probe};
 
 use common::{assert_whisper_tiny_en, import_orders, repo};
@@ -129,17 +129,7 @@ async fn three_nodes_share_a_campaign_through_kamailio_and_survive_a_sigkill() {
     let pop = Population::new(7)
         .with_map(people.iter().map(|(p, persona, _)| (p.as_str(), *persona)))
         .always_answer();
-    let mut opts = SimOptions::new(waihu_speech::Lang::En);
-    opts.ring = (Duration::from_millis(300), Duration::from_millis(1200));
-    opts.no_answer_ring = Duration::from_millis(1500);
-    let sim = SimServer::start_with(
-        "127.0.0.1:0".parse().unwrap(),
-        pop,
-        callee_synthesizer(None),
-        opts,
-    )
-    .await
-    .expect("virtual callees start");
+    let sim = common::english_callees(pop, common::quick_rings).await;
 
     // The nodes' SIP ports are the edge's dispatcher set; the callees are its trunk.
     let ports = free_ports(3);

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use waihu_core::{AttrValue, CampaignState, EventKind};
-use waihu_sim::{callee_synthesizer, Persona, Population, SimOptions, SimServer};
+use waihu_sim::{Persona, Population};
 use waihu_store::{NewMessage, Store};
 
 mod common;
@@ -636,18 +636,7 @@ async fn live_campaign_survives_repeated_sigkill() {
     let pop = Population::new(5)
         .with_map(people.iter().map(|(p, persona, _)| (*p, *persona)))
         .always_answer();
-    let mut opts = SimOptions::new(waihu_speech::Lang::En);
-    // Quick rings, so more of the run is dialling and talking.
-    opts.ring = (Duration::from_millis(300), Duration::from_millis(1200));
-    opts.no_answer_ring = Duration::from_millis(1500);
-    let sim = SimServer::start_with(
-        "127.0.0.1:0".parse().unwrap(),
-        pop,
-        callee_synthesizer(None),
-        opts,
-    )
-    .await
-    .expect("virtual callees start");
+    let sim = common::english_callees(pop, common::quick_rings).await;
     let campaign = tmp.path().join("campaign.yaml");
     let demo = std::fs::read_to_string(repo().join("examples/campaign-demo.en.yaml")).unwrap();
     let spec = demo

@@ -4,7 +4,7 @@
 //! stored outcomes, transcripts, do-not-call entries and event log must match
 //! what each persona did. Needs espeak-ng and the Whisper tiny.en model
 //! (scripts/setup.sh installs both).
-use waihu_sim::{callee_synthesizer, Persona, Population, SimOptions, SimServer};
+use waihu_sim::{Persona, Population};
 
 mod common;
 use common::{assert_whisper_tiny_en, import_orders, repo, run_live, waihu};
@@ -35,14 +35,7 @@ async fn live_campaign_outcomes_match_the_personas() {
         .map(|(p, persona, _)| (*p, *persona))
         .collect();
     let pop = Population::new(3).with_map(map).always_answer();
-    let sim = SimServer::start_with(
-        "127.0.0.1:0".parse().unwrap(),
-        pop,
-        callee_synthesizer(None),
-        SimOptions::new(waihu_speech::Lang::En),
-    )
-    .await
-    .expect("virtual callees start");
+    let sim = common::english_callees(pop, |_| {}).await;
 
     // A Wednesday morning in New York, so the calling window is open whatever the real time.
     let campaign = repo().join("examples/campaign-demo.en.yaml");

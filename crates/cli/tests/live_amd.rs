@@ -15,7 +15,7 @@
 //! Needs espeak-ng and the Whisper tiny.en model (scripts/setup.sh installs both).
 use std::collections::BTreeMap;
 
-use waihu_sim::{callee_synthesizer, Persona, Population, SimOptions, SimServer};
+use waihu_sim::{callee_synthesizer, Persona, Population};
 
 mod common;
 use common::{assert_whisper_tiny_en, import_orders, json_lines, repo, run_live, waihu};
@@ -67,21 +67,15 @@ async fn machines_and_carrier_announcements_are_stored_and_retried_per_policy() 
         )
         .expect("espeak-ng speaks Mandarin");
     waihu_audio::wav::write_wav(&d.join("carrier-suspended.wav"), 8000, &recording).unwrap();
-    let mut opts = SimOptions::new(waihu_speech::Lang::En);
-    opts.carrier_recordings
-        .insert(Persona::Suspended, recording.into());
-    opts.voicemail_ring = (
-        std::time::Duration::from_millis(300),
-        std::time::Duration::from_millis(600),
-    );
-    let sim = SimServer::start_with(
-        "127.0.0.1:0".parse().unwrap(),
-        pop,
-        callee_synthesizer(None),
-        opts,
-    )
-    .await
-    .expect("virtual callees start");
+    let sim = common::english_callees(pop, |opts| {
+        opts.carrier_recordings
+            .insert(Persona::Suspended, recording.into());
+        opts.voicemail_ring = (
+            std::time::Duration::from_millis(300),
+            std::time::Duration::from_millis(600),
+        );
+    })
+    .await;
 
     // The demo campaign's retry table: voicemail after 3 h (max 1), powered_off
     // after 2 h (max 1), suspended after 4 h (max 1), invalid_number stop. The

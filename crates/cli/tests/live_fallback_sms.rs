@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use waihu_sim::{callee_synthesizer, Persona, Population, SimOptions, SimServer};
+use waihu_sim::{Persona, Population};
 use waihu_smpp::peer::{PeerOptions, PeerSmsc};
 
 mod common;
@@ -97,17 +97,8 @@ async fn unanswered_customers_of_a_live_campaign_get_one_fallback_sms_each_deliv
                 .collect::<Vec<(&str, Persona)>>(),
         )
         .always_answer();
-    let mut opts = SimOptions::new(waihu_speech::Lang::En);
     // Ring out with 480 after a second instead of the dialer's 25 s ring timeout.
-    opts.no_answer_ring = Duration::from_secs(1);
-    let sim = SimServer::start_with(
-        "127.0.0.1:0".parse().unwrap(),
-        pop,
-        callee_synthesizer(None),
-        opts,
-    )
-    .await
-    .expect("virtual callees start");
+    let sim = common::english_callees(pop, |o| o.no_answer_ring = Duration::from_secs(1)).await;
 
     let campaign = d.join("campaign.yaml");
     std::fs::write(&campaign, CAMPAIGN).unwrap();

@@ -766,14 +766,18 @@ impl Cluster {
         Ok(())
     }
 
-    /// Ends a dial: logs its outcome, frees its channel, and finishes or re-queues the
-    /// contact. `false` when the attempt was already ended (another node reaped this one).
+    /// Ends a dial: logs its outcome (and `conversation`, the answered call's
+    /// `conversation_ended`, for the merged reports), frees its channel, and finishes or
+    /// re-queues the contact. `false` when the attempt was already ended (another node reaped
+    /// this one); then nothing is logged.
+    #[allow(clippy::too_many_arguments)]
     pub async fn end_attempt(
         &self,
         attempt: &Attempt,
         outcome: CallOutcome,
         sip_status: Option<u16>,
         duration_s: f64,
+        conversation: Option<EventKind>,
         next: Next,
         now: DateTime<Utc>,
     ) -> Result<bool> {
@@ -833,6 +837,9 @@ impl Cluster {
             },
         };
         self.append(&mut tx, &ev).await?;
+        if let Some(kind @ EventKind::ConversationEnded { .. }) = conversation {
+            self.append(&mut tx, &Event { kind, ..ev }).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
@@ -1110,6 +1117,53 @@ impl Cluster {
         )
     }
 }
+
+impl Cluster {
+    /// KPI cells of every node per UTC day for events in `[from, to)` at hour resolution,
+    /// from the rollup the merged log's trigger keeps (`0003_kpi_rollup.sql`); the same rows a
+    /// node's own store gives, so one fold makes both reports.
+    pub async fn kpi_rollup(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        campaign: Option<CampaignId>,
+    ) -> Result<Vec<waihu_core::kpi::KpiRow>> {
+        let rows = sqlx::query(
+            "SELECT hour_us / 86400000000 AS day, metric, key, sum(n)::bigint, sum(sum)
+             FROM cluster_kpi_hourly
+             WHERE hour_us >= $1 AND hour_us < $2 AND ($3::bigint IS NULL OR campaign = $3)
+             GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        )
+        .bind(us(from) / HOUR_US * HOUR_US)
+        .bind(us(to) / HOUR_US * HOUR_US)
+        .bind(campaign.map(|c| c.0))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| waihu_core::kpi::KpiRow {
+                day: from_us(r.get::<i64, _>(0) * DAY_US).date_naive(),
+                metric: r.get(1),
+                key: r.get(2),
+                n: r.get(3),
+                sum: r.get(4),
+            })
+            .collect())
+    }
+
+    /// The newest UTC hour with a finished attempt on any node, if any.
+    pub async fn kpi_last_hour(&self) -> Result<Option<DateTime<Utc>>> {
+        let h: Option<i64> = sqlx::query_scalar(
+            "SELECT max(hour_us) FROM cluster_kpi_hourly WHERE metric = 'attempt'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(h.map(from_us))
+    }
+}
+
+const HOUR_US: i64 = 3_600_000_000;
+const DAY_US: i64 = 24 * HOUR_US;
 
 /// An event of the merged log with where it came from.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

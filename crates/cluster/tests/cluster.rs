@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use rand::Rng;
 use waihu_cluster::{
     Attempt, CampaignSpec, Caps, Cluster, Lease, NewContact, Next, NodeStatus, Refusal,
@@ -230,7 +230,13 @@ async fn end(c: &Cluster, a: &Attempt, answered: bool, ms: u64, now: DateTime<Ut
     } else {
         (CallOutcome::NoAnswer, Next::RetryAt(now))
     };
-    c.end_attempt(a, outcome, None, ms as f64 / 1000.0, next, now)
+    // An answered call's conversation goes to the merged log too (half confirm, at level A).
+    let conversation = answered.then(|| EventKind::ConversationEnded {
+        outcome: if a.customer.0 % 2 == 0 { "confirmed" } else { "declined" }.to_string(),
+        level: (a.customer.0 % 2 == 0).then(|| "A".to_string()),
+        path: vec!["offer".to_string()],
+    });
+    c.end_attempt(a, outcome, None, ms as f64 / 1000.0, conversation, next, now)
         .await
         .unwrap();
 }
@@ -324,6 +330,54 @@ async fn verify(url: &str) -> Vec<Event> {
     let k = c.campaigns().await.unwrap().remove(0);
     assert_eq!((k.pending, k.done), (pending, done));
     assert_eq!(c.pending(CAMPAIGN).await.unwrap(), pending as u64);
+    // The KPI rollup the cluster's dashboard folds equals the cells counted here, in Rust,
+    // from the decoded merged log.
+    let mut want: BTreeMap<(NaiveDate, String, String), (i64, f64)> = BTreeMap::new();
+    for e in &events {
+        let cells = match &e.kind {
+            EventKind::AttemptEnded {
+                outcome,
+                duration_s,
+                ..
+            } => vec![("attempt", outcome.as_str().to_string(), *duration_s)],
+            EventKind::ConversationEnded { outcome, level, .. } => {
+                let mut v = vec![("conversation", outcome.clone(), 0.0)];
+                v.extend(level.iter().map(|l| ("level", l.clone(), 0.0)));
+                v
+            }
+            _ => vec![],
+        };
+        for (metric, key, sum) in cells {
+            let cell = want
+                .entry((e.at.date_naive(), metric.to_string(), key))
+                .or_default();
+            cell.0 += 1;
+            cell.1 += sum;
+        }
+    }
+    let start = events.first().map(|e| e.at).unwrap() - chrono::Duration::days(1);
+    let end = events.last().map(|e| e.at).unwrap() + chrono::Duration::days(1);
+    let got: BTreeMap<(NaiveDate, String, String), (i64, f64)> = c
+        .kpi_rollup(start, end, Some(CAMPAIGN))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| ((r.day, r.metric, r.key), (r.n, r.sum)))
+        .collect();
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
+    for (k, (n, sum)) in &want {
+        assert_eq!(got[k].0, *n, "{k:?}");
+        assert!((got[k].1 - sum).abs() < 1e-6, "{k:?}: {} vs {sum}", got[k].1);
+    }
+    let answered = want.keys().any(|(_, m, k)| m == "attempt" && k == "answered");
+    assert_eq!(
+        answered,
+        want.keys().any(|(_, m, _)| m == "conversation"),
+        "answered calls and conversations in the merged log: {want:?}"
+    );
     c.close().await;
     events
 }
@@ -759,6 +813,7 @@ fn a_callback_goes_first_on_any_node_and_the_merged_log_is_streamed() {
                 CallOutcome::Answered,
                 Some(200),
                 20.0,
+                None,
                 Next::Callback(at),
                 t0 + chrono::Duration::seconds(20)
             )
@@ -793,6 +848,7 @@ fn a_callback_goes_first_on_any_node_and_the_merged_log_is_streamed() {
             CallOutcome::NoAnswer,
             Some(480),
             30.0,
+            None,
             Next::RetryAt(retry),
             at + chrono::Duration::seconds(30),
         )

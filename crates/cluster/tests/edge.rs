@@ -237,6 +237,53 @@ const CANCELLING_UAC: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 
 /// Waits up to `limit` for a child to exit; a child still running then is a failure
 /// (and is killed when its [`Peer`] drops).
+/// A stranger (not a node, not the carrier): a new call, then a forged in-dialog BYE
+/// that would use the edge's Record-Route to relay to the trunk. Both must get 403.
+const STRANGER_UAC: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="stranger">
+  <send retrans="500">
+    <![CDATA[
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:scanner@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:scanner@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="403"/>
+  <send>
+    <![CDATA[
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:scanner@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <send retrans="500">
+    <![CDATA[
+      BYE sip:relay@[$trunk] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      Route: <sip:[remote_ip]:[remote_port];lr>
+      From: <sip:scanner@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:relay@[$trunk]>;tag=forged
+      Call-ID: relay-[call_id]
+      CSeq: 2 BYE
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="403"/>
+</scenario>
+"#;
+
 fn wait_exit(p: &mut Peer, what: &str, limit: Duration) -> ExitStatus {
     let start = Instant::now();
     loop {
@@ -519,5 +566,49 @@ fn kamailio_edge_spreads_fails_over_drains_and_relays_outbound() {
     assert!(status.success(), "cancelled calls failed\n{}", edge.log());
     assert_eq!(cancels.len(), 3, "CANCELs at the trunk: {cancels:?}");
     println!("cancel: 3 ringing outbound calls cancelled by the node, 487 back");
+
+    // 7. A stranger on 127.0.0.3 is refused: its INVITE and its forged in-dialog BYE
+    //    (routed through the edge to the trunk) both get 403 and reach no one.
+    std::fs::write(dir.join("stranger.xml"), STRANGER_UAC).unwrap();
+    let mut stranger = Peer(
+        Command::new("sipp")
+            .current_dir(dir)
+            .arg(format!("127.0.0.1:{}", edge.port))
+            .args(["-sf", "stranger.xml", "-s", "4000", "-i", "127.0.0.3"])
+            .args(["-p", &free_ports(1)[0].to_string(), "-m", "1"])
+            .args(["-set", "trunk", &format!("127.0.0.1:{trunk}")])
+            .args(["-nostdin", "-recv_timeout", "5000", "-timeout", "15"])
+            .args(["-timeout_error", "-trace_msg", "-message_file", "stranger.log"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sipp stranger"),
+    );
+    let status = wait_exit(&mut stranger, "stranger", Duration::from_secs(20));
+    let stranger_log = std::fs::read_to_string(dir.join("stranger.log")).unwrap_or_default();
+    let refusals = received_messages(&stranger_log)
+        .iter()
+        .filter(|m| m.starts_with("SIP/2.0 403"))
+        .count();
+    assert!(
+        status.success() && refusals >= 2,
+        "the stranger was not refused ({status}, {refusals} 403s):\n{stranger_log}\n{}",
+        edge.log()
+    );
+    let reached: Vec<String> = ["node_b", "ringing"]
+        .iter()
+        .flat_map(|n| {
+            let log = std::fs::read_to_string(dir.join(format!("{n}.log"))).unwrap_or_default();
+            received_messages(&log)
+                .into_iter()
+                .filter(|m| m.contains("scanner@127.0.0.3"))
+                .map(|m| m.lines().next().unwrap_or("").to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(reached.is_empty(), "the stranger reached: {reached:?}");
+    let log = edge.log();
+    assert!(log.contains("refused INVITE") && log.contains("refused BYE relay-"), "{log}");
+    println!("stranger on 127.0.0.3: INVITE and forged BYE refused with 403, reached no one");
     println!("edge test wall time {:?}", started.elapsed());
 }

@@ -280,6 +280,10 @@ pub struct CallResult {
     /// How a warm transfer (转人工) ended, when the script transferred to a queue.
     #[serde(skip)]
     pub handoff: handoff::HandoffResult,
+    /// The answered call's `conversation_ended`, as logged (a cluster node copies it to the
+    /// merged log for the reports of every node).
+    #[serde(skip)]
+    pub conversation: Option<EventKind>,
     pub errors: Vec<String>,
 }
 
@@ -1243,6 +1247,7 @@ async fn call(
         latencies: Vec::new(),
         speculation: Default::default(),
         handoff: handoff::HandoffResult::None,
+        conversation: None,
         errors: Vec::new(),
     };
     let context =
@@ -1466,6 +1471,7 @@ async fn call(
         recording,
         quality: report.as_ref().ok().and_then(quality_of),
     };
+    let mut conversation = None;
     let mut events = vec![EventKind::AttemptEnded {
         outcome,
         sip_status,
@@ -1481,6 +1487,7 @@ async fn call(
         if let (Some(b), EventKind::ConversationEnded { outcome, .. }) = (&business, &mut ended) {
             outcome.clone_from(b);
         }
+        conversation = Some(ended.clone());
         events.push(ended);
         for (_, k) in &transfer.events {
             events.push(k.clone());
@@ -1543,6 +1550,7 @@ async fn call(
     result.outcome = outcome;
     result.business = business;
     result.level = fin.level.clone();
+    result.conversation = conversation;
     result.duration_s = duration_s;
     result.turns = bot.turns.len();
     result.barge_ins = bot.barge_ins;

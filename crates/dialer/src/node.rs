@@ -255,6 +255,7 @@ pub async fn run_node(
                 let now = opts.clock.now();
                 let contact = f.contact;
                 let (outcome, duration) = (f.result.outcome, f.result.duration_s);
+                let conversation = f.result.conversation.clone();
                 let dnc_phone = f.dnc.then(|| PhoneIndex(vault.blind_index(&f.result.phone)));
                 finish(&store, &mut planner, &opts, &mut summary, f).await?;
                 if let Some(phone) = dnc_phone {
@@ -270,7 +271,7 @@ pub async fn run_node(
                 planner.release(contact);
                 if let Some(h) = held.remove(&contact) {
                     if let Some(a) = &h.attempt {
-                        if !cl.end_attempt(a, outcome, None, duration, next, now).await? {
+                        if !cl.end_attempt(a, outcome, None, duration, conversation, next, now).await? {
                             report.ended_elsewhere += 1;
                         }
                     }

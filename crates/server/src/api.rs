@@ -798,10 +798,10 @@ async fn list_events(
 }
 
 #[derive(Deserialize)]
-struct RangeQ {
+pub(crate) struct RangeQ {
     from: Option<String>,
     to: Option<String>,
-    campaign: Option<i64>,
+    pub(crate) campaign: Option<i64>,
     #[serde(default)]
     format: Format,
 }
@@ -823,10 +823,17 @@ pub(crate) fn midnight(d: NaiveDate) -> DateTime<Utc> {
 
 /// Inclusive day range: the query's, else the 30 days ending at the newest data.
 async fn day_range(s: &AppState, q: &RangeQ) -> Result<(NaiveDate, NaiveDate), ApiError> {
-    let last = match s.store.kpi_span().await? {
-        Some((_, last)) => last.date_naive(),
-        None => Utc::now().date_naive(),
-    };
+    let last = s.store.kpi_span().await?.map(|(_, last)| last.date_naive());
+    range_ending(last, q)
+}
+
+/// The query's inclusive day range, else the 30 days ending on `last` (the newest day with
+/// data; today when there is none).
+pub(crate) fn range_ending(
+    last: Option<NaiveDate>,
+    q: &RangeQ,
+) -> Result<(NaiveDate, NaiveDate), ApiError> {
+    let last = last.unwrap_or_else(|| Utc::now().date_naive());
     let to = match &q.to {
         Some(t) => parse_day("to", t)?,
         None => last,
@@ -856,12 +863,31 @@ async fn kpis(
     Q(q): Q<RangeQ>,
 ) -> Result<Response, ApiError> {
     let (from, to) = day_range(&s, &q).await?;
-    let end = midnight(to.checked_add_days(Days::new(1)).unwrap_or(to));
+    let (start, end) = day_bounds(from, to);
     let rows = s
         .store
-        .kpi_rollup(midnight(from), end, q.campaign.map(CampaignId))
+        .kpi_rollup(start, end, q.campaign.map(CampaignId))
         .await?;
-    let (total, days) = kpi::fold(&rows, from, to, &s.cfg.conversion_outcomes);
+    kpi_response(&s, &q, from, to, &rows)
+}
+
+/// The instants an inclusive day range covers: `[from 00:00, the day after to 00:00)` UTC.
+pub(crate) fn day_bounds(from: NaiveDate, to: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
+    (
+        midnight(from),
+        midnight(to.checked_add_days(Days::new(1)).unwrap_or(to)),
+    )
+}
+
+/// `/api/kpis` (and `/api/cluster/kpis`) from KPI cells: JSON, or a CSV/XLSX file per day.
+pub(crate) fn kpi_response(
+    s: &AppState,
+    q: &RangeQ,
+    from: NaiveDate,
+    to: NaiveDate,
+    rows: &[waihu_core::kpi::KpiRow],
+) -> Result<Response, ApiError> {
+    let (total, days) = kpi::fold(rows, from, to, &s.cfg.conversion_outcomes);
     if q.format.is_file() {
         let items: Vec<Value> = days
             .iter()

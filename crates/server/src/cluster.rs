@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use waihu_cluster::{Cluster, ClusterError, EventListener, LoggedEvent};
 use waihu_core::{CampaignId, EventKind};
 
-use crate::api::Q;
+use crate::api::{day_bounds, kpi_response, range_ending, RangeQ, Q};
 use crate::auth::Need;
 use crate::auth::{Caller, Role};
 use crate::calls::{STREAM_LIMIT, STREAM_MAX_S};
@@ -47,6 +47,12 @@ pub(crate) fn routes(r: Routes) -> Routes {
         "/api/cluster/stream",
         Need::Min(Role::Analyst),
         get(stream),
+    )
+    .add(
+        "GET",
+        "/api/cluster/kpis",
+        Need::Min(Role::Analyst),
+        get(kpis),
     )
     .add(
         "POST",
@@ -84,6 +90,23 @@ async fn cluster(State(s): State<AppState>, _c: Caller) -> Result<Json<Value>, A
         return Ok(Json(json!({"configured": false})));
     };
     Ok(Json(snapshot(c).await?))
+}
+
+/// `/api/kpis` over every node: the same fold, of the cells the merged log's trigger keeps.
+async fn kpis(
+    State(s): State<AppState>,
+    _c: Caller,
+    Q(q): Q<RangeQ>,
+) -> Result<Response, ApiError> {
+    let c = configured(&s)?;
+    let last = c.kpi_last_hour().await.map_err(db)?;
+    let (from, to) = range_ending(last.map(|t| t.date_naive()), &q)?;
+    let (start, end) = day_bounds(from, to);
+    let rows = c
+        .kpi_rollup(start, end, q.campaign.map(CampaignId))
+        .await
+        .map_err(db)?;
+    kpi_response(&s, &q, from, to, &rows)
 }
 
 async fn snapshot(c: &Cluster) -> Result<Value, ApiError> {

@@ -93,6 +93,7 @@ async fn nodes_and_campaigns_of_the_cluster() {
         waihu_core::CallOutcome::Busy,
         Some(486),
         0.0,
+        None,
         waihu_cluster::Next::RetryAt(now + chrono::Duration::minutes(10)),
         now + chrono::Duration::seconds(5),
     )
@@ -218,6 +219,60 @@ async fn nodes_and_campaigns_of_the_cluster() {
 
     // Roles: analysts and up; no key, no answer.
     let (st, _) = s.get("", "/api/cluster").await;
+    assert_eq!(st, 401);
+
+    // The KPIs of every node: the open call ends answered and its conversation confirms.
+    assert!(node
+        .end_attempt(
+            &attempts[1],
+            waihu_core::CallOutcome::Answered,
+            Some(200),
+            42.0,
+            Some(waihu_core::EventKind::ConversationEnded {
+                outcome: "confirmed".into(),
+                level: Some("A".into()),
+                path: vec!["greet".into(), "confirm".into()],
+            }),
+            waihu_cluster::Next::Done,
+            now + chrono::Duration::seconds(50),
+        )
+        .await
+        .unwrap());
+    let (st, v) = s.get(&s.analyst, "/api/cluster/kpis").await;
+    assert_eq!(st, 200, "{v}");
+    let k = &v["totals"];
+    assert_eq!(
+        (
+            k["attempts"].as_i64(),
+            k["connects"].as_i64(),
+            k["conversations"].as_i64(),
+            k["conversions"].as_i64()
+        ),
+        (Some(2), Some(1), Some(1), Some(1)),
+        "{v}"
+    );
+    assert_eq!(k["connect_rate"].as_f64(), Some(0.5));
+    assert_eq!(k["aht_s"].as_f64(), Some(42.0));
+    assert_eq!(k["levels"], serde_json::json!({"A": 1}));
+    assert_eq!(
+        (k["outcomes"]["busy"].as_i64(), k["outcomes"]["answered"].as_i64()),
+        (Some(1), Some(1))
+    );
+    let (st, v) = s.get(&s.analyst, "/api/cluster/kpis?campaign=99").await;
+    assert_eq!((st, v["totals"]["attempts"].as_i64()), (200, Some(0)));
+    let (st, v) = s.get(&s.analyst, "/api/cluster/kpis?from=2026-13-01").await;
+    assert_eq!(st, 400, "{v}");
+    let csv = s
+        .client
+        .get(s.url("/api/cluster/kpis?format=csv"))
+        .bearer_auth(&s.analyst)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), 200);
+    let body = csv.text().await.unwrap();
+    assert!(body.starts_with("day,attempts,connects"), "{body}");
+    let (st, _) = s.get("", "/api/cluster/kpis").await;
     assert_eq!(st, 401);
 
     // Steering: a pause from the API reaches a listening node; analysts may not.

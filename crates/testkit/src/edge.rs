@@ -150,6 +150,8 @@ pub fn start_edge(dir: &Path, nodes: &[u16], trunk: u16, probe: Probe) -> Edge {
             ("EDGE_LISTEN", format!("udp:127.0.0.1:{port}")),
             ("EDGE_ADVERTISED", format!("127.0.0.1:{port}")),
             ("TRUNK_ADDR", format!("127.0.0.1:{trunk}")),
+            // The callers of these tests send from 127.0.0.1; the second net shows a list.
+            ("CARRIER_NETS", "127.0.0.1/32,10.255.255.0/24".to_string()),
             ("DISPATCHER_LIST", list.display().to_string()),
             ("CTL_SOCKET", ctl.clone()),
             ("PING_INTERVAL", probe.interval_s.to_string()),

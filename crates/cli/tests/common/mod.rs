@@ -163,3 +163,30 @@ pub fn crash_rounds(default: usize) -> usize {
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(default)
 }
+
+/// Virtual callees on a loopback port speaking English with the default callee voice;
+/// `tune` adjusts the options (ring times, carrier recordings) before they start.
+pub async fn english_callees(
+    pop: waihu_sim::Population,
+    tune: impl FnOnce(&mut waihu_sim::SimOptions),
+) -> waihu_sim::SimServer {
+    let mut opts = waihu_sim::SimOptions::new(waihu_speech::Lang::En);
+    tune(&mut opts);
+    waihu_sim::SimServer::start_with(
+        "127.0.0.1:0".parse().unwrap(),
+        pop,
+        waihu_sim::callee_synthesizer(None),
+        opts,
+    )
+    .await
+    .expect("virtual callees start")
+}
+
+/// Rings of 0.3–1.2 s (1.5 s before a no-answer), so more of a run is dialling and talking.
+pub fn quick_rings(opts: &mut waihu_sim::SimOptions) {
+    opts.ring = (
+        std::time::Duration::from_millis(300),
+        std::time::Duration::from_millis(1200),
+    );
+    opts.no_answer_ring = std::time::Duration::from_millis(1500);
+}
