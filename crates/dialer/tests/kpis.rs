@@ -118,6 +118,7 @@ async fn store_calls(store: &Store, campaign: CampaignId, t0: DateTime<Utc>) -> 
             latencies: Vec::new(),
             speculation: Default::default(),
             handoff: Default::default(),
+            conversation: None,
             errors: Vec::new(),
         });
     }
