@@ -169,7 +169,7 @@ pub fn crash_rounds(default: usize) -> usize {
 pub async fn english_callees(
     pop: waihu_sim::Population,
     tune: impl FnOnce(&mut waihu_sim::SimOptions),
-) -> waihu_sim::SimServer {
+) -> waihu_sim::SimHandle {
     let mut opts = waihu_sim::SimOptions::new(waihu_speech::Lang::En);
     tune(&mut opts);
     waihu_sim::SimServer::start_with(
