@@ -47,7 +47,8 @@ HEAVY = {
 
 def build(extra_cargo):
     """`cargo test --no-run`; returns the test executables as (name, cwd, path)."""
-    cmd = ["cargo", "test", "--workspace", "--release", "--no-run",
+    # --timings leaves cargo's per-crate build report in $CARGO_TARGET_DIR/cargo-timings/.
+    cmd = ["cargo", "test", "--workspace", "--release", "--no-run", "--timings",
            "--message-format=json-render-diagnostics"] + extra_cargo
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     found = []
