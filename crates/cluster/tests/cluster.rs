@@ -232,13 +232,26 @@ async fn end(c: &Cluster, a: &Attempt, answered: bool, ms: u64, now: DateTime<Ut
     };
     // An answered call's conversation goes to the merged log too (half confirm, at level A).
     let conversation = answered.then(|| EventKind::ConversationEnded {
-        outcome: if a.customer.0 % 2 == 0 { "confirmed" } else { "declined" }.to_string(),
+        outcome: if a.customer.0 % 2 == 0 {
+            "confirmed"
+        } else {
+            "declined"
+        }
+        .to_string(),
         level: (a.customer.0 % 2 == 0).then(|| "A".to_string()),
         path: vec!["offer".to_string()],
     });
-    c.end_attempt(a, outcome, None, ms as f64 / 1000.0, conversation, next, now)
-        .await
-        .unwrap();
+    c.end_attempt(
+        a,
+        outcome,
+        None,
+        ms as f64 / 1000.0,
+        conversation,
+        next,
+        now,
+    )
+    .await
+    .unwrap();
 }
 
 /// The work left today: pending contacts due before the end of the callee's local day (a
@@ -370,9 +383,15 @@ async fn verify(url: &str) -> Vec<Event> {
     );
     for (k, (n, sum)) in &want {
         assert_eq!(got[k].0, *n, "{k:?}");
-        assert!((got[k].1 - sum).abs() < 1e-6, "{k:?}: {} vs {sum}", got[k].1);
+        assert!(
+            (got[k].1 - sum).abs() < 1e-6,
+            "{k:?}: {} vs {sum}",
+            got[k].1
+        );
     }
-    let answered = want.keys().any(|(_, m, k)| m == "attempt" && k == "answered");
+    let answered = want
+        .keys()
+        .any(|(_, m, k)| m == "attempt" && k == "answered");
     assert_eq!(
         answered,
         want.keys().any(|(_, m, _)| m == "conversation"),

@@ -579,7 +579,12 @@ fn kamailio_edge_spreads_fails_over_drains_and_relays_outbound() {
             .args(["-p", &free_ports(1)[0].to_string(), "-m", "1"])
             .args(["-set", "trunk", &format!("127.0.0.1:{trunk}")])
             .args(["-nostdin", "-recv_timeout", "5000", "-timeout", "15"])
-            .args(["-timeout_error", "-trace_msg", "-message_file", "stranger.log"])
+            .args([
+                "-timeout_error",
+                "-trace_msg",
+                "-message_file",
+                "stranger.log",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -609,7 +614,10 @@ fn kamailio_edge_spreads_fails_over_drains_and_relays_outbound() {
         .collect();
     assert!(reached.is_empty(), "the stranger reached: {reached:?}");
     let log = edge.log();
-    assert!(log.contains("refused INVITE") && log.contains("refused BYE"), "{log}");
+    assert!(
+        log.contains("refused INVITE") && log.contains("refused BYE"),
+        "{log}"
+    );
     println!("stranger on 127.0.0.3: INVITE and forged BYE refused with 403, reached no one");
     println!("edge test wall time {:?}", started.elapsed());
 }

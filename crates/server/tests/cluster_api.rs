@@ -255,7 +255,10 @@ async fn nodes_and_campaigns_of_the_cluster() {
     assert_eq!(k["aht_s"].as_f64(), Some(42.0));
     assert_eq!(k["levels"], serde_json::json!({"A": 1}));
     assert_eq!(
-        (k["outcomes"]["busy"].as_i64(), k["outcomes"]["answered"].as_i64()),
+        (
+            k["outcomes"]["busy"].as_i64(),
+            k["outcomes"]["answered"].as_i64()
+        ),
         (Some(1), Some(1))
     );
     let (st, v) = s.get(&s.analyst, "/api/cluster/kpis?campaign=99").await;
