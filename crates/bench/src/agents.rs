@@ -149,6 +149,7 @@ pub async fn run_mode(
         concurrency: c.channels.max(1),
         constants: vec![("shop".into(), "BestBuy Online".into())],
         prefix: None,
+        limit: None,
         clock,
         // One attempt per contact: retries (an abandoned call's after 10
         // minutes, no answer's after an hour) fall after the end.

@@ -138,6 +138,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             concurrency: a.concurrency.max(1),
             constants: vec![("shop".into(), "BestBuy Online".into())],
             prefix: None,
+            limit: None,
             clock,
             // Before any callback (30 min) comes due: one call per callee.
             until: Some(start + chrono::Duration::minutes(20)),

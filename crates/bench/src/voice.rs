@@ -206,6 +206,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     if zh { "优选商城" } else { "BestBuy Online" }.into(),
                 )],
                 prefix: None,
+                limit: None,
                 clock,
                 until: Some(start + chrono::Duration::hours(10)),
                 actor: "bench".into(),

@@ -99,6 +99,8 @@ pub struct CampaignSetup {
     pub constants: Vec<(String, String)>,
     /// Only customers whose E.164 number starts with this.
     pub prefix: Option<String>,
+    /// Only the first this many of those customers (by id): a short rehearsal.
+    pub limit: Option<usize>,
     pub clock: Arc<CampaignClock>,
     /// Stop dialling when the campaign clock passes this.
     pub until: Option<DateTime<Utc>>,
@@ -288,7 +290,10 @@ async fn prepare(
     for (_, _, s) in &loaded {
         s.check_styles(&kit.styles)?;
     }
-    let customers = customers_for(store, setup.prefix.as_deref()).await?;
+    let mut customers = customers_for(store, setup.prefix.as_deref()).await?;
+    if let Some(n) = setup.limit {
+        customers.truncate(n);
+    }
     let ep = Arc::new(
         waihu_engine::sip::SipEndpoint::bind_with(setup.bind, "waihu", None, {
             let mut g = waihu_engine::waihu_sip::GuardConfig::default();

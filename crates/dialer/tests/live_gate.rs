@@ -129,6 +129,7 @@ fn setup(yaml: String, dir: &Path, trunk: SocketAddr, script: Option<PathBuf>) -
         concurrency: 1,
         constants: Vec::new(),
         prefix: None,
+        limit: None,
         clock: CampaignClock::starting_at(start, true),
         until: Some(start + chrono::Duration::hours(6)),
         actor: "test".into(),

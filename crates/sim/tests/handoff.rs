@@ -160,6 +160,7 @@ async fn run(
         concurrency: 1,
         constants: vec![("shop".into(), "BestBuy Online".into())],
         prefix: None,
+        limit: None,
         clock,
         // Past the first call, before the 30-minute callback: one call.
         until: Some(start + chrono::Duration::minutes(20)),

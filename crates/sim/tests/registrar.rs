@@ -159,6 +159,7 @@ async fn run(
         concurrency: 1,
         constants: vec![("shop".into(), "BestBuy Online".into())],
         prefix: None,
+        limit: None,
         clock,
         until: Some(start + chrono::Duration::minutes(20)),
         actor: "test".into(),

@@ -57,6 +57,9 @@ pub struct RunArgs {
     /// Only customers whose E.164 number starts with this (e.g. `+1`).
     #[arg(long)]
     prefix: Option<String>,
+    /// Only the first this many of those customers (by id): a short rehearsal.
+    #[arg(long)]
+    limit: Option<usize>,
     /// Whisper model directory (default: by the script's language, installed by scripts/deps/speech.sh).
     #[arg(long)]
     asr_model: Option<PathBuf>,
@@ -304,6 +307,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
             concurrency: a.concurrency,
             constants: a.vars.clone(),
             prefix: a.prefix.clone(),
+            limit: a.limit,
             clock: match a.clock_start {
                 Some(t) => CampaignClock::starting_at(t, true),
                 None => CampaignClock::system(),
@@ -401,6 +405,8 @@ pub struct DemoArgs {
     pub campaign_file: PathBuf,
     pub script: PathBuf,
     pub concurrency: usize,
+    /// Dial only the first this many sample customers (a quick look; CI's smoke).
+    pub live_contacts: Option<usize>,
     pub json: bool,
     pub serve: bool,
     pub listen: SocketAddr,
@@ -552,6 +558,7 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
                 prefix: Some(prefix.into()),
+                limit: a.live_contacts,
                 clock,
                 // Six hours of campaign clock: every retry the campaign allows fits.
                 until: Some(start + chrono::Duration::hours(6)),
