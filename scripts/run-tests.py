@@ -16,12 +16,14 @@ doc tests as one more job. The durations of the last run (kept beside the build,
 $CARGO_TARGET_DIR/waihu-test-times.json) order the next. Each binary's output is printed
 whole when it ends, with progress (done/total, elapsed, estimate of what is left); failures
 are repeated at the end and make the exit status non-zero. Extra arguments after `--` go to
-every test binary (e.g. `-- --nocapture`).
+every test binary (e.g. `-- --nocapture`). A binary still running after WAIHU_TEST_TIMEOUT_S
+(default 1200) seconds is killed with everything it started and counted as failed.
 
 测试分道并行运行：实时通话类（重）测试逐个运行，其余测试在另一道并行；失败汇总于末尾。
 """
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -93,6 +95,8 @@ class Runner:
         self.new_times = {}
         self.start = time.monotonic()
         self.estimate = sum(times.get(j["name"], 60.0) for j in jobs)
+        # No test binary here takes 3 minutes; one that runs 20 hangs.
+        self.job_timeout = float(os.environ.get("WAIHU_TEST_TIMEOUT_S", "1200"))
         self.finished_estimate = 0.0
 
     def take(self, lane):
@@ -112,7 +116,18 @@ class Runner:
             env = dict(os.environ)
             env["CARGO_MANIFEST_DIR"] = job["cwd"]
             env["CARGO_PKG_NAME"] = job["pkg"]
-            code = subprocess.call(job["cmd"], cwd=job["cwd"], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env)
+            # Its own process group, so a hung binary is stopped with everything it started.
+            proc = subprocess.Popen(job["cmd"], cwd=job["cwd"], stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            try:
+                code = proc.wait(timeout=self.job_timeout)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait()
+                code = f"timed out after {self.job_timeout:.0f} s"
             out.seek(0)
             text = out.read()
         secs = time.monotonic() - t0
@@ -124,7 +139,7 @@ class Runner:
             self.finished_estimate += self.times.get(job["name"], 60.0)
             elapsed = time.monotonic() - self.start
             left = max(self.estimate - self.finished_estimate, 0.0) / max(self.lanes, 1)
-            status = "ok" if code == 0 else f"FAILED (exit {code})"
+            status = "ok" if code == 0 else f"FAILED ({code if isinstance(code, str) else f'exit {code}'})"
             sys.stdout.write(f"\n==== {job['name']}\n{text}")
             sys.stdout.write(
                 f"==== [{self.done}/{self.total}] {job['name']}: {status} in {secs:.1f} s"
