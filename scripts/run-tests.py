@@ -47,11 +47,11 @@ HEAVY = {
 }
 
 
-def build(extra_cargo):
+def build():
     """`cargo test --no-run`; returns the test executables as (name, cwd, path)."""
     # --timings leaves cargo's per-crate build report in $CARGO_TARGET_DIR/cargo-timings/.
     cmd = ["cargo", "test", "--workspace", "--release", "--no-run", "--timings",
-           "--message-format=json-render-diagnostics"] + extra_cargo
+           "--message-format=json-render-diagnostics"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     found = []
     for line in proc.stdout:
@@ -79,10 +79,9 @@ def build(extra_cargo):
 
 
 class Runner:
-    def __init__(self, jobs, times, lanes, args):
+    def __init__(self, jobs, times, lanes):
         self.lock = threading.Lock()
         self.times = times
-        self.args = args
         self.lanes = lanes
         # Longest first (by the last run; unknown ones count as long, so they start early).
         key = lambda j: -times.get(j["name"], 120.0)
@@ -177,7 +176,7 @@ def main():
     except (OSError, ValueError):
         times = {}
 
-    found = build([])
+    found = build()
     jobs = [{"name": n, "cwd": cwd, "cmd": [exe] + test_args, "pkg": pkg} for n, cwd, exe, pkg in found]
     # The doc tests compile each example: one more job, run by cargo.
     jobs.append({"name": "doc-tests", "cwd": os.getcwd(), "pkg": "",
@@ -188,7 +187,7 @@ def main():
         return 0
     print(f"run-tests: {len(jobs)} test jobs in {lanes} lanes "
           f"(heavy ones one at a time; last run's total {sum(times.values()) / 60:.1f} min of work)", flush=True)
-    r = Runner(jobs, times, lanes, test_args)
+    r = Runner(jobs, times, lanes)
     threads = [threading.Thread(target=r.lane, args=(n,)) for n in range(lanes)]
     for t in threads:
         t.start()

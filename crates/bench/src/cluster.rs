@@ -252,6 +252,19 @@ async fn run_nodes(url: &str, nodes: usize, workers: usize, n: usize) -> anyhow:
 
 const OUTCOMES: &str = "ARRAY['answered','no_answer','busy','failed','rejected']";
 
+/// The milliseconds of `runs` calls of `f` (each returns its own time and a result).
+async fn times<T, F, Fut>(c: &Cluster, runs: usize, f: F) -> anyhow::Result<Vec<f64>>
+where
+    F: Fn(Cluster) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<(f64, T)>>,
+{
+    let mut v = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        v.push(f(c.clone()).await?.0);
+    }
+    Ok(v)
+}
+
 fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     v[((v.len() - 1) as f64 * p).round() as usize]
@@ -364,10 +377,7 @@ async fn report_latency(url: &str, n: usize) -> anyhow::Result<ReportRun> {
         let outcomes = c.outcomes().await?;
         anyhow::Ok((
             t.elapsed().as_secs_f64() * 1e3,
-            nodes,
-            campaigns,
-            live,
-            outcomes,
+            (nodes, campaigns, live, outcomes),
         ))
     };
     let scan = |c: Cluster| async move {
@@ -385,10 +395,10 @@ async fn report_latency(url: &str, n: usize) -> anyhow::Result<ReportRun> {
         )
         .fetch_all(c.pool())
         .await?;
-        anyhow::Ok((t.elapsed().as_secs_f64() * 1e3, outcomes, counts))
+        anyhow::Ok((t.elapsed().as_secs_f64() * 1e3, (outcomes, counts)))
     };
-    let (_, _, campaigns, _, outcomes) = view(c.clone()).await?;
-    let (_, scanned, counts) = scan(c.clone()).await?;
+    let (_, (_, campaigns, _, outcomes)) = view(c.clone()).await?;
+    let (_, (scanned, counts)) = scan(c.clone()).await?;
     let rolled: Vec<(i64, String, String, i64)> = outcomes
         .into_iter()
         .map(|o| (o.campaign, o.node, o.outcome, o.count))
@@ -400,14 +410,8 @@ async fn report_latency(url: &str, n: usize) -> anyhow::Result<ReportRun> {
                 .filter(|k| k.pending + k.done > 0)
                 .map(|k| (k.id, k.pending, k.done))
                 .collect::<Vec<_>>();
-    let mut fast = Vec::new();
-    for _ in 0..20 {
-        fast.push(view(c.clone()).await?.0);
-    }
-    let mut slow = Vec::new();
-    for _ in 0..3 {
-        slow.push(scan(c.clone()).await?.0);
-    }
+    let mut fast = times(&c, 20, view).await?;
+    let mut slow = times(&c, 3, scan).await?;
     // The cluster's KPI report: the rollup the API folds, against the same cells from the log.
     let (from, to) = (
         t0() - chrono::Duration::days(29),
@@ -445,14 +449,8 @@ async fn report_latency(url: &str, n: usize) -> anyhow::Result<ReportRun> {
             .map(|r| r.n)
             .sum::<i64>()
             == n as i64;
-    let mut kpi_fast = Vec::new();
-    for _ in 0..20 {
-        kpi_fast.push(kpi(c.clone()).await?.0);
-    }
-    let mut kpi_slow = Vec::new();
-    for _ in 0..3 {
-        kpi_slow.push(kpi_scan(c.clone()).await?.0);
-    }
+    let mut kpi_fast = times(&c, 20, kpi).await?;
+    let mut kpi_slow = times(&c, 3, kpi_scan).await?;
     c.close().await;
     Ok(ReportRun {
         calls: n,

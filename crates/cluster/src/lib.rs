@@ -1116,9 +1116,7 @@ impl Cluster {
                 .await?,
         )
     }
-}
 
-impl Cluster {
     /// KPI cells of every node per UTC day for events in `[from, to)` at hour resolution,
     /// from the rollup the merged log's trigger keeps (`0003_kpi_rollup.sql`); the same rows a
     /// node's own store gives, so one fold makes both reports.

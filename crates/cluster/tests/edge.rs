@@ -235,8 +235,6 @@ const CANCELLING_UAC: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 </scenario>
 "#;
 
-/// Waits up to `limit` for a child to exit; a child still running then is a failure
-/// (and is killed when its [`Peer`] drops).
 /// A stranger (not a node, not the carrier): a new call, then a forged in-dialog BYE
 /// that would use the edge's Record-Route to relay to the trunk. Both must get 403.
 const STRANGER_UAC: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
@@ -285,6 +283,8 @@ const STRANGER_UAC: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 </scenario>
 "#;
 
+/// Waits up to `limit` for a child to exit; a child still running then is a failure
+/// (and is killed when its [`Peer`] drops).
 fn wait_exit(p: &mut Peer, what: &str, limit: Duration) -> ExitStatus {
     let start = Instant::now();
     loop {
