@@ -8,6 +8,11 @@
 //! Each run gets a fresh SMSC process. waihu's time runs from the first submit to the last
 //! submit_sm_resp; Kannel's from the first `sendsms` request to the moment the SMSC has
 //! logged every submit_sm (Kannel answers HTTP once a message is queued, not submitted).
+//!
+//! Then CMPP: `waihu-cmpp` in 2.0 and 3.0 against waihu's CMPP test gateway
+//! (`waihu_cmpp::peer`, which reads the wire by the spec's offsets) in the same process,
+//! at window 1 and at the window, same texts. No CMPP gateway is packaged for Debian, so
+//! the baseline here is stop-and-wait, not another client.
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +36,9 @@ pub struct Args {
     /// `sendsms` HTTP requests in flight at once against Kannel.
     #[arg(long, default_value_t = 10)]
     pub http_concurrency: usize,
+    /// Only the CMPP rows (they need neither perl's Net::SMPP nor Kannel).
+    #[arg(long)]
+    pub cmpp_only: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -49,13 +57,13 @@ struct Row {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    if !PeerSmsc::available() {
+    if !a.cmpp_only && !PeerSmsc::available() {
         anyhow::bail!(
             "perl with Net::SMPP is missing: install libnet-smpp-perl (scripts/setup.sh)"
         );
     }
     for bin in [kannel::BEARERBOX, kannel::SMSBOX] {
-        if !std::path::Path::new(bin).exists() {
+        if !a.cmpp_only && !std::path::Path::new(bin).exists() {
             anyhow::bail!("{bin} is missing: install Debian's kannel (scripts/setup.sh)");
         }
     }
@@ -70,10 +78,12 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         anyhow::ensure!(segs == 2, "the Chinese text should take 2 segments, takes {segs}");
         let window = a.window.max(1);
         let mut rows = Vec::new();
-        for (label, text, pdus) in [
+        let texts = [
             ("en, 1 segment", &english, 1),
             ("zh, 2 segments", &chinese, segs),
-        ] {
+        ];
+        let cmpp = cmpp_rows(&texts, window, a.messages).await?;
+        for &(label, text, pdus) in texts.iter().filter(|_| !a.cmpp_only) {
             for w in [1, window] {
                 let smsc = PeerSmsc::start(&PeerOptions::default()).context("starting the SMSC")?;
                 let seconds = one_run(&smsc, w, a.messages, text, label).await?;
@@ -85,7 +95,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             rows.push(row(label, "kannel sendsms", window, a.messages, pdus, seconds));
         }
         if a.json {
+            rows.extend(cmpp);
             println!("{}", serde_json::to_string_pretty(&rows)?);
+        } else if a.cmpp_only {
+            print_cmpp(&cmpp);
         } else {
             println!(
                 "SMPP submit throughput to a Net::SMPP SMSC (perl) on 127.0.0.1: waihu-smpp \
@@ -124,9 +137,153 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             println!(
                 "(the SMSC is one single-threaded perl process per bind; it bounds these figures)"
             );
+            print_cmpp(&cmpp);
         }
         Ok(())
     })
+}
+
+/// For each text: waihu-cmpp 2.0 at window 1 and at `window`, then 3.0 at `window`, each
+/// against a fresh gateway of its version.
+async fn cmpp_rows(
+    texts: &[(&'static str, &String, usize)],
+    window: usize,
+    n: usize,
+) -> anyhow::Result<Vec<Row>> {
+    use waihu_cmpp::pdu::Version;
+    let mut rows = Vec::new();
+    for &(label, text, _) in texts {
+        let parts = waihu_cmpp::text::plan(text).part_count();
+        for (client, version, w) in [
+            ("waihu-cmpp 2.0", Version::V2_0, 1),
+            ("waihu-cmpp 2.0", Version::V2_0, window),
+            ("waihu-cmpp 3.0", Version::V3_0, window),
+        ] {
+            let seconds = cmpp_run(version, w, n, text, label).await?;
+            rows.push(row(label, client, w, n, parts, seconds));
+        }
+    }
+    Ok(rows)
+}
+
+fn print_cmpp(rows: &[Row]) {
+    println!();
+    println!(
+        "CMPP submit throughput to waihu's CMPP test gateway (tokio, same process) on 127.0.0.1"
+    );
+    println!(
+        "{:<16} {:<15} {:>6} {:>9} {:>8} {:>10} {:>10}",
+        "text", "client", "window", "messages", "seconds", "msg/s", "PDU/s"
+    );
+    for r in rows {
+        println!(
+            "{:<16} {:<15} {:>6} {:>9} {:>8.2} {:>10.0} {:>10.0}",
+            r.text, r.client, r.window, r.messages, r.seconds, r.messages_per_s, r.pdus_per_s
+        );
+    }
+    for triple in rows.chunks(3) {
+        if let [base, w, v3] = triple {
+            println!(
+                "{}: CMPP 2.0 window {} is {:.1}x stop-and-wait; 3.0 at the same window is {:.2}x 2.0",
+                w.text,
+                w.window,
+                w.messages_per_s / base.messages_per_s,
+                v3.messages_per_s / w.messages_per_s,
+            );
+        }
+    }
+}
+
+/// Connects in `version` to a fresh test gateway, submits `n` copies of `text` to distinct
+/// numbers and waits for every SUBMIT_RESP. Seconds from the first submit to the last
+/// answer.
+async fn cmpp_run(
+    version: waihu_cmpp::pdu::Version,
+    window: usize,
+    n: usize,
+    text: &str,
+    label: &str,
+) -> anyhow::Result<f64> {
+    use waihu_cmpp::peer::{PeerGateway, PeerOptions};
+    let gateway = PeerGateway::start(PeerOptions {
+        source_addr: "901234".into(),
+        shared_secret: "bench".into(),
+        reports: false,
+        mo_reply: None,
+        version,
+    })
+    .await
+    .context("starting the CMPP test gateway")?;
+    let cfg = waihu_cmpp::ClientConfig::new(
+        gateway.addr(),
+        waihu_cmpp::Config {
+            source_addr: "901234".into(),
+            shared_secret: "bench".into(),
+            service_id: "WAIHU".into(),
+            src_id: "1069001234".into(),
+            window,
+            request_reports: false,
+            version,
+            ..waihu_cmpp::Config::default()
+        },
+    );
+    let (client, mut events) = waihu_cmpp::spawn(cfg);
+    let limit = Duration::from_secs(120);
+    loop {
+        match tokio::time::timeout(limit, events.recv()).await {
+            Ok(Some(waihu_cmpp::DriverEvent::Session(waihu_cmpp::Event::Connected))) => break,
+            Ok(Some(waihu_cmpp::DriverEvent::Session(waihu_cmpp::Event::ConnectFailed {
+                status,
+                ..
+            }))) => anyhow::bail!("CMPP gateway refused the CONNECT (status {status})"),
+            Ok(Some(_)) => {}
+            _ => anyhow::bail!("no CMPP CONNECT within {limit:?}"),
+        }
+    }
+    let mut progress = Progress::new(format!("{label}, waihu-cmpp {version}, window {window}"), n);
+    let parts = waihu_cmpp::text::plan(text).part_count();
+    let t0 = Instant::now();
+    let submitter = client.clone();
+    let text = text.to_string();
+    let feed = tokio::spawn(async move {
+        for i in 0..n {
+            let sms = waihu_cmpp::OutgoingSms {
+                to: format!("+86138{i:08}"),
+                text: text.clone(),
+            };
+            if submitter.submit(sms).await.is_err() {
+                break;
+            }
+        }
+    });
+    let (mut ok, mut failed) = (0, 0);
+    while ok + failed < n {
+        match tokio::time::timeout(limit, events.recv()).await {
+            Ok(Some(waihu_cmpp::DriverEvent::Session(waihu_cmpp::Event::Submitted { .. }))) => {
+                ok += 1;
+                progress.tick(ok + failed);
+            }
+            Ok(Some(waihu_cmpp::DriverEvent::Session(waihu_cmpp::Event::SubmitFailed {
+                failure,
+                ..
+            }))) => {
+                failed += 1;
+                tracing::warn!(?failure, "CMPP submit failed");
+            }
+            Ok(Some(_)) => {}
+            _ => anyhow::bail!("CMPP stalled after {ok} answers"),
+        }
+    }
+    let seconds = t0.elapsed().as_secs_f64();
+    let _ = feed.await;
+    client.shutdown().await;
+    anyhow::ensure!(failed == 0, "{failed} of {n} CMPP submits failed");
+    let seen = gateway.submits().len();
+    anyhow::ensure!(
+        seen == n * parts,
+        "the gateway saw {seen} SUBMITs for {n} messages of {parts} parts"
+    );
+    Ok(seconds)
 }
 
 fn row(
@@ -319,4 +476,26 @@ async fn one_run(
         anyhow::bail!("{failed} of {n} submits failed");
     }
     Ok(seconds)
+}
+
+#[cfg(test)]
+mod tests {
+    /// A short run of the CMPP part (what `waihu bench sms --cmpp-only` measures): both
+    /// versions, both texts, every message answered and seen once per part by the gateway.
+    #[test]
+    fn cmpp_rows_run_end_to_end() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let english = "Your coupon is ready.".to_string();
+        let chinese = "您好".repeat(40);
+        let rows = rt
+            .block_on(super::cmpp_rows(
+                &[("en", &english, 1), ("zh", &chinese, 2)],
+                4,
+                50,
+            ))
+            .unwrap();
+        assert_eq!(rows.len(), 6);
+        assert_eq!(rows[3].pdus, 100, "80 Chinese characters take 2 parts");
+        assert!(rows.iter().all(|r| r.messages_per_s > 0.0));
+    }
 }

@@ -1,11 +1,14 @@
-//! `waihu messages send --cmpp` against a CMPP 2.0 gateway on 127.0.0.1 (the peer checks
-//! the CONNECT authenticator with its own secret): a queued SMS of a campaign goes out
-//! once, its status report marks it delivered, and the "TD" reply puts the number on DNC.
+//! `waihu messages send --cmpp --cmpp-version 3.0` against a CMPP 3.0 gateway on 127.0.0.1
+//! (the peer checks the CONNECT's version and authenticator with its own secret): a queued
+//! SMS of a campaign goes out once, its status report marks it delivered, and the "TD"
+//! reply puts the number on DNC. (The outbox over CMPP 2.0 is crates/messaging's
+//! cmpp_sms test.)
 use std::process::Command;
 use std::time::Duration;
 
 use chrono::Utc;
-use waihu_cmpp::peer::{PeerGateway, PeerOptions};
+use waihu_cmpp::pdu::Version;
+use waihu_cmpp::peer::{PeerGateway, PeerOptions, Seen};
 use waihu_store::{NewMessage, Store};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,6 +50,7 @@ async fn messages_send_over_cmpp_delivers_and_takes_the_opt_out() {
         shared_secret: "cli-secret".into(),
         reports: true,
         mo_reply: Some("TD".into()),
+        version: Version::V3_0,
     })
     .await
     .unwrap();
@@ -75,6 +79,28 @@ async fn messages_send_over_cmpp_delivers_and_takes_the_opt_out() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(gateway.seen().is_empty());
 
+    // So is a version CMPP does not have.
+    let out = tokio::task::spawn_blocking({
+        let mut c = run(
+            &[
+                "--sp-code",
+                "901234",
+                "--cmpp-version",
+                "4",
+                "--seconds",
+                "1",
+            ],
+            "cli-secret",
+        );
+        move || c.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("2.0 or 3.0"), "{err}");
+    assert!(gateway.seen().is_empty());
+
     let out = tokio::task::spawn_blocking({
         let mut c = run(
             &[
@@ -84,6 +110,8 @@ async fn messages_send_over_cmpp_delivers_and_takes_the_opt_out() {
                 "WAIHU",
                 "--from",
                 "1069001234",
+                "--cmpp-version",
+                "3.0",
                 "--seconds",
                 "3",
             ],
@@ -102,6 +130,18 @@ async fn messages_send_over_cmpp_delivers_and_takes_the_opt_out() {
     assert!(
         stdout.contains("短信 sms (CMPP): sent 1, failed 0, unknown 0 (0 left unknown by an earlier run), reports 1, replies 1 (1 opt-outs)"),
         "{stdout}"
+    );
+    assert!(
+        matches!(
+            gateway.seen()[0],
+            Seen::Connect {
+                version: 0x30,
+                accepted: true,
+                ..
+            }
+        ),
+        "{:?}",
+        gateway.seen()
     );
     let subs = gateway.submits();
     assert_eq!(subs.len(), 1);

@@ -1,7 +1,15 @@
-//! CMPP 2.0 messages: the 12-byte header (Total_Length, Command_Id, Sequence_Id, all
-//! big-endian) and the bodies an SP client needs. Every field has a fixed width
+//! CMPP 2.0 and 3.0 messages: the 12-byte header (Total_Length, Command_Id, Sequence_Id,
+//! all big-endian) and the bodies an SP client needs. Every field has a fixed width
 //! (CMPP "Octet String"s are padded with NUL bytes); the only variable parts are the
 //! destination list and the message content of SUBMIT and DELIVER.
+//!
+//! CMPP 3.0 changes only field widths and adds a few fields: terminal ids are 32 octets
+//! (21 in 2.0) with a terminal-type octet after them, SUBMIT and DELIVER end with a
+//! 20-octet LinkID instead of 8 reserved octets, and the Status/Result of CONNECT_RESP,
+//! SUBMIT_RESP and DELIVER_RESP are 4 octets (1 in 2.0). SUBMIT and DELIVER are read and
+//! written for the [`Version`] the connection logged in with. The fixed-size answers and
+//! status reports are read by their length, which tells the two layouts apart: gateways
+//! that answer a 3.0 login with 2.0-sized answers exist, and reading them costs nothing.
 //!
 //! Decoding never panics on any input (property-tested). A frame whose length is sane but
 //! whose body is not is reported with its sequence so the session can drop it and carry on;
@@ -27,6 +35,52 @@ pub const ACTIVE_TEST_RESP: u32 = 0x8000_0008;
 
 /// CMPP 2.0's version octet (major 2, minor 0).
 pub const VERSION_2_0: u8 = 0x20;
+/// CMPP 3.0's version octet.
+pub const VERSION_3_0: u8 = 0x30;
+
+/// The protocol version a connection logs in with; it decides SUBMIT's and DELIVER's layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum Version {
+    #[default]
+    V2_0,
+    V3_0,
+}
+
+impl Version {
+    /// The Version octet of CMPP_CONNECT.
+    pub fn octet(self) -> u8 {
+        match self {
+            Version::V2_0 => VERSION_2_0,
+            Version::V3_0 => VERSION_3_0,
+        }
+    }
+
+    /// Width of a terminal id (Fee_terminal_Id, Dest_terminal_Id, Src_terminal_Id).
+    pub fn terminal_len(self) -> usize {
+        match self {
+            Version::V2_0 => 21,
+            Version::V3_0 => 32,
+        }
+    }
+
+    /// `2.0`/`2`/`20` or `3.0`/`3`/`30`, as an operator writes it.
+    pub fn parse(s: &str) -> Result<Version, String> {
+        match s.trim() {
+            "2.0" | "2" | "20" => Ok(Version::V2_0),
+            "3.0" | "3" | "30" => Ok(Version::V3_0),
+            other => Err(format!("CMPP version {other:?}: 2.0 or 3.0")),
+        }
+    }
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Version::V2_0 => "2.0",
+            Version::V3_0 => "3.0",
+        })
+    }
+}
 
 /// Msg_Fmt values.
 pub mod fmt {
@@ -36,25 +90,27 @@ pub mod fmt {
     pub const GB: u8 = 15;
 }
 
-/// CMPP_CONNECT_RESP Status values (CMPP 2.0 §7.4.2).
+/// CMPP_CONNECT_RESP Status values (CMPP 2.0 §7.4.2, 3.0 §7.4.2; one octet in 2.0, four
+/// in 3.0).
 pub mod connect_status {
-    pub const OK: u8 = 0;
-    pub const BAD_STRUCTURE: u8 = 1;
-    pub const BAD_SOURCE_ADDR: u8 = 2;
-    pub const AUTH_FAILED: u8 = 3;
-    pub const VERSION_TOO_HIGH: u8 = 4;
+    pub const OK: u32 = 0;
+    pub const BAD_STRUCTURE: u32 = 1;
+    pub const BAD_SOURCE_ADDR: u32 = 2;
+    pub const AUTH_FAILED: u32 = 3;
+    pub const VERSION_TOO_HIGH: u32 = 4;
+    pub const OTHER: u32 = 5;
 }
 
-/// CMPP_SUBMIT_RESP / CMPP_DELIVER_RESP Result values.
+/// CMPP_SUBMIT_RESP / CMPP_DELIVER_RESP Result values (one octet in 2.0, four in 3.0).
 pub mod result {
-    pub const OK: u8 = 0;
-    pub const BAD_STRUCTURE: u8 = 1;
-    pub const BAD_COMMAND: u8 = 2;
-    pub const DUPLICATE_SEQUENCE: u8 = 3;
-    pub const BAD_LENGTH: u8 = 4;
-    /// "流量控制错": the gateway's rate limit (CMPP 2.0 result 8).
-    pub const FLOW_CONTROL: u8 = 8;
-    pub const OTHER: u8 = 9;
+    pub const OK: u32 = 0;
+    pub const BAD_STRUCTURE: u32 = 1;
+    pub const BAD_COMMAND: u32 = 2;
+    pub const DUPLICATE_SEQUENCE: u32 = 3;
+    pub const BAD_LENGTH: u32 = 4;
+    /// "流量控制错": the gateway's rate limit (result 8 in both versions).
+    pub const FLOW_CONTROL: u32 = 8;
+    pub const OTHER: u32 = 9;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +123,7 @@ pub struct Pdu {
 pub enum Body {
     Connect(Connect),
     ConnectResp {
-        status: u8,
+        status: u32,
         authenticator: [u8; 16],
         version: u8,
     },
@@ -76,12 +132,12 @@ pub enum Body {
     Submit(Submit),
     SubmitResp {
         msg_id: u64,
-        result: u8,
+        result: u32,
     },
     Deliver(Deliver),
     DeliverResp {
         msg_id: u64,
-        result: u8,
+        result: u32,
     },
     ActiveTest,
     ActiveTestResp,
@@ -114,6 +170,8 @@ pub struct Submit {
     pub service_id: String,
     pub fee_user_type: u8,
     pub fee_terminal_id: String,
+    /// 3.0 only: 0 a real number, 1 a pseudonym (伪码).
+    pub fee_terminal_type: u8,
     pub tp_pid: u8,
     /// 1: the content starts with a User Data Header.
     pub tp_udhi: u8,
@@ -127,7 +185,11 @@ pub struct Submit {
     /// The number the message comes from (the SP's service number, e.g. 106900001234).
     pub src_id: String,
     pub dest_terminal_ids: Vec<String>,
+    /// 3.0 only: 0 real numbers, 1 pseudonyms.
+    pub dest_terminal_type: u8,
     pub content: Vec<u8>,
+    /// 3.0 only: the LinkID an on-demand service's MO carried (empty for follow-ups).
+    pub link_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -141,12 +203,17 @@ pub struct Deliver {
     pub msg_fmt: u8,
     /// The handset's number.
     pub src_terminal_id: String,
+    /// 3.0 only: 0 a real number, 1 a pseudonym.
+    pub src_terminal_type: u8,
     /// 1: the content is a status report; 0: a message from the handset (MO).
     pub registered_delivery: u8,
     pub content: Vec<u8>,
+    /// 3.0 only.
+    pub link_id: String,
 }
 
-/// The 60-byte content of a DELIVER with Registered_Delivery = 1.
+/// The content of a DELIVER with Registered_Delivery = 1: 60 octets in 2.0, 71 in 3.0
+/// (the 32-octet Dest_terminal_Id).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusReport {
     /// The Msg_Id the gateway gave the SUBMIT this reports on.
@@ -160,33 +227,47 @@ pub struct StatusReport {
     pub smsc_sequence: u32,
 }
 
-pub const STATUS_REPORT_LEN: usize = 8 + 7 + 10 + 10 + 21 + 4;
+/// A status report's length in `v`.
+pub fn status_report_len(v: Version) -> usize {
+    8 + 7 + 10 + 10 + v.terminal_len() + 4
+}
 
 impl StatusReport {
     pub fn delivered(&self) -> bool {
         self.stat == "DELIVRD"
     }
 
+    /// Reads a report of either version: 71 octets or more are 3.0's layout, fewer 2.0's.
     pub fn decode(b: &[u8]) -> Result<StatusReport, String> {
+        let v = if b.len() >= status_report_len(Version::V3_0) {
+            Version::V3_0
+        } else {
+            Version::V2_0
+        };
         let mut r = Reader::new(b);
         let rep = StatusReport {
             msg_id: r.u64("Msg_Id")?,
             stat: r.text(7, "Stat")?,
             submit_time: r.text(10, "Submit_time")?,
             done_time: r.text(10, "Done_time")?,
-            dest_terminal_id: r.text(21, "Dest_terminal_Id")?,
+            dest_terminal_id: r.text(v.terminal_len(), "Dest_terminal_Id")?,
             smsc_sequence: r.u32("SMSC_sequence")?,
         };
         Ok(rep)
     }
 
-    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
-        let mut w = Vec::with_capacity(STATUS_REPORT_LEN);
+    pub fn encode(&self, v: Version) -> Result<Vec<u8>, EncodeError> {
+        let mut w = Vec::with_capacity(status_report_len(v));
         w.extend_from_slice(&self.msg_id.to_be_bytes());
         put_text(&mut w, &self.stat, 7, "Stat")?;
         put_text(&mut w, &self.submit_time, 10, "Submit_time")?;
         put_text(&mut w, &self.done_time, 10, "Done_time")?;
-        put_text(&mut w, &self.dest_terminal_id, 21, "Dest_terminal_Id")?;
+        put_text(
+            &mut w,
+            &self.dest_terminal_id,
+            v.terminal_len(),
+            "Dest_terminal_Id",
+        )?;
         w.extend_from_slice(&self.smsc_sequence.to_be_bytes());
         Ok(w)
     }
@@ -218,6 +299,12 @@ pub enum EncodeError {
     },
     #[error("{field} must be ASCII")]
     NotAscii { field: &'static str },
+    /// A 3.0-only field set, or a Status/Result above 255, in a CMPP 2.0 message.
+    #[error("{field} cannot be sent in CMPP {version}")]
+    NotInVersion {
+        field: &'static str,
+        version: Version,
+    },
 }
 
 impl Pdu {
@@ -241,7 +328,9 @@ impl Pdu {
         }
     }
 
-    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+    /// The message as CMPP `v` lays it out.
+    pub fn encode(&self, v: Version) -> Result<Vec<u8>, EncodeError> {
+        let tl = v.terminal_len();
         let mut w = vec![0u8; HEADER_LEN];
         match &self.body {
             Body::Connect(c) => {
@@ -255,18 +344,26 @@ impl Pdu {
                 authenticator,
                 version,
             } => {
-                w.push(*status);
+                put_status(&mut w, *status, v, "Status")?;
                 w.extend_from_slice(authenticator);
                 w.push(*version);
             }
             Body::Terminate | Body::TerminateResp | Body::ActiveTest => {}
             Body::ActiveTestResp => w.push(0),
             Body::Submit(s) => {
+                if v == Version::V2_0 {
+                    only_in_3(s.fee_terminal_type != 0, "Fee_terminal_type")?;
+                    only_in_3(s.dest_terminal_type != 0, "Dest_terminal_type")?;
+                    only_in_3(!s.link_id.is_empty(), "LinkID")?;
+                }
                 w.extend_from_slice(&s.msg_id.to_be_bytes());
                 w.extend_from_slice(&[s.pk_total, s.pk_number, s.registered_delivery, s.msg_level]);
                 put_text(&mut w, &s.service_id, 10, "Service_Id")?;
                 w.push(s.fee_user_type);
-                put_text(&mut w, &s.fee_terminal_id, 21, "Fee_terminal_Id")?;
+                put_text(&mut w, &s.fee_terminal_id, tl, "Fee_terminal_Id")?;
+                if v == Version::V3_0 {
+                    w.push(s.fee_terminal_type);
+                }
                 w.extend_from_slice(&[s.tp_pid, s.tp_udhi, s.msg_fmt]);
                 put_text(&mut w, &s.msg_src, 6, "Msg_src")?;
                 put_text(&mut w, &s.fee_type, 2, "FeeType")?;
@@ -283,24 +380,34 @@ impl Pdu {
                 }
                 w.push(s.dest_terminal_ids.len() as u8);
                 for d in &s.dest_terminal_ids {
-                    put_text(&mut w, d, 21, "Dest_terminal_Id")?;
+                    put_text(&mut w, d, tl, "Dest_terminal_Id")?;
+                }
+                if v == Version::V3_0 {
+                    w.push(s.dest_terminal_type);
                 }
                 put_content(&mut w, &s.content)?;
-                w.extend_from_slice(&[0; 8]);
+                put_tail(&mut w, &s.link_id, v)?;
             }
             Body::SubmitResp { msg_id, result } | Body::DeliverResp { msg_id, result } => {
                 w.extend_from_slice(&msg_id.to_be_bytes());
-                w.push(*result);
+                put_status(&mut w, *result, v, "Result")?;
             }
             Body::Deliver(d) => {
+                if v == Version::V2_0 {
+                    only_in_3(d.src_terminal_type != 0, "Src_terminal_type")?;
+                    only_in_3(!d.link_id.is_empty(), "LinkID")?;
+                }
                 w.extend_from_slice(&d.msg_id.to_be_bytes());
                 put_text(&mut w, &d.dest_id, 21, "Dest_Id")?;
                 put_text(&mut w, &d.service_id, 10, "Service_Id")?;
                 w.extend_from_slice(&[d.tp_pid, d.tp_udhi, d.msg_fmt]);
-                put_text(&mut w, &d.src_terminal_id, 21, "Src_terminal_Id")?;
+                put_text(&mut w, &d.src_terminal_id, tl, "Src_terminal_Id")?;
+                if v == Version::V3_0 {
+                    w.push(d.src_terminal_type);
+                }
                 w.push(d.registered_delivery);
                 put_content(&mut w, &d.content)?;
-                w.extend_from_slice(&[0; 8]);
+                put_tail(&mut w, &d.link_id, v)?;
             }
             Body::Unknown { body, .. } => w.extend_from_slice(body),
         }
@@ -320,8 +427,9 @@ impl Pdu {
 }
 
 /// One message from the front of `buf`: `Ok(None)` until a whole frame is there, then the
-/// message and the bytes it used.
-pub fn decode(buf: &[u8]) -> Result<Option<(Pdu, usize)>, DecodeError> {
+/// message and the bytes it used. SUBMIT and DELIVER are read in `v`'s layout; the
+/// fixed-size answers in whichever layout their length is.
+pub fn decode(buf: &[u8], v: Version) -> Result<Option<(Pdu, usize)>, DecodeError> {
     if buf.len() < 4 {
         return Ok(None);
     }
@@ -335,17 +443,21 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Pdu, usize)>, DecodeError> {
     };
     let command_id = u32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
     let sequence = u32::from_be_bytes([frame[8], frame[9], frame[10], frame[11]]);
-    let body =
-        decode_body(command_id, &frame[HEADER_LEN..]).map_err(|reason| DecodeError::Malformed {
+    let body = decode_body(command_id, &frame[HEADER_LEN..], v).map_err(|reason| {
+        DecodeError::Malformed {
             command_id,
             sequence,
             frame_len: len,
             reason,
-        })?;
+        }
+    })?;
     Ok(Some((Pdu { sequence, body }, len)))
 }
 
-fn decode_body(command_id: u32, b: &[u8]) -> Result<Body, String> {
+fn decode_body(command_id: u32, b: &[u8], v: Version) -> Result<Body, String> {
+    let tl = v.terminal_len();
+    // Status/Result: one octet in 2.0's answers, four in 3.0's; the body length says which.
+    let wide = |fixed: usize| b.len() == fixed + 4;
     let mut r = Reader::new(b);
     let body = match command_id {
         CONNECT => Body::Connect(Connect {
@@ -355,7 +467,7 @@ fn decode_body(command_id: u32, b: &[u8]) -> Result<Body, String> {
             timestamp: r.u32("Timestamp")?,
         }),
         CONNECT_RESP => Body::ConnectResp {
-            status: r.u8("Status")?,
+            status: r.status(wide(17), "Status")?,
             authenticator: r.array16("AuthenticatorISMG")?,
             version: r.u8("Version")?,
         },
@@ -372,7 +484,8 @@ fn decode_body(command_id: u32, b: &[u8]) -> Result<Body, String> {
             let msg_level = r.u8("Msg_level")?;
             let service_id = r.text(10, "Service_Id")?;
             let fee_user_type = r.u8("Fee_UserType")?;
-            let fee_terminal_id = r.text(21, "Fee_terminal_Id")?;
+            let fee_terminal_id = r.text(tl, "Fee_terminal_Id")?;
+            let fee_terminal_type = r.v3_u8(v, "Fee_terminal_type")?;
             let tp_pid = r.u8("TP_pId")?;
             let tp_udhi = r.u8("TP_udhi")?;
             let msg_fmt = r.u8("Msg_Fmt")?;
@@ -388,10 +501,11 @@ fn decode_body(command_id: u32, b: &[u8]) -> Result<Body, String> {
             }
             let mut dest_terminal_ids = Vec::with_capacity(n as usize);
             for _ in 0..n {
-                dest_terminal_ids.push(r.text(21, "Dest_terminal_Id")?);
+                dest_terminal_ids.push(r.text(tl, "Dest_terminal_Id")?);
             }
+            let dest_terminal_type = r.v3_u8(v, "Dest_terminal_type")?;
             let content = r.content()?;
-            r.skip(8, "Reserve")?;
+            let link_id = r.tail(v)?;
             Body::Submit(Submit {
                 msg_id,
                 pk_total,
@@ -401,6 +515,7 @@ fn decode_body(command_id: u32, b: &[u8]) -> Result<Body, String> {
                 service_id,
                 fee_user_type,
                 fee_terminal_id,
+                fee_terminal_type,
                 tp_pid,
                 tp_udhi,
                 msg_fmt,
@@ -411,31 +526,31 @@ fn decode_body(command_id: u32, b: &[u8]) -> Result<Body, String> {
                 at_time,
                 src_id,
                 dest_terminal_ids,
+                dest_terminal_type,
                 content,
+                link_id,
             })
         }
         SUBMIT_RESP => Body::SubmitResp {
             msg_id: r.u64("Msg_Id")?,
-            result: r.u8("Result")?,
+            result: r.status(wide(8), "Result")?,
         },
-        DELIVER => {
-            let d = Deliver {
-                msg_id: r.u64("Msg_Id")?,
-                dest_id: r.text(21, "Dest_Id")?,
-                service_id: r.text(10, "Service_Id")?,
-                tp_pid: r.u8("TP_pid")?,
-                tp_udhi: r.u8("TP_udhi")?,
-                msg_fmt: r.u8("Msg_Fmt")?,
-                src_terminal_id: r.text(21, "Src_terminal_Id")?,
-                registered_delivery: r.u8("Registered_Delivery")?,
-                content: r.content()?,
-            };
-            r.skip(8, "Reserve")?;
-            Body::Deliver(d)
-        }
+        DELIVER => Body::Deliver(Deliver {
+            msg_id: r.u64("Msg_Id")?,
+            dest_id: r.text(21, "Dest_Id")?,
+            service_id: r.text(10, "Service_Id")?,
+            tp_pid: r.u8("TP_pid")?,
+            tp_udhi: r.u8("TP_udhi")?,
+            msg_fmt: r.u8("Msg_Fmt")?,
+            src_terminal_id: r.text(tl, "Src_terminal_Id")?,
+            src_terminal_type: r.v3_u8(v, "Src_terminal_type")?,
+            registered_delivery: r.u8("Registered_Delivery")?,
+            content: r.content()?,
+            link_id: r.tail(v)?,
+        }),
         DELIVER_RESP => Body::DeliverResp {
             msg_id: r.u64("Msg_Id")?,
-            result: r.u8("Result")?,
+            result: r.status(wide(8), "Result")?,
         },
         other => {
             return Ok(Body::Unknown {
@@ -475,6 +590,31 @@ impl<'a> Reader<'a> {
 
     fn skip(&mut self, n: usize, field: &str) -> Result<(), String> {
         self.take(n, field).map(|_| ())
+    }
+
+    /// A field CMPP 3.0 added: 0 in 2.0, where it is not on the wire.
+    fn v3_u8(&mut self, v: Version, field: &str) -> Result<u8, String> {
+        match v {
+            Version::V2_0 => Ok(0),
+            Version::V3_0 => self.u8(field),
+        }
+    }
+
+    /// What ends SUBMIT and DELIVER: 8 reserved octets in 2.0, the 20-octet LinkID in 3.0.
+    fn tail(&mut self, v: Version) -> Result<String, String> {
+        match v {
+            Version::V2_0 => self.skip(8, "Reserve").map(|_| String::new()),
+            Version::V3_0 => self.text(20, "LinkID"),
+        }
+    }
+
+    /// A Status or Result: four octets when `wide` (3.0), else one.
+    fn status(&mut self, wide: bool, field: &str) -> Result<u32, String> {
+        if wide {
+            self.u32(field)
+        } else {
+            self.u8(field).map(u32::from)
+        }
     }
 
     fn u8(&mut self, field: &str) -> Result<u8, String> {
@@ -534,6 +674,43 @@ fn put_text(w: &mut Vec<u8>, s: &str, n: usize, field: &'static str) -> Result<(
     Ok(())
 }
 
+fn put_status(
+    w: &mut Vec<u8>,
+    value: u32,
+    v: Version,
+    field: &'static str,
+) -> Result<(), EncodeError> {
+    match v {
+        Version::V3_0 => w.extend_from_slice(&value.to_be_bytes()),
+        Version::V2_0 => {
+            let octet =
+                u8::try_from(value).map_err(|_| EncodeError::NotInVersion { field, version: v })?;
+            w.push(octet);
+        }
+    }
+    Ok(())
+}
+
+fn only_in_3(set: bool, field: &'static str) -> Result<(), EncodeError> {
+    if set {
+        return Err(EncodeError::NotInVersion {
+            field,
+            version: Version::V2_0,
+        });
+    }
+    Ok(())
+}
+
+fn put_tail(w: &mut Vec<u8>, link_id: &str, v: Version) -> Result<(), EncodeError> {
+    match v {
+        Version::V2_0 => {
+            w.extend_from_slice(&[0; 8]);
+            Ok(())
+        }
+        Version::V3_0 => put_text(w, link_id, 20, "LinkID"),
+    }
+}
+
 fn put_content(w: &mut Vec<u8>, c: &[u8]) -> Result<(), EncodeError> {
     if c.len() > 255 {
         return Err(EncodeError::TooLong {
@@ -579,25 +756,121 @@ mod tests {
                 timestamp: 1205143000,
             }),
         );
-        let b = p.encode().unwrap();
+        let b = p.encode(Version::V2_0).unwrap();
         assert_eq!(b.len(), 39);
         assert_eq!(&b[..12], &[0, 0, 0, 39, 0, 0, 0, 1, 0, 0, 0, 7]);
         assert_eq!(&b[12..18], b"901234");
         assert_eq!(b[34], 0x20);
         assert_eq!(&b[35..], &1205143000u32.to_be_bytes());
-        assert_eq!(decode(&b).unwrap(), Some((p, 39)));
+        assert_eq!(decode(&b, Version::V2_0).unwrap(), Some((p.clone(), 39)));
+        // CONNECT is the same in 3.0 (only the Version octet says 0x30).
+        assert_eq!(p.encode(Version::V3_0).unwrap(), b);
     }
 
     #[test]
     fn submit_layout_and_roundtrip() {
         let p = Pdu::new(1, Body::Submit(submit()));
-        let b = p.encode().unwrap();
+        let b = p.encode(Version::V2_0).unwrap();
         // 12 header + 147 fixed before DestUsr_tl + 1 + 21 + 1 + 4 content + 8 reserve.
         assert_eq!(
             b.len(),
             12 + 8 + 4 + 10 + 1 + 21 + 3 + 6 + 2 + 6 + 17 + 17 + 21 + 1 + 21 + 1 + 4 + 8
         );
-        assert_eq!(decode(&b).unwrap(), Some((p, b.len())));
+        assert_eq!(decode(&b, Version::V2_0).unwrap(), Some((p, b.len())));
+    }
+
+    #[test]
+    fn cmpp_3_0_submit_has_32_octet_terminals_type_octets_and_a_link_id() {
+        let s = Submit {
+            fee_terminal_id: "13800000009".into(),
+            link_id: "L1".into(),
+            ..submit()
+        };
+        let p = Pdu::new(1, Body::Submit(s.clone()));
+        let b = p.encode(Version::V3_0).unwrap();
+        // 12 header, Msg_Id..Fee_UserType 23, Fee_terminal_Id 32 + type 1, TP_pId..Msg_Fmt 3,
+        // Msg_src..Src_Id 69, DestUsr_tl 1, one id 32, Dest_terminal_type 1, Msg_Length 1,
+        // 4 content octets, LinkID 20.
+        assert_eq!(b.len(), 12 + 23 + 32 + 1 + 3 + 69 + 1 + 32 + 1 + 1 + 4 + 20);
+        let body = &b[12..];
+        assert_eq!(&body[23..34], b"13800000009");
+        assert_eq!(body[128], 1, "DestUsr_tl at 128 in 3.0 (116 in 2.0)");
+        assert_eq!(&body[129..140], b"13800000001");
+        assert_eq!(&body[body.len() - 20..body.len() - 18], b"L1");
+        assert_eq!(
+            decode(&b, Version::V3_0).unwrap(),
+            Some((p.clone(), b.len()))
+        );
+        // The same message read as 2.0 does not come back as itself.
+        assert_ne!(
+            decode(&b, Version::V2_0).ok().flatten().map(|x| x.0),
+            Some(p)
+        );
+        // 3.0-only fields cannot go out in 2.0.
+        assert!(matches!(
+            Pdu::new(1, Body::Submit(s)).encode(Version::V2_0),
+            Err(EncodeError::NotInVersion {
+                field: "LinkID",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn answers_are_read_by_their_length_in_either_version() {
+        for v in [Version::V2_0, Version::V3_0] {
+            let wide = Pdu::new(
+                4,
+                Body::SubmitResp {
+                    msg_id: 9,
+                    result: 8,
+                },
+            )
+            .encode(Version::V3_0)
+            .unwrap();
+            assert_eq!(wide.len(), 12 + 8 + 4);
+            let narrow = Pdu::new(
+                4,
+                Body::SubmitResp {
+                    msg_id: 9,
+                    result: 8,
+                },
+            )
+            .encode(Version::V2_0)
+            .unwrap();
+            assert_eq!(narrow.len(), 12 + 8 + 1);
+            for b in [wide, narrow] {
+                let (p, _) = decode(&b, v).unwrap().unwrap();
+                assert_eq!(
+                    p.body,
+                    Body::SubmitResp {
+                        msg_id: 9,
+                        result: 8
+                    }
+                );
+            }
+            let resp = Pdu::new(
+                1,
+                Body::ConnectResp {
+                    status: 3,
+                    authenticator: [7; 16],
+                    version: VERSION_3_0,
+                },
+            );
+            let b = resp.encode(Version::V3_0).unwrap();
+            assert_eq!(b.len(), 12 + 4 + 16 + 1);
+            assert_eq!(decode(&b, v).unwrap(), Some((resp, 33)));
+        }
+        // A 3.0 Result above 255 has no 2.0 form.
+        assert!(Pdu::new(
+            1,
+            Body::SubmitResp {
+                msg_id: 1,
+                result: 300
+            }
+        )
+        .encode(Version::V2_0)
+        .is_err());
     }
 
     #[test]
@@ -610,25 +883,38 @@ mod tests {
             dest_terminal_id: "13800000001".into(),
             smsc_sequence: 9,
         };
-        let b = r.encode().unwrap();
-        assert_eq!(b.len(), STATUS_REPORT_LEN);
-        assert_eq!(StatusReport::decode(&b).unwrap(), r);
-        assert!(StatusReport::decode(&b[..30]).is_err());
+        for (v, len) in [(Version::V2_0, 60), (Version::V3_0, 71)] {
+            let b = r.encode(v).unwrap();
+            assert_eq!(b.len(), len);
+            assert_eq!(status_report_len(v), len);
+            assert_eq!(StatusReport::decode(&b).unwrap(), r);
+            assert!(StatusReport::decode(&b[..30]).is_err());
+        }
+        let long = StatusReport {
+            dest_terminal_id: "8".repeat(32),
+            ..r
+        };
+        assert!(long.encode(Version::V2_0).is_err());
+        assert_eq!(
+            StatusReport::decode(&long.encode(Version::V3_0).unwrap()).unwrap(),
+            long
+        );
     }
 
     #[test]
     fn bad_input_is_an_error() {
-        assert_eq!(decode(&[0, 0, 0, 3]), Err(DecodeError::BadLength(3)));
+        let v = Version::V2_0;
+        assert_eq!(decode(&[0, 0, 0, 3], v), Err(DecodeError::BadLength(3)));
         assert_eq!(
-            decode(&[0, 0, 0x40, 0]),
+            decode(&[0, 0, 0x40, 0], v),
             Err(DecodeError::BadLength(0x4000))
         );
-        assert_eq!(decode(&[0, 0, 0, 12, 0]), Ok(None));
+        assert_eq!(decode(&[0, 0, 0, 12, 0], v), Ok(None));
         // A SUBMIT_RESP missing its Result octet.
         let mut b = vec![0, 0, 0, 20, 0x80, 0, 0, 4, 0, 0, 0, 5];
         b.extend_from_slice(&[0; 8]);
         assert!(matches!(
-            decode(&b),
+            decode(&b, v),
             Err(DecodeError::Malformed {
                 sequence: 5,
                 frame_len: 20,
@@ -639,52 +925,71 @@ mod tests {
             content: vec![0; 256],
             ..submit()
         };
-        assert!(Pdu::new(1, Body::Submit(long)).encode().is_err());
+        assert!(Pdu::new(1, Body::Submit(long)).encode(v).is_err());
         let wide = Submit {
             src_id: "1".repeat(22),
             ..submit()
         };
-        assert!(Pdu::new(1, Body::Submit(wide)).encode().is_err());
+        assert!(Pdu::new(1, Body::Submit(wide)).encode(v).is_err());
     }
 
     fn ascii(max: usize) -> impl Strategy<Value = String> {
         proptest::string::string_regex(&format!("[0-9A-Za-z]{{0,{max}}}")).unwrap()
     }
 
+    fn any_version() -> impl Strategy<Value = Version> {
+        prop_oneof![Just(Version::V2_0), Just(Version::V3_0)]
+    }
+
     prop_compose! {
-        fn any_submit()(
-            ids in proptest::collection::vec(ascii(21), 1..5),
+        fn any_submit(v: Version)(
+            ids in proptest::collection::vec(ascii(v.terminal_len()), 1..5),
             content in proptest::collection::vec(any::<u8>(), 0..=255),
             service_id in ascii(10), src_id in ascii(21), msg_src in ascii(6),
-            small in proptest::array::uniform8(any::<u8>()),
+            fee in ascii(v.terminal_len()),
+            link_id in ascii(if v == Version::V3_0 { 20 } else { 0 }),
+            small in proptest::array::uniform10(any::<u8>()),
             msg_id in any::<u64>(),
         ) -> Submit {
+            let v3 = |b: u8| if v == Version::V3_0 { b } else { 0 };
             Submit {
                 msg_id, pk_total: small[0], pk_number: small[1], registered_delivery: small[2],
                 msg_level: small[3], service_id, fee_user_type: small[4],
-                fee_terminal_id: String::new(), tp_pid: small[5], tp_udhi: small[6],
-                msg_fmt: small[7], msg_src, fee_type: "01".into(), fee_code: String::new(),
-                valid_time: String::new(), at_time: String::new(), src_id,
-                dest_terminal_ids: ids, content,
+                fee_terminal_id: fee, fee_terminal_type: v3(small[8]), tp_pid: small[5],
+                tp_udhi: small[6], msg_fmt: small[7], msg_src, fee_type: "01".into(),
+                fee_code: String::new(), valid_time: String::new(), at_time: String::new(),
+                src_id, dest_terminal_ids: ids, dest_terminal_type: v3(small[9]), content,
+                link_id,
             }
         }
     }
 
     prop_compose! {
-        fn any_deliver()(
+        fn any_deliver(v: Version)(
             content in proptest::collection::vec(any::<u8>(), 0..=255),
-            dest_id in ascii(21), src in ascii(21), service_id in ascii(10),
-            small in proptest::array::uniform4(any::<u8>()), msg_id in any::<u64>(),
+            dest_id in ascii(21), src in ascii(v.terminal_len()), service_id in ascii(10),
+            link_id in ascii(if v == Version::V3_0 { 20 } else { 0 }),
+            small in proptest::array::uniform5(any::<u8>()), msg_id in any::<u64>(),
         ) -> Deliver {
             Deliver { msg_id, dest_id, service_id, tp_pid: small[0], tp_udhi: small[1],
-                msg_fmt: small[2], src_terminal_id: src, registered_delivery: small[3], content }
+                msg_fmt: small[2], src_terminal_id: src,
+                src_terminal_type: if v == Version::V3_0 { small[4] } else { 0 },
+                registered_delivery: small[3], content, link_id }
         }
     }
 
-    fn any_body() -> impl Strategy<Value = Body> {
+    /// A Status/Result that fits `v`.
+    fn any_status(v: Version) -> BoxedStrategy<u32> {
+        match v {
+            Version::V2_0 => any::<u8>().prop_map(u32::from).boxed(),
+            Version::V3_0 => any::<u32>().boxed(),
+        }
+    }
+
+    fn any_body(v: Version) -> impl Strategy<Value = Body> {
         prop_oneof![
-            any_submit().prop_map(Body::Submit),
-            any_deliver().prop_map(Body::Deliver),
+            any_submit(v).prop_map(Body::Submit),
+            any_deliver(v).prop_map(Body::Deliver),
             (ascii(6), any::<[u8; 16]>(), any::<u8>(), any::<u32>()).prop_map(|(s, a, v, t)| {
                 Body::Connect(Connect {
                     source_addr: s,
@@ -693,16 +998,16 @@ mod tests {
                     timestamp: t,
                 })
             }),
-            (any::<u8>(), any::<[u8; 16]>(), any::<u8>()).prop_map(|(status, a, version)| {
+            (any_status(v), any::<[u8; 16]>(), any::<u8>()).prop_map(|(status, a, version)| {
                 Body::ConnectResp {
                     status,
                     authenticator: a,
                     version,
                 }
             }),
-            (any::<u64>(), any::<u8>())
+            (any::<u64>(), any_status(v))
                 .prop_map(|(msg_id, result)| Body::SubmitResp { msg_id, result }),
-            (any::<u64>(), any::<u8>())
+            (any::<u64>(), any_status(v))
                 .prop_map(|(msg_id, result)| Body::DeliverResp { msg_id, result }),
             Just(Body::ActiveTest),
             Just(Body::ActiveTestResp),
@@ -714,26 +1019,31 @@ mod tests {
     proptest! {
         #[test]
         fn decoding_arbitrary_bytes_never_panics(b in proptest::collection::vec(any::<u8>(), 0..600)) {
-            let _ = decode(&b);
+            let _ = decode(&b, Version::V2_0);
+            let _ = decode(&b, Version::V3_0);
             let _ = StatusReport::decode(&b);
         }
 
         #[test]
         fn decoding_a_mangled_valid_message_never_panics(
-            body in any_body(), at in any::<usize>(), byte in any::<u8>(), cut in any::<usize>()
+            (v, body) in any_version().prop_flat_map(|v| (Just(v), any_body(v))),
+            at in any::<usize>(), byte in any::<u8>(), cut in any::<usize>()
         ) {
-            let mut b = Pdu::new(3, body).encode().unwrap();
+            let mut b = Pdu::new(3, body).encode(v).unwrap();
             let i = at % b.len();
             b[i] = byte;
             b.truncate(cut % (b.len() + 1));
-            let _ = decode(&b);
+            let _ = decode(&b, v);
         }
 
         #[test]
-        fn encode_then_decode_gives_the_message_back(body in any_body(), seq in any::<u32>()) {
+        fn encode_then_decode_gives_the_message_back(
+            (v, body) in any_version().prop_flat_map(|v| (Just(v), any_body(v))),
+            seq in any::<u32>()
+        ) {
             let p = Pdu::new(seq, body);
-            let b = p.encode().unwrap();
-            prop_assert_eq!(decode(&b).unwrap(), Some((p, b.len())));
+            let b = p.encode(v).unwrap();
+            prop_assert_eq!(decode(&b, v).unwrap(), Some((p, b.len())));
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The SP side of one CMPP 2.0 connection, sans-IO.
+//! The SP side of one CMPP 2.0 or 3.0 connection, sans-IO.
 //!
 //! Inputs: `connect_at(now, timestamp)` (or `connect(now, wall_clock)`), `submit(now, sms)`, `handle_input(now, bytes)`,
 //! `handle_timeout(now)`, `connection_lost(now)`, `terminate(now)`. Outputs: bytes to write
@@ -16,7 +16,9 @@ use std::time::{Duration, Instant, SystemTime};
 use waihu_smsc_client::{MoParts, Request, Settled, Window};
 
 use crate::auth;
-use crate::pdu::{self, connect_status, result, Body, Connect, DecodeError, Deliver, Pdu, Submit};
+use crate::pdu::{
+    self, connect_status, result, Body, Connect, DecodeError, Deliver, Pdu, Submit, Version,
+};
 use crate::text;
 
 #[derive(Debug, Clone)]
@@ -35,6 +37,8 @@ pub struct Config {
     pub active_test_interval: Duration,
     /// Ask for status reports (Registered_Delivery = 1).
     pub request_reports: bool,
+    /// The protocol version to log in with (the gateway's contract says which).
+    pub version: Version,
 }
 
 impl Default for Config {
@@ -48,6 +52,7 @@ impl Default for Config {
             response_timeout: Duration::from_secs(10),
             active_test_interval: Duration::from_secs(60),
             request_reports: true,
+            version: Version::V2_0,
         }
     }
 }
@@ -65,7 +70,7 @@ pub use waihu_smsc_client::{ClientSession, SubmitId};
 pub enum Failure {
     /// The gateway answered with this Result: it does not have the message.
     /// [`result::FLOW_CONTROL`] means "slow down", not "never".
-    Rejected { result: u8 },
+    Rejected { result: u32 },
     /// Never put on the wire.
     NotSent { reason: String },
     /// A SUBMIT went out and no answer came: the gateway may have it.
@@ -81,7 +86,7 @@ pub enum Event {
     /// The gateway refused the CONNECT (status 3: authentication failed), or its
     /// AuthenticatorISMG did not verify (`status` 0 and `forged` true).
     ConnectFailed {
-        status: u8,
+        status: u32,
         forged: bool,
     },
     Submitted {
@@ -159,7 +164,7 @@ impl Session {
         let body = Body::Connect(Connect {
             source_addr: self.cfg.source_addr.clone(),
             authenticator,
-            version: pdu::VERSION_2_0,
+            version: self.cfg.version.octet(),
             timestamp,
         });
         self.request(now, Control::Connect(authenticator), body);
@@ -213,7 +218,7 @@ impl Session {
         };
         for s in &pdus {
             Pdu::new(0, Body::Submit(s.clone()))
-                .encode()
+                .encode(self.cfg.version)
                 .map_err(|e| e.to_string())?;
         }
         Ok(pdus)
@@ -272,7 +277,12 @@ impl Session {
                             });
                             self.close(now, format!("CONNECT refused (status {status})"));
                         } else if authenticator
-                            != auth::authenticator_ismg(status, &source, &self.cfg.shared_secret)
+                            != auth::authenticator_ismg(
+                                self.cfg.version,
+                                status,
+                                &source,
+                                &self.cfg.shared_secret,
+                            )
                         {
                             // The gateway does not know our secret: not the gateway we meant.
                             self.window.emit(Event::ConnectFailed {
@@ -343,7 +353,7 @@ impl Session {
         self.window.emit(Event::Mo { from, to, text: t });
     }
 
-    fn fail_request(&mut self, now: Instant, req: Request<Control>, r: u8) {
+    fn fail_request(&mut self, now: Instant, req: Request<Control>, r: u32) {
         match req {
             Request::Control(Control::Connect(_)) => {
                 self.window.emit(Event::ConnectFailed {
@@ -376,18 +386,20 @@ impl Session {
 
     fn pump(&mut self, now: Instant) {
         if self.state == State::Connected {
+            let v = self.cfg.version;
             self.window
-                .pump(now, |seq, sub| Pdu::new(seq, Body::Submit(sub)).encode());
+                .pump(now, |seq, sub| Pdu::new(seq, Body::Submit(sub)).encode(v));
         }
     }
 
     fn request(&mut self, now: Instant, req: Control, body: Body) {
+        let v = self.cfg.version;
         self.window
-            .request(now, req, |seq| Pdu::new(seq, body).encode());
+            .request(now, req, |seq| Pdu::new(seq, body).encode(v));
     }
 
     fn respond(&mut self, sequence: u32, body: Body) {
-        if let Ok(bytes) = Pdu::new(sequence, body).encode() {
+        if let Ok(bytes) = Pdu::new(sequence, body).encode(self.cfg.version) {
             self.window.push_transmit(bytes);
         }
     }
@@ -454,7 +466,7 @@ impl ClientSession for Session {
         self.last_traffic = now;
         self.rx.extend_from_slice(bytes);
         loop {
-            match pdu::decode(&self.rx) {
+            match pdu::decode(&self.rx, self.cfg.version) {
                 Ok(None) => break,
                 Ok(Some((p, used))) => {
                     self.rx.drain(..used);

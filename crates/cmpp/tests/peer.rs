@@ -1,9 +1,11 @@
 //! The client against a CMPP gateway on 127.0.0.1 (`waihu_cmpp::peer`, which reads the
-//! wire by the specification's offsets and checks the MD5 authenticator itself).
+//! wire by the specification's offsets and checks the version and the MD5 authenticator
+//! itself), in CMPP 2.0 and 3.0.
 
 use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedReceiver;
+use waihu_cmpp::pdu::Version;
 use waihu_cmpp::peer::{PeerGateway, PeerOptions, Seen};
 use waihu_cmpp::{ClientConfig, Config, DriverEvent, Event, OutgoingSms};
 
@@ -13,10 +15,15 @@ fn opts() -> PeerOptions {
         shared_secret: "s3cret".into(),
         reports: true,
         mo_reply: Some("退订".into()),
+        version: Version::V2_0,
     }
 }
 
 fn client(peer: &PeerGateway, secret: &str, window: usize) -> ClientConfig {
+    client_v(peer, secret, window, Version::V2_0)
+}
+
+fn client_v(peer: &PeerGateway, secret: &str, window: usize, version: Version) -> ClientConfig {
     ClientConfig::new(
         peer.addr(),
         Config {
@@ -25,6 +32,7 @@ fn client(peer: &PeerGateway, secret: &str, window: usize) -> ClientConfig {
             service_id: "WAIHU".into(),
             src_id: "1069001234".into(),
             window,
+            version,
             ..Config::default()
         },
     )
@@ -54,6 +62,30 @@ async fn a_wrong_secret_is_refused_by_the_gateway() {
         peer.seen()[0],
         Seen::Connect {
             source_addr: "901234".into(),
+            version: 0x20,
+            accepted: false
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_3_0_login_to_a_2_0_gateway_is_refused_as_version_too_high() {
+    let peer = PeerGateway::start(opts()).await.expect("peer");
+    let (c, mut events) = waihu_cmpp::spawn(client_v(&peer, "s3cret", 4, Version::V3_0));
+    // The 2.0 gateway answers in its own 1-octet Status; the 3.0 client reads it by length.
+    assert_eq!(
+        next(&mut events).await,
+        DriverEvent::Session(Event::ConnectFailed {
+            status: 4,
+            forged: false
+        })
+    );
+    c.shutdown().await;
+    assert_eq!(
+        peer.seen()[0],
+        Seen::Connect {
+            source_addr: "901234".into(),
+            version: 0x30,
             accepted: false
         }
     );
@@ -61,8 +93,19 @@ async fn a_wrong_secret_is_refused_by_the_gateway() {
 
 #[tokio::test]
 async fn chinese_long_sms_is_submitted_reported_and_answered() {
-    let peer = PeerGateway::start(opts()).await.expect("peer");
-    let (c, mut events) = waihu_cmpp::spawn(client(&peer, "s3cret", 4));
+    long_sms_round_trip(Version::V2_0).await
+}
+
+#[tokio::test]
+async fn chinese_long_sms_over_cmpp_3_0_is_submitted_reported_and_answered() {
+    long_sms_round_trip(Version::V3_0).await
+}
+
+async fn long_sms_round_trip(version: Version) {
+    let peer = PeerGateway::start(PeerOptions { version, ..opts() })
+        .await
+        .expect("peer");
+    let (c, mut events) = waihu_cmpp::spawn(client_v(&peer, "s3cret", 4, version));
     let text = "【外呼】您好，感谢您接听我们的电话。您的专属优惠券已经发放到账户，有效期三十天，\
                 可在下单时直接抵扣。如有疑问请拨打客服热线，我们将竭诚为您服务。回复退订可取消。";
     let id = c
@@ -127,6 +170,10 @@ async fn chinese_long_sms_is_submitted_reported_and_answered() {
         .count();
     assert_eq!(acks, 3, "{seen:?}");
     assert!(seen.contains(&Seen::Terminate), "{seen:?}");
+    assert!(
+        matches!(seen[0], Seen::Connect { version: v, accepted: true, .. } if v == version.octet()),
+        "{seen:?}"
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! The fuzz seeds (`fuzz/corpus/cmpp_pdu`) are whole, valid gateway messages, so the
 //! fuzzer starts from inputs that reach deep into the decoder.
-use waihu_cmpp::pdu::{decode, Body, StatusReport};
+use waihu_cmpp::pdu::{decode, Body, StatusReport, Version};
 
 #[test]
 fn fuzz_seeds_decode_to_what_their_names_say() {
@@ -12,7 +12,7 @@ fn fuzz_seeds_decode_to_what_their_names_say() {
         let mut rest = &bytes[..];
         let mut bodies = Vec::new();
         while !rest.is_empty() {
-            let (p, used) = decode(rest)
+            let (p, used) = decode(rest, Version::V2_0)
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
                 .unwrap_or_else(|| panic!("{}: truncated", path.display()));
             bodies.push(p.body);

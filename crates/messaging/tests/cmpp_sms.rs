@@ -17,6 +17,7 @@ async fn a_fallback_sms_over_cmpp_is_sent_once_delivered_and_the_opt_out_reply_l
         shared_secret: "s3cret".into(),
         reports: true,
         mo_reply: Some("退订".into()),
+        version: waihu_cmpp::pdu::Version::V2_0,
     })
     .await
     .expect("start gateway");

@@ -36,7 +36,7 @@ pub enum Cmd {
     /// Run the outbox senders: queued SMS over SMPP 3.4 (--smsc; delivery receipts and
     /// replies are stored, an opt-out reply such as 退订/TD/STOP puts the number on DNC at
     /// once) and queued app pushes through APNs, FCM or a webhook (--push FILE, see
-    /// docs/messages.md), or SMS over CMPP 2.0 to a Chinese carrier's gateway (--cmpp), or
+    /// docs/messages.md), or SMS over CMPP 2.0/3.0 to a Chinese carrier's gateway (--cmpp), or
     /// through HTTP aggregators (--sms-http FILE: Alibaba Cloud SMS or Twilio, chosen per
     /// campaign). Every message passes the gate (quiet hours, per-number caps) first. Runs
     /// until Ctrl-C or --seconds. 发送短信和推送。
@@ -44,10 +44,13 @@ pub enum Cmd {
         /// The SMSC (`host:port`).
         #[arg(long, required_unless_present_any = ["push", "sms_http", "cmpp"], conflicts_with_all = ["sms_http", "cmpp"])]
         smsc: Option<String>,
-        /// A CMPP 2.0 gateway (ISMG, `host:port`); the shared secret from
+        /// A CMPP gateway (ISMG, `host:port`); the shared secret from
         /// WAIHU_CMPP_SECRET. --from is the SP's number (Src_Id). 中国移动 CMPP 网关。
         #[arg(long, conflicts_with = "sms_http", requires = "sp_code")]
         cmpp: Option<String>,
+        /// The CMPP version the gateway's contract names: 2.0 or 3.0 (with --cmpp).
+        #[arg(long, default_value = "2.0", value_parser = waihu_cmpp::pdu::Version::parse)]
+        cmpp_version: waihu_cmpp::pdu::Version,
         /// The SP's enterprise code (企业代码, Source_Addr), 6 characters (with --cmpp).
         #[arg(long)]
         sp_code: Option<String>,
@@ -155,6 +158,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
             Cmd::Send {
                 smsc,
                 cmpp,
+                cmpp_version,
                 sp_code,
                 service_id,
                 cmpp_secret,
@@ -209,6 +213,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
                                     service_id,
                                     src_id: from.clone(),
                                     window,
+                                    version: cmpp_version,
                                     ..Default::default()
                                 },
                             ),

@@ -1,5 +1,5 @@
 use super::*;
-use crate::pdu::{decode, StatusReport};
+use crate::pdu::{decode, StatusReport, Version};
 
 const TS: u32 = 1205143000;
 
@@ -15,9 +15,10 @@ fn cfg() -> Config {
 }
 
 fn sent(s: &mut Session) -> Vec<Pdu> {
+    let v = s.cfg.version;
     let mut out = Vec::new();
     while let Some(b) = s.poll_transmit() {
-        let (p, used) = decode(&b).unwrap().unwrap();
+        let (p, used) = decode(&b, v).unwrap().unwrap();
         assert_eq!(used, b.len());
         out.push(p);
     }
@@ -29,11 +30,17 @@ fn events(s: &mut Session) -> Vec<Event> {
 }
 
 fn answer(s: &mut Session, now: Instant, seq: u32, body: Body) {
-    s.handle_input(now, &Pdu::new(seq, body).encode().unwrap());
+    let v = s.cfg.version;
+    s.handle_input(now, &Pdu::new(seq, body).encode(v).unwrap());
 }
 
 fn connected(now: Instant) -> Session {
-    let mut s = Session::new(cfg(), now);
+    connected_as(now, cfg())
+}
+
+fn connected_as(now: Instant, cfg: Config) -> Session {
+    let v = cfg.version;
+    let mut s = Session::new(cfg, now);
     s.connect_at(now, TS);
     let p = sent(&mut s).remove(0);
     let Body::Connect(c) = &p.body else {
@@ -43,7 +50,8 @@ fn connected(now: Instant) -> Session {
         c.authenticator,
         auth::authenticator_source("901234", "s3cret", TS)
     );
-    let ismg = auth::authenticator_ismg(0, &c.authenticator, "s3cret");
+    assert_eq!(c.version, v.octet());
+    let ismg = auth::authenticator_ismg(v, 0, &c.authenticator, "s3cret");
     answer(
         &mut s,
         now,
@@ -51,7 +59,7 @@ fn connected(now: Instant) -> Session {
         Body::ConnectResp {
             status: 0,
             authenticator: ismg,
-            version: 0x20,
+            version: v.octet(),
         },
     );
     assert_eq!(events(&mut s), vec![Event::Connected]);
@@ -174,7 +182,7 @@ fn reports_and_replies_are_answered_and_reported() {
             dest_id: "1069001234".into(),
             src_terminal_id: "13800000001".into(),
             registered_delivery: 1,
-            content: report.encode().unwrap(),
+            content: report.encode(Version::V2_0).unwrap(),
             ..Deliver::default()
         }),
     );
@@ -218,6 +226,91 @@ fn reports_and_replies_are_answered_and_reported() {
     assert!(resps
         .iter()
         .all(|p| matches!(p.body, Body::DeliverResp { result: 0, .. })));
+}
+
+#[test]
+fn a_cmpp_3_0_session_uses_3_0_layouts_and_wide_results() {
+    let now = Instant::now();
+    let mut s = connected_as(
+        now,
+        Config {
+            version: Version::V3_0,
+            ..cfg()
+        },
+    );
+    s.submit(
+        now,
+        &OutgoingSms {
+            to: "+8613800000001".into(),
+            text: "您好".into(),
+        },
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    while let Some(b) = s.poll_transmit() {
+        raw.push(b);
+    }
+    assert_eq!(raw.len(), 1);
+    // DestUsr_tl sits at 128 of a 3.0 body (116 in 2.0), then one 32-octet id.
+    assert_eq!(raw[0][12 + 128], 1);
+    assert_eq!(&raw[0][12 + 129..12 + 140], b"13800000001");
+    let (p, _) = decode(&raw[0], Version::V3_0).unwrap().unwrap();
+    // A 4-octet Result: flow control, then accepted.
+    answer(
+        &mut s,
+        now,
+        p.sequence,
+        Body::SubmitResp {
+            msg_id: 0,
+            result: result::FLOW_CONTROL,
+        },
+    );
+    assert_eq!(
+        events(&mut s),
+        vec![Event::SubmitFailed {
+            id: 1,
+            failure: Failure::Rejected { result: 8 }
+        }]
+    );
+    // A 71-octet report inside a 3.0 DELIVER with a 32-octet Src_terminal_Id.
+    let report = StatusReport {
+        msg_id: 42,
+        stat: "DELIVRD".into(),
+        submit_time: "2612051430".into(),
+        done_time: "2612051430".into(),
+        dest_terminal_id: "13800000001".into(),
+        smsc_sequence: 1,
+    };
+    answer(
+        &mut s,
+        now,
+        900,
+        Body::Deliver(Deliver {
+            msg_id: 7,
+            dest_id: "1069001234".into(),
+            src_terminal_id: "13800000001".into(),
+            registered_delivery: 1,
+            content: report.encode(Version::V3_0).unwrap(),
+            link_id: "LINK".into(),
+            ..Deliver::default()
+        }),
+    );
+    assert_eq!(
+        events(&mut s),
+        vec![Event::Report {
+            to: "+8613800000001".into(),
+            msg_id: "42".into(),
+            stat: "DELIVRD".into(),
+            delivered: true
+        }]
+    );
+    let mut raw = Vec::new();
+    while let Some(b) = s.poll_transmit() {
+        raw.push(b);
+    }
+    // DELIVER_RESP: Msg_Id and a 4-octet Result.
+    assert_eq!(raw.len(), 1);
+    assert_eq!(raw[0].len(), 12 + 8 + 4);
 }
 
 #[test]
