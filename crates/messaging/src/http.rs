@@ -5,10 +5,13 @@
 //! resent, and leftovers of a crash become `unknown` at start-up.
 //!
 //! Delivery reports: Twilio posts them to the status listener (its `X-Twilio-Signature`
-//! verified; a forged one is refused and changes nothing); Alibaba's are pulled with
-//! `QuerySendDetails` for the messages this process sent, every `receipt_poll`.
-//! Replies: Twilio posts them to the same listener's `inbound_url` (signature verified);
-//! they take the SMPP MO path — stored on the customer's timeline, opt-out words → DNC.
+//! verified; a forged one is refused and changes nothing); Alibaba's are pushed to the push
+//! receiver when the file configures one (`push_listen`, a secret path token) — which also
+//! covers messages an earlier process sent — and are pulled with `QuerySendDetails` for the
+//! messages this process sent and no push has reported yet, every `receipt_poll`.
+//! Replies: Twilio posts them to the same listener's `inbound_url` (signature verified),
+//! Alibaba pushes them as `SmsUp`; they take the SMPP MO path — stored on the customer's
+//! timeline, opt-out words → DNC.
 //! "Later" answers (429, 5xx, rate limits, connection refused before sending) defer the
 //! message in the store with back-off; refused credentials fail it with the provider's
 //! reason (the same secret will not work on a retry).
@@ -81,29 +84,45 @@ pub async fn run_http_sender(
         reconciled_unknown: store.messages_reconcile_on(Some("sms"), Utc::now()).await?,
         ..HttpStats::default()
     };
-    let mut callbacks = match &client.config.twilio {
-        Some(t) => match t.listen {
-            Some(bind) => {
-                match waihu_smshttp::client::twilio_listener(
-                    bind,
-                    t.account.status_callback.clone(),
-                    t.inbound_url.clone(),
-                    t.account.auth_token.clone(),
-                    shutdown.clone(),
-                )
-                .await
-                {
-                    Ok((_, rx)) => Some(rx),
-                    Err(e) => {
-                        tracing::error!(%e, %bind, "Twilio status listener could not bind");
-                        None
-                    }
+    // Every webhook receiver hands its callbacks to one channel.
+    let (cb_tx, cb_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut receivers = Vec::new();
+    if let Some(t) = &client.config.twilio {
+        if let Some(bind) = t.listen {
+            match waihu_smshttp::client::twilio_listener(
+                bind,
+                t.account.status_callback.clone(),
+                t.inbound_url.clone(),
+                t.account.auth_token.clone(),
+                shutdown.clone(),
+            )
+            .await
+            {
+                Ok((_, rx)) => receivers.push(rx),
+                Err(e) => tracing::error!(%e, %bind, "Twilio status listener could not bind"),
+            }
+        }
+    }
+    if let Some(p) = client.config.aliyun.as_ref().and_then(|a| a.push.as_ref()) {
+        match waihu_smshttp::client::aliyun_listener(p.listen, p.token.clone(), shutdown.clone())
+            .await
+        {
+            Ok((_, rx)) => receivers.push(rx),
+            Err(e) => tracing::error!(%e, bind = %p.listen, "Alibaba push receiver could not bind"),
+        }
+    }
+    let mut callbacks = (!receivers.is_empty()).then_some(cb_rx);
+    for mut rx in receivers {
+        let tx = cb_tx.clone();
+        tokio::spawn(async move {
+            while let Some(cb) = rx.recv().await {
+                if tx.send(cb).is_err() {
+                    break;
                 }
             }
-            None => None,
-        },
-        None => None,
-    };
+        });
+    }
+    drop(cb_tx);
     let mut gate = Gate::new(cfg.rules.clone());
     let mut names: HashMap<i64, Option<String>> = HashMap::new();
     let mut tries: HashMap<i64, u32> = HashMap::new();
@@ -123,6 +142,10 @@ pub async fn run_http_sender(
                 }
             }
             Some(cb) = async { match callbacks.as_mut() { Some(rx) => rx.recv().await, None => None } }, if callbacks.is_some() => {
+                if let Callback::Receipt(r) = &cb {
+                    // Pushed: no need to pull it any more.
+                    pending.remove(&r.id);
+                }
                 on_callback(&store, cb, &mut stats).await?;
             }
             Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
@@ -229,7 +252,9 @@ async fn on_callback(store: &Store, cb: Callback, stats: &mut HttpStats) -> Resu
         }
         Callback::Forged => {
             stats.forged_callbacks += 1;
-            tracing::warn!("a Twilio webhook with a bad X-Twilio-Signature was refused");
+            tracing::warn!(
+                "a webhook was refused (a bad X-Twilio-Signature, or an Alibaba push without the path token)"
+            );
         }
     }
     Ok(())

@@ -312,3 +312,120 @@ async fn a_wrong_secret_is_refused_and_fails_the_message_with_the_reason() {
         ali.refused()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alibaba_pushes_reports_and_replies_to_the_token_path_and_nothing_else_gets_in() {
+    std::env::set_var("WAIHU_TEST_ALIYUN_SECRET_PUSH", "aliyun-secret-0001");
+    std::env::set_var("WAIHU_TEST_ALIYUN_PUSH_TOKEN", "pushToken0123456789");
+    let ali = peer::aliyun("LTAI5tTest", "aliyun-secret-0001", &[])
+        .await
+        .unwrap();
+    let port = free_port();
+    let yaml = format!(
+        "default: aliyun\naliyun:\n  endpoint: {}\n  access_key_id: LTAI5tTest\n  access_key_secret_env: WAIHU_TEST_ALIYUN_SECRET_PUSH\n  sign_name: 外呼\n  templates:\n    coupon: {{code: SMS_153055065, param: content}}\n  push_listen: 127.0.0.1:{port}\n  push_token_env: WAIHU_TEST_ALIYUN_PUSH_TOKEN\n",
+        ali.url()
+    );
+    let cfg = SmsHttpConfig::parse("sms-http.yaml", std::path::Path::new("."), &yaml).unwrap();
+    let client = Arc::new(HttpSmsClient::new(cfg).unwrap());
+    let (_d, store) = store().await;
+    let id = enqueue(
+        &store,
+        CN,
+        "p1",
+        "+8613800000001",
+        "【外呼】您好，优惠券已到账，回复TD退订",
+    )
+    .await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(run_http_sender(
+        store.clone(),
+        client,
+        HttpSenderConfig {
+            poll: Duration::from_millis(50),
+            // Longer than the test: the report can only arrive by push.
+            receipt_poll: Duration::from_secs(600),
+            ..HttpSenderConfig::default()
+        },
+        stopped,
+    ));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while status(&store.messages_list(None, 10).await.unwrap(), id).0 != "sent" {
+        assert!(tokio::time::Instant::now() < deadline, "never sent");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let biz = ali.accepted()[0].id.clone();
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}/aliyun");
+    let post = |url: String, body: String| {
+        let http = http.clone();
+        async move {
+            let r = http
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let report = format!(
+        r#"[{{"phone_number":"13800000001","send_time":"2026-12-07 10:00:00","report_time":"2026-12-07 10:00:03","success":true,"err_code":"DELIVERED","err_msg":"用户接收成功","sms_size":"1","biz_id":"{biz}","out_id":"p1"}}]"#
+    );
+    // Without the token: 404, nothing changes.
+    let (code, _) = post(
+        format!("{base}/wrongToken0123456789/SmsReport"),
+        report.clone(),
+    )
+    .await;
+    assert_eq!(code, 404);
+    // Not the documented JSON: 400 with the reason.
+    let (code, body) = post(
+        format!("{base}/pushToken0123456789/SmsReport"),
+        "{\"biz_id\":1}".into(),
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("SmsReport"), "{body}");
+    assert_eq!(
+        status(&store.messages_list(None, 10).await.unwrap(), id).0,
+        "sent"
+    );
+    // The real push: 200 with the documented answer, and the message is delivered.
+    let (code, body) = post(format!("{base}/pushToken0123456789/SmsReport"), report).await;
+    assert_eq!((code, body.contains(r#""code":0"#)), (200, true), "{body}");
+    // The handset's 退订 arrives as SmsUp.
+    let up = r#"[{"phone_number":"13800000001","send_time":"2026-12-07 10:01:00","content":"退订","sign_name":"外呼","dest_code":"1234","sequence_id":1234567890}]"#;
+    let (code, body) = post(format!("{base}/pushToken0123456789/SmsUp"), up.into()).await;
+    assert_eq!(code, 200, "{body}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let delivered = status(&store.messages_list(None, 10).await.unwrap(), id).0 == "delivered";
+        let dnc = store
+            .dnc_contains("+8613800000001", "global")
+            .await
+            .unwrap();
+        if delivered && dnc {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "delivered {delivered}, on DNC {dnc}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.send(true).unwrap();
+    let stats = task.await.unwrap().unwrap();
+    assert_eq!(
+        (
+            stats.sent,
+            stats.receipts,
+            stats.replies,
+            stats.opt_outs,
+            stats.forged_callbacks
+        ),
+        (1, 1, 1, 1, 1),
+        "{stats:?}"
+    );
+    assert_eq!(ali.accepted().len(), 1, "sent once");
+}

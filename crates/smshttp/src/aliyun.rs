@@ -18,6 +18,14 @@
 //! Delivery reports are pulled with `QuerySendDetails` (`PhoneNumber`, `BizId`, `SendDate`
 //! `yyyyMMdd`, `PageSize`, `CurrentPage`): each `SmsSendDetailDTO` has `SendStatus` 1 (waiting
 //! for the receipt), 2 (failed, with `ErrCode`) or 3 (delivered).
+//!
+//! Or they are pushed ("HTTP 批量推送", configured in the console): the service POSTs a
+//! JSON array to the receiving URL — `SmsReport` items (`phone_number`, `send_time`,
+//! `report_time`, `success`, `err_code`, `err_msg`, `sms_size`, `biz_id`, `out_id`) and
+//! `SmsUp` items, replies from handsets (`phone_number`, `send_time`, `content`,
+//! `sign_name`, `dest_code`, `sequence_id`) — and expects HTTP 200 with
+//! `{"code":0,"msg":"接收成功"}`; anything else is pushed again 1, 5 and 10 minutes later.
+//! The push carries no signature, so the receiving path holds a secret token.
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
@@ -283,9 +291,145 @@ pub fn map_query(biz_id: &str, body: &str) -> Result<Option<Receipt>, String> {
     })
 }
 
+#[derive(Deserialize)]
+struct ReportItem {
+    #[serde(default)]
+    phone_number: String,
+    success: bool,
+    #[serde(default)]
+    err_code: Option<String>,
+    biz_id: String,
+}
+
+#[derive(Deserialize)]
+struct UpItem {
+    phone_number: String,
+    content: String,
+    #[serde(default)]
+    dest_code: Option<String>,
+    #[serde(default)]
+    sequence_id: Option<serde_json::Value>,
+}
+
+/// A pushed `SmsReport` body → one receipt per item (keyed by `biz_id`, the `BizId` the send
+/// returned). `Err` names what is wrong; then nothing in the body is taken.
+pub fn push_reports(body: &str) -> Result<Vec<Receipt>, String> {
+    let items: Vec<ReportItem> = serde_json::from_str(body)
+        .map_err(|e| format!("SmsReport is not the documented JSON array: {e}"))?;
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            if r.biz_id.is_empty() {
+                return Err(format!(
+                    "SmsReport item {i} ({}): empty biz_id",
+                    r.phone_number
+                ));
+            }
+            Ok(Receipt {
+                id: r.biz_id,
+                delivered: r.success,
+                stat: r
+                    .err_code
+                    .filter(|c| !c.is_empty())
+                    .unwrap_or_else(|| if r.success { "DELIVERED" } else { "FAILED" }.into()),
+            })
+        })
+        .collect()
+}
+
+/// A pushed `SmsUp` body → the replies, numbers as E.164 (mainland numbers come without
+/// `+86`).
+pub fn push_replies(body: &str) -> Result<Vec<crate::twilio::Inbound>, String> {
+    let items: Vec<UpItem> = serde_json::from_str(body)
+        .map_err(|e| format!("SmsUp is not the documented JSON array: {e}"))?;
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let from = e164(&u.phone_number).ok_or_else(|| {
+                format!(
+                    "SmsUp item {i}: phone_number {:?} is not a number",
+                    u.phone_number
+                )
+            })?;
+            Ok(crate::twilio::Inbound {
+                sid: u
+                    .sequence_id
+                    .map(|v| v.to_string().trim_matches('"').to_string())
+                    .unwrap_or_default(),
+                from,
+                to: u.dest_code.unwrap_or_default(),
+                body: u.content,
+            })
+        })
+        .collect()
+}
+
+/// `13800000001` → `+8613800000001`; `8613800000001` and `+…` are taken as international.
+fn e164(n: &str) -> Option<String> {
+    let t = n.trim();
+    let digits = t.strip_prefix('+').unwrap_or(t);
+    if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(if t.starts_with('+') {
+        t.to_string()
+    } else if digits.len() == 11 && digits.starts_with('1') {
+        format!("+86{digits}")
+    } else {
+        format!("+{digits}")
+    })
+}
+
+/// The answer the push service wants for an accepted body.
+pub const PUSH_OK: &str = r#"{"code":0,"msg":"接收成功"}"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pushed_reports_and_replies_follow_the_documented_json() {
+        // The documentation's SmsReport example, with a failure added.
+        let body = r#"[{"phone_number":"1381111****","send_time":"2017-01-01 00:00:00","report_time":"2017-01-01 00:00:00","success":true,"err_code":"DELIVERED","err_msg":"用户接收成功","sms_size":"1","biz_id":"12345","out_id":"67890"},
+            {"phone_number":"13800000002","success":false,"err_code":"MK:0001","biz_id":"777"}]"#;
+        assert_eq!(
+            push_reports(body).unwrap(),
+            vec![
+                Receipt {
+                    id: "12345".into(),
+                    delivered: true,
+                    stat: "DELIVERED".into()
+                },
+                Receipt {
+                    id: "777".into(),
+                    delivered: false,
+                    stat: "MK:0001".into()
+                },
+            ]
+        );
+        let e = push_reports(r#"[{"success":true,"biz_id":""}]"#).unwrap_err();
+        assert!(e.contains("item 0") && e.contains("biz_id"), "{e}");
+        assert!(push_reports("{}").unwrap_err().contains("SmsReport"));
+        let up = r#"[{"phone_number":"13800000001","send_time":"2017-02-02 06:09:00","content":"退订","sign_name":"外呼","dest_code":"1234","sequence_id":1234567890}]"#;
+        let r = push_replies(up).unwrap();
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            (r[0].from.as_str(), r[0].body.as_str(), r[0].sid.as_str()),
+            ("+8613800000001", "退订", "1234567890")
+        );
+        let e = push_replies(r#"[{"phone_number":"abc","content":"TD"}]"#).unwrap_err();
+        assert!(e.contains("item 0"), "{e}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn push_parsing_never_panics(s in "\\PC{0,200}") {
+            let _ = push_reports(&s);
+            let _ = push_replies(&s);
+        }
+    }
 
     fn p(v: &[(&str, &str)]) -> Vec<(String, String)> {
         v.iter()

@@ -1,5 +1,5 @@
 //! The runtime: sends the sans-IO cores' requests with reqwest (rustls) and runs the
-//! Twilio status-callback listener.
+//! Twilio status-callback listener and the Alibaba push receiver.
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -175,7 +175,8 @@ pub enum Callback {
     Receipt(Receipt),
     /// A message from a handset (the incoming-message webhook).
     Inbound(twilio::Inbound),
-    /// A callback whose `X-Twilio-Signature` did not verify: refused with 403.
+    /// A callback whose `X-Twilio-Signature` did not verify (403), or an Alibaba push to a
+    /// path without the token (404).
     Forged,
 }
 
@@ -268,6 +269,81 @@ pub async fn twilio_listener(
             axum::routing::post(inbound).with_state((u, auth_token, tx)),
         );
     }
+    let mut stop = shutdown;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                while !*stop.borrow() {
+                    if stop.changed().await.is_err() {
+                        break;
+                    }
+                }
+            })
+            .await;
+    });
+    Ok((addr, rx))
+}
+
+/// Receives Alibaba Cloud's pushed reports and replies (HTTP 批量推送) on `bind` until
+/// `shutdown`: `POST /aliyun/<token>/SmsReport` and `POST /aliyun/<token>/SmsUp`, the URLs to
+/// enter in the console behind the public HTTPS front. A path without the token (compared in
+/// constant time) is 404 and [`Callback::Forged`]; a body that is not the documented JSON is
+/// 400 with the reason, and nothing in it is taken; an accepted body is 200 with the
+/// documented `{"code":0,…}` after every item has been handed on.
+pub async fn aliyun_listener(
+    bind: SocketAddr,
+    token: String,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<(SocketAddr, mpsc::UnboundedReceiver<Callback>)> {
+    use axum::extract::{Path, State};
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    let addr = listener.local_addr()?;
+    type St = (std::sync::Arc<String>, mpsc::UnboundedSender<Callback>);
+    fn same(a: &str, b: &str) -> bool {
+        a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+    }
+    let handler = |State((token, tx)): State<St>,
+                   Path((given, kind)): Path<(String, String)>,
+                   body: String| async move {
+        if !same(&given, &token) {
+            let _ = tx.send(Callback::Forged);
+            return StatusCode::NOT_FOUND.into_response();
+        }
+        let taken: Result<Vec<Callback>, String> =
+            match kind.as_str() {
+                "SmsReport" => aliyun::push_reports(&body)
+                    .map(|v| v.into_iter().map(Callback::Receipt).collect()),
+                "SmsUp" => aliyun::push_replies(&body)
+                    .map(|v| v.into_iter().map(Callback::Inbound).collect()),
+                _ => return StatusCode::NOT_FOUND.into_response(),
+            };
+        match taken {
+            Ok(items) => {
+                for c in items {
+                    let _ = tx.send(c);
+                }
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    aliyun::PUSH_OK,
+                )
+                    .into_response()
+            }
+            Err(reason) => {
+                tracing::warn!(%reason, "Alibaba push refused");
+                (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(serde_json::json!({"code": 1, "msg": reason})),
+                )
+                    .into_response()
+            }
+        }
+    };
+    let app = axum::Router::new()
+        .route("/aliyun/{token}/{kind}", axum::routing::post(handler))
+        .with_state((std::sync::Arc::new(token), tx));
     let mut stop = shutdown;
     tokio::spawn(async move {
         let _ = axum::serve(listener, app)

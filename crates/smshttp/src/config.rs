@@ -62,6 +62,16 @@ struct AliyunFile {
     region: String,
     sign_name: String,
     templates: BTreeMap<String, AliyunTemplate>,
+    /// Where the receiver of pushed reports and replies binds (`127.0.0.1:8090`).
+    #[serde(default)]
+    push_listen: Option<String>,
+    /// The secret token in the receiving paths (`/aliyun/<token>/SmsReport`, `…/SmsUp`).
+    #[serde(default)]
+    push_token: Option<serde_norway::Value>,
+    #[serde(default)]
+    push_token_env: Option<String>,
+    #[serde(default)]
+    push_token_file: Option<String>,
 }
 
 /// Our template → the approved Alibaba template and the variable that carries our text.
@@ -116,6 +126,14 @@ pub struct AliyunConfig {
     pub account: crate::aliyun::Account,
     pub sign_name: String,
     pub templates: BTreeMap<String, AliyunTemplate>,
+    /// The push receiver (HTTP 批量推送): where it binds and its path token.
+    pub push: Option<AliyunPush>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AliyunPush {
+    pub listen: std::net::SocketAddr,
+    pub token: String,
 }
 
 #[derive(Debug, Clone)]
@@ -212,6 +230,37 @@ impl SmsHttpConfig {
                     &a.access_key_secret_env,
                     &a.access_key_secret_file,
                 )?;
+                let push = match a.push_listen.as_deref() {
+                    Some(l) => {
+                        let listen = l.parse().map_err(|_| {
+                            field("aliyun.push_listen", format!("'{l}' is not host:port"))
+                        })?;
+                        let token = secret(
+                            file,
+                            dir,
+                            "aliyun.push_token",
+                            &a.push_token,
+                            &a.push_token_env,
+                            &a.push_token_file,
+                        )?;
+                        if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                            return Err(field(
+                                "aliyun.push_token",
+                                "must be at least 16 letters or digits (it is the only thing \
+                                 that keeps forged reports out) / 至少16位字母或数字"
+                                    .into(),
+                            ));
+                        }
+                        Some(AliyunPush { listen, token })
+                    }
+                    None if a.push_token.is_some()
+                        || a.push_token_env.is_some()
+                        || a.push_token_file.is_some() =>
+                    {
+                        return Err(field("aliyun.push_token", "goes with push_listen".into()))
+                    }
+                    None => None,
+                };
                 Some(AliyunConfig {
                     account: crate::aliyun::Account {
                         endpoint: a.endpoint,
@@ -221,6 +270,7 @@ impl SmsHttpConfig {
                     },
                     sign_name: a.sign_name,
                     templates: a.templates,
+                    push,
                 })
             }
             None => None,
@@ -338,6 +388,52 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("twilio.inbound_url"), "{e}");
+    }
+
+    #[test]
+    fn the_alibaba_push_receiver_needs_a_listen_address_and_a_strong_token() {
+        let dir = std::env::temp_dir();
+        std::env::set_var("WAIHU_TEST_ALIYUN_SECRET_P", "sec");
+        std::env::set_var("WAIHU_TEST_ALIYUN_PUSH_OK", "abcdefgh12345678");
+        std::env::set_var("WAIHU_TEST_ALIYUN_PUSH_SHORT", "abc");
+        let base = "default: aliyun\naliyun:\n  access_key_id: LTAI\n  access_key_secret_env: WAIHU_TEST_ALIYUN_SECRET_P\n  sign_name: 外呼\n  templates: {}\n";
+        let ok = format!(
+            "{base}  push_listen: 127.0.0.1:8090\n  push_token_env: WAIHU_TEST_ALIYUN_PUSH_OK\n"
+        );
+        let p = SmsHttpConfig::parse("s.yaml", &dir, &ok)
+            .unwrap()
+            .aliyun
+            .unwrap()
+            .push
+            .unwrap();
+        assert_eq!(
+            (p.listen.port(), p.token.as_str()),
+            (8090, "abcdefgh12345678")
+        );
+        let short = format!(
+            "{base}  push_listen: 127.0.0.1:8090\n  push_token_env: WAIHU_TEST_ALIYUN_PUSH_SHORT\n"
+        );
+        let e = SmsHttpConfig::parse("s.yaml", &dir, &short)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("aliyun.push_token") && e.contains("16"), "{e}");
+        let inline =
+            format!("{base}  push_listen: 127.0.0.1:8090\n  push_token: abcdefgh12345678\n");
+        let e = SmsHttpConfig::parse("s.yaml", &dir, &inline)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("never"), "{e}");
+        let alone = format!("{base}  push_token_env: WAIHU_TEST_ALIYUN_PUSH_OK\n");
+        let e = SmsHttpConfig::parse("s.yaml", &dir, &alone)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("goes with push_listen"), "{e}");
+        let bad =
+            format!("{base}  push_listen: nowhere\n  push_token_env: WAIHU_TEST_ALIYUN_PUSH_OK\n");
+        let e = SmsHttpConfig::parse("s.yaml", &dir, &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("aliyun.push_listen"), "{e}");
     }
 
     #[test]
