@@ -84,9 +84,9 @@ pub async fn run_http_sender(
         reconciled_unknown: store.messages_reconcile_on(Some("sms"), Utc::now()).await?,
         ..HttpStats::default()
     };
-    // Every webhook receiver hands its callbacks to one channel.
+    // Every webhook receiver hands its callbacks to one channel, before it answers.
     let (cb_tx, cb_rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut receivers = Vec::new();
+    let mut receivers = 0;
     if let Some(t) = &client.config.twilio {
         if let Some(bind) = t.listen {
             match waihu_smshttp::client::twilio_listener(
@@ -94,35 +94,31 @@ pub async fn run_http_sender(
                 t.account.status_callback.clone(),
                 t.inbound_url.clone(),
                 t.account.auth_token.clone(),
+                cb_tx.clone(),
                 shutdown.clone(),
             )
             .await
             {
-                Ok((_, rx)) => receivers.push(rx),
+                Ok(_) => receivers += 1,
                 Err(e) => tracing::error!(%e, %bind, "Twilio status listener could not bind"),
             }
         }
     }
     if let Some(p) = client.config.aliyun.as_ref().and_then(|a| a.push.as_ref()) {
-        match waihu_smshttp::client::aliyun_listener(p.listen, p.token.clone(), shutdown.clone())
-            .await
+        match waihu_smshttp::client::aliyun_listener(
+            p.listen,
+            p.token.clone(),
+            cb_tx.clone(),
+            shutdown.clone(),
+        )
+        .await
         {
-            Ok((_, rx)) => receivers.push(rx),
+            Ok(_) => receivers += 1,
             Err(e) => tracing::error!(%e, bind = %p.listen, "Alibaba push receiver could not bind"),
         }
     }
-    let mut callbacks = (!receivers.is_empty()).then_some(cb_rx);
-    for mut rx in receivers {
-        let tx = cb_tx.clone();
-        tokio::spawn(async move {
-            while let Some(cb) = rx.recv().await {
-                if tx.send(cb).is_err() {
-                    break;
-                }
-            }
-        });
-    }
     drop(cb_tx);
+    let mut callbacks = (receivers > 0).then_some(cb_rx);
     let mut gate = Gate::new(cfg.rules.clone());
     let mut names: HashMap<i64, Option<String>> = HashMap::new();
     let mut tries: HashMap<i64, u32> = HashMap::new();
@@ -131,7 +127,12 @@ pub async fn run_http_sender(
     let mut in_flight: JoinSet<(i64, String, GatewayKind, Outcome)> = JoinSet::new();
     let mut tick = tokio::time::interval(cfg.poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut receipts_tick = tokio::time::interval(cfg.receipt_poll);
+    // The first pull one period after start, not at once: a report is never ready the moment
+    // a message is accepted, and a push may bring it first.
+    let mut receipts_tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + cfg.receipt_poll,
+        cfg.receipt_poll,
+    );
     receipts_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let limit = cfg.concurrency.max(1);
     loop {

@@ -194,18 +194,18 @@ pub fn url_path(url: &str) -> String {
 /// `status_url` (the `StatusCallback` Twilio was given) and incoming messages at the path of
 /// `inbound_url` (the number's "A message comes in" webhook). Each request's
 /// `X-Twilio-Signature` must verify over its public URL and form, else 403 and
-/// [`Callback::Forged`].
+/// [`Callback::Forged`]. Every callback is on `tx` before its answer leaves.
 pub async fn twilio_listener(
     bind: SocketAddr,
     status_url: Option<String>,
     inbound_url: Option<String>,
     auth_token: String,
+    tx: mpsc::UnboundedSender<Callback>,
     shutdown: tokio::sync::watch::Receiver<bool>,
-) -> std::io::Result<(SocketAddr, mpsc::UnboundedReceiver<Callback>)> {
+) -> std::io::Result<SocketAddr> {
     use axum::extract::State;
     use axum::http::{HeaderMap, StatusCode};
     use axum::response::IntoResponse;
-    let (tx, rx) = mpsc::unbounded_channel();
     let listener = tokio::net::TcpListener::bind(bind).await?;
     let addr = listener.local_addr()?;
     type St = (String, String, mpsc::UnboundedSender<Callback>);
@@ -281,7 +281,7 @@ pub async fn twilio_listener(
             })
             .await;
     });
-    Ok((addr, rx))
+    Ok(addr)
 }
 
 /// Receives Alibaba Cloud's pushed reports and replies (HTTP 批量推送) on `bind` until
@@ -289,16 +289,16 @@ pub async fn twilio_listener(
 /// enter in the console behind the public HTTPS front. A path without the token (compared in
 /// constant time) is 404 and [`Callback::Forged`]; a body that is not the documented JSON is
 /// 400 with the reason, and nothing in it is taken; an accepted body is 200 with the
-/// documented `{"code":0,…}` after every item has been handed on.
+/// documented `{"code":0,…}` after every item has been put on `tx`.
 pub async fn aliyun_listener(
     bind: SocketAddr,
     token: String,
+    tx: mpsc::UnboundedSender<Callback>,
     shutdown: tokio::sync::watch::Receiver<bool>,
-) -> std::io::Result<(SocketAddr, mpsc::UnboundedReceiver<Callback>)> {
+) -> std::io::Result<SocketAddr> {
     use axum::extract::{Path, State};
     use axum::http::StatusCode;
     use axum::response::IntoResponse;
-    let (tx, rx) = mpsc::unbounded_channel();
     let listener = tokio::net::TcpListener::bind(bind).await?;
     let addr = listener.local_addr()?;
     type St = (std::sync::Arc<String>, mpsc::UnboundedSender<Callback>);
@@ -356,7 +356,7 @@ pub async fn aliyun_listener(
             })
             .await;
     });
-    Ok((addr, rx))
+    Ok(addr)
 }
 
 #[cfg(test)]
