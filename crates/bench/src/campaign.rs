@@ -78,6 +78,7 @@ pub fn planner(pending: usize, decisions: usize, json: bool) -> anyhow::Result<(
                 segment: segs[i % segs.len()].clone(),
                 region: None,
                 has_app: false,
+                channel_pref: waihu_campaign::ChannelPref::Any,
                 consent: true,
                 recency_days: Some((i % 365) as u32),
                 history: Vec::new(),

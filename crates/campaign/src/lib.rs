@@ -38,8 +38,8 @@ pub use config::{AgentConnect, Campaign, ConfigError, ConfigIssue, PacingMode, P
 pub use forecast::{forecast, Forecast, ForecastConfig, ForecastDay};
 pub use pacing::{AgentView, MeasuredPacer, PredictivePacer};
 pub use planner::{
-    Action, ContactInput, ContactRef, ContactStatus, Dial, Ineligible, OwnAttempt, PastAttempt,
-    PastCall, Planner, Report,
+    Action, ChannelPref, ContactInput, ContactRef, ContactStatus, Dial, Ineligible, OwnAttempt,
+    PastAttempt, PastCall, Planner, Report,
 };
 pub use sim::{simulate, simulate_with, PlannerTimer, SimConfig, SimReport};
 

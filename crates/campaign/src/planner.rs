@@ -34,6 +34,47 @@ use crate::config::{outcome_index, weekday_index, Campaign, FallbackChannel, Pol
 use crate::learned::{explores, Choice, ContactFacts, Explanation, Learner};
 use crate::model::{day_part, AnswerModel, DAY_PARTS};
 
+/// Which follow-up message channels a customer accepts (the import's `channel_pref` /
+/// 联系偏好). Fallback rules and the learned policy's message-first honour it; calls do not
+/// depend on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelPref {
+    /// Whatever the campaign's rules say.
+    #[default]
+    Any,
+    /// SMS only: push rules are skipped.
+    Sms,
+    /// App push: SMS rules are skipped for a customer with the app (one without it gets
+    /// the SMS rules, the only channel that reaches them).
+    Push,
+    /// No follow-up messages at all.
+    None,
+}
+
+impl ChannelPref {
+    /// The stored attribute (`sms`, `push`, `none`, `any`); anything else is `Any`.
+    pub fn from_attr(v: &str) -> ChannelPref {
+        match v.trim() {
+            "sms" => ChannelPref::Sms,
+            "push" => ChannelPref::Push,
+            "none" => ChannelPref::None,
+            _ => ChannelPref::Any,
+        }
+    }
+
+    /// Whether a message on `channel` may go to a customer with this preference.
+    pub fn allows(self, channel: FallbackChannel, has_app: bool) -> bool {
+        match (self, channel) {
+            (ChannelPref::Any, _) => true,
+            (ChannelPref::None, _) => false,
+            (ChannelPref::Sms, c) => c == FallbackChannel::Sms,
+            (ChannelPref::Push, FallbackChannel::Push) => true,
+            (ChannelPref::Push, FallbackChannel::Sms) => !has_app,
+        }
+    }
+}
+
 /// A customer to be called in this campaign.
 #[derive(Debug, Clone)]
 pub struct ContactInput {
@@ -49,6 +90,8 @@ pub struct ContactInput {
     /// ISO country code (`CN`) says nothing local and is ignored.
     pub region: Option<String>,
     pub has_app: bool,
+    /// Follow-up message channels the customer accepts.
+    pub channel_pref: ChannelPref,
     pub consent: bool,
     /// Days since the customer last interacted with the brand.
     pub recency_days: Option<u32>,
@@ -255,6 +298,7 @@ struct Slot {
     dp_att: [u8; DAY_PARTS],
     dp_ans: [u8; DAY_PARTS],
     has_app: bool,
+    pref: ChannelPref,
     consent: bool,
     sent: u8,
     /// The learned policy chose this contact's channel already.
@@ -671,6 +715,7 @@ impl Planner {
             dp_att,
             dp_ans,
             has_app: c.has_app,
+            pref: c.channel_pref,
             consent: c.consent,
             sent: 0,
             chosen: false,
@@ -1326,6 +1371,8 @@ impl Planner {
                 self.slots[top.idx as usize].chosen = true;
                 match self.choice(top.idx) {
                     Choice::Call => {}
+                    // A customer who does not take that channel is called instead.
+                    Choice::MessageFirst if !self.message_first_allowed(top.idx) => {}
                     Choice::MessageFirst => {
                         self.message_first(top.idx, now);
                         continue;
@@ -1523,13 +1570,14 @@ impl Planner {
         };
         // Fallback to other channels after N unanswered attempts, each rule once.
         if !answered || r.abandoned {
-            let (unanswered, has_app) = (s.unanswered as u32, s.has_app);
+            let (unanswered, has_app, pref) = (s.unanswered as u32, s.has_app, s.pref);
             for (i, f) in self.campaign.fallback.iter().enumerate() {
                 let bit = 1u8 << (i.min(7));
                 let s = &mut self.slots[idx as usize];
                 if unanswered >= f.after_unanswered
                     && s.sent & bit == 0
                     && (!f.only_with_app || has_app)
+                    && pref.allows(f.channel, has_app)
                 {
                     s.sent |= bit;
                     actions.push(Action::SendMessage {
@@ -1654,6 +1702,14 @@ impl Planner {
             return None;
         }
         self.evaluate(c.0)
+    }
+
+    fn message_first_allowed(&self, idx: u32) -> bool {
+        let s = &self.slots[idx as usize];
+        self.learner
+            .as_ref()
+            .and_then(|l| l.settings.message_first.as_ref())
+            .is_some_and(|m| s.pref.allows(m.channel, s.has_app))
     }
 
     fn message_first(&mut self, idx: u32, now: DateTime<Utc>) {

@@ -564,6 +564,7 @@ pub fn simulate_with(
                 let _ = rng.gen_bool(0.4);
                 has_app
             },
+            channel_pref: crate::ChannelPref::Any,
             consent: !campaign.consent_required || rng.gen_bool(0.9),
             recency_days: Some(rng.gen_range(1..365)),
             history,

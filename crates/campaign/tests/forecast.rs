@@ -30,6 +30,7 @@ fn planner(contacts: usize, channels: u32, policy: Policy) -> Planner {
             segment: segs[i % segs.len()].clone(),
             region: None,
             has_app: false,
+            channel_pref: waihu_campaign::ChannelPref::Any,
             consent: true,
             recency_days: None,
             history: Vec::new(),

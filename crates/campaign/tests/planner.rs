@@ -42,6 +42,7 @@ fn contact(id: i64, phone: &str, tz: Tz, segment: &str) -> ContactInput {
         segment: segment.into(),
         region: None,
         has_app: false,
+        channel_pref: waihu_campaign::ChannelPref::Any,
         consent: true,
         recency_days: Some(10),
         history: Vec::new(),
@@ -555,15 +556,16 @@ fn callbacks_come_first_at_the_asked_time_and_inside_windows() {
     assert_eq!(first.local_time.format("%d %H:%M").to_string(), "05 09:00");
 }
 
-#[test]
-fn fallback_messages_after_unanswered_attempts() {
+/// The messages a customer gets over four powered-off attempts.
+fn fallbacks_sent(has_app: bool, pref: waihu_campaign::ChannelPref) -> Vec<(&'static str, String)> {
     let yaml = CN.replace(
         "busy: {after: 1m}",
         "busy: {after: 1m}\n  powered_off: {after: 1m}",
     );
     let mut p = planner(&yaml);
     let mut input = contact(1, "+8613900000001", chrono_tz::Asia::Shanghai, "regular");
-    input.has_app = true;
+    input.has_app = has_app;
+    input.channel_pref = pref;
     let c = p.add_contact(input).unwrap();
     let mut sent = Vec::new();
     let mut t = sh(3, 9, 0, 0);
@@ -584,10 +586,34 @@ fn fallback_messages_after_unanswered_attempts() {
             }
         }
     }
+    sent
+}
+
+#[test]
+fn fallback_messages_after_unanswered_attempts() {
+    use waihu_campaign::ChannelPref;
+    let push = ("push", "p".to_string());
+    let sms = ("sms", "s".to_string());
     assert_eq!(
-        sent,
-        vec![("push", "p".to_string()), ("sms", "s".to_string())]
+        fallbacks_sent(true, ChannelPref::Any),
+        vec![push.clone(), sms.clone()]
     );
+    assert_eq!(fallbacks_sent(false, ChannelPref::Any), vec![sms.clone()]);
+}
+
+#[test]
+fn fallback_messages_follow_the_customers_channel_preference() {
+    use waihu_campaign::ChannelPref;
+    let push = ("push", "p".to_string());
+    let sms = ("sms", "s".to_string());
+    assert_eq!(fallbacks_sent(true, ChannelPref::Sms), vec![sms.clone()]);
+    assert_eq!(fallbacks_sent(true, ChannelPref::Push), vec![push]);
+    // Push preferred but no app: SMS is the only channel that reaches them.
+    assert_eq!(fallbacks_sent(false, ChannelPref::Push), vec![sms]);
+    assert!(fallbacks_sent(true, ChannelPref::None).is_empty());
+    assert!(fallbacks_sent(false, ChannelPref::None).is_empty());
+    assert_eq!(ChannelPref::from_attr("none"), ChannelPref::None);
+    assert_eq!(ChannelPref::from_attr("whatever"), ChannelPref::Any);
 }
 
 #[test]
@@ -818,6 +844,7 @@ proptest! {
                 segment: if seg { "a".into() } else { "b".into() },
                 region: None,
                 has_app: false,
+                channel_pref: waihu_campaign::ChannelPref::Any,
                 consent: true,
                 recency_days: None,
                 history: Vec::new(),

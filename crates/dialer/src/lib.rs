@@ -539,6 +539,11 @@ fn contact_input(
             .or_else(|| c.attrs.get("是否APP用户")),
         Some(AttrValue::Bool(true))
     );
+    // Validated at import (`waihu_ingest::parse_channel_pref`); anything else reads as "any".
+    let channel_pref = match c.attrs.get("channel_pref") {
+        Some(AttrValue::Text(v)) => waihu_campaign::ChannelPref::from_attr(v),
+        _ => waihu_campaign::ChannelPref::Any,
+    };
     Ok(ContactInput {
         customer: c.id,
         phone: c.phone.clone(),
@@ -546,6 +551,7 @@ fn contact_input(
         segment,
         region: Some(c.region.clone()),
         has_app,
+        channel_pref,
         // Only a stored yes counts: a customer whose imports never said is not
         // dialled by a `consent.required` campaign.
         consent: c.consent == Some(true),

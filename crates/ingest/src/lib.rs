@@ -24,7 +24,7 @@ use std::io::{Chain, Cursor, Read};
 
 use chrono_tz::Tz;
 use rayon::prelude::*;
-use waihu_core::{AttrKind, AttrSchema, Attrs};
+use waihu_core::{AttrKind, AttrSchema, AttrValue, Attrs};
 
 // The record and zone source live in core so the store can take them
 // without depending on this crate; re-exported so callers needn't change.
@@ -154,8 +154,47 @@ pub fn parse_consent(cell: &str) -> Option<bool> {
     }
 }
 
+/// A message-channel preference cell → `sms`, `push`, `none` (no follow-up messages at all)
+/// or `any`; `None` when it is none of them. What the planner's fallbacks honour.
+pub fn parse_channel_pref(cell: &str) -> Option<&'static str> {
+    let t = cell.trim();
+    let is = |words: &[&str]| words.iter().any(|w| t.eq_ignore_ascii_case(w));
+    if is(&["sms", "text", "短信", "短信优先"]) {
+        Some("sms")
+    } else if is(&[
+        "push",
+        "app",
+        "app push",
+        "推送",
+        "app推送",
+        "App推送",
+        "APP推送",
+    ]) {
+        Some("push")
+    } else if is(&[
+        "none",
+        "no messages",
+        "never",
+        "不接收",
+        "拒收",
+        "不发送",
+        "无",
+    ]) {
+        Some("none")
+    } else if is(&["any", "all", "either", "不限", "均可", "任意"]) {
+        Some("any")
+    } else {
+        None
+    }
+}
+
 /// Built-in names for the attributes the seed's segmentation uses.
 const ATTR_SYNONYMS: &[(&str, &str)] = &[
+    ("联系偏好", "channel_pref"),
+    ("偏好渠道", "channel_pref"),
+    ("消息偏好", "channel_pref"),
+    ("preferred_channel", "channel_pref"),
+    ("channel preference", "channel_pref"),
     ("购买频次", "purchase_freq"),
     ("购买次数", "purchase_freq"),
     ("平均客单价", "avg_order"),
@@ -570,6 +609,16 @@ impl Plan<'_> {
                             &row,
                         )
                     })?);
+                }
+                Role::Attr(a) if !cell.is_empty() && a == "channel_pref" => {
+                    let pref = parse_channel_pref(cell).ok_or_else(|| {
+                        reject(
+                            i,
+                            format!("channel preference must be sms, push, none or any (短信/推送/不接收/不限), got '{cell}' / 联系偏好无效"),
+                            &row,
+                        )
+                    })?;
+                    attrs.insert(a.clone(), AttrValue::Text(pref.to_string()));
                 }
                 Role::Attr(a) if !cell.is_empty() => {
                     let kind = self.kinds.get(a).copied().unwrap_or(AttrKind::Text);

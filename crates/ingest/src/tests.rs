@@ -201,3 +201,32 @@ fn single_numbers_normalise() {
     assert!(normalize_phone("12", "CN").is_err());
     assert!(normalize_phone("138", "XX").is_err());
 }
+
+#[test]
+fn channel_preferences_are_read_in_either_language_and_bad_ones_named() {
+    let csv = "手机号,联系偏好\n\
+13800000001,短信\n\
+13800000002,APP推送\n\
+13800000003,不接收\n\
+13800000004,\n\
+13800000005,fax\n";
+    let (_, ok, bad) = read_all(csv.as_bytes());
+    let pref = |i: usize| ok[i].attrs.get("channel_pref").cloned();
+    assert_eq!(ok.len(), 4, "{bad:?}");
+    assert_eq!(pref(0), Some(AttrValue::Text("sms".into())));
+    assert_eq!(pref(1), Some(AttrValue::Text("push".into())));
+    assert_eq!(pref(2), Some(AttrValue::Text("none".into())));
+    assert_eq!(pref(3), None, "an empty cell says nothing");
+    assert_eq!(bad.len(), 1);
+    assert_eq!(bad[0].line, 6);
+    assert_eq!(bad[0].column.as_deref(), Some("联系偏好"));
+    assert!(bad[0].reason.contains("'fax'"), "{:?}", bad[0]);
+    for (cell, want) in [
+        ("SMS", "sms"),
+        ("push", "push"),
+        ("none", "none"),
+        ("不限", "any"),
+    ] {
+        assert_eq!(parse_channel_pref(cell), Some(want));
+    }
+}
