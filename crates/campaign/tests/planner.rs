@@ -1108,6 +1108,16 @@ fn learned_policy_messages_first_skips_calls_and_explains() {
     dnc.features = vec!["kind=texter".into()];
     p.add_contact(dnc).unwrap();
     p.add_dnc("+8613700000009");
+    // A texter who takes no follow-up messages (联系偏好: 不接收) is called instead.
+    let mut no_msgs = contact(
+        base + 3,
+        "+8613800005003",
+        chrono_tz::Asia::Shanghai,
+        "regular",
+    );
+    no_msgs.features = vec!["kind=texter".into()];
+    no_msgs.channel_pref = waihu_campaign::ChannelPref::None;
+    p.add_contact(no_msgs).unwrap();
     let e: Vec<_> = fresh.iter().map(|&c| p.explain(c).unwrap()).collect();
     assert!(e[0].p_message.unwrap() > 0.5, "{:?}", e[0]);
     assert!(e[1].p_convert > 0.5 && e[2].p_convert < 0.2, "{e:?}");
@@ -1148,6 +1158,10 @@ fn learned_policy_messages_first_skips_calls_and_explains() {
     assert!(dials.iter().any(|d| d.customer.0 == base + 1), "{dials:?}");
     assert!(acts.iter().any(|a| matches!(a, Action::Finished { customer, reason: "not_worthwhile" } if customer.0 == base + 2)), "{acts:?}");
     assert!(!messaged.contains(&(base + 9)) && !dials.iter().any(|d| d.customer.0 == base + 9));
+    assert!(
+        !messaged.contains(&(base + 3)) && dials.iter().any(|d| d.customer.0 == base + 3),
+        "{acts:?} {dials:?}"
+    );
     assert!(p.stats().message_first >= 1 && p.stats().skipped >= 1);
     // Other policies explain nothing.
     assert!(planner(CN).explain(ContactRef(0)).is_none());
