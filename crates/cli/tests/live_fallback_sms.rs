@@ -1,8 +1,9 @@
 //! The SMS fallback end to end: `waihu run` dials virtual callees on loopback (real SIP and
 //! RTP through the engine, the dialer and the bot) under a rehearsal clock; two customers
-//! talk, one line is busy and one rings out. The campaign's `fallback:` rule (an SMS after
-//! one unanswered attempt) makes the planner queue a message for exactly the two who did
-//! not answer, rendered from `examples/messages.yaml`. Then `waihu messages send` delivers
+//! talk, one line is busy and two ring out, one of them a customer whose imported channel
+//! preference (联系偏好: 不接收) takes no messages. The campaign's `fallback:` rule (an SMS
+//! after one unanswered attempt) makes the planner queue a message for exactly the two other
+//! customers who did not answer, rendered from `examples/messages.yaml`. Then `waihu messages send` delivers
 //! the outbox over SMPP to a real SMSC (Net::SMPP, `waihu_smpp::peer`), whose delivery
 //! receipts come back and are stored: each unanswered customer got exactly one message,
 //! delivered; the answered ones none; the SMSC saw one submit per unanswered number.
@@ -79,8 +80,11 @@ async fn unanswered_customers_of_a_live_campaign_get_one_fallback_sms_each_deliv
         ("+12125550302", Persona::Busy, "busy"),
         ("+12125550303", Persona::NoAnswer, "no_answer"),
         ("+12125550304", Persona::NotInterested, "answered"),
+        ("+12125550305", Persona::NoAnswer, "no_answer"),
     ];
-    let names = ["Ann Lee", "Bo Chan", "Cy Ward", "Di Moss"];
+    // Ed takes no follow-up messages (联系偏好: 不接收): unanswered, but no SMS.
+    let no_messages = "+12125550305";
+    let names = ["Ann Lee", "Bo Chan", "Cy Ward", "Di Moss", "Ed Ray"];
     import_orders(
         d,
         &people
@@ -88,6 +92,23 @@ async fn unanswered_customers_of_a_live_campaign_get_one_fallback_sms_each_deliv
             .zip(names)
             .map(|((phone, ..), name)| (*phone, name))
             .collect::<Vec<_>>(),
+    );
+    // A second file adds the preference; attributes merge on re-import.
+    let prefs = d.join("prefs.csv");
+    std::fs::write(
+        &prefs,
+        format!("name,phone,timezone,联系偏好\nEd Ray,{no_messages},America/New_York,不接收\n"),
+    )
+    .unwrap();
+    waihu(
+        d,
+        &[
+            "customers",
+            "import",
+            prefs.to_str().unwrap(),
+            "--region",
+            "US",
+        ],
     );
     let pop = Population::new(7)
         .with_map(
@@ -141,7 +162,7 @@ async fn unanswered_customers_of_a_live_campaign_get_one_fallback_sms_each_deliv
         .collect();
     let unanswered: Vec<&str> = people
         .iter()
-        .filter(|(.., outcome)| *outcome != "answered")
+        .filter(|(p, _, outcome)| *outcome != "answered" && *p != no_messages)
         .map(|(p, ..)| *p)
         .collect();
     assert_eq!(
