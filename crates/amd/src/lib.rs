@@ -236,6 +236,37 @@ const VOICEMAIL_CUES: &[&str] = &[
     "不方便接听",
 ];
 
+/// The special information tones in an unanswered call's early media (before any answer,
+/// so only the network plays there): the announcement their code names — intercept and
+/// vacant code: a number that does not exist (`Vacant`); other codes and the ITU's plain SIT:
+/// `Sit` — with the code and when the third tone ended, or `None` when there are none.
+/// Ringback, silence and speech are not SIT (it needs the three tones in their bands, in
+/// order).
+pub fn early_media_tones(samples: &[i16]) -> Option<EarlyTones> {
+    let mut amd = Amd::new().ok()?;
+    for (i, f) in samples.chunks_exact(FRAME).enumerate() {
+        amd.push_audio(i as u64 * FRAME_MS, f);
+        if let Some(d) = amd.decision() {
+            if d.reason == Reason::SitTone {
+                return Some(EarlyTones {
+                    announcement: d.announcement.unwrap_or(Announcement::Sit),
+                    code: amd.sit_code(),
+                    at_ms: d.at_ms,
+                });
+            }
+        }
+    }
+    None
+}
+
+/// What [`early_media_tones`] heard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EarlyTones {
+    pub announcement: Announcement,
+    pub code: Option<SitCode>,
+    pub at_ms: u64,
+}
+
 /// Whether the words are a voicemail greeting.
 pub fn is_voicemail_text(text: &str) -> bool {
     let t = text.to_lowercase();
@@ -870,6 +901,28 @@ mod tests {
             amd.push_audio(i as u64 * 20, f);
         }
         (amd.sit_code(), amd.decision().cloned().expect("decided"))
+    }
+
+    #[test]
+    fn early_media_sit_names_the_number_state_and_ringback_is_not_sit() {
+        // Ringback (425 Hz, 1 s on 4 s off, as Chinese networks play it), then a vacant-code
+        // SIT and the start of a recording.
+        let audio = concat(&[
+            tone(425.0, 1000, 6000.0),
+            vec![0; 8 * 4000],
+            tone(985.2, 380, 8000.0),
+            tone(1370.6, 274, 8000.0),
+            tone(1776.7, 380, 8000.0),
+            voice(2000, 4),
+        ]);
+        let t = early_media_tones(&audio).expect("SIT heard");
+        assert_eq!(t.announcement, Announcement::Vacant);
+        assert_eq!(t.code, Some(SitCode::VacantCode));
+        assert!((6000..=6400).contains(&t.at_ms), "{t:?}");
+        // Ringback and a voice alone are no SIT.
+        let plain = concat(&[tone(425.0, 1000, 6000.0), vec![0; 8 * 4000], voice(2000, 4)]);
+        assert_eq!(early_media_tones(&plain), None);
+        assert_eq!(early_media_tones(&[]), None);
     }
 
     #[test]

@@ -508,22 +508,19 @@ struct Brain {
 
 impl Brain {
     /// Classifies an unanswered call's early media: an operator's recording
-    /// by its fingerprint, else the words the ASR hears.
+    /// by its fingerprint, else the words the ASR hears, else the special
+    /// information tones the acoustic detector hears.
     async fn announcement(&mut self, early: &[i16]) {
         if let Some(m) = self.kit.announcements.as_ref().and_then(|l| l.find(early)) {
             self.report.network_outcome = Some(m.kind.outcome());
-            self.report.analysis = Some(Analysis {
-                verdict: "announcement".into(),
-                reason: waihu_amd::Reason::Fingerprint.name().into(),
-                decided_ms: 0,
-                final_ms: 0,
-                announcement: Some(m.kind),
-                beep_end_ms: None,
-                message_left: false,
-            });
+            self.report.analysis = Some(early_analysis(
+                m.kind,
+                waihu_amd::Reason::Fingerprint.name(),
+            ));
             self.report.announcement = Some(format!("<{}>", m.name));
             return;
         }
+        let tones = waihu_amd::early_media_tones(early);
         let opts = AsrOptions {
             lang: Some(self.script.lang().to_string()),
             hotwords: Vec::new(),
@@ -533,28 +530,31 @@ impl Brain {
         let permit = self.kit.asr_slots.clone().acquire_owned().await;
         let r = self.kit.asr.transcribe(early, RATE, &opts).await;
         drop(permit);
-        match r {
+        // Before any answer only the network speaks: a misheard recording is
+        // still matched to the nearest standard one.
+        let words = match r {
             Ok(t) => {
                 let text = t.text.trim().to_string();
-                // Before any answer only the network speaks: a misheard
-                // recording is still matched to the nearest standard one.
                 let kind = waihu_amd::announce::classify_heard(&text);
-                self.report.network_outcome = kind.map(|k| k.outcome());
-                if let Some(k) = kind {
-                    // Early media: before any answer, so no media time to report.
-                    self.report.analysis = Some(Analysis {
-                        verdict: "announcement".into(),
-                        reason: "announcement_words".into(),
-                        decided_ms: 0,
-                        final_ms: 0,
-                        announcement: Some(k),
-                        beep_end_ms: None,
-                        message_left: false,
-                    });
-                }
                 self.report.announcement = Some(text);
+                kind
             }
-            Err(e) => self.report.errors.push(format!("ASR of early media: {e}")),
+            Err(e) => {
+                self.report.errors.push(format!("ASR of early media: {e}"));
+                None
+            }
+        };
+        // Words name the number's state most precisely; without them, the tones'
+        // code (vacant code and intercept: 空号; the rest: a network fault).
+        let decided = match (words, &tones) {
+            (Some(k), _) => Some((k, "announcement_words")),
+            (None, Some(t)) => Some((t.announcement, waihu_amd::Reason::SitTone.name())),
+            (None, None) => None,
+        };
+        self.report.network_outcome = decided.map(|(k, _)| k.outcome());
+        if let Some((k, reason)) = decided {
+            // Early media: before any answer, so no media time to report.
+            self.report.analysis = Some(early_analysis(k, reason));
         }
     }
 
@@ -1631,6 +1631,19 @@ fn is_noise(text: &str) -> bool {
             t.as_str(),
             "you" | "thanks for watching" | "music" | "applause"
         )
+}
+
+/// The analysis of an unanswered call's early media (no media time: nothing was answered).
+fn early_analysis(kind: waihu_amd::Announcement, reason: &str) -> Analysis {
+    Analysis {
+        verdict: "announcement".into(),
+        reason: reason.into(),
+        decided_ms: 0,
+        final_ms: 0,
+        announcement: Some(kind),
+        beep_end_ms: None,
+        message_left: false,
+    }
 }
 
 #[cfg(test)]
