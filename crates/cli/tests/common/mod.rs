@@ -54,12 +54,17 @@ pub fn assert_whisper_tiny_en() {
 /// Imports customers (phone, name) in New York with an order each, the attributes the
 /// English order-confirmation script reads.
 pub fn import_orders(dir: &Path, people: &[(&str, &str)]) {
+    import_orders_in(dir, people, "America/New_York")
+}
+
+/// [`import_orders`] with the customers in the zone `tz`.
+pub fn import_orders_in(dir: &Path, people: &[(&str, &str)], tz: &str) {
     let mut csv = String::from(
         "name,phone,timezone,order_id,order_item,order_amount,order_address,order_delivery\n",
     );
     for (i, (phone, name)) in people.iter().enumerate() {
         csv.push_str(&format!(
-            "{name},{phone},America/New_York,US{i:04},desk lamp,59,\"{} Oak Avenue, Boston\",tomorrow afternoon\n",
+            "{name},{phone},{tz},US{i:04},desk lamp,59,\"{} Oak Avenue, Boston\",tomorrow afternoon\n",
             10 + i
         ));
     }
