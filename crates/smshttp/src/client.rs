@@ -269,18 +269,7 @@ pub async fn twilio_listener(
             axum::routing::post(inbound).with_state((u, auth_token, tx)),
         );
     }
-    let mut stop = shutdown;
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                while !*stop.borrow() {
-                    if stop.changed().await.is_err() {
-                        break;
-                    }
-                }
-            })
-            .await;
-    });
+    serve_until(listener, app, shutdown);
     Ok(addr)
 }
 
@@ -344,7 +333,17 @@ pub async fn aliyun_listener(
     let app = axum::Router::new()
         .route("/aliyun/{token}/{kind}", axum::routing::post(handler))
         .with_state((std::sync::Arc::new(token), tx));
-    let mut stop = shutdown;
+    serve_until(listener, app, shutdown);
+    Ok(addr)
+}
+
+/// Serves `app` on `listener` in a task until `shutdown` becomes true (or its sender is
+/// dropped).
+fn serve_until(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     tokio::spawn(async move {
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -356,7 +355,6 @@ pub async fn aliyun_listener(
             })
             .await;
     });
-    Ok(addr)
 }
 
 #[cfg(test)]
