@@ -402,6 +402,8 @@ pub struct Match {
 struct Reference {
     kind: Announcement,
     name: String,
+    /// The trunk whose network plays it; `None`: any trunk.
+    trunk: Option<String>,
     bits: Vec<u32>,
     /// 1 for a loud sub-fingerprint, 0 for a quiet one.
     loud: Vec<u16>,
@@ -454,6 +456,20 @@ impl Library {
         name: impl Into<String>,
         samples: &[i16],
     ) -> Result<(), FingerprintError> {
+        self.add_for_trunk(kind, name, None, samples)
+    }
+
+    /// Like [`Library::add`], for a recording one carrier plays: with a trunk
+    /// named, it is tried only on calls through that trunk
+    /// ([`Library::for_trunk`]) — another carrier's network may play the same
+    /// words for another state, or a similar jingle.
+    pub fn add_for_trunk(
+        &mut self,
+        kind: Announcement,
+        name: impl Into<String>,
+        trunk: Option<&str>,
+        samples: &[i16],
+    ) -> Result<(), FingerprintError> {
         let p = self.an.p;
         let ms = samples.len() as u64 * 1000 / RATE as u64;
         if ms > MAX_REFERENCE_MS {
@@ -493,6 +509,7 @@ impl Library {
         Arc::make_mut(&mut self.refs).push(Reference {
             kind,
             name: name.into(),
+            trunk: trunk.map(str::to_string),
             bits,
             loud,
             duration_ms: ms,
@@ -514,6 +531,37 @@ impl Library {
         self.refs
             .iter()
             .map(|r| (r.kind, r.name.as_str(), r.duration_ms))
+    }
+
+    /// The trunks named by references, each once, in the order added.
+    pub fn trunks(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for t in self.refs.iter().filter_map(|r| r.trunk.as_deref()) {
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+        out
+    }
+
+    /// The references tried on a call through `trunk` (`None`: the trunk is
+    /// unknown, as for a call placed without a trunk pool): those for any
+    /// trunk, and those recorded on this one. Cheap when no reference names
+    /// a trunk (the library itself is shared).
+    pub fn for_trunk(&self, trunk: Option<&str>) -> Library {
+        if self.refs.iter().all(|r| r.trunk.is_none()) {
+            return self.clone();
+        }
+        let refs = self
+            .refs
+            .iter()
+            .filter(|r| r.trunk.is_none() || r.trunk.as_deref() == trunk)
+            .cloned()
+            .collect();
+        Library {
+            an: self.an.clone(),
+            refs: Arc::new(refs),
+        }
     }
 
     /// A streaming matcher for one call.
@@ -1261,6 +1309,38 @@ pub(crate) mod tests {
         // Out of band (a 100 Hz hum) is quiet however loud.
         let hum = tone(100.0, 1000, 10_000.0);
         assert!(Fingerprint::of(&hum).loud.iter().all(|&l| !l));
+    }
+
+    #[test]
+    fn a_recording_tagged_with_a_trunk_is_tried_only_on_that_trunk() {
+        // Carrier A's 停机 recording and carrier B's 空号 recording are the
+        // same audio (a shared jingle): each trunk's call names its own state.
+        let refs = references();
+        let (_, _, audio) = &refs[0];
+        let mut lib = Library::new();
+        let (a, b) = (Announcement::Suspended, Announcement::Vacant);
+        lib.add_for_trunk(a, "cmcc-停机", Some("cmcc"), audio)
+            .unwrap();
+        lib.add_for_trunk(b, "cu-空号", Some("unicom"), audio)
+            .unwrap();
+        assert_eq!(lib.trunks(), vec!["cmcc", "unicom"]);
+        let heard = call(audio, 7, 2.0, true).audio;
+        let on = |t: Option<&str>| lib.for_trunk(t).find(&heard).map(|m| m.name);
+        assert_eq!(on(Some("cmcc")).as_deref(), Some("cmcc-停机"));
+        assert_eq!(on(Some("unicom")).as_deref(), Some("cu-空号"));
+        // Another trunk, or none known: neither carrier's recording applies.
+        assert_eq!(on(Some("telecom")), None);
+        assert_eq!(on(None), None);
+        // A recording for any trunk is tried everywhere, beside a trunk's own.
+        let (k, name, other) = &refs[1];
+        lib.add(*k, name.clone(), other).unwrap();
+        let heard = call(other, 8, 0.3, false).audio;
+        for t in [Some("cmcc"), Some("telecom"), None] {
+            let m = lib.for_trunk(t).find(&heard);
+            assert_eq!(m.map(|m| m.kind), Some(*k), "{t:?}");
+        }
+        assert_eq!(lib.for_trunk(Some("cmcc")).len(), 2);
+        assert_eq!(lib.len(), 3);
     }
 
     #[test]

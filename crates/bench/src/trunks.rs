@@ -167,7 +167,7 @@ async fn run_path(
             opts.media.max_duration = Duration::from_secs(5);
             let phone = format!("+1212555{:04}", i % 10_000);
             let r = pool
-                .place(&ep, opts, &phone, 0, Box::new(HangUp), &mut |_| {})
+                .place(&ep, opts, &phone, 0, Box::new(HangUp), &mut |_| {}, &|_| {})
                 .await;
             drop(permit);
             r

@@ -90,6 +90,8 @@ pub(crate) enum BrainIn {
     /// The call is over; `early`: early-media audio heard before any answer.
     Ended {
         early: Vec<i16>,
+        /// The trunk that carried the call when it ended (after any failover).
+        trunk: Option<String>,
         ms: u64,
     },
 }
@@ -118,8 +120,26 @@ pub struct BotAgent {
     vad_failed: bool,
     /// Early media (a carrier announcement), kept for the brain to classify.
     early: Vec<i16>,
+    /// The trunk `early` was heard on: a failover starts it again, since the
+    /// call's fate is the last trunk's.
+    early_trunk: Option<String>,
+    /// The trunk carrying the call, as the runtime sets it.
+    trunk: TrunkSlot,
+    /// The operator's carrier recordings, narrowed to the answering trunk's
+    /// when the call is answered.
+    announcements: Option<waihu_amd::Library>,
     /// Answering-machine detection on the first [`AMD_WINDOW_MS`] after answer.
     amd: Option<waihu_amd::Amd>,
+}
+
+/// The trunk carrying a call, by name: set by the runtime when it picks one
+/// and again on each failover, read by the bot for the carrier recordings
+/// that trunk's network plays. Empty when the call goes out without a trunk
+/// pool.
+pub type TrunkSlot = Arc<std::sync::Mutex<Option<String>>>;
+
+fn trunk_of(slot: &TrunkSlot) -> Option<String> {
+    slot.lock().map(|t| t.clone()).unwrap_or(None)
 }
 
 /// How long after answer the detector listens at most (a beep can follow a
@@ -133,6 +153,7 @@ impl BotAgent {
         from_brain: std_mpsc::Receiver<AgentCmd>,
         current: Arc<AtomicU64>,
         announcements: Option<&waihu_amd::Library>,
+        trunk: TrunkSlot,
     ) -> BotAgent {
         BotAgent {
             seg,
@@ -146,9 +167,11 @@ impl BotAgent {
             transfer: None,
             vad_failed: false,
             early: Vec::new(),
+            early_trunk: None,
+            announcements: announcements.cloned(),
             amd: match waihu_amd::Amd::new() {
                 Ok(a) => Some(match announcements {
-                    Some(lib) => a.with_fingerprints(lib),
+                    Some(lib) => a.with_fingerprints(&lib.for_trunk(trunk_of(&trunk).as_deref())),
                     None => a,
                 }),
                 Err(e) => {
@@ -156,6 +179,7 @@ impl BotAgent {
                     None
                 }
             },
+            trunk,
         }
     }
 
@@ -285,6 +309,15 @@ impl BotAgent {
 
 impl CallAgent for BotAgent {
     fn on_answered(&mut self, _now: Instant) {
+        // The answering trunk's recordings (it may not be the first one tried).
+        if let Some(lib) = self
+            .announcements
+            .as_ref()
+            .filter(|l| !l.trunks().is_empty())
+        {
+            let lib = lib.for_trunk(trunk_of(&self.trunk).as_deref());
+            self.amd = self.amd.take().map(|a| a.with_fingerprints(&lib));
+        }
         let _ = self.to_brain.send(BrainIn::Answered);
     }
 
@@ -317,6 +350,11 @@ impl CallAgent for BotAgent {
     }
 
     fn on_early_frame(&mut self, _now: Instant, heard: &[i16]) {
+        let trunk = trunk_of(&self.trunk);
+        if trunk != self.early_trunk {
+            self.early.clear();
+            self.early_trunk = trunk;
+        }
         // Up to 12 s: enough for any announcement, bounded for a long ringback.
         if self.early.len() < 12 * 8000 {
             self.early.extend_from_slice(heard);
@@ -330,7 +368,11 @@ impl CallAgent for BotAgent {
     fn on_ended(&mut self, _now: Instant) {
         self.current.store(0, Ordering::Relaxed);
         let early = std::mem::take(&mut self.early);
-        let _ = self.to_brain.send(BrainIn::Ended { early, ms: self.ms });
+        let _ = self.to_brain.send(BrainIn::Ended {
+            early,
+            trunk: trunk_of(&self.trunk),
+            ms: self.ms,
+        });
     }
 }
 
@@ -363,8 +405,41 @@ mod tests {
         let seg = Segmenter::new(vad, EndpointConfig::default());
         let (tb, rb) = mpsc::unbounded_channel();
         let (ta, ra) = std_mpsc::channel();
-        let a = BotAgent::new(seg, tb, ra, Arc::new(AtomicU64::new(1)), None);
+        let a = BotAgent::new(
+            seg,
+            tb,
+            ra,
+            Arc::new(AtomicU64::new(1)),
+            None,
+            TrunkSlot::default(),
+        );
         (a, rb, ta)
+    }
+
+    #[test]
+    fn early_media_is_the_last_trunks_and_the_end_names_it() {
+        let (mut a, mut rx, _tx) = agent();
+        let slot = a.trunk.clone();
+        let now = Instant::now();
+        *slot.lock().unwrap() = Some("cmcc".into());
+        for _ in 0..10 {
+            a.on_early_frame(now, &[100; 160]);
+        }
+        // A failover: what the first trunk played is not this call's fate.
+        *slot.lock().unwrap() = Some("unicom".into());
+        for _ in 0..3 {
+            a.on_early_frame(now, &[-7; 160]);
+        }
+        a.on_ended(now);
+        let mut ended = None;
+        while let Ok(m) = rx.try_recv() {
+            if let BrainIn::Ended { early, trunk, .. } = m {
+                ended = Some((early, trunk));
+            }
+        }
+        let (early, trunk) = ended.expect("ended");
+        assert_eq!(trunk.as_deref(), Some("unicom"));
+        assert_eq!(early, vec![-7; 480]);
     }
 
     /// Plays a 10 s prompt while the callee starts talking 1 s in; returns the

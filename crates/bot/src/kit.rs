@@ -53,29 +53,7 @@ impl Kit {
             dir: dir.display().to_string(),
             source: e,
         })?;
-        // The bot speaks espeak-ng unless WAIHU_BOT_VOICE=neural: one Piper session
-        // serves every call, and its first-audio time under 20 calls sharing two
-        // cores with Whisper is not measured yet (issue 14), so live campaigns keep
-        // the voice whose turn latency is known.
-        // WAIHU_BOT_VOICE=cosyvoice|azure speaks through a TTS server (see
-        // TtsChoice::from_env for the variables that configure it).
-        let choice = TtsChoice::from_env(|k| std::env::var(k).ok()).map_err(KitError::Tts)?;
-        let remote = matches!(choice, TtsChoice::CosyVoice(_) | TtsChoice::Azure(_));
-        let built = choice.build(data_dir).map_err(|e| {
-            if remote {
-                KitError::Tts(e.to_string())
-            } else {
-                KitError::NoEspeak
-            }
-        })?;
-        if let Some(note) = &built.fallback {
-            tracing::info!("{note}");
-        }
-        if built.zh_neural && lang != "en" {
-            tracing::warn!("{}", waihu_speech::zhvoice::LICENCE_NOTE);
-        }
-        let synth =
-            Synthesizer::new(built.engine).with_cache(Arc::new(TtsCache::in_memory(128 << 20)));
+        let synth = load_voice(data_dir, lang, 128 << 20)?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Kit {
             asr: Arc::new(asr),
@@ -92,4 +70,36 @@ impl Kit {
             announcements: None,
         })
     }
+}
+
+/// The bot's voice for a script in `lang`, as live calls speak it (the engine
+/// `WAIHU_BOT_VOICE` picks), behind an in-memory cache of `cache_bytes`: for
+/// the kit, and for the console's prompt previews.
+pub fn load_voice(
+    data_dir: &Path,
+    lang: &str,
+    cache_bytes: usize,
+) -> Result<Synthesizer, KitError> {
+    // The bot speaks espeak-ng unless WAIHU_BOT_VOICE=neural: one Piper session
+    // serves every call, and its first-audio time under 20 calls sharing two
+    // cores with Whisper is not measured yet (issue 14), so live campaigns keep
+    // the voice whose turn latency is known.
+    // WAIHU_BOT_VOICE=cosyvoice|azure speaks through a TTS server (see
+    // TtsChoice::from_env for the variables that configure it).
+    let choice = TtsChoice::from_env(|k| std::env::var(k).ok()).map_err(KitError::Tts)?;
+    let remote = matches!(choice, TtsChoice::CosyVoice(_) | TtsChoice::Azure(_));
+    let built = choice.build(data_dir).map_err(|e| {
+        if remote {
+            KitError::Tts(e.to_string())
+        } else {
+            KitError::NoEspeak
+        }
+    })?;
+    if let Some(note) = &built.fallback {
+        tracing::info!("{note}");
+    }
+    if built.zh_neural && lang != "en" {
+        tracing::warn!("{}", waihu_speech::zhvoice::LICENCE_NOTE);
+    }
+    Ok(Synthesizer::new(built.engine).with_cache(Arc::new(TtsCache::in_memory(cache_bytes))))
 }

@@ -7,7 +7,8 @@
 //! actions and per-turn latency breakdown; live notes (current node, each
 //! turn) go to a channel as they happen, for the store and the dashboard.
 mod agent;
-mod kit;
+pub mod kit;
+pub mod preview;
 pub mod text;
 pub mod turn;
 pub mod voice;
@@ -31,7 +32,7 @@ use waihu_speech::asr::{AsrOptions, UtteranceAsr};
 use waihu_speech::{LangChoice, StyleBook, Synthesizer, Voice};
 
 use agent::{AgentCmd, BrainIn};
-pub use agent::{BotAgent, FRAME_MS};
+pub use agent::{BotAgent, TrunkSlot, FRAME_MS};
 pub use voice::{VoiceCheck, VoiceChecker, VoiceMatch};
 
 /// Call audio rate (G.711).
@@ -163,6 +164,9 @@ pub struct CallSetup {
     /// The store's customer called, and the number (E.164), for the voice check.
     pub customer: Option<i64>,
     pub phone: String,
+    /// The trunk carrying the call, kept current by the runtime (see
+    /// [`TrunkSlot`]); a default (empty) slot when there is no trunk pool.
+    pub trunk: TrunkSlot,
 }
 
 /// The bot hands a live call to a human queue (转人工): what the agent's
@@ -423,6 +427,7 @@ pub fn start(
         agent_rx,
         current.clone(),
         kit.announcements.as_ref(),
+        setup.trunk.clone(),
     );
     let brain = Brain {
         kit,
@@ -510,8 +515,9 @@ impl Brain {
     /// Classifies an unanswered call's early media: an operator's recording
     /// by its fingerprint, else the words the ASR hears, else the special
     /// information tones the acoustic detector hears.
-    async fn announcement(&mut self, early: &[i16]) {
-        if let Some(m) = self.kit.announcements.as_ref().and_then(|l| l.find(early)) {
+    async fn announcement(&mut self, early: &[i16], trunk: Option<&str>) {
+        let lib = self.kit.announcements.as_ref().map(|l| l.for_trunk(trunk));
+        if let Some(m) = lib.and_then(|l| l.find(early)) {
             self.report.network_outcome = Some(m.kind.outcome());
             self.report.analysis = Some(early_analysis(
                 m.kind,
@@ -657,12 +663,12 @@ impl Brain {
                         self.arm_listen();
                     }
                 }
-                BrainIn::Ended { early, ms } => {
+                BrainIn::Ended { early, trunk, ms } => {
                     if let Some(p) = self.playing.take() {
                         self.note_bot_turn(p.turn, ms);
                     }
                     if !self.answered && early.len() >= RATE as usize {
-                        self.announcement(&early).await;
+                        self.announcement(&early, trunk.as_deref()).await;
                     }
                     if let (Some(kind), false) = (self.analysis.sit, self.analysis.settled) {
                         // The carrier hung up after its tones; no words named it.

@@ -127,6 +127,13 @@ pub struct AnnouncementFile {
     /// Shown in reports; default: the file name.
     #[serde(default)]
     pub name: Option<String>,
+    /// The trunk (by its name) whose carrier plays this recording: tried only
+    /// on calls that trunk carried (after failover, the trunk that gave the
+    /// final answer). Default: every trunk. The runtime checks the name
+    /// against the trunks it dials through (a `--trunks` file may replace the
+    /// campaign's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trunk: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -10,7 +10,10 @@
 //!
 //! The 停机 carrier plays its own recording, in Mandarin, which the English
 //! ASR cannot understand: the operator gave waihu the same recording
-//! (`announcements:` in the campaign), and its audio fingerprint names it.
+//! (`announcements:` in the campaign), and its audio fingerprint names it. The
+//! recording is tagged with the trunk whose carrier plays it; a second carrier's
+//! recording of the same audio (under another state) is tagged with another trunk
+//! and must not be tried on these calls.
 //!
 //! Needs espeak-ng and the Whisper tiny.en model (scripts/setup.sh installs both).
 use std::collections::BTreeMap;
@@ -84,8 +87,21 @@ async fn machines_and_carrier_announcements_are_stored_and_retried_per_policy() 
     std::fs::write(
         &campaign,
         format!(
-            "{}announcements:\n  - {{kind: suspended, file: carrier-suspended.wav, name: carrier 停机}}\n",
+            "{}announcements:\n  - {{kind: suspended, file: carrier-suspended.wav, name: carrier 停机, trunk: loopback}}\n  - {{kind: vacant, file: carrier-suspended.wav, name: other carrier 空号, trunk: elsewhere}}\n",
             std::fs::read_to_string(repo().join("examples/campaign-demo.en.yaml")).unwrap()
+        ),
+    )
+    .unwrap();
+    // Two named trunks: the calls go out on `loopback` (the campaign planner's
+    // trunk); `elsewhere` leads nowhere. Each carrier's recording is tried only on
+    // its own trunk's calls: were the other one's tried too, the same audio filed
+    // under two states would name neither, and 停机 would not be stored.
+    let trunks = d.join("trunks.yaml");
+    std::fs::write(
+        &trunks,
+        format!(
+            "trunks:\n  - {{name: loopback, proxy: '{}', channels: 20, cps: 50}}\n  - {{name: elsewhere, proxy: '127.0.0.1:9', channels: 1, cps: 1}}\n",
+            sim.addr
         ),
     )
     .unwrap();
@@ -98,6 +114,8 @@ async fn machines_and_carrier_announcements_are_stored_and_retried_per_policy() 
         &[
             "--var",
             "shop=BestBuy Online",
+            "--trunks",
+            trunks.to_str().unwrap(),
             "--concurrency",
             "5",
             "--hours",

@@ -1218,6 +1218,8 @@ async fn call(
     } = dial;
     let dialled = std::time::Instant::now();
     let clock = opts.clock.clone();
+    // The trunk carrying the call, by name, for the bot (carrier recordings are per trunk).
+    let trunk_slot = waihu_bot::TrunkSlot::default();
     let setup = waihu_bot::CallSetup {
         vars: call_vars(c, &opts.constants),
         seed: seed_of(call_id.as_str()),
@@ -1227,6 +1229,7 @@ async fn call(
         handoff: None,
         customer: Some(c.id.0),
         phone: c.phone.clone(),
+        trunk: trunk_slot.clone(),
     };
     let mut setup = setup;
     let handoff_rx = opts.handoff.as_ref().map(|_| {
@@ -1406,7 +1409,12 @@ async fn call(
     let report = match &opts.trunks {
         // Trunk selection and failover: still this one call, stored and counted once.
         Some(pool) => {
-            pool.place(&ep, co, &c.phone, trunk, agent, &mut on_progress)
+            let on_trunk = |name: &str| {
+                if let Ok(mut t) = trunk_slot.lock() {
+                    *t = Some(name.to_string());
+                }
+            };
+            pool.place(&ep, co, &c.phone, trunk, agent, &mut on_progress, &on_trunk)
                 .await
         }
         None => place_call_with(&ep, co, agent, &mut on_progress).await,

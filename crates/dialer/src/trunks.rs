@@ -423,7 +423,9 @@ impl TrunkPool {
 
     /// Places one call: on the planner's trunk when it can take it, failing over to the
     /// next trunk up after a trunk failure — the same call (one store row, one attempt).
-    /// `opts.target`, `proxy`, `transport` and `credentials` are set here.
+    /// `opts.target`, `proxy`, `transport` and `credentials` are set here. `on_trunk`
+    /// hears the name of each trunk the call goes out on, before its INVITE.
+    #[allow(clippy::too_many_arguments)]
     pub async fn place(
         &self,
         ep: &SipEndpoint,
@@ -432,10 +434,13 @@ impl TrunkPool {
         preferred: usize,
         agent: Box<dyn CallAgent>,
         progress: &mut (dyn FnMut(&Progress) + Send),
+        on_trunk: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<CallReport, EngineError> {
         let Some(first) = self.acquire(preferred).await else {
             return Ok(no_trunk(phone));
         };
+        let name_of = |i: usize| self.with(|s| s.trunks()[i].name.clone());
+        on_trunk(&name_of(first));
         let caller_id = opts.from_user.clone();
         // This call's targets on the trunk it is on, and the one being tried.
         let mut hops = self.targets(first);
@@ -502,6 +507,7 @@ impl TrunkPool {
                 match routed {
                     Ok(r) => {
                         current = Some(j);
+                        on_trunk(&name_of(j));
                         return Some(r);
                     }
                     Err(e) => {
@@ -664,6 +670,7 @@ mod tests {
             tls_server_name: None,
             dns: Default::default(),
         };
+        let heard = std::sync::Mutex::new(Vec::new());
         for (srtp, answered) in [(TrunkSrtp::Mandatory, true), (TrunkSrtp::Off, false)] {
             let pool = TrunkPool::new(vec![trunk(srtp)]).await.unwrap();
             let mut opts = CallOptions::new("placeholder");
@@ -677,11 +684,13 @@ mod tests {
                     0,
                     Box::new(Listen(0)),
                     &mut |_| {},
+                    &|t| heard.lock().unwrap().push(t.to_string()),
                 ),
             )
             .await
             .expect("bounded")
             .unwrap();
+            assert_eq!(std::mem::take(&mut *heard.lock().unwrap()), ["t"]);
             if answered {
                 assert_eq!(r.outcome, waihu_core::CallOutcome::Answered, "{r:?}");
                 assert!(r.rtp.srtp && r.rtp.packets_received > 20, "{r:?}");

@@ -41,11 +41,13 @@ struct Chat {
     used: Instant,
 }
 
-/// Chat sessions and trained NLUs.
+/// Chat sessions, trained NLUs and the voices prompt previews speak with.
 #[derive(Default)]
 pub struct EngineState {
     chats: Mutex<std::collections::HashMap<String, Chat>>,
     nlus: Mutex<Vec<(String, Arc<waihu_nlu::Nlu>)>>,
+    /// Per script language, loaded on the first preview.
+    voices: Mutex<BTreeMap<&'static str, Arc<waihu_bot::preview::Synthesizer>>>,
 }
 
 pub(crate) fn routes(r: Routes) -> Routes {
@@ -67,6 +69,121 @@ pub(crate) fn routes(r: Routes) -> Routes {
         Need::Min(Role::Analyst),
         post(forecast),
     )
+    .add(
+        "POST",
+        "/api/scripts/prompt-audio",
+        Need::Min(Role::Analyst),
+        post(prompt_audio),
+    )
+}
+
+// ---- prompt previews ----------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PromptAudioBody {
+    /// The script text (the editor's, saved or not).
+    yaml: String,
+    /// The state whose prompt to speak.
+    state: String,
+    /// Customer variables; missing ones take the script's examples.
+    #[serde(default)]
+    vars: BTreeMap<String, String>,
+}
+
+/// A state's prompt variants as the callee would hear them: each rendered and
+/// spoken in the state's style by the bot's voice (`WAIHU_BOT_VOICE`), 8 kHz
+/// WAV as a data URL. Script errors answer 200 with ok=false, like validate.
+async fn prompt_audio(
+    State(s): State<AppState>,
+    _c: Caller,
+    J(b): J<PromptAudioBody>,
+) -> Result<Json<Value>, ApiError> {
+    use waihu_bot::preview::{self, PreviewError};
+    too_long("script", b.yaml.len())?;
+    let prog = match waihu_dialog::load_str(&b.yaml, "script") {
+        Ok(p) => p,
+        Err(e) => return Ok(Json(json!({"ok": false, "errors": diagnostics(&e)}))),
+    };
+    let (style, prompts) =
+        preview::state_prompts(&prog, &b.state, &b.vars).map_err(|e| match e {
+            PreviewError::NoSuchState(..) => ApiError::not_found("no_such_state", e.to_string()),
+            _ => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "no_prompt", e.to_string()),
+        })?;
+    let lang: &'static str = match prog.language {
+        waihu_dialog::Language::Zh => "zh",
+        waihu_dialog::Language::En => "en",
+    };
+    let console = s.console.clone();
+    let data_dir = s.store.data_dir().to_path_buf();
+    let language = prog.language;
+    let state = b.state.clone();
+    let spoken_style = style.clone();
+    let spoken = tokio::task::spawn_blocking(move || -> Result<Vec<Value>, ApiError> {
+        let voice = console.engine.voice(&data_dir, lang)?;
+        let styles = waihu_bot::preview::StyleBook::default();
+        let mut out = Vec::with_capacity(prompts.len());
+        for p in prompts {
+            let samples = preview::speak(&voice, &styles, language, &state, &spoken_style, &p.text)
+                .map_err(|e| match e {
+                    PreviewError::Style { .. } => ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "unknown_style",
+                        e.to_string(),
+                    ),
+                    _ => ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "tts_unavailable",
+                        e.to_string(),
+                    ),
+                })?;
+            let wav = preview::wav_data_url(preview::PREVIEW_RATE, &samples)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            out.push(json!({
+                "variant": p.variant,
+                "text": p.text,
+                "ms": samples.len() as u64 * 1000 / u64::from(preview::PREVIEW_RATE),
+                "wav": wav,
+            }));
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("speaking the prompt: {e}")))??;
+    Ok(Json(json!({
+        "ok": true,
+        "state": b.state,
+        "style": style,
+        "language": lang,
+        "rate": preview::PREVIEW_RATE,
+        "variants": spoken,
+    })))
+}
+
+impl EngineState {
+    /// The bot's voice for `lang`, loaded once.
+    fn voice(
+        &self,
+        data_dir: &std::path::Path,
+        lang: &'static str,
+    ) -> Result<Arc<waihu_bot::preview::Synthesizer>, ApiError> {
+        let mut voices = self.voices.lock().unwrap();
+        if let Some(v) = voices.get(lang) {
+            return Ok(v.clone());
+        }
+        // Previews are short and repeated while editing: a small cache.
+        let v = waihu_bot::kit::load_voice(data_dir, lang, 16 << 20)
+            .map(Arc::new)
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "tts_unavailable",
+                    e.to_string(),
+                )
+            })?;
+        voices.insert(lang, v.clone());
+        Ok(v)
+    }
 }
 
 // ---- test cases -------------------------------------------------------------

@@ -177,6 +177,13 @@ fn chat_body() -> Value {
         "line": {"type": "string", "maxLength": 2000, "description": "A turn: the callee's words, /silence, /hangup or /dtmf 1#."}}})
 }
 
+fn prompt_audio_body() -> Value {
+    json!({"type": "object", "additionalProperties": false, "required": ["yaml", "state"], "properties": {
+        "yaml": {"type": "string", "description": "The script text (saved or not)."},
+        "state": {"type": "string", "description": "The state whose prompt to speak."},
+        "vars": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Customer variables (missing ones take the script's examples)."}}})
+}
+
 const OPS: &[Op] = &[
     Op { method: "GET", path: "/", summary: "The dashboard (HTML, embedded; 中文 with an English switch).", role: None, params: &[], body: None, csv: false },
     Op { method: "GET", path: "/api/openapi.json", summary: "This document.", role: None, params: &[], body: None, csv: false },
@@ -407,6 +414,7 @@ const OPS: &[Op] = &[
     Op { method: "POST", path: "/api/segments/apply", summary: "As preview, then store every customer's segment and the rule definitions (a segments_applied event). 409 no_customers on an empty store.", role: Some("operator"), params: &[], body: Some(rules_body), csv: false },
     Op { method: "POST", path: "/api/scripts/validate", summary: "Check a script's YAML: ok with a summary and its state graph, or ok=false with errors [{line, column, path, message}] (200 either way).", role: Some("analyst"), params: &[], body: Some(script_body), csv: false },
     Op { method: "POST", path: "/api/scripts/chat", summary: "Text chat with a script, as `waihu script chat`: {yaml, vars} starts one (the opening prompt and a session id), {session, line} is a callee turn (words, /silence, /hangup, /dtmf 1#); answers the bot's prompts, actions, what it understood and the end. Sessions idle 30 min expire (404 no_such_chat); at most 32 are kept.", role: Some("analyst"), params: &[], body: Some(chat_body), csv: false },
+    Op { method: "POST", path: "/api/scripts/prompt-audio", summary: "Prompt preview (试听): a state's prompt variants rendered with the variables sent (the script's examples for the rest) and spoken in the state's style by the bot's voice (WAIHU_BOT_VOICE), as the callee hears it: per variant its text, length in ms and an 8 kHz WAV data URL. Script errors answer 200 with ok=false and errors [{line, column, path, message}]; 404 no_such_state; 422 no_prompt (a router) or unknown_style; 503 tts_unavailable.", role: Some("analyst"), params: &[], body: Some(prompt_audio_body), csv: false },
     Op { method: "POST", path: "/api/scripts/test", summary: "Run a script's test cases (as `waihu script test`) against the script text sent: the cases sent as `cases`, or the stored <name>.cases.yaml (or <stem>.cases.yaml). Answers passed, failed and per case the path, outcome and failures; script or case-file errors answer ok=false with their positions.", role: Some("analyst"), params: &[], body: Some(test_body), csv: false },
     Op { method: "GET", path: "/api/scripts/{name}/source", summary: "A script's YAML text with its sha256 (the base of a later save) and latest saved version.", role: Some("analyst"), params: SCRIPT_NAME, body: None, csv: false },
     Op { method: "PUT", path: "/api/scripts/{name}", summary: "Save a script (validated first: 422 invalid_script with errors [{line, column, path, message}], nothing saved). base must be the sha256 the editor started from (409 conflict if someone saved since). The version is kept under scripts/.history and a script_saved event records who, the version, both hashes and lines added/removed. 201 when it creates the script.", role: Some("operator"), params: SCRIPT_NAME, body: Some(save_body), csv: false },
@@ -425,8 +433,9 @@ fn error_response(desc: &str) -> Value {
 pub fn document() -> Value {
     let mut paths = Map::new();
     // Served only with the `engine` feature (console_engine.rs).
-    const ENGINE: [&str; 3] = [
+    const ENGINE: [&str; 4] = [
         "/api/scripts/chat",
+        "/api/scripts/prompt-audio",
         "/api/scripts/test",
         "/api/campaigns/forecast",
     ];

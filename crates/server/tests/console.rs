@@ -774,3 +774,99 @@ async fn a_scripts_test_cases_run_from_the_console() {
     assert_eq!(st, 404);
     s.stop().await;
 }
+
+/// Samples of a WAV data URL (`data:audio/wav;base64,...`), read back by the audio crate.
+fn wav_of(url: &Value) -> (u32, Vec<i16>) {
+    use base64::Engine as _;
+    let b64 = url
+        .as_str()
+        .and_then(|u| u.strip_prefix("data:audio/wav;base64,"))
+        .unwrap_or_else(|| panic!("not a WAV data URL: {url}"));
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    let pcm = waihu_audio::wav::parse_wav(&bytes).unwrap();
+    (pcm.rate, pcm.samples)
+}
+
+fn rms(s: &[i16]) -> f64 {
+    (s.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / s.len().max(1) as f64).sqrt()
+}
+
+#[tokio::test]
+async fn prompt_previews_speak_each_variant_in_its_style() {
+    // The bot's voice is espeak-ng by default: a test that cannot speak must fail in CI.
+    if !waihu_testkit::have_peer("espeak-ng") {
+        return;
+    }
+    let s = Server::start(waihu_server::Config::default()).await;
+    let preview = |state: &str, vars: Value| {
+        let body = json!({"yaml": SCRIPT, "state": state, "vars": vars});
+        let s = &s;
+        async move {
+            s.send(
+                Method::POST,
+                &s.analyst,
+                "/api/scripts/prompt-audio",
+                Some(body),
+            )
+            .await
+        }
+    };
+    // The opening's two variants, the customer's name given, the rest the script's examples.
+    let (st, r) = preview("opening", json!({"name": "李女士"})).await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(
+        (r["ok"].as_bool(), r["style"].as_str()),
+        (Some(true), Some("happy")),
+        "{r}"
+    );
+    let variants = r["variants"].as_array().unwrap();
+    assert_eq!(variants.len(), 2, "{r}");
+    let mut lengths = Vec::new();
+    for v in variants {
+        let text = v["text"].as_str().unwrap();
+        assert!(
+            text.contains("李女士") && text.contains("优选商城"),
+            "{text}"
+        );
+        assert!(!text.contains("{{"), "{text}");
+        let (rate, samples) = wav_of(&v["wav"]);
+        assert_eq!(rate, 8000);
+        let ms = samples.len() as u64 * 1000 / 8000;
+        assert_eq!(v["ms"].as_u64(), Some(ms), "{v}");
+        // Speech, not silence: seconds of it, and loud enough to hear.
+        assert!(ms > 2000, "{} ms for «{text}»", ms);
+        assert!(rms(&samples) > 300.0, "rms {} for «{text}»", rms(&samples));
+        lengths.push(ms);
+    }
+    // The short variant is shorter.
+    assert!(lengths[1] < lengths[0], "{lengths:?}");
+
+    // What cannot be previewed says why.
+    let (st, r) = preview("no_such", json!({})).await;
+    assert_eq!(
+        (st, r["error"]["code"].as_str()),
+        (404, Some("no_such_state")),
+        "{r}"
+    );
+    let (st, r) = s
+        .send(
+            Method::POST,
+            &s.analyst,
+            "/api/scripts/prompt-audio",
+            Some(json!({"yaml": "name: x\nstates: [", "state": "opening"})),
+        )
+        .await;
+    assert_eq!((st, r["ok"].as_bool()), (200, Some(false)), "{r}");
+    assert!(r["errors"][0]["line"].as_u64().is_some(), "{r}");
+    // Keys without a role in the console are refused.
+    let r = s
+        .client
+        .post(s.url("/api/scripts/prompt-audio"))
+        .json(&json!({"yaml": SCRIPT, "state": "opening"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+}

@@ -34,7 +34,7 @@ fn line_of(text: &str, needle: &str) -> usize {
 
 #[tokio::test]
 async fn console_in_a_real_browser() {
-    if !have_peer_at("chromium", Path::new(CHROMIUM)) {
+    if !have_peer_at("chromium", Path::new(CHROMIUM)) || !waihu_testkit::have_peer("espeak-ng") {
         return;
     }
     let s = Server::start(waihu_server::Config::default()).await;
@@ -276,6 +276,24 @@ async fn console_in_a_real_browser() {
         .await;
     assert!(heard.as_str().unwrap().contains("affirm"), "{heard}");
     b.screenshot(&shots.join("5-script-chat.png")).await;
+
+    // Prompt preview (试听): a click on a state in the flow speaks its variants with the
+    // bot's own voice; the audio element holds seconds of 8 kHz WAV.
+    b.click("#sc-graph g[data-state=opening]").await;
+    b.wait_for(
+        "the opening's prompt audio",
+        "(() => { const a = document.getElementById('pv-audio'); return a.src.startsWith('data:audio/wav') && a.readyState >= 1 && a.duration > 2 && document.querySelectorAll('#pv-variants .pv-variant').length === 2; })()",
+        WAIT,
+    )
+    .await;
+    let title = b
+        .eval("document.getElementById('pv-title').textContent")
+        .await;
+    assert_eq!(title, json!("[opening] happy"));
+    let first = b
+        .eval("document.querySelector('#pv-variants .pv-variant').textContent")
+        .await;
+    assert!(first.as_str().unwrap().contains("张先生"), "{first}");
 
     // Campaigns: a forecast over the uploaded list before launch, drawn per day.
     b.click("nav button[data-page=campaigns]").await;

@@ -66,6 +66,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
             kind,
             std::path::Path::new(file.trim()),
             None,
+            None,
             &format!("--announcement #{}", i + 1),
         )?;
     }
@@ -155,6 +156,7 @@ pub fn add_recording(
     kind: &str,
     file: &std::path::Path,
     name: Option<&str>,
+    trunk: Option<&str>,
     at: &str,
 ) -> anyhow::Result<()> {
     let known = || {
@@ -178,15 +180,18 @@ pub fn add_recording(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| file.display().to_string())
     });
-    lib.add(kind, name, &samples)
+    lib.add_for_trunk(kind, name, trunk, &samples)
         .with_context(|| format!("{at}: {} cannot be fingerprinted", file.display()))
 }
 
 /// The campaign's `announcements:` recordings (paths relative to the campaign
-/// file) as a fingerprint library; `None` when it names none.
+/// file) as a fingerprint library; `None` when it names none. `trunks`: the
+/// names of the trunks the run dials through (empty: one `--trunk` address,
+/// no named trunks), which a recording's `trunk:` must name.
 pub fn campaign_library(
     campaign_path: &std::path::Path,
     campaign: &waihu_campaign::config::Campaign,
+    trunks: &[&str],
 ) -> anyhow::Result<Option<Library>> {
     if campaign.announcements.is_empty() {
         return Ok(None);
@@ -194,12 +199,25 @@ pub fn campaign_library(
     let base = campaign_path.parent().unwrap_or(std::path::Path::new("."));
     let mut lib = Library::new();
     for (i, a) in campaign.announcements.iter().enumerate() {
+        let at = format!("{}: announcements[{i}]", campaign_path.display());
+        let trunk = a.trunk.as_deref().map(str::trim);
+        match trunk {
+            Some(t) if trunks.is_empty() => anyhow::bail!(
+                "{at}.trunk: '{t}', but calls go out through one --trunk address, not named trunks: give --trunks FILE or trunks with a proxy in the campaign / 外呼未使用命名中继"
+            ),
+            Some(t) if !trunks.contains(&t) => anyhow::bail!(
+                "{at}.trunk: '{t}' is not a trunk of this run ({}) / 没有这个中继",
+                trunks.join(", ")
+            ),
+            _ => {}
+        }
         add_recording(
             &mut lib,
             &a.kind,
             &base.join(a.file.trim()),
             a.name.as_deref(),
-            &format!("{}: announcements[{i}]", campaign_path.display()),
+            trunk,
+            &at,
         )?;
     }
     Ok(Some(lib))

@@ -252,7 +252,10 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
     // bad file stops the run before any call. (A campaign that does not parse
     // is reported by the run itself, with every issue.)
     let announcements = match waihu_campaign::config::Campaign::from_yaml(&yaml) {
-        Ok(c) => crate::cmd::amd::campaign_library(&a.campaign, &c)?,
+        Ok(c) => {
+            let names: Vec<&str> = trunks.iter().map(|t| t.name.as_str()).collect();
+            crate::cmd::amd::campaign_library(&a.campaign, &c, &names)?
+        }
         Err(_) => None,
     };
     if let Some(lib) = &announcements {
