@@ -39,6 +39,7 @@ HEAVY = {
     "waihu::faults",
     "waihu::live",
     "waihu::live_amd",
+    "waihu::live_asr_server",
     "waihu::live_fallback_sms",
     "waihu::live_knowledge",
     "waihu::live_voiceprint",

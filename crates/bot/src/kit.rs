@@ -53,10 +53,22 @@ impl Kit {
             dir: dir.display().to_string(),
             source: e,
         })?;
+        Kit::with_asr(data_dir, lang, Arc::new(asr), slots)
+    }
+
+    /// Like [`Kit::load`] with a recogniser of the caller's (a campaign's
+    /// `asr:`, e.g. an OpenAI-compatible server); `slots` default: the number
+    /// of cores.
+    pub fn with_asr(
+        data_dir: &Path,
+        lang: &str,
+        asr: Arc<dyn waihu_speech::asr::UtteranceAsr>,
+        slots: Option<usize>,
+    ) -> Result<Kit, KitError> {
         let synth = load_voice(data_dir, lang, 128 << 20)?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Kit {
-            asr: Arc::new(asr),
+            asr,
             asr_slots: Arc::new(Semaphore::new(slots.unwrap_or(cores).max(1))),
             synth,
             styles: StyleBook::default(),

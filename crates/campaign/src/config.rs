@@ -114,6 +114,44 @@ pub struct CampaignFile {
     /// The runtime reads and checks the files (`waihu_amd::fingerprint`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub announcements: Vec<AnnouncementFile>,
+    /// Speech recognition for this campaign's calls; default: the embedded
+    /// Whisper for the script's language.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asr: Option<AsrFile>,
+}
+
+/// The engines `asr.engine` may name.
+pub const ASR_ENGINES: [&str; 2] = ["whisper", "openai"];
+
+/// `asr: {engine: openai, url: http://10.0.0.5:8000/v1}`: where a campaign's
+/// calls are transcribed.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AsrFile {
+    /// `whisper` (embedded, the default) or `openai` (an OpenAI-compatible
+    /// transcription server: `waihu asr --serve`, faster-whisper servers,
+    /// vLLM, OpenAI itself).
+    #[serde(default = "default_asr_engine")]
+    pub engine: String,
+    /// whisper: a model name under the models directory (`whisper-tiny.en`,
+    /// `whisper-base`) or a directory (relative to the campaign file);
+    /// openai: the model name sent (default `whisper-1`).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// openai: the API base, `http(s)://host:port/v1`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// openai: the environment variable holding the API key (never the key).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Utterances transcribed at once (default: one per core for whisper, 8
+    /// for a server).
+    #[serde(default)]
+    pub slots: Option<usize>,
+}
+
+fn default_asr_engine() -> String {
+    "whisper".into()
 }
 
 /// `announcements: [{kind: suspended, file: carrier/cmcc-停机.wav}]`.
@@ -611,6 +649,8 @@ pub struct Campaign {
     /// Operators' carrier announcement recordings (paths as written, relative
     /// to the campaign file).
     pub announcements: Vec<AnnouncementFile>,
+    /// Where the calls are transcribed (checked at load; the runtime builds it).
+    pub asr: Option<AsrFile>,
 }
 
 fn ser_tz<S: serde::Serializer>(tz: &Tz, s: S) -> Result<S::Ok, S::Error> {
@@ -699,6 +739,50 @@ fn announcements_check(f: &CampaignFile, bad: &mut impl FnMut(&str, String)) {
                 "empty: name a WAV recording of the announcement".into(),
             );
         }
+    }
+}
+
+/// The shape of `asr:`; the runtime loads the model or reaches the server.
+fn asr_check(f: &CampaignFile, bad: &mut impl FnMut(&str, String)) {
+    let Some(a) = &f.asr else { return };
+    let engine = a.engine.trim();
+    if !ASR_ENGINES.contains(&engine) {
+        bad(
+            "asr.engine",
+            format!(
+                "'{}': use {} / 未知的语音识别引擎",
+                a.engine,
+                ASR_ENGINES.join(", ")
+            ),
+        );
+    }
+    let url = a.url.as_deref().map(str::trim);
+    match (engine, url) {
+        ("openai", None) => bad(
+            "asr.url",
+            "engine openai needs the server's API base, e.g. http://10.0.0.5:8000/v1".into(),
+        ),
+        ("openai", Some(u)) if !(u.starts_with("http://") || u.starts_with("https://")) => bad(
+            "asr.url",
+            format!("'{u}': an http:// or https:// API base, e.g. http://10.0.0.5:8000/v1"),
+        ),
+        ("whisper", Some(_)) => bad(
+            "asr.url",
+            "the embedded whisper engine has no URL; use engine: openai for a server".into(),
+        ),
+        _ => {}
+    }
+    if engine == "whisper" && a.api_key_env.is_some() {
+        bad(
+            "asr.api_key_env",
+            "the embedded whisper engine takes no API key".into(),
+        );
+    }
+    if a.model.as_deref().is_some_and(|m| m.trim().is_empty()) {
+        bad("asr.model", "empty: name a model, or leave it out".into());
+    }
+    if a.slots.is_some_and(|n| n == 0 || n > 256) {
+        bad("asr.slots", "between 1 and 256".into());
     }
 }
 
@@ -855,6 +939,7 @@ impl Campaign {
         let max_attempts = caps_from(&f, &mut bad);
         let retry = retry_from(&f, &mut bad);
         announcements_check(&f, &mut bad);
+        asr_check(&f, &mut bad);
         let (dnc_prefixes, dnc_ranges) = dnc_from(&f, &mut bad);
         let trunks = trunks_from(&f, &mut bad);
         let (caller_ids, local_presence) = caller_ids_from(&f, &mut bad);
@@ -904,6 +989,7 @@ impl Campaign {
             defer_below,
             learning,
             announcements: f.announcements.clone(),
+            asr: f.asr.clone(),
         })
     }
 
@@ -1665,6 +1751,7 @@ announcements:
   - {kind: suspended, file: cmcc-stop.wav}
   - {kind: out_of_money, file: x.wav}
   - {kind: vacant, file: " "}
+asr: {engine: openai, url: "10.0.0.5:8000", slots: 0}
 "#;
         let e = Campaign::from_yaml(text).unwrap_err();
         let paths: Vec<&str> = e.issues.iter().map(|i| i.path.as_str()).collect();
@@ -1686,10 +1773,36 @@ announcements:
             "pacing.target_abandon_rate",
             "announcements[1].kind",
             "announcements[2].file",
+            "asr.url",
+            "asr.slots",
         ] {
             assert!(paths.contains(&p), "missing {p} in {paths:?}");
         }
         assert!(!paths.iter().any(|p| p.starts_with("announcements[0]")));
+    }
+
+    #[test]
+    fn asr_names_an_engine_and_what_it_needs() {
+        let c = Campaign::from_yaml(&format!(
+            "{MIN}asr: {{engine: openai, url: 'http://10.0.0.5:8000/v1', model: whisper-base, api_key_env: ASR_KEY, slots: 12}}\n"
+        ))
+        .unwrap();
+        let a = c.asr.unwrap();
+        assert_eq!((a.engine.as_str(), a.slots), ("openai", Some(12)));
+        assert_eq!(a.url.as_deref(), Some("http://10.0.0.5:8000/v1"));
+        let c = Campaign::from_yaml(&format!("{MIN}asr: {{model: whisper-tiny.en}}\n")).unwrap();
+        assert_eq!(c.asr.unwrap().engine, "whisper");
+        for (bad, path) in [
+            ("asr: {engine: kaldi}", "asr.engine"),
+            ("asr: {engine: openai}", "asr.url"),
+            ("asr: {url: 'http://x/v1'}", "asr.url"),
+            ("asr: {api_key_env: K}", "asr.api_key_env"),
+            ("asr: {model: ' '}", "asr.model"),
+        ] {
+            let e = Campaign::from_yaml(&format!("{MIN}{bad}\n")).unwrap_err();
+            assert!(e.issues.iter().any(|i| i.path == path), "{bad}: {e:?}");
+        }
+        assert!(Campaign::from_yaml(&format!("{MIN}asr: {{engine: whisper, key: x}}\n")).is_err());
     }
 
     #[test]

@@ -202,11 +202,11 @@ async fn run(
         })
     });
     let r = tokio::time::timeout(
-        Duration::from_secs(55),
+        Duration::from_secs(150),
         rehearse(&store, setup, handle, kit, never),
     )
     .await
-    .expect("the campaign ends within 55 s")
+    .expect("the campaign ends within 150 s (a bound, not a target: the machine may be shared)")
     .unwrap();
     if let Some(w) = watcher {
         w.abort();

@@ -38,6 +38,7 @@ pub mod funasr;
 pub mod openai;
 pub mod piper;
 pub mod remote_tts;
+pub mod serve;
 pub mod tts;
 pub mod whisper;
 pub mod zh;

@@ -122,3 +122,96 @@ async fn multilingual_base_takes_the_language_token() {
     assert_eq!(t.language.as_deref(), Some("en"));
     assert!(e as f64 / n as f64 <= 0.3, "{:?}", t.text);
 }
+
+/// `serve`: the embedded Whisper behind the OpenAI-compatible API, called by the
+/// product's own OpenAI client over loopback — the same words as in-process, the
+/// confidence carried through `verbose_json`, bad requests answered in OpenAI's shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn served_whisper_answers_the_openai_client() {
+    use waihu_speech::asr::UtteranceAsr;
+    use waihu_speech::openai::{OpenAiAsr, ResponseFormat};
+    let asr: Arc<dyn UtteranceAsr> = Arc::new(WhisperAsr::load(&model_dir()).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = waihu_speech::serve::router(asr.clone(), 2);
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let synth = Synthesizer::new(Arc::new(EspeakTts::default()));
+    let v = Voice {
+        style: Style::NEUTRAL,
+        lang: LangChoice::En,
+        rate: 8000,
+    };
+    let said = "Please call me back tomorrow afternoon.";
+    let audio = synth.synthesize_all(said, v).unwrap();
+    let opts = AsrOptions {
+        lang: Some("en".into()),
+        rate: 8000,
+        ..Default::default()
+    };
+    let local = asr.transcribe(&audio, 8000, &opts).await.unwrap();
+    let base = format!("http://{addr}/v1");
+    for format in [ResponseFormat::VerboseJson, ResponseFormat::Json] {
+        let client = OpenAiAsr::new(&base, "whisper-tiny.en")
+            .unwrap()
+            .with_format(format);
+        let remote = client.transcribe(&audio, 8000, &opts).await.unwrap();
+        eprintln!(
+            "{format:?}: {:?} (in process: {:?})",
+            remote.text, local.text
+        );
+        assert_eq!(remote.text, local.text, "{format:?}");
+        let (e, n) = word_errors(said, &remote.text);
+        assert!(e * 4 <= n, "{said:?} → {:?}", remote.text);
+        match format {
+            ResponseFormat::VerboseJson => {
+                let (r, l) = (remote.confidence, local.confidence);
+                assert_eq!(r.is_some(), l.is_some(), "confidence {r:?} vs {l:?}");
+                if let (Some(r), Some(l)) = (r, l) {
+                    assert!((r - l).abs() < 1e-3, "confidence {r} vs {l}");
+                }
+            }
+            ResponseFormat::Json => assert_eq!(remote.confidence, None),
+        }
+    }
+    // What the server cannot use is a 400 with OpenAI's error shape.
+    let http = reqwest::Client::new();
+    let url = format!("{base}/audio/transcriptions");
+    for (form, param) in [
+        (reqwest::multipart::Form::new().text("model", "x"), "file"),
+        (
+            reqwest::multipart::Form::new().part(
+                "file",
+                reqwest::multipart::Part::bytes(b"RIFF-nonsense".to_vec()).file_name("a.wav"),
+            ),
+            "file",
+        ),
+        (
+            reqwest::multipart::Form::new()
+                .part(
+                    "file",
+                    reqwest::multipart::Part::bytes(
+                        waihu_audio::wav::wav_bytes(8000, &audio).unwrap(),
+                    )
+                    .file_name("a.wav"),
+                )
+                .text("language", "klingon"),
+            "language",
+        ),
+    ] {
+        let r = http.post(&url).multipart(form).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 400);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["param"], param, "{body}");
+        assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+    }
+    let models: serde_json::Value = http
+        .get(format!("{base}/models"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(models["data"][0]["object"], "model", "{models}");
+    server.abort();
+}

@@ -133,17 +133,75 @@ fn parse_var(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected name=value, got '{s}'"))
 }
 
+/// Where this run's calls are transcribed.
+enum AsrPlan {
+    /// The embedded Whisper: this model directory, or the script language's default.
+    Whisper(Option<PathBuf>),
+    /// An OpenAI-compatible transcription server (a campaign's `asr: {engine: openai}`).
+    Server(Arc<waihu_speech::openai::OpenAiAsr>),
+}
+
+/// The recogniser and its slots: `--asr-model` first, then the campaign's `asr:`,
+/// then the embedded default; `--asr-slots` over the campaign's `slots`.
+fn asr_plan(
+    ctx: &Ctx,
+    a: &RunArgs,
+    asr: Option<&waihu_campaign::config::AsrFile>,
+) -> anyhow::Result<(AsrPlan, Option<usize>)> {
+    let at = a.campaign.display();
+    let (Some(f), None) = (asr, &a.asr_model) else {
+        return Ok((AsrPlan::Whisper(a.asr_model.clone()), a.asr_slots));
+    };
+    let slots = a.asr_slots.or(f.slots);
+    match f.engine.trim() {
+        "openai" => {
+            let url = f.url.as_deref().unwrap_or_default().trim();
+            let model = f.model.as_deref().map_or("whisper-1", str::trim);
+            let key = match &f.api_key_env {
+                Some(var) => Some(std::env::var(var.trim()).with_context(|| {
+                    format!("{at}: asr.api_key_env: {var} is not set / 未设置语音识别密钥")
+                })?),
+                None => None,
+            };
+            let asr = waihu_speech::openai::OpenAiAsr::new(url, model)
+                .with_context(|| format!("{at}: asr.url"))?
+                .with_api_key(key);
+            eprintln!("waihu: 语音识别 / ASR: {model} at {}", asr.url());
+            // A server decodes on its own cores: more turns in flight than ours.
+            Ok((AsrPlan::Server(Arc::new(asr)), slots.or(Some(8))))
+        }
+        _ => {
+            let dir = f.model.as_deref().map(str::trim).map(|m| {
+                if m.contains('/') || m.contains('\\') {
+                    a.campaign
+                        .parent()
+                        .unwrap_or(std::path::Path::new("."))
+                        .join(m)
+                } else {
+                    waihu_speech::whisper::default_model_dir(ctx.data_dir(), m)
+                }
+            });
+            Ok((AsrPlan::Whisper(dir), slots))
+        }
+    }
+}
+
 /// Loads this process's speech kit once the script (and so its language) is known.
 fn kit_loader(
     ctx: &Ctx,
-    model: Option<PathBuf>,
+    asr: AsrPlan,
     slots: Option<usize>,
     llm: bool,
     voiceprint: Option<(waihu_store::Store, usize, i64)>,
     announcements: Option<waihu_amd::Library>,
 ) -> impl FnOnce(&ScriptKit) -> Result<Kit, BoxError> + '_ {
     move |script| {
-        let mut kit = Kit::load(ctx.data_dir(), script.lang(), model.as_deref(), slots)?;
+        let mut kit = match asr {
+            AsrPlan::Whisper(model) => {
+                Kit::load(ctx.data_dir(), script.lang(), model.as_deref(), slots)?
+            }
+            AsrPlan::Server(asr) => Kit::with_asr(ctx.data_dir(), script.lang(), asr, slots)?,
+        };
         kit.announcements = announcements;
         if llm {
             let answerer = crate::cmd::llm::LiveAnswerer::from_env()
@@ -251,13 +309,15 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
     // The operator's carrier recordings, read and fingerprinted up front so a
     // bad file stops the run before any call. (A campaign that does not parse
     // is reported by the run itself, with every issue.)
-    let announcements = match waihu_campaign::config::Campaign::from_yaml(&yaml) {
-        Ok(c) => {
+    let parsed = waihu_campaign::config::Campaign::from_yaml(&yaml).ok();
+    let announcements = match &parsed {
+        Some(c) => {
             let names: Vec<&str> = trunks.iter().map(|t| t.name.as_str()).collect();
-            crate::cmd::amd::campaign_library(&a.campaign, &c, &names)?
+            crate::cmd::amd::campaign_library(&a.campaign, c, &names)?
         }
-        Err(_) => None,
+        None => None,
     };
+    let (asr, asr_slots) = asr_plan(ctx, &a, parsed.as_ref().and_then(|c| c.asr.as_ref()))?;
     if let Some(lib) = &announcements {
         let names: Vec<String> = lib
             .references()
@@ -324,8 +384,8 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
         };
         let kit = kit_loader(
             ctx,
-            a.asr_model.clone(),
-            a.asr_slots,
+            asr,
+            asr_slots,
             a.llm,
             a.voiceprint
                 .then(|| (store.clone(), a.voice_crowd, a.voice_keep_days)),

@@ -252,7 +252,7 @@ pub enum Engine {
 #[derive(clap::Args, Debug)]
 pub struct AsrArgs {
     /// WAV file (PCM 8-32 bit, float, A-law or µ-law; mixed down to mono).
-    #[arg(required_unless_present_any = ["bench_vad", "bench"])]
+    #[arg(required_unless_present_any = ["bench_vad", "bench", "serve"])]
     file: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "whisper")]
     engine: Engine,
@@ -296,6 +296,51 @@ pub struct AsrArgs {
     /// With --bench: skip the faster-whisper baseline.
     #[arg(long)]
     no_baseline: bool,
+    /// Serve the embedded Whisper (--model-dir, else by --lang) over the
+    /// OpenAI-compatible transcription API at this address
+    /// (`POST http://ADDR/v1/audio/transcriptions`) until Ctrl-C: dialer nodes and
+    /// campaigns (`asr: {engine: openai, url: http://ADDR/v1}`) share its model.
+    #[arg(long, value_name = "ADDR", conflicts_with_all = ["file", "bench", "bench_vad"])]
+    serve: Option<std::net::SocketAddr>,
+    /// With --serve: requests decoded at once (default: one per core).
+    #[arg(long, value_name = "N")]
+    slots: Option<usize>,
+}
+
+/// `waihu asr --serve ADDR`: the embedded Whisper behind the OpenAI-compatible API.
+fn serve_asr(ctx: &Ctx, a: &AsrArgs, addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    let dir = a.model_dir.clone().unwrap_or_else(|| {
+        let name = if a.lang == "en" {
+            "whisper-tiny.en"
+        } else {
+            "whisper-base"
+        };
+        waihu_speech::whisper::default_model_dir(ctx.data_dir(), name)
+    });
+    let asr = waihu_speech::whisper::WhisperAsr::load(&dir)
+        .with_context(|| format!("loading the Whisper model from {}", dir.display()))?;
+    let slots = a
+        .slots
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let name = {
+        use waihu_speech::asr::UtteranceAsr;
+        asr.name().to_string()
+    };
+    ctx.runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr}"))?;
+        let at = listener.local_addr()?;
+        eprintln!(
+            "waihu: 语音识别服务 / ASR server: {name} at http://{at}/v1 (OpenAI-compatible, {slots} at once); Ctrl-C stops"
+        );
+        let stop = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        waihu_speech::serve::serve(listener, Arc::new(asr), slots, stop)
+            .await
+            .context("serving")
+    })
 }
 
 pub fn run_asr(ctx: &Ctx, a: AsrArgs) -> anyhow::Result<()> {
@@ -306,6 +351,9 @@ pub fn run_asr(ctx: &Ctx, a: AsrArgs) -> anyhow::Result<()> {
     }
     if a.bench {
         return waihu_bench::speech::asr(ctx.data_dir(), a.model_dir.clone(), !a.no_baseline);
+    }
+    if let Some(addr) = a.serve {
+        return serve_asr(ctx, &a, addr);
     }
     let file = a.file.context("FILE is required")?;
     let pcm = waihu_speech::wav::read_wav(&file)?;
