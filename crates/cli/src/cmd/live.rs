@@ -630,7 +630,7 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
                 messages: None,
                 agents: None,
             };
-            let kit = kit_loader(ctx, None, None, false, None, None);
+            let kit = kit_loader(ctx, AsrPlan::Whisper(None), None, false, None, None);
             let Rehearsed {
                 campaign: id,
                 summary,
