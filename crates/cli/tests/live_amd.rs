@@ -110,7 +110,7 @@ async fn machines_and_carrier_announcements_are_stored_and_retried_per_policy() 
         d,
         &campaign,
         &script,
-        &sim.addr.to_string(),
+        "",
         &[
             "--var",
             "shop=BestBuy Online",

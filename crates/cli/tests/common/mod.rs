@@ -93,19 +93,24 @@ pub async fn run_live(
     trunk: &str,
     extra: &[&str],
 ) -> serde_json::Value {
+    // An empty `trunk`: the calls go through the trunks `extra` names (`--trunks FILE`).
+    let trunk_args = if trunk.is_empty() {
+        Vec::new()
+    } else {
+        vec!["--trunk", trunk]
+    };
     let args: Vec<String> = [
         "run",
         "--campaign",
         campaign.to_str().unwrap(),
         "--script",
         script.to_str().unwrap(),
-        "--trunk",
-        trunk,
         "--clock-start",
         "2026-11-25T14:30:00Z",
         "--json",
     ]
     .iter()
+    .chain(&trunk_args)
     .chain(extra)
     .map(|s| s.to_string())
     .collect();
