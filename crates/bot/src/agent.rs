@@ -350,10 +350,11 @@ impl CallAgent for BotAgent {
     }
 
     fn on_early_frame(&mut self, _now: Instant, heard: &[i16]) {
-        let trunk = trunk_of(&self.trunk);
-        if trunk != self.early_trunk {
+        // Compared under the lock, copied only when a failover changed it.
+        let moved = self.trunk.lock().is_ok_and(|t| *t != self.early_trunk);
+        if moved {
             self.early.clear();
-            self.early_trunk = trunk;
+            self.early_trunk = trunk_of(&self.trunk);
         }
         // Up to 12 s: enough for any announcement, bounded for a long ringback.
         if self.early.len() < 12 * 8000 {

@@ -135,10 +135,23 @@ impl ScriptKit {
     }
 
     pub fn lang(&self) -> &'static str {
-        match self.prog.language {
-            Language::Zh => "zh",
-            Language::En => "en",
-        }
+        lang_code(self.prog.language)
+    }
+}
+
+/// A script language's code, `zh` or `en` (how the speech kit names it).
+pub fn lang_code(l: Language) -> &'static str {
+    match l {
+        Language::Zh => "zh",
+        Language::En => "en",
+    }
+}
+
+/// The voice language a script in `l` speaks.
+pub(crate) fn lang_choice(l: Language) -> LangChoice {
+    match l {
+        Language::Zh => LangChoice::Zh,
+        Language::En => LangChoice::En,
     }
 }
 
@@ -1540,10 +1553,7 @@ impl Brain {
             barge_in,
             turn: self.report.turns.len() - 1,
         });
-        let lang = match self.script.prog.language {
-            Language::Zh => LangChoice::Zh,
-            Language::En => LangChoice::En,
-        };
+        let lang = lang_choice(self.script.prog.language);
         let voices: Vec<(String, Voice)> = texts
             .into_iter()
             .map(|(text, style, _)| {

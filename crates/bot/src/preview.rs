@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use waihu_dialog::{Language, Program};
-use waihu_speech::{LangChoice, Voice};
+use waihu_speech::Voice;
 pub use waihu_speech::{StyleBook, Synthesizer};
 
 /// The rate previews are spoken at: what a G.711 call carries.
@@ -99,10 +99,7 @@ pub fn speak(
     })?;
     let voice = Voice {
         style: st,
-        lang: match lang {
-            Language::Zh => LangChoice::Zh,
-            Language::En => LangChoice::En,
-        },
+        lang: crate::lang_choice(lang),
         rate: PREVIEW_RATE,
     };
     synth

@@ -110,10 +110,7 @@ async fn prompt_audio(
             PreviewError::NoSuchState(..) => ApiError::not_found("no_such_state", e.to_string()),
             _ => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "no_prompt", e.to_string()),
         })?;
-    let lang: &'static str = match prog.language {
-        waihu_dialog::Language::Zh => "zh",
-        waihu_dialog::Language::En => "en",
-    };
+    let lang = waihu_bot::lang_code(prog.language);
     let console = s.console.clone();
     let data_dir = s.store.data_dir().to_path_buf();
     let language = prog.language;
