@@ -17,6 +17,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "WAIHU_DATA_DIR", value_name = "DIR")]
     data_dir: Option<std::path::PathBuf>,
 
+    /// Act on this tenant's data (its own database, key, scripts and
+    /// recordings under DIR/tenants/NAME); models stay shared. 租户。
+    #[arg(long, global = true, env = "WAIHU_TENANT", value_name = "NAME")]
+    tenant: Option<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -55,6 +60,9 @@ enum Command {
     /// 用户: accounts that sign in to the dashboard and console (password, TOTP, lock-out).
     #[command(subcommand)]
     User(cmd::user::Cmd),
+    /// 租户: client companies served by one installation, each with its own store.
+    #[command(subcommand)]
+    Tenant(cmd::tenant::Cmd),
     /// 基准测试: measure waihu's parts beside a baseline run in the same process.
     #[command(subcommand)]
     Bench(cmd::bench::Cmd),
@@ -121,7 +129,10 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let ctx = ctx::Ctx::new(cli.data_dir);
+    let ctx = match ctx::Ctx::new(cli.data_dir, cli.tenant) {
+        Ok(c) => c,
+        Err(e) => return finish(Err(e)),
+    };
     finish(run(&ctx, cli.command))
 }
 
@@ -141,6 +152,7 @@ fn run(ctx: &ctx::Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Serve(a) => ok(cmd::serve::run_serve(ctx, a)),
         Command::Apikey(c) => ok(cmd::serve::run_apikey(ctx, c)),
         Command::User(c) => ok(cmd::user::run(ctx, c)),
+        Command::Tenant(c) => ok(cmd::tenant::run(ctx, c)),
         Command::Bench(c) => ok(cmd::bench::run(ctx, c)),
         Command::Run(a) => ok(cmd::live::run(ctx, a)),
         Command::Trunks(c) => ok(cmd::trunks::run(ctx, c)),

@@ -653,3 +653,117 @@ fn user_accounts_from_the_command_line() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no user 'nobody'"));
 }
+
+/// One plain-HTTP GET on loopback: the status and the body.
+fn http_get(addr: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    let mut rq = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        rq.push_str(&format!("{k}: {v}\r\n"));
+    }
+    rq.push_str("\r\n");
+    s.write_all(rq.as_bytes())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    Ok((status, body.to_string()))
+}
+
+#[test]
+fn tenants_keep_their_own_data_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let f = tmp.path().join("acme.csv");
+    std::fs::write(&f, CSV).unwrap();
+    let f = f.to_str().unwrap();
+    ok(&dir, &["customers", "list"]);
+    assert!(ok(&dir, &["tenant", "add", "acme"]).contains("acme"));
+    for (name, says) in [
+        ("acme", "already exists"),
+        ("Acme_Corp", "1 to 32 characters"),
+        ("default", "always exists"),
+    ] {
+        let out = waihu(&dir, &["tenant", "add", name]);
+        assert!(!out.status.success(), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{name}: {err}");
+    }
+    let out = waihu(&dir, &["--tenant", "../x", "customers", "list"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tenant"));
+    // The import lands in acme's store only, sealed under acme's own key.
+    ok(&dir, &["--tenant", "acme", "customers", "import", f]);
+    let in_acme = json_lines(&ok(
+        &dir,
+        &["--tenant", "acme", "customers", "list", "--json"],
+    ));
+    assert_eq!(in_acme.len(), 3, "{in_acme:?}");
+    assert!(ok(&dir, &["customers", "list", "--json"]).trim().is_empty());
+    let own_key = std::fs::read(dir.join("master.key")).unwrap();
+    let acme_key = std::fs::read(dir.join("tenants/acme/master.key")).unwrap();
+    assert_ne!(own_key, acme_key);
+    let tenants = json_lines(&ok(&dir, &["tenant", "list", "--json"]));
+    let names: Vec<_> = tenants
+        .iter()
+        .map(|t| t["tenant"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["default", "acme"]);
+
+    // `waihu serve` serves both; a key of acme works in acme only.
+    let key = json_lines(&ok(
+        &dir,
+        &[
+            "--tenant", "acme", "apikey", "create", "--role", "analyst", "--name", "t", "--json",
+        ],
+    ))[0]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let out = waihu(&dir, &["--tenant", "acme", "serve", "--listen", &addr]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("drop --tenant"));
+    let mut server = Command::new(env!("CARGO_BIN_EXE_waihu"))
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["serve", "--listen", &addr])
+        .env_remove("WAIHU_MASTER_KEY")
+        .env_remove("WAIHU_DATA_DIR")
+        .env_remove("WAIHU_TENANT")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let bearer = format!("Bearer {key}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let answer = loop {
+        match http_get(
+            &addr,
+            "/api/overview",
+            &[("Authorization", &bearer), ("X-Waihu-Tenant", "acme")],
+        ) {
+            Ok(a) => break a,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(100))
+            }
+            Err(e) => {
+                let _ = server.kill();
+                panic!("waihu serve never answered: {e}");
+            }
+        }
+    };
+    let in_default = http_get(&addr, "/api/overview", &[("Authorization", &bearer)]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    let j: serde_json::Value = serde_json::from_str(&answer.1).unwrap();
+    assert_eq!(j["customers"], 3, "{j}");
+    assert_eq!(in_default.unwrap().0, 401);
+}

@@ -203,7 +203,7 @@ async fn prepare(
         })?;
     // Local presence: caller IDs without a `region` get their number's
     // province/city from the 号段归属地 table, when it is installed.
-    if let Some(geo) = waihu_geo::read_installed(store.data_dir())? {
+    if let Some(geo) = waihu_geo::read_installed(store.home())? {
         let located = campaign.locate_caller_ids(&geo);
         tracing::info!(located, source = geo.source(), "caller IDs located");
     }

@@ -280,6 +280,15 @@ async fn login(
             s.cfg.secure_cookies,
         ),
     );
+    // Later requests from this browser go to the tenant signed into.
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        crate::tenancy::cookie(
+            &s.tenant,
+            s.cfg.sessions.absolute.num_seconds(),
+            s.cfg.secure_cookies,
+        ),
+    );
     Ok(r)
 }
 
@@ -312,14 +321,19 @@ async fn logout(
     let mut r = Json(json!({ "signed_out": signed_out })).into_response();
     r.headers_mut()
         .insert(header::SET_COOKIE, cookie("", 0, s.cfg.secure_cookies));
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        crate::tenancy::cookie("", 0, s.cfg.secure_cookies),
+    );
     Ok(r)
 }
 
 /// Who is calling: for a session its user, role, CSRF token and expiry (what a
 /// page opened later in the session needs); for a key its actor and role.
-async fn me(caller: DeskCaller) -> Json<serde_json::Value> {
+async fn me(State(s): State<AppState>, caller: DeskCaller) -> Json<serde_json::Value> {
     match &caller.session {
         Some(sess) => Json(json!({
+            "tenant": &*s.tenant,
             "user": sess.user,
             "role": caller.role,
             "actor": caller.actor,
@@ -327,6 +341,7 @@ async fn me(caller: DeskCaller) -> Json<serde_json::Value> {
             "expires_at": sess.expires_at,
         })),
         None => Json(json!({
+            "tenant": &*s.tenant,
             "user": null,
             "role": caller.role,
             "actor": caller.actor,

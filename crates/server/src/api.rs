@@ -365,8 +365,10 @@ fn csv_response(name: &str, columns: &[&str], items: &[Value]) -> Result<Respons
         .into_response())
 }
 
-async fn me(caller: DeskCaller) -> Json<Value> {
-    Json(json!({"role": caller.role, "actor": caller.actor, "agent": caller.agent}))
+async fn me(State(s): State<AppState>, caller: DeskCaller) -> Json<Value> {
+    Json(
+        json!({"tenant": &*s.tenant, "role": caller.role, "actor": caller.actor, "agent": caller.agent}),
+    )
 }
 
 async fn overview(State(s): State<AppState>, _c: Caller) -> Result<Json<Value>, ApiError> {

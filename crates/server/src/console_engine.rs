@@ -112,7 +112,7 @@ async fn prompt_audio(
         })?;
     let lang = waihu_bot::lang_code(prog.language);
     let console = s.console.clone();
-    let data_dir = s.store.data_dir().to_path_buf();
+    let data_dir = s.store.home().to_path_buf();
     let language = prog.language;
     let state = b.state.clone();
     let spoken_style = style.clone();

@@ -75,7 +75,7 @@ async fn import_customers(
     let opts = ImportOptions {
         region: q.region,
         batch: q.batch,
-        geo: waihu_import::installed_geo(s.store.data_dir()).map_err(import_error)?,
+        geo: waihu_import::installed_geo(s.store.home()).map_err(import_error)?,
         ..ImportOptions::default()
     };
     let report = waihu_import::import_bytes(&s.store, &q.name, body.to_vec(), &opts, &mut ())

@@ -28,6 +28,7 @@ pub mod messages;
 pub mod openapi;
 pub mod reports;
 pub mod rights;
+pub mod tenancy;
 pub mod tls;
 pub mod trunks;
 pub mod webhook;
@@ -80,6 +81,9 @@ impl Default for Config {
 
 #[derive(Clone)]
 pub struct AppState {
+    /// The tenant this router serves ([`tenancy::DEFAULT`] for the installation's own store).
+    pub tenant: Arc<str>,
+    /// That tenant's store, and the only one this router's handlers can reach.
     pub store: Store,
     pub cfg: Arc<Config>,
     /// Open live-call streams (bounded: each polls the store every second).
@@ -129,15 +133,42 @@ impl Routes {
     }
 }
 
-/// The router and the list of routes it serves.
+/// The router and the list of routes it serves, over one store.
 pub fn app(store: Store, cfg: Config) -> (Router, Vec<RouteInfo>) {
-    let cfg_login_per_minute = cfg.login_per_minute;
+    let shared = Shared::new(&cfg);
+    app_for(tenancy::DEFAULT, store, Arc::new(cfg), &shared)
+}
+
+/// What every tenant's router shares: the bound on open live streams and the
+/// per-address sign-in rate limit (a password sprayer does not get ten tries
+/// a minute per tenant).
+struct Shared {
+    streams: Arc<tokio::sync::Semaphore>,
+    accounts: Arc<accounts::Accounts>,
+}
+
+impl Shared {
+    fn new(cfg: &Config) -> Self {
+        Shared {
+            streams: Arc::new(tokio::sync::Semaphore::new(calls::STREAM_LIMIT)),
+            accounts: Arc::new(accounts::Accounts::new(cfg.login_per_minute)),
+        }
+    }
+}
+
+fn app_for(
+    tenant: &str,
+    store: Store,
+    cfg: Arc<Config>,
+    shared: &Shared,
+) -> (Router, Vec<RouteInfo>) {
     let state = AppState {
+        tenant: tenant.into(),
         store,
-        cfg: Arc::new(cfg),
-        streams: Arc::new(tokio::sync::Semaphore::new(calls::STREAM_LIMIT)),
+        cfg,
+        streams: shared.streams.clone(),
         console: Arc::new(console::Console::default()),
-        accounts: Arc::new(accounts::Accounts::new(cfg_login_per_minute)),
+        accounts: shared.accounts.clone(),
     };
     let routes = accounts::routes(rights::routes(console::routes(desk::routes(
         trunks::routes(experiments::routes(messages::routes(import::routes(
@@ -164,6 +195,41 @@ pub fn app(store: Store, cfg: Config) -> (Router, Vec<RouteInfo>) {
     (router, routes.list)
 }
 
+/// One router over several tenants' stores (`(name, store)`, names checked by
+/// [`tenancy::check_name`]): each request is served by the router of the
+/// tenant it names ([`tenancy`]). The multi-node cluster view belongs to the
+/// installation, so only [`tenancy::DEFAULT`] shows it.
+pub fn app_tenants(
+    tenants: Vec<(String, Store)>,
+    cfg: Config,
+) -> Result<(Router, Vec<RouteInfo>), String> {
+    if cfg.open && tenants.iter().any(|(n, _)| n != tenancy::DEFAULT) {
+        return Err("--open (key-less read access) cannot be combined with tenants".into());
+    }
+    let shared = Shared::new(&cfg);
+    let own = Arc::new(cfg.clone());
+    let others = Arc::new(Config {
+        cluster: None,
+        ..cfg
+    });
+    let mut routers = std::collections::BTreeMap::new();
+    let mut list = Vec::new();
+    for (name, store) in tenants {
+        tenancy::check_name(&name)?;
+        let c = if name == tenancy::DEFAULT {
+            own.clone()
+        } else {
+            others.clone()
+        };
+        let (r, l) = app_for(&name, store, c, &shared);
+        list = l;
+        if routers.insert(name.clone(), r).is_some() {
+            return Err(format!("tenant {name:?} given twice"));
+        }
+    }
+    Ok((tenancy::dispatch(routers), list))
+}
+
 /// Serve on `listener` and run the webhook dispatcher until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -171,7 +237,14 @@ pub async fn serve(
     cfg: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_with(listener, None, store, cfg, shutdown).await
+    serve_tenants(
+        listener,
+        None,
+        vec![(tenancy::DEFAULT.into(), store)],
+        cfg,
+        shutdown,
+    )
+    .await
 }
 
 /// [`serve`] over HTTPS: TLS from `tls` (its files are watched for renewal),
@@ -180,36 +253,52 @@ pub async fn serve_tls(
     listener: tokio::net::TcpListener,
     tls: &tls::Tls,
     store: Store,
-    mut cfg: Config,
+    cfg: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    cfg.secure_cookies = true;
-    serve_with(listener, Some(tls), store, cfg, shutdown).await
+    serve_tenants(
+        listener,
+        Some(tls),
+        vec![(tenancy::DEFAULT.into(), store)],
+        cfg,
+        shutdown,
+    )
+    .await
 }
 
 /// One year, subdomains included: what browsers' HSTS preload lists ask for.
 pub const HSTS: &str = "max-age=31536000; includeSubDomains";
 
-async fn serve_with(
+/// Serve every tenant's store ([`app_tenants`]) on `listener`, over HTTPS when
+/// `tls` is given (cookies `Secure`, HSTS), with a webhook dispatcher and an
+/// audit-chain signer per store, until `shutdown` completes.
+pub async fn serve_tenants(
     listener: tokio::net::TcpListener,
     tls: Option<&tls::Tls>,
-    store: Store,
-    cfg: Config,
+    tenants: Vec<(String, Store)>,
+    mut cfg: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    if tls.is_some() {
+        cfg.secure_cookies = true;
+    }
+    let (router, _) = app_tenants(tenants.clone(), cfg.clone())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let dispatcher = tokio::spawn(webhook::run_dispatcher(
-        store.clone(),
-        cfg.webhooks.clone(),
-        stop_rx.clone(),
-    ));
-    let signer = tokio::spawn(sign_audit_head(store.clone(), stop_rx));
+    let mut background = Vec::new();
+    for (_, store) in tenants {
+        background.push(tokio::spawn(webhook::run_dispatcher(
+            store.clone(),
+            cfg.webhooks.clone(),
+            stop_rx.clone(),
+        )));
+        background.push(tokio::spawn(sign_audit_head(store, stop_rx.clone())));
+    }
     // The dummy hash an unknown user's sign-in is checked against is made before
     // the first request, so that request does not take one hash longer.
     tokio::task::spawn_blocking(|| {
         waihu_accounts::password::dummy_hash();
     });
-    let (router, _) = app(store, cfg);
     let stats = std::sync::Arc::new(conns::ConnStats::default());
     let shutdown = async move {
         shutdown.await;
@@ -242,8 +331,9 @@ async fn serve_with(
         }
     };
     let _ = stop_tx.send(true);
-    let _ = dispatcher.await;
-    let _ = signer.await;
+    for task in background {
+        let _ = task.await;
+    }
     result
 }
 

@@ -6,22 +6,8 @@
 //! handler that checks a different role than its route declares fails here.
 mod common;
 
-use common::Server;
+use common::{concrete, Server};
 use waihu_server::auth::{create_key, create_key_for, Need, Role};
-
-/// Ids that exist nowhere (so DELETEs touch nothing), except the agent the
-/// agent key is bound to.
-fn concrete(path: &str) -> String {
-    let p = if path.starts_with("/api/agents/{id}") {
-        path.replace("{id}", "a1")
-    } else {
-        path.replace("{id}", "999999")
-    };
-    p.replace("{phone}", "13700000000")
-        .replace("{name}", "no-such-script")
-        .replace("{file}", "no-such.csv")
-        .replace("{version}", "1")
-}
 
 enum Cred {
     None,

@@ -150,6 +150,8 @@ pub struct Store {
     root: std::sync::Arc<MasterKey>,
     audit: std::sync::Arc<audit::Audit>,
     data_dir: PathBuf,
+    /// The installation's directory when this store is a tenant's (see [`Store::home`]).
+    home: PathBuf,
 }
 
 /// Compare the database's key check with `key`'s; record it on first open.
@@ -313,6 +315,7 @@ impl Store {
             root: std::sync::Arc::new(root),
             audit: std::sync::Arc::new(audit),
             data_dir: data_dir.to_path_buf(),
+            home: data_dir.to_path_buf(),
         };
         // Databases from before the audit chain: chain their rows once (and mirror any
         // checkpoint an earlier process committed but did not write to the file).
@@ -333,8 +336,21 @@ impl Store {
         &self.vault
     }
 
+    /// This store's directory: its database, key file, scripts, recordings, rejects.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The installation's directory, shared by every tenant: the number-range
+    /// table, models. The data directory itself unless [`Store::with_home`] said otherwise.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// A tenant's store (`DIR/tenants/NAME`) shares the installation's `home`.
+    pub fn with_home(mut self, home: &Path) -> Store {
+        self.home = home.to_path_buf();
+        self
     }
 
     /// Wait for writes to reach the database file and close connections.

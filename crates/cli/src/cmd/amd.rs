@@ -33,7 +33,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
         .with_context(|| format!("reading {}", a.file.display()))?;
     let mut samples = waihu_audio::resample::resample_i16(&pcm.samples, pcm.rate, waihu_amd::RATE);
     samples.truncate((a.seconds.max(0.0) * waihu_amd::RATE as f64) as usize);
-    let model = waihu_speech::whisper::default_model_dir(ctx.data_dir(), "whisper-base");
+    let model = waihu_speech::whisper::default_model_dir(ctx.home(), "whisper-base");
     let use_asr = !a.no_asr && model.join("model.bin").exists();
     let t0 = Instant::now();
     let texts = if use_asr {

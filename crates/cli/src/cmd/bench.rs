@@ -146,18 +146,18 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Tts { runs } => {
             waihu_bench::speech::tts(runs)?;
             println!();
-            waihu_bench::speech::tts_neural(ctx.data_dir(), runs)
+            waihu_bench::speech::tts_neural(ctx.home(), runs)
         }
         Cmd::Vad => waihu_bench::speech::vad(),
         Cmd::Voice(a) => waihu_bench::voice::run(a),
         Cmd::Handoff(a) => waihu_bench::handoff::run(a),
         Cmd::Agents(a) => waihu_bench::agents::run(a),
-        Cmd::Voiceprint(a) => waihu_bench::voiceprint::run(ctx.data_dir(), a),
+        Cmd::Voiceprint(a) => waihu_bench::voiceprint::run(ctx.home(), a),
         Cmd::Paillier(a) => waihu_bench::paillier::run(a),
         Cmd::Srtp(a) => waihu_bench::srtp::run(a),
-        Cmd::Amd(a) => waihu_bench::amd::run(ctx.data_dir(), a),
+        Cmd::Amd(a) => waihu_bench::amd::run(ctx.home(), a),
         Cmd::Sms(a) => waihu_bench::sms::run(a),
-        Cmd::Geo(a) => waihu_bench::geo::run(ctx.data_dir(), &a),
+        Cmd::Geo(a) => waihu_bench::geo::run(ctx.home(), &a),
         Cmd::Llm(a) => waihu_bench::llm::run(&a),
         Cmd::Audit(a) => waihu_bench::audit::run(a),
         Cmd::Cluster(a) => waihu_bench::cluster::run(a),
@@ -165,7 +165,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Asr {
             model_dir,
             no_baseline,
-        } => waihu_bench::speech::asr(ctx.data_dir(), model_dir, !no_baseline),
+        } => waihu_bench::speech::asr(ctx.home(), model_dir, !no_baseline),
         Cmd::Import { rows, dir, json } => waihu_bench::import::run(rows, dir, json),
         Cmd::Segments {
             customers,

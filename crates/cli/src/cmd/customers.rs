@@ -391,7 +391,7 @@ pub use waihu_import::ImportReport;
 /// Import a CSV file through `waihu-import`, printing the first rejected rows
 /// to stderr as they come. `demo` and `run` import through this too.
 pub async fn import_file(
-    _ctx: &Ctx,
+    ctx: &Ctx,
     store: &Store,
     args: &ImportArgs,
 ) -> anyhow::Result<ImportReport> {
@@ -400,7 +400,7 @@ pub async fn import_file(
         map: args.map.clone(),
         rejects: args.rejects.clone(),
         batch: args.batch,
-        geo: waihu_import::installed_geo(store.data_dir())?,
+        geo: waihu_import::installed_geo(ctx.home())?,
     };
     let mut shown = RejectLines {
         file: args.file.display().to_string(),

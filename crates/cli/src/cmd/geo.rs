@@ -23,7 +23,7 @@ pub enum Cmd {
 }
 
 fn table(ctx: &Ctx) -> anyhow::Result<waihu_geo::Table> {
-    let path = waihu_geo::default_path(ctx.data_dir());
+    let path = waihu_geo::default_path(ctx.home());
     waihu_geo::read_file(&path)?.with_context(|| {
         format!(
             "no 号段归属地 table at {} / 未安装号段库: run `bash scripts/deps/geo.sh`",
@@ -59,7 +59,7 @@ pub fn run(ctx: &Ctx, c: Cmd) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Info { json } => {
-            let path = waihu_geo::default_path(ctx.data_dir());
+            let path = waihu_geo::default_path(ctx.home());
             let t = table(ctx)?;
             if json {
                 crate::ctx::print_json(&serde_json::json!({

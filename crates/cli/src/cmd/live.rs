@@ -178,7 +178,7 @@ fn asr_plan(
                         .unwrap_or(std::path::Path::new("."))
                         .join(m)
                 } else {
-                    waihu_speech::whisper::default_model_dir(ctx.data_dir(), m)
+                    waihu_speech::whisper::default_model_dir(ctx.home(), m)
                 }
             });
             Ok((AsrPlan::Whisper(dir), slots))
@@ -198,9 +198,9 @@ fn kit_loader(
     move |script| {
         let mut kit = match asr {
             AsrPlan::Whisper(model) => {
-                Kit::load(ctx.data_dir(), script.lang(), model.as_deref(), slots)?
+                Kit::load(ctx.home(), script.lang(), model.as_deref(), slots)?
             }
-            AsrPlan::Server(asr) => Kit::with_asr(ctx.data_dir(), script.lang(), asr, slots)?,
+            AsrPlan::Server(asr) => Kit::with_asr(ctx.home(), script.lang(), asr, slots)?,
         };
         kit.announcements = announcements;
         if llm {
@@ -570,7 +570,7 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
                     LatencyStats::default(),
                 ));
             }
-            let cache_dir = ctx.data_dir().join("cache").join("sim-tts");
+            let cache_dir = ctx.home().join("cache").join("sim-tts");
             std::fs::create_dir_all(&cache_dir)?;
             let cache = TtsCache::with_dir(64 << 20, &cache_dir).map_err(anyhow::Error::msg)?;
             let prog = waihu_dialog::load_file(&a.script).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -582,7 +582,7 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
             // (band + G.711); English callees keep espeak-ng, which the English
             // demo's correctness is measured with.
             let synth = if lang == waihu_speech::Lang::Zh {
-                let v = waihu_sim::callee_voice(ctx.data_dir(), Some(Arc::new(cache)));
+                let v = waihu_sim::callee_voice(ctx.home(), Some(Arc::new(cache)));
                 if let Some(note) = &v.note {
                     eprintln!("note: {note}");
                 }

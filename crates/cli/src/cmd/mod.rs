@@ -23,6 +23,7 @@ pub mod segments;
 pub mod serve;
 pub mod sim;
 pub mod speech;
+pub mod tenant;
 pub mod trunks;
 pub mod user;
 pub mod voiceprint;

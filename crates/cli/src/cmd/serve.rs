@@ -73,8 +73,20 @@ pub enum ApikeyCmd {
 }
 
 pub fn run_serve(ctx: &Ctx, a: ServeArgs) -> anyhow::Result<()> {
+    if ctx.data_dir() != ctx.home() {
+        anyhow::bail!(
+            "serve: `waihu serve` serves every tenant of the installation; drop --tenant"
+        );
+    }
     ctx.runtime()?.block_on(async {
-        let store = ctx.store().await?;
+        let mut tenants = Vec::new();
+        for (name, dir) in ctx.tenants()? {
+            let store = waihu_store::Store::open(&dir)
+                .await
+                .with_context(|| format!("opening tenant '{name}' ({})", dir.display()))?
+                .with_home(ctx.home());
+            tenants.push((name, store));
+        }
         let mut cfg = waihu_server::Config {
             open: a.open,
             sessions: waihu_accounts::session::Lifetime {
@@ -104,16 +116,13 @@ pub fn run_serve(ctx: &Ctx, a: ServeArgs) -> anyhow::Result<()> {
         }
         let tls = match (&a.tls_cert, &a.tls_key, a.tls_self_signed) {
             (Some(cert), Some(key), _) => Some(waihu_server::tls::Tls::from_files(cert, key)?),
-            (_, _, true) => Some(waihu_server::tls::Tls::self_signed(ctx.data_dir())?),
+            (_, _, true) => Some(waihu_server::tls::Tls::self_signed(ctx.home())?),
             _ => None,
         };
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        match tls {
-            Some(tls) => serve_store_tls(store, a.listen, cfg, &tls, shutdown).await,
-            None => serve_store(store, a.listen, cfg, shutdown).await,
-        }
+        serve_stores(tenants, a.listen, cfg, tls.as_ref(), shutdown).await
     })
 }
 
@@ -132,47 +141,61 @@ async fn bind(
         .with_context(|| format!("listening on {listen}"))
 }
 
-/// [`serve_store`] over HTTPS.
-pub async fn serve_store_tls(
-    store: waihu_store::Store,
-    listen: SocketAddr,
-    cfg: waihu_server::Config,
-    tls: &waihu_server::tls::Tls,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let listener = bind(listen, &cfg).await?;
-    let addr = listener.local_addr()?;
-    eprintln!(
-        "waihu: 数据平台 / dashboard: https://{addr}/   API: https://{addr}/api/openapi.json"
-    );
-    eprintln!(
-        "waihu: 证书指纹 / certificate SHA-256 fingerprint: {}",
-        tls.current_fingerprint()
-    );
-    waihu_server::serve_tls(listener, tls, store, cfg, shutdown)
-        .await
-        .context("serving HTTPS")?;
-    Ok(())
-}
-
 /// Serve the API and dashboard over `store` on `listen` until `shutdown`
-/// completes (what `waihu serve` does; `waihu demo` calls it after its run).
-/// Refuses `cfg.open` on a non-loopback address; prints where to look.
+/// completes (what `waihu demo` calls after its run).
 pub async fn serve_store(
     store: waihu_store::Store,
     listen: SocketAddr,
     cfg: waihu_server::Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let tenants = vec![(waihu_server::tenancy::DEFAULT.to_string(), store)];
+    serve_stores(tenants, listen, cfg, None, shutdown).await
+}
+
+/// Serve every tenant's store (`waihu serve`), over HTTPS with `tls`, until
+/// `shutdown` completes. Refuses `cfg.open` on a non-loopback address or with
+/// tenants; prints where to look.
+pub async fn serve_stores(
+    tenants: Vec<(String, waihu_store::Store)>,
+    listen: SocketAddr,
+    cfg: waihu_server::Config,
+    tls: Option<&waihu_server::tls::Tls>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let listener = bind(listen, &cfg).await?;
     let addr = listener.local_addr()?;
-    eprintln!("waihu: 数据平台 / dashboard: http://{addr}/   API: http://{addr}/api/openapi.json");
-    if store.api_keys().await?.is_empty() && !cfg.open {
-        eprintln!("waihu: 还没有 API 密钥 / no API keys yet: waihu apikey create --role analyst --name dashboard");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    eprintln!(
+        "waihu: 数据平台 / dashboard: {scheme}://{addr}/   API: {scheme}://{addr}/api/openapi.json"
+    );
+    if let Some(tls) = tls {
+        eprintln!(
+            "waihu: 证书指纹 / certificate SHA-256 fingerprint: {}",
+            tls.current_fingerprint()
+        );
     }
-    waihu_server::serve(listener, store, cfg, shutdown)
+    if tenants.len() > 1 {
+        let names: Vec<&str> = tenants.iter().map(|(n, _)| n.as_str()).collect();
+        eprintln!(
+            "waihu: 租户 / tenants: {} (header {} or the sign-in form's organisation)",
+            names.join(", "),
+            waihu_server::tenancy::HEADER
+        );
+    }
+    for (name, store) in &tenants {
+        if store.api_keys().await?.is_empty() && store.users().await?.is_empty() && !cfg.open {
+            let t = if name == waihu_server::tenancy::DEFAULT {
+                String::new()
+            } else {
+                format!("--tenant {name} ")
+            };
+            eprintln!("waihu: {name}: 还没有 API 密钥或用户 / no API keys or users yet: waihu {t}apikey create --role analyst --name dashboard");
+        }
+    }
+    waihu_server::serve_tenants(listener, tls, tenants, cfg, shutdown)
         .await
-        .context("serving HTTP")?;
+        .context("serving the API")?;
     Ok(())
 }
 

@@ -120,7 +120,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
             note: None,
         }
     } else {
-        callee_voice(ctx.data_dir(), cache)
+        callee_voice(ctx.home(), cache)
     };
     if a.lang == Lang::Zh {
         if let Some(note) = &voice.note {

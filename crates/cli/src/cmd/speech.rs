@@ -180,7 +180,7 @@ pub fn run_tts(ctx: &Ctx, a: TtsArgs) -> anyhow::Result<()> {
         TtsEngineArg::Cosyvoice => a.remote.cosyvoice()?,
         TtsEngineArg::Azure => a.remote.azure()?,
     };
-    let built = choice.build(ctx.data_dir())?;
+    let built = choice.build(ctx.home())?;
     if let Some(note) = &built.fallback {
         eprintln!("note: {note}");
     }
@@ -315,7 +315,7 @@ fn serve_asr(ctx: &Ctx, a: &AsrArgs, addr: std::net::SocketAddr) -> anyhow::Resu
         } else {
             "whisper-base"
         };
-        waihu_speech::whisper::default_model_dir(ctx.data_dir(), name)
+        waihu_speech::whisper::default_model_dir(ctx.home(), name)
     });
     let asr = waihu_speech::whisper::WhisperAsr::load(&dir)
         .with_context(|| format!("loading the Whisper model from {}", dir.display()))?;
@@ -350,7 +350,7 @@ pub fn run_asr(ctx: &Ctx, a: AsrArgs) -> anyhow::Result<()> {
         return waihu_bench::speech::vad();
     }
     if a.bench {
-        return waihu_bench::speech::asr(ctx.data_dir(), a.model_dir.clone(), !a.no_baseline);
+        return waihu_bench::speech::asr(ctx.home(), a.model_dir.clone(), !a.no_baseline);
     }
     if let Some(addr) = a.serve {
         return serve_asr(ctx, &a, addr);
@@ -391,7 +391,7 @@ pub fn run_asr(ctx: &Ctx, a: AsrArgs) -> anyhow::Result<()> {
                 } else {
                     "whisper-base"
                 };
-                waihu_speech::whisper::default_model_dir(ctx.data_dir(), name)
+                waihu_speech::whisper::default_model_dir(ctx.home(), name)
             }),
         },
         Engine::Openai => AsrEngine::OpenAi {

@@ -101,7 +101,7 @@ pub enum WatchCmd {
 }
 
 fn load_encoder(ctx: &Ctx) -> anyhow::Result<Encoder> {
-    let dir = encoder::model_dir(&waihu_speech::piper::models_dir(ctx.data_dir()));
+    let dir = encoder::model_dir(&waihu_speech::piper::models_dir(ctx.home()));
     Ok(Encoder::load(&dir)?)
 }
 

@@ -23,6 +23,20 @@ pub struct Server {
 pub const CSV: &str =
     "姓名,手机号,购买频次\n张伟,13812345678,6\n李娜,13900001111,2\nTom Li,+12025550123,1\n";
 
+/// A route's path with ids that exist nowhere (so DELETEs touch nothing),
+/// except the agent `a1` agent keys are bound to.
+pub fn concrete(path: &str) -> String {
+    let p = if path.starts_with("/api/agents/{id}") {
+        path.replace("{id}", "a1")
+    } else {
+        path.replace("{id}", "999999")
+    };
+    p.replace("{phone}", "13700000000")
+        .replace("{name}", "no-such-script")
+        .replace("{file}", "no-such.csv")
+        .replace("{version}", "1")
+}
+
 pub fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
