@@ -30,6 +30,23 @@ pub enum KitError {
 }
 
 impl Kit {
+    /// One ASR slot, counted in [`Kit::asr_waiting`] while it is awaited (also
+    /// when the wait is cancelled: the count is a guard's).
+    pub async fn asr_permit(
+        &self,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, tokio::sync::AcquireError> {
+        struct Waiting<'a>(&'a std::sync::atomic::AtomicU32);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        self.asr_waiting
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _waiting = Waiting(&self.asr_waiting);
+        self.asr_slots.clone().acquire_owned().await
+    }
+
     /// Loads the kit for a script in `lang`: the Whisper model in `model`
     /// (default: `whisper-tiny.en` for English, `whisper-base` otherwise,
     /// under `data_dir`'s model directory) and the voice (espeak-ng; with
@@ -67,9 +84,12 @@ impl Kit {
     ) -> Result<Kit, KitError> {
         let synth = load_voice(data_dir, lang, 128 << 20)?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let capacity = slots.unwrap_or(cores).max(1);
         Ok(Kit {
             asr,
-            asr_slots: Arc::new(Semaphore::new(slots.unwrap_or(cores).max(1))),
+            asr_slots: Arc::new(Semaphore::new(capacity)),
+            asr_waiting: Default::default(),
+            asr_capacity: u32::try_from(capacity).unwrap_or(u32::MAX),
             synth,
             styles: StyleBook::default(),
             // Speculative ASR starts at a 200 ms pause (see `Brain::speculate`).
@@ -114,4 +134,37 @@ pub fn load_voice(
         tracing::warn!("{}", waihu_speech::zhvoice::LICENCE_NOTE);
     }
     Ok(Synthesizer::new(built.engine).with_cache(Arc::new(TtsCache::in_memory(cache_bytes))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    /// The ASR queue the live wall shows counts utterances waiting for a slot,
+    /// and forgets a wait that was given up.
+    #[tokio::test]
+    async fn asr_waiting_counts_the_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        // Never called: the test only takes slots.
+        let asr =
+            waihu_speech::openai::OpenAiAsr::new("http://127.0.0.1:9/v1", "whisper-1").unwrap();
+        let kit = Arc::new(Kit::with_asr(dir.path(), "en", Arc::new(asr), Some(1)).unwrap());
+        assert_eq!(kit.asr_capacity, 1);
+        let first = kit.asr_permit().await.unwrap();
+        assert_eq!(kit.asr_waiting.load(Ordering::Relaxed), 0);
+        let k = kit.clone();
+        let second = tokio::spawn(async move { k.asr_permit().await.map(drop) });
+        let k = kit.clone();
+        let given_up = tokio::spawn(async move { k.asr_permit().await.map(drop) });
+        while kit.asr_waiting.load(Ordering::Relaxed) < 2 {
+            tokio::task::yield_now().await;
+        }
+        given_up.abort();
+        let _ = given_up.await;
+        assert_eq!(kit.asr_waiting.load(Ordering::Relaxed), 1);
+        drop(first);
+        second.await.unwrap().unwrap();
+        assert_eq!(kit.asr_waiting.load(Ordering::Relaxed), 0);
+    }
 }

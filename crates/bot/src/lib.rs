@@ -45,6 +45,10 @@ pub struct Kit {
     pub asr: Arc<dyn UtteranceAsr>,
     /// Utterances decoded at once; the rest queue (their wait counts as ASR time).
     pub asr_slots: Arc<Semaphore>,
+    /// Utterances waiting for one of those slots now ([`Kit::asr_permit`]),
+    /// and how many slots there are: the live wall's ASR queue.
+    pub asr_waiting: Arc<std::sync::atomic::AtomicU32>,
+    pub asr_capacity: u32,
     pub synth: Synthesizer,
     pub styles: StyleBook,
     pub endpoint: EndpointConfig,
@@ -546,7 +550,7 @@ impl Brain {
             prompt: None,
             rate: RATE,
         };
-        let permit = self.kit.asr_slots.clone().acquire_owned().await;
+        let permit = self.kit.asr_permit().await;
         let r = self.kit.asr.transcribe(early, RATE, &opts).await;
         drop(permit);
         // Before any answer only the network speaks: a misheard recording is
@@ -1055,7 +1059,7 @@ impl Brain {
                 r
             }
             None => {
-                let permit = self.kit.asr_slots.clone().acquire_owned().await;
+                let permit = self.kit.asr_permit().await;
                 lat.asr_wait_ms = t0.elapsed().as_secs_f64() * 1000.0;
                 let samples = self.asr_samples(&utt).to_vec();
                 let r = transcribe(&self.kit, &samples, utt.rate, &self.asr_options()).await;

@@ -275,6 +275,16 @@ pub struct StatusFile {
     pub updated_ms: i64,
     pub pid: u32,
     pub trunks: Vec<StatusEntry>,
+    /// The node's speech recognition load, when it runs the voice bot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asr: Option<AsrLoad>,
+}
+
+/// Utterances waiting for a recogniser slot, and the slots (the live wall's ASR queue).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AsrLoad {
+    pub waiting: u32,
+    pub slots: u32,
 }
 
 /// One trunk in the status file.

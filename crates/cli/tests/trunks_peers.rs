@@ -388,6 +388,10 @@ fn registers_with_kamailio_reregisters_after_restart_and_calls_through_it() {
         binding_answers(d, kam_port, "waihu"),
         "no binding at Kamailio"
     );
+    // The node reports its ASR queue beside the trunks (the live wall's `asr_queue`).
+    let st = status(d).unwrap();
+    assert!(st["asr"]["slots"].as_u64() >= Some(1), "{st}");
+    assert!(st["asr"]["waiting"].is_u64(), "{st}");
     wait_until(
         Duration::from_secs(60),
         "two calls through Kamailio",

@@ -5,6 +5,7 @@
 //! Types here are the contracts between layers (SIP ↔ campaign, NLU ↔ dialog,
 //! everything ↔ the event log), so changing one is a cross-crate change.
 
+pub mod alerts;
 pub mod attr;
 pub mod call;
 pub mod campaign;

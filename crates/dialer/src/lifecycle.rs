@@ -321,6 +321,7 @@ async fn prepare(
                 .await
                 .map_err(LifecycleError::Trunks)?,
         );
+        pool.report_asr(kit.asr_waiting.clone(), kit.asr_capacity);
         let status = store.data_dir().join("trunks.json");
         tokio::spawn(pool.clone().run(ep.clone(), Some(status)));
         if !pool.wait_registered(Duration::from_secs(10)).await {

@@ -126,9 +126,11 @@ fn usable_targets(resolved: &Resolved, seed: u64) -> Result<Vec<(SocketAddr, Tra
 pub struct TrunkPool {
     set: Mutex<TrunkSet>,
     wire: Vec<Wire>,
+    /// The bot's ASR queue gauge and its slots, reported in the status file.
+    asr: std::sync::OnceLock<(Arc<std::sync::atomic::AtomicU32>, u32)>,
 }
 
-pub use waihu_campaign::trunks::{StatusEntry, StatusFile};
+pub use waihu_campaign::trunks::{AsrLoad, StatusEntry, StatusFile};
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -184,6 +186,7 @@ impl TrunkPool {
         Ok(TrunkPool {
             set: Mutex::new(TrunkSet::new(trunks, rand_seed())),
             wire,
+            asr: std::sync::OnceLock::new(),
         })
     }
 
@@ -326,12 +329,22 @@ impl TrunkPool {
         }
     }
 
+    /// Report the voice bot's ASR queue (`waihu_bot::Kit::asr_waiting`) in the
+    /// status file from now on.
+    pub fn report_asr(&self, waiting: Arc<std::sync::atomic::AtomicU32>, slots: u32) {
+        let _ = self.asr.set((waiting, slots));
+    }
+
     /// Writes the status file atomically (temporary file, then rename).
     pub fn write_status(&self, path: &Path) -> std::io::Result<()> {
         let file = StatusFile {
             updated_ms: now_ms(),
             pid: std::process::id(),
             trunks: self.status().into_iter().map(StatusEntry::from).collect(),
+            asr: self.asr.get().map(|(waiting, slots)| AsrLoad {
+                waiting: waiting.load(std::sync::atomic::Ordering::Relaxed),
+                slots: *slots,
+            }),
         };
         let tmp = path.with_extension("json.tmp");
         std::fs::write(&tmp, serde_json::to_vec_pretty(&file)?)?;

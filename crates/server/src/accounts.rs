@@ -244,6 +244,9 @@ async fn login(
             }
         }
     }
+    // The session starts when it is issued, not when the request arrived: the
+    // password hash alone can take longer than a short idle timeout.
+    let now = Utc::now();
     let token = waihu_accounts::new_token();
     let csrf = waihu_accounts::new_token();
     let ev = event(

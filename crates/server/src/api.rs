@@ -233,16 +233,17 @@ pub(crate) enum Format {
     Json,
     Csv,
     Xlsx,
+    Pdf,
 }
 
 impl Format {
-    /// A download (CSV or XLSX) rather than a JSON page.
+    /// A download (CSV, XLSX or PDF) rather than a JSON page.
     pub(crate) fn is_file(self) -> bool {
         self != Format::Json
     }
 }
 
-/// `items` as a file in `format` (CSV or XLSX) with the given columns.
+/// `items` as a file in `format` (CSV, XLSX or PDF) with the given columns.
 pub(crate) fn file_response(
     format: Format,
     name: &str,
@@ -251,6 +252,7 @@ pub(crate) fn file_response(
 ) -> Result<Response, ApiError> {
     match format {
         Format::Xlsx => xlsx_response(name, columns, items),
+        Format::Pdf => crate::pdf::response(name, columns, items),
         Format::Csv | Format::Json => csv_response(name, columns, items),
     }
 }

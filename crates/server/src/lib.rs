@@ -9,6 +9,7 @@
 //! [`kpi`]; personal data leaves only masked, unless an operator or admin asks
 //! for `reveal=true`, which appends a `pii_revealed` event before answering.
 pub mod accounts;
+pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod calls;
@@ -26,6 +27,7 @@ pub mod import;
 pub mod kpi;
 pub mod messages;
 pub mod openapi;
+pub mod pdf;
 pub mod reports;
 pub mod rights;
 pub mod tenancy;
@@ -170,10 +172,10 @@ fn app_for(
         console: Arc::new(console::Console::default()),
         accounts: shared.accounts.clone(),
     };
-    let routes = accounts::routes(rights::routes(console::routes(desk::routes(
-        trunks::routes(experiments::routes(messages::routes(import::routes(
-            calls::routes(campaigns::routes(cluster::routes(api::routes(
-                Routes::new(),
+    let routes = alerts::routes(accounts::routes(rights::routes(console::routes(
+        desk::routes(trunks::routes(experiments::routes(messages::routes(
+            import::routes(calls::routes(campaigns::routes(cluster::routes(
+                api::routes(Routes::new()),
             )))),
         )))),
     ))));

@@ -21,7 +21,7 @@ const RANGE: &[P] = &[
     ("from", "query", "string", "First day, YYYY-MM-DD (UTC for KPIs, callee-local for the heat map). Default: 29 days before `to`."),
     ("to", "query", "string", "Last day, inclusive. Default: the day of the newest finished attempt."),
     ("campaign", "query", "integer", "Only this campaign id."),
-    ("format", "query", "string", "json (default), csv or xlsx."),
+    ("format", "query", "string", "json (default), csv, xlsx or pdf."),
 ];
 
 fn dnc_body() -> Value {
@@ -67,7 +67,12 @@ fn campaign_body() -> Value {
 const CAMPAIGN_ID: &[P] = &[("id", "path", "integer", "Campaign id.")];
 const CAMPAIGN_FILTER: &[P] = &[
     ("campaign", "query", "integer", "Only this campaign id."),
-    ("format", "query", "string", "json (default), csv or xlsx."),
+    (
+        "format",
+        "query",
+        "string",
+        "json (default), csv, xlsx or pdf.",
+    ),
 ];
 
 const MESSAGES_REPORT: &[P] = &[
@@ -78,7 +83,12 @@ const MESSAGES_REPORT: &[P] = &[
         "integer",
         "Conversion attribution window in days after a delivered message (1..365, default 7).",
     ),
-    ("format", "query", "string", "json (default), csv or xlsx."),
+    (
+        "format",
+        "query",
+        "string",
+        "json (default), csv, xlsx or pdf.",
+    ),
 ];
 
 const AGENT_ID: &[P] = &[("id", "path", "string", "Agent id (from the agents file).")];
@@ -208,7 +218,7 @@ const OPS: &[Op] = &[
             ("limit", "query", "integer", "Rows per page (default 50, max 1000; CSV up to 100000)."),
             ("reveal", "query", "boolean", "Show personal data in clear (audited; operator or admin)."),
             ("reason", "query", "string", "Why, recorded with the reveal."),
-            ("format", "query", "string", "json (default), csv or xlsx."),
+            ("format", "query", "string", "json (default), csv, xlsx or pdf."),
         ],
         body: None,
         csv: true,
@@ -260,7 +270,7 @@ const OPS: &[Op] = &[
         body: None,
         csv: false,
     },
-    Op { method: "GET", path: "/api/segments", summary: "Stored segments with their rules and customer counts.", role: Some("analyst"), params: &[("format", "query", "string", "json (default), csv or xlsx.")], body: None, csv: true },
+    Op { method: "GET", path: "/api/segments", summary: "Stored segments with their rules and customer counts.", role: Some("analyst"), params: &[("format", "query", "string", "json (default), csv, xlsx or pdf.")], body: None, csv: true },
     Op {
         method: "GET",
         path: "/api/dnc",
@@ -270,7 +280,7 @@ const OPS: &[Op] = &[
             ("scope", "query", "string", "Only this scope (global or a campaign name)."),
             ("after", "query", "integer", "Cursor: skip this many entries (the previous page's next_after)."),
             ("limit", "query", "integer", "Rows per page (default 100)."),
-            ("format", "query", "string", "json (default), csv or xlsx."),
+            ("format", "query", "string", "json (default), csv, xlsx or pdf."),
         ],
         body: None,
         csv: true,
@@ -299,7 +309,7 @@ const OPS: &[Op] = &[
             ("after", "query", "integer", "Oldest first, ids greater than this."),
             ("before", "query", "integer", "Newest first, ids smaller than this."),
             ("limit", "query", "integer", "Rows per page (default 50, max 1000; CSV up to 100000)."),
-            ("format", "query", "string", "json (default), csv or xlsx."),
+            ("format", "query", "string", "json (default), csv, xlsx or pdf."),
         ],
         body: None,
         csv: true,
@@ -322,7 +332,7 @@ const OPS: &[Op] = &[
         body: None,
         csv: true,
     },
-    Op { method: "GET", path: "/api/campaigns", summary: "Campaigns with their state, the states they may move to, stored and live call counts.", role: Some("analyst"), params: &[("format", "query", "string", "json (default), csv or xlsx.")], body: None, csv: true },
+    Op { method: "GET", path: "/api/campaigns", summary: "Campaigns with their state, the states they may move to, stored and live call counts.", role: Some("analyst"), params: &[("format", "query", "string", "json (default), csv, xlsx or pdf.")], body: None, csv: true },
     Op { method: "POST", path: "/api/campaigns", summary: "Create a campaign from its YAML file (validated; problems come back as 422 invalid_campaign with line and column). State: created, logged as a campaign_state event. The same name again returns the existing campaign (200); a changed file replaces its spec.", role: Some("operator"), params: &[], body: Some(campaign_body), csv: false },
     Op { method: "GET", path: "/api/campaigns/{id}", summary: "One campaign with its spec and the scripts its calls used.", role: Some("analyst"), params: CAMPAIGN_ID, body: None, csv: false },
     Op { method: "POST", path: "/api/campaigns/{id}/start", summary: "created, paused or finished → running (a campaign_state event; the runtime picks it up). 409 invalid_transition from other states.", role: Some("operator"), params: CAMPAIGN_ID, body: None, csv: false },
@@ -339,7 +349,7 @@ const OPS: &[Op] = &[
             ("campaign", "query", "integer", "Only this campaign id."),
             ("before", "query", "string", "Cursor: calls older than this call id (the previous page's next_before)."),
             ("limit", "query", "integer", "Rows per page (default 50, max 1000; CSV up to 100000)."),
-            ("format", "query", "string", "json (default), csv or xlsx."),
+            ("format", "query", "string", "json (default), csv, xlsx or pdf."),
         ],
         body: None,
         csv: true,
@@ -376,7 +386,7 @@ const OPS: &[Op] = &[
         params: &[
             ("script", "query", "string", "Script name as the calls recorded it (default: the script with most calls)."),
             ("campaign", "query", "integer", "Only this campaign id."),
-            ("format", "query", "string", "json (default), csv or xlsx."),
+            ("format", "query", "string", "json (default), csv, xlsx or pdf."),
         ],
         body: None,
         csv: true,
@@ -402,10 +412,12 @@ const OPS: &[Op] = &[
     },
     Op { method: "DELETE", path: "/api/webhooks/{id}", summary: "Delete a webhook and its delivery log.", role: Some("admin"), params: &[("id", "path", "integer", "Webhook id.")], body: None, csv: false },
     Op { method: "GET", path: "/api/webhooks/{id}/deliveries", summary: "A webhook's latest deliveries (tries, status, error).", role: Some("admin"), params: &[("id", "path", "integer", "Webhook id.")], body: None, csv: false },
-    Op { method: "GET", path: "/api/messages", summary: "Follow-up messages (SMS, push, replies), newest first: channel, template, status, sent and delivery times; never numbers or texts.", role: Some("analyst"), params: &[("campaign", "query", "integer", "Only this campaign id."), ("limit", "query", "integer", "At most this many (default 100; CSV 1,000,000)."), ("format", "query", "string", "json (default), csv or xlsx.")], body: None, csv: true },
+    Op { method: "GET", path: "/api/messages", summary: "Follow-up messages (SMS, push, replies), newest first: channel, template, status, sent and delivery times; never numbers or texts.", role: Some("analyst"), params: &[("campaign", "query", "integer", "Only this campaign id."), ("limit", "query", "integer", "At most this many (default 100; CSV 1,000,000)."), ("format", "query", "string", "json (default), csv, xlsx or pdf.")], body: None, csv: true },
     Op { method: "GET", path: "/api/messages/report", summary: "Messages per campaign, channel and template: queued, sent, delivered, failed, suppressed, unknown, delivery latency p50/p90, conversions attributed last-touch within window_days (default 7); replies and opt-outs per campaign.", role: Some("analyst"), params: MESSAGES_REPORT, body: None, csv: true },
-    Op { method: "GET", path: "/api/trunks", summary: "Trunk state of the dialing node (from <data_dir>/trunks.json): per trunk up/down, registration, channels in use, calls and failures; `stale` when the node has not written it for 5 s.", role: Some("analyst"), params: &[("format", "query", "string", "json (default), csv or xlsx.")], body: None, csv: true },
-    Op { method: "GET", path: "/api/experiments", summary: "Learning experiments (bandits over script variants) per campaign, state and segment: per variant calls, successes, posterior rate, probability of being best, uplift vs the first variant with a 95% interval.", role: Some("analyst"), params: &[("campaign", "query", "integer", "Only this campaign id."), ("format", "query", "string", "json (default), csv or xlsx.")], body: None, csv: true },
+    Op { method: "GET", path: "/api/alerts", summary: "Alerts for the live wall, most severe first, each {code, severity (critical|warning|info), subject, zh, en}: connect_rate_drop (the recent window's connect rate well below the baseline's, with at least 20 and 50 attempts), abandon_rate (above 3% of answered calls), trunk_down, trunk_unregistered, no_trunk_up, node_stopped (open calls but no fresh node status), asr_queue (more utterances waiting than decoders), angry_callers; with both windows' KPIs, live and angry call counts, trunks up and the ASR queue.", role: Some("analyst"), params: &[("recent_min", "query", "integer", "The recent window in minutes (default 15; 1 to 10080)."), ("baseline_min", "query", "integer", "The baseline window before it in minutes (default 120; 1 to 10080).")], body: None, csv: false },
+    Op { method: "GET", path: "/wall", summary: "The live wall (实时大屏, HTML, embedded): alerts, live calls with their current node and emotion, connect and abandon rates, trunks, the ASR queue, human queues and agents; refreshed every 2 s.", role: None, params: &[], body: None, csv: false },
+    Op { method: "GET", path: "/api/trunks", summary: "Trunk state of the dialing node (from <data_dir>/trunks.json): per trunk up/down, registration, channels in use, calls and failures; `stale` when the node has not written it for 5 s.", role: Some("analyst"), params: &[("format", "query", "string", "json (default), csv, xlsx or pdf.")], body: None, csv: true },
+    Op { method: "GET", path: "/api/experiments", summary: "Learning experiments (bandits over script variants) per campaign, state and segment: per variant calls, successes, posterior rate, probability of being best, uplift vs the first variant with a 95% interval.", role: Some("analyst"), params: &[("campaign", "query", "integer", "Only this campaign id."), ("format", "query", "string", "json (default), csv, xlsx or pdf.")], body: None, csv: true },
     Op { method: "GET", path: "/api/keys", summary: "API keys (names, roles; never the keys).", role: Some("admin"), params: &[], body: None, csv: false },
     Op { method: "POST", path: "/api/keys", summary: "Create an API key; the key is returned once (only its SHA-256 is stored).", role: Some("admin"), params: &[], body: Some(key_body), csv: false },
     Op { method: "GET", path: "/console", summary: "The operations console (HTML, embedded): customers upload, segment rules with live preview, script editing with validation, version history and a text chat with the bot.", role: None, params: &[], body: None, csv: false },
@@ -455,8 +467,10 @@ pub fn document() -> Value {
         if op.csv && !op.path.starts_with("/api/rejects/") {
             ok["content"]["application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"] =
                 json!({"schema": {"type": "string", "format": "binary"}});
+            ok["content"]["application/pdf"] =
+                json!({"schema": {"type": "string", "format": "binary"}});
         }
-        if op.path == "/" || op.path == "/console" {
+        if op.path == "/" || op.path == "/console" || op.path == "/wall" {
             ok = json!({"description": "The page", "content": {"text/html": {"schema": {"type": "string"}}}});
         }
         if op.path.ends_with("/recording") {
@@ -539,7 +553,7 @@ pub fn document() -> Value {
         "info": {
             "title": "waihu API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "waihu (外呼) data API. Send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>` (create one with `waihu apikey create --role analyst --name NAME`). Or sign in with a user account (POST /api/auth/login; the waihu_session cookie, and X-CSRF-Token on every request but GET/HEAD). Roles: analyst (read, personal data masked), operator (+ audited reveal, DNC edits, supervising the agent desk), supervisor (what an operator may, for floor supervisors), admin (+ keys, webhooks, imports); agent (bound to one agent id: only /api/me, its own state, its own offered call and dispositions of calls it answered; every other route answers 403 agent_key). Errors are {\"error\": {\"code\", \"message\"}}.",
+            "description": "waihu (外呼) data API. Send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>` (create one with `waihu apikey create --role analyst --name NAME`). Or sign in with a user account (POST /api/auth/login; the waihu_session cookie, and X-CSRF-Token on every request but GET/HEAD). Roles: analyst (read, personal data masked), operator (+ audited reveal, DNC edits, supervising the agent desk), supervisor (what an operator may, for floor supervisors), admin (+ keys, webhooks, imports); agent (bound to one agent id: only /api/me, its own state, its own offered call and dispositions of calls it answered; every other route answers 403 agent_key). Errors are {\"error\": {\"code\", \"message\"}}. An installation with tenants serves each from its own store: name it with the X-Waihu-Tenant header (else the waihu_tenant cookie set at sign-in, else `default`); credentials of one tenant are unknown in another (401).",
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
         },
         "paths": paths,

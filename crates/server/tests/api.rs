@@ -768,6 +768,7 @@ async fn trunk_state_from_the_node_status_file() {
     );
     let write = |age_ms: i64| {
         let file = waihu_campaign::trunks::StatusFile {
+            asr: None,
             updated_ms: chrono::Utc::now().timestamp_millis() - age_ms,
             pid: 4242,
             trunks: vec![

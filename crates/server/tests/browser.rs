@@ -321,6 +321,7 @@ fn write_trunks(data_dir: &Path, age_ms: i64) -> i64 {
         down_until_ms: None,
     };
     let file = StatusFile {
+        asr: None,
         updated_ms: now - age_ms,
         pid: 4242,
         trunks: vec![

@@ -714,6 +714,79 @@ async fn reports_download_as_xlsx() {
     s.stop().await;
 }
 
+/// The same reports as PDF, read back by poppler's `pdftotext`: every CSV
+/// header and the Chinese segment names come out as text (fails when poppler
+/// is missing and `CI` is set).
+#[tokio::test]
+async fn reports_download_as_pdf() {
+    if !waihu_testkit::have_peer("pdftotext") {
+        return;
+    }
+    let s = Server::start(waihu_server::Config::default()).await;
+    let (st, _) = upload(&s, &s.admin, "customers.csv", EXAMPLE_CSV.into()).await;
+    assert_eq!(st, 201);
+    let (_, a) = s
+        .send(
+            Method::POST,
+            &s.operator,
+            "/api/segments/apply",
+            Some(json!({"rules": SEGMENTS})),
+        )
+        .await;
+    assert_eq!(a["applied"], true);
+    let dir = tempfile::tempdir().unwrap();
+    for path in ["/api/segments", "/api/customers", "/api/kpis"] {
+        let csv = s
+            .client
+            .get(s.url(&format!("{path}?format=csv")))
+            .bearer_auth(&s.analyst)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let r = s
+            .client
+            .get(s.url(&format!("{path}?format=pdf")))
+            .bearer_auth(&s.analyst)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        assert_eq!(r.headers()["content-type"], "application/pdf", "{path}");
+        let file = dir.path().join("r.pdf");
+        std::fs::write(&file, r.bytes().await.unwrap()).unwrap();
+        let out = std::process::Command::new("pdftotext")
+            .args([file.to_str().unwrap(), "-"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{path}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut rows = csv::Reader::from_reader(csv.trim_start_matches('\u{feff}').as_bytes());
+        for h in rows.headers().unwrap().iter() {
+            assert!(text.contains(h), "{path}: column {h} missing from:\n{text}");
+        }
+        if path == "/api/segments" {
+            assert!(text.contains("高价值客户"), "{text}");
+        }
+        if path == "/api/customers" {
+            // Masked in the PDF as in the CSV.
+            let first = rows.records().next().unwrap().unwrap();
+            let phone = &first[rows
+                .headers()
+                .unwrap()
+                .iter()
+                .position(|h| h == "phone")
+                .unwrap()];
+            assert!(phone.contains('*') && text.contains(phone), "{phone}");
+        }
+    }
+    let (st, e) = s.get(&s.analyst, "/api/customers?format=docx").await;
+    assert_eq!(st, 400, "{e}");
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn a_scripts_test_cases_run_from_the_console() {
     let s = Server::start(waihu_server::Config::default()).await;

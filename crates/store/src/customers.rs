@@ -663,14 +663,15 @@ impl Importer<'_> {
                 .collect();
             // Created or updated rows without a key (new, or from before keys):
             // theirs is the one their fields were just sealed under.
-            let mut keys: QueryBuilder<Sqlite> =
-                QueryBuilder::new("INSERT INTO customer_keys (customer_id, wrapped, created_at) ");
-            keys.push_values(&returned, |mut b, (id, idx)| {
-                b.push_bind(*id)
-                    .push_bind(wrapped_of.get(idx.as_str()).copied().unwrap_or_default())
-                    .push_bind(&now_s);
-            });
             if !returned.is_empty() {
+                let mut keys: QueryBuilder<Sqlite> = QueryBuilder::new(
+                    "INSERT INTO customer_keys (customer_id, wrapped, created_at) ",
+                );
+                keys.push_values(&returned, |mut b, (id, idx)| {
+                    b.push_bind(*id)
+                        .push_bind(wrapped_of.get(idx.as_str()).copied().unwrap_or_default())
+                        .push_bind(&now_s);
+                });
                 keys.push(" ON CONFLICT (customer_id) DO NOTHING");
                 keys.build().execute(&mut *tx).await?;
             }

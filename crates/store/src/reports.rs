@@ -134,6 +134,36 @@ impl Store {
         kpi_rows(rows, "events")
     }
 
+    /// Finished attempts and abandoned calls in `[from, to)` to the microsecond
+    /// (the alerts' recent and baseline windows, finer than the hourly rollup),
+    /// from the event log through its `(type, at)` index. The rates are computed.
+    pub async fn kpi_window(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<waihu_core::kpi::Kpis, StoreError> {
+        let rows: Vec<(String, String, i64, f64)> = sqlx::query_as(
+            "SELECT type, COALESCE(json_extract(body, '$.outcome'), ''), COUNT(*), \
+               TOTAL(json_extract(body, '$.duration_s')) \
+             FROM events WHERE type IN ('attempt_ended', 'call_abandoned') AND at >= ? AND at < ? \
+             GROUP BY 1, 2",
+        )
+        .bind(crate::ts(from))
+        .bind(crate::ts(to))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut k = waihu_core::kpi::Kpis::empty();
+        for (kind, outcome, n, secs) in rows {
+            if kind == "call_abandoned" {
+                k.add_abandoned(n);
+            } else {
+                k.add_attempt(&outcome, n, secs);
+            }
+        }
+        k.finish();
+        Ok(k)
+    }
+
     /// First and last UTC hour with a finished attempt, if any.
     pub async fn kpi_span(&self) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>, StoreError> {
         let row: (Option<String>, Option<String>) =

@@ -212,5 +212,11 @@ fn status(ctx: &Ctx, json: bool) -> anyhow::Result<()> {
             t.name, t.state, reg, t.registrations, t.in_flight, t.channels, t.calls, t.failures
         );
     }
+    if let Some(a) = s.asr {
+        println!(
+            "ASR 识别排队 / queue: {} waiting for {} decoders",
+            a.waiting, a.slots
+        );
+    }
     Ok(())
 }
