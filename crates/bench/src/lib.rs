@@ -57,6 +57,7 @@ pub mod sms;
 pub mod soak;
 pub mod speech;
 pub mod srtp;
+pub mod tenants;
 pub mod trunks;
 pub mod voice;
 pub mod voiceprint;

@@ -28,6 +28,9 @@ pub enum Cmd {
     Bandit(waihu_bench::bandit::Args),
     /// HTTPS: API requests/s over TLS beside plain HTTP, same server, same run.
     Https(waihu_bench::https::Args),
+    /// Tenants: API requests/s to one store alone beside one of several tenants (the
+    /// dispatcher's cost), and a report written as CSV beside PDF. 多租户与 PDF 报表。
+    Tenants(waihu_bench::tenants::Args),
     /// HTTP API: KPI and heat-map pages over 1,000,000 generated attempts (rollup vs SQL over
     /// the event log vs a Rust scan of decoded events).
     Api(waihu_bench::api::Args),
@@ -140,6 +143,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Soak(a) => waihu_bench::soak::run(a),
         Cmd::Bandit(a) => waihu_bench::bandit::run(a),
         Cmd::Https(a) => waihu_bench::https::run(a),
+        Cmd::Tenants(a) => waihu_bench::tenants::run(a),
         Cmd::Api(a) => waihu_bench::api::run(a),
         Cmd::Console(a) => waihu_bench::console::run(a),
         Cmd::Script(a) => waihu_bench::script::run(a),
