@@ -16,14 +16,38 @@ fn run(tool: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-#[test]
-fn poppler_reads_pages_font_and_chinese_text() {
+/// The font, when poppler and the font are installed (else the test has
+/// nothing to read with; `have_peer` fails it under `CI`).
+fn font() -> Option<waihu_pdf::Font> {
     if !waihu_testkit::have_peer("pdftotext")
         || !waihu_testkit::have_peer_at("fonts-wqy-microhei", std::path::Path::new(FONT))
     {
-        return;
+        return None;
     }
-    let font = waihu_pdf::Font::from_bytes(std::fs::read(FONT).unwrap(), 0).unwrap();
+    Some(waihu_pdf::Font::from_bytes(std::fs::read(FONT).unwrap(), 0).unwrap())
+}
+
+/// A table titled "kpis" as PDF, read back as text by `pdftotext`.
+fn kpis_text(font: &waihu_pdf::Font, columns: &[String], rows: &[Vec<String>]) -> String {
+    let pdf = waihu_pdf::table(
+        font,
+        &waihu_pdf::Table {
+            title: "kpis",
+            subtitle: "",
+            columns,
+            rows,
+        },
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kpis.pdf");
+    std::fs::write(&path, &pdf).unwrap();
+    run("pdftotext", &[path.to_str().unwrap(), "-"])
+}
+
+#[test]
+fn poppler_reads_pages_font_and_chinese_text() {
+    let Some(font) = font() else { return };
     let columns: Vec<String> = [
         "活动 campaign",
         "呼叫 attempts",
@@ -108,30 +132,12 @@ fn poppler_reads_pages_font_and_chinese_text() {
 /// (to 5 pt) before a header is cut.
 #[test]
 fn many_columns_keep_their_headers() {
-    if !waihu_testkit::have_peer("pdftotext")
-        || !waihu_testkit::have_peer_at("fonts-wqy-microhei", std::path::Path::new(FONT))
-    {
-        return;
-    }
-    let font = waihu_pdf::Font::from_bytes(std::fs::read(FONT).unwrap(), 0).unwrap();
+    let Some(font) = font() else { return };
     let columns: Vec<String> = (0..16).map(|i| format!("connect_rate_{i:02}")).collect();
     let rows: Vec<Vec<String>> = (0..3)
         .map(|r| (0..16).map(|c| format!("{}", r * 100 + c)).collect())
         .collect();
-    let pdf = waihu_pdf::table(
-        &font,
-        &waihu_pdf::Table {
-            title: "kpis",
-            subtitle: "",
-            columns: &columns,
-            rows: &rows,
-        },
-    )
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("wide.pdf");
-    std::fs::write(&path, &pdf).unwrap();
-    let text = run("pdftotext", &[path.to_str().unwrap(), "-"]);
+    let text = kpis_text(&font, &columns, &rows);
     for c in &columns {
         assert!(text.contains(c.as_str()), "{c} cut or missing:\n{text}");
     }
@@ -142,12 +148,7 @@ fn many_columns_keep_their_headers() {
 /// bands, each repeating the first column, so nothing is cut or dropped.
 #[test]
 fn very_wide_tables_split_into_column_bands() {
-    if !waihu_testkit::have_peer("pdftotext")
-        || !waihu_testkit::have_peer_at("fonts-wqy-microhei", std::path::Path::new(FONT))
-    {
-        return;
-    }
-    let font = waihu_pdf::Font::from_bytes(std::fs::read(FONT).unwrap(), 0).unwrap();
+    let Some(font) = font() else { return };
     let mut columns = vec!["day".to_string()];
     columns.extend((1..30).map(|i| format!("outcome_invalid_number_{i:02}")));
     let rows: Vec<Vec<String>> = (0..3)
@@ -157,20 +158,7 @@ fn very_wide_tables_split_into_column_bands() {
             row
         })
         .collect();
-    let pdf = waihu_pdf::table(
-        &font,
-        &waihu_pdf::Table {
-            title: "kpis",
-            subtitle: "",
-            columns: &columns,
-            rows: &rows,
-        },
-    )
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bands.pdf");
-    std::fs::write(&path, &pdf).unwrap();
-    let text = run("pdftotext", &[path.to_str().unwrap(), "-"]);
+    let text = kpis_text(&font, &columns, &rows);
     for c in &columns {
         assert!(text.contains(c.as_str()), "{c} cut or missing:\n{text}");
     }

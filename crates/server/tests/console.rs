@@ -627,9 +627,8 @@ async fn an_xlsx_list_is_imported_with_sheet_row_numbers() {
 
 /// Every report that downloads as CSV downloads as XLSX with the same rows:
 /// a header row, numbers as numbers, Chinese intact.
-#[tokio::test]
-async fn reports_download_as_xlsx() {
-    use calamine::{Data, Reader, Xlsx};
+/// A server whose store holds the example customers, segmented.
+async fn segmented() -> Server {
     let s = Server::start(waihu_server::Config::default()).await;
     let (st, _) = upload(&s, &s.admin, "customers.csv", EXAMPLE_CSV.into()).await;
     assert_eq!(st, 201);
@@ -642,6 +641,13 @@ async fn reports_download_as_xlsx() {
         )
         .await;
     assert_eq!(a["applied"], true);
+    s
+}
+
+#[tokio::test]
+async fn reports_download_as_xlsx() {
+    use calamine::{Data, Reader, Xlsx};
+    let s = segmented().await;
     for path in [
         "/api/segments",
         "/api/customers",
@@ -722,18 +728,7 @@ async fn reports_download_as_pdf() {
     if !waihu_testkit::have_peer("pdftotext") {
         return;
     }
-    let s = Server::start(waihu_server::Config::default()).await;
-    let (st, _) = upload(&s, &s.admin, "customers.csv", EXAMPLE_CSV.into()).await;
-    assert_eq!(st, 201);
-    let (_, a) = s
-        .send(
-            Method::POST,
-            &s.operator,
-            "/api/segments/apply",
-            Some(json!({"rules": SEGMENTS})),
-        )
-        .await;
-    assert_eq!(a["applied"], true);
+    let s = segmented().await;
     let dir = tempfile::tempdir().unwrap();
     for path in ["/api/segments", "/api/customers", "/api/kpis"] {
         let csv = s
