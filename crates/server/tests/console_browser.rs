@@ -327,6 +327,63 @@ async fn console_in_a_real_browser() {
         json!(false)
     );
     b.screenshot(&shots.join("6-campaign-forecast.png")).await;
+
+    // The wizard: the stored segments and scripts become a campaign file, which
+    // the forecast checks (errors at their lines) and predicts.
+    let (st, applied) = s
+        .send(
+            reqwest::Method::POST,
+            &s.operator,
+            "/api/segments/apply",
+            Some(json!({"rules": SEGMENTS})),
+        )
+        .await;
+    assert_eq!(st, 200, "{applied}");
+    b.click("nav button[data-page=scripts]").await;
+    b.click("nav button[data-page=campaigns]").await;
+    b.wait_for(
+        "the wizard's segments",
+        "document.querySelectorAll('#wz-segs tbody tr').length > 1 && document.querySelector('#wz-segs .wz-script option') !== null",
+        WAIT,
+    )
+    .await;
+    let picked = b
+        .eval(
+            "(() => { const rows = [...document.querySelectorAll('#wz-segs tbody tr')]; \
+               rows.forEach((tr, i) => { tr.querySelector('.wz-use').checked = i < 2; }); \
+               document.getElementById('wz-name').value = 'wizard-test'; \
+               document.getElementById('wz-windows').value = '09:00-12:00, 25:00-26:00'; \
+               return rows.slice(0, 2).map(tr => tr.dataset.segment); })()",
+        )
+        .await;
+    b.click("#wz-build").await;
+    b.wait_for(
+        "the wizard's bad window named at its line",
+        "document.querySelectorAll('#cp-errors li').length > 0 && document.getElementById('fc-summary').textContent.startsWith('✗')",
+        WAIT,
+    )
+    .await;
+    let err = b.eval("document.querySelector('#cp-errors li').textContent").await;
+    assert!(err.as_str().unwrap().contains("25:00"), "{err}");
+    b.eval("document.getElementById('wz-windows').value = '09:00-12:00, 14:00-20:00'; 0")
+        .await;
+    b.click("#wz-build").await;
+    b.wait_for(
+        "the wizard's campaign forecast",
+        "document.getElementById('fc-summary').textContent.startsWith('✓') && document.getElementById('cp-text').value.includes('wizard-test')",
+        WAIT,
+    )
+    .await;
+    let yaml = b.eval("document.getElementById('cp-text').value").await;
+    let yaml = yaml.as_str().unwrap();
+    for seg in picked.as_array().unwrap() {
+        assert!(
+            yaml.contains(&format!("name: {seg}")),
+            "{seg} missing from:\n{yaml}"
+        );
+    }
+    assert_eq!(yaml.matches(", script: ").count(), 2, "{yaml}");
+    b.screenshot(&shots.join("6b-campaign-wizard.png")).await;
     b.click("nav button[data-page=scripts]").await;
 
     // The English switch.
