@@ -77,9 +77,15 @@ pub(crate) fn routes(r: Routes) -> Routes {
 }
 
 async fn campaign_json(s: &AppState, c: &CampaignRow, live: usize) -> Result<Value, ApiError> {
+    // The dates the campaign may dial on (`active:` in its file), for the calendar.
+    let active = waihu_campaign::Campaign::from_yaml(&c.spec)
+        .ok()
+        .and_then(|k| k.active)
+        .map(|(from, to)| json!({"from": from, "to": to}));
     Ok(json!({
         "id": c.id.0,
         "name": c.name,
+        "active": active,
         "state": c.state,
         "created_at": c.created_at,
         "updated_at": c.updated_at,

@@ -332,7 +332,7 @@ const OPS: &[Op] = &[
         body: None,
         csv: true,
     },
-    Op { method: "GET", path: "/api/campaigns", summary: "Campaigns with their state, the states they may move to, stored and live call counts.", role: Some("analyst"), params: &[("format", "query", "string", "json (default), csv, xlsx or pdf.")], body: None, csv: true },
+    Op { method: "GET", path: "/api/campaigns", summary: "Campaigns with their state, the states they may move to, the dates they may dial on (active: {from, to} from their file, or null), stored and live call counts.", role: Some("analyst"), params: &[("format", "query", "string", "json (default), csv, xlsx or pdf.")], body: None, csv: true },
     Op { method: "POST", path: "/api/campaigns", summary: "Create a campaign from its YAML file (validated; problems come back as 422 invalid_campaign with line and column). State: created, logged as a campaign_state event. The same name again returns the existing campaign (200); a changed file replaces its spec.", role: Some("operator"), params: &[], body: Some(campaign_body), csv: false },
     Op { method: "GET", path: "/api/campaigns/{id}", summary: "One campaign with its spec and the scripts its calls used.", role: Some("analyst"), params: CAMPAIGN_ID, body: None, csv: false },
     Op { method: "POST", path: "/api/campaigns/{id}/start", summary: "created, paused or finished → running (a campaign_state event; the runtime picks it up). 409 invalid_transition from other states.", role: Some("operator"), params: CAMPAIGN_ID, body: None, csv: false },

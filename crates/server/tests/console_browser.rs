@@ -363,7 +363,9 @@ async fn console_in_a_real_browser() {
         WAIT,
     )
     .await;
-    let err = b.eval("document.querySelector('#cp-errors li').textContent").await;
+    let err = b
+        .eval("document.querySelector('#cp-errors li').textContent")
+        .await;
     assert!(err.as_str().unwrap().contains("25:00"), "{err}");
     b.eval("document.getElementById('wz-windows').value = '09:00-12:00, 14:00-20:00'; 0")
         .await;
@@ -383,6 +385,41 @@ async fn console_in_a_real_browser() {
         );
     }
     assert_eq!(yaml.matches(", script: ").count(), 2, "{yaml}");
+    assert!(
+        yaml.contains("active: {from: 2026-12-08, to: 2026-12-10}"),
+        "{yaml}"
+    );
+    // Launched, it shows on the calendar on the days it may dial.
+    b.click("#cp-launch").await;
+    b.wait_for(
+        "the wizard's campaign launched",
+        "document.getElementById('msg').className === 'ok' && document.getElementById('msg').textContent.includes('#')",
+        WAIT,
+    )
+    .await;
+    let days = b
+        .eval(
+            "calMonth = new Date(2026, 11, 1); drawCalendar().then(() => \
+               [...document.querySelectorAll('#cal td')].filter(td => [...td.querySelectorAll('.ev')].some(e => e.textContent.includes('wizard-test'))).map(td => td.dataset.date))",
+        )
+        .await;
+    assert_eq!(
+        days,
+        json!(["2026-12-08", "2026-12-09", "2026-12-10"]),
+        "the campaign's active dates"
+    );
+    let (_, listed) = s.get(&s.analyst, "/api/campaigns").await;
+    let made = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "wizard-test")
+        .unwrap();
+    assert_eq!(
+        made["active"],
+        json!({"from": "2026-12-08", "to": "2026-12-10"})
+    );
+    assert_eq!(made["state"], "running");
     b.screenshot(&shots.join("6b-campaign-wizard.png")).await;
     b.click("nav button[data-page=scripts]").await;
 
