@@ -43,7 +43,6 @@ pub struct Figures {
     /// None without a CJK font.
     pub pdf_ms: Option<f64>,
     pub pdf_bytes: Option<usize>,
-    pub pdf_pages_est: Option<usize>,
 }
 
 async fn load(url: String, key: String, tenant: Option<String>, a: &Args) -> (u64, u64, f64) {
@@ -228,7 +227,6 @@ pub fn measure(a: &Args) -> anyhow::Result<Figures> {
         csv_bytes,
         pdf_ms,
         pdf_bytes,
-        pdf_pages_est: pdf_bytes.map(|_| a.rows.div_ceil(40)),
     })
 }
 
