@@ -209,6 +209,7 @@ pub fn app_tenants(
         return Err("--open (key-less read access) cannot be combined with tenants".into());
     }
     let shared = Shared::new(&cfg);
+    let secure = cfg.secure_cookies;
     let own = Arc::new(cfg.clone());
     let others = Arc::new(Config {
         cluster: None,
@@ -229,7 +230,7 @@ pub fn app_tenants(
             return Err(format!("tenant {name:?} given twice"));
         }
     }
-    Ok((tenancy::dispatch(routers), list))
+    Ok((tenancy::dispatch(routers, secure), list))
 }
 
 /// Serve on `listener` and run the webhook dispatcher until `shutdown` completes.

@@ -92,17 +92,49 @@ pub fn cookie(tenant: &str, max_age_s: i64, secure: bool) -> HeaderValue {
 
 struct Table {
     routers: BTreeMap<String, Router>,
+    secure: bool,
 }
 
+/// Where a browser picks its tenant without signing in (a dashboard opened
+/// with an API key): `GET /tenant/NAME` sets the cookie and goes to `/`.
+pub const PICK_PATH: &str = "/tenant/";
+
 /// One router over every tenant's router: each request goes to the router of
-/// the tenant it names ([`requested`]), or [`DEFAULT`]'s.
-pub fn dispatch(routers: BTreeMap<String, Router>) -> Router {
+/// the tenant it names ([`requested`]), or [`DEFAULT`]'s. `secure` marks the
+/// cookies [`PICK_PATH`] sets `Secure`.
+pub fn dispatch(routers: BTreeMap<String, Router>, secure: bool) -> Router {
     Router::new()
         .fallback(route)
-        .with_state(Arc::new(Table { routers }))
+        .with_state(Arc::new(Table { routers, secure }))
+}
+
+fn unknown(name: &str) -> Response {
+    let mut r = ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_tenant",
+        format!("no tenant named {name:?} here"),
+    )
+    .into_response();
+    // A stale cookie would otherwise lock the browser out of signing in again.
+    r.headers_mut()
+        .insert(header::SET_COOKIE, cookie("", 0, false));
+    r
 }
 
 async fn route(State(t): State<Arc<Table>>, req: Request) -> Response {
+    if let Some(rest) = req.uri().path().strip_prefix(PICK_PATH) {
+        let name = rest.trim_end_matches('/');
+        if let Err(e) = check_name(name) {
+            return ApiError::new(StatusCode::BAD_REQUEST, "bad_tenant", e).into_response();
+        }
+        if !t.routers.contains_key(name) {
+            return unknown(name);
+        }
+        let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
+        r.headers_mut()
+            .insert(header::SET_COOKIE, cookie(name, 12 * 3600, t.secure));
+        return r;
+    }
     let name = match requested(req.headers()) {
         Ok(n) => n.unwrap_or_else(|| DEFAULT.to_string()),
         Err(e) => return ApiError::new(StatusCode::BAD_REQUEST, "bad_tenant", e).into_response(),
@@ -112,18 +144,7 @@ async fn route(State(t): State<Arc<Table>>, req: Request) -> Response {
             Ok(resp) => resp,
             Err(never) => match never {},
         },
-        None => {
-            // A stale cookie would otherwise lock the browser out of signing in again.
-            let mut r = ApiError::new(
-                StatusCode::NOT_FOUND,
-                "unknown_tenant",
-                format!("no tenant named {name:?} here"),
-            )
-            .into_response();
-            r.headers_mut()
-                .insert(header::SET_COOKIE, cookie("", 0, false));
-            r
-        }
+        None => unknown(&name),
     }
 }
 

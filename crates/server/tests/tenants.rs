@@ -312,6 +312,40 @@ async fn no_tenant_reaches_another() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+    // A browser with an API key picks its tenant at /tenant/NAME (a cookie, then the dashboard).
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = no_redirect
+        .get(format!("{base}/tenant/acme"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/");
+    let picked = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(picked.starts_with("waihu_tenant=acme;"), "{picked}");
+    let acme_key = &tenants[1].keys[0].1;
+    let me: serde_json::Value = c
+        .get(format!("{base}/api/me"))
+        .bearer_auth(acme_key)
+        .header("cookie", picked.split(';').next().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["tenant"], "acme", "{me}");
+    for (path, status) in [("/tenant/initech", 404), ("/tenant/Bad_Name", 400)] {
+        let r = no_redirect
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{path}");
+    }
     // Signing in with the right password in the wrong tenant fails.
     let (st, _, _) = sign_in(&c, &base, "globex", "nobody-here").await;
     assert_eq!(st, 401);
@@ -395,8 +429,13 @@ async fn browser_signs_in_to_the_tenant_it_names() {
     .await;
     assert_eq!(b.eval(customers).await, serde_json::json!(5));
     // Sign out, and in again with the field empty: the installation's own store.
-    b.eval("fetch('/api/auth/logout', {method: 'POST', headers: {'X-CSRF-Token': sessionStorage.getItem('waihu.csrf')}}).then(r => r.status)")
+    // Off the dashboard first: its supervisor poll would answer the sign-out with
+    // its own navigation to /login, racing ours.
+    b.goto(&format!("{base}/login")).await;
+    let out = b
+        .eval("fetch('/api/auth/logout', {method: 'POST', headers: {'X-CSRF-Token': sessionStorage.getItem('waihu.csrf')}}).then(r => r.status)")
         .await;
+    assert_eq!(out, serde_json::json!(200));
     b.goto(&format!("{base}/login")).await;
     assert_eq!(
         b.eval("document.getElementById('tenant').value").await,
