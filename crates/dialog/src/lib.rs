@@ -34,6 +34,7 @@
 //! (which reads the script); the same inputs always give the same outputs.
 
 pub mod cond;
+pub mod edit;
 pub mod graph;
 pub mod interp;
 mod lang;

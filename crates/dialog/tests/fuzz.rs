@@ -1,4 +1,5 @@
-//! Outside input never panics the loader, the case loader or the interpreter.
+//! Outside input never panics the loader, the case loader, the interpreter or
+//! the flow editor's edits (`waihu_dialog::edit`).
 use std::sync::Arc;
 
 use proptest::prelude::*;
@@ -85,6 +86,30 @@ proptest! {
                 c.handle(now, Input::Continuation);
                 c.handle(now, Input::NoInput);
             }
+        }
+    }
+
+    #[test]
+    fn flow_edits_of_any_text_never_panic(
+        idx in proptest::collection::vec(0..PIECES.len(), 0..60),
+        op in 0usize..6, a in 0usize..3, b in 0usize..3, rule in 0usize..4,
+    ) {
+        use waihu_dialog::edit::{apply, outline, Edit};
+        let text: String = idx.iter().map(|&i| PIECES[i]).collect();
+        let names = ["a", "b", "c d"];
+        let (a, b) = (names[a].to_string(), names[b].to_string());
+        let edit = match op {
+            0 => Edit::Connect { from: a, to: b, intent: Some("affirm".into()) },
+            1 => Edit::Retarget { from: a, rule, to: b },
+            2 => Edit::Disconnect { from: a, rule },
+            3 => Edit::AddState { name: b, say: "\"{{x}}\n".into(), end: Some("ok".into()) },
+            4 => Edit::RenameState { from: a, to: b },
+            _ => Edit::RemoveState { name: a },
+        };
+        let _ = outline(&text);
+        if let Ok(done) = apply(&text, &edit) {
+            // An edit of YAML is YAML.
+            prop_assert!(outline(&done.text).is_ok(), "{edit:?} broke\n{text}\ninto\n{}", done.text);
         }
     }
 
