@@ -4,7 +4,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-const ROUTES: [&str; 8] = [
+const ROUTES: [&str; 9] = [
     "POST /api/dnc",
     "POST /api/webhooks",
     "POST /api/keys",
@@ -13,6 +13,7 @@ const ROUTES: [&str; 8] = [
     "POST /api/scripts/validate",
     "PUT /api/scripts/{name}",
     "POST /api/auth/login",
+    "POST /api/scripts/edit",
 ];
 
 fuzz_target!(|data: &[u8]| {

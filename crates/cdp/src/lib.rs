@@ -314,6 +314,42 @@ impl Browser {
         self.settle().await;
     }
 
+    /// Drags with the left button from the centre of the first element matching `from` to
+    /// the centre of the first matching `to`: press, ten moves with the button held,
+    /// release, all real mouse events. `from` is scrolled into view; `to` must then be in
+    /// the viewport too. Panics like [`Browser::click`] when either is missing, has no
+    /// size or is covered.
+    pub async fn drag(&mut self, from: &str, to: &str) {
+        let doing = format!("dragging `{from}` onto `{to}`");
+        let (x0, y0) = self.locate_in(&doing, from, true).await;
+        let (x1, y1) = self.locate_in(&doing, to, false).await;
+        let mut events = vec![
+            ("mouseMoved", x0, y0, "none", 0, 0),
+            ("mousePressed", x0, y0, "left", 1, 1),
+        ];
+        for i in 1..=10 {
+            let f = f64::from(i) / 10.0;
+            events.push((
+                "mouseMoved",
+                x0 + (x1 - x0) * f,
+                y0 + (y1 - y0) * f,
+                "left",
+                1,
+                0,
+            ));
+        }
+        events.push(("mouseReleased", x1, y1, "left", 0, 1));
+        for (kind, x, y, button, buttons, clicks) in events {
+            let event = json!({
+                "type": kind, "x": x, "y": y,
+                "button": button, "buttons": buttons, "clickCount": clicks,
+            });
+            self.command(&doing, "Input.dispatchMouseEvent", event)
+                .await;
+        }
+        self.settle().await;
+    }
+
     /// Focuses the first element matching `css` (an input, a textarea or a contenteditable)
     /// and types `text` into it with `Input.insertText`, so `input` events fire. With
     /// `clear` the existing contents are selected first and replaced; without it the text
@@ -462,12 +498,22 @@ impl Browser {
 
     /// The centre of the first element matching `css`, scrolled into view.
     async fn locate(&mut self, doing: &str, css: &str) -> (f64, f64) {
+        self.locate_in(doing, css, true).await
+    }
+
+    /// As `locate`; without `scroll` the element must already be in the viewport.
+    async fn locate_in(&mut self, doing: &str, css: &str, scroll: bool) -> (f64, f64) {
         let selector = js_string(css);
+        let scroll = if scroll {
+            "el.scrollIntoView({block: 'center', inline: 'center'});"
+        } else {
+            ""
+        };
         let script = format!(
             r#"(() => {{
   const el = document.querySelector({selector});
   if (!el) return 'no such element';
-  el.scrollIntoView({{block: 'center', inline: 'center'}});
+  {scroll}
   const r = el.getBoundingClientRect();
   if (r.width === 0 || r.height === 0) return `it has zero size (${{r.width}}x${{r.height}}): hidden?`;
   const x = r.left + r.width / 2, y = r.top + r.height / 2;

@@ -154,7 +154,7 @@ fn bad_body(e: JsonRejection) -> ApiError {
 /// Decodes and validates a JSON request body exactly as the handler of `route`
 /// (`"POST /api/dnc"`, `"POST /api/webhooks"`, `"POST /api/keys"`,
 /// `"POST /api/campaigns"`, the console's `"POST /api/segments/preview"`,
-/// `"POST /api/scripts/validate"`, `"PUT /api/scripts/{name}"`,
+/// `"POST /api/scripts/validate"`, `"POST /api/scripts/edit"`, `"PUT /api/scripts/{name}"`,
 /// `"POST /api/auth/login"`) does before it
 /// touches the store. The entry point of
 /// the `http_json` fuzz target (fuzz/); not part of the API.
@@ -188,6 +188,12 @@ pub fn check_json_body(route: &str, body: &[u8]) -> Result<(), ApiError> {
         "POST /api/scripts/validate" => {
             let b = decode::<crate::console::ScriptBody>(body)?;
             let _ = waihu_dialog::load_str(&b.yaml, "script");
+            Ok(())
+        }
+        "POST /api/scripts/edit" => {
+            let b = decode::<crate::console::EditBody>(body)?;
+            // A refused edit is an answer (422 with its reason), not a failure.
+            let _ = waihu_dialog::edit::apply(&b.yaml, &b.edit);
             Ok(())
         }
         "PUT /api/scripts/{name}" => decode::<crate::console::SaveBody>(body).map(drop),

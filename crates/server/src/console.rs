@@ -8,6 +8,13 @@
 //! and `POST /api/scripts/validate` answer 200 with `ok: false` and the errors
 //! (line, column, what) for text being edited; only a malformed request is a
 //! 4xx. Saving an invalid script is refused (422) with the same errors.
+//!
+//! The flow canvas and the text stay in step both ways: `validate` answers the
+//! text's outline (states and transitions as written, even while the script
+//! has errors), and `POST /api/scripts/edit` turns one canvas edit (connect,
+//! move or delete an arrow, add, rename or remove a state) into a change of a
+//! few lines of the text (`waihu_dialog::edit`), answered with the new text and
+//! its validation.
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -58,6 +65,8 @@ pub struct Console {
     saves: tokio::sync::Mutex<()>,
     #[cfg(feature = "engine")]
     pub(crate) engine: crate::console_engine::EngineState,
+    #[cfg(feature = "engine")]
+    pub(crate) voice: crate::console_voice::VoiceState,
 }
 
 pub(crate) fn routes(r: Routes) -> Routes {
@@ -86,6 +95,12 @@ pub(crate) fn routes(r: Routes) -> Routes {
             "/api/scripts/validate",
             Need::Min(Role::Analyst),
             post(validate),
+        )
+        .add(
+            "POST",
+            "/api/scripts/edit",
+            Need::Min(Role::Analyst),
+            post(edit),
         )
         .add(
             "GET",
@@ -118,7 +133,7 @@ pub(crate) fn routes(r: Routes) -> Routes {
             get(rejects),
         );
     #[cfg(feature = "engine")]
-    let r = crate::console_engine::routes(r);
+    let r = crate::console_voice::routes(crate::console_engine::routes(r));
     r
 }
 
@@ -335,15 +350,44 @@ pub(crate) struct ScriptBody {
 
 async fn validate(_c: Caller, J(b): J<ScriptBody>) -> Result<Json<Value>, ApiError> {
     too_long("script", b.yaml.len())?;
-    Ok(Json(match compile(b.yaml).await? {
+    Ok(Json(checked(b.yaml).await?))
+}
+
+/// The validation answer: ok with a summary, or the errors; with the text's
+/// outline for the canvas whenever the text is YAML.
+async fn checked(yaml: String) -> Result<Value, ApiError> {
+    let graph = waihu_dialog::edit::outline(&yaml).ok();
+    Ok(match compile(yaml).await? {
         Ok(p) => json!({
             "ok": true,
             "errors": [],
             "script": summary(&p),
-            "graph": crate::reports::script_graph(&p, &[]),
+            "graph": graph,
         }),
-        Err(e) => json!({"ok": false, "errors": diagnostics(&e)}),
-    }))
+        Err(e) => json!({"ok": false, "errors": diagnostics(&e), "graph": graph}),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EditBody {
+    pub(crate) yaml: String,
+    pub(crate) edit: waihu_dialog::edit::Edit,
+}
+
+/// One canvas edit applied to the text: the new text, the line to show, and
+/// its validation (as `validate`). An edit that cannot be made is 422 with
+/// its code (`no_such_state`, `flow_style`, ...), the line and why; the text
+/// sent is not changed.
+async fn edit(_c: Caller, J(b): J<EditBody>) -> Result<Json<Value>, ApiError> {
+    too_long("script", b.yaml.len())?;
+    let done = waihu_dialog::edit::apply(&b.yaml, &b.edit)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code, e.to_string()))?;
+    too_long("script", done.text.len())?;
+    let mut v = checked(done.text.clone()).await?;
+    v["yaml"] = json!(done.text);
+    v["line"] = json!(done.line);
+    Ok(Json(v))
 }
 
 fn read_script(s: &AppState, name: &str) -> Result<Option<String>, ApiError> {

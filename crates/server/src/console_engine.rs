@@ -287,7 +287,11 @@ struct ChatBody {
 }
 
 impl EngineState {
-    fn nlu_for(&self, sha: &str, prog: &Program) -> Result<Arc<waihu_nlu::Nlu>, ApiError> {
+    pub(crate) fn nlu_for(
+        &self,
+        sha: &str,
+        prog: &Program,
+    ) -> Result<Arc<waihu_nlu::Nlu>, ApiError> {
         if let Some((_, n)) = self.nlus.lock().unwrap().iter().find(|(k, _)| k == sha) {
             return Ok(n.clone());
         }

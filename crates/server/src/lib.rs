@@ -19,6 +19,8 @@ pub mod conns;
 pub mod console;
 #[cfg(feature = "engine")]
 pub mod console_engine;
+#[cfg(feature = "engine")]
+pub mod console_voice;
 pub mod desk;
 pub mod desk_report;
 pub mod error;

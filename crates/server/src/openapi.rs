@@ -158,6 +158,34 @@ fn script_body() -> Value {
         "yaml": {"type": "string", "description": "The script (YAML, docs/script.md)."}}})
 }
 
+fn voice_body() -> Value {
+    json!({"type": "object", "required": ["yaml", "sdp"], "additionalProperties": false, "properties": {
+        "yaml": {"type": "string", "description": "The script (YAML, docs/script.md)."},
+        "sdp": {"type": "string", "description": "The browser's SDP offer."},
+        "vars": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Customer variables; missing ones take the script's examples."}}})
+}
+
+fn edit_body() -> Value {
+    let name = json!({"type": "string"});
+    let op = |op: &str, required: &[&str], props: Value| {
+        let mut props = props;
+        props["op"] = json!({"type": "string", "enum": [op]});
+        let mut req = vec!["op"];
+        req.extend_from_slice(required);
+        json!({"type": "object", "required": req, "additionalProperties": false, "properties": props})
+    };
+    json!({"type": "object", "required": ["yaml", "edit"], "additionalProperties": false, "properties": {
+    "yaml": {"type": "string", "description": "The script being edited."},
+    "edit": {"oneOf": [
+        op("connect", &["from", "to"], json!({"from": name, "to": name, "intent": {"type": ["string", "null"]}})),
+        op("retarget", &["from", "rule", "to"], json!({"from": name, "rule": {"type": "integer", "minimum": 0}, "to": name})),
+        op("disconnect", &["from", "rule"], json!({"from": name, "rule": {"type": "integer", "minimum": 0}})),
+        op("add_state", &["name", "say"], json!({"name": name, "say": name, "end": {"type": ["string", "null"]}})),
+        op("rename_state", &["from", "to"], json!({"from": name, "to": name})),
+        op("remove_state", &["name"], json!({"name": name})),
+    ]}}})
+}
+
 fn save_body() -> Value {
     json!({"type": "object", "required": ["yaml"], "additionalProperties": false, "properties": {
         "yaml": {"type": "string"},
@@ -424,8 +452,12 @@ const OPS: &[Op] = &[
     Op { method: "GET", path: "/api/segments/attributes", summary: "Customer attribute names and kinds seen in imports (what segment rules may use).", role: Some("analyst"), params: &[], body: None, csv: false },
     Op { method: "POST", path: "/api/segments/preview", summary: "Check segment rules (YAML) against the stored attributes and count customers per segment with masked samples; nothing is stored. Rule errors answer 200 with ok=false and errors [{line, column, rule, message}].", role: Some("analyst"), params: &[], body: Some(rules_body), csv: false },
     Op { method: "POST", path: "/api/segments/apply", summary: "As preview, then store every customer's segment and the rule definitions (a segments_applied event). 409 no_customers on an empty store.", role: Some("operator"), params: &[], body: Some(rules_body), csv: false },
-    Op { method: "POST", path: "/api/scripts/validate", summary: "Check a script's YAML: ok with a summary and its state graph, or ok=false with errors [{line, column, path, message}] (200 either way).", role: Some("analyst"), params: &[], body: Some(script_body), csv: false },
+    Op { method: "POST", path: "/api/scripts/validate", summary: "Check a script's YAML: ok with a summary, or ok=false with errors [{line, column, path, message}] (200 either way); with the text's outline (graph: states and transitions as written, a missing goto target marked) whenever the text is YAML.", role: Some("analyst"), params: &[], body: Some(script_body), csv: false },
+    Op { method: "POST", path: "/api/scripts/edit", summary: "One flow-canvas edit applied to a script's text as a change of a few lines (comments and layout kept): connect {from, to, intent?}, retarget {from, rule, to}, disconnect {from, rule}, add_state {name, say, end?}, rename_state {from, to}, remove_state {name}. Answers the new yaml, the line of the edit and its validation (as /api/scripts/validate); 422 with the reason and line when the edit cannot be made (no_such_state, state_exists, bad_name, no_such_transition, flow_style, not_a_list, yaml, no_states).", role: Some("analyst"), params: &[], body: Some(edit_body), csv: false },
     Op { method: "POST", path: "/api/scripts/chat", summary: "Text chat with a script, as `waihu script chat`: {yaml, vars} starts one (the opening prompt and a session id), {session, line} is a callee turn (words, /silence, /hangup, /dtmf 1#); answers the bot's prompts, actions, what it understood and the end. Sessions idle 30 min expire (404 no_such_chat); at most 32 are kept.", role: Some("analyst"), params: &[], body: Some(chat_body), csv: false },
+    Op { method: "POST", path: "/api/scripts/voice", summary: "Voice test over WebRTC: the browser's SDP offer (G.711 PCMU/PCMA, ICE-lite answer, one host candidate) is answered and the script's bot (the phone pipeline: VAD, ASR, NLU, dialog, TTS) talks with the browser's microphone. 201 with {id, sdp (the answer), media (host:port), language}; script errors answer 200 with ok=false and errors; 422 bad_offer or missing_variables; 429 busy (4 at once); 503 speech_unavailable. At most 5 minutes.", role: Some("analyst"), params: &[], body: Some(voice_body), csv: false },
+    Op { method: "GET", path: "/api/scripts/voice/{id}", summary: "A voice test so far: notes in order (kind=state with state and emotion; kind=turn with the turn: speaker, text, intent, emotion, latency_ms), ended (null while it runs; then the leg's report and the bot's outcome and per-turn latencies). 404 no_such_session.", role: Some("analyst"), params: &[("id", "path", "string", "Voice test id (from POST /api/scripts/voice).")], body: None, csv: false },
+    Op { method: "DELETE", path: "/api/scripts/voice/{id}", summary: "Hang up a voice test (204). 404 no_such_session.", role: Some("analyst"), params: &[("id", "path", "string", "Voice test id (from POST /api/scripts/voice).")], body: None, csv: false },
     Op { method: "POST", path: "/api/scripts/prompt-audio", summary: "Prompt preview (试听): a state's prompt variants rendered with the variables sent (the script's examples for the rest) and spoken in the state's style by the bot's voice (WAIHU_BOT_VOICE), as the callee hears it: per variant its text, length in ms and an 8 kHz WAV data URL. Script errors answer 200 with ok=false and errors [{line, column, path, message}]; 404 no_such_state; 422 no_prompt (a router) or unknown_style; 503 tts_unavailable.", role: Some("analyst"), params: &[], body: Some(prompt_audio_body), csv: false },
     Op { method: "POST", path: "/api/scripts/test", summary: "Run a script's test cases (as `waihu script test`) against the script text sent: the cases sent as `cases`, or the stored <name>.cases.yaml (or <stem>.cases.yaml). Answers passed, failed and per case the path, outcome and failures; script or case-file errors answer ok=false with their positions.", role: Some("analyst"), params: &[], body: Some(test_body), csv: false },
     Op { method: "GET", path: "/api/scripts/{name}/source", summary: "A script's YAML text with its sha256 (the base of a later save) and latest saved version.", role: Some("analyst"), params: SCRIPT_NAME, body: None, csv: false },
@@ -445,7 +477,9 @@ fn error_response(desc: &str) -> Value {
 pub fn document() -> Value {
     let mut paths = Map::new();
     // Served only with the `engine` feature (console_engine.rs).
-    const ENGINE: [&str; 4] = [
+    const ENGINE: [&str; 6] = [
+        "/api/scripts/voice",
+        "/api/scripts/voice/{id}",
         "/api/scripts/chat",
         "/api/scripts/prompt-audio",
         "/api/scripts/test",

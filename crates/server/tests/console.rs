@@ -275,6 +275,78 @@ async fn scripts_are_validated_saved_with_versions_and_chatted_with() {
         e["message"].as_str().unwrap().contains("verify_adress"),
         "{v}"
     );
+    // The outline is there while the script is broken: the arrow to the misspelt
+    // state is drawn and marked missing.
+    let missing: Vec<_> = v["graph"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["missing"] == true)
+        .collect();
+    assert_eq!(missing.len(), 1, "{v}");
+    assert_eq!(missing[0]["to"], "verify_adress");
+    // A canvas edit fixes it: the arrow moved to the right state, one line changed.
+    let (st, r) = s
+        .send(
+            Method::POST,
+            &s.analyst,
+            "/api/scripts/edit",
+            Some(json!({"yaml": broken, "edit": {"op": "retarget", "from": missing[0]["from"], "rule": missing[0]["rule"], "to": "verify_address"}})),
+        )
+        .await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(
+        (r["ok"].as_bool(), r["yaml"].as_str()),
+        (Some(true), Some(SCRIPT)),
+        "{r}"
+    );
+    assert_eq!(
+        r["line"].as_u64().unwrap(),
+        line_of(&broken, "goto: verify_adress")
+    );
+    // Edits that cannot be made say why and where, and change nothing.
+    for (edit, code) in [
+        (
+            json!({"op": "connect", "from": "opening", "to": "nowhere"}),
+            "no_such_state",
+        ),
+        (
+            json!({"op": "add_state", "name": "opening", "say": "x"}),
+            "state_exists",
+        ),
+        (
+            json!({"op": "rename_state", "from": "opening", "to": "a b"}),
+            "bad_name",
+        ),
+        (
+            json!({"op": "disconnect", "from": "opening", "rule": 99}),
+            "no_such_transition",
+        ),
+    ] {
+        let (st, r) = s
+            .send(
+                Method::POST,
+                &s.analyst,
+                "/api/scripts/edit",
+                Some(json!({"yaml": SCRIPT, "edit": edit})),
+            )
+            .await;
+        assert_eq!((st, r["error"]["code"].as_str()), (422, Some(code)), "{r}");
+    }
+    for bad in [
+        json!({"yaml": SCRIPT, "edit": {"op": "teleport", "from": "opening"}}),
+        json!({"yaml": SCRIPT, "edit": {"op": "disconnect", "from": "opening", "rule": -1}}),
+        json!({"yaml": SCRIPT}),
+    ] {
+        let (st, r) = s
+            .send(Method::POST, &s.analyst, "/api/scripts/edit", Some(bad))
+            .await;
+        assert_eq!(
+            (st, r["error"]["code"].as_str()),
+            (400, Some("bad_body")),
+            "{r}"
+        );
+    }
     // A broken script is not saved.
     let (st, r) = s
         .send(

@@ -2,7 +2,8 @@
 //! the DevTools protocol, `waihu-cdp`) on a fresh data directory: upload a
 //! list with bad rows and see them rejected, preview segments and break a rule,
 //! complete an attribute name, open a script, break it and see the error at its
-//! line, fix and save it, chat with it, and forecast a campaign over the
+//! line, fix and save it, chat with it, edit its flow by dragging on the canvas
+//! (connect, move and delete an arrow, add a state), and forecast a campaign over the
 //! uploaded list. Screenshots of each page are kept
 //! under the target directory (`console-screens/`). Fails when Chromium is
 //! missing and `CI` is set (`waihu_testkit::have_peer_at`).
@@ -294,6 +295,138 @@ async fn console_in_a_real_browser() {
         .eval("document.querySelector('#pv-variants .pv-variant').textContent")
         .await;
     assert!(first.as_str().unwrap().contains("张先生"), "{first}");
+
+    // The flow editor. Drag opening's port onto offer_check and pick the intent: the
+    // text gets exactly the lines `waihu_dialog::edit` writes (two in `on`, the intent
+    // in `expect`), the arrow is drawn, the edited line is marked in the gutter.
+    use waihu_dialog::edit::{apply, Edit};
+    let editor_text = "document.getElementById('sc-text').value";
+    b.drag(
+        "#sc-graph circle.port[data-port=opening]",
+        "#sc-graph g[data-state=offer_check]",
+    )
+    .await;
+    b.wait_for(
+        "the connect form",
+        "!document.getElementById('fe-connect').hidden && document.getElementById('fe-connect-what').textContent === 'opening → offer_check'",
+        WAIT,
+    )
+    .await;
+    b.eval("document.getElementById('fe-intent').value = 'price_concern'; 0")
+        .await;
+    b.click("#fe-connect-ok").await;
+    b.wait_for(
+        "the new arrow",
+        "document.querySelector('#sc-graph line.edge[data-from=opening][data-rule=\"4\"][data-to=offer_check]') !== null && document.getElementById('sc-status').className === 'status ok'",
+        WAIT,
+    )
+    .await;
+    let connect = Edit::Connect {
+        from: "opening".into(),
+        to: "offer_check".into(),
+        intent: Some("price_concern".into()),
+    };
+    let connected = apply(&edited, &connect).unwrap();
+    assert_eq!(b.eval(editor_text).await, json!(connected.text));
+    let marked = b
+        .eval("document.querySelector('#sc-gutter em').textContent")
+        .await;
+    assert_eq!(marked, json!(connected.line.to_string()));
+    b.screenshot(&shots.join("6-flow-connected.png")).await;
+    // Drag the new arrow's tip onto retain: only its `goto` changes.
+    b.drag(
+        "#sc-graph circle.tip[data-from=opening][data-rule=\"4\"]",
+        "#sc-graph g[data-state=retain]",
+    )
+    .await;
+    b.wait_for(
+        "the moved arrow",
+        "document.querySelector('#sc-graph line.edge[data-from=opening][data-rule=\"4\"][data-to=retain]') !== null",
+        WAIT,
+    )
+    .await;
+    let moved = apply(
+        &connected.text,
+        &Edit::Retarget {
+            from: "opening".into(),
+            rule: 4,
+            to: "retain".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(b.eval(editor_text).await, json!(moved.text));
+    // Select the arrow and delete it: the text is the saved one again, except for
+    // the intent the state now expects.
+    b.eval("document.querySelector('#sc-graph line.hit[data-from=opening][data-rule=\"4\"]').dispatchEvent(new MouseEvent('click', {bubbles: true})); 0").await;
+    b.wait_for(
+        "the arrow's form",
+        "!document.getElementById('fe-edge').hidden",
+        WAIT,
+    )
+    .await;
+    b.click("#fe-edge-delete").await;
+    b.wait_for(
+        "the arrow gone",
+        "document.querySelector('#sc-graph line.edge[data-from=opening][data-rule=\"4\"]') === null && document.getElementById('sc-status').className === 'status ok'",
+        WAIT,
+    )
+    .await;
+    let expects = edited.replacen(
+        "intents: [affirm, deny, busy_callback, wrong_number, cancel_order]",
+        "intents: [affirm, deny, busy_callback, wrong_number, cancel_order, price_concern]",
+        1,
+    );
+    assert_ne!(expects, edited);
+    assert_eq!(b.eval(editor_text).await, json!(expects));
+    // A new state: drawn at once (unreachable, so the script has an error), then
+    // connected by a drag, and the script is valid again.
+    b.type_into("#fe-name", "price_talk", true).await;
+    b.type_into(
+        "#fe-say",
+        "价格的问题我帮您反馈给专员，稍后联系您，再见。",
+        true,
+    )
+    .await;
+    b.type_into("#fe-end", "declined", true).await;
+    b.click("#fe-add").await;
+    b.wait_for(
+        "the new state",
+        "document.querySelector('#sc-graph g[data-state=price_talk]') !== null && document.getElementById('sc-status').className === 'status bad'",
+        WAIT,
+    )
+    .await;
+    b.drag(
+        "#sc-graph circle.port[data-port=verify_time]",
+        "#sc-graph g[data-state=price_talk]",
+    )
+    .await;
+    b.wait_for(
+        "the connect form",
+        "!document.getElementById('fe-connect').hidden",
+        WAIT,
+    )
+    .await;
+    b.eval("document.getElementById('fe-intent').value = 'price_concern'; 0")
+        .await;
+    b.click("#fe-connect-ok").await;
+    b.wait_for(
+        "the script valid again",
+        "document.querySelector('#sc-graph line.edge[data-from=verify_time][data-to=price_talk]') !== null && document.getElementById('sc-status').className === 'status ok'",
+        WAIT,
+    )
+    .await;
+    let text = b.eval(editor_text).await;
+    let p = waihu_dialog::load_str(text.as_str().unwrap(), "edited.yaml").unwrap();
+    assert_eq!(
+        p.states
+            .iter()
+            .find(|s| s.name == "price_talk")
+            .unwrap()
+            .end
+            .as_deref(),
+        Some("declined")
+    );
+    b.screenshot(&shots.join("7-flow-new-state.png")).await;
 
     // Campaigns: a forecast over the uploaded list before launch, drawn per day.
     b.click("nav button[data-page=campaigns]").await;
