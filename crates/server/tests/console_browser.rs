@@ -569,3 +569,136 @@ async fn console_in_a_real_browser() {
     drop(b);
     s.stop().await;
 }
+
+/// The voice test: Chromium's fake microphone plays a WAV (silence through the
+/// bot's opening, then "Yes, speaking.") into the console's WebRTC call; the
+/// bot (the phone pipeline) hears it as `affirm` and moves on, and the page
+/// hears its spoken reply. Prints the mouth-to-ear latency measured in the page
+/// beside the bot's own end-of-speech-to-first-audio figure for the same turn.
+#[tokio::test]
+async fn voice_test_over_webrtc() {
+    if !have_peer_at("chromium", Path::new(CHROMIUM)) || !waihu_testkit::have_peer("espeak-ng") {
+        return;
+    }
+    const EN: &str = include_str!("../../../examples/scripts/order_confirmation.en.yaml");
+    let s = Server::start(waihu_server::Config::default()).await;
+    let scripts = s.store.data_dir().join("scripts");
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::write(scripts.join("order_confirmation.en.yaml"), EN).unwrap();
+    // How long the opening lasts, as the bot will say it (its longest variant).
+    let (st, pv) = s
+        .send(
+            Method::POST,
+            &s.analyst,
+            "/api/scripts/prompt-audio",
+            Some(json!({"yaml": EN, "state": "opening"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{pv}");
+    let opening_ms = pv["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["ms"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    // The callee: quiet through the opening, an answer, then quiet.
+    let work = tempfile::tempdir().unwrap();
+    let said = work.path().join("said.wav");
+    let ok = std::process::Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", "150", "-w"])
+        .arg(&said)
+        .arg("Yes, speaking.")
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let pcm = waihu_audio::wav::read_wav(&said).unwrap();
+    let ms = |n: u64| vec![0i16; (n * u64::from(pcm.rate) / 1000) as usize];
+    let mut samples = ms(opening_ms + 4000);
+    samples.extend_from_slice(&pcm.samples);
+    samples.extend(ms(8000));
+    let mic = work.path().join("mic.wav");
+    waihu_audio::wav::write_wav(&mic, pcm.rate, &samples).unwrap();
+    let answer_at_ms = opening_ms + 4000;
+
+    let profile = tempfile::tempdir().unwrap();
+    let args = [
+        "--use-fake-ui-for-media-stream".to_string(),
+        "--use-fake-device-for-media-stream".to_string(),
+        format!("--use-file-for-fake-audio-capture={}%noloop", mic.display()),
+        "--autoplay-policy=no-user-gesture-required".to_string(),
+        // The server offers the address the page was loaded from: loopback here.
+        "--allow-loopback-in-peer-connection".to_string(),
+    ];
+    let mut b = Browser::launch(profile.path(), &args).await;
+    b.goto(&s.url(&format!("/console?key={}#scripts", s.admin)))
+        .await;
+    b.wait_for(
+        "the script to load",
+        "document.getElementById('sc-status').className === 'status ok'",
+        WAIT,
+    )
+    .await;
+    let started = std::time::Instant::now();
+    b.click("#vt-start").await;
+    let call = Duration::from_millis(answer_at_ms + 30_000);
+    b.wait_for(
+        "the callee's answer understood",
+        "window.vtNotes.some(n => n.kind === 'turn' && n.turn.speaker === 'callee' && n.turn.intent === 'affirm')",
+        call,
+    )
+    .await;
+    b.wait_for(
+        "the reply heard in the page",
+        "vtTurns().length > 0 && window.vtNotes.some(n => n.kind === 'state' && n.state === 'verify_address')",
+        Duration::from_secs(20),
+    )
+    .await;
+    // Let the reply play out, then hang up.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let notes = b.eval("window.vtNotes").await;
+    let turns = b.eval("vtTurns()").await;
+    let bot_voiced = b
+        .eval("window.vtLevels.bot.filter(([t, r]) => r > 0.02).length * 20")
+        .await;
+    b.screenshot(&screens().join("8-voice-test.png")).await;
+    b.click("#vt-stop").await;
+    b.wait_for(
+        "the call's report",
+        "window.vtEnded !== null && window.vtEnded !== undefined",
+        WAIT,
+    )
+    .await;
+    let ended = b.eval("window.vtEnded").await;
+    let heard = notes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["kind"] == "turn" && n["turn"]["speaker"] == "callee")
+        .unwrap()["turn"]
+        .clone();
+    let text = heard["text"].as_str().unwrap().to_lowercase();
+    assert!(text.contains("yes"), "the bot heard {heard}");
+    assert_eq!(ended["leg"]["codec"], "PCMU", "{ended}");
+    assert!(
+        ended["leg"]["packets_in"].as_u64().unwrap() > 100,
+        "{ended}"
+    );
+    // The reply was heard in the page: the bot's audio after the answer lasts seconds.
+    assert!(
+        bot_voiced.as_u64().unwrap() > 2000,
+        "{bot_voiced} ms of the bot heard"
+    );
+    let t = &turns[0];
+    let mouth_to_ear = t[2].as_f64().unwrap();
+    let bot_side = ended["bot"]["latencies"][0]["total_ms"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    println!(
+        "voice test over WebRTC: heard {text:?} as {}; mouth-to-ear {mouth_to_ear:.0} ms in the page, end of speech to first audio {bot_side:.0} ms in the bot; call {:.1} s",
+        heard["intent"],
+        started.elapsed().as_secs_f64()
+    );
+    assert!(mouth_to_ear > 0.0 && mouth_to_ear < 10_000.0, "{turns}");
+    s.stop().await;
+}

@@ -277,23 +277,3 @@ impl Leg {
         report
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_bad_offer_is_an_error_not_a_panic() {
-        for bad in [
-            "",
-            "v=0",
-            "not sdp at all\r\n",
-            "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n",
-        ] {
-            assert!(
-                accept(bad, IpAddr::from([127, 0, 0, 1])).is_err(),
-                "{bad:?}"
-            );
-        }
-    }
-}
