@@ -80,7 +80,11 @@ struct Live {
     store: Store,
     clock: Arc<CampaignClock>,
     /// Agents' last published state and since when, for `agent_state` events.
+    /// Held while a state change is appended, so no change can land after the
+    /// run's sign-outs.
     last: tokio::sync::Mutex<HashMap<String, (&'static str, DateTime<Utc>)>>,
+    /// The run is over and its sign-outs are written: nothing more is published.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// Removes a caller from the waiting list however its transfer ends.
@@ -118,6 +122,7 @@ impl Handoff {
             store,
             clock,
             last: tokio::sync::Mutex::new(HashMap::new()),
+            closed: Default::default(),
         });
         let h = Arc::new(h);
         tokio::spawn(publish(Arc::downgrade(&h)));
@@ -177,6 +182,7 @@ impl Handoff {
         let Some(live) = &self.live else { return };
         let now = live.clock.now();
         let mut last = live.last.lock().await;
+        live.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         let events: Vec<Event> = last
             .drain()
             .map(|(agent, _)| desk_event(now, agent, "signed_out"))
@@ -225,6 +231,9 @@ impl Handoff {
         let queues: Vec<String> = self.acd().queues().iter().map(|q| q.name.clone()).collect();
         let ago = |ms: u64| wall - chrono::Duration::milliseconds(now_ms.saturating_sub(ms) as i64);
         let mut last = live.last.lock().await;
+        if live.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
         let mut events = Vec::new();
         let mut rows = Vec::with_capacity(agents.len());
         for (id, st) in agents {
@@ -262,7 +271,6 @@ impl Handoff {
                 json!({"name": q, "waiting": w})
             })
             .collect();
-        drop(last);
         let body = json!({"running": true, "at": wall, "agents": rows, "queues": queues});
         live.store
             .desk_publish(Utc::now(), &body.to_string())
@@ -270,6 +278,9 @@ impl Handoff {
         if !events.is_empty() {
             live.store.append_events(&events).await?;
         }
+        // Released only now: `close` cannot write its sign-outs between this
+        // snapshot's state changes and their append.
+        drop(last);
         Ok(())
     }
 

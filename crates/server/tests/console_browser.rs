@@ -29,6 +29,29 @@ fn screens() -> PathBuf {
     dir
 }
 
+/// The data directory's `scripts/`, with the knowledge files the example scripts
+/// name (`knowledge.file: ../knowledge/...`): without them a script does not load
+/// and the scripts list reports it broken.
+fn with_knowledge(s: &Server) -> PathBuf {
+    let dir = s.store.data_dir();
+    let scripts = dir.join("scripts");
+    std::fs::create_dir_all(&scripts).unwrap();
+    std::fs::create_dir_all(dir.join("knowledge")).unwrap();
+    for (name, text) in [
+        (
+            "air_purifier.zh.md",
+            include_str!("../../../examples/knowledge/air_purifier.zh.md"),
+        ),
+        (
+            "air_purifier.en.md",
+            include_str!("../../../examples/knowledge/air_purifier.en.md"),
+        ),
+    ] {
+        std::fs::write(dir.join("knowledge").join(name), text).unwrap();
+    }
+    scripts
+}
+
 fn line_of(text: &str, needle: &str) -> usize {
     text.lines().position(|l| l.contains(needle)).unwrap() + 1
 }
@@ -39,8 +62,7 @@ async fn console_in_a_real_browser() {
         return;
     }
     let s = Server::start(waihu_server::Config::default()).await;
-    let scripts = s.store.data_dir().join("scripts");
-    std::fs::create_dir_all(&scripts).unwrap();
+    let scripts = with_knowledge(&s);
     std::fs::write(scripts.join("order_confirmation.zh.yaml"), SCRIPT).unwrap();
     std::fs::write(
         scripts.join("order_confirmation.cases.yaml"),
@@ -582,8 +604,7 @@ async fn voice_test_over_webrtc() {
     }
     const EN: &str = include_str!("../../../examples/scripts/order_confirmation.en.yaml");
     let s = Server::start(waihu_server::Config::default()).await;
-    let scripts = s.store.data_dir().join("scripts");
-    std::fs::create_dir_all(&scripts).unwrap();
+    let scripts = with_knowledge(&s);
     std::fs::write(scripts.join("order_confirmation.en.yaml"), EN).unwrap();
     // How long the opening lasts, as the bot will say it (its longest variant).
     let (st, pv) = s
