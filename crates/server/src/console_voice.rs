@@ -64,7 +64,13 @@ pub(crate) fn routes(r: Routes) -> Routes {
         "GET",
         "/api/scripts/voice/{id}",
         Need::Min(Role::Analyst),
-        get(poll).delete(hang_up),
+        get(poll),
+    )
+    .add(
+        "DELETE",
+        "/api/scripts/voice/{id}",
+        Need::Min(Role::Analyst),
+        axum::routing::delete(hang_up),
     )
 }
 

@@ -606,6 +606,12 @@ async fn voice_test_over_webrtc() {
     let s = Server::start(waihu_server::Config::default()).await;
     let scripts = with_knowledge(&s);
     std::fs::write(scripts.join("order_confirmation.en.yaml"), EN).unwrap();
+    // The bot's recogniser, where setup installed it (a server looks under its data directory).
+    std::os::unix::fs::symlink(
+        waihu_testkit::models_dir(),
+        s.store.data_dir().join("models"),
+    )
+    .unwrap();
     // How long the opening lasts, as the bot will say it (its longest variant).
     let (st, pv) = s
         .send(
@@ -662,13 +668,27 @@ async fn voice_test_over_webrtc() {
     .await;
     let started = std::time::Instant::now();
     b.click("#vt-start").await;
+    // Waited for here rather than with `wait_for`, to say what the call did if it fails.
     let call = Duration::from_millis(answer_at_ms + 30_000);
-    b.wait_for(
-        "the callee's answer understood",
-        "window.vtNotes.some(n => n.kind === 'turn' && n.turn.speaker === 'callee' && n.turn.intent === 'affirm')",
-        call,
-    )
-    .await;
+    let understood = "window.vtNotes.some(n => n.kind === 'turn' && n.turn.speaker === 'callee' && n.turn.intent === 'affirm')";
+    while b.eval(understood).await != json!(true) {
+        if started.elapsed() > call {
+            let state = b
+                .eval("JSON.stringify({status: document.getElementById('vt-status').textContent, msg: document.getElementById('msg').textContent, notes: window.vtNotes, ended: window.vtEnded, mic: window.vtLevels.mic.length, bot: window.vtLevels.bot.length, micLoud: window.vtLevels.mic.filter(([t, r]) => r > 0.02).length, botLoud: window.vtLevels.bot.filter(([t, r]) => r > 0.02).length})")
+                .await;
+            let id = b.eval("window.vtId").await;
+            let (_, api) = s
+                .get(
+                    &s.analyst,
+                    &format!("/api/scripts/voice/{}", id.as_str().unwrap_or("none")),
+                )
+                .await;
+            panic!(
+                "the callee's answer was not understood in {call:?}: page {state}; server {api}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     b.wait_for(
         "the reply heard in the page",
         "vtTurns().length > 0 && window.vtNotes.some(n => n.kind === 'state' && n.state === 'verify_address')",
@@ -683,14 +703,27 @@ async fn voice_test_over_webrtc() {
         .eval("window.vtLevels.bot.filter(([t, r]) => r > 0.02).length * 20")
         .await;
     b.screenshot(&screens().join("8-voice-test.png")).await;
+    let id = b.eval("window.vtId").await;
+    let session = format!("/api/scripts/voice/{}", id.as_str().unwrap());
     b.click("#vt-stop").await;
+    let hung_up = std::time::Instant::now();
+    let ended = loop {
+        let (_, v) = s.get(&s.analyst, &session).await;
+        if !v["ended"].is_null() {
+            break v["ended"].clone();
+        }
+        assert!(
+            hung_up.elapsed() < Duration::from_secs(40),
+            "the call did not end after the hang-up: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     b.wait_for(
-        "the call's report",
+        "the page's report",
         "window.vtEnded !== null && window.vtEnded !== undefined",
         WAIT,
     )
     .await;
-    let ended = b.eval("window.vtEnded").await;
     let heard = notes
         .as_array()
         .unwrap()
