@@ -174,13 +174,10 @@ impl Leg {
                         }
                     }
                     Ok(Output::Event(ev)) => match ev {
-                        Event::Connected => {
-                            if !connected {
-                                connected = true;
-                                report.connected_ms =
-                                    Some(self.started.elapsed().as_millis() as u64);
-                                agent.on_answered(Instant::now());
-                            }
+                        Event::Connected if !connected => {
+                            connected = true;
+                            report.connected_ms = Some(self.started.elapsed().as_millis() as u64);
+                            agent.on_answered(Instant::now());
                         }
                         Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                             break Err("browser left".to_string());
