@@ -299,17 +299,22 @@ impl Browser {
     pub async fn click(&mut self, css: &str) {
         let doing = format!("clicking `{css}`");
         let (x, y) = self.locate(&doing, css).await;
-        for (kind, button, buttons, clicks) in [
-            ("mouseMoved", "none", 0, 0),
-            ("mousePressed", "left", 1, 1),
-            ("mouseReleased", "left", 0, 1),
-        ] {
+        let events = [
+            ("mouseMoved", x, y, "none", 0, 0),
+            ("mousePressed", x, y, "left", 1, 1),
+            ("mouseReleased", x, y, "left", 0, 1),
+        ];
+        self.mouse(&doing, &events).await;
+    }
+
+    /// Dispatches mouse events `(type, x, y, button, buttons, clickCount)`, then settles.
+    async fn mouse(&mut self, doing: &str, events: &[(&str, f64, f64, &str, u8, u8)]) {
+        for &(kind, x, y, button, buttons, clicks) in events {
             let event = json!({
                 "type": kind, "x": x, "y": y,
                 "button": button, "buttons": buttons, "clickCount": clicks,
             });
-            self.command(&doing, "Input.dispatchMouseEvent", event)
-                .await;
+            self.command(doing, "Input.dispatchMouseEvent", event).await;
         }
         self.settle().await;
     }
@@ -339,15 +344,7 @@ impl Browser {
             ));
         }
         events.push(("mouseReleased", x1, y1, "left", 0, 1));
-        for (kind, x, y, button, buttons, clicks) in events {
-            let event = json!({
-                "type": kind, "x": x, "y": y,
-                "button": button, "buttons": buttons, "clickCount": clicks,
-            });
-            self.command(&doing, "Input.dispatchMouseEvent", event)
-                .await;
-        }
-        self.settle().await;
+        self.mouse(&doing, &events).await;
     }
 
     /// Focuses the first element matching `css` (an input, a textarea or a contenteditable)

@@ -52,6 +52,27 @@ fn with_knowledge(s: &Server) -> PathBuf {
     scripts
 }
 
+/// On the flow canvas: drag `from`'s port onto `to`, pick `intent` in the form
+/// that opens, connect.
+async fn connect_by_drag(b: &mut Browser, from: &str, to: &str, intent: &str) {
+    b.drag(
+        &format!("#sc-graph circle.port[data-port={from}]"),
+        &format!("#sc-graph g[data-state={to}]"),
+    )
+    .await;
+    b.wait_for(
+        "the connect form",
+        &format!("!document.getElementById('fe-connect').hidden && document.getElementById('fe-connect-what').textContent === '{from} → {to}'"),
+        WAIT,
+    )
+    .await;
+    b.eval(&format!(
+        "document.getElementById('fe-intent').value = '{intent}'; 0"
+    ))
+    .await;
+    b.click("#fe-connect-ok").await;
+}
+
 fn line_of(text: &str, needle: &str) -> usize {
     text.lines().position(|l| l.contains(needle)).unwrap() + 1
 }
@@ -323,20 +344,7 @@ async fn console_in_a_real_browser() {
     // in `expect`), the arrow is drawn, the edited line is marked in the gutter.
     use waihu_dialog::edit::{apply, Edit};
     let editor_text = "document.getElementById('sc-text').value";
-    b.drag(
-        "#sc-graph circle.port[data-port=opening]",
-        "#sc-graph g[data-state=offer_check]",
-    )
-    .await;
-    b.wait_for(
-        "the connect form",
-        "!document.getElementById('fe-connect').hidden && document.getElementById('fe-connect-what').textContent === 'opening → offer_check'",
-        WAIT,
-    )
-    .await;
-    b.eval("document.getElementById('fe-intent').value = 'price_concern'; 0")
-        .await;
-    b.click("#fe-connect-ok").await;
+    connect_by_drag(&mut b, "opening", "offer_check", "price_concern").await;
     b.wait_for(
         "the new arrow",
         "document.querySelector('#sc-graph line.edge[data-from=opening][data-rule=\"4\"][data-to=offer_check]') !== null && document.getElementById('sc-status').className === 'status ok'",
@@ -417,20 +425,7 @@ async fn console_in_a_real_browser() {
         WAIT,
     )
     .await;
-    b.drag(
-        "#sc-graph circle.port[data-port=verify_time]",
-        "#sc-graph g[data-state=price_talk]",
-    )
-    .await;
-    b.wait_for(
-        "the connect form",
-        "!document.getElementById('fe-connect').hidden",
-        WAIT,
-    )
-    .await;
-    b.eval("document.getElementById('fe-intent').value = 'price_concern'; 0")
-        .await;
-    b.click("#fe-connect-ok").await;
+    connect_by_drag(&mut b, "verify_time", "price_talk", "price_concern").await;
     b.wait_for(
         "the script valid again",
         "document.querySelector('#sc-graph line.edge[data-from=verify_time][data-to=price_talk]') !== null && document.getElementById('sc-status').className === 'status ok'",
