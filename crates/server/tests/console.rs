@@ -726,23 +726,8 @@ async fn reports_download_as_xlsx() {
         "/api/events",
         "/api/kpis",
     ] {
-        let csv = s
-            .client
-            .get(s.url(&format!("{path}?format=csv")))
-            .bearer_auth(&s.analyst)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let r = s
-            .client
-            .get(s.url(&format!("{path}?format=xlsx")))
-            .bearer_auth(&s.analyst)
-            .send()
-            .await
-            .unwrap();
+        let csv = report(&s, path, "csv").await.text().await.unwrap();
+        let r = report(&s, path, "xlsx").await;
         assert_eq!(r.status().as_u16(), 200, "{path}");
         assert!(
             r.headers()["content-type"]
@@ -792,6 +777,16 @@ async fn reports_download_as_xlsx() {
     s.stop().await;
 }
 
+/// Report `path` as `format`, as an analyst.
+async fn report(s: &Server, path: &str, format: &str) -> reqwest::Response {
+    s.client
+        .get(s.url(&format!("{path}?format={format}")))
+        .bearer_auth(&s.analyst)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// The same reports as PDF, read back by poppler's `pdftotext`: every CSV
 /// header and the Chinese segment names come out as text (fails when poppler
 /// is missing and `CI` is set).
@@ -803,23 +798,8 @@ async fn reports_download_as_pdf() {
     let s = segmented().await;
     let dir = tempfile::tempdir().unwrap();
     for path in ["/api/segments", "/api/customers", "/api/kpis"] {
-        let csv = s
-            .client
-            .get(s.url(&format!("{path}?format=csv")))
-            .bearer_auth(&s.analyst)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let r = s
-            .client
-            .get(s.url(&format!("{path}?format=pdf")))
-            .bearer_auth(&s.analyst)
-            .send()
-            .await
-            .unwrap();
+        let csv = report(&s, path, "csv").await.text().await.unwrap();
+        let r = report(&s, path, "pdf").await;
         assert_eq!(r.status().as_u16(), 200, "{path}");
         assert_eq!(r.headers()["content-type"], "application/pdf", "{path}");
         let file = dir.path().join("r.pdf");
