@@ -61,6 +61,7 @@ pub mod tenants;
 pub mod trunks;
 pub mod voice;
 pub mod voiceprint;
+pub mod webrtc;
 
 use anyhow::Context;
 

@@ -46,7 +46,7 @@ pub struct Args {
 }
 
 #[derive(Debug, Serialize)]
-struct VoiceLevel {
+pub(crate) struct VoiceLevel {
     lang: String,
     concurrency: usize,
     arrival: &'static str,
@@ -56,7 +56,10 @@ struct VoiceLevel {
     /// Bot prompts started while a callee was saying a line, per callee line.
     cut_in_share: f64,
     speculation: waihu_bot::Speculation,
-    latency: LatencyStats,
+    pub(crate) latency: LatencyStats,
+    /// Mouth to ear as the callees heard it: end of their line to the bot's reply
+    /// at their ear, RTP both ways and the jitter buffers included.
+    pub(crate) ear: Ear,
     wall_s: f64,
     /// CPU of the whole process (bot and virtual callees) in cores, while the level ran.
     cpu_cores: f64,
@@ -68,6 +71,27 @@ struct VoiceLevel {
     misses: Vec<String>,
 }
 
+#[derive(Debug, Serialize, Default, Clone)]
+pub(crate) struct Ear {
+    pub(crate) turns: usize,
+    pub(crate) p50_ms: f64,
+    pub(crate) p95_ms: f64,
+}
+
+pub(crate) fn ear(ms: &[u64]) -> Ear {
+    let mut v = ms.to_vec();
+    v.sort_unstable();
+    let pct = |p: f64| {
+        v.get(((v.len().max(1) - 1) as f64 * p).round() as usize)
+            .map_or(0.0, |&x| x as f64)
+    };
+    Ear {
+        turns: v.len(),
+        p50_ms: pct(0.5),
+        p95_ms: pct(0.95),
+    }
+}
+
 /// `waihu bench voice`: the whole pipeline (planner → SIP → VAD → Whisper → NLU → dialog →
 /// TTS, and the virtual callees' side) at several concurrency levels in one process; turn
 /// latency with its breakdown, correctness against the callees' truth, and CPU.
@@ -76,6 +100,15 @@ struct VoiceLevel {
 /// `waihu run` uses (`waihu_import`, `waihu_dialer::lifecycle`), so the bench
 /// measures exactly what a live campaign runs.
 pub fn run(a: Args) -> anyhow::Result<()> {
+    let rows = levels(&a)?;
+    if !a.json {
+        summarise(&rows);
+    }
+    Ok(())
+}
+
+/// Runs every level of `a`, printing each row as it finishes (JSON with `--json`).
+pub(crate) fn levels(a: &Args) -> anyhow::Result<Vec<VoiceLevel>> {
     let persona: waihu_sim::Persona = serde_json::from_value(serde_json::json!(a.persona))
         .map_err(|_| anyhow::anyhow!("unknown persona '{}'", a.persona))?;
     let zh = a.lang == "zh";
@@ -288,6 +321,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 cut_in_share: score.cut_in_share(),
                 speculation,
                 latency: latency_stats(summary.calls.iter().flat_map(|c| c.latencies.iter())),
+                ear: ear(&score.reply_ms),
                 wall_s: (wall * 10.0).round() / 10.0,
                 cpu_cores: (cpu / wall * 100.0).round() / 100.0,
                 cpu_s_per_call: (cpu / answered.max(1) as f64 * 100.0).round() / 100.0,
@@ -299,10 +333,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             let m = &row.latency.mean;
             let sp = &row.speculation;
             println!(
-                "{} {:>3} at once, {:<9} speculative ASR {:<3}: {:>3} calls, correct {:>5.1}%, turn latency p50 {:>5.0} ms p95 {:>5.0} ms over {} turns (endpointing {:.0}, ASR {:.0} incl. queue {:.0}, NLU {:.1}, dialog {:.2}, TTS first {:.0}); cut-ins {:.1}%; speculation {} started, {} hits, {} early ends, {} shed; CPU {:.2} cores, {:.1} s per call; wall {:.0} s",
+                "{} {:>3} at once, {:<9} speculative ASR {:<3}: {:>3} calls, correct {:>5.1}%, turn latency p50 {:>5.0} ms p95 {:>5.0} ms over {} turns (endpointing {:.0}, ASR {:.0} incl. queue {:.0}, NLU {:.1}, dialog {:.2}, TTS first {:.0}); mouth to ear at the callee p50 {:.0} ms p95 {:.0} ms over {} lines; cut-ins {:.1}%; speculation {} started, {} hits, {} early ends, {} shed; CPU {:.2} cores, {:.1} s per call; wall {:.0} s",
                 row.lang, row.concurrency, row.arrival, if row.speculate { "on" } else { "off" },
                 row.calls, row.correct_share * 100.0, row.latency.p50_ms, row.latency.p95_ms,
                 row.latency.turns, m.endpoint_ms, m.asr_ms, m.asr_wait_ms, m.nlu_ms, m.dialog_ms, m.tts_first_ms,
+                row.ear.p50_ms, row.ear.p95_ms, row.ear.turns,
                 row.cut_in_share * 100.0, sp.started, sp.hits, sp.early_ends, sp.shed,
                 row.cpu_cores, row.cpu_s_per_call, row.wall_s
             );
@@ -312,7 +347,11 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         }
         rows.push(row);
     }
-    if !a.json {
+    Ok(rows)
+}
+
+fn summarise(rows: &[VoiceLevel]) {
+    {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         println!("(one process holds both the bot and the virtual callees; {cores} cores; targets at 20 calls: English p50 ≤ 500 ms, p95 ≤ 900 ms; Mandarin p50 ≤ 700 ms; cut-ins ≤ 5%)");
         // Speculation on against off at each level and arrival: the ratio of p50s.
@@ -329,7 +368,6 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             }
         }
     }
-    Ok(())
 }
 
 const LIVE_BENCH_CAMPAIGN: &str = include_str!("../../../examples/campaign-demo.en.yaml");

@@ -84,6 +84,9 @@ pub(crate) struct VoiceBody {
     /// Customer variables; missing ones take the script's examples.
     #[serde(default)]
     pub(crate) vars: std::collections::BTreeMap<String, String>,
+    /// `opus` (the default: Opus when offered, else G.711) or `g711`.
+    #[serde(default)]
+    pub(crate) codec: waihu_webrtc::Codecs,
 }
 
 /// The address to offer the browser: the one it reached us on (the Host
@@ -200,7 +203,7 @@ async fn start(
     .map_err(|e| ApiError::internal(format!("loading the voice test: {e}")))??;
     let mut vars = waihu_dialog::program::example_customer(&script.prog);
     vars.extend(b.vars);
-    let (answer, leg) = waihu_webrtc::accept(&b.sdp, media_ip(&headers))
+    let (answer, leg) = waihu_webrtc::accept(&b.sdp, media_ip(&headers), b.codec)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_offer", e.to_string()))?;
     let setup = waihu_bot::CallSetup {
         vars: vars.into_iter().collect(),
@@ -236,6 +239,7 @@ async fn start(
         .unwrap()
         .insert(id.clone(), session.clone());
     let local = leg.local_addr();
+    let codec = leg.codec();
     let noted = session.clone();
     let begun = Instant::now();
     tokio::spawn(async move {
@@ -277,7 +281,7 @@ async fn start(
     Ok((
         StatusCode::CREATED,
         Json(
-            json!({"ok": true, "id": id, "sdp": answer, "media": local.to_string(), "language": lang}),
+            json!({"ok": true, "id": id, "sdp": answer, "media": local.to_string(), "codec": codec, "language": lang}),
         ),
     ))
 }

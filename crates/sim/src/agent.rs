@@ -137,6 +137,11 @@ pub struct AgentRecord {
     pub talked_over: u32,
     /// Seconds of voiced bot audio heard.
     pub bot_speech_s: f64,
+    /// Mouth to ear, as the callee hears it: per new line it finished without
+    /// talking over the bot, ms from its last voiced frame sent to the first
+    /// frame of the bot's next prompt heard (RTP, the callee's jitter buffer and
+    /// the bot's endpointing, ASR, dialog and TTS all inside).
+    pub reply_ms: Vec<u64>,
     /// Why the callee hung up (`None`: the bot hung up, or the call failed).
     pub callee_hangup: Option<String>,
     pub ended: bool,
@@ -198,6 +203,10 @@ pub struct Callee {
     spoke_until: u64,
     /// End of our last new line (not a repeat or extra): has the bot answered it?
     fresh_until: u64,
+    /// Last frame we sent with voice in it.
+    last_said_voiced: u64,
+    /// A new line we finished, not yet answered: its last voiced frame.
+    awaiting_reply: Option<u64>,
     fresh_speaking: bool,
     greeted: bool,
     record: AgentRecord,
@@ -223,6 +232,8 @@ impl Callee {
             repeat: None,
             spoke_until: 0,
             fresh_until: 0,
+            last_said_voiced: 0,
+            awaiting_reply: None,
             fresh_speaking: false,
             greeted: false,
             record: AgentRecord::default(),
@@ -339,6 +350,9 @@ impl Callee {
                 self.prompt_start = f;
                 self.prompt_voiced = 0;
                 self.barge_at = None;
+                if let Some(end) = self.awaiting_reply.take() {
+                    self.record.reply_ms.push(f.saturating_sub(end) * FRAME_MS);
+                }
             }
             self.prompt_voiced += 1;
             self.silence_run = 0;
@@ -412,11 +426,16 @@ impl Callee {
                 let end = (pos + say.len()).min(audio.len());
                 let n = end.saturating_sub(pos);
                 say[..n].copy_from_slice(&audio[pos..end]);
+                if frame_rms(say) >= t.voice_rms {
+                    self.last_said_voiced = f;
+                }
                 if end >= audio.len() {
                     self.phase = Phase::Listening;
                     self.spoke_until = f;
                     if self.fresh_speaking {
                         self.fresh_until = f;
+                        // A reply to a line we said over the bot would time the barge-in.
+                        self.awaiting_reply = (!barged).then_some(self.last_said_voiced);
                     }
                     // Talked over the bot and it kept going: it did not hear us, so
                     // answer its question (again) once it finishes.

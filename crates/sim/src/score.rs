@@ -55,6 +55,8 @@ pub struct Score {
     pub callee_lines: usize,
     /// Bot prompts that started while a callee was saying a line (false cut-ins).
     pub talked_over: usize,
+    /// Mouth to ear as the callees heard it, ms per answered line ([`crate::agent::AgentRecord::reply_ms`]).
+    pub reply_ms: Vec<u64>,
 }
 
 impl Score {
@@ -151,6 +153,7 @@ pub fn score(attempts: &[(String, CallOutcome, Option<String>)], logs: &[SimCall
         s.calls += 1;
         s.callee_lines += log.lines_said.len();
         s.talked_over += log.talked_over as usize;
+        s.reply_ms.extend(&log.reply_ms);
         let ps = s.per_persona.entry(log.persona).or_default();
         ps.calls += 1;
         let outcome_ok = *outcome == log.expected_outcome;
@@ -204,6 +207,7 @@ mod tests {
             barge_ins: 0,
             talked_over: 0,
             bot_speech_s: 0.0,
+            reply_ms: vec![],
             started: Utc::now(),
             ended: Utc::now(),
             talk_s: 0.0,

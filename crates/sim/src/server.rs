@@ -201,6 +201,9 @@ pub struct SimCallLog {
     pub talked_over: u32,
     /// Seconds of bot speech heard.
     pub bot_speech_s: f64,
+    /// Mouth to ear per answered line, as the callee heard it ([`AgentRecord::reply_ms`]).
+    #[serde(default)]
+    pub reply_ms: Vec<u64>,
     pub started: DateTime<Utc>,
     pub ended: DateTime<Utc>,
     /// Seconds between answer and hang-up (0 when not answered).
@@ -754,6 +757,7 @@ async fn serve_one(ep: &SipEndpoint, inc: IncomingCall, shared: &Shared) {
         barge_ins: rec.barge_ins,
         talked_over: rec.talked_over,
         bot_speech_s: (rec.bot_speech_s * 100.0).round() / 100.0,
+        reply_ms: rec.reply_ms,
         started,
         ended: (opts.clock)(),
         talk_s,

@@ -11,14 +11,18 @@
 //! checks connectivity to us, which is what a server on a LAN or loopback
 //! needs, and no STUN or TURN server is involved.
 //!
-//! Audio is G.711 (PCMU, else PCMA) at 8 kHz, which every browser must offer
-//! (RFC 7874 §3): the bot hears exactly the band a phone line gives it, and
-//! nothing is transcoded. Opus is not accepted, on purpose: its wideband
-//! audio would make the browser test easier than a real call.
+//! Audio is Opus (RFC 7587) when the browser offers it, which every browser
+//! does first, else G.711 (PCMU, else PCMA), which every browser must offer
+//! (RFC 7874 §3); [`Codecs::G711`] refuses Opus. Either way the bot hears
+//! 8 kHz, the band a phone line gives it: libopus decodes straight to 8 kHz
+//! (its own band-limiting resampler) and encodes the bot's 8 kHz voice as
+//! narrowband Opus, so the browser test is never easier than a real call.
+//! Opus is the `opus` crate over the system libopus (Debian `libopus-dev`),
+//! the reference implementation: no codec is written here.
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use str0m::change::SdpOffer;
 use str0m::format::Codec;
 use str0m::media::{Frequency, MediaKind, MediaTime, Mid, Pt};
@@ -37,12 +41,32 @@ const FRAME_MS: u64 = 20;
 pub enum Error {
     #[error("the SDP offer cannot be read: {0}")]
     Sdp(String),
-    #[error("the offer has no audio this side can take (G.711 PCMU or PCMA): {0}")]
-    Media(String),
+    #[error("the offer has no audio this side can take ({1}): {0}")]
+    Media(String, &'static str),
     #[error("WebRTC: {0}")]
     Rtc(String),
     #[error("UDP socket: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// The audio codecs a leg may answer with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Codecs {
+    /// Opus when offered (the browser's first choice), else G.711.
+    #[default]
+    Opus,
+    /// G.711 only (PCMU, else PCMA): what a phone line carries, byte for byte.
+    G711,
+}
+
+impl Codecs {
+    fn describe(self) -> &'static str {
+        match self {
+            Codecs::Opus => "Opus, G.711 PCMU or PCMA",
+            Codecs::G711 => "G.711 PCMU or PCMA",
+        }
+    }
 }
 
 /// Bounds of one leg.
@@ -68,10 +92,12 @@ impl Default for Limits {
 pub struct LegReport {
     /// From the answer to ICE and DTLS connected, ms.
     pub connected_ms: Option<u64>,
-    /// The negotiated codec (`PCMU` or `PCMA`).
+    /// The negotiated codec (`opus`, `PCMU` or `PCMA`).
     pub codec: Option<&'static str>,
     /// Audio packets received from the browser.
     pub packets_in: u64,
+    /// Received packets the codec could not decode.
+    pub undecodable: u64,
     /// Frames handed to the agent that held received audio.
     pub frames_heard: u64,
     /// Frames sent to the browser.
@@ -86,16 +112,18 @@ pub struct Leg {
     socket: UdpSocket,
     local: SocketAddr,
     started: Instant,
+    codec: &'static str,
 }
 
 /// Answers a browser's SDP offer: a socket on `ip` (port chosen by the
-/// system) as the only candidate, G.711 only. Returns the SDP answer to send
-/// back and the leg to [`Leg::run`].
-pub fn accept(offer: &str, ip: IpAddr) -> Result<(String, Leg), Error> {
+/// system) as the only candidate, the audio `codecs` allow. Returns the SDP
+/// answer to send back and the leg to [`Leg::run`].
+pub fn accept(offer: &str, ip: IpAddr, codecs: Codecs) -> Result<(String, Leg), Error> {
     let offer = SdpOffer::from_sdp_string(offer).map_err(|e| Error::Sdp(e.to_string()))?;
     let now = Instant::now();
     let mut rtc = RtcConfig::new()
         .clear_codecs()
+        .enable_opus(codecs == Codecs::Opus)
         .enable_pcmu(true)
         .enable_pcma(true)
         .set_ice_lite(true)
@@ -108,11 +136,21 @@ pub fn accept(offer: &str, ip: IpAddr) -> Result<(String, Leg), Error> {
     let answer = rtc
         .sdp_api()
         .accept_offer(offer)
-        .map_err(|e| Error::Media(e.to_string()))?;
+        .map_err(|e| Error::Media(e.to_string(), codecs.describe()))?;
     let sdp = answer.to_sdp_string();
-    if !sdp.contains("PCMU/8000") && !sdp.contains("PCMA/8000") {
-        return Err(Error::Media("no G.711 in the answer".into()));
-    }
+    // What the leg will send: the same order `Leg::run` picks in.
+    let codec = if codecs == Codecs::Opus && sdp.to_ascii_lowercase().contains("opus/48000") {
+        "opus"
+    } else if sdp.contains("PCMU/8000") {
+        "PCMU"
+    } else if sdp.contains("PCMA/8000") {
+        "PCMA"
+    } else {
+        return Err(Error::Media(
+            "no common audio codec in the answer".into(),
+            codecs.describe(),
+        ));
+    };
     Ok((
         sdp,
         Leg {
@@ -120,19 +158,115 @@ pub fn accept(offer: &str, ip: IpAddr) -> Result<(String, Leg), Error> {
             socket: UdpSocket::from_std(socket)?,
             local,
             started: now,
+            codec,
         },
     ))
 }
 
-fn law_of(codec: Codec) -> Option<(Law, &'static str)> {
+/// How one direction's audio is coded: G.711, or Opus at 8 kHz on the
+/// wire's 48 kHz RTP clock (RFC 7587 §4.1).
+enum Coder {
+    G711(Law),
+    Opus {
+        enc: Box<opus::Encoder>,
+        dec: Box<opus::Decoder>,
+    },
+}
+
+/// The coder for a negotiated codec, preferring Opus, then PCMU, then PCMA.
+fn coder_rank(codec: Codec) -> Option<u8> {
     match codec {
-        Codec::PCMU => Some((Law::Ulaw, "PCMU")),
-        Codec::PCMA => Some((Law::Alaw, "PCMA")),
+        Codec::Opus => Some(0),
+        Codec::PCMU => Some(1),
+        Codec::PCMA => Some(2),
         _ => None,
     }
 }
 
+impl Coder {
+    fn new(codec: Codec) -> Result<(Coder, &'static str), String> {
+        Ok(match codec {
+            Codec::PCMU => (Coder::G711(Law::Ulaw), "PCMU"),
+            Codec::PCMA => (Coder::G711(Law::Alaw), "PCMA"),
+            Codec::Opus => {
+                let mut enc =
+                    opus::Encoder::new(8000, opus::Channels::Mono, opus::Application::Voip)
+                        .map_err(|e| format!("Opus encoder: {e}"))?;
+                // Narrowband speech: 16 kbit/s is transparent for it.
+                enc.set_bitrate(opus::Bitrate::Bits(16_000))
+                    .map_err(|e| format!("Opus encoder: {e}"))?;
+                let dec = opus::Decoder::new(8000, opus::Channels::Mono)
+                    .map_err(|e| format!("Opus decoder: {e}"))?;
+                (
+                    Coder::Opus {
+                        enc: Box::new(enc),
+                        dec: Box::new(dec),
+                    },
+                    "opus",
+                )
+            }
+            other => return Err(format!("no coder for {other:?}")),
+        })
+    }
+
+    /// The RTP clock of what this coder sends.
+    fn clock(&self) -> Frequency {
+        match self {
+            Coder::G711(_) => Frequency::EIGHT_KHZ,
+            Coder::Opus { .. } => Frequency::FORTY_EIGHT_KHZ,
+        }
+    }
+
+    /// 8 kHz samples per 20 ms frame → one payload.
+    fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> bool {
+        out.clear();
+        match self {
+            Coder::G711(law) => {
+                law.encode(pcm, out);
+                true
+            }
+            Coder::Opus { enc, .. } => {
+                out.resize(400, 0);
+                match enc.encode(pcm, out) {
+                    Ok(n) => {
+                        out.truncate(n);
+                        true
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "Opus encode");
+                        false
+                    }
+                }
+            }
+        }
+    }
+
+    /// One received payload of `codec` → 8 kHz samples (`false` if it cannot be decoded).
+    fn decode(&mut self, codec: Codec, payload: &[u8], out: &mut Vec<i16>) -> bool {
+        out.clear();
+        match (codec, self) {
+            (Codec::PCMU, _) => Law::Ulaw.decode(payload, out),
+            (Codec::PCMA, _) => Law::Alaw.decode(payload, out),
+            (Codec::Opus, Coder::Opus { dec, .. }) => {
+                // Up to 120 ms per packet (RFC 6716 §3.2.5).
+                out.resize(960, 0);
+                match dec.decode(payload, out, false) {
+                    Ok(n) => out.truncate(n),
+                    Err(_) => return false,
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
+}
+
 impl Leg {
+    /// The codec the answer settled on (`opus`, `PCMU` or `PCMA`).
+    pub fn codec(&self) -> &'static str {
+        self.codec
+    }
+
     /// The socket the browser sends to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
@@ -154,10 +288,10 @@ impl Leg {
         let mut jitter = JitterBuffer::new(FRAME, 3 * FRAME, 12 * FRAME);
         let mut heard: Vec<i16> = Vec::with_capacity(FRAME);
         let mut say = vec![0i16; FRAME];
-        let mut encoded = Vec::with_capacity(FRAME);
-        let mut decoded = Vec::with_capacity(FRAME * 2);
-        // The audio m-line and the payload type we send with, once known.
-        let mut out: Option<(Mid, Pt, Law)> = None;
+        let mut encoded = Vec::with_capacity(400);
+        let mut decoded = Vec::with_capacity(960);
+        // The audio m-line, the payload type we send with and its coder, once known.
+        let mut out: Option<(Mid, Pt, Coder)> = None;
         let mut connected = false;
         let mut sent_samples: u64 = 0;
         let deadline = tokio::time::Instant::from_std(self.started + limits.max);
@@ -185,20 +319,38 @@ impl Leg {
                         Event::MediaAdded(m) if m.kind == MediaKind::Audio && out.is_none() => {
                             let chosen = self.rtc.writer(m.mid).and_then(|w| {
                                 w.payload_params()
-                                    .find_map(|p| law_of(p.spec().codec).map(|l| (p.pt(), l)))
+                                    .filter_map(|p| {
+                                        let c = p.spec().codec;
+                                        coder_rank(c).map(|r| (r, p.pt(), c))
+                                    })
+                                    .min_by_key(|(r, _, _)| *r)
                             });
-                            if let Some((pt, (law, name))) = chosen {
-                                out = Some((m.mid, pt, law));
-                                report.codec = Some(name);
+                            if let Some((_, pt, codec)) = chosen {
+                                match Coder::new(codec) {
+                                    Ok((coder, name)) => {
+                                        out = Some((m.mid, pt, coder));
+                                        report.codec = Some(name);
+                                    }
+                                    Err(e) => break Err(e),
+                                }
                             }
                         }
                         Event::MediaData(d) => {
-                            if let Some((law, _)) = law_of(d.params.spec().codec) {
+                            let codec = d.params.spec().codec;
+                            if coder_rank(codec).is_some() {
                                 report.packets_in += 1;
-                                decoded.clear();
-                                law.decode(&d.data, &mut decoded);
-                                let ts = d.time.rebase(Frequency::EIGHT_KHZ).numer() as u32;
-                                jitter.insert(1, ts, std::mem::take(&mut decoded));
+                                let ok = match &mut out {
+                                    Some((_, _, coder)) => {
+                                        coder.decode(codec, &d.data, &mut decoded)
+                                    }
+                                    None => false,
+                                };
+                                if ok {
+                                    let ts = d.time.rebase(Frequency::EIGHT_KHZ).numer() as u32;
+                                    jitter.insert(1, ts, std::mem::take(&mut decoded));
+                                } else {
+                                    report.undecodable += 1;
+                                }
                             }
                         }
                         _ => {}
@@ -250,14 +402,15 @@ impl Leg {
                         // A browser has nobody to be transferred to.
                         Control::Transfer(to) => break format!("agent: transfer to {to}"),
                     }
-                    if let Some((mid, pt, law)) = out {
-                        encoded.clear();
-                        law.encode(&say, &mut encoded);
-                        let time = MediaTime::new(sent_samples, Frequency::EIGHT_KHZ);
+                    if let Some((mid, pt, coder)) = &mut out {
+                        let clock = coder.clock();
+                        let time = MediaTime::new(sent_samples, Frequency::EIGHT_KHZ).rebase(clock);
                         sent_samples += FRAME as u64;
-                        if let Some(w) = self.rtc.writer(mid) {
-                            if w.write(pt, now, time, encoded.clone()).is_ok() {
-                                report.frames_sent += 1;
+                        if coder.encode(&say, &mut encoded) {
+                            if let Some(w) = self.rtc.writer(*mid) {
+                                if w.write(*pt, now, time, encoded.clone()).is_ok() {
+                                    report.frames_sent += 1;
+                                }
                             }
                         }
                     }

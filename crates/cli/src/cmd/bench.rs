@@ -64,6 +64,10 @@ pub enum Cmd {
     /// The voice bot end to end over SIP against virtual callees at several
     /// concurrency levels: turn latency and its breakdown, correctness, CPU.
     Voice(waihu_bench::voice::Args),
+    /// The console's voice test measured: mouth to ear in headless Chromium over
+    /// WebRTC (Opus, then G.711) beside a phone call over SIP to the same bot, in
+    /// one run.
+    Webrtc(waihu_bench::webrtc::Args),
     /// 转人工: warm transfer end to end on loopback (virtual callees asking for a
     /// human, in-process agents): decision → agent answered (cold-transfer
     /// baseline) and decision → agent hears the callee, p50/p95; CPU per call.
@@ -154,6 +158,7 @@ pub fn run(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<()> {
         }
         Cmd::Vad => waihu_bench::speech::vad(),
         Cmd::Voice(a) => waihu_bench::voice::run(a),
+        Cmd::Webrtc(a) => waihu_bench::webrtc::run(ctx.home(), a),
         Cmd::Handoff(a) => waihu_bench::handoff::run(a),
         Cmd::Agents(a) => waihu_bench::agents::run(a),
         Cmd::Voiceprint(a) => waihu_bench::voiceprint::run(ctx.home(), a),
