@@ -43,6 +43,9 @@ pub struct Args {
     pub speculate: String,
     #[arg(long)]
     pub json: bool,
+    /// Print no rows (a caller prints what it takes from them).
+    #[arg(skip)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -327,7 +330,9 @@ pub(crate) fn levels(a: &Args) -> anyhow::Result<Vec<VoiceLevel>> {
                 cpu_s_per_call: (cpu / answered.max(1) as f64 * 100.0).round() / 100.0,
             })
         })?;
-        if a.json {
+        if a.quiet {
+            // The caller prints.
+        } else if a.json {
             crate::print_json(&row)?;
         } else {
             let m = &row.latency.mean;

@@ -30,24 +30,28 @@ pub struct Args {
     pub json: bool,
 }
 
+/// One way of reaching the bot, measured.
 #[derive(Debug, Serialize)]
-struct Leg {
-    path: &'static str,
-    codec: String,
-    turns: usize,
-    p50_ms: f64,
-    p95_ms: f64,
-    /// The bot's end of speech to first audio sent, p50 over the same turns.
-    bot_p50_ms: f64,
+pub struct Leg {
+    pub path: &'static str,
+    /// The codec the calls used (`opus`, `PCMU`, `PCMA`).
+    pub codec: String,
+    /// Turns measured at the listener's ear.
+    pub turns: usize,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    /// The bot's end of speech to first audio sent, p50 over the same calls.
+    pub bot_p50_ms: f64,
 }
 
 #[derive(Debug, Serialize)]
-struct Report {
-    paths: Vec<Leg>,
+pub struct Report {
+    /// The phone over SIP, the browser with Opus, the browser with G.711.
+    pub paths: Vec<Leg>,
     /// Browser (Opus) p50 / phone p50.
-    opus_vs_sip: f64,
+    pub opus_vs_sip: f64,
     /// Browser (G.711) p50 / phone p50.
-    g711_vs_sip: f64,
+    pub g711_vs_sip: f64,
 }
 
 const SCRIPT: &str = include_str!("../../../examples/scripts/order_confirmation.en.yaml");
@@ -62,6 +66,29 @@ fn pct(v: &[f64], p: f64) -> f64 {
 }
 
 pub fn run(home: &Path, a: Args) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let report = measure(home, &a)?;
+    if a.json {
+        return crate::print_json(&report);
+    }
+    println!("mouth to ear, end of the callee's words to the bot's reply at their ear (same run, same English bot, one ASR slot):");
+    for p in &report.paths {
+        println!(
+            "  {:<34} {:<5} p50 {:>5.0} ms, p95 {:>5.0} ms over {} turns; the bot's own end of speech to first audio p50 {:>5.0} ms",
+            p.path, p.codec, p.p50_ms, p.p95_ms, p.turns, p.bot_p50_ms
+        );
+    }
+    println!(
+        "  browser/phone p50: Opus {:.2}×, G.711 {:.2}×; wall {:.0} s",
+        report.opus_vs_sip,
+        report.g711_vs_sip,
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The three paths of `a`, one after another in this process.
+pub fn measure(home: &Path, a: &Args) -> anyhow::Result<Report> {
     anyhow::ensure!(a.calls >= 1, "--calls must be at least 1");
     anyhow::ensure!(
         Path::new(waihu_cdp::CHROMIUM).exists(),
@@ -81,7 +108,8 @@ pub fn run(home: &Path, a: Args) -> anyhow::Result<()> {
         lang: "en".into(),
         arrival: "staggered".into(),
         speculate: "on".into(),
-        json: a.json,
+        json: false,
+        quiet: a.json,
     })?;
     let sip = sip.first().context("the SIP run returned no row")?;
     let mut paths = vec![Leg {
@@ -104,28 +132,11 @@ pub fn run(home: &Path, a: Args) -> anyhow::Result<()> {
         paths.push(row);
     }
     let ratio = |i: usize| (paths[i].p50_ms / paths[0].p50_ms.max(1.0) * 100.0).round() / 100.0;
-    let report = Report {
+    Ok(Report {
         opus_vs_sip: ratio(1),
         g711_vs_sip: ratio(2),
         paths,
-    };
-    if a.json {
-        return crate::print_json(&report);
-    }
-    println!("mouth to ear, end of the callee's words to the bot's reply at their ear (same run, same English bot, one ASR slot):");
-    for p in &report.paths {
-        println!(
-            "  {:<34} {:<5} p50 {:>5.0} ms, p95 {:>5.0} ms over {} turns; the bot's own end of speech to first audio p50 {:>5.0} ms",
-            p.path, p.codec, p.p50_ms, p.p95_ms, p.turns, p.bot_p50_ms
-        );
-    }
-    println!(
-        "  browser/phone p50: Opus {:.2}×, G.711 {:.2}×; wall {:.0} s",
-        report.opus_vs_sip,
-        report.g711_vs_sip,
-        t0.elapsed().as_secs_f64()
-    );
-    Ok(())
+    })
 }
 
 /// `calls` voice tests in headless Chromium with `codec` chosen in the page.
