@@ -132,6 +132,7 @@ pub(crate) fn routes(r: Routes) -> Routes {
             Need::Min(Role::Admin),
             get(rejects),
         );
+    let r = crate::console_layout::routes(r);
     #[cfg(feature = "engine")]
     let r = crate::console_voice::routes(crate::console_engine::routes(r));
     r
@@ -468,7 +469,7 @@ fn line_changes(old: &str, new: &str) -> (u32, u32) {
     (added as u32, removed as u32)
 }
 
-fn write_atomic(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     let dir = path.parent().expect("a file path has a parent");
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(

@@ -19,6 +19,7 @@ pub mod conns;
 pub mod console;
 #[cfg(feature = "engine")]
 pub mod console_engine;
+pub mod console_layout;
 #[cfg(feature = "engine")]
 pub mod console_voice;
 pub mod desk;

@@ -990,3 +990,107 @@ async fn prompt_previews_speak_each_variant_in_its_style() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
 }
+
+/// The flow canvas's arrangement is kept beside a saved script, not in it:
+/// the YAML and its versions do not change; bad positions are refused by
+/// field; a damaged layout file costs only the arrangement.
+#[tokio::test]
+async fn the_flow_layout_is_kept_beside_the_script() {
+    let s = Server::start(waihu_server::Config::default()).await;
+    let dir = s.store.data_dir().join("scripts");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("order.zh.yaml"), SCRIPT).unwrap();
+    let path = "/api/scripts/order.zh/layout";
+
+    let (st, v) = s.get(&s.analyst, path).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["positions"], json!({}), "never arranged: {v}");
+
+    let arranged = json!({"positions": {"opening": {"x": 400.0, "y": 12.0}, "verify_address": {"x": 40.5, "y": 300.0}}});
+    let (st, v) = s
+        .send(Method::PUT, &s.analyst, path, Some(arranged.clone()))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["states"], 2, "{v}");
+    let (_, v) = s.get(&s.operator, path).await;
+    assert_eq!(v["positions"], arranged["positions"], "{v}");
+    // The script itself is untouched: same text, no version.
+    let (_, src) = s.get(&s.analyst, "/api/scripts/order.zh/source").await;
+    assert_eq!(src["yaml"], SCRIPT);
+    assert!(src["version"].is_null(), "{src}");
+
+    for (body, code, needle) in [
+        (
+            json!({"positions": {"opening": {"x": 1e9, "y": 0}}}),
+            "bad_position",
+            "positions.opening.x",
+        ),
+        (
+            json!({"positions": {"bad name": {"x": 1, "y": 0}}}),
+            "bad_state",
+            "bad name",
+        ),
+        (json!({"positions": {"opening": {"x": 1}}}), "", "y"),
+        (
+            json!({"positions": {"opening": {"x": 1, "y": 2, "z": 3}}}),
+            "",
+            "z",
+        ),
+    ] {
+        let (st, v) = s
+            .send(Method::PUT, &s.analyst, path, Some(body.clone()))
+            .await;
+        assert!(st == 400 || st == 422, "{body} → {st} {v}");
+        if !code.is_empty() {
+            assert_eq!(v["error"]["code"], code, "{v}");
+        }
+        assert!(v.to_string().contains(needle), "{body} → {v}");
+    }
+    let many: serde_json::Map<String, Value> = (0..=waihu_server::console_layout::MAX_POSITIONS)
+        .map(|i| (format!("s{i}"), json!({"x": 0, "y": 0})))
+        .collect();
+    let (st, v) = s
+        .send(
+            Method::PUT,
+            &s.analyst,
+            path,
+            Some(json!({"positions": many})),
+        )
+        .await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (400, Some("too_many")),
+        "{v}"
+    );
+    // What was kept survived the refusals.
+    let (_, v) = s.get(&s.analyst, path).await;
+    assert_eq!(v["positions"], arranged["positions"], "{v}");
+
+    // No script, no layout; a bad name is refused before the disk.
+    let (st, v) = s
+        .send(
+            Method::PUT,
+            &s.analyst,
+            "/api/scripts/nothing.zh/layout",
+            Some(arranged.clone()),
+        )
+        .await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (404, Some("no_such_script")),
+        "{v}"
+    );
+    let (st, _) = s.get(&s.analyst, "/api/scripts/..%2Fx/layout").await;
+    assert_eq!(st, 400);
+
+    // A damaged file: the automatic layout, and the next save mends it.
+    std::fs::write(dir.join(".layout/order.zh.json"), "{not json").unwrap();
+    let (st, v) = s.get(&s.analyst, path).await;
+    assert_eq!((st, &v["positions"]), (200, &json!({})), "{v}");
+    let (st, _) = s
+        .send(Method::PUT, &s.analyst, path, Some(arranged.clone()))
+        .await;
+    assert_eq!(st, 200);
+    let (_, v) = s.get(&s.analyst, path).await;
+    assert_eq!(v["positions"], arranged["positions"], "{v}");
+}

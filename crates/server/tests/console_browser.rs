@@ -444,6 +444,74 @@ async fn console_in_a_real_browser() {
         Some("declined")
     );
     b.screenshot(&shots.join("7-flow-new-state.png")).await;
+    // Arranging: `verify_time`'s box is dragged to where `opening` is drawn; the
+    // position is kept beside the script (its text untouched), the box is drawn there
+    // again after a reload, and 自动排列 puts it back.
+    let rect_of = |state: &str| {
+        format!("(() => {{ const r = document.querySelector('#sc-graph g[data-state={state}] rect'); return [Number(r.getAttribute('x')), Number(r.getAttribute('y'))]; }})()")
+    };
+    let before = b.eval(&rect_of("verify_time")).await;
+    let opening = b.eval(&rect_of("opening")).await;
+    let saved_text = std::fs::read_to_string(scripts.join("order_confirmation.zh.yaml")).unwrap();
+    b.drag(
+        "#sc-graph g[data-state=verify_time] rect",
+        "#sc-graph g[data-state=opening] rect",
+    )
+    .await;
+    let layout = "/api/scripts/order_confirmation.zh/layout";
+    let moved = tokio::time::timeout(WAIT, async {
+        loop {
+            let (_, v) = s.get(&s.analyst, layout).await;
+            if !v["positions"]["verify_time"].is_null() {
+                return v["positions"]["verify_time"].clone();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the layout saved after the drag");
+    let moved = json!([moved["x"], moved["y"]]);
+    assert_eq!(b.eval(&rect_of("verify_time")).await, moved);
+    assert_ne!(moved, before, "the box moved");
+    // Grabbed at its own centre, dropped on `opening`'s centre: the same place.
+    for i in 0..2 {
+        let d = moved[i].as_f64().unwrap() - opening[i].as_f64().unwrap();
+        assert!(d.abs() <= 2.0, "{moved} vs opening at {opening}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(scripts.join("order_confirmation.zh.yaml")).unwrap(),
+        saved_text,
+        "arranging the canvas does not touch the script"
+    );
+    b.screenshot(&shots.join("7b-flow-arranged.png")).await;
+    b.goto(&s.url(&format!("/console?key={}#scripts", s.admin)))
+        .await;
+    b.wait_for(
+        "the arranged flow after a reload",
+        "document.querySelector('#sc-graph g[data-state=verify_time]') !== null && !document.getElementById('sc-graph-auto').hidden",
+        WAIT,
+    )
+    .await;
+    assert_eq!(b.eval(&rect_of("verify_time")).await, moved);
+    b.click("#sc-graph-auto").await;
+    b.wait_for(
+        "the automatic layout back",
+        "document.getElementById('sc-graph-auto').hidden",
+        WAIT,
+    )
+    .await;
+    assert_ne!(b.eval(&rect_of("verify_time")).await, moved);
+    let cleared = tokio::time::timeout(WAIT, async {
+        loop {
+            let (_, v) = s.get(&s.analyst, layout).await;
+            if v["positions"] == json!({}) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(cleared.is_ok(), "自动排列 clears the kept layout");
 
     // Campaigns: a forecast over the uploaded list before launch, drawn per day.
     b.click("nav button[data-page=campaigns]").await;
