@@ -80,6 +80,12 @@ impl Default for Timing {
 }
 
 /// Root mean square of a frame (16-bit scale).
+/// The level that times mouth to ear ([`AgentRecord::reply_ms`]): 0.02 of full
+/// scale (−34 dBFS), the threshold the console's voice test uses on its
+/// microphone and speaker meters, so the phone's and the browser's figures are
+/// taken by the same rule.
+pub const REPLY_RMS: f32 = 0.02 * 32768.0;
+
 pub fn frame_rms(frame: &[i16]) -> f32 {
     if frame.is_empty() {
         return 0.0;
@@ -138,8 +144,8 @@ pub struct AgentRecord {
     /// Seconds of voiced bot audio heard.
     pub bot_speech_s: f64,
     /// Mouth to ear, as the callee hears it: per new line it finished without
-    /// talking over the bot, ms from its last voiced frame sent to the first
-    /// frame of the bot's next prompt heard (RTP, the callee's jitter buffer and
+    /// talking over the bot, ms from its last frame sent at [`REPLY_RMS`] to the
+    /// first frame heard at that level (RTP both ways, the jitter buffers and
     /// the bot's endpointing, ASR, dialog and TTS all inside).
     pub reply_ms: Vec<u64>,
     /// Why the callee hung up (`None`: the bot hung up, or the call failed).
@@ -203,7 +209,7 @@ pub struct Callee {
     spoke_until: u64,
     /// End of our last new line (not a repeat or extra): has the bot answered it?
     fresh_until: u64,
-    /// Last frame we sent with voice in it.
+    /// Last frame we sent at or above [`REPLY_RMS`].
     last_said_voiced: u64,
     /// A new line we finished, not yet answered: its last voiced frame.
     awaiting_reply: Option<u64>,
@@ -340,7 +346,13 @@ impl Callee {
         let t = self.timing.clone();
 
         // 1. Bot-prompt detection.
-        let voiced = frame_rms(heard) >= t.voice_rms;
+        let level = frame_rms(heard);
+        let voiced = level >= t.voice_rms;
+        if level >= REPLY_RMS {
+            if let Some(end) = self.awaiting_reply.take() {
+                self.record.reply_ms.push(f.saturating_sub(end) * FRAME_MS);
+            }
+        }
         let mut prompt_ended = false;
         let mut prompt_started = false;
         if voiced {
@@ -426,7 +438,7 @@ impl Callee {
                 let end = (pos + say.len()).min(audio.len());
                 let n = end.saturating_sub(pos);
                 say[..n].copy_from_slice(&audio[pos..end]);
-                if frame_rms(say) >= t.voice_rms {
+                if frame_rms(say) >= REPLY_RMS {
                     self.last_said_voiced = f;
                 }
                 if end >= audio.len() {
@@ -598,6 +610,16 @@ mod tests {
         assert!(
             (300 + 35 + 10..=300 + 36 + 25).contains(&r2),
             "second reply at {r2}"
+        );
+        // Mouth to ear, at the callee: the end of each new line to the bot's next
+        // prompt (the extra line is not timed: no new answer was due).
+        let last_before = |to: usize| (0..to).rev().find(|&i| spoke[i]).unwrap();
+        assert_eq!(
+            c.record().reply_ms,
+            vec![
+                (200 - last_before(200)) as u64 * FRAME_MS,
+                (420 - last_before(420)) as u64 * FRAME_MS
+            ]
         );
         // The goodbye gets the one extra reply (the last line again).
         assert_eq!(c.record().lines_said, vec!["yes", "right", "right"]);
