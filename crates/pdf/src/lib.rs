@@ -166,12 +166,25 @@ impl Band {
         let widths = if total_want <= avail {
             want
         } else if total_least <= avail {
-            let spare = avail - total_least;
-            let more = total_want - total_least;
+            // Max-min fair: the widest cap `c` with Σ min(want, max(least, c)) ≤ avail.
+            // Short columns (a masked phone, a date) stay whole and only the widest
+            // are cut; shares in proportion cut a little from every column, so which
+            // ones lost their last characters depended on the other rows' lengths.
+            let used =
+                |c: f32| -> f32 { least.iter().zip(&want).map(|(l, w)| w.min(l.max(c))).sum() };
+            let (mut lo, mut hi) = (0.0f32, want.iter().copied().fold(0.0, f32::max));
+            for _ in 0..40 {
+                let mid = (lo + hi) / 2.0;
+                if used(mid) <= avail {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
             least
                 .iter()
                 .zip(&want)
-                .map(|(l, w)| l + (w - l) * spare / more)
+                .map(|(l, w)| w.min(l.max(lo)))
                 .collect()
         } else {
             least.iter().map(|l| l * avail / total_least).collect()
@@ -498,6 +511,39 @@ mod tests {
     fn font() -> Option<Font> {
         let data = std::fs::read("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc").ok()?;
         Some(Font::from_bytes(data, 0).unwrap())
+    }
+
+    #[test]
+    fn short_columns_stay_whole_when_the_page_is_too_narrow_for_all() {
+        // Header widths (at size 1) and the widest cell of each column: a key, a
+        // phone, two long free-text columns that cannot all fit. In proportion the
+        // phone lost its last digits; max-min it is whole, as it is narrower than
+        // the share each long column gets.
+        let head_w = [2.0, 5.0, 5.0, 5.0];
+        let body_w = [4.0, 12.0, 60.0, 45.0];
+        let avail = 400.0;
+        let band = Band::fit(vec![0, 1, 2, 3], &head_w, &body_w, avail);
+        let pad = 2.0 * PAD_EM * band.size;
+        let want = |c: usize| head_w[c].max(body_w[c]) * band.size + pad;
+        assert!(
+            (band.widths.iter().sum::<f32>() - avail).abs() < 0.5,
+            "{:?}",
+            band.widths
+        );
+        for c in [0, 1] {
+            assert!(
+                (band.widths[c] - want(c)).abs() < 0.01,
+                "column {c} cut: {:?}",
+                band.widths
+            );
+        }
+        // The long ones share what is left equally (neither is given more than it wants).
+        assert!(
+            (band.widths[2] - band.widths[3]).abs() < 0.5,
+            "{:?}",
+            band.widths
+        );
+        assert!(band.widths[3] < want(3));
     }
 
     #[test]
