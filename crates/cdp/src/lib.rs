@@ -328,6 +328,19 @@ impl Browser {
         let doing = format!("dragging `{from}` onto `{to}`");
         let (x0, y0) = self.locate_in(&doing, from, true).await;
         let (x1, y1) = self.locate_in(&doing, to, false).await;
+        self.drag_between(&doing, (x0, y0), (x1, y1)).await;
+    }
+
+    /// Drags the first element matching `from` (scrolled into view) by `dx`, `dy` CSS
+    /// pixels from its centre, with the same real mouse events as [`Browser::drag`].
+    pub async fn drag_by(&mut self, from: &str, dx: f64, dy: f64) {
+        let doing = format!("dragging `{from}` by ({dx}, {dy})");
+        let (x0, y0) = self.locate_in(&doing, from, true).await;
+        self.drag_between(&doing, (x0, y0), (x0 + dx, y0 + dy))
+            .await;
+    }
+
+    async fn drag_between(&mut self, doing: &str, (x0, y0): (f64, f64), (x1, y1): (f64, f64)) {
         let mut events = vec![
             ("mouseMoved", x0, y0, "none", 0, 0),
             ("mousePressed", x0, y0, "left", 1, 1),
@@ -344,7 +357,7 @@ impl Browser {
             ));
         }
         events.push(("mouseReleased", x1, y1, "left", 0, 1));
-        self.mouse(&doing, &events).await;
+        self.mouse(doing, &events).await;
     }
 
     /// Focuses the first element matching `css` (an input, a textarea or a contenteditable)

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::*;
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 use waihu_cdp::{Browser, CHROMIUM};
 use waihu_testkit::have_peer_at;
 
@@ -444,20 +444,29 @@ async fn console_in_a_real_browser() {
         Some("declined")
     );
     b.screenshot(&shots.join("7-flow-new-state.png")).await;
-    // Arranging: `verify_time`'s box is dragged to where `opening` is drawn; the
+    // Arranging: `verify_time`'s box is dragged 120 px right and 60 px down; the
     // position is kept beside the script (its text untouched), the box is drawn there
     // again after a reload, and 自动排列 puts it back.
     let rect_of = |state: &str| {
         format!("(() => {{ const r = document.querySelector('#sc-graph g[data-state={state}] rect'); return [Number(r.getAttribute('x')), Number(r.getAttribute('y'))]; }})()")
     };
-    let before = b.eval(&rect_of("verify_time")).await;
-    let opening = b.eval(&rect_of("opening")).await;
+    let xy = |v: &Value| -> Vec<f64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_f64().unwrap())
+            .collect()
+    };
+    let before = xy(&b.eval(&rect_of("verify_time")).await);
+    // CSS pixels per canvas unit.
+    let scale = b
+        .eval("document.getElementById('sc-graph').getScreenCTM().a")
+        .await
+        .as_f64()
+        .unwrap();
     let saved_text = std::fs::read_to_string(scripts.join("order_confirmation.zh.yaml")).unwrap();
-    b.drag(
-        "#sc-graph g[data-state=verify_time] rect",
-        "#sc-graph g[data-state=opening] rect",
-    )
-    .await;
+    b.drag_by("#sc-graph g[data-state=verify_time] rect", 120.0, 60.0)
+        .await;
     let layout = "/api/scripts/order_confirmation.zh/layout";
     let moved = tokio::time::timeout(WAIT, async {
         loop {
@@ -470,13 +479,14 @@ async fn console_in_a_real_browser() {
     })
     .await
     .expect("the layout saved after the drag");
-    let moved = json!([moved["x"], moved["y"]]);
-    assert_eq!(b.eval(&rect_of("verify_time")).await, moved);
-    assert_ne!(moved, before, "the box moved");
-    // Grabbed at its own centre, dropped on `opening`'s centre: the same place.
-    for i in 0..2 {
-        let d = moved[i].as_f64().unwrap() - opening[i].as_f64().unwrap();
-        assert!(d.abs() <= 2.0, "{moved} vs opening at {opening}");
+    let moved = vec![moved["x"].as_f64().unwrap(), moved["y"].as_f64().unwrap()];
+    assert_eq!(xy(&b.eval(&rect_of("verify_time")).await), moved);
+    for (i, d) in [120.0, 60.0].into_iter().enumerate() {
+        let want = before[i] + d / scale;
+        assert!(
+            (moved[i] - want).abs() <= 2.0,
+            "moved to {moved:?}, from {before:?} by {d} px at {scale} px per unit"
+        );
     }
     assert_eq!(
         std::fs::read_to_string(scripts.join("order_confirmation.zh.yaml")).unwrap(),
@@ -492,7 +502,7 @@ async fn console_in_a_real_browser() {
         WAIT,
     )
     .await;
-    assert_eq!(b.eval(&rect_of("verify_time")).await, moved);
+    assert_eq!(xy(&b.eval(&rect_of("verify_time")).await), moved);
     b.click("#sc-graph-auto").await;
     b.wait_for(
         "the automatic layout back",
@@ -500,7 +510,7 @@ async fn console_in_a_real_browser() {
         WAIT,
     )
     .await;
-    assert_ne!(b.eval(&rect_of("verify_time")).await, moved);
+    assert_ne!(xy(&b.eval(&rect_of("verify_time")).await), moved);
     let cleared = tokio::time::timeout(WAIT, async {
         loop {
             let (_, v) = s.get(&s.analyst, layout).await;
