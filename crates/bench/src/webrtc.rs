@@ -221,13 +221,7 @@ async fn browser(home: &Path, codec: &str, calls: usize) -> anyhow::Result<Leg> 
     for i in 0..calls {
         let profile = tmp.path().join(format!("profile-{i}"));
         std::fs::create_dir_all(&profile)?;
-        let args = [
-            "--use-fake-ui-for-media-stream".to_string(),
-            "--use-fake-device-for-media-stream".to_string(),
-            format!("--use-file-for-fake-audio-capture={}%noloop", mic.display()),
-            "--autoplay-policy=no-user-gesture-required".to_string(),
-            "--allow-loopback-in-peer-connection".to_string(),
-        ];
+        let args = waihu_cdp::fake_microphone(&mic);
         let mut b = Browser::launch(&profile, &args).await;
         b.goto(&format!("{base}/console?key={key}#scripts")).await;
         b.wait_for(

@@ -63,6 +63,19 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// `waihu_testkit::have_peer_at("chromium", Path::new(waihu_cdp::CHROMIUM))`.
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 
+/// Flags for a page that talks over WebRTC with a fake microphone playing `wav` once
+/// (granted without a prompt), plays what it receives without a user gesture, and may
+/// connect to a server on loopback (which offers the address the page was loaded from).
+pub fn fake_microphone(wav: &Path) -> Vec<String> {
+    vec![
+        "--use-fake-ui-for-media-stream".to_string(),
+        "--use-fake-device-for-media-stream".to_string(),
+        format!("--use-file-for-fake-audio-capture={}%noloop", wav.display()),
+        "--autoplay-policy=no-user-gesture-required".to_string(),
+        "--allow-loopback-in-peer-connection".to_string(),
+    ]
+}
+
 const LAUNCH_TIMEOUT: Duration = Duration::from_secs(20);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 const LOAD_TIMEOUT: Duration = Duration::from_secs(30);

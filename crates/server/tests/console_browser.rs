@@ -722,14 +722,7 @@ async fn voice_test_over_webrtc() {
     let answer_at_ms = opening_ms + 4000;
 
     let profile = tempfile::tempdir().unwrap();
-    let args = [
-        "--use-fake-ui-for-media-stream".to_string(),
-        "--use-fake-device-for-media-stream".to_string(),
-        format!("--use-file-for-fake-audio-capture={}%noloop", mic.display()),
-        "--autoplay-policy=no-user-gesture-required".to_string(),
-        // The server offers the address the page was loaded from: loopback here.
-        "--allow-loopback-in-peer-connection".to_string(),
-    ];
+    let args = waihu_cdp::fake_microphone(&mic);
     let mut b = Browser::launch(profile.path(), &args).await;
     b.goto(&s.url(&format!("/console?key={}#scripts", s.admin)))
         .await;
