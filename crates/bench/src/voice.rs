@@ -46,6 +46,9 @@ pub struct Args {
     /// Print no rows (a caller prints what it takes from them).
     #[arg(skip)]
     pub quiet: bool,
+    /// The models directory (a caller's); default `WAIHU_MODELS_DIR`.
+    #[arg(skip)]
+    pub models: Option<PathBuf>,
 }
 
 #[derive(Debug, Serialize)]
@@ -146,8 +149,16 @@ pub(crate) fn levels(a: &Args) -> anyhow::Result<Vec<VoiceLevel>> {
             );
         }
         let tmp = tempfile::tempdir()?;
-        let models = std::env::var_os("WAIHU_MODELS_DIR").map(PathBuf::from);
+        let models = a
+            .models
+            .clone()
+            .or_else(|| std::env::var_os("WAIHU_MODELS_DIR").map(PathBuf::from));
         let data_dir = tmp.path();
+        if let Some(m) = &a.models {
+            // What `Kit::load` looks for under the data directory (the encoder, the voices) too.
+            std::os::unix::fs::symlink(m, data_dir.join("models"))
+                .with_context(|| format!("linking the models at {}", m.display()))?;
+        }
         let n = a.calls.unwrap_or((2 * level).max(4));
         let mut csv = String::from(
             "name,phone,timezone,order_id,order_item,order_amount,order_address,order_delivery\n",

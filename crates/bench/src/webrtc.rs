@@ -110,6 +110,8 @@ pub fn measure(home: &Path, a: &Args) -> anyhow::Result<Report> {
         speculate: "on".into(),
         json: false,
         quiet: a.json,
+        // The models the browser's bot uses (`WAIHU_MODELS_DIR`, else under `home`).
+        models: Some(waihu_speech::piper::models_dir(home)),
     })?;
     let sip = sip.first().context("the SIP run returned no row")?;
     let mut paths = vec![Leg {
