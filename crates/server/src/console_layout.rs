@@ -59,8 +59,8 @@ fn path(s: &AppState, name: &str) -> std::path::PathBuf {
     scripts_dir(s).join(LAYOUT_DIR).join(format!("{name}.json"))
 }
 
-/// The positions checked: state names as the script grammar allows them,
-/// finite coordinates on the canvas, a bounded count.
+/// The positions checked: printable state names, finite coordinates on the
+/// canvas, a bounded count.
 fn check(positions: &BTreeMap<String, Point>) -> Result<(), ApiError> {
     if positions.len() > MAX_POSITIONS {
         return Err(ApiError::bad_request(
@@ -69,17 +69,15 @@ fn check(positions: &BTreeMap<String, Point>) -> Result<(), ApiError> {
         ));
     }
     for (state, p) in positions {
+        // Only a key in this file: any state the script can name (the editor's and the
+        // validator's naming rules stay theirs), bounded and printable.
         let name_ok = !state.is_empty()
-            && state.len() <= 64
-            && state
-                .chars()
-                .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-'));
+            && state.chars().count() <= 64
+            && !state.chars().any(char::is_control);
         if !name_ok {
             return Err(ApiError::bad_request(
                 "bad_state",
-                format!(
-                    "positions: {state:?} is not a state name (1–64 letters, digits, '_' or '-')"
-                ),
+                format!("positions: {state:?} is not a state name (1–64 characters, none a control character)"),
             ));
         }
         for (axis, v) in [("x", p.x), ("y", p.y)] {

@@ -1006,12 +1006,13 @@ async fn the_flow_layout_is_kept_beside_the_script() {
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["positions"], json!({}), "never arranged: {v}");
 
-    let arranged = json!({"positions": {"opening": {"x": 400.0, "y": 12.0}, "verify_address": {"x": 40.5, "y": 300.0}}});
+    // Any name the script can give a state (the editor allows `.`; a hand-written script more).
+    let arranged = json!({"positions": {"opening": {"x": 400.0, "y": 12.0}, "verify_address": {"x": 40.5, "y": 300.0}, "步骤.2": {"x": 0.0, "y": 0.0}}});
     let (st, v) = s
         .send(Method::PUT, &s.analyst, path, Some(arranged.clone()))
         .await;
     assert_eq!(st, 200, "{v}");
-    assert_eq!(v["states"], 2, "{v}");
+    assert_eq!(v["states"], 3, "{v}");
     let (_, v) = s.get(&s.operator, path).await;
     assert_eq!(v["positions"], arranged["positions"], "{v}");
     // The script itself is untouched: same text, no version.
@@ -1026,9 +1027,9 @@ async fn the_flow_layout_is_kept_beside_the_script() {
             "positions.opening.x",
         ),
         (
-            json!({"positions": {"bad name": {"x": 1, "y": 0}}}),
+            json!({"positions": {"bad\nname": {"x": 1, "y": 0}}}),
             "bad_state",
-            "bad name",
+            "is not a state name",
         ),
         (json!({"positions": {"opening": {"x": 1}}}), "", "y"),
         (

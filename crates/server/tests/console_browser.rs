@@ -52,6 +52,21 @@ fn with_knowledge(s: &Server) -> PathBuf {
     scripts
 }
 
+/// The positions the server keeps at `layout`, once `done` holds for them (`None` after [`WAIT`]).
+async fn kept_layout(s: &Server, layout: &str, done: impl Fn(&Value) -> bool) -> Option<Value> {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let (_, v) = s.get(&s.analyst, layout).await;
+            if done(&v["positions"]) {
+                return v["positions"].clone();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .ok()
+}
+
 /// On the flow canvas: drag `from`'s port onto `to`, pick `intent` in the form
 /// that opens, connect.
 async fn connect_by_drag(b: &mut Browser, from: &str, to: &str, intent: &str) {
@@ -468,17 +483,10 @@ async fn console_in_a_real_browser() {
     b.drag_by("#sc-graph g[data-state=verify_time] rect", 120.0, 60.0)
         .await;
     let layout = "/api/scripts/order_confirmation.zh/layout";
-    let moved = tokio::time::timeout(WAIT, async {
-        loop {
-            let (_, v) = s.get(&s.analyst, layout).await;
-            if !v["positions"]["verify_time"].is_null() {
-                return v["positions"]["verify_time"].clone();
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .expect("the layout saved after the drag");
+    let moved = kept_layout(&s, layout, |p| !p["verify_time"].is_null())
+        .await
+        .expect("the layout saved after the drag")["verify_time"]
+        .clone();
     let moved = vec![moved["x"].as_f64().unwrap(), moved["y"].as_f64().unwrap()];
     assert_eq!(xy(&b.eval(&rect_of("verify_time")).await), moved);
     for (i, d) in [120.0, 60.0].into_iter().enumerate() {
@@ -511,17 +519,9 @@ async fn console_in_a_real_browser() {
     )
     .await;
     assert_ne!(xy(&b.eval(&rect_of("verify_time")).await), moved);
-    let cleared = tokio::time::timeout(WAIT, async {
-        loop {
-            let (_, v) = s.get(&s.analyst, layout).await;
-            if v["positions"] == json!({}) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await;
-    assert!(cleared.is_ok(), "自动排列 clears the kept layout");
+    kept_layout(&s, layout, |p| *p == json!({}))
+        .await
+        .expect("自动排列 clears the kept layout");
 
     // Campaigns: a forecast over the uploaded list before launch, drawn per day.
     b.click("nav button[data-page=campaigns]").await;
