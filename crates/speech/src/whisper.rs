@@ -75,6 +75,9 @@ pub struct WhisperModel {
     name: String,
     /// Cap on decoded tokens per second of audio (and an absolute cap).
     pub max_tokens_per_s: f32,
+    /// Hypotheses kept per step: 1 is greedy decoding (the default, the
+    /// fastest); faster-whisper and OpenAI's `transcribe` default to 5.
+    pub beam: usize,
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, WhisperError> {
@@ -468,6 +471,7 @@ impl WhisperModel {
                 }
             ),
             max_tokens_per_s: 12.0,
+            beam: 1,
         })
     }
 
@@ -596,51 +600,16 @@ impl WhisperModel {
             language = language.or(Some("en".to_string()));
         }
         tokens.push(sp.no_timestamps);
-        let prefix = tokens.len();
         let audio_s = audio.len() as f32 / SAMPLE_RATE as f32;
         let cap =
             ((audio_s * self.max_tokens_per_s) as usize + 8).min(cfg.max_target_positions / 2);
-        let mut logprob_sum = 0f64;
-        for step in 0..cap {
-            let input = Tensor::new(tokens.as_slice(), &dev)?.unsqueeze(0)?;
-            let mut l = model.next_logits(&input, &features, step == 0)?;
-            for &s in &self.suppress {
-                if let Some(v) = l.get_mut(s as usize) {
-                    *v = f32::NEG_INFINITY;
-                }
-            }
-            if step == 0 {
-                for &s in &self.suppress_begin {
-                    if let Some(v) = l.get_mut(s as usize) {
-                        *v = f32::NEG_INFINITY;
-                    }
-                }
-            }
-            // No special or timestamp tokens in text, except end of text.
-            for v in l.iter_mut().skip(sp.eot as usize + 1) {
-                *v = f32::NEG_INFINITY;
-            }
-            let (best, &best_v) = l
-                .iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .ok_or_else(|| candle_core::Error::Msg("empty logits".into()))?;
-            let max = best_v;
-            let lse = max + l.iter().map(|v| (v - max).exp()).sum::<f32>().ln();
-            logprob_sum += (best_v - lse) as f64;
-            let best = best as u32;
-            if best == sp.eot {
-                break;
-            }
-            tokens.push(best);
-            if let Some(extra) = repetition(&tokens[prefix..]) {
-                tokens.truncate(tokens.len() - extra);
-                break;
-            }
-        }
-        let text_tokens = &tokens[prefix..];
+        let (text_tokens, logprob_sum) = if self.beam > 1 {
+            self.beam_search(&mut model, &features, &tokens, cap, self.beam)?
+        } else {
+            self.greedy(&mut model, &features, &tokens, cap)?
+        };
         let n = (text_tokens.len() + 1) as f64;
-        let mut text = self.decode_text(text_tokens);
+        let mut text = self.decode_text(&text_tokens);
         if language.as_deref().is_some_and(crate::zh::is_chinese) {
             text = crate::zh::to_simplified(&text);
         }
@@ -650,6 +619,149 @@ impl WhisperModel {
             confidence: Some((logprob_sum / n).exp().clamp(0.0, 1.0) as f32),
             words: Vec::new(),
         })
+    }
+
+    /// Log-probabilities of the next token over the tokens allowed after
+    /// `step` text tokens: no suppressed tokens, no blank start, and nothing
+    /// past end of text (timestamps and other specials).
+    fn allowed_logprobs(&self, mut l: Vec<f32>, step: usize) -> Vec<f32> {
+        for &s in &self.suppress {
+            if let Some(v) = l.get_mut(s as usize) {
+                *v = f32::NEG_INFINITY;
+            }
+        }
+        if step == 0 {
+            for &s in &self.suppress_begin {
+                if let Some(v) = l.get_mut(s as usize) {
+                    *v = f32::NEG_INFINITY;
+                }
+            }
+        }
+        for v in l.iter_mut().skip(self.specials.eot as usize + 1) {
+            *v = f32::NEG_INFINITY;
+        }
+        let max = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let lse = max + l.iter().map(|v| (v - max).exp()).sum::<f32>().ln();
+        for v in l.iter_mut() {
+            *v -= lse;
+        }
+        l
+    }
+
+    /// Greedy decoding: the text tokens and the sum of their log-probabilities.
+    fn greedy(
+        &self,
+        model: &mut Net,
+        features: &Tensor,
+        prefix: &[u32],
+        cap: usize,
+    ) -> Result<(Vec<u32>, f64), WhisperError> {
+        let mut tokens = prefix.to_vec();
+        let mut logprob_sum = 0f64;
+        for step in 0..cap {
+            let input = Tensor::new(tokens.as_slice(), &Device::Cpu)?.unsqueeze(0)?;
+            let raw = model.next_logits(&input, features, step == 0)?;
+            let l = self.allowed_logprobs(raw, step);
+            let (best, &best_lp) = l
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .ok_or_else(|| candle_core::Error::Msg("empty logits".into()))?;
+            logprob_sum += best_lp as f64;
+            let best = best as u32;
+            if best == self.specials.eot {
+                break;
+            }
+            tokens.push(best);
+            if let Some(extra) = repetition(&tokens[prefix.len()..]) {
+                tokens.truncate(tokens.len() - extra);
+                break;
+            }
+        }
+        Ok((tokens[prefix.len()..].to_vec(), logprob_sum))
+    }
+
+    /// Beam search as OpenAI's and faster-whisper's decoders do it: `beam`
+    /// hypotheses advance together (one batched decoder pass per step, the
+    /// batch kept at `beam` rows so the cross-attention cache stays valid),
+    /// each proposes its `beam + 1` best next tokens, the best `beam`
+    /// unfinished continuations go on; an end of text (or a repetition loop)
+    /// finishes one. The winner has the best log-probability per token.
+    fn beam_search(
+        &self,
+        model: &mut Net,
+        features: &Tensor,
+        prefix: &[u32],
+        cap: usize,
+        beam: usize,
+    ) -> Result<(Vec<u32>, f64), WhisperError> {
+        let (_, t, d) = features.dims3()?;
+        let features = features.broadcast_as((beam, t, d))?.contiguous()?;
+        let mut live: Vec<(Vec<u32>, f64)> = vec![(Vec::new(), 0.0)];
+        let mut done: Vec<(Vec<u32>, f64)> = Vec::new();
+        for step in 0..cap {
+            if live.is_empty() || done.len() >= beam {
+                break;
+            }
+            // Rows past the live hypotheses repeat the first; their logits are ignored.
+            let rows: Vec<u32> = (0..beam)
+                .flat_map(|r| {
+                    let h = &live[r.min(live.len() - 1)].0;
+                    prefix.iter().chain(h.iter()).copied()
+                })
+                .collect();
+            let input = Tensor::from_vec(rows, (beam, prefix.len() + step), &Device::Cpu)?;
+            let logits = model.logits_rows(&input, &features, step == 0)?;
+            let mut candidates: Vec<(f64, usize, u32)> = Vec::new();
+            for (i, (_, score)) in live.iter().enumerate() {
+                let l = self.allowed_logprobs(logits[i].clone(), step);
+                let mut idx: Vec<u32> = (0..l.len() as u32)
+                    .filter(|&k| l[k as usize].is_finite())
+                    .collect();
+                let k = (beam + 1).min(idx.len());
+                if k == 0 {
+                    continue;
+                }
+                idx.select_nth_unstable_by(k - 1, |a, b| l[*b as usize].total_cmp(&l[*a as usize]));
+                for &tok in &idx[..k] {
+                    candidates.push((score + l[tok as usize] as f64, i, tok));
+                }
+            }
+            candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let mut next = Vec::with_capacity(beam);
+            for (score, i, tok) in candidates {
+                if next.len() >= beam {
+                    break;
+                }
+                let mut seq = live[i].0.clone();
+                if tok == self.specials.eot {
+                    if done.len() < beam {
+                        done.push((seq, score));
+                    }
+                    continue;
+                }
+                seq.push(tok);
+                if let Some(extra) = repetition(&seq) {
+                    seq.truncate(seq.len() - extra);
+                    if done.len() < beam {
+                        done.push((seq, score));
+                    }
+                    continue;
+                }
+                next.push((seq, score));
+            }
+            live = next;
+        }
+        if done.is_empty() {
+            done = live;
+        }
+        Ok(done
+            .into_iter()
+            .max_by(|a, b| {
+                let per = |h: &(Vec<u32>, f64)| h.1 / (h.0.len().max(1)) as f64;
+                per(a).total_cmp(&per(b))
+            })
+            .unwrap_or_default())
     }
 
     fn detect_language(
@@ -755,9 +867,23 @@ impl Net {
         features: &Tensor,
         flush: bool,
     ) -> candle_core::Result<Vec<f32>> {
+        self.logits_rows(tokens, features, flush)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| candle_core::Error::Msg("no logits".into()))
+    }
+
+    /// The logits of the token after each row of `tokens` (batch × length),
+    /// with `features` batched alike.
+    fn logits_rows(
+        &mut self,
+        tokens: &Tensor,
+        features: &Tensor,
+        flush: bool,
+    ) -> candle_core::Result<Vec<Vec<f32>>> {
         let last = |ys: &Tensor| -> candle_core::Result<Tensor> {
             let (_, seq, _) = ys.dims3()?;
-            ys.i((..1, seq - 1..))
+            ys.i((.., seq - 1..))
         };
         let logits = match self {
             Net::F32(m) => {
@@ -769,7 +895,7 @@ impl Net {
                 logits.forward(&last(&ys)?.contiguous()?)?
             }
         };
-        logits.i(0)?.i(0)?.to_vec1()
+        logits.squeeze(1)?.to_vec2()
     }
 }
 
@@ -814,6 +940,13 @@ impl WhisperAsr {
         Ok(WhisperAsr {
             model: Arc::new(WhisperModel::load(dir)?),
         })
+    }
+
+    /// Wraps a model loaded (and configured: instances, beam) by the caller.
+    pub fn from_model(model: WhisperModel) -> Self {
+        WhisperAsr {
+            model: Arc::new(model),
+        }
     }
 
     pub fn model(&self) -> &WhisperModel {

@@ -215,3 +215,57 @@ async fn served_whisper_answers_the_openai_client() {
     assert_eq!(models["data"][0]["object"], "model", "{models}");
     server.abort();
 }
+
+/// Beam search (5 hypotheses, one batched decoder pass per step) on the same
+/// telephone speech as greedy decoding: as accurate or better, never a
+/// different kind of output. A beam that mixed up its rows, or scored
+/// tokens against the wrong hypothesis, reads as noise (WER near 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beam_search_reads_telephone_speech_as_well_as_greedy() {
+    use waihu_speech::asr::UtteranceAsr;
+    use waihu_speech::whisper::WhisperModel;
+    let greedy = WhisperAsr::load(&model_dir()).unwrap();
+    let mut m = WhisperModel::load(&model_dir()).unwrap();
+    m.beam = 5;
+    let beam = WhisperAsr::from_model(m);
+    let synth = Synthesizer::new(Arc::new(EspeakTts::default()));
+    let sentences = [
+        "Could you call me back after five o'clock?",
+        "I already paid for that order last week.",
+        "Please remove my number from your list.",
+        "Who is calling, and which company are you from?",
+    ];
+    let opts = AsrOptions {
+        lang: Some("en".into()),
+        rate: 8000,
+        ..Default::default()
+    };
+    let (mut eg, mut eb, mut words) = (0, 0, 0);
+    for (i, s) in sentences.iter().enumerate() {
+        let v = Voice {
+            style: Style::NEUTRAL,
+            lang: LangChoice::En,
+            rate: 8000,
+        };
+        let clip = make_clip(
+            &synth.synthesize_all(s, v).unwrap(),
+            8000,
+            300,
+            300,
+            Some(20.0),
+            i as u64,
+        );
+        let g = greedy.transcribe(&clip.samples, 8000, &opts).await.unwrap();
+        let b = beam.transcribe(&clip.samples, 8000, &opts).await.unwrap();
+        assert!(b.confidence.is_some_and(|c| c > 0.0 && c <= 1.0));
+        let (e1, n) = word_errors(s, &g.text);
+        let (e2, _) = word_errors(s, &b.text);
+        eprintln!("{s:?}\n  greedy {:?} ({e1}/{n})\n  beam 5 {:?} ({e2}/{n})", g.text, b.text);
+        eg += e1;
+        eb += e2;
+        words += n;
+    }
+    let (wg, wb) = (eg as f64 / words as f64, eb as f64 / words as f64);
+    assert!(wb <= 0.5, "beam WER {wb:.2}");
+    assert!(wb <= wg + 0.1, "beam WER {wb:.2} vs greedy {wg:.2}");
+}
