@@ -30,6 +30,7 @@
 
 pub mod asr;
 pub mod azure;
+pub mod bpe;
 pub mod cache;
 pub mod cosyvoice;
 pub mod ct2;

@@ -66,6 +66,8 @@ pub struct WhisperModel {
     precision: Precision,
     vocab: Vec<String>,
     token_ids: HashMap<String, u32>,
+    /// The BPE encoder from `tokenizer.json`, when the model directory has one.
+    bpe: Option<crate::bpe::Bpe>,
     specials: Specials,
     suppress: Vec<u32>,
     suppress_begin: Vec<u32>,
@@ -159,22 +161,10 @@ pub fn log_mel(samples: &[f32], filters: &[f32], n_mels: usize) -> (Vec<f32>, us
 
 /// GPT-2 byte-level BPE: each byte is drawn as a printable character.
 fn byte_decoder() -> HashMap<char, u8> {
-    let mut bs: Vec<u32> = (b'!' as u32..=b'~' as u32)
-        .chain(0xA1..=0xAC)
-        .chain(0xAE..=0xFF)
-        .collect();
-    let mut cs = bs.clone();
-    let mut n = 0;
-    for b in 0..256u32 {
-        if !bs.contains(&b) {
-            bs.push(b);
-            cs.push(256 + n);
-            n += 1;
-        }
-    }
-    bs.iter()
-        .zip(&cs)
-        .filter_map(|(&b, &c)| char::from_u32(c).map(|ch| (ch, b as u8)))
+    crate::bpe::byte_chars()
+        .iter()
+        .enumerate()
+        .map(|(b, &c)| (c, b as u8))
         .collect()
 }
 
@@ -404,6 +394,12 @@ impl WhisperModel {
             .enumerate()
             .map(|(i, s)| (s.clone(), i as u32))
             .collect();
+        let bpe = match std::fs::read_to_string(dir.join("tokenizer.json")) {
+            Ok(json) => Some(
+                crate::bpe::Bpe::from_tokenizer_json(&json, &vocab).map_err(|e| invalid(dir, e))?,
+            ),
+            Err(_) => None,
+        };
         let id = |s: &str| token_ids.get(s).copied();
         let need = |s: &str| id(s).ok_or_else(|| invalid(dir, format!("vocabulary lacks {s}")));
         let multilingual = vocab_size >= 51865;
@@ -451,6 +447,7 @@ impl WhisperModel {
             precision,
             vocab,
             token_ids,
+            bpe,
             specials,
             suppress: ids("suppress_ids"),
             suppress_begin: ids("suppress_ids_begin"),
@@ -525,7 +522,7 @@ impl WhisperModel {
         self.multilingual
     }
 
-    fn decode_text(&self, tokens: &[u32]) -> String {
+    pub fn decode_text(&self, tokens: &[u32]) -> String {
         let dec = byte_decoder();
         let mut bytes = Vec::new();
         for &t in tokens {
@@ -539,10 +536,16 @@ impl WhisperModel {
         String::from_utf8_lossy(&bytes).trim().to_string()
     }
 
-    /// Whole-word tokens of a prompt (each word with a leading space), for
-    /// biasing towards names and products. Words missing from the vocabulary
-    /// as a single token are skipped: a full BPE encoder is not needed for this.
-    fn prompt_tokens(&self, prompt: &str) -> Vec<u32> {
+    /// The prompt's tokens, for biasing towards names and products: BPE as
+    /// Whisper's own tokenizer encodes `" " + prompt` (the last 100 tokens, as
+    /// Whisper keeps the end of a long prompt). Without a `tokenizer.json`,
+    /// only words that are a single token (with a leading space) are kept,
+    /// which drops nearly every Chinese word.
+    pub fn prompt_tokens(&self, prompt: &str) -> Vec<u32> {
+        if let Some(bpe) = &self.bpe {
+            let t = bpe.encode(&format!(" {}", prompt.trim()));
+            return t[t.len().saturating_sub(100)..].to_vec();
+        }
         let enc: HashMap<u8, char> = byte_decoder().into_iter().map(|(c, b)| (b, c)).collect();
         prompt
             .split(|c: char| c.is_whitespace() || c == ',')

@@ -260,7 +260,10 @@ async fn beam_search_reads_telephone_speech_as_well_as_greedy() {
         assert!(b.confidence.is_some_and(|c| c > 0.0 && c <= 1.0));
         let (e1, n) = word_errors(s, &g.text);
         let (e2, _) = word_errors(s, &b.text);
-        eprintln!("{s:?}\n  greedy {:?} ({e1}/{n})\n  beam 5 {:?} ({e2}/{n})", g.text, b.text);
+        eprintln!(
+            "{s:?}\n  greedy {:?} ({e1}/{n})\n  beam 5 {:?} ({e2}/{n})",
+            g.text, b.text
+        );
         eg += e1;
         eb += e2;
         words += n;
@@ -268,4 +271,22 @@ async fn beam_search_reads_telephone_speech_as_well_as_greedy() {
     let (wg, wb) = (eg as f64 / words as f64, eb as f64 / words as f64);
     assert!(wb <= 0.5, "beam WER {wb:.2}");
     assert!(wb <= wg + 0.1, "beam WER {wb:.2} vs greedy {wg:.2}");
+}
+
+/// The decoder prompt reaches Whisper as its own BPE tokens, Chinese
+/// included (the old whole-word lookup dropped every Chinese word, so script
+/// vocabulary never biased Mandarin recognition).
+#[test]
+fn prompts_encode_to_the_models_own_tokens() {
+    use waihu_speech::whisper::WhisperModel;
+    let m = WhisperModel::load(&models_dir("whisper-base")).unwrap();
+    for p in [
+        "星河商城, 张伟, 蓝色羽绒服",
+        "Star River, Mr. Johnson, air purifier",
+    ] {
+        let t = m.prompt_tokens(p);
+        assert_eq!(m.decode_text(&t), p);
+        // Merged: fewer tokens than UTF-8 bytes.
+        assert!(t.len() * 3 < p.len() * 2, "{p:?}: {} tokens", t.len());
+    }
 }
