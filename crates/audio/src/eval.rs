@@ -226,9 +226,305 @@ pub fn char_errors(reference: &str, hyp: &str) -> (usize, usize) {
     (edit_distance(&r, &h), r.len())
 }
 
+const ONES: [&str; 20] = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+];
+const TENS: [&str; 10] = [
+    "", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
+];
+
+/// An English cardinal in words, without "and": 129 → "one hundred twenty nine".
+pub fn cardinal_en(n: u64) -> String {
+    fn below_1000(n: u64, out: &mut Vec<String>) {
+        if n >= 100 {
+            out.push(ONES[(n / 100) as usize].into());
+            out.push("hundred".into());
+        }
+        let r = n % 100;
+        if r >= 20 {
+            out.push(TENS[(r / 10) as usize].into());
+            if r % 10 > 0 {
+                out.push(ONES[(r % 10) as usize].into());
+            }
+        } else if r > 0 || n == 0 {
+            out.push(ONES[r as usize].into());
+        }
+    }
+    if n == 0 {
+        return "zero".into();
+    }
+    let mut out = Vec::new();
+    for (scale, name) in [
+        (1_000_000_000_000u64, "trillion"),
+        (1_000_000_000, "billion"),
+        (1_000_000, "million"),
+        (1_000, "thousand"),
+    ] {
+        if n / scale % 1000 > 0 || (scale == 1_000_000_000_000 && n >= scale) {
+            below_1000((n / scale) % 1000, &mut out);
+            out.push(name.into());
+        }
+    }
+    if n % 1000 > 0 {
+        below_1000(n % 1000, &mut out);
+    }
+    out.join(" ")
+}
+
+/// The ordinal of a cardinal in words: "twenty one" → "twenty first".
+fn ordinal_words(cardinal: &str) -> String {
+    let (head, last) = cardinal.rsplit_once(' ').unwrap_or(("", cardinal));
+    let last = match last {
+        "one" => "first".to_string(),
+        "two" => "second".into(),
+        "three" => "third".into(),
+        "five" => "fifth".into(),
+        "eight" => "eighth".into(),
+        "nine" => "ninth".into(),
+        "twelve" => "twelfth".into(),
+        w if w.ends_with('y') => format!("{}ieth", &w[..w.len() - 1]),
+        w => format!("{w}th"),
+    };
+    if head.is_empty() {
+        last
+    } else {
+        format!("{head} {last}")
+    }
+}
+
+/// Digits one by one: "0123" → "zero one two three".
+fn digit_words(d: &str) -> String {
+    d.chars()
+        .filter_map(|c| c.to_digit(10))
+        .map(|v| ONES[v as usize])
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A run of digits as said: up to four digits (no leading zero) as a
+/// number, longer codes and zero-led ones digit by digit.
+fn number_words(d: &str) -> String {
+    if d.len() > 4 || (d.len() > 1 && d.starts_with('0')) {
+        digit_words(d)
+    } else {
+        cardinal_en(d.parse().unwrap_or(0))
+    }
+}
+
+/// English text with its written numbers spelled as they are said, so a
+/// transcript that writes "$129.99", "10%", "3:30" or "15th" scores the same
+/// as one that spells them (both sides of a WER go through it). Also
+/// "Mr./Mrs./Dr./St." → mister/missus/doctor/street, hyphens → spaces, and
+/// "and" inside a number ("one hundred and five") dropped.
+pub fn spoken_en(text: &str) -> String {
+    let mut words: Vec<String> = Vec::new();
+    for raw in text.split_whitespace() {
+        let tok = raw
+            .trim_matches(|c: char| c.is_ascii_punctuation() && !matches!(c, '$' | '%' | '\''))
+            .trim_end_matches(['.', ',']);
+        let lower = tok.to_lowercase();
+        let digits: String = lower.chars().filter(|c| *c != ',').collect();
+        if let Some(m) = digits.strip_prefix('$') {
+            let (int, frac) = m.split_once('.').unwrap_or((m, ""));
+            if !int.is_empty() && int.chars().all(|c| c.is_ascii_digit()) {
+                words.push(cardinal_en(int.parse().unwrap_or(0)));
+                words.push("dollars".into());
+                let cents: u64 = frac.parse().unwrap_or(0);
+                if cents > 0 {
+                    words.push(cardinal_en(cents));
+                    words.push("cents".into());
+                }
+                continue;
+            }
+        }
+        if let Some(p) = digits.strip_suffix('%') {
+            if !p.is_empty() && p.chars().all(|c| c.is_ascii_digit() || c == '.') {
+                words.push(spoken_en(p));
+                words.push("percent".into());
+                continue;
+            }
+        }
+        if let Some((h, m)) = digits.split_once(':') {
+            let m = m.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+            if (1..=2).contains(&h.len())
+                && m.len() == 2
+                && h.chars().chain(m.chars()).all(|c| c.is_ascii_digit())
+            {
+                words.push(cardinal_en(h.parse().unwrap_or(0)));
+                if m != "00" {
+                    if m.starts_with('0') {
+                        words.push("oh".into());
+                    }
+                    words.push(cardinal_en(m.parse().unwrap_or(0)));
+                }
+                continue;
+            }
+        }
+        let num_end = digits
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(digits.len());
+        if num_end > 0 {
+            let (num, rest) = digits.split_at(num_end);
+            if matches!(rest, "st" | "nd" | "rd" | "th") && !num.starts_with('0') {
+                words.push(ordinal_words(&cardinal_en(num.parse().unwrap_or(0))));
+                continue;
+            }
+            if let Some(frac) = rest.strip_prefix('.') {
+                if !frac.is_empty() && frac.chars().all(|c| c.is_ascii_digit()) {
+                    words.push(number_words(num));
+                    words.push("point".into());
+                    words.push(digit_words(frac));
+                    continue;
+                }
+            }
+        }
+        // Digits and letters mixed ("5b", "a4"): each run on its own.
+        let mut run = String::new();
+        let flush = |run: &mut String, words: &mut Vec<String>| {
+            if run.is_empty() {
+                return;
+            }
+            if run.chars().all(|c| c.is_ascii_digit()) {
+                words.push(number_words(run));
+            } else {
+                words.push(match run.as_str() {
+                    "mr" => "mister".into(),
+                    "mrs" => "missus".into(),
+                    "dr" => "doctor".into(),
+                    "st" => "street".into(),
+                    "ok" => "okay".into(),
+                    _ => run.clone(),
+                });
+            }
+            run.clear();
+        };
+        let mut prev_digit = None;
+        for c in digits.chars() {
+            if c == '-' || c == '/' {
+                flush(&mut run, &mut words);
+                prev_digit = None;
+                continue;
+            }
+            let d = c.is_ascii_digit();
+            if prev_digit.is_some_and(|p| p != d) && c.is_alphanumeric() {
+                flush(&mut run, &mut words);
+            }
+            if c.is_alphanumeric() || c == '\'' {
+                prev_digit = Some(d);
+            }
+            run.push(c);
+        }
+        flush(&mut run, &mut words);
+    }
+    let words: Vec<String> = words
+        .join(" ")
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    const NUMERIC: [&str; 3] = ["hundred", "thousand", "million"];
+    let is_num = |w: &str| ONES.contains(&w) || TENS[2..].contains(&w) || NUMERIC.contains(&w);
+    let mut out: Vec<&str> = Vec::with_capacity(words.len());
+    for (i, w) in words.iter().enumerate() {
+        if w == "and"
+            && i > 0
+            && NUMERIC.contains(&words[i - 1].as_str())
+            && words.get(i + 1).is_some_and(|n| is_num(n))
+        {
+            continue;
+        }
+        out.push(w);
+    }
+    out.join(" ")
+}
+
+/// Word errors of English with numbers normalised on both sides
+/// ([`spoken_en`]): (errors, reference words).
+pub fn word_errors_en(reference: &str, hyp: &str) -> (usize, usize) {
+    word_errors(&spoken_en(reference), &spoken_en(hyp))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn written_numbers_score_as_spoken() {
+        assert_eq!(cardinal_en(129), "one hundred twenty nine");
+        assert_eq!(cardinal_en(1_280), "one thousand two hundred eighty");
+        assert_eq!(cardinal_en(2_000_015), "two million fifteen");
+        assert_eq!(
+            spoken_en("The total is $1,280.50, about 10%."),
+            "the total is one thousand two hundred eighty dollars fifty cents about ten percent"
+        );
+        assert_eq!(
+            spoken_en("Come at 3:30 or 10:05"),
+            "come at three thirty or ten oh five"
+        );
+        assert_eq!(
+            spoken_en("on March 3rd, the 21st"),
+            "on march third the twenty first"
+        );
+        assert_eq!(spoken_en("Order 48213, call 415 555 0123"),
+            "order four eight two one three call four hundred fifteen five hundred fifty five zero one two three");
+        assert_eq!(
+            spoken_en("Apartment 5B, Mr. Lee's forty-two"),
+            "apartment five b mister lee's forty two"
+        );
+        assert_eq!(
+            word_errors_en(
+                "It costs one hundred and twenty nine dollars.",
+                "It costs $129."
+            ),
+            (0, 7)
+        );
+        assert_eq!(
+            word_errors_en("See you at five o'clock", "see you at 5 o'clock"),
+            (0, 5)
+        );
+        assert_eq!(word_errors_en("twelve", "11"), (1, 1));
+        // Never panics, whatever the text.
+        for s in [
+            "$",
+            "%",
+            ":",
+            "$.5",
+            "1:",
+            "12:345",
+            "0th",
+            "99999999999999999999",
+            "a-b/c",
+            "$1.2.3",
+        ] {
+            spoken_en(s);
+        }
+    }
+
+    proptest::proptest! {
+        /// Transcripts are outside input: any text normalises without a panic.
+        #[test]
+        fn spoken_en_takes_any_text(s in "[0-9$%:.,/a-zA-Z' -]{0,24}|\\PC{0,24}") {
+            spoken_en(&s);
+        }
+    }
 
     #[test]
     fn wer_counts_substitutions_insertions_deletions() {
