@@ -35,6 +35,7 @@
 pub mod agents;
 pub mod amd;
 pub mod api;
+pub mod asr_noise;
 pub mod audit;
 pub mod bandit;
 pub mod campaign;

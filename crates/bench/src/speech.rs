@@ -214,7 +214,7 @@ for f in files:
 
 /// The Python baseline's interpreter: a venv under the cache dir with
 /// faster-whisper installed (created on first use).
-fn faster_whisper_python() -> anyhow::Result<PathBuf> {
+pub(crate) fn faster_whisper_python() -> anyhow::Result<PathBuf> {
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."));

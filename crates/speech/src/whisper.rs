@@ -919,15 +919,17 @@ thread_local! {
     };
 }
 
-/// A decoding loop at the end of `t`: a phrase of 3..=12 tokens said twice
-/// in a row, or of 1..=2 tokens four times. Returns how many trailing tokens
-/// are repetition (to drop, keeping the first occurrence).
+/// A decoding loop at the end of `t`: a phrase of 3 or more tokens said
+/// twice in a row (a whole sentence included: on a short clip without
+/// Whisper's 30 s of padding the model may start the utterance over instead
+/// of ending it), or of 1..=2 tokens four times. Returns how many trailing
+/// tokens are repetition (to drop, keeping the first occurrence).
 fn repetition(t: &[u32]) -> Option<usize> {
     let copies = |n: usize, k: usize| {
         t.len() >= k * n
             && (1..k).all(|c| t[t.len() - n..] == t[t.len() - (c + 1) * n..t.len() - c * n])
     };
-    (3..=12)
+    (3..=t.len() / 2)
         .find(|&n| copies(n, 2))
         .or_else(|| (1..=2).find(|&n| copies(n, 4)).map(|n| 3 * n))
 }
@@ -1039,6 +1041,10 @@ mod tests {
         // "thank you thank you" (2 tokens twice) is speech, not a loop.
         assert_eq!(repetition(&[7, 8, 7, 8]), None);
         assert_eq!(repetition(&[1, 2, 3, 4, 5, 6]), None);
+        // A whole 14-token sentence started over.
+        let sentence: Vec<u32> = (100..114).collect();
+        let twice = [sentence.clone(), sentence].concat();
+        assert_eq!(repetition(&twice), Some(14));
     }
 
     #[test]
