@@ -262,7 +262,7 @@ pub fn cardinal_en(n: u64) -> String {
         let r = n % 100;
         if r >= 20 {
             out.push(TENS[(r / 10) as usize].into());
-            if r % 10 > 0 {
+            if !r.is_multiple_of(10) {
                 out.push(ONES[(r % 10) as usize].into());
             }
         } else if r > 0 || n == 0 {
@@ -279,12 +279,12 @@ pub fn cardinal_en(n: u64) -> String {
         (1_000_000, "million"),
         (1_000, "thousand"),
     ] {
-        if n / scale % 1000 > 0 || (scale == 1_000_000_000_000 && n >= scale) {
+        if !(n / scale).is_multiple_of(1000) || (scale == 1_000_000_000_000 && n >= scale) {
             below_1000((n / scale) % 1000, &mut out);
             out.push(name.into());
         }
     }
-    if n % 1000 > 0 {
+    if !n.is_multiple_of(1000) {
         below_1000(n % 1000, &mut out);
     }
     out.join(" ")

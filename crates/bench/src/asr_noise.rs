@@ -137,20 +137,20 @@ pub fn score(lang: &str, reference: &str, hyp: &str) -> (usize, usize) {
 /// The three virtual speakers: (speed, pitch).
 const SPEAKERS: [(f32, f32); 3] = [(1.0, 1.0), (0.9, 1.12), (1.15, 0.9)];
 
-/// The decoder prompt for an utterance: the script's vocabulary (for
-/// Mandarin after a Simplified-Chinese lead-in, which also keeps Whisper
-/// from writing Traditional characters).
-fn prompt(lang: &str, vocab: &[String], with_vocab: bool) -> Option<String> {
-    let v = if with_vocab {
-        vocab.join("，")
-    } else {
-        String::new()
-    };
-    match (lang, v.is_empty()) {
-        ("zh", true) => Some("以下是普通话的句子。".into()),
-        ("zh", false) => Some(format!("以下是普通话的句子。{v}")),
-        (_, true) => None,
-        (_, false) => Some(v.replace('，', ", ")),
+/// The recognition options of an utterance, as a campaign with
+/// `asr: {vocabulary: [...]}` sets them (`waihu_bot::asr_vocabulary`): the
+/// script's terms as hot words, for Mandarin after a Simplified-Chinese
+/// lead-in; without a vocabulary, no prompt (the product's default).
+fn options(lang: &str, vocab: &[String], with_vocab: bool) -> AsrOptions {
+    AsrOptions {
+        lang: Some(lang.to_string()),
+        rate: 8000,
+        prompt: (with_vocab && lang == "zh").then(|| waihu_bot::ZH_PROMPT.to_string()),
+        hotwords: if with_vocab {
+            vocab.to_vec()
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -404,12 +404,7 @@ pub fn run(data_dir: &Path, a: &Args) -> anyhow::Result<()> {
                     let handles: Vec<_> = pair
                         .iter()
                         .map(|c| {
-                            let opts = AsrOptions {
-                                lang: Some(lang.clone()),
-                                rate: 8000,
-                                prompt: prompt(lang, &items[c.item].vocab, setup.vocab_prompt),
-                                ..Default::default()
-                            };
+                            let opts = options(lang, &items[c.item].vocab, setup.vocab_prompt);
                             let (asr, samples) = (asr.clone(), c.samples.clone());
                             rt.spawn(async move {
                                 let t = Instant::now();
@@ -515,7 +510,7 @@ fn faster_whisper(
         "items": clips.iter().map(|c| serde_json::json!({
             "file": c.file,
             "lang": setup.lang,
-            "prompt": prompt(&setup.lang, &items[c.item].vocab, setup.vocab_prompt),
+            "prompt": options(&setup.lang, &items[c.item].vocab, setup.vocab_prompt).whisper_prompt(),
         })).collect::<Vec<_>>(),
     });
     let mut child = std::process::Command::new(py)

@@ -100,6 +100,7 @@ impl Kit {
             answerer: None,
             voice: None,
             announcements: None,
+            vocabulary: Vec::new(),
         })
     }
 }

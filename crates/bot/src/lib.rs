@@ -64,6 +64,37 @@ pub struct Kit {
     /// media or after answer, they are recognised by their audio fingerprint
     /// (before, and without, any ASR). None: words and SIT tones only.
     pub announcements: Option<waihu_amd::Library>,
+    /// Terms that bias recognition (a campaign's `asr.vocabulary`): literal
+    /// words and `{variable}` references to the call's variables, expanded
+    /// per call by [`asr_vocabulary`]. Empty: no prompt at all.
+    pub vocabulary: Vec<String>,
+}
+
+/// The lead-in of a Mandarin decoder prompt when a vocabulary is set: it
+/// keeps Whisper in Simplified characters and in spoken sentences.
+pub const ZH_PROMPT: &str = "以下是普通话的句子。";
+
+/// A call's recognition vocabulary: each term as written, a `{name}` replaced
+/// by the call variable's value (left out when the call has none); blank and
+/// repeated terms dropped, at most 32 terms of 64 characters.
+pub fn asr_vocabulary(terms: &[String], vars: &[(String, String)]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for t in terms {
+        let t = t.trim();
+        let value = match t.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
+            Some(name) => vars
+                .iter()
+                .find(|(k, _)| k == name.trim())
+                .map(|(_, v)| v.trim()),
+            None => Some(t),
+        };
+        if let Some(v) = value.filter(|v| !v.is_empty() && v.chars().count() <= 64) {
+            if !out.iter().any(|o| o == v) && out.len() < 32 {
+                out.push(v.to_string());
+            }
+        }
+    }
+    out
 }
 
 /// What an [`Answerer`] says to an out-of-script question: the sentences that
@@ -1312,10 +1343,13 @@ impl Brain {
     }
 
     fn asr_options(&self) -> AsrOptions {
+        let lang = self.script.lang().to_string();
+        let configured = !self.kit.vocabulary.is_empty();
         AsrOptions {
-            lang: Some(self.script.lang().to_string()),
-            hotwords: Vec::new(),
-            prompt: None,
+            hotwords: asr_vocabulary(&self.kit.vocabulary, &self.setup.vars),
+            prompt: (configured && waihu_speech::zh::is_chinese(&lang))
+                .then(|| ZH_PROMPT.to_string()),
+            lang: Some(lang),
             rate: RATE,
         }
     }
@@ -1670,6 +1704,32 @@ fn early_analysis(kind: waihu_amd::Announcement, reason: &str) -> Analysis {
 mod tests {
     use super::*;
     use waihu_core::CallOutcome;
+
+    #[test]
+    fn vocabulary_takes_the_calls_variables() {
+        let terms: Vec<String> = [
+            "星河商城",
+            "{name}",
+            "{product}",
+            "{missing}",
+            " ",
+            "星河商城",
+        ]
+        .map(String::from)
+        .to_vec();
+        let vars = vec![
+            ("name".to_string(), "张伟".to_string()),
+            ("product".to_string(), " 蓝色羽绒服 ".to_string()),
+        ];
+        assert_eq!(
+            asr_vocabulary(&terms, &vars),
+            vec!["星河商城", "张伟", "蓝色羽绒服"]
+        );
+        let long = vec!["x".repeat(65)];
+        assert!(asr_vocabulary(&long, &[]).is_empty());
+        let many: Vec<String> = (0..40).map(|i| format!("t{i}")).collect();
+        assert_eq!(asr_vocabulary(&many, &[]).len(), 32);
+    }
 
     #[test]
     fn carrier_announcements_name_the_network_outcome() {

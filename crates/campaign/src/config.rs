@@ -148,6 +148,11 @@ pub struct AsrFile {
     /// for a server).
     #[serde(default)]
     pub slots: Option<usize>,
+    /// Terms that bias recognition through the decoder prompt (Whisper) or
+    /// as hot words (FunASR): the shop, the product, and `{variable}`
+    /// references to each call's own values (`{name}`: the customer's name).
+    #[serde(default)]
+    pub vocabulary: Vec<String>,
 }
 
 fn default_asr_engine() -> String {
@@ -783,6 +788,33 @@ fn asr_check(f: &CampaignFile, bad: &mut impl FnMut(&str, String)) {
     }
     if a.slots.is_some_and(|n| n == 0 || n > 256) {
         bad("asr.slots", "between 1 and 256".into());
+    }
+    if a.vocabulary.len() > 32 {
+        bad(
+            "asr.vocabulary",
+            format!(
+                "{} terms: at most 32 (the prompt holds ~100 tokens)",
+                a.vocabulary.len()
+            ),
+        );
+    }
+    for (i, t) in a.vocabulary.iter().enumerate() {
+        let t = t.trim();
+        let var = t.strip_prefix('{').and_then(|r| r.strip_suffix('}'));
+        if t.is_empty() || t.chars().count() > 64 {
+            bad(&format!("asr.vocabulary[{i}]"), "1 to 64 characters".into());
+        } else if t.contains(['{', '}'])
+            && !var.is_some_and(|v| {
+                !v.is_empty()
+                    && v.chars()
+                        .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+            })
+        {
+            bad(
+                &format!("asr.vocabulary[{i}]"),
+                format!("{t:?}: a term, or a whole `{{variable}}`"),
+            );
+        }
     }
 }
 
@@ -1798,6 +1830,11 @@ asr: {engine: openai, url: "10.0.0.5:8000", slots: 0}
             ("asr: {url: 'http://x/v1'}", "asr.url"),
             ("asr: {api_key_env: K}", "asr.api_key_env"),
             ("asr: {model: ' '}", "asr.model"),
+            (
+                "asr: {vocabulary: ['星河商城', '{name']}",
+                "asr.vocabulary[1]",
+            ),
+            ("asr: {vocabulary: ['']}", "asr.vocabulary[0]"),
         ] {
             let e = Campaign::from_yaml(&format!("{MIN}{bad}\n")).unwrap_err();
             assert!(e.issues.iter().any(|i| i.path == path), "{bad}: {e:?}");

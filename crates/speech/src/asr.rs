@@ -29,8 +29,10 @@ pub struct AsrOptions {
 }
 
 impl AsrOptions {
-    /// The initial prompt for Whisper-style engines: the prompt, then the hot words.
+    /// The initial prompt for Whisper-style engines: the prompt, then the hot
+    /// words (for Chinese joined by "，" with no spaces, as Chinese is written).
     pub fn whisper_prompt(&self) -> Option<String> {
+        let zh = self.lang.as_deref().is_some_and(crate::zh::is_chinese);
         let mut parts: Vec<String> = self
             .prompt
             .iter()
@@ -38,13 +40,37 @@ impl AsrOptions {
             .cloned()
             .collect();
         if !self.hotwords.is_empty() {
-            parts.push(self.hotwords.join(", "));
+            parts.push(self.hotwords.join(if zh { "，" } else { ", " }));
         }
         if parts.is_empty() {
             None
         } else {
-            Some(parts.join(" "))
+            Some(parts.join(if zh { "" } else { " " }))
         }
+    }
+}
+
+#[cfg(test)]
+mod prompt_tests {
+    use super::*;
+
+    #[test]
+    fn prompts_are_written_as_the_language_is() {
+        let o = |lang: &str, prompt: Option<&str>, hot: &[&str]| AsrOptions {
+            lang: Some(lang.into()),
+            prompt: prompt.map(String::from),
+            hotwords: hot.iter().map(|s| s.to_string()).collect(),
+            rate: 8000,
+        };
+        assert_eq!(
+            o("zh", Some("以下是普通话的句子。"), &["星河商城", "张伟"]).whisper_prompt(),
+            Some("以下是普通话的句子。星河商城，张伟".into())
+        );
+        assert_eq!(
+            o("en", None, &["Star River", "Johnson"]).whisper_prompt(),
+            Some("Star River, Johnson".into())
+        );
+        assert_eq!(o("en", Some(" "), &[]).whisper_prompt(), None);
     }
 }
 

@@ -194,6 +194,7 @@ fn kit_loader(
     llm: bool,
     voiceprint: Option<(waihu_store::Store, usize, i64)>,
     announcements: Option<waihu_amd::Library>,
+    vocabulary: Vec<String>,
 ) -> impl FnOnce(&ScriptKit) -> Result<Kit, BoxError> + '_ {
     move |script| {
         let mut kit = match asr {
@@ -203,6 +204,7 @@ fn kit_loader(
             AsrPlan::Server(asr) => Kit::with_asr(ctx.home(), script.lang(), asr, slots)?,
         };
         kit.announcements = announcements;
+        kit.vocabulary = vocabulary;
         if llm {
             let answerer = crate::cmd::llm::LiveAnswerer::from_env()
                 .map_err(|e| -> BoxError { format!("{e:#}").into() })?;
@@ -390,6 +392,11 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<()> {
             a.voiceprint
                 .then(|| (store.clone(), a.voice_crowd, a.voice_keep_days)),
             announcements,
+            parsed
+                .as_ref()
+                .and_then(|c| c.asr.as_ref())
+                .map(|f| f.vocabulary.clone())
+                .unwrap_or_default(),
         );
         let (id, summary, node) = match &a.node {
             None => {
@@ -630,7 +637,15 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
                 messages: None,
                 agents: None,
             };
-            let kit = kit_loader(ctx, AsrPlan::Whisper(None), None, false, None, None);
+            let kit = kit_loader(
+                ctx,
+                AsrPlan::Whisper(None),
+                None,
+                false,
+                None,
+                None,
+                Vec::new(),
+            );
             let Rehearsed {
                 campaign: id,
                 summary,
