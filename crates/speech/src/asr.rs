@@ -30,7 +30,8 @@ pub struct AsrOptions {
 
 impl AsrOptions {
     /// The initial prompt for Whisper-style engines: the prompt, then the hot
-    /// words (for Chinese joined by "，" with no spaces, as Chinese is written).
+    /// words (for Chinese joined by "，" with no spaces, as Chinese is
+    /// written; none after a prompt that ends a clause).
     pub fn whisper_prompt(&self) -> Option<String> {
         let zh = self.lang.as_deref().is_some_and(crate::zh::is_chinese);
         let mut parts: Vec<String> = self
@@ -43,10 +44,20 @@ impl AsrOptions {
             parts.push(self.hotwords.join(if zh { "，" } else { ", " }));
         }
         if parts.is_empty() {
-            None
-        } else {
-            Some(parts.join(if zh { "" } else { " " }))
+            return None;
         }
+        if !zh {
+            return Some(parts.join(" "));
+        }
+        // Chinese: no spaces; a "，" between parts unless the first ends a clause.
+        let mut out = parts[0].trim_end().to_string();
+        for p in &parts[1..] {
+            if !out.ends_with(['。', '，', '！', '？', '；', '：', '、']) {
+                out.push('，');
+            }
+            out.push_str(p.trim());
+        }
+        Some(out)
     }
 }
 
@@ -71,6 +82,14 @@ mod prompt_tests {
             Some("Star River, Johnson".into())
         );
         assert_eq!(o("en", Some(" "), &[]).whisper_prompt(), None);
+        assert_eq!(
+            o("zh", Some("订单确认"), &["王伟"]).whisper_prompt(),
+            Some("订单确认，王伟".into())
+        );
+        assert_eq!(
+            o("en", Some("Order check."), &["Wang"]).whisper_prompt(),
+            Some("Order check. Wang".into())
+        );
     }
 }
 

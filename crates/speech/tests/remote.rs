@@ -127,7 +127,8 @@ async fn openai_transcribes_with_options_and_confidence() {
     let f = seen.lock().unwrap()[0].clone();
     assert_eq!(f["model"], "whisper-1");
     assert_eq!(f["response_format"], "verbose_json");
-    assert_eq!(f["prompt"], "订单确认 星河商城, 王伟");
+    // Chinese as it is written: "，" between the parts, no spaces.
+    assert_eq!(f["prompt"], "订单确认，星河商城，王伟");
     assert_eq!(f["authorization"], "Bearer sk-local");
     assert_eq!(f["filename"], "audio.wav");
 }
